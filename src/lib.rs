@@ -3,3 +3,4 @@
 //! See ARCHITECTURE.md for the map of modules and the rules each one keeps.
 
 pub mod catalog;
+pub mod store;

@@ -18,6 +18,8 @@ use std::ops::Range;
 /// Larger documents are refused before parsing (the largest real one is 46 MB).
 pub const MAX_DOCUMENT_BYTES: usize = 256 << 20;
 const MAX_DEPTH: usize = 256;
+/// Namespaces whose prefixes fragments drop (or map to `b.`, `m.`, `d.`).
+const MSUS_NAMESPACES: &[u8] = b"http://schemas.microsoft.com/msus/";
 
 /// A document that cannot be parsed: where, which update (when its identity was already read),
 /// and what is wrong. Callers add which file or batch it came from.
@@ -187,6 +189,8 @@ impl Attributes {
 
 struct Frame {
     role: Role,
+    /// Namespace of an element outside the msus namespaces (see `FOREIGN_NAMESPACE_RULE`).
+    foreign_ns: Option<Range<usize>>,
     /// Fragment name of the element, in `Parser::names`.
     name: Range<usize>,
     /// Byte offset of the start tag.
@@ -210,6 +214,7 @@ struct Parser<'a> {
     reader: NsReader<&'a [u8]>,
     stack: Vec<Frame>,
     names: String,
+    foreign_namespaces: String,
     attributes: Attributes,
     text: String,
     want_text: bool,
@@ -258,6 +263,7 @@ impl<'a> Parser<'a> {
             reader,
             stack: Vec::with_capacity(32),
             names: String::with_capacity(1024),
+            foreign_namespaces: String::new(),
             attributes: Attributes::default(),
             text: String::new(),
             want_text: false,
@@ -404,7 +410,24 @@ impl<'a> Parser<'a> {
         let is_localized_properties = in_update_ns && local == "LocalizedProperties";
         let name = name_start..self.names.len();
 
+        // FOREIGN_NAMESPACE_RULE: elements outside the msus namespaces (the CBS package manifest,
+        // `urn:schemas-microsoft-com:asm.v3`) are copied with their namespace: real WSUS writes
+        // `<assembly xmlns="urn:schemas-microsoft-com:asm.v3" ...>` in Core (cbs/ fragments).
+        let foreign = !uri.is_empty() && !uri.starts_with(MSUS_NAMESPACES) && uri != ns::XSI;
+        let parent_foreign = self.stack.last().and_then(|f| f.foreign_ns.clone()).map(|r| &self.foreign_namespaces.as_bytes()[r]);
+        let declare_namespace = foreign && parent_foreign != Some(uri);
+        let foreign_ns = if foreign {
+            let start = self.foreign_namespaces.len();
+            self.foreign_namespaces.push_str(std::str::from_utf8(uri).map_err(|_| self.error(at, "namespace is not valid UTF-8"))?);
+            Some(start..self.foreign_namespaces.len())
+        } else {
+            None
+        };
         self.attributes.clear();
+        if declare_namespace && let Some(r) = &foreign_ns {
+            let uri = self.foreign_namespaces[r.clone()].to_string();
+            self.attributes.push("xmlns", false, &uri);
+        }
         for attr in e.attributes() {
             let attr = attr.map_err(|err| self.error(at, format!("malformed attribute: {err}")))?;
             if attr.key.as_namespace_binding().is_some() {
@@ -468,7 +491,7 @@ impl<'a> Parser<'a> {
         if role == Role::Handler {
             self.in_handler += 1;
         }
-        self.stack.push(Frame { role, name, start: at });
+        self.stack.push(Frame { role, foreign_ns, name, start: at });
         if empty {
             self.end()?;
         }
@@ -499,6 +522,9 @@ impl<'a> Parser<'a> {
             self.finish_capture(target, capture.out);
         }
         self.names.truncate(frame.name.start);
+        if let Some(r) = frame.foreign_ns {
+            self.foreign_namespaces.truncate(r.start);
+        }
         if frame.role == Role::Handler {
             self.in_handler -= 1;
         }
@@ -808,6 +834,22 @@ mod tests {
         let mut doc = MINIMAL.as_bytes().to_vec();
         doc[5] = 0xff;
         assert_eq!(parse_update(&doc).unwrap_err().offset, 5);
+    }
+
+    #[test]
+    fn cbs_manifest_keeps_its_own_namespace_as_real_wsus_does() {
+        // Shape of cbs/cbs-rollupfix-core-reduced.xml: the manifest under CbsPackageApplicabilityMetadata
+        // keeps xmlns="urn:schemas-microsoft-com:asm.v3" on its top element only.
+        let doc = MINIMAL.replace(
+            "</upd:Update>",
+            r#"<upd:ApplicabilityRules><upd:Metadata><cbsar:CbsPackageApplicabilityMetadata xmlns:cbsar="http://schemas.microsoft.com/msus/2002/12/CbsApplicabilityRules"><assembly xmlns="urn:schemas-microsoft-com:asm.v3" manifestVersion="1.0"><assemblyIdentity name="Package_for_RollupFix" /><package identifier="KB5026368"></package></assembly></cbsar:CbsPackageApplicabilityMetadata></upd:Metadata></upd:ApplicabilityRules></upd:Update>"#,
+        );
+        let p = parse_update(doc.as_bytes()).unwrap();
+        assert!(
+            p.fragments.core.ends_with(r#"<ApplicabilityRules><Metadata><CbsPackageApplicabilityMetadata><assembly xmlns="urn:schemas-microsoft-com:asm.v3" manifestVersion="1.0"><assemblyIdentity name="Package_for_RollupFix" /><package identifier="KB5026368" /></assembly></CbsPackageApplicabilityMetadata></Metadata></ApplicabilityRules>"#),
+            "{}",
+            p.fragments.core
+        );
     }
 
     #[test]

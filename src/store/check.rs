@@ -1,0 +1,130 @@
+//! `ferry check`: is the store consistent, and (deep) does every stored byte still match.
+
+use super::ingest::fragments_digest;
+use super::{Store, StoreResult};
+use crate::catalog::parse_update;
+use serde::Serialize;
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct CheckProblem {
+    /// What is affected: the database, a revision, a content file.
+    pub subject: String,
+    pub problem: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct CheckReport {
+    pub revisions_checked: u64,
+    pub documents_reparsed: u64,
+    pub files_checked: u64,
+    pub bytes_hashed: u64,
+    pub problems: Vec<CheckProblem>,
+}
+
+impl CheckReport {
+    pub fn is_clean(&self) -> bool {
+        self.problems.is_empty()
+    }
+
+    fn problem(&mut self, subject: impl Into<String>, problem: impl Into<String>) {
+        self.problems.push(CheckProblem { subject: subject.into(), problem: problem.into() });
+    }
+}
+
+impl Store {
+    /// Checks database integrity and catalog invariants; with `deep`, also re-parses every
+    /// document against its stored fragments and re-hashes every content file against both
+    /// digests. `progress` is called with (bytes done, bytes total) while hashing.
+    pub fn check(&self, deep: bool, progress: &mut dyn FnMut(u64, u64)) -> StoreResult<CheckReport> {
+        let mut report = CheckReport::default();
+        let db = self.db_path().display().to_string();
+
+        let integrity: Vec<String> = {
+            let mut stmt = self.conn.prepare(if deep { "PRAGMA integrity_check" } else { "PRAGMA quick_check" }).map_err(|e| self.err("checking integrity", e))?;
+            stmt.query_map([], |r| r.get(0)).and_then(|rows| rows.collect()).map_err(|e| self.err("checking integrity", e))?
+        };
+        for line in integrity.into_iter().filter(|l| l != "ok") {
+            report.problem(&db, format!("SQLite integrity: {line}"));
+        }
+        let fk: Vec<(String, i64)> = {
+            let mut stmt = self.conn.prepare("PRAGMA foreign_key_check").map_err(|e| self.err("checking foreign keys", e))?;
+            stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).and_then(|rows| rows.collect()).map_err(|e| self.err("checking foreign keys", e))?
+        };
+        for (table, rowid) in fk {
+            report.problem(&db, format!("table {table}, row {rowid}: refers to a missing row"));
+        }
+
+        let invariants: [(&str, &str); 5] = [
+            (
+                "SELECT update_id || ': ' || SUM(is_latest) || ' revisions marked newest' FROM revisions GROUP BY update_id HAVING SUM(is_latest) != 1",
+                "every update has exactly one newest revision",
+            ),
+            (
+                "SELECT r.update_id || '/' || r.revision_number || ' is marked newest but revision ' || MAX(o.revision_number) || ' exists'
+                 FROM revisions r JOIN revisions o ON o.update_id = r.update_id WHERE r.is_latest = 1 GROUP BY r.revision_id HAVING MAX(o.revision_number) > r.revision_number",
+                "the newest revision has the highest number",
+            ),
+            (
+                "SELECT r.update_id || '/' || r.revision_number FROM revisions r LEFT JOIN revision_documents d ON d.revision_id = r.revision_id WHERE d.revision_id IS NULL",
+                "every revision has its document and fragments",
+            ),
+            (
+                "SELECT hex(rf.sha1) FROM revision_files rf LEFT JOIN files f ON f.sha1 = rf.sha1 WHERE f.sha1 IS NULL",
+                "every file a revision names has a file record",
+            ),
+            ("SELECT revision_id FROM revisions WHERE revision_id > 2147483647 OR revision_id < 1", "revision ids fit in 31 bits"),
+        ];
+        for (sql, rule) in invariants {
+            let mut stmt = self.conn.prepare(sql).map_err(|e| self.err(format!("checking that {rule}"), e))?;
+            let bad: Vec<String> = stmt
+                .query_map([], |r| r.get::<_, rusqlite::types::Value>(0))
+                .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
+                .map_err(|e| self.err(format!("checking that {rule}"), e))?
+                .into_iter()
+                .map(|v| format!("{v:?}"))
+                .collect();
+            for b in bad {
+                report.problem(format!("catalog ({rule})"), b);
+            }
+        }
+        report.revisions_checked = self.conn.query_row("SELECT COUNT(*) FROM revisions", [], |r| r.get::<_, i64>(0)).map_err(|e| self.err("counting", e))? as u64;
+
+        if deep {
+            let mut stmt = self
+                .conn
+                .prepare("SELECT r.revision_id, r.update_id, r.revision_number, r.fragments_sha256, d.document FROM revisions r JOIN revision_documents d USING (revision_id)")
+                .map_err(|e| self.err("re-reading documents", e))?;
+            let mut rows = stmt.query([]).map_err(|e| self.err("re-reading documents", e))?;
+            while let Some(row) = rows.next().map_err(|e| self.err("re-reading documents", e))? {
+                let (update_id, rev): (String, i32) = (row.get(1).map_err(|e| self.err("re-reading documents", e))?, row.get(2).map_err(|e| self.err("re-reading documents", e))?);
+                let stored: Vec<u8> = row.get(3).map_err(|e| self.err("re-reading documents", e))?;
+                let document = row.get_ref(4).and_then(|v| v.as_blob().map_err(Into::into)).map_err(|e| self.err("re-reading documents", e))?;
+                report.documents_reparsed += 1;
+                match parse_update(document) {
+                    Ok(parsed) if fragments_digest(&parsed)[..] == stored[..] => {}
+                    Ok(_) => report.problem(format!("revision {update_id}/{rev}"), "stored fragments differ from the ones its document yields"),
+                    Err(e) => report.problem(format!("revision {update_id}/{rev}"), format!("stored document no longer parses: {e}")),
+                }
+            }
+        }
+
+        let files = self.all_files()?;
+        let total: u64 = files.iter().filter(|f| f.present).map(|f| f.size).sum();
+        for f in files.iter().filter(|f| f.present) {
+            let expected = f.expected();
+            let path = self.content().path(&f.sha1, &f.extension);
+            if deep {
+                match self.content().verify(&expected) {
+                    Ok(_) => {}
+                    Err(e) => report.problem(path.display().to_string(), e.to_string()),
+                }
+                report.bytes_hashed += f.size;
+                progress(report.bytes_hashed, total);
+            } else if !self.content().has(&expected) {
+                report.problem(path.display().to_string(), format!("{}: missing or of the wrong size", f.file_name));
+            }
+            report.files_checked += 1;
+        }
+        Ok(report)
+    }
+}

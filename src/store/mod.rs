@@ -1,0 +1,117 @@
+//! The store: a SQLite database (`ferry.db`, WAL) and the content tree beside it.
+//!
+//! ```text
+//! DIR/ferry.db                                  catalog, approvals, computers, channel state
+//! DIR/content/<XX>/<SHA1 upper hex>.<ext>       payloads, the WsusContent layout
+//! ```
+//!
+//! Invariant: every other module reaches the database through this module's types; no SQL
+//! lives elsewhere, so a second backend (PostgreSQL) can be added behind the same API.
+//! Invariant: a revision id, once assigned, never changes and is never reused.
+
+mod check;
+mod content;
+mod error;
+mod ingest;
+mod query;
+mod schema;
+
+pub use check::{CheckProblem, CheckReport};
+pub use content::{ContentError, ContentStore, ExpectedFile, FileHasher, HashingWriter, VerifiedFile, hash_reader};
+pub use error::{StoreError, StoreResult};
+pub use ingest::{AddOutcome, IngestBatch, IngestReport};
+pub use query::*;
+
+use rusqlite::{Connection, OptionalExtension};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub const DATABASE_FILE: &str = "ferry.db";
+
+/// One open store: a connection and the content tree. Cheap to open; open one per thread.
+pub struct Store {
+    dir: PathBuf,
+    conn: Connection,
+    content: ContentStore,
+}
+
+impl Store {
+    /// Opens the store in `dir`, creating it (and its schema) when it does not exist yet.
+    pub fn open_or_create(dir: &Path) -> StoreResult<Store> {
+        std::fs::create_dir_all(dir).map_err(|e| StoreError::io(dir, e))?;
+        Self::open_at(dir)
+    }
+
+    /// Opens an existing store; a missing one is an error that says how to create it.
+    pub fn open(dir: &Path) -> StoreResult<Store> {
+        if !dir.join(DATABASE_FILE).is_file() {
+            return Err(StoreError::Missing(dir.to_path_buf()));
+        }
+        Self::open_at(dir)
+    }
+
+    fn open_at(dir: &Path) -> StoreResult<Store> {
+        let db_path = dir.join(DATABASE_FILE);
+        let conn = Connection::open(&db_path).map_err(|e| StoreError::sqlite(&db_path, "opening the database", e))?;
+        let mut store = Store { dir: dir.to_path_buf(), conn, content: ContentStore::new(dir.join("content")) };
+        store.configure()?;
+        store.migrate()?;
+        Ok(store)
+    }
+
+    fn configure(&mut self) -> StoreResult<()> {
+        self.conn.busy_timeout(Duration::from_secs(30)).map_err(|e| self.err("setting the busy timeout", e))?;
+        self.conn
+            .execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA cache_size = -65536;")
+            .map_err(|e| self.err("configuring the database", e))
+    }
+
+    fn migrate(&mut self) -> StoreResult<()> {
+        let version: usize = self.conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(|e| self.err("reading the schema version", e))?;
+        if version > schema::MIGRATIONS.len() {
+            return Err(StoreError::TooNew { path: self.db_path(), found: version, known: schema::MIGRATIONS.len() });
+        }
+        for (i, sql) in schema::MIGRATIONS.iter().enumerate().skip(version) {
+            let db = self.db_path();
+            let tx = self.conn.transaction().map_err(|e| StoreError::sqlite(&db, "starting a migration", e))?;
+            tx.execute_batch(sql).map_err(|e| StoreError::sqlite(&db, format!("applying schema migration {}", i + 1), e))?;
+            tx.pragma_update(None, "user_version", i + 1).map_err(|e| StoreError::sqlite(&db, "recording the schema version", e))?;
+            tx.commit().map_err(|e| StoreError::sqlite(&db, "committing a migration", e))?;
+        }
+        Ok(())
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn db_path(&self) -> PathBuf {
+        self.dir.join(DATABASE_FILE)
+    }
+
+    pub fn content(&self) -> &ContentStore {
+        &self.content
+    }
+
+    pub(crate) fn err(&self, context: impl Into<String>, e: rusqlite::Error) -> StoreError {
+        StoreError::sqlite(&self.db_path(), context, e)
+    }
+
+    pub fn setting(&self, key: &str) -> StoreResult<Option<String>> {
+        self.conn
+            .query_row("SELECT value FROM settings WHERE key = ?1", [key], |r| r.get(0))
+            .optional()
+            .map_err(|e| self.err(format!("reading setting {key}"), e))
+    }
+
+    pub fn set_setting(&self, key: &str, value: &str) -> StoreResult<()> {
+        self.conn
+            .execute("INSERT INTO settings (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = excluded.value", [key, value])
+            .map(|_| ())
+            .map_err(|e| self.err(format!("writing setting {key}"), e))
+    }
+}
+
+pub(crate) fn now_rfc3339() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}

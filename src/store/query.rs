@@ -1,0 +1,497 @@
+//! Read-side queries of the catalog: listings, one update in detail, fragments, the summary.
+
+use super::content::ExpectedFile;
+use super::{Store, StoreError, StoreResult};
+use crate::catalog::{Guid, Sha1Digest, Sha256Digest};
+use rusqlite::{OptionalExtension, Row, params};
+use serde::Serialize;
+use std::collections::HashMap;
+
+/// One revision as listings show it.
+#[derive(Debug, Clone, Serialize)]
+pub struct UpdateSummary {
+    pub revision_id: i32,
+    pub update_id: String,
+    pub revision_number: i32,
+    pub update_type: String,
+    pub category_kind: Option<String>,
+    pub title: Option<String>,
+    pub kb_article: Option<String>,
+    pub msrc_severity: Option<String>,
+    pub publication_state: Option<String>,
+    pub is_bundle: bool,
+    pub creation_date: Option<String>,
+    pub classification: Option<String>,
+    pub products: Vec<String>,
+}
+
+/// What to list. Defaults: the newest revision of every software and driver update an
+/// administrator would approve (not categories, detectoids or bundle members).
+#[derive(Debug, Clone, Default)]
+pub struct UpdateFilter {
+    /// Also categories, detectoids and bundle members.
+    pub all: bool,
+    /// Case-insensitive substring of the title, or a KB number.
+    pub text: Option<String>,
+    /// Classification title (case-insensitive, prefix match: "security" finds "Security Updates") or GUID.
+    pub classification: Option<String>,
+    /// Product title (case-insensitive substring) or GUID.
+    pub product: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct FileSummary {
+    pub file_name: String,
+    pub size: u64,
+    pub sha1: Sha1Digest,
+    pub sha256: Option<Sha256Digest>,
+    pub extension: String,
+    pub patching_type: Option<String>,
+    pub present: bool,
+    /// `XX/SHA1.ext` under the content root and `/Content/`.
+    pub content_path: String,
+}
+
+impl FileSummary {
+    pub fn expected(&self) -> ExpectedFile {
+        ExpectedFile { sha1: self.sha1, sha256: self.sha256, size: self.size, extension: self.extension.clone(), file_name: self.file_name.clone() }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PrerequisiteGroup {
+    pub is_category: bool,
+    pub update_ids: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct UpdateDetail {
+    #[serde(flatten)]
+    pub summary: UpdateSummary,
+    pub description: Option<String>,
+    pub security_bulletin: Option<String>,
+    pub handler: Option<String>,
+    pub languages: Vec<String>,
+    pub prerequisites: Vec<PrerequisiteGroup>,
+    pub bundled_updates: Vec<String>,
+    pub bundled_in: Vec<String>,
+    pub supersedes: Vec<String>,
+    pub superseded_by: Vec<String>,
+    pub files: Vec<FileSummary>,
+    pub core_size: u64,
+    pub document_size: u64,
+    pub other_revisions: Vec<i32>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct CatalogStatus {
+    pub revisions: u64,
+    pub updates: u64,
+    pub by_type: Vec<(String, u64)>,
+    pub categories_by_kind: Vec<(String, u64)>,
+    pub bundles: u64,
+    pub expired: u64,
+    pub files: u64,
+    pub file_bytes: u64,
+    pub files_present: u64,
+    pub present_bytes: u64,
+    pub document_bytes: u64,
+    pub catalog_stamp: i64,
+}
+
+/// The fragment kinds a client can be served.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FragmentKind {
+    Core,
+    Extended,
+    Localized(String),
+}
+
+const SUMMARY_COLUMNS: &str = "revision_id, update_id, revision_number, update_type, category_kind, title, kb_article, msrc_severity, publication_state, is_bundle, creation_date";
+
+fn summary_from_row(r: &Row<'_>) -> rusqlite::Result<UpdateSummary> {
+    Ok(UpdateSummary {
+        revision_id: r.get(0)?,
+        update_id: r.get(1)?,
+        revision_number: r.get(2)?,
+        update_type: r.get(3)?,
+        category_kind: r.get(4)?,
+        title: r.get(5)?,
+        kb_article: r.get(6)?,
+        msrc_severity: r.get(7)?,
+        publication_state: r.get(8)?,
+        is_bundle: r.get(9)?,
+        creation_date: r.get(10)?,
+        classification: None,
+        products: Vec::new(),
+    })
+}
+
+/// Titles and kinds of the newest revision of every category.
+#[derive(Debug, Clone, Default)]
+pub struct CategoryIndex {
+    pub by_id: HashMap<String, (String, Option<String>)>,
+}
+
+impl CategoryIndex {
+    pub fn kind(&self, update_id: &str) -> Option<&str> {
+        self.by_id.get(update_id).map(|(k, _)| k.as_str())
+    }
+
+    pub fn title(&self, update_id: &str) -> Option<&str> {
+        self.by_id.get(update_id).and_then(|(_, t)| t.as_deref())
+    }
+
+    /// Resolves a classification or product given by GUID or by (part of its) title.
+    pub fn matching(&self, kind: &str, wanted: &str) -> Vec<String> {
+        if let Ok(g) = Guid::parse(wanted) {
+            return vec![g.to_string()];
+        }
+        let w = wanted.to_lowercase();
+        let mut ids: Vec<String> = self
+            .by_id
+            .iter()
+            .filter(|(_, (k, t))| k == kind && t.as_ref().is_some_and(|t| t.to_lowercase().contains(&w)))
+            .map(|(id, _)| id.clone())
+            .collect();
+        ids.sort();
+        ids
+    }
+}
+
+impl Store {
+    pub fn category_index(&self) -> StoreResult<CategoryIndex> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT update_id, COALESCE(category_kind, ''), title FROM revisions WHERE update_type = 'Category' AND is_latest = 1")
+            .map_err(|e| self.err("listing categories", e))?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, (r.get::<_, String>(1)?, r.get::<_, Option<String>>(2)?))))
+            .and_then(|rows| rows.collect::<rusqlite::Result<HashMap<_, _>>>())
+            .map_err(|e| self.err("listing categories", e))?;
+        Ok(CategoryIndex { by_id: rows })
+    }
+
+    /// Category memberships (product and classification ids) of revisions: every prerequisite
+    /// naming a category, and for bundle members those of their bundles.
+    fn memberships(&self, categories: &CategoryIndex) -> StoreResult<HashMap<i32, Vec<String>>> {
+        let mut map: HashMap<i32, Vec<String>> = HashMap::new();
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT p.revision_id, p.update_id FROM prerequisites p JOIN revisions r ON r.revision_id = p.revision_id WHERE r.is_latest = 1")
+            .map_err(|e| self.err("reading prerequisites", e))?;
+        let rows = stmt.query_map([], |r| Ok((r.get::<_, i32>(0)?, r.get::<_, String>(1)?))).map_err(|e| self.err("reading prerequisites", e))?;
+        for row in rows {
+            let (rid, uid) = row.map_err(|e| self.err("reading prerequisites", e))?;
+            if categories.by_id.contains_key(&uid) {
+                map.entry(rid).or_default().push(uid);
+            }
+        }
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT m.revision_id, b.revision_id FROM bundle_members b
+                 JOIN revisions m ON m.update_id = b.member_update_id AND m.revision_number = b.member_revision_number",
+            )
+            .map_err(|e| self.err("reading bundle members", e))?;
+        let edges: Vec<(i32, i32)> = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .and_then(|rows| rows.collect())
+            .map_err(|e| self.err("reading bundle members", e))?;
+        for (member, bundle) in edges {
+            if let Some(cats) = map.get(&bundle).cloned() {
+                let entry = map.entry(member).or_default();
+                for c in cats {
+                    if !entry.contains(&c) {
+                        entry.push(c);
+                    }
+                }
+            }
+        }
+        Ok(map)
+    }
+
+    fn decorate(&self, list: &mut [UpdateSummary], categories: &CategoryIndex, memberships: &HashMap<i32, Vec<String>>) {
+        for s in list {
+            let Some(cats) = memberships.get(&s.revision_id) else { continue };
+            for c in cats {
+                match categories.kind(c) {
+                    Some("UpdateClassification") if s.classification.is_none() => s.classification = categories.title(c).map(str::to_string),
+                    Some("Product") => s.products.extend(categories.title(c).map(str::to_string)),
+                    _ => {}
+                }
+            }
+        }
+    }
+
+    /// Lists the newest revisions matching `filter`, ordered by creation date (newest first).
+    pub fn list_updates(&self, filter: &UpdateFilter) -> StoreResult<Vec<UpdateSummary>> {
+        let categories = self.category_index()?;
+        let memberships = self.memberships(&categories)?;
+        let sql = if filter.all {
+            format!("SELECT {SUMMARY_COLUMNS} FROM revisions WHERE is_latest = 1 ORDER BY creation_date DESC, revision_id DESC")
+        } else {
+            format!(
+                "SELECT {SUMMARY_COLUMNS} FROM revisions r WHERE is_latest = 1 AND update_type IN ('Software', 'Driver')
+                 AND NOT EXISTS (SELECT 1 FROM bundle_members b WHERE b.member_update_id = r.update_id)
+                 ORDER BY creation_date DESC, revision_id DESC"
+            )
+        };
+        let mut stmt = self.conn.prepare(&sql).map_err(|e| self.err("listing updates", e))?;
+        let mut list: Vec<UpdateSummary> =
+            stmt.query_map([], summary_from_row).and_then(|rows| rows.collect()).map_err(|e| self.err("listing updates", e))?;
+        self.decorate(&mut list, &categories, &memberships);
+
+        let classification_ids = filter.classification.as_deref().map(|c| {
+            let mut ids = categories.matching("UpdateClassification", c);
+            // "security" should find "Security Updates" but not match inside other words only.
+            ids.retain(|id| categories.title(id).is_none_or(|t| t.to_lowercase().starts_with(&c.to_lowercase())) || Guid::parse(c).is_ok());
+            ids
+        });
+        let product_ids = filter.product.as_deref().map(|p| categories.matching("Product", p));
+        let text = filter.text.as_deref().map(|t| t.trim_start_matches("KB").trim_start_matches("kb").to_lowercase());
+        list.retain(|s| {
+            let cats = memberships.get(&s.revision_id);
+            let in_any = |ids: &Vec<String>| cats.is_some_and(|c| c.iter().any(|x| ids.contains(x)));
+            classification_ids.as_ref().is_none_or(in_any)
+                && product_ids.as_ref().is_none_or(in_any)
+                && text.as_ref().is_none_or(|t| {
+                    s.kb_article.as_deref() == Some(t.as_str()) || s.title.as_ref().is_some_and(|title| title.to_lowercase().contains(t.as_str()))
+                })
+        });
+        Ok(list)
+    }
+
+    /// Resolves `UpdateID`, `UpdateID/revision`, a KB number (`5026368` or `KB5026368`) or a
+    /// revision id prefixed with `#` to revision ids (newest revisions unless a revision is named).
+    pub fn resolve_update(&self, id: &str) -> StoreResult<Vec<i32>> {
+        let id = id.trim();
+        let query = |sql: &str, p: &[&dyn rusqlite::ToSql]| -> StoreResult<Vec<i32>> {
+            let mut stmt = self.conn.prepare_cached(sql).map_err(|e| self.err(format!("resolving {id}"), e))?;
+            stmt.query_map(p, |r| r.get(0)).and_then(|rows| rows.collect()).map_err(|e| self.err(format!("resolving {id}"), e))
+        };
+        let found = if let Some((guid, rev)) = id.split_once('/') {
+            let guid = Guid::parse(guid).map_err(|e| StoreError::NotFound(e.to_string()))?;
+            let rev: i32 = rev.parse().map_err(|_| StoreError::NotFound(format!("{id}: the revision number after '/' must be an integer")))?;
+            query("SELECT revision_id FROM revisions WHERE update_id = ?1 AND revision_number = ?2", &[&guid.to_string(), &rev])?
+        } else if let Ok(guid) = Guid::parse(id) {
+            query("SELECT revision_id FROM revisions WHERE update_id = ?1 AND is_latest = 1", &[&guid.to_string()])?
+        } else if let Some(rid) = id.strip_prefix('#') {
+            let rid: i32 = rid.parse().map_err(|_| StoreError::NotFound(format!("{id}: a revision id after '#' must be an integer")))?;
+            query("SELECT revision_id FROM revisions WHERE revision_id = ?1", &[&rid])?
+        } else {
+            let kb = id.strip_prefix("KB").or_else(|| id.strip_prefix("kb")).unwrap_or(id);
+            if kb.is_empty() || !kb.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(StoreError::NotFound(format!("{id:?} is neither an UpdateID, UpdateID/revision, #revision-id nor a KB number")));
+            }
+            query("SELECT revision_id FROM revisions WHERE kb_article = ?1 AND is_latest = 1 ORDER BY revision_id", &[&kb])?
+        };
+        if found.is_empty() {
+            return Err(StoreError::NotFound(format!("no update {id} in the store (see `ferry updates list`)")));
+        }
+        Ok(found)
+    }
+
+    pub fn update_summary(&self, revision_id: i32) -> StoreResult<UpdateSummary> {
+        let categories = self.category_index()?;
+        let mut s = self
+            .conn
+            .query_row(&format!("SELECT {SUMMARY_COLUMNS} FROM revisions WHERE revision_id = ?1"), [revision_id], summary_from_row)
+            .optional()
+            .map_err(|e| self.err(format!("reading revision {revision_id}"), e))?
+            .ok_or_else(|| StoreError::NotFound(format!("no revision #{revision_id}")))?;
+        let cats = self.revision_categories(revision_id, &categories)?;
+        let memberships = HashMap::from([(revision_id, cats)]);
+        self.decorate(std::slice::from_mut(&mut s), &categories, &memberships);
+        Ok(s)
+    }
+
+    fn revision_categories(&self, revision_id: i32, categories: &CategoryIndex) -> StoreResult<Vec<String>> {
+        let mut ids = self.strings(
+            "SELECT update_id FROM prerequisites WHERE revision_id = ?1
+             UNION SELECT p.update_id FROM bundle_members b
+               JOIN revisions m ON m.update_id = b.member_update_id AND m.revision_number = b.member_revision_number
+               JOIN prerequisites p ON p.revision_id = b.revision_id
+             WHERE m.revision_id = ?1",
+            revision_id,
+        )?;
+        ids.retain(|id| categories.by_id.contains_key(id));
+        Ok(ids)
+    }
+
+    fn strings(&self, sql: &str, revision_id: i32) -> StoreResult<Vec<String>> {
+        let mut stmt = self.conn.prepare_cached(sql).map_err(|e| self.err("reading relationships", e))?;
+        stmt.query_map([revision_id], |r| r.get(0)).and_then(|rows| rows.collect()).map_err(|e| self.err("reading relationships", e))
+    }
+
+    pub fn update_detail(&self, revision_id: i32) -> StoreResult<UpdateDetail> {
+        let summary = self.update_summary(revision_id)?;
+        let (description, security_bulletin, handler, core_size, document_size): (Option<String>, Option<String>, Option<String>, i64, i64) = self
+            .conn
+            .query_row(
+                "SELECT (SELECT description FROM localized_properties l WHERE l.revision_id = r.revision_id
+                         ORDER BY l.language = 'en' DESC, l.language = r.default_language DESC LIMIT 1),
+                        security_bulletin, handler, core_size, document_size FROM revisions r WHERE revision_id = ?1",
+                [revision_id],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+            )
+            .map_err(|e| self.err(format!("reading revision {revision_id}"), e))?;
+        let mut prerequisites: Vec<PrerequisiteGroup> = Vec::new();
+        {
+            let mut stmt = self
+                .conn
+                .prepare_cached("SELECT clause, update_id, is_category FROM prerequisites WHERE revision_id = ?1 ORDER BY clause, rowid")
+                .map_err(|e| self.err("reading prerequisites", e))?;
+            let rows = stmt
+                .query_map([revision_id], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, bool>(2)?)))
+                .map_err(|e| self.err("reading prerequisites", e))?;
+            let mut last = -1;
+            for row in rows {
+                let (clause, id, is_category) = row.map_err(|e| self.err("reading prerequisites", e))?;
+                if clause != last {
+                    prerequisites.push(PrerequisiteGroup { is_category, update_ids: Vec::new() });
+                    last = clause;
+                }
+                prerequisites.last_mut().expect("pushed above").update_ids.push(id);
+            }
+        }
+        let update_id = summary.update_id.clone();
+        let languages = self.strings("SELECT language FROM localized_properties WHERE revision_id = ?1 ORDER BY language", revision_id)?;
+        let bundled_updates = self.strings(
+            "SELECT member_update_id || '/' || member_revision_number FROM bundle_members WHERE revision_id = ?1 ORDER BY clause, rowid",
+            revision_id,
+        )?;
+        let bundled_in = self.strings(
+            "SELECT DISTINCT p.update_id || '/' || p.revision_number FROM bundle_members b JOIN revisions p ON p.revision_id = b.revision_id
+             JOIN revisions m ON m.update_id = b.member_update_id AND m.revision_number = b.member_revision_number WHERE m.revision_id = ?1",
+            revision_id,
+        )?;
+        let supersedes = self.strings("SELECT superseded_update_id FROM supersedences WHERE revision_id = ?1", revision_id)?;
+        let superseded_by = self.strings(
+            "SELECT DISTINCT r.update_id FROM supersedences s JOIN revisions r ON r.revision_id = s.revision_id
+             WHERE s.superseded_update_id = (SELECT update_id FROM revisions WHERE revision_id = ?1) AND r.is_latest = 1",
+            revision_id,
+        )?;
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT revision_id FROM revisions WHERE update_id = ?1 AND revision_id != ?2 ORDER BY revision_number")
+            .map_err(|e| self.err("listing revisions", e))?;
+        let other_revisions =
+            stmt.query_map(params![update_id, revision_id], |r| r.get(0)).and_then(|rows| rows.collect()).map_err(|e| self.err("listing revisions", e))?;
+        Ok(UpdateDetail {
+            files: self.revision_files(revision_id)?,
+            summary,
+            description,
+            security_bulletin,
+            handler,
+            languages,
+            prerequisites,
+            bundled_updates,
+            bundled_in,
+            supersedes,
+            superseded_by,
+            core_size: core_size as u64,
+            document_size: document_size as u64,
+            other_revisions,
+        })
+    }
+
+    pub fn revision_files(&self, revision_id: i32) -> StoreResult<Vec<FileSummary>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT f.file_name, f.size, f.sha1, f.sha256, f.extension, f.patching_type, f.present FROM revision_files rf
+                 JOIN files f ON f.sha1 = rf.sha1 WHERE rf.revision_id = ?1 ORDER BY f.file_name",
+            )
+            .map_err(|e| self.err("listing files", e))?;
+        let rows = stmt.query_map([revision_id], file_from_row).map_err(|e| self.err("listing files", e))?;
+        rows.collect::<rusqlite::Result<Vec<_>>>().map_err(|e| self.err("listing files", e))
+    }
+
+    /// Every file record, for content checks and packaging.
+    pub fn all_files(&self) -> StoreResult<Vec<FileSummary>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT file_name, size, sha1, sha256, extension, patching_type, present FROM files ORDER BY sha1")
+            .map_err(|e| self.err("listing files", e))?;
+        let rows = stmt.query_map([], file_from_row).map_err(|e| self.err("listing files", e))?;
+        rows.collect::<rusqlite::Result<Vec<_>>>().map_err(|e| self.err("listing files", e))
+    }
+
+    /// A fragment exactly as clients get it; `None` when the revision has none of that kind
+    /// (e.g. no localized properties in that language).
+    pub fn fragment(&self, revision_id: i32, kind: &FragmentKind) -> StoreResult<Option<String>> {
+        let bytes: Option<Vec<u8>> = match kind {
+            FragmentKind::Core => self.conn.query_row("SELECT core FROM revision_documents WHERE revision_id = ?1", [revision_id], |r| r.get(0)).optional(),
+            FragmentKind::Extended => {
+                self.conn.query_row("SELECT extended FROM revision_documents WHERE revision_id = ?1", [revision_id], |r| r.get(0)).optional()
+            }
+            FragmentKind::Localized(lang) => self
+                .conn
+                .query_row("SELECT fragment FROM localized_properties WHERE revision_id = ?1 AND language = ?2", params![revision_id, lang], |r| r.get(0))
+                .optional(),
+        }
+        .map_err(|e| self.err(format!("reading a fragment of revision #{revision_id}"), e))?;
+        Ok(bytes.map(|b| String::from_utf8(b).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())))
+    }
+
+    /// The full update document as it was received.
+    pub fn document(&self, revision_id: i32) -> StoreResult<Vec<u8>> {
+        self.conn
+            .query_row("SELECT document FROM revision_documents WHERE revision_id = ?1", [revision_id], |r| r.get(0))
+            .optional()
+            .map_err(|e| self.err(format!("reading the document of revision #{revision_id}"), e))?
+            .ok_or_else(|| StoreError::NotFound(format!("no document for revision #{revision_id}")))
+    }
+
+    pub fn catalog_status(&self) -> StoreResult<CatalogStatus> {
+        let one = |sql: &str| -> StoreResult<i64> { self.conn.query_row(sql, [], |r| r.get(0)).map_err(|e| self.err("summarizing the catalog", e)) };
+        let pairs = |sql: &str| -> StoreResult<Vec<(String, u64)>> {
+            let mut stmt = self.conn.prepare(sql).map_err(|e| self.err("summarizing the catalog", e))?;
+            stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64)))
+                .and_then(|rows| rows.collect())
+                .map_err(|e| self.err("summarizing the catalog", e))
+        };
+        Ok(CatalogStatus {
+            revisions: one("SELECT COUNT(*) FROM revisions")? as u64,
+            updates: one("SELECT COUNT(*) FROM revisions WHERE is_latest = 1")? as u64,
+            by_type: pairs("SELECT update_type, COUNT(*) FROM revisions WHERE is_latest = 1 GROUP BY update_type ORDER BY update_type")?,
+            categories_by_kind: pairs(
+                "SELECT COALESCE(category_kind, 'Other'), COUNT(*) FROM revisions WHERE is_latest = 1 AND update_type = 'Category' GROUP BY 1 ORDER BY 1",
+            )?,
+            bundles: one("SELECT COUNT(*) FROM revisions WHERE is_latest = 1 AND is_bundle = 1")? as u64,
+            expired: one("SELECT COUNT(*) FROM revisions WHERE is_latest = 1 AND publication_state = 'Expired'")? as u64,
+            files: one("SELECT COUNT(*) FROM files")? as u64,
+            file_bytes: one("SELECT COALESCE(SUM(size), 0) FROM files")? as u64,
+            files_present: one("SELECT COUNT(*) FROM files WHERE present = 1")? as u64,
+            present_bytes: one("SELECT COALESCE(SUM(size), 0) FROM files WHERE present = 1")? as u64,
+            document_bytes: one("SELECT COALESCE(SUM(document_size), 0) FROM revisions")? as u64,
+            catalog_stamp: self.setting("catalog_stamp")?.and_then(|s| s.parse().ok()).unwrap_or(0),
+        })
+    }
+
+    /// Records that verified content for `sha1` is in the tree.
+    pub fn mark_file_present(&self, sha1: &Sha1Digest, present: bool) -> StoreResult<()> {
+        self.conn
+            .execute("UPDATE files SET present = ?2 WHERE sha1 = ?1", params![&sha1.0[..], present])
+            .map(|_| ())
+            .map_err(|e| self.err(format!("marking file {sha1}"), e))
+    }
+}
+
+fn file_from_row(r: &Row<'_>) -> rusqlite::Result<FileSummary> {
+    let sha1: Vec<u8> = r.get(2)?;
+    let sha256: Option<Vec<u8>> = r.get(3)?;
+    let sha1 = Sha1Digest::from_slice(&sha1).ok_or_else(|| rusqlite::Error::IntegralValueOutOfRange(2, sha1.len() as i64))?;
+    let extension: String = r.get(4)?;
+    Ok(FileSummary {
+        file_name: r.get(0)?,
+        size: r.get::<_, i64>(1)? as u64,
+        content_path: super::ContentStore::relative_path(&sha1, &extension),
+        sha1,
+        sha256: sha256.as_deref().and_then(Sha256Digest::from_slice),
+        extension,
+        patching_type: r.get(5)?,
+        present: r.get(6)?,
+    })
+}

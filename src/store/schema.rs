@@ -1,0 +1,108 @@
+//! The SQLite schema, as numbered migrations (`PRAGMA user_version` is the number applied).
+//!
+//! Invariant: a migration, once released, never changes; new needs get a new migration.
+
+/// Migrations in order; `MIGRATIONS[i]` brings the schema from version `i` to `i + 1`.
+pub const MIGRATIONS: &[&str] = &[V1_CATALOG];
+
+/// Version 1: the catalog (revisions, fragments, relationships, files) and settings.
+const V1_CATALOG: &str = r#"
+CREATE TABLE settings (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+
+-- One row per revision. revision_id is the server-local id clients cache: AUTOINCREMENT
+-- guarantees an id is never handed out twice, even after deletes.
+CREATE TABLE revisions (
+    revision_id           INTEGER PRIMARY KEY AUTOINCREMENT,
+    update_id             TEXT    NOT NULL,          -- lower-case GUID
+    revision_number       INTEGER NOT NULL,
+    update_type           TEXT    NOT NULL,          -- Software | Driver | Detectoid | Category
+    category_kind         TEXT,                      -- Company | ProductFamily | Product | UpdateClassification | ...
+    is_latest             INTEGER NOT NULL DEFAULT 0,-- the newest revision of its update: what clients see
+    is_bundle             INTEGER NOT NULL,
+    explicitly_deployable INTEGER NOT NULL,
+    publication_state     TEXT,
+    title                 TEXT,
+    kb_article            TEXT,
+    security_bulletin     TEXT,
+    msrc_severity         TEXT,
+    creation_date         TEXT,
+    handler               TEXT,
+    default_language      TEXT,
+    core_size             INTEGER NOT NULL,
+    document_size         INTEGER NOT NULL,
+    fragments_sha256      BLOB    NOT NULL,          -- identity of what clients see, for re-ingest checks
+    changed_stamp         INTEGER NOT NULL,          -- catalog stamp of the batch that stored it
+    ingested_at           TEXT    NOT NULL,
+    UNIQUE (update_id, revision_number)
+);
+CREATE INDEX revisions_latest ON revisions (is_latest, update_type);
+CREATE INDEX revisions_kb ON revisions (kb_article);
+CREATE INDEX revisions_stamp ON revisions (changed_stamp);
+
+-- The full document and the fragments ready to serve, apart so scans of revisions stay small.
+CREATE TABLE revision_documents (
+    revision_id INTEGER PRIMARY KEY REFERENCES revisions (revision_id),
+    document    BLOB NOT NULL,
+    core        BLOB NOT NULL,
+    extended    BLOB NOT NULL
+);
+
+CREATE TABLE localized_properties (
+    revision_id INTEGER NOT NULL REFERENCES revisions (revision_id),
+    language    TEXT    NOT NULL,
+    title       TEXT,
+    description TEXT,
+    fragment    BLOB    NOT NULL,
+    PRIMARY KEY (revision_id, language)
+) WITHOUT ROWID;
+
+-- Prerequisites: AND of clauses, each an OR of update ids.
+CREATE TABLE prerequisites (
+    revision_id INTEGER NOT NULL REFERENCES revisions (revision_id),
+    clause      INTEGER NOT NULL,
+    update_id   TEXT    NOT NULL,
+    is_category INTEGER NOT NULL
+);
+CREATE INDEX prerequisites_by_revision ON prerequisites (revision_id);
+CREATE INDEX prerequisites_by_update ON prerequisites (update_id);
+
+-- Bundled updates: exact member revisions.
+CREATE TABLE bundle_members (
+    revision_id            INTEGER NOT NULL REFERENCES revisions (revision_id),
+    clause                 INTEGER NOT NULL,
+    member_update_id       TEXT    NOT NULL,
+    member_revision_number INTEGER NOT NULL
+);
+CREATE INDEX bundle_members_by_revision ON bundle_members (revision_id);
+CREATE INDEX bundle_members_by_member ON bundle_members (member_update_id, member_revision_number);
+
+CREATE TABLE supersedences (
+    revision_id          INTEGER NOT NULL REFERENCES revisions (revision_id),
+    superseded_update_id TEXT    NOT NULL
+);
+CREATE INDEX supersedences_by_revision ON supersedences (revision_id);
+CREATE INDEX supersedences_by_superseded ON supersedences (superseded_update_id);
+
+-- Payload files, addressed by SHA-1 as WSUS content is.
+CREATE TABLE files (
+    sha1          BLOB PRIMARY KEY,
+    sha256        BLOB,
+    size          INTEGER NOT NULL,
+    file_name     TEXT    NOT NULL,
+    extension     TEXT    NOT NULL,
+    modified      TEXT,
+    patching_type TEXT,
+    source_url    TEXT,                              -- where the upstream said it can be fetched
+    present       INTEGER NOT NULL DEFAULT 0         -- verified content is in the content tree
+);
+
+CREATE TABLE revision_files (
+    revision_id INTEGER NOT NULL REFERENCES revisions (revision_id),
+    sha1        BLOB    NOT NULL REFERENCES files (sha1),
+    PRIMARY KEY (revision_id, sha1)
+) WITHOUT ROWID;
+CREATE INDEX revision_files_by_sha1 ON revision_files (sha1);
+"#;
