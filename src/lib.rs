@@ -3,4 +3,7 @@
 //! See ARCHITECTURE.md for the map of modules and the rules each one keeps.
 
 pub mod catalog;
+pub mod random;
 pub mod store;
+pub mod synth;
+pub mod units;

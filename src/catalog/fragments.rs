@@ -60,7 +60,11 @@ pub const EXTENDED_DROPPED_ATTRIBUTES: [&str; 12] = [
 pub fn is_default_value(name: &str, value: &str) -> bool {
     matches!(
         (name, value),
-        ("ExplicitlyDeployable", "false") | ("PerUser", "false") | ("IsPublic", "true") | ("AutoSelectOnWebSites", "false") | ("OSUpgrade", "false")
+        ("ExplicitlyDeployable", "false")
+            | ("PerUser", "false")
+            | ("IsPublic", "true")
+            | ("AutoSelectOnWebSites", "false")
+            | ("OSUpgrade", "false")
     )
 }
 

@@ -58,15 +58,6 @@ impl Guid {
         }
         Ok(Guid(out))
     }
-
-    /// A fresh random (version 4) GUID from the operating system's generator.
-    pub fn random() -> Guid {
-        let mut b = [0u8; 16];
-        getrandom::fill(&mut b).expect("the operating system random generator is unavailable");
-        b[6] = (b[6] & 0x0f) | 0x40;
-        b[8] = (b[8] & 0x3f) | 0x80;
-        Guid(b)
-    }
 }
 
 impl fmt::Display for Guid {
@@ -120,15 +111,10 @@ mod tests {
 
     #[test]
     fn malformed_guids_are_refused() {
-        for bad in ["", "56309036-4C77-4DD9-951A-99EE9C246A9", "56309036x4C77-4DD9-951A-99EE9C246A94", "{56309036-4C77-4DD9-951A-99EE9C246A94"] {
+        for bad in
+            ["", "56309036-4C77-4DD9-951A-99EE9C246A9", "56309036x4C77-4DD9-951A-99EE9C246A94", "{56309036-4C77-4DD9-951A-99EE9C246A94"]
+        {
             assert!(Guid::parse(bad).is_err(), "{bad}");
         }
-    }
-
-    #[test]
-    fn random_guids_are_version_4() {
-        let g = Guid::random();
-        assert_eq!(g.as_bytes()[6] >> 4, 4);
-        assert_ne!(g, Guid::random());
     }
 }

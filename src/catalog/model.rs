@@ -197,9 +197,7 @@ impl Update {
     /// Localized properties in `language`, else the default language, else the first.
     pub fn localized_in(&self, language: &str) -> Option<&LocalizedProperties> {
         let by = |l: &str| self.localized.iter().find(|p| p.language.eq_ignore_ascii_case(l));
-        by(language)
-            .or_else(|| self.default_language.as_deref().and_then(by))
-            .or_else(|| self.localized.first())
+        by(language).or_else(|| self.default_language.as_deref().and_then(by)).or_else(|| self.localized.first())
     }
 
     pub fn title(&self) -> Option<&str> {

@@ -334,13 +334,17 @@ impl<'a> Parser<'a> {
                     self.character_data(c.encode_utf8(&mut buf))?;
                 }
                 Event::DocType(_) => {
-                    return Err(self.error(self.event_start, "document type declarations (DTDs, entity declarations) are not allowed in update metadata"));
+                    return Err(self.error(
+                        self.event_start,
+                        "document type declarations (DTDs, entity declarations) are not allowed in update metadata",
+                    ));
                 }
                 Event::Decl(d) => {
                     if let Some(Ok(enc)) = d.encoding() {
                         let enc = String::from_utf8_lossy(&enc).to_ascii_lowercase();
                         if enc != "utf-8" && enc != "utf8" {
-                            return Err(self.error(self.event_start, format!("declared encoding {enc:?} is not supported; documents must be UTF-8")));
+                            return Err(self
+                                .error(self.event_start, format!("declared encoding {enc:?} is not supported; documents must be UTF-8")));
                         }
                     }
                 }
@@ -441,7 +445,8 @@ impl<'a> Parser<'a> {
                     return Err(self.error(at, format!("undeclared namespace prefix {:?} on an attribute", String::from_utf8_lossy(&p))));
                 }
             };
-            let attr_name = std::str::from_utf8(attr_local.into_inner()).map_err(|_| self.error(at, "attribute name is not valid UTF-8"))?;
+            let attr_name =
+                std::str::from_utf8(attr_local.into_inner()).map_err(|_| self.error(at, "attribute name is not valid UTF-8"))?;
             let value = xml::decode_attribute(&attr.value).map_err(|err| self.error(at, format!("attribute {attr_name}: {err}")))?;
             self.attributes.push(attr_name, namespaced, &value);
         }
@@ -614,7 +619,10 @@ impl<'a> Parser<'a> {
                 let digest = self.attributes.get("Digest").ok_or_else(|| self.error(at, format!("file {name} has no Digest")))?;
                 let sha1 = Sha1Digest::from_base64(digest).map_err(|e| self.error(at, format!("file {name}: {e}")))?;
                 let size_text = self.attributes.get("Size").ok_or_else(|| self.error(at, format!("file {name} has no Size")))?;
-                let size = size_text.trim().parse::<u64>().map_err(|_| self.error(at, format!("file {name}: Size {size_text:?} is not a number")))?;
+                let size = size_text
+                    .trim()
+                    .parse::<u64>()
+                    .map_err(|_| self.error(at, format!("file {name}: Size {size_text:?} is not a number")))?;
                 self.current_file = Some(UpdateFile {
                     file_name: name,
                     size,
@@ -628,7 +636,12 @@ impl<'a> Parser<'a> {
                 self.pending_sha256 = self.attributes.get("Algorithm").map(str::to_string);
             }
             Role::Handler => {
-                self.handler_data_type = self.attributes.items.iter().find(|(n, _, _)| &self.attributes.text[n.clone()] == "type").map(|(_, _, v)| self.attributes.text[v.clone()].to_string());
+                self.handler_data_type = self
+                    .attributes
+                    .items
+                    .iter()
+                    .find(|(n, _, _)| &self.attributes.text[n.clone()] == "type")
+                    .map(|(_, _, v)| self.attributes.text[v.clone()].to_string());
             }
             Role::CategoryInformation => {
                 if let Some(kind) = self.attributes.get("CategoryType") {
@@ -791,7 +804,10 @@ mod tests {
     fn minimal_document_parses() {
         let p = parse_update(MINIMAL.as_bytes()).unwrap();
         assert_eq!(p.update.identity.revision_number, 200);
-        assert_eq!(p.fragments.core, r#"<UpdateIdentity UpdateID="ccb78947-6453-4ecc-9de8-bc0305c98f2d" RevisionNumber="200" /><Properties UpdateType="Software" />"#);
+        assert_eq!(
+            p.fragments.core,
+            r#"<UpdateIdentity UpdateID="ccb78947-6453-4ecc-9de8-bc0305c98f2d" RevisionNumber="200" /><Properties UpdateType="Software" />"#
+        );
         assert_eq!(p.fragments.extended, "<ExtendedProperties />");
     }
 

@@ -40,7 +40,10 @@ impl Store {
         let db = self.db_path().display().to_string();
 
         let integrity: Vec<String> = {
-            let mut stmt = self.conn.prepare(if deep { "PRAGMA integrity_check" } else { "PRAGMA quick_check" }).map_err(|e| self.err("checking integrity", e))?;
+            let mut stmt = self
+                .conn
+                .prepare(if deep { "PRAGMA integrity_check" } else { "PRAGMA quick_check" })
+                .map_err(|e| self.err("checking integrity", e))?;
             stmt.query_map([], |r| r.get(0)).and_then(|rows| rows.collect()).map_err(|e| self.err("checking integrity", e))?
         };
         for line in integrity.into_iter().filter(|l| l != "ok") {
@@ -48,7 +51,9 @@ impl Store {
         }
         let fk: Vec<(String, i64)> = {
             let mut stmt = self.conn.prepare("PRAGMA foreign_key_check").map_err(|e| self.err("checking foreign keys", e))?;
-            stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).and_then(|rows| rows.collect()).map_err(|e| self.err("checking foreign keys", e))?
+            stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+                .and_then(|rows| rows.collect())
+                .map_err(|e| self.err("checking foreign keys", e))?
         };
         for (table, rowid) in fk {
             report.problem(&db, format!("table {table}, row {rowid}: refers to a missing row"));
@@ -87,7 +92,8 @@ impl Store {
                 report.problem(format!("catalog ({rule})"), b);
             }
         }
-        report.revisions_checked = self.conn.query_row("SELECT COUNT(*) FROM revisions", [], |r| r.get::<_, i64>(0)).map_err(|e| self.err("counting", e))? as u64;
+        report.revisions_checked =
+            self.conn.query_row("SELECT COUNT(*) FROM revisions", [], |r| r.get::<_, i64>(0)).map_err(|e| self.err("counting", e))? as u64;
 
         if deep {
             let mut stmt = self
@@ -96,13 +102,19 @@ impl Store {
                 .map_err(|e| self.err("re-reading documents", e))?;
             let mut rows = stmt.query([]).map_err(|e| self.err("re-reading documents", e))?;
             while let Some(row) = rows.next().map_err(|e| self.err("re-reading documents", e))? {
-                let (update_id, rev): (String, i32) = (row.get(1).map_err(|e| self.err("re-reading documents", e))?, row.get(2).map_err(|e| self.err("re-reading documents", e))?);
+                let (update_id, rev): (String, i32) = (
+                    row.get(1).map_err(|e| self.err("re-reading documents", e))?,
+                    row.get(2).map_err(|e| self.err("re-reading documents", e))?,
+                );
                 let stored: Vec<u8> = row.get(3).map_err(|e| self.err("re-reading documents", e))?;
-                let document = row.get_ref(4).and_then(|v| v.as_blob().map_err(Into::into)).map_err(|e| self.err("re-reading documents", e))?;
+                let document =
+                    row.get_ref(4).and_then(|v| v.as_blob().map_err(Into::into)).map_err(|e| self.err("re-reading documents", e))?;
                 report.documents_reparsed += 1;
                 match parse_update(document) {
                     Ok(parsed) if fragments_digest(&parsed)[..] == stored[..] => {}
-                    Ok(_) => report.problem(format!("revision {update_id}/{rev}"), "stored fragments differ from the ones its document yields"),
+                    Ok(_) => {
+                        report.problem(format!("revision {update_id}/{rev}"), "stored fragments differ from the ones its document yields")
+                    }
                     Err(e) => report.problem(format!("revision {update_id}/{rev}"), format!("stored document no longer parses: {e}")),
                 }
             }

@@ -64,11 +64,7 @@ impl FileHasher {
     }
 
     pub fn finish(self) -> VerifiedFile {
-        VerifiedFile {
-            sha1: Sha1Digest(self.sha1.finalize().into()),
-            sha256: Sha256Digest(self.sha256.finalize().into()),
-            size: self.len,
-        }
+        VerifiedFile { sha1: Sha1Digest(self.sha1.finalize().into()), sha256: Sha256Digest(self.sha256.finalize().into()), size: self.len }
     }
 }
 
@@ -190,6 +186,30 @@ impl ContentStore {
             verified.check(expected, &temp)?;
             file.sync_data().map_err(Self::io(&temp))?;
             let target = self.path(&expected.sha1, &expected.extension);
+            let folder = target.parent().expect("content paths have a folder");
+            std::fs::create_dir_all(folder).map_err(Self::io(folder))?;
+            std::fs::rename(&temp, &target).map_err(Self::io(&target))?;
+            Ok(verified)
+        })();
+        if result.is_err() {
+            let _ = std::fs::remove_file(&temp);
+        }
+        result
+    }
+
+    /// Copies `source` into the tree under the name its own SHA-1 gives it (for content this
+    /// program produces, such as generated catalogs).
+    pub fn store_by_content(&self, extension: &str, mut source: impl Read) -> Result<VerifiedFile, ContentError> {
+        let staging = self.staging_dir();
+        std::fs::create_dir_all(&staging).map_err(Self::io(&staging))?;
+        let temp = staging.join(format!("new.{}.{:?}.part", std::process::id(), std::thread::current().id()).replace(['(', ')'], ""));
+        let result = (|| {
+            let file = File::create(&temp).map_err(Self::io(&temp))?;
+            let mut writer = HashingWriter::new(io::BufWriter::with_capacity(COPY_BUFFER, file));
+            io::copy(&mut source, &mut writer).map_err(Self::io(&temp))?;
+            let (file, verified) = writer.finish();
+            file.into_inner().map_err(|e| ContentError::Io { path: temp.clone(), source: e.into_error() })?;
+            let target = self.path(&verified.sha1, extension);
             let folder = target.parent().expect("content paths have a folder");
             std::fs::create_dir_all(folder).map_err(Self::io(folder))?;
             std::fs::rename(&temp, &target).map_err(Self::io(&target))?;

@@ -26,19 +26,8 @@ pub enum StoreError {
     )]
     ConflictingRevision { document: String, identity: UpdateIdentity },
 
-    #[error(
-        "{document}: file {sha1} ({file_name}) is already stored with size {stored_size} and SHA-256 {stored_sha256}, \
-         this document says size {size} and SHA-256 {sha256} (the batch was rolled back)"
-    )]
-    ConflictingFile {
-        document: String,
-        sha1: String,
-        file_name: String,
-        stored_size: u64,
-        stored_sha256: String,
-        size: u64,
-        sha256: String,
-    },
+    #[error("{0}")]
+    ConflictingFile(Box<FileConflict>),
 
     #[error("revision ids are exhausted: more than 2^31 revisions were stored")]
     RevisionIdsExhausted,
@@ -57,5 +46,28 @@ impl StoreError {
 
     pub fn sqlite(path: &Path, context: impl Into<String>, source: rusqlite::Error) -> StoreError {
         StoreError::Sqlite { path: path.to_path_buf(), context: context.into(), source }
+    }
+}
+
+/// The same SHA-1 announced with another size or SHA-256 than the one stored.
+#[derive(Debug)]
+pub struct FileConflict {
+    pub document: String,
+    pub sha1: String,
+    pub file_name: String,
+    pub stored_size: u64,
+    pub stored_sha256: String,
+    pub size: u64,
+    pub sha256: String,
+}
+
+impl std::fmt::Display for FileConflict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}: file {} ({}) is already stored with size {} and SHA-256 {}, this document says size {} and SHA-256 {} \
+             (the batch was rolled back)",
+            self.document, self.sha1, self.file_name, self.stored_size, self.stored_sha256, self.size, self.sha256
+        )
     }
 }

@@ -8,9 +8,13 @@ use std::path::PathBuf;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AddOutcome {
-    Added { revision_id: i32 },
+    Added {
+        revision_id: i32,
+    },
     /// The same revision with the same fragments was already stored: nothing changed.
-    Unchanged { revision_id: i32 },
+    Unchanged {
+        revision_id: i32,
+    },
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
@@ -136,7 +140,9 @@ impl IngestBatch<'_> {
 
         self.tx
             .prepare_cached("INSERT INTO revision_documents (revision_id, document, core, extended) VALUES (?1, ?2, ?3, ?4)")
-            .and_then(|mut s| s.execute(params![revision_id, document, parsed.fragments.core.as_bytes(), parsed.fragments.extended.as_bytes()]))
+            .and_then(|mut s| {
+                s.execute(params![revision_id, document, parsed.fragments.core.as_bytes(), parsed.fragments.extended.as_bytes()])
+            })
             .map_err(self.err(format!("storing the document of {id}")))?;
 
         for (language, fragment) in &parsed.fragments.localized {
@@ -190,7 +196,7 @@ impl IngestBatch<'_> {
                 let sha_differs = matches!((&stored_sha256, &file.sha256), (Some(a), Some(b)) if a[..] != b.0[..]);
                 if sha_differs || stored_size as u64 != file.size {
                     let hex = |v: Option<&[u8]>| v.map(hex::encode).unwrap_or_else(|| "(none)".into());
-                    return Err(StoreError::ConflictingFile {
+                    return Err(StoreError::ConflictingFile(Box::new(super::error::FileConflict {
                         document: source.to_string(),
                         sha1: file.sha1.to_hex_upper(),
                         file_name: file.file_name.clone(),
@@ -198,11 +204,14 @@ impl IngestBatch<'_> {
                         stored_sha256: hex(stored_sha256.as_deref()),
                         size: file.size,
                         sha256: hex(file.sha256.as_ref().map(|d| &d.0[..])),
-                    });
+                    })));
                 }
                 if stored_sha256.is_none() && file.sha256.is_some() {
                     self.tx
-                        .execute("UPDATE files SET sha256 = ?2 WHERE sha1 = ?1", params![&file.sha1.0[..], file.sha256.map(|d| d.0.to_vec())])
+                        .execute(
+                            "UPDATE files SET sha256 = ?2 WHERE sha1 = ?1",
+                            params![&file.sha1.0[..], file.sha256.map(|d| d.0.to_vec())],
+                        )
                         .map_err(self.err(format!("recording the SHA-256 of file {}", file.sha1)))?;
                 }
             }
@@ -251,6 +260,24 @@ impl IngestBatch<'_> {
             .and_then(|mut s| s.execute([&sha1.0[..]]))
             .map_err(self.err(format!("marking file {sha1} present")))?;
         Ok(())
+    }
+
+    /// Writes a setting in the same transaction (progress markers that must agree with the data).
+    pub fn set_setting(&mut self, key: &str, value: &str) -> StoreResult<()> {
+        self.tx
+            .execute(
+                "INSERT INTO settings (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                [key, value],
+            )
+            .map_err(self.err(format!("writing setting {key}")))?;
+        Ok(())
+    }
+
+    pub fn setting(&self, key: &str) -> StoreResult<Option<String>> {
+        self.tx
+            .query_row("SELECT value FROM settings WHERE key = ?1", [key], |r| r.get(0))
+            .optional()
+            .map_err(self.err(format!("reading setting {key}")))
     }
 
     pub fn report(&self) -> IngestReport {

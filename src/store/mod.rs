@@ -67,7 +67,8 @@ impl Store {
     }
 
     fn migrate(&mut self) -> StoreResult<()> {
-        let version: usize = self.conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(|e| self.err("reading the schema version", e))?;
+        let version: usize =
+            self.conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(|e| self.err("reading the schema version", e))?;
         if version > schema::MIGRATIONS.len() {
             return Err(StoreError::TooNew { path: self.db_path(), found: version, known: schema::MIGRATIONS.len() });
         }
@@ -106,7 +107,10 @@ impl Store {
 
     pub fn set_setting(&self, key: &str, value: &str) -> StoreResult<()> {
         self.conn
-            .execute("INSERT INTO settings (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = excluded.value", [key, value])
+            .execute(
+                "INSERT INTO settings (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                [key, value],
+            )
             .map(|_| ())
             .map_err(|e| self.err(format!("writing setting {key}"), e))
     }

@@ -54,7 +54,13 @@ pub struct FileSummary {
 
 impl FileSummary {
     pub fn expected(&self) -> ExpectedFile {
-        ExpectedFile { sha1: self.sha1, sha256: self.sha256, size: self.size, extension: self.extension.clone(), file_name: self.file_name.clone() }
+        ExpectedFile {
+            sha1: self.sha1,
+            sha256: self.sha256,
+            size: self.size,
+            extension: self.extension.clone(),
+            file_name: self.file_name.clone(),
+        }
     }
 }
 
@@ -163,7 +169,9 @@ impl Store {
     pub fn category_index(&self) -> StoreResult<CategoryIndex> {
         let mut stmt = self
             .conn
-            .prepare_cached("SELECT update_id, COALESCE(category_kind, ''), title FROM revisions WHERE update_type = 'Category' AND is_latest = 1")
+            .prepare_cached(
+                "SELECT update_id, COALESCE(category_kind, ''), title FROM revisions WHERE update_type = 'Category' AND is_latest = 1",
+            )
             .map_err(|e| self.err("listing categories", e))?;
         let rows = stmt
             .query_map([], |r| Ok((r.get::<_, String>(0)?, (r.get::<_, String>(1)?, r.get::<_, Option<String>>(2)?))))
@@ -180,7 +188,8 @@ impl Store {
             .conn
             .prepare_cached("SELECT p.revision_id, p.update_id FROM prerequisites p JOIN revisions r ON r.revision_id = p.revision_id WHERE r.is_latest = 1")
             .map_err(|e| self.err("reading prerequisites", e))?;
-        let rows = stmt.query_map([], |r| Ok((r.get::<_, i32>(0)?, r.get::<_, String>(1)?))).map_err(|e| self.err("reading prerequisites", e))?;
+        let rows =
+            stmt.query_map([], |r| Ok((r.get::<_, i32>(0)?, r.get::<_, String>(1)?))).map_err(|e| self.err("reading prerequisites", e))?;
         for row in rows {
             let (rid, uid) = row.map_err(|e| self.err("reading prerequisites", e))?;
             if categories.by_id.contains_key(&uid) {
@@ -216,7 +225,9 @@ impl Store {
             let Some(cats) = memberships.get(&s.revision_id) else { continue };
             for c in cats {
                 match categories.kind(c) {
-                    Some("UpdateClassification") if s.classification.is_none() => s.classification = categories.title(c).map(str::to_string),
+                    Some("UpdateClassification") if s.classification.is_none() => {
+                        s.classification = categories.title(c).map(str::to_string)
+                    }
                     Some("Product") => s.products.extend(categories.title(c).map(str::to_string)),
                     _ => {}
                 }
@@ -256,7 +267,8 @@ impl Store {
             classification_ids.as_ref().is_none_or(in_any)
                 && product_ids.as_ref().is_none_or(in_any)
                 && text.as_ref().is_none_or(|t| {
-                    s.kb_article.as_deref() == Some(t.as_str()) || s.title.as_ref().is_some_and(|title| title.to_lowercase().contains(t.as_str()))
+                    s.kb_article.as_deref() == Some(t.as_str())
+                        || s.title.as_ref().is_some_and(|title| title.to_lowercase().contains(t.as_str()))
                 })
         });
         Ok(list)
@@ -272,7 +284,8 @@ impl Store {
         };
         let found = if let Some((guid, rev)) = id.split_once('/') {
             let guid = Guid::parse(guid).map_err(|e| StoreError::NotFound(e.to_string()))?;
-            let rev: i32 = rev.parse().map_err(|_| StoreError::NotFound(format!("{id}: the revision number after '/' must be an integer")))?;
+            let rev: i32 =
+                rev.parse().map_err(|_| StoreError::NotFound(format!("{id}: the revision number after '/' must be an integer")))?;
             query("SELECT revision_id FROM revisions WHERE update_id = ?1 AND revision_number = ?2", &[&guid.to_string(), &rev])?
         } else if let Ok(guid) = Guid::parse(id) {
             query("SELECT revision_id FROM revisions WHERE update_id = ?1 AND is_latest = 1", &[&guid.to_string()])?
@@ -282,7 +295,9 @@ impl Store {
         } else {
             let kb = id.strip_prefix("KB").or_else(|| id.strip_prefix("kb")).unwrap_or(id);
             if kb.is_empty() || !kb.bytes().all(|b| b.is_ascii_digit()) {
-                return Err(StoreError::NotFound(format!("{id:?} is neither an UpdateID, UpdateID/revision, #revision-id nor a KB number")));
+                return Err(StoreError::NotFound(format!(
+                    "{id:?} is neither an UpdateID, UpdateID/revision, #revision-id nor a KB number"
+                )));
             }
             query("SELECT revision_id FROM revisions WHERE kb_article = ?1 AND is_latest = 1 ORDER BY revision_id", &[&kb])?
         };
@@ -329,9 +344,8 @@ impl Store {
         let (description, security_bulletin, handler, core_size, document_size): (Option<String>, Option<String>, Option<String>, i64, i64) = self
             .conn
             .query_row(
-                "SELECT (SELECT description FROM localized_properties l WHERE l.revision_id = r.revision_id
-                         ORDER BY l.language = 'en' DESC, l.language = r.default_language DESC LIMIT 1),
-                        security_bulletin, handler, core_size, document_size FROM revisions r WHERE revision_id = ?1",
+                "SELECT (SELECT l.description FROM localized_properties l WHERE l.revision_id = ?1 ORDER BY l.language = 'en' DESC, l.language LIMIT 1),
+                        security_bulletin, handler, core_size, document_size FROM revisions WHERE revision_id = ?1",
                 [revision_id],
                 |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
             )
@@ -376,8 +390,10 @@ impl Store {
             .conn
             .prepare_cached("SELECT revision_id FROM revisions WHERE update_id = ?1 AND revision_id != ?2 ORDER BY revision_number")
             .map_err(|e| self.err("listing revisions", e))?;
-        let other_revisions =
-            stmt.query_map(params![update_id, revision_id], |r| r.get(0)).and_then(|rows| rows.collect()).map_err(|e| self.err("listing revisions", e))?;
+        let other_revisions = stmt
+            .query_map(params![update_id, revision_id], |r| r.get(0))
+            .and_then(|rows| rows.collect())
+            .map_err(|e| self.err("listing revisions", e))?;
         Ok(UpdateDetail {
             files: self.revision_files(revision_id)?,
             summary,
@@ -422,13 +438,20 @@ impl Store {
     /// (e.g. no localized properties in that language).
     pub fn fragment(&self, revision_id: i32, kind: &FragmentKind) -> StoreResult<Option<String>> {
         let bytes: Option<Vec<u8>> = match kind {
-            FragmentKind::Core => self.conn.query_row("SELECT core FROM revision_documents WHERE revision_id = ?1", [revision_id], |r| r.get(0)).optional(),
-            FragmentKind::Extended => {
-                self.conn.query_row("SELECT extended FROM revision_documents WHERE revision_id = ?1", [revision_id], |r| r.get(0)).optional()
+            FragmentKind::Core => {
+                self.conn.query_row("SELECT core FROM revision_documents WHERE revision_id = ?1", [revision_id], |r| r.get(0)).optional()
             }
+            FragmentKind::Extended => self
+                .conn
+                .query_row("SELECT extended FROM revision_documents WHERE revision_id = ?1", [revision_id], |r| r.get(0))
+                .optional(),
             FragmentKind::Localized(lang) => self
                 .conn
-                .query_row("SELECT fragment FROM localized_properties WHERE revision_id = ?1 AND language = ?2", params![revision_id, lang], |r| r.get(0))
+                .query_row(
+                    "SELECT fragment FROM localized_properties WHERE revision_id = ?1 AND language = ?2",
+                    params![revision_id, lang],
+                    |r| r.get(0),
+                )
                 .optional(),
         }
         .map_err(|e| self.err(format!("reading a fragment of revision #{revision_id}"), e))?;
@@ -445,7 +468,9 @@ impl Store {
     }
 
     pub fn catalog_status(&self) -> StoreResult<CatalogStatus> {
-        let one = |sql: &str| -> StoreResult<i64> { self.conn.query_row(sql, [], |r| r.get(0)).map_err(|e| self.err("summarizing the catalog", e)) };
+        let one = |sql: &str| -> StoreResult<i64> {
+            self.conn.query_row(sql, [], |r| r.get(0)).map_err(|e| self.err("summarizing the catalog", e))
+        };
         let pairs = |sql: &str| -> StoreResult<Vec<(String, u64)>> {
             let mut stmt = self.conn.prepare(sql).map_err(|e| self.err("summarizing the catalog", e))?;
             stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64)))

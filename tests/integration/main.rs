@@ -1,5 +1,9 @@
 //! The one integration-test binary (one link step, shared helpers). Each module tests one area;
 //! regression tests are named after what they guard.
 
+mod architecture;
+mod catalog_cli;
 mod conformance;
 mod fragments;
+mod synth_realism;
+mod util;

@@ -1,0 +1,116 @@
+//! `ferry dev ...`: catalog generation and raw document loading for tests and benchmarks.
+
+use super::output;
+use anyhow::Context;
+use ferry::store::Store;
+use ferry::synth::{SynthOptions, synthesize};
+use ferry::units::{format_size, parse_size};
+use std::path::{Path, PathBuf};
+
+#[derive(clap::Subcommand, Debug)]
+pub enum Command {
+    /// Write a generated, realistically shaped catalog with real payload files into --data.
+    Synth(SynthArgs),
+    /// Load full update documents (<upd:Update> XML) into the store, all in one transaction.
+    Ingest(IngestArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct SynthArgs {
+    /// Revisions the catalog holds afterwards (the real categories included). Running again
+    /// with a larger number adds the difference.
+    #[arg(long)]
+    updates: u64,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Languages of the localized properties, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "en")]
+    languages: Vec<String>,
+    /// Typical payload file size (files vary around it): bytes or 64KiB, 2MiB...
+    #[arg(long, value_parser = parse_size, default_value = "16KiB")]
+    payload_bytes: u64,
+    /// Print one JSON document.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct IngestArgs {
+    /// Update documents.
+    #[arg(required = true)]
+    files: Vec<PathBuf>,
+    /// Print one JSON document.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(data: &Path, cmd: Command) -> anyhow::Result<()> {
+    match cmd {
+        Command::Synth(a) => synth(data, a),
+        Command::Ingest(a) => ingest(data, a),
+    }
+}
+
+fn synth(data: &Path, a: SynthArgs) -> anyhow::Result<()> {
+    if a.languages.is_empty() || a.languages.iter().any(|l| l.is_empty()) {
+        anyhow::bail!("--languages needs at least one language code, e.g. en,de");
+    }
+    let mut store = Store::open_or_create(data)?;
+    let options = SynthOptions { updates: a.updates, seed: a.seed, languages: a.languages, payload_bytes: a.payload_bytes };
+    let bar = output::progress(a.updates, "generating", false);
+    let started = std::time::Instant::now();
+    let report = synthesize(&mut store, &options, &mut |done, _| bar.set_position(done))?;
+    bar.finish_and_clear();
+    if a.json {
+        return output::json(&report);
+    }
+    println!(
+        "{} revisions in {}: {} added, {} already there; {} payload files written ({}), {} of metadata, in {:.1}s",
+        report.revisions_in_plan,
+        data.display(),
+        report.revisions_added,
+        report.revisions_already_present,
+        report.files_written,
+        format_size(report.payload_bytes_written),
+        format_size(report.document_bytes),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+fn ingest(data: &Path, a: IngestArgs) -> anyhow::Result<()> {
+    let mut store = Store::open_or_create(data)?;
+    let mut batch = store.begin_ingest()?;
+    let mut outcomes = Vec::new();
+    for path in &a.files {
+        let meta = std::fs::metadata(path).with_context(|| format!("{}", path.display()))?;
+        if meta.len() > ferry::catalog::MAX_DOCUMENT_BYTES as u64 {
+            anyhow::bail!(
+                "{}: {} is larger than the {} an update document may have; nothing was stored",
+                path.display(),
+                format_size(meta.len()),
+                format_size(ferry::catalog::MAX_DOCUMENT_BYTES as u64)
+            );
+        }
+        let bytes = std::fs::read(path).with_context(|| format!("{}", path.display()))?;
+        let outcome = batch.add_document(&path.display().to_string(), &bytes).context("nothing was stored (the batch was rolled back)")?;
+        outcomes.push((path.display().to_string(), outcome));
+    }
+    let report = batch.commit()?;
+    if a.json {
+        let items: Vec<_> = outcomes
+            .iter()
+            .map(|(p, o)| match o {
+                ferry::store::AddOutcome::Added { revision_id } => {
+                    serde_json::json!({"file": p, "revision_id": revision_id, "added": true})
+                }
+                ferry::store::AddOutcome::Unchanged { revision_id } => {
+                    serde_json::json!({"file": p, "revision_id": revision_id, "added": false})
+                }
+            })
+            .collect();
+        return output::json(&serde_json::json!({ "report": report, "documents": items }));
+    }
+    println!("{} added, {} already stored ({} of update XML)", report.added, report.unchanged, format_size(report.document_bytes));
+    Ok(())
+}

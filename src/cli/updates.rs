@@ -1,0 +1,174 @@
+//! `ferry updates list|show`: the catalog as WSUS's Get-WsusUpdate shows it.
+
+use super::output;
+use anyhow::Context;
+use ferry::store::{FragmentKind, Store, UpdateFilter};
+use ferry::units::format_size;
+use std::path::Path;
+
+#[derive(clap::Subcommand, Debug)]
+pub enum Command {
+    /// List the newest revision of each update (Get-WsusUpdate).
+    List(ListArgs),
+    /// One update in detail, or one of its fragments exactly as clients get it.
+    Show(ShowArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ListArgs {
+    /// Classification title (prefix, case-insensitive: "security") or GUID.
+    #[arg(long)]
+    classification: Option<String>,
+    /// Product title (substring, case-insensitive: "windows 11") or GUID.
+    #[arg(long)]
+    product: Option<String>,
+    /// Title substring or KB number.
+    #[arg(long)]
+    search: Option<String>,
+    /// Include categories, detectoids and bundle members.
+    #[arg(long)]
+    all: bool,
+    /// Print only UpdateIDs, one per line (for pipelines).
+    #[arg(long, conflicts_with = "json")]
+    ids: bool,
+    /// Print one JSON document.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ShowArgs {
+    /// UpdateID, UpdateID/revision, a KB number (KB5026368) or #revision-id.
+    id: String,
+    /// Print a fragment as clients get it: core, extended or localized:LANG.
+    #[arg(long, value_name = "KIND")]
+    fragment: Option<String>,
+    /// Print one JSON document.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(data: &Path, cmd: Command) -> anyhow::Result<()> {
+    let store = Store::open(data)?;
+    match cmd {
+        Command::List(a) => list(&store, a),
+        Command::Show(a) => show(&store, a),
+    }
+}
+
+fn list(store: &Store, a: ListArgs) -> anyhow::Result<()> {
+    let filter = UpdateFilter { all: a.all, text: a.search, classification: a.classification, product: a.product };
+    let updates = store.list_updates(&filter)?;
+    if a.json {
+        return output::json(&updates);
+    }
+    if a.ids {
+        for u in &updates {
+            println!("{}", u.update_id);
+        }
+        return Ok(());
+    }
+    let rows: Vec<Vec<String>> = updates
+        .iter()
+        .map(|u| {
+            vec![
+                u.update_id.clone(),
+                u.revision_number.to_string(),
+                u.kb_article.as_ref().map(|k| format!("KB{k}")).unwrap_or_default(),
+                u.classification.clone().unwrap_or_else(|| u.category_kind.clone().unwrap_or_else(|| u.update_type.clone())),
+                u.title.clone().unwrap_or_default(),
+            ]
+        })
+        .collect();
+    output::table(&["UPDATE ID", "REV", "KB", "CLASSIFICATION", "TITLE"], &rows);
+    eprintln!("{} update(s)", updates.len());
+    Ok(())
+}
+
+fn show(store: &Store, a: ShowArgs) -> anyhow::Result<()> {
+    let ids = store.resolve_update(&a.id)?;
+    if ids.len() > 1 {
+        let names: Vec<String> = ids
+            .iter()
+            .map(|r| store.update_summary(*r).map(|s| format!("{} {}", s.update_id, s.title.unwrap_or_default())))
+            .collect::<Result<_, _>>()?;
+        anyhow::bail!("{} matches {} updates; name one by UpdateID:\n  {}", a.id, ids.len(), names.join("\n  "));
+    }
+    let revision_id = ids[0];
+    if let Some(kind) = a.fragment {
+        let kind = match kind.as_str() {
+            "core" => FragmentKind::Core,
+            "extended" => FragmentKind::Extended,
+            k => match k.strip_prefix("localized:") {
+                Some(lang) if !lang.is_empty() => FragmentKind::Localized(lang.to_string()),
+                _ => anyhow::bail!("--fragment {k}: use core, extended or localized:LANG (e.g. localized:en)"),
+            },
+        };
+        let fragment = store.fragment(revision_id, &kind)?.with_context(|| match &kind {
+            FragmentKind::Localized(l) => format!("{} has no localized properties in {l:?}", a.id),
+            _ => format!("{} has no such fragment", a.id),
+        })?;
+        if a.json {
+            return output::json(&serde_json::json!({ "revision_id": revision_id, "fragment": fragment }));
+        }
+        print!("{fragment}");
+        return Ok(());
+    }
+    let d = store.update_detail(revision_id)?;
+    if a.json {
+        return output::json(&d);
+    }
+    let s = &d.summary;
+    println!("{}", s.title.as_deref().unwrap_or("(no title)"));
+    println!("  update id       {}/{} (revision id {})", s.update_id, s.revision_number, s.revision_id);
+    println!("  type            {}{}", s.update_type, s.category_kind.as_ref().map(|k| format!(" ({k})")).unwrap_or_default());
+    if let Some(kb) = &s.kb_article {
+        println!("  KB              KB{kb}");
+    }
+    if let Some(c) = &s.classification {
+        println!("  classification  {c}");
+    }
+    if !s.products.is_empty() {
+        println!("  products        {}", s.products.join(", "));
+    }
+    if let Some(sev) = &s.msrc_severity {
+        println!("  MSRC severity   {sev}");
+    }
+    println!("  state           {}", s.publication_state.as_deref().unwrap_or("Published"));
+    if let Some(date) = &s.creation_date {
+        println!("  created         {date}");
+    }
+    if let Some(h) = &d.handler {
+        println!("  handler         {h}");
+    }
+    println!("  languages       {}", d.languages.join(", "));
+    println!("  metadata        document {}, core fragment {}", format_size(d.document_size), format_size(d.core_size));
+    for (i, g) in d.prerequisites.iter().enumerate() {
+        println!("  prerequisite {}  {}{}", i + 1, g.update_ids.join(" or "), if g.is_category { " (category)" } else { "" });
+    }
+    for b in &d.bundled_updates {
+        println!("  bundles         {b}");
+    }
+    for b in &d.bundled_in {
+        println!("  bundled in      {b}");
+    }
+    if !d.supersedes.is_empty() {
+        println!("  supersedes      {} update(s)", d.supersedes.len());
+    }
+    for s in &d.superseded_by {
+        println!("  superseded by   {s}");
+    }
+    for f in &d.files {
+        println!(
+            "  file            {} {} {} content/{}",
+            f.file_name,
+            format_size(f.size),
+            if f.present { "present" } else { "not downloaded" },
+            f.content_path
+        );
+    }
+    if let Some(desc) = &d.description {
+        println!("\n{desc}");
+    }
+    Ok(())
+}

@@ -1,0 +1,121 @@
+//! `ferry dev synth`: a generated catalog shaped like Microsoft's, with real payload files.
+//!
+//! The shape follows a real Windows 11 sync (`shared/conformance/cbs/catalog-stats.json`): the
+//! real category tree and GUIDs, detectoids in product → detectoid → update chains, bundles whose
+//! hidden children carry the files, supersedence chains, CBS / OS installer / command line / MSI
+//! handlers with their file types, and the heavy tail of Core fragment sizes. Generated documents
+//! go through the same parser and fragment code as real ones.
+
+mod categories;
+mod plan;
+mod render;
+mod rng;
+
+pub use categories::{REAL_CATEGORIES, RealCategory};
+pub use plan::{GIANT_CORE_BYTES, GIANT_FROM_INDEX, Handler, Planned, Planner};
+pub use render::{RenderedFile, render};
+
+use crate::store::{Store, StoreError};
+use rng::Rng;
+use std::io::Read;
+
+const PURPOSE_PAYLOAD: u64 = 4;
+/// Documents per ingest transaction.
+const BATCH_DOCUMENTS: usize = 1000;
+const BATCH_BYTES: usize = 128 << 20;
+
+#[derive(Debug, Clone)]
+pub struct SynthOptions {
+    /// Revisions in the catalog after the run (including the real categories).
+    pub updates: u64,
+    pub seed: u64,
+    pub languages: Vec<String>,
+    /// Typical payload size; files vary from half to one and a half times it (UUP files more).
+    pub payload_bytes: u64,
+}
+
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct SynthReport {
+    pub revisions_in_plan: u64,
+    pub revisions_added: u64,
+    pub revisions_already_present: u64,
+    pub files_written: u64,
+    pub payload_bytes_written: u64,
+    pub document_bytes: u64,
+}
+
+/// Deterministic payload bytes of a planned file.
+struct PayloadReader {
+    rng: Rng,
+    left: u64,
+}
+
+impl Read for PayloadReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = (buf.len() as u64).min(self.left) as usize;
+        self.rng.fill(&mut buf[..n]);
+        self.left -= n as u64;
+        Ok(n)
+    }
+}
+
+fn progress_key(options: &SynthOptions) -> String {
+    format!("synth.progress.seed={}.languages={}.payload={}", options.seed, options.languages.join(","), options.payload_bytes)
+}
+
+/// Grows the store's synthetic catalog to `options.updates` revisions. Runs with the same seed,
+/// languages and payload size extend what earlier runs wrote; `progress(done, total)`.
+pub fn synthesize(store: &mut Store, options: &SynthOptions, progress: &mut dyn FnMut(u64, u64)) -> Result<SynthReport, StoreError> {
+    let key = progress_key(options);
+    let done: u64 = store.setting(&key)?.and_then(|v| v.parse().ok()).unwrap_or(0);
+    let mut report = SynthReport { revisions_in_plan: options.updates, ..Default::default() };
+    let mut planner = Planner::new(options.seed, options.payload_bytes);
+    let content = store.content().clone();
+
+    let mut index = 0u64;
+    while index < options.updates {
+        let mut batch = store.begin_ingest()?;
+        let mut batch_docs = 0usize;
+        let mut batch_bytes = 0usize;
+        while index < options.updates && batch_docs < BATCH_DOCUMENTS && batch_bytes < BATCH_BYTES {
+            let planned = planner.next_item();
+            index += 1;
+            if index <= done {
+                report.revisions_already_present += 1;
+                continue;
+            }
+            let mut files = Vec::with_capacity(planned.files.len());
+            for f in &planned.files {
+                let ext = f.file_name.rsplit_once('.').map(|(_, e)| e).unwrap_or("");
+                let reader = PayloadReader { rng: Rng::new(options.seed, PURPOSE_PAYLOAD, f.content_key), left: f.size };
+                let verified = content.store_by_content(ext, reader)?;
+                report.files_written += 1;
+                report.payload_bytes_written += verified.size;
+                files.push(RenderedFile {
+                    file_name: f.file_name.clone(),
+                    size: f.size,
+                    sha1: verified.sha1,
+                    sha256: verified.sha256,
+                    patching_type: f.patching_type,
+                    preferred: f.preferred,
+                });
+            }
+            let document = render(&planned, &files, &options.languages);
+            let source = format!("synthetic item {} ({})", planned.index, planned.identity);
+            match batch.add_document(&source, document.as_bytes())? {
+                crate::store::AddOutcome::Added { .. } => report.revisions_added += 1,
+                crate::store::AddOutcome::Unchanged { .. } => report.revisions_already_present += 1,
+            }
+            for f in &files {
+                batch.mark_present(&f.sha1)?;
+            }
+            batch_docs += 1;
+            batch_bytes += document.len();
+            report.document_bytes += document.len() as u64;
+        }
+        batch.set_setting(&key, &index.max(done).to_string())?;
+        batch.commit()?;
+        progress(index, options.updates);
+    }
+    Ok(report)
+}

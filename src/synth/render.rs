@@ -1,0 +1,511 @@
+//! Writing a planned item as a full `<upd:Update>` document, shaped like the real ones in
+//! `shared/conformance/` (namespace declarations, element order, attribute order).
+
+use super::plan::{Clause, Handler, Planned};
+use super::rng::Rng;
+use crate::catalog::xml::{push_escaped_attribute, push_escaped_text};
+use crate::catalog::{Sha1Digest, Sha256Digest};
+
+/// A payload file as written to the content tree.
+#[derive(Debug, Clone)]
+pub struct RenderedFile {
+    pub file_name: String,
+    pub size: u64,
+    pub sha1: Sha1Digest,
+    pub sha256: Sha256Digest,
+    pub patching_type: Option<&'static str>,
+    pub preferred: Option<&'static str>,
+}
+
+const UPD: &str = "http://schemas.microsoft.com/msus/2002/12/Update";
+const BAR: &str = "http://schemas.microsoft.com/msus/2002/12/BaseApplicabilityRules";
+const LAR: &str = "http://schemas.microsoft.com/msus/2002/12/LogicalApplicabilityRules";
+const MAR: &str = "http://schemas.microsoft.com/msus/2002/12/MsiApplicabilityRules";
+const CBSAR: &str = "http://schemas.microsoft.com/msus/2002/12/CbsApplicabilityRules";
+const XSI: &str = "http://www.w3.org/2001/XMLSchema-instance";
+const PUBLISHER: &str = "395392a0-19c0-48b7-a927-f7c15066d905";
+
+struct Xml(String);
+
+impl Xml {
+    fn open(&mut self, name: &str, attrs: &[(&str, &str)]) {
+        self.0.push('<');
+        self.0.push_str(name);
+        for (k, v) in attrs {
+            self.0.push(' ');
+            self.0.push_str(k);
+            self.0.push_str("=\"");
+            push_escaped_attribute(&mut self.0, v);
+            self.0.push('"');
+        }
+        self.0.push('>');
+    }
+    fn empty(&mut self, name: &str, attrs: &[(&str, &str)]) {
+        self.open(name, attrs);
+        self.0.pop();
+        self.0.push_str(" />");
+    }
+    fn close(&mut self, name: &str) {
+        self.0.push_str("</");
+        self.0.push_str(name);
+        self.0.push('>');
+    }
+    fn text_element(&mut self, name: &str, text: &str) {
+        self.open(name, &[]);
+        push_escaped_text(&mut self.0, text);
+        self.close(name);
+    }
+}
+
+/// `2026-10-04T12:00:58.287Z` with milliseconds, `2026-10-04T09:39:26Z` without (as real documents).
+fn timestamp(secs: i64, millis: Option<u32>) -> String {
+    let Some(d) = chrono::DateTime::from_timestamp(secs, millis.unwrap_or(0) * 1_000_000) else { return String::new() };
+    if millis.is_some() { d.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string() } else { d.format("%Y-%m-%dT%H:%M:%SZ").to_string() }
+}
+
+/// Renders the document. `languages` lists the LocalizedProperties to write (`en` first).
+pub fn render(p: &Planned, files: &[RenderedFile], languages: &[String]) -> String {
+    let mut x = Xml(String::with_capacity(2048 + p.core_target + 512 * languages.len()));
+    let mut root_ns = vec![("xmlns:pub", "http://schemas.microsoft.com/msus/2002/12/Publishing")];
+    match p.handler {
+        Handler::Category => root_ns.push(("xmlns:cat", "http://schemas.microsoft.com/msus/2002/12/UpdateHandlers/Category")),
+        Handler::CommandLine => root_ns.extend([
+            ("xmlns:bar", BAR),
+            ("xmlns:lar", LAR),
+            ("xmlns:cmd", "http://schemas.microsoft.com/msus/2002/12/UpdateHandlers/CommandLineInstallation"),
+        ]),
+        _ => root_ns.extend([("xmlns:bar", BAR), ("xmlns:lar", LAR)]),
+    }
+    root_ns.push(("xmlns:upd", UPD));
+    x.open("upd:Update", &root_ns);
+    let id = p.identity.update_id.to_string();
+    let rev = p.identity.revision_number.to_string();
+    x.empty("upd:UpdateIdentity", &[("UpdateID", &id), ("RevisionNumber", &rev)]);
+
+    // Properties, in the attribute order real documents use.
+    let max_download: u64 = files.iter().map(|f| f.size).sum();
+    let max_download = max_download.to_string();
+    let created = timestamp(p.created, Some((p.index % 1000) as u32));
+    let release = format!("10.0.26100.{}", p.index % 9000);
+    let mut props: Vec<(&str, &str)> = Vec::new();
+    if p.handler == Handler::OsInstaller {
+        props.extend([("ProductName", "Client.OS.RS2.AMD64"), ("ReleaseVersion", release.as_str()), ("ReleaseRevision", "1")]);
+    }
+    props.extend([("UpdateType", p.update_type), ("DefaultPropertiesLanguage", "en")]);
+    if p.explicitly_deployable {
+        props.push(("AutoSelectOnWebSites", "true"));
+        props.push(("ExplicitlyDeployable", "true"));
+    }
+    if let Some(h) = p.handler.uri() {
+        props.push(("Handler", h));
+    }
+    if matches!(p.update_type, "Software" | "Driver") {
+        props.push(("MaxDownloadSize", &max_download));
+        props.push(("MinDownloadSize", "0"));
+    }
+    if let Some(sev) = p.msrc_severity {
+        props.push(("MsrcSeverity", sev));
+    }
+    props.push(("PublicationState", if p.expired { "Expired" } else { "Published" }));
+    props.push(("CreationDate", &created));
+    props.push(("PublisherID", PUBLISHER));
+    x.open("upd:Properties", &props);
+    match p.handler {
+        Handler::Cbs | Handler::OsInstaller => x.empty("upd:InstallationBehavior", &[("RebootBehavior", "CanRequestReboot")]),
+        Handler::CommandLine | Handler::WindowsInstaller => x.empty("upd:InstallationBehavior", &[("Impact", "Minor")]),
+        _ => {}
+    }
+    if p.handler == Handler::Cbs {
+        x.empty("upd:UninstallationBehavior", &[("RebootBehavior", "CanRequestReboot")]);
+    }
+    if let Some(kb) = p.kb {
+        x.text_element("upd:SupportUrl", "https://support.microsoft.com/help");
+        x.text_element("upd:KBArticleID", &kb.to_string());
+    }
+    if p.handler == Handler::OsInstaller {
+        x.text_element("upd:Language", "all");
+    }
+    x.close("upd:Properties");
+
+    x.open("upd:LocalizedPropertiesCollection", &[]);
+    for lang in languages {
+        x.open("upd:LocalizedProperties", &[]);
+        x.text_element("upd:Language", lang);
+        let prefix = if lang == "en" { String::new() } else { format!("[{lang}] ") };
+        x.text_element("upd:Title", &format!("{prefix}{}", p.title));
+        x.text_element("upd:Description", &format!("{prefix}{}", p.description));
+        if p.kb.is_some() {
+            x.text_element("upd:MoreInfoUrl", &format!("https://support.microsoft.com/help/{}", p.kb.unwrap_or_default()));
+            x.text_element("upd:SupportUrl", "https://support.microsoft.com");
+        }
+        x.close("upd:LocalizedProperties");
+    }
+    x.close("upd:LocalizedPropertiesCollection");
+
+    if !p.superseded.is_empty() || !p.prerequisites.is_empty() || !p.bundled.is_empty() {
+        x.open("upd:Relationships", &[]);
+        if !p.superseded.is_empty() {
+            x.open("upd:SupersededUpdates", &[]);
+            for s in &p.superseded {
+                x.empty("upd:UpdateIdentity", &[("UpdateID", &s.to_string())]);
+            }
+            x.close("upd:SupersededUpdates");
+        }
+        if !p.prerequisites.is_empty() {
+            x.open("upd:Prerequisites", &[]);
+            for c in &p.prerequisites {
+                match c {
+                    Clause::One(g) => x.empty("upd:UpdateIdentity", &[("UpdateID", &g.to_string())]),
+                    Clause::AnyOf(ids, is_category) => {
+                        x.open("upd:AtLeastOne", if *is_category { &[("IsCategory", "true")] } else { &[] });
+                        for g in ids {
+                            x.empty("upd:UpdateIdentity", &[("UpdateID", &g.to_string())]);
+                        }
+                        x.close("upd:AtLeastOne");
+                    }
+                }
+            }
+            x.close("upd:Prerequisites");
+        }
+        if !p.bundled.is_empty() {
+            x.open("upd:BundledUpdates", &[]);
+            for group in &p.bundled {
+                x.open("upd:AtLeastOne", &[]);
+                for m in group {
+                    x.empty(
+                        "upd:UpdateIdentity",
+                        &[("UpdateID", &m.update_id.to_string()), ("RevisionNumber", &m.revision_number.to_string())],
+                    );
+                }
+                x.close("upd:AtLeastOne");
+            }
+            x.close("upd:BundledUpdates");
+        }
+        x.close("upd:Relationships");
+    }
+
+    render_rules(&mut x, p);
+
+    if !files.is_empty() {
+        x.open("upd:Files", &[]);
+        for f in files {
+            let digest = f.sha1.to_base64();
+            let size = f.size.to_string();
+            let modified = timestamp(p.created - 3600, None);
+            let mut attrs = vec![
+                ("Digest", digest.as_str()),
+                ("DigestAlgorithm", "SHA1"),
+                ("FileName", f.file_name.as_str()),
+                ("Size", size.as_str()),
+                ("Modified", modified.as_str()),
+            ];
+            if let Some(pt) = f.patching_type {
+                attrs.push(("PatchingType", pt));
+            }
+            if let Some(pr) = f.preferred {
+                attrs.push(("PatchingTypePreferred", pr));
+            }
+            x.open("upd:File", &attrs);
+            x.open("upd:AdditionalDigest", &[("Algorithm", "SHA256")]);
+            x.0.push_str(&f.sha256.to_base64());
+            x.close("upd:AdditionalDigest");
+            x.close("upd:File");
+        }
+        x.close("upd:Files");
+    }
+
+    let hsd = |x: &mut Xml, ty: &str| x.open("upd:HandlerSpecificData", &[("xsi:type", ty), ("xmlns:xsi", XSI)]);
+    match p.handler {
+        Handler::Category => {
+            hsd(&mut x, "cat:Category");
+            let order = (p.index + 1).to_string();
+            x.empty(
+                "cat:CategoryInformation",
+                &[
+                    ("CategoryType", p.category_kind.unwrap_or("Product")),
+                    ("ProhibitsSubcategories", "false"),
+                    ("ProhibitsUpdates", "false"),
+                    ("DisplayOrder", &order),
+                ],
+            );
+            x.close("upd:HandlerSpecificData");
+        }
+        Handler::CommandLine => {
+            hsd(&mut x, "cmd:CommandLineInstallation");
+            let program = files.first().map(|f| f.file_name.as_str()).unwrap_or("setup.exe");
+            x.open("cmd:InstallCommand", &[("Program", program), ("Arguments", "/q /norestart")]);
+            x.empty("cmd:ReturnCode", &[("Code", "0"), ("Result", "Succeeded")]);
+            x.close("cmd:InstallCommand");
+            x.close("upd:HandlerSpecificData");
+        }
+        Handler::Cbs => {
+            hsd(&mut x, "cbs:Cbs");
+            x.empty(
+                "cbs:CbsData",
+                &[("PackageIdentity", ""), ("xmlns:cbs", "http://schemas.microsoft.com/msus/2002/12/UpdateHandlers/Cbs")],
+            );
+            x.close("upd:HandlerSpecificData");
+        }
+        Handler::OsInstaller => {
+            hsd(&mut x, "OSInstallerMetadata");
+            x.empty(
+                "OSInstallData",
+                &[("InitialModule", "UpdateAgent.dll"), ("xmlns", "http://schemas.microsoft.com/msus/2016/01/UpdateHandlers/OSInstaller")],
+            );
+            x.close("upd:HandlerSpecificData");
+        }
+        Handler::WindowsInstaller => {
+            hsd(&mut x, "msp:WindowsInstaller");
+            x.close("upd:HandlerSpecificData");
+        }
+        Handler::Driver => {
+            hsd(&mut x, "drv:WindowsDriver");
+            x.close("upd:HandlerSpecificData");
+        }
+        Handler::Detectoid | Handler::Bundle => {}
+    }
+    x.close("upd:Update");
+    x.0
+}
+
+fn bar(x: &mut Xml, name: &str, attrs: &[(&str, &str)]) {
+    let mut a = attrs.to_vec();
+    a.push(("xmlns:bar", BAR));
+    x.empty(&format!("bar:{name}"), &a);
+}
+
+/// Applicability rules: small natural rules per kind, padded to `core_target` bytes with the
+/// registry and package checks real servicing metadata is made of.
+fn render_rules(x: &mut Xml, p: &Planned) {
+    let mut rng = Rng::new(p.rules_seed, 3, p.identity.revision_number as u64);
+    let start = x.0.len();
+    x.open("upd:ApplicabilityRules", &[]);
+    match p.handler {
+        Handler::Category => {
+            x.open("upd:IsInstalled", &[]);
+            x.empty("lar:True", &[("xmlns:lar", LAR)]);
+            x.close("upd:IsInstalled");
+        }
+        Handler::Detectoid => {
+            x.open("upd:IsInstalled", &[]);
+            match rng.below(3) {
+                0 => bar(
+                    x,
+                    "WindowsVersion",
+                    &[("Comparison", "GreaterThanOrEqualTo"), ("MajorVersion", "10"), ("MinorVersion", "0"), ("ProductType", "1")],
+                ),
+                1 => bar(x, "Processor", &[("Architecture", ["0", "9", "12"][rng.below(3) as usize])]),
+                _ => bar(
+                    x,
+                    "RegDword",
+                    &[
+                        ("Key", "HKEY_LOCAL_MACHINE"),
+                        ("Subkey", "SOFTWARE\\Microsoft\\Windows NT\\CurrentVersion"),
+                        ("Value", "UBR"),
+                        ("Comparison", "GreaterThanOrEqualTo"),
+                        ("Data", &(rng.below(5000)).to_string()),
+                    ],
+                ),
+            }
+            x.close("upd:IsInstalled");
+        }
+        Handler::Cbs => {
+            x.open("upd:IsInstalled", &[]);
+            x.open("lar:And", &[("xmlns:lar", LAR)]);
+            x.empty("cbsar:CbsPackageInstalled", &[("xmlns:cbsar", CBSAR)]);
+            x.open("lar:Not", &[]);
+            bar(
+                x,
+                "RegDword",
+                &[
+                    ("Key", "HKEY_LOCAL_MACHINE"),
+                    ("Subkey", "SOFTWARE\\Microsoft\\Windows\\CurrentVersion\\Component Based Servicing"),
+                    ("Value", "LCUReoffer"),
+                    ("Comparison", "EqualTo"),
+                    ("Data", "1"),
+                ],
+            );
+            x.close("lar:Not");
+            x.close("lar:And");
+            x.close("upd:IsInstalled");
+            x.open("upd:IsInstallable", &[]);
+            x.empty("cbsar:CbsPackageInstallable", &[("xmlns:cbsar", CBSAR)]);
+            x.close("upd:IsInstallable");
+            x.open("upd:Metadata", &[]);
+            x.open("cbsar:CbsPackageApplicabilityMetadata", &[("xmlns:cbsar", CBSAR)]);
+            let kb = format!("KB{}", p.kb.unwrap_or(5_000_000));
+            x.open(
+                "assembly",
+                &[
+                    ("xmlns", "urn:schemas-microsoft-com:asm.v3"),
+                    ("manifestVersion", "1.0"),
+                    ("description", &format!("Fix for {kb}")),
+                    ("displayName", "default"),
+                    ("company", "Microsoft Corporation"),
+                    ("copyright", "Microsoft Corporation"),
+                    ("supportInformation", "https://support.microsoft.com/help"),
+                    ("creationTimeStamp", &timestamp(p.created, None)),
+                    ("lastUpdateTimeStamp", &timestamp(p.created, None)),
+                ],
+            );
+            let version = format!("26100.{}.1.{}", p.index % 7000, p.index % 13);
+            x.empty(
+                "assemblyIdentity",
+                &[
+                    ("name", "Package_for_RollupFix"),
+                    ("version", &version),
+                    ("processorArchitecture", "amd64"),
+                    ("language", "neutral"),
+                    ("publicKeyToken", "31bf3856ad364e35"),
+                ],
+            );
+            x.open("package", &[("identifier", &kb), ("releaseType", "Security Update"), ("restart", "possible")]);
+            // The component list is what makes real CBS manifests large.
+            let mut n = 0u64;
+            while x.0.len() - start < p.core_target {
+                n += 1;
+                let name = format!("Microsoft-Windows-Component-{:05}-{:08x}", n, rng.next_u64() as u32);
+                x.empty(
+                    "assemblyIdentity",
+                    &[
+                        ("name", &name),
+                        ("version", &version),
+                        ("processorArchitecture", "amd64"),
+                        ("language", "neutral"),
+                        ("publicKeyToken", "31bf3856ad364e35"),
+                    ],
+                );
+            }
+            x.close("package");
+            x.close("assembly");
+            x.close("cbsar:CbsPackageApplicabilityMetadata");
+            x.close("upd:Metadata");
+        }
+        Handler::OsInstaller => {
+            let osi = "http://schemas.microsoft.com/msus/2016/01/UpdateHandlers/OSInstaller";
+            x.open("upd:IsInstalled", &[]);
+            x.empty(
+                "osi:ProductReleaseInstalled",
+                &[("Name", "Client.OS.RS2.AMD64"), ("Version", &format!("10.0.26100.{}", p.index % 9000)), ("xmlns:osi", osi)],
+            );
+            x.close("upd:IsInstalled");
+            x.open("upd:IsInstallable", &[]);
+            x.open("lar:And", &[("xmlns:lar", LAR)]);
+            for sku in ["4", "27", "48", "121"] {
+                x.open("lar:Not", &[]);
+                x.empty(
+                    "osi:DeviceAttribute",
+                    &[("Name", "OSSkuId"), ("Type", "String"), ("Comparison", "EqualTo"), ("Value", sku), ("xmlns:osi", osi)],
+                );
+                x.close("lar:Not");
+            }
+            x.empty(
+                "osi:DeviceAttribute",
+                &[
+                    ("Name", "OSVersion"),
+                    ("Type", "Version"),
+                    ("Comparison", "GreaterThanOrEqualTo"),
+                    ("Value", "10.0.26100.1"),
+                    ("xmlns:osi", osi),
+                ],
+            );
+            x.close("lar:And");
+            x.close("upd:IsInstallable");
+        }
+        Handler::WindowsInstaller => {
+            x.open("upd:IsInstalled", &[]);
+            x.empty("mar:MsiPatchInstalled", &[("xmlns:mar", MAR)]);
+            x.close("upd:IsInstalled");
+            x.open("upd:IsInstallable", &[]);
+            x.empty("mar:MsiPatchInstallable", &[("xmlns:mar", MAR)]);
+            x.close("upd:IsInstallable");
+            x.open("upd:Metadata", &[]);
+            x.open("mar:MsiPatchMetadata", &[("xmlns:mar", MAR)]);
+            while x.0.len() - start < p.core_target {
+                let code = format!(
+                    "{{{}}}",
+                    crate::catalog::Guid::from_bytes(rng.next_u64().to_le_bytes().repeat(2).try_into().expect("16 bytes"))
+                        .to_string()
+                        .to_uppercase()
+                );
+                x.empty("mar:MsiProductInstalled", &[("ProductCode", &code)]);
+            }
+            x.close("mar:MsiPatchMetadata");
+            x.close("upd:Metadata");
+        }
+        Handler::Driver => {
+            x.open("upd:Metadata", &[]);
+            let drv = "http://schemas.microsoft.com/msus/2002/12/UpdateHandlers/WindowsDriver";
+            x.empty(
+                "drv:WindowsDriverMetaData",
+                &[
+                    ("HardwareID", &format!("PCI\\VEN_8086&DEV_{:04X}", p.index % 65536)),
+                    ("WhqlDriverID", &p.index.to_string()),
+                    ("Manufacturer", "Contoso Ltd."),
+                    ("Company", "Contoso Ltd."),
+                    ("Provider", "Contoso Ltd."),
+                    ("DriverVerDate", "2025-06-01"),
+                    ("DriverVerVersion", &format!("10.{}.{}.0", p.index % 100, p.index % 1000)),
+                    ("Class", "System"),
+                    ("Model", "Contoso System Device"),
+                    ("xmlns:drv", drv),
+                ],
+            );
+            x.close("upd:Metadata");
+        }
+        Handler::CommandLine | Handler::Bundle => {
+            // Registry and file-version checks, as the Defender definitions carry them.
+            x.open("upd:IsInstalled", &[]);
+            x.open("lar:And", &[("xmlns:lar", LAR)]);
+            let subkey = "SOFTWARE\\Microsoft\\Windows Defender\\Signature Updates";
+            let mut n = 0u64;
+            loop {
+                n += 1;
+                let version = format!("1.{}.{}.0", 400 + n % 100, p.index % 1000);
+                bar(
+                    x,
+                    "FileVersionPrependRegSz",
+                    &[
+                        ("Path", "mpasdlta.vdm"),
+                        ("Comparison", "GreaterThanOrEqualTo"),
+                        ("Version", &version),
+                        ("Key", "HKEY_LOCAL_MACHINE"),
+                        ("Subkey", subkey),
+                        ("Value", "SignatureLocation"),
+                    ],
+                );
+                if x.0.len() - start >= p.core_target || n > 100_000 {
+                    break;
+                }
+                x.open("lar:Not", &[]);
+                bar(
+                    x,
+                    "RegDword",
+                    &[
+                        ("Key", "HKEY_LOCAL_MACHINE"),
+                        ("Subkey", subkey),
+                        ("Value", "SignatureType"),
+                        ("Comparison", "EqualTo"),
+                        ("Data", &(n % 3).to_string()),
+                    ],
+                );
+                x.close("lar:Not");
+            }
+            x.close("lar:And");
+            x.close("upd:IsInstalled");
+            x.open("upd:IsInstallable", &[]);
+            bar(
+                x,
+                "RegValueExists",
+                &[
+                    ("Key", "HKEY_LOCAL_MACHINE"),
+                    ("Subkey", "SOFTWARE\\Microsoft\\Windows Defender"),
+                    ("Value", "InstallLocation"),
+                    ("Type", "REG_SZ"),
+                ],
+            );
+            x.close("upd:IsInstallable");
+        }
+    }
+    x.close("upd:ApplicabilityRules");
+}

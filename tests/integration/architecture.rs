@@ -1,0 +1,98 @@
+//! Invariants from ARCHITECTURE.md that a test can hold.
+
+use std::path::Path;
+
+fn sources(dir: &Path) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(sources(&p));
+        } else if p.extension().is_some_and(|e| e == "rs") {
+            out.push((p.display().to_string(), std::fs::read_to_string(&p).unwrap()));
+        }
+    }
+    out
+}
+
+/// Invariant: `catalog/` and `wsus/` are pure: no files, sockets, processes, threads,
+/// databases, clocks or OS randomness.
+#[test]
+fn pure_modules_import_no_io() {
+    let forbidden = [
+        "std::fs",
+        "std::net",
+        "std::process",
+        "std::thread",
+        "std::env",
+        "File::",
+        "tokio",
+        "rusqlite",
+        "reqwest",
+        "hyper",
+        "axum",
+        "getrandom",
+        "SystemTime",
+        "Instant",
+        "Utc::now",
+        "Local::now",
+        "crate::store",
+        "crate::server",
+        "println!",
+        "eprintln!",
+    ];
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut violations = Vec::new();
+    for module in ["catalog", "wsus"] {
+        let dir = root.join(module);
+        if !dir.exists() {
+            continue;
+        }
+        for (path, text) in sources(&dir) {
+            for (n, line) in text.lines().enumerate() {
+                let code = line.split("//").next().unwrap_or("");
+                for f in forbidden {
+                    if code.contains(f) {
+                        violations.push(format!("{path}:{}: {f}", n + 1));
+                    }
+                }
+            }
+        }
+    }
+    assert!(violations.is_empty(), "pure modules must not do I/O:\n{}", violations.join("\n"));
+}
+
+/// Invariant: only `cli/` prints; the library reports through return values.
+#[test]
+fn library_never_prints() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut violations = Vec::new();
+    for (path, text) in sources(&root) {
+        if path.contains("/cli/") || path.ends_with("main.rs") {
+            continue;
+        }
+        for (n, line) in text.lines().enumerate() {
+            if (line.contains("println!") || line.contains("eprintln!") || line.contains("print!(")) && !line.trim_start().starts_with("//")
+            {
+                violations.push(format!("{path}:{}", n + 1));
+            }
+        }
+    }
+    assert!(violations.is_empty(), "only cli/ prints:\n{}", violations.join("\n"));
+}
+
+/// Invariant: SQL lives in `store/` only (a second backend goes behind the same API).
+#[test]
+fn sql_stays_in_the_store() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut violations = Vec::new();
+    for (path, text) in sources(&root) {
+        if path.contains("/store/") {
+            continue;
+        }
+        if text.contains("rusqlite") {
+            violations.push(path);
+        }
+    }
+    assert!(violations.is_empty(), "rusqlite used outside store/: {violations:?}");
+}

@@ -1,0 +1,48 @@
+//! Helpers shared by the integration tests.
+
+use assert_cmd::Command;
+use std::path::Path;
+
+/// `ferry` with a clean environment for the store location.
+pub fn ferry(data: &Path) -> Command {
+    let mut c = Command::cargo_bin("ferry").expect("the ferry binary is built");
+    c.env_remove("FERRY_DATA").arg("--data").arg(data);
+    c
+}
+
+pub fn stdout_of(c: &mut Command) -> String {
+    let out = c.output().expect("ferry runs");
+    assert!(out.status.success(), "ferry failed: {}\n{}", String::from_utf8_lossy(&out.stderr), String::from_utf8_lossy(&out.stdout));
+    String::from_utf8(out.stdout).expect("utf-8 output")
+}
+
+pub fn json_of(c: &mut Command) -> serde_json::Value {
+    serde_json::from_str(&stdout_of(c.arg("--json"))).expect("one JSON document on stdout")
+}
+
+/// Every file under `dir` with its bytes, for "nothing changed" assertions.
+pub fn snapshot(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    if !dir.exists() {
+        return out;
+    }
+    for entry in walk(dir) {
+        let rel = entry.strip_prefix(dir).unwrap().to_string_lossy().to_string();
+        // SQLite's shared-memory index changes on reads; the database and WAL carry the data.
+        if rel.ends_with("-shm") {
+            continue;
+        }
+        out.push((rel, std::fs::read(&entry).unwrap()));
+    }
+    out.sort();
+    out
+}
+
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() { files.extend(walk(&p)) } else { files.push(p) }
+    }
+    files
+}
