@@ -60,14 +60,28 @@ impl Guid {
     }
 }
 
+impl Guid {
+    /// The lower-case `8-4-4-4-12` form without allocating (hot in catalog writes).
+    pub fn hyphenated(&self) -> [u8; 36] {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut out = [b'-'; 36];
+        let mut o = 0;
+        for (i, b) in self.0.iter().enumerate() {
+            if matches!(i, 4 | 6 | 8 | 10) {
+                o += 1;
+            }
+            out[o] = HEX[(b >> 4) as usize];
+            out[o + 1] = HEX[(b & 0x0f) as usize];
+            o += 2;
+        }
+        out
+    }
+}
+
 impl fmt::Display for Guid {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let b = &self.0;
-        write!(
-            f,
-            "{:02x}{:02x}{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}{:02x}{:02x}{:02x}{:02x}",
-            b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]
-        )
+        let text = self.hyphenated();
+        f.write_str(std::str::from_utf8(&text).expect("hex digits and hyphens"))
     }
 }
 

@@ -59,6 +59,18 @@ pub fn parse_update(document: &[u8]) -> Result<ParsedUpdate, DocumentError> {
     })
 }
 
+/// A slice of the document as text, without validating it again.
+///
+/// `parse_update` checks the whole document is UTF-8 before parsing, and quick-xml cuts the input
+/// only at ASCII delimiters (`<`, `>`, `=`, quotes, whitespace, `&`, `;`, `:`), which never occur
+/// inside a multi-byte UTF-8 sequence; so every slice it hands out is valid UTF-8. Debug builds
+/// check this anyway.
+fn validated_str(bytes: &[u8]) -> &str {
+    debug_assert!(std::str::from_utf8(bytes).is_ok(), "quick-xml returned a slice that is not on a character boundary");
+    // SAFETY: see above: the bytes are a boundary-aligned sub-slice of a validated UTF-8 document.
+    unsafe { std::str::from_utf8_unchecked(bytes) }
+}
+
 /// What an element means to the model, decided from its parent and its name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Role {
@@ -318,17 +330,17 @@ impl<'a> Parser<'a> {
                 Event::Empty(e) => self.start(&e, true)?,
                 Event::End(_) => self.end()?,
                 Event::Text(t) => {
-                    let raw = std::str::from_utf8(&t).map_err(|_| self.error(self.event_start, "text is not valid UTF-8"))?;
+                    let raw = validated_str(&t);
                     let text = xml::normalize_newlines(raw);
                     self.character_data(&text)?;
                 }
                 Event::CData(c) => {
-                    let raw = std::str::from_utf8(&c).map_err(|_| self.error(self.event_start, "CDATA is not valid UTF-8"))?;
+                    let raw = validated_str(&c);
                     let text = xml::normalize_newlines(raw);
                     self.character_data(&text)?;
                 }
                 Event::GeneralRef(r) => {
-                    let name = std::str::from_utf8(&r).map_err(|_| self.error(self.event_start, "reference is not valid UTF-8"))?;
+                    let name = validated_str(&r);
                     let c = xml::resolve_reference(name).map_err(|e| self.error(self.event_start, e.to_string()))?;
                     let mut buf = [0u8; 4];
                     self.character_data(c.encode_utf8(&mut buf))?;
@@ -394,7 +406,7 @@ impl<'a> Parser<'a> {
                 return Err(self.error(at, format!("undeclared namespace prefix {:?}", String::from_utf8_lossy(&p))));
             }
         };
-        let local = std::str::from_utf8(local.into_inner()).map_err(|_| self.error(at, "element name is not valid UTF-8"))?;
+        let local = validated_str(local.into_inner());
         let in_update_ns = uri == ns::UPDATE;
         let prefix = fragments::fragment_prefix(uri);
         let depth = self.stack.len();
@@ -422,7 +434,7 @@ impl<'a> Parser<'a> {
         let declare_namespace = foreign && parent_foreign != Some(uri);
         let foreign_ns = if foreign {
             let start = self.foreign_namespaces.len();
-            self.foreign_namespaces.push_str(std::str::from_utf8(uri).map_err(|_| self.error(at, "namespace is not valid UTF-8"))?);
+            self.foreign_namespaces.push_str(validated_str(uri));
             Some(start..self.foreign_namespaces.len())
         } else {
             None
@@ -445,8 +457,7 @@ impl<'a> Parser<'a> {
                     return Err(self.error(at, format!("undeclared namespace prefix {:?} on an attribute", String::from_utf8_lossy(&p))));
                 }
             };
-            let attr_name =
-                std::str::from_utf8(attr_local.into_inner()).map_err(|_| self.error(at, "attribute name is not valid UTF-8"))?;
+            let attr_name = validated_str(attr_local.into_inner());
             let value = xml::decode_attribute(&attr.value).map_err(|err| self.error(at, format!("attribute {attr_name}: {err}")))?;
             self.attributes.push(attr_name, namespaced, &value);
         }
@@ -472,6 +483,11 @@ impl<'a> Parser<'a> {
         }
         if let Some(target) = target {
             let mut capture = FragmentCapture::new(depth);
+            // Sections are mostly copied through: reserve what is left of the document once,
+            // rather than growing (and copying) the buffer many times over.
+            if target == Target::CoreRules {
+                capture.out.reserve(self.doc.len() - at);
+            }
             if target == Target::ExtendedProperties {
                 let all = self.attributes.owned();
                 self.core_properties = Some(fragments::core_properties(&all));

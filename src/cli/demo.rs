@@ -57,12 +57,20 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     for (kind, n) in &status.by_type {
         println!("   {kind:<10} {n}");
     }
-    let security = store.list_updates(&UpdateFilter { classification: Some("security".into()), product: Some("windows 11".into()), ..Default::default() })?;
+    let security = store.list_updates(&UpdateFilter {
+        classification: Some("security".into()),
+        product: Some("windows 11".into()),
+        ..Default::default()
+    })?;
     println!("   {} security updates for Windows 11, the newest:", security.len());
     for u in security.iter().take(3) {
         println!("     KB{}  {}", u.kb_article.as_deref().unwrap_or("-"), u.title.as_deref().unwrap_or(""));
     }
     println!("\nTry: ferry --data {} updates list --classification security", upstream.display());
-    println!("     ferry --data {} updates show KB{} --fragment core", upstream.display(), security.first().and_then(|u| u.kb_article.clone()).unwrap_or_default());
+    println!(
+        "     ferry --data {} updates show KB{} --fragment core",
+        upstream.display(),
+        security.first().and_then(|u| u.kb_article.clone()).unwrap_or_default()
+    );
     Ok(())
 }

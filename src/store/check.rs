@@ -98,7 +98,7 @@ impl Store {
         if deep {
             let mut stmt = self
                 .conn
-                .prepare("SELECT r.revision_id, r.update_id, r.revision_number, r.fragments_sha256, d.document FROM revisions r JOIN revision_documents d USING (revision_id)")
+                .prepare("SELECT r.revision_id, r.update_id, r.revision_number, r.fragments_digest, d.document FROM revisions r JOIN revision_documents d USING (revision_id)")
                 .map_err(|e| self.err("re-reading documents", e))?;
             let mut rows = stmt.query([]).map_err(|e| self.err("re-reading documents", e))?;
             while let Some(row) = rows.next().map_err(|e| self.err("re-reading documents", e))? {
@@ -110,7 +110,14 @@ impl Store {
                 let document =
                     row.get_ref(4).and_then(|v| v.as_blob().map_err(Into::into)).map_err(|e| self.err("re-reading documents", e))?;
                 report.documents_reparsed += 1;
-                match parse_update(document) {
+                let document = match super::ingest::decompress(document, "document") {
+                    Ok(d) => d,
+                    Err(e) => {
+                        report.problem(format!("revision {update_id}/{rev}"), e.to_string());
+                        continue;
+                    }
+                };
+                match parse_update(&document) {
                     Ok(parsed) if fragments_digest(&parsed)[..] == stored[..] => {}
                     Ok(_) => {
                         report.problem(format!("revision {update_id}/{rev}"), "stored fragments differ from the ones its document yields")

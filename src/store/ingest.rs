@@ -1,9 +1,9 @@
 //! Loading update documents into the catalog, one transaction per batch.
 
 use super::{Store, StoreError, StoreResult, now_rfc3339};
-use crate::catalog::{ParsedUpdate, UpdateIdentity, parse_update};
+use crate::catalog::{ParsedUpdate, Update, UpdateIdentity, parse_update};
+use rayon::prelude::*;
 use rusqlite::{OptionalExtension, Transaction, params};
-use sha2::{Digest, Sha256};
 use std::path::PathBuf;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,27 +47,90 @@ impl Store {
     }
 }
 
+/// zstd level for stored documents and fragments: fast enough to stay behind parsing.
+const COMPRESSION_LEVEL: i32 = 1;
+
+pub(crate) fn compress(bytes: &[u8]) -> Vec<u8> {
+    thread_local! {
+        // A compression context is costly to build; each thread keeps one.
+        static COMPRESSOR: std::cell::RefCell<zstd::bulk::Compressor<'static>> =
+            std::cell::RefCell::new(zstd::bulk::Compressor::new(COMPRESSION_LEVEL).expect("a zstd context"));
+    }
+    COMPRESSOR.with(|c| c.borrow_mut().compress(bytes).expect("compressing to memory cannot fail"))
+}
+
+pub(crate) fn decompress(bytes: &[u8], what: &str) -> std::io::Result<Vec<u8>> {
+    zstd::stream::decode_all(bytes).map_err(|e| std::io::Error::new(e.kind(), format!("{what}: stored data does not decompress: {e}")))
+}
+
+/// A document parsed, its fragments derived and compressed: everything but the database work,
+/// so it can run on any thread.
+pub struct PreparedRevision {
+    source: String,
+    update: Update,
+    localized: Vec<(String, String)>,
+    digest: [u8; 16],
+    document_len: usize,
+    core_len: usize,
+    document: Vec<u8>,
+    core: Vec<u8>,
+    extended: Vec<u8>,
+}
+
+impl PreparedRevision {
+    pub fn identity(&self) -> UpdateIdentity {
+        self.update.identity
+    }
+
+    pub fn update(&self) -> &Update {
+        &self.update
+    }
+}
+
+/// Parses and compresses one document; `source` names it in errors (a file, a bundle member...).
+pub fn prepare_revision(source: &str, document: &[u8]) -> StoreResult<PreparedRevision> {
+    let parsed = parse_update(document).map_err(|e| StoreError::Document { document: source.to_string(), source: e })?;
+    Ok(prepare_parsed(source, document, parsed))
+}
+
+fn prepare_parsed(source: &str, document: &[u8], parsed: ParsedUpdate) -> PreparedRevision {
+    let digest = fragments_digest(&parsed);
+    let ParsedUpdate { update, fragments } = parsed;
+    PreparedRevision {
+        source: source.to_string(),
+        update,
+        digest,
+        document_len: document.len(),
+        core_len: fragments.core.len(),
+        document: compress(document),
+        core: compress(fragments.core.as_bytes()),
+        extended: compress(fragments.extended.as_bytes()),
+        localized: fragments.localized,
+    }
+}
+
 /// A digest of everything a client sees of a revision; two copies of a revision must agree on it.
-pub fn fragments_digest(parsed: &ParsedUpdate) -> [u8; 32] {
-    let mut h = Sha256::new();
+/// (XXH3-128: this tells honest copies apart, it is not a security boundary; signatures are.)
+pub fn fragments_digest(parsed: &ParsedUpdate) -> [u8; 16] {
+    let mut h = xxhash_rust::xxh3::Xxh3::new();
     let f = &parsed.fragments;
     for part in [&f.core, &f.extended] {
-        h.update((part.len() as u64).to_le_bytes());
+        h.update(&(part.len() as u64).to_le_bytes());
         h.update(part.as_bytes());
     }
     for (lang, frag) in &f.localized {
-        h.update((lang.len() as u64).to_le_bytes());
+        h.update(&(lang.len() as u64).to_le_bytes());
         h.update(lang.as_bytes());
-        h.update((frag.len() as u64).to_le_bytes());
+        h.update(&(frag.len() as u64).to_le_bytes());
         h.update(frag.as_bytes());
     }
-    h.finalize().into()
+    h.digest128().to_le_bytes()
 }
 
 impl IngestBatch<'_> {
-    fn err(&self, context: impl Into<String>) -> impl FnOnce(rusqlite::Error) -> StoreError + '_ {
-        let context = context.into();
-        move |e| StoreError::sqlite(&self.db, context, e)
+    /// Maps a database error, building its context only when there is an error.
+    fn err<'a, C: Into<String>>(&'a self, context: impl FnOnce() -> C + 'a) -> impl FnOnce(rusqlite::Error) -> StoreError + 'a {
+        move |e| StoreError::sqlite(&self.db, context(), e)
     }
 
     /// The catalog stamp this batch gives the revisions it adds.
@@ -77,29 +140,50 @@ impl IngestBatch<'_> {
 
     /// Parses and stores one document; `source` names it in errors (a file, a bundle member...).
     pub fn add_document(&mut self, source: &str, document: &[u8]) -> StoreResult<AddOutcome> {
-        let parsed = parse_update(document).map_err(|e| StoreError::Document { document: source.to_string(), source: e })?;
-        self.add_parsed(source, document, &parsed)
+        let prepared = prepare_revision(source, document)?;
+        self.add_prepared(&prepared)
     }
 
-    /// Stores a document parsed by the caller (parsing can then run on other threads).
-    pub fn add_parsed(&mut self, source: &str, document: &[u8], parsed: &ParsedUpdate) -> StoreResult<AddOutcome> {
-        let u = &parsed.update;
+    /// Stores many documents in order, parsing and compressing them on all cores. Stops at the
+    /// first bad document (the caller drops the batch, which rolls it back).
+    pub fn add_documents(&mut self, documents: &[(String, Vec<u8>)]) -> StoreResult<Vec<AddOutcome>> {
+        let prepared: Vec<StoreResult<PreparedRevision>> =
+            documents.par_iter().map(|(source, doc)| prepare_revision(source, doc)).collect();
+        prepared.into_iter().map(|p| p.and_then(|p| self.add_prepared(&p))).collect()
+    }
+
+    /// Stores a document parsed by the caller.
+    pub fn add_parsed(&mut self, source: &str, document: &[u8], parsed: ParsedUpdate) -> StoreResult<AddOutcome> {
+        self.add_prepared(&prepare_parsed(source, document, parsed))
+    }
+
+    pub fn add_prepared(&mut self, prepared: &PreparedRevision) -> StoreResult<AddOutcome> {
+        let source = prepared.source.as_str();
+        let u = &prepared.update;
         let id = u.identity;
         let update_id = id.update_id.to_string();
-        let digest = fragments_digest(parsed);
-        self.report.document_bytes += document.len() as u64;
+        let digest = prepared.digest;
+        self.report.document_bytes += prepared.document_len as u64;
 
-        let existing: Option<(i32, Vec<u8>)> = self
+        // Every stored revision of this update: is this one already there, and will it be the newest?
+        let stored: Vec<(i32, i32, Vec<u8>)> = self
             .tx
-            .prepare_cached("SELECT revision_id, fragments_sha256 FROM revisions WHERE update_id = ?1 AND revision_number = ?2")
-            .and_then(|mut s| s.query_row(params![update_id, id.revision_number], |r| Ok((r.get(0)?, r.get(1)?))).optional())
-            .map_err(self.err(format!("looking up revision {id}")))?;
-        if let Some((revision_id, stored)) = existing {
-            if stored == digest {
+            .prepare_cached("SELECT revision_number, revision_id, fragments_digest FROM revisions WHERE update_id = ?1")
+            .and_then(|mut s| s.query_map([&update_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?.collect())
+            .map_err(self.err(|| format!("looking up revision {id}")))?;
+        if let Some((_, revision_id, stored_digest)) = stored.iter().find(|(n, _, _)| *n == id.revision_number) {
+            if stored_digest[..] == digest[..] {
                 self.report.unchanged += 1;
-                return Ok(AddOutcome::Unchanged { revision_id });
+                return Ok(AddOutcome::Unchanged { revision_id: *revision_id });
             }
             return Err(StoreError::ConflictingRevision { document: source.to_string(), identity: id });
+        }
+        let is_latest = stored.iter().all(|(n, _, _)| *n < id.revision_number);
+        if is_latest && !stored.is_empty() {
+            self.tx
+                .prepare_cached("UPDATE revisions SET is_latest = 0 WHERE update_id = ?1 AND is_latest = 1")
+                .and_then(|mut s| s.execute([&update_id]))
+                .map_err(self.err(|| format!("marking older revisions of {}", id.update_id)))?;
         }
 
         let english = u.localized_in("en");
@@ -108,8 +192,8 @@ impl IngestBatch<'_> {
             .prepare_cached(
                 "INSERT INTO revisions (update_id, revision_number, update_type, category_kind, is_bundle, explicitly_deployable,
                     publication_state, title, kb_article, security_bulletin, msrc_severity, creation_date, handler, default_language,
-                    core_size, document_size, fragments_sha256, changed_stamp, ingested_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)",
+                    core_size, document_size, fragments_digest, changed_stamp, ingested_at, is_latest)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)",
             )
             .and_then(|mut s| {
                 s.execute(params![
@@ -127,129 +211,112 @@ impl IngestBatch<'_> {
                     u.creation_date,
                     u.handler,
                     u.default_language,
-                    parsed.fragments.core.len() as i64,
-                    document.len() as i64,
+                    prepared.core_len as i64,
+                    prepared.document_len as i64,
                     &digest[..],
                     self.stamp,
                     self.now,
+                    is_latest,
                 ])
             })
-            .map_err(self.err(format!("storing revision {id}")))?;
+            .map_err(self.err(|| format!("storing revision {id}")))?;
         let rowid = self.tx.last_insert_rowid();
         let revision_id = i32::try_from(rowid).map_err(|_| StoreError::RevisionIdsExhausted)?;
 
         self.tx
             .prepare_cached("INSERT INTO revision_documents (revision_id, document, core, extended) VALUES (?1, ?2, ?3, ?4)")
-            .and_then(|mut s| {
-                s.execute(params![revision_id, document, parsed.fragments.core.as_bytes(), parsed.fragments.extended.as_bytes()])
-            })
-            .map_err(self.err(format!("storing the document of {id}")))?;
+            .and_then(|mut s| s.execute(params![revision_id, prepared.document, prepared.core, prepared.extended]))
+            .map_err(self.err(|| format!("storing the document of {id}")))?;
 
-        for (language, fragment) in &parsed.fragments.localized {
+        for (language, fragment) in &prepared.localized {
             let props = u.localized.iter().find(|l| &l.language == language);
             self.tx
                 .prepare_cached("INSERT OR IGNORE INTO localized_properties (revision_id, language, title, description, fragment) VALUES (?1, ?2, ?3, ?4, ?5)")
                 .and_then(|mut s| {
                     s.execute(params![revision_id, language, props.and_then(|p| p.title.as_deref()), props.and_then(|p| p.description.as_deref()), fragment.as_bytes()])
                 })
-                .map_err(self.err(format!("storing localized properties of {id}")))?;
+                .map_err(self.err(|| format!("storing localized properties of {id}")))?;
         }
 
         for (clause, group) in u.prerequisites.iter().enumerate() {
             for member in &group.update_ids {
                 self.tx
-                    .prepare_cached("INSERT INTO prerequisites (revision_id, clause, update_id, is_category) VALUES (?1, ?2, ?3, ?4)")
+                    .prepare_cached(
+                        "INSERT OR IGNORE INTO prerequisites (revision_id, clause, update_id, is_category) VALUES (?1, ?2, ?3, ?4)",
+                    )
                     .and_then(|mut s| s.execute(params![revision_id, clause as i64, member.to_string(), group.is_category]))
-                    .map_err(self.err(format!("storing prerequisites of {id}")))?;
+                    .map_err(self.err(|| format!("storing prerequisites of {id}")))?;
             }
         }
         for (clause, group) in u.bundled_updates.iter().enumerate() {
             for member in &group.members {
                 self.tx
-                    .prepare_cached("INSERT INTO bundle_members (revision_id, clause, member_update_id, member_revision_number) VALUES (?1, ?2, ?3, ?4)")
+                    .prepare_cached("INSERT OR IGNORE INTO bundle_members (revision_id, clause, member_update_id, member_revision_number) VALUES (?1, ?2, ?3, ?4)")
                     .and_then(|mut s| s.execute(params![revision_id, clause as i64, member.update_id.to_string(), member.revision_number]))
-                    .map_err(self.err(format!("storing bundled updates of {id}")))?;
+                    .map_err(self.err(|| format!("storing bundled updates of {id}")))?;
             }
         }
         for superseded in &u.superseded_update_ids {
             self.tx
-                .prepare_cached("INSERT INTO supersedences (revision_id, superseded_update_id) VALUES (?1, ?2)")
+                .prepare_cached("INSERT OR IGNORE INTO supersedences (revision_id, superseded_update_id) VALUES (?1, ?2)")
                 .and_then(|mut s| s.execute(params![revision_id, superseded.to_string()]))
-                .map_err(self.err(format!("storing superseded updates of {id}")))?;
+                .map_err(self.err(|| format!("storing superseded updates of {id}")))?;
         }
         for file in &u.files {
             self.add_file(source, revision_id, file)?;
         }
-        self.mark_latest(&update_id, id)?;
         self.report.added += 1;
         Ok(AddOutcome::Added { revision_id })
     }
 
     fn add_file(&mut self, source: &str, revision_id: i32, file: &crate::catalog::UpdateFile) -> StoreResult<()> {
-        let stored: Option<(Option<Vec<u8>>, i64)> = self
+        let inserted = self
             .tx
-            .prepare_cached("SELECT sha256, size FROM files WHERE sha1 = ?1")
-            .and_then(|mut s| s.query_row([&file.sha1.0[..]], |r| Ok((r.get(0)?, r.get(1)?))).optional())
-            .map_err(self.err(format!("looking up file {}", file.sha1)))?;
-        match stored {
-            Some((stored_sha256, stored_size)) => {
-                let sha_differs = matches!((&stored_sha256, &file.sha256), (Some(a), Some(b)) if a[..] != b.0[..]);
-                if sha_differs || stored_size as u64 != file.size {
-                    let hex = |v: Option<&[u8]>| v.map(hex::encode).unwrap_or_else(|| "(none)".into());
-                    return Err(StoreError::ConflictingFile(Box::new(super::error::FileConflict {
-                        document: source.to_string(),
-                        sha1: file.sha1.to_hex_upper(),
-                        file_name: file.file_name.clone(),
-                        stored_size: stored_size as u64,
-                        stored_sha256: hex(stored_sha256.as_deref()),
-                        size: file.size,
-                        sha256: hex(file.sha256.as_ref().map(|d| &d.0[..])),
-                    })));
-                }
-                if stored_sha256.is_none() && file.sha256.is_some() {
-                    self.tx
-                        .execute(
-                            "UPDATE files SET sha256 = ?2 WHERE sha1 = ?1",
-                            params![&file.sha1.0[..], file.sha256.map(|d| d.0.to_vec())],
-                        )
-                        .map_err(self.err(format!("recording the SHA-256 of file {}", file.sha1)))?;
-                }
+            .prepare_cached(
+                "INSERT OR IGNORE INTO files (sha1, sha256, size, file_name, extension, modified, patching_type) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    &file.sha1.0[..],
+                    file.sha256.map(|d| d.0.to_vec()),
+                    file.size as i64,
+                    file.file_name,
+                    file.extension(),
+                    file.modified,
+                    file.patching_type,
+                ])
+            })
+            .map_err(self.err(|| format!("storing file {}", file.sha1)))?;
+        if inserted == 0 {
+            // Known already: the metadata must agree on what the file is.
+            let (stored_sha256, stored_size): (Option<Vec<u8>>, i64) = self
+                .tx
+                .prepare_cached("SELECT sha256, size FROM files WHERE sha1 = ?1")
+                .and_then(|mut s| s.query_row([&file.sha1.0[..]], |r| Ok((r.get(0)?, r.get(1)?))))
+                .map_err(self.err(|| format!("looking up file {}", file.sha1)))?;
+            let sha_differs = matches!((&stored_sha256, &file.sha256), (Some(a), Some(b)) if a[..] != b.0[..]);
+            if sha_differs || stored_size as u64 != file.size {
+                let hex = |v: Option<&[u8]>| v.map(hex::encode).unwrap_or_else(|| "(none)".into());
+                return Err(StoreError::ConflictingFile(Box::new(super::error::FileConflict {
+                    document: source.to_string(),
+                    sha1: file.sha1.to_hex_upper(),
+                    file_name: file.file_name.clone(),
+                    stored_size: stored_size as u64,
+                    stored_sha256: hex(stored_sha256.as_deref()),
+                    size: file.size,
+                    sha256: hex(file.sha256.as_ref().map(|d| &d.0[..])),
+                })));
             }
-            None => {
+            if stored_sha256.is_none() && file.sha256.is_some() {
                 self.tx
-                    .prepare_cached(
-                        "INSERT INTO files (sha1, sha256, size, file_name, extension, modified, patching_type) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                    )
-                    .and_then(|mut s| {
-                        s.execute(params![
-                            &file.sha1.0[..],
-                            file.sha256.map(|d| d.0.to_vec()),
-                            file.size as i64,
-                            file.file_name,
-                            file.extension(),
-                            file.modified,
-                            file.patching_type,
-                        ])
-                    })
-                    .map_err(self.err(format!("storing file {}", file.sha1)))?;
+                    .execute("UPDATE files SET sha256 = ?2 WHERE sha1 = ?1", params![&file.sha1.0[..], file.sha256.map(|d| d.0.to_vec())])
+                    .map_err(self.err(|| format!("recording the SHA-256 of file {}", file.sha1)))?;
             }
         }
         self.tx
             .prepare_cached("INSERT OR IGNORE INTO revision_files (revision_id, sha1) VALUES (?1, ?2)")
             .and_then(|mut s| s.execute(params![revision_id, &file.sha1.0[..]]))
-            .map_err(self.err(format!("linking file {}", file.sha1)))?;
-        Ok(())
-    }
-
-    /// Keeps `is_latest` on the highest revision number of the update.
-    fn mark_latest(&mut self, update_id: &str, id: UpdateIdentity) -> StoreResult<()> {
-        self.tx
-            .prepare_cached(
-                "UPDATE revisions SET is_latest = (revision_number = (SELECT MAX(revision_number) FROM revisions WHERE update_id = ?1))
-                 WHERE update_id = ?1",
-            )
-            .and_then(|mut s| s.execute([update_id]))
-            .map_err(self.err(format!("marking the newest revision of {}", id.update_id)))?;
+            .map_err(self.err(|| format!("linking file {}", file.sha1)))?;
         Ok(())
     }
 
@@ -258,7 +325,7 @@ impl IngestBatch<'_> {
         self.tx
             .prepare_cached("UPDATE files SET present = 1 WHERE sha1 = ?1")
             .and_then(|mut s| s.execute([&sha1.0[..]]))
-            .map_err(self.err(format!("marking file {sha1} present")))?;
+            .map_err(self.err(|| format!("marking file {sha1} present")))?;
         Ok(())
     }
 
@@ -269,7 +336,7 @@ impl IngestBatch<'_> {
                 "INSERT INTO settings (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                 [key, value],
             )
-            .map_err(self.err(format!("writing setting {key}")))?;
+            .map_err(self.err(|| format!("writing setting {key}")))?;
         Ok(())
     }
 
@@ -277,7 +344,7 @@ impl IngestBatch<'_> {
         self.tx
             .query_row("SELECT value FROM settings WHERE key = ?1", [key], |r| r.get(0))
             .optional()
-            .map_err(self.err(format!("reading setting {key}")))
+            .map_err(self.err(|| format!("reading setting {key}")))
     }
 
     pub fn report(&self) -> IngestReport {
@@ -297,5 +364,87 @@ impl IngestBatch<'_> {
         let report = self.report;
         self.tx.commit().map_err(|e| StoreError::sqlite(&db, "committing the ingest batch", e))?;
         Ok(report)
+    }
+}
+
+/// Documents in flight between the reader, the preparing workers and the writer: bounds memory.
+const IN_FLIGHT: usize = 32;
+
+impl Store {
+    /// Ingests a stream of documents: a reader thread, one preparing worker per core (parse,
+    /// derive, compress), and this thread writing them in their original order (so revision ids
+    /// follow the stream). With `commit_every`, a transaction per that many documents (what was
+    /// committed stays when a later document fails); without, one transaction for everything
+    /// (all or nothing). `progress(documents, bytes)`.
+    pub fn ingest_stream<I>(
+        &mut self,
+        documents: I,
+        commit_every: Option<usize>,
+        progress: &mut dyn FnMut(u64, u64),
+    ) -> StoreResult<IngestReport>
+    where
+        I: Iterator<Item = StoreResult<(String, Vec<u8>)>> + Send,
+    {
+        use std::sync::{Arc, Mutex, mpsc};
+        let workers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+        std::thread::scope(|scope| {
+            let (work_tx, work_rx) = mpsc::sync_channel::<(u64, StoreResult<(String, Vec<u8>)>)>(IN_FLIGHT);
+            let (done_tx, done_rx) = mpsc::sync_channel::<(u64, StoreResult<PreparedRevision>)>(IN_FLIGHT);
+            scope.spawn(move || {
+                for (seq, item) in documents.enumerate() {
+                    let failed = item.is_err();
+                    if work_tx.send((seq as u64, item)).is_err() || failed {
+                        return;
+                    }
+                }
+            });
+            let work_rx = Arc::new(Mutex::new(work_rx));
+            for _ in 0..workers {
+                let (work_rx, done_tx) = (Arc::clone(&work_rx), done_tx.clone());
+                scope.spawn(move || {
+                    loop {
+                        let next = work_rx.lock().expect("no worker panics while holding the queue").recv();
+                        let Ok((seq, item)) = next else { return };
+                        let prepared = item.and_then(|(source, doc)| prepare_revision(&source, &doc));
+                        if done_tx.send((seq, prepared)).is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+            drop(done_tx);
+
+            // Checkpoint the WAL less often during a bulk load: each checkpoint waits for the disk.
+            self.conn.pragma_update(None, "wal_autocheckpoint", 16384).map_err(|e| self.err("tuning checkpoints", e))?;
+            let mut total = IngestReport::default();
+            let mut batch = self.begin_ingest()?;
+            let (mut in_batch, mut next_seq) = (0usize, 0u64);
+            let mut waiting: std::collections::BTreeMap<u64, StoreResult<PreparedRevision>> = Default::default();
+            for (seq, prepared) in done_rx.iter() {
+                waiting.insert(seq, prepared);
+                while let Some(prepared) = waiting.remove(&next_seq) {
+                    next_seq += 1;
+                    batch.add_prepared(&prepared?)?;
+                    in_batch += 1;
+                    if commit_every.is_some_and(|n| in_batch >= n) {
+                        total.add(batch.commit()?);
+                        batch = self.begin_ingest()?;
+                        in_batch = 0;
+                    }
+                }
+                progress(next_seq, total.document_bytes + batch.report.document_bytes);
+            }
+            total.add(batch.commit()?);
+            self.conn.pragma_update(None, "wal_autocheckpoint", 1000).map_err(|e| self.err("tuning checkpoints", e))?;
+            Ok(total)
+        })
+    }
+}
+
+impl IngestReport {
+    fn add(&mut self, other: IngestReport) {
+        self.added += other.added;
+        self.unchanged += other.unchanged;
+        self.document_bytes += other.document_bytes;
     }
 }

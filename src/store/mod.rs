@@ -19,7 +19,7 @@ mod schema;
 pub use check::{CheckProblem, CheckReport};
 pub use content::{ContentError, ContentStore, ExpectedFile, FileHasher, HashingWriter, VerifiedFile, hash_reader};
 pub use error::{StoreError, StoreResult};
-pub use ingest::{AddOutcome, IngestBatch, IngestReport};
+pub use ingest::{AddOutcome, IngestBatch, IngestReport, PreparedRevision, prepare_revision};
 pub use query::*;
 
 use rusqlite::{Connection, OptionalExtension};
@@ -62,7 +62,7 @@ impl Store {
     fn configure(&mut self) -> StoreResult<()> {
         self.conn.busy_timeout(Duration::from_secs(30)).map_err(|e| self.err("setting the busy timeout", e))?;
         self.conn
-            .execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA cache_size = -65536;")
+            .execute_batch("PRAGMA page_size = 16384; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA cache_size = -65536; PRAGMA temp_store = MEMORY;")
             .map_err(|e| self.err("configuring the database", e))
     }
 

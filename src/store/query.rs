@@ -354,7 +354,7 @@ impl Store {
         {
             let mut stmt = self
                 .conn
-                .prepare_cached("SELECT clause, update_id, is_category FROM prerequisites WHERE revision_id = ?1 ORDER BY clause, rowid")
+                .prepare_cached("SELECT clause, update_id, is_category FROM prerequisites WHERE revision_id = ?1 ORDER BY clause")
                 .map_err(|e| self.err("reading prerequisites", e))?;
             let rows = stmt
                 .query_map([revision_id], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, bool>(2)?)))
@@ -372,7 +372,7 @@ impl Store {
         let update_id = summary.update_id.clone();
         let languages = self.strings("SELECT language FROM localized_properties WHERE revision_id = ?1 ORDER BY language", revision_id)?;
         let bundled_updates = self.strings(
-            "SELECT member_update_id || '/' || member_revision_number FROM bundle_members WHERE revision_id = ?1 ORDER BY clause, rowid",
+            "SELECT member_update_id || '/' || member_revision_number FROM bundle_members WHERE revision_id = ?1 ORDER BY clause",
             revision_id,
         )?;
         let bundled_in = self.strings(
@@ -455,6 +455,13 @@ impl Store {
                 .optional(),
         }
         .map_err(|e| self.err(format!("reading a fragment of revision #{revision_id}"), e))?;
+        let bytes = match (bytes, kind) {
+            (Some(b), FragmentKind::Core | FragmentKind::Extended) => Some(
+                super::ingest::decompress(&b, &format!("fragment of revision #{revision_id}"))
+                    .map_err(|e| StoreError::io(&self.db_path(), e))?,
+            ),
+            (b, _) => b,
+        };
         Ok(bytes.map(|b| String::from_utf8(b).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())))
     }
 
@@ -465,6 +472,10 @@ impl Store {
             .optional()
             .map_err(|e| self.err(format!("reading the document of revision #{revision_id}"), e))?
             .ok_or_else(|| StoreError::NotFound(format!("no document for revision #{revision_id}")))
+            .and_then(|b: Vec<u8>| {
+                super::ingest::decompress(&b, &format!("document of revision #{revision_id}"))
+                    .map_err(|e| StoreError::io(&self.db_path(), e))
+            })
     }
 
     pub fn catalog_status(&self) -> StoreResult<CatalogStatus> {

@@ -33,7 +33,7 @@ CREATE TABLE revisions (
     default_language      TEXT,
     core_size             INTEGER NOT NULL,
     document_size         INTEGER NOT NULL,
-    fragments_sha256      BLOB    NOT NULL,          -- identity of what clients see, for re-ingest checks
+    fragments_digest      BLOB    NOT NULL,          -- XXH3-128 of what clients see, for re-ingest checks
     changed_stamp         INTEGER NOT NULL,          -- catalog stamp of the batch that stored it
     ingested_at           TEXT    NOT NULL,
     UNIQUE (update_id, revision_number)
@@ -43,6 +43,8 @@ CREATE INDEX revisions_kb ON revisions (kb_article);
 CREATE INDEX revisions_stamp ON revisions (changed_stamp);
 
 -- The full document and the fragments ready to serve, apart so scans of revisions stay small.
+-- All three are zstd frames (update XML compresses about tenfold; the store and the disk
+-- bandwidth of an ingest shrink with it).
 CREATE TABLE revision_documents (
     revision_id INTEGER PRIMARY KEY REFERENCES revisions (revision_id),
     document    BLOB NOT NULL,
@@ -64,9 +66,9 @@ CREATE TABLE prerequisites (
     revision_id INTEGER NOT NULL REFERENCES revisions (revision_id),
     clause      INTEGER NOT NULL,
     update_id   TEXT    NOT NULL,
-    is_category INTEGER NOT NULL
-);
-CREATE INDEX prerequisites_by_revision ON prerequisites (revision_id);
+    is_category INTEGER NOT NULL,
+    PRIMARY KEY (revision_id, clause, update_id)
+) WITHOUT ROWID;
 CREATE INDEX prerequisites_by_update ON prerequisites (update_id);
 
 -- Bundled updates: exact member revisions.
@@ -74,16 +76,16 @@ CREATE TABLE bundle_members (
     revision_id            INTEGER NOT NULL REFERENCES revisions (revision_id),
     clause                 INTEGER NOT NULL,
     member_update_id       TEXT    NOT NULL,
-    member_revision_number INTEGER NOT NULL
-);
-CREATE INDEX bundle_members_by_revision ON bundle_members (revision_id);
+    member_revision_number INTEGER NOT NULL,
+    PRIMARY KEY (revision_id, clause, member_update_id, member_revision_number)
+) WITHOUT ROWID;
 CREATE INDEX bundle_members_by_member ON bundle_members (member_update_id, member_revision_number);
 
 CREATE TABLE supersedences (
     revision_id          INTEGER NOT NULL REFERENCES revisions (revision_id),
-    superseded_update_id TEXT    NOT NULL
-);
-CREATE INDEX supersedences_by_revision ON supersedences (revision_id);
+    superseded_update_id TEXT    NOT NULL,
+    PRIMARY KEY (revision_id, superseded_update_id)
+) WITHOUT ROWID;
 CREATE INDEX supersedences_by_superseded ON supersedences (superseded_update_id);
 
 -- Payload files, addressed by SHA-1 as WSUS content is.
