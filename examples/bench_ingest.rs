@@ -105,7 +105,8 @@ fn phase(name: &str, docs: &Path, dir: &Path) {
             let store_dir = dir.join("store");
             let _ = std::fs::remove_dir_all(&store_dir);
             let mut store = Store::open_or_create(&store_dir).unwrap();
-            let report = store.ingest_stream(documents(docs).map(|d| Ok(("bench".to_string(), d))), Some(1000), &mut |_, _| {}).unwrap();
+            let options = ferry::store::IngestOptions { commit_every: Some(1000), ..Default::default() };
+            let report = store.ingest_stream(documents(docs).map(|d| Ok(ferry::store::IngestItem::new("bench", d))), options).unwrap();
             count = report.added;
             bytes = report.document_bytes;
         }

@@ -2,7 +2,7 @@
 
 use super::output;
 use anyhow::Context;
-use ferry::store::Store;
+use ferry::store::{IngestItem, IngestOptions, Store};
 use ferry::synth::{SynthOptions, synthesize};
 use ferry::units::{format_size, parse_size};
 use std::path::{Path, PathBuf};
@@ -79,9 +79,8 @@ fn synth(data: &Path, a: SynthArgs) -> anyhow::Result<()> {
 }
 
 fn ingest(data: &Path, a: IngestArgs) -> anyhow::Result<()> {
-    let mut store = Store::open_or_create(data)?;
-    let mut batch = store.begin_ingest()?;
-    let mut outcomes = Vec::new();
+    // Refuse oversized files before reading anything (a 2 GB document would not fit in memory
+    // comfortably and cannot be a real update document).
     for path in &a.files {
         let meta = std::fs::metadata(path).with_context(|| format!("{}", path.display()))?;
         if meta.len() > ferry::catalog::MAX_DOCUMENT_BYTES as u64 {
@@ -92,24 +91,21 @@ fn ingest(data: &Path, a: IngestArgs) -> anyhow::Result<()> {
                 format_size(ferry::catalog::MAX_DOCUMENT_BYTES as u64)
             );
         }
-        let bytes = std::fs::read(path).with_context(|| format!("{}", path.display()))?;
-        let outcome = batch.add_document(&path.display().to_string(), &bytes).context("nothing was stored (the batch was rolled back)")?;
-        outcomes.push((path.display().to_string(), outcome));
     }
-    let report = batch.commit()?;
+    let mut store = Store::open_or_create(data)?;
+    let items = a.files.iter().map(|path| {
+        let document = std::fs::read(path).map_err(|e| ferry::store::StoreError::io(path, e))?;
+        Ok(IngestItem::new(path.display().to_string(), document))
+    });
+    let bar = output::progress(a.files.len() as u64, "ingesting", false);
+    let mut on_progress = |n: u64, _| bar.set_position(n);
+    // One transaction: a bad document leaves the store exactly as it was.
+    let report = store
+        .ingest_stream(items, IngestOptions { progress: Some(&mut on_progress), ..Default::default() })
+        .context("nothing was stored (the batch was rolled back)")?;
+    bar.finish_and_clear();
     if a.json {
-        let items: Vec<_> = outcomes
-            .iter()
-            .map(|(p, o)| match o {
-                ferry::store::AddOutcome::Added { revision_id } => {
-                    serde_json::json!({"file": p, "revision_id": revision_id, "added": true})
-                }
-                ferry::store::AddOutcome::Unchanged { revision_id } => {
-                    serde_json::json!({"file": p, "revision_id": revision_id, "added": false})
-                }
-            })
-            .collect();
-        return output::json(&serde_json::json!({ "report": report, "documents": items }));
+        return output::json(&report);
     }
     println!("{} added, {} already stored ({} of update XML)", report.added, report.unchanged, format_size(report.document_bytes));
     Ok(())

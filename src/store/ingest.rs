@@ -165,21 +165,26 @@ impl IngestBatch<'_> {
         let digest = prepared.digest;
         self.report.document_bytes += prepared.document_len as u64;
 
-        // Every stored revision of this update: is this one already there, and will it be the newest?
-        let stored: Vec<(i32, i32, Vec<u8>)> = self
+        let existing: Option<(i32, Vec<u8>)> = self
             .tx
-            .prepare_cached("SELECT revision_number, revision_id, fragments_digest FROM revisions WHERE update_id = ?1")
-            .and_then(|mut s| s.query_map([&update_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?.collect())
+            .prepare_cached("SELECT revision_id, fragments_digest FROM revisions WHERE update_id = ?1 AND revision_number = ?2")
+            .and_then(|mut s| s.query_row(params![update_id, id.revision_number], |r| Ok((r.get(0)?, r.get(1)?))).optional())
             .map_err(self.err(|| format!("looking up revision {id}")))?;
-        if let Some((_, revision_id, stored_digest)) = stored.iter().find(|(n, _, _)| *n == id.revision_number) {
+        if let Some((revision_id, stored_digest)) = existing {
             if stored_digest[..] == digest[..] {
                 self.report.unchanged += 1;
-                return Ok(AddOutcome::Unchanged { revision_id: *revision_id });
+                return Ok(AddOutcome::Unchanged { revision_id });
             }
             return Err(StoreError::ConflictingRevision { document: source.to_string(), identity: id });
         }
-        let is_latest = stored.iter().all(|(n, _, _)| *n < id.revision_number);
-        if is_latest && !stored.is_empty() {
+        // Is this the newest revision of its update? (An index-only lookup.)
+        let newest_stored: Option<i32> = self
+            .tx
+            .prepare_cached("SELECT MAX(revision_number) FROM revisions WHERE update_id = ?1")
+            .and_then(|mut s| s.query_row([&update_id], |r| r.get(0)))
+            .map_err(self.err(|| format!("looking up revisions of {}", id.update_id)))?;
+        let is_latest = newest_stored.is_none_or(|n| n < id.revision_number);
+        if is_latest && newest_stored.is_some() {
             self.tx
                 .prepare_cached("UPDATE revisions SET is_latest = 0 WHERE update_id = ?1 AND is_latest = 1")
                 .and_then(|mut s| s.execute([&update_id]))
@@ -367,29 +372,60 @@ impl IngestBatch<'_> {
     }
 }
 
-/// Documents in flight between the reader, the preparing workers and the writer: bounds memory.
+/// Raw documents queued for the preparing workers (bounds memory: documents are big).
 const IN_FLIGHT: usize = 32;
+/// Prepared (compressed, about a tenth of the size) revisions queued for the writer: a deep
+/// queue lets the writer and the workers absorb each other's slow stretches (a run of CBS
+/// manifests is slow to prepare, a run of small updates with many relationships slow to write).
+const PREPARED_AHEAD: usize = 2048;
+
+/// One document to ingest, and the payloads verified in the content tree along with it.
+pub struct IngestItem {
+    /// Names the document in errors (a file, a bundle member, a generated item).
+    pub source: String,
+    pub document: Vec<u8>,
+    /// Files whose verified content is in place: marked present in the same transaction.
+    pub present_files: Vec<crate::catalog::Sha1Digest>,
+}
+
+impl IngestItem {
+    pub fn new(source: impl Into<String>, document: Vec<u8>) -> Self {
+        IngestItem { source: source.into(), document, present_files: Vec::new() }
+    }
+}
+
+/// How [`Store::ingest_stream`] commits and reports.
+#[derive(Default)]
+pub struct IngestOptions<'a> {
+    /// A transaction per that many documents (what was committed stays when a later document
+    /// fails); `None`: one transaction for everything (all or nothing).
+    pub commit_every: Option<usize>,
+    /// (documents done, bytes done), after each document.
+    pub progress: Option<&'a mut dyn FnMut(u64, u64)>,
+    /// Runs inside each transaction just before it commits, with the number of documents done
+    /// (for progress markers that must agree with the data).
+    pub before_commit: Option<&'a mut dyn FnMut(&mut IngestBatch<'_>, u64) -> StoreResult<()>>,
+}
 
 impl Store {
     /// Ingests a stream of documents: a reader thread, one preparing worker per core (parse,
     /// derive, compress), and this thread writing them in their original order (so revision ids
-    /// follow the stream). With `commit_every`, a transaction per that many documents (what was
-    /// committed stays when a later document fails); without, one transaction for everything
-    /// (all or nothing). `progress(documents, bytes)`.
-    pub fn ingest_stream<I>(
-        &mut self,
-        documents: I,
-        commit_every: Option<usize>,
-        progress: &mut dyn FnMut(u64, u64),
-    ) -> StoreResult<IngestReport>
+    /// follow the stream).
+    pub fn ingest_stream<I>(&mut self, documents: I, options: IngestOptions<'_>) -> StoreResult<IngestReport>
     where
-        I: Iterator<Item = StoreResult<(String, Vec<u8>)>> + Send,
+        I: Iterator<Item = StoreResult<IngestItem>> + Send,
     {
         use std::sync::{Arc, Mutex, mpsc};
+        type Prepared = StoreResult<(PreparedRevision, Vec<crate::catalog::Sha1Digest>)>;
+        let IngestOptions { commit_every, mut progress, mut before_commit } = options;
+        let mut before_commit = move |batch: &mut IngestBatch<'_>, done: u64| match before_commit.as_mut() {
+            Some(f) => f(batch, done),
+            None => Ok(()),
+        };
         let workers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
         std::thread::scope(|scope| {
-            let (work_tx, work_rx) = mpsc::sync_channel::<(u64, StoreResult<(String, Vec<u8>)>)>(IN_FLIGHT);
-            let (done_tx, done_rx) = mpsc::sync_channel::<(u64, StoreResult<PreparedRevision>)>(IN_FLIGHT);
+            let (work_tx, work_rx) = mpsc::sync_channel::<(u64, StoreResult<IngestItem>)>(IN_FLIGHT);
+            let (done_tx, done_rx) = mpsc::sync_channel::<(u64, Prepared)>(PREPARED_AHEAD);
             scope.spawn(move || {
                 for (seq, item) in documents.enumerate() {
                     let failed = item.is_err();
@@ -405,7 +441,7 @@ impl Store {
                     loop {
                         let next = work_rx.lock().expect("no worker panics while holding the queue").recv();
                         let Ok((seq, item)) = next else { return };
-                        let prepared = item.and_then(|(source, doc)| prepare_revision(&source, &doc));
+                        let prepared = item.and_then(|i| Ok((prepare_revision(&i.source, &i.document)?, i.present_files)));
                         if done_tx.send((seq, prepared)).is_err() {
                             return;
                         }
@@ -419,21 +455,29 @@ impl Store {
             let mut total = IngestReport::default();
             let mut batch = self.begin_ingest()?;
             let (mut in_batch, mut next_seq) = (0usize, 0u64);
-            let mut waiting: std::collections::BTreeMap<u64, StoreResult<PreparedRevision>> = Default::default();
+            let mut waiting: std::collections::BTreeMap<u64, Prepared> = Default::default();
             for (seq, prepared) in done_rx.iter() {
                 waiting.insert(seq, prepared);
                 while let Some(prepared) = waiting.remove(&next_seq) {
                     next_seq += 1;
-                    batch.add_prepared(&prepared?)?;
+                    let (prepared, present) = prepared?;
+                    batch.add_prepared(&prepared)?;
+                    for sha1 in &present {
+                        batch.mark_present(sha1)?;
+                    }
                     in_batch += 1;
                     if commit_every.is_some_and(|n| in_batch >= n) {
+                        before_commit(&mut batch, next_seq)?;
                         total.add(batch.commit()?);
                         batch = self.begin_ingest()?;
                         in_batch = 0;
                     }
                 }
-                progress(next_seq, total.document_bytes + batch.report.document_bytes);
+                if let Some(p) = progress.as_mut() {
+                    p(next_seq, total.document_bytes + batch.report.document_bytes);
+                }
             }
+            before_commit(&mut batch, next_seq)?;
             total.add(batch.commit()?);
             self.conn.pragma_update(None, "wal_autocheckpoint", 1000).map_err(|e| self.err("tuning checkpoints", e))?;
             Ok(total)

@@ -19,7 +19,7 @@ mod schema;
 pub use check::{CheckProblem, CheckReport};
 pub use content::{ContentError, ContentStore, ExpectedFile, FileHasher, HashingWriter, VerifiedFile, hash_reader};
 pub use error::{StoreError, StoreResult};
-pub use ingest::{AddOutcome, IngestBatch, IngestReport, PreparedRevision, prepare_revision};
+pub use ingest::{AddOutcome, IngestBatch, IngestItem, IngestOptions, IngestReport, PreparedRevision, prepare_revision};
 pub use query::*;
 
 use rusqlite::{Connection, OptionalExtension};

@@ -69,7 +69,7 @@ CREATE TABLE prerequisites (
     is_category INTEGER NOT NULL,
     PRIMARY KEY (revision_id, clause, update_id)
 ) WITHOUT ROWID;
-CREATE INDEX prerequisites_by_update ON prerequisites (update_id);
+-- (no index by update_id: reverse lookups scan or run in memory)
 
 -- Bundled updates: exact member revisions.
 CREATE TABLE bundle_members (
@@ -86,7 +86,7 @@ CREATE TABLE supersedences (
     superseded_update_id TEXT    NOT NULL,
     PRIMARY KEY (revision_id, superseded_update_id)
 ) WITHOUT ROWID;
-CREATE INDEX supersedences_by_superseded ON supersedences (superseded_update_id);
+
 
 -- Payload files, addressed by SHA-1 as WSUS content is.
 CREATE TABLE files (

@@ -15,14 +15,13 @@ pub use categories::{REAL_CATEGORIES, RealCategory};
 pub use plan::{GIANT_CORE_BYTES, GIANT_FROM_INDEX, Handler, Planned, Planner};
 pub use render::{RenderedFile, render};
 
-use crate::store::{Store, StoreError};
+use crate::store::{IngestItem, IngestOptions, Store, StoreError};
 use rng::Rng;
 use std::io::Read;
 
 const PURPOSE_PAYLOAD: u64 = 4;
 /// Documents per ingest transaction.
 const BATCH_DOCUMENTS: usize = 1000;
-const BATCH_BYTES: usize = 128 << 20;
 
 #[derive(Debug, Clone)]
 pub struct SynthOptions {
@@ -67,55 +66,50 @@ fn progress_key(options: &SynthOptions) -> String {
 /// languages and payload size extend what earlier runs wrote; `progress(done, total)`.
 pub fn synthesize(store: &mut Store, options: &SynthOptions, progress: &mut dyn FnMut(u64, u64)) -> Result<SynthReport, StoreError> {
     let key = progress_key(options);
-    let done: u64 = store.setting(&key)?.and_then(|v| v.parse().ok()).unwrap_or(0);
-    let mut report = SynthReport { revisions_in_plan: options.updates, ..Default::default() };
-    let mut planner = Planner::new(options.seed, options.payload_bytes);
+    let done: u64 = store.setting(&key)?.and_then(|v| v.parse().ok()).unwrap_or(0).min(options.updates);
+    let mut report = SynthReport { revisions_in_plan: options.updates, revisions_already_present: done, ..Default::default() };
     let content = store.content().clone();
-
-    let mut index = 0u64;
-    while index < options.updates {
-        let mut batch = store.begin_ingest()?;
-        let mut batch_docs = 0usize;
-        let mut batch_bytes = 0usize;
-        while index < options.updates && batch_docs < BATCH_DOCUMENTS && batch_bytes < BATCH_BYTES {
-            let planned = planner.next_item();
-            index += 1;
-            if index <= done {
-                report.revisions_already_present += 1;
-                continue;
-            }
-            let mut files = Vec::with_capacity(planned.files.len());
-            for f in &planned.files {
-                let ext = f.file_name.rsplit_once('.').map(|(_, e)| e).unwrap_or("");
-                let reader = PayloadReader { rng: Rng::new(options.seed, PURPOSE_PAYLOAD, f.content_key), left: f.size };
-                let verified = content.store_by_content(ext, reader)?;
-                report.files_written += 1;
-                report.payload_bytes_written += verified.size;
-                files.push(RenderedFile {
-                    file_name: f.file_name.clone(),
-                    size: f.size,
-                    sha1: verified.sha1,
-                    sha256: verified.sha256,
-                    patching_type: f.patching_type,
-                    preferred: f.preferred,
-                });
-            }
-            let document = render(&planned, &files, &options.languages);
-            let source = format!("synthetic item {} ({})", planned.index, planned.identity);
-            match batch.add_document(&source, document.as_bytes())? {
-                crate::store::AddOutcome::Added { .. } => report.revisions_added += 1,
-                crate::store::AddOutcome::Unchanged { .. } => report.revisions_already_present += 1,
-            }
-            for f in &files {
-                batch.mark_present(&f.sha1)?;
-            }
-            batch_docs += 1;
-            batch_bytes += document.len();
-            report.document_bytes += document.len() as u64;
-        }
-        batch.set_setting(&key, &index.max(done).to_string())?;
-        batch.commit()?;
-        progress(index, options.updates);
+    let mut planner = Planner::new(options.seed, options.payload_bytes);
+    for _ in 0..done {
+        planner.next_item();
     }
+    let (mut files_written, mut payload_bytes, mut document_bytes) = (0u64, 0u64, 0u64);
+    let items = (done..options.updates).map(|_| {
+        let planned = planner.next_item();
+        let mut files = Vec::with_capacity(planned.files.len());
+        for f in &planned.files {
+            let ext = f.file_name.rsplit_once('.').map(|(_, e)| e).unwrap_or("");
+            let reader = PayloadReader { rng: Rng::new(options.seed, PURPOSE_PAYLOAD, f.content_key), left: f.size };
+            let verified = content.store_by_content(ext, reader)?;
+            files_written += 1;
+            payload_bytes += verified.size;
+            files.push(RenderedFile {
+                file_name: f.file_name.clone(),
+                size: f.size,
+                sha1: verified.sha1,
+                sha256: verified.sha256,
+                patching_type: f.patching_type,
+                preferred: f.preferred,
+            });
+        }
+        let document = render(&planned, &files, &options.languages).into_bytes();
+        document_bytes += document.len() as u64;
+        Ok(IngestItem {
+            source: format!("synthetic item {} ({})", planned.index, planned.identity),
+            document,
+            present_files: files.iter().map(|f| f.sha1).collect(),
+        })
+    });
+    let mut before_commit = |batch: &mut crate::store::IngestBatch<'_>, in_run: u64| batch.set_setting(&key, &(done + in_run).to_string());
+    let mut on_progress = |n: u64, _bytes: u64| progress(done + n, options.updates);
+    let ingested = store.ingest_stream(
+        items,
+        IngestOptions { commit_every: Some(BATCH_DOCUMENTS), progress: Some(&mut on_progress), before_commit: Some(&mut before_commit) },
+    )?;
+    report.revisions_added = ingested.added;
+    report.revisions_already_present += ingested.unchanged;
+    report.files_written = files_written;
+    report.payload_bytes_written = payload_bytes;
+    report.document_bytes = document_bytes;
     Ok(report)
 }
