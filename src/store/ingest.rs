@@ -404,11 +404,11 @@ pub struct IngestOptions<'a> {
     pub progress: Option<&'a mut dyn FnMut(u64, u64)>,
     /// Runs inside each transaction just before it commits, with the number of documents done
     /// (for progress markers that must agree with the data).
-    pub before_commit: Option<&'a mut BeforeCommit>,
+    pub before_commit: Option<&'a mut BeforeCommit<'a>>,
 }
 
 /// See [`IngestOptions::before_commit`].
-pub type BeforeCommit = dyn FnMut(&mut IngestBatch<'_>, u64) -> StoreResult<()>;
+pub type BeforeCommit<'a> = dyn FnMut(&mut IngestBatch<'_>, u64) -> StoreResult<()> + 'a;
 
 impl Store {
     /// Ingests a stream of documents: a reader thread, one preparing worker per core (parse,
