@@ -2,7 +2,9 @@
 //!
 //! See ARCHITECTURE.md for the map of modules and the rules each one keeps.
 
+pub mod bundle;
 pub mod catalog;
+pub mod faults;
 pub mod random;
 pub mod store;
 pub mod synth;

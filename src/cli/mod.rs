@@ -3,9 +3,15 @@
 mod check;
 mod demo;
 mod dev;
+mod export;
+mod import;
+mod inspect;
+mod keygen;
 mod output;
 mod status;
+mod trust;
 mod updates;
+mod verify;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -26,6 +32,19 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
+    /// Create an Ed25519 key pair in minisign's formats (PREFIX.key, PREFIX.pub).
+    Keygen(keygen::Args),
+    /// Make the next bundle of a channel: sync (unless --no-sync), select, package, sign.
+    Export(export::Args),
+    /// Check a bundle offline (signature, trust, expiry, every volume and member); change nothing.
+    Verify(verify::Args),
+    /// What a bundle holds: channel, sequence, signer, updates, sizes.
+    Inspect(inspect::Args),
+    /// Verify a bundle, then load it into the store (idempotent, resumable).
+    Import(import::Args),
+    /// The public keys whose bundles this store imports.
+    #[command(subcommand)]
+    Trust(trust::Command),
     /// Store summary: updates, files, content.
     Status(status::Args),
     /// The catalog: list and show updates.
@@ -68,6 +87,12 @@ pub fn main() -> ExitCode {
     };
     init_tracing();
     let result = match cli.command {
+        Command::Keygen(args) => keygen::run(args),
+        Command::Export(args) => export::run(args),
+        Command::Verify(args) => verify::run(&cli.data, args),
+        Command::Inspect(args) => inspect::run(args),
+        Command::Import(args) => import::run(&cli.data, args),
+        Command::Trust(cmd) => trust::run(&cli.data, cmd),
         Command::Status(args) => status::run(&cli.data, args),
         Command::Updates(cmd) => updates::run(&cli.data, cmd),
         Command::Check(args) => check::run(&cli.data, args),
@@ -79,6 +104,10 @@ pub fn main() -> ExitCode {
         Err(e) => {
             if let Some(Exit(code)) = e.downcast_ref::<Exit>() {
                 return ExitCode::from(*code);
+            }
+            if let Some(b) = e.downcast_ref::<ferry::bundle::BundleError>() {
+                eprintln!("error: {e:#}");
+                return ExitCode::from(b.exit_code());
             }
             eprintln!("error: {e:#}");
             ExitCode::from(1)

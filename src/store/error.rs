@@ -35,6 +35,10 @@ pub enum StoreError {
     #[error("{0}")]
     NotFound(String),
 
+    /// The caller stopped a transaction on purpose; it says why elsewhere.
+    #[error("{0}")]
+    Aborted(String),
+
     #[error(transparent)]
     Content(#[from] super::ContentError),
 }

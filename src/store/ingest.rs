@@ -270,6 +270,11 @@ impl IngestBatch<'_> {
         for file in &u.files {
             self.add_file(source, revision_id, file)?;
         }
+        // A newer revision of a withdrawn update brings it back.
+        self.tx
+            .prepare_cached("DELETE FROM removed_updates WHERE update_id = ?1")
+            .and_then(|mut s| s.execute([&update_id]))
+            .map_err(self.err(|| format!("clearing a removal of {}", id.update_id)))?;
         self.report.added += 1;
         Ok(AddOutcome::Added { revision_id })
     }
@@ -352,6 +357,10 @@ impl IngestBatch<'_> {
             .map_err(self.err(|| format!("reading setting {key}")))
     }
 
+    pub(crate) fn execute(&mut self, sql: &str, params: impl rusqlite::Params, context: &str) -> StoreResult<()> {
+        self.tx.prepare_cached(sql).and_then(|mut s| s.execute(params)).map(|_| ()).map_err(self.err(|| context.to_string()))
+    }
+
     pub fn report(&self) -> IngestReport {
         self.report
     }
@@ -384,13 +393,31 @@ pub struct IngestItem {
     /// Names the document in errors (a file, a bundle member, a generated item).
     pub source: String,
     pub document: Vec<u8>,
+    /// `Some(size)`: `document` is a zstd frame of a `size`-byte document (decompressed by the
+    /// preparing workers, never beyond `size`).
+    pub compressed_size: Option<u64>,
     /// Files whose verified content is in place: marked present in the same transaction.
     pub present_files: Vec<crate::catalog::Sha1Digest>,
 }
 
 impl IngestItem {
     pub fn new(source: impl Into<String>, document: Vec<u8>) -> Self {
-        IngestItem { source: source.into(), document, present_files: Vec::new() }
+        IngestItem { source: source.into(), document, compressed_size: None, present_files: Vec::new() }
+    }
+
+    pub fn compressed(source: impl Into<String>, frame: Vec<u8>, size: u64) -> Self {
+        IngestItem { source: source.into(), document: frame, compressed_size: Some(size), present_files: Vec::new() }
+    }
+
+    fn prepare(self) -> StoreResult<(PreparedRevision, Vec<crate::catalog::Sha1Digest>)> {
+        let document = match self.compressed_size {
+            None => self.document,
+            Some(size) => super::bundles::decompress_document(&self.document, size, &self.source).map_err(|e| StoreError::Document {
+                document: self.source.clone(),
+                source: crate::catalog::DocumentError { offset: 0, update_id: None, message: e.to_string() },
+            })?,
+        };
+        Ok((prepare_revision(&self.source, &document)?, self.present_files))
     }
 }
 
@@ -444,7 +471,7 @@ impl Store {
                     loop {
                         let next = work_rx.lock().expect("no worker panics while holding the queue").recv();
                         let Ok((seq, item)) = next else { return };
-                        let prepared = item.and_then(|i| Ok((prepare_revision(&i.source, &i.document)?, i.present_files)));
+                        let prepared = item.and_then(IngestItem::prepare);
                         if done_tx.send((seq, prepared)).is_err() {
                             return;
                         }

@@ -9,6 +9,7 @@
 //! lives elsewhere, so a second backend (PostgreSQL) can be added behind the same API.
 //! Invariant: a revision id, once assigned, never changes and is never reused.
 
+mod bundles;
 mod check;
 mod content;
 mod error;
@@ -16,6 +17,7 @@ mod ingest;
 mod query;
 mod schema;
 
+pub use bundles::{CatalogRevision, ExportRecord, ImportRecord, TrustedKey, decompress_document};
 pub use check::{CheckProblem, CheckReport};
 pub use content::{ContentError, ContentStore, ExpectedFile, FileHasher, HashingWriter, VerifiedFile, hash_reader};
 pub use error::{StoreError, StoreResult};

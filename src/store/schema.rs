@@ -3,7 +3,7 @@
 //! Invariant: a migration, once released, never changes; new needs get a new migration.
 
 /// Migrations in order; `MIGRATIONS[i]` brings the schema from version `i` to `i + 1`.
-pub const MIGRATIONS: &[&str] = &[V1_CATALOG];
+pub const MIGRATIONS: &[&str] = &[V1_CATALOG, V2_BUNDLES];
 
 /// Version 1: the catalog (revisions, fragments, relationships, files) and settings.
 const V1_CATALOG: &str = r#"
@@ -107,4 +107,59 @@ CREATE TABLE revision_files (
     PRIMARY KEY (revision_id, sha1)
 ) WITHOUT ROWID;
 CREATE INDEX revision_files_by_sha1 ON revision_files (sha1);
+"#;
+
+/// Version 2: what crosses the air gap. Trusted keys and imports (isolated side), channel
+/// state (connected side), updates a bundle removed.
+const V2_BUNDLES: &str = r#"
+-- Public keys whose bundles this store imports (minisign format, as written by `ferry keygen`).
+CREATE TABLE trusted_keys (
+    key_id     TEXT PRIMARY KEY,            -- 16 upper-case hex digits, as minisign prints it
+    public_key TEXT NOT NULL,               -- the base64 line of the .pub file
+    comment    TEXT,
+    added_at   TEXT NOT NULL
+);
+
+-- Every bundle imported, in order. The sequence rules read this.
+CREATE TABLE imports (
+    bundle_id       TEXT PRIMARY KEY,
+    channel         TEXT    NOT NULL,
+    sequence        INTEGER NOT NULL,
+    base_sequence   INTEGER,
+    signer_key_id   TEXT    NOT NULL,
+    created         TEXT    NOT NULL,
+    imported_at     TEXT    NOT NULL,
+    revisions_added INTEGER NOT NULL,
+    files_added     INTEGER NOT NULL,
+    bytes           INTEGER NOT NULL,
+    manifest        TEXT    NOT NULL        -- the signed manifest, for reports
+);
+CREATE INDEX imports_by_channel ON imports (channel, sequence);
+
+-- Updates a bundle withdrew (expired upstream or no longer selected): never offered to clients.
+CREATE TABLE removed_updates (
+    update_id  TEXT PRIMARY KEY,
+    reason     TEXT NOT NULL,
+    bundle_id  TEXT NOT NULL,
+    removed_at TEXT NOT NULL
+);
+
+-- Connected side: the bundles each channel produced and what each carried.
+CREATE TABLE export_bundles (
+    channel       TEXT    NOT NULL,
+    sequence      INTEGER NOT NULL,
+    bundle_id     TEXT    NOT NULL UNIQUE,
+    base_sequence INTEGER,
+    created       TEXT    NOT NULL,
+    path          TEXT    NOT NULL,
+    PRIMARY KEY (channel, sequence)
+);
+
+CREATE TABLE export_carried (
+    channel  TEXT    NOT NULL,
+    sequence INTEGER NOT NULL,
+    kind     TEXT    NOT NULL,              -- 'revision' (UpdateID/RevisionNumber) or 'file' (SHA-1 hex) or 'removal' (UpdateID)
+    item     TEXT    NOT NULL,
+    PRIMARY KEY (channel, kind, item, sequence)
+) WITHOUT ROWID;
 "#;

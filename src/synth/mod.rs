@@ -94,11 +94,9 @@ pub fn synthesize(store: &mut Store, options: &SynthOptions, progress: &mut dyn 
         }
         let document = render(&planned, &files, &options.languages).into_bytes();
         document_bytes += document.len() as u64;
-        Ok(IngestItem {
-            source: format!("synthetic item {} ({})", planned.index, planned.identity),
-            document,
-            present_files: files.iter().map(|f| f.sha1).collect(),
-        })
+        let mut item = IngestItem::new(format!("synthetic item {} ({})", planned.index, planned.identity), document);
+        item.present_files = files.iter().map(|f| f.sha1).collect();
+        Ok(item)
     });
     let mut before_commit = |batch: &mut crate::store::IngestBatch<'_>, in_run: u64| batch.set_setting(&key, &(done + in_run).to_string());
     let mut on_progress = |n: u64, _bytes: u64| progress(done + n, options.updates);

@@ -1,0 +1,458 @@
+//! Checking a bundle: signature and trust, expiry, then every volume and every member, read in
+//! place. `verify` collects every problem; `import` stops at the first and stages what it read.
+
+use super::error::{BundleError, Problem};
+use super::manifest::{FORMAT, MANIFEST_FILE, Manifest, MemberEntry, MemberKind, SIGNATURE_FILE};
+use super::minisign::{KeyId, PublicKey, Signature, SignatureError};
+use super::reader::{self, Entry, EntryKind, Visit, WalkError};
+use super::safe_path::SafePath;
+use super::volumes::{VolumeFormat, volume_name};
+use crate::store::{ContentStore, FileHasher, VerifiedFile};
+use sha2::{Digest, Sha256};
+use std::collections::{HashMap, HashSet};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// The manifest of a bigger bundle would not be a bundle Ferry wrote.
+pub const MAX_MANIFEST_BYTES: u64 = 512 << 20;
+/// Metadata compresses about tenfold; a declared ratio far beyond that is a bomb.
+const MAX_METADATA_RATIO: u64 = 1000;
+
+/// A bundle whose manifest was read and whose signature checked out.
+pub struct OpenedBundle {
+    pub dir: PathBuf,
+    pub manifest: Manifest,
+    pub manifest_bytes: Vec<u8>,
+    pub signer: KeyId,
+    pub format: VolumeFormat,
+}
+
+fn bundle_dir(path: &Path) -> PathBuf {
+    if path.file_name().is_some_and(|n| n == MANIFEST_FILE) { path.parent().unwrap_or(path).to_path_buf() } else { path.to_path_buf() }
+}
+
+/// Reads `manifest.json` without checking anything (for `inspect`).
+pub fn read_manifest(path: &Path) -> Result<(PathBuf, Manifest, Vec<u8>), BundleError> {
+    let dir = bundle_dir(path);
+    let manifest_path = dir.join(MANIFEST_FILE);
+    let meta = std::fs::metadata(&manifest_path)
+        .map_err(|_| Problem::integrity(format!("{}: no {MANIFEST_FILE}: is this a bundle directory?", dir.display())))?;
+    if meta.len() > MAX_MANIFEST_BYTES {
+        return Err(Problem::unsafe_entry(format!(
+            "{}: {} bytes, larger than any manifest Ferry writes",
+            manifest_path.display(),
+            meta.len()
+        ))
+        .into());
+    }
+    let bytes = std::fs::read(&manifest_path).map_err(|e| BundleError::io(&manifest_path, e))?;
+    let manifest: Manifest = serde_json::from_slice(&bytes)
+        .map_err(|e| Problem::integrity(format!("{}: not a bundle manifest: {e}", manifest_path.display())))?;
+    Ok((dir, manifest, bytes))
+}
+
+/// Checks the signature over `manifest.json` against the trusted keys, then reads the manifest.
+pub fn authenticate(path: &Path, trusted: &[PublicKey]) -> Result<OpenedBundle, BundleError> {
+    let dir = bundle_dir(path);
+    let manifest_path = dir.join(MANIFEST_FILE);
+    let meta = std::fs::metadata(&manifest_path)
+        .map_err(|_| Problem::integrity(format!("{}: no {MANIFEST_FILE}: is this a bundle directory?", dir.display())))?;
+    if meta.len() > MAX_MANIFEST_BYTES {
+        return Err(Problem::unsafe_entry(format!(
+            "{}: {} bytes, larger than any manifest Ferry writes",
+            manifest_path.display(),
+            meta.len()
+        ))
+        .into());
+    }
+    let bytes = std::fs::read(&manifest_path).map_err(|e| BundleError::io(&manifest_path, e))?;
+    let sig_path = dir.join(SIGNATURE_FILE);
+    let sig_text = match std::fs::read_to_string(&sig_path) {
+        Ok(t) => t,
+        Err(_) => {
+            return Err(Problem::signature(format!(
+                "{}: the bundle is not signed ({SIGNATURE_FILE} is missing); never import an unsigned bundle: ask the exporter for the complete bundle",
+                dir.display()
+            ))
+            .into());
+        }
+    };
+    let signature = Signature::parse(&sig_text).map_err(|e| Problem::signature(format!("{}: {e}", sig_path.display())))?;
+    let Some(key) = trusted.iter().find(|k| k.key_id == signature.key_id) else {
+        let known: Vec<String> = trusted.iter().map(|k| k.key_id.to_string()).collect();
+        return Err(Problem::signature(format!(
+            "{}: signed by key {}, which is not trusted here (trusted: {}); if the exporter confirms that key id, add its .pub with `ferry trust add` or --trust",
+            dir.display(),
+            signature.key_id,
+            if known.is_empty() { "none".to_string() } else { known.join(", ") }
+        ))
+        .into());
+    };
+    signature.verify(key, &bytes).map_err(|e| match e {
+        SignatureError::Invalid => Problem::signature(format!(
+            "{}: {MANIFEST_FILE} was changed after it was signed by key {}: do not import it; get the bundle again",
+            dir.display(),
+            key.key_id
+        )),
+        other => Problem::signature(format!("{}: {other}", sig_path.display())),
+    })?;
+    let manifest: Manifest = serde_json::from_slice(&bytes)
+        .map_err(|e| Problem::integrity(format!("{}: signed, but not a manifest this ferry can read: {e}", manifest_path.display())))?;
+    if manifest.format != FORMAT {
+        return Err(Problem::integrity(format!(
+            "{}: bundle format {:?}; this ferry reads {FORMAT}: use a newer ferry",
+            dir.display(),
+            manifest.format
+        ))
+        .into());
+    }
+    if signature.trusted_comment != manifest.trusted_comment() {
+        return Err(Problem::signature(format!(
+            "{}: the signature's trusted comment ({:?}) names another bundle than the manifest: the signature was moved from another bundle",
+            dir.display(),
+            signature.trusted_comment
+        ))
+        .into());
+    }
+    if manifest.signer_key_id != signature.key_id.to_string() {
+        return Err(Problem::signature(format!(
+            "{}: the manifest names signer {} but key {} signed it",
+            dir.display(),
+            manifest.signer_key_id,
+            signature.key_id
+        ))
+        .into());
+    }
+    let format = manifest.volumes.first().and_then(|v| VolumeFormat::of_file(&v.name)).unwrap_or(VolumeFormat::Tar);
+    Ok(OpenedBundle { dir, manifest, manifest_bytes: bytes, signer: signature.key_id, format })
+}
+
+/// Refuses an expired bundle unless `allow_expired`; returns a warning when it is allowed.
+pub fn check_expiry(manifest: &Manifest, now: chrono::DateTime<chrono::Utc>, allow_expired: bool) -> Result<Option<String>, Problem> {
+    let Some(expires) = &manifest.expires else { return Ok(None) };
+    let at = chrono::DateTime::parse_from_rfc3339(expires).map_err(|_| Problem::integrity(format!("expiry {expires:?} is not a date")))?;
+    if at.with_timezone(&chrono::Utc) > now {
+        return Ok(None);
+    }
+    let message = format!("bundle {} of channel {} expired on {expires}", manifest.sequence, manifest.channel);
+    if allow_expired {
+        Ok(Some(format!("{message}; importing anyway because of --allow-expired")))
+    } else {
+        Err(Problem::sequence(format!("{message}: ask for a fresh export, or import with --allow-expired if you accept stale updates")))
+    }
+}
+
+/// Receives the members a walk reads. `verify` only hashes; `import` stages them.
+pub trait MemberSink {
+    /// A member (or its chunk `chunk`, from 0) starts: where its bytes go, if anywhere.
+    fn begin(&mut self, member: &MemberEntry, chunk: usize) -> Result<Option<&mut dyn Write>, BundleError>;
+    /// The whole member was read and matches its hashes.
+    fn complete(&mut self, member: &MemberEntry, digests: &VerifiedFile) -> Result<(), BundleError>;
+    /// The member turned out bad: discard whatever was begun.
+    fn abandon(&mut self, member: &MemberEntry);
+}
+
+/// Hashes only.
+pub struct NullSink;
+
+impl MemberSink for NullSink {
+    fn begin(&mut self, _: &MemberEntry, _: usize) -> Result<Option<&mut dyn Write>, BundleError> {
+        Ok(None)
+    }
+    fn complete(&mut self, _: &MemberEntry, _: &VerifiedFile) -> Result<(), BundleError> {
+        Ok(())
+    }
+    fn abandon(&mut self, _: &MemberEntry) {}
+}
+
+/// Where an archive entry belongs according to the manifest.
+struct Expected {
+    member: usize,
+    chunk: Option<usize>,
+    volume: u32,
+    size: u64,
+    sha256: String,
+}
+
+/// Checks the manifest's own lists before any volume is read: safe, unique paths; payloads named
+/// by their SHA-1; volumes named in order; sane metadata sizes.
+fn plan(manifest: &Manifest, format: VolumeFormat) -> Result<HashMap<String, Expected>, Problem> {
+    for (i, v) in manifest.volumes.iter().enumerate() {
+        let expected = volume_name(i as u32 + 1, format);
+        if v.name != expected {
+            return Err(Problem::unsafe_entry(format!("the manifest lists volume {:?} where {expected} belongs", v.name)));
+        }
+    }
+    let n = manifest.volumes.len() as u32;
+    let mut expected: HashMap<String, Expected> = HashMap::new();
+    let mut add = |path: &str, e: Expected| -> Result<(), Problem> {
+        SafePath::new(path).map_err(|u| Problem::unsafe_entry(format!("the manifest lists an unsafe member: {u}")))?;
+        if e.volume == 0 || e.volume > n {
+            return Err(Problem::integrity(format!("the manifest puts {path} in volume {}, but the bundle has {n} volumes", e.volume)));
+        }
+        if expected.insert(path.to_string(), e).is_some() {
+            return Err(Problem::unsafe_entry(format!("the manifest lists {path} twice")));
+        }
+        Ok(())
+    };
+    for (i, m) in manifest.members.iter().enumerate() {
+        match m.kind {
+            MemberKind::Payload => {
+                let sha1 = m.sha1.as_deref().and_then(|h| crate::catalog::Sha1Digest::from_hex(h).ok());
+                let valid = sha1.is_some_and(|d| {
+                    let ext = m.path.rsplit_once('/').and_then(|(_, f)| f.split_once('.')).map(|(_, e)| e).unwrap_or("");
+                    m.path == format!("content/{}", ContentStore::relative_path(&d, ext))
+                });
+                if !valid {
+                    return Err(Problem::unsafe_entry(format!("payload {} is not named content/XX/<its SHA-1>.<ext>", m.path)));
+                }
+            }
+            MemberKind::Metadata => {
+                let declared = m.uncompressed_size.unwrap_or(u64::MAX);
+                if declared > m.size.saturating_mul(MAX_METADATA_RATIO) {
+                    return Err(Problem::unsafe_entry(format!(
+                        "metadata {} declares {declared} bytes from {}: a decompression bomb",
+                        m.path, m.size
+                    )));
+                }
+            }
+            MemberKind::Approvals => {}
+        }
+        if m.chunks.is_empty() {
+            let volume = m.volume.ok_or_else(|| Problem::integrity(format!("the manifest gives {} no volume", m.path)))?;
+            add(&m.path, Expected { member: i, chunk: None, volume, size: m.size, sha256: m.sha256.clone() })?;
+        } else {
+            let total: u64 = m.chunks.iter().map(|c| c.size).sum();
+            if total != m.size {
+                return Err(Problem::integrity(format!("the chunks of {} add up to {total} bytes, not {}", m.path, m.size)));
+            }
+            for (k, c) in m.chunks.iter().enumerate() {
+                add(&c.path, Expected { member: i, chunk: Some(k), volume: c.volume, size: c.size, sha256: c.sha256.clone() })?;
+            }
+        }
+    }
+    Ok(expected)
+}
+
+/// Walks every volume, checking every entry against the manifest and feeding members to `sink`.
+/// Returns the problems found (all of them, or the first with `stop_at_first`);
+/// `progress(bytes read)`.
+pub fn walk_bundle(
+    bundle: &OpenedBundle,
+    sink: &mut dyn MemberSink,
+    stop_at_first: bool,
+    progress: &mut dyn FnMut(u64),
+) -> Result<Vec<Problem>, BundleError> {
+    let manifest = &bundle.manifest;
+    let mut problems = Vec::new();
+    let expected = match plan(manifest, bundle.format) {
+        Ok(e) => e,
+        Err(p) => return Ok(vec![p]),
+    };
+    let n = manifest.volumes.len();
+
+    // Files in the bundle directory the manifest does not list.
+    let listed: HashSet<&str> = manifest.volumes.iter().map(|v| v.name.as_str()).chain([MANIFEST_FILE, SIGNATURE_FILE]).collect();
+    if let Ok(entries) = std::fs::read_dir(&bundle.dir) {
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().to_string();
+            if !listed.contains(name.as_str()) {
+                problems.push(Problem::integrity(format!(
+                    "{name} is in the bundle directory but not in the manifest: remove it, or get the bundle again if a volume was renamed"
+                )));
+            }
+        }
+    }
+    if stop_at_first && !problems.is_empty() {
+        return Ok(problems);
+    }
+
+    let mut seen: HashSet<String> = HashSet::new();
+    // Members read so far: hasher and next expected chunk.
+    let mut partial: HashMap<usize, (FileHasher, usize)> = HashMap::new();
+    let mut bytes_read = 0u64;
+    for (vi, volume) in manifest.volumes.iter().enumerate() {
+        let number = vi as u32 + 1;
+        let path = bundle.dir.join(&volume.name);
+        let what = format!("volume {number} of {n} ({})", volume.name);
+        let meta = match std::fs::metadata(&path) {
+            Ok(m) => m,
+            Err(_) => {
+                problems.push(Problem::integrity(format!("{what} is missing: copy it from the export host")));
+                if stop_at_first {
+                    return Ok(problems);
+                }
+                continue;
+            }
+        };
+        if meta.len() != volume.size {
+            problems.push(Problem::integrity(format!(
+                "{what} is {} bytes, the manifest says {}: it is truncated or incompletely copied; copy it again from the export host",
+                meta.len(),
+                volume.size
+            )));
+            if stop_at_first {
+                return Ok(problems);
+            }
+            continue;
+        }
+        let mut volume_problems: Vec<Problem> = Vec::new();
+        let mut visit = |entry: Entry<'_>| -> Result<Visit, BundleError> {
+            let name = String::from_utf8_lossy(&entry.raw_path).to_string();
+            let fail = |p: Problem, list: &mut Vec<Problem>| {
+                list.push(p);
+                Ok(if stop_at_first { Visit::Stop } else { Visit::Continue })
+            };
+            let path = match SafePath::from_bytes(&entry.raw_path) {
+                Ok(p) => p,
+                Err(u) => {
+                    return fail(
+                        Problem::unsafe_entry(format!("{what}: entry {name:?} is unsafe ({}): never extract this bundle", u.reason)),
+                        &mut volume_problems,
+                    );
+                }
+            };
+            if entry.kind != EntryKind::File {
+                return fail(
+                    Problem::unsafe_entry(format!("{what}: entry {path} is a {}; bundles hold regular files only", entry.kind.describe())),
+                    &mut volume_problems,
+                );
+            }
+            let Some(exp) = expected.get(path.as_str()) else {
+                return fail(Problem::unsafe_entry(format!("{what}: entry {path} is not listed in the manifest")), &mut volume_problems);
+            };
+            if !seen.insert(path.to_string()) {
+                return fail(Problem::unsafe_entry(format!("{what}: entry {path} appears twice")), &mut volume_problems);
+            }
+            if exp.volume != number {
+                return fail(Problem::integrity(format!("{what}: entry {path} belongs in volume {}", exp.volume)), &mut volume_problems);
+            }
+            if entry.size > exp.size {
+                return fail(
+                    Problem::unsafe_entry(format!(
+                        "{what}: entry {path} is {} bytes, more than the {} its declaration allows",
+                        entry.size, exp.size
+                    )),
+                    &mut volume_problems,
+                );
+            }
+            if entry.size < exp.size {
+                return fail(
+                    Problem::integrity(format!(
+                        "{what}: entry {path} is {} bytes, the manifest says {}: copy the volume again",
+                        entry.size, exp.size
+                    )),
+                    &mut volume_problems,
+                );
+            }
+            let member = &manifest.members[exp.member];
+            let chunk = exp.chunk.unwrap_or(0);
+            let (mut hasher, next_chunk) = partial.remove(&exp.member).unwrap_or_default();
+            if chunk != next_chunk {
+                sink.abandon(member);
+                return fail(Problem::integrity(format!("{what}: chunk {path} comes out of order")), &mut volume_problems);
+            }
+            let mut chunk_hash = exp.chunk.map(|_| Sha256::new());
+            let mut writer = sink.begin(member, chunk)?;
+            let mut buf = vec![0u8; 1 << 20];
+            let mut left = entry.size;
+            while left > 0 {
+                let want = (left as usize).min(buf.len());
+                let got = match entry.data.read(&mut buf[..want]) {
+                    Ok(0) => {
+                        sink.abandon(member);
+                        return fail(
+                            Problem::integrity(format!("{what}: entry {path} ends early: the volume is damaged; copy it again")),
+                            &mut volume_problems,
+                        );
+                    }
+                    Ok(g) => g,
+                    Err(e) => {
+                        sink.abandon(member);
+                        return fail(
+                            Problem::integrity(format!("{what}: reading {path}: {e}: copy the volume again")),
+                            &mut volume_problems,
+                        );
+                    }
+                };
+                hasher.update(&buf[..got]);
+                if let Some(h) = chunk_hash.as_mut() {
+                    h.update(&buf[..got]);
+                }
+                if let Some(w) = writer.as_mut() {
+                    w.write_all(&buf[..got]).map_err(|e| BundleError::Invalid(format!("staging {path}: {e}")))?;
+                }
+                left -= got as u64;
+                bytes_read += got as u64;
+                progress(bytes_read);
+            }
+            if let Some(h) = chunk_hash {
+                if hex::encode(h.finalize()) != exp.sha256 {
+                    sink.abandon(member);
+                    return fail(
+                        Problem::integrity(format!(
+                            "{what}: chunk {path} does not match its hash: copy volume {number} again from the export host"
+                        )),
+                        &mut volume_problems,
+                    );
+                }
+                if chunk + 1 < member.chunks.len() {
+                    partial.insert(exp.member, (hasher, chunk + 1));
+                    return Ok(Visit::Continue);
+                }
+            }
+            let digests = hasher.finish();
+            let sha1_ok = member.sha1.as_ref().is_none_or(|h| h.eq_ignore_ascii_case(&digests.sha1.to_hex_lower()));
+            if digests.sha256.to_hex_lower() != member.sha256 || !sha1_ok {
+                sink.abandon(member);
+                return fail(
+                    Problem::integrity(format!(
+                        "{what}: member {} does not match its hash: copy volume {number} again from the export host",
+                        member.path
+                    )),
+                    &mut volume_problems,
+                );
+            }
+            if let Err(e) = sink.complete(member, &digests) {
+                return match e {
+                    BundleError::Problem(p) => fail(p, &mut volume_problems),
+                    other => Err(other),
+                };
+            }
+            Ok(Visit::Continue)
+        };
+        let digest = reader::walk(&path, bundle.format, &mut visit);
+        match digest {
+            Ok(d) => {
+                problems.append(&mut volume_problems);
+                if (problems.is_empty() || !stop_at_first) && d.sha256 != volume.sha256 {
+                    problems.push(Problem::integrity(format!("{what} does not match its hash: copy it again from the export host")));
+                }
+            }
+            Err(WalkError::Visitor(e)) => return Err(e),
+            Err(WalkError::Archive(e)) => {
+                problems.append(&mut volume_problems);
+                problems.push(Problem::integrity(format!("{what} is damaged ({e}): copy it again from the export host")));
+            }
+        }
+        if stop_at_first && !problems.is_empty() {
+            return Ok(problems);
+        }
+    }
+    let mut missing: Vec<(&String, &Expected)> = expected.iter().filter(|(p, _)| !seen.contains(*p)).collect();
+    missing.sort_by_key(|(p, e)| (e.volume, (*p).clone()));
+    for (path, e) in missing {
+        // A volume that could not be read at all was already reported.
+        if problems.iter().any(|p| p.message.starts_with(&format!("volume {} of", e.volume))) {
+            continue;
+        }
+        problems.push(Problem::integrity(format!(
+            "member {path} is missing from volume {} of {n}: copy that volume again from the export host",
+            e.volume
+        )));
+        if stop_at_first {
+            break;
+        }
+    }
+    Ok(problems)
+}

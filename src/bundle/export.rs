@@ -1,0 +1,416 @@
+//! `ferry export`, the packaging half: select from the cache store, carry what the channel has
+//! not carried yet, write volumes, sign the manifest.
+//!
+//! Invariant: a bundle directory appears under its final name only when complete and signed;
+//! until then it is `<name>.partial`. Channel state advances only after that rename.
+
+use super::error::BundleError;
+use super::manifest::*;
+use super::metadata;
+use super::minisign::SecretKey;
+use super::profile::Profile;
+use super::safe_path::SafePath;
+use super::select::{Selected, select};
+use super::volumes::{VolumeFormat, VolumeWriter};
+use crate::store::{CatalogRevision, ContentStore, ExportRecord, Store};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+/// Metadata members are cut at about this size so a volume holds whole members.
+const METADATA_MEMBER_BYTES: u64 = 64 << 20;
+
+#[derive(Debug, Clone)]
+pub struct ExportOptions {
+    pub full: bool,
+    pub volume_size: u64,
+    pub format: VolumeFormat,
+    /// Overrides the profile's expiry.
+    pub expires_secs: Option<u64>,
+    pub upstream_url: Option<String>,
+    pub upstream_anchor: Option<String>,
+}
+
+impl Default for ExportOptions {
+    fn default() -> Self {
+        ExportOptions {
+            full: false,
+            volume_size: 4000 << 20,
+            format: VolumeFormat::Tar,
+            expires_secs: None,
+            upstream_url: None,
+            upstream_anchor: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ExportReport {
+    pub dir: PathBuf,
+    pub manifest: Manifest,
+}
+
+/// Progress of an export: what is happening and bytes done of bytes to do.
+pub type ExportProgress<'a> = dyn FnMut(&str, u64, u64) + 'a;
+
+pub fn export(
+    cache: &mut Store,
+    profile: &Profile,
+    key: &SecretKey,
+    out: &Path,
+    options: &ExportOptions,
+    progress: &mut ExportProgress<'_>,
+) -> Result<ExportReport, BundleError> {
+    let catalog = cache.catalog_revisions()?;
+    let selected = select(&catalog, profile).map_err(|e| BundleError::Invalid(e.0))?;
+    let channel = &profile.channel;
+
+    // Channel state: a delta carries what the chain since the last full bundle has not.
+    let chain = cache.export_chain(channel)?;
+    let is_delta = !options.full && !chain.is_empty();
+    let base_sequence = if is_delta { chain.last().map(|b| b.sequence) } else { None };
+    let sequence = cache.last_export_sequence(channel)? + 1;
+    let from = chain.first().map(|b| b.sequence).unwrap_or(u64::MAX);
+    let (carried_revisions, carried_files, removed_before) = if is_delta {
+        (cache.carried(channel, "revision", from)?, cache.carried(channel, "file", from)?, cache.carried(channel, "removal", from)?)
+    } else {
+        Default::default()
+    };
+    let key_of = |r: &CatalogRevision| format!("{}/{}", r.update_id, r.revision_number);
+    let to_carry: Vec<usize> = selected.revisions.iter().copied().filter(|&i| !carried_revisions.contains(&key_of(&catalog[i]))).collect();
+    let payloads: Vec<_> = selected.payloads.iter().filter(|(f, _)| !carried_files.contains(&f.sha1.to_hex_upper())).cloned().collect();
+    let removed = removals(&catalog, &selected, &carried_revisions, &removed_before);
+
+    let missing: Vec<String> = payloads
+        .iter()
+        .filter(|(f, _)| !f.present)
+        .take(5)
+        .map(|(f, i)| format!("{} of {}", f.file_name, describe(&catalog[*i])))
+        .collect();
+    if !missing.is_empty() {
+        let count = payloads.iter().filter(|(f, _)| !f.present).count();
+        return Err(BundleError::Invalid(format!(
+            "{count} payload file(s) the profile selects are not in the cache (e.g. {}): sync with downloads first, or set payloads = \"none\" in {}",
+            missing.join("; "),
+            profile.channel
+        )));
+    }
+
+    let name = directory_name(channel, sequence);
+    let final_dir = out.join(&name);
+    if final_dir.exists() {
+        return Err(BundleError::Invalid(format!(
+            "{} already exists: bundle {sequence} of channel {channel} was written but not recorded; move it away and export again",
+            final_dir.display()
+        )));
+    }
+    std::fs::create_dir_all(out).map_err(|e| BundleError::io(out, e))?;
+    let partial = out.join(format!("{name}.partial"));
+    if partial.exists() {
+        std::fs::remove_dir_all(&partial).map_err(|e| BundleError::io(&partial, e))?;
+    }
+    std::fs::create_dir_all(&partial).map_err(|e| BundleError::io(&partial, e))?;
+    let result = write_bundle(
+        cache,
+        &catalog,
+        &selected,
+        &to_carry,
+        &payloads,
+        removed,
+        profile,
+        key,
+        &partial,
+        sequence,
+        base_sequence,
+        options,
+        progress,
+    );
+    let manifest = match result {
+        Ok(m) => m,
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&partial);
+            return Err(e);
+        }
+    };
+    std::fs::rename(&partial, &final_dir).map_err(|e| BundleError::io(&final_dir, e))?;
+
+    let record = ExportRecord {
+        channel: channel.clone(),
+        sequence,
+        bundle_id: manifest.bundle_id.clone(),
+        base_sequence,
+        created: manifest.created.clone(),
+        path: final_dir.display().to_string(),
+    };
+    let carried = [
+        ("revision", to_carry.iter().map(|&i| key_of(&catalog[i])).collect::<Vec<_>>()),
+        ("file", payloads.iter().map(|(f, _)| f.sha1.to_hex_upper()).collect()),
+        ("removal", manifest.removed.iter().map(|r| r.update_id.clone()).collect()),
+    ];
+    cache.record_export(&record, &carried)?;
+    Ok(ExportReport { dir: final_dir, manifest })
+}
+
+fn describe(r: &CatalogRevision) -> String {
+    match (&r.kb_article, &r.title) {
+        (Some(kb), _) => format!("KB{kb}"),
+        (None, Some(t)) => t.clone(),
+        (None, None) => r.update_id.clone(),
+    }
+}
+
+/// Updates an earlier bundle carried that the channel now withdraws: expired upstream, or no
+/// longer matching the profile. (Superseded updates stay: declining them is the administrator's
+/// call, as in WSUS.)
+fn removals(catalog: &[CatalogRevision], selected: &Selected, carried: &HashSet<String>, removed_before: &HashSet<String>) -> Vec<Removal> {
+    let carried_updates: HashSet<&str> = carried.iter().filter_map(|k| k.split_once('/').map(|(u, _)| u)).collect();
+    let selected_updates: HashSet<&str> = selected.revisions.iter().map(|&i| catalog[i].update_id.as_str()).collect();
+    let mut out: Vec<Removal> = catalog
+        .iter()
+        .filter(|r| r.is_latest && matches!(r.update_type.as_str(), "Software" | "Driver"))
+        .filter(|r| carried_updates.contains(r.update_id.as_str()) && !selected_updates.contains(r.update_id.as_str()))
+        .filter(|r| !removed_before.contains(&r.update_id))
+        .filter(|r| r.expired || !selected.superseded.contains(&r.update_id))
+        .map(|r| Removal {
+            update_id: r.update_id.clone(),
+            title: r.title.clone().unwrap_or_default(),
+            reason: if r.expired { "expired".into() } else { "no longer selected".into() },
+        })
+        .collect();
+    out.sort_by(|a, b| a.update_id.cmp(&b.update_id));
+    out
+}
+
+#[allow(clippy::too_many_arguments)]
+fn write_bundle(
+    cache: &Store,
+    catalog: &[CatalogRevision],
+    selected: &Selected,
+    to_carry: &[usize],
+    payloads: &[(crate::store::FileSummary, usize)],
+    removed: Vec<Removal>,
+    profile: &Profile,
+    key: &SecretKey,
+    dir: &Path,
+    sequence: u64,
+    base_sequence: Option<u64>,
+    options: &ExportOptions,
+    progress: &mut ExportProgress<'_>,
+) -> Result<Manifest, BundleError> {
+    let now = chrono::Utc::now();
+    let mut volumes = VolumeWriter::new(dir, options.format, options.volume_size, now.timestamp() as u64)
+        .map_err(|e| BundleError::Invalid(e.to_string()))?;
+    let mut members = Vec::new();
+    let payload_total: u64 = payloads.iter().map(|(f, _)| f.size).sum();
+    let metadata_total: u64 = to_carry.iter().map(|&i| catalog[i].document_size).sum();
+
+    // Metadata first: the import reads it from the first volume while payloads follow.
+    let staging = cache.content().staging_dir();
+    std::fs::create_dir_all(&staging).map_err(|e| BundleError::io(&staging, e))?;
+    let mut metadata_done = 0u64;
+    let mut chunk_index = 0;
+    for chunk in split_by_size(catalog, to_carry) {
+        chunk_index += 1;
+        let temp = staging.join(format!("export-{}-{chunk_index:04}.meta", std::process::id()));
+        let (size, uncompressed, documents) = {
+            let file = std::fs::File::create(&temp).map_err(|e| BundleError::io(&temp, e))?;
+            let mut w = BufWriter::with_capacity(1 << 20, file);
+            let (mut size, mut uncompressed) = (0u64, 0u64);
+            for &i in chunk {
+                let (compressed, doc_size) = cache.compressed_document(catalog[i].revision_id)?;
+                size += metadata::write_record(&mut w, &compressed, doc_size).map_err(|e| BundleError::io(&temp, e))?;
+                uncompressed += doc_size;
+                metadata_done += doc_size;
+                progress("metadata", metadata_done, metadata_total);
+            }
+            w.flush().map_err(|e| BundleError::io(&temp, e))?;
+            (size, uncompressed, chunk.len() as u64)
+        };
+        let path = SafePath::new(&format!("metadata/revisions-{chunk_index:04}.bin")).map_err(|e| BundleError::Invalid(e.to_string()))?;
+        let mut file = std::fs::File::open(&temp).map_err(|e| BundleError::io(&temp, e))?;
+        let written = volumes.add_member(&path, MemberKind::Metadata, size, &mut file).map_err(|e| BundleError::io(dir, e));
+        let _ = std::fs::remove_file(&temp);
+        let mut entry = written?.entry;
+        entry.uncompressed_size = Some(uncompressed);
+        entry.documents = Some(documents);
+        members.push(entry);
+    }
+
+    // Payloads, each checked against both digests of the metadata on the way.
+    let mut payload_done = 0u64;
+    for (f, owner) in payloads {
+        let source = cache.content().path(&f.sha1, &f.extension);
+        let path = SafePath::new(&format!("content/{}", ContentStore::relative_path(&f.sha1, &f.extension)))
+            .map_err(|e| BundleError::Invalid(e.to_string()))?;
+        let mut file = std::fs::File::open(&source).map_err(|e| {
+            BundleError::Invalid(format!(
+                "{}: {e}: payload {} of {} is missing from the cache",
+                source.display(),
+                f.file_name,
+                describe(&catalog[*owner])
+            ))
+        })?;
+        let written = volumes.add_member(&path, MemberKind::Payload, f.size, &mut file).map_err(|e| {
+            BundleError::Invalid(format!("packaging {} ({}) of {}: {e}", source.display(), f.file_name, describe(&catalog[*owner])))
+        })?;
+        let d = written.digests;
+        let sha256_ok = f.sha256.is_none_or(|s| s == d.sha256);
+        if d.sha1 != f.sha1 || !sha256_ok || d.size != f.size {
+            return Err(BundleError::Invalid(format!(
+                "{}: the cached payload {} of {} does not match its metadata (SHA-1 {}, SHA-256 {}): the cache is damaged; \
+                 delete the file and sync again (export stopped, no bundle written)",
+                source.display(),
+                f.file_name,
+                describe(&catalog[*owner]),
+                if d.sha1 == f.sha1 { "ok" } else { "differs" },
+                if sha256_ok { "ok" } else { "differs" },
+            )));
+        }
+        let mut entry = written.entry;
+        entry.sha1 = Some(f.sha1.to_hex_lower());
+        members.push(entry);
+        payload_done += f.size;
+        progress("payloads", payload_done, payload_total);
+    }
+    let volume_list = volumes.finish().map_err(|e| BundleError::io(dir, e))?;
+
+    let summary = summarize(catalog, selected, to_carry, payloads, &members, &volume_list);
+    let updates = update_entries(catalog, selected, to_carry);
+    let manifest = Manifest {
+        format: FORMAT.to_string(),
+        channel: profile.channel.clone(),
+        sequence,
+        base_sequence,
+        bundle_id: crate::random::guid().to_string(),
+        created: now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        expires: options
+            .expires_secs
+            .or(profile.expires_secs())
+            .map(|s| (now + chrono::Duration::seconds(s as i64)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+        exporter: format!("ferry {}", env!("CARGO_PKG_VERSION")),
+        upstream: Upstream { url: options.upstream_url.clone().or(profile.upstream.clone()), anchor: options.upstream_anchor.clone() },
+        signer_key_id: key.key_id.to_string(),
+        selection: Selection {
+            products: selected.products.iter().map(|(id, t)| format!("{t} ({id})")).collect(),
+            classifications: selected.classifications.iter().map(|(id, t)| format!("{t} ({id})")).collect(),
+            languages: profile.languages.clone(),
+            include_superseded: profile.include_superseded,
+            payloads: profile.payloads.as_str().to_string(),
+        },
+        summary,
+        updates,
+        removed,
+        volumes: volume_list,
+        members,
+    };
+    let json = serde_json::to_vec_pretty(&manifest).map_err(|e| BundleError::Invalid(e.to_string()))?;
+    let signature = key.sign(&json, &manifest.trusted_comment(), &format!("signature from ferry key {}", key.key_id));
+    let write = |name: &str, bytes: &[u8]| -> Result<(), BundleError> {
+        let p = dir.join(name);
+        let mut f = std::fs::File::create(&p).map_err(|e| BundleError::io(&p, e))?;
+        f.write_all(bytes).and_then(|_| f.sync_all()).map_err(|e| BundleError::io(&p, e))
+    };
+    write(MANIFEST_FILE, &json)?;
+    write(SIGNATURE_FILE, signature.as_bytes())?;
+    Ok(manifest)
+}
+
+/// Splits revisions into runs of about `METADATA_MEMBER_BYTES` of documents.
+fn split_by_size<'a>(catalog: &[CatalogRevision], all: &'a [usize]) -> Vec<&'a [usize]> {
+    let mut out = Vec::new();
+    let (mut start, mut bytes) = (0, 0u64);
+    for (k, &i) in all.iter().enumerate() {
+        // Stored documents compress about tenfold.
+        bytes += catalog[i].document_size / 8;
+        if bytes >= METADATA_MEMBER_BYTES {
+            out.push(&all[start..=k]);
+            start = k + 1;
+            bytes = 0;
+        }
+    }
+    if start < all.len() {
+        out.push(&all[start..]);
+    }
+    out
+}
+
+fn update_entries(catalog: &[CatalogRevision], selected: &Selected, to_carry: &[usize]) -> Vec<UpdateEntry> {
+    let categories: HashMap<&str, (&str, &str)> = catalog
+        .iter()
+        .filter(|c| c.is_latest && c.update_type == "Category")
+        .map(|c| (c.update_id.as_str(), (c.category_kind.as_deref().unwrap_or(""), c.title.as_deref().unwrap_or(""))))
+        .collect();
+    let by_revision: HashMap<(&str, i32), usize> =
+        catalog.iter().enumerate().map(|(i, r)| ((r.update_id.as_str(), r.revision_number), i)).collect();
+    let mut oldest_revision: HashMap<&str, i32> = HashMap::new();
+    for r in catalog {
+        let e = oldest_revision.entry(r.update_id.as_str()).or_insert(r.revision_number);
+        *e = (*e).min(r.revision_number);
+    }
+    let mut out: Vec<UpdateEntry> = to_carry
+        .iter()
+        .filter(|i| selected.top_level.contains(i))
+        .map(|&i| {
+            let r = &catalog[i];
+            let cats: Vec<(&str, &str)> = r.prerequisites.iter().filter_map(|p| categories.get(p.as_str()).copied()).collect();
+            let member_bytes: u64 = r
+                .bundle_members
+                .iter()
+                .filter_map(|(u, n)| by_revision.get(&(u.as_str(), *n)))
+                .flat_map(|&m| catalog[m].files.iter().map(|f| f.size))
+                .sum();
+            UpdateEntry {
+                update_id: r.update_id.clone(),
+                revision_number: r.revision_number,
+                kb: r.kb_article.clone(),
+                title: r.title.clone().unwrap_or_default(),
+                classification: cats.iter().find(|(k, _)| *k == "UpdateClassification").map(|(_, t)| t.to_string()),
+                products: cats.iter().filter(|(k, _)| *k == "Product").map(|(_, t)| t.to_string()).collect(),
+                change: if oldest_revision.get(r.update_id.as_str()).is_some_and(|&o| o < r.revision_number) {
+                    "revised".into()
+                } else {
+                    "new".into()
+                },
+                msrc_severity: r.msrc_severity.clone(),
+                payload_bytes: r.files.iter().map(|f| f.size).sum::<u64>() + member_bytes,
+            }
+        })
+        .collect();
+    out.sort_by(|a, b| a.classification.cmp(&b.classification).then(b.kb.cmp(&a.kb)).then(a.title.cmp(&b.title)));
+    out
+}
+
+fn summarize(
+    catalog: &[CatalogRevision],
+    selected: &Selected,
+    to_carry: &[usize],
+    payloads: &[(crate::store::FileSummary, usize)],
+    members: &[MemberEntry],
+    volumes: &[VolumeEntry],
+) -> Summary {
+    let entries = update_entries(catalog, selected, to_carry);
+    let mut by_classification = BTreeMap::new();
+    for u in &entries {
+        *by_classification.entry(u.classification.clone().unwrap_or_else(|| "(none)".into())).or_insert(0) += 1;
+    }
+    let count = |t: &str| to_carry.iter().filter(|&&i| catalog[i].update_type == t).count() as u64;
+    let mut kb_articles: Vec<String> = entries.iter().filter_map(|u| u.kb.clone()).collect();
+    kb_articles.sort();
+    kb_articles.dedup();
+    Summary {
+        revisions: to_carry.len() as u64,
+        software_updates: entries.len() as u64,
+        categories: count("Category"),
+        detectoids: count("Detectoid"),
+        bundle_members: to_carry
+            .iter()
+            .filter(|i| !selected.top_level.contains(i) && matches!(catalog[**i].update_type.as_str(), "Software" | "Driver"))
+            .count() as u64,
+        by_classification,
+        kb_articles,
+        payload_files: payloads.len() as u64,
+        payload_bytes: payloads.iter().map(|(f, _)| f.size).sum(),
+        metadata_bytes: members.iter().filter(|m| m.kind == MemberKind::Metadata).map(|m| m.size).sum(),
+        total_bytes: volumes.iter().map(|v| v.size).sum(),
+    }
+}

@@ -1,0 +1,322 @@
+//! `ferry import`: verify a bundle and load it into a store.
+//!
+//! One pass over the volumes, read in place: payloads are hashed (SHA-256, SHA-1) while they are
+//! copied into the content tree, metadata is staged, hash-checked, then parsed on all cores into
+//! one open transaction. The transaction commits only after every volume and member checked
+//! out, together with the import record. Killed at any point, nothing is visible and a re-run
+//! finishes the job; payloads already copied are content-addressed and harmless until then.
+
+use super::check::{MemberSink, OpenedBundle, authenticate, check_expiry, walk_bundle};
+use super::error::{BundleError, Problem};
+use super::manifest::{MemberEntry, MemberKind};
+use super::metadata;
+use super::minisign::PublicKey;
+use crate::catalog::Sha1Digest;
+use crate::faults::crash_point;
+use crate::store::{ContentStore, ExpectedFile, ImportRecord, IngestItem, IngestOptions, Store, StoreError, StoreResult, VerifiedFile};
+use serde::Serialize;
+use std::fs::File;
+use std::io::{BufReader, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::SyncSender;
+use std::sync::{Arc, Mutex};
+
+#[derive(Debug, Clone, Default)]
+pub struct ImportOptions {
+    pub allow_expired: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ImportReport {
+    pub bundle: PathBuf,
+    pub bundle_id: String,
+    pub channel: String,
+    pub sequence: u64,
+    pub base_sequence: Option<u64>,
+    pub signer_key_id: String,
+    /// `imported`, or `already-imported` (the same bundle again: nothing to do).
+    pub outcome: String,
+    pub revisions_added: u64,
+    pub revisions_unchanged: u64,
+    pub files_added: u64,
+    pub bytes_read: u64,
+    pub removed: u64,
+    pub warnings: Vec<String>,
+}
+
+/// The keys a store trusts, plus those given on the command line.
+pub fn trusted_keys(store: &Store, extra: &[PublicKey]) -> Result<Vec<PublicKey>, BundleError> {
+    let mut keys: Vec<PublicKey> = extra.to_vec();
+    for k in store.trusted_keys()? {
+        let key =
+            PublicKey::parse(&k.public_key).map_err(|e| BundleError::Invalid(format!("trusted key {} in the store: {e}", k.key_id)))?;
+        if !keys.iter().any(|x| x.key_id == key.key_id) {
+            keys.push(key);
+        }
+    }
+    Ok(keys)
+}
+
+/// The sequence rules of DESIGN.md §2.
+pub fn check_sequence(store: &Store, bundle: &OpenedBundle) -> Result<(), BundleError> {
+    let m = &bundle.manifest;
+    let last = store.last_import(&m.channel)?;
+    match (&last, m.base_sequence) {
+        (None, None) => Ok(()),
+        (None, Some(base)) => Err(Problem::sequence(format!(
+            "delta bundle {} of channel {} builds on bundle {base}, but this store has imported nothing from {}: import the full bundle first, or ask for a full export (ferry export --full)",
+            m.sequence, m.channel, m.channel
+        ))
+        .into()),
+        (Some(last), _) if m.sequence <= last.sequence => Err(Problem::sequence(format!(
+            "bundle {} of channel {} is not newer than the last import ({}, bundle id {}): a replayed or older bundle is refused",
+            m.sequence, m.channel, last.sequence, last.bundle_id
+        ))
+        .into()),
+        (Some(last), Some(base)) if base != last.sequence => Err(Problem::sequence(format!(
+            "delta bundle {} of channel {} builds on bundle {base}, but the last import of {} is bundle {}: import bundles {}..{base} first, or ask for a full export",
+            m.sequence,
+            m.channel,
+            m.channel,
+            last.sequence,
+            last.sequence + 1
+        ))
+        .into()),
+        _ => Ok(()),
+    }
+}
+
+/// Stages members as the walk reads them.
+struct ImportSink {
+    content: ContentStore,
+    staging: PathBuf,
+    documents: SyncSender<StoreResult<IngestItem>>,
+    /// The staging file of the member being read.
+    open: Option<(PathBuf, BufWriter<File>)>,
+    staged: Vec<Sha1Digest>,
+}
+
+impl ImportSink {
+    fn staging_path(&self, member: &MemberEntry) -> PathBuf {
+        self.staging.join(member.path.replace('/', "_"))
+    }
+
+    /// Sends the documents of a staged, hash-checked metadata member to the ingest pipeline.
+    fn emit_documents(&mut self, member: &MemberEntry, path: &Path) -> Result<(), BundleError> {
+        let mut input = BufReader::with_capacity(1 << 20, File::open(path).map_err(|e| BundleError::io(path, e))?);
+        let declared = member.uncompressed_size.unwrap_or(0);
+        let (mut total, mut count) = (0u64, 0u64);
+        loop {
+            let record = metadata::read_record(&mut input).map_err(|e| Problem::unsafe_entry(format!("metadata {}: {e}", member.path)))?;
+            let Some((frame, size)) = record else { break };
+            total += size;
+            count += 1;
+            if total > declared {
+                return Err(Problem::unsafe_entry(format!(
+                    "metadata {} expands beyond the {declared} bytes it declares: a decompression bomb; the bundle is refused",
+                    member.path
+                ))
+                .into());
+            }
+            let item = IngestItem::compressed(format!("{} document {count}", member.path), frame, size);
+            if self.documents.send(Ok(item)).is_err() {
+                return Err(BundleError::Invalid("the ingest stopped".into()));
+            }
+        }
+        if member.documents.is_some_and(|d| d != count) || total != declared {
+            return Err(Problem::integrity(format!(
+                "metadata {} holds {count} documents ({total} bytes), not what the manifest says",
+                member.path
+            ))
+            .into());
+        }
+        Ok(())
+    }
+}
+
+impl MemberSink for ImportSink {
+    fn begin(&mut self, member: &MemberEntry, chunk: usize) -> Result<Option<&mut dyn Write>, BundleError> {
+        let path = self.staging_path(member);
+        if chunk == 0 {
+            let file = File::create(&path).map_err(|e| BundleError::io(&path, e))?;
+            self.open = Some((path, BufWriter::with_capacity(1 << 20, file)));
+        } else if self.open.as_ref().is_none_or(|(p, _)| *p != path) {
+            // The previous chunks were written by this same walk; reopen to append.
+            let file = std::fs::OpenOptions::new().append(true).open(&path).map_err(|e| BundleError::io(&path, e))?;
+            self.open = Some((path, BufWriter::with_capacity(1 << 20, file)));
+        }
+        Ok(self.open.as_mut().map(|(_, w)| w as &mut dyn Write))
+    }
+
+    fn complete(&mut self, member: &MemberEntry, digests: &VerifiedFile) -> Result<(), BundleError> {
+        let (path, writer) =
+            self.open.take().ok_or_else(|| BundleError::Invalid(format!("{}: completed without being begun", member.path)))?;
+        let file = writer.into_inner().map_err(|e| BundleError::io(&path, e.into_error()))?;
+        file.sync_data().map_err(|e| BundleError::io(&path, e))?;
+        drop(file);
+        match member.kind {
+            MemberKind::Metadata => {
+                let result = self.emit_documents(member, &path);
+                let _ = std::fs::remove_file(&path);
+                result
+            }
+            MemberKind::Payload => {
+                let ext = member.path.rsplit_once('/').and_then(|(_, f)| f.split_once('.')).map(|(_, e)| e).unwrap_or("");
+                let expected = ExpectedFile {
+                    sha1: digests.sha1,
+                    sha256: Some(digests.sha256),
+                    size: digests.size,
+                    extension: ext.to_string(),
+                    file_name: member.path.clone(),
+                };
+                let target = self.content.path(&expected.sha1, ext);
+                let folder = target.parent().expect("content paths have a folder");
+                std::fs::create_dir_all(folder).map_err(|e| BundleError::io(folder, e))?;
+                std::fs::rename(&path, &target).map_err(|e| BundleError::io(&target, e))?;
+                self.staged.push(digests.sha1);
+                if self.staged.len() == 1 {
+                    crash_point("import.first-payload-staged");
+                }
+                Ok(())
+            }
+            MemberKind::Approvals => {
+                let _ = std::fs::remove_file(&path);
+                Ok(())
+            }
+        }
+    }
+
+    fn abandon(&mut self, member: &MemberEntry) {
+        self.open = None;
+        let _ = std::fs::remove_file(self.staging_path(member));
+    }
+}
+
+struct WalkOutcome {
+    problems: Vec<Problem>,
+    staged: Vec<Sha1Digest>,
+    bytes: u64,
+}
+
+/// Verifies and imports the bundle at `path`. `progress(stage, done, total)`.
+pub fn import(
+    store: &mut Store,
+    path: &Path,
+    extra_trusted: &[PublicKey],
+    options: &ImportOptions,
+    progress: &mut (dyn FnMut(&str, u64, u64) + Send),
+) -> Result<ImportReport, BundleError> {
+    let trusted = trusted_keys(store, extra_trusted)?;
+    if trusted.is_empty() {
+        return Err(Problem::signature(
+            "no key is trusted: pass --trust KEY.pub, or add the exporter's key with `ferry trust add KEY.pub`",
+        )
+        .into());
+    }
+    let bundle = authenticate(path, &trusted)?;
+    let m = &bundle.manifest;
+    let mut report = ImportReport {
+        bundle: bundle.dir.clone(),
+        bundle_id: m.bundle_id.clone(),
+        channel: m.channel.clone(),
+        sequence: m.sequence,
+        base_sequence: m.base_sequence,
+        signer_key_id: bundle.signer.to_string(),
+        outcome: "imported".into(),
+        revisions_added: 0,
+        revisions_unchanged: 0,
+        files_added: 0,
+        bytes_read: 0,
+        removed: m.removed.len() as u64,
+        warnings: Vec::new(),
+    };
+    if store.import_by_id(&m.bundle_id)?.is_some() {
+        report.outcome = "already-imported".into();
+        report.removed = 0;
+        return Ok(report);
+    }
+    if let Some(w) = check_expiry(m, chrono::Utc::now(), options.allow_expired)? {
+        report.warnings.push(w);
+    }
+    check_sequence(store, &bundle)?;
+
+    let staging = store.dir().join("tmp").join(format!("import-{}", m.bundle_id));
+    std::fs::create_dir_all(&staging).map_err(|e| BundleError::io(&staging, e))?;
+    let total_bytes: u64 = m.volumes.iter().map(|v| v.size).sum();
+    let outcome: Arc<Mutex<Option<Result<WalkOutcome, BundleError>>>> = Arc::new(Mutex::new(None));
+    let content = store.content().clone();
+    let progress = Mutex::new(progress);
+    let manifest_json = String::from_utf8_lossy(&bundle.manifest_bytes).into_owned();
+
+    let ingested = std::thread::scope(|scope| {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<StoreResult<IngestItem>>(256);
+        let walker_outcome = Arc::clone(&outcome);
+        let (bundle_ref, staging_ref, progress_ref) = (&bundle, &staging, &progress);
+        scope.spawn(move || {
+            let mut sink = ImportSink { content, staging: staging_ref.clone(), documents: tx, open: None, staged: Vec::new() };
+            let mut bytes = 0u64;
+            let result = walk_bundle(bundle_ref, &mut sink, true, &mut |done| {
+                bytes = done;
+                if let Ok(mut p) = progress_ref.lock() {
+                    (*p)("reading volumes", done, total_bytes);
+                }
+            });
+            let staged = std::mem::take(&mut sink.staged);
+            *walker_outcome.lock().expect("no panic holds the outcome") =
+                Some(result.map(|problems| WalkOutcome { problems, staged, bytes }));
+            // Dropping the sink closes the document stream: the ingest then finishes.
+            drop(sink);
+        });
+
+        let mut before_commit = |batch: &mut crate::store::IngestBatch<'_>, _done: u64| -> StoreResult<()> {
+            let guard = outcome.lock().expect("no panic holds the outcome");
+            let Some(Ok(walk)) = guard.as_ref() else { return Err(StoreError::Aborted("the volumes did not check out".into())) };
+            if !walk.problems.is_empty() {
+                return Err(StoreError::Aborted("the volumes did not check out".into()));
+            }
+            for sha1 in &walk.staged {
+                batch.mark_present(sha1)?;
+            }
+            for r in &bundle.manifest.removed {
+                batch.record_removal(&r.update_id, &r.reason, &bundle.manifest.bundle_id)?;
+            }
+            let m = &bundle.manifest;
+            batch.record_import(
+                &ImportRecord {
+                    bundle_id: m.bundle_id.clone(),
+                    channel: m.channel.clone(),
+                    sequence: m.sequence,
+                    base_sequence: m.base_sequence,
+                    signer_key_id: bundle.signer.to_string(),
+                    created: m.created.clone(),
+                    imported_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                    revisions_added: batch.report().added,
+                    files_added: walk.staged.len() as u64,
+                    bytes: walk.bytes,
+                },
+                &manifest_json,
+            )?;
+            crash_point("import.before-commit");
+            Ok(())
+        };
+        store.ingest_stream(rx.into_iter(), IngestOptions { commit_every: None, progress: None, before_commit: Some(&mut before_commit) })
+    });
+
+    let walk = outcome.lock().expect("no panic holds the outcome").take();
+    let result = match (ingested, walk) {
+        (_, Some(Err(e))) => Err(e),
+        (_, Some(Ok(w))) if !w.problems.is_empty() => Err(BundleError::Problem(w.problems.into_iter().next().expect("not empty"))),
+        (Err(e), _) => Err(e.into()),
+        (Ok(r), Some(Ok(w))) => {
+            report.revisions_added = r.added;
+            report.revisions_unchanged = r.unchanged;
+            report.files_added = w.staged.len() as u64;
+            report.bytes_read = w.bytes;
+            Ok(report)
+        }
+        (Ok(_), None) => Err(BundleError::Invalid("the volume reader stopped without a result".into())),
+    };
+    crash_point("import.after-commit");
+    let _ = std::fs::remove_dir_all(&staging);
+    result
+}

@@ -1,0 +1,131 @@
+//! `ferry inspect`: what a bundle holds, from its manifest alone, as text, JSON or a
+//! self-contained HTML report a change board can read offline.
+
+use super::check::read_manifest;
+use super::error::BundleError;
+use super::manifest::{MANIFEST_FILE, Manifest, SIGNATURE_FILE};
+use super::minisign::Signature;
+use crate::units::format_size;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Inspection {
+    pub bundle: PathBuf,
+    /// The key id in the signature file (`None`: unsigned). Inspect does not check trust:
+    /// `ferry verify` does.
+    pub signature_key_id: Option<String>,
+    pub manifest: Manifest,
+    /// Software updates added, by classification then product.
+    pub by_classification: BTreeMap<String, BTreeMap<String, usize>>,
+}
+
+pub fn inspect(path: &Path) -> Result<Inspection, BundleError> {
+    let (dir, manifest, _) = read_manifest(path)?;
+    let signature_key_id =
+        std::fs::read_to_string(dir.join(SIGNATURE_FILE)).ok().and_then(|t| Signature::parse(&t).ok()).map(|s| s.key_id.to_string());
+    let mut by_classification: BTreeMap<String, BTreeMap<String, usize>> = BTreeMap::new();
+    for u in &manifest.updates {
+        let class = u.classification.clone().unwrap_or_else(|| "(unclassified)".into());
+        let products = if u.products.is_empty() { vec!["(no product)".to_string()] } else { u.products.clone() };
+        for p in products {
+            *by_classification.entry(class.clone()).or_default().entry(p).or_default() += 1;
+        }
+    }
+    Ok(Inspection { bundle: dir, signature_key_id, manifest, by_classification })
+}
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+/// A single HTML page with inline styles: no scripts, no external resources.
+pub fn html(i: &Inspection) -> String {
+    let m = &i.manifest;
+    let mut h = String::new();
+    h.push_str("<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">");
+    h.push_str(&format!("<title>Ferry bundle {} #{}</title>", esc(&m.channel), m.sequence));
+    h.push_str(
+        "<style>body{font-family:system-ui,sans-serif;margin:2rem;color:#222}table{border-collapse:collapse;margin:1rem 0}\
+         td,th{border:1px solid #ccc;padding:.3rem .6rem;text-align:left;vertical-align:top}th{background:#f2f2f2}\
+         .mono{font-family:ui-monospace,monospace;font-size:.9em}.warn{color:#a40}</style></head><body>",
+    );
+    h.push_str(&format!("<h1>Bundle {} · sequence {}</h1>", esc(&m.channel), m.sequence));
+    let kind = match m.base_sequence {
+        Some(b) => format!("delta on sequence {b}"),
+        None => "full".to_string(),
+    };
+    h.push_str("<table>");
+    for (k, v) in [
+        ("Bundle id", m.bundle_id.clone()),
+        ("Kind", kind),
+        ("Created", m.created.clone()),
+        ("Expires", m.expires.clone().unwrap_or_else(|| "never".into())),
+        ("Signer key id (manifest)", m.signer_key_id.clone()),
+        ("Signature key id", i.signature_key_id.clone().unwrap_or_else(|| "UNSIGNED".into())),
+        ("Exporter", m.exporter.clone()),
+        ("Upstream", m.upstream.url.clone().unwrap_or_default()),
+        ("Products", m.selection.products.join(", ")),
+        ("Classifications", m.selection.classifications.join(", ")),
+        ("Payloads", m.selection.payloads.clone()),
+        ("Revisions", m.summary.revisions.to_string()),
+        ("Software updates", m.summary.software_updates.to_string()),
+        ("Payload files", format!("{} ({})", m.summary.payload_files, format_size(m.summary.payload_bytes))),
+        ("Total size", format_size(m.summary.total_bytes)),
+    ] {
+        h.push_str(&format!("<tr><th>{}</th><td class=\"mono\">{}</td></tr>", esc(k), esc(&v)));
+    }
+    h.push_str("</table>");
+    h.push_str("<p class=\"warn\">This page shows what the manifest says. Check the signature and every byte with <code>ferry verify BUNDLE --trust KEY.pub</code> before import.</p>");
+    h.push_str("<h2>Updates by classification and product</h2><table><tr><th>Classification</th><th>Product</th><th>Updates</th></tr>");
+    for (class, products) in &i.by_classification {
+        for (product, n) in products {
+            h.push_str(&format!("<tr><td>{}</td><td>{}</td><td>{n}</td></tr>", esc(class), esc(product)));
+        }
+    }
+    h.push_str("</table>");
+    h.push_str(&format!("<h2>Updates added or revised ({})</h2>", m.updates.len()));
+    h.push_str("<table><tr><th>KB</th><th>Title</th><th>Classification</th><th>Severity</th><th>Change</th><th>Payload</th></tr>");
+    for u in &m.updates {
+        h.push_str(&format!(
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            esc(&u.kb.as_ref().map(|k| format!("KB{k}")).unwrap_or_default()),
+            esc(&u.title),
+            esc(u.classification.as_deref().unwrap_or("")),
+            esc(u.msrc_severity.as_deref().unwrap_or("")),
+            esc(&u.change),
+            esc(&format_size(u.payload_bytes))
+        ));
+    }
+    h.push_str("</table>");
+    if !m.removed.is_empty() {
+        h.push_str(&format!(
+            "<h2>Updates withdrawn ({})</h2><table><tr><th>Update</th><th>Title</th><th>Reason</th></tr>",
+            m.removed.len()
+        ));
+        for r in &m.removed {
+            h.push_str(&format!(
+                "<tr><td class=\"mono\">{}</td><td>{}</td><td>{}</td></tr>",
+                esc(&r.update_id),
+                esc(&r.title),
+                esc(&r.reason)
+            ));
+        }
+        h.push_str("</table>");
+    }
+    h.push_str("<h2>Volumes</h2><table><tr><th>Volume</th><th>Size</th><th>SHA-256</th></tr>");
+    for v in &m.volumes {
+        h.push_str(&format!(
+            "<tr><td>{}</td><td>{}</td><td class=\"mono\">{}</td></tr>",
+            esc(&v.name),
+            esc(&format_size(v.size)),
+            esc(&v.sha256)
+        ));
+    }
+    h.push_str(&format!(
+        "</table><p>Files of this bundle: <code>{MANIFEST_FILE}</code>, <code>{SIGNATURE_FILE}</code> and the volumes above; \
+         <code>sha256sum</code> of each volume must match.</p></body></html>\n"
+    ));
+    h
+}

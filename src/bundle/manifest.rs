@@ -1,0 +1,163 @@
+//! `manifest.json`: what a bundle is, everything it holds, and the hash of every byte.
+//! Signed as a whole (`manifest.json.minisig`); the JSON Schema is `manifests/bundle-manifest.schema.json`.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+pub const FORMAT: &str = "ferry-bundle/1";
+pub const MANIFEST_FILE: &str = "manifest.json";
+pub const SIGNATURE_FILE: &str = "manifest.json.minisig";
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Manifest {
+    pub format: String,
+    pub channel: String,
+    pub sequence: u64,
+    /// The sequence a delta applies to; absent for a full bundle.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_sequence: Option<u64>,
+    pub bundle_id: String,
+    /// RFC 3339 UTC.
+    pub created: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires: Option<String>,
+    pub exporter: String,
+    #[serde(default)]
+    pub upstream: Upstream,
+    pub signer_key_id: String,
+    pub selection: Selection,
+    pub summary: Summary,
+    /// Software and driver updates the bundle adds or revises (not categories, detectoids or
+    /// bundle members: those travel too, counted in `summary`).
+    pub updates: Vec<UpdateEntry>,
+    /// Updates the bundle withdraws (expired upstream, or no longer selected).
+    #[serde(default)]
+    pub removed: Vec<Removal>,
+    pub volumes: Vec<VolumeEntry>,
+    pub members: Vec<MemberEntry>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Upstream {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub anchor: Option<String>,
+}
+
+/// What the export profile selected (as names and GUIDs resolved against the cache).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Selection {
+    pub products: Vec<String>,
+    pub classifications: Vec<String>,
+    pub languages: Vec<String>,
+    pub include_superseded: bool,
+    pub payloads: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Summary {
+    pub revisions: u64,
+    pub software_updates: u64,
+    pub categories: u64,
+    pub detectoids: u64,
+    pub bundle_members: u64,
+    pub by_classification: BTreeMap<String, u64>,
+    pub kb_articles: Vec<String>,
+    pub payload_files: u64,
+    pub payload_bytes: u64,
+    pub metadata_bytes: u64,
+    pub total_bytes: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct UpdateEntry {
+    pub update_id: String,
+    pub revision_number: i32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kb: Option<String>,
+    pub title: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub classification: Option<String>,
+    #[serde(default)]
+    pub products: Vec<String>,
+    /// `new` or `revised` (a newer revision of an update an earlier bundle carried).
+    pub change: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub msrc_severity: Option<String>,
+    pub payload_bytes: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Removal {
+    pub update_id: String,
+    #[serde(default)]
+    pub title: String,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct VolumeEntry {
+    pub name: String,
+    pub size: u64,
+    pub sha256: String,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum MemberKind {
+    /// A zstd stream of update documents, each as a 4-byte little-endian length and the bytes.
+    Metadata,
+    /// A payload file, named by its SHA-1 as in the WSUS content tree.
+    Payload,
+    /// The approval policy decided on the connected side.
+    Approvals,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct MemberEntry {
+    pub path: String,
+    pub kind: MemberKind,
+    pub size: u64,
+    pub sha256: String,
+    /// The volume (1-based) holding the member; absent when it is split into chunks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub volume: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha1: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uncompressed_size: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub documents: Option<u64>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub chunks: Vec<ChunkEntry>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ChunkEntry {
+    pub path: String,
+    pub size: u64,
+    pub sha256: String,
+    pub volume: u32,
+}
+
+impl Manifest {
+    /// The trusted comment signed with the manifest: names the bundle, so a signature cannot be
+    /// moved to another bundle's manifest unnoticed (and `minisign -V` shows it).
+    pub fn trusted_comment(&self) -> String {
+        format!("ferry bundle channel:{} sequence:{} bundle_id:{}", self.channel, self.sequence, self.bundle_id)
+    }
+
+    /// `<channel>-<sequence, 6 digits>`, the bundle's directory name.
+    pub fn directory_name(&self) -> String {
+        directory_name(&self.channel, self.sequence)
+    }
+
+    pub fn is_delta(&self) -> bool {
+        self.base_sequence.is_some()
+    }
+}
+
+pub fn directory_name(channel: &str, sequence: u64) -> String {
+    format!("{channel}-{sequence:06}")
+}

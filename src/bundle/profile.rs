@@ -1,0 +1,124 @@
+//! Export profiles (`manifests/*.toml`): which part of the catalog a channel carries.
+
+use crate::units::parse_duration_secs;
+use serde::Deserialize;
+use std::path::Path;
+
+/// Which payload files travel.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PayloadPolicy {
+    /// Every file of every selected update.
+    #[default]
+    All,
+    /// Metadata only (the isolated side gets files some other way, or only reports).
+    None,
+    /// Only the files of updates no selected update supersedes.
+    NotSuperseded,
+}
+
+impl PayloadPolicy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PayloadPolicy::All => "all",
+            PayloadPolicy::None => "none",
+            PayloadPolicy::NotSuperseded => "not-superseded",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Profile {
+    /// Bundles of one channel form one sequence; the isolated side imports them in order.
+    pub channel: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    /// The upstream to sync from (Microsoft Update or a WSUS server's ServerSyncWebService).
+    #[serde(default)]
+    pub upstream: Option<String>,
+    /// Product titles ("Windows 11") or GUIDs.
+    pub products: Vec<String>,
+    /// Classification titles ("Security Updates") or GUIDs.
+    pub classifications: Vec<String>,
+    #[serde(default = "default_languages")]
+    pub languages: Vec<String>,
+    /// Also carry updates that another selected update supersedes.
+    #[serde(default)]
+    pub include_superseded: bool,
+    #[serde(default)]
+    pub payloads: PayloadPolicy,
+    /// How long a bundle stays importable (`180d`); absent: it never expires.
+    #[serde(default)]
+    pub expires: Option<String>,
+    /// Approval policy carried with the bundle (applied on import only with --apply-approvals).
+    #[serde(default)]
+    pub approvals: Option<toml::Value>,
+}
+
+fn default_languages() -> Vec<String> {
+    vec!["en".into()]
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProfileError {
+    #[error("{path}: {source}")]
+    Read { path: String, source: std::io::Error },
+    #[error("{path}: {message}")]
+    Invalid { path: String, message: String },
+}
+
+impl Profile {
+    pub fn load(path: &Path) -> Result<Profile, ProfileError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ProfileError::Read { path: path.display().to_string(), source })?;
+        Self::parse(&text, &path.display().to_string())
+    }
+
+    pub fn parse(text: &str, name: &str) -> Result<Profile, ProfileError> {
+        let invalid = |message: String| ProfileError::Invalid { path: name.to_string(), message };
+        let profile: Profile = toml::from_str(text).map_err(|e| invalid(e.to_string().trim().to_string()))?;
+        if profile.channel.is_empty() || !profile.channel.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-') {
+            return Err(invalid(format!(
+                "channel {:?}: use lower-case letters, digits and '-' (it names bundle directories)",
+                profile.channel
+            )));
+        }
+        if profile.products.is_empty() || profile.classifications.is_empty() {
+            return Err(invalid("products and classifications must each name at least one (updates match one of each, as in WSUS)".into()));
+        }
+        if let Some(e) = &profile.expires {
+            parse_duration_secs(e).map_err(|m| invalid(format!("expires: {m}")))?;
+        }
+        Ok(profile)
+    }
+
+    pub fn expires_secs(&self) -> Option<u64> {
+        self.expires.as_deref().and_then(|e| parse_duration_secs(e).ok())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_keys_are_errors_naming_the_key() {
+        let err = Profile::parse(
+            "channel = \"a\"\nproducts = [\"Windows 11\"]\nclassifications = [\"Security Updates\"]\nproduct = 1\n",
+            "p.toml",
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("product"), "{err}");
+        assert!(err.to_string().contains("p.toml"), "{err}");
+    }
+
+    #[test]
+    fn a_minimal_profile_has_defaults() {
+        let p = Profile::parse("channel = \"w11\"\nproducts = [\"Windows 11\"]\nclassifications = [\"Security Updates\"]\n", "p").unwrap();
+        assert_eq!(p.payloads, PayloadPolicy::All);
+        assert_eq!(p.languages, vec!["en"]);
+        assert!(!p.include_superseded);
+        assert!(Profile::parse("channel = \"Bad Name\"\nproducts = [\"x\"]\nclassifications = [\"y\"]\n", "p").is_err());
+        assert!(Profile::parse("channel = \"ok\"\nproducts = [\"x\"]\nclassifications = [\"y\"]\nexpires = \"soon\"\n", "p").is_err());
+    }
+}

@@ -1,0 +1,175 @@
+//! `ferry verify`: everything `import` checks, offline, changing nothing, every problem reported.
+
+use super::check::{MemberSink, authenticate, check_expiry, walk_bundle};
+use super::error::{BundleError, Problem};
+use super::manifest::{MemberEntry, MemberKind};
+use super::minisign::PublicKey;
+use crate::store::VerifiedFile;
+use serde::Serialize;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct VerifyReport {
+    pub bundle: PathBuf,
+    pub channel: Option<String>,
+    pub sequence: Option<u64>,
+    pub base_sequence: Option<u64>,
+    pub bundle_id: Option<String>,
+    pub signer_key_id: Option<String>,
+    pub created: Option<String>,
+    pub expires: Option<String>,
+    pub volumes: usize,
+    pub members: usize,
+    pub bytes_read: u64,
+    pub problems: Vec<Problem>,
+    pub warnings: Vec<String>,
+}
+
+impl VerifyReport {
+    /// 0, or the exit code of the first problem in verification order.
+    pub fn exit_code(&self) -> u8 {
+        self.problems.first().map(|p| p.exit_code).unwrap_or(0)
+    }
+}
+
+/// Decompresses metadata records as they stream past, within their declared sizes.
+#[derive(Default)]
+struct MetadataChecker {
+    buffer: Vec<u8>,
+    total: u64,
+    documents: u64,
+    declared: u64,
+    error: Option<String>,
+}
+
+impl MetadataChecker {
+    fn drain(&mut self) {
+        while self.error.is_none() && self.buffer.len() >= super::metadata::RECORD_HEADER {
+            let clen = u32::from_le_bytes(self.buffer[..4].try_into().expect("4 bytes")) as usize;
+            let size = u32::from_le_bytes(self.buffer[4..8].try_into().expect("4 bytes")) as u64;
+            if clen > crate::catalog::MAX_DOCUMENT_BYTES || size > crate::catalog::MAX_DOCUMENT_BYTES as u64 {
+                self.error = Some(format!("a record declares {clen} / {size} bytes, above the document limit"));
+                return;
+            }
+            if self.buffer.len() < 8 + clen {
+                return;
+            }
+            self.total += size;
+            self.documents += 1;
+            if self.total > self.declared {
+                self.error = Some(format!("expands beyond the {} bytes it declares: a decompression bomb", self.declared));
+                return;
+            }
+            if let Err(e) = crate::store::decompress_document(&self.buffer[8..8 + clen], size, "a document") {
+                self.error = Some(e.to_string());
+                return;
+            }
+            self.buffer.drain(..8 + clen);
+        }
+    }
+}
+
+impl Write for MetadataChecker {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.error.is_none() {
+            self.buffer.extend_from_slice(buf);
+            self.drain();
+        }
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[derive(Default)]
+struct VerifySink {
+    metadata: Option<MetadataChecker>,
+    members: usize,
+}
+
+impl MemberSink for VerifySink {
+    fn begin(&mut self, member: &MemberEntry, chunk: usize) -> Result<Option<&mut dyn Write>, BundleError> {
+        if member.kind != MemberKind::Metadata {
+            return Ok(None);
+        }
+        if chunk == 0 {
+            self.metadata = Some(MetadataChecker { declared: member.uncompressed_size.unwrap_or(0), ..Default::default() });
+        }
+        Ok(self.metadata.as_mut().map(|m| m as &mut dyn Write))
+    }
+
+    fn complete(&mut self, member: &MemberEntry, _: &VerifiedFile) -> Result<(), BundleError> {
+        self.members += 1;
+        if let Some(checker) = self.metadata.take() {
+            if let Some(e) = checker.error {
+                return Err(Problem::unsafe_entry(format!("metadata {}: {e}", member.path)).into());
+            }
+            if !checker.buffer.is_empty() || checker.total != checker.declared || member.documents.is_some_and(|d| d != checker.documents) {
+                return Err(
+                    Problem::integrity(format!("metadata {} does not hold the documents the manifest declares", member.path)).into()
+                );
+            }
+        }
+        Ok(())
+    }
+
+    fn abandon(&mut self, _: &MemberEntry) {
+        self.metadata = None;
+    }
+}
+
+pub fn verify(path: &Path, trusted: &[PublicKey], progress: &mut dyn FnMut(u64, u64)) -> Result<VerifyReport, BundleError> {
+    let mut report = VerifyReport {
+        bundle: path.to_path_buf(),
+        channel: None,
+        sequence: None,
+        base_sequence: None,
+        bundle_id: None,
+        signer_key_id: None,
+        created: None,
+        expires: None,
+        volumes: 0,
+        members: 0,
+        bytes_read: 0,
+        problems: Vec::new(),
+        warnings: Vec::new(),
+    };
+    if trusted.is_empty() {
+        report.problems.push(Problem::signature("no key is trusted: pass --trust KEY.pub (the exporter's public key)"));
+        return Ok(report);
+    }
+    let bundle = match authenticate(path, trusted) {
+        Ok(b) => b,
+        Err(BundleError::Problem(p)) => {
+            report.problems.push(p);
+            return Ok(report);
+        }
+        Err(e) => return Err(e),
+    };
+    let m = &bundle.manifest;
+    report.bundle = bundle.dir.clone();
+    report.channel = Some(m.channel.clone());
+    report.sequence = Some(m.sequence);
+    report.base_sequence = m.base_sequence;
+    report.bundle_id = Some(m.bundle_id.clone());
+    report.signer_key_id = Some(bundle.signer.to_string());
+    report.created = Some(m.created.clone());
+    report.expires = m.expires.clone();
+    report.volumes = m.volumes.len();
+    if let Err(p) = check_expiry(m, chrono::Utc::now(), false) {
+        report.problems.push(p);
+    }
+    let total: u64 = m.volumes.iter().map(|v| v.size).sum();
+    let mut sink = VerifySink::default();
+    let mut read = 0;
+    let problems = walk_bundle(&bundle, &mut sink, false, &mut |done| {
+        read = done;
+        progress(done, total);
+    })?;
+    report.problems.extend(problems);
+    report.members = sink.members;
+    report.bytes_read = read;
+    Ok(report)
+}

@@ -1,0 +1,268 @@
+//! Writing a bundle's volumes: standalone tar (or zip) archives of whole members, each under the
+//! volume size, members larger than a volume split into chunks; every byte hashed on the way.
+
+use super::manifest::{ChunkEntry, MemberEntry, MemberKind, VolumeEntry};
+use super::safe_path::SafePath;
+use crate::store::{FileHasher, HashingWriter, VerifiedFile};
+use sha2::{Digest, Sha256};
+use std::fs::File;
+use std::io::{self, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VolumeFormat {
+    Tar,
+    Zip,
+}
+
+impl VolumeFormat {
+    pub fn extension(self) -> &'static str {
+        match self {
+            VolumeFormat::Tar => "tar",
+            VolumeFormat::Zip => "zip",
+        }
+    }
+
+    pub fn of_file(name: &str) -> Option<VolumeFormat> {
+        if name.ends_with(".tar") {
+            Some(VolumeFormat::Tar)
+        } else if name.ends_with(".zip") {
+            Some(VolumeFormat::Zip)
+        } else {
+            None
+        }
+    }
+}
+
+/// Below this a volume cannot hold a useful chunk.
+pub const MIN_VOLUME_SIZE: u64 = 1 << 20;
+const TAR_BLOCK: u64 = 512;
+const TAR_TRAILER: u64 = 2 * TAR_BLOCK;
+/// Zip bookkeeping per entry beyond the name (local header, data descriptor, central directory
+/// entry, ZIP64 extras), and for the end records: generous upper bounds.
+const ZIP_ENTRY_OVERHEAD: u64 = 30 + 24 + 46 + 64;
+const ZIP_TRAILER: u64 = 22 + 56 + 20 + 64;
+const COPY_BUFFER: usize = 1 << 20;
+
+pub fn volume_name(index: u32, format: VolumeFormat) -> String {
+    format!("vol-{index:04}.{}", format.extension())
+}
+
+#[allow(clippy::large_enum_variant)] // one per writer, never moved in a loop
+enum Sink {
+    Tar(HashingWriter<BufWriter<File>>),
+    Zip(zip::ZipWriter<BufWriter<File>>),
+}
+
+struct OpenVolume {
+    index: u32,
+    path: PathBuf,
+    used: u64,
+    sink: Sink,
+}
+
+/// A member's content as it passes into the volumes: SHA-256 for the manifest, SHA-1 and
+/// SHA-256 together for payloads (checked against the metadata by the caller).
+pub struct WrittenMember {
+    pub entry: MemberEntry,
+    pub digests: VerifiedFile,
+}
+
+pub struct VolumeWriter {
+    dir: PathBuf,
+    format: VolumeFormat,
+    limit: u64,
+    mtime: u64,
+    current: Option<OpenVolume>,
+    volumes: Vec<VolumeEntry>,
+}
+
+impl VolumeWriter {
+    pub fn new(dir: &Path, format: VolumeFormat, limit: u64, mtime: u64) -> io::Result<VolumeWriter> {
+        if limit < MIN_VOLUME_SIZE {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("volume size {limit} is below the minimum of {MIN_VOLUME_SIZE} bytes"),
+            ));
+        }
+        Ok(VolumeWriter { dir: dir.to_path_buf(), format, limit, mtime, current: None, volumes: Vec::new() })
+    }
+
+    fn entry_cost(&self, path: &str, size: u64) -> u64 {
+        match self.format {
+            VolumeFormat::Tar => TAR_BLOCK + size.div_ceil(TAR_BLOCK) * TAR_BLOCK,
+            VolumeFormat::Zip => size + 2 * path.len() as u64 + ZIP_ENTRY_OVERHEAD,
+        }
+    }
+
+    fn trailer(&self) -> u64 {
+        match self.format {
+            VolumeFormat::Tar => TAR_TRAILER,
+            VolumeFormat::Zip => ZIP_TRAILER,
+        }
+    }
+
+    /// Largest member (or chunk) an empty volume can hold.
+    fn chunk_capacity(&self, path: &str) -> u64 {
+        match self.format {
+            VolumeFormat::Tar => ((self.limit - TAR_TRAILER - TAR_BLOCK) / TAR_BLOCK) * TAR_BLOCK,
+            VolumeFormat::Zip => self.limit - ZIP_TRAILER - 2 * path.len() as u64 - ZIP_ENTRY_OVERHEAD,
+        }
+    }
+
+    fn open_volume(&mut self) -> io::Result<()> {
+        self.close_volume()?;
+        let index = self.volumes.len() as u32 + 1;
+        let path = self.dir.join(volume_name(index, self.format));
+        let file = BufWriter::with_capacity(COPY_BUFFER, File::create(&path)?);
+        let sink = match self.format {
+            VolumeFormat::Tar => Sink::Tar(HashingWriter::new(file)),
+            VolumeFormat::Zip => Sink::Zip(zip::ZipWriter::new(file)),
+        };
+        self.current = Some(OpenVolume { index, path, used: 0, sink });
+        Ok(())
+    }
+
+    fn close_volume(&mut self) -> io::Result<()> {
+        let Some(v) = self.current.take() else { return Ok(()) };
+        let (size, sha256) = match v.sink {
+            Sink::Tar(mut w) => {
+                w.write_all(&[0u8; TAR_TRAILER as usize])?;
+                let (file, digests) = w.finish();
+                file.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+                (digests.size, digests.sha256.to_hex_lower())
+            }
+            Sink::Zip(z) => {
+                let file = z.finish().map_err(io::Error::other)?;
+                file.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+                // Zip needs seeking to write, so its volume hash is a second read.
+                let mut f = File::open(&v.path)?;
+                let d = crate::store::hash_reader(&mut f)?;
+                (d.size, d.sha256.to_hex_lower())
+            }
+        };
+        self.volumes.push(VolumeEntry { name: volume_name(v.index, self.format), size, sha256 });
+        Ok(())
+    }
+
+    /// Makes room for an entry of `cost`: a new volume when the open one cannot hold it.
+    fn reserve(&mut self, cost: u64) -> io::Result<u32> {
+        let fits = self.current.as_ref().is_some_and(|v| v.used + cost + self.trailer() <= self.limit);
+        if !fits {
+            self.open_volume()?;
+        }
+        let v = self.current.as_mut().expect("a volume is open");
+        v.used += cost;
+        Ok(v.index)
+    }
+
+    /// Starts a new volume (unless the open one is still empty) for a chunk that fills one.
+    fn reserve_fresh(&mut self, cost: u64) -> io::Result<u32> {
+        if self.current.as_ref().is_none_or(|v| v.used > 0) {
+            self.open_volume()?;
+        }
+        let v = self.current.as_mut().expect("a volume is open");
+        v.used = cost;
+        Ok(v.index)
+    }
+
+    /// Writes one archive entry of exactly `size` bytes from `source`; returns its SHA-256.
+    fn write_entry(&mut self, path: &str, size: u64, source: &mut dyn Read, member_hasher: &mut FileHasher) -> io::Result<String> {
+        let mtime = self.mtime;
+        let v = self.current.as_mut().expect("reserve opened a volume");
+        let mut entry_hash = Sha256::new();
+        let mut copy = |w: &mut dyn Write| -> io::Result<()> {
+            let mut buf = vec![0u8; COPY_BUFFER.min(size.max(1) as usize)];
+            let mut left = size;
+            while left > 0 {
+                let want = (left as usize).min(buf.len());
+                let n = source.read(&mut buf[..want])?;
+                if n == 0 {
+                    return Err(io::Error::new(io::ErrorKind::UnexpectedEof, format!("{path}: the source ended {left} bytes early")));
+                }
+                entry_hash.update(&buf[..n]);
+                member_hasher.update(&buf[..n]);
+                w.write_all(&buf[..n])?;
+                left -= n as u64;
+            }
+            Ok(())
+        };
+        match &mut v.sink {
+            Sink::Tar(w) => {
+                let mut header = tar::Header::new_gnu();
+                header.set_path(path)?;
+                header.set_size(size);
+                header.set_mode(0o644);
+                header.set_mtime(mtime);
+                header.set_uid(0);
+                header.set_gid(0);
+                header.set_entry_type(tar::EntryType::Regular);
+                header.set_cksum();
+                w.write_all(header.as_bytes())?;
+                copy(w)?;
+                let pad = (size.div_ceil(TAR_BLOCK) * TAR_BLOCK - size) as usize;
+                w.write_all(&[0u8; TAR_BLOCK as usize][..pad])?;
+            }
+            Sink::Zip(z) => {
+                let options = zip::write::SimpleFileOptions::default()
+                    .compression_method(zip::CompressionMethod::Stored)
+                    .large_file(size >= u32::MAX as u64)
+                    .unix_permissions(0o644);
+                z.start_file(path, options).map_err(io::Error::other)?;
+                copy(z)?;
+            }
+        }
+        Ok(hex::encode(entry_hash.finalize()))
+    }
+
+    /// Adds a member of `size` bytes read from `source`, chunked when no volume can hold it.
+    pub fn add_member(&mut self, path: &SafePath, kind: MemberKind, size: u64, source: &mut dyn Read) -> io::Result<WrittenMember> {
+        let mut hasher = FileHasher::default();
+        let capacity = self.chunk_capacity(path.as_str());
+        let entry = if size <= capacity {
+            let volume = self.reserve(self.entry_cost(path.as_str(), size))?;
+            let sha256 = self.write_entry(path.as_str(), size, source, &mut hasher)?;
+            MemberEntry {
+                path: path.to_string(),
+                kind,
+                size,
+                sha256,
+                volume: Some(volume),
+                sha1: None,
+                uncompressed_size: None,
+                documents: None,
+                chunks: Vec::new(),
+            }
+        } else {
+            let mut chunks = Vec::new();
+            let mut left = size;
+            while left > 0 {
+                let chunk_path = SafePath::new(&format!("{}.part{:04}", path, chunks.len() + 1)).map_err(io::Error::other)?;
+                let chunk_size = left.min(self.chunk_capacity(chunk_path.as_str()));
+                let volume = self.reserve_fresh(self.entry_cost(chunk_path.as_str(), chunk_size))?;
+                let sha256 = self.write_entry(chunk_path.as_str(), chunk_size, source, &mut hasher)?;
+                chunks.push(ChunkEntry { path: chunk_path.to_string(), size: chunk_size, sha256, volume });
+                left -= chunk_size;
+            }
+            let digests_so_far = hasher.clone().finish();
+            MemberEntry {
+                path: path.to_string(),
+                kind,
+                size,
+                sha256: digests_so_far.sha256.to_hex_lower(),
+                volume: None,
+                sha1: None,
+                uncompressed_size: None,
+                documents: None,
+                chunks,
+            }
+        };
+        Ok(WrittenMember { entry, digests: hasher.finish() })
+    }
+
+    /// Closes the last volume; returns every volume with its size and SHA-256.
+    pub fn finish(mut self) -> io::Result<Vec<VolumeEntry>> {
+        self.close_volume()?;
+        Ok(self.volumes)
+    }
+}

@@ -1,0 +1,55 @@
+//! `ferry import BUNDLE --trust PUB...`: verify, then load into the store; idempotent, resumable.
+
+use super::output;
+use ferry::bundle::import::{ImportOptions, import};
+use ferry::store::Store;
+use ferry::units::format_size;
+use std::path::{Path, PathBuf};
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    bundle: PathBuf,
+    /// Public key(s) to trust for this import (minisign .pub), besides the store's.
+    #[arg(long, value_name = "PUB")]
+    trust: Vec<PathBuf>,
+    /// Import an expired bundle anyway (with a warning).
+    #[arg(long)]
+    allow_expired: bool,
+    /// Print one JSON document.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(data: &Path, args: Args) -> anyhow::Result<()> {
+    let extra: Vec<_> = args.trust.iter().map(|p| super::trust::load_public_key(p)).collect::<anyhow::Result<_>>()?;
+    let mut store = Store::open_or_create(data)?;
+    let bar = output::progress(0, "importing", true);
+    let report = import(&mut store, &args.bundle, &extra, &ImportOptions { allow_expired: args.allow_expired }, &mut |_, done, total| {
+        bar.set_length(total);
+        bar.set_position(done);
+    })?;
+    bar.finish_and_clear();
+    for w in &report.warnings {
+        eprintln!("warning: {w}");
+    }
+    if args.json {
+        return output::json(&report);
+    }
+    if report.outcome == "already-imported" {
+        println!("bundle {} #{} ({}) was already imported: nothing to do", report.channel, report.sequence, report.bundle_id);
+    } else {
+        println!(
+            "imported {} #{} ({}), signed by key {}: {} revisions added ({} already present), {} payload files, {} removed, {} read",
+            report.channel,
+            report.sequence,
+            report.bundle_id,
+            report.signer_key_id,
+            report.revisions_added,
+            report.revisions_unchanged,
+            report.files_added,
+            report.removed,
+            format_size(report.bytes_read)
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,76 @@
+//! `ferry inspect BUNDLE [--json] [--html FILE]`: what the bundle holds.
+
+use super::output;
+use ferry::bundle::inspect::{html, inspect};
+use ferry::units::format_size;
+use std::path::PathBuf;
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    bundle: PathBuf,
+    /// Print one JSON document.
+    #[arg(long)]
+    json: bool,
+    /// Also write a self-contained HTML report.
+    #[arg(long, value_name = "FILE")]
+    html: Option<PathBuf>,
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let i = inspect(&args.bundle)?;
+    if let Some(path) = &args.html {
+        std::fs::write(path, html(&i))?;
+    }
+    if args.json {
+        return output::json(&i);
+    }
+    let m = &i.manifest;
+    println!("bundle      {}", i.bundle.display());
+    println!(
+        "channel     {} sequence {} ({})",
+        m.channel,
+        m.sequence,
+        m.base_sequence.map(|b| format!("delta on {b}")).unwrap_or_else(|| "full".into())
+    );
+    println!("bundle id   {}", m.bundle_id);
+    println!(
+        "signer      {} (signature file: {}; run `ferry verify` to check it)",
+        m.signer_key_id,
+        i.signature_key_id.as_deref().unwrap_or("MISSING, unsigned")
+    );
+    println!("created     {}   expires {}", m.created, m.expires.as_deref().unwrap_or("never"));
+    println!("upstream    {}", m.upstream.url.as_deref().unwrap_or("-"));
+    println!(
+        "contents    {} revisions: {} software updates, {} categories, {} detectoids, {} bundle members; {} payload files ({})",
+        m.summary.revisions,
+        m.summary.software_updates,
+        m.summary.categories,
+        m.summary.detectoids,
+        m.summary.bundle_members,
+        m.summary.payload_files,
+        format_size(m.summary.payload_bytes)
+    );
+    for (class, products) in &i.by_classification {
+        for (product, n) in products {
+            println!("  {n:>5}  {class} / {product}");
+        }
+    }
+    for u in m.updates.iter().take(20) {
+        println!(
+            "  {:<10} {}{}",
+            u.kb.as_ref().map(|k| format!("KB{k}")).unwrap_or_default(),
+            u.title,
+            if u.change == "revised" { " (revised)" } else { "" }
+        );
+    }
+    if m.updates.len() > 20 {
+        println!("  ... and {} more (--json or --html for all)", m.updates.len() - 20);
+    }
+    for r in &m.removed {
+        println!("  removed  {} {} ({})", r.update_id, r.title, r.reason);
+    }
+    for v in &m.volumes {
+        println!("volume      {} {} sha256 {}", v.name, format_size(v.size), v.sha256);
+    }
+    Ok(())
+}

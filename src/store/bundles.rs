@@ -1,0 +1,380 @@
+//! Store side of bundles: trusted keys and imports (isolated side), channel state and the
+//! catalog view an export selects from (connected side).
+
+use super::ingest::IngestBatch;
+use super::query::FileSummary;
+use super::{Store, StoreError, StoreResult, now_rfc3339};
+use rusqlite::{OptionalExtension, params};
+use serde::Serialize;
+use std::collections::{HashMap, HashSet};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TrustedKey {
+    pub key_id: String,
+    pub public_key: String,
+    pub comment: Option<String>,
+    pub added_at: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ImportRecord {
+    pub bundle_id: String,
+    pub channel: String,
+    pub sequence: u64,
+    pub base_sequence: Option<u64>,
+    pub signer_key_id: String,
+    pub created: String,
+    pub imported_at: String,
+    pub revisions_added: u64,
+    pub files_added: u64,
+    pub bytes: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ExportRecord {
+    pub channel: String,
+    pub sequence: u64,
+    pub bundle_id: String,
+    pub base_sequence: Option<u64>,
+    pub created: String,
+    pub path: String,
+}
+
+/// What an export needs to know about one stored revision.
+#[derive(Debug, Clone)]
+pub struct CatalogRevision {
+    pub revision_id: i32,
+    pub update_id: String,
+    pub revision_number: i32,
+    pub update_type: String,
+    pub category_kind: Option<String>,
+    pub is_latest: bool,
+    pub is_bundle: bool,
+    pub explicitly_deployable: bool,
+    pub expired: bool,
+    pub title: Option<String>,
+    pub kb_article: Option<String>,
+    pub msrc_severity: Option<String>,
+    pub document_size: u64,
+    /// Every UpdateID its prerequisites name (categories included).
+    pub prerequisites: Vec<String>,
+    pub bundle_members: Vec<(String, i32)>,
+    pub superseded: Vec<String>,
+    pub files: Vec<FileSummary>,
+}
+
+const IMPORT_COLUMNS: &str =
+    "bundle_id, channel, sequence, base_sequence, signer_key_id, created, imported_at, revisions_added, files_added, bytes";
+
+fn import_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ImportRecord> {
+    Ok(ImportRecord {
+        bundle_id: r.get(0)?,
+        channel: r.get(1)?,
+        sequence: r.get::<_, i64>(2)? as u64,
+        base_sequence: r.get::<_, Option<i64>>(3)?.map(|v| v as u64),
+        signer_key_id: r.get(4)?,
+        created: r.get(5)?,
+        imported_at: r.get(6)?,
+        revisions_added: r.get::<_, i64>(7)? as u64,
+        files_added: r.get::<_, i64>(8)? as u64,
+        bytes: r.get::<_, i64>(9)? as u64,
+    })
+}
+
+impl Store {
+    // ---- trust ----
+
+    pub fn add_trusted_key(&self, key_id: &str, public_key: &str, comment: Option<&str>) -> StoreResult<bool> {
+        let n = self
+            .conn
+            .execute(
+                "INSERT INTO trusted_keys (key_id, public_key, comment, added_at) VALUES (?1, ?2, ?3, ?4) ON CONFLICT (key_id) DO NOTHING",
+                params![key_id, public_key, comment, now_rfc3339()],
+            )
+            .map_err(|e| self.err(format!("trusting key {key_id}"), e))?;
+        Ok(n == 1)
+    }
+
+    pub fn trusted_keys(&self) -> StoreResult<Vec<TrustedKey>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT key_id, public_key, comment, added_at FROM trusted_keys ORDER BY added_at, key_id")
+            .map_err(|e| self.err("listing trusted keys", e))?;
+        stmt.query_map([], |r| Ok(TrustedKey { key_id: r.get(0)?, public_key: r.get(1)?, comment: r.get(2)?, added_at: r.get(3)? }))
+            .and_then(|rows| rows.collect())
+            .map_err(|e| self.err("listing trusted keys", e))
+    }
+
+    pub fn remove_trusted_key(&self, key_id: &str) -> StoreResult<bool> {
+        let n = self
+            .conn
+            .execute("DELETE FROM trusted_keys WHERE key_id = ?1 COLLATE NOCASE", [key_id])
+            .map_err(|e| self.err(format!("removing key {key_id}"), e))?;
+        Ok(n > 0)
+    }
+
+    // ---- imports ----
+
+    pub fn import_by_id(&self, bundle_id: &str) -> StoreResult<Option<ImportRecord>> {
+        self.conn
+            .query_row(&format!("SELECT {IMPORT_COLUMNS} FROM imports WHERE bundle_id = ?1"), [bundle_id], import_from_row)
+            .optional()
+            .map_err(|e| self.err("reading imports", e))
+    }
+
+    /// The newest import of `channel` (highest sequence).
+    pub fn last_import(&self, channel: &str) -> StoreResult<Option<ImportRecord>> {
+        self.conn
+            .query_row(
+                &format!("SELECT {IMPORT_COLUMNS} FROM imports WHERE channel = ?1 ORDER BY sequence DESC LIMIT 1"),
+                [channel],
+                import_from_row,
+            )
+            .optional()
+            .map_err(|e| self.err("reading imports", e))
+    }
+
+    pub fn imports(&self) -> StoreResult<Vec<ImportRecord>> {
+        let mut stmt = self
+            .conn
+            .prepare(&format!("SELECT {IMPORT_COLUMNS} FROM imports ORDER BY imported_at, channel, sequence"))
+            .map_err(|e| self.err("listing imports", e))?;
+        stmt.query_map([], import_from_row).and_then(|rows| rows.collect()).map_err(|e| self.err("listing imports", e))
+    }
+
+    pub fn import_manifest(&self, bundle_id: &str) -> StoreResult<Option<String>> {
+        self.conn
+            .query_row("SELECT manifest FROM imports WHERE bundle_id = ?1", [bundle_id], |r| r.get(0))
+            .optional()
+            .map_err(|e| self.err("reading an import", e))
+    }
+
+    pub fn removed_update_ids(&self) -> StoreResult<HashSet<String>> {
+        let mut stmt = self.conn.prepare("SELECT update_id FROM removed_updates").map_err(|e| self.err("reading removals", e))?;
+        stmt.query_map([], |r| r.get(0)).and_then(|rows| rows.collect()).map_err(|e| self.err("reading removals", e))
+    }
+
+    // ---- connected side: channels ----
+
+    /// Bundles of `channel` from its newest full bundle on, oldest first (what a delta builds on).
+    pub fn export_chain(&self, channel: &str) -> StoreResult<Vec<ExportRecord>> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT channel, sequence, bundle_id, base_sequence, created, path FROM export_bundles WHERE channel = ?1
+                 AND sequence >= COALESCE((SELECT MAX(sequence) FROM export_bundles WHERE channel = ?1 AND base_sequence IS NULL), 0)
+                 ORDER BY sequence",
+            )
+            .map_err(|e| self.err("reading channel state", e))?;
+        stmt.query_map([channel], |r| {
+            Ok(ExportRecord {
+                channel: r.get(0)?,
+                sequence: r.get::<_, i64>(1)? as u64,
+                bundle_id: r.get(2)?,
+                base_sequence: r.get::<_, Option<i64>>(3)?.map(|v| v as u64),
+                created: r.get(4)?,
+                path: r.get(5)?,
+            })
+        })
+        .and_then(|rows| rows.collect())
+        .map_err(|e| self.err("reading channel state", e))
+    }
+
+    pub fn last_export_sequence(&self, channel: &str) -> StoreResult<u64> {
+        self.conn
+            .query_row("SELECT COALESCE(MAX(sequence), 0) FROM export_bundles WHERE channel = ?1", [channel], |r| r.get::<_, i64>(0))
+            .map(|v| v as u64)
+            .map_err(|e| self.err("reading channel state", e))
+    }
+
+    /// Items of `kind` carried by the bundles of `channel` with sequence ≥ `from_sequence`.
+    pub fn carried(&self, channel: &str, kind: &str, from_sequence: u64) -> StoreResult<HashSet<String>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT item FROM export_carried WHERE channel = ?1 AND kind = ?2 AND sequence >= ?3")
+            .map_err(|e| self.err("reading channel state", e))?;
+        stmt.query_map(params![channel, kind, from_sequence as i64], |r| r.get(0))
+            .and_then(|rows| rows.collect())
+            .map_err(|e| self.err("reading channel state", e))
+    }
+
+    /// Records a finished export and what it carried, in one transaction.
+    pub fn record_export(&mut self, record: &ExportRecord, carried: &[(&str, Vec<String>)]) -> StoreResult<()> {
+        let db = self.db_path();
+        let tx = self.conn.transaction().map_err(|e| StoreError::sqlite(&db, "recording an export", e))?;
+        tx.execute(
+            "INSERT INTO export_bundles (channel, sequence, bundle_id, base_sequence, created, path) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![
+                record.channel,
+                record.sequence as i64,
+                record.bundle_id,
+                record.base_sequence.map(|v| v as i64),
+                record.created,
+                record.path
+            ],
+        )
+        .map_err(|e| StoreError::sqlite(&db, format!("recording bundle {} of channel {}", record.sequence, record.channel), e))?;
+        {
+            let mut stmt = tx
+                .prepare("INSERT OR IGNORE INTO export_carried (channel, sequence, kind, item) VALUES (?1, ?2, ?3, ?4)")
+                .map_err(|e| StoreError::sqlite(&db, "recording what an export carried", e))?;
+            for (kind, items) in carried {
+                for item in items {
+                    stmt.execute(params![record.channel, record.sequence as i64, kind, item])
+                        .map_err(|e| StoreError::sqlite(&db, "recording what an export carried", e))?;
+                }
+            }
+        }
+        tx.commit().map_err(|e| StoreError::sqlite(&db, "committing an export record", e))
+    }
+
+    /// Every stored revision with its relationships and files, for export selection.
+    pub fn catalog_revisions(&self) -> StoreResult<Vec<CatalogRevision>> {
+        let ctx = "reading the catalog";
+        let mut prerequisites: HashMap<i32, Vec<String>> = HashMap::new();
+        let mut bundles: HashMap<i32, Vec<(String, i32)>> = HashMap::new();
+        let mut superseded: HashMap<i32, Vec<String>> = HashMap::new();
+        let mut files_of: HashMap<i32, Vec<FileSummary>> = HashMap::new();
+        {
+            let mut stmt = self.conn.prepare("SELECT revision_id, update_id FROM prerequisites").map_err(|e| self.err(ctx, e))?;
+            let mut rows = stmt.query([]).map_err(|e| self.err(ctx, e))?;
+            while let Some(r) = rows.next().map_err(|e| self.err(ctx, e))? {
+                prerequisites.entry(r.get(0).map_err(|e| self.err(ctx, e))?).or_default().push(r.get(1).map_err(|e| self.err(ctx, e))?);
+            }
+            let mut stmt = self
+                .conn
+                .prepare("SELECT revision_id, member_update_id, member_revision_number FROM bundle_members")
+                .map_err(|e| self.err(ctx, e))?;
+            let mut rows = stmt.query([]).map_err(|e| self.err(ctx, e))?;
+            while let Some(r) = rows.next().map_err(|e| self.err(ctx, e))? {
+                bundles
+                    .entry(r.get(0).map_err(|e| self.err(ctx, e))?)
+                    .or_default()
+                    .push((r.get(1).map_err(|e| self.err(ctx, e))?, r.get(2).map_err(|e| self.err(ctx, e))?));
+            }
+            let mut stmt =
+                self.conn.prepare("SELECT revision_id, superseded_update_id FROM supersedences").map_err(|e| self.err(ctx, e))?;
+            let mut rows = stmt.query([]).map_err(|e| self.err(ctx, e))?;
+            while let Some(r) = rows.next().map_err(|e| self.err(ctx, e))? {
+                superseded.entry(r.get(0).map_err(|e| self.err(ctx, e))?).or_default().push(r.get(1).map_err(|e| self.err(ctx, e))?);
+            }
+            let all_files: HashMap<Vec<u8>, FileSummary> = self.all_files()?.into_iter().map(|f| (f.sha1.0.to_vec(), f)).collect();
+            let mut stmt = self.conn.prepare("SELECT revision_id, sha1 FROM revision_files").map_err(|e| self.err(ctx, e))?;
+            let mut rows = stmt.query([]).map_err(|e| self.err(ctx, e))?;
+            while let Some(r) = rows.next().map_err(|e| self.err(ctx, e))? {
+                let sha1: Vec<u8> = r.get(1).map_err(|e| self.err(ctx, e))?;
+                if let Some(f) = all_files.get(&sha1) {
+                    files_of.entry(r.get(0).map_err(|e| self.err(ctx, e))?).or_default().push(f.clone());
+                }
+            }
+        }
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT revision_id, update_id, revision_number, update_type, category_kind, is_latest, is_bundle, explicitly_deployable,
+                        publication_state = 'Expired', title, kb_article, msrc_severity, document_size FROM revisions ORDER BY revision_id",
+            )
+            .map_err(|e| self.err(ctx, e))?;
+        let rows = stmt
+            .query_map([], |r| {
+                let revision_id: i32 = r.get(0)?;
+                Ok(CatalogRevision {
+                    revision_id,
+                    update_id: r.get(1)?,
+                    revision_number: r.get(2)?,
+                    update_type: r.get(3)?,
+                    category_kind: r.get(4)?,
+                    is_latest: r.get(5)?,
+                    is_bundle: r.get(6)?,
+                    explicitly_deployable: r.get(7)?,
+                    expired: r.get::<_, Option<bool>>(8)?.unwrap_or(false),
+                    title: r.get(9)?,
+                    kb_article: r.get(10)?,
+                    msrc_severity: r.get(11)?,
+                    document_size: r.get::<_, i64>(12)? as u64,
+                    prerequisites: Vec::new(),
+                    bundle_members: Vec::new(),
+                    superseded: Vec::new(),
+                    files: Vec::new(),
+                })
+            })
+            .map_err(|e| self.err(ctx, e))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let mut r = row.map_err(|e| self.err(ctx, e))?;
+            r.prerequisites = prerequisites.remove(&r.revision_id).unwrap_or_default();
+            r.bundle_members = bundles.remove(&r.revision_id).unwrap_or_default();
+            r.superseded = superseded.remove(&r.revision_id).unwrap_or_default();
+            r.files = files_of.remove(&r.revision_id).unwrap_or_default();
+            out.push(r);
+        }
+        Ok(out)
+    }
+
+    /// The stored (zstd) document of a revision and its uncompressed size, as bundles carry it.
+    pub fn compressed_document(&self, revision_id: i32) -> StoreResult<(Vec<u8>, u64)> {
+        self.conn
+            .query_row(
+                "SELECT d.document, r.document_size FROM revision_documents d JOIN revisions r USING (revision_id) WHERE revision_id = ?1",
+                [revision_id],
+                |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, i64>(1)? as u64)),
+            )
+            .optional()
+            .map_err(|e| self.err(format!("reading the document of revision #{revision_id}"), e))?
+            .ok_or_else(|| StoreError::NotFound(format!("no document for revision #{revision_id}")))
+    }
+}
+
+/// Checks a compressed document decompresses to exactly `size` bytes (no more: bombs stop at
+/// the declared size).
+pub fn decompress_document(compressed: &[u8], size: u64, what: &str) -> std::io::Result<Vec<u8>> {
+    if size > crate::catalog::MAX_DOCUMENT_BYTES as u64 {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("{what}: declares {size} bytes, above the document limit"),
+        ));
+    }
+    let out = zstd::bulk::decompress(compressed, size as usize).map_err(|e| {
+        std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{what}: does not decompress within its declared {size} bytes: {e}"))
+    })?;
+    if out.len() as u64 != size {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("{what}: decompresses to {} bytes, declared {size}", out.len()),
+        ));
+    }
+    Ok(out)
+}
+
+impl IngestBatch<'_> {
+    /// Records a completed import (same transaction as its metadata).
+    pub fn record_import(&mut self, record: &ImportRecord, manifest_json: &str) -> StoreResult<()> {
+        self.execute(
+            &format!("INSERT INTO imports ({IMPORT_COLUMNS}, manifest) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"),
+            params![
+                record.bundle_id,
+                record.channel,
+                record.sequence as i64,
+                record.base_sequence.map(|v| v as i64),
+                record.signer_key_id,
+                record.created,
+                record.imported_at,
+                record.revisions_added as i64,
+                record.files_added as i64,
+                record.bytes as i64,
+                manifest_json
+            ],
+            "recording the import",
+        )
+    }
+
+    /// Withdraws an update (expired upstream or no longer carried): clients are not offered it.
+    pub fn record_removal(&mut self, update_id: &str, reason: &str, bundle_id: &str) -> StoreResult<()> {
+        self.execute(
+            "INSERT INTO removed_updates (update_id, reason, bundle_id, removed_at) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (update_id) DO UPDATE SET reason = excluded.reason, bundle_id = excluded.bundle_id, removed_at = excluded.removed_at",
+            params![update_id, reason, bundle_id, now_rfc3339()],
+            "recording a removed update",
+        )
+    }
+}
