@@ -13,7 +13,7 @@ use super::metadata;
 use super::minisign::PublicKey;
 use crate::catalog::Sha1Digest;
 use crate::faults::crash_point;
-use crate::store::{ContentStore, ExpectedFile, ImportRecord, IngestItem, IngestOptions, Store, StoreError, StoreResult, VerifiedFile};
+use crate::store::{ImportRecord, IngestItem, IngestOptions, Store, StoreError, StoreResult, VerifiedFile};
 use serde::Serialize;
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Write};
@@ -88,12 +88,18 @@ pub fn check_sequence(store: &Store, bundle: &OpenedBundle) -> Result<(), Bundle
 
 /// Stages members as the walk reads them.
 struct ImportSink {
-    content: ContentStore,
     staging: PathBuf,
     documents: SyncSender<StoreResult<IngestItem>>,
     /// The staging file of the member being read.
     open: Option<(PathBuf, BufWriter<File>)>,
-    staged: Vec<Sha1Digest>,
+    staged: Vec<StagedPayload>,
+}
+
+/// A payload read and verified, waiting in the staging directory for the commit.
+struct StagedPayload {
+    path: PathBuf,
+    sha1: Sha1Digest,
+    extension: String,
 }
 
 impl ImportSink {
@@ -151,9 +157,8 @@ impl MemberSink for ImportSink {
     fn complete(&mut self, member: &MemberEntry, digests: &VerifiedFile) -> Result<(), BundleError> {
         let (path, writer) =
             self.open.take().ok_or_else(|| BundleError::Invalid(format!("{}: completed without being begun", member.path)))?;
-        let file = writer.into_inner().map_err(|e| BundleError::io(&path, e.into_error()))?;
-        file.sync_data().map_err(|e| BundleError::io(&path, e))?;
-        drop(file);
+        // No fsync per file: one file-system sync before the commit covers them all.
+        writer.into_inner().map_err(|e| BundleError::io(&path, e.into_error()))?;
         match member.kind {
             MemberKind::Metadata => {
                 let result = self.emit_documents(member, &path);
@@ -161,19 +166,9 @@ impl MemberSink for ImportSink {
                 result
             }
             MemberKind::Payload => {
+                // Verified; it moves into the content tree only when the import commits.
                 let ext = member.path.rsplit_once('/').and_then(|(_, f)| f.split_once('.')).map(|(_, e)| e).unwrap_or("");
-                let expected = ExpectedFile {
-                    sha1: digests.sha1,
-                    sha256: Some(digests.sha256),
-                    size: digests.size,
-                    extension: ext.to_string(),
-                    file_name: member.path.clone(),
-                };
-                let target = self.content.path(&expected.sha1, ext);
-                let folder = target.parent().expect("content paths have a folder");
-                std::fs::create_dir_all(folder).map_err(|e| BundleError::io(folder, e))?;
-                std::fs::rename(&path, &target).map_err(|e| BundleError::io(&target, e))?;
-                self.staged.push(digests.sha1);
+                self.staged.push(StagedPayload { path, sha1: digests.sha1, extension: ext.to_string() });
                 if self.staged.len() == 1 {
                     crash_point("import.first-payload-staged");
                 }
@@ -194,8 +189,29 @@ impl MemberSink for ImportSink {
 
 struct WalkOutcome {
     problems: Vec<Problem>,
-    staged: Vec<Sha1Digest>,
+    staged: Vec<StagedPayload>,
     bytes: u64,
+}
+
+/// For a store that does not exist yet: the checks that need no store (signature, trust, expiry,
+/// a delta needs its base), so a refused bundle does not leave an empty store behind.
+pub fn preflight_without_store(path: &Path, trusted: &[PublicKey], options: &ImportOptions) -> Result<(), BundleError> {
+    if trusted.is_empty() {
+        return Err(Problem::signature(
+            "no key is trusted: pass --trust KEY.pub, or add the exporter's key with `ferry trust add KEY.pub`",
+        )
+        .into());
+    }
+    let bundle = authenticate(path, trusted)?;
+    check_expiry(&bundle.manifest, chrono::Utc::now(), options.allow_expired)?;
+    if let Some(base) = bundle.manifest.base_sequence {
+        return Err(Problem::sequence(format!(
+            "delta bundle {} of channel {} builds on bundle {base}, but this store has imported nothing from {}: import the full bundle first, or ask for a full export (ferry export --full)",
+            bundle.manifest.sequence, bundle.manifest.channel, bundle.manifest.channel
+        ))
+        .into());
+    }
+    Ok(())
 }
 
 /// Verifies and imports the bundle at `path`. `progress(stage, done, total)`.
@@ -230,7 +246,10 @@ pub fn import(
         removed: m.removed.len() as u64,
         warnings: Vec::new(),
     };
+    let staging = store.dir().join("tmp").join(format!("import-{}", m.bundle_id));
     if store.import_by_id(&m.bundle_id)?.is_some() {
+        // A crash right after the commit may have left the staging directory behind.
+        let _ = std::fs::remove_dir_all(&staging);
         report.outcome = "already-imported".into();
         report.removed = 0;
         return Ok(report);
@@ -240,20 +259,23 @@ pub fn import(
     }
     check_sequence(store, &bundle)?;
 
-    let staging = store.dir().join("tmp").join(format!("import-{}", m.bundle_id));
+    // Whatever an interrupted run staged is read again from the bundle.
+    let _ = std::fs::remove_dir_all(&staging);
     std::fs::create_dir_all(&staging).map_err(|e| BundleError::io(&staging, e))?;
     let total_bytes: u64 = m.volumes.iter().map(|v| v.size).sum();
     let outcome: Arc<Mutex<Option<Result<WalkOutcome, BundleError>>>> = Arc::new(Mutex::new(None));
     let content = store.content().clone();
+    let content = &content;
     let progress = Mutex::new(progress);
     let manifest_json = String::from_utf8_lossy(&bundle.manifest_bytes).into_owned();
 
+    let staging_ref_for_sync = &staging;
     let ingested = std::thread::scope(|scope| {
         let (tx, rx) = std::sync::mpsc::sync_channel::<StoreResult<IngestItem>>(256);
         let walker_outcome = Arc::clone(&outcome);
         let (bundle_ref, staging_ref, progress_ref) = (&bundle, &staging, &progress);
         scope.spawn(move || {
-            let mut sink = ImportSink { content, staging: staging_ref.clone(), documents: tx, open: None, staged: Vec::new() };
+            let mut sink = ImportSink { staging: staging_ref.clone(), documents: tx, open: None, staged: Vec::new() };
             let mut bytes = 0u64;
             let result = walk_bundle(bundle_ref, &mut sink, true, &mut |done| {
                 bytes = done;
@@ -274,8 +296,13 @@ pub fn import(
             if !walk.problems.is_empty() {
                 return Err(StoreError::Aborted("the volumes did not check out".into()));
             }
-            for sha1 in &walk.staged {
-                batch.mark_present(sha1)?;
+            sync_file_system(staging_ref_for_sync).map_err(|e| StoreError::io(staging_ref_for_sync, e))?;
+            for p in &walk.staged {
+                let target = content.path(&p.sha1, &p.extension);
+                let folder = target.parent().expect("content paths have a folder");
+                std::fs::create_dir_all(folder).map_err(|e| StoreError::io(folder, e))?;
+                std::fs::rename(&p.path, &target).map_err(|e| StoreError::io(&target, e))?;
+                batch.mark_present(&p.sha1)?;
             }
             for r in &bundle.manifest.removed {
                 batch.record_removal(&r.update_id, &r.reason, &bundle.manifest.bundle_id)?;
@@ -306,6 +333,9 @@ pub fn import(
     let result = match (ingested, walk) {
         (_, Some(Err(e))) => Err(e),
         (_, Some(Ok(w))) if !w.problems.is_empty() => Err(BundleError::Problem(w.problems.into_iter().next().expect("not empty"))),
+        (Err(StoreError::Oversized { document, message }), _) => {
+            Err(Problem::unsafe_entry(format!("{document}: {message}; the bundle is refused")).into())
+        }
         (Err(e), _) => Err(e.into()),
         (Ok(r), Some(Ok(w))) => {
             report.revisions_added = r.added;
@@ -319,4 +349,23 @@ pub fn import(
     crash_point("import.after-commit");
     let _ = std::fs::remove_dir_all(&staging);
     result
+}
+
+/// Flushes every staged payload to disk with one call (rather than one fsync per file).
+fn sync_file_system(dir: &Path) -> std::io::Result<()> {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        let d = File::open(dir)?;
+        // SAFETY: syncfs takes a file descriptor that stays open for the call.
+        if unsafe { libc::syncfs(d.as_raw_fd()) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(())
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = dir;
+        std::process::Command::new("sync").status().map(|_| ())
+    }
 }

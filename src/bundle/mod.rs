@@ -19,6 +19,7 @@ pub mod inspect;
 pub mod manifest;
 pub mod metadata;
 pub mod minisign;
+pub mod pipe;
 pub mod profile;
 pub mod reader;
 pub mod safe_path;

@@ -1,8 +1,8 @@
 //! Reading a bundle's volumes in place (read-only media works): every entry of a volume in
 //! order, with the volume's own SHA-256 computed on the same pass (tar) so each byte is read once.
 
+use super::pipe::HashingFileReader;
 use super::volumes::VolumeFormat;
-use sha2::{Digest, Sha256};
 use std::fs::File;
 use std::io::{self, BufReader, Read};
 use std::path::Path;
@@ -52,21 +52,6 @@ pub struct VolumeDigest {
     pub sha256: String,
 }
 
-struct HashingReader<R> {
-    inner: R,
-    hash: Sha256,
-    len: u64,
-}
-
-impl<R: Read> Read for HashingReader<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.hash.update(&buf[..n]);
-        self.len += n as u64;
-        Ok(n)
-    }
-}
-
 /// Errors from `walk`: the archive itself is broken, or the visitor stopped with its own error.
 pub enum WalkError<E> {
     Archive(io::Error),
@@ -88,7 +73,8 @@ pub fn walk<E>(
 
 fn walk_tar<E>(path: &Path, visit: &mut dyn FnMut(Entry<'_>) -> Result<Visit, E>) -> Result<VolumeDigest, WalkError<E>> {
     let file = File::open(path).map_err(WalkError::Archive)?;
-    let reader = HashingReader { inner: BufReader::with_capacity(1 << 20, file), hash: Sha256::new(), len: 0 };
+    // A background thread reads ahead and hashes the volume while entries are processed here.
+    let reader = HashingFileReader::new(file);
     let mut archive = tar::Archive::new(reader);
     let entries = archive.entries().map_err(WalkError::Archive)?;
     for entry in entries {
@@ -111,10 +97,8 @@ fn walk_tar<E>(path: &Path, visit: &mut dyn FnMut(Entry<'_>) -> Result<Visit, E>
         // Whatever the visitor left unread is read (and hashed) here.
         io::copy(&mut entry, &mut io::sink()).map_err(WalkError::Archive)?;
     }
-    drop(archive.entries());
-    let mut reader = archive.into_inner();
-    io::copy(&mut reader, &mut io::sink()).map_err(WalkError::Archive)?;
-    Ok(VolumeDigest { size: reader.len, sha256: hex::encode(reader.hash.finalize()) })
+    let (sha256, size) = archive.into_inner().finish().map_err(WalkError::Archive)?;
+    Ok(VolumeDigest { size, sha256: hex::encode(sha256) })
 }
 
 fn walk_zip<E>(path: &Path, visit: &mut dyn FnMut(Entry<'_>) -> Result<Visit, E>) -> Result<VolumeDigest, WalkError<E>> {

@@ -2,8 +2,9 @@
 //! volume size, members larger than a volume split into chunks; every byte hashed on the way.
 
 use super::manifest::{ChunkEntry, MemberEntry, MemberKind, VolumeEntry};
+use super::pipe::HashingFileWriter;
 use super::safe_path::SafePath;
-use crate::store::{FileHasher, HashingWriter, VerifiedFile};
+use crate::store::{FileHasher, VerifiedFile};
 use sha2::{Digest, Sha256};
 use std::fs::File;
 use std::io::{self, BufWriter, Read, Write};
@@ -50,7 +51,7 @@ pub fn volume_name(index: u32, format: VolumeFormat) -> String {
 
 #[allow(clippy::large_enum_variant)] // one per writer, never moved in a loop
 enum Sink {
-    Tar(HashingWriter<BufWriter<File>>),
+    Tar(HashingFileWriter),
     Zip(zip::ZipWriter<BufWriter<File>>),
 }
 
@@ -114,10 +115,10 @@ impl VolumeWriter {
         self.close_volume()?;
         let index = self.volumes.len() as u32 + 1;
         let path = self.dir.join(volume_name(index, self.format));
-        let file = BufWriter::with_capacity(COPY_BUFFER, File::create(&path)?);
+        let file = File::create(&path)?;
         let sink = match self.format {
-            VolumeFormat::Tar => Sink::Tar(HashingWriter::new(file)),
-            VolumeFormat::Zip => Sink::Zip(zip::ZipWriter::new(file)),
+            VolumeFormat::Tar => Sink::Tar(HashingFileWriter::new(file)),
+            VolumeFormat::Zip => Sink::Zip(zip::ZipWriter::new(BufWriter::with_capacity(COPY_BUFFER, file))),
         };
         self.current = Some(OpenVolume { index, path, used: 0, sink });
         Ok(())
@@ -128,9 +129,9 @@ impl VolumeWriter {
         let (size, sha256) = match v.sink {
             Sink::Tar(mut w) => {
                 w.write_all(&[0u8; TAR_TRAILER as usize])?;
-                let (file, digests) = w.finish();
-                file.into_inner().map_err(|e| e.into_error())?.sync_all()?;
-                (digests.size, digests.sha256.to_hex_lower())
+                let (file, sha256, size) = w.finish()?;
+                file.sync_all()?;
+                (size, hex::encode(sha256))
             }
             Sink::Zip(z) => {
                 let file = z.finish().map_err(io::Error::other)?;
@@ -167,10 +168,19 @@ impl VolumeWriter {
     }
 
     /// Writes one archive entry of exactly `size` bytes from `source`; returns its SHA-256.
-    fn write_entry(&mut self, path: &str, size: u64, source: &mut dyn Read, member_hasher: &mut FileHasher) -> io::Result<String> {
+    /// With `chunk`, also hashes the entry alone (a chunk's own SHA-256); otherwise the member
+    /// hasher's SHA-256 is the entry's.
+    fn write_entry(
+        &mut self,
+        path: &str,
+        size: u64,
+        source: &mut dyn Read,
+        member_hasher: &mut FileHasher,
+        chunk: bool,
+    ) -> io::Result<Option<String>> {
         let mtime = self.mtime;
         let v = self.current.as_mut().expect("reserve opened a volume");
-        let mut entry_hash = Sha256::new();
+        let mut entry_hash = chunk.then(Sha256::new);
         let mut copy = |w: &mut dyn Write| -> io::Result<()> {
             let mut buf = vec![0u8; COPY_BUFFER.min(size.max(1) as usize)];
             let mut left = size;
@@ -180,7 +190,9 @@ impl VolumeWriter {
                 if n == 0 {
                     return Err(io::Error::new(io::ErrorKind::UnexpectedEof, format!("{path}: the source ended {left} bytes early")));
                 }
-                entry_hash.update(&buf[..n]);
+                if let Some(h) = entry_hash.as_mut() {
+                    h.update(&buf[..n]);
+                }
                 member_hasher.update(&buf[..n]);
                 w.write_all(&buf[..n])?;
                 left -= n as u64;
@@ -212,7 +224,7 @@ impl VolumeWriter {
                 copy(z)?;
             }
         }
-        Ok(hex::encode(entry_hash.finalize()))
+        Ok(entry_hash.map(|h| hex::encode(h.finalize())))
     }
 
     /// Adds a member of `size` bytes read from `source`, chunked when no volume can hold it.
@@ -221,7 +233,8 @@ impl VolumeWriter {
         let capacity = self.chunk_capacity(path.as_str());
         let entry = if size <= capacity {
             let volume = self.reserve(self.entry_cost(path.as_str(), size))?;
-            let sha256 = self.write_entry(path.as_str(), size, source, &mut hasher)?;
+            self.write_entry(path.as_str(), size, source, &mut hasher, false)?;
+            let sha256 = hasher.clone().finish().sha256.to_hex_lower();
             MemberEntry {
                 path: path.to_string(),
                 kind,
@@ -240,7 +253,8 @@ impl VolumeWriter {
                 let chunk_path = SafePath::new(&format!("{}.part{:04}", path, chunks.len() + 1)).map_err(io::Error::other)?;
                 let chunk_size = left.min(self.chunk_capacity(chunk_path.as_str()));
                 let volume = self.reserve_fresh(self.entry_cost(chunk_path.as_str(), chunk_size))?;
-                let sha256 = self.write_entry(chunk_path.as_str(), chunk_size, source, &mut hasher)?;
+                let sha256 =
+                    self.write_entry(chunk_path.as_str(), chunk_size, source, &mut hasher, true)?.expect("chunks are hashed alone");
                 chunks.push(ChunkEntry { path: chunk_path.to_string(), size: chunk_size, sha256, volume });
                 left -= chunk_size;
             }

@@ -22,9 +22,13 @@ pub struct Args {
 
 pub fn run(data: &Path, args: Args) -> anyhow::Result<()> {
     let extra: Vec<_> = args.trust.iter().map(|p| super::trust::load_public_key(p)).collect::<anyhow::Result<_>>()?;
+    let options = ImportOptions { allow_expired: args.allow_expired };
+    if !data.join(ferry::store::DATABASE_FILE).exists() {
+        ferry::bundle::import::preflight_without_store(&args.bundle, &extra, &options)?;
+    }
     let mut store = Store::open_or_create(data)?;
     let bar = output::progress(0, "importing", true);
-    let report = import(&mut store, &args.bundle, &extra, &ImportOptions { allow_expired: args.allow_expired }, &mut |_, done, total| {
+    let report = import(&mut store, &args.bundle, &extra, &options, &mut |_, done, total| {
         bar.set_length(total);
         bar.set_position(done);
     })?;

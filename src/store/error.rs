@@ -35,6 +35,11 @@ pub enum StoreError {
     #[error("{0}")]
     NotFound(String),
 
+    /// A compressed document does not decompress within its declared size (a decompression
+    /// bomb, or a damaged frame).
+    #[error("{document}: {message}")]
+    Oversized { document: String, message: String },
+
     /// The caller stopped a transaction on purpose; it says why elsewhere.
     #[error("{0}")]
     Aborted(String),

@@ -412,10 +412,8 @@ impl IngestItem {
     fn prepare(self) -> StoreResult<(PreparedRevision, Vec<crate::catalog::Sha1Digest>)> {
         let document = match self.compressed_size {
             None => self.document,
-            Some(size) => super::bundles::decompress_document(&self.document, size, &self.source).map_err(|e| StoreError::Document {
-                document: self.source.clone(),
-                source: crate::catalog::DocumentError { offset: 0, update_id: None, message: e.to_string() },
-            })?,
+            Some(size) => super::bundles::decompress_document(&self.document, size, &self.source)
+                .map_err(|e| StoreError::Oversized { document: self.source.clone(), message: e.to_string() })?,
         };
         Ok((prepare_revision(&self.source, &document)?, self.present_files))
     }

@@ -20,8 +20,8 @@ pub fn json_of(c: &mut Command) -> serde_json::Value {
     serde_json::from_str(&stdout_of(c.arg("--json"))).expect("one JSON document on stdout")
 }
 
-/// Every file under `dir` with its bytes, for "nothing changed" assertions.
-pub fn snapshot(dir: &Path) -> Vec<(String, Vec<u8>)> {
+/// Every file under `dir` with the SHA-256 of its bytes, for "nothing changed" assertions.
+pub fn snapshot(dir: &Path) -> Vec<(String, String)> {
     let mut out = Vec::new();
     if !dir.exists() {
         return out;
@@ -32,7 +32,8 @@ pub fn snapshot(dir: &Path) -> Vec<(String, Vec<u8>)> {
         if rel.ends_with("-shm") {
             continue;
         }
-        out.push((rel, std::fs::read(&entry).unwrap()));
+        use sha2::Digest;
+        out.push((rel, hex::encode(sha2::Sha256::digest(std::fs::read(&entry).unwrap()))));
     }
     out.sort();
     out

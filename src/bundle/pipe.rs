@@ -1,0 +1,224 @@
+//! Moving bytes through a second thread, so hashing overlaps with disk I/O: a file writer whose
+//! writes (and SHA-256) happen on a background thread, and a file reader that reads ahead (and
+//! hashes) on one. Buffers circulate between the two sides, so memory stays at a few MiB.
+
+use sha2::{Digest, Sha256};
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::thread::JoinHandle;
+
+const CHUNK: usize = 1 << 20;
+
+/// SHA-256 and length of everything that passed.
+pub type StreamDigest = ([u8; 32], u64);
+type WriterResult = io::Result<(File, [u8; 32], u64)>;
+const DEPTH: usize = 4;
+
+/// A `Write` into a file on a background thread, which also computes the SHA-256 of every byte.
+pub struct HashingFileWriter {
+    current: Vec<u8>,
+    to_writer: Option<SyncSender<Vec<u8>>>,
+    spare: Receiver<Vec<u8>>,
+    /// Yields the file, the SHA-256 and the length.
+    thread: Option<JoinHandle<WriterResult>>,
+}
+
+impl HashingFileWriter {
+    pub fn new(mut file: File) -> HashingFileWriter {
+        // caller → hashing thread → writing thread: the disk write and the hash each get a
+        // thread, so neither waits for the other.
+        let (to_hasher, from_caller) = sync_channel::<Vec<u8>>(DEPTH);
+        let (to_disk, from_hasher) = sync_channel::<Vec<u8>>(DEPTH);
+        let (give_back, spare) = sync_channel::<Vec<u8>>(2 * DEPTH + 2);
+        let disk = std::thread::spawn(move || -> io::Result<File> {
+            for mut chunk in from_hasher {
+                file.write_all(&chunk)?;
+                chunk.clear();
+                let _ = give_back.try_send(chunk);
+            }
+            Ok(file)
+        });
+        let thread = std::thread::spawn(move || {
+            let mut hash = Sha256::new();
+            let mut len = 0u64;
+            for chunk in from_caller {
+                hash.update(&chunk);
+                len += chunk.len() as u64;
+                if to_disk.send(chunk).is_err() {
+                    break;
+                }
+            }
+            drop(to_disk);
+            let file = disk.join().map_err(|_| io::Error::other("the volume writer thread panicked"))??;
+            Ok((file, hash.finalize().into(), len))
+        });
+        let to_writer = to_hasher;
+        HashingFileWriter { current: Vec::with_capacity(CHUNK), to_writer: Some(to_writer), spare, thread: Some(thread) }
+    }
+
+    fn send_current(&mut self) -> io::Result<()> {
+        if self.current.is_empty() {
+            return Ok(());
+        }
+        let next = self.spare.try_recv().unwrap_or_else(|_| Vec::with_capacity(CHUNK));
+        let full = std::mem::replace(&mut self.current, next);
+        let sender = self.to_writer.as_ref().expect("open until finish");
+        if sender.send(full).is_err() {
+            // The writer thread stopped: its error comes out of finish().
+            return Err(self.fail());
+        }
+        Ok(())
+    }
+
+    fn fail(&mut self) -> io::Error {
+        self.to_writer = None;
+        match self.thread.take().map(|t| t.join()) {
+            Some(Ok(Err(e))) => e,
+            _ => io::Error::other("the volume writer thread stopped"),
+        }
+    }
+
+    /// Flushes everything; returns the file, the SHA-256 and the length of all bytes written.
+    pub fn finish(mut self) -> WriterResult {
+        self.send_current()?;
+        self.to_writer = None;
+        match self.thread.take().expect("finished once").join() {
+            Ok(result) => result,
+            Err(_) => Err(io::Error::other("the volume writer thread panicked")),
+        }
+    }
+}
+
+impl Write for HashingFileWriter {
+    fn write(&mut self, mut buf: &[u8]) -> io::Result<usize> {
+        let n = buf.len();
+        while !buf.is_empty() {
+            let room = CHUNK - self.current.len();
+            let take = room.min(buf.len());
+            self.current.extend_from_slice(&buf[..take]);
+            buf = &buf[take..];
+            if self.current.len() == CHUNK {
+                self.send_current()?;
+            }
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A `Read` of a file that a background thread reads ahead, hashing every byte with SHA-256.
+pub struct HashingFileReader {
+    from_reader: Receiver<io::Result<Vec<u8>>>,
+    give_back: SyncSender<Vec<u8>>,
+    current: Vec<u8>,
+    pos: usize,
+    hash: std::sync::Arc<std::sync::Mutex<Option<StreamDigest>>>,
+    done: bool,
+}
+
+impl HashingFileReader {
+    pub fn new(mut file: File) -> HashingFileReader {
+        let (to_caller, from_reader) = sync_channel::<io::Result<Vec<u8>>>(DEPTH);
+        let (give_back, spare) = sync_channel::<Vec<u8>>(DEPTH + 2);
+        let hash = std::sync::Arc::new(std::sync::Mutex::new(None));
+        let result = std::sync::Arc::clone(&hash);
+        std::thread::spawn(move || {
+            let mut h = Sha256::new();
+            let mut len = 0u64;
+            loop {
+                let mut buf = spare.try_recv().unwrap_or_else(|_| Vec::with_capacity(CHUNK));
+                buf.resize(CHUNK, 0);
+                let n = match read_full(&mut file, &mut buf) {
+                    Ok(n) => n,
+                    Err(e) => {
+                        let _ = to_caller.send(Err(e));
+                        return;
+                    }
+                };
+                buf.truncate(n);
+                h.update(&buf);
+                len += n as u64;
+                if n == 0 {
+                    *result.lock().expect("not poisoned") = Some((h.finalize().into(), len));
+                    let _ = to_caller.send(Ok(buf));
+                    return;
+                }
+                if to_caller.send(Ok(buf)).is_err() {
+                    return;
+                }
+            }
+        });
+        HashingFileReader { from_reader, give_back, current: Vec::new(), pos: 0, hash, done: false }
+    }
+
+    /// Reads to the end (if the caller stopped early) and returns the SHA-256 and length.
+    pub fn finish(mut self) -> io::Result<StreamDigest> {
+        io::copy(&mut self, &mut io::sink())?;
+        self.hash.lock().expect("not poisoned").take().ok_or_else(|| io::Error::other("the volume reader thread stopped"))
+    }
+}
+
+fn read_full(file: &mut File, buf: &mut [u8]) -> io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match file.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
+impl Read for HashingFileReader {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        if self.pos == self.current.len() {
+            if self.done {
+                return Ok(0);
+            }
+            let used = std::mem::take(&mut self.current);
+            let _ = self.give_back.try_send(used);
+            self.current = self.from_reader.recv().map_err(|_| io::Error::other("the volume reader thread stopped"))??;
+            self.pos = 0;
+            if self.current.is_empty() {
+                self.done = true;
+                return Ok(0);
+            }
+        }
+        let n = out.len().min(self.current.len() - self.pos);
+        out[..n].copy_from_slice(&self.current[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn writer_and_reader_hash_what_passes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        let data: Vec<u8> = (0..(3 * CHUNK + 12345)).map(|i| (i * 7 % 251) as u8).collect();
+        let mut w = HashingFileWriter::new(File::create(&path).unwrap());
+        for piece in data.chunks(70_000) {
+            w.write_all(piece).unwrap();
+        }
+        let (_, hash, len) = w.finish().unwrap();
+        assert_eq!(len, data.len() as u64);
+        assert_eq!(hash[..], Sha256::digest(&data)[..]);
+        assert_eq!(std::fs::read(&path).unwrap(), data);
+        let mut r = HashingFileReader::new(File::open(&path).unwrap());
+        let mut head = vec![0u8; 1000];
+        r.read_exact(&mut head).unwrap();
+        assert_eq!(head, data[..1000]);
+        let (rhash, rlen) = r.finish().unwrap();
+        assert_eq!((rhash, rlen), (hash, len));
+    }
+}
