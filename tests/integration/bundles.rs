@@ -314,7 +314,8 @@ fn bad_bundles_are_refused_with_their_exit_code_and_change_nothing() {
     });
     assert_refused(&f, &store, &b, 13, "twice");
 
-    let hostile: [(&str, &[u8], tar::EntryType, Option<&[u8]>); 7] = [
+    type Hostile<'a> = (&'a str, &'a [u8], tar::EntryType, Option<&'a [u8]>);
+    let hostile: [Hostile; 7] = [
         ("dotdot", b"content/../../escape.cab", tar::EntryType::Regular, None),
         ("absolute", b"/etc/ferry-escape", tar::EntryType::Regular, None),
         ("drive", b"C:\\Windows\\escape.cab", tar::EntryType::Regular, None),
