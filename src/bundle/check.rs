@@ -237,10 +237,15 @@ fn plan(manifest: &Manifest, format: VolumeFormat) -> Result<HashMap<String, Exp
 /// Walks every volume, checking every entry against the manifest and feeding members to `sink`.
 /// Returns the problems found (all of them, or the first with `stop_at_first`);
 /// `progress(bytes read)`.
+///
+/// With `payload_sha1`, payloads are also hashed with SHA-1 and checked against the name the
+/// manifest gives them; without, the caller checks the manifest's SHA-1 against the metadata
+/// instead (the SHA-256, signed, already pins every byte).
 pub fn walk_bundle(
     bundle: &OpenedBundle,
     sink: &mut dyn MemberSink,
     stop_at_first: bool,
+    payload_sha1: bool,
     progress: &mut dyn FnMut(u64),
 ) -> Result<Vec<Problem>, BundleError> {
     let manifest = &bundle.manifest;
@@ -347,7 +352,9 @@ pub fn walk_bundle(
             }
             let member = &manifest.members[exp.member];
             let chunk = exp.chunk.unwrap_or(0);
-            let (mut hasher, next_chunk) = partial.remove(&exp.member).unwrap_or_default();
+            let fresh =
+                || if payload_sha1 && member.kind == MemberKind::Payload { FileHasher::default() } else { FileHasher::sha256_only() };
+            let (mut hasher, next_chunk) = partial.remove(&exp.member).unwrap_or_else(|| (fresh(), 0));
             if chunk != next_chunk {
                 sink.abandon(member);
                 return fail(Problem::integrity(format!("{what}: chunk {path} comes out of order")), &mut volume_problems);
@@ -402,7 +409,8 @@ pub fn walk_bundle(
                 }
             }
             let digests = hasher.finish();
-            let sha1_ok = member.sha1.as_ref().is_none_or(|h| h.eq_ignore_ascii_case(&digests.sha1.to_hex_lower()));
+            let sha1_ok = !(payload_sha1 && member.kind == MemberKind::Payload)
+                || member.sha1.as_ref().is_none_or(|h| h.eq_ignore_ascii_case(&digests.sha1.to_hex_lower()));
             if digests.sha256.to_hex_lower() != member.sha256 || !sha1_ok {
                 sink.abandon(member);
                 return fail(

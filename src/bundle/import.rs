@@ -11,12 +11,13 @@ use super::error::{BundleError, Problem};
 use super::manifest::{MemberEntry, MemberKind};
 use super::metadata;
 use super::minisign::PublicKey;
+use super::pipe::BackgroundFileWriter;
 use crate::catalog::Sha1Digest;
 use crate::faults::crash_point;
 use crate::store::{ImportRecord, IngestItem, IngestOptions, Store, StoreError, StoreResult, VerifiedFile};
 use serde::Serialize;
 use std::fs::File;
-use std::io::{BufReader, BufWriter, Write};
+use std::io::{BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::SyncSender;
 use std::sync::{Arc, Mutex};
@@ -90,8 +91,10 @@ pub fn check_sequence(store: &Store, bundle: &OpenedBundle) -> Result<(), Bundle
 struct ImportSink {
     staging: PathBuf,
     documents: SyncSender<StoreResult<IngestItem>>,
+    /// Writes staged files on its own thread.
+    writer: BackgroundFileWriter,
     /// The staging file of the member being read.
-    open: Option<(PathBuf, BufWriter<File>)>,
+    open: Option<PathBuf>,
     staged: Vec<StagedPayload>,
 }
 
@@ -99,6 +102,8 @@ struct ImportSink {
 struct StagedPayload {
     path: PathBuf,
     sha1: Sha1Digest,
+    sha256: crate::catalog::Sha256Digest,
+    size: u64,
     extension: String,
 }
 
@@ -143,24 +148,29 @@ impl ImportSink {
 impl MemberSink for ImportSink {
     fn begin(&mut self, member: &MemberEntry, chunk: usize) -> Result<Option<&mut dyn Write>, BundleError> {
         let path = self.staging_path(member);
-        if chunk == 0 {
-            let file = File::create(&path).map_err(|e| BundleError::io(&path, e))?;
-            self.open = Some((path, BufWriter::with_capacity(1 << 20, file)));
-        } else if self.open.as_ref().is_none_or(|(p, _)| *p != path) {
-            // The previous chunks were written by this same walk; reopen to append.
-            let file = std::fs::OpenOptions::new().append(true).open(&path).map_err(|e| BundleError::io(&path, e))?;
-            self.open = Some((path, BufWriter::with_capacity(1 << 20, file)));
+        if chunk == 0 || self.open.as_ref() != Some(&path) {
+            // Later chunks of a member continue the file its first chunk started.
+            self.writer.open(&path, chunk > 0).map_err(|e| BundleError::io(&path, e))?;
+            self.open = Some(path);
         }
-        Ok(self.open.as_mut().map(|(_, w)| w as &mut dyn Write))
+        Ok(Some(&mut self.writer as &mut dyn Write))
     }
 
     fn complete(&mut self, member: &MemberEntry, digests: &VerifiedFile) -> Result<(), BundleError> {
-        let (path, writer) =
-            self.open.take().ok_or_else(|| BundleError::Invalid(format!("{}: completed without being begun", member.path)))?;
-        // No fsync per file: one file-system sync before the commit covers them all.
-        writer.into_inner().map_err(|e| BundleError::io(&path, e.into_error()))?;
+        let path = self.open.take().ok_or_else(|| BundleError::Invalid(format!("{}: completed without being begun", member.path)))?;
+        // The writer thread finishes the file on its own; `finish` reports any write error
+        // before anything is committed. No fsync per file: one file-system sync before the
+        // commit covers them all.
+        self.writer.close().map_err(|e| BundleError::io(&path, e))?;
         match member.kind {
             MemberKind::Metadata => {
+                // The documents are read back now: wait for this file's bytes.
+                let writer = std::mem::take(&mut self.writer);
+                let failed: Vec<String> =
+                    writer.finish().into_iter().filter_map(|(p, r)| r.err().map(|e| format!("{}: {e}", p.display()))).collect();
+                if let Some(e) = failed.first() {
+                    return Err(BundleError::Invalid(format!("staging failed: {e}")));
+                }
                 let result = self.emit_documents(member, &path);
                 let _ = std::fs::remove_file(&path);
                 result
@@ -168,7 +178,12 @@ impl MemberSink for ImportSink {
             MemberKind::Payload => {
                 // Verified; it moves into the content tree only when the import commits.
                 let ext = member.path.rsplit_once('/').and_then(|(_, f)| f.split_once('.')).map(|(_, e)| e).unwrap_or("");
-                self.staged.push(StagedPayload { path, sha1: digests.sha1, extension: ext.to_string() });
+                let sha1 = member
+                    .sha1
+                    .as_deref()
+                    .and_then(|h| Sha1Digest::from_hex(h).ok())
+                    .ok_or_else(|| Problem::unsafe_entry(format!("payload {} has no SHA-1", member.path)))?;
+                self.staged.push(StagedPayload { path, sha1, sha256: digests.sha256, size: digests.size, extension: ext.to_string() });
                 if self.staged.len() == 1 {
                     crash_point("import.first-payload-staged");
                 }
@@ -182,7 +197,9 @@ impl MemberSink for ImportSink {
     }
 
     fn abandon(&mut self, member: &MemberEntry) {
-        self.open = None;
+        if self.open.take().is_some() {
+            let _ = self.writer.close();
+        }
         let _ = std::fs::remove_file(self.staging_path(member));
     }
 }
@@ -275,15 +292,30 @@ pub fn import(
         let walker_outcome = Arc::clone(&outcome);
         let (bundle_ref, staging_ref, progress_ref) = (&bundle, &staging, &progress);
         scope.spawn(move || {
-            let mut sink = ImportSink { staging: staging_ref.clone(), documents: tx, open: None, staged: Vec::new() };
+            let mut sink = ImportSink {
+                staging: staging_ref.clone(),
+                documents: tx,
+                writer: BackgroundFileWriter::new(),
+                open: None,
+                staged: Vec::new(),
+            };
             let mut bytes = 0u64;
-            let result = walk_bundle(bundle_ref, &mut sink, true, &mut |done| {
+            let result = walk_bundle(bundle_ref, &mut sink, true, false, &mut |done| {
                 bytes = done;
                 if let Ok(mut p) = progress_ref.lock() {
                     (*p)("reading volumes", done, total_bytes);
                 }
             });
             let staged = std::mem::take(&mut sink.staged);
+            let write_errors: Vec<String> = std::mem::take(&mut sink.writer)
+                .finish()
+                .into_iter()
+                .filter_map(|(p, r)| r.err().map(|e| format!("{}: {e}", p.display())))
+                .collect();
+            let result = match (result, write_errors.first()) {
+                (Ok(_), Some(e)) => Err(BundleError::Invalid(format!("staging a payload failed: {e}"))),
+                (r, _) => r,
+            };
             *walker_outcome.lock().expect("no panic holds the outcome") =
                 Some(result.map(|problems| WalkOutcome { problems, staged, bytes }));
             // Dropping the sink closes the document stream: the ingest then finishes.
@@ -298,6 +330,16 @@ pub fn import(
             }
             sync_file_system(staging_ref_for_sync).map_err(|e| StoreError::io(staging_ref_for_sync, e))?;
             for p in &walk.staged {
+                // The bytes matched their signed SHA-256; the update metadata must agree on what
+                // the file is (its SHA-1 names it, its SHA-256 and size describe it).
+                if let Some((sha256, size)) = batch.file_digests(&p.sha1)?
+                    && (sha256.is_some_and(|s| s != p.sha256) || size != p.size)
+                {
+                    return Err(StoreError::Aborted(format!(
+                        "payload {} does not match the metadata of its update (SHA-256 or size differ)",
+                        p.sha1
+                    )));
+                }
                 let target = content.path(&p.sha1, &p.extension);
                 let folder = target.parent().expect("content paths have a folder");
                 std::fs::create_dir_all(folder).map_err(|e| StoreError::io(folder, e))?;

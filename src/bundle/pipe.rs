@@ -32,10 +32,17 @@ impl HashingFileWriter {
         let (to_disk, from_hasher) = sync_channel::<Vec<u8>>(DEPTH);
         let (give_back, spare) = sync_channel::<Vec<u8>>(2 * DEPTH + 2);
         let disk = std::thread::spawn(move || -> io::Result<File> {
+            let mut written = 0u64;
+            let mut flushed = 0u64;
             for mut chunk in from_hasher {
                 file.write_all(&chunk)?;
+                written += chunk.len() as u64;
                 chunk.clear();
                 let _ = give_back.try_send(chunk);
+                if written - flushed >= WRITEBACK_STEP {
+                    start_writeback(&file, flushed, written - flushed);
+                    flushed = written;
+                }
             }
             Ok(file)
         });
@@ -109,6 +116,21 @@ impl Write for HashingFileWriter {
         Ok(())
     }
 }
+
+/// Volumes are synced when closed; starting the disk writes along the way spreads that cost.
+const WRITEBACK_STEP: u64 = 64 << 20;
+
+#[cfg(target_os = "linux")]
+pub fn start_writeback(file: &File, offset: u64, len: u64) {
+    use std::os::fd::AsRawFd;
+    // SAFETY: a valid open descriptor and a range of the file; the call only schedules writeback.
+    unsafe {
+        libc::sync_file_range(file.as_raw_fd(), offset as i64, len as i64, libc::SYNC_FILE_RANGE_WRITE);
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+pub fn start_writeback(_: &File, _: u64, _: u64) {}
 
 /// A `Read` of a file that a background thread reads ahead, hashing every byte with SHA-256.
 pub struct HashingFileReader {
@@ -194,6 +216,124 @@ impl Read for HashingFileReader {
         out[..n].copy_from_slice(&self.current[self.pos..self.pos + n]);
         self.pos += n;
         Ok(n)
+    }
+}
+
+enum WriterMessage {
+    Open { path: std::path::PathBuf, append: bool },
+    Data(Vec<u8>),
+    Close,
+}
+
+/// What happened to each file a [`BackgroundFileWriter`] wrote: its path and length, or the error.
+pub type WrittenFiles = Vec<(std::path::PathBuf, io::Result<u64>)>;
+
+/// One background thread writing files one after the other (import staging), so the thread that
+/// hashes never waits for the disk. Errors are collected and reported by `finish`.
+pub struct BackgroundFileWriter {
+    to_thread: Option<SyncSender<WriterMessage>>,
+    spare: Receiver<Vec<u8>>,
+    current: Vec<u8>,
+    thread: Option<JoinHandle<WrittenFiles>>,
+}
+
+impl BackgroundFileWriter {
+    pub fn new() -> BackgroundFileWriter {
+        let (to_thread, messages) = sync_channel::<WriterMessage>(DEPTH);
+        let (give_back, spare) = sync_channel::<Vec<u8>>(DEPTH + 2);
+        let thread = std::thread::spawn(move || {
+            let mut done: WrittenFiles = Vec::new();
+            let mut file: Option<(std::path::PathBuf, io::Result<(File, u64)>)> = None;
+            for m in messages {
+                match m {
+                    WriterMessage::Open { path, append } => {
+                        let opened = if append { std::fs::OpenOptions::new().append(true).open(&path) } else { File::create(&path) };
+                        file = Some((path, opened.map(|f| (f, 0))));
+                    }
+                    WriterMessage::Data(mut chunk) => {
+                        if let Some((_, state)) = file.as_mut()
+                            && let Ok((f, n)) = state
+                        {
+                            match f.write_all(&chunk) {
+                                Ok(()) => *n += chunk.len() as u64,
+                                Err(e) => *state = Err(e),
+                            }
+                        }
+                        chunk.clear();
+                        let _ = give_back.try_send(chunk);
+                    }
+                    WriterMessage::Close => {
+                        if let Some((path, state)) = file.take() {
+                            done.push((
+                                path,
+                                state.map(|(f, n)| {
+                                    start_writeback(&f, 0, n);
+                                    n
+                                }),
+                            ));
+                        }
+                    }
+                }
+            }
+            done
+        });
+        BackgroundFileWriter { to_thread: Some(to_thread), spare, current: Vec::with_capacity(CHUNK), thread: Some(thread) }
+    }
+
+    fn send(&self, m: WriterMessage) -> io::Result<()> {
+        self.to_thread.as_ref().expect("open until finish").send(m).map_err(|_| io::Error::other("the staging writer thread stopped"))
+    }
+
+    /// Starts a file (or, with `append`, continues one); the bytes written next go there.
+    pub fn open(&mut self, path: &std::path::Path, append: bool) -> io::Result<()> {
+        self.current.clear();
+        self.send(WriterMessage::Open { path: path.to_path_buf(), append })
+    }
+
+    fn send_current(&mut self) -> io::Result<()> {
+        if self.current.is_empty() {
+            return Ok(());
+        }
+        let next = self.spare.try_recv().unwrap_or_else(|_| Vec::with_capacity(CHUNK));
+        let full = std::mem::replace(&mut self.current, next);
+        self.send(WriterMessage::Data(full))
+    }
+
+    /// Ends the open file (without waiting for the disk).
+    pub fn close(&mut self) -> io::Result<()> {
+        self.send_current()?;
+        self.send(WriterMessage::Close)
+    }
+
+    /// Waits for every write; returns each file's outcome.
+    pub fn finish(mut self) -> WrittenFiles {
+        self.to_thread = None;
+        self.thread.take().expect("finished once").join().unwrap_or_default()
+    }
+}
+
+impl Default for BackgroundFileWriter {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Write for BackgroundFileWriter {
+    fn write(&mut self, mut buf: &[u8]) -> io::Result<usize> {
+        let n = buf.len();
+        while !buf.is_empty() {
+            let take = (CHUNK - self.current.len()).min(buf.len());
+            self.current.extend_from_slice(&buf[..take]);
+            buf = &buf[take..];
+            if self.current.len() == CHUNK {
+                self.send_current()?;
+            }
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
     }
 }
 

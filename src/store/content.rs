@@ -40,17 +40,25 @@ pub struct VerifiedFile {
     pub size: u64,
 }
 
-/// SHA-1 and SHA-256 of one stream, computed together.
+/// SHA-1 and SHA-256 of one stream, computed together (or SHA-256 alone, when the SHA-1 is
+/// known to be implied by the SHA-256 of signed data).
 #[derive(Clone, Default)]
 pub struct FileHasher {
-    sha1: Sha1,
+    sha1: Option<Sha1>,
     sha256: Sha256,
     len: u64,
+    without_sha1: bool,
 }
 
 impl FileHasher {
+    pub fn sha256_only() -> FileHasher {
+        FileHasher { without_sha1: true, ..Default::default() }
+    }
+
     pub fn update(&mut self, bytes: &[u8]) {
-        self.sha1.update(bytes);
+        if !self.without_sha1 {
+            self.sha1.get_or_insert_with(Sha1::default).update(bytes);
+        }
         self.sha256.update(bytes);
         self.len += bytes.len() as u64;
     }
@@ -63,8 +71,10 @@ impl FileHasher {
         self.len == 0
     }
 
+    /// With `sha256_only`, `sha1` is all zeros.
     pub fn finish(self) -> VerifiedFile {
-        VerifiedFile { sha1: Sha1Digest(self.sha1.finalize().into()), sha256: Sha256Digest(self.sha256.finalize().into()), size: self.len }
+        let sha1 = if self.without_sha1 { [0; 20] } else { self.sha1.unwrap_or_default().finalize().into() };
+        VerifiedFile { sha1: Sha1Digest(sha1), sha256: Sha256Digest(self.sha256.finalize().into()), size: self.len }
     }
 }
 

@@ -330,6 +330,20 @@ impl IngestBatch<'_> {
         Ok(())
     }
 
+    /// The SHA-256 and size the metadata gives a file, if any revision names it.
+    pub fn file_digests(&mut self, sha1: &crate::catalog::Sha1Digest) -> StoreResult<Option<(Option<crate::catalog::Sha256Digest>, u64)>> {
+        self.tx
+            .prepare_cached("SELECT sha256, size FROM files WHERE sha1 = ?1")
+            .and_then(|mut s| {
+                s.query_row([&sha1.0[..]], |r| {
+                    let sha256: Option<Vec<u8>> = r.get(0)?;
+                    Ok((sha256.as_deref().and_then(crate::catalog::Sha256Digest::from_slice), r.get::<_, i64>(1)? as u64))
+                })
+                .optional()
+            })
+            .map_err(self.err(|| format!("reading file {sha1}")))
+    }
+
     /// Records that a payload is verified in the content tree (same transaction as the metadata).
     pub fn mark_present(&mut self, sha1: &crate::catalog::Sha1Digest) -> StoreResult<()> {
         self.tx
