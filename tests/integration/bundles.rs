@@ -426,3 +426,71 @@ fn stock_minisign_verifies_the_manifest() {
     let out = std::process::Command::new("minisign").arg("-Vm").arg(copy.join("manifest.json")).arg("-p").arg(&f.public).output().unwrap();
     assert!(!out.status.success());
 }
+
+/// A cached payload that does not match its metadata stops the export, naming the file; no
+/// bundle is left behind and the channel does not advance.
+#[test]
+fn damaged_cache_payload_stops_the_export() {
+    let f = Fixture::new(300, "8KiB");
+    let all = json_of(ferry(&f.cache).args(["updates", "list", "--all", "--product", "windows 11"]));
+    let file = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .find_map(|u| json_of(ferry(&f.cache).args(["updates", "show", u["update_id"].as_str().unwrap()]))["files"].as_array().and_then(|x| x.first().cloned()))
+        .expect("a Windows 11 update with a file");
+    let path = f.cache.join("content").join(file["content_path"].as_str().unwrap());
+    flip_byte(&path, 3);
+    let out = ferry(&f.cache)
+        .args(["export", "--no-sync", "--profile"])
+        .arg(&f.profile)
+        .arg("--key")
+        .arg(&f.key)
+        .arg("--out")
+        .arg(&f.out)
+        .arg("--cache")
+        .arg(&f.cache)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains(file["file_name"].as_str().unwrap()) && err.contains("does not match its metadata"), "{err}");
+    assert_eq!(std::fs::read_dir(&f.out).map(|d| d.count()).unwrap_or(0), 0, "no bundle or partial directory is left");
+    // Repairing the file lets the next export proceed as sequence 1.
+    flip_byte(&path, 3);
+    let bundle = f.export(&[]);
+    assert_eq!(manifest(&bundle).sequence, 1);
+}
+
+#[test]
+fn profile_with_an_unknown_key_is_refused_naming_it() {
+    let f = Fixture::new(60, "1KiB");
+    std::fs::write(&f.profile, format!("{PROFILE}\nclasifications = [\"Security Updates\"]\n")).unwrap();
+    let out = ferry(&f.cache)
+        .args(["export", "--no-sync", "--profile"])
+        .arg(&f.profile)
+        .arg("--key")
+        .arg(&f.key)
+        .arg("--out")
+        .arg(&f.out)
+        .arg("--cache")
+        .arg(&f.cache)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(err.contains("clasifications") && err.contains("profile.toml"), "{err}");
+}
+
+/// The shipped example profiles parse, and select from a generated catalog.
+#[test]
+fn shipped_profiles_are_valid() {
+    let f = Fixture::new(1200, "1KiB");
+    for name in ["windows11-security", "defender-definitions", "office-security"] {
+        let profile = Path::new(env!("CARGO_MANIFEST_DIR")).join("manifests").join(format!("{name}.toml"));
+        let mut c = ferry(&f.cache);
+        c.args(["export", "--no-sync", "--profile"]).arg(&profile).arg("--key").arg(&f.key).arg("--out").arg(&f.out).arg("--cache").arg(&f.cache);
+        let bundle = PathBuf::from(stdout_of(&mut c).trim());
+        assert_eq!(manifest(&bundle).channel, name);
+    }
+}
