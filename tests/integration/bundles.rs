@@ -437,7 +437,11 @@ fn damaged_cache_payload_stops_the_export() {
         .as_array()
         .unwrap()
         .iter()
-        .find_map(|u| json_of(ferry(&f.cache).args(["updates", "show", u["update_id"].as_str().unwrap()]))["files"].as_array().and_then(|x| x.first().cloned()))
+        .find_map(|u| {
+            json_of(ferry(&f.cache).args(["updates", "show", u["update_id"].as_str().unwrap()]))["files"]
+                .as_array()
+                .and_then(|x| x.first().cloned())
+        })
         .expect("a Windows 11 update with a file");
     let path = f.cache.join("content").join(file["content_path"].as_str().unwrap());
     flip_byte(&path, 3);
@@ -489,7 +493,14 @@ fn shipped_profiles_are_valid() {
     for name in ["windows11-security", "defender-definitions", "office-security"] {
         let profile = Path::new(env!("CARGO_MANIFEST_DIR")).join("manifests").join(format!("{name}.toml"));
         let mut c = ferry(&f.cache);
-        c.args(["export", "--no-sync", "--profile"]).arg(&profile).arg("--key").arg(&f.key).arg("--out").arg(&f.out).arg("--cache").arg(&f.cache);
+        c.args(["export", "--no-sync", "--profile"])
+            .arg(&profile)
+            .arg("--key")
+            .arg(&f.key)
+            .arg("--out")
+            .arg(&f.out)
+            .arg("--cache")
+            .arg(&f.cache);
         let bundle = PathBuf::from(stdout_of(&mut c).trim());
         assert_eq!(manifest(&bundle).channel, name);
     }
