@@ -6,6 +6,8 @@ pub mod bundle;
 pub mod catalog;
 pub mod faults;
 pub mod random;
+pub mod server;
 pub mod store;
 pub mod synth;
 pub mod units;
+pub mod wsus;

@@ -8,6 +8,7 @@ mod import;
 mod inspect;
 mod keygen;
 mod output;
+mod serve;
 mod status;
 mod trust;
 mod updates;
@@ -45,6 +46,8 @@ pub enum Command {
     /// The public keys whose bundles this store imports.
     #[command(subcommand)]
     Trust(trust::Command),
+    /// The WSUS-compatible server: Windows Update Agents scan, download and report against it.
+    Serve(serve::Args),
     /// Store summary: updates, files, content.
     Status(status::Args),
     /// The catalog: list and show updates.
@@ -93,6 +96,7 @@ pub fn main() -> ExitCode {
         Command::Inspect(args) => inspect::run(args),
         Command::Import(args) => import::run(&cli.data, args),
         Command::Trust(cmd) => trust::run(&cli.data, cmd),
+        Command::Serve(args) => serve::run(&cli.data, args),
         Command::Status(args) => status::run(&cli.data, args),
         Command::Updates(cmd) => updates::run(&cli.data, cmd),
         Command::Check(args) => check::run(&cli.data, args),

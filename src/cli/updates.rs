@@ -1,8 +1,9 @@
-//! `ferry updates list|show`: the catalog as WSUS's Get-WsusUpdate shows it.
+//! `ferry updates list|show|approve|decline|...`: the catalog as WSUS's Get-WsusUpdate shows it,
+//! and approvals as Approve-WsusUpdate and Deny-WsusUpdate make them.
 
 use super::output;
 use anyhow::Context;
-use ferry::store::{FragmentKind, Store, UpdateFilter};
+use ferry::store::{ApprovalState, FragmentKind, Store, UpdateFilter};
 use ferry::units::format_size;
 use std::path::Path;
 
@@ -12,6 +13,60 @@ pub enum Command {
     List(ListArgs),
     /// One update in detail, or one of its fragments exactly as clients get it.
     Show(ShowArgs),
+    /// Approve updates for a computer group (Approve-WsusUpdate). The running server sees it at once.
+    Approve(ApproveArgs),
+    /// Remove approvals of updates for a group (Approve-WsusUpdate -Action NotApproved).
+    Unapprove(UnapproveArgs),
+    /// Decline updates: offered to no computer, approvals removed (Deny-WsusUpdate).
+    Decline(IdsArgs),
+    /// Make declined updates approvable again.
+    Undecline(IdsArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct IdsArgs {
+    /// UpdateIDs or KB numbers; `-` reads them from stdin, one per line
+    /// (e.g. from `ferry updates list --ids`).
+    #[arg(required = true, value_name = "ID")]
+    ids: Vec<String>,
+}
+
+#[derive(clap::ValueEnum, Debug, Clone, Copy)]
+enum ApproveAction {
+    Install,
+    Uninstall,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ApproveArgs {
+    #[command(flatten)]
+    ids: IdsArgs,
+    /// Target group, by name or id.
+    #[arg(long, default_value = "All Computers")]
+    group: String,
+    #[arg(long, value_enum, default_value = "install")]
+    action: ApproveAction,
+    /// Installation deadline: 2026-12-01, 2026-12-01T18:00 (UTC) or RFC 3339.
+    #[arg(long)]
+    deadline: Option<String>,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct UnapproveArgs {
+    #[command(flatten)]
+    ids: IdsArgs,
+    /// Target group, by name or id.
+    #[arg(long, default_value = "All Computers")]
+    group: String,
+}
+
+/// Get-WsusUpdate's `-Approval` values.
+#[derive(clap::ValueEnum, Debug, Clone, Copy)]
+enum ApprovalArg {
+    Approved,
+    Unapproved,
+    Declined,
+    AnyExceptDeclined,
 }
 
 #[derive(clap::Args, Debug)]
@@ -28,6 +83,9 @@ pub struct ListArgs {
     /// Include categories, detectoids and bundle members.
     #[arg(long)]
     all: bool,
+    /// Only updates in this approval state.
+    #[arg(long, value_enum)]
+    approval: Option<ApprovalArg>,
     /// Print only UpdateIDs, one per line (for pipelines).
     #[arg(long, conflicts_with = "json")]
     ids: bool,
@@ -49,15 +107,121 @@ pub struct ShowArgs {
 }
 
 pub fn run(data: &Path, cmd: Command) -> anyhow::Result<()> {
-    let store = Store::open(data)?;
+    let mut store = Store::open(data)?;
     match cmd {
         Command::List(a) => list(&store, a),
         Command::Show(a) => show(&store, a),
+        Command::Approve(a) => approve(&mut store, a),
+        Command::Unapprove(a) => {
+            let group = find_group(&store, &a.group)?;
+            let ids = approvable_ids(&store, &a.ids)?;
+            let n = store.unapprove(&ids, &group.group_id)?;
+            eprintln!("removed {n} approval(s) for {}", group.name);
+            Ok(())
+        }
+        Command::Decline(a) => {
+            let ids = approvable_ids(&store, &a)?;
+            let n = store.decline(&ids, None)?;
+            eprintln!("declined {n} update(s){}", if n < ids.len() { format!(" ({} already were)", ids.len() - n) } else { String::new() });
+            Ok(())
+        }
+        Command::Undecline(a) => {
+            let ids = approvable_ids(&store, &a)?;
+            let n = store.undecline(&ids)?;
+            eprintln!("{n} update(s) are approvable again");
+            Ok(())
+        }
     }
 }
 
+fn find_group(store: &Store, name_or_id: &str) -> anyhow::Result<ferry::store::TargetGroup> {
+    store.group(name_or_id)?.with_context(|| {
+        let names: Vec<String> = store.groups().map(|g| g.into_iter().map(|g| g.name).collect()).unwrap_or_default();
+        format!("no computer group {name_or_id:?}; the groups are: {}", names.join(", "))
+    })
+}
+
+/// Resolves every id first, so a typo changes nothing. Only updates an administrator approves
+/// (software and drivers that are not bundle members) are accepted.
+fn approvable_ids(store: &Store, args: &IdsArgs) -> anyhow::Result<Vec<String>> {
+    let mut raw = Vec::new();
+    for id in &args.ids {
+        if id == "-" {
+            for line in std::io::stdin().lines() {
+                let line = line.context("reading update ids from stdin")?;
+                let line = line.trim();
+                if !line.is_empty() && !line.starts_with('#') {
+                    raw.push(line.to_string());
+                }
+            }
+        } else {
+            raw.push(id.clone());
+        }
+    }
+    let mut out: Vec<String> = Vec::new();
+    for id in &raw {
+        let revisions = store.resolve_update(id)?;
+        if revisions.len() > 1 {
+            anyhow::bail!("{id} matches {} updates; name each by UpdateID (nothing was changed)", revisions.len());
+        }
+        let s = store.update_summary(revisions[0])?;
+        if !matches!(s.update_type.as_str(), "Software" | "Driver") {
+            anyhow::bail!(
+                "{id} is a {}: only software and driver updates are approved (nothing was changed)",
+                s.category_kind.as_deref().unwrap_or(&s.update_type)
+            );
+        }
+        if !out.contains(&s.update_id) {
+            out.push(s.update_id);
+        }
+    }
+    Ok(out)
+}
+
+/// `2026-12-01`, `2026-12-01T18:00[:00]` (UTC) or RFC 3339 → `2026-12-01T18:00:00Z`.
+fn parse_deadline(text: &str) -> anyhow::Result<String> {
+    use chrono::{NaiveDate, NaiveDateTime, TimeZone, Utc};
+    let t = text.trim();
+    let at = if let Ok(d) = chrono::DateTime::parse_from_rfc3339(t) {
+        d.with_timezone(&Utc)
+    } else if let Ok(d) =
+        NaiveDateTime::parse_from_str(t, "%Y-%m-%dT%H:%M:%S").or_else(|_| NaiveDateTime::parse_from_str(t, "%Y-%m-%dT%H:%M"))
+    {
+        Utc.from_utc_datetime(&d)
+    } else if let Ok(d) = NaiveDate::parse_from_str(t, "%Y-%m-%d") {
+        Utc.from_utc_datetime(&d.and_hms_opt(0, 0, 0).expect("midnight exists"))
+    } else {
+        anyhow::bail!("--deadline {text:?}: use 2026-12-01, 2026-12-01T18:00 (UTC) or an RFC 3339 time");
+    };
+    Ok(at.format("%Y-%m-%dT%H:%M:%SZ").to_string())
+}
+
+fn approve(store: &mut Store, a: ApproveArgs) -> anyhow::Result<()> {
+    let group = find_group(store, &a.group)?;
+    let deadline = a.deadline.as_deref().map(parse_deadline).transpose()?;
+    let ids = approvable_ids(store, &a.ids)?;
+    let action = match a.action {
+        ApproveAction::Install => "Install",
+        ApproveAction::Uninstall => "Uninstall",
+    };
+    let approvals = store.approve(&ids, &group.group_id, action, deadline.as_deref(), None)?;
+    eprintln!(
+        "approved {} update(s) for {} ({action}{})",
+        approvals.len(),
+        group.name,
+        deadline.map(|d| format!(", deadline {d}")).unwrap_or_default()
+    );
+    Ok(())
+}
+
 fn list(store: &Store, a: ListArgs) -> anyhow::Result<()> {
-    let filter = UpdateFilter { all: a.all, text: a.search, classification: a.classification, product: a.product };
+    let approval = a.approval.map(|x| match x {
+        ApprovalArg::Approved => ApprovalState::Approved,
+        ApprovalArg::Unapproved => ApprovalState::Unapproved,
+        ApprovalArg::Declined => ApprovalState::Declined,
+        ApprovalArg::AnyExceptDeclined => ApprovalState::AnyExceptDeclined,
+    });
+    let filter = UpdateFilter { all: a.all, text: a.search, classification: a.classification, product: a.product, approval };
     let updates = store.list_updates(&filter)?;
     if a.json {
         return output::json(&updates);
@@ -76,11 +240,12 @@ fn list(store: &Store, a: ListArgs) -> anyhow::Result<()> {
                 u.revision_number.to_string(),
                 u.kb_article.as_ref().map(|k| format!("KB{k}")).unwrap_or_default(),
                 u.classification.clone().unwrap_or_else(|| u.category_kind.clone().unwrap_or_else(|| u.update_type.clone())),
+                u.approval.to_string(),
                 u.title.clone().unwrap_or_default(),
             ]
         })
         .collect();
-    output::table(&["UPDATE ID", "REV", "KB", "CLASSIFICATION", "TITLE"], &rows);
+    output::table(&["UPDATE ID", "REV", "KB", "CLASSIFICATION", "APPROVAL", "TITLE"], &rows);
     eprintln!("{} update(s)", updates.len());
     Ok(())
 }

@@ -58,6 +58,11 @@ pub struct CatalogRevision {
     pub document_size: u64,
     /// Every UpdateID its prerequisites name (categories included).
     pub prerequisites: Vec<String>,
+    /// The same, as the AND of OR-clauses the document states.
+    pub prerequisite_clauses: Vec<Vec<String>>,
+    /// When this store first stored the revision (RFC 3339).
+    pub ingested_at: String,
+    pub core_size: u64,
     pub bundle_members: Vec<(String, i32)>,
     pub superseded: Vec<String>,
     pub files: Vec<FileSummary>,
@@ -231,15 +236,21 @@ impl Store {
     /// Every stored revision with its relationships and files, for export selection.
     pub fn catalog_revisions(&self) -> StoreResult<Vec<CatalogRevision>> {
         let ctx = "reading the catalog";
-        let mut prerequisites: HashMap<i32, Vec<String>> = HashMap::new();
+        let mut prerequisites: HashMap<i32, Vec<(i64, String)>> = HashMap::new();
         let mut bundles: HashMap<i32, Vec<(String, i32)>> = HashMap::new();
         let mut superseded: HashMap<i32, Vec<String>> = HashMap::new();
         let mut files_of: HashMap<i32, Vec<FileSummary>> = HashMap::new();
         {
-            let mut stmt = self.conn.prepare("SELECT revision_id, update_id FROM prerequisites").map_err(|e| self.err(ctx, e))?;
+            let mut stmt = self
+                .conn
+                .prepare("SELECT revision_id, clause, update_id FROM prerequisites ORDER BY revision_id, clause")
+                .map_err(|e| self.err(ctx, e))?;
             let mut rows = stmt.query([]).map_err(|e| self.err(ctx, e))?;
             while let Some(r) = rows.next().map_err(|e| self.err(ctx, e))? {
-                prerequisites.entry(r.get(0).map_err(|e| self.err(ctx, e))?).or_default().push(r.get(1).map_err(|e| self.err(ctx, e))?);
+                prerequisites
+                    .entry(r.get(0).map_err(|e| self.err(ctx, e))?)
+                    .or_default()
+                    .push((r.get(1).map_err(|e| self.err(ctx, e))?, r.get(2).map_err(|e| self.err(ctx, e))?));
             }
             let mut stmt = self
                 .conn
@@ -272,7 +283,7 @@ impl Store {
             .conn
             .prepare(
                 "SELECT revision_id, update_id, revision_number, update_type, category_kind, is_latest, is_bundle, explicitly_deployable,
-                        publication_state = 'Expired', title, kb_article, msrc_severity, document_size FROM revisions ORDER BY revision_id",
+                        publication_state = 'Expired', title, kb_article, msrc_severity, document_size, ingested_at, core_size FROM revisions ORDER BY revision_id",
             )
             .map_err(|e| self.err(ctx, e))?;
         let rows = stmt
@@ -292,7 +303,10 @@ impl Store {
                     kb_article: r.get(10)?,
                     msrc_severity: r.get(11)?,
                     document_size: r.get::<_, i64>(12)? as u64,
+                    ingested_at: r.get(13)?,
+                    core_size: r.get::<_, i64>(14)? as u64,
                     prerequisites: Vec::new(),
+                    prerequisite_clauses: Vec::new(),
                     bundle_members: Vec::new(),
                     superseded: Vec::new(),
                     files: Vec::new(),
@@ -302,13 +316,42 @@ impl Store {
         let mut out = Vec::new();
         for row in rows {
             let mut r = row.map_err(|e| self.err(ctx, e))?;
-            r.prerequisites = prerequisites.remove(&r.revision_id).unwrap_or_default();
+            let clauses = prerequisites.remove(&r.revision_id).unwrap_or_default();
+            let mut grouped: Vec<Vec<String>> = Vec::new();
+            let mut last = None;
+            for (clause, id) in clauses {
+                if last != Some(clause) {
+                    grouped.push(Vec::new());
+                    last = Some(clause);
+                }
+                grouped.last_mut().expect("pushed").push(id);
+            }
+            r.prerequisites = grouped.iter().flatten().cloned().collect();
+            r.prerequisite_clauses = grouped;
             r.bundle_members = bundles.remove(&r.revision_id).unwrap_or_default();
             r.superseded = superseded.remove(&r.revision_id).unwrap_or_default();
             r.files = files_of.remove(&r.revision_id).unwrap_or_default();
             out.push(r);
         }
         Ok(out)
+    }
+
+    /// Core fragments of every revision whose fragment is at most `max_size` bytes, for serving
+    /// from memory.
+    pub fn for_each_small_core(&self, max_size: u64, visit: &mut dyn FnMut(i32, String)) -> StoreResult<()> {
+        let ctx = "reading core fragments";
+        let mut stmt = self
+            .conn
+            .prepare("SELECT d.revision_id, d.core FROM revision_documents d JOIN revisions r USING (revision_id) WHERE r.core_size <= ?1")
+            .map_err(|e| self.err(ctx, e))?;
+        let mut rows = stmt.query([max_size as i64]).map_err(|e| self.err(ctx, e))?;
+        while let Some(r) = rows.next().map_err(|e| self.err(ctx, e))? {
+            let id: i32 = r.get(0).map_err(|e| self.err(ctx, e))?;
+            let blob = r.get_ref(1).and_then(|v| v.as_blob().map_err(Into::into)).map_err(|e| self.err(ctx, e))?;
+            let bytes = super::ingest::decompress(blob, "core fragment").map_err(|e| StoreError::io(&self.db_path(), e))?;
+            visit(id, String::from_utf8(bytes).unwrap_or_default());
+        }
+        Ok(())
     }
 
     /// The stored (zstd) document of a revision and its uncompressed size, as bundles carry it.

@@ -11,6 +11,7 @@
 
 mod bundles;
 mod check;
+mod clients;
 mod content;
 mod error;
 mod ingest;
@@ -19,6 +20,7 @@ mod schema;
 
 pub use bundles::{CatalogRevision, ExportRecord, ImportRecord, TrustedKey, decompress_document};
 pub use check::{CheckProblem, CheckReport};
+pub use clients::*;
 pub use content::{ContentError, ContentStore, ExpectedFile, FileHasher, HashingWriter, VerifiedFile, hash_reader};
 pub use error::{StoreError, StoreResult};
 pub use ingest::{AddOutcome, IngestBatch, IngestItem, IngestOptions, IngestReport, PreparedRevision, prepare_revision};

@@ -23,6 +23,17 @@ pub struct UpdateSummary {
     pub creation_date: Option<String>,
     pub classification: Option<String>,
     pub products: Vec<String>,
+    /// `Approved`, `NotApproved` or `Declined` (WSUS's approval states).
+    pub approval: &'static str,
+}
+
+/// Get-WsusUpdate's `-Approval`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApprovalState {
+    Approved,
+    Unapproved,
+    Declined,
+    AnyExceptDeclined,
 }
 
 /// What to list. Defaults: the newest revision of every software and driver update an
@@ -37,6 +48,7 @@ pub struct UpdateFilter {
     pub classification: Option<String>,
     /// Product title (case-insensitive substring) or GUID.
     pub product: Option<String>,
+    pub approval: Option<ApprovalState>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -130,6 +142,7 @@ fn summary_from_row(r: &Row<'_>) -> rusqlite::Result<UpdateSummary> {
         creation_date: r.get(10)?,
         classification: None,
         products: Vec::new(),
+        approval: "NotApproved",
     })
 }
 
@@ -252,6 +265,18 @@ impl Store {
         let mut list: Vec<UpdateSummary> =
             stmt.query_map([], summary_from_row).and_then(|rows| rows.collect()).map_err(|e| self.err("listing updates", e))?;
         self.decorate(&mut list, &categories, &memberships);
+        let approved: std::collections::HashSet<String> =
+            self.approvals()?.into_iter().filter(|a| a.action != "Block").map(|a| a.update_id).collect();
+        let declined: std::collections::HashSet<String> = self.declines()?.into_iter().map(|d| d.update_id).collect();
+        for s in &mut list {
+            s.approval = if declined.contains(&s.update_id) {
+                "Declined"
+            } else if approved.contains(&s.update_id) {
+                "Approved"
+            } else {
+                "NotApproved"
+            };
+        }
 
         let classification_ids = filter.classification.as_deref().map(|c| {
             let mut ids = categories.matching("UpdateClassification", c);
@@ -264,7 +289,15 @@ impl Store {
         list.retain(|s| {
             let cats = memberships.get(&s.revision_id);
             let in_any = |ids: &Vec<String>| cats.is_some_and(|c| c.iter().any(|x| ids.contains(x)));
-            classification_ids.as_ref().is_none_or(in_any)
+            let approval_ok = match filter.approval {
+                None => true,
+                Some(ApprovalState::Approved) => s.approval == "Approved",
+                Some(ApprovalState::Unapproved) => s.approval == "NotApproved",
+                Some(ApprovalState::Declined) => s.approval == "Declined",
+                Some(ApprovalState::AnyExceptDeclined) => s.approval != "Declined",
+            };
+            approval_ok
+                && classification_ids.as_ref().is_none_or(in_any)
                 && product_ids.as_ref().is_none_or(in_any)
                 && text.as_ref().is_none_or(|t| {
                     s.kb_article.as_deref() == Some(t.as_str())
@@ -463,6 +496,18 @@ impl Store {
             (b, _) => b,
         };
         Ok(bytes.map(|b| String::from_utf8(b).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())))
+    }
+
+    /// The languages of a revision's localized properties, and its default language.
+    pub fn revision_languages(&self, revision_id: i32) -> StoreResult<(Vec<String>, Option<String>)> {
+        let languages = self.strings("SELECT language FROM localized_properties WHERE revision_id = ?1 ORDER BY language", revision_id)?;
+        let default = self
+            .conn
+            .prepare_cached("SELECT default_language FROM revisions WHERE revision_id = ?1")
+            .and_then(|mut s| s.query_row([revision_id], |r| r.get(0)).optional())
+            .map_err(|e| self.err("reading a revision", e))?
+            .flatten();
+        Ok((languages, default))
     }
 
     /// The full update document as it was received.

@@ -3,7 +3,7 @@
 //! Invariant: a migration, once released, never changes; new needs get a new migration.
 
 /// Migrations in order; `MIGRATIONS[i]` brings the schema from version `i` to `i + 1`.
-pub const MIGRATIONS: &[&str] = &[V1_CATALOG, V2_BUNDLES];
+pub const MIGRATIONS: &[&str] = &[V1_CATALOG, V2_BUNDLES, V3_CLIENTS];
 
 /// Version 1: the catalog (revisions, fragments, relationships, files) and settings.
 const V1_CATALOG: &str = r#"
@@ -162,4 +162,85 @@ CREATE TABLE export_carried (
     item     TEXT    NOT NULL,
     PRIMARY KEY (channel, kind, item, sequence)
 ) WITHOUT ROWID;
+"#;
+
+/// Version 3: what the WSUS-compatible server keeps: target groups, computers, approvals,
+/// declines and the events clients report.
+const V3_CLIENTS: &str = r#"
+CREATE TABLE target_groups (
+    group_id   TEXT PRIMARY KEY,               -- lower-case GUID
+    name       TEXT NOT NULL UNIQUE COLLATE NOCASE,
+    parent_id  TEXT REFERENCES target_groups (group_id),
+    is_builtin INTEGER NOT NULL DEFAULT 0,
+    created_at TEXT NOT NULL
+);
+INSERT INTO target_groups (group_id, name, parent_id, is_builtin, created_at) VALUES
+    ('a0a08746-4dbe-4a37-9adf-9e7652c0b421', 'All Computers', NULL, 1, '1970-01-01T00:00:00Z'),
+    ('b73ca6ed-5727-47f3-84de-015e03f6a88a', 'Unassigned Computers', 'a0a08746-4dbe-4a37-9adf-9e7652c0b421', 1, '1970-01-01T00:00:00Z');
+
+CREATE TABLE computers (
+    computer_id      TEXT PRIMARY KEY,         -- SusClientId, lower-case
+    dns_name         TEXT NOT NULL,
+    requested_groups TEXT,                     -- client-side targeting, as the client sent it
+    info             TEXT,                     -- RegisterComputer's ComputerInfo (JSON object)
+    os_description   TEXT,
+    registered_at    TEXT,
+    first_seen_at    TEXT NOT NULL,
+    last_contact_at  TEXT NOT NULL,
+    last_sync_at     TEXT,
+    last_report_at   TEXT
+);
+
+CREATE TABLE computer_groups (
+    computer_id TEXT NOT NULL REFERENCES computers (computer_id),
+    group_id    TEXT NOT NULL REFERENCES target_groups (group_id),
+    PRIMARY KEY (computer_id, group_id)
+) WITHOUT ROWID;
+
+-- An approval is a deployment of an update (its newest revision) to a group.
+CREATE TABLE approvals (
+    approval_id     INTEGER PRIMARY KEY AUTOINCREMENT,   -- the client-visible deployment id
+    deployment_guid TEXT    NOT NULL UNIQUE,
+    update_id       TEXT    NOT NULL,
+    group_id        TEXT    NOT NULL REFERENCES target_groups (group_id),
+    action          TEXT    NOT NULL,                    -- Install | Uninstall | Block
+    deadline        TEXT,
+    admin           TEXT,
+    changed_at      TEXT    NOT NULL,
+    changed_stamp   INTEGER NOT NULL,
+    UNIQUE (update_id, group_id)
+);
+
+CREATE TABLE declined_updates (
+    update_id     TEXT PRIMARY KEY,
+    declined_at   TEXT NOT NULL,
+    admin         TEXT,
+    changed_stamp INTEGER NOT NULL
+);
+
+-- Approvals and declines removed, so replica downstreams and clients learn about them.
+CREATE TABLE approval_changes (
+    changed_stamp   INTEGER NOT NULL,
+    deployment_guid TEXT    NOT NULL,
+    update_id       TEXT    NOT NULL,
+    group_id        TEXT    NOT NULL,
+    change          TEXT    NOT NULL                     -- approved | removed | declined | undeclined
+);
+
+CREATE TABLE events (
+    event_instance_id TEXT PRIMARY KEY,
+    computer_id       TEXT    NOT NULL,
+    event_id          INTEGER NOT NULL,
+    source_id         INTEGER NOT NULL,
+    update_id         TEXT    NOT NULL,
+    revision_number   INTEGER NOT NULL,
+    win32_hresult     INTEGER NOT NULL,
+    time_at_target    TEXT,
+    received_at       TEXT    NOT NULL,
+    app_name          TEXT,
+    replacement_strings TEXT,                            -- JSON array
+    misc_data         TEXT                               -- JSON array ("Tag=Value")
+);
+CREATE INDEX events_by_computer ON events (computer_id, event_id);
+CREATE INDEX events_by_update ON events (update_id);
 "#;

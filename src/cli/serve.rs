@@ -1,0 +1,73 @@
+//! `ferry serve`: the WSUS-compatible server.
+
+use anyhow::Context;
+use ferry::server::{Listeners, ServeOptions, TlsFiles};
+use std::path::{Path, PathBuf};
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// HTTP address (WSUS's default port is 8530).
+    #[arg(long, default_value = "0.0.0.0:8530", value_name = "ADDR")]
+    listen: String,
+    /// HTTPS address as well (WSUS uses 8531); needs --tls-cert and --tls-key.
+    #[arg(long, value_name = "ADDR", requires_all = ["tls_cert", "tls_key"])]
+    https_listen: Option<String>,
+    /// PEM certificate chain for HTTPS.
+    #[arg(long, value_name = "PEM")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key for HTTPS.
+    #[arg(long, value_name = "PEM")]
+    tls_key: Option<PathBuf>,
+    /// Base of the content URLs clients get (http://wsus.example:8530); by default the Host
+    /// the client connected to.
+    #[arg(long, value_name = "URL")]
+    public_url: Option<String>,
+}
+
+pub fn run(data: &Path, args: Args) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("ferry-serve")
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(serve(data, args))
+}
+
+async fn serve(data: &Path, args: Args) -> anyhow::Result<()> {
+    let state = ferry::server::open_state(data, args.public_url.as_deref())?;
+    let tls = match (args.tls_cert, args.tls_key) {
+        (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
+        _ => None,
+    };
+    let options = ServeOptions { listen: Some(args.listen), https_listen: args.https_listen, tls };
+    let listeners = Listeners::bind(&options).await?;
+    let catalog = state.catalog();
+    let offered = catalog.revs.len();
+    let files = catalog.files.values().filter(|f| f.present).count();
+    drop(catalog);
+    if let Some(a) = listeners.http_addr() {
+        eprintln!("ferry serve: http://{a}/ (clients: WUServer=http://<this host>:{})", a.port());
+    }
+    if let Some(a) = listeners.https_addr() {
+        eprintln!("ferry serve: https://{a}/");
+    }
+    eprintln!("ferry serve: {offered} revisions, {files} content files, store {}", data.display());
+    ferry::server::serve(state, listeners, shutdown_signal()).await?;
+    eprintln!("ferry serve: stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => {
+            let _ = ctrl_c.await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term.recv() => {}
+    }
+}

@@ -1,0 +1,331 @@
+//! What the server serves from memory: the catalog as a revision graph (prerequisite clauses,
+//! bundles, leaf-ness, page order) and the deployments (approvals, declines, groups). Built from
+//! the store, swapped whole when the store changes; requests read an `Arc` and never wait.
+
+use crate::catalog::Guid;
+use crate::store::{CatalogRevision, Store, StoreResult};
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+/// Core fragments up to this size are kept in memory (most are; the long tail is read on demand).
+pub const IN_MEMORY_CORE_BYTES: u64 = 16 << 10;
+/// Bits in an unsatisfiable prerequisite clause member (an update the catalog lacks).
+pub const MISSING: u32 = u32::MAX;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Category,
+    Detectoid,
+    Software,
+    Driver,
+}
+
+#[derive(Debug, Clone)]
+pub struct Rev {
+    pub revision_id: i32,
+    pub update_id: Guid,
+    pub update_id_text: String,
+    pub revision_number: i32,
+    pub kind: Kind,
+    pub is_latest: bool,
+    /// Not expired and not withdrawn by a bundle: may be offered at all.
+    pub offerable: bool,
+    /// A software or driver update an administrator approves (not a bundle member).
+    pub top_level: bool,
+    pub is_leaf: bool,
+    /// Indices of the newest revision of each update a clause names (`MISSING` when absent).
+    pub clauses: Vec<Vec<u32>>,
+    pub children: Vec<u32>,
+    pub parents: Vec<u32>,
+    /// Category revisions it belongs to (product, classification...).
+    pub categories: Vec<u32>,
+    pub files: Vec<[u8; 20]>,
+    /// `2026-10-04`: the date the revision became known here (LastChangeTime of implicit deployments).
+    pub date: String,
+    /// Escaped Core fragment, when small enough to keep in memory.
+    pub core: Option<Arc<str>>,
+    pub core_size: u64,
+    pub category_kind: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct FileEntry {
+    pub extension: String,
+    pub size: u64,
+    pub present: bool,
+    pub sha256: Option<[u8; 32]>,
+}
+
+#[derive(Debug, Default)]
+pub struct Catalog {
+    pub stamp: i64,
+    pub revs: Vec<Rev>,
+    pub by_revision_id: HashMap<i32, u32>,
+    pub latest_by_update: HashMap<Guid, u32>,
+    pub by_identity: HashMap<(Guid, i32), u32>,
+    pub files: HashMap<[u8; 20], FileEntry>,
+    pub max_revision_id: i32,
+    /// Every revision in the order pages are filled: non-leaf updates (so clients can evaluate
+    /// the layers below), then bundle members, then the rest; by revision id within each.
+    pub page_order: Vec<u32>,
+}
+
+impl Catalog {
+    pub fn load(store: &Store) -> StoreResult<Catalog> {
+        let stamp = store.catalog_stamp()?;
+        let all = store.catalog_revisions()?;
+        let removed = store.removed_update_ids()?;
+        let mut cores: HashMap<i32, Arc<str>> = HashMap::new();
+        store.for_each_small_core(IN_MEMORY_CORE_BYTES, &mut |id, core| {
+            cores.insert(id, Arc::from(crate::wsus::client::escape_fragment(&core)));
+        })?;
+        let mut files = HashMap::new();
+        for f in store.all_files()? {
+            files.insert(
+                f.sha1.0,
+                FileEntry { extension: f.extension.clone(), size: f.size, present: f.present, sha256: f.sha256.map(|d| d.0) },
+            );
+        }
+        Ok(Self::build(stamp, all, &removed, cores, files))
+    }
+
+    fn build(
+        stamp: i64,
+        all: Vec<CatalogRevision>,
+        removed: &HashSet<String>,
+        mut cores: HashMap<i32, Arc<str>>,
+        files: HashMap<[u8; 20], FileEntry>,
+    ) -> Catalog {
+        // Visible revisions: the newest of each update, plus the exact revisions bundles name.
+        let by_identity_all: HashMap<(String, i32), usize> =
+            all.iter().enumerate().map(|(i, r)| ((r.update_id.clone(), r.revision_number), i)).collect();
+        let mut wanted: Vec<bool> = all.iter().map(|r| r.is_latest).collect();
+        for r in all.iter().filter(|r| r.is_latest) {
+            for (u, n) in &r.bundle_members {
+                if let Some(&i) = by_identity_all.get(&(u.clone(), *n)) {
+                    wanted[i] = true;
+                }
+            }
+        }
+        let mut index_of: HashMap<usize, u32> = HashMap::new();
+        let mut revs: Vec<Rev> = Vec::new();
+        for (i, r) in all.iter().enumerate() {
+            if !wanted[i] {
+                continue;
+            }
+            let Ok(update_id) = Guid::parse(&r.update_id) else { continue };
+            let kind = match r.update_type.as_str() {
+                "Category" => Kind::Category,
+                "Detectoid" => Kind::Detectoid,
+                "Driver" => Kind::Driver,
+                _ => Kind::Software,
+            };
+            index_of.insert(i, revs.len() as u32);
+            revs.push(Rev {
+                revision_id: r.revision_id,
+                update_id,
+                update_id_text: r.update_id.clone(),
+                revision_number: r.revision_number,
+                kind,
+                is_latest: r.is_latest,
+                offerable: !r.expired && !removed.contains(&r.update_id),
+                top_level: false,
+                is_leaf: true,
+                clauses: Vec::new(),
+                children: Vec::new(),
+                parents: Vec::new(),
+                categories: Vec::new(),
+                files: r.files.iter().map(|f| f.sha1.0).collect(),
+                date: r.ingested_at.get(..10).unwrap_or("1970-01-01").to_string(),
+                core: cores.remove(&r.revision_id),
+                core_size: r.core_size,
+                category_kind: r.category_kind.clone(),
+            });
+        }
+        let latest_by_update: HashMap<Guid, u32> =
+            revs.iter().enumerate().filter(|(_, r)| r.is_latest).map(|(i, r)| (r.update_id, i as u32)).collect();
+        let mut named_as_prerequisite: HashSet<u32> = HashSet::new();
+        for (&i, &idx) in &index_of {
+            let r = &all[i];
+            let clauses: Vec<Vec<u32>> = r
+                .prerequisite_clauses
+                .iter()
+                .map(|clause| {
+                    clause.iter().map(|u| Guid::parse(u).ok().and_then(|g| latest_by_update.get(&g).copied()).unwrap_or(MISSING)).collect()
+                })
+                .collect();
+            for &m in clauses.iter().flatten().filter(|&&m| m != MISSING) {
+                named_as_prerequisite.insert(m);
+            }
+            let categories: Vec<u32> =
+                clauses.iter().flatten().copied().filter(|&m| m != MISSING && revs[m as usize].kind == Kind::Category).collect();
+            let children: Vec<u32> = r
+                .bundle_members
+                .iter()
+                .filter_map(|(u, n)| by_identity_all.get(&(u.clone(), *n)))
+                .filter_map(|j| index_of.get(j).copied())
+                .collect();
+            let rev = &mut revs[idx as usize];
+            rev.clauses = clauses;
+            rev.categories = categories;
+            rev.children = children;
+        }
+        for i in 0..revs.len() {
+            let children = revs[i].children.clone();
+            for c in children {
+                revs[c as usize].parents.push(i as u32);
+            }
+        }
+        for (i, r) in revs.iter_mut().enumerate() {
+            r.is_leaf = !named_as_prerequisite.contains(&(i as u32));
+            r.top_level = matches!(r.kind, Kind::Software | Kind::Driver) && r.is_latest && r.parents.is_empty();
+        }
+        let phase = |r: &Rev| {
+            if !r.is_leaf {
+                0
+            } else if !r.parents.is_empty() {
+                1
+            } else {
+                2
+            }
+        };
+        let mut page_order: Vec<u32> = (0..revs.len() as u32).collect();
+        page_order.sort_by_key(|&i| (phase(&revs[i as usize]), revs[i as usize].revision_id));
+        Catalog {
+            stamp,
+            by_revision_id: revs.iter().enumerate().map(|(i, r)| (r.revision_id, i as u32)).collect(),
+            by_identity: revs.iter().enumerate().map(|(i, r)| ((r.update_id, r.revision_number), i as u32)).collect(),
+            max_revision_id: revs.iter().map(|r| r.revision_id).max().unwrap_or(0),
+            latest_by_update,
+            revs,
+            files,
+            page_order,
+        }
+    }
+}
+
+/// One approval as the server applies it.
+#[derive(Debug, Clone)]
+pub struct ApprovalEntry {
+    pub group: Guid,
+    pub action: &'static str,
+    pub deadline: Option<String>,
+    pub deployment_id: i32,
+    pub date: String,
+    pub stamp: i64,
+}
+
+/// Client-visible deployment ids of approvals start here; implicit deployments (Evaluate,
+/// Bundle, PreDeploymentCheck) use the revision id, which stays far below.
+pub const APPROVAL_ID_BASE: i32 = 1 << 30;
+
+#[derive(Debug, Default)]
+pub struct Deployments {
+    pub stamp: i64,
+    pub by_update: HashMap<Guid, Vec<ApprovalEntry>>,
+    pub declined: HashSet<Guid>,
+    /// Updates whose deployments changed, with the stamp of the change.
+    pub changes: Vec<(i64, Guid)>,
+    pub parent: HashMap<Guid, Guid>,
+    pub group_names: HashMap<Guid, String>,
+}
+
+impl Deployments {
+    pub fn load(store: &Store) -> StoreResult<Deployments> {
+        let mut d = Deployments { stamp: store.deployment_stamp()?, ..Default::default() };
+        for g in store.groups()? {
+            let Ok(id) = Guid::parse(&g.group_id) else { continue };
+            if let Some(p) = g.parent_id.as_deref().and_then(|p| Guid::parse(p).ok()) {
+                d.parent.insert(id, p);
+            }
+            d.group_names.insert(id, g.name);
+        }
+        for a in store.approvals()? {
+            let (Ok(update), Ok(group)) = (Guid::parse(&a.update_id), Guid::parse(&a.group_id)) else { continue };
+            let action = match a.action.as_str() {
+                "Install" => "Install",
+                "Uninstall" => "Uninstall",
+                _ => "Block",
+            };
+            d.changes.push((a.changed_stamp, update));
+            d.by_update.entry(update).or_default().push(ApprovalEntry {
+                group,
+                action,
+                deadline: a.deadline.clone(),
+                deployment_id: APPROVAL_ID_BASE.saturating_add(a.approval_id),
+                date: a.changed_at.get(..10).unwrap_or("1970-01-01").to_string(),
+                stamp: a.changed_stamp,
+            });
+        }
+        for x in store.declines()? {
+            if let Ok(u) = Guid::parse(&x.update_id) {
+                d.declined.insert(u);
+                d.changes.push((x.changed_stamp, u));
+            }
+        }
+        for (stamp, update) in store.approval_change_log()? {
+            if let Ok(u) = Guid::parse(&update) {
+                d.changes.push((stamp, u));
+            }
+        }
+        d.changes.sort_by_key(|(s, _)| *s);
+        Ok(d)
+    }
+
+    /// The groups a computer belongs to, with every ancestor, deepest first with its depth.
+    pub fn effective_groups(&self, groups: &[Guid]) -> Vec<(Guid, usize)> {
+        let mut out: Vec<(Guid, usize)> = Vec::new();
+        for &g in groups {
+            let mut chain = vec![g];
+            let mut cur = g;
+            while let Some(&p) = self.parent.get(&cur) {
+                if chain.contains(&p) || chain.len() > 64 {
+                    break;
+                }
+                chain.push(p);
+                cur = p;
+            }
+            let depth = chain.len();
+            for (k, id) in chain.into_iter().enumerate() {
+                let d = depth - k;
+                match out.iter_mut().find(|(x, _)| *x == id) {
+                    Some(e) => e.1 = e.1.max(d),
+                    None => out.push((id, d)),
+                }
+            }
+        }
+        let all = Guid::parse(crate::store::ALL_COMPUTERS).expect("valid");
+        if !out.iter().any(|(g, _)| *g == all) {
+            out.push((all, 1));
+        }
+        out.sort_by_key(|g| std::cmp::Reverse(g.1));
+        out
+    }
+
+    /// The approval that applies to a computer in `groups` (from `effective_groups`), by the
+    /// WSUS rules: the deepest group with an approval decides; among groups equally deep,
+    /// Install wins over Uninstall over Block, and the earlier deadline wins.
+    pub fn approval_for(&self, update: &Guid, groups: &[(Guid, usize)]) -> Option<&ApprovalEntry> {
+        let approvals = self.by_update.get(update)?;
+        let mut best: Option<(&ApprovalEntry, usize)> = None;
+        for a in approvals {
+            let Some(&(_, depth)) = groups.iter().find(|(g, _)| *g == a.group) else { continue };
+            let rank = |a: &ApprovalEntry| match a.action {
+                "Install" => 0,
+                "Uninstall" => 1,
+                _ => 2,
+            };
+            best = match best {
+                None => Some((a, depth)),
+                Some((b, bd)) => {
+                    let better = depth > bd
+                        || (depth == bd
+                            && (rank(a) < rank(b)
+                                || (rank(a) == rank(b) && a.deadline.is_some() && (b.deadline.is_none() || a.deadline < b.deadline))));
+                    Some(if better { (a, depth) } else { (b, bd) })
+                }
+            };
+        }
+        best.map(|(a, _)| a)
+    }
+}

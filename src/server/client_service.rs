@@ -1,0 +1,452 @@
+//! The client web services of MS-WUSP: ClientWebService, SimpleAuth and Reporting, as a real
+//! WSUS 2025 answers them.
+
+use super::catalog::{Catalog, Kind};
+use super::cookies::{AUTH_COOKIE_SECONDS, CLIENT_COOKIE_SECONDS, CookieData, CookieProblem, Kind as CookieKind, wire_time};
+use super::state::AppState;
+use super::sync::{self, Client};
+use crate::catalog::Guid;
+use crate::store::{ClientWrite, ContentStore, EventRecord, FragmentKind};
+use crate::wsus::client::{self as wire, ConfigProperty, FileLocation};
+use crate::wsus::soap::{ErrorCode, Fault, Request, Writer};
+use std::sync::Arc;
+
+/// Details of the HTTP request a SOAP call arrived in.
+pub struct Context {
+    /// `http://host:port`, for content URLs.
+    pub base_url: String,
+    pub host: String,
+}
+
+pub fn now() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+fn blocking_fault(e: impl std::fmt::Display) -> Fault {
+    tracing::error!("internal error: {e}");
+    Fault::new(ErrorCode::InternalServerError, "")
+}
+
+/// The client a cookie belongs to. Expired cookies get CookieExpired, anything unreadable
+/// InvalidCookie (the client then starts over), as WSUS clients expect.
+pub fn client_cookie(state: &AppState, op: &crate::wsus::tree::Element, allow_expired: bool) -> Result<CookieData, Fault> {
+    let cookie = wire::cookie(op, "cookie")?.ok_or_else(|| Fault::new(ErrorCode::InvalidCookie, "cookie"))?;
+    let data = cookie.data.ok_or_else(|| Fault::new(ErrorCode::InvalidCookie, "cookie"))?;
+    let at = if allow_expired { i64::MIN } else { now() };
+    state.cookies.open(CookieKind::Client, &data, at).map_err(|p| match p {
+        CookieProblem::Expired => Fault::new(ErrorCode::CookieExpired, "cookie"),
+        CookieProblem::Invalid => Fault::new(ErrorCode::InvalidCookie, "cookie"),
+    })
+}
+
+fn valid_protocol_version(v: &str) -> bool {
+    let mut parts = v.trim().split('.');
+    matches!((parts.next(), parts.next(), parts.next()), (Some(a), Some(b), None) if !a.is_empty() && !b.is_empty() && a.bytes().chain(b.bytes()).all(|c| c.is_ascii_digit()))
+}
+
+pub async fn client_web_service(state: &Arc<AppState>, ctx: &Context, request: &Request) -> Result<String, Fault> {
+    let op = &request.operation;
+    match request.name() {
+        "GetConfig" => {
+            let v = op.child_text("protocolVersion").unwrap_or_default();
+            if !valid_protocol_version(v) {
+                return Err(Fault::invalid("protocolVersion"));
+            }
+            let host = ctx.host.split(':').next().unwrap_or("ferry");
+            let properties = [
+                ConfigProperty { name: "MaxExtendedUpdatesPerRequest", value: "50".into() },
+                ConfigProperty { name: "PackageServerShare", value: format!("\\\\{host}\\UpdateServicesPackages") },
+                ConfigProperty { name: "ProtocolVersion", value: "3.2".into() },
+                ConfigProperty { name: "IsInventoryRequired", value: "0".into() },
+                ConfigProperty { name: "ClientReportingLevel", value: "2".into() },
+            ];
+            Ok(wire::get_config_response(&state.identity.config_last_change, true, &properties))
+        }
+        "GetCookie" => get_cookie(state, op),
+        "RegisterComputer" => {
+            let cookie = client_cookie(state, op, false)?;
+            let info = wire::computer_info(op)?;
+            let os_description = info.iter().find(|(k, _)| k == "OSDescription").map(|(_, v)| v.clone());
+            let json = serde_json::Value::Object(info.into_iter().map(|(k, v)| (k, serde_json::Value::String(v))).collect()).to_string();
+            state
+                .writer
+                .write(ClientWrite::Register { computer_id: cookie.id.clone(), info_json: json, os_description })
+                .await
+                .map_err(blocking_fault)?;
+            state.computers.write().expect("computer cache lock").set_registered(&cookie.id);
+            Ok(wire::register_computer_response())
+        }
+        "StartCategoryScan" => start_category_scan(state, op),
+        "SyncUpdates" => sync_updates(state, op).await,
+        "SyncPrinterCatalog" => {
+            // The Add Printer wizard's driver search: this server serves no printer drivers.
+            let cookie = client_cookie(state, op, false)?;
+            let sealed = state.cookies.seal(CookieKind::Client, &cookie);
+            Ok(wire::sync_updates_response(&wire::SyncResult {
+                new_updates: "",
+                out_of_scope: &[],
+                changed_updates: "",
+                truncated: false,
+                cookie_expiration: &wire_time(cookie.expires),
+                cookie_data: &sealed,
+                driver_sync_not_needed: true,
+            })
+            .replace("SyncUpdatesResponse", "SyncPrinterCatalogResponse")
+            .replace("SyncUpdatesResult", "SyncPrinterCatalogResult"))
+        }
+        "RefreshCache" => refresh_cache(state, op),
+        "GetExtendedUpdateInfo" => extended_update_info(state, ctx, op).await,
+        "GetFileLocations" => {
+            let cookie = client_cookie(state, op, false)?;
+            let digests = wire::file_locations_request(op)?;
+            let catalog = state.catalog();
+            let files: Vec<FileLocation> = digests.into_iter().filter_map(|d| file_location(&catalog, &ctx.base_url, d)).collect();
+            let sealed = state.cookies.seal(CookieKind::Client, &cookie);
+            Ok(wire::file_locations_response(&files, &wire_time(cookie.expires), &sealed))
+        }
+        other => Err(Fault::invalid(format!("{other}: this operation is not offered by a WSUS server"))),
+    }
+}
+
+fn get_cookie(state: &AppState, op: &crate::wsus::tree::Element) -> Result<String, Fault> {
+    let req = wire::get_cookie_request(op)?;
+    if !valid_protocol_version(&req.protocol_version) {
+        return Err(Fault::invalid("protocolVersion"));
+    }
+    let [(_, auth)] = req.auth_cookies.as_slice() else {
+        return Err(Fault::new(ErrorCode::InvalidAuthorizationCookie, "authCookies"));
+    };
+    let now = now();
+    let auth = state
+        .cookies
+        .open(CookieKind::ClientAuthorization, auth, now)
+        .map_err(|_| Fault::new(ErrorCode::InvalidAuthorizationCookie, "authCookies"))?;
+    if let Some(last_change) = &req.last_change {
+        let theirs = chrono::DateTime::parse_from_rfc3339(last_change).map_err(|_| Fault::invalid("lastChange"))?;
+        let ours = chrono::DateTime::parse_from_rfc3339(&state.identity.config_last_change).map_err(blocking_fault)?;
+        if (theirs.timestamp_millis() - ours.timestamp_millis()).abs() > 1 {
+            return Err(Fault::new(ErrorCode::ConfigChanged, "lastChange"));
+        }
+    }
+    // An old cookie of ours carries what the client has seen; anything else starts afresh.
+    let seen_stamp = req
+        .old_cookie
+        .and_then(|c| c.data)
+        .and_then(|d| state.cookies.open(CookieKind::Client, &d, i64::MIN).ok())
+        .filter(|c| c.id == auth.id)
+        .map(|c| c.seen_stamp)
+        .unwrap_or(0);
+    let cookie = CookieData {
+        id: auth.id,
+        issued: now,
+        expires: now + CLIENT_COOKIE_SECONDS,
+        seen_stamp,
+        protocol: req.protocol_version,
+        ..Default::default()
+    };
+    let sealed = state.cookies.seal(CookieKind::Client, &cookie);
+    Ok(wire::get_cookie_response(wire::CLIENT_NS, &wire_time(cookie.expires), &sealed))
+}
+
+/// WSUS-PROTOCOL.md §3.4: unknown ids are errors and drop their AND-group; a group of one
+/// product prefers it, a product with a classification prefers the product; any other shape
+/// ends the preferred list.
+fn start_category_scan(state: &AppState, op: &crate::wsus::tree::Element) -> Result<String, Fault> {
+    let requested = wire::start_category_scan_request(op)?;
+    if requested.len() >= 200 {
+        return Err(Fault::invalid("requestedCategories"));
+    }
+    let catalog = state.catalog();
+    let kind_of = |g: &Guid| {
+        catalog
+            .latest_by_update
+            .get(g)
+            .map(|&i| &catalog.revs[i as usize])
+            .filter(|r| r.kind == Kind::Category)
+            .map(|r| r.category_kind.clone().unwrap_or_default())
+    };
+    let mut groups: std::collections::BTreeMap<i64, Vec<Guid>> = std::collections::BTreeMap::new();
+    for (index, id) in &requested {
+        groups.entry(*index).or_default().push(*id);
+    }
+    let mut preferred = Vec::new();
+    let mut in_error = Vec::new();
+    for ids in groups.values() {
+        let unknown: Vec<Guid> = ids.iter().filter(|g| kind_of(g).is_none()).copied().collect();
+        if !unknown.is_empty() {
+            in_error.extend(unknown);
+            continue;
+        }
+        let products: Vec<Guid> = ids.iter().filter(|g| kind_of(g).as_deref() == Some("Product")).copied().collect();
+        let classifications = ids.iter().filter(|g| kind_of(g).as_deref() == Some("UpdateClassification")).count();
+        match (products.as_slice(), classifications, ids.len()) {
+            ([p], 0, 1) | ([p], 1, 2) => {
+                if !preferred.contains(p) {
+                    preferred.push(*p);
+                }
+            }
+            _ => {
+                preferred.clear();
+                break;
+            }
+        }
+    }
+    Ok(wire::start_category_scan_response(&preferred, &in_error))
+}
+
+fn groups_of(state: &AppState, client_id: &str) -> Result<Vec<Guid>, Fault> {
+    let cache = state.computers.read().expect("computer cache lock");
+    match cache.get(client_id) {
+        Some(c) if c.registered => Ok(c.groups.clone()),
+        _ => Err(Fault::new(ErrorCode::RegistrationRequired, "")),
+    }
+}
+
+async fn sync_updates(state: &Arc<AppState>, op: &crate::wsus::tree::Element) -> Result<String, Fault> {
+    let cookie = client_cookie(state, op, false)?;
+    let params = wire::sync_parameters(op)?;
+    if params.installed_non_leaf.len() > 400 {
+        return Err(Fault::invalid("parameters.InstalledNonLeafUpdateIDs"));
+    }
+    if params.system_spec.is_some() && !params.skip_software_sync {
+        return Err(Fault::invalid("parameters.SystemSpec"));
+    }
+    let groups = groups_of(state, &cookie.id)?;
+    let computer_id = cookie.id.clone();
+    let state2 = Arc::clone(state);
+    let body = tokio::task::spawn_blocking(move || -> Result<String, Fault> {
+        let state = state2;
+        let catalog = state.catalog();
+        let deployments = state.deployments();
+        let effective = deployments.effective_groups(&groups);
+        let client = Client { groups: &effective, seen_stamp: cookie.seen_stamp };
+        let page = if params.skip_software_sync {
+            sync::driver_page(&catalog, &deployments, &client, &params, &|i| driver_hardware_ids(&state, &catalog, i))
+        } else {
+            sync::software_page(&catalog, &deployments, &client, &params, &|i| catalog.revs[i as usize].core_size)
+        };
+        let mut new_updates = Writer::with_capacity(page.new_updates.len() * 1200);
+        for (i, d) in &page.new_updates {
+            let core = state.core(&catalog, *i).map_err(blocking_fault)?;
+            let rev = &catalog.revs[*i as usize];
+            wire::write_update_info(&mut new_updates, rev.revision_id, d, rev.is_leaf, Some(&core));
+        }
+        let mut changed = Writer::default();
+        for (i, d) in &page.changed {
+            let rev = &catalog.revs[*i as usize];
+            wire::write_update_info(&mut changed, rev.revision_id, d, rev.is_leaf, None);
+        }
+        let next = CookieData { seen_stamp: deployments.stamp, ..cookie.clone() };
+        let sealed = state.cookies.seal(CookieKind::Client, &next);
+        if !page.truncated && !params.skip_software_sync && page.new_updates.iter().all(|(i, _)| catalog.revs[*i as usize].is_leaf) {
+            state.metrics.scans.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        Ok(wire::sync_updates_response(&wire::SyncResult {
+            new_updates: &new_updates.out,
+            out_of_scope: &page.out_of_scope,
+            changed_updates: &changed.out,
+            truncated: page.truncated,
+            cookie_expiration: &wire_time(cookie.expires),
+            cookie_data: &sealed,
+            driver_sync_not_needed: if params.skip_software_sync {
+                page.new_updates.is_empty()
+            } else {
+                !params.filter_categories.is_empty()
+            },
+        }))
+    })
+    .await
+    .map_err(blocking_fault)??;
+    state.writer.write_later(ClientWrite::Synced { computer_id });
+    Ok(body)
+}
+
+/// Hardware ids a driver update names in its `d.WindowsDriverMetaData`.
+fn driver_hardware_ids(state: &AppState, catalog: &Catalog, idx: u32) -> Vec<String> {
+    let Ok(core) = state.core(catalog, idx) else { return Vec::new() };
+    let mut out = Vec::new();
+    let mut rest: &str = &core;
+    while let Some(i) = rest.find("HardwareID=\"") {
+        rest = &rest[i + 12..];
+        if let Some(end) = rest.find('"') {
+            out.push(rest[..end].replace("&amp;", "&"));
+            rest = &rest[end..];
+        }
+    }
+    out
+}
+
+fn refresh_cache(state: &AppState, op: &crate::wsus::tree::Element) -> Result<String, Fault> {
+    let cookie = client_cookie(state, op, false)?;
+    let ids = wire::refresh_cache_request(op)?;
+    let groups = groups_of(state, &cookie.id)?;
+    let catalog = state.catalog();
+    let deployments = state.deployments();
+    let effective = deployments.effective_groups(&groups);
+    let client = Client { groups: &effective, seen_stamp: cookie.seen_stamp };
+    let entries: Vec<wire::RefreshEntry<'_>> = ids
+        .iter()
+        .filter_map(|(g, n)| catalog.by_identity.get(&(*g, *n)).copied())
+        .filter_map(|i| {
+            let d = sync::deployment(&catalog, &deployments, &client, i)?;
+            // Real WSUS leaves bundle members out.
+            if d.action == "Bundle" {
+                return None;
+            }
+            let rev = &catalog.revs[i as usize];
+            Some(wire::RefreshEntry {
+                revision_id: rev.revision_id,
+                update_id: &rev.update_id_text,
+                revision_number: rev.revision_number,
+                is_leaf: rev.is_leaf,
+                deployment: d,
+            })
+        })
+        .collect();
+    Ok(wire::refresh_cache_response(&entries))
+}
+
+pub fn file_location(catalog: &Catalog, base_url: &str, digest: Vec<u8>) -> Option<FileLocation> {
+    let sha1: [u8; 20] = digest.as_slice().try_into().ok()?;
+    let f = catalog.files.get(&sha1)?;
+    let path = ContentStore::relative_path(&crate::catalog::Sha1Digest(sha1), &f.extension);
+    Some(FileLocation { digest, url: format!("{base_url}/Content/{path}") })
+}
+
+/// Language fallback (WSUS-PROTOCOL.md §3.4): each requested locale, then its neutral parent,
+/// then `all`, then the update's default language, then whatever it has.
+fn pick_language<'a>(available: &'a [String], locales: &[String], default: Option<&str>) -> Option<&'a String> {
+    let find = |l: &str| available.iter().find(|a| a.eq_ignore_ascii_case(l));
+    for l in locales {
+        if let Some(a) = find(l) {
+            return Some(a);
+        }
+        if let Some((parent, _)) = l.split_once('-')
+            && let Some(a) = find(parent)
+        {
+            return Some(a);
+        }
+    }
+    find("all").or_else(|| default.and_then(find)).or_else(|| find("en")).or(available.first())
+}
+
+async fn extended_update_info(state: &Arc<AppState>, ctx: &Context, op: &crate::wsus::tree::Element) -> Result<String, Fault> {
+    let cookie = client_cookie(state, op, false)?;
+    let req = wire::extended_info_request(op)?;
+    if req.revision_ids.len() > 50 {
+        return Err(Fault::invalid("revisionIDs"));
+    }
+    let groups = groups_of(state, &cookie.id)?;
+    let state2 = Arc::clone(state);
+    let base_url = ctx.base_url.clone();
+    tokio::task::spawn_blocking(move || -> Result<String, Fault> {
+        let state = state2;
+        let catalog = state.catalog();
+        let deployments = state.deployments();
+        let effective = deployments.effective_groups(&groups);
+        let client = Client { groups: &effective, seen_stamp: cookie.seen_stamp };
+        let mut in_scope: Vec<u32> = Vec::new();
+        let mut out_of_scope = Vec::new();
+        for id in &req.revision_ids {
+            match catalog.by_revision_id.get(id) {
+                Some(&i) if sync::deployment(&catalog, &deployments, &client, i).is_some() => in_scope.push(i),
+                _ => out_of_scope.push(*id),
+            }
+        }
+        let wants = |t: &str| req.info_types.iter().any(|x| x.eq_ignore_ascii_case(t));
+        let mut updates: Vec<(i32, String)> = Vec::new();
+        let mut files: Vec<FileLocation> = Vec::new();
+        state
+            .pool
+            .with(|store| {
+                if wants("Extended") {
+                    for &i in &in_scope {
+                        let rev = &catalog.revs[i as usize];
+                        if let Some(x) = store.fragment(rev.revision_id, &FragmentKind::Extended)? {
+                            updates.push((rev.revision_id, wire::escape_fragment(&x)));
+                        }
+                        for sha1 in &rev.files {
+                            if !files.iter().any(|f| f.digest == sha1[..])
+                                && let Some(l) = file_location(&catalog, &base_url, sha1.to_vec())
+                            {
+                                files.push(l);
+                            }
+                        }
+                    }
+                }
+                if wants("LocalizedProperties") {
+                    for &i in &in_scope {
+                        let rev = &catalog.revs[i as usize];
+                        let (languages, default) = store.revision_languages(rev.revision_id)?;
+                        if let Some(lang) = pick_language(&languages, &req.locales, default.as_deref())
+                            && let Some(x) = store.fragment(rev.revision_id, &FragmentKind::Localized(lang.clone()))?
+                        {
+                            updates.push((rev.revision_id, wire::escape_fragment(&x)));
+                        }
+                    }
+                }
+                Ok(())
+            })
+            .map_err(blocking_fault)?;
+        Ok(wire::extended_info_response(&updates, &files, &out_of_scope))
+    })
+    .await
+    .map_err(blocking_fault)?
+}
+
+pub async fn simple_auth(state: &Arc<AppState>, request: &Request) -> Result<String, Fault> {
+    if request.name() != "GetAuthorizationCookie" {
+        return Err(Fault::invalid(format!("{}: this operation is not offered by SimpleAuth", request.name())));
+    }
+    let req = wire::authorization_request(&request.operation)?;
+    let client_id = req.client_id.to_ascii_lowercase();
+    state
+        .writer
+        .write(ClientWrite::Contact {
+            computer_id: client_id.clone(),
+            dns_name: req.dns_name.clone(),
+            requested_groups: req.target_groups.clone(),
+        })
+        .await
+        .map_err(blocking_fault)?;
+    let now = now();
+    let cookie = CookieData {
+        id: client_id,
+        name: req.dns_name,
+        groups: req.target_groups,
+        issued: now,
+        expires: now + AUTH_COOKIE_SECONDS,
+        ..Default::default()
+    };
+    let sealed = state.cookies.seal(CookieKind::ClientAuthorization, &cookie);
+    Ok(wire::authorization_cookie_response(wire::SIMPLE_AUTH_NS, "SimpleTargeting", &sealed))
+}
+
+pub async fn reporting(state: &Arc<AppState>, request: &Request) -> Result<String, Fault> {
+    match request.name() {
+        "ReportEventBatch" => {
+            // Reports may arrive after the cookie expired: who sent them still counts.
+            let cookie = client_cookie(state, &request.operation, true)?;
+            let events = wire::report_event_batch_request(&request.operation)?;
+            let records: Vec<EventRecord> = events
+                .into_iter()
+                .map(|e| EventRecord {
+                    event_instance_id: e.event_instance_id,
+                    computer_id: cookie.id.clone(),
+                    event_id: e.event_id,
+                    source_id: e.source_id,
+                    update_id: e.update_id,
+                    revision_number: e.revision_number,
+                    win32_hresult: e.win32_hresult,
+                    time_at_target: e.time_at_target,
+                    app_name: e.app_name,
+                    replacement_strings: e.replacement_strings,
+                    misc_data: e.misc_data,
+                })
+                .collect();
+            state.writer.write_later(ClientWrite::Events { computer_id: cookie.id, events: records });
+            Ok(wire::report_event_batch_response(true))
+        }
+        other => Err(Fault::invalid(format!("{other}: this reporting operation is not offered to clients"))),
+    }
+}

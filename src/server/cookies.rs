@@ -1,0 +1,181 @@
+//! Cookies: authenticated encryption (ChaCha20-Poly1305) with a key the store keeps, so a
+//! restart keeps every cookie valid and nothing but this server can read or forge one.
+//!
+//! `EncryptedData = nonce (12) || ciphertext`, with the server id and the cookie kind as
+//! associated data: a cookie of one kind is never accepted as another.
+
+use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::{ChaCha20Poly1305, Nonce};
+
+/// Client cookies last an hour, as on WSUS.
+pub const CLIENT_COOKIE_SECONDS: i64 = 3600;
+pub const AUTH_COOKIE_SECONDS: i64 = 3600;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Kind {
+    ClientAuthorization = 1,
+    Client = 2,
+    ServerAuthorization = 3,
+    Server = 4,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CookieProblem {
+    /// Not ours, damaged, or of another kind.
+    Invalid,
+    /// Ours and intact, but past its expiry.
+    Expired,
+}
+
+/// What a cookie carries.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CookieData {
+    /// SusClientId (client cookies) or the downstream server's id (server cookies).
+    pub id: String,
+    /// DNS name (authorization cookies).
+    pub name: String,
+    /// Client-side targeting group names (authorization cookies).
+    pub groups: Vec<String>,
+    pub issued: i64,
+    pub expires: i64,
+    /// The deployment stamp the client has seen (ChangedUpdates are the ones after it).
+    pub seen_stamp: i64,
+    pub protocol: String,
+}
+
+fn put_str(out: &mut Vec<u8>, s: &str) {
+    let b = s.as_bytes();
+    out.extend_from_slice(&(b.len().min(u16::MAX as usize) as u16).to_le_bytes());
+    out.extend_from_slice(&b[..b.len().min(u16::MAX as usize)]);
+}
+
+fn get_str(input: &mut &[u8]) -> Option<String> {
+    let (len, rest) = input.split_first_chunk::<2>()?;
+    let len = u16::from_le_bytes(*len) as usize;
+    if rest.len() < len {
+        return None;
+    }
+    let s = String::from_utf8(rest[..len].to_vec()).ok()?;
+    *input = &rest[len..];
+    Some(s)
+}
+
+fn get_i64(input: &mut &[u8]) -> Option<i64> {
+    let (v, rest) = input.split_first_chunk::<8>()?;
+    *input = rest;
+    Some(i64::from_le_bytes(*v))
+}
+
+impl CookieData {
+    fn encode(&self) -> Vec<u8> {
+        let mut out = vec![1u8];
+        put_str(&mut out, &self.id);
+        put_str(&mut out, &self.name);
+        out.push(self.groups.len().min(255) as u8);
+        for g in self.groups.iter().take(255) {
+            put_str(&mut out, g);
+        }
+        for v in [self.issued, self.expires, self.seen_stamp] {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+        put_str(&mut out, &self.protocol);
+        out
+    }
+
+    fn decode(mut input: &[u8]) -> Option<CookieData> {
+        let (&version, rest) = input.split_first()?;
+        if version != 1 {
+            return None;
+        }
+        input = rest;
+        let id = get_str(&mut input)?;
+        let name = get_str(&mut input)?;
+        let (&n, rest) = input.split_first()?;
+        input = rest;
+        let mut groups = Vec::new();
+        for _ in 0..n {
+            groups.push(get_str(&mut input)?);
+        }
+        let issued = get_i64(&mut input)?;
+        let expires = get_i64(&mut input)?;
+        let seen_stamp = get_i64(&mut input)?;
+        let protocol = get_str(&mut input)?;
+        Some(CookieData { id, name, groups, issued, expires, seen_stamp, protocol })
+    }
+}
+
+pub struct CookieJar {
+    cipher: ChaCha20Poly1305,
+    server_id: Vec<u8>,
+}
+
+impl CookieJar {
+    pub fn new(key: &[u8; 32], server_id: &str) -> CookieJar {
+        CookieJar { cipher: ChaCha20Poly1305::new(key.into()), server_id: server_id.as_bytes().to_vec() }
+    }
+
+    fn aad(&self, kind: Kind) -> Vec<u8> {
+        let mut aad = self.server_id.clone();
+        aad.push(kind as u8);
+        aad
+    }
+
+    pub fn seal(&self, kind: Kind, data: &CookieData) -> Vec<u8> {
+        let nonce_bytes = crate::random::bytes::<12>();
+        let aad = self.aad(kind);
+        let ct = self
+            .cipher
+            .encrypt(Nonce::from_slice(&nonce_bytes), Payload { msg: &data.encode(), aad: &aad })
+            .expect("encryption into memory cannot fail");
+        let mut out = nonce_bytes.to_vec();
+        out.extend_from_slice(&ct);
+        out
+    }
+
+    /// Decrypts and checks expiry against `now` (Unix seconds).
+    pub fn open(&self, kind: Kind, sealed: &[u8], now: i64) -> Result<CookieData, CookieProblem> {
+        if sealed.len() < 12 + 16 {
+            return Err(CookieProblem::Invalid);
+        }
+        let aad = self.aad(kind);
+        let plain = self
+            .cipher
+            .decrypt(Nonce::from_slice(&sealed[..12]), Payload { msg: &sealed[12..], aad: &aad })
+            .map_err(|_| CookieProblem::Invalid)?;
+        let data = CookieData::decode(&plain).ok_or(CookieProblem::Invalid)?;
+        if data.expires <= now { Err(CookieProblem::Expired) } else { Ok(data) }
+    }
+}
+
+/// `2026-10-04T16:03:35.9967236Z`: seven fractional digits, as WSUS writes cookie expirations.
+pub fn wire_time(unix: i64) -> String {
+    // chrono has no seven-digit fraction; the seconds are whole anyway.
+    chrono::DateTime::from_timestamp(unix, 0).map(|d| d.format("%Y-%m-%dT%H:%M:%S.0000000Z").to_string()).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wire_times_have_seven_fraction_digits() {
+        assert_eq!(wire_time(1_791_216_215), "2026-10-05T16:03:35.0000000Z");
+    }
+
+    #[test]
+    fn cookies_round_trip_and_refuse_forgery_expiry_and_other_kinds() {
+        let jar = CookieJar::new(&[7; 32], "server-a");
+        let data = CookieData { id: "client".into(), groups: vec!["Servers".into()], expires: 2000, seen_stamp: 5, ..Default::default() };
+        let sealed = jar.seal(Kind::Client, &data);
+        assert_eq!(jar.open(Kind::Client, &sealed, 1000).unwrap(), data);
+        assert_eq!(jar.open(Kind::Client, &sealed, 2000), Err(CookieProblem::Expired));
+        assert_eq!(jar.open(Kind::ClientAuthorization, &sealed, 1000), Err(CookieProblem::Invalid));
+        let mut forged = sealed.clone();
+        forged[20] ^= 1;
+        assert_eq!(jar.open(Kind::Client, &forged, 1000), Err(CookieProblem::Invalid));
+        let other = CookieJar::new(&[8; 32], "server-a");
+        assert_eq!(other.open(Kind::Client, &sealed, 1000), Err(CookieProblem::Invalid));
+        assert_eq!(jar.open(Kind::Client, &[0u8; 300], 1000), Err(CookieProblem::Invalid));
+    }
+}

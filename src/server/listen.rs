@@ -1,0 +1,172 @@
+//! Listeners: HTTP/1.1 on one port, optionally HTTPS (rustls) on a second, both serving the same
+//! routes. Keep-alive, header and body timeouts so slow clients cannot pin connections.
+
+use super::ServerError;
+use super::state::AppState;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+
+/// A request's headers must arrive within this time (also bounds idle keep-alive connections).
+const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(15);
+
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ServeOptions {
+    pub listen: Option<String>,
+    pub https_listen: Option<String>,
+    pub tls: Option<TlsFiles>,
+}
+
+/// Bound sockets, so the caller knows the actual addresses (port 0 picks a free one).
+pub struct Listeners {
+    http: Option<TcpListener>,
+    https: Option<(TcpListener, TlsAcceptor)>,
+}
+
+async fn bind(addr: &str) -> Result<TcpListener, ServerError> {
+    TcpListener::bind(addr).await.map_err(|source| ServerError::Bind { addr: addr.to_string(), source })
+}
+
+fn tls_acceptor(files: &TlsFiles) -> Result<TlsAcceptor, ServerError> {
+    let certs: Vec<CertificateDer<'static>> =
+        CertificateDer::pem_file_iter(&files.cert).and_then(|it| it.collect::<Result<Vec<_>, _>>()).map_err(|e| ServerError::Tls {
+            what: "certificate",
+            path: files.cert.clone(),
+            message: e.to_string(),
+        })?;
+    if certs.is_empty() {
+        return Err(ServerError::Tls { what: "certificate", path: files.cert.clone(), message: "no PEM CERTIFICATE block found".into() });
+    }
+    let key = PrivateKeyDer::from_pem_file(&files.key).map_err(|e| ServerError::Tls {
+        what: "key",
+        path: files.key.clone(),
+        message: format!("{e} (expected a PEM private key: PKCS#8, RSA or EC)"),
+    })?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| ServerError::Tls { what: "configuration", path: files.cert.clone(), message: e.to_string() })?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| ServerError::Tls {
+            what: "certificate",
+            path: files.cert.clone(),
+            message: format!("does not match the key {}: {e}", files.key.display()),
+        })?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(TlsAcceptor::from(Arc::new(config)))
+}
+
+impl Listeners {
+    pub async fn bind(options: &ServeOptions) -> Result<Listeners, ServerError> {
+        let https = match (&options.https_listen, &options.tls) {
+            (Some(addr), Some(files)) => {
+                let acceptor = tls_acceptor(files)?;
+                Some((bind(addr).await?, acceptor))
+            }
+            (Some(addr), None) => {
+                return Err(ServerError::Tls {
+                    what: "files",
+                    path: PathBuf::from(addr),
+                    message: "--https-listen needs --tls-cert and --tls-key".into(),
+                });
+            }
+            (None, _) => None,
+        };
+        let http = match &options.listen {
+            Some(addr) => Some(bind(addr).await?),
+            None => None,
+        };
+        Ok(Listeners { http, https })
+    }
+
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.http.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
+    pub fn https_addr(&self) -> Option<SocketAddr> {
+        self.https.as_ref().and_then(|(l, _)| l.local_addr().ok())
+    }
+}
+
+fn http1() -> hyper::server::conn::http1::Builder {
+    let mut b = hyper::server::conn::http1::Builder::new();
+    b.timer(TokioTimer::new()).header_read_timeout(HEADER_TIMEOUT).keep_alive(true).max_buf_size(1 << 20);
+    b
+}
+
+async fn accept_http(listener: TcpListener, app: axum::Router) {
+    loop {
+        let (stream, _) = match listener.accept().await {
+            Ok(s) => s,
+            Err(e) => {
+                // Out of file descriptors and the like: wait, do not spin.
+                tracing::warn!("accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let service = TowerToHyperService::new(app.clone());
+        tokio::spawn(async move {
+            if let Err(e) = http1().serve_connection(TokioIo::new(stream), service).await {
+                tracing::debug!("connection ended: {e}");
+            }
+        });
+    }
+}
+
+async fn accept_https(listener: TcpListener, acceptor: TlsAcceptor, app: axum::Router) {
+    loop {
+        let (stream, _) = match listener.accept().await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!("accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let acceptor = acceptor.clone();
+        let service = TowerToHyperService::new(app.clone());
+        tokio::spawn(async move {
+            let tls = match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                Ok(Ok(s)) => s,
+                Ok(Err(e)) => return tracing::debug!("TLS handshake failed: {e}"),
+                Err(_) => return tracing::debug!("TLS handshake timed out"),
+            };
+            if let Err(e) = http1().serve_connection(TokioIo::new(tls), service).await {
+                tracing::debug!("connection ended: {e}");
+            }
+        });
+    }
+}
+
+/// Serves until `shutdown` completes.
+pub async fn serve(state: Arc<AppState>, listeners: Listeners, shutdown: impl std::future::Future<Output = ()>) -> Result<(), ServerError> {
+    let mut tasks = tokio::task::JoinSet::new();
+    tasks.spawn(super::refresh::watch(state.clone()));
+    if let Some(l) = listeners.http {
+        tasks.spawn(accept_http(l, super::routes::app(state.clone(), "http")));
+    }
+    if let Some((l, acceptor)) = listeners.https {
+        tasks.spawn(accept_https(l, acceptor, super::routes::app(state.clone(), "https")));
+    }
+    shutdown.await;
+    tasks.abort_all();
+    Ok(())
+}

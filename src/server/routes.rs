@@ -1,0 +1,227 @@
+//! Which path goes where (case-insensitively, as IIS matches them), and SOAP in and out:
+//! body limits, the operation from SOAPAction or the body, faults as WSUS sends them.
+
+use super::client_service::{self, Context};
+use super::state::AppState;
+use crate::wsus::soap::{self, EnvelopeStyle, ErrorCode, Fault, SoapVersion};
+use axum::Router;
+use axum::body::Body;
+use axum::extract::Request;
+use axum::http::{HeaderMap, HeaderValue, Method, Response, StatusCode, header};
+use futures_util::FutureExt;
+use http_body_util::BodyExt;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Largest SOAP request accepted. A client with 5,000 cached revisions and its device list sends
+/// about 100 KB; 10,000 ids are about 200 KB.
+pub const MAX_REQUEST_BYTES: usize = 8 << 20;
+/// A client that has not sent its whole body by then is cut off.
+const BODY_TIMEOUT: Duration = Duration::from_secs(30);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Service {
+    Client,
+    SimpleAuth,
+    Reporting,
+}
+
+impl Service {
+    fn from_path(lower: &str) -> Option<Service> {
+        match lower {
+            "/clientwebservice/client.asmx" => Some(Service::Client),
+            "/simpleauthwebservice/simpleauth.asmx" => Some(Service::SimpleAuth),
+            "/reportingwebservice/reportingwebservice.asmx" | "/reportingwebservice/webservice.asmx" => Some(Service::Reporting),
+            _ => None,
+        }
+    }
+
+    fn style(self) -> EnvelopeStyle {
+        match self {
+            Service::Client => EnvelopeStyle::Client,
+            Service::SimpleAuth | Service::Reporting => EnvelopeStyle::Asmx,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Service::Client => "ClientWebService",
+            Service::SimpleAuth => "SimpleAuthWebService",
+            Service::Reporting => "ReportingWebService",
+        }
+    }
+}
+
+/// The whole HTTP surface. `scheme` is that of the listener (`http` or `https`), for content URLs.
+pub fn app(state: Arc<AppState>, scheme: &'static str) -> Router {
+    Router::new().fallback(move |request: Request| {
+        let state = state.clone();
+        async move {
+            // A bug in one handler answers 500 and leaves the server and the connection up.
+            match std::panic::AssertUnwindSafe(route(state, scheme, request)).catch_unwind().await {
+                Ok(response) => response,
+                Err(_) => plain(StatusCode::INTERNAL_SERVER_ERROR, "internal error\n"),
+            }
+        }
+    })
+}
+
+fn plain(code: StatusCode, text: &str) -> Response<Body> {
+    Response::builder()
+        .status(code)
+        .header(header::CONTENT_TYPE, "text/plain; charset=utf-8")
+        .header(header::CONTENT_LENGTH, text.len())
+        .body(Body::from(text.to_string()))
+        .expect("static response")
+}
+
+async fn route(state: Arc<AppState>, scheme: &'static str, request: Request) -> Response<Body> {
+    let path = request.uri().path().to_ascii_lowercase();
+    if let Some(service) = Service::from_path(&path) {
+        return soap_endpoint(state, scheme, service, request).await;
+    }
+    if path.starts_with("/content/") {
+        let (parts, _) = request.into_parts();
+        return super::content::serve(state, &parts.method, &path, &parts.headers).await;
+    }
+    if path.starts_with("/selfupdate/") {
+        let (parts, _) = request.into_parts();
+        return super::content::serve_selfupdate(state, &parts.method, parts.uri.path(), &parts.headers).await;
+    }
+    match path.as_str() {
+        "/healthz" => health(&state).await,
+        "/metrics" => metrics(&state),
+        _ => plain(StatusCode::NOT_FOUND, "not found\n"),
+    }
+}
+
+async fn health(state: &Arc<AppState>) -> Response<Body> {
+    let s = state.clone();
+    let database = tokio::task::spawn_blocking(move || s.pool.with(|store| store.catalog_stamp())).await;
+    match database {
+        Ok(Ok(_)) => plain(StatusCode::OK, "ok\n"),
+        Ok(Err(e)) => plain(StatusCode::SERVICE_UNAVAILABLE, &format!("store unavailable: {e}\n")),
+        Err(e) => plain(StatusCode::SERVICE_UNAVAILABLE, &format!("store check failed: {e}\n")),
+    }
+}
+
+fn metrics(state: &AppState) -> Response<Body> {
+    let catalog = state.catalog();
+    let computers = state.computers.read().expect("computer cache lock").len() as u64;
+    let revisions = catalog.revs.len() as u64;
+    let body = state.metrics.render(&[
+        ("ferry_catalog_revisions", "Revisions the server offers.", revisions),
+        ("ferry_computers", "Computers known to the server.", computers),
+    ]);
+    Response::builder()
+        .header(header::CONTENT_TYPE, "text/plain; version=0.0.4")
+        .header(header::CONTENT_LENGTH, body.len())
+        .body(Body::from(body))
+        .expect("static response")
+}
+
+/// The operation a request names: SOAPAction (1.1) or the content type's `action` (1.2).
+fn action_of(headers: &HeaderMap) -> Option<String> {
+    if let Some(a) = headers.get("soapaction").and_then(|v| v.to_str().ok()) {
+        return Some(a.to_string());
+    }
+    let content_type = headers.get(header::CONTENT_TYPE)?.to_str().ok()?;
+    content_type.split(';').map(str::trim).find_map(|p| p.strip_prefix("action=")).map(|a| a.trim_matches('"').to_string())
+}
+
+fn soap_response(code: StatusCode, version: SoapVersion, xml: String) -> Response<Body> {
+    Response::builder()
+        .status(code)
+        .header(header::CONTENT_TYPE, HeaderValue::from_static(version.content_type()))
+        .header(header::CONTENT_LENGTH, xml.len())
+        .header(header::CACHE_CONTROL, "private")
+        .body(Body::from(xml))
+        .expect("static response")
+}
+
+fn fault_response(fault: &Fault, version: SoapVersion, action: Option<&str>) -> Response<Body> {
+    let id = crate::random::guid().to_string();
+    soap_response(StatusCode::INTERNAL_SERVER_ERROR, version, fault.render(version, &id, action))
+}
+
+/// SOAP 1.2 when the request says so in its content type, else 1.1 (for faults about bodies
+/// that could not be parsed).
+fn version_from_headers(headers: &HeaderMap) -> SoapVersion {
+    match headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) {
+        Some(ct) if ct.to_ascii_lowercase().starts_with("application/soap+xml") => SoapVersion::V12,
+        _ => SoapVersion::V11,
+    }
+}
+
+async fn soap_endpoint(state: Arc<AppState>, scheme: &'static str, service: Service, request: Request) -> Response<Body> {
+    let (parts, body) = request.into_parts();
+    if parts.method == Method::GET || parts.method == Method::HEAD {
+        // What IIS shows a browser: the service exists and takes SOAP posts.
+        let page = format!(
+            "<html><body><h1>{}</h1><p>This is a SOAP endpoint of a WSUS-compatible server (ferry). POST SOAP requests to it.</p></body></html>\n",
+            service.name()
+        );
+        let mut r = plain(StatusCode::OK, &page);
+        r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+        if parts.method == Method::HEAD {
+            *r.body_mut() = Body::empty();
+        }
+        return r;
+    }
+    if parts.method != Method::POST {
+        let mut r = plain(StatusCode::METHOD_NOT_ALLOWED, "only POST is accepted here\n");
+        r.headers_mut().insert(header::ALLOW, HeaderValue::from_static("GET, HEAD, POST"));
+        return r;
+    }
+    let declared = parts.headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_REQUEST_BYTES as u64) {
+        return plain(StatusCode::PAYLOAD_TOO_LARGE, "request body too large\n");
+    }
+    let limited = http_body_util::Limited::new(body, MAX_REQUEST_BYTES);
+    let bytes = match tokio::time::timeout(BODY_TIMEOUT, limited.collect()).await {
+        Err(_) => return plain(StatusCode::REQUEST_TIMEOUT, "request body not received in time\n"),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
+            return plain(StatusCode::PAYLOAD_TOO_LARGE, "request body too large\n");
+        }
+        Ok(Err(_)) => return plain(StatusCode::BAD_REQUEST, "could not read the request body\n"),
+        Ok(Ok(collected)) => collected.to_bytes(),
+    };
+    let action = action_of(&parts.headers);
+    let started = Instant::now();
+    let (op_name, result, version) = match soap::parse_request(&bytes) {
+        Err(fault) => ("(unparsed)".to_string(), Err(fault), version_from_headers(&parts.headers)),
+        Ok(request) => {
+            let host = parts.headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("localhost").to_string();
+            let base_url = state.public_url.clone().unwrap_or_else(|| format!("{scheme}://{host}"));
+            let ctx = Context { base_url, host };
+            let result = match service {
+                Service::Client => client_service::client_web_service(&state, &ctx, &request).await,
+                Service::SimpleAuth => client_service::simple_auth(&state, &request).await,
+                Service::Reporting => client_service::reporting(&state, &request).await,
+            };
+            (request.name().to_string(), result, request.version)
+        }
+    };
+    let fault = result.is_err();
+    state.metrics.observe(&op_name, started.elapsed(), fault);
+    match result {
+        Ok(content) => soap_response(StatusCode::OK, version, soap::envelope(version, service.style(), &content)),
+        Err(f) => {
+            if f.code == ErrorCode::InternalServerError {
+                tracing::error!(operation = %op_name, "internal error answered as a fault");
+            } else {
+                tracing::debug!(operation = %op_name, "fault: {f}");
+            }
+            let method = action.or_else(|| Some(format!("{}/{op_name}", default_action_prefix(service))));
+            fault_response(&f, version, method.as_deref())
+        }
+    }
+}
+
+fn default_action_prefix(service: Service) -> &'static str {
+    match service {
+        Service::Client => crate::wsus::client::CLIENT_NS,
+        Service::SimpleAuth => crate::wsus::client::SIMPLE_AUTH_NS,
+        Service::Reporting => crate::wsus::client::REPORTING_NS,
+    }
+}

@@ -1,0 +1,111 @@
+//! What every request handler shares.
+
+use super::catalog::{Catalog, Deployments};
+use super::cookies::CookieJar;
+use super::pool::Pool;
+use super::writer::ClientWriter;
+use crate::catalog::Guid;
+use crate::store::{ComputerRecord, ServerIdentity, StoreResult};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, RwLock};
+
+#[derive(Debug, Clone, Default)]
+pub struct ComputerState {
+    pub registered: bool,
+    pub groups: Vec<Guid>,
+}
+
+/// Computers as the hot path needs them (registration, groups), kept beside the database.
+#[derive(Debug, Default)]
+pub struct ComputerCache {
+    map: HashMap<String, ComputerState>,
+}
+
+impl ComputerCache {
+    pub fn insert(&mut self, c: ComputerRecord) {
+        let groups = c.groups.iter().filter_map(|g| Guid::parse(g).ok()).collect();
+        self.map.insert(c.computer_id.to_ascii_lowercase(), ComputerState { registered: c.registered, groups });
+    }
+    pub fn get(&self, id: &str) -> Option<&ComputerState> {
+        self.map.get(&id.to_ascii_lowercase())
+    }
+    pub fn set_registered(&mut self, id: &str) {
+        self.map.entry(id.to_ascii_lowercase()).or_default().registered = true;
+    }
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+}
+
+/// Large Core fragments read on demand, kept while they fit in a byte budget.
+#[derive(Default)]
+pub struct CoreCache {
+    entries: HashMap<i32, Arc<str>>,
+    order: std::collections::VecDeque<i32>,
+    bytes: usize,
+}
+
+const CORE_CACHE_BYTES: usize = 64 << 20;
+
+impl CoreCache {
+    pub fn get(&self, id: i32) -> Option<Arc<str>> {
+        self.entries.get(&id).cloned()
+    }
+    pub fn put(&mut self, id: i32, core: Arc<str>) {
+        if core.len() > CORE_CACHE_BYTES / 4 || self.entries.contains_key(&id) {
+            return;
+        }
+        self.bytes += core.len();
+        self.entries.insert(id, core);
+        self.order.push_back(id);
+        while self.bytes > CORE_CACHE_BYTES {
+            let Some(old) = self.order.pop_front() else { break };
+            if let Some(c) = self.entries.remove(&old) {
+                self.bytes -= c.len();
+            }
+        }
+    }
+}
+
+pub struct AppState {
+    pub dir: PathBuf,
+    pub pool: Pool,
+    pub catalog: RwLock<Arc<Catalog>>,
+    pub deployments: RwLock<Arc<Deployments>>,
+    pub computers: Arc<RwLock<ComputerCache>>,
+    pub writer: ClientWriter,
+    pub cookies: CookieJar,
+    pub identity: ServerIdentity,
+    /// Base of content URLs (`http://wsus.example:8530`); from the request's Host when absent.
+    pub public_url: Option<String>,
+    pub big_cores: Mutex<CoreCache>,
+    pub metrics: super::metrics::Metrics,
+}
+
+impl AppState {
+    pub fn catalog(&self) -> Arc<Catalog> {
+        self.catalog.read().expect("catalog lock").clone()
+    }
+    pub fn deployments(&self) -> Arc<Deployments> {
+        self.deployments.read().expect("deployments lock").clone()
+    }
+
+    /// The escaped Core fragment of a catalog revision (memory, cache, or the store).
+    pub fn core(&self, catalog: &Catalog, idx: u32) -> StoreResult<Arc<str>> {
+        let rev = &catalog.revs[idx as usize];
+        if let Some(c) = &rev.core {
+            return Ok(c.clone());
+        }
+        if let Some(c) = self.big_cores.lock().expect("core cache lock").get(rev.revision_id) {
+            return Ok(c);
+        }
+        let fragment = self.pool.with(|s| s.fragment(rev.revision_id, &crate::store::FragmentKind::Core))?.unwrap_or_default();
+        let escaped: Arc<str> = Arc::from(crate::wsus::client::escape_fragment(&fragment));
+        self.big_cores.lock().expect("core cache lock").put(rev.revision_id, escaped.clone());
+        Ok(escaped)
+    }
+}

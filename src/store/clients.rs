@@ -1,0 +1,598 @@
+//! Store side of the server: target groups, computers, approvals, declines, reported events.
+
+use super::{Store, StoreError, StoreResult, now_rfc3339};
+use rusqlite::{OptionalExtension, params};
+use serde::Serialize;
+
+pub const ALL_COMPUTERS: &str = "a0a08746-4dbe-4a37-9adf-9e7652c0b421";
+pub const UNASSIGNED_COMPUTERS: &str = "b73ca6ed-5727-47f3-84de-015e03f6a88a";
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TargetGroup {
+    pub group_id: String,
+    pub name: String,
+    pub parent_id: Option<String>,
+    pub is_builtin: bool,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ComputerRecord {
+    pub computer_id: String,
+    pub dns_name: String,
+    pub requested_groups: Option<String>,
+    pub os_description: Option<String>,
+    pub registered: bool,
+    pub groups: Vec<String>,
+    pub first_seen_at: String,
+    pub last_contact_at: String,
+    pub last_sync_at: Option<String>,
+    pub last_report_at: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Approval {
+    pub approval_id: i32,
+    pub deployment_guid: String,
+    pub update_id: String,
+    pub group_id: String,
+    /// `Install`, `Uninstall` or `Block`.
+    pub action: String,
+    pub deadline: Option<String>,
+    pub admin: Option<String>,
+    pub changed_at: String,
+    pub changed_stamp: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Decline {
+    pub update_id: String,
+    pub declined_at: String,
+    pub changed_stamp: i64,
+}
+
+/// One event a client reported.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct EventRecord {
+    pub event_instance_id: String,
+    pub computer_id: String,
+    pub event_id: i32,
+    pub source_id: i32,
+    pub update_id: String,
+    pub revision_number: i32,
+    pub win32_hresult: i64,
+    pub time_at_target: String,
+    pub app_name: Option<String>,
+    pub replacement_strings: Vec<String>,
+    pub misc_data: Vec<String>,
+}
+
+/// What the server writes as clients talk to it (batched on one writer thread).
+#[derive(Debug, Clone)]
+pub enum ClientWrite {
+    /// GetAuthorizationCookie: the computer exists, with its name and requested groups.
+    Contact {
+        computer_id: String,
+        dns_name: String,
+        requested_groups: Vec<String>,
+    },
+    /// RegisterComputer: what the client says about itself (JSON object).
+    Register {
+        computer_id: String,
+        info_json: String,
+        os_description: Option<String>,
+    },
+    Synced {
+        computer_id: String,
+    },
+    Events {
+        computer_id: String,
+        events: Vec<EventRecord>,
+    },
+}
+
+const APPROVAL_COLUMNS: &str = "approval_id, deployment_guid, update_id, group_id, action, deadline, admin, changed_at, changed_stamp";
+
+fn approval_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Approval> {
+    Ok(Approval {
+        approval_id: r.get(0)?,
+        deployment_guid: r.get(1)?,
+        update_id: r.get(2)?,
+        group_id: r.get(3)?,
+        action: r.get(4)?,
+        deadline: r.get(5)?,
+        admin: r.get(6)?,
+        changed_at: r.get(7)?,
+        changed_stamp: r.get(8)?,
+    })
+}
+
+impl Store {
+    pub fn groups(&self) -> StoreResult<Vec<TargetGroup>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT group_id, name, parent_id, is_builtin FROM target_groups ORDER BY is_builtin DESC, name")
+            .map_err(|e| self.err("listing groups", e))?;
+        stmt.query_map([], |r| Ok(TargetGroup { group_id: r.get(0)?, name: r.get(1)?, parent_id: r.get(2)?, is_builtin: r.get(3)? }))
+            .and_then(|rows| rows.collect())
+            .map_err(|e| self.err("listing groups", e))
+    }
+
+    /// A group by name (case-insensitive) or GUID.
+    pub fn group(&self, name_or_id: &str) -> StoreResult<Option<TargetGroup>> {
+        self.conn
+            .query_row(
+                "SELECT group_id, name, parent_id, is_builtin FROM target_groups WHERE name = ?1 COLLATE NOCASE OR group_id = lower(?1)",
+                [name_or_id],
+                |r| Ok(TargetGroup { group_id: r.get(0)?, name: r.get(1)?, parent_id: r.get(2)?, is_builtin: r.get(3)? }),
+            )
+            .optional()
+            .map_err(|e| self.err("reading a group", e))
+    }
+
+    pub fn create_group(&self, name: &str, parent_id: Option<&str>) -> StoreResult<TargetGroup> {
+        let name = name.trim();
+        if name.is_empty() || name.len() > 256 {
+            return Err(StoreError::NotFound("a group name must have 1 to 256 characters".into()));
+        }
+        if self.group(name)?.is_some() {
+            return Err(StoreError::NotFound(format!("a group named {name:?} exists already")));
+        }
+        let parent = parent_id.unwrap_or(ALL_COMPUTERS).to_string();
+        let id = crate::random::guid().to_string();
+        self.conn
+            .execute(
+                "INSERT INTO target_groups (group_id, name, parent_id, is_builtin, created_at) VALUES (?1, ?2, ?3, 0, ?4)",
+                params![id, name, parent, now_rfc3339()],
+            )
+            .map_err(|e| self.err(format!("creating group {name}"), e))?;
+        Ok(TargetGroup { group_id: id, name: name.to_string(), parent_id: Some(parent), is_builtin: false })
+    }
+
+    pub fn computers(&self) -> StoreResult<Vec<ComputerRecord>> {
+        let mut groups: std::collections::HashMap<String, Vec<String>> = std::collections::HashMap::new();
+        {
+            let mut stmt =
+                self.conn.prepare("SELECT computer_id, group_id FROM computer_groups").map_err(|e| self.err("listing computers", e))?;
+            let rows = stmt
+                .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+                .map_err(|e| self.err("listing computers", e))?;
+            for row in rows {
+                let (c, g) = row.map_err(|e| self.err("listing computers", e))?;
+                groups.entry(c).or_default().push(g);
+            }
+        }
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT computer_id, dns_name, requested_groups, os_description, registered_at IS NOT NULL, first_seen_at, last_contact_at, last_sync_at, last_report_at
+                 FROM computers ORDER BY dns_name",
+            )
+            .map_err(|e| self.err("listing computers", e))?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok(ComputerRecord {
+                    computer_id: r.get(0)?,
+                    dns_name: r.get(1)?,
+                    requested_groups: r.get(2)?,
+                    os_description: r.get(3)?,
+                    registered: r.get(4)?,
+                    groups: Vec::new(),
+                    first_seen_at: r.get(5)?,
+                    last_contact_at: r.get(6)?,
+                    last_sync_at: r.get(7)?,
+                    last_report_at: r.get(8)?,
+                })
+            })
+            .map_err(|e| self.err("listing computers", e))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let mut c = row.map_err(|e| self.err("listing computers", e))?;
+            c.groups = groups.remove(&c.computer_id).unwrap_or_default();
+            out.push(c);
+        }
+        Ok(out)
+    }
+
+    /// One computer, with its groups.
+    pub fn computer(&self, computer_id: &str) -> StoreResult<Option<ComputerRecord>> {
+        let groups: Vec<String> = {
+            let mut stmt = self
+                .conn
+                .prepare_cached("SELECT group_id FROM computer_groups WHERE computer_id = ?1")
+                .map_err(|e| self.err("reading a computer", e))?;
+            stmt.query_map([computer_id], |r| r.get(0)).and_then(|rows| rows.collect()).map_err(|e| self.err("reading a computer", e))?
+        };
+        self.conn
+            .query_row(
+                "SELECT computer_id, dns_name, requested_groups, os_description, registered_at IS NOT NULL, first_seen_at, last_contact_at, last_sync_at, last_report_at
+                 FROM computers WHERE computer_id = ?1",
+                [computer_id],
+                |r| {
+                    Ok(ComputerRecord {
+                        computer_id: r.get(0)?,
+                        dns_name: r.get(1)?,
+                        requested_groups: r.get(2)?,
+                        os_description: r.get(3)?,
+                        registered: r.get(4)?,
+                        groups: groups.clone(),
+                        first_seen_at: r.get(5)?,
+                        last_contact_at: r.get(6)?,
+                        last_sync_at: r.get(7)?,
+                        last_report_at: r.get(8)?,
+                    })
+                },
+            )
+            .optional()
+            .map_err(|e| self.err("reading a computer", e))
+    }
+
+    /// The counter every approval or decline change advances (clients and the server's
+    /// caches compare it).
+    pub fn deployment_stamp(&self) -> StoreResult<i64> {
+        Ok(self.setting("deployment_stamp")?.and_then(|v| v.parse().ok()).unwrap_or(0))
+    }
+
+    pub fn catalog_stamp(&self) -> StoreResult<i64> {
+        Ok(self.setting("catalog_stamp")?.and_then(|v| v.parse().ok()).unwrap_or(0))
+    }
+
+    pub fn approvals(&self) -> StoreResult<Vec<Approval>> {
+        let mut stmt = self
+            .conn
+            .prepare(&format!("SELECT {APPROVAL_COLUMNS} FROM approvals ORDER BY approval_id"))
+            .map_err(|e| self.err("listing approvals", e))?;
+        stmt.query_map([], approval_from_row).and_then(|rows| rows.collect()).map_err(|e| self.err("listing approvals", e))
+    }
+
+    pub fn declines(&self) -> StoreResult<Vec<Decline>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT update_id, declined_at, changed_stamp FROM declined_updates")
+            .map_err(|e| self.err("listing declines", e))?;
+        stmt.query_map([], |r| Ok(Decline { update_id: r.get(0)?, declined_at: r.get(1)?, changed_stamp: r.get(2)? }))
+            .and_then(|rows| rows.collect())
+            .map_err(|e| self.err("listing declines", e))
+    }
+
+    /// Approves (or re-approves) updates for a group, all or none. Declined updates cannot be
+    /// approved. One deployment stamp covers the whole change.
+    pub fn approve(
+        &mut self,
+        update_ids: &[String],
+        group_id: &str,
+        action: &str,
+        deadline: Option<&str>,
+        admin: Option<&str>,
+    ) -> StoreResult<Vec<Approval>> {
+        let db = self.db_path();
+        let err = |e| StoreError::sqlite(&db, "approving", e);
+        let tx = self.conn.transaction().map_err(err)?;
+        let stamp = next_stamp(&tx).map_err(err)?;
+        let now = now_rfc3339();
+        let mut out = Vec::with_capacity(update_ids.len());
+        for update_id in update_ids {
+            let declined = tx
+                .query_row("SELECT 1 FROM declined_updates WHERE update_id = ?1", [update_id], |_| Ok(()))
+                .optional()
+                .map_err(err)?
+                .is_some();
+            if declined {
+                return Err(StoreError::NotFound(format!(
+                    "update {update_id} is declined: undecline it before approving it (nothing was changed)"
+                )));
+            }
+            tx.execute(
+                "INSERT INTO approvals (deployment_guid, update_id, group_id, action, deadline, admin, changed_at, changed_stamp)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+                 ON CONFLICT (update_id, group_id) DO UPDATE SET action = excluded.action, deadline = excluded.deadline, admin = excluded.admin,
+                     changed_at = excluded.changed_at, changed_stamp = excluded.changed_stamp",
+                params![crate::random::guid().to_string(), update_id, group_id, action, deadline, admin, now, stamp],
+            )
+            .map_err(|e| StoreError::sqlite(&db, format!("approving {update_id}"), e))?;
+            let approval = tx
+                .query_row(
+                    &format!("SELECT {APPROVAL_COLUMNS} FROM approvals WHERE update_id = ?1 AND group_id = ?2"),
+                    [update_id, group_id],
+                    approval_from_row,
+                )
+                .map_err(err)?;
+            tx.execute(
+                "INSERT INTO approval_changes (changed_stamp, deployment_guid, update_id, group_id, change) VALUES (?1, ?2, ?3, ?4, 'approved')",
+                params![stamp, approval.deployment_guid, update_id, group_id],
+            )
+            .map_err(err)?;
+            out.push(approval);
+        }
+        set_stamp(&tx, stamp).map_err(err)?;
+        tx.commit().map_err(err)?;
+        Ok(out)
+    }
+
+    /// Removes the approvals of updates for a group; returns how many there were.
+    pub fn unapprove(&mut self, update_ids: &[String], group_id: &str) -> StoreResult<usize> {
+        let db = self.db_path();
+        let err = |e| StoreError::sqlite(&db, "removing approvals", e);
+        let tx = self.conn.transaction().map_err(err)?;
+        let stamp = next_stamp(&tx).map_err(err)?;
+        let mut removed = 0;
+        for update_id in update_ids {
+            let guid: Option<String> = tx
+                .query_row("SELECT deployment_guid FROM approvals WHERE update_id = ?1 AND group_id = ?2", [update_id, group_id], |r| {
+                    r.get(0)
+                })
+                .optional()
+                .map_err(err)?;
+            let Some(guid) = guid else { continue };
+            tx.execute("DELETE FROM approvals WHERE update_id = ?1 AND group_id = ?2", [update_id, group_id]).map_err(err)?;
+            tx.execute(
+                "INSERT INTO approval_changes (changed_stamp, deployment_guid, update_id, group_id, change) VALUES (?1, ?2, ?3, ?4, 'removed')",
+                params![stamp, guid, update_id, group_id],
+            )
+            .map_err(err)?;
+            removed += 1;
+        }
+        if removed > 0 {
+            set_stamp(&tx, stamp).map_err(err)?;
+            tx.commit().map_err(err)?;
+        }
+        Ok(removed)
+    }
+
+    /// Declines updates: offered to no one, their approvals removed. Returns how many were not
+    /// declined before.
+    pub fn decline(&mut self, update_ids: &[String], admin: Option<&str>) -> StoreResult<usize> {
+        let db = self.db_path();
+        let err = |e| StoreError::sqlite(&db, "declining", e);
+        let tx = self.conn.transaction().map_err(err)?;
+        let stamp = next_stamp(&tx).map_err(err)?;
+        let now = now_rfc3339();
+        let mut declined = 0;
+        for update_id in update_ids {
+            let added = tx
+                .execute(
+                    "INSERT OR IGNORE INTO declined_updates (update_id, declined_at, admin, changed_stamp) VALUES (?1, ?2, ?3, ?4)",
+                    params![update_id, now, admin, stamp],
+                )
+                .map_err(err)?;
+            if added == 0 {
+                continue;
+            }
+            tx.execute(
+                "INSERT INTO approval_changes (changed_stamp, deployment_guid, update_id, group_id, change)
+                 SELECT ?2, deployment_guid, update_id, group_id, 'removed' FROM approvals WHERE update_id = ?1",
+                params![update_id, stamp],
+            )
+            .map_err(err)?;
+            tx.execute("DELETE FROM approvals WHERE update_id = ?1", [update_id]).map_err(err)?;
+            tx.execute(
+                "INSERT INTO approval_changes (changed_stamp, deployment_guid, update_id, group_id, change) VALUES (?1, '', ?2, '', 'declined')",
+                params![stamp, update_id],
+            )
+            .map_err(err)?;
+            declined += 1;
+        }
+        if declined > 0 {
+            set_stamp(&tx, stamp).map_err(err)?;
+            tx.commit().map_err(err)?;
+        }
+        Ok(declined)
+    }
+
+    /// Makes declined updates approvable again (WSUS: Approve → Not approved).
+    pub fn undecline(&mut self, update_ids: &[String]) -> StoreResult<usize> {
+        let db = self.db_path();
+        let err = |e| StoreError::sqlite(&db, "undeclining", e);
+        let tx = self.conn.transaction().map_err(err)?;
+        let stamp = next_stamp(&tx).map_err(err)?;
+        let mut changed = 0;
+        for update_id in update_ids {
+            if tx.execute("DELETE FROM declined_updates WHERE update_id = ?1", [update_id]).map_err(err)? == 0 {
+                continue;
+            }
+            tx.execute(
+                "INSERT INTO approval_changes (changed_stamp, deployment_guid, update_id, group_id, change) VALUES (?1, '', ?2, '', 'undeclined')",
+                params![stamp, update_id],
+            )
+            .map_err(err)?;
+            changed += 1;
+        }
+        if changed > 0 {
+            set_stamp(&tx, stamp).map_err(err)?;
+            tx.commit().map_err(err)?;
+        }
+        Ok(changed)
+    }
+
+    /// Every approval change (approved, removed, declined) with its stamp.
+    pub fn approval_change_log(&self) -> StoreResult<Vec<(i64, String)>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT changed_stamp, update_id FROM approval_changes")
+            .map_err(|e| self.err("reading approval changes", e))?;
+        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .and_then(|rows| rows.collect())
+            .map_err(|e| self.err("reading approval changes", e))
+    }
+
+    /// The server's identity, cookie key and configuration time, created on first use and
+    /// kept: a restart must not invalidate the cookies clients hold.
+    pub fn server_identity(&self) -> StoreResult<ServerIdentity> {
+        let server_id = match self.setting("server_id")? {
+            Some(v) => v,
+            None => {
+                let id = crate::random::guid().to_string();
+                self.set_setting("server_id", &id)?;
+                id
+            }
+        };
+        let cookie_key = match self.setting("cookie_key")? {
+            Some(v) => hex::decode(&v).ok().and_then(|b| <[u8; 32]>::try_from(b).ok()),
+            None => None,
+        };
+        let cookie_key = match cookie_key {
+            Some(k) => k,
+            None => {
+                let k = crate::random::bytes::<32>();
+                self.set_setting("cookie_key", &hex::encode(k))?;
+                k
+            }
+        };
+        let config_last_change = match self.setting("config_last_change")? {
+            Some(v) => v,
+            None => {
+                let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+                self.set_setting("config_last_change", &now)?;
+                now
+            }
+        };
+        Ok(ServerIdentity { server_id, cookie_key, config_last_change })
+    }
+
+    /// Applies what the server recorded about clients, in one transaction.
+    pub fn apply_client_writes(&mut self, writes: &[ClientWrite]) -> StoreResult<()> {
+        let db = self.db_path();
+        let now = now_rfc3339();
+        let tx = self.conn.transaction().map_err(|e| StoreError::sqlite(&db, "recording client activity", e))?;
+        let fail = |e: rusqlite::Error| StoreError::sqlite(&db, "recording client activity", e);
+        for w in writes {
+            match w {
+                ClientWrite::Contact { computer_id, dns_name, requested_groups } => {
+                    let requested = (!requested_groups.is_empty()).then(|| requested_groups.join(";"));
+                    tx.prepare_cached(
+                        "INSERT INTO computers (computer_id, dns_name, requested_groups, first_seen_at, last_contact_at) VALUES (?1, ?2, ?3, ?4, ?4)
+                         ON CONFLICT (computer_id) DO UPDATE SET dns_name = excluded.dns_name, requested_groups = excluded.requested_groups,
+                             last_contact_at = excluded.last_contact_at",
+                    )
+                    .and_then(|mut s| s.execute(params![computer_id, dns_name, requested, now]))
+                    .map_err(fail)?;
+                    // Client-side targeting: the groups the client names (created on first use);
+                    // without any, the computer waits in Unassigned Computers.
+                    let mut group_ids = Vec::new();
+                    for name in requested_groups {
+                        let existing: Option<String> = tx
+                            .query_row("SELECT group_id FROM target_groups WHERE name = ?1 COLLATE NOCASE", [name], |r| r.get(0))
+                            .optional()
+                            .map_err(fail)?;
+                        let id = match existing {
+                            Some(id) => id,
+                            None => {
+                                let id = crate::random::guid().to_string();
+                                tx.execute(
+                                    "INSERT INTO target_groups (group_id, name, parent_id, is_builtin, created_at) VALUES (?1, ?2, ?3, 0, ?4)",
+                                    params![id, name, ALL_COMPUTERS, now],
+                                )
+                                .map_err(fail)?;
+                                id
+                            }
+                        };
+                        group_ids.push(id);
+                    }
+                    let has_groups: bool = tx
+                        .query_row("SELECT EXISTS (SELECT 1 FROM computer_groups WHERE computer_id = ?1)", [computer_id], |r| r.get(0))
+                        .map_err(fail)?;
+                    if !group_ids.is_empty() {
+                        tx.execute("DELETE FROM computer_groups WHERE computer_id = ?1", [computer_id]).map_err(fail)?;
+                        for g in &group_ids {
+                            tx.execute("INSERT OR IGNORE INTO computer_groups (computer_id, group_id) VALUES (?1, ?2)", [computer_id, g])
+                                .map_err(fail)?;
+                        }
+                    } else if !has_groups {
+                        tx.execute(
+                            "INSERT OR IGNORE INTO computer_groups (computer_id, group_id) VALUES (?1, ?2)",
+                            [computer_id.as_str(), UNASSIGNED_COMPUTERS],
+                        )
+                        .map_err(fail)?;
+                    }
+                }
+                ClientWrite::Register { computer_id, info_json, os_description } => {
+                    tx.prepare_cached(
+                        "UPDATE computers SET info = ?2, os_description = ?3, registered_at = COALESCE(registered_at, ?4), last_contact_at = ?4 WHERE computer_id = ?1",
+                    )
+                    .and_then(|mut s| s.execute(params![computer_id, info_json, os_description, now]))
+                    .map_err(fail)?;
+                }
+                ClientWrite::Synced { computer_id } => {
+                    tx.prepare_cached("UPDATE computers SET last_sync_at = ?2, last_contact_at = ?2 WHERE computer_id = ?1")
+                        .and_then(|mut s| s.execute(params![computer_id, now]))
+                        .map_err(fail)?;
+                }
+                ClientWrite::Events { computer_id, events } => {
+                    for e in events {
+                        tx.prepare_cached(
+                            "INSERT OR IGNORE INTO events (event_instance_id, computer_id, event_id, source_id, update_id, revision_number, win32_hresult,
+                                 time_at_target, received_at, app_name, replacement_strings, misc_data)
+                             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                        )
+                        .and_then(|mut s| {
+                            s.execute(params![
+                                e.event_instance_id,
+                                e.computer_id,
+                                e.event_id,
+                                e.source_id,
+                                e.update_id,
+                                e.revision_number,
+                                e.win32_hresult,
+                                e.time_at_target,
+                                now,
+                                e.app_name,
+                                serde_json::to_string(&e.replacement_strings).unwrap_or_default(),
+                                serde_json::to_string(&e.misc_data).unwrap_or_default(),
+                            ])
+                        })
+                        .map_err(fail)?;
+                    }
+                    tx.prepare_cached("UPDATE computers SET last_report_at = ?2, last_contact_at = ?2 WHERE computer_id = ?1")
+                        .and_then(|mut s| s.execute(params![computer_id, now]))
+                        .map_err(fail)?;
+                }
+            }
+        }
+        tx.commit().map_err(fail)
+    }
+
+    /// Events a computer reported, newest first.
+    pub fn events(&self, computer_id: Option<&str>) -> StoreResult<Vec<EventRecord>> {
+        let sql = "SELECT event_instance_id, computer_id, event_id, source_id, update_id, revision_number, win32_hresult, time_at_target, app_name,
+                          replacement_strings, misc_data FROM events WHERE (?1 IS NULL OR computer_id = ?1) ORDER BY time_at_target DESC, rowid DESC";
+        let mut stmt = self.conn.prepare(sql).map_err(|e| self.err("reading events", e))?;
+        stmt.query_map([computer_id], |r| {
+            let rs: String = r.get::<_, Option<String>>(9)?.unwrap_or_default();
+            let md: String = r.get::<_, Option<String>>(10)?.unwrap_or_default();
+            Ok(EventRecord {
+                event_instance_id: r.get(0)?,
+                computer_id: r.get(1)?,
+                event_id: r.get(2)?,
+                source_id: r.get(3)?,
+                update_id: r.get(4)?,
+                revision_number: r.get(5)?,
+                win32_hresult: r.get(6)?,
+                time_at_target: r.get::<_, Option<String>>(7)?.unwrap_or_default(),
+                app_name: r.get(8)?,
+                replacement_strings: serde_json::from_str(&rs).unwrap_or_default(),
+                misc_data: serde_json::from_str(&md).unwrap_or_default(),
+            })
+        })
+        .and_then(|rows| rows.collect())
+        .map_err(|e| self.err("reading events", e))
+    }
+}
+
+fn next_stamp(tx: &rusqlite::Transaction<'_>) -> rusqlite::Result<i64> {
+    tx.query_row("SELECT COALESCE((SELECT CAST(value AS INTEGER) FROM settings WHERE key = 'deployment_stamp'), 0) + 1", [], |r| r.get(0))
+}
+
+fn set_stamp(tx: &rusqlite::Transaction<'_>, stamp: i64) -> rusqlite::Result<()> {
+    tx.execute(
+        "INSERT INTO settings (key, value) VALUES ('deployment_stamp', ?1) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        [stamp.to_string()],
+    )
+    .map(|_| ())
+}
+
+#[derive(Debug, Clone)]
+pub struct ServerIdentity {
+    pub server_id: String,
+    pub cookie_key: [u8; 32],
+    /// RFC 3339; clients echo it back in GetCookie.
+    pub config_last_change: String,
+}

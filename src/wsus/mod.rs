@@ -1,0 +1,9 @@
+//! The SOAP wire formats of both WSUS protocols: bytes in, typed requests out; typed answers in,
+//! bytes out. Wire types are not domain types; the server converts between them.
+//!
+//! Invariant: pure. No I/O, no clock, no randomness: callers pass times and ids in
+//! (`tests/integration/architecture.rs` checks the imports).
+
+pub mod client;
+pub mod soap;
+pub mod tree;
