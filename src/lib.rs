@@ -5,6 +5,7 @@
 pub mod bundle;
 pub mod catalog;
 pub mod faults;
+pub mod loadgen;
 pub mod random;
 pub mod server;
 pub mod store;

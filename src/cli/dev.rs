@@ -13,6 +13,8 @@ pub enum Command {
     Synth(SynthArgs),
     /// Load full update documents (<upd:Update> XML) into the store, all in one transaction.
     Ingest(IngestArgs),
+    /// Simulated Windows Update Agents doing full scans and downloads against a server.
+    Loadgen(super::loadgen::Args),
 }
 
 #[derive(clap::Args, Debug)]
@@ -48,6 +50,7 @@ pub fn run(data: &Path, cmd: Command) -> anyhow::Result<()> {
     match cmd {
         Command::Synth(a) => synth(data, a),
         Command::Ingest(a) => ingest(data, a),
+        Command::Loadgen(a) => super::loadgen::run(a),
     }
 }
 

@@ -7,6 +7,7 @@ mod export;
 mod import;
 mod inspect;
 mod keygen;
+mod loadgen;
 mod output;
 mod serve;
 mod status;

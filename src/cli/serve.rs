@@ -22,12 +22,20 @@ pub struct Args {
     /// the client connected to.
     #[arg(long, value_name = "URL")]
     public_url: Option<String>,
+    /// Seconds a client may take to send a request (headers or body) or stay idle between
+    /// requests on a kept-alive connection.
+    #[arg(long, default_value_t = 45, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
+    client_timeout: u64,
 }
 
 pub fn run(data: &Path, args: Args) -> anyhow::Result<()> {
+    // Blocking work is scans (CPU) and file reads: more threads than a few per core only add
+    // memory (each may hold its own allocator arena).
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("ferry-serve")
+        .max_blocking_threads(cores * 8)
         .build()
         .context("starting the async runtime")?;
     runtime.block_on(serve(data, args))
@@ -39,7 +47,12 @@ async fn serve(data: &Path, args: Args) -> anyhow::Result<()> {
         (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
         _ => None,
     };
-    let options = ServeOptions { listen: Some(args.listen), https_listen: args.https_listen, tls };
+    let options = ServeOptions {
+        listen: Some(args.listen),
+        https_listen: args.https_listen,
+        tls,
+        client_timeout: std::time::Duration::from_secs(args.client_timeout),
+    };
     let listeners = Listeners::bind(&options).await?;
     let catalog = state.catalog();
     let offered = catalog.revs.len();

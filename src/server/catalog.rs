@@ -2,6 +2,7 @@
 //! bundles, leaf-ness, page order) and the deployments (approvals, declines, groups). Built from
 //! the store, swapped whole when the store changes; requests read an `Arc` and never wait.
 
+use super::prerequisites::Signatures;
 use crate::catalog::Guid;
 use crate::store::{CatalogRevision, Store, StoreResult};
 use std::collections::{HashMap, HashSet};
@@ -65,9 +66,15 @@ pub struct Catalog {
     pub by_identity: HashMap<(Guid, i32), u32>,
     pub files: HashMap<[u8; 20], FileEntry>,
     pub max_revision_id: i32,
-    /// Every revision in the order pages are filled: non-leaf updates (so clients can evaluate
-    /// the layers below), then bundle members, then the rest; by revision id within each.
+    /// Every offerable revision in the order pages are filled: non-leaf updates (so clients can
+    /// evaluate the layers below), then bundle members, then the rest; by revision id within each.
     pub page_order: Vec<u32>,
+    /// Revision ids and prerequisite signatures in page order: a scan walks these arrays.
+    pub page_order_ids: Vec<i32>,
+    pub page_order_signatures: Vec<u32>,
+    /// Per revision, its prerequisite signature (revisions with identical prerequisites share one).
+    pub signature_of: Vec<u32>,
+    pub signatures: Signatures,
 }
 
 impl Catalog {
@@ -189,9 +196,32 @@ impl Catalog {
                 2
             }
         };
-        let mut page_order: Vec<u32> = (0..revs.len() as u32).collect();
+        let mut page_order: Vec<u32> = (0..revs.len() as u32).filter(|&i| revs[i as usize].offerable).collect();
         page_order.sort_by_key(|&i| (phase(&revs[i as usize]), revs[i as usize].revision_id));
+        let page_order_ids = page_order.iter().map(|&i| revs[i as usize].revision_id).collect();
+        let mut signatures = Signatures::default();
+        let signature_of: Vec<u32> = revs
+            .iter()
+            .map(|r| {
+                let mut clauses: Vec<(bool, Vec<i32>)> = r
+                    .clauses
+                    .iter()
+                    .map(|c| {
+                        let categories = c.iter().all(|&m| m != MISSING && revs[m as usize].kind == Kind::Category);
+                        (categories, c.iter().map(|&m| if m == MISSING { -1 } else { revs[m as usize].revision_id }).collect())
+                    })
+                    .collect();
+                // Category clauses (the product) rule out most revisions for most machines: first.
+                clauses.sort_by_key(|(categories, _)| !categories);
+                signatures.intern(clauses.into_iter().map(|(_, c)| c).collect())
+            })
+            .collect();
+        signatures.freeze();
         Catalog {
+            page_order_ids,
+            page_order_signatures: page_order.iter().map(|&i| signature_of[i as usize]).collect(),
+            signature_of,
+            signatures,
             stamp,
             by_revision_id: revs.iter().enumerate().map(|(i, r)| (r.revision_id, i as u32)).collect(),
             by_identity: revs.iter().enumerate().map(|(i, r)| ((r.update_id, r.revision_number), i as u32)).collect(),

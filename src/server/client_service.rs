@@ -8,7 +8,7 @@ use super::sync::{self, Client};
 use crate::catalog::Guid;
 use crate::store::{ClientWrite, ContentStore, EventRecord, FragmentKind};
 use crate::wsus::client::{self as wire, ConfigProperty, FileLocation};
-use crate::wsus::soap::{ErrorCode, Fault, Request, Writer};
+use crate::wsus::soap::{ErrorCode, Fault, Piece, Request, Writer};
 use std::sync::Arc;
 
 /// Details of the HTTP request a SOAP call arrived in.
@@ -44,7 +44,16 @@ fn valid_protocol_version(v: &str) -> bool {
     matches!((parts.next(), parts.next(), parts.next()), (Some(a), Some(b), None) if !a.is_empty() && !b.is_empty() && a.bytes().chain(b.bytes()).all(|c| c.is_ascii_digit()))
 }
 
-pub async fn client_web_service(state: &Arc<AppState>, ctx: &Context, request: &Request) -> Result<String, Fault> {
+pub async fn client_web_service(state: &Arc<AppState>, ctx: &Context, request: &Request) -> Result<Vec<Piece>, Fault> {
+    let op = &request.operation;
+    let text = match &*request.operation.name {
+        "SyncUpdates" => return sync_updates(state, op).await,
+        _ => client_text_operation(state, ctx, request).await?,
+    };
+    Ok(vec![Piece::Text(text)])
+}
+
+async fn client_text_operation(state: &Arc<AppState>, ctx: &Context, request: &Request) -> Result<String, Fault> {
     let op = &request.operation;
     match request.name() {
         "GetConfig" => {
@@ -77,22 +86,15 @@ pub async fn client_web_service(state: &Arc<AppState>, ctx: &Context, request: &
             Ok(wire::register_computer_response())
         }
         "StartCategoryScan" => start_category_scan(state, op),
-        "SyncUpdates" => sync_updates(state, op).await,
         "SyncPrinterCatalog" => {
             // The Add Printer wizard's driver search: this server serves no printer drivers.
             let cookie = client_cookie(state, op, false)?;
             let sealed = state.cookies.seal(CookieKind::Client, &cookie);
-            Ok(wire::sync_updates_response(&wire::SyncResult {
-                new_updates: "",
-                out_of_scope: &[],
-                changed_updates: "",
-                truncated: false,
-                cookie_expiration: &wire_time(cookie.expires),
-                cookie_data: &sealed,
-                driver_sync_not_needed: true,
-            })
-            .replace("SyncUpdatesResponse", "SyncPrinterCatalogResponse")
-            .replace("SyncUpdatesResult", "SyncPrinterCatalogResult"))
+            let mut w = Writer::default();
+            w.open_ns("SyncPrinterCatalogResponse", wire::CLIENT_NS).open("SyncPrinterCatalogResult").bool("Truncated", false);
+            wire::write_cookie(&mut w, "NewCookie", &wire_time(cookie.expires), &sealed);
+            w.raw("DriverSyncNotNeeded", "true").close("SyncPrinterCatalogResult").close("SyncPrinterCatalogResponse");
+            Ok(w.out)
         }
         "RefreshCache" => refresh_cache(state, op),
         "GetExtendedUpdateInfo" => extended_update_info(state, ctx, op).await,
@@ -202,7 +204,7 @@ fn groups_of(state: &AppState, client_id: &str) -> Result<Vec<Guid>, Fault> {
     }
 }
 
-async fn sync_updates(state: &Arc<AppState>, op: &crate::wsus::tree::Element) -> Result<String, Fault> {
+async fn sync_updates(state: &Arc<AppState>, op: &crate::wsus::tree::Element) -> Result<Vec<Piece>, Fault> {
     let cookie = client_cookie(state, op, false)?;
     let params = wire::sync_parameters(op)?;
     if params.installed_non_leaf.len() > 400 {
@@ -214,37 +216,45 @@ async fn sync_updates(state: &Arc<AppState>, op: &crate::wsus::tree::Element) ->
     let groups = groups_of(state, &cookie.id)?;
     let computer_id = cookie.id.clone();
     let state2 = Arc::clone(state);
-    let body = tokio::task::spawn_blocking(move || -> Result<String, Fault> {
+    let body = tokio::task::spawn_blocking(move || -> Result<Vec<Piece>, Fault> {
         let state = state2;
         let catalog = state.catalog();
         let deployments = state.deployments();
-        let effective = deployments.effective_groups(&groups);
-        let client = Client { groups: &effective, seen_stamp: cookie.seen_stamp };
+        let offers = state.offers.get(&catalog, &deployments, &groups);
+        let client = Client { offers: &offers, seen_stamp: cookie.seen_stamp };
         let page = if params.skip_software_sync {
-            sync::driver_page(&catalog, &deployments, &client, &params, &|i| driver_hardware_ids(&state, &catalog, i))
+            sync::driver_page(&catalog, &client, &params, &|i| driver_hardware_ids(&state, &catalog, i))
         } else {
             sync::software_page(&catalog, &deployments, &client, &params, &|i| catalog.revs[i as usize].core_size)
         };
-        let mut new_updates = Writer::with_capacity(page.new_updates.len() * 1200);
+        let mut new_updates = Vec::with_capacity(page.new_updates.len());
         for (i, d) in &page.new_updates {
+            let rev = &catalog.revs[*i as usize];
             let core = state.core(&catalog, *i).map_err(blocking_fault)?;
-            let rev = &catalog.revs[*i as usize];
-            wire::write_update_info(&mut new_updates, rev.revision_id, d, rev.is_leaf, Some(&core));
+            new_updates.push(wire::UpdateInfoOut {
+                revision_id: rev.revision_id,
+                deployment: d,
+                is_leaf: rev.is_leaf,
+                xml_escaped: Some(core),
+            });
         }
-        let mut changed = Writer::default();
-        for (i, d) in &page.changed {
-            let rev = &catalog.revs[*i as usize];
-            wire::write_update_info(&mut changed, rev.revision_id, d, rev.is_leaf, None);
-        }
+        let changed: Vec<wire::UpdateInfoOut<'_>> = page
+            .changed
+            .iter()
+            .map(|(i, d)| {
+                let rev = &catalog.revs[*i as usize];
+                wire::UpdateInfoOut { revision_id: rev.revision_id, deployment: d, is_leaf: rev.is_leaf, xml_escaped: None }
+            })
+            .collect();
         let next = CookieData { seen_stamp: deployments.stamp, ..cookie.clone() };
         let sealed = state.cookies.seal(CookieKind::Client, &next);
         if !page.truncated && !params.skip_software_sync && page.new_updates.iter().all(|(i, _)| catalog.revs[*i as usize].is_leaf) {
             state.metrics.scans.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
         Ok(wire::sync_updates_response(&wire::SyncResult {
-            new_updates: &new_updates.out,
+            new_updates: &new_updates,
             out_of_scope: &page.out_of_scope,
-            changed_updates: &changed.out,
+            changed_updates: &changed,
             truncated: page.truncated,
             cookie_expiration: &wire_time(cookie.expires),
             cookie_data: &sealed,
@@ -282,13 +292,12 @@ fn refresh_cache(state: &AppState, op: &crate::wsus::tree::Element) -> Result<St
     let groups = groups_of(state, &cookie.id)?;
     let catalog = state.catalog();
     let deployments = state.deployments();
-    let effective = deployments.effective_groups(&groups);
-    let client = Client { groups: &effective, seen_stamp: cookie.seen_stamp };
+    let offers = state.offers.get(&catalog, &deployments, &groups);
     let entries: Vec<wire::RefreshEntry<'_>> = ids
         .iter()
         .filter_map(|(g, n)| catalog.by_identity.get(&(*g, *n)).copied())
         .filter_map(|i| {
-            let d = sync::deployment(&catalog, &deployments, &client, i)?;
+            let d = offers.get(i)?.clone();
             // Real WSUS leaves bundle members out.
             if d.action == "Bundle" {
                 return None;
@@ -343,13 +352,12 @@ async fn extended_update_info(state: &Arc<AppState>, ctx: &Context, op: &crate::
         let state = state2;
         let catalog = state.catalog();
         let deployments = state.deployments();
-        let effective = deployments.effective_groups(&groups);
-        let client = Client { groups: &effective, seen_stamp: cookie.seen_stamp };
+        let offers = state.offers.get(&catalog, &deployments, &groups);
         let mut in_scope: Vec<u32> = Vec::new();
         let mut out_of_scope = Vec::new();
         for id in &req.revision_ids {
             match catalog.by_revision_id.get(id) {
-                Some(&i) if sync::deployment(&catalog, &deployments, &client, i).is_some() => in_scope.push(i),
+                Some(&i) if offers.get(i).is_some() => in_scope.push(i),
                 _ => out_of_scope.push(*id),
             }
         }

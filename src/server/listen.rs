@@ -14,9 +14,9 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
-/// A request's headers must arrive within this time (also bounds idle keep-alive connections).
-const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
-const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(15);
+/// How long a client may take to send a request's headers or body (also bounds idle keep-alive
+/// connections). Delivery Optimization keeps idle connections about 31 s, so the default is above that.
+pub const DEFAULT_CLIENT_TIMEOUT: Duration = Duration::from_secs(45);
 
 #[derive(Debug, Clone)]
 pub struct TlsFiles {
@@ -24,17 +24,25 @@ pub struct TlsFiles {
     pub key: PathBuf,
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct ServeOptions {
     pub listen: Option<String>,
     pub https_listen: Option<String>,
     pub tls: Option<TlsFiles>,
+    pub client_timeout: Duration,
+}
+
+impl Default for ServeOptions {
+    fn default() -> ServeOptions {
+        ServeOptions { listen: None, https_listen: None, tls: None, client_timeout: DEFAULT_CLIENT_TIMEOUT }
+    }
 }
 
 /// Bound sockets, so the caller knows the actual addresses (port 0 picks a free one).
 pub struct Listeners {
     http: Option<TcpListener>,
     https: Option<(TcpListener, TlsAcceptor)>,
+    client_timeout: Duration,
 }
 
 async fn bind(addr: &str) -> Result<TcpListener, ServerError> {
@@ -91,7 +99,7 @@ impl Listeners {
             Some(addr) => Some(bind(addr).await?),
             None => None,
         };
-        Ok(Listeners { http, https })
+        Ok(Listeners { http, https, client_timeout: options.client_timeout })
     }
 
     pub fn http_addr(&self) -> Option<SocketAddr> {
@@ -103,13 +111,13 @@ impl Listeners {
     }
 }
 
-fn http1() -> hyper::server::conn::http1::Builder {
+fn http1(timeout: Duration) -> hyper::server::conn::http1::Builder {
     let mut b = hyper::server::conn::http1::Builder::new();
-    b.timer(TokioTimer::new()).header_read_timeout(HEADER_TIMEOUT).keep_alive(true).max_buf_size(1 << 20);
+    b.timer(TokioTimer::new()).header_read_timeout(timeout).keep_alive(true).max_buf_size(1 << 20);
     b
 }
 
-async fn accept_http(listener: TcpListener, app: axum::Router) {
+async fn accept_http(listener: TcpListener, app: axum::Router, timeout: Duration) {
     loop {
         let (stream, _) = match listener.accept().await {
             Ok(s) => s,
@@ -123,14 +131,14 @@ async fn accept_http(listener: TcpListener, app: axum::Router) {
         let _ = stream.set_nodelay(true);
         let service = TowerToHyperService::new(app.clone());
         tokio::spawn(async move {
-            if let Err(e) = http1().serve_connection(TokioIo::new(stream), service).await {
+            if let Err(e) = http1(timeout).serve_connection(TokioIo::new(stream), service).await {
                 tracing::debug!("connection ended: {e}");
             }
         });
     }
 }
 
-async fn accept_https(listener: TcpListener, acceptor: TlsAcceptor, app: axum::Router) {
+async fn accept_https(listener: TcpListener, acceptor: TlsAcceptor, app: axum::Router, timeout: Duration) {
     loop {
         let (stream, _) = match listener.accept().await {
             Ok(s) => s,
@@ -144,12 +152,12 @@ async fn accept_https(listener: TcpListener, acceptor: TlsAcceptor, app: axum::R
         let acceptor = acceptor.clone();
         let service = TowerToHyperService::new(app.clone());
         tokio::spawn(async move {
-            let tls = match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+            let tls = match tokio::time::timeout(timeout, acceptor.accept(stream)).await {
                 Ok(Ok(s)) => s,
                 Ok(Err(e)) => return tracing::debug!("TLS handshake failed: {e}"),
                 Err(_) => return tracing::debug!("TLS handshake timed out"),
             };
-            if let Err(e) = http1().serve_connection(TokioIo::new(tls), service).await {
+            if let Err(e) = http1(timeout).serve_connection(TokioIo::new(tls), service).await {
                 tracing::debug!("connection ended: {e}");
             }
         });
@@ -160,11 +168,12 @@ async fn accept_https(listener: TcpListener, acceptor: TlsAcceptor, app: axum::R
 pub async fn serve(state: Arc<AppState>, listeners: Listeners, shutdown: impl std::future::Future<Output = ()>) -> Result<(), ServerError> {
     let mut tasks = tokio::task::JoinSet::new();
     tasks.spawn(super::refresh::watch(state.clone()));
+    let timeout = listeners.client_timeout;
     if let Some(l) = listeners.http {
-        tasks.spawn(accept_http(l, super::routes::app(state.clone(), "http")));
+        tasks.spawn(accept_http(l, super::routes::app(state.clone(), "http", timeout), timeout));
     }
     if let Some((l, acceptor)) = listeners.https {
-        tasks.spawn(accept_https(l, acceptor, super::routes::app(state.clone(), "https")));
+        tasks.spawn(accept_https(l, acceptor, super::routes::app(state.clone(), "https", timeout), timeout));
     }
     shutdown.await;
     tasks.abort_all();

@@ -7,13 +7,16 @@
 //! Invariant: a request never changes the catalog, approvals or groups; the only writes are
 //! client activity (contacts, registrations, sync times, reported events).
 
+mod body;
 mod catalog;
 mod client_service;
 mod content;
 mod cookies;
 mod listen;
 mod metrics;
+mod offers;
 mod pool;
+mod prerequisites;
 mod refresh;
 mod routes;
 mod state;
@@ -23,7 +26,7 @@ mod writer;
 pub use catalog::{Catalog, Deployments};
 pub use content::{ByteRange, RangeRequest, parse_ranges};
 pub use cookies::{CookieData, CookieJar, CookieProblem, Kind as CookieKind};
-pub use listen::{Listeners, ServeOptions, TlsFiles, serve};
+pub use listen::{DEFAULT_CLIENT_TIMEOUT, Listeners, ServeOptions, TlsFiles, serve};
 pub use routes::{MAX_REQUEST_BYTES, app};
 pub use state::AppState;
 
@@ -74,6 +77,7 @@ pub fn open_state(dir: &Path, public_url: Option<&str>) -> Result<Arc<AppState>,
         identity,
         public_url,
         big_cores: Mutex::new(state::CoreCache::default()),
+        offers: offers::OffersCache::default(),
         metrics: metrics::Metrics::default(),
     }))
 }

@@ -1,9 +1,10 @@
 //! Which path goes where (case-insensitively, as IIS matches them), and SOAP in and out:
 //! body limits, the operation from SOAPAction or the body, faults as WSUS sends them.
 
+use super::body::PiecesBody;
 use super::client_service::{self, Context};
 use super::state::AppState;
-use crate::wsus::soap::{self, EnvelopeStyle, ErrorCode, Fault, SoapVersion};
+use crate::wsus::soap::{self, EnvelopeStyle, ErrorCode, Fault, Piece, SoapVersion};
 use axum::Router;
 use axum::body::Body;
 use axum::extract::Request;
@@ -16,8 +17,6 @@ use std::time::{Duration, Instant};
 /// Largest SOAP request accepted. A client with 5,000 cached revisions and its device list sends
 /// about 100 KB; 10,000 ids are about 200 KB.
 pub const MAX_REQUEST_BYTES: usize = 8 << 20;
-/// A client that has not sent its whole body by then is cut off.
-const BODY_TIMEOUT: Duration = Duration::from_secs(30);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Service {
@@ -53,12 +52,13 @@ impl Service {
 }
 
 /// The whole HTTP surface. `scheme` is that of the listener (`http` or `https`), for content URLs.
-pub fn app(state: Arc<AppState>, scheme: &'static str) -> Router {
+/// `body_timeout`: a client that has not sent its whole body by then gets 408.
+pub fn app(state: Arc<AppState>, scheme: &'static str, body_timeout: Duration) -> Router {
     Router::new().fallback(move |request: Request| {
         let state = state.clone();
         async move {
             // A bug in one handler answers 500 and leaves the server and the connection up.
-            match std::panic::AssertUnwindSafe(route(state, scheme, request)).catch_unwind().await {
+            match std::panic::AssertUnwindSafe(route(state, scheme, body_timeout, request)).catch_unwind().await {
                 Ok(response) => response,
                 Err(_) => plain(StatusCode::INTERNAL_SERVER_ERROR, "internal error\n"),
             }
@@ -75,10 +75,10 @@ fn plain(code: StatusCode, text: &str) -> Response<Body> {
         .expect("static response")
 }
 
-async fn route(state: Arc<AppState>, scheme: &'static str, request: Request) -> Response<Body> {
+async fn route(state: Arc<AppState>, scheme: &'static str, body_timeout: Duration, request: Request) -> Response<Body> {
     let path = request.uri().path().to_ascii_lowercase();
     if let Some(service) = Service::from_path(&path) {
-        return soap_endpoint(state, scheme, service, request).await;
+        return soap_endpoint(state, scheme, service, body_timeout, request).await;
     }
     if path.starts_with("/content/") {
         let (parts, _) = request.into_parts();
@@ -153,7 +153,13 @@ fn version_from_headers(headers: &HeaderMap) -> SoapVersion {
     }
 }
 
-async fn soap_endpoint(state: Arc<AppState>, scheme: &'static str, service: Service, request: Request) -> Response<Body> {
+async fn soap_endpoint(
+    state: Arc<AppState>,
+    scheme: &'static str,
+    service: Service,
+    body_timeout: Duration,
+    request: Request,
+) -> Response<Body> {
     let (parts, body) = request.into_parts();
     if parts.method == Method::GET || parts.method == Method::HEAD {
         // What IIS shows a browser: the service exists and takes SOAP posts.
@@ -178,7 +184,7 @@ async fn soap_endpoint(state: Arc<AppState>, scheme: &'static str, service: Serv
         return plain(StatusCode::PAYLOAD_TOO_LARGE, "request body too large\n");
     }
     let limited = http_body_util::Limited::new(body, MAX_REQUEST_BYTES);
-    let bytes = match tokio::time::timeout(BODY_TIMEOUT, limited.collect()).await {
+    let bytes = match tokio::time::timeout(body_timeout, limited.collect()).await {
         Err(_) => return plain(StatusCode::REQUEST_TIMEOUT, "request body not received in time\n"),
         Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
             return plain(StatusCode::PAYLOAD_TOO_LARGE, "request body too large\n");
@@ -196,8 +202,8 @@ async fn soap_endpoint(state: Arc<AppState>, scheme: &'static str, service: Serv
             let ctx = Context { base_url, host };
             let result = match service {
                 Service::Client => client_service::client_web_service(&state, &ctx, &request).await,
-                Service::SimpleAuth => client_service::simple_auth(&state, &request).await,
-                Service::Reporting => client_service::reporting(&state, &request).await,
+                Service::SimpleAuth => client_service::simple_auth(&state, &request).await.map(|t| vec![Piece::Text(t)]),
+                Service::Reporting => client_service::reporting(&state, &request).await.map(|t| vec![Piece::Text(t)]),
             };
             (request.name().to_string(), result, request.version)
         }
@@ -205,7 +211,18 @@ async fn soap_endpoint(state: Arc<AppState>, scheme: &'static str, service: Serv
     let fault = result.is_err();
     state.metrics.observe(&op_name, started.elapsed(), fault);
     match result {
-        Ok(content) => soap_response(StatusCode::OK, version, soap::envelope(version, service.style(), &content)),
+        Ok(content) => {
+            let (before, after) = soap::envelope_parts(version, service.style());
+            let pieces = std::iter::once(Piece::Text(before)).chain(content).chain(std::iter::once(Piece::Text(after.to_string())));
+            let body = PiecesBody::new(pieces);
+            Response::builder()
+                .status(StatusCode::OK)
+                .header(header::CONTENT_TYPE, HeaderValue::from_static(version.content_type()))
+                .header(header::CONTENT_LENGTH, body.content_length())
+                .header(header::CACHE_CONTROL, "private")
+                .body(Body::new(body))
+                .expect("static response")
+        }
         Err(f) => {
             if f.code == ErrorCode::InternalServerError {
                 tracing::error!(operation = %op_name, "internal error answered as a fault");

@@ -49,14 +49,15 @@ pub struct CoreCache {
     bytes: usize,
 }
 
-const CORE_CACHE_BYTES: usize = 64 << 20;
+/// Room for the largest real Core fragment (46 MB) and a working set of CBS manifests.
+const CORE_CACHE_BYTES: usize = 128 << 20;
 
 impl CoreCache {
     pub fn get(&self, id: i32) -> Option<Arc<str>> {
         self.entries.get(&id).cloned()
     }
     pub fn put(&mut self, id: i32, core: Arc<str>) {
-        if core.len() > CORE_CACHE_BYTES / 4 || self.entries.contains_key(&id) {
+        if core.len() > CORE_CACHE_BYTES / 2 || self.entries.contains_key(&id) {
             return;
         }
         self.bytes += core.len();
@@ -83,6 +84,7 @@ pub struct AppState {
     /// Base of content URLs (`http://wsus.example:8530`); from the request's Host when absent.
     pub public_url: Option<String>,
     pub big_cores: Mutex<CoreCache>,
+    pub offers: super::offers::OffersCache,
     pub metrics: super::metrics::Metrics,
 }
 

@@ -2,32 +2,15 @@
 //! prerequisite filter against what it reports installed, pages of at most 30 updates within a
 //! byte budget, out-of-scope and changed revisions.
 
-use super::catalog::{Catalog, Deployments, Kind, MISSING, Rev};
+use super::catalog::{Catalog, Deployments, Kind, MISSING};
+use super::offers::Offers;
+use super::prerequisites::{IdSet, Memo};
 use crate::catalog::Guid;
 use crate::wsus::client::{Deployment, SyncParameters};
 
 pub const PAGE_UPDATES: usize = 30;
 /// Core fragment bytes per page; a single larger fragment still goes alone.
 pub const PAGE_BYTES: u64 = 1 << 20;
-
-/// A set of revision ids, as a bitmap (ids are dense).
-pub struct IdSet {
-    bits: Vec<u64>,
-}
-
-impl IdSet {
-    pub fn new(max_id: i32) -> IdSet {
-        IdSet { bits: vec![0; (max_id.max(0) as usize >> 6) + 1] }
-    }
-    pub fn insert(&mut self, id: i32) {
-        if id >= 0 && ((id as usize) >> 6) < self.bits.len() {
-            self.bits[id as usize >> 6] |= 1 << (id & 63);
-        }
-    }
-    pub fn contains(&self, id: i32) -> bool {
-        id >= 0 && self.bits.get(id as usize >> 6).is_some_and(|w| w & (1 << (id & 63)) != 0)
-    }
-}
 
 /// The answer before it is written: revisions (as catalog indices) with their deployments.
 #[derive(Debug, Default)]
@@ -38,58 +21,10 @@ pub struct Page {
     pub truncated: bool,
 }
 
-/// Who is asking: effective groups (deepest first), and what it saw last.
+/// Who is asking: what its groups are offered, and what it saw last.
 pub struct Client<'a> {
-    pub groups: &'a [(Guid, usize)],
+    pub offers: &'a Offers,
     pub seen_stamp: i64,
-}
-
-fn implicit(action: &'static str, rev: &Rev) -> Deployment {
-    Deployment { id: rev.revision_id, action, deadline: None, last_change: rev.date.clone() }
-}
-
-/// The deployment a revision has for this client, or `None` when it is out of scope.
-pub fn deployment(catalog: &Catalog, deployments: &Deployments, client: &Client<'_>, idx: u32) -> Option<Deployment> {
-    let rev = &catalog.revs[idx as usize];
-    if !rev.offerable {
-        return None;
-    }
-    match rev.kind {
-        Kind::Category | Kind::Detectoid => rev.is_latest.then(|| implicit("Evaluate", rev)),
-        Kind::Software | Kind::Driver if rev.top_level => {
-            if deployments.declined.contains(&rev.update_id) {
-                return None;
-            }
-            match deployments.approval_for(&rev.update_id, client.groups) {
-                Some(a) if a.action == "Block" => None,
-                Some(a) => {
-                    Some(Deployment { id: a.deployment_id, action: a.action, deadline: a.deadline.clone(), last_change: a.date.clone() })
-                }
-                // Not approved: clients evaluate it and report whether they need it.
-                None if rev.kind == Kind::Software => Some(implicit("PreDeploymentCheck", rev)),
-                None => None,
-            }
-        }
-        _ => {
-            // A bundle member goes with any bundle in scope; software another update requires
-            // is evaluated.
-            if !rev.parents.is_empty() {
-                let carried = rev.parents.iter().any(|&p| {
-                    let parent = &catalog.revs[p as usize];
-                    parent.is_latest && deployment(catalog, deployments, client, p).is_some()
-                });
-                carried.then(|| implicit("Bundle", rev))
-            } else if rev.is_latest && !rev.is_leaf && !deployments.declined.contains(&rev.update_id) {
-                Some(implicit("Evaluate", rev))
-            } else {
-                None
-            }
-        }
-    }
-}
-
-fn eligible(catalog: &Catalog, rev: &Rev, installed: &IdSet) -> bool {
-    rev.clauses.iter().all(|clause| clause.iter().any(|&m| m != MISSING && installed.contains(catalog.revs[m as usize].revision_id)))
 }
 
 /// The revisions a category-filtered scan may see: the filter categories and their ancestors,
@@ -133,31 +68,36 @@ pub fn software_page(
     }
     let scope = (!params.filter_categories.is_empty()).then(|| filtered_scope(catalog, &params.filter_categories));
     let in_scope = |i: u32| scope.as_ref().is_none_or(|s| s[i as usize]);
+    let mut memo = Memo::new(&catalog.signatures, &installed);
+    let offers = client.offers;
 
     let mut page = Page::default();
     let mut bytes = 0u64;
-    for &i in &catalog.page_order {
-        let rev = &catalog.revs[i as usize];
-        if cached.contains(rev.revision_id) || !in_scope(i) || !eligible(catalog, rev, &installed) {
+    for (pos, &id) in catalog.page_order_ids.iter().enumerate() {
+        if cached.contains(id) || !offers.offered_at(pos) || !memo.satisfied(catalog.page_order_signatures[pos]) {
             continue;
         }
-        let Some(d) = deployment(catalog, deployments, client, i) else { continue };
+        let i = catalog.page_order[pos];
+        if !in_scope(i) {
+            continue;
+        }
+        let Some(d) = offers.get(i) else { continue };
         let size = core_size(i);
         if page.new_updates.len() >= PAGE_UPDATES || (!page.new_updates.is_empty() && bytes + size > PAGE_BYTES) {
             page.truncated = true;
             break;
         }
         bytes += size;
-        page.new_updates.push((i, d));
+        page.new_updates.push((i, d.clone()));
     }
 
     // Cached revisions the client should forget: unknown here, replaced by a newer revision,
     // declined, out of its groups' scope, or no longer reachable through its prerequisites.
     for &id in params.installed_non_leaf.iter().chain(&params.other_cached) {
-        let keep = catalog.by_revision_id.get(&id).is_some_and(|&i| {
-            let rev = &catalog.revs[i as usize];
-            in_scope(i) && eligible(catalog, rev, &installed) && deployment(catalog, deployments, client, i).is_some()
-        });
+        let keep = catalog
+            .by_revision_id
+            .get(&id)
+            .is_some_and(|&i| offers.get(i).is_some() && in_scope(i) && memo.satisfied(catalog.signature_of[i as usize]));
         if !keep {
             page.out_of_scope.push(id);
         }
@@ -174,24 +114,18 @@ pub fn software_page(
         }
         let Some(&i) = catalog.latest_by_update.get(update) else { continue };
         let rev = &catalog.revs[i as usize];
-        if !cached.contains(rev.revision_id) || !in_scope(i) || !eligible(catalog, rev, &installed) {
+        if !cached.contains(rev.revision_id) || !in_scope(i) || !memo.satisfied(catalog.signature_of[i as usize]) {
             continue;
         }
-        if let Some(d) = deployment(catalog, deployments, client, i) {
-            page.changed.push((i, d));
+        if let Some(d) = offers.get(i) {
+            page.changed.push((i, d.clone()));
         }
     }
     page
 }
 
 /// The driver pass: approved drivers matching a device the client reports.
-pub fn driver_page(
-    catalog: &Catalog,
-    deployments: &Deployments,
-    client: &Client<'_>,
-    params: &SyncParameters,
-    hardware_ids: &dyn Fn(u32) -> Vec<String>,
-) -> Page {
+pub fn driver_page(catalog: &Catalog, client: &Client<'_>, params: &SyncParameters, hardware_ids: &dyn Fn(u32) -> Vec<String>) -> Page {
     let mut cached = IdSet::new(catalog.max_revision_id);
     for &id in &params.cached_driver_ids {
         cached.insert(id);
@@ -208,7 +142,7 @@ pub fn driver_page(
         if rev.kind != Kind::Driver || !rev.top_level || cached.contains(rev.revision_id) {
             continue;
         }
-        let Some(d) = deployment(catalog, deployments, client, i as u32) else { continue };
+        let Some(d) = client.offers.get(i as u32) else { continue };
         if !hardware_ids(i as u32).iter().any(|h| device_ids.contains(&h.to_ascii_lowercase())) {
             continue;
         }
@@ -216,7 +150,7 @@ pub fn driver_page(
             page.truncated = true;
             break;
         }
-        page.new_updates.push((i as u32, d));
+        page.new_updates.push((i as u32, d.clone()));
     }
     page
 }

@@ -6,7 +6,7 @@
 //! handlers with their file types, and the heavy tail of Core fragment sizes. Generated documents
 //! go through the same parser and fragment code as real ones.
 
-mod categories;
+pub mod categories;
 mod plan;
 mod render;
 mod rng;

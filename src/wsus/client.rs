@@ -2,12 +2,13 @@
 //! leniently (any order, unknown elements, literal or SOAP-encoded arrays, `xsi:nil`); responses
 //! are written in the element order and shapes of real WSUS 2025 answers.
 
-use super::soap::{Fault, Writer};
+use super::soap::{Fault, Piece, Writer};
 use super::tree::Element;
 use crate::catalog::Guid;
 use crate::catalog::xml::push_escaped_text;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
+use std::sync::Arc;
 
 pub const CLIENT_NS: &str = "http://www.microsoft.com/SoftwareDistribution/Server/ClientWebService";
 pub const SIMPLE_AUTH_NS: &str = "http://www.microsoft.com/SoftwareDistribution/Server/SimpleAuthWebService";
@@ -164,7 +165,7 @@ pub fn get_cookie_response(namespace: &str, expiration: &str, data: &[u8]) -> St
 /// `ComputerInfo`, field by field as the client sends it (names as in the WSDL).
 pub fn computer_info(op: &Element) -> Result<Vec<(String, String)>, Fault> {
     let info = op.child("computerInfo").filter(|c| !c.is_nil()).ok_or_else(|| Fault::invalid("computerInfo"))?;
-    Ok(info.children.iter().filter(|c| !c.is_nil()).map(|c| (c.name.clone(), c.text.trim().to_string())).collect())
+    Ok(info.children.iter().filter(|c| !c.is_nil()).map(|c| (c.name.to_string(), c.text.trim().to_string())).collect())
 }
 
 pub fn register_computer_response() -> String {
@@ -224,7 +225,9 @@ pub struct SyncParameters {
 pub fn sync_parameters(op: &Element) -> Result<SyncParameters, Fault> {
     let p = op.child("parameters").filter(|p| !p.is_nil()).ok_or_else(|| Fault::invalid("parameters"))?;
     let system_spec = p.child("SystemSpec").filter(|s| !s.is_nil()).map(|spec| {
-        spec.items().map(|d| Device { hardware_ids: string_array(d, "HardwareIDs"), compatible_ids: string_array(d, "CompatibleIDs") }).collect()
+        spec.items()
+            .map(|d| Device { hardware_ids: string_array(d, "HardwareIDs"), compatible_ids: string_array(d, "CompatibleIDs") })
+            .collect()
     });
     let filter_categories = match p.child("FilterCategoryIds").filter(|f| !f.is_nil()) {
         Some(f) => {
@@ -272,13 +275,21 @@ pub fn write_deployment(w: &mut Writer, d: &Deployment) {
     w.close("Deployment");
 }
 
-/// One `UpdateInfo`; `xml_escaped` is the Core fragment already XML-escaped for an element.
-pub fn write_update_info(w: &mut Writer, revision_id: i32, deployment: &Deployment, is_leaf: bool, xml_escaped: Option<&str>) {
-    w.open("UpdateInfo").int("ID", revision_id as i64);
-    write_deployment(w, deployment);
-    w.bool("IsLeaf", is_leaf);
-    if let Some(x) = xml_escaped {
-        w.raw("Xml", x);
+/// One `UpdateInfo` of a SyncUpdates answer.
+pub struct UpdateInfoOut<'a> {
+    pub revision_id: i32,
+    pub deployment: &'a Deployment,
+    pub is_leaf: bool,
+    /// The Core fragment, already escaped for element text; absent in ChangedUpdates.
+    pub xml_escaped: Option<Arc<str>>,
+}
+
+fn write_update_info(w: &mut Writer, u: &UpdateInfoOut<'_>) {
+    w.open("UpdateInfo").int("ID", u.revision_id as i64);
+    write_deployment(w, u.deployment);
+    w.bool("IsLeaf", u.is_leaf);
+    if let Some(x) = &u.xml_escaped {
+        w.open("Xml").shared(x.clone()).close("Xml");
     }
     w.close("UpdateInfo");
 }
@@ -291,21 +302,25 @@ pub fn escape_fragment(fragment: &str) -> String {
 }
 
 pub struct SyncResult<'a> {
-    /// Already-written `<UpdateInfo>` elements.
-    pub new_updates: &'a str,
+    pub new_updates: &'a [UpdateInfoOut<'a>],
     pub out_of_scope: &'a [i32],
-    pub changed_updates: &'a str,
+    pub changed_updates: &'a [UpdateInfoOut<'a>],
     pub truncated: bool,
     pub cookie_expiration: &'a str,
     pub cookie_data: &'a [u8],
     pub driver_sync_not_needed: bool,
 }
 
-pub fn sync_updates_response(r: &SyncResult<'_>) -> String {
-    let mut w = Writer::with_capacity(r.new_updates.len() + r.changed_updates.len() + 1024);
+/// The answer as pieces: Core fragments are shared, not copied.
+pub fn sync_updates_response(r: &SyncResult<'_>) -> Vec<Piece> {
+    let mut w = Writer::with_capacity(1024 + r.changed_updates.len() * 300);
     w.open_ns("SyncUpdatesResponse", CLIENT_NS).open("SyncUpdatesResult");
     if !r.new_updates.is_empty() {
-        w.open("NewUpdates").push_raw(r.new_updates).close("NewUpdates");
+        w.open("NewUpdates");
+        for u in r.new_updates {
+            write_update_info(&mut w, u);
+        }
+        w.close("NewUpdates");
     }
     if !r.out_of_scope.is_empty() {
         w.open("OutOfScopeRevisionIDs");
@@ -315,13 +330,17 @@ pub fn sync_updates_response(r: &SyncResult<'_>) -> String {
         w.close("OutOfScopeRevisionIDs");
     }
     if !r.changed_updates.is_empty() {
-        w.open("ChangedUpdates").push_raw(r.changed_updates).close("ChangedUpdates");
+        w.open("ChangedUpdates");
+        for u in r.changed_updates {
+            write_update_info(&mut w, u);
+        }
+        w.close("ChangedUpdates");
     }
     w.bool("Truncated", r.truncated);
     write_cookie(&mut w, "NewCookie", r.cookie_expiration, r.cookie_data);
     w.raw("DriverSyncNotNeeded", if r.driver_sync_not_needed { "true" } else { "false" });
     w.close("SyncUpdatesResult").close("SyncUpdatesResponse");
-    w.out
+    w.into_pieces()
 }
 
 // ---------------------------------------------------------------- RefreshCache

@@ -4,6 +4,7 @@
 //! Invariant: pure. No I/O, no clock, no randomness: callers pass times and ids in
 //! (`tests/integration/architecture.rs` checks the imports).
 
+pub mod agent;
 pub mod client;
 pub mod soap;
 pub mod tree;

@@ -3,6 +3,7 @@
 
 use super::tree::{self, Element};
 use crate::catalog::xml::{push_escaped_attribute, push_escaped_text};
+use std::sync::Arc;
 
 pub const SOAP11: &str = "http://schemas.xmlsoap.org/soap/envelope/";
 pub const SOAP12: &str = "http://www.w3.org/2003/05/soap-envelope";
@@ -120,12 +121,12 @@ impl Request {
 /// namespace) is a client fault.
 pub fn parse_request(body: &[u8]) -> Result<Request, Fault> {
     let root = tree::parse(body).map_err(|e| Fault::invalid(format!("request: {e}")))?;
-    let version = match (root.name.as_str(), root.ns.as_str()) {
+    let version = match (&*root.name, &*root.ns) {
         ("Envelope", SOAP11) => SoapVersion::V11,
         ("Envelope", SOAP12) => SoapVersion::V12,
         (name, ns) => return Err(Fault::invalid(format!("request: expected a SOAP Envelope, found {{{ns}}}{name}"))),
     };
-    let body = root.children.into_iter().find(|c| c.name == "Body").ok_or_else(|| Fault::invalid("request: the envelope has no Body"))?;
+    let body = root.children.into_iter().find(|c| &*c.name == "Body").ok_or_else(|| Fault::invalid("request: the envelope has no Body"))?;
     let operation = body.children.into_iter().next().ok_or_else(|| Fault::invalid("request: the Body is empty"))?;
     Ok(Request { version, operation })
 }
@@ -143,6 +144,17 @@ pub enum EnvelopeStyle {
     Client,
     /// SimpleAuth, Reporting, ServerSync (ASMX): declaration, `soap:` prefix, xsi/xsd on Envelope.
     Asmx,
+}
+
+/// The text before and after the content of an envelope.
+pub fn envelope_parts(version: SoapVersion, style: EnvelopeStyle) -> (String, &'static str) {
+    let whole = envelope(version, style, "\u{0}");
+    let (before, _) = whole.split_once('\u{0}').expect("the marker is in the envelope");
+    let after = match (version, style) {
+        (SoapVersion::V11, EnvelopeStyle::Client) => "</s:Body></s:Envelope>",
+        _ => "</soap:Body></soap:Envelope>",
+    };
+    (before.to_string(), after)
 }
 
 /// Wraps `content` (the `<OpResponse xmlns=...>...</OpResponse>` element) in an envelope.
@@ -165,15 +177,55 @@ pub fn envelope(version: SoapVersion, style: EnvelopeStyle, content: &str) -> St
     }
 }
 
+/// Part of a response: text written for it, or text shared with other responses (a large
+/// Core fragment is sent to many clients without being copied into each answer).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Piece {
+    Text(String),
+    Shared(Arc<str>),
+}
+
+impl Piece {
+    pub fn len(&self) -> usize {
+        match self {
+            Piece::Text(t) => t.len(),
+            Piece::Shared(s) => s.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
 /// A tiny XML writer for response bodies.
 #[derive(Debug, Default)]
 pub struct Writer {
     pub out: String,
+    /// Pieces before `out`, when shared text was written.
+    done: Vec<Piece>,
 }
 
 impl Writer {
+    /// Appends shared text (already escaped for where it goes) without copying it.
+    pub fn shared(&mut self, text: Arc<str>) -> &mut Self {
+        if !self.out.is_empty() {
+            self.done.push(Piece::Text(std::mem::take(&mut self.out)));
+        }
+        self.done.push(Piece::Shared(text));
+        self
+    }
+
+    /// Everything written, in order.
+    pub fn into_pieces(mut self) -> Vec<Piece> {
+        if !self.out.is_empty() {
+            self.done.push(Piece::Text(self.out));
+        }
+        self.done
+    }
+
     pub fn with_capacity(n: usize) -> Writer {
-        Writer { out: String::with_capacity(n) }
+        Writer { out: String::with_capacity(n), done: Vec::new() }
     }
     pub fn open(&mut self, name: &str) -> &mut Self {
         self.out.push('<');
@@ -249,6 +301,23 @@ mod tests {
             f,
             "<s:Envelope xmlns:s=\"http://schemas.xmlsoap.org/soap/envelope/\"><s:Body><s:Fault><faultcode>s:Client</faultcode><faultstring>Fault occurred</faultstring><detail><ErrorCode>InvalidParameters</ErrorCode><Message>parameters.InstalledNonLeafUpdateIDs</Message><ID>81418b4e-82c1-48d0-9504-da01db6148ae</ID><Method>\"http://www.microsoft.com/SoftwareDistribution/Server/ClientWebService/SyncUpdates\"</Method></detail></s:Fault></s:Body></s:Envelope>"
         );
+    }
+
+    #[test]
+    fn envelope_parts_surround_the_content() {
+        for version in [SoapVersion::V11, SoapVersion::V12] {
+            for style in [EnvelopeStyle::Client, EnvelopeStyle::Asmx] {
+                let (before, after) = envelope_parts(version, style);
+                assert_eq!(format!("{before}<x/>{after}"), envelope(version, style, "<x/>"));
+            }
+        }
+    }
+
+    #[test]
+    fn shared_pieces_keep_their_place() {
+        let mut w = Writer::default();
+        w.open("a").shared(Arc::from("<big/>")).close("a");
+        assert_eq!(w.into_pieces(), vec![Piece::Text("<a>".into()), Piece::Shared(Arc::from("<big/>")), Piece::Text("</a>".into())]);
     }
 
     #[test]

@@ -6,6 +6,7 @@ use crate::catalog::xml::{decode_attribute, normalize_newlines, resolve_referenc
 use quick_xml::events::Event;
 use quick_xml::name::ResolveResult;
 use quick_xml::reader::NsReader;
+use std::sync::Arc;
 
 const MAX_DEPTH: usize = 64;
 const MAX_ELEMENTS: usize = 500_000;
@@ -14,8 +15,9 @@ pub const XSI: &str = "http://www.w3.org/2001/XMLSchema-instance";
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Element {
-    pub ns: String,
-    pub name: String,
+    /// Shared between elements: a request with 5,000 `<int>` items holds one copy of each.
+    pub ns: Arc<str>,
+    pub name: Arc<str>,
     /// (namespace, local name, value)
     pub attributes: Vec<(String, String, String)>,
     pub text: String,
@@ -32,7 +34,7 @@ pub struct XmlError {
 impl Element {
     /// The first child with this local name (any namespace).
     pub fn child(&self, name: &str) -> Option<&Element> {
-        self.children.iter().find(|c| c.name == name)
+        self.children.iter().find(|c| &*c.name == name)
     }
 
     /// The first child with this local name, ignoring ASCII case (real clients vary the case of
@@ -60,6 +62,26 @@ impl Element {
     }
 }
 
+/// Reuses the previous `Arc<str>` when the same bytes come again (array items, one namespace).
+#[derive(Default)]
+struct Interner {
+    recent: Vec<Arc<str>>,
+}
+
+impl Interner {
+    fn get(&mut self, bytes: &[u8]) -> Arc<str> {
+        if let Some(a) = self.recent.iter().find(|a| a.as_bytes() == bytes) {
+            return a.clone();
+        }
+        let a: Arc<str> = Arc::from(String::from_utf8_lossy(bytes));
+        if self.recent.len() >= 16 {
+            self.recent.remove(0);
+        }
+        self.recent.push(a.clone());
+        a
+    }
+}
+
 pub fn parse(bytes: &[u8]) -> Result<Element, XmlError> {
     let text = std::str::from_utf8(bytes).map_err(|e| XmlError { offset: e.valid_up_to() as u64, message: "not UTF-8".into() })?;
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
@@ -68,6 +90,8 @@ pub fn parse(bytes: &[u8]) -> Result<Element, XmlError> {
     let mut stack: Vec<Element> = Vec::new();
     let mut root: Option<Element> = None;
     let mut count = 0usize;
+    let mut names = Interner::default();
+    let mut namespaces = Interner::default();
     let err = |reader: &NsReader<&[u8]>, message: String| XmlError { offset: reader.buffer_position(), message };
     loop {
         let event = reader.read_event().map_err(|e| XmlError { offset: reader.error_position(), message: e.to_string() })?;
@@ -85,11 +109,11 @@ pub fn parse(bytes: &[u8]) -> Result<Element, XmlError> {
                 }
                 let (ns, local) = reader.resolver().resolve_element(e.name());
                 let ns = match ns {
-                    ResolveResult::Bound(n) => String::from_utf8_lossy(n.as_ref()).into_owned(),
-                    ResolveResult::Unbound => String::new(),
+                    ResolveResult::Bound(n) => namespaces.get(n.as_ref()),
+                    ResolveResult::Unbound => namespaces.get(b""),
                     ResolveResult::Unknown(p) => return Err(err(&reader, format!("undeclared prefix {:?}", String::from_utf8_lossy(&p)))),
                 };
-                let mut element = Element { ns, name: String::from_utf8_lossy(local.as_ref()).into_owned(), ..Default::default() };
+                let mut element = Element { ns, name: names.get(local.as_ref()), ..Default::default() };
                 for a in e.attributes() {
                     let a = a.map_err(|e| err(&reader, e.to_string()))?;
                     if a.key.as_namespace_binding().is_some() {
@@ -161,7 +185,7 @@ mod tests {
             br#"<a:x xmlns:a="urn:a" xmlns:i="http://www.w3.org/2001/XMLSchema-instance"><a:y>1 &amp; 2</a:y><z i:nil="true"/></a:x>"#,
         )
         .unwrap();
-        assert_eq!((t.ns.as_str(), t.name.as_str()), ("urn:a", "x"));
+        assert_eq!((&*t.ns, &*t.name), ("urn:a", "x"));
         assert_eq!(t.child_text("y"), Some("1 & 2"));
         assert!(t.child("z").unwrap().is_nil());
         assert_eq!(t.child_text("z"), None);

@@ -1,0 +1,179 @@
+//! `ferry dev loadgen`: many simulated Windows Update Agents against a server, each making the
+//! native client's calls (`scan.rs`) as a machine of some profile (`machine.rs`). Reports scans
+//! per second and per-operation latency. It can also record the answers, so that a plain web
+//! server can serve them as static files and the same load can be replayed against it.
+
+mod http;
+mod machine;
+mod scan;
+mod stats;
+
+pub use machine::Profile;
+pub use scan::{MAX_SYNC_CALLS, ScanError};
+pub use stats::OperationReport;
+
+use scan::{Agent, Target};
+use serde::Serialize;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Every scan is a new machine's first scan (handshake, all pages, extended info, report, downloads).
+    First,
+    /// Each client makes its first scan once, then measured scans with a warm cache.
+    Repeat,
+}
+
+#[derive(Debug, Clone)]
+pub struct LoadOptions {
+    /// `http://host:port[/prefix]`.
+    pub url: String,
+    pub clients: usize,
+    pub duration: Duration,
+    pub mode: Mode,
+    /// Machine profiles the clients take in turn.
+    pub profiles: usize,
+    pub download: bool,
+    /// The URL serves answers recorded with `record` (GET `<prefix>/answers/<key>.xml`).
+    pub static_answers: bool,
+    pub threads: usize,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("--url {0}")]
+    Url(String),
+    #[error("recording into {}: {source}", path.display())]
+    Record { path: PathBuf, source: std::io::Error },
+    #[error("recording profile {profile}: {source}")]
+    RecordScan { profile: String, source: ScanError },
+    #[error("starting the async runtime: {0}")]
+    Runtime(std::io::Error),
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LoadReport {
+    pub url: String,
+    pub mode: Mode,
+    pub clients: usize,
+    pub profiles: Vec<String>,
+    pub seconds: f64,
+    pub scans: u64,
+    pub scans_per_second: f64,
+    pub failed_scans: u64,
+    pub requests: u64,
+    pub requests_per_second: f64,
+    pub errors: u64,
+    pub sync_pages_per_scan: f64,
+    pub content_mib_per_second: f64,
+    pub operations: Vec<OperationReport>,
+    /// The first few distinct scan errors, to say what went wrong.
+    pub error_samples: Vec<String>,
+}
+
+fn runtime(threads: usize) -> Result<tokio::runtime::Runtime, LoadError> {
+    tokio::runtime::Builder::new_multi_thread().worker_threads(threads.max(1)).enable_all().build().map_err(LoadError::Runtime)
+}
+
+/// Runs the load for the given duration.
+pub fn run(options: &LoadOptions) -> Result<LoadReport, LoadError> {
+    let (authority, prefix) = http::split_url(&options.url).map_err(LoadError::Url)?;
+    let profiles = Profile::first(options.profiles);
+    let rt = runtime(options.threads)?;
+    let target = if options.static_answers { Target::Static } else { Target::Server };
+    let (stats, seconds, samples) = rt.block_on(async {
+        let started = Instant::now();
+        let deadline = started + options.duration;
+        let profiles = std::sync::Arc::new(profiles);
+        let mut tasks = tokio::task::JoinSet::new();
+        for client in 0..options.clients.max(1) {
+            let (authority, prefix, target, profiles) = (authority.clone(), prefix.clone(), target.clone(), profiles.clone());
+            let (mode, download) = (options.mode, options.download);
+            tasks.spawn(async move {
+                let profile = &profiles[client % profiles.len()];
+                let mut agent = Agent::new(&authority, &prefix, target, None, download, profile);
+                let mut errors: Vec<String> = Vec::new();
+                let mut warm = false;
+                while Instant::now() < deadline {
+                    let result = match (mode, warm) {
+                        (Mode::Repeat, true) => agent.repeat_scan().await,
+                        _ => agent.first_scan().await,
+                    };
+                    match result {
+                        Ok(()) => {
+                            if mode == Mode::Repeat && !warm {
+                                // The first scan warms the cache; it is not what is measured.
+                                warm = true;
+                                agent.stats = Default::default();
+                            }
+                        }
+                        Err(e) => {
+                            agent.stats.failed_scans += 1;
+                            warm = false;
+                            if errors.len() < 3 {
+                                errors.push(e.to_string());
+                            }
+                            // Do not spin on a server that refuses everything.
+                            tokio::time::sleep(Duration::from_millis(10)).await;
+                        }
+                    }
+                }
+                (agent.stats, errors)
+            });
+        }
+        let mut all = stats::Stats::default();
+        let mut samples: Vec<String> = Vec::new();
+        while let Some(done) = tasks.join_next().await {
+            if let Ok((s, errors)) = done {
+                all.merge(s);
+                for e in errors {
+                    if samples.len() < 5 && !samples.contains(&e) {
+                        samples.push(e);
+                    }
+                }
+            }
+        }
+        (all, started.elapsed().as_secs_f64(), samples)
+    });
+    let mut stats = stats;
+    let operations = stats.operations(seconds);
+    Ok(LoadReport {
+        url: options.url.clone(),
+        mode: options.mode,
+        clients: options.clients,
+        profiles: Profile::first(options.profiles).iter().map(|p| p.name.to_string()).collect(),
+        seconds,
+        scans: stats.scans,
+        scans_per_second: stats.scans as f64 / seconds,
+        failed_scans: stats.failed_scans,
+        requests: stats.requests(),
+        requests_per_second: stats.requests() as f64 / seconds,
+        errors: stats.errors(),
+        sync_pages_per_scan: if stats.scans > 0 { stats.sync_pages as f64 / (stats.scans + stats.failed_scans) as f64 } else { 0.0 },
+        content_mib_per_second: stats.content_bytes as f64 / (1 << 20) as f64 / seconds,
+        operations,
+        error_samples: samples,
+    })
+}
+
+/// Plays one first scan and one repeat scan per profile against the server and writes every
+/// answer to `dir/answers/`, for a static web server to serve (`static_answers`).
+pub fn record(url: &str, profiles: usize, dir: &std::path::Path) -> Result<usize, LoadError> {
+    let (authority, prefix) = http::split_url(url).map_err(LoadError::Url)?;
+    let answers = dir.join("answers");
+    std::fs::create_dir_all(&answers).map_err(|source| LoadError::Record { path: answers.clone(), source })?;
+    let rt = runtime(1)?;
+    let profiles = Profile::first(profiles);
+    rt.block_on(async {
+        for p in &profiles {
+            let mut agent = Agent::new(&authority, &prefix, Target::Server, Some(dir.to_path_buf()), false, p);
+            agent.first_scan().await.map_err(|source| LoadError::RecordScan { profile: p.name.to_string(), source })?;
+            agent.repeat_scan().await.map_err(|source| LoadError::RecordScan { profile: p.name.to_string(), source })?;
+        }
+        Ok::<(), LoadError>(())
+    })?;
+    let n = std::fs::read_dir(&answers).map_err(|source| LoadError::Record { path: answers.clone(), source })?.count();
+    Ok(n)
+}
