@@ -42,6 +42,15 @@ impl Service {
         }
     }
 
+    /// The namespace of the operation elements.
+    fn namespace(self) -> &'static str {
+        match self {
+            Service::Client => crate::wsus::client::CLIENT_NS,
+            Service::SimpleAuth => crate::wsus::client::SIMPLE_AUTH_NS,
+            Service::Reporting => crate::wsus::client::REPORTING_NS,
+        }
+    }
+
     fn name(self) -> &'static str {
         match self {
             Service::Client => "ClientWebService",
@@ -196,6 +205,15 @@ async fn soap_endpoint(
     let started = Instant::now();
     let (op_name, result, version) = match soap::parse_request(&bytes) {
         Err(fault) => ("(unparsed)".to_string(), Err(fault), version_from_headers(&parts.headers)),
+        Ok(request) if &*request.operation.ns != service.namespace() => {
+            let fault = Fault::invalid(format!(
+                "request: {{{}}}{} is not an operation of {}",
+                request.operation.ns,
+                request.name(),
+                service.name()
+            ));
+            (request.name().to_string(), Err(fault), request.version)
+        }
         Ok(request) => {
             let host = parts.headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("localhost").to_string();
             let base_url = state.public_url.clone().unwrap_or_else(|| format!("{scheme}://{host}"));
@@ -229,16 +247,8 @@ async fn soap_endpoint(
             } else {
                 tracing::debug!(operation = %op_name, "fault: {f}");
             }
-            let method = action.or_else(|| Some(format!("{}/{op_name}", default_action_prefix(service))));
+            let method = action.or_else(|| Some(format!("{}/{op_name}", service.namespace())));
             fault_response(&f, version, method.as_deref())
         }
-    }
-}
-
-fn default_action_prefix(service: Service) -> &'static str {
-    match service {
-        Service::Client => crate::wsus::client::CLIENT_NS,
-        Service::SimpleAuth => crate::wsus::client::SIMPLE_AUTH_NS,
-        Service::Reporting => crate::wsus::client::REPORTING_NS,
     }
 }

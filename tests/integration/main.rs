@@ -6,5 +6,7 @@ mod bundles;
 mod catalog_cli;
 mod conformance;
 mod fragments;
+mod served;
+mod server;
 mod synth_realism;
 mod util;

@@ -1,0 +1,200 @@
+//! A running `ferry serve` over a store, and a plain blocking HTTP/1.1 client to talk to it
+//! (written here, independent of the server's own code).
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub struct Served {
+    child: Child,
+    pub addr: String,
+    pub https_addr: Option<String>,
+    log: Arc<Mutex<String>>,
+}
+
+impl Served {
+    pub fn start(data: &Path, extra: &[&str]) -> Served {
+        let mut child = Command::new(assert_cmd::cargo::cargo_bin("ferry"))
+            .env_remove("FERRY_DATA")
+            .env("FERRY_LOG", "warn")
+            .arg("--data")
+            .arg(data)
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("ferry serve starts");
+        let stderr = child.stderr.take().unwrap();
+        let log = Arc::new(Mutex::new(String::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let sink = log.clone();
+        // Drains stderr for the whole run (a full pipe would block the server).
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = tx.send(line.clone());
+                sink.lock().unwrap().push_str(&(line + "\n"));
+            }
+        });
+        let mut addr = None;
+        let mut https_addr = None;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            let Ok(line) = rx.recv_timeout(Duration::from_secs(60)) else { break };
+            if let Some(rest) = line.strip_prefix("ferry serve: http://") {
+                addr = rest.split('/').next().map(str::to_string);
+            } else if let Some(rest) = line.strip_prefix("ferry serve: https://") {
+                https_addr = rest.split('/').next().map(str::to_string);
+            } else if line.contains("revisions,") {
+                break;
+            }
+        }
+        let addr = addr.unwrap_or_else(|| panic!("ferry serve did not start:\n{}", log.lock().unwrap()));
+        Served { child, addr, https_addr, log }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// Whether the process is still running.
+    pub fn alive(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
+    }
+
+    pub fn http(&self) -> Http {
+        Http::new(&self.addr)
+    }
+
+    /// One SOAP call on a fresh connection.
+    pub fn soap(&self, path: &str, action: &str, body: &str) -> Reply {
+        self.http().soap(path, action, body)
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: HashMap<String, String>,
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(&name.to_ascii_lowercase()).map(String::as_str)
+    }
+
+    /// The `ErrorCode` of a SOAP fault.
+    pub fn fault_code(&self) -> Option<String> {
+        let t = self.text();
+        let start = t.find("<ErrorCode>")? + "<ErrorCode>".len();
+        let end = t[start..].find("</ErrorCode>")? + start;
+        Some(t[start..end].to_string())
+    }
+}
+
+/// One keep-alive connection.
+pub struct Http {
+    stream: BufReader<TcpStream>,
+}
+
+impl Http {
+    pub fn new(addr: &str) -> Http {
+        let stream = TcpStream::connect(addr).expect("connects");
+        stream.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
+        Http { stream: BufReader::new(stream) }
+    }
+
+    /// Writes bytes; a server that answered early and closed (413) is not an error here.
+    pub fn raw(&mut self, bytes: &[u8]) {
+        match self.stream.get_mut().write_all(bytes) {
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::BrokenPipe | std::io::ErrorKind::ConnectionReset) => {}
+            other => other.unwrap(),
+        }
+    }
+
+    pub fn request(&mut self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Reply {
+        let mut head = format!("{method} {path} HTTP/1.1\r\nHost: test.example\r\n");
+        for (k, v) in headers {
+            head.push_str(&format!("{k}: {v}\r\n"));
+        }
+        if !body.is_empty() || method == "POST" {
+            head.push_str(&format!("Content-Length: {}\r\n", body.len()));
+        }
+        head.push_str("\r\n");
+        let mut all = head.into_bytes();
+        all.extend_from_slice(body);
+        self.raw(&all);
+        self.read_reply(method == "HEAD")
+    }
+
+    pub fn read_reply(&mut self, head_only: bool) -> Reply {
+        let mut line = String::new();
+        self.stream.read_line(&mut line).unwrap();
+        let status: u16 = line.split_whitespace().nth(1).unwrap_or_else(|| panic!("no status line: {line:?}")).parse().unwrap();
+        let mut headers = HashMap::new();
+        loop {
+            line.clear();
+            self.stream.read_line(&mut line).unwrap();
+            let l = line.trim_end();
+            if l.is_empty() {
+                break;
+            }
+            let (k, v) = l.split_once(':').unwrap();
+            headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
+        }
+        assert!(!headers.contains_key("transfer-encoding"), "answers are never chunked: {headers:?}");
+        let length: usize = headers.get("content-length").expect("every answer has a Content-Length").parse().unwrap();
+        let mut body = vec![0; if head_only { 0 } else { length }];
+        self.stream.read_exact(&mut body).unwrap();
+        Reply { status, headers, body }
+    }
+
+    pub fn soap(&mut self, path: &str, action: &str, body: &str) -> Reply {
+        let quoted = format!("\"{action}\"");
+        self.request("POST", path, &[("Content-Type", "text/xml; charset=utf-8"), ("SOAPAction", &quoted)], body.as_bytes())
+    }
+}
+
+pub const CLIENT: &str = "/ClientWebService/client.asmx";
+pub const CLIENT_NS: &str = "http://www.microsoft.com/SoftwareDistribution/Server/ClientWebService";
+pub const SIMPLE_AUTH: &str = "/SimpleAuthWebService/SimpleAuth.asmx";
+pub const SIMPLE_AUTH_NS: &str = "http://www.microsoft.com/SoftwareDistribution/Server/SimpleAuthWebService";
+pub const REPORTING: &str = "/ReportingWebService/ReportingWebService.asmx";
+pub const REPORTING_NS: &str = "http://www.microsoft.com/SoftwareDistribution";
+
+/// The external tools a test needs, or `None` (the test is skipped) when they are missing and
+/// `FERRY_REQUIRE_TOOLS` is not set (CI sets it: there, a missing tool fails the test).
+pub fn require(tools: &[&str]) -> Option<()> {
+    let missing: Vec<&&str> = tools
+        .iter()
+        .filter(|t| Command::new("sh").arg("-c").arg(format!("command -v {t}")).output().map(|o| !o.status.success()).unwrap_or(true))
+        .collect();
+    if missing.is_empty() {
+        return Some(());
+    }
+    if std::env::var_os("FERRY_REQUIRE_TOOLS").is_some() {
+        panic!("missing tools: {missing:?}");
+    }
+    eprintln!("skipped: missing tools {missing:?}");
+    None
+}
