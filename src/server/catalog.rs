@@ -61,23 +61,41 @@ pub struct FileEntry {
 pub struct Catalog {
     pub stamp: i64,
     pub revs: Vec<Rev>,
-    pub by_revision_id: HashMap<i32, u32>,
+    /// Catalog index by revision id (`u32::MAX`: not served); see `index_of`.
+    revision_index: Vec<u32>,
     pub latest_by_update: HashMap<Guid, u32>,
     pub by_identity: HashMap<(Guid, i32), u32>,
     pub files: HashMap<[u8; 20], FileEntry>,
     pub max_revision_id: i32,
     /// Every offerable revision in the order pages are filled: non-leaf updates (so clients can
-    /// evaluate the layers below), then bundle members, then the rest; by revision id within each.
+    /// evaluate the layers below), then bundle members, then the rest; within each by gate
+    /// (see `runs`), then revision id.
     pub page_order: Vec<u32>,
     /// Revision ids and prerequisite signatures in page order: a scan walks these arrays.
     pub page_order_ids: Vec<i32>,
     pub page_order_signatures: Vec<u32>,
+    /// Consecutive positions of the page order that share a gate (their first prerequisite
+    /// clause): a page skips a whole run when its gate is not installed.
+    pub runs: Vec<Run>,
+    pub gates: Signatures,
     /// Per revision, its prerequisite signature (revisions with identical prerequisites share one).
     pub signature_of: Vec<u32>,
     pub signatures: Signatures,
 }
 
+#[derive(Debug, Clone, Copy)]
+pub struct Run {
+    pub start: u32,
+    pub end: u32,
+    pub gate: u32,
+}
+
 impl Catalog {
+    /// The catalog index of a revision id, if this server serves it.
+    pub fn index_of(&self, revision_id: i32) -> Option<u32> {
+        usize::try_from(revision_id).ok().and_then(|i| self.revision_index.get(i)).copied().filter(|&i| i != u32::MAX)
+    }
+
     pub fn load(store: &Store) -> StoreResult<Catalog> {
         let stamp = store.catalog_stamp()?;
         let all = store.catalog_revisions()?;
@@ -196,10 +214,11 @@ impl Catalog {
                 2
             }
         };
-        let mut page_order: Vec<u32> = (0..revs.len() as u32).filter(|&i| revs[i as usize].offerable).collect();
-        page_order.sort_by_key(|&i| (phase(&revs[i as usize]), revs[i as usize].revision_id));
-        let page_order_ids = page_order.iter().map(|&i| revs[i as usize].revision_id).collect();
         let mut signatures = Signatures::default();
+        // A revision's gate is its first prerequisite clause (a category clause when it has
+        // one: the product), which rules out most revisions for most machines at once.
+        let mut gates = Signatures::default();
+        let mut gate_of: Vec<u32> = Vec::with_capacity(revs.len());
         let signature_of: Vec<u32> = revs
             .iter()
             .map(|r| {
@@ -211,21 +230,43 @@ impl Catalog {
                         (categories, c.iter().map(|&m| if m == MISSING { -1 } else { revs[m as usize].revision_id }).collect())
                     })
                     .collect();
-                // Category clauses (the product) rule out most revisions for most machines: first.
                 clauses.sort_by_key(|(categories, _)| !categories);
-                signatures.intern(clauses.into_iter().map(|(_, c)| c).collect())
+                let clauses: Vec<Vec<i32>> = clauses.into_iter().map(|(_, c)| c).collect();
+                gate_of.push(gates.intern(clauses.first().cloned().into_iter().collect()));
+                signatures.intern(clauses)
             })
             .collect();
         signatures.freeze();
+        gates.freeze();
+        let mut page_order: Vec<u32> = (0..revs.len() as u32).filter(|&i| revs[i as usize].offerable).collect();
+        page_order.sort_by_key(|&i| (phase(&revs[i as usize]), gate_of[i as usize], revs[i as usize].revision_id));
+        let page_order_ids = page_order.iter().map(|&i| revs[i as usize].revision_id).collect();
+        let mut runs: Vec<Run> = Vec::new();
+        for (pos, &i) in page_order.iter().enumerate() {
+            let gate = gate_of[i as usize];
+            match runs.last_mut() {
+                Some(run) if run.gate == gate && run.end as usize == pos => run.end += 1,
+                _ => runs.push(Run { start: pos as u32, end: pos as u32 + 1, gate }),
+            }
+        }
+        let max_revision_id = revs.iter().map(|r| r.revision_id).max().unwrap_or(0);
+        let mut revision_index = vec![u32::MAX; max_revision_id.max(0) as usize + 1];
+        for (i, r) in revs.iter().enumerate() {
+            if r.revision_id >= 0 {
+                revision_index[r.revision_id as usize] = i as u32;
+            }
+        }
         Catalog {
             page_order_ids,
             page_order_signatures: page_order.iter().map(|&i| signature_of[i as usize]).collect(),
+            runs,
+            gates,
             signature_of,
             signatures,
             stamp,
-            by_revision_id: revs.iter().enumerate().map(|(i, r)| (r.revision_id, i as u32)).collect(),
+            revision_index,
             by_identity: revs.iter().enumerate().map(|(i, r)| ((r.update_id, r.revision_number), i as u32)).collect(),
-            max_revision_id: revs.iter().map(|r| r.revision_id).max().unwrap_or(0),
+            max_revision_id,
             latest_by_update,
             revs,
             files,

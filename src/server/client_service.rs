@@ -356,8 +356,8 @@ async fn extended_update_info(state: &Arc<AppState>, ctx: &Context, op: &crate::
         let mut in_scope: Vec<u32> = Vec::new();
         let mut out_of_scope = Vec::new();
         for id in &req.revision_ids {
-            match catalog.by_revision_id.get(id) {
-                Some(&i) if offers.get(i).is_some() => in_scope.push(i),
+            match catalog.index_of(*id) {
+                Some(i) if offers.get(i).is_some() => in_scope.push(i),
                 _ => out_of_scope.push(*id),
             }
         }

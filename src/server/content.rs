@@ -2,6 +2,7 @@
 //! fetch them. Only files the catalog knows and holds are served; never chunked, never compressed.
 
 use super::state::AppState;
+use crate::bundle::safe_path::SafePath;
 use axum::body::Body;
 use axum::http::{HeaderMap, HeaderValue, Method, Response, StatusCode, header};
 use std::os::unix::fs::FileExt;
@@ -151,11 +152,13 @@ pub async fn serve_selfupdate(state: Arc<AppState>, method: &Method, path: &str,
         return status(StatusCode::METHOD_NOT_ALLOWED);
     }
     let relative = &path["/selfupdate/".len()..];
-    let Ok(safe) = crate::bundle::safe_path::SafePath::new(relative) else { return status(StatusCode::NOT_FOUND) };
+    let (Ok(safe), Ok(lower)) = (SafePath::new(relative), SafePath::new(&relative.to_ascii_lowercase())) else {
+        return status(StatusCode::NOT_FOUND);
+    };
     let root = state.dir.join("selfupdate");
     // IIS matches case-insensitively; try the path as sent, then in lower case.
     let exact = safe.under(&root);
-    let file = if exact.is_file() { exact } else { safe.under(&root).to_string_lossy().to_ascii_lowercase().into() };
+    let file = if exact.is_file() { exact } else { lower.under(&root) };
     let tag = format!("{:016x}", xxhash_rust::xxh3::xxh3_64(relative.to_ascii_lowercase().as_bytes()));
     let extension = relative.rsplit_once('.').map(|(_, e)| e).unwrap_or("");
     serve_file(&state, method, headers, &file, &tag, mime(extension)).await

@@ -73,31 +73,36 @@ pub fn software_page(
 
     let mut page = Page::default();
     let mut bytes = 0u64;
-    for (pos, &id) in catalog.page_order_ids.iter().enumerate() {
-        if cached.contains(id) || !offers.offered_at(pos) || !memo.satisfied(catalog.page_order_signatures[pos]) {
+    'runs: for run in &catalog.runs {
+        if !catalog.gates.satisfied(run.gate, &installed) {
             continue;
         }
-        let i = catalog.page_order[pos];
-        if !in_scope(i) {
-            continue;
+        for pos in run.start as usize..run.end as usize {
+            let id = catalog.page_order_ids[pos];
+            if cached.contains(id) || !offers.offered_at(pos) || !memo.satisfied(catalog.page_order_signatures[pos]) {
+                continue;
+            }
+            let i = catalog.page_order[pos];
+            if !in_scope(i) {
+                continue;
+            }
+            let Some(d) = offers.get(i) else { continue };
+            let size = core_size(i);
+            if page.new_updates.len() >= PAGE_UPDATES || (!page.new_updates.is_empty() && bytes + size > PAGE_BYTES) {
+                page.truncated = true;
+                break 'runs;
+            }
+            bytes += size;
+            page.new_updates.push((i, d.clone()));
         }
-        let Some(d) = offers.get(i) else { continue };
-        let size = core_size(i);
-        if page.new_updates.len() >= PAGE_UPDATES || (!page.new_updates.is_empty() && bytes + size > PAGE_BYTES) {
-            page.truncated = true;
-            break;
-        }
-        bytes += size;
-        page.new_updates.push((i, d.clone()));
     }
 
     // Cached revisions the client should forget: unknown here, replaced by a newer revision,
     // declined, out of its groups' scope, or no longer reachable through its prerequisites.
     for &id in params.installed_non_leaf.iter().chain(&params.other_cached) {
         let keep = catalog
-            .by_revision_id
-            .get(&id)
-            .is_some_and(|&i| offers.get(i).is_some() && in_scope(i) && memo.satisfied(catalog.signature_of[i as usize]));
+            .index_of(id)
+            .is_some_and(|i| offers.get(i).is_some() && in_scope(i) && memo.satisfied(catalog.signature_of[i as usize]));
         if !keep {
             page.out_of_scope.push(id);
         }

@@ -284,7 +284,7 @@ pub fn read_sync(xml: &[u8]) -> Result<SyncAnswer, AnswerError> {
         changed_updates: update_infos(r.child("ChangedUpdates")),
         out_of_scope: r
             .child("OutOfScopeRevisionIDs")
-            .map(|o| o.items().filter_map(|i| i.text.trim().parse().ok()).collect())
+            .map(|o| o.ints.iter().map(|&v| v as i32).chain(o.items().filter_map(|i| i.text.trim().parse().ok())).collect())
             .unwrap_or_default(),
         truncated: r.child_text("Truncated") == Some("true"),
         new_cookie: r.child("NewCookie").and_then(read_cookie),
@@ -292,17 +292,22 @@ pub fn read_sync(xml: &[u8]) -> Result<SyncAnswer, AnswerError> {
     })
 }
 
+/// `str::find` with SIMD (answers are scanned for thousands of tags).
+fn find(haystack: &str, needle: &str) -> Option<usize> {
+    memchr::memmem::find(haystack.as_bytes(), needle.as_bytes())
+}
+
 fn between<'a>(s: &'a str, open: &str, close: &str) -> Option<&'a str> {
-    let start = s.find(open)? + open.len();
-    let end = s[start..].find(close)? + start;
+    let start = find(s, open)? + open.len();
+    let end = find(&s[start..], close)? + start;
     Some(&s[start..end])
 }
 
 /// The pieces `<open>...</close>` in order.
 fn pieces<'a>(mut s: &'a str, open: &'a str, close: &'a str) -> impl Iterator<Item = &'a str> {
     std::iter::from_fn(move || {
-        let start = s.find(open)? + open.len();
-        let end = s[start..].find(close)? + start;
+        let start = find(s, open)? + open.len();
+        let end = find(&s[start..], close)? + start;
         let piece = &s[start..end];
         s = &s[end + close.len()..];
         Some(piece)
@@ -311,9 +316,12 @@ fn pieces<'a>(mut s: &'a str, open: &'a str, close: &'a str) -> impl Iterator<It
 
 /// An attribute in an escaped fragment: quotes travel raw in element text (as WSUS sends
 /// them) or as `&quot;`.
-fn escaped_attribute<'a>(fragment: &'a str, name: &str) -> Option<&'a str> {
-    between(fragment, &format!("{name}=\""), "\"").or_else(|| between(fragment, &format!("{name}=&quot;"), "&quot;"))
+fn escaped_attribute<'a>(fragment: &'a str, (raw, entity): (&str, &str)) -> Option<&'a str> {
+    between(fragment, raw, "\"").or_else(|| between(fragment, entity, "&quot;"))
 }
+
+const UPDATE_ID_ATTRIBUTE: (&str, &str) = ("UpdateID=\"", "UpdateID=&quot;");
+const UPDATE_TYPE_ATTRIBUTE: (&str, &str) = ("UpdateType=\"", "UpdateType=&quot;");
 
 fn summary_infos(section: Option<&str>) -> Vec<UpdateInfo> {
     let Some(section) = section else { return Vec::new() };
@@ -328,8 +336,8 @@ fn summary_infos(section: Option<&str>) -> Vec<UpdateInfo> {
                 deadline: between(deployment, "<Deadline>", "</Deadline>").map(str::to_string),
                 is_leaf: between(u, "<IsLeaf>", "</IsLeaf>") == Some("true"),
                 xml: None,
-                update_id: xml.and_then(|x| escaped_attribute(x, "UpdateID")).and_then(|g| Guid::parse(g).ok()),
-                update_type: xml.and_then(|x| escaped_attribute(x, "UpdateType")).map(str::to_string),
+                update_id: xml.and_then(|x| escaped_attribute(x, UPDATE_ID_ATTRIBUTE)).and_then(|g| Guid::parse(g).ok()),
+                update_type: xml.and_then(|x| escaped_attribute(x, UPDATE_TYPE_ATTRIBUTE)).map(str::to_string),
             }
         })
         .collect()

@@ -40,7 +40,13 @@ fn guid(text: &str, parameter: &str) -> Result<Guid, Fault> {
 /// Items of an array of ints (`<int>` children), or an empty list when absent.
 fn int_array(parent: &Element, name: &str, parameter: &str) -> Result<Vec<i32>, Fault> {
     let Some(array) = parent.child(name).filter(|a| !a.is_nil()) else { return Ok(Vec::new()) };
-    array.items().map(|i| int(&i.text, parameter).and_then(|v| i32::try_from(v).map_err(|_| Fault::invalid(parameter)))).collect()
+    let to_i32 = |v: i64| i32::try_from(v).map_err(|_| Fault::invalid(parameter));
+    // Literal `<int>` items come parsed; other spellings (SOAP-encoded items) as elements.
+    let mut out: Vec<i32> = array.ints.iter().map(|&v| to_i32(v)).collect::<Result<_, _>>()?;
+    for item in array.items() {
+        out.push(int(&item.text, parameter).and_then(to_i32)?);
+    }
+    Ok(out)
 }
 
 fn string_array(parent: &Element, name: &str) -> Vec<String> {

@@ -4,8 +4,7 @@
 
 use crate::catalog::xml::{decode_attribute, normalize_newlines, resolve_reference};
 use quick_xml::events::Event;
-use quick_xml::name::ResolveResult;
-use quick_xml::reader::NsReader;
+use quick_xml::reader::Reader;
 use std::sync::Arc;
 
 const MAX_DEPTH: usize = 64;
@@ -22,6 +21,9 @@ pub struct Element {
     pub attributes: Vec<(String, String, String)>,
     pub text: String,
     pub children: Vec<Element>,
+    /// `<int>` children (MS-WUSP's ArrayOfInt): kept as numbers, not as elements, because a
+    /// client sends thousands of them in every SyncUpdates call.
+    pub ints: Vec<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -70,7 +72,7 @@ struct Interner {
 
 impl Interner {
     fn get(&mut self, bytes: &[u8]) -> Arc<str> {
-        if let Some(a) = self.recent.iter().find(|a| a.as_bytes() == bytes) {
+        if let Some(a) = self.recent.iter().rev().find(|a| a.as_bytes() == bytes) {
             return a.clone();
         }
         let a: Arc<str> = Arc::from(String::from_utf8_lossy(bytes));
@@ -82,20 +84,126 @@ impl Interner {
     }
 }
 
+const XML_NS: &str = "http://www.w3.org/XML/1998/namespace";
+
+/// Namespace bindings in scope: (prefix, namespace, depth of the element that declared it).
+#[derive(Default)]
+struct Scopes {
+    bindings: Vec<(Vec<u8>, Arc<str>, usize)>,
+}
+
+impl Scopes {
+    fn resolve(&self, prefix: &[u8]) -> Option<Arc<str>> {
+        self.bindings.iter().rev().find(|(p, _, _)| p == prefix).map(|(_, ns, _)| ns.clone())
+    }
+
+    fn leave(&mut self, depth: usize) {
+        while self.bindings.last().is_some_and(|(_, _, d)| *d > depth) {
+            self.bindings.pop();
+        }
+    }
+}
+
+fn split_qname(qname: &[u8]) -> (&[u8], &[u8]) {
+    match memchr::memchr(b':', qname) {
+        Some(i) => (&qname[..i], &qname[i + 1..]),
+        None => (&[], qname),
+    }
+}
+
+/// `<int>` with nothing but an integer inside, straight from the input: `Some((value, bytes
+/// consumed including the end tag))`. Anything else (an entity, a comment, whitespace oddities)
+/// takes the ordinary path.
+fn int_item(rest: &[u8], qname: &[u8]) -> Option<(i64, usize)> {
+    let end = memchr::memchr(b'<', rest)?;
+    let digits = std::str::from_utf8(&rest[..end]).ok()?.trim();
+    if digits.is_empty() || digits.contains('&') {
+        return None;
+    }
+    let value = digits.parse::<i64>().ok()?;
+    let close = &rest[end..];
+    let after_name = close.strip_prefix(b"</")?.strip_prefix(qname)?;
+    let spaces = after_name.iter().take_while(|b| b.is_ascii_whitespace()).count();
+    (after_name.get(spaces) == Some(&b'>')).then_some((value, end + 2 + qname.len() + spaces + 1))
+}
+
 pub fn parse(bytes: &[u8]) -> Result<Element, XmlError> {
     let text = std::str::from_utf8(bytes).map_err(|e| XmlError { offset: e.valid_up_to() as u64, message: "not UTF-8".into() })?;
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    let mut reader = NsReader::from_str(text);
+    let mut reader = Reader::from_str(text);
+    // End tags are checked here, against the open elements' names.
     reader.config_mut().trim_text(false);
+    reader.config_mut().check_end_names = false;
     let mut stack: Vec<Element> = Vec::new();
+    let mut open_names: Vec<Vec<u8>> = Vec::new();
+    let mut scopes = Scopes::default();
     let mut root: Option<Element> = None;
     let mut count = 0usize;
     let mut names = Interner::default();
     let mut namespaces = Interner::default();
-    let err = |reader: &NsReader<&[u8]>, message: String| XmlError { offset: reader.buffer_position(), message };
+    let xml_ns: Arc<str> = Arc::from(XML_NS);
+    let no_ns: Arc<str> = Arc::from("");
+    // Inside an `<int>` item read the ordinary way: its text so far.
+    let mut int_text: Option<String> = None;
+    let err = |reader: &Reader<&[u8]>, message: String| XmlError { offset: reader.buffer_position(), message };
     loop {
         let event = reader.read_event().map_err(|e| XmlError { offset: reader.error_position(), message: e.to_string() })?;
         match event {
+            Event::Start(ref e) | Event::Empty(ref e) if int_text.is_some() => {
+                let _ = e;
+                return Err(err(&reader, "an <int> item holds markup".into()));
+            }
+            Event::Start(ref e) if e.local_name().as_ref() == b"int" && e.attributes().next().is_none() && !stack.is_empty() => {
+                count += 1;
+                if count > MAX_ELEMENTS {
+                    return Err(err(&reader, format!("more than {MAX_ELEMENTS} elements")));
+                }
+                let qname = e.name();
+                let qname = qname.as_ref();
+                let mut rest: &[u8] = reader.get_ref();
+                match int_item(rest, qname) {
+                    Some((value, consumed)) => {
+                        let ints = &mut stack.last_mut().expect("inside an element").ints;
+                        ints.push(value);
+                        rest = &rest[consumed..];
+                        // The items that follow, `<int>N</int>` after `<int>N</int>`, in one go.
+                        while let Some(after_open) =
+                            rest.strip_prefix(b"<").and_then(|r| r.strip_prefix(qname)).and_then(|r| r.strip_prefix(b">"))
+                        {
+                            let Some((value, consumed)) = int_item(after_open, qname) else { break };
+                            count += 1;
+                            if count > MAX_ELEMENTS {
+                                return Err(err(&reader, format!("more than {MAX_ELEMENTS} elements")));
+                            }
+                            ints.push(value);
+                            rest = &after_open[consumed..];
+                        }
+                        // The slice reader reads on from wherever its input now starts: past
+                        // the items, where it expects text, as after any end tag.
+                        *reader.get_mut() = rest;
+                    }
+                    None => {
+                        int_text = Some(String::new());
+                        open_names.push(qname.to_vec());
+                    }
+                }
+            }
+            Event::End(ref e) if int_text.is_some() => {
+                if open_names.pop().as_deref() != Some(e.name().as_ref()) {
+                    return Err(err(&reader, "mismatched end tag".into()));
+                }
+                let text = int_text.take().unwrap_or_default();
+                let value =
+                    text.trim().parse::<i64>().map_err(|_| err(&reader, format!("an <int> item holds {text:?}, not an integer")))?;
+                stack.last_mut().expect("inside an element").ints.push(value);
+            }
+            Event::Text(ref t) if int_text.is_some() => {
+                let raw = std::str::from_utf8(t).map_err(|_| err(&reader, "not UTF-8".into()))?;
+                int_text.as_mut().expect("inside an int").push_str(raw);
+            }
+            Event::GeneralRef(_) | Event::CData(_) if int_text.is_some() => {
+                return Err(err(&reader, "an <int> item holds a reference".into()));
+            }
             Event::Start(ref e) | Event::Empty(ref e) => {
                 count += 1;
                 if count > MAX_ELEMENTS {
@@ -107,34 +215,53 @@ pub fn parse(bytes: &[u8]) -> Result<Element, XmlError> {
                 if root.is_some() {
                     return Err(err(&reader, "content after the root element".into()));
                 }
-                let (ns, local) = reader.resolver().resolve_element(e.name());
-                let ns = match ns {
-                    ResolveResult::Bound(n) => namespaces.get(n.as_ref()),
-                    ResolveResult::Unbound => namespaces.get(b""),
-                    ResolveResult::Unknown(p) => return Err(err(&reader, format!("undeclared prefix {:?}", String::from_utf8_lossy(&p)))),
-                };
-                let mut element = Element { ns, name: names.get(local.as_ref()), ..Default::default() };
+                let depth = stack.len() + 1;
+                let mut attributes = Vec::new();
                 for a in e.attributes() {
                     let a = a.map_err(|e| err(&reader, e.to_string()))?;
-                    if a.key.as_namespace_binding().is_some() {
-                        continue;
-                    }
-                    let (ans, alocal) = reader.resolver().resolve_attribute(a.key);
-                    let ans = match ans {
-                        ResolveResult::Bound(n) => String::from_utf8_lossy(n.as_ref()).into_owned(),
-                        _ => String::new(),
-                    };
+                    let key = a.key.as_ref();
                     let value = decode_attribute(&a.value).map_err(|e| err(&reader, e.to_string()))?;
-                    element.attributes.push((ans, String::from_utf8_lossy(alocal.as_ref()).into_owned(), value.into_owned()));
+                    if key == b"xmlns" {
+                        scopes.bindings.push((Vec::new(), namespaces.get(value.as_bytes()), depth));
+                    } else if let Some(prefix) = key.strip_prefix(b"xmlns:") {
+                        scopes.bindings.push((prefix.to_vec(), namespaces.get(value.as_bytes()), depth));
+                    } else {
+                        attributes.push((key.to_vec(), value.into_owned()));
+                    }
+                }
+                let qname = e.name();
+                let (prefix, local) = split_qname(qname.as_ref());
+                let ns = match prefix {
+                    b"" => scopes.resolve(b"").unwrap_or_else(|| no_ns.clone()),
+                    b"xml" => xml_ns.clone(),
+                    p => scopes.resolve(p).ok_or_else(|| err(&reader, format!("undeclared prefix {:?}", String::from_utf8_lossy(p))))?,
+                };
+                let mut element = Element { ns, name: names.get(local), ..Default::default() };
+                for (key, value) in attributes {
+                    let (prefix, local) = split_qname(&key);
+                    let ans = match prefix {
+                        b"" => no_ns.clone(),
+                        b"xml" => xml_ns.clone(),
+                        p => {
+                            scopes.resolve(p).ok_or_else(|| err(&reader, format!("undeclared prefix {:?}", String::from_utf8_lossy(p))))?
+                        }
+                    };
+                    element.attributes.push((ans.to_string(), String::from_utf8_lossy(local).into_owned(), value));
                 }
                 if matches!(event, Event::Empty(_)) {
+                    scopes.leave(depth - 1);
                     attach(&mut stack, &mut root, element);
                 } else {
+                    open_names.push(qname.as_ref().to_vec());
                     stack.push(element);
                 }
             }
-            Event::End(_) => {
+            Event::End(ref e) => {
+                if open_names.pop().as_deref() != Some(e.name().as_ref()) {
+                    return Err(err(&reader, format!("unexpected end tag </{}>", String::from_utf8_lossy(e.name().as_ref()))));
+                }
                 let element = stack.pop().ok_or_else(|| err(&reader, "unbalanced end tag".into()))?;
+                scopes.leave(stack.len());
                 attach(&mut stack, &mut root, element);
             }
             Event::Text(t) => {
@@ -153,8 +280,9 @@ pub fn parse(bytes: &[u8]) -> Result<Element, XmlError> {
             Event::GeneralRef(r) => {
                 let name = std::str::from_utf8(&r).map_err(|_| err(&reader, "not UTF-8".into()))?;
                 let c = resolve_reference(name).map_err(|e| err(&reader, e.to_string()))?;
-                if let Some(top) = stack.last_mut() {
-                    top.text.push(c);
+                match stack.last_mut() {
+                    Some(top) => top.text.push(c),
+                    None => return Err(err(&reader, "a reference outside the root element".into())),
                 }
             }
             Event::DocType(_) => return Err(err(&reader, "document type declarations are not accepted".into())),
@@ -162,7 +290,7 @@ pub fn parse(bytes: &[u8]) -> Result<Element, XmlError> {
             Event::Eof => break,
         }
     }
-    if !stack.is_empty() {
+    if !stack.is_empty() || int_text.is_some() {
         return Err(XmlError { offset: text.len() as u64, message: "truncated: elements are not closed".into() });
     }
     root.ok_or(XmlError { offset: 0, message: "empty document".into() })
@@ -189,6 +317,35 @@ mod tests {
         assert_eq!(t.child_text("y"), Some("1 & 2"));
         assert!(t.child("z").unwrap().is_nil());
         assert_eq!(t.child_text("z"), None);
+    }
+
+    #[test]
+    fn int_items_become_numbers() {
+        let t = parse(b"<a xmlns=\"urn:a\"><ids><int>1</int><int> 22 </int></ids><x><int foo=\"1\">3</int></x></a>").unwrap();
+        assert_eq!(t.child("ids").unwrap().ints, vec![1, 22]);
+        assert!(t.child("ids").unwrap().children.is_empty());
+        // With attributes it stays an element.
+        assert_eq!(t.child("x").unwrap().children[0].text, "3");
+        assert!(parse(b"<a><ids><int>x</int></ids></a>").is_err());
+        assert!(parse(b"<a><ids><int><b/></int></ids></a>").is_err());
+    }
+
+    #[test]
+    fn namespace_scopes_end_with_their_element() {
+        let t = parse(br#"<e:a xmlns:e="urn:e"><e:b xmlns:p="urn:p"><p:c p:x="1"/></e:b><d/><int>5</int><int xmlns="urn:z">6</int></e:a>"#)
+            .unwrap();
+        let b = t.child("b").unwrap();
+        assert_eq!(&*b.children[0].ns, "urn:p");
+        assert_eq!(b.children[0].attributes, vec![("urn:p".to_string(), "x".to_string(), "1".to_string())]);
+        assert_eq!(&*t.child("d").unwrap().ns, "");
+        assert_eq!(t.ints, vec![5]);
+        assert_eq!(&*t.children.last().unwrap().ns, "urn:z");
+        // A prefix used outside the element that declared it.
+        assert!(parse(br#"<a><b xmlns:p="urn:p"/><p:c/></a>"#).is_err());
+        assert!(parse(b"<a><b></a></b>").is_err());
+        assert!(parse(b"<a><int>1</b></a>").is_err());
+        assert!(parse(b"<a><int>1</int ></a>").unwrap().ints == vec![1]);
+        assert!(parse(b"<a><int> 7 <!-- x --></int></a>").unwrap().ints == vec![7]);
     }
 
     #[test]

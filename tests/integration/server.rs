@@ -276,6 +276,10 @@ fn shape(e: &Element) -> Shape {
             _ => children.push(s),
         }
     }
+    // `<int>` items are kept as numbers by the parser; they are elements of the parent's namespace.
+    if !e.ints.is_empty() && children.is_empty() {
+        children.push(Shape { name: format!("{{{}}}int", e.ns), children: Vec::new() });
+    }
     Shape { name: format!("{{{}}}{}", e.ns, e.name), children }
 }
 
@@ -699,6 +703,30 @@ fn content_is_served_with_ranges_as_iis_serves_it() {
     assert_eq!(http.request("GET", &wrong_folder, &[], b"").status, 404);
     assert_eq!(http.request("GET", "/Content/00/0000000000000000000000000000000000000000.cab", &[], b"").status, 404);
     assert_eq!(http.request("POST", &path, &[], b"x").status, 405);
+}
+
+#[test]
+fn selfupdate_files_health_and_metrics_are_served() {
+    let c = catalog(100);
+    std::fs::create_dir_all(c.data.join("selfupdate/x64")).unwrap();
+    std::fs::write(c.data.join("selfupdate/wuident.cab"), b"MSCF signed by Microsoft").unwrap();
+    std::fs::write(c.data.join("selfupdate/x64/wusetup.exe"), b"MZ").unwrap();
+    let server = Served::start(&c.data, &[]);
+    let mut http = server.http();
+    let r = http.request("GET", "/selfupdate/wuident.cab", &[], b"");
+    assert_eq!((r.status, r.body.as_slice()), (200, &b"MSCF signed by Microsoft"[..]));
+    assert_eq!(http.request("GET", "/SelfUpdate/X64/WUSETUP.EXE", &[], b"").status, 200, "any case, as IIS");
+    assert_eq!(http.request("GET", "/selfupdate/missing.cab", &[], b"").status, 404);
+    assert_eq!(http.request("GET", "/selfupdate/../ferry.db", &[], b"").status, 404, "no way out of the folder");
+    assert_eq!(http.request("GET", "/selfupdate/%2e%2e/ferry.db", &[], b"").status, 404);
+    let r = http.request("GET", "/healthz", &[], b"");
+    assert_eq!((r.status, r.text().as_str()), (200, "ok\n"));
+    let mut agent = Agent::new(&server);
+    agent.handshake();
+    let r = http.request("GET", "/metrics", &[], b"");
+    assert_eq!(r.status, 200);
+    assert!(r.text().contains("ferry_requests_total{operation=\"GetConfig\"} 1"), "{}", r.text());
+    assert!(r.text().contains("ferry_computers 1"), "{}", r.text());
 }
 
 #[test]
