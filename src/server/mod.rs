@@ -64,6 +64,7 @@ pub fn open_state(dir: &Path, public_url: Option<&str>) -> Result<Arc<AppState>,
         computers.insert(c);
     }
     drop(store);
+    release_freed_memory();
     let computers = Arc::new(RwLock::new(computers));
     let writer = writer::ClientWriter::start(dir, computers.clone())?;
     Ok(Arc::new(AppState {
@@ -80,6 +81,16 @@ pub fn open_state(dir: &Path, public_url: Option<&str>) -> Result<Arc<AppState>,
         offers: offers::OffersCache::default(),
         metrics: metrics::Metrics::default(),
     }))
+}
+
+/// Loading a catalog allocates far more than it keeps (documents decompressed to build it);
+/// glibc keeps what was freed unless asked to give it back.
+pub(crate) fn release_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns free heap pages to the system.
+    unsafe {
+        libc::malloc_trim(0);
+    }
 }
 
 /// `http://wsus.example:8530/` → `http://wsus.example:8530`.

@@ -16,6 +16,7 @@ pub fn refresh_once(state: &AppState) -> Result<bool, crate::store::StoreError> 
         let catalog = state.pool.with(|s| Catalog::load(s))?;
         tracing::info!(revisions = catalog.revs.len(), "catalog reloaded");
         *state.catalog.write().expect("catalog lock") = Arc::new(catalog);
+        super::release_freed_memory();
         changed = true;
     }
     if deployment_stamp != state.deployments().stamp {

@@ -4,8 +4,8 @@
 use super::state::ComputerCache;
 use crate::store::{ClientWrite, Store, StoreError};
 use std::path::Path;
-use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::sync::{Arc, RwLock};
+use tokio::sync::mpsc::{Receiver, Sender, channel};
 use tokio::sync::oneshot;
 
 const QUEUE: usize = 4096;
@@ -15,13 +15,13 @@ type Done = oneshot::Sender<Result<(), String>>;
 
 #[derive(Clone)]
 pub struct ClientWriter {
-    tx: SyncSender<(ClientWrite, Option<Done>)>,
+    tx: Sender<(ClientWrite, Option<Done>)>,
 }
 
 impl ClientWriter {
     pub fn start(dir: &Path, computers: Arc<RwLock<ComputerCache>>) -> Result<ClientWriter, StoreError> {
         let store = Store::open(dir)?;
-        let (tx, rx) = sync_channel(QUEUE);
+        let (tx, rx) = channel(QUEUE);
         std::thread::Builder::new()
             .name("ferry-client-writer".into())
             .spawn(move || run(store, rx, computers))
@@ -32,11 +32,7 @@ impl ClientWriter {
     /// Queues a write; returns once it is committed.
     pub async fn write(&self, w: ClientWrite) -> Result<(), String> {
         let (done, wait) = oneshot::channel();
-        let tx = self.tx.clone();
-        tokio::task::spawn_blocking(move || tx.send((w, Some(done))))
-            .await
-            .map_err(|e| e.to_string())?
-            .map_err(|_| "the writer stopped".to_string())?;
+        self.tx.send((w, Some(done))).await.map_err(|_| "the writer stopped".to_string())?;
         wait.await.map_err(|_| "the writer stopped".to_string())?
     }
 
@@ -48,8 +44,8 @@ impl ClientWriter {
     }
 }
 
-fn run(mut store: Store, rx: Receiver<(ClientWrite, Option<Done>)>, computers: Arc<RwLock<ComputerCache>>) {
-    while let Ok(first) = rx.recv() {
+fn run(mut store: Store, mut rx: Receiver<(ClientWrite, Option<Done>)>, computers: Arc<RwLock<ComputerCache>>) {
+    while let Some(first) = rx.blocking_recv() {
         let mut jobs = vec![first];
         while jobs.len() < BATCH {
             match rx.try_recv() {

@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# Server benchmark: `ferry dev loadgen` against `ferry serve` over a 30,000-revision synthetic
+# catalog with 1,000 approved updates, then the same load against nginx serving the answers ferry
+# gave (recorded) as static files; then wrk with 1 MiB ranges against ferry and against nginx
+# serving the same content tree. All in one run, on one machine.
+# Usage: examples/bench_server.sh [WORKDIR] (build first: cargo build --release; needs nginx, wrk)
+set -euo pipefail
+FERRY=${FERRY:-$(cd "$(dirname "$0")/.." && pwd)/target/release/ferry}
+WORK=${1:-/tmp/ferry-bench-server}
+DURATION=${DURATION:-20}
+FERRY_PORT=18630
+NGINX_PORT=18631
+mkdir -p "$WORK" && cd "$WORK"
+
+if [ ! -f catalog/ferry.db ]; then
+  "$FERRY" dev synth --updates 30000 --data catalog
+  "$FERRY" --data catalog updates list --ids > ids.txt
+  head -1000 ids.txt | "$FERRY" --data catalog updates approve -
+fi
+if [ ! -f content/ferry.db ]; then
+  # Few, large payloads for the ranged-content benchmark.
+  "$FERRY" dev synth --updates 200 --payload-bytes 8MiB --data content
+fi
+
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; [ -f nginx/nginx.pid ] && kill "$(cat nginx/nginx.pid)" 2>/dev/null || true; }
+trap cleanup EXIT
+
+serve() { # data port
+  "$FERRY" --data "$1" serve --listen "127.0.0.1:$2" 2>serve.log &
+  pids+=($!)
+  for _ in $(seq 100); do curl -sf "http://127.0.0.1:$2/healthz" >/dev/null && return; sleep 0.2; done
+  cat serve.log; exit 1
+}
+peak_rss() { awk '/VmHWM/ {printf "%.0f MiB", $2/1024}' "/proc/$1/status"; }
+
+echo "== scans: ferry serve"
+serve catalog $FERRY_PORT
+ferry_pid=${pids[-1]}
+rm -rf answers && "$FERRY" dev loadgen --url "http://127.0.0.1:$FERRY_PORT" --record answers
+# Scans without downloads (the content benchmark is below), so that nginx serves the same work.
+for clients in 50 200; do
+  "$FERRY" dev loadgen --url "http://127.0.0.1:$FERRY_PORT" --no-download --clients $clients --duration "$DURATION" | tee "ferry-$clients.txt"
+done
+echo "-- repeat scans (warm cache), and first scans with downloads"
+"$FERRY" dev loadgen --url "http://127.0.0.1:$FERRY_PORT" --clients 200 --duration "$DURATION" --mode repeat | head -1
+"$FERRY" dev loadgen --url "http://127.0.0.1:$FERRY_PORT" --clients 50 --duration "$DURATION" | head -1
+echo "ferry serve peak RSS: $(peak_rss "$ferry_pid")"
+
+mkdir -p nginx
+cat > nginx/nginx.conf <<CONF
+worker_processes auto;
+pid $WORK/nginx/nginx.pid;
+error_log $WORK/nginx/error.log warn;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    sendfile on;
+    tcp_nopush on;
+    tcp_nodelay on;
+    keepalive_timeout 65;
+    keepalive_requests 1000000;
+    default_type application/octet-stream;
+    types { text/xml xml; }
+    server {
+        listen 127.0.0.1:$NGINX_PORT;
+        location /answers/ { root $WORK/answers; }
+        location /Content/ { alias $WORK/content/content/; }
+    }
+}
+CONF
+# nginx serves the recorded answers (WORK/answers/answers/<key>.xml) and the content store.
+nginx -c "$WORK/nginx/nginx.conf"
+sleep 0.5
+echo "== scans: nginx serving the recorded answers"
+for clients in 50 200; do
+  "$FERRY" dev loadgen --url "http://127.0.0.1:$NGINX_PORT" --static-answers --no-download --clients $clients --duration "$DURATION" | tee "nginx-$clients.txt"
+done
+
+echo "== content: wrk, 1 MiB ranges"
+kill "$ferry_pid"; wait "$ferry_pid" 2>/dev/null || true
+serve content $FERRY_PORT
+find content/content -type f -size +1M -printf '/Content/%P %s\n' > files.txt
+cat > ranges.lua <<'LUA'
+local files = {}
+init = function(args)
+  for line in io.lines(args[1]) do
+    local path, size = line:match("(%S+) (%d+)")
+    table.insert(files, { path = path, size = tonumber(size) })
+  end
+end
+request = function()
+  local f = files[math.random(#files)]
+  local pieces = math.floor(f.size / 1048576)
+  local start = math.random(0, pieces - 1) * 1048576
+  return wrk.format("GET", f.path, { ["Range"] = "bytes=" .. start .. "-" .. (start + 1048575) })
+end
+LUA
+cat content/content/*/* > /dev/null # both servers read from the page cache
+for target in "ferry $FERRY_PORT" "nginx $NGINX_PORT"; do
+  set -- $target
+  echo "-- $1"
+  wrk -t2 -c32 -d"${DURATION}s" -s ranges.lua "http://127.0.0.1:$2" -- "$WORK/files.txt" | grep -E "Requests/sec|Transfer/sec|Latency"
+done
