@@ -43,8 +43,8 @@ for clients in 50 200; do
   "$FERRY" dev loadgen --url "http://127.0.0.1:$FERRY_PORT" --no-download --clients $clients --duration "$DURATION" | tee "ferry-$clients.txt"
 done
 echo "-- repeat scans (warm cache), and first scans with downloads"
-"$FERRY" dev loadgen --url "http://127.0.0.1:$FERRY_PORT" --clients 200 --duration "$DURATION" --mode repeat | head -1
-"$FERRY" dev loadgen --url "http://127.0.0.1:$FERRY_PORT" --clients 50 --duration "$DURATION" | head -1
+"$FERRY" dev loadgen --url "http://127.0.0.1:$FERRY_PORT" --clients 200 --duration "$DURATION" --mode repeat | sed -n 1p
+"$FERRY" dev loadgen --url "http://127.0.0.1:$FERRY_PORT" --clients 50 --duration "$DURATION" | sed -n 1p
 echo "ferry serve peak RSS: $(peak_rss "$ferry_pid")"
 
 mkdir -p nginx

@@ -1,15 +1,12 @@
 //! `/Content/<XX>/<SHA1>.<ext>`: payloads with HTTP ranges, as Delivery Optimization and BITS
 //! fetch them. Only files the catalog knows and holds are served; never chunked, never compressed.
 
+use super::mapped::MappedFile;
 use super::state::AppState;
 use crate::bundle::safe_path::SafePath;
 use axum::body::Body;
 use axum::http::{HeaderMap, HeaderValue, Method, Response, StatusCode, header};
-use std::os::unix::fs::FileExt;
 use std::sync::Arc;
-
-/// Ranges up to this size are read in one go; larger bodies stream in chunks of it.
-const CHUNK: u64 = 4 << 20;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ByteRange {
@@ -87,30 +84,32 @@ fn mime(extension: &str) -> &'static str {
     if extension.eq_ignore_ascii_case("wim") { "application/x-ms-wim" } else { "application/octet-stream" }
 }
 
-/// Reads `len` bytes at `offset` of `file` on the blocking pool.
-async fn read_at(file: Arc<std::fs::File>, offset: u64, len: u64) -> std::io::Result<bytes::Bytes> {
-    tokio::task::spawn_blocking(move || {
-        let mut buf = vec![0u8; len as usize];
-        file.read_exact_at(&mut buf, offset)?;
-        Ok(bytes::Bytes::from(buf))
-    })
-    .await
-    .map_err(std::io::Error::other)?
+/// Bodies up to this size go in one piece; larger ones (whole multi-GB files) in pieces of it,
+/// each read ahead just before it is sent.
+const PIECE: u64 = 4 << 20;
+
+/// A range as bytes of the mapping; read ahead on the blocking pool first unless it is all in
+/// the page cache already.
+async fn fetched(file: Arc<MappedFile>, offset: u64, len: u64) -> std::io::Result<bytes::Bytes> {
+    if !file.resident(offset, len) {
+        let f = file.clone();
+        tokio::task::spawn_blocking(move || f.prefetch(offset, len)).await.map_err(std::io::Error::other)?;
+    }
+    Ok(file.bytes(offset, len))
 }
 
-/// A body of `len` bytes from `offset`: one read when small, a stream of chunks otherwise.
-async fn body_of(state: &Arc<AppState>, file: Arc<std::fs::File>, offset: u64, len: u64) -> std::io::Result<Body> {
+/// A body of `len` bytes from `offset`.
+async fn body_of(state: &Arc<AppState>, file: &Arc<MappedFile>, offset: u64, len: u64) -> std::io::Result<Body> {
     state.metrics.content_bytes.fetch_add(len, std::sync::atomic::Ordering::Relaxed);
-    if len <= CHUNK {
-        return Ok(Body::from(read_at(file, offset, len).await?));
+    if len <= PIECE {
+        return Ok(Body::from(fetched(file.clone(), offset, len).await?));
     }
-    let stream = futures_util::stream::unfold((file, offset, offset + len), |(file, pos, end)| async move {
+    let stream = futures_util::stream::unfold((file.clone(), offset, offset + len), |(file, pos, end)| async move {
         if pos >= end {
             return None;
         }
-        let n = (end - pos).min(CHUNK);
-        let chunk = read_at(file.clone(), pos, n).await;
-        Some((chunk, (file, pos + n, end)))
+        let n = (end - pos).min(PIECE);
+        Some((fetched(file.clone(), pos, n).await, (file, pos + n, end)))
     });
     Ok(Body::from_stream(stream))
 }
@@ -182,15 +181,13 @@ async fn serve_file(
     tag: &str,
     content_type: &'static str,
 ) -> Response<Body> {
-    let Ok(file) = std::fs::File::open(path) else { return status(StatusCode::NOT_FOUND) };
-    let meta = match file.metadata() {
-        Ok(m) if m.is_file() => m,
-        _ => return status(StatusCode::NOT_FOUND),
+    let file = match state.mapped.get(path) {
+        Ok(f) => f,
+        Err(_) => return status(StatusCode::NOT_FOUND),
     };
-    let size = meta.len();
+    let size = file.size;
     let etag = format!("\"{tag}:0\"");
-    let modified = meta.modified().map(httpdate::fmt_http_date).unwrap_or_default();
-    let file = Arc::new(file);
+    let modified = file.modified.clone();
     let head = method == Method::HEAD;
 
     let range_header = headers.get(header::RANGE).and_then(|v| v.to_str().ok());
@@ -215,7 +212,7 @@ async fn serve_file(
     let result = match ranges.as_deref() {
         None => {
             let builder = builder.status(StatusCode::OK).header(header::CONTENT_TYPE, content_type).header(header::CONTENT_LENGTH, size);
-            if head { Ok(builder.body(Body::empty())) } else { body_of(state, file, 0, size).await.map(|b| builder.body(b)) }
+            if head { Ok(builder.body(Body::empty())) } else { body_of(state, &file, 0, size).await.map(|b| builder.body(b)) }
         }
         Some([r]) => {
             let len = r.end - r.start + 1;
@@ -224,9 +221,9 @@ async fn serve_file(
                 .header(header::CONTENT_TYPE, content_type)
                 .header(header::CONTENT_LENGTH, len)
                 .header(header::CONTENT_RANGE, format!("bytes {}-{}/{size}", r.start, r.end));
-            body_of(state, file, r.start, len).await.map(|b| builder.body(b))
+            body_of(state, &file, r.start, len).await.map(|b| builder.body(b))
         }
-        Some(many) => multipart(state, builder, file, many, size, tag, content_type).await,
+        Some(many) => multipart(state, builder, &file, many, size, tag, content_type).await,
     };
     match result {
         Ok(Ok(r)) => r,
@@ -245,7 +242,7 @@ async fn serve_file(
 async fn multipart(
     state: &Arc<AppState>,
     builder: axum::http::response::Builder,
-    file: Arc<std::fs::File>,
+    file: &Arc<MappedFile>,
     ranges: &[ByteRange],
     size: u64,
     tag: &str,
@@ -260,7 +257,7 @@ async fn multipart(
     let mut body = Vec::with_capacity(total as usize);
     for r in ranges {
         body.extend_from_slice(part_head(r).as_bytes());
-        body.extend_from_slice(&read_at(file.clone(), r.start, r.end - r.start + 1).await?);
+        body.extend_from_slice(&file.bytes(r.start, r.end - r.start + 1));
     }
     body.extend_from_slice(tail.as_bytes());
     state.metrics.content_bytes.fetch_add(total, std::sync::atomic::Ordering::Relaxed);

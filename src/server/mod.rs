@@ -13,6 +13,7 @@ mod client_service;
 mod content;
 mod cookies;
 mod listen;
+mod mapped;
 mod metrics;
 mod offers;
 mod pool;
@@ -79,6 +80,7 @@ pub fn open_state(dir: &Path, public_url: Option<&str>) -> Result<Arc<AppState>,
         public_url,
         big_cores: Mutex::new(state::CoreCache::default()),
         offers: offers::OffersCache::default(),
+        mapped: mapped::MappedFiles::default(),
         metrics: metrics::Metrics::default(),
     }))
 }

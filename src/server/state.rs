@@ -85,6 +85,7 @@ pub struct AppState {
     pub public_url: Option<String>,
     pub big_cores: Mutex<CoreCache>,
     pub offers: super::offers::OffersCache,
+    pub mapped: super::mapped::MappedFiles,
     pub metrics: super::metrics::Metrics,
 }
 
