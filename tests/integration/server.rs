@@ -237,7 +237,7 @@ fn a_scan_offers_approved_updates_for_install_the_rest_for_checking_and_no_decli
 }
 
 #[test]
-fn the_driver_pass_and_refresh_cache_answer() {
+fn the_driver_pass_refresh_cache_and_the_400_id_limit_answer_as_wsus_does() {
     let c = catalog(600);
     let server = Served::start(&c.data, &[]);
     let mut agent = Agent::new(&server);
@@ -252,6 +252,48 @@ fn the_driver_pass_and_refresh_cache_answer() {
     });
     assert!(drivers.new_updates.is_empty());
     assert_eq!(drivers.driver_sync_not_needed, Some(true));
+
+    // RefreshCache: the client names updates by identity and gets this server's revision ids
+    // and deployments back (bundle members left out, as WSUS does).
+    let approved = agent.by_update()[c.approved[0].as_str()].clone();
+    let category = agent.seen.values().find(|u| u.update_type.as_deref() == Some("Category")).unwrap().clone();
+    let identity = |u: &UpdateInfo| {
+        format!(
+            "<UpdateIdentity><UpdateID>{}</UpdateID><RevisionNumber>{}</RevisionNumber></UpdateIdentity>",
+            u.update_id.unwrap(),
+            between(u.xml.as_deref().unwrap(), "RevisionNumber=\"", "\"").unwrap()
+        )
+    };
+    let cookie = wire::sync_updates(&agent.cookie, &SyncRequest::default());
+    let cookie = between(&cookie, "<cookie>", "</cookie>").unwrap();
+    let body = envelope(
+        "RefreshCache",
+        CLIENT_NS,
+        &format!(
+            "<cookie>{cookie}</cookie><globalIDs>{}{}<UpdateIdentity><UpdateID>{}</UpdateID><RevisionNumber>1</RevisionNumber></UpdateIdentity></globalIDs>",
+            identity(&approved),
+            identity(&category),
+            ferry::random::guid()
+        ),
+    );
+    let r = server.soap(CLIENT, &format!("{CLIENT_NS}/RefreshCache"), &body);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let text = r.text();
+    // The array and its two items share a name (ArrayOfRefreshCacheResult).
+    assert_eq!(text.matches("<RefreshCacheResult>").count(), 3, "unknown identities are left out: {text}");
+    assert!(
+        text.contains(&format!("<RevisionID>{}</RevisionID>", approved.revision_id)) && text.contains("<Action>Install</Action>"),
+        "{text}"
+    );
+
+    // WSUS's limit: 400 installed non-leaf ids pass, 401 is InvalidParameters.
+    let ids: Vec<i32> = (1..=401).collect();
+    let ok = wire::sync_updates(&agent.cookie, &SyncRequest { installed_non_leaf: &ids[..400], ..Default::default() });
+    assert_eq!(server.soap(CLIENT, &format!("{CLIENT_NS}/SyncUpdates"), &ok).status, 200);
+    let over = wire::sync_updates(&agent.cookie, &SyncRequest { installed_non_leaf: &ids, ..Default::default() });
+    let r = server.soap(CLIENT, &format!("{CLIENT_NS}/SyncUpdates"), &over);
+    assert_eq!(r.fault_code().as_deref(), Some("InvalidParameters"));
+    assert!(r.text().contains("<Message>parameters.InstalledNonLeafUpdateIDs</Message>"), "{}", r.text());
 }
 
 /// The shape of an XML document: element names and namespaces in order, repeated siblings of
