@@ -22,7 +22,7 @@ pub fn now() -> i64 {
     chrono::Utc::now().timestamp()
 }
 
-fn blocking_fault(e: impl std::fmt::Display) -> Fault {
+pub(super) fn blocking_fault(e: impl std::fmt::Display) -> Fault {
     tracing::error!("internal error: {e}");
     Fault::new(ErrorCode::InternalServerError, "")
 }
@@ -431,6 +431,9 @@ pub async fn simple_auth(state: &Arc<AppState>, request: &Request) -> Result<Str
 }
 
 pub async fn reporting(state: &Arc<AppState>, request: &Request) -> Result<String, Fault> {
+    if let Some(answer) = super::server_sync_service::rollup(state, request) {
+        return answer;
+    }
     match request.name() {
         "ReportEventBatch" => {
             // Reports may arrive after the cookie expired: who sent them still counts.

@@ -7,8 +7,9 @@
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{ChaCha20Poly1305, Nonce};
 
-/// Client cookies last an hour, as on WSUS.
+/// Client cookies last an hour, as on WSUS; server-sync cookies four hours.
 pub const CLIENT_COOKIE_SECONDS: i64 = 3600;
+pub const SERVER_COOKIE_SECONDS: i64 = 4 * 3600;
 pub const AUTH_COOKIE_SECONDS: i64 = 3600;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

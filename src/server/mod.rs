@@ -20,6 +20,7 @@ mod pool;
 mod prerequisites;
 mod refresh;
 mod routes;
+mod server_sync_service;
 mod state;
 mod sync;
 mod writer;

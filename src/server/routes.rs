@@ -23,6 +23,8 @@ enum Service {
     Client,
     SimpleAuth,
     Reporting,
+    ServerSync,
+    DssAuth,
 }
 
 impl Service {
@@ -31,6 +33,8 @@ impl Service {
             "/clientwebservice/client.asmx" => Some(Service::Client),
             "/simpleauthwebservice/simpleauth.asmx" => Some(Service::SimpleAuth),
             "/reportingwebservice/reportingwebservice.asmx" | "/reportingwebservice/webservice.asmx" => Some(Service::Reporting),
+            "/serversyncwebservice/serversyncwebservice.asmx" => Some(Service::ServerSync),
+            "/dssauthwebservice/dssauthwebservice.asmx" => Some(Service::DssAuth),
             _ => None,
         }
     }
@@ -38,7 +42,7 @@ impl Service {
     fn style(self) -> EnvelopeStyle {
         match self {
             Service::Client => EnvelopeStyle::Client,
-            Service::SimpleAuth | Service::Reporting => EnvelopeStyle::Asmx,
+            Service::SimpleAuth | Service::Reporting | Service::ServerSync | Service::DssAuth => EnvelopeStyle::Asmx,
         }
     }
 
@@ -48,6 +52,8 @@ impl Service {
             Service::Client => crate::wsus::client::CLIENT_NS,
             Service::SimpleAuth => crate::wsus::client::SIMPLE_AUTH_NS,
             Service::Reporting => crate::wsus::client::REPORTING_NS,
+            Service::ServerSync => crate::wsus::server_sync::SERVER_SYNC_NS,
+            Service::DssAuth => crate::wsus::server_sync::DSS_AUTH_NS,
         }
     }
 
@@ -56,6 +62,8 @@ impl Service {
             Service::Client => "ClientWebService",
             Service::SimpleAuth => "SimpleAuthWebService",
             Service::Reporting => "ReportingWebService",
+            Service::ServerSync => "ServerSyncWebService",
+            Service::DssAuth => "DssAuthWebService",
         }
     }
 }
@@ -129,6 +137,12 @@ fn metrics(state: &AppState) -> Response<Body> {
         .expect("static response")
 }
 
+/// `http://host:port` of this server as the client reached it (or as configured).
+fn base_url_of(state: &AppState, scheme: &str, headers: &HeaderMap) -> String {
+    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("localhost");
+    state.public_url.clone().unwrap_or_else(|| format!("{scheme}://{host}"))
+}
+
 /// The operation a request names: SOAPAction (1.1) or the content type's `action` (1.2).
 fn action_of(headers: &HeaderMap) -> Option<String> {
     if let Some(a) = headers.get("soapaction").and_then(|v| v.to_str().ok()) {
@@ -148,9 +162,9 @@ fn soap_response(code: StatusCode, version: SoapVersion, xml: String) -> Respons
         .expect("static response")
 }
 
-fn fault_response(fault: &Fault, version: SoapVersion, action: Option<&str>) -> Response<Body> {
+fn fault_response(fault: &Fault, version: SoapVersion, style: EnvelopeStyle, action: Option<&str>, actor: Option<&str>) -> Response<Body> {
     let id = crate::random::guid().to_string();
-    soap_response(StatusCode::INTERNAL_SERVER_ERROR, version, fault.render(version, &id, action))
+    soap_response(StatusCode::INTERNAL_SERVER_ERROR, version, fault.render(version, style, &id, action, actor))
 }
 
 /// SOAP 1.2 when the request says so in its content type, else 1.1 (for faults about bodies
@@ -216,12 +230,14 @@ async fn soap_endpoint(
         }
         Ok(request) => {
             let host = parts.headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("localhost").to_string();
-            let base_url = state.public_url.clone().unwrap_or_else(|| format!("{scheme}://{host}"));
+            let base_url = base_url_of(&state, scheme, &parts.headers);
             let ctx = Context { base_url, host };
             let result = match service {
                 Service::Client => client_service::client_web_service(&state, &ctx, &request).await,
                 Service::SimpleAuth => client_service::simple_auth(&state, &request).await.map(|t| vec![Piece::Text(t)]),
                 Service::Reporting => client_service::reporting(&state, &request).await.map(|t| vec![Piece::Text(t)]),
+                Service::ServerSync => super::server_sync_service::server_sync(&state, &request).await.map(|t| vec![Piece::Text(t)]),
+                Service::DssAuth => super::server_sync_service::dss_auth(&state, &request).await.map(|t| vec![Piece::Text(t)]),
             };
             (request.name().to_string(), result, request.version)
         }
@@ -248,7 +264,9 @@ async fn soap_endpoint(
                 tracing::debug!(operation = %op_name, "fault: {f}");
             }
             let method = action.or_else(|| Some(format!("{}/{op_name}", service.namespace())));
-            fault_response(&f, version, method.as_deref())
+            let actor = (service.style() == EnvelopeStyle::Asmx)
+                .then(|| format!("{}{}", base_url_of(&state, scheme, &parts.headers), parts.uri.path()));
+            fault_response(&f, version, service.style(), method.as_deref(), actor.as_deref())
         }
     }
 }

@@ -84,6 +84,11 @@ pub enum ClientWrite {
     Synced {
         computer_id: String,
     },
+    /// DssAuth: a downstream server presented itself.
+    Downstream {
+        server_id: String,
+        name: String,
+    },
     Events {
         computer_id: String,
         events: Vec<EventRecord>,
@@ -515,6 +520,14 @@ impl Store {
                     tx.prepare_cached("UPDATE computers SET last_sync_at = ?2, last_contact_at = ?2 WHERE computer_id = ?1")
                         .and_then(|mut s| s.execute(params![computer_id, now]))
                         .map_err(fail)?;
+                }
+                ClientWrite::Downstream { server_id, name } => {
+                    tx.prepare_cached(
+                        "INSERT INTO downstream_servers (server_id, name, first_seen_at, last_seen_at) VALUES (?1, ?2, ?3, ?3)
+                         ON CONFLICT (server_id) DO UPDATE SET name = excluded.name, last_seen_at = excluded.last_seen_at",
+                    )
+                    .and_then(|mut s| s.execute(params![server_id, name, now]))
+                    .map_err(fail)?;
                 }
                 ClientWrite::Events { computer_id, events } => {
                     for e in events {

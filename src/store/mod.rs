@@ -17,6 +17,7 @@ mod error;
 mod ingest;
 mod query;
 mod schema;
+mod server_sync;
 
 pub use bundles::{CatalogRevision, ExportRecord, ImportRecord, TrustedKey, decompress_document};
 pub use check::{CheckProblem, CheckReport};
@@ -25,6 +26,7 @@ pub use content::{ContentError, ContentStore, ExpectedFile, FileHasher, HashingW
 pub use error::{StoreError, StoreResult};
 pub use ingest::{AddOutcome, IngestBatch, IngestItem, IngestOptions, IngestReport, PreparedRevision, prepare_revision};
 pub use query::*;
+pub use server_sync::{DownstreamDeployment, DownstreamFilter};
 
 use rusqlite::{Connection, OptionalExtension};
 use std::path::{Path, PathBuf};

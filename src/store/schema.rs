@@ -3,7 +3,7 @@
 //! Invariant: a migration, once released, never changes; new needs get a new migration.
 
 /// Migrations in order; `MIGRATIONS[i]` brings the schema from version `i` to `i + 1`.
-pub const MIGRATIONS: &[&str] = &[V1_CATALOG, V2_BUNDLES, V3_CLIENTS];
+pub const MIGRATIONS: &[&str] = &[V1_CATALOG, V2_BUNDLES, V3_CLIENTS, V4_SERVER_SYNC];
 
 /// Version 1: the catalog (revisions, fragments, relationships, files) and settings.
 const V1_CATALOG: &str = r#"
@@ -243,4 +243,16 @@ CREATE TABLE events (
 );
 CREATE INDEX events_by_computer ON events (computer_id, event_id);
 CREATE INDEX events_by_update ON events (update_id);
+"#;
+
+/// Version 4: server-server sync. Downstream WSUS servers that sync from this store, and an
+/// index for the upstream's category filter.
+const V4_SERVER_SYNC: &str = r#"
+CREATE TABLE downstream_servers (
+    server_id     TEXT PRIMARY KEY,             -- the downstream's ServerId (lower-case GUID)
+    name          TEXT NOT NULL,                -- its FQDN, as it presented itself
+    first_seen_at TEXT NOT NULL,
+    last_seen_at  TEXT NOT NULL
+);
+CREATE INDEX prerequisites_categories ON prerequisites (is_category, revision_id);
 "#;

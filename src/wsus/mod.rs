@@ -5,6 +5,9 @@
 //! (`tests/integration/architecture.rs` checks the imports).
 
 pub mod agent;
+pub mod cab;
 pub mod client;
+pub mod downstream;
+pub mod server_sync;
 pub mod soap;
 pub mod tree;

@@ -75,8 +75,10 @@ impl Fault {
         Fault::new(ErrorCode::InvalidParameters, parameter)
     }
 
-    /// The fault document. `id` is a fresh GUID per fault; `action` the request's SOAPAction.
-    pub fn render(&self, version: SoapVersion, id: &str, action: Option<&str>) -> String {
+    /// The fault document. `id` is a fresh GUID per fault; `action` the request's SOAPAction;
+    /// `actor` the service URL, which ASMX services (SimpleAuth, Reporting, ServerSync, DssAuth)
+    /// name in `faultactor`.
+    pub fn render(&self, version: SoapVersion, style: EnvelopeStyle, id: &str, action: Option<&str>, actor: Option<&str>) -> String {
         let server = self.code == ErrorCode::InternalServerError;
         let mut detail = String::new();
         detail.push_str("<ErrorCode>");
@@ -91,12 +93,24 @@ impl Fault {
             push_escaped_text(&mut detail, a.trim_matches('"'));
             detail.push_str("\"</Method>");
         }
-        match version {
-            SoapVersion::V11 => format!(
+        match (version, style) {
+            (SoapVersion::V11, EnvelopeStyle::Client) => format!(
                 "<s:Envelope xmlns:s=\"{SOAP11}\"><s:Body><s:Fault><faultcode>s:{}</faultcode><faultstring>Fault occurred</faultstring><detail>{detail}</detail></s:Fault></s:Body></s:Envelope>",
                 if server { "Server" } else { "Client" }
             ),
-            SoapVersion::V12 => format!(
+            (SoapVersion::V11, EnvelopeStyle::Asmx) => {
+                let mut actor_xml = String::new();
+                if let Some(a) = actor {
+                    actor_xml.push_str("<faultactor>");
+                    push_escaped_text(&mut actor_xml, a);
+                    actor_xml.push_str("</faultactor>");
+                }
+                format!(
+                    "<?xml version=\"1.0\" encoding=\"utf-8\"?><soap:Envelope xmlns:soap=\"{SOAP11}\" xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\" xmlns:xsd=\"http://www.w3.org/2001/XMLSchema\"><soap:Body><soap:Fault><faultcode>soap:{}</faultcode><faultstring>Fault occurred</faultstring>{actor_xml}<detail>{detail}</detail></soap:Fault></soap:Body></soap:Envelope>",
+                    if server { "Server" } else { "Client" }
+                )
+            }
+            (SoapVersion::V12, _) => format!(
                 "<?xml version=\"1.0\" encoding=\"utf-8\"?><soap:Envelope xmlns:soap=\"{SOAP12}\"><soap:Body><soap:Fault><soap:Code><soap:Value>soap:{}</soap:Value></soap:Code><soap:Reason><soap:Text xml:lang=\"en\">Fault occurred</soap:Text></soap:Reason><soap:Detail>{detail}</soap:Detail></soap:Fault></soap:Body></soap:Envelope>",
                 if server { "Receiver" } else { "Sender" }
             ),
@@ -293,13 +307,31 @@ mod tests {
     fn fault_has_the_wsus_shape() {
         let f = Fault::invalid("parameters.InstalledNonLeafUpdateIDs").render(
             SoapVersion::V11,
+            EnvelopeStyle::Client,
             "81418b4e-82c1-48d0-9504-da01db6148ae",
             Some("\"http://www.microsoft.com/SoftwareDistribution/Server/ClientWebService/SyncUpdates\""),
+            None,
         );
         // Byte for byte the fault a real WSUS 2025 sent (conformance/samples/wusp-realwsus-fault-InvalidParameters).
         assert_eq!(
             f,
             "<s:Envelope xmlns:s=\"http://schemas.xmlsoap.org/soap/envelope/\"><s:Body><s:Fault><faultcode>s:Client</faultcode><faultstring>Fault occurred</faultstring><detail><ErrorCode>InvalidParameters</ErrorCode><Message>parameters.InstalledNonLeafUpdateIDs</Message><ID>81418b4e-82c1-48d0-9504-da01db6148ae</ID><Method>\"http://www.microsoft.com/SoftwareDistribution/Server/ClientWebService/SyncUpdates\"</Method></detail></s:Fault></s:Body></s:Envelope>"
+        );
+    }
+
+    #[test]
+    fn asmx_faults_have_the_wsus_shape() {
+        let f = Fault::invalid("filter").render(
+            SoapVersion::V11,
+            EnvelopeStyle::Asmx,
+            "94327110-fc7e-4c3c-878d-186ab273d9fd",
+            Some("\"http://www.microsoft.com/SoftwareDistribution/GetRevisionIdList\""),
+            Some("http://127.0.0.1:8530/ServerSyncWebService/ServerSyncWebService.asmx"),
+        );
+        // Byte for byte what a real WSUS 2025 upstream sent (conformance/wsusss/exchanges/000018).
+        assert_eq!(
+            f,
+            "<?xml version=\"1.0\" encoding=\"utf-8\"?><soap:Envelope xmlns:soap=\"http://schemas.xmlsoap.org/soap/envelope/\" xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\" xmlns:xsd=\"http://www.w3.org/2001/XMLSchema\"><soap:Body><soap:Fault><faultcode>soap:Client</faultcode><faultstring>Fault occurred</faultstring><faultactor>http://127.0.0.1:8530/ServerSyncWebService/ServerSyncWebService.asmx</faultactor><detail><ErrorCode>InvalidParameters</ErrorCode><Message>filter</Message><ID>94327110-fc7e-4c3c-878d-186ab273d9fd</ID><Method>\"http://www.microsoft.com/SoftwareDistribution/GetRevisionIdList\"</Method></detail></soap:Fault></soap:Body></soap:Envelope>"
         );
     }
 
