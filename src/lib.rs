@@ -11,4 +11,5 @@ pub mod server;
 pub mod store;
 pub mod synth;
 pub mod units;
+pub mod upstream;
 pub mod wsus;

@@ -61,9 +61,18 @@ fn resolve(wanted: &[String], known: &BTreeMap<String, String>, what: &str) -> R
     Ok(out)
 }
 
-pub fn select(catalog: &[CatalogRevision], profile: &Profile) -> Result<Selected, SelectionError> {
+/// The profile's products and classifications as (GUID, title), from the catalog's categories.
+pub fn resolve_filter(
+    catalog: &[CatalogRevision],
+    profile: &Profile,
+) -> Result<(Vec<(String, String)>, Vec<(String, String)>), SelectionError> {
     let products = resolve(&profile.products, &categories(catalog, "Product"), "product")?;
     let classifications = resolve(&profile.classifications, &categories(catalog, "UpdateClassification"), "classification")?;
+    Ok((products, classifications))
+}
+
+pub fn select(catalog: &[CatalogRevision], profile: &Profile) -> Result<Selected, SelectionError> {
+    let (products, classifications) = resolve_filter(catalog, profile)?;
     let product_ids: HashSet<&str> = products.iter().map(|(id, _)| id.as_str()).collect();
     let class_ids: HashSet<&str> = classifications.iter().map(|(id, _)| id.as_str()).collect();
 

@@ -9,6 +9,7 @@ use ferry::bundle::profile::Profile;
 use ferry::bundle::volumes::VolumeFormat;
 use ferry::store::Store;
 use ferry::units::{format_size, parse_duration_secs, parse_size};
+use ferry::upstream::{DownloadOptions, SyncOptions, SyncProgress, SyncReport, Transport, TransportOptions};
 use std::path::PathBuf;
 
 #[derive(clap::Args, Debug)]
@@ -37,6 +38,15 @@ pub struct Args {
     /// Sync metadata only (no payload downloads).
     #[arg(long)]
     no_download: bool,
+    /// Extra trusted root certificates (PEM) for the upstream, beside the system's.
+    #[arg(long, value_name = "PEM")]
+    ca_cert: Option<PathBuf>,
+    /// HTTP proxy for the upstream (http://proxy:3128); by default HTTPS_PROXY / HTTP_PROXY / NO_PROXY.
+    #[arg(long, value_name = "URL")]
+    proxy: Option<String>,
+    /// Metadata batches and payload downloads in flight.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..=32))]
+    parallel: u64,
     /// Start a new full bundle instead of a delta.
     #[arg(long)]
     full: bool,
@@ -68,14 +78,23 @@ pub fn load_secret_key(path: &std::path::Path, password_file: Option<&std::path:
 pub fn run(args: Args) -> anyhow::Result<()> {
     let profile = Profile::load(&args.profile)?;
     let key = load_secret_key(&args.key, args.password_file.as_deref())?;
-    if !args.no_sync {
-        anyhow::bail!(
-            "syncing from an upstream is not part of this build yet: sync the cache another way (e.g. `ferry dev synth --data {}`) and pass --no-sync",
-            args.cache.display()
-        );
-    }
-    let _ = args.no_download;
-    let mut cache = Store::open(&args.cache).with_context(|| format!("the cache store {} (pass --cache)", args.cache.display()))?;
+    let mut upstream_anchor = None;
+    let upstream = args.upstream.clone().or_else(|| profile.upstream.clone());
+    let mut cache = if args.no_sync {
+        Store::open(&args.cache).with_context(|| format!("the cache store {} (pass --cache)", args.cache.display()))?
+    } else {
+        let upstream = upstream
+            .clone()
+            .with_context(|| format!("no upstream: set `upstream` in {} or pass --upstream URL (or --no-sync)", args.profile.display()))?;
+        let mut cache = Store::open_or_create(&args.cache)?;
+        let transport = TransportOptions { ca_cert: args.ca_cert.clone(), proxy: args.proxy.clone(), ..Default::default() };
+        let report = sync_from(&mut cache, &profile, &upstream, &transport, args.parallel as usize)?;
+        upstream_anchor = Some(report.anchor.clone());
+        if !args.no_download {
+            download_payloads(&mut cache, &profile, &upstream, &transport, args.parallel as usize)?;
+        }
+        cache
+    };
     let options = ExportOptions {
         full: args.full,
         volume_size: args.volume_size,
@@ -84,8 +103,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             Format::Zip => VolumeFormat::Zip,
         },
         expires_secs: args.expires,
-        upstream_url: args.upstream.clone(),
-        upstream_anchor: None,
+        upstream_url: if args.no_sync { args.upstream.clone() } else { upstream.map(|u| ferry::upstream::server_sync_url(&u)) },
+        upstream_anchor,
     };
     let bar = output::progress(0, "packaging", true);
     let report = export(&mut cache, &profile, &key, &args.out, &options, &mut |stage, done, total| {
@@ -112,5 +131,74 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         m.signer_key_id
     );
     println!("{}", report.dir.display());
+    Ok(())
+}
+
+fn sync_from(
+    cache: &mut Store,
+    profile: &Profile,
+    upstream: &str,
+    transport: &TransportOptions,
+    parallel: usize,
+) -> anyhow::Result<SyncReport> {
+    let bar = output::progress(0, "syncing", false);
+    let options = SyncOptions { upstream: upstream.to_string(), transport: transport.clone(), parallel };
+    let report = ferry::upstream::sync(cache, profile, &options, &mut |p| match p {
+        SyncProgress::Listing(what) => bar.set_message(format!("listing {what}")),
+        SyncProgress::Fetching(done, total) => {
+            bar.set_message("fetching update metadata".to_string());
+            bar.set_length(total);
+            bar.set_position(done);
+        }
+    })
+    .with_context(|| format!("syncing from {upstream} (what was synced is kept; run again to continue)"))?;
+    bar.finish_and_clear();
+    for note in &report.notes {
+        eprintln!("note: {note}");
+    }
+    eprintln!(
+        "synced from {}: {} category/detectoid and {} update revisions listed, {} new ({}) in {:.1} s",
+        report.upstream,
+        report.config_revisions_listed,
+        report.update_revisions_listed,
+        report.revisions_fetched,
+        format_size(report.document_bytes),
+        report.seconds
+    );
+    Ok(report)
+}
+
+fn download_payloads(
+    cache: &mut Store,
+    profile: &Profile,
+    upstream: &str,
+    transport: &TransportOptions,
+    parallel: usize,
+) -> anyhow::Result<()> {
+    let wanted = ferry::upstream::payloads_to_download(cache, profile, upstream)?;
+    if wanted.is_empty() {
+        return Ok(());
+    }
+    let total: u64 = wanted.iter().map(|w| w.size).sum();
+    let files = wanted.len();
+    let bar = output::progress(total, "downloading", true);
+    let transport = Transport::new(transport)?;
+    let report = ferry::upstream::download(cache, &transport, wanted, &DownloadOptions { parallel }, &mut |done, _| bar.set_position(done))
+        .context("downloading payloads (files that arrived are kept; run again to resume)")?;
+    bar.finish_and_clear();
+    for note in &report.notes {
+        eprintln!("note: {note}");
+    }
+    eprintln!(
+        "downloaded {files} payload file(s), {} in {:.1} s ({}/s){}",
+        format_size(total),
+        report.seconds,
+        format_size((total as f64 / report.seconds.max(0.001)) as u64),
+        if report.resumed_bytes > 0 {
+            format!(", {} resumed from an earlier run", format_size(report.resumed_bytes))
+        } else {
+            String::new()
+        }
+    );
     Ok(())
 }

@@ -166,6 +166,19 @@ impl Store {
         tx.commit().map_err(|e| StoreError::sqlite(&db, "recording file sources", e))
     }
 
+    /// Where each file with a known source can be fetched.
+    pub fn file_sources(&self) -> StoreResult<HashMap<[u8; 20], String>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT sha1, source_url FROM files WHERE source_url IS NOT NULL")
+            .map_err(|e| self.err("listing file sources", e))?;
+        let rows: Vec<(Vec<u8>, String)> = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .and_then(|rows| rows.collect())
+            .map_err(|e| self.err("listing file sources", e))?;
+        Ok(rows.into_iter().filter_map(|(d, u)| <[u8; 20]>::try_from(d.as_slice()).ok().map(|d| (d, u))).collect())
+    }
+
     /// Marks files present after their content was verified and moved into place.
     pub fn mark_files_present(&mut self, sha1s: &[[u8; 20]]) -> StoreResult<()> {
         let db = self.db_path();
