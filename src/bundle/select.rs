@@ -61,11 +61,11 @@ fn resolve(wanted: &[String], known: &BTreeMap<String, String>, what: &str) -> R
     Ok(out)
 }
 
+/// (GUID, title) of categories.
+pub type Named = Vec<(String, String)>;
+
 /// The profile's products and classifications as (GUID, title), from the catalog's categories.
-pub fn resolve_filter(
-    catalog: &[CatalogRevision],
-    profile: &Profile,
-) -> Result<(Vec<(String, String)>, Vec<(String, String)>), SelectionError> {
+pub fn resolve_filter(catalog: &[CatalogRevision], profile: &Profile) -> Result<(Named, Named), SelectionError> {
     let products = resolve(&profile.products, &categories(catalog, "Product"), "product")?;
     let classifications = resolve(&profile.classifications, &categories(catalog, "UpdateClassification"), "classification")?;
     Ok((products, classifications))
