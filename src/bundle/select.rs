@@ -41,13 +41,16 @@ fn categories(catalog: &[CatalogRevision], kind: &str) -> BTreeMap<String, Strin
 fn resolve(wanted: &[String], known: &BTreeMap<String, String>, what: &str) -> Result<Vec<(String, String)>, SelectionError> {
     let mut out = Vec::new();
     for w in wanted {
-        let found = match Guid::parse(w) {
-            Ok(g) => known.get_key_value(&g.to_string()),
-            Err(_) => known.iter().find(|(_, t)| t.eq_ignore_ascii_case(w.trim())),
+        let guid = Guid::parse(w).ok();
+        let found = match guid {
+            Some(g) => known.get_key_value(&g.to_string()),
+            None => known.iter().find(|(_, t)| t.eq_ignore_ascii_case(w.trim())),
         };
-        match found {
-            Some((id, title)) => out.push((id.clone(), title.clone())),
-            None => {
+        match (found, guid) {
+            (Some((id, title)), _) => out.push((id.clone(), title.clone())),
+            // A GUID names a category before the catalog holds it (a first sync asks for it).
+            (None, Some(g)) => out.push((g.to_string(), g.to_string())),
+            (None, None) => {
                 let mut names: Vec<&str> = known.values().map(String::as_str).collect();
                 names.sort();
                 names.truncate(40);

@@ -100,9 +100,19 @@ impl Transport {
                 .header("Content-Type", "text/xml; charset=utf-8")
                 .header("SOAPAction", action)
                 .send(body)
-                .map_err(|e| UpstreamError::Http { operation: operation.to_string(), url: url.to_string(), message: e.to_string() })
+                .map_err(|e| match e {
+                    ureq::Error::TooManyRedirects => {
+                        UpstreamError::Config(format!("{operation} at {url}: too many redirects (a redirect loop?)"))
+                    }
+                    e => UpstreamError::Http { operation: operation.to_string(), url: url.to_string(), message: e.to_string() },
+                })
                 .and_then(|mut r| {
                     let status = r.status().as_u16();
+                    // An answer that says up front it is too large is refused before it is read.
+                    let declared = r.headers().get("content-length").and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+                    if declared.is_some_and(|n| n > limit) {
+                        return Err(UpstreamError::TooLarge { operation: operation.to_string(), limit });
+                    }
                     let bytes = r.body_mut().with_config().limit(limit).read_to_vec().map_err(|e| match e {
                         ureq::Error::BodyExceedsLimit(_) => UpstreamError::TooLarge { operation: operation.to_string(), limit },
                         other => UpstreamError::Http { operation: operation.to_string(), url: url.to_string(), message: other.to_string() },
@@ -110,7 +120,10 @@ impl Transport {
                     Ok((status, bytes))
                 });
             let retry = match &result {
-                Ok((status, _)) => matches!(status, 502..=504),
+                // A 500 with a SOAP fault is an answer; one without (a proxy's or IIS's error
+                // page) is a server having trouble.
+                Ok((500, bytes)) => memchr::memmem::find(bytes, b"Fault").is_none(),
+                Ok((status, _)) => matches!(status, 502..=504 | 408 | 429),
                 Err(UpstreamError::Http { .. }) => true,
                 Err(_) => false,
             };
