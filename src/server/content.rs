@@ -136,12 +136,26 @@ pub async fn serve(state: Arc<AppState>, method: &Method, path: &str, headers: &
         return status(StatusCode::NOT_FOUND);
     }
     let catalog = state.catalog();
-    let Some(entry) = catalog.files.get(&sha1.0).filter(|f| f.present && f.extension.eq_ignore_ascii_case(extension)) else {
-        return status(StatusCode::NOT_FOUND);
+    let known =
+        catalog.files.get(&sha1.0).filter(|f| f.present && f.extension.eq_ignore_ascii_case(extension)).map(|f| f.extension.clone());
+    drop(catalog);
+    let extension_on_disk = match known {
+        Some(e) => e,
+        // Stored after the snapshot was taken (an import or sync a moment ago): ask the store.
+        None => match file_in_store(&state, sha1).await {
+            Some(e) if e.eq_ignore_ascii_case(extension) => e,
+            _ => return status(StatusCode::NOT_FOUND),
+        },
     };
-    let path = crate::store::ContentStore::new(state.dir.join("content")).path(&sha1, &entry.extension);
+    let path = crate::store::ContentStore::new(state.dir.join("content")).path(&sha1, &extension_on_disk);
     let tag = sha1.to_hex_lower()[..16].to_string();
     serve_file(&state, method, headers, &path, &tag, mime(extension)).await
+}
+
+/// The extension of a file the store holds (present), by SHA-1.
+async fn file_in_store(state: &Arc<AppState>, sha1: crate::catalog::Sha1Digest) -> Option<String> {
+    let s = state.clone();
+    tokio::task::spawn_blocking(move || s.pool.with(|store| store.present_file_extension(&sha1)).ok().flatten()).await.ok().flatten()
 }
 
 /// `GET|HEAD /selfupdate/...`: files an administrator copied from a WSUS `SelfUpdate` folder

@@ -166,6 +166,14 @@ impl Store {
         tx.commit().map_err(|e| StoreError::sqlite(&db, "recording file sources", e))
     }
 
+    /// The extension of a file whose verified content is in the tree.
+    pub fn present_file_extension(&self, sha1: &crate::catalog::Sha1Digest) -> StoreResult<Option<String>> {
+        self.conn
+            .prepare_cached("SELECT extension FROM files WHERE sha1 = ?1 AND present = 1")
+            .and_then(|mut s| s.query_row([&sha1.0[..]], |r| r.get(0)).optional())
+            .map_err(|e| self.err("looking up a file", e))
+    }
+
     /// Where each file with a known source can be fetched.
     pub fn file_sources(&self) -> StoreResult<HashMap<[u8; 20], String>> {
         let mut stmt = self

@@ -7,6 +7,7 @@ mod catalog_cli;
 mod conformance;
 mod fake_http;
 mod fragments;
+mod pipeline;
 mod served;
 mod server;
 mod synth_realism;

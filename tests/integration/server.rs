@@ -2,12 +2,11 @@
 //! semantics, content, cookies, HTTPS, bad input. The server runs as a process; requests go
 //! over TCP.
 
-use crate::served::{self, CLIENT, CLIENT_NS, Http, REPORTING, REPORTING_NS, Reply, SIMPLE_AUTH, SIMPLE_AUTH_NS, Served};
+use crate::served::{self, Agent, CLIENT, CLIENT_NS, Http, REPORTING, REPORTING_NS, Reply, SIMPLE_AUTH, SIMPLE_AUTH_NS, Served, result};
 use crate::util::{ferry, json_of, stdout_of};
 use ferry::wsus::agent::{self as wire, SyncRequest, UpdateInfo};
-use ferry::wsus::client::WireCookie;
 use ferry::wsus::tree::{self, Element};
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::HashSet;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -45,116 +44,6 @@ fn catalog(updates: u64) -> Catalog {
         .filter(|u| !approved.contains(u) && !declined.contains(u))
         .collect();
     Catalog { _dir: dir, data, approved, declined, others }
-}
-
-/// A client that evaluates every category and detectoid as installed (so every update whose
-/// prerequisites exist applies to it), playing the native client's calls.
-struct Agent {
-    http: Http,
-    pub id: String,
-    pub cookie: WireCookie,
-    installed: Vec<i32>,
-    cached: Vec<i32>,
-    /// Everything received, by revision id.
-    pub seen: BTreeMap<i32, UpdateInfo>,
-}
-
-fn result<'a>(root: &'a Element, op: &str) -> &'a Element {
-    wire::result_of(root, op).unwrap_or_else(|e| panic!("{op}: {e}"))
-}
-
-impl Agent {
-    fn new(server: &Served) -> Agent {
-        Agent {
-            http: server.http(),
-            id: ferry::random::guid().to_string(),
-            cookie: WireCookie { expiration: String::new(), data: None },
-            installed: Vec::new(),
-            cached: Vec::new(),
-            seen: BTreeMap::new(),
-        }
-    }
-
-    fn call(&mut self, path: &str, ns: &str, op: &str, body: String) -> Element {
-        let r = self.http.soap(path, &format!("{ns}/{op}"), &body);
-        assert_eq!(r.status, 200, "{op}: {}", r.text());
-        wire::parse(&r.body).unwrap()
-    }
-
-    fn handshake(&mut self) {
-        let root = self.call(CLIENT, CLIENT_NS, "GetConfig", wire::get_config("2.90"));
-        let last_change = result(&root, "GetConfig").child_text("LastChange").unwrap().to_string();
-        let root = self.call(
-            SIMPLE_AUTH,
-            SIMPLE_AUTH_NS,
-            "GetAuthorizationCookie",
-            wire::get_authorization_cookie(&self.id, "test-pc.example", &[]),
-        );
-        let auth = ferry::wsus::client::base64(result(&root, "GetAuthorizationCookie").child_text("CookieData").unwrap(), "x").unwrap();
-        let now = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string();
-        let root = self.call(CLIENT, CLIENT_NS, "GetCookie", wire::get_cookie(&auth, &now, &last_change, &now, "2.90"));
-        self.cookie = wire::read_cookie(result(&root, "GetCookie")).unwrap();
-        let info = wire::ComputerInfo {
-            dns_name: "test-pc.example",
-            os_build: 26100,
-            manufacturer: "Contoso",
-            model: "Desk",
-            os_description: "Windows 11",
-        };
-        let body = wire::register_computer(&self.cookie, &info);
-        self.call(CLIENT, CLIENT_NS, "RegisterComputer", body);
-    }
-
-    fn sync(&mut self, request: &SyncRequest<'_>) -> wire::SyncAnswer {
-        let body = wire::sync_updates(&self.cookie, request);
-        let r = self.http.soap(CLIENT, &format!("{CLIENT_NS}/SyncUpdates"), &body);
-        assert_eq!(r.status, 200, "SyncUpdates: {}", r.text());
-        let answer = wire::read_sync(&r.body).unwrap();
-        if let Some(c) = &answer.new_cookie {
-            self.cookie = c.clone();
-        }
-        answer
-    }
-
-    /// The software pass until done; returns the answers.
-    fn scan(&mut self) -> Vec<wire::SyncAnswer> {
-        let mut answers = Vec::new();
-        for _ in 0..200 {
-            let (installed, cached) = (self.installed.clone(), self.cached.clone());
-            let answer = self.sync(&SyncRequest { installed_non_leaf: &installed, other_cached: &cached, ..Default::default() });
-            assert!(answer.new_updates.len() <= 30, "pages hold at most 30 updates");
-            self.installed.retain(|i| !answer.out_of_scope.contains(i));
-            self.cached.retain(|i| !answer.out_of_scope.contains(i));
-            let mut non_leaf = false;
-            assert!(self.installed.len() <= 400, "the test catalog is small enough for WSUS's limit of 400 installed non-leaf ids");
-            for u in &answer.new_updates {
-                assert!(u.xml.is_some(), "NewUpdates carry their Core fragment");
-                if u.is_leaf {
-                    self.cached.push(u.revision_id);
-                } else {
-                    non_leaf = true;
-                    self.installed.push(u.revision_id);
-                }
-                self.seen.insert(u.revision_id, u.clone());
-            }
-            for u in &answer.changed_updates {
-                let mut merged = self.seen[&u.revision_id].clone();
-                merged.action = u.action.clone();
-                merged.deployment_id = u.deployment_id;
-                self.seen.insert(u.revision_id, merged);
-            }
-            let done = !answer.truncated && !non_leaf;
-            answers.push(answer);
-            if done {
-                return answers;
-            }
-        }
-        panic!("the scan did not end within 200 calls");
-    }
-
-    fn by_update(&self) -> HashMap<String, &UpdateInfo> {
-        self.seen.values().map(|u| (u.update_id.unwrap().to_string(), u)).collect()
-    }
 }
 
 fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
@@ -469,7 +358,7 @@ fn zeep_available() -> bool {
 }
 
 #[test]
-fn the_wsdl_generated_client_and_the_native_replay_pass_over_soap_11_and_12() {
+fn the_wsdl_generated_clients_of_both_protocols_and_the_native_replay_pass_over_soap_11_and_12() {
     let conformance = crate::conformance_or_skip!();
     if !zeep_available() {
         return;
@@ -479,11 +368,13 @@ fn the_wsdl_generated_client_and_the_native_replay_pass_over_soap_11_and_12() {
     let url = server.url();
     let replay = python_tool(&conformance, "replay_native.py", &[&url, "--no-xpress"]);
     assert!(replay.trim_end().ends_with("0 failed"), "{replay}");
-    for extra in [&[][..], &["--soap12"][..]] {
-        let mut args = vec![url.as_str(), "--wusp"];
-        args.extend_from_slice(extra);
-        let out = python_tool(&conformance, "zeep_wsus_client.py", &args);
-        assert!(out.trim_end().ends_with("0 failed"), "{out}");
+    for service in ["--wusp", "--wsusss"] {
+        for extra in [&[][..], &["--soap12"][..]] {
+            let mut args = vec![url.as_str(), service];
+            args.extend_from_slice(extra);
+            let out = python_tool(&conformance, "zeep_wsus_client.py", &args);
+            assert!(out.trim_end().ends_with("0 failed"), "{service} {extra:?}: {out}");
+        }
     }
 }
 

@@ -1,0 +1,88 @@
+//! The whole chain, as a site runs it: an upstream (`ferry serve` over a generated catalog),
+//! `export` syncing from it, `verify`, `import` on the isolated side, approvals, `serve`, and a
+//! client that scans and downloads; then the upstream grows and a delta carries the difference.
+
+use crate::served::{Agent, Served};
+use crate::util::{ferry, json_of, stdout_of};
+use sha1::Digest as _;
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+const PROFILE: &str = r#"
+channel = "win11-security"
+products = ["Windows 11"]
+classifications = ["Security Updates", "Critical Updates"]
+payloads = "all"
+"#;
+
+#[test]
+fn export_syncs_from_a_ferry_upstream_and_clients_see_exactly_the_approved_updates() {
+    let dir = tempfile::tempdir().unwrap();
+    let (upstream_store, cache, isolated, out) =
+        (dir.path().join("upstream"), dir.path().join("cache"), dir.path().join("isolated"), dir.path().join("out"));
+    stdout_of(ferry(&upstream_store).args(["dev", "synth", "--updates", "1200", "--payload-bytes", "4000"]));
+    let upstream = Served::start(&upstream_store, &[]);
+    let profile = dir.path().join("profile.toml");
+    std::fs::write(&profile, PROFILE).unwrap();
+    let key = dir.path().join("k");
+    stdout_of(ferry(&cache).args(["keygen", "--out"]).arg(&key));
+    let export = |extra: &[&str]| -> String {
+        let mut c = ferry(&cache);
+        c.args(["export", "--upstream", &upstream.url(), "--cache"])
+            .arg(&cache)
+            .arg("--profile")
+            .arg(&profile)
+            .arg("--key")
+            .arg(key.with_extension("key"))
+            .arg("--out")
+            .arg(&out);
+        stdout_of(c.args(extra)).trim().to_string()
+    };
+    let first = export(&[]);
+    stdout_of(ferry(&isolated).args(["verify", &first, "--trust"]).arg(key.with_extension("pub")));
+    stdout_of(ferry(&isolated).args(["import", &first, "--trust"]).arg(key.with_extension("pub")));
+
+    // Approve the security updates, as an administrator would.
+    let ids = stdout_of(ferry(&isolated).args(["updates", "list", "--approval", "unapproved", "--classification", "security", "--ids"]));
+    let approved: HashSet<String> = ids.lines().map(str::to_string).collect();
+    assert!(!approved.is_empty(), "the bundle carries security updates");
+    stdout_of(ferry(&isolated).args(["updates", "approve", "-"]).write_stdin(ids));
+
+    let server = Served::start(&isolated, &[]);
+    let mut agent = Agent::new(&server);
+    agent.handshake();
+    agent.scan();
+    let offered: HashSet<String> =
+        agent.seen.values().filter(|u| u.action == "Install").map(|u| u.update_id.unwrap().to_string()).collect();
+    assert_eq!(offered, approved, "exactly the approved updates are offered for install");
+
+    // Their files download from the isolated server and match their digests.
+    let install: Vec<i32> = agent.seen.values().filter(|u| u.action == "Install" || u.action == "Bundle").map(|u| u.revision_id).collect();
+    let files = agent.file_locations(&install);
+    assert!(!files.is_empty());
+    for (digest, url) in &files {
+        let path = url.split_once("://").and_then(|(_, rest)| rest.find('/').map(|i| &rest[i..])).unwrap();
+        let r = server.http().request("GET", path, &[], b"");
+        assert_eq!(r.status, 200, "{url}");
+        assert_eq!(sha1::Sha1::digest(&r.body).to_vec(), *digest, "{url}");
+    }
+
+    // The upstream grows (while serving); the next export is a delta that imports on top.
+    let before = json_of(ferry(&isolated).arg("status"));
+    stdout_of(ferry(&upstream_store).args(["dev", "synth", "--updates", "1500", "--payload-bytes", "4000"]));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let second = loop {
+        let path = export(&[]);
+        let manifest: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(std::path::Path::new(&path).join("manifest.json")).unwrap()).unwrap();
+        if manifest["summary"]["revisions"].as_u64().unwrap_or(0) > 0 || Instant::now() > deadline {
+            assert_eq!(manifest["base_sequence"].as_u64(), manifest["sequence"].as_u64().map(|s| s - 1), "a delta on the previous bundle");
+            break path;
+        }
+        // The upstream had not reloaded its catalog yet: that empty delta imports too.
+        stdout_of(ferry(&isolated).args(["import", &path, "--trust"]).arg(key.with_extension("pub")));
+    };
+    stdout_of(ferry(&isolated).args(["import", &second, "--trust"]).arg(key.with_extension("pub")));
+    let after = json_of(ferry(&isolated).arg("status"));
+    assert!(after["catalog"]["revisions"].as_u64() > before["catalog"]["revisions"].as_u64(), "{before} -> {after}");
+}
