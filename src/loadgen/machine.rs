@@ -18,6 +18,8 @@ pub struct Profile {
     pub os_build: u32,
     lacking: HashSet<Guid>,
     seed: u64,
+    /// Percent of detectoids (and of unapproved updates) that apply.
+    applies: u64,
 }
 
 /// Products of the profiles, in the order clients take them.
@@ -45,9 +47,23 @@ impl Profile {
                     os_build: *os_build,
                     lacking: products.iter().copied().filter(|p| !has.contains(p)).collect(),
                     seed: 0x9e37_79b9_7f4a_7c15 ^ index as u64,
+                    applies: 50,
                 }
             })
             .collect()
+    }
+
+    /// A machine every product, detectoid and update applies to (shows what a server offers).
+    pub fn everything() -> Profile {
+        Profile {
+            index: PROFILES.len(),
+            name: "machine to which every update applies",
+            os_description: "Windows 11 Enterprise 24H2",
+            os_build: 26100,
+            lacking: HashSet::new(),
+            seed: 0,
+            applies: 100,
+        }
     }
 
     pub fn count() -> usize {
@@ -66,15 +82,15 @@ impl Profile {
         let Some(id) = info.update_id else { return false };
         match info.update_type.as_deref() {
             Some("Category") => !self.lacking.contains(&id),
-            Some("Detectoid") => self.coin(&id, 50),
+            Some("Detectoid") => self.coin(&id, self.applies),
             // Software that other updates require (a servicing stack, say).
-            _ => self.coin(&id, 50),
+            _ => self.coin(&id, self.applies),
         }
     }
 
     /// Whether the machine needs a leaf update: everything approved for install, and a quarter
     /// of the rest (which it then reports as needed, as with PreDeploymentCheck on WSUS).
     pub fn needs(&self, update_id: &Guid, action: &str) -> bool {
-        action == "Install" || self.coin(update_id, 25)
+        action == "Install" || self.coin(update_id, self.applies / 2)
     }
 }

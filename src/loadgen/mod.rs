@@ -47,7 +47,7 @@ pub enum LoadError {
     Url(String),
     #[error("recording into {}: {source}", path.display())]
     Record { path: PathBuf, source: std::io::Error },
-    #[error("recording profile {profile}: {source}")]
+    #[error("a scan as {profile}: {source}")]
     RecordScan { profile: String, source: ScanError },
     #[error("starting the async runtime: {0}")]
     Runtime(std::io::Error),
@@ -176,4 +176,34 @@ pub fn record(url: &str, profiles: usize, dir: &std::path::Path) -> Result<usize
     })?;
     let n = std::fs::read_dir(&answers).map_err(|source| LoadError::Record { path: answers.clone(), source })?.count();
     Ok(n)
+}
+
+/// What one simulated client saw in one first scan.
+#[derive(Debug, Clone, Serialize)]
+pub struct ScanSummary {
+    pub profile: String,
+    pub sync_calls: u64,
+    pub offered_for_install: usize,
+    /// Of those, the ones the machine's evaluation found it needs.
+    pub needed: usize,
+    pub downloaded_bytes: u64,
+}
+
+/// One simulated machine that every update applies to makes a first scan against `url` and
+/// downloads what is approved for it.
+pub fn scan_once(url: &str) -> Result<ScanSummary, LoadError> {
+    let (authority, prefix) = http::split_url(url).map_err(LoadError::Url)?;
+    let profiles = [Profile::everything()];
+    let rt = runtime(1)?;
+    rt.block_on(async {
+        let mut agent = Agent::new(&authority, &prefix, Target::Server, None, true, &profiles[0]);
+        agent.first_scan().await.map_err(|source| LoadError::RecordScan { profile: profiles[0].name.to_string(), source })?;
+        Ok(ScanSummary {
+            profile: profiles[0].name.to_string(),
+            sync_calls: agent.stats.sync_pages,
+            offered_for_install: agent.offered_for_install(),
+            needed: agent.needed_for_install(),
+            downloaded_bytes: agent.stats.content_bytes,
+        })
+    })
 }

@@ -55,6 +55,7 @@ pub struct Agent<'a> {
     other_cached: Vec<i32>,
     /// Leaf revisions the machine needs: (revision id, update id, action).
     needed: Vec<(i32, Guid, String)>,
+    install_offered: usize,
     /// Numbering of calls within a scan, for recorded answers.
     phase: &'static str,
     call: usize,
@@ -80,9 +81,20 @@ impl<'a> Agent<'a> {
             installed: Vec::new(),
             other_cached: Vec::new(),
             needed: Vec::new(),
+            install_offered: 0,
             phase: "first",
             call: 0,
         }
+    }
+
+    /// Updates the server offered for install in the last first scan.
+    pub fn offered_for_install(&self) -> usize {
+        self.install_offered
+    }
+
+    /// Of those, the ones this machine needs (and downloaded).
+    pub fn needed_for_install(&self) -> usize {
+        self.needed.iter().filter(|n| n.2 == "Install").count()
     }
 
     /// One SOAP call: timed, recorded, checked.
@@ -145,6 +157,7 @@ impl<'a> Agent<'a> {
         self.installed.clear();
         self.other_cached.clear();
         self.needed.clear();
+        self.install_offered = 0;
         self.phase = "first";
         self.call = 0;
 
@@ -223,6 +236,7 @@ impl<'a> Agent<'a> {
             }
             let mut new_non_leaf = false;
             for u in &answer.new_updates {
+                self.install_offered += usize::from(u.is_leaf && u.action == "Install");
                 if !u.is_leaf {
                     new_non_leaf = true;
                     // WSUS refuses more than 400 installed non-leaf ids; the agent keeps within it.

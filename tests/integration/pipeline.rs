@@ -86,3 +86,32 @@ fn export_syncs_from_a_ferry_upstream_and_clients_see_exactly_the_approved_updat
     let after = json_of(ferry(&isolated).arg("status"));
     assert!(after["catalog"]["revisions"].as_u64() > before["catalog"]["revisions"].as_u64(), "{before} -> {after}");
 }
+
+/// Guards README's first command: the demo runs the whole pipeline and serves.
+#[test]
+fn the_demo_runs_the_whole_pipeline_and_serves() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = ferry(dir.path())
+        .args(["demo", "--updates", "1200", "--listen", "127.0.0.1:0", "--exit-after-setup", "--dir"])
+        .arg(dir.path().join("demo"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    for step in [
+        "1. An upstream",
+        "3. Export",
+        "4. Isolated side",
+        "5. Import",
+        "6. Approve",
+        "7. Serve",
+        "WUServer       = http://",
+        "WUStatusServer = http://",
+    ] {
+        assert!(text.contains(step), "{step} missing from:\n{text}");
+    }
+    let scanned = text.lines().find(|l| l.contains("scanned it")).unwrap();
+    assert!(!scanned.contains(" 0 updates offered"), "{scanned}");
+    let status = json_of(ferry(&dir.path().join("demo/isolated/store")).arg("status"));
+    assert!(status["catalog"]["revisions"].as_u64().unwrap() > 0);
+}
