@@ -151,6 +151,31 @@ pub fn export(
     Ok(ExportReport { dir: final_dir, manifest })
 }
 
+/// A cached payload that is missing or damaged (a crash before the disk had it, a bad sector)
+/// leaves the cache and is marked missing, so the next sync downloads it again; the error that
+/// stops the export says so.
+fn damaged_payload(
+    cache: &Store,
+    file: &crate::store::FileSummary,
+    path: &Path,
+    owner: &CatalogRevision,
+    problem: String,
+) -> Result<BundleError, BundleError> {
+    match std::fs::remove_file(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(BundleError::io(path, e)),
+    }
+    cache.mark_file_present(&file.sha1, false)?;
+    Ok(BundleError::Invalid(format!(
+        "{}: the cached payload {} of {} {problem}; it is out of the cache now: run the export again (without \
+         --no-sync) to download it again (export stopped, no bundle written)",
+        path.display(),
+        file.file_name,
+        describe(owner),
+    )))
+}
+
 fn describe(r: &CatalogRevision) -> String {
     match (&r.kb_article, &r.title) {
         (Some(kb), _) => format!("KB{kb}"),
@@ -242,29 +267,31 @@ fn write_bundle(
         let source = cache.content().path(&f.sha1, &f.extension);
         let path = SafePath::new(&format!("content/{}", ContentStore::relative_path(&f.sha1, &f.extension)))
             .map_err(|e| BundleError::Invalid(e.to_string()))?;
-        let mut file = std::fs::File::open(&source).map_err(|e| {
-            BundleError::Invalid(format!(
-                "{}: {e}: payload {} of {} is missing from the cache",
-                source.display(),
-                f.file_name,
-                describe(&catalog[*owner])
-            ))
-        })?;
+        let mut file = match std::fs::File::open(&source) {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(damaged_payload(cache, f, &source, &catalog[*owner], "is missing".into())?);
+            }
+            Err(e) => return Err(BundleError::io(&source, e)),
+        };
+        // A cut file (a crash before the disk had all of it) is found before the volume is written.
+        let on_disk = file.metadata().map_err(|e| BundleError::io(&source, e))?.len();
+        if on_disk != f.size {
+            let problem = format!("has {on_disk} bytes, its metadata says {}", f.size);
+            return Err(damaged_payload(cache, f, &source, &catalog[*owner], problem)?);
+        }
         let written = volumes.add_member(&path, MemberKind::Payload, f.size, &mut file).map_err(|e| {
             BundleError::Invalid(format!("packaging {} ({}) of {}: {e}", source.display(), f.file_name, describe(&catalog[*owner])))
         })?;
         let d = written.digests;
         let sha256_ok = f.sha256.is_none_or(|s| s == d.sha256);
         if d.sha1 != f.sha1 || !sha256_ok || d.size != f.size {
-            return Err(BundleError::Invalid(format!(
-                "{}: the cached payload {} of {} does not match its metadata (SHA-1 {}, SHA-256 {}): the cache is damaged; \
-                 delete the file and sync again (export stopped, no bundle written)",
-                source.display(),
-                f.file_name,
-                describe(&catalog[*owner]),
+            let problem = format!(
+                "does not match its metadata (SHA-1 {}, SHA-256 {})",
                 if d.sha1 == f.sha1 { "ok" } else { "differs" },
                 if sha256_ok { "ok" } else { "differs" },
-            )));
+            );
+            return Err(damaged_payload(cache, f, &source, &catalog[*owner], problem)?);
         }
         let mut entry = written.entry;
         entry.sha1 = Some(f.sha1.to_hex_lower());

@@ -1,6 +1,11 @@
 //! Payload downloads into the cache's content tree: several files at once, resumable (`.part`
 //! files continued with Range and If-Range), SHA-1 and SHA-256 computed while the bytes stream,
 //! and a file under its final name only when both digests and the size match.
+//!
+//! Downloads do not wait for the disk (no fsync per file, which would make them half as fast as
+//! curl): the cache is a copy of the upstream, and `export` re-hashes every payload while
+//! packaging, dropping a damaged one from the cache so the next run fetches it again. A crash
+//! can cost a re-download, never a bad bundle.
 
 use super::UpstreamError;
 use super::transport::{Transport, backoff};
@@ -53,6 +58,7 @@ struct Shared<'a> {
     queue: Mutex<VecDeque<Wanted>>,
     done_bytes: AtomicU64,
     stop: AtomicBool,
+    /// Files verified and under their final name, not yet marked present.
     finished: Mutex<Vec<[u8; 20]>>,
     errors: Mutex<Vec<UpstreamError>>,
     notes: Mutex<Vec<String>>,
@@ -101,7 +107,7 @@ pub fn download(
         // Record what landed as it lands, so an interrupted run keeps it.
         loop {
             let finished = active.load(Ordering::Acquire) == 0;
-            let landed: Vec<[u8; 20]> = std::mem::take(&mut *shared.finished.lock().expect("finished lock"));
+            let landed = std::mem::take(&mut *shared.finished.lock().expect("finished lock"));
             if !landed.is_empty() {
                 cache.mark_files_present(&landed)?;
             }
@@ -113,7 +119,7 @@ pub fn download(
         }
     })?;
     // The workers have ended (scope): record the last files.
-    let landed: Vec<[u8; 20]> = std::mem::take(&mut *shared.finished.lock().expect("finished lock"));
+    let landed = std::mem::take(&mut *shared.finished.lock().expect("finished lock"));
     cache.mark_files_present(&landed)?;
     progress(shared.done_bytes.load(Ordering::Relaxed), total);
     let mut errors = std::mem::take(&mut *shared.errors.lock().expect("errors lock"));
@@ -205,7 +211,6 @@ fn fetch(shared: &Shared<'_>, w: &Wanted) -> Result<(), UpstreamError> {
         let _ = std::fs::remove_file(&validator_path);
         return Err(fail(format!("the downloaded file does not match its metadata ({e}); it was deleted")));
     }
-    File::open(&part).and_then(|f| f.sync_data()).map_err(|e| fail(format!("{}: {e}", part.display())))?;
     let target = shared.content.path(&w.sha1, &w.extension);
     let folder = target.parent().expect("content paths have a folder");
     std::fs::create_dir_all(folder).map_err(|e| fail(format!("{}: {e}", folder.display())))?;

@@ -428,7 +428,8 @@ fn stock_minisign_verifies_the_manifest() {
 }
 
 /// A cached payload that does not match its metadata stops the export, naming the file; no
-/// bundle is left behind and the channel does not advance.
+/// bundle is left behind, the channel does not advance, and the damaged file leaves the cache
+/// (marked missing, so a sync fetches it again: `pipeline.rs`).
 #[test]
 fn damaged_cache_payload_stops_the_export() {
     let f = Fixture::new(300, "8KiB");
@@ -460,10 +461,22 @@ fn damaged_cache_payload_stops_the_export() {
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains(file["file_name"].as_str().unwrap()) && err.contains("does not match its metadata"), "{err}");
     assert_eq!(std::fs::read_dir(&f.out).map(|d| d.count()).unwrap_or(0), 0, "no bundle or partial directory is left");
-    // Repairing the file lets the next export proceed as sequence 1.
-    flip_byte(&path, 3);
-    let bundle = f.export(&[]);
-    assert_eq!(manifest(&bundle).sequence, 1);
+    assert!(!path.exists(), "the damaged file left the cache");
+    // Marked missing: the next export without a sync says what is missing instead of packaging.
+    let again = ferry(&f.cache)
+        .args(["export", "--no-sync", "--profile"])
+        .arg(&f.profile)
+        .arg("--key")
+        .arg(&f.key)
+        .arg("--out")
+        .arg(&f.out)
+        .arg("--cache")
+        .arg(&f.cache)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&again.stderr);
+    assert_eq!(again.status.code(), Some(1), "{err}");
+    assert!(err.contains("not in the cache") && err.contains(file["file_name"].as_str().unwrap()), "{err}");
 }
 
 #[test]

@@ -115,3 +115,62 @@ fn the_demo_runs_the_whole_pipeline_and_serves() {
     let status = json_of(ferry(&dir.path().join("demo/isolated/store")).arg("status"));
     assert!(status["catalog"]["revisions"].as_u64().unwrap() > 0);
 }
+
+/// A cache file damaged after it was downloaded (a crash before the disk had it, a bad sector)
+/// stops the export that finds it and leaves the cache; the next export downloads it again.
+#[test]
+fn a_damaged_cache_payload_is_downloaded_again_by_the_next_export() {
+    let dir = tempfile::tempdir().unwrap();
+    let (upstream_store, cache, out) = (dir.path().join("upstream"), dir.path().join("cache"), dir.path().join("out"));
+    stdout_of(ferry(&upstream_store).args(["dev", "synth", "--updates", "400", "--payload-bytes", "4000"]));
+    let upstream = Served::start(&upstream_store, &[]);
+    let profile = dir.path().join("profile.toml");
+    std::fs::write(&profile, PROFILE).unwrap();
+    let key = dir.path().join("k");
+    stdout_of(ferry(&cache).args(["keygen", "--out"]).arg(&key));
+    let export = || {
+        ferry(&cache)
+            .args(["export", "--full", "--upstream", &upstream.url(), "--cache"])
+            .arg(&cache)
+            .arg("--profile")
+            .arg(&profile)
+            .arg("--key")
+            .arg(key.with_extension("key"))
+            .arg("--out")
+            .arg(&out)
+            .output()
+            .unwrap()
+    };
+    assert!(export().status.success());
+    let damaged = walk_files(&cache.join("content")).into_iter().next().expect("payloads were downloaded");
+    let mut bytes = std::fs::read(&damaged).unwrap();
+    let original = bytes.clone();
+    bytes.truncate(bytes.len() / 2);
+    std::fs::write(&damaged, bytes).unwrap();
+
+    let failed = export();
+    let err = String::from_utf8_lossy(&failed.stderr);
+    assert_eq!(failed.status.code(), Some(1), "{err}");
+    assert!(err.contains("out of the cache") && err.contains("run the export again"), "{err}");
+    assert!(!damaged.exists());
+
+    let repaired = export();
+    assert!(repaired.status.success(), "{}", String::from_utf8_lossy(&repaired.stderr));
+    assert_eq!(std::fs::read(&damaged).unwrap(), original, "downloaded again, whole");
+}
+
+fn walk_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            if path.file_name().is_some_and(|n| n != "tmp") {
+                files.extend(walk_files(&path));
+            }
+        } else {
+            files.push(path);
+        }
+    }
+    files.sort();
+    files
+}

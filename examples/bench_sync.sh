@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# Sync benchmark, in one run on one machine:
+# 1. metadata: `ferry export --no-download` syncing a 30,000-revision catalog from `ferry serve`
+#    on loopback (first sync, the unchanged re-sync, and a delta after the upstream grew);
+# 2. payloads: `ferry export` downloading a ~4 GiB content tree from nginx on loopback (nginx
+#    serves /Content/ from the upstream's tree and proxies the SOAP services to `ferry serve`),
+#    next to `curl` fetching the same files with the same parallelism.
+# Usage: examples/bench_sync.sh [WORKDIR] (build first: cargo build --release; needs nginx, curl)
+set -euo pipefail
+FERRY=${FERRY:-$(cd "$(dirname "$0")/.." && pwd)/target/release/ferry}
+WORK=${1:-/tmp/ferry-bench-sync}
+UPDATES=${UPDATES:-30000}
+PAYLOAD_UPDATES=${PAYLOAD_UPDATES:-4500}
+PARALLEL=${PARALLEL:-4}
+FERRY_PORT=18640
+NGINX_PORT=18642
+mkdir -p "$WORK" && cd "$WORK"
+
+[ -f catalog/ferry.db ] || "$FERRY" dev synth --updates "$UPDATES" --data catalog >/dev/null
+rm -rf upstream && cp -a catalog upstream # grown below; the next run starts from the same catalog
+[ -f payloads/ferry.db ] || "$FERRY" dev synth --updates "$PAYLOAD_UPDATES" --payload-bytes 2MiB --data payloads >/dev/null
+[ -f k.key ] || "$FERRY" keygen --out k >/dev/null 2>&1
+# Every product and classification the generator uses, superseded included: the whole catalog.
+cat > all.toml <<'TOML'
+channel = "bench-all"
+products = ["Windows 11", "Microsoft Defender Antivirus", "Windows 10", "Windows 10, version 1903 and later", "Microsoft Server operating system-21H2", "Microsoft Server operating system-24H2", "Windows Server 2019", "Office 2016", "Office 365 Client", "Windows Server 2016", "Windows 8.1", "Windows 7", "Windows Server 2008 R2", "Windows 10 LTSB", "OOBE ZDP"]
+classifications = ["Security Updates", "Critical Updates", "Definition Updates", "Updates", "Update Rollups", "Feature Packs", "Tools", "Service Packs", "Upgrades", "Drivers"]
+include_superseded = true
+payloads = "all"
+TOML
+sed -e 's/bench-all/bench-metadata/' -e 's/payloads = "all"/payloads = "none"/' all.toml > metadata.toml
+
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; [ -f nginx/nginx.pid ] && kill "$(cat nginx/nginx.pid)" 2>/dev/null || true; }
+trap cleanup EXIT
+serve() { # data port
+  "$FERRY" --data "$1" serve --listen "127.0.0.1:$2" 2>"serve-$1.log" &
+  pids+=($!)
+  for _ in $(seq 100); do curl -sf "http://127.0.0.1:$2/healthz" >/dev/null && return; sleep 0.2; done
+  cat "serve-$1.log"; exit 1
+}
+export_from() { # url cache profile [extra...]: prints ferry's report lines and the peak RSS
+  local url=$1 cache=$2 profile=$3; shift 3
+  /usr/bin/time -f "%M" -o rss.txt "$FERRY" export --upstream "$url" --cache "$cache" --profile "$profile" \
+    --key k.key --out out --parallel "$PARALLEL" "$@" >log.txt 2>&1 || { cat log.txt; exit 1; }
+  grep -E "^(synced|downloaded)" log.txt | sed 's/^/  /'
+  echo "  peak RSS $(( $(cat rss.txt) / 1024 )) MiB (whole export: sync, download, packaging)"
+}
+
+echo "== metadata: $UPDATES-update catalog from ferry serve on loopback"
+serve upstream $FERRY_PORT
+rm -rf sync-cache out
+t0=$(date +%s.%N)
+export_from "http://127.0.0.1:$FERRY_PORT" sync-cache metadata.toml --no-download
+t1=$(date +%s.%N)
+printf '  first export (sync + package): %.1f s wall\n' "$(echo "$t1 - $t0" | bc)"
+echo "-- unchanged: the second sync from the stored anchors"
+export_from "http://127.0.0.1:$FERRY_PORT" sync-cache metadata.toml --no-download
+echo "-- the upstream grows by 1,000 updates: a delta sync"
+"$FERRY" dev synth --updates $((UPDATES + 1000)) --data upstream >/dev/null
+sleep 1 # the upstream's snapshot follows its store
+export_from "http://127.0.0.1:$FERRY_PORT" sync-cache metadata.toml --no-download
+
+echo "== payloads: ferry export vs curl, from nginx on loopback"
+serve payloads $((FERRY_PORT + 1))
+mkdir -p nginx
+cat > nginx/nginx.conf <<CONF
+worker_processes auto;
+pid $WORK/nginx/nginx.pid;
+error_log $WORK/nginx/error.log warn;
+events { worker_connections 1024; }
+http {
+    access_log off;
+    sendfile on;
+    tcp_nopush on;
+    keepalive_requests 1000000;
+    default_type application/octet-stream;
+    server {
+        listen 127.0.0.1:$NGINX_PORT;
+        client_max_body_size 16m;
+        location /Content/ { alias $WORK/payloads/content/; }
+        location / { proxy_pass http://127.0.0.1:$((FERRY_PORT + 1)); proxy_http_version 1.1; proxy_set_header Connection ""; }
+    }
+}
+CONF
+nginx -c "$WORK/nginx/nginx.conf"
+sleep 0.5
+cat payloads/content/*/* >/dev/null # both clients read from nginx's page cache
+rm -rf dl-cache out && sync
+export_from "http://127.0.0.1:$NGINX_PORT" dl-cache all.toml
+files=$(find dl-cache/content -type f | wc -l)
+bytes=$(find dl-cache/content -type f -printf '%s\n' | awk '{s+=$1} END {printf "%d", s}')
+echo "  $files files, $((bytes / 1048576)) MiB"
+
+find dl-cache/content -type f -printf '%P\n' |
+  awk -v base="http://127.0.0.1:$NGINX_PORT/Content/" '{print "url = \"" base $0 "\"\noutput = \"curl-out/" $0 "\""}' > curl.cfg
+for variant in "curl" "curl && sync"; do
+  rm -rf curl-out && sync
+  t0=$(date +%s.%N)
+  if [ "$variant" = "curl" ]; then
+    curl -sf --parallel --parallel-max "$PARALLEL" --create-dirs -K curl.cfg 2>/dev/null
+  else
+    curl -sf --parallel --parallel-max "$PARALLEL" --create-dirs -K curl.cfg 2>/dev/null && sync
+  fi
+  t1=$(date +%s.%N)
+  printf '%-14s %d files in %.2f s: %.0f MB/s\n' "$variant" "$(find curl-out -type f | wc -l)" "$(echo "$t1 - $t0" | bc)" "$(echo "$bytes / ($t1 - $t0) / 1000000" | bc -l)"
+done
