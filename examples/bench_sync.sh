@@ -89,7 +89,7 @@ cat payloads/content/*/* >/dev/null # both clients read from nginx's page cache
 rm -rf dl-cache out && sync
 export_from "http://127.0.0.1:$NGINX_PORT" dl-cache all.toml
 files=$(find dl-cache/content -type f | wc -l)
-bytes=$(find dl-cache/content -type f -printf '%s\n' | awk '{s+=$1} END {printf "%d", s}')
+bytes=$(find dl-cache/content -type f -printf '%s\n' | awk '{s+=$1} END {printf "%.0f", s}')
 echo "  $files files, $((bytes / 1048576)) MiB"
 
 find dl-cache/content -type f -printf '%P\n' |
