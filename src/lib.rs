@@ -4,6 +4,7 @@
 
 pub mod bundle;
 pub mod catalog;
+pub mod compliance;
 pub mod faults;
 pub mod loadgen;
 pub mod random;

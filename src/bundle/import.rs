@@ -43,6 +43,8 @@ pub struct ImportReport {
     pub bytes_read: u64,
     pub removed: u64,
     pub warnings: Vec<String>,
+    /// What the automatic approval rules approved after the import.
+    pub rules: Vec<crate::store::RuleOutcome>,
 }
 
 /// The keys a store trusts, plus those given on the command line.
@@ -262,6 +264,7 @@ pub fn import(
         bytes_read: 0,
         removed: m.removed.len() as u64,
         warnings: Vec::new(),
+        rules: Vec::new(),
     };
     let staging = store.dir().join("tmp").join(format!("import-{}", m.bundle_id));
     if store.import_by_id(&m.bundle_id)?.is_some() {
@@ -390,7 +393,13 @@ pub fn import(
     };
     crash_point("import.after-commit");
     let _ = std::fs::remove_dir_all(&staging);
-    result
+    let mut report = result?;
+    // The import is committed; automatic approval rules run over what it brought.
+    match store.apply_approval_rules() {
+        Ok(outcomes) => report.rules = outcomes.into_iter().filter(|o| !o.approved.is_empty()).collect(),
+        Err(e) => report.warnings.push(format!("the automatic approval rules did not run ({e}); run `ferry rules apply`")),
+    }
+    Ok(report)
 }
 
 /// Flushes every staged payload to disk with one call (rather than one fsync per file).

@@ -55,5 +55,8 @@ pub fn run(data: &Path, args: Args) -> anyhow::Result<()> {
             format_size(report.bytes_read)
         );
     }
+    for r in &report.rules {
+        println!("rule {:?} approved {} update(s) for {}", r.rule, r.approved.len(), r.group);
+    }
     Ok(())
 }

@@ -1,14 +1,19 @@
 //! The command line: one file per command. Commands print; the library never does.
 
 mod check;
+mod computers;
 mod demo;
 mod dev;
 mod export;
+mod groups;
 mod import;
+mod input;
 mod inspect;
 mod keygen;
 mod loadgen;
 mod output;
+mod report;
+mod rules;
 mod serve;
 mod status;
 mod trust;
@@ -54,6 +59,17 @@ pub enum Command {
     /// The catalog: list and show updates.
     #[command(subcommand)]
     Updates(updates::Command),
+    /// Compliance per computer or per update, from what clients reported.
+    Report(report::Args),
+    /// Automatic approval rules, applied after every import.
+    #[command(subcommand)]
+    Rules(rules::Command),
+    /// Computer groups and targeting.
+    #[command(subcommand)]
+    Groups(groups::Command),
+    /// The computers that report to this server.
+    #[command(subcommand)]
+    Computers(computers::Command),
     /// Store integrity: database consistency and, with --deep, every content file re-hashed.
     Check(check::Args),
     /// The whole pipeline on a generated catalog, explained step by step.
@@ -100,6 +116,10 @@ pub fn main() -> ExitCode {
         Command::Serve(args) => serve::run(&cli.data, args),
         Command::Status(args) => status::run(&cli.data, args),
         Command::Updates(cmd) => updates::run(&cli.data, cmd),
+        Command::Report(args) => report::run(&cli.data, args),
+        Command::Rules(cmd) => rules::run(&cli.data, cmd),
+        Command::Groups(cmd) => groups::run(&cli.data, cmd),
+        Command::Computers(cmd) => computers::run(&cli.data, cmd),
         Command::Check(args) => check::run(&cli.data, args),
         Command::Dev(cmd) => dev::run(&cli.data, cmd),
         Command::Demo(args) => demo::run(args),

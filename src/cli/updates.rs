@@ -144,20 +144,7 @@ fn find_group(store: &Store, name_or_id: &str) -> anyhow::Result<ferry::store::T
 /// Resolves every id first, so a typo changes nothing. Only updates an administrator approves
 /// (software and drivers that are not bundle members) are accepted.
 fn approvable_ids(store: &Store, args: &IdsArgs) -> anyhow::Result<Vec<String>> {
-    let mut raw = Vec::new();
-    for id in &args.ids {
-        if id == "-" {
-            for line in std::io::stdin().lines() {
-                let line = line.context("reading update ids from stdin")?;
-                let line = line.trim();
-                if !line.is_empty() && !line.starts_with('#') {
-                    raw.push(line.to_string());
-                }
-            }
-        } else {
-            raw.push(id.clone());
-        }
-    }
+    let raw = super::input::args_or_stdin(&args.ids).context("reading update ids")?;
     let mut out: Vec<String> = Vec::new();
     for id in &raw {
         let revisions = store.resolve_update(id)?;

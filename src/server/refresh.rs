@@ -20,8 +20,10 @@ pub fn refresh_once(state: &AppState) -> Result<bool, crate::store::StoreError> 
         changed = true;
     }
     if deployment_stamp != state.deployments().stamp {
-        let deployments = state.pool.with(|s| Deployments::load(s))?;
+        let (deployments, computers) = state.pool.with(|s| Ok((Deployments::load(s)?, s.computers()?)))?;
         *state.deployments.write().expect("deployments lock") = Arc::new(deployments);
+        // Group moves and removals advance the same stamp.
+        state.computers.write().expect("computer cache lock").reload(computers);
         changed = true;
     }
     Ok(changed)

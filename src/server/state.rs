@@ -27,6 +27,19 @@ impl ComputerCache {
         let groups = c.groups.iter().filter_map(|g| Guid::parse(g).ok()).collect();
         self.map.insert(c.computer_id.to_ascii_lowercase(), ComputerState { registered: c.registered, groups });
     }
+    /// Takes group memberships (and registrations) from the store after an administrator
+    /// changed them. A computer removed from the store is forgotten: its next call gets
+    /// RegistrationRequired and it registers again, as with WSUS.
+    pub fn reload(&mut self, records: Vec<ComputerRecord>) {
+        let mut map = HashMap::with_capacity(records.len());
+        for c in records {
+            let id = c.computer_id.to_ascii_lowercase();
+            let registered = c.registered || self.map.get(&id).is_some_and(|old| old.registered);
+            let groups = c.groups.iter().filter_map(|g| Guid::parse(g).ok()).collect();
+            map.insert(id, ComputerState { registered, groups });
+        }
+        self.map = map;
+    }
     pub fn get(&self, id: &str) -> Option<&ComputerState> {
         self.map.get(&id.to_ascii_lowercase())
     }

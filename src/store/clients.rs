@@ -134,25 +134,6 @@ impl Store {
             .map_err(|e| self.err("reading a group", e))
     }
 
-    pub fn create_group(&self, name: &str, parent_id: Option<&str>) -> StoreResult<TargetGroup> {
-        let name = name.trim();
-        if name.is_empty() || name.len() > 256 {
-            return Err(StoreError::NotFound("a group name must have 1 to 256 characters".into()));
-        }
-        if self.group(name)?.is_some() {
-            return Err(StoreError::NotFound(format!("a group named {name:?} exists already")));
-        }
-        let parent = parent_id.unwrap_or(ALL_COMPUTERS).to_string();
-        let id = crate::random::guid().to_string();
-        self.conn
-            .execute(
-                "INSERT INTO target_groups (group_id, name, parent_id, is_builtin, created_at) VALUES (?1, ?2, ?3, 0, ?4)",
-                params![id, name, parent, now_rfc3339()],
-            )
-            .map_err(|e| self.err(format!("creating group {name}"), e))?;
-        Ok(TargetGroup { group_id: id, name: name.to_string(), parent_id: Some(parent), is_builtin: false })
-    }
-
     pub fn computers(&self) -> StoreResult<Vec<ComputerRecord>> {
         let mut groups: std::collections::HashMap<String, Vec<String>> = std::collections::HashMap::new();
         {
@@ -470,16 +451,23 @@ impl Store {
                     )
                     .and_then(|mut s| s.execute(params![computer_id, dns_name, requested, now]))
                     .map_err(fail)?;
-                    // Client-side targeting: the groups the client names (created on first use);
-                    // without any, the computer waits in Unassigned Computers.
+                    // Client-side targeting: the groups the client names (created on first use
+                    // if so configured); without any, the computer waits in Unassigned Computers.
+                    // Server-side targeting keeps what administrators chose.
+                    let targeting = super::groups::targeting_in(&tx).map_err(fail)?;
+                    let requested: &[String] = if targeting.mode == super::TargetingMode::Client { requested_groups } else { &[] };
                     let mut group_ids = Vec::new();
-                    for name in requested_groups {
+                    for name in requested {
                         let existing: Option<String> = tx
                             .query_row("SELECT group_id FROM target_groups WHERE name = ?1 COLLATE NOCASE", [name], |r| r.get(0))
                             .optional()
                             .map_err(fail)?;
                         let id = match existing {
                             Some(id) => id,
+                            None if !targeting.create_missing_groups => {
+                                tracing::info!("{computer_id} asks for group {name:?}, which does not exist");
+                                continue;
+                            }
                             None => {
                                 let id = crate::random::guid().to_string();
                                 tx.execute(
@@ -590,11 +578,11 @@ impl Store {
     }
 }
 
-fn next_stamp(tx: &rusqlite::Transaction<'_>) -> rusqlite::Result<i64> {
+pub(super) fn next_stamp(tx: &rusqlite::Transaction<'_>) -> rusqlite::Result<i64> {
     tx.query_row("SELECT COALESCE((SELECT CAST(value AS INTEGER) FROM settings WHERE key = 'deployment_stamp'), 0) + 1", [], |r| r.get(0))
 }
 
-fn set_stamp(tx: &rusqlite::Transaction<'_>, stamp: i64) -> rusqlite::Result<()> {
+pub(super) fn set_stamp(tx: &rusqlite::Transaction<'_>, stamp: i64) -> rusqlite::Result<()> {
     tx.execute(
         "INSERT INTO settings (key, value) VALUES ('deployment_stamp', ?1) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
         [stamp.to_string()],

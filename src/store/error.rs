@@ -35,6 +35,11 @@ pub enum StoreError {
     #[error("{0}")]
     NotFound(String),
 
+    /// A change the rules forbid (a cycle in the group tree, a built-in group, a declined
+    /// update); nothing was changed.
+    #[error("{0}")]
+    Refused(String),
+
     /// A compressed document does not decompress within its declared size (a decompression
     /// bomb, or a damaged frame).
     #[error("{document}: {message}")]

@@ -12,20 +12,26 @@
 mod bundles;
 mod check;
 mod clients;
+mod compliance;
 mod content;
 mod error;
+mod groups;
 mod ingest;
 mod query;
+mod rules;
 mod schema;
 mod server_sync;
 
 pub use bundles::{CatalogRevision, ExportRecord, ImportRecord, TrustedKey, decompress_document};
 pub use check::{CheckProblem, CheckReport};
 pub use clients::*;
+pub use compliance::{ComplianceReport, ComputerCompliance, UpdateCompliance};
 pub use content::{ContentError, ContentStore, ExpectedFile, FileHasher, HashingWriter, VerifiedFile, hash_reader};
 pub use error::{StoreError, StoreResult};
+pub use groups::{GroupRemoval, Targeting, TargetingMode};
 pub use ingest::{AddOutcome, IngestBatch, IngestItem, IngestOptions, IngestReport, PreparedRevision, prepare_revision};
 pub use query::*;
+pub use rules::{ApprovalRule, NewRule, RuleOutcome};
 pub use server_sync::{DownstreamDeployment, DownstreamFilter};
 
 use rusqlite::{Connection, OptionalExtension};

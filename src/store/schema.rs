@@ -3,7 +3,7 @@
 //! Invariant: a migration, once released, never changes; new needs get a new migration.
 
 /// Migrations in order; `MIGRATIONS[i]` brings the schema from version `i` to `i + 1`.
-pub const MIGRATIONS: &[&str] = &[V1_CATALOG, V2_BUNDLES, V3_CLIENTS, V4_SERVER_SYNC];
+pub const MIGRATIONS: &[&str] = &[V1_CATALOG, V2_BUNDLES, V3_CLIENTS, V4_SERVER_SYNC, V5_ADMINISTRATION];
 
 /// Version 1: the catalog (revisions, fragments, relationships, files) and settings.
 const V1_CATALOG: &str = r#"
@@ -255,4 +255,19 @@ CREATE TABLE downstream_servers (
     last_seen_at  TEXT NOT NULL
 );
 CREATE INDEX prerequisites_categories ON prerequisites (is_category, revision_id);
+"#;
+
+/// Version 5: administration. Auto-approval rules, applied on every import.
+const V5_ADMINISTRATION: &str = r#"
+CREATE TABLE approval_rules (
+    rule_id         INTEGER PRIMARY KEY AUTOINCREMENT,
+    name            TEXT    NOT NULL UNIQUE COLLATE NOCASE,
+    enabled         INTEGER NOT NULL DEFAULT 1,
+    classifications TEXT    NOT NULL,           -- JSON array of classification GUIDs; empty: any
+    products        TEXT    NOT NULL,           -- JSON array of product GUIDs; empty: any
+    group_id        TEXT    NOT NULL REFERENCES target_groups (group_id),
+    action          TEXT    NOT NULL,           -- Install | Uninstall
+    deadline_days   INTEGER,
+    created_at      TEXT    NOT NULL
+);
 "#;

@@ -1,6 +1,7 @@
 //! The one integration-test binary (one link step, shared helpers). Each module tests one area;
 //! regression tests are named after what they guard.
 
+mod administration;
 mod architecture;
 mod bundles;
 mod catalog_cli;

@@ -237,25 +237,21 @@ impl Agent {
     }
 
     pub fn handshake(&mut self) {
+        self.handshake_as("test-pc.example", &[]);
+    }
+
+    /// The handshake of a computer with this name that names these groups (client-side
+    /// targeting).
+    pub fn handshake_as(&mut self, dns_name: &str, groups: &[&str]) {
         let root = self.call(CLIENT, CLIENT_NS, "GetConfig", wire::get_config("2.90"));
         let last_change = result(&root, "GetConfig").child_text("LastChange").unwrap().to_string();
-        let root = self.call(
-            SIMPLE_AUTH,
-            SIMPLE_AUTH_NS,
-            "GetAuthorizationCookie",
-            wire::get_authorization_cookie(&self.id, "test-pc.example", &[]),
-        );
+        let root =
+            self.call(SIMPLE_AUTH, SIMPLE_AUTH_NS, "GetAuthorizationCookie", wire::get_authorization_cookie(&self.id, dns_name, groups));
         let auth = ferry::wsus::client::base64(result(&root, "GetAuthorizationCookie").child_text("CookieData").unwrap(), "x").unwrap();
         let now = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string();
         let root = self.call(CLIENT, CLIENT_NS, "GetCookie", wire::get_cookie(&auth, &now, &last_change, &now, "2.90"));
         self.cookie = wire::read_cookie(result(&root, "GetCookie")).unwrap();
-        let info = wire::ComputerInfo {
-            dns_name: "test-pc.example",
-            os_build: 26100,
-            manufacturer: "Contoso",
-            model: "Desk",
-            os_description: "Windows 11",
-        };
+        let info = wire::ComputerInfo { dns_name, os_build: 26100, manufacturer: "Contoso", model: "Desk", os_description: "Windows 11" };
         let body = wire::register_computer(&self.cookie, &info);
         self.call(CLIENT, CLIENT_NS, "RegisterComputer", body);
     }

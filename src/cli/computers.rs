@@ -1,0 +1,139 @@
+//! `ferry computers list|move|remove`: the computers that talk to this server
+//! (Get-WsusComputer, Add-WsusComputer, Remove-WsusComputer).
+
+use super::output;
+use anyhow::Context;
+use ferry::store::{ComputerRecord, Store, TargetingMode};
+use std::path::Path;
+
+#[derive(clap::Subcommand, Debug)]
+pub enum Command {
+    /// The computers, with their groups and last contact (Get-WsusComputer).
+    List(ListArgs),
+    /// Put computers in a group (server-side targeting; Add-WsusComputer). Replaces their groups
+    /// unless --keep.
+    Move {
+        /// Computer names (pc01 or pc01.plant.example) or SusClientIds; `-` reads them from stdin.
+        #[arg(required = true, value_name = "COMPUTER")]
+        computers: Vec<String>,
+        #[arg(long)]
+        group: String,
+        /// Add the group to the computers' groups instead of replacing them.
+        #[arg(long)]
+        keep: bool,
+    },
+    /// Forget computers and their reports (Remove-WsusComputer); they come back as new when
+    /// they next contact the server.
+    Remove {
+        #[arg(required = true, value_name = "COMPUTER")]
+        computers: Vec<String>,
+    },
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ListArgs {
+    /// Name substring (case-insensitive).
+    #[arg(long)]
+    name: Option<String>,
+    /// Only computers in this group (or its subgroups).
+    #[arg(long)]
+    group: Option<String>,
+    /// Print only SusClientIds, one per line (for pipelines).
+    #[arg(long, conflicts_with = "json")]
+    ids: bool,
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(data: &Path, cmd: Command) -> anyhow::Result<()> {
+    let mut store = Store::open_or_create(data)?;
+    match cmd {
+        Command::List(a) => list(&store, a),
+        Command::Move { computers, group, keep } => {
+            let ids = resolve(&store, &computers)?;
+            let g = store.assign_computers(&ids, &group, keep)?;
+            println!("{} computer(s) now in {}", ids.len(), g.name);
+            if store.targeting()?.mode == TargetingMode::Client {
+                eprintln!(
+                    "note: targeting is client-side: a computer that sends group names moves back at its next contact \
+                     (`ferry groups targeting --mode server` to place computers here)"
+                );
+            }
+            Ok(())
+        }
+        Command::Remove { computers } => {
+            let ids = resolve(&store, &computers)?;
+            let n = store.remove_computers(&ids)?;
+            println!("removed {n} computer(s)");
+            Ok(())
+        }
+    }
+}
+
+/// Every name resolves to exactly one computer, or nothing changes.
+fn resolve(store: &Store, names: &[String]) -> anyhow::Result<Vec<String>> {
+    let names = super::input::args_or_stdin(names).context("reading computer names")?;
+    let mut ids = Vec::new();
+    for name in &names {
+        let found = store.find_computers(name)?;
+        match found.as_slice() {
+            [c] => ids.push(c.computer_id.clone()),
+            [] => anyhow::bail!("no computer {name:?} (see `ferry computers list`; nothing was changed)"),
+            many => anyhow::bail!(
+                "{name:?} matches {} computers ({}): name one by SusClientId (nothing was changed)",
+                many.len(),
+                many.iter().map(|c| c.computer_id.as_str()).collect::<Vec<_>>().join(", ")
+            ),
+        }
+    }
+    Ok(ids)
+}
+
+/// The computers in `group` or any group under it.
+pub fn in_group(store: &Store, computers: Vec<ComputerRecord>, group: &str) -> anyhow::Result<Vec<ComputerRecord>> {
+    let g = store.group(group)?.with_context(|| format!("no computer group {group:?} (see `ferry groups list`)"))?;
+    if g.group_id == ferry::store::ALL_COMPUTERS {
+        return Ok(computers);
+    }
+    let tree = super::groups::tree(store)?;
+    let prefix = tree.iter().find(|(t, _, _)| t.group_id == g.group_id).map(|(_, p, _)| p.clone()).unwrap_or_default();
+    let inside: std::collections::HashSet<String> =
+        tree.into_iter().filter(|(_, p, _)| *p == prefix || p.starts_with(&format!("{prefix}/"))).map(|(t, _, _)| t.group_id).collect();
+    Ok(computers.into_iter().filter(|c| c.groups.iter().any(|g| inside.contains(g))).collect())
+}
+
+fn list(store: &Store, a: ListArgs) -> anyhow::Result<()> {
+    let mut computers = store.computers()?;
+    if let Some(group) = &a.group {
+        computers = in_group(store, computers, group)?;
+    }
+    if let Some(name) = &a.name {
+        let name = name.to_lowercase();
+        computers.retain(|c| c.dns_name.to_lowercase().contains(&name));
+    }
+    if a.json {
+        return output::json(&computers);
+    }
+    if a.ids {
+        for c in &computers {
+            println!("{}", c.computer_id);
+        }
+        return Ok(());
+    }
+    let names: std::collections::HashMap<String, String> = store.groups()?.into_iter().map(|g| (g.group_id, g.name)).collect();
+    let rows: Vec<Vec<String>> = computers
+        .iter()
+        .map(|c| {
+            vec![
+                c.dns_name.clone(),
+                c.groups.iter().map(|g| names.get(g).cloned().unwrap_or_else(|| g.clone())).collect::<Vec<_>>().join(", "),
+                c.last_contact_at.clone(),
+                c.last_report_at.clone().unwrap_or_else(|| "never".into()),
+                c.os_description.clone().unwrap_or_default(),
+            ]
+        })
+        .collect();
+    output::table(&["COMPUTER", "GROUPS", "LAST CONTACT", "LAST REPORT", "OS"], &rows);
+    eprintln!("{} computer(s)", computers.len());
+    Ok(())
+}

@@ -1,0 +1,160 @@
+//! `ferry groups list|add|move|remove|targeting`: the computer group tree (WSUS's "Computers"
+//! node, Get-WsusComputerTargetGroup / Add-WsusComputerTargetGroup) and how computers get their
+//! groups.
+
+use super::output;
+use ferry::store::{Store, TargetGroup, Targeting, TargetingMode};
+use std::collections::HashMap;
+use std::path::Path;
+
+#[derive(clap::Subcommand, Debug)]
+pub enum Command {
+    /// The group tree, with the computers directly in each group.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Create a group (under All Computers unless --parent says otherwise).
+    Add {
+        name: String,
+        #[arg(long)]
+        parent: Option<String>,
+    },
+    /// Move a group, with its subgroups, under another group.
+    Move {
+        name: String,
+        #[arg(long)]
+        parent: String,
+    },
+    /// Remove a group without subgroups: its approvals and rules go, computers only in it wait
+    /// in Unassigned Computers.
+    Remove { name: String },
+    /// Show or set targeting: `client` (the group names clients send through Group Policy
+    /// decide) or `server` (administrators place computers with `ferry computers move`).
+    Targeting {
+        #[arg(long, value_enum)]
+        mode: Option<ModeArg>,
+        /// Client-side targeting: create groups clients name that do not exist (true), or leave
+        /// such computers in Unassigned Computers (false, as WSUS does).
+        #[arg(long)]
+        create_missing_groups: Option<bool>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(clap::ValueEnum, Debug, Clone, Copy)]
+pub enum ModeArg {
+    Client,
+    Server,
+}
+
+#[derive(serde::Serialize)]
+struct GroupRow {
+    #[serde(flatten)]
+    group: TargetGroup,
+    path: String,
+    depth: usize,
+    computers: usize,
+}
+
+pub fn run(data: &Path, cmd: Command) -> anyhow::Result<()> {
+    let mut store = Store::open_or_create(data)?;
+    match cmd {
+        Command::List { json } => list(&store, json),
+        Command::Add { name, parent } => {
+            let g = store.create_group(&name, parent.as_deref())?;
+            println!("created group {} ({})", g.name, g.group_id);
+            Ok(())
+        }
+        Command::Move { name, parent } => {
+            let g = store.move_group(&name, &parent)?;
+            println!("moved {} under {parent}", g.name);
+            Ok(())
+        }
+        Command::Remove { name } => {
+            let r = store.remove_group(&name)?;
+            println!(
+                "removed group {}: {} approval(s) and {} rule(s) removed, {} computer(s) now in Unassigned Computers",
+                r.group, r.approvals_removed, r.rules_removed, r.computers_unassigned
+            );
+            Ok(())
+        }
+        Command::Targeting { mode, create_missing_groups, json } => {
+            let mut t = store.targeting()?;
+            if mode.is_some() || create_missing_groups.is_some() {
+                t = Targeting {
+                    mode: match mode {
+                        Some(ModeArg::Client) => TargetingMode::Client,
+                        Some(ModeArg::Server) => TargetingMode::Server,
+                        None => t.mode,
+                    },
+                    create_missing_groups: create_missing_groups.unwrap_or(t.create_missing_groups),
+                };
+                store.set_targeting(t)?;
+            }
+            if json {
+                return output::json(&t);
+            }
+            match t.mode {
+                TargetingMode::Client if t.create_missing_groups => {
+                    println!("client-side targeting: clients' group names decide; unknown names create groups")
+                }
+                TargetingMode::Client => {
+                    println!("client-side targeting: clients' group names decide; unknown names leave them in Unassigned Computers")
+                }
+                TargetingMode::Server => println!("server-side targeting: `ferry computers move` places computers"),
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Groups in tree order (parents before children, siblings by name).
+pub fn tree(store: &Store) -> anyhow::Result<Vec<(TargetGroup, String, usize)>> {
+    let groups = store.groups()?;
+    let mut children: HashMap<Option<String>, Vec<&TargetGroup>> = HashMap::new();
+    for g in &groups {
+        children.entry(g.parent_id.clone()).or_default().push(g);
+    }
+    for list in children.values_mut() {
+        list.sort_by_key(|g| (!g.is_builtin, g.name.to_lowercase()));
+    }
+    let mut out = Vec::new();
+    let mut stack: Vec<(&TargetGroup, String, usize)> =
+        children.get(&None).map(|r| r.iter().rev().map(|g| (*g, g.name.clone(), 0)).collect()).unwrap_or_default();
+    while let Some((g, path, depth)) = stack.pop() {
+        if let Some(kids) = children.get(&Some(g.group_id.clone())) {
+            for k in kids.iter().rev() {
+                stack.push((k, format!("{path}/{}", k.name), depth + 1));
+            }
+        }
+        out.push((g.clone(), path, depth));
+    }
+    Ok(out)
+}
+
+fn list(store: &Store, json: bool) -> anyhow::Result<()> {
+    let mut members: HashMap<String, usize> = HashMap::new();
+    for c in store.computers()? {
+        for g in c.groups {
+            *members.entry(g).or_default() += 1;
+        }
+    }
+    let rows: Vec<GroupRow> = tree(store)?
+        .into_iter()
+        .map(|(group, path, depth)| {
+            let computers = members.get(&group.group_id).copied().unwrap_or_default();
+            GroupRow { group, path, depth, computers }
+        })
+        .collect();
+    if json {
+        return output::json(&rows);
+    }
+    let table: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| vec![format!("{}{}", "  ".repeat(r.depth), r.group.name), r.computers.to_string(), r.group.group_id.clone()])
+        .collect();
+    output::table(&["GROUP", "COMPUTERS", "ID"], &table);
+    Ok(())
+}

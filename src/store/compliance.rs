@@ -1,0 +1,122 @@
+//! The compliance report: each computer's update states (from its events, `crate::compliance`)
+//! over the updates an administrator manages, per computer and per update.
+
+use super::{ApprovalState, ComputerRecord, Store, StoreResult, UpdateFilter};
+use crate::compliance::{ComputerStatus, StateCounts, StatusEvent, UpdateState, computer_status};
+use serde::Serialize;
+use std::collections::{BTreeMap, HashMap};
+
+/// Events that move update states (WSUS-PROTOCOL.md §3.5).
+const STATUS_EVENTS: &str = "156, 182, 183, 184, 190, 191, 195, 201, 202, 203, 204, 222";
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ComputerCompliance {
+    pub computer_id: String,
+    pub name: String,
+    pub groups: Vec<String>,
+    pub last_contact_at: String,
+    pub last_sync_at: Option<String>,
+    pub last_report_at: Option<String>,
+    pub counts: StateCounts,
+    /// UpdateIDs needing attention: failed or needed (for `--status` filters and drill-down).
+    pub failed: Vec<String>,
+    pub needed: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct UpdateCompliance {
+    pub update_id: String,
+    pub kb_article: Option<String>,
+    pub title: Option<String>,
+    pub classification: Option<String>,
+    pub approval: &'static str,
+    pub counts: StateCounts,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ComplianceReport {
+    pub generated_at: String,
+    pub group: Option<String>,
+    pub computers: Vec<ComputerCompliance>,
+    /// Updates that are approved, or that some computer in scope needs, failed or has.
+    pub updates: Vec<UpdateCompliance>,
+}
+
+impl Store {
+    /// Every computer's status from its events.
+    pub fn computer_statuses(&self) -> StoreResult<HashMap<String, ComputerStatus>> {
+        let sql = format!(
+            "SELECT computer_id, event_id, COALESCE(time_at_target, received_at), update_id, misc_data FROM events
+             WHERE event_id IN ({STATUS_EVENTS}) ORDER BY rowid"
+        );
+        let mut stmt = self.conn.prepare(&sql).map_err(|e| self.err("reading events", e))?;
+        type Row = (String, i32, String, String, Vec<String>);
+        let rows: Vec<Row> = stmt
+            .query_map([], |r| {
+                let misc: String = r.get::<_, Option<String>>(4)?.unwrap_or_default();
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, serde_json::from_str(&misc).unwrap_or_default()))
+            })
+            .and_then(|rows| rows.collect())
+            .map_err(|e| self.err("reading events", e))?;
+        let mut by_computer: BTreeMap<&str, Vec<StatusEvent<'_>>> = BTreeMap::new();
+        for (computer, event_id, time, update, misc) in &rows {
+            by_computer.entry(computer.as_str()).or_default().push(StatusEvent {
+                event_id: *event_id,
+                time_at_target: time,
+                update_id: update,
+                misc_data: misc,
+            });
+        }
+        Ok(by_computer.into_iter().map(|(c, events)| (c.to_string(), computer_status(events))).collect())
+    }
+
+    /// The report over `computers` (all, or those of a group the caller chose).
+    pub fn compliance_report(&self, computers: Vec<ComputerRecord>, group: Option<String>) -> StoreResult<ComplianceReport> {
+        let statuses = self.computer_statuses()?;
+        let updates = self.list_updates(&UpdateFilter { approval: Some(ApprovalState::AnyExceptDeclined), ..Default::default() })?;
+        let group_names: HashMap<String, String> = self.groups()?.into_iter().map(|g| (g.group_id, g.name)).collect();
+        let empty = ComputerStatus::default();
+        let mut per_update: Vec<StateCounts> = vec![StateCounts::default(); updates.len()];
+        let mut out = Vec::with_capacity(computers.len());
+        for c in computers {
+            let status = statuses.get(&c.computer_id).unwrap_or(&empty);
+            let mut counts = StateCounts::default();
+            let (mut failed, mut needed) = (Vec::new(), Vec::new());
+            for (i, u) in updates.iter().enumerate() {
+                let state = status.state_of(&u.update_id);
+                counts.add(state);
+                per_update[i].add(state);
+                match state {
+                    UpdateState::Failed => failed.push(u.update_id.clone()),
+                    UpdateState::Needed => needed.push(u.update_id.clone()),
+                    _ => {}
+                }
+            }
+            out.push(ComputerCompliance {
+                name: c.dns_name,
+                groups: c.groups.iter().map(|g| group_names.get(g).cloned().unwrap_or_else(|| g.clone())).collect(),
+                computer_id: c.computer_id,
+                last_contact_at: c.last_contact_at,
+                last_sync_at: c.last_sync_at,
+                last_report_at: c.last_report_at,
+                counts,
+                failed,
+                needed,
+            });
+        }
+        let updates = updates
+            .into_iter()
+            .zip(per_update)
+            .filter(|(u, n)| u.approval == "Approved" || n.needed + n.failed + n.installed + n.installed_pending_reboot > 0)
+            .map(|(u, counts)| UpdateCompliance {
+                update_id: u.update_id,
+                kb_article: u.kb_article,
+                title: u.title,
+                classification: u.classification,
+                approval: u.approval,
+                counts,
+            })
+            .collect();
+        Ok(ComplianceReport { generated_at: super::now_rfc3339(), group, computers: out, updates })
+    }
+}

@@ -1,0 +1,216 @@
+//! Automatic approval rules (WSUS's "Automatic Approvals"): classifications × products → a group,
+//! with an action and an optional deadline, applied after every import and on demand.
+//!
+//! Invariant: a rule only adds approvals. It never approves a declined, expired or superseded
+//! update, never touches an update that already has an approval for its group (an
+//! administrator's decision wins), and records itself as the approval's author.
+
+use super::clients::TargetGroup;
+use super::{ApprovalState, Store, StoreError, StoreResult, UpdateFilter, now_rfc3339};
+use rusqlite::{OptionalExtension, params};
+use serde::Serialize;
+use std::collections::{BTreeSet, HashSet};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ApprovalRule {
+    pub rule_id: i64,
+    pub name: String,
+    pub enabled: bool,
+    /// Classification titles (as `updates list --classification` takes them) or GUIDs; empty: any.
+    pub classifications: Vec<String>,
+    /// Product titles (substring) or GUIDs; empty: any.
+    pub products: Vec<String>,
+    pub group_id: String,
+    pub group_name: String,
+    /// `Install` or `Uninstall`.
+    pub action: String,
+    pub deadline_days: Option<u32>,
+}
+
+/// A new rule, as an administrator states it.
+#[derive(Debug, Clone)]
+pub struct NewRule<'a> {
+    pub name: &'a str,
+    pub classifications: &'a [String],
+    pub products: &'a [String],
+    pub group: &'a str,
+    pub action: &'a str,
+    pub deadline_days: Option<u32>,
+}
+
+/// What one rule approved in one run.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RuleOutcome {
+    pub rule: String,
+    pub group: String,
+    pub approved: Vec<String>,
+}
+
+impl Store {
+    pub fn approval_rules(&self) -> StoreResult<Vec<ApprovalRule>> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT r.rule_id, r.name, r.enabled, r.classifications, r.products, r.group_id, g.name, r.action, r.deadline_days
+                 FROM approval_rules r JOIN target_groups g ON g.group_id = r.group_id ORDER BY r.rule_id",
+            )
+            .map_err(|e| self.err("listing approval rules", e))?;
+        let rows = stmt
+            .query_map([], |r| {
+                let list = |i: usize| -> rusqlite::Result<Vec<String>> {
+                    let text: String = r.get(i)?;
+                    Ok(serde_json::from_str(&text).unwrap_or_default())
+                };
+                Ok(ApprovalRule {
+                    rule_id: r.get(0)?,
+                    name: r.get(1)?,
+                    enabled: r.get(2)?,
+                    classifications: list(3)?,
+                    products: list(4)?,
+                    group_id: r.get(5)?,
+                    group_name: r.get(6)?,
+                    action: r.get(7)?,
+                    deadline_days: r.get(8)?,
+                })
+            })
+            .and_then(|rows| rows.collect())
+            .map_err(|e| self.err("listing approval rules", e))?;
+        Ok(rows)
+    }
+
+    /// Adds a rule. Titles that match no category the store holds are refused (a typo would
+    /// make a rule that never fires), unless the store holds no categories yet.
+    pub fn add_approval_rule(&mut self, rule: &NewRule<'_>) -> StoreResult<ApprovalRule> {
+        let name = rule.name.trim();
+        if name.is_empty() {
+            return Err(StoreError::Refused("a rule needs a name".into()));
+        }
+        if !matches!(rule.action, "Install" | "Uninstall") {
+            return Err(StoreError::Refused(format!("a rule's action is Install or Uninstall, not {}", rule.action)));
+        }
+        if rule.deadline_days.is_some_and(|d| d > 3650) {
+            return Err(StoreError::Refused("a rule's deadline is at most 3650 days after approval".into()));
+        }
+        let group: TargetGroup = self
+            .group(rule.group)?
+            .ok_or_else(|| StoreError::NotFound(format!("no computer group {:?} (see `ferry groups list`)", rule.group)))?;
+        let categories = self.category_index()?;
+        if !categories.by_id.is_empty() {
+            for (kind, list) in [("UpdateClassification", rule.classifications), ("Product", rule.products)] {
+                for wanted in list {
+                    if categories.matching(kind, wanted).is_empty() {
+                        let what = if kind == "Product" { "product" } else { "classification" };
+                        return Err(StoreError::NotFound(format!(
+                            "no {what} matches {wanted:?} in this store (see `ferry updates list --all`); nothing was changed"
+                        )));
+                    }
+                }
+            }
+        }
+        let exists = self
+            .conn
+            .query_row("SELECT 1 FROM approval_rules WHERE name = ?1 COLLATE NOCASE", [name], |_| Ok(()))
+            .optional()
+            .map_err(|e| self.err("adding an approval rule", e))?
+            .is_some();
+        if exists {
+            return Err(StoreError::Refused(format!("a rule named {name:?} exists already")));
+        }
+        let json = |v: &[String]| serde_json::to_string(v).expect("strings serialize");
+        self.conn
+            .execute(
+                "INSERT INTO approval_rules (name, classifications, products, group_id, action, deadline_days, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![
+                    name,
+                    json(rule.classifications),
+                    json(rule.products),
+                    group.group_id,
+                    rule.action,
+                    rule.deadline_days,
+                    now_rfc3339()
+                ],
+            )
+            .map_err(|e| self.err("adding an approval rule", e))?;
+        let id = self.conn.last_insert_rowid();
+        Ok(self.approval_rules()?.into_iter().find(|r| r.rule_id == id).expect("the rule was just added"))
+    }
+
+    /// Removes a rule by name or id; approvals it made stay.
+    pub fn remove_approval_rule(&mut self, name_or_id: &str) -> StoreResult<ApprovalRule> {
+        let rule = self
+            .approval_rules()?
+            .into_iter()
+            .find(|r| r.name.eq_ignore_ascii_case(name_or_id) || r.rule_id.to_string() == name_or_id)
+            .ok_or_else(|| StoreError::NotFound(format!("no approval rule {name_or_id:?} (see `ferry rules list`)")))?;
+        self.conn.execute("DELETE FROM approval_rules WHERE rule_id = ?1", [rule.rule_id]).map_err(|e| self.err("removing a rule", e))?;
+        Ok(rule)
+    }
+
+    pub fn set_approval_rule_enabled(&mut self, name_or_id: &str, enabled: bool) -> StoreResult<ApprovalRule> {
+        let rule = self
+            .approval_rules()?
+            .into_iter()
+            .find(|r| r.name.eq_ignore_ascii_case(name_or_id) || r.rule_id.to_string() == name_or_id)
+            .ok_or_else(|| StoreError::NotFound(format!("no approval rule {name_or_id:?} (see `ferry rules list`)")))?;
+        self.conn
+            .execute("UPDATE approval_rules SET enabled = ?2 WHERE rule_id = ?1", params![rule.rule_id, enabled])
+            .map_err(|e| self.err("changing a rule", e))?;
+        Ok(ApprovalRule { enabled, ..rule })
+    }
+
+    /// Runs every enabled rule over the catalog. Each rule's approvals are one transaction.
+    pub fn apply_approval_rules(&mut self) -> StoreResult<Vec<RuleOutcome>> {
+        let rules: Vec<ApprovalRule> = self.approval_rules()?.into_iter().filter(|r| r.enabled).collect();
+        if rules.is_empty() {
+            return Ok(Vec::new());
+        }
+        let superseded = self.superseded_update_ids()?;
+        let mut outcomes = Vec::new();
+        for rule in rules {
+            let already: HashSet<String> =
+                self.approvals()?.into_iter().filter(|a| a.group_id == rule.group_id).map(|a| a.update_id).collect();
+            let any = vec![String::new()];
+            let classifications = if rule.classifications.is_empty() { &any } else { &rule.classifications };
+            let products = if rule.products.is_empty() { &any } else { &rule.products };
+            let mut wanted = BTreeSet::new();
+            for c in classifications {
+                for p in products {
+                    let filter = UpdateFilter {
+                        classification: (!c.is_empty()).then(|| c.clone()),
+                        product: (!p.is_empty()).then(|| p.clone()),
+                        approval: Some(ApprovalState::AnyExceptDeclined),
+                        ..Default::default()
+                    };
+                    for u in self.list_updates(&filter)? {
+                        let expired = u.publication_state.as_deref() == Some("Expired");
+                        if !expired && !superseded.contains(&u.update_id) && !already.contains(&u.update_id) {
+                            wanted.insert(u.update_id);
+                        }
+                    }
+                }
+            }
+            let wanted: Vec<String> = wanted.into_iter().collect();
+            if !wanted.is_empty() {
+                let deadline = rule
+                    .deadline_days
+                    .map(|d| (chrono::Utc::now() + chrono::Duration::days(d.into())).format("%Y-%m-%dT%H:%M:%SZ").to_string());
+                self.approve(&wanted, &rule.group_id, &rule.action, deadline.as_deref(), Some(&format!("rule: {}", rule.name)))?;
+            }
+            outcomes.push(RuleOutcome { rule: rule.name, group: rule.group_name, approved: wanted });
+        }
+        Ok(outcomes)
+    }
+
+    /// UpdateIDs that a newest revision in the catalog supersedes.
+    pub fn superseded_update_ids(&self) -> StoreResult<HashSet<String>> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT DISTINCT s.superseded_update_id FROM supersedences s JOIN revisions r ON r.revision_id = s.revision_id
+                 WHERE r.is_latest = 1 AND EXISTS (SELECT 1 FROM revisions o WHERE o.update_id = s.superseded_update_id)",
+            )
+            .map_err(|e| self.err("listing superseded updates", e))?;
+        stmt.query_map([], |r| r.get(0)).and_then(|rows| rows.collect()).map_err(|e| self.err("listing superseded updates", e))
+    }
+}

@@ -1,0 +1,212 @@
+//! Administration: the group tree, targeting, automatic approval rules on import, and
+//! compliance from what clients report (real events from `conformance/wua-native/flow`).
+
+use crate::bundles::Fixture;
+use crate::served::{Agent, Served};
+use crate::util::{ferry, json_of, stdout_of};
+use std::time::{Duration, Instant};
+
+fn fails(c: &mut assert_cmd::Command) -> String {
+    let out = c.output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "expected a failure: {}", String::from_utf8_lossy(&out.stdout));
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn groups_form_a_tree_and_refuse_cycles_builtins_and_unknown_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("store");
+    stdout_of(ferry(&data).args(["groups", "add", "Servers"]));
+    stdout_of(ferry(&data).args(["groups", "add", "Domain Controllers", "--parent", "servers"]));
+    let before = stdout_of(ferry(&data).args(["groups", "list", "--json"]));
+
+    let err = fails(ferry(&data).args(["groups", "move", "Servers", "--parent", "Domain Controllers"]));
+    assert!(err.contains("inside Servers"), "{err}");
+    for (args, expected) in [
+        (vec!["groups", "add", "servers"], "exists already"),
+        (vec!["groups", "add", "Lab", "--parent", "Nowhere"], "no computer group \"Nowhere\""),
+        (vec!["groups", "add", "Lab", "--parent", "Unassigned Computers"], "cannot have subgroups"),
+        (vec!["groups", "remove", "All Computers"], "built in"),
+        (vec!["groups", "remove", "Servers"], "subgroup"),
+        (vec!["groups", "move", "Unassigned Computers", "--parent", "Servers"], "built in"),
+        (vec!["updates", "approve", "0a1b2c3d-0000-0000-0000-000000000000", "--group", "Nowhere"], "no computer group"),
+    ] {
+        let err = fails(ferry(&data).args(&args));
+        assert!(err.contains(expected), "{args:?}: {err}");
+    }
+    assert_eq!(stdout_of(ferry(&data).args(["groups", "list", "--json"])), before, "refusals changed nothing");
+
+    stdout_of(ferry(&data).args(["groups", "remove", "Domain Controllers"]));
+    let groups = json_of(ferry(&data).args(["groups", "list"]));
+    let paths: Vec<&str> = groups.as_array().unwrap().iter().map(|g| g["path"].as_str().unwrap()).collect();
+    assert_eq!(paths, ["All Computers", "All Computers/Unassigned Computers", "All Computers/Servers"]);
+}
+
+/// Client-side targeting creates the group a computer names (or, configured so, leaves it in
+/// Unassigned Computers); server-side targeting keeps the administrator's placement, and the
+/// running server offers the approvals of the computer's new group within a second.
+#[test]
+fn targeting_client_side_and_server_side() {
+    let f = Fixture::new(300, "1KiB");
+    let server = Served::start(&f.cache, &[]);
+    let mut agent = Agent::new(&server);
+    agent.handshake_as("pc01.plant.example", &["Lab"]);
+    let computer = || json_of(ferry(&f.cache).args(["computers", "list"]))[0].clone();
+    let group_of = |name: &str| {
+        json_of(ferry(&f.cache).args(["groups", "list"]))
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|g| g["name"] == name)
+            .map(|g| g["group_id"].as_str().unwrap().to_string())
+    };
+    wait_until("the computer is recorded", || computer().is_object());
+    assert_eq!(computer()["groups"][0].as_str(), group_of("Lab").as_deref(), "the group it named was created");
+
+    stdout_of(ferry(&f.cache).args(["groups", "targeting", "--create-missing-groups", "false"]));
+    let mut other = Agent::new(&server);
+    other.handshake_as("pc02.plant.example", &["Kiosks"]);
+    wait_until("the second computer is recorded", || json_of(ferry(&f.cache).args(["computers", "list"])).as_array().unwrap().len() == 2);
+    assert!(group_of("Kiosks").is_none());
+    let pc02 = json_of(ferry(&f.cache).args(["computers", "list", "--name", "pc02"]))[0].clone();
+    assert_eq!(pc02["groups"][0].as_str(), Some(ferry::store::UNASSIGNED_COMPUTERS));
+
+    // Server-side: the administrator places pc01 in Servers; what the client sends is ignored.
+    stdout_of(ferry(&f.cache).args(["groups", "targeting", "--mode", "server"]));
+    stdout_of(ferry(&f.cache).args(["groups", "add", "Servers"]));
+    stdout_of(ferry(&f.cache).args(["computers", "move", "pc01", "--group", "Servers"]));
+    let err = fails(ferry(&f.cache).args(["computers", "move", "pc99", "--group", "Servers"]));
+    assert!(err.contains("no computer \"pc99\""), "{err}");
+    let ids = stdout_of(ferry(&f.cache).args(["updates", "list", "--classification", "security", "--ids"]));
+    let approved = ids.lines().next().expect("a security update").to_string();
+    stdout_of(ferry(&f.cache).args(["updates", "approve", &approved, "--group", "Servers"]));
+    agent.handshake_as("pc01.plant.example", &["Lab"]);
+    assert_eq!(computer()["groups"][0].as_str(), group_of("Servers").as_deref(), "server-side placement holds");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut scan = Agent::new(&server);
+        scan.id = agent.id.clone();
+        scan.handshake_as("pc01.plant.example", &[]);
+        scan.scan();
+        if scan.by_update().get(&approved).is_some_and(|u| u.action == "Install") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the running server never offered the Servers approval to pc01");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn rules_approve_matching_updates_on_every_import_and_refuse_typos() {
+    let f = Fixture::new(400, "1KiB");
+    let isolated = f.root.join("isolated");
+    // Rules exist before the first import (the store holds no categories yet).
+    stdout_of(ferry(&isolated).args(["groups", "add", "Workstations"]));
+    stdout_of(ferry(&isolated).args([
+        "rules",
+        "add",
+        "--classification",
+        "Security Updates",
+        "--product",
+        "Windows 11",
+        "--group",
+        "Workstations",
+        "--deadline-days",
+        "7",
+    ]));
+    let err = fails(ferry(&isolated).args(["rules", "add", "--group", "Nowhere"]));
+    assert!(err.contains("no computer group"), "{err}");
+
+    let bundle = f.export(&[]);
+    let out = stdout_of(ferry(&isolated).args(["import"]).arg(&bundle).arg("--trust").arg(&f.public));
+    assert!(out.contains("approved"), "{out}");
+    let approved = json_of(ferry(&isolated).args(["updates", "list", "--approval", "approved"]));
+    let security_w11 = json_of(ferry(&isolated).args(["updates", "list", "--classification", "security", "--product", "windows 11"]));
+    let approved_ids: Vec<&str> = approved.as_array().unwrap().iter().map(|u| u["update_id"].as_str().unwrap()).collect();
+    assert!(!approved_ids.is_empty());
+    for id in &approved_ids {
+        assert!(security_w11.as_array().unwrap().iter().any(|u| u["update_id"] == *id), "{id} does not match the rule");
+    }
+    // Now that categories exist, a classification nobody has is a typo.
+    let err = fails(ferry(&isolated).args(["rules", "add", "--classification", "Secruity", "--group", "Workstations"]));
+    assert!(err.contains("no classification matches"), "{err}");
+    // Declined updates stay declined when the rules run again.
+    stdout_of(ferry(&isolated).args(["updates", "unapprove", approved_ids[0], "--group", "Workstations"]));
+    stdout_of(ferry(&isolated).args(["updates", "decline", approved_ids[0]]));
+    stdout_of(ferry(&isolated).args(["rules", "apply"]));
+    let declined = json_of(ferry(&isolated).args(["updates", "list", "--approval", "declined"]));
+    assert_eq!(declined.as_array().unwrap().len(), 1);
+}
+
+/// The report's states come from the real events of a Windows 11 agent: the status report (156)
+/// lists what it needs, and the two install failures (182) that follow it win.
+#[test]
+fn compliance_states_come_from_the_real_clients_events() {
+    let conformance = crate::conformance_or_skip!();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("store");
+    let docs: Vec<_> = std::fs::read_dir(conformance.join("wsusss/docs")).unwrap().map(|e| e.unwrap().path()).collect();
+    stdout_of(ferry(&data).args(["dev", "ingest"]).args(&docs));
+    let server = Served::start(&data, &[]);
+    let mut agent = Agent::new(&server);
+    agent.handshake_as("pc01.plant.example", &[]);
+    let cookie = format!(
+        "<Expiration>{}</Expiration><EncryptedData>{}</EncryptedData>",
+        agent.cookie.expiration,
+        base64::Engine::encode(&base64::engine::general_purpose::STANDARD, agent.cookie.data.as_deref().unwrap_or_default())
+    );
+    let mut needed_by_report = Vec::new();
+    for exchange in ["000016", "000017", "000018"] {
+        let dir = conformance.join("wua-native/flow").join(exchange);
+        let mut body = String::from_utf8(crate::conformance::read(&dir.join("request.body"))).unwrap();
+        let old = body.split("<cookie>").nth(1).and_then(|r| r.split("</cookie>").next()).unwrap().to_string();
+        body = body.replace(&old, &cookie);
+        for list in body.split("<string>U=").skip(1) {
+            needed_by_report = list.split("</string>").next().unwrap().split(';').map(str::to_lowercase).collect();
+        }
+        let r = agent.http.soap(
+            "/ReportingWebService/ReportingWebService.asmx",
+            "http://www.microsoft.com/SoftwareDistribution/ReportEventBatch",
+            &body,
+        );
+        assert_eq!(r.status, 200, "{exchange}: {}", r.text());
+    }
+    let failed = "a2fef9b0-7951-4c2c-a42b-9e351dd1c1fe";
+    wait_until("the events are stored", || json_of(ferry(&data).args(["report"]))["computers"][0]["counts"]["failed"].as_u64() == Some(1));
+    let report = json_of(ferry(&data).args(["report"]));
+    let pc = &report["computers"][0];
+    assert_eq!(pc["name"], "pc01.plant.example");
+    assert_eq!(pc["failed"], serde_json::json!([failed]), "{pc}");
+    let managed: Vec<String> = report["updates"].as_array().unwrap().iter().map(|u| u["update_id"].as_str().unwrap().to_string()).collect();
+    let needed: Vec<&str> = pc["needed"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+    for id in &needed {
+        assert!(needed_by_report.iter().any(|n| n == id), "{id} is needed but the status report did not list it");
+    }
+    assert!(managed.iter().any(|m| m == failed));
+    // Every software update of the catalog is accounted for, none unknown after a status report.
+    let total: u64 = ["installed", "installed_pending_reboot", "needed", "failed", "not_applicable", "unknown"]
+        .iter()
+        .map(|k| pc["counts"][k].as_u64().unwrap())
+        .sum();
+    let software = json_of(ferry(&data).args(["updates", "list"])).as_array().unwrap().len() as u64;
+    assert_eq!(total, software);
+    assert_eq!(pc["counts"]["unknown"], 0);
+
+    // The same report as CSV and HTML, and the failed filter.
+    let csv = stdout_of(ferry(&data).args(["report", "--format", "csv", "--by", "update", "--status", "failed"]));
+    assert!(csv.lines().count() == 2 && csv.contains(failed), "{csv}");
+    let html = dir.path().join("report.html");
+    stdout_of(ferry(&data).args(["report", "--format", "html", "--out"]).arg(&html));
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert!(page.contains("pc01.plant.example") && !page.contains("<script"), "{page}");
+    let err = fails(ferry(&data).args(["report", "--status", "sometimes"]));
+    assert!(err.contains("--status"), "{err}");
+}
