@@ -1,6 +1,7 @@
 //! The command line: one file per command. Commands print; the library never does.
 
 mod check;
+mod cleanup;
 mod computers;
 mod demo;
 mod dev;
@@ -70,6 +71,9 @@ pub enum Command {
     /// The computers that report to this server.
     #[command(subcommand)]
     Computers(computers::Command),
+    /// Decline superseded and expired updates, delete unneeded content, forget old computers
+    /// (Invoke-WsusServerCleanup).
+    Cleanup(cleanup::Args),
     /// Store integrity: database consistency and, with --deep, every content file re-hashed.
     Check(check::Args),
     /// The whole pipeline on a generated catalog, explained step by step.
@@ -120,6 +124,7 @@ pub fn main() -> ExitCode {
         Command::Rules(cmd) => rules::run(&cli.data, cmd),
         Command::Groups(cmd) => groups::run(&cli.data, cmd),
         Command::Computers(cmd) => computers::run(&cli.data, cmd),
+        Command::Cleanup(args) => cleanup::run(&cli.data, args),
         Command::Check(args) => check::run(&cli.data, args),
         Command::Dev(cmd) => dev::run(&cli.data, cmd),
         Command::Demo(args) => demo::run(args),

@@ -186,6 +186,9 @@ fn parse_deadline(text: &str) -> anyhow::Result<String> {
 fn approve(store: &mut Store, a: ApproveArgs) -> anyhow::Result<()> {
     let group = find_group(store, &a.group)?;
     let deadline = a.deadline.as_deref().map(parse_deadline).transpose()?;
+    if let Some(d) = &deadline {
+        ferry::store::check_new_deadline(d, &chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string())?;
+    }
     let ids = approvable_ids(store, &a.ids)?;
     let action = match a.action {
         ApproveAction::Install => "Install",

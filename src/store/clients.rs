@@ -241,7 +241,7 @@ impl Store {
     }
 
     /// Approves (or re-approves) updates for a group, all or none. Declined updates cannot be
-    /// approved. One deployment stamp covers the whole change.
+    /// approved, nor expired ones for install. One deployment stamp covers the whole change.
     pub fn approve(
         &mut self,
         update_ids: &[String],
@@ -263,8 +263,22 @@ impl Store {
                 .map_err(err)?
                 .is_some();
             if declined {
-                return Err(StoreError::NotFound(format!(
+                return Err(StoreError::Refused(format!(
                     "update {update_id} is declined: undecline it before approving it (nothing was changed)"
+                )));
+            }
+            let expired = tx
+                .query_row(
+                    "SELECT 1 FROM revisions WHERE update_id = ?1 AND is_latest = 1 AND publication_state = 'Expired'",
+                    [update_id],
+                    |_| Ok(()),
+                )
+                .optional()
+                .map_err(err)?
+                .is_some();
+            if expired && action != "Uninstall" {
+                return Err(StoreError::Refused(format!(
+                    "update {update_id} is expired: Microsoft withdrew it, so it cannot be approved for install (nothing was changed)"
                 )));
             }
             tx.execute(
@@ -596,4 +610,12 @@ pub struct ServerIdentity {
     pub cookie_key: [u8; 32],
     /// RFC 3339; clients echo it back in GetCookie.
     pub config_last_change: String,
+}
+
+/// A deadline an administrator sets must lie ahead (`now` and `deadline` in RFC 3339, UTC).
+pub fn check_new_deadline(deadline: &str, now: &str) -> StoreResult<()> {
+    if deadline <= now {
+        return Err(StoreError::Refused(format!("the deadline {deadline} is in the past (now {now}); nothing was changed")));
+    }
+    Ok(())
 }

@@ -11,6 +11,7 @@
 
 mod bundles;
 mod check;
+mod cleanup;
 mod clients;
 mod compliance;
 mod content;
@@ -24,6 +25,7 @@ mod server_sync;
 
 pub use bundles::{CatalogRevision, ExportRecord, ImportRecord, TrustedKey, decompress_document};
 pub use check::{CheckProblem, CheckReport};
+pub use cleanup::{CleanupOptions, CleanupPlan, PlannedComputer, PlannedDecline, PlannedFile};
 pub use clients::*;
 pub use compliance::{ComplianceReport, ComputerCompliance, UpdateCompliance};
 pub use content::{ContentError, ContentStore, ExpectedFile, FileHasher, HashingWriter, VerifiedFile, hash_reader};

@@ -292,7 +292,8 @@ impl Store {
             let approval_ok = match filter.approval {
                 None => true,
                 Some(ApprovalState::Approved) => s.approval == "Approved",
-                Some(ApprovalState::Unapproved) => s.approval == "NotApproved",
+                // Expired updates cannot be approved for install: not in the list to approve from.
+                Some(ApprovalState::Unapproved) => s.approval == "NotApproved" && s.publication_state.as_deref() != Some("Expired"),
                 Some(ApprovalState::Declined) => s.approval == "Declined",
                 Some(ApprovalState::AnyExceptDeclined) => s.approval != "Declined",
             };

@@ -142,6 +142,10 @@ fn rules_approve_matching_updates_on_every_import_and_refuse_typos() {
     stdout_of(ferry(&isolated).args(["updates", "unapprove", approved_ids[0], "--group", "Workstations"]));
     stdout_of(ferry(&isolated).args(["updates", "decline", approved_ids[0]]));
     stdout_of(ferry(&isolated).args(["rules", "apply"]));
+    let err = fails(ferry(&isolated).args(["updates", "approve", approved_ids[0], "--group", "Workstations"]));
+    assert!(err.contains("is declined"), "{err}");
+    let err = fails(ferry(&isolated).args(["updates", "approve", approved_ids[1], "--deadline", "2020-01-01"]));
+    assert!(err.contains("in the past"), "{err}");
     let declined = json_of(ferry(&isolated).args(["updates", "list", "--approval", "declined"]));
     assert_eq!(declined.as_array().unwrap().len(), 1);
 }
@@ -209,4 +213,41 @@ fn compliance_states_come_from_the_real_clients_events() {
     assert!(page.contains("pc01.plant.example") && !page.contains("<script"), "{page}");
     let err = fails(ferry(&data).args(["report", "--status", "sometimes"]));
     assert!(err.contains("--status"), "{err}");
+}
+
+/// Cleanup follows WSUS's rules, lists exactly what it then does, and leaves a consistent store.
+#[test]
+fn cleanup_declines_superseded_updates_and_deletes_unneeded_content_after_a_dry_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("store");
+    stdout_of(ferry(&data).args(["dev", "synth", "--updates", "600", "--payload-bytes", "2000"]));
+    let ids = stdout_of(ferry(&data).args(["updates", "list", "--approval", "unapproved", "--ids"]));
+    stdout_of(ferry(&data).args(["updates", "approve", "-"]).write_stdin(ids));
+    // A stray file in the content tree, as an interrupted copy leaves one.
+    let stray = data.join("content/AB/0123456789ABCDEF0123456789ABCDEF012345AB.cab");
+    std::fs::create_dir_all(stray.parent().unwrap()).unwrap();
+    std::fs::write(&stray, b"left behind").unwrap();
+    let count_files = || crate::util::snapshot(&data.join("content")).len();
+    let files_before = count_files();
+
+    let args = ["cleanup", "--decline-superseded", "--decline-expired", "--unneeded-content"];
+    let dry = json_of(ferry(&data).args(args).arg("--dry-run"));
+    let plan = &dry["plan"];
+    assert!(plan["declines"].as_array().unwrap().len() > 0, "{dry}");
+    assert!(plan["files"].as_array().unwrap().iter().any(|f| f["known"] == false), "the stray file is listed");
+    assert_eq!(count_files(), files_before, "a dry run deletes nothing");
+    assert!(json_of(ferry(&data).args(["updates", "list", "--approval", "declined"])).as_array().unwrap().is_empty());
+
+    let done = json_of(ferry(&data).args(args));
+    assert_eq!(done["plan"], dry["plan"].clone(), "the run does what the dry run listed");
+    let declined = json_of(ferry(&data).args(["updates", "list", "--approval", "declined"]));
+    assert_eq!(declined.as_array().unwrap().len(), plan["declines"].as_array().unwrap().len());
+    assert_eq!(count_files(), files_before - plan["files"].as_array().unwrap().len());
+    assert!(!stray.exists());
+    stdout_of(ferry(&data).args(["check"]));
+    // Nothing superseded is left to decline, no content to delete.
+    let again = json_of(ferry(&data).args(args).arg("--dry-run"));
+    assert!(again["plan"]["declines"].as_array().unwrap().is_empty() && again["plan"]["files"].as_array().unwrap().is_empty(), "{again}");
+    let err = fails(ferry(&data).arg("cleanup"));
+    assert!(err.contains("say what to clean"), "{err}");
 }
