@@ -233,7 +233,7 @@ fn cleanup_declines_superseded_updates_and_deletes_unneeded_content_after_a_dry_
     let args = ["cleanup", "--decline-superseded", "--decline-expired", "--unneeded-content"];
     let dry = json_of(ferry(&data).args(args).arg("--dry-run"));
     let plan = &dry["plan"];
-    assert!(plan["declines"].as_array().unwrap().len() > 0, "{dry}");
+    assert!(!plan["declines"].as_array().unwrap().is_empty(), "{dry}");
     assert!(plan["files"].as_array().unwrap().iter().any(|f| f["known"] == false), "the stray file is listed");
     assert_eq!(count_files(), files_before, "a dry run deletes nothing");
     assert!(json_of(ferry(&data).args(["updates", "list", "--approval", "declined"])).as_array().unwrap().is_empty());
