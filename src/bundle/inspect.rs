@@ -25,6 +25,11 @@ pub fn inspect(path: &Path) -> Result<Inspection, BundleError> {
     let (dir, manifest, _) = read_manifest(path)?;
     let signature_key_id =
         std::fs::read_to_string(dir.join(SIGNATURE_FILE)).ok().and_then(|t| Signature::parse(&t).ok()).map(|s| s.key_id.to_string());
+    Ok(inspection_of(dir, signature_key_id, manifest))
+}
+
+/// The inspection of a manifest, wherever it comes from (a bundle, or the copy an import kept).
+pub fn inspection_of(bundle: PathBuf, signature_key_id: Option<String>, manifest: Manifest) -> Inspection {
     let mut by_classification: BTreeMap<String, BTreeMap<String, usize>> = BTreeMap::new();
     for u in &manifest.updates {
         let class = u.classification.clone().unwrap_or_else(|| "(unclassified)".into());
@@ -33,7 +38,7 @@ pub fn inspect(path: &Path) -> Result<Inspection, BundleError> {
             *by_classification.entry(class.clone()).or_default().entry(p).or_default() += 1;
         }
     }
-    Ok(Inspection { bundle: dir, signature_key_id, manifest, by_classification })
+    Inspection { bundle, signature_key_id, manifest, by_classification }
 }
 
 fn esc(s: &str) -> String {

@@ -3,7 +3,7 @@
 
 use super::output;
 use anyhow::Context;
-use ferry::store::{ComputerRecord, Store, TargetingMode};
+use ferry::store::{Store, TargetingMode};
 use std::path::Path;
 
 #[derive(clap::Subcommand, Debug)]
@@ -89,24 +89,11 @@ fn resolve(store: &Store, names: &[String]) -> anyhow::Result<Vec<String>> {
     Ok(ids)
 }
 
-/// The computers in `group` or any group under it.
-pub fn in_group(store: &Store, computers: Vec<ComputerRecord>, group: &str) -> anyhow::Result<Vec<ComputerRecord>> {
-    let g = store.group(group)?.with_context(|| format!("no computer group {group:?} (see `ferry groups list`)"))?;
-    if g.group_id == ferry::store::ALL_COMPUTERS {
-        return Ok(computers);
-    }
-    let tree = super::groups::tree(store)?;
-    let prefix = tree.iter().find(|(t, _, _)| t.group_id == g.group_id).map(|(_, p, _)| p.clone()).unwrap_or_default();
-    let inside: std::collections::HashSet<String> =
-        tree.into_iter().filter(|(_, p, _)| *p == prefix || p.starts_with(&format!("{prefix}/"))).map(|(t, _, _)| t.group_id).collect();
-    Ok(computers.into_iter().filter(|c| c.groups.iter().any(|g| inside.contains(g))).collect())
-}
-
 fn list(store: &Store, a: ListArgs) -> anyhow::Result<()> {
-    let mut computers = store.computers()?;
-    if let Some(group) = &a.group {
-        computers = in_group(store, computers, group)?;
-    }
+    let mut computers = match &a.group {
+        Some(group) => store.computers_in_group(group)?,
+        None => store.computers()?,
+    };
     if let Some(name) = &a.name {
         let name = name.to_lowercase();
         computers.retain(|c| c.dns_name.to_lowercase().contains(&name));

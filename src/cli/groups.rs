@@ -3,7 +3,7 @@
 //! groups.
 
 use super::output;
-use ferry::store::{Store, TargetGroup, Targeting, TargetingMode};
+use ferry::store::{GroupInTree, Store, Targeting, TargetingMode};
 use std::collections::HashMap;
 use std::path::Path;
 
@@ -52,9 +52,7 @@ pub enum ModeArg {
 #[derive(serde::Serialize)]
 struct GroupRow {
     #[serde(flatten)]
-    group: TargetGroup,
-    path: String,
-    depth: usize,
+    group: GroupInTree,
     computers: usize,
 }
 
@@ -110,30 +108,6 @@ pub fn run(data: &Path, cmd: Command) -> anyhow::Result<()> {
     }
 }
 
-/// Groups in tree order (parents before children, siblings by name).
-pub fn tree(store: &Store) -> anyhow::Result<Vec<(TargetGroup, String, usize)>> {
-    let groups = store.groups()?;
-    let mut children: HashMap<Option<String>, Vec<&TargetGroup>> = HashMap::new();
-    for g in &groups {
-        children.entry(g.parent_id.clone()).or_default().push(g);
-    }
-    for list in children.values_mut() {
-        list.sort_by_key(|g| (!g.is_builtin, g.name.to_lowercase()));
-    }
-    let mut out = Vec::new();
-    let mut stack: Vec<(&TargetGroup, String, usize)> =
-        children.get(&None).map(|r| r.iter().rev().map(|g| (*g, g.name.clone(), 0)).collect()).unwrap_or_default();
-    while let Some((g, path, depth)) = stack.pop() {
-        if let Some(kids) = children.get(&Some(g.group_id.clone())) {
-            for k in kids.iter().rev() {
-                stack.push((k, format!("{path}/{}", k.name), depth + 1));
-            }
-        }
-        out.push((g.clone(), path, depth));
-    }
-    Ok(out)
-}
-
 fn list(store: &Store, json: bool) -> anyhow::Result<()> {
     let mut members: HashMap<String, usize> = HashMap::new();
     for c in store.computers()? {
@@ -141,11 +115,12 @@ fn list(store: &Store, json: bool) -> anyhow::Result<()> {
             *members.entry(g).or_default() += 1;
         }
     }
-    let rows: Vec<GroupRow> = tree(store)?
+    let rows: Vec<GroupRow> = store
+        .group_tree()?
         .into_iter()
-        .map(|(group, path, depth)| {
-            let computers = members.get(&group.group_id).copied().unwrap_or_default();
-            GroupRow { group, path, depth, computers }
+        .map(|group| {
+            let computers = members.get(&group.group.group_id).copied().unwrap_or_default();
+            GroupRow { group, computers }
         })
         .collect();
     if json {
@@ -153,7 +128,9 @@ fn list(store: &Store, json: bool) -> anyhow::Result<()> {
     }
     let table: Vec<Vec<String>> = rows
         .iter()
-        .map(|r| vec![format!("{}{}", "  ".repeat(r.depth), r.group.name), r.computers.to_string(), r.group.group_id.clone()])
+        .map(|r| {
+            vec![format!("{}{}", "  ".repeat(r.group.depth), r.group.group.name), r.computers.to_string(), r.group.group.group_id.clone()]
+        })
         .collect();
     output::table(&["GROUP", "COMPUTERS", "ID"], &table);
     Ok(())

@@ -1,5 +1,6 @@
 //! The command line: one file per command. Commands print; the library never does.
 
+mod admin;
 mod check;
 mod cleanup;
 mod computers;
@@ -74,6 +75,9 @@ pub enum Command {
     /// Decline superseded and expired updates, delete unneeded content, forget old computers
     /// (Invoke-WsusServerCleanup).
     Cleanup(cleanup::Args),
+    /// The admin API's and web console's bearer token.
+    #[command(subcommand)]
+    Admin(admin::Command),
     /// Store integrity: database consistency and, with --deep, every content file re-hashed.
     Check(check::Args),
     /// The whole pipeline on a generated catalog, explained step by step.
@@ -125,6 +129,7 @@ pub fn main() -> ExitCode {
         Command::Groups(cmd) => groups::run(&cli.data, cmd),
         Command::Computers(cmd) => computers::run(&cli.data, cmd),
         Command::Cleanup(args) => cleanup::run(&cli.data, args),
+        Command::Admin(cmd) => admin::run(&cli.data, cmd),
         Command::Check(args) => check::run(&cli.data, args),
         Command::Dev(cmd) => dev::run(&cli.data, cmd),
         Command::Demo(args) => demo::run(args),

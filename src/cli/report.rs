@@ -56,10 +56,10 @@ pub fn run(data: &Path, a: Args) -> anyhow::Result<()> {
             })
         })
         .transpose()?;
-    let mut computers = store.computers()?;
-    if let Some(g) = &a.group {
-        computers = super::computers::in_group(&store, computers, g)?;
-    }
+    let computers = match &a.group {
+        Some(g) => store.computers_in_group(g)?,
+        None => store.computers()?,
+    };
     let mut report = store.compliance_report(computers, a.group.clone())?;
     if let Some(s) = status {
         report.computers.retain(|c| c.counts.get(s) > 0);

@@ -141,54 +141,14 @@ fn find_group(store: &Store, name_or_id: &str) -> anyhow::Result<ferry::store::T
     })
 }
 
-/// Resolves every id first, so a typo changes nothing. Only updates an administrator approves
-/// (software and drivers that are not bundle members) are accepted.
 fn approvable_ids(store: &Store, args: &IdsArgs) -> anyhow::Result<Vec<String>> {
     let raw = super::input::args_or_stdin(&args.ids).context("reading update ids")?;
-    let mut out: Vec<String> = Vec::new();
-    for id in &raw {
-        let revisions = store.resolve_update(id)?;
-        if revisions.len() > 1 {
-            anyhow::bail!("{id} matches {} updates; name each by UpdateID (nothing was changed)", revisions.len());
-        }
-        let s = store.update_summary(revisions[0])?;
-        if !matches!(s.update_type.as_str(), "Software" | "Driver") {
-            anyhow::bail!(
-                "{id} is a {}: only software and driver updates are approved (nothing was changed)",
-                s.category_kind.as_deref().unwrap_or(&s.update_type)
-            );
-        }
-        if !out.contains(&s.update_id) {
-            out.push(s.update_id);
-        }
-    }
-    Ok(out)
-}
-
-/// `2026-12-01`, `2026-12-01T18:00[:00]` (UTC) or RFC 3339 → `2026-12-01T18:00:00Z`.
-fn parse_deadline(text: &str) -> anyhow::Result<String> {
-    use chrono::{NaiveDate, NaiveDateTime, TimeZone, Utc};
-    let t = text.trim();
-    let at = if let Ok(d) = chrono::DateTime::parse_from_rfc3339(t) {
-        d.with_timezone(&Utc)
-    } else if let Ok(d) =
-        NaiveDateTime::parse_from_str(t, "%Y-%m-%dT%H:%M:%S").or_else(|_| NaiveDateTime::parse_from_str(t, "%Y-%m-%dT%H:%M"))
-    {
-        Utc.from_utc_datetime(&d)
-    } else if let Ok(d) = NaiveDate::parse_from_str(t, "%Y-%m-%d") {
-        Utc.from_utc_datetime(&d.and_hms_opt(0, 0, 0).expect("midnight exists"))
-    } else {
-        anyhow::bail!("--deadline {text:?}: use 2026-12-01, 2026-12-01T18:00 (UTC) or an RFC 3339 time");
-    };
-    Ok(at.format("%Y-%m-%dT%H:%M:%SZ").to_string())
+    Ok(store.approvable_update_ids(&raw)?)
 }
 
 fn approve(store: &mut Store, a: ApproveArgs) -> anyhow::Result<()> {
     let group = find_group(store, &a.group)?;
-    let deadline = a.deadline.as_deref().map(parse_deadline).transpose()?;
-    if let Some(d) = &deadline {
-        ferry::store::check_new_deadline(d, &chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string())?;
-    }
+    let deadline = a.deadline.as_deref().map(|d| ferry::store::parse_new_deadline(d, chrono::Utc::now())).transpose()?;
     let ids = approvable_ids(store, &a.ids)?;
     let action = match a.action {
         ApproveAction::Install => "Install",

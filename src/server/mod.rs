@@ -7,9 +7,11 @@
 //! Invariant: a request never changes the catalog, approvals or groups; the only writes are
 //! client activity (contacts, registrations, sync times, reported events).
 
+mod admin_api;
 mod body;
 mod catalog;
 mod client_service;
+mod console;
 mod content;
 mod cookies;
 mod listen;
@@ -83,6 +85,7 @@ pub fn open_state(dir: &Path, public_url: Option<&str>) -> Result<Arc<AppState>,
         offers: offers::OffersCache::default(),
         mapped: mapped::MappedFiles::default(),
         metrics: metrics::Metrics::default(),
+        console: console::Sessions::default(),
     }))
 }
 

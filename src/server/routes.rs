@@ -101,13 +101,19 @@ async fn route(state: Arc<AppState>, scheme: &'static str, body_timeout: Duratio
         let (parts, _) = request.into_parts();
         return super::content::serve(state, &parts.method, &path, &parts.headers).await;
     }
+    if path == "/admin" || path.starts_with("/admin/") {
+        return super::console::handle(state, scheme, request).await;
+    }
+    if path == "/api" || path.starts_with("/api/") {
+        return super::admin_api::handle(state, request).await;
+    }
     if path.starts_with("/selfupdate/") {
         let (parts, _) = request.into_parts();
         return super::content::serve_selfupdate(state, &parts.method, parts.uri.path(), &parts.headers).await;
     }
     match path.as_str() {
         "/healthz" => health(&state).await,
-        "/metrics" => metrics(&state),
+        "/metrics" => metrics(&state).await,
         _ => plain(StatusCode::NOT_FOUND, "not found\n"),
     }
 }
@@ -122,13 +128,34 @@ async fn health(state: &Arc<AppState>) -> Response<Body> {
     }
 }
 
-fn metrics(state: &AppState) -> Response<Body> {
+async fn metrics(state: &Arc<AppState>) -> Response<Body> {
     let catalog = state.catalog();
     let computers = state.computers.read().expect("computer cache lock").len() as u64;
     let revisions = catalog.revs.len() as u64;
+    let s = state.clone();
+    // Import results and approvals live in the store (imports run as separate commands).
+    let (imports, last_import, approvals) = tokio::task::spawn_blocking(move || {
+        s.pool.with(|store| {
+            let imports = store.imports()?;
+            let last = imports
+                .iter()
+                .filter_map(|i| chrono::DateTime::parse_from_rfc3339(&i.imported_at).ok())
+                .map(|t| t.timestamp().max(0) as u64)
+                .max()
+                .unwrap_or(0);
+            Ok((imports.len() as u64, last, store.approvals()?.len() as u64))
+        })
+    })
+    .await
+    .ok()
+    .and_then(Result::ok)
+    .unwrap_or_default();
     let body = state.metrics.render(&[
         ("ferry_catalog_revisions", "Revisions the server offers.", revisions),
         ("ferry_computers", "Computers known to the server.", computers),
+        ("ferry_imports", "Bundles imported into the store.", imports),
+        ("ferry_last_import_timestamp_seconds", "When the newest import committed (Unix time; 0: none).", last_import),
+        ("ferry_approvals", "Approvals (update x group).", approvals),
     ]);
     Response::builder()
         .header(header::CONTENT_TYPE, "text/plain; version=0.0.4")

@@ -100,6 +100,7 @@ pub struct AppState {
     pub offers: super::offers::OffersCache,
     pub mapped: super::mapped::MappedFiles,
     pub metrics: super::metrics::Metrics,
+    pub console: super::console::Sessions,
 }
 
 impl AppState {

@@ -112,6 +112,33 @@ fn approval_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Approval> {
 }
 
 impl Store {
+    /// Resolves what administrators type (UpdateIDs, KB numbers, `UpdateID/revision`) to the
+    /// UpdateIDs of updates they approve: software and drivers that are not bundle members. All
+    /// or nothing, so a typo changes nothing.
+    pub fn approvable_update_ids(&self, ids: &[String]) -> StoreResult<Vec<String>> {
+        let mut out: Vec<String> = Vec::new();
+        for id in ids {
+            let revisions = self.resolve_update(id)?;
+            if revisions.len() > 1 {
+                return Err(StoreError::Refused(format!(
+                    "{id} matches {} updates; name each by UpdateID (nothing was changed)",
+                    revisions.len()
+                )));
+            }
+            let s = self.update_summary(revisions[0])?;
+            if !matches!(s.update_type.as_str(), "Software" | "Driver") {
+                return Err(StoreError::Refused(format!(
+                    "{id} is a {}: only software and driver updates are approved (nothing was changed)",
+                    s.category_kind.as_deref().unwrap_or(&s.update_type)
+                )));
+            }
+            if !out.contains(&s.update_id) {
+                out.push(s.update_id);
+            }
+        }
+        Ok(out)
+    }
+
     pub fn groups(&self) -> StoreResult<Vec<TargetGroup>> {
         let mut stmt = self
             .conn
@@ -612,10 +639,28 @@ pub struct ServerIdentity {
     pub config_last_change: String,
 }
 
-/// A deadline an administrator sets must lie ahead (`now` and `deadline` in RFC 3339, UTC).
-pub fn check_new_deadline(deadline: &str, now: &str) -> StoreResult<()> {
-    if deadline <= now {
-        return Err(StoreError::Refused(format!("the deadline {deadline} is in the past (now {now}); nothing was changed")));
+/// An installation deadline as administrators write it (`2026-12-01`, `2026-12-01T18:00` in UTC,
+/// or RFC 3339) → `2026-12-01T18:00:00Z`; it must lie after `now`.
+pub fn parse_new_deadline(text: &str, now: chrono::DateTime<chrono::Utc>) -> StoreResult<String> {
+    use chrono::{NaiveDate, NaiveDateTime, TimeZone, Utc};
+    let t = text.trim();
+    let at = if let Ok(d) = chrono::DateTime::parse_from_rfc3339(t) {
+        d.with_timezone(&Utc)
+    } else if let Ok(d) =
+        NaiveDateTime::parse_from_str(t, "%Y-%m-%dT%H:%M:%S").or_else(|_| NaiveDateTime::parse_from_str(t, "%Y-%m-%dT%H:%M"))
+    {
+        Utc.from_utc_datetime(&d)
+    } else if let Ok(d) = NaiveDate::parse_from_str(t, "%Y-%m-%d") {
+        Utc.from_utc_datetime(&d.and_hms_opt(0, 0, 0).expect("midnight exists"))
+    } else {
+        return Err(StoreError::Refused(format!("deadline {text:?}: use 2026-12-01, 2026-12-01T18:00 (UTC) or an RFC 3339 time")));
+    };
+    if at <= now {
+        return Err(StoreError::Refused(format!(
+            "the deadline {} is in the past (now {}); nothing was changed",
+            at.format("%Y-%m-%dT%H:%M:%SZ"),
+            now.format("%Y-%m-%dT%H:%M:%SZ")
+        )));
     }
-    Ok(())
+    Ok(at.format("%Y-%m-%dT%H:%M:%SZ").to_string())
 }

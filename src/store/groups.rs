@@ -65,7 +65,55 @@ fn group_in(tx: &Transaction<'_>, name_or_id: &str) -> rusqlite::Result<Option<T
     .optional()
 }
 
+/// A group with its place in the tree.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct GroupInTree {
+    #[serde(flatten)]
+    pub group: TargetGroup,
+    /// `All Computers/Servers/Domain Controllers`.
+    pub path: String,
+    pub depth: usize,
+}
+
 impl Store {
+    /// Groups in tree order: parents before children, built-in groups first, then by name.
+    pub fn group_tree(&self) -> StoreResult<Vec<GroupInTree>> {
+        let groups = self.groups()?;
+        let mut children: std::collections::HashMap<Option<&str>, Vec<&TargetGroup>> = std::collections::HashMap::new();
+        for g in &groups {
+            children.entry(g.parent_id.as_deref()).or_default().push(g);
+        }
+        for list in children.values_mut() {
+            list.sort_by_key(|g| (!g.is_builtin, g.name.to_lowercase()));
+        }
+        let mut out = Vec::with_capacity(groups.len());
+        let mut stack: Vec<(&TargetGroup, String, usize)> =
+            children.get(&None).map(|r| r.iter().rev().map(|g| (*g, g.name.clone(), 0)).collect()).unwrap_or_default();
+        while let Some((g, path, depth)) = stack.pop() {
+            if let Some(kids) = children.get(&Some(g.group_id.as_str())) {
+                for k in kids.iter().rev() {
+                    stack.push((k, format!("{path}/{}", k.name), depth + 1));
+                }
+            }
+            out.push(GroupInTree { group: g.clone(), path, depth });
+        }
+        Ok(out)
+    }
+
+    /// The computers in a group or any group under it.
+    pub fn computers_in_group(&self, group: &str) -> StoreResult<Vec<ComputerRecord>> {
+        let g = self.group(group)?.ok_or_else(|| StoreError::NotFound(format!("no computer group {group:?} (see `ferry groups list`)")))?;
+        let computers = self.computers()?;
+        if g.group_id == ALL_COMPUTERS {
+            return Ok(computers);
+        }
+        let tree = self.group_tree()?;
+        let prefix = tree.iter().find(|t| t.group.group_id == g.group_id).map(|t| t.path.clone()).unwrap_or_default();
+        let inside: std::collections::HashSet<String> =
+            tree.into_iter().filter(|t| t.path == prefix || t.path.starts_with(&format!("{prefix}/"))).map(|t| t.group.group_id).collect();
+        Ok(computers.into_iter().filter(|c| c.groups.iter().any(|g| inside.contains(g))).collect())
+    }
+
     pub fn targeting(&self) -> StoreResult<Targeting> {
         Ok(Targeting {
             mode: if self.setting(MODE_KEY)?.as_deref() == Some("server") { TargetingMode::Server } else { TargetingMode::Client },

@@ -9,6 +9,7 @@
 //! lives elsewhere, so a second backend (PostgreSQL) can be added behind the same API.
 //! Invariant: a revision id, once assigned, never changes and is never reused.
 
+mod admin;
 mod bundles;
 mod check;
 mod cleanup;
@@ -30,7 +31,7 @@ pub use clients::*;
 pub use compliance::{ComplianceReport, ComputerCompliance, UpdateCompliance};
 pub use content::{ContentError, ContentStore, ExpectedFile, FileHasher, HashingWriter, VerifiedFile, hash_reader};
 pub use error::{StoreError, StoreResult};
-pub use groups::{GroupRemoval, Targeting, TargetingMode};
+pub use groups::{GroupInTree, GroupRemoval, Targeting, TargetingMode};
 pub use ingest::{AddOutcome, IngestBatch, IngestItem, IngestOptions, IngestReport, PreparedRevision, prepare_revision};
 pub use query::*;
 pub use rules::{ApprovalRule, NewRule, RuleOutcome};

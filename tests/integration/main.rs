@@ -6,6 +6,7 @@ mod architecture;
 mod bundles;
 mod catalog_cli;
 mod conformance;
+mod console;
 mod fake_http;
 mod fragments;
 mod pipeline;

@@ -1,0 +1,401 @@
+//! The admin API, `/api/v1/...`: everything the administration commands do, as JSON, behind the
+//! bearer token of `ferry admin token`.
+//!
+//! Invariant: no admin route runs before the token matched; without a token in the store the API
+//! answers 401 to everyone. The client web services stay open, as on WSUS.
+//! Errors: 401 no token, 403 wrong token, 404 unknown thing, 422 a change the rules refuse or a
+//! body that does not say what to do, 400 a body that is not JSON.
+
+use super::state::AppState;
+use crate::store::{CleanupOptions, NewRule, Store, StoreError, UpdateFilter, parse_new_deadline};
+use axum::body::Body;
+use axum::extract::Request;
+use axum::http::{HeaderMap, Method, Response, StatusCode, header};
+use http_body_util::BodyExt;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// Admin requests are small; a larger body is refused before it is read.
+const MAX_BODY: usize = 1 << 20;
+
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
+        ApiError { status, message: message.into() }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> ApiError {
+        let status = match &e {
+            StoreError::NotFound(_) => StatusCode::NOT_FOUND,
+            StoreError::Refused(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        ApiError::new(status, e.to_string())
+    }
+}
+
+pub fn json_response(status: StatusCode, value: &Value) -> Response<Body> {
+    let body = serde_json::to_string_pretty(value).expect("JSON values serialize") + "\n";
+    Response::builder()
+        .status(status)
+        .header(header::CONTENT_TYPE, "application/json")
+        .header(header::CONTENT_LENGTH, body.len())
+        .header(header::CACHE_CONTROL, "no-store")
+        .body(Body::from(body))
+        .expect("static response")
+}
+
+fn error_response(e: &ApiError) -> Response<Body> {
+    let mut r = json_response(e.status, &json!({ "error": e.message }));
+    if e.status == StatusCode::UNAUTHORIZED {
+        r.headers_mut().insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer realm=\"ferry\""));
+    }
+    r
+}
+
+/// The token a request presents (`Authorization: Bearer ...`).
+fn bearer(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim().to_string())
+}
+
+/// Checks a token against the store: 401 without one, 403 with a wrong one.
+pub fn authorize(store: &Store, token: Option<&str>) -> Result<(), ApiError> {
+    let Some(token) = token else {
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "send the admin token: Authorization: Bearer <token> (see `ferry admin token`)",
+        ));
+    };
+    if !store.has_admin_token()? {
+        return Err(ApiError::new(StatusCode::UNAUTHORIZED, "no admin token exists yet: run `ferry admin token` on the server"));
+    }
+    if !store.admin_token_matches(token)? {
+        return Err(ApiError::new(StatusCode::FORBIDDEN, "the admin token does not match"));
+    }
+    Ok(())
+}
+
+pub async fn handle(state: Arc<AppState>, request: Request) -> Response<Body> {
+    let (parts, body) = request.into_parts();
+    if parts.headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok()).unwrap_or(0) > MAX_BODY
+    {
+        return error_response(&ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "admin requests are at most 1 MiB"));
+    }
+    let body = match http_body_util::Limited::new(body, MAX_BODY).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(_) => return error_response(&ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "admin requests are at most 1 MiB")),
+    };
+    let token = bearer(&parts.headers);
+    let path = parts.uri.path().to_string();
+    let query: HashMap<String, String> = parts.uri.query().map(|q| url_decode_pairs(q).collect()).unwrap_or_default();
+    let method = parts.method.clone();
+    let operation = format!("admin {} {}", method, path.split('/').nth(3).unwrap_or(""));
+    let started = std::time::Instant::now();
+    let s = state.clone();
+    let result = tokio::task::spawn_blocking(move || {
+        let mut outcome = Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "not run"));
+        let ran = s.pool.with(|store| {
+            outcome = authorize(store, token.as_deref()).and_then(|()| dispatch(store, &method, &path, &query, &body));
+            Ok(())
+        });
+        ran.map_err(ApiError::from).and(outcome)
+    })
+    .await;
+    let response = match result {
+        Ok(Ok((status, value))) => json_response(status, &value),
+        Ok(Err(e)) => error_response(&e),
+        Err(e) => error_response(&ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("the request failed: {e}"))),
+    };
+    state.metrics.observe(&operation, started.elapsed(), response.status().is_client_error() || response.status().is_server_error());
+    response
+}
+
+/// `a=1&b=x%20y` → pairs, percent- and plus-decoded.
+pub fn url_decode_pairs(query: &str) -> impl Iterator<Item = (String, String)> + '_ {
+    query.split('&').filter(|p| !p.is_empty()).map(|pair| {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        (url_decode(k), url_decode(v))
+    })
+}
+
+pub fn url_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => match u8::from_str_radix(std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("zz"), 16) {
+                Ok(b) => {
+                    out.push(b);
+                    i += 2;
+                }
+                Err(_) => out.push(b'%'),
+            },
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn body_of<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(body).map_err(|e| {
+        let status = if e.is_syntax() || e.is_eof() { StatusCode::BAD_REQUEST } else { StatusCode::UNPROCESSABLE_ENTITY };
+        ApiError::new(status, format!("the request body: {e}"))
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Ids {
+    ids: Vec<String>,
+    #[serde(default)]
+    group: Option<String>,
+    #[serde(default)]
+    action: Option<String>,
+    #[serde(default)]
+    deadline: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewGroup {
+    name: String,
+    #[serde(default)]
+    parent: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MoveGroup {
+    parent: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MoveComputers {
+    computers: Vec<String>,
+    group: String,
+    #[serde(default)]
+    keep: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Rule {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    classifications: Vec<String>,
+    #[serde(default)]
+    products: Vec<String>,
+    group: String,
+    #[serde(default)]
+    action: Option<String>,
+    #[serde(default)]
+    deadline_days: Option<u32>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Cleanup {
+    #[serde(default)]
+    dry_run: bool,
+    #[serde(default)]
+    decline_superseded: bool,
+    #[serde(default)]
+    decline_expired: bool,
+    #[serde(default)]
+    unneeded_content: bool,
+    #[serde(default)]
+    obsolete_computers: Option<u32>,
+}
+
+fn action_name(action: Option<&str>) -> Result<&'static str, ApiError> {
+    match action.map(str::to_ascii_lowercase).as_deref() {
+        None | Some("install") => Ok("Install"),
+        Some("uninstall") => Ok("Uninstall"),
+        Some(other) => Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, format!("action {other:?}: use install or uninstall"))),
+    }
+}
+
+fn group_id(store: &Store, name: Option<&str>) -> Result<crate::store::TargetGroup, ApiError> {
+    let name = name.unwrap_or("All Computers");
+    store.group(name)?.ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("no computer group {name:?}")))
+}
+
+fn to_json<T: serde::Serialize>(value: &T) -> Value {
+    serde_json::to_value(value).expect("store types serialize")
+}
+
+/// One admin operation. Also what the web console calls, so both behave alike.
+pub fn dispatch(
+    store: &mut Store,
+    method: &Method,
+    path: &str,
+    query: &HashMap<String, String>,
+    body: &[u8],
+) -> Result<(StatusCode, Value), ApiError> {
+    let rest = path.strip_prefix("/api/v1/").unwrap_or("");
+    let segments: Vec<String> = rest.split('/').filter(|s| !s.is_empty()).map(url_decode).collect();
+    let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
+    let q = |k: &str| query.get(k).filter(|v| !v.is_empty()).cloned();
+    let ok = |v: Value| Ok((StatusCode::OK, v));
+    match (method.as_str(), segments.as_slice()) {
+        ("GET", ["status"]) => {
+            let catalog = store.catalog_status()?;
+            ok(json!({
+                "catalog": catalog,
+                "computers": store.computers()?.len(),
+                "groups": store.groups()?.len(),
+                "approvals": store.approvals()?.len(),
+                "imports": store.imports()?.len(),
+                "targeting": store.targeting()?,
+            }))
+        }
+        ("GET", ["updates"]) => {
+            let approval = match q("approval").as_deref() {
+                None => None,
+                Some("approved") => Some(crate::store::ApprovalState::Approved),
+                Some("unapproved") => Some(crate::store::ApprovalState::Unapproved),
+                Some("declined") => Some(crate::store::ApprovalState::Declined),
+                Some("any-except-declined") => Some(crate::store::ApprovalState::AnyExceptDeclined),
+                Some(other) => {
+                    return Err(ApiError::new(
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        format!("approval={other}: use approved, unapproved, declined or any-except-declined"),
+                    ));
+                }
+            };
+            let filter = UpdateFilter {
+                text: q("search"),
+                classification: q("classification"),
+                product: q("product"),
+                approval,
+                ..Default::default()
+            };
+            ok(to_json(&store.list_updates(&filter)?))
+        }
+        ("GET", ["updates", id]) => {
+            let revisions = store.resolve_update(id)?;
+            ok(to_json(&store.update_detail(revisions[0])?))
+        }
+        ("POST", ["updates", verb @ ("approve" | "unapprove" | "decline" | "undecline")]) => {
+            let request: Ids = body_of(body)?;
+            if request.ids.is_empty() {
+                return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "ids is empty: name the updates"));
+            }
+            let ids = store.approvable_update_ids(&request.ids)?;
+            match *verb {
+                "approve" => {
+                    let group = group_id(store, request.group.as_deref())?;
+                    let action = action_name(request.action.as_deref())?;
+                    let deadline = request.deadline.as_deref().map(|d| parse_new_deadline(d, chrono::Utc::now())).transpose()?;
+                    let approvals = store.approve(&ids, &group.group_id, action, deadline.as_deref(), Some("api"))?;
+                    ok(json!({ "approved": approvals.len(), "group": group.name, "approvals": approvals }))
+                }
+                "unapprove" => {
+                    let group = group_id(store, request.group.as_deref())?;
+                    ok(json!({ "removed": store.unapprove(&ids, &group.group_id)?, "group": group.name }))
+                }
+                "decline" => ok(json!({ "declined": store.decline(&ids, Some("api"))? })),
+                _ => ok(json!({ "undeclined": store.undecline(&ids)? })),
+            }
+        }
+        ("GET", ["groups"]) => ok(to_json(&store.group_tree()?)),
+        ("POST", ["groups"]) => {
+            let request: NewGroup = body_of(body)?;
+            Ok((StatusCode::CREATED, to_json(&store.create_group(&request.name, request.parent.as_deref())?)))
+        }
+        ("POST", ["groups", name, "move"]) => {
+            let request: MoveGroup = body_of(body)?;
+            ok(to_json(&store.move_group(name, &request.parent)?))
+        }
+        ("DELETE", ["groups", name]) => ok(to_json(&store.remove_group(name)?)),
+        ("GET", ["computers"]) => {
+            let mut computers = match q("group") {
+                Some(g) => store.computers_in_group(&g)?,
+                None => store.computers()?,
+            };
+            if let Some(name) = q("name") {
+                let name = name.to_lowercase();
+                computers.retain(|c| c.dns_name.to_lowercase().contains(&name));
+            }
+            ok(to_json(&computers))
+        }
+        ("POST", ["computers", "move"]) => {
+            let request: MoveComputers = body_of(body)?;
+            let mut ids = Vec::new();
+            for name in &request.computers {
+                match store.find_computers(name)?.as_slice() {
+                    [c] => ids.push(c.computer_id.clone()),
+                    [] => return Err(ApiError::new(StatusCode::NOT_FOUND, format!("no computer {name:?}"))),
+                    many => {
+                        return Err(ApiError::new(
+                            StatusCode::UNPROCESSABLE_ENTITY,
+                            format!("{name:?} matches {} computers: name one by SusClientId", many.len()),
+                        ));
+                    }
+                }
+            }
+            let group = store.assign_computers(&ids, &request.group, request.keep)?;
+            ok(json!({ "moved": ids.len(), "group": group.name }))
+        }
+        ("GET", ["rules"]) => ok(to_json(&store.approval_rules()?)),
+        ("POST", ["rules"]) => {
+            let request: Rule = body_of(body)?;
+            let action = action_name(request.action.as_deref())?;
+            let name = request.name.clone().unwrap_or_else(|| {
+                let part = |v: &[String]| if v.is_empty() { "any".to_string() } else { v.join("+") };
+                format!("{} / {} -> {}", part(&request.classifications), part(&request.products), request.group)
+            });
+            let rule = store.add_approval_rule(&NewRule {
+                name: &name,
+                classifications: &request.classifications,
+                products: &request.products,
+                group: &request.group,
+                action,
+                deadline_days: request.deadline_days,
+            })?;
+            Ok((StatusCode::CREATED, to_json(&rule)))
+        }
+        ("DELETE", ["rules", rule]) => ok(to_json(&store.remove_approval_rule(rule)?)),
+        ("POST", ["rules", "apply"]) => ok(to_json(&store.apply_approval_rules()?)),
+        ("GET", ["report"]) => {
+            let computers = match q("group") {
+                Some(g) => store.computers_in_group(&g)?,
+                None => store.computers()?,
+            };
+            ok(to_json(&store.compliance_report(computers, q("group"))?))
+        }
+        ("POST", ["cleanup"]) => {
+            let request: Cleanup = body_of(body)?;
+            let options = CleanupOptions {
+                decline_superseded: request.decline_superseded,
+                decline_expired: request.decline_expired,
+                unneeded_content: request.unneeded_content,
+                obsolete_computers_days: request.obsolete_computers,
+            };
+            let plan = store.plan_cleanup(&options, chrono::Utc::now())?;
+            if !request.dry_run {
+                store.run_cleanup(&plan)?;
+            }
+            ok(json!({ "dry_run": request.dry_run, "plan": plan }))
+        }
+        ("GET", ["imports"]) => ok(to_json(&store.imports()?)),
+        (_, []) => ok(json!({ "api": "ferry admin API v1", "see": "README.md, Administration" })),
+        _ => Err(ApiError::new(StatusCode::NOT_FOUND, format!("no admin route {method} {path}"))),
+    }
+}

@@ -1,0 +1,539 @@
+//! The web console, `/admin`: server-rendered pages over the same operations as the admin API
+//! (`admin_api::dispatch`). No scripts, no external resources, no build step; works offline.
+//!
+//! Invariant: every page needs a session made by logging in with the admin token; every form
+//! post carries the session's CSRF token and is refused (403) without it. The session cookie is
+//! HttpOnly and SameSite=Strict.
+
+use super::admin_api::{self, url_decode_pairs};
+use super::state::AppState;
+use crate::compliance::StateCounts;
+use crate::store::Store;
+use axum::body::Body;
+use axum::extract::Request;
+use axum::http::{HeaderMap, Method, Response, StatusCode, header};
+use http_body_util::BodyExt;
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const COOKIE: &str = "ferry_session";
+const SESSION_LIFETIME: Duration = Duration::from_secs(8 * 3600);
+const MAX_FORM: usize = 256 * 1024;
+
+#[derive(Clone)]
+struct Session {
+    csrf: String,
+    expires: Instant,
+}
+
+/// Console sessions, in memory: a restart logs everyone out.
+#[derive(Default)]
+pub struct Sessions {
+    map: Mutex<HashMap<String, Session>>,
+}
+
+impl Sessions {
+    fn create(&self) -> (String, Session) {
+        let id = hex::encode(crate::random::bytes::<32>());
+        let session = Session { csrf: hex::encode(crate::random::bytes::<16>()), expires: Instant::now() + SESSION_LIFETIME };
+        let mut map = self.map.lock().expect("sessions lock");
+        map.retain(|_, s| s.expires > Instant::now());
+        map.insert(id.clone(), session.clone());
+        (id, session)
+    }
+
+    fn get(&self, id: &str) -> Option<Session> {
+        let map = self.map.lock().expect("sessions lock");
+        map.get(id).filter(|s| s.expires > Instant::now()).cloned()
+    }
+
+    fn remove(&self, id: &str) {
+        self.map.lock().expect("sessions lock").remove(id);
+    }
+}
+
+fn session_id(headers: &HeaderMap) -> Option<String> {
+    headers.get_all(header::COOKIE).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(';')).find_map(|c| {
+        let (k, v) = c.trim().split_once('=')?;
+        (k == COOKIE).then(|| v.to_string())
+    })
+}
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&#39;")
+}
+
+fn html_response(status: StatusCode, page: String) -> Response<Body> {
+    Response::builder()
+        .status(status)
+        .header(header::CONTENT_TYPE, "text/html; charset=utf-8")
+        .header(header::CONTENT_LENGTH, page.len())
+        .header(header::CACHE_CONTROL, "no-store")
+        .header("content-security-policy", "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; form-action 'self'")
+        .header("x-frame-options", "DENY")
+        .body(Body::from(page))
+        .expect("static response")
+}
+
+fn redirect(to: &str, cookie: Option<String>) -> Response<Body> {
+    let mut r = Response::builder().status(StatusCode::SEE_OTHER).header(header::LOCATION, to).header(header::CONTENT_LENGTH, 0);
+    if let Some(c) = cookie {
+        r = r.header(header::SET_COOKIE, c);
+    }
+    r.body(Body::empty()).expect("static response")
+}
+
+const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:0;color:#222}header{background:#1d3557;color:#fff;padding:.6rem 1.2rem;display:flex;gap:1.2rem;align-items:center}\
+header a{color:#fff;text-decoration:none}header form{margin-left:auto}main{padding:1rem 1.2rem}table{border-collapse:collapse;margin:.6rem 0}\
+td,th{border:1px solid #ccc;padding:.25rem .5rem;text-align:left;vertical-align:top}th{background:#f2f2f2}.n{text-align:right}.bad{color:#a00;font-weight:bold}\
+.msg{background:#e7f5e7;border:1px solid #8c8;padding:.4rem .8rem}.err{background:#fbeaea;border:1px solid #c88;padding:.4rem .8rem}\
+.cards{display:flex;gap:1rem;flex-wrap:wrap}.card{border:1px solid #ccc;border-radius:6px;padding:.6rem 1rem;min-width:12rem}.big{font-size:1.8rem}";
+
+fn page(title: &str, csrf: Option<&str>, body: &str) -> String {
+    let nav = match csrf {
+        Some(csrf) => format!(
+            "<header><strong>Ferry</strong><a href=\"/admin\">Dashboard</a><a href=\"/admin/updates?approval=unapproved\">Updates</a>\
+             <a href=\"/admin/computers\">Computers</a><a href=\"/admin/imports\">Imports</a>\
+             <form method=\"post\" action=\"/admin/logout\"><input type=\"hidden\" name=\"csrf\" value=\"{}\"><button>Log out</button></form></header>",
+            esc(csrf)
+        ),
+        None => "<header><strong>Ferry</strong></header>".to_string(),
+    };
+    format!(
+        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{} · Ferry</title><style>{STYLE}</style></head><body>{nav}<main>{body}</main></body></html>\n",
+        esc(title)
+    )
+}
+
+/// `scheme`: that of the listener; sessions made over HTTPS get Secure cookies.
+pub async fn handle(state: Arc<AppState>, scheme: &'static str, request: Request) -> Response<Body> {
+    let (parts, body) = request.into_parts();
+    let form: Vec<(String, String)> = if parts.method == Method::POST {
+        match http_body_util::Limited::new(body, MAX_FORM).collect().await {
+            Ok(b) => url_decode_pairs(&String::from_utf8_lossy(&b.to_bytes())).collect(),
+            Err(_) => return html_response(StatusCode::PAYLOAD_TOO_LARGE, page("Too large", None, "<p>The form is too large.</p>")),
+        }
+    } else {
+        Vec::new()
+    };
+    let path = parts.uri.path().trim_end_matches('/').to_string();
+    let query: HashMap<String, String> = parts.uri.query().map(|q| url_decode_pairs(q).collect()).unwrap_or_default();
+    let secure = scheme == "https";
+
+    if path == "/admin/login" {
+        return match parts.method {
+            Method::POST => {
+                let token = form.iter().find(|(k, _)| k == "token").map(|(_, v)| v.clone()).unwrap_or_default();
+                let s = state.clone();
+                let valid = tokio::task::spawn_blocking(move || s.pool.with(|store| store.admin_token_matches(&token)))
+                    .await
+                    .ok()
+                    .and_then(Result::ok)
+                    .unwrap_or(false);
+                if !valid {
+                    return html_response(StatusCode::FORBIDDEN, login_page(Some("That is not the admin token.")));
+                }
+                let (id, _) = state.console.create();
+                let cookie = format!(
+                    "{COOKIE}={id}; Path=/admin; HttpOnly; SameSite=Strict; Max-Age={}{}",
+                    SESSION_LIFETIME.as_secs(),
+                    if secure { "; Secure" } else { "" }
+                );
+                redirect("/admin", Some(cookie))
+            }
+            _ => html_response(StatusCode::OK, login_page(None)),
+        };
+    }
+    let Some((sid, session)) = session_id(&parts.headers).and_then(|id| state.console.get(&id).map(|s| (id, s))) else {
+        return redirect("/admin/login", None);
+    };
+    if parts.method == Method::POST {
+        let csrf_ok = form.iter().any(|(k, v)| k == "csrf" && *v == session.csrf);
+        if !csrf_ok {
+            return html_response(
+                StatusCode::FORBIDDEN,
+                page(
+                    "Refused",
+                    Some(&session.csrf),
+                    "<p class=\"err\">This form did not come from this console (CSRF check failed); nothing was changed.</p>",
+                ),
+            );
+        }
+        if path == "/admin/logout" {
+            state.console.remove(&sid);
+            return redirect("/admin/login", Some(format!("{COOKIE}=; Path=/admin; HttpOnly; SameSite=Strict; Max-Age=0")));
+        }
+    }
+    let method = parts.method.clone();
+    let csrf = session.csrf.clone();
+    let s = state.clone();
+    let result = tokio::task::spawn_blocking(move || {
+        let mut out = None;
+        let ran = s.pool.with(|store| {
+            out = Some(render(store, &method, &path, &query, &form, &csrf));
+            Ok(())
+        });
+        match (ran, out) {
+            (Ok(()), Some(r)) => r,
+            (Err(e), _) => Err(e.to_string()),
+            (Ok(()), None) => Err("no page".into()),
+        }
+    })
+    .await;
+    match result {
+        Ok(Ok(Rendered::Page(title, body))) => html_response(StatusCode::OK, page(&title, Some(&session.csrf), &body)),
+        Ok(Ok(Rendered::Raw(html))) => html_response(StatusCode::OK, html),
+        Ok(Ok(Rendered::Redirect(to))) => redirect(&to, None),
+        Ok(Ok(Rendered::NotFound)) => html_response(StatusCode::NOT_FOUND, page("Not found", Some(&session.csrf), "<p>No such page.</p>")),
+        Ok(Err(e)) => html_response(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            page("Error", Some(&session.csrf), &format!("<p class=\"err\">{}</p>", esc(&e))),
+        ),
+        Err(e) => {
+            html_response(StatusCode::INTERNAL_SERVER_ERROR, page("Error", None, &format!("<p class=\"err\">{}</p>", esc(&e.to_string()))))
+        }
+    }
+}
+
+fn login_page(error: Option<&str>) -> String {
+    let error = error.map(|e| format!("<p class=\"err\">{}</p>", esc(e))).unwrap_or_default();
+    page(
+        "Log in",
+        None,
+        &format!(
+            "<h1>Log in</h1>{error}<p>Paste the admin token (<code>ferry admin token</code> on the server).</p>\
+             <form method=\"post\" action=\"/admin/login\"><input type=\"password\" name=\"token\" size=\"72\" autofocus \
+             autocomplete=\"off\"> <button>Log in</button></form>"
+        ),
+    )
+}
+
+enum Rendered {
+    Page(String, String),
+    Raw(String),
+    Redirect(String),
+    NotFound,
+}
+
+fn render(
+    store: &mut Store,
+    method: &Method,
+    path: &str,
+    query: &HashMap<String, String>,
+    form: &[(String, String)],
+    csrf: &str,
+) -> Result<Rendered, String> {
+    let e = |e: crate::store::StoreError| e.to_string();
+    match (method.as_str(), path) {
+        ("GET", "/admin") => dashboard(store, csrf).map_err(e),
+        ("GET", "/admin/updates") => updates(store, query, csrf).map_err(e),
+        ("POST", "/admin/updates") => {
+            let ids: Vec<String> = form.iter().filter(|(k, _)| k == "id").map(|(_, v)| v.clone()).collect();
+            let field = |k: &str| form.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()).filter(|v| !v.is_empty());
+            let verb = field("action").unwrap_or_else(|| "approve".into());
+            let body = json!({ "ids": ids, "group": field("group"), "deadline": field("deadline") });
+            let body = match verb.as_str() {
+                "approve" => body,
+                "unapprove" => json!({ "ids": ids, "group": field("group") }),
+                _ => json!({ "ids": ids }),
+            };
+            let message = match admin_api::dispatch(
+                store,
+                &Method::POST,
+                &format!("/api/v1/updates/{verb}"),
+                &HashMap::new(),
+                body.to_string().as_bytes(),
+            ) {
+                Ok((_, v)) => format!("ok: {}", summarize(&verb, &v)),
+                Err(err) => format!("error: {}", err.message),
+            };
+            let back = field("back").filter(|b| b.starts_with("/admin/updates")).unwrap_or_else(|| "/admin/updates".into());
+            let sep = if back.contains('?') { '&' } else { '?' };
+            Ok(Rendered::Redirect(format!("{back}{sep}message={}", url_encode(&message))))
+        }
+        ("GET", "/admin/computers") => computers(store, query, csrf).map_err(e),
+        ("POST", "/admin/computers") => {
+            let field = |k: &str| form.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()).unwrap_or_default();
+            let (route, body) = match field("action").as_str() {
+                "add-group" => (
+                    "/api/v1/groups".to_string(),
+                    json!({ "name": field("name"), "parent": Some(field("parent")).filter(|p| !p.is_empty()) }),
+                ),
+                _ => ("/api/v1/computers/move".to_string(), json!({ "computers": [field("computer")], "group": field("group") })),
+            };
+            let message = match admin_api::dispatch(store, &Method::POST, &route, &HashMap::new(), body.to_string().as_bytes()) {
+                Ok(_) => "ok: done".to_string(),
+                Err(err) => format!("error: {}", err.message),
+            };
+            Ok(Rendered::Redirect(format!("/admin/computers?message={}", url_encode(&message))))
+        }
+        ("GET", "/admin/imports") => imports(store).map_err(e),
+        ("GET", p) if p.starts_with("/admin/imports/") => {
+            let id = &p["/admin/imports/".len()..];
+            let Some(manifest) = store.import_manifest(id).map_err(e)? else { return Ok(Rendered::NotFound) };
+            let manifest: crate::bundle::manifest::Manifest = serde_json::from_str(&manifest).map_err(|e| e.to_string())?;
+            let signer = manifest.signer_key_id.clone();
+            let inspection =
+                crate::bundle::inspect::inspection_of(std::path::PathBuf::from(format!("imported bundle {id}")), Some(signer), manifest);
+            Ok(Rendered::Raw(crate::bundle::inspect::html(&inspection)))
+        }
+        _ => Ok(Rendered::NotFound),
+    }
+}
+
+fn summarize(verb: &str, v: &Value) -> String {
+    match verb {
+        "approve" => format!("approved {} update(s) for {}", v["approved"], v["group"].as_str().unwrap_or("")),
+        "unapprove" => format!("removed {} approval(s)", v["removed"]),
+        "decline" => format!("declined {} update(s)", v["declined"]),
+        _ => format!("{} update(s) approvable again", v["undeclined"]),
+    }
+}
+
+fn url_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+fn message(query: &HashMap<String, String>) -> String {
+    match query.get("message") {
+        Some(m) if m.starts_with("error:") => format!("<p class=\"err\" role=\"alert\">{}</p>", esc(m)),
+        Some(m) => format!("<p class=\"msg\" role=\"status\">{}</p>", esc(m)),
+        None => String::new(),
+    }
+}
+
+fn counts_cells(c: &StateCounts) -> String {
+    let bad = |n: u64| if n > 0 { " class=\"n bad\"" } else { " class=\"n\"" };
+    format!(
+        "<td class=\"n\">{}</td><td class=\"n\">{}</td><td{}>{}</td><td{}>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td>",
+        c.installed,
+        c.installed_pending_reboot,
+        bad(c.needed),
+        c.needed,
+        bad(c.failed),
+        c.failed,
+        c.not_applicable,
+        c.unknown
+    )
+}
+
+const COUNT_HEADERS: &str =
+    "<th>Installed</th><th>Pending reboot</th><th>Needed</th><th>Failed</th><th>Not applicable</th><th>Unknown</th>";
+
+fn dashboard(store: &Store, _csrf: &str) -> crate::store::StoreResult<Rendered> {
+    let unapproved = store
+        .list_updates(&crate::store::UpdateFilter { approval: Some(crate::store::ApprovalState::Unapproved), ..Default::default() })?;
+    let status = store.catalog_status()?;
+    let report = store.compliance_report(store.computers()?, None)?;
+    let tree = store.group_tree()?;
+    let computers = store.computers()?;
+    let mut b = String::from("<h1>Dashboard</h1><div class=\"cards\">");
+    let _ = write!(
+        b,
+        "<div class=\"card\"><div class=\"big\" id=\"needing-approval\">{}</div><a href=\"/admin/updates?approval=unapproved\">updates need approval</a></div>\
+         <div class=\"card\"><div class=\"big\">{}</div>computers</div>\
+         <div class=\"card\"><div class=\"big\">{}</div>content ({} files of {})</div></div>",
+        unapproved.len(),
+        computers.len(),
+        crate::units::format_size(status.present_bytes),
+        status.files_present,
+        status.files
+    );
+    b.push_str("<h2>Compliance by group</h2><table><tr><th>Group</th><th>Computers</th>");
+    b.push_str(COUNT_HEADERS);
+    b.push_str("</tr>");
+    for g in &tree {
+        let members: Vec<&crate::store::ComputerCompliance> = report
+            .computers
+            .iter()
+            .filter(|c| {
+                g.group.group_id == crate::store::ALL_COMPUTERS
+                    || computers.iter().any(|r| r.computer_id == c.computer_id && r.groups.contains(&g.group.group_id))
+            })
+            .collect();
+        let mut total = StateCounts::default();
+        for c in &members {
+            total.installed += c.counts.installed;
+            total.installed_pending_reboot += c.counts.installed_pending_reboot;
+            total.needed += c.counts.needed;
+            total.failed += c.counts.failed;
+            total.not_applicable += c.counts.not_applicable;
+            total.unknown += c.counts.unknown;
+        }
+        let _ = write!(
+            b,
+            "<tr><td>{}{}</td><td class=\"n\">{}</td>{}</tr>",
+            "&nbsp;&nbsp;".repeat(g.depth),
+            esc(&g.group.name),
+            members.len(),
+            counts_cells(&total)
+        );
+    }
+    b.push_str("</table><h2>Last imports</h2><table><tr><th>Imported</th><th>Channel</th><th>Sequence</th><th>Signer key</th><th>Revisions</th><th>Files</th></tr>");
+    for i in store.imports()?.iter().rev().take(5) {
+        let _ = write!(
+            b,
+            "<tr><td>{}</td><td><a href=\"/admin/imports/{}\">{}</a></td><td class=\"n\">{}</td><td><code>{}</code></td><td class=\"n\">{}</td><td class=\"n\">{}</td></tr>",
+            esc(&i.imported_at),
+            esc(&i.bundle_id),
+            esc(&i.channel),
+            i.sequence,
+            esc(&i.signer_key_id),
+            i.revisions_added,
+            i.files_added
+        );
+    }
+    b.push_str("</table>");
+    Ok(Rendered::Page("Dashboard".into(), b))
+}
+
+fn updates(store: &Store, query: &HashMap<String, String>, csrf: &str) -> crate::store::StoreResult<Rendered> {
+    let q = |k: &str| query.get(k).filter(|v| !v.is_empty()).cloned();
+    let approval = match q("approval").as_deref() {
+        Some("approved") => Some(crate::store::ApprovalState::Approved),
+        Some("declined") => Some(crate::store::ApprovalState::Declined),
+        Some("any") => None,
+        Some("unapproved") => Some(crate::store::ApprovalState::Unapproved),
+        _ => Some(crate::store::ApprovalState::AnyExceptDeclined),
+    };
+    let list = store.list_updates(&crate::store::UpdateFilter {
+        text: q("search"),
+        classification: q("classification"),
+        product: q("product"),
+        approval,
+        ..Default::default()
+    })?;
+    let shown = &list[..list.len().min(500)];
+    let groups = store.group_tree()?;
+    let back = format!(
+        "/admin/updates?approval={}&classification={}&product={}&search={}",
+        url_encode(&q("approval").unwrap_or_default()),
+        url_encode(&q("classification").unwrap_or_default()),
+        url_encode(&q("product").unwrap_or_default()),
+        url_encode(&q("search").unwrap_or_default())
+    );
+    let mut b = format!("<h1>Updates</h1>{}", message(query));
+    let selected = |v: &str| if q("approval").as_deref().unwrap_or("") == v { " selected" } else { "" };
+    let _ = write!(
+        b,
+        "<form method=\"get\" action=\"/admin/updates\">Approval <select name=\"approval\">\
+         <option value=\"\"{}>any except declined</option><option value=\"unapproved\"{}>unapproved</option>\
+         <option value=\"approved\"{}>approved</option><option value=\"declined\"{}>declined</option><option value=\"any\"{}>any</option></select> \
+         Classification <input name=\"classification\" value=\"{}\" size=\"14\"> Product <input name=\"product\" value=\"{}\" size=\"14\"> \
+         Search <input name=\"search\" value=\"{}\" size=\"16\"> <button>Filter</button></form>",
+        selected(""),
+        selected("unapproved"),
+        selected("approved"),
+        selected("declined"),
+        selected("any"),
+        esc(&q("classification").unwrap_or_default()),
+        esc(&q("product").unwrap_or_default()),
+        esc(&q("search").unwrap_or_default())
+    );
+    let _ = write!(
+        b,
+        "<form method=\"post\" action=\"/admin/updates\"><input type=\"hidden\" name=\"csrf\" value=\"{}\">\
+         <input type=\"hidden\" name=\"back\" value=\"{}\"><p><select name=\"action\"><option value=\"approve\">Approve for install</option>\
+         <option value=\"unapprove\">Remove approval</option><option value=\"decline\">Decline</option><option value=\"undecline\">Undecline</option></select> for \
+         <select name=\"group\">",
+        esc(csrf),
+        esc(&back)
+    );
+    for g in &groups {
+        let _ = write!(b, "<option value=\"{}\">{}{}</option>", esc(&g.group.name), "&nbsp;&nbsp;".repeat(g.depth), esc(&g.group.name));
+    }
+    let _ = write!(
+        b,
+        "</select> deadline <input name=\"deadline\" placeholder=\"2026-12-31\" size=\"11\"> <button id=\"apply\">Apply to selected</button></p>\
+         <p>{} update(s){}</p><table><tr><th></th><th>KB</th><th>Title</th><th>Classification</th><th>Approval</th><th>Update ID</th></tr>",
+        list.len(),
+        if list.len() > shown.len() { format!(", the first {} shown: narrow the filter", shown.len()) } else { String::new() }
+    );
+    for u in shown {
+        let _ = write!(
+            b,
+            "<tr><td><input type=\"checkbox\" name=\"id\" value=\"{}\"></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td><code>{}</code></td></tr>",
+            esc(&u.update_id),
+            u.kb_article.as_ref().map(|k| format!("KB{}", esc(k))).unwrap_or_default(),
+            esc(u.title.as_deref().unwrap_or("")),
+            esc(u.classification.as_deref().unwrap_or("")),
+            u.approval,
+            esc(&u.update_id)
+        );
+    }
+    b.push_str("</table></form>");
+    Ok(Rendered::Page("Updates".into(), b))
+}
+
+fn computers(store: &Store, query: &HashMap<String, String>, csrf: &str) -> crate::store::StoreResult<Rendered> {
+    let report = store.compliance_report(store.computers()?, None)?;
+    let tree = store.group_tree()?;
+    let mut b =
+        format!("<h1>Computers</h1>{}<table><tr><th>Computer</th><th>Groups</th><th>Last contact</th><th>Last report</th>", message(query));
+    b.push_str(COUNT_HEADERS);
+    b.push_str("</tr>");
+    for c in &report.computers {
+        let _ = write!(
+            b,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td>{}</tr>",
+            esc(&c.name),
+            esc(&c.groups.join(", ")),
+            esc(&c.last_contact_at),
+            esc(c.last_report_at.as_deref().unwrap_or("never")),
+            counts_cells(&c.counts)
+        );
+    }
+    let options: String = tree
+        .iter()
+        .map(|g| format!("<option value=\"{}\">{}{}</option>", esc(&g.group.name), "&nbsp;&nbsp;".repeat(g.depth), esc(&g.group.name)))
+        .collect();
+    let _ = write!(
+        b,
+        "</table><h2>Move a computer</h2><form method=\"post\" action=\"/admin/computers\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
+         <input type=\"hidden\" name=\"action\" value=\"move\">Computer <input name=\"computer\" size=\"24\"> to <select name=\"group\">{options}</select> \
+         <button>Move</button></form><h2>Groups</h2><ul>",
+        csrf = esc(csrf)
+    );
+    for g in &tree {
+        let _ = write!(b, "<li style=\"margin-left:{}em\">{}</li>", g.depth * 2, esc(&g.group.name));
+    }
+    let _ = write!(
+        b,
+        "</ul><form method=\"post\" action=\"/admin/computers\"><input type=\"hidden\" name=\"csrf\" value=\"{}\">\
+         <input type=\"hidden\" name=\"action\" value=\"add-group\">New group <input name=\"name\" size=\"20\"> under <select name=\"parent\">{options}</select> \
+         <button>Add</button></form>",
+        esc(csrf)
+    );
+    Ok(Rendered::Page("Computers".into(), b))
+}
+
+fn imports(store: &Store) -> crate::store::StoreResult<Rendered> {
+    let mut b = String::from(
+        "<h1>Import history</h1><table><tr><th>Imported</th><th>Channel</th><th>Sequence</th><th>Base</th><th>Signer key</th><th>Created</th><th>Revisions</th><th>Files</th><th>Report</th></tr>",
+    );
+    for i in store.imports()?.iter().rev() {
+        let _ = write!(
+            b,
+            "<tr><td>{}</td><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td><code>{}</code></td><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td><a href=\"/admin/imports/{}\">bundle report</a></td></tr>",
+            esc(&i.imported_at),
+            esc(&i.channel),
+            i.sequence,
+            i.base_sequence.map(|s| s.to_string()).unwrap_or_else(|| "full".into()),
+            esc(&i.signer_key_id),
+            esc(&i.created),
+            i.revisions_added,
+            i.files_added,
+            esc(&i.bundle_id)
+        );
+    }
+    b.push_str("</table>");
+    Ok(Rendered::Page("Imports".into(), b))
+}
