@@ -222,6 +222,13 @@ fn write_bundle(
     options: &ExportOptions,
     progress: &mut ExportProgress<'_>,
 ) -> Result<Manifest, BundleError> {
+    // The approval policy travels with UpdateIDs resolved here; a policy naming an update the
+    // cache does not hold stops the export before anything is written.
+    let approval_policy = match &profile.approvals {
+        Some(p) => Some(p.for_bundle(cache).map_err(|e| BundleError::Invalid(format!("the profile's [approvals]: {e}")))?),
+        None => None,
+    }
+    .filter(|p| !p.is_empty());
     let now = chrono::Utc::now();
     let mut volumes = VolumeWriter::new(dir, options.format, options.volume_size, now.timestamp() as u64)
         .map_err(|e| BundleError::Invalid(e.to_string()))?;
@@ -329,6 +336,7 @@ fn write_bundle(
         removed,
         volumes: volume_list,
         members,
+        approval_policy,
     };
     let json = serde_json::to_vec_pretty(&manifest).map_err(|e| BundleError::Invalid(e.to_string()))?;
     let signature = key.sign(&json, &manifest.trusted_comment(), &format!("signature from ferry key {}", key.key_id));

@@ -25,6 +25,8 @@ use std::sync::{Arc, Mutex};
 #[derive(Debug, Clone, Default)]
 pub struct ImportOptions {
     pub allow_expired: bool,
+    /// Apply the approval policy the bundle carries (the importer's consent).
+    pub apply_approvals: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -45,6 +47,8 @@ pub struct ImportReport {
     pub warnings: Vec<String>,
     /// What the automatic approval rules approved after the import.
     pub rules: Vec<crate::store::RuleOutcome>,
+    /// What the bundle's approval policy did (only with `apply_approvals`).
+    pub approval_policy: Option<super::approvals::PolicyOutcome>,
 }
 
 /// The keys a store trusts, plus those given on the command line.
@@ -265,6 +269,7 @@ pub fn import(
         removed: m.removed.len() as u64,
         warnings: Vec::new(),
         rules: Vec::new(),
+        approval_policy: None,
     };
     let staging = store.dir().join("tmp").join(format!("import-{}", m.bundle_id));
     if store.import_by_id(&m.bundle_id)?.is_some() {
@@ -272,6 +277,10 @@ pub fn import(
         let _ = std::fs::remove_dir_all(&staging);
         report.outcome = "already-imported".into();
         report.removed = 0;
+        // Consent may come with a second run: the policy applies then.
+        if options.apply_approvals {
+            apply_policy(store, &bundle.manifest, options, &mut report);
+        }
         return Ok(report);
     }
     if let Some(w) = check_expiry(m, chrono::Utc::now(), options.allow_expired)? {
@@ -394,12 +403,38 @@ pub fn import(
     crash_point("import.after-commit");
     let _ = std::fs::remove_dir_all(&staging);
     let mut report = result?;
-    // The import is committed; automatic approval rules run over what it brought.
+    // The import is committed: the bundle's approval policy (with consent), then the automatic
+    // approval rules, over what it brought.
+    apply_policy(store, &bundle.manifest, options, &mut report);
     match store.apply_approval_rules() {
         Ok(outcomes) => report.rules = outcomes.into_iter().filter(|o| !o.approved.is_empty()).collect(),
         Err(e) => report.warnings.push(format!("the automatic approval rules did not run ({e}); run `ferry rules apply`")),
     }
     Ok(report)
+}
+
+/// The bundle's approval policy: applied with the importer's consent (`--apply-approvals`),
+/// otherwise a warning that says it is there and how to apply it.
+fn apply_policy(store: &mut Store, manifest: &super::manifest::Manifest, options: &ImportOptions, report: &mut ImportReport) {
+    let Some(policy) = &manifest.approval_policy else { return };
+    if !options.apply_approvals {
+        report.warnings.push(format!(
+            "the bundle carries an approval policy ({} rule(s), {} approval(s), {} decline(s)) signed by key {}; it was not applied: \
+             import with --apply-approvals to apply it (see `ferry inspect`)",
+            policy.rules.len(),
+            policy.approve.len(),
+            policy.decline.len(),
+            report.signer_key_id
+        ));
+        return;
+    }
+    match super::approvals::apply(store, policy, &manifest.channel) {
+        Ok(outcome) => {
+            report.warnings.extend(outcome.warnings.iter().cloned());
+            report.approval_policy = Some(outcome);
+        }
+        Err(e) => report.warnings.push(format!("the bundle's approval policy did not apply ({e}); import it again with --apply-approvals")),
+    }
 }
 
 /// Flushes every staged payload to disk with one call (rather than one fsync per file).

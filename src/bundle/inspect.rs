@@ -119,6 +119,20 @@ pub fn html(i: &Inspection) -> String {
         }
         h.push_str("</table>");
     }
+    if let Some(p) = &m.approval_policy {
+        h.push_str(
+            "<h2>Approval policy</h2><p>Decided on the connected side and signed with the bundle; applied on import only with \
+             <code>--apply-approvals</code>.</p><table><tr><th>Kind</th><th>What</th><th>Group</th><th>Action</th><th>Deadline</th></tr>",
+        );
+        for line in policy_lines(p) {
+            h.push_str("<tr>");
+            for cell in line {
+                h.push_str(&format!("<td>{}</td>", esc(&cell)));
+            }
+            h.push_str("</tr>");
+        }
+        h.push_str("</table>");
+    }
     h.push_str("<h2>Volumes</h2><table><tr><th>Volume</th><th>Size</th><th>SHA-256</th></tr>");
     for v in &m.volumes {
         h.push_str(&format!(
@@ -133,4 +147,32 @@ pub fn html(i: &Inspection) -> String {
          <code>sha256sum</code> of each volume must match.</p></body></html>\n"
     ));
     h
+}
+
+/// The approval policy as rows: kind, what, group, action, deadline.
+pub fn policy_lines(p: &super::approvals::ApprovalPolicy) -> Vec<[String; 5]> {
+    let any = |v: &[String]| if v.is_empty() { "any".to_string() } else { v.join(", ") };
+    let mut rows = Vec::new();
+    for r in &p.rules {
+        rows.push([
+            "rule".to_string(),
+            format!("{} / {}", any(&r.classifications), any(&r.products)),
+            r.group.clone(),
+            r.action.clone().unwrap_or_else(|| "install".into()),
+            r.deadline_days.map(|d| format!("{d} days after approval")).unwrap_or_default(),
+        ]);
+    }
+    for a in &p.approve {
+        rows.push([
+            "approve".to_string(),
+            a.update.clone(),
+            a.group.clone(),
+            a.action.clone().unwrap_or_else(|| "install".into()),
+            a.deadline.clone().unwrap_or_default(),
+        ]);
+    }
+    for d in &p.decline {
+        rows.push(["decline".to_string(), d.clone(), String::new(), String::new(), String::new()]);
+    }
+    rows
 }

@@ -35,6 +35,9 @@ pub struct Manifest {
     pub removed: Vec<Removal>,
     pub volumes: Vec<VolumeEntry>,
     pub members: Vec<MemberEntry>,
+    /// Approvals decided on the connected side, applied on import only with --apply-approvals.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval_policy: Option<super::approvals::ApprovalPolicy>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]

@@ -11,6 +11,7 @@
 //! Invariant: nothing from a bundle becomes visible in a store before the signature, the trust,
 //! the sequence, every volume and every member have checked out (one transaction).
 
+pub mod approvals;
 pub mod check;
 pub mod error;
 pub mod export;

@@ -53,7 +53,7 @@ pub struct Profile {
     pub expires: Option<String>,
     /// Approval policy carried with the bundle (applied on import only with --apply-approvals).
     #[serde(default)]
-    pub approvals: Option<toml::Value>,
+    pub approvals: Option<super::approvals::ApprovalPolicy>,
 }
 
 fn default_languages() -> Vec<String> {

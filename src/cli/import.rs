@@ -15,6 +15,10 @@ pub struct Args {
     /// Import an expired bundle anyway (with a warning).
     #[arg(long)]
     allow_expired: bool,
+    /// Apply the approval policy the bundle carries (rules, approvals and declines decided on
+    /// the connected side; see `ferry inspect`). Without it the policy is reported, not applied.
+    #[arg(long)]
+    apply_approvals: bool,
     /// Print one JSON document.
     #[arg(long)]
     json: bool,
@@ -22,7 +26,7 @@ pub struct Args {
 
 pub fn run(data: &Path, args: Args) -> anyhow::Result<()> {
     let extra: Vec<_> = args.trust.iter().map(|p| super::trust::load_public_key(p)).collect::<anyhow::Result<_>>()?;
-    let options = ImportOptions { allow_expired: args.allow_expired };
+    let options = ImportOptions { allow_expired: args.allow_expired, apply_approvals: args.apply_approvals };
     if !data.join(ferry::store::DATABASE_FILE).exists() {
         ferry::bundle::import::preflight_without_store(&args.bundle, &extra, &options)?;
     }
@@ -53,6 +57,15 @@ pub fn run(data: &Path, args: Args) -> anyhow::Result<()> {
             report.files_added,
             report.removed,
             format_size(report.bytes_read)
+        );
+    }
+    if let Some(p) = &report.approval_policy {
+        println!(
+            "approval policy applied: {} approval(s), {} decline(s), rules added: {}, groups created: {}",
+            p.approved,
+            p.declined,
+            if p.rules_added.is_empty() { "none".to_string() } else { p.rules_added.join(", ") },
+            if p.groups_created.is_empty() { "none".to_string() } else { p.groups_created.join(", ") }
         );
     }
     for r in &report.rules {

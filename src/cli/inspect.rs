@@ -69,6 +69,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     for r in &m.removed {
         println!("  removed  {} {} ({})", r.update_id, r.title, r.reason);
     }
+    if let Some(p) = &m.approval_policy {
+        println!("approvals   a policy travels with this bundle (applied on import only with --apply-approvals):");
+        for [kind, what, group, action, deadline] in ferry::bundle::inspect::policy_lines(p) {
+            println!("  {kind:<8} {what} {group} {action} {deadline}");
+        }
+    }
     for v in &m.volumes {
         println!("volume      {} {} sha256 {}", v.name, format_size(v.size), v.sha256);
     }

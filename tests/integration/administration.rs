@@ -251,3 +251,96 @@ fn cleanup_declines_superseded_updates_and_deletes_unneeded_content_after_a_dry_
     let err = fails(ferry(&data).arg("cleanup"));
     assert!(err.contains("say what to clean"), "{err}");
 }
+
+/// Approvals decided on the connected side travel signed in the manifest, show in `inspect`,
+/// are refused without the importer's consent and applied with it; tampering breaks the signature.
+#[test]
+fn approvals_travel_with_the_bundle_and_apply_only_with_consent() {
+    let f = Fixture::new(400, "1KiB");
+    // Updates the bundle carries (the fixture profile's classifications), not yet superseded.
+    let listed = json_of(ferry(&f.cache).args(["updates", "list", "--approval", "unapproved", "--product", "windows 11"]));
+    let carried = ["Security Updates", "Critical Updates", "Definition Updates", "Updates", "Upgrades"];
+    let mut critical = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|u| u["classification"].as_str().is_some_and(|c| carried.contains(&c)))
+        .map(|u| u["update_id"].as_str().unwrap());
+    let (to_approve, to_decline) = (critical.next().unwrap().to_string(), critical.next().unwrap().to_string());
+    // A decision made in the cache travels with from_cache.
+    stdout_of(ferry(&f.cache).args(["groups", "add", "Servers"]));
+    let cached = critical.next().unwrap().to_string();
+    stdout_of(ferry(&f.cache).args(["updates", "approve", &cached, "--group", "Servers"]));
+    let profile = std::fs::read_to_string(&f.profile).unwrap();
+    std::fs::write(
+        &f.profile,
+        format!(
+            "{profile}\n[approvals]\nrules = [{{ classifications = [\"Security Updates\"], products = [\"Windows 11\"], group = \"Workstations\", deadline_days = 7 }}]\n\
+             approve = [{{ update = \"{to_approve}\", group = \"Pilot\" }}]\ndecline = [\"{to_decline}\"]\nfrom_cache = true\n"
+        ),
+    )
+    .unwrap();
+    let bundle = f.export(&[]);
+    let inspected = json_of(ferry(&f.cache).args(["inspect"]).arg(&bundle));
+    let policy = &inspected["manifest"]["approval_policy"];
+    assert_eq!(policy["rules"][0]["group"], "Workstations", "{policy}");
+    let approved_in_policy: Vec<&str> = policy["approve"].as_array().unwrap().iter().map(|a| a["update"].as_str().unwrap()).collect();
+    assert!(approved_in_policy.contains(&to_approve.as_str()) && approved_in_policy.contains(&cached.as_str()), "{policy}");
+    assert_eq!(policy["decline"], serde_json::json!([to_decline]));
+
+    // Without consent: imported, nothing of the policy applied, and the importer is told.
+    let isolated = f.root.join("isolated");
+    let out = ferry(&isolated).args(["import"]).arg(&bundle).arg("--trust").arg(&f.public).output().unwrap();
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("approval policy") && err.contains("--apply-approvals"), "{err}");
+    assert!(json_of(ferry(&isolated).args(["updates", "list", "--approval", "approved"])).as_array().unwrap().is_empty());
+    assert!(json_of(ferry(&isolated).args(["rules", "list"])).as_array().unwrap().is_empty());
+
+    // A tampered policy breaks the signature: refused with exit 10.
+    let copy = f.root.join("tampered");
+    std::fs::create_dir_all(&copy).unwrap();
+    for entry in std::fs::read_dir(&bundle).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), copy.join(entry.file_name())).unwrap();
+    }
+    let manifest = std::fs::read_to_string(copy.join("manifest.json")).unwrap();
+    std::fs::write(copy.join("manifest.json"), manifest.replace("\"Workstations\"", "\"Everyone\"")).unwrap();
+    let out = ferry(&f.root.join("other")).args(["import", "--apply-approvals"]).arg(&copy).arg("--trust").arg(&f.public).output().unwrap();
+    assert_eq!(out.status.code(), Some(10), "{}", String::from_utf8_lossy(&out.stderr));
+
+    // With consent (a second run of the same import): groups, rules, approvals, declines.
+    let out = stdout_of(ferry(&isolated).args(["import", "--apply-approvals"]).arg(&bundle).arg("--trust").arg(&f.public));
+    assert!(out.contains("approval policy applied"), "{out}");
+    let groups = json_of(ferry(&isolated).args(["groups", "list"]));
+    for name in ["Workstations", "Pilot", "Servers"] {
+        assert!(groups.as_array().unwrap().iter().any(|g| g["name"] == name), "{name} was created: {groups}");
+    }
+    let rules = json_of(ferry(&isolated).args(["rules", "list"]));
+    assert_eq!(rules[0]["name"].as_str().map(|n| n.starts_with("test-channel: ")), Some(true), "{rules}");
+    let approved: Vec<String> = json_of(ferry(&isolated).args(["updates", "list", "--approval", "approved"]))
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["update_id"].as_str().unwrap().to_string())
+        .collect();
+    assert!(approved.contains(&to_approve) && approved.contains(&cached), "{approved:?}");
+    let declined = json_of(ferry(&isolated).args(["updates", "list", "--approval", "declined"]));
+    assert_eq!(declined[0]["update_id"].as_str(), Some(to_decline.as_str()));
+
+    // A policy naming an update the cache does not hold stops the export, naming it.
+    let profile = std::fs::read_to_string(&f.profile).unwrap();
+    std::fs::write(&f.profile, profile.replace(&format!("update = \"{to_approve}\""), "update = \"KB999999\"")).unwrap();
+    let err = fails(
+        ferry(&f.cache)
+            .args(["export", "--no-sync", "--profile"])
+            .arg(&f.profile)
+            .arg("--key")
+            .arg(&f.key)
+            .arg("--out")
+            .arg(&f.out)
+            .arg("--cache")
+            .arg(&f.cache),
+    );
+    assert!(err.contains("KB999999") && err.contains("[approvals]"), "{err}");
+}

@@ -1,0 +1,209 @@
+//! Approvals that travel: an export profile's approval policy (rules, explicit approvals and
+//! declines decided on the connected side) goes into the signed manifest, and the isolated side
+//! applies it on import when it opts in (`ferry import --apply-approvals`). WSUS export drops
+//! approvals; this carries them, signed with the bundle.
+//!
+//! Invariant: a policy is applied only with the importer's consent, only from a bundle whose
+//! signature and trust checked out, and only after the import committed. What cannot apply (an
+//! update the store does not hold, a declined one, a deadline that passed on the way) is skipped
+//! with a warning, never half-applied.
+
+use crate::store::{NewRule, Store, StoreError};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ApprovalPolicy {
+    /// Automatic approval rules for the isolated side.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rules: Vec<PolicyRule>,
+    /// Explicit approvals (UpdateIDs in the manifest; KB numbers allowed in a profile).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub approve: Vec<PolicyApproval>,
+    /// Updates to decline (UpdateIDs in the manifest; KB numbers allowed in a profile).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub decline: Vec<String>,
+    /// Profile only: also carry the approvals and declines made in the cache store
+    /// (`ferry updates approve --data CACHE ...` on the connected side).
+    #[serde(default, skip_serializing)]
+    pub from_cache: bool,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyRule {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub classifications: Vec<String>,
+    #[serde(default)]
+    pub products: Vec<String>,
+    pub group: String,
+    /// `install` (default) or `uninstall`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deadline_days: Option<u32>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyApproval {
+    pub update: String,
+    #[serde(default = "all_computers")]
+    pub group: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action: Option<String>,
+    /// RFC 3339 or `2026-12-31`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deadline: Option<String>,
+}
+
+fn all_computers() -> String {
+    "All Computers".into()
+}
+
+fn action_name(action: Option<&str>) -> Result<&'static str, String> {
+    match action.map(str::to_ascii_lowercase).as_deref() {
+        None | Some("install") => Ok("Install"),
+        Some("uninstall") => Ok("Uninstall"),
+        Some(other) => Err(format!("action {other:?}: use install or uninstall")),
+    }
+}
+
+impl ApprovalPolicy {
+    pub fn is_empty(&self) -> bool {
+        self.rules.is_empty() && self.approve.is_empty() && self.decline.is_empty()
+    }
+
+    /// The policy as it travels: updates named by UpdateID (resolved in the cache), the cache's
+    /// own decisions added when `from_cache` says so. Anything unresolvable stops the export.
+    pub fn for_bundle(&self, cache: &Store) -> Result<ApprovalPolicy, StoreError> {
+        let mut out = ApprovalPolicy { rules: self.rules.clone(), ..Default::default() };
+        for r in &self.rules {
+            action_name(r.action.as_deref()).map_err(StoreError::Refused)?;
+        }
+        for a in &self.approve {
+            action_name(a.action.as_deref()).map_err(StoreError::Refused)?;
+            for id in cache.approvable_update_ids(std::slice::from_ref(&a.update))? {
+                out.approve.push(PolicyApproval { update: id, ..a.clone() });
+            }
+        }
+        out.decline = cache.approvable_update_ids(&self.decline)?;
+        if self.from_cache {
+            let names: std::collections::HashMap<String, String> = cache.groups()?.into_iter().map(|g| (g.group_id, g.name)).collect();
+            for a in cache.approvals()? {
+                if a.action == "Block" {
+                    continue;
+                }
+                out.approve.push(PolicyApproval {
+                    update: a.update_id,
+                    group: names.get(&a.group_id).cloned().unwrap_or_else(all_computers),
+                    action: Some(a.action.to_ascii_lowercase()),
+                    deadline: a.deadline,
+                });
+            }
+            out.decline.extend(cache.declines()?.into_iter().map(|d| d.update_id));
+        }
+        out.decline.sort();
+        out.decline.dedup();
+        Ok(out)
+    }
+}
+
+/// What applying a policy did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct PolicyOutcome {
+    pub groups_created: Vec<String>,
+    pub rules_added: Vec<String>,
+    pub approved: usize,
+    pub declined: usize,
+    pub warnings: Vec<String>,
+}
+
+/// The id of a group the policy names, made under All Computers when the store lacks it.
+fn ensure_group(store: &mut Store, name: &str, out: &mut PolicyOutcome) -> Result<String, StoreError> {
+    if let Some(g) = store.group(name)? {
+        return Ok(g.group_id);
+    }
+    let g = store.create_group(name, None)?;
+    out.groups_created.push(g.name.clone());
+    Ok(g.group_id)
+}
+
+/// Applies a bundle's policy to the store (after its import committed).
+pub fn apply(store: &mut Store, policy: &ApprovalPolicy, channel: &str) -> Result<PolicyOutcome, StoreError> {
+    let mut out = PolicyOutcome::default();
+    let existing: std::collections::HashSet<String> = store.approval_rules()?.into_iter().map(|r| r.name.to_lowercase()).collect();
+    for rule in &policy.rules {
+        let name = format!(
+            "{channel}: {}",
+            rule.name.clone().unwrap_or_else(|| {
+                let part = |v: &[String]| if v.is_empty() { "any".to_string() } else { v.join("+") };
+                format!("{} / {} -> {}", part(&rule.classifications), part(&rule.products), rule.group)
+            })
+        );
+        if existing.contains(&name.to_lowercase()) {
+            continue;
+        }
+        let action = match action_name(rule.action.as_deref()) {
+            Ok(a) => a,
+            Err(e) => {
+                out.warnings.push(format!("rule {name:?}: {e}; skipped"));
+                continue;
+            }
+        };
+        ensure_group(store, &rule.group, &mut out)?;
+        match store.add_approval_rule(&NewRule {
+            name: &name,
+            classifications: &rule.classifications,
+            products: &rule.products,
+            group: &rule.group,
+            action,
+            deadline_days: rule.deadline_days,
+        }) {
+            Ok(r) => out.rules_added.push(r.name),
+            Err(e @ (StoreError::Refused(_) | StoreError::NotFound(_))) => out.warnings.push(format!("rule {name:?}: {e}; skipped")),
+            Err(e) => return Err(e),
+        }
+    }
+    let now = chrono::Utc::now();
+    for a in &policy.approve {
+        let Ok(ids) = store.approvable_update_ids(std::slice::from_ref(&a.update)) else {
+            out.warnings.push(format!("approval of {}: this store does not hold that update; skipped", a.update));
+            continue;
+        };
+        let action = match action_name(a.action.as_deref()) {
+            Ok(x) => x,
+            Err(e) => {
+                out.warnings.push(format!("approval of {}: {e}; skipped", a.update));
+                continue;
+            }
+        };
+        let deadline = match a.deadline.as_deref().map(|d| crate::store::parse_new_deadline(d, now)) {
+            None => None,
+            Some(Ok(d)) => Some(d),
+            Some(Err(e)) => {
+                out.warnings.push(format!("approval of {}: {e}; approved without a deadline", a.update));
+                None
+            }
+        };
+        let group = ensure_group(store, &a.group, &mut out)?;
+        match store.approve(&ids, &group, action, deadline.as_deref(), Some(&format!("bundle {channel}"))) {
+            Ok(done) => out.approved += done.len(),
+            Err(e @ StoreError::Refused(_)) => out.warnings.push(format!("approval of {}: {e}; skipped", a.update)),
+            Err(e) => return Err(e),
+        }
+    }
+    let mut declines = Vec::new();
+    for id in &policy.decline {
+        match store.approvable_update_ids(std::slice::from_ref(id)) {
+            Ok(ids) => declines.extend(ids),
+            Err(_) => out.warnings.push(format!("decline of {id}: this store does not hold that update; skipped")),
+        }
+    }
+    if !declines.is_empty() {
+        out.declined = store.decline(&declines, Some(&format!("bundle {channel}")))?;
+    }
+    Ok(out)
+}
