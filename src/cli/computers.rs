@@ -38,6 +38,10 @@ pub struct ListArgs {
     /// Only computers in this group (or its subgroups).
     #[arg(long)]
     group: Option<String>,
+    /// Only computers with at least one update in this state (Get-WsusComputer
+    /// -UpdateInstallationStatus): needed, failed, installed-pending-reboot, ...
+    #[arg(long)]
+    status: Option<String>,
     /// Print only SusClientIds, one per line (for pipelines).
     #[arg(long, conflicts_with = "json")]
     ids: bool,
@@ -97,6 +101,15 @@ fn list(store: &Store, a: ListArgs) -> anyhow::Result<()> {
     if let Some(name) = &a.name {
         let name = name.to_lowercase();
         computers.retain(|c| c.dns_name.to_lowercase().contains(&name));
+    }
+    if let Some(status) = &a.status {
+        let state = ferry::compliance::UpdateState::parse(status).with_context(|| {
+            format!("--status {status:?}: use needed, failed, installed, installed-pending-reboot, not-applicable or unknown")
+        })?;
+        let report = store.compliance_report(computers.clone(), None)?;
+        let matching: std::collections::HashSet<String> =
+            report.computers.into_iter().filter(|c| c.counts.get(state) > 0).map(|c| c.computer_id).collect();
+        computers.retain(|c| matching.contains(&c.computer_id));
     }
     if a.json {
         return output::json(&computers);

@@ -1,6 +1,7 @@
 //! The command line: one file per command. Commands print; the library never does.
 
 mod admin;
+mod categories;
 mod check;
 mod cleanup;
 mod computers;
@@ -66,6 +67,12 @@ pub enum Command {
     /// Automatic approval rules, applied after every import.
     #[command(subcommand)]
     Rules(rules::Command),
+    /// Update classifications in the store (Get-WsusClassification).
+    #[command(subcommand)]
+    Classifications(categories::Command),
+    /// Products in the store (Get-WsusProduct).
+    #[command(subcommand)]
+    Products(categories::Command),
     /// Computer groups and targeting.
     #[command(subcommand)]
     Groups(groups::Command),
@@ -126,6 +133,8 @@ pub fn main() -> ExitCode {
         Command::Updates(cmd) => updates::run(&cli.data, cmd),
         Command::Report(args) => report::run(&cli.data, args),
         Command::Rules(cmd) => rules::run(&cli.data, cmd),
+        Command::Classifications(cmd) => categories::run(&cli.data, "UpdateClassification", cmd),
+        Command::Products(cmd) => categories::run(&cli.data, "Product", cmd),
         Command::Groups(cmd) => groups::run(&cli.data, cmd),
         Command::Computers(cmd) => computers::run(&cli.data, cmd),
         Command::Cleanup(args) => cleanup::run(&cli.data, args),

@@ -49,6 +49,9 @@ pub struct ApproveArgs {
     /// Installation deadline: 2026-12-01, 2026-12-01T18:00 (UTC) or RFC 3339.
     #[arg(long)]
     deadline: Option<String>,
+    /// Do not also approve the updates these need installed first.
+    #[arg(long)]
+    without_prerequisites: bool,
 }
 
 #[derive(clap::Args, Debug)]
@@ -86,6 +89,13 @@ pub struct ListArgs {
     /// Only updates in this approval state.
     #[arg(long, value_enum)]
     approval: Option<ApprovalArg>,
+    /// Only updates that at least one computer is in this state for (Get-WsusUpdate -Status):
+    /// needed, failed, installed, installed-pending-reboot, not-applicable, unknown.
+    #[arg(long)]
+    status: Option<String>,
+    /// With --status: only the computers of this group (and its subgroups).
+    #[arg(long, requires = "status")]
+    group: Option<String>,
     /// Print only UpdateIDs, one per line (for pipelines).
     #[arg(long, conflicts_with = "json")]
     ids: bool,
@@ -154,6 +164,15 @@ fn approve(store: &mut Store, a: ApproveArgs) -> anyhow::Result<()> {
         ApproveAction::Install => "Install",
         ApproveAction::Uninstall => "Uninstall",
     };
+    // What clients need installed first travels along, as WSUS offers it (install only).
+    let mut ids = ids;
+    if action == "Install" && !a.without_prerequisites {
+        let prerequisites = store.unapproved_prerequisites(&ids, &group.group_id)?;
+        if !prerequisites.is_empty() {
+            eprintln!("also approving {} prerequisite update(s): {}", prerequisites.len(), prerequisites.join(", "));
+            ids.extend(prerequisites);
+        }
+    }
     let approvals = store.approve(&ids, &group.group_id, action, deadline.as_deref(), None)?;
     eprintln!(
         "approved {} update(s) for {} ({action}{})",
@@ -172,7 +191,19 @@ fn list(store: &Store, a: ListArgs) -> anyhow::Result<()> {
         ApprovalArg::AnyExceptDeclined => ApprovalState::AnyExceptDeclined,
     });
     let filter = UpdateFilter { all: a.all, text: a.search, classification: a.classification, product: a.product, approval };
-    let updates = store.list_updates(&filter)?;
+    let mut updates = store.list_updates(&filter)?;
+    if let Some(status) = &a.status {
+        let state = ferry::compliance::UpdateState::parse(status).with_context(|| {
+            format!("--status {status:?}: use needed, failed, installed, installed-pending-reboot, not-applicable or unknown")
+        })?;
+        let computers = match &a.group {
+            Some(g) => store.computers_in_group(g)?,
+            None => store.computers()?,
+        };
+        let statuses = store.computer_statuses()?;
+        let empty = ferry::compliance::ComputerStatus::default();
+        updates.retain(|u| computers.iter().any(|c| statuses.get(&c.computer_id).unwrap_or(&empty).state_of(&u.update_id) == state));
+    }
     if a.json {
         return output::json(&updates);
     }
@@ -190,7 +221,7 @@ fn list(store: &Store, a: ListArgs) -> anyhow::Result<()> {
                 u.revision_number.to_string(),
                 u.kb_article.as_ref().map(|k| format!("KB{k}")).unwrap_or_default(),
                 u.classification.clone().unwrap_or_else(|| u.category_kind.clone().unwrap_or_else(|| u.update_type.clone())),
-                u.approval.to_string(),
+                if u.superseded { format!("{} (superseded)", u.approval) } else { u.approval.to_string() },
                 u.title.clone().unwrap_or_default(),
             ]
         })

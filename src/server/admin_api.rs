@@ -303,8 +303,11 @@ pub fn dispatch(
                     let group = group_id(store, request.group.as_deref())?;
                     let action = action_name(request.action.as_deref())?;
                     let deadline = request.deadline.as_deref().map(|d| parse_new_deadline(d, chrono::Utc::now())).transpose()?;
-                    let approvals = store.approve(&ids, &group.group_id, action, deadline.as_deref(), Some("api"))?;
-                    ok(json!({ "approved": approvals.len(), "group": group.name, "approvals": approvals }))
+                    let prerequisites =
+                        if action == "Install" { store.unapproved_prerequisites(&ids, &group.group_id)? } else { Vec::new() };
+                    let all: Vec<String> = ids.iter().chain(&prerequisites).cloned().collect();
+                    let approvals = store.approve(&all, &group.group_id, action, deadline.as_deref(), Some("api"))?;
+                    ok(json!({ "approved": ids.len(), "prerequisites": prerequisites, "group": group.name, "approvals": approvals }))
                 }
                 "unapprove" => {
                     let group = group_id(store, request.group.as_deref())?;

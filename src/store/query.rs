@@ -25,6 +25,8 @@ pub struct UpdateSummary {
     pub products: Vec<String>,
     /// `Approved`, `NotApproved` or `Declined` (WSUS's approval states).
     pub approval: &'static str,
+    /// A newer update in the store supersedes it (listings only).
+    pub superseded: bool,
 }
 
 /// Get-WsusUpdate's `-Approval`.
@@ -143,6 +145,7 @@ fn summary_from_row(r: &Row<'_>) -> rusqlite::Result<UpdateSummary> {
         classification: None,
         products: Vec::new(),
         approval: "NotApproved",
+        superseded: false,
     })
 }
 
@@ -268,7 +271,9 @@ impl Store {
         let approved: std::collections::HashSet<String> =
             self.approvals()?.into_iter().filter(|a| a.action != "Block").map(|a| a.update_id).collect();
         let declined: std::collections::HashSet<String> = self.declines()?.into_iter().map(|d| d.update_id).collect();
+        let superseded = self.superseded_update_ids()?;
         for s in &mut list {
+            s.superseded = superseded.contains(&s.update_id);
             s.approval = if declined.contains(&s.update_id) {
                 "Declined"
             } else if approved.contains(&s.update_id) {

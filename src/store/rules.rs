@@ -202,6 +202,53 @@ impl Store {
         Ok(outcomes)
     }
 
+    /// The software updates that `update_ids` need installed first (prerequisite clauses that
+    /// name updates rather than categories) and that no approval for install in `group_id`
+    /// covers: for each unmet clause its newest approvable option, recursively. Clauses a client
+    /// settles itself (detectoids, updates the store lacks) need nothing.
+    pub fn unapproved_prerequisites(&self, update_ids: &[String], group_id: &str) -> StoreResult<Vec<String>> {
+        let approved: HashSet<String> =
+            self.approvals()?.into_iter().filter(|a| a.group_id == group_id && a.action == "Install").map(|a| a.update_id).collect();
+        let declined: HashSet<String> = self.declines()?.into_iter().map(|d| d.update_id).collect();
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT p.clause, p.update_id, o.update_type, o.creation_date FROM prerequisites p
+                 JOIN revisions r ON r.revision_id = p.revision_id
+                 LEFT JOIN revisions o ON o.update_id = p.update_id AND o.is_latest = 1
+                 WHERE r.update_id = ?1 AND r.is_latest = 1 AND p.is_category = 0 ORDER BY p.clause",
+            )
+            .map_err(|e| self.err("reading prerequisites", e))?;
+        let mut covered: HashSet<String> = update_ids.iter().cloned().collect();
+        let mut queue: Vec<String> = update_ids.to_vec();
+        let mut out = Vec::new();
+        while let Some(id) = queue.pop() {
+            type PrerequisiteRow = (i64, String, Option<String>, Option<String>);
+            let rows: Vec<PrerequisiteRow> = stmt
+                .query_map([&id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+                .and_then(|rows| rows.collect())
+                .map_err(|e| self.err("reading prerequisites", e))?;
+            let mut clauses: std::collections::BTreeMap<i64, Vec<(String, Option<String>, Option<String>)>> = Default::default();
+            for (clause, option, kind, created) in rows {
+                clauses.entry(clause).or_default().push((option, kind, created));
+            }
+            for options in clauses.values() {
+                let settled_by_client = options.iter().any(|(_, kind, _)| !matches!(kind.as_deref(), Some("Software" | "Driver")));
+                let met = options.iter().any(|(o, _, _)| approved.contains(o) || covered.contains(o));
+                if settled_by_client || met {
+                    continue;
+                }
+                let newest = options.iter().filter(|(o, _, _)| !declined.contains(o)).max_by(|a, b| a.2.cmp(&b.2));
+                if let Some((option, _, _)) = newest {
+                    covered.insert(option.clone());
+                    out.push(option.clone());
+                    queue.push(option.clone());
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// UpdateIDs that a newest revision in the catalog supersedes.
     pub fn superseded_update_ids(&self) -> StoreResult<HashSet<String>> {
         let mut stmt = self

@@ -204,6 +204,16 @@ fn compliance_states_come_from_the_real_clients_events() {
     assert_eq!(total, software);
     assert_eq!(pc["counts"]["unknown"], 0);
 
+    // Get-WsusUpdate -Status and Get-WsusComputer -UpdateInstallationStatus.
+    assert_eq!(stdout_of(ferry(&data).args(["updates", "list", "--status", "failed", "--ids"])).trim(), failed);
+    let failing = stdout_of(ferry(&data).args(["computers", "list", "--status", "failed", "--ids"]));
+    assert_eq!(failing.trim(), agent.id.to_lowercase());
+    assert!(stdout_of(ferry(&data).args(["computers", "list", "--status", "installed-pending-reboot", "--ids"])).trim().is_empty());
+    // Get-WsusClassification / Get-WsusProduct: what the store holds.
+    let products = json_of(ferry(&data).args(["products", "list"]));
+    assert_eq!(products[0]["id"], "dd78b8a1-0b20-45c1-add6-4da72e9364cf", "{products}");
+    assert!(json_of(ferry(&data).args(["classifications", "list"])).as_array().unwrap().is_empty(), "none among these documents");
+
     // The same report as CSV and HTML, and the failed filter.
     let csv = stdout_of(ferry(&data).args(["report", "--format", "csv", "--by", "update", "--status", "failed"]));
     assert!(csv.lines().count() == 2 && csv.contains(failed), "{csv}");
@@ -343,4 +353,48 @@ fn approvals_travel_with_the_bundle_and_apply_only_with_consent() {
             .arg(&f.cache),
     );
     assert!(err.contains("KB999999") && err.contains("[approvals]"), "{err}");
+}
+
+/// Approving an update for install approves the software updates it needs first (a real
+/// Defender update as the prerequisite of a derived one), unless told not to.
+#[test]
+fn approving_an_update_approves_the_updates_it_needs_first() {
+    let conformance = crate::conformance_or_skip!();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("store");
+    let docs = conformance.join("wsusss/docs");
+    let base = "a2fef9b0-7951-4c2c-a42b-9e351dd1c1fe";
+    let real = std::fs::read_to_string(docs.join(format!("{base}-r200.xml"))).unwrap();
+    let derive = |id: &str| {
+        real.replacen(&format!("UpdateID=\"{base}\" RevisionNumber=\"200\""), &format!("UpdateID=\"{id}\" RevisionNumber=\"200\""), 1)
+            .replacen("<upd:Prerequisites>", &format!("<upd:Prerequisites><upd:UpdateIdentity UpdateID=\"{base}\" />"), 1)
+    };
+    let (needs, alone) = ("11111111-2222-4333-8444-555555555555", "66666666-7777-4888-8999-aaaaaaaaaaaa");
+    std::fs::write(dir.path().join("needs.xml"), derive(needs)).unwrap();
+    std::fs::write(dir.path().join("alone.xml"), derive(alone)).unwrap();
+    let mut files: Vec<_> = std::fs::read_dir(&docs).unwrap().map(|e| e.unwrap().path()).collect();
+    files.push(dir.path().join("needs.xml"));
+    files.push(dir.path().join("alone.xml"));
+    stdout_of(ferry(&data).args(["dev", "ingest"]).args(&files));
+
+    let out = ferry(&data).args(["updates", "approve", needs]).output().unwrap();
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("also approving 1 prerequisite") && err.contains(base), "{err}");
+    let approved = || -> Vec<String> {
+        json_of(ferry(&data).args(["updates", "list", "--approval", "approved"]))
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|u| u["update_id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let mut got = approved();
+    got.sort();
+    assert_eq!(got, [needs.to_string(), base.to_string()]);
+
+    // Already approved prerequisites are not approved again; --without-prerequisites skips them.
+    stdout_of(ferry(&data).args(["updates", "unapprove", base]));
+    stdout_of(ferry(&data).args(["updates", "approve", alone, "--without-prerequisites"]));
+    assert!(!approved().contains(&base.to_string()));
 }
