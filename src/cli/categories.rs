@@ -66,7 +66,7 @@ pub fn run(data: &Path, kind: &str, cmd: Command) -> anyhow::Result<()> {
             }
         })
         .collect();
-    rows.sort_by(|a, b| a.title.to_lowercase().cmp(&b.title.to_lowercase()));
+    rows.sort_by_key(|r| r.title.to_lowercase());
     if json {
         return output::json(&rows);
     }

@@ -27,6 +27,14 @@ pub struct ApprovalRule {
     pub deadline_days: Option<u32>,
 }
 
+/// One option of a prerequisite clause: an update, with its newest revision's type and date
+/// (none when the store does not hold it).
+struct PrerequisiteOption {
+    update_id: String,
+    update_type: Option<String>,
+    created: Option<String>,
+}
+
 /// A new rule, as an administrator states it.
 #[derive(Debug, Clone)]
 pub struct NewRule<'a> {
@@ -223,26 +231,27 @@ impl Store {
         let mut queue: Vec<String> = update_ids.to_vec();
         let mut out = Vec::new();
         while let Some(id) = queue.pop() {
-            type PrerequisiteRow = (i64, String, Option<String>, Option<String>);
-            let rows: Vec<PrerequisiteRow> = stmt
-                .query_map([&id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            let rows: Vec<(i64, PrerequisiteOption)> = stmt
+                .query_map([&id], |r| {
+                    Ok((r.get(0)?, PrerequisiteOption { update_id: r.get(1)?, update_type: r.get(2)?, created: r.get(3)? }))
+                })
                 .and_then(|rows| rows.collect())
                 .map_err(|e| self.err("reading prerequisites", e))?;
-            let mut clauses: std::collections::BTreeMap<i64, Vec<(String, Option<String>, Option<String>)>> = Default::default();
-            for (clause, option, kind, created) in rows {
-                clauses.entry(clause).or_default().push((option, kind, created));
+            let mut clauses: std::collections::BTreeMap<i64, Vec<PrerequisiteOption>> = Default::default();
+            for (clause, option) in rows {
+                clauses.entry(clause).or_default().push(option);
             }
             for options in clauses.values() {
-                let settled_by_client = options.iter().any(|(_, kind, _)| !matches!(kind.as_deref(), Some("Software" | "Driver")));
-                let met = options.iter().any(|(o, _, _)| approved.contains(o) || covered.contains(o));
+                let settled_by_client = options.iter().any(|o| !matches!(o.update_type.as_deref(), Some("Software" | "Driver")));
+                let met = options.iter().any(|o| approved.contains(&o.update_id) || covered.contains(&o.update_id));
                 if settled_by_client || met {
                     continue;
                 }
-                let newest = options.iter().filter(|(o, _, _)| !declined.contains(o)).max_by(|a, b| a.2.cmp(&b.2));
-                if let Some((option, _, _)) = newest {
-                    covered.insert(option.clone());
-                    out.push(option.clone());
-                    queue.push(option.clone());
+                let newest = options.iter().filter(|o| !declined.contains(&o.update_id)).max_by(|a, b| a.created.cmp(&b.created));
+                if let Some(option) = newest {
+                    covered.insert(option.update_id.clone());
+                    out.push(option.update_id.clone());
+                    queue.push(option.update_id.clone());
                 }
             }
         }
