@@ -400,3 +400,54 @@ impl Deployments {
         best.map(|(a, _)| a)
     }
 }
+
+#[cfg(test)]
+mod targeting_tests {
+    use super::*;
+
+    fn g(n: u8) -> Guid {
+        Guid::from_bytes([n; 16])
+    }
+
+    /// A computer in several groups gets one approval per update by WSUS's rules: the deepest
+    /// group decides; equally deep, Install beats Uninstall beats Block, then the earlier deadline.
+    #[test]
+    fn the_deepest_group_then_install_then_the_earlier_deadline_wins() {
+        let all = Guid::parse(crate::store::ALL_COMPUTERS).unwrap();
+        // All Computers > Servers(1) > Web(2); All Computers > Lab(3); All Computers > Kiosks(4)
+        let mut d = Deployments::default();
+        d.parent.insert(g(1), all);
+        d.parent.insert(g(2), g(1));
+        d.parent.insert(g(3), all);
+        d.parent.insert(g(4), all);
+        let entry = |group, action, deadline: Option<&str>| ApprovalEntry {
+            group,
+            action,
+            deadline: deadline.map(str::to_string),
+            deployment_id: 0,
+            date: String::new(),
+            stamp: 0,
+        };
+        let update = g(9);
+        // (approvals, the computer's groups, expected (group, action, deadline))
+        type Expected<'a> = Option<(Guid, &'a str, Option<&'a str>)>;
+        let cases: Vec<(Vec<ApprovalEntry>, Vec<Guid>, Expected<'_>)> = vec![
+            (vec![entry(all, "Install", None)], vec![g(3)], Some((all, "Install", None))),
+            (vec![entry(all, "Install", None), entry(g(1), "Uninstall", None)], vec![g(2)], Some((g(1), "Uninstall", None))),
+            (vec![entry(g(1), "Install", None), entry(g(2), "Block", None)], vec![g(2)], Some((g(2), "Block", None))),
+            (vec![entry(g(3), "Uninstall", None), entry(g(4), "Install", None)], vec![g(3), g(4)], Some((g(4), "Install", None))),
+            (
+                vec![entry(g(3), "Install", Some("2026-12-20T00:00:00Z")), entry(g(4), "Install", Some("2026-12-10T00:00:00Z"))],
+                vec![g(3), g(4)],
+                Some((g(4), "Install", Some("2026-12-10T00:00:00Z"))),
+            ),
+            (vec![entry(g(1), "Install", None)], vec![g(3)], None),
+        ];
+        for (i, (approvals, groups, expected)) in cases.into_iter().enumerate() {
+            d.by_update.insert(update, approvals);
+            let effective = d.effective_groups(&groups);
+            let got = d.approval_for(&update, &effective).map(|a| (a.group, a.action, a.deadline.as_deref()));
+            assert_eq!(got, expected, "case {i}");
+        }
+    }
+}
