@@ -231,6 +231,14 @@ fn cleanup_declines_superseded_updates_and_deletes_unneeded_content_after_a_dry_
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("store");
     stdout_of(ferry(&data).args(["dev", "synth", "--updates", "600", "--payload-bytes", "2000"]));
+    // Expired updates are not offered for approval, and refused when named.
+    let all = json_of(ferry(&data).args(["updates", "list"]));
+    let expired = all.as_array().unwrap().iter().find(|u| u["publication_state"] == "Expired").expect("the catalog has an expired update");
+    let expired_id = expired["update_id"].as_str().unwrap();
+    let unapproved = stdout_of(ferry(&data).args(["updates", "list", "--approval", "unapproved", "--ids"]));
+    assert!(!unapproved.contains(expired_id));
+    let err = fails(ferry(&data).args(["updates", "approve", expired_id]));
+    assert!(err.contains("expired"), "{err}");
     let ids = stdout_of(ferry(&data).args(["updates", "list", "--approval", "unapproved", "--ids"]));
     stdout_of(ferry(&data).args(["updates", "approve", "-"]).write_stdin(ids));
     // A stray file in the content tree, as an interrupted copy leaves one.
