@@ -304,22 +304,20 @@ impl<'a> Agent<'a> {
 
     async fn report(&mut self) -> Result<(), ScanError> {
         let now = now();
-        let mut events = vec![wire::Event {
+        // As the native agent reports: detection finished (147), then the status report (156)
+        // listing the applicable updates it has not installed (U).
+        let needed: Vec<String> = self.needed.iter().map(|(_, id, _)| id.to_string().to_uppercase()).collect();
+        let none = Guid::from_bytes([0; 16]);
+        let event = |event_id, misc| wire::Event {
             instance_id: crate::random::guid(),
-            event_id: 147,
-            update_id: Guid::from_bytes([0; 16]),
+            event_id,
+            update_id: none,
             revision_number: 0,
             hresult: 0,
             time: &now,
-        }];
-        events.extend(self.needed.iter().take(49).map(|(_, id, _)| wire::Event {
-            instance_id: crate::random::guid(),
-            event_id: 156,
-            update_id: *id,
-            revision_number: 200,
-            hresult: 0,
-            time: &now,
-        }));
+            misc,
+        };
+        let events = vec![event(147, Vec::new()), event(156, vec![format!("U={}", needed.join(";"))])];
         let body = wire::report_event_batch(&self.cookie, &self.client_id, &now, &events);
         let action = format!("\"{}/ReportEventBatch\"", crate::wsus::client::REPORTING_NS);
         self.call("ReportEventBatch", REPORTING_PATH, &action, body).await?;

@@ -160,6 +160,8 @@ pub struct Event<'a> {
     pub revision_number: i32,
     pub hresult: i64,
     pub time: &'a str,
+    /// `Tag=Value` strings (event 156 carries its status lists here: `U=ID;ID`, `V=...`).
+    pub misc: Vec<String>,
 }
 
 pub fn report_event_batch(cookie: &WireCookie, client_id: &str, now: &str, events: &[Event<'_>]) -> String {
@@ -176,12 +178,11 @@ pub fn report_event_batch(cookie: &WireCookie, client_id: &str, now: &str, event
         w.int("EventID", e.event_id as i64).raw("SourceID", "1");
         w.open("UpdateID").raw("UpdateID", &e.update_id.to_string()).int("RevisionNumber", e.revision_number as i64).close("UpdateID");
         w.int("Win32HResult", e.hresult).raw("AppName", "ferry loadgen").close("BasicData");
-        w.open("ExtendedData")
-            .open("ReplacementStrings")
-            .close("ReplacementStrings")
-            .open("MiscData")
-            .raw("string", "Q=1")
-            .close("MiscData");
+        w.open("ExtendedData").open("ReplacementStrings").close("ReplacementStrings").open("MiscData").raw("string", "Q=1");
+        for m in &e.misc {
+            w.text("string", m);
+        }
+        w.close("MiscData");
         w.raw("ComputerBrand", "Contoso")
             .raw("ComputerModel", "Desk")
             .raw("BiosRevision", "1.0")

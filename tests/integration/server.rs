@@ -741,4 +741,16 @@ fn loadgen_runs_full_scans_against_the_server() {
     ] {
         assert!(ops.contains(&op), "{op} missing from {ops:?}");
     }
+    // The simulated agents' status reports make them compliance data like real ones.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let compliance = json_of(ferry(&c.data).args(["report"]));
+        let computers = compliance["computers"].as_array().unwrap();
+        if !computers.is_empty() && computers.iter().all(|c| c["counts"]["unknown"] == 0) {
+            assert!(computers.iter().any(|c| c["counts"]["needed"].as_u64() > Some(0)), "{compliance}");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no status reports arrived: {compliance}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }
