@@ -210,6 +210,15 @@ struct Rule {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+struct Targeting {
+    #[serde(default)]
+    mode: Option<String>,
+    #[serde(default)]
+    create_missing_groups: Option<bool>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct Cleanup {
     #[serde(default)]
     dry_run: bool,
@@ -356,6 +365,42 @@ pub fn dispatch(
             let group = store.assign_computers(&ids, &request.group, request.keep)?;
             ok(json!({ "moved": ids.len(), "group": group.name }))
         }
+        ("DELETE", ["computers", name]) => {
+            let found = store.find_computers(name)?;
+            let [c] = found.as_slice() else {
+                return Err(ApiError::new(
+                    if found.is_empty() { StatusCode::NOT_FOUND } else { StatusCode::UNPROCESSABLE_ENTITY },
+                    format!("{name:?} matches {} computers: name one by SusClientId", found.len()),
+                ));
+            };
+            ok(json!({ "removed": store.remove_computers(std::slice::from_ref(&c.computer_id))? }))
+        }
+        ("GET", ["targeting"]) => ok(to_json(&store.targeting()?)),
+        ("PUT", ["targeting"]) => {
+            let request: Targeting = body_of(body)?;
+            let mode = match request.mode.as_deref() {
+                None => store.targeting()?.mode,
+                Some("client") => crate::store::TargetingMode::Client,
+                Some("server") => crate::store::TargetingMode::Server,
+                Some(other) => {
+                    return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, format!("mode {other:?}: use client or server")));
+                }
+            };
+            let create = request.create_missing_groups.unwrap_or(store.targeting()?.create_missing_groups);
+            let targeting = crate::store::Targeting { mode, create_missing_groups: create };
+            store.set_targeting(targeting)?;
+            ok(to_json(&targeting))
+        }
+        ("GET", ["classifications" | "products"]) => {
+            let kind = if segments[0] == "products" { "Product" } else { "UpdateClassification" };
+            let index = store.category_index()?;
+            let mut list: Vec<Value> =
+                index.by_id.iter().filter(|(_, (k, _))| k == kind).map(|(id, (_, title))| json!({ "id": id, "title": title })).collect();
+            list.sort_by_key(|v| v["title"].as_str().unwrap_or("").to_lowercase());
+            ok(Value::Array(list))
+        }
+        ("GET", ["trust"]) => ok(to_json(&store.trusted_keys()?)),
+        ("POST", ["rules", rule, verb @ ("enable" | "disable")]) => ok(to_json(&store.set_approval_rule_enabled(rule, *verb == "enable")?)),
         ("GET", ["rules"]) => ok(to_json(&store.approval_rules()?)),
         ("POST", ["rules"]) => {
             let request: Rule = body_of(body)?;

@@ -85,6 +85,24 @@ fn the_admin_api_needs_the_token_and_refuses_bad_changes() {
     // The client web services stay open, as on WSUS.
     let mut agent = Agent::new(&server);
     agent.handshake();
+
+    let (status, targeting) = call(&mut http, "PUT", "/api/v1/targeting", r#"{"mode":"server"}"#);
+    assert_eq!((status, targeting["mode"].as_str()), (200, Some("server")), "{targeting}");
+    assert_eq!(call(&mut http, "PUT", "/api/v1/targeting", r#"{"mode":"sideways"}"#).0, 422);
+    let (status, products) = call(&mut http, "GET", "/api/v1/products", "");
+    assert!(status == 200 && products.as_array().unwrap().iter().any(|p| p["title"] == "Windows 11"), "{products}");
+    wait_for_computer(&data);
+    let (status, removed) = call(&mut http, "DELETE", "/api/v1/computers/test-pc", "");
+    assert_eq!((status, removed["removed"].as_u64()), (200, Some(1)), "{removed}");
+    assert_eq!(call(&mut http, "DELETE", "/api/v1/computers/test-pc", "").0, 404);
+}
+
+fn wait_for_computer(data: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while json_of(ferry(data).args(["computers", "list"])).as_array().unwrap().is_empty() {
+        assert!(Instant::now() < deadline, "the computer was never recorded");
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 /// An administrator logs in to the console in Chromium, approves an update, and a simulated
