@@ -4,7 +4,7 @@
 use super::{ApprovalState, ComputerRecord, Store, StoreResult, UpdateFilter};
 use crate::compliance::{ComputerStatus, StateCounts, StatusEvent, UpdateState, computer_status};
 use serde::Serialize;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 /// Events that move update states (WSUS-PROTOCOL.md §3.5).
 const STATUS_EVENTS: &str = "156, 182, 183, 184, 190, 191, 195, 201, 202, 203, 204, 222";
@@ -43,31 +43,48 @@ pub struct ComplianceReport {
 }
 
 impl Store {
-    /// Every computer's status from its events.
+    /// Every computer's status from its events, one computer at a time (memory holds one
+    /// computer's events, not the table's).
     pub fn computer_statuses(&self) -> StoreResult<HashMap<String, ComputerStatus>> {
         let sql = format!(
             "SELECT computer_id, event_id, COALESCE(time_at_target, received_at), update_id, misc_data FROM events
-             WHERE event_id IN ({STATUS_EVENTS}) ORDER BY rowid"
+             WHERE event_id IN ({STATUS_EVENTS}) ORDER BY computer_id, rowid"
         );
-        let mut stmt = self.conn.prepare(&sql).map_err(|e| self.err("reading events", e))?;
-        type Row = (String, i32, String, String, Vec<String>);
-        let rows: Vec<Row> = stmt
-            .query_map([], |r| {
-                let misc: String = r.get::<_, Option<String>>(4)?.unwrap_or_default();
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, serde_json::from_str(&misc).unwrap_or_default()))
-            })
-            .and_then(|rows| rows.collect())
-            .map_err(|e| self.err("reading events", e))?;
-        let mut by_computer: BTreeMap<&str, Vec<StatusEvent<'_>>> = BTreeMap::new();
-        for (computer, event_id, time, update, misc) in &rows {
-            by_computer.entry(computer.as_str()).or_default().push(StatusEvent {
+        let fail = |e| self.err("reading events", e);
+        let mut stmt = self.conn.prepare(&sql).map_err(fail)?;
+        let mut rows = stmt.query([]).map_err(fail)?;
+        type Owned = (i32, String, String, Vec<String>);
+        let fold = |events: &[Owned]| {
+            computer_status(events.iter().map(|(event_id, time, update, misc)| StatusEvent {
                 event_id: *event_id,
                 time_at_target: time,
                 update_id: update,
                 misc_data: misc,
-            });
+            }))
+        };
+        let mut out = HashMap::new();
+        let mut current: Option<String> = None;
+        let mut events: Vec<Owned> = Vec::new();
+        while let Some(r) = rows.next().map_err(fail)? {
+            let computer: String = r.get(0).map_err(fail)?;
+            if current.as_deref() != Some(computer.as_str()) {
+                if let Some(done) = current.replace(computer) {
+                    out.insert(done, fold(&events));
+                }
+                events.clear();
+            }
+            let misc: String = r.get::<_, Option<String>>(4).map_err(fail)?.unwrap_or_default();
+            events.push((
+                r.get(1).map_err(fail)?,
+                r.get(2).map_err(fail)?,
+                r.get(3).map_err(fail)?,
+                serde_json::from_str(&misc).unwrap_or_default(),
+            ));
         }
-        Ok(by_computer.into_iter().map(|(c, events)| (c.to_string(), computer_status(events))).collect())
+        if let Some(done) = current {
+            out.insert(done, fold(&events));
+        }
+        Ok(out)
     }
 
     /// The report over `computers` (all, or those of a group the caller chose).
