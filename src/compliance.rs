@@ -62,23 +62,29 @@ pub struct StatusEvent<'a> {
     /// The update the event is about (all zeros when none).
     pub update_id: &'a str,
     pub misc_data: &'a [String],
+    /// RFC 3339 time the server received it (the server's clock, comparable with when updates
+    /// arrived in the store).
+    pub received_at: &'a str,
 }
 
 /// What one computer's events say.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ComputerStatus {
-    /// Whether a status report (event 156) arrived: updates it does not list are not applicable.
-    pub reported_status: bool,
+    /// When the newest status report (event 156) arrived (server time): updates that were in the
+    /// store by then and that it does not list are not applicable.
+    pub last_status_received: Option<String>,
     /// Lower-case UpdateID → state, for every update an event named.
     pub states: HashMap<String, UpdateState>,
 }
 
 impl ComputerStatus {
-    /// The state of an update for this computer.
-    pub fn state_of(&self, update_id: &str) -> UpdateState {
+    /// The state of an update for this computer; `arrived_at` is when the update reached the
+    /// store (server time): a status report older than that cannot speak for it (Unknown, as
+    /// WSUS shows updates computers have not reported on yet).
+    pub fn state_of(&self, update_id: &str, arrived_at: &str) -> UpdateState {
         match self.states.get(&update_id.to_ascii_lowercase()) {
             Some(s) => *s,
-            None if self.reported_status => UpdateState::NotApplicable,
+            None if self.last_status_received.as_deref().is_some_and(|t| t >= arrived_at) => UpdateState::NotApplicable,
             None => UpdateState::Unknown,
         }
     }
@@ -95,7 +101,7 @@ pub fn computer_status<'a>(events: impl IntoIterator<Item = StatusEvent<'a>>) ->
         let has_update = !update.is_empty() && update.bytes().any(|b| b != b'0' && b != b'-');
         match e.event_id {
             156 => {
-                status.reported_status = true;
+                status.last_status_received = Some(e.received_at.to_string());
                 status.states.clear();
                 // Later lists win for an id in two (a pending reboot is also "installed").
                 for (tag, state) in [
@@ -195,8 +201,11 @@ mod tests {
     const NONE: &str = "00000000-0000-0000-0000-000000000000";
 
     fn event<'a>(id: i32, time: &'a str, update: &'a str, misc: &'a [String]) -> StatusEvent<'a> {
-        StatusEvent { event_id: id, time_at_target: time, update_id: update, misc_data: misc }
+        StatusEvent { event_id: id, time_at_target: time, update_id: update, misc_data: misc, received_at: time }
     }
+
+    /// Every update of these cases reached the store before the reports.
+    const ARRIVED: &str = "2026-10-01T00:00:00Z";
 
     /// (events as (id, time, update, misc), expected (update, state) pairs).
     #[test]
@@ -239,9 +248,19 @@ mod tests {
         for (i, (events, expected)) in cases.into_iter().enumerate() {
             let status = computer_status(events);
             for (update, state) in expected {
-                assert_eq!(status.state_of(update), state, "case {i}, {update}");
+                assert_eq!(status.state_of(update, ARRIVED), state, "case {i}, {update}");
             }
         }
+    }
+
+    /// An update that arrived after the newest status report is Unknown, not Not applicable.
+    #[test]
+    fn updates_newer_than_the_status_report_are_unknown() {
+        let lists = vec![format!("U={A}")];
+        let status = computer_status([event(156, "2026-10-06T19:31:57Z", NONE, &lists)]);
+        assert_eq!(status.state_of(B, ARRIVED), UpdateState::NotApplicable);
+        assert_eq!(status.state_of(B, "2026-10-07T00:00:00Z"), UpdateState::Unknown);
+        assert_eq!(status.state_of(A, "2026-10-07T00:00:00Z"), UpdateState::Needed, "listed updates keep their state");
     }
 
     #[test]

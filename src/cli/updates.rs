@@ -201,8 +201,12 @@ fn list(store: &Store, a: ListArgs) -> anyhow::Result<()> {
             None => store.computers()?,
         };
         let statuses = store.computer_statuses()?;
+        let arrived = store.arrival_times()?;
         let empty = ferry::compliance::ComputerStatus::default();
-        updates.retain(|u| computers.iter().any(|c| statuses.get(&c.computer_id).unwrap_or(&empty).state_of(&u.update_id) == state));
+        updates.retain(|u| {
+            let arrived = arrived.get(&u.update_id).map_or("", String::as_str);
+            computers.iter().any(|c| statuses.get(&c.computer_id).unwrap_or(&empty).state_of(&u.update_id, arrived) == state)
+        });
     }
     if a.json {
         return output::json(&updates);

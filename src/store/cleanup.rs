@@ -97,7 +97,7 @@ impl Store {
                 if approved.get(u.update_id.as_str()).is_some_and(|at| *at > grace.as_str()) {
                     continue;
                 }
-                let needed = statuses.values().any(|s| matches!(s.state_of(&u.update_id), UpdateState::Needed | UpdateState::Failed));
+                let needed = statuses.values().any(|s| matches!(s.state_of(&u.update_id, ""), UpdateState::Needed | UpdateState::Failed));
                 if needed {
                     continue;
                 }

@@ -47,19 +47,20 @@ impl Store {
     /// computer's events, not the table's).
     pub fn computer_statuses(&self) -> StoreResult<HashMap<String, ComputerStatus>> {
         let sql = format!(
-            "SELECT computer_id, event_id, COALESCE(time_at_target, received_at), update_id, misc_data FROM events
+            "SELECT computer_id, event_id, COALESCE(time_at_target, received_at), update_id, misc_data, received_at FROM events
              WHERE event_id IN ({STATUS_EVENTS}) ORDER BY computer_id, rowid"
         );
         let fail = |e| self.err("reading events", e);
         let mut stmt = self.conn.prepare(&sql).map_err(fail)?;
         let mut rows = stmt.query([]).map_err(fail)?;
-        type Owned = (i32, String, String, Vec<String>);
+        type Owned = (i32, String, String, Vec<String>, String);
         let fold = |events: &[Owned]| {
-            computer_status(events.iter().map(|(event_id, time, update, misc)| StatusEvent {
+            computer_status(events.iter().map(|(event_id, time, update, misc, received)| StatusEvent {
                 event_id: *event_id,
                 time_at_target: time,
                 update_id: update,
                 misc_data: misc,
+                received_at: received,
             }))
         };
         let mut out = HashMap::new();
@@ -79,6 +80,7 @@ impl Store {
                 r.get(2).map_err(fail)?,
                 r.get(3).map_err(fail)?,
                 serde_json::from_str(&misc).unwrap_or_default(),
+                r.get(5).map_err(fail)?,
             ));
         }
         if let Some(done) = current {
@@ -87,9 +89,19 @@ impl Store {
         Ok(out)
     }
 
+    /// When each update's newest revision reached the store (server time).
+    pub fn arrival_times(&self) -> StoreResult<HashMap<String, String>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT update_id, ingested_at FROM revisions WHERE is_latest = 1")
+            .map_err(|e| self.err("reading arrival times", e))?;
+        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).and_then(|rows| rows.collect()).map_err(|e| self.err("reading arrival times", e))
+    }
+
     /// The report over `computers` (all, or those of a group the caller chose).
     pub fn compliance_report(&self, computers: Vec<ComputerRecord>, group: Option<String>) -> StoreResult<ComplianceReport> {
         let statuses = self.computer_statuses()?;
+        let arrived = self.arrival_times()?;
         let updates = self.list_updates(&UpdateFilter { approval: Some(ApprovalState::AnyExceptDeclined), ..Default::default() })?;
         let group_names: HashMap<String, String> = self.groups()?.into_iter().map(|g| (g.group_id, g.name)).collect();
         let empty = ComputerStatus::default();
@@ -100,7 +112,7 @@ impl Store {
             let mut counts = StateCounts::default();
             let (mut failed, mut needed) = (Vec::new(), Vec::new());
             for (i, u) in updates.iter().enumerate() {
-                let state = status.state_of(&u.update_id);
+                let state = status.state_of(&u.update_id, arrived.get(&u.update_id).map_or("", String::as_str));
                 counts.add(state);
                 per_update[i].add(state);
                 match state {
