@@ -93,8 +93,15 @@ impl ComputerStatus {
 /// Folds a computer's events, oldest first, into its update states.
 pub fn computer_status<'a>(events: impl IntoIterator<Item = StatusEvent<'a>>) -> ComputerStatus {
     let mut events: Vec<StatusEvent<'a>> = events.into_iter().collect();
-    // Stable: events with one time keep the order they arrived in.
-    events.sort_by(|a, b| a.time_at_target.cmp(b.time_at_target));
+    // By the client's time, parsed (formats vary: fractions, offsets), else the server's;
+    // stable, so events with one time keep the order they arrived in.
+    let at = |e: &StatusEvent<'_>| {
+        chrono::DateTime::parse_from_rfc3339(e.time_at_target)
+            .or_else(|_| chrono::DateTime::parse_from_rfc3339(e.received_at))
+            .map(|t| t.timestamp_micros())
+            .unwrap_or(i64::MIN)
+    };
+    events.sort_by_key(at);
     let mut status = ComputerStatus::default();
     for e in events {
         let update = e.update_id.to_ascii_lowercase();
@@ -244,6 +251,11 @@ mod tests {
                 vec![(A, UpdateState::Unknown)],
             ),
             (vec![event(222, "2026-10-06T19:00:00Z", C, &[])], vec![(C, UpdateState::Needed)]),
+            // Times in other shapes order by what they mean: 21:00+02:00 is before 19:30Z.
+            (
+                vec![event(182, "2026-10-06T19:30:00.5Z", A, &[]), event(156, "2026-10-06T21:00:00+02:00", NONE, &lists)],
+                vec![(A, UpdateState::Failed)],
+            ),
         ];
         for (i, (events, expected)) in cases.into_iter().enumerate() {
             let status = computer_status(events);

@@ -123,6 +123,7 @@ pub struct PolicyOutcome {
 
 /// The id of a group the policy names, made under All Computers when the store lacks it.
 fn ensure_group(store: &mut Store, name: &str, out: &mut PolicyOutcome) -> Result<String, StoreError> {
+    let name = name.trim();
     if let Some(g) = store.group(name)? {
         return Ok(g.group_id);
     }
@@ -153,12 +154,15 @@ pub fn apply(store: &mut Store, policy: &ApprovalPolicy, channel: &str) -> Resul
                 continue;
             }
         };
-        ensure_group(store, &rule.group, &mut out)?;
+        if let Err(e) = ensure_group(store, &rule.group, &mut out) {
+            out.warnings.push(format!("rule {name:?}: group {:?}: {e}; skipped", rule.group));
+            continue;
+        }
         match store.add_approval_rule(&NewRule {
             name: &name,
             classifications: &rule.classifications,
             products: &rule.products,
-            group: &rule.group,
+            group: rule.group.trim(),
             action,
             deadline_days: rule.deadline_days,
         }) {
@@ -188,7 +192,13 @@ pub fn apply(store: &mut Store, policy: &ApprovalPolicy, channel: &str) -> Resul
                 None
             }
         };
-        let group = ensure_group(store, &a.group, &mut out)?;
+        let group = match ensure_group(store, &a.group, &mut out) {
+            Ok(g) => g,
+            Err(e) => {
+                out.warnings.push(format!("approval of {}: group {:?}: {e}; skipped", a.update, a.group));
+                continue;
+            }
+        };
         match store.approve(&ids, &group, action, deadline.as_deref(), Some(&format!("bundle {channel}"))) {
             Ok(done) => out.approved += done.len(),
             Err(e @ StoreError::Refused(_)) => out.warnings.push(format!("approval of {}: {e}; skipped", a.update)),

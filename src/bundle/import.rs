@@ -277,9 +277,22 @@ pub fn import(
         let _ = std::fs::remove_dir_all(&staging);
         report.outcome = "already-imported".into();
         report.removed = 0;
-        // Consent may come with a second run: the policy applies then.
+        // Consent may come with a second run: the policy applies then, but only from the
+        // channel's newest bundle (an older one would undo later decisions) and unexpired.
         if options.apply_approvals {
-            apply_policy(store, &bundle.manifest, options, &mut report);
+            let newest = store.imports()?.iter().filter(|i| i.channel == m.channel).map(|i| i.sequence).max();
+            if newest != Some(m.sequence) {
+                report.warnings.push(format!(
+                    "a newer bundle of channel {} was imported since (sequence {}); this bundle's approval policy stays unapplied",
+                    m.channel,
+                    newest.unwrap_or_default()
+                ));
+            } else {
+                if let Some(w) = check_expiry(m, chrono::Utc::now(), options.allow_expired)? {
+                    report.warnings.push(w);
+                }
+                apply_policy(store, &bundle.manifest, options, &mut report);
+            }
         }
         return Ok(report);
     }

@@ -17,6 +17,8 @@ use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::sync::Arc;
 
+const KNOWN_METHODS: [&str; 4] = ["GET", "POST", "PUT", "DELETE"];
+
 /// Admin requests are small; a larger body is refused before it is read.
 const MAX_BODY: usize = 1 << 20;
 
@@ -100,7 +102,26 @@ pub async fn handle(state: Arc<AppState>, request: Request) -> Response<Body> {
     let path = parts.uri.path().to_string();
     let query: HashMap<String, String> = parts.uri.query().map(|q| url_decode_pairs(q).collect()).unwrap_or_default();
     let method = parts.method.clone();
-    let operation = format!("admin {} {}", method, path.split('/').nth(3).unwrap_or(""));
+    let parts_method = parts.method.clone();
+    // A fixed set of labels: paths come from anyone, before the token is checked.
+    const ROUTES: [&str; 14] = [
+        "status",
+        "updates",
+        "groups",
+        "computers",
+        "rules",
+        "report",
+        "cleanup",
+        "imports",
+        "targeting",
+        "classifications",
+        "products",
+        "trust",
+        "",
+        "other",
+    ];
+    let first = path.split('/').nth(3).unwrap_or("");
+    let operation = format!("admin {} {}", method, if ROUTES.contains(&first) { first } else { "other" });
     let started = std::time::Instant::now();
     let s = state.clone();
     let result = tokio::task::spawn_blocking(move || {
@@ -117,7 +138,9 @@ pub async fn handle(state: Arc<AppState>, request: Request) -> Response<Body> {
         Ok(Err(e)) => error_response(&e),
         Err(e) => error_response(&ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("the request failed: {e}"))),
     };
-    state.metrics.observe(&operation, started.elapsed(), response.status().is_client_error() || response.status().is_server_error());
+    if !matches!(response.status(), StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) && KNOWN_METHODS.contains(&parts_method.as_str()) {
+        state.metrics.observe(&operation, started.elapsed(), response.status().is_client_error() || response.status().is_server_error());
+    }
     response
 }
 
@@ -129,20 +152,28 @@ pub fn url_decode_pairs(query: &str) -> impl Iterator<Item = (String, String)> +
     })
 }
 
+/// A path segment: `%XX` escapes only (`+` is a plus sign in paths).
+pub fn path_decode(text: &str) -> String {
+    decode(text, false)
+}
+
+/// A query or form value: `%XX` escapes and `+` for space.
 pub fn url_decode(text: &str) -> String {
+    decode(text, true)
+}
+
+fn decode(text: &str, plus_is_space: bool) -> String {
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
         match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < bytes.len() => match u8::from_str_radix(std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("zz"), 16) {
-                Ok(b) => {
-                    out.push(b);
-                    i += 2;
-                }
-                Err(_) => out.push(b'%'),
-            },
+            b'+' if plus_is_space => out.push(b' '),
+            b'%' if i + 2 < bytes.len() && bytes[i + 1].is_ascii_hexdigit() && bytes[i + 2].is_ascii_hexdigit() => {
+                let hex = |b: u8| (b as char).to_digit(16).expect("checked hex digit") as u8;
+                out.push(hex(bytes[i + 1]) * 16 + hex(bytes[i + 2]));
+                i += 2;
+            }
             b => out.push(b),
         }
         i += 1;
@@ -258,7 +289,7 @@ pub fn dispatch(
     body: &[u8],
 ) -> Result<(StatusCode, Value), ApiError> {
     let rest = path.strip_prefix("/api/v1/").unwrap_or("");
-    let segments: Vec<String> = rest.split('/').filter(|s| !s.is_empty()).map(url_decode).collect();
+    let segments: Vec<String> = rest.split('/').filter(|s| !s.is_empty()).map(path_decode).collect();
     let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
     let q = |k: &str| query.get(k).filter(|v| !v.is_empty()).cloned();
     let ok = |v: Value| Ok((StatusCode::OK, v));
@@ -445,5 +476,25 @@ pub fn dispatch(
         ("GET", ["imports"]) => ok(to_json(&store.imports()?)),
         (_, []) => ok(json!({ "api": "ferry admin API v1", "see": "README.md, Administration" })),
         _ => Err(ApiError::new(StatusCode::NOT_FOUND, format!("no admin route {method} {path}"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_and_forms_decode_as_browsers_encode_them() {
+        for (text, path, form) in [
+            ("All%20Computers", "All Computers", "All Computers"),
+            ("a+b", "a+b", "a b"),
+            ("100%", "100%", "100%"),
+            ("%+A", "%+A", "% A"),
+            ("%e2%9c%93", "\u{2713}", "\u{2713}"),
+            ("%4", "%4", "%4"),
+        ] {
+            assert_eq!(path_decode(text), path, "{text}");
+            assert_eq!(url_decode(text), form, "{text}");
+        }
     }
 }

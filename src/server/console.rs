@@ -79,6 +79,8 @@ fn html_response(status: StatusCode, page: String) -> Response<Body> {
 }
 
 fn redirect(to: &str, cookie: Option<String>) -> Response<Body> {
+    // Targets are built here from checked parts; anything a header cannot carry goes home.
+    let to = if header::HeaderValue::from_str(to).is_ok() { to } else { "/admin" };
     let mut r = Response::builder().status(StatusCode::SEE_OTHER).header(header::LOCATION, to).header(header::CONTENT_LENGTH, 0);
     if let Some(c) = cookie {
         r = r.header(header::SET_COOKIE, c);
@@ -250,7 +252,9 @@ fn render(
                 Ok((_, v)) => format!("ok: {}", summarize(&verb, &v)),
                 Err(err) => format!("error: {}", err.message),
             };
-            let back = field("back").filter(|b| b.starts_with("/admin/updates")).unwrap_or_else(|| "/admin/updates".into());
+            let back = field("back")
+                .filter(|b| b.starts_with("/admin/updates") && b.bytes().all(|c| c.is_ascii_graphic()))
+                .unwrap_or_else(|| "/admin/updates".into());
             let sep = if back.contains('?') { '&' } else { '?' };
             Ok(Rendered::Redirect(format!("{back}{sep}message={}", url_encode(&message))))
         }
@@ -350,17 +354,26 @@ fn dashboard(store: &Store, _csrf: &str) -> crate::store::StoreResult<Rendered> 
     b.push_str("<h2>Compliance by group</h2><table><tr><th>Group</th><th>Computers</th>");
     b.push_str(COUNT_HEADERS);
     b.push_str("</tr>");
-    for g in &tree {
-        let members: Vec<&crate::store::ComputerCompliance> = report
-            .computers
-            .iter()
-            .filter(|c| {
-                g.group.group_id == crate::store::ALL_COMPUTERS
-                    || computers.iter().any(|r| r.computer_id == c.computer_id && r.groups.contains(&g.group.group_id))
-            })
-            .collect();
-        let mut total = StateCounts::default();
-        for c in &members {
+    // Each computer counts in its groups and every group above them.
+    let parents: HashMap<&str, &str> =
+        tree.iter().filter_map(|g| g.group.parent_id.as_deref().map(|p| (g.group.group_id.as_str(), p))).collect();
+    let groups_of: HashMap<&str, &Vec<String>> = computers.iter().map(|c| (c.computer_id.as_str(), &c.groups)).collect();
+    let mut totals: HashMap<&str, (usize, StateCounts)> = HashMap::new();
+    for c in &report.computers {
+        let mut seen: Vec<&str> = vec![crate::store::ALL_COMPUTERS];
+        for g in groups_of.get(c.computer_id.as_str()).map(|v| v.as_slice()).unwrap_or_default() {
+            let mut id = g.as_str();
+            while !seen.contains(&id) && seen.len() <= tree.len() {
+                seen.push(id);
+                match parents.get(id) {
+                    Some(p) => id = p,
+                    None => break,
+                }
+            }
+        }
+        for id in seen {
+            let (n, total) = totals.entry(id).or_default();
+            *n += 1;
             total.installed += c.counts.installed;
             total.installed_pending_reboot += c.counts.installed_pending_reboot;
             total.needed += c.counts.needed;
@@ -368,13 +381,17 @@ fn dashboard(store: &Store, _csrf: &str) -> crate::store::StoreResult<Rendered> 
             total.not_applicable += c.counts.not_applicable;
             total.unknown += c.counts.unknown;
         }
+    }
+    let none = (0, StateCounts::default());
+    for g in &tree {
+        let (members, total) = totals.get(g.group.group_id.as_str()).unwrap_or(&none);
         let _ = write!(
             b,
             "<tr><td>{}{}</td><td class=\"n\">{}</td>{}</tr>",
             "&nbsp;&nbsp;".repeat(g.depth),
             esc(&g.group.name),
-            members.len(),
-            counts_cells(&total)
+            members,
+            counts_cells(total)
         );
     }
     b.push_str("</table><h2>Last imports</h2><table><tr><th>Imported</th><th>Channel</th><th>Sequence</th><th>Signer key</th><th>Revisions</th><th>Files</th></tr>");

@@ -65,7 +65,7 @@ impl Store {
         if options.decline_superseded || options.decline_expired {
             let approved: HashMap<&str, &str> = approvals
                 .iter()
-                .filter(|a| a.action != "Block")
+                .filter(|a| a.action == "Install")
                 .map(|a| (a.update_id.as_str(), a.changed_at.as_str()))
                 .fold(HashMap::new(), |mut m, (u, at)| {
                     let e = m.entry(u).or_insert(at);
@@ -122,13 +122,16 @@ impl Store {
                     plan.files.push(PlannedFile { path: ContentStore::relative_path(&digest, extension), size: *size, known: true });
                 }
             }
-            for (path, size) in stray_files(&content, &known) {
+            for (path, size) in stray_files(&content, &known, now) {
                 plan.files.push(PlannedFile { path, size, known: false });
             }
             plan.files.sort_by(|a, b| a.path.cmp(&b.path));
             plan.bytes_freed = plan.files.iter().map(|f| f.size).sum();
         }
         if let Some(days) = options.obsolete_computers_days {
+            if !(1..=36_500).contains(&days) {
+                return Err(super::StoreError::Refused(format!("obsolete computers: {days} days; use 1 to 36500 (WSUS uses 30)")));
+            }
             let cutoff = (now - chrono::Duration::days(days.into())).format("%Y-%m-%dT%H:%M:%SZ").to_string();
             for c in self.computers()? {
                 if c.last_contact_at < cutoff {
@@ -150,8 +153,15 @@ impl Store {
             self.decline(batch, Some("cleanup"))?;
         }
         let content = self.content().clone();
+        // What an import committed since the plan was made stays.
+        let needed_now = if plan.files.is_empty() { HashSet::new() } else { self.needed_files(&HashSet::new())? };
+        let known_now = if plan.files.is_empty() { HashMap::new() } else { self.known_files()? };
         for f in &plan.files {
             let path = content.root().join(&f.path);
+            let sha1 = f.path.rsplit('/').next().and_then(|n| n.split('.').next()).and_then(|h| Sha1Digest::from_hex(h).ok());
+            if sha1.is_some_and(|d| needed_now.contains(&d.0) || (!f.known && known_now.contains_key(&d.0))) {
+                continue;
+            }
             if f.known
                 && let Some(sha1) = f.path.rsplit('/').next().and_then(|n| n.split('.').next()).and_then(|h| Sha1Digest::from_hex(h).ok())
             {
@@ -241,7 +251,12 @@ impl Store {
 
 /// Files in the content tree that look like content (`XX/<SHA1>.<ext>`) but that the store does
 /// not list: left by an interrupted copy or put there by hand.
-fn stray_files(content: &ContentStore, known: &HashMap<[u8; 20], (String, u64)>) -> Vec<(String, u64)> {
+/// Files younger than a day are left alone: an import moves payloads into the tree just before
+/// it commits their rows.
+fn stray_files(content: &ContentStore, known: &HashMap<[u8; 20], (String, u64)>, now: chrono::DateTime<chrono::Utc>) -> Vec<(String, u64)> {
+    let young = |m: &std::fs::Metadata| {
+        m.modified().ok().map(chrono::DateTime::<chrono::Utc>::from).is_none_or(|t| now - t < chrono::Duration::days(1))
+    };
     let mut out = Vec::new();
     let Ok(folders) = std::fs::read_dir(content.root()) else { return out };
     for folder in folders.flatten() {
@@ -254,7 +269,7 @@ fn stray_files(content: &ContentStore, known: &HashMap<[u8; 20], (String, u64)>)
             let file_name = file.file_name().to_string_lossy().into_owned();
             let Some(hex) = file_name.split('.').next().filter(|h| h.len() == 40) else { continue };
             let Ok(sha1) = Sha1Digest::from_hex(hex) else { continue };
-            if !known.contains_key(&sha1.0) && file.metadata().is_ok_and(|m| m.is_file()) {
+            if !known.contains_key(&sha1.0) && file.metadata().is_ok_and(|m| m.is_file() && !young(&m)) {
                 out.push((format!("{name}/{file_name}"), file.metadata().map(|m| m.len()).unwrap_or(0)));
             }
         }

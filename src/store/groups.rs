@@ -107,11 +107,23 @@ impl Store {
         if g.group_id == ALL_COMPUTERS {
             return Ok(computers);
         }
-        let tree = self.group_tree()?;
-        let prefix = tree.iter().find(|t| t.group.group_id == g.group_id).map(|t| t.path.clone()).unwrap_or_default();
-        let inside: std::collections::HashSet<String> =
-            tree.into_iter().filter(|t| t.path == prefix || t.path.starts_with(&format!("{prefix}/"))).map(|t| t.group.group_id).collect();
-        Ok(computers.into_iter().filter(|c| c.groups.iter().any(|g| inside.contains(g))).collect())
+        let parents: std::collections::HashMap<String, String> =
+            self.groups()?.into_iter().filter_map(|t| t.parent_id.map(|p| (t.group_id, p))).collect();
+        // Walk up from each of a computer's groups: the group asked for, or one above it.
+        let inside = |start: &String| {
+            let mut id = start;
+            for _ in 0..=parents.len() {
+                if *id == g.group_id {
+                    return true;
+                }
+                match parents.get(id) {
+                    Some(p) => id = p,
+                    None => return false,
+                }
+            }
+            false
+        };
+        Ok(computers.into_iter().filter(|c| c.groups.iter().any(inside)).collect())
     }
 
     pub fn targeting(&self) -> StoreResult<Targeting> {

@@ -33,6 +33,7 @@ struct PrerequisiteOption {
     update_id: String,
     update_type: Option<String>,
     created: Option<String>,
+    expired: bool,
 }
 
 /// A new rule, as an administrator states it.
@@ -221,7 +222,7 @@ impl Store {
         let mut stmt = self
             .conn
             .prepare_cached(
-                "SELECT p.clause, p.update_id, o.update_type, o.creation_date FROM prerequisites p
+                "SELECT p.clause, p.update_id, o.update_type, o.creation_date, o.publication_state = 'Expired' FROM prerequisites p
                  JOIN revisions r ON r.revision_id = p.revision_id
                  LEFT JOIN revisions o ON o.update_id = p.update_id AND o.is_latest = 1
                  WHERE r.update_id = ?1 AND r.is_latest = 1 AND p.is_category = 0 ORDER BY p.clause",
@@ -233,7 +234,15 @@ impl Store {
         while let Some(id) = queue.pop() {
             let rows: Vec<(i64, PrerequisiteOption)> = stmt
                 .query_map([&id], |r| {
-                    Ok((r.get(0)?, PrerequisiteOption { update_id: r.get(1)?, update_type: r.get(2)?, created: r.get(3)? }))
+                    Ok((
+                        r.get(0)?,
+                        PrerequisiteOption {
+                            update_id: r.get(1)?,
+                            update_type: r.get(2)?,
+                            created: r.get(3)?,
+                            expired: r.get::<_, Option<bool>>(4)?.unwrap_or(false),
+                        },
+                    ))
                 })
                 .and_then(|rows| rows.collect())
                 .map_err(|e| self.err("reading prerequisites", e))?;
@@ -247,7 +256,8 @@ impl Store {
                 if settled_by_client || met {
                     continue;
                 }
-                let newest = options.iter().filter(|o| !declined.contains(&o.update_id)).max_by(|a, b| a.created.cmp(&b.created));
+                let newest =
+                    options.iter().filter(|o| !declined.contains(&o.update_id) && !o.expired).max_by(|a, b| a.created.cmp(&b.created));
                 if let Some(option) = newest {
                     covered.insert(option.update_id.clone());
                     out.push(option.update_id.clone());

@@ -245,7 +245,15 @@ fn cleanup_declines_superseded_updates_and_deletes_unneeded_content_after_a_dry_
     let stray = data.join("content/AB/0123456789ABCDEF0123456789ABCDEF012345AB.cab");
     std::fs::create_dir_all(stray.parent().unwrap()).unwrap();
     std::fs::write(&stray, b"left behind").unwrap();
+    // Older than a day: cleanup leaves younger files to imports in progress.
+    let two_days_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(2 * 86_400);
+    std::fs::File::options().write(true).open(&stray).unwrap().set_modified(two_days_ago).unwrap();
+    let young = data.join("content/AC/0123456789ABCDEF0123456789ABCDEF012345AC.cab");
+    std::fs::create_dir_all(young.parent().unwrap()).unwrap();
+    std::fs::write(&young, b"an import in progress").unwrap();
     let count_files = || crate::util::snapshot(&data.join("content")).len();
+    let err = fails(ferry(&data).args(["cleanup", "--obsolete-computers", "0"]));
+    assert!(err.contains("1 to 36500"), "{err}");
     let files_before = count_files();
 
     let args = ["cleanup", "--decline-superseded", "--decline-expired", "--unneeded-content"];
@@ -262,6 +270,7 @@ fn cleanup_declines_superseded_updates_and_deletes_unneeded_content_after_a_dry_
     assert_eq!(declined.as_array().unwrap().len(), plan["declines"].as_array().unwrap().len());
     assert_eq!(count_files(), files_before - plan["files"].as_array().unwrap().len());
     assert!(!stray.exists());
+    assert!(young.exists(), "a young stray file stays");
     stdout_of(ferry(&data).args(["check"]));
     // Nothing superseded is left to decline, no content to delete.
     let again = json_of(ferry(&data).args(args).arg("--dry-run"));
