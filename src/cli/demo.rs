@@ -196,6 +196,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let ids: Vec<String> = store.list_updates(&filter)?.into_iter().map(|u| u.update_id).collect();
     store.approve(&ids, ALL_COMPUTERS, "Install", None, Some("ferry demo"))?;
     println!("   {} updates approved; the rest are offered to clients for checking only, as on WSUS", ids.len());
+    let token = store.new_admin_token()?;
     drop(store);
 
     println!("7. Serve Windows Update clients from the isolated store");
@@ -225,9 +226,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if args.listen.starts_with("127.") {
         println!("(it listens on loopback; pass --listen 0.0.0.0:8530 to reach it from other machines)");
     }
-    println!("\nWhat the isolated side holds:");
+    println!("\nThe web console: {}/admin (log in with the admin token {token})", server.url);
+    println!("\nWhat the isolated side holds, and what the simulated machine reported:");
     println!("  ferry --data {} status", isolated.display());
     println!("  ferry --data {} updates list --approval approved", isolated.display());
+    println!("  ferry --data {} report", isolated.display());
     println!("  ferry inspect {} --html report.html", exported.dir.display());
     if args.exit_after_setup {
         return Ok(());

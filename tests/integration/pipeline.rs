@@ -107,6 +107,7 @@ fn the_demo_runs_the_whole_pipeline_and_serves() {
         "7. Serve",
         "WUServer       = http://",
         "WUStatusServer = http://",
+        "/admin (log in with the admin token ferry_",
     ] {
         assert!(text.contains(step), "{step} missing from:\n{text}");
     }
