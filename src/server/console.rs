@@ -98,7 +98,8 @@ fn page(title: &str, csrf: Option<&str>, body: &str) -> String {
     let nav = match csrf {
         Some(csrf) => format!(
             "<header><strong>Ferry</strong><a href=\"/admin\">Dashboard</a><a href=\"/admin/updates?approval=unapproved\">Updates</a>\
-             <a href=\"/admin/computers\">Computers</a><a href=\"/admin/imports\">Imports</a>\
+             <a href=\"/admin/computers\">Computers</a><a href=\"/admin/rules\">Rules</a>\
+             <a href=\"/admin/cleanup\">Cleanup</a><a href=\"/admin/imports\">Imports</a>\
              <form method=\"post\" action=\"/admin/logout\"><input type=\"hidden\" name=\"csrf\" value=\"{}\"><button>Log out</button></form></header>",
             esc(csrf)
         ),
@@ -261,18 +262,77 @@ fn render(
         ("GET", "/admin/computers") => computers(store, query, csrf).map_err(e),
         ("POST", "/admin/computers") => {
             let field = |k: &str| form.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()).unwrap_or_default();
-            let (route, body) = match field("action").as_str() {
+            let (method, route, body) = match field("action").as_str() {
                 "add-group" => (
+                    Method::POST,
                     "/api/v1/groups".to_string(),
                     json!({ "name": field("name"), "parent": Some(field("parent")).filter(|p| !p.is_empty()) }),
                 ),
-                _ => ("/api/v1/computers/move".to_string(), json!({ "computers": [field("computer")], "group": field("group") })),
+                "targeting" => (Method::PUT, "/api/v1/targeting".to_string(), json!({ "mode": field("mode") })),
+                _ => (
+                    Method::POST,
+                    "/api/v1/computers/move".to_string(),
+                    json!({ "computers": [field("computer")], "group": field("group") }),
+                ),
             };
-            let message = match admin_api::dispatch(store, &Method::POST, &route, &HashMap::new(), body.to_string().as_bytes()) {
+            let message = match admin_api::dispatch(store, &method, &route, &HashMap::new(), body.to_string().as_bytes()) {
                 Ok(_) => "ok: done".to_string(),
                 Err(err) => format!("error: {}", err.message),
             };
             Ok(Rendered::Redirect(format!("/admin/computers?message={}", url_encode(&message))))
+        }
+        ("GET", "/admin/rules") => rules(store, query, csrf).map_err(e),
+        ("POST", "/admin/rules") => {
+            let field = |k: &str| form.iter().find(|(n, _)| n == k).map(|(_, v)| v.trim().to_string()).filter(|v| !v.is_empty());
+            let list = |k: &str| {
+                field(k)
+                    .map(|v| v.split(',').map(|x| x.trim().to_string()).filter(|x| !x.is_empty()).collect::<Vec<_>>())
+                    .unwrap_or_default()
+            };
+            let rule = url_encode_path(&field("rule").unwrap_or_default());
+            let (method, route, body) = match field("action").as_deref() {
+                Some("add") => (
+                    Method::POST,
+                    "/api/v1/rules".to_string(),
+                    json!({
+                        "classifications": list("classifications"),
+                        "products": list("products"),
+                        "group": field("group").unwrap_or_default(),
+                        "action": field("approval"),
+                        "deadline_days": field("deadline_days").and_then(|d| d.parse::<u32>().ok()),
+                    }),
+                ),
+                Some(verb @ ("enable" | "disable")) => (Method::POST, format!("/api/v1/rules/{rule}/{verb}"), json!({})),
+                Some("remove") => (Method::DELETE, format!("/api/v1/rules/{rule}"), json!({})),
+                _ => (Method::POST, "/api/v1/rules/apply".to_string(), json!({})),
+            };
+            let message = match admin_api::dispatch(store, &method, &route, &HashMap::new(), body.to_string().as_bytes()) {
+                Ok((_, v)) if route.ends_with("/apply") => {
+                    let approved: usize =
+                        v.as_array().map(|a| a.iter().map(|o| o["approved"].as_array().map_or(0, Vec::len)).sum()).unwrap_or(0);
+                    format!("ok: the rules approved {approved} update(s)")
+                }
+                Ok(_) => "ok: done".to_string(),
+                Err(err) => format!("error: {}", err.message),
+            };
+            Ok(Rendered::Redirect(format!("/admin/rules?message={}", url_encode(&message))))
+        }
+        ("GET", "/admin/cleanup") => Ok(cleanup_page(csrf, None, query)),
+        ("POST", "/admin/cleanup") => {
+            let on = |k: &str| form.iter().any(|(n, v)| n == k && v == "on");
+            let days = form.iter().find(|(n, _)| n == "obsolete_computers").and_then(|(_, v)| v.trim().parse::<u32>().ok());
+            let run = form.iter().any(|(n, v)| n == "run" && v == "yes");
+            let body = json!({
+                "dry_run": !run,
+                "decline_superseded": on("decline_superseded"),
+                "decline_expired": on("decline_expired"),
+                "unneeded_content": on("unneeded_content"),
+                "obsolete_computers": days,
+            });
+            match admin_api::dispatch(store, &Method::POST, "/api/v1/cleanup", &HashMap::new(), body.to_string().as_bytes()) {
+                Ok((_, v)) => Ok(cleanup_page(csrf, Some(&v), query)),
+                Err(err) => Ok(Rendered::Redirect(format!("/admin/cleanup?message={}", url_encode(&format!("error: {}", err.message))))),
+            }
         }
         ("GET", "/admin/imports") => imports(store).map_err(e),
         ("GET", p) if p.starts_with("/admin/imports/") => {
@@ -304,6 +364,11 @@ fn url_encode(s: &str) -> String {
             _ => format!("%{b:02X}"),
         })
         .collect()
+}
+
+/// A path segment for the API dispatcher (which decodes `%XX`).
+fn url_encode_path(s: &str) -> String {
+    url_encode(s)
 }
 
 fn message(query: &HashMap<String, String>) -> String {
@@ -529,6 +594,17 @@ fn computers(store: &Store, query: &HashMap<String, String>, csrf: &str) -> crat
          <button>Add</button></form>",
         esc(csrf)
     );
+    let targeting = store.targeting()?;
+    let _ = write!(
+        b,
+        "<h2>Targeting</h2><form method=\"post\" action=\"/admin/computers\"><input type=\"hidden\" name=\"csrf\" value=\"{}\">\
+         <input type=\"hidden\" name=\"action\" value=\"targeting\"><label><input type=\"radio\" name=\"mode\" value=\"client\"{}> \
+         client-side (the group names clients send decide)</label> <label><input type=\"radio\" name=\"mode\" value=\"server\"{}> \
+         server-side (placed here)</label> <button>Save</button></form>",
+        esc(csrf),
+        if targeting.mode == crate::store::TargetingMode::Client { " checked" } else { "" },
+        if targeting.mode == crate::store::TargetingMode::Server { " checked" } else { "" }
+    );
     Ok(Rendered::Page("Computers".into(), b))
 }
 
@@ -553,4 +629,92 @@ fn imports(store: &Store) -> crate::store::StoreResult<Rendered> {
     }
     b.push_str("</table>");
     Ok(Rendered::Page("Imports".into(), b))
+}
+
+fn rules(store: &Store, query: &HashMap<String, String>, csrf: &str) -> crate::store::StoreResult<Rendered> {
+    let tree = store.group_tree()?;
+    let mut b = format!(
+        "<h1>Automatic approval rules</h1>{}<p>Applied after every import; a rule never touches a declined, expired or superseded \
+         update, nor one already approved for its group.</p><table><tr><th>Rule</th><th>Classifications</th><th>Products</th><th>Group</th>\
+         <th>Action</th><th>Deadline</th><th>State</th><th></th></tr>",
+        message(query)
+    );
+    let any = |v: &[String]| if v.is_empty() { "any".to_string() } else { v.join(", ") };
+    for r in store.approval_rules()? {
+        let button = |action: &str, label: &str| {
+            format!(
+                "<form method=\"post\" action=\"/admin/rules\" style=\"display:inline\"><input type=\"hidden\" name=\"csrf\" value=\"{}\">\
+                 <input type=\"hidden\" name=\"rule\" value=\"{}\"><input type=\"hidden\" name=\"action\" value=\"{action}\"><button>{label}</button></form>",
+                esc(csrf),
+                r.rule_id
+            )
+        };
+        let _ = write!(
+            b,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{} {}</td></tr>",
+            esc(&r.name),
+            esc(&any(&r.classifications)),
+            esc(&any(&r.products)),
+            esc(&r.group_name),
+            esc(&r.action),
+            r.deadline_days.map(|d| format!("{d} days")).unwrap_or_else(|| "none".into()),
+            if r.enabled { "on" } else { "off" },
+            if r.enabled { button("disable", "Turn off") } else { button("enable", "Turn on") },
+            button("remove", "Remove")
+        );
+    }
+    let options: String = tree
+        .iter()
+        .map(|g| format!("<option value=\"{}\">{}{}</option>", esc(&g.group.name), "&nbsp;&nbsp;".repeat(g.depth), esc(&g.group.name)))
+        .collect();
+    let _ = write!(
+        b,
+        "</table><h2>New rule</h2><form method=\"post\" action=\"/admin/rules\"><input type=\"hidden\" name=\"csrf\" value=\"{c}\">\
+         <input type=\"hidden\" name=\"action\" value=\"add\">Classifications <input name=\"classifications\" placeholder=\"Security Updates, Critical Updates\" size=\"30\"> \
+         Products <input name=\"products\" placeholder=\"Windows 11\" size=\"20\"> for <select name=\"group\">{options}</select> \
+         <select name=\"approval\"><option value=\"install\">install</option><option value=\"uninstall\">uninstall</option></select> \
+         deadline after <input name=\"deadline_days\" size=\"3\"> days <button>Add and apply</button></form>\
+         <form method=\"post\" action=\"/admin/rules\"><input type=\"hidden\" name=\"csrf\" value=\"{c}\"><input type=\"hidden\" name=\"action\" value=\"apply\">\
+         <p><button>Run the rules now</button></p></form>",
+        c = esc(csrf)
+    );
+    Ok(Rendered::Page("Rules".into(), b))
+}
+
+/// The cleanup form, and what a preview or a run did.
+fn cleanup_page(csrf: &str, result: Option<&Value>, query: &HashMap<String, String>) -> Rendered {
+    let mut b = format!(
+        "<h1>Server cleanup</h1>{}<form method=\"post\" action=\"/admin/cleanup\"><input type=\"hidden\" name=\"csrf\" value=\"{}\">\
+         <p><label><input type=\"checkbox\" name=\"decline_superseded\" checked> Decline superseded updates (superseded by an approved update, \
+         not approved in 30 days, needed by no computer)</label><br><label><input type=\"checkbox\" name=\"decline_expired\" checked> \
+         Decline expired updates nobody approved</label><br><label><input type=\"checkbox\" name=\"unneeded_content\" checked> Delete content \
+         files no update needs</label><br>Forget computers silent for <input name=\"obsolete_computers\" size=\"4\" placeholder=\"30\"> days</p>\
+         <button name=\"run\" value=\"no\">Preview</button> <button name=\"run\" value=\"yes\">Clean up</button></form>",
+        message(query),
+        esc(csrf)
+    );
+    if let Some(v) = result {
+        let plan = &v["plan"];
+        let count = |k: &str| plan[k].as_array().map_or(0, Vec::len);
+        let _ = write!(
+            b,
+            "<p class=\"msg\" role=\"status\">{}: {} update(s) declined, {} file(s) deleted ({}), {} computer(s) removed</p><table><tr><th>Update</th><th>Title</th><th>Reason</th></tr>",
+            if v["dry_run"].as_bool() == Some(true) { "preview (nothing changed)" } else { "done" },
+            count("declines"),
+            count("files"),
+            crate::units::format_size(plan["bytes_freed"].as_u64().unwrap_or(0)),
+            count("computers")
+        );
+        for d in plan["declines"].as_array().into_iter().flatten().take(500) {
+            let _ = write!(
+                b,
+                "<tr><td><code>{}</code></td><td>{}</td><td>{}</td></tr>",
+                esc(d["update_id"].as_str().unwrap_or("")),
+                esc(d["title"].as_str().unwrap_or("")),
+                esc(d["reason"].as_str().unwrap_or(""))
+            );
+        }
+        b.push_str("</table>");
+    }
+    Rendered::Page("Cleanup".into(), b)
 }

@@ -38,6 +38,21 @@ try {
 
   await page.goto(`${base}/admin`);
   const needingAfter = Number(await page.textContent('#needing-approval'));
+
+  // A rule, added and applied from the console; then a cleanup preview that changes nothing.
+  await page.goto(`${base}/admin/rules`);
+  await page.fill('input[name=classifications]', 'Critical Updates');
+  await page.fill('input[name=deadline_days]', '7');
+  await page.click('button:has-text("Add and apply")');
+  await page.waitForSelector('.msg, .err');
+  const ruleMessage = await page.textContent('.msg, .err');
+  if (!ruleMessage.startsWith('ok')) fail(`adding a rule said: ${ruleMessage}`);
+  if (!(await page.textContent('table')).includes('Critical Updates')) fail('the rule is not listed');
+  await page.goto(`${base}/admin/cleanup`);
+  await page.click('button:has-text("Preview")');
+  await page.waitForSelector('.msg');
+  const preview = await page.textContent('.msg');
+  if (!preview.includes('preview (nothing changed)')) fail(`the cleanup preview said: ${preview}`);
   await page.screenshot({ path: screenshot, fullPage: true });
 
   // The same session, without the form's CSRF field: refused, nothing changes.
@@ -51,7 +66,7 @@ try {
   });
   if (forged.status !== 403) fail(`a forged post answered ${forged.status}`);
 
-  console.log(JSON.stringify({ approved, needingBefore, needingAfter }));
+  console.log(JSON.stringify({ approved, needingBefore, needingAfter, preview }));
 } finally {
   await browser.close();
 }

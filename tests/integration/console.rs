@@ -148,5 +148,10 @@ fn the_console_approves_an_update_that_a_client_then_installs() {
         std::thread::sleep(Duration::from_millis(200));
     }
     let listed = json_of(ferry(&data).args(["updates", "list", "--approval", "approved"]));
-    assert_eq!(listed[0]["update_id"].as_str(), Some(approved.as_str()), "exactly the approved update, not declined by the forged post");
+    assert!(listed.as_array().unwrap().iter().any(|u| u["update_id"] == approved.as_str()), "{listed}");
+    let declined = json_of(ferry(&data).args(["updates", "list", "--approval", "declined"]));
+    assert!(declined.as_array().unwrap().is_empty(), "the forged post declined nothing: {declined}");
+    let rules = json_of(ferry(&data).args(["rules", "list"]));
+    assert_eq!(rules[0]["classifications"], serde_json::json!(["Critical Updates"]), "the console's rule: {rules}");
+    assert!(result["preview"].as_str().unwrap().contains("nothing changed"));
 }
