@@ -293,16 +293,44 @@ pub struct FileUrl {
     pub uss_url: Option<String>,
 }
 
+/// The first element named `name`, depth first.
+fn find_mut<'a>(e: &'a mut Element, name: &str) -> Option<&'a mut Element> {
+    if &*e.name == name {
+        return Some(e);
+    }
+    e.children.iter_mut().find_map(|c| find_mut(c, name))
+}
+
 pub fn read_update_data(xml: &[u8]) -> Result<(Vec<UpdateData>, Vec<FileUrl>), AnswerError> {
-    let root = tree::parse(xml)?;
+    let mut root = tree::parse(xml)?;
+    // Plain documents are moved out of the tree, not copied: one can be 46 MB.
+    let mut plain_documents: Vec<String> = find_mut(&mut root, "GetUpdateDataResult")
+        .and_then(|r| r.children.iter_mut().find(|c| &*c.name == "updates"))
+        .map(|updates| {
+            updates
+                .children
+                .iter_mut()
+                .filter(|u| !u.is_nil())
+                .map(|u| {
+                    u.children
+                        .iter_mut()
+                        .find(|c| &*c.name == "XmlUpdateBlob" && !c.is_nil())
+                        .map(|b| std::mem::take(&mut b.text))
+                        .unwrap_or_default()
+                })
+                .collect()
+        })
+        .unwrap_or_default();
     let r = result_of(&root, "GetUpdateData")?;
     let mut updates = Vec::new();
-    for u in r.child("updates").map(|u| u.items().collect::<Vec<_>>()).unwrap_or_default() {
+    let items = r.child("updates").map(|u| u.items().collect::<Vec<_>>()).unwrap_or_default();
+    for (index, u) in items.into_iter().enumerate() {
         let id = u.child("Id").ok_or_else(|| AnswerError::Missing("Id".into()))?;
         let guid = Guid::parse(text(id, "UpdateID")?).map_err(|_| AnswerError::Invalid("UpdateID".into()))?;
         let revision: i32 = text(id, "RevisionNumber")?.parse().map_err(|_| AnswerError::Invalid("RevisionNumber".into()))?;
-        let document = match (u.child("XmlUpdateBlob").filter(|b| !b.is_nil()), u.child_text("XmlUpdateBlobCompressed")) {
-            (Some(plain), _) if !plain.text.is_empty() => plain.text.clone(),
+        let plain = plain_documents.get_mut(index).map(std::mem::take).unwrap_or_default();
+        let document = match (plain, u.child_text("XmlUpdateBlobCompressed")) {
+            (plain, _) if !plain.is_empty() => plain,
             (_, Some(compressed)) => {
                 let cab = B64
                     .decode(compressed.split_ascii_whitespace().collect::<String>())
