@@ -241,11 +241,16 @@ fn plan(manifest: &Manifest, format: VolumeFormat) -> Result<HashMap<String, Exp
 /// With `payload_sha1`, payloads are also hashed with SHA-1 and checked against the name the
 /// manifest gives them; without, the caller checks the manifest's SHA-1 against the metadata
 /// instead (the SHA-256, signed, already pins every byte).
+///
+/// With `volume_hashes`, each volume's SHA-256 is checked too (`verify`: a courier learns which
+/// volume to copy again). Import leaves it out: every member's signed SHA-256 is checked and
+/// every entry is accounted for, so the volume hash adds no protection, only a third of the CPU.
 pub fn walk_bundle(
     bundle: &OpenedBundle,
     sink: &mut dyn MemberSink,
     stop_at_first: bool,
     payload_sha1: bool,
+    volume_hashes: bool,
     progress: &mut dyn FnMut(u64),
 ) -> Result<Vec<Problem>, BundleError> {
     let manifest = &bundle.manifest;
@@ -429,11 +434,11 @@ pub fn walk_bundle(
             }
             Ok(Visit::Continue)
         };
-        let digest = reader::walk(&path, bundle.format, &mut visit);
+        let digest = reader::walk(&path, bundle.format, volume_hashes, &mut visit);
         match digest {
             Ok(d) => {
                 problems.append(&mut volume_problems);
-                if (problems.is_empty() || !stop_at_first) && d.sha256 != volume.sha256 {
+                if volume_hashes && (problems.is_empty() || !stop_at_first) && d.sha256 != volume.sha256 {
                     problems.push(Problem::integrity(format!("{what} does not match its hash: copy it again from the export host")));
                 }
             }

@@ -325,7 +325,7 @@ pub fn import(
                 staged: Vec::new(),
             };
             let mut bytes = 0u64;
-            let result = walk_bundle(bundle_ref, &mut sink, true, false, &mut |done| {
+            let result = walk_bundle(bundle_ref, &mut sink, true, false, false, &mut |done| {
                 bytes = done;
                 if let Ok(mut p) = progress_ref.lock() {
                     (*p)("reading volumes", done, total_bytes);

@@ -143,7 +143,13 @@ pub struct HashingFileReader {
 }
 
 impl HashingFileReader {
-    pub fn new(mut file: File) -> HashingFileReader {
+    pub fn new(file: File) -> HashingFileReader {
+        HashingFileReader::reading_ahead(file, true)
+    }
+
+    /// Reads ahead on a background thread; `hash`: also computes the SHA-256 (else `finish`
+    /// reports zeros and the length).
+    pub fn reading_ahead(mut file: File, with_hash: bool) -> HashingFileReader {
         let (to_caller, from_reader) = sync_channel::<io::Result<Vec<u8>>>(DEPTH);
         let (give_back, spare) = sync_channel::<Vec<u8>>(DEPTH + 2);
         let hash = std::sync::Arc::new(std::sync::Mutex::new(None));
@@ -162,7 +168,9 @@ impl HashingFileReader {
                     }
                 };
                 buf.truncate(n);
-                h.update(&buf);
+                if with_hash {
+                    h.update(&buf);
+                }
                 len += n as u64;
                 if n == 0 {
                     *result.lock().expect("not poisoned") = Some((h.finalize().into(), len));

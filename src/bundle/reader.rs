@@ -58,23 +58,25 @@ pub enum WalkError<E> {
     Visitor(E),
 }
 
-/// Walks every entry of the volume at `path`, then returns the volume's size and SHA-256.
-/// The visitor must read an entry's data (or not: unread data is skipped and still hashed).
+/// Walks every entry of the volume at `path`, then returns the volume's size and SHA-256 (an
+/// empty SHA-256 unless `hash_volume`). The visitor must read an entry's data (or not: unread
+/// data is skipped and still hashed).
 pub fn walk<E>(
     path: &Path,
     format: VolumeFormat,
+    hash_volume: bool,
     visit: &mut dyn FnMut(Entry<'_>) -> Result<Visit, E>,
 ) -> Result<VolumeDigest, WalkError<E>> {
     match format {
-        VolumeFormat::Tar => walk_tar(path, visit),
+        VolumeFormat::Tar => walk_tar(path, hash_volume, visit),
         VolumeFormat::Zip => walk_zip(path, visit),
     }
 }
 
-fn walk_tar<E>(path: &Path, visit: &mut dyn FnMut(Entry<'_>) -> Result<Visit, E>) -> Result<VolumeDigest, WalkError<E>> {
+fn walk_tar<E>(path: &Path, hash_volume: bool, visit: &mut dyn FnMut(Entry<'_>) -> Result<Visit, E>) -> Result<VolumeDigest, WalkError<E>> {
     let file = File::open(path).map_err(WalkError::Archive)?;
-    // A background thread reads ahead and hashes the volume while entries are processed here.
-    let reader = HashingFileReader::new(file);
+    // A background thread reads ahead (and hashes the volume) while entries are processed here.
+    let reader = HashingFileReader::reading_ahead(file, hash_volume);
     let mut archive = tar::Archive::new(reader);
     let entries = archive.entries().map_err(WalkError::Archive)?;
     for entry in entries {
@@ -98,7 +100,7 @@ fn walk_tar<E>(path: &Path, visit: &mut dyn FnMut(Entry<'_>) -> Result<Visit, E>
         io::copy(&mut entry, &mut io::sink()).map_err(WalkError::Archive)?;
     }
     let (sha256, size) = archive.into_inner().finish().map_err(WalkError::Archive)?;
-    Ok(VolumeDigest { size, sha256: hex::encode(sha256) })
+    Ok(VolumeDigest { size, sha256: if hash_volume { hex::encode(sha256) } else { String::new() } })
 }
 
 fn walk_zip<E>(path: &Path, visit: &mut dyn FnMut(Entry<'_>) -> Result<Visit, E>) -> Result<VolumeDigest, WalkError<E>> {

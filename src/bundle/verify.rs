@@ -164,7 +164,7 @@ pub fn verify(path: &Path, trusted: &[PublicKey], progress: &mut dyn FnMut(u64, 
     let total: u64 = m.volumes.iter().map(|v| v.size).sum();
     let mut sink = VerifySink::default();
     let mut read = 0;
-    let problems = walk_bundle(&bundle, &mut sink, false, true, &mut |done| {
+    let problems = walk_bundle(&bundle, &mut sink, false, true, true, &mut |done| {
         read = done;
         progress(done, total);
     })?;
