@@ -281,6 +281,7 @@ fn render(
             };
             Ok(Rendered::Redirect(format!("/admin/computers?message={}", url_encode(&message))))
         }
+        ("GET", p) if p.starts_with("/admin/computers/") => computer(store, &p["/admin/computers/".len()..]).map_err(e),
         ("GET", "/admin/rules") => rules(store, query, csrf).map_err(e),
         ("POST", "/admin/rules") => {
             let field = |k: &str| form.iter().find(|(n, _)| n == k).map(|(_, v)| v.trim().to_string()).filter(|v| !v.is_empty());
@@ -565,7 +566,8 @@ fn computers(store: &Store, query: &HashMap<String, String>, csrf: &str) -> crat
     for c in &report.computers {
         let _ = write!(
             b,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td>{}</tr>",
+            "<tr><td><a href=\"/admin/computers/{}\">{}</a></td><td>{}</td><td>{}</td><td>{}</td>{}</tr>",
+            esc(&c.computer_id),
             esc(&c.name),
             esc(&c.groups.join(", ")),
             esc(&c.last_contact_at),
@@ -717,4 +719,42 @@ fn cleanup_page(csrf: &str, result: Option<&Value>, query: &HashMap<String, Stri
         b.push_str("</table>");
     }
     Rendered::Page("Cleanup".into(), b)
+}
+
+/// One computer: its groups, contact times, and the updates it needs or failed to install.
+fn computer(store: &Store, id: &str) -> crate::store::StoreResult<Rendered> {
+    let Some(record) = store.computer(&id.to_ascii_lowercase())? else { return Ok(Rendered::NotFound) };
+    let name = record.dns_name.clone();
+    let report = store.compliance_report(vec![record], None)?;
+    let Some(c) = report.computers.first() else { return Ok(Rendered::NotFound) };
+    let titles: HashMap<&str, (&Option<String>, &Option<String>, &str)> =
+        report.updates.iter().map(|u| (u.update_id.as_str(), (&u.kb_article, &u.title, u.approval))).collect();
+    let mut b = format!(
+        "<h1>{}</h1><table><tr><th>SusClientId</th><td><code>{}</code></td></tr><tr><th>Groups</th><td>{}</td></tr>\
+         <tr><th>Last contact</th><td>{}</td></tr><tr><th>Last scan</th><td>{}</td></tr><tr><th>Last report</th><td>{}</td></tr></table>\
+         <table><tr>{COUNT_HEADERS}</tr><tr>{}</tr></table>",
+        esc(&name),
+        esc(&c.computer_id),
+        esc(&c.groups.join(", ")),
+        esc(&c.last_contact_at),
+        esc(c.last_sync_at.as_deref().unwrap_or("never")),
+        esc(c.last_report_at.as_deref().unwrap_or("never")),
+        counts_cells(&c.counts)
+    );
+    for (heading, ids) in [("Failed", &c.failed), ("Needed", &c.needed)] {
+        let _ = write!(b, "<h2>{heading} ({})</h2><table><tr><th>KB</th><th>Title</th><th>Approval</th><th>Update ID</th></tr>", ids.len());
+        for id in ids.iter().take(500) {
+            let (kb, title, approval) = titles.get(id.as_str()).copied().unwrap_or((&None, &None, ""));
+            let _ = write!(
+                b,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td><code>{}</code></td></tr>",
+                kb.as_ref().map(|k| format!("KB{}", esc(k))).unwrap_or_default(),
+                esc(title.as_deref().unwrap_or("")),
+                approval,
+                esc(id)
+            );
+        }
+        b.push_str("</table>");
+    }
+    Ok(Rendered::Page(name, b))
 }

@@ -149,6 +149,19 @@ fn the_console_approves_an_update_that_a_client_then_installs() {
     }
     let listed = json_of(ferry(&data).args(["updates", "list", "--approval", "approved"]));
     assert!(listed.as_array().unwrap().iter().any(|u| u["update_id"] == approved.as_str()), "{listed}");
+
+    // The scanning computer has its own page, reached from the computers list.
+    let mut http = server.http();
+    let login =
+        http.request("POST", "/admin/login", &[("Content-Type", "application/x-www-form-urlencoded")], format!("token={token}").as_bytes());
+    assert_eq!(login.status, 303);
+    let cookie = login.header("set-cookie").unwrap().split(';').next().unwrap().to_string();
+    let list = http.request("GET", "/admin/computers", &[("Cookie", &cookie)], b"").text();
+    let link = list.split("href=\"/admin/computers/").nth(1).and_then(|r| r.split('"').next()).expect("a computer link").to_string();
+    let page = http.request("GET", &format!("/admin/computers/{link}"), &[("Cookie", &cookie)], b"");
+    assert_eq!(page.status, 200);
+    assert!(page.text().contains("test-pc.example") && page.text().contains("Needed ("), "{}", page.text());
+    assert_eq!(http.request("GET", "/admin/computers/nobody", &[("Cookie", &cookie)], b"").status, 404);
     let declined = json_of(ferry(&data).args(["updates", "list", "--approval", "declined"]));
     assert!(declined.as_array().unwrap().is_empty(), "the forged post declined nothing: {declined}");
     let rules = json_of(ferry(&data).args(["rules", "list"]));
