@@ -3,7 +3,8 @@
 # same files and the same disk, in one run. Usage: examples/bench_bundle.sh [WORKDIR] [UPDATES]
 # (build first: cargo build --release). Peak RSS from /usr/bin/time.
 set -euo pipefail
-FERRY=${FERRY:-$(cd "$(dirname "$0")/.." && pwd)/target/release/ferry}
+EXAMPLES=$(cd "$(dirname "$0")" && pwd)
+FERRY=${FERRY:-$EXAMPLES/../target/release/ferry}
 WORK=${1:-/tmp/ferry-bench-bundle}
 UPDATES=${2:-4500}
 mkdir -p "$WORK" && cd "$WORK"
@@ -11,13 +12,7 @@ mkdir -p "$WORK" && cd "$WORK"
 if [ ! -d cache ]; then
   "$FERRY" dev synth --updates "$UPDATES" --payload-bytes 2MiB --data cache
 fi
-cat > all.toml <<'TOML'
-channel = "bench-all"
-products = ["Windows 11", "Microsoft Defender Antivirus", "Windows 10", "Windows 10, version 1903 and later", "Microsoft Server operating system-21H2", "Microsoft Server operating system-24H2", "Windows Server 2019", "Office 2016", "Office 365 Client", "Windows Server 2016", "Windows 8.1", "Windows 7", "Windows Server 2008 R2", "Windows 10 LTSB", "OOBE ZDP"]
-classifications = ["Security Updates", "Critical Updates", "Definition Updates", "Updates", "Update Rollups", "Feature Packs", "Tools", "Service Packs", "Upgrades", "Drivers"]
-include_superseded = true
-payloads = "all"
-TOML
+cp "$EXAMPLES/bench-all.toml" all.toml
 [ -f k.key ] || "$FERRY" keygen --out k >/dev/null 2>&1
 payload=$(du -sb cache/content | cut -f1)
 

@@ -5,7 +5,8 @@
 # serving the same content tree. All in one run, on one machine.
 # Usage: examples/bench_server.sh [WORKDIR] (build first: cargo build --release; needs nginx, wrk)
 set -euo pipefail
-FERRY=${FERRY:-$(cd "$(dirname "$0")/.." && pwd)/target/release/ferry}
+EXAMPLES=$(cd "$(dirname "$0")" && pwd)
+FERRY=${FERRY:-$EXAMPLES/../target/release/ferry}
 WORK=${1:-/tmp/ferry-bench-server}
 DURATION=${DURATION:-20}
 FERRY_PORT=18630
@@ -22,17 +23,7 @@ if [ ! -f content/ferry.db ]; then
   "$FERRY" dev synth --updates 200 --payload-bytes 8MiB --data content
 fi
 
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; [ -f nginx/nginx.pid ] && kill "$(cat nginx/nginx.pid)" 2>/dev/null || true; }
-trap cleanup EXIT
-
-serve() { # data port
-  "$FERRY" --data "$1" serve --listen "127.0.0.1:$2" 2>serve.log &
-  pids+=($!)
-  for _ in $(seq 100); do curl -sf "http://127.0.0.1:$2/healthz" >/dev/null && return; sleep 0.2; done
-  cat serve.log; exit 1
-}
-peak_rss() { awk '/VmHWM/ {printf "%.0f MiB", $2/1024}' "/proc/$1/status"; }
+source "$EXAMPLES/bench_common.sh"
 
 echo "== scans: ferry serve"
 serve catalog $FERRY_PORT

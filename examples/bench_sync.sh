@@ -7,7 +7,8 @@
 #    next to `curl` fetching the same files with the same parallelism.
 # Usage: examples/bench_sync.sh [WORKDIR] (build first: cargo build --release; needs nginx, curl)
 set -euo pipefail
-FERRY=${FERRY:-$(cd "$(dirname "$0")/.." && pwd)/target/release/ferry}
+EXAMPLES=$(cd "$(dirname "$0")" && pwd)
+FERRY=${FERRY:-$EXAMPLES/../target/release/ferry}
 WORK=${1:-/tmp/ferry-bench-sync}
 UPDATES=${UPDATES:-30000}
 PAYLOAD_UPDATES=${PAYLOAD_UPDATES:-4500}
@@ -21,24 +22,10 @@ rm -rf upstream && cp -a catalog upstream # grown below; the next run starts fro
 [ -f payloads/ferry.db ] || "$FERRY" dev synth --updates "$PAYLOAD_UPDATES" --payload-bytes 2MiB --data payloads >/dev/null
 [ -f k.key ] || "$FERRY" keygen --out k >/dev/null 2>&1
 # Every product and classification the generator uses, superseded included: the whole catalog.
-cat > all.toml <<'TOML'
-channel = "bench-all"
-products = ["Windows 11", "Microsoft Defender Antivirus", "Windows 10", "Windows 10, version 1903 and later", "Microsoft Server operating system-21H2", "Microsoft Server operating system-24H2", "Windows Server 2019", "Office 2016", "Office 365 Client", "Windows Server 2016", "Windows 8.1", "Windows 7", "Windows Server 2008 R2", "Windows 10 LTSB", "OOBE ZDP"]
-classifications = ["Security Updates", "Critical Updates", "Definition Updates", "Updates", "Update Rollups", "Feature Packs", "Tools", "Service Packs", "Upgrades", "Drivers"]
-include_superseded = true
-payloads = "all"
-TOML
+cp "$EXAMPLES/bench-all.toml" all.toml
 sed -e 's/bench-all/bench-metadata/' -e 's/payloads = "all"/payloads = "none"/' all.toml > metadata.toml
 
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; [ -f nginx/nginx.pid ] && kill "$(cat nginx/nginx.pid)" 2>/dev/null || true; }
-trap cleanup EXIT
-serve() { # data port
-  "$FERRY" --data "$1" serve --listen "127.0.0.1:$2" 2>"serve-$1.log" &
-  pids+=($!)
-  for _ in $(seq 100); do curl -sf "http://127.0.0.1:$2/healthz" >/dev/null && return; sleep 0.2; done
-  cat "serve-$1.log"; exit 1
-}
+source "$EXAMPLES/bench_common.sh"
 export_from() { # url cache profile [extra...]: prints ferry's report lines and the peak RSS
   local url=$1 cache=$2 profile=$3; shift 3
   /usr/bin/time -f "%M" -o rss.txt "$FERRY" export --upstream "$url" --cache "$cache" --profile "$profile" \

@@ -55,9 +55,8 @@ impl HttpClient {
         // A kept-alive connection the server closed fails on first use: retry once on a new one.
         let reused = self.conn.is_some();
         match self.try_request(method, path, headers, body, keep_body).await {
-            Err(e) if reused => {
+            Err(_) if reused => {
                 self.conn = None;
-                let _ = e;
                 self.try_request(method, path, headers, body, keep_body).await
             }
             other => other,

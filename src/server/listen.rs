@@ -117,18 +117,26 @@ fn http1(timeout: Duration) -> hyper::server::conn::http1::Builder {
     b
 }
 
-async fn accept_http(listener: TcpListener, app: axum::Router, timeout: Duration) {
+/// The next connection; on accept errors (out of file descriptors and the like) waits rather
+/// than spinning.
+async fn next_connection(listener: &TcpListener) -> tokio::net::TcpStream {
     loop {
-        let (stream, _) = match listener.accept().await {
-            Ok(s) => s,
+        match listener.accept().await {
+            Ok((stream, _)) => {
+                let _ = stream.set_nodelay(true);
+                return stream;
+            }
             Err(e) => {
-                // Out of file descriptors and the like: wait, do not spin.
                 tracing::warn!("accept failed: {e}");
                 tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
             }
-        };
-        let _ = stream.set_nodelay(true);
+        }
+    }
+}
+
+async fn accept_http(listener: TcpListener, app: axum::Router, timeout: Duration) {
+    loop {
+        let stream = next_connection(&listener).await;
         let service = TowerToHyperService::new(app.clone());
         tokio::spawn(async move {
             if let Err(e) = http1(timeout).serve_connection(TokioIo::new(stream), service).await {
@@ -140,15 +148,7 @@ async fn accept_http(listener: TcpListener, app: axum::Router, timeout: Duration
 
 async fn accept_https(listener: TcpListener, acceptor: TlsAcceptor, app: axum::Router, timeout: Duration) {
     loop {
-        let (stream, _) = match listener.accept().await {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::warn!("accept failed: {e}");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        let _ = stream.set_nodelay(true);
+        let stream = next_connection(&listener).await;
         let acceptor = acceptor.clone();
         let service = TowerToHyperService::new(app.clone());
         tokio::spawn(async move {

@@ -358,17 +358,7 @@ fn approvals_travel_with_the_bundle_and_apply_only_with_consent() {
     // A policy naming an update the cache does not hold stops the export, naming it.
     let profile = std::fs::read_to_string(&f.profile).unwrap();
     std::fs::write(&f.profile, profile.replace(&format!("update = \"{to_approve}\""), "update = \"KB999999\"")).unwrap();
-    let err = fails(
-        ferry(&f.cache)
-            .args(["export", "--no-sync", "--profile"])
-            .arg(&f.profile)
-            .arg("--key")
-            .arg(&f.key)
-            .arg("--out")
-            .arg(&f.out)
-            .arg("--cache")
-            .arg(&f.cache),
-    );
+    let err = fails(&mut f.export_command(&f.profile));
     assert!(err.contains("KB999999") && err.contains("[approvals]"), "{err}");
 }
 

@@ -48,16 +48,22 @@ impl Fixture {
         f
     }
 
-    pub fn export(&self, extra: &[&str]) -> PathBuf {
+    /// `ferry export --no-sync` of the cache with `profile`, not yet run.
+    pub fn export_command(&self, profile: &Path) -> assert_cmd::Command {
         let mut c = ferry(&self.cache);
         c.args(["export", "--no-sync", "--profile"])
-            .arg(&self.profile)
+            .arg(profile)
             .arg("--key")
             .arg(&self.key)
             .arg("--out")
             .arg(&self.out)
             .arg("--cache")
             .arg(&self.cache);
+        c
+    }
+
+    pub fn export(&self, extra: &[&str]) -> PathBuf {
+        let mut c = self.export_command(&self.profile);
         c.args(extra);
         PathBuf::from(stdout_of(&mut c).trim())
     }
@@ -446,34 +452,14 @@ fn damaged_cache_payload_stops_the_export() {
         .expect("a Windows 11 update with a file");
     let path = f.cache.join("content").join(file["content_path"].as_str().unwrap());
     flip_byte(&path, 3);
-    let out = ferry(&f.cache)
-        .args(["export", "--no-sync", "--profile"])
-        .arg(&f.profile)
-        .arg("--key")
-        .arg(&f.key)
-        .arg("--out")
-        .arg(&f.out)
-        .arg("--cache")
-        .arg(&f.cache)
-        .output()
-        .unwrap();
+    let out = f.export_command(&f.profile).output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains(file["file_name"].as_str().unwrap()) && err.contains("does not match its metadata"), "{err}");
     assert_eq!(std::fs::read_dir(&f.out).map(|d| d.count()).unwrap_or(0), 0, "no bundle or partial directory is left");
     assert!(!path.exists(), "the damaged file left the cache");
     // Marked missing: the next export without a sync says what is missing instead of packaging.
-    let again = ferry(&f.cache)
-        .args(["export", "--no-sync", "--profile"])
-        .arg(&f.profile)
-        .arg("--key")
-        .arg(&f.key)
-        .arg("--out")
-        .arg(&f.out)
-        .arg("--cache")
-        .arg(&f.cache)
-        .output()
-        .unwrap();
+    let again = f.export_command(&f.profile).output().unwrap();
     let err = String::from_utf8_lossy(&again.stderr);
     assert_eq!(again.status.code(), Some(1), "{err}");
     assert!(err.contains("not in the cache") && err.contains(file["file_name"].as_str().unwrap()), "{err}");
@@ -483,17 +469,7 @@ fn damaged_cache_payload_stops_the_export() {
 fn profile_with_an_unknown_key_is_refused_naming_it() {
     let f = Fixture::new(60, "1KiB");
     std::fs::write(&f.profile, format!("{PROFILE}\nclasifications = [\"Security Updates\"]\n")).unwrap();
-    let out = ferry(&f.cache)
-        .args(["export", "--no-sync", "--profile"])
-        .arg(&f.profile)
-        .arg("--key")
-        .arg(&f.key)
-        .arg("--out")
-        .arg(&f.out)
-        .arg("--cache")
-        .arg(&f.cache)
-        .output()
-        .unwrap();
+    let out = f.export_command(&f.profile).output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1));
     assert!(err.contains("clasifications") && err.contains("profile.toml"), "{err}");
@@ -505,15 +481,7 @@ fn shipped_profiles_are_valid() {
     let f = Fixture::new(1200, "1KiB");
     for name in ["windows11-security", "defender-definitions", "office-security"] {
         let profile = Path::new(env!("CARGO_MANIFEST_DIR")).join("manifests").join(format!("{name}.toml"));
-        let mut c = ferry(&f.cache);
-        c.args(["export", "--no-sync", "--profile"])
-            .arg(&profile)
-            .arg("--key")
-            .arg(&f.key)
-            .arg("--out")
-            .arg(&f.out)
-            .arg("--cache")
-            .arg(&f.cache);
+        let mut c = f.export_command(&profile);
         let bundle = PathBuf::from(stdout_of(&mut c).trim());
         assert_eq!(manifest(&bundle).channel, name);
     }

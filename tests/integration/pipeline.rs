@@ -15,29 +15,51 @@ classifications = ["Security Updates", "Critical Updates"]
 payloads = "all"
 "#;
 
+/// The connected side: an upstream (`ferry serve` over a generated catalog), a cache, a key pair
+/// and the profile, all in one temporary directory.
+struct Connected {
+    dir: tempfile::TempDir,
+    upstream_store: std::path::PathBuf,
+    cache: std::path::PathBuf,
+    key: std::path::PathBuf,
+    profile: std::path::PathBuf,
+    upstream: Served,
+}
+
+impl Connected {
+    fn new(updates: u32) -> Connected {
+        let dir = tempfile::tempdir().unwrap();
+        let (upstream_store, cache) = (dir.path().join("upstream"), dir.path().join("cache"));
+        stdout_of(ferry(&upstream_store).args(["dev", "synth", "--updates", &updates.to_string(), "--payload-bytes", "4000"]));
+        let upstream = Served::start(&upstream_store, &[]);
+        let profile = dir.path().join("profile.toml");
+        std::fs::write(&profile, PROFILE).unwrap();
+        let key = dir.path().join("k");
+        stdout_of(ferry(&cache).args(["keygen", "--out"]).arg(&key));
+        Connected { dir, upstream_store, cache, key, profile, upstream }
+    }
+
+    /// `ferry export` syncing from the upstream into `out/`, not yet run.
+    fn export(&self, extra: &[&str]) -> assert_cmd::Command {
+        let mut c = ferry(&self.cache);
+        c.args(["export", "--upstream", &self.upstream.url(), "--cache"])
+            .arg(&self.cache)
+            .arg("--profile")
+            .arg(&self.profile)
+            .arg("--key")
+            .arg(self.key.with_extension("key"))
+            .arg("--out")
+            .arg(self.dir.path().join("out"))
+            .args(extra);
+        c
+    }
+}
+
 #[test]
 fn export_syncs_from_a_ferry_upstream_and_clients_see_exactly_the_approved_updates() {
-    let dir = tempfile::tempdir().unwrap();
-    let (upstream_store, cache, isolated, out) =
-        (dir.path().join("upstream"), dir.path().join("cache"), dir.path().join("isolated"), dir.path().join("out"));
-    stdout_of(ferry(&upstream_store).args(["dev", "synth", "--updates", "1200", "--payload-bytes", "4000"]));
-    let upstream = Served::start(&upstream_store, &[]);
-    let profile = dir.path().join("profile.toml");
-    std::fs::write(&profile, PROFILE).unwrap();
-    let key = dir.path().join("k");
-    stdout_of(ferry(&cache).args(["keygen", "--out"]).arg(&key));
-    let export = |extra: &[&str]| -> String {
-        let mut c = ferry(&cache);
-        c.args(["export", "--upstream", &upstream.url(), "--cache"])
-            .arg(&cache)
-            .arg("--profile")
-            .arg(&profile)
-            .arg("--key")
-            .arg(key.with_extension("key"))
-            .arg("--out")
-            .arg(&out);
-        stdout_of(c.args(extra)).trim().to_string()
-    };
+    let c = Connected::new(1200);
+    let (isolated, key) = (c.dir.path().join("isolated"), &c.key);
+    let export = |extra: &[&str]| -> String { stdout_of(&mut c.export(extra)).trim().to_string() };
     let first = export(&[]);
     stdout_of(ferry(&isolated).args(["verify", &first, "--trust"]).arg(key.with_extension("pub")));
     stdout_of(ferry(&isolated).args(["import", &first, "--trust"]).arg(key.with_extension("pub")));
@@ -69,7 +91,7 @@ fn export_syncs_from_a_ferry_upstream_and_clients_see_exactly_the_approved_updat
 
     // The upstream grows (while serving); the next export is a delta that imports on top.
     let before = json_of(ferry(&isolated).arg("status"));
-    stdout_of(ferry(&upstream_store).args(["dev", "synth", "--updates", "1500", "--payload-bytes", "4000"]));
+    stdout_of(ferry(&c.upstream_store).args(["dev", "synth", "--updates", "1500", "--payload-bytes", "4000"]));
     let deadline = Instant::now() + Duration::from_secs(10);
     let second = loop {
         let path = export(&[]);
@@ -121,29 +143,10 @@ fn the_demo_runs_the_whole_pipeline_and_serves() {
 /// stops the export that finds it and leaves the cache; the next export downloads it again.
 #[test]
 fn a_damaged_cache_payload_is_downloaded_again_by_the_next_export() {
-    let dir = tempfile::tempdir().unwrap();
-    let (upstream_store, cache, out) = (dir.path().join("upstream"), dir.path().join("cache"), dir.path().join("out"));
-    stdout_of(ferry(&upstream_store).args(["dev", "synth", "--updates", "400", "--payload-bytes", "4000"]));
-    let upstream = Served::start(&upstream_store, &[]);
-    let profile = dir.path().join("profile.toml");
-    std::fs::write(&profile, PROFILE).unwrap();
-    let key = dir.path().join("k");
-    stdout_of(ferry(&cache).args(["keygen", "--out"]).arg(&key));
-    let export = || {
-        ferry(&cache)
-            .args(["export", "--full", "--upstream", &upstream.url(), "--cache"])
-            .arg(&cache)
-            .arg("--profile")
-            .arg(&profile)
-            .arg("--key")
-            .arg(key.with_extension("key"))
-            .arg("--out")
-            .arg(&out)
-            .output()
-            .unwrap()
-    };
+    let c = Connected::new(400);
+    let export = || c.export(&["--full"]).output().unwrap();
     assert!(export().status.success());
-    let damaged = walk_files(&cache.join("content")).into_iter().next().expect("payloads were downloaded");
+    let damaged = walk_files(&c.cache.join("content")).into_iter().next().expect("payloads were downloaded");
     let mut bytes = std::fs::read(&damaged).unwrap();
     let original = bytes.clone();
     bytes.truncate(bytes.len() / 2);
