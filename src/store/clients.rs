@@ -335,99 +335,110 @@ impl Store {
         Ok(out)
     }
 
+    /// Runs `change` in one transaction under the next deployment stamp (passed to it for the
+    /// change log). `Ok(Err(_))` from `change` is a refusal: rolled back, nothing changed. The
+    /// stamp advances and the transaction commits only when `changed` says something did, so the
+    /// running server reloads only then.
+    pub(super) fn deployment_change<T>(
+        &mut self,
+        what: &str,
+        change: impl FnOnce(&rusqlite::Transaction<'_>, i64) -> rusqlite::Result<Result<T, StoreError>>,
+        changed: impl FnOnce(&T) -> bool,
+    ) -> StoreResult<T> {
+        let db = self.db_path();
+        let fail = |e| StoreError::sqlite(&db, what, e);
+        let tx = self.conn.transaction().map_err(fail)?;
+        let stamp = next_stamp(&tx).map_err(fail)?;
+        let value = change(&tx, stamp).map_err(fail)??;
+        if changed(&value) {
+            set_stamp(&tx, stamp).map_err(fail)?;
+            tx.commit().map_err(fail)?;
+        }
+        Ok(value)
+    }
+
     /// Removes the approvals of updates for a group; returns how many there were.
     pub fn unapprove(&mut self, update_ids: &[String], group_id: &str) -> StoreResult<usize> {
-        let db = self.db_path();
-        let err = |e| StoreError::sqlite(&db, "removing approvals", e);
-        let tx = self.conn.transaction().map_err(err)?;
-        let stamp = next_stamp(&tx).map_err(err)?;
-        let mut removed = 0;
-        for update_id in update_ids {
-            let guid: Option<String> = tx
-                .query_row("SELECT deployment_guid FROM approvals WHERE update_id = ?1 AND group_id = ?2", [update_id, group_id], |r| {
-                    r.get(0)
-                })
-                .optional()
-                .map_err(err)?;
-            let Some(guid) = guid else { continue };
-            tx.execute("DELETE FROM approvals WHERE update_id = ?1 AND group_id = ?2", [update_id, group_id]).map_err(err)?;
-            tx.execute(
-                "INSERT INTO approval_changes (changed_stamp, deployment_guid, update_id, group_id, change) VALUES (?1, ?2, ?3, ?4, 'removed')",
-                params![stamp, guid, update_id, group_id],
-            )
-            .map_err(err)?;
-            removed += 1;
-        }
-        if removed > 0 {
-            set_stamp(&tx, stamp).map_err(err)?;
-            tx.commit().map_err(err)?;
-        }
-        Ok(removed)
+        self.deployment_change(
+            "removing approvals",
+            |tx, stamp| {
+                let mut removed = 0;
+                for update_id in update_ids {
+                    let guid: Option<String> = tx
+                        .query_row(
+                            "SELECT deployment_guid FROM approvals WHERE update_id = ?1 AND group_id = ?2",
+                            [update_id, group_id],
+                            |r| r.get(0),
+                        )
+                        .optional()?;
+                    let Some(guid) = guid else { continue };
+                    tx.execute("DELETE FROM approvals WHERE update_id = ?1 AND group_id = ?2", [update_id, group_id])?;
+                    tx.execute(
+                        "INSERT INTO approval_changes (changed_stamp, deployment_guid, update_id, group_id, change) VALUES (?1, ?2, ?3, ?4, 'removed')",
+                        params![stamp, guid, update_id, group_id],
+                    )?;
+                    removed += 1;
+                }
+                Ok(Ok(removed))
+            },
+            |removed| *removed > 0,
+        )
     }
 
     /// Declines updates: offered to no one, their approvals removed. Returns how many were not
     /// declined before.
     pub fn decline(&mut self, update_ids: &[String], admin: Option<&str>) -> StoreResult<usize> {
-        let db = self.db_path();
-        let err = |e| StoreError::sqlite(&db, "declining", e);
-        let tx = self.conn.transaction().map_err(err)?;
-        let stamp = next_stamp(&tx).map_err(err)?;
         let now = now_rfc3339();
-        let mut declined = 0;
-        for update_id in update_ids {
-            let added = tx
-                .execute(
-                    "INSERT OR IGNORE INTO declined_updates (update_id, declined_at, admin, changed_stamp) VALUES (?1, ?2, ?3, ?4)",
-                    params![update_id, now, admin, stamp],
-                )
-                .map_err(err)?;
-            if added == 0 {
-                continue;
-            }
-            tx.execute(
-                "INSERT INTO approval_changes (changed_stamp, deployment_guid, update_id, group_id, change)
-                 SELECT ?2, deployment_guid, update_id, group_id, 'removed' FROM approvals WHERE update_id = ?1",
-                params![update_id, stamp],
-            )
-            .map_err(err)?;
-            tx.execute("DELETE FROM approvals WHERE update_id = ?1", [update_id]).map_err(err)?;
-            tx.execute(
-                "INSERT INTO approval_changes (changed_stamp, deployment_guid, update_id, group_id, change) VALUES (?1, '', ?2, '', 'declined')",
-                params![stamp, update_id],
-            )
-            .map_err(err)?;
-            declined += 1;
-        }
-        if declined > 0 {
-            set_stamp(&tx, stamp).map_err(err)?;
-            tx.commit().map_err(err)?;
-        }
-        Ok(declined)
+        self.deployment_change(
+            "declining",
+            |tx, stamp| {
+                let mut declined = 0;
+                for update_id in update_ids {
+                    let added = tx.execute(
+                        "INSERT OR IGNORE INTO declined_updates (update_id, declined_at, admin, changed_stamp) VALUES (?1, ?2, ?3, ?4)",
+                        params![update_id, now, admin, stamp],
+                    )?;
+                    if added == 0 {
+                        continue;
+                    }
+                    tx.execute(
+                        "INSERT INTO approval_changes (changed_stamp, deployment_guid, update_id, group_id, change)
+                         SELECT ?2, deployment_guid, update_id, group_id, 'removed' FROM approvals WHERE update_id = ?1",
+                        params![update_id, stamp],
+                    )?;
+                    tx.execute("DELETE FROM approvals WHERE update_id = ?1", [update_id])?;
+                    tx.execute(
+                        "INSERT INTO approval_changes (changed_stamp, deployment_guid, update_id, group_id, change) VALUES (?1, '', ?2, '', 'declined')",
+                        params![stamp, update_id],
+                    )?;
+                    declined += 1;
+                }
+                Ok(Ok(declined))
+            },
+            |declined| *declined > 0,
+        )
     }
 
     /// Makes declined updates approvable again (WSUS: Approve → Not approved).
     pub fn undecline(&mut self, update_ids: &[String]) -> StoreResult<usize> {
-        let db = self.db_path();
-        let err = |e| StoreError::sqlite(&db, "undeclining", e);
-        let tx = self.conn.transaction().map_err(err)?;
-        let stamp = next_stamp(&tx).map_err(err)?;
-        let mut changed = 0;
-        for update_id in update_ids {
-            if tx.execute("DELETE FROM declined_updates WHERE update_id = ?1", [update_id]).map_err(err)? == 0 {
-                continue;
-            }
-            tx.execute(
-                "INSERT INTO approval_changes (changed_stamp, deployment_guid, update_id, group_id, change) VALUES (?1, '', ?2, '', 'undeclined')",
-                params![stamp, update_id],
-            )
-            .map_err(err)?;
-            changed += 1;
-        }
-        if changed > 0 {
-            set_stamp(&tx, stamp).map_err(err)?;
-            tx.commit().map_err(err)?;
-        }
-        Ok(changed)
+        self.deployment_change(
+            "undeclining",
+            |tx, stamp| {
+                let mut changed = 0;
+                for update_id in update_ids {
+                    if tx.execute("DELETE FROM declined_updates WHERE update_id = ?1", [update_id])? == 0 {
+                        continue;
+                    }
+                    tx.execute(
+                        "INSERT INTO approval_changes (changed_stamp, deployment_guid, update_id, group_id, change) VALUES (?1, '', ?2, '', 'undeclined')",
+                        params![stamp, update_id],
+                    )?;
+                    changed += 1;
+                }
+                Ok(Ok(changed))
+            },
+            |changed| *changed > 0,
+        )
     }
 
     /// Every approval change (approved, removed, declined) with its stamp.

@@ -6,7 +6,7 @@
 //! Invariant: the tree stays a tree: built-in groups never move or go, and a group never moves
 //! under itself or one of its descendants.
 
-use super::clients::{ALL_COMPUTERS, ComputerRecord, TargetGroup, UNASSIGNED_COMPUTERS, next_stamp, set_stamp};
+use super::clients::{ALL_COMPUTERS, ComputerRecord, TargetGroup, UNASSIGNED_COMPUTERS};
 use super::{Store, StoreError, StoreResult, now_rfc3339};
 use rusqlite::{OptionalExtension, Transaction, params};
 use serde::Serialize;
@@ -144,94 +144,108 @@ impl Store {
         if name.is_empty() || name.len() > 256 || name.chars().any(char::is_control) {
             return Err(refused("a group name must have 1 to 256 printable characters".into()));
         }
-        self.in_group_transaction("creating a group", |tx, _| {
-            if group_in(tx, name)?.is_some() {
-                return Ok(Err(refused(format!("a group named {name:?} exists already"))));
-            }
-            let parent = match parent {
-                None => ALL_COMPUTERS.to_string(),
-                Some(p) => match group_in(tx, p)? {
-                    Some(g) if g.group_id == UNASSIGNED_COMPUTERS => {
-                        return Ok(Err(refused("Unassigned Computers cannot have subgroups (as on WSUS)".into())));
-                    }
-                    Some(g) => g.group_id,
-                    None => return Ok(Err(StoreError::NotFound(format!("no computer group {p:?} to create {name:?} under")))),
-                },
-            };
-            let id = crate::random::guid().to_string();
-            tx.execute(
-                "INSERT INTO target_groups (group_id, name, parent_id, is_builtin, created_at) VALUES (?1, ?2, ?3, 0, ?4)",
-                params![id, name, parent, now_rfc3339()],
-            )?;
-            Ok(Ok(TargetGroup { group_id: id, name: name.to_string(), parent_id: Some(parent), is_builtin: false }))
-        })
+        self.deployment_change(
+            "creating a group",
+            |tx, _| {
+                if group_in(tx, name)?.is_some() {
+                    return Ok(Err(refused(format!("a group named {name:?} exists already"))));
+                }
+                let parent = match parent {
+                    None => ALL_COMPUTERS.to_string(),
+                    Some(p) => match group_in(tx, p)? {
+                        Some(g) if g.group_id == UNASSIGNED_COMPUTERS => {
+                            return Ok(Err(refused("Unassigned Computers cannot have subgroups (as on WSUS)".into())));
+                        }
+                        Some(g) => g.group_id,
+                        None => return Ok(Err(StoreError::NotFound(format!("no computer group {p:?} to create {name:?} under")))),
+                    },
+                };
+                let id = crate::random::guid().to_string();
+                tx.execute(
+                    "INSERT INTO target_groups (group_id, name, parent_id, is_builtin, created_at) VALUES (?1, ?2, ?3, 0, ?4)",
+                    params![id, name, parent, now_rfc3339()],
+                )?;
+                Ok(Ok(TargetGroup { group_id: id, name: name.to_string(), parent_id: Some(parent), is_builtin: false }))
+            },
+            |_| true,
+        )
     }
 
     /// Moves a group (with its subgroups) under another one.
     pub fn move_group(&mut self, name_or_id: &str, new_parent: &str) -> StoreResult<TargetGroup> {
-        self.in_group_transaction("moving a group", |tx, _| {
-            let Some(group) = group_in(tx, name_or_id)? else {
-                return Ok(Err(StoreError::NotFound(format!("no computer group {name_or_id:?}"))));
-            };
-            let Some(parent) = group_in(tx, new_parent)? else {
-                return Ok(Err(StoreError::NotFound(format!("no computer group {new_parent:?}"))));
-            };
-            if group.is_builtin {
-                return Ok(Err(refused(format!("{} is built in and stays where it is", group.name))));
-            }
-            if parent.group_id == UNASSIGNED_COMPUTERS {
-                return Ok(Err(refused("Unassigned Computers cannot have subgroups (as on WSUS)".into())));
-            }
-            // Walk up from the new parent: meeting the group itself means a cycle.
-            let mut cursor = Some(parent.group_id.clone());
-            while let Some(id) = cursor {
-                if id == group.group_id {
-                    return Ok(Err(refused(format!(
-                        "{} cannot move under {}: {} is inside {} (nothing was changed)",
-                        group.name, parent.name, parent.name, group.name
-                    ))));
+        self.deployment_change(
+            "moving a group",
+            |tx, _| {
+                let Some(group) = group_in(tx, name_or_id)? else {
+                    return Ok(Err(StoreError::NotFound(format!("no computer group {name_or_id:?}"))));
+                };
+                let Some(parent) = group_in(tx, new_parent)? else {
+                    return Ok(Err(StoreError::NotFound(format!("no computer group {new_parent:?}"))));
+                };
+                if group.is_builtin {
+                    return Ok(Err(refused(format!("{} is built in and stays where it is", group.name))));
                 }
-                cursor = tx.query_row("SELECT parent_id FROM target_groups WHERE group_id = ?1", [&id], |r| r.get(0)).optional()?.flatten();
-            }
-            tx.execute("UPDATE target_groups SET parent_id = ?2 WHERE group_id = ?1", [&group.group_id, &parent.group_id])?;
-            Ok(Ok(TargetGroup { parent_id: Some(parent.group_id), ..group }))
-        })
+                if parent.group_id == UNASSIGNED_COMPUTERS {
+                    return Ok(Err(refused("Unassigned Computers cannot have subgroups (as on WSUS)".into())));
+                }
+                // Walk up from the new parent: meeting the group itself means a cycle.
+                let mut cursor = Some(parent.group_id.clone());
+                while let Some(id) = cursor {
+                    if id == group.group_id {
+                        return Ok(Err(refused(format!(
+                            "{} cannot move under {}: {} is inside {} (nothing was changed)",
+                            group.name, parent.name, parent.name, group.name
+                        ))));
+                    }
+                    cursor =
+                        tx.query_row("SELECT parent_id FROM target_groups WHERE group_id = ?1", [&id], |r| r.get(0)).optional()?.flatten();
+                }
+                tx.execute("UPDATE target_groups SET parent_id = ?2 WHERE group_id = ?1", [&group.group_id, &parent.group_id])?;
+                Ok(Ok(TargetGroup { parent_id: Some(parent.group_id), ..group }))
+            },
+            |_| true,
+        )
     }
 
     /// Removes an empty-of-subgroups group: its approvals go, and computers that were only in it
     /// wait in Unassigned Computers.
     pub fn remove_group(&mut self, name_or_id: &str) -> StoreResult<GroupRemoval> {
-        self.in_group_transaction("removing a group", |tx, stamp| {
-            let Some(group) = group_in(tx, name_or_id)? else {
-                return Ok(Err(StoreError::NotFound(format!("no computer group {name_or_id:?}"))));
-            };
-            if group.is_builtin {
-                return Ok(Err(refused(format!("{} is built in and cannot be removed", group.name))));
-            }
-            let children: i64 = tx.query_row("SELECT count(*) FROM target_groups WHERE parent_id = ?1", [&group.group_id], |r| r.get(0))?;
-            if children > 0 {
-                return Ok(Err(refused(format!(
-                    "{} has {children} subgroup(s): move or remove them first (nothing was changed)",
-                    group.name
-                ))));
-            }
-            let approvals_removed = tx.execute(
-                "INSERT INTO approval_changes (changed_stamp, deployment_guid, update_id, group_id, change)
+        self.deployment_change(
+            "removing a group",
+            |tx, stamp| {
+                let Some(group) = group_in(tx, name_or_id)? else {
+                    return Ok(Err(StoreError::NotFound(format!("no computer group {name_or_id:?}"))));
+                };
+                if group.is_builtin {
+                    return Ok(Err(refused(format!("{} is built in and cannot be removed", group.name))));
+                }
+                let children: i64 =
+                    tx.query_row("SELECT count(*) FROM target_groups WHERE parent_id = ?1", [&group.group_id], |r| r.get(0))?;
+                if children > 0 {
+                    return Ok(Err(refused(format!(
+                        "{} has {children} subgroup(s): move or remove them first (nothing was changed)",
+                        group.name
+                    ))));
+                }
+                let approvals_removed = tx.execute(
+                    "INSERT INTO approval_changes (changed_stamp, deployment_guid, update_id, group_id, change)
                  SELECT ?2, deployment_guid, update_id, group_id, 'removed' FROM approvals WHERE group_id = ?1",
-                params![group.group_id, stamp],
-            )?;
-            tx.execute("DELETE FROM approvals WHERE group_id = ?1", [&group.group_id])?;
-            let rules_removed = tx.execute("DELETE FROM approval_rules WHERE group_id = ?1", [&group.group_id])?;
-            let computers_unassigned = tx.execute(
-                "INSERT OR IGNORE INTO computer_groups (computer_id, group_id)
+                    params![group.group_id, stamp],
+                )?;
+                tx.execute("DELETE FROM approvals WHERE group_id = ?1", [&group.group_id])?;
+                let rules_removed = tx.execute("DELETE FROM approval_rules WHERE group_id = ?1", [&group.group_id])?;
+                let computers_unassigned = tx.execute(
+                    "INSERT OR IGNORE INTO computer_groups (computer_id, group_id)
                  SELECT computer_id, ?2 FROM computer_groups cg WHERE group_id = ?1
                    AND NOT EXISTS (SELECT 1 FROM computer_groups o WHERE o.computer_id = cg.computer_id AND o.group_id <> ?1)",
-                params![group.group_id, UNASSIGNED_COMPUTERS],
-            )?;
-            tx.execute("DELETE FROM computer_groups WHERE group_id = ?1", [&group.group_id])?;
-            tx.execute("DELETE FROM target_groups WHERE group_id = ?1", [&group.group_id])?;
-            Ok(Ok(GroupRemoval { group: group.name, computers_unassigned, approvals_removed, rules_removed }))
-        })
+                    params![group.group_id, UNASSIGNED_COMPUTERS],
+                )?;
+                tx.execute("DELETE FROM computer_groups WHERE group_id = ?1", [&group.group_id])?;
+                tx.execute("DELETE FROM target_groups WHERE group_id = ?1", [&group.group_id])?;
+                Ok(Ok(GroupRemoval { group: group.name, computers_unassigned, approvals_removed, rules_removed }))
+            },
+            |_| true,
+        )
     }
 
     /// Computers by SusClientId, exact DNS name or DNS name prefix (`pc01` finds
@@ -251,60 +265,52 @@ impl Store {
     /// Server-side targeting: puts computers in `group`, replacing their groups (`keep`: adding
     /// it to them). All or none.
     pub fn assign_computers(&mut self, computer_ids: &[String], group: &str, keep: bool) -> StoreResult<TargetGroup> {
-        self.in_group_transaction("placing computers", |tx, _| {
-            let Some(group) = group_in(tx, group)? else {
-                return Ok(Err(StoreError::NotFound(format!("no computer group {group:?}"))));
-            };
-            if group.group_id == ALL_COMPUTERS {
-                return Ok(Err(refused("every computer is in All Computers already; name a group under it".into())));
-            }
-            for id in computer_ids {
-                let exists: bool = tx.query_row("SELECT EXISTS (SELECT 1 FROM computers WHERE computer_id = ?1)", [id], |r| r.get(0))?;
-                if !exists {
-                    return Ok(Err(StoreError::NotFound(format!("no computer {id} (nothing was changed)"))));
+        self.deployment_change(
+            "placing computers",
+            |tx, _| {
+                let Some(group) = group_in(tx, group)? else {
+                    return Ok(Err(StoreError::NotFound(format!("no computer group {group:?}"))));
+                };
+                if group.group_id == ALL_COMPUTERS {
+                    return Ok(Err(refused("every computer is in All Computers already; name a group under it".into())));
                 }
-                if keep {
-                    tx.execute(
-                        "DELETE FROM computer_groups WHERE computer_id = ?1 AND group_id = ?2",
-                        [id.as_str(), UNASSIGNED_COMPUTERS],
-                    )?;
-                } else {
-                    tx.execute("DELETE FROM computer_groups WHERE computer_id = ?1", [id])?;
+                for id in computer_ids {
+                    let exists: bool =
+                        tx.query_row("SELECT EXISTS (SELECT 1 FROM computers WHERE computer_id = ?1)", [id], |r| r.get(0))?;
+                    if !exists {
+                        return Ok(Err(StoreError::NotFound(format!("no computer {id} (nothing was changed)"))));
+                    }
+                    if keep {
+                        tx.execute(
+                            "DELETE FROM computer_groups WHERE computer_id = ?1 AND group_id = ?2",
+                            [id.as_str(), UNASSIGNED_COMPUTERS],
+                        )?;
+                    } else {
+                        tx.execute("DELETE FROM computer_groups WHERE computer_id = ?1", [id])?;
+                    }
+                    tx.execute("INSERT OR IGNORE INTO computer_groups (computer_id, group_id) VALUES (?1, ?2)", [id, &group.group_id])?;
                 }
-                tx.execute("INSERT OR IGNORE INTO computer_groups (computer_id, group_id) VALUES (?1, ?2)", [id, &group.group_id])?;
-            }
-            Ok(Ok(group))
-        })
+                Ok(Ok(group))
+            },
+            |_| true,
+        )
     }
 
     /// Forgets computers with their group memberships and reported events (Remove-WsusComputer).
     /// A computer that contacts the server again comes back as new.
     pub fn remove_computers(&mut self, computer_ids: &[String]) -> StoreResult<usize> {
-        self.in_group_transaction("removing computers", |tx, _| {
-            let mut removed = 0;
-            for id in computer_ids {
-                tx.execute("DELETE FROM computer_groups WHERE computer_id = ?1", [id])?;
-                tx.execute("DELETE FROM events WHERE computer_id = ?1", [id])?;
-                removed += tx.execute("DELETE FROM computers WHERE computer_id = ?1", [id])?;
-            }
-            Ok(Ok(removed))
-        })
-    }
-
-    /// Runs `f` in one transaction that also advances the deployment stamp (passed to `f` for
-    /// the change log); `Ok(Err(_))` from
-    /// `f` is a refusal: rolled back, nothing changed.
-    fn in_group_transaction<T>(
-        &mut self,
-        what: &str,
-        f: impl FnOnce(&Transaction<'_>, i64) -> rusqlite::Result<Result<T, StoreError>>,
-    ) -> StoreResult<T> {
-        let db = self.db_path();
-        let tx = self.conn.transaction().map_err(|e| StoreError::sqlite(&db, what, e))?;
-        let stamp = next_stamp(&tx).map_err(|e| StoreError::sqlite(&db, what, e))?;
-        let value = f(&tx, stamp).map_err(|e| StoreError::sqlite(&db, what, e))??;
-        set_stamp(&tx, stamp).map_err(|e| StoreError::sqlite(&db, what, e))?;
-        tx.commit().map_err(|e| StoreError::sqlite(&db, what, e))?;
-        Ok(value)
+        self.deployment_change(
+            "removing computers",
+            |tx, _| {
+                let mut removed = 0;
+                for id in computer_ids {
+                    tx.execute("DELETE FROM computer_groups WHERE computer_id = ?1", [id])?;
+                    tx.execute("DELETE FROM events WHERE computer_id = ?1", [id])?;
+                    removed += tx.execute("DELETE FROM computers WHERE computer_id = ?1", [id])?;
+                }
+                Ok(Ok(removed))
+            },
+            |_| true,
+        )
     }
 }
