@@ -402,9 +402,9 @@ fn dashboard(store: &Store, _csrf: &str) -> crate::store::StoreResult<Rendered> 
     let unapproved = store
         .list_updates(&crate::store::UpdateFilter { approval: Some(crate::store::ApprovalState::Unapproved), ..Default::default() })?;
     let status = store.catalog_status()?;
-    let report = store.compliance_report(store.computers()?, None)?;
-    let tree = store.group_tree()?;
     let computers = store.computers()?;
+    let report = store.compliance_report(computers.clone(), None)?;
+    let tree = store.group_tree()?;
     let mut b = String::from("<h1>Dashboard</h1><div class=\"cards\">");
     let _ = write!(
         b,
