@@ -47,6 +47,9 @@ impl Store {
     }
 }
 
+/// A newer revision arrived: its update's older revisions stop being what clients see.
+pub(crate) const RETIRE_OLDER_REVISIONS: &str = "UPDATE revisions SET is_latest = 0 WHERE update_id = ?1 AND is_latest = 1";
+
 /// zstd level for stored documents and fragments: fast enough to stay behind parsing.
 const COMPRESSION_LEVEL: i32 = 1;
 
@@ -186,7 +189,7 @@ impl IngestBatch<'_> {
         let is_latest = newest_stored.is_none_or(|n| n < id.revision_number);
         if is_latest && newest_stored.is_some() {
             self.tx
-                .prepare_cached("UPDATE revisions SET is_latest = 0 WHERE update_id = ?1 AND is_latest = 1")
+                .prepare_cached(RETIRE_OLDER_REVISIONS)
                 .and_then(|mut s| s.execute([&update_id]))
                 .map_err(self.err(|| format!("marking older revisions of {}", id.update_id)))?;
         }

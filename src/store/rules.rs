@@ -55,6 +55,16 @@ pub struct RuleOutcome {
     pub approved: Vec<String>,
 }
 
+/// The prerequisite clauses of an update that name updates, each option with its newest
+/// revision. (`+p.is_category` keeps SQLite from starting at `prerequisites_categories`, which
+/// walks every prerequisite of the catalog instead of one update's.)
+pub(crate) const PREREQUISITE_OPTIONS: &str =
+    "SELECT p.clause, p.update_id, o.update_type, o.creation_date, o.publication_state = 'Expired'
+     FROM prerequisites p
+     JOIN revisions r ON r.revision_id = p.revision_id
+     LEFT JOIN revisions o ON o.update_id = p.update_id AND o.is_latest = 1
+     WHERE r.update_id = ?1 AND r.is_latest = 1 AND +p.is_category = 0 ORDER BY p.clause";
+
 impl Store {
     pub fn approval_rules(&self) -> StoreResult<Vec<ApprovalRule>> {
         let mut stmt = self
@@ -219,15 +229,7 @@ impl Store {
         let approved: HashSet<String> =
             self.approvals()?.into_iter().filter(|a| a.group_id == group_id && a.action == "Install").map(|a| a.update_id).collect();
         let declined: HashSet<String> = self.declines()?.into_iter().map(|d| d.update_id).collect();
-        let mut stmt = self
-            .conn
-            .prepare_cached(
-                "SELECT p.clause, p.update_id, o.update_type, o.creation_date, o.publication_state = 'Expired' FROM prerequisites p
-                 JOIN revisions r ON r.revision_id = p.revision_id
-                 LEFT JOIN revisions o ON o.update_id = p.update_id AND o.is_latest = 1
-                 WHERE r.update_id = ?1 AND r.is_latest = 1 AND p.is_category = 0 ORDER BY p.clause",
-            )
-            .map_err(|e| self.err("reading prerequisites", e))?;
+        let mut stmt = self.conn.prepare_cached(PREREQUISITE_OPTIONS).map_err(|e| self.err("reading prerequisites", e))?;
         let mut covered: HashSet<String> = update_ids.iter().cloned().collect();
         let mut queue: Vec<String> = update_ids.to_vec();
         let mut out = Vec::new();

@@ -3,7 +3,7 @@
 //! Invariant: a migration, once released, never changes; new needs get a new migration.
 
 /// Migrations in order; `MIGRATIONS[i]` brings the schema from version `i` to `i + 1`.
-pub const MIGRATIONS: &[&str] = &[V1_CATALOG, V2_BUNDLES, V3_CLIENTS, V4_SERVER_SYNC, V5_ADMINISTRATION];
+pub const MIGRATIONS: &[&str] = &[V1_CATALOG, V2_BUNDLES, V3_CLIENTS, V4_SERVER_SYNC, V5_ADMINISTRATION, V6_LATEST_INDEX];
 
 /// Version 1: the catalog (revisions, fragments, relationships, files) and settings.
 const V1_CATALOG: &str = r#"
@@ -271,3 +271,52 @@ CREATE TABLE approval_rules (
     created_at      TEXT    NOT NULL
 );
 "#;
+
+/// Version 6: the index of latest revisions covers only the latest ones. The V1 index on
+/// `(is_latest, update_type)` let SQLite answer `update_id = ? AND is_latest = 1` by walking every
+/// latest revision instead of the few rows of one update, which made each newer revision's ingest
+/// cost grow with the catalog.
+const V6_LATEST_INDEX: &str = r#"
+DROP INDEX revisions_latest;
+CREATE INDEX revisions_latest ON revisions (update_type) WHERE is_latest = 1;
+"#;
+
+#[cfg(test)]
+mod tests {
+    use crate::store::Store;
+
+    fn plan(store: &Store, sql: &str) -> Vec<String> {
+        let mut stmt = store.conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+        // Plans do not depend on the values bound; NULL fills every parameter.
+        let nulls = vec![rusqlite::types::Null; stmt.parameter_count()];
+        stmt.query_map(rusqlite::params_from_iter(nulls), |r| r.get::<_, String>(3)).unwrap().map(Result::unwrap).collect()
+    }
+
+    /// Regression: with the V1 index, retiring older revisions walked every latest revision of
+    /// the catalog, so a sync full of newer revisions slowed down as the catalog grew.
+    #[test]
+    fn lookups_of_one_update_search_by_update_id() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open_or_create(dir.path()).unwrap();
+        for sql in [
+            crate::store::ingest::RETIRE_OLDER_REVISIONS,
+            crate::store::rules::PREREQUISITE_OPTIONS,
+            "SELECT revision_id FROM revisions WHERE update_id = ?1 AND is_latest = 1",
+        ] {
+            let plan = plan(&store, sql);
+            assert!(plan.iter().any(|step| step.contains("sqlite_autoindex_revisions_1 (update_id=?)")), "{sql}\n{plan:#?}");
+            assert!(
+                !plan.iter().any(|step| step.contains("revisions_latest") || step.contains("prerequisites_categories")),
+                "{sql}\n{plan:#?}"
+            );
+        }
+    }
+
+    #[test]
+    fn listing_latest_updates_by_type_uses_the_latest_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open_or_create(dir.path()).unwrap();
+        let plan = plan(&store, "SELECT update_id FROM revisions WHERE is_latest = 1 AND update_type IN ('Software', 'Driver')");
+        assert!(plan.iter().any(|step| step.contains("revisions_latest (update_type=?)")), "{plan:#?}");
+    }
+}
