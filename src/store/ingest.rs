@@ -398,12 +398,17 @@ impl IngestBatch<'_> {
     }
 }
 
-/// Raw documents queued for the preparing workers (bounds memory: documents are big).
-const IN_FLIGHT: usize = 32;
-/// Prepared (compressed, about a tenth of the size) revisions queued for the writer: a deep
-/// queue lets the writer and the workers absorb each other's slow stretches (a run of CBS
-/// manifests is slow to prepare, a run of small updates with many relationships slow to write).
-const PREPARED_AHEAD: usize = 2048;
+/// Documents travel between the threads in batches of about this many bytes (or
+/// [`BATCH_DOCUMENTS`]), so the median document, a few kilobytes, does not pay a channel hand-off
+/// and a thread wake-up of its own.
+const BATCH_BYTES: usize = 1 << 20;
+const BATCH_DOCUMENTS: usize = 64;
+/// Raw batches queued for the preparing workers (bounds memory: documents are big).
+const BATCHES_IN_FLIGHT: usize = 8;
+/// Prepared (compressed, about a tenth of the size) batches queued for the writer: a deep queue
+/// lets the writer and the workers absorb each other's slow stretches (a run of CBS manifests is
+/// slow to prepare, a run of small updates with many relationships slow to write).
+const PREPARED_BATCHES_AHEAD: usize = 64;
 
 /// One document to ingest, and the payloads verified in the content tree along with it.
 pub struct IngestItem {
@@ -469,14 +474,25 @@ impl Store {
         };
         let workers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
         std::thread::scope(|scope| {
-            let (work_tx, work_rx) = mpsc::sync_channel::<(u64, StoreResult<IngestItem>)>(IN_FLIGHT);
-            let (done_tx, done_rx) = mpsc::sync_channel::<(u64, Prepared)>(PREPARED_AHEAD);
+            // Batch n carries documents first..first + len of the stream.
+            let (work_tx, work_rx) = mpsc::sync_channel::<(u64, Vec<StoreResult<IngestItem>>)>(BATCHES_IN_FLIGHT);
+            let (done_tx, done_rx) = mpsc::sync_channel::<(u64, Vec<Prepared>)>(PREPARED_BATCHES_AHEAD);
             scope.spawn(move || {
-                for (seq, item) in documents.enumerate() {
+                let (mut batch, mut batch_bytes, mut first) = (Vec::new(), 0usize, 0u64);
+                for item in documents {
                     let failed = item.is_err();
-                    if work_tx.send((seq as u64, item)).is_err() || failed {
-                        return;
+                    batch_bytes += item.as_ref().map_or(0, |i| i.document.len());
+                    batch.push(item);
+                    if failed || batch_bytes >= BATCH_BYTES || batch.len() >= BATCH_DOCUMENTS {
+                        let len = batch.len() as u64;
+                        if work_tx.send((first, std::mem::take(&mut batch))).is_err() || failed {
+                            return;
+                        }
+                        (first, batch_bytes) = (first + len, 0);
                     }
+                }
+                if !batch.is_empty() {
+                    let _ = work_tx.send((first, batch));
                 }
             });
             let work_rx = Arc::new(Mutex::new(work_rx));
@@ -485,9 +501,9 @@ impl Store {
                 scope.spawn(move || {
                     loop {
                         let next = work_rx.lock().expect("no worker panics while holding the queue").recv();
-                        let Ok((seq, item)) = next else { return };
-                        let prepared = item.and_then(IngestItem::prepare);
-                        if done_tx.send((seq, prepared)).is_err() {
+                        let Ok((first, items)) = next else { return };
+                        let prepared = items.into_iter().map(|item| item.and_then(IngestItem::prepare)).collect();
+                        if done_tx.send((first, prepared)).is_err() {
                             return;
                         }
                     }
@@ -495,27 +511,39 @@ impl Store {
             }
             drop(done_tx);
 
-            // Checkpoint the WAL less often during a bulk load: each checkpoint waits for the disk.
+            // Batches that commit as they go are checkpointed beside the load, not after it.
+            let checkpoints = commit_every.and_then(|_| super::checkpointer::background_checkpointer(&self.db_path())).map(
+                |(signal, checkpoint_on_request)| {
+                    scope.spawn(checkpoint_on_request);
+                    signal
+                },
+            );
+            // The writer itself checkpoints rarely during a bulk load: each checkpoint waits for the disk.
             self.conn.pragma_update(None, "wal_autocheckpoint", 16384).map_err(|e| self.err("tuning checkpoints", e))?;
             let mut total = IngestReport::default();
             let mut batch = self.begin_ingest()?;
             let (mut in_batch, mut next_seq) = (0usize, 0u64);
-            let mut waiting: std::collections::BTreeMap<u64, Prepared> = Default::default();
-            for (seq, prepared) in done_rx.iter() {
-                waiting.insert(seq, prepared);
+            let mut waiting: std::collections::BTreeMap<u64, Vec<Prepared>> = Default::default();
+            for (first, prepared) in done_rx.iter() {
+                waiting.insert(first, prepared);
                 while let Some(prepared) = waiting.remove(&next_seq) {
-                    next_seq += 1;
-                    let (prepared, present) = prepared?;
-                    batch.add_prepared(&prepared)?;
-                    for sha1 in &present {
-                        batch.mark_present(sha1)?;
-                    }
-                    in_batch += 1;
-                    if commit_every.is_some_and(|n| in_batch >= n) {
-                        before_commit(&mut batch, next_seq)?;
-                        total.add(batch.commit()?);
-                        batch = self.begin_ingest()?;
-                        in_batch = 0;
+                    for prepared in prepared {
+                        next_seq += 1;
+                        let (prepared, present) = prepared?;
+                        batch.add_prepared(&prepared)?;
+                        for sha1 in &present {
+                            batch.mark_present(sha1)?;
+                        }
+                        in_batch += 1;
+                        if commit_every.is_some_and(|n| in_batch >= n) {
+                            before_commit(&mut batch, next_seq)?;
+                            total.add(batch.commit()?);
+                            if let Some(signal) = &checkpoints {
+                                signal.committed();
+                            }
+                            batch = self.begin_ingest()?;
+                            in_batch = 0;
+                        }
                     }
                 }
                 if let Some(p) = progress.as_mut() {

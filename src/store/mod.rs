@@ -12,6 +12,7 @@
 mod admin;
 mod bundles;
 mod check;
+mod checkpointer;
 mod cleanup;
 mod clients;
 mod compliance;
