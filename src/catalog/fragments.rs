@@ -136,13 +136,24 @@ impl FragmentCapture {
 
     /// `name` is the fragment name (prefix already mapped); attributes are decoded values.
     pub fn start<'a>(&mut self, name: &str, attributes: impl Iterator<Item = (&'a str, &'a str)>) {
+        self.open_start_tag(name);
+        for (k, v) in attributes {
+            self.attribute(k, v);
+        }
+    }
+
+    /// Starts a tag whose attributes follow one by one with [`FragmentCapture::attribute`].
+    pub fn open_start_tag(&mut self, name: &str) {
         self.close_pending();
         self.out.push('<');
         self.out.push_str(name);
-        for (k, v) in attributes {
-            push_attribute(&mut self.out, k, v);
-        }
         self.open_tag_pending = true;
+    }
+
+    /// An attribute of the tag just opened (decoded value).
+    pub fn attribute(&mut self, name: &str, value: &str) {
+        debug_assert!(self.open_tag_pending, "attributes belong to an open start tag");
+        push_attribute(&mut self.out, name, value);
     }
 
     /// Decoded character data. Empty text does not count as content, as in ElementTree.

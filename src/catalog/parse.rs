@@ -444,7 +444,16 @@ impl<'a> Parser<'a> {
         } else {
             None
         };
+        let parent = self.stack.last().map(|f| f.role);
+        let role = role_of(parent, in_update_ns, local, self.in_handler > 0);
         self.attributes.clear();
+        if role == Role::Other && !is_localized_properties && self.captures.len() == 1 {
+            // Most elements are rule expressions the model ignores, inside one capture: their
+            // attributes go straight into the fragment instead of through `self.attributes`.
+            let uri = if declare_namespace { foreign_ns.clone() } else { None };
+            self.write_passthrough_start(e, name.clone(), uri, at)?;
+            return self.push_frame(role, foreign_ns, name, at, empty);
+        }
         if declare_namespace && let Some(r) = &foreign_ns {
             let uri = self.foreign_namespaces[r.clone()].to_string();
             self.attributes.push("xmlns", false, &uri);
@@ -468,8 +477,6 @@ impl<'a> Parser<'a> {
             self.attributes.push(attr_name, namespaced, &value);
         }
 
-        let parent = self.stack.last().map(|f| f.role);
-        let role = role_of(parent, in_update_ns, local, self.in_handler > 0);
         self.model_start(role, at)?;
 
         // Fragment captures: a new top-level section, or a LocalizedProperties anywhere.
@@ -517,6 +524,17 @@ impl<'a> Parser<'a> {
             self.captures.push((Target::Localized, capture));
         }
 
+        self.push_frame(role, foreign_ns, name, at, empty)
+    }
+
+    fn push_frame(
+        &mut self,
+        role: Role,
+        foreign_ns: Option<Range<usize>>,
+        name: Range<usize>,
+        at: usize,
+        empty: bool,
+    ) -> Result<(), DocumentError> {
         self.text.clear();
         self.want_text = matches!(
             role,
@@ -530,6 +548,53 @@ impl<'a> Parser<'a> {
             self.end()?;
         }
         Ok(())
+    }
+
+    /// The start tag of an element only the one open capture needs, attributes decoded straight
+    /// into it. `namespace`: a foreign namespace this element declares (`FOREIGN_NAMESPACE_RULE`).
+    fn write_passthrough_start(
+        &mut self,
+        e: &BytesStart<'_>,
+        name: Range<usize>,
+        namespace: Option<Range<usize>>,
+        at: usize,
+    ) -> Result<(), DocumentError> {
+        let capture = &mut self.captures[0].1;
+        capture.open_start_tag(&self.names[name]);
+        if let Some(r) = namespace {
+            capture.attribute("xmlns", &self.foreign_namespaces[r]);
+        }
+        let mut failure = None;
+        for attr in e.attributes() {
+            let attr = match attr {
+                Ok(attr) => attr,
+                Err(err) => {
+                    failure = Some(format!("malformed attribute: {err}"));
+                    break;
+                }
+            };
+            if attr.key.as_namespace_binding().is_some() {
+                continue;
+            }
+            let attr_local = match self.reader.resolver().resolve_attribute(attr.key) {
+                (ResolveResult::Unknown(p), _) => {
+                    failure = Some(format!("undeclared namespace prefix {:?} on an attribute", String::from_utf8_lossy(&p)));
+                    break;
+                }
+                (_, local) => validated_str(local.into_inner()),
+            };
+            match xml::decode_attribute_text(validated_str(&attr.value)) {
+                Ok(value) => capture.attribute(attr_local, &value),
+                Err(err) => {
+                    failure = Some(format!("attribute {attr_local}: {err}"));
+                    break;
+                }
+            }
+        }
+        match failure {
+            Some(message) => Err(self.error(at, message)),
+            None => Ok(()),
+        }
     }
 
     fn end(&mut self) -> Result<(), DocumentError> {
@@ -886,6 +951,23 @@ mod tests {
             let reordered = parse_update(doc(&order).as_bytes()).unwrap();
             assert_eq!(reordered.fragments.core, usual.fragments.core);
         }
+    }
+
+    #[test]
+    fn duplicate_attributes_are_refused_in_model_and_rule_elements() {
+        let update = |inner: &str| {
+            format!(
+                r#"<upd:Update xmlns:upd="http://schemas.microsoft.com/msus/2002/12/Update" xmlns:bar="http://schemas.microsoft.com/msus/2002/12/BaseApplicabilityRules"><upd:UpdateIdentity UpdateID="ccb78947-6453-4ecc-9de8-bc0305c98f2d" RevisionNumber="200" /><upd:Properties UpdateType="Software" />{inner}</upd:Update>"#
+            )
+        };
+        let model = err(&update(r#"<upd:Files><upd:File FileName="a.cab" FileName="b.cab" Digest="x" Size="1" /></upd:Files>"#));
+        assert!(model.message.contains("duplicated attribute"), "{model}");
+        let rule = err(&update(
+            r#"<upd:ApplicabilityRules><upd:IsInstalled><bar:RegKeyExists Key="HKEY_LOCAL_MACHINE" Key="x" /></upd:IsInstalled></upd:ApplicabilityRules>"#,
+        ));
+        assert!(rule.message.contains("duplicated attribute"), "{rule}");
+        // Same local name, different prefixes: not duplicates.
+        assert!(parse_update(update(r#"<upd:ApplicabilityRules><upd:IsInstalled><bar:RegKeyExists Key="HKEY_LOCAL_MACHINE" bar:Key="x" /></upd:IsInstalled></upd:ApplicabilityRules>"#).as_bytes()).is_ok());
     }
 
     #[test]

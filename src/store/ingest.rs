@@ -398,6 +398,10 @@ impl IngestBatch<'_> {
     }
 }
 
+/// Every that many commits the writer lets the background checkpoint catch up, so the log
+/// starts over instead of growing by the size of the load (see `checkpointer`).
+const CATCH_UP_EVERY_COMMITS: u64 = 4;
+
 /// Documents travel between the threads in batches of about this many bytes (or
 /// [`BATCH_DOCUMENTS`]), so the median document, a few kilobytes, does not pay a channel hand-off
 /// and a thread wake-up of its own.
@@ -522,7 +526,7 @@ impl Store {
             self.conn.pragma_update(None, "wal_autocheckpoint", 16384).map_err(|e| self.err("tuning checkpoints", e))?;
             let mut total = IngestReport::default();
             let mut batch = self.begin_ingest()?;
-            let (mut in_batch, mut next_seq) = (0usize, 0u64);
+            let (mut in_batch, mut next_seq, mut commits) = (0usize, 0u64, 0u64);
             let mut waiting: std::collections::BTreeMap<u64, Vec<Prepared>> = Default::default();
             for (first, prepared) in done_rx.iter() {
                 waiting.insert(first, prepared);
@@ -538,8 +542,11 @@ impl Store {
                         if commit_every.is_some_and(|n| in_batch >= n) {
                             before_commit(&mut batch, next_seq)?;
                             total.add(batch.commit()?);
-                            if let Some(signal) = &checkpoints {
-                                signal.committed();
+                            commits += 1;
+                            match &checkpoints {
+                                Some(signal) if commits % CATCH_UP_EVERY_COMMITS == 0 => signal.committed_and_caught_up(),
+                                Some(signal) => signal.committed(),
+                                None => {}
                             }
                             batch = self.begin_ingest()?;
                             in_batch = 0;

@@ -9,6 +9,7 @@ mod conformance;
 mod console;
 mod fake_http;
 mod fragments;
+mod ingest;
 mod pipeline;
 mod served;
 mod server;

@@ -4,8 +4,9 @@
 
 use crate::conformance::read;
 use crate::conformance_or_skip;
-use ferry::catalog::{Sha1Digest, Sha256Digest, parse_update};
-use ferry::synth::{Planner, RenderedFile, render};
+use crate::util::synthetic_documents as generate;
+use ferry::catalog::parse_update;
+use ferry::synth::{Planner, render};
 use quick_xml::events::Event;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -119,29 +120,6 @@ fn real_vocabulary(conf: &Path) -> Vocabulary {
     // Named by WSUS-PROTOCOL.md §5.1 (security updates carry it) though absent from these samples.
     v.entry("ExtendedProperties".into()).or_default().insert("MsrcSeverity".into());
     v
-}
-
-fn generate(n: u64) -> Vec<(ferry::synth::Planned, String)> {
-    let mut planner = Planner::new(3, 1024);
-    (0..n)
-        .map(|_| {
-            let p = planner.next_item();
-            let files: Vec<RenderedFile> = p
-                .files
-                .iter()
-                .map(|f| RenderedFile {
-                    file_name: f.file_name.clone(),
-                    size: f.size,
-                    sha1: Sha1Digest([f.content_key as u8; 20]),
-                    sha256: Sha256Digest([7; 32]),
-                    patching_type: f.patching_type,
-                    preferred: f.preferred,
-                })
-                .collect();
-            let doc = render(&p, &files, &["en".to_string(), "de".to_string()]);
-            (p, doc)
-        })
-        .collect()
 }
 
 #[test]
