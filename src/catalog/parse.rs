@@ -10,8 +10,8 @@ use super::guid::Guid;
 use super::model::*;
 use super::xml::{self, ns};
 use quick_xml::events::{BytesStart, Event};
-use quick_xml::name::ResolveResult;
-use quick_xml::reader::NsReader;
+use quick_xml::name::{Namespace, NamespaceResolver, QName, ResolveResult};
+use quick_xml::reader::Reader;
 use std::borrow::Cow;
 use std::ops::Range;
 
@@ -225,7 +225,15 @@ enum Target {
 
 struct Parser<'a> {
     doc: &'a [u8],
-    reader: NsReader<&'a [u8]>,
+    reader: Reader<&'a [u8]>,
+    /// Namespace scopes, one per open element (quick-xml's `NsReader` would read every
+    /// element's attributes a second time to find declarations; `start` does it in its one pass).
+    namespaces: NamespaceResolver,
+    /// The element just ended (or empty): its scope goes before the next event.
+    pending_pop: bool,
+    /// The current start tag's attributes other than namespace declarations, as (name, raw
+    /// value) byte ranges of the document.
+    raw_attributes: Vec<(Range<usize>, Range<usize>)>,
     stack: Vec<Frame>,
     names: String,
     foreign_namespaces: String,
@@ -269,7 +277,7 @@ struct Parser<'a> {
 
 impl<'a> Parser<'a> {
     fn new(doc: &'a [u8]) -> Self {
-        let mut reader = NsReader::from_reader(doc);
+        let mut reader = Reader::from_reader(doc);
         let config = reader.config_mut();
         config.trim_text(false);
         config.expand_empty_elements = false;
@@ -277,6 +285,9 @@ impl<'a> Parser<'a> {
         Parser {
             doc,
             reader,
+            namespaces: NamespaceResolver::default(),
+            pending_pop: false,
+            raw_attributes: Vec::new(),
             stack: Vec::with_capacity(32),
             names: String::with_capacity(1024),
             foreign_namespaces: String::new(),
@@ -322,6 +333,9 @@ impl<'a> Parser<'a> {
 
     fn run(&mut self) -> Result<ParsedUpdate, DocumentError> {
         loop {
+            if std::mem::take(&mut self.pending_pop) {
+                self.namespaces.pop();
+            }
             self.event_start = self.reader.buffer_position() as usize;
             let event = match self.reader.read_event() {
                 Ok(e) => e,
@@ -332,8 +346,14 @@ impl<'a> Parser<'a> {
             };
             match event {
                 Event::Start(e) => self.start(&e, false)?,
-                Event::Empty(e) => self.start(&e, true)?,
-                Event::End(_) => self.end()?,
+                Event::Empty(e) => {
+                    self.start(&e, true)?;
+                    self.pending_pop = true;
+                }
+                Event::End(_) => {
+                    self.end()?;
+                    self.pending_pop = true;
+                }
                 Event::Text(t) => {
                     let raw = validated_str(&t);
                     let text = xml::normalize_newlines(raw);
@@ -403,7 +423,8 @@ impl<'a> Parser<'a> {
         if self.stack.len() >= MAX_DEPTH {
             return Err(self.error(at, format!("elements nested deeper than {MAX_DEPTH} levels")));
         }
-        let (resolved, local) = self.reader.resolver().resolve_element(e.name());
+        self.read_attributes(e, at)?;
+        let (resolved, local) = self.namespaces.resolve_element(e.name());
         let uri: &[u8] = match resolved {
             ResolveResult::Bound(n) => n.0,
             ResolveResult::Unbound => b"",
@@ -451,19 +472,16 @@ impl<'a> Parser<'a> {
             // Most elements are rule expressions the model ignores, inside one capture: their
             // attributes go straight into the fragment instead of through `self.attributes`.
             let uri = if declare_namespace { foreign_ns.clone() } else { None };
-            self.write_passthrough_start(e, name.clone(), uri, at)?;
+            self.write_passthrough_start(name.clone(), uri, at)?;
             return self.push_frame(role, foreign_ns, name, at, empty);
         }
         if declare_namespace && let Some(r) = &foreign_ns {
             let uri = self.foreign_namespaces[r.clone()].to_string();
             self.attributes.push("xmlns", false, &uri);
         }
-        for attr in e.attributes() {
-            let attr = attr.map_err(|err| self.error(at, format!("malformed attribute: {err}")))?;
-            if attr.key.as_namespace_binding().is_some() {
-                continue;
-            }
-            let (attr_ns, attr_local) = self.reader.resolver().resolve_attribute(attr.key);
+        for i in 0..self.raw_attributes.len() {
+            let (key, raw_value) = self.raw_attributes[i].clone();
+            let (attr_ns, attr_local) = self.namespaces.resolve_attribute(QName(&self.doc[key]));
             let namespaced = match attr_ns {
                 ResolveResult::Bound(_) => true,
                 ResolveResult::Unbound => false,
@@ -472,7 +490,7 @@ impl<'a> Parser<'a> {
                 }
             };
             let attr_name = validated_str(attr_local.into_inner());
-            let value = xml::decode_attribute_text(validated_str(&attr.value))
+            let value = xml::decode_attribute_text(validated_str(&self.doc[raw_value]))
                 .map_err(|err| self.error(at, format!("attribute {attr_name}: {err}")))?;
             self.attributes.push(attr_name, namespaced, &value);
         }
@@ -552,49 +570,59 @@ impl<'a> Parser<'a> {
 
     /// The start tag of an element only the one open capture needs, attributes decoded straight
     /// into it. `namespace`: a foreign namespace this element declares (`FOREIGN_NAMESPACE_RULE`).
-    fn write_passthrough_start(
-        &mut self,
-        e: &BytesStart<'_>,
-        name: Range<usize>,
-        namespace: Option<Range<usize>>,
-        at: usize,
-    ) -> Result<(), DocumentError> {
+    fn write_passthrough_start(&mut self, name: Range<usize>, namespace: Option<Range<usize>>, at: usize) -> Result<(), DocumentError> {
         let capture = &mut self.captures[0].1;
         capture.open_start_tag(&self.names[name]);
         if let Some(r) = namespace {
             capture.attribute("xmlns", &self.foreign_namespaces[r]);
         }
-        let mut failure = None;
-        for attr in e.attributes() {
-            let attr = match attr {
-                Ok(attr) => attr,
-                Err(err) => {
-                    failure = Some(format!("malformed attribute: {err}"));
-                    break;
-                }
-            };
-            if attr.key.as_namespace_binding().is_some() {
-                continue;
-            }
-            let attr_local = match self.reader.resolver().resolve_attribute(attr.key) {
+        for (key, raw_value) in &self.raw_attributes {
+            let attr_local = match self.namespaces.resolve_attribute(QName(&self.doc[key.clone()])) {
                 (ResolveResult::Unknown(p), _) => {
-                    failure = Some(format!("undeclared namespace prefix {:?} on an attribute", String::from_utf8_lossy(&p)));
-                    break;
+                    let message = format!("undeclared namespace prefix {:?} on an attribute", String::from_utf8_lossy(&p));
+                    return Err(DocumentError { offset: at as u64, update_id: self.identity_text.clone(), message });
                 }
                 (_, local) => validated_str(local.into_inner()),
             };
-            match xml::decode_attribute_text(validated_str(&attr.value)) {
+            match xml::decode_attribute_text(validated_str(&self.doc[raw_value.clone()])) {
                 Ok(value) => capture.attribute(attr_local, &value),
                 Err(err) => {
-                    failure = Some(format!("attribute {attr_local}: {err}"));
-                    break;
+                    let message = format!("attribute {attr_local}: {err}");
+                    return Err(DocumentError { offset: at as u64, update_id: self.identity_text.clone(), message });
                 }
             }
         }
-        match failure {
-            Some(message) => Err(self.error(at, message)),
-            None => Ok(()),
+        Ok(())
+    }
+
+    /// One pass over the start tag's attributes: opens the element's namespace scope with its
+    /// declarations and keeps the other attributes' positions for `start`.
+    fn read_attributes(&mut self, e: &BytesStart<'_>, at: usize) -> Result<(), DocumentError> {
+        self.namespaces.push(&BytesStart::new("")).map_err(|err| self.error(at, format!("malformed namespace declaration: {err}")))?;
+        self.raw_attributes.clear();
+        for attr in e.attributes() {
+            let attr = attr.map_err(|err| self.error(at, format!("malformed attribute: {err}")))?;
+            if let Some(prefix) = attr.key.as_namespace_binding() {
+                self.namespaces
+                    .add(prefix, Namespace(&attr.value))
+                    .map_err(|err| self.error(at, format!("malformed namespace declaration: {err}")))?;
+                continue;
+            }
+            let (Some(key), Some(value)) = (self.span_of(attr.key.0), self.span_of(&attr.value)) else {
+                return Err(self.error(at, "an attribute the XML reader copied out of the document"));
+            };
+            self.raw_attributes.push((key, value));
         }
+        Ok(())
+    }
+
+    /// Where `part`, a slice the reader handed out, lies in the document. The reader reads from
+    /// the document slice itself and hands out sub-slices (an attribute value with references
+    /// is still the raw text), so this is always `Some`; checked rather than assumed.
+    fn span_of(&self, part: &[u8]) -> Option<Range<usize>> {
+        let start = (part.as_ptr() as usize).checked_sub(self.doc.as_ptr() as usize)?;
+        let end = start.checked_add(part.len())?;
+        (end <= self.doc.len()).then_some(start..end)
     }
 
     fn end(&mut self) -> Result<(), DocumentError> {
@@ -968,6 +996,38 @@ mod tests {
         assert!(rule.message.contains("duplicated attribute"), "{rule}");
         // Same local name, different prefixes: not duplicates.
         assert!(parse_update(update(r#"<upd:ApplicabilityRules><upd:IsInstalled><bar:RegKeyExists Key="HKEY_LOCAL_MACHINE" bar:Key="x" /></upd:IsInstalled></upd:ApplicabilityRules>"#).as_bytes()).is_ok());
+    }
+
+    /// The parser keeps namespace scopes itself (one pass over each tag's attributes): a
+    /// declaration is visible on its own element and inside it, never after it ends.
+    #[test]
+    fn namespace_declarations_last_until_their_element_ends() {
+        let update = |rules: &str| {
+            format!(
+                r#"<upd:Update xmlns:upd="http://schemas.microsoft.com/msus/2002/12/Update"><upd:UpdateIdentity UpdateID="ccb78947-6453-4ecc-9de8-bc0305c98f2d" RevisionNumber="200" /><upd:Properties UpdateType="Software" /><upd:ApplicabilityRules>{rules}</upd:ApplicabilityRules></upd:Update>"#
+            )
+        };
+        let base = r#"xmlns:bar="http://schemas.microsoft.com/msus/2002/12/BaseApplicabilityRules""#;
+        let ok = parse_update(update(&format!(r#"<upd:IsInstalled><bar:True {base} /></upd:IsInstalled>"#)).as_bytes()).unwrap();
+        assert!(
+            ok.fragments.core.ends_with("<ApplicabilityRules><IsInstalled><b.True /></IsInstalled></ApplicabilityRules>"),
+            "{}",
+            ok.fragments.core
+        );
+
+        for rules in [
+            // Declared on an empty element, used by its sibling.
+            format!(r#"<upd:IsInstalled><bar:True {base} /><bar:False /></upd:IsInstalled>"#),
+            // Declared on an element with content, used after it closed.
+            format!(r#"<upd:IsInstalled><bar:And {base}><bar:True /></bar:And><bar:False /></upd:IsInstalled>"#),
+            // Declared on a parent, its attribute prefix used after the parent closed.
+            format!(r#"<upd:IsInstalled {base}><bar:True /></upd:IsInstalled><upd:IsInstallable bar:x="1" />"#),
+        ] {
+            let e = err(&update(&rules));
+            assert!(e.message.contains("undeclared namespace prefix \"bar\""), "{rules}: {e}");
+        }
+        let e = err(&update(r#"<upd:IsInstalled xmlns:xml="urn:not-xml" />"#));
+        assert!(e.message.contains("malformed namespace declaration"), "{e}");
     }
 
     #[test]
