@@ -571,6 +571,7 @@ impl<'a> Parser<'a> {
     /// The start tag of an element only the one open capture needs, attributes decoded straight
     /// into it. `namespace`: a foreign namespace this element declares (`FOREIGN_NAMESPACE_RULE`).
     fn write_passthrough_start(&mut self, name: Range<usize>, namespace: Option<Range<usize>>, at: usize) -> Result<(), DocumentError> {
+        // Errors are built by hand: `self.error` would borrow all of `self` while `capture` lives.
         let capture = &mut self.captures[0].1;
         capture.open_start_tag(&self.names[name]);
         if let Some(r) = namespace {
@@ -598,6 +599,7 @@ impl<'a> Parser<'a> {
     /// One pass over the start tag's attributes: opens the element's namespace scope with its
     /// declarations and keeps the other attributes' positions for `start`.
     fn read_attributes(&mut self, e: &BytesStart<'_>, at: usize) -> Result<(), DocumentError> {
+        // An empty tag opens the scope; the declarations are added from the pass below.
         self.namespaces.push(&BytesStart::new("")).map_err(|err| self.error(at, format!("malformed namespace declaration: {err}")))?;
         self.raw_attributes.clear();
         for attr in e.attributes() {
