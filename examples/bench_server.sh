@@ -15,7 +15,9 @@ mkdir -p "$WORK" && cd "$WORK"
 
 if [ ! -f catalog/ferry.db ]; then
   "$FERRY" dev synth --updates 30000 --data catalog
-  "$FERRY" --data catalog updates list --ids > ids.txt
+  # Expired updates cannot be approved (as in WSUS): the first 1,000 of the others.
+  "$FERRY" --data catalog updates list --json |
+    python3 -c 'import json, sys; [print(u["update_id"]) for u in json.load(sys.stdin) if u["publication_state"] != "Expired"]' > ids.txt
   head -1000 ids.txt | "$FERRY" --data catalog updates approve -
 fi
 if [ ! -f content/ferry.db ]; then
