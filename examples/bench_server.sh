@@ -3,7 +3,7 @@
 # catalog with 1,000 approved updates, then the same load against nginx serving the answers ferry
 # gave (recorded) as static files; then wrk with 1 MiB ranges against ferry and against nginx
 # serving the same content tree. All in one run, on one machine.
-# Usage: examples/bench_server.sh [WORKDIR] (build first: cargo build --release; needs nginx, wrk)
+# Usage: examples/bench_server.sh [WORKDIR] (build first: cargo build --release; needs nginx, wrk, python3)
 set -euo pipefail
 EXAMPLES=$(cd "$(dirname "$0")" && pwd)
 FERRY=${FERRY:-$EXAMPLES/../target/release/ferry}
