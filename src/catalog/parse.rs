@@ -479,20 +479,11 @@ impl<'a> Parser<'a> {
             let uri = self.foreign_namespaces[r.clone()].to_string();
             self.attributes.push("xmlns", false, &uri);
         }
-        for i in 0..self.raw_attributes.len() {
-            let (key, raw_value) = self.raw_attributes[i].clone();
-            let (attr_ns, attr_local) = self.namespaces.resolve_attribute(QName(&self.doc[key]));
-            let namespaced = match attr_ns {
-                ResolveResult::Bound(_) => true,
-                ResolveResult::Unbound => false,
-                ResolveResult::Unknown(p) => {
-                    return Err(self.error(at, format!("undeclared namespace prefix {:?} on an attribute", String::from_utf8_lossy(&p))));
-                }
-            };
-            let attr_name = validated_str(attr_local.into_inner());
-            let value = xml::decode_attribute_text(validated_str(&self.doc[raw_value]))
-                .map_err(|err| self.error(at, format!("attribute {attr_name}: {err}")))?;
-            self.attributes.push(attr_name, namespaced, &value);
+        for raw in &self.raw_attributes {
+            match decoded_attribute(&self.namespaces, self.doc, raw) {
+                Ok((name, namespaced, value)) => self.attributes.push(name, namespaced, &value),
+                Err(message) => return Err(self.error(at, message)),
+            }
         }
 
         self.model_start(role, at)?;
@@ -571,26 +562,15 @@ impl<'a> Parser<'a> {
     /// The start tag of an element only the one open capture needs, attributes decoded straight
     /// into it. `namespace`: a foreign namespace this element declares (`FOREIGN_NAMESPACE_RULE`).
     fn write_passthrough_start(&mut self, name: Range<usize>, namespace: Option<Range<usize>>, at: usize) -> Result<(), DocumentError> {
-        // Errors are built by hand: `self.error` would borrow all of `self` while `capture` lives.
         let capture = &mut self.captures[0].1;
         capture.open_start_tag(&self.names[name]);
         if let Some(r) = namespace {
             capture.attribute("xmlns", &self.foreign_namespaces[r]);
         }
-        for (key, raw_value) in &self.raw_attributes {
-            let attr_local = match self.namespaces.resolve_attribute(QName(&self.doc[key.clone()])) {
-                (ResolveResult::Unknown(p), _) => {
-                    let message = format!("undeclared namespace prefix {:?} on an attribute", String::from_utf8_lossy(&p));
-                    return Err(DocumentError { offset: at as u64, update_id: self.identity_text.clone(), message });
-                }
-                (_, local) => validated_str(local.into_inner()),
-            };
-            match xml::decode_attribute_text(validated_str(&self.doc[raw_value.clone()])) {
-                Ok(value) => capture.attribute(attr_local, &value),
-                Err(err) => {
-                    let message = format!("attribute {attr_local}: {err}");
-                    return Err(DocumentError { offset: at as u64, update_id: self.identity_text.clone(), message });
-                }
+        for raw in &self.raw_attributes {
+            match decoded_attribute(&self.namespaces, self.doc, raw) {
+                Ok((name, _, value)) => capture.attribute(name, &value),
+                Err(message) => return Err(self.error(at, message)),
             }
         }
         Ok(())
@@ -913,6 +893,27 @@ impl<'a> Parser<'a> {
         extended.push_str(&take(&mut self.sections[Target::ExtendedHandler as usize]));
         Ok(ParsedUpdate { update, fragments: Fragments { core, extended, localized: std::mem::take(&mut self.localized_fragments) } })
     }
+}
+
+/// One attribute of the current start tag (a pair of `Parser::raw_attributes`) as (local name,
+/// namespaced, decoded value); `Err` is the message for a prefix without a declaration or a bad
+/// reference. A free function over what it reads, so callers can write elsewhere in the parser.
+/// (Inlined by force: it runs for every attribute, and left alone it cost 5% of parsing.)
+#[inline(always)]
+fn decoded_attribute<'p>(
+    namespaces: &'p NamespaceResolver,
+    doc: &'p [u8],
+    (key, raw_value): &(Range<usize>, Range<usize>),
+) -> Result<(&'p str, bool, Cow<'p, str>), String> {
+    let (attr_ns, attr_local) = namespaces.resolve_attribute(QName(&doc[key.clone()]));
+    let namespaced = match attr_ns {
+        ResolveResult::Bound(_) => true,
+        ResolveResult::Unbound => false,
+        ResolveResult::Unknown(p) => return Err(format!("undeclared namespace prefix {:?} on an attribute", String::from_utf8_lossy(&p))),
+    };
+    let name = validated_str(attr_local.into_inner());
+    let value = xml::decode_attribute_text(validated_str(&doc[raw_value.clone()])).map_err(|err| format!("attribute {name}: {err}"))?;
+    Ok((name, namespaced, value))
 }
 
 /// Which Core sections before the rules (identity, properties, relationships) exist, and
