@@ -151,14 +151,7 @@ impl Store {
 
     /// A group by name (case-insensitive) or GUID.
     pub fn group(&self, name_or_id: &str) -> StoreResult<Option<TargetGroup>> {
-        self.conn
-            .query_row(
-                "SELECT group_id, name, parent_id, is_builtin FROM target_groups WHERE name = ?1 COLLATE NOCASE OR group_id = lower(?1)",
-                [name_or_id],
-                |r| Ok(TargetGroup { group_id: r.get(0)?, name: r.get(1)?, parent_id: r.get(2)?, is_builtin: r.get(3)? }),
-            )
-            .optional()
-            .map_err(|e| self.err("reading a group", e))
+        super::groups::group_in(&self.conn, name_or_id).map_err(|e| self.err("reading a group", e))
     }
 
     pub fn computers(&self) -> StoreResult<Vec<ComputerRecord>> {

@@ -8,7 +8,7 @@
 
 use super::clients::{ALL_COMPUTERS, ComputerRecord, TargetGroup, UNASSIGNED_COMPUTERS};
 use super::{Store, StoreError, StoreResult, now_rfc3339};
-use rusqlite::{OptionalExtension, Transaction, params};
+use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 
 /// How computers get their groups, as WSUS's "Computers" option says.
@@ -33,8 +33,9 @@ pub struct Targeting {
 const MODE_KEY: &str = "targeting.mode";
 const CREATE_KEY: &str = "targeting.create_missing_groups";
 
-pub(super) fn targeting_in(tx: &Transaction<'_>) -> rusqlite::Result<Targeting> {
-    let get = |key: &str| tx.query_row("SELECT value FROM settings WHERE key = ?1", [key], |r| r.get::<_, String>(0)).optional();
+/// The targeting settings, read through a connection or inside a transaction.
+pub(super) fn targeting_in(conn: &Connection) -> rusqlite::Result<Targeting> {
+    let get = |key: &str| conn.query_row("SELECT value FROM settings WHERE key = ?1", [key], |r| r.get::<_, String>(0)).optional();
     Ok(Targeting {
         mode: if get(MODE_KEY)?.as_deref() == Some("server") { TargetingMode::Server } else { TargetingMode::Client },
         create_missing_groups: get(CREATE_KEY)?.as_deref() != Some("false"),
@@ -56,8 +57,9 @@ fn refused(message: String) -> StoreError {
     StoreError::Refused(message)
 }
 
-fn group_in(tx: &Transaction<'_>, name_or_id: &str) -> rusqlite::Result<Option<TargetGroup>> {
-    tx.query_row(
+/// A group by name (case-insensitive) or GUID, through a connection or inside a transaction.
+pub(super) fn group_in(conn: &Connection, name_or_id: &str) -> rusqlite::Result<Option<TargetGroup>> {
+    conn.query_row(
         "SELECT group_id, name, parent_id, is_builtin FROM target_groups WHERE name = ?1 COLLATE NOCASE OR group_id = lower(?1)",
         [name_or_id],
         |r| Ok(TargetGroup { group_id: r.get(0)?, name: r.get(1)?, parent_id: r.get(2)?, is_builtin: r.get(3)? }),
@@ -127,10 +129,7 @@ impl Store {
     }
 
     pub fn targeting(&self) -> StoreResult<Targeting> {
-        Ok(Targeting {
-            mode: if self.setting(MODE_KEY)?.as_deref() == Some("server") { TargetingMode::Server } else { TargetingMode::Client },
-            create_missing_groups: self.setting(CREATE_KEY)?.as_deref() != Some("false"),
-        })
+        targeting_in(&self.conn).map_err(|e| self.err("reading the targeting settings", e))
     }
 
     pub fn set_targeting(&mut self, targeting: Targeting) -> StoreResult<()> {
