@@ -155,23 +155,23 @@ impl Store {
         Ok(self.approval_rules()?.into_iter().find(|r| r.rule_id == id).expect("the rule was just added"))
     }
 
-    /// Removes a rule by name or id; approvals it made stay.
-    pub fn remove_approval_rule(&mut self, name_or_id: &str) -> StoreResult<ApprovalRule> {
-        let rule = self
-            .approval_rules()?
+    /// A rule by name (case-insensitive) or id.
+    fn approval_rule(&self, name_or_id: &str) -> StoreResult<ApprovalRule> {
+        self.approval_rules()?
             .into_iter()
             .find(|r| r.name.eq_ignore_ascii_case(name_or_id) || r.rule_id.to_string() == name_or_id)
-            .ok_or_else(|| StoreError::NotFound(format!("no approval rule {name_or_id:?} (see `ferry rules list`)")))?;
+            .ok_or_else(|| StoreError::NotFound(format!("no approval rule {name_or_id:?} (see `ferry rules list`)")))
+    }
+
+    /// Removes a rule by name or id; approvals it made stay.
+    pub fn remove_approval_rule(&mut self, name_or_id: &str) -> StoreResult<ApprovalRule> {
+        let rule = self.approval_rule(name_or_id)?;
         self.conn.execute("DELETE FROM approval_rules WHERE rule_id = ?1", [rule.rule_id]).map_err(|e| self.err("removing a rule", e))?;
         Ok(rule)
     }
 
     pub fn set_approval_rule_enabled(&mut self, name_or_id: &str, enabled: bool) -> StoreResult<ApprovalRule> {
-        let rule = self
-            .approval_rules()?
-            .into_iter()
-            .find(|r| r.name.eq_ignore_ascii_case(name_or_id) || r.rule_id.to_string() == name_or_id)
-            .ok_or_else(|| StoreError::NotFound(format!("no approval rule {name_or_id:?} (see `ferry rules list`)")))?;
+        let rule = self.approval_rule(name_or_id)?;
         self.conn
             .execute("UPDATE approval_rules SET enabled = ?2 WHERE rule_id = ?1", params![rule.rule_id, enabled])
             .map_err(|e| self.err("changing a rule", e))?;
@@ -184,7 +184,6 @@ impl Store {
         if rules.is_empty() {
             return Ok(Vec::new());
         }
-        let superseded = self.superseded_update_ids()?;
         let mut outcomes = Vec::new();
         for rule in rules {
             let already: HashSet<String> =
@@ -203,7 +202,7 @@ impl Store {
                     };
                     for u in self.list_updates(&filter)? {
                         let expired = u.publication_state.as_deref() == Some("Expired");
-                        if !expired && !superseded.contains(&u.update_id) && !already.contains(&u.update_id) {
+                        if !expired && !u.superseded && !already.contains(&u.update_id) {
                             wanted.insert(u.update_id);
                         }
                     }
