@@ -163,7 +163,7 @@ impl Store {
                 continue;
             }
             if f.known
-                && let Some(sha1) = f.path.rsplit('/').next().and_then(|n| n.split('.').next()).and_then(|h| Sha1Digest::from_hex(h).ok())
+                && let Some(sha1) = sha1
             {
                 // Marked missing before the bytes go: the store never claims a file it lacks.
                 self.mark_file_present(&sha1, false)?;
