@@ -82,7 +82,14 @@ impl ComputerStatus {
     /// store (server time): a status report older than that cannot speak for it (Unknown, as
     /// WSUS shows updates computers have not reported on yet).
     pub fn state_of(&self, update_id: &str, arrived_at: &str) -> UpdateState {
-        match self.states.get(&update_id.to_ascii_lowercase()) {
+        // Called for every computer × update of a report: UpdateIDs from the store are
+        // lower-case already, so only others pay for a lower-cased copy.
+        let state = if update_id.bytes().any(|b| b.is_ascii_uppercase()) {
+            self.states.get(&update_id.to_ascii_lowercase())
+        } else {
+            self.states.get(update_id)
+        };
+        match state {
             Some(s) => *s,
             None if self.last_status_received.as_deref().is_some_and(|t| t >= arrived_at) => UpdateState::NotApplicable,
             None => UpdateState::Unknown,
