@@ -485,6 +485,8 @@ impl Store {
         let now = now_rfc3339();
         let tx = self.conn.transaction().map_err(|e| StoreError::sqlite(&db, "recording client activity", e))?;
         let fail = |e: rusqlite::Error| StoreError::sqlite(&db, "recording client activity", e);
+        // Read once per batch: the batch is one transaction, so it cannot change in between.
+        let targeting = super::groups::targeting_in(&tx).map_err(fail)?;
         for w in writes {
             match w {
                 ClientWrite::Contact { computer_id, dns_name, requested_groups } => {
@@ -499,7 +501,6 @@ impl Store {
                     // Client-side targeting: the groups the client names (created on first use
                     // if so configured); without any, the computer waits in Unassigned Computers.
                     // Server-side targeting keeps what administrators chose.
-                    let targeting = super::groups::targeting_in(&tx).map_err(fail)?;
                     let requested: &[String] = if targeting.mode == super::TargetingMode::Client { requested_groups } else { &[] };
                     let mut group_ids = Vec::new();
                     for name in requested {
