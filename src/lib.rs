@@ -6,6 +6,7 @@ pub mod bundle;
 pub mod catalog;
 pub mod compliance;
 pub mod faults;
+pub mod html;
 pub mod loadgen;
 pub mod random;
 pub mod server;

@@ -5,6 +5,7 @@ use super::check::read_manifest;
 use super::error::BundleError;
 use super::manifest::{MANIFEST_FILE, Manifest, SIGNATURE_FILE};
 use super::minisign::Signature;
+use crate::html::escape as esc;
 use crate::units::format_size;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -39,10 +40,6 @@ pub fn inspection_of(bundle: PathBuf, signature_key_id: Option<String>, manifest
         }
     }
     Inspection { bundle, signature_key_id, manifest, by_classification }
-}
-
-fn esc(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
 /// A single HTML page with inline styles: no scripts, no external resources.

@@ -3,6 +3,7 @@
 
 use super::output;
 use ferry::compliance::UpdateState;
+use ferry::html::escape;
 use ferry::store::{ComplianceReport, Store};
 use std::fmt::Write as _;
 use std::path::Path;
@@ -47,19 +48,8 @@ const COUNT_HEADERS: [&str; 6] = ["INSTALLED", "PENDING REBOOT", "NEEDED", "FAIL
 
 pub fn run(data: &Path, a: Args) -> anyhow::Result<()> {
     let store = Store::open(data)?;
-    let status = a
-        .status
-        .as_deref()
-        .map(|s| {
-            UpdateState::parse(s).ok_or_else(|| {
-                anyhow::anyhow!("--status {s:?}: use needed, failed, installed, installed-pending-reboot, not-applicable or unknown")
-            })
-        })
-        .transpose()?;
-    let computers = match &a.group {
-        Some(g) => store.computers_in_group(g)?,
-        None => store.computers()?,
-    };
+    let status = a.status.as_deref().map(super::input::update_state).transpose()?;
+    let computers = store.computers_in_group(a.group.as_deref().unwrap_or(ferry::store::ALL_COMPUTERS))?;
     let mut report = store.compliance_report(computers, a.group.clone())?;
     if let Some(s) = status {
         report.computers.retain(|c| c.counts.get(s) > 0);
@@ -88,9 +78,9 @@ pub fn run(data: &Path, a: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Header and rows; the counts are the six columns after the first `leading` ones.
+/// Header and rows; the last six columns are the state counts.
 fn rows(report: &ComplianceReport, by: By) -> (Vec<&'static str>, Vec<Vec<String>>) {
-    let counts = |c: &ferry::compliance::StateCounts| UpdateState::ALL[..6].iter().map(|s| c.get(*s).to_string()).collect::<Vec<_>>();
+    let counts = |c: &ferry::compliance::StateCounts| UpdateState::ALL.iter().map(|s| c.get(*s).to_string()).collect::<Vec<_>>();
     match by {
         By::Computer => {
             let mut header = vec!["COMPUTER", "GROUPS", "LAST CONTACT", "LAST REPORT"];
@@ -152,10 +142,6 @@ fn csv(report: &ComplianceReport, by: By) -> String {
         out += &(r.iter().map(|c| csv_field(c)).collect::<Vec<_>>().join(",") + "\n");
     }
     out
-}
-
-fn escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
 /// A self-contained page (no scripts, no external resources) for people without the CLI.

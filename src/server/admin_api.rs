@@ -79,13 +79,14 @@ pub fn authorize(store: &Store, token: Option<&str>) -> Result<(), ApiError> {
             "send the admin token: Authorization: Bearer <token> (see `ferry admin token`)",
         ));
     };
+    // The common case reads the setting once; a mismatch then tells "none yet" from "wrong".
+    if store.admin_token_matches(token)? {
+        return Ok(());
+    }
     if !store.has_admin_token()? {
         return Err(ApiError::new(StatusCode::UNAUTHORIZED, "no admin token exists yet: run `ferry admin token` on the server"));
     }
-    if !store.admin_token_matches(token)? {
-        return Err(ApiError::new(StatusCode::FORBIDDEN, "the admin token does not match"));
-    }
-    Ok(())
+    Err(ApiError::new(StatusCode::FORBIDDEN, "the admin token does not match"))
 }
 
 pub async fn handle(state: Arc<AppState>, request: Request) -> Response<Body> {
@@ -102,7 +103,6 @@ pub async fn handle(state: Arc<AppState>, request: Request) -> Response<Body> {
     let path = parts.uri.path().to_string();
     let query: HashMap<String, String> = parts.uri.query().map(|q| url_decode_pairs(q).collect()).unwrap_or_default();
     let method = parts.method.clone();
-    let parts_method = parts.method.clone();
     // A fixed set of labels: paths come from anyone, before the token is checked.
     const ROUTES: [&str; 14] = [
         "status",
@@ -125,12 +125,9 @@ pub async fn handle(state: Arc<AppState>, request: Request) -> Response<Body> {
     let started = std::time::Instant::now();
     let s = state.clone();
     let result = tokio::task::spawn_blocking(move || {
-        let mut outcome = Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "not run"));
-        let ran = s.pool.with(|store| {
-            outcome = authorize(store, token.as_deref()).and_then(|()| dispatch(store, &method, &path, &query, &body));
-            Ok(())
-        });
-        ran.map_err(ApiError::from).and(outcome)
+        s.pool
+            .with(|store| Ok(authorize(store, token.as_deref()).and_then(|()| dispatch(store, &method, &path, &query, &body))))
+            .map_err(ApiError::from)?
     })
     .await;
     let response = match result {
@@ -138,7 +135,7 @@ pub async fn handle(state: Arc<AppState>, request: Request) -> Response<Body> {
         Ok(Err(e)) => error_response(&e),
         Err(e) => error_response(&ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("the request failed: {e}"))),
     };
-    if !matches!(response.status(), StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) && KNOWN_METHODS.contains(&parts_method.as_str()) {
+    if !matches!(response.status(), StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) && KNOWN_METHODS.contains(&parts.method.as_str()) {
         state.metrics.observe(&operation, started.elapsed(), response.status().is_client_error() || response.status().is_server_error());
     }
     response
@@ -368,10 +365,7 @@ pub fn dispatch(
         }
         ("DELETE", ["groups", name]) => ok(to_json(&store.remove_group(name)?)),
         ("GET", ["computers"]) => {
-            let mut computers = match q("group") {
-                Some(g) => store.computers_in_group(&g)?,
-                None => store.computers()?,
-            };
+            let mut computers = store.computers_in_group(q("group").as_deref().unwrap_or(crate::store::ALL_COMPUTERS))?;
             if let Some(name) = q("name") {
                 let name = name.to_lowercase();
                 computers.retain(|c| c.dns_name.to_lowercase().contains(&name));
@@ -436,10 +430,8 @@ pub fn dispatch(
         ("POST", ["rules"]) => {
             let request: Rule = body_of(body)?;
             let action = action_name(request.action.as_deref())?;
-            let name = request.name.clone().unwrap_or_else(|| {
-                let part = |v: &[String]| if v.is_empty() { "any".to_string() } else { v.join("+") };
-                format!("{} / {} -> {}", part(&request.classifications), part(&request.products), request.group)
-            });
+            let name =
+                request.name.clone().unwrap_or_else(|| NewRule::default_name(&request.classifications, &request.products, &request.group));
             let rule = store.add_approval_rule(&NewRule {
                 name: &name,
                 classifications: &request.classifications,
@@ -453,10 +445,7 @@ pub fn dispatch(
         ("DELETE", ["rules", rule]) => ok(to_json(&store.remove_approval_rule(rule)?)),
         ("POST", ["rules", "apply"]) => ok(to_json(&store.apply_approval_rules()?)),
         ("GET", ["report"]) => {
-            let computers = match q("group") {
-                Some(g) => store.computers_in_group(&g)?,
-                None => store.computers()?,
-            };
+            let computers = store.computers_in_group(q("group").as_deref().unwrap_or(crate::store::ALL_COMPUTERS))?;
             ok(to_json(&store.compliance_report(computers, q("group"))?))
         }
         ("POST", ["cleanup"]) => {

@@ -8,6 +8,7 @@
 use super::admin_api::{self, url_decode_pairs};
 use super::state::AppState;
 use crate::compliance::StateCounts;
+use crate::html::escape as esc;
 use crate::store::Store;
 use axum::body::Body;
 use axum::extract::Request;
@@ -36,13 +37,14 @@ pub struct Sessions {
 }
 
 impl Sessions {
-    fn create(&self) -> (String, Session) {
+    /// A new session; returns its id (the cookie value).
+    fn create(&self) -> String {
         let id = hex::encode(crate::random::bytes::<32>());
         let session = Session { csrf: hex::encode(crate::random::bytes::<16>()), expires: Instant::now() + SESSION_LIFETIME };
         let mut map = self.map.lock().expect("sessions lock");
         map.retain(|_, s| s.expires > Instant::now());
-        map.insert(id.clone(), session.clone());
-        (id, session)
+        map.insert(id.clone(), session);
+        id
     }
 
     fn get(&self, id: &str) -> Option<Session> {
@@ -60,10 +62,6 @@ fn session_id(headers: &HeaderMap) -> Option<String> {
         let (k, v) = c.trim().split_once('=')?;
         (k == COOKIE).then(|| v.to_string())
     })
-}
-
-fn esc(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&#39;")
 }
 
 fn html_response(status: StatusCode, page: String) -> Response<Body> {
@@ -139,7 +137,7 @@ pub async fn handle(state: Arc<AppState>, scheme: &'static str, request: Request
                 if !valid {
                     return html_response(StatusCode::FORBIDDEN, login_page(Some("That is not the admin token.")));
                 }
-                let (id, _) = state.console.create();
+                let id = state.console.create();
                 let cookie = format!(
                     "{COOKIE}={id}; Path=/admin; HttpOnly; SameSite=Strict; Max-Age={}{}",
                     SESSION_LIFETIME.as_secs(),
@@ -174,16 +172,7 @@ pub async fn handle(state: Arc<AppState>, scheme: &'static str, request: Request
     let csrf = session.csrf.clone();
     let s = state.clone();
     let result = tokio::task::spawn_blocking(move || {
-        let mut out = None;
-        let ran = s.pool.with(|store| {
-            out = Some(render(store, &method, &path, &query, &form, &csrf));
-            Ok(())
-        });
-        match (ran, out) {
-            (Ok(()), Some(r)) => r,
-            (Err(e), _) => Err(e.to_string()),
-            (Ok(()), None) => Err("no page".into()),
-        }
+        s.pool.with(|store| Ok(render(store, &method, &path, &query, &form, &csrf))).map_err(|e| e.to_string())?
     })
     .await;
     match result {
@@ -231,7 +220,7 @@ fn render(
 ) -> Result<Rendered, String> {
     let e = |e: crate::store::StoreError| e.to_string();
     match (method.as_str(), path) {
-        ("GET", "/admin") => dashboard(store, csrf).map_err(e),
+        ("GET", "/admin") => dashboard(store).map_err(e),
         ("GET", "/admin/updates") => updates(store, query, csrf).map_err(e),
         ("POST", "/admin/updates") => {
             let ids: Vec<String> = form.iter().filter(|(k, _)| k == "id").map(|(_, v)| v.clone()).collect();
@@ -290,7 +279,7 @@ fn render(
                     .map(|v| v.split(',').map(|x| x.trim().to_string()).filter(|x| !x.is_empty()).collect::<Vec<_>>())
                     .unwrap_or_default()
             };
-            let rule = url_encode_path(&field("rule").unwrap_or_default());
+            let rule = url_encode(&field("rule").unwrap_or_default());
             let (method, route, body) = match field("action").as_deref() {
                 Some("add") => (
                     Method::POST,
@@ -367,11 +356,6 @@ fn url_encode(s: &str) -> String {
         .collect()
 }
 
-/// A path segment for the API dispatcher (which decodes `%XX`).
-fn url_encode_path(s: &str) -> String {
-    url_encode(s)
-}
-
 fn message(query: &HashMap<String, String>) -> String {
     match query.get("message") {
         Some(m) if m.starts_with("error:") => format!("<p class=\"err\" role=\"alert\">{}</p>", esc(m)),
@@ -398,7 +382,7 @@ fn counts_cells(c: &StateCounts) -> String {
 const COUNT_HEADERS: &str =
     "<th>Installed</th><th>Pending reboot</th><th>Needed</th><th>Failed</th><th>Not applicable</th><th>Unknown</th>";
 
-fn dashboard(store: &Store, _csrf: &str) -> crate::store::StoreResult<Rendered> {
+fn dashboard(store: &Store) -> crate::store::StoreResult<Rendered> {
     let unapproved = store
         .list_updates(&crate::store::UpdateFilter { approval: Some(crate::store::ApprovalState::Unapproved), ..Default::default() })?;
     let status = store.catalog_status()?;

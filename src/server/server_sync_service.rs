@@ -95,18 +95,7 @@ async fn with_store<T: Send + 'static>(
     f: impl FnOnce(&mut Store) -> Result<T, Fault> + Send + 'static,
 ) -> Result<T, Fault> {
     let s = state.clone();
-    tokio::task::spawn_blocking(move || {
-        let mut result = None;
-        s.pool
-            .with(|store| {
-                result = Some(f(store));
-                Ok(())
-            })
-            .map_err(blocking_fault)?;
-        result.expect("the closure ran")
-    })
-    .await
-    .map_err(blocking_fault)?
+    tokio::task::spawn_blocking(move || s.pool.with(|store| Ok(f(store))).map_err(blocking_fault)?).await.map_err(blocking_fault)?
 }
 
 pub async fn server_sync(state: &Arc<AppState>, request: &Request) -> Result<String, Fault> {
