@@ -139,10 +139,7 @@ pub fn apply(store: &mut Store, policy: &ApprovalPolicy, channel: &str) -> Resul
     for rule in &policy.rules {
         let name = format!(
             "{channel}: {}",
-            rule.name.clone().unwrap_or_else(|| {
-                let part = |v: &[String]| if v.is_empty() { "any".to_string() } else { v.join("+") };
-                format!("{} / {} -> {}", part(&rule.classifications), part(&rule.products), rule.group)
-            })
+            rule.name.clone().unwrap_or_else(|| NewRule::default_name(&rule.classifications, &rule.products, &rule.group))
         );
         if existing.contains(&name.to_lowercase()) {
             continue;

@@ -4,7 +4,6 @@
 //! `products` lists: what an export syncs and carries.
 
 use super::output;
-use anyhow::Context;
 use ferry::store::Store;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -44,8 +43,7 @@ pub fn run(data: &Path, kind: &str, cmd: Command) -> anyhow::Result<()> {
     }
     let selected: Option<Vec<String>> = match &profile {
         Some(path) => {
-            let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-            let profile = ferry::bundle::profile::Profile::parse(&text, &path.display().to_string())?;
+            let profile = ferry::bundle::profile::Profile::load(path)?;
             let (products, classifications) = ferry::bundle::select::resolve_filter(&store.catalog_revisions()?, &profile)
                 .map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e.0))?;
             Some((if kind == "Product" { products } else { classifications }).into_iter().map(|(id, _)| id).collect())

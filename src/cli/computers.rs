@@ -94,18 +94,13 @@ fn resolve(store: &Store, names: &[String]) -> anyhow::Result<Vec<String>> {
 }
 
 fn list(store: &Store, a: ListArgs) -> anyhow::Result<()> {
-    let mut computers = match &a.group {
-        Some(group) => store.computers_in_group(group)?,
-        None => store.computers()?,
-    };
+    let mut computers = store.computers_in_group(a.group.as_deref().unwrap_or(ferry::store::ALL_COMPUTERS))?;
     if let Some(name) = &a.name {
         let name = name.to_lowercase();
         computers.retain(|c| c.dns_name.to_lowercase().contains(&name));
     }
     if let Some(status) = &a.status {
-        let state = ferry::compliance::UpdateState::parse(status).with_context(|| {
-            format!("--status {status:?}: use needed, failed, installed, installed-pending-reboot, not-applicable or unknown")
-        })?;
+        let state = super::input::update_state(status)?;
         let report = store.compliance_report(computers.clone(), None)?;
         let matching: std::collections::HashSet<String> =
             report.computers.into_iter().filter(|c| c.counts.get(state) > 0).map(|c| c.computer_id).collect();

@@ -3,6 +3,12 @@
 
 use anyhow::Context;
 
+/// A `--status` value (Get-WsusComputer's update states, any case and separators).
+pub fn update_state(status: &str) -> anyhow::Result<ferry::compliance::UpdateState> {
+    ferry::compliance::UpdateState::parse(status)
+        .with_context(|| format!("--status {status:?}: use needed, failed, installed, installed-pending-reboot, not-applicable or unknown"))
+}
+
 /// The arguments, with `-` replaced by the non-empty, non-comment lines of stdin.
 pub fn args_or_stdin(args: &[String]) -> anyhow::Result<Vec<String>> {
     let mut out = Vec::new();

@@ -57,10 +57,7 @@ pub fn run(data: &Path, cmd: Command) -> anyhow::Result<()> {
     let mut store = Store::open_or_create(data)?;
     match cmd {
         Command::Add { classification, product, group, action, deadline_days, name, no_apply } => {
-            let name = name.unwrap_or_else(|| {
-                let part = |v: &[String]| if v.is_empty() { "any".to_string() } else { v.join("+") };
-                format!("{} / {} -> {group}", part(&classification), part(&product))
-            });
+            let name = name.unwrap_or_else(|| NewRule::default_name(&classification, &product, &group));
             let action = match action {
                 ActionArg::Install => "Install",
                 ActionArg::Uninstall => "Uninstall",

@@ -159,13 +159,12 @@ fn approvable_ids(store: &Store, args: &IdsArgs) -> anyhow::Result<Vec<String>> 
 fn approve(store: &mut Store, a: ApproveArgs) -> anyhow::Result<()> {
     let group = find_group(store, &a.group)?;
     let deadline = a.deadline.as_deref().map(|d| ferry::store::parse_new_deadline(d, chrono::Utc::now())).transpose()?;
-    let ids = approvable_ids(store, &a.ids)?;
+    let mut ids = approvable_ids(store, &a.ids)?;
     let action = match a.action {
         ApproveAction::Install => "Install",
         ApproveAction::Uninstall => "Uninstall",
     };
     // What clients need installed first travels along, as WSUS offers it (install only).
-    let mut ids = ids;
     if action == "Install" && !a.without_prerequisites {
         let prerequisites = store.unapproved_prerequisites(&ids, &group.group_id)?;
         if !prerequisites.is_empty() {
@@ -193,13 +192,8 @@ fn list(store: &Store, a: ListArgs) -> anyhow::Result<()> {
     let filter = UpdateFilter { all: a.all, text: a.search, classification: a.classification, product: a.product, approval };
     let mut updates = store.list_updates(&filter)?;
     if let Some(status) = &a.status {
-        let state = ferry::compliance::UpdateState::parse(status).with_context(|| {
-            format!("--status {status:?}: use needed, failed, installed, installed-pending-reboot, not-applicable or unknown")
-        })?;
-        let computers = match &a.group {
-            Some(g) => store.computers_in_group(g)?,
-            None => store.computers()?,
-        };
+        let state = super::input::update_state(status)?;
+        let computers = store.computers_in_group(a.group.as_deref().unwrap_or(ferry::store::ALL_COMPUTERS))?;
         let statuses = store.computer_statuses()?;
         let arrived = store.arrival_times()?;
         let empty = ferry::compliance::ComputerStatus::default();

@@ -47,6 +47,14 @@ pub struct NewRule<'a> {
     pub deadline_days: Option<u32>,
 }
 
+impl NewRule<'_> {
+    /// The name a rule gets when its author gives none: `Security Updates / Windows 11 -> Pilot`.
+    pub fn default_name(classifications: &[String], products: &[String], group: &str) -> String {
+        let part = |v: &[String]| if v.is_empty() { "any".to_string() } else { v.join("+") };
+        format!("{} / {} -> {group}", part(classifications), part(products))
+    }
+}
+
 /// What one rule approved in one run.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct RuleOutcome {
