@@ -3,7 +3,7 @@
 # catalog with 1,000 approved updates, then the same load against nginx serving the answers ferry
 # gave (recorded) as static files; then wrk with 1 MiB ranges against ferry and against nginx
 # serving the same content tree. All in one run, on one machine.
-# Usage: examples/bench_server.sh [WORKDIR] (build first: cargo build --release; needs nginx, wrk, python3)
+# Usage: examples/bench_server.sh [WORKDIR] (build first: cargo build --release; needs nginx, wrk)
 set -euo pipefail
 EXAMPLES=$(cd "$(dirname "$0")" && pwd)
 FERRY=${FERRY:-$EXAMPLES/../target/release/ferry}
@@ -15,9 +15,8 @@ mkdir -p "$WORK" && cd "$WORK"
 
 if [ ! -f catalog/ferry.db ]; then
   "$FERRY" dev synth --updates 30000 --data catalog
-  # Expired updates cannot be approved (as in WSUS): the first 1,000 of the others.
-  "$FERRY" --data catalog updates list --json |
-    python3 -c 'import json, sys; [print(u["update_id"]) for u in json.load(sys.stdin) if u["publication_state"] != "Expired"]' > ids.txt
+  # Unapproved leaves out expired updates, which cannot be approved (as in WSUS).
+  "$FERRY" --data catalog updates list --approval unapproved --ids > ids.txt
   head -1000 ids.txt | "$FERRY" --data catalog updates approve -
 fi
 if [ ! -f content/ferry.db ]; then
