@@ -3,21 +3,12 @@
 
 use crate::bundles::Fixture;
 use crate::served::{Agent, Served};
-use crate::util::{ferry, json_of, stdout_of};
-use std::time::{Duration, Instant};
+use crate::util::{ferry, json_of, stdout_of, wait_until};
 
 fn fails(c: &mut assert_cmd::Command) -> String {
     let out = c.output().unwrap();
     assert_eq!(out.status.code(), Some(1), "expected a failure: {}", String::from_utf8_lossy(&out.stdout));
     String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting until {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 #[test]
@@ -90,18 +81,13 @@ fn targeting_client_side_and_server_side() {
     stdout_of(ferry(&f.cache).args(["updates", "approve", &approved, "--group", "Servers"]));
     agent.handshake_as("pc01.plant.example", &["Lab"]);
     assert_eq!(computer()["groups"][0].as_str(), group_of("Servers").as_deref(), "server-side placement holds");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
+    wait_until("the running server offers the Servers approval to pc01", || {
         let mut scan = Agent::new(&server);
         scan.id = agent.id.clone();
         scan.handshake_as("pc01.plant.example", &[]);
         scan.scan();
-        if scan.by_update().get(&approved).is_some_and(|u| u.action == "Install") {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the running server never offered the Servers approval to pc01");
-        std::thread::sleep(Duration::from_millis(200));
-    }
+        scan.by_update().get(&approved).is_some_and(|u| u.action == "Install")
+    });
 }
 
 #[test]

@@ -1,9 +1,8 @@
 //! The admin API (bearer token) and the web console (headless Chromium, `tests/browser/`).
 
 use crate::served::{Agent, Served, require};
-use crate::util::{ferry, json_of, stdout_of};
+use crate::util::{ferry, json_of, stdout_of, wait_until};
 use std::path::Path;
-use std::time::{Duration, Instant};
 
 fn catalog_with_token(dir: &Path) -> (std::path::PathBuf, String) {
     let data = dir.join("store");
@@ -91,18 +90,10 @@ fn the_admin_api_needs_the_token_and_refuses_bad_changes() {
     assert_eq!(call(&mut http, "PUT", "/api/v1/targeting", r#"{"mode":"sideways"}"#).0, 422);
     let (status, products) = call(&mut http, "GET", "/api/v1/products", "");
     assert!(status == 200 && products.as_array().unwrap().iter().any(|p| p["title"] == "Windows 11"), "{products}");
-    wait_for_computer(&data);
+    wait_until("the computer is recorded", || !json_of(ferry(&data).args(["computers", "list"])).as_array().unwrap().is_empty());
     let (status, removed) = call(&mut http, "DELETE", "/api/v1/computers/test-pc", "");
     assert_eq!((status, removed["removed"].as_u64()), (200, Some(1)), "{removed}");
     assert_eq!(call(&mut http, "DELETE", "/api/v1/computers/test-pc", "").0, 404);
-}
-
-fn wait_for_computer(data: &Path) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while json_of(ferry(data).args(["computers", "list"])).as_array().unwrap().is_empty() {
-        assert!(Instant::now() < deadline, "the computer was never recorded");
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 /// An administrator logs in to the console in Chromium, approves an update, and a simulated
@@ -136,17 +127,12 @@ fn the_console_approves_an_update_that_a_client_then_installs() {
     let png = std::fs::read(&shot).unwrap();
     assert!(png.starts_with(b"\x89PNG") && png.len() > 10_000, "a real screenshot at {}", shot.display());
 
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
+    wait_until("the client is offered the approved update for install", || {
         let mut agent = Agent::new(&server);
         agent.handshake();
         agent.scan();
-        if agent.by_update().get(&approved).is_some_and(|u| u.action == "Install") {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the client was never offered {approved} for install");
-        std::thread::sleep(Duration::from_millis(200));
-    }
+        agent.by_update().get(&approved).is_some_and(|u| u.action == "Install")
+    });
     let listed = json_of(ferry(&data).args(["updates", "list", "--approval", "approved"]));
     assert!(listed.as_array().unwrap().iter().any(|u| u["update_id"] == approved.as_str()), "{listed}");
 

@@ -3,7 +3,7 @@
 //! over TCP.
 
 use crate::served::{self, Agent, CLIENT, CLIENT_NS, Http, REPORTING, REPORTING_NS, Reply, SIMPLE_AUTH, SIMPLE_AUTH_NS, Served, result};
-use crate::util::{ferry, json_of, stdout_of};
+use crate::util::{ferry, json_of, stdout_of, wait_until};
 use ferry::wsus::agent::{self as wire, SyncRequest, UpdateInfo};
 use ferry::wsus::tree::{self, Element};
 use std::collections::HashSet;
@@ -44,17 +44,6 @@ fn catalog(updates: u64) -> Catalog {
         .filter(|u| !approved.contains(u) && !declined.contains(u))
         .collect();
     Catalog { _dir: dir, data, approved, declined, others }
-}
-
-fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline {
-        if f() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!("timed out waiting for {what}");
 }
 
 #[test]

@@ -79,3 +79,12 @@ pub fn synthetic_documents(n: u64) -> Vec<(ferry::synth::Planned, String)> {
         })
         .collect()
 }
+
+/// Polls `f` every 100 ms until it holds; fails the test after 10 s, naming `what`.
+pub fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !f() {
+        assert!(std::time::Instant::now() < deadline, "timed out waiting until {what}");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
