@@ -7,7 +7,7 @@ use super::minisign::{KeyId, PublicKey, Signature, SignatureError};
 use super::reader::{self, Entry, EntryKind, Visit, WalkError};
 use super::safe_path::SafePath;
 use super::volumes::{VolumeFormat, volume_name};
-use crate::store::{ContentStore, FileHasher, VerifiedFile};
+use crate::store::{FileHasher, VerifiedFile};
 use sha2::{Digest, Sha256};
 use std::collections::{HashMap, HashSet};
 use std::io::Write;
@@ -96,16 +96,7 @@ pub fn authenticate(path: &Path, trusted: &[PublicKey]) -> Result<OpenedBundle, 
         )),
         other => Problem::signature(format!("{}: {other}", sig_path.display())),
     })?;
-    let manifest: Manifest = serde_json::from_slice(&bytes)
-        .map_err(|e| Problem::integrity(format!("{}: signed, but not a manifest this ferry can read: {e}", manifest_path.display())))?;
-    if manifest.format != FORMAT {
-        return Err(Problem::integrity(format!(
-            "{}: bundle format {:?}; this ferry reads {FORMAT}: use a newer ferry",
-            dir.display(),
-            manifest.format
-        ))
-        .into());
-    }
+    let manifest = parse_signed_manifest(&bytes, &manifest_path)?;
     if signature.trusted_comment != manifest.trusted_comment() {
         return Err(Problem::signature(format!(
             "{}: the signature's trusted comment ({:?}) names another bundle than the manifest: the signature was moved from another bundle",
@@ -125,6 +116,33 @@ pub fn authenticate(path: &Path, trusted: &[PublicKey]) -> Result<OpenedBundle, 
     }
     let format = manifest.volumes.first().and_then(|v| VolumeFormat::of_file(&v.name)).unwrap_or(VolumeFormat::Tar);
     Ok(OpenedBundle { dir, manifest, manifest_bytes: bytes, signer: signature.key_id, format })
+}
+
+/// Reads a manifest whose signature checked out. Its format comes first (a newer format is for a
+/// newer ferry); then every value that becomes a path, a row or a sequence number must have the
+/// shape its type allows (`names.rs`, `SafePath`): a signed manifest that breaks one of those
+/// rules is refused as unsafe, whoever signed it.
+fn parse_signed_manifest(bytes: &[u8], path: &Path) -> Result<Manifest, Problem> {
+    #[derive(serde::Deserialize)]
+    struct Format {
+        format: String,
+    }
+    let format: Format = serde_json::from_slice(bytes)
+        .map_err(|e| Problem::integrity(format!("{}: signed, but not a manifest this ferry can read: {e}", path.display())))?;
+    if format.format != FORMAT {
+        return Err(Problem::integrity(format!(
+            "{}: bundle format {:?}; this ferry reads {FORMAT}: use a newer ferry",
+            path.display(),
+            format.format
+        )));
+    }
+    serde_json::from_slice(bytes).map_err(|e| match e.classify() {
+        serde_json::error::Category::Data => Problem::unsafe_entry(format!(
+            "{}: signed by a trusted key, but it holds a value no ferry writes ({e}): never import this bundle; tell whoever holds the key",
+            path.display()
+        )),
+        _ => Problem::integrity(format!("{}: signed, but not a manifest this ferry can read: {e}", path.display())),
+    })
 }
 
 /// Refuses an expired bundle unless `allow_expired`; returns a warning when it is allowed.
@@ -185,12 +203,11 @@ fn plan(manifest: &Manifest, format: VolumeFormat) -> Result<HashMap<String, Exp
     }
     let n = manifest.volumes.len() as u32;
     let mut expected: HashMap<String, Expected> = HashMap::new();
-    let mut add = |path: &str, e: Expected| -> Result<(), Problem> {
-        SafePath::new(path).map_err(|u| Problem::unsafe_entry(format!("the manifest lists an unsafe member: {u}")))?;
+    let mut add = |path: &SafePath, e: Expected| -> Result<(), Problem> {
         if e.volume == 0 || e.volume > n {
             return Err(Problem::integrity(format!("the manifest puts {path} in volume {}, but the bundle has {n} volumes", e.volume)));
         }
-        if expected.insert(path.to_string(), e).is_some() {
+        if expected.insert(path.as_str().to_string(), e).is_some() {
             return Err(Problem::unsafe_entry(format!("the manifest lists {path} twice")));
         }
         Ok(())
@@ -198,12 +215,7 @@ fn plan(manifest: &Manifest, format: VolumeFormat) -> Result<HashMap<String, Exp
     for (i, m) in manifest.members.iter().enumerate() {
         match m.kind {
             MemberKind::Payload => {
-                let sha1 = m.sha1.as_deref().and_then(|h| crate::catalog::Sha1Digest::from_hex(h).ok());
-                let valid = sha1.is_some_and(|d| {
-                    let ext = m.path.rsplit_once('/').and_then(|(_, f)| f.split_once('.')).map(|(_, e)| e).unwrap_or("");
-                    m.path == format!("content/{}", ContentStore::relative_path(&d, ext))
-                });
-                if !valid {
+                if m.payload_name().is_none() {
                     return Err(Problem::unsafe_entry(format!("payload {} is not named content/XX/<its SHA-1>.<ext>", m.path)));
                 }
             }
@@ -234,25 +246,35 @@ fn plan(manifest: &Manifest, format: VolumeFormat) -> Result<HashMap<String, Exp
     Ok(expected)
 }
 
+/// What a walk checks beyond every member's signed SHA-256, and when it stops.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WalkMode {
+    /// Stop at the first problem (import) rather than collect them all (verify).
+    pub stop_at_first: bool,
+    /// Also hash payloads with SHA-1 and check the name the manifest gives them. Without it, the
+    /// caller checks the manifest's SHA-1 against the metadata instead (the SHA-256, signed,
+    /// already pins every byte).
+    pub payload_sha1: bool,
+    /// Check each volume's SHA-256 too, so a courier learns which volume to copy again. Import
+    /// leaves it out: every member's signed SHA-256 is checked and every entry is accounted
+    /// for, so the volume hash adds no protection, only a third of the CPU.
+    pub volume_hashes: bool,
+}
+
+impl WalkMode {
+    pub const IMPORT: WalkMode = WalkMode { stop_at_first: true, payload_sha1: false, volume_hashes: false };
+    pub const VERIFY: WalkMode = WalkMode { stop_at_first: false, payload_sha1: true, volume_hashes: true };
+}
+
 /// Walks every volume, checking every entry against the manifest and feeding members to `sink`.
-/// Returns the problems found (all of them, or the first with `stop_at_first`);
-/// `progress(bytes read)`.
-///
-/// With `payload_sha1`, payloads are also hashed with SHA-1 and checked against the name the
-/// manifest gives them; without, the caller checks the manifest's SHA-1 against the metadata
-/// instead (the SHA-256, signed, already pins every byte).
-///
-/// With `volume_hashes`, each volume's SHA-256 is checked too (`verify`: a courier learns which
-/// volume to copy again). Import leaves it out: every member's signed SHA-256 is checked and
-/// every entry is accounted for, so the volume hash adds no protection, only a third of the CPU.
+/// Returns the problems found (all of them, or the first, as `mode` says); `progress(bytes read)`.
 pub fn walk_bundle(
     bundle: &OpenedBundle,
     sink: &mut dyn MemberSink,
-    stop_at_first: bool,
-    payload_sha1: bool,
-    volume_hashes: bool,
+    mode: WalkMode,
     progress: &mut dyn FnMut(u64),
 ) -> Result<Vec<Problem>, BundleError> {
+    let WalkMode { stop_at_first, payload_sha1, volume_hashes } = mode;
     let manifest = &bundle.manifest;
     let mut problems = Vec::new();
     let expected = match plan(manifest, bundle.format) {
@@ -281,14 +303,18 @@ pub fn walk_bundle(
     // Members read so far: hasher and next expected chunk.
     let mut partial: HashMap<usize, (FileHasher, usize)> = HashMap::new();
     let mut bytes_read = 0u64;
+    // Volumes with a problem of their own: their missing members are not listed one by one.
+    let mut unreadable: HashSet<u32> = HashSet::new();
     for (vi, volume) in manifest.volumes.iter().enumerate() {
         let number = vi as u32 + 1;
+        let problems_before = problems.len();
         let path = bundle.dir.join(&volume.name);
         let what = format!("volume {number} of {n} ({})", volume.name);
         let meta = match std::fs::metadata(&path) {
             Ok(m) => m,
             Err(_) => {
                 problems.push(Problem::integrity(format!("{what} is missing: copy it from the export host")));
+                unreadable.insert(number);
                 if stop_at_first {
                     return Ok(problems);
                 }
@@ -301,6 +327,7 @@ pub fn walk_bundle(
                 meta.len(),
                 volume.size
             )));
+            unreadable.insert(number);
             if stop_at_first {
                 return Ok(problems);
             }
@@ -443,20 +470,28 @@ pub fn walk_bundle(
                 }
             }
             Err(WalkError::Visitor(e)) => return Err(e),
+            Err(WalkError::Duplicate(name)) => {
+                problems.append(&mut volume_problems);
+                let name = String::from_utf8_lossy(&name);
+                problems.push(Problem::unsafe_entry(format!("{what}: entry {name:?} appears twice: never extract this bundle")));
+            }
             Err(WalkError::Archive(e)) => {
                 problems.append(&mut volume_problems);
                 problems.push(Problem::integrity(format!("{what} is damaged ({e}): copy it again from the export host")));
             }
+        }
+        if problems.len() > problems_before {
+            unreadable.insert(number);
         }
         if stop_at_first && !problems.is_empty() {
             return Ok(problems);
         }
     }
     let mut missing: Vec<(&String, &Expected)> = expected.iter().filter(|(p, _)| !seen.contains(*p)).collect();
-    missing.sort_by_key(|(p, e)| (e.volume, (*p).clone()));
+    missing.sort_unstable_by_key(|(p, e)| (e.volume, *p));
     for (path, e) in missing {
         // A volume that could not be read at all was already reported.
-        if problems.iter().any(|p| p.message.starts_with(&format!("volume {} of", e.volume))) {
+        if unreadable.contains(&e.volume) {
             continue;
         }
         problems.push(Problem::integrity(format!(

@@ -55,7 +55,7 @@ impl Problem {
 
 #[derive(Debug, thiserror::Error)]
 pub enum BundleError {
-    #[error("{0}")]
+    #[error(transparent)]
     Problem(#[from] Problem),
     #[error(transparent)]
     Store(#[from] StoreError),

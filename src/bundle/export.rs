@@ -8,10 +8,13 @@ use super::error::BundleError;
 use super::manifest::*;
 use super::metadata;
 use super::minisign::SecretKey;
+use super::names::{BundleId, ChannelName, Sequence};
 use super::profile::Profile;
 use super::safe_path::SafePath;
 use super::select::{Selected, select};
 use super::volumes::{VolumeFormat, VolumeWriter};
+use crate::catalog::Guid;
+use crate::faults::crash_point;
 use crate::store::{CatalogRevision, ContentStore, ExportRecord, Store};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::{BufWriter, Write};
@@ -64,15 +67,17 @@ pub fn export(
     let catalog = cache.catalog_revisions()?;
     let selected = select(&catalog, profile).map_err(|e| BundleError::Invalid(e.0))?;
     let channel = &profile.channel;
+    settle_pending_exports(cache, channel, progress)?;
 
     // Channel state: a delta carries what the chain since the last full bundle has not.
-    let chain = cache.export_chain(channel)?;
+    let chain = cache.export_chain(channel.as_str())?;
     let is_delta = !options.full && !chain.is_empty();
-    let base_sequence = if is_delta { chain.last().map(|b| b.sequence) } else { None };
-    let sequence = cache.last_export_sequence(channel)? + 1;
+    let base_sequence = if is_delta { chain.last().map(|b| stored_sequence(channel, b.sequence)).transpose()? } else { None };
+    let sequence = stored_sequence(channel, cache.last_export_sequence(channel.as_str())? + 1)?;
     let from = chain.first().map(|b| b.sequence).unwrap_or(u64::MAX);
     let (carried_revisions, carried_files, removed_before) = if is_delta {
-        (cache.carried(channel, "revision", from)?, cache.carried(channel, "file", from)?, cache.carried(channel, "removal", from)?)
+        let carried = |kind| cache.carried(channel.as_str(), kind, from);
+        (carried("revision")?, carried("file")?, carried("removal")?)
     } else {
         Default::default()
     };
@@ -100,7 +105,7 @@ pub fn export(
     let final_dir = out.join(&name);
     if final_dir.exists() {
         return Err(BundleError::Invalid(format!(
-            "{} already exists: bundle {sequence} of channel {channel} was written but not recorded; move it away and export again",
+            "{} already exists, but channel {channel} has no record of bundle {sequence}: move it away and export again",
             final_dir.display()
         )));
     }
@@ -132,23 +137,50 @@ pub fn export(
             return Err(e);
         }
     };
-    std::fs::rename(&partial, &final_dir).map_err(|e| BundleError::io(&final_dir, e))?;
 
+    // Recorded (pending) before the rename, confirmed after: killed anywhere in between, the
+    // next export of the channel finds out which of the two happened (`settle_pending_exports`).
     let record = ExportRecord {
-        channel: channel.clone(),
-        sequence,
-        bundle_id: manifest.bundle_id.clone(),
-        base_sequence,
+        channel: channel.to_string(),
+        sequence: sequence.get(),
+        bundle_id: manifest.bundle_id.to_string(),
+        base_sequence: base_sequence.map(Sequence::get),
         created: manifest.created.clone(),
         path: final_dir.display().to_string(),
     };
     let carried = [
         ("revision", to_carry.iter().map(|&i| key_of(&catalog[i])).collect::<Vec<_>>()),
         ("file", payloads.iter().map(|(f, _)| f.sha1.to_hex_upper()).collect()),
-        ("removal", manifest.removed.iter().map(|r| r.update_id.clone()).collect()),
+        ("removal", manifest.removed.iter().map(|r| r.update_id.to_string()).collect()),
     ];
-    cache.record_export(&record, &carried)?;
+    cache.record_pending_export(&record, &carried)?;
+    crash_point("export.recorded");
+    std::fs::rename(&partial, &final_dir).map_err(|e| BundleError::io(&final_dir, e))?;
+    crash_point("export.renamed");
+    cache.confirm_export(channel.as_str(), sequence.get())?;
     Ok(ExportReport { dir: final_dir, manifest })
+}
+
+/// A sequence number read from the channel state, or the channel's next one.
+fn stored_sequence(channel: &ChannelName, n: u64) -> Result<Sequence, BundleError> {
+    Sequence::new(n).map_err(|e| BundleError::Invalid(format!("channel {channel}: {e}; start a new channel")))
+}
+
+/// Settles the bundles an earlier export of `channel` recorded but did not confirm: one whose
+/// directory holds it under its final name is out there and counts; any other never left.
+fn settle_pending_exports(cache: &mut Store, channel: &ChannelName, progress: &mut ExportProgress<'_>) -> Result<(), BundleError> {
+    for pending in cache.pending_exports(channel.as_str())? {
+        let written = super::check::read_manifest(Path::new(&pending.path))
+            .is_ok_and(|(_, m, _)| m.bundle_id.to_string() == pending.bundle_id && m.sequence.get() == pending.sequence);
+        if written {
+            cache.confirm_export(channel.as_str(), pending.sequence)?;
+        } else {
+            cache.discard_pending_export(channel.as_str(), pending.sequence)?;
+        }
+        let what = if written { "was written; counted now" } else { "was never finished; writing it again" };
+        progress(&format!("bundle {} of channel {channel} ({}) {what}", pending.sequence, pending.path), 0, 0);
+    }
+    Ok(())
 }
 
 /// A cached payload that is missing or damaged (a crash before the disk had it, a bad sector)
@@ -196,13 +228,15 @@ fn removals(catalog: &[CatalogRevision], selected: &Selected, carried: &HashSet<
         .filter(|r| carried_updates.contains(r.update_id.as_str()) && !selected_updates.contains(r.update_id.as_str()))
         .filter(|r| !removed_before.contains(&r.update_id))
         .filter(|r| r.expired || !selected.superseded.contains(&r.update_id))
-        .map(|r| Removal {
-            update_id: r.update_id.clone(),
-            title: r.title.clone().unwrap_or_default(),
-            reason: if r.expired { "expired".into() } else { "no longer selected".into() },
+        .filter_map(|r| {
+            Some(Removal {
+                update_id: Guid::parse(&r.update_id).ok()?,
+                title: r.title.clone().unwrap_or_default(),
+                reason: if r.expired { "expired".into() } else { "no longer selected".into() },
+            })
         })
         .collect();
-    out.sort_by(|a, b| a.update_id.cmp(&b.update_id));
+    out.sort_by_key(|r| r.update_id);
     out
 }
 
@@ -217,8 +251,8 @@ fn write_bundle(
     profile: &Profile,
     key: &SecretKey,
     dir: &Path,
-    sequence: u64,
-    base_sequence: Option<u64>,
+    sequence: Sequence,
+    base_sequence: Option<Sequence>,
     options: &ExportOptions,
     progress: &mut ExportProgress<'_>,
 ) -> Result<Manifest, BundleError> {
@@ -315,7 +349,7 @@ fn write_bundle(
         channel: profile.channel.clone(),
         sequence,
         base_sequence,
-        bundle_id: crate::random::guid().to_string(),
+        bundle_id: BundleId::new_random(),
         created: now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         expires: options
             .expires_secs
@@ -385,7 +419,7 @@ fn update_entries(catalog: &[CatalogRevision], selected: &Selected, to_carry: &[
     let mut out: Vec<UpdateEntry> = to_carry
         .iter()
         .filter(|i| selected.top_level.contains(i))
-        .map(|&i| {
+        .filter_map(|&i| {
             let r = &catalog[i];
             let cats: Vec<(&str, &str)> = r.prerequisites.iter().filter_map(|p| categories.get(p.as_str()).copied()).collect();
             let member_bytes: u64 = r
@@ -394,8 +428,8 @@ fn update_entries(catalog: &[CatalogRevision], selected: &Selected, to_carry: &[
                 .filter_map(|(u, n)| by_revision.get(&(u.as_str(), *n)))
                 .flat_map(|&m| catalog[m].files.iter().map(|f| f.size))
                 .sum();
-            UpdateEntry {
-                update_id: r.update_id.clone(),
+            Some(UpdateEntry {
+                update_id: Guid::parse(&r.update_id).ok()?,
                 revision_number: r.revision_number,
                 kb: r.kb_article.clone(),
                 title: r.title.clone().unwrap_or_default(),
@@ -408,7 +442,7 @@ fn update_entries(catalog: &[CatalogRevision], selected: &Selected, to_carry: &[
                 },
                 msrc_severity: r.msrc_severity.clone(),
                 payload_bytes: r.files.iter().map(|f| f.size).sum::<u64>() + member_bytes,
-            }
+            })
         })
         .collect();
     out.sort_by(|a, b| a.classification.cmp(&b.classification).then(b.kb.cmp(&a.kb)).then(a.title.cmp(&b.title)));

@@ -1,32 +1,44 @@
 //! `ferry import`: verify a bundle and load it into a store.
 //!
-//! One pass over the volumes, read in place: payloads are hashed (SHA-256, SHA-1) while they are
-//! copied into the content tree, metadata is staged, hash-checked, then parsed on all cores into
-//! one open transaction. The transaction commits only after every volume and member checked
-//! out, together with the import record. Killed at any point, nothing is visible and a re-run
-//! finishes the job; payloads already copied are content-addressed and harmless until then.
+//! One pass over the volumes, read in place: payloads are hashed while they are staged in
+//! `tmp/import-<bundle id>/`, metadata is hash-checked, then parsed on all cores into one open
+//! transaction. Just before it commits, every staged payload is checked against the update
+//! metadata, and only when all of them agree do they move into the content tree; the transaction
+//! then commits together with the import record. Killed at any point, nothing is visible and a
+//! re-run finishes the job; a refused import leaves the content tree as it found it.
 
 use super::check::{MemberSink, OpenedBundle, authenticate, check_expiry, walk_bundle};
 use super::error::{BundleError, Problem};
-use super::manifest::{MemberEntry, MemberKind};
+use super::manifest::{Manifest, MemberEntry, MemberKind};
 use super::metadata;
 use super::minisign::PublicKey;
 use super::pipe::BackgroundFileWriter;
-use crate::catalog::Sha1Digest;
+use crate::catalog::{Sha1Digest, Sha256Digest};
 use crate::faults::crash_point;
-use crate::store::{ImportRecord, IngestItem, IngestOptions, Store, StoreError, StoreResult, VerifiedFile};
+use crate::store::{
+    ContentStore, ImportRecord, IngestBatch, IngestItem, IngestOptions, IngestReport, Store, StoreError, StoreResult, VerifiedFile,
+};
 use serde::Serialize;
 use std::fs::File;
 use std::io::{BufReader, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::sync::mpsc::SyncSender;
-use std::sync::{Arc, Mutex};
 
 #[derive(Debug, Clone, Default)]
 pub struct ImportOptions {
     pub allow_expired: bool,
     /// Apply the approval policy the bundle carries (the importer's consent).
     pub apply_approvals: bool,
+}
+
+/// What an import did with the bundle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ImportOutcome {
+    Imported,
+    /// The same bundle again: nothing to do.
+    AlreadyImported,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -37,8 +49,7 @@ pub struct ImportReport {
     pub sequence: u64,
     pub base_sequence: Option<u64>,
     pub signer_key_id: String,
-    /// `imported`, or `already-imported` (the same bundle again: nothing to do).
-    pub outcome: String,
+    pub outcome: ImportOutcome,
     pub revisions_added: u64,
     pub revisions_unchanged: u64,
     pub files_added: u64,
@@ -49,6 +60,29 @@ pub struct ImportReport {
     pub rules: Vec<crate::store::RuleOutcome>,
     /// What the bundle's approval policy did (only with `apply_approvals`).
     pub approval_policy: Option<super::approvals::PolicyOutcome>,
+}
+
+impl ImportReport {
+    fn new(bundle: &OpenedBundle) -> ImportReport {
+        let m = &bundle.manifest;
+        ImportReport {
+            bundle: bundle.dir.clone(),
+            bundle_id: m.bundle_id.to_string(),
+            channel: m.channel.to_string(),
+            sequence: m.sequence.get(),
+            base_sequence: m.base_sequence.map(|s| s.get()),
+            signer_key_id: bundle.signer.to_string(),
+            outcome: ImportOutcome::Imported,
+            revisions_added: 0,
+            revisions_unchanged: 0,
+            files_added: 0,
+            bytes_read: 0,
+            removed: m.removed.len() as u64,
+            warnings: Vec::new(),
+            rules: Vec::new(),
+            approval_policy: None,
+        }
+    }
 }
 
 /// The keys a store trusts, plus those given on the command line.
@@ -64,23 +98,36 @@ pub fn trusted_keys(store: &Store, extra: &[PublicKey]) -> Result<Vec<PublicKey>
     Ok(keys)
 }
 
-/// The sequence rules of DESIGN.md §2.
-pub fn check_sequence(store: &Store, bundle: &OpenedBundle) -> Result<(), BundleError> {
-    let m = &bundle.manifest;
-    let last = store.last_import(&m.channel)?;
-    match (&last, m.base_sequence) {
-        (None, None) => Ok(()),
-        (None, Some(base)) => Err(Problem::sequence(format!(
+fn no_trusted_key() -> BundleError {
+    Problem::signature("no key is trusted: pass --trust KEY.pub, or add the exporter's key with `ferry trust add KEY.pub`").into()
+}
+
+fn needs_base(m: &Manifest) -> Option<BundleError> {
+    let base = m.base_sequence?;
+    Some(
+        Problem::sequence(format!(
             "delta bundle {} of channel {} builds on bundle {base}, but this store has imported nothing from {}: import the full bundle first, or ask for a full export (ferry export --full)",
             m.sequence, m.channel, m.channel
         ))
-        .into()),
-        (Some(last), _) if m.sequence <= last.sequence => Err(Problem::sequence(format!(
+        .into(),
+    )
+}
+
+/// The sequence rules of DESIGN.md §2.
+pub fn check_sequence(store: &Store, bundle: &OpenedBundle) -> Result<(), BundleError> {
+    let m = &bundle.manifest;
+    let Some(last) = store.last_import(m.channel.as_str())? else {
+        return needs_base(m).map_or(Ok(()), Err);
+    };
+    if m.sequence.get() <= last.sequence {
+        return Err(Problem::sequence(format!(
             "bundle {} of channel {} is not newer than the last import ({}, bundle id {}): a replayed or older bundle is refused",
             m.sequence, m.channel, last.sequence, last.bundle_id
         ))
-        .into()),
-        (Some(last), Some(base)) if base != last.sequence => Err(Problem::sequence(format!(
+        .into());
+    }
+    match m.base_sequence {
+        Some(base) if base.get() != last.sequence => Err(Problem::sequence(format!(
             "delta bundle {} of channel {} builds on bundle {base}, but the last import of {} is bundle {}: import bundles {}..{base} first, or ask for a full export",
             m.sequence,
             m.channel,
@@ -93,6 +140,131 @@ pub fn check_sequence(store: &Store, bundle: &OpenedBundle) -> Result<(), Bundle
     }
 }
 
+/// Imports into the store at `data`, creating it when there is none. A store this call created
+/// is removed again when the import is refused, so a refused bundle leaves nothing behind.
+pub fn import_into(
+    data: &Path,
+    path: &Path,
+    extra_trusted: &[PublicKey],
+    options: &ImportOptions,
+    progress: &mut (dyn FnMut(&str, u64, u64) + Send),
+) -> Result<ImportReport, BundleError> {
+    let database = data.join(crate::store::DATABASE_FILE);
+    if database.exists() {
+        return import(&mut Store::open(data)?, path, extra_trusted, options, progress);
+    }
+    // The checks that need no store come first: most refusals never create one.
+    if extra_trusted.is_empty() {
+        return Err(no_trusted_key());
+    }
+    let bundle = authenticate(path, extra_trusted)?;
+    check_expiry(&bundle.manifest, chrono::Utc::now(), options.allow_expired)?;
+    if let Some(e) = needs_base(&bundle.manifest) {
+        return Err(e);
+    }
+    let created_dir = !data.exists();
+    let result = Store::open_or_create(data)
+        .map_err(BundleError::from)
+        .and_then(|mut store| import(&mut store, path, extra_trusted, options, progress));
+    if result.is_err() {
+        remove_new_store(data, created_dir);
+    }
+    result
+}
+
+/// Removes what `Store::open_or_create` made in `data` (everything, when it made `data` too).
+fn remove_new_store(data: &Path, created_dir: bool) {
+    if created_dir {
+        let _ = std::fs::remove_dir_all(data);
+        return;
+    }
+    let db = crate::store::DATABASE_FILE;
+    for file in [db.to_string(), format!("{db}-wal"), format!("{db}-shm")] {
+        let _ = std::fs::remove_file(data.join(file));
+    }
+    // Only when empty: anything else in them was not ours.
+    for dir in ["tmp", "content"] {
+        let _ = std::fs::remove_dir(data.join(dir));
+    }
+}
+
+/// Verifies and imports the bundle at `path`. `progress(stage, done, total)`.
+pub fn import(
+    store: &mut Store,
+    path: &Path,
+    extra_trusted: &[PublicKey],
+    options: &ImportOptions,
+    progress: &mut (dyn FnMut(&str, u64, u64) + Send),
+) -> Result<ImportReport, BundleError> {
+    let trusted = trusted_keys(store, extra_trusted)?;
+    if trusted.is_empty() {
+        return Err(no_trusted_key());
+    }
+    let bundle = authenticate(path, &trusted)?;
+    let m = &bundle.manifest;
+    let mut report = ImportReport::new(&bundle);
+    let staging = store.content().staging_dir().join(format!("import-{}", m.bundle_id));
+    if store.import_by_id(&m.bundle_id.to_string())?.is_some() {
+        // A crash right after the commit may have left the staging directory behind.
+        let _ = std::fs::remove_dir_all(&staging);
+        return already_imported(store, &bundle, options, report);
+    }
+    if let Some(w) = check_expiry(m, chrono::Utc::now(), options.allow_expired)? {
+        report.warnings.push(w);
+    }
+    check_sequence(store, &bundle)?;
+
+    // Whatever an interrupted run staged is read again from the bundle.
+    let _ = std::fs::remove_dir_all(&staging);
+    std::fs::create_dir_all(&staging).map_err(|e| BundleError::io(&staging, e))?;
+    let result = walk_and_ingest(store, &bundle, &staging, progress);
+    crash_point("import.after-commit");
+    let _ = std::fs::remove_dir_all(&staging);
+    let (ingested, walk) = result?;
+    report.revisions_added = ingested.added;
+    report.revisions_unchanged = ingested.unchanged;
+    report.files_added = walk.staged.len() as u64;
+    report.bytes_read = walk.bytes;
+    // The import is committed: the bundle's approval policy (with consent), then the automatic
+    // approval rules, over what it brought.
+    apply_policy(store, &bundle.manifest, options, &mut report);
+    match store.apply_approval_rules() {
+        Ok(outcomes) => report.rules = outcomes.into_iter().filter(|o| !o.approved.is_empty()).collect(),
+        Err(e) => report.warnings.push(format!("the automatic approval rules did not run ({e}); run `ferry rules apply`")),
+    }
+    Ok(report)
+}
+
+/// The same bundle again. Consent may come with a second run: the policy applies then, but only
+/// from the channel's newest bundle (an older one would undo later decisions) and unexpired.
+fn already_imported(
+    store: &mut Store,
+    bundle: &OpenedBundle,
+    options: &ImportOptions,
+    mut report: ImportReport,
+) -> Result<ImportReport, BundleError> {
+    let m = &bundle.manifest;
+    report.outcome = ImportOutcome::AlreadyImported;
+    report.removed = 0;
+    if !options.apply_approvals {
+        return Ok(report);
+    }
+    let newest = store.imports()?.iter().filter(|i| m.channel == *i.channel).map(|i| i.sequence).max();
+    if newest != Some(m.sequence.get()) {
+        report.warnings.push(format!(
+            "a newer bundle of channel {} was imported since (sequence {}); this bundle's approval policy stays unapplied",
+            m.channel,
+            newest.unwrap_or_default()
+        ));
+        return Ok(report);
+    }
+    if let Some(w) = check_expiry(m, chrono::Utc::now(), options.allow_expired)? {
+        report.warnings.push(w);
+    }
+    apply_policy(store, m, options, &mut report);
+    Ok(report)
+}
+
 /// Stages members as the walk reads them.
 struct ImportSink {
     staging: PathBuf,
@@ -102,20 +274,25 @@ struct ImportSink {
     /// The staging file of the member being read.
     open: Option<PathBuf>,
     staged: Vec<StagedPayload>,
+    /// The ingest stopped taking documents: its own error says why.
+    ingest_stopped: bool,
 }
 
-/// A payload read and verified, waiting in the staging directory for the commit.
+/// A payload read and verified against its signed SHA-256, waiting in the staging directory
+/// for the commit.
 struct StagedPayload {
     path: PathBuf,
+    member: String,
     sha1: Sha1Digest,
-    sha256: crate::catalog::Sha256Digest,
+    sha256: Sha256Digest,
     size: u64,
     extension: String,
 }
 
 impl ImportSink {
     fn staging_path(&self, member: &MemberEntry) -> PathBuf {
-        self.staging.join(member.path.replace('/', "_"))
+        // A SafePath holds only [A-Za-z0-9._-] and '/': one flat name per member.
+        self.staging.join(member.path.as_str().replace('/', "_"))
     }
 
     /// Sends the documents of a staged, hash-checked metadata member to the ingest pipeline.
@@ -137,6 +314,7 @@ impl ImportSink {
             }
             let item = IngestItem::compressed(format!("{} document {count}", member.path), frame, size);
             if self.documents.send(Ok(item)).is_err() {
+                self.ingest_stopped = true;
                 return Err(BundleError::Invalid("the ingest stopped".into()));
             }
         }
@@ -148,6 +326,13 @@ impl ImportSink {
             .into());
         }
         Ok(())
+    }
+
+    /// Waits for the writer thread to finish every staged file; the first write error, if any.
+    fn finish_writes(&mut self) -> Result<(), BundleError> {
+        let writer = std::mem::take(&mut self.writer);
+        let failed = writer.finish().into_iter().find_map(|(p, r)| r.err().map(|e| format!("{}: {e}", p.display())));
+        failed.map_or(Ok(()), |e| Err(BundleError::Invalid(format!("staging failed: {e}"))))
     }
 }
 
@@ -171,25 +356,24 @@ impl MemberSink for ImportSink {
         match member.kind {
             MemberKind::Metadata => {
                 // The documents are read back now: wait for this file's bytes.
-                let writer = std::mem::take(&mut self.writer);
-                let failed: Vec<String> =
-                    writer.finish().into_iter().filter_map(|(p, r)| r.err().map(|e| format!("{}: {e}", p.display()))).collect();
-                if let Some(e) = failed.first() {
-                    return Err(BundleError::Invalid(format!("staging failed: {e}")));
-                }
+                self.finish_writes()?;
                 let result = self.emit_documents(member, &path);
                 let _ = std::fs::remove_file(&path);
                 result
             }
             MemberKind::Payload => {
-                // Verified; it moves into the content tree only when the import commits.
-                let ext = member.path.rsplit_once('/').and_then(|(_, f)| f.split_once('.')).map(|(_, e)| e).unwrap_or("");
-                let sha1 = member
-                    .sha1
-                    .as_deref()
-                    .and_then(|h| Sha1Digest::from_hex(h).ok())
-                    .ok_or_else(|| Problem::unsafe_entry(format!("payload {} has no SHA-1", member.path)))?;
-                self.staged.push(StagedPayload { path, sha1, sha256: digests.sha256, size: digests.size, extension: ext.to_string() });
+                // The walk's plan admitted only payloads named content/XX/<SHA1>.<ext>.
+                let (sha1, extension) = member
+                    .payload_name()
+                    .ok_or_else(|| Problem::unsafe_entry(format!("payload {} is not named content/XX/<its SHA-1>.<ext>", member.path)))?;
+                self.staged.push(StagedPayload {
+                    path,
+                    member: member.path.to_string(),
+                    sha1,
+                    sha256: digests.sha256,
+                    size: digests.size,
+                    extension: extension.to_string(),
+                });
                 if self.staged.len() == 1 {
                     crash_point("import.first-payload-staged");
                 }
@@ -216,219 +400,217 @@ struct WalkOutcome {
     bytes: u64,
 }
 
-/// For a store that does not exist yet: the checks that need no store (signature, trust, expiry,
-/// a delta needs its base), so a refused bundle does not leave an empty store behind.
-pub fn preflight_without_store(path: &Path, trusted: &[PublicKey], options: &ImportOptions) -> Result<(), BundleError> {
-    if trusted.is_empty() {
-        return Err(Problem::signature(
-            "no key is trusted: pass --trust KEY.pub, or add the exporter's key with `ferry trust add KEY.pub`",
-        )
-        .into());
-    }
-    let bundle = authenticate(path, trusted)?;
-    check_expiry(&bundle.manifest, chrono::Utc::now(), options.allow_expired)?;
-    if let Some(base) = bundle.manifest.base_sequence {
-        return Err(Problem::sequence(format!(
-            "delta bundle {} of channel {} builds on bundle {base}, but this store has imported nothing from {}: import the full bundle first, or ask for a full export (ferry export --full)",
-            bundle.manifest.sequence, bundle.manifest.channel, bundle.manifest.channel
-        ))
-        .into());
-    }
-    Ok(())
+/// How the volume walk ended.
+enum Walked {
+    Done(WalkOutcome),
+    Failed(BundleError),
+    /// The walk stopped because the ingest stopped taking documents; the ingest says why.
+    IngestStopped,
 }
 
-/// Verifies and imports the bundle at `path`. `progress(stage, done, total)`.
-pub fn import(
+/// Reads every volume on one thread while the ingest parses and writes on the others; commits
+/// only when the walk found nothing wrong and every payload agrees with the metadata.
+fn walk_and_ingest(
     store: &mut Store,
-    path: &Path,
-    extra_trusted: &[PublicKey],
-    options: &ImportOptions,
+    bundle: &OpenedBundle,
+    staging: &Path,
     progress: &mut (dyn FnMut(&str, u64, u64) + Send),
-) -> Result<ImportReport, BundleError> {
-    let trusted = trusted_keys(store, extra_trusted)?;
-    if trusted.is_empty() {
-        return Err(Problem::signature(
-            "no key is trusted: pass --trust KEY.pub, or add the exporter's key with `ferry trust add KEY.pub`",
-        )
-        .into());
-    }
-    let bundle = authenticate(path, &trusted)?;
-    let m = &bundle.manifest;
-    let mut report = ImportReport {
-        bundle: bundle.dir.clone(),
-        bundle_id: m.bundle_id.clone(),
-        channel: m.channel.clone(),
-        sequence: m.sequence,
-        base_sequence: m.base_sequence,
-        signer_key_id: bundle.signer.to_string(),
-        outcome: "imported".into(),
-        revisions_added: 0,
-        revisions_unchanged: 0,
-        files_added: 0,
-        bytes_read: 0,
-        removed: m.removed.len() as u64,
-        warnings: Vec::new(),
-        rules: Vec::new(),
-        approval_policy: None,
-    };
-    let staging = store.dir().join("tmp").join(format!("import-{}", m.bundle_id));
-    if store.import_by_id(&m.bundle_id)?.is_some() {
-        // A crash right after the commit may have left the staging directory behind.
-        let _ = std::fs::remove_dir_all(&staging);
-        report.outcome = "already-imported".into();
-        report.removed = 0;
-        // Consent may come with a second run: the policy applies then, but only from the
-        // channel's newest bundle (an older one would undo later decisions) and unexpired.
-        if options.apply_approvals {
-            let newest = store.imports()?.iter().filter(|i| i.channel == m.channel).map(|i| i.sequence).max();
-            if newest != Some(m.sequence) {
-                report.warnings.push(format!(
-                    "a newer bundle of channel {} was imported since (sequence {}); this bundle's approval policy stays unapplied",
-                    m.channel,
-                    newest.unwrap_or_default()
-                ));
-            } else {
-                if let Some(w) = check_expiry(m, chrono::Utc::now(), options.allow_expired)? {
-                    report.warnings.push(w);
-                }
-                apply_policy(store, &bundle.manifest, options, &mut report);
-            }
-        }
-        return Ok(report);
-    }
-    if let Some(w) = check_expiry(m, chrono::Utc::now(), options.allow_expired)? {
-        report.warnings.push(w);
-    }
-    check_sequence(store, &bundle)?;
-
-    // Whatever an interrupted run staged is read again from the bundle.
-    let _ = std::fs::remove_dir_all(&staging);
-    std::fs::create_dir_all(&staging).map_err(|e| BundleError::io(&staging, e))?;
-    let total_bytes: u64 = m.volumes.iter().map(|v| v.size).sum();
-    let outcome: Arc<Mutex<Option<Result<WalkOutcome, BundleError>>>> = Arc::new(Mutex::new(None));
+) -> Result<(IngestReport, WalkOutcome), BundleError> {
+    let total_bytes = bundle.manifest.volumes.iter().fold(0u64, |sum, v| sum.saturating_add(v.size));
+    let walked: Mutex<Option<Walked>> = Mutex::new(None);
+    let refusal: Mutex<Option<Problem>> = Mutex::new(None);
+    let moved: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
     let content = store.content().clone();
-    let content = &content;
     let progress = Mutex::new(progress);
-    let manifest_json = String::from_utf8_lossy(&bundle.manifest_bytes).into_owned();
-
-    let staging_ref_for_sync = &staging;
     let ingested = std::thread::scope(|scope| {
         let (tx, rx) = std::sync::mpsc::sync_channel::<StoreResult<IngestItem>>(256);
-        let walker_outcome = Arc::clone(&outcome);
-        let (bundle_ref, staging_ref, progress_ref) = (&bundle, &staging, &progress);
+        let (walked_ref, progress_ref) = (&walked, &progress);
         scope.spawn(move || {
             let mut sink = ImportSink {
-                staging: staging_ref.clone(),
+                staging: staging.to_path_buf(),
                 documents: tx,
                 writer: BackgroundFileWriter::new(),
                 open: None,
                 staged: Vec::new(),
+                ingest_stopped: false,
             };
             let mut bytes = 0u64;
-            let result = walk_bundle(bundle_ref, &mut sink, true, false, false, &mut |done| {
+            let mut report = |done| {
                 bytes = done;
                 if let Ok(mut p) = progress_ref.lock() {
                     (*p)("reading volumes", done, total_bytes);
                 }
-            });
-            let staged = std::mem::take(&mut sink.staged);
-            let write_errors: Vec<String> = std::mem::take(&mut sink.writer)
-                .finish()
-                .into_iter()
-                .filter_map(|(p, r)| r.err().map(|e| format!("{}: {e}", p.display())))
-                .collect();
-            let result = match (result, write_errors.first()) {
-                (Ok(_), Some(e)) => Err(BundleError::Invalid(format!("staging a payload failed: {e}"))),
-                (r, _) => r,
             };
-            *walker_outcome.lock().expect("no panic holds the outcome") =
-                Some(result.map(|problems| WalkOutcome { problems, staged, bytes }));
+            let result = walk_bundle(bundle, &mut sink, super::check::WalkMode::IMPORT, &mut report);
+            let result = result.and_then(|problems| sink.finish_writes().map(|()| problems));
+            let outcome = match result {
+                Ok(problems) => Walked::Done(WalkOutcome { problems, staged: std::mem::take(&mut sink.staged), bytes }),
+                Err(_) if sink.ingest_stopped => Walked::IngestStopped,
+                Err(e) => Walked::Failed(e),
+            };
+            *walked_ref.lock().expect("no panic holds the walk outcome") = Some(outcome);
             // Dropping the sink closes the document stream: the ingest then finishes.
             drop(sink);
         });
 
-        let mut before_commit = |batch: &mut crate::store::IngestBatch<'_>, _done: u64| -> StoreResult<()> {
-            let guard = outcome.lock().expect("no panic holds the outcome");
-            let Some(Ok(walk)) = guard.as_ref() else { return Err(StoreError::Aborted("the volumes did not check out".into())) };
+        let mut before_commit = |batch: &mut IngestBatch<'_>, _done: u64| -> StoreResult<()> {
+            let guard = walked.lock().expect("no panic holds the walk outcome");
+            let Some(Walked::Done(walk)) = guard.as_ref() else { return Err(StoreError::Aborted("the volumes did not check out".into())) };
             if !walk.problems.is_empty() {
                 return Err(StoreError::Aborted("the volumes did not check out".into()));
             }
-            sync_file_system(staging_ref_for_sync).map_err(|e| StoreError::io(staging_ref_for_sync, e))?;
-            for p in &walk.staged {
-                // The bytes matched their signed SHA-256; the update metadata must agree on what
-                // the file is (its SHA-1 names it, its SHA-256 and size describe it).
-                if let Some((sha256, size)) = batch.file_digests(&p.sha1)?
-                    && (sha256.is_some_and(|s| s != p.sha256) || size != p.size)
-                {
-                    return Err(StoreError::Aborted(format!(
-                        "payload {} does not match the metadata of its update (SHA-256 or size differ)",
-                        p.sha1
-                    )));
+            let targets = match check_payloads(batch, &content, &walk.staged) {
+                Ok(targets) => targets,
+                Err(Stop::Refused(p)) => {
+                    *refusal.lock().expect("no panic holds the refusal") = Some(p);
+                    return Err(StoreError::Aborted("a payload does not agree with the metadata".into()));
                 }
-                let target = content.path(&p.sha1, &p.extension);
-                let folder = target.parent().expect("content paths have a folder");
-                std::fs::create_dir_all(folder).map_err(|e| StoreError::io(folder, e))?;
-                std::fs::rename(&p.path, &target).map_err(|e| StoreError::io(&target, e))?;
-                batch.mark_present(&p.sha1)?;
-            }
-            for r in &bundle.manifest.removed {
-                batch.record_removal(&r.update_id, &r.reason, &bundle.manifest.bundle_id)?;
-            }
-            let m = &bundle.manifest;
-            batch.record_import(
-                &ImportRecord {
-                    bundle_id: m.bundle_id.clone(),
-                    channel: m.channel.clone(),
-                    sequence: m.sequence,
-                    base_sequence: m.base_sequence,
-                    signer_key_id: bundle.signer.to_string(),
-                    created: m.created.clone(),
-                    imported_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-                    revisions_added: batch.report().added,
-                    files_added: walk.staged.len() as u64,
-                    bytes: walk.bytes,
-                },
-                &manifest_json,
-            )?;
+                Err(Stop::Store(e)) => return Err(e),
+            };
+            sync_file_system(staging).map_err(|e| StoreError::io(staging, e))?;
+            move_payloads(batch, &walk.staged, &targets, &mut moved.lock().expect("no panic holds the moved list"))?;
+            record_import(batch, bundle, walk)?;
             crash_point("import.before-commit");
             Ok(())
         };
         store.ingest_stream(rx.into_iter(), IngestOptions { commit_every: None, progress: None, before_commit: Some(&mut before_commit) })
     });
 
-    let walk = outcome.lock().expect("no panic holds the outcome").take();
-    let result = match (ingested, walk) {
-        (_, Some(Err(e))) => Err(e),
-        (_, Some(Ok(w))) if !w.problems.is_empty() => Err(BundleError::Problem(w.problems.into_iter().next().expect("not empty"))),
-        (Err(StoreError::Oversized { document, message }), _) => {
-            Err(Problem::unsafe_entry(format!("{document}: {message}; the bundle is refused")).into())
+    let walked = walked.into_inner().expect("no panic holds the walk outcome");
+    let result = settle(ingested, walked, refusal.into_inner().expect("no panic holds the refusal"));
+    if result.is_err() {
+        // The transaction rolled back: files it had moved into the content tree go too.
+        for target in moved.into_inner().expect("no panic holds the moved list") {
+            let _ = std::fs::remove_file(target);
         }
-        (Err(e), _) => Err(e.into()),
-        (Ok(r), Some(Ok(w))) => {
-            report.revisions_added = r.added;
-            report.revisions_unchanged = r.unchanged;
-            report.files_added = w.staged.len() as u64;
-            report.bytes_read = w.bytes;
-            Ok(report)
-        }
-        (Ok(_), None) => Err(BundleError::Invalid("the volume reader stopped without a result".into())),
-    };
-    crash_point("import.after-commit");
-    let _ = std::fs::remove_dir_all(&staging);
-    let mut report = result?;
-    // The import is committed: the bundle's approval policy (with consent), then the automatic
-    // approval rules, over what it brought.
-    apply_policy(store, &bundle.manifest, options, &mut report);
-    match store.apply_approval_rules() {
-        Ok(outcomes) => report.rules = outcomes.into_iter().filter(|o| !o.approved.is_empty()).collect(),
-        Err(e) => report.warnings.push(format!("the automatic approval rules did not run ({e}); run `ferry rules apply`")),
     }
-    Ok(report)
+    result
+}
+
+/// One result from the ingest's and the walk's: the walk's problems first (they say which
+/// volume), then a refusal of the commit, then the ingest's own error.
+fn settle(
+    ingested: StoreResult<IngestReport>,
+    walked: Option<Walked>,
+    refusal: Option<Problem>,
+) -> Result<(IngestReport, WalkOutcome), BundleError> {
+    match (ingested, walked) {
+        (_, Some(Walked::Failed(e))) => Err(e),
+        (_, Some(Walked::Done(w))) if !w.problems.is_empty() => {
+            Err(BundleError::Problem(w.problems.into_iter().next().expect("not empty")))
+        }
+        (Err(_), _) if refusal.is_some() => Err(refusal.expect("checked").into()),
+        (Err(e), _) => Err(ingest_error(e)),
+        (Ok(r), Some(Walked::Done(w))) => Ok((r, w)),
+        (Ok(_), _) => Err(BundleError::Invalid("the volume reader stopped without a result".into())),
+    }
+}
+
+/// An ingest error, as a bundle problem where the bundle's content caused it.
+fn ingest_error(e: StoreError) -> BundleError {
+    match e {
+        StoreError::Oversized { document, message } => {
+            Problem::unsafe_entry(format!("{document}: {message}; the bundle is refused")).into()
+        }
+        StoreError::Document { document, source } => Problem::unsafe_entry(format!(
+            "{document}: {source}; the bundle is refused (its signer sent a document this ferry does not accept: ask for a new export)"
+        ))
+        .into(),
+        other => other.into(),
+    }
+}
+
+/// Why payloads cannot be committed.
+enum Stop {
+    /// The bundle contradicts itself: refused with its exit code.
+    Refused(Problem),
+    Store(StoreError),
+}
+
+impl From<StoreError> for Stop {
+    fn from(e: StoreError) -> Stop {
+        Stop::Store(e)
+    }
+}
+
+/// Checks every staged payload against what the update metadata (in this transaction) says the
+/// file is, before any of them moves: its size, its SHA-256 (or, where the metadata has none, its
+/// SHA-1, computed now), and the extension it is served under. Returns each one's place in the
+/// content tree.
+fn check_payloads(batch: &mut IngestBatch<'_>, content: &ContentStore, staged: &[StagedPayload]) -> Result<Vec<PathBuf>, Stop> {
+    let mut targets = Vec::with_capacity(staged.len());
+    for p in staged {
+        let Some(described) = batch.described_file(&p.sha1)? else {
+            return Err(Stop::Refused(Problem::unsafe_entry(format!(
+                "payload {} is not a file of any update in the bundle or the store; the bundle is refused",
+                p.member
+            ))));
+        };
+        if !described.extension.eq_ignore_ascii_case(&p.extension) {
+            return Err(Stop::Refused(Problem::unsafe_entry(format!(
+                "payload {} is stored as .{}, but its update names the file .{}; the bundle is refused",
+                p.member, p.extension, described.extension
+            ))));
+        }
+        let sha256_differs = described.sha256.is_some_and(|s| s != p.sha256);
+        let sha1_differs = described.sha256.is_none() && staged_sha1(&p.path).map_err(|e| StoreError::io(&p.path, e))? != p.sha1;
+        if described.size != p.size || sha256_differs || sha1_differs {
+            return Err(Stop::Refused(Problem::integrity(format!(
+                "payload {} does not match the metadata of its update (size or digest differ): the bundle contradicts itself; ask the exporter for a new bundle",
+                p.member
+            ))));
+        }
+        targets.push(content.path(&p.sha1, &described.extension));
+    }
+    Ok(targets)
+}
+
+fn staged_sha1(path: &Path) -> std::io::Result<Sha1Digest> {
+    let mut file = BufReader::with_capacity(1 << 20, File::open(path)?);
+    Ok(crate::store::hash_reader(&mut file)?.sha1)
+}
+
+/// Moves checked payloads into the content tree and marks them present (same transaction).
+/// `moved` collects the files that were not there before, for removal if the commit fails.
+fn move_payloads(batch: &mut IngestBatch<'_>, staged: &[StagedPayload], targets: &[PathBuf], moved: &mut Vec<PathBuf>) -> StoreResult<()> {
+    for (p, target) in staged.iter().zip(targets) {
+        let folder = target.parent().expect("content paths have a folder");
+        std::fs::create_dir_all(folder).map_err(|e| StoreError::io(folder, e))?;
+        let existed = target.exists();
+        std::fs::rename(&p.path, target).map_err(|e| StoreError::io(target, e))?;
+        if !existed {
+            moved.push(target.clone());
+        }
+        batch.mark_present(&p.sha1)?;
+    }
+    Ok(())
+}
+
+/// The import record and the bundle's removals, in the committing transaction.
+fn record_import(batch: &mut IngestBatch<'_>, bundle: &OpenedBundle, walk: &WalkOutcome) -> StoreResult<()> {
+    let m = &bundle.manifest;
+    let bundle_id = m.bundle_id.to_string();
+    for r in &m.removed {
+        batch.record_removal(&r.update_id.to_string(), &r.reason, &bundle_id)?;
+    }
+    let record = ImportRecord {
+        bundle_id,
+        channel: m.channel.to_string(),
+        sequence: m.sequence.get(),
+        base_sequence: m.base_sequence.map(|s| s.get()),
+        signer_key_id: bundle.signer.to_string(),
+        created: m.created.clone(),
+        imported_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        revisions_added: batch.report().added,
+        files_added: walk.staged.len() as u64,
+        bytes: walk.bytes,
+    };
+    batch.record_import(&record, &String::from_utf8_lossy(&bundle.manifest_bytes))
 }
 
 /// The bundle's approval policy: applied with the importer's consent (`--apply-approvals`),
 /// otherwise a warning that says it is there and how to apply it.
-fn apply_policy(store: &mut Store, manifest: &super::manifest::Manifest, options: &ImportOptions, report: &mut ImportReport) {
+fn apply_policy(store: &mut Store, manifest: &Manifest, options: &ImportOptions, report: &mut ImportReport) {
     let Some(policy) = &manifest.approval_policy else { return };
     if !options.apply_approvals {
         report.warnings.push(format!(
@@ -441,7 +623,7 @@ fn apply_policy(store: &mut Store, manifest: &super::manifest::Manifest, options
         ));
         return;
     }
-    match super::approvals::apply(store, policy, &manifest.channel) {
+    match super::approvals::apply(store, policy, manifest.channel.as_str()) {
         Ok(outcome) => {
             report.warnings.extend(outcome.warnings.iter().cloned());
             report.approval_policy = Some(outcome);

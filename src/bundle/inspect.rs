@@ -47,20 +47,20 @@ pub fn html(i: &Inspection) -> String {
     let m = &i.manifest;
     let mut h = String::new();
     h.push_str("<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">");
-    h.push_str(&format!("<title>Ferry bundle {} #{}</title>", esc(&m.channel), m.sequence));
+    h.push_str(&format!("<title>Ferry bundle {} #{}</title>", esc(m.channel.as_str()), m.sequence));
     h.push_str(
         "<style>body{font-family:system-ui,sans-serif;margin:2rem;color:#222}table{border-collapse:collapse;margin:1rem 0}\
          td,th{border:1px solid #ccc;padding:.3rem .6rem;text-align:left;vertical-align:top}th{background:#f2f2f2}\
          .mono{font-family:ui-monospace,monospace;font-size:.9em}.warn{color:#a40}</style></head><body>",
     );
-    h.push_str(&format!("<h1>Bundle {} · sequence {}</h1>", esc(&m.channel), m.sequence));
+    h.push_str(&format!("<h1>Bundle {} · sequence {}</h1>", esc(m.channel.as_str()), m.sequence));
     let kind = match m.base_sequence {
         Some(b) => format!("delta on sequence {b}"),
         None => "full".to_string(),
     };
     h.push_str("<table>");
     for (k, v) in [
-        ("Bundle id", m.bundle_id.clone()),
+        ("Bundle id", m.bundle_id.to_string()),
         ("Kind", kind),
         ("Created", m.created.clone()),
         ("Expires", m.expires.clone().unwrap_or_else(|| "never".into())),
@@ -109,7 +109,7 @@ pub fn html(i: &Inspection) -> String {
         for r in &m.removed {
             h.push_str(&format!(
                 "<tr><td class=\"mono\">{}</td><td>{}</td><td>{}</td></tr>",
-                esc(&r.update_id),
+                esc(&r.update_id.to_string()),
                 esc(&r.title),
                 esc(&r.reason)
             ));

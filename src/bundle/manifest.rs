@@ -1,6 +1,9 @@
 //! `manifest.json`: what a bundle is, everything it holds, and the hash of every byte.
 //! Signed as a whole (`manifest.json.minisig`); the JSON Schema is `manifests/bundle-manifest.schema.json`.
 
+use super::names::{BundleId, ChannelName, Sequence};
+use super::safe_path::SafePath;
+use crate::catalog::{Guid, Sha1Digest};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -11,12 +14,12 @@ pub const SIGNATURE_FILE: &str = "manifest.json.minisig";
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Manifest {
     pub format: String,
-    pub channel: String,
-    pub sequence: u64,
+    pub channel: ChannelName,
+    pub sequence: Sequence,
     /// The sequence a delta applies to; absent for a full bundle.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub base_sequence: Option<u64>,
-    pub bundle_id: String,
+    pub base_sequence: Option<Sequence>,
+    pub bundle_id: BundleId,
     /// RFC 3339 UTC.
     pub created: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -75,7 +78,7 @@ pub struct Summary {
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct UpdateEntry {
-    pub update_id: String,
+    pub update_id: Guid,
     pub revision_number: i32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kb: Option<String>,
@@ -93,7 +96,7 @@ pub struct UpdateEntry {
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Removal {
-    pub update_id: String,
+    pub update_id: Guid,
     #[serde(default)]
     pub title: String,
     pub reason: String,
@@ -119,7 +122,7 @@ pub enum MemberKind {
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct MemberEntry {
-    pub path: String,
+    pub path: SafePath,
     pub kind: MemberKind,
     pub size: u64,
     pub sha256: String,
@@ -138,10 +141,24 @@ pub struct MemberEntry {
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct ChunkEntry {
-    pub path: String,
+    pub path: SafePath,
     pub size: u64,
     pub sha256: String,
     pub volume: u32,
+}
+
+impl MemberEntry {
+    /// A payload's SHA-1 and extension, read from its path `content/XX/<SHA1>.<ext>` (the
+    /// WsusContent name); `None` for a path of any other shape, a folder that is not the SHA-1's,
+    /// or a SHA-1 that differs from the one the entry states.
+    pub fn payload_name(&self) -> Option<(Sha1Digest, &str)> {
+        let (folder, file) = self.path.as_str().strip_prefix("content/")?.split_once('/')?;
+        let (hex, extension) = file.split_once('.').unwrap_or((file, ""));
+        let sha1 = Sha1Digest::from_hex(hex).ok()?;
+        let canonical = folder == sha1.content_folder() && hex == sha1.to_hex_upper();
+        let stated = self.sha1.as_deref().and_then(|h| Sha1Digest::from_hex(h).ok());
+        (canonical && stated == Some(sha1)).then_some((sha1, extension))
+    }
 }
 
 impl Manifest {
@@ -161,6 +178,6 @@ impl Manifest {
     }
 }
 
-pub fn directory_name(channel: &str, sequence: u64) -> String {
+pub fn directory_name(channel: &ChannelName, sequence: Sequence) -> String {
     format!("{channel}-{sequence:06}")
 }

@@ -20,6 +20,7 @@ pub mod inspect;
 pub mod manifest;
 pub mod metadata;
 pub mod minisign;
+pub mod names;
 pub mod pipe;
 pub mod profile;
 pub mod reader;
@@ -27,6 +28,7 @@ pub mod safe_path;
 pub mod select;
 pub mod verify;
 pub mod volumes;
+pub mod zip_volume;
 
 pub use error::{BundleError, Problem, ProblemKind};
 pub use manifest::Manifest;

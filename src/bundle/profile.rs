@@ -31,7 +31,7 @@ impl PayloadPolicy {
 #[serde(deny_unknown_fields)]
 pub struct Profile {
     /// Bundles of one channel form one sequence; the isolated side imports them in order.
-    pub channel: String,
+    pub channel: super::names::ChannelName,
     #[serde(default)]
     pub description: Option<String>,
     /// The upstream to sync from (Microsoft Update or a WSUS server's ServerSyncWebService).
@@ -77,12 +77,6 @@ impl Profile {
     pub fn parse(text: &str, name: &str) -> Result<Profile, ProfileError> {
         let invalid = |message: String| ProfileError::Invalid { path: name.to_string(), message };
         let profile: Profile = toml::from_str(text).map_err(|e| invalid(e.to_string().trim().to_string()))?;
-        if profile.channel.is_empty() || !profile.channel.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-') {
-            return Err(invalid(format!(
-                "channel {:?}: use lower-case letters, digits and '-' (it names bundle directories)",
-                profile.channel
-            )));
-        }
         if profile.products.is_empty() || profile.classifications.is_empty() {
             return Err(invalid("products and classifications must each name at least one (updates match one of each, as in WSUS)".into()));
         }

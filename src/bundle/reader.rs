@@ -52,9 +52,11 @@ pub struct VolumeDigest {
     pub sha256: String,
 }
 
-/// Errors from `walk`: the archive itself is broken, or the visitor stopped with its own error.
+/// Errors from `walk`: the archive itself is broken, it names one entry twice in a way found
+/// before any entry is read (a zip directory), or the visitor stopped with its own error.
 pub enum WalkError<E> {
     Archive(io::Error),
+    Duplicate(Vec<u8>),
     Visitor(E),
 }
 
@@ -69,7 +71,7 @@ pub fn walk<E>(
 ) -> Result<VolumeDigest, WalkError<E>> {
     match format {
         VolumeFormat::Tar => walk_tar(path, hash_volume, visit),
-        VolumeFormat::Zip => walk_zip(path, visit),
+        VolumeFormat::Zip => walk_zip(path, hash_volume, visit),
     }
 }
 
@@ -103,29 +105,36 @@ fn walk_tar<E>(path: &Path, hash_volume: bool, visit: &mut dyn FnMut(Entry<'_>) 
     Ok(VolumeDigest { size, sha256: if hash_volume { hex::encode(sha256) } else { String::new() } })
 }
 
-fn walk_zip<E>(path: &Path, visit: &mut dyn FnMut(Entry<'_>) -> Result<Visit, E>) -> Result<VolumeDigest, WalkError<E>> {
-    // Zip keeps its directory at the end: hash the whole file first, then read entries.
+fn walk_zip<E>(path: &Path, hash_volume: bool, visit: &mut dyn FnMut(Entry<'_>) -> Result<Visit, E>) -> Result<VolumeDigest, WalkError<E>> {
+    use super::zip_volume::{self, ZipProblem};
+    let problem = |p: ZipProblem| match p {
+        ZipProblem::Damaged(e) => WalkError::Archive(e),
+        ZipProblem::Duplicate(name) => WalkError::Duplicate(name),
+    };
+    // The directory first (it is at the end), so a duplicate is refused before any data is read.
     let mut file = File::open(path).map_err(WalkError::Archive)?;
-    let digest = crate::store::hash_reader(&mut BufReader::with_capacity(1 << 20, &mut file)).map_err(WalkError::Archive)?;
-    let mut archive = zip::ZipArchive::new(BufReader::new(File::open(path).map_err(WalkError::Archive)?))
-        .map_err(|e| WalkError::Archive(io::Error::new(io::ErrorKind::InvalidData, e.to_string())))?;
-    for i in 0..archive.len() {
-        let mut entry = archive.by_index(i).map_err(|e| WalkError::Archive(io::Error::new(io::ErrorKind::InvalidData, e.to_string())))?;
-        let kind = if entry.is_dir() {
-            EntryKind::Directory
-        } else if entry.is_symlink() {
-            EntryKind::Symlink
-        } else if entry.unix_mode().is_some_and(|m| m & 0o170000 != 0o100000 && m & 0o170000 != 0) {
-            EntryKind::Device
-        } else {
-            EntryKind::File
+    let entries = zip_volume::entries(&mut file).map_err(problem)?;
+    let digest = if hash_volume {
+        let mut whole = BufReader::with_capacity(1 << 20, File::open(path).map_err(WalkError::Archive)?);
+        let d = crate::store::hash_reader(&mut whole).map_err(WalkError::Archive)?;
+        VolumeDigest { size: d.size, sha256: d.sha256.to_hex_lower() }
+    } else {
+        VolumeDigest { size: 0, sha256: String::new() }
+    };
+    let mut reader = BufReader::with_capacity(1 << 20, file);
+    for e in &entries {
+        let kind = match e.unix_mode.map(|m| m & 0o170000) {
+            _ if e.name.ends_with(b"/") => EntryKind::Directory,
+            Some(0o120000) => EntryKind::Symlink,
+            Some(0o040000) => EntryKind::Directory,
+            Some(0o100000) | Some(0) | None => EntryKind::File,
+            Some(_) => EntryKind::Device,
         };
-        let raw_path = entry.name_raw().to_vec();
-        let size = entry.size();
-        match visit(Entry { raw_path, kind, size, data: &mut entry }).map_err(WalkError::Visitor)? {
+        let mut data = zip_volume::open_entry(&mut reader, e).map_err(problem)?;
+        match visit(Entry { raw_path: e.name.clone(), kind, size: e.size, data: &mut data }).map_err(WalkError::Visitor)? {
             Visit::Continue => {}
             Visit::Stop => break,
         }
     }
-    Ok(VolumeDigest { size: digest.size, sha256: digest.sha256.to_hex_lower() })
+    Ok(digest)
 }

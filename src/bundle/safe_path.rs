@@ -11,8 +11,8 @@ use std::path::{Path, PathBuf};
 pub const MAX_PATH_BYTES: usize = 100;
 const MAX_COMPONENTS: usize = 4;
 
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
-#[serde(transparent)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[serde(into = "String", try_from = "String")]
 pub struct SafePath(String);
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -73,6 +73,19 @@ impl SafePath {
     /// `root/self`, which is always inside `root`.
     pub fn under(&self, root: &Path) -> PathBuf {
         self.0.split('/').fold(root.to_path_buf(), |p, c| p.join(c))
+    }
+}
+
+impl TryFrom<String> for SafePath {
+    type Error = UnsafePath;
+    fn try_from(s: String) -> Result<SafePath, UnsafePath> {
+        SafePath::new(&s)
+    }
+}
+
+impl From<SafePath> for String {
+    fn from(p: SafePath) -> String {
+        p.0
     }
 }
 

@@ -1,6 +1,6 @@
 //! `ferry verify`: everything `import` checks, offline, changing nothing, every problem reported.
 
-use super::check::{MemberSink, authenticate, check_expiry, walk_bundle};
+use super::check::{MemberSink, WalkMode, authenticate, check_expiry, walk_bundle};
 use super::error::{BundleError, Problem};
 use super::manifest::{MemberEntry, MemberKind};
 use super::minisign::PublicKey;
@@ -150,10 +150,10 @@ pub fn verify(path: &Path, trusted: &[PublicKey], progress: &mut dyn FnMut(u64, 
     };
     let m = &bundle.manifest;
     report.bundle = bundle.dir.clone();
-    report.channel = Some(m.channel.clone());
-    report.sequence = Some(m.sequence);
-    report.base_sequence = m.base_sequence;
-    report.bundle_id = Some(m.bundle_id.clone());
+    report.channel = Some(m.channel.to_string());
+    report.sequence = Some(m.sequence.get());
+    report.base_sequence = m.base_sequence.map(|s| s.get());
+    report.bundle_id = Some(m.bundle_id.to_string());
     report.signer_key_id = Some(bundle.signer.to_string());
     report.created = Some(m.created.clone());
     report.expires = m.expires.clone();
@@ -161,10 +161,10 @@ pub fn verify(path: &Path, trusted: &[PublicKey], progress: &mut dyn FnMut(u64, 
     if let Err(p) = check_expiry(m, chrono::Utc::now(), false) {
         report.problems.push(p);
     }
-    let total: u64 = m.volumes.iter().map(|v| v.size).sum();
+    let total = m.volumes.iter().fold(0u64, |sum, v| sum.saturating_add(v.size));
     let mut sink = VerifySink::default();
     let mut read = 0;
-    let problems = walk_bundle(&bundle, &mut sink, false, true, true, &mut |done| {
+    let problems = walk_bundle(&bundle, &mut sink, WalkMode::VERIFY, &mut |done| {
         read = done;
         progress(done, total);
     })?;

@@ -236,7 +236,7 @@ impl VolumeWriter {
             self.write_entry(path.as_str(), size, source, &mut hasher, false)?;
             let sha256 = hasher.clone().finish().sha256.to_hex_lower();
             MemberEntry {
-                path: path.to_string(),
+                path: path.clone(),
                 kind,
                 size,
                 sha256,
@@ -255,12 +255,12 @@ impl VolumeWriter {
                 let volume = self.reserve_fresh(self.entry_cost(chunk_path.as_str(), chunk_size))?;
                 let sha256 =
                     self.write_entry(chunk_path.as_str(), chunk_size, source, &mut hasher, true)?.expect("chunks are hashed alone");
-                chunks.push(ChunkEntry { path: chunk_path.to_string(), size: chunk_size, sha256, volume });
+                chunks.push(ChunkEntry { path: chunk_path, size: chunk_size, sha256, volume });
                 left -= chunk_size;
             }
             let digests_so_far = hasher.clone().finish();
             MemberEntry {
-                path: path.to_string(),
+                path: path.clone(),
                 kind,
                 size,
                 sha256: digests_so_far.sha256.to_hex_lower(),

@@ -1,8 +1,7 @@
 //! `ferry import BUNDLE --trust PUB...`: verify, then load into the store; idempotent, resumable.
 
 use super::output;
-use ferry::bundle::import::{ImportOptions, import};
-use ferry::store::Store;
+use ferry::bundle::import::{ImportOptions, ImportOutcome, import_into};
 use ferry::units::format_size;
 use std::path::{Path, PathBuf};
 
@@ -27,12 +26,8 @@ pub struct Args {
 pub fn run(data: &Path, args: Args) -> anyhow::Result<()> {
     let extra: Vec<_> = args.trust.iter().map(|p| super::trust::load_public_key(p)).collect::<anyhow::Result<_>>()?;
     let options = ImportOptions { allow_expired: args.allow_expired, apply_approvals: args.apply_approvals };
-    if !data.join(ferry::store::DATABASE_FILE).exists() {
-        ferry::bundle::import::preflight_without_store(&args.bundle, &extra, &options)?;
-    }
-    let mut store = Store::open_or_create(data)?;
     let bar = output::progress(0, "importing", true);
-    let report = import(&mut store, &args.bundle, &extra, &options, &mut |_, done, total| {
+    let report = import_into(data, &args.bundle, &extra, &options, &mut |_, done, total| {
         bar.set_length(total);
         bar.set_position(done);
     })?;
@@ -43,7 +38,7 @@ pub fn run(data: &Path, args: Args) -> anyhow::Result<()> {
     if args.json {
         return output::json(&report);
     }
-    if report.outcome == "already-imported" {
+    if report.outcome == ImportOutcome::AlreadyImported {
         println!("bundle {} #{} ({}) was already imported: nothing to do", report.channel, report.sequence, report.bundle_id);
     } else {
         println!(

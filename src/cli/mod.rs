@@ -106,13 +106,39 @@ impl std::fmt::Display for Exit {
 
 impl std::error::Error for Exit {}
 
-pub fn main() -> ExitCode {
-    // Output piped into `head` should end quietly, as with other Unix tools.
-    // SAFETY: restoring the default disposition of SIGPIPE before any thread starts.
-    #[cfg(unix)]
-    unsafe {
-        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+impl Command {
+    /// Whether the command only reads and prints, so that it may end quietly when the reader of
+    /// its output goes away (`ferry updates list --ids | head`), as other Unix tools do.
+    ///
+    /// The others hold sockets: a peer that closes a connection (a client cancelling a download,
+    /// an upstream dropping a sync) must be an error on that connection, never the silent end of
+    /// the process by SIGPIPE. No wildcard: a new command must choose.
+    fn ends_with_its_reader(&self) -> bool {
+        match self {
+            Command::Serve(_) | Command::Demo(_) | Command::Export(_) => false,
+            Command::Dev(dev::Command::Loadgen(_)) => false,
+            Command::Dev(dev::Command::Synth(_) | dev::Command::Ingest(_)) => true,
+            Command::Keygen(_)
+            | Command::Verify(_)
+            | Command::Inspect(_)
+            | Command::Import(_)
+            | Command::Trust(_)
+            | Command::Status(_)
+            | Command::Updates(_)
+            | Command::Report(_)
+            | Command::Rules(_)
+            | Command::Classifications(_)
+            | Command::Products(_)
+            | Command::Groups(_)
+            | Command::Computers(_)
+            | Command::Cleanup(_)
+            | Command::Admin(_)
+            | Command::Check(_) => true,
+        }
     }
+}
+
+pub fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -120,6 +146,14 @@ pub fn main() -> ExitCode {
             return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
         }
     };
+    if cli.command.ends_with_its_reader() {
+        // SAFETY: restoring the default disposition of SIGPIPE before any thread starts (parsing
+        // the command line starts none).
+        #[cfg(unix)]
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
     init_tracing();
     let result = match cli.command {
         Command::Keygen(args) => keygen::run(args),
@@ -149,14 +183,31 @@ pub fn main() -> ExitCode {
             if let Some(Exit(code)) = e.downcast_ref::<Exit>() {
                 return ExitCode::from(*code);
             }
-            if let Some(b) = e.downcast_ref::<ferry::bundle::BundleError>() {
-                eprintln!("error: {e:#}");
-                return ExitCode::from(b.exit_code());
+            eprintln!("error: {}", describe(&e));
+            match e.downcast_ref::<ferry::bundle::BundleError>() {
+                Some(b) => ExitCode::from(b.exit_code()),
+                None => ExitCode::from(1),
             }
-            eprintln!("error: {e:#}");
-            ExitCode::from(1)
         }
     }
+}
+
+/// The error and its causes, each said once. The library's errors put their cause in their own
+/// text (so that `to_string` is complete) and also expose it as `source`; printing the chain as
+/// it is would say every cause twice.
+fn describe(e: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in e.chain() {
+        let said = cause.to_string();
+        if text.contains(&said) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&said);
+    }
+    text
 }
 
 fn init_tracing() {

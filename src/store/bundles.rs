@@ -163,14 +163,26 @@ impl Store {
 
     /// Bundles of `channel` from its newest full bundle on, oldest first (what a delta builds on).
     pub fn export_chain(&self, channel: &str) -> StoreResult<Vec<ExportRecord>> {
-        let mut stmt = self
-            .conn
-            .prepare(
-                "SELECT channel, sequence, bundle_id, base_sequence, created, path FROM export_bundles WHERE channel = ?1
-                 AND sequence >= COALESCE((SELECT MAX(sequence) FROM export_bundles WHERE channel = ?1 AND base_sequence IS NULL), 0)
-                 ORDER BY sequence",
-            )
-            .map_err(|e| self.err("reading channel state", e))?;
+        self.export_records(
+            "SELECT channel, sequence, bundle_id, base_sequence, created, path FROM export_bundles WHERE channel = ?1 AND pending = 0
+             AND sequence >= COALESCE((SELECT MAX(sequence) FROM export_bundles WHERE channel = ?1 AND pending = 0 AND base_sequence IS NULL), 0)
+             ORDER BY sequence",
+            channel,
+        )
+    }
+
+    /// Bundles of `channel` recorded but not confirmed: an export stopped between recording its
+    /// bundle and giving the directory its final name, or just after.
+    pub fn pending_exports(&self, channel: &str) -> StoreResult<Vec<ExportRecord>> {
+        self.export_records(
+            "SELECT channel, sequence, bundle_id, base_sequence, created, path FROM export_bundles WHERE channel = ?1 AND pending = 1
+             ORDER BY sequence",
+            channel,
+        )
+    }
+
+    fn export_records(&self, sql: &str, channel: &str) -> StoreResult<Vec<ExportRecord>> {
+        let mut stmt = self.conn.prepare(sql).map_err(|e| self.err("reading channel state", e))?;
         stmt.query_map([channel], |r| {
             Ok(ExportRecord {
                 channel: r.get(0)?,
@@ -185,30 +197,37 @@ impl Store {
         .map_err(|e| self.err("reading channel state", e))
     }
 
+    /// The highest sequence `channel` confirmed (0: none yet).
     pub fn last_export_sequence(&self, channel: &str) -> StoreResult<u64> {
         self.conn
-            .query_row("SELECT COALESCE(MAX(sequence), 0) FROM export_bundles WHERE channel = ?1", [channel], |r| r.get::<_, i64>(0))
+            .query_row("SELECT COALESCE(MAX(sequence), 0) FROM export_bundles WHERE channel = ?1 AND pending = 0", [channel], |r| {
+                r.get::<_, i64>(0)
+            })
             .map(|v| v as u64)
             .map_err(|e| self.err("reading channel state", e))
     }
 
-    /// Items of `kind` carried by the bundles of `channel` with sequence ≥ `from_sequence`.
+    /// Items of `kind` carried by the confirmed bundles of `channel` with sequence ≥ `from_sequence`.
     pub fn carried(&self, channel: &str, kind: &str, from_sequence: u64) -> StoreResult<HashSet<String>> {
         let mut stmt = self
             .conn
-            .prepare_cached("SELECT item FROM export_carried WHERE channel = ?1 AND kind = ?2 AND sequence >= ?3")
+            .prepare_cached(
+                "SELECT c.item FROM export_carried c JOIN export_bundles b ON b.channel = c.channel AND b.sequence = c.sequence
+                 WHERE c.channel = ?1 AND c.kind = ?2 AND c.sequence >= ?3 AND b.pending = 0",
+            )
             .map_err(|e| self.err("reading channel state", e))?;
         stmt.query_map(params![channel, kind, from_sequence as i64], |r| r.get(0))
             .and_then(|rows| rows.collect())
             .map_err(|e| self.err("reading channel state", e))
     }
 
-    /// Records a finished export and what it carried, in one transaction.
-    pub fn record_export(&mut self, record: &ExportRecord, carried: &[(&str, Vec<String>)]) -> StoreResult<()> {
+    /// Records a written bundle and what it carried, in one transaction, as pending: the export
+    /// confirms it once the bundle directory has its final name.
+    pub fn record_pending_export(&mut self, record: &ExportRecord, carried: &[(&str, Vec<String>)]) -> StoreResult<()> {
         let db = self.db_path();
         let tx = self.conn.transaction().map_err(|e| StoreError::sqlite(&db, "recording an export", e))?;
         tx.execute(
-            "INSERT INTO export_bundles (channel, sequence, bundle_id, base_sequence, created, path) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            "INSERT INTO export_bundles (channel, sequence, bundle_id, base_sequence, created, path, pending) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 1)",
             params![
                 record.channel,
                 record.sequence as i64,
@@ -231,6 +250,28 @@ impl Store {
             }
         }
         tx.commit().map_err(|e| StoreError::sqlite(&db, "committing an export record", e))
+    }
+
+    /// The bundle is out under its final name: it counts for the channel from now on.
+    pub fn confirm_export(&self, channel: &str, sequence: u64) -> StoreResult<()> {
+        self.conn
+            .execute("UPDATE export_bundles SET pending = 0 WHERE channel = ?1 AND sequence = ?2", params![channel, sequence as i64])
+            .map_err(|e| self.err(format!("confirming bundle {sequence} of channel {channel}"), e))?;
+        Ok(())
+    }
+
+    /// Forgets a pending bundle that never got its final name, and what it carried.
+    pub fn discard_pending_export(&mut self, channel: &str, sequence: u64) -> StoreResult<()> {
+        let db = self.db_path();
+        let context = format!("forgetting unfinished bundle {sequence} of channel {channel}");
+        let tx = self.conn.transaction().map_err(|e| StoreError::sqlite(&db, context.clone(), e))?;
+        for sql in [
+            "DELETE FROM export_carried WHERE channel = ?1 AND sequence = ?2",
+            "DELETE FROM export_bundles WHERE channel = ?1 AND sequence = ?2 AND pending = 1",
+        ] {
+            tx.execute(sql, params![channel, sequence as i64]).map_err(|e| StoreError::sqlite(&db, context.clone(), e))?;
+        }
+        tx.commit().map_err(|e| StoreError::sqlite(&db, context, e))
     }
 
     /// Every stored revision with its relationships and files, for export selection.

@@ -333,14 +333,18 @@ impl IngestBatch<'_> {
         Ok(())
     }
 
-    /// The SHA-256 and size the metadata gives a file, if any revision names it.
-    pub fn file_digests(&mut self, sha1: &crate::catalog::Sha1Digest) -> StoreResult<Option<(Option<crate::catalog::Sha256Digest>, u64)>> {
+    /// What the metadata says a file is (SHA-256, size, extension), if any revision names it.
+    pub fn described_file(&mut self, sha1: &crate::catalog::Sha1Digest) -> StoreResult<Option<DescribedFile>> {
         self.tx
-            .prepare_cached("SELECT sha256, size FROM files WHERE sha1 = ?1")
+            .prepare_cached("SELECT sha256, size, extension FROM files WHERE sha1 = ?1")
             .and_then(|mut s| {
                 s.query_row([&sha1.0[..]], |r| {
                     let sha256: Option<Vec<u8>> = r.get(0)?;
-                    Ok((sha256.as_deref().and_then(crate::catalog::Sha256Digest::from_slice), r.get::<_, i64>(1)? as u64))
+                    Ok(DescribedFile {
+                        sha256: sha256.as_deref().and_then(crate::catalog::Sha256Digest::from_slice),
+                        size: r.get::<_, i64>(1)? as u64,
+                        extension: r.get(2)?,
+                    })
                 })
                 .optional()
             })
@@ -443,6 +447,14 @@ impl IngestItem {
         };
         Ok((prepare_revision(&self.source, &document)?, self.present_files))
     }
+}
+
+/// What update metadata says about a payload file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DescribedFile {
+    pub sha256: Option<crate::catalog::Sha256Digest>,
+    pub size: u64,
+    pub extension: String,
 }
 
 /// How [`Store::ingest_stream`] commits and reports.

@@ -33,7 +33,7 @@ pub use compliance::{ComplianceReport, ComputerCompliance, UpdateCompliance};
 pub use content::{ContentError, ContentStore, ExpectedFile, FileHasher, HashingWriter, VerifiedFile, hash_reader};
 pub use error::{StoreError, StoreResult};
 pub use groups::{GroupInTree, GroupRemoval, Targeting, TargetingMode};
-pub use ingest::{AddOutcome, IngestBatch, IngestItem, IngestOptions, IngestReport, PreparedRevision, prepare_revision};
+pub use ingest::{AddOutcome, DescribedFile, IngestBatch, IngestItem, IngestOptions, IngestReport, PreparedRevision, prepare_revision};
 pub use query::*;
 pub use rules::{ApprovalRule, NewRule, RuleOutcome};
 pub use server_sync::{DownstreamDeployment, DownstreamFilter};

@@ -3,7 +3,8 @@
 //! Invariant: a migration, once released, never changes; new needs get a new migration.
 
 /// Migrations in order; `MIGRATIONS[i]` brings the schema from version `i` to `i + 1`.
-pub const MIGRATIONS: &[&str] = &[V1_CATALOG, V2_BUNDLES, V3_CLIENTS, V4_SERVER_SYNC, V5_ADMINISTRATION, V6_LATEST_INDEX];
+pub const MIGRATIONS: &[&str] =
+    &[V1_CATALOG, V2_BUNDLES, V3_CLIENTS, V4_SERVER_SYNC, V5_ADMINISTRATION, V6_LATEST_INDEX, V7_EXPORT_JOURNAL, V8_CLIENT_GROUPS];
 
 /// Version 1: the catalog (revisions, fragments, relationships, files) and settings.
 const V1_CATALOG: &str = r#"
@@ -279,6 +280,20 @@ CREATE TABLE approval_rules (
 const V6_LATEST_INDEX: &str = r#"
 DROP INDEX revisions_latest;
 CREATE INDEX revisions_latest ON revisions (update_type) WHERE is_latest = 1;
+"#;
+
+/// Version 7: an export records its bundle as pending before the directory gets its final name,
+/// and confirms it after. A pending record is settled by the next export of the channel: kept
+/// when the directory holds that bundle, dropped (with what it carried) when it does not. Before,
+/// an export killed between the rename and the record left a bundle the channel never counted.
+const V7_EXPORT_JOURNAL: &str = r#"
+ALTER TABLE export_bundles ADD COLUMN pending INTEGER NOT NULL DEFAULT 0;
+"#;
+
+/// Version 8: groups that client-side targeting created, counted against the limit of groups
+/// clients may create (a client names groups without authenticating).
+const V8_CLIENT_GROUPS: &str = r#"
+ALTER TABLE target_groups ADD COLUMN created_by_client INTEGER NOT NULL DEFAULT 0;
 "#;
 
 #[cfg(test)]

@@ -83,6 +83,24 @@ impl Fixture {
         to
     }
 
+    /// Rewrites the manifest as JSON and signs it again: for values the manifest's types would
+    /// not even hold (a bundle id with `../`, a sequence beyond 2^63).
+    pub fn resign_json(&self, bundle: &Path, change: impl FnOnce(&mut serde_json::Value)) {
+        let path = bundle.join("manifest.json");
+        let mut m: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        change(&mut m);
+        let json = serde_json::to_vec_pretty(&m).unwrap();
+        let comment = format!(
+            "ferry bundle channel:{} sequence:{} bundle_id:{}",
+            m["channel"].as_str().unwrap(),
+            m["sequence"],
+            m["bundle_id"].as_str().unwrap()
+        );
+        let key = SecretKey::parse(&std::fs::read_to_string(&self.key).unwrap(), None).unwrap();
+        std::fs::write(&path, &json).unwrap();
+        std::fs::write(bundle.join("manifest.json.minisig"), key.sign(&json, &comment, "test")).unwrap();
+    }
+
     /// Rewrites the manifest and signs it again with the exporter's key (a trusted signer that
     /// made a mistake, or an attacker with the key: the checks behind the signature must hold).
     pub fn resign(&self, bundle: &Path, change: impl FnOnce(&mut Manifest)) {
@@ -96,18 +114,18 @@ impl Fixture {
     }
 }
 
-fn manifest(bundle: &Path) -> Manifest {
+pub fn manifest(bundle: &Path) -> Manifest {
     serde_json::from_slice(&std::fs::read(bundle.join("manifest.json")).unwrap()).unwrap()
 }
 
-fn sha256_hex(path: &Path) -> (u64, String) {
+pub fn sha256_hex(path: &Path) -> (u64, String) {
     let bytes = std::fs::read(path).unwrap();
     use sha2::Digest;
     (bytes.len() as u64, hex::encode(sha2::Sha256::digest(&bytes)))
 }
 
 /// Updates the manifest's record of a volume after the test changed its bytes.
-fn refresh_volume(f: &Fixture, bundle: &Path, volume: &str) {
+pub fn refresh_volume(f: &Fixture, bundle: &Path, volume: &str) {
     let (size, sha256) = sha256_hex(&bundle.join(volume));
     f.resign(bundle, |m| {
         let v = m.volumes.iter_mut().find(|v| v.name == volume).unwrap();
@@ -117,7 +135,7 @@ fn refresh_volume(f: &Fixture, bundle: &Path, volume: &str) {
 }
 
 /// Appends one raw tar entry to a volume (before its end-of-archive blocks).
-fn append_tar_entry(volume: &Path, name: &[u8], kind: tar::EntryType, data: &[u8], link: Option<&[u8]>) {
+pub fn append_tar_entry(volume: &Path, name: &[u8], kind: tar::EntryType, data: &[u8], link: Option<&[u8]>) {
     let mut bytes = std::fs::read(volume).unwrap();
     bytes.truncate(bytes.len() - 1024);
     let mut header = tar::Header::new_gnu();
@@ -142,7 +160,7 @@ fn append_tar_entry(volume: &Path, name: &[u8], kind: tar::EntryType, data: &[u8
 
 /// Runs `ferry import` on a damaged bundle and checks the exit code, the message and that the
 /// store did not change by a byte.
-fn assert_refused(f: &Fixture, store: &Path, bundle: &Path, code: i32, needle: &str) {
+pub fn assert_refused(f: &Fixture, store: &Path, bundle: &Path, code: i32, needle: &str) {
     let before = snapshot(store);
     let out = f.import(store, bundle);
     let err = String::from_utf8_lossy(&out.stderr);
@@ -187,7 +205,10 @@ fn export_verify_import_round_trip_with_volumes_and_chunks() {
     let inspected = json_of(ferry(&iso).arg("inspect").arg(&bundle).arg("--html").arg(&html));
     assert_eq!(inspected["manifest"]["sequence"], 1);
     let page = std::fs::read_to_string(&html).unwrap();
-    assert!(page.contains("test-channel") && page.contains(&m.bundle_id) && !page.contains("<script"), "a self-contained report");
+    assert!(
+        page.contains("test-channel") && page.contains(&m.bundle_id.to_string()) && !page.contains("<script"),
+        "a self-contained report"
+    );
 }
 
 #[test]
@@ -206,7 +227,7 @@ fn deltas_carry_only_what_changed_and_import_only_on_their_base() {
     stdout_of(ferry(&f.cache).args(["dev", "synth", "--updates", "900", "--payload-bytes", "8KiB"]));
     let delta = f.export(&[]);
     let (mf, md) = (manifest(&full), manifest(&delta));
-    assert_eq!((md.sequence, md.base_sequence), (2, Some(1)));
+    assert_eq!((md.sequence.get(), md.base_sequence.map(|s| s.get())), (2, Some(1)));
     assert!(
         md.summary.revisions > 0 && md.summary.revisions < 900 - mf.summary.revisions + 50,
         "{} revisions in the delta",
@@ -222,7 +243,7 @@ fn deltas_carry_only_what_changed_and_import_only_on_their_base() {
     assert!(String::from_utf8_lossy(&f.import(&iso, &full).stdout).contains("already imported"));
     // A newer full bundle restarts the chain; an older bundle after it is a replay.
     let newer = f.export(&["--full"]);
-    assert_eq!((manifest(&newer).sequence, manifest(&newer).base_sequence), (3, None));
+    assert_eq!((manifest(&newer).sequence.get(), manifest(&newer).base_sequence), (3, None));
     let iso2 = f.root.join("iso2");
     assert!(f.import(&iso2, &newer).status.success());
     assert_refused(&f, &iso2, &delta, 12, "not newer than the last import");
@@ -230,7 +251,7 @@ fn deltas_carry_only_what_changed_and_import_only_on_their_base() {
 }
 
 /// Byte offset of the data of tar entry `name` in `volume`.
-fn entry_data_offset(volume: &Path, name: &str) -> Option<u64> {
+pub fn entry_data_offset(volume: &Path, name: &str) -> Option<u64> {
     let mut archive = tar::Archive::new(std::fs::File::open(volume).unwrap());
     for e in archive.entries().unwrap() {
         let e = e.unwrap();
@@ -241,7 +262,7 @@ fn entry_data_offset(volume: &Path, name: &str) -> Option<u64> {
     None
 }
 
-fn flip_byte(path: &Path, offset: u64) {
+pub fn flip_byte(path: &Path, offset: u64) {
     let mut bytes = std::fs::read(path).unwrap();
     bytes[offset as usize] ^= 0x5a;
     std::fs::write(path, bytes).unwrap();
@@ -257,7 +278,7 @@ fn bad_bundles_are_refused_with_their_exit_code_and_change_nothing() {
     let store = f.root.join("iso");
     stdout_of(ferry(&store).args(["trust", "add"]).arg(&f.public));
     let last_volume = m.volumes.last().unwrap().name.clone();
-    let payload = m.members.iter().find(|x| x.path.starts_with("content/") && x.chunks.is_empty()).unwrap().clone();
+    let payload = m.members.iter().find(|x| x.path.as_str().starts_with("content/") && x.chunks.is_empty()).unwrap().clone();
 
     // 10: signatures and trust.
     let b = f.copy(&good, "unsigned");
@@ -278,19 +299,19 @@ fn bad_bundles_are_refused_with_their_exit_code_and_change_nothing() {
 
     // 11: integrity of volumes and members.
     let b = f.copy(&good, "metadata-byte");
-    let meta = m.members.iter().find(|x| x.path.starts_with("metadata/")).unwrap();
+    let meta = m.members.iter().find(|x| x.path.as_str().starts_with("metadata/")).unwrap();
     let vol = b.join(format!("vol-{:04}.tar", meta.volume.unwrap()));
-    flip_byte(&vol, entry_data_offset(&vol, &meta.path).unwrap() + 100);
+    flip_byte(&vol, entry_data_offset(&vol, meta.path.as_str()).unwrap() + 100);
     assert_refused(&f, &store, &b, 11, "does not match its hash");
 
     let b = f.copy(&good, "payload-byte");
     let vol = b.join(format!("vol-{:04}.tar", payload.volume.unwrap()));
-    flip_byte(&vol, entry_data_offset(&vol, &payload.path).unwrap() + 7);
+    flip_byte(&vol, entry_data_offset(&vol, payload.path.as_str()).unwrap() + 7);
     assert_refused(&f, &store, &b, 11, &format!("volume {} of", payload.volume.unwrap()));
 
     let b = f.copy(&good, "header-byte");
     let vol = b.join(format!("vol-{:04}.tar", payload.volume.unwrap()));
-    flip_byte(&vol, entry_data_offset(&vol, &payload.path).unwrap() - 512 + 20);
+    flip_byte(&vol, entry_data_offset(&vol, payload.path.as_str()).unwrap() - 512 + 20);
     assert_refused(&f, &store, &b, 11, "copy it again");
 
     let b = f.copy(&good, "truncated");
@@ -357,7 +378,7 @@ fn bad_bundles_are_refused_with_their_exit_code_and_change_nothing() {
     refresh_volume(&f, &b, &last_volume);
     f.resign(&b, |m| {
         m.members.push(ferry::bundle::manifest::MemberEntry {
-            path: "metadata/revisions-0099.bin".into(),
+            path: ferry::bundle::safe_path::SafePath::new("metadata/revisions-0099.bin").unwrap(),
             kind: ferry::bundle::manifest::MemberKind::Metadata,
             size,
             sha256,
@@ -483,7 +504,7 @@ fn shipped_profiles_are_valid() {
         let profile = Path::new(env!("CARGO_MANIFEST_DIR")).join("manifests").join(format!("{name}.toml"));
         let mut c = f.export_command(&profile);
         let bundle = PathBuf::from(stdout_of(&mut c).trim());
-        assert_eq!(manifest(&bundle).channel, name);
+        assert_eq!(manifest(&bundle).channel.as_str(), name);
     }
 }
 
@@ -507,10 +528,10 @@ fn import_checks_members_and_verify_also_whole_volumes() {
     stdout_of(ferry(&store).args(["check", "--deep"]));
     // A byte inside a member is refused by import too.
     let m = manifest(&good);
-    let payload = m.members.iter().find(|x| x.path.starts_with("content/")).unwrap();
+    let payload = m.members.iter().find(|x| x.path.as_str().starts_with("content/")).unwrap();
     let b = f.copy(&good, "member-byte");
     let vol = b.join(format!("vol-{:04}.tar", payload.volume.unwrap()));
-    flip_byte(&vol, entry_data_offset(&vol, &payload.path).unwrap() + 3);
+    flip_byte(&vol, entry_data_offset(&vol, payload.path.as_str()).unwrap() + 3);
     let fresh = f.root.join("isolated2");
     stdout_of(ferry(&fresh).args(["trust", "add"]).arg(&f.public));
     assert_refused(&f, &fresh, &b, 11, "does not match its hash");

@@ -9,6 +9,7 @@ mod conformance;
 mod console;
 mod fake_http;
 mod fragments;
+mod hostile_bundles;
 mod ingest;
 mod pipeline;
 mod served;
