@@ -18,6 +18,12 @@ use std::ops::Range;
 /// Larger documents are refused before parsing (the largest real one is 46 MB).
 pub const MAX_DOCUMENT_BYTES: usize = 256 << 20;
 const MAX_DEPTH: usize = 256;
+/// Attributes on one element (real documents carry fewer than 20): the duplicate check of an
+/// element's attributes costs the square of their number.
+pub const MAX_ATTRIBUTES: usize = 128;
+/// Namespace declarations in scope at once (real documents: a handful): every element's name is
+/// resolved against those in scope.
+pub const MAX_DECLARATIONS_IN_SCOPE: usize = 128;
 /// Namespaces whose prefixes fragments drop (or map to `b.`, `m.`, `d.`).
 const MSUS_NAMESPACES: &[u8] = b"http://schemas.microsoft.com/msus/";
 
@@ -231,6 +237,9 @@ struct Parser<'a> {
     namespaces: NamespaceResolver,
     /// The element just ended (or empty): its scope goes before the next event.
     pending_pop: bool,
+    /// Namespace declarations of each open scope, and their sum.
+    scope_declarations: Vec<usize>,
+    declarations_in_scope: usize,
     /// The current start tag's attributes other than namespace declarations, as (name, raw
     /// value) byte ranges of the document.
     raw_attributes: Vec<(Range<usize>, Range<usize>)>,
@@ -287,6 +296,8 @@ impl<'a> Parser<'a> {
             reader,
             namespaces: NamespaceResolver::default(),
             pending_pop: false,
+            scope_declarations: Vec::with_capacity(32),
+            declarations_in_scope: 0,
             raw_attributes: Vec::new(),
             stack: Vec::with_capacity(32),
             names: String::with_capacity(1024),
@@ -335,6 +346,7 @@ impl<'a> Parser<'a> {
         loop {
             if std::mem::take(&mut self.pending_pop) {
                 self.namespaces.pop();
+                self.declarations_in_scope -= self.scope_declarations.pop().unwrap_or(0);
             }
             self.event_start = self.reader.buffer_position() as usize;
             let event = match self.reader.read_event() {
@@ -582,12 +594,21 @@ impl<'a> Parser<'a> {
         // An empty tag opens the scope; the declarations are added from the pass below.
         self.namespaces.push(&BytesStart::new("")).map_err(|err| self.error(at, format!("malformed namespace declaration: {err}")))?;
         self.raw_attributes.clear();
-        for attr in e.attributes() {
+        self.scope_declarations.push(0);
+        for (i, attr) in e.attributes().enumerate() {
+            if i >= MAX_ATTRIBUTES {
+                return Err(self.error(at, format!("more than {MAX_ATTRIBUTES} attributes on one element")));
+            }
             let attr = attr.map_err(|err| self.error(at, format!("malformed attribute: {err}")))?;
             if let Some(prefix) = attr.key.as_namespace_binding() {
+                if self.declarations_in_scope >= MAX_DECLARATIONS_IN_SCOPE {
+                    return Err(self.error(at, format!("more than {MAX_DECLARATIONS_IN_SCOPE} namespace declarations in scope")));
+                }
                 self.namespaces
                     .add(prefix, Namespace(&attr.value))
                     .map_err(|err| self.error(at, format!("malformed namespace declaration: {err}")))?;
+                self.declarations_in_scope += 1;
+                *self.scope_declarations.last_mut().expect("pushed above") += 1;
                 continue;
             }
             let (Some(key), Some(value)) = (self.span_of(attr.key.0), self.span_of(&attr.value)) else {
@@ -1070,6 +1091,23 @@ mod tests {
     fn oversized_document_is_refused_before_parsing() {
         let big = vec![b' '; MAX_DOCUMENT_BYTES + 1];
         assert!(parse_update(&big).unwrap_err().message.contains("limit"));
+    }
+
+    /// Regression: quick-xml checks each attribute against every one before it, and names are
+    /// resolved against every declaration in scope; both are bounded so no document is quadratic.
+    #[test]
+    fn attributes_and_namespace_declarations_are_bounded() {
+        let many: String = (0..50_000).map(|i| format!(" a{i}=\"\"")).collect();
+        let doc = MINIMAL.replace("</upd:Update>", &format!("<upd:Properties{many}/></upd:Update>"));
+        assert!(err(&doc).message.contains("attributes on one element"), "{}", err(&doc));
+        let nested: String = (0..100).map(|i| format!("<p{i}:e xmlns:p{i}=\"urn:{i}\" xmlns:q{i}=\"urn:{i}\">")).collect();
+        let closed: String = (0..100).rev().map(|i| format!("</p{i}:e>")).collect();
+        let doc = MINIMAL.replace("</upd:Update>", &format!("{nested}{closed}</upd:Update>"));
+        assert!(err(&doc).message.contains("namespace declarations in scope"), "{}", err(&doc));
+        // Declarations that went out of scope do not count.
+        let siblings: String = (0..1000).map(|i| format!("<p:e xmlns:p=\"urn:{i}\"/>")).collect();
+        let doc = MINIMAL.replace("</upd:Update>", &format!("<upd:Properties>{siblings}</upd:Properties></upd:Update>"));
+        assert!(!parse_update(doc.as_bytes()).is_err_and(|e| e.message.contains("namespace")), "siblings are fine");
     }
 
     #[test]

@@ -38,6 +38,10 @@ pub enum Command {
         /// such computers in Unassigned Computers (false, as WSUS does).
         #[arg(long)]
         create_missing_groups: Option<bool>,
+        /// Client-side targeting: how many groups clients may create in all (clients name
+        /// groups without authenticating); beyond it such computers wait in Unassigned Computers.
+        #[arg(long, value_name = "N")]
+        max_client_groups: Option<u32>,
         #[arg(long)]
         json: bool,
     },
@@ -78,9 +82,9 @@ pub fn run(data: &Path, cmd: Command) -> anyhow::Result<()> {
             );
             Ok(())
         }
-        Command::Targeting { mode, create_missing_groups, json } => {
+        Command::Targeting { mode, create_missing_groups, max_client_groups, json } => {
             let mut t = store.targeting()?;
-            if mode.is_some() || create_missing_groups.is_some() {
+            if mode.is_some() || create_missing_groups.is_some() || max_client_groups.is_some() {
                 t = Targeting {
                     mode: match mode {
                         Some(ModeArg::Client) => TargetingMode::Client,
@@ -88,6 +92,7 @@ pub fn run(data: &Path, cmd: Command) -> anyhow::Result<()> {
                         None => t.mode,
                     },
                     create_missing_groups: create_missing_groups.unwrap_or(t.create_missing_groups),
+                    max_client_groups: max_client_groups.unwrap_or(t.max_client_groups),
                 };
                 store.set_targeting(t)?;
             }
@@ -95,9 +100,10 @@ pub fn run(data: &Path, cmd: Command) -> anyhow::Result<()> {
                 return output::json(&t);
             }
             match t.mode {
-                TargetingMode::Client if t.create_missing_groups => {
-                    println!("client-side targeting: clients' group names decide; unknown names create groups")
-                }
+                TargetingMode::Client if t.create_missing_groups => println!(
+                    "client-side targeting: clients' group names decide; unknown names create groups (at most {} in all)",
+                    t.max_client_groups
+                ),
                 TargetingMode::Client => {
                     println!("client-side targeting: clients' group names decide; unknown names leave them in Unassigned Computers")
                 }

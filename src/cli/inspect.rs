@@ -25,22 +25,31 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         return output::json(&i);
     }
     let m = &i.manifest;
-    println!("bundle      {}", i.bundle.display());
-    println!(
+    // Nothing here is verified (inspect reads any manifest): what reaches the terminal loses
+    // its control characters, so a title cannot move the cursor or retitle the window.
+    let mut out = String::new();
+    macro_rules! say {
+        ($($arg:tt)*) => {{
+            use std::fmt::Write as _;
+            let _ = writeln!(out, $($arg)*);
+        }};
+    }
+    say!("bundle      {}", i.bundle.display());
+    say!(
         "channel     {} sequence {} ({})",
         m.channel,
         m.sequence,
         m.base_sequence.map(|b| format!("delta on {b}")).unwrap_or_else(|| "full".into())
     );
-    println!("bundle id   {}", m.bundle_id);
-    println!(
+    say!("bundle id   {}", m.bundle_id);
+    say!(
         "signer      {} (signature file: {}; run `ferry verify` to check it)",
         m.signer_key_id,
         i.signature_key_id.as_deref().unwrap_or("MISSING, unsigned")
     );
-    println!("created     {}   expires {}", m.created, m.expires.as_deref().unwrap_or("never"));
-    println!("upstream    {}", m.upstream.url.as_deref().unwrap_or("-"));
-    println!(
+    say!("created     {}   expires {}", m.created, m.expires.as_deref().unwrap_or("never"));
+    say!("upstream    {}", m.upstream.url.as_deref().unwrap_or("-"));
+    say!(
         "contents    {} revisions: {} software updates, {} categories, {} detectoids, {} bundle members; {} payload files ({})",
         m.summary.revisions,
         m.summary.software_updates,
@@ -52,11 +61,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     );
     for (class, products) in &i.by_classification {
         for (product, n) in products {
-            println!("  {n:>5}  {class} / {product}");
+            say!("  {n:>5}  {class} / {product}");
         }
     }
     for u in m.updates.iter().take(20) {
-        println!(
+        say!(
             "  {:<10} {}{}",
             u.kb.as_ref().map(|k| format!("KB{k}")).unwrap_or_default(),
             u.title,
@@ -64,19 +73,20 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         );
     }
     if m.updates.len() > 20 {
-        println!("  ... and {} more (--json or --html for all)", m.updates.len() - 20);
+        say!("  ... and {} more (--json or --html for all)", m.updates.len() - 20);
     }
     for r in &m.removed {
-        println!("  removed  {} {} ({})", r.update_id, r.title, r.reason);
+        say!("  removed  {} {} ({})", r.update_id, r.title, r.reason);
     }
     if let Some(p) = &m.approval_policy {
-        println!("approvals   a policy travels with this bundle (applied on import only with --apply-approvals):");
+        say!("approvals   a policy travels with this bundle (applied on import only with --apply-approvals):");
         for [kind, what, group, action, deadline] in ferry::bundle::inspect::policy_lines(p) {
-            println!("  {kind:<8} {what} {group} {action} {deadline}");
+            say!("  {kind:<8} {what} {group} {action} {deadline}");
         }
     }
     for v in &m.volumes {
-        println!("volume      {} {} sha256 {}", v.name, format_size(v.size), v.sha256);
+        say!("volume      {} {} sha256 {}", v.name, format_size(v.size), v.sha256);
     }
+    print!("{}", output::printable(&out));
     Ok(())
 }

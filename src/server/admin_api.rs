@@ -11,7 +11,6 @@ use crate::store::{CleanupOptions, NewRule, Store, StoreError, UpdateFilter, par
 use axum::body::Body;
 use axum::extract::Request;
 use axum::http::{HeaderMap, Method, Response, StatusCode, header};
-use http_body_util::BodyExt;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::collections::HashMap;
@@ -89,15 +88,24 @@ pub fn authorize(store: &Store, token: Option<&str>) -> Result<(), ApiError> {
     Err(ApiError::new(StatusCode::FORBIDDEN, "the admin token does not match"))
 }
 
-pub async fn handle(state: Arc<AppState>, request: Request) -> Response<Body> {
+/// `body_timeout`: a request body not received by then is refused.
+pub async fn handle(state: Arc<AppState>, request: Request, body_timeout: std::time::Duration) -> Response<Body> {
+    use super::budget::BodyRefusal;
     let (parts, body) = request.into_parts();
     if parts.headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok()).unwrap_or(0) > MAX_BODY
     {
         return error_response(&ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "admin requests are at most 1 MiB"));
     }
-    let body = match http_body_util::Limited::new(body, MAX_BODY).collect().await {
-        Ok(b) => b.to_bytes(),
-        Err(_) => return error_response(&ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "admin requests are at most 1 MiB")),
+    let (body, _held) = match state.budget.read_body(body, MAX_BODY, body_timeout).await {
+        Ok(read) => read,
+        Err(BodyRefusal::TooLarge) => {
+            return error_response(&ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "admin requests are at most 1 MiB"));
+        }
+        Err(BodyRefusal::TimedOut) => {
+            return error_response(&ApiError::new(StatusCode::REQUEST_TIMEOUT, "the request body did not arrive in time"));
+        }
+        Err(BodyRefusal::Busy) => return error_response(&ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "the server is busy; try again")),
+        Err(BodyRefusal::Broken) => return error_response(&ApiError::new(StatusCode::BAD_REQUEST, "could not read the request body")),
     };
     let token = bearer(&parts.headers);
     let path = parts.uri.path().to_string();
@@ -121,7 +129,8 @@ pub async fn handle(state: Arc<AppState>, request: Request) -> Response<Body> {
         "other",
     ];
     let first = path.split('/').nth(3).unwrap_or("");
-    let operation = format!("admin {} {}", method, if ROUTES.contains(&first) { first } else { "other" });
+    let route = ROUTES.iter().copied().find(|r| *r == first).unwrap_or("other");
+    let label = KNOWN_METHODS.iter().copied().find(|m| *m == method.as_str()).map(|m| super::metrics::Label::admin(m, route));
     let started = std::time::Instant::now();
     let s = state.clone();
     let result = tokio::task::spawn_blocking(move || {
@@ -135,8 +144,8 @@ pub async fn handle(state: Arc<AppState>, request: Request) -> Response<Body> {
         Ok(Err(e)) => error_response(&e),
         Err(e) => error_response(&ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("the request failed: {e}"))),
     };
-    if !matches!(response.status(), StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) && KNOWN_METHODS.contains(&parts.method.as_str()) {
-        state.metrics.observe(&operation, started.elapsed(), response.status().is_client_error() || response.status().is_server_error());
+    if let Some(label) = label.filter(|_| !matches!(response.status(), StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN)) {
+        state.metrics.observe(label, started.elapsed(), response.status().is_client_error() || response.status().is_server_error());
     }
     response
 }
@@ -243,6 +252,8 @@ struct Targeting {
     mode: Option<String>,
     #[serde(default)]
     create_missing_groups: Option<bool>,
+    #[serde(default)]
+    max_client_groups: Option<u32>,
 }
 
 #[derive(Deserialize)]
@@ -411,8 +422,12 @@ pub fn dispatch(
                     return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, format!("mode {other:?}: use client or server")));
                 }
             };
-            let create = request.create_missing_groups.unwrap_or(store.targeting()?.create_missing_groups);
-            let targeting = crate::store::Targeting { mode, create_missing_groups: create };
+            let now = store.targeting()?;
+            let targeting = crate::store::Targeting {
+                mode,
+                create_missing_groups: request.create_missing_groups.unwrap_or(now.create_missing_groups),
+                max_client_groups: request.max_client_groups.unwrap_or(now.max_client_groups),
+            };
             store.set_targeting(targeting)?;
             ok(to_json(&targeting))
         }

@@ -1,6 +1,7 @@
 //! A response body made of pieces, some shared with other responses: its length is known up
 //! front (Content-Length, never chunked) and shared pieces are sent without being copied.
 
+use super::budget::Held;
 use crate::wsus::soap::Piece;
 use bytes::Bytes;
 use http_body::{Frame, SizeHint};
@@ -28,13 +29,33 @@ fn bytes_of(piece: Piece) -> Bytes {
 pub struct PiecesBody {
     chunks: VecDeque<Bytes>,
     remaining: u64,
+    /// The bytes this answer owns (not shared), counted in the memory budget until it is sent.
+    owned: usize,
+    _held: Option<Held>,
 }
 
 impl PiecesBody {
     pub fn new(pieces: impl IntoIterator<Item = Piece>) -> PiecesBody {
-        let chunks: VecDeque<Bytes> = pieces.into_iter().filter(|p| !p.is_empty()).map(bytes_of).collect();
+        let mut owned = 0;
+        let chunks: VecDeque<Bytes> = pieces
+            .into_iter()
+            .filter(|p| !p.is_empty())
+            .inspect(|p| owned += if let Piece::Text(t) = p { t.len() } else { 0 })
+            .map(bytes_of)
+            .collect();
         let remaining = chunks.iter().map(|c| c.len() as u64).sum();
-        PiecesBody { chunks, remaining }
+        PiecesBody { chunks, remaining, owned, _held: None }
+    }
+
+    /// Bytes of the answer that no other answer shares.
+    pub fn owned_bytes(&self) -> usize {
+        self.owned
+    }
+
+    /// Keeps `held` (this answer's share of the memory budget) until the body is dropped.
+    pub fn holding(mut self, held: Held) -> PiecesBody {
+        self._held = Some(held);
+        self
     }
 
     /// The Content-Length.

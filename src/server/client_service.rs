@@ -6,7 +6,7 @@ use super::cookies::{AUTH_COOKIE_SECONDS, CLIENT_COOKIE_SECONDS, CookieData, Coo
 use super::state::AppState;
 use super::sync::{self, Client};
 use crate::catalog::Guid;
-use crate::store::{ClientWrite, ContentStore, EventRecord, FragmentKind};
+use crate::store::{ClientWrite, ContentStore, EventRecord, FragmentKind, GroupName, MAX_GROUPS_PER_CLIENT};
 use crate::wsus::client::{self as wire, ConfigProperty, FileLocation};
 use crate::wsus::soap::{ErrorCode, Fault, Piece, Request, Writer};
 use std::sync::Arc;
@@ -408,26 +408,37 @@ pub async fn simple_auth(state: &Arc<AppState>, request: &Request) -> Result<Str
     }
     let req = wire::authorization_request(&request.operation)?;
     let client_id = req.client_id.to_ascii_lowercase();
+    let groups = requested_groups(&client_id, &req.target_groups);
     state
         .writer
-        .write(ClientWrite::Contact {
-            computer_id: client_id.clone(),
-            dns_name: req.dns_name.clone(),
-            requested_groups: req.target_groups.clone(),
-        })
+        .write(ClientWrite::Contact { computer_id: client_id.clone(), dns_name: req.dns_name.clone(), requested_groups: groups.clone() })
         .await
         .map_err(blocking_fault)?;
     let now = now();
     let cookie = CookieData {
         id: client_id,
         name: req.dns_name,
-        groups: req.target_groups,
+        groups: groups.iter().map(|g| g.to_string()).collect(),
         issued: now,
         expires: now + AUTH_COOKIE_SECONDS,
         ..Default::default()
     };
     let sealed = state.cookies.seal(CookieKind::ClientAuthorization, &cookie);
     Ok(wire::authorization_cookie_response(wire::SIMPLE_AUTH_NS, "SimpleTargeting", &sealed))
+}
+
+/// The group names a client asks for (client-side targeting), as far as they are names a group
+/// may have: at most `MAX_GROUPS_PER_CLIENT`; the others are left out and logged. A client is
+/// not refused for them: it still gets updates, from the groups it may join.
+fn requested_groups(client_id: &str, names: &[String]) -> Vec<GroupName> {
+    if names.len() > MAX_GROUPS_PER_CLIENT {
+        tracing::warn!("{client_id} names {} target groups; only the first {MAX_GROUPS_PER_CLIENT} count", names.len());
+    }
+    names
+        .iter()
+        .take(MAX_GROUPS_PER_CLIENT)
+        .filter_map(|n| GroupName::parse(n).map_err(|e| tracing::warn!("{client_id}: {e}; the name is left out")).ok())
+        .collect()
 }
 
 pub async fn reporting(state: &Arc<AppState>, request: &Request) -> Result<String, Fault> {

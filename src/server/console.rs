@@ -13,7 +13,6 @@ use crate::store::Store;
 use axum::body::Body;
 use axum::extract::Request;
 use axum::http::{HeaderMap, Method, Response, StatusCode, header};
-use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -110,12 +109,21 @@ fn page(title: &str, csrf: Option<&str>, body: &str) -> String {
 }
 
 /// `scheme`: that of the listener; sessions made over HTTPS get Secure cookies.
-pub async fn handle(state: Arc<AppState>, scheme: &'static str, request: Request) -> Response<Body> {
+/// `body_timeout`: a form not received by then is refused.
+pub async fn handle(state: Arc<AppState>, scheme: &'static str, request: Request, body_timeout: std::time::Duration) -> Response<Body> {
     let (parts, body) = request.into_parts();
     let form: Vec<(String, String)> = if parts.method == Method::POST {
-        match http_body_util::Limited::new(body, MAX_FORM).collect().await {
-            Ok(b) => url_decode_pairs(&String::from_utf8_lossy(&b.to_bytes())).collect(),
-            Err(_) => return html_response(StatusCode::PAYLOAD_TOO_LARGE, page("Too large", None, "<p>The form is too large.</p>")),
+        match state.budget.read_body(body, MAX_FORM, body_timeout).await {
+            Ok((b, _held)) => url_decode_pairs(&String::from_utf8_lossy(&b)).collect(),
+            Err(super::budget::BodyRefusal::TooLarge) => {
+                return html_response(StatusCode::PAYLOAD_TOO_LARGE, page("Too large", None, "<p>The form is too large.</p>"));
+            }
+            Err(_) => {
+                return html_response(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    page("Try again", None, "<p>The form did not arrive; send it again.</p>"),
+                );
+            }
         }
     } else {
         Vec::new()

@@ -114,8 +114,8 @@ async fn body_of(state: &Arc<AppState>, file: &Arc<MappedFile>, offset: u64, len
     Ok(Body::from_stream(stream))
 }
 
-/// Multi-range requests beyond these limits get the whole file (200), as RFC 9110 allows: the
-/// parts are assembled in memory, and many small overlapping ranges are an amplification trick.
+/// Multi-range requests beyond these limits get the whole file (200), as RFC 9110 allows: many
+/// small or overlapping ranges are an amplification trick.
 const MAX_PARTS: usize = 16;
 const MAX_MULTIPART_BYTES: u64 = 64 << 20;
 
@@ -252,7 +252,9 @@ async fn serve_file(
     }
 }
 
-/// `multipart/byteranges` (RFC 9110 §14.6), with its length known up front.
+/// `multipart/byteranges` (RFC 9110 §14.6), with its length known up front. Streamed: part
+/// headers and the ranges (straight from the mapping, a piece at a time) are produced as the
+/// client reads, so an answer nobody reads holds no copy of its bytes.
 async fn multipart(
     state: &Arc<AppState>,
     builder: axum::http::response::Builder,
@@ -263,23 +265,49 @@ async fn multipart(
     content_type: &str,
 ) -> std::io::Result<Result<Response<Body>, axum::http::Error>> {
     let boundary = format!("ferry{tag}");
-    let part_head = |r: &ByteRange| {
-        format!("\r\n--{boundary}\r\nContent-Type: {content_type}\r\nContent-Range: bytes {}-{}/{size}\r\n\r\n", r.start, r.end)
-    };
-    let tail = format!("\r\n--{boundary}--\r\n");
-    let total: u64 = ranges.iter().map(|r| part_head(r).len() as u64 + r.end - r.start + 1).sum::<u64>() + tail.len() as u64;
-    let mut body = Vec::with_capacity(total as usize);
+    let mut parts: std::collections::VecDeque<Part> = std::collections::VecDeque::with_capacity(ranges.len() * 2 + 1);
     for r in ranges {
-        body.extend_from_slice(part_head(r).as_bytes());
-        body.extend_from_slice(&file.bytes(r.start, r.end - r.start + 1));
+        let head = format!("\r\n--{boundary}\r\nContent-Type: {content_type}\r\nContent-Range: bytes {}-{}/{size}\r\n\r\n", r.start, r.end);
+        parts.push_back(Part::Text(bytes::Bytes::from(head)));
+        parts.push_back(Part::Range(r.start, r.end - r.start + 1));
     }
-    body.extend_from_slice(tail.as_bytes());
+    parts.push_back(Part::Text(bytes::Bytes::from(format!("\r\n--{boundary}--\r\n"))));
+    let total: u64 = parts.iter().map(Part::len).sum();
     state.metrics.content_bytes.fetch_add(total, std::sync::atomic::Ordering::Relaxed);
+    let stream = futures_util::stream::unfold((file.clone(), parts), |(file, mut parts)| async move {
+        let next = match parts.pop_front()? {
+            Part::Text(t) => Ok(t),
+            Part::Range(offset, len) => {
+                let n = len.min(PIECE);
+                if n < len {
+                    parts.push_front(Part::Range(offset + n, len - n));
+                }
+                fetched(file.clone(), offset, n).await
+            }
+        };
+        Some((next, (file, parts)))
+    });
     Ok(builder
         .status(StatusCode::PARTIAL_CONTENT)
         .header(header::CONTENT_TYPE, format!("multipart/byteranges; boundary={boundary}"))
         .header(header::CONTENT_LENGTH, total)
-        .body(Body::from(body)))
+        .body(Body::from_stream(stream)))
+}
+
+/// A piece of a multipart answer still to send.
+enum Part {
+    Text(bytes::Bytes),
+    /// (offset, length) in the file.
+    Range(u64, u64),
+}
+
+impl Part {
+    fn len(&self) -> u64 {
+        match self {
+            Part::Text(t) => t.len() as u64,
+            Part::Range(_, len) => *len,
+        }
+    }
 }
 
 #[cfg(test)]

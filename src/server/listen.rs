@@ -7,10 +7,15 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use std::future::Future;
+use std::io;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
@@ -134,12 +139,93 @@ async fn next_connection(listener: &TcpListener) -> tokio::net::TcpStream {
     }
 }
 
+/// A connection that gives up on a peer that stopped reading: a write that makes no progress
+/// for `limit` fails, and the connection ends. Without it an answer nobody reads would hold its
+/// connection, and whatever the answer pins, for as long as the peer keeps the socket open.
+struct WriteStall<T> {
+    inner: T,
+    limit: Duration,
+    stalled_since: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl<T> WriteStall<T> {
+    fn new(inner: T, limit: Duration) -> WriteStall<T> {
+        WriteStall { inner, limit, stalled_since: None }
+    }
+
+    /// The write is pending: fail once it has been for `limit`.
+    fn pending<R>(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<R>> {
+        let limit = self.limit;
+        let timer = self.stalled_since.get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
+        match timer.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Err(io::Error::new(io::ErrorKind::TimedOut, "the client stopped reading the answer"))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    /// A write: bytes accepted are progress.
+    fn wrote(&mut self, result: Poll<io::Result<usize>>, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+        match result {
+            Poll::Pending => self.pending(cx),
+            Poll::Ready(Ok(n)) if n > 0 => {
+                self.stalled_since = None;
+                Poll::Ready(Ok(n))
+            }
+            ready => ready,
+        }
+    }
+
+    /// A flush or shutdown: done is not progress on a stalled write (a socket flushes at once).
+    fn settled(&mut self, result: Poll<io::Result<()>>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match result {
+            Poll::Pending => self.pending(cx),
+            ready => ready,
+        }
+    }
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for WriteStall<T> {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_read(cx, buf)
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for WriteStall<T> {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let result = Pin::new(&mut this.inner).poll_write(cx, buf);
+        this.wrote(result, cx)
+    }
+
+    fn poll_write_vectored(self: Pin<&mut Self>, cx: &mut Context<'_>, bufs: &[io::IoSlice<'_>]) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let result = Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
+        this.wrote(result, cx)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let result = Pin::new(&mut this.inner).poll_flush(cx);
+        this.settled(result, cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let result = Pin::new(&mut this.inner).poll_shutdown(cx);
+        this.settled(result, cx)
+    }
+}
+
 async fn accept_http(listener: TcpListener, app: axum::Router, timeout: Duration) {
     loop {
         let stream = next_connection(&listener).await;
         let service = TowerToHyperService::new(app.clone());
         tokio::spawn(async move {
-            if let Err(e) = http1(timeout).serve_connection(TokioIo::new(stream), service).await {
+            if let Err(e) = http1(timeout).serve_connection(TokioIo::new(WriteStall::new(stream, timeout)), service).await {
                 tracing::debug!("connection ended: {e}");
             }
         });
@@ -157,7 +243,7 @@ async fn accept_https(listener: TcpListener, acceptor: TlsAcceptor, app: axum::R
                 Ok(Err(e)) => return tracing::debug!("TLS handshake failed: {e}"),
                 Err(_) => return tracing::debug!("TLS handshake timed out"),
             };
-            if let Err(e) = http1(timeout).serve_connection(TokioIo::new(tls), service).await {
+            if let Err(e) = http1(timeout).serve_connection(TokioIo::new(WriteStall::new(tls, timeout)), service).await {
                 tracing::debug!("connection ended: {e}");
             }
         });

@@ -16,19 +16,82 @@ struct Operation {
     buckets: [u64; BUCKETS.len()],
 }
 
+/// The operations ferry answers: the only values of the `operation` label. Anything else a
+/// request names counts under `(other)`, and a body that is not SOAP under `(unparsed)`, so
+/// no request can add a label (each one is kept for the life of the process).
+pub const OPERATIONS: &[&str] = &[
+    // ClientWebService, SimpleAuth, Reporting (MS-WUSP)
+    "GetConfig",
+    "GetCookie",
+    "RegisterComputer",
+    "StartCategoryScan",
+    "SyncUpdates",
+    "SyncPrinterCatalog",
+    "RefreshCache",
+    "GetExtendedUpdateInfo",
+    "GetFileLocations",
+    "GetAuthorizationCookie",
+    "ReportEventBatch",
+    // ServerSync, DssAuth and the reporting rollup (MS-WSUSSS)
+    "GetAuthConfig",
+    "GetConfigData",
+    "GetRevisionIdList",
+    "GetUpdateData",
+    "GetUpdateDecryptionData",
+    "GetDeployments",
+    "DownloadFiles",
+    "GetRollupConfiguration",
+    "RollupDownstreamServers",
+    "RollupComputers",
+    "GetOutOfSyncComputers",
+    "RollupComputerStatus",
+];
+pub const UNPARSED: &str = "(unparsed)";
+pub const OTHER: &str = "(other)";
+
+/// A value of the `operation` label: built only from static names, so requests cannot add labels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Label(&'static str, &'static str);
+
+impl Label {
+    pub const UNPARSED: Label = Label(UNPARSED, "");
+
+    /// A SOAP operation: one of `OPERATIONS`, else `(other)`.
+    pub fn soap(name: &str) -> Label {
+        Label(OPERATIONS.iter().copied().find(|o| *o == name).unwrap_or(OTHER), "")
+    }
+
+    /// An admin API call (counted once its token matched): method and route from the API's
+    /// fixed tables.
+    pub fn admin(method: &'static str, route: &'static str) -> Label {
+        Label(method, route)
+    }
+}
+
+impl std::fmt::Display for Label {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.1 {
+            "" => f.write_str(self.0),
+            route => write!(f, "admin {} {route}", self.0),
+        }
+    }
+}
+
 #[derive(Default)]
 pub struct Metrics {
-    operations: Mutex<BTreeMap<String, Operation>>,
+    operations: Mutex<BTreeMap<Label, Operation>>,
     pub content_bytes: AtomicU64,
     pub content_requests: AtomicU64,
     pub scans: AtomicU64,
+    /// Requests answered ServerBusy because the memory budget was spent.
+    pub busy: AtomicU64,
 }
 
 impl Metrics {
-    pub fn observe(&self, operation: &str, elapsed: Duration, fault: bool) {
+    pub fn observe(&self, label: Label, elapsed: Duration, fault: bool) {
         let s = elapsed.as_secs_f64();
         let mut ops = self.operations.lock().expect("metrics lock");
-        let o = ops.entry(operation.to_string()).or_default();
+        let o = ops.entry(label).or_default();
         o.count += 1;
         o.faults += u64::from(fault);
         o.seconds += s;
@@ -63,10 +126,36 @@ impl Metrics {
             ("ferry_content_bytes_total", "Payload bytes served from /Content.", self.content_bytes.load(Ordering::Relaxed)),
             ("ferry_content_requests_total", "Requests for /Content.", self.content_requests.load(Ordering::Relaxed)),
             ("ferry_scans_total", "SyncUpdates software passes that completed a scan (not truncated).", self.scans.load(Ordering::Relaxed)),
+            (
+                "ferry_busy_total",
+                "Requests answered ServerBusy: the memory held for clients was at its limit.",
+                self.busy.load(Ordering::Relaxed),
+            ),
         ];
         for (name, help, value) in counters.iter().copied().chain(extra.iter().copied()) {
             out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}\n"));
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Regression: every distinct operation name a request sent became a label kept forever
+    /// (2,000 requests made /metrics 1.5 GB).
+    #[test]
+    fn labels_come_only_from_the_fixed_set() {
+        let m = Metrics::default();
+        for i in 0..10_000 {
+            m.observe(Label::soap(&format!("Op{i}{}", "x".repeat(100))), Duration::from_millis(1), true);
+        }
+        m.observe(Label::soap("SyncUpdates"), Duration::from_millis(1), false);
+        m.observe(Label::UNPARSED, Duration::from_millis(1), true);
+        let text = m.render(&[]);
+        assert!(text.len() < 16 << 10, "{} bytes", text.len());
+        assert!(text.contains("ferry_requests_total{operation=\"(other)\"} 10000"), "{text}");
+        assert!(text.contains("ferry_requests_total{operation=\"SyncUpdates\"} 1"), "{text}");
     }
 }

@@ -9,6 +9,7 @@
 
 mod admin_api;
 mod body;
+mod budget;
 mod catalog;
 mod client_service;
 mod console;
@@ -85,6 +86,7 @@ pub fn open_state(dir: &Path, public_url: Option<&str>) -> Result<Arc<AppState>,
         offers: offers::OffersCache::default(),
         mapped: mapped::MappedFiles::default(),
         metrics: metrics::Metrics::default(),
+        budget: budget::MemoryBudget::new(budget::DEFAULT_BUDGET_BYTES),
         console: console::Sessions::default(),
     }))
 }

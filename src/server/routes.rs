@@ -2,7 +2,9 @@
 //! body limits, the operation from SOAPAction or the body, faults as WSUS sends them.
 
 use super::body::PiecesBody;
+use super::budget::BodyRefusal;
 use super::client_service::{self, Context};
+use super::metrics;
 use super::state::AppState;
 use crate::wsus::soap::{self, EnvelopeStyle, ErrorCode, Fault, Piece, SoapVersion};
 use axum::Router;
@@ -10,7 +12,6 @@ use axum::body::Body;
 use axum::extract::Request;
 use axum::http::{HeaderMap, HeaderValue, Method, Response, StatusCode, header};
 use futures_util::FutureExt;
-use http_body_util::BodyExt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -102,10 +103,10 @@ async fn route(state: Arc<AppState>, scheme: &'static str, body_timeout: Duratio
         return super::content::serve(state, &parts.method, &path, &parts.headers).await;
     }
     if path == "/admin" || path.starts_with("/admin/") {
-        return super::console::handle(state, scheme, request).await;
+        return super::console::handle(state, scheme, request, body_timeout).await;
     }
     if path == "/api" || path.starts_with("/api/") {
-        return super::admin_api::handle(state, request).await;
+        return super::admin_api::handle(state, request, body_timeout).await;
     }
     if path.starts_with("/selfupdate/") {
         let (parts, _) = request.into_parts();
@@ -194,6 +195,13 @@ fn fault_response(fault: &Fault, version: SoapVersion, style: EnvelopeStyle, act
     soap_response(StatusCode::INTERNAL_SERVER_ERROR, version, fault.render(version, style, &id, action, actor))
 }
 
+/// The memory budget is spent (`budget.rs`): a ServerBusy fault, which clients answer by trying
+/// again later.
+fn busy(state: &AppState, service: Service, version: SoapVersion) -> Response<Body> {
+    state.metrics.busy.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    fault_response(&Fault::new(ErrorCode::ServerBusy, "the server is busy; try again later"), version, service.style(), None, None)
+}
+
 /// SOAP 1.2 when the request says so in its content type, else 1.1 (for faults about bodies
 /// that could not be parsed).
 fn version_from_headers(headers: &HeaderMap) -> SoapVersion {
@@ -233,19 +241,21 @@ async fn soap_endpoint(
     if declared.is_some_and(|n| n > MAX_REQUEST_BYTES as u64) {
         return plain(StatusCode::PAYLOAD_TOO_LARGE, "request body too large\n");
     }
-    let limited = http_body_util::Limited::new(body, MAX_REQUEST_BYTES);
-    let bytes = match tokio::time::timeout(body_timeout, limited.collect()).await {
-        Err(_) => return plain(StatusCode::REQUEST_TIMEOUT, "request body not received in time\n"),
-        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
-            return plain(StatusCode::PAYLOAD_TOO_LARGE, "request body too large\n");
-        }
-        Ok(Err(_)) => return plain(StatusCode::BAD_REQUEST, "could not read the request body\n"),
-        Ok(Ok(collected)) => collected.to_bytes(),
+    let (bytes, _body_held) = match state.budget.read_body(body, MAX_REQUEST_BYTES, body_timeout).await {
+        Ok(read) => read,
+        Err(BodyRefusal::TooLarge) => return plain(StatusCode::PAYLOAD_TOO_LARGE, "request body too large\n"),
+        Err(BodyRefusal::TimedOut) => return plain(StatusCode::REQUEST_TIMEOUT, "request body not received in time\n"),
+        Err(BodyRefusal::Busy) => return busy(&state, service, version_from_headers(&parts.headers)),
+        Err(BodyRefusal::Broken) => return plain(StatusCode::BAD_REQUEST, "could not read the request body\n"),
     };
     let action = action_of(&parts.headers);
     let started = Instant::now();
-    let (op_name, result, version) = match soap::parse_request(&bytes) {
-        Err(fault) => ("(unparsed)".to_string(), Err(fault), version_from_headers(&parts.headers)),
+    // Parsing is CPU work that grows with the body: the blocking pool does it, never the
+    // threads that answer everyone else.
+    let parsed = tokio::task::spawn_blocking(move || soap::parse_request(&bytes)).await;
+    let parsed = parsed.unwrap_or_else(|_| Err(Fault::new(ErrorCode::InternalServerError, "")));
+    let (label, result, version) = match parsed {
+        Err(fault) => (metrics::Label::UNPARSED, Err(fault), version_from_headers(&parts.headers)),
         Ok(request) if &*request.operation.ns != service.namespace() => {
             let fault = Fault::invalid(format!(
                 "request: {{{}}}{} is not an operation of {}",
@@ -253,7 +263,7 @@ async fn soap_endpoint(
                 request.name(),
                 service.name()
             ));
-            (request.name().to_string(), Err(fault), request.version)
+            (metrics::Label::soap(request.name()), Err(fault), request.version)
         }
         Ok(request) => {
             let host = parts.headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("localhost").to_string();
@@ -266,16 +276,20 @@ async fn soap_endpoint(
                 Service::ServerSync => super::server_sync_service::server_sync(&state, &request).await.map(|t| vec![Piece::Text(t)]),
                 Service::DssAuth => super::server_sync_service::dss_auth(&state, &request).await.map(|t| vec![Piece::Text(t)]),
             };
-            (request.name().to_string(), result, request.version)
+            (metrics::Label::soap(request.name()), result, request.version)
         }
     };
+    let op_name = label;
     let fault = result.is_err();
-    state.metrics.observe(&op_name, started.elapsed(), fault);
+    state.metrics.observe(op_name, started.elapsed(), fault);
     match result {
         Ok(content) => {
             let (before, after) = soap::envelope_parts(version, service.style());
             let pieces = std::iter::once(Piece::Text(before)).chain(content).chain(std::iter::once(Piece::Text(after.to_string())));
             let body = PiecesBody::new(pieces);
+            // Held until the client has read it all (or gone): unread answers cannot pile up.
+            let Ok(held) = state.budget.hold(body.owned_bytes()).await else { return busy(&state, service, version) };
+            let body = body.holding(held);
             Response::builder()
                 .status(StatusCode::OK)
                 .header(header::CONTENT_TYPE, HeaderValue::from_static(version.content_type()))

@@ -100,6 +100,8 @@ pub struct AppState {
     pub offers: super::offers::OffersCache,
     pub mapped: super::mapped::MappedFiles,
     pub metrics: super::metrics::Metrics,
+    /// The bytes held for clients: request bodies and unsent answers (`budget.rs`).
+    pub budget: super::budget::MemoryBudget,
     pub console: super::console::Sessions,
 }
 

@@ -73,7 +73,7 @@ pub enum ClientWrite {
     Contact {
         computer_id: String,
         dns_name: String,
-        requested_groups: Vec<String>,
+        requested_groups: Vec<super::GroupName>,
     },
     /// RegisterComputer: what the client says about itself (JSON object).
     Register {
@@ -487,10 +487,13 @@ impl Store {
         let fail = |e: rusqlite::Error| StoreError::sqlite(&db, "recording client activity", e);
         // Read once per batch: the batch is one transaction, so it cannot change in between.
         let targeting = super::groups::targeting_in(&tx).map_err(fail)?;
+        let mut client_groups: u32 =
+            tx.query_row("SELECT COUNT(*) FROM target_groups WHERE created_by_client = 1", [], |r| r.get(0)).map_err(fail)?;
         for w in writes {
             match w {
                 ClientWrite::Contact { computer_id, dns_name, requested_groups } => {
-                    let requested = (!requested_groups.is_empty()).then(|| requested_groups.join(";"));
+                    let names: Vec<&str> = requested_groups.iter().map(super::GroupName::as_str).collect();
+                    let requested = (!names.is_empty()).then(|| names.join(";"));
                     tx.prepare_cached(
                         "INSERT INTO computers (computer_id, dns_name, requested_groups, first_seen_at, last_contact_at) VALUES (?1, ?2, ?3, ?4, ?4)
                          ON CONFLICT (computer_id) DO UPDATE SET dns_name = excluded.dns_name, requested_groups = excluded.requested_groups,
@@ -501,7 +504,7 @@ impl Store {
                     // Client-side targeting: the groups the client names (created on first use
                     // if so configured); without any, the computer waits in Unassigned Computers.
                     // Server-side targeting keeps what administrators chose.
-                    let requested: &[String] = if targeting.mode == super::TargetingMode::Client { requested_groups } else { &[] };
+                    let requested = if targeting.mode == super::TargetingMode::Client { names.as_slice() } else { &[] };
                     let mut group_ids = Vec::new();
                     for name in requested {
                         let existing: Option<String> = tx
@@ -514,13 +517,21 @@ impl Store {
                                 tracing::info!("{computer_id} asks for group {name:?}, which does not exist");
                                 continue;
                             }
+                            None if client_groups >= targeting.max_client_groups => {
+                                tracing::warn!(
+                                    "{computer_id} asks for group {name:?}, which does not exist; clients have created {client_groups} groups, \
+                                     the most allowed (`ferry groups targeting --max-client-groups`), so it is not created"
+                                );
+                                continue;
+                            }
                             None => {
                                 let id = crate::random::guid().to_string();
                                 tx.execute(
-                                    "INSERT INTO target_groups (group_id, name, parent_id, is_builtin, created_at) VALUES (?1, ?2, ?3, 0, ?4)",
+                                    "INSERT INTO target_groups (group_id, name, parent_id, is_builtin, created_at, created_by_client) VALUES (?1, ?2, ?3, 0, ?4, 1)",
                                     params![id, name, ALL_COMPUTERS, now],
                                 )
                                 .map_err(fail)?;
+                                client_groups += 1;
                                 id
                             }
                         };

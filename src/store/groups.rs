@@ -28,10 +28,19 @@ pub struct Targeting {
     /// Client-side targeting: create a group a client names that does not exist (otherwise the
     /// computer waits in Unassigned Computers, as on WSUS).
     pub create_missing_groups: bool,
+    /// How many groups clients may create that way, in all. Clients name groups without
+    /// authenticating; beyond this a computer that names a new group waits in Unassigned
+    /// Computers and the server logs it.
+    pub max_client_groups: u32,
 }
+
+pub const DEFAULT_MAX_CLIENT_GROUPS: u32 = 25;
+/// Group names one client may ask for (Group Policy's "target group name" lists a few).
+pub const MAX_GROUPS_PER_CLIENT: usize = 16;
 
 const MODE_KEY: &str = "targeting.mode";
 const CREATE_KEY: &str = "targeting.create_missing_groups";
+const MAX_CLIENT_GROUPS_KEY: &str = "targeting.max_client_groups";
 
 /// The targeting settings, read through a connection or inside a transaction.
 pub(super) fn targeting_in(conn: &Connection) -> rusqlite::Result<Targeting> {
@@ -39,7 +48,38 @@ pub(super) fn targeting_in(conn: &Connection) -> rusqlite::Result<Targeting> {
     Ok(Targeting {
         mode: if get(MODE_KEY)?.as_deref() == Some("server") { TargetingMode::Server } else { TargetingMode::Client },
         create_missing_groups: get(CREATE_KEY)?.as_deref() != Some("false"),
+        max_client_groups: get(MAX_CLIENT_GROUPS_KEY)?.and_then(|v| v.parse().ok()).unwrap_or(DEFAULT_MAX_CLIENT_GROUPS),
     })
+}
+
+/// A computer group's name: 1 to 256 characters once trimmed, no control characters. Every
+/// name that reaches the group table passes here, whether an administrator typed it, a bundle's
+/// policy names it or a client asked for it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[serde(transparent)]
+pub struct GroupName(String);
+
+impl GroupName {
+    pub const MAX_CHARS: usize = 256;
+
+    pub fn parse(text: &str) -> Result<GroupName, StoreError> {
+        let name = text.trim();
+        if name.is_empty() || name.chars().count() > Self::MAX_CHARS || name.chars().any(char::is_control) {
+            let shown: String = name.chars().take(40).flat_map(char::escape_default).collect();
+            return Err(refused(format!("group name \"{shown}\": a group name has 1 to 256 printable characters")));
+        }
+        Ok(GroupName(name.to_string()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for GroupName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
 }
 
 /// What removing a group did.
@@ -134,15 +174,14 @@ impl Store {
 
     pub fn set_targeting(&mut self, targeting: Targeting) -> StoreResult<()> {
         self.set_setting(MODE_KEY, if targeting.mode == TargetingMode::Server { "server" } else { "client" })?;
-        self.set_setting(CREATE_KEY, if targeting.create_missing_groups { "true" } else { "false" })
+        self.set_setting(CREATE_KEY, if targeting.create_missing_groups { "true" } else { "false" })?;
+        self.set_setting(MAX_CLIENT_GROUPS_KEY, &targeting.max_client_groups.to_string())
     }
 
     /// A group under `parent` (default All Computers).
     pub fn create_group(&mut self, name: &str, parent: Option<&str>) -> StoreResult<TargetGroup> {
-        let name = name.trim();
-        if name.is_empty() || name.len() > 256 || name.chars().any(char::is_control) {
-            return Err(refused("a group name must have 1 to 256 printable characters".into()));
-        }
+        let name = GroupName::parse(name)?;
+        let name = name.as_str();
         self.deployment_change(
             "creating a group",
             |tx, _| {

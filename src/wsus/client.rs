@@ -110,9 +110,20 @@ pub struct AuthorizationRequest {
     pub dns_name: String,
 }
 
+/// Identifiers and names a client sends about itself: WSUS keeps them in columns of at most 256
+/// characters; anything longer, or with control characters, is not a client's.
+pub const MAX_NAME_CHARS: usize = 256;
+
+fn client_name(op: &Element, parameter: &str) -> Result<String, Fault> {
+    op.child_text(parameter)
+        .filter(|s| !s.is_empty() && s.chars().count() <= MAX_NAME_CHARS && !s.chars().any(char::is_control))
+        .map(str::to_string)
+        .ok_or_else(|| Fault::invalid(parameter))
+}
+
 pub fn authorization_request(op: &Element) -> Result<AuthorizationRequest, Fault> {
-    let client_id = op.child_text("clientId").filter(|s| !s.is_empty()).ok_or_else(|| Fault::invalid("clientId"))?.to_string();
-    let dns_name = op.child_text("dnsName").filter(|s| !s.is_empty()).ok_or_else(|| Fault::invalid("dnsName"))?.to_string();
+    let client_id = client_name(op, "clientId")?;
+    let dns_name = client_name(op, "dnsName")?;
     let target_groups = op
         .child_text("targetGroupName")
         .map(|t| t.split(';').map(str::trim).filter(|s| !s.is_empty()).map(str::to_string).collect())
@@ -169,9 +180,16 @@ pub fn get_cookie_response(namespace: &str, expiration: &str, data: &[u8]) -> St
 // ---------------------------------------------------------------- RegisterComputer
 
 /// `ComputerInfo`, field by field as the client sends it (names as in the WSDL).
+/// What a client says about itself in RegisterComputer: about 20 short fields in real requests.
+/// Stored per computer, so it is bounded: at most 64 fields of at most 1,024 characters.
 pub fn computer_info(op: &Element) -> Result<Vec<(String, String)>, Fault> {
     let info = op.child("computerInfo").filter(|c| !c.is_nil()).ok_or_else(|| Fault::invalid("computerInfo"))?;
-    Ok(info.children.iter().filter(|c| !c.is_nil()).map(|c| (c.name.to_string(), c.text.trim().to_string())).collect())
+    let fields: Vec<(String, String)> =
+        info.children.iter().filter(|c| !c.is_nil()).map(|c| (c.name.to_string(), c.text.trim().to_string())).collect();
+    if fields.len() > 64 || fields.iter().any(|(k, v)| k.len() > 256 || v.chars().count() > 1024) {
+        return Err(Fault::invalid("computerInfo"));
+    }
+    Ok(fields)
 }
 
 pub fn register_computer_response() -> String {

@@ -10,6 +10,7 @@ mod console;
 mod fake_http;
 mod fragments;
 mod hostile_bundles;
+mod hostile_server;
 mod ingest;
 mod pipeline;
 mod served;
