@@ -5,6 +5,7 @@ mod administration;
 mod architecture;
 mod bundles;
 mod catalog_cli;
+mod chaos;
 mod conformance;
 mod console;
 mod fake_http;

@@ -68,6 +68,11 @@ impl Served {
         self.log.lock().unwrap().clone()
     }
 
+    /// The server's process id (for /proc/<pid>/...).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Whether the process is still running.
     pub fn alive(&mut self) -> bool {
         self.child.try_wait().unwrap().is_none()
