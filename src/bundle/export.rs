@@ -67,6 +67,7 @@ pub fn export(
     let catalog = cache.catalog_revisions()?;
     let selected = select(&catalog, profile).map_err(|e| BundleError::Invalid(e.0))?;
     let channel = &profile.channel;
+    let _lock = lock_channel(cache, channel)?;
     settle_pending_exports(cache, channel, progress)?;
 
     // Channel state: a delta carries what the chain since the last full bundle has not.
@@ -159,6 +160,27 @@ pub fn export(
     crash_point("export.renamed");
     cache.confirm_export(channel.as_str(), sequence.get())?;
     Ok(ExportReport { dir: final_dir, manifest })
+}
+
+/// One export of a channel at a time: two would take the same sequence number and write the same
+/// directory. The lock is the open file; it goes when the export ends, however it ends.
+fn lock_channel(cache: &Store, channel: &ChannelName) -> Result<std::fs::File, BundleError> {
+    let dir = cache.content().staging_dir();
+    std::fs::create_dir_all(&dir).map_err(|e| BundleError::io(&dir, e))?;
+    let path = dir.join(format!("export-{channel}.lock"));
+    let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path).map_err(|e| BundleError::io(&path, e))?;
+    #[cfg(unix)]
+    {
+        use std::os::fd::AsRawFd;
+        // SAFETY: flock on a descriptor this function keeps open.
+        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+            return Err(BundleError::Invalid(format!(
+                "another export of channel {channel} is running from this cache ({} is locked): wait for it to finish",
+                path.display()
+            )));
+        }
+    }
+    Ok(file)
 }
 
 /// A sequence number read from the channel state, or the channel's next one.

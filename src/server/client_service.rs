@@ -96,7 +96,11 @@ async fn client_text_operation(state: &Arc<AppState>, ctx: &Context, request: &R
             w.raw("DriverSyncNotNeeded", "true").close("SyncPrinterCatalogResult").close("SyncPrinterCatalogResponse");
             Ok(w.out)
         }
-        "RefreshCache" => refresh_cache(state, op),
+        "RefreshCache" => {
+            // The first request of a group set computes its offers for the whole catalog.
+            let (state, op) = (Arc::clone(state), op.clone());
+            tokio::task::spawn_blocking(move || refresh_cache(&state, &op)).await.map_err(blocking_fault)?
+        }
         "GetExtendedUpdateInfo" => extended_update_info(state, ctx, op).await,
         "GetFileLocations" => {
             let cookie = client_cookie(state, op, false)?;

@@ -400,3 +400,24 @@ fn verify_reports_every_missing_member_of_a_large_manifest() {
     assert_eq!(problems.len(), missing, "one problem per missing member");
     assert!(problems.iter().all(|p| p["message"].as_str().unwrap().contains("is missing from volume 1")));
 }
+
+/// Two exports of one channel from one cache would take the same sequence number and write the
+/// same directory: the second waits for nothing and says so.
+#[test]
+fn a_second_export_of_a_channel_is_refused_while_one_runs() {
+    use std::os::fd::AsRawFd;
+    let f = Fixture::new(60, "4KiB");
+    let lock_path = f.cache.join("tmp").join("export-test-channel.lock");
+    std::fs::create_dir_all(lock_path.parent().unwrap()).unwrap();
+    let held = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&lock_path).unwrap();
+    // SAFETY: flock on a descriptor this test keeps open: an export in progress.
+    assert_eq!(unsafe { libc::flock(held.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) }, 0);
+    let out = f.export_command(&f.profile).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("another export of channel test-channel is running"), "{err}");
+    assert!(!f.out.join("test-channel-000001").exists());
+    drop(held);
+    let bundle = f.export(&[]);
+    assert_eq!(bundle, f.out.join("test-channel-000001"));
+}
