@@ -4,9 +4,12 @@
 # gave (recorded) as static files; then wrk with 1 MiB ranges against ferry and against nginx
 # serving the same content tree. All in one run, on one machine.
 # Usage: examples/bench_server.sh [WORKDIR] (build first: cargo build --release; needs nginx, wrk)
+# With BASELINE=/path/to/an/older/ferry, the scan and content loads also run against that build's
+# server, on the same catalog in the same run (the load generator is always this build's).
 set -euo pipefail
 EXAMPLES=$(cd "$(dirname "$0")" && pwd)
 FERRY=${FERRY:-$EXAMPLES/../target/release/ferry}
+BASELINE=${BASELINE:-}
 WORK=${1:-/tmp/ferry-bench-server}
 DURATION=${DURATION:-20}
 FERRY_PORT=18630
@@ -26,17 +29,29 @@ fi
 
 source "$EXAMPLES/bench_common.sh"
 
+scans() { # name: the scan loads against the server on FERRY_PORT
+  for clients in 50 200; do
+    "$FERRY" dev loadgen --url "http://127.0.0.1:$FERRY_PORT" --no-download --clients $clients --duration "$DURATION" | tee "$1-$clients.txt"
+  done
+  echo "-- repeat scans (warm cache), and first scans with downloads"
+  "$FERRY" dev loadgen --url "http://127.0.0.1:$FERRY_PORT" --clients 200 --duration "$DURATION" --mode repeat | sed -n 1p
+  "$FERRY" dev loadgen --url "http://127.0.0.1:$FERRY_PORT" --clients 50 --duration "$DURATION" | sed -n 1p
+}
+
+if [ -n "$BASELINE" ]; then
+  echo "== scans: ferry serve, baseline build ($BASELINE)"
+  SERVER="$BASELINE" serve catalog $FERRY_PORT
+  scans baseline
+  echo "baseline peak RSS: $(peak_rss "${pids[-1]}")"
+  kill "${pids[-1]}"; wait "${pids[-1]}" 2>/dev/null || true
+fi
+
 echo "== scans: ferry serve"
 serve catalog $FERRY_PORT
 ferry_pid=${pids[-1]}
 rm -rf answers && "$FERRY" dev loadgen --url "http://127.0.0.1:$FERRY_PORT" --record answers
 # Scans without downloads (the content benchmark is below), so that nginx serves the same work.
-for clients in 50 200; do
-  "$FERRY" dev loadgen --url "http://127.0.0.1:$FERRY_PORT" --no-download --clients $clients --duration "$DURATION" | tee "ferry-$clients.txt"
-done
-echo "-- repeat scans (warm cache), and first scans with downloads"
-"$FERRY" dev loadgen --url "http://127.0.0.1:$FERRY_PORT" --clients 200 --duration "$DURATION" --mode repeat | sed -n 1p
-"$FERRY" dev loadgen --url "http://127.0.0.1:$FERRY_PORT" --clients 50 --duration "$DURATION" | sed -n 1p
+scans ferry
 echo "ferry serve peak RSS: $(peak_rss "$ferry_pid")"
 
 mkdir -p nginx
@@ -89,8 +104,14 @@ request = function()
 end
 LUA
 cat content/content/*/* > /dev/null # both servers read from the page cache
-for target in "ferry $FERRY_PORT" "nginx $NGINX_PORT"; do
-  set -- $target
+ranges() { # name port
   echo "-- $1"
   wrk -t2 -c32 -d"${DURATION}s" -s ranges.lua "http://127.0.0.1:$2" -- "$WORK/files.txt" | grep -E "Requests/sec|Transfer/sec|Latency"
-done
+}
+ranges ferry $FERRY_PORT
+ranges nginx $NGINX_PORT
+if [ -n "$BASELINE" ]; then
+  kill "${pids[-1]}"; wait "${pids[-1]}" 2>/dev/null || true
+  SERVER="$BASELINE" serve content $FERRY_PORT
+  ranges baseline $FERRY_PORT
+fi

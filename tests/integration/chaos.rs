@@ -334,20 +334,7 @@ fn store() -> Store {
     // what their machine profiles need, in 1 MiB ranges.
     let ids = stdout_of(ferry(&data).args(["updates", "list", "--approval", "unapproved", "--ids"]));
     stdout_of(ferry(&data).args(["updates", "approve", "--group", "All Computers", "-"]).write_stdin(ids));
-    let content = data.join("content");
-    let mut payloads = Vec::new();
-    for folder in std::fs::read_dir(&content).unwrap() {
-        let folder = folder.unwrap().path();
-        if !folder.is_dir() {
-            continue;
-        }
-        for f in std::fs::read_dir(&folder).unwrap() {
-            let f = f.unwrap().path();
-            let rel = f.strip_prefix(&content).unwrap().to_string_lossy().to_string();
-            payloads.push((format!("/Content/{rel}"), std::fs::metadata(&f).unwrap().len()));
-        }
-    }
-    payloads.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    let payloads = crate::served::payloads(&data);
     let content_bytes = payloads.iter().map(|p| p.1).sum();
     Store { _dir: dir, data, payloads, content_bytes }
 }

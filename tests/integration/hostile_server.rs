@@ -6,7 +6,7 @@ use crate::served::{Agent, CLIENT, CLIENT_NS, Http, Reply, Served, result};
 use crate::util::{ferry, json_of, stdout_of, wait_until};
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// A store whose payloads are a few MB each, and the content path of its largest payload.
@@ -14,23 +14,8 @@ fn store_with_big_payloads() -> (tempfile::TempDir, PathBuf, String, u64) {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("store");
     stdout_of(ferry(&data).args(["dev", "synth", "--updates", "60", "--payload-bytes", "3MiB"]));
-    let (path, size) = largest_payload(&data);
+    let (path, size) = crate::served::payloads(&data)[0].clone();
     (dir, data, path, size)
-}
-
-fn largest_payload(data: &Path) -> (String, u64) {
-    let content = data.join("content");
-    let mut best = (String::new(), 0);
-    for folder in std::fs::read_dir(&content).unwrap() {
-        for f in std::fs::read_dir(folder.unwrap().path()).unwrap() {
-            let f = f.unwrap().path();
-            let size = std::fs::metadata(&f).unwrap().len();
-            if size > best.1 {
-                best = (format!("/Content/{}", f.strip_prefix(&content).unwrap().to_string_lossy()), size);
-            }
-        }
-    }
-    best
 }
 
 fn soap_envelope(op: &str, inner: &str) -> String {

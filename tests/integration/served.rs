@@ -323,3 +323,22 @@ impl Agent {
         out
     }
 }
+
+/// Every payload of a store as (`/Content/XX/NAME` path, size), largest first.
+pub fn payloads(data: &Path) -> Vec<(String, u64)> {
+    let content = data.join("content");
+    let mut out = Vec::new();
+    for folder in std::fs::read_dir(&content).unwrap() {
+        let folder = folder.unwrap().path();
+        if !folder.is_dir() {
+            continue;
+        }
+        for f in std::fs::read_dir(&folder).unwrap() {
+            let f = f.unwrap().path();
+            let rel = f.strip_prefix(&content).unwrap().to_string_lossy().to_string();
+            out.push((format!("/Content/{rel}"), std::fs::metadata(&f).unwrap().len()));
+        }
+    }
+    out.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    out
+}

@@ -555,22 +555,9 @@ fn cookies_survive_a_restart_and_foreign_ones_are_refused() {
 
 /// The first present payload file of a store, as (URL path, bytes).
 fn some_payload(data: &Path, min_size: usize) -> (String, Vec<u8>) {
-    let content = data.join("content");
-    for folder in std::fs::read_dir(&content).unwrap() {
-        let folder = folder.unwrap().path();
-        if !folder.is_dir() {
-            continue;
-        }
-        for f in std::fs::read_dir(&folder).unwrap() {
-            let f = f.unwrap().path();
-            let bytes = std::fs::read(&f).unwrap();
-            if bytes.len() >= min_size {
-                let rel = f.strip_prefix(&content).unwrap().to_string_lossy().to_string();
-                return (format!("/Content/{rel}"), bytes);
-            }
-        }
-    }
-    panic!("no payload of at least {min_size} bytes");
+    let (path, _) = served::payloads(data).into_iter().rev().find(|(_, size)| *size >= min_size as u64).expect("a payload that large");
+    let bytes = std::fs::read(data.join("content").join(path.trim_start_matches("/Content/"))).unwrap();
+    (path, bytes)
 }
 
 #[test]
