@@ -61,10 +61,16 @@ pub fn parse_update(document: &[u8]) -> Result<ParsedUpdate, DocumentError> {
     let body = document.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(document);
     let bom = document.len() - body.len();
     let mut parser = Parser::new(body);
-    parser.run().map_err(|mut e| {
+    let mut parsed = parser.run().map_err(|mut e| {
         e.offset += bom as u64;
         e
-    })
+    })?;
+    // Spans are "byte ranges of the document the model was parsed from": the one given, BOM and all.
+    let u = &mut parsed.update;
+    let shift = |span: &mut Span| *span = span.start + bom..span.end + bom;
+    u.applicability_rules.iter_mut().chain(u.handler_specific_data.iter_mut()).for_each(shift);
+    u.unknown_elements.iter_mut().for_each(|(_, span)| shift(span));
+    Ok(parsed)
 }
 
 /// A slice of the document as text, without validating it again.
@@ -1114,6 +1120,21 @@ mod tests {
     fn second_root_and_stray_text_are_refused() {
         assert!(err(&format!("{MINIMAL}{MINIMAL}")).message.contains("second root"));
         assert!(err(&format!("{MINIMAL}junk")).message.contains("outside the root"));
+    }
+
+    /// Found by fuzzing: with a byte-order mark, the model's spans pointed 3 bytes before the
+    /// elements they name in the document as given.
+    #[test]
+    fn spans_point_into_the_document_as_given_byte_order_mark_and_all() {
+        let doc = MINIMAL.replace(
+            "</upd:Update>",
+            "<upd:ApplicabilityRules><upd:IsInstalled><x/></upd:IsInstalled></upd:ApplicabilityRules></upd:Update>",
+        );
+        for document in [doc.clone().into_bytes(), [&b"\xEF\xBB\xBF"[..], doc.as_bytes()].concat()] {
+            let p = parse_update(&document).unwrap();
+            let span = p.update.applicability_rules.clone().expect("rules");
+            assert!(span_text(&document, &span).starts_with("<upd:ApplicabilityRules>"), "{}", span_text(&document, &span));
+        }
     }
 
     #[test]
