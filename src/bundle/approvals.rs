@@ -71,7 +71,24 @@ fn action_name(action: Option<&str>) -> Result<&'static str, String> {
     }
 }
 
+/// Rules a policy may carry: a site has a handful; each is applied over the whole catalog.
+pub const MAX_POLICY_RULES: usize = 256;
+
 impl ApprovalPolicy {
+    /// The checks that need no store, for a policy read from a signed manifest: how many rules,
+    /// and names of rules and groups that a store would accept.
+    pub fn check(&self) -> Result<(), String> {
+        if self.rules.len() > MAX_POLICY_RULES {
+            return Err(format!("{} rules, more than the {MAX_POLICY_RULES} a policy may carry", self.rules.len()));
+        }
+        let names = self.rules.iter().filter_map(|r| r.name.as_deref().map(|n| (n, "rule name")));
+        let groups = self.rules.iter().map(|r| r.group.as_str()).chain(self.approve.iter().map(|a| a.group.as_str()));
+        for (name, what) in names.chain(groups.map(|g| (g, "group name"))) {
+            crate::store::display_name(name, what).map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    }
+
     pub fn is_empty(&self) -> bool {
         self.rules.is_empty() && self.approve.is_empty() && self.decline.is_empty()
     }
@@ -107,6 +124,7 @@ impl ApprovalPolicy {
         }
         out.decline.sort();
         out.decline.dedup();
+        out.check().map_err(StoreError::Refused)?;
         Ok(out)
     }
 }

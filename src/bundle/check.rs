@@ -31,51 +31,78 @@ fn bundle_dir(path: &Path) -> PathBuf {
     if path.file_name().is_some_and(|n| n == MANIFEST_FILE) { path.parent().unwrap_or(path).to_path_buf() } else { path.to_path_buf() }
 }
 
-/// Reads `manifest.json` without checking anything (for `inspect`).
-pub fn read_manifest(path: &Path) -> Result<(PathBuf, Manifest, Vec<u8>), BundleError> {
+/// The bytes of one of a bundle's own files: a regular file of at most `limit` bytes. A link to
+/// a device or a FIFO (possible on any medium) would otherwise be read for ever or block.
+fn read_bundle_file(path: &Path, limit: u64) -> Result<Vec<u8>, BundleFileProblem> {
+    use std::io::Read;
+    let meta = std::fs::metadata(path).map_err(|_| BundleFileProblem::Missing)?;
+    if !meta.is_file() {
+        return Err(BundleFileProblem::NotAFile);
+    }
+    if meta.len() > limit {
+        return Err(BundleFileProblem::TooLarge(meta.len()));
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    let file = std::fs::File::open(path).map_err(BundleFileProblem::Io)?;
+    file.take(limit + 1).read_to_end(&mut bytes).map_err(BundleFileProblem::Io)?;
+    if bytes.len() as u64 > limit {
+        return Err(BundleFileProblem::TooLarge(bytes.len() as u64));
+    }
+    Ok(bytes)
+}
+
+enum BundleFileProblem {
+    Missing,
+    NotAFile,
+    TooLarge(u64),
+    Io(std::io::Error),
+}
+
+/// `manifest.json` of the bundle at `path` (its directory, or the manifest itself): the
+/// directory and the bytes.
+fn read_manifest_bytes(path: &Path) -> Result<(PathBuf, Vec<u8>), BundleError> {
     let dir = bundle_dir(path);
     let manifest_path = dir.join(MANIFEST_FILE);
-    let meta = std::fs::metadata(&manifest_path)
-        .map_err(|_| Problem::integrity(format!("{}: no {MANIFEST_FILE}: is this a bundle directory?", dir.display())))?;
-    if meta.len() > MAX_MANIFEST_BYTES {
-        return Err(Problem::unsafe_entry(format!(
-            "{}: {} bytes, larger than any manifest Ferry writes",
-            manifest_path.display(),
-            meta.len()
-        ))
-        .into());
+    match read_bundle_file(&manifest_path, MAX_MANIFEST_BYTES) {
+        Ok(bytes) => Ok((dir, bytes)),
+        Err(BundleFileProblem::Missing) => {
+            Err(Problem::integrity(format!("{}: no {MANIFEST_FILE}: is this a bundle directory?", dir.display())).into())
+        }
+        Err(BundleFileProblem::NotAFile) => {
+            Err(Problem::unsafe_entry(format!("{}: not a regular file (a device, a FIFO or a link to one)", manifest_path.display()))
+                .into())
+        }
+        Err(BundleFileProblem::TooLarge(n)) => {
+            Err(Problem::unsafe_entry(format!("{}: {n} bytes, larger than any manifest Ferry writes", manifest_path.display())).into())
+        }
+        Err(BundleFileProblem::Io(e)) => Err(BundleError::io(&manifest_path, e)),
     }
-    let bytes = std::fs::read(&manifest_path).map_err(|e| BundleError::io(&manifest_path, e))?;
+}
+
+/// Reads `manifest.json` without checking anything (for `inspect`).
+pub fn read_manifest(path: &Path) -> Result<(PathBuf, Manifest, Vec<u8>), BundleError> {
+    let (dir, bytes) = read_manifest_bytes(path)?;
     let manifest: Manifest = serde_json::from_slice(&bytes)
-        .map_err(|e| Problem::integrity(format!("{}: not a bundle manifest: {e}", manifest_path.display())))?;
+        .map_err(|e| Problem::integrity(format!("{}: not a bundle manifest: {e}", dir.join(MANIFEST_FILE).display())))?;
     Ok((dir, manifest, bytes))
 }
 
 /// Checks the signature over `manifest.json` against the trusted keys, then reads the manifest.
 pub fn authenticate(path: &Path, trusted: &[PublicKey]) -> Result<OpenedBundle, BundleError> {
-    let dir = bundle_dir(path);
+    let (dir, bytes) = read_manifest_bytes(path)?;
     let manifest_path = dir.join(MANIFEST_FILE);
-    let meta = std::fs::metadata(&manifest_path)
-        .map_err(|_| Problem::integrity(format!("{}: no {MANIFEST_FILE}: is this a bundle directory?", dir.display())))?;
-    if meta.len() > MAX_MANIFEST_BYTES {
-        return Err(Problem::unsafe_entry(format!(
-            "{}: {} bytes, larger than any manifest Ferry writes",
-            manifest_path.display(),
-            meta.len()
-        ))
-        .into());
-    }
-    let bytes = std::fs::read(&manifest_path).map_err(|e| BundleError::io(&manifest_path, e))?;
     let sig_path = dir.join(SIGNATURE_FILE);
-    let sig_text = match std::fs::read_to_string(&sig_path) {
-        Ok(t) => t,
-        Err(_) => {
+    // A minisign signature file is a few hundred bytes.
+    let sig_text = match read_bundle_file(&sig_path, 64 << 10) {
+        Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+        Err(BundleFileProblem::Missing) => {
             return Err(Problem::signature(format!(
                 "{}: the bundle is not signed ({SIGNATURE_FILE} is missing); never import an unsigned bundle: ask the exporter for the complete bundle",
                 dir.display()
             ))
             .into());
         }
+        Err(_) => return Err(Problem::signature(format!("{}: not a signature file", sig_path.display())).into()),
     };
     let signature = Signature::parse(&sig_text).map_err(|e| Problem::signature(format!("{}: {e}", sig_path.display())))?;
     let Some(key) = trusted.iter().find(|k| k.key_id == signature.key_id) else {
@@ -136,13 +163,19 @@ fn parse_signed_manifest(bytes: &[u8], path: &Path) -> Result<Manifest, Problem>
             format.format
         )));
     }
-    serde_json::from_slice(bytes).map_err(|e| match e.classify() {
+    let manifest: Manifest = serde_json::from_slice(bytes).map_err(|e| match e.classify() {
         serde_json::error::Category::Data => Problem::unsafe_entry(format!(
             "{}: signed by a trusted key, but it holds a value no ferry writes ({e}): never import this bundle; tell whoever holds the key",
             path.display()
         )),
         _ => Problem::integrity(format!("{}: signed, but not a manifest this ferry can read: {e}", path.display())),
-    })
+    })?;
+    if let Some(policy) = &manifest.approval_policy {
+        policy
+            .check()
+            .map_err(|e| Problem::unsafe_entry(format!("{}: the approval policy: {e}; never import this bundle", path.display())))?;
+    }
+    Ok(manifest)
 }
 
 /// Refuses an expired bundle unless `allow_expired`; returns a warning when it is allowed.
@@ -192,6 +225,11 @@ struct Expected {
     sha256: String,
 }
 
+/// Whether `path` is one file directly in `folder` (the bundle layout: a kind of member, a folder).
+fn in_folder(path: &SafePath, folder: &str) -> bool {
+    path.as_str().strip_prefix(folder).is_some_and(|name| !name.contains('/'))
+}
+
 /// Checks the manifest's own lists before any volume is read: safe, unique paths; payloads named
 /// by their SHA-1; volumes named in order; sane metadata sizes.
 fn plan(manifest: &Manifest, format: VolumeFormat) -> Result<HashMap<String, Expected>, Problem> {
@@ -220,6 +258,9 @@ fn plan(manifest: &Manifest, format: VolumeFormat) -> Result<HashMap<String, Exp
                 }
             }
             MemberKind::Metadata => {
+                if !in_folder(&m.path, "metadata/") {
+                    return Err(Problem::unsafe_entry(format!("metadata {} is not in metadata/", m.path)));
+                }
                 let declared = m.uncompressed_size.unwrap_or(u64::MAX);
                 if declared > m.size.saturating_mul(MAX_METADATA_RATIO) {
                     return Err(Problem::unsafe_entry(format!(
@@ -228,15 +269,19 @@ fn plan(manifest: &Manifest, format: VolumeFormat) -> Result<HashMap<String, Exp
                     )));
                 }
             }
-            MemberKind::Approvals => {}
+            MemberKind::Approvals => {
+                if !in_folder(&m.path, "approvals/") {
+                    return Err(Problem::unsafe_entry(format!("approvals {} are not in approvals/", m.path)));
+                }
+            }
         }
         if m.chunks.is_empty() {
             let volume = m.volume.ok_or_else(|| Problem::integrity(format!("the manifest gives {} no volume", m.path)))?;
             add(&m.path, Expected { member: i, chunk: None, volume, size: m.size, sha256: m.sha256.clone() })?;
         } else {
-            let total: u64 = m.chunks.iter().map(|c| c.size).sum();
-            if total != m.size {
-                return Err(Problem::integrity(format!("the chunks of {} add up to {total} bytes, not {}", m.path, m.size)));
+            let total = m.chunks.iter().try_fold(0u64, |sum, c| sum.checked_add(c.size));
+            if total != Some(m.size) {
+                return Err(Problem::integrity(format!("the chunks of {} do not add up to its {} bytes", m.path, m.size)));
             }
             for (k, c) in m.chunks.iter().enumerate() {
                 add(&c.path, Expected { member: i, chunk: Some(k), volume: c.volume, size: c.size, sha256: c.sha256.clone() })?;
@@ -321,6 +366,14 @@ pub fn walk_bundle(
                 continue;
             }
         };
+        if !meta.is_file() {
+            problems.push(Problem::unsafe_entry(format!("{what} is not a regular file (a device, a FIFO or a link to one)")));
+            unreadable.insert(number);
+            if stop_at_first {
+                return Ok(problems);
+            }
+            continue;
+        }
         if meta.len() != volume.size {
             problems.push(Problem::integrity(format!(
                 "{what} is {} bytes, the manifest says {}: it is truncated or incompletely copied; copy it again from the export host",
@@ -335,7 +388,8 @@ pub fn walk_bundle(
         }
         let mut volume_problems: Vec<Problem> = Vec::new();
         let mut visit = |entry: Entry<'_>| -> Result<Visit, BundleError> {
-            let name = String::from_utf8_lossy(&entry.raw_path).to_string();
+            // For messages only, and never longer than a line.
+            let name: String = String::from_utf8_lossy(&entry.raw_path[..entry.raw_path.len().min(200)]).into_owned();
             let fail = |p: Problem, list: &mut Vec<Problem>| {
                 list.push(p);
                 Ok(if stop_at_first { Visit::Stop } else { Visit::Continue })
@@ -472,7 +526,7 @@ pub fn walk_bundle(
             Err(WalkError::Visitor(e)) => return Err(e),
             Err(WalkError::Duplicate(name)) => {
                 problems.append(&mut volume_problems);
-                let name = String::from_utf8_lossy(&name);
+                let name = String::from_utf8_lossy(&name[..name.len().min(200)]);
                 problems.push(Problem::unsafe_entry(format!("{what}: entry {name:?} appears twice: never extract this bundle")));
             }
             Err(WalkError::Archive(e)) => {

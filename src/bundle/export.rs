@@ -32,6 +32,21 @@ pub struct ExportOptions {
     pub expires_secs: Option<u64>,
     pub upstream_url: Option<String>,
     pub upstream_anchor: Option<String>,
+    /// What the operator says of a bundle an earlier, interrupted export recorded but that is
+    /// neither in its directory nor half-written beside it (moved away or deleted).
+    pub pending: PendingChoice,
+}
+
+/// The outcome of an interrupted export that only the operator knows.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum PendingChoice {
+    /// Stop and ask (the default): guessing wrong loses updates or breaks the chain.
+    #[default]
+    Ask,
+    /// The bundle was complete and went to the isolated side: it counts.
+    Carried,
+    /// The bundle never left: write it again.
+    Lost,
 }
 
 impl Default for ExportOptions {
@@ -43,6 +58,7 @@ impl Default for ExportOptions {
             expires_secs: None,
             upstream_url: None,
             upstream_anchor: None,
+            pending: PendingChoice::Ask,
         }
     }
 }
@@ -51,6 +67,8 @@ impl Default for ExportOptions {
 pub struct ExportReport {
     pub dir: PathBuf,
     pub manifest: Manifest,
+    /// What became of bundles an interrupted export had recorded.
+    pub notes: Vec<String>,
 }
 
 /// Progress of an export: what is happening and bytes done of bytes to do.
@@ -68,7 +86,7 @@ pub fn export(
     let selected = select(&catalog, profile).map_err(|e| BundleError::Invalid(e.0))?;
     let channel = &profile.channel;
     let _lock = lock_channel(cache, channel)?;
-    settle_pending_exports(cache, channel, progress)?;
+    let notes = settle_pending_exports(cache, channel, options.pending)?;
 
     // Channel state: a delta carries what the chain since the last full bundle has not.
     let chain = cache.export_chain(channel.as_str())?;
@@ -102,15 +120,18 @@ pub fn export(
         )));
     }
 
+    std::fs::create_dir_all(out).map_err(|e| BundleError::io(out, e))?;
+    // Recorded in the channel state as an absolute path: the next export may run elsewhere.
+    let out = &std::fs::canonicalize(out).map_err(|e| BundleError::io(out, e))?;
     let name = directory_name(channel, sequence);
     let final_dir = out.join(&name);
     if final_dir.exists() {
         return Err(BundleError::Invalid(format!(
-            "{} already exists, but channel {channel} has no record of bundle {sequence}: move it away and export again",
+            "{} already exists, but channel {channel} has no record of bundle {sequence}: if it went to the isolated side, \
+             the channel state of this cache is not the one that wrote it; otherwise move it away and export again",
             final_dir.display()
         )));
     }
-    std::fs::create_dir_all(out).map_err(|e| BundleError::io(out, e))?;
     let partial = out.join(format!("{name}.partial"));
     if partial.exists() {
         std::fs::remove_dir_all(&partial).map_err(|e| BundleError::io(&partial, e))?;
@@ -159,7 +180,7 @@ pub fn export(
     std::fs::rename(&partial, &final_dir).map_err(|e| BundleError::io(&final_dir, e))?;
     crash_point("export.renamed");
     cache.confirm_export(channel.as_str(), sequence.get())?;
-    Ok(ExportReport { dir: final_dir, manifest })
+    Ok(ExportReport { dir: final_dir, manifest, notes })
 }
 
 /// One export of a channel at a time: two would take the same sequence number and write the same
@@ -188,21 +209,39 @@ fn stored_sequence(channel: &ChannelName, n: u64) -> Result<Sequence, BundleErro
     Sequence::new(n).map_err(|e| BundleError::Invalid(format!("channel {channel}: {e}; start a new channel")))
 }
 
-/// Settles the bundles an earlier export of `channel` recorded but did not confirm: one whose
-/// directory holds it under its final name is out there and counts; any other never left.
-fn settle_pending_exports(cache: &mut Store, channel: &ChannelName, progress: &mut ExportProgress<'_>) -> Result<(), BundleError> {
+/// Settles the bundles an earlier export of `channel` recorded but did not confirm. One whose
+/// directory holds it under its final name got out and counts; one still half-written beside it
+/// (`.partial`) never left. Anything else (moved, deleted) only the operator knows: guessing
+/// "never left" would write another bundle of that number and lose what the first carried at a
+/// site that imported it, so the export stops and asks (`PendingChoice`).
+fn settle_pending_exports(cache: &mut Store, channel: &ChannelName, choice: PendingChoice) -> Result<Vec<String>, BundleError> {
+    let mut notes = Vec::new();
     for pending in cache.pending_exports(channel.as_str())? {
-        let written = super::check::read_manifest(Path::new(&pending.path))
+        let dir = Path::new(&pending.path);
+        let written = super::check::read_manifest(dir)
             .is_ok_and(|(_, m, _)| m.bundle_id.to_string() == pending.bundle_id && m.sequence.get() == pending.sequence);
-        if written {
+        let half_written = dir.file_name().is_some_and(|n| dir.with_file_name(format!("{}.partial", n.to_string_lossy())).is_dir());
+        let carried = match (written, half_written, choice) {
+            (true, _, _) | (false, false, PendingChoice::Carried) => true,
+            (false, true, _) | (false, false, PendingChoice::Lost) => false,
+            (false, false, PendingChoice::Ask) => {
+                return Err(BundleError::Invalid(format!(
+                    "bundle {} of channel {channel} (id {}) was being written to {} when an export stopped, and it is not there: \
+                     if that bundle was complete and went to the isolated side, export again with --confirm-pending; \
+                     if it never left, with --forget-pending (it is then written again)",
+                    pending.sequence, pending.bundle_id, pending.path
+                )));
+            }
+        };
+        if carried {
             cache.confirm_export(channel.as_str(), pending.sequence)?;
+            notes.push(format!("bundle {} of channel {channel} ({}) was written; it counts now", pending.sequence, pending.path));
         } else {
             cache.discard_pending_export(channel.as_str(), pending.sequence)?;
+            notes.push(format!("bundle {} of channel {channel} ({}) never left; it is written again", pending.sequence, pending.path));
         }
-        let what = if written { "was written; counted now" } else { "was never finished; writing it again" };
-        progress(&format!("bundle {} of channel {channel} ({}) {what}", pending.sequence, pending.path), 0, 0);
     }
-    Ok(())
+    Ok(notes)
 }
 
 /// A cached payload that is missing or damaged (a crash before the disk had it, a bad sector)

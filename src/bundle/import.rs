@@ -276,6 +276,8 @@ struct ImportSink {
     staged: Vec<StagedPayload>,
     /// The ingest stopped taking documents: its own error says why.
     ingest_stopped: bool,
+    /// The SHA-1 of each staged file, as the writer hashed it.
+    written: std::collections::HashMap<PathBuf, Sha1Digest>,
 }
 
 /// A payload read and verified against its signed SHA-256, waiting in the staging directory
@@ -283,7 +285,9 @@ struct ImportSink {
 struct StagedPayload {
     path: PathBuf,
     member: String,
+    /// The SHA-1 its name says, and the one its bytes have (hashed while staged).
     sha1: Sha1Digest,
+    written_sha1: Option<Sha1Digest>,
     sha256: Sha256Digest,
     size: u64,
     extension: String,
@@ -291,8 +295,9 @@ struct StagedPayload {
 
 impl ImportSink {
     fn staging_path(&self, member: &MemberEntry) -> PathBuf {
-        // A SafePath holds only [A-Za-z0-9._-] and '/': one flat name per member.
-        self.staging.join(member.path.as_str().replace('/', "_"))
+        // A SafePath holds only [A-Za-z0-9._-] and '/', never '~': one flat name per member, and
+        // no two members share one (with '_', `content/A5/X` and `content_A5_X` did).
+        self.staging.join(member.path.as_str().replace('/', "~"))
     }
 
     /// Sends the documents of a staged, hash-checked metadata member to the ingest pipeline.
@@ -331,8 +336,14 @@ impl ImportSink {
     /// Waits for the writer thread to finish every staged file; the first write error, if any.
     fn finish_writes(&mut self) -> Result<(), BundleError> {
         let writer = std::mem::take(&mut self.writer);
-        let failed = writer.finish().into_iter().find_map(|(p, r)| r.err().map(|e| format!("{}: {e}", p.display())));
-        failed.map_or(Ok(()), |e| Err(BundleError::Invalid(format!("staging failed: {e}"))))
+        for (path, outcome) in writer.finish() {
+            match outcome {
+                // A file continued later is reported again, whole: the last report counts.
+                Ok(file) => drop(self.written.insert(path, file.sha1)),
+                Err(e) => return Err(BundleError::Invalid(format!("staging failed: {}: {e}", path.display()))),
+            }
+        }
+        Ok(())
     }
 }
 
@@ -370,6 +381,7 @@ impl MemberSink for ImportSink {
                     path,
                     member: member.path.to_string(),
                     sha1,
+                    written_sha1: None,
                     sha256: digests.sha256,
                     size: digests.size,
                     extension: extension.to_string(),
@@ -433,6 +445,7 @@ fn walk_and_ingest(
                 open: None,
                 staged: Vec::new(),
                 ingest_stopped: false,
+                written: std::collections::HashMap::new(),
             };
             let mut bytes = 0u64;
             let mut report = |done| {
@@ -444,7 +457,13 @@ fn walk_and_ingest(
             let result = walk_bundle(bundle, &mut sink, super::check::WalkMode::IMPORT, &mut report);
             let result = result.and_then(|problems| sink.finish_writes().map(|()| problems));
             let outcome = match result {
-                Ok(problems) => Walked::Done(WalkOutcome { problems, staged: std::mem::take(&mut sink.staged), bytes }),
+                Ok(problems) => {
+                    let mut staged = std::mem::take(&mut sink.staged);
+                    for p in &mut staged {
+                        p.written_sha1 = sink.written.get(&p.path).copied();
+                    }
+                    Walked::Done(WalkOutcome { problems, staged, bytes })
+                }
                 Err(_) if sink.ingest_stopped => Walked::IngestStopped,
                 Err(e) => Walked::Failed(e),
             };
@@ -534,8 +553,8 @@ impl From<StoreError> for Stop {
 }
 
 /// Checks every staged payload against what the update metadata (in this transaction) says the
-/// file is, before any of them moves: its size, its SHA-256 (or, where the metadata has none, its
-/// SHA-1, computed now), and the extension it is served under. Returns each one's place in the
+/// file is, before any of them moves: its size, its SHA-256, its SHA-1 (its name), and the
+/// extension it is served under. Returns each one's place in the
 /// content tree.
 fn check_payloads(batch: &mut IngestBatch<'_>, content: &ContentStore, staged: &[StagedPayload]) -> Result<Vec<PathBuf>, Stop> {
     let mut targets = Vec::with_capacity(staged.len());
@@ -553,7 +572,9 @@ fn check_payloads(batch: &mut IngestBatch<'_>, content: &ContentStore, staged: &
             ))));
         }
         let sha256_differs = described.sha256.is_some_and(|s| s != p.sha256);
-        let sha1_differs = described.sha256.is_none() && staged_sha1(&p.path).map_err(|e| StoreError::io(&p.path, e))? != p.sha1;
+        // The signed SHA-256 pins the bytes; the SHA-1 names the file, and the metadata agrees on
+        // the name: the bytes must have it too.
+        let sha1_differs = p.written_sha1 != Some(p.sha1);
         if described.size != p.size || sha256_differs || sha1_differs {
             return Err(Stop::Refused(Problem::integrity(format!(
                 "payload {} does not match the metadata of its update (size or digest differ): the bundle contradicts itself; ask the exporter for a new bundle",
@@ -563,11 +584,6 @@ fn check_payloads(batch: &mut IngestBatch<'_>, content: &ContentStore, staged: &
         targets.push(content.path(&p.sha1, &described.extension));
     }
     Ok(targets)
-}
-
-fn staged_sha1(path: &Path) -> std::io::Result<Sha1Digest> {
-    let mut file = BufReader::with_capacity(1 << 20, File::open(path)?);
-    Ok(crate::store::hash_reader(&mut file)?.sha1)
 }
 
 /// Moves checked payloads into the content tree and marks them present (same transaction).

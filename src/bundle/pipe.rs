@@ -233,11 +233,20 @@ enum WriterMessage {
     Close,
 }
 
-/// What happened to each file a [`BackgroundFileWriter`] wrote: its path and length, or the error.
-pub type WrittenFiles = Vec<(std::path::PathBuf, io::Result<u64>)>;
+/// A file a [`BackgroundFileWriter`] wrote: its length and the SHA-1 of its bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WrittenFile {
+    pub len: u64,
+    pub sha1: crate::catalog::Sha1Digest,
+}
+
+/// What happened to each file a [`BackgroundFileWriter`] wrote, in the order they were closed (a
+/// file continued with `append` appears again, with everything it holds).
+pub type WrittenFiles = Vec<(std::path::PathBuf, io::Result<WrittenFile>)>;
 
 /// One background thread writing files one after the other (import staging), so the thread that
-/// hashes never waits for the disk. Errors are collected and reported by `finish`.
+/// hashes never waits for the disk. It hashes what it writes with SHA-1 while the bytes are at
+/// hand (the thread waits for the disk anyway). Errors are collected and reported by `finish`.
 pub struct BackgroundFileWriter {
     to_thread: Option<SyncSender<WriterMessage>>,
     spare: Receiver<Vec<u8>>,
@@ -250,20 +259,27 @@ impl BackgroundFileWriter {
         let (to_thread, messages) = sync_channel::<WriterMessage>(DEPTH);
         let (give_back, spare) = sync_channel::<Vec<u8>>(DEPTH + 2);
         let thread = std::thread::spawn(move || {
+            use sha1::Digest;
             let mut done: WrittenFiles = Vec::new();
-            let mut file: Option<(std::path::PathBuf, io::Result<(File, u64)>)> = None;
+            // Files closed but possibly continued later (a member chunked across volumes).
+            let mut hashers: std::collections::HashMap<std::path::PathBuf, (sha1::Sha1, u64)> = std::collections::HashMap::new();
+            let mut file: Option<(std::path::PathBuf, io::Result<(File, sha1::Sha1, u64)>)> = None;
             for m in messages {
                 match m {
                     WriterMessage::Open { path, append } => {
+                        let (hasher, len) = if append { hashers.remove(&path).unwrap_or_default() } else { Default::default() };
                         let opened = if append { std::fs::OpenOptions::new().append(true).open(&path) } else { File::create(&path) };
-                        file = Some((path, opened.map(|f| (f, 0))));
+                        file = Some((path, opened.map(|f| (f, hasher, len))));
                     }
                     WriterMessage::Data(mut chunk) => {
                         if let Some((_, state)) = file.as_mut()
-                            && let Ok((f, n)) = state
+                            && let Ok((f, hasher, n)) = state
                         {
                             match f.write_all(&chunk) {
-                                Ok(()) => *n += chunk.len() as u64,
+                                Ok(()) => {
+                                    hasher.update(&chunk);
+                                    *n += chunk.len() as u64;
+                                }
                                 Err(e) => *state = Err(e),
                             }
                         }
@@ -272,13 +288,13 @@ impl BackgroundFileWriter {
                     }
                     WriterMessage::Close => {
                         if let Some((path, state)) = file.take() {
-                            done.push((
-                                path,
-                                state.map(|(f, n)| {
-                                    start_writeback(&f, 0, n);
-                                    n
-                                }),
-                            ));
+                            let result = state.map(|(f, hasher, n)| {
+                                start_writeback(&f, 0, n);
+                                let written = WrittenFile { len: n, sha1: crate::catalog::Sha1Digest(hasher.clone().finalize().into()) };
+                                hashers.insert(path.clone(), (hasher, n));
+                                written
+                            });
+                            done.push((path, result));
                         }
                     }
                 }

@@ -80,7 +80,10 @@ fn walk_tar<E>(path: &Path, hash_volume: bool, visit: &mut dyn FnMut(Entry<'_>) 
     // A background thread reads ahead (and hashes the volume) while entries are processed here.
     let reader = HashingFileReader::reading_ahead(file, hash_volume);
     let mut archive = tar::Archive::new(reader);
-    let entries = archive.entries().map_err(WalkError::Archive)?;
+    // Raw: GNU long names and PAX headers come as entries of their own (refused as special
+    // entries) instead of being read whole into memory before any check sees them. Ferry's
+    // volumes never need them: member paths fit the 100-byte name field.
+    let entries = archive.entries().map_err(WalkError::Archive)?.raw(true);
     for entry in entries {
         let mut entry = entry.map_err(WalkError::Archive)?;
         let header = entry.header();

@@ -51,6 +51,9 @@ const LOCAL: u32 = 0x0403_4b50;
 const EOCD_LEN: usize = 22;
 const CENTRAL_LEN: usize = 46;
 const LOCAL_LEN: u64 = 30;
+/// A million entries with names of 100 bytes; any larger directory is not a bundle's (its size
+/// comes from the end record, which nothing has checked yet).
+const MAX_DIRECTORY_BYTES: u64 = 256 << 20;
 
 fn u16_at(b: &[u8], at: usize) -> u16 {
     u16::from_le_bytes([b[at], b[at + 1]])
@@ -130,6 +133,9 @@ pub fn entries(file: &mut File) -> Result<Vec<ZipEntry>, ZipProblem> {
     let dir = find_directory(file, file_size)?;
     if dir.offset.checked_add(dir.size).is_none_or(|end| end > file_size) || dir.entries > dir.size / CENTRAL_LEN as u64 {
         return Err(damaged("the central directory does not fit the file"));
+    }
+    if dir.size > MAX_DIRECTORY_BYTES {
+        return Err(damaged(format!("a central directory of {} bytes, more than a bundle volume needs", dir.size)));
     }
     let bytes = read_at(file, dir.offset, dir.size as usize)?;
     let mut out = Vec::with_capacity(dir.entries as usize);

@@ -3,7 +3,7 @@
 use super::keygen::read_password;
 use super::output;
 use anyhow::Context;
-use ferry::bundle::export::{ExportOptions, export};
+use ferry::bundle::export::{ExportOptions, PendingChoice, export};
 use ferry::bundle::minisign::SecretKey;
 use ferry::bundle::profile::Profile;
 use ferry::bundle::volumes::VolumeFormat;
@@ -58,6 +58,14 @@ pub struct Args {
     /// How long the bundle stays importable (90d, 12h); overrides the profile.
     #[arg(long, value_parser = parse_duration_secs)]
     expires: Option<u64>,
+    /// An earlier export of the channel stopped and its bundle is not where it was written: it
+    /// was complete and went to the isolated side, so it counts.
+    #[arg(long, conflicts_with = "forget_pending")]
+    confirm_pending: bool,
+    /// An earlier export of the channel stopped and its bundle is not where it was written: it
+    /// never left, so it is written again.
+    #[arg(long)]
+    forget_pending: bool,
     /// Print one JSON document.
     #[arg(long)]
     json: bool,
@@ -105,6 +113,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         expires_secs: args.expires,
         upstream_url: if args.no_sync { args.upstream.clone() } else { upstream.map(|u| ferry::upstream::server_sync_url(&u)) },
         upstream_anchor,
+        pending: match (args.confirm_pending, args.forget_pending) {
+            (true, _) => PendingChoice::Carried,
+            (_, true) => PendingChoice::Lost,
+            _ => PendingChoice::Ask,
+        },
     };
     let bar = output::progress(0, "packaging", true);
     let report = export(&mut cache, &profile, &key, &args.out, &options, &mut |stage, done, total| {
@@ -113,9 +126,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         bar.set_position(done);
     })?;
     bar.finish_and_clear();
+    for note in &report.notes {
+        eprintln!("note: {note}");
+    }
     let m = &report.manifest;
     if args.json {
-        return output::json(&serde_json::json!({ "bundle": report.dir, "manifest": m }));
+        return output::json(&serde_json::json!({ "bundle": report.dir, "manifest": m, "notes": report.notes }));
     }
     eprintln!(
         "{} bundle {} of channel {}{}: {} revisions ({} software updates), {} payload files, {} in {} volume(s), signed by key {}",

@@ -32,8 +32,9 @@ pub fn run(data: &Path, args: Args) -> anyhow::Result<()> {
         bar.set_position(done);
     })?;
     bar.finish_and_clear();
+    // Names in warnings and below come from the bundle: printed without control characters.
     for w in &report.warnings {
-        eprintln!("warning: {w}");
+        eprintln!("warning: {}", output::printable(w));
     }
     if args.json {
         return output::json(&report);
@@ -55,16 +56,17 @@ pub fn run(data: &Path, args: Args) -> anyhow::Result<()> {
         );
     }
     if let Some(p) = &report.approval_policy {
-        println!(
+        let line = format!(
             "approval policy applied: {} approval(s), {} decline(s), rules added: {}, groups created: {}",
             p.approved,
             p.declined,
             if p.rules_added.is_empty() { "none".to_string() } else { p.rules_added.join(", ") },
             if p.groups_created.is_empty() { "none".to_string() } else { p.groups_created.join(", ") }
         );
+        println!("{}", output::printable(&line));
     }
     for r in &report.rules {
-        println!("rule {:?} approved {} update(s) for {}", r.rule, r.approved.len(), r.group);
+        println!("{}", output::printable(&format!("rule {:?} approved {} update(s) for {}", r.rule, r.approved.len(), r.group)));
     }
     Ok(())
 }

@@ -59,16 +59,28 @@ pub(super) fn targeting_in(conn: &Connection) -> rusqlite::Result<Targeting> {
 #[serde(transparent)]
 pub struct GroupName(String);
 
+/// The rule for names people read (groups, rules): trimmed, 1 to 256 characters, none of them
+/// control characters or the invisible ones that reorder or hide text (bidirectional overrides
+/// and isolates, zero-width characters), so a name shows as what it is. `what` names the thing
+/// in the refusal.
+pub fn display_name<'a>(text: &'a str, what: &str) -> Result<&'a str, StoreError> {
+    let name = text.trim();
+    let invisible = |c: char| {
+        c.is_control()
+            || matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{2069}' | '\u{FEFF}')
+    };
+    if name.is_empty() || name.chars().count() > GroupName::MAX_CHARS || name.chars().any(invisible) {
+        let shown: String = name.chars().take(40).flat_map(char::escape_default).collect();
+        return Err(refused(format!("{what} \"{shown}\": a {what} has 1 to 256 printable characters")));
+    }
+    Ok(name)
+}
+
 impl GroupName {
     pub const MAX_CHARS: usize = 256;
 
     pub fn parse(text: &str) -> Result<GroupName, StoreError> {
-        let name = text.trim();
-        if name.is_empty() || name.chars().count() > Self::MAX_CHARS || name.chars().any(char::is_control) {
-            let shown: String = name.chars().take(40).flat_map(char::escape_default).collect();
-            return Err(refused(format!("group name \"{shown}\": a group name has 1 to 256 printable characters")));
-        }
-        Ok(GroupName(name.to_string()))
+        display_name(text, "group name").map(|n| GroupName(n.to_string()))
     }
 
     pub fn as_str(&self) -> &str {

@@ -32,7 +32,9 @@ pub use clients::*;
 pub use compliance::{ComplianceReport, ComputerCompliance, UpdateCompliance};
 pub use content::{ContentError, ContentStore, ExpectedFile, FileHasher, HashingWriter, VerifiedFile, hash_reader};
 pub use error::{StoreError, StoreResult};
-pub use groups::{DEFAULT_MAX_CLIENT_GROUPS, GroupInTree, GroupName, GroupRemoval, MAX_GROUPS_PER_CLIENT, Targeting, TargetingMode};
+pub use groups::{
+    DEFAULT_MAX_CLIENT_GROUPS, GroupInTree, GroupName, GroupRemoval, MAX_GROUPS_PER_CLIENT, Targeting, TargetingMode, display_name,
+};
 pub use ingest::{AddOutcome, DescribedFile, IngestBatch, IngestItem, IngestOptions, IngestReport, PreparedRevision, prepare_revision};
 pub use query::*;
 pub use rules::{ApprovalRule, NewRule, RuleOutcome};

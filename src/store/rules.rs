@@ -108,10 +108,7 @@ impl Store {
     /// Adds a rule. Titles that match no category the store holds are refused (a typo would
     /// make a rule that never fires), unless the store holds no categories yet.
     pub fn add_approval_rule(&mut self, rule: &NewRule<'_>) -> StoreResult<ApprovalRule> {
-        let name = rule.name.trim();
-        if name.is_empty() {
-            return Err(StoreError::Refused("a rule needs a name".into()));
-        }
+        let name = super::groups::display_name(rule.name, "rule name")?;
         if !matches!(rule.action, "Install" | "Uninstall") {
             return Err(StoreError::Refused(format!("a rule's action is Install or Uninstall, not {}", rule.action)));
         }

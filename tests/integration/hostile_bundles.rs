@@ -281,6 +281,27 @@ fn an_export_killed_around_its_final_rename_is_settled_by_the_next_export() {
     assert!(!f.out.join("test-channel-000003.partial").exists());
     let out = f.import(&store, &third);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    // Killed after the rename, and the bundle carried away before the next export: only the
+    // operator knows whether it got out, so the export asks instead of guessing.
+    stdout_of(ferry(&f.cache).args(["dev", "synth", "--updates", "300", "--payload-bytes", "4KiB"]));
+    let crashed = f.export_command(&f.profile).env("FERRY_CRASH_AT", "export.renamed").output().unwrap();
+    assert!(!crashed.status.success(), "the export should have died");
+    let fourth = f.out.join("test-channel-000004");
+    let carried = f.root.join("courier").join("test-channel-000004");
+    std::fs::create_dir_all(carried.parent().unwrap()).unwrap();
+    std::fs::rename(&fourth, &carried).unwrap();
+    let asked = f.export_command(&f.profile).output().unwrap();
+    let err = String::from_utf8_lossy(&asked.stderr);
+    assert_eq!(asked.status.code(), Some(1), "{err}");
+    assert!(err.contains("--confirm-pending") && err.contains("--forget-pending"), "{err}");
+    let fifth = PathBuf::from(stdout_of(f.export_command(&f.profile).arg("--confirm-pending")).trim());
+    assert_eq!(fifth, f.out.join("test-channel-000005"));
+    assert_eq!(manifest(&fifth).base_sequence.map(|s| s.get()), Some(4));
+    for bundle in [&carried, &fifth] {
+        let out = f.import(&store, bundle);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
 }
 
 /// One metadata member of `records` appended to the last volume of a copy of `good`.
@@ -420,4 +441,172 @@ fn a_second_export_of_a_channel_is_refused_while_one_runs() {
     drop(held);
     let bundle = f.export(&[]);
     assert_eq!(bundle, f.out.join("test-channel-000001"));
+}
+
+/// Found by attack: a GNU long-name entry (a changed header, no key needed: import does not
+/// check volume hashes) was read whole into memory before any check, 9 GB for a 1 GB volume,
+/// and its name went into the message. Special entries are refused as they come now.
+#[test]
+fn a_long_name_entry_is_refused_without_reading_it_into_memory() {
+    let f = Fixture::new(60, "4KiB");
+    let good = f.export(&[]);
+    let store = empty_store(&f, "iso");
+    let last = manifest(&good).volumes.last().unwrap().name.clone();
+    let b = f.copy(&good, "long-name");
+    let name = vec![b'n'; 8 << 20];
+    crate::bundles::append_tar_entry(&b.join(&last), b"././@LongLink", tar::EntryType::GNULongName, &name, None);
+    refresh_volume(&f, &b, &last);
+    let err = refused(&f, &store, &b, 13);
+    assert!(err.len() < 4096, "the message holds {} bytes", err.len());
+    assert!(err.contains("never extract this bundle"), "{err}");
+}
+
+/// Found by attack: a zip end record declaring a huge central directory was allocated as given.
+#[test]
+fn a_zip_end_record_that_lies_is_damage_not_an_allocation() {
+    let f = Fixture::new(60, "4KiB");
+    let good = f.export(&["--format", "zip"]);
+    let store = empty_store(&f, "iso");
+    let b = f.copy(&good, "lying-end-record");
+    let volume = b.join("vol-0001.zip");
+    let mut bytes = std::fs::read(&volume).unwrap();
+    let at = bytes.len() - 22;
+    assert_eq!(&bytes[at..at + 4], b"PK\x05\x06");
+    bytes[at + 12..at + 16].copy_from_slice(&u32::MAX.to_le_bytes()); // directory size
+    bytes[at + 16..at + 20].copy_from_slice(&0u32.to_le_bytes()); // directory offset
+    std::fs::write(&volume, bytes).unwrap();
+    let err = refused(&f, &store, &b, 11);
+    assert!(err.contains("damaged"), "{err}");
+}
+
+/// Found by attack: a manifest that is a link to /dev/zero (or a FIFO) was read until memory ran
+/// out (or for ever) before any check.
+#[test]
+fn a_manifest_that_is_not_a_regular_file_is_refused() {
+    let f = Fixture::new(60, "4KiB");
+    let good = f.export(&[]);
+    let store = empty_store(&f, "iso");
+    let b = f.copy(&good, "device-manifest");
+    std::fs::remove_file(b.join("manifest.json")).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", b.join("manifest.json")).unwrap();
+    let err = refused(&f, &store, &b, 13);
+    assert!(err.contains("not a regular file"), "{err}");
+    let verify = ferry(&store).arg("verify").arg(&b).arg("--trust").arg(&f.public).output().unwrap();
+    assert_eq!(verify.status.code(), Some(13), "verify: {}", String::from_utf8_lossy(&verify.stdout));
+    let inspect = ferry(&store).arg("inspect").arg(&b).output().unwrap();
+    assert_eq!(inspect.status.code(), Some(13), "inspect: {}", String::from_utf8_lossy(&inspect.stderr));
+}
+
+/// Found by attack: the staging name of `content/A5/X.psf` was `content_A5_X.psf`, which a
+/// metadata member could also be called: verify passed and import failed with a wrong message.
+/// Members of each kind live in their own folder now.
+#[test]
+fn members_outside_their_kinds_folder_are_refused() {
+    let f = Fixture::new(60, "4KiB");
+    let good = f.export(&[]);
+    let store = empty_store(&f, "iso");
+    let m = manifest(&good);
+    let meta = m.members.iter().position(|x| x.kind == ferry::bundle::manifest::MemberKind::Metadata).unwrap();
+    let b = f.copy(&good, "metadata-elsewhere");
+    f.resign_json(&b, |m| m["members"][meta]["path"] = "content_A5_X.psf".into());
+    let err = refused(&f, &store, &b, 13);
+    assert!(err.contains("not in metadata/"), "{err}");
+}
+
+/// Found by attack: chunk sizes that add up past 2^64 wrapped (and panicked in a debug build).
+#[test]
+fn chunk_sizes_that_overflow_are_refused() {
+    let f = Fixture::new(700, "300KiB");
+    let good = f.export(&["--volume-size", "1MiB"]);
+    let store = empty_store(&f, "iso");
+    let k = manifest(&good).members.iter().position(|x| x.chunks.len() >= 2).expect("a member in two chunks or more");
+    let b = f.copy(&good, "overflowing-chunks");
+    f.resign_json(&b, |m| {
+        let size = m["members"][k]["size"].as_u64().unwrap();
+        m["members"][k]["chunks"][0]["size"] = serde_json::json!(u64::MAX);
+        m["members"][k]["chunks"][1]["size"] = serde_json::json!(size + 1);
+    });
+    let err = refused(&f, &store, &b, 11);
+    assert!(err.contains("do not add up"), "{err}");
+}
+
+/// Found by attack: rule names of an approval policy reached the store and the terminal as
+/// they were (escape sequences, 200,000 characters), and a policy could carry thousands of rules.
+#[test]
+fn approval_policies_with_unprintable_names_or_too_many_rules_are_refused() {
+    let f = Fixture::new(60, "4KiB");
+    let good = f.export(&[]);
+    let store = empty_store(&f, "iso");
+    let rule = |name: &str| serde_json::json!({ "name": name, "group": "Pilot" });
+    let cases = [
+        ("escape", serde_json::json!([rule("\u{1b}[2J\u{7}")])),
+        ("right-to-left override", serde_json::json!([serde_json::json!({ "group": "Lab\u{202e}exe.txt" })])),
+        ("long", serde_json::json!([rule(&"r".repeat(200_000))])),
+        ("many", serde_json::Value::Array((0..3000).map(|i| rule(&format!("r{i}"))).collect())),
+    ];
+    for (case, rules) in cases {
+        let b = f.copy(&good, &format!("policy-{}", case.replace(' ', "-")));
+        f.resign_json(&b, |m| m["approval_policy"] = serde_json::json!({ "rules": rules }));
+        let err = refused(&f, &store, &b, 13);
+        assert!(err.contains("approval policy"), "{case}: {err}");
+        assert!(!err.contains('\u{1b}'), "{case}: no escape reaches the terminal");
+    }
+}
+
+/// Found by attack: update metadata naming a payload by a SHA-1 that is not its bytes' (SHA-256
+/// and size right) imported, and `ferry check --deep` failed afterwards. The staging writer
+/// hashes SHA-1 now, and the name must be the bytes'.
+#[test]
+fn a_payload_whose_name_is_not_its_sha1_is_refused() {
+    use ferry::bundle::manifest::MemberKind;
+    let f = Fixture::new(120, "4KiB");
+    let good = f.export(&[]);
+    let store = empty_store(&f, "iso");
+    let m = manifest(&good);
+    let payload = m.members.iter().find(|x| x.kind == MemberKind::Payload && x.chunks.is_empty() && x.volume == Some(1)).unwrap();
+    let meta = m.members.iter().find(|x| x.kind == MemberKind::Metadata && x.volume == Some(1)).unwrap();
+    let old = hex::decode(payload.sha1.as_deref().unwrap()).unwrap();
+    let mut new = old.clone();
+    new[0] ^= 1;
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let (old_b64, new_b64) = (b64.encode(&old), b64.encode(&new));
+    let b = f.copy(&good, "sha1-lie");
+    let volume = b.join("vol-0001.tar");
+    let mut entries = tar_entries(&volume);
+    // The metadata names the file by the other SHA-1.
+    let records = &mut entries.iter_mut().find(|(n, _)| n == meta.path.as_str()).unwrap().1;
+    let mut input = &records[..];
+    let (mut rewritten, mut total, mut changed) = (Vec::new(), 0u64, 0);
+    while let Some((frame, size)) = ferry::bundle::metadata::read_record(&mut input).unwrap() {
+        let mut doc = String::from_utf8(zstd::bulk::decompress(&frame, size as usize).unwrap()).unwrap();
+        if doc.contains(&old_b64) {
+            doc = doc.replace(&old_b64, &new_b64);
+            changed += 1;
+        }
+        let frame = zstd::bulk::compress(doc.as_bytes(), 3).unwrap();
+        ferry::bundle::metadata::write_record(&mut rewritten, &frame, doc.len() as u64).unwrap();
+        total += doc.len() as u64;
+    }
+    assert!(changed > 0, "the payload's update is in volume 1's metadata");
+    *records = rewritten.clone();
+    // The payload member is named by it too (its bytes stay).
+    let new_hex = hex::encode_upper(&new);
+    let extension = payload.path.as_str().rsplit_once('.').map(|(_, e)| e).unwrap();
+    let new_path = format!("content/{}/{new_hex}.{extension}", &new_hex[38..]);
+    entries.iter_mut().find(|(n, _)| n == payload.path.as_str()).unwrap().0 = new_path.clone();
+    write_tar(&volume, &entries);
+    refresh_volume(&f, &b, "vol-0001.tar");
+    let (meta_path, payload_path) = (meta.path.clone(), payload.path.clone());
+    f.resign(&b, |m| {
+        let x = m.members.iter_mut().find(|x| x.path == meta_path).unwrap();
+        x.size = rewritten.len() as u64;
+        x.sha256 = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&rewritten));
+        x.uncompressed_size = Some(total);
+        let p = m.members.iter_mut().find(|x| x.path == payload_path).unwrap();
+        p.path = ferry::bundle::safe_path::SafePath::new(&new_path).unwrap();
+        p.sha1 = Some(hex::encode(&new));
+    });
+    let err = refused(&f, &store, &b, 11);
+    assert!(err.contains("does not match the metadata of its update"), "{err}");
 }
