@@ -233,6 +233,9 @@ enum WriterMessage {
     Close,
 }
 
+/// The file being written, the SHA-1 of what it holds so far, and its length.
+type OpenFile = (File, sha1::Sha1, u64);
+
 /// A file a [`BackgroundFileWriter`] wrote: its length and the SHA-1 of its bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WrittenFile {
@@ -263,7 +266,7 @@ impl BackgroundFileWriter {
             let mut done: WrittenFiles = Vec::new();
             // Files closed but possibly continued later (a member chunked across volumes).
             let mut hashers: std::collections::HashMap<std::path::PathBuf, (sha1::Sha1, u64)> = std::collections::HashMap::new();
-            let mut file: Option<(std::path::PathBuf, io::Result<(File, sha1::Sha1, u64)>)> = None;
+            let mut file: Option<(std::path::PathBuf, io::Result<OpenFile>)> = None;
             for m in messages {
                 match m {
                     WriterMessage::Open { path, append } => {
