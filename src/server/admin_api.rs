@@ -91,12 +91,13 @@ pub fn authorize(store: &Store, token: Option<&str>) -> Result<(), ApiError> {
 /// `body_timeout`: a request body not received by then is refused.
 pub async fn handle(state: Arc<AppState>, request: Request, body_timeout: std::time::Duration) -> Response<Body> {
     use super::budget::BodyRefusal;
+    let peer = super::routes::peer_of(&request);
     let (parts, body) = request.into_parts();
     if parts.headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok()).unwrap_or(0) > MAX_BODY
     {
         return error_response(&ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "admin requests are at most 1 MiB"));
     }
-    let (body, _held) = match state.budget.read_body(body, MAX_BODY, body_timeout).await {
+    let (body, _held) = match state.budget.read_body(body, MAX_BODY, body_timeout, peer).await {
         Ok(read) => read,
         Err(BodyRefusal::TooLarge) => {
             return error_response(&ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "admin requests are at most 1 MiB"));

@@ -16,6 +16,8 @@ pub struct Context {
     /// `http://host:port`, for content URLs.
     pub base_url: String,
     pub host: String,
+    /// The client's address, for its share of the memory budget.
+    pub peer: Option<std::net::IpAddr>,
 }
 
 pub fn now() -> i64 {
@@ -445,7 +447,7 @@ fn requested_groups(client_id: &str, names: &[String]) -> Vec<GroupName> {
         .collect()
 }
 
-pub async fn reporting(state: &Arc<AppState>, request: &Request) -> Result<String, Fault> {
+pub async fn reporting(state: &Arc<AppState>, ctx: &Context, request: &Request) -> Result<String, Fault> {
     if let Some(answer) = super::server_sync_service::rollup(state, request) {
         return answer;
     }
@@ -470,7 +472,15 @@ pub async fn reporting(state: &Arc<AppState>, request: &Request) -> Result<Strin
                     misc_data: e.misc_data,
                 })
                 .collect();
-            state.writer.write_later(ClientWrite::Events { computer_id: cookie.id, events: records });
+            // Counted in the memory budget until written: a flood of reports waits (and then
+            // gets ServerBusy, so clients report again later) instead of piling up in memory.
+            let bytes: usize = records.iter().map(EventRecord::approximate_bytes).sum();
+            let held = state.budget.hold(bytes, ctx.peer).await.map_err(|_| Fault::new(ErrorCode::ServerBusy, "reports"))?;
+            state
+                .writer
+                .write_counted(ClientWrite::Events { computer_id: cookie.id, events: records }, held)
+                .await
+                .map_err(|_| Fault::new(ErrorCode::ServerBusy, "reports"))?;
             Ok(wire::report_event_batch_response(true))
         }
         other => Err(Fault::invalid(format!("{other}: this reporting operation is not offered to clients"))),

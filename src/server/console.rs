@@ -111,9 +111,10 @@ fn page(title: &str, csrf: Option<&str>, body: &str) -> String {
 /// `scheme`: that of the listener; sessions made over HTTPS get Secure cookies.
 /// `body_timeout`: a form not received by then is refused.
 pub async fn handle(state: Arc<AppState>, scheme: &'static str, request: Request, body_timeout: std::time::Duration) -> Response<Body> {
+    let peer = super::routes::peer_of(&request);
     let (parts, body) = request.into_parts();
     let form: Vec<(String, String)> = if parts.method == Method::POST {
-        match state.budget.read_body(body, MAX_FORM, body_timeout).await {
+        match state.budget.read_body(body, MAX_FORM, body_timeout, peer).await {
             Ok((b, _held)) => url_decode_pairs(&String::from_utf8_lossy(&b)).collect(),
             Err(super::budget::BodyRefusal::TooLarge) => {
                 return html_response(StatusCode::PAYLOAD_TOO_LARGE, page("Too large", None, "<p>The form is too large.</p>"));

@@ -122,14 +122,14 @@ fn http1(timeout: Duration) -> hyper::server::conn::http1::Builder {
     b
 }
 
-/// The next connection; on accept errors (out of file descriptors and the like) waits rather
-/// than spinning.
-async fn next_connection(listener: &TcpListener) -> tokio::net::TcpStream {
+/// The next connection and its peer's address; on accept errors (out of file descriptors and
+/// the like) waits rather than spinning.
+async fn next_connection(listener: &TcpListener) -> (tokio::net::TcpStream, SocketAddr) {
     loop {
         match listener.accept().await {
-            Ok((stream, _)) => {
+            Ok((stream, peer)) => {
                 let _ = stream.set_nodelay(true);
-                return stream;
+                return (stream, peer);
             }
             Err(e) => {
                 tracing::warn!("accept failed: {e}");
@@ -142,15 +142,24 @@ async fn next_connection(listener: &TcpListener) -> tokio::net::TcpStream {
 /// A connection that gives up on a peer that stopped reading: a write that makes no progress
 /// for `limit` fails, and the connection ends. Without it an answer nobody reads would hold its
 /// connection, and whatever the answer pins, for as long as the peer keeps the socket open.
+///
+/// Progress means `MIN_PROGRESS` bytes since the writes stalled: a peer that reads a few bytes now
+/// and then (a trickle) is cut off too, and holds its answer no longer than one that reads none.
 struct WriteStall<T> {
     inner: T,
     limit: Duration,
     stalled_since: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// Bytes written since the writes stalled.
+    since_stall: usize,
 }
+
+/// What a peer must take within the client timeout once writes stall: 128 KiB in 45 s is a link
+/// of 23 kbit/s.
+const MIN_PROGRESS: usize = 128 << 10;
 
 impl<T> WriteStall<T> {
     fn new(inner: T, limit: Duration) -> WriteStall<T> {
-        WriteStall { inner, limit, stalled_since: None }
+        WriteStall { inner, limit, stalled_since: None, since_stall: 0 }
     }
 
     /// The write is pending: fail once it has been for `limit`.
@@ -163,12 +172,15 @@ impl<T> WriteStall<T> {
         }
     }
 
-    /// A write: bytes accepted are progress.
+    /// A write: bytes accepted are progress, once there are enough of them.
     fn wrote(&mut self, result: Poll<io::Result<usize>>, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
         match result {
             Poll::Pending => self.pending(cx),
-            Poll::Ready(Ok(n)) if n > 0 => {
-                self.stalled_since = None;
+            Poll::Ready(Ok(n)) if self.stalled_since.is_some() => {
+                self.since_stall += n;
+                if self.since_stall >= MIN_PROGRESS {
+                    (self.stalled_since, self.since_stall) = (None, 0);
+                }
                 Poll::Ready(Ok(n))
             }
             ready => ready,
@@ -220,10 +232,29 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for WriteStall<T> {
     }
 }
 
+/// The app for one connection: every request carries the peer's address.
+fn with_peer(
+    app: &axum::Router,
+    peer: SocketAddr,
+) -> impl tower::Service<
+    hyper::Request<hyper::body::Incoming>,
+    Response = axum::response::Response,
+    Error = std::convert::Infallible,
+    Future: Send + 'static,
+> + Clone
++ Send
++ 'static {
+    use tower::ServiceExt;
+    app.clone().map_request(move |mut request: hyper::Request<hyper::body::Incoming>| {
+        request.extensions_mut().insert(super::routes::Peer(peer.ip()));
+        request
+    })
+}
+
 async fn accept_http(listener: TcpListener, app: axum::Router, timeout: Duration) {
     loop {
-        let stream = next_connection(&listener).await;
-        let service = TowerToHyperService::new(app.clone());
+        let (stream, peer) = next_connection(&listener).await;
+        let service = TowerToHyperService::new(with_peer(&app, peer));
         tokio::spawn(async move {
             if let Err(e) = http1(timeout).serve_connection(TokioIo::new(WriteStall::new(stream, timeout)), service).await {
                 tracing::debug!("connection ended: {e}");
@@ -234,9 +265,9 @@ async fn accept_http(listener: TcpListener, app: axum::Router, timeout: Duration
 
 async fn accept_https(listener: TcpListener, acceptor: TlsAcceptor, app: axum::Router, timeout: Duration) {
     loop {
-        let stream = next_connection(&listener).await;
+        let (stream, peer) = next_connection(&listener).await;
         let acceptor = acceptor.clone();
-        let service = TowerToHyperService::new(app.clone());
+        let service = TowerToHyperService::new(with_peer(&app, peer));
         tokio::spawn(async move {
             let tls = match tokio::time::timeout(timeout, acceptor.accept(stream)).await {
                 Ok(Ok(s)) => s,
@@ -264,4 +295,35 @@ pub async fn serve(state: Arc<AppState>, listeners: Listeners, shutdown: impl st
     shutdown.await;
     tasks.abort_all();
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// Writes 256 KiB through a pipe of 4 KiB whose reader takes `chunk` bytes, then waits `pause`.
+    async fn write_to_a_reader(chunk: usize, pause: Duration) -> io::Result<()> {
+        let (near, mut far) = tokio::io::duplex(4096);
+        tokio::spawn(async move {
+            let mut buf = vec![0u8; chunk];
+            loop {
+                match far.read(&mut buf).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(_) => tokio::time::sleep(pause).await,
+                }
+            }
+        });
+        let mut writer = WriteStall::new(near, Duration::from_millis(500));
+        writer.write_all(&vec![7u8; 256 << 10]).await
+    }
+
+    /// Found by attack: a peer that read a few KB now and then kept its answer, and the memory
+    /// it pins, past the client timeout, because any byte counted as progress.
+    #[tokio::test]
+    async fn a_trickle_is_cut_off_and_a_steady_reader_is_not() {
+        let trickle = write_to_a_reader(256, Duration::from_millis(50)).await; // 5 KB/s
+        assert_eq!(trickle.map_err(|e| e.kind()), Err(io::ErrorKind::TimedOut));
+        write_to_a_reader(4096, Duration::ZERO).await.expect("a reader that keeps up makes progress");
+    }
 }

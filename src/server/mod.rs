@@ -15,6 +15,7 @@ mod client_service;
 mod console;
 mod content;
 mod cookies;
+mod health;
 mod listen;
 mod mapped;
 mod metrics;
@@ -87,6 +88,8 @@ pub fn open_state(dir: &Path, public_url: Option<&str>) -> Result<Arc<AppState>,
         mapped: mapped::MappedFiles::default(),
         metrics: metrics::Metrics::default(),
         budget: budget::MemoryBudget::new(budget::DEFAULT_BUDGET_BYTES),
+        health: health::Health::start(dir),
+        parsers: tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get())),
         console: console::Sessions::default(),
     }))
 }

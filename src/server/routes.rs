@@ -120,12 +120,9 @@ async fn route(state: Arc<AppState>, scheme: &'static str, body_timeout: Duratio
 }
 
 async fn health(state: &Arc<AppState>) -> Response<Body> {
-    let s = state.clone();
-    let database = tokio::task::spawn_blocking(move || s.pool.with(|store| store.catalog_stamp())).await;
-    match database {
-        Ok(Ok(_)) => plain(StatusCode::OK, "ok\n"),
-        Ok(Err(e)) => plain(StatusCode::SERVICE_UNAVAILABLE, &format!("store unavailable: {e}\n")),
-        Err(e) => plain(StatusCode::SERVICE_UNAVAILABLE, &format!("store check failed: {e}\n")),
+    match state.health.verdict() {
+        super::health::Verdict::Ok => plain(StatusCode::OK, "ok\n"),
+        super::health::Verdict::Unavailable(why) => plain(StatusCode::SERVICE_UNAVAILABLE, &format!("{why}\n")),
     }
 }
 
@@ -195,6 +192,15 @@ fn fault_response(fault: &Fault, version: SoapVersion, style: EnvelopeStyle, act
     soap_response(StatusCode::INTERNAL_SERVER_ERROR, version, fault.render(version, style, &id, action, actor))
 }
 
+/// The address a request came from, which the listener records (absent when `app` is called
+/// without a socket).
+#[derive(Debug, Clone, Copy)]
+pub struct Peer(pub std::net::IpAddr);
+
+pub(super) fn peer_of(request: &Request) -> Option<std::net::IpAddr> {
+    request.extensions().get::<Peer>().map(|p| p.0)
+}
+
 /// The memory budget is spent (`budget.rs`): a ServerBusy fault, which clients answer by trying
 /// again later.
 fn busy(state: &AppState, service: Service, version: SoapVersion) -> Response<Body> {
@@ -218,6 +224,7 @@ async fn soap_endpoint(
     body_timeout: Duration,
     request: Request,
 ) -> Response<Body> {
+    let peer = peer_of(&request);
     let (parts, body) = request.into_parts();
     if parts.method == Method::GET || parts.method == Method::HEAD {
         // What IIS shows a browser: the service exists and takes SOAP posts.
@@ -241,7 +248,7 @@ async fn soap_endpoint(
     if declared.is_some_and(|n| n > MAX_REQUEST_BYTES as u64) {
         return plain(StatusCode::PAYLOAD_TOO_LARGE, "request body too large\n");
     }
-    let (bytes, _body_held) = match state.budget.read_body(body, MAX_REQUEST_BYTES, body_timeout).await {
+    let (bytes, _body_held) = match state.budget.read_body(body, MAX_REQUEST_BYTES, body_timeout, peer).await {
         Ok(read) => read,
         Err(BodyRefusal::TooLarge) => return plain(StatusCode::PAYLOAD_TOO_LARGE, "request body too large\n"),
         Err(BodyRefusal::TimedOut) => return plain(StatusCode::REQUEST_TIMEOUT, "request body not received in time\n"),
@@ -251,9 +258,20 @@ async fn soap_endpoint(
     let action = action_of(&parts.headers);
     let started = Instant::now();
     // Parsing is CPU work that grows with the body: the blocking pool does it, never the
-    // threads that answer everyone else.
-    let parsed = tokio::task::spawn_blocking(move || soap::parse_request(&bytes)).await;
+    // threads that answer everyone else, and one parse per core at most, so parsing never
+    // takes every blocking thread from the store work that answers everyone else (and trees
+    // being built take at most a core's count of `MAX_TREE_BYTES`).
+    let parsed = match state.parsers.acquire().await {
+        Ok(_parser) => tokio::task::spawn_blocking(move || soap::parse_request(&bytes)).await,
+        Err(_) => Ok(Err(Fault::new(ErrorCode::InternalServerError, ""))),
+    };
     let parsed = parsed.unwrap_or_else(|_| Err(Fault::new(ErrorCode::InternalServerError, "")));
+    // The tree is larger than its body (an empty element is 4 bytes of XML and about 160 in the
+    // tree), and lives while the request is handled: counted too.
+    let tree_bytes = parsed.as_ref().map_or(0, |r| r.operation.approximate_bytes());
+    let Ok(_tree_held) = state.budget.hold(tree_bytes, peer).await else {
+        return busy(&state, service, version_from_headers(&parts.headers));
+    };
     let (label, result, version) = match parsed {
         Err(fault) => (metrics::Label::UNPARSED, Err(fault), version_from_headers(&parts.headers)),
         Ok(request) if &*request.operation.ns != service.namespace() => {
@@ -268,12 +286,12 @@ async fn soap_endpoint(
         Ok(request) => {
             let host = parts.headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("localhost").to_string();
             let base_url = base_url_of(&state, scheme, &parts.headers);
-            let ctx = Context { base_url, host };
+            let ctx = Context { base_url, host, peer };
             let result = match service {
                 Service::Client => client_service::client_web_service(&state, &ctx, &request).await,
                 Service::SimpleAuth => client_service::simple_auth(&state, &request).await.map(|t| vec![Piece::Text(t)]),
-                Service::Reporting => client_service::reporting(&state, &request).await.map(|t| vec![Piece::Text(t)]),
-                Service::ServerSync => super::server_sync_service::server_sync(&state, &request).await.map(|t| vec![Piece::Text(t)]),
+                Service::Reporting => client_service::reporting(&state, &ctx, &request).await.map(|t| vec![Piece::Text(t)]),
+                Service::ServerSync => super::server_sync_service::server_sync(&state, &ctx, &request).await.map(|t| vec![Piece::Text(t)]),
                 Service::DssAuth => super::server_sync_service::dss_auth(&state, &request).await.map(|t| vec![Piece::Text(t)]),
             };
             (metrics::Label::soap(request.name()), result, request.version)
@@ -288,7 +306,7 @@ async fn soap_endpoint(
             let pieces = std::iter::once(Piece::Text(before)).chain(content).chain(std::iter::once(Piece::Text(after.to_string())));
             let body = PiecesBody::new(pieces);
             // Held until the client has read it all (or gone): unread answers cannot pile up.
-            let Ok(held) = state.budget.hold(body.owned_bytes()).await else { return busy(&state, service, version) };
+            let Ok(held) = state.budget.hold(body.owned_bytes(), peer).await else { return busy(&state, service, version) };
             let body = body.holding(held);
             Response::builder()
                 .status(StatusCode::OK)

@@ -98,7 +98,7 @@ async fn with_store<T: Send + 'static>(
     tokio::task::spawn_blocking(move || s.pool.with(|store| Ok(f(store))).map_err(blocking_fault)?).await.map_err(blocking_fault)?
 }
 
-pub async fn server_sync(state: &Arc<AppState>, request: &Request) -> Result<String, Fault> {
+pub async fn server_sync(state: &Arc<AppState>, ctx: &super::client_service::Context, request: &Request) -> Result<String, Fault> {
     let op = &request.operation;
     match request.name() {
         "GetAuthConfig" => Ok(wire::auth_config_response(&state.identity.config_last_change)),
@@ -159,8 +159,15 @@ pub async fn server_sync(state: &Arc<AppState>, request: &Request) -> Result<Str
         }
         "GetUpdateData" => {
             server_cookie(state, op)?;
-            let ids = wire::update_data_request(op, MAX_UPDATES_PER_REQUEST)?;
-            with_store(state, move |s| update_data(s, &ids)).await
+            let mut ids = wire::update_data_request(op, MAX_UPDATES_PER_REQUEST)?;
+            let mut seen = std::collections::HashSet::new();
+            ids.retain(|id| seen.insert(*id));
+            let found = with_store(state, move |s| stored_revisions(s, &ids)).await?;
+            // The documents and the answer (escaped, about as large again) are built in memory:
+            // counted in the budget before they are.
+            let bytes = found.iter().map(|r| r.2).sum::<u64>().saturating_mul(2);
+            let _held = state.budget.hold(usize::try_from(bytes).unwrap_or(usize::MAX), ctx.peer).await.map_err(|_| busy())?;
+            with_store(state, move |s| update_data(s, &found)).await
         }
         "GetUpdateDecryptionData" => {
             server_cookie(state, op)?;
@@ -228,17 +235,32 @@ fn get_cookie(state: &AppState, op: &crate::wsus::tree::Element) -> Result<Strin
     Ok(wire::cookie_response(&wire_time(cookie.expires), &sealed))
 }
 
-fn update_data(store: &mut Store, ids: &[(Guid, i32)]) -> Result<String, Fault> {
+fn busy() -> Fault {
+    Fault::new(ErrorCode::ServerBusy, "the server is busy; try again later")
+}
+
+/// A revision a downstream asked for: its identity, revision id and document size.
+type Found = ((Guid, i32), i32, u64);
+
+/// The revisions of a GetUpdateData batch this store holds. Real WSUS faults the whole call for
+/// one unknown revision; leaving it out serves the rest of the batch, and a downstream only asks
+/// for what GetRevisionIdList listed.
+fn stored_revisions(store: &mut Store, ids: &[(Guid, i32)]) -> Result<Vec<Found>, Fault> {
+    let mut found = Vec::with_capacity(ids.len());
+    for &(id, rev) in ids {
+        match store.stored_revision(&id.to_string(), rev).map_err(blocking_fault)? {
+            Some((revision_id, size)) => found.push(((id, rev), revision_id, size)),
+            None => tracing::info!("a downstream asked for {id}/{rev}, which this store does not hold"),
+        }
+    }
+    Ok(found)
+}
+
+fn update_data(store: &mut Store, found: &[Found]) -> Result<String, Fault> {
     let mut documents: Vec<(Guid, i32, String, Vec<[u8; 20]>)> = Vec::new();
     let mut sources: HashMap<[u8; 20], String> = HashMap::new();
-    for (id, rev) in ids {
+    for &((id, rev), revision_id, _) in found {
         let key = id.to_string();
-        // Real WSUS faults the whole call for one unknown revision; leaving it out serves the
-        // rest of the batch, and a downstream only asks for what GetRevisionIdList listed.
-        let Some(revision_id) = store.revision_id_of(&key, *rev).map_err(blocking_fault)? else {
-            tracing::info!("a downstream asked for {key}/{rev}, which this store does not hold");
-            continue;
-        };
         let (frame, size) = store.compressed_document(revision_id).map_err(blocking_fault)?;
         let document = crate::store::decompress_document(&frame, size, &format!("{key}/{rev}")).map_err(blocking_fault)?;
         let document = String::from_utf8(document).map_err(blocking_fault)?;
@@ -250,7 +272,7 @@ fn update_data(store: &mut Store, ids: &[(Guid, i32)]) -> Result<String, Fault> 
                 sources.entry(*sha1).or_default();
             }
         }
-        documents.push((*id, *rev, document, files.into_iter().map(|(d, _)| d).collect()));
+        documents.push((id, rev, document, files.into_iter().map(|(d, _)| d).collect()));
     }
     let updates: Vec<UpdateDataOut<'_>> = documents
         .iter()

@@ -102,6 +102,10 @@ pub struct AppState {
     pub metrics: super::metrics::Metrics,
     /// The bytes held for clients: request bodies and unsent answers (`budget.rs`).
     pub budget: super::budget::MemoryBudget,
+    /// What `/healthz` answers (`health.rs`).
+    pub health: Arc<super::health::Health>,
+    /// One SOAP parse per core at a time.
+    pub parsers: tokio::sync::Semaphore,
     pub console: super::console::Sessions,
 }
 

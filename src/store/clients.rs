@@ -66,6 +66,19 @@ pub struct EventRecord {
     pub misc_data: Vec<String>,
 }
 
+impl EventRecord {
+    /// About what the record holds in memory, for the server's memory budget.
+    pub fn approximate_bytes(&self) -> usize {
+        let strings = self.replacement_strings.iter().chain(&self.misc_data).map(|s| s.len() + 24).sum::<usize>();
+        256 + self.event_instance_id.len()
+            + self.computer_id.len()
+            + self.update_id.len()
+            + self.time_at_target.len()
+            + self.app_name.as_ref().map_or(0, String::len)
+            + strings
+    }
+}
+
 /// What the server writes as clients talk to it (batched on one writer thread).
 #[derive(Debug, Clone)]
 pub enum ClientWrite {
@@ -94,6 +107,10 @@ pub enum ClientWrite {
         events: Vec<EventRecord>,
     },
 }
+
+/// Events kept per computer (the newest). Years of a real client's reports; compliance reads the
+/// newest status report and what followed it.
+pub const MAX_EVENTS_PER_COMPUTER: usize = 10_000;
 
 const APPROVAL_COLUMNS: &str = "approval_id, deployment_guid, update_id, group_id, action, deadline, admin, changed_at, changed_stamp";
 
@@ -479,11 +496,16 @@ impl Store {
         Ok(ServerIdentity { server_id, cookie_key, config_last_change })
     }
 
-    /// Applies what the server recorded about clients, in one transaction.
+    /// Applies what the server recorded about clients, in one transaction. The transaction takes
+    /// the write lock first (IMMEDIATE): one that read first and then found an import holding the
+    /// lock would fail at once instead of waiting out the busy timeout.
     pub fn apply_client_writes(&mut self, writes: &[ClientWrite]) -> StoreResult<()> {
         let db = self.db_path();
         let now = now_rfc3339();
-        let tx = self.conn.transaction().map_err(|e| StoreError::sqlite(&db, "recording client activity", e))?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(|e| StoreError::sqlite(&db, "recording client activity", e))?;
         let fail = |e: rusqlite::Error| StoreError::sqlite(&db, "recording client activity", e);
         // Read once per batch: the batch is one transaction, so it cannot change in between.
         let targeting = super::groups::targeting_in(&tx).map_err(fail)?;
@@ -602,6 +624,14 @@ impl Store {
                     tx.prepare_cached("UPDATE computers SET last_report_at = ?2, last_contact_at = ?2 WHERE computer_id = ?1")
                         .and_then(|mut s| s.execute(params![computer_id, now]))
                         .map_err(fail)?;
+                    // Each computer keeps its newest events only: a client reports a few a day,
+                    // and one that sends a flood of made-up events cannot grow the store for ever.
+                    tx.prepare_cached(
+                        "DELETE FROM events WHERE rowid IN
+                             (SELECT rowid FROM events WHERE computer_id = ?1 ORDER BY rowid DESC LIMIT -1 OFFSET ?2)",
+                    )
+                    .and_then(|mut s| s.execute(params![computer_id, MAX_EVENTS_PER_COMPUTER as i64]))
+                    .map_err(fail)?;
                 }
             }
         }

@@ -54,6 +54,13 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// Another connection holds the write lock (an import, a cleanup) past the busy timeout:
+    /// the same work succeeds later.
+    pub fn is_locked(&self) -> bool {
+        matches!(self, StoreError::Sqlite { source: rusqlite::Error::SqliteFailure(f, _), .. }
+            if matches!(f.code, rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked))
+    }
+
     pub fn io(path: &Path, source: std::io::Error) -> StoreError {
         StoreError::Io { path: path.to_path_buf(), source }
     }

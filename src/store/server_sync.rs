@@ -123,10 +123,11 @@ impl Store {
     }
 
     /// The revision id of an update revision, if stored.
-    pub fn revision_id_of(&self, update_id: &str, revision_number: i32) -> StoreResult<Option<i32>> {
+    /// A stored revision's id and the size of its full document.
+    pub fn stored_revision(&self, update_id: &str, revision_number: i32) -> StoreResult<Option<(i32, u64)>> {
         self.conn
-            .prepare_cached("SELECT revision_id FROM revisions WHERE update_id = ?1 AND revision_number = ?2")
-            .and_then(|mut s| s.query_row(params![update_id, revision_number], |r| r.get(0)).optional())
+            .prepare_cached("SELECT revision_id, document_size FROM revisions WHERE update_id = ?1 AND revision_number = ?2")
+            .and_then(|mut s| s.query_row(params![update_id, revision_number], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as u64))).optional())
             .map_err(|e| self.err(format!("looking up {update_id}/{revision_number}"), e))
     }
 

@@ -495,8 +495,14 @@ pub struct ReportedEvent {
     pub misc_data: Vec<String>,
 }
 
+/// Events one ReportEventBatch may carry. Real clients send a handful (at most 9 in the captures).
+pub const MAX_EVENTS_PER_BATCH: usize = 1000;
+
 pub fn report_event_batch_request(op: &Element) -> Result<Vec<ReportedEvent>, Fault> {
     let Some(batch) = op.child("eventBatch").filter(|b| !b.is_nil()) else { return Ok(Vec::new()) };
+    if batch.items().count() > MAX_EVENTS_PER_BATCH {
+        return Err(Fault::invalid("eventBatch"));
+    }
     let mut out = Vec::new();
     for e in batch.items() {
         let basic = e.child("BasicData").ok_or_else(|| Fault::invalid("eventBatch"))?;

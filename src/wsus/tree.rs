@@ -8,7 +8,10 @@ use quick_xml::reader::Reader;
 use std::sync::Arc;
 
 const MAX_DEPTH: usize = 64;
-const MAX_ELEMENTS: usize = 500_000;
+/// Elements (and `<int>` items) of one request. The largest real requests hold a few thousand
+/// elements (ReportEventBatch) and up to 10,000 ids; each element costs about 160 bytes of tree.
+pub const MAX_ELEMENTS: usize = 100_000;
+
 /// Attributes on one element. Real requests carry at most 19 (RollupComputers' `Details`); the
 /// duplicate check of an element's attributes costs the square of their number.
 pub const MAX_ATTRIBUTES: usize = 64;
@@ -40,6 +43,15 @@ pub struct XmlError {
 }
 
 impl Element {
+    /// About the memory the element and everything under it take.
+    pub fn approximate_bytes(&self) -> usize {
+        let own = std::mem::size_of::<Element>()
+            + self.text.capacity()
+            + self.ints.capacity() * 8
+            + self.attributes.iter().map(|(a, b, c)| 72 + a.len() + b.len() + c.len()).sum::<usize>();
+        own + self.children.iter().map(Element::approximate_bytes).sum::<usize>()
+    }
+
     /// The first child with this local name (any namespace).
     pub fn child(&self, name: &str) -> Option<&Element> {
         self.children.iter().find(|c| &*c.name == name)

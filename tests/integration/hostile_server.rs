@@ -2,7 +2,7 @@
 //! pathological XML, floods of names, answers nobody reads. Each test is named after the hole it
 //! guards; the server must stay up and its memory must not follow the attacker.
 
-use crate::served::{Agent, CLIENT, CLIENT_NS, Http, Reply, Served, result};
+use crate::served::{Agent, CLIENT, CLIENT_NS, Http, REPORTING, REPORTING_NS, Reply, Served, result};
 use crate::util::{ferry, json_of, stdout_of, wait_until};
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -180,4 +180,86 @@ fn an_answer_nobody_reads_is_dropped_after_the_client_timeout() {
     assert!(head.starts_with("HTTP/1.1 206"), "{head}");
     assert!((received.len() as u64) < parts * size / 2, "{} of {} bytes arrived before the cut", received.len(), parts * size);
     assert_eq!(Http::new(&server.addr).request("GET", "/healthz", &[], b"").status, 200);
+}
+
+/// A downstream server's cookie for ServerSync, as `ferry export` gets one.
+fn server_cookie(server: &Served) -> ferry::wsus::client::WireCookie {
+    use ferry::wsus::downstream as ds;
+    let r = server.soap(
+        "/DssAuthWebService/DssAuthWebService.asmx",
+        &ds::dss_auth_action(),
+        &ds::get_authorization_cookie("downstream.example", &ferry::random::guid()),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let auth = ds::read_authorization_cookie(&r.body).unwrap();
+    let r = server.soap(SERVER_SYNC, &ds::action("GetCookie"), &ds::get_cookie(&auth, None));
+    assert_eq!(r.status, 200, "{}", r.text());
+    ds::read_cookie(&r.body).unwrap()
+}
+
+const SERVER_SYNC: &str = "/ServerSyncWebService/ServerSyncWebService.asmx";
+
+/// Found by attack: GetUpdateData naming the largest revision 100 times built 100 copies of its
+/// document in memory (a 9 KB request, 800 MB). Each revision is answered once now, and what an
+/// answer takes to build is counted in the memory budget first.
+#[test]
+fn get_update_data_answers_each_revision_once_however_often_it_is_named() {
+    use ferry::wsus::downstream as ds;
+    let (_dir, data, _, _) = store_with_big_payloads();
+    let server = Served::start(&data, &[]);
+    let cookie = server_cookie(&server);
+    let update = json_of(ferry(&data).args(["updates", "list"]))[0].clone();
+    let id = ferry::catalog::Guid::parse(update["update_id"].as_str().unwrap()).unwrap();
+    let revision = update["revision_number"].as_i64().unwrap() as i32;
+    let r = server.soap(SERVER_SYNC, &ds::action("GetUpdateData"), &ds::get_update_data(&cookie, &vec![(id, revision); 100]));
+    assert_eq!(r.status, 200, "{}", r.text());
+    let (updates, _) = ds::read_update_data(&r.body).unwrap();
+    assert_eq!(updates.len(), 1, "one answer per revision");
+}
+
+/// Found by attack: ReportEventBatch took any number of events and queued them outside any
+/// bound (24 connections made the server 4.5 GB). A batch is at most 1,000 events now, queued
+/// events count in the memory budget, and a computer keeps its newest 10,000.
+#[test]
+fn reported_events_are_bounded_per_batch() {
+    let (_dir, data, _, _) = store_with_big_payloads();
+    let server = Served::start(&data, &[]);
+    let mut agent = Agent::new(&server);
+    agent.handshake();
+    let batch = |n: usize| {
+        let events: Vec<ferry::wsus::agent::Event<'_>> = (0..n)
+            .map(|_| ferry::wsus::agent::Event {
+                instance_id: ferry::random::guid(),
+                event_id: 183,
+                update_id: ferry::catalog::Guid::NIL,
+                revision_number: 0,
+                hresult: 0,
+                time: "2026-12-01T00:00:00",
+                misc: Vec::new(),
+            })
+            .collect();
+        ferry::wsus::agent::report_event_batch(&agent.cookie, &agent.id, "2026-12-01T00:00:00", &events)
+    };
+    let r = server.soap(REPORTING, &format!("{REPORTING_NS}/ReportEventBatch"), &batch(1001));
+    assert_eq!((r.status, r.fault_code().as_deref()), (500, Some("InvalidParameters")), "{}", r.text());
+    let r = server.soap(REPORTING, &format!("{REPORTING_NS}/ReportEventBatch"), &batch(1000));
+    assert_eq!(r.status, 200, "{}", r.text());
+}
+
+/// Found by attack: while an import held the store's write lock, every GetAuthorizationCookie
+/// failed at once with InternalServerError ("database is locked") and the writes were lost.
+/// Client writes wait for the lock now, and clients are answered meanwhile.
+#[test]
+fn clients_are_answered_and_recorded_while_another_process_holds_the_write_lock() {
+    let (_dir, data, _, _) = store_with_big_payloads();
+    let server = Served::start(&data, &[]);
+    let db = rusqlite::Connection::open(data.join("ferry.db")).unwrap();
+    db.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let mut agent = Agent::new(&server);
+    agent.handshake_as("during-import.example", &[]);
+    std::thread::sleep(Duration::from_secs(1));
+    db.execute_batch("COMMIT").unwrap();
+    wait_until("the computer is recorded after the lock is released", || {
+        json_of(ferry(&data).args(["computers", "list", "--name", "during-import"])).as_array().is_some_and(|a| a.len() == 1)
+    });
 }

@@ -68,7 +68,7 @@ fn real_server_server_answers_parse_and_their_documents_ingest_with_the_real_fra
             let mut batch = store.begin_ingest().unwrap();
             batch.add_document(name, u.document.as_bytes()).unwrap();
             batch.commit().unwrap();
-            let revision_id = store.revision_id_of(&id, u.revision).unwrap().unwrap();
+            let (revision_id, _) = store.stored_revision(&id, u.revision).unwrap().unwrap();
             let reference = conformance.join(format!("wsusss/wusp-reference/{id}-r{}.core.xml", u.revision));
             if reference.exists() {
                 assert_eq!(store.fragment(revision_id, &FragmentKind::Core).unwrap().unwrap(), read(&reference).trim_end(), "{id}");

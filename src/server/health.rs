@@ -1,0 +1,57 @@
+//! `/healthz` without waiting: a thread of its own reads the store a few times a second on a
+//! connection of its own, and the answer is what it last found. Scans, parsing and imports may
+//! keep every other thread busy; the health answer does not queue behind them.
+//!
+//! Invariant: `/healthz` never waits for the blocking pool or the store.
+
+use crate::store::Store;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const EVERY: Duration = Duration::from_millis(250);
+/// A probe older than this means the store stopped answering (a hung disk, a lost mount).
+const STALE: Duration = Duration::from_secs(5);
+
+pub struct Health {
+    last: Mutex<(Instant, Result<(), String>)>,
+}
+
+pub enum Verdict {
+    Ok,
+    Unavailable(String),
+}
+
+impl Health {
+    /// Starts the probing thread; it ends when the server drops its `Health`.
+    pub fn start(dir: &Path) -> Arc<Health> {
+        let health = Arc::new(Health { last: Mutex::new((Instant::now(), Ok(()))) });
+        let probe = Arc::downgrade(&health);
+        let dir = dir.to_path_buf();
+        let _ = std::thread::Builder::new().name("ferry-health".into()).spawn(move || {
+            let mut store: Option<Store> = None;
+            while let Some(health) = probe.upgrade() {
+                let result = match store.as_mut() {
+                    Some(s) => s.catalog_stamp().map(|_| ()).map_err(|e| e.to_string()),
+                    None => Store::open(&dir).map(|s| store = Some(s)).map_err(|e| e.to_string()),
+                };
+                if result.is_err() {
+                    store = None;
+                }
+                *health.last.lock().expect("health lock") = (Instant::now(), result);
+                drop(health);
+                std::thread::sleep(EVERY);
+            }
+        });
+        health
+    }
+
+    pub fn verdict(&self) -> Verdict {
+        let (at, result) = &*self.last.lock().expect("health lock");
+        match result {
+            Err(e) => Verdict::Unavailable(format!("store unavailable: {e}")),
+            Ok(()) if at.elapsed() > STALE => Verdict::Unavailable(format!("the store has not answered for {} s", at.elapsed().as_secs())),
+            Ok(()) => Verdict::Ok,
+        }
+    }
+}
