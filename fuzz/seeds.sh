@@ -21,7 +21,7 @@ trap 'rm -rf "$WORK"' EXIT
 
 mkdir -p "$CORPUS"/{soap_request,update_document,manifest_signature,volume_walker,metadata_record}
 
-# Names a seed by its content, so running this again adds nothing twice.
+# Names a seed by its content (the same input is never stored twice).
 seed() { # seed TARGET FILE [PREFIX-BYTE-IN-OCTAL]
     local target=$1 file=$2 tmp
     tmp=$(mktemp "$WORK/seed.XXXXXX")
@@ -93,13 +93,35 @@ while IFS= read -r -d '' f; do
 done < <(find "$WORK" \( -name '*.tar' -o -name '*.zip' \) -size -1100k -print0)
 echo "volume_walker: $n volumes"
 
+# Volumes with what ferry never writes (directories, links, long names, PAX headers, a sparse
+# file), made by GNU tar and Info-ZIP when they are installed.
+special=$WORK/special
+mkdir -p "$special/d"
+printf 'payload' > "$special/file.bin"
+printf 'x' > "$special/d/$(printf 'n%.0s' $(seq 120))"
+ln -s file.bin "$special/link"
+ln "$special/file.bin" "$special/hard"
+if truncate -s 70000 "$special/sparse.bin" 2> /dev/null; then
+    printf 'data' | dd of="$special/sparse.bin" bs=1 seek=40000 conv=notrunc 2> /dev/null
+fi
+if tar --version 2> /dev/null | grep -q 'GNU tar'; then
+    tar --sparse --format=gnu -cf "$WORK/special-gnu.tar" -C "$special" .
+    tar --format=pax -cf "$WORK/special-pax.tar" -C "$special" .
+    tar --format=ustar -cf "$WORK/special-ustar.tar" -C "$special" file.bin link d 2> /dev/null || true
+    for f in "$WORK"/special-*.tar; do seed volume_walker "$f" 000; done
+fi
+if command -v zip > /dev/null; then
+    (cd "$special" && zip -q -0 -r -y "$WORK/special.zip" file.bin link d)
+    seed volume_walker "$WORK/special.zip" 001
+fi
+
 # Metadata members, taken out of the tar volumes.
 n=0
 while IFS= read -r -d '' f; do
     x=$(mktemp -d "$WORK/x.XXXXXX")
     tar -xf "$f" -C "$x"
     while IFS= read -r -d '' m; do seed metadata_record "$m"; n=$((n + 1)); done < <(find "$x" -path '*metadata*' -type f -print0)
-done < <(find "$WORK" -name '*.tar' -print0)
+done < <(find "$WORK" -name 'vol-*.tar' -print0)
 echo "metadata_record: $n metadata members"
 
 # Update documents ferry generated: the metadata members' records, each a zstd frame (needs perl
