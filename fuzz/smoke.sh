@@ -43,7 +43,8 @@ for target in $TARGETS; do
         echo
     else
         echo "FAILED: $target"
-        grep -E 'panicked at|ERROR: libFuzzer|SUMMARY|^Test unit written to|Slowest unit' -A2 "$WORK/$target.log" | head -40
+        { grep -E -A1 'panicked at' "$WORK/$target.log"; grep -E 'ERROR: libFuzzer|^SUMMARY|Test unit written to' "$WORK/$target.log"; } |
+            cut -c1-300 | head -20
         failed+=("$target")
     fi
 done
