@@ -1,0 +1,47 @@
+//! SOAP request bodies as `ferry serve` reads them: the envelope, then every request decoder of
+//! both protocols (MS-WUSP client requests, MS-WSUSSS server-sync requests) on the operation
+//! element, whatever its name. None of them may panic, and a refused request must still render
+//! as a fault.
+
+#![no_main]
+
+use ferry::wsus::soap::{self, EnvelopeStyle, SoapVersion};
+use ferry::wsus::{client, server_sync};
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let request = match soap::parse_request(data) {
+        Ok(r) => r,
+        Err(fault) => {
+            // The fault message quotes parts of the input; it is escaped into the answer.
+            let _ = fault.render(SoapVersion::V11, EnvelopeStyle::Client, "00000000-0000-0000-0000-000000000000", Some("\"x/Op\""), None);
+            let _ = fault.render(SoapVersion::V12, EnvelopeStyle::Asmx, "00000000-0000-0000-0000-000000000000", None, Some("actor"));
+            return;
+        }
+    };
+    let _ = request.name();
+    let op = &request.operation;
+
+    // ClientWebService, SimpleAuth and Reporting.
+    let _ = client::authorization_request(op);
+    let _ = client::get_cookie_request(op);
+    let _ = client::computer_info(op);
+    let _ = client::start_category_scan_request(op);
+    let _ = client::sync_parameters(op);
+    let _ = client::refresh_cache_request(op);
+    let _ = client::extended_info_request(op);
+    let _ = client::file_locations_request(op);
+    let _ = client::report_event_batch_request(op);
+    let _ = client::cookie(op, "cookie");
+    let _ = client::cookie(op, "oldCookie");
+
+    // ServerSync and DssAuth.
+    let _ = server_sync::dss_auth_request(op);
+    let _ = server_sync::config_data_request(op);
+    let _ = server_sync::revision_id_list_request(op);
+    let _ = server_sync::update_data_request(op, 100);
+    let _ = server_sync::deployments_request(op);
+    let _ = server_sync::download_files_request(op);
+    let _ = server_sync::cookie(op);
+    let _ = server_sync::update_identities(op.child("updateIds"), "updateIds");
+});
