@@ -36,7 +36,10 @@ impl VerifyReport {
 /// Decompresses metadata records as they stream past, within their declared sizes.
 #[derive(Default)]
 struct MetadataChecker {
+    /// Bytes received and not yet checked start at `checked` (removed once per write, not once
+    /// per record: many small records in one write are linear, not quadratic).
     buffer: Vec<u8>,
+    checked: usize,
     total: u64,
     documents: u64,
     declared: u64,
@@ -45,28 +48,28 @@ struct MetadataChecker {
 
 impl MetadataChecker {
     fn drain(&mut self) {
-        while self.error.is_none() && self.buffer.len() >= super::metadata::RECORD_HEADER {
-            let clen = u32::from_le_bytes(self.buffer[..4].try_into().expect("4 bytes")) as usize;
-            let size = u32::from_le_bytes(self.buffer[4..8].try_into().expect("4 bytes")) as u64;
-            if clen > crate::catalog::MAX_DOCUMENT_BYTES || size > crate::catalog::MAX_DOCUMENT_BYTES as u64 {
-                self.error = Some(format!("a record declares {clen} / {size} bytes, above the document limit"));
-                return;
-            }
-            if self.buffer.len() < 8 + clen {
-                return;
+        use super::metadata::{RECORD_HEADER, record_header};
+        while self.error.is_none() && self.buffer.len() - self.checked >= RECORD_HEADER {
+            let rest = &self.buffer[self.checked..];
+            let (clen, size) = match record_header(rest[..RECORD_HEADER].try_into().expect("a header's bytes")) {
+                Ok(h) => h,
+                Err(e) => return self.error = Some(e.to_string()),
+            };
+            if rest.len() < RECORD_HEADER + clen {
+                break;
             }
             self.total += size;
             self.documents += 1;
             if self.total > self.declared {
-                self.error = Some(format!("expands beyond the {} bytes it declares: a decompression bomb", self.declared));
-                return;
+                return self.error = Some(format!("expands beyond the {} bytes it declares: a decompression bomb", self.declared));
             }
-            if let Err(e) = crate::store::decompress_document(&self.buffer[8..8 + clen], size, "a document") {
-                self.error = Some(e.to_string());
-                return;
+            if let Err(e) = crate::store::decompress_document(&rest[RECORD_HEADER..RECORD_HEADER + clen], size, "a document") {
+                return self.error = Some(e.to_string());
             }
-            self.buffer.drain(..8 + clen);
+            self.checked += RECORD_HEADER + clen;
         }
+        self.buffer.drain(..self.checked);
+        self.checked = 0;
     }
 }
 

@@ -22,6 +22,8 @@ pub struct ZipEntry {
     pub unix_mode: Option<u32>,
     /// Where the local header starts.
     local_header: u64,
+    /// Where the central directory starts: the entry's data must end before it.
+    directory: u64,
 }
 
 /// What is wrong with a zip volume's structure.
@@ -173,7 +175,7 @@ pub fn entries(file: &mut File) -> Result<Vec<ZipEntry>, ZipProblem> {
             return Err(ZipProblem::Duplicate(name.to_vec()));
         }
         let unix_mode = (u16_at(fixed, 4) >> 8 == 3).then(|| u32_at(fixed, 38) >> 16);
-        out.push(ZipEntry { name: name.to_vec(), size, unix_mode, local_header });
+        out.push(ZipEntry { name: name.to_vec(), size, unix_mode, local_header, directory: dir.offset });
         at += CENTRAL_LEN + name_len + extra_len + comment_len;
     }
     Ok(out)
@@ -182,6 +184,11 @@ pub fn entries(file: &mut File) -> Result<Vec<ZipEntry>, ZipProblem> {
 /// The bytes of `entry`, after its local header (whose name must be the directory's), within
 /// what lies before the central directory.
 pub fn open_entry<'a>(file: &'a mut BufReader<File>, entry: &ZipEntry) -> Result<io::Take<&'a mut BufReader<File>>, ZipProblem> {
+    let shown = || String::from_utf8_lossy(&entry.name[..entry.name.len().min(200)]).into_owned();
+    let data_end = entry.local_header.checked_add(LOCAL_LEN + entry.name.len() as u64).and_then(|s| s.checked_add(entry.size));
+    if data_end.is_none_or(|end| end > entry.directory) {
+        return Err(damaged(format!("entry {:?} runs into the central directory", shown())));
+    }
     file.seek(SeekFrom::Start(entry.local_header))?;
     let mut fixed = [0u8; LOCAL_LEN as usize];
     file.read_exact(&mut fixed)?;
@@ -197,6 +204,10 @@ pub fn open_entry<'a>(file: &'a mut BufReader<File>, entry: &ZipEntry) -> Result
             String::from_utf8_lossy(&entry.name),
             String::from_utf8_lossy(&name)
         )));
+    }
+    let data_start = entry.local_header + LOCAL_LEN + name_len as u64 + extra_len;
+    if data_start + entry.size > entry.directory {
+        return Err(damaged(format!("entry {:?} runs into the central directory", shown())));
     }
     file.seek(SeekFrom::Current(extra_len as i64))?;
     Ok(Read::take(file, entry.size))
