@@ -2,9 +2,11 @@
 # Bundle benchmark: packaging and importing ~4 GiB of payloads, next to tar and sha256sum on the
 # same files and the same disk, in one run. Usage: examples/bench_bundle.sh [WORKDIR] [UPDATES]
 # (build first: cargo build --release). Peak RSS from /usr/bin/time.
+# With BASELINE=/path/to/an/older/ferry, that build imports and verifies the same bundle too.
 set -euo pipefail
 EXAMPLES=$(cd "$(dirname "$0")" && pwd)
 FERRY=${FERRY:-$EXAMPLES/../target/release/ferry}
+BASELINE=${BASELINE:-}
 WORK=${1:-/tmp/ferry-bench-bundle}
 UPDATES=${2:-4500}
 mkdir -p "$WORK" && cd "$WORK"
@@ -35,7 +37,15 @@ measure "tar -c | sha256sum" sh -c 'tar -cf - -C cache content | tee t.tar | sha
 
 rm -rf iso x; mkdir x
 measure "ferry import (syncfs)" "$FERRY" --data iso import "$bundle" --trust k.pub
+if [ -n "$BASELINE" ]; then
+  rm -rf iso-baseline
+  measure "baseline ferry import" "$BASELINE" --data iso-baseline import "$bundle" --trust k.pub
+  rm -rf iso-baseline
+fi
 measure "tar -x" sh -c "for v in $bundle/vol-*.tar; do tar -xf \$v -C x; done"; rm -rf x; mkdir x
 measure "tar -x && sync" sh -c "for v in $bundle/vol-*.tar; do tar -xf \$v -C x; done; sync"; rm -rf x; mkdir x
 measure "sha256sum + tar -x" sh -c "sha256sum $bundle/vol-*.tar >/dev/null; for v in $bundle/vol-*.tar; do tar -xf \$v -C x; done"; rm -rf x
 measure "ferry verify" "$FERRY" verify "$bundle" --trust k.pub
+if [ -n "$BASELINE" ]; then
+  measure "baseline ferry verify" "$BASELINE" verify "$bundle" --trust k.pub
+fi

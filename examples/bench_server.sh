@@ -39,8 +39,13 @@ scans() { # name: the scan loads against the server on FERRY_PORT
 }
 
 if [ -n "$BASELINE" ]; then
+  # The same catalog (synth is deterministic) and approvals, in the store format that build knows.
+  if [ ! -f catalog-baseline/ferry.db ]; then
+    "$BASELINE" dev synth --updates 30000 --data catalog-baseline
+    head -1000 ids.txt | "$BASELINE" --data catalog-baseline updates approve -
+  fi
   echo "== scans: ferry serve, baseline build ($BASELINE)"
-  SERVER="$BASELINE" serve catalog $FERRY_PORT
+  SERVER="$BASELINE" serve catalog-baseline $FERRY_PORT
   scans baseline
   echo "baseline peak RSS: $(peak_rss "${pids[-1]}")"
   kill "${pids[-1]}"; wait "${pids[-1]}" 2>/dev/null || true
@@ -112,6 +117,7 @@ ranges ferry $FERRY_PORT
 ranges nginx $NGINX_PORT
 if [ -n "$BASELINE" ]; then
   kill "${pids[-1]}"; wait "${pids[-1]}" 2>/dev/null || true
-  SERVER="$BASELINE" serve content $FERRY_PORT
+  [ -f content-baseline/ferry.db ] || "$BASELINE" dev synth --updates 200 --payload-bytes 8MiB --data content-baseline
+  SERVER="$BASELINE" serve content-baseline $FERRY_PORT
   ranges baseline $FERRY_PORT
 fi

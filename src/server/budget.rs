@@ -115,7 +115,11 @@ impl MemoryBudget {
             // Counted before the wait, so parallel requests of one address cannot all pass.
             *share += more;
         }
-        let acquired = tokio::time::timeout(WAIT_FOR_ROOM, self.units.clone().acquire_many_owned(more as u32)).await;
+        // Room now (the common case) costs no timer.
+        let acquired = match self.units.clone().try_acquire_many_owned(more as u32) {
+            Ok(permit) => Ok(Ok(permit)),
+            Err(_) => tokio::time::timeout(WAIT_FOR_ROOM, self.units.clone().acquire_many_owned(more as u32)).await,
+        };
         let permit = match acquired {
             Ok(Ok(permit)) => permit,
             _ => {
