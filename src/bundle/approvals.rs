@@ -129,6 +129,29 @@ impl ApprovalPolicy {
     }
 }
 
+/// What counts as approved for `payloads = "approved"` (see `select::Approved`): approvals for
+/// install in the cache, and the profile's policy (its explicit approvals and its rules). Empty
+/// for the other payload policies, which do not ask.
+pub fn approved_for_payloads(cache: &Store, profile: &super::profile::Profile) -> Result<super::select::Approved, StoreError> {
+    let mut out = super::select::Approved::default();
+    if profile.payloads != super::profile::PayloadPolicy::Approved {
+        return Ok(out);
+    }
+    out.update_ids.extend(cache.approvals()?.into_iter().filter(|a| a.action == "Install").map(|a| a.update_id));
+    if let Some(policy) = &profile.approvals {
+        let installs = |action: Option<&str>| action_name(action) == Ok("Install");
+        let travelling = policy.for_bundle(cache)?;
+        out.update_ids.extend(travelling.approve.into_iter().filter(|a| installs(a.action.as_deref())).map(|a| a.update));
+        out.rules = policy
+            .rules
+            .iter()
+            .filter(|r| installs(r.action.as_deref()))
+            .map(|r| (r.classifications.clone(), r.products.clone()))
+            .collect();
+    }
+    Ok(out)
+}
+
 /// What applying a policy did.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct PolicyOutcome {

@@ -11,11 +11,12 @@ use super::minisign::SecretKey;
 use super::names::{BundleId, ChannelName, Sequence};
 use super::profile::Profile;
 use super::safe_path::SafePath;
-use super::select::{Selected, select};
+use super::select::{LeftBehind, Selected, select};
 use super::volumes::{VolumeFormat, VolumeWriter};
 use crate::catalog::Guid;
 use crate::faults::crash_point;
-use crate::store::{CatalogRevision, ContentStore, ExportRecord, Store};
+use crate::store::{CatalogRevision, ContentStore, ExportRecord, FileSummary, Store};
+use serde::Serialize;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -74,19 +75,31 @@ pub struct ExportReport {
 /// Progress of an export: what is happening and bytes done of bytes to do.
 pub type ExportProgress<'a> = dyn FnMut(&str, u64, u64) + 'a;
 
-pub fn export(
-    cache: &mut Store,
-    profile: &Profile,
-    key: &SecretKey,
-    out: &Path,
-    options: &ExportOptions,
-    progress: &mut ExportProgress<'_>,
-) -> Result<ExportReport, BundleError> {
+/// What the next bundle of a channel carries, decided from the cache store and the profile,
+/// before anything is written: the same for a dry run and a real export.
+pub struct Plan {
+    pub catalog: Vec<CatalogRevision>,
+    pub selected: Selected,
+    pub sequence: Sequence,
+    pub base_sequence: Option<Sequence>,
+    /// Revisions (indices into `catalog`) the chain has not carried yet.
+    pub to_carry: Vec<usize>,
+    /// Payload files the chain has not carried yet, with one revision that needs each.
+    pub payloads: Vec<(FileSummary, usize)>,
+    pub removed: Vec<Removal>,
+}
+
+fn key_of(r: &CatalogRevision) -> String {
+    format!("{}/{}", r.update_id, r.revision_number)
+}
+
+/// Plans the next bundle of the profile's channel from the channel state as it stands.
+pub fn plan(cache: &Store, profile: &Profile, options: &ExportOptions) -> Result<Plan, BundleError> {
     let catalog = cache.catalog_revisions()?;
-    let selected = select(&catalog, profile).map_err(|e| BundleError::Invalid(e.0))?;
+    let approved =
+        super::approvals::approved_for_payloads(cache, profile).map_err(|e| BundleError::Invalid(format!("{}: {e}", profile.channel)))?;
+    let selected = select(&catalog, profile, &approved).map_err(|e| BundleError::Invalid(e.0))?;
     let channel = &profile.channel;
-    let _lock = lock_channel(cache, channel)?;
-    let notes = settle_pending_exports(cache, channel, options.pending)?;
 
     // Channel state: a delta carries what the chain since the last full bundle has not.
     let chain = cache.export_chain(channel.as_str())?;
@@ -100,19 +113,111 @@ pub fn export(
     } else {
         Default::default()
     };
-    let key_of = |r: &CatalogRevision| format!("{}/{}", r.update_id, r.revision_number);
     let to_carry: Vec<usize> = selected.revisions.iter().copied().filter(|&i| !carried_revisions.contains(&key_of(&catalog[i]))).collect();
     let payloads: Vec<_> = selected.payloads.iter().filter(|(f, _)| !carried_files.contains(&f.sha1.to_hex_upper())).cloned().collect();
     let removed = removals(&catalog, &selected, &carried_revisions, &removed_before);
+    Ok(Plan { catalog, selected, sequence, base_sequence, to_carry, payloads, removed })
+}
 
-    let missing: Vec<String> = payloads
+/// What the next bundle would hold, from `ferry export --dry-run`: the same plan and the same
+/// volume layout as the export, without writing or reading payloads. Its figures equal the
+/// export's to the byte (tested).
+#[derive(Debug, Clone, Serialize)]
+pub struct DryRun {
+    pub channel: String,
+    /// `full` or `delta`.
+    pub kind: &'static str,
+    pub sequence: u64,
+    pub base_sequence: Option<u64>,
+    /// Software and driver updates the filter chose (as `summary.software_updates`).
+    pub updates: u64,
+    pub revisions: u64,
+    pub by_classification: BTreeMap<String, u64>,
+    pub by_product: BTreeMap<String, u64>,
+    pub payload_files: u64,
+    pub payload_bytes: u64,
+    /// Payload files the bundle needs that the cache does not hold yet (a sync downloads them).
+    pub payload_files_missing: u64,
+    pub metadata_bytes: u64,
+    /// Bytes of all volumes (the manifest and signature add a few kilobytes).
+    pub total_bytes: u64,
+    pub volumes: u64,
+    pub volume_bytes: Vec<u64>,
+    pub volume_size: u64,
+    pub removed: u64,
+    /// What each setting of the profile left behind.
+    pub left_behind: LeftBehind,
+    pub notes: Vec<String>,
+}
+
+/// Plans the next bundle and lays out its volumes without writing anything.
+pub fn dry_run(cache: &Store, profile: &Profile, options: &ExportOptions) -> Result<DryRun, BundleError> {
+    let plan = plan(cache, profile, options)?;
+    let notes = cache
+        .pending_exports(profile.channel.as_str())?
+        .into_iter()
+        .map(|p| {
+            format!("bundle {} ({}) of an interrupted export is not settled yet; the figures assume it did not count", p.sequence, p.path)
+        })
+        .collect();
+    let mut volumes = VolumeWriter::dry_run(options.format, options.volume_size).map_err(|e| BundleError::Invalid(e.to_string()))?;
+    let mut quiet = |_: &str, _: u64, _: u64| {};
+    let mut members = pack_metadata(cache, &plan, &mut volumes, &mut quiet)?;
+    members.extend(pack_payloads(cache, &plan, &mut volumes, &mut quiet)?);
+    let volume_list = volumes.finish().map_err(|e| BundleError::Invalid(e.to_string()))?;
+    let summary = summarize(&plan.catalog, &plan.selected, &plan.to_carry, &plan.payloads, &members, &volume_list);
+    let mut by_product = BTreeMap::new();
+    for u in update_entries(&plan.catalog, &plan.selected, &plan.to_carry) {
+        for p in u.products {
+            *by_product.entry(p).or_insert(0) += 1;
+        }
+    }
+    Ok(DryRun {
+        channel: profile.channel.to_string(),
+        kind: if plan.base_sequence.is_some() { "delta" } else { "full" },
+        sequence: plan.sequence.get(),
+        base_sequence: plan.base_sequence.map(Sequence::get),
+        updates: summary.software_updates,
+        revisions: summary.revisions,
+        by_classification: summary.by_classification,
+        by_product,
+        payload_files: summary.payload_files,
+        payload_bytes: summary.payload_bytes,
+        payload_files_missing: plan.payloads.iter().filter(|(f, _)| !f.present).count() as u64,
+        metadata_bytes: summary.metadata_bytes,
+        total_bytes: summary.total_bytes,
+        volumes: volume_list.len() as u64,
+        volume_bytes: volume_list.iter().map(|v| v.size).collect(),
+        volume_size: options.volume_size,
+        removed: plan.removed.len() as u64,
+        left_behind: plan.selected.left_behind,
+        notes,
+    })
+}
+
+pub fn export(
+    cache: &mut Store,
+    profile: &Profile,
+    key: &SecretKey,
+    out: &Path,
+    options: &ExportOptions,
+    progress: &mut ExportProgress<'_>,
+) -> Result<ExportReport, BundleError> {
+    let channel = &profile.channel;
+    let _lock = lock_channel(cache, channel)?;
+    let notes = settle_pending_exports(cache, channel, options.pending)?;
+    let plan = plan(cache, profile, options)?;
+    let (catalog, sequence) = (&plan.catalog, plan.sequence);
+
+    let missing: Vec<String> = plan
+        .payloads
         .iter()
         .filter(|(f, _)| !f.present)
         .take(5)
         .map(|(f, i)| format!("{} of {}", f.file_name, describe(&catalog[*i])))
         .collect();
     if !missing.is_empty() {
-        let count = payloads.iter().filter(|(f, _)| !f.present).count();
+        let count = plan.payloads.iter().filter(|(f, _)| !f.present).count();
         return Err(BundleError::Invalid(format!(
             "{count} payload file(s) the profile selects are not in the cache (e.g. {}): sync with downloads first, or set payloads = \"none\" in {}",
             missing.join("; "),
@@ -137,22 +242,7 @@ pub fn export(
         std::fs::remove_dir_all(&partial).map_err(|e| BundleError::io(&partial, e))?;
     }
     std::fs::create_dir_all(&partial).map_err(|e| BundleError::io(&partial, e))?;
-    let result = write_bundle(
-        cache,
-        &catalog,
-        &selected,
-        &to_carry,
-        &payloads,
-        removed,
-        profile,
-        key,
-        &partial,
-        sequence,
-        base_sequence,
-        options,
-        progress,
-    );
-    let manifest = match result {
+    let manifest = match write_bundle(cache, &plan, profile, key, &partial, options, progress) {
         Ok(m) => m,
         Err(e) => {
             let _ = std::fs::remove_dir_all(&partial);
@@ -166,13 +256,13 @@ pub fn export(
         channel: channel.to_string(),
         sequence: sequence.get(),
         bundle_id: manifest.bundle_id.to_string(),
-        base_sequence: base_sequence.map(Sequence::get),
+        base_sequence: plan.base_sequence.map(Sequence::get),
         created: manifest.created.clone(),
         path: final_dir.display().to_string(),
     };
     let carried = [
-        ("revision", to_carry.iter().map(|&i| key_of(&catalog[i])).collect::<Vec<_>>()),
-        ("file", payloads.iter().map(|(f, _)| f.sha1.to_hex_upper()).collect()),
+        ("revision", plan.to_carry.iter().map(|&i| key_of(&catalog[i])).collect::<Vec<_>>()),
+        ("file", plan.payloads.iter().map(|(f, _)| f.sha1.to_hex_upper()).collect()),
         ("removal", manifest.removed.iter().map(|r| r.update_id.to_string()).collect()),
     ];
     cache.record_pending_export(&record, &carried)?;
@@ -293,7 +383,13 @@ fn removals(catalog: &[CatalogRevision], selected: &Selected, carried: &HashSet<
             Some(Removal {
                 update_id: Guid::parse(&r.update_id).ok()?,
                 title: r.title.clone().unwrap_or_default(),
-                reason: if r.expired { "expired".into() } else { "no longer selected".into() },
+                reason: if r.expired {
+                    "expired".into()
+                } else if selected.other_languages.contains(&r.update_id) {
+                    format!("for other languages ({}) than the profile's", r.languages.join(", "))
+                } else {
+                    "no longer selected".into()
+                },
             })
         })
         .collect();
@@ -301,19 +397,12 @@ fn removals(catalog: &[CatalogRevision], selected: &Selected, carried: &HashSet<
     out
 }
 
-#[allow(clippy::too_many_arguments)]
 fn write_bundle(
     cache: &Store,
-    catalog: &[CatalogRevision],
-    selected: &Selected,
-    to_carry: &[usize],
-    payloads: &[(crate::store::FileSummary, usize)],
-    removed: Vec<Removal>,
+    plan: &Plan,
     profile: &Profile,
     key: &SecretKey,
     dir: &Path,
-    sequence: Sequence,
-    base_sequence: Option<Sequence>,
     options: &ExportOptions,
     progress: &mut ExportProgress<'_>,
 ) -> Result<Manifest, BundleError> {
@@ -327,48 +416,126 @@ fn write_bundle(
     let now = chrono::Utc::now();
     let mut volumes = VolumeWriter::new(dir, options.format, options.volume_size, now.timestamp() as u64)
         .map_err(|e| BundleError::Invalid(e.to_string()))?;
-    let mut members = Vec::new();
-    let payload_total: u64 = payloads.iter().map(|(f, _)| f.size).sum();
-    let metadata_total: u64 = to_carry.iter().map(|&i| catalog[i].document_size).sum();
-
     // Metadata first: the import reads it from the first volume while payloads follow.
+    let mut members = pack_metadata(cache, plan, &mut volumes, progress)?;
+    members.extend(pack_payloads(cache, plan, &mut volumes, progress)?);
+    let volume_list = volumes.finish().map_err(|e| BundleError::io(dir, e))?;
+
+    let (catalog, selected) = (&plan.catalog, &plan.selected);
+    let summary = summarize(catalog, selected, &plan.to_carry, &plan.payloads, &members, &volume_list);
+    let manifest = Manifest {
+        format: FORMAT.to_string(),
+        channel: profile.channel.clone(),
+        sequence: plan.sequence,
+        base_sequence: plan.base_sequence,
+        bundle_id: BundleId::new_random(),
+        created: now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        expires: options
+            .expires_secs
+            .or(profile.expires_secs())
+            .map(|s| (now + chrono::Duration::seconds(s as i64)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+        exporter: format!("ferry {}", env!("CARGO_PKG_VERSION")),
+        upstream: Upstream { url: options.upstream_url.clone().or(profile.upstream.clone()), anchor: options.upstream_anchor.clone() },
+        signer_key_id: key.key_id.to_string(),
+        selection: Selection {
+            products: selected.products.iter().map(|(id, t)| format!("{t} ({id})")).collect(),
+            classifications: selected.classifications.iter().map(|(id, t)| format!("{t} ({id})")).collect(),
+            languages: profile.languages.clone(),
+            include_superseded: profile.include_superseded,
+            payloads: profile.payloads.as_str().to_string(),
+            express: profile.express,
+        },
+        summary,
+        updates: update_entries(catalog, selected, &plan.to_carry),
+        removed: plan.removed.clone(),
+        volumes: volume_list,
+        members,
+        approval_policy,
+    };
+    let json = serde_json::to_vec_pretty(&manifest).map_err(|e| BundleError::Invalid(e.to_string()))?;
+    let signature = key.sign(&json, &manifest.trusted_comment(), &format!("signature from ferry key {}", key.key_id));
+    let write = |name: &str, bytes: &[u8]| -> Result<(), BundleError> {
+        let p = dir.join(name);
+        let mut f = std::fs::File::create(&p).map_err(|e| BundleError::io(&p, e))?;
+        f.write_all(bytes).and_then(|_| f.sync_all()).map_err(|e| BundleError::io(&p, e))
+    };
+    write(MANIFEST_FILE, &json)?;
+    write(SIGNATURE_FILE, signature.as_bytes())?;
+    Ok(manifest)
+}
+
+/// The metadata members: the documents to carry, as records, cut at about
+/// `METADATA_MEMBER_BYTES`. A dry run measures the records without keeping them.
+fn pack_metadata(
+    cache: &Store,
+    plan: &Plan,
+    volumes: &mut VolumeWriter,
+    progress: &mut ExportProgress<'_>,
+) -> Result<Vec<MemberEntry>, BundleError> {
+    let catalog = &plan.catalog;
+    let metadata_total: u64 = plan.to_carry.iter().map(|&i| catalog[i].document_size).sum();
     let staging = cache.content().staging_dir();
-    std::fs::create_dir_all(&staging).map_err(|e| BundleError::io(&staging, e))?;
+    if !volumes.is_dry_run() {
+        std::fs::create_dir_all(&staging).map_err(|e| BundleError::io(&staging, e))?;
+    }
+    let mut members = Vec::new();
     let mut metadata_done = 0u64;
-    let mut chunk_index = 0;
-    for chunk in split_by_size(catalog, to_carry) {
-        chunk_index += 1;
-        let temp = staging.join(format!("export-{}-{chunk_index:04}.meta", std::process::id()));
-        let (size, uncompressed, documents) = {
-            let file = std::fs::File::create(&temp).map_err(|e| BundleError::io(&temp, e))?;
-            let mut w = BufWriter::with_capacity(1 << 20, file);
-            let (mut size, mut uncompressed) = (0u64, 0u64);
-            for &i in chunk {
-                let (compressed, doc_size) = cache.compressed_document(catalog[i].revision_id)?;
-                size += metadata::write_record(&mut w, &compressed, doc_size).map_err(|e| BundleError::io(&temp, e))?;
-                uncompressed += doc_size;
-                metadata_done += doc_size;
-                progress("metadata", metadata_done, metadata_total);
-            }
-            w.flush().map_err(|e| BundleError::io(&temp, e))?;
-            (size, uncompressed, chunk.len() as u64)
+    for (k, chunk) in split_by_size(catalog, &plan.to_carry).into_iter().enumerate() {
+        let temp = staging.join(format!("export-{}-{:04}.meta", std::process::id(), k + 1));
+        let mut sink: Box<dyn Write> = if volumes.is_dry_run() {
+            Box::new(std::io::sink())
+        } else {
+            Box::new(BufWriter::with_capacity(1 << 20, std::fs::File::create(&temp).map_err(|e| BundleError::io(&temp, e))?))
         };
-        let path = SafePath::new(&format!("metadata/revisions-{chunk_index:04}.bin")).map_err(|e| BundleError::Invalid(e.to_string()))?;
-        let mut file = std::fs::File::open(&temp).map_err(|e| BundleError::io(&temp, e))?;
-        let written = volumes.add_member(&path, MemberKind::Metadata, size, &mut file).map_err(|e| BundleError::io(dir, e));
-        let _ = std::fs::remove_file(&temp);
-        let mut entry = written?.entry;
+        let (mut size, mut uncompressed) = (0u64, 0u64);
+        for &i in chunk {
+            let (compressed, doc_size) = cache.compressed_document(catalog[i].revision_id)?;
+            size += metadata::write_record(&mut sink, &compressed, doc_size).map_err(|e| BundleError::io(&temp, e))?;
+            uncompressed += doc_size;
+            metadata_done += doc_size;
+            progress("metadata", metadata_done, metadata_total);
+        }
+        sink.flush().map_err(|e| BundleError::io(&temp, e))?;
+        drop(sink);
+        let path = SafePath::new(&format!("metadata/revisions-{:04}.bin", k + 1)).map_err(|e| BundleError::Invalid(e.to_string()))?;
+        let written = if volumes.is_dry_run() {
+            volumes.add_member(&path, MemberKind::Metadata, size, &mut std::io::empty())
+        } else {
+            let mut file = std::fs::File::open(&temp).map_err(|e| BundleError::io(&temp, e))?;
+            let written = volumes.add_member(&path, MemberKind::Metadata, size, &mut file);
+            let _ = std::fs::remove_file(&temp);
+            written
+        };
+        let mut entry = written.map_err(|e| BundleError::io(&temp, e))?.entry;
         entry.uncompressed_size = Some(uncompressed);
-        entry.documents = Some(documents);
+        entry.documents = Some(chunk.len() as u64);
         members.push(entry);
     }
+    Ok(members)
+}
 
-    // Payloads, each checked against both digests of the metadata on the way.
+/// The payload members, each checked against both digests of the metadata on the way. A dry run
+/// places them by their sizes in the metadata and reads nothing.
+fn pack_payloads(
+    cache: &Store,
+    plan: &Plan,
+    volumes: &mut VolumeWriter,
+    progress: &mut ExportProgress<'_>,
+) -> Result<Vec<MemberEntry>, BundleError> {
+    let catalog = &plan.catalog;
+    let payload_total: u64 = plan.payloads.iter().map(|(f, _)| f.size).sum();
+    let mut members = Vec::new();
     let mut payload_done = 0u64;
-    for (f, owner) in payloads {
+    for (f, owner) in &plan.payloads {
         let source = cache.content().path(&f.sha1, &f.extension);
         let path = SafePath::new(&format!("content/{}", ContentStore::relative_path(&f.sha1, &f.extension)))
             .map_err(|e| BundleError::Invalid(e.to_string()))?;
+        if volumes.is_dry_run() {
+            let written =
+                volumes.add_member(&path, MemberKind::Payload, f.size, &mut std::io::empty()).map_err(|e| BundleError::io(&source, e))?;
+            members.push(written.entry);
+            continue;
+        }
         let mut file = match std::fs::File::open(&source) {
             Ok(file) => file,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -401,48 +568,7 @@ fn write_bundle(
         payload_done += f.size;
         progress("payloads", payload_done, payload_total);
     }
-    let volume_list = volumes.finish().map_err(|e| BundleError::io(dir, e))?;
-
-    let summary = summarize(catalog, selected, to_carry, payloads, &members, &volume_list);
-    let updates = update_entries(catalog, selected, to_carry);
-    let manifest = Manifest {
-        format: FORMAT.to_string(),
-        channel: profile.channel.clone(),
-        sequence,
-        base_sequence,
-        bundle_id: BundleId::new_random(),
-        created: now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-        expires: options
-            .expires_secs
-            .or(profile.expires_secs())
-            .map(|s| (now + chrono::Duration::seconds(s as i64)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
-        exporter: format!("ferry {}", env!("CARGO_PKG_VERSION")),
-        upstream: Upstream { url: options.upstream_url.clone().or(profile.upstream.clone()), anchor: options.upstream_anchor.clone() },
-        signer_key_id: key.key_id.to_string(),
-        selection: Selection {
-            products: selected.products.iter().map(|(id, t)| format!("{t} ({id})")).collect(),
-            classifications: selected.classifications.iter().map(|(id, t)| format!("{t} ({id})")).collect(),
-            languages: profile.languages.clone(),
-            include_superseded: profile.include_superseded,
-            payloads: profile.payloads.as_str().to_string(),
-        },
-        summary,
-        updates,
-        removed,
-        volumes: volume_list,
-        members,
-        approval_policy,
-    };
-    let json = serde_json::to_vec_pretty(&manifest).map_err(|e| BundleError::Invalid(e.to_string()))?;
-    let signature = key.sign(&json, &manifest.trusted_comment(), &format!("signature from ferry key {}", key.key_id));
-    let write = |name: &str, bytes: &[u8]| -> Result<(), BundleError> {
-        let p = dir.join(name);
-        let mut f = std::fs::File::create(&p).map_err(|e| BundleError::io(&p, e))?;
-        f.write_all(bytes).and_then(|_| f.sync_all()).map_err(|e| BundleError::io(&p, e))
-    };
-    write(MANIFEST_FILE, &json)?;
-    write(SIGNATURE_FILE, signature.as_bytes())?;
-    Ok(manifest)
+    Ok(members)
 }
 
 /// Splits revisions into runs of about `METADATA_MEMBER_BYTES` of documents.

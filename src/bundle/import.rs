@@ -213,6 +213,8 @@ pub fn import(
         report.warnings.push(w);
     }
     check_sequence(store, &bundle)?;
+    let previous = super::held::channel_selections(store)?.remove(m.channel.as_str());
+    report.warnings.extend(super::held::selection_changes(previous.as_ref(), &m.selection));
 
     // Whatever an interrupted run staged is read again from the bundle.
     let _ = std::fs::remove_dir_all(&staging);

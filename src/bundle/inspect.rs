@@ -70,6 +70,8 @@ pub fn html(i: &Inspection) -> String {
         ("Upstream", m.upstream.url.clone().unwrap_or_default()),
         ("Products", m.selection.products.join(", ")),
         ("Classifications", m.selection.classifications.join(", ")),
+        ("Languages", m.selection.languages.iter().map(|l| l.as_str()).collect::<Vec<_>>().join(", ")),
+        ("Express files", if m.selection.express { "carried" } else { "left behind" }.to_string()),
         ("Payloads", m.selection.payloads.clone()),
         ("Revisions", m.summary.revisions.to_string()),
         ("Software updates", m.summary.software_updates.to_string()),

@@ -56,9 +56,16 @@ pub struct Upstream {
 pub struct Selection {
     pub products: Vec<String>,
     pub classifications: Vec<String>,
-    pub languages: Vec<String>,
+    pub languages: Vec<crate::catalog::Language>,
     pub include_superseded: bool,
     pub payloads: String,
+    /// Express installation files travelled (bundles written before this setting carried them).
+    #[serde(default = "carried_before")]
+    pub express: bool,
+}
+
+fn carried_before() -> bool {
+    true
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]

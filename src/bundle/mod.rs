@@ -15,6 +15,7 @@ pub mod approvals;
 pub mod check;
 pub mod error;
 pub mod export;
+pub mod held;
 pub mod import;
 pub mod inspect;
 pub mod manifest;

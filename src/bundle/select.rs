@@ -2,17 +2,50 @@
 //!
 //! As a WSUS downstream server syncs: every category and detectoid (the configuration pass),
 //! then the software and driver updates that belong to one of the products AND one of the
-//! classifications, with the exact revisions their bundles name and the updates their
-//! prerequisites name.
+//! classifications and are for one of the profile's languages (or for none in particular), with
+//! the exact revisions their bundles name and the updates their prerequisites name. Then which
+//! of their files travel: the payload policy, and express files only when the profile asks.
+//!
+//! Every setting that leaves something behind says how much (`LeftBehind`), so a dry run can
+//! tell an administrator what each choice costs or saves.
 
 use super::profile::{PayloadPolicy, Profile};
 use crate::catalog::Guid;
+use crate::catalog::language::wanted_by;
 use crate::store::{CatalogRevision, FileSummary};
+use serde::Serialize;
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error("{0}")]
 pub struct SelectionError(pub String);
+
+/// What counts as approved for `payloads = "approved"`: updates approved for install in the
+/// cache or by the profile's approval policy, and the policy's rules (classification and product
+/// names or GUIDs; an empty list matches any).
+#[derive(Debug, Clone, Default)]
+pub struct Approved {
+    pub update_ids: HashSet<String>,
+    pub rules: Vec<(Vec<String>, Vec<String>)>,
+}
+
+/// What one setting of the profile left behind: updates not carried, and payload files (with
+/// their bytes) that do not travel.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Left {
+    pub updates: u64,
+    pub files: u64,
+    pub bytes: u64,
+}
+
+/// What each setting left behind (JSON keys as the profile's).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct LeftBehind {
+    pub languages: Left,
+    pub express: Left,
+    pub superseded: Left,
+    pub payloads: Left,
+}
 
 #[derive(Debug, Default)]
 pub struct Selected {
@@ -22,11 +55,14 @@ pub struct Selected {
     pub top_level: HashSet<usize>,
     /// UpdateIDs superseded by a selected update.
     pub superseded: HashSet<String>,
+    /// UpdateIDs the filter matched that are for none of the profile's languages.
+    pub other_languages: HashSet<String>,
     /// Payload files per the profile's policy, with the index of one revision that needs each.
     pub payloads: Vec<(FileSummary, usize)>,
     /// Resolved (GUID, title) of the products and classifications.
     pub products: Vec<(String, String)>,
     pub classifications: Vec<(String, String)>,
+    pub left_behind: LeftBehind,
 }
 
 /// (GUID, title) of the newest revision of each category of `kind`.
@@ -74,86 +110,218 @@ pub fn resolve_filter(catalog: &[CatalogRevision], profile: &Profile) -> Result<
     Ok((products, classifications))
 }
 
-pub fn select(catalog: &[CatalogRevision], profile: &Profile) -> Result<Selected, SelectionError> {
+/// Whether revision `r` has a category of `ids` among its prerequisites.
+fn in_any(r: &CatalogRevision, ids: &HashSet<&str>) -> bool {
+    r.prerequisites.iter().any(|p| ids.contains(p.as_str()))
+}
+
+/// The approval policy's rules as sets of category GUIDs (None: the rule names no such list).
+type RuleSets = Vec<(Option<HashSet<String>>, Option<HashSet<String>>)>;
+
+fn rule_sets(catalog: &[CatalogRevision], approved: &Approved) -> Result<RuleSets, SelectionError> {
+    let products = categories(catalog, "Product");
+    let classes = categories(catalog, "UpdateClassification");
+    let set = |names: &[String], known: &BTreeMap<String, String>, what: &str| -> Result<Option<HashSet<String>>, SelectionError> {
+        if names.is_empty() {
+            return Ok(None);
+        }
+        let resolved = resolve(names, known, what).map_err(|e| SelectionError(format!("the approval policy's rules: {e}")))?;
+        Ok(Some(resolved.into_iter().map(|(id, _)| id).collect()))
+    };
+    approved.rules.iter().map(|(c, p)| Ok((set(c, &classes, "classification")?, set(p, &products, "product")?))).collect()
+}
+
+pub fn select(catalog: &[CatalogRevision], profile: &Profile, approved: &Approved) -> Result<Selected, SelectionError> {
     let (products, classifications) = resolve_filter(catalog, profile)?;
     let product_ids: HashSet<&str> = products.iter().map(|(id, _)| id.as_str()).collect();
     let class_ids: HashSet<&str> = classifications.iter().map(|(id, _)| id.as_str()).collect();
+    let rules = rule_sets(catalog, approved)?;
 
     let by_revision: HashMap<(&str, i32), usize> =
         catalog.iter().enumerate().map(|(i, r)| ((r.update_id.as_str(), r.revision_number), i)).collect();
     let latest: HashMap<&str, usize> =
         catalog.iter().enumerate().filter(|(_, r)| r.is_latest).map(|(i, r)| (r.update_id.as_str(), i)).collect();
+    let for_us = |i: usize| wanted_by(&catalog[i].languages, &profile.languages);
 
     let mut chosen: Vec<usize> = Vec::new();
+    let mut other_language: Vec<usize> = Vec::new();
     for (i, r) in catalog.iter().enumerate() {
         if !r.is_latest || r.expired {
             continue;
         }
         match r.update_type.as_str() {
             "Category" | "Detectoid" => chosen.push(i),
-            "Software" | "Driver" => {
-                let in_product = r.prerequisites.iter().any(|p| product_ids.contains(p.as_str()));
-                let in_class = r.prerequisites.iter().any(|p| class_ids.contains(p.as_str()));
-                if in_product && in_class {
-                    chosen.push(i);
+            "Software" | "Driver" if in_any(r, &product_ids) && in_any(r, &class_ids) => {
+                if for_us(i) {
+                    chosen.push(i)
+                } else {
+                    other_language.push(i)
                 }
             }
             _ => {}
         }
     }
     let superseded: HashSet<String> = chosen.iter().flat_map(|&i| catalog[i].superseded.iter().cloned()).collect();
-    let top_level: HashSet<usize> = chosen
+    let is_update = |i: usize| matches!(catalog[i].update_type.as_str(), "Software" | "Driver");
+    let (top_level, superseded_out): (Vec<usize>, Vec<usize>) = chosen
         .iter()
         .copied()
-        .filter(|&i| matches!(catalog[i].update_type.as_str(), "Software" | "Driver"))
-        .filter(|&i| profile.include_superseded || !superseded.contains(&catalog[i].update_id))
-        .collect();
-    chosen.retain(|i| !matches!(catalog[*i].update_type.as_str(), "Software" | "Driver") || top_level.contains(i));
+        .filter(|&i| is_update(i))
+        .partition(|&i| profile.include_superseded || !superseded.contains(&catalog[i].update_id));
+    let top_level: HashSet<usize> = top_level.into_iter().collect();
+    chosen.retain(|&i| !is_update(i) || top_level.contains(&i));
 
-    // Closure: exact bundle members, and the newest revision of software a prerequisite names.
-    let mut included: HashSet<usize> = chosen.iter().copied().collect();
-    let mut queue: Vec<usize> = chosen.clone();
-    let mut payload_owner: HashMap<usize, bool> = chosen.iter().map(|&i| (i, !superseded.contains(&catalog[i].update_id))).collect();
-    while let Some(i) = queue.pop() {
-        let current = payload_owner.get(&i).copied().unwrap_or(true);
-        for (member, rev) in &catalog[i].bundle_members {
-            if let Some(&m) = by_revision.get(&(member.as_str(), *rev)) {
-                // A member's files are "not superseded" when any bundle carrying it is not.
-                let entry = payload_owner.entry(m).or_insert(false);
-                let changed = current && !*entry;
-                *entry |= current;
-                if included.insert(m) || changed {
+    let approved_top = |i: usize| {
+        let r = &catalog[i];
+        approved.update_ids.contains(&r.update_id)
+            || (!superseded.contains(&r.update_id)
+                && rules.iter().any(|(c, p)| {
+                    let has = |set: &Option<HashSet<String>>| set.as_ref().is_none_or(|s| r.prerequisites.iter().any(|x| s.contains(x)));
+                    has(c) && has(p)
+                }))
+    };
+    let wants_files = |i: usize| match profile.payloads {
+        PayloadPolicy::All => true,
+        PayloadPolicy::None => false,
+        PayloadPolicy::NotSuperseded => !superseded.contains(&catalog[i].update_id),
+        PayloadPolicy::Approved => approved_top(i),
+    };
+    let closure = Closure { catalog, by_revision: &by_revision, latest: &latest };
+    let (included, files_wanted, members_out) = closure.run(&chosen, wants_files, for_us);
+
+    let mut revisions: Vec<usize> = included.iter().copied().collect();
+    revisions.sort_by_key(|&i| catalog[i].revision_id);
+    let (payloads, left_files) = payload_files(catalog, &revisions, &files_wanted, profile.express);
+
+    // What each setting left behind, in files no carried revision brings along.
+    let carried: HashSet<_> = payloads.iter().map(|(f, _)| f.sha1).collect();
+    let mut language_updates: Vec<usize> = other_language;
+    language_updates.extend(members_out);
+    let left_behind = LeftBehind {
+        languages: left_of(catalog, &language_updates, &carried, &included),
+        superseded: left_of(catalog, &superseded_out, &carried, &included),
+        express: left_files.express,
+        payloads: left_files.policy,
+    };
+    Ok(Selected {
+        revisions,
+        top_level,
+        superseded,
+        other_languages: language_updates.iter().map(|&i| catalog[i].update_id.clone()).collect(),
+        payloads,
+        products,
+        classifications,
+        left_behind,
+    })
+}
+
+/// The revisions a choice brings along: exact bundle members (when for one of the profile's
+/// languages) and the newest revision of software a prerequisite names; and which of them need
+/// their files (any revision that brings one along and needs files passes that on).
+struct Closure<'a> {
+    catalog: &'a [CatalogRevision],
+    by_revision: &'a HashMap<(&'a str, i32), usize>,
+    latest: &'a HashMap<&'a str, usize>,
+}
+
+impl Closure<'_> {
+    fn run(
+        &self,
+        chosen: &[usize],
+        wants_files: impl Fn(usize) -> bool,
+        for_us: impl Fn(usize) -> bool,
+    ) -> (HashSet<usize>, HashSet<usize>, Vec<usize>) {
+        let mut included: HashSet<usize> = chosen.iter().copied().collect();
+        let mut files: HashSet<usize> = chosen.iter().copied().filter(|&i| wants_files(i)).collect();
+        let mut left_out: HashSet<usize> = HashSet::new();
+        let mut queue: Vec<usize> = chosen.to_vec();
+        while let Some(i) = queue.pop() {
+            let needs = files.contains(&i);
+            let r = &self.catalog[i];
+            let members = r.bundle_members.iter().filter_map(|(m, n)| self.by_revision.get(&(m.as_str(), *n)).copied());
+            let prerequisites =
+                r.prerequisites.iter().filter_map(|p| self.latest.get(p.as_str()).copied()).filter(|&m| !self.catalog[m].expired);
+            let members: Vec<usize> = members
+                .filter(|&m| {
+                    let ours = for_us(m);
+                    if !ours {
+                        left_out.insert(m);
+                    }
+                    ours
+                })
+                .collect();
+            for m in members.into_iter().chain(prerequisites) {
+                let newly = included.insert(m);
+                let more_files = needs && files.insert(m);
+                if newly || more_files {
                     queue.push(m);
                 }
             }
         }
-        for p in &catalog[i].prerequisites {
-            if let Some(&m) = latest.get(p.as_str())
-                && !included.contains(&m)
-                && !catalog[m].expired
-            {
-                included.insert(m);
-                payload_owner.entry(m).or_insert(current);
-                queue.push(m);
+        let left_out = left_out.into_iter().filter(|m| !included.contains(m)).collect();
+        (included, files, left_out)
+    }
+}
+
+/// Files that stayed behind by the payload policy and by `express = false`.
+#[derive(Default)]
+struct LeftFiles {
+    policy: Left,
+    express: Left,
+}
+
+/// The payload files of `revisions` that travel (each once, with one revision that needs it).
+fn payload_files(
+    catalog: &[CatalogRevision],
+    revisions: &[usize],
+    files_wanted: &HashSet<usize>,
+    express: bool,
+) -> (Vec<(FileSummary, usize)>, LeftFiles) {
+    let mut payloads = Vec::new();
+    let mut seen = HashSet::new();
+    for &i in revisions.iter().filter(|i| files_wanted.contains(i)) {
+        for f in &catalog[i].files {
+            if (express || !f.is_express()) && seen.insert(f.sha1) {
+                payloads.push((f.clone(), i));
             }
         }
     }
-    let mut revisions: Vec<usize> = included.into_iter().collect();
-    revisions.sort_by_key(|&i| catalog[i].revision_id);
-
-    let mut payloads = Vec::new();
-    let mut seen_files = HashSet::new();
-    if profile.payloads != PayloadPolicy::None {
-        for &i in &revisions {
-            if profile.payloads == PayloadPolicy::NotSuperseded && !payload_owner.get(&i).copied().unwrap_or(true) {
+    let mut left = LeftFiles::default();
+    let mut counted = HashSet::new();
+    for &i in revisions {
+        for f in &catalog[i].files {
+            if seen.contains(&f.sha1) || !counted.insert(f.sha1) {
                 continue;
             }
-            for f in &catalog[i].files {
-                if seen_files.insert(f.sha1) {
-                    payloads.push((f.clone(), i));
-                }
+            let bucket = if files_wanted.contains(&i) { &mut left.express } else { &mut left.policy };
+            bucket.files += 1;
+            bucket.bytes += f.size;
+        }
+    }
+    (payloads, left)
+}
+
+/// Updates left behind and their files that nothing carried brings along.
+fn left_of(
+    catalog: &[CatalogRevision],
+    updates: &[usize],
+    carried: &HashSet<crate::catalog::Sha1Digest>,
+    included: &HashSet<usize>,
+) -> Left {
+    let mut out = Left::default();
+    let mut counted = HashSet::new();
+    let mut seen_updates = HashSet::new();
+    for &i in updates.iter().filter(|i| !included.contains(i)) {
+        if !seen_updates.insert(i) {
+            continue;
+        }
+        out.updates += 1;
+        for f in &catalog[i].files {
+            if !carried.contains(&f.sha1) && counted.insert(f.sha1) {
+                out.files += 1;
+                out.bytes += f.size;
             }
         }
     }
-    Ok(Selected { revisions, top_level, superseded, payloads, products, classifications })
+    out
 }

@@ -45,6 +45,27 @@ const ZIP_ENTRY_OVERHEAD: u64 = 30 + 24 + 46 + 64;
 const ZIP_TRAILER: u64 = 22 + 56 + 20 + 64;
 const COPY_BUFFER: usize = 1 << 20;
 
+/// How every zip entry is stored (no compression: payloads are compressed already).
+fn stored_entry(size: u64) -> zip::write::SimpleFileOptions {
+    zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Stored)
+        .large_file(size >= u32::MAX as u64)
+        .unix_permissions(0o644)
+}
+
+/// Writes `size` zero bytes (a dry run's stand-in for content; the zip writer needs the bytes
+/// to count its records as the real run does).
+fn copy_zeros(w: &mut dyn Write, size: u64) -> io::Result<()> {
+    let zeros = [0u8; 64 << 10];
+    let mut left = size;
+    while left > 0 {
+        let n = left.min(zeros.len() as u64) as usize;
+        w.write_all(&zeros[..n])?;
+        left -= n as u64;
+    }
+    Ok(())
+}
+
 pub fn volume_name(index: u32, format: VolumeFormat) -> String {
     format!("vol-{index:04}.{}", format.extension())
 }
@@ -53,6 +74,41 @@ pub fn volume_name(index: u32, format: VolumeFormat) -> String {
 enum Sink {
     Tar(HashingFileWriter),
     Zip(zip::ZipWriter<BufWriter<File>>),
+    /// A dry run: tar entries are only counted; zip entries go through the zip writer into a
+    /// counter, so sizes are the real writer's to the byte.
+    CountTar(u64),
+    CountZip(zip::ZipWriter<CountingSink>),
+}
+
+/// A seekable writer that keeps no bytes, only the length a file would have.
+#[derive(Default)]
+pub struct CountingSink {
+    position: u64,
+    length: u64,
+}
+
+impl Write for CountingSink {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.position += buf.len() as u64;
+        self.length = self.length.max(self.position);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl io::Seek for CountingSink {
+    fn seek(&mut self, to: io::SeekFrom) -> io::Result<u64> {
+        let target = match to {
+            io::SeekFrom::Start(n) => Some(n),
+            io::SeekFrom::End(d) => self.length.checked_add_signed(d),
+            io::SeekFrom::Current(d) => self.position.checked_add_signed(d),
+        };
+        self.position = target.ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "seek before the start"))?;
+        Ok(self.position)
+    }
 }
 
 struct OpenVolume {
@@ -70,7 +126,8 @@ pub struct WrittenMember {
 }
 
 pub struct VolumeWriter {
-    dir: PathBuf,
+    /// None: a dry run, which lays the volumes out without writing or reading anything.
+    dir: Option<PathBuf>,
     format: VolumeFormat,
     limit: u64,
     mtime: u64,
@@ -86,7 +143,15 @@ impl VolumeWriter {
                 format!("volume size {limit} is below the minimum of {MIN_VOLUME_SIZE} bytes"),
             ));
         }
-        Ok(VolumeWriter { dir: dir.to_path_buf(), format, limit, mtime, current: None, volumes: Vec::new() })
+        Ok(VolumeWriter { dir: Some(dir.to_path_buf()), format, limit, mtime, current: None, volumes: Vec::new() })
+    }
+
+    /// A writer that computes what `new` would write (volumes, their sizes, where each member
+    /// goes) without writing: sources are never read and digests stay empty.
+    pub fn dry_run(format: VolumeFormat, limit: u64) -> io::Result<VolumeWriter> {
+        let mut w = VolumeWriter::new(Path::new(""), format, limit, 0)?;
+        w.dir = None;
+        Ok(w)
     }
 
     fn entry_cost(&self, path: &str, size: u64) -> u64 {
@@ -103,6 +168,10 @@ impl VolumeWriter {
         }
     }
 
+    pub fn is_dry_run(&self) -> bool {
+        self.dir.is_none()
+    }
+
     /// Largest member (or chunk) an empty volume can hold.
     fn chunk_capacity(&self, path: &str) -> u64 {
         match self.format {
@@ -114,11 +183,12 @@ impl VolumeWriter {
     fn open_volume(&mut self) -> io::Result<()> {
         self.close_volume()?;
         let index = self.volumes.len() as u32 + 1;
-        let path = self.dir.join(volume_name(index, self.format));
-        let file = File::create(&path)?;
-        let sink = match self.format {
-            VolumeFormat::Tar => Sink::Tar(HashingFileWriter::new(file)),
-            VolumeFormat::Zip => Sink::Zip(zip::ZipWriter::new(BufWriter::with_capacity(COPY_BUFFER, file))),
+        let path = self.dir.as_ref().map(|d| d.join(volume_name(index, self.format))).unwrap_or_default();
+        let sink = match (&self.dir, self.format) {
+            (None, VolumeFormat::Tar) => Sink::CountTar(0),
+            (None, VolumeFormat::Zip) => Sink::CountZip(zip::ZipWriter::new(CountingSink::default())),
+            (Some(_), VolumeFormat::Tar) => Sink::Tar(HashingFileWriter::new(File::create(&path)?)),
+            (Some(_), VolumeFormat::Zip) => Sink::Zip(zip::ZipWriter::new(BufWriter::with_capacity(COPY_BUFFER, File::create(&path)?))),
         };
         self.current = Some(OpenVolume { index, path, used: 0, sink });
         Ok(())
@@ -141,6 +211,8 @@ impl VolumeWriter {
                 let d = crate::store::hash_reader(&mut f)?;
                 (d.size, d.sha256.to_hex_lower())
             }
+            Sink::CountTar(used) => (used + TAR_TRAILER, String::new()),
+            Sink::CountZip(z) => (z.finish().map_err(io::Error::other)?.length, String::new()),
         };
         self.volumes.push(VolumeEntry { name: volume_name(v.index, self.format), size, sha256 });
         Ok(())
@@ -200,6 +272,11 @@ impl VolumeWriter {
             Ok(())
         };
         match &mut v.sink {
+            Sink::CountTar(used) => *used += TAR_BLOCK + size.div_ceil(TAR_BLOCK) * TAR_BLOCK,
+            Sink::CountZip(z) => {
+                z.start_file(path, stored_entry(size)).map_err(io::Error::other)?;
+                copy_zeros(z, size)?;
+            }
             Sink::Tar(w) => {
                 let mut header = tar::Header::new_gnu();
                 header.set_path(path)?;
@@ -216,11 +293,7 @@ impl VolumeWriter {
                 w.write_all(&[0u8; TAR_BLOCK as usize][..pad])?;
             }
             Sink::Zip(z) => {
-                let options = zip::write::SimpleFileOptions::default()
-                    .compression_method(zip::CompressionMethod::Stored)
-                    .large_file(size >= u32::MAX as u64)
-                    .unix_permissions(0o644);
-                z.start_file(path, options).map_err(io::Error::other)?;
+                z.start_file(path, stored_entry(size)).map_err(io::Error::other)?;
                 copy(z)?;
             }
         }

@@ -7,6 +7,7 @@
 pub mod digest;
 pub mod fragments;
 pub mod guid;
+pub mod language;
 pub mod model;
 pub mod parse;
 pub mod xml;
@@ -14,5 +15,6 @@ pub mod xml;
 pub use digest::{Sha1Digest, Sha256Digest};
 pub use fragments::Fragments;
 pub use guid::Guid;
+pub use language::Language;
 pub use model::*;
 pub use parse::{DocumentError, MAX_DOCUMENT_BYTES, ParsedUpdate, parse_update};

@@ -161,6 +161,9 @@ pub struct Update {
     pub explicitly_deployable: bool,
     pub msrc_severity: Option<String>,
     pub kb_article_ids: Vec<String>,
+    /// `Properties/Language`, lower case: the languages a language-specific update is for
+    /// (Office language children, language packs). Empty, or `all`, for language-neutral ones.
+    pub languages: Vec<String>,
     pub security_bulletin_ids: Vec<String>,
     pub support_url: Option<String>,
     pub max_download_size: Option<u64>,

@@ -18,6 +18,8 @@ use std::ops::Range;
 /// Larger documents are refused before parsing (the largest real one is 46 MB).
 pub const MAX_DOCUMENT_BYTES: usize = 256 << 20;
 const MAX_DEPTH: usize = 256;
+/// `Properties/Language` values one update may state (real ones state one; WSUS knows 39).
+pub const MAX_UPDATE_LANGUAGES: usize = 64;
 /// Attributes on one element (real documents carry fewer than 20): the duplicate check of an
 /// element's attributes costs the square of their number.
 pub const MAX_ATTRIBUTES: usize = 128;
@@ -94,6 +96,7 @@ enum Role {
     KbArticle,
     SecurityBulletin,
     PropertiesSupportUrl,
+    PropertiesLanguage,
     Installation,
     Uninstallation,
     LocalizedCollection,
@@ -152,6 +155,7 @@ fn role_of(parent: Option<Role>, in_update_ns: bool, local: &str, in_handler: bo
         (Properties, "KBArticleID") => KbArticle,
         (Properties, "SecurityBulletinID") => SecurityBulletin,
         (Properties, "SupportUrl") => PropertiesSupportUrl,
+        (Properties, "Language") => PropertiesLanguage,
         (Properties, "InstallationBehavior") => Installation,
         (Properties, "UninstallationBehavior") => Uninstallation,
         (LocalizedCollection, "LocalizedProperties") => Localized,
@@ -270,6 +274,7 @@ struct Parser<'a> {
     identity_text: Option<String>,
     properties: Option<Vec<(String, bool, String)>>,
     kb_article_ids: Vec<String>,
+    languages: Vec<String>,
     security_bulletin_ids: Vec<String>,
     support_url: Option<String>,
     installation: Option<Behavior>,
@@ -323,6 +328,7 @@ impl<'a> Parser<'a> {
             identity_text: None,
             properties: None,
             kb_article_ids: Vec::new(),
+            languages: Vec::new(),
             security_bulletin_ids: Vec::new(),
             support_url: None,
             installation: None,
@@ -565,7 +571,12 @@ impl<'a> Parser<'a> {
         self.text.clear();
         self.want_text = matches!(
             role,
-            Role::KbArticle | Role::SecurityBulletin | Role::PropertiesSupportUrl | Role::LocalizedField(_) | Role::AdditionalDigest
+            Role::KbArticle
+                | Role::SecurityBulletin
+                | Role::PropertiesSupportUrl
+                | Role::PropertiesLanguage
+                | Role::LocalizedField(_)
+                | Role::AdditionalDigest
         );
         if role == Role::Handler {
             self.in_handler += 1;
@@ -790,6 +801,15 @@ impl<'a> Parser<'a> {
             Role::KbArticle => self.kb_article_ids.push(text()),
             Role::SecurityBulletin => self.security_bulletin_ids.push(text()),
             Role::PropertiesSupportUrl => self.support_url = Some(text()),
+            Role::PropertiesLanguage => {
+                let language = text().to_ascii_lowercase();
+                if self.languages.len() >= MAX_UPDATE_LANGUAGES {
+                    return Err(self.error(span.start, format!("more than {MAX_UPDATE_LANGUAGES} Language properties")));
+                }
+                if !language.is_empty() && !self.languages.contains(&language) {
+                    self.languages.push(language);
+                }
+            }
             Role::LocalizedField(field) => {
                 let value = Some(self.text.clone());
                 if let Some(l) = self.current_localized.as_mut() {
@@ -877,6 +897,7 @@ impl<'a> Parser<'a> {
             explicitly_deployable: get("ExplicitlyDeployable").is_some_and(|v| v == "true"),
             msrc_severity: get("MsrcSeverity"),
             kb_article_ids: std::mem::take(&mut self.kb_article_ids),
+            languages: std::mem::take(&mut self.languages),
             security_bulletin_ids: std::mem::take(&mut self.security_bulletin_ids),
             support_url: self.support_url.take(),
             max_download_size,

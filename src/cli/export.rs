@@ -3,7 +3,7 @@
 use super::keygen::read_password;
 use super::output;
 use anyhow::Context;
-use ferry::bundle::export::{ExportOptions, PendingChoice, export};
+use ferry::bundle::export::{DryRun, ExportOptions, PendingChoice, export};
 use ferry::bundle::minisign::SecretKey;
 use ferry::bundle::profile::Profile;
 use ferry::bundle::volumes::VolumeFormat;
@@ -18,14 +18,14 @@ pub struct Args {
     #[arg(long)]
     profile: PathBuf,
     /// Secret key (minisign format, from `ferry keygen`).
-    #[arg(long)]
-    key: PathBuf,
+    #[arg(long, required_unless_present = "dry_run")]
+    key: Option<PathBuf>,
     /// Password of an encrypted secret key (first line of the file).
     #[arg(long, value_name = "F")]
     password_file: Option<PathBuf>,
     /// Where the bundle directory is written.
-    #[arg(long)]
-    out: PathBuf,
+    #[arg(long, required_unless_present = "dry_run")]
+    out: Option<PathBuf>,
     /// The connected side's cache store.
     #[arg(long, default_value = "ferry-cache")]
     cache: PathBuf,
@@ -66,6 +66,11 @@ pub struct Args {
     /// never left, so it is written again.
     #[arg(long)]
     forget_pending: bool,
+    /// Say what the next bundle would hold (updates, payload files and bytes, volumes, and what
+    /// each profile setting leaves behind) without writing anything. Syncs metadata first unless
+    /// --no-sync; downloads nothing.
+    #[arg(long)]
+    dry_run: bool,
     /// Print one JSON document.
     #[arg(long)]
     json: bool,
@@ -85,7 +90,11 @@ pub fn load_secret_key(path: &std::path::Path, password_file: Option<&std::path:
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     let profile = Profile::load(&args.profile)?;
-    let key = load_secret_key(&args.key, args.password_file.as_deref())?;
+    // Read before syncing: a wrong key or password stops the export before any network work.
+    let key = match (&args.key, args.dry_run) {
+        (Some(path), false) => Some(load_secret_key(path, args.password_file.as_deref())?),
+        _ => None,
+    };
     let mut upstream_anchor = None;
     let upstream = args.upstream.clone().or_else(|| profile.upstream.clone());
     let mut cache = if args.no_sync {
@@ -98,11 +107,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         let transport = TransportOptions { ca_cert: args.ca_cert.clone(), proxy: args.proxy.clone(), ..Default::default() };
         let report = sync_from(&mut cache, &profile, &upstream, &transport, args.parallel as usize)?;
         upstream_anchor = Some(report.anchor.clone());
-        if !args.no_download {
+        if !args.no_download && !args.dry_run {
             download_payloads(&mut cache, &profile, &upstream, &transport, args.parallel as usize)?;
         }
         cache
     };
+    // Without a sync, the languages are checked against what the last upstream offered.
+    let offered: Vec<String> = ferry::upstream::stored_offered_languages(&cache)?.into_iter().map(|(_, l)| l).collect();
+    profile.check_languages(&offered, "the upstream this cache last synced from")?;
     let options = ExportOptions {
         full: args.full,
         volume_size: args.volume_size,
@@ -119,8 +131,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             _ => PendingChoice::Ask,
         },
     };
+    if args.dry_run {
+        let plan = ferry::bundle::export::dry_run(&cache, &profile, &options)?;
+        return print_dry_run(&plan, &profile, args.json);
+    }
     let bar = output::progress(0, "packaging", true);
-    let report = export(&mut cache, &profile, &key, &args.out, &options, &mut |stage, done, total| {
+    let (Some(key), Some(out)) = (&key, &args.out) else { anyhow::bail!("--key and --out are needed to write a bundle") };
+    let report = export(&mut cache, &profile, key, out, &options, &mut |stage, done, total| {
         bar.set_message(stage.to_string());
         bar.set_length(total);
         bar.set_position(done);
@@ -147,6 +164,47 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         m.signer_key_id
     );
     println!("{}", report.dir.display());
+    Ok(())
+}
+
+fn print_dry_run(plan: &DryRun, profile: &Profile, json: bool) -> anyhow::Result<()> {
+    if json {
+        return output::json(plan);
+    }
+    let counts = |m: &std::collections::BTreeMap<String, u64>| m.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", ");
+    let base = plan.base_sequence.map(|b| format!(" on {b}")).unwrap_or_default();
+    println!("next bundle of channel {}: {} {}{base} (dry run: nothing written)", plan.channel, plan.kind, plan.sequence);
+    println!("  updates        {} ({})", plan.updates, counts(&plan.by_classification));
+    println!("  products       {}", counts(&plan.by_product));
+    println!("  revisions      {} (metadata {})", plan.revisions, format_size(plan.metadata_bytes));
+    let missing = match plan.payload_files_missing {
+        0 => String::new(),
+        n => format!("; {n} not in the cache yet, the export downloads them"),
+    };
+    println!("  payload files  {}, {}{missing}", plan.payload_files, format_size(plan.payload_bytes));
+    let sizes: Vec<String> = plan.volume_bytes.iter().map(|b| format_size(*b)).collect();
+    println!(
+        "  volumes        {} of at most {}: {} ({})",
+        plan.volumes,
+        format_size(plan.volume_size),
+        format_size(plan.total_bytes),
+        sizes.join(", ")
+    );
+    println!("  removed        {} update(s)", plan.removed);
+    let languages: Vec<String> = profile.languages.iter().map(ToString::to_string).collect();
+    let left = &plan.left_behind;
+    println!("  left behind");
+    for (setting, value, l) in [
+        ("languages", format!("[{}]", languages.join(", ")), left.languages),
+        ("express", profile.express.to_string(), left.express),
+        ("include_superseded", profile.include_superseded.to_string(), left.superseded),
+        ("payloads", profile.payloads.as_str().to_string(), left.payloads),
+    ] {
+        println!("    {:<28} {} update(s), {} file(s), {}", format!("{setting} = {value}"), l.updates, l.files, format_size(l.bytes));
+    }
+    for note in &plan.notes {
+        eprintln!("note: {note}");
+    }
     Ok(())
 }
 

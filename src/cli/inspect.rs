@@ -50,6 +50,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     say!("created     {}   expires {}", m.created, m.expires.as_deref().unwrap_or("never"));
     say!("upstream    {}", m.upstream.url.as_deref().unwrap_or("-"));
     say!(
+        "selection   languages {}; express files {}; superseded {}; payloads {}",
+        m.selection.languages.iter().map(|l| l.as_str()).collect::<Vec<_>>().join(", "),
+        if m.selection.express { "carried" } else { "left behind" },
+        if m.selection.include_superseded { "included" } else { "left behind" },
+        m.selection.payloads
+    );
+    say!(
         "contents    {} revisions: {} software updates, {} categories, {} detectoids, {} bundle members; {} payload files ({})",
         m.summary.revisions,
         m.summary.software_updates,

@@ -54,6 +54,8 @@ pub struct FileEntry {
     pub extension: String,
     pub size: u64,
     pub present: bool,
+    /// `PatchingType="Express"`: clients fetch ranges of it instead of the full file.
+    pub express: bool,
     pub sha256: Option<[u8; 32]>,
 }
 
@@ -108,7 +110,13 @@ impl Catalog {
         for f in store.all_files()? {
             files.insert(
                 f.sha1.0,
-                FileEntry { extension: f.extension.clone(), size: f.size, present: f.present, sha256: f.sha256.map(|d| d.0) },
+                FileEntry {
+                    extension: f.extension.clone(),
+                    size: f.size,
+                    present: f.present,
+                    express: f.is_express(),
+                    sha256: f.sha256.map(|d| d.0),
+                },
             );
         }
         Ok(Self::build(stamp, all, &removed, cores, files))

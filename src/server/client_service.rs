@@ -321,9 +321,12 @@ fn refresh_cache(state: &AppState, op: &crate::wsus::tree::Element) -> Result<St
     Ok(wire::refresh_cache_response(&entries))
 }
 
+/// Where a client downloads a file. An express file this store does not hold (the bundles left
+/// express files behind) has no location, so clients use the full files, as they do against a
+/// WSUS server that does not download express files.
 pub fn file_location(catalog: &Catalog, base_url: &str, digest: Vec<u8>) -> Option<FileLocation> {
     let sha1: [u8; 20] = digest.as_slice().try_into().ok()?;
-    let f = catalog.files.get(&sha1)?;
+    let f = catalog.files.get(&sha1).filter(|f| f.present || !f.express)?;
     let path = ContentStore::relative_path(&crate::catalog::Sha1Digest(sha1), &f.extension);
     Some(FileLocation { digest, url: format!("{base_url}/Content/{path}") })
 }

@@ -4,7 +4,9 @@
 use super::client_service::{blocking_fault, now};
 use super::cookies::{CookieData, CookieProblem, Kind as CookieKind, SERVER_COOKIE_SECONDS, wire_time};
 use super::state::AppState;
+use crate::bundle::held::held;
 use crate::catalog::Guid;
+use crate::catalog::language::WSUS_LANGUAGES as LANGUAGES;
 use crate::store::{ALL_COMPUTERS, ClientWrite, DownstreamFilter, Store};
 use crate::wsus::client::{self as client_wire};
 use crate::wsus::server_sync::{self as wire, ConfigData, DeploymentOut, DeploymentsOut, FileUrlOut, GroupOut, Language, UpdateDataOut};
@@ -14,49 +16,6 @@ use std::sync::Arc;
 
 /// GetUpdateData takes at most this many revisions, as WSUS advertises.
 pub const MAX_UPDATES_PER_REQUEST: usize = 100;
-
-/// The languages WSUS offers (LCID, short name, English name), "all" first as WSUS lists them.
-const LANGUAGES: &[(i32, &str, &str)] = &[
-    (0, "all", "all"),
-    (1025, "ar", "Arabic"),
-    (1026, "bg", "Bulgarian"),
-    (1028, "zh-tw", "Chinese (Traditional)"),
-    (1029, "cs", "Czech"),
-    (1030, "da", "Danish"),
-    (1031, "de", "German"),
-    (1032, "el", "Greek"),
-    (1033, "en", "English"),
-    (1034, "es", "Spanish"),
-    (1035, "fi", "Finnish"),
-    (1036, "fr", "French"),
-    (1037, "he", "Hebrew"),
-    (1038, "hu", "Hungarian"),
-    (1040, "it", "Italian"),
-    (1041, "ja", "Japanese"),
-    (1042, "ko", "Korean"),
-    (1043, "nl", "Dutch"),
-    (1044, "no", "Norwegian"),
-    (1045, "pl", "Polish"),
-    (1046, "pt-br", "Portuguese (Brazil)"),
-    (1048, "ro", "Romanian"),
-    (1049, "ru", "Russian"),
-    (1050, "hr", "Croatian"),
-    (1051, "sk", "Slovak"),
-    (1053, "sv", "Swedish"),
-    (1054, "th", "Thai"),
-    (1055, "tr", "Turkish"),
-    (1058, "uk", "Ukrainian"),
-    (1060, "sl", "Slovenian"),
-    (1061, "et", "Estonian"),
-    (1062, "lv", "Latvian"),
-    (1063, "lt", "Lithuanian"),
-    (1081, "hi", "Hindi"),
-    (2052, "zh-cn", "Chinese (Simplified)"),
-    (2070, "pt", "Portuguese (Portugal)"),
-    (2074, "sr", "Serbian (Latin)"),
-    (3076, "zh-hk", "Chinese (Hong Kong SAR)"),
-    (66577, "ja-nec", "Japanese NEC"),
-];
 
 /// `<stamp>,<yyyy-MM-dd HH:mm:ss.fff>`: the shape of WSUS anchors, with this store's change
 /// counter in front (WSUS ignores its own counter; ferry reads it).
@@ -108,17 +67,25 @@ pub async fn server_sync(state: &Arc<AppState>, ctx: &super::client_service::Con
             let theirs = wire::config_data_request(op);
             let stamp = state.catalog().stamp;
             let current = theirs.as_deref().and_then(|a| read_anchor(a).ok().flatten()) == Some(stamp);
+            // What bundles brought (languages, express files); a store without imports offers
+            // the languages of the localized properties it holds.
+            let (held, have) =
+                with_store(state, |s| Ok((held(s).map_err(blocking_fault)?, s.languages().map_err(blocking_fault)?))).await?;
+            let enabled = |short: &str| match (&held.languages, held.channels) {
+                (_, 0) => have.iter().any(|h| h.eq_ignore_ascii_case(short)),
+                (None, _) => true,
+                (Some(set), _) => set.contains(short),
+            };
             let languages = if current {
                 Vec::new()
             } else {
-                let have = with_store(state, |s| s.languages().map_err(blocking_fault)).await?;
                 LANGUAGES
                     .iter()
                     .map(|(id, short, long)| Language {
                         id: *id,
                         short: short.to_string(),
                         long: long.to_string(),
-                        enabled: have.iter().any(|h| h.eq_ignore_ascii_case(short)),
+                        enabled: enabled(short),
                     })
                     .collect()
             };
@@ -126,7 +93,8 @@ pub async fn server_sync(state: &Arc<AppState>, ctx: &super::client_service::Con
                 catalog_only_sync: false,
                 // Everything this store holds is present or listed: downstreams fetch what they approve.
                 lazy_sync: true,
-                hosts_psf_files: true,
+                // Express files are here only when every channel's bundles carried them.
+                hosts_psf_files: held.channels == 0 || held.express,
                 max_updates_per_request: MAX_UPDATES_PER_REQUEST as i32,
                 new_anchor: anchor(stamp),
                 protocol_version: wire::PROTOCOL_VERSION.to_string(),
@@ -152,6 +120,14 @@ pub async fn server_sync(state: &Arc<AppState>, ctx: &super::client_service::Con
                 get_config: filter.get_config,
                 categories: lists(filter.categories),
                 classifications: lists(filter.classifications),
+                // LCIDs as WSUS numbers them; 0 ("all") or none known: every language.
+                languages: filter.languages.filter(|ids| !ids.contains(&0)).map(|ids| {
+                    LANGUAGES
+                        .iter()
+                        .filter(|(id, ..)| ids.contains(id))
+                        .filter_map(|(_, short, _)| crate::catalog::Language::new(short).ok())
+                        .collect()
+                }),
             };
             let revisions = with_store(state, move |s| s.revisions_for_downstream(&f).map_err(blocking_fault)).await?;
             let ids: Vec<(Guid, i32)> = revisions.iter().filter_map(|(u, n)| Guid::parse(u).ok().map(|g| (g, *n))).collect();

@@ -56,6 +56,8 @@ pub struct CatalogRevision {
     pub kb_article: Option<String>,
     pub msrc_severity: Option<String>,
     pub document_size: u64,
+    /// `Properties/Language` (lower case); empty for language-neutral updates.
+    pub languages: Vec<String>,
     /// Every UpdateID its prerequisites name (categories included).
     pub prerequisites: Vec<String>,
     /// The same, as the AND of OR-clauses the document states.
@@ -324,7 +326,8 @@ impl Store {
             .conn
             .prepare(
                 "SELECT revision_id, update_id, revision_number, update_type, category_kind, is_latest, is_bundle, explicitly_deployable,
-                        publication_state = 'Expired', title, kb_article, msrc_severity, document_size, ingested_at, core_size FROM revisions ORDER BY revision_id",
+                        publication_state = 'Expired', title, kb_article, msrc_severity, document_size, ingested_at, core_size, languages
+                 FROM revisions ORDER BY revision_id",
             )
             .map_err(|e| self.err(ctx, e))?;
         let rows = stmt
@@ -346,6 +349,7 @@ impl Store {
                     document_size: r.get::<_, i64>(12)? as u64,
                     ingested_at: r.get(13)?,
                     core_size: r.get::<_, i64>(14)? as u64,
+                    languages: r.get::<_, Option<String>>(15)?.map(|l| l.split(' ').map(str::to_string).collect()).unwrap_or_default(),
                     prerequisites: Vec::new(),
                     prerequisite_clauses: Vec::new(),
                     bundle_members: Vec::new(),

@@ -62,6 +62,12 @@ pub(crate) fn compress(bytes: &[u8]) -> Vec<u8> {
     COMPRESSOR.with(|c| c.borrow_mut().compress(bytes).expect("compressing to memory cannot fail"))
 }
 
+/// `Properties/Language` as the `revisions.languages` column keeps it: space-separated, NULL
+/// for a language-neutral update.
+pub(crate) fn stored_languages(languages: &[String]) -> Option<String> {
+    (!languages.is_empty()).then(|| languages.join(" "))
+}
+
 pub(crate) fn decompress(bytes: &[u8], what: &str) -> std::io::Result<Vec<u8>> {
     zstd::stream::decode_all(bytes).map_err(|e| std::io::Error::new(e.kind(), format!("{what}: stored data does not decompress: {e}")))
 }
@@ -200,8 +206,8 @@ impl IngestBatch<'_> {
             .prepare_cached(
                 "INSERT INTO revisions (update_id, revision_number, update_type, category_kind, is_bundle, explicitly_deployable,
                     publication_state, title, kb_article, security_bulletin, msrc_severity, creation_date, handler, default_language,
-                    core_size, document_size, fragments_digest, changed_stamp, ingested_at, is_latest)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)",
+                    core_size, document_size, fragments_digest, changed_stamp, ingested_at, is_latest, languages)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21)",
             )
             .and_then(|mut s| {
                 s.execute(params![
@@ -225,6 +231,7 @@ impl IngestBatch<'_> {
                     self.stamp,
                     self.now,
                     is_latest,
+                    stored_languages(&u.languages),
                 ])
             })
             .map_err(self.err(|| format!("storing revision {id}")))?;
@@ -583,4 +590,30 @@ impl IngestReport {
         self.unchanged += other.unchanged;
         self.document_bytes += other.document_bytes;
     }
+}
+
+/// Fills `revisions.languages` for the software and driver revisions a store held before schema
+/// version 9, from their stored documents (through the one parser, so the rule is the same as at
+/// ingest). Runs once, inside the migration's transaction; a document that no longer parses
+/// stays language-neutral (`ferry check --deep` reports it).
+pub(crate) fn backfill_languages(tx: &Transaction<'_>, db: &std::path::Path) -> StoreResult<()> {
+    let err = |what: &str, e: rusqlite::Error| StoreError::sqlite(db, format!("filling in update languages: {what}"), e);
+    let mut read = tx
+        .prepare(
+            "SELECT r.revision_id, d.document FROM revisions r JOIN revision_documents d USING (revision_id)
+             WHERE r.update_type IN ('Software', 'Driver')",
+        )
+        .map_err(|e| err("reading documents", e))?;
+    let mut write = tx.prepare("UPDATE revisions SET languages = ?2 WHERE revision_id = ?1").map_err(|e| err("storing", e))?;
+    let mut rows = read.query([]).map_err(|e| err("reading documents", e))?;
+    while let Some(row) = rows.next().map_err(|e| err("reading documents", e))? {
+        let revision_id: i32 = row.get(0).map_err(|e| err("reading documents", e))?;
+        let compressed: Vec<u8> = row.get(1).map_err(|e| err("reading documents", e))?;
+        let Ok(document) = decompress(&compressed, "a stored document") else { continue };
+        let Ok(parsed) = parse_update(&document) else { continue };
+        if let Some(languages) = stored_languages(&parsed.update.languages) {
+            write.execute(params![revision_id, languages]).map_err(|e| err("storing", e))?;
+        }
+    }
+    Ok(())
 }

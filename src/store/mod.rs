@@ -94,6 +94,9 @@ impl Store {
             let db = self.db_path();
             let tx = self.conn.transaction().map_err(|e| StoreError::sqlite(&db, "starting a migration", e))?;
             tx.execute_batch(sql).map_err(|e| StoreError::sqlite(&db, format!("applying schema migration {}", i + 1), e))?;
+            if i + 1 == schema::LANGUAGES_MIGRATION {
+                ingest::backfill_languages(&tx, &db)?;
+            }
             tx.pragma_update(None, "user_version", i + 1).map_err(|e| StoreError::sqlite(&db, "recording the schema version", e))?;
             tx.commit().map_err(|e| StoreError::sqlite(&db, "committing a migration", e))?;
         }

@@ -67,6 +67,12 @@ pub struct FileSummary {
 }
 
 impl FileSummary {
+    /// An express installation file (`PatchingType="Express"`: `.psf` and its delta manifests),
+    /// which clients fetch in ranges instead of the full file.
+    pub fn is_express(&self) -> bool {
+        self.patching_type.as_deref().is_some_and(|p| p.eq_ignore_ascii_case("Express"))
+    }
+
     pub fn expected(&self) -> ExpectedFile {
         ExpectedFile {
             sha1: self.sha1,

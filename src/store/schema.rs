@@ -3,8 +3,17 @@
 //! Invariant: a migration, once released, never changes; new needs get a new migration.
 
 /// Migrations in order; `MIGRATIONS[i]` brings the schema from version `i` to `i + 1`.
-pub const MIGRATIONS: &[&str] =
-    &[V1_CATALOG, V2_BUNDLES, V3_CLIENTS, V4_SERVER_SYNC, V5_ADMINISTRATION, V6_LATEST_INDEX, V7_EXPORT_JOURNAL, V8_CLIENT_GROUPS];
+pub const MIGRATIONS: &[&str] = &[
+    V1_CATALOG,
+    V2_BUNDLES,
+    V3_CLIENTS,
+    V4_SERVER_SYNC,
+    V5_ADMINISTRATION,
+    V6_LATEST_INDEX,
+    V7_EXPORT_JOURNAL,
+    V8_CLIENT_GROUPS,
+    V9_LANGUAGES,
+];
 
 /// Version 1: the catalog (revisions, fragments, relationships, files) and settings.
 const V1_CATALOG: &str = r#"
@@ -295,6 +304,16 @@ ALTER TABLE export_bundles ADD COLUMN pending INTEGER NOT NULL DEFAULT 0;
 const V8_CLIENT_GROUPS: &str = r#"
 ALTER TABLE target_groups ADD COLUMN created_by_client INTEGER NOT NULL DEFAULT 0;
 "#;
+
+/// Version 9: the languages a language-specific update is for (`Properties/Language`,
+/// space-separated; NULL for language-neutral updates). Filled from the stored documents by
+/// `Store::migrate` (`backfill_languages`) in the same transaction.
+const V9_LANGUAGES: &str = r#"
+ALTER TABLE revisions ADD COLUMN languages TEXT;
+"#;
+
+/// The migration after which `backfill_languages` runs.
+pub const LANGUAGES_MIGRATION: usize = 9;
 
 #[cfg(test)]
 mod tests {

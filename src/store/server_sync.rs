@@ -16,6 +16,9 @@ pub struct DownstreamFilter {
     /// Lower-case GUIDs with Delta (true: only changes since the anchor).
     pub categories: Option<Vec<(String, bool)>>,
     pub classifications: Option<Vec<(String, bool)>>,
+    /// Short names of the languages wanted (absent: every language); language-neutral updates
+    /// always match.
+    pub languages: Option<Vec<crate::catalog::Language>>,
 }
 
 /// One deployment (approval) as a replica downstream gets it.
@@ -32,7 +35,7 @@ pub struct DownstreamDeployment {
 }
 
 /// (revision id, UpdateID, revision number, changed stamp, is a bundle).
-type Candidate = (i32, String, i32, i64, bool);
+type Candidate = (i32, String, i32, i64, bool, Option<String>);
 
 impl Store {
     /// Revisions a downstream should fetch (WSUS-PROTOCOL.md §4.7): newest revisions, plus the
@@ -41,29 +44,34 @@ impl Store {
         let since = f.since.unwrap_or(-1);
         let rows = |sql: &str, p: &[&dyn rusqlite::ToSql]| -> StoreResult<Vec<Candidate>> {
             let mut stmt = self.conn.prepare_cached(sql).map_err(|e| self.err("listing revisions for a downstream", e))?;
-            stmt.query_map(p, |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))
+            stmt.query_map(p, |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)))
                 .and_then(|rows| rows.collect())
                 .map_err(|e| self.err("listing revisions for a downstream", e))
         };
-        const COLUMNS: &str = "revision_id, update_id, revision_number, changed_stamp, is_bundle";
+        const COLUMNS: &str = "revision_id, update_id, revision_number, changed_stamp, is_bundle, languages";
+        let for_us = |languages: &Option<String>| match (&f.languages, languages) {
+            (Some(wanted), Some(l)) => crate::catalog::language::wanted_by(&l.split(' ').map(str::to_string).collect::<Vec<_>>(), wanted),
+            _ => true,
+        };
         if f.get_config {
             let sql = format!(
                 "SELECT {COLUMNS} FROM revisions WHERE is_latest = 1 AND update_type IN ('Category', 'Detectoid') AND changed_stamp > ?1 ORDER BY revision_id"
             );
-            return Ok(rows(&sql, &[&since])?.into_iter().map(|(_, u, n, _, _)| (u, n)).collect());
+            return Ok(rows(&sql, &[&since])?.into_iter().map(|(_, u, n, ..)| (u, n)).collect());
         }
         let sql =
             format!("SELECT {COLUMNS} FROM revisions WHERE is_latest = 1 AND update_type IN ('Software', 'Driver') ORDER BY revision_id");
-        let candidates = rows(&sql, &[])?;
+        let mut candidates = rows(&sql, &[])?;
+        candidates.retain(|c| for_us(&c.5));
         let selected: Vec<(i32, String, i32, bool)> = match (&f.categories, &f.classifications) {
-            (None, None) => candidates.into_iter().filter(|c| c.3 > since).map(|(id, u, n, _, b)| (id, u, n, b)).collect(),
+            (None, None) => candidates.into_iter().filter(|c| c.3 > since).map(|(id, u, n, _, b, _)| (id, u, n, b)).collect(),
             (Some(products), Some(classes)) if !products.is_empty() && !classes.is_empty() => {
                 let memberships = self.category_memberships()?;
                 let product_delta: HashMap<&str, bool> = products.iter().map(|(g, d)| (g.as_str(), *d)).collect();
                 let class_delta: HashMap<&str, bool> = classes.iter().map(|(g, d)| (g.as_str(), *d)).collect();
                 candidates
                     .into_iter()
-                    .filter(|(id, _, _, stamp, _)| {
+                    .filter(|(id, _, _, stamp, ..)| {
                         let Some(cats) = memberships.get(id) else { return false };
                         let product = cats.iter().filter_map(|c| product_delta.get(c.as_str())).copied().reduce(|a, b| a && b);
                         let class = cats.iter().filter_map(|c| class_delta.get(c.as_str())).copied().reduce(|a, b| a && b);
@@ -73,7 +81,7 @@ impl Store {
                             _ => false,
                         }
                     })
-                    .map(|(id, u, n, _, b)| (id, u, n, b))
+                    .map(|(id, u, n, _, b, _)| (id, u, n, b))
                     .collect()
             }
             // One list alone, or an empty one, matches nothing (as on WSUS).
@@ -83,16 +91,21 @@ impl Store {
         let mut seen: HashSet<(String, i32)> = HashSet::new();
         let mut members = self
             .conn
-            .prepare_cached("SELECT member_update_id, member_revision_number FROM bundle_members WHERE revision_id = ?1")
+            .prepare_cached(
+                "SELECT m.member_update_id, m.member_revision_number, r.languages FROM bundle_members m
+                 LEFT JOIN revisions r ON r.update_id = m.member_update_id AND r.revision_number = m.member_revision_number
+                 WHERE m.revision_id = ?1",
+            )
             .map_err(|e| self.err("listing bundle members", e))?;
         for (id, u, n, is_bundle) in selected {
             if is_bundle {
-                let named: Vec<(String, i32)> = members
-                    .query_map([id], |r| Ok((r.get(0)?, r.get(1)?)))
+                let named: Vec<(String, i32, Option<String>)> = members
+                    .query_map([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
                     .and_then(|rows| rows.collect())
                     .map_err(|e| self.err("listing bundle members", e))?;
-                for m in named {
-                    if seen.insert(m.clone()) {
+                for (u, n, languages) in named {
+                    let m = (u, n);
+                    if for_us(&languages) && seen.insert(m.clone()) {
                         out.push(m);
                     }
                 }

@@ -12,7 +12,7 @@ mod transport;
 
 pub use download::{DownloadOptions, DownloadReport, download};
 pub use session::{Session, server_sync_url};
-pub use sync::{SyncOptions, SyncProgress, SyncReport, sync};
+pub use sync::{SyncOptions, SyncProgress, SyncReport, stored_offered_languages, sync};
 pub use transport::{Transport, TransportOptions, backoff};
 
 use crate::bundle::profile::Profile;
@@ -61,7 +61,8 @@ impl UpstreamError {
 pub fn payloads_to_download(cache: &Store, profile: &Profile, upstream: &str) -> Result<Vec<Wanted>, UpstreamError> {
     let url = server_sync_url(upstream);
     let catalog = cache.catalog_revisions()?;
-    let selected = select(&catalog, profile).map_err(|e| UpstreamError::Config(e.0))?;
+    let approved = crate::bundle::approvals::approved_for_payloads(cache, profile)?;
+    let selected = select(&catalog, profile, &approved).map_err(|e| UpstreamError::Config(e.0))?;
     let catalog_only = cache.setting(&format!("upstream.{url}.catalog_only_sync"))?.as_deref() == Some("true");
     let sources = cache.file_sources()?;
     let base = Session::base_url_of(&url);

@@ -10,7 +10,7 @@ use super::session::Session;
 use super::transport::{Transport, TransportOptions};
 use crate::bundle::profile::Profile;
 use crate::bundle::select::resolve_filter;
-use crate::catalog::Guid;
+use crate::catalog::{Guid, Language};
 use crate::store::{IngestItem, IngestOptions, Store};
 use crate::wsus::downstream::{FileUrl, Filter};
 use serde::Serialize;
@@ -105,12 +105,24 @@ pub fn sync(
     }
     cache.set_setting(&key(&upstream, "catalog_only_sync"), if config.catalog_only_sync { "true" } else { "false" })?;
 
+    // The profile's languages, as the upstream numbers them (every one: no language filter).
+    let offered = offered_languages(cache, &config.languages)?;
+    profile
+        .check_languages(&offered.iter().map(|(_, l)| l.clone()).collect::<Vec<_>>(), &format!("the upstream {upstream}"))
+        .map_err(|e| UpstreamError::Config(e.to_string()))?;
+    let language_ids: Vec<i32> = if profile.languages.iter().any(Language::is_all) {
+        Vec::new()
+    } else {
+        offered.iter().filter(|(_, short)| profile.languages.iter().any(|l| l.as_str() == short)).map(|(id, _)| *id).collect()
+    };
+
     // The profile's products × classifications, from the anchor of exactly this filter.
     let catalog = cache.catalog_revisions()?;
     let (products, classifications) = resolve_filter(&catalog, profile).map_err(|e| UpstreamError::Config(e.0))?;
     drop(catalog);
     let mut filter_ids: Vec<String> = products.iter().chain(&classifications).map(|(g, _)| g.clone()).collect();
     filter_ids.sort();
+    filter_ids.extend(language_ids.iter().map(|id| format!("language {id}")));
     let filter_key = key(&upstream, &format!("sync_anchor.{:016x}", xxhash_rust::xxh3::xxh3_64(filter_ids.join(",").as_bytes())));
     let anchor = cache.setting(&filter_key)?;
     let delta = anchor.is_some();
@@ -118,12 +130,14 @@ pub fn sync(
         list.iter().filter_map(|(g, _)| Guid::parse(g).ok()).map(|g| (g, delta)).collect()
     };
     let (product_ids, class_ids) = (as_guids(&products), as_guids(&classifications));
+    let languages: Vec<(i32, bool)> = language_ids.iter().map(|&id| (id, delta)).collect();
     progress(SyncProgress::Listing("updates"));
     let (new_anchor, listed) = session.revision_ids(&Filter {
         anchor: anchor.as_deref(),
         get_config: false,
         categories: &product_ids,
         classifications: &class_ids,
+        languages: &languages,
     })?;
     report.update_revisions_listed = listed.len();
     fetch_and_store(cache, &session, &listed, batch, options.parallel, &mut report, progress)?;
@@ -132,6 +146,39 @@ pub fn sync(
     report.notes = session.take_log();
     report.seconds = started.elapsed().as_secs_f64();
     Ok(report)
+}
+
+/// The cache setting that keeps the languages the last upstream offered, `id:short` pairs.
+pub const OFFERED_LANGUAGES: &str = "upstream.languages";
+
+/// The languages an upstream offers as (LCID, short name): those its configuration data lists
+/// as enabled (all of them when "all" is), kept in the cache for the syncs whose answer has no
+/// list (WSUS sends one only to a first call) and for exports without a sync.
+fn offered_languages(cache: &Store, listed: &[crate::wsus::server_sync::Language]) -> Result<Vec<(i32, String)>, UpstreamError> {
+    let all_enabled = listed.iter().any(|l| l.id == 0 && l.enabled);
+    let mut offered: Vec<(i32, String)> = listed
+        .iter()
+        .filter(|l| l.id != 0 && (l.enabled || all_enabled))
+        .filter_map(|l| Some((l.id, Language::new(&l.short).ok()?.to_string())))
+        .collect();
+    if offered.is_empty() {
+        return stored_offered_languages(cache);
+    }
+    offered.sort();
+    let text: Vec<String> = offered.iter().map(|(id, l)| format!("{id}:{l}")).collect();
+    cache.set_setting(OFFERED_LANGUAGES, &text.join(" "))?;
+    Ok(offered)
+}
+
+/// The languages the last upstream offered, or WSUS's list before any sync.
+pub fn stored_offered_languages(cache: &Store) -> Result<Vec<(i32, String)>, UpstreamError> {
+    let stored = cache.setting(OFFERED_LANGUAGES)?.unwrap_or_default();
+    let parsed: Vec<(i32, String)> =
+        stored.split(' ').filter_map(|pair| pair.split_once(':')).filter_map(|(id, l)| Some((id.parse().ok()?, l.to_string()))).collect();
+    if !parsed.is_empty() {
+        return Ok(parsed);
+    }
+    Ok(crate::catalog::language::WSUS_LANGUAGES.iter().filter(|(id, _, _)| *id != 0).map(|(id, l, _)| (*id, l.to_string())).collect())
 }
 
 /// Fetches the listed revisions the cache lacks, `parallel` batches in flight, and ingests them

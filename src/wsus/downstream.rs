@@ -83,6 +83,8 @@ pub struct Filter<'a> {
     /// (GUID, Delta): Delta true when the item was in the filter the anchor belongs to.
     pub categories: &'a [(Guid, bool)],
     pub classifications: &'a [(Guid, bool)],
+    /// (LCID, Delta) of the languages wanted; empty: every language.
+    pub languages: &'a [(i32, bool)],
 }
 
 pub fn get_revision_id_list(cookie: &WireCookie, f: &Filter<'_>) -> String {
@@ -103,6 +105,13 @@ pub fn get_revision_id_list(cookie: &WireCookie, f: &Filter<'_>) -> String {
             w.open("IdAndDelta").raw("Id", &id.to_string()).bool("Delta", *delta).close("IdAndDelta");
         }
         w.close(name);
+    }
+    if !f.languages.is_empty() {
+        w.open("Languages");
+        for (id, delta) in f.languages {
+            w.open("LanguageAndDelta").int("Id", *id as i64).bool("Delta", *delta).close("LanguageAndDelta");
+        }
+        w.close("Languages");
     }
     w.close("filter").close("GetRevisionIdList");
     envelope(&w.out)
@@ -367,13 +376,19 @@ mod tests {
         let classes = [(Guid::from_bytes([2; 16]), false)];
         let body = get_revision_id_list(
             &cookie,
-            &Filter { anchor: Some("1,2026-10-04 16:09:27.371"), get_config: false, categories: &products, classifications: &classes },
+            &Filter {
+                anchor: Some("1,2026-10-04 16:09:27.371"),
+                get_config: false,
+                categories: &products,
+                classifications: &classes,
+                languages: &[(1033, true), (1031, false)],
+            },
         );
         let r = crate::wsus::soap::parse_request(body.as_bytes()).unwrap();
         let f = super::super::server_sync::revision_id_list_request(&r.operation).unwrap();
         assert_eq!(
-            (f.anchor.as_deref(), f.categories.unwrap(), f.classifications.unwrap()),
-            (Some("1,2026-10-04 16:09:27.371"), products.to_vec(), classes.to_vec())
+            (f.anchor.as_deref(), f.categories.unwrap(), f.classifications.unwrap(), f.languages.unwrap()),
+            (Some("1,2026-10-04 16:09:27.371"), products.to_vec(), classes.to_vec(), vec![1033, 1031])
         );
         let body = get_update_data(&cookie, &[(Guid::from_bytes([3; 16]), 200)]);
         let r = crate::wsus::soap::parse_request(body.as_bytes()).unwrap();

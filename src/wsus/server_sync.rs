@@ -142,6 +142,21 @@ pub struct RevisionFilter {
     /// Products and categories with `Delta` (true: only changes since the anchor).
     pub categories: Option<Vec<(Guid, bool)>>,
     pub classifications: Option<Vec<(Guid, bool)>>,
+    /// LCIDs of the languages wanted (absent: every language).
+    pub languages: Option<Vec<i32>>,
+}
+
+/// `Languages`: LanguageAndDelta items. A list longer than WSUS's languages is refused.
+fn language_ids(e: Option<&Element>) -> Result<Option<Vec<i32>>, Fault> {
+    let Some(list) = e.filter(|l| !l.is_nil()) else { return Ok(None) };
+    let ids = list
+        .items()
+        .map(|i| i.child_text("Id").and_then(|v| v.trim().parse::<i32>().ok()).ok_or_else(|| Fault::invalid("filter")))
+        .collect::<Result<Vec<i32>, Fault>>()?;
+    if ids.len() > 256 {
+        return Err(Fault::invalid("filter"));
+    }
+    Ok(Some(ids))
 }
 
 fn ids_and_deltas(e: Option<&Element>) -> Result<Option<Vec<(Guid, bool)>>, Fault> {
@@ -161,6 +176,7 @@ pub fn revision_id_list_request(op: &Element) -> Result<RevisionFilter, Fault> {
         get_config: boolean(f.child_text("GetConfig"), "filter")?,
         categories: ids_and_deltas(f.child("Categories"))?,
         classifications: ids_and_deltas(f.child("Classifications"))?,
+        languages: language_ids(f.child("Languages"))?,
     })
 }
 
