@@ -13,6 +13,15 @@ use std::collections::HashMap;
 pub const GIANT_FROM_INDEX: u64 = 10_000;
 pub const GIANT_CORE_BYTES: usize = 46_887_043;
 
+/// Express files of a cumulative update, against the typical payload size (the full `.cab` is
+/// about 1): a `.psf` several times the full file (users report 6 GB of express files against
+/// 1 GB of full update), and a delta-manifest `.cab` under a hundredth of it. The real Windows 11
+/// sync in `conformance/cbs/` declares every file `SelfContained` (UUP carries its `.psf` files
+/// that way); `PatchingType="Express"` follows WSUS-PROTOCOL.md §3.8 and the WSUS option; the
+/// names and proportions follow the real UUP `.psf` / `-express.cab` pair.
+pub const EXPRESS_PSF_SCALE: f64 = 4.0;
+pub const EXPRESS_CAB_SCALE: f64 = 0.006;
+
 const PURPOSE_PLAN: u64 = 1;
 const PURPOSE_ID: u64 = 2;
 
@@ -51,6 +60,16 @@ pub enum Clause {
     AnyOf(Vec<Guid>, bool),
 }
 
+/// What shapes an update's files beyond its handler.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Variant<'a> {
+    Plain,
+    /// An OS cumulative update: express files beside the full one.
+    Cumulative,
+    /// A language child: files of this culture (`de-de`).
+    Culture(&'a str),
+}
+
 #[derive(Debug, Clone)]
 pub struct PlannedFile {
     /// Seeds the payload bytes.
@@ -82,6 +101,14 @@ pub struct Planned {
     pub bundled: Vec<Vec<UpdateIdentity>>,
     pub superseded: Vec<Guid>,
     pub files: Vec<PlannedFile>,
+    /// `Properties/Language`: a WSUS short language (`de`, `pt-br`) for language-specific
+    /// updates (Office language children, language packs), `all` for UUP updates, none for
+    /// the other language-neutral ones.
+    pub language: Option<&'static str>,
+    /// LocalizedProperties in every language the catalog is generated with; otherwise only the
+    /// default language (`en`), as detectoids and drivers have them. UUP updates have one
+    /// LocalizedProperties in the neutral language `all` either way.
+    pub translated: bool,
     /// Bytes of applicability rules to aim for (the Core fragment's heavy tail).
     pub core_target: usize,
     pub rules_seed: u64,
@@ -89,7 +116,10 @@ pub struct Planned {
 
 #[derive(Debug)]
 struct PendingBundle {
-    children_left: u32,
+    /// Languages of the children still to plan, last first (`None`: a language-neutral child).
+    children_left: Vec<Option<&'static str>>,
+    /// Office bundles: a language-neutral child and one child per language.
+    by_language: bool,
     children: Vec<UpdateIdentity>,
     product: &'static str,
     classification: &'static str,
@@ -105,6 +135,8 @@ pub struct Planner {
     product_detectoids: HashMap<&'static str, Vec<Guid>>,
     streams: HashMap<(&'static str, &'static str, Handler), Vec<Guid>>,
     pending: Option<PendingBundle>,
+    /// Language packs of a series still to plan (language, product, architecture), last first.
+    pending_language_packs: Vec<(&'static str, &'static str, &'static str)>,
     /// Top-level software updates that may get a newer revision later.
     bumpable: Vec<Planned>,
     subcategories: u32,
@@ -115,6 +147,27 @@ const ARCH_DETECTOIDS: [&str; 4] = ["x64-based systems", "x86-based systems", "A
 const SUBCATEGORY_NAMES: [&str; 6] =
     ["Dynamic Update", "GDR-DU", "Language Packs", "Feature On Demand", "Security-only Update", "Servicing Stack"];
 const MAX_SUBCATEGORIES: u32 = 120;
+
+/// Languages of language-specific updates, as WSUS short languages (`ShortLanguage` in
+/// GetConfigData), with the culture their file names use. The upstream publishes them whatever
+/// languages a downstream asks for.
+pub const UPDATE_LANGUAGES: [(&str, &str); 7] =
+    [("en", "en-us"), ("de", "de-de"), ("fr", "fr-fr"), ("ja", "ja-jp"), ("es", "es-es"), ("pt-br", "pt-br"), ("zh-cn", "zh-cn")];
+
+fn culture(language: &str) -> &'static str {
+    UPDATE_LANGUAGES.iter().find(|(l, _)| *l == language).map(|(_, c)| *c).unwrap_or("en-us")
+}
+
+/// A few languages of the pool, in pool order: English always, then each other one by chance.
+fn pick_languages(rng: &mut Rng, at_least: usize) -> Vec<&'static str> {
+    loop {
+        let picked: Vec<&'static str> =
+            UPDATE_LANGUAGES.iter().enumerate().filter(|(i, _)| *i == 0 || rng.chance(0.6)).map(|(_, (l, _))| *l).collect();
+        if picked.len() >= at_least {
+            return picked;
+        }
+    }
+}
 const BASE_TIME: i64 = 1_704_067_200; // 2024-01-01T00:00:00Z
 
 impl Planner {
@@ -127,6 +180,7 @@ impl Planner {
             product_detectoids: HashMap::new(),
             streams: HashMap::new(),
             pending: None,
+            pending_language_packs: Vec::new(),
             bumpable: Vec::new(),
             subcategories: 0,
             giant_done: false,
@@ -168,6 +222,8 @@ impl Planner {
             bundled: Vec::new(),
             superseded: Vec::new(),
             files: Vec::new(),
+            language: None,
+            translated: !matches!(update_type, "Detectoid" | "Driver"),
             core_target: 0,
             rules_seed: self.seed ^ index.wrapping_mul(0x2545_F491_4F6C_DD1D),
         }
@@ -188,6 +244,9 @@ impl Planner {
         if self.pending.is_some() {
             return self.bundle_step(index, &mut rng);
         }
+        if let Some((language, product, arch)) = self.pending_language_packs.pop() {
+            return self.language_pack(index, &mut rng, language, product, arch);
+        }
         if index >= GIANT_FROM_INDEX && !self.giant_done {
             self.giant_done = true;
             let mut p = self.standalone(index, &mut rng, Some(Handler::Cbs));
@@ -197,14 +256,15 @@ impl Planner {
         }
         let can_bump = self.bumpable.len() > 20;
         let can_sub = self.subcategories < MAX_SUBCATEGORIES;
-        let weights = [110, 7, 29, if can_bump { 2 } else { 0 }, if can_sub { 1 } else { 0 }, 1];
+        let weights = [110, 7, 29, if can_bump { 2 } else { 0 }, if can_sub { 1 } else { 0 }, 1, 1];
         match rng.weighted(&weights) {
             0 => self.detectoid(index, &mut rng),
             1 => self.standalone(index, &mut rng, None),
             2 => self.start_bundle(index, &mut rng),
             3 => self.bump(index, &mut rng),
             4 => self.subcategory(index, &mut rng),
-            _ => self.driver(index, &mut rng),
+            5 => self.driver(index, &mut rng),
+            _ => self.start_language_packs(index, &mut rng),
         }
     }
 
@@ -309,7 +369,11 @@ impl Planner {
         }
     }
 
-    fn files_for(&self, rng: &mut Rng, index: u64, handler: Handler, kb: u32, arch: &str) -> Vec<PlannedFile> {
+    /// Payload files. An OS cumulative update's full `.cab` comes with express files
+    /// (`PatchingType="Express"`): the `.psf` that clients take byte ranges of, several times the
+    /// full file's size, and a small `-express.cab` of delta manifests (as the real SSU pair in
+    /// the UUP sample: 23 MB `.psf`, 103 KB express `.cab` beside a 17 MB full `.cab`).
+    fn files_for(&self, rng: &mut Rng, index: u64, handler: Handler, kb: u32, arch: &str, variant: Variant<'_>) -> Vec<PlannedFile> {
         let size = |rng: &mut Rng, scale: f64| ((self.payload_bytes as f64 * scale * (0.5 + rng.unit())) as u64).max(1);
         let mut key = 0u64;
         let mut file = |rng: &mut Rng, name: String, scale: f64, patching: Option<&'static str>, preferred: Option<&'static str>| {
@@ -317,12 +381,23 @@ impl Planner {
             PlannedFile { content_key: index << 8 | key, file_name: name, size: size(rng, scale), patching_type: patching, preferred }
         };
         match handler {
-            Handler::Cbs => vec![file(rng, format!("Windows11.0-KB{kb}-{arch}.cab"), 1.0, Some("SelfContained"), None)],
+            Handler::Cbs => {
+                let mut v = vec![file(rng, format!("Windows11.0-KB{kb}-{arch}.cab"), 1.0, Some("SelfContained"), None)];
+                if variant == Variant::Cumulative {
+                    v.push(file(rng, format!("Windows11.0-KB{kb}-{arch}.psf"), EXPRESS_PSF_SCALE, Some("Express"), None));
+                    v.push(file(rng, format!("Windows11.0-KB{kb}-{arch}-express.cab"), EXPRESS_CAB_SCALE, Some("Express"), None));
+                }
+                v
+            }
             Handler::CommandLine => {
                 let name = if rng.chance(0.5) { "AM_Delta.exe".into() } else { format!("windows-kb{kb}-{arch}.exe") };
                 vec![file(rng, name, 1.0, None, None)]
             }
-            Handler::WindowsInstaller => vec![file(rng, format!("office2016-kb{kb}-fullfile-{arch}-glb.cab"), 1.0, None, None)],
+            // Office names its language-neutral payloads `glb` and the others by culture.
+            Handler::WindowsInstaller => match variant {
+                Variant::Culture(c) => vec![file(rng, format!("office2016-kb{kb}-fullfile-{arch}-{c}.cab"), 0.4, None, None)],
+                _ => vec![file(rng, format!("office2016-kb{kb}-fullfile-{arch}-glb.cab"), 1.0, None, None)],
+            },
             Handler::Driver => vec![file(rng, format!("driver-{index}-{arch}.cab"), 0.5, None, None)],
             Handler::OsInstaller => {
                 let hex = format!("{:040X}", rng.next_u64() as u128 * 0x1_0000_0001);
@@ -383,10 +458,20 @@ impl Planner {
         p.explicitly_deployable = true;
         p.prerequisites = self.software_prerequisites(rng, product, Some(classification), false);
         p.superseded = self.supersede(rng, product, classification, handler, p.identity.update_id);
-        p.files = self.files_for(rng, index, handler, kb, arch);
+        p.files = self.files_for(rng, index, handler, kb, arch, Self::variant(handler, classification, None));
         p.core_target = Self::core_target(rng, handler);
         self.bumpable.push(p.clone());
         p
+    }
+
+    /// OS cumulative updates (CBS security updates and rollups) come with express files;
+    /// language children have files of their culture.
+    fn variant(handler: Handler, classification: &str, language: Option<&str>) -> Variant<'static> {
+        match language {
+            Some(l) => Variant::Culture(culture(l)),
+            None if handler == Handler::Cbs && matches!(classification, cat::SECURITY | cat::ROLLUPS) => Variant::Cumulative,
+            None => Variant::Plain,
+        }
     }
 
     /// Newer updates of a stream supersede the ones before them (real density: 6 in 10 software updates
@@ -407,9 +492,19 @@ impl Planner {
         let product = Self::pick_product(rng);
         let child_handler = Self::handler_for(rng, product, true);
         let classification = Self::pick_classification(rng, product, child_handler);
-        self.pending = Some(PendingBundle {
+        // Office updates with language resources: a language-neutral child and one child per
+        // language, each with its own files and `Properties/Language`.
+        let by_language = child_handler == Handler::WindowsInstaller && rng.chance(0.5);
+        let mut children_left: Vec<Option<&'static str>> = if by_language {
+            std::iter::once(None).chain(pick_languages(rng, 3).into_iter().map(Some)).collect()
+        } else {
             // Real bundles mostly carry one child (561 children for 525 bundles).
-            children_left: 1 + rng.weighted(&[80, 15, 5]) as u32,
+            vec![None; 1 + rng.weighted(&[80, 15, 5])]
+        };
+        children_left.reverse();
+        self.pending = Some(PendingBundle {
+            children_left,
+            by_language,
             children: Vec::new(),
             product,
             classification,
@@ -423,17 +518,21 @@ impl Planner {
     fn bundle_step(&mut self, index: u64, rng: &mut Rng) -> Planned {
         let pending = self.pending.as_mut().expect("called with a bundle in progress");
         let (product, classification, handler, kb) = (pending.product, pending.classification, pending.child_handler, pending.kb);
-        if pending.children_left > 0 {
-            pending.children_left -= 1;
-            let arch = ["x64", "arm64", "x86", "x64"][pending.children.len() % 4];
+        if let Some(language) = pending.children_left.pop() {
+            // Language children of one update share its architecture.
+            let arch = if pending.by_language { "x64" } else { ["x64", "arm64", "x86", "x64"][pending.children.len() % 4] };
             let mut p = self.base(index, self.guid("bundle-child", index), "Software", handler);
             p.product = Some(product);
             p.classification = Some(classification);
             p.title = format!("HIDDEN: {}", Self::title(product, classification, handler, kb, p.created, arch));
+            if let Some(l) = language {
+                p.title = format!("{} ({})", p.title, culture(l));
+            }
             p.description = p.title.clone();
+            p.language = if handler == Handler::OsInstaller { Some("all") } else { language };
             p.prerequisites = self.software_prerequisites(rng, product, None, true);
             p.prerequisites.retain(|c| matches!(c, Clause::One(_)));
-            p.files = self.files_for(rng, index, handler, kb, arch);
+            p.files = self.files_for(rng, index, handler, kb, arch, Self::variant(handler, classification, language));
             p.core_target = Self::core_target(rng, handler);
             self.pending.as_mut().expect("still pending").children.push(p.identity);
             return p;
@@ -448,8 +547,14 @@ impl Planner {
         p.msrc_severity = Self::severity(rng, classification);
         p.explicitly_deployable = true;
         p.prerequisites = self.software_prerequisites(rng, product, Some(classification), false);
-        // One AtLeastOne per architecture group, as real bundles do.
-        p.bundled = pending.children.chunks(2).map(|c| c.to_vec()).collect();
+        p.bundled = if pending.by_language {
+            // The language-neutral child, and the language children of which a machine takes
+            // those of its Office languages.
+            vec![pending.children[..1].to_vec(), pending.children[1..].to_vec()]
+        } else {
+            // One AtLeastOne per architecture group, as real bundles do.
+            pending.children.chunks(2).map(|c| c.to_vec()).collect()
+        };
         p.superseded = self.supersede(rng, product, classification, Handler::Bundle, p.identity.update_id);
         p.core_target = Self::core_target(rng, Handler::Bundle);
         self.bumpable.push(p.clone());
@@ -493,7 +598,54 @@ impl Planner {
         p.description = p.title.clone();
         p.explicitly_deployable = true;
         p.prerequisites = vec![Clause::AnyOf(vec![cat::guid(cat::DRIVERS)], true), Clause::AnyOf(vec![cat::guid(product)], true)];
-        p.files = self.files_for(rng, index, Handler::Driver, 0, "x64");
+        p.files = self.files_for(rng, index, Handler::Driver, 0, "x64", Variant::Plain);
+        p
+    }
+
+    /// A series of language packs, one standalone update per language, as Windows publishes
+    /// them (`Properties/Language` names the language, the files its culture).
+    fn start_language_packs(&mut self, index: u64, rng: &mut Rng) -> Planned {
+        let product = *rng.pick(&[cat::WINDOWS_11, cat::WINDOWS_11, cat::WINDOWS_10_1903, cat::SERVER_2025]);
+        let arch = *rng.pick(&["x64", "x64", "arm64"]);
+        let languages = pick_languages(rng, 2);
+        self.pending_language_packs = languages.iter().rev().map(|l| (*l, product, arch)).collect();
+        let (language, product, arch) = self.pending_language_packs.pop().expect("at least two languages");
+        self.language_pack(index, rng, language, product, arch)
+    }
+
+    fn language_pack(&mut self, index: u64, rng: &mut Rng, language: &'static str, product: &'static str, arch: &'static str) -> Planned {
+        let culture = culture(language);
+        let mut p = self.base(index, self.guid("language-pack", index), "Software", Handler::Cbs);
+        p.product = Some(product);
+        p.classification = Some(cat::UPDATES);
+        p.language = Some(language);
+        p.title = format!("{} Language Pack {culture} for {arch}-based Systems", cat::category(product).title);
+        p.description = format!(
+            "Install this language pack to show {} in {culture}. After it is installed, the language can be chosen in Settings.",
+            cat::category(product).title
+        );
+        p.explicitly_deployable = true;
+        p.prerequisites = self.software_prerequisites(rng, product, Some(cat::UPDATES), false);
+        let package_arch = if arch == "x64" { "amd64" } else { arch };
+        let size = |rng: &mut Rng, scale: f64| ((self.payload_bytes as f64 * scale * (0.5 + rng.unit())) as u64).max(1);
+        p.files = vec![
+            PlannedFile {
+                content_key: index << 8 | 1,
+                file_name: format!("Microsoft-Windows-Client-Language-Pack_{arch}_{culture}.cab"),
+                size: size(rng, 0.8),
+                patching_type: Some("SelfContained"),
+                preferred: None,
+            },
+            PlannedFile {
+                content_key: index << 8 | 2,
+                file_name: format!("Microsoft-Windows-LanguageFeatures-Basic-{culture}-Package~31bf3856ad364e35~{package_arch}~~.cab"),
+                size: size(rng, 0.2),
+                patching_type: Some("SelfContained"),
+                preferred: None,
+            },
+        ];
+        p.core_target = Self::core_target(rng, Handler::Cbs);
+        self.bumpable.push(p.clone());
         p
     }
 }
@@ -510,6 +662,80 @@ mod tests {
         let again: Vec<_> = (0..300).map(|_| b.next_item().identity).collect();
         assert_eq!(first, again);
         assert_ne!(Planner::new(43, 1000).next_item().title, String::new());
+    }
+
+    #[test]
+    fn language_specific_updates_come_in_several_languages_beside_neutral_ones() {
+        let mut planner = Planner::new(3, 1024);
+        let items: Vec<Planned> = (0..4000).map(|_| planner.next_item()).collect();
+        let by_id: HashMap<UpdateIdentity, &Planned> = items.iter().map(|p| (p.identity, p)).collect();
+        // Office bundles: a neutral child (`glb` files, no Language) and language children.
+        let mut office_languages = std::collections::BTreeSet::new();
+        let mut office_bundles = 0;
+        for bundle in items.iter().filter(|p| p.handler == Handler::Bundle) {
+            let members: Vec<&Planned> = bundle.bundled.iter().flatten().map(|m| by_id[m]).collect();
+            if !members.iter().any(|m| m.language.is_some() && m.handler == Handler::WindowsInstaller) {
+                continue;
+            }
+            office_bundles += 1;
+            assert!(matches!(bundle.product, Some(cat::OFFICE_2016 | cat::OFFICE_365)), "{}", bundle.title);
+            assert_eq!(bundle.language, None, "the bundle itself is language-neutral");
+            let neutral: Vec<_> = members.iter().filter(|m| m.language.is_none()).collect();
+            assert_eq!(neutral.len(), 1, "{}", bundle.title);
+            assert!(neutral[0].files[0].file_name.ends_with("-glb.cab"));
+            for m in members.iter().filter(|m| m.language.is_some()) {
+                let language = m.language.unwrap();
+                office_languages.insert(language);
+                assert_eq!(m.files.len(), 1);
+                assert!(m.files[0].file_name.ends_with(&format!("-{}.cab", culture(language))), "{}", m.files[0].file_name);
+            }
+        }
+        assert!(office_bundles >= 5, "{office_bundles} Office bundles with language children");
+        assert!(office_languages.len() >= 5, "{office_languages:?}");
+        // Language packs: standalone, one per language of a series.
+        let packs: Vec<&Planned> = items.iter().filter(|p| p.update_type == "Software" && p.title.contains("Language Pack")).collect();
+        let pack_languages: std::collections::BTreeSet<_> = packs.iter().map(|p| p.language.expect("a language")).collect();
+        assert!(packs.len() >= 10 && pack_languages.len() >= 5, "{} packs in {pack_languages:?}", packs.len());
+        for p in &packs {
+            assert!(p.explicitly_deployable && p.bundled.is_empty());
+            let c = culture(p.language.unwrap());
+            assert!(p.files.iter().all(|f| f.file_name.contains(c)), "{:?}", p.files);
+        }
+        // Language-neutral: UUP updates say `all`, the rest carry no Language; most are neutral.
+        assert!(items.iter().filter(|p| p.handler == Handler::OsInstaller).all(|p| p.language == Some("all")));
+        let neutral = items.iter().filter(|p| p.update_type == "Software" && p.language.is_none()).count();
+        let specific = items.iter().filter(|p| p.language.is_some_and(|l| l != "all")).count();
+        assert!(neutral > 3 * specific, "{neutral} neutral, {specific} language-specific");
+        // Detectoids and drivers are not translated; the rest is.
+        assert!(items.iter().all(|p| p.translated != matches!(p.update_type, "Detectoid" | "Driver")));
+    }
+
+    #[test]
+    fn cumulative_updates_have_express_files_beside_the_full_file() {
+        let mut planner = Planner::new(3, 1 << 20);
+        let items: Vec<Planned> = (0..3000).map(|_| planner.next_item()).collect();
+        let mut cumulative = 0;
+        for p in &items {
+            let express: Vec<&PlannedFile> = p.files.iter().filter(|f| f.patching_type == Some("Express")).collect();
+            if p.handler != Handler::Cbs || !matches!(p.classification, Some(cat::SECURITY | cat::ROLLUPS)) {
+                assert!(express.is_empty(), "{}: {:?}", p.title, p.files);
+                continue;
+            }
+            cumulative += 1;
+            let full: Vec<&PlannedFile> = p.files.iter().filter(|f| f.patching_type == Some("SelfContained")).collect();
+            assert_eq!((full.len(), express.len()), (1, 2), "{}: {:?}", p.title, p.files);
+            let stem = full[0].file_name.strip_suffix(".cab").unwrap();
+            let psf = express.iter().find(|f| f.file_name == format!("{stem}.psf")).expect("a .psf");
+            let manifests = express.iter().find(|f| f.file_name == format!("{stem}-express.cab")).expect("an express .cab");
+            assert!(psf.size > full[0].size, "the .psf is larger than the full file");
+            assert!(manifests.size * 20 < full[0].size, "the delta manifests are small");
+        }
+        assert!(cumulative >= 20, "{cumulative} cumulative updates");
+        // Each file of an item has its own payload bytes.
+        for p in &items {
+            let keys: std::collections::HashSet<u64> = p.files.iter().map(|f| f.content_key).collect();
+            assert_eq!(keys.len(), p.files.len(), "{}", p.title);
+        }
     }
 
     #[test]

@@ -63,7 +63,20 @@ fn timestamp(secs: i64, millis: Option<u32>) -> String {
     if millis.is_some() { d.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string() } else { d.format("%Y-%m-%dT%H:%M:%SZ").to_string() }
 }
 
-/// Renders the document. `languages` lists the LocalizedProperties to write (`en` first).
+/// The languages of an item's LocalizedProperties: every one asked for if the item is
+/// translated, else the default language alone; UUP updates have the neutral language `all`.
+fn localized_languages<'a>(p: &Planned, languages: &'a [String]) -> Vec<&'a str> {
+    if p.language == Some("all") {
+        return vec!["all"];
+    }
+    if p.translated {
+        return languages.iter().map(String::as_str).collect();
+    }
+    languages.iter().find(|l| *l == "en").or(languages.first()).map(String::as_str).into_iter().collect()
+}
+
+/// Renders the document. `languages` lists the LocalizedProperties to write (`en` first) for
+/// translated items; the others get `en` (or the first language) alone.
 pub fn render(p: &Planned, files: &[RenderedFile], languages: &[String]) -> String {
     let mut x = Xml(String::with_capacity(2048 + p.core_target + 512 * languages.len()));
     let mut root_ns = vec![("xmlns:pub", "http://schemas.microsoft.com/msus/2002/12/Publishing")];
@@ -122,16 +135,18 @@ pub fn render(p: &Planned, files: &[RenderedFile], languages: &[String]) -> Stri
         x.text_element("upd:SupportUrl", "https://support.microsoft.com/help");
         x.text_element("upd:KBArticleID", &kb.to_string());
     }
-    if p.handler == Handler::OsInstaller {
-        x.text_element("upd:Language", "all");
+    // Last child of Properties, as in the real UUP fragment (after InstallationBehavior) and
+    // WSUS-PROTOCOL.md §5.1 (after KBArticleID and SecurityBulletinID).
+    if let Some(language) = p.language {
+        x.text_element("upd:Language", language);
     }
     x.close("upd:Properties");
 
     x.open("upd:LocalizedPropertiesCollection", &[]);
-    for lang in languages {
+    for lang in localized_languages(p, languages) {
         x.open("upd:LocalizedProperties", &[]);
         x.text_element("upd:Language", lang);
-        let prefix = if lang == "en" { String::new() } else { format!("[{lang}] ") };
+        let prefix = if matches!(lang, "en" | "all") { String::new() } else { format!("[{lang}] ") };
         x.text_element("upd:Title", &format!("{prefix}{}", p.title));
         x.text_element("upd:Description", &format!("{prefix}{}", p.description));
         if p.kb.is_some() {
@@ -508,4 +523,92 @@ fn render_rules(x: &mut Xml, p: &Planned) {
         }
     }
     x.close("upd:ApplicabilityRules");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::parse_update;
+    use crate::synth::plan::Planner;
+
+    fn rendered_files(p: &Planned) -> Vec<RenderedFile> {
+        p.files
+            .iter()
+            .map(|f| {
+                let mut sha1 = [0u8; 20];
+                sha1[..8].copy_from_slice(&f.content_key.to_le_bytes());
+                let mut sha256 = [9u8; 32];
+                sha256[..8].copy_from_slice(&f.content_key.to_le_bytes());
+                RenderedFile {
+                    file_name: f.file_name.clone(),
+                    size: f.size,
+                    sha1: Sha1Digest(sha1),
+                    sha256: Sha256Digest(sha256),
+                    patching_type: f.patching_type,
+                    preferred: f.preferred,
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn language_sits_last_in_properties_and_localized_properties_follow_the_item() {
+        let languages: Vec<String> = ["en", "de", "fr", "ja"].map(String::from).to_vec();
+        let mut planner = Planner::new(3, 1024);
+        let (mut specific, mut uup, mut neutral, mut untranslated) = (0, 0, 0, 0);
+        for _ in 0..3000 {
+            let p = planner.next_item();
+            let doc = render(&p, &rendered_files(&p), &languages);
+            let parsed = parse_update(doc.as_bytes()).unwrap_or_else(|e| panic!("item {}: {e}", p.index));
+            let localized: Vec<&str> = parsed.fragments.localized.iter().map(|(l, _)| l.as_str()).collect();
+            match p.language {
+                Some(language) => {
+                    // After InstallationBehavior, SupportUrl and KBArticleID, as the real UUP
+                    // ExtendedProperties and WSUS-PROTOCOL.md §5.1 have it.
+                    let tail = format!("<upd:Language>{language}</upd:Language></upd:Properties>");
+                    assert!(doc.contains(&tail), "item {}: {doc:.2000}", p.index);
+                    assert_eq!(doc.matches("</upd:Language></upd:Properties>").count(), 1);
+                    // Extended keeps the Properties child; Core leaves it out.
+                    let extended = &parsed.fragments.extended;
+                    assert!(extended.contains(&format!("<Language>{language}</Language></ExtendedProperties>")), "{extended:.600}");
+                    assert!(!parsed.fragments.core.contains("<Language>"));
+                    if language == "all" {
+                        uup += 1;
+                        assert_eq!(localized, ["all"], "UUP updates have the neutral language only");
+                    } else {
+                        specific += 1;
+                        assert_eq!(localized, ["en", "de", "fr", "ja"]);
+                    }
+                }
+                None => {
+                    assert!(!doc.contains("</upd:Language></upd:Properties>"), "item {}", p.index);
+                    if p.translated {
+                        neutral += 1;
+                        assert_eq!(localized, ["en", "de", "fr", "ja"]);
+                    } else {
+                        untranslated += 1;
+                        assert_eq!(localized, ["en"]);
+                    }
+                }
+            }
+        }
+        assert!(specific > 20 && uup > 20 && neutral > 200 && untranslated > 1000, "{specific} {uup} {neutral} {untranslated}");
+    }
+
+    #[test]
+    fn express_files_are_declared_beside_the_full_file() {
+        let mut planner = Planner::new(3, 1 << 20);
+        let p = (0..3000)
+            .map(|_| planner.next_item())
+            .find(|p| p.files.iter().any(|f| f.patching_type == Some("Express")))
+            .expect("a cumulative update");
+        let files = rendered_files(&p);
+        let doc = render(&p, &files, &["en".to_string()]);
+        let parsed = parse_update(doc.as_bytes()).unwrap();
+        let kinds: Vec<(&str, Option<&str>)> = parsed.update.files.iter().map(|f| (f.extension(), f.patching_type.as_deref())).collect();
+        assert_eq!(kinds, [("cab", Some("SelfContained")), ("psf", Some("Express")), ("cab", Some("Express"))]);
+        let total: u64 = files.iter().map(|f| f.size).sum();
+        assert_eq!(parsed.update.max_download_size, Some(total), "MaxDownloadSize counts every file, as the real UUP one does");
+        assert!(parsed.fragments.extended.contains(r#"PatchingType="Express""#));
+    }
 }

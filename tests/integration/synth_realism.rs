@@ -203,3 +203,81 @@ fn the_largest_core_fragment_is_as_large_as_the_real_one() {
     let parsed = parse_update(doc.as_bytes()).unwrap();
     assert!(parsed.fragments.core.len() > 40_000_000, "{}", parsed.fragments.core.len());
 }
+
+/// `<upd:Language>` children of `<upd:Properties>` in a document (not the LocalizedProperties ones).
+fn property_languages(doc: &str) -> Vec<String> {
+    let properties = &doc[doc.find("<upd:Properties").unwrap()..doc.find("</upd:Properties>").unwrap()];
+    properties.split("<upd:Language>").skip(1).map(|rest| rest[..rest.find("</upd:Language>").unwrap()].to_string()).collect()
+}
+
+#[test]
+fn generated_catalog_has_language_specific_and_language_neutral_updates() {
+    let items = generate(3000);
+    let by_id: BTreeMap<String, &ferry::synth::Planned> = items.iter().map(|(p, _)| (p.identity.to_string(), p)).collect();
+    let mut specific: BTreeMap<String, usize> = BTreeMap::new();
+    let (mut neutral, mut uup, mut office_children, mut packs, mut several_localized) = (0, 0, 0, 0, 0);
+    for (p, doc) in &items {
+        let parsed = parse_update(doc.as_bytes()).unwrap_or_else(|e| panic!("item {}: {e}", p.index));
+        if parsed.fragments.localized.len() > 1 {
+            several_localized += 1;
+        }
+        let languages = property_languages(doc);
+        assert!(languages.len() <= 1, "item {}: {languages:?}", p.index);
+        match languages.first().map(String::as_str) {
+            None => neutral += usize::from(p.update_type == "Software"),
+            Some("all") => {
+                uup += 1;
+                assert_eq!(p.handler, ferry::synth::Handler::OsInstaller);
+                let localized: Vec<&str> = parsed.fragments.localized.iter().map(|(l, _)| l.as_str()).collect();
+                assert_eq!(localized, ["all"], "UUP LocalizedProperties are in the neutral language");
+            }
+            Some(language) => {
+                *specific.entry(language.to_string()).or_default() += 1;
+                assert!(parsed.fragments.extended.contains(&format!("<Language>{language}</Language></ExtendedProperties>")));
+                assert!(!p.files.is_empty(), "a language-specific update carries its own files");
+                if p.handler == ferry::synth::Handler::WindowsInstaller {
+                    office_children += 1;
+                } else {
+                    packs += 1;
+                    assert!(p.title.contains("Language Pack"), "{}", p.title);
+                }
+            }
+        }
+        // An Office bundle of language children has a language-neutral member too.
+        let members: Vec<&ferry::synth::Planned> = p.bundled.iter().flatten().map(|m| by_id[&m.to_string()]).collect();
+        if members.iter().any(|m| m.language.is_some_and(|l| l != "all")) {
+            assert!(members.iter().any(|m| m.language.is_none() && m.files[0].file_name.ends_with("-glb.cab")), "{}", p.title);
+        }
+    }
+    assert!(specific.len() >= 5, "languages of language-specific updates: {specific:?}");
+    assert!(office_children >= 20 && packs >= 10, "{office_children} Office language children, {packs} language packs");
+    assert!(uup >= 20 && neutral > 3 * specific.values().sum::<usize>(), "{neutral} neutral, {uup} UUP, {specific:?}");
+    // The documents are rendered with en and de; detectoids and drivers have English only.
+    assert!(several_localized > 500 && several_localized < items.len() / 2, "{several_localized} with several languages");
+}
+
+#[test]
+fn cumulative_updates_carry_express_files_whose_payloads_match_their_digests() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = ferry::store::Store::open_or_create(dir.path()).unwrap();
+    let options =
+        ferry::synth::SynthOptions { updates: 700, seed: 5, languages: vec!["en".into(), "de".into(), "ja".into()], payload_bytes: 4096 };
+    let report = ferry::synth::synthesize(&mut store, &options, &mut |_, _| {}).unwrap();
+    assert_eq!(report.revisions_added, 700);
+    let files = store.all_files().unwrap();
+    let express: Vec<_> = files.iter().filter(|f| f.patching_type.as_deref() == Some("Express")).collect();
+    let psf: Vec<_> = express.iter().filter(|f| f.extension == "psf").collect();
+    assert!(psf.len() >= 3, "{} express .psf files", psf.len());
+    assert_eq!(express.len(), 2 * psf.len(), "each .psf comes with one express .cab of delta manifests");
+    for p in &psf {
+        let stem = p.file_name.strip_suffix(".psf").unwrap();
+        let full = files.iter().find(|f| f.file_name == format!("{stem}.cab")).expect("the full file beside it");
+        let manifests = files.iter().find(|f| f.file_name == format!("{stem}-express.cab")).expect("its delta manifests");
+        assert_eq!(full.patching_type.as_deref(), Some("SelfContained"));
+        assert!(p.size > full.size && manifests.size * 20 < full.size, "{} {} {}", p.size, full.size, manifests.size);
+        assert!(p.present && manifests.present);
+    }
+    // Every payload, express files included, re-hashes to the digests its document declares.
+    let check = store.check(true, &mut |_, _| {}).unwrap();
+    assert!(check.is_clean(), "{:?}", check.problems.iter().map(|p| format!("{}: {}", p.subject, p.problem)).collect::<Vec<_>>());
+}
