@@ -325,3 +325,168 @@ fn left_of(
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::Sha1Digest;
+
+    const PRODUCT: &str = "00000000-0000-0000-0000-0000000000a1";
+    const CLASS: &str = "00000000-0000-0000-0000-0000000000c1";
+
+    fn file(name: &str, size: u64, express: bool) -> FileSummary {
+        let mut sha1 = [0u8; 20];
+        sha1[..name.len().min(20)].copy_from_slice(&name.as_bytes()[..name.len().min(20)]);
+        FileSummary {
+            file_name: name.into(),
+            size,
+            sha1: Sha1Digest(sha1),
+            sha256: None,
+            extension: "cab".into(),
+            patching_type: Some(if express { "Express" } else { "SelfContained" }.into()),
+            present: true,
+            content_path: String::new(),
+        }
+    }
+
+    fn category(n: i32, id: &str, kind: &str, title: &str) -> CatalogRevision {
+        let mut r = update(n, id, &[], vec![]);
+        r.update_type = "Category".into();
+        r.category_kind = Some(kind.into());
+        r.title = Some(title.into());
+        r.prerequisites = Vec::new();
+        r
+    }
+
+    /// An update of the product and classification, for `languages`, with `files`.
+    fn update(n: i32, id: &str, languages: &[&str], files: Vec<FileSummary>) -> CatalogRevision {
+        CatalogRevision {
+            revision_id: n,
+            update_id: id.into(),
+            revision_number: 100,
+            update_type: "Software".into(),
+            category_kind: None,
+            is_latest: true,
+            is_bundle: false,
+            explicitly_deployable: true,
+            expired: false,
+            title: Some(id.into()),
+            kb_article: None,
+            msrc_severity: None,
+            document_size: 1000,
+            languages: languages.iter().map(|l| l.to_string()).collect(),
+            prerequisites: vec![PRODUCT.into(), CLASS.into()],
+            prerequisite_clauses: Vec::new(),
+            ingested_at: String::new(),
+            core_size: 100,
+            bundle_members: Vec::new(),
+            superseded: Vec::new(),
+            files,
+        }
+    }
+
+    /// A neutral cumulative update with an express file, a German-only update, an Office-style
+    /// bundle with an English and a German member, and an older update the cumulative replaces.
+    fn catalog() -> Vec<CatalogRevision> {
+        let mut cumulative = update(3, "cu", &[], vec![file("cu-full", 1000, false), file("cu-express", 5000, true)]);
+        cumulative.superseded = vec!["old".into()];
+        let mut office = update(6, "office", &[], vec![]);
+        office.is_bundle = true;
+        office.bundle_members = vec![("office-en".into(), 100), ("office-de".into(), 100)];
+        let member = |n, id: &str, lang: &str, f| {
+            let mut m = update(n, id, &[lang], vec![file(f, 200, false)]);
+            m.prerequisites.clear();
+            m.explicitly_deployable = false;
+            m
+        };
+        vec![
+            category(1, PRODUCT, "Product", "Windows 11"),
+            category(2, CLASS, "UpdateClassification", "Security Updates"),
+            cumulative,
+            update(4, "langpack-de", &["de"], vec![file("lp-de", 300, false)]),
+            update(5, "old", &[], vec![file("old-full", 700, false)]),
+            office,
+            member(7, "office-en", "en", "office-en.cab"),
+            member(8, "office-de", "de", "office-de.cab"),
+        ]
+    }
+
+    fn profile(extra: &str) -> Profile {
+        Profile::parse(&format!("channel = \"t\"\nproducts = [\"Windows 11\"]\nclassifications = [\"Security Updates\"]\n{extra}"), "t")
+            .unwrap()
+    }
+
+    fn ids(catalog: &[CatalogRevision], s: &Selected) -> Vec<String> {
+        let mut v: Vec<String> = s.revisions.iter().map(|&i| catalog[i].update_id.clone()).filter(|u| !u.starts_with("00000000")).collect();
+        v.sort();
+        v
+    }
+
+    fn files(s: &Selected) -> Vec<String> {
+        let mut v: Vec<String> = s.payloads.iter().map(|(f, _)| f.file_name.clone()).collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn each_setting_selects_and_counts_what_it_leaves_behind() {
+        let c = catalog();
+        let left = |updates, files, bytes| Left { updates, files, bytes };
+        // (profile lines, updates carried, files carried, left behind: languages, express, superseded, payloads)
+        let cases: &[(&str, &[&str], &[&str], [Left; 4])] = &[
+            (
+                "",
+                &["cu", "office", "office-en"],
+                &["cu-full", "office-en.cab"],
+                [left(2, 2, 500), left(0, 1, 5000), left(1, 1, 700), Left::default()],
+            ),
+            (
+                "languages = [\"en\", \"de\"]\nexpress = true",
+                &["cu", "langpack-de", "office", "office-de", "office-en"],
+                &["cu-express", "cu-full", "lp-de", "office-de.cab", "office-en.cab"],
+                [Left::default(), Left::default(), left(1, 1, 700), Left::default()],
+            ),
+            (
+                "languages = [\"all\"]\ninclude_superseded = true\npayloads = \"not-superseded\"",
+                &["cu", "langpack-de", "office", "office-de", "office-en", "old"],
+                &["cu-full", "lp-de", "office-de.cab", "office-en.cab"],
+                [Left::default(), left(0, 1, 5000), Left::default(), left(0, 1, 700)],
+            ),
+            (
+                "payloads = \"none\"",
+                &["cu", "office", "office-en"],
+                &[],
+                [left(2, 2, 500), Left::default(), left(1, 1, 700), left(0, 3, 6200)],
+            ),
+        ];
+        for (lines, updates, carried, [languages, express, superseded, payloads]) in cases {
+            let s = select(&c, &profile(lines), &Approved::default()).unwrap();
+            assert_eq!(ids(&c, &s), *updates, "{lines}");
+            assert_eq!(files(&s), *carried, "{lines}");
+            assert_eq!(
+                s.left_behind,
+                LeftBehind { languages: *languages, express: *express, superseded: *superseded, payloads: *payloads },
+                "{lines}"
+            );
+        }
+    }
+
+    #[test]
+    fn approved_payloads_follow_approvals_rules_and_what_they_bring_along() {
+        let c = catalog();
+        let p = profile("payloads = \"approved\"");
+        let none = select(&c, &p, &Approved::default()).unwrap();
+        assert!(none.payloads.is_empty());
+        assert_eq!(none.left_behind.payloads, Left { updates: 0, files: 3, bytes: 6200 });
+
+        // Approving the bundle brings its members' files.
+        let office = Approved { update_ids: ["office".to_string()].into(), rules: Vec::new() };
+        assert_eq!(files(&select(&c, &p, &office).unwrap()), ["office-en.cab"]);
+
+        // A rule by classification title approves what it matches (not what is superseded).
+        let rule = Approved { update_ids: HashSet::new(), rules: vec![(vec!["security updates".into()], vec![])] };
+        assert_eq!(files(&select(&c, &p, &rule).unwrap()), ["cu-full", "office-en.cab"]);
+        let unknown = Approved { update_ids: HashSet::new(), rules: vec![(vec!["Nonsense".into()], vec![])] };
+        assert!(select(&c, &p, &unknown).unwrap_err().0.contains("approval policy"));
+    }
+}

@@ -19,3 +19,4 @@ mod server;
 mod synth_realism;
 mod upstream;
 mod util;
+mod what_travels;
