@@ -433,7 +433,8 @@ mod tests {
         let c = catalog();
         let left = |updates, files, bytes| Left { updates, files, bytes };
         // (profile lines, updates carried, files carried, left behind: languages, express, superseded, payloads)
-        let cases: &[(&str, &[&str], &[&str], [Left; 4])] = &[
+        type Case<'a> = (&'a str, &'a [&'a str], &'a [&'a str], [Left; 4]);
+        let cases: &[Case] = &[
             (
                 "",
                 &["cu", "office", "office-en"],
