@@ -9,14 +9,14 @@ FERRY=${FERRY:-$EXAMPLES/../target/release/ferry}
 WORK=${1:-/tmp/ferry-bench-travels}
 UPDATES=${2:-4000}
 mkdir -p "$WORK" && cd "$WORK"
-[ -d cache ] || "$FERRY" dev synth --updates "$UPDATES" --languages en,de,fr,ja --payload-bytes 256KiB --data cache >/dev/null
+[ -d cache ] || "$FERRY" dev synth --updates "$UPDATES" --languages en,de,fr,ja --payload-bytes ${PAYLOAD:-512KiB} --data cache >/dev/null
 [ -f k.key ] || "$FERRY" keygen --out k >/dev/null 2>&1
 
 profile() { # name settings...
   local name=$1; shift
   {
     echo "channel = \"$name\""
-    echo 'products = ["Windows 11", "Office 2016", "Windows Server 2025"]'
+    echo 'products = ["Windows 11", "Office 2016", "Microsoft Server operating system-24H2"]'
     echo 'classifications = ["Security Updates", "Critical Updates", "Update Rollups", "Updates"]'
     printf '%s\n' "$@"
   } > "$name.toml"
