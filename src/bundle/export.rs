@@ -87,6 +87,8 @@ pub struct Plan {
     /// Payload files the chain has not carried yet, with one revision that needs each.
     pub payloads: Vec<(FileSummary, usize)>,
     pub removed: Vec<Removal>,
+    /// Localized properties and EULAs travel in these languages only.
+    pub languages: Vec<crate::catalog::Language>,
 }
 
 fn key_of(r: &CatalogRevision) -> String {
@@ -116,7 +118,7 @@ pub fn plan(cache: &Store, profile: &Profile, options: &ExportOptions) -> Result
     let to_carry: Vec<usize> = selected.revisions.iter().copied().filter(|&i| !carried_revisions.contains(&key_of(&catalog[i]))).collect();
     let payloads: Vec<_> = selected.payloads.iter().filter(|(f, _)| !carried_files.contains(&f.sha1.to_hex_upper())).cloned().collect();
     let removed = removals(&catalog, &selected, &carried_revisions, &removed_before);
-    Ok(Plan { catalog, selected, sequence, base_sequence, to_carry, payloads, removed })
+    Ok(Plan { catalog, selected, sequence, base_sequence, to_carry, payloads, removed, languages: profile.languages.clone() })
 }
 
 /// What the next bundle would hold, from `ferry export --dry-run`: the same plan and the same
@@ -489,7 +491,7 @@ fn pack_metadata(
         };
         let (mut size, mut uncompressed) = (0u64, 0u64);
         for &i in chunk {
-            let (compressed, doc_size) = cache.compressed_document(catalog[i].revision_id)?;
+            let (compressed, doc_size) = cache.document_in_languages(catalog[i].revision_id, &plan.languages)?;
             size += metadata::write_record(&mut sink, &compressed, doc_size).map_err(|e| BundleError::io(&temp, e))?;
             uncompressed += doc_size;
             metadata_done += doc_size;

@@ -2,6 +2,7 @@
 //! properties and of a server's language list (`en`, `de`, `pt-br`, `zh-hk`), and `all`, which
 //! stands for every language.
 
+use super::model::{LanguageElement, Span, Update};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -113,6 +114,45 @@ pub fn wanted_by(update_languages: &[String], wanted: &[Language]) -> bool {
         || wanted.iter().any(|w| w.is_all() || update_languages.iter().any(|l| l == w.as_str()))
 }
 
+/// The document without the localized properties and EULAs of languages a site does not keep
+/// (`None`: nothing to cut). Kept: the wanted languages, `all`, and, where none of an update's
+/// localized properties (or EULAs) would stay, those of its default language (else the first),
+/// so every update keeps a title. Element spans come from the parser (`Update::language_elements`).
+pub fn strip_languages(document: &[u8], update: &Update, wanted: &[Language]) -> Option<Vec<u8>> {
+    if wanted.iter().any(Language::is_all) {
+        return None;
+    }
+    let keeps = |l: &str| l == Language::ALL || wanted.iter().any(|w| w.as_str() == l);
+    let default = update.default_language.as_deref().map(str::to_ascii_lowercase);
+    let mut cut: Vec<&Span> = Vec::new();
+    // Localized properties and EULAs are decided apart: each kind keeps at least one.
+    for eula in [false, true] {
+        let of_kind: Vec<&LanguageElement> = update.language_elements.iter().filter(|e| e.eula == eula).collect();
+        let fallback = of_kind.iter().position(|e| Some(&e.language) == default.as_ref()).or((!of_kind.is_empty()).then_some(0));
+        let any_kept = of_kind.iter().any(|e| keeps(&e.language));
+        for (k, e) in of_kind.iter().enumerate() {
+            if !keeps(&e.language) && (any_kept || Some(k) != fallback) {
+                cut.push(&e.span);
+            }
+        }
+    }
+    if cut.is_empty() {
+        return None;
+    }
+    cut.sort_by_key(|s| s.start);
+    let mut out = Vec::with_capacity(document.len());
+    let mut at = 0;
+    for span in cut {
+        if span.start < at || span.end > document.len() {
+            return None;
+        }
+        out.extend_from_slice(&document[at..span.start]);
+        at = span.end;
+    }
+    out.extend_from_slice(&document[at..]);
+    Some(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -144,6 +184,52 @@ mod tests {
         for (langs, wanted, expected) in cases {
             let langs: Vec<String> = langs.iter().map(|s| s.to_string()).collect();
             assert_eq!(wanted_by(&langs, wanted), *expected, "{langs:?} for {wanted:?}");
+        }
+    }
+
+    fn document(default: &str, localized: &[&str], eulas: &[&str]) -> String {
+        let props: String = localized
+            .iter()
+            .map(|l| {
+                format!("<upd:LocalizedProperties><upd:Language>{l}</upd:Language><upd:Title>t-{l}</upd:Title></upd:LocalizedProperties>")
+            })
+            .collect();
+        let eulas: String =
+            eulas.iter().map(|l| format!(r#"<upd:EulaFile Language="{l}"><upd:File FileName="e" /></upd:EulaFile>"#)).collect();
+        format!(
+            r#"<upd:Update xmlns:upd="http://schemas.microsoft.com/msus/2002/12/Update"><upd:UpdateIdentity UpdateID="ccb78947-6453-4ecc-9de8-bc0305c98f2d" RevisionNumber="200" /><upd:Properties UpdateType="Software" DefaultPropertiesLanguage="{default}" /><upd:LocalizedPropertiesCollection>{props}{eulas}</upd:LocalizedPropertiesCollection></upd:Update>"#
+        )
+    }
+
+    /// (default language, localized languages, EULA languages, wanted) → (localized kept, EULAs kept); None: nothing cut.
+    #[test]
+    fn other_languages_are_cut_and_every_update_keeps_a_title() {
+        type Case<'a> = (&'a str, &'a [&'a str], &'a [&'a str], &'a [&'a str], Option<(&'a [&'a str], usize)>);
+        let cases: &[Case] = &[
+            ("en", &["en", "de", "fr"], &[], &["en"], Some((&["en"], 0))),
+            ("en", &["en", "de"], &["de", "en"], &["de"], Some((&["de"], 1))),
+            ("en", &["en"], &[], &["en"], None),
+            ("en", &["en", "de"], &[], &["all"], None),
+            ("ja", &["ja", "ko"], &["ko"], &["en"], Some((&["ja"], 1))),
+            ("en", &["all"], &[], &["de"], None),
+        ];
+        for (default, localized, eulas, wanted, expected) in cases {
+            let doc = document(default, localized, eulas);
+            let parsed = crate::catalog::parse_update(doc.as_bytes()).unwrap();
+            let wanted: Vec<Language> = wanted.iter().map(|w| Language::new(w).unwrap()).collect();
+            let stripped = strip_languages(doc.as_bytes(), &parsed.update, &wanted);
+            match (expected, stripped) {
+                (None, None) => {}
+                (Some((kept, eula_count)), Some(bytes)) => {
+                    let again = crate::catalog::parse_update(&bytes).expect("the stripped document parses");
+                    let langs: Vec<&str> = again.update.localized.iter().map(|l| l.language.as_str()).collect();
+                    assert_eq!(langs, *kept, "{localized:?} for {wanted:?}");
+                    assert_eq!(again.update.eula_languages.len(), *eula_count, "{eulas:?} for {wanted:?}");
+                    assert_eq!(again.fragments.core, parsed.fragments.core, "Core never changes");
+                    assert_eq!(again.fragments.extended, parsed.fragments.extended, "Extended never changes");
+                }
+                (e, s) => panic!("{localized:?} for {wanted:?}: expected {e:?}, got {:?}", s.map(String::from_utf8)),
+            }
         }
     }
 }

@@ -144,6 +144,15 @@ impl Behavior {
     }
 }
 
+/// A `LocalizedProperties` or `EulaFile` element of one language.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LanguageElement {
+    /// Lower case, as the element states it.
+    pub language: String,
+    pub eula: bool,
+    pub span: Span,
+}
+
 /// Byte range inside the document the model was parsed from.
 pub type Span = std::ops::Range<usize>;
 
@@ -172,6 +181,9 @@ pub struct Update {
     /// `Properties/@EulaID` and the languages of the `EulaFile`s.
     pub eula_id: Option<Guid>,
     pub eula_languages: Vec<String>,
+    /// Every `LocalizedProperties` and `EulaFile` element with its language (lower case), as
+    /// spans of the document: what `strip_languages` may cut.
+    pub language_elements: Vec<LanguageElement>,
     /// Properties attributes the model does not name, in document order.
     pub other_property_attributes: Vec<(String, String)>,
     pub prerequisites: Vec<PrerequisiteClause>,

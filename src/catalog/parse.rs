@@ -72,6 +72,7 @@ pub fn parse_update(document: &[u8]) -> Result<ParsedUpdate, DocumentError> {
     let shift = |span: &mut Span| *span = span.start + bom..span.end + bom;
     u.applicability_rules.iter_mut().chain(u.handler_specific_data.iter_mut()).for_each(shift);
     u.unknown_elements.iter_mut().for_each(|(_, span)| shift(span));
+    u.language_elements.iter_mut().for_each(|e| shift(&mut e.span));
     Ok(parsed)
 }
 
@@ -280,6 +281,9 @@ struct Parser<'a> {
     installation: Option<Behavior>,
     uninstallation: Option<Behavior>,
     eula_languages: Vec<String>,
+    language_elements: Vec<LanguageElement>,
+    /// The `Language` of the open `EulaFile`.
+    eula_language: String,
     localized: Vec<LocalizedProperties>,
     current_localized: Option<LocalizedProperties>,
     prerequisites: Vec<PrerequisiteClause>,
@@ -334,6 +338,8 @@ impl<'a> Parser<'a> {
             installation: None,
             uninstallation: None,
             eula_languages: Vec::new(),
+            language_elements: Vec::new(),
+            eula_language: String::new(),
             localized: Vec::new(),
             current_localized: None,
             prerequisites: Vec::new(),
@@ -720,9 +726,9 @@ impl<'a> Parser<'a> {
             Role::Uninstallation => self.uninstallation = Some(behavior(&self.attributes)),
             Role::Localized => self.current_localized = Some(LocalizedProperties::default()),
             Role::EulaFile => {
-                if let Some(l) = self.attributes.get("Language") {
-                    self.eula_languages.push(l.to_string());
-                }
+                let language = self.attributes.get("Language").map(str::to_string);
+                self.eula_language = language.as_deref().unwrap_or_default().trim().to_ascii_lowercase();
+                self.eula_languages.extend(language);
             }
             Role::PrerequisiteIdentity => {
                 let (id, _) = self.identity_attribute(at, false)?;
@@ -826,8 +832,12 @@ impl<'a> Parser<'a> {
             }
             Role::Localized => {
                 if let Some(l) = self.current_localized.take() {
+                    self.language_elements.push(LanguageElement { language: l.language.trim().to_ascii_lowercase(), eula: false, span });
                     self.localized.push(l);
                 }
+            }
+            Role::EulaFile => {
+                self.language_elements.push(LanguageElement { language: std::mem::take(&mut self.eula_language), eula: true, span });
             }
             Role::AdditionalDigest => {
                 let algorithm = self.pending_sha256.take().unwrap_or_default();
@@ -905,6 +915,7 @@ impl<'a> Parser<'a> {
             uninstallation: self.uninstallation.take(),
             eula_id,
             eula_languages: std::mem::take(&mut self.eula_languages),
+            language_elements: std::mem::take(&mut self.language_elements),
             other_property_attributes: properties
                 .iter()
                 .filter(|(n, namespaced, _)| *namespaced || !known.contains(&n.as_str()))

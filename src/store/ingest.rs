@@ -4,7 +4,7 @@ use super::{Store, StoreError, StoreResult, now_rfc3339};
 use crate::catalog::{ParsedUpdate, Update, UpdateIdentity, parse_update};
 use rayon::prelude::*;
 use rusqlite::{OptionalExtension, Transaction, params};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AddOutcome {
@@ -137,6 +137,38 @@ pub fn fragments_digest(parsed: &ParsedUpdate) -> [u8; 16] {
 }
 
 impl IngestBatch<'_> {
+    /// Localized properties of a revision, in the languages it does not have yet.
+    fn store_localized(&mut self, revision_id: i32, prepared: &PreparedRevision) -> StoreResult<()> {
+        let (u, id) = (&prepared.update, prepared.update.identity);
+        for (language, fragment) in &prepared.localized {
+            let props = u.localized.iter().find(|l| &l.language == language);
+            self.tx
+                .prepare_cached("INSERT OR IGNORE INTO localized_properties (revision_id, language, title, description, fragment) VALUES (?1, ?2, ?3, ?4, ?5)")
+                .and_then(|mut s| {
+                    s.execute(params![revision_id, language, props.and_then(|p| p.title.as_deref()), props.and_then(|p| p.description.as_deref()), fragment.as_bytes()])
+                })
+                .map_err(self.err(|| format!("storing localized properties of {id}")))?;
+        }
+        Ok(())
+    }
+
+    /// Whether a stored revision's Core and Extended fragments are the prepared one's (so the
+    /// two differ in localized properties only).
+    fn same_but_languages(&self, revision_id: i32, prepared: &PreparedRevision) -> StoreResult<bool> {
+        let id = prepared.update.identity;
+        let stored: (Vec<u8>, Vec<u8>) = self
+            .tx
+            .prepare_cached("SELECT core, extended FROM revision_documents WHERE revision_id = ?1")
+            .and_then(|mut s| s.query_row([revision_id], |r| Ok((r.get(0)?, r.get(1)?))))
+            .map_err(self.err(|| format!("reading the fragments of {id}")))?;
+        let same = |a: &[u8], b: &[u8]| -> StoreResult<bool> {
+            let what = format!("the fragments of {id}");
+            let io = |e| StoreError::io(Path::new(&what), e);
+            Ok(a == b || decompress(a, &what).map_err(io)? == decompress(b, &what).map_err(io)?)
+        };
+        Ok(same(&stored.0, &prepared.core)? && same(&stored.1, &prepared.extended)?)
+    }
+
     /// Maps a database error, building its context only when there is an error.
     fn err<'a, C: Into<String>>(&'a self, context: impl FnOnce() -> C + 'a) -> impl FnOnce(rusqlite::Error) -> StoreError + 'a {
         move |e| StoreError::sqlite(&self.db, context(), e)
@@ -181,6 +213,14 @@ impl IngestBatch<'_> {
             .map_err(self.err(|| format!("looking up revision {id}")))?;
         if let Some((revision_id, stored_digest)) = existing {
             if stored_digest[..] == digest[..] {
+                self.report.unchanged += 1;
+                return Ok(AddOutcome::Unchanged { revision_id });
+            }
+            // The same revision with the localized properties of other languages (bundles carry
+            // only the languages a site keeps): what clients see of it otherwise is the same, so
+            // the languages it did not have yet are added; the stored document stays.
+            if self.same_but_languages(revision_id, prepared)? {
+                self.store_localized(revision_id, prepared)?;
                 self.report.unchanged += 1;
                 return Ok(AddOutcome::Unchanged { revision_id });
             }
@@ -243,15 +283,7 @@ impl IngestBatch<'_> {
             .and_then(|mut s| s.execute(params![revision_id, prepared.document, prepared.core, prepared.extended]))
             .map_err(self.err(|| format!("storing the document of {id}")))?;
 
-        for (language, fragment) in &prepared.localized {
-            let props = u.localized.iter().find(|l| &l.language == language);
-            self.tx
-                .prepare_cached("INSERT OR IGNORE INTO localized_properties (revision_id, language, title, description, fragment) VALUES (?1, ?2, ?3, ?4, ?5)")
-                .and_then(|mut s| {
-                    s.execute(params![revision_id, language, props.and_then(|p| p.title.as_deref()), props.and_then(|p| p.description.as_deref()), fragment.as_bytes()])
-                })
-                .map_err(self.err(|| format!("storing localized properties of {id}")))?;
-        }
+        self.store_localized(revision_id, prepared)?;
 
         for (clause, group) in u.prerequisites.iter().enumerate() {
             for member in &group.update_ids {

@@ -168,3 +168,29 @@ fn bad_profile_values_name_the_key_and_the_choices() {
     }
     assert!(!f.out.exists(), "a dry run wrote something");
 }
+
+#[test]
+fn localized_properties_of_other_languages_stay_behind_and_a_later_full_bundle_adds_them() {
+    let f = Fixture::new(10, "1KiB");
+    stdout_of(ferry(&f.cache).args(["dev", "synth", "--updates", "600", "--languages", "en,de,fr", "--payload-bytes", "1KiB"]));
+    let data = f.root.join("isolated");
+    let path = profile(&f, "titles", "languages = [\"en\"]\npayloads = \"none\"");
+    let mut all = f.export_command(&profile(&f, "titles-all", "languages = [\"all\"]\npayloads = \"none\""));
+    let all = json_of(all.arg("--dry-run"));
+    let (dry, m) = dry_run_then_export(&f, &path);
+    assert_dry_run_equals(&dry, &m, "english titles");
+    assert!(m.summary.metadata_bytes < all["metadata_bytes"].as_u64().unwrap(), "{:?} against {all}", m.summary);
+    let first = f.out.join("titles-000001");
+    assert!(f.import(&data, &first).status.success());
+    let held = |data: &Path| Store::open(data).unwrap().languages().unwrap();
+    assert!(held(&data).iter().all(|l| l == "en" || l == "all"), "{:?}", held(&data));
+
+    // German joins: a full bundle brings German titles for what the store already has.
+    std::fs::write(&path, std::fs::read_to_string(&path).unwrap().replace("[\"en\"]", "[\"en\", \"de\"]")).unwrap();
+    let second = PathBuf::from(stdout_of(f.export_command(&path).arg("--full")).trim());
+    let out = f.import(&data, &second);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(held(&data).contains(&"de".to_string()) && !held(&data).contains(&"fr".to_string()), "{:?}", held(&data));
+    let check = ferry(&data).args(["check", "--deep"]).output().unwrap();
+    assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stdout));
+}
