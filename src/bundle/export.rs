@@ -363,7 +363,8 @@ fn write_bundle(
         members.push(entry);
     }
 
-    // Payloads, each checked against both digests of the metadata on the way.
+    // Payloads, each checked on the way against the metadata's SHA-256, which the member's is
+    // (a match proves the content, and so the SHA-1 it is named by); the SHA-1 only without one.
     let mut payload_done = 0u64;
     for (f, owner) in payloads {
         let source = cache.content().path(&f.sha1, &f.extension);
@@ -382,17 +383,20 @@ fn write_bundle(
             let problem = format!("has {on_disk} bytes, its metadata says {}", f.size);
             return Err(damaged_payload(cache, f, &source, &catalog[*owner], problem)?);
         }
-        let written = volumes.add_member(&path, MemberKind::Payload, f.size, &mut file).map_err(|e| {
+        let written = match f.sha256 {
+            Some(_) => volumes.add_member(&path, MemberKind::Payload, f.size, &mut file),
+            None => volumes.add_member_with_sha1(&path, MemberKind::Payload, f.size, &mut file),
+        }
+        .map_err(|e| {
             BundleError::Invalid(format!("packaging {} ({}) of {}: {e}", source.display(), f.file_name, describe(&catalog[*owner])))
         })?;
         let d = written.digests;
-        let sha256_ok = f.sha256.is_none_or(|s| s == d.sha256);
-        if d.sha1 != f.sha1 || !sha256_ok || d.size != f.size {
-            let problem = format!(
-                "does not match its metadata (SHA-1 {}, SHA-256 {})",
-                if d.sha1 == f.sha1 { "ok" } else { "differs" },
-                if sha256_ok { "ok" } else { "differs" },
-            );
+        let (what, matches) = match f.sha256 {
+            Some(sha256) => ("SHA-256", d.sha256 == sha256),
+            None => ("SHA-1", d.sha1 == f.sha1),
+        };
+        if !matches || d.size != f.size {
+            let problem = format!("does not match its metadata ({what} differs)");
             return Err(damaged_payload(cache, f, &source, &catalog[*owner], problem)?);
         }
         let mut entry = written.entry;
