@@ -516,8 +516,9 @@ fn pack_metadata(
     Ok(members)
 }
 
-/// The payload members, each checked against both digests of the metadata on the way. A dry run
-/// places them by their sizes in the metadata and reads nothing.
+/// The payload members, each checked on the way against the metadata's SHA-256, which the
+/// member's is (a match proves the content, and so the SHA-1 it is named by); the SHA-1 only
+/// without one. A dry run places them by their sizes in the metadata and reads nothing.
 fn pack_payloads(
     cache: &Store,
     plan: &Plan,
@@ -551,17 +552,20 @@ fn pack_payloads(
             let problem = format!("has {on_disk} bytes, its metadata says {}", f.size);
             return Err(damaged_payload(cache, f, &source, &catalog[*owner], problem)?);
         }
-        let written = volumes.add_member(&path, MemberKind::Payload, f.size, &mut file).map_err(|e| {
+        let written = match f.sha256 {
+            Some(_) => volumes.add_member(&path, MemberKind::Payload, f.size, &mut file),
+            None => volumes.add_member_with_sha1(&path, MemberKind::Payload, f.size, &mut file),
+        }
+        .map_err(|e| {
             BundleError::Invalid(format!("packaging {} ({}) of {}: {e}", source.display(), f.file_name, describe(&catalog[*owner])))
         })?;
         let d = written.digests;
-        let sha256_ok = f.sha256.is_none_or(|s| s == d.sha256);
-        if d.sha1 != f.sha1 || !sha256_ok || d.size != f.size {
-            let problem = format!(
-                "does not match its metadata (SHA-1 {}, SHA-256 {})",
-                if d.sha1 == f.sha1 { "ok" } else { "differs" },
-                if sha256_ok { "ok" } else { "differs" },
-            );
+        let (what, matches) = match f.sha256 {
+            Some(sha256) => ("SHA-256", d.sha256 == sha256),
+            None => ("SHA-1", d.sha1 == f.sha1),
+        };
+        if !matches || d.size != f.size {
+            let problem = format!("does not match its metadata ({what} differs)");
             return Err(damaged_payload(cache, f, &source, &catalog[*owner], problem)?);
         }
         let mut entry = written.entry;

@@ -118,8 +118,8 @@ struct OpenVolume {
     sink: Sink,
 }
 
-/// A member's content as it passes into the volumes: SHA-256 for the manifest, SHA-1 and
-/// SHA-256 together for payloads (checked against the metadata by the caller).
+/// A member's content as it passes into the volumes: its SHA-256 (the manifest's, and the one a
+/// payload is checked against), and its SHA-1 when asked for (else zeros).
 pub struct WrittenMember {
     pub entry: MemberEntry,
     pub digests: VerifiedFile,
@@ -253,24 +253,13 @@ impl VolumeWriter {
         let mtime = self.mtime;
         let v = self.current.as_mut().expect("reserve opened a volume");
         let mut entry_hash = chunk.then(Sha256::new);
-        let mut copy = |w: &mut dyn Write| -> io::Result<()> {
-            let mut buf = vec![0u8; COPY_BUFFER.min(size.max(1) as usize)];
-            let mut left = size;
-            while left > 0 {
-                let want = (left as usize).min(buf.len());
-                let n = source.read(&mut buf[..want])?;
-                if n == 0 {
-                    return Err(io::Error::new(io::ErrorKind::UnexpectedEof, format!("{path}: the source ended {left} bytes early")));
-                }
-                if let Some(h) = entry_hash.as_mut() {
-                    h.update(&buf[..n]);
-                }
-                member_hasher.update(&buf[..n]);
-                w.write_all(&buf[..n])?;
-                left -= n as u64;
+        let mut seen = |bytes: &[u8]| {
+            if let Some(h) = entry_hash.as_mut() {
+                h.update(bytes);
             }
-            Ok(())
+            member_hasher.update(bytes);
         };
+        let with_path = |e: io::Error| io::Error::new(e.kind(), format!("{path}: {e}"));
         match &mut v.sink {
             Sink::CountTar(used) => *used += TAR_BLOCK + size.div_ceil(TAR_BLOCK) * TAR_BLOCK,
             Sink::CountZip(z) => {
@@ -288,39 +277,52 @@ impl VolumeWriter {
                 header.set_entry_type(tar::EntryType::Regular);
                 header.set_cksum();
                 w.write_all(header.as_bytes())?;
-                copy(w)?;
+                w.write_from(source, size, &mut seen).map_err(with_path)?;
                 let pad = (size.div_ceil(TAR_BLOCK) * TAR_BLOCK - size) as usize;
                 w.write_all(&[0u8; TAR_BLOCK as usize][..pad])?;
             }
             Sink::Zip(z) => {
                 z.start_file(path, stored_entry(size)).map_err(io::Error::other)?;
-                copy(z)?;
+                copy_exactly(source, size, z, &mut seen).map_err(with_path)?;
             }
         }
         Ok(entry_hash.map(|h| hex::encode(h.finalize())))
     }
 
-    /// Adds a member of `size` bytes read from `source`, chunked when no volume can hold it.
+    /// Adds a member of `size` bytes read from `source`, chunked when no volume can hold it. The
+    /// digests are the member's SHA-256 (the manifest's, and a payload's to check against its
+    /// metadata) and its size.
     pub fn add_member(&mut self, path: &SafePath, kind: MemberKind, size: u64, source: &mut dyn Read) -> io::Result<WrittenMember> {
-        let mut hasher = FileHasher::default();
+        self.add_hashed(path, kind, size, source, FileHasher::sha256_only())
+    }
+
+    /// [`add_member`](Self::add_member) that also computes the SHA-1, for a payload whose metadata
+    /// has no SHA-256 to check it against.
+    pub fn add_member_with_sha1(
+        &mut self,
+        path: &SafePath,
+        kind: MemberKind,
+        size: u64,
+        source: &mut dyn Read,
+    ) -> io::Result<WrittenMember> {
+        self.add_hashed(path, kind, size, source, FileHasher::default())
+    }
+
+    fn add_hashed(
+        &mut self,
+        path: &SafePath,
+        kind: MemberKind,
+        size: u64,
+        source: &mut dyn Read,
+        mut hasher: FileHasher,
+    ) -> io::Result<WrittenMember> {
         let capacity = self.chunk_capacity(path.as_str());
-        let entry = if size <= capacity {
-            let volume = self.reserve(self.entry_cost(path.as_str(), size))?;
+        let mut chunks = Vec::new();
+        let mut volume = None;
+        if size <= capacity {
+            volume = Some(self.reserve(self.entry_cost(path.as_str(), size))?);
             self.write_entry(path.as_str(), size, source, &mut hasher, false)?;
-            let sha256 = hasher.clone().finish().sha256.to_hex_lower();
-            MemberEntry {
-                path: path.clone(),
-                kind,
-                size,
-                sha256,
-                volume: Some(volume),
-                sha1: None,
-                uncompressed_size: None,
-                documents: None,
-                chunks: Vec::new(),
-            }
         } else {
-            let mut chunks = Vec::new();
             let mut left = size;
             while left > 0 {
                 let chunk_path = SafePath::new(&format!("{}.part{:04}", path, chunks.len() + 1)).map_err(io::Error::other)?;
@@ -331,25 +333,89 @@ impl VolumeWriter {
                 chunks.push(ChunkEntry { path: chunk_path, size: chunk_size, sha256, volume });
                 left -= chunk_size;
             }
-            let digests_so_far = hasher.clone().finish();
-            MemberEntry {
-                path: path.clone(),
-                kind,
-                size,
-                sha256: digests_so_far.sha256.to_hex_lower(),
-                volume: None,
-                sha1: None,
-                uncompressed_size: None,
-                documents: None,
-                chunks,
-            }
+        }
+        let digests = hasher.finish();
+        let entry = MemberEntry {
+            path: path.clone(),
+            kind,
+            size,
+            sha256: digests.sha256.to_hex_lower(),
+            volume,
+            sha1: None,
+            uncompressed_size: None,
+            documents: None,
+            chunks,
         };
-        Ok(WrittenMember { entry, digests: hasher.finish() })
+        Ok(WrittenMember { entry, digests })
     }
 
     /// Closes the last volume; returns every volume with its size and SHA-256.
     pub fn finish(mut self) -> io::Result<Vec<VolumeEntry>> {
         self.close_volume()?;
         Ok(self.volumes)
+    }
+}
+
+/// Copies exactly `len` bytes from `source` to `sink`, showing each piece to `seen` on the way.
+fn copy_exactly(source: &mut dyn Read, len: u64, sink: &mut dyn Write, seen: &mut dyn FnMut(&[u8])) -> io::Result<()> {
+    let mut buf = vec![0u8; COPY_BUFFER.min(len.max(1) as usize)];
+    let mut left = len;
+    while left > 0 {
+        let want = left.min(buf.len() as u64) as usize;
+        let n = match source.read(&mut buf[..want]) {
+            Ok(0) => return Err(io::Error::new(io::ErrorKind::UnexpectedEof, format!("the source ended {left} bytes early"))),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        seen(&buf[..n]);
+        sink.write_all(&buf[..n])?;
+        left -= n as u64;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sha1::Sha1;
+
+    #[test]
+    fn members_volumes_and_chunks_carry_the_digests_of_their_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let small: Vec<u8> = (0..300_000u32).map(|i| (i * 13 % 251) as u8).collect();
+        let large: Vec<u8> = (0..(2 * MIN_VOLUME_SIZE as u32 + 777)).map(|i| (i * 7 % 253) as u8).collect();
+        let mut w = VolumeWriter::new(dir.path(), VolumeFormat::Tar, MIN_VOLUME_SIZE, 0).unwrap();
+        let path = |p: &str| SafePath::new(p).unwrap();
+        let a = w.add_member(&path("content/a"), MemberKind::Payload, small.len() as u64, &mut &small[..]).unwrap();
+        let b = w.add_member_with_sha1(&path("content/b"), MemberKind::Payload, large.len() as u64, &mut &large[..]).unwrap();
+        let volumes = w.finish().unwrap();
+
+        assert_eq!(a.digests.sha256.0[..], Sha256::digest(&small)[..]);
+        assert_eq!(a.entry.sha256, hex::encode(Sha256::digest(&small)));
+        assert_eq!(a.digests.sha1.0, [0; 20], "SHA-1 only when asked for");
+        assert_eq!(b.digests.sha1.0[..], Sha1::digest(&large)[..]);
+        assert_eq!(b.entry.sha256, hex::encode(Sha256::digest(&large)));
+        assert!(b.entry.chunks.len() > 1);
+        let mut offset = 0;
+        for c in &b.entry.chunks {
+            let bytes = &large[offset..offset + c.size as usize];
+            assert_eq!(c.sha256, hex::encode(Sha256::digest(bytes)));
+            offset += c.size as usize;
+        }
+        assert_eq!(offset, large.len());
+        for v in &volumes {
+            let bytes = std::fs::read(dir.path().join(&v.name)).unwrap();
+            assert_eq!((v.size, v.sha256.as_str()), (bytes.len() as u64, hex::encode(Sha256::digest(&bytes)).as_str()));
+        }
+    }
+
+    #[test]
+    fn a_source_shorter_than_declared_is_an_error_naming_the_member() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = VolumeWriter::new(dir.path(), VolumeFormat::Tar, MIN_VOLUME_SIZE, 0).unwrap();
+        let err = w.add_member(&SafePath::new("content/short").unwrap(), MemberKind::Payload, 100, &mut &[1u8; 60][..]).err().unwrap();
+        assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
+        assert!(err.to_string().contains("content/short") && err.to_string().contains("40 bytes early"), "{err}");
     }
 }

@@ -14,6 +14,8 @@ channel = "test-channel"
 products = ["Windows 11", "Microsoft Defender Antivirus"]
 classifications = ["Security Updates", "Critical Updates", "Definition Updates", "Updates", "Upgrades"]
 include_superseded = true
+languages = ["all"]
+express = true
 payloads = "all"
 expires = "30d"
 "#;
