@@ -152,8 +152,9 @@ impl IngestBatch<'_> {
         Ok(())
     }
 
-    /// Whether a stored revision's Core and Extended fragments are the prepared one's (so the
-    /// two differ in localized properties only).
+    /// Whether a stored revision and the prepared one differ only in which languages their
+    /// localized properties have: the same Core and Extended fragments, and the same localized
+    /// fragment for every language both have.
     fn same_but_languages(&self, revision_id: i32, prepared: &PreparedRevision) -> StoreResult<bool> {
         let id = prepared.update.identity;
         let stored: (Vec<u8>, Vec<u8>) = self
@@ -166,7 +167,24 @@ impl IngestBatch<'_> {
             let io = |e| StoreError::io(Path::new(&what), e);
             Ok(a == b || decompress(a, &what).map_err(io)? == decompress(b, &what).map_err(io)?)
         };
-        Ok(same(&stored.0, &prepared.core)? && same(&stored.1, &prepared.extended)?)
+        if !(same(&stored.0, &prepared.core)? && same(&stored.1, &prepared.extended)?) {
+            return Ok(false);
+        }
+        // A language both have must read the same: only languages may come or go.
+        let mut stmt = self
+            .tx
+            .prepare_cached("SELECT fragment FROM localized_properties WHERE revision_id = ?1 AND language = ?2")
+            .map_err(self.err(|| format!("reading the localized properties of {id}")))?;
+        for (language, fragment) in &prepared.localized {
+            let stored: Option<Vec<u8>> = stmt
+                .query_row(params![revision_id, language], |r| r.get(0))
+                .optional()
+                .map_err(self.err(|| format!("reading the localized properties of {id}")))?;
+            if stored.is_some_and(|s| s != fragment.as_bytes()) {
+                return Ok(false);
+            }
+        }
+        Ok(true)
     }
 
     /// Maps a database error, building its context only when there is an error.
