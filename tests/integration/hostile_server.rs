@@ -183,7 +183,7 @@ fn an_answer_nobody_reads_is_dropped_after_the_client_timeout() {
 }
 
 /// A downstream server's cookie for ServerSync, as `ferry export` gets one.
-fn server_cookie(server: &Served) -> ferry::wsus::client::WireCookie {
+pub fn server_cookie(server: &Served) -> ferry::wsus::client::WireCookie {
     use ferry::wsus::downstream as ds;
     let r = server.soap(
         "/DssAuthWebService/DssAuthWebService.asmx",

@@ -194,3 +194,39 @@ fn localized_properties_of_other_languages_stay_behind_and_a_later_full_bundle_a
     let check = ferry(&data).args(["check", "--deep"]).output().unwrap();
     assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stdout));
 }
+
+/// The isolated server says what came across: no location for an express file it lacks (clients
+/// take the full file), `ServerHostsPsfFiles=false` and only the bundle's languages enabled for
+/// downstream servers.
+#[test]
+fn the_isolated_server_offers_full_files_and_the_languages_it_holds() {
+    use crate::served::{Agent, Served};
+    use ferry::wsus::downstream as ds;
+    let f = Fixture::new(1500, "4KiB");
+    let data = f.root.join("isolated");
+    let path = profile(&f, "serve", "languages = [\"en\", \"de\"]\npayloads = \"none\"");
+    let bundle = PathBuf::from(stdout_of(&mut f.export_command(&path)).trim());
+    assert!(f.import(&data, &bundle).status.success());
+
+    let isolated = Store::open(&data).unwrap().catalog_revisions().unwrap();
+    let with_express: Vec<i32> =
+        isolated.iter().filter(|r| r.is_latest && r.files.iter().any(|x| x.is_express())).map(|r| r.revision_id).collect();
+    assert!(!with_express.is_empty(), "the bundle carried no update with express files");
+    let express: Vec<Vec<u8>> =
+        isolated.iter().flat_map(|r| r.files.iter()).filter(|x| x.is_express()).map(|x| x.sha1.0.to_vec()).collect();
+
+    let server = Served::start(&data, &[]);
+    let mut agent = Agent::new(&server);
+    agent.handshake();
+    let locations = agent.file_locations(&with_express);
+    assert!(!locations.is_empty(), "the full files of {with_express:?} have locations");
+    assert!(locations.iter().all(|(digest, _)| !express.contains(digest)), "an express file the store lacks has a location");
+
+    let cookie = crate::hostile_server::server_cookie(&server);
+    let r =
+        server.soap("/ServerSyncWebService/ServerSyncWebService.asmx", &ds::action("GetConfigData"), &ds::get_config_data(&cookie, None));
+    let config = ds::read_config_data(&r.body).unwrap();
+    assert!(!config.hosts_psf_files, "{}", r.text());
+    let enabled: Vec<&str> = config.languages.iter().filter(|l| l.enabled).map(|l| l.short.as_str()).collect();
+    assert_eq!(enabled, ["de", "en"], "{}", r.text());
+}
