@@ -249,6 +249,14 @@ fn a_sync_from_recorded_answers_survives_an_expired_cookie_a_server_error_and_a_
         "the 500 and the timeout were retried: {:?}",
         report.notes
     );
+    // The update listing asks for the profile's languages (English, as WSUS numbers it), the
+    // configuration pass for everything.
+    let lists: Vec<String> =
+        upstream.requests.lock().unwrap().iter().filter(|r| r.operation() == "GetRevisionIdList").map(|r| r.text()).collect();
+    let (config, updates): (Vec<&String>, Vec<&String>) = lists.iter().partition(|t| t.contains("<GetConfig>true</GetConfig>"));
+    assert!(config.iter().all(|t| !t.contains("<Languages>")), "{config:?}");
+    let filter = "<Languages><LanguageAndDelta><Id>1033</Id><Delta>false</Delta></LanguageAndDelta></Languages>";
+    assert!(!updates.is_empty() && updates.iter().all(|t| t.contains(filter)), "{updates:?}");
     // The file URL the upstream gave (Microsoft Update's) is kept for the download step.
     assert!(cache.file_sources().unwrap().values().any(|u| u.contains("download.windowsupdate.com")));
 
