@@ -7,11 +7,15 @@
 //!   (`validated_str`); a `String` that is not UTF-8 is undefined behaviour later on;
 //! - the spans of the model (`applicability_rules`, `handler_specific_data`,
 //!   `unknown_elements`) are "byte ranges inside the document the model was parsed from"
-//!   (`model.rs`): within the input, each the text of one element (`<...>`).
+//!   (`model.rs`): within the input, each the text of one element (`<...>`);
+//! - a document stripped of the localized properties and EULAs of other languages
+//!   (`strip_languages`, what bundles carry) parses again, to the same Core and Extended
+//!   fragments, with no localized language it did not have.
 
 #![no_main]
 
-use ferry::catalog::{MAX_DOCUMENT_BYTES, parse_update};
+use ferry::catalog::language::strip_languages;
+use ferry::catalog::{Language, MAX_DOCUMENT_BYTES, parse_update};
 use libfuzzer_sys::fuzz_target;
 
 fn check_span(document: &[u8], what: &str, span: &std::ops::Range<usize>) {
@@ -45,6 +49,16 @@ fuzz_target!(|data: &[u8]| {
             }
             for (name, span) in &u.unknown_elements {
                 check_span(data, name, span);
+            }
+            for e in &u.language_elements {
+                check_span(data, "language element", &e.span);
+            }
+            let english = [Language::new("en").expect("a code")];
+            if let Some(stripped) = strip_languages(data, u, &english) {
+                let again = parse_update(&stripped).expect("a stripped document parses");
+                assert_eq!(again.fragments.core, f.core, "stripping changed Core");
+                assert_eq!(again.fragments.extended, f.extended, "stripping changed Extended");
+                assert!(again.fragments.localized.iter().all(|(l, _)| f.localized.iter().any(|(m, _)| m == l)));
             }
             // What the CLI and the store read off the model.
             let _ = u.title();
