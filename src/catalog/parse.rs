@@ -62,6 +62,10 @@ pub fn parse_update(document: &[u8]) -> Result<ParsedUpdate, DocumentError> {
     }
     let body = document.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(document);
     let bom = document.len() - body.len();
+    // quick-xml skips a byte-order mark of its own: a second one would shift every span by it.
+    if body.starts_with(b"\xEF\xBB\xBF") {
+        return Err(DocumentError { offset: bom as u64, update_id: None, message: "a second byte-order mark".into() });
+    }
     let mut parser = Parser::new(body);
     let mut parsed = parser.run().map_err(|mut e| {
         e.offset += bom as u64;
