@@ -4,7 +4,7 @@
 //!
 //! cargo run --release --example bench_ingest -- --updates 30000 [--dir /tmp/ferry-bench]
 
-use ferry::catalog::{Sha1Digest, Sha256Digest, parse_update};
+use ferry::catalog::parse_update;
 use ferry::store::Store;
 use ferry::synth::{Planner, RenderedFile, render};
 use std::io::{BufReader, BufWriter, Read, Write};
@@ -44,22 +44,7 @@ fn generate(path: &Path, updates: u64) {
     let mut planner = Planner::new(1, 16 << 10);
     for _ in 0..updates {
         let p = planner.next_item();
-        let files: Vec<RenderedFile> = p
-            .files
-            .iter()
-            .map(|f| {
-                let mut sha1 = [0u8; 20];
-                sha1[..8].copy_from_slice(&f.content_key.to_le_bytes());
-                RenderedFile {
-                    file_name: f.file_name.clone(),
-                    size: f.size,
-                    sha1: Sha1Digest(sha1),
-                    sha256: Sha256Digest([1; 32]),
-                    patching_type: f.patching_type,
-                    preferred: f.preferred,
-                }
-            })
-            .collect();
+        let files: Vec<RenderedFile> = p.files.iter().map(RenderedFile::stand_in).collect();
         let doc = render(&p, &files, &["en".to_string(), "de".to_string()]);
         w.write_all(&(doc.len() as u32).to_le_bytes()).unwrap();
         w.write_all(doc.as_bytes()).unwrap();

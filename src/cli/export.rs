@@ -112,9 +112,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
         cache
     };
-    // Without a sync, the languages are checked against what the last upstream offered.
-    let offered: Vec<String> = ferry::upstream::stored_offered_languages(&cache)?.into_iter().map(|(_, l)| l).collect();
-    profile.check_languages(&offered, "the upstream this cache last synced from")?;
+    // Without a sync, the languages are checked against what the last upstream offered (a sync
+    // checked them against what the upstream offers now).
+    if args.no_sync {
+        let offered: Vec<String> = ferry::upstream::stored_offered_languages(&cache)?.into_iter().map(|(_, l)| l).collect();
+        profile.check_languages(&offered, "the upstream this cache last synced from")?;
+    }
     let options = ExportOptions {
         full: args.full,
         volume_size: args.volume_size,

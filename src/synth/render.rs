@@ -1,7 +1,7 @@
 //! Writing a planned item as a full `<upd:Update>` document, shaped like the real ones in
 //! `shared/conformance/` (namespace declarations, element order, attribute order).
 
-use super::plan::{Clause, Handler, Planned};
+use super::plan::{Clause, Handler, Planned, PlannedFile};
 use super::rng::Rng;
 use crate::catalog::xml::{push_escaped_attribute, push_escaped_text};
 use crate::catalog::{Sha1Digest, Sha256Digest};
@@ -15,6 +15,25 @@ pub struct RenderedFile {
     pub sha256: Sha256Digest,
     pub patching_type: Option<&'static str>,
     pub preferred: Option<&'static str>,
+}
+
+impl RenderedFile {
+    /// A planned file whose bytes are never made, for documents that only need to parse (tests,
+    /// benchmarks): both digests are derived from its content key.
+    pub fn stand_in(f: &PlannedFile) -> RenderedFile {
+        let key = f.content_key.to_le_bytes();
+        let (mut sha1, mut sha256) = ([0u8; 20], [0u8; 32]);
+        sha1[..8].copy_from_slice(&key);
+        sha256[..8].copy_from_slice(&key);
+        RenderedFile {
+            file_name: f.file_name.clone(),
+            size: f.size,
+            sha1: Sha1Digest(sha1),
+            sha256: Sha256Digest(sha256),
+            patching_type: f.patching_type,
+            preferred: f.preferred,
+        }
+    }
 }
 
 const UPD: &str = "http://schemas.microsoft.com/msus/2002/12/Update";
@@ -532,23 +551,7 @@ mod tests {
     use crate::synth::plan::Planner;
 
     fn rendered_files(p: &Planned) -> Vec<RenderedFile> {
-        p.files
-            .iter()
-            .map(|f| {
-                let mut sha1 = [0u8; 20];
-                sha1[..8].copy_from_slice(&f.content_key.to_le_bytes());
-                let mut sha256 = [9u8; 32];
-                sha256[..8].copy_from_slice(&f.content_key.to_le_bytes());
-                RenderedFile {
-                    file_name: f.file_name.clone(),
-                    size: f.size,
-                    sha1: Sha1Digest(sha1),
-                    sha256: Sha256Digest(sha256),
-                    patching_type: f.patching_type,
-                    preferred: f.preferred,
-                }
-            })
-            .collect()
+        p.files.iter().map(RenderedFile::stand_in).collect()
     }
 
     #[test]

@@ -51,29 +51,11 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
 /// `n` generated update documents (the synth generator's plan and rendering, without a store);
 /// each payload gets its own digests, so the documents ingest together.
 pub fn synthetic_documents(n: u64) -> Vec<(ferry::synth::Planned, String)> {
-    use ferry::catalog::{Sha1Digest, Sha256Digest};
     let mut planner = ferry::synth::Planner::new(3, 1024);
     (0..n)
         .map(|_| {
             let p = planner.next_item();
-            let files: Vec<ferry::synth::RenderedFile> = p
-                .files
-                .iter()
-                .map(|f| {
-                    let mut sha1 = [0u8; 20];
-                    sha1[..8].copy_from_slice(&f.content_key.to_le_bytes());
-                    let mut sha256 = [7u8; 32];
-                    sha256[..8].copy_from_slice(&f.content_key.to_le_bytes());
-                    ferry::synth::RenderedFile {
-                        file_name: f.file_name.clone(),
-                        size: f.size,
-                        sha1: Sha1Digest(sha1),
-                        sha256: Sha256Digest(sha256),
-                        patching_type: f.patching_type,
-                        preferred: f.preferred,
-                    }
-                })
-                .collect();
+            let files: Vec<ferry::synth::RenderedFile> = p.files.iter().map(ferry::synth::RenderedFile::stand_in).collect();
             let doc = ferry::synth::render(&p, &files, &["en".to_string(), "de".to_string()]);
             (p, doc)
         })
