@@ -20,6 +20,9 @@ pub const MAX_DOCUMENT_BYTES: usize = 256 << 20;
 const MAX_DEPTH: usize = 256;
 /// `Properties/Language` values one update may state (real ones state one; WSUS knows 39).
 pub const MAX_UPDATE_LANGUAGES: usize = 64;
+/// The largest payload file a document may declare (1 TiB; real ones stay below 10 GiB): sums of
+/// sizes, volume layouts and dry runs never overflow or run for ever on a declared size.
+pub const MAX_FILE_SIZE: u64 = 1 << 40;
 /// Attributes on one element (real documents carry fewer than 20): the duplicate check of an
 /// element's attributes costs the square of their number.
 pub const MAX_ATTRIBUTES: usize = 128;
@@ -775,6 +778,9 @@ impl<'a> Parser<'a> {
                     .trim()
                     .parse::<u64>()
                     .map_err(|_| self.error(at, format!("file {name}: Size {size_text:?} is not a number")))?;
+                if size > MAX_FILE_SIZE {
+                    return Err(self.error(at, format!("file {name}: Size {size} is above the {MAX_FILE_SIZE}-byte limit")));
+                }
                 self.current_file = Some(UpdateFile {
                     file_name: name,
                     size,
@@ -1171,6 +1177,18 @@ mod tests {
             let span = p.update.applicability_rules.clone().expect("rules");
             assert!(span_text(&document, &span).starts_with("<upd:ApplicabilityRules>"), "{}", span_text(&document, &span));
         }
+    }
+
+    #[test]
+    fn a_file_size_beyond_a_tebibyte_is_refused() {
+        let file = |size: &str| {
+            MINIMAL.replace(
+            "</upd:Update>",
+            &format!(r#"<upd:Files><upd:File Digest="AAAAAAAAAAAAAAAAAAAAAAAAAAA=" FileName="a.cab" Size="{size}" /></upd:Files></upd:Update>"#),
+        )
+        };
+        assert!(parse_update(file("1099511627776").as_bytes()).is_ok());
+        assert!(err(&file("18446744073709551615")).message.contains("limit"));
     }
 
     #[test]
