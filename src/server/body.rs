@@ -47,6 +47,18 @@ impl PiecesBody {
         PiecesBody { chunks, remaining, owned, _held: None }
     }
 
+    /// An answer already in one buffer (a compressed one), all of it owned.
+    pub fn owned(bytes: Vec<u8>) -> PiecesBody {
+        let owned = bytes.capacity();
+        let remaining = bytes.len() as u64;
+        PiecesBody { chunks: VecDeque::from([Bytes::from(bytes)]), remaining, owned, _held: None }
+    }
+
+    /// The answer's bytes, in order (for compressing it).
+    pub fn chunks(&self) -> impl Iterator<Item = &[u8]> {
+        self.chunks.iter().map(|c| &c[..])
+    }
+
     /// Bytes of the answer that no other answer shares.
     pub fn owned_bytes(&self) -> usize {
         self.owned

@@ -39,6 +39,29 @@ impl Held {
         Held { permit: None, units: 0, peer }
     }
 
+    /// Gives back at once what is held beyond `bytes` (an answer that came out smaller than
+    /// the room taken for it, such as a compressed one).
+    pub fn shrink_to(&mut self, bytes: usize) {
+        let want = bytes.div_ceil(UNIT);
+        if want >= self.units {
+            return;
+        }
+        let less = self.units - want;
+        if let Some(permit) = &mut self.permit {
+            drop(permit.split(less));
+        }
+        self.units = want;
+        if let Some((ip, shares)) = &self.peer {
+            let mut shares = shares.lock().expect("budget shares lock");
+            if let Some(n) = shares.get_mut(ip) {
+                *n = n.saturating_sub(less);
+                if *n == 0 {
+                    shares.remove(ip);
+                }
+            }
+        }
+    }
+
     fn add(&mut self, more: OwnedSemaphorePermit, units: usize) {
         self.units += units;
         match &mut self.permit {
@@ -197,6 +220,13 @@ mod tests {
         let answer = budget.hold(10_000, None).await.unwrap();
         assert_eq!(budget.held_bytes(), 10 * 1024);
         drop(answer);
+        let mut shrunk = budget.hold(40_000, None).await.unwrap();
+        shrunk.shrink_to(5000);
+        assert_eq!(budget.held_bytes(), 5 * 1024);
+        shrunk.shrink_to(50_000);
+        assert_eq!(budget.held_bytes(), 5 * 1024, "shrinking never grows");
+        drop(shrunk);
+        assert_eq!(budget.held_bytes(), 0);
         let huge = budget.hold(1 << 30, None).await.expect("an answer larger than the budget counts as half of it");
         assert_eq!(budget.held_bytes(), 32 * 1024);
         let second = budget.hold(1 << 30, None).await.unwrap();
@@ -215,8 +245,10 @@ mod tests {
         assert_eq!(budget.read_body(body(60 * 1024), 1 << 20, wait, Some(a)).await.err(), Some(BodyRefusal::Busy));
         let other = budget.read_body(body(60 * 1024), 1 << 20, wait, Some(b)).await.expect("another address has its own share");
         drop(first);
-        let again = budget.read_body(body(60 * 1024), 1 << 20, wait, Some(a)).await.expect("the share comes back");
-        drop((other, again));
+        let mut again = budget.read_body(body(60 * 1024), 1 << 20, wait, Some(a)).await.expect("the share comes back");
+        again.1.shrink_to(10 * 1024);
+        let more = budget.hold(40 * 1024, Some(a)).await.expect("what shrinking gave back counts for the address too");
+        drop((other, again, more));
         assert_eq!(budget.held_bytes(), 0);
         assert!(budget.shares.lock().unwrap().is_empty());
     }

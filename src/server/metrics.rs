@@ -85,6 +85,10 @@ pub struct Metrics {
     pub scans: AtomicU64,
     /// Requests answered ServerBusy because the memory budget was spent.
     pub busy: AtomicU64,
+    /// Answers sent xpress-compressed, and their bytes before and after.
+    pub xpress_answers: AtomicU64,
+    pub xpress_original_bytes: AtomicU64,
+    pub xpress_sent_bytes: AtomicU64,
 }
 
 impl Metrics {
@@ -130,6 +134,17 @@ impl Metrics {
                 "ferry_busy_total",
                 "Requests answered ServerBusy: the memory held for clients was at its limit.",
                 self.busy.load(Ordering::Relaxed),
+            ),
+            ("ferry_xpress_answers_total", "SOAP answers sent xpress-compressed.", self.xpress_answers.load(Ordering::Relaxed)),
+            (
+                "ferry_xpress_original_bytes_total",
+                "Bytes of the xpress-compressed answers before compression.",
+                self.xpress_original_bytes.load(Ordering::Relaxed),
+            ),
+            (
+                "ferry_xpress_sent_bytes_total",
+                "Bytes of the xpress-compressed answers as sent.",
+                self.xpress_sent_bytes.load(Ordering::Relaxed),
             ),
         ];
         for (name, help, value) in counters.iter().copied().chain(extra.iter().copied()) {

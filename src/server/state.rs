@@ -104,7 +104,8 @@ pub struct AppState {
     pub budget: super::budget::MemoryBudget,
     /// What `/healthz` answers (`health.rs`).
     pub health: Arc<super::health::Health>,
-    /// One SOAP parse per core at a time.
+    /// CPU work on the blocking pool, one per core at a time: parsing large SOAP bodies and
+    /// compressing large answers (`routes.rs`).
     pub parsers: tokio::sync::Semaphore,
     pub console: super::console::Sessions,
 }

@@ -11,3 +11,4 @@ pub mod downstream;
 pub mod server_sync;
 pub mod soap;
 pub mod tree;
+pub mod xpress;

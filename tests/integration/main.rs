@@ -20,3 +20,4 @@ mod synth_realism;
 mod upstream;
 mod util;
 mod what_travels;
+mod xpress;
