@@ -54,6 +54,15 @@ impl PiecesBody {
         PiecesBody { chunks: VecDeque::from([Bytes::from(bytes)]), remaining, owned, _held: None }
     }
 
+    /// An answer whose first part is shared with other answers (a cached one) and whose rest
+    /// is its own.
+    pub fn shared_then_owned(shared: Bytes, own: Vec<u8>) -> PiecesBody {
+        let owned = own.capacity();
+        let chunks: VecDeque<Bytes> = [shared, Bytes::from(own)].into_iter().filter(|c| !c.is_empty()).collect();
+        let remaining = chunks.iter().map(|c| c.len() as u64).sum();
+        PiecesBody { chunks, remaining, owned, _held: None }
+    }
+
     /// The answer's bytes, in order (for compressing it).
     pub fn chunks(&self) -> impl Iterator<Item = &[u8]> {
         self.chunks.iter().map(|c| &c[..])

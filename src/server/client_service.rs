@@ -1,6 +1,7 @@
 //! The client web services of MS-WUSP: ClientWebService, SimpleAuth and Reporting, as a real
 //! WSUS 2025 answers them.
 
+use super::answers::{AnswerKey, Form, NotShared, Parts, Rendered, Stamps};
 use super::catalog::{Catalog, Kind};
 use super::cookies::{AUTH_COOKIE_SECONDS, CLIENT_COOKIE_SECONDS, CookieData, CookieProblem, Kind as CookieKind, wire_time};
 use super::state::AppState;
@@ -18,6 +19,15 @@ pub struct Context {
     pub host: String,
     /// The client's address, for its share of the memory budget.
     pub peer: Option<std::net::IpAddr>,
+    /// The request accepts an xpress-compressed answer and the service may send one.
+    pub xpress: bool,
+}
+
+impl Context {
+    /// How a shared answer to this request is wrapped and encoded.
+    fn form(&self, version: crate::wsus::soap::SoapVersion) -> Form {
+        Form { version, style: crate::wsus::soap::EnvelopeStyle::Client, xpress: self.xpress }
+    }
 }
 
 pub fn now() -> i64 {
@@ -46,13 +56,22 @@ fn valid_protocol_version(v: &str) -> bool {
     matches!((parts.next(), parts.next(), parts.next()), (Some(a), Some(b), None) if !a.is_empty() && !b.is_empty() && a.bytes().chain(b.bytes()).all(|c| c.is_ascii_digit()))
 }
 
-pub async fn client_web_service(state: &Arc<AppState>, ctx: &Context, request: &Request) -> Result<Vec<Piece>, Fault> {
-    let op = &request.operation;
+/// What a client-service operation answers.
+pub enum Answer {
+    /// Rendered for this request alone: `routes.rs` wraps it in its envelope.
+    Fresh(Vec<Piece>),
+    /// Shared with clients in the same state (`answers.rs`, envelope included), with this
+    /// client's own part.
+    Shared { rendered: Arc<Rendered>, client_part: String },
+}
+
+pub async fn client_web_service(state: &Arc<AppState>, ctx: &Context, request: &Request) -> Result<Answer, Fault> {
     let text = match &*request.operation.name {
-        "SyncUpdates" => return sync_updates(state, op).await,
+        "SyncUpdates" => return sync_updates(state, ctx, request).await,
+        "GetExtendedUpdateInfo" => return extended_update_info(state, ctx, request).await,
         _ => client_text_operation(state, ctx, request).await?,
     };
-    Ok(vec![Piece::Text(text)])
+    Ok(Answer::Fresh(vec![Piece::Text(text)]))
 }
 
 async fn client_text_operation(state: &Arc<AppState>, ctx: &Context, request: &Request) -> Result<String, Fault> {
@@ -103,7 +122,6 @@ async fn client_text_operation(state: &Arc<AppState>, ctx: &Context, request: &R
             let (state, op) = (Arc::clone(state), op.clone());
             tokio::task::spawn_blocking(move || refresh_cache(&state, &op)).await.map_err(blocking_fault)?
         }
-        "GetExtendedUpdateInfo" => extended_update_info(state, ctx, op).await,
         "GetFileLocations" => {
             let cookie = client_cookie(state, op, false)?;
             let digests = wire::file_locations_request(op)?;
@@ -210,7 +228,53 @@ fn groups_of(state: &AppState, client_id: &str) -> Result<Vec<Guid>, Fault> {
     }
 }
 
-async fn sync_updates(state: &Arc<AppState>, op: &crate::wsus::tree::Element) -> Result<Vec<Piece>, Fault> {
+/// Everything a shared answer depends on besides the snapshots, its form and the client's own
+/// part (`answers.rs`): who asks (their groups) and the whole request.
+#[derive(Hash)]
+enum AnswerOf<'a> {
+    Sync { groups: &'a [Guid], seen_stamp: i64, params: &'a wire::SyncParameters },
+    ExtendedInfo { groups: &'a [Guid], request: &'a wire::ExtendedInfoRequest, base_url: &'a str },
+}
+
+/// The snapshots a request reads, and their stamps.
+fn snapshots(state: &AppState) -> (Arc<Catalog>, Arc<super::catalog::Deployments>, Stamps) {
+    let (catalog, deployments) = (state.catalog(), state.deployments());
+    let stamps = Stamps { catalog: catalog.stamp, deployments: deployments.stamp };
+    (catalog, deployments, stamps)
+}
+
+/// A shared answer with this client's part, or fresh parts with it when too large to share.
+fn answer_with(shared: Result<Arc<Rendered>, NotShared<Fault>>, client_part: String, state: &AppState) -> Result<Answer, Fault> {
+    let ends_scan = match &shared {
+        Ok(rendered) => rendered.ends_scan,
+        Err(NotShared::TooLarge(parts)) => parts.ends_scan,
+        Err(NotShared::Failed(_)) => false,
+    };
+    if ends_scan {
+        state.metrics.scans.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+    match shared {
+        Ok(rendered) => Ok(Answer::Shared { rendered, client_part }),
+        Err(NotShared::TooLarge(mut parts)) => {
+            parts.head.push(Piece::Text(client_part + &parts.tail));
+            Ok(Answer::Fresh(parts.head))
+        }
+        Err(NotShared::Failed(fault)) => Err(fault),
+    }
+}
+
+/// Runs a render on the blocking pool (a page walks the whole catalog).
+async fn render_blocking(
+    render: impl FnOnce() -> Result<Parts, Fault> + Send + 'static,
+    form: Form,
+    largest: usize,
+) -> Result<Rendered, NotShared<Fault>> {
+    let parts = tokio::task::spawn_blocking(render).await.map_err(|e| NotShared::Failed(blocking_fault(e)))?.map_err(NotShared::Failed)?;
+    Rendered::new(&parts, form, largest).ok_or(NotShared::TooLarge(parts))
+}
+
+async fn sync_updates(state: &Arc<AppState>, ctx: &Context, request: &Request) -> Result<Answer, Fault> {
+    let op = &request.operation;
     let cookie = client_cookie(state, op, false)?;
     let params = wire::sync_parameters(op)?;
     if params.installed_non_leaf.len() > 400 {
@@ -220,61 +284,64 @@ async fn sync_updates(state: &Arc<AppState>, op: &crate::wsus::tree::Element) ->
         return Err(Fault::invalid("parameters.SystemSpec"));
     }
     let groups = groups_of(state, &cookie.id)?;
-    let computer_id = cookie.id.clone();
+    let (catalog, deployments, stamps) = snapshots(state);
+    let form = ctx.form(request.version);
+    let key = AnswerKey::of(&(stamps, form, AnswerOf::Sync { groups: &groups, seen_stamp: cookie.seen_stamp, params: &params }));
+    let next = CookieData { seen_stamp: deployments.stamp, ..cookie.clone() };
+    let client_part = wire::new_cookie_element(&wire_time(cookie.expires), &state.cookies.seal(CookieKind::Client, &next));
     let state2 = Arc::clone(state);
-    let body = tokio::task::spawn_blocking(move || -> Result<Vec<Piece>, Fault> {
-        let state = state2;
-        let catalog = state.catalog();
-        let deployments = state.deployments();
-        let offers = state.offers.get(&catalog, &deployments, &groups);
-        let client = Client { offers: &offers, seen_stamp: cookie.seen_stamp };
-        let page = if params.skip_software_sync {
-            sync::driver_page(&catalog, &client, &params, &|i| driver_hardware_ids(&state, &catalog, i))
-        } else {
-            sync::software_page(&catalog, &deployments, &client, &params, &|i| catalog.revs[i as usize].core_size)
-        };
-        let mut new_updates = Vec::with_capacity(page.new_updates.len());
-        for (i, d) in &page.new_updates {
+    let render = move || render_sync_page(&state2, &catalog, &deployments, &groups, &params, cookie.seen_stamp);
+    let shared = state.answers.get_or_render(stamps, key, || render_blocking(render, form, state.answers.largest())).await;
+    let answer = answer_with(shared, client_part, state)?;
+    state.writer.write_later(ClientWrite::Synced { computer_id: cookie.id });
+    Ok(answer)
+}
+
+/// One SyncUpdates page for computers of `groups` (WSUS-PROTOCOL.md §3.6), without the cookie.
+fn render_sync_page(
+    state: &AppState,
+    catalog: &Catalog,
+    deployments: &super::catalog::Deployments,
+    groups: &[Guid],
+    params: &wire::SyncParameters,
+    seen_stamp: i64,
+) -> Result<Parts, Fault> {
+    let offers = state.offers.get(catalog, deployments, groups);
+    let client = Client { offers: &offers, seen_stamp };
+    let page = if params.skip_software_sync {
+        sync::driver_page(catalog, &client, params, &|i| driver_hardware_ids(state, catalog, i))
+    } else {
+        sync::software_page(catalog, deployments, &client, params, &|i| catalog.revs[i as usize].core_size)
+    };
+    let mut new_updates = Vec::with_capacity(page.new_updates.len());
+    for (i, d) in &page.new_updates {
+        let rev = &catalog.revs[*i as usize];
+        let core = state.core(catalog, *i).map_err(blocking_fault)?;
+        new_updates.push(wire::UpdateInfoOut {
+            revision_id: rev.revision_id,
+            deployment: d,
+            is_leaf: rev.is_leaf,
+            xml_escaped: Some(core),
+        });
+    }
+    let changed: Vec<wire::UpdateInfoOut<'_>> = page
+        .changed
+        .iter()
+        .map(|(i, d)| {
             let rev = &catalog.revs[*i as usize];
-            let core = state.core(&catalog, *i).map_err(blocking_fault)?;
-            new_updates.push(wire::UpdateInfoOut {
-                revision_id: rev.revision_id,
-                deployment: d,
-                is_leaf: rev.is_leaf,
-                xml_escaped: Some(core),
-            });
-        }
-        let changed: Vec<wire::UpdateInfoOut<'_>> = page
-            .changed
-            .iter()
-            .map(|(i, d)| {
-                let rev = &catalog.revs[*i as usize];
-                wire::UpdateInfoOut { revision_id: rev.revision_id, deployment: d, is_leaf: rev.is_leaf, xml_escaped: None }
-            })
-            .collect();
-        let next = CookieData { seen_stamp: deployments.stamp, ..cookie.clone() };
-        let sealed = state.cookies.seal(CookieKind::Client, &next);
-        if !page.truncated && !params.skip_software_sync && page.new_updates.iter().all(|(i, _)| catalog.revs[*i as usize].is_leaf) {
-            state.metrics.scans.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        }
-        Ok(wire::sync_updates_response(&wire::SyncResult {
-            new_updates: &new_updates,
-            out_of_scope: &page.out_of_scope,
-            changed_updates: &changed,
-            truncated: page.truncated,
-            cookie_expiration: &wire_time(cookie.expires),
-            cookie_data: &sealed,
-            driver_sync_not_needed: if params.skip_software_sync {
-                page.new_updates.is_empty()
-            } else {
-                !params.filter_categories.is_empty()
-            },
-        }))
-    })
-    .await
-    .map_err(blocking_fault)??;
-    state.writer.write_later(ClientWrite::Synced { computer_id });
-    Ok(body)
+            wire::UpdateInfoOut { revision_id: rev.revision_id, deployment: d, is_leaf: rev.is_leaf, xml_escaped: None }
+        })
+        .collect();
+    let ends_scan =
+        !page.truncated && !params.skip_software_sync && page.new_updates.iter().all(|(i, _)| catalog.revs[*i as usize].is_leaf);
+    let parts = wire::sync_updates_parts(&wire::SyncResult {
+        new_updates: &new_updates,
+        out_of_scope: &page.out_of_scope,
+        changed_updates: &changed,
+        truncated: page.truncated,
+        driver_sync_not_needed: if params.skip_software_sync { page.new_updates.is_empty() } else { !params.filter_categories.is_empty() },
+    });
+    Ok(Parts { head: parts.head, tail: parts.tail, ends_scan })
 }
 
 /// Hardware ids a driver update names in its `d.WindowsDriverMetaData`.
@@ -348,67 +415,81 @@ fn pick_language<'a>(available: &'a [String], locales: &[String], default: Optio
     find("all").or_else(|| default.and_then(find)).or_else(|| find("en")).or(available.first())
 }
 
-async fn extended_update_info(state: &Arc<AppState>, ctx: &Context, op: &crate::wsus::tree::Element) -> Result<String, Fault> {
+async fn extended_update_info(state: &Arc<AppState>, ctx: &Context, request: &Request) -> Result<Answer, Fault> {
+    let op = &request.operation;
     let cookie = client_cookie(state, op, false)?;
     let req = wire::extended_info_request(op)?;
     if req.revision_ids.len() > 50 {
         return Err(Fault::invalid("revisionIDs"));
     }
     let groups = groups_of(state, &cookie.id)?;
-    let state2 = Arc::clone(state);
-    let base_url = ctx.base_url.clone();
-    tokio::task::spawn_blocking(move || -> Result<String, Fault> {
-        let state = state2;
-        let catalog = state.catalog();
-        let deployments = state.deployments();
-        let offers = state.offers.get(&catalog, &deployments, &groups);
-        let mut in_scope: Vec<u32> = Vec::new();
-        let mut out_of_scope = Vec::new();
-        for id in &req.revision_ids {
-            match catalog.index_of(*id) {
-                Some(i) if offers.get(i).is_some() => in_scope.push(i),
-                _ => out_of_scope.push(*id),
-            }
+    let (catalog, deployments, stamps) = snapshots(state);
+    let form = ctx.form(request.version);
+    let what = AnswerOf::ExtendedInfo { groups: &groups, request: &req, base_url: &ctx.base_url };
+    let key = AnswerKey::of(&(stamps, form, what));
+    let (state2, base_url) = (Arc::clone(state), ctx.base_url.clone());
+    let render = move || {
+        let text = render_extended_info(&state2, &catalog, &deployments, &groups, &req, &base_url)?;
+        Ok(Parts { head: vec![Piece::Text(text)], tail: String::new(), ends_scan: false })
+    };
+    let shared = state.answers.get_or_render(stamps, key, || render_blocking(render, form, state.answers.largest())).await;
+    answer_with(shared, String::new(), state)
+}
+
+/// The extended information of the revisions `req` names that `groups` are offered.
+fn render_extended_info(
+    state: &AppState,
+    catalog: &Catalog,
+    deployments: &super::catalog::Deployments,
+    groups: &[Guid],
+    req: &wire::ExtendedInfoRequest,
+    base_url: &str,
+) -> Result<String, Fault> {
+    let offers = state.offers.get(catalog, deployments, groups);
+    let mut in_scope: Vec<u32> = Vec::new();
+    let mut out_of_scope = Vec::new();
+    for id in &req.revision_ids {
+        match catalog.index_of(*id) {
+            Some(i) if offers.get(i).is_some() => in_scope.push(i),
+            _ => out_of_scope.push(*id),
         }
-        let wants = |t: &str| req.info_types.iter().any(|x| x.eq_ignore_ascii_case(t));
-        let mut updates: Vec<(i32, String)> = Vec::new();
-        let mut files: Vec<FileLocation> = Vec::new();
-        state
-            .pool
-            .with(|store| {
-                if wants("Extended") {
-                    for &i in &in_scope {
-                        let rev = &catalog.revs[i as usize];
-                        if let Some(x) = store.fragment(rev.revision_id, &FragmentKind::Extended)? {
-                            updates.push((rev.revision_id, wire::escape_fragment(&x)));
-                        }
-                        for sha1 in &rev.files {
-                            if !files.iter().any(|f| f.digest == sha1[..])
-                                && let Some(l) = file_location(&catalog, &base_url, sha1.to_vec())
-                            {
-                                files.push(l);
-                            }
-                        }
+    }
+    let wants = |t: &str| req.info_types.iter().any(|x| x.eq_ignore_ascii_case(t));
+    let mut updates: Vec<(i32, String)> = Vec::new();
+    let mut files: Vec<FileLocation> = Vec::new();
+    state
+        .pool
+        .with(|store| {
+            if wants("Extended") {
+                for &i in &in_scope {
+                    let rev = &catalog.revs[i as usize];
+                    if let Some(x) = store.fragment(rev.revision_id, &FragmentKind::Extended)? {
+                        updates.push((rev.revision_id, wire::escape_fragment(&x)));
                     }
-                }
-                if wants("LocalizedProperties") {
-                    for &i in &in_scope {
-                        let rev = &catalog.revs[i as usize];
-                        let (languages, default) = store.revision_languages(rev.revision_id)?;
-                        if let Some(lang) = pick_language(&languages, &req.locales, default.as_deref())
-                            && let Some(x) = store.fragment(rev.revision_id, &FragmentKind::Localized(lang.clone()))?
+                    for sha1 in &rev.files {
+                        if !files.iter().any(|f| f.digest == sha1[..])
+                            && let Some(l) = file_location(catalog, base_url, sha1.to_vec())
                         {
-                            updates.push((rev.revision_id, wire::escape_fragment(&x)));
+                            files.push(l);
                         }
                     }
                 }
-                Ok(())
-            })
-            .map_err(blocking_fault)?;
-        Ok(wire::extended_info_response(&updates, &files, &out_of_scope))
-    })
-    .await
-    .map_err(blocking_fault)?
+            }
+            if wants("LocalizedProperties") {
+                for &i in &in_scope {
+                    let rev = &catalog.revs[i as usize];
+                    let (languages, default) = store.revision_languages(rev.revision_id)?;
+                    if let Some(lang) = pick_language(&languages, &req.locales, default.as_deref())
+                        && let Some(x) = store.fragment(rev.revision_id, &FragmentKind::Localized(lang.clone()))?
+                    {
+                        updates.push((rev.revision_id, wire::escape_fragment(&x)));
+                    }
+                }
+            }
+            Ok(())
+        })
+        .map_err(blocking_fault)?;
+    Ok(wire::extended_info_response(&updates, &files, &out_of_scope))
 }
 
 pub async fn simple_auth(state: &Arc<AppState>, request: &Request) -> Result<String, Fault> {

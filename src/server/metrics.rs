@@ -92,6 +92,13 @@ pub struct Metrics {
 }
 
 impl Metrics {
+    /// An answer sent xpress-compressed: `plain` bytes became `sent`.
+    pub fn count_xpress(&self, plain: usize, sent: u64) {
+        self.xpress_answers.fetch_add(1, Ordering::Relaxed);
+        self.xpress_original_bytes.fetch_add(plain as u64, Ordering::Relaxed);
+        self.xpress_sent_bytes.fetch_add(sent, Ordering::Relaxed);
+    }
+
     pub fn observe(&self, label: Label, elapsed: Duration, fault: bool) {
         let s = elapsed.as_secs_f64();
         let mut ops = self.operations.lock().expect("metrics lock");

@@ -8,6 +8,7 @@
 //! client activity (contacts, registrations, sync times, reported events).
 
 mod admin_api;
+mod answers;
 mod body;
 mod budget;
 mod catalog;
@@ -85,6 +86,7 @@ pub fn open_state(dir: &Path, public_url: Option<&str>) -> Result<Arc<AppState>,
         public_url,
         big_cores: Mutex::new(state::CoreCache::default()),
         offers: offers::OffersCache::default(),
+        answers: answers::AnswerCache::new(answers::DEFAULT_ANSWER_CACHE_BYTES),
         mapped: mapped::MappedFiles::default(),
         metrics: metrics::Metrics::default(),
         budget: budget::MemoryBudget::new(budget::DEFAULT_BUDGET_BYTES),

@@ -3,7 +3,7 @@
 
 use super::body::PiecesBody;
 use super::budget::{BodyRefusal, Held};
-use super::client_service::{self, Context};
+use super::client_service::{self, Answer, Context};
 use super::metrics;
 use super::state::AppState;
 use crate::wsus::soap::{self, EnvelopeStyle, ErrorCode, Fault, Piece, SoapVersion};
@@ -155,12 +155,23 @@ async fn metrics(state: &Arc<AppState>) -> Response<Body> {
     .ok()
     .and_then(Result::ok)
     .unwrap_or_default();
+    use std::sync::atomic::Ordering::Relaxed;
     let body = state.metrics.render(&[
         ("ferry_catalog_revisions", "Revisions the server offers.", revisions),
         ("ferry_computers", "Computers known to the server.", computers),
         ("ferry_imports", "Bundles imported into the store.", imports),
         ("ferry_last_import_timestamp_seconds", "When the newest import committed (Unix time; 0: none).", last_import),
         ("ferry_approvals", "Approvals (update x group).", approvals),
+        ("ferry_answer_cache_hits_total", "SOAP answers served from the cache of rendered answers.", state.answers.hits.load(Relaxed)),
+        ("ferry_answer_cache_misses_total", "SOAP answers rendered (not found in the answer cache).", state.answers.misses.load(Relaxed)),
+        (
+            "ferry_answer_cache_evictions_total",
+            "Answers dropped from the cache to stay within its limit.",
+            state.answers.evictions.load(Relaxed),
+        ),
+        ("ferry_answer_cache_bytes", "Bytes the answer cache holds now.", state.answers.bytes() as u64),
+        ("ferry_answer_cache_limit_bytes", "The most the answer cache may hold.", state.answers.limit() as u64),
+        ("ferry_answer_cache_entries", "Answers in the cache now.", state.answers.entries() as u64),
     ]);
     Response::builder()
         .header(header::CONTENT_TYPE, "text/plain; version=0.0.4")
@@ -245,11 +256,25 @@ async fn compress(state: &AppState, body: PiecesBody, held: Held, peer: Option<s
     };
     drop(held);
     room.shrink_to(framed.capacity());
-    let m = &state.metrics;
-    m.xpress_answers.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    m.xpress_original_bytes.fetch_add(length as u64, std::sync::atomic::Ordering::Relaxed);
-    m.xpress_sent_bytes.fetch_add(framed.len() as u64, std::sync::atomic::Ordering::Relaxed);
+    state.metrics.count_xpress(length, framed.len() as u64);
     Some(PiecesBody::owned(framed).holding(room))
+}
+
+/// A successful SOAP answer: its length up front (never chunked), `Vary` where it may be
+/// compressed.
+fn answer_response(version: SoapVersion, service: Service, xpress: bool, body: PiecesBody) -> Response<Body> {
+    let mut answer = Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, HeaderValue::from_static(version.content_type()))
+        .header(header::CACHE_CONTROL, "private")
+        .header(header::CONTENT_LENGTH, body.content_length());
+    if service.may_compress() {
+        answer = answer.header(header::VARY, "Accept-Encoding");
+    }
+    if xpress {
+        answer = answer.header(header::CONTENT_ENCODING, "xpress");
+    }
+    answer.body(Body::new(body)).expect("static response")
 }
 
 /// The address a request came from, which the listener records (absent when `app` is called
@@ -338,13 +363,15 @@ async fn soap_endpoint(
         Ok(request) => {
             let host = parts.headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("localhost").to_string();
             let base_url = base_url_of(&state, scheme, &parts.headers);
-            let ctx = Context { base_url, host, peer };
+            let xpress = service.may_compress() && accepts_xpress(&parts.headers);
+            let ctx = Context { base_url, host, peer, xpress };
+            let text = |t: String| Answer::Fresh(vec![Piece::Text(t)]);
             let result = match service {
                 Service::Client => client_service::client_web_service(&state, &ctx, &request).await,
-                Service::SimpleAuth => client_service::simple_auth(&state, &request).await.map(|t| vec![Piece::Text(t)]),
-                Service::Reporting => client_service::reporting(&state, &ctx, &request).await.map(|t| vec![Piece::Text(t)]),
-                Service::ServerSync => super::server_sync_service::server_sync(&state, &ctx, &request).await.map(|t| vec![Piece::Text(t)]),
-                Service::DssAuth => super::server_sync_service::dss_auth(&state, &request).await.map(|t| vec![Piece::Text(t)]),
+                Service::SimpleAuth => client_service::simple_auth(&state, &request).await.map(text),
+                Service::Reporting => client_service::reporting(&state, &ctx, &request).await.map(text),
+                Service::ServerSync => super::server_sync_service::server_sync(&state, &ctx, &request).await.map(text),
+                Service::DssAuth => super::server_sync_service::dss_auth(&state, &request).await.map(text),
             };
             (metrics::Label::soap(request.name()), result, request.version)
         }
@@ -353,27 +380,26 @@ async fn soap_endpoint(
     let fault = result.is_err();
     state.metrics.observe(op_name, started.elapsed(), fault);
     match result {
-        Ok(content) => {
+        Ok(Answer::Shared { rendered, client_part }) => {
+            let (body, plain_len) = rendered.body(&client_part);
+            let Ok(held) = state.budget.hold(body.owned_bytes(), peer).await else { return busy(&state, service, version) };
+            if rendered.xpress() {
+                state.metrics.count_xpress(plain_len, body.content_length());
+            }
+            answer_response(version, service, rendered.xpress(), body.holding(held))
+        }
+        Ok(Answer::Fresh(content)) => {
             let (before, after) = soap::envelope_parts(version, service.style());
             let pieces = std::iter::once(Piece::Text(before)).chain(content).chain(std::iter::once(Piece::Text(after.to_string())));
             let body = PiecesBody::new(pieces);
             // Held until the client has read it all (or gone): unread answers cannot pile up.
             let Ok(held) = state.budget.hold(body.owned_bytes(), peer).await else { return busy(&state, service, version) };
-            let mut answer = Response::builder()
-                .status(StatusCode::OK)
-                .header(header::CONTENT_TYPE, HeaderValue::from_static(version.content_type()))
-                .header(header::CACHE_CONTROL, "private");
-            if service.may_compress() {
-                answer = answer.header(header::VARY, "Accept-Encoding");
-            }
-            let body = if service.may_compress() && accepts_xpress(&parts.headers) {
+            if service.may_compress() && accepts_xpress(&parts.headers) {
                 let Some(framed) = compress(&state, body, held, peer).await else { return busy(&state, service, version) };
-                answer = answer.header(header::CONTENT_ENCODING, "xpress");
-                framed
+                answer_response(version, service, true, framed)
             } else {
-                body.holding(held)
-            };
-            answer.header(header::CONTENT_LENGTH, body.content_length()).body(Body::new(body)).expect("static response")
+                answer_response(version, service, false, body.holding(held))
+            }
         }
         Err(f) => {
             if f.code == ErrorCode::InternalServerError {

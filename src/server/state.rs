@@ -98,6 +98,8 @@ pub struct AppState {
     pub public_url: Option<String>,
     pub big_cores: Mutex<CoreCache>,
     pub offers: super::offers::OffersCache,
+    /// Rendered answers shared by clients in the same state (`answers.rs`).
+    pub answers: super::answers::AnswerCache,
     pub mapped: super::mapped::MappedFiles,
     pub metrics: super::metrics::Metrics,
     /// The bytes held for clients: request bodies and unsent answers (`budget.rs`).

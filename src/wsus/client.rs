@@ -229,13 +229,13 @@ pub fn start_category_scan_response(preferred: &[Guid], in_error: &[Guid]) -> St
 
 // ---------------------------------------------------------------- SyncUpdates
 
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct Device {
     pub hardware_ids: Vec<String>,
     pub compatible_ids: Vec<String>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct SyncParameters {
     pub installed_non_leaf: Vec<i32>,
     pub other_cached: Vec<i32>,
@@ -330,13 +330,19 @@ pub struct SyncResult<'a> {
     pub out_of_scope: &'a [i32],
     pub changed_updates: &'a [UpdateInfoOut<'a>],
     pub truncated: bool,
-    pub cookie_expiration: &'a str,
-    pub cookie_data: &'a [u8],
     pub driver_sync_not_needed: bool,
 }
 
-/// The answer as pieces: Core fragments are shared, not copied.
-pub fn sync_updates_response(r: &SyncResult<'_>) -> Vec<Piece> {
+/// A SyncUpdates answer around the one thing in it that belongs to a single client, its
+/// `NewCookie`: `head`, then `new_cookie_element`, then `tail`. Clients in the same state get the
+/// same head and tail, so a server can share them (`server/answers.rs`).
+pub struct SyncAnswerParts {
+    /// Core fragments are shared, not copied.
+    pub head: Vec<Piece>,
+    pub tail: String,
+}
+
+pub fn sync_updates_parts(r: &SyncResult<'_>) -> SyncAnswerParts {
     let mut w = Writer::with_capacity(1024 + r.changed_updates.len() * 300);
     w.open_ns("SyncUpdatesResponse", CLIENT_NS).open("SyncUpdatesResult");
     if !r.new_updates.is_empty() {
@@ -361,10 +367,25 @@ pub fn sync_updates_response(r: &SyncResult<'_>) -> Vec<Piece> {
         w.close("ChangedUpdates");
     }
     w.bool("Truncated", r.truncated);
-    write_cookie(&mut w, "NewCookie", r.cookie_expiration, r.cookie_data);
+    let head = w.into_pieces();
+    let mut w = Writer::with_capacity(128);
     w.raw("DriverSyncNotNeeded", if r.driver_sync_not_needed { "true" } else { "false" });
     w.close("SyncUpdatesResult").close("SyncUpdatesResponse");
-    w.into_pieces()
+    SyncAnswerParts { head, tail: w.out }
+}
+
+/// The `NewCookie` element of a SyncUpdates answer.
+pub fn new_cookie_element(expiration: &str, data: &[u8]) -> String {
+    let mut w = Writer::with_capacity(256);
+    write_cookie(&mut w, "NewCookie", expiration, data);
+    w.out
+}
+
+/// The whole answer as pieces, for one client.
+pub fn sync_updates_response(r: &SyncResult<'_>, cookie_expiration: &str, cookie_data: &[u8]) -> Vec<Piece> {
+    let SyncAnswerParts { mut head, tail } = sync_updates_parts(r);
+    head.push(Piece::Text(new_cookie_element(cookie_expiration, cookie_data) + &tail));
+    head
 }
 
 // ---------------------------------------------------------------- RefreshCache
@@ -404,7 +425,7 @@ pub fn refresh_cache_response(entries: &[RefreshEntry<'_>]) -> String {
 
 // ---------------------------------------------------------------- GetExtendedUpdateInfo
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ExtendedInfoRequest {
     pub revision_ids: Vec<i32>,
     pub info_types: Vec<String>,

@@ -8,7 +8,7 @@ use std::sync::Arc;
 pub const SOAP11: &str = "http://schemas.xmlsoap.org/soap/envelope/";
 pub const SOAP12: &str = "http://www.w3.org/2003/05/soap-envelope";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum SoapVersion {
     V11,
     V12,
@@ -152,7 +152,7 @@ pub fn action_operation(action: &str) -> &str {
 }
 
 /// The envelope styles real WSUS uses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum EnvelopeStyle {
     /// ClientWebService (WCF-like): no declaration, `s:` prefix, xsi/xsd on Body.
     Client,
@@ -209,6 +209,13 @@ impl Piece {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        match self {
+            Piece::Text(t) => t.as_bytes(),
+            Piece::Shared(s) => s.as_bytes(),
+        }
     }
 }
 

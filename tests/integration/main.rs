@@ -2,6 +2,7 @@
 //! regression tests are named after what they guard.
 
 mod administration;
+mod answer_cache;
 mod architecture;
 mod bundles;
 mod catalog_cli;
