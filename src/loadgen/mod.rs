@@ -174,7 +174,8 @@ pub fn record(url: &str, profiles: usize, dir: &std::path::Path) -> Result<usize
         }
         Ok::<(), LoadError>(())
     })?;
-    let n = std::fs::read_dir(&answers).map_err(|source| LoadError::Record { path: answers.clone(), source })?.count();
+    let entries = std::fs::read_dir(&answers).map_err(|source| LoadError::Record { path: answers.clone(), source })?;
+    let n = entries.filter_map(Result::ok).filter(|e| e.path().extension().is_some_and(|x| x == "xml")).count();
     Ok(n)
 }
 

@@ -134,8 +134,11 @@ impl<'a> Agent<'a> {
         }
         self.stats.record(operation, elapsed);
         if let Some(dir) = &self.record {
-            let path = dir.join("answers").join(format!("{key}.xml"));
-            std::fs::write(&path, &response.body).map_err(|source| ScanError::Io { operation, source })?;
+            // The request beside its answer, for benchmarks that replay one call (wrk).
+            let answers = dir.join("answers");
+            std::fs::write(answers.join(format!("{key}.xml")), &response.body)
+                .and_then(|()| std::fs::write(answers.join(format!("{key}.request")), &body))
+                .map_err(|source| ScanError::Io { operation, source })?;
         }
         Ok(response.body)
     }

@@ -42,13 +42,19 @@ pub(super) fn blocking_fault(e: impl std::fmt::Display) -> Fault {
 /// The client a cookie belongs to. Expired cookies get CookieExpired, anything unreadable
 /// InvalidCookie (the client then starts over), as WSUS clients expect.
 pub fn client_cookie(state: &AppState, op: &crate::wsus::tree::Element, allow_expired: bool) -> Result<CookieData, Fault> {
+    client_cookie_sealed(state, op, allow_expired).map(|(data, _)| data)
+}
+
+/// The client a cookie belongs to, with the cookie's sealed bytes as the client sent them.
+fn client_cookie_sealed(state: &AppState, op: &crate::wsus::tree::Element, allow_expired: bool) -> Result<(CookieData, Vec<u8>), Fault> {
     let cookie = wire::cookie(op, "cookie")?.ok_or_else(|| Fault::new(ErrorCode::InvalidCookie, "cookie"))?;
-    let data = cookie.data.ok_or_else(|| Fault::new(ErrorCode::InvalidCookie, "cookie"))?;
+    let sealed = cookie.data.ok_or_else(|| Fault::new(ErrorCode::InvalidCookie, "cookie"))?;
     let at = if allow_expired { i64::MIN } else { now() };
-    state.cookies.open(CookieKind::Client, &data, at).map_err(|p| match p {
+    let data = state.cookies.open(CookieKind::Client, &sealed, at).map_err(|p| match p {
         CookieProblem::Expired => Fault::new(ErrorCode::CookieExpired, "cookie"),
         CookieProblem::Invalid => Fault::new(ErrorCode::InvalidCookie, "cookie"),
-    })
+    })?;
+    Ok((data, sealed))
 }
 
 fn valid_protocol_version(v: &str) -> bool {
@@ -275,7 +281,7 @@ async fn render_blocking(
 
 async fn sync_updates(state: &Arc<AppState>, ctx: &Context, request: &Request) -> Result<Answer, Fault> {
     let op = &request.operation;
-    let cookie = client_cookie(state, op, false)?;
+    let (cookie, sealed) = client_cookie_sealed(state, op, false)?;
     let params = wire::sync_parameters(op)?;
     if params.installed_non_leaf.len() > 400 {
         return Err(Fault::invalid("parameters.InstalledNonLeafUpdateIDs"));
@@ -287,13 +293,16 @@ async fn sync_updates(state: &Arc<AppState>, ctx: &Context, request: &Request) -
     let (catalog, deployments, stamps) = snapshots(state);
     let form = ctx.form(request.version);
     let key = AnswerKey::of(&(stamps, form, AnswerOf::Sync { groups: &groups, seen_stamp: cookie.seen_stamp, params: &params }));
+    // The new cookie records what the client has now seen; when that is what it had seen, the
+    // cookie it sent says so already (a fleet's scan pages after the first).
     let next = CookieData { seen_stamp: deployments.stamp, ..cookie.clone() };
-    let client_part = wire::new_cookie_element(&wire_time(cookie.expires), &state.cookies.seal(CookieKind::Client, &next));
+    let sealed = if next == cookie { sealed } else { state.cookies.seal(CookieKind::Client, &next) };
+    let client_part = wire::new_cookie_element(&wire_time(cookie.expires), &sealed);
     let state2 = Arc::clone(state);
     let render = move || render_sync_page(&state2, &catalog, &deployments, &groups, &params, cookie.seen_stamp);
     let shared = state.answers.get_or_render(stamps, key, || render_blocking(render, form, state.answers.largest())).await;
     let answer = answer_with(shared, client_part, state)?;
-    state.writer.write_later(ClientWrite::Synced { computer_id: cookie.id });
+    state.writer.synced(&cookie.id);
     Ok(answer)
 }
 

@@ -4,10 +4,11 @@
 use super::budget::Held;
 use super::state::ComputerCache;
 use crate::store::{ClientWrite, Store, StoreError};
+use std::collections::HashSet;
 use std::path::Path;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
-use tokio::sync::mpsc::{Receiver, Sender, channel};
+use tokio::sync::mpsc::{Receiver, Sender, WeakSender, channel};
 use tokio::sync::oneshot;
 
 const QUEUE: usize = 4096;
@@ -28,17 +29,33 @@ type Job = (ClientWrite, Option<Done>, Option<Held>);
 #[derive(Clone)]
 pub struct ClientWriter {
     tx: Sender<Job>,
+    synced: Arc<Mutex<SyncTimes>>,
 }
+
+/// Computers that finished a SyncUpdates call since the last batch. A fleet's scans make tens of
+/// thousands of calls a second; each computer's sync time is written once per batch, and the
+/// writer is woken for them at most once every `SYNC_TIMES_EVERY`.
+type SyncTimes = HashSet<String>;
+
+/// How late a sync time may be written.
+const SYNC_TIMES_EVERY: Duration = Duration::from_secs(1);
 
 impl ClientWriter {
     pub fn start(dir: &Path, computers: Arc<RwLock<ComputerCache>>) -> Result<ClientWriter, StoreError> {
         let store = Store::open(dir)?;
         let (tx, rx) = channel(QUEUE);
+        let synced = Arc::new(Mutex::new(SyncTimes::default()));
+        let writer_synced = synced.clone();
         std::thread::Builder::new()
             .name("ferry-client-writer".into())
-            .spawn(move || run(store, rx, computers))
+            .spawn(move || run(store, rx, &writer_synced, computers))
             .map_err(|e| StoreError::io(dir, e))?;
-        Ok(ClientWriter { tx })
+        let (weak, waker_synced) = (tx.downgrade(), synced.clone());
+        std::thread::Builder::new()
+            .name("ferry-sync-times".into())
+            .spawn(move || wake_for_sync_times(&weak, &waker_synced))
+            .map_err(|e| StoreError::io(dir, e))?;
+        Ok(ClientWriter { tx, synced })
     }
 
     /// Queues a write; returns once it is committed, or after `COMMIT_WAIT` with the write still
@@ -68,10 +85,25 @@ impl ClientWriter {
         }
     }
 
-    /// Queues a small write without waiting (sync times). Dropped only if the queue is full.
-    pub fn write_later(&self, w: ClientWrite) {
-        if self.tx.try_send((w, None, None)).is_err() {
-            tracing::warn!("client activity queue is full: a write was dropped");
+    /// Records that a computer synced (written within `SYNC_TIMES_EVERY`).
+    pub fn synced(&self, computer_id: &str) {
+        let mut times = self.synced.lock().expect("sync times lock");
+        if !times.contains(computer_id) {
+            times.insert(computer_id.to_string());
+        }
+    }
+}
+
+/// Wakes the writer when sync times wait, until the server stops.
+fn wake_for_sync_times(tx: &WeakSender<Job>, synced: &Mutex<SyncTimes>) {
+    loop {
+        std::thread::sleep(SYNC_TIMES_EVERY);
+        let Some(tx) = tx.upgrade() else { return };
+        let waiting = synced.lock().expect("sync times lock").iter().next().cloned();
+        // The writer takes every waiting sync time with any batch; writing this one twice
+        // changes nothing.
+        if let Some(computer_id) = waiting {
+            let _ = tx.try_send((ClientWrite::Synced { computer_id }, None, None));
         }
     }
 }
@@ -94,7 +126,7 @@ fn apply(store: &mut Store, writes: &[ClientWrite]) -> Result<(), String> {
     }
 }
 
-fn run(mut store: Store, mut rx: Receiver<Job>, computers: Arc<RwLock<ComputerCache>>) {
+fn run(mut store: Store, mut rx: Receiver<Job>, synced: &Mutex<SyncTimes>, computers: Arc<RwLock<ComputerCache>>) {
     while let Some(first) = rx.blocking_recv() {
         let mut jobs = vec![first];
         while jobs.len() < BATCH {
@@ -103,7 +135,9 @@ fn run(mut store: Store, mut rx: Receiver<Job>, computers: Arc<RwLock<ComputerCa
                 Err(_) => break,
             }
         }
-        let (writes, waiting): (Vec<ClientWrite>, Vec<_>) = jobs.into_iter().map(|(w, done, held)| (w, (done, held))).unzip();
+        let (mut writes, waiting): (Vec<ClientWrite>, Vec<_>) = jobs.into_iter().map(|(w, done, held)| (w, (done, held))).unzip();
+        let times = std::mem::take(&mut *synced.lock().expect("sync times lock"));
+        writes.extend(times.into_iter().map(|computer_id| ClientWrite::Synced { computer_id }));
         let result = apply(&mut store, &writes);
         if result.is_ok() {
             // Contacts may have changed group memberships (client-side targeting).

@@ -4,6 +4,8 @@
 
 use crate::served::{Agent, CLIENT, CLIENT_NS, Served};
 use crate::util::{ferry, json_of, stdout_of, wait_until};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
 use ferry::wsus::agent::{self as wire, SyncRequest};
 
 fn metric(server: &Served, name: &str) -> u64 {
@@ -67,15 +69,21 @@ fn clients_in_the_same_state_share_answers_and_clients_of_other_groups_never_do(
         let body = wire::sync_updates(&a.cookie, &request);
         let r = a.http.soap(CLIENT, &format!("{CLIENT_NS}/SyncUpdates"), &body);
         assert_eq!(r.status, 200, "{}", r.text());
-        replies.push(split_cookie(&r.body));
+        let (answer, cookie) = split_cookie(&r.body);
+        let sent = B64.encode(a.cookie.data.as_ref().unwrap());
+        replies.push((answer, cookie, sent));
     }
     let [lab1, kiosk, lab2, lab1_again] = &replies[..] else { unreachable!() };
     assert_eq!(lab1.0, lab2.0, "the same answer for the same state");
     assert_eq!(lab1.0, lab1_again.0);
     assert_ne!(lab1.0, kiosk.0, "another group's answer");
     assert!(lab1.0.contains("<Action>Install</Action>") && !kiosk.0.contains("<Action>Install</Action>"));
+    // Nothing changed since their scans: each gets back the very cookie it sent, its own.
+    for (_, cookie, sent) in &replies {
+        assert!(cookie.contains(&format!("<EncryptedData>{sent}</EncryptedData>")), "{cookie} carries {sent}");
+    }
     let cookies: std::collections::HashSet<&String> = replies.iter().map(|r| &r.1).collect();
-    assert_eq!(cookies.len(), 4, "every answer carries a cookie made for its request");
+    assert_eq!(cookies.len(), 3, "three clients, three cookies");
 
     // With xpress the shared answer decodes to the same bytes.
     let body = wire::sync_updates(&agents[1].cookie, &request);
@@ -89,4 +97,14 @@ fn clients_in_the_same_state_share_answers_and_clients_of_other_groups_never_do(
     }
     assert!(metric(&server, "ferry_answer_cache_bytes") <= metric(&server, "ferry_answer_cache_limit_bytes"));
     assert!(metric(&server, "ferry_answer_cache_entries") > 0);
+
+    // After an approval, the next answer carries a new cookie (what the client has seen moved).
+    stdout_of(ferry(&data).args(["updates", "approve", &approved, "--group", "Kiosks"]));
+    wait_until("the kiosk is offered the approval", || {
+        let body = wire::sync_updates(&agents[2].cookie, &request);
+        let r = agents[2].http.soap(CLIENT, &format!("{CLIENT_NS}/SyncUpdates"), &body);
+        let (answer, cookie) = split_cookie(&r.body);
+        let sent = B64.encode(agents[2].cookie.data.as_ref().unwrap());
+        answer.contains("<Action>Install</Action>") && !cookie.contains(&sent)
+    });
 }
