@@ -39,6 +39,9 @@ pub struct Args {
     /// The URL is a static web server holding answers recorded with --record.
     #[arg(long)]
     static_answers: bool,
+    /// Ask for xpress-compressed answers (Accept-Encoding: xpress), as real agents do.
+    #[arg(long, conflicts_with = "static_answers")]
+    xpress: bool,
     /// Worker threads of the load generator.
     #[arg(long, default_value_t = 1)]
     threads: usize,
@@ -68,6 +71,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         download: !a.no_download,
         static_answers: a.static_answers,
         threads: a.threads,
+        xpress: a.xpress,
     };
     let report = ferry::loadgen::run(&options)?;
     if a.json {
@@ -79,7 +83,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
 
 fn print_report(r: &LoadReport) {
     println!(
-        "{} clients, {:?} scans, {:.1} s: {} scans ({:.1}/s), {} failed; {} requests ({:.0}/s), {} errors; {:.1} SyncUpdates per scan; content {:.1} MiB/s",
+        "{} clients, {:?} scans, {:.1} s: {} scans ({:.1}/s), {} failed; {} requests ({:.0}/s), {} errors; {:.1} SyncUpdates per scan; answers {:.0} KiB per scan on the wire ({:.0} KiB decoded); content {:.1} MiB/s",
         r.clients,
         r.mode,
         r.seconds,
@@ -90,6 +94,8 @@ fn print_report(r: &LoadReport) {
         r.requests_per_second,
         r.errors,
         r.sync_pages_per_scan,
+        r.answer_wire_bytes_per_scan / 1024.0,
+        r.answer_bytes_per_scan / 1024.0,
         r.content_mib_per_second
     );
     let rows: Vec<Vec<String>> = r

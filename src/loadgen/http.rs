@@ -12,6 +12,8 @@ pub struct Response {
     pub body: Vec<u8>,
     /// The Content-Length the server sent (for bodies read and discarded, the bytes that came).
     pub length: u64,
+    /// The body is xpress-compressed (`Content-Encoding: xpress`).
+    pub xpress: bool,
 }
 
 pub struct HttpClient {
@@ -125,6 +127,7 @@ async fn read_response(conn: &mut BufReader<TcpStream>, head_only: bool, keep_bo
         line.split_whitespace().nth(1).and_then(|s| s.parse().ok()).ok_or_else(|| bad(format!("bad status line {line:?}")))?;
     let mut length: Option<u64> = None;
     let mut close = line.starts_with("HTTP/1.0");
+    let mut xpress = false;
     loop {
         line.clear();
         if conn.read_line(&mut line).await? == 0 {
@@ -140,6 +143,8 @@ async fn read_response(conn: &mut BufReader<TcpStream>, head_only: bool, keep_bo
             length = Some(value.parse().map_err(|_| bad("bad Content-Length"))?);
         } else if name.eq_ignore_ascii_case("transfer-encoding") && !value.eq_ignore_ascii_case("identity") {
             return Err(bad(format!("Transfer-Encoding {value}: the answer must carry a Content-Length")));
+        } else if name.eq_ignore_ascii_case("content-encoding") {
+            xpress = value.eq_ignore_ascii_case("xpress");
         } else if name.eq_ignore_ascii_case("connection") {
             close = value.eq_ignore_ascii_case("close");
         }
@@ -161,7 +166,7 @@ async fn read_response(conn: &mut BufReader<TcpStream>, head_only: bool, keep_bo
             left -= n as u64;
         }
     }
-    Ok((Response { status, body, length }, close))
+    Ok((Response { status, body, length, xpress }, close))
 }
 
 #[cfg(test)]

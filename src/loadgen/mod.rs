@@ -39,6 +39,8 @@ pub struct LoadOptions {
     /// The URL serves answers recorded with `record` (GET `<prefix>/answers/<key>.xml`).
     pub static_answers: bool,
     pub threads: usize,
+    /// Ask the server for xpress-compressed answers, as real agents do.
+    pub xpress: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -68,6 +70,10 @@ pub struct LoadReport {
     pub errors: u64,
     pub sync_pages_per_scan: f64,
     pub content_mib_per_second: f64,
+    /// SOAP answer bytes per scan as they came over the wire (compressed with `--xpress`), and
+    /// decoded.
+    pub answer_wire_bytes_per_scan: f64,
+    pub answer_bytes_per_scan: f64,
     pub operations: Vec<OperationReport>,
     /// The first few distinct scan errors, to say what went wrong.
     pub error_samples: Vec<String>,
@@ -82,7 +88,7 @@ pub fn run(options: &LoadOptions) -> Result<LoadReport, LoadError> {
     let (authority, prefix) = http::split_url(&options.url).map_err(LoadError::Url)?;
     let profiles = Profile::first(options.profiles);
     let rt = runtime(options.threads)?;
-    let target = if options.static_answers { Target::Static } else { Target::Server };
+    let target = if options.static_answers { Target::Static } else { Target::Server { xpress: options.xpress } };
     let (stats, seconds, samples) = rt.block_on(async {
         let started = Instant::now();
         let deadline = started + options.duration;
@@ -139,6 +145,7 @@ pub fn run(options: &LoadOptions) -> Result<LoadReport, LoadError> {
     });
     let mut stats = stats;
     let operations = stats.operations(seconds);
+    let per_scan = |n: u64| if stats.scans > 0 { n as f64 / (stats.scans + stats.failed_scans) as f64 } else { 0.0 };
     Ok(LoadReport {
         url: options.url.clone(),
         mode: options.mode,
@@ -151,8 +158,10 @@ pub fn run(options: &LoadOptions) -> Result<LoadReport, LoadError> {
         requests: stats.requests(),
         requests_per_second: stats.requests() as f64 / seconds,
         errors: stats.errors(),
-        sync_pages_per_scan: if stats.scans > 0 { stats.sync_pages as f64 / (stats.scans + stats.failed_scans) as f64 } else { 0.0 },
+        sync_pages_per_scan: per_scan(stats.sync_pages),
         content_mib_per_second: stats.content_bytes as f64 / (1 << 20) as f64 / seconds,
+        answer_wire_bytes_per_scan: per_scan(stats.answer_wire_bytes),
+        answer_bytes_per_scan: per_scan(stats.answer_bytes),
         operations,
         error_samples: samples,
     })
@@ -168,7 +177,7 @@ pub fn record(url: &str, profiles: usize, dir: &std::path::Path) -> Result<usize
     let profiles = Profile::first(profiles);
     rt.block_on(async {
         for p in &profiles {
-            let mut agent = Agent::new(&authority, &prefix, Target::Server, Some(dir.to_path_buf()), false, p);
+            let mut agent = Agent::new(&authority, &prefix, Target::Server { xpress: false }, Some(dir.to_path_buf()), false, p);
             agent.first_scan().await.map_err(|source| LoadError::RecordScan { profile: p.name.to_string(), source })?;
             agent.repeat_scan().await.map_err(|source| LoadError::RecordScan { profile: p.name.to_string(), source })?;
         }
@@ -188,6 +197,9 @@ pub struct ScanSummary {
     /// Of those, the ones the machine's evaluation found it needs.
     pub needed: usize,
     pub downloaded_bytes: u64,
+    /// SOAP answer bytes as they came (xpress-compressed), and decoded.
+    pub answer_wire_bytes: u64,
+    pub answer_bytes: u64,
 }
 
 /// One simulated machine that every update applies to makes a first scan against `url` and
@@ -197,7 +209,7 @@ pub fn scan_once(url: &str) -> Result<ScanSummary, LoadError> {
     let profiles = [Profile::everything()];
     let rt = runtime(1)?;
     rt.block_on(async {
-        let mut agent = Agent::new(&authority, &prefix, Target::Server, None, true, &profiles[0]);
+        let mut agent = Agent::new(&authority, &prefix, Target::Server { xpress: true }, None, true, &profiles[0]);
         agent.first_scan().await.map_err(|source| LoadError::RecordScan { profile: profiles[0].name.to_string(), source })?;
         Ok(ScanSummary {
             profile: profiles[0].name.to_string(),
@@ -205,6 +217,8 @@ pub fn scan_once(url: &str) -> Result<ScanSummary, LoadError> {
             offered_for_install: agent.offered_for_install(),
             needed: agent.needed_for_install(),
             downloaded_bytes: agent.stats.content_bytes,
+            answer_wire_bytes: agent.stats.answer_wire_bytes,
+            answer_bytes: agent.stats.answer_bytes,
         })
     })
 }

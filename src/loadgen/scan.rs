@@ -18,6 +18,8 @@ const CONTENT_PIECE: u64 = 1 << 20;
 const CLIENT_PATH: &str = "/ClientWebService/client.asmx";
 const AUTH_PATH: &str = "/SimpleAuthWebService/SimpleAuth.asmx";
 const REPORTING_PATH: &str = "/ReportingWebService/ReportingWebService.asmx";
+/// The largest answer decoded from xpress (the largest real Core fragment is 46 MB).
+const MAX_ANSWER_BYTES: usize = 256 << 20;
 const DEVICES: &[&str] = &["PCI\\VEN_8086&DEV_15F3", "USB\\VID_046D&PID_C52B", "ACPI\\PNP0C0A"];
 
 #[derive(Debug, thiserror::Error)]
@@ -28,6 +30,8 @@ pub enum ScanError {
     Status { operation: &'static str, status: u16 },
     #[error("{operation}: {source}")]
     Answer { operation: &'static str, source: AnswerError },
+    #[error("{operation}: the xpress-compressed answer does not decode: {source}")]
+    Xpress { operation: &'static str, source: crate::wsus::xpress::XpressError },
     #[error("more than {MAX_SYNC_CALLS} SyncUpdates calls in one scan (WUA stops here with 0x80244010)")]
     TooManyRoundTrips,
 }
@@ -36,7 +40,10 @@ pub enum ScanError {
 /// files (to compare with a plain web server).
 #[derive(Debug, Clone)]
 pub enum Target {
-    Server,
+    /// A WSUS-compatible server; `xpress`: ask for xpress-compressed answers, as real agents do.
+    Server {
+        xpress: bool,
+    },
     Static,
 }
 
@@ -103,12 +110,16 @@ impl<'a> Agent<'a> {
         self.call += 1;
         let started = Instant::now();
         let response = match self.target {
-            Target::Server => {
-                let headers = [
+            Target::Server { xpress } => {
+                let mut headers = vec![
                     ("Content-Type", "text/xml; charset=utf-8"),
                     ("SOAPAction", action),
                     ("User-Agent", "Windows-Update-Agent/1507.2601.30012.0 Client-Protocol/2.90"),
                 ];
+                // The agent asks the client and SimpleAuth services only (MS-WUSP §2.1.1).
+                if xpress && path != REPORTING_PATH {
+                    headers.push(("Accept-Encoding", "xpress"));
+                }
                 self.http.request("POST", &format!("{}{path}", self.prefix), &headers, body.as_bytes(), true).await
             }
             Target::Static => self.http.request("GET", &format!("{}/answers/{key}.xml", self.prefix), &[], &[], true).await,
@@ -133,6 +144,15 @@ impl<'a> Agent<'a> {
             return Err(ScanError::Status { operation, status: response.status });
         }
         self.stats.record(operation, elapsed);
+        self.stats.answer_wire_bytes += response.length;
+        let response = if response.xpress {
+            let plain =
+                crate::wsus::xpress::unframe(&response.body, MAX_ANSWER_BYTES).map_err(|source| ScanError::Xpress { operation, source })?;
+            super::http::Response { body: plain, ..response }
+        } else {
+            response
+        };
+        self.stats.answer_bytes += response.body.len() as u64;
         if let Some(dir) = &self.record {
             // The request beside its answer, for benchmarks that replay one call (wrk).
             let answers = dir.join("answers");

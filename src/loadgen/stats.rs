@@ -17,6 +17,9 @@ pub struct Stats {
     pub failed_scans: u64,
     pub sync_pages: u64,
     pub content_bytes: u64,
+    /// SOAP answers: bytes as they came (compressed or not), and decoded.
+    pub answer_wire_bytes: u64,
+    pub answer_bytes: u64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -49,6 +52,8 @@ impl Stats {
         self.failed_scans += other.failed_scans;
         self.sync_pages += other.sync_pages;
         self.content_bytes += other.content_bytes;
+        self.answer_wire_bytes += other.answer_wire_bytes;
+        self.answer_bytes += other.answer_bytes;
     }
 
     pub fn requests(&self) -> u64 {
