@@ -205,9 +205,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     println!("   listening on {}", server.url);
     let scan = ferry::loadgen::scan_once(&server.url)?;
     println!(
-        "   a simulated {} scanned it: {} SyncUpdates calls; {} updates offered for install, {} of them applicable to it; {} downloaded with ranged GETs",
+        "   a simulated {} scanned it: {} SyncUpdates calls, answers {} xpress-compressed ({} decoded); {} updates offered for install, {} of them applicable to it; {} downloaded with ranged GETs",
         scan.profile,
         scan.sync_calls,
+        format_size(scan.answer_wire_bytes),
+        format_size(scan.answer_bytes),
         scan.offered_for_install,
         scan.needed,
         format_size(scan.downloaded_bytes)
