@@ -130,14 +130,15 @@ impl Rendered {
         self.xpress
     }
 
-    /// The answer for one client: the shared head, then `client_part` and the tail (compressed
-    /// here when the head is). Returns the body and the answer's length before compression.
+    /// The answer for one client: the shared head, then `client_part` and the tail (in stored
+    /// xpress blocks when the head is compressed: a cookie does not compress, and the tail is a
+    /// few closing tags). Returns the body and the answer's length before compression.
     pub fn body(&self, client_part: &str) -> (PiecesBody, usize) {
         let plain_len = self.plain_len + client_part.len();
         let rest = [client_part.as_bytes(), &self.tail[..]];
         let own: Vec<u8> = match (self.xpress, client_part.is_empty() && self.tail.is_empty()) {
             (_, true) => Vec::new(),
-            (true, false) => xpress::Encoder::new().frame(rest),
+            (true, false) => xpress::frame_stored(rest),
             (false, false) => rest.concat(),
         };
         (PiecesBody::shared_then_owned(self.head.clone(), own), plain_len)

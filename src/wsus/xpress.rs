@@ -327,6 +327,20 @@ impl Encoder {
     }
 }
 
+/// `pieces` as an xpress stream of stored (uncompressed) blocks: for a few hundred bytes of
+/// random-looking text (a cookie), where compressing gains nothing and costs the tables' reset.
+pub fn frame_stored<'a>(pieces: impl IntoIterator<Item = &'a [u8]>) -> Vec<u8> {
+    let input: Vec<u8> = pieces.into_iter().flatten().copied().collect();
+    let mut out = Vec::with_capacity(framed_bound(input.len()));
+    for block in input.chunks(MAX_BLOCK) {
+        let len = (block.len() as u32).to_le_bytes();
+        out.extend_from_slice(&len);
+        out.extend_from_slice(&len);
+        out.extend_from_slice(block);
+    }
+    out
+}
+
 /// `input` as an xpress stream (`Encoder::frame` of one piece).
 pub fn frame(input: &[u8]) -> Vec<u8> {
     Encoder::new().frame([input])
@@ -448,6 +462,19 @@ mod tests {
     fn unplain(src: &[u8], size: usize) -> Result<Vec<u8>, XpressError> {
         let mut out = Vec::new();
         decompress_block(src, size, &mut out).map(|()| out)
+    }
+
+    #[test]
+    fn stored_blocks_decode_to_their_input_and_follow_compressed_ones() {
+        for len in [0usize, 1, 300, MAX_BLOCK, MAX_BLOCK + 1, 3 * MAX_BLOCK + 7] {
+            let input: Vec<u8> = (0..len).map(|i| (i * 7 % 251) as u8).collect();
+            let (a, b) = input.split_at(len / 3);
+            let stored = frame_stored([a, b]);
+            assert_eq!(stored.len(), len + 8 * len.div_ceil(MAX_BLOCK), "{len}");
+            let mut joined = frame(&input);
+            joined.extend_from_slice(&stored);
+            assert_eq!(unframe(&joined, 2 * len).unwrap(), [&input[..], &input[..]].concat(), "{len}");
+        }
     }
 
     /// MS-XCA §3.1, the first Plain LZ77 example: no repeats, 26 literals and six unused flags.
