@@ -6,17 +6,20 @@
 //! An answer is stored in two parts around the one thing in it that belongs to a single client,
 //! its cookie: the client's part is made for every request and never stored.
 //!
-//! Invariant: a key is the exact encoding of everything an answer depends on besides the
-//! client's part (the snapshots' stamps, the groups, the SOAP version, the encoding, the whole
-//! request), compared byte for byte: no hash collision can hand one client another's answer.
-//! Invariant: the cache never holds more than its byte limit; entries not used for longest go
-//! first, and entries of older snapshots go as soon as a request sees newer ones.
+//! Invariant: a key is the SHA-256 of the exact encoding of everything an answer depends on
+//! besides the client's part (the snapshots' stamps, the groups, the SOAP version, the encoding,
+//! the whole request): only a SHA-256 collision could hand one client another's answer.
+//! Invariant: the cache never holds more than its byte limit (answers, keys, bookkeeping and the
+//! keys seen once); entries not used for longest go first, entries of older snapshots go as soon
+//! as a request sees newer ones, and an answer is kept only when its key comes a second time, so
+//! one-off requests cannot push out what a fleet shares.
 
 use super::body::PiecesBody;
 use crate::wsus::soap::{self, EnvelopeStyle, Piece, SoapVersion};
 use crate::wsus::xpress;
 use bytes::Bytes;
-use std::collections::{BTreeMap, HashMap};
+use sha2::{Digest, Sha256};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -26,8 +29,12 @@ use tokio::sync::OnceCell;
 /// a 30,000-revision catalog is about 5 MB of answers, a third of that compressed).
 pub const DEFAULT_ANSWER_CACHE_BYTES: usize = 64 << 20;
 
-/// Bookkeeping per entry beyond its key and answer bytes (map and age-order slots, the `Arc`s).
-const ENTRY_OVERHEAD: usize = 160;
+/// Bookkeeping per entry beyond its answer bytes (key, map and age-order slots, the `Arc`s).
+const ENTRY_OVERHEAD: usize = 192;
+
+/// What a key seen once costs (digest and set slot), and the share of the limit they may take.
+const SEEN_ONCE_BYTES: usize = 64;
+const SEEN_ONCE_SHARE: usize = 64;
 
 /// An answer larger than this share of the limit is not stored (a page that carries a
 /// multi-megabyte Core fragment, which is shared without copying when rendered fresh).
@@ -40,33 +47,29 @@ pub struct Stamps {
     pub deployments: i64,
 }
 
-/// The exact bytes of what an answer depends on (see the module's invariant).
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct AnswerKey(Arc<[u8]>);
+/// The digest of what an answer depends on (see the module's invariant).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct AnswerKey([u8; 32]);
 
 impl AnswerKey {
-    /// The key of `what`: its `Hash` encoding, kept whole. Derived `Hash` writes every field
+    /// The key of `what`: the SHA-256 of its `Hash` encoding. Derived `Hash` writes every field,
     /// with lengths before sequences and a terminator after strings, so two different values
-    /// give two different keys.
+    /// give two different encodings.
     pub fn of(what: &impl Hash) -> AnswerKey {
-        let mut bytes = KeyBytes(Vec::with_capacity(256));
-        what.hash(&mut bytes);
-        AnswerKey(bytes.0.into())
-    }
-
-    fn len(&self) -> usize {
-        self.0.len()
+        let mut digest = KeyDigest(Sha256::new());
+        what.hash(&mut digest);
+        AnswerKey(digest.0.finalize().into())
     }
 }
 
-struct KeyBytes(Vec<u8>);
+struct KeyDigest(Sha256);
 
-impl Hasher for KeyBytes {
+impl Hasher for KeyDigest {
     fn write(&mut self, bytes: &[u8]) {
-        self.0.extend_from_slice(bytes);
+        self.0.update(bytes);
     }
     fn finish(&self) -> u64 {
-        unreachable!("an answer key is its bytes, never a hash")
+        unreachable!("an answer key is a SHA-256, never a 64-bit hash")
     }
 }
 
@@ -102,9 +105,16 @@ pub struct Form {
 }
 
 impl Rendered {
-    /// Wraps `parts` in the envelope of `form` and compresses the head when asked. `None` when
-    /// the answer is too large to share (the caller sends `parts` fresh).
-    pub fn new(parts: &Parts, form: Form, largest: usize) -> Option<Rendered> {
+    /// Wraps `parts` in the envelope of `form` and compresses the head when asked (CPU work:
+    /// call it on the blocking pool). `TooLarge` when the answer is too large to keep.
+    pub fn keep(parts: Parts, form: Form, largest: usize) -> Kept {
+        match Rendered::new(&parts, form, largest) {
+            Some(r) => Kept::Shared(Arc::new(r)),
+            None => Kept::TooLarge(Arc::new(parts)),
+        }
+    }
+
+    fn new(parts: &Parts, form: Form, largest: usize) -> Option<Rendered> {
         let (before, after) = soap::envelope_parts(form.version, form.style);
         let head_len = before.len() + parts.head.iter().map(Piece::len).sum::<usize>();
         if head_len + parts.tail.len() + after.len() > largest {
@@ -145,16 +155,18 @@ impl Rendered {
     }
 }
 
-/// Why a render gave no shared answer.
-pub enum NotShared<E> {
-    /// The operation failed: the caller answers with the error.
-    Failed(E),
-    /// Too large to keep: the caller sends these parts fresh.
-    TooLarge(Parts),
+/// What a render gives the requests that wait for it.
+#[derive(Clone)]
+pub enum Kept {
+    /// The answer, shared.
+    Shared(Arc<Rendered>),
+    /// Too large to keep: each waiting request sends these parts with its own cookie, and the
+    /// entry goes.
+    TooLarge(Arc<Parts>),
 }
 
 struct Slot {
-    answer: OnceCell<Arc<Rendered>>,
+    answer: OnceCell<Kept>,
 }
 
 struct Entry {
@@ -168,6 +180,8 @@ struct Entry {
 struct Inner {
     stamps: Option<Stamps>,
     entries: HashMap<AnswerKey, Entry>,
+    /// Keys asked for once: the second request for one keeps its answer.
+    seen_once: HashSet<AnswerKey>,
     by_age: BTreeMap<u64, AnswerKey>,
     tick: u64,
     bytes: usize,
@@ -176,6 +190,7 @@ struct Inner {
 impl Inner {
     fn clear(&mut self) {
         self.entries.clear();
+        self.seen_once.clear();
         self.by_age.clear();
         self.bytes = 0;
     }
@@ -214,7 +229,8 @@ impl AnswerCache {
 
     /// Bytes held now (answers, keys and bookkeeping).
     pub fn bytes(&self) -> usize {
-        self.inner.lock().expect("answer cache lock").bytes
+        let inner = self.inner.lock().expect("answer cache lock");
+        inner.bytes + inner.seen_once.len() * SEEN_ONCE_BYTES
     }
 
     pub fn limit(&self) -> usize {
@@ -230,42 +246,46 @@ impl AnswerCache {
         self.limit / LARGEST_SHARE
     }
 
-    /// The answer stored under `key`, or the one `render` makes (once, however many identical
-    /// requests arrive while it runs). Requests that read older snapshots than the cache holds
-    /// render without it.
-    pub async fn get_or_render<E, F, Fut>(&self, stamps: Stamps, key: AnswerKey, render: F) -> Result<Arc<Rendered>, NotShared<E>>
+    /// The room for entries: the limit less what the keys seen once may take.
+    fn entries_limit(&self) -> usize {
+        self.limit - self.limit / SEEN_ONCE_SHARE
+    }
+
+    /// The answer kept under `key`, or the one `render` makes (once, however many identical
+    /// requests arrive while it runs). A key's first request, and requests that read older
+    /// snapshots than the cache holds, render without the cache.
+    pub async fn get_or_render<E, F, Fut>(&self, stamps: Stamps, key: AnswerKey, render: F) -> Result<Kept, E>
     where
         F: FnOnce() -> Fut,
-        Fut: Future<Output = Result<Rendered, NotShared<E>>>,
+        Fut: Future<Output = Result<Kept, E>>,
     {
-        let Some(slot) = self.slot(stamps, &key) else {
+        let Some(slot) = self.slot(stamps, key) else {
             self.misses.fetch_add(1, Ordering::Relaxed);
-            return render().await.map(Arc::new);
+            return render().await;
         };
         let mut rendered_here = false;
         let answer = slot
             .answer
             .get_or_try_init(|| {
                 rendered_here = true;
-                async { render().await.map(Arc::new) }
+                render()
             })
-            .await;
-        if rendered_here {
-            self.misses.fetch_add(1, Ordering::Relaxed);
-        } else {
-            self.hits.fetch_add(1, Ordering::Relaxed);
-        }
+            .await
+            .cloned();
+        let counter = if rendered_here { &self.misses } else { &self.hits };
+        counter.fetch_add(1, Ordering::Relaxed);
         let mut inner = self.inner.lock().expect("answer cache lock");
         match &answer {
-            Ok(a) if rendered_here => self.account(&mut inner, &key, &slot, a.bytes()),
-            Err(NotShared::TooLarge(_)) => inner.remove(&key),
+            Ok(Kept::Shared(a)) if rendered_here => self.account(&mut inner, key, &slot, a.bytes()),
+            Ok(Kept::TooLarge(_)) => inner.remove(&key),
             _ => {}
         }
-        answer.map(Arc::clone)
+        answer
     }
 
-    /// The slot of `key` (a new, empty one if there is none), marked as used now.
-    fn slot(&self, stamps: Stamps, key: &AnswerKey) -> Option<Arc<Slot>> {
+    /// The slot of `key`, marked as used now: a new, empty one when the key was seen once
+    /// before; `None` the first time, or for older snapshots.
+    fn slot(&self, stamps: Stamps, key: AnswerKey) -> Option<Arc<Slot>> {
         let mut inner = self.inner.lock().expect("answer cache lock");
         match inner.stamps {
             Some(held) if held == stamps => {}
@@ -277,32 +297,34 @@ impl AnswerCache {
         }
         inner.tick += 1;
         let tick = inner.tick;
-        let slot = match inner.entries.get_mut(key) {
-            Some(e) => {
-                let old = std::mem::replace(&mut e.used, tick);
-                let slot = e.slot.clone();
-                inner.by_age.remove(&old);
-                slot
+        let inner = &mut *inner;
+        let slot = if let Some(e) = inner.entries.get_mut(&key) {
+            let old = std::mem::replace(&mut e.used, tick);
+            inner.by_age.remove(&old);
+            e.slot.clone()
+        } else if inner.seen_once.remove(&key) {
+            let slot = Arc::new(Slot { answer: OnceCell::new() });
+            inner.entries.insert(key, Entry { slot: slot.clone(), used: tick, bytes: ENTRY_OVERHEAD });
+            inner.bytes += ENTRY_OVERHEAD;
+            slot
+        } else {
+            if (inner.seen_once.len() + 1) * SEEN_ONCE_BYTES > self.limit / SEEN_ONCE_SHARE {
+                inner.seen_once.clear();
             }
-            None => {
-                let slot = Arc::new(Slot { answer: OnceCell::new() });
-                let bytes = key.len() + ENTRY_OVERHEAD;
-                inner.entries.insert(key.clone(), Entry { slot: slot.clone(), used: tick, bytes });
-                inner.bytes += bytes;
-                slot
-            }
+            inner.seen_once.insert(key);
+            return None;
         };
-        inner.by_age.insert(tick, key.clone());
-        inner.evict_to(self.limit, &self.evictions);
+        inner.by_age.insert(tick, key);
+        inner.evict_to(self.entries_limit(), &self.evictions);
         Some(slot)
     }
 
     /// Counts a freshly rendered answer against the limit (if its entry is still there).
-    fn account(&self, inner: &mut Inner, key: &AnswerKey, slot: &Arc<Slot>, answer_bytes: usize) {
-        let Some(e) = inner.entries.get_mut(key).filter(|e| Arc::ptr_eq(&e.slot, slot)) else { return };
+    fn account(&self, inner: &mut Inner, key: AnswerKey, slot: &Arc<Slot>, answer_bytes: usize) {
+        let Some(e) = inner.entries.get_mut(&key).filter(|e| Arc::ptr_eq(&e.slot, slot)) else { return };
         e.bytes += answer_bytes;
         inner.bytes += answer_bytes;
-        inner.evict_to(self.limit, &self.evictions);
+        inner.evict_to(self.entries_limit(), &self.evictions);
     }
 }
 
@@ -317,14 +339,18 @@ mod tests {
         Parts { head: vec![Piece::Text(format!("<A>{text}")), Piece::Shared(Arc::from("<core/>"))], tail: "</A>".into(), ends_scan: false }
     }
 
+    fn shared(kept: Kept) -> Arc<Rendered> {
+        match kept {
+            Kept::Shared(r) => r,
+            Kept::TooLarge(_) => panic!("too large"),
+        }
+    }
+
     async fn render(cache: &AnswerCache, stamps: Stamps, key: &str, text: &str) -> Arc<Rendered> {
-        let parts = parts(text);
         let answer = cache
-            .get_or_render::<(), _, _>(stamps, AnswerKey::of(&key), || async {
-                Ok(Rendered::new(&parts, FORM, usize::MAX).expect("small"))
-            })
+            .get_or_render::<(), _, _>(stamps, AnswerKey::of(&key), || async { Ok(Rendered::keep(parts(text), FORM, usize::MAX)) })
             .await;
-        answer.ok().expect("rendered")
+        shared(answer.expect("rendered"))
     }
 
     fn text_of(r: &Rendered, client: &str) -> String {
@@ -334,16 +360,22 @@ mod tests {
         String::from_utf8(text).unwrap()
     }
 
+    fn counts(cache: &AnswerCache) -> (u64, u64) {
+        (cache.hits.load(Ordering::Relaxed), cache.misses.load(Ordering::Relaxed))
+    }
+
     #[tokio::test]
-    async fn the_client_part_sits_between_head_and_tail_and_is_never_stored() {
+    async fn the_second_request_keeps_the_answer_and_the_client_part_is_never_stored() {
         let cache = AnswerCache::new(1 << 20);
-        let a = render(&cache, STAMPS, "k", "one").await;
-        let b = render(&cache, STAMPS, "k", "two").await;
-        assert!(Arc::ptr_eq(&a, &b), "the second identical request is served from the cache");
-        assert_eq!((cache.hits.load(Ordering::Relaxed), cache.misses.load(Ordering::Relaxed)), (1, 1));
+        let first = render(&cache, STAMPS, "k", "one").await;
+        assert_eq!(cache.entries(), 0, "a key seen once is not kept");
+        let second = render(&cache, STAMPS, "k", "two").await;
+        let third = render(&cache, STAMPS, "k", "three").await;
+        assert!(!Arc::ptr_eq(&first, &second) && Arc::ptr_eq(&second, &third), "the third request is served what the second kept");
+        assert_eq!(counts(&cache), (1, 2));
         let (before, after) = soap::envelope_parts(FORM.version, FORM.style);
-        assert_eq!(text_of(&a, "<C>mine</C>"), format!("{before}<A>one<core/><C>mine</C></A>{after}"));
-        assert!(!String::from_utf8_lossy(&a.head).contains("mine") && !String::from_utf8_lossy(&a.tail).contains("mine"));
+        assert_eq!(text_of(&third, "<C>mine</C>"), format!("{before}<A>two<core/><C>mine</C></A>{after}"));
+        assert!(!String::from_utf8_lossy(&third.head).contains("mine") && !String::from_utf8_lossy(&third.tail).contains("mine"));
     }
 
     #[tokio::test]
@@ -360,15 +392,19 @@ mod tests {
     #[tokio::test]
     async fn keys_are_exact_and_newer_snapshots_drop_older_answers() {
         let cache = AnswerCache::new(1 << 20);
-        render(&cache, STAMPS, "k", "one").await;
-        let other = render(&cache, STAMPS, "k2", "two").await;
-        assert!(text_of(&other, "").contains("two"));
+        for key in ["k", "k", "k2", "k2"] {
+            render(&cache, STAMPS, key, key).await;
+        }
+        assert_eq!(cache.entries(), 2);
+        assert!(text_of(&*render(&cache, STAMPS, "k2", "other").await, "").contains("k2"));
         let newer = Stamps { catalog: 1, deployments: 2 };
-        let fresh = render(&cache, newer, "k", "three").await;
-        assert!(text_of(&fresh, "").contains("three"), "a new deployment stamp renders again");
+        for text in ["three", "four"] {
+            assert!(text_of(&*render(&cache, newer, "k", text).await, "").contains(text), "a new deployment stamp renders again");
+        }
         assert_eq!(cache.entries(), 1, "the older snapshot's entries are gone");
-        let stale = render(&cache, STAMPS, "k", "four").await;
-        assert!(text_of(&stale, "").contains("four"), "an older snapshot is rendered, not stored");
+        for text in ["five", "six"] {
+            assert!(text_of(&*render(&cache, STAMPS, "k", text).await, "").contains(text), "an older snapshot is rendered, not kept");
+        }
         assert_eq!(cache.entries(), 1);
         assert_ne!(AnswerKey::of(&("ab", "c")), AnswerKey::of(&("a", "bc")));
         assert_ne!(AnswerKey::of(&(vec![1u32, 2], vec![3u32])), AnswerKey::of(&(vec![1u32], vec![2u32, 3])));
@@ -380,49 +416,59 @@ mod tests {
         let cache = AnswerCache::new(limit);
         let big = "y".repeat(5000);
         for i in 0..100 {
-            render(&cache, STAMPS, &format!("key {i}"), &format!("{i}{big}")).await;
+            for _ in 0..2 {
+                render(&cache, STAMPS, &format!("key {i}"), &format!("{i}{big}")).await;
+            }
             render(&cache, STAMPS, "key 0", &format!("0{big}")).await;
             assert!(cache.bytes() <= limit, "{} bytes after {i}", cache.bytes());
         }
         assert!(cache.evictions.load(Ordering::Relaxed) > 80);
         let kept = render(&cache, STAMPS, "key 0", "not rendered again").await;
-        assert!(
-            text_of(&kept, "").starts_with(&soap::envelope_parts(FORM.version, FORM.style).0)
-                && !text_of(&kept, "").contains("not rendered")
-        );
+        assert!(!text_of(&kept, "").contains("not rendered"), "the most used entry stayed");
+        // One-off keys (each asked once) take no room beyond their share and push nothing out.
+        let entries = cache.entries();
+        for i in 0..10_000 {
+            render(&cache, STAMPS, &format!("once {i}"), "x").await;
+            assert!(cache.bytes() <= limit);
+        }
+        assert_eq!(cache.entries(), entries);
     }
 
     #[tokio::test]
-    async fn identical_requests_render_once_and_too_large_answers_are_not_kept() {
+    async fn identical_requests_render_once_even_when_too_large_to_keep() {
         let cache = Arc::new(AnswerCache::new(1 << 20));
-        let renders = Arc::new(AtomicU64::new(0));
-        let mut tasks = Vec::new();
-        for _ in 0..8 {
-            let (cache, renders) = (cache.clone(), renders.clone());
-            tasks.push(tokio::spawn(async move {
-                let key = AnswerKey::of(&"same");
-                cache
-                    .get_or_render::<(), _, _>(STAMPS, key, || async {
-                        renders.fetch_add(1, Ordering::Relaxed);
-                        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-                        Ok(Rendered::new(&parts("p"), FORM, usize::MAX).unwrap())
-                    })
-                    .await
-                    .ok()
-                    .unwrap()
-            }));
+        for text in ["p", &"z".repeat(200_000)] {
+            let key = format!("same {}", text.len());
+            render_with(&cache, &key, text).await; // seen once
+            let renders = Arc::new(AtomicU64::new(0));
+            let mut tasks = Vec::new();
+            for _ in 0..8 {
+                let (cache, renders, key, text) = (cache.clone(), renders.clone(), key.clone(), text.to_string());
+                tasks.push(tokio::spawn(async move {
+                    cache
+                        .get_or_render::<(), _, _>(STAMPS, AnswerKey::of(&key), || async {
+                            renders.fetch_add(1, Ordering::Relaxed);
+                            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                            Ok(Rendered::keep(parts(&text), FORM, cache.largest()))
+                        })
+                        .await
+                        .ok()
+                        .unwrap()
+                }));
+            }
+            let mut too_large = 0;
+            for t in tasks {
+                too_large += usize::from(matches!(t.await.unwrap(), Kept::TooLarge(_)));
+            }
+            assert_eq!(renders.load(Ordering::Relaxed), 1, "{key}");
+            assert_eq!(too_large, if text.len() > 1000 { 8 } else { 0 });
         }
-        for t in tasks {
-            t.await.unwrap();
-        }
-        assert_eq!(renders.load(Ordering::Relaxed), 1);
-        let large = parts(&"z".repeat(200_000));
-        let answer = cache
-            .get_or_render::<(), _, _>(STAMPS, AnswerKey::of(&"large"), || async {
-                Rendered::new(&large, FORM, cache.largest()).ok_or(NotShared::TooLarge(parts("z")))
-            })
-            .await;
-        assert!(matches!(answer, Err(NotShared::TooLarge(_))));
         assert_eq!(cache.entries(), 1, "the too-large answer left no entry");
+    }
+
+    async fn render_with(cache: &AnswerCache, key: &str, text: &str) {
+        let _ = cache
+            .get_or_render::<(), _, _>(STAMPS, AnswerKey::of(&key), || async { Ok(Rendered::keep(parts(text), FORM, cache.largest())) })
+            .await;
     }
 }

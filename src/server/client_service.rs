@@ -1,7 +1,7 @@
 //! The client web services of MS-WUSP: ClientWebService, SimpleAuth and Reporting, as a real
 //! WSUS 2025 answers them.
 
-use super::answers::{AnswerKey, Form, NotShared, Parts, Rendered, Stamps};
+use super::answers::{AnswerKey, Form, Kept, Parts, Rendered, Stamps};
 use super::catalog::{Catalog, Kind};
 use super::cookies::{AUTH_COOKIE_SECONDS, CLIENT_COOKIE_SECONDS, CookieData, CookieProblem, Kind as CookieKind, wire_time};
 use super::state::AppState;
@@ -249,34 +249,33 @@ fn snapshots(state: &AppState) -> (Arc<Catalog>, Arc<super::catalog::Deployments
     (catalog, deployments, stamps)
 }
 
-/// A shared answer with this client's part, or fresh parts with it when too large to share.
-fn answer_with(shared: Result<Arc<Rendered>, NotShared<Fault>>, client_part: String, state: &AppState) -> Result<Answer, Fault> {
-    let ends_scan = match &shared {
-        Ok(rendered) => rendered.ends_scan,
-        Err(NotShared::TooLarge(parts)) => parts.ends_scan,
-        Err(NotShared::Failed(_)) => false,
+/// The kept answer with this client's part: shared, or fresh parts when too large to keep.
+fn answer_with(kept: Kept, client_part: String, state: &AppState) -> Answer {
+    let ends_scan = match &kept {
+        Kept::Shared(rendered) => rendered.ends_scan,
+        Kept::TooLarge(parts) => parts.ends_scan,
     };
     if ends_scan {
         state.metrics.scans.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
-    match shared {
-        Ok(rendered) => Ok(Answer::Shared { rendered, client_part }),
-        Err(NotShared::TooLarge(mut parts)) => {
-            parts.head.push(Piece::Text(client_part + &parts.tail));
-            Ok(Answer::Fresh(parts.head))
+    match kept {
+        Kept::Shared(rendered) => Answer::Shared { rendered, client_part },
+        Kept::TooLarge(parts) => {
+            let mut pieces = parts.head.clone();
+            pieces.push(Piece::Text(client_part + &parts.tail));
+            Answer::Fresh(pieces)
         }
-        Err(NotShared::Failed(fault)) => Err(fault),
     }
 }
 
-/// Runs a render on the blocking pool (a page walks the whole catalog).
+/// Renders on the blocking pool (a page walks the whole catalog; compressing it is CPU work
+/// too), and wraps the answer for keeping.
 async fn render_blocking(
     render: impl FnOnce() -> Result<Parts, Fault> + Send + 'static,
     form: Form,
     largest: usize,
-) -> Result<Rendered, NotShared<Fault>> {
-    let parts = tokio::task::spawn_blocking(render).await.map_err(|e| NotShared::Failed(blocking_fault(e)))?.map_err(NotShared::Failed)?;
-    Rendered::new(&parts, form, largest).ok_or(NotShared::TooLarge(parts))
+) -> Result<Kept, Fault> {
+    tokio::task::spawn_blocking(move || render().map(|parts| Rendered::keep(parts, form, largest))).await.map_err(blocking_fault)?
 }
 
 async fn sync_updates(state: &Arc<AppState>, ctx: &Context, request: &Request) -> Result<Answer, Fault> {
@@ -300,8 +299,8 @@ async fn sync_updates(state: &Arc<AppState>, ctx: &Context, request: &Request) -
     let client_part = wire::new_cookie_element(&wire_time(cookie.expires), &sealed);
     let state2 = Arc::clone(state);
     let render = move || render_sync_page(&state2, &catalog, &deployments, &groups, &params, cookie.seen_stamp);
-    let shared = state.answers.get_or_render(stamps, key, || render_blocking(render, form, state.answers.largest())).await;
-    let answer = answer_with(shared, client_part, state)?;
+    let kept = state.answers.get_or_render(stamps, key, || render_blocking(render, form, state.answers.largest())).await?;
+    let answer = answer_with(kept, client_part, state);
     state.writer.synced(&cookie.id);
     Ok(answer)
 }
@@ -441,8 +440,8 @@ async fn extended_update_info(state: &Arc<AppState>, ctx: &Context, request: &Re
         let text = render_extended_info(&state2, &catalog, &deployments, &groups, &req, &base_url)?;
         Ok(Parts { head: vec![Piece::Text(text)], tail: String::new(), ends_scan: false })
     };
-    let shared = state.answers.get_or_render(stamps, key, || render_blocking(render, form, state.answers.largest())).await;
-    answer_with(shared, String::new(), state)
+    let kept = state.answers.get_or_render(stamps, key, || render_blocking(render, form, state.answers.largest())).await?;
+    Ok(answer_with(kept, String::new(), state))
 }
 
 /// The extended information of the revisions `req` names that `groups` are offered.

@@ -294,6 +294,8 @@ pub async fn serve(state: Arc<AppState>, listeners: Listeners, shutdown: impl st
     }
     shutdown.await;
     tasks.abort_all();
+    // Sync times wait in memory for up to a second: written before the process ends.
+    state.writer.flush().await;
     Ok(())
 }
 

@@ -244,7 +244,7 @@ fn accepts_xpress(headers: &HeaderMap) -> bool {
 /// back once it is; the uncompressed answer is dropped then. `None`: no room (`ServerBusy`).
 async fn compress(state: &AppState, body: PiecesBody, held: Held, peer: Option<std::net::IpAddr>) -> Option<PiecesBody> {
     let length = body.content_length() as usize;
-    let mut room = state.budget.hold(xpress::framed_bound(length), peer).await.ok()?;
+    let mut room = state.budget.hold(xpress::frame_capacity(length), peer).await.ok()?;
     let framed = if length <= COMPRESS_IN_PLACE {
         let framed = xpress::Encoder::new().frame(body.chunks());
         drop(body);
@@ -382,7 +382,9 @@ async fn soap_endpoint(
     match result {
         Ok(Answer::Shared { rendered, client_part }) => {
             let (body, plain_len) = rendered.body(&client_part);
-            let Ok(held) = state.budget.hold(body.owned_bytes(), peer).await else { return busy(&state, service, version) };
+            // The whole answer is held, as any other: an answer dropped from the cache lives on
+            // until this client has read it.
+            let Ok(held) = state.budget.hold(body.content_length() as usize, peer).await else { return busy(&state, service, version) };
             if rendered.xpress() {
                 state.metrics.count_xpress(plain_len, body.content_length());
             }

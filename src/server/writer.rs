@@ -85,6 +85,16 @@ impl ClientWriter {
         }
     }
 
+    /// Writes the sync times that wait and returns once they are committed (or after
+    /// `COMMIT_WAIT`): for a server that stops.
+    pub async fn flush(&self) {
+        let waiting = self.synced.lock().expect("sync times lock").iter().next().cloned();
+        if let Some(computer_id) = waiting {
+            // The writer takes every waiting sync time with this one.
+            let _ = self.write(ClientWrite::Synced { computer_id }).await;
+        }
+    }
+
     /// Records that a computer synced (written within `SYNC_TIMES_EVERY`).
     pub fn synced(&self, computer_id: &str) {
         let mut times = self.synced.lock().expect("sync times lock");

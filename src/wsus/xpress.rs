@@ -86,9 +86,18 @@ fn weight_above_zero(q: &str) -> bool {
     }
 }
 
+/// How far a block's compressed output may run past the block's size before the encoder gives
+/// up on it (a flag word and the longest match token).
+const GIVE_UP_SLACK: usize = 32;
+
 /// The most bytes `frame` can produce for `len` bytes of input: every block stored raw.
 pub fn framed_bound(len: usize) -> usize {
     len + 8 * len.div_ceil(MAX_BLOCK)
+}
+
+/// The memory `frame` takes for `len` bytes of input, at most (what a caller counts).
+pub fn frame_capacity(len: usize) -> usize {
+    framed_bound(len) + GIVE_UP_SLACK
 }
 
 /// A Plain LZ77 compressor; its tables (48 KiB) are reused from block to block.
@@ -283,7 +292,10 @@ impl Encoder {
 
     /// `pieces` (one answer, in order) as an xpress stream: blocks of at most `MAX_BLOCK` bytes.
     pub fn frame<'a>(&mut self, pieces: impl IntoIterator<Item = &'a [u8]>) -> Vec<u8> {
-        let mut out = Vec::new();
+        let pieces: Vec<&[u8]> = pieces.into_iter().collect();
+        // Room for the worst case up front: the stream never grows past it (the caller counts
+        // `frame_capacity` in its memory budget), and never doubles on the way.
+        let mut out = Vec::with_capacity(frame_capacity(pieces.iter().map(|p| p.len()).sum()));
         let mut staged: Vec<u8> = Vec::new();
         for piece in pieces {
             let mut rest = piece;
@@ -629,6 +641,7 @@ mod tests {
         fn random_bytes_round_trip(data in proptest::collection::vec(any::<u8>(), 0..200_000)) {
             let framed = frame(&data);
             prop_assert!(framed.len() <= framed_bound(data.len()));
+            prop_assert!(framed.capacity() <= frame_capacity(data.len()), "the stream never outgrew what was counted");
             prop_assert_eq!(unframe(&framed, data.len()).unwrap(), data);
         }
 

@@ -35,25 +35,23 @@ fn clients_in_the_same_state_share_answers_and_clients_of_other_groups_never_do(
     stdout_of(ferry(&data).args(["updates", "approve", &approved, "--group", "Lab"]));
     let server = Served::start(&data, &[]);
     let mut agents: Vec<Agent> = Vec::new();
-    for (name, group) in [("lab1.example", "Lab"), ("lab2.example", "Lab"), ("kiosk1.example", "Kiosks")] {
+    for (name, group) in [("lab1.example", "Lab"), ("lab2.example", "Lab"), ("kiosk1.example", "Kiosks"), ("lab3.example", "Lab")] {
         let mut agent = Agent::new(&server);
         agent.handshake_as(name, &[group]);
         agents.push(agent);
     }
     wait_until("the computers are in their groups", || {
         let computers = json_of(ferry(&data).args(["computers", "list"]));
-        computers.as_array().unwrap().iter().filter(|c| c["groups"].as_array().is_some_and(|g| !g.is_empty())).count() == 3
+        computers.as_array().unwrap().iter().filter(|c| c["groups"].as_array().is_some_and(|g| !g.is_empty())).count() == 4
     });
     let (hits, misses) = (metric(&server, "ferry_answer_cache_hits_total"), metric(&server, "ferry_answer_cache_misses_total"));
 
-    // Whole first scans: the second computer of Lab asks exactly what the first did.
+    // Whole first scans: the computers of Lab ask exactly the same. An answer is kept the
+    // second time it is asked for (lab2's), and served from then on (lab3's).
     let pages: Vec<usize> = agents.iter_mut().map(|a| a.scan().len()).collect();
-    assert_eq!(metric(&server, "ferry_answer_cache_hits_total") - hits, pages[1] as u64, "every page of lab2 came from the cache");
-    assert_eq!(
-        metric(&server, "ferry_answer_cache_misses_total") - misses,
-        (pages[0] + pages[2]) as u64,
-        "lab1 and the kiosk rendered theirs"
-    );
+    assert_eq!(metric(&server, "ferry_answer_cache_hits_total") - hits, pages[3] as u64, "every page of lab3 came from the cache");
+    let rendered = (pages[0] + pages[1] + pages[2]) as u64;
+    assert_eq!(metric(&server, "ferry_answer_cache_misses_total") - misses, rendered, "lab1, lab2 and the kiosk rendered theirs");
     let action = |a: &Agent| a.by_update().get(&approved).map(|u| u.action.clone());
     assert_eq!(action(&agents[0]).as_deref(), Some("Install"));
     assert_eq!(action(&agents[1]).as_deref(), Some("Install"));
@@ -64,7 +62,7 @@ fn clients_in_the_same_state_share_answers_and_clients_of_other_groups_never_do(
     let (installed, cached) = (agents[0].installed.clone(), agents[0].cached.clone());
     let request = SyncRequest { installed_non_leaf: &installed, other_cached: &cached[..cached.len() / 2], ..Default::default() };
     let mut replies = Vec::new();
-    for agent in [0, 2, 1, 0] {
+    for agent in [0, 2, 1, 3] {
         let a = &mut agents[agent];
         let body = wire::sync_updates(&a.cookie, &request);
         let r = a.http.soap(CLIENT, &format!("{CLIENT_NS}/SyncUpdates"), &body);
@@ -73,9 +71,9 @@ fn clients_in_the_same_state_share_answers_and_clients_of_other_groups_never_do(
         let sent = B64.encode(a.cookie.data.as_ref().unwrap());
         replies.push((answer, cookie, sent));
     }
-    let [lab1, kiosk, lab2, lab1_again] = &replies[..] else { unreachable!() };
+    let [lab1, kiosk, lab2, lab3] = &replies[..] else { unreachable!() };
     assert_eq!(lab1.0, lab2.0, "the same answer for the same state");
-    assert_eq!(lab1.0, lab1_again.0);
+    assert_eq!(lab1.0, lab3.0);
     assert_ne!(lab1.0, kiosk.0, "another group's answer");
     assert!(lab1.0.contains("<Action>Install</Action>") && !kiosk.0.contains("<Action>Install</Action>"));
     // Nothing changed since their scans: each gets back the very cookie it sent, its own.
@@ -83,7 +81,7 @@ fn clients_in_the_same_state_share_answers_and_clients_of_other_groups_never_do(
         assert!(cookie.contains(&format!("<EncryptedData>{sent}</EncryptedData>")), "{cookie} carries {sent}");
     }
     let cookies: std::collections::HashSet<&String> = replies.iter().map(|r| &r.1).collect();
-    assert_eq!(cookies.len(), 3, "three clients, three cookies");
+    assert_eq!(cookies.len(), 4, "four clients, four cookies");
 
     // With xpress the shared answer decodes to the same bytes.
     let body = wire::sync_updates(&agents[1].cookie, &request);
@@ -107,4 +105,30 @@ fn clients_in_the_same_state_share_answers_and_clients_of_other_groups_never_do(
         let sent = B64.encode(agents[2].cookie.data.as_ref().unwrap());
         answer.contains("<Action>Install</Action>") && !cookie.contains(&sent)
     });
+}
+
+/// Sync times wait in memory for up to a second (a fleet's pages cost no write each): a scan
+/// just before the server stops is still recorded, and the next second's syncs too.
+#[test]
+fn sync_times_are_written_within_a_second_and_when_the_server_stops() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("store");
+    stdout_of(ferry(&data).args(["dev", "synth", "--updates", "50", "--payload-bytes", "1000"]));
+    let last_sync = |name: &str| {
+        let computers = json_of(ferry(&data).args(["computers", "list", "--name", name]));
+        computers[0]["last_sync_at"].as_str().map(str::to_string)
+    };
+    let mut server = Served::start(&data, &[]);
+    let mut early = Agent::new(&server);
+    early.handshake_as("early.example", &[]);
+    early.sync(&SyncRequest::default());
+    wait_until("the sync time is written while the server runs", || last_sync("early").is_some());
+
+    let mut late = Agent::new(&server);
+    late.handshake_as("late.example", &[]);
+    late.sync(&SyncRequest::default());
+    let status = std::process::Command::new("kill").args(["-TERM", &server.pid().to_string()]).status().unwrap();
+    assert!(status.success());
+    wait_until("the server stops", || !server.alive());
+    assert!(last_sync("late").is_some(), "the last sync before the stop was written:\n{}", server.log());
 }
