@@ -1,7 +1,7 @@
 //! `ferry dev loadgen`: simulated Windows Update Agents against a server.
 
 use super::output;
-use ferry::loadgen::{LoadOptions, LoadReport, Mode, Profile};
+use ferry::loadgen::{LoadOptions, LoadReport, MAX_SYNC_CALLS, Mode, Profile};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -42,6 +42,14 @@ pub struct Args {
     /// Ask for xpress-compressed answers (Accept-Encoding: xpress), as real agents do.
     #[arg(long, conflicts_with = "static_answers")]
     xpress: bool,
+    /// Instead of generating load, one first scan by a machine every update applies to: prints
+    /// its SyncUpdates calls (WUA gives up after 200), its largest page and answer.
+    #[arg(long, conflicts_with_all = ["record", "static_answers"])]
+    once: bool,
+    /// With --once: SyncUpdates calls of the software pass before the scan gives up; above 200
+    /// only to measure what a scan would need where WUA gives up.
+    #[arg(long, default_value_t = MAX_SYNC_CALLS as u64, requires = "once", value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    max_sync_calls: u64,
     /// Worker threads of the load generator.
     #[arg(long, default_value_t = 1)]
     threads: usize,
@@ -54,6 +62,24 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     if let Some(dir) = &a.record {
         let n = ferry::loadgen::record(&a.url, a.profiles as usize, dir)?;
         eprintln!("recorded {n} answers into {}", dir.join("answers").display());
+        return Ok(());
+    }
+    if a.once {
+        let scan = ferry::loadgen::scan_once_within(&a.url, a.max_sync_calls as usize)?;
+        if a.json {
+            return output::json(&scan);
+        }
+        println!(
+            "a {} scanned {}: {} SyncUpdates calls (WUA gives up after {MAX_SYNC_CALLS}) brought {} updates; largest page {} updates, largest answer {} bytes, {} bytes in all; {} offered for install",
+            scan.profile,
+            a.url,
+            scan.sync_calls,
+            scan.new_updates,
+            scan.largest_page,
+            scan.largest_answer_bytes,
+            scan.sync_answer_bytes,
+            scan.offered_for_install
+        );
         return Ok(());
     }
     if !(a.duration > 0.0 && a.duration.is_finite()) {

@@ -193,6 +193,14 @@ pub fn record(url: &str, profiles: usize, dir: &std::path::Path) -> Result<usize
 pub struct ScanSummary {
     pub profile: String,
     pub sync_calls: u64,
+    /// NewUpdates received in all SyncUpdates answers.
+    pub new_updates: u64,
+    /// The most new updates one SyncUpdates answer carried.
+    pub largest_page: usize,
+    /// The largest SyncUpdates answer body, in bytes (plain, not compressed).
+    pub largest_answer_bytes: usize,
+    /// All SyncUpdates answer bodies together, in bytes.
+    pub sync_answer_bytes: u64,
     pub offered_for_install: usize,
     /// Of those, the ones the machine's evaluation found it needs.
     pub needed: usize,
@@ -203,17 +211,29 @@ pub struct ScanSummary {
 }
 
 /// One simulated machine that every update applies to makes a first scan against `url` and
-/// downloads what is approved for it.
+/// downloads what is approved for it; the scan fails where WUA's would, after
+/// `MAX_SYNC_CALLS` SyncUpdates calls.
 pub fn scan_once(url: &str) -> Result<ScanSummary, LoadError> {
+    scan_once_within(url, MAX_SYNC_CALLS)
+}
+
+/// `scan_once` with another limit of SyncUpdates calls: to measure how many calls a scan needs
+/// where WUA would give up.
+pub fn scan_once_within(url: &str, max_sync_calls: usize) -> Result<ScanSummary, LoadError> {
     let (authority, prefix) = http::split_url(url).map_err(LoadError::Url)?;
     let profiles = [Profile::everything()];
     let rt = runtime(1)?;
     rt.block_on(async {
         let mut agent = Agent::new(&authority, &prefix, Target::Server { xpress: true }, None, true, &profiles[0]);
+        agent.max_sync_calls = max_sync_calls;
         agent.first_scan().await.map_err(|source| LoadError::RecordScan { profile: profiles[0].name.to_string(), source })?;
         Ok(ScanSummary {
             profile: profiles[0].name.to_string(),
             sync_calls: agent.stats.sync_pages,
+            new_updates: agent.stats.sync_updates,
+            largest_page: agent.stats.largest_sync_page,
+            largest_answer_bytes: agent.stats.largest_sync_answer,
+            sync_answer_bytes: agent.stats.sync_answer_bytes,
             offered_for_install: agent.offered_for_install(),
             needed: agent.needed_for_install(),
             downloaded_bytes: agent.stats.content_bytes,

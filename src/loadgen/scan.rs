@@ -32,8 +32,8 @@ pub enum ScanError {
     Answer { operation: &'static str, source: AnswerError },
     #[error("{operation}: the xpress-compressed answer does not decode: {source}")]
     Xpress { operation: &'static str, source: crate::wsus::xpress::XpressError },
-    #[error("more than {MAX_SYNC_CALLS} SyncUpdates calls in one scan (WUA stops here with 0x80244010)")]
-    TooManyRoundTrips,
+    #[error("more than {0} SyncUpdates calls in one scan (WUA stops after {MAX_SYNC_CALLS} with 0x80244010)")]
+    TooManyRoundTrips(usize),
 }
 
 /// Where answers come from: the server itself, or answers recorded earlier and served as static
@@ -54,6 +54,9 @@ pub struct Agent<'a> {
     record: Option<PathBuf>,
     download: bool,
     profile: &'a Profile,
+    /// SyncUpdates calls of the software pass before the scan fails (WUA's `MAX_SYNC_CALLS`;
+    /// more only to measure how many a scan would need).
+    pub max_sync_calls: usize,
     pub stats: Stats,
     client_id: String,
     dns_name: String,
@@ -81,6 +84,7 @@ impl<'a> Agent<'a> {
             record,
             download,
             profile,
+            max_sync_calls: MAX_SYNC_CALLS,
             stats: Stats::default(),
             client_id: String::new(),
             dns_name: String::new(),
@@ -243,12 +247,13 @@ impl<'a> Agent<'a> {
 
     /// SyncUpdates until an answer is not truncated and brings no new non-leaf update.
     async fn software_pass(&mut self) -> Result<(), ScanError> {
-        for _ in 0..MAX_SYNC_CALLS {
+        for _ in 0..self.max_sync_calls {
             let request = SyncRequest { installed_non_leaf: &self.installed, other_cached: &self.other_cached, ..Default::default() };
             let body = wire::sync_updates(&self.cookie, &request);
             let answer = self.call("SyncUpdates", CLIENT_PATH, &wire::client_action("SyncUpdates"), body).await?;
+            let bytes = answer.len();
             let answer = Self::answer("SyncUpdates", wire::read_sync_summary(&answer))?;
-            self.stats.sync_pages += 1;
+            self.stats.sync_page(answer.new_updates.len(), bytes);
             if let Some(c) = answer.new_cookie {
                 self.cookie = c;
             }
@@ -287,15 +292,16 @@ impl<'a> Agent<'a> {
             }
         }
         self.stats.error("SyncUpdates");
-        Err(ScanError::TooManyRoundTrips)
+        Err(ScanError::TooManyRoundTrips(self.max_sync_calls))
     }
 
     async fn driver_pass(&mut self) -> Result<(), ScanError> {
         let request = SyncRequest { installed_non_leaf: &self.installed, skip_software_sync: true, devices: DEVICES, ..Default::default() };
         let body = wire::sync_updates(&self.cookie, &request);
         let answer = self.call("SyncUpdates", CLIENT_PATH, &wire::client_action("SyncUpdates"), body).await?;
+        let bytes = answer.len();
         let answer = Self::answer("SyncUpdates", wire::read_sync_summary(&answer))?;
-        self.stats.sync_pages += 1;
+        self.stats.sync_page(answer.new_updates.len(), bytes);
         if let Some(c) = answer.new_cookie {
             self.cookie = c;
         }

@@ -16,6 +16,13 @@ pub struct Stats {
     pub scans: u64,
     pub failed_scans: u64,
     pub sync_pages: u64,
+    /// The most updates one SyncUpdates answer carried, the largest answer body and all of them,
+    /// in bytes.
+    pub largest_sync_page: usize,
+    pub largest_sync_answer: usize,
+    pub sync_answer_bytes: u64,
+    /// NewUpdates of all SyncUpdates answers.
+    pub sync_updates: u64,
     pub content_bytes: u64,
     /// SOAP answers: bytes as they came (compressed or not), and decoded.
     pub answer_wire_bytes: u64,
@@ -38,6 +45,15 @@ impl Stats {
         self.ops.entry(op).or_default().micros.push(elapsed.as_micros().min(u32::MAX as u128) as u32);
     }
 
+    /// One SyncUpdates answer of `updates` new updates in `bytes`.
+    pub fn sync_page(&mut self, updates: usize, bytes: usize) {
+        self.sync_pages += 1;
+        self.largest_sync_page = self.largest_sync_page.max(updates);
+        self.largest_sync_answer = self.largest_sync_answer.max(bytes);
+        self.sync_answer_bytes += bytes as u64;
+        self.sync_updates += updates as u64;
+    }
+
     pub fn error(&mut self, op: &'static str) {
         self.ops.entry(op).or_default().errors += 1;
     }
@@ -51,6 +67,10 @@ impl Stats {
         self.scans += other.scans;
         self.failed_scans += other.failed_scans;
         self.sync_pages += other.sync_pages;
+        self.largest_sync_page = self.largest_sync_page.max(other.largest_sync_page);
+        self.largest_sync_answer = self.largest_sync_answer.max(other.largest_sync_answer);
+        self.sync_answer_bytes += other.sync_answer_bytes;
+        self.sync_updates += other.sync_updates;
         self.content_bytes += other.content_bytes;
         self.answer_wire_bytes += other.answer_wire_bytes;
         self.answer_bytes += other.answer_bytes;

@@ -36,6 +36,7 @@ pub use cookies::{CookieData, CookieJar, CookieProblem, Kind as CookieKind};
 pub use listen::{DEFAULT_CLIENT_TIMEOUT, Listeners, ServeOptions, TlsFiles, serve};
 pub use routes::{MAX_REQUEST_BYTES, app};
 pub use state::AppState;
+pub use sync::{MAX_PAGE_UPDATES, PAGE_BYTES, PagePolicy, ScanOutlook, WSUS_PAGE_UPDATES};
 
 use crate::store::{Store, StoreError};
 use std::path::{Path, PathBuf};

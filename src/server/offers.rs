@@ -3,6 +3,7 @@
 //! fleet has few distinct group sets, and a scan asks about every revision many times.
 
 use super::catalog::{Catalog, Deployments, Kind, Rev};
+use super::sync::PagePolicy;
 use crate::catalog::Guid;
 use crate::wsus::client::Deployment;
 use std::collections::HashMap;
@@ -15,6 +16,8 @@ pub struct Offers {
     /// Whether the revision at each position of the catalog's page order is offered (a bitmap,
     /// walked in order by every page).
     in_page_order: Vec<u64>,
+    /// Page sizes for these computers, from how many revisions they are offered.
+    page_policy: PagePolicy,
 }
 
 fn implicit(action: &'static str, rev: &Rev) -> Deployment {
@@ -30,12 +33,20 @@ impl Offers {
         }
         let of: Vec<Option<Deployment>> = of.into_iter().map(|d| d.flatten()).collect();
         let mut in_page_order = vec![0u64; catalog.page_order.len().div_ceil(64)];
+        let mut offered = 0u64;
         for (pos, &i) in catalog.page_order.iter().enumerate() {
             if of[i as usize].is_some() {
                 in_page_order[pos >> 6] |= 1 << (pos & 63);
+                offered += 1;
             }
         }
-        Offers { catalog_stamp: catalog.stamp, deployment_stamp: deployments.stamp, of, in_page_order }
+        let page_policy = PagePolicy::for_offered(offered);
+        Offers { catalog_stamp: catalog.stamp, deployment_stamp: deployments.stamp, of, in_page_order, page_policy }
+    }
+
+    /// How these computers' SyncUpdates answers are paged.
+    pub fn page_policy(&self) -> PagePolicy {
+        self.page_policy
     }
 
     /// Whether the revision at `pos` in the catalog's page order is offered.

@@ -563,6 +563,23 @@ impl Store {
         })
     }
 
+    /// How many revisions a computer may be offered in the software pass of a scan: the newest
+    /// revision of every category, detectoid and software update that is neither expired,
+    /// declined nor removed (the server's offers, less the group-specific blocks).
+    pub fn offerable_revisions(&self) -> StoreResult<u64> {
+        self.conn
+            .query_row(
+                "SELECT COUNT(*) FROM revisions WHERE is_latest = 1 AND update_type != 'Driver'
+                   AND COALESCE(publication_state, '') != 'Expired'
+                   AND update_id NOT IN (SELECT update_id FROM declined_updates)
+                   AND update_id NOT IN (SELECT update_id FROM removed_updates)",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(|n| n as u64)
+            .map_err(|e| self.err("counting the revisions clients may be offered", e))
+    }
+
     /// Records that verified content for `sha1` is in the tree.
     pub fn mark_file_present(&self, sha1: &Sha1Digest, present: bool) -> StoreResult<()> {
         self.conn
