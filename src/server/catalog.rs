@@ -69,7 +69,7 @@ pub struct Catalog {
     pub by_identity: HashMap<(Guid, i32), u32>,
     pub files: HashMap<[u8; 20], FileEntry>,
     pub max_revision_id: i32,
-    /// Every offerable revision in the order pages are filled: non-leaf updates (so clients can
+    /// Every offerable revision but drivers (the driver pass has its own walk), in the order software-pass pages are filled: non-leaf updates (so clients can
     /// evaluate the layers below), then bundle members, then the rest; within each by gate
     /// (see `runs`), then revision id.
     pub page_order: Vec<u32>,
@@ -246,7 +246,9 @@ impl Catalog {
             .collect();
         signatures.freeze();
         gates.freeze();
-        let mut page_order: Vec<u32> = (0..revs.len() as u32).filter(|&i| revs[i as usize].offerable).collect();
+        // The software pass walks this order; drivers go only to the driver pass (§3.6).
+        let software_pass = |r: &Rev| r.offerable && r.kind != Kind::Driver;
+        let mut page_order: Vec<u32> = (0..revs.len() as u32).filter(|&i| software_pass(&revs[i as usize])).collect();
         page_order.sort_by_key(|&i| (phase(&revs[i as usize]), gate_of[i as usize], revs[i as usize].revision_id));
         let page_order_ids = page_order.iter().map(|&i| revs[i as usize].revision_id).collect();
         let mut runs: Vec<Run> = Vec::new();

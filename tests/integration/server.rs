@@ -49,6 +49,10 @@ fn catalog(updates: u64) -> Catalog {
 #[test]
 fn a_scan_offers_approved_updates_for_install_the_rest_for_checking_and_no_declined_one() {
     let c = catalog(1200);
+    // An approved driver too: drivers go only to the driver pass, approved or not.
+    let list = json_of(ferry(&c.data).args(["updates", "list"]));
+    let driver = list.as_array().unwrap().iter().find(|u| u["update_type"] == "Driver").expect("a driver in the catalog");
+    stdout_of(ferry(&c.data).args(["updates", "approve", driver["update_id"].as_str().unwrap()]));
     let server = Served::start(&c.data, &[]);
     let mut agent = Agent::new(&server);
     agent.handshake();
