@@ -69,9 +69,10 @@ pub struct Catalog {
     pub by_identity: HashMap<(Guid, i32), u32>,
     pub files: HashMap<[u8; 20], FileEntry>,
     pub max_revision_id: i32,
-    /// Every offerable revision but drivers (the driver pass has its own walk), in the order software-pass pages are filled: non-leaf updates (so clients can
-    /// evaluate the layers below), then bundle members, then the rest; within each by gate
-    /// (see `runs`), then revision id.
+    /// Every offerable revision but drivers (the driver pass has its own walk), in the order
+    /// software-pass pages are filled: non-leaf updates (so clients can evaluate the layers
+    /// below), then bundle members, then the rest; within each by gate (see `runs`), then
+    /// revision id.
     pub page_order: Vec<u32>,
     /// Revision ids and prerequisite signatures in page order: a scan walks these arrays.
     pub page_order_ids: Vec<i32>,
