@@ -47,27 +47,7 @@ wrk.headers["SOAPAction"] = os.getenv("ACTION")
 if os.getenv("XPRESS") == "1" then wrk.headers["Accept-Encoding"] = "xpress" end
 LUA
 
-mkdir -p nginx
-cat > nginx/nginx.conf <<CONF
-worker_processes auto;
-pid $WORK/nginx/nginx.pid;
-error_log $WORK/nginx/error.log warn;
-events { worker_connections 4096; }
-http {
-    access_log off;
-    sendfile on;
-    tcp_nopush on;
-    tcp_nodelay on;
-    keepalive_requests 1000000;
-    types { text/xml xml; application/octet-stream xpress; }
-    server {
-        listen 127.0.0.1:$NGINX_PORT;
-        location /answers/ { root $WORK/www; }
-    }
-}
-CONF
-nginx -c "$WORK/nginx/nginx.conf"
-sleep 0.5
+start_nginx $NGINX_PORT "location /answers/ { root $WORK/www; }"
 
 run() { # label, then wrk's arguments
   local label=$1; shift

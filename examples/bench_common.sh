@@ -13,3 +13,28 @@ serve() { # data port: `ferry serve` (or $SERVER) on loopback, returning once /h
   cat "serve-$2.log"; exit 1
 }
 peak_rss() { awk '/VmHWM/ {printf "%.0f MiB", $2/1024}' "/proc/$1/status"; }
+start_nginx() { # port, then the server block's directives: nginx on loopback, stopped on exit
+  local port=$1; shift
+  mkdir -p nginx
+  cat > nginx/nginx.conf <<CONF
+worker_processes auto;
+pid $PWD/nginx/nginx.pid;
+error_log $PWD/nginx/error.log warn;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    sendfile on;
+    tcp_nopush on;
+    tcp_nodelay on;
+    keepalive_requests 1000000;
+    default_type application/octet-stream;
+    types { text/xml xml; }
+    server {
+        listen 127.0.0.1:$port;
+        $*
+    }
+}
+CONF
+  nginx -c "$PWD/nginx/nginx.conf"
+  sleep 0.5
+}

@@ -59,31 +59,8 @@ rm -rf answers && "$FERRY" dev loadgen --url "http://127.0.0.1:$FERRY_PORT" --re
 scans ferry
 echo "ferry serve peak RSS: $(peak_rss "$ferry_pid")"
 
-mkdir -p nginx
-cat > nginx/nginx.conf <<CONF
-worker_processes auto;
-pid $WORK/nginx/nginx.pid;
-error_log $WORK/nginx/error.log warn;
-events { worker_connections 4096; }
-http {
-    access_log off;
-    sendfile on;
-    tcp_nopush on;
-    tcp_nodelay on;
-    keepalive_timeout 65;
-    keepalive_requests 1000000;
-    default_type application/octet-stream;
-    types { text/xml xml; }
-    server {
-        listen 127.0.0.1:$NGINX_PORT;
-        location /answers/ { root $WORK/answers; }
-        location /Content/ { alias $WORK/content/content/; }
-    }
-}
-CONF
 # nginx serves the recorded answers (WORK/answers/answers/<key>.xml) and the content store.
-nginx -c "$WORK/nginx/nginx.conf"
-sleep 0.5
+start_nginx $NGINX_PORT "location /answers/ { root $WORK/answers; } location /Content/ { alias $WORK/content/content/; }"
 echo "== scans: nginx serving the recorded answers"
 for clients in 50 200; do
   "$FERRY" dev loadgen --url "http://127.0.0.1:$NGINX_PORT" --static-answers --no-download --clients $clients --duration "$DURATION" | tee "nginx-$clients.txt"

@@ -50,28 +50,9 @@ export_from "http://127.0.0.1:$FERRY_PORT" sync-cache metadata.toml --no-downloa
 
 echo "== payloads: ferry export vs curl, from nginx on loopback"
 serve payloads $((FERRY_PORT + 1))
-mkdir -p nginx
-cat > nginx/nginx.conf <<CONF
-worker_processes auto;
-pid $WORK/nginx/nginx.pid;
-error_log $WORK/nginx/error.log warn;
-events { worker_connections 1024; }
-http {
-    access_log off;
-    sendfile on;
-    tcp_nopush on;
-    keepalive_requests 1000000;
-    default_type application/octet-stream;
-    server {
-        listen 127.0.0.1:$NGINX_PORT;
-        client_max_body_size 16m;
+start_nginx $NGINX_PORT "client_max_body_size 16m;
         location /Content/ { alias $WORK/payloads/content/; }
-        location / { proxy_pass http://127.0.0.1:$((FERRY_PORT + 1)); proxy_http_version 1.1; proxy_set_header Connection ""; }
-    }
-}
-CONF
-nginx -c "$WORK/nginx/nginx.conf"
-sleep 0.5
+        location / { proxy_pass http://127.0.0.1:$((FERRY_PORT + 1)); proxy_http_version 1.1; proxy_set_header Connection \"\"; }"
 cat payloads/content/*/* >/dev/null # both clients read from nginx's page cache
 rm -rf dl-cache out && sync
 export_from "http://127.0.0.1:$NGINX_PORT" dl-cache all.toml

@@ -4,7 +4,7 @@
 
 use sha2::{Digest, Sha256};
 use std::fs::File;
-use std::io::{self, Read, Write};
+use std::io::{self, Read, Seek, Write};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::thread::JoinHandle;
 
@@ -161,29 +161,29 @@ impl VolumeFile {
     }
 
     fn write_chunk(&mut self, chunk: &[u8]) -> io::Result<()> {
-        use std::os::unix::fs::FileExt;
         if let Some(buffer) = &mut self.direct {
             if chunk.len() == CHUNK {
                 let start = buffer.as_ptr().align_offset(DIRECT_ALIGN);
                 let aligned = &mut buffer[start..start + CHUNK];
                 aligned.copy_from_slice(chunk);
-                match self.file.write_all_at(aligned, self.written) {
+                match self.file.write_all(aligned) {
                     Ok(()) => {
                         self.written += CHUNK as u64;
                         self.flushed = self.written;
                         return Ok(());
                     }
-                    // The file system takes the flag but not these writes: the page cache (the
-                    // chunk is written again at the same offset below).
+                    // The file system takes the flag but not these writes: the page cache.
                     Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {}
                     Err(e) => return Err(e),
                 }
             }
             set_direct(&self.file, false);
             self.direct = None;
+            // The chunk goes where the direct writes ended, whatever a refused one did.
+            self.file.seek(io::SeekFrom::Start(self.written))?;
         }
-        for (i, piece) in chunk.chunks(WRITE_PIECE).enumerate() {
-            self.file.write_all_at(piece, self.written + (i * WRITE_PIECE) as u64)?;
+        for piece in chunk.chunks(WRITE_PIECE) {
+            self.file.write_all(piece)?;
         }
         self.written += chunk.len() as u64;
         if self.written - self.flushed >= WRITEBACK_STEP {

@@ -41,7 +41,7 @@ const SEEN_ONCE_SHARE: usize = 64;
 const LARGEST_SHARE: usize = 8;
 
 /// The snapshots an answer was rendered from: the catalog's and the deployments' stamps.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Stamps {
     pub catalog: i64,
     pub deployments: i64,
@@ -120,15 +120,10 @@ impl Rendered {
         if head_len + parts.tail.len() + after.len() > largest {
             return None;
         }
-        let mut head = Vec::with_capacity(head_len);
-        head.extend_from_slice(before.as_bytes());
-        for piece in &parts.head {
-            head.extend_from_slice(piece.as_bytes());
-        }
+        let pieces = std::iter::once(before.as_bytes()).chain(parts.head.iter().map(Piece::as_bytes));
+        let head = if form.xpress { xpress::Encoder::new().frame(pieces) } else { pieces.collect::<Vec<_>>().concat() };
         let tail = Bytes::from(format!("{}{after}", parts.tail));
-        let plain_len = head.len() + tail.len();
-        let head = if form.xpress { xpress::Encoder::new().frame([&head[..]]) } else { head };
-        Some(Rendered { head: Bytes::from(head), tail, xpress: form.xpress, plain_len, ends_scan: parts.ends_scan })
+        Some(Rendered { head: Bytes::from(head), plain_len: head_len + tail.len(), tail, xpress: form.xpress, ends_scan: parts.ends_scan })
     }
 
     /// Bytes this entry keeps in memory.
@@ -274,10 +269,10 @@ impl AnswerCache {
             .cloned();
         let counter = if rendered_here { &self.misses } else { &self.hits };
         counter.fetch_add(1, Ordering::Relaxed);
-        let mut inner = self.inner.lock().expect("answer cache lock");
+        // A hit changes nothing more: the lock is taken again only after a render.
         match &answer {
-            Ok(Kept::Shared(a)) if rendered_here => self.account(&mut inner, key, &slot, a.bytes()),
-            Ok(Kept::TooLarge(_)) => inner.remove(&key),
+            Ok(Kept::Shared(a)) if rendered_here => self.account(key, &slot, a.bytes()),
+            Ok(Kept::TooLarge(_)) => self.inner.lock().expect("answer cache lock").remove(&key),
             _ => {}
         }
         answer
@@ -320,7 +315,8 @@ impl AnswerCache {
     }
 
     /// Counts a freshly rendered answer against the limit (if its entry is still there).
-    fn account(&self, inner: &mut Inner, key: AnswerKey, slot: &Arc<Slot>, answer_bytes: usize) {
+    fn account(&self, key: AnswerKey, slot: &Arc<Slot>, answer_bytes: usize) {
+        let mut inner = self.inner.lock().expect("answer cache lock");
         let Some(e) = inner.entries.get_mut(&key).filter(|e| Arc::ptr_eq(&e.slot, slot)) else { return };
         e.bytes += answer_bytes;
         inner.bytes += answer_bytes;

@@ -268,14 +268,20 @@ fn answer_with(kept: Kept, client_part: String, state: &AppState) -> Answer {
     }
 }
 
-/// Renders on the blocking pool (a page walks the whole catalog; compressing it is CPU work
-/// too), and wraps the answer for keeping.
-async fn render_blocking(
+/// The answer kept under `key` with this client's part; when there is none, `render` makes it
+/// on the blocking pool (a page walks the whole catalog; compressing it is CPU work too).
+async fn shared_answer(
+    state: &AppState,
+    (stamps, key, form): (Stamps, AnswerKey, Form),
+    client_part: String,
     render: impl FnOnce() -> Result<Parts, Fault> + Send + 'static,
-    form: Form,
-    largest: usize,
-) -> Result<Kept, Fault> {
-    tokio::task::spawn_blocking(move || render().map(|parts| Rendered::keep(parts, form, largest))).await.map_err(blocking_fault)?
+) -> Result<Answer, Fault> {
+    let largest = state.answers.largest();
+    let render_blocking = || async move {
+        tokio::task::spawn_blocking(move || render().map(|parts| Rendered::keep(parts, form, largest))).await.map_err(blocking_fault)?
+    };
+    let kept = state.answers.get_or_render(stamps, key, render_blocking).await?;
+    Ok(answer_with(kept, client_part, state))
 }
 
 async fn sync_updates(state: &Arc<AppState>, ctx: &Context, request: &Request) -> Result<Answer, Fault> {
@@ -299,8 +305,7 @@ async fn sync_updates(state: &Arc<AppState>, ctx: &Context, request: &Request) -
     let client_part = wire::new_cookie_element(&wire_time(cookie.expires), &sealed);
     let state2 = Arc::clone(state);
     let render = move || render_sync_page(&state2, &catalog, &deployments, &groups, &params, cookie.seen_stamp);
-    let kept = state.answers.get_or_render(stamps, key, || render_blocking(render, form, state.answers.largest())).await?;
-    let answer = answer_with(kept, client_part, state);
+    let answer = shared_answer(state, (stamps, key, form), client_part, render).await?;
     state.writer.synced(&cookie.id);
     Ok(answer)
 }
@@ -440,8 +445,7 @@ async fn extended_update_info(state: &Arc<AppState>, ctx: &Context, request: &Re
         let text = render_extended_info(&state2, &catalog, &deployments, &groups, &req, &base_url)?;
         Ok(Parts { head: vec![Piece::Text(text)], tail: String::new(), ends_scan: false })
     };
-    let kept = state.answers.get_or_render(stamps, key, || render_blocking(render, form, state.answers.largest())).await?;
-    Ok(answer_with(kept, String::new(), state))
+    shared_answer(state, (stamps, key, form), String::new(), render).await
 }
 
 /// The extended information of the revisions `req` names that `groups` are offered.

@@ -341,6 +341,7 @@ async fn soap_endpoint(
         Err(BodyRefusal::Broken) => return plain(StatusCode::BAD_REQUEST, "could not read the request body\n"),
     };
     let action = action_of(&parts.headers);
+    let xpress = service.may_compress() && accepts_xpress(&parts.headers);
     let started = Instant::now();
     let parsed = parse(&state, bytes).await;
     // The tree is larger than its body (an empty element is 4 bytes of XML and about 160 in the
@@ -363,7 +364,6 @@ async fn soap_endpoint(
         Ok(request) => {
             let host = parts.headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("localhost").to_string();
             let base_url = base_url_of(&state, scheme, &parts.headers);
-            let xpress = service.may_compress() && accepts_xpress(&parts.headers);
             let ctx = Context { base_url, host, peer, xpress };
             let text = |t: String| Answer::Fresh(vec![Piece::Text(t)]);
             let result = match service {
@@ -396,7 +396,7 @@ async fn soap_endpoint(
             let body = PiecesBody::new(pieces);
             // Held until the client has read it all (or gone): unread answers cannot pile up.
             let Ok(held) = state.budget.hold(body.owned_bytes(), peer).await else { return busy(&state, service, version) };
-            if service.may_compress() && accepts_xpress(&parts.headers) {
+            if xpress {
                 let Some(framed) = compress(&state, body, held, peer).await else { return busy(&state, service, version) };
                 answer_response(version, service, true, framed)
             } else {

@@ -88,10 +88,8 @@ impl ClientWriter {
     /// Writes the sync times that wait and returns once they are committed (or after
     /// `COMMIT_WAIT`): for a server that stops.
     pub async fn flush(&self) {
-        let waiting = self.synced.lock().expect("sync times lock").iter().next().cloned();
-        if let Some(computer_id) = waiting {
-            // The writer takes every waiting sync time with this one.
-            let _ = self.write(ClientWrite::Synced { computer_id }).await;
+        if let Some(wake) = waiting_sync(&self.synced) {
+            let _ = self.write(wake).await;
         }
     }
 
@@ -109,13 +107,17 @@ fn wake_for_sync_times(tx: &WeakSender<Job>, synced: &Mutex<SyncTimes>) {
     loop {
         std::thread::sleep(SYNC_TIMES_EVERY);
         let Some(tx) = tx.upgrade() else { return };
-        let waiting = synced.lock().expect("sync times lock").iter().next().cloned();
-        // The writer takes every waiting sync time with any batch; writing this one twice
-        // changes nothing.
-        if let Some(computer_id) = waiting {
-            let _ = tx.try_send((ClientWrite::Synced { computer_id }, None, None));
+        if let Some(wake) = waiting_sync(synced) {
+            let _ = tx.try_send((wake, None, None));
         }
     }
+}
+
+/// A write of one waiting sync time, to wake the writer: it takes every waiting sync time with
+/// any batch, so this one is written twice, which changes nothing.
+fn waiting_sync(synced: &Mutex<SyncTimes>) -> Option<ClientWrite> {
+    let computer_id = synced.lock().expect("sync times lock").iter().next().cloned()?;
+    Some(ClientWrite::Synced { computer_id })
 }
 
 /// Applies a batch, waiting for as long as another process holds the write lock: client activity

@@ -381,13 +381,6 @@ pub fn new_cookie_element(expiration: &str, data: &[u8]) -> String {
     w.out
 }
 
-/// The whole answer as pieces, for one client.
-pub fn sync_updates_response(r: &SyncResult<'_>, cookie_expiration: &str, cookie_data: &[u8]) -> Vec<Piece> {
-    let SyncAnswerParts { mut head, tail } = sync_updates_parts(r);
-    head.push(Piece::Text(new_cookie_element(cookie_expiration, cookie_data) + &tail));
-    head
-}
-
 // ---------------------------------------------------------------- RefreshCache
 
 pub fn refresh_cache_request(op: &Element) -> Result<Vec<(Guid, i32)>, Fault> {
