@@ -12,7 +12,7 @@ pub const CLIENT_COOKIE_SECONDS: i64 = 3600;
 pub const SERVER_COOKIE_SECONDS: i64 = 4 * 3600;
 pub const AUTH_COOKIE_SECONDS: i64 = 3600;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[repr(u8)]
 pub enum Kind {
     ClientAuthorization = 1,
@@ -109,11 +109,18 @@ impl CookieData {
 pub struct CookieJar {
     cipher: ChaCha20Poly1305,
     server_id: Vec<u8>,
+    /// Cookies opened before, by kind and sealed bytes (only bytes that decrypted and decoded).
+    /// A client sends the same cookie on every call of a scan, and opening one was a twentieth
+    /// of the server's time on cached answers. Emptied when full.
+    opened: std::sync::Mutex<std::collections::HashMap<(Kind, Vec<u8>), CookieData>>,
 }
+
+/// Opened cookies kept (about 400 bytes each).
+const OPENED_LIMIT: usize = 8192;
 
 impl CookieJar {
     pub fn new(key: &[u8; 32], server_id: &str) -> CookieJar {
-        CookieJar { cipher: ChaCha20Poly1305::new(key.into()), server_id: server_id.as_bytes().to_vec() }
+        CookieJar { cipher: ChaCha20Poly1305::new(key.into()), server_id: server_id.as_bytes().to_vec(), opened: Default::default() }
     }
 
     fn aad(&self, kind: Kind) -> Vec<u8> {
@@ -136,6 +143,24 @@ impl CookieJar {
 
     /// Decrypts and checks expiry against `now` (Unix seconds).
     pub fn open(&self, kind: Kind, sealed: &[u8], now: i64) -> Result<CookieData, CookieProblem> {
+        let key = (kind, sealed.to_vec());
+        let known = self.opened.lock().unwrap_or_else(|e| e.into_inner()).get(&key).cloned();
+        let data = match known {
+            Some(data) => data,
+            None => {
+                let data = self.decrypt(kind, sealed)?;
+                let mut opened = self.opened.lock().unwrap_or_else(|e| e.into_inner());
+                if opened.len() >= OPENED_LIMIT {
+                    opened.clear();
+                }
+                opened.insert(key, data.clone());
+                data
+            }
+        };
+        if data.expires <= now { Err(CookieProblem::Expired) } else { Ok(data) }
+    }
+
+    fn decrypt(&self, kind: Kind, sealed: &[u8]) -> Result<CookieData, CookieProblem> {
         if sealed.len() < 12 + 16 {
             return Err(CookieProblem::Invalid);
         }
@@ -144,15 +169,16 @@ impl CookieJar {
             .cipher
             .decrypt(Nonce::from_slice(&sealed[..12]), Payload { msg: &sealed[12..], aad: &aad })
             .map_err(|_| CookieProblem::Invalid)?;
-        let data = CookieData::decode(&plain).ok_or(CookieProblem::Invalid)?;
-        if data.expires <= now { Err(CookieProblem::Expired) } else { Ok(data) }
+        CookieData::decode(&plain).ok_or(CookieProblem::Invalid)
     }
 }
 
 /// `2026-10-04T16:03:35.9967236Z`: seven fractional digits, as WSUS writes cookie expirations.
 pub fn wire_time(unix: i64) -> String {
-    // chrono has no seven-digit fraction; the seconds are whole anyway.
-    chrono::DateTime::from_timestamp(unix, 0).map(|d| d.format("%Y-%m-%dT%H:%M:%S.0000000Z").to_string()).unwrap_or_default()
+    use chrono::{Datelike, Timelike};
+    // Written out rather than through a format string: this is on every client answer.
+    let Some(d) = chrono::DateTime::from_timestamp(unix, 0) else { return String::new() };
+    format!("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.0000000Z", d.year(), d.month(), d.day(), d.hour(), d.minute(), d.second())
 }
 
 #[cfg(test)]
@@ -162,6 +188,8 @@ mod tests {
     #[test]
     fn wire_times_have_seven_fraction_digits() {
         assert_eq!(wire_time(1_791_216_215), "2026-10-05T16:03:35.0000000Z");
+        assert_eq!(wire_time(0), "1970-01-01T00:00:00.0000000Z");
+        assert_eq!(wire_time(951_825_599), "2000-02-29T11:59:59.0000000Z");
     }
 
     #[test]
@@ -178,5 +206,26 @@ mod tests {
         let other = CookieJar::new(&[8; 32], "server-a");
         assert_eq!(other.open(Kind::Client, &sealed, 1000), Err(CookieProblem::Invalid));
         assert_eq!(jar.open(Kind::Client, &[0u8; 300], 1000), Err(CookieProblem::Invalid));
+    }
+
+    /// Opened cookies are kept: what was kept is still checked for expiry and kind, nothing
+    /// refused is kept, and the keeping is bounded.
+    #[test]
+    fn opened_cookies_are_kept_checked_and_bounded() {
+        let jar = CookieJar::new(&[7; 32], "server-a");
+        let data = CookieData { id: "client".into(), expires: 2000, ..Default::default() };
+        let sealed = jar.seal(Kind::Client, &data);
+        assert_eq!(jar.open(Kind::Client, &sealed, 1000).unwrap(), data);
+        assert_eq!(jar.open(Kind::Client, &sealed, 1000).unwrap(), data, "opened again from what was kept");
+        assert_eq!(jar.open(Kind::Client, &sealed, 2000), Err(CookieProblem::Expired));
+        assert_eq!(jar.open(Kind::Server, &sealed, 1000), Err(CookieProblem::Invalid));
+        let mut forged = sealed.clone();
+        forged[20] ^= 1;
+        assert_eq!(jar.open(Kind::Client, &forged, 1000), Err(CookieProblem::Invalid));
+        assert_eq!(jar.opened.lock().unwrap().len(), 1, "only the cookie that opened is kept");
+        for _ in 0..OPENED_LIMIT + 10 {
+            jar.open(Kind::Client, &jar.seal(Kind::Client, &data), 1000).unwrap();
+        }
+        assert!(jar.opened.lock().unwrap().len() <= OPENED_LIMIT);
     }
 }
