@@ -2,6 +2,7 @@
 //!
 //! See ARCHITECTURE.md for the map of modules and the rules each one keeps.
 
+pub mod admin;
 pub mod bundle;
 pub mod catalog;
 pub mod compliance;

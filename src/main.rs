@@ -3,11 +3,6 @@
 
 mod cli;
 
-/// Measured under `wrk` on cached answers: glibc's malloc spent a fifth of the server's time in
-/// arena locks and consolidation, shared between the runtime's threads.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> std::process::ExitCode {
     cli::main()
 }

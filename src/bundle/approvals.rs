@@ -8,6 +8,7 @@
 //! update the store does not hold, a declined one, a deadline that passed on the way) is skipped
 //! with a warning, never half-applied.
 
+use crate::admin::{Action, AdminService, ErrorKind};
 use crate::store::{NewRule, Store, StoreError};
 use serde::{Deserialize, Serialize};
 
@@ -63,14 +64,6 @@ fn all_computers() -> String {
     "All Computers".into()
 }
 
-fn action_name(action: Option<&str>) -> Result<&'static str, String> {
-    match action.map(str::to_ascii_lowercase).as_deref() {
-        None | Some("install") => Ok("Install"),
-        Some("uninstall") => Ok("Uninstall"),
-        Some(other) => Err(format!("action {other:?}: use install or uninstall")),
-    }
-}
-
 /// Rules a policy may carry: a site has a handful; each is applied over the whole catalog.
 pub const MAX_POLICY_RULES: usize = 256;
 
@@ -97,11 +90,12 @@ impl ApprovalPolicy {
     /// own decisions added when `from_cache` says so. Anything unresolvable stops the export.
     pub fn for_bundle(&self, cache: &Store) -> Result<ApprovalPolicy, StoreError> {
         let mut out = ApprovalPolicy { rules: self.rules.clone(), ..Default::default() };
+        let refused = |e: crate::admin::Refusal| StoreError::Refused(e.to_string());
         for r in &self.rules {
-            action_name(r.action.as_deref()).map_err(StoreError::Refused)?;
+            Action::approvable(r.action.as_deref()).map_err(refused)?;
         }
         for a in &self.approve {
-            action_name(a.action.as_deref()).map_err(StoreError::Refused)?;
+            Action::approvable(a.action.as_deref()).map_err(refused)?;
             for id in cache.approvable_update_ids(std::slice::from_ref(&a.update))? {
                 out.approve.push(PolicyApproval { update: id, ..a.clone() });
             }
@@ -110,13 +104,13 @@ impl ApprovalPolicy {
         if self.from_cache {
             let names: std::collections::HashMap<String, String> = cache.groups()?.into_iter().map(|g| (g.group_id, g.name)).collect();
             for a in cache.approvals()? {
-                if a.action == "Block" {
+                if a.action == Action::Block {
                     continue;
                 }
                 out.approve.push(PolicyApproval {
                     update: a.update_id,
                     group: names.get(&a.group_id).cloned().unwrap_or_else(all_computers),
-                    action: Some(a.action.to_ascii_lowercase()),
+                    action: Some(a.action.policy_name()),
                     deadline: a.deadline,
                 });
             }
@@ -137,9 +131,9 @@ pub fn approved_for_payloads(cache: &Store, profile: &super::profile::Profile) -
     if profile.payloads != super::profile::PayloadPolicy::Approved {
         return Ok(out);
     }
-    out.update_ids.extend(cache.approvals()?.into_iter().filter(|a| a.action == "Install").map(|a| a.update_id));
+    out.update_ids.extend(cache.approvals()?.into_iter().filter(|a| a.action == Action::Install).map(|a| a.update_id));
     if let Some(policy) = &profile.approvals {
-        let installs = |action: Option<&str>| action_name(action) == Ok("Install");
+        let installs = |action: Option<&str>| Action::approvable(action) == Ok(Action::Install);
         let travelling = policy.for_bundle(cache)?;
         out.update_ids.extend(travelling.approve.into_iter().filter(|a| installs(a.action.as_deref())).map(|a| a.update));
         out.rules = policy
@@ -185,7 +179,7 @@ pub fn apply(store: &mut Store, policy: &ApprovalPolicy, channel: &str) -> Resul
         if existing.contains(&name.to_lowercase()) {
             continue;
         }
-        let action = match action_name(rule.action.as_deref()) {
+        let action = match Action::approvable(rule.action.as_deref()) {
             Ok(a) => a,
             Err(e) => {
                 out.warnings.push(format!("rule {name:?}: {e}; skipped"));
@@ -215,7 +209,7 @@ pub fn apply(store: &mut Store, policy: &ApprovalPolicy, channel: &str) -> Resul
             out.warnings.push(format!("approval of {}: this store does not hold that update; skipped", a.update));
             continue;
         };
-        let action = match action_name(a.action.as_deref()) {
+        let action = match Action::approvable(a.action.as_deref()) {
             Ok(x) => x,
             Err(e) => {
                 out.warnings.push(format!("approval of {}: {e}; skipped", a.update));
@@ -237,10 +231,10 @@ pub fn apply(store: &mut Store, policy: &ApprovalPolicy, channel: &str) -> Resul
                 continue;
             }
         };
-        match store.approve(&ids, &group, action, deadline.as_deref(), Some(&format!("bundle {channel}"))) {
+        match AdminService::new(store).approve_ids(&ids, &group, action, deadline.as_deref(), Some(&format!("bundle {channel}"))) {
             Ok(done) => out.approved += done.len(),
-            Err(e @ StoreError::Refused(_)) => out.warnings.push(format!("approval of {}: {e}; skipped", a.update)),
-            Err(e) => return Err(e),
+            Err(e) if e.kind() == ErrorKind::Refused => out.warnings.push(format!("approval of {}: {e}; skipped", a.update)),
+            Err(e) => return Err(e.into_store_error()),
         }
     }
     let mut declines = Vec::new();
@@ -251,7 +245,8 @@ pub fn apply(store: &mut Store, policy: &ApprovalPolicy, channel: &str) -> Resul
         }
     }
     if !declines.is_empty() {
-        out.declined = store.decline(&declines, Some(&format!("bundle {channel}")))?;
+        out.declined =
+            AdminService::new(store).decline_ids(&declines, Some(&format!("bundle {channel}"))).map_err(|e| e.into_store_error())?;
     }
     Ok(out)
 }

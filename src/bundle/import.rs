@@ -57,7 +57,7 @@ pub struct ImportReport {
     pub removed: u64,
     pub warnings: Vec<String>,
     /// What the automatic approval rules approved after the import.
-    pub rules: Vec<crate::store::RuleOutcome>,
+    pub rules: Vec<crate::admin::RuleOutcome>,
     /// What the bundle's approval policy did (only with `apply_approvals`).
     pub approval_policy: Option<super::approvals::PolicyOutcome>,
 }
@@ -230,7 +230,7 @@ pub fn import(
     // The import is committed: the bundle's approval policy (with consent), then the automatic
     // approval rules, over what it brought.
     apply_policy(store, &bundle.manifest, options, &mut report);
-    match store.apply_approval_rules() {
+    match crate::admin::AdminService::new(store).apply_approval_rules() {
         Ok(outcomes) => report.rules = outcomes.into_iter().filter(|o| !o.approved.is_empty()).collect(),
         Err(e) => report.warnings.push(format!("the automatic approval rules did not run ({e}); run `ferry rules apply`")),
     }

@@ -7,6 +7,7 @@
 
 use super::output;
 use anyhow::Context;
+use ferry::admin::{Action, AdminService, Approve};
 use ferry::bundle::export::{ExportOptions, export};
 use ferry::bundle::import::{ImportOptions, import};
 use ferry::bundle::minisign;
@@ -194,8 +195,19 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     println!("6. Approve the security updates for All Computers (as Approve-WsusUpdate would)");
     let filter = UpdateFilter { classification: Some("security".into()), approval: Some(ApprovalState::Unapproved), ..Default::default() };
     let ids: Vec<String> = store.list_updates(&filter)?.into_iter().map(|u| u.update_id).collect();
-    store.approve(&ids, ALL_COMPUTERS, "Install", None, Some("ferry demo"))?;
-    println!("   {} updates approved; the rest are offered to clients for checking only, as on WSUS", ids.len());
+    let approved = AdminService::new(&mut store).approve(&Approve {
+        updates: &ids,
+        group: ALL_COMPUTERS,
+        action: Action::Install,
+        deadline: None,
+        admin: Some("ferry demo"),
+        with_prerequisites: true,
+    })?;
+    println!(
+        "   {} updates approved (and {} prerequisites they need); the rest are offered to clients for checking only, as on WSUS",
+        approved.requested.len(),
+        approved.prerequisites.len()
+    );
     let token = store.new_admin_token()?;
     drop(store);
 

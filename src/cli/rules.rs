@@ -2,6 +2,7 @@
 //! every import (WSUS's Options > Automatic Approvals).
 
 use super::output;
+use ferry::admin::{Action, AdminService};
 use ferry::store::{NewRule, Store};
 use std::path::Path;
 
@@ -59,8 +60,8 @@ pub fn run(data: &Path, cmd: Command) -> anyhow::Result<()> {
         Command::Add { classification, product, group, action, deadline_days, name, no_apply } => {
             let name = name.unwrap_or_else(|| NewRule::default_name(&classification, &product, &group));
             let action = match action {
-                ActionArg::Install => "Install",
-                ActionArg::Uninstall => "Uninstall",
+                ActionArg::Install => Action::Install,
+                ActionArg::Uninstall => Action::Uninstall,
             };
             let rule = store.add_approval_rule(&NewRule {
                 name: &name,
@@ -91,7 +92,7 @@ pub fn run(data: &Path, cmd: Command) -> anyhow::Result<()> {
                         any(&r.classifications),
                         any(&r.products),
                         r.group_name.clone(),
-                        r.action.clone(),
+                        r.action.to_string(),
                         r.deadline_days.map(|d| format!("{d} days")).unwrap_or_else(|| "none".into()),
                         r.name.clone(),
                     ]
@@ -120,7 +121,7 @@ pub fn run(data: &Path, cmd: Command) -> anyhow::Result<()> {
 }
 
 fn apply(store: &mut Store, json: bool) -> anyhow::Result<()> {
-    let outcomes = store.apply_approval_rules()?;
+    let outcomes = AdminService::new(store).apply_approval_rules()?;
     if json {
         return output::json(&outcomes);
     }

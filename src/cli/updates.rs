@@ -3,6 +3,7 @@
 
 use super::output;
 use anyhow::Context;
+use ferry::admin::{Action, AdminService, Approve};
 use ferry::store::{ApprovalState, FragmentKind, Store, UpdateFilter};
 use ferry::units::format_size;
 use std::path::Path;
@@ -123,61 +124,52 @@ pub fn run(data: &Path, cmd: Command) -> anyhow::Result<()> {
         Command::Show(a) => show(&store, a),
         Command::Approve(a) => approve(&mut store, a),
         Command::Unapprove(a) => {
-            let group = find_group(&store, &a.group)?;
-            let ids = approvable_ids(&store, &a.ids)?;
-            let n = store.unapprove(&ids, &group.group_id)?;
+            let (group, n) = AdminService::new(&mut store).unapprove(&typed_ids(&a.ids)?, &a.group)?;
             eprintln!("removed {n} approval(s) for {}", group.name);
             Ok(())
         }
         Command::Decline(a) => {
-            let ids = approvable_ids(&store, &a)?;
-            let n = store.decline(&ids, None)?;
+            let mut admin = AdminService::new(&mut store);
+            let ids = admin.updates(&typed_ids(&a)?)?;
+            let n = admin.decline_ids(&ids, None)?;
             eprintln!("declined {n} update(s){}", if n < ids.len() { format!(" ({} already were)", ids.len() - n) } else { String::new() });
             Ok(())
         }
         Command::Undecline(a) => {
-            let ids = approvable_ids(&store, &a)?;
-            let n = store.undecline(&ids)?;
+            let n = AdminService::new(&mut store).undecline(&typed_ids(&a)?)?;
             eprintln!("{n} update(s) are approvable again");
             Ok(())
         }
     }
 }
 
-fn find_group(store: &Store, name_or_id: &str) -> anyhow::Result<ferry::store::TargetGroup> {
-    store.group(name_or_id)?.with_context(|| {
-        let names: Vec<String> = store.groups().map(|g| g.into_iter().map(|g| g.name).collect()).unwrap_or_default();
-        format!("no computer group {name_or_id:?}; the groups are: {}", names.join(", "))
-    })
-}
-
-fn approvable_ids(store: &Store, args: &IdsArgs) -> anyhow::Result<Vec<String>> {
-    let raw = super::input::args_or_stdin(&args.ids).context("reading update ids")?;
-    Ok(store.approvable_update_ids(&raw)?)
+/// The update ids as typed: the arguments, or standard input when the only one is `-`.
+fn typed_ids(args: &IdsArgs) -> anyhow::Result<Vec<String>> {
+    super::input::args_or_stdin(&args.ids).context("reading update ids")
 }
 
 fn approve(store: &mut Store, a: ApproveArgs) -> anyhow::Result<()> {
-    let group = find_group(store, &a.group)?;
-    let deadline = a.deadline.as_deref().map(|d| ferry::store::parse_new_deadline(d, chrono::Utc::now())).transpose()?;
-    let mut ids = approvable_ids(store, &a.ids)?;
     let action = match a.action {
-        ApproveAction::Install => "Install",
-        ApproveAction::Uninstall => "Uninstall",
+        ApproveAction::Install => Action::Install,
+        ApproveAction::Uninstall => Action::Uninstall,
     };
-    // What clients need installed first travels along, as WSUS offers it (install only).
-    if action == "Install" && !a.without_prerequisites {
-        let prerequisites = store.unapproved_prerequisites(&ids, &group.group_id)?;
-        if !prerequisites.is_empty() {
-            eprintln!("also approving {} prerequisite update(s): {}", prerequisites.len(), prerequisites.join(", "));
-            ids.extend(prerequisites);
-        }
+    let updates = typed_ids(&a.ids)?;
+    let approved = AdminService::new(store).approve(&Approve {
+        updates: &updates,
+        group: &a.group,
+        action,
+        deadline: a.deadline.as_deref(),
+        admin: None,
+        with_prerequisites: !a.without_prerequisites,
+    })?;
+    if !approved.prerequisites.is_empty() {
+        eprintln!("also approving {} prerequisite update(s): {}", approved.prerequisites.len(), approved.prerequisites.join(", "));
     }
-    let approvals = store.approve(&ids, &group.group_id, action, deadline.as_deref(), None)?;
     eprintln!(
         "approved {} update(s) for {} ({action}{})",
-        approvals.len(),
-        group.name,
-        deadline.map(|d| format!(", deadline {d}")).unwrap_or_default()
+        approved.approvals.len(),
+        approved.group.name,
+        approved.deadline.map(|d| format!(", deadline {d}")).unwrap_or_default()
     );
     Ok(())
 }

@@ -7,7 +7,8 @@
 //! body that does not say what to do, 400 a body that is not JSON.
 
 use super::state::AppState;
-use crate::store::{CleanupOptions, NewRule, Store, StoreError, UpdateFilter, parse_new_deadline};
+use crate::admin::{Action, AdminError, AdminService, Approve, ErrorKind};
+use crate::store::{CleanupOptions, NewRule, Store, StoreError, UpdateFilter};
 use axum::body::Body;
 use axum::extract::Request;
 use axum::http::{HeaderMap, Method, Response, StatusCode, header};
@@ -30,6 +31,17 @@ pub struct ApiError {
 impl ApiError {
     pub fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
         ApiError { status, message: message.into() }
+    }
+}
+
+impl From<AdminError> for ApiError {
+    fn from(e: AdminError) -> ApiError {
+        let status = match e.kind() {
+            ErrorKind::NotFound => StatusCode::NOT_FOUND,
+            ErrorKind::Refused => StatusCode::UNPROCESSABLE_ENTITY,
+            ErrorKind::Failed => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        ApiError::new(status, e.to_string())
     }
 }
 
@@ -272,19 +284,6 @@ struct Cleanup {
     obsolete_computers: Option<u32>,
 }
 
-fn action_name(action: Option<&str>) -> Result<&'static str, ApiError> {
-    match action.map(str::to_ascii_lowercase).as_deref() {
-        None | Some("install") => Ok("Install"),
-        Some("uninstall") => Ok("Uninstall"),
-        Some(other) => Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, format!("action {other:?}: use install or uninstall"))),
-    }
-}
-
-fn group_id(store: &Store, name: Option<&str>) -> Result<crate::store::TargetGroup, ApiError> {
-    let name = name.unwrap_or("All Computers");
-    store.group(name)?.ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("no computer group {name:?}")))
-}
-
 fn to_json<T: serde::Serialize>(value: &T) -> Value {
     serde_json::to_value(value).expect("store types serialize")
 }
@@ -343,27 +342,31 @@ pub fn dispatch(
         }
         ("POST", ["updates", verb @ ("approve" | "unapprove" | "decline" | "undecline")]) => {
             let request: Ids = body_of(body)?;
-            if request.ids.is_empty() {
-                return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "ids is empty: name the updates"));
-            }
-            let ids = store.approvable_update_ids(&request.ids)?;
+            let mut admin = AdminService::new(store);
+            let group = request.group.as_deref().unwrap_or("All Computers");
             match *verb {
                 "approve" => {
-                    let group = group_id(store, request.group.as_deref())?;
-                    let action = action_name(request.action.as_deref())?;
-                    let deadline = request.deadline.as_deref().map(|d| parse_new_deadline(d, chrono::Utc::now())).transpose()?;
-                    let prerequisites =
-                        if action == "Install" { store.unapproved_prerequisites(&ids, &group.group_id)? } else { Vec::new() };
-                    let all: Vec<String> = ids.iter().chain(&prerequisites).cloned().collect();
-                    let approvals = store.approve(&all, &group.group_id, action, deadline.as_deref(), Some("api"))?;
-                    ok(json!({ "approved": ids.len(), "prerequisites": prerequisites, "group": group.name, "approvals": approvals }))
+                    let approved = admin.approve(&Approve {
+                        updates: &request.ids,
+                        group,
+                        action: Action::approvable(request.action.as_deref()).map_err(AdminError::from)?,
+                        deadline: request.deadline.as_deref(),
+                        admin: Some("api"),
+                        with_prerequisites: true,
+                    })?;
+                    ok(json!({
+                        "approved": approved.requested.len(),
+                        "prerequisites": approved.prerequisites,
+                        "group": approved.group.name,
+                        "approvals": approved.approvals,
+                    }))
                 }
                 "unapprove" => {
-                    let group = group_id(store, request.group.as_deref())?;
-                    ok(json!({ "removed": store.unapprove(&ids, &group.group_id)?, "group": group.name }))
+                    let (group, removed) = admin.unapprove(&request.ids, group)?;
+                    ok(json!({ "removed": removed, "group": group.name }))
                 }
-                "decline" => ok(json!({ "declined": store.decline(&ids, Some("api"))? })),
-                _ => ok(json!({ "undeclined": store.undecline(&ids)? })),
+                "decline" => ok(json!({ "declined": admin.decline(&request.ids, Some("api"))? })),
+                _ => ok(json!({ "undeclined": admin.undecline(&request.ids)? })),
             }
         }
         ("GET", ["groups"]) => ok(to_json(&store.group_tree()?)),
@@ -445,7 +448,7 @@ pub fn dispatch(
         ("GET", ["rules"]) => ok(to_json(&store.approval_rules()?)),
         ("POST", ["rules"]) => {
             let request: Rule = body_of(body)?;
-            let action = action_name(request.action.as_deref())?;
+            let action = Action::approvable(request.action.as_deref()).map_err(AdminError::from)?;
             let name =
                 request.name.clone().unwrap_or_else(|| NewRule::default_name(&request.classifications, &request.products, &request.group));
             let rule = store.add_approval_rule(&NewRule {
@@ -459,7 +462,7 @@ pub fn dispatch(
             Ok((StatusCode::CREATED, to_json(&rule)))
         }
         ("DELETE", ["rules", rule]) => ok(to_json(&store.remove_approval_rule(rule)?)),
-        ("POST", ["rules", "apply"]) => ok(to_json(&store.apply_approval_rules()?)),
+        ("POST", ["rules", "apply"]) => ok(to_json(&AdminService::new(store).apply_approval_rules()?)),
         ("GET", ["report"]) => {
             let computers = store.computers_in_group(q("group").as_deref().unwrap_or(crate::store::ALL_COMPUTERS))?;
             ok(to_json(&store.compliance_report(computers, q("group"))?))

@@ -3,6 +3,7 @@
 //! the store, swapped whole when the store changes; requests read an `Arc` and never wait.
 
 use super::prerequisites::Signatures;
+use crate::admin::Action;
 use crate::catalog::Guid;
 use crate::store::{CatalogRevision, Store, StoreResult};
 use std::collections::{HashMap, HashSet};
@@ -290,7 +291,7 @@ impl Catalog {
 #[derive(Debug, Clone)]
 pub struct ApprovalEntry {
     pub group: Guid,
-    pub action: &'static str,
+    pub action: Action,
     pub deadline: Option<String>,
     pub deployment_id: i32,
     pub date: String,
@@ -324,15 +325,10 @@ impl Deployments {
         }
         for a in store.approvals()? {
             let (Ok(update), Ok(group)) = (Guid::parse(&a.update_id), Guid::parse(&a.group_id)) else { continue };
-            let action = match a.action.as_str() {
-                "Install" => "Install",
-                "Uninstall" => "Uninstall",
-                _ => "Block",
-            };
             d.changes.push((a.changed_stamp, update));
             d.by_update.entry(update).or_default().push(ApprovalEntry {
                 group,
-                action,
+                action: a.action,
                 deadline: a.deadline.clone(),
                 deployment_id: APPROVAL_ID_BASE.saturating_add(a.approval_id),
                 date: a.changed_at.get(..10).unwrap_or("1970-01-01").to_string(),
@@ -392,18 +388,13 @@ impl Deployments {
         let mut best: Option<(&ApprovalEntry, usize)> = None;
         for a in approvals {
             let Some(&(_, depth)) = groups.iter().find(|(g, _)| *g == a.group) else { continue };
-            let rank = |a: &ApprovalEntry| match a.action {
-                "Install" => 0,
-                "Uninstall" => 1,
-                _ => 2,
-            };
             best = match best {
                 None => Some((a, depth)),
                 Some((b, bd)) => {
                     let better = depth > bd
                         || (depth == bd
-                            && (rank(a) < rank(b)
-                                || (rank(a) == rank(b) && a.deadline.is_some() && (b.deadline.is_none() || a.deadline < b.deadline))));
+                            && (a.action < b.action
+                                || (a.action == b.action && a.deadline.is_some() && (b.deadline.is_none() || a.deadline < b.deadline))));
                     Some(if better { (a, depth) } else { (b, bd) })
                 }
             };
@@ -441,18 +432,29 @@ mod targeting_tests {
         };
         let update = g(9);
         // (approvals, the computer's groups, expected (group, action, deadline))
-        type Expected<'a> = Option<(Guid, &'a str, Option<&'a str>)>;
+        type Expected<'a> = Option<(Guid, Action, Option<&'a str>)>;
         let cases: Vec<(Vec<ApprovalEntry>, Vec<Guid>, Expected<'_>)> = vec![
-            (vec![entry(all, "Install", None)], vec![g(3)], Some((all, "Install", None))),
-            (vec![entry(all, "Install", None), entry(g(1), "Uninstall", None)], vec![g(2)], Some((g(1), "Uninstall", None))),
-            (vec![entry(g(1), "Install", None), entry(g(2), "Block", None)], vec![g(2)], Some((g(2), "Block", None))),
-            (vec![entry(g(3), "Uninstall", None), entry(g(4), "Install", None)], vec![g(3), g(4)], Some((g(4), "Install", None))),
+            (vec![entry(all, Action::Install, None)], vec![g(3)], Some((all, Action::Install, None))),
             (
-                vec![entry(g(3), "Install", Some("2026-12-20T00:00:00Z")), entry(g(4), "Install", Some("2026-12-10T00:00:00Z"))],
-                vec![g(3), g(4)],
-                Some((g(4), "Install", Some("2026-12-10T00:00:00Z"))),
+                vec![entry(all, Action::Install, None), entry(g(1), Action::Uninstall, None)],
+                vec![g(2)],
+                Some((g(1), Action::Uninstall, None)),
             ),
-            (vec![entry(g(1), "Install", None)], vec![g(3)], None),
+            (vec![entry(g(1), Action::Install, None), entry(g(2), Action::Block, None)], vec![g(2)], Some((g(2), Action::Block, None))),
+            (
+                vec![entry(g(3), Action::Uninstall, None), entry(g(4), Action::Install, None)],
+                vec![g(3), g(4)],
+                Some((g(4), Action::Install, None)),
+            ),
+            (
+                vec![
+                    entry(g(3), Action::Install, Some("2026-12-20T00:00:00Z")),
+                    entry(g(4), Action::Install, Some("2026-12-10T00:00:00Z")),
+                ],
+                vec![g(3), g(4)],
+                Some((g(4), Action::Install, Some("2026-12-10T00:00:00Z"))),
+            ),
+            (vec![entry(g(1), Action::Install, None)], vec![g(3)], None),
         ];
         for (i, (approvals, groups, expected)) in cases.into_iter().enumerate() {
             d.by_update.insert(update, approvals);

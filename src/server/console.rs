@@ -651,7 +651,7 @@ fn rules(store: &Store, query: &HashMap<String, String>, csrf: &str) -> crate::s
             esc(&any(&r.classifications)),
             esc(&any(&r.products)),
             esc(&r.group_name),
-            esc(&r.action),
+            esc(r.action.as_str()),
             r.deadline_days.map(|d| format!("{d} days")).unwrap_or_else(|| "none".into()),
             if r.enabled { "on" } else { "off" },
             if r.enabled { button("disable", "Turn off") } else { button("enable", "Turn on") },

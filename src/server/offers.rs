@@ -4,6 +4,7 @@
 
 use super::catalog::{Catalog, Deployments, Kind, Rev};
 use super::sync::PagePolicy;
+use crate::admin::Action;
 use crate::catalog::Guid;
 use crate::wsus::client::Deployment;
 use std::collections::HashMap;
@@ -84,10 +85,10 @@ fn compute(
                     None
                 } else {
                     match deployments.approval_for(&rev.update_id, groups) {
-                        Some(a) if a.action == "Block" => None,
+                        Some(a) if a.action == Action::Block => None,
                         Some(a) => Some(Deployment {
                             id: a.deployment_id,
-                            action: a.action,
+                            action: a.action.as_str(),
                             deadline: a.deadline.clone(),
                             last_change: a.date.clone(),
                         }),

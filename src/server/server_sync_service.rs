@@ -4,6 +4,7 @@
 use super::client_service::{blocking_fault, now};
 use super::cookies::{CookieData, CookieProblem, Kind as CookieKind, SERVER_COOKIE_SECONDS, wire_time};
 use super::state::AppState;
+use crate::admin::Action;
 use crate::bundle::held::held;
 use crate::catalog::Guid;
 use crate::catalog::language::WSUS_LANGUAGES as LANGUAGES;
@@ -274,10 +275,10 @@ fn deployments(store: &mut Store, since: i64, stamp: i64) -> Result<String, Faul
         .map(|d| DeploymentOut {
             update_id: &d.update_id,
             revision: d.revision_number,
-            action: match d.action.as_str() {
-                "Install" => 0,
-                "Uninstall" => 1,
-                _ => 3,
+            action: match d.action {
+                Action::Install => 0,
+                Action::Uninstall => 1,
+                Action::Block => 3,
             },
             admin: d.admin.as_deref().unwrap_or("ferry"),
             deadline: d.deadline.as_deref().unwrap_or(NO_DEADLINE),

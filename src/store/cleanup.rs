@@ -65,7 +65,7 @@ impl Store {
         if options.decline_superseded || options.decline_expired {
             let approved: HashMap<&str, &str> = approvals
                 .iter()
-                .filter(|a| a.action == "Install")
+                .filter(|a| a.action == crate::admin::Action::Install)
                 .map(|a| (a.update_id.as_str(), a.changed_at.as_str()))
                 .fold(HashMap::new(), |mut m, (u, at)| {
                     let e = m.entry(u).or_insert(at);
@@ -150,7 +150,10 @@ impl Store {
     pub fn run_cleanup(&mut self, plan: &CleanupPlan) -> StoreResult<()> {
         let ids: Vec<String> = plan.declines.iter().map(|d| d.update_id.clone()).collect();
         for batch in ids.chunks(DECLINE_BATCH) {
-            self.decline(batch, Some("cleanup"))?;
+            let decline = |tx: &super::DeploymentTx<'_>| {
+                batch.iter().try_fold(0, |n, id| Ok::<_, super::StoreError>(n + usize::from(tx.decline(id, Some("cleanup"))?)))
+            };
+            self.administer("declining", decline, |n| *n > 0)?;
         }
         let content = self.content().clone();
         // What an import committed since the plan was made stays.

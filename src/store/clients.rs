@@ -1,6 +1,7 @@
 //! Store side of the server: target groups, computers, approvals, declines, reported events.
 
 use super::{Store, StoreError, StoreResult, now_rfc3339};
+use crate::admin::Action;
 use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
 
@@ -35,8 +36,7 @@ pub struct Approval {
     pub deployment_guid: String,
     pub update_id: String,
     pub group_id: String,
-    /// `Install`, `Uninstall` or `Block`.
-    pub action: String,
+    pub action: Action,
     pub deadline: Option<String>,
     pub admin: Option<String>,
     pub changed_at: String,
@@ -112,9 +112,10 @@ pub enum ClientWrite {
 /// newest status report and what followed it.
 pub const MAX_EVENTS_PER_COMPUTER: usize = 10_000;
 
-const APPROVAL_COLUMNS: &str = "approval_id, deployment_guid, update_id, group_id, action, deadline, admin, changed_at, changed_stamp";
+pub(super) const APPROVAL_COLUMNS: &str =
+    "approval_id, deployment_guid, update_id, group_id, action, deadline, admin, changed_at, changed_stamp";
 
-fn approval_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Approval> {
+pub(super) fn approval_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Approval> {
     Ok(Approval {
         approval_id: r.get(0)?,
         deployment_guid: r.get(1)?,
@@ -275,180 +276,6 @@ impl Store {
         stmt.query_map([], |r| Ok(Decline { update_id: r.get(0)?, declined_at: r.get(1)?, changed_stamp: r.get(2)? }))
             .and_then(|rows| rows.collect())
             .map_err(|e| self.err("listing declines", e))
-    }
-
-    /// Approves (or re-approves) updates for a group, all or none. Declined updates cannot be
-    /// approved, nor expired ones for install. One deployment stamp covers the whole change.
-    pub fn approve(
-        &mut self,
-        update_ids: &[String],
-        group_id: &str,
-        action: &str,
-        deadline: Option<&str>,
-        admin: Option<&str>,
-    ) -> StoreResult<Vec<Approval>> {
-        let db = self.db_path();
-        let err = |e| StoreError::sqlite(&db, "approving", e);
-        let tx = self.conn.transaction().map_err(err)?;
-        let stamp = next_stamp(&tx).map_err(err)?;
-        let now = now_rfc3339();
-        let mut out = Vec::with_capacity(update_ids.len());
-        for update_id in update_ids {
-            let declined = tx
-                .query_row("SELECT 1 FROM declined_updates WHERE update_id = ?1", [update_id], |_| Ok(()))
-                .optional()
-                .map_err(err)?
-                .is_some();
-            if declined {
-                return Err(StoreError::Refused(format!(
-                    "update {update_id} is declined: undecline it before approving it (nothing was changed)"
-                )));
-            }
-            let expired = tx
-                .query_row(
-                    "SELECT 1 FROM revisions WHERE update_id = ?1 AND is_latest = 1 AND publication_state = 'Expired'",
-                    [update_id],
-                    |_| Ok(()),
-                )
-                .optional()
-                .map_err(err)?
-                .is_some();
-            if expired && action != "Uninstall" {
-                return Err(StoreError::Refused(format!(
-                    "update {update_id} is expired: Microsoft withdrew it, so it cannot be approved for install (nothing was changed)"
-                )));
-            }
-            tx.execute(
-                "INSERT INTO approvals (deployment_guid, update_id, group_id, action, deadline, admin, changed_at, changed_stamp)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
-                 ON CONFLICT (update_id, group_id) DO UPDATE SET action = excluded.action, deadline = excluded.deadline, admin = excluded.admin,
-                     changed_at = excluded.changed_at, changed_stamp = excluded.changed_stamp",
-                params![crate::random::guid().to_string(), update_id, group_id, action, deadline, admin, now, stamp],
-            )
-            .map_err(|e| StoreError::sqlite(&db, format!("approving {update_id}"), e))?;
-            let approval = tx
-                .query_row(
-                    &format!("SELECT {APPROVAL_COLUMNS} FROM approvals WHERE update_id = ?1 AND group_id = ?2"),
-                    [update_id, group_id],
-                    approval_from_row,
-                )
-                .map_err(err)?;
-            tx.execute(
-                "INSERT INTO approval_changes (changed_stamp, deployment_guid, update_id, group_id, change) VALUES (?1, ?2, ?3, ?4, 'approved')",
-                params![stamp, approval.deployment_guid, update_id, group_id],
-            )
-            .map_err(err)?;
-            out.push(approval);
-        }
-        set_stamp(&tx, stamp).map_err(err)?;
-        tx.commit().map_err(err)?;
-        Ok(out)
-    }
-
-    /// Runs `change` in one transaction under the next deployment stamp (passed to it for the
-    /// change log). `Ok(Err(_))` from `change` is a refusal: rolled back, nothing changed. The
-    /// stamp advances and the transaction commits only when `changed` says something did, so the
-    /// running server reloads only then.
-    pub(super) fn deployment_change<T>(
-        &mut self,
-        what: &str,
-        change: impl FnOnce(&rusqlite::Transaction<'_>, i64) -> rusqlite::Result<Result<T, StoreError>>,
-        changed: impl FnOnce(&T) -> bool,
-    ) -> StoreResult<T> {
-        let db = self.db_path();
-        let fail = |e| StoreError::sqlite(&db, what, e);
-        let tx = self.conn.transaction().map_err(fail)?;
-        let stamp = next_stamp(&tx).map_err(fail)?;
-        let value = change(&tx, stamp).map_err(fail)??;
-        if changed(&value) {
-            set_stamp(&tx, stamp).map_err(fail)?;
-            tx.commit().map_err(fail)?;
-        }
-        Ok(value)
-    }
-
-    /// Removes the approvals of updates for a group; returns how many there were.
-    pub fn unapprove(&mut self, update_ids: &[String], group_id: &str) -> StoreResult<usize> {
-        self.deployment_change(
-            "removing approvals",
-            |tx, stamp| {
-                let mut removed = 0;
-                for update_id in update_ids {
-                    let guid: Option<String> = tx
-                        .query_row(
-                            "SELECT deployment_guid FROM approvals WHERE update_id = ?1 AND group_id = ?2",
-                            [update_id, group_id],
-                            |r| r.get(0),
-                        )
-                        .optional()?;
-                    let Some(guid) = guid else { continue };
-                    tx.execute("DELETE FROM approvals WHERE update_id = ?1 AND group_id = ?2", [update_id, group_id])?;
-                    tx.execute(
-                        "INSERT INTO approval_changes (changed_stamp, deployment_guid, update_id, group_id, change) VALUES (?1, ?2, ?3, ?4, 'removed')",
-                        params![stamp, guid, update_id, group_id],
-                    )?;
-                    removed += 1;
-                }
-                Ok(Ok(removed))
-            },
-            |removed| *removed > 0,
-        )
-    }
-
-    /// Declines updates: offered to no one, their approvals removed. Returns how many were not
-    /// declined before.
-    pub fn decline(&mut self, update_ids: &[String], admin: Option<&str>) -> StoreResult<usize> {
-        let now = now_rfc3339();
-        self.deployment_change(
-            "declining",
-            |tx, stamp| {
-                let mut declined = 0;
-                for update_id in update_ids {
-                    let added = tx.execute(
-                        "INSERT OR IGNORE INTO declined_updates (update_id, declined_at, admin, changed_stamp) VALUES (?1, ?2, ?3, ?4)",
-                        params![update_id, now, admin, stamp],
-                    )?;
-                    if added == 0 {
-                        continue;
-                    }
-                    tx.execute(
-                        "INSERT INTO approval_changes (changed_stamp, deployment_guid, update_id, group_id, change)
-                         SELECT ?2, deployment_guid, update_id, group_id, 'removed' FROM approvals WHERE update_id = ?1",
-                        params![update_id, stamp],
-                    )?;
-                    tx.execute("DELETE FROM approvals WHERE update_id = ?1", [update_id])?;
-                    tx.execute(
-                        "INSERT INTO approval_changes (changed_stamp, deployment_guid, update_id, group_id, change) VALUES (?1, '', ?2, '', 'declined')",
-                        params![stamp, update_id],
-                    )?;
-                    declined += 1;
-                }
-                Ok(Ok(declined))
-            },
-            |declined| *declined > 0,
-        )
-    }
-
-    /// Makes declined updates approvable again (WSUS: Approve → Not approved).
-    pub fn undecline(&mut self, update_ids: &[String]) -> StoreResult<usize> {
-        self.deployment_change(
-            "undeclining",
-            |tx, stamp| {
-                let mut changed = 0;
-                for update_id in update_ids {
-                    if tx.execute("DELETE FROM declined_updates WHERE update_id = ?1", [update_id])? == 0 {
-                        continue;
-                    }
-                    tx.execute(
-                        "INSERT INTO approval_changes (changed_stamp, deployment_guid, update_id, group_id, change) VALUES (?1, '', ?2, '', 'undeclined')",
-                        params![stamp, update_id],
-                    )?;
-                    changed += 1;
-                }
-                Ok(Ok(changed))
-            },
-            |changed| *changed > 0,
-        )
     }
 
     /// Every approval change (approved, removed, declined) with its stamp.

@@ -17,6 +17,7 @@ mod cleanup;
 mod clients;
 mod compliance;
 mod content;
+mod deployments;
 mod error;
 mod groups;
 mod ingest;
@@ -31,13 +32,14 @@ pub use cleanup::{CleanupOptions, CleanupPlan, PlannedComputer, PlannedDecline, 
 pub use clients::*;
 pub use compliance::{ComplianceReport, ComputerCompliance, UpdateCompliance};
 pub use content::{ContentError, ContentStore, ExpectedFile, FileHasher, HashingWriter, VerifiedFile, hash_reader};
+pub use deployments::DeploymentTx;
 pub use error::{StoreError, StoreResult};
 pub use groups::{
     DEFAULT_MAX_CLIENT_GROUPS, GroupInTree, GroupName, GroupRemoval, MAX_GROUPS_PER_CLIENT, Targeting, TargetingMode, display_name,
 };
 pub use ingest::{AddOutcome, DescribedFile, IngestBatch, IngestItem, IngestOptions, IngestReport, PreparedRevision, prepare_revision};
 pub use query::*;
-pub use rules::{ApprovalRule, NewRule, RuleOutcome};
+pub use rules::{ApprovalRule, NewRule};
 pub use server_sync::{DownstreamDeployment, DownstreamFilter};
 
 use rusqlite::{Connection, OptionalExtension};
@@ -51,6 +53,28 @@ pub struct Store {
     dir: PathBuf,
     conn: Connection,
     content: ContentStore,
+}
+
+#[cfg(test)]
+impl Store {
+    /// Test setup only: marks an update's newest revision as Microsoft withdrawing it.
+    pub(crate) fn expire_for_test(&self, update_id: &str) {
+        self.conn
+            .execute("UPDATE revisions SET publication_state = 'Expired' WHERE update_id = ?1 AND is_latest = 1", [update_id])
+            .unwrap();
+    }
+
+    /// Test setup only: `update_id`'s newest revision needs `needed` installed first (a clause
+    /// of its own).
+    pub(crate) fn require_for_test(&self, update_id: &str, needed: &str) {
+        self.conn
+            .execute(
+                "INSERT INTO prerequisites (revision_id, clause, update_id, is_category)
+                 SELECT revision_id, 1000, ?2, 0 FROM revisions WHERE update_id = ?1 AND is_latest = 1",
+                [update_id, needed],
+            )
+            .unwrap();
+    }
 }
 
 impl Store {

@@ -275,7 +275,7 @@ impl Store {
             stmt.query_map([], summary_from_row).and_then(|rows| rows.collect()).map_err(|e| self.err("listing updates", e))?;
         self.decorate(&mut list, &categories, &memberships);
         let approved: std::collections::HashSet<String> =
-            self.approvals()?.into_iter().filter(|a| a.action != "Block").map(|a| a.update_id).collect();
+            self.approvals()?.into_iter().filter(|a| a.action != crate::admin::Action::Block).map(|a| a.update_id).collect();
         let declined: std::collections::HashSet<String> = self.declines()?.into_iter().map(|d| d.update_id).collect();
         let superseded = self.superseded_update_ids()?;
         for s in &mut list {

@@ -6,10 +6,11 @@
 //! administrator's decision wins), and records itself as the approval's author.
 
 use super::clients::TargetGroup;
-use super::{ApprovalState, Store, StoreError, StoreResult, UpdateFilter, now_rfc3339};
+use super::{Store, StoreError, StoreResult, now_rfc3339};
+use crate::admin::Action;
 use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
-use std::collections::{BTreeSet, HashSet};
+use std::collections::HashSet;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ApprovalRule {
@@ -22,8 +23,7 @@ pub struct ApprovalRule {
     pub products: Vec<String>,
     pub group_id: String,
     pub group_name: String,
-    /// `Install` or `Uninstall`.
-    pub action: String,
+    pub action: Action,
     pub deadline_days: Option<u32>,
 }
 
@@ -43,7 +43,7 @@ pub struct NewRule<'a> {
     pub classifications: &'a [String],
     pub products: &'a [String],
     pub group: &'a str,
-    pub action: &'a str,
+    pub action: Action,
     pub deadline_days: Option<u32>,
 }
 
@@ -53,14 +53,6 @@ impl NewRule<'_> {
         let part = |v: &[String]| if v.is_empty() { "any".to_string() } else { v.join("+") };
         format!("{} / {} -> {group}", part(classifications), part(products))
     }
-}
-
-/// What one rule approved in one run.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct RuleOutcome {
-    pub rule: String,
-    pub group: String,
-    pub approved: Vec<String>,
 }
 
 /// The prerequisite clauses of an update that name updates, each option with its newest
@@ -109,7 +101,7 @@ impl Store {
     /// make a rule that never fires), unless the store holds no categories yet.
     pub fn add_approval_rule(&mut self, rule: &NewRule<'_>) -> StoreResult<ApprovalRule> {
         let name = super::groups::display_name(rule.name, "rule name")?;
-        if !matches!(rule.action, "Install" | "Uninstall") {
+        if rule.action == Action::Block {
             return Err(StoreError::Refused(format!("a rule's action is Install or Uninstall, not {}", rule.action)));
         }
         if rule.deadline_days.is_some_and(|d| d > 3650) {
@@ -183,55 +175,13 @@ impl Store {
         Ok(ApprovalRule { enabled, ..rule })
     }
 
-    /// Runs every enabled rule over the catalog. Each rule's approvals are one transaction.
-    pub fn apply_approval_rules(&mut self) -> StoreResult<Vec<RuleOutcome>> {
-        let rules: Vec<ApprovalRule> = self.approval_rules()?.into_iter().filter(|r| r.enabled).collect();
-        if rules.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut outcomes = Vec::new();
-        for rule in rules {
-            let already: HashSet<String> =
-                self.approvals()?.into_iter().filter(|a| a.group_id == rule.group_id).map(|a| a.update_id).collect();
-            let any = vec![String::new()];
-            let classifications = if rule.classifications.is_empty() { &any } else { &rule.classifications };
-            let products = if rule.products.is_empty() { &any } else { &rule.products };
-            let mut wanted = BTreeSet::new();
-            for c in classifications {
-                for p in products {
-                    let filter = UpdateFilter {
-                        classification: (!c.is_empty()).then(|| c.clone()),
-                        product: (!p.is_empty()).then(|| p.clone()),
-                        approval: Some(ApprovalState::AnyExceptDeclined),
-                        ..Default::default()
-                    };
-                    for u in self.list_updates(&filter)? {
-                        let expired = u.publication_state.as_deref() == Some("Expired");
-                        if !expired && !u.superseded && !already.contains(&u.update_id) {
-                            wanted.insert(u.update_id);
-                        }
-                    }
-                }
-            }
-            let wanted: Vec<String> = wanted.into_iter().collect();
-            if !wanted.is_empty() {
-                let deadline = rule
-                    .deadline_days
-                    .map(|d| (chrono::Utc::now() + chrono::Duration::days(d.into())).format("%Y-%m-%dT%H:%M:%SZ").to_string());
-                self.approve(&wanted, &rule.group_id, &rule.action, deadline.as_deref(), Some(&format!("rule: {}", rule.name)))?;
-            }
-            outcomes.push(RuleOutcome { rule: rule.name, group: rule.group_name, approved: wanted });
-        }
-        Ok(outcomes)
-    }
-
     /// The software updates that `update_ids` need installed first (prerequisite clauses that
     /// name updates rather than categories) and that no approval for install in `group_id`
     /// covers: for each unmet clause its newest approvable option, recursively. Clauses a client
     /// settles itself (detectoids, updates the store lacks) need nothing.
     pub fn unapproved_prerequisites(&self, update_ids: &[String], group_id: &str) -> StoreResult<Vec<String>> {
         let approved: HashSet<String> =
-            self.approvals()?.into_iter().filter(|a| a.group_id == group_id && a.action == "Install").map(|a| a.update_id).collect();
+            self.approvals()?.into_iter().filter(|a| a.group_id == group_id && a.action == Action::Install).map(|a| a.update_id).collect();
         let declined: HashSet<String> = self.declines()?.into_iter().map(|d| d.update_id).collect();
         let mut stmt = self.conn.prepare_cached(PREREQUISITE_OPTIONS).map_err(|e| self.err("reading prerequisites", e))?;
         let mut covered: HashSet<String> = update_ids.iter().cloned().collect();

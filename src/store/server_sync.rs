@@ -26,7 +26,7 @@ pub struct DownstreamFilter {
 pub struct DownstreamDeployment {
     pub update_id: String,
     pub revision_number: i32,
-    pub action: String,
+    pub action: crate::admin::Action,
     pub deadline: Option<String>,
     pub admin: Option<String>,
     pub changed_at: String,

@@ -95,3 +95,44 @@ fn sql_stays_in_the_store() {
     }
     assert!(violations.is_empty(), "rusqlite used outside store/: {violations:?}");
 }
+
+/// Where each line of `sources` under `src/` contains one of `needles`, outside `allowed`
+/// paths (relative to `src/`) and outside comments.
+fn occurrences(needles: &[&str], allowed: &[&str]) -> Vec<String> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut found = Vec::new();
+    for (path, text) in sources(&root) {
+        let relative = path.strip_prefix(&format!("{}/", root.display())).unwrap_or(&path).to_string();
+        if allowed.iter().any(|a| relative.starts_with(a)) {
+            continue;
+        }
+        for (n, line) in text.lines().enumerate() {
+            let code = line.split("//").next().unwrap_or("");
+            for needle in needles {
+                if code.contains(needle) {
+                    found.push(format!("src/{relative}:{}: {needle}", n + 1));
+                }
+            }
+        }
+    }
+    found
+}
+
+/// Invariant: approval actions are `admin::Action` values; their names are written only where
+/// the type is defined and by the wire formats (`wsus/`, and `loadgen/`, which plays the client).
+#[test]
+fn approval_actions_are_values_not_strings() {
+    let found = occurrences(&["\"Install\"", "\"Uninstall\"", "\"Block\""], &["admin/types.rs", "wsus/", "loadgen/"]);
+    assert!(found.is_empty(), "compare admin::Action, not its name:\n{}", found.join("\n"));
+}
+
+/// Invariant: the approval rules (refusing declined and expired updates, prerequisites coming
+/// along) live in `admin/`; front ends and the store only call them.
+#[test]
+fn approval_rules_live_in_admin() {
+    let rules = ["Refusal::Declined", "Refusal::Expired", "unapproved_prerequisites(", "tx.is_declined(", "tx.is_expired("];
+    let found = occurrences(&rules, &["admin/", "store/rules.rs", "store/deployments.rs"]);
+    assert!(found.is_empty(), "approval rules belong in admin/:\n{}", found.join("\n"));
+    let writes = occurrences(&["put_approval(", ".administer("], &["admin/", "store/deployments.rs", "store/cleanup.rs"]);
+    assert!(writes.is_empty(), "approvals change only through AdminService:\n{}", writes.join("\n"));
+}

@@ -1,0 +1,208 @@
+//! Administration: the one place its rules live. The CLI, the API, the console, `ferry demo`
+//! and a bundle's approval policy all change approvals through [`AdminService`]; the store keeps
+//! the rows (`store::DeploymentTx`), and each rule's check runs in the transaction of the write
+//! it allows.
+//!
+//! Invariant: a refused change changes nothing (one transaction per request, rolled back on
+//! any refusal), and every refusal is a [`Refusal`] or a missing group, in the same words in
+//! every front end.
+
+mod rules;
+pub mod types;
+
+pub use rules::RuleOutcome;
+pub use types::{Action, Refusal};
+
+use crate::store::{Approval, Store, StoreError, TargetGroup};
+
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    #[error(transparent)]
+    Refused(#[from] Refusal),
+    #[error("no computer group {name:?}; the groups are: {}", known.join(", "))]
+    NoSuchGroup { name: String, known: Vec<String> },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// What an error means to the one who asked: front ends choose their status or exit code by it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The rules forbid it, or the request names something wrongly; nothing was changed.
+    Refused,
+    /// It names something that is not there.
+    NotFound,
+    /// Storage failed.
+    Failed,
+}
+
+impl AdminError {
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            AdminError::Refused(_) | AdminError::Store(StoreError::Refused(_)) => ErrorKind::Refused,
+            AdminError::NoSuchGroup { .. } | AdminError::Store(StoreError::NotFound(_)) => ErrorKind::NotFound,
+            AdminError::Store(_) => ErrorKind::Failed,
+        }
+    }
+}
+
+impl AdminError {
+    /// For callers that report store errors (an import, an export): refusals keep their words.
+    pub fn into_store_error(self) -> StoreError {
+        match self {
+            AdminError::Store(e) => e,
+            e @ AdminError::Refused(_) => StoreError::Refused(e.to_string()),
+            e @ AdminError::NoSuchGroup { .. } => StoreError::NotFound(e.to_string()),
+        }
+    }
+}
+
+pub type AdminResult<T> = Result<T, AdminError>;
+
+/// An approval as an administrator asks for it.
+#[derive(Debug, Clone)]
+pub struct Approve<'a> {
+    /// UpdateIDs, KB numbers or `UpdateID/revision`, as typed.
+    pub updates: &'a [String],
+    /// Group name or id.
+    pub group: &'a str,
+    pub action: Action,
+    /// RFC 3339 or `2026-12-31`, in the future.
+    pub deadline: Option<&'a str>,
+    /// Who approves, as the approval records it.
+    pub admin: Option<&'a str>,
+    /// Also approve what the updates need installed first, as WSUS offers it (install only).
+    pub with_prerequisites: bool,
+}
+
+/// What an approval did.
+#[derive(Debug, Clone)]
+pub struct Approved {
+    pub group: TargetGroup,
+    /// The updates asked for, resolved to UpdateIDs.
+    pub requested: Vec<String>,
+    /// Prerequisites approved along with them.
+    pub prerequisites: Vec<String>,
+    /// The deadline as stored.
+    pub deadline: Option<String>,
+    pub approvals: Vec<Approval>,
+}
+
+/// The administration of one store.
+pub struct AdminService<'s> {
+    store: &'s mut Store,
+}
+
+impl<'s> AdminService<'s> {
+    pub fn new(store: &'s mut Store) -> AdminService<'s> {
+        AdminService { store }
+    }
+
+    /// A group by name (case-insensitive) or id; a missing one is named with the groups there are.
+    pub fn group(&self, name_or_id: &str) -> AdminResult<TargetGroup> {
+        match self.store.group(name_or_id)? {
+            Some(g) => Ok(g),
+            None => Err(AdminError::NoSuchGroup {
+                name: name_or_id.to_string(),
+                known: self.store.groups()?.into_iter().map(|g| g.name).collect(),
+            }),
+        }
+    }
+
+    /// The UpdateIDs that `typed` names (all or nothing); at least one.
+    pub fn updates(&self, typed: &[String]) -> AdminResult<Vec<String>> {
+        if typed.is_empty() {
+            return Err(Refusal::NoUpdatesNamed.into());
+        }
+        Ok(self.store.approvable_update_ids(typed)?)
+    }
+
+    /// Approves updates for a group, all or none: declined updates are refused, and expired ones
+    /// for install; prerequisites come along when asked.
+    pub fn approve(&mut self, request: &Approve<'_>) -> AdminResult<Approved> {
+        let group = self.group(request.group)?;
+        let deadline = request.deadline.map(|d| crate::store::parse_new_deadline(d, chrono::Utc::now())).transpose()?;
+        let requested = self.updates(request.updates)?;
+        let prerequisites = if request.action == Action::Install && request.with_prerequisites {
+            self.store.unapproved_prerequisites(&requested, &group.group_id)?
+        } else {
+            Vec::new()
+        };
+        let all: Vec<String> = requested.iter().chain(&prerequisites).cloned().collect();
+        let approvals = self.approve_ids(&all, &group.group_id, request.action, deadline.as_deref(), request.admin)?;
+        Ok(Approved { group, requested, prerequisites, deadline, approvals })
+    }
+
+    /// Approves resolved UpdateIDs for a group id in one transaction (the rule for every path
+    /// that approves: administrators, automatic rules, a bundle's policy).
+    pub fn approve_ids(
+        &mut self,
+        ids: &[String],
+        group_id: &str,
+        action: Action,
+        deadline: Option<&str>,
+        admin: Option<&str>,
+    ) -> AdminResult<Vec<Approval>> {
+        self.store.administer(
+            "approving",
+            |tx| {
+                let mut out = Vec::with_capacity(ids.len());
+                for id in ids {
+                    if tx.is_declined(id)? {
+                        return Err(Refusal::Declined { update: id.clone() }.into());
+                    }
+                    if action != Action::Uninstall && tx.is_expired(id)? {
+                        return Err(Refusal::Expired { update: id.clone() }.into());
+                    }
+                    out.push(tx.put_approval(id, group_id, action, deadline, admin)?);
+                }
+                Ok(out)
+            },
+            |approvals: &Vec<Approval>| !approvals.is_empty(),
+        )
+    }
+
+    /// Removes a group's approvals of updates; returns the group and how many there were.
+    pub fn unapprove(&mut self, updates: &[String], group: &str) -> AdminResult<(TargetGroup, usize)> {
+        let group = self.group(group)?;
+        let ids = self.updates(updates)?;
+        let removed =
+            self.store.administer("removing approvals", |tx| count(&ids, |id| tx.remove_approval(id, &group.group_id)), |n| *n > 0)?;
+        Ok((group, removed))
+    }
+
+    /// Declines updates: offered to no one, their approvals removed. Returns how many were not
+    /// declined before.
+    pub fn decline(&mut self, updates: &[String], admin: Option<&str>) -> AdminResult<usize> {
+        let ids = self.updates(updates)?;
+        self.decline_ids(&ids, admin)
+    }
+
+    /// Declines resolved UpdateIDs in one transaction.
+    pub fn decline_ids(&mut self, ids: &[String], admin: Option<&str>) -> AdminResult<usize> {
+        self.store.administer("declining", |tx| count(ids, |id| tx.decline(id, admin)), |n| *n > 0)
+    }
+
+    /// Makes declined updates approvable again (WSUS: Approve → Not approved).
+    pub fn undecline(&mut self, updates: &[String]) -> AdminResult<usize> {
+        let ids = self.updates(updates)?;
+        self.store.administer("undeclining", |tx| count(&ids, |id| tx.undecline(id)), |n| *n > 0)
+    }
+
+    /// The store underneath, for what is not an administration rule (reading, listing).
+    pub fn store(&mut self) -> &mut Store {
+        self.store
+    }
+}
+
+/// How many of `ids` `change` changed.
+fn count(ids: &[String], mut change: impl FnMut(&str) -> Result<bool, StoreError>) -> AdminResult<usize> {
+    let mut n = 0;
+    for id in ids {
+        n += usize::from(change(id)?);
+    }
+    Ok(n)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,160 @@
+//! Every administration rule, over a real store with a generated catalog.
+
+use super::*;
+use crate::store::{ALL_COMPUTERS, ApprovalState, NewRule, UpdateFilter};
+use crate::synth::{SynthOptions, synthesize};
+
+struct Site {
+    _dir: tempfile::TempDir,
+    store: Store,
+    /// Approvable software updates, newest first.
+    software: Vec<String>,
+}
+
+fn site() -> Site {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open_or_create(dir.path()).unwrap();
+    let options = SynthOptions { updates: 400, seed: 7, languages: vec!["en".into()], payload_bytes: 1024 };
+    synthesize(&mut store, &options, &mut |_, _| {}).unwrap();
+    let filter = UpdateFilter { approval: Some(ApprovalState::Unapproved), ..Default::default() };
+    let software = store
+        .list_updates(&filter)
+        .unwrap()
+        .into_iter()
+        .filter(|u| u.update_type == "Software" && u.publication_state.as_deref() != Some("Expired"))
+        .map(|u| u.update_id)
+        .collect::<Vec<_>>();
+    assert!(software.len() >= 5, "the generated catalog has software updates");
+    Site { _dir: dir, store, software }
+}
+
+fn install<'a>(updates: &'a [String], group: &'a str) -> Approve<'a> {
+    Approve { updates, group, action: Action::Install, deadline: None, admin: Some("test"), with_prerequisites: false }
+}
+
+/// What an administrator can observe: approvals, declines and the deployment stamp.
+fn state(store: &Store) -> (Vec<(String, String, Action)>, Vec<String>, i64) {
+    let mut approvals: Vec<_> = store.approvals().unwrap().into_iter().map(|a| (a.update_id, a.group_id, a.action)).collect();
+    approvals.sort();
+    let mut declines: Vec<_> = store.declines().unwrap().into_iter().map(|d| d.update_id).collect();
+    declines.sort();
+    (approvals, declines, store.deployment_stamp().unwrap())
+}
+
+#[test]
+fn refused_approvals_change_nothing_and_say_why() {
+    let mut site = site();
+    let (ok, declined, expired) = (site.software[0].clone(), site.software[1].clone(), site.software[2].clone());
+    let mut admin = AdminService::new(&mut site.store);
+    admin.decline(std::slice::from_ref(&declined), None).unwrap();
+    admin.store().expire_for_test(&expired);
+    let before = state(admin.store());
+    // (updates, group, action, deadline, words of the refusal)
+    type Case<'a> = (Vec<String>, &'a str, Action, Option<&'a str>, &'a str);
+    let cases: Vec<Case<'_>> = vec![
+        (vec![ok.clone(), declined.clone()], ALL_COMPUTERS, Action::Install, None, "is declined: undecline it"),
+        (vec![ok.clone(), expired.clone()], ALL_COMPUTERS, Action::Install, None, "is expired"),
+        (vec![ok.clone()], "Nowhere", Action::Install, None, "no computer group \"Nowhere\"; the groups are: All Computers"),
+        (vec![ok.clone()], ALL_COMPUTERS, Action::Install, Some("2001-01-01"), "deadline"),
+        (vec![], ALL_COMPUTERS, Action::Install, None, "no updates named"),
+        (vec!["KB0".into()], ALL_COMPUTERS, Action::Install, None, "KB0"),
+    ];
+    for (updates, group, action, deadline, words) in cases {
+        let request = Approve { action, deadline, ..install(&updates, group) };
+        let err = admin.approve(&request).expect_err(words).to_string();
+        assert!(err.contains(words), "{words:?} not in {err:?}");
+        assert_eq!(state(admin.store()), before, "refused ({words}) yet something changed");
+    }
+    // Uninstalling an expired update is allowed: it is how a withdrawn update is taken back.
+    let request = Approve { action: Action::Uninstall, ..install(std::slice::from_ref(&expired), ALL_COMPUTERS) };
+    assert_eq!(admin.approve(&request).unwrap().approvals[0].action, Action::Uninstall);
+}
+
+#[test]
+fn approvals_replace_the_groups_earlier_one_and_advance_the_stamp_once() {
+    let mut site = site();
+    let ids = site.software[..3].to_vec();
+    let mut admin = AdminService::new(&mut site.store);
+    let lab = admin.store().create_group("Lab", None).unwrap();
+    let stamp = admin.store().deployment_stamp().unwrap();
+    let approved = admin.approve(&install(&ids, "lab")).unwrap();
+    assert_eq!((approved.group.group_id.as_str(), approved.approvals.len()), (lab.group_id.as_str(), 3));
+    assert_eq!(admin.store().deployment_stamp().unwrap(), stamp + 1, "one change, one stamp");
+    let again = Approve { action: Action::Uninstall, deadline: Some("2099-01-01"), ..install(&ids[..1], "Lab") };
+    admin.approve(&again).unwrap();
+    let approvals = admin.store().approvals().unwrap();
+    let first: Vec<_> = approvals.iter().filter(|a| a.update_id == ids[0]).collect();
+    assert_eq!(first.len(), 1, "one approval per update and group");
+    assert_eq!((first[0].action, first[0].deadline.as_deref()), (Action::Uninstall, Some("2099-01-01T00:00:00Z")));
+}
+
+#[test]
+fn unapprove_decline_and_undecline_count_what_they_changed() {
+    let mut site = site();
+    let ids = site.software[..3].to_vec();
+    let mut admin = AdminService::new(&mut site.store);
+    admin.approve(&install(&ids, ALL_COMPUTERS)).unwrap();
+    let (group, removed) = admin.unapprove(&ids[..1], "all computers").unwrap();
+    assert_eq!((group.name.as_str(), removed), ("All Computers", 1));
+    assert_eq!(admin.unapprove(&ids[..1], ALL_COMPUTERS).unwrap().1, 0, "nothing left to remove");
+    let stamp = admin.store().deployment_stamp().unwrap();
+    assert_eq!(admin.decline(&ids[1..], None).unwrap(), 2);
+    assert!(admin.store().approvals().unwrap().is_empty(), "declining removes the approvals");
+    assert_eq!(admin.decline(&ids[1..], None).unwrap(), 0, "already declined");
+    assert_eq!(admin.store().deployment_stamp().unwrap(), stamp + 1, "a change that changed nothing keeps the stamp");
+    assert_eq!(admin.undecline(&ids).unwrap(), 2);
+    admin.approve(&install(&ids, ALL_COMPUTERS)).expect("approvable again");
+}
+
+#[test]
+fn prerequisites_come_along_only_for_install_when_asked() {
+    let mut site = site();
+    let (with_prerequisite, needed, needed_by_that) = (site.software[0].clone(), site.software[1].clone(), site.software[2].clone());
+    site.store.require_for_test(&with_prerequisite, &needed);
+    site.store.require_for_test(&needed, &needed_by_that);
+    let mut admin = AdminService::new(&mut site.store);
+    let one = std::slice::from_ref(&with_prerequisite);
+    let without = admin.approve(&install(one, ALL_COMPUTERS)).unwrap();
+    assert!(without.prerequisites.is_empty());
+    admin.unapprove(one, ALL_COMPUTERS).unwrap();
+    let uninstall = admin.approve(&Approve { action: Action::Uninstall, with_prerequisites: true, ..install(one, ALL_COMPUTERS) }).unwrap();
+    assert!(uninstall.prerequisites.is_empty(), "uninstalling needs nothing first");
+    let with = admin.approve(&Approve { with_prerequisites: true, ..install(one, ALL_COMPUTERS) }).unwrap();
+    let mut came_along = with.prerequisites.clone();
+    came_along.sort();
+    let mut expected = vec![needed, needed_by_that];
+    expected.sort();
+    assert_eq!(came_along, expected, "what it needs, and what that needs");
+    assert_eq!(with.approvals.len(), 3);
+    assert!(admin.store().unapproved_prerequisites(one, ALL_COMPUTERS).unwrap().is_empty(), "nothing it needs is left unapproved");
+}
+
+#[test]
+fn rules_only_add_approvals_and_leave_an_administrators_decision_alone() {
+    let mut site = site();
+    let (mine, declined) = (site.software[0].clone(), site.software[1].clone());
+    let mut admin = AdminService::new(&mut site.store);
+    admin.decline(std::slice::from_ref(&declined), None).unwrap();
+    admin.approve(&Approve { action: Action::Uninstall, ..install(std::slice::from_ref(&mine), ALL_COMPUTERS) }).unwrap();
+    let rule = NewRule {
+        name: "everything",
+        classifications: &[],
+        products: &[],
+        group: ALL_COMPUTERS,
+        action: Action::Install,
+        deadline_days: Some(3),
+    };
+    admin.store().add_approval_rule(&rule).unwrap();
+    let outcomes = admin.apply_approval_rules().unwrap();
+    assert_eq!(outcomes.len(), 1);
+    let approved = &outcomes[0].approved;
+    assert!(!approved.is_empty());
+    assert!(!approved.contains(&mine) && !approved.contains(&declined));
+    let approvals = admin.store().approvals().unwrap();
+    let by_rule = approvals.iter().filter(|a| a.admin.as_deref() == Some("rule: everything")).count();
+    assert_eq!(by_rule, approved.len(), "the rule signs what it approved");
+    assert!(approvals.iter().any(|a| a.update_id == mine && a.action == Action::Uninstall), "the administrator's decision stays");
+    assert!(admin.apply_approval_rules().unwrap()[0].approved.is_empty(), "a second run finds nothing new");
+    let block = NewRule { name: "block", action: Action::Block, ..rule };
+    assert!(admin.store().add_approval_rule(&block).unwrap_err().to_string().contains("Install or Uninstall"));
+}

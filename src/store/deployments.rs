@@ -1,0 +1,191 @@
+//! The storage side of administration changes: one transaction under the next deployment stamp,
+//! and the rows it may read and write. The rules that decide what may change live in `admin/`;
+//! they run inside [`Store::administer`], so a rule's check and the write it allows are one
+//! transaction.
+//!
+//! Invariant: every change of approvals or declines is logged in `approval_changes` under the
+//! stamp of its transaction, and the stamp advances only when something changed.
+
+use super::clients::{APPROVAL_COLUMNS, Approval, approval_from_row, next_stamp, set_stamp};
+use super::{Store, StoreError, StoreResult, now_rfc3339};
+use crate::admin::Action;
+use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSql, ToSqlOutput, ValueRef};
+use rusqlite::{OptionalExtension, params};
+use std::path::Path;
+
+impl ToSql for Action {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(ToSqlOutput::from(self.as_str()))
+    }
+}
+
+impl FromSql for Action {
+    fn column_result(value: ValueRef<'_>) -> FromSqlResult<Action> {
+        let name = value.as_str()?;
+        Action::from_name(name).ok_or_else(|| FromSqlError::Other(format!("unknown approval action {name:?}").into()))
+    }
+}
+
+/// An administration change under way: the rows a rule reads and writes, inside one transaction.
+pub struct DeploymentTx<'t> {
+    tx: &'t rusqlite::Transaction<'t>,
+    stamp: i64,
+    now: String,
+    db: &'t Path,
+}
+
+impl DeploymentTx<'_> {
+    fn fail(&self, what: String) -> impl FnOnce(rusqlite::Error) -> StoreError + '_ {
+        move |e| StoreError::sqlite(self.db, what, e)
+    }
+
+    pub fn is_declined(&self, update_id: &str) -> StoreResult<bool> {
+        let found = self.tx.query_row("SELECT 1 FROM declined_updates WHERE update_id = ?1", [update_id], |_| Ok(())).optional();
+        Ok(found.map_err(self.fail(format!("reading whether {update_id} is declined")))?.is_some())
+    }
+
+    /// Whether the update's newest revision is expired (withdrawn by Microsoft).
+    pub fn is_expired(&self, update_id: &str) -> StoreResult<bool> {
+        let found = self
+            .tx
+            .query_row(
+                "SELECT 1 FROM revisions WHERE update_id = ?1 AND is_latest = 1 AND publication_state = 'Expired'",
+                [update_id],
+                |_| Ok(()),
+            )
+            .optional();
+        Ok(found.map_err(self.fail(format!("reading whether {update_id} is expired")))?.is_some())
+    }
+
+    /// Approves an update for a group, replacing the group's approval of it if there is one.
+    pub fn put_approval(
+        &self,
+        update_id: &str,
+        group_id: &str,
+        action: Action,
+        deadline: Option<&str>,
+        admin: Option<&str>,
+    ) -> StoreResult<Approval> {
+        let fail = || self.fail(format!("approving {update_id}"));
+        self.tx
+            .execute(
+                "INSERT INTO approvals (deployment_guid, update_id, group_id, action, deadline, admin, changed_at, changed_stamp)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+                 ON CONFLICT (update_id, group_id) DO UPDATE SET action = excluded.action, deadline = excluded.deadline, admin = excluded.admin,
+                     changed_at = excluded.changed_at, changed_stamp = excluded.changed_stamp",
+                params![crate::random::guid().to_string(), update_id, group_id, action, deadline, admin, self.now, self.stamp],
+            )
+            .map_err(fail())?;
+        let approval = self
+            .tx
+            .query_row(
+                &format!("SELECT {APPROVAL_COLUMNS} FROM approvals WHERE update_id = ?1 AND group_id = ?2"),
+                [update_id, group_id],
+                approval_from_row,
+            )
+            .map_err(fail())?;
+        self.log(&approval.deployment_guid, update_id, group_id, "approved").map_err(fail())?;
+        Ok(approval)
+    }
+
+    /// Removes a group's approval of an update; false when there was none.
+    pub fn remove_approval(&self, update_id: &str, group_id: &str) -> StoreResult<bool> {
+        let fail = || self.fail(format!("removing the approval of {update_id}"));
+        let guid: Option<String> = self
+            .tx
+            .query_row("SELECT deployment_guid FROM approvals WHERE update_id = ?1 AND group_id = ?2", [update_id, group_id], |r| r.get(0))
+            .optional()
+            .map_err(fail())?;
+        let Some(guid) = guid else { return Ok(false) };
+        self.tx.execute("DELETE FROM approvals WHERE update_id = ?1 AND group_id = ?2", [update_id, group_id]).map_err(fail())?;
+        self.log(&guid, update_id, group_id, "removed").map_err(fail())?;
+        Ok(true)
+    }
+
+    /// Declines an update: offered to no one, its approvals removed. False when it already was.
+    pub fn decline(&self, update_id: &str, admin: Option<&str>) -> StoreResult<bool> {
+        let fail = || self.fail(format!("declining {update_id}"));
+        let added = self
+            .tx
+            .execute(
+                "INSERT OR IGNORE INTO declined_updates (update_id, declined_at, admin, changed_stamp) VALUES (?1, ?2, ?3, ?4)",
+                params![update_id, self.now, admin, self.stamp],
+            )
+            .map_err(fail())?;
+        if added == 0 {
+            return Ok(false);
+        }
+        self.tx
+            .execute(
+                "INSERT INTO approval_changes (changed_stamp, deployment_guid, update_id, group_id, change)
+                 SELECT ?2, deployment_guid, update_id, group_id, 'removed' FROM approvals WHERE update_id = ?1",
+                params![update_id, self.stamp],
+            )
+            .map_err(fail())?;
+        self.tx.execute("DELETE FROM approvals WHERE update_id = ?1", [update_id]).map_err(fail())?;
+        self.log("", update_id, "", "declined").map_err(fail())?;
+        Ok(true)
+    }
+
+    /// Makes a declined update approvable again; false when it was not declined.
+    pub fn undecline(&self, update_id: &str) -> StoreResult<bool> {
+        let fail = || self.fail(format!("undeclining {update_id}"));
+        if self.tx.execute("DELETE FROM declined_updates WHERE update_id = ?1", [update_id]).map_err(fail())? == 0 {
+            return Ok(false);
+        }
+        self.log("", update_id, "", "undeclined").map_err(fail())?;
+        Ok(true)
+    }
+
+    fn log(&self, deployment_guid: &str, update_id: &str, group_id: &str, change: &str) -> rusqlite::Result<usize> {
+        self.tx.execute(
+            "INSERT INTO approval_changes (changed_stamp, deployment_guid, update_id, group_id, change) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![self.stamp, deployment_guid, update_id, group_id, change],
+        )
+    }
+}
+
+impl Store {
+    /// Runs an administration change in one transaction under the next deployment stamp. An
+    /// error from `change` (a refusal) rolls everything back. The stamp advances and the
+    /// transaction commits only when `changed` says something did, so the running server
+    /// reloads only then.
+    pub fn administer<T, E: From<StoreError>>(
+        &mut self,
+        what: &str,
+        change: impl FnOnce(&DeploymentTx<'_>) -> Result<T, E>,
+        changed: impl FnOnce(&T) -> bool,
+    ) -> Result<T, E> {
+        let db = self.db_path();
+        let fail = |e| StoreError::sqlite(&db, what, e);
+        let tx = self.conn.transaction().map_err(fail)?;
+        let stamp = next_stamp(&tx).map_err(fail)?;
+        let value = change(&DeploymentTx { tx: &tx, stamp, now: now_rfc3339(), db: &db })?;
+        if changed(&value) {
+            set_stamp(&tx, stamp).map_err(fail)?;
+            tx.commit().map_err(fail)?;
+        }
+        Ok(value)
+    }
+
+    /// Runs `change` in one transaction under the next deployment stamp (passed to it for the
+    /// change log). `Ok(Err(_))` from `change` is a refusal: rolled back, nothing changed. The
+    /// stamp advances and the transaction commits only when `changed` says something did.
+    pub(super) fn deployment_change<T>(
+        &mut self,
+        what: &str,
+        change: impl FnOnce(&rusqlite::Transaction<'_>, i64) -> rusqlite::Result<Result<T, StoreError>>,
+        changed: impl FnOnce(&T) -> bool,
+    ) -> StoreResult<T> {
+        let db = self.db_path();
+        let fail = |e| StoreError::sqlite(&db, what, e);
+        let tx = self.conn.transaction().map_err(fail)?;
+        let stamp = next_stamp(&tx).map_err(fail)?;
+        let value = change(&tx, stamp).map_err(fail)??;
+        if changed(&value) {
+            set_stamp(&tx, stamp).map_err(fail)?;
+            tx.commit().map_err(fail)?;
+        }
+        Ok(value)
+    }
+}
