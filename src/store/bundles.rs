@@ -438,9 +438,8 @@ pub fn decompress_document(compressed: &[u8], size: u64, what: &str) -> std::io:
             format!("{what}: declares {size} bytes, above the document limit"),
         ));
     }
-    let out = zstd::bulk::decompress(compressed, size as usize).map_err(|e| {
-        std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{what}: does not decompress within its declared {size} bytes: {e}"))
-    })?;
+    let out = super::ingest::decompress_at_most(compressed, size as usize, size as usize, what)
+        .map_err(|e| std::io::Error::new(e.kind(), format!("{e} (declared {size} bytes)")))?;
     if out.len() as u64 != size {
         return Err(std::io::Error::new(
             std::io::ErrorKind::InvalidData,

@@ -68,8 +68,24 @@ pub(crate) fn stored_languages(languages: &[String]) -> Option<String> {
     (!languages.is_empty()).then(|| languages.join(" "))
 }
 
+/// Decompresses what the store keeps (documents, fragments): never more than a document may be.
 pub(crate) fn decompress(bytes: &[u8], what: &str) -> std::io::Result<Vec<u8>> {
-    zstd::stream::decode_all(bytes).map_err(|e| std::io::Error::new(e.kind(), format!("{what}: stored data does not decompress: {e}")))
+    decompress_at_most(bytes, crate::catalog::MAX_DOCUMENT_BYTES, bytes.len().saturating_mul(4), what)
+}
+
+/// The one zstd decompressor: at most `limit` bytes come out, and more is an error (a
+/// decompression bomb, or damage), found after `limit + 1` bytes at the most. `expected`:
+/// the room to start with.
+pub(crate) fn decompress_at_most(bytes: &[u8], limit: usize, expected: usize, what: &str) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let invalid = |message: String| std::io::Error::new(std::io::ErrorKind::InvalidData, message);
+    let mut out = Vec::with_capacity(expected.min(limit));
+    let decoder = zstd::stream::read::Decoder::with_buffer(bytes).map_err(|e| invalid(format!("{what}: {e}")))?;
+    decoder.take(limit as u64 + 1).read_to_end(&mut out).map_err(|e| invalid(format!("{what}: does not decompress: {e}")))?;
+    if out.len() > limit {
+        return Err(invalid(format!("{what}: decompresses to more than {limit} bytes")));
+    }
+    Ok(out)
 }
 
 /// A document parsed, its fragments derived and compressed: everything but the database work,
@@ -666,4 +682,26 @@ pub(crate) fn backfill_languages(tx: &Transaction<'_>, db: &std::path::Path) -> 
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_decompressor_stops_at_its_limit() {
+        let limit = 1 << 20;
+        let exactly = zstd::encode_all(&vec![0u8; limit][..], 3).unwrap();
+        assert_eq!(decompress_at_most(&exactly, limit, 0, "exact").unwrap().len(), limit);
+        let bomb = zstd::encode_all(&vec![0u8; 64 * limit][..], 19).unwrap();
+        let err = decompress_at_most(&bomb, limit, 0, "a bomb").unwrap_err().to_string();
+        assert!(err.contains("a bomb") && err.contains("more than 1048576 bytes"), "{err}");
+        let mut two_frames = zstd::encode_all(&b"one "[..], 3).unwrap();
+        two_frames.extend(zstd::encode_all(&b"two"[..], 3).unwrap());
+        assert_eq!(decompress_at_most(&two_frames, limit, 0, "frames").unwrap(), b"one two");
+        let mut damaged = exactly.clone();
+        damaged.truncate(damaged.len() / 2);
+        assert!(decompress_at_most(&damaged, limit, 0, "damaged").unwrap_err().to_string().contains("damaged"));
+        assert!(decompress_at_most(b"not zstd", limit, 0, "garbage").is_err());
+    }
 }

@@ -136,3 +136,12 @@ fn approval_rules_live_in_admin() {
     let writes = occurrences(&["put_approval(", ".administer("], &["admin/", "store/deployments.rs", "store/cleanup.rs"]);
     assert!(writes.is_empty(), "approvals change only through AdminService:\n{}", writes.join("\n"));
 }
+
+/// Invariant: one zstd decompressor, with a size limit (`store/ingest.rs`
+/// `decompress_at_most`): nothing else decompresses, so no path forgets the limit.
+#[test]
+fn one_decompressor_with_a_limit() {
+    let decoders = ["zstd::stream::decode_all", "zstd::decode_all", "bulk::decompress", "Decoder::", "Decompressor"];
+    let found = occurrences(&decoders, &["store/ingest.rs"]);
+    assert!(found.is_empty(), "decompress through store::ingest::decompress_at_most:\n{}", found.join("\n"));
+}
