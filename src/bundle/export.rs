@@ -310,7 +310,7 @@ fn settle_pending_exports(cache: &mut Store, channel: &ChannelName, choice: Pend
     let mut notes = Vec::new();
     for pending in cache.pending_exports(channel.as_str())? {
         let dir = Path::new(&pending.path);
-        let written = super::check::read_manifest(dir)
+        let written = super::integrity::read_manifest(dir)
             .is_ok_and(|(_, m, _)| m.bundle_id.to_string() == pending.bundle_id && m.sequence.get() == pending.sequence);
         let half_written = dir.file_name().is_some_and(|n| dir.with_file_name(format!("{}.partial", n.to_string_lossy())).is_dir());
         let carried = match (written, half_written, choice) {

@@ -7,8 +7,8 @@
 //! then commits together with the import record. Killed at any point, nothing is visible and a
 //! re-run finishes the job; a refused import leaves the content tree as it found it.
 
-use super::check::{MemberSink, OpenedBundle, authenticate, check_expiry, walk_bundle};
 use super::error::{BundleError, Problem};
+use super::integrity::{MemberSink, OpenedBundle, authenticate, check_expiry, walk_bundle};
 use super::manifest::{Manifest, MemberEntry, MemberKind};
 use super::metadata;
 use super::minisign::PublicKey;
@@ -456,7 +456,7 @@ fn walk_and_ingest(
                     (*p)("reading volumes", done, total_bytes);
                 }
             };
-            let result = walk_bundle(bundle, &mut sink, super::check::WalkMode::IMPORT, &mut report);
+            let result = walk_bundle(bundle, &mut sink, super::integrity::WalkMode::IMPORT, &mut report);
             let result = result.and_then(|problems| sink.finish_writes().map(|()| problems));
             let outcome = match result {
                 Ok(problems) => {

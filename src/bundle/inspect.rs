@@ -1,8 +1,8 @@
 //! `ferry inspect`: what a bundle holds, from its manifest alone, as text, JSON or a
 //! self-contained HTML report a change board can read offline.
 
-use super::check::read_manifest;
 use super::error::BundleError;
+use super::integrity::read_manifest;
 use super::manifest::{MANIFEST_FILE, Manifest, SIGNATURE_FILE};
 use super::minisign::Signature;
 use crate::html::escape as esc;

@@ -12,12 +12,12 @@
 //! the sequence, every volume and every member have checked out (one transaction).
 
 pub mod approvals;
-pub mod check;
 pub mod error;
 pub mod export;
 pub mod held;
 pub mod import;
 pub mod inspect;
+pub mod integrity;
 pub mod manifest;
 pub mod metadata;
 pub mod minisign;

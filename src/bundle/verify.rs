@@ -1,7 +1,7 @@
 //! `ferry verify`: everything `import` checks, offline, changing nothing, every problem reported.
 
-use super::check::{MemberSink, WalkMode, authenticate, check_expiry, walk_bundle};
 use super::error::{BundleError, Problem};
+use super::integrity::{MemberSink, WalkMode, authenticate, check_expiry, walk_bundle};
 use super::manifest::{MemberEntry, MemberKind};
 use super::minisign::PublicKey;
 use crate::store::VerifiedFile;

@@ -2,8 +2,8 @@
 //! WSUS 2025 answers them.
 
 use super::answers::{AnswerKey, Form, Kept, Parts, Rendered, Stamps};
-use super::catalog::{Catalog, Kind};
 use super::cookies::{AUTH_COOKIE_SECONDS, CLIENT_COOKIE_SECONDS, CookieData, CookieProblem, Kind as CookieKind, wire_time};
+use super::snapshot::{Kind, Snapshot};
 use super::state::AppState;
 use super::sync::{self, Client};
 use crate::catalog::Guid;
@@ -243,7 +243,7 @@ enum AnswerOf<'a> {
 }
 
 /// The snapshots a request reads, and their stamps.
-fn snapshots(state: &AppState) -> (Arc<Catalog>, Arc<super::catalog::Deployments>, Stamps) {
+fn snapshots(state: &AppState) -> (Arc<Snapshot>, Arc<super::snapshot::Deployments>, Stamps) {
     let (catalog, deployments) = (state.catalog(), state.deployments());
     let stamps = Stamps { catalog: catalog.stamp, deployments: deployments.stamp };
     (catalog, deployments, stamps)
@@ -313,8 +313,8 @@ async fn sync_updates(state: &Arc<AppState>, ctx: &Context, request: &Request) -
 /// One SyncUpdates page for computers of `groups` (WSUS-PROTOCOL.md §3.6), without the cookie.
 fn render_sync_page(
     state: &AppState,
-    catalog: &Catalog,
-    deployments: &super::catalog::Deployments,
+    catalog: &Snapshot,
+    deployments: &super::snapshot::Deployments,
     groups: &[Guid],
     params: &wire::SyncParameters,
     seen_stamp: i64,
@@ -358,7 +358,7 @@ fn render_sync_page(
 }
 
 /// Hardware ids a driver update names in its `d.WindowsDriverMetaData`.
-fn driver_hardware_ids(state: &AppState, catalog: &Catalog, idx: u32) -> Vec<String> {
+fn driver_hardware_ids(state: &AppState, catalog: &Snapshot, idx: u32) -> Vec<String> {
     let Ok(core) = state.core(catalog, idx) else { return Vec::new() };
     let mut out = Vec::new();
     let mut rest: &str = &core;
@@ -404,7 +404,7 @@ fn refresh_cache(state: &AppState, op: &crate::wsus::tree::Element) -> Result<St
 /// Where a client downloads a file. An express file this store does not hold (the bundles left
 /// express files behind) has no location, so clients use the full files, as they do against a
 /// WSUS server that does not download express files.
-pub fn file_location(catalog: &Catalog, base_url: &str, digest: Vec<u8>) -> Option<FileLocation> {
+pub fn file_location(catalog: &Snapshot, base_url: &str, digest: Vec<u8>) -> Option<FileLocation> {
     let sha1: [u8; 20] = digest.as_slice().try_into().ok()?;
     let f = catalog.files.get(&sha1).filter(|f| f.present || !f.express)?;
     let path = ContentStore::relative_path(&crate::catalog::Sha1Digest(sha1), &f.extension);
@@ -451,8 +451,8 @@ async fn extended_update_info(state: &Arc<AppState>, ctx: &Context, request: &Re
 /// The extended information of the revisions `req` names that `groups` are offered.
 fn render_extended_info(
     state: &AppState,
-    catalog: &Catalog,
-    deployments: &super::catalog::Deployments,
+    catalog: &Snapshot,
+    deployments: &super::snapshot::Deployments,
     groups: &[Guid],
     req: &wire::ExtendedInfoRequest,
     base_url: &str,

@@ -11,11 +11,10 @@ mod admin_api;
 mod answers;
 mod body;
 mod budget;
-mod catalog;
 mod client_service;
 mod console;
-mod content;
 mod cookies;
+mod downloads;
 mod health;
 mod listen;
 mod mapped;
@@ -26,15 +25,16 @@ mod prerequisites;
 mod refresh;
 mod routes;
 mod server_sync_service;
+mod snapshot;
 mod state;
 mod sync;
 mod writer;
 
-pub use catalog::{Catalog, Deployments};
-pub use content::{ByteRange, RangeRequest, parse_ranges};
 pub use cookies::{CookieData, CookieJar, CookieProblem, Kind as CookieKind};
+pub use downloads::{ByteRange, RangeRequest, parse_ranges};
 pub use listen::{DEFAULT_CLIENT_TIMEOUT, Listeners, ServeOptions, TlsFiles, serve};
 pub use routes::{MAX_REQUEST_BYTES, app};
+pub use snapshot::{Deployments, Snapshot};
 pub use state::AppState;
 pub use sync::{MAX_PAGE_UPDATES, PAGE_BYTES, PagePolicy, ScanOutlook, WSUS_PAGE_UPDATES};
 
@@ -65,7 +65,7 @@ pub fn open_state(dir: &Path, public_url: Option<&str>) -> Result<Arc<AppState>,
     let public_url = public_url.map(normalize_public_url).transpose()?;
     let store = Store::open_or_create(dir)?;
     let identity = store.server_identity()?;
-    let catalog = Catalog::load(&store)?;
+    let catalog = Snapshot::load(&store)?;
     let deployments = Deployments::load(&store)?;
     let mut computers = state::ComputerCache::default();
     for c in store.computers()? {

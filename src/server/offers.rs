@@ -2,7 +2,7 @@
 //! computed once per catalog, deployments and group set, and shared by all their requests: a
 //! fleet has few distinct group sets, and a scan asks about every revision many times.
 
-use super::catalog::{Catalog, Deployments, Kind, Rev};
+use super::snapshot::{Deployments, Kind, Rev, Snapshot};
 use super::sync::PagePolicy;
 use crate::admin::Action;
 use crate::catalog::Guid;
@@ -27,7 +27,7 @@ fn implicit(action: &'static str, rev: &Rev) -> Deployment {
 
 impl Offers {
     /// `groups`: the computer's effective groups, deepest first (`Deployments::effective_groups`).
-    pub fn build(catalog: &Catalog, deployments: &Deployments, groups: &[(Guid, usize)]) -> Offers {
+    pub fn build(catalog: &Snapshot, deployments: &Deployments, groups: &[(Guid, usize)]) -> Offers {
         let mut of: Vec<Option<Option<Deployment>>> = vec![None; catalog.revs.len()];
         for i in 0..catalog.revs.len() {
             compute(catalog, deployments, groups, i as u32, &mut of);
@@ -63,7 +63,7 @@ impl Offers {
 
 /// The WSUS rules (WSUS-PROTOCOL.md §3.6), memoized in `memo` (bundle members ask about their parents).
 fn compute(
-    catalog: &Catalog,
+    catalog: &Snapshot,
     deployments: &Deployments,
     groups: &[(Guid, usize)],
     idx: u32,
@@ -129,7 +129,7 @@ pub struct OffersCache {
 const MAX_GROUP_SETS: usize = 256;
 
 impl OffersCache {
-    pub fn get(&self, catalog: &Catalog, deployments: &Deployments, computer_groups: &[Guid]) -> Arc<Offers> {
+    pub fn get(&self, catalog: &Snapshot, deployments: &Deployments, computer_groups: &[Guid]) -> Arc<Offers> {
         let mut key = computer_groups.to_vec();
         key.sort();
         key.dedup();

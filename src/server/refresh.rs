@@ -1,7 +1,7 @@
 //! Keeps the in-memory snapshots in step with the store: approvals made with the CLI and
 //! imported bundles reach the running server within a second, without a restart.
 
-use super::catalog::{Catalog, Deployments};
+use super::snapshot::{Deployments, Snapshot};
 use super::state::AppState;
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,7 +13,7 @@ pub fn refresh_once(state: &AppState) -> Result<bool, crate::store::StoreError> 
     let (catalog_stamp, deployment_stamp) = state.pool.with(|s| Ok((s.catalog_stamp()?, s.deployment_stamp()?)))?;
     let mut changed = false;
     if catalog_stamp != state.catalog().stamp {
-        let catalog = state.pool.with(|s| Catalog::load(s))?;
+        let catalog = state.pool.with(|s| Snapshot::load(s))?;
         tracing::info!(revisions = catalog.revs.len(), "catalog reloaded");
         *state.catalog.write().expect("catalog lock") = Arc::new(catalog);
         super::release_freed_memory();

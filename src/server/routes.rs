@@ -107,7 +107,7 @@ async fn route(state: Arc<AppState>, scheme: &'static str, body_timeout: Duratio
     }
     if path.starts_with("/content/") {
         let (parts, _) = request.into_parts();
-        return super::content::serve(state, &parts.method, &path, &parts.headers).await;
+        return super::downloads::serve(state, &parts.method, &path, &parts.headers).await;
     }
     if path == "/admin" || path.starts_with("/admin/") {
         return super::console::handle(state, scheme, request, body_timeout).await;
@@ -117,7 +117,7 @@ async fn route(state: Arc<AppState>, scheme: &'static str, body_timeout: Duratio
     }
     if path.starts_with("/selfupdate/") {
         let (parts, _) = request.into_parts();
-        return super::content::serve_selfupdate(state, &parts.method, parts.uri.path(), &parts.headers).await;
+        return super::downloads::serve_selfupdate(state, &parts.method, parts.uri.path(), &parts.headers).await;
     }
     match path.as_str() {
         "/healthz" => health(&state).await,

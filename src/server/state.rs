@@ -1,8 +1,8 @@
 //! What every request handler shares.
 
-use super::catalog::{Catalog, Deployments};
 use super::cookies::CookieJar;
 use super::pool::Pool;
+use super::snapshot::{Deployments, Snapshot};
 use super::writer::ClientWriter;
 use crate::catalog::Guid;
 use crate::store::{ComputerRecord, ServerIdentity, StoreResult};
@@ -88,7 +88,7 @@ impl CoreCache {
 pub struct AppState {
     pub dir: PathBuf,
     pub pool: Pool,
-    pub catalog: RwLock<Arc<Catalog>>,
+    pub catalog: RwLock<Arc<Snapshot>>,
     pub deployments: RwLock<Arc<Deployments>>,
     pub computers: Arc<RwLock<ComputerCache>>,
     pub writer: ClientWriter,
@@ -113,7 +113,7 @@ pub struct AppState {
 }
 
 impl AppState {
-    pub fn catalog(&self) -> Arc<Catalog> {
+    pub fn catalog(&self) -> Arc<Snapshot> {
         self.catalog.read().expect("catalog lock").clone()
     }
     pub fn deployments(&self) -> Arc<Deployments> {
@@ -121,7 +121,7 @@ impl AppState {
     }
 
     /// The escaped Core fragment of a catalog revision (memory, cache, or the store).
-    pub fn core(&self, catalog: &Catalog, idx: u32) -> StoreResult<Arc<str>> {
+    pub fn core(&self, catalog: &Snapshot, idx: u32) -> StoreResult<Arc<str>> {
         let rev = &catalog.revs[idx as usize];
         if let Some(c) = &rev.core {
             return Ok(c.clone());

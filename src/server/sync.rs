@@ -3,9 +3,9 @@
 //! group set is offered so much that pages of 30 would not finish a scan) within a byte budget,
 //! out-of-scope and changed revisions.
 
-use super::catalog::{Catalog, Deployments, Kind, MISSING};
 use super::offers::Offers;
 use super::prerequisites::{IdSet, Memo};
+use super::snapshot::{Deployments, Kind, MISSING, Snapshot};
 use crate::catalog::Guid;
 use crate::wsus::client::{Deployment, SyncParameters};
 
@@ -121,7 +121,7 @@ pub struct Client<'a> {
 
 /// The revisions a category-filtered scan may see: the filter categories and their ancestors,
 /// and the updates in those categories with what they need.
-fn filtered_scope(catalog: &Catalog, filter: &[Guid]) -> Vec<bool> {
+fn filtered_scope(catalog: &Snapshot, filter: &[Guid]) -> Vec<bool> {
     let mut keep = vec![false; catalog.revs.len()];
     let wanted: Vec<u32> = filter.iter().filter_map(|g| catalog.latest_by_update.get(g).copied()).collect();
     let mut queue: Vec<u32> = wanted.clone();
@@ -143,7 +143,7 @@ fn filtered_scope(catalog: &Catalog, filter: &[Guid]) -> Vec<bool> {
 
 /// One SyncUpdates call of the software pass.
 pub fn software_page(
-    catalog: &Catalog,
+    catalog: &Snapshot,
     deployments: &Deployments,
     client: &Client<'_>,
     params: &SyncParameters,
@@ -224,7 +224,7 @@ pub fn software_page(
 
 /// The driver pass: approved drivers matching a device the client reports, in pages of the
 /// group set's policy.
-pub fn driver_page(catalog: &Catalog, client: &Client<'_>, params: &SyncParameters, hardware_ids: &dyn Fn(u32) -> Vec<String>) -> Page {
+pub fn driver_page(catalog: &Snapshot, client: &Client<'_>, params: &SyncParameters, hardware_ids: &dyn Fn(u32) -> Vec<String>) -> Page {
     let policy = client.offers.page_policy();
     let mut cached = IdSet::new(catalog.max_revision_id);
     for &id in &params.cached_driver_ids {

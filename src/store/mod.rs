@@ -11,11 +11,11 @@
 
 mod admin;
 mod bundles;
-mod check;
 mod checkpointer;
 mod cleanup;
 mod clients;
-mod compliance;
+mod compliance_report;
+mod consistency;
 mod content;
 mod deployments;
 mod error;
@@ -27,10 +27,10 @@ mod schema;
 mod server_sync;
 
 pub use bundles::{CatalogRevision, ExportRecord, ImportRecord, TrustedKey, decompress_document};
-pub use check::{CheckProblem, CheckReport};
 pub use cleanup::{CleanupOptions, CleanupPlan, PlannedComputer, PlannedDecline, PlannedFile};
 pub use clients::*;
-pub use compliance::{ComplianceReport, ComputerCompliance, UpdateCompliance};
+pub use compliance_report::{ComplianceReport, ComputerCompliance, UpdateCompliance};
+pub use consistency::{CheckProblem, CheckReport};
 pub use content::{ContentError, ContentStore, ExpectedFile, FileHasher, HashingWriter, VerifiedFile, hash_reader};
 pub use deployments::DeploymentTx;
 pub use error::{StoreError, StoreResult};

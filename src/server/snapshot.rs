@@ -61,10 +61,10 @@ pub struct FileEntry {
 }
 
 #[derive(Debug, Default)]
-pub struct Catalog {
+pub struct Snapshot {
     pub stamp: i64,
     pub revs: Vec<Rev>,
-    /// Catalog index by revision id (`u32::MAX`: not served); see `index_of`.
+    /// Snapshot index by revision id (`u32::MAX`: not served); see `index_of`.
     revision_index: Vec<u32>,
     pub latest_by_update: HashMap<Guid, u32>,
     pub by_identity: HashMap<(Guid, i32), u32>,
@@ -94,13 +94,13 @@ pub struct Run {
     pub gate: u32,
 }
 
-impl Catalog {
+impl Snapshot {
     /// The catalog index of a revision id, if this server serves it.
     pub fn index_of(&self, revision_id: i32) -> Option<u32> {
         usize::try_from(revision_id).ok().and_then(|i| self.revision_index.get(i)).copied().filter(|&i| i != u32::MAX)
     }
 
-    pub fn load(store: &Store) -> StoreResult<Catalog> {
+    pub fn load(store: &Store) -> StoreResult<Snapshot> {
         let stamp = store.catalog_stamp()?;
         let all = store.catalog_revisions()?;
         let removed = store.removed_update_ids()?;
@@ -130,7 +130,7 @@ impl Catalog {
         removed: &HashSet<String>,
         mut cores: HashMap<i32, Arc<str>>,
         files: HashMap<[u8; 20], FileEntry>,
-    ) -> Catalog {
+    ) -> Snapshot {
         // Visible revisions: the newest of each update, plus the exact revisions bundles name.
         let by_identity_all: HashMap<(String, i32), usize> =
             all.iter().enumerate().map(|(i, r)| ((r.update_id.clone(), r.revision_number), i)).collect();
@@ -268,7 +268,7 @@ impl Catalog {
                 revision_index[r.revision_id as usize] = i as u32;
             }
         }
-        Catalog {
+        Snapshot {
             page_order_ids,
             page_order_signatures: page_order.iter().map(|&i| signature_of[i as usize]).collect(),
             runs,
