@@ -29,7 +29,8 @@ fn peak_rss_mib() -> f64 {
 
 /// Documents as `u32 length, bytes`, so phases can stream them one at a time.
 fn documents(path: &Path) -> impl Iterator<Item = Vec<u8>> {
-    let mut r = BufReader::with_capacity(1 << 20, std::fs::File::open(path).expect("documents file"));
+    let mut r =
+        BufReader::with_capacity(1 << 20, std::fs::File::open(path).expect("documents file"));
     std::iter::from_fn(move || {
         let mut len = [0u8; 4];
         r.read_exact(&mut len).ok()?;
@@ -65,7 +66,10 @@ fn phase(name: &str, docs: &Path, dir: &Path) {
                 loop {
                     match reader.read_resolved_event() {
                         Ok((_, quick_xml::events::Event::Eof)) => break,
-                        Ok((_, quick_xml::events::Event::Start(e) | quick_xml::events::Event::Empty(e))) => {
+                        Ok((
+                            _,
+                            quick_xml::events::Event::Start(e) | quick_xml::events::Event::Empty(e),
+                        )) => {
                             for a in e.attributes() {
                                 std::hint::black_box(a.unwrap().value);
                             }
@@ -91,14 +95,22 @@ fn phase(name: &str, docs: &Path, dir: &Path) {
         }
         "ingest" => {
             let mut store = Store::open_or_create(&store_dir).unwrap();
-            let options = ferry::store::IngestOptions { commit_every: Some(1000), ..Default::default() };
-            let report = store.ingest_stream(documents(docs).map(|d| Ok(ferry::store::IngestItem::new("bench", d))), options).unwrap();
+            let options =
+                ferry::store::IngestOptions { commit_every: Some(1000), ..Default::default() };
+            let report = store
+                .ingest_stream(
+                    documents(docs).map(|d| Ok(ferry::store::IngestItem::new("bench", d))),
+                    options,
+                )
+                .unwrap();
             count = report.added;
             bytes = report.document_bytes;
         }
         "insert-only" => {
             // The writer's share alone: everything prepared in memory first.
-            let prepared: Vec<_> = documents(docs).map(|d| ferry::store::prepare_revision("bench", &d).unwrap()).collect();
+            let prepared: Vec<_> = documents(docs)
+                .map(|d| ferry::store::prepare_revision("bench", &d).unwrap())
+                .collect();
             let mut store = Store::open_or_create(&store_dir).unwrap();
             let t = Instant::now();
             let mut batch = store.begin_ingest().unwrap();
@@ -122,7 +134,11 @@ fn phase(name: &str, docs: &Path, dir: &Path) {
     }
     let secs = started.elapsed().as_secs_f64();
     let mb = bytes as f64 / 1e6;
-    let extra = if fragments > 0 { format!(", {:.0} fragments/s", fragments as f64 / secs) } else { String::new() };
+    let extra = if fragments > 0 {
+        format!(", {:.0} fragments/s", fragments as f64 / secs)
+    } else {
+        String::new()
+    };
     println!(
         "{name:<12} {count:>7} documents  {mb:>8.1} MB  {secs:>6.2} s  {:>7.1} MB/s  {:>8.0} revisions/s{extra}  peak RSS {:.0} MiB",
         mb / secs,

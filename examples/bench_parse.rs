@@ -9,8 +9,16 @@ fn main() {
     let ids: usize = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(1500);
     let installed: Vec<i32> = (1..=300).collect();
     let cached: Vec<i32> = (1000..1000 + ids as i32).collect();
-    let cookie = WireCookie { expiration: "2026-10-04T16:03:35.9967236Z".into(), data: Some(vec![7; 160]) };
-    let body = sync_updates(&cookie, &SyncRequest { installed_non_leaf: &installed, other_cached: &cached, ..Default::default() });
+    let cookie =
+        WireCookie { expiration: "2026-10-04T16:03:35.9967236Z".into(), data: Some(vec![7; 160]) };
+    let body = sync_updates(
+        &cookie,
+        &SyncRequest {
+            installed_non_leaf: &installed,
+            other_cached: &cached,
+            ..Default::default()
+        },
+    );
     let rounds = 2000;
     let started = Instant::now();
     let mut n = 0;

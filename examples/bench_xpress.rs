@@ -30,7 +30,8 @@ fn main() {
         let decode = decode_started.elapsed() / rounds;
         if let Some(dir) = &out_dir {
             let name = f.trim_start_matches("./").replace('/', "_");
-            std::fs::write(dir.join(format!("{name}.xpress")), &framed).expect("writable XPRESS_OUT");
+            std::fs::write(dir.join(format!("{name}.xpress")), &framed)
+                .expect("writable XPRESS_OUT");
         }
         println!(
             "{f}: {} -> {} bytes ({:.3}), compress {:.0} MB/s, decode {:.0} MB/s",

@@ -42,7 +42,11 @@ impl UpdateState {
 
     /// `needed`, `failed`, `installed-pending-reboot`... as command-line filters spell them.
     pub fn parse(text: &str) -> Option<UpdateState> {
-        let t: String = text.chars().filter(|c| c.is_ascii_alphanumeric()).collect::<String>().to_ascii_lowercase();
+        let t: String = text
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric())
+            .collect::<String>()
+            .to_ascii_lowercase();
         UpdateState::ALL.into_iter().find(|s| s.as_str().to_ascii_lowercase() == t)
     }
 }
@@ -91,7 +95,9 @@ impl ComputerStatus {
         };
         match state {
             Some(s) => *s,
-            None if self.last_status_received.as_deref().is_some_and(|t| t >= arrived_at) => UpdateState::NotApplicable,
+            None if self.last_status_received.as_deref().is_some_and(|t| t >= arrived_at) => {
+                UpdateState::NotApplicable
+            }
             None => UpdateState::Unknown,
         }
     }
@@ -215,7 +221,13 @@ mod tests {
     const NONE: &str = "00000000-0000-0000-0000-000000000000";
 
     fn event<'a>(id: i32, time: &'a str, update: &'a str, misc: &'a [String]) -> StatusEvent<'a> {
-        StatusEvent { event_id: id, time_at_target: time, update_id: update, misc_data: misc, received_at: time }
+        StatusEvent {
+            event_id: id,
+            time_at_target: time,
+            update_id: update,
+            misc_data: misc,
+            received_at: time,
+        }
     }
 
     /// Every update of these cases reached the store before the reports.
@@ -232,11 +244,19 @@ mod tests {
             (vec![], vec![(A, UpdateState::Unknown)]),
             (
                 vec![event(156, "2026-10-06T19:31:57Z", NONE, &lists)],
-                vec![(A, UpdateState::Needed), (B, UpdateState::Needed), (C, UpdateState::Installed), (NONE, UpdateState::NotApplicable)],
+                vec![
+                    (A, UpdateState::Needed),
+                    (B, UpdateState::Needed),
+                    (C, UpdateState::Installed),
+                    (NONE, UpdateState::NotApplicable),
+                ],
             ),
             // An install failure after the report; then a success with a restart; then the restart.
             (
-                vec![event(156, "2026-10-06T19:31:57Z", NONE, &lists), event(182, "2026-10-06T19:40:00Z", &a_lower, &[])],
+                vec![
+                    event(156, "2026-10-06T19:31:57Z", NONE, &lists),
+                    event(182, "2026-10-06T19:40:00Z", &a_lower, &[]),
+                ],
                 vec![(A, UpdateState::Failed), (B, UpdateState::Needed)],
             ),
             (
@@ -249,18 +269,31 @@ mod tests {
             ),
             // A newer status report replaces everything an older one said.
             (
-                vec![event(156, "2026-10-06T19:31:57Z", NONE, &lists), event(156, "2026-10-07T08:00:00Z", NONE, &later_lists)],
-                vec![(A, UpdateState::InstalledPendingReboot), (B, UpdateState::Needed), (C, UpdateState::NotApplicable)],
+                vec![
+                    event(156, "2026-10-06T19:31:57Z", NONE, &lists),
+                    event(156, "2026-10-07T08:00:00Z", NONE, &later_lists),
+                ],
+                vec![
+                    (A, UpdateState::InstalledPendingReboot),
+                    (B, UpdateState::Needed),
+                    (C, UpdateState::NotApplicable),
+                ],
             ),
             // Events about no update (detection, download started) change nothing.
             (
-                vec![event(147, "2026-10-06T19:00:00Z", NONE, &[]), event(167, "2026-10-06T19:01:00Z", A, &[])],
+                vec![
+                    event(147, "2026-10-06T19:00:00Z", NONE, &[]),
+                    event(167, "2026-10-06T19:01:00Z", A, &[]),
+                ],
                 vec![(A, UpdateState::Unknown)],
             ),
             (vec![event(222, "2026-10-06T19:00:00Z", C, &[])], vec![(C, UpdateState::Needed)]),
             // Times in other shapes order by what they mean: 21:00+02:00 is before 19:30Z.
             (
-                vec![event(182, "2026-10-06T19:30:00.5Z", A, &[]), event(156, "2026-10-06T21:00:00+02:00", NONE, &lists)],
+                vec![
+                    event(182, "2026-10-06T19:30:00.5Z", A, &[]),
+                    event(156, "2026-10-06T21:00:00+02:00", NONE, &lists),
+                ],
                 vec![(A, UpdateState::Failed)],
             ),
         ];
@@ -279,13 +312,20 @@ mod tests {
         let status = computer_status([event(156, "2026-10-06T19:31:57Z", NONE, &lists)]);
         assert_eq!(status.state_of(B, ARRIVED), UpdateState::NotApplicable);
         assert_eq!(status.state_of(B, "2026-10-07T00:00:00Z"), UpdateState::Unknown);
-        assert_eq!(status.state_of(A, "2026-10-07T00:00:00Z"), UpdateState::Needed, "listed updates keep their state");
+        assert_eq!(
+            status.state_of(A, "2026-10-07T00:00:00Z"),
+            UpdateState::Needed,
+            "listed updates keep their state"
+        );
     }
 
     #[test]
     fn state_names_parse_as_filters_write_them() {
         assert_eq!(UpdateState::parse("needed"), Some(UpdateState::Needed));
-        assert_eq!(UpdateState::parse("installed-pending-reboot"), Some(UpdateState::InstalledPendingReboot));
+        assert_eq!(
+            UpdateState::parse("installed-pending-reboot"),
+            Some(UpdateState::InstalledPendingReboot)
+        );
         assert_eq!(UpdateState::parse("NotApplicable"), Some(UpdateState::NotApplicable));
         assert_eq!(UpdateState::parse("sometimes"), None);
     }

@@ -6,7 +6,9 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
     let t = text.trim();
     let split = t.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
-    let value: f64 = num.parse().map_err(|_| format!("{text:?} is not a size (examples: 4000000000, 700MiB, 4GiB)"))?;
+    let value: f64 = num
+        .parse()
+        .map_err(|_| format!("{text:?} is not a size (examples: 4000000000, 700MiB, 4GiB)"))?;
     let multiplier: u64 = match unit.trim().to_ascii_lowercase().as_str() {
         "" | "b" => 1,
         "k" | "kb" => 1_000,
@@ -17,7 +19,11 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
         "mib" => 1 << 20,
         "gib" => 1 << 30,
         "tib" => 1 << 40,
-        other => return Err(format!("unknown size unit {other:?} in {text:?} (use B, KB, MB, GB, KiB, MiB, GiB)")),
+        other => {
+            return Err(format!(
+                "unknown size unit {other:?} in {text:?} (use B, KB, MB, GB, KiB, MiB, GiB)"
+            ));
+        }
     };
     let bytes = value * multiplier as f64;
     if !bytes.is_finite() || bytes < 0.0 || bytes > u64::MAX as f64 {
@@ -31,14 +37,18 @@ pub fn parse_duration_secs(text: &str) -> Result<u64, String> {
     let t = text.trim();
     let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
-    let value: u64 = num.parse().map_err(|_| format!("{text:?} is not a duration (examples: 90d, 12h, 3600s)"))?;
+    let value: u64 = num
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration (examples: 90d, 12h, 3600s)"))?;
     let multiplier = match unit.trim().to_ascii_lowercase().as_str() {
         "s" | "" => 1,
         "m" | "min" => 60,
         "h" => 3600,
         "d" => 86_400,
         "w" => 7 * 86_400,
-        other => return Err(format!("unknown duration unit {other:?} in {text:?} (use s, m, h, d, w)")),
+        other => {
+            return Err(format!("unknown duration unit {other:?} in {text:?} (use s, m, h, d, w)"));
+        }
     };
     value.checked_mul(multiplier).ok_or_else(|| format!("{text:?} is out of range"))
 }

@@ -4,13 +4,16 @@
 //! it allows.
 //!
 //! Invariant: a refused change changes nothing (one transaction per request, rolled back on
-//! any refusal), and every refusal is a [`Refusal`] or a missing group, in the same words in
-//! every front end.
+//! any refusal), and every refusal is a [`Refusal`] or a missing group or computer, in the same
+//! words in every front end.
 
+mod cleanup;
+mod groups;
 mod rules;
 pub mod types;
 
-pub use rules::RuleOutcome;
+pub use groups::TargetingChange;
+pub use rules::{NewRuleRequest, RuleOutcome};
 pub use types::{Action, Refusal};
 
 use crate::store::{Approval, Store, StoreError, TargetGroup};
@@ -21,6 +24,8 @@ pub enum AdminError {
     Refused(#[from] Refusal),
     #[error("no computer group {name:?}; the groups are: {}", known.join(", "))]
     NoSuchGroup { name: String, known: Vec<String> },
+    #[error("no computer {name:?} (nothing was changed)")]
+    NoSuchComputer { name: String },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -39,8 +44,12 @@ pub enum ErrorKind {
 impl AdminError {
     pub fn kind(&self) -> ErrorKind {
         match self {
-            AdminError::Refused(_) | AdminError::Store(StoreError::Refused(_)) => ErrorKind::Refused,
-            AdminError::NoSuchGroup { .. } | AdminError::Store(StoreError::NotFound(_)) => ErrorKind::NotFound,
+            AdminError::Refused(_) | AdminError::Store(StoreError::Refused(_)) => {
+                ErrorKind::Refused
+            }
+            AdminError::NoSuchGroup { .. }
+            | AdminError::NoSuchComputer { .. }
+            | AdminError::Store(StoreError::NotFound(_)) => ErrorKind::NotFound,
             AdminError::Store(_) => ErrorKind::Failed,
         }
     }
@@ -52,7 +61,9 @@ impl AdminError {
         match self {
             AdminError::Store(e) => e,
             e @ AdminError::Refused(_) => StoreError::Refused(e.to_string()),
-            e @ AdminError::NoSuchGroup { .. } => StoreError::NotFound(e.to_string()),
+            e @ (AdminError::NoSuchGroup { .. } | AdminError::NoSuchComputer { .. }) => {
+                StoreError::NotFound(e.to_string())
+            }
         }
     }
 }
@@ -121,7 +132,10 @@ impl<'s> AdminService<'s> {
     /// for install; prerequisites come along when asked.
     pub fn approve(&mut self, request: &Approve<'_>) -> AdminResult<Approved> {
         let group = self.group(request.group)?;
-        let deadline = request.deadline.map(|d| crate::store::parse_new_deadline(d, chrono::Utc::now())).transpose()?;
+        let deadline = request
+            .deadline
+            .map(|d| crate::store::parse_new_deadline(d, chrono::Utc::now()))
+            .transpose()?;
         let requested = self.updates(request.updates)?;
         let prerequisites = if request.action == Action::Install && request.with_prerequisites {
             self.store.unapproved_prerequisites(&requested, &group.group_id)?
@@ -129,7 +143,13 @@ impl<'s> AdminService<'s> {
             Vec::new()
         };
         let all: Vec<String> = requested.iter().chain(&prerequisites).cloned().collect();
-        let approvals = self.approve_ids(&all, &group.group_id, request.action, deadline.as_deref(), request.admin)?;
+        let approvals = self.approve_ids(
+            &all,
+            &group.group_id,
+            request.action,
+            deadline.as_deref(),
+            request.admin,
+        )?;
         Ok(Approved { group, requested, prerequisites, deadline, approvals })
     }
 
@@ -163,11 +183,18 @@ impl<'s> AdminService<'s> {
     }
 
     /// Removes a group's approvals of updates; returns the group and how many there were.
-    pub fn unapprove(&mut self, updates: &[String], group: &str) -> AdminResult<(TargetGroup, usize)> {
+    pub fn unapprove(
+        &mut self,
+        updates: &[String],
+        group: &str,
+    ) -> AdminResult<(TargetGroup, usize)> {
         let group = self.group(group)?;
         let ids = self.updates(updates)?;
-        let removed =
-            self.store.administer("removing approvals", |tx| count(&ids, |id| tx.remove_approval(id, &group.group_id)), |n| *n > 0)?;
+        let removed = self.store.administer(
+            "removing approvals",
+            |tx| count(&ids, |id| tx.remove_approval(id, &group.group_id)),
+            |n| *n > 0,
+        )?;
         Ok((group, removed))
     }
 
@@ -196,7 +223,10 @@ impl<'s> AdminService<'s> {
 }
 
 /// How many of `ids` `change` changed.
-fn count(ids: &[String], mut change: impl FnMut(&str) -> Result<bool, StoreError>) -> AdminResult<usize> {
+fn count(
+    ids: &[String],
+    mut change: impl FnMut(&str) -> Result<bool, StoreError>,
+) -> AdminResult<usize> {
     let mut n = 0;
     for id in ids {
         n += usize::from(change(id)?);

@@ -14,14 +14,17 @@ struct Site {
 fn site() -> Site {
     let dir = tempfile::tempdir().unwrap();
     let mut store = Store::open_or_create(dir.path()).unwrap();
-    let options = SynthOptions { updates: 400, seed: 7, languages: vec!["en".into()], payload_bytes: 1024 };
+    let options =
+        SynthOptions { updates: 400, seed: 7, languages: vec!["en".into()], payload_bytes: 1024 };
     synthesize(&mut store, &options, &mut |_, _| {}).unwrap();
     let filter = UpdateFilter { approval: Some(ApprovalState::Unapproved), ..Default::default() };
     let software = store
         .list_updates(&filter)
         .unwrap()
         .into_iter()
-        .filter(|u| u.update_type == "Software" && u.publication_state.as_deref() != Some("Expired"))
+        .filter(|u| {
+            u.update_type == "Software" && u.publication_state.as_deref() != Some("Expired")
+        })
         .map(|u| u.update_id)
         .collect::<Vec<_>>();
     assert!(software.len() >= 5, "the generated catalog has software updates");
@@ -29,12 +32,24 @@ fn site() -> Site {
 }
 
 fn install<'a>(updates: &'a [String], group: &'a str) -> Approve<'a> {
-    Approve { updates, group, action: Action::Install, deadline: None, admin: Some("test"), with_prerequisites: false }
+    Approve {
+        updates,
+        group,
+        action: Action::Install,
+        deadline: None,
+        admin: Some("test"),
+        with_prerequisites: false,
+    }
 }
 
 /// What an administrator can observe: approvals, declines and the deployment stamp.
 fn state(store: &Store) -> (Vec<(String, String, Action)>, Vec<String>, i64) {
-    let mut approvals: Vec<_> = store.approvals().unwrap().into_iter().map(|a| (a.update_id, a.group_id, a.action)).collect();
+    let mut approvals: Vec<_> = store
+        .approvals()
+        .unwrap()
+        .into_iter()
+        .map(|a| (a.update_id, a.group_id, a.action))
+        .collect();
     approvals.sort();
     let mut declines: Vec<_> = store.declines().unwrap().into_iter().map(|d| d.update_id).collect();
     declines.sort();
@@ -44,7 +59,8 @@ fn state(store: &Store) -> (Vec<(String, String, Action)>, Vec<String>, i64) {
 #[test]
 fn refused_approvals_change_nothing_and_say_why() {
     let mut site = site();
-    let (ok, declined, expired) = (site.software[0].clone(), site.software[1].clone(), site.software[2].clone());
+    let (ok, declined, expired) =
+        (site.software[0].clone(), site.software[1].clone(), site.software[2].clone());
     let mut admin = AdminService::new(&mut site.store);
     admin.decline(std::slice::from_ref(&declined), None).unwrap();
     admin.store().expire_for_test(&expired);
@@ -52,9 +68,21 @@ fn refused_approvals_change_nothing_and_say_why() {
     // (updates, group, action, deadline, words of the refusal)
     type Case<'a> = (Vec<String>, &'a str, Action, Option<&'a str>, &'a str);
     let cases: Vec<Case<'_>> = vec![
-        (vec![ok.clone(), declined.clone()], ALL_COMPUTERS, Action::Install, None, "is declined: undecline it"),
+        (
+            vec![ok.clone(), declined.clone()],
+            ALL_COMPUTERS,
+            Action::Install,
+            None,
+            "is declined: undecline it",
+        ),
         (vec![ok.clone(), expired.clone()], ALL_COMPUTERS, Action::Install, None, "is expired"),
-        (vec![ok.clone()], "Nowhere", Action::Install, None, "no computer group \"Nowhere\"; the groups are: All Computers"),
+        (
+            vec![ok.clone()],
+            "Nowhere",
+            Action::Install,
+            None,
+            "no computer group \"Nowhere\"; the groups are: All Computers",
+        ),
         (vec![ok.clone()], ALL_COMPUTERS, Action::Install, Some("2001-01-01"), "deadline"),
         (vec![], ALL_COMPUTERS, Action::Install, None, "no updates named"),
         (vec!["KB0".into()], ALL_COMPUTERS, Action::Install, None, "KB0"),
@@ -66,7 +94,10 @@ fn refused_approvals_change_nothing_and_say_why() {
         assert_eq!(state(admin.store()), before, "refused ({words}) yet something changed");
     }
     // Uninstalling an expired update is allowed: it is how a withdrawn update is taken back.
-    let request = Approve { action: Action::Uninstall, ..install(std::slice::from_ref(&expired), ALL_COMPUTERS) };
+    let request = Approve {
+        action: Action::Uninstall,
+        ..install(std::slice::from_ref(&expired), ALL_COMPUTERS)
+    };
     assert_eq!(admin.approve(&request).unwrap().approvals[0].action, Action::Uninstall);
 }
 
@@ -78,14 +109,24 @@ fn approvals_replace_the_groups_earlier_one_and_advance_the_stamp_once() {
     let lab = admin.store().create_group("Lab", None).unwrap();
     let stamp = admin.store().deployment_stamp().unwrap();
     let approved = admin.approve(&install(&ids, "lab")).unwrap();
-    assert_eq!((approved.group.group_id.as_str(), approved.approvals.len()), (lab.group_id.as_str(), 3));
+    assert_eq!(
+        (approved.group.group_id.as_str(), approved.approvals.len()),
+        (lab.group_id.as_str(), 3)
+    );
     assert_eq!(admin.store().deployment_stamp().unwrap(), stamp + 1, "one change, one stamp");
-    let again = Approve { action: Action::Uninstall, deadline: Some("2099-01-01"), ..install(&ids[..1], "Lab") };
+    let again = Approve {
+        action: Action::Uninstall,
+        deadline: Some("2099-01-01"),
+        ..install(&ids[..1], "Lab")
+    };
     admin.approve(&again).unwrap();
     let approvals = admin.store().approvals().unwrap();
     let first: Vec<_> = approvals.iter().filter(|a| a.update_id == ids[0]).collect();
     assert_eq!(first.len(), 1, "one approval per update and group");
-    assert_eq!((first[0].action, first[0].deadline.as_deref()), (Action::Uninstall, Some("2099-01-01T00:00:00Z")));
+    assert_eq!(
+        (first[0].action, first[0].deadline.as_deref()),
+        (Action::Uninstall, Some("2099-01-01T00:00:00Z"))
+    );
 }
 
 #[test]
@@ -101,7 +142,11 @@ fn unapprove_decline_and_undecline_count_what_they_changed() {
     assert_eq!(admin.decline(&ids[1..], None).unwrap(), 2);
     assert!(admin.store().approvals().unwrap().is_empty(), "declining removes the approvals");
     assert_eq!(admin.decline(&ids[1..], None).unwrap(), 0, "already declined");
-    assert_eq!(admin.store().deployment_stamp().unwrap(), stamp + 1, "a change that changed nothing keeps the stamp");
+    assert_eq!(
+        admin.store().deployment_stamp().unwrap(),
+        stamp + 1,
+        "a change that changed nothing keeps the stamp"
+    );
     assert_eq!(admin.undecline(&ids).unwrap(), 2);
     admin.approve(&install(&ids, ALL_COMPUTERS)).expect("approvable again");
 }
@@ -109,7 +154,8 @@ fn unapprove_decline_and_undecline_count_what_they_changed() {
 #[test]
 fn prerequisites_come_along_only_for_install_when_asked() {
     let mut site = site();
-    let (with_prerequisite, needed, needed_by_that) = (site.software[0].clone(), site.software[1].clone(), site.software[2].clone());
+    let (with_prerequisite, needed, needed_by_that) =
+        (site.software[0].clone(), site.software[1].clone(), site.software[2].clone());
     site.store.require_for_test(&with_prerequisite, &needed);
     site.store.require_for_test(&needed, &needed_by_that);
     let mut admin = AdminService::new(&mut site.store);
@@ -117,16 +163,27 @@ fn prerequisites_come_along_only_for_install_when_asked() {
     let without = admin.approve(&install(one, ALL_COMPUTERS)).unwrap();
     assert!(without.prerequisites.is_empty());
     admin.unapprove(one, ALL_COMPUTERS).unwrap();
-    let uninstall = admin.approve(&Approve { action: Action::Uninstall, with_prerequisites: true, ..install(one, ALL_COMPUTERS) }).unwrap();
+    let uninstall = admin
+        .approve(&Approve {
+            action: Action::Uninstall,
+            with_prerequisites: true,
+            ..install(one, ALL_COMPUTERS)
+        })
+        .unwrap();
     assert!(uninstall.prerequisites.is_empty(), "uninstalling needs nothing first");
-    let with = admin.approve(&Approve { with_prerequisites: true, ..install(one, ALL_COMPUTERS) }).unwrap();
+    let with = admin
+        .approve(&Approve { with_prerequisites: true, ..install(one, ALL_COMPUTERS) })
+        .unwrap();
     let mut came_along = with.prerequisites.clone();
     came_along.sort();
     let mut expected = vec![needed, needed_by_that];
     expected.sort();
     assert_eq!(came_along, expected, "what it needs, and what that needs");
     assert_eq!(with.approvals.len(), 3);
-    assert!(admin.store().unapproved_prerequisites(one, ALL_COMPUTERS).unwrap().is_empty(), "nothing it needs is left unapproved");
+    assert!(
+        admin.store().unapproved_prerequisites(one, ALL_COMPUTERS).unwrap().is_empty(),
+        "nothing it needs is left unapproved"
+    );
 }
 
 #[test]
@@ -135,7 +192,12 @@ fn rules_only_add_approvals_and_leave_an_administrators_decision_alone() {
     let (mine, declined) = (site.software[0].clone(), site.software[1].clone());
     let mut admin = AdminService::new(&mut site.store);
     admin.decline(std::slice::from_ref(&declined), None).unwrap();
-    admin.approve(&Approve { action: Action::Uninstall, ..install(std::slice::from_ref(&mine), ALL_COMPUTERS) }).unwrap();
+    admin
+        .approve(&Approve {
+            action: Action::Uninstall,
+            ..install(std::slice::from_ref(&mine), ALL_COMPUTERS)
+        })
+        .unwrap();
     let rule = NewRule {
         name: "everything",
         classifications: &[],
@@ -151,10 +213,66 @@ fn rules_only_add_approvals_and_leave_an_administrators_decision_alone() {
     assert!(!approved.is_empty());
     assert!(!approved.contains(&mine) && !approved.contains(&declined));
     let approvals = admin.store().approvals().unwrap();
-    let by_rule = approvals.iter().filter(|a| a.admin.as_deref() == Some("rule: everything")).count();
+    let by_rule =
+        approvals.iter().filter(|a| a.admin.as_deref() == Some("rule: everything")).count();
     assert_eq!(by_rule, approved.len(), "the rule signs what it approved");
-    assert!(approvals.iter().any(|a| a.update_id == mine && a.action == Action::Uninstall), "the administrator's decision stays");
-    assert!(admin.apply_approval_rules().unwrap()[0].approved.is_empty(), "a second run finds nothing new");
+    assert!(
+        approvals.iter().any(|a| a.update_id == mine && a.action == Action::Uninstall),
+        "the administrator's decision stays"
+    );
+    assert!(
+        admin.apply_approval_rules().unwrap()[0].approved.is_empty(),
+        "a second run finds nothing new"
+    );
     let block = NewRule { name: "block", action: Action::Block, ..rule };
-    assert!(admin.store().add_approval_rule(&block).unwrap_err().to_string().contains("Install or Uninstall"));
+    assert!(
+        admin
+            .store()
+            .add_approval_rule(&block)
+            .unwrap_err()
+            .to_string()
+            .contains("Install or Uninstall")
+    );
+}
+
+#[test]
+fn computers_and_targeting_are_named_or_refused() {
+    let mut site = site();
+    let mut admin = AdminService::new(&mut site.store);
+    let err = admin.move_computers(&["pc99".into()], ALL_COMPUTERS, false).unwrap_err();
+    assert_eq!(
+        (err.kind(), err.to_string()),
+        (ErrorKind::NotFound, "no computer \"pc99\" (nothing was changed)".into())
+    );
+    let before = admin.store().targeting().unwrap();
+    let err = admin
+        .set_targeting(&TargetingChange { mode: Some("both"), ..Default::default() })
+        .unwrap_err();
+    assert_eq!(
+        (err.kind(), err.to_string()),
+        (ErrorKind::Refused, "targeting mode \"both\": use client or server".into())
+    );
+    assert_eq!(admin.store().targeting().unwrap(), before);
+    let server = admin
+        .set_targeting(&TargetingChange {
+            mode: Some("Server"),
+            max_client_groups: Some(3),
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(
+        (server.mode, server.max_client_groups, server.create_missing_groups),
+        (crate::store::TargetingMode::Server, 3, before.create_missing_groups)
+    );
+    let err = admin
+        .add_rule(&NewRuleRequest {
+            name: None,
+            classifications: &[],
+            products: &[],
+            group: "Lab",
+            action: Some("block"),
+            deadline_days: None,
+        })
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Refused, "{err}");
 }

@@ -37,7 +37,9 @@ impl Action {
         match name.map(str::to_ascii_lowercase).as_deref() {
             None | Some("install") => Ok(Action::Install),
             Some("uninstall") => Ok(Action::Uninstall),
-            Some(_) => Err(Refusal::NotAnApprovalAction { given: name.unwrap_or_default().to_string() }),
+            Some(_) => {
+                Err(Refusal::NotAnApprovalAction { given: name.unwrap_or_default().to_string() })
+            }
         }
     }
 
@@ -58,12 +60,18 @@ impl fmt::Display for Action {
 pub enum Refusal {
     #[error("update {update} is declined: undecline it before approving it (nothing was changed)")]
     Declined { update: String },
-    #[error("update {update} is expired: Microsoft withdrew it, so it cannot be approved for install (nothing was changed)")]
+    #[error(
+        "update {update} is expired: Microsoft withdrew it, so it cannot be approved for install (nothing was changed)"
+    )]
     Expired { update: String },
     #[error("action {given:?}: use install or uninstall")]
     NotAnApprovalAction { given: String },
     #[error("no updates named: give at least one update id or KB number")]
     NoUpdatesNamed,
+    #[error("{name:?} matches {} computers ({}): name one by SusClientId (nothing was changed)", ids.len(), ids.join(", "))]
+    AmbiguousComputer { name: String, ids: Vec<String> },
+    #[error("targeting mode {given:?}: use client or server")]
+    NotATargetingMode { given: String },
 }
 
 #[cfg(test)]
@@ -89,6 +97,9 @@ mod tests {
         for (given, expected) in cases {
             assert_eq!(Action::approvable(given).map_err(|_| ()), expected, "{given:?}");
         }
-        assert_eq!(Action::approvable(Some("block")).unwrap_err().to_string(), "action \"block\": use install or uninstall");
+        assert_eq!(
+            Action::approvable(Some("block")).unwrap_err().to_string(),
+            "action \"block\": use install or uninstall"
+        );
     }
 }

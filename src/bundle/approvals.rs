@@ -72,10 +72,17 @@ impl ApprovalPolicy {
     /// and names of rules and groups that a store would accept.
     pub fn check(&self) -> Result<(), String> {
         if self.rules.len() > MAX_POLICY_RULES {
-            return Err(format!("{} rules, more than the {MAX_POLICY_RULES} a policy may carry", self.rules.len()));
+            return Err(format!(
+                "{} rules, more than the {MAX_POLICY_RULES} a policy may carry",
+                self.rules.len()
+            ));
         }
         let names = self.rules.iter().filter_map(|r| r.name.as_deref().map(|n| (n, "rule name")));
-        let groups = self.rules.iter().map(|r| r.group.as_str()).chain(self.approve.iter().map(|a| a.group.as_str()));
+        let groups = self
+            .rules
+            .iter()
+            .map(|r| r.group.as_str())
+            .chain(self.approve.iter().map(|a| a.group.as_str()));
         for (name, what) in names.chain(groups.map(|g| (g, "group name"))) {
             crate::store::display_name(name, what).map_err(|e| e.to_string())?;
         }
@@ -102,7 +109,8 @@ impl ApprovalPolicy {
         }
         out.decline = cache.approvable_update_ids(&self.decline)?;
         if self.from_cache {
-            let names: std::collections::HashMap<String, String> = cache.groups()?.into_iter().map(|g| (g.group_id, g.name)).collect();
+            let names: std::collections::HashMap<String, String> =
+                cache.groups()?.into_iter().map(|g| (g.group_id, g.name)).collect();
             for a in cache.approvals()? {
                 if a.action == Action::Block {
                     continue;
@@ -126,16 +134,27 @@ impl ApprovalPolicy {
 /// What counts as approved for `payloads = "approved"` (see `select::Approved`): approvals for
 /// install in the cache, and the profile's policy (its explicit approvals and its rules). Empty
 /// for the other payload policies, which do not ask.
-pub fn approved_for_payloads(cache: &Store, profile: &super::profile::Profile) -> Result<super::select::Approved, StoreError> {
+pub fn approved_for_payloads(
+    cache: &Store,
+    profile: &super::profile::Profile,
+) -> Result<super::select::Approved, StoreError> {
     let mut out = super::select::Approved::default();
     if profile.payloads != super::profile::PayloadPolicy::Approved {
         return Ok(out);
     }
-    out.update_ids.extend(cache.approvals()?.into_iter().filter(|a| a.action == Action::Install).map(|a| a.update_id));
+    out.update_ids.extend(
+        cache.approvals()?.into_iter().filter(|a| a.action == Action::Install).map(|a| a.update_id),
+    );
     if let Some(policy) = &profile.approvals {
         let installs = |action: Option<&str>| Action::approvable(action) == Ok(Action::Install);
         let travelling = policy.for_bundle(cache)?;
-        out.update_ids.extend(travelling.approve.into_iter().filter(|a| installs(a.action.as_deref())).map(|a| a.update));
+        out.update_ids.extend(
+            travelling
+                .approve
+                .into_iter()
+                .filter(|a| installs(a.action.as_deref()))
+                .map(|a| a.update),
+        );
         out.rules = policy
             .rules
             .iter()
@@ -157,7 +176,11 @@ pub struct PolicyOutcome {
 }
 
 /// The id of a group the policy names, made under All Computers when the store lacks it.
-fn ensure_group(store: &mut Store, name: &str, out: &mut PolicyOutcome) -> Result<String, StoreError> {
+fn ensure_group(
+    store: &mut Store,
+    name: &str,
+    out: &mut PolicyOutcome,
+) -> Result<String, StoreError> {
     let name = name.trim();
     if let Some(g) = store.group(name)? {
         return Ok(g.group_id);
@@ -168,13 +191,22 @@ fn ensure_group(store: &mut Store, name: &str, out: &mut PolicyOutcome) -> Resul
 }
 
 /// Applies a bundle's policy to the store (after its import committed).
-pub fn apply(store: &mut Store, policy: &ApprovalPolicy, channel: &str) -> Result<PolicyOutcome, StoreError> {
+pub fn apply(
+    store: &mut Store,
+    policy: &ApprovalPolicy,
+    channel: &str,
+) -> Result<PolicyOutcome, StoreError> {
     let mut out = PolicyOutcome::default();
-    let existing: std::collections::HashSet<String> = store.approval_rules()?.into_iter().map(|r| r.name.to_lowercase()).collect();
+    let existing: std::collections::HashSet<String> =
+        store.approval_rules()?.into_iter().map(|r| r.name.to_lowercase()).collect();
     for rule in &policy.rules {
         let name = format!(
             "{channel}: {}",
-            rule.name.clone().unwrap_or_else(|| NewRule::default_name(&rule.classifications, &rule.products, &rule.group))
+            rule.name.clone().unwrap_or_else(|| NewRule::default_name(
+                &rule.classifications,
+                &rule.products,
+                &rule.group
+            ))
         );
         if existing.contains(&name.to_lowercase()) {
             continue;
@@ -199,14 +231,19 @@ pub fn apply(store: &mut Store, policy: &ApprovalPolicy, channel: &str) -> Resul
             deadline_days: rule.deadline_days,
         }) {
             Ok(r) => out.rules_added.push(r.name),
-            Err(e @ (StoreError::Refused(_) | StoreError::NotFound(_))) => out.warnings.push(format!("rule {name:?}: {e}; skipped")),
+            Err(e @ (StoreError::Refused(_) | StoreError::NotFound(_))) => {
+                out.warnings.push(format!("rule {name:?}: {e}; skipped"))
+            }
             Err(e) => return Err(e),
         }
     }
     let now = chrono::Utc::now();
     for a in &policy.approve {
         let Ok(ids) = store.approvable_update_ids(std::slice::from_ref(&a.update)) else {
-            out.warnings.push(format!("approval of {}: this store does not hold that update; skipped", a.update));
+            out.warnings.push(format!(
+                "approval of {}: this store does not hold that update; skipped",
+                a.update
+            ));
             continue;
         };
         let action = match Action::approvable(a.action.as_deref()) {
@@ -216,24 +253,35 @@ pub fn apply(store: &mut Store, policy: &ApprovalPolicy, channel: &str) -> Resul
                 continue;
             }
         };
-        let deadline = match a.deadline.as_deref().map(|d| crate::store::parse_new_deadline(d, now)) {
+        let deadline = match a.deadline.as_deref().map(|d| crate::store::parse_new_deadline(d, now))
+        {
             None => None,
             Some(Ok(d)) => Some(d),
             Some(Err(e)) => {
-                out.warnings.push(format!("approval of {}: {e}; approved without a deadline", a.update));
+                out.warnings
+                    .push(format!("approval of {}: {e}; approved without a deadline", a.update));
                 None
             }
         };
         let group = match ensure_group(store, &a.group, &mut out) {
             Ok(g) => g,
             Err(e) => {
-                out.warnings.push(format!("approval of {}: group {:?}: {e}; skipped", a.update, a.group));
+                out.warnings
+                    .push(format!("approval of {}: group {:?}: {e}; skipped", a.update, a.group));
                 continue;
             }
         };
-        match AdminService::new(store).approve_ids(&ids, &group, action, deadline.as_deref(), Some(&format!("bundle {channel}"))) {
+        match AdminService::new(store).approve_ids(
+            &ids,
+            &group,
+            action,
+            deadline.as_deref(),
+            Some(&format!("bundle {channel}")),
+        ) {
             Ok(done) => out.approved += done.len(),
-            Err(e) if e.kind() == ErrorKind::Refused => out.warnings.push(format!("approval of {}: {e}; skipped", a.update)),
+            Err(e) if e.kind() == ErrorKind::Refused => {
+                out.warnings.push(format!("approval of {}: {e}; skipped", a.update))
+            }
             Err(e) => return Err(e.into_store_error()),
         }
     }
@@ -241,12 +289,15 @@ pub fn apply(store: &mut Store, policy: &ApprovalPolicy, channel: &str) -> Resul
     for id in &policy.decline {
         match store.approvable_update_ids(std::slice::from_ref(id)) {
             Ok(ids) => declines.extend(ids),
-            Err(_) => out.warnings.push(format!("decline of {id}: this store does not hold that update; skipped")),
+            Err(_) => out
+                .warnings
+                .push(format!("decline of {id}: this store does not hold that update; skipped")),
         }
     }
     if !declines.is_empty() {
-        out.declined =
-            AdminService::new(store).decline_ids(&declines, Some(&format!("bundle {channel}"))).map_err(|e| e.into_store_error())?;
+        out.declined = AdminService::new(store)
+            .decline_ids(&declines, Some(&format!("bundle {channel}")))
+            .map_err(|e| e.into_store_error())?;
     }
     Ok(out)
 }

@@ -96,17 +96,25 @@ fn key_of(r: &CatalogRevision) -> String {
 }
 
 /// Plans the next bundle of the profile's channel from the channel state as it stands.
-pub fn plan(cache: &Store, profile: &Profile, options: &ExportOptions) -> Result<Plan, BundleError> {
+pub fn plan(
+    cache: &Store,
+    profile: &Profile,
+    options: &ExportOptions,
+) -> Result<Plan, BundleError> {
     let catalog = cache.catalog_revisions()?;
-    let approved =
-        super::approvals::approved_for_payloads(cache, profile).map_err(|e| BundleError::Invalid(format!("{}: {e}", profile.channel)))?;
+    let approved = super::approvals::approved_for_payloads(cache, profile)
+        .map_err(|e| BundleError::Invalid(format!("{}: {e}", profile.channel)))?;
     let selected = select(&catalog, profile, &approved).map_err(|e| BundleError::Invalid(e.0))?;
     let channel = &profile.channel;
 
     // Channel state: a delta carries what the chain since the last full bundle has not.
     let chain = cache.export_chain(channel.as_str())?;
     let is_delta = !options.full && !chain.is_empty();
-    let base_sequence = if is_delta { chain.last().map(|b| stored_sequence(channel, b.sequence)).transpose()? } else { None };
+    let base_sequence = if is_delta {
+        chain.last().map(|b| stored_sequence(channel, b.sequence)).transpose()?
+    } else {
+        None
+    };
     let sequence = stored_sequence(channel, cache.last_export_sequence(channel.as_str())? + 1)?;
     let from = chain.first().map(|b| b.sequence).unwrap_or(u64::MAX);
     let (carried_revisions, carried_files, removed_before) = if is_delta {
@@ -115,10 +123,29 @@ pub fn plan(cache: &Store, profile: &Profile, options: &ExportOptions) -> Result
     } else {
         Default::default()
     };
-    let to_carry: Vec<usize> = selected.revisions.iter().copied().filter(|&i| !carried_revisions.contains(&key_of(&catalog[i]))).collect();
-    let payloads: Vec<_> = selected.payloads.iter().filter(|(f, _)| !carried_files.contains(&f.sha1.to_hex_upper())).cloned().collect();
+    let to_carry: Vec<usize> = selected
+        .revisions
+        .iter()
+        .copied()
+        .filter(|&i| !carried_revisions.contains(&key_of(&catalog[i])))
+        .collect();
+    let payloads: Vec<_> = selected
+        .payloads
+        .iter()
+        .filter(|(f, _)| !carried_files.contains(&f.sha1.to_hex_upper()))
+        .cloned()
+        .collect();
     let removed = removals(&catalog, &selected, &carried_revisions, &removed_before);
-    Ok(Plan { catalog, selected, sequence, base_sequence, to_carry, payloads, removed, languages: profile.languages.clone() })
+    Ok(Plan {
+        catalog,
+        selected,
+        sequence,
+        base_sequence,
+        to_carry,
+        payloads,
+        removed,
+        languages: profile.languages.clone(),
+    })
 }
 
 /// What the next bundle would hold, from `ferry export --dry-run`: the same plan and the same
@@ -153,7 +180,11 @@ pub struct DryRun {
 }
 
 /// Plans the next bundle and lays out its volumes without writing anything.
-pub fn dry_run(cache: &Store, profile: &Profile, options: &ExportOptions) -> Result<DryRun, BundleError> {
+pub fn dry_run(
+    cache: &Store,
+    profile: &Profile,
+    options: &ExportOptions,
+) -> Result<DryRun, BundleError> {
     let plan = plan(cache, profile, options)?;
     let notes = cache
         .pending_exports(profile.channel.as_str())?
@@ -162,12 +193,20 @@ pub fn dry_run(cache: &Store, profile: &Profile, options: &ExportOptions) -> Res
             format!("bundle {} ({}) of an interrupted export is not settled yet; the figures assume it did not count", p.sequence, p.path)
         })
         .collect();
-    let mut volumes = VolumeWriter::dry_run(options.format, options.volume_size).map_err(|e| BundleError::Invalid(e.to_string()))?;
+    let mut volumes = VolumeWriter::dry_run(options.format, options.volume_size)
+        .map_err(|e| BundleError::Invalid(e.to_string()))?;
     let mut quiet = |_: &str, _: u64, _: u64| {};
     let mut members = pack_metadata(cache, &plan, &mut volumes, &mut quiet)?;
     members.extend(pack_payloads(cache, &plan, &mut volumes, &mut quiet)?);
     let volume_list = volumes.finish().map_err(|e| BundleError::Invalid(e.to_string()))?;
-    let summary = summarize(&plan.catalog, &plan.selected, &plan.to_carry, &plan.payloads, &members, &volume_list);
+    let summary = summarize(
+        &plan.catalog,
+        &plan.selected,
+        &plan.to_carry,
+        &plan.payloads,
+        &members,
+        &volume_list,
+    );
     let mut by_product = BTreeMap::new();
     for u in update_entries(&plan.catalog, &plan.selected, &plan.to_carry) {
         for p in u.products {
@@ -281,7 +320,12 @@ fn lock_channel(cache: &Store, channel: &ChannelName) -> Result<std::fs::File, B
     let dir = cache.content().staging_dir();
     std::fs::create_dir_all(&dir).map_err(|e| BundleError::io(&dir, e))?;
     let path = dir.join(format!("export-{channel}.lock"));
-    let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path).map_err(|e| BundleError::io(&path, e))?;
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| BundleError::io(&path, e))?;
     #[cfg(unix)]
     {
         use std::os::fd::AsRawFd;
@@ -298,7 +342,8 @@ fn lock_channel(cache: &Store, channel: &ChannelName) -> Result<std::fs::File, B
 
 /// A sequence number read from the channel state, or the channel's next one.
 fn stored_sequence(channel: &ChannelName, n: u64) -> Result<Sequence, BundleError> {
-    Sequence::new(n).map_err(|e| BundleError::Invalid(format!("channel {channel}: {e}; start a new channel")))
+    Sequence::new(n)
+        .map_err(|e| BundleError::Invalid(format!("channel {channel}: {e}; start a new channel")))
 }
 
 /// Settles the bundles an earlier export of `channel` recorded but did not confirm. One whose
@@ -306,13 +351,20 @@ fn stored_sequence(channel: &ChannelName, n: u64) -> Result<Sequence, BundleErro
 /// (`.partial`) never left. Anything else (moved, deleted) only the operator knows: guessing
 /// "never left" would write another bundle of that number and lose what the first carried at a
 /// site that imported it, so the export stops and asks (`PendingChoice`).
-fn settle_pending_exports(cache: &mut Store, channel: &ChannelName, choice: PendingChoice) -> Result<Vec<String>, BundleError> {
+fn settle_pending_exports(
+    cache: &mut Store,
+    channel: &ChannelName,
+    choice: PendingChoice,
+) -> Result<Vec<String>, BundleError> {
     let mut notes = Vec::new();
     for pending in cache.pending_exports(channel.as_str())? {
         let dir = Path::new(&pending.path);
-        let written = super::integrity::read_manifest(dir)
-            .is_ok_and(|(_, m, _)| m.bundle_id.to_string() == pending.bundle_id && m.sequence.get() == pending.sequence);
-        let half_written = dir.file_name().is_some_and(|n| dir.with_file_name(format!("{}.partial", n.to_string_lossy())).is_dir());
+        let written = super::integrity::read_manifest(dir).is_ok_and(|(_, m, _)| {
+            m.bundle_id.to_string() == pending.bundle_id && m.sequence.get() == pending.sequence
+        });
+        let half_written = dir.file_name().is_some_and(|n| {
+            dir.with_file_name(format!("{}.partial", n.to_string_lossy())).is_dir()
+        });
         let carried = match (written, half_written, choice) {
             (true, _, _) | (false, false, PendingChoice::Carried) => true,
             (false, true, _) | (false, false, PendingChoice::Lost) => false,
@@ -327,10 +379,16 @@ fn settle_pending_exports(cache: &mut Store, channel: &ChannelName, choice: Pend
         };
         if carried {
             cache.confirm_export(channel.as_str(), pending.sequence)?;
-            notes.push(format!("bundle {} of channel {channel} ({}) was written; it counts now", pending.sequence, pending.path));
+            notes.push(format!(
+                "bundle {} of channel {channel} ({}) was written; it counts now",
+                pending.sequence, pending.path
+            ));
         } else {
             cache.discard_pending_export(channel.as_str(), pending.sequence)?;
-            notes.push(format!("bundle {} of channel {channel} ({}) never left; it is written again", pending.sequence, pending.path));
+            notes.push(format!(
+                "bundle {} of channel {channel} ({}) never left; it is written again",
+                pending.sequence, pending.path
+            ));
         }
     }
     Ok(notes)
@@ -372,13 +430,23 @@ fn describe(r: &CatalogRevision) -> String {
 /// Updates an earlier bundle carried that the channel now withdraws: expired upstream, or no
 /// longer matching the profile. (Superseded updates stay: declining them is the administrator's
 /// call, as in WSUS.)
-fn removals(catalog: &[CatalogRevision], selected: &Selected, carried: &HashSet<String>, removed_before: &HashSet<String>) -> Vec<Removal> {
-    let carried_updates: HashSet<&str> = carried.iter().filter_map(|k| k.split_once('/').map(|(u, _)| u)).collect();
-    let selected_updates: HashSet<&str> = selected.revisions.iter().map(|&i| catalog[i].update_id.as_str()).collect();
+fn removals(
+    catalog: &[CatalogRevision],
+    selected: &Selected,
+    carried: &HashSet<String>,
+    removed_before: &HashSet<String>,
+) -> Vec<Removal> {
+    let carried_updates: HashSet<&str> =
+        carried.iter().filter_map(|k| k.split_once('/').map(|(u, _)| u)).collect();
+    let selected_updates: HashSet<&str> =
+        selected.revisions.iter().map(|&i| catalog[i].update_id.as_str()).collect();
     let mut out: Vec<Removal> = catalog
         .iter()
         .filter(|r| r.is_latest && matches!(r.update_type.as_str(), "Software" | "Driver"))
-        .filter(|r| carried_updates.contains(r.update_id.as_str()) && !selected_updates.contains(r.update_id.as_str()))
+        .filter(|r| {
+            carried_updates.contains(r.update_id.as_str())
+                && !selected_updates.contains(r.update_id.as_str())
+        })
         .filter(|r| !removed_before.contains(&r.update_id))
         .filter(|r| r.expired || !selected.superseded.contains(&r.update_id))
         .filter_map(|r| {
@@ -411,20 +479,25 @@ fn write_bundle(
     // The approval policy travels with UpdateIDs resolved here; a policy naming an update the
     // cache does not hold stops the export before anything is written.
     let approval_policy = match &profile.approvals {
-        Some(p) => Some(p.for_bundle(cache).map_err(|e| BundleError::Invalid(format!("the profile's [approvals]: {e}")))?),
+        Some(p) => Some(
+            p.for_bundle(cache)
+                .map_err(|e| BundleError::Invalid(format!("the profile's [approvals]: {e}")))?,
+        ),
         None => None,
     }
     .filter(|p| !p.is_empty());
     let now = chrono::Utc::now();
-    let mut volumes = VolumeWriter::new(dir, options.format, options.volume_size, now.timestamp() as u64)
-        .map_err(|e| BundleError::Invalid(e.to_string()))?;
+    let mut volumes =
+        VolumeWriter::new(dir, options.format, options.volume_size, now.timestamp() as u64)
+            .map_err(|e| BundleError::Invalid(e.to_string()))?;
     // Metadata first: the import reads it from the first volume while payloads follow.
     let mut members = pack_metadata(cache, plan, &mut volumes, progress)?;
     members.extend(pack_payloads(cache, plan, &mut volumes, progress)?);
     let volume_list = volumes.finish().map_err(|e| BundleError::io(dir, e))?;
 
     let (catalog, selected) = (&plan.catalog, &plan.selected);
-    let summary = summarize(catalog, selected, &plan.to_carry, &plan.payloads, &members, &volume_list);
+    let summary =
+        summarize(catalog, selected, &plan.to_carry, &plan.payloads, &members, &volume_list);
     let manifest = Manifest {
         format: FORMAT.to_string(),
         channel: profile.channel.clone(),
@@ -432,16 +505,23 @@ fn write_bundle(
         base_sequence: plan.base_sequence,
         bundle_id: BundleId::new_random(),
         created: now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-        expires: options
-            .expires_secs
-            .or(profile.expires_secs())
-            .map(|s| (now + chrono::Duration::seconds(s as i64)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+        expires: options.expires_secs.or(profile.expires_secs()).map(|s| {
+            (now + chrono::Duration::seconds(s as i64))
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        }),
         exporter: format!("ferry {}", env!("CARGO_PKG_VERSION")),
-        upstream: Upstream { url: options.upstream_url.clone().or(profile.upstream.clone()), anchor: options.upstream_anchor.clone() },
+        upstream: Upstream {
+            url: options.upstream_url.clone().or(profile.upstream.clone()),
+            anchor: options.upstream_anchor.clone(),
+        },
         signer_key_id: key.key_id.to_string(),
         selection: Selection {
             products: selected.products.iter().map(|(id, t)| format!("{t} ({id})")).collect(),
-            classifications: selected.classifications.iter().map(|(id, t)| format!("{t} ({id})")).collect(),
+            classifications: selected
+                .classifications
+                .iter()
+                .map(|(id, t)| format!("{t} ({id})"))
+                .collect(),
             languages: profile.languages.clone(),
             include_superseded: profile.include_superseded,
             payloads: profile.payloads.as_str().to_string(),
@@ -454,8 +534,13 @@ fn write_bundle(
         members,
         approval_policy,
     };
-    let json = serde_json::to_vec_pretty(&manifest).map_err(|e| BundleError::Invalid(e.to_string()))?;
-    let signature = key.sign(&json, &manifest.trusted_comment(), &format!("signature from ferry key {}", key.key_id));
+    let json =
+        serde_json::to_vec_pretty(&manifest).map_err(|e| BundleError::Invalid(e.to_string()))?;
+    let signature = key.sign(
+        &json,
+        &manifest.trusted_comment(),
+        &format!("signature from ferry key {}", key.key_id),
+    );
     let write = |name: &str, bytes: &[u8]| -> Result<(), BundleError> {
         let p = dir.join(name);
         let mut f = std::fs::File::create(&p).map_err(|e| BundleError::io(&p, e))?;
@@ -487,19 +572,25 @@ fn pack_metadata(
         let mut sink: Box<dyn Write> = if volumes.is_dry_run() {
             Box::new(std::io::sink())
         } else {
-            Box::new(BufWriter::with_capacity(1 << 20, std::fs::File::create(&temp).map_err(|e| BundleError::io(&temp, e))?))
+            Box::new(BufWriter::with_capacity(
+                1 << 20,
+                std::fs::File::create(&temp).map_err(|e| BundleError::io(&temp, e))?,
+            ))
         };
         let (mut size, mut uncompressed) = (0u64, 0u64);
         for &i in chunk {
-            let (compressed, doc_size) = cache.document_in_languages(catalog[i].revision_id, &plan.languages)?;
-            size += metadata::write_record(&mut sink, &compressed, doc_size).map_err(|e| BundleError::io(&temp, e))?;
+            let (compressed, doc_size) =
+                cache.document_in_languages(catalog[i].revision_id, &plan.languages)?;
+            size += metadata::write_record(&mut sink, &compressed, doc_size)
+                .map_err(|e| BundleError::io(&temp, e))?;
             uncompressed += doc_size;
             metadata_done += doc_size;
             progress("metadata", metadata_done, metadata_total);
         }
         sink.flush().map_err(|e| BundleError::io(&temp, e))?;
         drop(sink);
-        let path = SafePath::new(&format!("metadata/revisions-{:04}.bin", k + 1)).map_err(|e| BundleError::Invalid(e.to_string()))?;
+        let path = SafePath::new(&format!("metadata/revisions-{:04}.bin", k + 1))
+            .map_err(|e| BundleError::Invalid(e.to_string()))?;
         let written = if volumes.is_dry_run() {
             volumes.add_member(&path, MemberKind::Metadata, size, &mut std::io::empty())
         } else {
@@ -531,18 +622,28 @@ fn pack_payloads(
     let mut payload_done = 0u64;
     for (f, owner) in &plan.payloads {
         let source = cache.content().path(&f.sha1, &f.extension);
-        let path = SafePath::new(&format!("content/{}", ContentStore::relative_path(&f.sha1, &f.extension)))
-            .map_err(|e| BundleError::Invalid(e.to_string()))?;
+        let path = SafePath::new(&format!(
+            "content/{}",
+            ContentStore::relative_path(&f.sha1, &f.extension)
+        ))
+        .map_err(|e| BundleError::Invalid(e.to_string()))?;
         if volumes.is_dry_run() {
-            let written =
-                volumes.add_member(&path, MemberKind::Payload, f.size, &mut std::io::empty()).map_err(|e| BundleError::io(&source, e))?;
+            let written = volumes
+                .add_member(&path, MemberKind::Payload, f.size, &mut std::io::empty())
+                .map_err(|e| BundleError::io(&source, e))?;
             members.push(written.entry);
             continue;
         }
         let mut file = match std::fs::File::open(&source) {
             Ok(file) => file,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(damaged_payload(cache, f, &source, &catalog[*owner], "is missing".into())?);
+                return Err(damaged_payload(
+                    cache,
+                    f,
+                    &source,
+                    &catalog[*owner],
+                    "is missing".into(),
+                )?);
             }
             Err(e) => return Err(BundleError::io(&source, e)),
         };
@@ -557,7 +658,12 @@ fn pack_payloads(
             None => volumes.add_member_with_sha1(&path, MemberKind::Payload, f.size, &mut file),
         }
         .map_err(|e| {
-            BundleError::Invalid(format!("packaging {} ({}) of {}: {e}", source.display(), f.file_name, describe(&catalog[*owner])))
+            BundleError::Invalid(format!(
+                "packaging {} ({}) of {}: {e}",
+                source.display(),
+                f.file_name,
+                describe(&catalog[*owner])
+            ))
         })?;
         let d = written.digests;
         let (what, matches) = match f.sha256 {
@@ -596,14 +702,26 @@ fn split_by_size<'a>(catalog: &[CatalogRevision], all: &'a [usize]) -> Vec<&'a [
     out
 }
 
-fn update_entries(catalog: &[CatalogRevision], selected: &Selected, to_carry: &[usize]) -> Vec<UpdateEntry> {
+fn update_entries(
+    catalog: &[CatalogRevision],
+    selected: &Selected,
+    to_carry: &[usize],
+) -> Vec<UpdateEntry> {
     let categories: HashMap<&str, (&str, &str)> = catalog
         .iter()
         .filter(|c| c.is_latest && c.update_type == "Category")
-        .map(|c| (c.update_id.as_str(), (c.category_kind.as_deref().unwrap_or(""), c.title.as_deref().unwrap_or(""))))
+        .map(|c| {
+            (
+                c.update_id.as_str(),
+                (c.category_kind.as_deref().unwrap_or(""), c.title.as_deref().unwrap_or("")),
+            )
+        })
         .collect();
-    let by_revision: HashMap<(&str, i32), usize> =
-        catalog.iter().enumerate().map(|(i, r)| ((r.update_id.as_str(), r.revision_number), i)).collect();
+    let by_revision: HashMap<(&str, i32), usize> = catalog
+        .iter()
+        .enumerate()
+        .map(|(i, r)| ((r.update_id.as_str(), r.revision_number), i))
+        .collect();
     let mut oldest_revision: HashMap<&str, i32> = HashMap::new();
     for r in catalog {
         let e = oldest_revision.entry(r.update_id.as_str()).or_insert(r.revision_number);
@@ -614,7 +732,11 @@ fn update_entries(catalog: &[CatalogRevision], selected: &Selected, to_carry: &[
         .filter(|i| selected.top_level.contains(i))
         .filter_map(|&i| {
             let r = &catalog[i];
-            let cats: Vec<(&str, &str)> = r.prerequisites.iter().filter_map(|p| categories.get(p.as_str()).copied()).collect();
+            let cats: Vec<(&str, &str)> = r
+                .prerequisites
+                .iter()
+                .filter_map(|p| categories.get(p.as_str()).copied())
+                .collect();
             let member_bytes: u64 = r
                 .bundle_members
                 .iter()
@@ -626,9 +748,19 @@ fn update_entries(catalog: &[CatalogRevision], selected: &Selected, to_carry: &[
                 revision_number: r.revision_number,
                 kb: r.kb_article.clone(),
                 title: r.title.clone().unwrap_or_default(),
-                classification: cats.iter().find(|(k, _)| *k == "UpdateClassification").map(|(_, t)| t.to_string()),
-                products: cats.iter().filter(|(k, _)| *k == "Product").map(|(_, t)| t.to_string()).collect(),
-                change: if oldest_revision.get(r.update_id.as_str()).is_some_and(|&o| o < r.revision_number) {
+                classification: cats
+                    .iter()
+                    .find(|(k, _)| *k == "UpdateClassification")
+                    .map(|(_, t)| t.to_string()),
+                products: cats
+                    .iter()
+                    .filter(|(k, _)| *k == "Product")
+                    .map(|(_, t)| t.to_string())
+                    .collect(),
+                change: if oldest_revision
+                    .get(r.update_id.as_str())
+                    .is_some_and(|&o| o < r.revision_number)
+                {
                     "revised".into()
                 } else {
                     "new".into()
@@ -638,7 +770,9 @@ fn update_entries(catalog: &[CatalogRevision], selected: &Selected, to_carry: &[
             })
         })
         .collect();
-    out.sort_by(|a, b| a.classification.cmp(&b.classification).then(b.kb.cmp(&a.kb)).then(a.title.cmp(&b.title)));
+    out.sort_by(|a, b| {
+        a.classification.cmp(&b.classification).then(b.kb.cmp(&a.kb)).then(a.title.cmp(&b.title))
+    });
     out
 }
 
@@ -653,7 +787,9 @@ fn summarize(
     let entries = update_entries(catalog, selected, to_carry);
     let mut by_classification = BTreeMap::new();
     for u in &entries {
-        *by_classification.entry(u.classification.clone().unwrap_or_else(|| "(none)".into())).or_insert(0) += 1;
+        *by_classification
+            .entry(u.classification.clone().unwrap_or_else(|| "(none)".into()))
+            .or_insert(0) += 1;
     }
     let count = |t: &str| to_carry.iter().filter(|&&i| catalog[i].update_type == t).count() as u64;
     let mut kb_articles: Vec<String> = entries.iter().filter_map(|u| u.kb.clone()).collect();
@@ -666,13 +802,20 @@ fn summarize(
         detectoids: count("Detectoid"),
         bundle_members: to_carry
             .iter()
-            .filter(|i| !selected.top_level.contains(i) && matches!(catalog[**i].update_type.as_str(), "Software" | "Driver"))
+            .filter(|i| {
+                !selected.top_level.contains(i)
+                    && matches!(catalog[**i].update_type.as_str(), "Software" | "Driver")
+            })
             .count() as u64,
         by_classification,
         kb_articles,
         payload_files: payloads.len() as u64,
         payload_bytes: payloads.iter().map(|(f, _)| f.size).sum(),
-        metadata_bytes: members.iter().filter(|m| m.kind == MemberKind::Metadata).map(|m| m.size).sum(),
+        metadata_bytes: members
+            .iter()
+            .filter(|m| m.kind == MemberKind::Metadata)
+            .map(|m| m.size)
+            .sum(),
         total_bytes: volumes.iter().map(|v| v.size).sum(),
     }
 }

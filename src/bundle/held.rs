@@ -49,7 +49,11 @@ pub fn held(store: &Store) -> Result<Held, StoreError> {
             set.extend(s.languages.iter().map(Language::to_string));
         }
     }
-    Ok(Held { languages, express: selections.values().all(|s| s.express), channels: selections.len() })
+    Ok(Held {
+        languages,
+        express: selections.values().all(|s| s.express),
+        channels: selections.len(),
+    })
 }
 
 /// What a bundle's selection changes against the channel's previous bundle, in words for the
@@ -62,7 +66,10 @@ pub fn selection_changes(previous: Option<&Selection>, next: &Selection) -> Vec<
     let added: Vec<&str> = after.difference(&before).map(|s| s.as_str()).collect();
     let dropped: Vec<&str> = before.difference(&after).map(|s| s.as_str()).collect();
     if !added.is_empty() {
-        out.push(format!("the channel now carries languages {}: their updates arrive from this bundle on", added.join(", ")));
+        out.push(format!(
+            "the channel now carries languages {}: their updates arrive from this bundle on",
+            added.join(", ")
+        ));
     }
     if !dropped.is_empty() {
         out.push(format!(
@@ -101,8 +108,14 @@ mod tests {
     #[test]
     fn changes_of_languages_and_express_are_named() {
         assert!(selection_changes(None, &selection(&["en"], false)).is_empty());
-        assert!(selection_changes(Some(&selection(&["en"], false)), &selection(&["en"], false)).is_empty());
-        let c = selection_changes(Some(&selection(&["en", "fr"], true)), &selection(&["en", "de"], false));
+        assert!(
+            selection_changes(Some(&selection(&["en"], false)), &selection(&["en"], false))
+                .is_empty()
+        );
+        let c = selection_changes(
+            Some(&selection(&["en", "fr"], true)),
+            &selection(&["en", "de"], false),
+        );
         assert_eq!(c.len(), 3, "{c:?}");
         assert!(c[0].contains("de") && c[1].contains("fr") && c[2].contains("full files"), "{c:?}");
     }

@@ -16,7 +16,8 @@ use super::pipe::BackgroundFileWriter;
 use crate::catalog::{Sha1Digest, Sha256Digest};
 use crate::faults::crash_point;
 use crate::store::{
-    ContentStore, ImportRecord, IngestBatch, IngestItem, IngestOptions, IngestReport, Store, StoreError, StoreResult, VerifiedFile,
+    ContentStore, ImportRecord, IngestBatch, IngestItem, IngestOptions, IngestReport, Store,
+    StoreError, StoreResult, VerifiedFile,
 };
 use serde::Serialize;
 use std::fs::File;
@@ -89,8 +90,9 @@ impl ImportReport {
 pub fn trusted_keys(store: &Store, extra: &[PublicKey]) -> Result<Vec<PublicKey>, BundleError> {
     let mut keys: Vec<PublicKey> = extra.to_vec();
     for k in store.trusted_keys()? {
-        let key =
-            PublicKey::parse(&k.public_key).map_err(|e| BundleError::Invalid(format!("trusted key {} in the store: {e}", k.key_id)))?;
+        let key = PublicKey::parse(&k.public_key).map_err(|e| {
+            BundleError::Invalid(format!("trusted key {} in the store: {e}", k.key_id))
+        })?;
         if !keys.iter().any(|x| x.key_id == key.key_id) {
             keys.push(key);
         }
@@ -231,8 +233,12 @@ pub fn import(
     // approval rules, over what it brought.
     apply_policy(store, &bundle.manifest, options, &mut report);
     match crate::admin::AdminService::new(store).apply_approval_rules() {
-        Ok(outcomes) => report.rules = outcomes.into_iter().filter(|o| !o.approved.is_empty()).collect(),
-        Err(e) => report.warnings.push(format!("the automatic approval rules did not run ({e}); run `ferry rules apply`")),
+        Ok(outcomes) => {
+            report.rules = outcomes.into_iter().filter(|o| !o.approved.is_empty()).collect()
+        }
+        Err(e) => report.warnings.push(format!(
+            "the automatic approval rules did not run ({e}); run `ferry rules apply`"
+        )),
     }
     Ok(report)
 }
@@ -251,7 +257,8 @@ fn already_imported(
     if !options.apply_approvals {
         return Ok(report);
     }
-    let newest = store.imports()?.iter().filter(|i| m.channel == *i.channel).map(|i| i.sequence).max();
+    let newest =
+        store.imports()?.iter().filter(|i| m.channel == *i.channel).map(|i| i.sequence).max();
     if newest != Some(m.sequence.get()) {
         report.warnings.push(format!(
             "a newer bundle of channel {} was imported since (sequence {}); this bundle's approval policy stays unapplied",
@@ -304,11 +311,15 @@ impl ImportSink {
 
     /// Sends the documents of a staged, hash-checked metadata member to the ingest pipeline.
     fn emit_documents(&mut self, member: &MemberEntry, path: &Path) -> Result<(), BundleError> {
-        let mut input = BufReader::with_capacity(1 << 20, File::open(path).map_err(|e| BundleError::io(path, e))?);
+        let mut input = BufReader::with_capacity(
+            1 << 20,
+            File::open(path).map_err(|e| BundleError::io(path, e))?,
+        );
         let declared = member.uncompressed_size.unwrap_or(0);
         let (mut total, mut count) = (0u64, 0u64);
         loop {
-            let record = metadata::read_record(&mut input).map_err(|e| Problem::unsafe_entry(format!("metadata {}: {e}", member.path)))?;
+            let record = metadata::read_record(&mut input)
+                .map_err(|e| Problem::unsafe_entry(format!("metadata {}: {e}", member.path)))?;
             let Some((frame, size)) = record else { break };
             total += size;
             count += 1;
@@ -319,7 +330,8 @@ impl ImportSink {
                 ))
                 .into());
             }
-            let item = IngestItem::compressed(format!("{} document {count}", member.path), frame, size);
+            let item =
+                IngestItem::compressed(format!("{} document {count}", member.path), frame, size);
             if self.documents.send(Ok(item)).is_err() {
                 self.ingest_stopped = true;
                 return Err(BundleError::Invalid("the ingest stopped".into()));
@@ -342,7 +354,12 @@ impl ImportSink {
             match outcome {
                 // A file continued later is reported again, whole: the last report counts.
                 Ok(file) => drop(self.written.insert(path, file.sha1)),
-                Err(e) => return Err(BundleError::Invalid(format!("staging failed: {}: {e}", path.display()))),
+                Err(e) => {
+                    return Err(BundleError::Invalid(format!(
+                        "staging failed: {}: {e}",
+                        path.display()
+                    )));
+                }
             }
         }
         Ok(())
@@ -350,7 +367,11 @@ impl ImportSink {
 }
 
 impl MemberSink for ImportSink {
-    fn begin(&mut self, member: &MemberEntry, chunk: usize) -> Result<Option<&mut dyn Write>, BundleError> {
+    fn begin(
+        &mut self,
+        member: &MemberEntry,
+        chunk: usize,
+    ) -> Result<Option<&mut dyn Write>, BundleError> {
         let path = self.staging_path(member);
         if chunk == 0 || self.open.as_ref() != Some(&path) {
             // Later chunks of a member continue the file its first chunk started.
@@ -360,8 +381,14 @@ impl MemberSink for ImportSink {
         Ok(Some(&mut self.writer as &mut dyn Write))
     }
 
-    fn complete(&mut self, member: &MemberEntry, digests: &VerifiedFile) -> Result<(), BundleError> {
-        let path = self.open.take().ok_or_else(|| BundleError::Invalid(format!("{}: completed without being begun", member.path)))?;
+    fn complete(
+        &mut self,
+        member: &MemberEntry,
+        digests: &VerifiedFile,
+    ) -> Result<(), BundleError> {
+        let path = self.open.take().ok_or_else(|| {
+            BundleError::Invalid(format!("{}: completed without being begun", member.path))
+        })?;
         // The writer thread finishes the file on its own; `finish` reports any write error
         // before anything is committed. No fsync per file: one file-system sync before the
         // commit covers them all.
@@ -376,9 +403,12 @@ impl MemberSink for ImportSink {
             }
             MemberKind::Payload => {
                 // The walk's plan admitted only payloads named content/XX/<SHA1>.<ext>.
-                let (sha1, extension) = member
-                    .payload_name()
-                    .ok_or_else(|| Problem::unsafe_entry(format!("payload {} is not named content/XX/<its SHA-1>.<ext>", member.path)))?;
+                let (sha1, extension) = member.payload_name().ok_or_else(|| {
+                    Problem::unsafe_entry(format!(
+                        "payload {} is not named content/XX/<its SHA-1>.<ext>",
+                        member.path
+                    ))
+                })?;
                 self.staged.push(StagedPayload {
                     path,
                     member: member.path.to_string(),
@@ -430,7 +460,8 @@ fn walk_and_ingest(
     staging: &Path,
     progress: &mut (dyn FnMut(&str, u64, u64) + Send),
 ) -> Result<(IngestReport, WalkOutcome), BundleError> {
-    let total_bytes = bundle.manifest.volumes.iter().fold(0u64, |sum, v| sum.saturating_add(v.size));
+    let total_bytes =
+        bundle.manifest.volumes.iter().fold(0u64, |sum, v| sum.saturating_add(v.size));
     let walked: Mutex<Option<Walked>> = Mutex::new(None);
     let refusal: Mutex<Option<Problem>> = Mutex::new(None);
     let moved: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
@@ -456,7 +487,8 @@ fn walk_and_ingest(
                     (*p)("reading volumes", done, total_bytes);
                 }
             };
-            let result = walk_bundle(bundle, &mut sink, super::integrity::WalkMode::IMPORT, &mut report);
+            let result =
+                walk_bundle(bundle, &mut sink, super::integrity::WalkMode::IMPORT, &mut report);
             let result = result.and_then(|problems| sink.finish_writes().map(|()| problems));
             let outcome = match result {
                 Ok(problems) => {
@@ -476,7 +508,9 @@ fn walk_and_ingest(
 
         let mut before_commit = |batch: &mut IngestBatch<'_>, _done: u64| -> StoreResult<()> {
             let guard = walked.lock().expect("no panic holds the walk outcome");
-            let Some(Walked::Done(walk)) = guard.as_ref() else { return Err(StoreError::Aborted("the volumes did not check out".into())) };
+            let Some(Walked::Done(walk)) = guard.as_ref() else {
+                return Err(StoreError::Aborted("the volumes did not check out".into()));
+            };
             if !walk.problems.is_empty() {
                 return Err(StoreError::Aborted("the volumes did not check out".into()));
             }
@@ -484,21 +518,36 @@ fn walk_and_ingest(
                 Ok(targets) => targets,
                 Err(Stop::Refused(p)) => {
                     *refusal.lock().expect("no panic holds the refusal") = Some(p);
-                    return Err(StoreError::Aborted("a payload does not agree with the metadata".into()));
+                    return Err(StoreError::Aborted(
+                        "a payload does not agree with the metadata".into(),
+                    ));
                 }
                 Err(Stop::Store(e)) => return Err(e),
             };
             sync_file_system(staging).map_err(|e| StoreError::io(staging, e))?;
-            move_payloads(batch, &walk.staged, &targets, &mut moved.lock().expect("no panic holds the moved list"))?;
+            move_payloads(
+                batch,
+                &walk.staged,
+                &targets,
+                &mut moved.lock().expect("no panic holds the moved list"),
+            )?;
             record_import(batch, bundle, walk)?;
             crash_point("import.before-commit");
             Ok(())
         };
-        store.ingest_stream(rx.into_iter(), IngestOptions { commit_every: None, progress: None, before_commit: Some(&mut before_commit) })
+        store.ingest_stream(
+            rx.into_iter(),
+            IngestOptions {
+                commit_every: None,
+                progress: None,
+                before_commit: Some(&mut before_commit),
+            },
+        )
     });
 
     let walked = walked.into_inner().expect("no panic holds the walk outcome");
-    let result = settle(ingested, walked, refusal.into_inner().expect("no panic holds the refusal"));
+    let result =
+        settle(ingested, walked, refusal.into_inner().expect("no panic holds the refusal"));
     if result.is_err() {
         // The transaction rolled back: files it had moved into the content tree go too.
         for target in moved.into_inner().expect("no panic holds the moved list") {
@@ -523,7 +572,9 @@ fn settle(
         (Err(_), _) if refusal.is_some() => Err(refusal.expect("checked").into()),
         (Err(e), _) => Err(ingest_error(e)),
         (Ok(r), Some(Walked::Done(w))) => Ok((r, w)),
-        (Ok(_), _) => Err(BundleError::Invalid("the volume reader stopped without a result".into())),
+        (Ok(_), _) => {
+            Err(BundleError::Invalid("the volume reader stopped without a result".into()))
+        }
     }
 }
 
@@ -558,7 +609,11 @@ impl From<StoreError> for Stop {
 /// file is, before any of them moves: its size, its SHA-256, its SHA-1 (its name), and the
 /// extension it is served under. Returns each one's place in the
 /// content tree.
-fn check_payloads(batch: &mut IngestBatch<'_>, content: &ContentStore, staged: &[StagedPayload]) -> Result<Vec<PathBuf>, Stop> {
+fn check_payloads(
+    batch: &mut IngestBatch<'_>,
+    content: &ContentStore,
+    staged: &[StagedPayload],
+) -> Result<Vec<PathBuf>, Stop> {
     let mut targets = Vec::with_capacity(staged.len());
     for p in staged {
         let Some(described) = batch.described_file(&p.sha1)? else {
@@ -590,7 +645,12 @@ fn check_payloads(batch: &mut IngestBatch<'_>, content: &ContentStore, staged: &
 
 /// Moves checked payloads into the content tree and marks them present (same transaction).
 /// `moved` collects the files that were not there before, for removal if the commit fails.
-fn move_payloads(batch: &mut IngestBatch<'_>, staged: &[StagedPayload], targets: &[PathBuf], moved: &mut Vec<PathBuf>) -> StoreResult<()> {
+fn move_payloads(
+    batch: &mut IngestBatch<'_>,
+    staged: &[StagedPayload],
+    targets: &[PathBuf],
+    moved: &mut Vec<PathBuf>,
+) -> StoreResult<()> {
     for (p, target) in staged.iter().zip(targets) {
         let folder = target.parent().expect("content paths have a folder");
         std::fs::create_dir_all(folder).map_err(|e| StoreError::io(folder, e))?;
@@ -605,7 +665,11 @@ fn move_payloads(batch: &mut IngestBatch<'_>, staged: &[StagedPayload], targets:
 }
 
 /// The import record and the bundle's removals, in the committing transaction.
-fn record_import(batch: &mut IngestBatch<'_>, bundle: &OpenedBundle, walk: &WalkOutcome) -> StoreResult<()> {
+fn record_import(
+    batch: &mut IngestBatch<'_>,
+    bundle: &OpenedBundle,
+    walk: &WalkOutcome,
+) -> StoreResult<()> {
     let m = &bundle.manifest;
     let bundle_id = m.bundle_id.to_string();
     for r in &m.removed {
@@ -628,7 +692,12 @@ fn record_import(batch: &mut IngestBatch<'_>, bundle: &OpenedBundle, walk: &Walk
 
 /// The bundle's approval policy: applied with the importer's consent (`--apply-approvals`),
 /// otherwise a warning that says it is there and how to apply it.
-fn apply_policy(store: &mut Store, manifest: &Manifest, options: &ImportOptions, report: &mut ImportReport) {
+fn apply_policy(
+    store: &mut Store,
+    manifest: &Manifest,
+    options: &ImportOptions,
+    report: &mut ImportReport,
+) {
     let Some(policy) = &manifest.approval_policy else { return };
     if !options.apply_approvals {
         report.warnings.push(format!(

@@ -24,17 +24,27 @@ pub struct Inspection {
 
 pub fn inspect(path: &Path) -> Result<Inspection, BundleError> {
     let (dir, manifest, _) = read_manifest(path)?;
-    let signature_key_id =
-        std::fs::read_to_string(dir.join(SIGNATURE_FILE)).ok().and_then(|t| Signature::parse(&t).ok()).map(|s| s.key_id.to_string());
+    let signature_key_id = std::fs::read_to_string(dir.join(SIGNATURE_FILE))
+        .ok()
+        .and_then(|t| Signature::parse(&t).ok())
+        .map(|s| s.key_id.to_string());
     Ok(inspection_of(dir, signature_key_id, manifest))
 }
 
 /// The inspection of a manifest, wherever it comes from (a bundle, or the copy an import kept).
-pub fn inspection_of(bundle: PathBuf, signature_key_id: Option<String>, manifest: Manifest) -> Inspection {
+pub fn inspection_of(
+    bundle: PathBuf,
+    signature_key_id: Option<String>,
+    manifest: Manifest,
+) -> Inspection {
     let mut by_classification: BTreeMap<String, BTreeMap<String, usize>> = BTreeMap::new();
     for u in &manifest.updates {
         let class = u.classification.clone().unwrap_or_else(|| "(unclassified)".into());
-        let products = if u.products.is_empty() { vec!["(no product)".to_string()] } else { u.products.clone() };
+        let products = if u.products.is_empty() {
+            vec!["(no product)".to_string()]
+        } else {
+            u.products.clone()
+        };
         for p in products {
             *by_classification.entry(class.clone()).or_default().entry(p).or_default() += 1;
         }
@@ -70,12 +80,18 @@ pub fn html(i: &Inspection) -> String {
         ("Upstream", m.upstream.url.clone().unwrap_or_default()),
         ("Products", m.selection.products.join(", ")),
         ("Classifications", m.selection.classifications.join(", ")),
-        ("Languages", m.selection.languages.iter().map(|l| l.as_str()).collect::<Vec<_>>().join(", ")),
+        (
+            "Languages",
+            m.selection.languages.iter().map(|l| l.as_str()).collect::<Vec<_>>().join(", "),
+        ),
         ("Express files", if m.selection.express { "carried" } else { "left behind" }.to_string()),
         ("Payloads", m.selection.payloads.clone()),
         ("Revisions", m.summary.revisions.to_string()),
         ("Software updates", m.summary.software_updates.to_string()),
-        ("Payload files", format!("{} ({})", m.summary.payload_files, format_size(m.summary.payload_bytes))),
+        (
+            "Payload files",
+            format!("{} ({})", m.summary.payload_files, format_size(m.summary.payload_bytes)),
+        ),
         ("Total size", format_size(m.summary.total_bytes)),
     ] {
         h.push_str(&format!("<tr><th>{}</th><td class=\"mono\">{}</td></tr>", esc(k), esc(&v)));
@@ -85,7 +101,11 @@ pub fn html(i: &Inspection) -> String {
     h.push_str("<h2>Updates by classification and product</h2><table><tr><th>Classification</th><th>Product</th><th>Updates</th></tr>");
     for (class, products) in &i.by_classification {
         for (product, n) in products {
-            h.push_str(&format!("<tr><td>{}</td><td>{}</td><td>{n}</td></tr>", esc(class), esc(product)));
+            h.push_str(&format!(
+                "<tr><td>{}</td><td>{}</td><td>{n}</td></tr>",
+                esc(class),
+                esc(product)
+            ));
         }
     }
     h.push_str("</table>");

@@ -28,7 +28,11 @@ pub struct OpenedBundle {
 }
 
 fn bundle_dir(path: &Path) -> PathBuf {
-    if path.file_name().is_some_and(|n| n == MANIFEST_FILE) { path.parent().unwrap_or(path).to_path_buf() } else { path.to_path_buf() }
+    if path.file_name().is_some_and(|n| n == MANIFEST_FILE) {
+        path.parent().unwrap_or(path).to_path_buf()
+    } else {
+        path.to_path_buf()
+    }
 }
 
 /// The bytes of one of a bundle's own files: a regular file of at most `limit` bytes. A link to
@@ -65,16 +69,21 @@ fn read_manifest_bytes(path: &Path) -> Result<(PathBuf, Vec<u8>), BundleError> {
     let manifest_path = dir.join(MANIFEST_FILE);
     match read_bundle_file(&manifest_path, MAX_MANIFEST_BYTES) {
         Ok(bytes) => Ok((dir, bytes)),
-        Err(BundleFileProblem::Missing) => {
-            Err(Problem::integrity(format!("{}: no {MANIFEST_FILE}: is this a bundle directory?", dir.display())).into())
-        }
-        Err(BundleFileProblem::NotAFile) => {
-            Err(Problem::unsafe_entry(format!("{}: not a regular file (a device, a FIFO or a link to one)", manifest_path.display()))
-                .into())
-        }
-        Err(BundleFileProblem::TooLarge(n)) => {
-            Err(Problem::unsafe_entry(format!("{}: {n} bytes, larger than any manifest Ferry writes", manifest_path.display())).into())
-        }
+        Err(BundleFileProblem::Missing) => Err(Problem::integrity(format!(
+            "{}: no {MANIFEST_FILE}: is this a bundle directory?",
+            dir.display()
+        ))
+        .into()),
+        Err(BundleFileProblem::NotAFile) => Err(Problem::unsafe_entry(format!(
+            "{}: not a regular file (a device, a FIFO or a link to one)",
+            manifest_path.display()
+        ))
+        .into()),
+        Err(BundleFileProblem::TooLarge(n)) => Err(Problem::unsafe_entry(format!(
+            "{}: {n} bytes, larger than any manifest Ferry writes",
+            manifest_path.display()
+        ))
+        .into()),
         Err(BundleFileProblem::Io(e)) => Err(BundleError::io(&manifest_path, e)),
     }
 }
@@ -82,8 +91,12 @@ fn read_manifest_bytes(path: &Path) -> Result<(PathBuf, Vec<u8>), BundleError> {
 /// Reads `manifest.json` without checking anything (for `inspect`).
 pub fn read_manifest(path: &Path) -> Result<(PathBuf, Manifest, Vec<u8>), BundleError> {
     let (dir, bytes) = read_manifest_bytes(path)?;
-    let manifest: Manifest = serde_json::from_slice(&bytes)
-        .map_err(|e| Problem::integrity(format!("{}: not a bundle manifest: {e}", dir.join(MANIFEST_FILE).display())))?;
+    let manifest: Manifest = serde_json::from_slice(&bytes).map_err(|e| {
+        Problem::integrity(format!(
+            "{}: not a bundle manifest: {e}",
+            dir.join(MANIFEST_FILE).display()
+        ))
+    })?;
     Ok((dir, manifest, bytes))
 }
 
@@ -102,9 +115,16 @@ pub fn authenticate(path: &Path, trusted: &[PublicKey]) -> Result<OpenedBundle, 
             ))
             .into());
         }
-        Err(_) => return Err(Problem::signature(format!("{}: not a signature file", sig_path.display())).into()),
+        Err(_) => {
+            return Err(Problem::signature(format!(
+                "{}: not a signature file",
+                sig_path.display()
+            ))
+            .into());
+        }
     };
-    let signature = Signature::parse(&sig_text).map_err(|e| Problem::signature(format!("{}: {e}", sig_path.display())))?;
+    let signature = Signature::parse(&sig_text)
+        .map_err(|e| Problem::signature(format!("{}: {e}", sig_path.display())))?;
     let Some(key) = trusted.iter().find(|k| k.key_id == signature.key_id) else {
         let known: Vec<String> = trusted.iter().map(|k| k.key_id.to_string()).collect();
         return Err(Problem::signature(format!(
@@ -141,7 +161,11 @@ pub fn authenticate(path: &Path, trusted: &[PublicKey]) -> Result<OpenedBundle, 
         ))
         .into());
     }
-    let format = manifest.volumes.first().and_then(|v| VolumeFormat::of_file(&v.name)).unwrap_or(VolumeFormat::Tar);
+    let format = manifest
+        .volumes
+        .first()
+        .and_then(|v| VolumeFormat::of_file(&v.name))
+        .unwrap_or(VolumeFormat::Tar);
     Ok(OpenedBundle { dir, manifest, manifest_bytes: bytes, signer: signature.key_id, format })
 }
 
@@ -154,8 +178,12 @@ fn parse_signed_manifest(bytes: &[u8], path: &Path) -> Result<Manifest, Problem>
     struct Format {
         format: String,
     }
-    let format: Format = serde_json::from_slice(bytes)
-        .map_err(|e| Problem::integrity(format!("{}: signed, but not a manifest this ferry can read: {e}", path.display())))?;
+    let format: Format = serde_json::from_slice(bytes).map_err(|e| {
+        Problem::integrity(format!(
+            "{}: signed, but not a manifest this ferry can read: {e}",
+            path.display()
+        ))
+    })?;
     if format.format != FORMAT {
         return Err(Problem::integrity(format!(
             "{}: bundle format {:?}; this ferry reads {FORMAT}: use a newer ferry",
@@ -171,34 +199,52 @@ fn parse_signed_manifest(bytes: &[u8], path: &Path) -> Result<Manifest, Problem>
         _ => Problem::integrity(format!("{}: signed, but not a manifest this ferry can read: {e}", path.display())),
     })?;
     if let Some(policy) = &manifest.approval_policy {
-        policy
-            .check()
-            .map_err(|e| Problem::unsafe_entry(format!("{}: the approval policy: {e}; never import this bundle", path.display())))?;
+        policy.check().map_err(|e| {
+            Problem::unsafe_entry(format!(
+                "{}: the approval policy: {e}; never import this bundle",
+                path.display()
+            ))
+        })?;
     }
     Ok(manifest)
 }
 
 /// Refuses an expired bundle unless `allow_expired`; returns a warning when it is allowed.
-pub fn check_expiry(manifest: &Manifest, now: chrono::DateTime<chrono::Utc>, allow_expired: bool) -> Result<Option<String>, Problem> {
+pub fn check_expiry(
+    manifest: &Manifest,
+    now: chrono::DateTime<chrono::Utc>,
+    allow_expired: bool,
+) -> Result<Option<String>, Problem> {
     let Some(expires) = &manifest.expires else { return Ok(None) };
-    let at = chrono::DateTime::parse_from_rfc3339(expires).map_err(|_| Problem::integrity(format!("expiry {expires:?} is not a date")))?;
+    let at = chrono::DateTime::parse_from_rfc3339(expires)
+        .map_err(|_| Problem::integrity(format!("expiry {expires:?} is not a date")))?;
     if at.with_timezone(&chrono::Utc) > now {
         return Ok(None);
     }
-    let message = format!("bundle {} of channel {} expired on {expires}", manifest.sequence, manifest.channel);
+    let message = format!(
+        "bundle {} of channel {} expired on {expires}",
+        manifest.sequence, manifest.channel
+    );
     if allow_expired {
         Ok(Some(format!("{message}; importing anyway because of --allow-expired")))
     } else {
-        Err(Problem::sequence(format!("{message}: ask for a fresh export, or import with --allow-expired if you accept stale updates")))
+        Err(Problem::sequence(format!(
+            "{message}: ask for a fresh export, or import with --allow-expired if you accept stale updates"
+        )))
     }
 }
 
 /// Receives the members a walk reads. `verify` only hashes; `import` stages them.
 pub trait MemberSink {
     /// A member (or its chunk `chunk`, from 0) starts: where its bytes go, if anywhere.
-    fn begin(&mut self, member: &MemberEntry, chunk: usize) -> Result<Option<&mut dyn Write>, BundleError>;
+    fn begin(
+        &mut self,
+        member: &MemberEntry,
+        chunk: usize,
+    ) -> Result<Option<&mut dyn Write>, BundleError>;
     /// The whole member was read and matches its hashes.
-    fn complete(&mut self, member: &MemberEntry, digests: &VerifiedFile) -> Result<(), BundleError>;
+    fn complete(&mut self, member: &MemberEntry, digests: &VerifiedFile)
+    -> Result<(), BundleError>;
     /// The member turned out bad: discard whatever was begun.
     fn abandon(&mut self, member: &MemberEntry);
 }
@@ -236,14 +282,20 @@ fn plan(manifest: &Manifest, format: VolumeFormat) -> Result<HashMap<String, Exp
     for (i, v) in manifest.volumes.iter().enumerate() {
         let expected = volume_name(i as u32 + 1, format);
         if v.name != expected {
-            return Err(Problem::unsafe_entry(format!("the manifest lists volume {:?} where {expected} belongs", v.name)));
+            return Err(Problem::unsafe_entry(format!(
+                "the manifest lists volume {:?} where {expected} belongs",
+                v.name
+            )));
         }
     }
     let n = manifest.volumes.len() as u32;
     let mut expected: HashMap<String, Expected> = HashMap::new();
     let mut add = |path: &SafePath, e: Expected| -> Result<(), Problem> {
         if e.volume == 0 || e.volume > n {
-            return Err(Problem::integrity(format!("the manifest puts {path} in volume {}, but the bundle has {n} volumes", e.volume)));
+            return Err(Problem::integrity(format!(
+                "the manifest puts {path} in volume {}, but the bundle has {n} volumes",
+                e.volume
+            )));
         }
         if expected.insert(path.as_str().to_string(), e).is_some() {
             return Err(Problem::unsafe_entry(format!("the manifest lists {path} twice")));
@@ -254,12 +306,18 @@ fn plan(manifest: &Manifest, format: VolumeFormat) -> Result<HashMap<String, Exp
         match m.kind {
             MemberKind::Payload => {
                 if m.payload_name().is_none() {
-                    return Err(Problem::unsafe_entry(format!("payload {} is not named content/XX/<its SHA-1>.<ext>", m.path)));
+                    return Err(Problem::unsafe_entry(format!(
+                        "payload {} is not named content/XX/<its SHA-1>.<ext>",
+                        m.path
+                    )));
                 }
             }
             MemberKind::Metadata => {
                 if !in_folder(&m.path, "metadata/") {
-                    return Err(Problem::unsafe_entry(format!("metadata {} is not in metadata/", m.path)));
+                    return Err(Problem::unsafe_entry(format!(
+                        "metadata {} is not in metadata/",
+                        m.path
+                    )));
                 }
                 let declared = m.uncompressed_size.unwrap_or(u64::MAX);
                 if declared > m.size.saturating_mul(MAX_METADATA_RATIO) {
@@ -271,20 +329,40 @@ fn plan(manifest: &Manifest, format: VolumeFormat) -> Result<HashMap<String, Exp
             }
             MemberKind::Approvals => {
                 if !in_folder(&m.path, "approvals/") {
-                    return Err(Problem::unsafe_entry(format!("approvals {} are not in approvals/", m.path)));
+                    return Err(Problem::unsafe_entry(format!(
+                        "approvals {} are not in approvals/",
+                        m.path
+                    )));
                 }
             }
         }
         if m.chunks.is_empty() {
-            let volume = m.volume.ok_or_else(|| Problem::integrity(format!("the manifest gives {} no volume", m.path)))?;
-            add(&m.path, Expected { member: i, chunk: None, volume, size: m.size, sha256: m.sha256.clone() })?;
+            let volume = m.volume.ok_or_else(|| {
+                Problem::integrity(format!("the manifest gives {} no volume", m.path))
+            })?;
+            add(
+                &m.path,
+                Expected { member: i, chunk: None, volume, size: m.size, sha256: m.sha256.clone() },
+            )?;
         } else {
             let total = m.chunks.iter().try_fold(0u64, |sum, c| sum.checked_add(c.size));
             if total != Some(m.size) {
-                return Err(Problem::integrity(format!("the chunks of {} do not add up to its {} bytes", m.path, m.size)));
+                return Err(Problem::integrity(format!(
+                    "the chunks of {} do not add up to its {} bytes",
+                    m.path, m.size
+                )));
             }
             for (k, c) in m.chunks.iter().enumerate() {
-                add(&c.path, Expected { member: i, chunk: Some(k), volume: c.volume, size: c.size, sha256: c.sha256.clone() })?;
+                add(
+                    &c.path,
+                    Expected {
+                        member: i,
+                        chunk: Some(k),
+                        volume: c.volume,
+                        size: c.size,
+                        sha256: c.sha256.clone(),
+                    },
+                )?;
             }
         }
     }
@@ -307,8 +385,10 @@ pub struct WalkMode {
 }
 
 impl WalkMode {
-    pub const IMPORT: WalkMode = WalkMode { stop_at_first: true, payload_sha1: false, volume_hashes: false };
-    pub const VERIFY: WalkMode = WalkMode { stop_at_first: false, payload_sha1: true, volume_hashes: true };
+    pub const IMPORT: WalkMode =
+        WalkMode { stop_at_first: true, payload_sha1: false, volume_hashes: false };
+    pub const VERIFY: WalkMode =
+        WalkMode { stop_at_first: false, payload_sha1: true, volume_hashes: true };
 }
 
 /// Walks every volume, checking every entry against the manifest and feeding members to `sink`.
@@ -329,7 +409,12 @@ pub fn walk_bundle(
     let n = manifest.volumes.len();
 
     // Files in the bundle directory the manifest does not list.
-    let listed: HashSet<&str> = manifest.volumes.iter().map(|v| v.name.as_str()).chain([MANIFEST_FILE, SIGNATURE_FILE]).collect();
+    let listed: HashSet<&str> = manifest
+        .volumes
+        .iter()
+        .map(|v| v.name.as_str())
+        .chain([MANIFEST_FILE, SIGNATURE_FILE])
+        .collect();
     if let Ok(entries) = std::fs::read_dir(&bundle.dir) {
         for e in entries.flatten() {
             let name = e.file_name().to_string_lossy().to_string();
@@ -358,7 +443,9 @@ pub fn walk_bundle(
         let meta = match std::fs::metadata(&path) {
             Ok(m) => m,
             Err(_) => {
-                problems.push(Problem::integrity(format!("{what} is missing: copy it from the export host")));
+                problems.push(Problem::integrity(format!(
+                    "{what} is missing: copy it from the export host"
+                )));
                 unreadable.insert(number);
                 if stop_at_first {
                     return Ok(problems);
@@ -367,7 +454,9 @@ pub fn walk_bundle(
             }
         };
         if !meta.is_file() {
-            problems.push(Problem::unsafe_entry(format!("{what} is not a regular file (a device, a FIFO or a link to one)")));
+            problems.push(Problem::unsafe_entry(format!(
+                "{what} is not a regular file (a device, a FIFO or a link to one)"
+            )));
             unreadable.insert(number);
             if stop_at_first {
                 return Ok(problems);
@@ -389,7 +478,9 @@ pub fn walk_bundle(
         let mut volume_problems: Vec<Problem> = Vec::new();
         let mut visit = |entry: Entry<'_>| -> Result<Visit, BundleError> {
             // For messages only, and never longer than a line.
-            let name: String = String::from_utf8_lossy(&entry.raw_path[..entry.raw_path.len().min(200)]).into_owned();
+            let name: String =
+                String::from_utf8_lossy(&entry.raw_path[..entry.raw_path.len().min(200)])
+                    .into_owned();
             let fail = |p: Problem, list: &mut Vec<Problem>| {
                 list.push(p);
                 Ok(if stop_at_first { Visit::Stop } else { Visit::Continue })
@@ -398,25 +489,45 @@ pub fn walk_bundle(
                 Ok(p) => p,
                 Err(u) => {
                     return fail(
-                        Problem::unsafe_entry(format!("{what}: entry {name:?} is unsafe ({}): never extract this bundle", u.reason)),
+                        Problem::unsafe_entry(format!(
+                            "{what}: entry {name:?} is unsafe ({}): never extract this bundle",
+                            u.reason
+                        )),
                         &mut volume_problems,
                     );
                 }
             };
             if entry.kind != EntryKind::File {
                 return fail(
-                    Problem::unsafe_entry(format!("{what}: entry {path} is a {}; bundles hold regular files only", entry.kind.describe())),
+                    Problem::unsafe_entry(format!(
+                        "{what}: entry {path} is a {}; bundles hold regular files only",
+                        entry.kind.describe()
+                    )),
                     &mut volume_problems,
                 );
             }
             let Some(exp) = expected.get(path.as_str()) else {
-                return fail(Problem::unsafe_entry(format!("{what}: entry {path} is not listed in the manifest")), &mut volume_problems);
+                return fail(
+                    Problem::unsafe_entry(format!(
+                        "{what}: entry {path} is not listed in the manifest"
+                    )),
+                    &mut volume_problems,
+                );
             };
             if !seen.insert(path.to_string()) {
-                return fail(Problem::unsafe_entry(format!("{what}: entry {path} appears twice")), &mut volume_problems);
+                return fail(
+                    Problem::unsafe_entry(format!("{what}: entry {path} appears twice")),
+                    &mut volume_problems,
+                );
             }
             if exp.volume != number {
-                return fail(Problem::integrity(format!("{what}: entry {path} belongs in volume {}", exp.volume)), &mut volume_problems);
+                return fail(
+                    Problem::integrity(format!(
+                        "{what}: entry {path} belongs in volume {}",
+                        exp.volume
+                    )),
+                    &mut volume_problems,
+                );
             }
             if entry.size > exp.size {
                 return fail(
@@ -438,12 +549,21 @@ pub fn walk_bundle(
             }
             let member = &manifest.members[exp.member];
             let chunk = exp.chunk.unwrap_or(0);
-            let fresh =
-                || if payload_sha1 && member.kind == MemberKind::Payload { FileHasher::default() } else { FileHasher::sha256_only() };
-            let (mut hasher, next_chunk) = partial.remove(&exp.member).unwrap_or_else(|| (fresh(), 0));
+            let fresh = || {
+                if payload_sha1 && member.kind == MemberKind::Payload {
+                    FileHasher::default()
+                } else {
+                    FileHasher::sha256_only()
+                }
+            };
+            let (mut hasher, next_chunk) =
+                partial.remove(&exp.member).unwrap_or_else(|| (fresh(), 0));
             if chunk != next_chunk {
                 sink.abandon(member);
-                return fail(Problem::integrity(format!("{what}: chunk {path} comes out of order")), &mut volume_problems);
+                return fail(
+                    Problem::integrity(format!("{what}: chunk {path} comes out of order")),
+                    &mut volume_problems,
+                );
             }
             let mut chunk_hash = exp.chunk.map(|_| Sha256::new());
             let mut writer = sink.begin(member, chunk)?;
@@ -455,7 +575,9 @@ pub fn walk_bundle(
                     Ok(0) => {
                         sink.abandon(member);
                         return fail(
-                            Problem::integrity(format!("{what}: entry {path} ends early: the volume is damaged; copy it again")),
+                            Problem::integrity(format!(
+                                "{what}: entry {path} ends early: the volume is damaged; copy it again"
+                            )),
                             &mut volume_problems,
                         );
                     }
@@ -463,7 +585,9 @@ pub fn walk_bundle(
                     Err(e) => {
                         sink.abandon(member);
                         return fail(
-                            Problem::integrity(format!("{what}: reading {path}: {e}: copy the volume again")),
+                            Problem::integrity(format!(
+                                "{what}: reading {path}: {e}: copy the volume again"
+                            )),
                             &mut volume_problems,
                         );
                     }
@@ -473,7 +597,8 @@ pub fn walk_bundle(
                     h.update(&buf[..got]);
                 }
                 if let Some(w) = writer.as_mut() {
-                    w.write_all(&buf[..got]).map_err(|e| BundleError::Invalid(format!("staging {path}: {e}")))?;
+                    w.write_all(&buf[..got])
+                        .map_err(|e| BundleError::Invalid(format!("staging {path}: {e}")))?;
                 }
                 left -= got as u64;
                 bytes_read += got as u64;
@@ -496,7 +621,10 @@ pub fn walk_bundle(
             }
             let digests = hasher.finish();
             let sha1_ok = !(payload_sha1 && member.kind == MemberKind::Payload)
-                || member.sha1.as_ref().is_none_or(|h| h.eq_ignore_ascii_case(&digests.sha1.to_hex_lower()));
+                || member
+                    .sha1
+                    .as_ref()
+                    .is_none_or(|h| h.eq_ignore_ascii_case(&digests.sha1.to_hex_lower()));
             if digests.sha256.to_hex_lower() != member.sha256 || !sha1_ok {
                 sink.abandon(member);
                 return fail(
@@ -519,19 +647,28 @@ pub fn walk_bundle(
         match digest {
             Ok(d) => {
                 problems.append(&mut volume_problems);
-                if volume_hashes && (problems.is_empty() || !stop_at_first) && d.sha256 != volume.sha256 {
-                    problems.push(Problem::integrity(format!("{what} does not match its hash: copy it again from the export host")));
+                if volume_hashes
+                    && (problems.is_empty() || !stop_at_first)
+                    && d.sha256 != volume.sha256
+                {
+                    problems.push(Problem::integrity(format!(
+                        "{what} does not match its hash: copy it again from the export host"
+                    )));
                 }
             }
             Err(WalkError::Visitor(e)) => return Err(e),
             Err(WalkError::Duplicate(name)) => {
                 problems.append(&mut volume_problems);
                 let name = String::from_utf8_lossy(&name[..name.len().min(200)]);
-                problems.push(Problem::unsafe_entry(format!("{what}: entry {name:?} appears twice: never extract this bundle")));
+                problems.push(Problem::unsafe_entry(format!(
+                    "{what}: entry {name:?} appears twice: never extract this bundle"
+                )));
             }
             Err(WalkError::Archive(e)) => {
                 problems.append(&mut volume_problems);
-                problems.push(Problem::integrity(format!("{what} is damaged ({e}): copy it again from the export host")));
+                problems.push(Problem::integrity(format!(
+                    "{what} is damaged ({e}): copy it again from the export host"
+                )));
             }
         }
         if problems.len() > problems_before {
@@ -541,7 +678,8 @@ pub fn walk_bundle(
             return Ok(problems);
         }
     }
-    let mut missing: Vec<(&String, &Expected)> = expected.iter().filter(|(p, _)| !seen.contains(*p)).collect();
+    let mut missing: Vec<(&String, &Expected)> =
+        expected.iter().filter(|(p, _)| !seen.contains(*p)).collect();
     missing.sort_unstable_by_key(|(p, e)| (e.volume, *p));
     for (path, e) in missing {
         // A volume that could not be read at all was already reported.

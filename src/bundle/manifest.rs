@@ -172,7 +172,10 @@ impl Manifest {
     /// The trusted comment signed with the manifest: names the bundle, so a signature cannot be
     /// moved to another bundle's manifest unnoticed (and `minisign -V` shows it).
     pub fn trusted_comment(&self) -> String {
-        format!("ferry bundle channel:{} sequence:{} bundle_id:{}", self.channel, self.sequence, self.bundle_id)
+        format!(
+            "ferry bundle channel:{} sequence:{} bundle_id:{}",
+            self.channel, self.sequence, self.bundle_id
+        )
     }
 
     /// `<channel>-<sequence, 6 digits>`, the bundle's directory name.

@@ -20,10 +20,13 @@ pub fn write_record(out: &mut impl Write, compressed: &[u8], size: u64) -> io::R
 pub fn record_header(header: &[u8; RECORD_HEADER]) -> io::Result<(usize, u64)> {
     let clen = u32::from_le_bytes(header[..4].try_into().expect("4 bytes")) as usize;
     let size = u32::from_le_bytes(header[4..].try_into().expect("4 bytes")) as u64;
-    if clen > crate::catalog::MAX_DOCUMENT_BYTES || size > crate::catalog::MAX_DOCUMENT_BYTES as u64 {
+    if clen > crate::catalog::MAX_DOCUMENT_BYTES || size > crate::catalog::MAX_DOCUMENT_BYTES as u64
+    {
         return Err(io::Error::new(
             io::ErrorKind::InvalidData,
-            format!("a metadata record declares {clen} compressed / {size} document bytes, above the limit"),
+            format!(
+                "a metadata record declares {clen} compressed / {size} document bytes, above the limit"
+            ),
         ));
     }
     Ok((clen, size))
@@ -43,7 +46,10 @@ pub fn read_record(input: &mut impl Read) -> io::Result<Option<(Vec<u8>, u64)>> 
     let mut frame = Vec::new();
     input.take(clen as u64).read_to_end(&mut frame)?;
     if frame.len() != clen {
-        return Err(io::Error::new(io::ErrorKind::UnexpectedEof, format!("a metadata record of {clen} bytes ends after {}", frame.len())));
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            format!("a metadata record of {clen} bytes ends after {}", frame.len()),
+        ));
     }
     Ok(Some((frame, size)))
 }

@@ -114,9 +114,14 @@ impl PublicKey {
             .map(str::trim)
             .find(|l| !l.is_empty() && !l.starts_with(UNTRUSTED.trim_end()))
             .ok_or_else(|| KeyError::BadPublicKey("no key line".into()))?;
-        let bytes = B64.decode(line).map_err(|_| KeyError::BadPublicKey("the key line is not base64".into()))?;
+        let bytes = B64
+            .decode(line)
+            .map_err(|_| KeyError::BadPublicKey("the key line is not base64".into()))?;
         if bytes.len() != 42 || &bytes[..2] != SIG_ALG {
-            return Err(KeyError::BadPublicKey(format!("expected 42 bytes starting with \"Ed\", found {} bytes", bytes.len())));
+            return Err(KeyError::BadPublicKey(format!(
+                "expected 42 bytes starting with \"Ed\", found {} bytes",
+                bytes.len()
+            )));
         }
         let key_id = KeyId(bytes[2..10].try_into().expect("8 bytes"));
         let key = VerifyingKey::from_bytes(bytes[10..42].try_into().expect("32 bytes"))
@@ -139,13 +144,18 @@ pub struct KeyPair {
 pub fn generate() -> KeyPair {
     let key = SigningKey::from_bytes(&crate::random::bytes::<32>());
     let key_id = KeyId(crate::random::bytes::<8>());
-    KeyPair { public: PublicKey { key_id, key: key.verifying_key() }, secret: SecretKey { key_id, key } }
+    KeyPair {
+        public: PublicKey { key_id, key: key.verifying_key() },
+        secret: SecretKey { key_id, key },
+    }
 }
 
 /// scrypt parameters from libsodium-style limits (minisign's `pickparams`).
 fn scrypt_params(opslimit: u64, memlimit: u64) -> Result<scrypt::Params, KeyError> {
     if memlimit > MEMLIMIT_MAX {
-        return Err(KeyError::Unsupported(format!("scrypt memory limit {memlimit} is above {MEMLIMIT_MAX}")));
+        return Err(KeyError::Unsupported(format!(
+            "scrypt memory limit {memlimit} is above {MEMLIMIT_MAX}"
+        )));
     }
     let opslimit = opslimit.max(32768);
     let r = 8u32;
@@ -171,10 +181,16 @@ fn scrypt_params(opslimit: u64, memlimit: u64) -> Result<scrypt::Params, KeyErro
     scrypt::Params::new(n_log2, r, p.max(1), 32).map_err(|e| KeyError::Unsupported(e.to_string()))
 }
 
-fn key_stream(password: &str, salt: &[u8], opslimit: u64, memlimit: u64) -> Result<[u8; 104], KeyError> {
+fn key_stream(
+    password: &str,
+    salt: &[u8],
+    opslimit: u64,
+    memlimit: u64,
+) -> Result<[u8; 104], KeyError> {
     let params = scrypt_params(opslimit, memlimit)?;
     let mut stream = [0u8; 104];
-    scrypt::scrypt(password.as_bytes(), salt, &params, &mut stream).map_err(|e| KeyError::Unsupported(e.to_string()))?;
+    scrypt::scrypt(password.as_bytes(), salt, &params, &mut stream)
+        .map_err(|e| KeyError::Unsupported(e.to_string()))?;
     Ok(stream)
 }
 
@@ -245,9 +261,15 @@ impl SecretKey {
             .map(str::trim)
             .find(|l| !l.is_empty() && !l.starts_with(UNTRUSTED.trim_end()))
             .ok_or_else(|| KeyError::BadSecretKey("no key line".into()))?;
-        let bytes = B64.decode(line).map_err(|_| KeyError::BadSecretKey("the key line is not base64".into()))?;
-        if bytes.len() != SECRET_KEY_FILE_BYTES || &bytes[..2] != SIG_ALG || &bytes[4..6] != CHK_ALG {
-            return Err(KeyError::BadSecretKey(format!("expected {SECRET_KEY_FILE_BYTES} bytes of an Ed25519 key, found {}", bytes.len())));
+        let bytes = B64
+            .decode(line)
+            .map_err(|_| KeyError::BadSecretKey("the key line is not base64".into()))?;
+        if bytes.len() != SECRET_KEY_FILE_BYTES || &bytes[..2] != SIG_ALG || &bytes[4..6] != CHK_ALG
+        {
+            return Err(KeyError::BadSecretKey(format!(
+                "expected {SECRET_KEY_FILE_BYTES} bytes of an Ed25519 key, found {}",
+                bytes.len()
+            )));
         }
         Ok(bytes)
     }
@@ -279,7 +301,9 @@ impl SecretKey {
         }
         let key = SigningKey::from_bytes(sk[..32].try_into().expect("32 bytes"));
         if key.verifying_key().as_bytes()[..] != sk[32..] {
-            return Err(KeyError::BadSecretKey("the public half does not belong to the secret half".into()));
+            return Err(KeyError::BadSecretKey(
+                "the public half does not belong to the secret half".into(),
+            ));
         }
         Ok(SecretKey { key_id, key })
     }
@@ -295,7 +319,11 @@ impl SecretKey {
         let mut global_input = signature.to_vec();
         global_input.extend_from_slice(trusted_comment.as_bytes());
         let global = self.key.sign(&global_input).to_bytes();
-        format!("{UNTRUSTED}{untrusted_comment}\n{}\n{TRUSTED}{trusted_comment}\n{}\n", B64.encode(line), B64.encode(global))
+        format!(
+            "{UNTRUSTED}{untrusted_comment}\n{}\n{TRUSTED}{trusted_comment}\n{}\n",
+            B64.encode(line),
+            B64.encode(global)
+        )
     }
 }
 
@@ -329,7 +357,10 @@ impl Signature {
             _ => return Err(bad("unknown signature algorithm")),
         };
         let trusted = lines.next().ok_or_else(|| bad("no trusted comment"))?;
-        let trusted_comment = trusted.strip_prefix(TRUSTED).ok_or_else(|| bad("the third line is not a trusted comment"))?.to_string();
+        let trusted_comment = trusted
+            .strip_prefix(TRUSTED)
+            .ok_or_else(|| bad("the third line is not a trusted comment"))?
+            .to_string();
         let global = B64
             .decode(lines.next().ok_or_else(|| bad("no global signature"))?.trim())
             .map_err(|_| bad("the global signature is not base64"))?;
@@ -338,7 +369,9 @@ impl Signature {
             prehashed,
             signature: sig[10..74].try_into().expect("64 bytes"),
             trusted_comment,
-            global: global.try_into().map_err(|_| bad("the global signature has the wrong length"))?,
+            global: global
+                .try_into()
+                .map_err(|_| bad("the global signature has the wrong length"))?,
         })
     }
 
@@ -348,7 +381,11 @@ impl Signature {
             return Err(SignatureError::WrongKey { signed_by: self.key_id, key: key.key_id });
         }
         let sig = ed25519_dalek::Signature::from_bytes(&self.signature);
-        let ok = if self.prehashed { key.key.verify(&Blake2b512::digest(message), &sig) } else { key.key.verify(message, &sig) };
+        let ok = if self.prehashed {
+            key.key.verify(&Blake2b512::digest(message), &sig)
+        } else {
+            key.key.verify(message, &sig)
+        };
         ok.map_err(|_| SignatureError::Invalid)?;
         let mut global_input = self.signature.to_vec();
         global_input.extend_from_slice(self.trusted_comment.as_bytes());
@@ -371,9 +408,15 @@ mod tests {
         parsed.verify(&pair.public, b"manifest").unwrap();
         assert_eq!(parsed.verify(&pair.public, b"manifesT"), Err(SignatureError::Invalid));
         let tampered = sig.replace("sequence:1", "sequence:2");
-        assert_eq!(Signature::parse(&tampered).unwrap().verify(&pair.public, b"manifest"), Err(SignatureError::InvalidTrustedComment));
+        assert_eq!(
+            Signature::parse(&tampered).unwrap().verify(&pair.public, b"manifest"),
+            Err(SignatureError::InvalidTrustedComment)
+        );
         let other = generate();
-        assert!(matches!(parsed.verify(&other.public, b"manifest"), Err(SignatureError::WrongKey { .. })));
+        assert!(matches!(
+            parsed.verify(&other.public, b"manifest"),
+            Err(SignatureError::WrongKey { .. })
+        ));
     }
 
     #[test]
@@ -387,8 +430,14 @@ mod tests {
         let encrypted = pair.secret.to_file_text(Some("correct horse")).unwrap();
         assert!(SecretKey::file_is_encrypted(&encrypted).unwrap());
         assert_eq!(SecretKey::parse(&encrypted, None).err(), Some(KeyError::PasswordRequired));
-        assert_eq!(SecretKey::parse(&encrypted, Some("wrong")).err(), Some(KeyError::WrongPassword));
-        assert_eq!(SecretKey::parse(&encrypted, Some("correct horse")).unwrap().public(), pair.public);
+        assert_eq!(
+            SecretKey::parse(&encrypted, Some("wrong")).err(),
+            Some(KeyError::WrongPassword)
+        );
+        assert_eq!(
+            SecretKey::parse(&encrypted, Some("correct horse")).unwrap().public(),
+            pair.public
+        );
     }
 
     #[test]

@@ -78,7 +78,11 @@ impl ChannelName {
             return Err(refuse("channel", text, "a channel name has 1 to 64 characters"));
         }
         if !text.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-') {
-            return Err(refuse("channel", text, "use lower-case letters, digits and '-' (it names bundle directories)"));
+            return Err(refuse(
+                "channel",
+                text,
+                "use lower-case letters, digits and '-' (it names bundle directories)",
+            ));
         }
         Ok(ChannelName(text.to_string()))
     }
@@ -124,7 +128,11 @@ impl Sequence {
 
     pub fn new(n: u64) -> Result<Sequence, NameError> {
         if n == 0 || n > Sequence::MAX {
-            return Err(refuse("sequence", &n.to_string(), "a sequence number is between 1 and 2^63-1"));
+            return Err(refuse(
+                "sequence",
+                &n.to_string(),
+                "a sequence number is between 1 and 2^63-1",
+            ));
         }
         Ok(Sequence(n))
     }
@@ -171,7 +179,13 @@ mod tests {
     fn bundle_ids_are_canonical_guids_only() {
         let id = BundleId::new_random();
         assert_eq!(BundleId::parse(&id.to_string()).unwrap(), id);
-        for bad in ["../../etc", "", "x", "56309036-4C77-4DD9-951A-99EE9C246A94", "{56309036-4c77-4dd9-951a-99ee9c246a94}"] {
+        for bad in [
+            "../../etc",
+            "",
+            "x",
+            "56309036-4C77-4DD9-951A-99EE9C246A94",
+            "{56309036-4c77-4dd9-951a-99ee9c246a94}",
+        ] {
             assert!(BundleId::parse(bad).is_err(), "{bad:?}");
         }
         let json: Result<BundleId, _> = serde_json::from_str("\"../outside\"");

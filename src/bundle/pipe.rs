@@ -52,11 +52,19 @@ impl HashingFileWriter {
                 }
             }
             drop(to_disk);
-            let file = disk.join().map_err(|_| io::Error::other("the volume writer thread panicked"))??;
+            let file = disk
+                .join()
+                .map_err(|_| io::Error::other("the volume writer thread panicked"))??;
             Ok((file, hash.finalize().into(), len))
         });
         let to_writer = to_hasher;
-        HashingFileWriter { current: vec![0; CHUNK], filled: 0, to_writer: Some(to_writer), spare, thread: Some(thread) }
+        HashingFileWriter {
+            current: vec![0; CHUNK],
+            filled: 0,
+            to_writer: Some(to_writer),
+            spare,
+            thread: Some(thread),
+        }
     }
 
     fn send_current(&mut self) -> io::Result<()> {
@@ -85,13 +93,23 @@ impl HashingFileWriter {
 
     /// Appends exactly `len` bytes of `source`, read straight into the buffers that go to the
     /// hashing and writing threads; `seen` gets each piece as it arrives (the member's digests).
-    pub fn write_from(&mut self, source: &mut dyn Read, len: u64, seen: &mut dyn FnMut(&[u8])) -> io::Result<()> {
+    pub fn write_from(
+        &mut self,
+        source: &mut dyn Read,
+        len: u64,
+        seen: &mut dyn FnMut(&[u8]),
+    ) -> io::Result<()> {
         let mut left = len;
         while left > 0 {
             let want = (CHUNK - self.filled).min(usize::try_from(left).unwrap_or(usize::MAX));
             let piece = &mut self.current[self.filled..self.filled + want];
             let n = match source.read(piece) {
-                Ok(0) => return Err(io::Error::new(io::ErrorKind::UnexpectedEof, format!("the source ended {left} bytes early"))),
+                Ok(0) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        format!("the source ended {left} bytes early"),
+                    ));
+                }
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e),
@@ -231,7 +249,12 @@ pub fn start_writeback(file: &File, offset: u64, len: u64) {
     use std::os::fd::AsRawFd;
     // SAFETY: a valid open descriptor and a range of the file; the call only schedules writeback.
     unsafe {
-        libc::sync_file_range(file.as_raw_fd(), offset as i64, len as i64, libc::SYNC_FILE_RANGE_WRITE);
+        libc::sync_file_range(
+            file.as_raw_fd(),
+            offset as i64,
+            len as i64,
+            libc::SYNC_FILE_RANGE_WRITE,
+        );
     }
 }
 
@@ -294,7 +317,11 @@ impl HashingFileReader {
     /// Reads to the end (if the caller stopped early) and returns the SHA-256 and length.
     pub fn finish(mut self) -> io::Result<StreamDigest> {
         io::copy(&mut self, &mut io::sink())?;
-        self.hash.lock().expect("not poisoned").take().ok_or_else(|| io::Error::other("the volume reader thread stopped"))
+        self.hash
+            .lock()
+            .expect("not poisoned")
+            .take()
+            .ok_or_else(|| io::Error::other("the volume reader thread stopped"))
     }
 }
 
@@ -319,7 +346,10 @@ impl Read for HashingFileReader {
             }
             let used = std::mem::take(&mut self.current);
             let _ = self.give_back.try_send(used);
-            self.current = self.from_reader.recv().map_err(|_| io::Error::other("the volume reader thread stopped"))??;
+            self.current = self
+                .from_reader
+                .recv()
+                .map_err(|_| io::Error::other("the volume reader thread stopped"))??;
             self.pos = 0;
             if self.current.is_empty() {
                 self.done = true;
@@ -371,13 +401,22 @@ impl BackgroundFileWriter {
             use sha1::Digest;
             let mut done: WrittenFiles = Vec::new();
             // Files closed but possibly continued later (a member chunked across volumes).
-            let mut hashers: std::collections::HashMap<std::path::PathBuf, (sha1::Sha1, u64)> = std::collections::HashMap::new();
+            let mut hashers: std::collections::HashMap<std::path::PathBuf, (sha1::Sha1, u64)> =
+                std::collections::HashMap::new();
             let mut file: Option<(std::path::PathBuf, io::Result<OpenFile>)> = None;
             for m in messages {
                 match m {
                     WriterMessage::Open { path, append } => {
-                        let (hasher, len) = if append { hashers.remove(&path).unwrap_or_default() } else { Default::default() };
-                        let opened = if append { std::fs::OpenOptions::new().append(true).open(&path) } else { File::create(&path) };
+                        let (hasher, len) = if append {
+                            hashers.remove(&path).unwrap_or_default()
+                        } else {
+                            Default::default()
+                        };
+                        let opened = if append {
+                            std::fs::OpenOptions::new().append(true).open(&path)
+                        } else {
+                            File::create(&path)
+                        };
                         file = Some((path, opened.map(|f| (f, hasher, len))));
                     }
                     WriterMessage::Data(mut chunk) => {
@@ -399,7 +438,12 @@ impl BackgroundFileWriter {
                         if let Some((path, state)) = file.take() {
                             let result = state.map(|(f, hasher, n)| {
                                 start_writeback(&f, 0, n);
-                                let written = WrittenFile { len: n, sha1: crate::catalog::Sha1Digest(hasher.clone().finalize().into()) };
+                                let written = WrittenFile {
+                                    len: n,
+                                    sha1: crate::catalog::Sha1Digest(
+                                        hasher.clone().finalize().into(),
+                                    ),
+                                };
                                 hashers.insert(path.clone(), (hasher, n));
                                 written
                             });
@@ -410,11 +454,20 @@ impl BackgroundFileWriter {
             }
             done
         });
-        BackgroundFileWriter { to_thread: Some(to_thread), spare, current: Vec::with_capacity(CHUNK), thread: Some(thread) }
+        BackgroundFileWriter {
+            to_thread: Some(to_thread),
+            spare,
+            current: Vec::with_capacity(CHUNK),
+            thread: Some(thread),
+        }
     }
 
     fn send(&self, m: WriterMessage) -> io::Result<()> {
-        self.to_thread.as_ref().expect("open until finish").send(m).map_err(|_| io::Error::other("the staging writer thread stopped"))
+        self.to_thread
+            .as_ref()
+            .expect("open until finish")
+            .send(m)
+            .map_err(|_| io::Error::other("the staging writer thread stopped"))
     }
 
     /// Starts a file (or, with `append`, continues one); the bytes written next go there.
@@ -479,7 +532,11 @@ mod tests {
     #[test]
     fn a_volume_file_writes_the_same_bytes_directly_or_through_the_page_cache() {
         let dir = tempfile::tempdir().unwrap();
-        let chunks: Vec<Vec<u8>> = [CHUNK, CHUNK, 777].iter().enumerate().map(|(n, &len)| vec![n as u8 + 1; len]).collect();
+        let chunks: Vec<Vec<u8>> = [CHUNK, CHUNK, 777]
+            .iter()
+            .enumerate()
+            .map(|(n, &len)| vec![n as u8 + 1; len])
+            .collect();
         for direct in [true, false] {
             let path = dir.path().join(format!("v{direct}"));
             let mut volume = VolumeFile::new(File::create(&path).unwrap());

@@ -82,13 +82,15 @@ pub enum ProfileError {
 
 impl Profile {
     pub fn load(path: &Path) -> Result<Profile, ProfileError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ProfileError::Read { path: path.display().to_string(), source })?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ProfileError::Read { path: path.display().to_string(), source })?;
         Self::parse(&text, &path.display().to_string())
     }
 
     pub fn parse(text: &str, name: &str) -> Result<Profile, ProfileError> {
         let invalid = |message: String| ProfileError::Invalid { path: name.to_string(), message };
-        let profile: Profile = toml::from_str(text).map_err(|e| invalid(e.to_string().trim().to_string()))?;
+        let profile: Profile =
+            toml::from_str(text).map_err(|e| invalid(e.to_string().trim().to_string()))?;
         if profile.products.is_empty() || profile.classifications.is_empty() {
             return Err(invalid("products and classifications must each name at least one (updates match one of each, as in WSUS)".into()));
         }
@@ -104,16 +106,25 @@ impl Profile {
     /// Checks the profile's languages against those an upstream offers (short codes, as its
     /// configuration data lists them).
     pub fn check_languages(&self, offered: &[String], source: &str) -> Result<(), ProfileError> {
-        let unknown: Vec<&str> =
-            self.languages.iter().filter(|l| !l.is_all() && !offered.iter().any(|o| o == l.as_str())).map(Language::as_str).collect();
+        let unknown: Vec<&str> = self
+            .languages
+            .iter()
+            .filter(|l| !l.is_all() && !offered.iter().any(|o| o == l.as_str()))
+            .map(Language::as_str)
+            .collect();
         if unknown.is_empty() {
             return Ok(());
         }
-        let mut codes: Vec<&str> = offered.iter().map(String::as_str).filter(|c| *c != Language::ALL).collect();
+        let mut codes: Vec<&str> =
+            offered.iter().map(String::as_str).filter(|c| *c != Language::ALL).collect();
         codes.sort();
         Err(ProfileError::Invalid {
             path: self.channel.to_string(),
-            message: format!("languages: {} not offered by {source}; it offers: all, {}", unknown.join(", "), codes.join(", ")),
+            message: format!(
+                "languages: {} not offered by {source}; it offers: all, {}",
+                unknown.join(", "),
+                codes.join(", ")
+            ),
         })
     }
 
@@ -152,7 +163,13 @@ mod tests {
                 assert!(err.contains(w), "{line}: {err}");
             }
         }
-        let p = Profile::parse(&format!("{base}payloads = \"approved\"\nexpress = true\nlanguages = [\"EN\", \"pt-BR\"]\n"), "p").unwrap();
+        let p = Profile::parse(
+            &format!(
+                "{base}payloads = \"approved\"\nexpress = true\nlanguages = [\"EN\", \"pt-BR\"]\n"
+            ),
+            "p",
+        )
+        .unwrap();
         assert_eq!(p.payloads, PayloadPolicy::Approved);
         assert!(p.express);
         assert_eq!(p.languages.iter().map(Language::as_str).collect::<Vec<_>>(), ["en", "pt-br"]);
@@ -168,7 +185,13 @@ mod tests {
         assert_eq!(p.languages, vec![Language::new("en").unwrap()]);
         assert!(!p.express);
         assert!(!p.include_superseded);
-        assert!(Profile::parse("channel = \"Bad Name\"\nproducts = [\"x\"]\nclassifications = [\"y\"]\n", "p").is_err());
+        assert!(
+            Profile::parse(
+                "channel = \"Bad Name\"\nproducts = [\"x\"]\nclassifications = [\"y\"]\n",
+                "p"
+            )
+            .is_err()
+        );
         assert!(Profile::parse("channel = \"ok\"\nproducts = [\"x\"]\nclassifications = [\"y\"]\nexpires = \"soon\"\n", "p").is_err());
     }
 }

@@ -75,7 +75,11 @@ pub fn walk<E>(
     }
 }
 
-fn walk_tar<E>(path: &Path, hash_volume: bool, visit: &mut dyn FnMut(Entry<'_>) -> Result<Visit, E>) -> Result<VolumeDigest, WalkError<E>> {
+fn walk_tar<E>(
+    path: &Path,
+    hash_volume: bool,
+    visit: &mut dyn FnMut(Entry<'_>) -> Result<Visit, E>,
+) -> Result<VolumeDigest, WalkError<E>> {
     let file = File::open(path).map_err(WalkError::Archive)?;
     // A background thread reads ahead (and hashes the volume) while entries are processed here.
     let reader = HashingFileReader::reading_ahead(file, hash_volume);
@@ -92,7 +96,9 @@ fn walk_tar<E>(path: &Path, hash_volume: bool, visit: &mut dyn FnMut(Entry<'_>) 
             tar::EntryType::Directory => EntryKind::Directory,
             tar::EntryType::Symlink => EntryKind::Symlink,
             tar::EntryType::Link => EntryKind::HardLink,
-            tar::EntryType::Char | tar::EntryType::Block | tar::EntryType::Fifo => EntryKind::Device,
+            tar::EntryType::Char | tar::EntryType::Block | tar::EntryType::Fifo => {
+                EntryKind::Device
+            }
             _ => EntryKind::Other,
         };
         let size = header.size().map_err(WalkError::Archive)?;
@@ -109,7 +115,11 @@ fn walk_tar<E>(path: &Path, hash_volume: bool, visit: &mut dyn FnMut(Entry<'_>) 
     Ok(VolumeDigest { size, sha256: if hash_volume { hex::encode(sha256) } else { String::new() } })
 }
 
-fn walk_zip<E>(path: &Path, hash_volume: bool, visit: &mut dyn FnMut(Entry<'_>) -> Result<Visit, E>) -> Result<VolumeDigest, WalkError<E>> {
+fn walk_zip<E>(
+    path: &Path,
+    hash_volume: bool,
+    visit: &mut dyn FnMut(Entry<'_>) -> Result<Visit, E>,
+) -> Result<VolumeDigest, WalkError<E>> {
     use super::zip_volume::{self, ZipProblem};
     let problem = |p: ZipProblem| match p {
         ZipProblem::Damaged(e) => WalkError::Archive(e),
@@ -119,7 +129,8 @@ fn walk_zip<E>(path: &Path, hash_volume: bool, visit: &mut dyn FnMut(Entry<'_>) 
     let mut file = File::open(path).map_err(WalkError::Archive)?;
     let entries = zip_volume::entries(&mut file).map_err(problem)?;
     let digest = if hash_volume {
-        let mut whole = BufReader::with_capacity(1 << 20, File::open(path).map_err(WalkError::Archive)?);
+        let mut whole =
+            BufReader::with_capacity(1 << 20, File::open(path).map_err(WalkError::Archive)?);
         let d = crate::store::hash_reader(&mut whole).map_err(WalkError::Archive)?;
         VolumeDigest { size: d.size, sha256: d.sha256.to_hex_lower() }
     } else {
@@ -135,7 +146,9 @@ fn walk_zip<E>(path: &Path, hash_volume: bool, visit: &mut dyn FnMut(Entry<'_>) 
             Some(_) => EntryKind::Device,
         };
         let mut data = zip_volume::open_entry(&mut reader, e).map_err(problem)?;
-        match visit(Entry { raw_path: e.name.clone(), kind, size: e.size, data: &mut data }).map_err(WalkError::Visitor)? {
+        match visit(Entry { raw_path: e.name.clone(), kind, size: e.size, data: &mut data })
+            .map_err(WalkError::Visitor)?
+        {
             Visit::Continue => {}
             Visit::Stop => break,
         }

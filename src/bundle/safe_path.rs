@@ -11,7 +11,9 @@ use std::path::{Path, PathBuf};
 pub const MAX_PATH_BYTES: usize = 100;
 const MAX_COMPONENTS: usize = 4;
 
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 #[serde(into = "String", try_from = "String")]
 pub struct SafePath(String);
 
@@ -62,7 +64,10 @@ impl SafePath {
     pub fn from_bytes(bytes: &[u8]) -> Result<SafePath, UnsafePath> {
         match std::str::from_utf8(bytes) {
             Ok(s) => SafePath::new(s),
-            Err(_) => Err(UnsafePath { path: String::from_utf8_lossy(bytes).into_owned(), reason: "not UTF-8" }),
+            Err(_) => Err(UnsafePath {
+                path: String::from_utf8_lossy(bytes).into_owned(),
+                reason: "not UTF-8",
+            }),
         }
     }
 

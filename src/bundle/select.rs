@@ -69,12 +69,18 @@ pub struct Selected {
 fn categories(catalog: &[CatalogRevision], kind: &str) -> BTreeMap<String, String> {
     catalog
         .iter()
-        .filter(|r| r.is_latest && r.update_type == "Category" && r.category_kind.as_deref() == Some(kind))
+        .filter(|r| {
+            r.is_latest && r.update_type == "Category" && r.category_kind.as_deref() == Some(kind)
+        })
         .map(|r| (r.update_id.clone(), r.title.clone().unwrap_or_default()))
         .collect()
 }
 
-fn resolve(wanted: &[String], known: &BTreeMap<String, String>, what: &str) -> Result<Vec<(String, String)>, SelectionError> {
+fn resolve(
+    wanted: &[String],
+    known: &BTreeMap<String, String>,
+    what: &str,
+) -> Result<Vec<(String, String)>, SelectionError> {
     let mut out = Vec::new();
     for w in wanted {
         let guid = Guid::parse(w).ok();
@@ -104,9 +110,16 @@ fn resolve(wanted: &[String], known: &BTreeMap<String, String>, what: &str) -> R
 pub type Named = Vec<(String, String)>;
 
 /// The profile's products and classifications as (GUID, title), from the catalog's categories.
-pub fn resolve_filter(catalog: &[CatalogRevision], profile: &Profile) -> Result<(Named, Named), SelectionError> {
+pub fn resolve_filter(
+    catalog: &[CatalogRevision],
+    profile: &Profile,
+) -> Result<(Named, Named), SelectionError> {
     let products = resolve(&profile.products, &categories(catalog, "Product"), "product")?;
-    let classifications = resolve(&profile.classifications, &categories(catalog, "UpdateClassification"), "classification")?;
+    let classifications = resolve(
+        &profile.classifications,
+        &categories(catalog, "UpdateClassification"),
+        "classification",
+    )?;
     Ok((products, classifications))
 }
 
@@ -121,26 +134,45 @@ type RuleSets = Vec<(Option<HashSet<String>>, Option<HashSet<String>>)>;
 fn rule_sets(catalog: &[CatalogRevision], approved: &Approved) -> Result<RuleSets, SelectionError> {
     let products = categories(catalog, "Product");
     let classes = categories(catalog, "UpdateClassification");
-    let set = |names: &[String], known: &BTreeMap<String, String>, what: &str| -> Result<Option<HashSet<String>>, SelectionError> {
+    let set = |names: &[String],
+               known: &BTreeMap<String, String>,
+               what: &str|
+     -> Result<Option<HashSet<String>>, SelectionError> {
         if names.is_empty() {
             return Ok(None);
         }
-        let resolved = resolve(names, known, what).map_err(|e| SelectionError(format!("the approval policy's rules: {e}")))?;
+        let resolved = resolve(names, known, what)
+            .map_err(|e| SelectionError(format!("the approval policy's rules: {e}")))?;
         Ok(Some(resolved.into_iter().map(|(id, _)| id).collect()))
     };
-    approved.rules.iter().map(|(c, p)| Ok((set(c, &classes, "classification")?, set(p, &products, "product")?))).collect()
+    approved
+        .rules
+        .iter()
+        .map(|(c, p)| Ok((set(c, &classes, "classification")?, set(p, &products, "product")?)))
+        .collect()
 }
 
-pub fn select(catalog: &[CatalogRevision], profile: &Profile, approved: &Approved) -> Result<Selected, SelectionError> {
+pub fn select(
+    catalog: &[CatalogRevision],
+    profile: &Profile,
+    approved: &Approved,
+) -> Result<Selected, SelectionError> {
     let (products, classifications) = resolve_filter(catalog, profile)?;
     let product_ids: HashSet<&str> = products.iter().map(|(id, _)| id.as_str()).collect();
     let class_ids: HashSet<&str> = classifications.iter().map(|(id, _)| id.as_str()).collect();
     let rules = rule_sets(catalog, approved)?;
 
-    let by_revision: HashMap<(&str, i32), usize> =
-        catalog.iter().enumerate().map(|(i, r)| ((r.update_id.as_str(), r.revision_number), i)).collect();
-    let latest: HashMap<&str, usize> =
-        catalog.iter().enumerate().filter(|(_, r)| r.is_latest).map(|(i, r)| (r.update_id.as_str(), i)).collect();
+    let by_revision: HashMap<(&str, i32), usize> = catalog
+        .iter()
+        .enumerate()
+        .map(|(i, r)| ((r.update_id.as_str(), r.revision_number), i))
+        .collect();
+    let latest: HashMap<&str, usize> = catalog
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.is_latest)
+        .map(|(i, r)| (r.update_id.as_str(), i))
+        .collect();
     let for_us = |i: usize| wanted_by(&catalog[i].languages, &profile.languages);
 
     let mut chosen: Vec<usize> = Vec::new();
@@ -152,22 +184,18 @@ pub fn select(catalog: &[CatalogRevision], profile: &Profile, approved: &Approve
         match r.update_type.as_str() {
             "Category" | "Detectoid" => chosen.push(i),
             "Software" | "Driver" if in_any(r, &product_ids) && in_any(r, &class_ids) => {
-                if for_us(i) {
-                    chosen.push(i)
-                } else {
-                    other_language.push(i)
-                }
+                if for_us(i) { chosen.push(i) } else { other_language.push(i) }
             }
             _ => {}
         }
     }
-    let superseded: HashSet<String> = chosen.iter().flat_map(|&i| catalog[i].superseded.iter().cloned()).collect();
+    let superseded: HashSet<String> =
+        chosen.iter().flat_map(|&i| catalog[i].superseded.iter().cloned()).collect();
     let is_update = |i: usize| matches!(catalog[i].update_type.as_str(), "Software" | "Driver");
-    let (top_level, superseded_out): (Vec<usize>, Vec<usize>) = chosen
-        .iter()
-        .copied()
-        .filter(|&i| is_update(i))
-        .partition(|&i| profile.include_superseded || !superseded.contains(&catalog[i].update_id));
+    let (top_level, superseded_out): (Vec<usize>, Vec<usize>) =
+        chosen.iter().copied().filter(|&i| is_update(i)).partition(|&i| {
+            profile.include_superseded || !superseded.contains(&catalog[i].update_id)
+        });
     let top_level: HashSet<usize> = top_level.into_iter().collect();
     chosen.retain(|&i| !is_update(i) || top_level.contains(&i));
 
@@ -176,7 +204,9 @@ pub fn select(catalog: &[CatalogRevision], profile: &Profile, approved: &Approve
         approved.update_ids.contains(&r.update_id)
             || (!superseded.contains(&r.update_id)
                 && rules.iter().any(|(c, p)| {
-                    let has = |set: &Option<HashSet<String>>| set.as_ref().is_none_or(|s| r.prerequisites.iter().any(|x| s.contains(x)));
+                    let has = |set: &Option<HashSet<String>>| {
+                        set.as_ref().is_none_or(|s| r.prerequisites.iter().any(|x| s.contains(x)))
+                    };
                     has(c) && has(p)
                 }))
     };
@@ -232,15 +262,22 @@ impl Closure<'_> {
         for_us: impl Fn(usize) -> bool,
     ) -> (HashSet<usize>, HashSet<usize>, Vec<usize>) {
         let mut included: HashSet<usize> = chosen.iter().copied().collect();
-        let mut files: HashSet<usize> = chosen.iter().copied().filter(|&i| wants_files(i)).collect();
+        let mut files: HashSet<usize> =
+            chosen.iter().copied().filter(|&i| wants_files(i)).collect();
         let mut left_out: HashSet<usize> = HashSet::new();
         let mut queue: Vec<usize> = chosen.to_vec();
         while let Some(i) = queue.pop() {
             let needs = files.contains(&i);
             let r = &self.catalog[i];
-            let members = r.bundle_members.iter().filter_map(|(m, n)| self.by_revision.get(&(m.as_str(), *n)).copied());
-            let prerequisites =
-                r.prerequisites.iter().filter_map(|p| self.latest.get(p.as_str()).copied()).filter(|&m| !self.catalog[m].expired);
+            let members = r
+                .bundle_members
+                .iter()
+                .filter_map(|(m, n)| self.by_revision.get(&(m.as_str(), *n)).copied());
+            let prerequisites = r
+                .prerequisites
+                .iter()
+                .filter_map(|p| self.latest.get(p.as_str()).copied())
+                .filter(|&m| !self.catalog[m].expired);
             let members: Vec<usize> = members
                 .filter(|&m| {
                     let ours = for_us(m);
@@ -293,7 +330,8 @@ fn payload_files(
             if seen.contains(&f.sha1) || !counted.insert(f.sha1) {
                 continue;
             }
-            let bucket = if files_wanted.contains(&i) { &mut left.express } else { &mut left.policy };
+            let bucket =
+                if files_wanted.contains(&i) { &mut left.express } else { &mut left.policy };
             bucket.files += 1;
             bucket.bytes += f.size;
         }
@@ -388,7 +426,12 @@ mod tests {
     /// A neutral cumulative update with an express file, a German-only update, an Office-style
     /// bundle with an English and a German member, and an older update the cumulative replaces.
     fn catalog() -> Vec<CatalogRevision> {
-        let mut cumulative = update(3, "cu", &[], vec![file("cu-full", 1000, false), file("cu-express", 5000, true)]);
+        let mut cumulative = update(
+            3,
+            "cu",
+            &[],
+            vec![file("cu-full", 1000, false), file("cu-express", 5000, true)],
+        );
         cumulative.superseded = vec!["old".into()];
         let mut office = update(6, "office", &[], vec![]);
         office.is_bundle = true;
@@ -417,7 +460,12 @@ mod tests {
     }
 
     fn ids(catalog: &[CatalogRevision], s: &Selected) -> Vec<String> {
-        let mut v: Vec<String> = s.revisions.iter().map(|&i| catalog[i].update_id.clone()).filter(|u| !u.starts_with("00000000")).collect();
+        let mut v: Vec<String> = s
+            .revisions
+            .iter()
+            .map(|&i| catalog[i].update_id.clone())
+            .filter(|u| !u.starts_with("00000000"))
+            .collect();
         v.sort();
         v
     }
@@ -466,7 +514,12 @@ mod tests {
             assert_eq!(files(&s), *carried, "{lines}");
             assert_eq!(
                 s.left_behind,
-                LeftBehind { languages: *languages, express: *express, superseded: *superseded, payloads: *payloads },
+                LeftBehind {
+                    languages: *languages,
+                    express: *express,
+                    superseded: *superseded,
+                    payloads: *payloads
+                },
                 "{lines}"
             );
         }
@@ -485,9 +538,13 @@ mod tests {
         assert_eq!(files(&select(&c, &p, &office).unwrap()), ["office-en.cab"]);
 
         // A rule by classification title approves what it matches (not what is superseded).
-        let rule = Approved { update_ids: HashSet::new(), rules: vec![(vec!["security updates".into()], vec![])] };
+        let rule = Approved {
+            update_ids: HashSet::new(),
+            rules: vec![(vec!["security updates".into()], vec![])],
+        };
         assert_eq!(files(&select(&c, &p, &rule).unwrap()), ["cu-full", "office-en.cab"]);
-        let unknown = Approved { update_ids: HashSet::new(), rules: vec![(vec!["Nonsense".into()], vec![])] };
+        let unknown =
+            Approved { update_ids: HashSet::new(), rules: vec![(vec!["Nonsense".into()], vec![])] };
         assert!(select(&c, &p, &unknown).unwrap_err().0.contains("approval policy"));
     }
 }

@@ -51,19 +51,27 @@ impl MetadataChecker {
         use super::metadata::{RECORD_HEADER, record_header};
         while self.error.is_none() && self.buffer.len() - self.checked >= RECORD_HEADER {
             let rest = &self.buffer[self.checked..];
-            let (clen, size) = match record_header(rest[..RECORD_HEADER].try_into().expect("a header's bytes")) {
-                Ok(h) => h,
-                Err(e) => return self.error = Some(e.to_string()),
-            };
+            let (clen, size) =
+                match record_header(rest[..RECORD_HEADER].try_into().expect("a header's bytes")) {
+                    Ok(h) => h,
+                    Err(e) => return self.error = Some(e.to_string()),
+                };
             if rest.len() < RECORD_HEADER + clen {
                 break;
             }
             self.total += size;
             self.documents += 1;
             if self.total > self.declared {
-                return self.error = Some(format!("expands beyond the {} bytes it declares: a decompression bomb", self.declared));
+                return self.error = Some(format!(
+                    "expands beyond the {} bytes it declares: a decompression bomb",
+                    self.declared
+                ));
             }
-            if let Err(e) = crate::store::decompress_document(&rest[RECORD_HEADER..RECORD_HEADER + clen], size, "a document") {
+            if let Err(e) = crate::store::decompress_document(
+                &rest[RECORD_HEADER..RECORD_HEADER + clen],
+                size,
+                "a document",
+            ) {
                 return self.error = Some(e.to_string());
             }
             self.checked += RECORD_HEADER + clen;
@@ -93,12 +101,19 @@ struct VerifySink {
 }
 
 impl MemberSink for VerifySink {
-    fn begin(&mut self, member: &MemberEntry, chunk: usize) -> Result<Option<&mut dyn Write>, BundleError> {
+    fn begin(
+        &mut self,
+        member: &MemberEntry,
+        chunk: usize,
+    ) -> Result<Option<&mut dyn Write>, BundleError> {
         if member.kind != MemberKind::Metadata {
             return Ok(None);
         }
         if chunk == 0 {
-            self.metadata = Some(MetadataChecker { declared: member.uncompressed_size.unwrap_or(0), ..Default::default() });
+            self.metadata = Some(MetadataChecker {
+                declared: member.uncompressed_size.unwrap_or(0),
+                ..Default::default()
+            });
         }
         Ok(self.metadata.as_mut().map(|m| m as &mut dyn Write))
     }
@@ -109,10 +124,15 @@ impl MemberSink for VerifySink {
             if let Some(e) = checker.error {
                 return Err(Problem::unsafe_entry(format!("metadata {}: {e}", member.path)).into());
             }
-            if !checker.buffer.is_empty() || checker.total != checker.declared || member.documents.is_some_and(|d| d != checker.documents) {
-                return Err(
-                    Problem::integrity(format!("metadata {} does not hold the documents the manifest declares", member.path)).into()
-                );
+            if !checker.buffer.is_empty()
+                || checker.total != checker.declared
+                || member.documents.is_some_and(|d| d != checker.documents)
+            {
+                return Err(Problem::integrity(format!(
+                    "metadata {} does not hold the documents the manifest declares",
+                    member.path
+                ))
+                .into());
             }
         }
         Ok(())
@@ -123,7 +143,11 @@ impl MemberSink for VerifySink {
     }
 }
 
-pub fn verify(path: &Path, trusted: &[PublicKey], progress: &mut dyn FnMut(u64, u64)) -> Result<VerifyReport, BundleError> {
+pub fn verify(
+    path: &Path,
+    trusted: &[PublicKey],
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<VerifyReport, BundleError> {
     let mut report = VerifyReport {
         bundle: path.to_path_buf(),
         channel: None,
@@ -140,7 +164,9 @@ pub fn verify(path: &Path, trusted: &[PublicKey], progress: &mut dyn FnMut(u64, 
         warnings: Vec::new(),
     };
     if trusted.is_empty() {
-        report.problems.push(Problem::signature("no key is trusted: pass --trust KEY.pub (the exporter's public key)"));
+        report.problems.push(Problem::signature(
+            "no key is trusted: pass --trust KEY.pub (the exporter's public key)",
+        ));
         return Ok(report);
     }
     let bundle = match authenticate(path, trusted) {

@@ -106,7 +106,8 @@ impl io::Seek for CountingSink {
             io::SeekFrom::End(d) => self.length.checked_add_signed(d),
             io::SeekFrom::Current(d) => self.position.checked_add_signed(d),
         };
-        self.position = target.ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "seek before the start"))?;
+        self.position = target
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "seek before the start"))?;
         Ok(self.position)
     }
 }
@@ -136,14 +137,26 @@ pub struct VolumeWriter {
 }
 
 impl VolumeWriter {
-    pub fn new(dir: &Path, format: VolumeFormat, limit: u64, mtime: u64) -> io::Result<VolumeWriter> {
+    pub fn new(
+        dir: &Path,
+        format: VolumeFormat,
+        limit: u64,
+        mtime: u64,
+    ) -> io::Result<VolumeWriter> {
         if limit < MIN_VOLUME_SIZE {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
                 format!("volume size {limit} is below the minimum of {MIN_VOLUME_SIZE} bytes"),
             ));
         }
-        Ok(VolumeWriter { dir: Some(dir.to_path_buf()), format, limit, mtime, current: None, volumes: Vec::new() })
+        Ok(VolumeWriter {
+            dir: Some(dir.to_path_buf()),
+            format,
+            limit,
+            mtime,
+            current: None,
+            volumes: Vec::new(),
+        })
     }
 
     /// A writer that computes what `new` would write (volumes, their sizes, where each member
@@ -176,19 +189,26 @@ impl VolumeWriter {
     fn chunk_capacity(&self, path: &str) -> u64 {
         match self.format {
             VolumeFormat::Tar => ((self.limit - TAR_TRAILER - TAR_BLOCK) / TAR_BLOCK) * TAR_BLOCK,
-            VolumeFormat::Zip => self.limit - ZIP_TRAILER - 2 * path.len() as u64 - ZIP_ENTRY_OVERHEAD,
+            VolumeFormat::Zip => {
+                self.limit - ZIP_TRAILER - 2 * path.len() as u64 - ZIP_ENTRY_OVERHEAD
+            }
         }
     }
 
     fn open_volume(&mut self) -> io::Result<()> {
         self.close_volume()?;
         let index = self.volumes.len() as u32 + 1;
-        let path = self.dir.as_ref().map(|d| d.join(volume_name(index, self.format))).unwrap_or_default();
+        let path =
+            self.dir.as_ref().map(|d| d.join(volume_name(index, self.format))).unwrap_or_default();
         let sink = match (&self.dir, self.format) {
             (None, VolumeFormat::Tar) => Sink::CountTar(0),
-            (None, VolumeFormat::Zip) => Sink::CountZip(zip::ZipWriter::new(CountingSink::default())),
+            (None, VolumeFormat::Zip) => {
+                Sink::CountZip(zip::ZipWriter::new(CountingSink::default()))
+            }
             (Some(_), VolumeFormat::Tar) => Sink::Tar(HashingFileWriter::new(File::create(&path)?)),
-            (Some(_), VolumeFormat::Zip) => Sink::Zip(zip::ZipWriter::new(BufWriter::with_capacity(COPY_BUFFER, File::create(&path)?))),
+            (Some(_), VolumeFormat::Zip) => Sink::Zip(zip::ZipWriter::new(
+                BufWriter::with_capacity(COPY_BUFFER, File::create(&path)?),
+            )),
         };
         self.current = Some(OpenVolume { index, path, used: 0, sink });
         Ok(())
@@ -220,7 +240,8 @@ impl VolumeWriter {
 
     /// Makes room for an entry of `cost`: a new volume when the open one cannot hold it.
     fn reserve(&mut self, cost: u64) -> io::Result<u32> {
-        let fits = self.current.as_ref().is_some_and(|v| v.used + cost + self.trailer() <= self.limit);
+        let fits =
+            self.current.as_ref().is_some_and(|v| v.used + cost + self.trailer() <= self.limit);
         if !fits {
             self.open_volume()?;
         }
@@ -292,7 +313,13 @@ impl VolumeWriter {
     /// Adds a member of `size` bytes read from `source`, chunked when no volume can hold it. The
     /// digests are the member's SHA-256 (the manifest's, and a payload's to check against its
     /// metadata) and its size.
-    pub fn add_member(&mut self, path: &SafePath, kind: MemberKind, size: u64, source: &mut dyn Read) -> io::Result<WrittenMember> {
+    pub fn add_member(
+        &mut self,
+        path: &SafePath,
+        kind: MemberKind,
+        size: u64,
+        source: &mut dyn Read,
+    ) -> io::Result<WrittenMember> {
         self.add_hashed(path, kind, size, source, FileHasher::sha256_only())
     }
 
@@ -325,11 +352,14 @@ impl VolumeWriter {
         } else {
             let mut left = size;
             while left > 0 {
-                let chunk_path = SafePath::new(&format!("{}.part{:04}", path, chunks.len() + 1)).map_err(io::Error::other)?;
+                let chunk_path = SafePath::new(&format!("{}.part{:04}", path, chunks.len() + 1))
+                    .map_err(io::Error::other)?;
                 let chunk_size = left.min(self.chunk_capacity(chunk_path.as_str()));
-                let volume = self.reserve_fresh(self.entry_cost(chunk_path.as_str(), chunk_size))?;
-                let sha256 =
-                    self.write_entry(chunk_path.as_str(), chunk_size, source, &mut hasher, true)?.expect("chunks are hashed alone");
+                let volume =
+                    self.reserve_fresh(self.entry_cost(chunk_path.as_str(), chunk_size))?;
+                let sha256 = self
+                    .write_entry(chunk_path.as_str(), chunk_size, source, &mut hasher, true)?
+                    .expect("chunks are hashed alone");
                 chunks.push(ChunkEntry { path: chunk_path, size: chunk_size, sha256, volume });
                 left -= chunk_size;
             }
@@ -357,13 +387,23 @@ impl VolumeWriter {
 }
 
 /// Copies exactly `len` bytes from `source` to `sink`, showing each piece to `seen` on the way.
-fn copy_exactly(source: &mut dyn Read, len: u64, sink: &mut dyn Write, seen: &mut dyn FnMut(&[u8])) -> io::Result<()> {
+fn copy_exactly(
+    source: &mut dyn Read,
+    len: u64,
+    sink: &mut dyn Write,
+    seen: &mut dyn FnMut(&[u8]),
+) -> io::Result<()> {
     let mut buf = vec![0u8; COPY_BUFFER.min(len.max(1) as usize)];
     let mut left = len;
     while left > 0 {
         let want = left.min(buf.len() as u64) as usize;
         let n = match source.read(&mut buf[..want]) {
-            Ok(0) => return Err(io::Error::new(io::ErrorKind::UnexpectedEof, format!("the source ended {left} bytes early"))),
+            Ok(0) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    format!("the source ended {left} bytes early"),
+                ));
+            }
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(e),
@@ -384,11 +424,26 @@ mod tests {
     fn members_volumes_and_chunks_carry_the_digests_of_their_bytes() {
         let dir = tempfile::tempdir().unwrap();
         let small: Vec<u8> = (0..300_000u32).map(|i| (i * 13 % 251) as u8).collect();
-        let large: Vec<u8> = (0..(2 * MIN_VOLUME_SIZE as u32 + 777)).map(|i| (i * 7 % 253) as u8).collect();
+        let large: Vec<u8> =
+            (0..(2 * MIN_VOLUME_SIZE as u32 + 777)).map(|i| (i * 7 % 253) as u8).collect();
         let mut w = VolumeWriter::new(dir.path(), VolumeFormat::Tar, MIN_VOLUME_SIZE, 0).unwrap();
         let path = |p: &str| SafePath::new(p).unwrap();
-        let a = w.add_member(&path("content/a"), MemberKind::Payload, small.len() as u64, &mut &small[..]).unwrap();
-        let b = w.add_member_with_sha1(&path("content/b"), MemberKind::Payload, large.len() as u64, &mut &large[..]).unwrap();
+        let a = w
+            .add_member(
+                &path("content/a"),
+                MemberKind::Payload,
+                small.len() as u64,
+                &mut &small[..],
+            )
+            .unwrap();
+        let b = w
+            .add_member_with_sha1(
+                &path("content/b"),
+                MemberKind::Payload,
+                large.len() as u64,
+                &mut &large[..],
+            )
+            .unwrap();
         let volumes = w.finish().unwrap();
 
         assert_eq!(a.digests.sha256.0[..], Sha256::digest(&small)[..]);
@@ -406,7 +461,10 @@ mod tests {
         assert_eq!(offset, large.len());
         for v in &volumes {
             let bytes = std::fs::read(dir.path().join(&v.name)).unwrap();
-            assert_eq!((v.size, v.sha256.as_str()), (bytes.len() as u64, hex::encode(Sha256::digest(&bytes)).as_str()));
+            assert_eq!(
+                (v.size, v.sha256.as_str()),
+                (bytes.len() as u64, hex::encode(Sha256::digest(&bytes)).as_str())
+            );
         }
     }
 
@@ -414,8 +472,19 @@ mod tests {
     fn a_source_shorter_than_declared_is_an_error_naming_the_member() {
         let dir = tempfile::tempdir().unwrap();
         let mut w = VolumeWriter::new(dir.path(), VolumeFormat::Tar, MIN_VOLUME_SIZE, 0).unwrap();
-        let err = w.add_member(&SafePath::new("content/short").unwrap(), MemberKind::Payload, 100, &mut &[1u8; 60][..]).err().unwrap();
+        let err = w
+            .add_member(
+                &SafePath::new("content/short").unwrap(),
+                MemberKind::Payload,
+                100,
+                &mut &[1u8; 60][..],
+            )
+            .err()
+            .unwrap();
         assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
-        assert!(err.to_string().contains("content/short") && err.to_string().contains("40 bytes early"), "{err}");
+        assert!(
+            err.to_string().contains("content/short") && err.to_string().contains("40 bytes early"),
+            "{err}"
+        );
     }
 }

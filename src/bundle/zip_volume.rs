@@ -88,14 +88,20 @@ fn find_directory(file: &mut File, file_size: u64) -> Result<Directory, ZipProbl
     let tail = read_at(file, file_size - tail_len as u64, tail_len)?;
     let at = (0..tail_len.saturating_sub(EOCD_LEN - 1))
         .rev()
-        .find(|&i| u32_at(&tail, i) == EOCD && i + EOCD_LEN + u16_at(&tail, i + 20) as usize == tail_len)
-        .ok_or_else(|| damaged("no end of central directory record: not a zip file, or cut short"))?;
+        .find(|&i| {
+            u32_at(&tail, i) == EOCD && i + EOCD_LEN + u16_at(&tail, i + 20) as usize == tail_len
+        })
+        .ok_or_else(|| {
+            damaged("no end of central directory record: not a zip file, or cut short")
+        })?;
     let eocd_offset = file_size - (tail_len - at) as u64;
-    let (entries, size, offset) = (u16_at(&tail, at + 10), u32_at(&tail, at + 12), u32_at(&tail, at + 16));
+    let (entries, size, offset) =
+        (u16_at(&tail, at + 10), u32_at(&tail, at + 12), u32_at(&tail, at + 16));
     if entries != u16::MAX && size != u32::MAX && offset != u32::MAX {
         return Ok(Directory { offset: offset.into(), size: size.into(), entries: entries.into() });
     }
-    let locator_offset = eocd_offset.checked_sub(20).ok_or_else(|| damaged("ZIP64 end record locator missing"))?;
+    let locator_offset =
+        eocd_offset.checked_sub(20).ok_or_else(|| damaged("ZIP64 end record locator missing"))?;
     let locator = read_at(file, locator_offset, 20)?;
     if u32_at(&locator, 0) != EOCD64_LOCATOR {
         return Err(damaged("ZIP64 end record locator missing"));
@@ -108,7 +114,11 @@ fn find_directory(file: &mut File, file_size: u64) -> Result<Directory, ZipProbl
     if u32_at(&record, 0) != EOCD64 {
         return Err(damaged("ZIP64 end record missing"));
     }
-    Ok(Directory { entries: u64_at(&record, 32), size: u64_at(&record, 40), offset: u64_at(&record, 48) })
+    Ok(Directory {
+        entries: u64_at(&record, 32),
+        size: u64_at(&record, 40),
+        offset: u64_at(&record, 48),
+    })
 }
 
 /// The ZIP64 extra field supplies, in order, the values the fixed fields mark as 0xFFFFFFFF.
@@ -116,7 +126,8 @@ fn zip64_values(extra: &[u8], want: usize) -> Result<Vec<u64>, ZipProblem> {
     let mut rest = extra;
     while rest.len() >= 4 {
         let (id, len) = (u16_at(rest, 0), u16_at(rest, 2) as usize);
-        let body = rest.get(4..4 + len).ok_or_else(|| damaged("an extra field runs past its entry"))?;
+        let body =
+            rest.get(4..4 + len).ok_or_else(|| damaged("an extra field runs past its entry"))?;
         if id == 0x0001 {
             if body.len() < want * 8 {
                 return Err(damaged("a ZIP64 extra field is too short"));
@@ -133,22 +144,30 @@ fn zip64_values(extra: &[u8], want: usize) -> Result<Vec<u64>, ZipProblem> {
 pub fn entries(file: &mut File) -> Result<Vec<ZipEntry>, ZipProblem> {
     let file_size = file.metadata()?.len();
     let dir = find_directory(file, file_size)?;
-    if dir.offset.checked_add(dir.size).is_none_or(|end| end > file_size) || dir.entries > dir.size / CENTRAL_LEN as u64 {
+    if dir.offset.checked_add(dir.size).is_none_or(|end| end > file_size)
+        || dir.entries > dir.size / CENTRAL_LEN as u64
+    {
         return Err(damaged("the central directory does not fit the file"));
     }
     if dir.size > MAX_DIRECTORY_BYTES {
-        return Err(damaged(format!("a central directory of {} bytes, more than a bundle volume needs", dir.size)));
+        return Err(damaged(format!(
+            "a central directory of {} bytes, more than a bundle volume needs",
+            dir.size
+        )));
     }
     let bytes = read_at(file, dir.offset, dir.size as usize)?;
     let mut out = Vec::with_capacity(dir.entries as usize);
     let mut names = HashSet::with_capacity(dir.entries as usize);
     let mut at = 0usize;
     for _ in 0..dir.entries {
-        let fixed = bytes.get(at..at + CENTRAL_LEN).ok_or_else(|| damaged("the central directory ends early"))?;
+        let fixed = bytes
+            .get(at..at + CENTRAL_LEN)
+            .ok_or_else(|| damaged("the central directory ends early"))?;
         if u32_at(fixed, 0) != CENTRAL {
             return Err(damaged("a central directory entry has no signature"));
         }
-        let (name_len, extra_len, comment_len) = (u16_at(fixed, 28) as usize, u16_at(fixed, 30) as usize, u16_at(fixed, 32) as usize);
+        let (name_len, extra_len, comment_len) =
+            (u16_at(fixed, 28) as usize, u16_at(fixed, 30) as usize, u16_at(fixed, 32) as usize);
         let variable = bytes
             .get(at + CENTRAL_LEN..at + CENTRAL_LEN + name_len + extra_len)
             .ok_or_else(|| damaged("an entry name runs past the directory"))?;
@@ -159,7 +178,8 @@ pub fn entries(file: &mut File) -> Result<Vec<ZipEntry>, ZipProblem> {
                 String::from_utf8_lossy(name)
             )));
         }
-        let mut fields = [u32_at(fixed, 24) as u64, u32_at(fixed, 20) as u64, u32_at(fixed, 42) as u64];
+        let mut fields =
+            [u32_at(fixed, 24) as u64, u32_at(fixed, 20) as u64, u32_at(fixed, 42) as u64];
         let deferred = fields.iter().filter(|v| **v == u32::MAX as u64).count();
         if deferred > 0 {
             let mut values = zip64_values(extra, deferred)?.into_iter();
@@ -169,13 +189,22 @@ pub fn entries(file: &mut File) -> Result<Vec<ZipEntry>, ZipProblem> {
         }
         let [size, compressed, local_header] = fields;
         if size != compressed {
-            return Err(damaged(format!("entry {:?} says it is stored but changes size", String::from_utf8_lossy(name))));
+            return Err(damaged(format!(
+                "entry {:?} says it is stored but changes size",
+                String::from_utf8_lossy(name)
+            )));
         }
         if !names.insert(name.to_vec()) {
             return Err(ZipProblem::Duplicate(name.to_vec()));
         }
         let unix_mode = (u16_at(fixed, 4) >> 8 == 3).then(|| u32_at(fixed, 38) >> 16);
-        out.push(ZipEntry { name: name.to_vec(), size, unix_mode, local_header, directory: dir.offset });
+        out.push(ZipEntry {
+            name: name.to_vec(),
+            size,
+            unix_mode,
+            local_header,
+            directory: dir.offset,
+        });
         at += CENTRAL_LEN + name_len + extra_len + comment_len;
     }
     Ok(out)
@@ -183,9 +212,15 @@ pub fn entries(file: &mut File) -> Result<Vec<ZipEntry>, ZipProblem> {
 
 /// The bytes of `entry`, after its local header (whose name must be the directory's), within
 /// what lies before the central directory.
-pub fn open_entry<'a>(file: &'a mut BufReader<File>, entry: &ZipEntry) -> Result<io::Take<&'a mut BufReader<File>>, ZipProblem> {
+pub fn open_entry<'a>(
+    file: &'a mut BufReader<File>,
+    entry: &ZipEntry,
+) -> Result<io::Take<&'a mut BufReader<File>>, ZipProblem> {
     let shown = || String::from_utf8_lossy(&entry.name[..entry.name.len().min(200)]).into_owned();
-    let data_end = entry.local_header.checked_add(LOCAL_LEN + entry.name.len() as u64).and_then(|s| s.checked_add(entry.size));
+    let data_end = entry
+        .local_header
+        .checked_add(LOCAL_LEN + entry.name.len() as u64)
+        .and_then(|s| s.checked_add(entry.size));
     if data_end.is_none_or(|end| end > entry.directory) {
         return Err(damaged(format!("entry {:?} runs into the central directory", shown())));
     }
@@ -193,7 +228,10 @@ pub fn open_entry<'a>(file: &'a mut BufReader<File>, entry: &ZipEntry) -> Result
     let mut fixed = [0u8; LOCAL_LEN as usize];
     file.read_exact(&mut fixed)?;
     if u32_at(&fixed, 0) != LOCAL {
-        return Err(damaged(format!("entry {:?} has no local header where the directory says", String::from_utf8_lossy(&entry.name))));
+        return Err(damaged(format!(
+            "entry {:?} has no local header where the directory says",
+            String::from_utf8_lossy(&entry.name)
+        )));
     }
     let (name_len, extra_len) = (u16_at(&fixed, 26) as usize, u16_at(&fixed, 28) as u64);
     let mut name = vec![0u8; name_len];
@@ -222,7 +260,12 @@ mod tests {
         let mut file = tempfile::NamedTempFile::new().unwrap();
         let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
         for (name, data) in entries {
-            w.start_file(*name, zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored)).unwrap();
+            w.start_file(
+                *name,
+                zip::write::SimpleFileOptions::default()
+                    .compression_method(zip::CompressionMethod::Stored),
+            )
+            .unwrap();
             w.write_all(data).unwrap();
         }
         file.write_all(&w.finish().unwrap().into_inner()).unwrap();
@@ -251,7 +294,10 @@ mod tests {
         for cut in 0..bytes.len() {
             let mut f = tempfile::NamedTempFile::new().unwrap();
             f.write_all(&bytes[..cut]).unwrap();
-            assert!(matches!(entries(&mut File::open(f.path()).unwrap()), Err(ZipProblem::Damaged(_))), "cut at {cut}");
+            assert!(
+                matches!(entries(&mut File::open(f.path()).unwrap()), Err(ZipProblem::Damaged(_))),
+                "cut at {cut}"
+            );
         }
     }
 }

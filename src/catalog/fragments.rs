@@ -38,7 +38,8 @@ impl Fragments {
 }
 
 /// Properties attributes kept in Core, in this order.
-pub const CORE_PROPERTY_ATTRIBUTES: [&str; 5] = ["UpdateType", "ExplicitlyDeployable", "AutoSelectOnWebSites", "OSUpgrade", "EulaID"];
+pub const CORE_PROPERTY_ATTRIBUTES: [&str; 5] =
+    ["UpdateType", "ExplicitlyDeployable", "AutoSelectOnWebSites", "OSUpgrade", "EulaID"];
 
 /// Properties attributes removed from Extended.
 pub const EXTENDED_DROPPED_ATTRIBUTES: [&str; 12] = [
@@ -84,7 +85,8 @@ pub fn core_properties(attributes: &[(String, bool, String)]) -> String {
     let mut out = String::from("<Properties");
     for wanted in CORE_PROPERTY_ATTRIBUTES {
         // Only unqualified attributes match: a namespaced `x:UpdateType` is another attribute.
-        if let Some((name, _, value)) = attributes.iter().find(|(n, namespaced, _)| !namespaced && n == wanted)
+        if let Some((name, _, value)) =
+            attributes.iter().find(|(n, namespaced, _)| !namespaced && n == wanted)
             && !is_default_value(name, value)
         {
             push_attribute(&mut out, name, value);
@@ -95,7 +97,9 @@ pub fn core_properties(attributes: &[(String, bool, String)]) -> String {
 }
 
 /// The attributes Extended keeps on `ExtendedProperties`, in document order.
-pub fn extended_property_attributes(attributes: &[(String, bool, String)]) -> impl Iterator<Item = (&str, &str)> {
+pub fn extended_property_attributes(
+    attributes: &[(String, bool, String)],
+) -> impl Iterator<Item = (&str, &str)> {
     attributes
         .iter()
         .map(|(n, _, v)| (n.as_str(), v.as_str()))
@@ -194,7 +198,10 @@ mod tests {
             ("ExplicitlyDeployable", "false"),
             ("EulaID", "x&y"),
         ]);
-        assert_eq!(core_properties(&a), r#"<Properties UpdateType="Software" AutoSelectOnWebSites="true" EulaID="x&amp;y" />"#);
+        assert_eq!(
+            core_properties(&a),
+            r#"<Properties UpdateType="Software" AutoSelectOnWebSites="true" EulaID="x&amp;y" />"#
+        );
     }
 
     #[test]

@@ -125,9 +125,12 @@ mod tests {
 
     #[test]
     fn malformed_guids_are_refused() {
-        for bad in
-            ["", "56309036-4C77-4DD9-951A-99EE9C246A9", "56309036x4C77-4DD9-951A-99EE9C246A94", "{56309036-4C77-4DD9-951A-99EE9C246A94"]
-        {
+        for bad in [
+            "",
+            "56309036-4C77-4DD9-951A-99EE9C246A9",
+            "56309036x4C77-4DD9-951A-99EE9C246A94",
+            "{56309036-4C77-4DD9-951A-99EE9C246A94",
+        ] {
             assert!(Guid::parse(bad).is_err(), "{bad}");
         }
     }

@@ -62,12 +62,16 @@ impl Language {
         let code = code.trim().to_ascii_lowercase();
         let mut parts = code.split('-');
         let primary = parts.next().unwrap_or_default();
-        let primary_ok = (2..=3).contains(&primary.len()) && primary.bytes().all(|b| b.is_ascii_lowercase());
-        let rest_ok = parts.all(|p| (1..=8).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_alphanumeric()));
+        let primary_ok =
+            (2..=3).contains(&primary.len()) && primary.bytes().all(|b| b.is_ascii_lowercase());
+        let rest_ok = parts
+            .all(|p| (1..=8).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_alphanumeric()));
         if code == Self::ALL || (primary_ok && rest_ok && code.len() <= 16) {
             Ok(Language(code))
         } else {
-            Err(format!("{code:?} is not a language code (as WSUS names them: en, de, pt-br, zh-hk; or all)"))
+            Err(format!(
+                "{code:?} is not a language code (as WSUS names them: en, de, pt-br, zh-hk; or all)"
+            ))
         }
     }
 
@@ -127,8 +131,12 @@ pub fn strip_languages(document: &[u8], update: &Update, wanted: &[Language]) ->
     let mut cut: Vec<&Span> = Vec::new();
     // Localized properties and EULAs are decided apart: each kind keeps at least one.
     for eula in [false, true] {
-        let of_kind: Vec<&LanguageElement> = update.language_elements.iter().filter(|e| e.eula == eula).collect();
-        let fallback = of_kind.iter().position(|e| Some(&e.language) == default.as_ref()).or((!of_kind.is_empty()).then_some(0));
+        let of_kind: Vec<&LanguageElement> =
+            update.language_elements.iter().filter(|e| e.eula == eula).collect();
+        let fallback = of_kind
+            .iter()
+            .position(|e| Some(&e.language) == default.as_ref())
+            .or((!of_kind.is_empty()).then_some(0));
         let any_kept = of_kind.iter().any(|e| keeps(&e.language));
         for (k, e) in of_kind.iter().enumerate() {
             if !keeps(&e.language) && (any_kept || Some(k) != fallback) {
@@ -162,7 +170,9 @@ mod tests {
         for good in ["en", "DE", "pt-br", "zh-hk", "ja-nec", "all", " fr "] {
             assert!(Language::new(good).is_ok(), "{good}");
         }
-        for bad in ["", "e", "english", "en_us", "en-", "-en", "../x", "en-toolongpart", "1a", "a\u{0}"] {
+        for bad in
+            ["", "e", "english", "en_us", "en-", "-en", "../x", "en-toolongpart", "1a", "a\u{0}"]
+        {
             assert!(Language::new(bad).is_err(), "{bad:?}");
         }
         assert_eq!(Language::new("pt-BR").unwrap().as_str(), "pt-br");
@@ -194,8 +204,12 @@ mod tests {
                 format!("<upd:LocalizedProperties><upd:Language>{l}</upd:Language><upd:Title>t-{l}</upd:Title></upd:LocalizedProperties>")
             })
             .collect();
-        let eulas: String =
-            eulas.iter().map(|l| format!(r#"<upd:EulaFile Language="{l}"><upd:File FileName="e" /></upd:EulaFile>"#)).collect();
+        let eulas: String = eulas
+            .iter()
+            .map(|l| {
+                format!(r#"<upd:EulaFile Language="{l}"><upd:File FileName="e" /></upd:EulaFile>"#)
+            })
+            .collect();
         format!(
             r#"<upd:Update xmlns:upd="http://schemas.microsoft.com/msus/2002/12/Update"><upd:UpdateIdentity UpdateID="ccb78947-6453-4ecc-9de8-bc0305c98f2d" RevisionNumber="200" /><upd:Properties UpdateType="Software" DefaultPropertiesLanguage="{default}" /><upd:LocalizedPropertiesCollection>{props}{eulas}</upd:LocalizedPropertiesCollection></upd:Update>"#
         )
@@ -204,7 +218,8 @@ mod tests {
     /// (default language, localized languages, EULA languages, wanted) → (localized kept, EULAs kept); None: nothing cut.
     #[test]
     fn other_languages_are_cut_and_every_update_keeps_a_title() {
-        type Case<'a> = (&'a str, &'a [&'a str], &'a [&'a str], &'a [&'a str], Option<(&'a [&'a str], usize)>);
+        type Case<'a> =
+            (&'a str, &'a [&'a str], &'a [&'a str], &'a [&'a str], Option<(&'a [&'a str], usize)>);
         let cases: &[Case] = &[
             ("en", &["en", "de", "fr"], &[], &["en"], Some((&["en"], 0))),
             ("en", &["en", "de"], &["de", "en"], &["de"], Some((&["de"], 1))),
@@ -221,14 +236,26 @@ mod tests {
             match (expected, stripped) {
                 (None, None) => {}
                 (Some((kept, eula_count)), Some(bytes)) => {
-                    let again = crate::catalog::parse_update(&bytes).expect("the stripped document parses");
-                    let langs: Vec<&str> = again.update.localized.iter().map(|l| l.language.as_str()).collect();
+                    let again =
+                        crate::catalog::parse_update(&bytes).expect("the stripped document parses");
+                    let langs: Vec<&str> =
+                        again.update.localized.iter().map(|l| l.language.as_str()).collect();
                     assert_eq!(langs, *kept, "{localized:?} for {wanted:?}");
-                    assert_eq!(again.update.eula_languages.len(), *eula_count, "{eulas:?} for {wanted:?}");
+                    assert_eq!(
+                        again.update.eula_languages.len(),
+                        *eula_count,
+                        "{eulas:?} for {wanted:?}"
+                    );
                     assert_eq!(again.fragments.core, parsed.fragments.core, "Core never changes");
-                    assert_eq!(again.fragments.extended, parsed.fragments.extended, "Extended never changes");
+                    assert_eq!(
+                        again.fragments.extended, parsed.fragments.extended,
+                        "Extended never changes"
+                    );
                 }
-                (e, s) => panic!("{localized:?} for {wanted:?}: expected {e:?}, got {:?}", s.map(String::from_utf8)),
+                (e, s) => panic!(
+                    "{localized:?} for {wanted:?}: expected {e:?}, got {:?}",
+                    s.map(String::from_utf8)
+                ),
             }
         }
     }

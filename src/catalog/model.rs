@@ -212,7 +212,9 @@ impl Update {
     /// Localized properties in `language`, else the default language, else the first.
     pub fn localized_in(&self, language: &str) -> Option<&LocalizedProperties> {
         let by = |l: &str| self.localized.iter().find(|p| p.language.eq_ignore_ascii_case(l));
-        by(language).or_else(|| self.default_language.as_deref().and_then(by)).or_else(|| self.localized.first())
+        by(language)
+            .or_else(|| self.default_language.as_deref().and_then(by))
+            .or_else(|| self.localized.first())
     }
 
     pub fn title(&self) -> Option<&str> {
@@ -234,7 +236,14 @@ mod tests {
     use super::*;
 
     fn file(name: &str) -> UpdateFile {
-        UpdateFile { file_name: name.into(), size: 1, sha1: Sha1Digest([0; 20]), sha256: None, modified: None, patching_type: None }
+        UpdateFile {
+            file_name: name.into(),
+            size: 1,
+            sha1: Sha1Digest([0; 20]),
+            sha256: None,
+            modified: None,
+            patching_type: None,
+        }
     }
 
     #[test]

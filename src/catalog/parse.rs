@@ -55,19 +55,31 @@ pub fn parse_update(document: &[u8]) -> Result<ParsedUpdate, DocumentError> {
         return Err(DocumentError {
             offset: MAX_DOCUMENT_BYTES as u64,
             update_id: None,
-            message: format!("document is {} bytes; the limit is {} bytes", document.len(), MAX_DOCUMENT_BYTES),
+            message: format!(
+                "document is {} bytes; the limit is {} bytes",
+                document.len(),
+                MAX_DOCUMENT_BYTES
+            ),
         });
     }
     // SIMD validation: this pass reads every byte once more, at several GB/s rather than ~2.
     if simdutf8::basic::from_utf8(document).is_err() {
         let offset = std::str::from_utf8(document).err().map_or(0, |e| e.valid_up_to());
-        return Err(DocumentError { offset: offset as u64, update_id: None, message: "document is not valid UTF-8".into() });
+        return Err(DocumentError {
+            offset: offset as u64,
+            update_id: None,
+            message: "document is not valid UTF-8".into(),
+        });
     }
     let body = document.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(document);
     let bom = document.len() - body.len();
     // quick-xml skips a byte-order mark of its own: a second one would shift every span by it.
     if body.starts_with(b"\xEF\xBB\xBF") {
-        return Err(DocumentError { offset: bom as u64, update_id: None, message: "a second byte-order mark".into() });
+        return Err(DocumentError {
+            offset: bom as u64,
+            update_id: None,
+            message: "a second byte-order mark".into(),
+        });
     }
     let mut parser = Parser::new(body);
     let mut parsed = parser.run().map_err(|mut e| {
@@ -90,7 +102,10 @@ pub fn parse_update(document: &[u8]) -> Result<ParsedUpdate, DocumentError> {
 /// inside a multi-byte UTF-8 sequence; so every slice it hands out is valid UTF-8. Debug builds
 /// check this anyway.
 fn validated_str(bytes: &[u8]) -> &str {
-    debug_assert!(std::str::from_utf8(bytes).is_ok(), "quick-xml returned a slice that is not on a character boundary");
+    debug_assert!(
+        std::str::from_utf8(bytes).is_ok(),
+        "quick-xml returned a slice that is not on a character boundary"
+    );
     // SAFETY: see above: the bytes are a boundary-aligned sub-slice of a validated UTF-8 document.
     unsafe { std::str::from_utf8_unchecked(bytes) }
 }
@@ -217,11 +232,19 @@ impl Attributes {
     }
 
     fn get(&self, name: &str) -> Option<&str> {
-        self.items.iter().find(|(n, namespaced, _)| !namespaced && &self.text[n.clone()] == name).map(|(_, _, v)| &self.text[v.clone()])
+        self.items
+            .iter()
+            .find(|(n, namespaced, _)| !namespaced && &self.text[n.clone()] == name)
+            .map(|(_, _, v)| &self.text[v.clone()])
     }
 
     fn owned(&self) -> Vec<(String, bool, String)> {
-        self.items.iter().map(|(n, ns, v)| (self.text[n.clone()].to_string(), *ns, self.text[v.clone()].to_string())).collect()
+        self.items
+            .iter()
+            .map(|(n, ns, v)| {
+                (self.text[n.clone()].to_string(), *ns, self.text[v.clone()].to_string())
+            })
+            .collect()
     }
 }
 
@@ -364,7 +387,11 @@ impl<'a> Parser<'a> {
     }
 
     fn error(&self, offset: usize, message: impl Into<String>) -> DocumentError {
-        DocumentError { offset: offset as u64, update_id: self.identity_text.clone(), message: message.into() }
+        DocumentError {
+            offset: offset as u64,
+            update_id: self.identity_text.clone(),
+            message: message.into(),
+        }
     }
 
     fn run(&mut self) -> Result<ParsedUpdate, DocumentError> {
@@ -403,7 +430,8 @@ impl<'a> Parser<'a> {
                 }
                 Event::GeneralRef(r) => {
                     let name = validated_str(&r);
-                    let c = xml::resolve_reference(name).map_err(|e| self.error(self.event_start, e.to_string()))?;
+                    let c = xml::resolve_reference(name)
+                        .map_err(|e| self.error(self.event_start, e.to_string()))?;
                     let mut buf = [0u8; 4];
                     self.character_data(c.encode_utf8(&mut buf))?;
                 }
@@ -428,7 +456,8 @@ impl<'a> Parser<'a> {
         }
         if let Some(open) = self.stack.last() {
             let name = self.names[open.name.clone()].to_string();
-            return Err(self.error(self.doc.len(), format!("document is truncated: <{name}> is not closed")));
+            return Err(self
+                .error(self.doc.len(), format!("document is truncated: <{name}> is not closed")));
         }
         if !self.root_closed {
             return Err(self.error(0, "document is empty: no <upd:Update> element"));
@@ -466,7 +495,10 @@ impl<'a> Parser<'a> {
             ResolveResult::Bound(n) => n.0,
             ResolveResult::Unbound => b"",
             ResolveResult::Unknown(p) => {
-                return Err(self.error(at, format!("undeclared namespace prefix {:?}", String::from_utf8_lossy(&p))));
+                return Err(self.error(
+                    at,
+                    format!("undeclared namespace prefix {:?}", String::from_utf8_lossy(&p)),
+                ));
             }
         };
         let local = validated_str(local.into_inner());
@@ -493,7 +525,11 @@ impl<'a> Parser<'a> {
         // `urn:schemas-microsoft-com:asm.v3`) are copied with their namespace: real WSUS writes
         // `<assembly xmlns="urn:schemas-microsoft-com:asm.v3" ...>` in Core (cbs/ fragments).
         let foreign = !uri.is_empty() && !uri.starts_with(MSUS_NAMESPACES) && uri != ns::XSI;
-        let parent_foreign = self.stack.last().and_then(|f| f.foreign_ns.clone()).map(|r| &self.foreign_namespaces.as_bytes()[r]);
+        let parent_foreign = self
+            .stack
+            .last()
+            .and_then(|f| f.foreign_ns.clone())
+            .map(|r| &self.foreign_namespaces.as_bytes()[r]);
         let declare_namespace = foreign && parent_foreign != Some(uri);
         let foreign_ns = if foreign {
             let start = self.foreign_namespaces.len();
@@ -535,7 +571,9 @@ impl<'a> Parser<'a> {
             Role::Handler => Some(Target::ExtendedHandler),
             _ => None,
         }
-        .filter(|t| self.sections[*t as usize].is_none() && !self.captures.iter().any(|(c, _)| c == t));
+        .filter(|t| {
+            self.sections[*t as usize].is_none() && !self.captures.iter().any(|(c, _)| c == t)
+        });
         let element_name = &self.names[name.clone()];
         for (_, capture) in &mut self.captures {
             capture.start(element_name, self.attributes.iter());
@@ -603,7 +641,12 @@ impl<'a> Parser<'a> {
 
     /// The start tag of an element only the one open capture needs, attributes decoded straight
     /// into it. `namespace`: a foreign namespace this element declares (`FOREIGN_NAMESPACE_RULE`).
-    fn write_passthrough_start(&mut self, name: Range<usize>, namespace: Option<Range<usize>>, at: usize) -> Result<(), DocumentError> {
+    fn write_passthrough_start(
+        &mut self,
+        name: Range<usize>,
+        namespace: Option<Range<usize>>,
+        at: usize,
+    ) -> Result<(), DocumentError> {
         let capture = &mut self.captures[0].1;
         capture.open_start_tag(&self.names[name]);
         if let Some(r) = namespace {
@@ -622,27 +665,39 @@ impl<'a> Parser<'a> {
     /// declarations and keeps the other attributes' positions for `start`.
     fn read_attributes(&mut self, e: &BytesStart<'_>, at: usize) -> Result<(), DocumentError> {
         // An empty tag opens the scope; the declarations are added from the pass below.
-        self.namespaces.push(&BytesStart::new("")).map_err(|err| self.error(at, format!("malformed namespace declaration: {err}")))?;
+        self.namespaces
+            .push(&BytesStart::new(""))
+            .map_err(|err| self.error(at, format!("malformed namespace declaration: {err}")))?;
         self.raw_attributes.clear();
         self.scope_declarations.push(0);
         for (i, attr) in e.attributes().enumerate() {
             if i >= MAX_ATTRIBUTES {
-                return Err(self.error(at, format!("more than {MAX_ATTRIBUTES} attributes on one element")));
+                return Err(
+                    self.error(at, format!("more than {MAX_ATTRIBUTES} attributes on one element"))
+                );
             }
             let attr = attr.map_err(|err| self.error(at, format!("malformed attribute: {err}")))?;
             if let Some(prefix) = attr.key.as_namespace_binding() {
                 if self.declarations_in_scope >= MAX_DECLARATIONS_IN_SCOPE {
-                    return Err(self.error(at, format!("more than {MAX_DECLARATIONS_IN_SCOPE} namespace declarations in scope")));
+                    return Err(self.error(
+                        at,
+                        format!(
+                            "more than {MAX_DECLARATIONS_IN_SCOPE} namespace declarations in scope"
+                        ),
+                    ));
                 }
-                self.namespaces
-                    .add(prefix, Namespace(&attr.value))
-                    .map_err(|err| self.error(at, format!("malformed namespace declaration: {err}")))?;
+                self.namespaces.add(prefix, Namespace(&attr.value)).map_err(|err| {
+                    self.error(at, format!("malformed namespace declaration: {err}"))
+                })?;
                 self.declarations_in_scope += 1;
                 *self.scope_declarations.last_mut().expect("pushed above") += 1;
                 continue;
             }
-            let (Some(key), Some(value)) = (self.span_of(attr.key.0), self.span_of(&attr.value)) else {
-                return Err(self.error(at, "an attribute the XML reader copied out of the document"));
+            let (Some(key), Some(value)) = (self.span_of(attr.key.0), self.span_of(&attr.value))
+            else {
+                return Err(
+                    self.error(at, "an attribute the XML reader copied out of the document")
+                );
             };
             self.raw_attributes.push((key, value));
         }
@@ -698,8 +753,10 @@ impl<'a> Parser<'a> {
 
     fn finish_capture(&mut self, target: Target, out: String) {
         if target == Target::Localized {
-            let language = self.current_localized.as_ref().map(|l| l.language.clone()).unwrap_or_default();
-            if !language.is_empty() && !self.localized_fragments.iter().any(|(l, _)| *l == language) {
+            let language =
+                self.current_localized.as_ref().map(|l| l.language.clone()).unwrap_or_default();
+            if !language.is_empty() && !self.localized_fragments.iter().any(|(l, _)| *l == language)
+            {
                 self.localized_fragments.push((language, out));
             }
         } else {
@@ -708,17 +765,29 @@ impl<'a> Parser<'a> {
     }
 
     fn guid_attribute(&self, name: &str, at: usize) -> Result<Guid, DocumentError> {
-        let v = self.attributes.get(name).ok_or_else(|| self.error(at, format!("missing attribute {name}")))?;
+        let v = self
+            .attributes
+            .get(name)
+            .ok_or_else(|| self.error(at, format!("missing attribute {name}")))?;
         Guid::parse(v).map_err(|e| self.error(at, format!("attribute {name}: {e}")))
     }
 
-    fn identity_attribute(&self, at: usize, revision_required: bool) -> Result<(Guid, Option<i32>), DocumentError> {
+    fn identity_attribute(
+        &self,
+        at: usize,
+        revision_required: bool,
+    ) -> Result<(Guid, Option<i32>), DocumentError> {
         let id = self.guid_attribute("UpdateID", at)?;
-        let rev = match self.attributes.get("RevisionNumber") {
-            Some(v) => Some(v.trim().parse::<i32>().map_err(|_| self.error(at, format!("RevisionNumber {v:?} is not an integer")))?),
-            None if revision_required => return Err(self.error(at, "missing attribute RevisionNumber")),
-            None => None,
-        };
+        let rev =
+            match self.attributes.get("RevisionNumber") {
+                Some(v) => Some(v.trim().parse::<i32>().map_err(|_| {
+                    self.error(at, format!("RevisionNumber {v:?} is not an integer"))
+                })?),
+                None if revision_required => {
+                    return Err(self.error(at, "missing attribute RevisionNumber"));
+                }
+                None => None,
+            };
         Ok((id, rev))
     }
 
@@ -727,22 +796,30 @@ impl<'a> Parser<'a> {
             Role::Identity if self.identity.is_none() => {
                 let (id, rev) = self.identity_attribute(at, true)?;
                 self.identity_text = self.attributes.get("UpdateID").map(str::to_string);
-                self.identity = Some(UpdateIdentity { update_id: id, revision_number: rev.unwrap_or_default() });
+                self.identity = Some(UpdateIdentity {
+                    update_id: id,
+                    revision_number: rev.unwrap_or_default(),
+                });
             }
             Role::Installation => self.installation = Some(behavior(&self.attributes)),
             Role::Uninstallation => self.uninstallation = Some(behavior(&self.attributes)),
             Role::Localized => self.current_localized = Some(LocalizedProperties::default()),
             Role::EulaFile => {
                 let language = self.attributes.get("Language").map(str::to_string);
-                self.eula_language = language.as_deref().unwrap_or_default().trim().to_ascii_lowercase();
+                self.eula_language =
+                    language.as_deref().unwrap_or_default().trim().to_ascii_lowercase();
                 self.eula_languages.extend(language);
             }
             Role::PrerequisiteIdentity => {
                 let (id, _) = self.identity_attribute(at, false)?;
-                self.prerequisites.push(PrerequisiteClause { update_ids: vec![id], is_category: false });
+                self.prerequisites
+                    .push(PrerequisiteClause { update_ids: vec![id], is_category: false });
             }
             Role::PrerequisiteGroup => {
-                let is_category = self.attributes.get("IsCategory").is_some_and(|v| v.trim() == "true" || v.trim() == "1");
+                let is_category = self
+                    .attributes
+                    .get("IsCategory")
+                    .is_some_and(|v| v.trim() == "true" || v.trim() == "1");
                 self.prerequisites.push(PrerequisiteClause { update_ids: Vec::new(), is_category });
             }
             Role::PrerequisiteGroupIdentity => {
@@ -754,7 +831,8 @@ impl<'a> Parser<'a> {
             Role::BundledGroup => self.bundled.push(BundleClause { members: Vec::new() }),
             Role::BundledIdentity => {
                 let (id, rev) = self.identity_attribute(at, true)?;
-                let member = UpdateIdentity { update_id: id, revision_number: rev.unwrap_or_default() };
+                let member =
+                    UpdateIdentity { update_id: id, revision_number: rev.unwrap_or_default() };
                 let direct = self.stack.last().is_some_and(|f| f.role == Role::Bundled);
                 match self.bundled.last_mut() {
                     Some(group) if !direct => group.members.push(member),
@@ -766,20 +844,36 @@ impl<'a> Parser<'a> {
                 self.superseded.push(id);
             }
             Role::File => {
-                let name = self.attributes.get("FileName").ok_or_else(|| self.error(at, "File without FileName"))?.to_string();
+                let name = self
+                    .attributes
+                    .get("FileName")
+                    .ok_or_else(|| self.error(at, "File without FileName"))?
+                    .to_string();
                 let algorithm = self.attributes.get("DigestAlgorithm").unwrap_or("SHA1");
                 if !algorithm.eq_ignore_ascii_case("SHA1") {
-                    return Err(self.error(at, format!("file {name}: digest algorithm {algorithm:?} is not SHA1")));
+                    return Err(self.error(
+                        at,
+                        format!("file {name}: digest algorithm {algorithm:?} is not SHA1"),
+                    ));
                 }
-                let digest = self.attributes.get("Digest").ok_or_else(|| self.error(at, format!("file {name} has no Digest")))?;
-                let sha1 = Sha1Digest::from_base64(digest).map_err(|e| self.error(at, format!("file {name}: {e}")))?;
-                let size_text = self.attributes.get("Size").ok_or_else(|| self.error(at, format!("file {name} has no Size")))?;
-                let size = size_text
-                    .trim()
-                    .parse::<u64>()
-                    .map_err(|_| self.error(at, format!("file {name}: Size {size_text:?} is not a number")))?;
+                let digest = self
+                    .attributes
+                    .get("Digest")
+                    .ok_or_else(|| self.error(at, format!("file {name} has no Digest")))?;
+                let sha1 = Sha1Digest::from_base64(digest)
+                    .map_err(|e| self.error(at, format!("file {name}: {e}")))?;
+                let size_text = self
+                    .attributes
+                    .get("Size")
+                    .ok_or_else(|| self.error(at, format!("file {name} has no Size")))?;
+                let size = size_text.trim().parse::<u64>().map_err(|_| {
+                    self.error(at, format!("file {name}: Size {size_text:?} is not a number"))
+                })?;
                 if size > MAX_FILE_SIZE {
-                    return Err(self.error(at, format!("file {name}: Size {size} is above the {MAX_FILE_SIZE}-byte limit")));
+                    return Err(self.error(
+                        at,
+                        format!("file {name}: Size {size} is above the {MAX_FILE_SIZE}-byte limit"),
+                    ));
                 }
                 self.current_file = Some(UpdateFile {
                     file_name: name,
@@ -820,7 +914,10 @@ impl<'a> Parser<'a> {
             Role::PropertiesLanguage => {
                 let language = text().to_ascii_lowercase();
                 if self.languages.len() >= MAX_UPDATE_LANGUAGES {
-                    return Err(self.error(span.start, format!("more than {MAX_UPDATE_LANGUAGES} Language properties")));
+                    return Err(self.error(
+                        span.start,
+                        format!("more than {MAX_UPDATE_LANGUAGES} Language properties"),
+                    ));
                 }
                 if !language.is_empty() && !self.languages.contains(&language) {
                     self.languages.push(language);
@@ -842,17 +939,26 @@ impl<'a> Parser<'a> {
             }
             Role::Localized => {
                 if let Some(l) = self.current_localized.take() {
-                    self.language_elements.push(LanguageElement { language: l.language.trim().to_ascii_lowercase(), eula: false, span });
+                    self.language_elements.push(LanguageElement {
+                        language: l.language.trim().to_ascii_lowercase(),
+                        eula: false,
+                        span,
+                    });
                     self.localized.push(l);
                 }
             }
             Role::EulaFile => {
-                self.language_elements.push(LanguageElement { language: std::mem::take(&mut self.eula_language), eula: true, span });
+                self.language_elements.push(LanguageElement {
+                    language: std::mem::take(&mut self.eula_language),
+                    eula: true,
+                    span,
+                });
             }
             Role::AdditionalDigest => {
                 let algorithm = self.pending_sha256.take().unwrap_or_default();
                 if algorithm.eq_ignore_ascii_case("SHA256") {
-                    let digest = Sha256Digest::from_base64(&self.text).map_err(|e| self.error(span.start, e.to_string()))?;
+                    let digest = Sha256Digest::from_base64(&self.text)
+                        .map_err(|e| self.error(span.start, e.to_string()))?;
                     if let Some(f) = self.current_file.as_mut() {
                         f.sha256 = Some(digest);
                     }
@@ -863,8 +969,12 @@ impl<'a> Parser<'a> {
                     self.files.push(f);
                 }
             }
-            Role::Rules if self.applicability_rules.is_none() => self.applicability_rules = Some(span),
-            Role::Handler if self.handler_specific_data.is_none() => self.handler_specific_data = Some(span),
+            Role::Rules if self.applicability_rules.is_none() => {
+                self.applicability_rules = Some(span)
+            }
+            Role::Handler if self.handler_specific_data.is_none() => {
+                self.handler_specific_data = Some(span)
+            }
             Role::UnknownTop => {
                 let name = self.names_of_unknown(&span);
                 self.unknown_elements.push((name, span));
@@ -877,16 +987,26 @@ impl<'a> Parser<'a> {
     fn names_of_unknown(&self, span: &Span) -> String {
         // The qualified name as written, for messages; the span itself is the data.
         let tag = &self.doc[span.start + 1..span.end];
-        let end = tag.iter().position(|b| b.is_ascii_whitespace() || *b == b'>' || *b == b'/').unwrap_or(tag.len());
+        let end = tag
+            .iter()
+            .position(|b| b.is_ascii_whitespace() || *b == b'>' || *b == b'/')
+            .unwrap_or(tag.len());
         String::from_utf8_lossy(&tag[..end]).into_owned()
     }
 
     fn finish(&mut self) -> Result<ParsedUpdate, DocumentError> {
         let identity = self.identity.ok_or_else(|| self.error(0, "no UpdateIdentity"))?;
         let properties = self.properties.take().ok_or_else(|| self.error(0, "no Properties"))?;
-        let get = |name: &str| properties.iter().find(|(n, namespaced, _)| !namespaced && n == name).map(|(_, _, v)| v.clone());
-        let type_text = get("UpdateType").ok_or_else(|| self.error(0, "Properties has no UpdateType"))?;
-        let update_type = UpdateType::parse(&type_text).ok_or_else(|| self.error(0, format!("unknown UpdateType {type_text:?}")))?;
+        let get = |name: &str| {
+            properties
+                .iter()
+                .find(|(n, namespaced, _)| !namespaced && n == name)
+                .map(|(_, _, v)| v.clone())
+        };
+        let type_text =
+            get("UpdateType").ok_or_else(|| self.error(0, "Properties has no UpdateType"))?;
+        let update_type = UpdateType::parse(&type_text)
+            .ok_or_else(|| self.error(0, format!("unknown UpdateType {type_text:?}")))?;
         let known = [
             "UpdateType",
             "DefaultPropertiesLanguage",
@@ -898,10 +1018,13 @@ impl<'a> Parser<'a> {
             "MaxDownloadSize",
             "EulaID",
         ];
-        let max_download_size = match get("MaxDownloadSize") {
-            Some(v) => Some(v.trim().parse::<u64>().map_err(|_| self.error(0, format!("MaxDownloadSize {v:?} is not a number")))?),
-            None => None,
-        };
+        let max_download_size =
+            match get("MaxDownloadSize") {
+                Some(v) => Some(v.trim().parse::<u64>().map_err(|_| {
+                    self.error(0, format!("MaxDownloadSize {v:?} is not a number"))
+                })?),
+                None => None,
+            };
         let eula_id = match get("EulaID") {
             Some(v) => Some(Guid::parse(&v).map_err(|e| self.error(0, format!("EulaID: {e}")))?),
             None => None,
@@ -909,7 +1032,11 @@ impl<'a> Parser<'a> {
         let update = Update {
             identity,
             update_type,
-            category_kind: if update_type == UpdateType::Category { self.category_kind.take() } else { None },
+            category_kind: if update_type == UpdateType::Category {
+                self.category_kind.take()
+            } else {
+                None
+            },
             default_language: get("DefaultPropertiesLanguage"),
             handler: get("Handler"),
             publication_state: get("PublicationState"),
@@ -960,7 +1087,14 @@ impl<'a> Parser<'a> {
         let mut extended = take(&mut self.sections[Target::ExtendedProperties as usize]);
         extended.push_str(&take(&mut self.sections[Target::ExtendedFiles as usize]));
         extended.push_str(&take(&mut self.sections[Target::ExtendedHandler as usize]));
-        Ok(ParsedUpdate { update, fragments: Fragments { core, extended, localized: std::mem::take(&mut self.localized_fragments) } })
+        Ok(ParsedUpdate {
+            update,
+            fragments: Fragments {
+                core,
+                extended,
+                localized: std::mem::take(&mut self.localized_fragments),
+            },
+        })
     }
 }
 
@@ -978,10 +1112,16 @@ fn decoded_attribute<'p>(
     let namespaced = match attr_ns {
         ResolveResult::Bound(_) => true,
         ResolveResult::Unbound => false,
-        ResolveResult::Unknown(p) => return Err(format!("undeclared namespace prefix {:?} on an attribute", String::from_utf8_lossy(&p))),
+        ResolveResult::Unknown(p) => {
+            return Err(format!(
+                "undeclared namespace prefix {:?} on an attribute",
+                String::from_utf8_lossy(&p)
+            ));
+        }
     };
     let name = validated_str(attr_local.into_inner());
-    let value = xml::decode_attribute_text(validated_str(&doc[raw_value.clone()])).map_err(|err| format!("attribute {name}: {err}"))?;
+    let value = xml::decode_attribute_text(validated_str(&doc[raw_value.clone()]))
+        .map_err(|err| format!("attribute {name}: {err}"))?;
     Ok((name, namespaced, value))
 }
 
@@ -1013,7 +1153,9 @@ impl Parser<'_> {
 }
 
 fn behavior(attributes: &Attributes) -> Behavior {
-    Behavior { attributes: attributes.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect() }
+    Behavior {
+        attributes: attributes.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+    }
 }
 
 /// Reads the text of a document span (for verbatim parts such as applicability rules).
@@ -1045,9 +1187,16 @@ mod tests {
                 parts.concat()
             )
         };
-        let usual = parse_update(doc(&[identity, properties, relationships, rules]).as_bytes()).unwrap();
-        assert!(usual.fragments.core.starts_with("<UpdateIdentity ") && usual.fragments.core.ends_with("</ApplicabilityRules>"));
-        for order in [[identity, properties, rules, relationships], [rules, identity, relationships, properties]] {
+        let usual =
+            parse_update(doc(&[identity, properties, relationships, rules]).as_bytes()).unwrap();
+        assert!(
+            usual.fragments.core.starts_with("<UpdateIdentity ")
+                && usual.fragments.core.ends_with("</ApplicabilityRules>")
+        );
+        for order in [
+            [identity, properties, rules, relationships],
+            [rules, identity, relationships, properties],
+        ] {
             let reordered = parse_update(doc(&order).as_bytes()).unwrap();
             assert_eq!(reordered.fragments.core, usual.fragments.core);
         }
@@ -1060,7 +1209,9 @@ mod tests {
                 r#"<upd:Update xmlns:upd="http://schemas.microsoft.com/msus/2002/12/Update" xmlns:bar="http://schemas.microsoft.com/msus/2002/12/BaseApplicabilityRules"><upd:UpdateIdentity UpdateID="ccb78947-6453-4ecc-9de8-bc0305c98f2d" RevisionNumber="200" /><upd:Properties UpdateType="Software" />{inner}</upd:Update>"#
             )
         };
-        let model = err(&update(r#"<upd:Files><upd:File FileName="a.cab" FileName="b.cab" Digest="x" Size="1" /></upd:Files>"#));
+        let model = err(&update(
+            r#"<upd:Files><upd:File FileName="a.cab" FileName="b.cab" Digest="x" Size="1" /></upd:Files>"#,
+        ));
         assert!(model.message.contains("duplicated attribute"), "{model}");
         let rule = err(&update(
             r#"<upd:ApplicabilityRules><upd:IsInstalled><bar:RegKeyExists Key="HKEY_LOCAL_MACHINE" Key="x" /></upd:IsInstalled></upd:ApplicabilityRules>"#,
@@ -1079,10 +1230,17 @@ mod tests {
                 r#"<upd:Update xmlns:upd="http://schemas.microsoft.com/msus/2002/12/Update"><upd:UpdateIdentity UpdateID="ccb78947-6453-4ecc-9de8-bc0305c98f2d" RevisionNumber="200" /><upd:Properties UpdateType="Software" /><upd:ApplicabilityRules>{rules}</upd:ApplicabilityRules></upd:Update>"#
             )
         };
-        let base = r#"xmlns:bar="http://schemas.microsoft.com/msus/2002/12/BaseApplicabilityRules""#;
-        let ok = parse_update(update(&format!(r#"<upd:IsInstalled><bar:True {base} /></upd:IsInstalled>"#)).as_bytes()).unwrap();
+        let base =
+            r#"xmlns:bar="http://schemas.microsoft.com/msus/2002/12/BaseApplicabilityRules""#;
+        let ok = parse_update(
+            update(&format!(r#"<upd:IsInstalled><bar:True {base} /></upd:IsInstalled>"#))
+                .as_bytes(),
+        )
+        .unwrap();
         assert!(
-            ok.fragments.core.ends_with("<ApplicabilityRules><IsInstalled><b.True /></IsInstalled></ApplicabilityRules>"),
+            ok.fragments.core.ends_with(
+                "<ApplicabilityRules><IsInstalled><b.True /></IsInstalled></ApplicabilityRules>"
+            ),
             "{}",
             ok.fragments.core
         );
@@ -1091,9 +1249,13 @@ mod tests {
             // Declared on an empty element, used by its sibling.
             format!(r#"<upd:IsInstalled><bar:True {base} /><bar:False /></upd:IsInstalled>"#),
             // Declared on an element with content, used after it closed.
-            format!(r#"<upd:IsInstalled><bar:And {base}><bar:True /></bar:And><bar:False /></upd:IsInstalled>"#),
+            format!(
+                r#"<upd:IsInstalled><bar:And {base}><bar:True /></bar:And><bar:False /></upd:IsInstalled>"#
+            ),
             // Declared on a parent, its attribute prefix used after the parent closed.
-            format!(r#"<upd:IsInstalled {base}><bar:True /></upd:IsInstalled><upd:IsInstallable bar:x="1" />"#),
+            format!(
+                r#"<upd:IsInstalled {base}><bar:True /></upd:IsInstalled><upd:IsInstallable bar:x="1" />"#
+            ),
         ] {
             let e = err(&update(&rules));
             assert!(e.message.contains("undeclared namespace prefix \"bar\""), "{rules}: {e}");
@@ -1146,16 +1308,25 @@ mod tests {
     #[test]
     fn attributes_and_namespace_declarations_are_bounded() {
         let many: String = (0..50_000).map(|i| format!(" a{i}=\"\"")).collect();
-        let doc = MINIMAL.replace("</upd:Update>", &format!("<upd:Properties{many}/></upd:Update>"));
+        let doc =
+            MINIMAL.replace("</upd:Update>", &format!("<upd:Properties{many}/></upd:Update>"));
         assert!(err(&doc).message.contains("attributes on one element"), "{}", err(&doc));
-        let nested: String = (0..100).map(|i| format!("<p{i}:e xmlns:p{i}=\"urn:{i}\" xmlns:q{i}=\"urn:{i}\">")).collect();
+        let nested: String = (0..100)
+            .map(|i| format!("<p{i}:e xmlns:p{i}=\"urn:{i}\" xmlns:q{i}=\"urn:{i}\">"))
+            .collect();
         let closed: String = (0..100).rev().map(|i| format!("</p{i}:e>")).collect();
         let doc = MINIMAL.replace("</upd:Update>", &format!("{nested}{closed}</upd:Update>"));
         assert!(err(&doc).message.contains("namespace declarations in scope"), "{}", err(&doc));
         // Declarations that went out of scope do not count.
         let siblings: String = (0..1000).map(|i| format!("<p:e xmlns:p=\"urn:{i}\"/>")).collect();
-        let doc = MINIMAL.replace("</upd:Update>", &format!("<upd:Properties>{siblings}</upd:Properties></upd:Update>"));
-        assert!(!parse_update(doc.as_bytes()).is_err_and(|e| e.message.contains("namespace")), "siblings are fine");
+        let doc = MINIMAL.replace(
+            "</upd:Update>",
+            &format!("<upd:Properties>{siblings}</upd:Properties></upd:Update>"),
+        );
+        assert!(
+            !parse_update(doc.as_bytes()).is_err_and(|e| e.message.contains("namespace")),
+            "siblings are fine"
+        );
     }
 
     #[test]
@@ -1172,10 +1343,15 @@ mod tests {
             "</upd:Update>",
             "<upd:ApplicabilityRules><upd:IsInstalled><x/></upd:IsInstalled></upd:ApplicabilityRules></upd:Update>",
         );
-        for document in [doc.clone().into_bytes(), [&b"\xEF\xBB\xBF"[..], doc.as_bytes()].concat()] {
+        for document in [doc.clone().into_bytes(), [&b"\xEF\xBB\xBF"[..], doc.as_bytes()].concat()]
+        {
             let p = parse_update(&document).unwrap();
             let span = p.update.applicability_rules.clone().expect("rules");
-            assert!(span_text(&document, &span).starts_with("<upd:ApplicabilityRules>"), "{}", span_text(&document, &span));
+            assert!(
+                span_text(&document, &span).starts_with("<upd:ApplicabilityRules>"),
+                "{}",
+                span_text(&document, &span)
+            );
         }
     }
 

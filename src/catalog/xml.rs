@@ -7,9 +7,11 @@ use std::borrow::Cow;
 /// Namespaces of the update metadata (WSUS-PROTOCOL.md §5.2).
 pub mod ns {
     pub const UPDATE: &[u8] = b"http://schemas.microsoft.com/msus/2002/12/Update";
-    pub const BASE_RULES: &[u8] = b"http://schemas.microsoft.com/msus/2002/12/BaseApplicabilityRules";
+    pub const BASE_RULES: &[u8] =
+        b"http://schemas.microsoft.com/msus/2002/12/BaseApplicabilityRules";
     pub const MSI_RULES: &[u8] = b"http://schemas.microsoft.com/msus/2002/12/MsiApplicabilityRules";
-    pub const WINDOWS_DRIVER: &[u8] = b"http://schemas.microsoft.com/msus/2002/12/UpdateHandlers/WindowsDriver";
+    pub const WINDOWS_DRIVER: &[u8] =
+        b"http://schemas.microsoft.com/msus/2002/12/UpdateHandlers/WindowsDriver";
     pub const XSI: &[u8] = b"http://www.w3.org/2001/XMLSchema-instance";
 }
 
@@ -29,7 +31,10 @@ pub enum TextError {
 impl std::fmt::Display for TextError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            TextError::UnknownEntity(n) => write!(f, "undeclared entity &{n}; (DTDs and entity declarations are not supported)"),
+            TextError::UnknownEntity(n) => write!(
+                f,
+                "undeclared entity &{n}; (DTDs and entity declarations are not supported)"
+            ),
             TextError::BadCharacterReference(n) => write!(f, "invalid character reference &{n};"),
             TextError::UnterminatedReference => f.write_str("'&' without a terminating ';'"),
             TextError::NotUtf8 => f.write_str("text is not valid UTF-8"),
@@ -121,7 +126,8 @@ fn push_escaped(out: &mut String, value: &str, special: [u8; 3], replacement: [&
     let mut start = 0;
     for i in memchr::memchr3_iter(special[0], special[1], special[2], bytes) {
         out.push_str(&value[start..i]);
-        let which = special.iter().position(|&s| s == bytes[i]).expect("memchr3 found one of the three");
+        let which =
+            special.iter().position(|&s| s == bytes[i]).expect("memchr3 found one of the three");
         out.push_str(replacement[which]);
         start = i + 1;
     }

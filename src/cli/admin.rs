@@ -25,7 +25,9 @@ pub fn run(data: &Path, cmd: Command) -> anyhow::Result<()> {
             }
             let token = store.new_admin_token()?;
             println!("{token}");
-            eprintln!("keep it safe: it opens /api/v1 (Authorization: Bearer <token>) and the console at /admin");
+            eprintln!(
+                "keep it safe: it opens /api/v1 (Authorization: Bearer <token>) and the console at /admin"
+            );
             Ok(())
         }
     }

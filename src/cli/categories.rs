@@ -36,7 +36,11 @@ pub fn run(data: &Path, kind: &str, cmd: Command) -> anyhow::Result<()> {
     let index = store.category_index()?;
     let mut counts: HashMap<String, usize> = HashMap::new();
     for u in store.list_updates(&Default::default())? {
-        let titles = if kind == "Product" { u.products.clone() } else { u.classification.clone().into_iter().collect() };
+        let titles = if kind == "Product" {
+            u.products.clone()
+        } else {
+            u.classification.clone().into_iter().collect()
+        };
         for t in titles {
             *counts.entry(t).or_default() += 1;
         }
@@ -44,9 +48,15 @@ pub fn run(data: &Path, kind: &str, cmd: Command) -> anyhow::Result<()> {
     let selected: Option<Vec<String>> = match &profile {
         Some(path) => {
             let profile = ferry::bundle::profile::Profile::load(path)?;
-            let (products, classifications) = ferry::bundle::select::resolve_filter(&store.catalog_revisions()?, &profile)
-                .map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e.0))?;
-            Some((if kind == "Product" { products } else { classifications }).into_iter().map(|(id, _)| id).collect())
+            let (products, classifications) =
+                ferry::bundle::select::resolve_filter(&store.catalog_revisions()?, &profile)
+                    .map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e.0))?;
+            Some(
+                (if kind == "Product" { products } else { classifications })
+                    .into_iter()
+                    .map(|(id, _)| id)
+                    .collect(),
+            )
         }
         None => None,
     };

@@ -18,7 +18,11 @@ pub struct Args {
 
 pub fn run(data: &Path, args: Args) -> anyhow::Result<()> {
     let store = Store::open(data)?;
-    let bar = if args.json { indicatif::ProgressBar::hidden() } else { output::progress(0, "hashing content", true) };
+    let bar = if args.json {
+        indicatif::ProgressBar::hidden()
+    } else {
+        output::progress(0, "hashing content", true)
+    };
     let report = store.check(args.deep, &mut |done, total| {
         bar.set_length(total);
         bar.set_position(done);
@@ -31,7 +35,11 @@ pub fn run(data: &Path, args: Args) -> anyhow::Result<()> {
             println!("PROBLEM  {}: {}", p.subject, p.problem);
         }
         let what = if args.deep {
-            format!(", {} documents re-parsed, {} re-hashed", report.documents_reparsed, format_size(report.bytes_hashed))
+            format!(
+                ", {} documents re-parsed, {} re-hashed",
+                report.documents_reparsed,
+                format_size(report.bytes_hashed)
+            )
         } else {
             String::new()
         };

@@ -34,7 +34,11 @@ pub fn run(data: &Path, a: Args) -> anyhow::Result<()> {
         unneeded_content: a.unneeded_content,
         obsolete_computers_days: a.obsolete_computers,
     };
-    if !(options.decline_superseded || options.decline_expired || options.unneeded_content || options.obsolete_computers_days.is_some()) {
+    if !(options.decline_superseded
+        || options.decline_expired
+        || options.unneeded_content
+        || options.obsolete_computers_days.is_some())
+    {
         anyhow::bail!(
             "say what to clean: --decline-superseded, --decline-expired, --unneeded-content, --obsolete-computers DAYS \
              (with --dry-run to see it first)"
@@ -50,7 +54,13 @@ pub fn run(data: &Path, a: Args) -> anyhow::Result<()> {
     }
     let verb = |now: &str, later: &str| if a.dry_run { later.to_string() } else { now.to_string() };
     for d in &plan.declines {
-        println!("{} {} {} ({})", verb("declined", "would decline"), d.update_id, d.title.as_deref().unwrap_or(""), d.reason);
+        println!(
+            "{} {} {} ({})",
+            verb("declined", "would decline"),
+            d.update_id,
+            d.title.as_deref().unwrap_or(""),
+            d.reason
+        );
     }
     for f in &plan.files {
         println!(
@@ -62,7 +72,12 @@ pub fn run(data: &Path, a: Args) -> anyhow::Result<()> {
         );
     }
     for c in &plan.computers {
-        println!("{} computer {} (last contact {})", verb("removed", "would remove"), c.name, c.last_contact_at);
+        println!(
+            "{} computer {} (last contact {})",
+            verb("removed", "would remove"),
+            c.name,
+            c.last_contact_at
+        );
     }
     println!(
         "{}: {} update(s) declined, {} file(s) deleted ({} freed), {} computer(s) removed",

@@ -82,7 +82,9 @@ fn resolve(store: &Store, names: &[String]) -> anyhow::Result<Vec<String>> {
         let found = store.find_computers(name)?;
         match found.as_slice() {
             [c] => ids.push(c.computer_id.clone()),
-            [] => anyhow::bail!("no computer {name:?} (see `ferry computers list`; nothing was changed)"),
+            [] => anyhow::bail!(
+                "no computer {name:?} (see `ferry computers list`; nothing was changed)"
+            ),
             many => anyhow::bail!(
                 "{name:?} matches {} computers ({}): name one by SusClientId (nothing was changed)",
                 many.len(),
@@ -94,7 +96,8 @@ fn resolve(store: &Store, names: &[String]) -> anyhow::Result<Vec<String>> {
 }
 
 fn list(store: &Store, a: ListArgs) -> anyhow::Result<()> {
-    let mut computers = store.computers_in_group(a.group.as_deref().unwrap_or(ferry::store::ALL_COMPUTERS))?;
+    let mut computers =
+        store.computers_in_group(a.group.as_deref().unwrap_or(ferry::store::ALL_COMPUTERS))?;
     if let Some(name) = &a.name {
         let name = name.to_lowercase();
         computers.retain(|c| c.dns_name.to_lowercase().contains(&name));
@@ -102,8 +105,12 @@ fn list(store: &Store, a: ListArgs) -> anyhow::Result<()> {
     if let Some(status) = &a.status {
         let state = super::input::update_state(status)?;
         let report = store.compliance_report(computers.clone(), None)?;
-        let matching: std::collections::HashSet<String> =
-            report.computers.into_iter().filter(|c| c.counts.get(state) > 0).map(|c| c.computer_id).collect();
+        let matching: std::collections::HashSet<String> = report
+            .computers
+            .into_iter()
+            .filter(|c| c.counts.get(state) > 0)
+            .map(|c| c.computer_id)
+            .collect();
         computers.retain(|c| matching.contains(&c.computer_id));
     }
     if a.json {
@@ -115,13 +122,18 @@ fn list(store: &Store, a: ListArgs) -> anyhow::Result<()> {
         }
         return Ok(());
     }
-    let names: std::collections::HashMap<String, String> = store.groups()?.into_iter().map(|g| (g.group_id, g.name)).collect();
+    let names: std::collections::HashMap<String, String> =
+        store.groups()?.into_iter().map(|g| (g.group_id, g.name)).collect();
     let rows: Vec<Vec<String>> = computers
         .iter()
         .map(|c| {
             vec![
                 c.dns_name.clone(),
-                c.groups.iter().map(|g| names.get(g).cloned().unwrap_or_else(|| g.clone())).collect::<Vec<_>>().join(", "),
+                c.groups
+                    .iter()
+                    .map(|g| names.get(g).cloned().unwrap_or_else(|| g.clone()))
+                    .collect::<Vec<_>>()
+                    .join(", "),
                 c.last_contact_at.clone(),
                 c.last_report_at.clone().unwrap_or_else(|| "never".into()),
                 c.os_description.clone().unwrap_or_default(),

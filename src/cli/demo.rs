@@ -48,9 +48,16 @@ struct Running {
 
 impl Running {
     fn start(data: &std::path::Path, listen: &str) -> anyhow::Result<Running> {
-        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().thread_name("ferry-demo").build()?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .thread_name("ferry-demo")
+            .build()?;
         let state = ferry::server::open_state(data, None)?;
-        let listeners = runtime.block_on(Listeners::bind(&ServeOptions { listen: Some(listen.to_string()), ..Default::default() }))?;
+        let listeners = runtime.block_on(Listeners::bind(&ServeOptions {
+            listen: Some(listen.to_string()),
+            ..Default::default()
+        }))?;
         let addr = listeners.http_addr().context("the listener has an address")?;
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         runtime.spawn(async move {
@@ -97,7 +104,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         args.updates
     );
     let mut upstream_store = Store::open_or_create(&upstream_dir)?;
-    let options = SynthOptions { updates: args.updates, seed: 1, languages: vec!["en".into(), "de".into()], payload_bytes: 64 << 10 };
+    let options = SynthOptions {
+        updates: args.updates,
+        seed: 1,
+        languages: vec!["en".into(), "de".into()],
+        payload_bytes: 64 << 10,
+    };
     let bar = output::progress(args.updates, "generating", false);
     let report = synthesize(&mut upstream_store, &options, &mut |done, _| bar.set_position(done))?;
     bar.finish_and_clear();
@@ -129,7 +141,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     );
     let profile = Profile::parse(PROFILE, "manifests/windows11-security.toml")?;
     let mut cache = Store::open_or_create(&cache_dir)?;
-    let sync_options = SyncOptions { upstream: upstream.url.clone(), transport: TransportOptions::default(), parallel: 4 };
+    let sync_options = SyncOptions {
+        upstream: upstream.url.clone(),
+        transport: TransportOptions::default(),
+        parallel: 4,
+    };
     let synced = ferry::upstream::sync(&mut cache, &profile, &sync_options, &mut |_| {})?;
     println!(
         "   {} category/detectoid and {} update revisions listed, {} fetched ({}) in {:.1} s",
@@ -142,7 +158,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let wanted = ferry::upstream::payloads_to_download(&cache, &profile, &upstream.url)?;
     let (count, bytes) = (wanted.len(), wanted.iter().map(|w| w.size).sum::<u64>());
     let transport = Transport::new(&TransportOptions::default())?;
-    let downloaded = ferry::upstream::download(&mut cache, &transport, wanted, &DownloadOptions { parallel: 4 }, &mut |_, _| {})?;
+    let downloaded = ferry::upstream::download(
+        &mut cache,
+        &transport,
+        wanted,
+        &DownloadOptions { parallel: 4 },
+        &mut |_, _| {},
+    )?;
     println!(
         "   {count} payload files downloaded ({}) in {:.1} s, each checked against its SHA-1 and SHA-256",
         format_size(bytes),
@@ -173,7 +195,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         m.volumes.len()
     );
 
-    println!("4. Isolated side, before anything is loaded: verify the signature, the trust, the expiry and every byte");
+    println!(
+        "4. Isolated side, before anything is loaded: verify the signature, the trust, the expiry and every byte"
+    );
     let checked = verify(&exported.dir, std::slice::from_ref(&pair.public), &mut |_, _| {})?;
     if checked.exit_code() != 0 {
         for p in &checked.problems {
@@ -186,14 +210,29 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         pair.public.key_id, checked.volumes, checked.members
     );
 
-    println!("5. Import into the isolated store {} (one transaction: nothing is visible until everything checked out)", isolated.display());
+    println!(
+        "5. Import into the isolated store {} (one transaction: nothing is visible until everything checked out)",
+        isolated.display()
+    );
     let mut store = Store::open_or_create(&isolated)?;
-    store.add_trusted_key(&pair.public.key_id.to_string(), &pair.public.to_base64(), Some("demo export host"))?;
-    let imported = import(&mut store, &exported.dir, &[], &ImportOptions::default(), &mut |_, _, _| {})?;
-    println!("   {} revisions added, {} payload files in the content tree", imported.revisions_added, imported.files_added);
+    store.add_trusted_key(
+        &pair.public.key_id.to_string(),
+        &pair.public.to_base64(),
+        Some("demo export host"),
+    )?;
+    let imported =
+        import(&mut store, &exported.dir, &[], &ImportOptions::default(), &mut |_, _, _| {})?;
+    println!(
+        "   {} revisions added, {} payload files in the content tree",
+        imported.revisions_added, imported.files_added
+    );
 
     println!("6. Approve the security updates for All Computers (as Approve-WsusUpdate would)");
-    let filter = UpdateFilter { classification: Some("security".into()), approval: Some(ApprovalState::Unapproved), ..Default::default() };
+    let filter = UpdateFilter {
+        classification: Some("security".into()),
+        approval: Some(ApprovalState::Unapproved),
+        ..Default::default()
+    };
     let ids: Vec<String> = store.list_updates(&filter)?.into_iter().map(|u| u.update_id).collect();
     let approved = AdminService::new(&mut store).approve(&Approve {
         updates: &ids,
@@ -212,8 +251,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     drop(store);
 
     println!("7. Serve Windows Update clients from the isolated store");
-    let server = Running::start(&isolated, &args.listen)
-        .with_context(|| format!("starting the server on {} (choose another address with --listen)", args.listen))?;
+    let server = Running::start(&isolated, &args.listen).with_context(|| {
+        format!("starting the server on {} (choose another address with --listen)", args.listen)
+    })?;
     println!("   listening on {}", server.url);
     let scan = ferry::loadgen::scan_once(&server.url)?;
     println!(
@@ -232,13 +272,19 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .rsplit_once(':')
         .map(|(h, p)| (if h == "0.0.0.0" || h == "127.0.0.1" { "<this host>" } else { h }, p))
         .unwrap_or(("<this host>", "8530"));
-    println!("\nTo point a Windows machine at it (Group Policy: Windows Update > Specify intranet Microsoft update service location),");
-    println!("or in the registry under HKLM\\SOFTWARE\\Policies\\Microsoft\\Windows\\WindowsUpdate:");
+    println!(
+        "\nTo point a Windows machine at it (Group Policy: Windows Update > Specify intranet Microsoft update service location),"
+    );
+    println!(
+        "or in the registry under HKLM\\SOFTWARE\\Policies\\Microsoft\\Windows\\WindowsUpdate:"
+    );
     println!("  WUServer       = http://{}:{}", host.0, host.1);
     println!("  WUStatusServer = http://{}:{}", host.0, host.1);
     println!("  AU\\UseWUServer = 1 (DWORD)");
     if args.listen.starts_with("127.") {
-        println!("(it listens on loopback; pass --listen 0.0.0.0:8530 to reach it from other machines)");
+        println!(
+            "(it listens on loopback; pass --listen 0.0.0.0:8530 to reach it from other machines)"
+        );
     }
     println!("\nThe web console: {}/admin (log in with the admin token {token})", server.url);
     println!("\nWhat the isolated side holds, and what the simulated machine reported:");

@@ -59,7 +59,12 @@ fn synth(data: &Path, a: SynthArgs) -> anyhow::Result<()> {
         anyhow::bail!("--languages needs at least one language code, e.g. en,de");
     }
     let mut store = Store::open_or_create(data)?;
-    let options = SynthOptions { updates: a.updates, seed: a.seed, languages: a.languages, payload_bytes: a.payload_bytes };
+    let options = SynthOptions {
+        updates: a.updates,
+        seed: a.seed,
+        languages: a.languages,
+        payload_bytes: a.payload_bytes,
+    };
     let bar = output::progress(a.updates, "generating", false);
     let started = std::time::Instant::now();
     let report = synthesize(&mut store, &options, &mut |done, _| bar.set_position(done))?;
@@ -104,12 +109,20 @@ fn ingest(data: &Path, a: IngestArgs) -> anyhow::Result<()> {
     let mut on_progress = |n: u64, _| bar.set_position(n);
     // One transaction: a bad document leaves the store exactly as it was.
     let report = store
-        .ingest_stream(items, IngestOptions { progress: Some(&mut on_progress), ..Default::default() })
+        .ingest_stream(
+            items,
+            IngestOptions { progress: Some(&mut on_progress), ..Default::default() },
+        )
         .context("nothing was stored (the batch was rolled back)")?;
     bar.finish_and_clear();
     if a.json {
         return output::json(&report);
     }
-    println!("{} added, {} already stored ({} of update XML)", report.added, report.unchanged, format_size(report.document_bytes));
+    println!(
+        "{} added, {} already stored ({} of update XML)",
+        report.added,
+        report.unchanged,
+        format_size(report.document_bytes)
+    );
     Ok(())
 }

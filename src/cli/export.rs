@@ -9,7 +9,9 @@ use ferry::bundle::profile::Profile;
 use ferry::bundle::volumes::VolumeFormat;
 use ferry::store::Store;
 use ferry::units::{format_size, parse_duration_secs, parse_size};
-use ferry::upstream::{DownloadOptions, SyncOptions, SyncProgress, SyncReport, Transport, TransportOptions};
+use ferry::upstream::{
+    DownloadOptions, SyncOptions, SyncProgress, SyncReport, Transport, TransportOptions,
+};
 use std::path::PathBuf;
 
 #[derive(clap::Args, Debug)]
@@ -82,8 +84,12 @@ enum Format {
     Zip,
 }
 
-pub fn load_secret_key(path: &std::path::Path, password_file: Option<&std::path::Path>) -> anyhow::Result<SecretKey> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading the secret key {}", path.display()))?;
+pub fn load_secret_key(
+    path: &std::path::Path,
+    password_file: Option<&std::path::Path>,
+) -> anyhow::Result<SecretKey> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading the secret key {}", path.display()))?;
     let password = password_file.map(read_password).transpose()?;
     SecretKey::parse(&text, password.as_deref()).with_context(|| path.display().to_string())
 }
@@ -98,14 +104,23 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let mut upstream_anchor = None;
     let upstream = args.upstream.clone().or_else(|| profile.upstream.clone());
     let mut cache = if args.no_sync {
-        Store::open(&args.cache).with_context(|| format!("the cache store {} (pass --cache)", args.cache.display()))?
+        Store::open(&args.cache)
+            .with_context(|| format!("the cache store {} (pass --cache)", args.cache.display()))?
     } else {
-        let upstream = upstream
-            .clone()
-            .with_context(|| format!("no upstream: set `upstream` in {} or pass --upstream URL (or --no-sync)", args.profile.display()))?;
+        let upstream = upstream.clone().with_context(|| {
+            format!(
+                "no upstream: set `upstream` in {} or pass --upstream URL (or --no-sync)",
+                args.profile.display()
+            )
+        })?;
         let mut cache = Store::open_or_create(&args.cache)?;
-        let transport = TransportOptions { ca_cert: args.ca_cert.clone(), proxy: args.proxy.clone(), ..Default::default() };
-        let report = sync_from(&mut cache, &profile, &upstream, &transport, args.parallel as usize)?;
+        let transport = TransportOptions {
+            ca_cert: args.ca_cert.clone(),
+            proxy: args.proxy.clone(),
+            ..Default::default()
+        };
+        let report =
+            sync_from(&mut cache, &profile, &upstream, &transport, args.parallel as usize)?;
         upstream_anchor = Some(report.anchor.clone());
         if !args.no_download && !args.dry_run {
             download_payloads(&mut cache, &profile, &upstream, &transport, args.parallel as usize)?;
@@ -115,7 +130,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     // Without a sync, the languages are checked against what the last upstream offered (a sync
     // checked them against what the upstream offers now).
     if args.no_sync {
-        let offered: Vec<String> = ferry::upstream::stored_offered_languages(&cache)?.into_iter().map(|(_, l)| l).collect();
+        let offered: Vec<String> = ferry::upstream::stored_offered_languages(&cache)?
+            .into_iter()
+            .map(|(_, l)| l)
+            .collect();
         profile.check_languages(&offered, "the upstream this cache last synced from")?;
     }
     let options = ExportOptions {
@@ -126,7 +144,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             Format::Zip => VolumeFormat::Zip,
         },
         expires_secs: args.expires,
-        upstream_url: if args.no_sync { args.upstream.clone() } else { upstream.map(|u| ferry::upstream::server_sync_url(&u)) },
+        upstream_url: if args.no_sync {
+            args.upstream.clone()
+        } else {
+            upstream.map(|u| ferry::upstream::server_sync_url(&u))
+        },
         upstream_anchor,
         pending: match (args.confirm_pending, args.forget_pending) {
             (true, _) => PendingChoice::Carried,
@@ -139,7 +161,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         return print_dry_run(&plan, &profile, args.json);
     }
     let bar = output::progress(0, "packaging", true);
-    let (Some(key), Some(out)) = (&key, &args.out) else { anyhow::bail!("--key and --out are needed to write a bundle") };
+    let (Some(key), Some(out)) = (&key, &args.out) else {
+        anyhow::bail!("--key and --out are needed to write a bundle")
+    };
     let report = export(&mut cache, &profile, key, out, &options, &mut |stage, done, total| {
         bar.set_message(stage.to_string());
         bar.set_length(total);
@@ -151,7 +175,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     let m = &report.manifest;
     if args.json {
-        return output::json(&serde_json::json!({ "bundle": report.dir, "manifest": m, "notes": report.notes }));
+        return output::json(
+            &serde_json::json!({ "bundle": report.dir, "manifest": m, "notes": report.notes }),
+        );
     }
     eprintln!(
         "{} bundle {} of channel {}{}: {} revisions ({} software updates), {} payload files, {} in {} volume(s), signed by key {}",
@@ -174,9 +200,14 @@ fn print_dry_run(plan: &DryRun, profile: &Profile, json: bool) -> anyhow::Result
     if json {
         return output::json(plan);
     }
-    let counts = |m: &std::collections::BTreeMap<String, u64>| m.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", ");
+    let counts = |m: &std::collections::BTreeMap<String, u64>| {
+        m.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", ")
+    };
     let base = plan.base_sequence.map(|b| format!(" on {b}")).unwrap_or_default();
-    println!("next bundle of channel {}: {} {}{base} (dry run: nothing written)", plan.channel, plan.kind, plan.sequence);
+    println!(
+        "next bundle of channel {}: {} {}{base} (dry run: nothing written)",
+        plan.channel, plan.kind, plan.sequence
+    );
     println!("  updates        {} ({})", plan.updates, counts(&plan.by_classification));
     println!("  products       {}", counts(&plan.by_product));
     println!("  revisions      {} (metadata {})", plan.revisions, format_size(plan.metadata_bytes));
@@ -184,7 +215,11 @@ fn print_dry_run(plan: &DryRun, profile: &Profile, json: bool) -> anyhow::Result
         0 => String::new(),
         n => format!("; {n} not in the cache yet, the export downloads them"),
     };
-    println!("  payload files  {}, {}{missing}", plan.payload_files, format_size(plan.payload_bytes));
+    println!(
+        "  payload files  {}, {}{missing}",
+        plan.payload_files,
+        format_size(plan.payload_bytes)
+    );
     let sizes: Vec<String> = plan.volume_bytes.iter().map(|b| format_size(*b)).collect();
     println!(
         "  volumes        {} of at most {}: {} ({})",
@@ -203,7 +238,13 @@ fn print_dry_run(plan: &DryRun, profile: &Profile, json: bool) -> anyhow::Result
         ("include_superseded", profile.include_superseded.to_string(), left.superseded),
         ("payloads", profile.payloads.as_str().to_string(), left.payloads),
     ] {
-        println!("    {:<28} {} update(s), {} file(s), {}", format!("{setting} = {value}"), l.updates, l.files, format_size(l.bytes));
+        println!(
+            "    {:<28} {} update(s), {} file(s), {}",
+            format!("{setting} = {value}"),
+            l.updates,
+            l.files,
+            format_size(l.bytes)
+        );
     }
     for note in &plan.notes {
         eprintln!("note: {note}");
@@ -219,7 +260,8 @@ fn sync_from(
     parallel: usize,
 ) -> anyhow::Result<SyncReport> {
     let bar = output::progress(0, "syncing", false);
-    let options = SyncOptions { upstream: upstream.to_string(), transport: transport.clone(), parallel };
+    let options =
+        SyncOptions { upstream: upstream.to_string(), transport: transport.clone(), parallel };
     let report = ferry::upstream::sync(cache, profile, &options, &mut |p| match p {
         SyncProgress::Listing(what) => bar.set_message(format!("listing {what}")),
         SyncProgress::Fetching(done, total) => {
@@ -228,7 +270,9 @@ fn sync_from(
             bar.set_position(done);
         }
     })
-    .with_context(|| format!("syncing from {upstream} (what was synced is kept; run again to continue)"))?;
+    .with_context(|| {
+        format!("syncing from {upstream} (what was synced is kept; run again to continue)")
+    })?;
     bar.finish_and_clear();
     for note in &report.notes {
         eprintln!("note: {note}");
@@ -260,8 +304,14 @@ fn download_payloads(
     let files = wanted.len();
     let bar = output::progress(total, "downloading", true);
     let transport = Transport::new(transport)?;
-    let report = ferry::upstream::download(cache, &transport, wanted, &DownloadOptions { parallel }, &mut |done, _| bar.set_position(done))
-        .context("downloading payloads (files that arrived are kept; run again to resume)")?;
+    let report = ferry::upstream::download(
+        cache,
+        &transport,
+        wanted,
+        &DownloadOptions { parallel },
+        &mut |done, _| bar.set_position(done),
+    )
+    .context("downloading payloads (files that arrived are kept; run again to resume)")?;
     bar.finish_and_clear();
     for note in &report.notes {
         eprintln!("note: {note}");

@@ -105,9 +105,13 @@ pub fn run(data: &Path, cmd: Command) -> anyhow::Result<()> {
                     t.max_client_groups
                 ),
                 TargetingMode::Client => {
-                    println!("client-side targeting: clients' group names decide; unknown names leave them in Unassigned Computers")
+                    println!(
+                        "client-side targeting: clients' group names decide; unknown names leave them in Unassigned Computers"
+                    )
                 }
-                TargetingMode::Server => println!("server-side targeting: `ferry computers move` places computers"),
+                TargetingMode::Server => {
+                    println!("server-side targeting: `ferry computers move` places computers")
+                }
             }
             Ok(())
         }
@@ -135,7 +139,11 @@ fn list(store: &Store, json: bool) -> anyhow::Result<()> {
     let table: Vec<Vec<String>> = rows
         .iter()
         .map(|r| {
-            vec![format!("{}{}", "  ".repeat(r.group.depth), r.group.group.name), r.computers.to_string(), r.group.group.group_id.clone()]
+            vec![
+                format!("{}{}", "  ".repeat(r.group.depth), r.group.group.name),
+                r.computers.to_string(),
+                r.group.group.group_id.clone(),
+            ]
         })
         .collect();
     output::table(&["GROUP", "COMPUTERS", "ID"], &table);

@@ -24,8 +24,13 @@ pub struct Args {
 }
 
 pub fn run(data: &Path, args: Args) -> anyhow::Result<()> {
-    let extra: Vec<_> = args.trust.iter().map(|p| super::trust::load_public_key(p)).collect::<anyhow::Result<_>>()?;
-    let options = ImportOptions { allow_expired: args.allow_expired, apply_approvals: args.apply_approvals };
+    let extra: Vec<_> = args
+        .trust
+        .iter()
+        .map(|p| super::trust::load_public_key(p))
+        .collect::<anyhow::Result<_>>()?;
+    let options =
+        ImportOptions { allow_expired: args.allow_expired, apply_approvals: args.apply_approvals };
     let bar = output::progress(0, "importing", true);
     let report = import_into(data, &args.bundle, &extra, &options, &mut |_, done, total| {
         bar.set_length(total);
@@ -40,7 +45,10 @@ pub fn run(data: &Path, args: Args) -> anyhow::Result<()> {
         return output::json(&report);
     }
     if report.outcome == ImportOutcome::AlreadyImported {
-        println!("bundle {} #{} ({}) was already imported: nothing to do", report.channel, report.sequence, report.bundle_id);
+        println!(
+            "bundle {} #{} ({}) was already imported: nothing to do",
+            report.channel, report.sequence, report.bundle_id
+        );
     } else {
         println!(
             "imported {} #{} ({}), signed by key {}: {} revisions added ({} already present), {} payload files, {} removed, {} read",
@@ -61,12 +69,24 @@ pub fn run(data: &Path, args: Args) -> anyhow::Result<()> {
             p.approved,
             p.declined,
             if p.rules_added.is_empty() { "none".to_string() } else { p.rules_added.join(", ") },
-            if p.groups_created.is_empty() { "none".to_string() } else { p.groups_created.join(", ") }
+            if p.groups_created.is_empty() {
+                "none".to_string()
+            } else {
+                p.groups_created.join(", ")
+            }
         );
         println!("{}", output::printable(&line));
     }
     for r in &report.rules {
-        println!("{}", output::printable(&format!("rule {:?} approved {} update(s) for {}", r.rule, r.approved.len(), r.group)));
+        println!(
+            "{}",
+            output::printable(&format!(
+                "rule {:?} approved {} update(s) for {}",
+                r.rule,
+                r.approved.len(),
+                r.group
+            ))
+        );
     }
     Ok(())
 }

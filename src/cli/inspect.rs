@@ -86,7 +86,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         say!("  removed  {} {} ({})", r.update_id, r.title, r.reason);
     }
     if let Some(p) = &m.approval_policy {
-        say!("approvals   a policy travels with this bundle (applied on import only with --apply-approvals):");
+        say!(
+            "approvals   a policy travels with this bundle (applied on import only with --apply-approvals):"
+        );
         for [kind, what, group, action, deadline] in ferry::bundle::inspect::policy_lines(p) {
             say!("  {kind:<8} {what} {group} {action} {deadline}");
         }

@@ -23,7 +23,8 @@ pub struct Args {
 }
 
 pub fn read_password(path: &std::path::Path) -> anyhow::Result<String> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading the password file {}", path.display()))?;
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading the password file {}", path.display()))?;
     let password = text.lines().next().unwrap_or("").to_string();
     anyhow::ensure!(!password.is_empty(), "{}: the password file is empty", path.display());
     Ok(password)
@@ -49,9 +50,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     options.write(true).create(true).truncate(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut f = options.open(&key_path).with_context(|| format!("writing {}", key_path.display()))?;
+    let mut f =
+        options.open(&key_path).with_context(|| format!("writing {}", key_path.display()))?;
     f.write_all(secret.as_bytes())?;
-    std::fs::write(&pub_path, pair.public.to_file_text()).with_context(|| format!("writing {}", pub_path.display()))?;
+    std::fs::write(&pub_path, pair.public.to_file_text())
+        .with_context(|| format!("writing {}", pub_path.display()))?;
     if args.json {
         return output::json(&serde_json::json!({
             "key_id": pair.public.key_id.to_string(), "secret_key": key_path, "public_key": pub_path, "encrypted": password.is_some()
@@ -59,7 +62,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     println!("key id {}", pair.public.key_id);
     println!("secret key {} (keep it on the export host only)", key_path.display());
-    println!("public key {} (give it to the isolated side: ferry trust add {})", pub_path.display(), pub_path.display());
+    println!(
+        "public key {} (give it to the isolated side: ferry trust add {})",
+        pub_path.display(),
+        pub_path.display()
+    );
     if password.is_none() {
         eprintln!(
             "warning: the secret key is NOT password-protected; anyone who copies it can sign bundles. Use --password-file to encrypt it."

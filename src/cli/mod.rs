@@ -33,7 +33,13 @@ use std::process::ExitCode;
 #[command(name = "ferry", version, propagate_version = true, max_term_width = 110)]
 pub struct Cli {
     /// Store directory (database and content).
-    #[arg(long, global = true, env = "FERRY_DATA", default_value = "ferry-data", value_name = "DIR")]
+    #[arg(
+        long,
+        global = true,
+        env = "FERRY_DATA",
+        default_value = "ferry-data",
+        value_name = "DIR"
+    )]
     pub data: PathBuf,
 
     #[command(subcommand)]
@@ -211,6 +217,8 @@ fn describe(e: &anyhow::Error) -> String {
 }
 
 fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("FERRY_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let filter = tracing_subscriber::EnvFilter::try_from_env("FERRY_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ =
+        tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
 }

@@ -17,12 +17,18 @@ pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
     if !text.chars().any(|c| c.is_control() && c != '\n') {
         return std::borrow::Cow::Borrowed(text);
     }
-    text.chars().map(|c| if c.is_control() && c != '\n' { '\u{fffd}' } else { c }).collect::<String>().into()
+    text.chars()
+        .map(|c| if c.is_control() && c != '\n' { '\u{fffd}' } else { c })
+        .collect::<String>()
+        .into()
 }
 
 /// Prints rows as columns aligned to the widest cell; the last column is not padded.
 pub fn table(header: &[&str], rows: &[Vec<String>]) {
-    let rows: Vec<Vec<String>> = rows.iter().map(|r| r.iter().map(|c| printable(&c.replace('\n', " ")).into_owned()).collect()).collect();
+    let rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| r.iter().map(|c| printable(&c.replace('\n', " ")).into_owned()).collect())
+        .collect();
     let rows = rows.as_slice();
     let cols = header.len();
     let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
@@ -60,7 +66,9 @@ pub fn progress(len: u64, what: &str, bytes: bool) -> ProgressBar {
         "{msg} [{bar:30}] {pos}/{len} {per_sec} eta {eta}"
     };
     let bar = ProgressBar::new(len);
-    bar.set_style(ProgressStyle::with_template(template).expect("valid template").progress_chars("=> "));
+    bar.set_style(
+        ProgressStyle::with_template(template).expect("valid template").progress_chars("=> "),
+    );
     bar.set_message(what.to_string());
     bar
 }

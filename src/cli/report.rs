@@ -44,12 +44,14 @@ enum Format {
     Html,
 }
 
-const COUNT_HEADERS: [&str; 6] = ["INSTALLED", "PENDING REBOOT", "NEEDED", "FAILED", "NOT APPLICABLE", "UNKNOWN"];
+const COUNT_HEADERS: [&str; 6] =
+    ["INSTALLED", "PENDING REBOOT", "NEEDED", "FAILED", "NOT APPLICABLE", "UNKNOWN"];
 
 pub fn run(data: &Path, a: Args) -> anyhow::Result<()> {
     let store = Store::open(data)?;
     let status = a.status.as_deref().map(super::input::update_state).transpose()?;
-    let computers = store.computers_in_group(a.group.as_deref().unwrap_or(ferry::store::ALL_COMPUTERS))?;
+    let computers =
+        store.computers_in_group(a.group.as_deref().unwrap_or(ferry::store::ALL_COMPUTERS))?;
     let mut report = store.compliance_report(computers, a.group.clone())?;
     if let Some(s) = status {
         report.computers.retain(|c| c.counts.get(s) > 0);
@@ -70,7 +72,8 @@ pub fn run(data: &Path, a: Args) -> anyhow::Result<()> {
     };
     match &a.out {
         Some(path) => {
-            std::fs::write(path, text).map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()))?;
+            std::fs::write(path, text)
+                .map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()))?;
             eprintln!("wrote {}", path.display());
         }
         None => print!("{text}"),
@@ -80,7 +83,9 @@ pub fn run(data: &Path, a: Args) -> anyhow::Result<()> {
 
 /// Header and rows; the last six columns are the state counts.
 fn rows(report: &ComplianceReport, by: By) -> (Vec<&'static str>, Vec<Vec<String>>) {
-    let counts = |c: &ferry::compliance::StateCounts| UpdateState::ALL.iter().map(|s| c.get(*s).to_string()).collect::<Vec<_>>();
+    let counts = |c: &ferry::compliance::StateCounts| {
+        UpdateState::ALL.iter().map(|s| c.get(*s).to_string()).collect::<Vec<_>>()
+    };
     match by {
         By::Computer => {
             let mut header = vec!["COMPUTER", "GROUPS", "LAST CONTACT", "LAST REPORT"];
@@ -128,16 +133,29 @@ fn rows(report: &ComplianceReport, by: By) -> (Vec<&'static str>, Vec<Vec<String
 fn table(report: &ComplianceReport, by: By) {
     let (header, rows) = rows(report, by);
     output::table(&header, &rows);
-    eprintln!("{} computer(s), {} update(s) in the report", report.computers.len(), report.updates.len());
+    eprintln!(
+        "{} computer(s), {} update(s) in the report",
+        report.computers.len(),
+        report.updates.len()
+    );
 }
 
 fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s.to_string() }
+    if s.contains([',', '"', '\n']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
 }
 
 fn csv(report: &ComplianceReport, by: By) -> String {
     let (header, rows) = rows(report, by);
-    let mut out = header.iter().map(|h| csv_field(&h.to_lowercase().replace(' ', "_"))).collect::<Vec<_>>().join(",") + "\n";
+    let mut out = header
+        .iter()
+        .map(|h| csv_field(&h.to_lowercase().replace(' ', "_")))
+        .collect::<Vec<_>>()
+        .join(",")
+        + "\n";
     for r in rows {
         out += &(r.iter().map(|c| csv_field(c)).collect::<Vec<_>>().join(",") + "\n");
     }

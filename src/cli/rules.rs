@@ -58,7 +58,8 @@ pub fn run(data: &Path, cmd: Command) -> anyhow::Result<()> {
     let mut store = Store::open_or_create(data)?;
     match cmd {
         Command::Add { classification, product, group, action, deadline_days, name, no_apply } => {
-            let name = name.unwrap_or_else(|| NewRule::default_name(&classification, &product, &group));
+            let name =
+                name.unwrap_or_else(|| NewRule::default_name(&classification, &product, &group));
             let action = match action {
                 ActionArg::Install => Action::Install,
                 ActionArg::Uninstall => Action::Uninstall,
@@ -93,12 +94,26 @@ pub fn run(data: &Path, cmd: Command) -> anyhow::Result<()> {
                         any(&r.products),
                         r.group_name.clone(),
                         r.action.to_string(),
-                        r.deadline_days.map(|d| format!("{d} days")).unwrap_or_else(|| "none".into()),
+                        r.deadline_days
+                            .map(|d| format!("{d} days"))
+                            .unwrap_or_else(|| "none".into()),
                         r.name.clone(),
                     ]
                 })
                 .collect();
-            output::table(&["ID", "ENABLED", "CLASSIFICATIONS", "PRODUCTS", "GROUP", "ACTION", "DEADLINE", "NAME"], &rows);
+            output::table(
+                &[
+                    "ID",
+                    "ENABLED",
+                    "CLASSIFICATIONS",
+                    "PRODUCTS",
+                    "GROUP",
+                    "ACTION",
+                    "DEADLINE",
+                    "NAME",
+                ],
+                &rows,
+            );
             Ok(())
         }
         Command::Remove { rule } => {

@@ -48,7 +48,10 @@ pub fn run(data: &Path, args: Args) -> anyhow::Result<()> {
 fn scan_lines(scan: &ScanOutlook) -> Vec<String> {
     let mut lines = vec![format!(
         "scans     a computer may be offered {} revisions: its first scan takes about {} of at most {} SyncUpdates round trips (pages of {})",
-        scan.offerable_revisions, scan.estimated_round_trips, scan.round_trip_limit, scan.page_updates
+        scan.offerable_revisions,
+        scan.estimated_round_trips,
+        scan.round_trip_limit,
+        scan.page_updates
     )];
     if let Some(w) = &scan.warning {
         lines.push(format!("warning: {w}"));
@@ -64,9 +67,16 @@ mod tests {
     fn a_catalog_too_large_for_first_scans_gets_a_warning_naming_the_cleanup() {
         let small = scan_lines(&ScanOutlook::for_offerable(1_200));
         assert_eq!(small.len(), 1, "{small:?}");
-        assert!(small[0].contains("about 45 of at most 200") && small[0].contains("pages of 30"), "{small:?}");
+        assert!(
+            small[0].contains("about 45 of at most 200") && small[0].contains("pages of 30"),
+            "{small:?}"
+        );
         let large = scan_lines(&ScanOutlook::for_offerable(150_000));
         assert_eq!(large.len(), 2, "{large:?}");
-        assert!(large[1].starts_with("warning: ") && large[1].contains("ferry cleanup --decline-superseded"), "{large:?}");
+        assert!(
+            large[1].starts_with("warning: ")
+                && large[1].contains("ferry cleanup --decline-superseded"),
+            "{large:?}"
+        );
     }
 }

@@ -25,7 +25,8 @@ pub enum Command {
 }
 
 pub fn load_public_key(path: &Path) -> anyhow::Result<PublicKey> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading the public key {}", path.display()))?;
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading the public key {}", path.display()))?;
     PublicKey::parse(&text).with_context(|| path.display().to_string())
 }
 
@@ -34,7 +35,11 @@ pub fn run(data: &Path, cmd: Command) -> anyhow::Result<()> {
         Command::Add { key, comment } => {
             let public = load_public_key(&key)?;
             let store = Store::open_or_create(data)?;
-            let added = store.add_trusted_key(&public.key_id.to_string(), &public.to_base64(), comment.as_deref())?;
+            let added = store.add_trusted_key(
+                &public.key_id.to_string(),
+                &public.to_base64(),
+                comment.as_deref(),
+            )?;
             if added {
                 println!("trusting key {} from {}", public.key_id, key.display());
             } else {
@@ -47,13 +52,24 @@ pub fn run(data: &Path, cmd: Command) -> anyhow::Result<()> {
             if json {
                 return output::json(&keys);
             }
-            let rows: Vec<Vec<String>> =
-                keys.iter().map(|k| vec![k.key_id.clone(), k.added_at.clone(), k.comment.clone().unwrap_or_default()]).collect();
+            let rows: Vec<Vec<String>> = keys
+                .iter()
+                .map(|k| {
+                    vec![
+                        k.key_id.clone(),
+                        k.added_at.clone(),
+                        k.comment.clone().unwrap_or_default(),
+                    ]
+                })
+                .collect();
             output::table(&["KEY ID", "ADDED", "COMMENT"], &rows);
         }
         Command::Remove { key_id } => {
             let store = Store::open(data)?;
-            anyhow::ensure!(store.remove_trusted_key(&key_id)?, "key {key_id} is not trusted here (see `ferry trust list`)");
+            anyhow::ensure!(
+                store.remove_trusted_key(&key_id)?,
+                "key {key_id} is not trusted here (see `ferry trust list`)"
+            );
             println!("key {key_id} is no longer trusted");
         }
     }

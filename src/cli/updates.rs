@@ -124,7 +124,8 @@ pub fn run(data: &Path, cmd: Command) -> anyhow::Result<()> {
         Command::Show(a) => show(&store, a),
         Command::Approve(a) => approve(&mut store, a),
         Command::Unapprove(a) => {
-            let (group, n) = AdminService::new(&mut store).unapprove(&typed_ids(&a.ids)?, &a.group)?;
+            let (group, n) =
+                AdminService::new(&mut store).unapprove(&typed_ids(&a.ids)?, &a.group)?;
             eprintln!("removed {n} approval(s) for {}", group.name);
             Ok(())
         }
@@ -132,7 +133,14 @@ pub fn run(data: &Path, cmd: Command) -> anyhow::Result<()> {
             let mut admin = AdminService::new(&mut store);
             let ids = admin.updates(&typed_ids(&a)?)?;
             let n = admin.decline_ids(&ids, None)?;
-            eprintln!("declined {n} update(s){}", if n < ids.len() { format!(" ({} already were)", ids.len() - n) } else { String::new() });
+            eprintln!(
+                "declined {n} update(s){}",
+                if n < ids.len() {
+                    format!(" ({} already were)", ids.len() - n)
+                } else {
+                    String::new()
+                }
+            );
             Ok(())
         }
         Command::Undecline(a) => {
@@ -163,7 +171,11 @@ fn approve(store: &mut Store, a: ApproveArgs) -> anyhow::Result<()> {
         with_prerequisites: !a.without_prerequisites,
     })?;
     if !approved.prerequisites.is_empty() {
-        eprintln!("also approving {} prerequisite update(s): {}", approved.prerequisites.len(), approved.prerequisites.join(", "));
+        eprintln!(
+            "also approving {} prerequisite update(s): {}",
+            approved.prerequisites.len(),
+            approved.prerequisites.join(", ")
+        );
     }
     eprintln!(
         "approved {} update(s) for {} ({action}{})",
@@ -181,17 +193,27 @@ fn list(store: &Store, a: ListArgs) -> anyhow::Result<()> {
         ApprovalArg::Declined => ApprovalState::Declined,
         ApprovalArg::AnyExceptDeclined => ApprovalState::AnyExceptDeclined,
     });
-    let filter = UpdateFilter { all: a.all, text: a.search, classification: a.classification, product: a.product, approval };
+    let filter = UpdateFilter {
+        all: a.all,
+        text: a.search,
+        classification: a.classification,
+        product: a.product,
+        approval,
+    };
     let mut updates = store.list_updates(&filter)?;
     if let Some(status) = &a.status {
         let state = super::input::update_state(status)?;
-        let computers = store.computers_in_group(a.group.as_deref().unwrap_or(ferry::store::ALL_COMPUTERS))?;
+        let computers =
+            store.computers_in_group(a.group.as_deref().unwrap_or(ferry::store::ALL_COMPUTERS))?;
         let statuses = store.computer_statuses()?;
         let arrived = store.arrival_times()?;
         let empty = ferry::compliance::ComputerStatus::default();
         updates.retain(|u| {
             let arrived = arrived.get(&u.update_id).map_or("", String::as_str);
-            computers.iter().any(|c| statuses.get(&c.computer_id).unwrap_or(&empty).state_of(&u.update_id, arrived) == state)
+            computers.iter().any(|c| {
+                statuses.get(&c.computer_id).unwrap_or(&empty).state_of(&u.update_id, arrived)
+                    == state
+            })
         });
     }
     if a.json {
@@ -210,8 +232,14 @@ fn list(store: &Store, a: ListArgs) -> anyhow::Result<()> {
                 u.update_id.clone(),
                 u.revision_number.to_string(),
                 u.kb_article.as_ref().map(|k| format!("KB{k}")).unwrap_or_default(),
-                u.classification.clone().unwrap_or_else(|| u.category_kind.clone().unwrap_or_else(|| u.update_type.clone())),
-                if u.superseded { format!("{} (superseded)", u.approval) } else { u.approval.to_string() },
+                u.classification.clone().unwrap_or_else(|| {
+                    u.category_kind.clone().unwrap_or_else(|| u.update_type.clone())
+                }),
+                if u.superseded {
+                    format!("{} (superseded)", u.approval)
+                } else {
+                    u.approval.to_string()
+                },
                 u.title.clone().unwrap_or_default(),
             ]
         })
@@ -226,9 +254,18 @@ fn show(store: &Store, a: ShowArgs) -> anyhow::Result<()> {
     if ids.len() > 1 {
         let names: Vec<String> = ids
             .iter()
-            .map(|r| store.update_summary(*r).map(|s| format!("{} {}", s.update_id, s.title.unwrap_or_default())))
+            .map(|r| {
+                store
+                    .update_summary(*r)
+                    .map(|s| format!("{} {}", s.update_id, s.title.unwrap_or_default()))
+            })
             .collect::<Result<_, _>>()?;
-        anyhow::bail!("{} matches {} updates; name one by UpdateID:\n  {}", a.id, ids.len(), names.join("\n  "));
+        anyhow::bail!(
+            "{} matches {} updates; name one by UpdateID:\n  {}",
+            a.id,
+            ids.len(),
+            names.join("\n  ")
+        );
     }
     let revision_id = ids[0];
     if let Some(kind) = a.fragment {
@@ -237,7 +274,9 @@ fn show(store: &Store, a: ShowArgs) -> anyhow::Result<()> {
             "extended" => FragmentKind::Extended,
             k => match k.strip_prefix("localized:") {
                 Some(lang) if !lang.is_empty() => FragmentKind::Localized(lang.to_string()),
-                _ => anyhow::bail!("--fragment {k}: use core, extended or localized:LANG (e.g. localized:en)"),
+                _ => anyhow::bail!(
+                    "--fragment {k}: use core, extended or localized:LANG (e.g. localized:en)"
+                ),
             },
         };
         let fragment = store.fragment(revision_id, &kind)?.with_context(|| match &kind {
@@ -245,7 +284,9 @@ fn show(store: &Store, a: ShowArgs) -> anyhow::Result<()> {
             _ => format!("{} has no such fragment", a.id),
         })?;
         if a.json {
-            return output::json(&serde_json::json!({ "revision_id": revision_id, "fragment": fragment }));
+            return output::json(
+                &serde_json::json!({ "revision_id": revision_id, "fragment": fragment }),
+            );
         }
         print!("{fragment}");
         return Ok(());
@@ -256,8 +297,15 @@ fn show(store: &Store, a: ShowArgs) -> anyhow::Result<()> {
     }
     let s = &d.summary;
     println!("{}", s.title.as_deref().unwrap_or("(no title)"));
-    println!("  update id       {}/{} (revision id {})", s.update_id, s.revision_number, s.revision_id);
-    println!("  type            {}{}", s.update_type, s.category_kind.as_ref().map(|k| format!(" ({k})")).unwrap_or_default());
+    println!(
+        "  update id       {}/{} (revision id {})",
+        s.update_id, s.revision_number, s.revision_id
+    );
+    println!(
+        "  type            {}{}",
+        s.update_type,
+        s.category_kind.as_ref().map(|k| format!(" ({k})")).unwrap_or_default()
+    );
     if let Some(kb) = &s.kb_article {
         println!("  KB              KB{kb}");
     }
@@ -278,9 +326,18 @@ fn show(store: &Store, a: ShowArgs) -> anyhow::Result<()> {
         println!("  handler         {h}");
     }
     println!("  languages       {}", d.languages.join(", "));
-    println!("  metadata        document {}, core fragment {}", format_size(d.document_size), format_size(d.core_size));
+    println!(
+        "  metadata        document {}, core fragment {}",
+        format_size(d.document_size),
+        format_size(d.core_size)
+    );
     for (i, g) in d.prerequisites.iter().enumerate() {
-        println!("  prerequisite {}  {}{}", i + 1, g.update_ids.join(" or "), if g.is_category { " (category)" } else { "" });
+        println!(
+            "  prerequisite {}  {}{}",
+            i + 1,
+            g.update_ids.join(" or "),
+            if g.is_category { " (category)" } else { "" }
+        );
     }
     for b in &d.bundled_updates {
         println!("  bundles         {b}");

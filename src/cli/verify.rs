@@ -19,7 +19,8 @@ pub struct Args {
 }
 
 pub fn trusted(data: &Path, extra: &[PathBuf]) -> anyhow::Result<Vec<PublicKey>> {
-    let mut keys: Vec<PublicKey> = extra.iter().map(|p| super::trust::load_public_key(p)).collect::<anyhow::Result<_>>()?;
+    let mut keys: Vec<PublicKey> =
+        extra.iter().map(|p| super::trust::load_public_key(p)).collect::<anyhow::Result<_>>()?;
     if let Ok(store) = Store::open(data) {
         keys = ferry::bundle::import::trusted_keys(&store, &keys)?;
     }

@@ -24,7 +24,9 @@ pub struct HttpClient {
 
 /// `http://host:port/prefix` → (`host:port`, `/prefix`).
 pub fn split_url(url: &str) -> Result<(String, String), String> {
-    let rest = url.strip_prefix("http://").ok_or_else(|| format!("{url}: only http:// URLs are supported"))?;
+    let rest = url
+        .strip_prefix("http://")
+        .ok_or_else(|| format!("{url}: only http:// URLs are supported"))?;
     let (authority, path) = match rest.find('/') {
         Some(i) => (&rest[..i], rest[i..].trim_end_matches('/')),
         None => (rest, ""),
@@ -32,7 +34,8 @@ pub fn split_url(url: &str) -> Result<(String, String), String> {
     if authority.is_empty() {
         return Err(format!("{url}: no host"));
     }
-    let authority = if authority.contains(':') { authority.to_string() } else { format!("{authority}:80") };
+    let authority =
+        if authority.contains(':') { authority.to_string() } else { format!("{authority}:80") };
     Ok((authority, path.to_string()))
 }
 
@@ -118,13 +121,23 @@ impl HttpClient {
     }
 }
 
-async fn read_response(conn: &mut BufReader<TcpStream>, head_only: bool, keep_body: bool) -> io::Result<(Response, bool)> {
+async fn read_response(
+    conn: &mut BufReader<TcpStream>,
+    head_only: bool,
+    keep_body: bool,
+) -> io::Result<(Response, bool)> {
     let mut line = String::new();
     if conn.read_line(&mut line).await? == 0 {
-        return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the server closed the connection"));
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "the server closed the connection",
+        ));
     }
-    let status: u16 =
-        line.split_whitespace().nth(1).and_then(|s| s.parse().ok()).ok_or_else(|| bad(format!("bad status line {line:?}")))?;
+    let status: u16 = line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| bad(format!("bad status line {line:?}")))?;
     let mut length: Option<u64> = None;
     let mut close = line.starts_with("HTTP/1.0");
     let mut xpress = false;
@@ -141,16 +154,23 @@ async fn read_response(conn: &mut BufReader<TcpStream>, head_only: bool, keep_bo
         let value = value.trim();
         if name.eq_ignore_ascii_case("content-length") {
             length = Some(value.parse().map_err(|_| bad("bad Content-Length"))?);
-        } else if name.eq_ignore_ascii_case("transfer-encoding") && !value.eq_ignore_ascii_case("identity") {
-            return Err(bad(format!("Transfer-Encoding {value}: the answer must carry a Content-Length")));
+        } else if name.eq_ignore_ascii_case("transfer-encoding")
+            && !value.eq_ignore_ascii_case("identity")
+        {
+            return Err(bad(format!(
+                "Transfer-Encoding {value}: the answer must carry a Content-Length"
+            )));
         } else if name.eq_ignore_ascii_case("content-encoding") {
             xpress = value.eq_ignore_ascii_case("xpress");
         } else if name.eq_ignore_ascii_case("connection") {
             close = value.eq_ignore_ascii_case("close");
         }
     }
-    let length =
-        if head_only || status == 204 || status == 304 { 0 } else { length.ok_or_else(|| bad("the answer has no Content-Length"))? };
+    let length = if head_only || status == 204 || status == 304 {
+        0
+    } else {
+        length.ok_or_else(|| bad("the answer has no Content-Length"))?
+    };
     let mut body = Vec::new();
     if keep_body {
         body.resize(length as usize, 0);
@@ -173,8 +193,14 @@ async fn read_response(conn: &mut BufReader<TcpStream>, head_only: bool, keep_bo
 mod tests {
     #[test]
     fn urls_split_into_authority_and_prefix() {
-        assert_eq!(super::split_url("http://127.0.0.1:8530").unwrap(), ("127.0.0.1:8530".into(), "".into()));
-        assert_eq!(super::split_url("http://wsus/static/").unwrap(), ("wsus:80".into(), "/static".into()));
+        assert_eq!(
+            super::split_url("http://127.0.0.1:8530").unwrap(),
+            ("127.0.0.1:8530".into(), "".into())
+        );
+        assert_eq!(
+            super::split_url("http://wsus/static/").unwrap(),
+            ("wsus:80".into(), "/static".into())
+        );
         assert!(super::split_url("https://wsus").is_err());
     }
 }

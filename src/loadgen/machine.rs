@@ -25,7 +25,12 @@ pub struct Profile {
 /// Products of the profiles, in the order clients take them.
 const PROFILES: &[(&str, &str, u32, &[&str])] = &[
     ("Windows 11 desktop", "Windows 11 Enterprise 24H2", 26100, &[cat::WINDOWS_11]),
-    ("Windows 11 desktop with Office", "Windows 11 Pro 24H2", 26100, &[cat::WINDOWS_11, cat::OFFICE_365]),
+    (
+        "Windows 11 desktop with Office",
+        "Windows 11 Pro 24H2",
+        26100,
+        &[cat::WINDOWS_11, cat::OFFICE_365],
+    ),
     ("Windows 10 desktop", "Windows 10 Enterprise 22H2", 19045, &[cat::WINDOWS_10_1903]),
     ("Windows Server 2022", "Windows Server 2022 Datacenter", 20348, &[cat::SERVER_2022]),
 ];
@@ -33,7 +38,8 @@ const PROFILES: &[(&str, &str, u32, &[&str])] = &[
 impl Profile {
     /// The first `n` profiles (at most the number defined).
     pub fn first(n: usize) -> Vec<Profile> {
-        let products: Vec<Guid> = cat::PRODUCT_WEIGHTS.iter().map(|(id, _)| cat::guid(id)).collect();
+        let products: Vec<Guid> =
+            cat::PRODUCT_WEIGHTS.iter().map(|(id, _)| cat::guid(id)).collect();
         PROFILES
             .iter()
             .take(n.clamp(1, PROFILES.len()))

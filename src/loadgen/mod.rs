@@ -80,7 +80,11 @@ pub struct LoadReport {
 }
 
 fn runtime(threads: usize) -> Result<tokio::runtime::Runtime, LoadError> {
-    tokio::runtime::Builder::new_multi_thread().worker_threads(threads.max(1)).enable_all().build().map_err(LoadError::Runtime)
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads.max(1))
+        .enable_all()
+        .build()
+        .map_err(LoadError::Runtime)
 }
 
 /// Runs the load for the given duration.
@@ -88,14 +92,19 @@ pub fn run(options: &LoadOptions) -> Result<LoadReport, LoadError> {
     let (authority, prefix) = http::split_url(&options.url).map_err(LoadError::Url)?;
     let profiles = Profile::first(options.profiles);
     let rt = runtime(options.threads)?;
-    let target = if options.static_answers { Target::Static } else { Target::Server { xpress: options.xpress } };
+    let target = if options.static_answers {
+        Target::Static
+    } else {
+        Target::Server { xpress: options.xpress }
+    };
     let (stats, seconds, samples) = rt.block_on(async {
         let started = Instant::now();
         let deadline = started + options.duration;
         let profiles = std::sync::Arc::new(profiles);
         let mut tasks = tokio::task::JoinSet::new();
         for client in 0..options.clients.max(1) {
-            let (authority, prefix, target, profiles) = (authority.clone(), prefix.clone(), target.clone(), profiles.clone());
+            let (authority, prefix, target, profiles) =
+                (authority.clone(), prefix.clone(), target.clone(), profiles.clone());
             let (mode, download) = (options.mode, options.download);
             tasks.spawn(async move {
                 let profile = &profiles[client % profiles.len()];
@@ -145,7 +154,9 @@ pub fn run(options: &LoadOptions) -> Result<LoadReport, LoadError> {
     });
     let mut stats = stats;
     let operations = stats.operations(seconds);
-    let per_scan = |n: u64| if stats.scans > 0 { n as f64 / (stats.scans + stats.failed_scans) as f64 } else { 0.0 };
+    let per_scan = |n: u64| {
+        if stats.scans > 0 { n as f64 / (stats.scans + stats.failed_scans) as f64 } else { 0.0 }
+    };
     Ok(LoadReport {
         url: options.url.clone(),
         mode: options.mode,
@@ -172,19 +183,37 @@ pub fn run(options: &LoadOptions) -> Result<LoadReport, LoadError> {
 pub fn record(url: &str, profiles: usize, dir: &std::path::Path) -> Result<usize, LoadError> {
     let (authority, prefix) = http::split_url(url).map_err(LoadError::Url)?;
     let answers = dir.join("answers");
-    std::fs::create_dir_all(&answers).map_err(|source| LoadError::Record { path: answers.clone(), source })?;
+    std::fs::create_dir_all(&answers)
+        .map_err(|source| LoadError::Record { path: answers.clone(), source })?;
     let rt = runtime(1)?;
     let profiles = Profile::first(profiles);
     rt.block_on(async {
         for p in &profiles {
-            let mut agent = Agent::new(&authority, &prefix, Target::Server { xpress: false }, Some(dir.to_path_buf()), false, p);
-            agent.first_scan().await.map_err(|source| LoadError::RecordScan { profile: p.name.to_string(), source })?;
-            agent.repeat_scan().await.map_err(|source| LoadError::RecordScan { profile: p.name.to_string(), source })?;
+            let mut agent = Agent::new(
+                &authority,
+                &prefix,
+                Target::Server { xpress: false },
+                Some(dir.to_path_buf()),
+                false,
+                p,
+            );
+            agent
+                .first_scan()
+                .await
+                .map_err(|source| LoadError::RecordScan { profile: p.name.to_string(), source })?;
+            agent
+                .repeat_scan()
+                .await
+                .map_err(|source| LoadError::RecordScan { profile: p.name.to_string(), source })?;
         }
         Ok::<(), LoadError>(())
     })?;
-    let entries = std::fs::read_dir(&answers).map_err(|source| LoadError::Record { path: answers.clone(), source })?;
-    let n = entries.filter_map(Result::ok).filter(|e| e.path().extension().is_some_and(|x| x == "xml")).count();
+    let entries = std::fs::read_dir(&answers)
+        .map_err(|source| LoadError::Record { path: answers.clone(), source })?;
+    let n = entries
+        .filter_map(Result::ok)
+        .filter(|e| e.path().extension().is_some_and(|x| x == "xml"))
+        .count();
     Ok(n)
 }
 
@@ -224,9 +253,19 @@ pub fn scan_once_within(url: &str, max_sync_calls: usize) -> Result<ScanSummary,
     let profiles = [Profile::everything()];
     let rt = runtime(1)?;
     rt.block_on(async {
-        let mut agent = Agent::new(&authority, &prefix, Target::Server { xpress: true }, None, true, &profiles[0]);
+        let mut agent = Agent::new(
+            &authority,
+            &prefix,
+            Target::Server { xpress: true },
+            None,
+            true,
+            &profiles[0],
+        );
         agent.max_sync_calls = max_sync_calls;
-        agent.first_scan().await.map_err(|source| LoadError::RecordScan { profile: profiles[0].name.to_string(), source })?;
+        agent.first_scan().await.map_err(|source| LoadError::RecordScan {
+            profile: profiles[0].name.to_string(),
+            source,
+        })?;
         Ok(ScanSummary {
             profile: profiles[0].name.to_string(),
             sync_calls: agent.stats.sync_pages,

@@ -32,7 +32,9 @@ pub enum ScanError {
     Answer { operation: &'static str, source: AnswerError },
     #[error("{operation}: the xpress-compressed answer does not decode: {source}")]
     Xpress { operation: &'static str, source: crate::wsus::xpress::XpressError },
-    #[error("more than {0} SyncUpdates calls in one scan (WUA stops after {MAX_SYNC_CALLS} with 0x80244010)")]
+    #[error(
+        "more than {0} SyncUpdates calls in one scan (WUA stops after {MAX_SYNC_CALLS} with 0x80244010)"
+    )]
     TooManyRoundTrips(usize),
 }
 
@@ -76,7 +78,14 @@ fn now() -> String {
 }
 
 impl<'a> Agent<'a> {
-    pub fn new(authority: &str, prefix: &str, target: Target, record: Option<PathBuf>, download: bool, profile: &'a Profile) -> Agent<'a> {
+    pub fn new(
+        authority: &str,
+        prefix: &str,
+        target: Target,
+        record: Option<PathBuf>,
+        download: bool,
+        profile: &'a Profile,
+    ) -> Agent<'a> {
         Agent {
             http: HttpClient::new(authority),
             prefix: prefix.to_string(),
@@ -109,7 +118,13 @@ impl<'a> Agent<'a> {
     }
 
     /// One SOAP call: timed, recorded, checked.
-    async fn call(&mut self, operation: &'static str, path: &str, action: &str, body: String) -> Result<Vec<u8>, ScanError> {
+    async fn call(
+        &mut self,
+        operation: &'static str,
+        path: &str,
+        action: &str,
+        body: String,
+    ) -> Result<Vec<u8>, ScanError> {
         let key = format!("{}-{}-{:03}", self.profile.index, self.phase, self.call);
         self.call += 1;
         let started = Instant::now();
@@ -124,9 +139,21 @@ impl<'a> Agent<'a> {
                 if xpress && path != REPORTING_PATH {
                     headers.push(("Accept-Encoding", "xpress"));
                 }
-                self.http.request("POST", &format!("{}{path}", self.prefix), &headers, body.as_bytes(), true).await
+                self.http
+                    .request(
+                        "POST",
+                        &format!("{}{path}", self.prefix),
+                        &headers,
+                        body.as_bytes(),
+                        true,
+                    )
+                    .await
             }
-            Target::Static => self.http.request("GET", &format!("{}/answers/{key}.xml", self.prefix), &[], &[], true).await,
+            Target::Static => {
+                self.http
+                    .request("GET", &format!("{}/answers/{key}.xml", self.prefix), &[], &[], true)
+                    .await
+            }
         };
         let elapsed = started.elapsed();
         let response = match response {
@@ -150,8 +177,8 @@ impl<'a> Agent<'a> {
         self.stats.record(operation, elapsed);
         self.stats.answer_wire_bytes += response.length;
         let response = if response.xpress {
-            let plain =
-                crate::wsus::xpress::unframe(&response.body, MAX_ANSWER_BYTES).map_err(|source| ScanError::Xpress { operation, source })?;
+            let plain = crate::wsus::xpress::unframe(&response.body, MAX_ANSWER_BYTES)
+                .map_err(|source| ScanError::Xpress { operation, source })?;
             super::http::Response { body: plain, ..response }
         } else {
             response
@@ -171,7 +198,10 @@ impl<'a> Agent<'a> {
         r.map_err(|source| ScanError::Answer { operation, source })
     }
 
-    fn result<'x>(operation: &'static str, root: &'x crate::wsus::tree::Element) -> Result<&'x crate::wsus::tree::Element, ScanError> {
+    fn result<'x>(
+        operation: &'static str,
+        root: &'x crate::wsus::tree::Element,
+    ) -> Result<&'x crate::wsus::tree::Element, ScanError> {
         Self::answer(operation, wire::result_of(root, operation))
     }
 
@@ -188,16 +218,34 @@ impl<'a> Agent<'a> {
         self.phase = "first";
         self.call = 0;
 
-        let body = self.call("GetConfig", CLIENT_PATH, &wire::client_action("GetConfig"), wire::get_config(wire::AGENT_PROTOCOL)).await?;
+        let body = self
+            .call(
+                "GetConfig",
+                CLIENT_PATH,
+                &wire::client_action("GetConfig"),
+                wire::get_config(wire::AGENT_PROTOCOL),
+            )
+            .await?;
         let root = Self::answer("GetConfig", wire::parse(&body))?;
-        let last_change = Self::result("GetConfig", &root)?.child_text("LastChange").unwrap_or_default().to_string();
+        let last_change = Self::result("GetConfig", &root)?
+            .child_text("LastChange")
+            .unwrap_or_default()
+            .to_string();
 
         let action = format!("\"{}/GetAuthorizationCookie\"", crate::wsus::client::SIMPLE_AUTH_NS);
         let body = self
-            .call("GetAuthorizationCookie", AUTH_PATH, &action, wire::get_authorization_cookie(&self.client_id, &self.dns_name, &[]))
+            .call(
+                "GetAuthorizationCookie",
+                AUTH_PATH,
+                &action,
+                wire::get_authorization_cookie(&self.client_id, &self.dns_name, &[]),
+            )
             .await?;
         let root = Self::answer("GetAuthorizationCookie", wire::parse(&body))?;
-        let auth = Self::result("GetAuthorizationCookie", &root)?.child_text("CookieData").unwrap_or_default().to_string();
+        let auth = Self::result("GetAuthorizationCookie", &root)?
+            .child_text("CookieData")
+            .unwrap_or_default()
+            .to_string();
         let auth = crate::wsus::client::base64(&auth, "CookieData").unwrap_or_default();
 
         let now = now();
@@ -210,8 +258,11 @@ impl<'a> Agent<'a> {
             )
             .await?;
         let root = Self::answer("GetCookie", wire::parse(&body))?;
-        self.cookie = wire::read_cookie(Self::result("GetCookie", &root)?)
-            .ok_or(ScanError::Answer { operation: "GetCookie", source: AnswerError::Missing("a cookie") })?;
+        self.cookie =
+            wire::read_cookie(Self::result("GetCookie", &root)?).ok_or(ScanError::Answer {
+                operation: "GetCookie",
+                source: AnswerError::Missing("a cookie"),
+            })?;
 
         let info = wire::ComputerInfo {
             dns_name: &self.dns_name,
@@ -221,7 +272,8 @@ impl<'a> Agent<'a> {
             os_description: self.profile.os_description,
         };
         let body = wire::register_computer(&self.cookie, &info);
-        self.call("RegisterComputer", CLIENT_PATH, &wire::client_action("RegisterComputer"), body).await?;
+        self.call("RegisterComputer", CLIENT_PATH, &wire::client_action("RegisterComputer"), body)
+            .await?;
 
         self.software_pass().await?;
         self.driver_pass().await?;
@@ -248,16 +300,23 @@ impl<'a> Agent<'a> {
     /// SyncUpdates until an answer is not truncated and brings no new non-leaf update.
     async fn software_pass(&mut self) -> Result<(), ScanError> {
         for _ in 0..self.max_sync_calls {
-            let request = SyncRequest { installed_non_leaf: &self.installed, other_cached: &self.other_cached, ..Default::default() };
+            let request = SyncRequest {
+                installed_non_leaf: &self.installed,
+                other_cached: &self.other_cached,
+                ..Default::default()
+            };
             let body = wire::sync_updates(&self.cookie, &request);
-            let answer = self.call("SyncUpdates", CLIENT_PATH, &wire::client_action("SyncUpdates"), body).await?;
+            let answer = self
+                .call("SyncUpdates", CLIENT_PATH, &wire::client_action("SyncUpdates"), body)
+                .await?;
             let bytes = answer.len();
             let answer = Self::answer("SyncUpdates", wire::read_sync_summary(&answer))?;
             self.stats.sync_page(answer.new_updates.len(), bytes);
             if let Some(c) = answer.new_cookie {
                 self.cookie = c;
             }
-            let gone: std::collections::HashSet<i32> = answer.out_of_scope.iter().copied().collect();
+            let gone: std::collections::HashSet<i32> =
+                answer.out_of_scope.iter().copied().collect();
             if !gone.is_empty() {
                 self.installed.retain(|i| !gone.contains(i));
                 self.other_cached.retain(|i| !gone.contains(i));
@@ -296,9 +355,16 @@ impl<'a> Agent<'a> {
     }
 
     async fn driver_pass(&mut self) -> Result<(), ScanError> {
-        let request = SyncRequest { installed_non_leaf: &self.installed, skip_software_sync: true, devices: DEVICES, ..Default::default() };
+        let request = SyncRequest {
+            installed_non_leaf: &self.installed,
+            skip_software_sync: true,
+            devices: DEVICES,
+            ..Default::default()
+        };
         let body = wire::sync_updates(&self.cookie, &request);
-        let answer = self.call("SyncUpdates", CLIENT_PATH, &wire::client_action("SyncUpdates"), body).await?;
+        let answer = self
+            .call("SyncUpdates", CLIENT_PATH, &wire::client_action("SyncUpdates"), body)
+            .await?;
         let bytes = answer.len();
         let answer = Self::answer("SyncUpdates", wire::read_sync_summary(&answer))?;
         self.stats.sync_page(answer.new_updates.len(), bytes);
@@ -311,15 +377,27 @@ impl<'a> Agent<'a> {
     /// Extended information of the needed updates, approved ones first; returns the file URLs of
     /// the approved ones.
     async fn extended_info(&mut self) -> Result<Vec<String>, ScanError> {
-        let mut approved: Vec<i32> = self.needed.iter().filter(|n| n.2 == "Install").map(|n| n.0).collect();
-        let mut rest: Vec<i32> = self.needed.iter().filter(|n| n.2 != "Install").map(|n| n.0).collect();
+        let mut approved: Vec<i32> =
+            self.needed.iter().filter(|n| n.2 == "Install").map(|n| n.0).collect();
+        let mut rest: Vec<i32> =
+            self.needed.iter().filter(|n| n.2 != "Install").map(|n| n.0).collect();
         approved.sort_unstable();
         rest.sort_unstable();
         let mut urls = Vec::new();
-        for (batch, keep_files) in approved.chunks(EXTENDED_BATCH).map(|b| (b, true)).chain(rest.chunks(EXTENDED_BATCH).map(|b| (b, false)))
+        for (batch, keep_files) in approved
+            .chunks(EXTENDED_BATCH)
+            .map(|b| (b, true))
+            .chain(rest.chunks(EXTENDED_BATCH).map(|b| (b, false)))
         {
             let body = wire::get_extended_update_info(&self.cookie, batch, &["en-US", "en"]);
-            let answer = self.call("GetExtendedUpdateInfo", CLIENT_PATH, &wire::client_action("GetExtendedUpdateInfo"), body).await?;
+            let answer = self
+                .call(
+                    "GetExtendedUpdateInfo",
+                    CLIENT_PATH,
+                    &wire::client_action("GetExtendedUpdateInfo"),
+                    body,
+                )
+                .await?;
             if keep_files {
                 let root = Self::answer("GetExtendedUpdateInfo", wire::parse(&answer))?;
                 let result = Self::result("GetExtendedUpdateInfo", &root)?;
@@ -335,7 +413,8 @@ impl<'a> Agent<'a> {
         let now = now();
         // As the native agent reports: detection finished (147), then the status report (156)
         // listing the applicable updates it has not installed (U).
-        let needed: Vec<String> = self.needed.iter().map(|(_, id, _)| id.to_string().to_uppercase()).collect();
+        let needed: Vec<String> =
+            self.needed.iter().map(|(_, id, _)| id.to_string().to_uppercase()).collect();
         let none = Guid::from_bytes([0; 16]);
         let event = |event_id, misc| wire::Event {
             instance_id: crate::random::guid(),
@@ -346,7 +425,8 @@ impl<'a> Agent<'a> {
             time: &now,
             misc,
         };
-        let events = vec![event(147, Vec::new()), event(156, vec![format!("U={}", needed.join(";"))])];
+        let events =
+            vec![event(147, Vec::new()), event(156, vec![format!("U={}", needed.join(";"))])];
         let body = wire::report_event_batch(&self.cookie, &self.client_id, &now, &events);
         let action = format!("\"{}/ReportEventBatch\"", crate::wsus::client::REPORTING_NS);
         self.call("ReportEventBatch", REPORTING_PATH, &action, body).await?;
@@ -368,7 +448,16 @@ impl<'a> Agent<'a> {
                 let started = Instant::now();
                 let r = match self
                     .http
-                    .request("GET", &path, &[("Range", &range), ("User-Agent", "Microsoft-Delivery-Optimization/10.1")], &[], false)
+                    .request(
+                        "GET",
+                        &path,
+                        &[
+                            ("Range", &range),
+                            ("User-Agent", "Microsoft-Delivery-Optimization/10.1"),
+                        ],
+                        &[],
+                        false,
+                    )
                     .await
                 {
                     Ok(r) => r,

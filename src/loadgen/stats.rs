@@ -42,7 +42,11 @@ pub struct OperationReport {
 
 impl Stats {
     pub fn record(&mut self, op: &'static str, elapsed: Duration) {
-        self.ops.entry(op).or_default().micros.push(elapsed.as_micros().min(u32::MAX as u128) as u32);
+        self.ops
+            .entry(op)
+            .or_default()
+            .micros
+            .push(elapsed.as_micros().min(u32::MAX as u128) as u32);
     }
 
     /// One SyncUpdates answer of `updates` new updates in `bytes`.

@@ -6,9 +6,12 @@
 //! Errors: 401 no token, 403 wrong token, 404 unknown thing, 422 a change the rules refuse or a
 //! body that does not say what to do, 400 a body that is not JSON.
 
+use super::forms::{path_decode, url_decode_pairs};
 use super::state::AppState;
-use crate::admin::{Action, AdminError, AdminService, Approve, ErrorKind};
-use crate::store::{CleanupOptions, NewRule, Store, StoreError, UpdateFilter};
+use crate::admin::{
+    Action, AdminError, AdminService, Approve, ErrorKind, NewRuleRequest, TargetingChange,
+};
+use crate::store::{CleanupOptions, Store, StoreError, UpdateFilter};
 use axum::body::Body;
 use axum::extract::Request;
 use axum::http::{HeaderMap, Method, Response, StatusCode, header};
@@ -70,7 +73,10 @@ pub fn json_response(status: StatusCode, value: &Value) -> Response<Body> {
 fn error_response(e: &ApiError) -> Response<Body> {
     let mut r = json_response(e.status, &json!({ "error": e.message }));
     if e.status == StatusCode::UNAUTHORIZED {
-        r.headers_mut().insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer realm=\"ferry\""));
+        r.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            header::HeaderValue::from_static("Bearer realm=\"ferry\""),
+        );
     }
     r
 }
@@ -95,34 +101,67 @@ pub fn authorize(store: &Store, token: Option<&str>) -> Result<(), ApiError> {
         return Ok(());
     }
     if !store.has_admin_token()? {
-        return Err(ApiError::new(StatusCode::UNAUTHORIZED, "no admin token exists yet: run `ferry admin token` on the server"));
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "no admin token exists yet: run `ferry admin token` on the server",
+        ));
     }
     Err(ApiError::new(StatusCode::FORBIDDEN, "the admin token does not match"))
 }
 
 /// `body_timeout`: a request body not received by then is refused.
-pub async fn handle(state: Arc<AppState>, request: Request, body_timeout: std::time::Duration) -> Response<Body> {
+pub async fn handle(
+    state: Arc<AppState>,
+    request: Request,
+    body_timeout: std::time::Duration,
+) -> Response<Body> {
     use super::budget::BodyRefusal;
     let peer = super::routes::peer_of(&request);
     let (parts, body) = request.into_parts();
-    if parts.headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok()).unwrap_or(0) > MAX_BODY
+    if parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or(0)
+        > MAX_BODY
     {
-        return error_response(&ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "admin requests are at most 1 MiB"));
+        return error_response(&ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "admin requests are at most 1 MiB",
+        ));
     }
     let (body, _held) = match state.budget.read_body(body, MAX_BODY, body_timeout, peer).await {
         Ok(read) => read,
         Err(BodyRefusal::TooLarge) => {
-            return error_response(&ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "admin requests are at most 1 MiB"));
+            return error_response(&ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "admin requests are at most 1 MiB",
+            ));
         }
         Err(BodyRefusal::TimedOut) => {
-            return error_response(&ApiError::new(StatusCode::REQUEST_TIMEOUT, "the request body did not arrive in time"));
+            return error_response(&ApiError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "the request body did not arrive in time",
+            ));
         }
-        Err(BodyRefusal::Busy) => return error_response(&ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "the server is busy; try again")),
-        Err(BodyRefusal::Broken) => return error_response(&ApiError::new(StatusCode::BAD_REQUEST, "could not read the request body")),
+        Err(BodyRefusal::Busy) => {
+            return error_response(&ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the server is busy; try again",
+            ));
+        }
+        Err(BodyRefusal::Broken) => {
+            return error_response(&ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "could not read the request body",
+            ));
+        }
     };
     let token = bearer(&parts.headers);
     let path = parts.uri.path().to_string();
-    let query: HashMap<String, String> = parts.uri.query().map(|q| url_decode_pairs(q).collect()).unwrap_or_default();
+    let query: HashMap<String, String> =
+        parts.uri.query().map(|q| url_decode_pairs(q).collect()).unwrap_or_default();
     let method = parts.method.clone();
     // A fixed set of labels: paths come from anyone, before the token is checked.
     const ROUTES: [&str; 14] = [
@@ -143,66 +182,49 @@ pub async fn handle(state: Arc<AppState>, request: Request, body_timeout: std::t
     ];
     let first = path.split('/').nth(3).unwrap_or("");
     let route = ROUTES.iter().copied().find(|r| *r == first).unwrap_or("other");
-    let label = KNOWN_METHODS.iter().copied().find(|m| *m == method.as_str()).map(|m| super::metrics::Label::admin(m, route));
+    let label = KNOWN_METHODS
+        .iter()
+        .copied()
+        .find(|m| *m == method.as_str())
+        .map(|m| super::metrics::Label::admin(m, route));
     let started = std::time::Instant::now();
     let s = state.clone();
     let result = tokio::task::spawn_blocking(move || {
         s.pool
-            .with(|store| Ok(authorize(store, token.as_deref()).and_then(|()| dispatch(store, &method, &path, &query, &body))))
+            .with(|store| {
+                Ok(authorize(store, token.as_deref())
+                    .and_then(|()| dispatch(store, &method, &path, &query, &body)))
+            })
             .map_err(ApiError::from)?
     })
     .await;
     let response = match result {
         Ok(Ok((status, value))) => json_response(status, &value),
         Ok(Err(e)) => error_response(&e),
-        Err(e) => error_response(&ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("the request failed: {e}"))),
+        Err(e) => error_response(&ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("the request failed: {e}"),
+        )),
     };
-    if let Some(label) = label.filter(|_| !matches!(response.status(), StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN)) {
-        state.metrics.observe(label, started.elapsed(), response.status().is_client_error() || response.status().is_server_error());
+    if let Some(label) = label
+        .filter(|_| !matches!(response.status(), StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN))
+    {
+        state.metrics.observe(
+            label,
+            started.elapsed(),
+            response.status().is_client_error() || response.status().is_server_error(),
+        );
     }
     response
 }
 
-/// `a=1&b=x%20y` → pairs, percent- and plus-decoded.
-pub fn url_decode_pairs(query: &str) -> impl Iterator<Item = (String, String)> + '_ {
-    query.split('&').filter(|p| !p.is_empty()).map(|pair| {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        (url_decode(k), url_decode(v))
-    })
-}
-
-/// A path segment: `%XX` escapes only (`+` is a plus sign in paths).
-pub fn path_decode(text: &str) -> String {
-    decode(text, false)
-}
-
-/// A query or form value: `%XX` escapes and `+` for space.
-pub fn url_decode(text: &str) -> String {
-    decode(text, true)
-}
-
-fn decode(text: &str, plus_is_space: bool) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' if plus_is_space => out.push(b' '),
-            b'%' if i + 2 < bytes.len() && bytes[i + 1].is_ascii_hexdigit() && bytes[i + 2].is_ascii_hexdigit() => {
-                let hex = |b: u8| (b as char).to_digit(16).expect("checked hex digit") as u8;
-                out.push(hex(bytes[i + 1]) * 16 + hex(bytes[i + 2]));
-                i += 2;
-            }
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 fn body_of<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, ApiError> {
     serde_json::from_slice(body).map_err(|e| {
-        let status = if e.is_syntax() || e.is_eof() { StatusCode::BAD_REQUEST } else { StatusCode::UNPROCESSABLE_ENTITY };
+        let status = if e.is_syntax() || e.is_eof() {
+            StatusCode::BAD_REQUEST
+        } else {
+            StatusCode::UNPROCESSABLE_ENTITY
+        };
         ApiError::new(status, format!("the request body: {e}"))
     })
 }
@@ -297,7 +319,8 @@ pub fn dispatch(
     body: &[u8],
 ) -> Result<(StatusCode, Value), ApiError> {
     let rest = path.strip_prefix("/api/v1/").unwrap_or("");
-    let segments: Vec<String> = rest.split('/').filter(|s| !s.is_empty()).map(path_decode).collect();
+    let segments: Vec<String> =
+        rest.split('/').filter(|s| !s.is_empty()).map(path_decode).collect();
     let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
     let q = |k: &str| query.get(k).filter(|v| !v.is_empty()).cloned();
     let ok = |v: Value| Ok((StatusCode::OK, v));
@@ -323,7 +346,9 @@ pub fn dispatch(
                 Some(other) => {
                     return Err(ApiError::new(
                         StatusCode::UNPROCESSABLE_ENTITY,
-                        format!("approval={other}: use approved, unapproved, declined or any-except-declined"),
+                        format!(
+                            "approval={other}: use approved, unapproved, declined or any-except-declined"
+                        ),
                     ));
                 }
             };
@@ -349,7 +374,8 @@ pub fn dispatch(
                     let approved = admin.approve(&Approve {
                         updates: &request.ids,
                         group,
-                        action: Action::approvable(request.action.as_deref()).map_err(AdminError::from)?,
+                        action: Action::approvable(request.action.as_deref())
+                            .map_err(AdminError::from)?,
                         deadline: request.deadline.as_deref(),
                         admin: Some("api"),
                         with_prerequisites: true,
@@ -372,15 +398,18 @@ pub fn dispatch(
         ("GET", ["groups"]) => ok(to_json(&store.group_tree()?)),
         ("POST", ["groups"]) => {
             let request: NewGroup = body_of(body)?;
-            Ok((StatusCode::CREATED, to_json(&store.create_group(&request.name, request.parent.as_deref())?)))
+            let group =
+                AdminService::new(store).create_group(&request.name, request.parent.as_deref())?;
+            Ok((StatusCode::CREATED, to_json(&group)))
         }
         ("POST", ["groups", name, "move"]) => {
             let request: MoveGroup = body_of(body)?;
-            ok(to_json(&store.move_group(name, &request.parent)?))
+            ok(to_json(&AdminService::new(store).move_group(name, &request.parent)?))
         }
-        ("DELETE", ["groups", name]) => ok(to_json(&store.remove_group(name)?)),
+        ("DELETE", ["groups", name]) => ok(to_json(&AdminService::new(store).remove_group(name)?)),
         ("GET", ["computers"]) => {
-            let mut computers = store.computers_in_group(q("group").as_deref().unwrap_or(crate::store::ALL_COMPUTERS))?;
+            let mut computers = store
+                .computers_in_group(q("group").as_deref().unwrap_or(crate::store::ALL_COMPUTERS))?;
             if let Some(name) = q("name") {
                 let name = name.to_lowercase();
                 computers.retain(|c| c.dns_name.to_lowercase().contains(&name));
@@ -389,82 +418,63 @@ pub fn dispatch(
         }
         ("POST", ["computers", "move"]) => {
             let request: MoveComputers = body_of(body)?;
-            let mut ids = Vec::new();
-            for name in &request.computers {
-                match store.find_computers(name)?.as_slice() {
-                    [c] => ids.push(c.computer_id.clone()),
-                    [] => return Err(ApiError::new(StatusCode::NOT_FOUND, format!("no computer {name:?}"))),
-                    many => {
-                        return Err(ApiError::new(
-                            StatusCode::UNPROCESSABLE_ENTITY,
-                            format!("{name:?} matches {} computers: name one by SusClientId", many.len()),
-                        ));
-                    }
-                }
-            }
-            let group = store.assign_computers(&ids, &request.group, request.keep)?;
-            ok(json!({ "moved": ids.len(), "group": group.name }))
+            let (group, moved) = AdminService::new(store).move_computers(
+                &request.computers,
+                &request.group,
+                request.keep,
+            )?;
+            ok(json!({ "moved": moved, "group": group.name }))
         }
         ("DELETE", ["computers", name]) => {
-            let found = store.find_computers(name)?;
-            let [c] = found.as_slice() else {
-                return Err(ApiError::new(
-                    if found.is_empty() { StatusCode::NOT_FOUND } else { StatusCode::UNPROCESSABLE_ENTITY },
-                    format!("{name:?} matches {} computers: name one by SusClientId", found.len()),
-                ));
-            };
-            ok(json!({ "removed": store.remove_computers(std::slice::from_ref(&c.computer_id))? }))
+            let removed = AdminService::new(store).remove_computers(&[name.to_string()])?;
+            ok(json!({ "removed": removed }))
         }
         ("GET", ["targeting"]) => ok(to_json(&store.targeting()?)),
         ("PUT", ["targeting"]) => {
             let request: Targeting = body_of(body)?;
-            let mode = match request.mode.as_deref() {
-                None => store.targeting()?.mode,
-                Some("client") => crate::store::TargetingMode::Client,
-                Some("server") => crate::store::TargetingMode::Server,
-                Some(other) => {
-                    return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, format!("mode {other:?}: use client or server")));
-                }
+            let change = TargetingChange {
+                mode: request.mode.as_deref(),
+                create_missing_groups: request.create_missing_groups,
+                max_client_groups: request.max_client_groups,
             };
-            let now = store.targeting()?;
-            let targeting = crate::store::Targeting {
-                mode,
-                create_missing_groups: request.create_missing_groups.unwrap_or(now.create_missing_groups),
-                max_client_groups: request.max_client_groups.unwrap_or(now.max_client_groups),
-            };
-            store.set_targeting(targeting)?;
-            ok(to_json(&targeting))
+            ok(to_json(&AdminService::new(store).set_targeting(&change)?))
         }
         ("GET", ["classifications" | "products"]) => {
             let kind = if segments[0] == "products" { "Product" } else { "UpdateClassification" };
             let index = store.category_index()?;
-            let mut list: Vec<Value> =
-                index.by_id.iter().filter(|(_, (k, _))| k == kind).map(|(id, (_, title))| json!({ "id": id, "title": title })).collect();
+            let mut list: Vec<Value> = index
+                .by_id
+                .iter()
+                .filter(|(_, (k, _))| k == kind)
+                .map(|(id, (_, title))| json!({ "id": id, "title": title }))
+                .collect();
             list.sort_by_key(|v| v["title"].as_str().unwrap_or("").to_lowercase());
             ok(Value::Array(list))
         }
         ("GET", ["trust"]) => ok(to_json(&store.trusted_keys()?)),
-        ("POST", ["rules", rule, verb @ ("enable" | "disable")]) => ok(to_json(&store.set_approval_rule_enabled(rule, *verb == "enable")?)),
+        ("POST", ["rules", rule, verb @ ("enable" | "disable")]) => {
+            ok(to_json(&AdminService::new(store).set_rule_enabled(rule, *verb == "enable")?))
+        }
         ("GET", ["rules"]) => ok(to_json(&store.approval_rules()?)),
         ("POST", ["rules"]) => {
             let request: Rule = body_of(body)?;
-            let action = Action::approvable(request.action.as_deref()).map_err(AdminError::from)?;
-            let name =
-                request.name.clone().unwrap_or_else(|| NewRule::default_name(&request.classifications, &request.products, &request.group));
-            let rule = store.add_approval_rule(&NewRule {
-                name: &name,
+            let rule = AdminService::new(store).add_rule(&NewRuleRequest {
+                name: request.name.as_deref(),
                 classifications: &request.classifications,
                 products: &request.products,
                 group: &request.group,
-                action,
+                action: request.action.as_deref(),
                 deadline_days: request.deadline_days,
             })?;
             Ok((StatusCode::CREATED, to_json(&rule)))
         }
-        ("DELETE", ["rules", rule]) => ok(to_json(&store.remove_approval_rule(rule)?)),
-        ("POST", ["rules", "apply"]) => ok(to_json(&AdminService::new(store).apply_approval_rules()?)),
+        ("DELETE", ["rules", rule]) => ok(to_json(&AdminService::new(store).remove_rule(rule)?)),
+        ("POST", ["rules", "apply"]) => {
+            ok(to_json(&AdminService::new(store).apply_approval_rules()?))
+        }
         ("GET", ["report"]) => {
-            let computers = store.computers_in_group(q("group").as_deref().unwrap_or(crate::store::ALL_COMPUTERS))?;
+            let computers = store
+                .computers_in_group(q("group").as_deref().unwrap_or(crate::store::ALL_COMPUTERS))?;
             ok(to_json(&store.compliance_report(computers, q("group"))?))
         }
         ("POST", ["cleanup"]) => {
@@ -475,34 +485,11 @@ pub fn dispatch(
                 unneeded_content: request.unneeded_content,
                 obsolete_computers_days: request.obsolete_computers,
             };
-            let plan = store.plan_cleanup(&options, chrono::Utc::now())?;
-            if !request.dry_run {
-                store.run_cleanup(&plan)?;
-            }
+            let plan = AdminService::new(store).cleanup(&options, !request.dry_run)?;
             ok(json!({ "dry_run": request.dry_run, "plan": plan }))
         }
         ("GET", ["imports"]) => ok(to_json(&store.imports()?)),
         (_, []) => ok(json!({ "api": "ferry admin API v1", "see": "README.md, Administration" })),
         _ => Err(ApiError::new(StatusCode::NOT_FOUND, format!("no admin route {method} {path}"))),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn paths_and_forms_decode_as_browsers_encode_them() {
-        for (text, path, form) in [
-            ("All%20Computers", "All Computers", "All Computers"),
-            ("a+b", "a+b", "a b"),
-            ("100%", "100%", "100%"),
-            ("%+A", "%+A", "% A"),
-            ("%e2%9c%93", "\u{2713}", "\u{2713}"),
-            ("%4", "%4", "%4"),
-        ] {
-            assert_eq!(path_decode(text), path, "{text}");
-            assert_eq!(url_decode(text), form, "{text}");
-        }
     }
 }

@@ -120,10 +120,21 @@ impl Rendered {
         if head_len + parts.tail.len() + after.len() > largest {
             return None;
         }
-        let pieces = std::iter::once(before.as_bytes()).chain(parts.head.iter().map(Piece::as_bytes));
-        let head = if form.xpress { xpress::Encoder::new().frame(pieces) } else { pieces.collect::<Vec<_>>().concat() };
+        let pieces =
+            std::iter::once(before.as_bytes()).chain(parts.head.iter().map(Piece::as_bytes));
+        let head = if form.xpress {
+            xpress::Encoder::new().frame(pieces)
+        } else {
+            pieces.collect::<Vec<_>>().concat()
+        };
         let tail = Bytes::from(format!("{}{after}", parts.tail));
-        Some(Rendered { head: Bytes::from(head), plain_len: head_len + tail.len(), tail, xpress: form.xpress, ends_scan: parts.ends_scan })
+        Some(Rendered {
+            head: Bytes::from(head),
+            plain_len: head_len + tail.len(),
+            tail,
+            xpress: form.xpress,
+            ends_scan: parts.ends_scan,
+        })
     }
 
     /// Bytes this entry keeps in memory.
@@ -219,7 +230,13 @@ pub struct AnswerCache {
 
 impl AnswerCache {
     pub fn new(limit: usize) -> AnswerCache {
-        AnswerCache { limit, inner: Mutex::default(), hits: AtomicU64::new(0), misses: AtomicU64::new(0), evictions: AtomicU64::new(0) }
+        AnswerCache {
+            limit,
+            inner: Mutex::default(),
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
+            evictions: AtomicU64::new(0),
+        }
     }
 
     /// Bytes held now (answers, keys and bookkeeping).
@@ -249,7 +266,12 @@ impl AnswerCache {
     /// The answer kept under `key`, or the one `render` makes (once, however many identical
     /// requests arrive while it runs). A key's first request, and requests that read older
     /// snapshots than the cache holds, render without the cache.
-    pub async fn get_or_render<E, F, Fut>(&self, stamps: Stamps, key: AnswerKey, render: F) -> Result<Kept, E>
+    pub async fn get_or_render<E, F, Fut>(
+        &self,
+        stamps: Stamps,
+        key: AnswerKey,
+        render: F,
+    ) -> Result<Kept, E>
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<Kept, E>>,
@@ -284,7 +306,11 @@ impl AnswerCache {
         let mut inner = self.inner.lock().expect("answer cache lock");
         match inner.stamps {
             Some(held) if held == stamps => {}
-            Some(held) if held.catalog > stamps.catalog || held.deployments > stamps.deployments => return None,
+            Some(held)
+                if held.catalog > stamps.catalog || held.deployments > stamps.deployments =>
+            {
+                return None;
+            }
             _ => {
                 inner.clear();
                 inner.stamps = Some(stamps);
@@ -299,7 +325,9 @@ impl AnswerCache {
             e.slot.clone()
         } else if inner.seen_once.remove(&key) {
             let slot = Arc::new(Slot { answer: OnceCell::new() });
-            inner.entries.insert(key, Entry { slot: slot.clone(), used: tick, bytes: ENTRY_OVERHEAD });
+            inner
+                .entries
+                .insert(key, Entry { slot: slot.clone(), used: tick, bytes: ENTRY_OVERHEAD });
             inner.bytes += ENTRY_OVERHEAD;
             slot
         } else {
@@ -317,7 +345,9 @@ impl AnswerCache {
     /// Counts a freshly rendered answer against the limit (if its entry is still there).
     fn account(&self, key: AnswerKey, slot: &Arc<Slot>, answer_bytes: usize) {
         let mut inner = self.inner.lock().expect("answer cache lock");
-        let Some(e) = inner.entries.get_mut(&key).filter(|e| Arc::ptr_eq(&e.slot, slot)) else { return };
+        let Some(e) = inner.entries.get_mut(&key).filter(|e| Arc::ptr_eq(&e.slot, slot)) else {
+            return;
+        };
         e.bytes += answer_bytes;
         inner.bytes += answer_bytes;
         inner.evict_to(self.entries_limit(), &self.evictions);
@@ -328,11 +358,16 @@ impl AnswerCache {
 mod tests {
     use super::*;
 
-    const FORM: Form = Form { version: SoapVersion::V11, style: EnvelopeStyle::Client, xpress: false };
+    const FORM: Form =
+        Form { version: SoapVersion::V11, style: EnvelopeStyle::Client, xpress: false };
     const STAMPS: Stamps = Stamps { catalog: 1, deployments: 1 };
 
     fn parts(text: &str) -> Parts {
-        Parts { head: vec![Piece::Text(format!("<A>{text}")), Piece::Shared(Arc::from("<core/>"))], tail: "</A>".into(), ends_scan: false }
+        Parts {
+            head: vec![Piece::Text(format!("<A>{text}")), Piece::Shared(Arc::from("<core/>"))],
+            tail: "</A>".into(),
+            ends_scan: false,
+        }
     }
 
     fn shared(kept: Kept) -> Arc<Rendered> {
@@ -344,7 +379,9 @@ mod tests {
 
     async fn render(cache: &AnswerCache, stamps: Stamps, key: &str, text: &str) -> Arc<Rendered> {
         let answer = cache
-            .get_or_render::<(), _, _>(stamps, AnswerKey::of(&key), || async { Ok(Rendered::keep(parts(text), FORM, usize::MAX)) })
+            .get_or_render::<(), _, _>(stamps, AnswerKey::of(&key), || async {
+                Ok(Rendered::keep(parts(text), FORM, usize::MAX))
+            })
             .await;
         shared(answer.expect("rendered"))
     }
@@ -367,11 +404,20 @@ mod tests {
         assert_eq!(cache.entries(), 0, "a key seen once is not kept");
         let second = render(&cache, STAMPS, "k", "two").await;
         let third = render(&cache, STAMPS, "k", "three").await;
-        assert!(!Arc::ptr_eq(&first, &second) && Arc::ptr_eq(&second, &third), "the third request is served what the second kept");
+        assert!(
+            !Arc::ptr_eq(&first, &second) && Arc::ptr_eq(&second, &third),
+            "the third request is served what the second kept"
+        );
         assert_eq!(counts(&cache), (1, 2));
         let (before, after) = soap::envelope_parts(FORM.version, FORM.style);
-        assert_eq!(text_of(&third, "<C>mine</C>"), format!("{before}<A>two<core/><C>mine</C></A>{after}"));
-        assert!(!String::from_utf8_lossy(&third.head).contains("mine") && !String::from_utf8_lossy(&third.tail).contains("mine"));
+        assert_eq!(
+            text_of(&third, "<C>mine</C>"),
+            format!("{before}<A>two<core/><C>mine</C></A>{after}")
+        );
+        assert!(
+            !String::from_utf8_lossy(&third.head).contains("mine")
+                && !String::from_utf8_lossy(&third.tail).contains("mine")
+        );
     }
 
     #[tokio::test]
@@ -382,7 +428,10 @@ mod tests {
         let (body, plain_len) = packed.body("<C>cookie</C>");
         let stream: Vec<u8> = body.chunks().flat_map(|c| c.iter().copied()).collect();
         assert!(stream.len() < plain_len / 10);
-        assert_eq!(xpress::unframe(&stream, plain_len).unwrap(), text_of(&plain, "<C>cookie</C>").into_bytes());
+        assert_eq!(
+            xpress::unframe(&stream, plain_len).unwrap(),
+            text_of(&plain, "<C>cookie</C>").into_bytes()
+        );
     }
 
     #[tokio::test]
@@ -395,15 +444,24 @@ mod tests {
         assert!(text_of(&*render(&cache, STAMPS, "k2", "other").await, "").contains("k2"));
         let newer = Stamps { catalog: 1, deployments: 2 };
         for text in ["three", "four"] {
-            assert!(text_of(&*render(&cache, newer, "k", text).await, "").contains(text), "a new deployment stamp renders again");
+            assert!(
+                text_of(&*render(&cache, newer, "k", text).await, "").contains(text),
+                "a new deployment stamp renders again"
+            );
         }
         assert_eq!(cache.entries(), 1, "the older snapshot's entries are gone");
         for text in ["five", "six"] {
-            assert!(text_of(&*render(&cache, STAMPS, "k", text).await, "").contains(text), "an older snapshot is rendered, not kept");
+            assert!(
+                text_of(&*render(&cache, STAMPS, "k", text).await, "").contains(text),
+                "an older snapshot is rendered, not kept"
+            );
         }
         assert_eq!(cache.entries(), 1);
         assert_ne!(AnswerKey::of(&("ab", "c")), AnswerKey::of(&("a", "bc")));
-        assert_ne!(AnswerKey::of(&(vec![1u32, 2], vec![3u32])), AnswerKey::of(&(vec![1u32], vec![2u32, 3])));
+        assert_ne!(
+            AnswerKey::of(&(vec![1u32, 2], vec![3u32])),
+            AnswerKey::of(&(vec![1u32], vec![2u32, 3]))
+        );
     }
 
     #[tokio::test]
@@ -439,7 +497,8 @@ mod tests {
             let renders = Arc::new(AtomicU64::new(0));
             let mut tasks = Vec::new();
             for _ in 0..8 {
-                let (cache, renders, key, text) = (cache.clone(), renders.clone(), key.clone(), text.to_string());
+                let (cache, renders, key, text) =
+                    (cache.clone(), renders.clone(), key.clone(), text.to_string());
                 tasks.push(tokio::spawn(async move {
                     cache
                         .get_or_render::<(), _, _>(STAMPS, AnswerKey::of(&key), || async {
@@ -464,7 +523,9 @@ mod tests {
 
     async fn render_with(cache: &AnswerCache, key: &str, text: &str) {
         let _ = cache
-            .get_or_render::<(), _, _>(STAMPS, AnswerKey::of(&key), || async { Ok(Rendered::keep(parts(text), FORM, cache.largest())) })
+            .get_or_render::<(), _, _>(STAMPS, AnswerKey::of(&key), || async {
+                Ok(Rendered::keep(parts(text), FORM, cache.largest()))
+            })
             .await;
     }
 }

@@ -58,7 +58,8 @@ impl PiecesBody {
     /// is its own.
     pub fn shared_then_owned(shared: Bytes, own: Vec<u8>) -> PiecesBody {
         let owned = own.capacity();
-        let chunks: VecDeque<Bytes> = [shared, Bytes::from(own)].into_iter().filter(|c| !c.is_empty()).collect();
+        let chunks: VecDeque<Bytes> =
+            [shared, Bytes::from(own)].into_iter().filter(|c| !c.is_empty()).collect();
         let remaining = chunks.iter().map(|c| c.len() as u64).sum();
         PiecesBody { chunks, remaining, owned, _held: None }
     }
@@ -89,7 +90,10 @@ impl http_body::Body for PiecesBody {
     type Data = Bytes;
     type Error = Infallible;
 
-    fn poll_frame(mut self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
         match self.chunks.pop_front() {
             Some(c) => {
                 self.remaining -= c.len() as u64;

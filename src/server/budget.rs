@@ -106,7 +106,11 @@ const SHARE_DIVISOR: usize = 8;
 impl MemoryBudget {
     pub fn new(bytes: usize) -> MemoryBudget {
         let total_units = (bytes / UNIT).max(1);
-        MemoryBudget { units: Arc::new(Semaphore::new(total_units)), total_units, shares: Shares::default() }
+        MemoryBudget {
+            units: Arc::new(Semaphore::new(total_units)),
+            total_units,
+            shares: Shares::default(),
+        }
     }
 
     fn held_for(&self, peer: Option<IpAddr>) -> Held {
@@ -141,7 +145,13 @@ impl MemoryBudget {
         // Room now (the common case) costs no timer.
         let acquired = match self.units.clone().try_acquire_many_owned(more as u32) {
             Ok(permit) => Ok(Ok(permit)),
-            Err(_) => tokio::time::timeout(WAIT_FOR_ROOM, self.units.clone().acquire_many_owned(more as u32)).await,
+            Err(_) => {
+                tokio::time::timeout(
+                    WAIT_FOR_ROOM,
+                    self.units.clone().acquire_many_owned(more as u32),
+                )
+                .await
+            }
         };
         let permit = match acquired {
             Ok(Ok(permit)) => permit,
@@ -213,10 +223,16 @@ mod tests {
         assert_eq!(bytes.len(), 40 * 1024);
         assert_eq!(budget.held_bytes(), 40 * 1024);
         // 40 KiB held: another 40 KiB does not fit, and waits, then is refused.
-        assert_eq!(budget.read_body(body(40 * 1024), 1 << 20, wait, None).await.err(), Some(BodyRefusal::Busy));
+        assert_eq!(
+            budget.read_body(body(40 * 1024), 1 << 20, wait, None).await.err(),
+            Some(BodyRefusal::Busy)
+        );
         drop(held);
         assert_eq!(budget.held_bytes(), 0);
-        assert_eq!(budget.read_body(body(10), 5, wait, None).await.err(), Some(BodyRefusal::TooLarge));
+        assert_eq!(
+            budget.read_body(body(10), 5, wait, None).await.err(),
+            Some(BodyRefusal::TooLarge)
+        );
         let answer = budget.hold(10_000, None).await.unwrap();
         assert_eq!(budget.held_bytes(), 10 * 1024);
         drop(answer);
@@ -227,7 +243,10 @@ mod tests {
         assert_eq!(budget.held_bytes(), 5 * 1024, "shrinking never grows");
         drop(shrunk);
         assert_eq!(budget.held_bytes(), 0);
-        let huge = budget.hold(1 << 30, None).await.expect("an answer larger than the budget counts as half of it");
+        let huge = budget
+            .hold(1 << 30, None)
+            .await
+            .expect("an answer larger than the budget counts as half of it");
         assert_eq!(budget.held_bytes(), 32 * 1024);
         let second = budget.hold(1 << 30, None).await.unwrap();
         assert!(budget.hold(1 << 30, None).await.is_err(), "two such at most");
@@ -242,12 +261,24 @@ mod tests {
         let (a, b): (IpAddr, IpAddr) = ("192.0.2.1".parse().unwrap(), "192.0.2.2".parse().unwrap());
         let wait = Duration::from_secs(5);
         let first = budget.read_body(body(60 * 1024), 1 << 20, wait, Some(a)).await.unwrap();
-        assert_eq!(budget.read_body(body(60 * 1024), 1 << 20, wait, Some(a)).await.err(), Some(BodyRefusal::Busy));
-        let other = budget.read_body(body(60 * 1024), 1 << 20, wait, Some(b)).await.expect("another address has its own share");
+        assert_eq!(
+            budget.read_body(body(60 * 1024), 1 << 20, wait, Some(a)).await.err(),
+            Some(BodyRefusal::Busy)
+        );
+        let other = budget
+            .read_body(body(60 * 1024), 1 << 20, wait, Some(b))
+            .await
+            .expect("another address has its own share");
         drop(first);
-        let mut again = budget.read_body(body(60 * 1024), 1 << 20, wait, Some(a)).await.expect("the share comes back");
+        let mut again = budget
+            .read_body(body(60 * 1024), 1 << 20, wait, Some(a))
+            .await
+            .expect("the share comes back");
         again.1.shrink_to(10 * 1024);
-        let more = budget.hold(40 * 1024, Some(a)).await.expect("what shrinking gave back counts for the address too");
+        let more = budget
+            .hold(40 * 1024, Some(a))
+            .await
+            .expect("what shrinking gave back counts for the address too");
         drop((other, again, more));
         assert_eq!(budget.held_bytes(), 0);
         assert!(budget.shares.lock().unwrap().is_empty());

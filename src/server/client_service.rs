@@ -2,12 +2,17 @@
 //! WSUS 2025 answers them.
 
 use super::answers::{AnswerKey, Form, Kept, Parts, Rendered, Stamps};
-use super::cookies::{AUTH_COOKIE_SECONDS, CLIENT_COOKIE_SECONDS, CookieData, CookieProblem, Kind as CookieKind, wire_time};
+use super::cookies::{
+    AUTH_COOKIE_SECONDS, CLIENT_COOKIE_SECONDS, CookieData, CookieProblem, Kind as CookieKind,
+    wire_time,
+};
 use super::snapshot::{Kind, Snapshot};
 use super::state::AppState;
 use super::sync::{self, Client};
 use crate::catalog::Guid;
-use crate::store::{ClientWrite, ContentStore, EventRecord, FragmentKind, GroupName, MAX_GROUPS_PER_CLIENT};
+use crate::store::{
+    ClientWrite, ContentStore, EventRecord, FragmentKind, GroupName, MAX_GROUPS_PER_CLIENT,
+};
 use crate::wsus::client::{self as wire, ConfigProperty, FileLocation};
 use crate::wsus::soap::{ErrorCode, Fault, Piece, Request, Writer};
 use std::sync::Arc;
@@ -41,13 +46,22 @@ pub(super) fn blocking_fault(e: impl std::fmt::Display) -> Fault {
 
 /// The client a cookie belongs to. Expired cookies get CookieExpired, anything unreadable
 /// InvalidCookie (the client then starts over), as WSUS clients expect.
-pub fn client_cookie(state: &AppState, op: &crate::wsus::tree::Element, allow_expired: bool) -> Result<CookieData, Fault> {
+pub fn client_cookie(
+    state: &AppState,
+    op: &crate::wsus::tree::Element,
+    allow_expired: bool,
+) -> Result<CookieData, Fault> {
     client_cookie_sealed(state, op, allow_expired).map(|(data, _)| data)
 }
 
 /// The client a cookie belongs to, with the cookie's sealed bytes as the client sent them.
-fn client_cookie_sealed(state: &AppState, op: &crate::wsus::tree::Element, allow_expired: bool) -> Result<(CookieData, Vec<u8>), Fault> {
-    let cookie = wire::cookie(op, "cookie")?.ok_or_else(|| Fault::new(ErrorCode::InvalidCookie, "cookie"))?;
+fn client_cookie_sealed(
+    state: &AppState,
+    op: &crate::wsus::tree::Element,
+    allow_expired: bool,
+) -> Result<(CookieData, Vec<u8>), Fault> {
+    let cookie = wire::cookie(op, "cookie")?
+        .ok_or_else(|| Fault::new(ErrorCode::InvalidCookie, "cookie"))?;
     let sealed = cookie.data.ok_or_else(|| Fault::new(ErrorCode::InvalidCookie, "cookie"))?;
     let at = if allow_expired { i64::MIN } else { now() };
     let data = state.cookies.open(CookieKind::Client, &sealed, at).map_err(|p| match p {
@@ -71,7 +85,11 @@ pub enum Answer {
     Shared { rendered: Arc<Rendered>, client_part: String },
 }
 
-pub async fn client_web_service(state: &Arc<AppState>, ctx: &Context, request: &Request) -> Result<Answer, Fault> {
+pub async fn client_web_service(
+    state: &Arc<AppState>,
+    ctx: &Context,
+    request: &Request,
+) -> Result<Answer, Fault> {
     let text = match &*request.operation.name {
         "SyncUpdates" => return sync_updates(state, ctx, request).await,
         "GetExtendedUpdateInfo" => return extended_update_info(state, ctx, request).await,
@@ -80,7 +98,11 @@ pub async fn client_web_service(state: &Arc<AppState>, ctx: &Context, request: &
     Ok(Answer::Fresh(vec![Piece::Text(text)]))
 }
 
-async fn client_text_operation(state: &Arc<AppState>, ctx: &Context, request: &Request) -> Result<String, Fault> {
+async fn client_text_operation(
+    state: &Arc<AppState>,
+    ctx: &Context,
+    request: &Request,
+) -> Result<String, Fault> {
     let op = &request.operation;
     match request.name() {
         "GetConfig" => {
@@ -91,7 +113,10 @@ async fn client_text_operation(state: &Arc<AppState>, ctx: &Context, request: &R
             let host = ctx.host.split(':').next().unwrap_or("ferry");
             let properties = [
                 ConfigProperty { name: "MaxExtendedUpdatesPerRequest", value: "50".into() },
-                ConfigProperty { name: "PackageServerShare", value: format!("\\\\{host}\\UpdateServicesPackages") },
+                ConfigProperty {
+                    name: "PackageServerShare",
+                    value: format!("\\\\{host}\\UpdateServicesPackages"),
+                },
                 ConfigProperty { name: "ProtocolVersion", value: "3.2".into() },
                 ConfigProperty { name: "IsInventoryRequired", value: "0".into() },
                 ConfigProperty { name: "ClientReportingLevel", value: "2".into() },
@@ -102,11 +127,19 @@ async fn client_text_operation(state: &Arc<AppState>, ctx: &Context, request: &R
         "RegisterComputer" => {
             let cookie = client_cookie(state, op, false)?;
             let info = wire::computer_info(op)?;
-            let os_description = info.iter().find(|(k, _)| k == "OSDescription").map(|(_, v)| v.clone());
-            let json = serde_json::Value::Object(info.into_iter().map(|(k, v)| (k, serde_json::Value::String(v))).collect()).to_string();
+            let os_description =
+                info.iter().find(|(k, _)| k == "OSDescription").map(|(_, v)| v.clone());
+            let json = serde_json::Value::Object(
+                info.into_iter().map(|(k, v)| (k, serde_json::Value::String(v))).collect(),
+            )
+            .to_string();
             state
                 .writer
-                .write(ClientWrite::Register { computer_id: cookie.id.clone(), info_json: json, os_description })
+                .write(ClientWrite::Register {
+                    computer_id: cookie.id.clone(),
+                    info_json: json,
+                    os_description,
+                })
                 .await
                 .map_err(blocking_fault)?;
             state.computers.write().expect("computer cache lock").set_registered(&cookie.id);
@@ -118,25 +151,36 @@ async fn client_text_operation(state: &Arc<AppState>, ctx: &Context, request: &R
             let cookie = client_cookie(state, op, false)?;
             let sealed = state.cookies.seal(CookieKind::Client, &cookie);
             let mut w = Writer::default();
-            w.open_ns("SyncPrinterCatalogResponse", wire::CLIENT_NS).open("SyncPrinterCatalogResult").bool("Truncated", false);
+            w.open_ns("SyncPrinterCatalogResponse", wire::CLIENT_NS)
+                .open("SyncPrinterCatalogResult")
+                .bool("Truncated", false);
             wire::write_cookie(&mut w, "NewCookie", &wire_time(cookie.expires), &sealed);
-            w.raw("DriverSyncNotNeeded", "true").close("SyncPrinterCatalogResult").close("SyncPrinterCatalogResponse");
+            w.raw("DriverSyncNotNeeded", "true")
+                .close("SyncPrinterCatalogResult")
+                .close("SyncPrinterCatalogResponse");
             Ok(w.out)
         }
         "RefreshCache" => {
             // The first request of a group set computes its offers for the whole catalog.
             let (state, op) = (Arc::clone(state), op.clone());
-            tokio::task::spawn_blocking(move || refresh_cache(&state, &op)).await.map_err(blocking_fault)?
+            tokio::task::spawn_blocking(move || refresh_cache(&state, &op))
+                .await
+                .map_err(blocking_fault)?
         }
         "GetFileLocations" => {
             let cookie = client_cookie(state, op, false)?;
             let digests = wire::file_locations_request(op)?;
             let catalog = state.catalog();
-            let files: Vec<FileLocation> = digests.into_iter().filter_map(|d| file_location(&catalog, &ctx.base_url, d)).collect();
+            let files: Vec<FileLocation> = digests
+                .into_iter()
+                .filter_map(|d| file_location(&catalog, &ctx.base_url, d))
+                .collect();
             let sealed = state.cookies.seal(CookieKind::Client, &cookie);
             Ok(wire::file_locations_response(&files, &wire_time(cookie.expires), &sealed))
         }
-        other => Err(Fault::invalid(format!("{other}: this operation is not offered by a WSUS server"))),
+        other => {
+            Err(Fault::invalid(format!("{other}: this operation is not offered by a WSUS server")))
+        }
     }
 }
 
@@ -154,8 +198,10 @@ fn get_cookie(state: &AppState, op: &crate::wsus::tree::Element) -> Result<Strin
         .open(CookieKind::ClientAuthorization, auth, now)
         .map_err(|_| Fault::new(ErrorCode::InvalidAuthorizationCookie, "authCookies"))?;
     if let Some(last_change) = &req.last_change {
-        let theirs = chrono::DateTime::parse_from_rfc3339(last_change).map_err(|_| Fault::invalid("lastChange"))?;
-        let ours = chrono::DateTime::parse_from_rfc3339(&state.identity.config_last_change).map_err(blocking_fault)?;
+        let theirs = chrono::DateTime::parse_from_rfc3339(last_change)
+            .map_err(|_| Fault::invalid("lastChange"))?;
+        let ours = chrono::DateTime::parse_from_rfc3339(&state.identity.config_last_change)
+            .map_err(blocking_fault)?;
         if (theirs.timestamp_millis() - ours.timestamp_millis()).abs() > 1 {
             return Err(Fault::new(ErrorCode::ConfigChanged, "lastChange"));
         }
@@ -209,8 +255,10 @@ fn start_category_scan(state: &AppState, op: &crate::wsus::tree::Element) -> Res
             in_error.extend(unknown);
             continue;
         }
-        let products: Vec<Guid> = ids.iter().filter(|g| kind_of(g).as_deref() == Some("Product")).copied().collect();
-        let classifications = ids.iter().filter(|g| kind_of(g).as_deref() == Some("UpdateClassification")).count();
+        let products: Vec<Guid> =
+            ids.iter().filter(|g| kind_of(g).as_deref() == Some("Product")).copied().collect();
+        let classifications =
+            ids.iter().filter(|g| kind_of(g).as_deref() == Some("UpdateClassification")).count();
         match (products.as_slice(), classifications, ids.len()) {
             ([p], 0, 1) | ([p], 1, 2) => {
                 if !preferred.contains(p) {
@@ -278,13 +326,21 @@ async fn shared_answer(
 ) -> Result<Answer, Fault> {
     let largest = state.answers.largest();
     let render_blocking = || async move {
-        tokio::task::spawn_blocking(move || render().map(|parts| Rendered::keep(parts, form, largest))).await.map_err(blocking_fault)?
+        tokio::task::spawn_blocking(move || {
+            render().map(|parts| Rendered::keep(parts, form, largest))
+        })
+        .await
+        .map_err(blocking_fault)?
     };
     let kept = state.answers.get_or_render(stamps, key, render_blocking).await?;
     Ok(answer_with(kept, client_part, state))
 }
 
-async fn sync_updates(state: &Arc<AppState>, ctx: &Context, request: &Request) -> Result<Answer, Fault> {
+async fn sync_updates(
+    state: &Arc<AppState>,
+    ctx: &Context,
+    request: &Request,
+) -> Result<Answer, Fault> {
     let op = &request.operation;
     let (cookie, sealed) = client_cookie_sealed(state, op, false)?;
     let params = wire::sync_parameters(op)?;
@@ -297,14 +353,21 @@ async fn sync_updates(state: &Arc<AppState>, ctx: &Context, request: &Request) -
     let groups = groups_of(state, &cookie.id)?;
     let (catalog, deployments, stamps) = snapshots(state);
     let form = ctx.form(request.version);
-    let key = AnswerKey::of(&(stamps, form, AnswerOf::Sync { groups: &groups, seen_stamp: cookie.seen_stamp, params: &params }));
+    let key = AnswerKey::of(&(
+        stamps,
+        form,
+        AnswerOf::Sync { groups: &groups, seen_stamp: cookie.seen_stamp, params: &params },
+    ));
     // The new cookie records what the client has now seen; when that is what it had seen, the
     // cookie it sent says so already (a fleet's scan pages after the first).
     let next = CookieData { seen_stamp: deployments.stamp, ..cookie.clone() };
-    let sealed = if next == cookie { sealed } else { state.cookies.seal(CookieKind::Client, &next) };
+    let sealed =
+        if next == cookie { sealed } else { state.cookies.seal(CookieKind::Client, &next) };
     let client_part = wire::new_cookie_element(&wire_time(cookie.expires), &sealed);
     let state2 = Arc::clone(state);
-    let render = move || render_sync_page(&state2, &catalog, &deployments, &groups, &params, cookie.seen_stamp);
+    let render = move || {
+        render_sync_page(&state2, &catalog, &deployments, &groups, &params, cookie.seen_stamp)
+    };
     let answer = shared_answer(state, (stamps, key, form), client_part, render).await?;
     state.writer.synced(&cookie.id);
     Ok(answer)
@@ -324,7 +387,9 @@ fn render_sync_page(
     let page = if params.skip_software_sync {
         sync::driver_page(catalog, &client, params, &|i| driver_hardware_ids(state, catalog, i))
     } else {
-        sync::software_page(catalog, deployments, &client, params, &|i| catalog.revs[i as usize].core_size)
+        sync::software_page(catalog, deployments, &client, params, &|i| {
+            catalog.revs[i as usize].core_size
+        })
     };
     let mut new_updates = Vec::with_capacity(page.new_updates.len());
     for (i, d) in &page.new_updates {
@@ -342,17 +407,27 @@ fn render_sync_page(
         .iter()
         .map(|(i, d)| {
             let rev = &catalog.revs[*i as usize];
-            wire::UpdateInfoOut { revision_id: rev.revision_id, deployment: d, is_leaf: rev.is_leaf, xml_escaped: None }
+            wire::UpdateInfoOut {
+                revision_id: rev.revision_id,
+                deployment: d,
+                is_leaf: rev.is_leaf,
+                xml_escaped: None,
+            }
         })
         .collect();
-    let ends_scan =
-        !page.truncated && !params.skip_software_sync && page.new_updates.iter().all(|(i, _)| catalog.revs[*i as usize].is_leaf);
+    let ends_scan = !page.truncated
+        && !params.skip_software_sync
+        && page.new_updates.iter().all(|(i, _)| catalog.revs[*i as usize].is_leaf);
     let parts = wire::sync_updates_parts(&wire::SyncResult {
         new_updates: &new_updates,
         out_of_scope: &page.out_of_scope,
         changed_updates: &changed,
         truncated: page.truncated,
-        driver_sync_not_needed: if params.skip_software_sync { page.new_updates.is_empty() } else { !params.filter_categories.is_empty() },
+        driver_sync_not_needed: if params.skip_software_sync {
+            page.new_updates.is_empty()
+        } else {
+            !params.filter_categories.is_empty()
+        },
     });
     Ok(Parts { head: parts.head, tail: parts.tail, ends_scan })
 }
@@ -413,7 +488,11 @@ pub fn file_location(catalog: &Snapshot, base_url: &str, digest: Vec<u8>) -> Opt
 
 /// Language fallback (WSUS-PROTOCOL.md §3.4): each requested locale, then its neutral parent,
 /// then `all`, then the update's default language, then whatever it has.
-fn pick_language<'a>(available: &'a [String], locales: &[String], default: Option<&str>) -> Option<&'a String> {
+fn pick_language<'a>(
+    available: &'a [String],
+    locales: &[String],
+    default: Option<&str>,
+) -> Option<&'a String> {
     let find = |l: &str| available.iter().find(|a| a.eq_ignore_ascii_case(l));
     for l in locales {
         if let Some(a) = find(l) {
@@ -428,7 +507,11 @@ fn pick_language<'a>(available: &'a [String], locales: &[String], default: Optio
     find("all").or_else(|| default.and_then(find)).or_else(|| find("en")).or(available.first())
 }
 
-async fn extended_update_info(state: &Arc<AppState>, ctx: &Context, request: &Request) -> Result<Answer, Fault> {
+async fn extended_update_info(
+    state: &Arc<AppState>,
+    ctx: &Context,
+    request: &Request,
+) -> Result<Answer, Fault> {
     let op = &request.operation;
     let cookie = client_cookie(state, op, false)?;
     let req = wire::extended_info_request(op)?;
@@ -492,7 +575,8 @@ fn render_extended_info(
                     let rev = &catalog.revs[i as usize];
                     let (languages, default) = store.revision_languages(rev.revision_id)?;
                     if let Some(lang) = pick_language(&languages, &req.locales, default.as_deref())
-                        && let Some(x) = store.fragment(rev.revision_id, &FragmentKind::Localized(lang.clone()))?
+                        && let Some(x) = store
+                            .fragment(rev.revision_id, &FragmentKind::Localized(lang.clone()))?
                     {
                         updates.push((rev.revision_id, wire::escape_fragment(&x)));
                     }
@@ -506,14 +590,21 @@ fn render_extended_info(
 
 pub async fn simple_auth(state: &Arc<AppState>, request: &Request) -> Result<String, Fault> {
     if request.name() != "GetAuthorizationCookie" {
-        return Err(Fault::invalid(format!("{}: this operation is not offered by SimpleAuth", request.name())));
+        return Err(Fault::invalid(format!(
+            "{}: this operation is not offered by SimpleAuth",
+            request.name()
+        )));
     }
     let req = wire::authorization_request(&request.operation)?;
     let client_id = req.client_id.to_ascii_lowercase();
     let groups = requested_groups(&client_id, &req.target_groups);
     state
         .writer
-        .write(ClientWrite::Contact { computer_id: client_id.clone(), dns_name: req.dns_name.clone(), requested_groups: groups.clone() })
+        .write(ClientWrite::Contact {
+            computer_id: client_id.clone(),
+            dns_name: req.dns_name.clone(),
+            requested_groups: groups.clone(),
+        })
         .await
         .map_err(blocking_fault)?;
     let now = now();
@@ -534,16 +625,27 @@ pub async fn simple_auth(state: &Arc<AppState>, request: &Request) -> Result<Str
 /// not refused for them: it still gets updates, from the groups it may join.
 fn requested_groups(client_id: &str, names: &[String]) -> Vec<GroupName> {
     if names.len() > MAX_GROUPS_PER_CLIENT {
-        tracing::warn!("{client_id} names {} target groups; only the first {MAX_GROUPS_PER_CLIENT} count", names.len());
+        tracing::warn!(
+            "{client_id} names {} target groups; only the first {MAX_GROUPS_PER_CLIENT} count",
+            names.len()
+        );
     }
     names
         .iter()
         .take(MAX_GROUPS_PER_CLIENT)
-        .filter_map(|n| GroupName::parse(n).map_err(|e| tracing::warn!("{client_id}: {e}; the name is left out")).ok())
+        .filter_map(|n| {
+            GroupName::parse(n)
+                .map_err(|e| tracing::warn!("{client_id}: {e}; the name is left out"))
+                .ok()
+        })
         .collect()
 }
 
-pub async fn reporting(state: &Arc<AppState>, ctx: &Context, request: &Request) -> Result<String, Fault> {
+pub async fn reporting(
+    state: &Arc<AppState>,
+    ctx: &Context,
+    request: &Request,
+) -> Result<String, Fault> {
     if let Some(answer) = super::server_sync_service::rollup(state, request) {
         return answer;
     }
@@ -571,14 +673,23 @@ pub async fn reporting(state: &Arc<AppState>, ctx: &Context, request: &Request) 
             // Counted in the memory budget until written: a flood of reports waits (and then
             // gets ServerBusy, so clients report again later) instead of piling up in memory.
             let bytes: usize = records.iter().map(EventRecord::approximate_bytes).sum();
-            let held = state.budget.hold(bytes, ctx.peer).await.map_err(|_| Fault::new(ErrorCode::ServerBusy, "reports"))?;
+            let held = state
+                .budget
+                .hold(bytes, ctx.peer)
+                .await
+                .map_err(|_| Fault::new(ErrorCode::ServerBusy, "reports"))?;
             state
                 .writer
-                .write_counted(ClientWrite::Events { computer_id: cookie.id, events: records }, held)
+                .write_counted(
+                    ClientWrite::Events { computer_id: cookie.id, events: records },
+                    held,
+                )
                 .await
                 .map_err(|_| Fault::new(ErrorCode::ServerBusy, "reports"))?;
             Ok(wire::report_event_batch_response(true))
         }
-        other => Err(Fault::invalid(format!("{other}: this reporting operation is not offered to clients"))),
+        other => Err(Fault::invalid(format!(
+            "{other}: this reporting operation is not offered to clients"
+        ))),
     }
 }

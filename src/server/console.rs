@@ -1,15 +1,16 @@
-//! The web console, `/admin`: server-rendered pages over the same operations as the admin API
-//! (`admin_api::dispatch`). No scripts, no external resources, no build step; works offline.
+//! The web console, `/admin`: server-rendered pages over the same administration as the API
+//! (`AdminService`). No scripts, no external resources, no build step; works offline.
 //!
 //! Invariant: every page needs a session made by logging in with the admin token; every form
 //! post carries the session's CSRF token and is refused (403) without it. The session cookie is
 //! HttpOnly and SameSite=Strict.
 
-use super::admin_api::{self, url_decode_pairs};
+use super::forms::url_decode_pairs;
 use super::state::AppState;
+use crate::admin::{Action, AdminResult, AdminService, Approve, NewRuleRequest, TargetingChange};
 use crate::compliance::StateCounts;
 use crate::html::escape as esc;
-use crate::store::Store;
+use crate::store::{CleanupOptions, Store};
 use axum::body::Body;
 use axum::extract::Request;
 use axum::http::{HeaderMap, Method, Response, StatusCode, header};
@@ -39,7 +40,10 @@ impl Sessions {
     /// A new session; returns its id (the cookie value).
     fn create(&self) -> String {
         let id = hex::encode(crate::random::bytes::<32>());
-        let session = Session { csrf: hex::encode(crate::random::bytes::<16>()), expires: Instant::now() + SESSION_LIFETIME };
+        let session = Session {
+            csrf: hex::encode(crate::random::bytes::<16>()),
+            expires: Instant::now() + SESSION_LIFETIME,
+        };
         let mut map = self.map.lock().expect("sessions lock");
         map.retain(|_, s| s.expires > Instant::now());
         map.insert(id.clone(), session);
@@ -57,10 +61,15 @@ impl Sessions {
 }
 
 fn session_id(headers: &HeaderMap) -> Option<String> {
-    headers.get_all(header::COOKIE).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(';')).find_map(|c| {
-        let (k, v) = c.trim().split_once('=')?;
-        (k == COOKIE).then(|| v.to_string())
-    })
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|c| {
+            let (k, v) = c.trim().split_once('=')?;
+            (k == COOKIE).then(|| v.to_string())
+        })
 }
 
 fn html_response(status: StatusCode, page: String) -> Response<Body> {
@@ -69,7 +78,10 @@ fn html_response(status: StatusCode, page: String) -> Response<Body> {
         .header(header::CONTENT_TYPE, "text/html; charset=utf-8")
         .header(header::CONTENT_LENGTH, page.len())
         .header(header::CACHE_CONTROL, "no-store")
-        .header("content-security-policy", "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; form-action 'self'")
+        .header(
+            "content-security-policy",
+            "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; form-action 'self'",
+        )
         .header("x-frame-options", "DENY")
         .body(Body::from(page))
         .expect("static response")
@@ -78,7 +90,10 @@ fn html_response(status: StatusCode, page: String) -> Response<Body> {
 fn redirect(to: &str, cookie: Option<String>) -> Response<Body> {
     // Targets are built here from checked parts; anything a header cannot carry goes home.
     let to = if header::HeaderValue::from_str(to).is_ok() { to } else { "/admin" };
-    let mut r = Response::builder().status(StatusCode::SEE_OTHER).header(header::LOCATION, to).header(header::CONTENT_LENGTH, 0);
+    let mut r = Response::builder()
+        .status(StatusCode::SEE_OTHER)
+        .header(header::LOCATION, to)
+        .header(header::CONTENT_LENGTH, 0);
     if let Some(c) = cookie {
         r = r.header(header::SET_COOKIE, c);
     }
@@ -110,14 +125,22 @@ fn page(title: &str, csrf: Option<&str>, body: &str) -> String {
 
 /// `scheme`: that of the listener; sessions made over HTTPS get Secure cookies.
 /// `body_timeout`: a form not received by then is refused.
-pub async fn handle(state: Arc<AppState>, scheme: &'static str, request: Request, body_timeout: std::time::Duration) -> Response<Body> {
+pub async fn handle(
+    state: Arc<AppState>,
+    scheme: &'static str,
+    request: Request,
+    body_timeout: std::time::Duration,
+) -> Response<Body> {
     let peer = super::routes::peer_of(&request);
     let (parts, body) = request.into_parts();
     let form: Vec<(String, String)> = if parts.method == Method::POST {
         match state.budget.read_body(body, MAX_FORM, body_timeout, peer).await {
             Ok((b, _held)) => url_decode_pairs(&String::from_utf8_lossy(&b)).collect(),
             Err(super::budget::BodyRefusal::TooLarge) => {
-                return html_response(StatusCode::PAYLOAD_TOO_LARGE, page("Too large", None, "<p>The form is too large.</p>"));
+                return html_response(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    page("Too large", None, "<p>The form is too large.</p>"),
+                );
             }
             Err(_) => {
                 return html_response(
@@ -130,21 +153,31 @@ pub async fn handle(state: Arc<AppState>, scheme: &'static str, request: Request
         Vec::new()
     };
     let path = parts.uri.path().trim_end_matches('/').to_string();
-    let query: HashMap<String, String> = parts.uri.query().map(|q| url_decode_pairs(q).collect()).unwrap_or_default();
+    let query: HashMap<String, String> =
+        parts.uri.query().map(|q| url_decode_pairs(q).collect()).unwrap_or_default();
     let secure = scheme == "https";
 
     if path == "/admin/login" {
         return match parts.method {
             Method::POST => {
-                let token = form.iter().find(|(k, _)| k == "token").map(|(_, v)| v.clone()).unwrap_or_default();
+                let token = form
+                    .iter()
+                    .find(|(k, _)| k == "token")
+                    .map(|(_, v)| v.clone())
+                    .unwrap_or_default();
                 let s = state.clone();
-                let valid = tokio::task::spawn_blocking(move || s.pool.with(|store| store.admin_token_matches(&token)))
-                    .await
-                    .ok()
-                    .and_then(Result::ok)
-                    .unwrap_or(false);
+                let valid = tokio::task::spawn_blocking(move || {
+                    s.pool.with(|store| store.admin_token_matches(&token))
+                })
+                .await
+                .ok()
+                .and_then(Result::ok)
+                .unwrap_or(false);
                 if !valid {
-                    return html_response(StatusCode::FORBIDDEN, login_page(Some("That is not the admin token.")));
+                    return html_response(
+                        StatusCode::FORBIDDEN,
+                        login_page(Some("That is not the admin token.")),
+                    );
                 }
                 let id = state.console.create();
                 let cookie = format!(
@@ -157,7 +190,9 @@ pub async fn handle(state: Arc<AppState>, scheme: &'static str, request: Request
             _ => html_response(StatusCode::OK, login_page(None)),
         };
     }
-    let Some((sid, session)) = session_id(&parts.headers).and_then(|id| state.console.get(&id).map(|s| (id, s))) else {
+    let Some((sid, session)) =
+        session_id(&parts.headers).and_then(|id| state.console.get(&id).map(|s| (id, s)))
+    else {
         return redirect("/admin/login", None);
     };
     if parts.method == Method::POST {
@@ -174,28 +209,39 @@ pub async fn handle(state: Arc<AppState>, scheme: &'static str, request: Request
         }
         if path == "/admin/logout" {
             state.console.remove(&sid);
-            return redirect("/admin/login", Some(format!("{COOKIE}=; Path=/admin; HttpOnly; SameSite=Strict; Max-Age=0")));
+            return redirect(
+                "/admin/login",
+                Some(format!("{COOKIE}=; Path=/admin; HttpOnly; SameSite=Strict; Max-Age=0")),
+            );
         }
     }
     let method = parts.method.clone();
     let csrf = session.csrf.clone();
     let s = state.clone();
     let result = tokio::task::spawn_blocking(move || {
-        s.pool.with(|store| Ok(render(store, &method, &path, &query, &form, &csrf))).map_err(|e| e.to_string())?
+        s.pool
+            .with(|store| Ok(render(store, &method, &path, &query, &form, &csrf)))
+            .map_err(|e| e.to_string())?
     })
     .await;
     match result {
-        Ok(Ok(Rendered::Page(title, body))) => html_response(StatusCode::OK, page(&title, Some(&session.csrf), &body)),
+        Ok(Ok(Rendered::Page(title, body))) => {
+            html_response(StatusCode::OK, page(&title, Some(&session.csrf), &body))
+        }
         Ok(Ok(Rendered::Raw(html))) => html_response(StatusCode::OK, html),
         Ok(Ok(Rendered::Redirect(to))) => redirect(&to, None),
-        Ok(Ok(Rendered::NotFound)) => html_response(StatusCode::NOT_FOUND, page("Not found", Some(&session.csrf), "<p>No such page.</p>")),
+        Ok(Ok(Rendered::NotFound)) => html_response(
+            StatusCode::NOT_FOUND,
+            page("Not found", Some(&session.csrf), "<p>No such page.</p>"),
+        ),
         Ok(Err(e)) => html_response(
             StatusCode::INTERNAL_SERVER_ERROR,
             page("Error", Some(&session.csrf), &format!("<p class=\"err\">{}</p>", esc(&e))),
         ),
-        Err(e) => {
-            html_response(StatusCode::INTERNAL_SERVER_ERROR, page("Error", None, &format!("<p class=\"err\">{}</p>", esc(&e.to_string()))))
-        }
+        Err(e) => html_response(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            page("Error", None, &format!("<p class=\"err\">{}</p>", esc(&e.to_string()))),
+        ),
     }
 }
 
@@ -232,134 +278,176 @@ fn render(
         ("GET", "/admin") => dashboard(store).map_err(e),
         ("GET", "/admin/updates") => updates(store, query, csrf).map_err(e),
         ("POST", "/admin/updates") => {
-            let ids: Vec<String> = form.iter().filter(|(k, _)| k == "id").map(|(_, v)| v.clone()).collect();
-            let field = |k: &str| form.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()).filter(|v| !v.is_empty());
-            let verb = field("action").unwrap_or_else(|| "approve".into());
-            let body = json!({ "ids": ids, "group": field("group"), "deadline": field("deadline") });
-            let body = match verb.as_str() {
-                "approve" => body,
-                "unapprove" => json!({ "ids": ids, "group": field("group") }),
-                _ => json!({ "ids": ids }),
+            let ids: Vec<String> =
+                form.iter().filter(|(k, _)| k == "id").map(|(_, v)| v.clone()).collect();
+            let field = |k: &str| {
+                form.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()).filter(|v| !v.is_empty())
             };
-            let message = match admin_api::dispatch(
-                store,
-                &Method::POST,
-                &format!("/api/v1/updates/{verb}"),
-                &HashMap::new(),
-                body.to_string().as_bytes(),
-            ) {
-                Ok((_, v)) => format!("ok: {}", summarize(&verb, &v)),
-                Err(err) => format!("error: {}", err.message),
+            let verb = field("action").unwrap_or_else(|| "approve".into());
+            let group = field("group").unwrap_or_else(|| "All Computers".into());
+            let mut admin = AdminService::new(store);
+            let message = match verb.as_str() {
+                "approve" => outcome(
+                    admin.approve(&Approve {
+                        updates: &ids,
+                        group: &group,
+                        action: Action::Install,
+                        deadline: field("deadline").as_deref(),
+                        admin: Some("console"),
+                        with_prerequisites: true,
+                    }),
+                    |a| format!("approved {} update(s) for {}", a.requested.len(), a.group.name),
+                ),
+                "unapprove" => outcome(admin.unapprove(&ids, &group), |(_, n)| {
+                    format!("removed {n} approval(s)")
+                }),
+                "decline" => outcome(admin.decline(&ids, Some("console")), |n| {
+                    format!("declined {n} update(s)")
+                }),
+                _ => outcome(admin.undecline(&ids), |n| format!("{n} update(s) approvable again")),
             };
             let back = field("back")
-                .filter(|b| b.starts_with("/admin/updates") && b.bytes().all(|c| c.is_ascii_graphic()))
+                .filter(|b| {
+                    b.starts_with("/admin/updates") && b.bytes().all(|c| c.is_ascii_graphic())
+                })
                 .unwrap_or_else(|| "/admin/updates".into());
             let sep = if back.contains('?') { '&' } else { '?' };
             Ok(Rendered::Redirect(format!("{back}{sep}message={}", url_encode(&message))))
         }
         ("GET", "/admin/computers") => computers(store, query, csrf).map_err(e),
         ("POST", "/admin/computers") => {
-            let field = |k: &str| form.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()).unwrap_or_default();
-            let (method, route, body) = match field("action").as_str() {
-                "add-group" => (
-                    Method::POST,
-                    "/api/v1/groups".to_string(),
-                    json!({ "name": field("name"), "parent": Some(field("parent")).filter(|p| !p.is_empty()) }),
-                ),
-                "targeting" => (Method::PUT, "/api/v1/targeting".to_string(), json!({ "mode": field("mode") })),
-                _ => (
-                    Method::POST,
-                    "/api/v1/computers/move".to_string(),
-                    json!({ "computers": [field("computer")], "group": field("group") }),
-                ),
+            let field = |k: &str| {
+                form.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()).unwrap_or_default()
             };
-            let message = match admin_api::dispatch(store, &method, &route, &HashMap::new(), body.to_string().as_bytes()) {
-                Ok(_) => "ok: done".to_string(),
-                Err(err) => format!("error: {}", err.message),
+            let mut admin = AdminService::new(store);
+            let message = match field("action").as_str() {
+                "add-group" => {
+                    let parent = Some(field("parent")).filter(|p| !p.is_empty());
+                    outcome(admin.create_group(&field("name"), parent.as_deref()), done)
+                }
+                "targeting" => {
+                    let mode = field("mode");
+                    let change = TargetingChange { mode: Some(&mode), ..Default::default() };
+                    outcome(admin.set_targeting(&change), done)
+                }
+                _ => outcome(
+                    admin.move_computers(&[field("computer")], &field("group"), false),
+                    done,
+                ),
             };
             Ok(Rendered::Redirect(format!("/admin/computers?message={}", url_encode(&message))))
         }
-        ("GET", p) if p.starts_with("/admin/computers/") => computer(store, &p["/admin/computers/".len()..]).map_err(e),
+        ("GET", p) if p.starts_with("/admin/computers/") => {
+            computer(store, &p["/admin/computers/".len()..]).map_err(e)
+        }
         ("GET", "/admin/rules") => rules(store, query, csrf).map_err(e),
         ("POST", "/admin/rules") => {
-            let field = |k: &str| form.iter().find(|(n, _)| n == k).map(|(_, v)| v.trim().to_string()).filter(|v| !v.is_empty());
+            let field = |k: &str| {
+                form.iter()
+                    .find(|(n, _)| n == k)
+                    .map(|(_, v)| v.trim().to_string())
+                    .filter(|v| !v.is_empty())
+            };
             let list = |k: &str| {
                 field(k)
-                    .map(|v| v.split(',').map(|x| x.trim().to_string()).filter(|x| !x.is_empty()).collect::<Vec<_>>())
+                    .map(|v| {
+                        v.split(',')
+                            .map(|x| x.trim().to_string())
+                            .filter(|x| !x.is_empty())
+                            .collect::<Vec<_>>()
+                    })
                     .unwrap_or_default()
             };
-            let rule = url_encode(&field("rule").unwrap_or_default());
-            let (method, route, body) = match field("action").as_deref() {
-                Some("add") => (
-                    Method::POST,
-                    "/api/v1/rules".to_string(),
-                    json!({
-                        "classifications": list("classifications"),
-                        "products": list("products"),
-                        "group": field("group").unwrap_or_default(),
-                        "action": field("approval"),
-                        "deadline_days": field("deadline_days").and_then(|d| d.parse::<u32>().ok()),
-                    }),
-                ),
-                Some(verb @ ("enable" | "disable")) => (Method::POST, format!("/api/v1/rules/{rule}/{verb}"), json!({})),
-                Some("remove") => (Method::DELETE, format!("/api/v1/rules/{rule}"), json!({})),
-                _ => (Method::POST, "/api/v1/rules/apply".to_string(), json!({})),
-            };
-            let message = match admin_api::dispatch(store, &method, &route, &HashMap::new(), body.to_string().as_bytes()) {
-                Ok((_, v)) if route.ends_with("/apply") => {
-                    let approved: usize =
-                        v.as_array().map(|a| a.iter().map(|o| o["approved"].as_array().map_or(0, Vec::len)).sum()).unwrap_or(0);
-                    format!("ok: the rules approved {approved} update(s)")
+            let rule = field("rule").unwrap_or_default();
+            let mut admin = AdminService::new(store);
+            let message = match field("action").as_deref() {
+                Some("add") => {
+                    let (classifications, products) = (list("classifications"), list("products"));
+                    let (group, action) = (field("group").unwrap_or_default(), field("approval"));
+                    let request = NewRuleRequest {
+                        name: None,
+                        classifications: &classifications,
+                        products: &products,
+                        group: &group,
+                        action: action.as_deref(),
+                        deadline_days: field("deadline_days").and_then(|d| d.parse::<u32>().ok()),
+                    };
+                    outcome(admin.add_rule(&request), done)
                 }
-                Ok(_) => "ok: done".to_string(),
-                Err(err) => format!("error: {}", err.message),
+                Some(verb @ ("enable" | "disable")) => {
+                    outcome(admin.set_rule_enabled(&rule, verb == "enable"), done)
+                }
+                Some("remove") => outcome(admin.remove_rule(&rule), done),
+                _ => outcome(admin.apply_approval_rules(), |outcomes| {
+                    let approved: usize = outcomes.iter().map(|o| o.approved.len()).sum();
+                    format!("the rules approved {approved} update(s)")
+                }),
             };
             Ok(Rendered::Redirect(format!("/admin/rules?message={}", url_encode(&message))))
         }
         ("GET", "/admin/cleanup") => Ok(cleanup_page(csrf, None, query)),
         ("POST", "/admin/cleanup") => {
             let on = |k: &str| form.iter().any(|(n, v)| n == k && v == "on");
-            let days = form.iter().find(|(n, _)| n == "obsolete_computers").and_then(|(_, v)| v.trim().parse::<u32>().ok());
+            let days = form
+                .iter()
+                .find(|(n, _)| n == "obsolete_computers")
+                .and_then(|(_, v)| v.trim().parse::<u32>().ok());
             let run = form.iter().any(|(n, v)| n == "run" && v == "yes");
-            let body = json!({
-                "dry_run": !run,
-                "decline_superseded": on("decline_superseded"),
-                "decline_expired": on("decline_expired"),
-                "unneeded_content": on("unneeded_content"),
-                "obsolete_computers": days,
-            });
-            match admin_api::dispatch(store, &Method::POST, "/api/v1/cleanup", &HashMap::new(), body.to_string().as_bytes()) {
-                Ok((_, v)) => Ok(cleanup_page(csrf, Some(&v), query)),
-                Err(err) => Ok(Rendered::Redirect(format!("/admin/cleanup?message={}", url_encode(&format!("error: {}", err.message))))),
+            let options = CleanupOptions {
+                decline_superseded: on("decline_superseded"),
+                decline_expired: on("decline_expired"),
+                unneeded_content: on("unneeded_content"),
+                obsolete_computers_days: days,
+            };
+            match AdminService::new(store).cleanup(&options, run) {
+                Ok(plan) => {
+                    Ok(cleanup_page(csrf, Some(&json!({ "dry_run": !run, "plan": plan })), query))
+                }
+                Err(err) => Ok(Rendered::Redirect(format!(
+                    "/admin/cleanup?message={}",
+                    url_encode(&format!("error: {err}"))
+                ))),
             }
         }
         ("GET", "/admin/imports") => imports(store).map_err(e),
         ("GET", p) if p.starts_with("/admin/imports/") => {
             let id = &p["/admin/imports/".len()..];
-            let Some(manifest) = store.import_manifest(id).map_err(e)? else { return Ok(Rendered::NotFound) };
-            let manifest: crate::bundle::manifest::Manifest = serde_json::from_str(&manifest).map_err(|e| e.to_string())?;
+            let Some(manifest) = store.import_manifest(id).map_err(e)? else {
+                return Ok(Rendered::NotFound);
+            };
+            let manifest: crate::bundle::manifest::Manifest =
+                serde_json::from_str(&manifest).map_err(|e| e.to_string())?;
             let signer = manifest.signer_key_id.clone();
-            let inspection =
-                crate::bundle::inspect::inspection_of(std::path::PathBuf::from(format!("imported bundle {id}")), Some(signer), manifest);
+            let inspection = crate::bundle::inspect::inspection_of(
+                std::path::PathBuf::from(format!("imported bundle {id}")),
+                Some(signer),
+                manifest,
+            );
             Ok(Rendered::Raw(crate::bundle::inspect::html(&inspection)))
         }
         _ => Ok(Rendered::NotFound),
     }
 }
 
-fn summarize(verb: &str, v: &Value) -> String {
-    match verb {
-        "approve" => format!("approved {} update(s) for {}", v["approved"], v["group"].as_str().unwrap_or("")),
-        "unapprove" => format!("removed {} approval(s)", v["removed"]),
-        "decline" => format!("declined {} update(s)", v["declined"]),
-        _ => format!("{} update(s) approvable again", v["undeclined"]),
+/// What a change that needs no more words says when it worked.
+fn done<T>(_: T) -> String {
+    "done".to_string()
+}
+
+/// The message an administration change leaves on the page it returns to.
+fn outcome<T>(result: AdminResult<T>, ok: impl FnOnce(T) -> String) -> String {
+    match result {
+        Ok(done) => format!("ok: {}", ok(done)),
+        Err(e) => format!("error: {e}"),
     }
 }
 
 fn url_encode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
             _ => format!("%{b:02X}"),
         })
         .collect()
@@ -367,7 +455,9 @@ fn url_encode(s: &str) -> String {
 
 fn message(query: &HashMap<String, String>) -> String {
     match query.get("message") {
-        Some(m) if m.starts_with("error:") => format!("<p class=\"err\" role=\"alert\">{}</p>", esc(m)),
+        Some(m) if m.starts_with("error:") => {
+            format!("<p class=\"err\" role=\"alert\">{}</p>", esc(m))
+        }
         Some(m) => format!("<p class=\"msg\" role=\"status\">{}</p>", esc(m)),
         None => String::new(),
     }
@@ -388,12 +478,13 @@ fn counts_cells(c: &StateCounts) -> String {
     )
 }
 
-const COUNT_HEADERS: &str =
-    "<th>Installed</th><th>Pending reboot</th><th>Needed</th><th>Failed</th><th>Not applicable</th><th>Unknown</th>";
+const COUNT_HEADERS: &str = "<th>Installed</th><th>Pending reboot</th><th>Needed</th><th>Failed</th><th>Not applicable</th><th>Unknown</th>";
 
 fn dashboard(store: &Store) -> crate::store::StoreResult<Rendered> {
-    let unapproved = store
-        .list_updates(&crate::store::UpdateFilter { approval: Some(crate::store::ApprovalState::Unapproved), ..Default::default() })?;
+    let unapproved = store.list_updates(&crate::store::UpdateFilter {
+        approval: Some(crate::store::ApprovalState::Unapproved),
+        ..Default::default()
+    })?;
     let status = store.catalog_status()?;
     let computers = store.computers()?;
     let report = store.compliance_report(computers.clone(), None)?;
@@ -414,9 +505,12 @@ fn dashboard(store: &Store) -> crate::store::StoreResult<Rendered> {
     b.push_str(COUNT_HEADERS);
     b.push_str("</tr>");
     // Each computer counts in its groups and every group above them.
-    let parents: HashMap<&str, &str> =
-        tree.iter().filter_map(|g| g.group.parent_id.as_deref().map(|p| (g.group.group_id.as_str(), p))).collect();
-    let groups_of: HashMap<&str, &Vec<String>> = computers.iter().map(|c| (c.computer_id.as_str(), &c.groups)).collect();
+    let parents: HashMap<&str, &str> = tree
+        .iter()
+        .filter_map(|g| g.group.parent_id.as_deref().map(|p| (g.group.group_id.as_str(), p)))
+        .collect();
+    let groups_of: HashMap<&str, &Vec<String>> =
+        computers.iter().map(|c| (c.computer_id.as_str(), &c.groups)).collect();
     let mut totals: HashMap<&str, (usize, StateCounts)> = HashMap::new();
     for c in &report.computers {
         let mut seen: Vec<&str> = vec![crate::store::ALL_COMPUTERS];
@@ -471,7 +565,11 @@ fn dashboard(store: &Store) -> crate::store::StoreResult<Rendered> {
     Ok(Rendered::Page("Dashboard".into(), b))
 }
 
-fn updates(store: &Store, query: &HashMap<String, String>, csrf: &str) -> crate::store::StoreResult<Rendered> {
+fn updates(
+    store: &Store,
+    query: &HashMap<String, String>,
+    csrf: &str,
+) -> crate::store::StoreResult<Rendered> {
     let q = |k: &str| query.get(k).filter(|v| !v.is_empty()).cloned();
     let approval = match q("approval").as_deref() {
         Some("approved") => Some(crate::store::ApprovalState::Approved),
@@ -497,7 +595,8 @@ fn updates(store: &Store, query: &HashMap<String, String>, csrf: &str) -> crate:
         url_encode(&q("search").unwrap_or_default())
     );
     let mut b = format!("<h1>Updates</h1>{}", message(query));
-    let selected = |v: &str| if q("approval").as_deref().unwrap_or("") == v { " selected" } else { "" };
+    let selected =
+        |v: &str| if q("approval").as_deref().unwrap_or("") == v { " selected" } else { "" };
     let _ = write!(
         b,
         "<form method=\"get\" action=\"/admin/updates\">Approval <select name=\"approval\">\
@@ -524,14 +623,24 @@ fn updates(store: &Store, query: &HashMap<String, String>, csrf: &str) -> crate:
         esc(&back)
     );
     for g in &groups {
-        let _ = write!(b, "<option value=\"{}\">{}{}</option>", esc(&g.group.name), "&nbsp;&nbsp;".repeat(g.depth), esc(&g.group.name));
+        let _ = write!(
+            b,
+            "<option value=\"{}\">{}{}</option>",
+            esc(&g.group.name),
+            "&nbsp;&nbsp;".repeat(g.depth),
+            esc(&g.group.name)
+        );
     }
     let _ = write!(
         b,
         "</select> deadline <input name=\"deadline\" placeholder=\"2026-12-31\" size=\"11\"> <button id=\"apply\">Apply to selected</button></p>\
          <p>{} update(s){}</p><table><tr><th></th><th>KB</th><th>Title</th><th>Classification</th><th>Approval</th><th>Update ID</th></tr>",
         list.len(),
-        if list.len() > shown.len() { format!(", the first {} shown: narrow the filter", shown.len()) } else { String::new() }
+        if list.len() > shown.len() {
+            format!(", the first {} shown: narrow the filter", shown.len())
+        } else {
+            String::new()
+        }
     );
     for u in shown {
         let _ = write!(
@@ -549,11 +658,17 @@ fn updates(store: &Store, query: &HashMap<String, String>, csrf: &str) -> crate:
     Ok(Rendered::Page("Updates".into(), b))
 }
 
-fn computers(store: &Store, query: &HashMap<String, String>, csrf: &str) -> crate::store::StoreResult<Rendered> {
+fn computers(
+    store: &Store,
+    query: &HashMap<String, String>,
+    csrf: &str,
+) -> crate::store::StoreResult<Rendered> {
     let report = store.compliance_report(store.computers()?, None)?;
     let tree = store.group_tree()?;
-    let mut b =
-        format!("<h1>Computers</h1>{}<table><tr><th>Computer</th><th>Groups</th><th>Last contact</th><th>Last report</th>", message(query));
+    let mut b = format!(
+        "<h1>Computers</h1>{}<table><tr><th>Computer</th><th>Groups</th><th>Last contact</th><th>Last report</th>",
+        message(query)
+    );
     b.push_str(COUNT_HEADERS);
     b.push_str("</tr>");
     for c in &report.computers {
@@ -570,7 +685,14 @@ fn computers(store: &Store, query: &HashMap<String, String>, csrf: &str) -> crat
     }
     let options: String = tree
         .iter()
-        .map(|g| format!("<option value=\"{}\">{}{}</option>", esc(&g.group.name), "&nbsp;&nbsp;".repeat(g.depth), esc(&g.group.name)))
+        .map(|g| {
+            format!(
+                "<option value=\"{}\">{}{}</option>",
+                esc(&g.group.name),
+                "&nbsp;&nbsp;".repeat(g.depth),
+                esc(&g.group.name)
+            )
+        })
         .collect();
     let _ = write!(
         b,
@@ -580,7 +702,8 @@ fn computers(store: &Store, query: &HashMap<String, String>, csrf: &str) -> crat
         csrf = esc(csrf)
     );
     for g in &tree {
-        let _ = write!(b, "<li style=\"margin-left:{}em\">{}</li>", g.depth * 2, esc(&g.group.name));
+        let _ =
+            write!(b, "<li style=\"margin-left:{}em\">{}</li>", g.depth * 2, esc(&g.group.name));
     }
     let _ = write!(
         b,
@@ -626,7 +749,11 @@ fn imports(store: &Store) -> crate::store::StoreResult<Rendered> {
     Ok(Rendered::Page("Imports".into(), b))
 }
 
-fn rules(store: &Store, query: &HashMap<String, String>, csrf: &str) -> crate::store::StoreResult<Rendered> {
+fn rules(
+    store: &Store,
+    query: &HashMap<String, String>,
+    csrf: &str,
+) -> crate::store::StoreResult<Rendered> {
     let tree = store.group_tree()?;
     let mut b = format!(
         "<h1>Automatic approval rules</h1>{}<p>Applied after every import; a rule never touches a declined, expired or superseded \
@@ -660,7 +787,14 @@ fn rules(store: &Store, query: &HashMap<String, String>, csrf: &str) -> crate::s
     }
     let options: String = tree
         .iter()
-        .map(|g| format!("<option value=\"{}\">{}{}</option>", esc(&g.group.name), "&nbsp;&nbsp;".repeat(g.depth), esc(&g.group.name)))
+        .map(|g| {
+            format!(
+                "<option value=\"{}\">{}{}</option>",
+                esc(&g.group.name),
+                "&nbsp;&nbsp;".repeat(g.depth),
+                esc(&g.group.name)
+            )
+        })
         .collect();
     let _ = write!(
         b,
@@ -716,12 +850,17 @@ fn cleanup_page(csrf: &str, result: Option<&Value>, query: &HashMap<String, Stri
 
 /// One computer: its groups, contact times, and the updates it needs or failed to install.
 fn computer(store: &Store, id: &str) -> crate::store::StoreResult<Rendered> {
-    let Some(record) = store.computer(&id.to_ascii_lowercase())? else { return Ok(Rendered::NotFound) };
+    let Some(record) = store.computer(&id.to_ascii_lowercase())? else {
+        return Ok(Rendered::NotFound);
+    };
     let name = record.dns_name.clone();
     let report = store.compliance_report(vec![record], None)?;
     let Some(c) = report.computers.first() else { return Ok(Rendered::NotFound) };
-    let titles: HashMap<&str, (&Option<String>, &Option<String>, &str)> =
-        report.updates.iter().map(|u| (u.update_id.as_str(), (&u.kb_article, &u.title, u.approval))).collect();
+    let titles: HashMap<&str, (&Option<String>, &Option<String>, &str)> = report
+        .updates
+        .iter()
+        .map(|u| (u.update_id.as_str(), (&u.kb_article, &u.title, u.approval)))
+        .collect();
     let mut b = format!(
         "<h1>{}</h1><table><tr><th>SusClientId</th><td><code>{}</code></td></tr><tr><th>Groups</th><td>{}</td></tr>\
          <tr><th>Last contact</th><td>{}</td></tr><tr><th>Last scan</th><td>{}</td></tr><tr><th>Last report</th><td>{}</td></tr></table>\
@@ -735,9 +874,14 @@ fn computer(store: &Store, id: &str) -> crate::store::StoreResult<Rendered> {
         counts_cells(&c.counts)
     );
     for (heading, ids) in [("Failed", &c.failed), ("Needed", &c.needed)] {
-        let _ = write!(b, "<h2>{heading} ({})</h2><table><tr><th>KB</th><th>Title</th><th>Approval</th><th>Update ID</th></tr>", ids.len());
+        let _ = write!(
+            b,
+            "<h2>{heading} ({})</h2><table><tr><th>KB</th><th>Title</th><th>Approval</th><th>Update ID</th></tr>",
+            ids.len()
+        );
         for id in ids.iter().take(500) {
-            let (kb, title, approval) = titles.get(id.as_str()).copied().unwrap_or((&None, &None, ""));
+            let (kb, title, approval) =
+                titles.get(id.as_str()).copied().unwrap_or((&None, &None, ""));
             let _ = write!(
                 b,
                 "<tr><td>{}</td><td>{}</td><td>{}</td><td><code>{}</code></td></tr>",

@@ -120,7 +120,11 @@ const OPENED_LIMIT: usize = 8192;
 
 impl CookieJar {
     pub fn new(key: &[u8; 32], server_id: &str) -> CookieJar {
-        CookieJar { cipher: ChaCha20Poly1305::new(key.into()), server_id: server_id.as_bytes().to_vec(), opened: Default::default() }
+        CookieJar {
+            cipher: ChaCha20Poly1305::new(key.into()),
+            server_id: server_id.as_bytes().to_vec(),
+            opened: Default::default(),
+        }
     }
 
     fn aad(&self, kind: Kind) -> Vec<u8> {
@@ -178,7 +182,15 @@ pub fn wire_time(unix: i64) -> String {
     use chrono::{Datelike, Timelike};
     // Written out rather than through a format string: this is on every client answer.
     let Some(d) = chrono::DateTime::from_timestamp(unix, 0) else { return String::new() };
-    format!("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.0000000Z", d.year(), d.month(), d.day(), d.hour(), d.minute(), d.second())
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.0000000Z",
+        d.year(),
+        d.month(),
+        d.day(),
+        d.hour(),
+        d.minute(),
+        d.second()
+    )
 }
 
 #[cfg(test)]
@@ -195,7 +207,13 @@ mod tests {
     #[test]
     fn cookies_round_trip_and_refuse_forgery_expiry_and_other_kinds() {
         let jar = CookieJar::new(&[7; 32], "server-a");
-        let data = CookieData { id: "client".into(), groups: vec!["Servers".into()], expires: 2000, seen_stamp: 5, ..Default::default() };
+        let data = CookieData {
+            id: "client".into(),
+            groups: vec!["Servers".into()],
+            expires: 2000,
+            seen_stamp: 5,
+            ..Default::default()
+        };
         let sealed = jar.seal(Kind::Client, &data);
         assert_eq!(jar.open(Kind::Client, &sealed, 1000).unwrap(), data);
         assert_eq!(jar.open(Kind::Client, &sealed, 2000), Err(CookieProblem::Expired));
@@ -216,7 +234,11 @@ mod tests {
         let data = CookieData { id: "client".into(), expires: 2000, ..Default::default() };
         let sealed = jar.seal(Kind::Client, &data);
         assert_eq!(jar.open(Kind::Client, &sealed, 1000).unwrap(), data);
-        assert_eq!(jar.open(Kind::Client, &sealed, 1000).unwrap(), data, "opened again from what was kept");
+        assert_eq!(
+            jar.open(Kind::Client, &sealed, 1000).unwrap(),
+            data,
+            "opened again from what was kept"
+        );
         assert_eq!(jar.open(Kind::Client, &sealed, 2000), Err(CookieProblem::Expired));
         assert_eq!(jar.open(Kind::Server, &sealed, 1000), Err(CookieProblem::Invalid));
         let mut forged = sealed.clone();

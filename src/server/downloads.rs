@@ -75,13 +75,21 @@ fn parse_ranges_inner(value: &str, size: u64) -> Result<Option<Vec<ByteRange>>, 
 }
 
 fn status(code: StatusCode) -> Response<Body> {
-    Response::builder().status(code).header(header::CONTENT_LENGTH, "0").body(Body::empty()).expect("static response")
+    Response::builder()
+        .status(code)
+        .header(header::CONTENT_LENGTH, "0")
+        .body(Body::empty())
+        .expect("static response")
 }
 
 /// Real WSUS sends `application/octet-stream` for content (content-headers captures); `.wim` is
 /// registered as `application/x-ms-wim` by the UUP servicing update.
 fn mime(extension: &str) -> &'static str {
-    if extension.eq_ignore_ascii_case("wim") { "application/x-ms-wim" } else { "application/octet-stream" }
+    if extension.eq_ignore_ascii_case("wim") {
+        "application/x-ms-wim"
+    } else {
+        "application/octet-stream"
+    }
 }
 
 /// Bodies up to this size go in one piece; larger ones (whole multi-GB files) in pieces of it,
@@ -93,24 +101,34 @@ const PIECE: u64 = 4 << 20;
 async fn fetched(file: Arc<MappedFile>, offset: u64, len: u64) -> std::io::Result<bytes::Bytes> {
     if !file.resident(offset, len) {
         let f = file.clone();
-        tokio::task::spawn_blocking(move || f.prefetch(offset, len)).await.map_err(std::io::Error::other)?;
+        tokio::task::spawn_blocking(move || f.prefetch(offset, len))
+            .await
+            .map_err(std::io::Error::other)?;
     }
     Ok(file.bytes(offset, len))
 }
 
 /// A body of `len` bytes from `offset`.
-async fn body_of(state: &Arc<AppState>, file: &Arc<MappedFile>, offset: u64, len: u64) -> std::io::Result<Body> {
+async fn body_of(
+    state: &Arc<AppState>,
+    file: &Arc<MappedFile>,
+    offset: u64,
+    len: u64,
+) -> std::io::Result<Body> {
     state.metrics.content_bytes.fetch_add(len, std::sync::atomic::Ordering::Relaxed);
     if len <= PIECE {
         return Ok(Body::from(fetched(file.clone(), offset, len).await?));
     }
-    let stream = futures_util::stream::unfold((file.clone(), offset, offset + len), |(file, pos, end)| async move {
-        if pos >= end {
-            return None;
-        }
-        let n = (end - pos).min(PIECE);
-        Some((fetched(file.clone(), pos, n).await, (file, pos + n, end)))
-    });
+    let stream = futures_util::stream::unfold(
+        (file.clone(), offset, offset + len),
+        |(file, pos, end)| async move {
+            if pos >= end {
+                return None;
+            }
+            let n = (end - pos).min(PIECE);
+            Some((fetched(file.clone(), pos, n).await, (file, pos + n, end)))
+        },
+    );
     Ok(Body::from_stream(stream))
 }
 
@@ -120,7 +138,12 @@ const MAX_PARTS: usize = 16;
 const MAX_MULTIPART_BYTES: u64 = 64 << 20;
 
 /// `GET|HEAD /Content/<XX>/<SHA1>.<ext>` (path already lower-cased).
-pub async fn serve(state: Arc<AppState>, method: &Method, path: &str, headers: &HeaderMap) -> Response<Body> {
+pub async fn serve(
+    state: Arc<AppState>,
+    method: &Method,
+    path: &str,
+    headers: &HeaderMap,
+) -> Response<Body> {
     state.metrics.content_requests.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     if method != Method::GET && method != Method::HEAD {
         return status(StatusCode::METHOD_NOT_ALLOWED);
@@ -131,13 +154,18 @@ pub async fn serve(state: Arc<AppState>, method: &Method, path: &str, headers: &
         // IIS answers a missing extension with 403.
         return status(StatusCode::FORBIDDEN);
     };
-    let Ok(sha1) = crate::catalog::Sha1Digest::from_hex(hex_name) else { return status(StatusCode::NOT_FOUND) };
+    let Ok(sha1) = crate::catalog::Sha1Digest::from_hex(hex_name) else {
+        return status(StatusCode::NOT_FOUND);
+    };
     if !folder.eq_ignore_ascii_case(&sha1.content_folder()) {
         return status(StatusCode::NOT_FOUND);
     }
     let catalog = state.catalog();
-    let known =
-        catalog.files.get(&sha1.0).filter(|f| f.present && f.extension.eq_ignore_ascii_case(extension)).map(|f| f.extension.clone());
+    let known = catalog
+        .files
+        .get(&sha1.0)
+        .filter(|f| f.present && f.extension.eq_ignore_ascii_case(extension))
+        .map(|f| f.extension.clone());
     drop(catalog);
     let extension_on_disk = match known {
         Some(e) => e,
@@ -147,7 +175,8 @@ pub async fn serve(state: Arc<AppState>, method: &Method, path: &str, headers: &
             _ => return status(StatusCode::NOT_FOUND),
         },
     };
-    let path = crate::store::ContentStore::new(state.dir.join("content")).path(&sha1, &extension_on_disk);
+    let path =
+        crate::store::ContentStore::new(state.dir.join("content")).path(&sha1, &extension_on_disk);
     let tag = sha1.to_hex_lower()[..16].to_string();
     serve_file(&state, method, headers, &path, &tag, mime(extension)).await
 }
@@ -155,24 +184,37 @@ pub async fn serve(state: Arc<AppState>, method: &Method, path: &str, headers: &
 /// The extension of a file the store holds (present), by SHA-1.
 async fn file_in_store(state: &Arc<AppState>, sha1: crate::catalog::Sha1Digest) -> Option<String> {
     let s = state.clone();
-    tokio::task::spawn_blocking(move || s.pool.with(|store| store.present_file_extension(&sha1)).ok().flatten()).await.ok().flatten()
+    tokio::task::spawn_blocking(move || {
+        s.pool.with(|store| store.present_file_extension(&sha1)).ok().flatten()
+    })
+    .await
+    .ok()
+    .flatten()
 }
 
 /// `GET|HEAD /selfupdate/...`: files an administrator copied from a WSUS `SelfUpdate` folder
 /// into `<data>/selfupdate/` (WSUS-PROTOCOL.md §3.9); only old agents ask for them.
-pub async fn serve_selfupdate(state: Arc<AppState>, method: &Method, path: &str, headers: &HeaderMap) -> Response<Body> {
+pub async fn serve_selfupdate(
+    state: Arc<AppState>,
+    method: &Method,
+    path: &str,
+    headers: &HeaderMap,
+) -> Response<Body> {
     if method != Method::GET && method != Method::HEAD {
         return status(StatusCode::METHOD_NOT_ALLOWED);
     }
     let relative = &path["/selfupdate/".len()..];
-    let (Ok(safe), Ok(lower)) = (SafePath::new(relative), SafePath::new(&relative.to_ascii_lowercase())) else {
+    let (Ok(safe), Ok(lower)) =
+        (SafePath::new(relative), SafePath::new(&relative.to_ascii_lowercase()))
+    else {
         return status(StatusCode::NOT_FOUND);
     };
     let root = state.dir.join("selfupdate");
     // IIS matches case-insensitively; try the path as sent, then in lower case.
     let exact = safe.under(&root);
     let file = if exact.is_file() { exact } else { lower.under(&root) };
-    let tag = format!("{:016x}", xxhash_rust::xxh3::xxh3_64(relative.to_ascii_lowercase().as_bytes()));
+    let tag =
+        format!("{:016x}", xxhash_rust::xxh3::xxh3_64(relative.to_ascii_lowercase().as_bytes()));
     let extension = relative.rsplit_once('.').map(|(_, e)| e).unwrap_or("");
     serve_file(&state, method, headers, &file, &tag, mime(extension)).await
 }
@@ -206,7 +248,10 @@ async fn serve_file(
 
     let range_header = headers.get(header::RANGE).and_then(|v| v.to_str().ok());
     // If-Range: ranges only while the entity is the one the client started with.
-    let if_range_ok = headers.get(header::IF_RANGE).and_then(|v| v.to_str().ok()).is_none_or(|v| v == etag || v == modified);
+    let if_range_ok = headers
+        .get(header::IF_RANGE)
+        .and_then(|v| v.to_str().ok())
+        .is_none_or(|v| v == etag || v == modified);
     let ranges = match range_header.filter(|_| if_range_ok) {
         None => None,
         // Real WSUS (IIS) answers HEAD with a Range by 416.
@@ -217,16 +262,26 @@ async fn serve_file(
             RangeRequest::Unsatisfiable => return unsatisfiable(size),
         },
     };
-    let ranges = ranges
-        .filter(|r| r.len() == 1 || (r.len() <= MAX_PARTS && r.iter().map(|r| r.end - r.start + 1).sum::<u64>() <= MAX_MULTIPART_BYTES));
+    let ranges = ranges.filter(|r| {
+        r.len() == 1
+            || (r.len() <= MAX_PARTS
+                && r.iter().map(|r| r.end - r.start + 1).sum::<u64>() <= MAX_MULTIPART_BYTES)
+    });
     let builder = Response::builder()
         .header(header::ACCEPT_RANGES, "bytes")
         .header(header::ETAG, HeaderValue::from_str(&etag).expect("hex"))
         .header(header::LAST_MODIFIED, modified.as_str());
     let result = match ranges.as_deref() {
         None => {
-            let builder = builder.status(StatusCode::OK).header(header::CONTENT_TYPE, content_type).header(header::CONTENT_LENGTH, size);
-            if head { Ok(builder.body(Body::empty())) } else { body_of(state, &file, 0, size).await.map(|b| builder.body(b)) }
+            let builder = builder
+                .status(StatusCode::OK)
+                .header(header::CONTENT_TYPE, content_type)
+                .header(header::CONTENT_LENGTH, size);
+            if head {
+                Ok(builder.body(Body::empty()))
+            } else {
+                body_of(state, &file, 0, size).await.map(|b| builder.body(b))
+            }
         }
         Some([r]) => {
             let len = r.end - r.start + 1;
@@ -265,28 +320,33 @@ async fn multipart(
     content_type: &str,
 ) -> std::io::Result<Result<Response<Body>, axum::http::Error>> {
     let boundary = format!("ferry{tag}");
-    let mut parts: std::collections::VecDeque<Part> = std::collections::VecDeque::with_capacity(ranges.len() * 2 + 1);
+    let mut parts: std::collections::VecDeque<Part> =
+        std::collections::VecDeque::with_capacity(ranges.len() * 2 + 1);
     for r in ranges {
-        let head = format!("\r\n--{boundary}\r\nContent-Type: {content_type}\r\nContent-Range: bytes {}-{}/{size}\r\n\r\n", r.start, r.end);
+        let head = format!(
+            "\r\n--{boundary}\r\nContent-Type: {content_type}\r\nContent-Range: bytes {}-{}/{size}\r\n\r\n",
+            r.start, r.end
+        );
         parts.push_back(Part::Text(bytes::Bytes::from(head)));
         parts.push_back(Part::Range(r.start, r.end - r.start + 1));
     }
     parts.push_back(Part::Text(bytes::Bytes::from(format!("\r\n--{boundary}--\r\n"))));
     let total: u64 = parts.iter().map(Part::len).sum();
     state.metrics.content_bytes.fetch_add(total, std::sync::atomic::Ordering::Relaxed);
-    let stream = futures_util::stream::unfold((file.clone(), parts), |(file, mut parts)| async move {
-        let next = match parts.pop_front()? {
-            Part::Text(t) => Ok(t),
-            Part::Range(offset, len) => {
-                let n = len.min(PIECE);
-                if n < len {
-                    parts.push_front(Part::Range(offset + n, len - n));
+    let stream =
+        futures_util::stream::unfold((file.clone(), parts), |(file, mut parts)| async move {
+            let next = match parts.pop_front()? {
+                Part::Text(t) => Ok(t),
+                Part::Range(offset, len) => {
+                    let n = len.min(PIECE);
+                    if n < len {
+                        parts.push_front(Part::Range(offset + n, len - n));
+                    }
+                    fetched(file.clone(), offset, n).await
                 }
-                fetched(file.clone(), offset, n).await
-            }
-        };
-        Some((next, (file, parts)))
-    });
+            };
+            Some((next, (file, parts)))
+        });
     Ok(builder
         .status(StatusCode::PARTIAL_CONTENT)
         .header(header::CONTENT_TYPE, format!("multipart/byteranges; boundary={boundary}"))
@@ -319,7 +379,10 @@ mod tests {
         let r = |a, b| ByteRange { start: a, end: b };
         use RangeRequest::*;
         assert_eq!(parse_ranges("bytes=0-1048575", 204745168), Ranges(vec![r(0, 1048575)]));
-        assert_eq!(parse_ranges("bytes=204472320-204745167", 204745168), Ranges(vec![r(204472320, 204745167)]));
+        assert_eq!(
+            parse_ranges("bytes=204472320-204745167", 204745168),
+            Ranges(vec![r(204472320, 204745167)])
+        );
         assert_eq!(parse_ranges("bytes=-500", 1000), Ranges(vec![r(500, 999)]));
         assert_eq!(parse_ranges("bytes=-5000", 1000), Ranges(vec![r(0, 999)]));
         assert_eq!(parse_ranges("bytes=900-", 1000), Ranges(vec![r(900, 999)]));

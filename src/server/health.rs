@@ -50,7 +50,10 @@ impl Health {
         let (at, result) = &*self.last.lock().expect("health lock");
         match result {
             Err(e) => Verdict::Unavailable(format!("store unavailable: {e}")),
-            Ok(()) if at.elapsed() > STALE => Verdict::Unavailable(format!("the store has not answered for {} s", at.elapsed().as_secs())),
+            Ok(()) if at.elapsed() > STALE => Verdict::Unavailable(format!(
+                "the store has not answered for {} s",
+                at.elapsed().as_secs()
+            )),
             Ok(()) => Verdict::Ok,
         }
     }

@@ -42,7 +42,13 @@ pub struct ServeOptions {
 impl Default for ServeOptions {
     fn default() -> ServeOptions {
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-        ServeOptions { listen: None, https_listen: None, tls: None, client_timeout: DEFAULT_CLIENT_TIMEOUT, event_loops: cores }
+        ServeOptions {
+            listen: None,
+            https_listen: None,
+            tls: None,
+            client_timeout: DEFAULT_CLIENT_TIMEOUT,
+            event_loops: cores,
+        }
     }
 }
 
@@ -55,18 +61,25 @@ pub struct Listeners {
 }
 
 async fn bind(addr: &str) -> Result<TcpListener, ServerError> {
-    TcpListener::bind(addr).await.map_err(|source| ServerError::Bind { addr: addr.to_string(), source })
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServerError::Bind { addr: addr.to_string(), source })
 }
 
 fn tls_acceptor(files: &TlsFiles) -> Result<TlsAcceptor, ServerError> {
-    let certs: Vec<CertificateDer<'static>> =
-        CertificateDer::pem_file_iter(&files.cert).and_then(|it| it.collect::<Result<Vec<_>, _>>()).map_err(|e| ServerError::Tls {
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&files.cert)
+        .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| ServerError::Tls {
             what: "certificate",
             path: files.cert.clone(),
             message: e.to_string(),
         })?;
     if certs.is_empty() {
-        return Err(ServerError::Tls { what: "certificate", path: files.cert.clone(), message: "no PEM CERTIFICATE block found".into() });
+        return Err(ServerError::Tls {
+            what: "certificate",
+            path: files.cert.clone(),
+            message: "no PEM CERTIFICATE block found".into(),
+        });
     }
     let key = PrivateKeyDer::from_pem_file(&files.key).map_err(|e| ServerError::Tls {
         what: "key",
@@ -76,7 +89,11 @@ fn tls_acceptor(files: &TlsFiles) -> Result<TlsAcceptor, ServerError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .map_err(|e| ServerError::Tls { what: "configuration", path: files.cert.clone(), message: e.to_string() })?
+        .map_err(|e| ServerError::Tls {
+            what: "configuration",
+            path: files.cert.clone(),
+            message: e.to_string(),
+        })?
         .with_no_client_auth()
         .with_single_cert(certs, key)
         .map_err(|e| ServerError::Tls {
@@ -108,7 +125,12 @@ impl Listeners {
             Some(addr) => Some(bind(addr).await?),
             None => None,
         };
-        Ok(Listeners { http, https, client_timeout: options.client_timeout, event_loops: options.event_loops.max(1) })
+        Ok(Listeners {
+            http,
+            https,
+            client_timeout: options.client_timeout,
+            event_loops: options.event_loops.max(1),
+        })
     }
 
     pub fn http_addr(&self) -> Option<SocketAddr> {
@@ -171,13 +193,20 @@ impl<T> WriteStall<T> {
         let limit = self.limit;
         let timer = self.stalled_since.get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
         match timer.as_mut().poll(cx) {
-            Poll::Ready(()) => Poll::Ready(Err(io::Error::new(io::ErrorKind::TimedOut, "the client stopped reading the answer"))),
+            Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the client stopped reading the answer",
+            ))),
             Poll::Pending => Poll::Pending,
         }
     }
 
     /// A write: bytes accepted are progress, once there are enough of them.
-    fn wrote(&mut self, result: Poll<io::Result<usize>>, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+    fn wrote(
+        &mut self,
+        result: Poll<io::Result<usize>>,
+        cx: &mut Context<'_>,
+    ) -> Poll<io::Result<usize>> {
         match result {
             Poll::Pending => self.pending(cx),
             Poll::Ready(Ok(n)) if self.stalled_since.is_some() => {
@@ -192,7 +221,11 @@ impl<T> WriteStall<T> {
     }
 
     /// A flush or shutdown: done is not progress on a stalled write (a socket flushes at once).
-    fn settled(&mut self, result: Poll<io::Result<()>>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+    fn settled(
+        &mut self,
+        result: Poll<io::Result<()>>,
+        cx: &mut Context<'_>,
+    ) -> Poll<io::Result<()>> {
         match result {
             Poll::Pending => self.pending(cx),
             ready => ready,
@@ -201,19 +234,31 @@ impl<T> WriteStall<T> {
 }
 
 impl<T: AsyncRead + Unpin> AsyncRead for WriteStall<T> {
-    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
         Pin::new(&mut self.get_mut().inner).poll_read(cx, buf)
     }
 }
 
 impl<T: AsyncWrite + Unpin> AsyncWrite for WriteStall<T> {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         let result = Pin::new(&mut this.inner).poll_write(cx, buf);
         this.wrote(result, cx)
     }
 
-    fn poll_write_vectored(self: Pin<&mut Self>, cx: &mut Context<'_>, bufs: &[io::IoSlice<'_>]) -> Poll<io::Result<usize>> {
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         let result = Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
         this.wrote(result, cx)
@@ -256,29 +301,49 @@ fn with_peer(
 }
 
 /// One HTTP connection, served to its end.
-async fn serve_http(stream: tokio::net::TcpStream, app: &axum::Router, peer: SocketAddr, timeout: Duration) {
+async fn serve_http(
+    stream: tokio::net::TcpStream,
+    app: &axum::Router,
+    peer: SocketAddr,
+    timeout: Duration,
+) {
     let service = TowerToHyperService::new(with_peer(app, peer));
-    if let Err(e) = http1(timeout).serve_connection(TokioIo::new(WriteStall::new(stream, timeout)), service).await {
+    if let Err(e) = http1(timeout)
+        .serve_connection(TokioIo::new(WriteStall::new(stream, timeout)), service)
+        .await
+    {
         tracing::debug!("connection ended: {e}");
     }
 }
 
 /// One HTTPS connection: the handshake within the client timeout, then served to its end.
-async fn serve_https(stream: tokio::net::TcpStream, acceptor: TlsAcceptor, app: &axum::Router, peer: SocketAddr, timeout: Duration) {
+async fn serve_https(
+    stream: tokio::net::TcpStream,
+    acceptor: TlsAcceptor,
+    app: &axum::Router,
+    peer: SocketAddr,
+    timeout: Duration,
+) {
     let tls = match tokio::time::timeout(timeout, acceptor.accept(stream)).await {
         Ok(Ok(s)) => s,
         Ok(Err(e)) => return tracing::debug!("TLS handshake failed: {e}"),
         Err(_) => return tracing::debug!("TLS handshake timed out"),
     };
     let service = TowerToHyperService::new(with_peer(app, peer));
-    if let Err(e) = http1(timeout).serve_connection(TokioIo::new(WriteStall::new(tls, timeout)), service).await {
+    if let Err(e) =
+        http1(timeout).serve_connection(TokioIo::new(WriteStall::new(tls, timeout)), service).await
+    {
         tracing::debug!("connection ended: {e}");
     }
 }
 
 /// Serves until `shutdown` completes: connections accepted on the caller's runtime and served by
 /// [`EventLoops`], the snapshot refresh on the caller's runtime.
-pub async fn serve(state: Arc<AppState>, listeners: Listeners, shutdown: impl std::future::Future<Output = ()>) -> Result<(), ServerError> {
+pub async fn serve(
+    state: Arc<AppState>,
+    listeners: Listeners,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<(), ServerError> {
     let mut tasks = tokio::task::JoinSet::new();
     tasks.spawn(super::refresh::watch(state.clone()));
     let loops = Arc::new(EventLoops::start(&state, &listeners)?);
@@ -359,10 +424,14 @@ impl EventLoops {
         // between the cores on every request.
         let apps = || Apps {
             http: super::routes::app(state.clone(), "http", timeout),
-            https: listeners.https.as_ref().map(|(_, acceptor)| (super::routes::app(state.clone(), "https", timeout), acceptor.clone())),
+            https: listeners.https.as_ref().map(|(_, acceptor)| {
+                (super::routes::app(state.clone(), "https", timeout), acceptor.clone())
+            }),
             timeout,
         };
-        let loops = (0..listeners.event_loops).map(|i| EventLoop::start(i, apps())).collect::<Result<_, _>>()?;
+        let loops = (0..listeners.event_loops)
+            .map(|i| EventLoop::start(i, apps()))
+            .collect::<Result<_, _>>()?;
         Ok(EventLoops { loops })
     }
 
@@ -378,7 +447,9 @@ impl EventLoops {
     /// Ends every connection and waits for the loops' threads.
     async fn stop(self) {
         let threads: Vec<_> = self.loops.into_iter().map(|l| l.thread).collect();
-        let _ = tokio::task::spawn_blocking(move || threads.into_iter().for_each(|t| drop(t.join()))).await;
+        let _ =
+            tokio::task::spawn_blocking(move || threads.into_iter().for_each(|t| drop(t.join())))
+                .await;
     }
 }
 
@@ -392,16 +463,21 @@ impl EventLoop {
         let (incoming, mut arrivals) = tokio::sync::mpsc::unbounded_channel::<Accepted>();
         let open = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let counter = open.clone();
-        let thread = std::thread::Builder::new().name(format!("ferry-loop-{i}")).spawn(move || {
-            runtime.block_on(async move {
-                while let Some(connection) = arrivals.recv().await {
-                    tokio::spawn(serve_one(connection, apps.clone(), OpenConnection(counter.clone())));
-                }
-            });
-            // The acceptor is gone: connections still open end here, blocking work under way
-            // gets a moment to finish.
-            runtime.shutdown_timeout(Duration::from_secs(5));
-        })?;
+        let thread =
+            std::thread::Builder::new().name(format!("ferry-loop-{i}")).spawn(move || {
+                runtime.block_on(async move {
+                    while let Some(connection) = arrivals.recv().await {
+                        tokio::spawn(serve_one(
+                            connection,
+                            apps.clone(),
+                            OpenConnection(counter.clone()),
+                        ));
+                    }
+                });
+                // The acceptor is gone: connections still open end here, blocking work under way
+                // gets a moment to finish.
+                runtime.shutdown_timeout(Duration::from_secs(5));
+            })?;
         Ok(EventLoop { incoming, open, thread })
     }
 }
@@ -423,7 +499,9 @@ async fn serve_one(connection: Accepted, apps: Apps, _open: OpenConnection) {
     };
     match (scheme, apps.https) {
         (Scheme::Http, _) => serve_http(stream, &apps.http, peer, apps.timeout).await,
-        (Scheme::Https, Some((app, acceptor))) => serve_https(stream, acceptor, &app, peer, apps.timeout).await,
+        (Scheme::Https, Some((app, acceptor))) => {
+            serve_https(stream, acceptor, &app, peer, apps.timeout).await
+        }
         (Scheme::Https, None) => {}
     }
 }
@@ -455,6 +533,8 @@ mod tests {
     async fn a_trickle_is_cut_off_and_a_steady_reader_is_not() {
         let trickle = write_to_a_reader(256, Duration::from_millis(50)).await; // 5 KB/s
         assert_eq!(trickle.map_err(|e| e.kind()), Err(io::ErrorKind::TimedOut));
-        write_to_a_reader(4096, Duration::ZERO).await.expect("a reader that keeps up makes progress");
+        write_to_a_reader(4096, Duration::ZERO)
+            .await
+            .expect("a reader that keeps up makes progress");
     }
 }

@@ -41,7 +41,11 @@ impl MappedFile {
         if len == 0 {
             return Bytes::new();
         }
-        Bytes::from_owner(MappedRange { file: self.clone(), start: offset as usize, end: (offset + len) as usize })
+        Bytes::from_owner(MappedRange {
+            file: self.clone(),
+            start: offset as usize,
+            end: (offset + len) as usize,
+        })
     }
 
     /// Whether every page of the range is in the page cache (then sending it never waits for
@@ -55,7 +59,13 @@ impl MappedFile {
         let mut flags = vec![0u8; pages];
         // SAFETY: the range lies within the mapping and starts on a page boundary; `flags` has
         // one byte per page of it.
-        let ok = unsafe { libc::mincore(map.as_ptr().add(start) as *mut libc::c_void, end - start, flags.as_mut_ptr()) } == 0;
+        let ok = unsafe {
+            libc::mincore(
+                map.as_ptr().add(start) as *mut libc::c_void,
+                end - start,
+                flags.as_mut_ptr(),
+            )
+        } == 0;
         ok && flags.iter().all(|f| f & 1 == 1)
     }
 

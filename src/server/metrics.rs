@@ -127,22 +127,50 @@ impl Metrics {
         out.push_str("# HELP ferry_request_seconds Latency of SOAP requests.\n# TYPE ferry_request_seconds histogram\n");
         for (name, o) in &ops {
             for (i, b) in BUCKETS.iter().enumerate() {
-                out.push_str(&format!("ferry_request_seconds_bucket{{operation=\"{name}\",le=\"{b}\"}} {}\n", o.buckets[i]));
+                out.push_str(&format!(
+                    "ferry_request_seconds_bucket{{operation=\"{name}\",le=\"{b}\"}} {}\n",
+                    o.buckets[i]
+                ));
             }
-            out.push_str(&format!("ferry_request_seconds_bucket{{operation=\"{name}\",le=\"+Inf\"}} {}\n", o.count));
-            out.push_str(&format!("ferry_request_seconds_sum{{operation=\"{name}\"}} {}\n", o.seconds));
-            out.push_str(&format!("ferry_request_seconds_count{{operation=\"{name}\"}} {}\n", o.count));
+            out.push_str(&format!(
+                "ferry_request_seconds_bucket{{operation=\"{name}\",le=\"+Inf\"}} {}\n",
+                o.count
+            ));
+            out.push_str(&format!(
+                "ferry_request_seconds_sum{{operation=\"{name}\"}} {}\n",
+                o.seconds
+            ));
+            out.push_str(&format!(
+                "ferry_request_seconds_count{{operation=\"{name}\"}} {}\n",
+                o.count
+            ));
         }
         let counters = [
-            ("ferry_content_bytes_total", "Payload bytes served from /Content.", self.content_bytes.load(Ordering::Relaxed)),
-            ("ferry_content_requests_total", "Requests for /Content.", self.content_requests.load(Ordering::Relaxed)),
-            ("ferry_scans_total", "SyncUpdates software passes that completed a scan (not truncated).", self.scans.load(Ordering::Relaxed)),
+            (
+                "ferry_content_bytes_total",
+                "Payload bytes served from /Content.",
+                self.content_bytes.load(Ordering::Relaxed),
+            ),
+            (
+                "ferry_content_requests_total",
+                "Requests for /Content.",
+                self.content_requests.load(Ordering::Relaxed),
+            ),
+            (
+                "ferry_scans_total",
+                "SyncUpdates software passes that completed a scan (not truncated).",
+                self.scans.load(Ordering::Relaxed),
+            ),
             (
                 "ferry_busy_total",
                 "Requests answered ServerBusy: the memory held for clients was at its limit.",
                 self.busy.load(Ordering::Relaxed),
             ),
-            ("ferry_xpress_answers_total", "SOAP answers sent xpress-compressed.", self.xpress_answers.load(Ordering::Relaxed)),
+            (
+                "ferry_xpress_answers_total",
+                "SOAP answers sent xpress-compressed.",
+                self.xpress_answers.load(Ordering::Relaxed),
+            ),
             (
                 "ferry_xpress_original_bytes_total",
                 "Bytes of the xpress-compressed answers before compression.",
@@ -171,7 +199,11 @@ mod tests {
     fn labels_come_only_from_the_fixed_set() {
         let m = Metrics::default();
         for i in 0..10_000 {
-            m.observe(Label::soap(&format!("Op{i}{}", "x".repeat(100))), Duration::from_millis(1), true);
+            m.observe(
+                Label::soap(&format!("Op{i}{}", "x".repeat(100))),
+                Duration::from_millis(1),
+                true,
+            );
         }
         m.observe(Label::soap("SyncUpdates"), Duration::from_millis(1), false);
         m.observe(Label::UNPARSED, Duration::from_millis(1), true);

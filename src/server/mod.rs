@@ -15,6 +15,7 @@ mod client_service;
 mod console;
 mod cookies;
 mod downloads;
+mod forms;
 mod health;
 mod listen;
 mod mapped;
@@ -47,7 +48,9 @@ pub enum ServerError {
     #[error(transparent)]
     Store(#[from] StoreError),
 
-    #[error("cannot listen on {addr}: {source} (is another server using the port? choose another with --listen)")]
+    #[error(
+        "cannot listen on {addr}: {source} (is another server using the port? choose another with --listen)"
+    )]
     Bind { addr: String, source: std::io::Error },
 
     #[error("TLS {what} {}: {message}", path.display())]
@@ -92,7 +95,9 @@ pub fn open_state(dir: &Path, public_url: Option<&str>) -> Result<Arc<AppState>,
         metrics: metrics::Metrics::default(),
         budget: budget::MemoryBudget::new(budget::DEFAULT_BUDGET_BYTES),
         health: health::Health::start(dir),
-        parsers: tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get())),
+        parsers: tokio::sync::Semaphore::new(
+            std::thread::available_parallelism().map_or(2, |n| n.get()),
+        ),
         console: console::Sessions::default(),
     }))
 }
@@ -110,13 +115,18 @@ pub(crate) fn release_freed_memory() {
 /// `http://wsus.example:8530/` → `http://wsus.example:8530`.
 fn normalize_public_url(url: &str) -> Result<String, ServerError> {
     let trimmed = url.trim().trim_end_matches('/');
-    let bad = |message: &str| ServerError::PublicUrl { url: url.to_string(), message: message.to_string() };
+    let bad = |message: &str| ServerError::PublicUrl {
+        url: url.to_string(),
+        message: message.to_string(),
+    };
     let rest = trimmed
         .strip_prefix("http://")
         .or_else(|| trimmed.strip_prefix("https://"))
         .ok_or_else(|| bad("must start with http:// or https://"))?;
     if rest.is_empty() || rest.contains(['/', '?', '#', ' ']) {
-        return Err(bad("must be a scheme and a host with an optional port, like http://wsus.example:8530"));
+        return Err(bad(
+            "must be a scheme and a host with an optional port, like http://wsus.example:8530",
+        ));
     }
     Ok(trimmed.to_string())
 }
@@ -127,7 +137,10 @@ mod tests {
 
     #[test]
     fn public_urls_are_a_scheme_and_an_authority() {
-        assert_eq!(normalize_public_url("http://wsus.example:8530/").unwrap(), "http://wsus.example:8530");
+        assert_eq!(
+            normalize_public_url("http://wsus.example:8530/").unwrap(),
+            "http://wsus.example:8530"
+        );
         assert!(normalize_public_url("wsus.example").is_err());
         assert!(normalize_public_url("http://wsus.example/content").is_err());
     }

@@ -27,7 +27,11 @@ fn implicit(action: &'static str, rev: &Rev) -> Deployment {
 
 impl Offers {
     /// `groups`: the computer's effective groups, deepest first (`Deployments::effective_groups`).
-    pub fn build(catalog: &Snapshot, deployments: &Deployments, groups: &[(Guid, usize)]) -> Offers {
+    pub fn build(
+        catalog: &Snapshot,
+        deployments: &Deployments,
+        groups: &[(Guid, usize)],
+    ) -> Offers {
         let mut of: Vec<Option<Option<Deployment>>> = vec![None; catalog.revs.len()];
         for i in 0..catalog.revs.len() {
             compute(catalog, deployments, groups, i as u32, &mut of);
@@ -42,7 +46,13 @@ impl Offers {
             }
         }
         let page_policy = PagePolicy::for_offered(offered);
-        Offers { catalog_stamp: catalog.stamp, deployment_stamp: deployments.stamp, of, in_page_order, page_policy }
+        Offers {
+            catalog_stamp: catalog.stamp,
+            deployment_stamp: deployments.stamp,
+            of,
+            in_page_order,
+            page_policy,
+        }
     }
 
     /// How these computers' SyncUpdates answers are paged.
@@ -93,7 +103,9 @@ fn compute(
                             last_change: a.date.clone(),
                         }),
                         // Not approved: clients evaluate it and report whether they need it.
-                        None if rev.kind == Kind::Software => Some(implicit("PreDeploymentCheck", rev)),
+                        None if rev.kind == Kind::Software => {
+                            Some(implicit("PreDeploymentCheck", rev))
+                        }
                         None => None,
                     }
                 }
@@ -101,12 +113,15 @@ fn compute(
             _ => {
                 if !rev.parents.is_empty() {
                     // A bundle member goes with any bundle in scope.
-                    let carried = rev
-                        .parents
-                        .iter()
-                        .any(|&p| catalog.revs[p as usize].is_latest && compute(catalog, deployments, groups, p, memo).is_some());
+                    let carried = rev.parents.iter().any(|&p| {
+                        catalog.revs[p as usize].is_latest
+                            && compute(catalog, deployments, groups, p, memo).is_some()
+                    });
                     carried.then(|| implicit("Bundle", rev))
-                } else if rev.is_latest && !rev.is_leaf && !deployments.declined.contains(&rev.update_id) {
+                } else if rev.is_latest
+                    && !rev.is_leaf
+                    && !deployments.declined.contains(&rev.update_id)
+                {
                     // Software another update requires is evaluated.
                     Some(implicit("Evaluate", rev))
                 } else {
@@ -129,7 +144,12 @@ pub struct OffersCache {
 const MAX_GROUP_SETS: usize = 256;
 
 impl OffersCache {
-    pub fn get(&self, catalog: &Snapshot, deployments: &Deployments, computer_groups: &[Guid]) -> Arc<Offers> {
+    pub fn get(
+        &self,
+        catalog: &Snapshot,
+        deployments: &Deployments,
+        computer_groups: &[Guid],
+    ) -> Arc<Offers> {
         let mut key = computer_groups.to_vec();
         key.sort();
         key.dedup();
@@ -141,9 +161,12 @@ impl OffersCache {
         }
         // Built outside the lock: two requests may build the same set once each, which is cheaper
         // than making every other group set wait.
-        let offers = Arc::new(Offers::build(catalog, deployments, &deployments.effective_groups(&key)));
+        let offers =
+            Arc::new(Offers::build(catalog, deployments, &deployments.effective_groups(&key)));
         let mut map = self.map.lock().expect("offers lock");
-        map.retain(|_, o| o.catalog_stamp == catalog.stamp && o.deployment_stamp == deployments.stamp);
+        map.retain(|_, o| {
+            o.catalog_stamp == catalog.stamp && o.deployment_stamp == deployments.stamp
+        });
         if map.len() >= MAX_GROUP_SETS {
             map.clear();
         }

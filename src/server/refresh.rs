@@ -10,7 +10,8 @@ pub const POLL: Duration = Duration::from_millis(500);
 
 /// Reloads what changed since the last look. Returns whether anything was swapped.
 pub fn refresh_once(state: &AppState) -> Result<bool, crate::store::StoreError> {
-    let (catalog_stamp, deployment_stamp) = state.pool.with(|s| Ok((s.catalog_stamp()?, s.deployment_stamp()?)))?;
+    let (catalog_stamp, deployment_stamp) =
+        state.pool.with(|s| Ok((s.catalog_stamp()?, s.deployment_stamp()?)))?;
     let mut changed = false;
     if catalog_stamp != state.catalog().stamp {
         let catalog = state.pool.with(|s| Snapshot::load(s))?;
@@ -20,7 +21,8 @@ pub fn refresh_once(state: &AppState) -> Result<bool, crate::store::StoreError> 
         changed = true;
     }
     if deployment_stamp != state.deployments().stamp {
-        let (deployments, computers) = state.pool.with(|s| Ok((Deployments::load(s)?, s.computers()?)))?;
+        let (deployments, computers) =
+            state.pool.with(|s| Ok((Deployments::load(s)?, s.computers()?)))?;
         *state.deployments.write().expect("deployments lock") = Arc::new(deployments);
         // Group moves and removals advance the same stamp.
         state.computers.write().expect("computer cache lock").reload(computers);

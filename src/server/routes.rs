@@ -34,7 +34,8 @@ impl Service {
         match lower {
             "/clientwebservice/client.asmx" => Some(Service::Client),
             "/simpleauthwebservice/simpleauth.asmx" => Some(Service::SimpleAuth),
-            "/reportingwebservice/reportingwebservice.asmx" | "/reportingwebservice/webservice.asmx" => Some(Service::Reporting),
+            "/reportingwebservice/reportingwebservice.asmx"
+            | "/reportingwebservice/webservice.asmx" => Some(Service::Reporting),
             "/serversyncwebservice/serversyncwebservice.asmx" => Some(Service::ServerSync),
             "/dssauthwebservice/dssauthwebservice.asmx" => Some(Service::DssAuth),
             _ => None,
@@ -44,7 +45,9 @@ impl Service {
     fn style(self) -> EnvelopeStyle {
         match self {
             Service::Client => EnvelopeStyle::Client,
-            Service::SimpleAuth | Service::Reporting | Service::ServerSync | Service::DssAuth => EnvelopeStyle::Asmx,
+            Service::SimpleAuth | Service::Reporting | Service::ServerSync | Service::DssAuth => {
+                EnvelopeStyle::Asmx
+            }
         }
     }
 
@@ -83,7 +86,10 @@ pub fn app(state: Arc<AppState>, scheme: &'static str, body_timeout: Duration) -
         let state = state.clone();
         async move {
             // A bug in one handler answers 500 and leaves the server and the connection up.
-            match std::panic::AssertUnwindSafe(route(state, scheme, body_timeout, request)).catch_unwind().await {
+            match std::panic::AssertUnwindSafe(route(state, scheme, body_timeout, request))
+                .catch_unwind()
+                .await
+            {
                 Ok(response) => response,
                 Err(_) => plain(StatusCode::INTERNAL_SERVER_ERROR, "internal error\n"),
             }
@@ -100,7 +106,12 @@ fn plain(code: StatusCode, text: &str) -> Response<Body> {
         .expect("static response")
 }
 
-async fn route(state: Arc<AppState>, scheme: &'static str, body_timeout: Duration, request: Request) -> Response<Body> {
+async fn route(
+    state: Arc<AppState>,
+    scheme: &'static str,
+    body_timeout: Duration,
+    request: Request,
+) -> Response<Body> {
     let path = request.uri().path().to_ascii_lowercase();
     if let Some(service) = Service::from_path(&path) {
         return soap_endpoint(state, scheme, service, body_timeout, request).await;
@@ -117,7 +128,13 @@ async fn route(state: Arc<AppState>, scheme: &'static str, body_timeout: Duratio
     }
     if path.starts_with("/selfupdate/") {
         let (parts, _) = request.into_parts();
-        return super::downloads::serve_selfupdate(state, &parts.method, parts.uri.path(), &parts.headers).await;
+        return super::downloads::serve_selfupdate(
+            state,
+            &parts.method,
+            parts.uri.path(),
+            &parts.headers,
+        )
+        .await;
     }
     match path.as_str() {
         "/healthz" => health(&state).await,
@@ -129,7 +146,9 @@ async fn route(state: Arc<AppState>, scheme: &'static str, body_timeout: Duratio
 async fn health(state: &Arc<AppState>) -> Response<Body> {
     match state.health.verdict() {
         super::health::Verdict::Ok => plain(StatusCode::OK, "ok\n"),
-        super::health::Verdict::Unavailable(why) => plain(StatusCode::SERVICE_UNAVAILABLE, &format!("{why}\n")),
+        super::health::Verdict::Unavailable(why) => {
+            plain(StatusCode::SERVICE_UNAVAILABLE, &format!("{why}\n"))
+        }
     }
 }
 
@@ -160,17 +179,37 @@ async fn metrics(state: &Arc<AppState>) -> Response<Body> {
         ("ferry_catalog_revisions", "Revisions the server offers.", revisions),
         ("ferry_computers", "Computers known to the server.", computers),
         ("ferry_imports", "Bundles imported into the store.", imports),
-        ("ferry_last_import_timestamp_seconds", "When the newest import committed (Unix time; 0: none).", last_import),
+        (
+            "ferry_last_import_timestamp_seconds",
+            "When the newest import committed (Unix time; 0: none).",
+            last_import,
+        ),
         ("ferry_approvals", "Approvals (update x group).", approvals),
-        ("ferry_answer_cache_hits_total", "SOAP answers served from the cache of rendered answers.", state.answers.hits.load(Relaxed)),
-        ("ferry_answer_cache_misses_total", "SOAP answers rendered (not found in the answer cache).", state.answers.misses.load(Relaxed)),
+        (
+            "ferry_answer_cache_hits_total",
+            "SOAP answers served from the cache of rendered answers.",
+            state.answers.hits.load(Relaxed),
+        ),
+        (
+            "ferry_answer_cache_misses_total",
+            "SOAP answers rendered (not found in the answer cache).",
+            state.answers.misses.load(Relaxed),
+        ),
         (
             "ferry_answer_cache_evictions_total",
             "Answers dropped from the cache to stay within its limit.",
             state.answers.evictions.load(Relaxed),
         ),
-        ("ferry_answer_cache_bytes", "Bytes the answer cache holds now.", state.answers.bytes() as u64),
-        ("ferry_answer_cache_limit_bytes", "The most the answer cache may hold.", state.answers.limit() as u64),
+        (
+            "ferry_answer_cache_bytes",
+            "Bytes the answer cache holds now.",
+            state.answers.bytes() as u64,
+        ),
+        (
+            "ferry_answer_cache_limit_bytes",
+            "The most the answer cache may hold.",
+            state.answers.limit() as u64,
+        ),
         ("ferry_answer_cache_entries", "Answers in the cache now.", state.answers.entries() as u64),
     ]);
     Response::builder()
@@ -192,7 +231,11 @@ fn action_of(headers: &HeaderMap) -> Option<String> {
         return Some(a.to_string());
     }
     let content_type = headers.get(header::CONTENT_TYPE)?.to_str().ok()?;
-    content_type.split(';').map(str::trim).find_map(|p| p.strip_prefix("action=")).map(|a| a.trim_matches('"').to_string())
+    content_type
+        .split(';')
+        .map(str::trim)
+        .find_map(|p| p.strip_prefix("action="))
+        .map(|a| a.trim_matches('"').to_string())
 }
 
 fn soap_response(code: StatusCode, version: SoapVersion, xml: String) -> Response<Body> {
@@ -205,9 +248,19 @@ fn soap_response(code: StatusCode, version: SoapVersion, xml: String) -> Respons
         .expect("static response")
 }
 
-fn fault_response(fault: &Fault, version: SoapVersion, style: EnvelopeStyle, action: Option<&str>, actor: Option<&str>) -> Response<Body> {
+fn fault_response(
+    fault: &Fault,
+    version: SoapVersion,
+    style: EnvelopeStyle,
+    action: Option<&str>,
+    actor: Option<&str>,
+) -> Response<Body> {
     let id = crate::random::guid().to_string();
-    soap_response(StatusCode::INTERNAL_SERVER_ERROR, version, fault.render(version, style, &id, action, actor))
+    soap_response(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        version,
+        fault.render(version, style, &id, action, actor),
+    )
 }
 
 /// Bodies up to this size are parsed where they arrive: with the tree's limits (attributes,
@@ -222,7 +275,9 @@ async fn parse(state: &AppState, bytes: bytes::Bytes) -> Result<soap::Request, F
     if bytes.len() <= PARSE_IN_PLACE {
         return soap::parse_request(&bytes);
     }
-    let Ok(_parser) = state.parsers.acquire().await else { return Err(Fault::new(ErrorCode::InternalServerError, "")) };
+    let Ok(_parser) = state.parsers.acquire().await else {
+        return Err(Fault::new(ErrorCode::InternalServerError, ""));
+    };
     tokio::task::spawn_blocking(move || soap::parse_request(&bytes))
         .await
         .unwrap_or_else(|_| Err(Fault::new(ErrorCode::InternalServerError, "")))
@@ -236,13 +291,20 @@ const COMPRESS_IN_PLACE: usize = 32 << 10;
 
 /// Whether the request accepts an xpress-compressed answer (`Accept-Encoding`, MS-WUSP §2.1.1).
 fn accepts_xpress(headers: &HeaderMap) -> bool {
-    crate::wsus::xpress::accepts_xpress(headers.get_all(header::ACCEPT_ENCODING).iter().filter_map(|v| v.to_str().ok()))
+    crate::wsus::xpress::accepts_xpress(
+        headers.get_all(header::ACCEPT_ENCODING).iter().filter_map(|v| v.to_str().ok()),
+    )
 }
 
 /// The answer as an xpress stream, counted in the budget: room for the largest stream is taken
 /// before it is built (beside the answer's own bytes, `held`), and what it did not need is given
 /// back once it is; the uncompressed answer is dropped then. `None`: no room (`ServerBusy`).
-async fn compress(state: &AppState, body: PiecesBody, held: Held, peer: Option<std::net::IpAddr>) -> Option<PiecesBody> {
+async fn compress(
+    state: &AppState,
+    body: PiecesBody,
+    held: Held,
+    peer: Option<std::net::IpAddr>,
+) -> Option<PiecesBody> {
     let length = body.content_length() as usize;
     let mut room = state.budget.hold(xpress::frame_capacity(length), peer).await.ok()?;
     let framed = if length <= COMPRESS_IN_PLACE {
@@ -252,7 +314,9 @@ async fn compress(state: &AppState, body: PiecesBody, held: Held, peer: Option<s
     } else {
         let _cpu = state.parsers.acquire().await.ok()?;
         // A panic there is one in the handler: `app` answers 500.
-        tokio::task::spawn_blocking(move || xpress::Encoder::new().frame(body.chunks())).await.expect("the compressor does not panic")
+        tokio::task::spawn_blocking(move || xpress::Encoder::new().frame(body.chunks()))
+            .await
+            .expect("the compressor does not panic")
     };
     drop(held);
     room.shrink_to(framed.capacity());
@@ -262,7 +326,12 @@ async fn compress(state: &AppState, body: PiecesBody, held: Held, peer: Option<s
 
 /// A successful SOAP answer: its length up front (never chunked), `Vary` where it may be
 /// compressed.
-fn answer_response(version: SoapVersion, service: Service, xpress: bool, body: PiecesBody) -> Response<Body> {
+fn answer_response(
+    version: SoapVersion,
+    service: Service,
+    xpress: bool,
+    body: PiecesBody,
+) -> Response<Body> {
     let mut answer = Response::builder()
         .status(StatusCode::OK)
         .header(header::CONTENT_TYPE, HeaderValue::from_static(version.content_type()))
@@ -290,7 +359,13 @@ pub(super) fn peer_of(request: &Request) -> Option<std::net::IpAddr> {
 /// again later.
 fn busy(state: &AppState, service: Service, version: SoapVersion) -> Response<Body> {
     state.metrics.busy.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    fault_response(&Fault::new(ErrorCode::ServerBusy, "the server is busy; try again later"), version, service.style(), None, None)
+    fault_response(
+        &Fault::new(ErrorCode::ServerBusy, "the server is busy; try again later"),
+        version,
+        service.style(),
+        None,
+        None,
+    )
 }
 
 /// SOAP 1.2 when the request says so in its content type, else 1.1 (for faults about bodies
@@ -318,7 +393,8 @@ async fn soap_endpoint(
             service.name()
         );
         let mut r = plain(StatusCode::OK, &page);
-        r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+        r.headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
         if parts.method == Method::HEAD {
             *r.body_mut() = Body::empty();
         }
@@ -329,17 +405,30 @@ async fn soap_endpoint(
         r.headers_mut().insert(header::ALLOW, HeaderValue::from_static("GET, HEAD, POST"));
         return r;
     }
-    let declared = parts.headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+    let declared = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > MAX_REQUEST_BYTES as u64) {
         return plain(StatusCode::PAYLOAD_TOO_LARGE, "request body too large\n");
     }
-    let (bytes, _body_held) = match state.budget.read_body(body, MAX_REQUEST_BYTES, body_timeout, peer).await {
-        Ok(read) => read,
-        Err(BodyRefusal::TooLarge) => return plain(StatusCode::PAYLOAD_TOO_LARGE, "request body too large\n"),
-        Err(BodyRefusal::TimedOut) => return plain(StatusCode::REQUEST_TIMEOUT, "request body not received in time\n"),
-        Err(BodyRefusal::Busy) => return busy(&state, service, version_from_headers(&parts.headers)),
-        Err(BodyRefusal::Broken) => return plain(StatusCode::BAD_REQUEST, "could not read the request body\n"),
-    };
+    let (bytes, _body_held) =
+        match state.budget.read_body(body, MAX_REQUEST_BYTES, body_timeout, peer).await {
+            Ok(read) => read,
+            Err(BodyRefusal::TooLarge) => {
+                return plain(StatusCode::PAYLOAD_TOO_LARGE, "request body too large\n");
+            }
+            Err(BodyRefusal::TimedOut) => {
+                return plain(StatusCode::REQUEST_TIMEOUT, "request body not received in time\n");
+            }
+            Err(BodyRefusal::Busy) => {
+                return busy(&state, service, version_from_headers(&parts.headers));
+            }
+            Err(BodyRefusal::Broken) => {
+                return plain(StatusCode::BAD_REQUEST, "could not read the request body\n");
+            }
+        };
     let action = action_of(&parts.headers);
     let xpress = service.may_compress() && accepts_xpress(&parts.headers);
     let started = Instant::now();
@@ -362,16 +451,29 @@ async fn soap_endpoint(
             (metrics::Label::soap(request.name()), Err(fault), request.version)
         }
         Ok(request) => {
-            let host = parts.headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("localhost").to_string();
+            let host = parts
+                .headers
+                .get(header::HOST)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("localhost")
+                .to_string();
             let base_url = base_url_of(&state, scheme, &parts.headers);
             let ctx = Context { base_url, host, peer, xpress };
             let text = |t: String| Answer::Fresh(vec![Piece::Text(t)]);
             let result = match service {
                 Service::Client => client_service::client_web_service(&state, &ctx, &request).await,
-                Service::SimpleAuth => client_service::simple_auth(&state, &request).await.map(text),
-                Service::Reporting => client_service::reporting(&state, &ctx, &request).await.map(text),
-                Service::ServerSync => super::server_sync_service::server_sync(&state, &ctx, &request).await.map(text),
-                Service::DssAuth => super::server_sync_service::dss_auth(&state, &request).await.map(text),
+                Service::SimpleAuth => {
+                    client_service::simple_auth(&state, &request).await.map(text)
+                }
+                Service::Reporting => {
+                    client_service::reporting(&state, &ctx, &request).await.map(text)
+                }
+                Service::ServerSync => {
+                    super::server_sync_service::server_sync(&state, &ctx, &request).await.map(text)
+                }
+                Service::DssAuth => {
+                    super::server_sync_service::dss_auth(&state, &request).await.map(text)
+                }
             };
             (metrics::Label::soap(request.name()), result, request.version)
         }
@@ -384,7 +486,9 @@ async fn soap_endpoint(
             let (body, plain_len) = rendered.body(&client_part);
             // The whole answer is held, as any other: an answer dropped from the cache lives on
             // until this client has read it.
-            let Ok(held) = state.budget.hold(body.content_length() as usize, peer).await else { return busy(&state, service, version) };
+            let Ok(held) = state.budget.hold(body.content_length() as usize, peer).await else {
+                return busy(&state, service, version);
+            };
             if rendered.xpress() {
                 state.metrics.count_xpress(plain_len, body.content_length());
             }
@@ -392,12 +496,18 @@ async fn soap_endpoint(
         }
         Ok(Answer::Fresh(content)) => {
             let (before, after) = soap::envelope_parts(version, service.style());
-            let pieces = std::iter::once(Piece::Text(before)).chain(content).chain(std::iter::once(Piece::Text(after.to_string())));
+            let pieces = std::iter::once(Piece::Text(before))
+                .chain(content)
+                .chain(std::iter::once(Piece::Text(after.to_string())));
             let body = PiecesBody::new(pieces);
             // Held until the client has read it all (or gone): unread answers cannot pile up.
-            let Ok(held) = state.budget.hold(body.owned_bytes(), peer).await else { return busy(&state, service, version) };
+            let Ok(held) = state.budget.hold(body.owned_bytes(), peer).await else {
+                return busy(&state, service, version);
+            };
             if xpress {
-                let Some(framed) = compress(&state, body, held, peer).await else { return busy(&state, service, version) };
+                let Some(framed) = compress(&state, body, held, peer).await else {
+                    return busy(&state, service, version);
+                };
                 answer_response(version, service, true, framed)
             } else {
                 answer_response(version, service, false, body.holding(held))
@@ -410,8 +520,9 @@ async fn soap_endpoint(
                 tracing::debug!(operation = %op_name, "fault: {f}");
             }
             let method = action.or_else(|| Some(format!("{}/{op_name}", service.namespace())));
-            let actor = (service.style() == EnvelopeStyle::Asmx)
-                .then(|| format!("{}{}", base_url_of(&state, scheme, &parts.headers), parts.uri.path()));
+            let actor = (service.style() == EnvelopeStyle::Asmx).then(|| {
+                format!("{}{}", base_url_of(&state, scheme, &parts.headers), parts.uri.path())
+            });
             fault_response(&f, version, service.style(), method.as_deref(), actor.as_deref())
         }
     }

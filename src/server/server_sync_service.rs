@@ -2,7 +2,9 @@
 //! other ferry caches) on the isolated network sync from this store (WSUS-PROTOCOL.md §4).
 
 use super::client_service::{blocking_fault, now};
-use super::cookies::{CookieData, CookieProblem, Kind as CookieKind, SERVER_COOKIE_SECONDS, wire_time};
+use super::cookies::{
+    CookieData, CookieProblem, Kind as CookieKind, SERVER_COOKIE_SECONDS, wire_time,
+};
 use super::state::AppState;
 use crate::admin::Action;
 use crate::bundle::held::held;
@@ -10,7 +12,10 @@ use crate::catalog::Guid;
 use crate::catalog::language::WSUS_LANGUAGES as LANGUAGES;
 use crate::store::{ALL_COMPUTERS, ClientWrite, DownstreamFilter, Store};
 use crate::wsus::client::{self as client_wire};
-use crate::wsus::server_sync::{self as wire, ConfigData, DeploymentOut, DeploymentsOut, FileUrlOut, GroupOut, Language, UpdateDataOut};
+use crate::wsus::server_sync::{
+    self as wire, ConfigData, DeploymentOut, DeploymentsOut, FileUrlOut, GroupOut, Language,
+    UpdateDataOut,
+};
 use crate::wsus::soap::{ErrorCode, Fault, Request};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -30,7 +35,8 @@ fn read_anchor(anchor: &str) -> Result<Option<i64>, ()> {
     let a = anchor.trim();
     if let Some((counter, time)) = a.split_once(',') {
         let stamp = counter.trim().parse::<i64>().map_err(|_| ())?;
-        chrono::NaiveDateTime::parse_from_str(time.trim(), "%Y-%m-%d %H:%M:%S%.f").map_err(|_| ())?;
+        chrono::NaiveDateTime::parse_from_str(time.trim(), "%Y-%m-%d %H:%M:%S%.f")
+            .map_err(|_| ())?;
         return Ok(Some(stamp));
     }
     chrono::NaiveDateTime::parse_from_str(a, "%Y-%m-%d %H:%M:%S%.f").map(|_| None).map_err(|_| ())
@@ -39,7 +45,9 @@ fn read_anchor(anchor: &str) -> Result<Option<i64>, ()> {
 /// The downstream a ServerSync cookie belongs to. Expired or unreadable cookies are
 /// InvalidCookie: the downstream then starts over from GetAuthConfig.
 fn server_cookie(state: &AppState, op: &crate::wsus::tree::Element) -> Result<CookieData, Fault> {
-    let cookie = wire::cookie(op)?.and_then(|c| c.data).ok_or_else(|| Fault::new(ErrorCode::InvalidCookie, ""))?;
+    let cookie = wire::cookie(op)?
+        .and_then(|c| c.data)
+        .ok_or_else(|| Fault::new(ErrorCode::InvalidCookie, ""))?;
     let data = state.cookies.open(CookieKind::Server, &cookie, now()).map_err(|p| match p {
         CookieProblem::Expired | CookieProblem::Invalid => Fault::new(ErrorCode::InvalidCookie, ""),
     })?;
@@ -55,10 +63,18 @@ async fn with_store<T: Send + 'static>(
     f: impl FnOnce(&mut Store) -> Result<T, Fault> + Send + 'static,
 ) -> Result<T, Fault> {
     let s = state.clone();
-    tokio::task::spawn_blocking(move || s.pool.with(|store| Ok(f(store))).map_err(blocking_fault)?).await.map_err(blocking_fault)?
+    tokio::task::spawn_blocking(move || {
+        s.pool.with(|store| Ok(f(store))).map_err(blocking_fault)?
+    })
+    .await
+    .map_err(blocking_fault)?
 }
 
-pub async fn server_sync(state: &Arc<AppState>, ctx: &super::client_service::Context, request: &Request) -> Result<String, Fault> {
+pub async fn server_sync(
+    state: &Arc<AppState>,
+    ctx: &super::client_service::Context,
+    request: &Request,
+) -> Result<String, Fault> {
     let op = &request.operation;
     match request.name() {
         "GetAuthConfig" => Ok(wire::auth_config_response(&state.identity.config_last_change)),
@@ -67,11 +83,14 @@ pub async fn server_sync(state: &Arc<AppState>, ctx: &super::client_service::Con
             server_cookie(state, op)?;
             let theirs = wire::config_data_request(op);
             let stamp = state.catalog().stamp;
-            let current = theirs.as_deref().and_then(|a| read_anchor(a).ok().flatten()) == Some(stamp);
+            let current =
+                theirs.as_deref().and_then(|a| read_anchor(a).ok().flatten()) == Some(stamp);
             // What bundles brought (languages, express files); a store without imports offers
             // the languages of the localized properties it holds.
-            let (held, have) =
-                with_store(state, |s| Ok((held(s).map_err(blocking_fault)?, s.languages().map_err(blocking_fault)?))).await?;
+            let (held, have) = with_store(state, |s| {
+                Ok((held(s).map_err(blocking_fault)?, s.languages().map_err(blocking_fault)?))
+            })
+            .await?;
             let enabled = |short: &str| match (&held.languages, held.channels) {
                 (_, 0) => have.iter().any(|h| h.eq_ignore_ascii_case(short)),
                 (None, _) => true,
@@ -115,7 +134,9 @@ pub async fn server_sync(state: &Arc<AppState>, ctx: &super::client_service::Con
             };
             // The anchor is taken before the query, so nothing stored meanwhile is missed.
             let new_anchor = anchor(stamp);
-            let lists = |l: Option<Vec<(Guid, bool)>>| l.map(|v| v.into_iter().map(|(g, d)| (g.to_string(), d)).collect());
+            let lists = |l: Option<Vec<(Guid, bool)>>| {
+                l.map(|v| v.into_iter().map(|(g, d)| (g.to_string(), d)).collect())
+            };
             let f = DownstreamFilter {
                 since,
                 get_config: filter.get_config,
@@ -130,8 +151,13 @@ pub async fn server_sync(state: &Arc<AppState>, ctx: &super::client_service::Con
                         .collect()
                 }),
             };
-            let revisions = with_store(state, move |s| s.revisions_for_downstream(&f).map_err(blocking_fault)).await?;
-            let ids: Vec<(Guid, i32)> = revisions.iter().filter_map(|(u, n)| Guid::parse(u).ok().map(|g| (g, *n))).collect();
+            let revisions =
+                with_store(state, move |s| s.revisions_for_downstream(&f).map_err(blocking_fault))
+                    .await?;
+            let ids: Vec<(Guid, i32)> = revisions
+                .iter()
+                .filter_map(|(u, n)| Guid::parse(u).ok().map(|g| (g, *n)))
+                .collect();
             Ok(wire::revision_id_list_response(&new_anchor, &ids))
         }
         "GetUpdateData" => {
@@ -143,7 +169,11 @@ pub async fn server_sync(state: &Arc<AppState>, ctx: &super::client_service::Con
             // The documents and the answer (escaped, about as large again) are built in memory:
             // counted in the budget before they are.
             let bytes = found.iter().map(|r| r.2).sum::<u64>().saturating_mul(2);
-            let _held = state.budget.hold(usize::try_from(bytes).unwrap_or(usize::MAX), ctx.peer).await.map_err(|_| busy())?;
+            let _held = state
+                .budget
+                .hold(usize::try_from(bytes).unwrap_or(usize::MAX), ctx.peer)
+                .await
+                .map_err(|_| busy())?;
             with_store(state, move |s| update_data(s, &found)).await
         }
         "GetUpdateDecryptionData" => {
@@ -170,14 +200,19 @@ pub async fn server_sync(state: &Arc<AppState>, ctx: &super::client_service::Con
             let catalog = state.catalog();
             let missing = digests
                 .iter()
-                .filter(|d| <[u8; 20]>::try_from(d.as_slice()).map_or(true, |d| catalog.files.get(&d).is_none_or(|f| !f.present)))
+                .filter(|d| {
+                    <[u8; 20]>::try_from(d.as_slice())
+                        .map_or(true, |d| catalog.files.get(&d).is_none_or(|f| !f.present))
+                })
                 .count();
             if missing > 0 {
                 tracing::info!("a downstream asked for {missing} file(s) this store does not hold");
             }
             Ok(wire::empty_response("DownloadFiles"))
         }
-        other => Err(Fault::invalid(format!("{other}: this operation is not offered by this upstream"))),
+        other => {
+            Err(Fault::invalid(format!("{other}: this operation is not offered by this upstream")))
+        }
     }
 }
 
@@ -194,7 +229,9 @@ fn get_cookie(state: &AppState, op: &crate::wsus::tree::Element) -> Result<Strin
     if major != "1" {
         return Err(Fault::new(ErrorCode::IncompatibleProtocolVersion, "protocolVersion"));
     }
-    let [(_, auth)] = req.auth_cookies.as_slice() else { return Err(Fault::invalid("authCookies")) };
+    let [(_, auth)] = req.auth_cookies.as_slice() else {
+        return Err(Fault::invalid("authCookies"));
+    };
     let auth = state
         .cookies
         .open(CookieKind::ServerAuthorization, auth, now())
@@ -227,7 +264,9 @@ fn stored_revisions(store: &mut Store, ids: &[(Guid, i32)]) -> Result<Vec<Found>
     for &(id, rev) in ids {
         match store.stored_revision(&id.to_string(), rev).map_err(blocking_fault)? {
             Some((revision_id, size)) => found.push(((id, rev), revision_id, size)),
-            None => tracing::info!("a downstream asked for {id}/{rev}, which this store does not hold"),
+            None => {
+                tracing::info!("a downstream asked for {id}/{rev}, which this store does not hold")
+            }
         }
     }
     Ok(found)
@@ -239,11 +278,14 @@ fn update_data(store: &mut Store, found: &[Found]) -> Result<String, Fault> {
     for &((id, rev), revision_id, _) in found {
         let key = id.to_string();
         let (frame, size) = store.compressed_document(revision_id).map_err(blocking_fault)?;
-        let document = crate::store::decompress_document(&frame, size, &format!("{key}/{rev}")).map_err(blocking_fault)?;
+        let document = crate::store::decompress_document(&frame, size, &format!("{key}/{rev}"))
+            .map_err(blocking_fault)?;
         let document = String::from_utf8(document).map_err(blocking_fault)?;
         let files = store.revision_file_sources(revision_id).map_err(blocking_fault)?;
         for (sha1, url) in &files {
-            if let Some(u) = url.as_ref().filter(|u| u.starts_with("http://") || u.starts_with("https://")) {
+            if let Some(u) =
+                url.as_ref().filter(|u| u.starts_with("http://") || u.starts_with("https://"))
+            {
                 sources.insert(*sha1, u.clone());
             } else {
                 sources.entry(*sha1).or_default();
@@ -253,9 +295,15 @@ fn update_data(store: &mut Store, found: &[Found]) -> Result<String, Fault> {
     }
     let updates: Vec<UpdateDataOut<'_>> = documents
         .iter()
-        .map(|(id, rev, doc, digests)| UpdateDataOut { id: *id, revision: *rev, document: doc, file_digests: digests })
+        .map(|(id, rev, doc, digests)| UpdateDataOut {
+            id: *id,
+            revision: *rev,
+            document: doc,
+            file_digests: digests,
+        })
         .collect();
-    let mut files: Vec<FileUrlOut<'_>> = sources.iter().map(|(d, u)| FileUrlOut { digest: *d, mu_url: u }).collect();
+    let mut files: Vec<FileUrlOut<'_>> =
+        sources.iter().map(|(d, u)| FileUrlOut { digest: *d, mu_url: u }).collect();
     files.sort_by_key(|f| f.digest);
     Ok(wire::update_data_response(&updates, &files))
 }
@@ -263,11 +311,17 @@ fn update_data(store: &mut Store, found: &[Found]) -> Result<String, Fault> {
 fn deployments(store: &mut Store, since: i64, stamp: i64) -> Result<String, Fault> {
     let groups = store.groups().map_err(blocking_fault)?;
     let (changed, dead) = store.deployments_since(since).map_err(blocking_fault)?;
-    let hidden: Vec<String> = store.declines().map_err(blocking_fault)?.into_iter().map(|d| d.update_id).collect();
+    let hidden: Vec<String> =
+        store.declines().map_err(blocking_fault)?.into_iter().map(|d| d.update_id).collect();
     const ROOT: &str = "00000000-0000-0000-0000-000000000000";
     let group_out: Vec<GroupOut<'_>> = groups
         .iter()
-        .map(|g| GroupOut { id: &g.group_id, parent: g.parent_id.as_deref().unwrap_or(ROOT), name: &g.name, builtin: g.is_builtin })
+        .map(|g| GroupOut {
+            id: &g.group_id,
+            parent: g.parent_id.as_deref().unwrap_or(ROOT),
+            name: &g.name,
+            builtin: g.is_builtin,
+        })
         .collect();
     const NO_DEADLINE: &str = "9999-12-31T23:59:59.9999999";
     let deployments: Vec<DeploymentOut<'_>> = changed
@@ -299,18 +353,29 @@ fn deployments(store: &mut Store, since: i64, stamp: i64) -> Result<String, Faul
 
 pub async fn dss_auth(state: &Arc<AppState>, request: &Request) -> Result<String, Fault> {
     if request.name() != "GetAuthorizationCookie" {
-        return Err(Fault::invalid(format!("{}: this operation is not offered by DssAuth", request.name())));
+        return Err(Fault::invalid(format!(
+            "{}: this operation is not offered by DssAuth",
+            request.name()
+        )));
     }
     let req = wire::dss_auth_request(&request.operation)?;
     let server_id = req.account_guid.to_string();
     state
         .writer
-        .write(ClientWrite::Downstream { server_id: server_id.clone(), name: req.account_name.clone() })
+        .write(ClientWrite::Downstream {
+            server_id: server_id.clone(),
+            name: req.account_name.clone(),
+        })
         .await
         .map_err(blocking_fault)?;
     let now = now();
-    let cookie =
-        CookieData { id: server_id, name: req.account_name, issued: now, expires: now + SERVER_COOKIE_SECONDS, ..Default::default() };
+    let cookie = CookieData {
+        id: server_id,
+        name: req.account_name,
+        issued: now,
+        expires: now + SERVER_COOKIE_SECONDS,
+        ..Default::default()
+    };
     let sealed = state.cookies.seal(CookieKind::ServerAuthorization, &cookie);
     Ok(client_wire::authorization_cookie_response(wire::DSS_AUTH_NS, "DssTargeting", &sealed))
 }
@@ -320,11 +385,18 @@ pub async fn dss_auth(state: &Arc<AppState>, request: &Request) -> Result<String
 pub fn rollup(state: &AppState, request: &Request) -> Option<Result<String, Fault>> {
     let ns = wire::SERVER_SYNC_NS;
     Some(Ok(match request.name() {
-        "GetRollupConfiguration" => wire::rollup_configuration_response(&state.identity.server_id, &state.identity.server_id),
+        "GetRollupConfiguration" => wire::rollup_configuration_response(
+            &state.identity.server_id,
+            &state.identity.server_id,
+        ),
         "RollupDownstreamServers" => wire::empty_response("RollupDownstreamServers"),
-        "RollupComputers" => format!("<RollupComputersResponse xmlns=\"{ns}\"><RollupComputersResult /></RollupComputersResponse>"),
+        "RollupComputers" => format!(
+            "<RollupComputersResponse xmlns=\"{ns}\"><RollupComputersResult /></RollupComputersResponse>"
+        ),
         "GetOutOfSyncComputers" => {
-            format!("<GetOutOfSyncComputersResponse xmlns=\"{ns}\"><GetOutOfSyncComputersResult /></GetOutOfSyncComputersResponse>")
+            format!(
+                "<GetOutOfSyncComputersResponse xmlns=\"{ns}\"><GetOutOfSyncComputersResult /></GetOutOfSyncComputersResponse>"
+            )
         }
         "RollupComputerStatus" => format!(
             "<RollupComputerStatusResponse xmlns=\"{ns}\"><RollupComputerStatusResult>true</RollupComputerStatusResult></RollupComputerStatusResponse>"

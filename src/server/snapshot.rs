@@ -97,7 +97,11 @@ pub struct Run {
 impl Snapshot {
     /// The catalog index of a revision id, if this server serves it.
     pub fn index_of(&self, revision_id: i32) -> Option<u32> {
-        usize::try_from(revision_id).ok().and_then(|i| self.revision_index.get(i)).copied().filter(|&i| i != u32::MAX)
+        usize::try_from(revision_id)
+            .ok()
+            .and_then(|i| self.revision_index.get(i))
+            .copied()
+            .filter(|&i| i != u32::MAX)
     }
 
     pub fn load(store: &Store) -> StoreResult<Snapshot> {
@@ -132,8 +136,11 @@ impl Snapshot {
         files: HashMap<[u8; 20], FileEntry>,
     ) -> Snapshot {
         // Visible revisions: the newest of each update, plus the exact revisions bundles name.
-        let by_identity_all: HashMap<(String, i32), usize> =
-            all.iter().enumerate().map(|(i, r)| ((r.update_id.clone(), r.revision_number), i)).collect();
+        let by_identity_all: HashMap<(String, i32), usize> = all
+            .iter()
+            .enumerate()
+            .map(|(i, r)| ((r.update_id.clone(), r.revision_number), i))
+            .collect();
         let mut wanted: Vec<bool> = all.iter().map(|r| r.is_latest).collect();
         for r in all.iter().filter(|r| r.is_latest) {
             for (u, n) in &r.bundle_members {
@@ -177,8 +184,12 @@ impl Snapshot {
                 category_kind: r.category_kind.clone(),
             });
         }
-        let latest_by_update: HashMap<Guid, u32> =
-            revs.iter().enumerate().filter(|(_, r)| r.is_latest).map(|(i, r)| (r.update_id, i as u32)).collect();
+        let latest_by_update: HashMap<Guid, u32> = revs
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.is_latest)
+            .map(|(i, r)| (r.update_id, i as u32))
+            .collect();
         let mut named_as_prerequisite: HashSet<u32> = HashSet::new();
         for (&i, &idx) in &index_of {
             let r = &all[i];
@@ -186,14 +197,26 @@ impl Snapshot {
                 .prerequisite_clauses
                 .iter()
                 .map(|clause| {
-                    clause.iter().map(|u| Guid::parse(u).ok().and_then(|g| latest_by_update.get(&g).copied()).unwrap_or(MISSING)).collect()
+                    clause
+                        .iter()
+                        .map(|u| {
+                            Guid::parse(u)
+                                .ok()
+                                .and_then(|g| latest_by_update.get(&g).copied())
+                                .unwrap_or(MISSING)
+                        })
+                        .collect()
                 })
                 .collect();
             for &m in clauses.iter().flatten().filter(|&&m| m != MISSING) {
                 named_as_prerequisite.insert(m);
             }
-            let categories: Vec<u32> =
-                clauses.iter().flatten().copied().filter(|&m| m != MISSING && revs[m as usize].kind == Kind::Category).collect();
+            let categories: Vec<u32> = clauses
+                .iter()
+                .flatten()
+                .copied()
+                .filter(|&m| m != MISSING && revs[m as usize].kind == Kind::Category)
+                .collect();
             let children: Vec<u32> = r
                 .bundle_members
                 .iter()
@@ -213,7 +236,9 @@ impl Snapshot {
         }
         for (i, r) in revs.iter_mut().enumerate() {
             r.is_leaf = !named_as_prerequisite.contains(&(i as u32));
-            r.top_level = matches!(r.kind, Kind::Software | Kind::Driver) && r.is_latest && r.parents.is_empty();
+            r.top_level = matches!(r.kind, Kind::Software | Kind::Driver)
+                && r.is_latest
+                && r.parents.is_empty();
         }
         let phase = |r: &Rev| {
             if !r.is_leaf {
@@ -232,14 +257,23 @@ impl Snapshot {
         let signature_of: Vec<u32> = revs
             .iter()
             .map(|r| {
-                let mut clauses: Vec<(bool, Vec<i32>)> = r
-                    .clauses
-                    .iter()
-                    .map(|c| {
-                        let categories = c.iter().all(|&m| m != MISSING && revs[m as usize].kind == Kind::Category);
-                        (categories, c.iter().map(|&m| if m == MISSING { -1 } else { revs[m as usize].revision_id }).collect())
-                    })
-                    .collect();
+                let mut clauses: Vec<(bool, Vec<i32>)> =
+                    r.clauses
+                        .iter()
+                        .map(|c| {
+                            let categories = c
+                                .iter()
+                                .all(|&m| m != MISSING && revs[m as usize].kind == Kind::Category);
+                            (
+                                categories,
+                                c.iter()
+                                    .map(|&m| {
+                                        if m == MISSING { -1 } else { revs[m as usize].revision_id }
+                                    })
+                                    .collect(),
+                            )
+                        })
+                        .collect();
                 clauses.sort_by_key(|(categories, _)| !categories);
                 let clauses: Vec<Vec<i32>> = clauses.into_iter().map(|(_, c)| c).collect();
                 gate_of.push(gates.intern(clauses.first().cloned().into_iter().collect()));
@@ -250,8 +284,11 @@ impl Snapshot {
         gates.freeze();
         // The software pass walks this order; drivers go only to the driver pass (§3.6).
         let software_pass = |r: &Rev| r.offerable && r.kind != Kind::Driver;
-        let mut page_order: Vec<u32> = (0..revs.len() as u32).filter(|&i| software_pass(&revs[i as usize])).collect();
-        page_order.sort_by_key(|&i| (phase(&revs[i as usize]), gate_of[i as usize], revs[i as usize].revision_id));
+        let mut page_order: Vec<u32> =
+            (0..revs.len() as u32).filter(|&i| software_pass(&revs[i as usize])).collect();
+        page_order.sort_by_key(|&i| {
+            (phase(&revs[i as usize]), gate_of[i as usize], revs[i as usize].revision_id)
+        });
         let page_order_ids = page_order.iter().map(|&i| revs[i as usize].revision_id).collect();
         let mut runs: Vec<Run> = Vec::new();
         for (pos, &i) in page_order.iter().enumerate() {
@@ -277,7 +314,11 @@ impl Snapshot {
             signatures,
             stamp,
             revision_index,
-            by_identity: revs.iter().enumerate().map(|(i, r)| ((r.update_id, r.revision_number), i as u32)).collect(),
+            by_identity: revs
+                .iter()
+                .enumerate()
+                .map(|(i, r)| ((r.update_id, r.revision_number), i as u32))
+                .collect(),
             max_revision_id,
             latest_by_update,
             revs,
@@ -324,7 +365,10 @@ impl Deployments {
             d.group_names.insert(id, g.name);
         }
         for a in store.approvals()? {
-            let (Ok(update), Ok(group)) = (Guid::parse(&a.update_id), Guid::parse(&a.group_id)) else { continue };
+            let (Ok(update), Ok(group)) = (Guid::parse(&a.update_id), Guid::parse(&a.group_id))
+            else {
+                continue;
+            };
             d.changes.push((a.changed_stamp, update));
             d.by_update.entry(update).or_default().push(ApprovalEntry {
                 group,
@@ -394,7 +438,9 @@ impl Deployments {
                     let better = depth > bd
                         || (depth == bd
                             && (a.action < b.action
-                                || (a.action == b.action && a.deadline.is_some() && (b.deadline.is_none() || a.deadline < b.deadline))));
+                                || (a.action == b.action
+                                    && a.deadline.is_some()
+                                    && (b.deadline.is_none() || a.deadline < b.deadline))));
                     Some(if better { (a, depth) } else { (b, bd) })
                 }
             };
@@ -434,13 +480,21 @@ mod targeting_tests {
         // (approvals, the computer's groups, expected (group, action, deadline))
         type Expected<'a> = Option<(Guid, Action, Option<&'a str>)>;
         let cases: Vec<(Vec<ApprovalEntry>, Vec<Guid>, Expected<'_>)> = vec![
-            (vec![entry(all, Action::Install, None)], vec![g(3)], Some((all, Action::Install, None))),
+            (
+                vec![entry(all, Action::Install, None)],
+                vec![g(3)],
+                Some((all, Action::Install, None)),
+            ),
             (
                 vec![entry(all, Action::Install, None), entry(g(1), Action::Uninstall, None)],
                 vec![g(2)],
                 Some((g(1), Action::Uninstall, None)),
             ),
-            (vec![entry(g(1), Action::Install, None), entry(g(2), Action::Block, None)], vec![g(2)], Some((g(2), Action::Block, None))),
+            (
+                vec![entry(g(1), Action::Install, None), entry(g(2), Action::Block, None)],
+                vec![g(2)],
+                Some((g(2), Action::Block, None)),
+            ),
             (
                 vec![entry(g(3), Action::Uninstall, None), entry(g(4), Action::Install, None)],
                 vec![g(3), g(4)],
@@ -459,7 +513,9 @@ mod targeting_tests {
         for (i, (approvals, groups, expected)) in cases.into_iter().enumerate() {
             d.by_update.insert(update, approvals);
             let effective = d.effective_groups(&groups);
-            let got = d.approval_for(&update, &effective).map(|a| (a.group, a.action, a.deadline.as_deref()));
+            let got = d
+                .approval_for(&update, &effective)
+                .map(|a| (a.group, a.action, a.deadline.as_deref()));
             assert_eq!(got, expected, "case {i}");
         }
     }

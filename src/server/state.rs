@@ -25,7 +25,10 @@ pub struct ComputerCache {
 impl ComputerCache {
     pub fn insert(&mut self, c: ComputerRecord) {
         let groups = c.groups.iter().filter_map(|g| Guid::parse(g).ok()).collect();
-        self.map.insert(c.computer_id.to_ascii_lowercase(), ComputerState { registered: c.registered, groups });
+        self.map.insert(
+            c.computer_id.to_ascii_lowercase(),
+            ComputerState { registered: c.registered, groups },
+        );
     }
     /// Takes group memberships (and registrations) from the store after an administrator
     /// changed them. A computer removed from the store is forgotten: its next call gets
@@ -129,7 +132,10 @@ impl AppState {
         if let Some(c) = self.big_cores.lock().expect("core cache lock").get(rev.revision_id) {
             return Ok(c);
         }
-        let fragment = self.pool.with(|s| s.fragment(rev.revision_id, &crate::store::FragmentKind::Core))?.unwrap_or_default();
+        let fragment = self
+            .pool
+            .with(|s| s.fragment(rev.revision_id, &crate::store::FragmentKind::Core))?
+            .unwrap_or_default();
         let escaped: Arc<str> = Arc::from(crate::wsus::client::escape_fragment(&fragment));
         self.big_cores.lock().expect("core cache lock").put(rev.revision_id, escaped.clone());
         Ok(escaped)

@@ -61,7 +61,9 @@ impl PagePolicy {
     /// Whether a page holding `count` updates and `bytes` answer bytes takes one more whose Core
     /// fragment is `size` bytes (the first always goes, however large).
     fn takes(self, count: usize, bytes: u64, size: u64) -> bool {
-        count == 0 || (count < self.updates && bytes.saturating_add(size).saturating_add(UPDATE_INFO_BYTES) <= PAGE_BYTES)
+        count == 0
+            || (count < self.updates
+                && bytes.saturating_add(size).saturating_add(UPDATE_INFO_BYTES) <= PAGE_BYTES)
     }
 }
 
@@ -123,7 +125,8 @@ pub struct Client<'a> {
 /// and the updates in those categories with what they need.
 fn filtered_scope(catalog: &Snapshot, filter: &[Guid]) -> Vec<bool> {
     let mut keep = vec![false; catalog.revs.len()];
-    let wanted: Vec<u32> = filter.iter().filter_map(|g| catalog.latest_by_update.get(g).copied()).collect();
+    let wanted: Vec<u32> =
+        filter.iter().filter_map(|g| catalog.latest_by_update.get(g).copied()).collect();
     let mut queue: Vec<u32> = wanted.clone();
     for (i, r) in catalog.revs.iter().enumerate() {
         if r.top_level && r.categories.iter().any(|c| wanted.contains(c)) {
@@ -158,7 +161,8 @@ pub fn software_page(
     for &id in &params.other_cached {
         cached.insert(id);
     }
-    let scope = (!params.filter_categories.is_empty()).then(|| filtered_scope(catalog, &params.filter_categories));
+    let scope = (!params.filter_categories.is_empty())
+        .then(|| filtered_scope(catalog, &params.filter_categories));
     let in_scope = |i: u32| scope.as_ref().is_none_or(|s| s[i as usize]);
     let mut memo = Memo::new(&catalog.signatures, &installed);
     let offers = client.offers;
@@ -172,7 +176,10 @@ pub fn software_page(
         }
         for pos in run.start as usize..run.end as usize {
             let id = catalog.page_order_ids[pos];
-            if cached.contains(id) || !offers.offered_at(pos) || !memo.satisfied(catalog.page_order_signatures[pos]) {
+            if cached.contains(id)
+                || !offers.offered_at(pos)
+                || !memo.satisfied(catalog.page_order_signatures[pos])
+            {
                 continue;
             }
             let i = catalog.page_order[pos];
@@ -193,9 +200,11 @@ pub fn software_page(
     // Cached revisions the client should forget: unknown here, replaced by a newer revision,
     // declined, out of its groups' scope, or no longer reachable through its prerequisites.
     for &id in params.installed_non_leaf.iter().chain(&params.other_cached) {
-        let keep = catalog
-            .index_of(id)
-            .is_some_and(|i| offers.get(i).is_some() && in_scope(i) && memo.satisfied(catalog.signature_of[i as usize]));
+        let keep = catalog.index_of(id).is_some_and(|i| {
+            offers.get(i).is_some()
+                && in_scope(i)
+                && memo.satisfied(catalog.signature_of[i as usize])
+        });
         if !keep {
             page.out_of_scope.push(id);
         }
@@ -212,7 +221,10 @@ pub fn software_page(
         }
         let Some(&i) = catalog.latest_by_update.get(update) else { continue };
         let rev = &catalog.revs[i as usize];
-        if !cached.contains(rev.revision_id) || !in_scope(i) || !memo.satisfied(catalog.signature_of[i as usize]) {
+        if !cached.contains(rev.revision_id)
+            || !in_scope(i)
+            || !memo.satisfied(catalog.signature_of[i as usize])
+        {
             continue;
         }
         if let Some(d) = offers.get(i) {
@@ -224,7 +236,12 @@ pub fn software_page(
 
 /// The driver pass: approved drivers matching a device the client reports, in pages of the
 /// group set's policy.
-pub fn driver_page(catalog: &Snapshot, client: &Client<'_>, params: &SyncParameters, hardware_ids: &dyn Fn(u32) -> Vec<String>) -> Page {
+pub fn driver_page(
+    catalog: &Snapshot,
+    client: &Client<'_>,
+    params: &SyncParameters,
+    hardware_ids: &dyn Fn(u32) -> Vec<String>,
+) -> Page {
     let policy = client.offers.page_policy();
     let mut cached = IdSet::new(catalog.max_revision_id);
     for &id in &params.cached_driver_ids {
@@ -292,10 +309,16 @@ mod tests {
         let mut last = 0;
         for offered in (0..200_000u64).step_by(97) {
             let updates = PagePolicy::for_offered(offered).updates();
-            assert!((WSUS_PAGE_UPDATES..=MAX_PAGE_UPDATES).contains(&updates), "{offered}: {updates}");
+            assert!(
+                (WSUS_PAGE_UPDATES..=MAX_PAGE_UPDATES).contains(&updates),
+                "{offered}: {updates}"
+            );
             assert!(updates >= last, "{offered}: {updates} after {last}");
             if offered <= (MAX_PAGE_UPDATES * TARGET_TRIPS) as u64 {
-                assert!(offered.div_ceil(updates as u64) <= TARGET_TRIPS as u64, "{offered}: pages of {updates}");
+                assert!(
+                    offered.div_ceil(updates as u64) <= TARGET_TRIPS as u64,
+                    "{offered}: pages of {updates}"
+                );
             }
             last = updates;
         }
@@ -338,11 +361,21 @@ mod tests {
         ];
         for &(offerable, page, trips, warns) in cases {
             let o = ScanOutlook::for_offerable(offerable);
-            assert_eq!((o.page_updates, o.estimated_round_trips, o.warning.is_some()), (page, trips, warns), "{offerable}");
+            assert_eq!(
+                (o.page_updates, o.estimated_round_trips, o.warning.is_some()),
+                (page, trips, warns),
+                "{offerable}"
+            );
             assert_eq!(o.round_trip_limit, 200);
         }
         let warning = ScanOutlook::for_offerable(97_825).warning.unwrap();
-        for needle in ["97825 revisions", "about 103", "after 200", "ferry cleanup --decline-superseded", "ferry updates decline -"] {
+        for needle in [
+            "97825 revisions",
+            "about 103",
+            "after 200",
+            "ferry cleanup --decline-superseded",
+            "ferry updates decline -",
+        ] {
             assert!(warning.contains(needle), "{needle} missing from: {warning}");
         }
     }

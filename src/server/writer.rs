@@ -41,7 +41,10 @@ type SyncTimes = HashSet<String>;
 const SYNC_TIMES_EVERY: Duration = Duration::from_secs(1);
 
 impl ClientWriter {
-    pub fn start(dir: &Path, computers: Arc<RwLock<ComputerCache>>) -> Result<ClientWriter, StoreError> {
+    pub fn start(
+        dir: &Path,
+        computers: Arc<RwLock<ComputerCache>>,
+    ) -> Result<ClientWriter, StoreError> {
         let store = Store::open(dir)?;
         let (tx, rx) = channel(QUEUE);
         let synced = Arc::new(Mutex::new(SyncTimes::default()));
@@ -63,13 +66,18 @@ impl ClientWriter {
     pub async fn write(&self, w: ClientWrite) -> Result<(), String> {
         let (done, wait) = oneshot::channel();
         let queued_and_written = async {
-            self.tx.send((w, Some(done), None)).await.map_err(|_| "the writer stopped".to_string())?;
+            self.tx
+                .send((w, Some(done), None))
+                .await
+                .map_err(|_| "the writer stopped".to_string())?;
             wait.await.map_err(|_| "the writer stopped".to_string())?
         };
         match tokio::time::timeout(COMMIT_WAIT, queued_and_written).await {
             Ok(result) => result,
             Err(_) => {
-                tracing::debug!("a client write waits for the store's write lock; answering without it");
+                tracing::debug!(
+                    "a client write waits for the store's write lock; answering without it"
+                );
                 Ok(())
             }
         }
@@ -128,7 +136,9 @@ fn apply(store: &mut Store, writes: &[ClientWrite]) -> Result<(), String> {
         match store.apply_client_writes(writes) {
             Err(e) if e.is_locked() => {
                 if !waited {
-                    tracing::warn!("client activity waits: another process holds the store's write lock ({e})");
+                    tracing::warn!(
+                        "client activity waits: another process holds the store's write lock ({e})"
+                    );
                     waited = true;
                 }
                 std::thread::sleep(RETRY_AFTER);
@@ -138,7 +148,12 @@ fn apply(store: &mut Store, writes: &[ClientWrite]) -> Result<(), String> {
     }
 }
 
-fn run(mut store: Store, mut rx: Receiver<Job>, synced: &Mutex<SyncTimes>, computers: Arc<RwLock<ComputerCache>>) {
+fn run(
+    mut store: Store,
+    mut rx: Receiver<Job>,
+    synced: &Mutex<SyncTimes>,
+    computers: Arc<RwLock<ComputerCache>>,
+) {
     while let Some(first) = rx.blocking_recv() {
         let mut jobs = vec![first];
         while jobs.len() < BATCH {
@@ -147,7 +162,8 @@ fn run(mut store: Store, mut rx: Receiver<Job>, synced: &Mutex<SyncTimes>, compu
                 Err(_) => break,
             }
         }
-        let (mut writes, waiting): (Vec<ClientWrite>, Vec<_>) = jobs.into_iter().map(|(w, done, held)| (w, (done, held))).unzip();
+        let (mut writes, waiting): (Vec<ClientWrite>, Vec<_>) =
+            jobs.into_iter().map(|(w, done, held)| (w, (done, held))).unzip();
         let times = std::mem::take(&mut *synced.lock().expect("sync times lock"));
         writes.extend(times.into_iter().map(|computer_id| ClientWrite::Synced { computer_id }));
         let result = apply(&mut store, &writes);
@@ -160,7 +176,8 @@ fn run(mut store: Store, mut rx: Receiver<Job>, synced: &Mutex<SyncTimes>, compu
                     _ => None,
                 })
                 .collect();
-            let records: Vec<_> = touched.iter().filter_map(|id| store.computer(id).ok().flatten()).collect();
+            let records: Vec<_> =
+                touched.iter().filter_map(|id| store.computer(id).ok().flatten()).collect();
             if !records.is_empty() {
                 let mut cache = computers.write().expect("computer cache lock");
                 for c in records {

@@ -70,8 +70,7 @@ pub struct CatalogRevision {
     pub files: Vec<FileSummary>,
 }
 
-const IMPORT_COLUMNS: &str =
-    "bundle_id, channel, sequence, base_sequence, signer_key_id, created, imported_at, revisions_added, files_added, bytes";
+const IMPORT_COLUMNS: &str = "bundle_id, channel, sequence, base_sequence, signer_key_id, created, imported_at, revisions_added, files_added, bytes";
 
 fn import_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ImportRecord> {
     Ok(ImportRecord {
@@ -91,7 +90,12 @@ fn import_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ImportRecord> {
 impl Store {
     // ---- trust ----
 
-    pub fn add_trusted_key(&self, key_id: &str, public_key: &str, comment: Option<&str>) -> StoreResult<bool> {
+    pub fn add_trusted_key(
+        &self,
+        key_id: &str,
+        public_key: &str,
+        comment: Option<&str>,
+    ) -> StoreResult<bool> {
         let n = self
             .conn
             .execute(
@@ -107,9 +111,16 @@ impl Store {
             .conn
             .prepare("SELECT key_id, public_key, comment, added_at FROM trusted_keys ORDER BY added_at, key_id")
             .map_err(|e| self.err("listing trusted keys", e))?;
-        stmt.query_map([], |r| Ok(TrustedKey { key_id: r.get(0)?, public_key: r.get(1)?, comment: r.get(2)?, added_at: r.get(3)? }))
-            .and_then(|rows| rows.collect())
-            .map_err(|e| self.err("listing trusted keys", e))
+        stmt.query_map([], |r| {
+            Ok(TrustedKey {
+                key_id: r.get(0)?,
+                public_key: r.get(1)?,
+                comment: r.get(2)?,
+                added_at: r.get(3)?,
+            })
+        })
+        .and_then(|rows| rows.collect())
+        .map_err(|e| self.err("listing trusted keys", e))
     }
 
     pub fn remove_trusted_key(&self, key_id: &str) -> StoreResult<bool> {
@@ -124,7 +135,11 @@ impl Store {
 
     pub fn import_by_id(&self, bundle_id: &str) -> StoreResult<Option<ImportRecord>> {
         self.conn
-            .query_row(&format!("SELECT {IMPORT_COLUMNS} FROM imports WHERE bundle_id = ?1"), [bundle_id], import_from_row)
+            .query_row(
+                &format!("SELECT {IMPORT_COLUMNS} FROM imports WHERE bundle_id = ?1"),
+                [bundle_id],
+                import_from_row,
+            )
             .optional()
             .map_err(|e| self.err("reading imports", e))
     }
@@ -144,21 +159,32 @@ impl Store {
     pub fn imports(&self) -> StoreResult<Vec<ImportRecord>> {
         let mut stmt = self
             .conn
-            .prepare(&format!("SELECT {IMPORT_COLUMNS} FROM imports ORDER BY imported_at, channel, sequence"))
+            .prepare(&format!(
+                "SELECT {IMPORT_COLUMNS} FROM imports ORDER BY imported_at, channel, sequence"
+            ))
             .map_err(|e| self.err("listing imports", e))?;
-        stmt.query_map([], import_from_row).and_then(|rows| rows.collect()).map_err(|e| self.err("listing imports", e))
+        stmt.query_map([], import_from_row)
+            .and_then(|rows| rows.collect())
+            .map_err(|e| self.err("listing imports", e))
     }
 
     pub fn import_manifest(&self, bundle_id: &str) -> StoreResult<Option<String>> {
         self.conn
-            .query_row("SELECT manifest FROM imports WHERE bundle_id = ?1", [bundle_id], |r| r.get(0))
+            .query_row("SELECT manifest FROM imports WHERE bundle_id = ?1", [bundle_id], |r| {
+                r.get(0)
+            })
             .optional()
             .map_err(|e| self.err("reading an import", e))
     }
 
     pub fn removed_update_ids(&self) -> StoreResult<HashSet<String>> {
-        let mut stmt = self.conn.prepare("SELECT update_id FROM removed_updates").map_err(|e| self.err("reading removals", e))?;
-        stmt.query_map([], |r| r.get(0)).and_then(|rows| rows.collect()).map_err(|e| self.err("reading removals", e))
+        let mut stmt = self
+            .conn
+            .prepare("SELECT update_id FROM removed_updates")
+            .map_err(|e| self.err("reading removals", e))?;
+        stmt.query_map([], |r| r.get(0))
+            .and_then(|rows| rows.collect())
+            .map_err(|e| self.err("reading removals", e))
     }
 
     // ---- connected side: channels ----
@@ -210,7 +236,12 @@ impl Store {
     }
 
     /// Items of `kind` carried by the confirmed bundles of `channel` with sequence ≥ `from_sequence`.
-    pub fn carried(&self, channel: &str, kind: &str, from_sequence: u64) -> StoreResult<HashSet<String>> {
+    pub fn carried(
+        &self,
+        channel: &str,
+        kind: &str,
+        from_sequence: u64,
+    ) -> StoreResult<HashSet<String>> {
         let mut stmt = self
             .conn
             .prepare_cached(
@@ -225,9 +256,16 @@ impl Store {
 
     /// Records a written bundle and what it carried, in one transaction, as pending: the export
     /// confirms it once the bundle directory has its final name.
-    pub fn record_pending_export(&mut self, record: &ExportRecord, carried: &[(&str, Vec<String>)]) -> StoreResult<()> {
+    pub fn record_pending_export(
+        &mut self,
+        record: &ExportRecord,
+        carried: &[(&str, Vec<String>)],
+    ) -> StoreResult<()> {
         let db = self.db_path();
-        let tx = self.conn.transaction().map_err(|e| StoreError::sqlite(&db, "recording an export", e))?;
+        let tx = self
+            .conn
+            .transaction()
+            .map_err(|e| StoreError::sqlite(&db, "recording an export", e))?;
         tx.execute(
             "INSERT INTO export_bundles (channel, sequence, bundle_id, base_sequence, created, path, pending) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 1)",
             params![
@@ -247,7 +285,9 @@ impl Store {
             for (kind, items) in carried {
                 for item in items {
                     stmt.execute(params![record.channel, record.sequence as i64, kind, item])
-                        .map_err(|e| StoreError::sqlite(&db, "recording what an export carried", e))?;
+                        .map_err(|e| {
+                            StoreError::sqlite(&db, "recording what an export carried", e)
+                        })?;
                 }
             }
         }
@@ -257,8 +297,13 @@ impl Store {
     /// The bundle is out under its final name: it counts for the channel from now on.
     pub fn confirm_export(&self, channel: &str, sequence: u64) -> StoreResult<()> {
         self.conn
-            .execute("UPDATE export_bundles SET pending = 0 WHERE channel = ?1 AND sequence = ?2", params![channel, sequence as i64])
-            .map_err(|e| self.err(format!("confirming bundle {sequence} of channel {channel}"), e))?;
+            .execute(
+                "UPDATE export_bundles SET pending = 0 WHERE channel = ?1 AND sequence = ?2",
+                params![channel, sequence as i64],
+            )
+            .map_err(|e| {
+                self.err(format!("confirming bundle {sequence} of channel {channel}"), e)
+            })?;
         Ok(())
     }
 
@@ -266,12 +311,14 @@ impl Store {
     pub fn discard_pending_export(&mut self, channel: &str, sequence: u64) -> StoreResult<()> {
         let db = self.db_path();
         let context = format!("forgetting unfinished bundle {sequence} of channel {channel}");
-        let tx = self.conn.transaction().map_err(|e| StoreError::sqlite(&db, context.clone(), e))?;
+        let tx =
+            self.conn.transaction().map_err(|e| StoreError::sqlite(&db, context.clone(), e))?;
         for sql in [
             "DELETE FROM export_carried WHERE channel = ?1 AND sequence = ?2",
             "DELETE FROM export_bundles WHERE channel = ?1 AND sequence = ?2 AND pending = 1",
         ] {
-            tx.execute(sql, params![channel, sequence as i64]).map_err(|e| StoreError::sqlite(&db, context.clone(), e))?;
+            tx.execute(sql, params![channel, sequence as i64])
+                .map_err(|e| StoreError::sqlite(&db, context.clone(), e))?;
         }
         tx.commit().map_err(|e| StoreError::sqlite(&db, context, e))
     }
@@ -290,10 +337,10 @@ impl Store {
                 .map_err(|e| self.err(ctx, e))?;
             let mut rows = stmt.query([]).map_err(|e| self.err(ctx, e))?;
             while let Some(r) = rows.next().map_err(|e| self.err(ctx, e))? {
-                prerequisites
-                    .entry(r.get(0).map_err(|e| self.err(ctx, e))?)
-                    .or_default()
-                    .push((r.get(1).map_err(|e| self.err(ctx, e))?, r.get(2).map_err(|e| self.err(ctx, e))?));
+                prerequisites.entry(r.get(0).map_err(|e| self.err(ctx, e))?).or_default().push((
+                    r.get(1).map_err(|e| self.err(ctx, e))?,
+                    r.get(2).map_err(|e| self.err(ctx, e))?,
+                ));
             }
             let mut stmt = self
                 .conn
@@ -301,24 +348,36 @@ impl Store {
                 .map_err(|e| self.err(ctx, e))?;
             let mut rows = stmt.query([]).map_err(|e| self.err(ctx, e))?;
             while let Some(r) = rows.next().map_err(|e| self.err(ctx, e))? {
-                bundles
-                    .entry(r.get(0).map_err(|e| self.err(ctx, e))?)
-                    .or_default()
-                    .push((r.get(1).map_err(|e| self.err(ctx, e))?, r.get(2).map_err(|e| self.err(ctx, e))?));
+                bundles.entry(r.get(0).map_err(|e| self.err(ctx, e))?).or_default().push((
+                    r.get(1).map_err(|e| self.err(ctx, e))?,
+                    r.get(2).map_err(|e| self.err(ctx, e))?,
+                ));
             }
-            let mut stmt =
-                self.conn.prepare("SELECT revision_id, superseded_update_id FROM supersedences").map_err(|e| self.err(ctx, e))?;
+            let mut stmt = self
+                .conn
+                .prepare("SELECT revision_id, superseded_update_id FROM supersedences")
+                .map_err(|e| self.err(ctx, e))?;
             let mut rows = stmt.query([]).map_err(|e| self.err(ctx, e))?;
             while let Some(r) = rows.next().map_err(|e| self.err(ctx, e))? {
-                superseded.entry(r.get(0).map_err(|e| self.err(ctx, e))?).or_default().push(r.get(1).map_err(|e| self.err(ctx, e))?);
+                superseded
+                    .entry(r.get(0).map_err(|e| self.err(ctx, e))?)
+                    .or_default()
+                    .push(r.get(1).map_err(|e| self.err(ctx, e))?);
             }
-            let all_files: HashMap<Vec<u8>, FileSummary> = self.all_files()?.into_iter().map(|f| (f.sha1.0.to_vec(), f)).collect();
-            let mut stmt = self.conn.prepare("SELECT revision_id, sha1 FROM revision_files").map_err(|e| self.err(ctx, e))?;
+            let all_files: HashMap<Vec<u8>, FileSummary> =
+                self.all_files()?.into_iter().map(|f| (f.sha1.0.to_vec(), f)).collect();
+            let mut stmt = self
+                .conn
+                .prepare("SELECT revision_id, sha1 FROM revision_files")
+                .map_err(|e| self.err(ctx, e))?;
             let mut rows = stmt.query([]).map_err(|e| self.err(ctx, e))?;
             while let Some(r) = rows.next().map_err(|e| self.err(ctx, e))? {
                 let sha1: Vec<u8> = r.get(1).map_err(|e| self.err(ctx, e))?;
                 if let Some(f) = all_files.get(&sha1) {
-                    files_of.entry(r.get(0).map_err(|e| self.err(ctx, e))?).or_default().push(f.clone());
+                    files_of
+                        .entry(r.get(0).map_err(|e| self.err(ctx, e))?)
+                        .or_default()
+                        .push(f.clone());
                 }
             }
         }
@@ -349,7 +408,10 @@ impl Store {
                     document_size: r.get::<_, i64>(12)? as u64,
                     ingested_at: r.get(13)?,
                     core_size: r.get::<_, i64>(14)? as u64,
-                    languages: r.get::<_, Option<String>>(15)?.map(|l| l.split(' ').map(str::to_string).collect()).unwrap_or_default(),
+                    languages: r
+                        .get::<_, Option<String>>(15)?
+                        .map(|l| l.split(' ').map(str::to_string).collect())
+                        .unwrap_or_default(),
                     prerequisites: Vec::new(),
                     prerequisite_clauses: Vec::new(),
                     bundle_members: Vec::new(),
@@ -383,7 +445,11 @@ impl Store {
 
     /// Core fragments of every revision whose fragment is at most `max_size` bytes, for serving
     /// from memory.
-    pub fn for_each_small_core(&self, max_size: u64, visit: &mut dyn FnMut(i32, String)) -> StoreResult<()> {
+    pub fn for_each_small_core(
+        &self,
+        max_size: u64,
+        visit: &mut dyn FnMut(i32, String),
+    ) -> StoreResult<()> {
         let ctx = "reading core fragments";
         let mut stmt = self
             .conn
@@ -392,8 +458,12 @@ impl Store {
         let mut rows = stmt.query([max_size as i64]).map_err(|e| self.err(ctx, e))?;
         while let Some(r) = rows.next().map_err(|e| self.err(ctx, e))? {
             let id: i32 = r.get(0).map_err(|e| self.err(ctx, e))?;
-            let blob = r.get_ref(1).and_then(|v| v.as_blob().map_err(Into::into)).map_err(|e| self.err(ctx, e))?;
-            let bytes = super::ingest::decompress(blob, "core fragment").map_err(|e| StoreError::io(&self.db_path(), e))?;
+            let blob = r
+                .get_ref(1)
+                .and_then(|v| v.as_blob().map_err(Into::into))
+                .map_err(|e| self.err(ctx, e))?;
+            let bytes = super::ingest::decompress(blob, "core fragment")
+                .map_err(|e| StoreError::io(&self.db_path(), e))?;
             visit(id, String::from_utf8(bytes).unwrap_or_default());
         }
         Ok(())
@@ -414,14 +484,20 @@ impl Store {
 
     /// A stored document as it travels to a site that keeps `languages`: without the localized
     /// properties and EULAs of other languages (`catalog::language::strip_languages`), compressed.
-    pub fn document_in_languages(&self, revision_id: i32, languages: &[crate::catalog::Language]) -> StoreResult<(Vec<u8>, u64)> {
+    pub fn document_in_languages(
+        &self,
+        revision_id: i32,
+        languages: &[crate::catalog::Language],
+    ) -> StoreResult<(Vec<u8>, u64)> {
         let (compressed, size) = self.compressed_document(revision_id)?;
         if languages.iter().any(crate::catalog::Language::is_all) {
             return Ok((compressed, size));
         }
         let what = format!("the stored document of revision #{revision_id}");
-        let document = decompress_document(&compressed, size, &what).map_err(|e| StoreError::io(&self.db_path(), e))?;
-        let parsed = crate::catalog::parse_update(&document).map_err(|e| StoreError::Document { document: what, source: e })?;
+        let document = decompress_document(&compressed, size, &what)
+            .map_err(|e| StoreError::io(&self.db_path(), e))?;
+        let parsed = crate::catalog::parse_update(&document)
+            .map_err(|e| StoreError::Document { document: what, source: e })?;
         match crate::catalog::language::strip_languages(&document, &parsed.update, languages) {
             Some(stripped) => Ok((super::ingest::compress(&stripped), stripped.len() as u64)),
             None => Ok((compressed, size)),
@@ -472,7 +548,12 @@ impl IngestBatch<'_> {
     }
 
     /// Withdraws an update (expired upstream or no longer carried): clients are not offered it.
-    pub fn record_removal(&mut self, update_id: &str, reason: &str, bundle_id: &str) -> StoreResult<()> {
+    pub fn record_removal(
+        &mut self,
+        update_id: &str,
+        reason: &str,
+        bundle_id: &str,
+    ) -> StoreResult<()> {
         self.execute(
             "INSERT INTO removed_updates (update_id, reason, bundle_id, removed_at) VALUES (?1, ?2, ?3, ?4)
              ON CONFLICT (update_id) DO UPDATE SET reason = excluded.reason, bundle_id = excluded.bundle_id, removed_at = excluded.removed_at",

@@ -43,7 +43,9 @@ impl CommitSignal {
 
 /// A signal for the writer and the loop for a background thread, which returns when the signal
 /// is dropped. `None` when the database cannot be opened a second time (the load runs as before).
-pub(crate) fn background_checkpointer(db: &Path) -> Option<(CommitSignal, impl FnOnce() + Send + use<>)> {
+pub(crate) fn background_checkpointer(
+    db: &Path,
+) -> Option<(CommitSignal, impl FnOnce() + Send + use<>)> {
     let conn = Connection::open(db).ok()?;
     let (signal, requests) = sync_channel(1);
     Some((CommitSignal(signal), move || checkpoint_on_request(conn, requests)))

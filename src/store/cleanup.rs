@@ -58,9 +58,16 @@ const DECLINE_BATCH: usize = 200;
 
 impl Store {
     /// Decides what to clean, changing nothing.
-    pub fn plan_cleanup(&self, options: &CleanupOptions, now: chrono::DateTime<chrono::Utc>) -> StoreResult<CleanupPlan> {
+    pub fn plan_cleanup(
+        &self,
+        options: &CleanupOptions,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> StoreResult<CleanupPlan> {
         let mut plan = CleanupPlan::default();
-        let updates = self.list_updates(&UpdateFilter { approval: Some(ApprovalState::AnyExceptDeclined), ..Default::default() })?;
+        let updates = self.list_updates(&UpdateFilter {
+            approval: Some(ApprovalState::AnyExceptDeclined),
+            ..Default::default()
+        })?;
         let approvals = self.approvals()?;
         if options.decline_superseded || options.decline_expired {
             let approved: HashMap<&str, &str> = approvals
@@ -76,10 +83,15 @@ impl Store {
                 });
             let superseders = self.superseding_updates()?;
             let statuses = self.computer_statuses()?;
-            let grace = (now - chrono::Duration::days(SUPERSEDED_GRACE_DAYS)).format("%Y-%m-%dT%H:%M:%SZ").to_string();
+            let grace = (now - chrono::Duration::days(SUPERSEDED_GRACE_DAYS))
+                .format("%Y-%m-%dT%H:%M:%SZ")
+                .to_string();
             for u in &updates {
                 let expired = u.publication_state.as_deref() == Some("Expired");
-                if options.decline_expired && expired && !approved.contains_key(u.update_id.as_str()) {
+                if options.decline_expired
+                    && expired
+                    && !approved.contains_key(u.update_id.as_str())
+                {
                     plan.declines.push(PlannedDecline {
                         update_id: u.update_id.clone(),
                         title: u.title.clone(),
@@ -93,11 +105,20 @@ impl Store {
                 // WSUS's rule: superseded by an approved update, not approved in the last 30
                 // days, and no computer reports that it needs it.
                 let Some(by) = superseders.get(&u.update_id) else { continue };
-                let Some(approved_superseder) = by.iter().find(|s| approved.contains_key(s.as_str())) else { continue };
+                let Some(approved_superseder) =
+                    by.iter().find(|s| approved.contains_key(s.as_str()))
+                else {
+                    continue;
+                };
                 if approved.get(u.update_id.as_str()).is_some_and(|at| *at > grace.as_str()) {
                     continue;
                 }
-                let needed = statuses.values().any(|s| matches!(s.state_of(&u.update_id, ""), UpdateState::Needed | UpdateState::Failed));
+                let needed = statuses.values().any(|s| {
+                    matches!(
+                        s.state_of(&u.update_id, ""),
+                        UpdateState::Needed | UpdateState::Failed
+                    )
+                });
                 if needed {
                     continue;
                 }
@@ -109,7 +130,8 @@ impl Store {
             }
         }
         if options.unneeded_content {
-            let declining: HashSet<&str> = plan.declines.iter().map(|d| d.update_id.as_str()).collect();
+            let declining: HashSet<&str> =
+                plan.declines.iter().map(|d| d.update_id.as_str()).collect();
             let needed = self.needed_files(&declining)?;
             let known = self.known_files()?;
             let content = self.content().clone();
@@ -119,7 +141,11 @@ impl Store {
                 }
                 let digest = Sha1Digest(*sha1);
                 if content.path(&digest, extension).exists() {
-                    plan.files.push(PlannedFile { path: ContentStore::relative_path(&digest, extension), size: *size, known: true });
+                    plan.files.push(PlannedFile {
+                        path: ContentStore::relative_path(&digest, extension),
+                        size: *size,
+                        known: true,
+                    });
                 }
             }
             for (path, size) in stray_files(&content, &known, now) {
@@ -130,9 +156,13 @@ impl Store {
         }
         if let Some(days) = options.obsolete_computers_days {
             if !(1..=36_500).contains(&days) {
-                return Err(super::StoreError::Refused(format!("obsolete computers: {days} days; use 1 to 36500 (WSUS uses 30)")));
+                return Err(super::StoreError::Refused(format!(
+                    "obsolete computers: {days} days; use 1 to 36500 (WSUS uses 30)"
+                )));
             }
-            let cutoff = (now - chrono::Duration::days(days.into())).format("%Y-%m-%dT%H:%M:%SZ").to_string();
+            let cutoff = (now - chrono::Duration::days(days.into()))
+                .format("%Y-%m-%dT%H:%M:%SZ")
+                .to_string();
             for c in self.computers()? {
                 if c.last_contact_at < cutoff {
                     plan.computers.push(PlannedComputer {
@@ -151,18 +181,31 @@ impl Store {
         let ids: Vec<String> = plan.declines.iter().map(|d| d.update_id.clone()).collect();
         for batch in ids.chunks(DECLINE_BATCH) {
             let decline = |tx: &super::DeploymentTx<'_>| {
-                batch.iter().try_fold(0, |n, id| Ok::<_, super::StoreError>(n + usize::from(tx.decline(id, Some("cleanup"))?)))
+                batch.iter().try_fold(0, |n, id| {
+                    Ok::<_, super::StoreError>(n + usize::from(tx.decline(id, Some("cleanup"))?))
+                })
             };
             self.administer("declining", decline, |n| *n > 0)?;
         }
         let content = self.content().clone();
         // What an import committed since the plan was made stays.
-        let needed_now = if plan.files.is_empty() { HashSet::new() } else { self.needed_files(&HashSet::new())? };
+        let needed_now = if plan.files.is_empty() {
+            HashSet::new()
+        } else {
+            self.needed_files(&HashSet::new())?
+        };
         let known_now = if plan.files.is_empty() { HashMap::new() } else { self.known_files()? };
         for f in &plan.files {
             let path = content.root().join(&f.path);
-            let sha1 = f.path.rsplit('/').next().and_then(|n| n.split('.').next()).and_then(|h| Sha1Digest::from_hex(h).ok());
-            if sha1.is_some_and(|d| needed_now.contains(&d.0) || (!f.known && known_now.contains_key(&d.0))) {
+            let sha1 = f
+                .path
+                .rsplit('/')
+                .next()
+                .and_then(|n| n.split('.').next())
+                .and_then(|h| Sha1Digest::from_hex(h).ok());
+            if sha1.is_some_and(|d| {
+                needed_now.contains(&d.0) || (!f.known && known_now.contains_key(&d.0))
+            }) {
                 continue;
             }
             if f.known
@@ -216,8 +259,10 @@ impl Store {
                 .conn
                 .prepare("SELECT DISTINCT b.member_update_id, r.update_id FROM bundle_members b JOIN revisions r ON r.revision_id = b.revision_id WHERE r.is_latest = 1")
                 .map_err(|e| self.err("listing bundles", e))?;
-            let rows: Vec<(String, String)> =
-                stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).and_then(|r| r.collect()).map_err(|e| self.err("listing bundles", e))?;
+            let rows: Vec<(String, String)> = stmt
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+                .and_then(|r| r.collect())
+                .map_err(|e| self.err("listing bundles", e))?;
             for (member, bundle) in rows {
                 parents.entry(member).or_default().push(bundle);
             }
@@ -226,8 +271,10 @@ impl Store {
             .conn
             .prepare("SELECT rf.sha1, r.update_id FROM revision_files rf JOIN revisions r ON r.revision_id = rf.revision_id WHERE r.is_latest = 1")
             .map_err(|e| self.err("listing files", e))?;
-        let rows: Vec<(Vec<u8>, String)> =
-            stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).and_then(|r| r.collect()).map_err(|e| self.err("listing files", e))?;
+        let rows: Vec<(Vec<u8>, String)> = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .and_then(|r| r.collect())
+            .map_err(|e| self.err("listing files", e))?;
         let mut needed = HashSet::new();
         for (sha1, update) in rows {
             let wanted = match parents.get(&update) {
@@ -243,12 +290,20 @@ impl Store {
 
     /// Every file the store lists: SHA-1 → (extension, size).
     fn known_files(&self) -> StoreResult<HashMap<[u8; 20], (String, u64)>> {
-        let mut stmt = self.conn.prepare("SELECT sha1, extension, size FROM files").map_err(|e| self.err("listing files", e))?;
+        let mut stmt = self
+            .conn
+            .prepare("SELECT sha1, extension, size FROM files")
+            .map_err(|e| self.err("listing files", e))?;
         let rows: Vec<(Vec<u8>, String, i64)> = stmt
             .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
             .and_then(|r| r.collect())
             .map_err(|e| self.err("listing files", e))?;
-        Ok(rows.into_iter().filter_map(|(s, e, n)| <[u8; 20]>::try_from(s.as_slice()).ok().map(|s| (s, (e, n as u64)))).collect())
+        Ok(rows
+            .into_iter()
+            .filter_map(|(s, e, n)| {
+                <[u8; 20]>::try_from(s.as_slice()).ok().map(|s| (s, (e, n as u64)))
+            })
+            .collect())
     }
 }
 
@@ -256,9 +311,16 @@ impl Store {
 /// not list: left by an interrupted copy or put there by hand.
 /// Files younger than a day are left alone: an import moves payloads into the tree just before
 /// it commits their rows.
-fn stray_files(content: &ContentStore, known: &HashMap<[u8; 20], (String, u64)>, now: chrono::DateTime<chrono::Utc>) -> Vec<(String, u64)> {
+fn stray_files(
+    content: &ContentStore,
+    known: &HashMap<[u8; 20], (String, u64)>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Vec<(String, u64)> {
     let young = |m: &std::fs::Metadata| {
-        m.modified().ok().map(chrono::DateTime::<chrono::Utc>::from).is_none_or(|t| now - t < chrono::Duration::days(1))
+        m.modified()
+            .ok()
+            .map(chrono::DateTime::<chrono::Utc>::from)
+            .is_none_or(|t| now - t < chrono::Duration::days(1))
     };
     let mut out = Vec::new();
     let Ok(folders) = std::fs::read_dir(content.root()) else { return out };
@@ -272,8 +334,13 @@ fn stray_files(content: &ContentStore, known: &HashMap<[u8; 20], (String, u64)>,
             let file_name = file.file_name().to_string_lossy().into_owned();
             let Some(hex) = file_name.split('.').next().filter(|h| h.len() == 40) else { continue };
             let Ok(sha1) = Sha1Digest::from_hex(hex) else { continue };
-            if !known.contains_key(&sha1.0) && file.metadata().is_ok_and(|m| m.is_file() && !young(&m)) {
-                out.push((format!("{name}/{file_name}"), file.metadata().map(|m| m.len()).unwrap_or(0)));
+            if !known.contains_key(&sha1.0)
+                && file.metadata().is_ok_and(|m| m.is_file() && !young(&m))
+            {
+                out.push((
+                    format!("{name}/{file_name}"),
+                    file.metadata().map(|m| m.len()).unwrap_or(0),
+                ));
             }
         }
     }

@@ -69,7 +69,12 @@ pub struct EventRecord {
 impl EventRecord {
     /// About what the record holds in memory, for the server's memory budget.
     pub fn approximate_bytes(&self) -> usize {
-        let strings = self.replacement_strings.iter().chain(&self.misc_data).map(|s| s.len() + 24).sum::<usize>();
+        let strings = self
+            .replacement_strings
+            .iter()
+            .chain(&self.misc_data)
+            .map(|s| s.len() + 24)
+            .sum::<usize>();
         256 + self.event_instance_id.len()
             + self.computer_id.len()
             + self.update_id.len()
@@ -112,8 +117,7 @@ pub enum ClientWrite {
 /// newest status report and what followed it.
 pub const MAX_EVENTS_PER_COMPUTER: usize = 10_000;
 
-pub(super) const APPROVAL_COLUMNS: &str =
-    "approval_id, deployment_guid, update_id, group_id, action, deadline, admin, changed_at, changed_stamp";
+pub(super) const APPROVAL_COLUMNS: &str = "approval_id, deployment_guid, update_id, group_id, action, deadline, admin, changed_at, changed_stamp";
 
 pub(super) fn approval_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Approval> {
     Ok(Approval {
@@ -162,9 +166,16 @@ impl Store {
             .conn
             .prepare("SELECT group_id, name, parent_id, is_builtin FROM target_groups ORDER BY is_builtin DESC, name")
             .map_err(|e| self.err("listing groups", e))?;
-        stmt.query_map([], |r| Ok(TargetGroup { group_id: r.get(0)?, name: r.get(1)?, parent_id: r.get(2)?, is_builtin: r.get(3)? }))
-            .and_then(|rows| rows.collect())
-            .map_err(|e| self.err("listing groups", e))
+        stmt.query_map([], |r| {
+            Ok(TargetGroup {
+                group_id: r.get(0)?,
+                name: r.get(1)?,
+                parent_id: r.get(2)?,
+                is_builtin: r.get(3)?,
+            })
+        })
+        .and_then(|rows| rows.collect())
+        .map_err(|e| self.err("listing groups", e))
     }
 
     /// A group by name (case-insensitive) or GUID.
@@ -173,10 +184,13 @@ impl Store {
     }
 
     pub fn computers(&self) -> StoreResult<Vec<ComputerRecord>> {
-        let mut groups: std::collections::HashMap<String, Vec<String>> = std::collections::HashMap::new();
+        let mut groups: std::collections::HashMap<String, Vec<String>> =
+            std::collections::HashMap::new();
         {
-            let mut stmt =
-                self.conn.prepare("SELECT computer_id, group_id FROM computer_groups").map_err(|e| self.err("listing computers", e))?;
+            let mut stmt = self
+                .conn
+                .prepare("SELECT computer_id, group_id FROM computer_groups")
+                .map_err(|e| self.err("listing computers", e))?;
             let rows = stmt
                 .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
                 .map_err(|e| self.err("listing computers", e))?;
@@ -224,7 +238,9 @@ impl Store {
                 .conn
                 .prepare_cached("SELECT group_id FROM computer_groups WHERE computer_id = ?1")
                 .map_err(|e| self.err("reading a computer", e))?;
-            stmt.query_map([computer_id], |r| r.get(0)).and_then(|rows| rows.collect()).map_err(|e| self.err("reading a computer", e))?
+            stmt.query_map([computer_id], |r| r.get(0))
+                .and_then(|rows| rows.collect())
+                .map_err(|e| self.err("reading a computer", e))?
         };
         self.conn
             .query_row(
@@ -265,7 +281,9 @@ impl Store {
             .conn
             .prepare(&format!("SELECT {APPROVAL_COLUMNS} FROM approvals ORDER BY approval_id"))
             .map_err(|e| self.err("listing approvals", e))?;
-        stmt.query_map([], approval_from_row).and_then(|rows| rows.collect()).map_err(|e| self.err("listing approvals", e))
+        stmt.query_map([], approval_from_row)
+            .and_then(|rows| rows.collect())
+            .map_err(|e| self.err("listing approvals", e))
     }
 
     pub fn declines(&self) -> StoreResult<Vec<Decline>> {
@@ -273,9 +291,11 @@ impl Store {
             .conn
             .prepare("SELECT update_id, declined_at, changed_stamp FROM declined_updates")
             .map_err(|e| self.err("listing declines", e))?;
-        stmt.query_map([], |r| Ok(Decline { update_id: r.get(0)?, declined_at: r.get(1)?, changed_stamp: r.get(2)? }))
-            .and_then(|rows| rows.collect())
-            .map_err(|e| self.err("listing declines", e))
+        stmt.query_map([], |r| {
+            Ok(Decline { update_id: r.get(0)?, declined_at: r.get(1)?, changed_stamp: r.get(2)? })
+        })
+        .and_then(|rows| rows.collect())
+        .map_err(|e| self.err("listing declines", e))
     }
 
     /// Every approval change (approved, removed, declined) with its stamp.
@@ -336,12 +356,16 @@ impl Store {
         let fail = |e: rusqlite::Error| StoreError::sqlite(&db, "recording client activity", e);
         // Read once per batch: the batch is one transaction, so it cannot change in between.
         let targeting = super::groups::targeting_in(&tx).map_err(fail)?;
-        let mut client_groups: u32 =
-            tx.query_row("SELECT COUNT(*) FROM target_groups WHERE created_by_client = 1", [], |r| r.get(0)).map_err(fail)?;
+        let mut client_groups: u32 = tx
+            .query_row("SELECT COUNT(*) FROM target_groups WHERE created_by_client = 1", [], |r| {
+                r.get(0)
+            })
+            .map_err(fail)?;
         for w in writes {
             match w {
                 ClientWrite::Contact { computer_id, dns_name, requested_groups } => {
-                    let names: Vec<&str> = requested_groups.iter().map(super::GroupName::as_str).collect();
+                    let names: Vec<&str> =
+                        requested_groups.iter().map(super::GroupName::as_str).collect();
                     let requested = (!names.is_empty()).then(|| names.join(";"));
                     tx.prepare_cached(
                         "INSERT INTO computers (computer_id, dns_name, requested_groups, first_seen_at, last_contact_at) VALUES (?1, ?2, ?3, ?4, ?4)
@@ -353,17 +377,27 @@ impl Store {
                     // Client-side targeting: the groups the client names (created on first use
                     // if so configured); without any, the computer waits in Unassigned Computers.
                     // Server-side targeting keeps what administrators chose.
-                    let requested = if targeting.mode == super::TargetingMode::Client { names.as_slice() } else { &[] };
+                    let requested = if targeting.mode == super::TargetingMode::Client {
+                        names.as_slice()
+                    } else {
+                        &[]
+                    };
                     let mut group_ids = Vec::new();
                     for name in requested {
                         let existing: Option<String> = tx
-                            .query_row("SELECT group_id FROM target_groups WHERE name = ?1 COLLATE NOCASE", [name], |r| r.get(0))
+                            .query_row(
+                                "SELECT group_id FROM target_groups WHERE name = ?1 COLLATE NOCASE",
+                                [name],
+                                |r| r.get(0),
+                            )
                             .optional()
                             .map_err(fail)?;
                         let id = match existing {
                             Some(id) => id,
                             None if !targeting.create_missing_groups => {
-                                tracing::info!("{computer_id} asks for group {name:?}, which does not exist");
+                                tracing::info!(
+                                    "{computer_id} asks for group {name:?}, which does not exist"
+                                );
                                 continue;
                             }
                             None if client_groups >= targeting.max_client_groups => {
@@ -387,10 +421,18 @@ impl Store {
                         group_ids.push(id);
                     }
                     let has_groups: bool = tx
-                        .query_row("SELECT EXISTS (SELECT 1 FROM computer_groups WHERE computer_id = ?1)", [computer_id], |r| r.get(0))
+                        .query_row(
+                            "SELECT EXISTS (SELECT 1 FROM computer_groups WHERE computer_id = ?1)",
+                            [computer_id],
+                            |r| r.get(0),
+                        )
                         .map_err(fail)?;
                     if !group_ids.is_empty() {
-                        tx.execute("DELETE FROM computer_groups WHERE computer_id = ?1", [computer_id]).map_err(fail)?;
+                        tx.execute(
+                            "DELETE FROM computer_groups WHERE computer_id = ?1",
+                            [computer_id],
+                        )
+                        .map_err(fail)?;
                         for g in &group_ids {
                             tx.execute("INSERT OR IGNORE INTO computer_groups (computer_id, group_id) VALUES (?1, ?2)", [computer_id, g])
                                 .map_err(fail)?;
@@ -519,14 +561,16 @@ pub fn parse_new_deadline(text: &str, now: chrono::DateTime<chrono::Utc>) -> Sto
     let t = text.trim();
     let at = if let Ok(d) = chrono::DateTime::parse_from_rfc3339(t) {
         d.with_timezone(&Utc)
-    } else if let Ok(d) =
-        NaiveDateTime::parse_from_str(t, "%Y-%m-%dT%H:%M:%S").or_else(|_| NaiveDateTime::parse_from_str(t, "%Y-%m-%dT%H:%M"))
+    } else if let Ok(d) = NaiveDateTime::parse_from_str(t, "%Y-%m-%dT%H:%M:%S")
+        .or_else(|_| NaiveDateTime::parse_from_str(t, "%Y-%m-%dT%H:%M"))
     {
         Utc.from_utc_datetime(&d)
     } else if let Ok(d) = NaiveDate::parse_from_str(t, "%Y-%m-%d") {
         Utc.from_utc_datetime(&d.and_hms_opt(0, 0, 0).expect("midnight exists"))
     } else {
-        return Err(StoreError::Refused(format!("deadline {text:?}: use 2026-12-01, 2026-12-01T18:00 (UTC) or an RFC 3339 time")));
+        return Err(StoreError::Refused(format!(
+            "deadline {text:?}: use 2026-12-01, 2026-12-01T18:00 (UTC) or an RFC 3339 time"
+        )));
     };
     if at <= now {
         return Err(StoreError::Refused(format!(

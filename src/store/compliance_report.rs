@@ -55,12 +55,14 @@ impl Store {
         let mut rows = stmt.query([]).map_err(fail)?;
         type Owned = (i32, String, String, Vec<String>, String);
         let fold = |events: &[Owned]| {
-            computer_status(events.iter().map(|(event_id, time, update, misc, received)| StatusEvent {
-                event_id: *event_id,
-                time_at_target: time,
-                update_id: update,
-                misc_data: misc,
-                received_at: received,
+            computer_status(events.iter().map(|(event_id, time, update, misc, received)| {
+                StatusEvent {
+                    event_id: *event_id,
+                    time_at_target: time,
+                    update_id: update,
+                    misc_data: misc,
+                    received_at: received,
+                }
             }))
         };
         let mut out = HashMap::new();
@@ -95,15 +97,25 @@ impl Store {
             .conn
             .prepare("SELECT update_id, ingested_at FROM revisions WHERE is_latest = 1")
             .map_err(|e| self.err("reading arrival times", e))?;
-        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).and_then(|rows| rows.collect()).map_err(|e| self.err("reading arrival times", e))
+        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .and_then(|rows| rows.collect())
+            .map_err(|e| self.err("reading arrival times", e))
     }
 
     /// The report over `computers` (all, or those of a group the caller chose).
-    pub fn compliance_report(&self, computers: Vec<ComputerRecord>, group: Option<String>) -> StoreResult<ComplianceReport> {
+    pub fn compliance_report(
+        &self,
+        computers: Vec<ComputerRecord>,
+        group: Option<String>,
+    ) -> StoreResult<ComplianceReport> {
         let statuses = self.computer_statuses()?;
         let arrived = self.arrival_times()?;
-        let updates = self.list_updates(&UpdateFilter { approval: Some(ApprovalState::AnyExceptDeclined), ..Default::default() })?;
-        let group_names: HashMap<String, String> = self.groups()?.into_iter().map(|g| (g.group_id, g.name)).collect();
+        let updates = self.list_updates(&UpdateFilter {
+            approval: Some(ApprovalState::AnyExceptDeclined),
+            ..Default::default()
+        })?;
+        let group_names: HashMap<String, String> =
+            self.groups()?.into_iter().map(|g| (g.group_id, g.name)).collect();
         let empty = ComputerStatus::default();
         let mut per_update: Vec<StateCounts> = vec![StateCounts::default(); updates.len()];
         let mut out = Vec::with_capacity(computers.len());
@@ -112,7 +124,8 @@ impl Store {
             let mut counts = StateCounts::default();
             let (mut failed, mut needed) = (Vec::new(), Vec::new());
             for (i, u) in updates.iter().enumerate() {
-                let state = status.state_of(&u.update_id, arrived.get(&u.update_id).map_or("", String::as_str));
+                let state = status
+                    .state_of(&u.update_id, arrived.get(&u.update_id).map_or("", String::as_str));
                 counts.add(state);
                 per_update[i].add(state);
                 match state {
@@ -123,7 +136,11 @@ impl Store {
             }
             out.push(ComputerCompliance {
                 name: c.dns_name,
-                groups: c.groups.iter().map(|g| group_names.get(g).cloned().unwrap_or_else(|| g.clone())).collect(),
+                groups: c
+                    .groups
+                    .iter()
+                    .map(|g| group_names.get(g).cloned().unwrap_or_else(|| g.clone()))
+                    .collect(),
                 computer_id: c.computer_id,
                 last_contact_at: c.last_contact_at,
                 last_sync_at: c.last_sync_at,
@@ -136,7 +153,10 @@ impl Store {
         let updates = updates
             .into_iter()
             .zip(per_update)
-            .filter(|(u, n)| u.approval == "Approved" || n.needed + n.failed + n.installed + n.installed_pending_reboot > 0)
+            .filter(|(u, n)| {
+                u.approval == "Approved"
+                    || n.needed + n.failed + n.installed + n.installed_pending_reboot > 0
+            })
             .map(|(u, counts)| UpdateCompliance {
                 update_id: u.update_id,
                 kb_article: u.kb_article,

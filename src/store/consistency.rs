@@ -35,7 +35,11 @@ impl Store {
     /// Checks database integrity and catalog invariants; with `deep`, also re-parses every
     /// document against its stored fragments and re-hashes every content file against both
     /// digests. `progress` is called with (bytes done, bytes total) while hashing.
-    pub fn check(&self, deep: bool, progress: &mut dyn FnMut(u64, u64)) -> StoreResult<CheckReport> {
+    pub fn check(
+        &self,
+        deep: bool,
+        progress: &mut dyn FnMut(u64, u64),
+    ) -> StoreResult<CheckReport> {
         let mut report = CheckReport::default();
         let db = self.db_path().display().to_string();
 
@@ -44,13 +48,18 @@ impl Store {
                 .conn
                 .prepare(if deep { "PRAGMA integrity_check" } else { "PRAGMA quick_check" })
                 .map_err(|e| self.err("checking integrity", e))?;
-            stmt.query_map([], |r| r.get(0)).and_then(|rows| rows.collect()).map_err(|e| self.err("checking integrity", e))?
+            stmt.query_map([], |r| r.get(0))
+                .and_then(|rows| rows.collect())
+                .map_err(|e| self.err("checking integrity", e))?
         };
         for line in integrity.into_iter().filter(|l| l != "ok") {
             report.problem(&db, format!("SQLite integrity: {line}"));
         }
         let fk: Vec<(String, i64)> = {
-            let mut stmt = self.conn.prepare("PRAGMA foreign_key_check").map_err(|e| self.err("checking foreign keys", e))?;
+            let mut stmt = self
+                .conn
+                .prepare("PRAGMA foreign_key_check")
+                .map_err(|e| self.err("checking foreign keys", e))?;
             stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
                 .and_then(|rows| rows.collect())
                 .map_err(|e| self.err("checking foreign keys", e))?
@@ -80,7 +89,8 @@ impl Store {
             ("SELECT revision_id FROM revisions WHERE revision_id > 2147483647 OR revision_id < 1", "revision ids fit in 31 bits"),
         ];
         for (sql, rule) in invariants {
-            let mut stmt = self.conn.prepare(sql).map_err(|e| self.err(format!("checking that {rule}"), e))?;
+            let mut stmt =
+                self.conn.prepare(sql).map_err(|e| self.err(format!("checking that {rule}"), e))?;
             let bad: Vec<String> = stmt
                 .query_map([], |r| r.get::<_, rusqlite::types::Value>(0))
                 .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
@@ -92,8 +102,10 @@ impl Store {
                 report.problem(format!("catalog ({rule})"), b);
             }
         }
-        report.revisions_checked =
-            self.conn.query_row("SELECT COUNT(*) FROM revisions", [], |r| r.get::<_, i64>(0)).map_err(|e| self.err("counting", e))? as u64;
+        report.revisions_checked = self
+            .conn
+            .query_row("SELECT COUNT(*) FROM revisions", [], |r| r.get::<_, i64>(0))
+            .map_err(|e| self.err("counting", e))? as u64;
 
         if deep {
             let mut stmt = self
@@ -106,9 +118,12 @@ impl Store {
                     row.get(1).map_err(|e| self.err("re-reading documents", e))?,
                     row.get(2).map_err(|e| self.err("re-reading documents", e))?,
                 );
-                let stored: Vec<u8> = row.get(3).map_err(|e| self.err("re-reading documents", e))?;
-                let document =
-                    row.get_ref(4).and_then(|v| v.as_blob().map_err(Into::into)).map_err(|e| self.err("re-reading documents", e))?;
+                let stored: Vec<u8> =
+                    row.get(3).map_err(|e| self.err("re-reading documents", e))?;
+                let document = row
+                    .get_ref(4)
+                    .and_then(|v| v.as_blob().map_err(Into::into))
+                    .map_err(|e| self.err("re-reading documents", e))?;
                 report.documents_reparsed += 1;
                 let document = match super::ingest::decompress(document, "document") {
                     Ok(d) => d,
@@ -119,10 +134,14 @@ impl Store {
                 };
                 match parse_update(&document) {
                     Ok(parsed) if fragments_digest(&parsed)[..] == stored[..] => {}
-                    Ok(_) => {
-                        report.problem(format!("revision {update_id}/{rev}"), "stored fragments differ from the ones its document yields")
-                    }
-                    Err(e) => report.problem(format!("revision {update_id}/{rev}"), format!("stored document no longer parses: {e}")),
+                    Ok(_) => report.problem(
+                        format!("revision {update_id}/{rev}"),
+                        "stored fragments differ from the ones its document yields",
+                    ),
+                    Err(e) => report.problem(
+                        format!("revision {update_id}/{rev}"),
+                        format!("stored document no longer parses: {e}"),
+                    ),
                 }
             }
         }
@@ -140,7 +159,10 @@ impl Store {
                 report.bytes_hashed += f.size;
                 progress(report.bytes_hashed, total);
             } else if !self.content().has(&expected) {
-                report.problem(path.display().to_string(), format!("{}: missing or of the wrong size", f.file_name));
+                report.problem(
+                    path.display().to_string(),
+                    format!("{}: missing or of the wrong size", f.file_name),
+                );
             }
             report.files_checked += 1;
         }

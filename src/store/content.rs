@@ -17,7 +17,13 @@ pub enum ContentError {
     Io { path: PathBuf, source: io::Error },
 
     #[error("{file_name} ({}): {what} is {actual}, the metadata says {expected}", path.display())]
-    Mismatch { file_name: String, path: PathBuf, what: &'static str, expected: String, actual: String },
+    Mismatch {
+        file_name: String,
+        path: PathBuf,
+        what: &'static str,
+        expected: String,
+        actual: String,
+    },
 
     #[error("{file_name}: missing from the content tree ({})", path.display())]
     Missing { file_name: String, path: PathBuf },
@@ -73,8 +79,16 @@ impl FileHasher {
 
     /// With `sha256_only`, `sha1` is all zeros.
     pub fn finish(self) -> VerifiedFile {
-        let sha1 = if self.without_sha1 { [0; 20] } else { self.sha1.unwrap_or_default().finalize().into() };
-        VerifiedFile { sha1: Sha1Digest(sha1), sha256: Sha256Digest(self.sha256.finalize().into()), size: self.len }
+        let sha1 = if self.without_sha1 {
+            [0; 20]
+        } else {
+            self.sha1.unwrap_or_default().finalize().into()
+        };
+        VerifiedFile {
+            sha1: Sha1Digest(sha1),
+            sha256: Sha256Digest(self.sha256.finalize().into()),
+            size: self.len,
+        }
     }
 }
 
@@ -117,7 +131,11 @@ impl VerifiedFile {
             actual: a,
         };
         if self.size != expected.size {
-            return Err(mismatch("size", format!("{} bytes", expected.size), format!("{} bytes", self.size)));
+            return Err(mismatch(
+                "size",
+                format!("{} bytes", expected.size),
+                format!("{} bytes", self.size),
+            ));
         }
         if self.sha1 != expected.sha1 {
             return Err(mismatch("SHA-1", expected.sha1.to_hex_upper(), self.sha1.to_hex_upper()));
@@ -171,10 +189,15 @@ impl ContentStore {
 
     /// Copies `source` into the tree while hashing it; the file gets its final name only if it
     /// matches `expected`. An existing verified file is replaced atomically.
-    pub fn store_from_reader(&self, expected: &ExpectedFile, mut source: impl Read) -> Result<VerifiedFile, ContentError> {
+    pub fn store_from_reader(
+        &self,
+        expected: &ExpectedFile,
+        mut source: impl Read,
+    ) -> Result<VerifiedFile, ContentError> {
         let staging = self.staging_dir();
         std::fs::create_dir_all(&staging).map_err(Self::io(&staging))?;
-        let temp = staging.join(format!("{}.{}.part", expected.sha1.to_hex_upper(), std::process::id()));
+        let temp =
+            staging.join(format!("{}.{}.part", expected.sha1.to_hex_upper(), std::process::id()));
         let result = (|| {
             let file = File::create(&temp).map_err(Self::io(&temp))?;
             let mut writer = HashingWriter::new(io::BufWriter::with_capacity(COPY_BUFFER, file));
@@ -192,7 +215,9 @@ impl ContentStore {
                 }
             }
             let (file, verified) = writer.finish();
-            let file = file.into_inner().map_err(|e| ContentError::Io { path: temp.clone(), source: e.into_error() })?;
+            let file = file
+                .into_inner()
+                .map_err(|e| ContentError::Io { path: temp.clone(), source: e.into_error() })?;
             verified.check(expected, &temp)?;
             file.sync_data().map_err(Self::io(&temp))?;
             let target = self.path(&expected.sha1, &expected.extension);
@@ -209,16 +234,24 @@ impl ContentStore {
 
     /// Copies `source` into the tree under the name its own SHA-1 gives it (for content this
     /// program produces, such as generated catalogs).
-    pub fn store_by_content(&self, extension: &str, mut source: impl Read) -> Result<VerifiedFile, ContentError> {
+    pub fn store_by_content(
+        &self,
+        extension: &str,
+        mut source: impl Read,
+    ) -> Result<VerifiedFile, ContentError> {
         let staging = self.staging_dir();
         std::fs::create_dir_all(&staging).map_err(Self::io(&staging))?;
-        let temp = staging.join(format!("new.{}.{:?}.part", std::process::id(), std::thread::current().id()).replace(['(', ')'], ""));
+        let temp = staging.join(
+            format!("new.{}.{:?}.part", std::process::id(), std::thread::current().id())
+                .replace(['(', ')'], ""),
+        );
         let result = (|| {
             let file = File::create(&temp).map_err(Self::io(&temp))?;
             let mut writer = HashingWriter::new(io::BufWriter::with_capacity(COPY_BUFFER, file));
             io::copy(&mut source, &mut writer).map_err(Self::io(&temp))?;
             let (file, verified) = writer.finish();
-            file.into_inner().map_err(|e| ContentError::Io { path: temp.clone(), source: e.into_error() })?;
+            file.into_inner()
+                .map_err(|e| ContentError::Io { path: temp.clone(), source: e.into_error() })?;
             let target = self.path(&verified.sha1, extension);
             let folder = target.parent().expect("content paths have a folder");
             std::fs::create_dir_all(folder).map_err(Self::io(folder))?;
@@ -248,7 +281,8 @@ impl ContentStore {
 
     /// True when a file of the right size is in place (a cheap check; `verify` re-hashes).
     pub fn has(&self, expected: &ExpectedFile) -> bool {
-        std::fs::metadata(self.path(&expected.sha1, &expected.extension)).is_ok_and(|m| m.is_file() && m.len() == expected.size)
+        std::fs::metadata(self.path(&expected.sha1, &expected.extension))
+            .is_ok_and(|m| m.is_file() && m.len() == expected.size)
     }
 }
 
@@ -273,7 +307,13 @@ mod tests {
 
     fn expected_for(bytes: &[u8]) -> ExpectedFile {
         let v = hash_reader(&mut &bytes[..]).unwrap();
-        ExpectedFile { sha1: v.sha1, sha256: Some(v.sha256), size: v.size, extension: "cab".into(), file_name: "x.cab".into() }
+        ExpectedFile {
+            sha1: v.sha1,
+            sha256: Some(v.sha256),
+            size: v.size,
+            extension: "cab".into(),
+            file_name: "x.cab".into(),
+        }
     }
 
     #[test]
@@ -283,7 +323,11 @@ mod tests {
         let e = expected_for(b"payload");
         store.store_from_reader(&e, &b"payload"[..]).unwrap();
         let path = store.path(&e.sha1, "cab");
-        assert!(path.to_string_lossy().ends_with(&format!("content/{}/{}.cab", e.sha1.content_folder(), e.sha1.to_hex_upper())));
+        assert!(path.to_string_lossy().ends_with(&format!(
+            "content/{}/{}.cab",
+            e.sha1.content_folder(),
+            e.sha1.to_hex_upper()
+        )));
         assert_eq!(std::fs::read(path).unwrap(), b"payload");
         store.verify(&e).unwrap();
     }
@@ -296,7 +340,11 @@ mod tests {
         let err = store.store_from_reader(&e, &b"paylaod"[..]).unwrap_err();
         assert!(matches!(err, ContentError::Mismatch { what: "SHA-1", .. }), "{err}");
         assert!(!store.path(&e.sha1, "cab").exists());
-        assert_eq!(std::fs::read_dir(store.staging_dir()).unwrap().count(), 0, "the partial file is removed");
+        assert_eq!(
+            std::fs::read_dir(store.staging_dir()).unwrap().count(),
+            0,
+            "the partial file is removed"
+        );
         let longer = store.store_from_reader(&e, &b"payload and more"[..]).unwrap_err();
         assert!(matches!(longer, ContentError::Mismatch { what: "size", .. }));
     }

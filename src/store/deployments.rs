@@ -22,7 +22,8 @@ impl ToSql for Action {
 impl FromSql for Action {
     fn column_result(value: ValueRef<'_>) -> FromSqlResult<Action> {
         let name = value.as_str()?;
-        Action::from_name(name).ok_or_else(|| FromSqlError::Other(format!("unknown approval action {name:?}").into()))
+        Action::from_name(name)
+            .ok_or_else(|| FromSqlError::Other(format!("unknown approval action {name:?}").into()))
     }
 }
 
@@ -40,7 +41,12 @@ impl DeploymentTx<'_> {
     }
 
     pub fn is_declined(&self, update_id: &str) -> StoreResult<bool> {
-        let found = self.tx.query_row("SELECT 1 FROM declined_updates WHERE update_id = ?1", [update_id], |_| Ok(())).optional();
+        let found = self
+            .tx
+            .query_row("SELECT 1 FROM declined_updates WHERE update_id = ?1", [update_id], |_| {
+                Ok(())
+            })
+            .optional();
         Ok(found.map_err(self.fail(format!("reading whether {update_id} is declined")))?.is_some())
     }
 
@@ -93,11 +99,20 @@ impl DeploymentTx<'_> {
         let fail = || self.fail(format!("removing the approval of {update_id}"));
         let guid: Option<String> = self
             .tx
-            .query_row("SELECT deployment_guid FROM approvals WHERE update_id = ?1 AND group_id = ?2", [update_id, group_id], |r| r.get(0))
+            .query_row(
+                "SELECT deployment_guid FROM approvals WHERE update_id = ?1 AND group_id = ?2",
+                [update_id, group_id],
+                |r| r.get(0),
+            )
             .optional()
             .map_err(fail())?;
         let Some(guid) = guid else { return Ok(false) };
-        self.tx.execute("DELETE FROM approvals WHERE update_id = ?1 AND group_id = ?2", [update_id, group_id]).map_err(fail())?;
+        self.tx
+            .execute(
+                "DELETE FROM approvals WHERE update_id = ?1 AND group_id = ?2",
+                [update_id, group_id],
+            )
+            .map_err(fail())?;
         self.log(&guid, update_id, group_id, "removed").map_err(fail())?;
         Ok(true)
     }
@@ -122,7 +137,9 @@ impl DeploymentTx<'_> {
                 params![update_id, self.stamp],
             )
             .map_err(fail())?;
-        self.tx.execute("DELETE FROM approvals WHERE update_id = ?1", [update_id]).map_err(fail())?;
+        self.tx
+            .execute("DELETE FROM approvals WHERE update_id = ?1", [update_id])
+            .map_err(fail())?;
         self.log("", update_id, "", "declined").map_err(fail())?;
         Ok(true)
     }
@@ -130,14 +147,25 @@ impl DeploymentTx<'_> {
     /// Makes a declined update approvable again; false when it was not declined.
     pub fn undecline(&self, update_id: &str) -> StoreResult<bool> {
         let fail = || self.fail(format!("undeclining {update_id}"));
-        if self.tx.execute("DELETE FROM declined_updates WHERE update_id = ?1", [update_id]).map_err(fail())? == 0 {
+        if self
+            .tx
+            .execute("DELETE FROM declined_updates WHERE update_id = ?1", [update_id])
+            .map_err(fail())?
+            == 0
+        {
             return Ok(false);
         }
         self.log("", update_id, "", "undeclined").map_err(fail())?;
         Ok(true)
     }
 
-    fn log(&self, deployment_guid: &str, update_id: &str, group_id: &str, change: &str) -> rusqlite::Result<usize> {
+    fn log(
+        &self,
+        deployment_guid: &str,
+        update_id: &str,
+        group_id: &str,
+        change: &str,
+    ) -> rusqlite::Result<usize> {
         self.tx.execute(
             "INSERT INTO approval_changes (changed_stamp, deployment_guid, update_id, group_id, change) VALUES (?1, ?2, ?3, ?4, ?5)",
             params![self.stamp, deployment_guid, update_id, group_id, change],

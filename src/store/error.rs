@@ -88,7 +88,13 @@ impl std::fmt::Display for FileConflict {
             f,
             "{}: file {} ({}) is already stored with size {} and SHA-256 {}, this document says size {} and SHA-256 {} \
              (the batch was rolled back)",
-            self.document, self.sha1, self.file_name, self.stored_size, self.stored_sha256, self.size, self.sha256
+            self.document,
+            self.sha1,
+            self.file_name,
+            self.stored_size,
+            self.stored_sha256,
+            self.size,
+            self.sha256
         )
     }
 }

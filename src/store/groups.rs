@@ -44,11 +44,22 @@ const MAX_CLIENT_GROUPS_KEY: &str = "targeting.max_client_groups";
 
 /// The targeting settings, read through a connection or inside a transaction.
 pub(super) fn targeting_in(conn: &Connection) -> rusqlite::Result<Targeting> {
-    let get = |key: &str| conn.query_row("SELECT value FROM settings WHERE key = ?1", [key], |r| r.get::<_, String>(0)).optional();
+    let get = |key: &str| {
+        conn.query_row("SELECT value FROM settings WHERE key = ?1", [key], |r| {
+            r.get::<_, String>(0)
+        })
+        .optional()
+    };
     Ok(Targeting {
-        mode: if get(MODE_KEY)?.as_deref() == Some("server") { TargetingMode::Server } else { TargetingMode::Client },
+        mode: if get(MODE_KEY)?.as_deref() == Some("server") {
+            TargetingMode::Server
+        } else {
+            TargetingMode::Client
+        },
         create_missing_groups: get(CREATE_KEY)?.as_deref() != Some("false"),
-        max_client_groups: get(MAX_CLIENT_GROUPS_KEY)?.and_then(|v| v.parse().ok()).unwrap_or(DEFAULT_MAX_CLIENT_GROUPS),
+        max_client_groups: get(MAX_CLIENT_GROUPS_KEY)?
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(DEFAULT_MAX_CLIENT_GROUPS),
     })
 }
 
@@ -69,9 +80,12 @@ pub fn display_name<'a>(text: &'a str, what: &str) -> Result<&'a str, StoreError
         c.is_control()
             || matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{2069}' | '\u{FEFF}')
     };
-    if name.is_empty() || name.chars().count() > GroupName::MAX_CHARS || name.chars().any(invisible) {
+    if name.is_empty() || name.chars().count() > GroupName::MAX_CHARS || name.chars().any(invisible)
+    {
         let shown: String = name.chars().take(40).flat_map(char::escape_default).collect();
-        return Err(refused(format!("{what} \"{shown}\": a {what} has 1 to 256 printable characters")));
+        return Err(refused(format!(
+            "{what} \"{shown}\": a {what} has 1 to 256 printable characters"
+        )));
     }
     Ok(name)
 }
@@ -110,7 +124,10 @@ fn refused(message: String) -> StoreError {
 }
 
 /// A group by name (case-insensitive) or GUID, through a connection or inside a transaction.
-pub(super) fn group_in(conn: &Connection, name_or_id: &str) -> rusqlite::Result<Option<TargetGroup>> {
+pub(super) fn group_in(
+    conn: &Connection,
+    name_or_id: &str,
+) -> rusqlite::Result<Option<TargetGroup>> {
     conn.query_row(
         "SELECT group_id, name, parent_id, is_builtin FROM target_groups WHERE name = ?1 COLLATE NOCASE OR group_id = lower(?1)",
         [name_or_id],
@@ -133,7 +150,8 @@ impl Store {
     /// Groups in tree order: parents before children, built-in groups first, then by name.
     pub fn group_tree(&self) -> StoreResult<Vec<GroupInTree>> {
         let groups = self.groups()?;
-        let mut children: std::collections::HashMap<Option<&str>, Vec<&TargetGroup>> = std::collections::HashMap::new();
+        let mut children: std::collections::HashMap<Option<&str>, Vec<&TargetGroup>> =
+            std::collections::HashMap::new();
         for g in &groups {
             children.entry(g.parent_id.as_deref()).or_default().push(g);
         }
@@ -141,8 +159,10 @@ impl Store {
             list.sort_by_key(|g| (!g.is_builtin, g.name.to_lowercase()));
         }
         let mut out = Vec::with_capacity(groups.len());
-        let mut stack: Vec<(&TargetGroup, String, usize)> =
-            children.get(&None).map(|r| r.iter().rev().map(|g| (*g, g.name.clone(), 0)).collect()).unwrap_or_default();
+        let mut stack: Vec<(&TargetGroup, String, usize)> = children
+            .get(&None)
+            .map(|r| r.iter().rev().map(|g| (*g, g.name.clone(), 0)).collect())
+            .unwrap_or_default();
         while let Some((g, path, depth)) = stack.pop() {
             if let Some(kids) = children.get(&Some(g.group_id.as_str())) {
                 for k in kids.iter().rev() {
@@ -156,13 +176,18 @@ impl Store {
 
     /// The computers in a group or any group under it.
     pub fn computers_in_group(&self, group: &str) -> StoreResult<Vec<ComputerRecord>> {
-        let g = self.group(group)?.ok_or_else(|| StoreError::NotFound(format!("no computer group {group:?} (see `ferry groups list`)")))?;
+        let g = self.group(group)?.ok_or_else(|| {
+            StoreError::NotFound(format!("no computer group {group:?} (see `ferry groups list`)"))
+        })?;
         let computers = self.computers()?;
         if g.group_id == ALL_COMPUTERS {
             return Ok(computers);
         }
-        let parents: std::collections::HashMap<String, String> =
-            self.groups()?.into_iter().filter_map(|t| t.parent_id.map(|p| (t.group_id, p))).collect();
+        let parents: std::collections::HashMap<String, String> = self
+            .groups()?
+            .into_iter()
+            .filter_map(|t| t.parent_id.map(|p| (t.group_id, p)))
+            .collect();
         // Walk up from each of a computer's groups: the group asked for, or one above it.
         let inside = |start: &String| {
             let mut id = start;
@@ -185,8 +210,14 @@ impl Store {
     }
 
     pub fn set_targeting(&mut self, targeting: Targeting) -> StoreResult<()> {
-        self.set_setting(MODE_KEY, if targeting.mode == TargetingMode::Server { "server" } else { "client" })?;
-        self.set_setting(CREATE_KEY, if targeting.create_missing_groups { "true" } else { "false" })?;
+        self.set_setting(
+            MODE_KEY,
+            if targeting.mode == TargetingMode::Server { "server" } else { "client" },
+        )?;
+        self.set_setting(
+            CREATE_KEY,
+            if targeting.create_missing_groups { "true" } else { "false" },
+        )?;
         self.set_setting(MAX_CLIENT_GROUPS_KEY, &targeting.max_client_groups.to_string())
     }
 
@@ -227,16 +258,25 @@ impl Store {
             "moving a group",
             |tx, _| {
                 let Some(group) = group_in(tx, name_or_id)? else {
-                    return Ok(Err(StoreError::NotFound(format!("no computer group {name_or_id:?}"))));
+                    return Ok(Err(StoreError::NotFound(format!(
+                        "no computer group {name_or_id:?}"
+                    ))));
                 };
                 let Some(parent) = group_in(tx, new_parent)? else {
-                    return Ok(Err(StoreError::NotFound(format!("no computer group {new_parent:?}"))));
+                    return Ok(Err(StoreError::NotFound(format!(
+                        "no computer group {new_parent:?}"
+                    ))));
                 };
                 if group.is_builtin {
-                    return Ok(Err(refused(format!("{} is built in and stays where it is", group.name))));
+                    return Ok(Err(refused(format!(
+                        "{} is built in and stays where it is",
+                        group.name
+                    ))));
                 }
                 if parent.group_id == UNASSIGNED_COMPUTERS {
-                    return Ok(Err(refused("Unassigned Computers cannot have subgroups (as on WSUS)".into())));
+                    return Ok(Err(refused(
+                        "Unassigned Computers cannot have subgroups (as on WSUS)".into(),
+                    )));
                 }
                 // Walk up from the new parent: meeting the group itself means a cycle.
                 let mut cursor = Some(parent.group_id.clone());
@@ -247,10 +287,19 @@ impl Store {
                             group.name, parent.name, parent.name, group.name
                         ))));
                     }
-                    cursor =
-                        tx.query_row("SELECT parent_id FROM target_groups WHERE group_id = ?1", [&id], |r| r.get(0)).optional()?.flatten();
+                    cursor = tx
+                        .query_row(
+                            "SELECT parent_id FROM target_groups WHERE group_id = ?1",
+                            [&id],
+                            |r| r.get(0),
+                        )
+                        .optional()?
+                        .flatten();
                 }
-                tx.execute("UPDATE target_groups SET parent_id = ?2 WHERE group_id = ?1", [&group.group_id, &parent.group_id])?;
+                tx.execute(
+                    "UPDATE target_groups SET parent_id = ?2 WHERE group_id = ?1",
+                    [&group.group_id, &parent.group_id],
+                )?;
                 Ok(Ok(TargetGroup { parent_id: Some(parent.group_id), ..group }))
             },
             |_| true,
@@ -307,14 +356,21 @@ impl Store {
             .into_iter()
             .filter(|c| {
                 let dns = c.dns_name.to_ascii_lowercase();
-                c.computer_id == wanted || dns == wanted || dns.split('.').next() == Some(wanted.as_str())
+                c.computer_id == wanted
+                    || dns == wanted
+                    || dns.split('.').next() == Some(wanted.as_str())
             })
             .collect())
     }
 
     /// Server-side targeting: puts computers in `group`, replacing their groups (`keep`: adding
     /// it to them). All or none.
-    pub fn assign_computers(&mut self, computer_ids: &[String], group: &str, keep: bool) -> StoreResult<TargetGroup> {
+    pub fn assign_computers(
+        &mut self,
+        computer_ids: &[String],
+        group: &str,
+        keep: bool,
+    ) -> StoreResult<TargetGroup> {
         self.deployment_change(
             "placing computers",
             |tx, _| {

@@ -36,9 +36,16 @@ pub struct IngestBatch<'s> {
 impl Store {
     pub fn begin_ingest(&mut self) -> StoreResult<IngestBatch<'_>> {
         let db = self.db_path();
-        let tx = self.conn.transaction().map_err(|e| StoreError::sqlite(&db, "starting an ingest transaction", e))?;
+        let tx = self
+            .conn
+            .transaction()
+            .map_err(|e| StoreError::sqlite(&db, "starting an ingest transaction", e))?;
         let stamp: i64 = tx
-            .query_row("SELECT CAST(value AS INTEGER) FROM settings WHERE key = 'catalog_stamp'", [], |r| r.get(0))
+            .query_row(
+                "SELECT CAST(value AS INTEGER) FROM settings WHERE key = 'catalog_stamp'",
+                [],
+                |r| r.get(0),
+            )
             .optional()
             .map_err(|e| StoreError::sqlite(&db, "reading the catalog stamp", e))?
             .unwrap_or(0)
@@ -48,7 +55,8 @@ impl Store {
 }
 
 /// A newer revision arrived: its update's older revisions stop being what clients see.
-pub(crate) const RETIRE_OLDER_REVISIONS: &str = "UPDATE revisions SET is_latest = 0 WHERE update_id = ?1 AND is_latest = 1";
+pub(crate) const RETIRE_OLDER_REVISIONS: &str =
+    "UPDATE revisions SET is_latest = 0 WHERE update_id = ?1 AND is_latest = 1";
 
 /// zstd level for stored documents and fragments: fast enough to stay behind parsing.
 const COMPRESSION_LEVEL: i32 = 1;
@@ -70,18 +78,32 @@ pub(crate) fn stored_languages(languages: &[String]) -> Option<String> {
 
 /// Decompresses what the store keeps (documents, fragments): never more than a document may be.
 pub(crate) fn decompress(bytes: &[u8], what: &str) -> std::io::Result<Vec<u8>> {
-    decompress_at_most(bytes, crate::catalog::MAX_DOCUMENT_BYTES, bytes.len().saturating_mul(4), what)
+    decompress_at_most(
+        bytes,
+        crate::catalog::MAX_DOCUMENT_BYTES,
+        bytes.len().saturating_mul(4),
+        what,
+    )
 }
 
 /// The one zstd decompressor: at most `limit` bytes come out, and more is an error (a
 /// decompression bomb, or damage), found after `limit + 1` bytes at the most. `expected`:
 /// the room to start with.
-pub(crate) fn decompress_at_most(bytes: &[u8], limit: usize, expected: usize, what: &str) -> std::io::Result<Vec<u8>> {
+pub(crate) fn decompress_at_most(
+    bytes: &[u8],
+    limit: usize,
+    expected: usize,
+    what: &str,
+) -> std::io::Result<Vec<u8>> {
     use std::io::Read;
     let invalid = |message: String| std::io::Error::new(std::io::ErrorKind::InvalidData, message);
     let mut out = Vec::with_capacity(expected.min(limit));
-    let decoder = zstd::stream::read::Decoder::with_buffer(bytes).map_err(|e| invalid(format!("{what}: {e}")))?;
-    decoder.take(limit as u64 + 1).read_to_end(&mut out).map_err(|e| invalid(format!("{what}: does not decompress: {e}")))?;
+    let decoder = zstd::stream::read::Decoder::with_buffer(bytes)
+        .map_err(|e| invalid(format!("{what}: {e}")))?;
+    decoder
+        .take(limit as u64 + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| invalid(format!("{what}: does not decompress: {e}")))?;
     if out.len() > limit {
         return Err(invalid(format!("{what}: decompresses to more than {limit} bytes")));
     }
@@ -114,7 +136,8 @@ impl PreparedRevision {
 
 /// Parses and compresses one document; `source` names it in errors (a file, a bundle member...).
 pub fn prepare_revision(source: &str, document: &[u8]) -> StoreResult<PreparedRevision> {
-    let parsed = parse_update(document).map_err(|e| StoreError::Document { document: source.to_string(), source: e })?;
+    let parsed = parse_update(document)
+        .map_err(|e| StoreError::Document { document: source.to_string(), source: e })?;
     Ok(prepare_parsed(source, document, parsed))
 }
 
@@ -154,7 +177,11 @@ pub fn fragments_digest(parsed: &ParsedUpdate) -> [u8; 16] {
 
 impl IngestBatch<'_> {
     /// Localized properties of a revision, in the languages it does not have yet.
-    fn store_localized(&mut self, revision_id: i32, prepared: &PreparedRevision) -> StoreResult<()> {
+    fn store_localized(
+        &mut self,
+        revision_id: i32,
+        prepared: &PreparedRevision,
+    ) -> StoreResult<()> {
         let (u, id) = (&prepared.update, prepared.update.identity);
         for (language, fragment) in &prepared.localized {
             let props = u.localized.iter().find(|l| &l.language == language);
@@ -171,7 +198,11 @@ impl IngestBatch<'_> {
     /// Whether a stored revision and the prepared one differ only in which languages their
     /// localized properties have: the same Core and Extended fragments, and the same localized
     /// fragment for every language both have.
-    fn same_but_languages(&self, revision_id: i32, prepared: &PreparedRevision) -> StoreResult<bool> {
+    fn same_but_languages(
+        &self,
+        revision_id: i32,
+        prepared: &PreparedRevision,
+    ) -> StoreResult<bool> {
         let id = prepared.update.identity;
         let stored: (Vec<u8>, Vec<u8>) = self
             .tx
@@ -204,7 +235,10 @@ impl IngestBatch<'_> {
     }
 
     /// Maps a database error, building its context only when there is an error.
-    fn err<'a, C: Into<String>>(&'a self, context: impl FnOnce() -> C + 'a) -> impl FnOnce(rusqlite::Error) -> StoreError + 'a {
+    fn err<'a, C: Into<String>>(
+        &'a self,
+        context: impl FnOnce() -> C + 'a,
+    ) -> impl FnOnce(rusqlite::Error) -> StoreError + 'a {
         move |e| StoreError::sqlite(&self.db, context(), e)
     }
 
@@ -221,14 +255,22 @@ impl IngestBatch<'_> {
 
     /// Stores many documents in order, parsing and compressing them on all cores. Stops at the
     /// first bad document (the caller drops the batch, which rolls it back).
-    pub fn add_documents(&mut self, documents: &[(String, Vec<u8>)]) -> StoreResult<Vec<AddOutcome>> {
+    pub fn add_documents(
+        &mut self,
+        documents: &[(String, Vec<u8>)],
+    ) -> StoreResult<Vec<AddOutcome>> {
         let prepared: Vec<StoreResult<PreparedRevision>> =
             documents.par_iter().map(|(source, doc)| prepare_revision(source, doc)).collect();
         prepared.into_iter().map(|p| p.and_then(|p| self.add_prepared(&p))).collect()
     }
 
     /// Stores a document parsed by the caller.
-    pub fn add_parsed(&mut self, source: &str, document: &[u8], parsed: ParsedUpdate) -> StoreResult<AddOutcome> {
+    pub fn add_parsed(
+        &mut self,
+        source: &str,
+        document: &[u8],
+        parsed: ParsedUpdate,
+    ) -> StoreResult<AddOutcome> {
         self.add_prepared(&prepare_parsed(source, document, parsed))
     }
 
@@ -258,7 +300,10 @@ impl IngestBatch<'_> {
                 self.report.unchanged += 1;
                 return Ok(AddOutcome::Unchanged { revision_id });
             }
-            return Err(StoreError::ConflictingRevision { document: source.to_string(), identity: id });
+            return Err(StoreError::ConflictingRevision {
+                document: source.to_string(),
+                identity: id,
+            });
         }
         // Is this the newest revision of its update? (An index-only lookup.)
         let newest_stored: Option<i32> = self
@@ -355,7 +400,12 @@ impl IngestBatch<'_> {
         Ok(AddOutcome::Added { revision_id })
     }
 
-    fn add_file(&mut self, source: &str, revision_id: i32, file: &crate::catalog::UpdateFile) -> StoreResult<()> {
+    fn add_file(
+        &mut self,
+        source: &str,
+        revision_id: i32,
+        file: &crate::catalog::UpdateFile,
+    ) -> StoreResult<()> {
         let inserted = self
             .tx
             .prepare_cached(
@@ -380,7 +430,8 @@ impl IngestBatch<'_> {
                 .prepare_cached("SELECT sha256, size FROM files WHERE sha1 = ?1")
                 .and_then(|mut s| s.query_row([&file.sha1.0[..]], |r| Ok((r.get(0)?, r.get(1)?))))
                 .map_err(self.err(|| format!("looking up file {}", file.sha1)))?;
-            let sha_differs = matches!((&stored_sha256, &file.sha256), (Some(a), Some(b)) if a[..] != b.0[..]);
+            let sha_differs =
+                matches!((&stored_sha256, &file.sha256), (Some(a), Some(b)) if a[..] != b.0[..]);
             if sha_differs || stored_size as u64 != file.size {
                 let hex = |v: Option<&[u8]>| v.map(hex::encode).unwrap_or_else(|| "(none)".into());
                 return Err(StoreError::ConflictingFile(Box::new(super::error::FileConflict {
@@ -395,26 +446,36 @@ impl IngestBatch<'_> {
             }
             if stored_sha256.is_none() && file.sha256.is_some() {
                 self.tx
-                    .execute("UPDATE files SET sha256 = ?2 WHERE sha1 = ?1", params![&file.sha1.0[..], file.sha256.map(|d| d.0.to_vec())])
+                    .execute(
+                        "UPDATE files SET sha256 = ?2 WHERE sha1 = ?1",
+                        params![&file.sha1.0[..], file.sha256.map(|d| d.0.to_vec())],
+                    )
                     .map_err(self.err(|| format!("recording the SHA-256 of file {}", file.sha1)))?;
             }
         }
         self.tx
-            .prepare_cached("INSERT OR IGNORE INTO revision_files (revision_id, sha1) VALUES (?1, ?2)")
+            .prepare_cached(
+                "INSERT OR IGNORE INTO revision_files (revision_id, sha1) VALUES (?1, ?2)",
+            )
             .and_then(|mut s| s.execute(params![revision_id, &file.sha1.0[..]]))
             .map_err(self.err(|| format!("linking file {}", file.sha1)))?;
         Ok(())
     }
 
     /// What the metadata says a file is (SHA-256, size, extension), if any revision names it.
-    pub fn described_file(&mut self, sha1: &crate::catalog::Sha1Digest) -> StoreResult<Option<DescribedFile>> {
+    pub fn described_file(
+        &mut self,
+        sha1: &crate::catalog::Sha1Digest,
+    ) -> StoreResult<Option<DescribedFile>> {
         self.tx
             .prepare_cached("SELECT sha256, size, extension FROM files WHERE sha1 = ?1")
             .and_then(|mut s| {
                 s.query_row([&sha1.0[..]], |r| {
                     let sha256: Option<Vec<u8>> = r.get(0)?;
                     Ok(DescribedFile {
-                        sha256: sha256.as_deref().and_then(crate::catalog::Sha256Digest::from_slice),
+                        sha256: sha256
+                            .as_deref()
+                            .and_then(crate::catalog::Sha256Digest::from_slice),
                         size: r.get::<_, i64>(1)? as u64,
                         extension: r.get(2)?,
                     })
@@ -451,8 +512,17 @@ impl IngestBatch<'_> {
             .map_err(self.err(|| format!("reading setting {key}")))
     }
 
-    pub(crate) fn execute(&mut self, sql: &str, params: impl rusqlite::Params, context: &str) -> StoreResult<()> {
-        self.tx.prepare_cached(sql).and_then(|mut s| s.execute(params)).map(|_| ()).map_err(self.err(|| context.to_string()))
+    pub(crate) fn execute(
+        &mut self,
+        sql: &str,
+        params: impl rusqlite::Params,
+        context: &str,
+    ) -> StoreResult<()> {
+        self.tx
+            .prepare_cached(sql)
+            .and_then(|mut s| s.execute(params))
+            .map(|_| ())
+            .map_err(self.err(|| context.to_string()))
     }
 
     pub fn report(&self) -> IngestReport {
@@ -505,18 +575,31 @@ pub struct IngestItem {
 
 impl IngestItem {
     pub fn new(source: impl Into<String>, document: Vec<u8>) -> Self {
-        IngestItem { source: source.into(), document, compressed_size: None, present_files: Vec::new() }
+        IngestItem {
+            source: source.into(),
+            document,
+            compressed_size: None,
+            present_files: Vec::new(),
+        }
     }
 
     pub fn compressed(source: impl Into<String>, frame: Vec<u8>, size: u64) -> Self {
-        IngestItem { source: source.into(), document: frame, compressed_size: Some(size), present_files: Vec::new() }
+        IngestItem {
+            source: source.into(),
+            document: frame,
+            compressed_size: Some(size),
+            present_files: Vec::new(),
+        }
     }
 
     fn prepare(self) -> StoreResult<(PreparedRevision, Vec<crate::catalog::Sha1Digest>)> {
         let document = match self.compressed_size {
             None => self.document,
             Some(size) => super::bundles::decompress_document(&self.document, size, &self.source)
-                .map_err(|e| StoreError::Oversized { document: self.source.clone(), message: e.to_string() })?,
+                .map_err(|e| StoreError::Oversized {
+                document: self.source.clone(),
+                message: e.to_string(),
+            })?,
         };
         Ok((prepare_revision(&self.source, &document)?, self.present_files))
     }
@@ -550,22 +633,29 @@ impl Store {
     /// Ingests a stream of documents: a reader thread, one preparing worker per core (parse,
     /// derive, compress), and this thread writing them in their original order (so revision ids
     /// follow the stream).
-    pub fn ingest_stream<I>(&mut self, documents: I, options: IngestOptions<'_>) -> StoreResult<IngestReport>
+    pub fn ingest_stream<I>(
+        &mut self,
+        documents: I,
+        options: IngestOptions<'_>,
+    ) -> StoreResult<IngestReport>
     where
         I: Iterator<Item = StoreResult<IngestItem>> + Send,
     {
         use std::sync::{Arc, Mutex, mpsc};
         type Prepared = StoreResult<(PreparedRevision, Vec<crate::catalog::Sha1Digest>)>;
         let IngestOptions { commit_every, mut progress, mut before_commit } = options;
-        let mut before_commit = move |batch: &mut IngestBatch<'_>, done: u64| match before_commit.as_mut() {
-            Some(f) => f(batch, done),
-            None => Ok(()),
-        };
+        let mut before_commit =
+            move |batch: &mut IngestBatch<'_>, done: u64| match before_commit.as_mut() {
+                Some(f) => f(batch, done),
+                None => Ok(()),
+            };
         let workers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
         std::thread::scope(|scope| {
             // Batch n carries documents first..first + len of the stream.
-            let (work_tx, work_rx) = mpsc::sync_channel::<(u64, Vec<StoreResult<IngestItem>>)>(BATCHES_IN_FLIGHT);
-            let (done_tx, done_rx) = mpsc::sync_channel::<(u64, Vec<Prepared>)>(PREPARED_BATCHES_AHEAD);
+            let (work_tx, work_rx) =
+                mpsc::sync_channel::<(u64, Vec<StoreResult<IngestItem>>)>(BATCHES_IN_FLIGHT);
+            let (done_tx, done_rx) =
+                mpsc::sync_channel::<(u64, Vec<Prepared>)>(PREPARED_BATCHES_AHEAD);
             scope.spawn(move || {
                 let (mut batch, mut batch_bytes, mut first) = (Vec::new(), 0usize, 0u64);
                 for item in documents {
@@ -589,9 +679,15 @@ impl Store {
                 let (work_rx, done_tx) = (Arc::clone(&work_rx), done_tx.clone());
                 scope.spawn(move || {
                     loop {
-                        let next = work_rx.lock().expect("no worker panics while holding the queue").recv();
+                        let next = work_rx
+                            .lock()
+                            .expect("no worker panics while holding the queue")
+                            .recv();
                         let Ok((first, items)) = next else { return };
-                        let prepared = items.into_iter().map(|item| item.and_then(IngestItem::prepare)).collect();
+                        let prepared = items
+                            .into_iter()
+                            .map(|item| item.and_then(IngestItem::prepare))
+                            .collect();
                         if done_tx.send((first, prepared)).is_err() {
                             return;
                         }
@@ -601,14 +697,16 @@ impl Store {
             drop(done_tx);
 
             // Batches that commit as they go are checkpointed beside the load, not after it.
-            let checkpoints = commit_every.and_then(|_| super::checkpointer::background_checkpointer(&self.db_path())).map(
-                |(signal, checkpoint_on_request)| {
+            let checkpoints = commit_every
+                .and_then(|_| super::checkpointer::background_checkpointer(&self.db_path()))
+                .map(|(signal, checkpoint_on_request)| {
                     scope.spawn(checkpoint_on_request);
                     signal
-                },
-            );
+                });
             // The writer itself checkpoints rarely during a bulk load: each checkpoint waits for the disk.
-            self.conn.pragma_update(None, "wal_autocheckpoint", 16384).map_err(|e| self.err("tuning checkpoints", e))?;
+            self.conn
+                .pragma_update(None, "wal_autocheckpoint", 16384)
+                .map_err(|e| self.err("tuning checkpoints", e))?;
             let mut total = IngestReport::default();
             let mut batch = self.begin_ingest()?;
             let (mut in_batch, mut next_seq, mut commits) = (0usize, 0u64, 0u64);
@@ -629,7 +727,9 @@ impl Store {
                             total.add(batch.commit()?);
                             commits += 1;
                             match &checkpoints {
-                                Some(signal) if commits % CATCH_UP_EVERY_COMMITS == 0 => signal.committed_and_caught_up(),
+                                Some(signal) if commits % CATCH_UP_EVERY_COMMITS == 0 => {
+                                    signal.committed_and_caught_up()
+                                }
                                 Some(signal) => signal.committed(),
                                 None => {}
                             }
@@ -644,7 +744,9 @@ impl Store {
             }
             before_commit(&mut batch, next_seq)?;
             total.add(batch.commit()?);
-            self.conn.pragma_update(None, "wal_autocheckpoint", 1000).map_err(|e| self.err("tuning checkpoints", e))?;
+            self.conn
+                .pragma_update(None, "wal_autocheckpoint", 1000)
+                .map_err(|e| self.err("tuning checkpoints", e))?;
             Ok(total)
         })
     }
@@ -663,14 +765,18 @@ impl IngestReport {
 /// ingest). Runs once, inside the migration's transaction; a document that no longer parses
 /// stays language-neutral (`ferry check --deep` reports it).
 pub(crate) fn backfill_languages(tx: &Transaction<'_>, db: &std::path::Path) -> StoreResult<()> {
-    let err = |what: &str, e: rusqlite::Error| StoreError::sqlite(db, format!("filling in update languages: {what}"), e);
+    let err = |what: &str, e: rusqlite::Error| {
+        StoreError::sqlite(db, format!("filling in update languages: {what}"), e)
+    };
     let mut read = tx
         .prepare(
             "SELECT r.revision_id, d.document FROM revisions r JOIN revision_documents d USING (revision_id)
              WHERE r.update_type IN ('Software', 'Driver')",
         )
         .map_err(|e| err("reading documents", e))?;
-    let mut write = tx.prepare("UPDATE revisions SET languages = ?2 WHERE revision_id = ?1").map_err(|e| err("storing", e))?;
+    let mut write = tx
+        .prepare("UPDATE revisions SET languages = ?2 WHERE revision_id = ?1")
+        .map_err(|e| err("storing", e))?;
     let mut rows = read.query([]).map_err(|e| err("reading documents", e))?;
     while let Some(row) = rows.next().map_err(|e| err("reading documents", e))? {
         let revision_id: i32 = row.get(0).map_err(|e| err("reading documents", e))?;
@@ -701,7 +807,12 @@ mod tests {
         assert_eq!(decompress_at_most(&two_frames, limit, 0, "frames").unwrap(), b"one two");
         let mut damaged = exactly.clone();
         damaged.truncate(damaged.len() / 2);
-        assert!(decompress_at_most(&damaged, limit, 0, "damaged").unwrap_err().to_string().contains("damaged"));
+        assert!(
+            decompress_at_most(&damaged, limit, 0, "damaged")
+                .unwrap_err()
+                .to_string()
+                .contains("damaged")
+        );
         assert!(decompress_at_most(b"not zstd", limit, 0, "garbage").is_err());
     }
 }

@@ -31,13 +31,19 @@ pub use cleanup::{CleanupOptions, CleanupPlan, PlannedComputer, PlannedDecline, 
 pub use clients::*;
 pub use compliance_report::{ComplianceReport, ComputerCompliance, UpdateCompliance};
 pub use consistency::{CheckProblem, CheckReport};
-pub use content::{ContentError, ContentStore, ExpectedFile, FileHasher, HashingWriter, VerifiedFile, hash_reader};
+pub use content::{
+    ContentError, ContentStore, ExpectedFile, FileHasher, HashingWriter, VerifiedFile, hash_reader,
+};
 pub use deployments::DeploymentTx;
 pub use error::{StoreError, StoreResult};
 pub use groups::{
-    DEFAULT_MAX_CLIENT_GROUPS, GroupInTree, GroupName, GroupRemoval, MAX_GROUPS_PER_CLIENT, Targeting, TargetingMode, display_name,
+    DEFAULT_MAX_CLIENT_GROUPS, GroupInTree, GroupName, GroupRemoval, MAX_GROUPS_PER_CLIENT,
+    Targeting, TargetingMode, display_name,
 };
-pub use ingest::{AddOutcome, DescribedFile, IngestBatch, IngestItem, IngestOptions, IngestReport, PreparedRevision, prepare_revision};
+pub use ingest::{
+    AddOutcome, DescribedFile, IngestBatch, IngestItem, IngestOptions, IngestReport,
+    PreparedRevision, prepare_revision,
+};
 pub use query::*;
 pub use rules::{ApprovalRule, NewRule};
 pub use server_sync::{DownstreamDeployment, DownstreamFilter};
@@ -94,34 +100,50 @@ impl Store {
 
     fn open_at(dir: &Path) -> StoreResult<Store> {
         let db_path = dir.join(DATABASE_FILE);
-        let conn = Connection::open(&db_path).map_err(|e| StoreError::sqlite(&db_path, "opening the database", e))?;
-        let mut store = Store { dir: dir.to_path_buf(), conn, content: ContentStore::new(dir.join("content")) };
+        let conn = Connection::open(&db_path)
+            .map_err(|e| StoreError::sqlite(&db_path, "opening the database", e))?;
+        let mut store =
+            Store { dir: dir.to_path_buf(), conn, content: ContentStore::new(dir.join("content")) };
         store.configure()?;
         store.migrate()?;
         Ok(store)
     }
 
     fn configure(&mut self) -> StoreResult<()> {
-        self.conn.busy_timeout(Duration::from_secs(30)).map_err(|e| self.err("setting the busy timeout", e))?;
+        self.conn
+            .busy_timeout(Duration::from_secs(30))
+            .map_err(|e| self.err("setting the busy timeout", e))?;
         self.conn
             .execute_batch("PRAGMA page_size = 16384; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA cache_size = -65536; PRAGMA temp_store = MEMORY;")
             .map_err(|e| self.err("configuring the database", e))
     }
 
     fn migrate(&mut self) -> StoreResult<()> {
-        let version: usize =
-            self.conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(|e| self.err("reading the schema version", e))?;
+        let version: usize = self
+            .conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(|e| self.err("reading the schema version", e))?;
         if version > schema::MIGRATIONS.len() {
-            return Err(StoreError::TooNew { path: self.db_path(), found: version, known: schema::MIGRATIONS.len() });
+            return Err(StoreError::TooNew {
+                path: self.db_path(),
+                found: version,
+                known: schema::MIGRATIONS.len(),
+            });
         }
         for (i, sql) in schema::MIGRATIONS.iter().enumerate().skip(version) {
             let db = self.db_path();
-            let tx = self.conn.transaction().map_err(|e| StoreError::sqlite(&db, "starting a migration", e))?;
-            tx.execute_batch(sql).map_err(|e| StoreError::sqlite(&db, format!("applying schema migration {}", i + 1), e))?;
+            let tx = self
+                .conn
+                .transaction()
+                .map_err(|e| StoreError::sqlite(&db, "starting a migration", e))?;
+            tx.execute_batch(sql).map_err(|e| {
+                StoreError::sqlite(&db, format!("applying schema migration {}", i + 1), e)
+            })?;
             if i + 1 == schema::LANGUAGES_MIGRATION {
                 ingest::backfill_languages(&tx, &db)?;
             }
-            tx.pragma_update(None, "user_version", i + 1).map_err(|e| StoreError::sqlite(&db, "recording the schema version", e))?;
+            tx.pragma_update(None, "user_version", i + 1)
+                .map_err(|e| StoreError::sqlite(&db, "recording the schema version", e))?;
             tx.commit().map_err(|e| StoreError::sqlite(&db, "committing a migration", e))?;
         }
         Ok(())

@@ -179,7 +179,9 @@ impl CategoryIndex {
         let mut ids: Vec<String> = self
             .by_id
             .iter()
-            .filter(|(_, (k, t))| k == kind && t.as_ref().is_some_and(|t| t.to_lowercase().contains(&w)))
+            .filter(|(_, (k, t))| {
+                k == kind && t.as_ref().is_some_and(|t| t.to_lowercase().contains(&w))
+            })
             .map(|(id, _)| id.clone())
             .collect();
         ids.sort();
@@ -196,7 +198,12 @@ impl Store {
             )
             .map_err(|e| self.err("listing categories", e))?;
         let rows = stmt
-            .query_map([], |r| Ok((r.get::<_, String>(0)?, (r.get::<_, String>(1)?, r.get::<_, Option<String>>(2)?))))
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    (r.get::<_, String>(1)?, r.get::<_, Option<String>>(2)?),
+                ))
+            })
             .and_then(|rows| rows.collect::<rusqlite::Result<HashMap<_, _>>>())
             .map_err(|e| self.err("listing categories", e))?;
         Ok(CategoryIndex { by_id: rows })
@@ -210,8 +217,9 @@ impl Store {
             .conn
             .prepare_cached("SELECT p.revision_id, p.update_id FROM prerequisites p JOIN revisions r ON r.revision_id = p.revision_id WHERE r.is_latest = 1")
             .map_err(|e| self.err("reading prerequisites", e))?;
-        let rows =
-            stmt.query_map([], |r| Ok((r.get::<_, i32>(0)?, r.get::<_, String>(1)?))).map_err(|e| self.err("reading prerequisites", e))?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get::<_, i32>(0)?, r.get::<_, String>(1)?)))
+            .map_err(|e| self.err("reading prerequisites", e))?;
         for row in rows {
             let (rid, uid) = row.map_err(|e| self.err("reading prerequisites", e))?;
             if categories.by_id.contains_key(&uid) {
@@ -242,7 +250,12 @@ impl Store {
         Ok(map)
     }
 
-    fn decorate(&self, list: &mut [UpdateSummary], categories: &CategoryIndex, memberships: &HashMap<i32, Vec<String>>) {
+    fn decorate(
+        &self,
+        list: &mut [UpdateSummary],
+        categories: &CategoryIndex,
+        memberships: &HashMap<i32, Vec<String>>,
+    ) {
         for s in list {
             let Some(cats) = memberships.get(&s.revision_id) else { continue };
             for c in cats {
@@ -262,7 +275,9 @@ impl Store {
         let categories = self.category_index()?;
         let memberships = self.memberships(&categories)?;
         let sql = if filter.all {
-            format!("SELECT {SUMMARY_COLUMNS} FROM revisions WHERE is_latest = 1 ORDER BY creation_date DESC, revision_id DESC")
+            format!(
+                "SELECT {SUMMARY_COLUMNS} FROM revisions WHERE is_latest = 1 ORDER BY creation_date DESC, revision_id DESC"
+            )
         } else {
             format!(
                 "SELECT {SUMMARY_COLUMNS} FROM revisions r WHERE is_latest = 1 AND update_type IN ('Software', 'Driver')
@@ -271,12 +286,19 @@ impl Store {
             )
         };
         let mut stmt = self.conn.prepare(&sql).map_err(|e| self.err("listing updates", e))?;
-        let mut list: Vec<UpdateSummary> =
-            stmt.query_map([], summary_from_row).and_then(|rows| rows.collect()).map_err(|e| self.err("listing updates", e))?;
+        let mut list: Vec<UpdateSummary> = stmt
+            .query_map([], summary_from_row)
+            .and_then(|rows| rows.collect())
+            .map_err(|e| self.err("listing updates", e))?;
         self.decorate(&mut list, &categories, &memberships);
-        let approved: std::collections::HashSet<String> =
-            self.approvals()?.into_iter().filter(|a| a.action != crate::admin::Action::Block).map(|a| a.update_id).collect();
-        let declined: std::collections::HashSet<String> = self.declines()?.into_iter().map(|d| d.update_id).collect();
+        let approved: std::collections::HashSet<String> = self
+            .approvals()?
+            .into_iter()
+            .filter(|a| a.action != crate::admin::Action::Block)
+            .map(|a| a.update_id)
+            .collect();
+        let declined: std::collections::HashSet<String> =
+            self.declines()?.into_iter().map(|d| d.update_id).collect();
         let superseded = self.superseded_update_ids()?;
         for s in &mut list {
             s.superseded = superseded.contains(&s.update_id);
@@ -292,19 +314,28 @@ impl Store {
         let classification_ids = filter.classification.as_deref().map(|c| {
             let mut ids = categories.matching("UpdateClassification", c);
             // "security" should find "Security Updates" but not match inside other words only.
-            ids.retain(|id| categories.title(id).is_none_or(|t| t.to_lowercase().starts_with(&c.to_lowercase())) || Guid::parse(c).is_ok());
+            ids.retain(|id| {
+                categories.title(id).is_none_or(|t| t.to_lowercase().starts_with(&c.to_lowercase()))
+                    || Guid::parse(c).is_ok()
+            });
             ids
         });
         let product_ids = filter.product.as_deref().map(|p| categories.matching("Product", p));
-        let text = filter.text.as_deref().map(|t| t.trim_start_matches("KB").trim_start_matches("kb").to_lowercase());
+        let text = filter
+            .text
+            .as_deref()
+            .map(|t| t.trim_start_matches("KB").trim_start_matches("kb").to_lowercase());
         list.retain(|s| {
             let cats = memberships.get(&s.revision_id);
-            let in_any = |ids: &Vec<String>| cats.is_some_and(|c| c.iter().any(|x| ids.contains(x)));
+            let in_any =
+                |ids: &Vec<String>| cats.is_some_and(|c| c.iter().any(|x| ids.contains(x)));
             let approval_ok = match filter.approval {
                 None => true,
                 Some(ApprovalState::Approved) => s.approval == "Approved",
                 // Expired updates cannot be approved for install: not in the list to approve from.
-                Some(ApprovalState::Unapproved) => s.approval == "NotApproved" && s.publication_state.as_deref() != Some("Expired"),
+                Some(ApprovalState::Unapproved) => {
+                    s.approval == "NotApproved" && s.publication_state.as_deref() != Some("Expired")
+                }
                 Some(ApprovalState::Declined) => s.approval == "Declined",
                 Some(ApprovalState::AnyExceptDeclined) => s.approval != "Declined",
             };
@@ -313,7 +344,9 @@ impl Store {
                 && product_ids.as_ref().is_none_or(in_any)
                 && text.as_ref().is_none_or(|t| {
                     s.kb_article.as_deref() == Some(t.as_str())
-                        || s.title.as_ref().is_some_and(|title| title.to_lowercase().contains(t.as_str()))
+                        || s.title
+                            .as_ref()
+                            .is_some_and(|title| title.to_lowercase().contains(t.as_str()))
                 })
         });
         Ok(list)
@@ -324,18 +357,34 @@ impl Store {
     pub fn resolve_update(&self, id: &str) -> StoreResult<Vec<i32>> {
         let id = id.trim();
         let query = |sql: &str, p: &[&dyn rusqlite::ToSql]| -> StoreResult<Vec<i32>> {
-            let mut stmt = self.conn.prepare_cached(sql).map_err(|e| self.err(format!("resolving {id}"), e))?;
-            stmt.query_map(p, |r| r.get(0)).and_then(|rows| rows.collect()).map_err(|e| self.err(format!("resolving {id}"), e))
+            let mut stmt = self
+                .conn
+                .prepare_cached(sql)
+                .map_err(|e| self.err(format!("resolving {id}"), e))?;
+            stmt.query_map(p, |r| r.get(0))
+                .and_then(|rows| rows.collect())
+                .map_err(|e| self.err(format!("resolving {id}"), e))
         };
         let found = if let Some((guid, rev)) = id.split_once('/') {
             let guid = Guid::parse(guid).map_err(|e| StoreError::NotFound(e.to_string()))?;
-            let rev: i32 =
-                rev.parse().map_err(|_| StoreError::NotFound(format!("{id}: the revision number after '/' must be an integer")))?;
-            query("SELECT revision_id FROM revisions WHERE update_id = ?1 AND revision_number = ?2", &[&guid.to_string(), &rev])?
+            let rev: i32 = rev.parse().map_err(|_| {
+                StoreError::NotFound(format!(
+                    "{id}: the revision number after '/' must be an integer"
+                ))
+            })?;
+            query(
+                "SELECT revision_id FROM revisions WHERE update_id = ?1 AND revision_number = ?2",
+                &[&guid.to_string(), &rev],
+            )?
         } else if let Ok(guid) = Guid::parse(id) {
-            query("SELECT revision_id FROM revisions WHERE update_id = ?1 AND is_latest = 1", &[&guid.to_string()])?
+            query(
+                "SELECT revision_id FROM revisions WHERE update_id = ?1 AND is_latest = 1",
+                &[&guid.to_string()],
+            )?
         } else if let Some(rid) = id.strip_prefix('#') {
-            let rid: i32 = rid.parse().map_err(|_| StoreError::NotFound(format!("{id}: a revision id after '#' must be an integer")))?;
+            let rid: i32 = rid.parse().map_err(|_| {
+                StoreError::NotFound(format!("{id}: a revision id after '#' must be an integer"))
+            })?;
             query("SELECT revision_id FROM revisions WHERE revision_id = ?1", &[&rid])?
         } else {
             let kb = id.strip_prefix("KB").or_else(|| id.strip_prefix("kb")).unwrap_or(id);
@@ -344,10 +393,15 @@ impl Store {
                     "{id:?} is neither an UpdateID, UpdateID/revision, #revision-id nor a KB number"
                 )));
             }
-            query("SELECT revision_id FROM revisions WHERE kb_article = ?1 AND is_latest = 1 ORDER BY revision_id", &[&kb])?
+            query(
+                "SELECT revision_id FROM revisions WHERE kb_article = ?1 AND is_latest = 1 ORDER BY revision_id",
+                &[&kb],
+            )?
         };
         if found.is_empty() {
-            return Err(StoreError::NotFound(format!("no update {id} in the store (see `ferry updates list`)")));
+            return Err(StoreError::NotFound(format!(
+                "no update {id} in the store (see `ferry updates list`)"
+            )));
         }
         Ok(found)
     }
@@ -356,7 +410,11 @@ impl Store {
         let categories = self.category_index()?;
         let mut s = self
             .conn
-            .query_row(&format!("SELECT {SUMMARY_COLUMNS} FROM revisions WHERE revision_id = ?1"), [revision_id], summary_from_row)
+            .query_row(
+                &format!("SELECT {SUMMARY_COLUMNS} FROM revisions WHERE revision_id = ?1"),
+                [revision_id],
+                summary_from_row,
+            )
             .optional()
             .map_err(|e| self.err(format!("reading revision {revision_id}"), e))?
             .ok_or_else(|| StoreError::NotFound(format!("no revision #{revision_id}")))?;
@@ -366,7 +424,11 @@ impl Store {
         Ok(s)
     }
 
-    fn revision_categories(&self, revision_id: i32, categories: &CategoryIndex) -> StoreResult<Vec<String>> {
+    fn revision_categories(
+        &self,
+        revision_id: i32,
+        categories: &CategoryIndex,
+    ) -> StoreResult<Vec<String>> {
         let mut ids = self.strings(
             "SELECT update_id FROM prerequisites WHERE revision_id = ?1
              UNION SELECT p.update_id FROM bundle_members b
@@ -380,8 +442,11 @@ impl Store {
     }
 
     fn strings(&self, sql: &str, revision_id: i32) -> StoreResult<Vec<String>> {
-        let mut stmt = self.conn.prepare_cached(sql).map_err(|e| self.err("reading relationships", e))?;
-        stmt.query_map([revision_id], |r| r.get(0)).and_then(|rows| rows.collect()).map_err(|e| self.err("reading relationships", e))
+        let mut stmt =
+            self.conn.prepare_cached(sql).map_err(|e| self.err("reading relationships", e))?;
+        stmt.query_map([revision_id], |r| r.get(0))
+            .and_then(|rows| rows.collect())
+            .map_err(|e| self.err("reading relationships", e))
     }
 
     pub fn update_detail(&self, revision_id: i32) -> StoreResult<UpdateDetail> {
@@ -402,11 +467,14 @@ impl Store {
                 .prepare_cached("SELECT clause, update_id, is_category FROM prerequisites WHERE revision_id = ?1 ORDER BY clause")
                 .map_err(|e| self.err("reading prerequisites", e))?;
             let rows = stmt
-                .query_map([revision_id], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, bool>(2)?)))
+                .query_map([revision_id], |r| {
+                    Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, bool>(2)?))
+                })
                 .map_err(|e| self.err("reading prerequisites", e))?;
             let mut last = -1;
             for row in rows {
-                let (clause, id, is_category) = row.map_err(|e| self.err("reading prerequisites", e))?;
+                let (clause, id, is_category) =
+                    row.map_err(|e| self.err("reading prerequisites", e))?;
                 if clause != last {
                     prerequisites.push(PrerequisiteGroup { is_category, update_ids: Vec::new() });
                     last = clause;
@@ -415,7 +483,10 @@ impl Store {
             }
         }
         let update_id = summary.update_id.clone();
-        let languages = self.strings("SELECT language FROM localized_properties WHERE revision_id = ?1 ORDER BY language", revision_id)?;
+        let languages = self.strings(
+            "SELECT language FROM localized_properties WHERE revision_id = ?1 ORDER BY language",
+            revision_id,
+        )?;
         let bundled_updates = self.strings(
             "SELECT member_update_id || '/' || member_revision_number FROM bundle_members WHERE revision_id = ?1 ORDER BY clause",
             revision_id,
@@ -425,7 +496,10 @@ impl Store {
              JOIN revisions m ON m.update_id = b.member_update_id AND m.revision_number = b.member_revision_number WHERE m.revision_id = ?1",
             revision_id,
         )?;
-        let supersedes = self.strings("SELECT superseded_update_id FROM supersedences WHERE revision_id = ?1", revision_id)?;
+        let supersedes = self.strings(
+            "SELECT superseded_update_id FROM supersedences WHERE revision_id = ?1",
+            revision_id,
+        )?;
         let superseded_by = self.strings(
             "SELECT DISTINCT r.update_id FROM supersedences s JOIN revisions r ON r.revision_id = s.revision_id
              WHERE s.superseded_update_id = (SELECT update_id FROM revisions WHERE revision_id = ?1) AND r.is_latest = 1",
@@ -465,7 +539,9 @@ impl Store {
                  JOIN files f ON f.sha1 = rf.sha1 WHERE rf.revision_id = ?1 ORDER BY f.file_name",
             )
             .map_err(|e| self.err("listing files", e))?;
-        let rows = stmt.query_map([revision_id], file_from_row).map_err(|e| self.err("listing files", e))?;
+        let rows = stmt
+            .query_map([revision_id], file_from_row)
+            .map_err(|e| self.err("listing files", e))?;
         rows.collect::<rusqlite::Result<Vec<_>>>().map_err(|e| self.err("listing files", e))
     }
 
@@ -507,12 +583,21 @@ impl Store {
             ),
             (b, _) => b,
         };
-        Ok(bytes.map(|b| String::from_utf8(b).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())))
+        Ok(bytes.map(|b| {
+            String::from_utf8(b)
+                .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+        }))
     }
 
     /// The languages of a revision's localized properties, and its default language.
-    pub fn revision_languages(&self, revision_id: i32) -> StoreResult<(Vec<String>, Option<String>)> {
-        let languages = self.strings("SELECT language FROM localized_properties WHERE revision_id = ?1 ORDER BY language", revision_id)?;
+    pub fn revision_languages(
+        &self,
+        revision_id: i32,
+    ) -> StoreResult<(Vec<String>, Option<String>)> {
+        let languages = self.strings(
+            "SELECT language FROM localized_properties WHERE revision_id = ?1 ORDER BY language",
+            revision_id,
+        )?;
         let default = self
             .conn
             .prepare_cached("SELECT default_language FROM revisions WHERE revision_id = ?1")
@@ -525,7 +610,11 @@ impl Store {
     /// The full update document as it was received.
     pub fn document(&self, revision_id: i32) -> StoreResult<Vec<u8>> {
         self.conn
-            .query_row("SELECT document FROM revision_documents WHERE revision_id = ?1", [revision_id], |r| r.get(0))
+            .query_row(
+                "SELECT document FROM revision_documents WHERE revision_id = ?1",
+                [revision_id],
+                |r| r.get(0),
+            )
             .optional()
             .map_err(|e| self.err(format!("reading the document of revision #{revision_id}"), e))?
             .ok_or_else(|| StoreError::NotFound(format!("no document for revision #{revision_id}")))
@@ -537,10 +626,13 @@ impl Store {
 
     pub fn catalog_status(&self) -> StoreResult<CatalogStatus> {
         let one = |sql: &str| -> StoreResult<i64> {
-            self.conn.query_row(sql, [], |r| r.get(0)).map_err(|e| self.err("summarizing the catalog", e))
+            self.conn
+                .query_row(sql, [], |r| r.get(0))
+                .map_err(|e| self.err("summarizing the catalog", e))
         };
         let pairs = |sql: &str| -> StoreResult<Vec<(String, u64)>> {
-            let mut stmt = self.conn.prepare(sql).map_err(|e| self.err("summarizing the catalog", e))?;
+            let mut stmt =
+                self.conn.prepare(sql).map_err(|e| self.err("summarizing the catalog", e))?;
             stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64)))
                 .and_then(|rows| rows.collect())
                 .map_err(|e| self.err("summarizing the catalog", e))
@@ -548,16 +640,22 @@ impl Store {
         Ok(CatalogStatus {
             revisions: one("SELECT COUNT(*) FROM revisions")? as u64,
             updates: one("SELECT COUNT(*) FROM revisions WHERE is_latest = 1")? as u64,
-            by_type: pairs("SELECT update_type, COUNT(*) FROM revisions WHERE is_latest = 1 GROUP BY update_type ORDER BY update_type")?,
+            by_type: pairs(
+                "SELECT update_type, COUNT(*) FROM revisions WHERE is_latest = 1 GROUP BY update_type ORDER BY update_type",
+            )?,
             categories_by_kind: pairs(
                 "SELECT COALESCE(category_kind, 'Other'), COUNT(*) FROM revisions WHERE is_latest = 1 AND update_type = 'Category' GROUP BY 1 ORDER BY 1",
             )?,
-            bundles: one("SELECT COUNT(*) FROM revisions WHERE is_latest = 1 AND is_bundle = 1")? as u64,
-            expired: one("SELECT COUNT(*) FROM revisions WHERE is_latest = 1 AND publication_state = 'Expired'")? as u64,
+            bundles: one("SELECT COUNT(*) FROM revisions WHERE is_latest = 1 AND is_bundle = 1")?
+                as u64,
+            expired: one(
+                "SELECT COUNT(*) FROM revisions WHERE is_latest = 1 AND publication_state = 'Expired'",
+            )? as u64,
             files: one("SELECT COUNT(*) FROM files")? as u64,
             file_bytes: one("SELECT COALESCE(SUM(size), 0) FROM files")? as u64,
             files_present: one("SELECT COUNT(*) FROM files WHERE present = 1")? as u64,
-            present_bytes: one("SELECT COALESCE(SUM(size), 0) FROM files WHERE present = 1")? as u64,
+            present_bytes: one("SELECT COALESCE(SUM(size), 0) FROM files WHERE present = 1")?
+                as u64,
             document_bytes: one("SELECT COALESCE(SUM(document_size), 0) FROM revisions")? as u64,
             catalog_stamp: self.setting("catalog_stamp")?.and_then(|s| s.parse().ok()).unwrap_or(0),
         })
@@ -592,7 +690,8 @@ impl Store {
 fn file_from_row(r: &Row<'_>) -> rusqlite::Result<FileSummary> {
     let sha1: Vec<u8> = r.get(2)?;
     let sha256: Option<Vec<u8>> = r.get(3)?;
-    let sha1 = Sha1Digest::from_slice(&sha1).ok_or_else(|| rusqlite::Error::IntegralValueOutOfRange(2, sha1.len() as i64))?;
+    let sha1 = Sha1Digest::from_slice(&sha1)
+        .ok_or_else(|| rusqlite::Error::IntegralValueOutOfRange(2, sha1.len() as i64))?;
     let extension: String = r.get(4)?;
     Ok(FileSummary {
         file_name: r.get(0)?,

@@ -102,17 +102,27 @@ impl Store {
     pub fn add_approval_rule(&mut self, rule: &NewRule<'_>) -> StoreResult<ApprovalRule> {
         let name = super::groups::display_name(rule.name, "rule name")?;
         if rule.action == Action::Block {
-            return Err(StoreError::Refused(format!("a rule's action is Install or Uninstall, not {}", rule.action)));
+            return Err(StoreError::Refused(format!(
+                "a rule's action is Install or Uninstall, not {}",
+                rule.action
+            )));
         }
         if rule.deadline_days.is_some_and(|d| d > 3650) {
-            return Err(StoreError::Refused("a rule's deadline is at most 3650 days after approval".into()));
+            return Err(StoreError::Refused(
+                "a rule's deadline is at most 3650 days after approval".into(),
+            ));
         }
-        let group: TargetGroup = self
-            .group(rule.group)?
-            .ok_or_else(|| StoreError::NotFound(format!("no computer group {:?} (see `ferry groups list`)", rule.group)))?;
+        let group: TargetGroup = self.group(rule.group)?.ok_or_else(|| {
+            StoreError::NotFound(format!(
+                "no computer group {:?} (see `ferry groups list`)",
+                rule.group
+            ))
+        })?;
         let categories = self.category_index()?;
         if !categories.by_id.is_empty() {
-            for (kind, list) in [("UpdateClassification", rule.classifications), ("Product", rule.products)] {
+            for (kind, list) in
+                [("UpdateClassification", rule.classifications), ("Product", rule.products)]
+            {
                 for wanted in list {
                     if categories.matching(kind, wanted).is_empty() {
                         let what = if kind == "Product" { "product" } else { "classification" };
@@ -125,7 +135,11 @@ impl Store {
         }
         let exists = self
             .conn
-            .query_row("SELECT 1 FROM approval_rules WHERE name = ?1 COLLATE NOCASE", [name], |_| Ok(()))
+            .query_row(
+                "SELECT 1 FROM approval_rules WHERE name = ?1 COLLATE NOCASE",
+                [name],
+                |_| Ok(()),
+            )
             .optional()
             .map_err(|e| self.err("adding an approval rule", e))?
             .is_some();
@@ -149,28 +163,47 @@ impl Store {
             )
             .map_err(|e| self.err("adding an approval rule", e))?;
         let id = self.conn.last_insert_rowid();
-        Ok(self.approval_rules()?.into_iter().find(|r| r.rule_id == id).expect("the rule was just added"))
+        Ok(self
+            .approval_rules()?
+            .into_iter()
+            .find(|r| r.rule_id == id)
+            .expect("the rule was just added"))
     }
 
     /// A rule by name (case-insensitive) or id.
     fn approval_rule(&self, name_or_id: &str) -> StoreResult<ApprovalRule> {
         self.approval_rules()?
             .into_iter()
-            .find(|r| r.name.eq_ignore_ascii_case(name_or_id) || r.rule_id.to_string() == name_or_id)
-            .ok_or_else(|| StoreError::NotFound(format!("no approval rule {name_or_id:?} (see `ferry rules list`)")))
+            .find(|r| {
+                r.name.eq_ignore_ascii_case(name_or_id) || r.rule_id.to_string() == name_or_id
+            })
+            .ok_or_else(|| {
+                StoreError::NotFound(format!(
+                    "no approval rule {name_or_id:?} (see `ferry rules list`)"
+                ))
+            })
     }
 
     /// Removes a rule by name or id; approvals it made stay.
     pub fn remove_approval_rule(&mut self, name_or_id: &str) -> StoreResult<ApprovalRule> {
         let rule = self.approval_rule(name_or_id)?;
-        self.conn.execute("DELETE FROM approval_rules WHERE rule_id = ?1", [rule.rule_id]).map_err(|e| self.err("removing a rule", e))?;
+        self.conn
+            .execute("DELETE FROM approval_rules WHERE rule_id = ?1", [rule.rule_id])
+            .map_err(|e| self.err("removing a rule", e))?;
         Ok(rule)
     }
 
-    pub fn set_approval_rule_enabled(&mut self, name_or_id: &str, enabled: bool) -> StoreResult<ApprovalRule> {
+    pub fn set_approval_rule_enabled(
+        &mut self,
+        name_or_id: &str,
+        enabled: bool,
+    ) -> StoreResult<ApprovalRule> {
         let rule = self.approval_rule(name_or_id)?;
         self.conn
-            .execute("UPDATE approval_rules SET enabled = ?2 WHERE rule_id = ?1", params![rule.rule_id, enabled])
+            .execute(
+                "UPDATE approval_rules SET enabled = ?2 WHERE rule_id = ?1",
+                params![rule.rule_id, enabled],
+            )
             .map_err(|e| self.err("changing a rule", e))?;
         Ok(ApprovalRule { enabled, ..rule })
     }
@@ -179,11 +212,22 @@ impl Store {
     /// name updates rather than categories) and that no approval for install in `group_id`
     /// covers: for each unmet clause its newest approvable option, recursively. Clauses a client
     /// settles itself (detectoids, updates the store lacks) need nothing.
-    pub fn unapproved_prerequisites(&self, update_ids: &[String], group_id: &str) -> StoreResult<Vec<String>> {
-        let approved: HashSet<String> =
-            self.approvals()?.into_iter().filter(|a| a.group_id == group_id && a.action == Action::Install).map(|a| a.update_id).collect();
+    pub fn unapproved_prerequisites(
+        &self,
+        update_ids: &[String],
+        group_id: &str,
+    ) -> StoreResult<Vec<String>> {
+        let approved: HashSet<String> = self
+            .approvals()?
+            .into_iter()
+            .filter(|a| a.group_id == group_id && a.action == Action::Install)
+            .map(|a| a.update_id)
+            .collect();
         let declined: HashSet<String> = self.declines()?.into_iter().map(|d| d.update_id).collect();
-        let mut stmt = self.conn.prepare_cached(PREREQUISITE_OPTIONS).map_err(|e| self.err("reading prerequisites", e))?;
+        let mut stmt = self
+            .conn
+            .prepare_cached(PREREQUISITE_OPTIONS)
+            .map_err(|e| self.err("reading prerequisites", e))?;
         let mut covered: HashSet<String> = update_ids.iter().cloned().collect();
         let mut queue: Vec<String> = update_ids.to_vec();
         let mut out = Vec::new();
@@ -202,18 +246,25 @@ impl Store {
                 })
                 .and_then(|rows| rows.collect())
                 .map_err(|e| self.err("reading prerequisites", e))?;
-            let mut clauses: std::collections::BTreeMap<i64, Vec<PrerequisiteOption>> = Default::default();
+            let mut clauses: std::collections::BTreeMap<i64, Vec<PrerequisiteOption>> =
+                Default::default();
             for (clause, option) in rows {
                 clauses.entry(clause).or_default().push(option);
             }
             for options in clauses.values() {
-                let settled_by_client = options.iter().any(|o| !matches!(o.update_type.as_deref(), Some("Software" | "Driver")));
-                let met = options.iter().any(|o| approved.contains(&o.update_id) || covered.contains(&o.update_id));
+                let settled_by_client = options
+                    .iter()
+                    .any(|o| !matches!(o.update_type.as_deref(), Some("Software" | "Driver")));
+                let met = options
+                    .iter()
+                    .any(|o| approved.contains(&o.update_id) || covered.contains(&o.update_id));
                 if settled_by_client || met {
                     continue;
                 }
-                let newest =
-                    options.iter().filter(|o| !declined.contains(&o.update_id) && !o.expired).max_by(|a, b| a.created.cmp(&b.created));
+                let newest = options
+                    .iter()
+                    .filter(|o| !declined.contains(&o.update_id) && !o.expired)
+                    .max_by(|a, b| a.created.cmp(&b.created));
                 if let Some(option) = newest {
                     covered.insert(option.update_id.clone());
                     out.push(option.update_id.clone());
@@ -233,6 +284,8 @@ impl Store {
                  WHERE r.is_latest = 1 AND EXISTS (SELECT 1 FROM revisions o WHERE o.update_id = s.superseded_update_id)",
             )
             .map_err(|e| self.err("listing superseded updates", e))?;
-        stmt.query_map([], |r| r.get(0)).and_then(|rows| rows.collect()).map_err(|e| self.err("listing superseded updates", e))
+        stmt.query_map([], |r| r.get(0))
+            .and_then(|rows| rows.collect())
+            .map_err(|e| self.err("listing superseded updates", e))
     }
 }

@@ -323,7 +323,10 @@ mod tests {
         let mut stmt = store.conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
         // Plans do not depend on the values bound; NULL fills every parameter.
         let nulls = vec![rusqlite::types::Null; stmt.parameter_count()];
-        stmt.query_map(rusqlite::params_from_iter(nulls), |r| r.get::<_, String>(3)).unwrap().map(Result::unwrap).collect()
+        stmt.query_map(rusqlite::params_from_iter(nulls), |r| r.get::<_, String>(3))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
     }
 
     /// Regression: with the V1 index, retiring older revisions walked every latest revision of
@@ -338,9 +341,13 @@ mod tests {
             "SELECT revision_id FROM revisions WHERE update_id = ?1 AND is_latest = 1",
         ] {
             let plan = plan(&store, sql);
-            assert!(plan.iter().any(|step| step.contains("sqlite_autoindex_revisions_1 (update_id=?)")), "{sql}\n{plan:#?}");
             assert!(
-                !plan.iter().any(|step| step.contains("revisions_latest") || step.contains("prerequisites_categories")),
+                plan.iter().any(|step| step.contains("sqlite_autoindex_revisions_1 (update_id=?)")),
+                "{sql}\n{plan:#?}"
+            );
+            assert!(
+                !plan.iter().any(|step| step.contains("revisions_latest")
+                    || step.contains("prerequisites_categories")),
                 "{sql}\n{plan:#?}"
             );
         }
@@ -350,7 +357,13 @@ mod tests {
     fn listing_latest_updates_by_type_uses_the_latest_index() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open_or_create(dir.path()).unwrap();
-        let plan = plan(&store, "SELECT update_id FROM revisions WHERE is_latest = 1 AND update_type IN ('Software', 'Driver')");
-        assert!(plan.iter().any(|step| step.contains("revisions_latest (update_type=?)")), "{plan:#?}");
+        let plan = plan(
+            &store,
+            "SELECT update_id FROM revisions WHERE is_latest = 1 AND update_type IN ('Software', 'Driver')",
+        );
+        assert!(
+            plan.iter().any(|step| step.contains("revisions_latest (update_type=?)")),
+            "{plan:#?}"
+        );
     }
 }

@@ -40,17 +40,29 @@ type Candidate = (i32, String, i32, i64, bool, Option<String>);
 impl Store {
     /// Revisions a downstream should fetch (WSUS-PROTOCOL.md §4.7): newest revisions, plus the
     /// exact revisions that selected bundles name.
-    pub fn revisions_for_downstream(&self, f: &DownstreamFilter) -> StoreResult<Vec<(String, i32)>> {
+    pub fn revisions_for_downstream(
+        &self,
+        f: &DownstreamFilter,
+    ) -> StoreResult<Vec<(String, i32)>> {
         let since = f.since.unwrap_or(-1);
         let rows = |sql: &str, p: &[&dyn rusqlite::ToSql]| -> StoreResult<Vec<Candidate>> {
-            let mut stmt = self.conn.prepare_cached(sql).map_err(|e| self.err("listing revisions for a downstream", e))?;
-            stmt.query_map(p, |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)))
-                .and_then(|rows| rows.collect())
-                .map_err(|e| self.err("listing revisions for a downstream", e))
+            let mut stmt = self
+                .conn
+                .prepare_cached(sql)
+                .map_err(|e| self.err("listing revisions for a downstream", e))?;
+            stmt.query_map(p, |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
+            })
+            .and_then(|rows| rows.collect())
+            .map_err(|e| self.err("listing revisions for a downstream", e))
         };
-        const COLUMNS: &str = "revision_id, update_id, revision_number, changed_stamp, is_bundle, languages";
+        const COLUMNS: &str =
+            "revision_id, update_id, revision_number, changed_stamp, is_bundle, languages";
         let for_us = |languages: &Option<String>| match (&f.languages, languages) {
-            (Some(wanted), Some(l)) => crate::catalog::language::wanted_by(&l.split(' ').map(str::to_string).collect::<Vec<_>>(), wanted),
+            (Some(wanted), Some(l)) => crate::catalog::language::wanted_by(
+                &l.split(' ').map(str::to_string).collect::<Vec<_>>(),
+                wanted,
+            ),
             _ => true,
         };
         if f.get_config {
@@ -59,22 +71,37 @@ impl Store {
             );
             return Ok(rows(&sql, &[&since])?.into_iter().map(|(_, u, n, ..)| (u, n)).collect());
         }
-        let sql =
-            format!("SELECT {COLUMNS} FROM revisions WHERE is_latest = 1 AND update_type IN ('Software', 'Driver') ORDER BY revision_id");
+        let sql = format!(
+            "SELECT {COLUMNS} FROM revisions WHERE is_latest = 1 AND update_type IN ('Software', 'Driver') ORDER BY revision_id"
+        );
         let mut candidates = rows(&sql, &[])?;
         candidates.retain(|c| for_us(&c.5));
         let selected: Vec<(i32, String, i32, bool)> = match (&f.categories, &f.classifications) {
-            (None, None) => candidates.into_iter().filter(|c| c.3 > since).map(|(id, u, n, _, b, _)| (id, u, n, b)).collect(),
+            (None, None) => candidates
+                .into_iter()
+                .filter(|c| c.3 > since)
+                .map(|(id, u, n, _, b, _)| (id, u, n, b))
+                .collect(),
             (Some(products), Some(classes)) if !products.is_empty() && !classes.is_empty() => {
                 let memberships = self.category_memberships()?;
-                let product_delta: HashMap<&str, bool> = products.iter().map(|(g, d)| (g.as_str(), *d)).collect();
-                let class_delta: HashMap<&str, bool> = classes.iter().map(|(g, d)| (g.as_str(), *d)).collect();
+                let product_delta: HashMap<&str, bool> =
+                    products.iter().map(|(g, d)| (g.as_str(), *d)).collect();
+                let class_delta: HashMap<&str, bool> =
+                    classes.iter().map(|(g, d)| (g.as_str(), *d)).collect();
                 candidates
                     .into_iter()
                     .filter(|(id, _, _, stamp, ..)| {
                         let Some(cats) = memberships.get(id) else { return false };
-                        let product = cats.iter().filter_map(|c| product_delta.get(c.as_str())).copied().reduce(|a, b| a && b);
-                        let class = cats.iter().filter_map(|c| class_delta.get(c.as_str())).copied().reduce(|a, b| a && b);
+                        let product = cats
+                            .iter()
+                            .filter_map(|c| product_delta.get(c.as_str()))
+                            .copied()
+                            .reduce(|a, b| a && b);
+                        let class = cats
+                            .iter()
+                            .filter_map(|c| class_delta.get(c.as_str()))
+                            .copied()
+                            .reduce(|a, b| a && b);
                         match (product, class) {
                             // Delta false on either side: newly in the filter, so everything.
                             (Some(p), Some(c)) => !(p && c) || *stamp > since,
@@ -122,7 +149,9 @@ impl Store {
     fn category_memberships(&self) -> StoreResult<HashMap<i32, Vec<String>>> {
         let mut stmt = self
             .conn
-            .prepare_cached("SELECT revision_id, update_id FROM prerequisites WHERE is_category = 1")
+            .prepare_cached(
+                "SELECT revision_id, update_id FROM prerequisites WHERE is_category = 1",
+            )
             .map_err(|e| self.err("reading category memberships", e))?;
         let mut map: HashMap<i32, Vec<String>> = HashMap::new();
         let rows = stmt
@@ -137,7 +166,11 @@ impl Store {
 
     /// The revision id of an update revision, if stored.
     /// A stored revision's id and the size of its full document.
-    pub fn stored_revision(&self, update_id: &str, revision_number: i32) -> StoreResult<Option<(i32, u64)>> {
+    pub fn stored_revision(
+        &self,
+        update_id: &str,
+        revision_number: i32,
+    ) -> StoreResult<Option<(i32, u64)>> {
         self.conn
             .prepare_cached("SELECT revision_id, document_size FROM revisions WHERE update_id = ?1 AND revision_number = ?2")
             .and_then(|mut s| s.query_row(params![update_id, revision_number], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as u64))).optional())
@@ -146,13 +179,20 @@ impl Store {
 
     /// Every (UpdateID, RevisionNumber) stored.
     pub fn stored_identities(&self) -> StoreResult<HashSet<(String, i32)>> {
-        let mut stmt =
-            self.conn.prepare_cached("SELECT update_id, revision_number FROM revisions").map_err(|e| self.err("listing revisions", e))?;
-        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).and_then(|rows| rows.collect()).map_err(|e| self.err("listing revisions", e))
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT update_id, revision_number FROM revisions")
+            .map_err(|e| self.err("listing revisions", e))?;
+        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .and_then(|rows| rows.collect())
+            .map_err(|e| self.err("listing revisions", e))
     }
 
     /// The files of a revision: SHA-1 and where the upstream said it can be fetched.
-    pub fn revision_file_sources(&self, revision_id: i32) -> StoreResult<Vec<([u8; 20], Option<String>)>> {
+    pub fn revision_file_sources(
+        &self,
+        revision_id: i32,
+    ) -> StoreResult<Vec<([u8; 20], Option<String>)>> {
         let mut stmt = self
             .conn
             .prepare_cached("SELECT f.sha1, f.source_url FROM revision_files rf JOIN files f ON f.sha1 = rf.sha1 WHERE rf.revision_id = ?1 ORDER BY f.sha1")
@@ -161,27 +201,37 @@ impl Store {
             .query_map([revision_id], |r| Ok((r.get(0)?, r.get(1)?)))
             .and_then(|rows| rows.collect())
             .map_err(|e| self.err("listing a revision's files", e))?;
-        Ok(rows.into_iter().filter_map(|(d, u)| <[u8; 20]>::try_from(d.as_slice()).ok().map(|d| (d, u))).collect())
+        Ok(rows
+            .into_iter()
+            .filter_map(|(d, u)| <[u8; 20]>::try_from(d.as_slice()).ok().map(|d| (d, u)))
+            .collect())
     }
 
     /// Records where files come from (the URLs an upstream's GetUpdateData gave), for files the
     /// store knows.
     pub fn set_file_sources(&mut self, sources: &[([u8; 20], String)]) -> StoreResult<()> {
         let db = self.db_path();
-        let tx = self.conn.transaction().map_err(|e| StoreError::sqlite(&db, "recording file sources", e))?;
+        let tx = self
+            .conn
+            .transaction()
+            .map_err(|e| StoreError::sqlite(&db, "recording file sources", e))?;
         {
             let mut stmt = tx
                 .prepare_cached("UPDATE files SET source_url = ?2 WHERE sha1 = ?1")
                 .map_err(|e| StoreError::sqlite(&db, "recording file sources", e))?;
             for (sha1, url) in sources {
-                stmt.execute(params![&sha1[..], url]).map_err(|e| StoreError::sqlite(&db, "recording file sources", e))?;
+                stmt.execute(params![&sha1[..], url])
+                    .map_err(|e| StoreError::sqlite(&db, "recording file sources", e))?;
             }
         }
         tx.commit().map_err(|e| StoreError::sqlite(&db, "recording file sources", e))
     }
 
     /// The extension of a file whose verified content is in the tree.
-    pub fn present_file_extension(&self, sha1: &crate::catalog::Sha1Digest) -> StoreResult<Option<String>> {
+    pub fn present_file_extension(
+        &self,
+        sha1: &crate::catalog::Sha1Digest,
+    ) -> StoreResult<Option<String>> {
         self.conn
             .prepare_cached("SELECT extension FROM files WHERE sha1 = ?1 AND present = 1")
             .and_then(|mut s| s.query_row([&sha1.0[..]], |r| r.get(0)).optional())
@@ -198,26 +248,36 @@ impl Store {
             .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
             .and_then(|rows| rows.collect())
             .map_err(|e| self.err("listing file sources", e))?;
-        Ok(rows.into_iter().filter_map(|(d, u)| <[u8; 20]>::try_from(d.as_slice()).ok().map(|d| (d, u))).collect())
+        Ok(rows
+            .into_iter()
+            .filter_map(|(d, u)| <[u8; 20]>::try_from(d.as_slice()).ok().map(|d| (d, u)))
+            .collect())
     }
 
     /// Marks files present after their content was verified and moved into place.
     pub fn mark_files_present(&mut self, sha1s: &[[u8; 20]]) -> StoreResult<()> {
         let db = self.db_path();
-        let tx = self.conn.transaction().map_err(|e| StoreError::sqlite(&db, "marking files present", e))?;
+        let tx = self
+            .conn
+            .transaction()
+            .map_err(|e| StoreError::sqlite(&db, "marking files present", e))?;
         {
             let mut stmt = tx
                 .prepare_cached("UPDATE files SET present = 1 WHERE sha1 = ?1")
                 .map_err(|e| StoreError::sqlite(&db, "marking files present", e))?;
             for sha1 in sha1s {
-                stmt.execute([&sha1[..]]).map_err(|e| StoreError::sqlite(&db, "marking files present", e))?;
+                stmt.execute([&sha1[..]])
+                    .map_err(|e| StoreError::sqlite(&db, "marking files present", e))?;
             }
         }
         tx.commit().map_err(|e| StoreError::sqlite(&db, "marking files present", e))
     }
 
     /// Approvals changed after `since` (a deployment stamp), and the deployment GUIDs removed.
-    pub fn deployments_since(&self, since: i64) -> StoreResult<(Vec<DownstreamDeployment>, Vec<String>)> {
+    pub fn deployments_since(
+        &self,
+        since: i64,
+    ) -> StoreResult<(Vec<DownstreamDeployment>, Vec<String>)> {
         let mut stmt = self
             .conn
             .prepare_cached(
@@ -261,14 +321,18 @@ impl Store {
             .conn
             .prepare_cached("SELECT DISTINCT language FROM localized_properties ORDER BY language")
             .map_err(|e| self.err("listing languages", e))?;
-        stmt.query_map([], |r| r.get(0)).and_then(|rows| rows.collect()).map_err(|e| self.err("listing languages", e))
+        stmt.query_map([], |r| r.get(0))
+            .and_then(|rows| rows.collect())
+            .map_err(|e| self.err("listing languages", e))
     }
 
     /// Downstream servers: (server id, name, last seen).
     pub fn downstream_servers(&self) -> StoreResult<Vec<(String, String, String)>> {
         let mut stmt = self
             .conn
-            .prepare_cached("SELECT server_id, name, last_seen_at FROM downstream_servers ORDER BY name")
+            .prepare_cached(
+                "SELECT server_id, name, last_seen_at FROM downstream_servers ORDER BY name",
+            )
             .map_err(|e| self.err("listing downstream servers", e))?;
         stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
             .and_then(|rows| rows.collect())

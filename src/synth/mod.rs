@@ -59,15 +59,29 @@ impl Read for PayloadReader {
 }
 
 fn progress_key(options: &SynthOptions) -> String {
-    format!("synth.progress.seed={}.languages={}.payload={}", options.seed, options.languages.join(","), options.payload_bytes)
+    format!(
+        "synth.progress.seed={}.languages={}.payload={}",
+        options.seed,
+        options.languages.join(","),
+        options.payload_bytes
+    )
 }
 
 /// Grows the store's synthetic catalog to `options.updates` revisions. Runs with the same seed,
 /// languages and payload size extend what earlier runs wrote; `progress(done, total)`.
-pub fn synthesize(store: &mut Store, options: &SynthOptions, progress: &mut dyn FnMut(u64, u64)) -> Result<SynthReport, StoreError> {
+pub fn synthesize(
+    store: &mut Store,
+    options: &SynthOptions,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<SynthReport, StoreError> {
     let key = progress_key(options);
-    let done: u64 = store.setting(&key)?.and_then(|v| v.parse().ok()).unwrap_or(0).min(options.updates);
-    let mut report = SynthReport { revisions_in_plan: options.updates, revisions_already_present: done, ..Default::default() };
+    let done: u64 =
+        store.setting(&key)?.and_then(|v| v.parse().ok()).unwrap_or(0).min(options.updates);
+    let mut report = SynthReport {
+        revisions_in_plan: options.updates,
+        revisions_already_present: done,
+        ..Default::default()
+    };
     let content = store.content().clone();
     let mut planner = Planner::new(options.seed, options.payload_bytes);
     for _ in 0..done {
@@ -79,7 +93,10 @@ pub fn synthesize(store: &mut Store, options: &SynthOptions, progress: &mut dyn 
         let mut files = Vec::with_capacity(planned.files.len());
         for f in &planned.files {
             let ext = f.file_name.rsplit_once('.').map(|(_, e)| e).unwrap_or("");
-            let reader = PayloadReader { rng: Rng::new(options.seed, PURPOSE_PAYLOAD, f.content_key), left: f.size };
+            let reader = PayloadReader {
+                rng: Rng::new(options.seed, PURPOSE_PAYLOAD, f.content_key),
+                left: f.size,
+            };
             let verified = content.store_by_content(ext, reader)?;
             files_written += 1;
             payload_bytes += verified.size;
@@ -94,15 +111,24 @@ pub fn synthesize(store: &mut Store, options: &SynthOptions, progress: &mut dyn 
         }
         let document = render(&planned, &files, &options.languages).into_bytes();
         document_bytes += document.len() as u64;
-        let mut item = IngestItem::new(format!("synthetic item {} ({})", planned.index, planned.identity), document);
+        let mut item = IngestItem::new(
+            format!("synthetic item {} ({})", planned.index, planned.identity),
+            document,
+        );
         item.present_files = files.iter().map(|f| f.sha1).collect();
         Ok(item)
     });
-    let mut before_commit = |batch: &mut crate::store::IngestBatch<'_>, in_run: u64| batch.set_setting(&key, &(done + in_run).to_string());
+    let mut before_commit = |batch: &mut crate::store::IngestBatch<'_>, in_run: u64| {
+        batch.set_setting(&key, &(done + in_run).to_string())
+    };
     let mut on_progress = |n: u64, _bytes: u64| progress(done + n, options.updates);
     let ingested = store.ingest_stream(
         items,
-        IngestOptions { commit_every: Some(BATCH_DOCUMENTS), progress: Some(&mut on_progress), before_commit: Some(&mut before_commit) },
+        IngestOptions {
+            commit_every: Some(BATCH_DOCUMENTS),
+            progress: Some(&mut on_progress),
+            before_commit: Some(&mut before_commit),
+        },
     )?;
     report.revisions_added = ingested.added;
     report.revisions_already_present += ingested.unchanged;

@@ -41,12 +41,22 @@ pub enum Handler {
 impl Handler {
     pub fn uri(self) -> Option<&'static str> {
         Some(match self {
-            Handler::Category => "http://schemas.microsoft.com/msus/2002/12/UpdateHandlers/Category",
-            Handler::CommandLine => "http://schemas.microsoft.com/msus/2002/12/UpdateHandlers/CommandLineInstallation",
+            Handler::Category => {
+                "http://schemas.microsoft.com/msus/2002/12/UpdateHandlers/Category"
+            }
+            Handler::CommandLine => {
+                "http://schemas.microsoft.com/msus/2002/12/UpdateHandlers/CommandLineInstallation"
+            }
             Handler::Cbs => "http://schemas.microsoft.com/msus/2002/12/UpdateHandlers/Cbs",
-            Handler::OsInstaller => "http://schemas.microsoft.com/msus/2016/01/UpdateHandlers/OSInstaller",
-            Handler::WindowsInstaller => "http://schemas.microsoft.com/msus/2002/12/UpdateHandlers/WindowsInstaller",
-            Handler::Driver => "http://schemas.microsoft.com/msus/2002/12/UpdateHandlers/WindowsDriver",
+            Handler::OsInstaller => {
+                "http://schemas.microsoft.com/msus/2016/01/UpdateHandlers/OSInstaller"
+            }
+            Handler::WindowsInstaller => {
+                "http://schemas.microsoft.com/msus/2002/12/UpdateHandlers/WindowsInstaller"
+            }
+            Handler::Driver => {
+                "http://schemas.microsoft.com/msus/2002/12/UpdateHandlers/WindowsDriver"
+            }
             Handler::Detectoid | Handler::Bundle => return None,
         })
     }
@@ -143,16 +153,30 @@ pub struct Planner {
     giant_done: bool,
 }
 
-const ARCH_DETECTOIDS: [&str; 4] = ["x64-based systems", "x86-based systems", "ARM64-based systems", "Windows 10 and later"];
-const SUBCATEGORY_NAMES: [&str; 6] =
-    ["Dynamic Update", "GDR-DU", "Language Packs", "Feature On Demand", "Security-only Update", "Servicing Stack"];
+const ARCH_DETECTOIDS: [&str; 4] =
+    ["x64-based systems", "x86-based systems", "ARM64-based systems", "Windows 10 and later"];
+const SUBCATEGORY_NAMES: [&str; 6] = [
+    "Dynamic Update",
+    "GDR-DU",
+    "Language Packs",
+    "Feature On Demand",
+    "Security-only Update",
+    "Servicing Stack",
+];
 const MAX_SUBCATEGORIES: u32 = 120;
 
 /// Languages of language-specific updates, as WSUS short languages (`ShortLanguage` in
 /// GetConfigData), with the culture their file names use. The upstream publishes them whatever
 /// languages a downstream asks for.
-pub const UPDATE_LANGUAGES: [(&str, &str); 7] =
-    [("en", "en-us"), ("de", "de-de"), ("fr", "fr-fr"), ("ja", "ja-jp"), ("es", "es-es"), ("pt-br", "pt-br"), ("zh-cn", "zh-cn")];
+pub const UPDATE_LANGUAGES: [(&str, &str); 7] = [
+    ("en", "en-us"),
+    ("de", "de-de"),
+    ("fr", "fr-fr"),
+    ("ja", "ja-jp"),
+    ("es", "es-es"),
+    ("pt-br", "pt-br"),
+    ("zh-cn", "zh-cn"),
+];
 
 fn culture(language: &str) -> &'static str {
     UPDATE_LANGUAGES.iter().find(|(l, _)| *l == language).map(|(_, c)| *c).unwrap_or("en-us")
@@ -161,8 +185,12 @@ fn culture(language: &str) -> &'static str {
 /// A few languages of the pool, in pool order: English always, then each other one by chance.
 fn pick_languages(rng: &mut Rng, at_least: usize) -> Vec<&'static str> {
     loop {
-        let picked: Vec<&'static str> =
-            UPDATE_LANGUAGES.iter().enumerate().filter(|(i, _)| *i == 0 || rng.chance(0.6)).map(|(_, (l, _))| *l).collect();
+        let picked: Vec<&'static str> = UPDATE_LANGUAGES
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i == 0 || rng.chance(0.6))
+            .map(|(_, (l, _))| *l)
+            .collect();
         if picked.len() >= at_least {
             return picked;
         }
@@ -202,10 +230,19 @@ impl Planner {
         Guid::from_bytes(b)
     }
 
-    fn base(&self, index: u64, update_id: Guid, update_type: &'static str, handler: Handler) -> Planned {
+    fn base(
+        &self,
+        index: u64,
+        update_id: Guid,
+        update_type: &'static str,
+        handler: Handler,
+    ) -> Planned {
         Planned {
             index,
-            identity: UpdateIdentity { update_id, revision_number: if update_type == "Category" { 100 } else { 200 } },
+            identity: UpdateIdentity {
+                update_id,
+                revision_number: if update_type == "Category" { 100 } else { 200 },
+            },
             update_type,
             handler,
             category_kind: None,
@@ -303,7 +340,15 @@ impl Planner {
         let table: &[(&'static str, u32)] = match product {
             DEFENDER => &[(DEFINITIONS, 90), (SECURITY, 5), (UPDATES, 5)],
             OFFICE_2016 | OFFICE_365 => &[(SECURITY, 55), (UPDATES, 30), (CRITICAL, 15)],
-            _ => &[(SECURITY, 45), (UPDATES, 20), (CRITICAL, 10), (ROLLUPS, 8), (FEATURE_PACKS, 4), (TOOLS, 3), (SERVICE_PACKS, 1)],
+            _ => &[
+                (SECURITY, 45),
+                (UPDATES, 20),
+                (CRITICAL, 10),
+                (ROLLUPS, 8),
+                (FEATURE_PACKS, 4),
+                (TOOLS, 3),
+                (SERVICE_PACKS, 1),
+            ],
         };
         let weights: Vec<u32> = table.iter().map(|(_, w)| *w).collect();
         table[rng.weighted(&weights)].0
@@ -311,7 +356,8 @@ impl Planner {
 
     fn detectoid(&mut self, index: u64, rng: &mut Rng) -> Planned {
         let product = Self::pick_product(rng);
-        let mut p = self.base(index, self.guid("detectoid", index), "Detectoid", Handler::Detectoid);
+        let mut p =
+            self.base(index, self.guid("detectoid", index), "Detectoid", Handler::Detectoid);
         p.product = Some(product);
         p.title = format!("{} applicability check {}", cat::category(product).title, index);
         p.description = p.title.clone();
@@ -350,7 +396,8 @@ impl Planner {
         match product {
             cat::DEFENDER => Handler::CommandLine,
             cat::OFFICE_2016 | cat::OFFICE_365 => Handler::WindowsInstaller,
-            _ if bundle_child => [Handler::OsInstaller, Handler::Cbs, Handler::CommandLine][rng.weighted(&[45, 20, 35])],
+            _ if bundle_child => [Handler::OsInstaller, Handler::Cbs, Handler::CommandLine]
+                [rng.weighted(&[45, 20, 35])],
             _ => [Handler::Cbs, Handler::CommandLine][rng.weighted(&[40, 60])],
         }
     }
@@ -358,8 +405,9 @@ impl Planner {
     /// Size to aim for in the applicability rules: the heavy tail of real Core fragments
     /// (CBS manifests: median 167 KB, a quarter over 1 MB) and small ones for the rest.
     fn core_target(rng: &mut Rng, handler: Handler) -> usize {
-        let lognormal =
-            |rng: &mut Rng, median: f64, sigma: f64, lo: f64, hi: f64| (median * (sigma * rng.normal()).exp()).clamp(lo, hi) as usize;
+        let lognormal = |rng: &mut Rng, median: f64, sigma: f64, lo: f64, hi: f64| {
+            (median * (sigma * rng.normal()).exp()).clamp(lo, hi) as usize
+        };
         match handler {
             Handler::Cbs => lognormal(rng, 167_000.0, 1.2, 50_000.0, 4_000_000.0),
             Handler::CommandLine => lognormal(rng, 4_000.0, 0.6, 800.0, 20_000.0),
@@ -373,45 +421,131 @@ impl Planner {
     /// (`PatchingType="Express"`): the `.psf` that clients take byte ranges of, several times the
     /// full file's size, and a small `-express.cab` of delta manifests (as the real SSU pair in
     /// the UUP sample: 23 MB `.psf`, 103 KB express `.cab` beside a 17 MB full `.cab`).
-    fn files_for(&self, rng: &mut Rng, index: u64, handler: Handler, kb: u32, arch: &str, variant: Variant<'_>) -> Vec<PlannedFile> {
-        let size = |rng: &mut Rng, scale: f64| ((self.payload_bytes as f64 * scale * (0.5 + rng.unit())) as u64).max(1);
+    fn files_for(
+        &self,
+        rng: &mut Rng,
+        index: u64,
+        handler: Handler,
+        kb: u32,
+        arch: &str,
+        variant: Variant<'_>,
+    ) -> Vec<PlannedFile> {
+        let size = |rng: &mut Rng, scale: f64| {
+            ((self.payload_bytes as f64 * scale * (0.5 + rng.unit())) as u64).max(1)
+        };
         let mut key = 0u64;
-        let mut file = |rng: &mut Rng, name: String, scale: f64, patching: Option<&'static str>, preferred: Option<&'static str>| {
+        let mut file = |rng: &mut Rng,
+                        name: String,
+                        scale: f64,
+                        patching: Option<&'static str>,
+                        preferred: Option<&'static str>| {
             key += 1;
-            PlannedFile { content_key: index << 8 | key, file_name: name, size: size(rng, scale), patching_type: patching, preferred }
+            PlannedFile {
+                content_key: index << 8 | key,
+                file_name: name,
+                size: size(rng, scale),
+                patching_type: patching,
+                preferred,
+            }
         };
         match handler {
             Handler::Cbs => {
-                let mut v = vec![file(rng, format!("Windows11.0-KB{kb}-{arch}.cab"), 1.0, Some("SelfContained"), None)];
+                let mut v = vec![file(
+                    rng,
+                    format!("Windows11.0-KB{kb}-{arch}.cab"),
+                    1.0,
+                    Some("SelfContained"),
+                    None,
+                )];
                 if variant == Variant::Cumulative {
-                    v.push(file(rng, format!("Windows11.0-KB{kb}-{arch}.psf"), EXPRESS_PSF_SCALE, Some("Express"), None));
-                    v.push(file(rng, format!("Windows11.0-KB{kb}-{arch}-express.cab"), EXPRESS_CAB_SCALE, Some("Express"), None));
+                    v.push(file(
+                        rng,
+                        format!("Windows11.0-KB{kb}-{arch}.psf"),
+                        EXPRESS_PSF_SCALE,
+                        Some("Express"),
+                        None,
+                    ));
+                    v.push(file(
+                        rng,
+                        format!("Windows11.0-KB{kb}-{arch}-express.cab"),
+                        EXPRESS_CAB_SCALE,
+                        Some("Express"),
+                        None,
+                    ));
                 }
                 v
             }
             Handler::CommandLine => {
-                let name = if rng.chance(0.5) { "AM_Delta.exe".into() } else { format!("windows-kb{kb}-{arch}.exe") };
+                let name = if rng.chance(0.5) {
+                    "AM_Delta.exe".into()
+                } else {
+                    format!("windows-kb{kb}-{arch}.exe")
+                };
                 vec![file(rng, name, 1.0, None, None)]
             }
             // Office names its language-neutral payloads `glb` and the others by culture.
             Handler::WindowsInstaller => match variant {
-                Variant::Culture(c) => vec![file(rng, format!("office2016-kb{kb}-fullfile-{arch}-{c}.cab"), 0.4, None, None)],
-                _ => vec![file(rng, format!("office2016-kb{kb}-fullfile-{arch}-glb.cab"), 1.0, None, None)],
+                Variant::Culture(c) => vec![file(
+                    rng,
+                    format!("office2016-kb{kb}-fullfile-{arch}-{c}.cab"),
+                    0.4,
+                    None,
+                    None,
+                )],
+                _ => vec![file(
+                    rng,
+                    format!("office2016-kb{kb}-fullfile-{arch}-glb.cab"),
+                    1.0,
+                    None,
+                    None,
+                )],
             },
-            Handler::Driver => vec![file(rng, format!("driver-{index}-{arch}.cab"), 0.5, None, None)],
+            Handler::Driver => {
+                vec![file(rng, format!("driver-{index}-{arch}.cab"), 0.5, None, None)]
+            }
             Handler::OsInstaller => {
                 let hex = format!("{:040X}", rng.next_u64() as u128 * 0x1_0000_0001);
                 let mut v = vec![
-                    file(rng, format!("{hex}_Wsus.AggregatedMetadata.cab"), 0.2, None, Some("Metadata")),
+                    file(
+                        rng,
+                        format!("{hex}_Wsus.AggregatedMetadata.cab"),
+                        0.2,
+                        None,
+                        Some("Metadata"),
+                    ),
                     file(rng, "DesktopDeployment.cab".into(), 0.3, None, Some("ServicingStack")),
-                    file(rng, format!("SSU-{}-{arch}.cab", 22000 + index % 5000), 0.5, Some("SelfContained"), None),
-                    file(rng, format!("Windows11.0-KB{kb}-{arch}.psf"), 2.0, Some("SelfContained"), None),
+                    file(
+                        rng,
+                        format!("SSU-{}-{arch}.cab", 22000 + index % 5000),
+                        0.5,
+                        Some("SelfContained"),
+                        None,
+                    ),
+                    file(
+                        rng,
+                        format!("Windows11.0-KB{kb}-{arch}.psf"),
+                        2.0,
+                        Some("SelfContained"),
+                        None,
+                    ),
                 ];
                 if rng.chance(0.6) {
-                    v.push(file(rng, format!("{hex}_LanguagePackClient.wim"), 3.0, Some("SelfContained"), None));
+                    v.push(file(
+                        rng,
+                        format!("{hex}_LanguagePackClient.wim"),
+                        3.0,
+                        Some("SelfContained"),
+                        None,
+                    ));
                 }
                 if rng.chance(0.4) {
-                    v.push(file(rng, format!("Windows11.0-KB{kb}-{arch}.msu"), 1.0, Some("SelfContained"), None));
+                    v.push(file(
+                        rng,
+                        format!("Windows11.0-KB{kb}-{arch}.msu"),
+                        1.0,
+                        Some("SelfContained"),
+                        None,
+                    ));
                 }
                 v
             }
@@ -419,8 +553,17 @@ impl Planner {
         }
     }
 
-    fn title(product: &str, classification: &str, handler: Handler, kb: u32, created: i64, arch: &str) -> String {
-        let month = chrono::DateTime::from_timestamp(created, 0).map(|d| d.format("%Y-%m").to_string()).unwrap_or_default();
+    fn title(
+        product: &str,
+        classification: &str,
+        handler: Handler,
+        kb: u32,
+        created: i64,
+        arch: &str,
+    ) -> String {
+        let month = chrono::DateTime::from_timestamp(created, 0)
+            .map(|d| d.format("%Y-%m").to_string())
+            .unwrap_or_default();
         let p = cat::category(product).title;
         match (handler, classification) {
             (_, cat::DEFINITIONS) => format!(
@@ -428,19 +571,30 @@ impl Planner {
                 400 + kb % 100,
                 kb % 1000
             ),
-            (Handler::OsInstaller, cat::UPGRADES) => format!("{p}, version 24H2 {arch} {month} (feature update, KB{kb})"),
-            (Handler::WindowsInstaller, _) => format!("{month} Security Update for Microsoft {p} (KB{kb}) 64-Bit Edition"),
-            (_, cat::SECURITY) => format!("{month} Cumulative Update for {p} for {arch}-based Systems (KB{kb})"),
-            (_, c) => format!("{month} {} for {p} for {arch}-based Systems (KB{kb})", cat::category(c).title.trim_end_matches('s')),
+            (Handler::OsInstaller, cat::UPGRADES) => {
+                format!("{p}, version 24H2 {arch} {month} (feature update, KB{kb})")
+            }
+            (Handler::WindowsInstaller, _) => {
+                format!("{month} Security Update for Microsoft {p} (KB{kb}) 64-Bit Edition")
+            }
+            (_, cat::SECURITY) => {
+                format!("{month} Cumulative Update for {p} for {arch}-based Systems (KB{kb})")
+            }
+            (_, c) => format!(
+                "{month} {} for {p} for {arch}-based Systems (KB{kb})",
+                cat::category(c).title.trim_end_matches('s')
+            ),
         }
     }
 
     fn severity(rng: &mut Rng, classification: &str) -> Option<&'static str> {
-        (classification == cat::SECURITY).then(|| *rng.pick(&["Critical", "Important", "Important", "Moderate", "Low"]))
+        (classification == cat::SECURITY)
+            .then(|| *rng.pick(&["Critical", "Important", "Important", "Moderate", "Low"]))
     }
 
     fn standalone(&mut self, index: u64, rng: &mut Rng, force: Option<Handler>) -> Planned {
-        let product = if force == Some(Handler::Cbs) { cat::WINDOWS_11 } else { Self::pick_product(rng) };
+        let product =
+            if force == Some(Handler::Cbs) { cat::WINDOWS_11 } else { Self::pick_product(rng) };
         let handler = force.unwrap_or_else(|| Self::handler_for(rng, product, false));
         let classification = Self::pick_classification(rng, product, handler);
         let kb = 5_000_000 + index as u32;
@@ -458,7 +612,14 @@ impl Planner {
         p.explicitly_deployable = true;
         p.prerequisites = self.software_prerequisites(rng, product, Some(classification), false);
         p.superseded = self.supersede(rng, product, classification, handler, p.identity.update_id);
-        p.files = self.files_for(rng, index, handler, kb, arch, Self::variant(handler, classification, None));
+        p.files = self.files_for(
+            rng,
+            index,
+            handler,
+            kb,
+            arch,
+            Self::variant(handler, classification, None),
+        );
         p.core_target = Self::core_target(rng, handler);
         self.bumpable.push(p.clone());
         p
@@ -469,14 +630,25 @@ impl Planner {
     fn variant(handler: Handler, classification: &str, language: Option<&str>) -> Variant<'static> {
         match language {
             Some(l) => Variant::Culture(culture(l)),
-            None if handler == Handler::Cbs && matches!(classification, cat::SECURITY | cat::ROLLUPS) => Variant::Cumulative,
+            None if handler == Handler::Cbs
+                && matches!(classification, cat::SECURITY | cat::ROLLUPS) =>
+            {
+                Variant::Cumulative
+            }
             None => Variant::Plain,
         }
     }
 
     /// Newer updates of a stream supersede the ones before them (real density: 6 in 10 software updates
     /// supersede something, 26 updates on average; here nearly every top-level update does).
-    fn supersede(&mut self, rng: &mut Rng, product: &'static str, classification: &'static str, handler: Handler, id: Guid) -> Vec<Guid> {
+    fn supersede(
+        &mut self,
+        rng: &mut Rng,
+        product: &'static str,
+        classification: &'static str,
+        handler: Handler,
+        id: Guid,
+    ) -> Vec<Guid> {
         let stream = self.streams.entry((product, classification, handler)).or_default();
         let superseded = if rng.chance(0.9) && !stream.is_empty() {
             let n = rng.range(10, 45).min(stream.len() as u64) as usize;
@@ -517,14 +689,22 @@ impl Planner {
     /// Children come first (a bundle names exact revisions of updates that already exist).
     fn bundle_step(&mut self, index: u64, rng: &mut Rng) -> Planned {
         let pending = self.pending.as_mut().expect("called with a bundle in progress");
-        let (product, classification, handler, kb) = (pending.product, pending.classification, pending.child_handler, pending.kb);
+        let (product, classification, handler, kb) =
+            (pending.product, pending.classification, pending.child_handler, pending.kb);
         if let Some(language) = pending.children_left.pop() {
             // Language children of one update share its architecture.
-            let arch = if pending.by_language { "x64" } else { ["x64", "arm64", "x86", "x64"][pending.children.len() % 4] };
+            let arch = if pending.by_language {
+                "x64"
+            } else {
+                ["x64", "arm64", "x86", "x64"][pending.children.len() % 4]
+            };
             let mut p = self.base(index, self.guid("bundle-child", index), "Software", handler);
             p.product = Some(product);
             p.classification = Some(classification);
-            p.title = format!("HIDDEN: {}", Self::title(product, classification, handler, kb, p.created, arch));
+            p.title = format!(
+                "HIDDEN: {}",
+                Self::title(product, classification, handler, kb, p.created, arch)
+            );
             if let Some(l) = language {
                 p.title = format!("{} ({})", p.title, culture(l));
             }
@@ -532,7 +712,14 @@ impl Planner {
             p.language = if handler == Handler::OsInstaller { Some("all") } else { language };
             p.prerequisites = self.software_prerequisites(rng, product, None, true);
             p.prerequisites.retain(|c| matches!(c, Clause::One(_)));
-            p.files = self.files_for(rng, index, handler, kb, arch, Self::variant(handler, classification, language));
+            p.files = self.files_for(
+                rng,
+                index,
+                handler,
+                kb,
+                arch,
+                Self::variant(handler, classification, language),
+            );
             p.core_target = Self::core_target(rng, handler);
             self.pending.as_mut().expect("still pending").children.push(p.identity);
             return p;
@@ -543,7 +730,8 @@ impl Planner {
         p.classification = Some(classification);
         p.kb = Some(kb);
         p.title = Self::title(product, classification, handler, kb, p.created, "x64");
-        p.description = format!("Install this update to resolve issues in {}.", cat::category(product).title);
+        p.description =
+            format!("Install this update to resolve issues in {}.", cat::category(product).title);
         p.msrc_severity = Self::severity(rng, classification);
         p.explicitly_deployable = true;
         p.prerequisites = self.software_prerequisites(rng, product, Some(classification), false);
@@ -555,7 +743,8 @@ impl Planner {
             // One AtLeastOne per architecture group, as real bundles do.
             pending.children.chunks(2).map(|c| c.to_vec()).collect()
         };
-        p.superseded = self.supersede(rng, product, classification, Handler::Bundle, p.identity.update_id);
+        p.superseded =
+            self.supersede(rng, product, classification, Handler::Bundle, p.identity.update_id);
         p.core_target = Self::core_target(rng, Handler::Bundle);
         self.bumpable.push(p.clone());
         p
@@ -581,11 +770,20 @@ impl Planner {
     fn subcategory(&mut self, index: u64, rng: &mut Rng) -> Planned {
         self.subcategories += 1;
         let product = Self::pick_product(rng);
-        let mut p = self.base(index, self.guid("subcategory", index), "Category", Handler::Category);
+        let mut p =
+            self.base(index, self.guid("subcategory", index), "Category", Handler::Category);
         p.category_kind = Some("Product");
-        p.title = format!("{} {} {}", cat::category(product).title, SUBCATEGORY_NAMES[(index % 6) as usize], self.subcategories);
+        p.title = format!(
+            "{} {} {}",
+            cat::category(product).title,
+            SUBCATEGORY_NAMES[(index % 6) as usize],
+            self.subcategories
+        );
         p.description = p.title.clone();
-        p.prerequisites.push(Clause::AnyOf(vec![cat::guid(cat::category(product).parent.unwrap_or(cat::WINDOWS))], true));
+        p.prerequisites.push(Clause::AnyOf(
+            vec![cat::guid(cat::category(product).parent.unwrap_or(cat::WINDOWS))],
+            true,
+        ));
         p
     }
 
@@ -594,10 +792,18 @@ impl Planner {
         let mut p = self.base(index, self.guid("driver", index), "Driver", Handler::Driver);
         p.product = Some(product);
         p.classification = Some(cat::DRIVERS);
-        p.title = format!("Contoso Ltd. - System - {}.{}.{}.0", 10 + index % 20, index % 1000, index % 97);
+        p.title = format!(
+            "Contoso Ltd. - System - {}.{}.{}.0",
+            10 + index % 20,
+            index % 1000,
+            index % 97
+        );
         p.description = p.title.clone();
         p.explicitly_deployable = true;
-        p.prerequisites = vec![Clause::AnyOf(vec![cat::guid(cat::DRIVERS)], true), Clause::AnyOf(vec![cat::guid(product)], true)];
+        p.prerequisites = vec![
+            Clause::AnyOf(vec![cat::guid(cat::DRIVERS)], true),
+            Clause::AnyOf(vec![cat::guid(product)], true),
+        ];
         p.files = self.files_for(rng, index, Handler::Driver, 0, "x64", Variant::Plain);
         p
     }
@@ -605,21 +811,33 @@ impl Planner {
     /// A series of language packs, one standalone update per language, as Windows publishes
     /// them (`Properties/Language` names the language, the files its culture).
     fn start_language_packs(&mut self, index: u64, rng: &mut Rng) -> Planned {
-        let product = *rng.pick(&[cat::WINDOWS_11, cat::WINDOWS_11, cat::WINDOWS_10_1903, cat::SERVER_2025]);
+        let product =
+            *rng.pick(&[cat::WINDOWS_11, cat::WINDOWS_11, cat::WINDOWS_10_1903, cat::SERVER_2025]);
         let arch = *rng.pick(&["x64", "x64", "arm64"]);
         let languages = pick_languages(rng, 2);
         self.pending_language_packs = languages.iter().rev().map(|l| (*l, product, arch)).collect();
-        let (language, product, arch) = self.pending_language_packs.pop().expect("at least two languages");
+        let (language, product, arch) =
+            self.pending_language_packs.pop().expect("at least two languages");
         self.language_pack(index, rng, language, product, arch)
     }
 
-    fn language_pack(&mut self, index: u64, rng: &mut Rng, language: &'static str, product: &'static str, arch: &'static str) -> Planned {
+    fn language_pack(
+        &mut self,
+        index: u64,
+        rng: &mut Rng,
+        language: &'static str,
+        product: &'static str,
+        arch: &'static str,
+    ) -> Planned {
         let culture = culture(language);
         let mut p = self.base(index, self.guid("language-pack", index), "Software", Handler::Cbs);
         p.product = Some(product);
         p.classification = Some(cat::UPDATES);
         p.language = Some(language);
-        p.title = format!("{} Language Pack {culture} for {arch}-based Systems", cat::category(product).title);
+        p.title = format!(
+            "{} Language Pack {culture} for {arch}-based Systems",
+            cat::category(product).title
+        );
         p.description = format!(
             "Install this language pack to show {} in {culture}. After it is installed, the language can be chosen in Settings.",
             cat::category(product).title
@@ -627,7 +845,9 @@ impl Planner {
         p.explicitly_deployable = true;
         p.prerequisites = self.software_prerequisites(rng, product, Some(cat::UPDATES), false);
         let package_arch = if arch == "x64" { "amd64" } else { arch };
-        let size = |rng: &mut Rng, scale: f64| ((self.payload_bytes as f64 * scale * (0.5 + rng.unit())) as u64).max(1);
+        let size = |rng: &mut Rng, scale: f64| {
+            ((self.payload_bytes as f64 * scale * (0.5 + rng.unit())) as u64).max(1)
+        };
         p.files = vec![
             PlannedFile {
                 content_key: index << 8 | 1,
@@ -638,7 +858,9 @@ impl Planner {
             },
             PlannedFile {
                 content_key: index << 8 | 2,
-                file_name: format!("Microsoft-Windows-LanguageFeatures-Basic-{culture}-Package~31bf3856ad364e35~{package_arch}~~.cab"),
+                file_name: format!(
+                    "Microsoft-Windows-LanguageFeatures-Basic-{culture}-Package~31bf3856ad364e35~{package_arch}~~.cab"
+                ),
                 size: size(rng, 0.2),
                 patching_type: Some("SelfContained"),
                 preferred: None,
@@ -668,17 +890,26 @@ mod tests {
     fn language_specific_updates_come_in_several_languages_beside_neutral_ones() {
         let mut planner = Planner::new(3, 1024);
         let items: Vec<Planned> = (0..4000).map(|_| planner.next_item()).collect();
-        let by_id: HashMap<UpdateIdentity, &Planned> = items.iter().map(|p| (p.identity, p)).collect();
+        let by_id: HashMap<UpdateIdentity, &Planned> =
+            items.iter().map(|p| (p.identity, p)).collect();
         // Office bundles: a neutral child (`glb` files, no Language) and language children.
         let mut office_languages = std::collections::BTreeSet::new();
         let mut office_bundles = 0;
         for bundle in items.iter().filter(|p| p.handler == Handler::Bundle) {
-            let members: Vec<&Planned> = bundle.bundled.iter().flatten().map(|m| by_id[m]).collect();
-            if !members.iter().any(|m| m.language.is_some() && m.handler == Handler::WindowsInstaller) {
+            let members: Vec<&Planned> =
+                bundle.bundled.iter().flatten().map(|m| by_id[m]).collect();
+            if !members
+                .iter()
+                .any(|m| m.language.is_some() && m.handler == Handler::WindowsInstaller)
+            {
                 continue;
             }
             office_bundles += 1;
-            assert!(matches!(bundle.product, Some(cat::OFFICE_2016 | cat::OFFICE_365)), "{}", bundle.title);
+            assert!(
+                matches!(bundle.product, Some(cat::OFFICE_2016 | cat::OFFICE_365)),
+                "{}",
+                bundle.title
+            );
             assert_eq!(bundle.language, None, "the bundle itself is language-neutral");
             let neutral: Vec<_> = members.iter().filter(|m| m.language.is_none()).collect();
             assert_eq!(neutral.len(), 1, "{}", bundle.title);
@@ -687,27 +918,47 @@ mod tests {
                 let language = m.language.unwrap();
                 office_languages.insert(language);
                 assert_eq!(m.files.len(), 1);
-                assert!(m.files[0].file_name.ends_with(&format!("-{}.cab", culture(language))), "{}", m.files[0].file_name);
+                assert!(
+                    m.files[0].file_name.ends_with(&format!("-{}.cab", culture(language))),
+                    "{}",
+                    m.files[0].file_name
+                );
             }
         }
         assert!(office_bundles >= 5, "{office_bundles} Office bundles with language children");
         assert!(office_languages.len() >= 5, "{office_languages:?}");
         // Language packs: standalone, one per language of a series.
-        let packs: Vec<&Planned> = items.iter().filter(|p| p.update_type == "Software" && p.title.contains("Language Pack")).collect();
-        let pack_languages: std::collections::BTreeSet<_> = packs.iter().map(|p| p.language.expect("a language")).collect();
-        assert!(packs.len() >= 10 && pack_languages.len() >= 5, "{} packs in {pack_languages:?}", packs.len());
+        let packs: Vec<&Planned> = items
+            .iter()
+            .filter(|p| p.update_type == "Software" && p.title.contains("Language Pack"))
+            .collect();
+        let pack_languages: std::collections::BTreeSet<_> =
+            packs.iter().map(|p| p.language.expect("a language")).collect();
+        assert!(
+            packs.len() >= 10 && pack_languages.len() >= 5,
+            "{} packs in {pack_languages:?}",
+            packs.len()
+        );
         for p in &packs {
             assert!(p.explicitly_deployable && p.bundled.is_empty());
             let c = culture(p.language.unwrap());
             assert!(p.files.iter().all(|f| f.file_name.contains(c)), "{:?}", p.files);
         }
         // Language-neutral: UUP updates say `all`, the rest carry no Language; most are neutral.
-        assert!(items.iter().filter(|p| p.handler == Handler::OsInstaller).all(|p| p.language == Some("all")));
-        let neutral = items.iter().filter(|p| p.update_type == "Software" && p.language.is_none()).count();
+        assert!(
+            items
+                .iter()
+                .filter(|p| p.handler == Handler::OsInstaller)
+                .all(|p| p.language == Some("all"))
+        );
+        let neutral =
+            items.iter().filter(|p| p.update_type == "Software" && p.language.is_none()).count();
         let specific = items.iter().filter(|p| p.language.is_some_and(|l| l != "all")).count();
         assert!(neutral > 3 * specific, "{neutral} neutral, {specific} language-specific");
         // Detectoids and drivers are not translated; the rest is.
-        assert!(items.iter().all(|p| p.translated != matches!(p.update_type, "Detectoid" | "Driver")));
+        assert!(
+            items.iter().all(|p| p.translated != matches!(p.update_type, "Detectoid" | "Driver"))
+        );
     }
 
     #[test]
@@ -716,24 +967,33 @@ mod tests {
         let items: Vec<Planned> = (0..3000).map(|_| planner.next_item()).collect();
         let mut cumulative = 0;
         for p in &items {
-            let express: Vec<&PlannedFile> = p.files.iter().filter(|f| f.patching_type == Some("Express")).collect();
-            if p.handler != Handler::Cbs || !matches!(p.classification, Some(cat::SECURITY | cat::ROLLUPS)) {
+            let express: Vec<&PlannedFile> =
+                p.files.iter().filter(|f| f.patching_type == Some("Express")).collect();
+            if p.handler != Handler::Cbs
+                || !matches!(p.classification, Some(cat::SECURITY | cat::ROLLUPS))
+            {
                 assert!(express.is_empty(), "{}: {:?}", p.title, p.files);
                 continue;
             }
             cumulative += 1;
-            let full: Vec<&PlannedFile> = p.files.iter().filter(|f| f.patching_type == Some("SelfContained")).collect();
+            let full: Vec<&PlannedFile> =
+                p.files.iter().filter(|f| f.patching_type == Some("SelfContained")).collect();
             assert_eq!((full.len(), express.len()), (1, 2), "{}: {:?}", p.title, p.files);
             let stem = full[0].file_name.strip_suffix(".cab").unwrap();
-            let psf = express.iter().find(|f| f.file_name == format!("{stem}.psf")).expect("a .psf");
-            let manifests = express.iter().find(|f| f.file_name == format!("{stem}-express.cab")).expect("an express .cab");
+            let psf =
+                express.iter().find(|f| f.file_name == format!("{stem}.psf")).expect("a .psf");
+            let manifests = express
+                .iter()
+                .find(|f| f.file_name == format!("{stem}-express.cab"))
+                .expect("an express .cab");
             assert!(psf.size > full[0].size, "the .psf is larger than the full file");
             assert!(manifests.size * 20 < full[0].size, "the delta manifests are small");
         }
         assert!(cumulative >= 20, "{cumulative} cumulative updates");
         // Each file of an item has its own payload bytes.
         for p in &items {
-            let keys: std::collections::HashSet<u64> = p.files.iter().map(|f| f.content_key).collect();
+            let keys: std::collections::HashSet<u64> =
+                p.files.iter().map(|f| f.content_key).collect();
             assert_eq!(keys.len(), p.files.len(), "{}", p.title);
         }
     }

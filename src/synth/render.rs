@@ -78,8 +78,14 @@ impl Xml {
 
 /// `2026-10-04T12:00:58.287Z` with milliseconds, `2026-10-04T09:39:26Z` without (as real documents).
 fn timestamp(secs: i64, millis: Option<u32>) -> String {
-    let Some(d) = chrono::DateTime::from_timestamp(secs, millis.unwrap_or(0) * 1_000_000) else { return String::new() };
-    if millis.is_some() { d.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string() } else { d.format("%Y-%m-%dT%H:%M:%SZ").to_string() }
+    let Some(d) = chrono::DateTime::from_timestamp(secs, millis.unwrap_or(0) * 1_000_000) else {
+        return String::new();
+    };
+    if millis.is_some() {
+        d.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+    } else {
+        d.format("%Y-%m-%dT%H:%M:%SZ").to_string()
+    }
 }
 
 /// The languages of an item's LocalizedProperties: every one asked for if the item is
@@ -91,7 +97,13 @@ fn localized_languages<'a>(p: &Planned, languages: &'a [String]) -> Vec<&'a str>
     if p.translated {
         return languages.iter().map(String::as_str).collect();
     }
-    languages.iter().find(|l| *l == "en").or(languages.first()).map(String::as_str).into_iter().collect()
+    languages
+        .iter()
+        .find(|l| *l == "en")
+        .or(languages.first())
+        .map(String::as_str)
+        .into_iter()
+        .collect()
 }
 
 /// Renders the document. `languages` lists the LocalizedProperties to write (`en` first) for
@@ -100,11 +112,17 @@ pub fn render(p: &Planned, files: &[RenderedFile], languages: &[String]) -> Stri
     let mut x = Xml(String::with_capacity(2048 + p.core_target + 512 * languages.len()));
     let mut root_ns = vec![("xmlns:pub", "http://schemas.microsoft.com/msus/2002/12/Publishing")];
     match p.handler {
-        Handler::Category => root_ns.push(("xmlns:cat", "http://schemas.microsoft.com/msus/2002/12/UpdateHandlers/Category")),
+        Handler::Category => root_ns.push((
+            "xmlns:cat",
+            "http://schemas.microsoft.com/msus/2002/12/UpdateHandlers/Category",
+        )),
         Handler::CommandLine => root_ns.extend([
             ("xmlns:bar", BAR),
             ("xmlns:lar", LAR),
-            ("xmlns:cmd", "http://schemas.microsoft.com/msus/2002/12/UpdateHandlers/CommandLineInstallation"),
+            (
+                "xmlns:cmd",
+                "http://schemas.microsoft.com/msus/2002/12/UpdateHandlers/CommandLineInstallation",
+            ),
         ]),
         _ => root_ns.extend([("xmlns:bar", BAR), ("xmlns:lar", LAR)]),
     }
@@ -121,7 +139,11 @@ pub fn render(p: &Planned, files: &[RenderedFile], languages: &[String]) -> Stri
     let release = format!("10.0.26100.{}", p.index % 9000);
     let mut props: Vec<(&str, &str)> = Vec::new();
     if p.handler == Handler::OsInstaller {
-        props.extend([("ProductName", "Client.OS.RS2.AMD64"), ("ReleaseVersion", release.as_str()), ("ReleaseRevision", "1")]);
+        props.extend([
+            ("ProductName", "Client.OS.RS2.AMD64"),
+            ("ReleaseVersion", release.as_str()),
+            ("ReleaseRevision", "1"),
+        ]);
     }
     props.extend([("UpdateType", p.update_type), ("DefaultPropertiesLanguage", "en")]);
     if p.explicitly_deployable {
@@ -143,8 +165,12 @@ pub fn render(p: &Planned, files: &[RenderedFile], languages: &[String]) -> Stri
     props.push(("PublisherID", PUBLISHER));
     x.open("upd:Properties", &props);
     match p.handler {
-        Handler::Cbs | Handler::OsInstaller => x.empty("upd:InstallationBehavior", &[("RebootBehavior", "CanRequestReboot")]),
-        Handler::CommandLine | Handler::WindowsInstaller => x.empty("upd:InstallationBehavior", &[("Impact", "Minor")]),
+        Handler::Cbs | Handler::OsInstaller => {
+            x.empty("upd:InstallationBehavior", &[("RebootBehavior", "CanRequestReboot")])
+        }
+        Handler::CommandLine | Handler::WindowsInstaller => {
+            x.empty("upd:InstallationBehavior", &[("Impact", "Minor")])
+        }
         _ => {}
     }
     if p.handler == Handler::Cbs {
@@ -165,11 +191,15 @@ pub fn render(p: &Planned, files: &[RenderedFile], languages: &[String]) -> Stri
     for lang in localized_languages(p, languages) {
         x.open("upd:LocalizedProperties", &[]);
         x.text_element("upd:Language", lang);
-        let prefix = if matches!(lang, "en" | "all") { String::new() } else { format!("[{lang}] ") };
+        let prefix =
+            if matches!(lang, "en" | "all") { String::new() } else { format!("[{lang}] ") };
         x.text_element("upd:Title", &format!("{prefix}{}", p.title));
         x.text_element("upd:Description", &format!("{prefix}{}", p.description));
         if p.kb.is_some() {
-            x.text_element("upd:MoreInfoUrl", &format!("https://support.microsoft.com/help/{}", p.kb.unwrap_or_default()));
+            x.text_element(
+                "upd:MoreInfoUrl",
+                &format!("https://support.microsoft.com/help/{}", p.kb.unwrap_or_default()),
+            );
             x.text_element("upd:SupportUrl", "https://support.microsoft.com");
         }
         x.close("upd:LocalizedProperties");
@@ -189,9 +219,14 @@ pub fn render(p: &Planned, files: &[RenderedFile], languages: &[String]) -> Stri
             x.open("upd:Prerequisites", &[]);
             for c in &p.prerequisites {
                 match c {
-                    Clause::One(g) => x.empty("upd:UpdateIdentity", &[("UpdateID", &g.to_string())]),
+                    Clause::One(g) => {
+                        x.empty("upd:UpdateIdentity", &[("UpdateID", &g.to_string())])
+                    }
                     Clause::AnyOf(ids, is_category) => {
-                        x.open("upd:AtLeastOne", if *is_category { &[("IsCategory", "true")] } else { &[] });
+                        x.open(
+                            "upd:AtLeastOne",
+                            if *is_category { &[("IsCategory", "true")] } else { &[] },
+                        );
                         for g in ids {
                             x.empty("upd:UpdateIdentity", &[("UpdateID", &g.to_string())]);
                         }
@@ -208,7 +243,10 @@ pub fn render(p: &Planned, files: &[RenderedFile], languages: &[String]) -> Stri
                 for m in group {
                     x.empty(
                         "upd:UpdateIdentity",
-                        &[("UpdateID", &m.update_id.to_string()), ("RevisionNumber", &m.revision_number.to_string())],
+                        &[
+                            ("UpdateID", &m.update_id.to_string()),
+                            ("RevisionNumber", &m.revision_number.to_string()),
+                        ],
                     );
                 }
                 x.close("upd:AtLeastOne");
@@ -248,7 +286,9 @@ pub fn render(p: &Planned, files: &[RenderedFile], languages: &[String]) -> Stri
         x.close("upd:Files");
     }
 
-    let hsd = |x: &mut Xml, ty: &str| x.open("upd:HandlerSpecificData", &[("xsi:type", ty), ("xmlns:xsi", XSI)]);
+    let hsd = |x: &mut Xml, ty: &str| {
+        x.open("upd:HandlerSpecificData", &[("xsi:type", ty), ("xmlns:xsi", XSI)])
+    };
     match p.handler {
         Handler::Category => {
             hsd(&mut x, "cat:Category");
@@ -276,7 +316,10 @@ pub fn render(p: &Planned, files: &[RenderedFile], languages: &[String]) -> Stri
             hsd(&mut x, "cbs:Cbs");
             x.empty(
                 "cbs:CbsData",
-                &[("PackageIdentity", ""), ("xmlns:cbs", "http://schemas.microsoft.com/msus/2002/12/UpdateHandlers/Cbs")],
+                &[
+                    ("PackageIdentity", ""),
+                    ("xmlns:cbs", "http://schemas.microsoft.com/msus/2002/12/UpdateHandlers/Cbs"),
+                ],
             );
             x.close("upd:HandlerSpecificData");
         }
@@ -284,7 +327,13 @@ pub fn render(p: &Planned, files: &[RenderedFile], languages: &[String]) -> Stri
             hsd(&mut x, "OSInstallerMetadata");
             x.empty(
                 "OSInstallData",
-                &[("InitialModule", "UpdateAgent.dll"), ("xmlns", "http://schemas.microsoft.com/msus/2016/01/UpdateHandlers/OSInstaller")],
+                &[
+                    ("InitialModule", "UpdateAgent.dll"),
+                    (
+                        "xmlns",
+                        "http://schemas.microsoft.com/msus/2016/01/UpdateHandlers/OSInstaller",
+                    ),
+                ],
             );
             x.close("upd:HandlerSpecificData");
         }
@@ -326,9 +375,18 @@ fn render_rules(x: &mut Xml, p: &Planned) {
                 0 => bar(
                     x,
                     "WindowsVersion",
-                    &[("Comparison", "GreaterThanOrEqualTo"), ("MajorVersion", "10"), ("MinorVersion", "0"), ("ProductType", "1")],
+                    &[
+                        ("Comparison", "GreaterThanOrEqualTo"),
+                        ("MajorVersion", "10"),
+                        ("MinorVersion", "0"),
+                        ("ProductType", "1"),
+                    ],
                 ),
-                1 => bar(x, "Processor", &[("Architecture", ["0", "9", "12"][rng.below(3) as usize])]),
+                1 => bar(
+                    x,
+                    "Processor",
+                    &[("Architecture", ["0", "9", "12"][rng.below(3) as usize])],
+                ),
                 _ => bar(
                     x,
                     "RegDword",
@@ -353,7 +411,10 @@ fn render_rules(x: &mut Xml, p: &Planned) {
                 "RegDword",
                 &[
                     ("Key", "HKEY_LOCAL_MACHINE"),
-                    ("Subkey", "SOFTWARE\\Microsoft\\Windows\\CurrentVersion\\Component Based Servicing"),
+                    (
+                        "Subkey",
+                        "SOFTWARE\\Microsoft\\Windows\\CurrentVersion\\Component Based Servicing",
+                    ),
                     ("Value", "LCUReoffer"),
                     ("Comparison", "EqualTo"),
                     ("Data", "1"),
@@ -393,12 +454,16 @@ fn render_rules(x: &mut Xml, p: &Planned) {
                     ("publicKeyToken", "31bf3856ad364e35"),
                 ],
             );
-            x.open("package", &[("identifier", &kb), ("releaseType", "Security Update"), ("restart", "possible")]);
+            x.open(
+                "package",
+                &[("identifier", &kb), ("releaseType", "Security Update"), ("restart", "possible")],
+            );
             // The component list is what makes real CBS manifests large.
             let mut n = 0u64;
             while x.0.len() - start < p.core_target {
                 n += 1;
-                let name = format!("Microsoft-Windows-Component-{:05}-{:08x}", n, rng.next_u64() as u32);
+                let name =
+                    format!("Microsoft-Windows-Component-{:05}-{:08x}", n, rng.next_u64() as u32);
                 x.empty(
                     "assemblyIdentity",
                     &[
@@ -420,7 +485,11 @@ fn render_rules(x: &mut Xml, p: &Planned) {
             x.open("upd:IsInstalled", &[]);
             x.empty(
                 "osi:ProductReleaseInstalled",
-                &[("Name", "Client.OS.RS2.AMD64"), ("Version", &format!("10.0.26100.{}", p.index % 9000)), ("xmlns:osi", osi)],
+                &[
+                    ("Name", "Client.OS.RS2.AMD64"),
+                    ("Version", &format!("10.0.26100.{}", p.index % 9000)),
+                    ("xmlns:osi", osi),
+                ],
             );
             x.close("upd:IsInstalled");
             x.open("upd:IsInstallable", &[]);
@@ -429,7 +498,13 @@ fn render_rules(x: &mut Xml, p: &Planned) {
                 x.open("lar:Not", &[]);
                 x.empty(
                     "osi:DeviceAttribute",
-                    &[("Name", "OSSkuId"), ("Type", "String"), ("Comparison", "EqualTo"), ("Value", sku), ("xmlns:osi", osi)],
+                    &[
+                        ("Name", "OSSkuId"),
+                        ("Type", "String"),
+                        ("Comparison", "EqualTo"),
+                        ("Value", sku),
+                        ("xmlns:osi", osi),
+                    ],
                 );
                 x.close("lar:Not");
             }
@@ -458,9 +533,11 @@ fn render_rules(x: &mut Xml, p: &Planned) {
             while x.0.len() - start < p.core_target {
                 let code = format!(
                     "{{{}}}",
-                    crate::catalog::Guid::from_bytes(rng.next_u64().to_le_bytes().repeat(2).try_into().expect("16 bytes"))
-                        .to_string()
-                        .to_uppercase()
+                    crate::catalog::Guid::from_bytes(
+                        rng.next_u64().to_le_bytes().repeat(2).try_into().expect("16 bytes")
+                    )
+                    .to_string()
+                    .to_uppercase()
                 );
                 x.empty("mar:MsiProductInstalled", &[("ProductCode", &code)]);
             }
@@ -562,8 +639,10 @@ mod tests {
         for _ in 0..3000 {
             let p = planner.next_item();
             let doc = render(&p, &rendered_files(&p), &languages);
-            let parsed = parse_update(doc.as_bytes()).unwrap_or_else(|e| panic!("item {}: {e}", p.index));
-            let localized: Vec<&str> = parsed.fragments.localized.iter().map(|(l, _)| l.as_str()).collect();
+            let parsed =
+                parse_update(doc.as_bytes()).unwrap_or_else(|e| panic!("item {}: {e}", p.index));
+            let localized: Vec<&str> =
+                parsed.fragments.localized.iter().map(|(l, _)| l.as_str()).collect();
             match p.language {
                 Some(language) => {
                     // After InstallationBehavior, SupportUrl and KBArticleID, as the real UUP
@@ -573,11 +652,20 @@ mod tests {
                     assert_eq!(doc.matches("</upd:Language></upd:Properties>").count(), 1);
                     // Extended keeps the Properties child; Core leaves it out.
                     let extended = &parsed.fragments.extended;
-                    assert!(extended.contains(&format!("<Language>{language}</Language></ExtendedProperties>")), "{extended:.600}");
+                    assert!(
+                        extended.contains(&format!(
+                            "<Language>{language}</Language></ExtendedProperties>"
+                        )),
+                        "{extended:.600}"
+                    );
                     assert!(!parsed.fragments.core.contains("<Language>"));
                     if language == "all" {
                         uup += 1;
-                        assert_eq!(localized, ["all"], "UUP updates have the neutral language only");
+                        assert_eq!(
+                            localized,
+                            ["all"],
+                            "UUP updates have the neutral language only"
+                        );
                     } else {
                         specific += 1;
                         assert_eq!(localized, ["en", "de", "fr", "ja"]);
@@ -595,7 +683,10 @@ mod tests {
                 }
             }
         }
-        assert!(specific > 20 && uup > 20 && neutral > 200 && untranslated > 1000, "{specific} {uup} {neutral} {untranslated}");
+        assert!(
+            specific > 20 && uup > 20 && neutral > 200 && untranslated > 1000,
+            "{specific} {uup} {neutral} {untranslated}"
+        );
     }
 
     #[test]
@@ -608,10 +699,22 @@ mod tests {
         let files = rendered_files(&p);
         let doc = render(&p, &files, &["en".to_string()]);
         let parsed = parse_update(doc.as_bytes()).unwrap();
-        let kinds: Vec<(&str, Option<&str>)> = parsed.update.files.iter().map(|f| (f.extension(), f.patching_type.as_deref())).collect();
-        assert_eq!(kinds, [("cab", Some("SelfContained")), ("psf", Some("Express")), ("cab", Some("Express"))]);
+        let kinds: Vec<(&str, Option<&str>)> = parsed
+            .update
+            .files
+            .iter()
+            .map(|f| (f.extension(), f.patching_type.as_deref()))
+            .collect();
+        assert_eq!(
+            kinds,
+            [("cab", Some("SelfContained")), ("psf", Some("Express")), ("cab", Some("Express"))]
+        );
         let total: u64 = files.iter().map(|f| f.size).sum();
-        assert_eq!(parsed.update.max_download_size, Some(total), "MaxDownloadSize counts every file, as the real UUP one does");
+        assert_eq!(
+            parsed.update.max_download_size,
+            Some(total),
+            "MaxDownloadSize counts every file, as the real UUP one does"
+        );
         assert!(parsed.fragments.extended.contains(r#"PatchingType="Express""#));
     }
 }

@@ -82,7 +82,8 @@ pub fn download(
     let count = wanted.len();
     let content = cache.content().clone();
     let staging = content.staging_dir().join("downloads");
-    std::fs::create_dir_all(&staging).map_err(|e| UpstreamError::Download(format!("{}: {e}", staging.display())))?;
+    std::fs::create_dir_all(&staging)
+        .map_err(|e| UpstreamError::Download(format!("{}: {e}", staging.display())))?;
     let shared = Shared {
         queue: Mutex::new(wanted.into()),
         done_bytes: AtomicU64::new(0),
@@ -178,7 +179,9 @@ fn rehash(part: &Path, limit: u64) -> std::io::Result<FileHasher> {
 /// One file, with retries that continue from where the previous attempt stopped.
 fn fetch(shared: &Shared<'_>, w: &Wanted) -> Result<(), UpstreamError> {
     let (part, validator_path) = partial_paths(&shared.staging, w);
-    let fail = |m: String| UpstreamError::Download(format!("{} ({}, {}): {m}", w.url, w.owner, w.sha1.to_hex_upper()));
+    let fail = |m: String| {
+        UpstreamError::Download(format!("{} ({}, {}): {m}", w.url, w.owner, w.sha1.to_hex_upper()))
+    };
     let hasher = rehash(&part, w.size).map_err(|e| fail(format!("{}: {e}", part.display())))?;
     let mut state = State { counted: 0, hasher };
     let mut attempt = 0;
@@ -186,13 +189,21 @@ fn fetch(shared: &Shared<'_>, w: &Wanted) -> Result<(), UpstreamError> {
         attempt += 1;
         match fetch_once(shared, w, &part, &validator_path, &mut state) {
             Ok(Done::Complete) => break,
-            Ok(Done::Retry(why)) | Err(Failure::Transient(why)) if attempt < shared.transport.attempts() => {
+            Ok(Done::Retry(why)) | Err(Failure::Transient(why))
+                if attempt < shared.transport.attempts() =>
+            {
                 let wait = backoff(attempt);
-                shared.notes.lock().expect("notes lock").push(format!("{}: {why}; retrying in {:.1} s", w.url, wait.as_secs_f64()));
+                shared.notes.lock().expect("notes lock").push(format!(
+                    "{}: {why}; retrying in {:.1} s",
+                    w.url,
+                    wait.as_secs_f64()
+                ));
                 std::thread::sleep(wait);
             }
             Ok(Done::Retry(why)) | Err(Failure::Transient(why)) => {
-                return Err(fail(format!("{why}; gave up after {attempt} attempts (run again to resume)")));
+                return Err(fail(format!(
+                    "{why}; gave up after {attempt} attempts (run again to resume)"
+                )));
             }
             Err(Failure::Fatal(why)) => return Err(fail(why)),
         }
@@ -209,7 +220,9 @@ fn fetch(shared: &Shared<'_>, w: &Wanted) -> Result<(), UpstreamError> {
     if let Err(e) = verified.check(&expected, &part) {
         let _ = std::fs::remove_file(&part);
         let _ = std::fs::remove_file(&validator_path);
-        return Err(fail(format!("the downloaded file does not match its metadata ({e}); it was deleted")));
+        return Err(fail(format!(
+            "the downloaded file does not match its metadata ({e}); it was deleted"
+        )));
     }
     let target = shared.content.path(&w.sha1, &w.extension);
     let folder = target.parent().expect("content paths have a folder");
@@ -230,7 +243,13 @@ enum Failure {
     Fatal(String),
 }
 
-fn fetch_once(shared: &Shared<'_>, w: &Wanted, part: &Path, validator_path: &Path, state: &mut State) -> Result<Done, Failure> {
+fn fetch_once(
+    shared: &Shared<'_>,
+    w: &Wanted,
+    part: &Path,
+    validator_path: &Path,
+    state: &mut State,
+) -> Result<Done, Failure> {
     let io = |e: std::io::Error| Failure::Fatal(format!("{}: {e}", part.display()));
     let validator = std::fs::read_to_string(validator_path).ok().filter(|v| !v.is_empty());
     let mut have = state.hasher.len();
@@ -249,7 +268,9 @@ fn fetch_once(shared: &Shared<'_>, w: &Wanted, part: &Path, validator_path: &Pat
     }
     let mut response = match shared.transport.get(&w.url, &headers) {
         Ok(r) => r,
-        Err(ureq::Error::TooManyRedirects) => return Err(Failure::Fatal("too many redirects (a redirect loop?)".into())),
+        Err(ureq::Error::TooManyRedirects) => {
+            return Err(Failure::Fatal("too many redirects (a redirect loop?)".into()));
+        }
         Err(e) => return Err(Failure::Transient(e.to_string())),
     };
     let status = response.status().as_u16();
@@ -263,7 +284,9 @@ fn fetch_once(shared: &Shared<'_>, w: &Wanted, part: &Path, validator_path: &Pat
                 .and_then(|v| v.split('-').next())
                 .and_then(|v| v.parse::<u64>().ok());
             if from != Some(have) {
-                return Err(Failure::Fatal(format!("asked for bytes from {have}, got Content-Range {from:?}")));
+                return Err(Failure::Fatal(format!(
+                    "asked for bytes from {have}, got Content-Range {from:?}"
+                )));
             }
             have
         }
@@ -283,11 +306,22 @@ fn fetch_once(shared: &Shared<'_>, w: &Wanted, part: &Path, validator_path: &Pat
         other => return Err(Failure::Fatal(format!("HTTP {other}"))),
     };
     let headers = response.headers();
-    let new_validator = headers.get("etag").or_else(|| headers.get("last-modified")).and_then(|v| v.to_str().ok()).map(str::to_string);
-    if let Some(length) = headers.get("content-length").and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok())
+    let new_validator = headers
+        .get("etag")
+        .or_else(|| headers.get("last-modified"))
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    if let Some(length) = headers
+        .get("content-length")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
         && start + length > w.size
     {
-        return Err(Failure::Fatal(format!("the server sends {} bytes, the metadata says the file has {}", start + length, w.size)));
+        return Err(Failure::Fatal(format!(
+            "the server sends {} bytes, the metadata says the file has {}",
+            start + length,
+            w.size
+        )));
     }
     let mut file = if start == 0 {
         state.hasher = FileHasher::default();
@@ -320,11 +354,18 @@ fn fetch_once(shared: &Shared<'_>, w: &Wanted, part: &Path, validator_path: &Pat
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(e) => {
                 file.flush().map_err(io)?;
-                return Ok(Done::Retry(format!("the connection broke after {} of {} bytes ({e})", state.hasher.len(), w.size)));
+                return Ok(Done::Retry(format!(
+                    "the connection broke after {} of {} bytes ({e})",
+                    state.hasher.len(),
+                    w.size
+                )));
             }
         };
         if state.hasher.len() + n as u64 > w.size {
-            return Err(Failure::Fatal(format!("the server sent more than the {} bytes the metadata says", w.size)));
+            return Err(Failure::Fatal(format!(
+                "the server sent more than the {} bytes the metadata says",
+                w.size
+            )));
         }
         file.write_all(&buf[..n]).map_err(io)?;
         state.hasher.update(&buf[..n]);
@@ -333,7 +374,11 @@ fn fetch_once(shared: &Shared<'_>, w: &Wanted, part: &Path, validator_path: &Pat
     }
     file.flush().map_err(io)?;
     if state.hasher.len() < w.size {
-        return Ok(Done::Retry(format!("the server stopped after {} of {} bytes", state.hasher.len(), w.size)));
+        return Ok(Done::Retry(format!(
+            "the server stopped after {} of {} bytes",
+            state.hasher.len(),
+            w.size
+        )));
     }
     Ok(Done::Complete)
 }

@@ -26,7 +26,9 @@ pub enum UpstreamError {
     #[error("{0}")]
     Config(String),
 
-    #[error("{operation} at {url}: {message} (check the upstream URL, the network, and --proxy / --ca-cert)")]
+    #[error(
+        "{operation} at {url}: {message} (check the upstream URL, the network, and --proxy / --ca-cert)"
+    )]
     Http { operation: String, url: String, message: String },
 
     #[error("{operation} at {url}: HTTP {status}")]
@@ -58,12 +60,17 @@ impl UpstreamError {
 
 /// The payload files a profile selects that the cache lacks, with where to fetch each: Microsoft
 /// Update's URLs from a catalog-only upstream, the upstream's own `/Content/` tree otherwise.
-pub fn payloads_to_download(cache: &Store, profile: &Profile, upstream: &str) -> Result<Vec<Wanted>, UpstreamError> {
+pub fn payloads_to_download(
+    cache: &Store,
+    profile: &Profile,
+    upstream: &str,
+) -> Result<Vec<Wanted>, UpstreamError> {
     let url = server_sync_url(upstream);
     let catalog = cache.catalog_revisions()?;
     let approved = crate::bundle::approvals::approved_for_payloads(cache, profile)?;
     let selected = select(&catalog, profile, &approved).map_err(|e| UpstreamError::Config(e.0))?;
-    let catalog_only = cache.setting(&format!("upstream.{url}.catalog_only_sync"))?.as_deref() == Some("true");
+    let catalog_only =
+        cache.setting(&format!("upstream.{url}.catalog_only_sync"))?.as_deref() == Some("true");
     let sources = cache.file_sources()?;
     let base = Session::base_url_of(&url);
     let mut wanted = Vec::new();
@@ -72,12 +79,22 @@ pub fn payloads_to_download(cache: &Store, profile: &Profile, upstream: &str) ->
         let owner = format!("{} {}", r.title.as_deref().unwrap_or("update"), r.update_id);
         let url = if catalog_only {
             sources.get(&file.sha1.0).cloned().ok_or_else(|| {
-                UpstreamError::Download(format!("{} of {owner}: the upstream gave no download URL for it", file.file_name))
+                UpstreamError::Download(format!(
+                    "{} of {owner}: the upstream gave no download URL for it",
+                    file.file_name
+                ))
             })?
         } else {
             format!("{base}/Content/{}", ContentStore::relative_path(&file.sha1, &file.extension))
         };
-        wanted.push(Wanted { sha1: file.sha1, sha256: file.sha256, size: file.size, extension: file.extension.clone(), url, owner });
+        wanted.push(Wanted {
+            sha1: file.sha1,
+            sha256: file.sha256,
+            size: file.size,
+            extension: file.extension.clone(),
+            url,
+            owner,
+        });
     }
     Ok(wanted)
 }

@@ -41,16 +41,28 @@ fn service_root(url: &str) -> String {
 /// A ServerSync URL from what a user may give: the full URL, or a server's base URL.
 pub fn server_sync_url(upstream: &str) -> String {
     let u = upstream.trim().trim_end_matches('/');
-    if u.to_ascii_lowercase().ends_with(".asmx") { u.to_string() } else { format!("{u}/ServerSyncWebService/ServerSyncWebService.asmx") }
+    if u.to_ascii_lowercase().ends_with(".asmx") {
+        u.to_string()
+    } else {
+        format!("{u}/ServerSyncWebService/ServerSyncWebService.asmx")
+    }
 }
 
 /// Faults that mean "authorize again and repeat the call".
 fn needs_reauthorization(e: &AnswerError) -> bool {
-    matches!(e.fault_code(), Some("InvalidCookie" | "CookieExpired" | "InvalidAuthorizationCookie" | "ServerChanged"))
+    matches!(
+        e.fault_code(),
+        Some("InvalidCookie" | "CookieExpired" | "InvalidAuthorizationCookie" | "ServerChanged")
+    )
 }
 
 impl Session {
-    pub fn new(transport: Transport, upstream: &str, account_name: &str, account_guid: Guid) -> Session {
+    pub fn new(
+        transport: Transport,
+        upstream: &str,
+        account_name: &str,
+        account_guid: Guid,
+    ) -> Session {
         Session {
             transport,
             url: server_sync_url(upstream),
@@ -80,12 +92,23 @@ impl Session {
         std::mem::take(&mut *self.log.lock().expect("log lock"))
     }
 
-    fn post(&self, url: &str, action: &str, body: &str, limit: u64, operation: &str) -> Result<Vec<u8>, UpstreamError> {
+    fn post(
+        &self,
+        url: &str,
+        action: &str,
+        body: &str,
+        limit: u64,
+        operation: &str,
+    ) -> Result<Vec<u8>, UpstreamError> {
         let mut log = |m: &str| self.log.lock().expect("log lock").push(m.to_string());
         let (status, bytes) = self.transport.soap(url, action, body, limit, operation, &mut log)?;
         match status {
             200 | 500 => Ok(bytes),
-            other => Err(UpstreamError::Status { operation: operation.to_string(), url: url.to_string(), status: other }),
+            other => Err(UpstreamError::Status {
+                operation: operation.to_string(),
+                url: url.to_string(),
+                status: other,
+            }),
         }
     }
 
@@ -99,7 +122,13 @@ impl Session {
 
     /// GetAuthConfig, DssAuth GetAuthorizationCookie, GetCookie.
     pub fn authorize(&self) -> Result<WireCookie, UpstreamError> {
-        let bytes = self.post(&self.url, &wire::action("GetAuthConfig"), &wire::get_auth_config(), SMALL_ANSWER, "GetAuthConfig")?;
+        let bytes = self.post(
+            &self.url,
+            &wire::action("GetAuthConfig"),
+            &wire::get_auth_config(),
+            SMALL_ANSWER,
+            "GetAuthConfig",
+        )?;
         let auth_path = Self::answer("GetAuthConfig", wire::read_auth_config(&bytes))?;
         let auth_url = if auth_path.starts_with("http://") || auth_path.starts_with("https://") {
             auth_path
@@ -107,11 +136,18 @@ impl Session {
             format!("{}{}", service_root(&self.url), auth_path.trim_start_matches('/'))
         };
         let body = wire::get_authorization_cookie(&self.account_name, &self.account_guid);
-        let bytes = self.post(&auth_url, &wire::dss_auth_action(), &body, SMALL_ANSWER, "GetAuthorizationCookie")?;
+        let bytes = self.post(
+            &auth_url,
+            &wire::dss_auth_action(),
+            &body,
+            SMALL_ANSWER,
+            "GetAuthorizationCookie",
+        )?;
         let auth = Self::answer("GetAuthorizationCookie", wire::read_authorization_cookie(&bytes))?;
         let old = self.cookie.lock().expect("cookie lock").clone();
         let body = wire::get_cookie(&auth, old.as_ref());
-        let bytes = self.post(&self.url, &wire::action("GetCookie"), &body, SMALL_ANSWER, "GetCookie")?;
+        let bytes =
+            self.post(&self.url, &wire::action("GetCookie"), &body, SMALL_ANSWER, "GetCookie")?;
         let cookie = Self::answer("GetCookie", wire::read_cookie(&bytes))?;
         *self.cookie.lock().expect("cookie lock") = Some(cookie.clone());
         Ok(cookie)
@@ -135,10 +171,14 @@ impl Session {
     ) -> Result<T, UpstreamError> {
         let mut cookie = self.cookie()?;
         for attempt in 0..2 {
-            let bytes = self.post(&self.url, &wire::action(operation), &body(&cookie), limit, operation)?;
+            let bytes =
+                self.post(&self.url, &wire::action(operation), &body(&cookie), limit, operation)?;
             match read(&bytes) {
                 Err(e) if attempt == 0 && needs_reauthorization(&e) => {
-                    self.log.lock().expect("log lock").push(format!("{operation}: {e}; authorizing again"));
+                    self.log
+                        .lock()
+                        .expect("log lock")
+                        .push(format!("{operation}: {e}; authorizing again"));
                     cookie = self.authorize()?;
                 }
                 other => return Self::answer(operation, other),
@@ -148,15 +188,33 @@ impl Session {
     }
 
     pub fn config_data(&self, anchor: Option<&str>) -> Result<ConfigData, UpstreamError> {
-        self.call("GetConfigData", SMALL_ANSWER, |c| wire::get_config_data(c, anchor), wire::read_config_data)
+        self.call(
+            "GetConfigData",
+            SMALL_ANSWER,
+            |c| wire::get_config_data(c, anchor),
+            wire::read_config_data,
+        )
     }
 
-    pub fn revision_ids(&self, filter: &Filter<'_>) -> Result<(String, Vec<(Guid, i32)>), UpstreamError> {
-        self.call("GetRevisionIdList", LIST_ANSWER, |c| wire::get_revision_id_list(c, filter), wire::read_revision_id_list)
+    pub fn revision_ids(
+        &self,
+        filter: &Filter<'_>,
+    ) -> Result<(String, Vec<(Guid, i32)>), UpstreamError> {
+        self.call(
+            "GetRevisionIdList",
+            LIST_ANSWER,
+            |c| wire::get_revision_id_list(c, filter),
+            wire::read_revision_id_list,
+        )
     }
 
     pub fn update_data(&self, ids: &[(Guid, i32)]) -> Result<Fetched, UpstreamError> {
-        self.call("GetUpdateData", DATA_ANSWER, |c| wire::get_update_data(c, ids), wire::read_update_data)
+        self.call(
+            "GetUpdateData",
+            DATA_ANSWER,
+            |c| wire::get_update_data(c, ids),
+            wire::read_update_data,
+        )
     }
 }
 
@@ -166,10 +224,16 @@ mod tests {
 
     #[test]
     fn upstream_urls_accept_a_base_or_the_service() {
-        assert_eq!(server_sync_url("http://wsus:8530/"), "http://wsus:8530/ServerSyncWebService/ServerSyncWebService.asmx");
+        assert_eq!(
+            server_sync_url("http://wsus:8530/"),
+            "http://wsus:8530/ServerSyncWebService/ServerSyncWebService.asmx"
+        );
         let mu = "https://sws.update.microsoft.com/ServerSyncWebService/ServerSyncWebService.asmx";
         assert_eq!(server_sync_url(mu), mu);
         assert_eq!(service_root(mu), "https://sws.update.microsoft.com/");
-        assert_eq!(service_root("http://wsus:8530/serversyncwebservice/serversyncwebservice.asmx"), "http://wsus:8530/");
+        assert_eq!(
+            service_root("http://wsus:8530/serversyncwebservice/serversyncwebservice.asmx"),
+            "http://wsus:8530/"
+        );
     }
 }

@@ -58,16 +58,18 @@ fn key(upstream: &str, what: &str) -> String {
 /// This cache's identity towards upstreams (a downstream server id, kept).
 fn identity(cache: &Store) -> Result<(String, Guid), UpstreamError> {
     let id = match cache.setting("downstream.server_id")? {
-        Some(id) => {
-            Guid::parse(&id).map_err(|_| UpstreamError::Config(format!("the cache's downstream.server_id {id:?} is not a GUID")))?
-        }
+        Some(id) => Guid::parse(&id).map_err(|_| {
+            UpstreamError::Config(format!("the cache's downstream.server_id {id:?} is not a GUID"))
+        })?,
         None => {
             let id = crate::random::guid();
             cache.set_setting("downstream.server_id", &id.to_string())?;
             id
         }
     };
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_string()).unwrap_or_default();
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_default();
     let name = if host.is_empty() { "ferry-export".to_string() } else { host };
     Ok((name, id))
 }
@@ -95,35 +97,56 @@ pub fn sync(
     // The configuration pass: every category and detectoid.
     progress(SyncProgress::Listing("categories and detectoids"));
     let category_anchor = cache.setting(&key(&upstream, "category_anchor"))?;
-    let (new_category_anchor, listed) =
-        session.revision_ids(&Filter { anchor: category_anchor.as_deref(), get_config: true, ..Default::default() })?;
+    let (new_category_anchor, listed) = session.revision_ids(&Filter {
+        anchor: category_anchor.as_deref(),
+        get_config: true,
+        ..Default::default()
+    })?;
     report.config_revisions_listed = listed.len();
     fetch_and_store(cache, &session, &listed, batch, options.parallel, &mut report, progress)?;
     cache.set_setting(&key(&upstream, "category_anchor"), &new_category_anchor)?;
     if !config.new_anchor.is_empty() {
         cache.set_setting(&key(&upstream, "config_anchor"), &config.new_anchor)?;
     }
-    cache.set_setting(&key(&upstream, "catalog_only_sync"), if config.catalog_only_sync { "true" } else { "false" })?;
+    cache.set_setting(
+        &key(&upstream, "catalog_only_sync"),
+        if config.catalog_only_sync { "true" } else { "false" },
+    )?;
 
     // The profile's languages, as the upstream numbers them (every one: no language filter).
     let offered = offered_languages(cache, &config.languages)?;
     profile
-        .check_languages(&offered.iter().map(|(_, l)| l.clone()).collect::<Vec<_>>(), &format!("the upstream {upstream}"))
+        .check_languages(
+            &offered.iter().map(|(_, l)| l.clone()).collect::<Vec<_>>(),
+            &format!("the upstream {upstream}"),
+        )
         .map_err(|e| UpstreamError::Config(e.to_string()))?;
     let language_ids: Vec<i32> = if profile.languages.iter().any(Language::is_all) {
         Vec::new()
     } else {
-        offered.iter().filter(|(_, short)| profile.languages.iter().any(|l| l.as_str() == short)).map(|(id, _)| *id).collect()
+        offered
+            .iter()
+            .filter(|(_, short)| profile.languages.iter().any(|l| l.as_str() == short))
+            .map(|(id, _)| *id)
+            .collect()
     };
 
     // The profile's products × classifications, from the anchor of exactly this filter.
     let catalog = cache.catalog_revisions()?;
-    let (products, classifications) = resolve_filter(&catalog, profile).map_err(|e| UpstreamError::Config(e.0))?;
+    let (products, classifications) =
+        resolve_filter(&catalog, profile).map_err(|e| UpstreamError::Config(e.0))?;
     drop(catalog);
-    let mut filter_ids: Vec<String> = products.iter().chain(&classifications).map(|(g, _)| g.clone()).collect();
+    let mut filter_ids: Vec<String> =
+        products.iter().chain(&classifications).map(|(g, _)| g.clone()).collect();
     filter_ids.sort();
     filter_ids.extend(language_ids.iter().map(|id| format!("language {id}")));
-    let filter_key = key(&upstream, &format!("sync_anchor.{:016x}", xxhash_rust::xxh3::xxh3_64(filter_ids.join(",").as_bytes())));
+    let filter_key = key(
+        &upstream,
+        &format!(
+            "sync_anchor.{:016x}",
+            xxhash_rust::xxh3::xxh3_64(filter_ids.join(",").as_bytes())
+        ),
+    );
     let anchor = cache.setting(&filter_key)?;
     let delta = anchor.is_some();
     let as_guids = |list: &[(String, String)]| -> Vec<(Guid, bool)> {
@@ -154,7 +177,10 @@ pub const OFFERED_LANGUAGES: &str = "upstream.languages";
 /// The languages an upstream offers as (LCID, short name): those its configuration data lists
 /// as enabled (all of them when "all" is), kept in the cache for the syncs whose answer has no
 /// list (WSUS sends one only to a first call) and for exports without a sync.
-fn offered_languages(cache: &Store, listed: &[crate::wsus::server_sync::Language]) -> Result<Vec<(i32, String)>, UpstreamError> {
+fn offered_languages(
+    cache: &Store,
+    listed: &[crate::wsus::server_sync::Language],
+) -> Result<Vec<(i32, String)>, UpstreamError> {
     let all_enabled = listed.iter().any(|l| l.id == 0 && l.enabled);
     let mut offered: Vec<(i32, String)> = listed
         .iter()
@@ -173,12 +199,19 @@ fn offered_languages(cache: &Store, listed: &[crate::wsus::server_sync::Language
 /// The languages the last upstream offered, or WSUS's list before any sync.
 pub fn stored_offered_languages(cache: &Store) -> Result<Vec<(i32, String)>, UpstreamError> {
     let stored = cache.setting(OFFERED_LANGUAGES)?.unwrap_or_default();
-    let parsed: Vec<(i32, String)> =
-        stored.split(' ').filter_map(|pair| pair.split_once(':')).filter_map(|(id, l)| Some((id.parse().ok()?, l.to_string()))).collect();
+    let parsed: Vec<(i32, String)> = stored
+        .split(' ')
+        .filter_map(|pair| pair.split_once(':'))
+        .filter_map(|(id, l)| Some((id.parse().ok()?, l.to_string())))
+        .collect();
     if !parsed.is_empty() {
         return Ok(parsed);
     }
-    Ok(crate::catalog::language::WSUS_LANGUAGES.iter().filter(|(id, _, _)| *id != 0).map(|(id, l, _)| (*id, l.to_string())).collect())
+    Ok(crate::catalog::language::WSUS_LANGUAGES
+        .iter()
+        .filter(|(id, _, _)| *id != 0)
+        .map(|(id, l, _)| (*id, l.to_string()))
+        .collect())
 }
 
 /// Fetches the listed revisions the cache lacks, `parallel` batches in flight, and ingests them
@@ -194,25 +227,33 @@ fn fetch_and_store(
 ) -> Result<(), UpstreamError> {
     let stored = cache.stored_identities()?;
     let mut seen = HashSet::new();
-    let missing: Vec<(Guid, i32)> =
-        listed.iter().copied().filter(|(g, n)| !stored.contains(&(g.to_string(), *n)) && seen.insert((*g, *n))).collect();
+    let missing: Vec<(Guid, i32)> = listed
+        .iter()
+        .copied()
+        .filter(|(g, n)| !stored.contains(&(g.to_string(), *n)) && seen.insert((*g, *n)))
+        .collect();
     if missing.is_empty() {
         return Ok(());
     }
     let total = missing.len() as u64;
     progress(SyncProgress::Fetching(0, total));
-    let batches: Arc<Vec<Vec<(Guid, i32)>>> = Arc::new(missing.chunks(batch).map(<[_]>::to_vec).collect());
+    let batches: Arc<Vec<Vec<(Guid, i32)>>> =
+        Arc::new(missing.chunks(batch).map(<[_]>::to_vec).collect());
     let next = Arc::new(AtomicUsize::new(0));
     let workers = parallel.clamp(1, 16).min(batches.len());
-    let (tx, rx) = std::sync::mpsc::sync_channel::<Result<(usize, super::session::Fetched), UpstreamError>>(workers * 2);
+    let (tx, rx) = std::sync::mpsc::sync_channel::<
+        Result<(usize, super::session::Fetched), UpstreamError>,
+    >(workers * 2);
     let mut handles = Vec::new();
     for _ in 0..workers {
-        let (session, batches, next, tx) = (session.clone(), batches.clone(), next.clone(), tx.clone());
+        let (session, batches, next, tx) =
+            (session.clone(), batches.clone(), next.clone(), tx.clone());
         handles.push(std::thread::spawn(move || {
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 let Some(ids) = batches.get(i) else { break };
-                let result = session.update_data(ids).map(|r| (i, r)).map_err(|e| e.in_batch(i, ids));
+                let result =
+                    session.update_data(ids).map(|r| (i, r)).map_err(|e| e.in_batch(i, ids));
                 let failed = result.is_err();
                 if tx.send(result).is_err() || failed {
                     break;
@@ -237,11 +278,20 @@ fn fetch_and_store(
     });
     let items = items.flatten().map(|u| {
         bytes += u.document.len() as u64;
-        Ok(IngestItem::new(format!("{} {}/{}", session.url(), u.id, u.revision), u.document.into_bytes()))
+        Ok(IngestItem::new(
+            format!("{} {}/{}", session.url(), u.id, u.revision),
+            u.document.into_bytes(),
+        ))
     });
     let mut done_progress = |done: u64, _: u64| progress(SyncProgress::Fetching(done, total));
-    let ingested =
-        cache.ingest_stream(items, IngestOptions { commit_every: Some(500), progress: Some(&mut done_progress), before_commit: None });
+    let ingested = cache.ingest_stream(
+        items,
+        IngestOptions {
+            commit_every: Some(500),
+            progress: Some(&mut done_progress),
+            before_commit: None,
+        },
+    );
     // Stop the fetchers (they end when the channel closes) before reporting anything.
     for h in handles {
         let _ = h.join();

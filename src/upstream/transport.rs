@@ -37,7 +37,8 @@ fn root_certs(extra: Option<&Path>) -> Result<RootCerts, UpstreamError> {
         certs.push(Certificate::from_der(c.as_ref()).to_owned());
     }
     if let Some(path) = extra {
-        let pem = std::fs::read(path).map_err(|e| UpstreamError::Config(format!("--ca-cert {}: {e}", path.display())))?;
+        let pem = std::fs::read(path)
+            .map_err(|e| UpstreamError::Config(format!("--ca-cert {}: {e}", path.display())))?;
         let before = certs.len();
         for item in ureq::tls::parse_pem(&pem) {
             if let Ok(ureq::tls::PemItem::Certificate(c)) = item {
@@ -45,7 +46,10 @@ fn root_certs(extra: Option<&Path>) -> Result<RootCerts, UpstreamError> {
             }
         }
         if certs.len() == before {
-            return Err(UpstreamError::Config(format!("--ca-cert {}: no PEM certificate in it", path.display())));
+            return Err(UpstreamError::Config(format!(
+                "--ca-cert {}: no PEM certificate in it",
+                path.display()
+            )));
         }
     }
     if certs.is_empty() {
@@ -59,11 +63,16 @@ impl Transport {
     pub fn new(options: &TransportOptions) -> Result<Transport, UpstreamError> {
         let timeout = options.timeout.unwrap_or(Duration::from_secs(120));
         let proxy = match &options.proxy {
-            Some(p) => Some(ureq::Proxy::new(p).map_err(|e| UpstreamError::Config(format!("--proxy {p}: {e}")))?),
+            Some(p) => Some(
+                ureq::Proxy::new(p)
+                    .map_err(|e| UpstreamError::Config(format!("--proxy {p}: {e}")))?,
+            ),
             None => ureq::Proxy::try_from_env(),
         };
         let config = Agent::config_builder()
-            .tls_config(TlsConfig::builder().root_certs(root_certs(options.ca_cert.as_deref())?).build())
+            .tls_config(
+                TlsConfig::builder().root_certs(root_certs(options.ca_cert.as_deref())?).build(),
+            )
             .proxy(proxy)
             .http_status_as_error(false)
             .max_redirects(5)
@@ -72,7 +81,10 @@ impl Transport {
             .timeout_per_read(Some(timeout))
             .user_agent(concat!("ferry/", env!("CARGO_PKG_VERSION")))
             .build();
-        Ok(Transport { agent: Agent::new_with_config(config), attempts: options.attempts.unwrap_or(5).max(1) })
+        Ok(Transport {
+            agent: Agent::new_with_config(config),
+            attempts: options.attempts.unwrap_or(5).max(1),
+        })
     }
 
     pub fn agent(&self) -> &Agent {
@@ -101,22 +113,41 @@ impl Transport {
                 .header("SOAPAction", action)
                 .send(body)
                 .map_err(|e| match e {
-                    ureq::Error::TooManyRedirects => {
-                        UpstreamError::Config(format!("{operation} at {url}: too many redirects (a redirect loop?)"))
-                    }
-                    e => UpstreamError::Http { operation: operation.to_string(), url: url.to_string(), message: e.to_string() },
+                    ureq::Error::TooManyRedirects => UpstreamError::Config(format!(
+                        "{operation} at {url}: too many redirects (a redirect loop?)"
+                    )),
+                    e => UpstreamError::Http {
+                        operation: operation.to_string(),
+                        url: url.to_string(),
+                        message: e.to_string(),
+                    },
                 })
                 .and_then(|mut r| {
                     let status = r.status().as_u16();
                     // An answer that says up front it is too large is refused before it is read.
-                    let declared = r.headers().get("content-length").and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+                    let declared = r
+                        .headers()
+                        .get("content-length")
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| v.parse::<u64>().ok());
                     if declared.is_some_and(|n| n > limit) {
-                        return Err(UpstreamError::TooLarge { operation: operation.to_string(), limit });
+                        return Err(UpstreamError::TooLarge {
+                            operation: operation.to_string(),
+                            limit,
+                        });
                     }
-                    let bytes = r.body_mut().with_config().limit(limit).read_to_vec().map_err(|e| match e {
-                        ureq::Error::BodyExceedsLimit(_) => UpstreamError::TooLarge { operation: operation.to_string(), limit },
-                        other => UpstreamError::Http { operation: operation.to_string(), url: url.to_string(), message: other.to_string() },
-                    })?;
+                    let bytes = r.body_mut().with_config().limit(limit).read_to_vec().map_err(
+                        |e| match e {
+                            ureq::Error::BodyExceedsLimit(_) => {
+                                UpstreamError::TooLarge { operation: operation.to_string(), limit }
+                            }
+                            other => UpstreamError::Http {
+                                operation: operation.to_string(),
+                                url: url.to_string(),
+                                message: other.to_string(),
+                            },
+                        },
+                    )?;
                     Ok((status, bytes))
                 });
             let retry = match &result {
@@ -129,9 +160,11 @@ impl Transport {
             };
             if !retry || attempt >= self.attempts {
                 return match result {
-                    Ok((status, _)) if retry => {
-                        Err(UpstreamError::Status { operation: operation.to_string(), url: url.to_string(), status })
-                    }
+                    Ok((status, _)) if retry => Err(UpstreamError::Status {
+                        operation: operation.to_string(),
+                        url: url.to_string(),
+                        status,
+                    }),
                     other => other,
                 };
             }
@@ -140,13 +173,22 @@ impl Transport {
                 Ok((status, _)) => format!("HTTP {status}"),
                 Err(e) => e.to_string(),
             };
-            log(&format!("{operation}: {why}; retrying in {:.1} s (attempt {} of {})", wait.as_secs_f64(), attempt + 1, self.attempts));
+            log(&format!(
+                "{operation}: {why}; retrying in {:.1} s (attempt {} of {})",
+                wait.as_secs_f64(),
+                attempt + 1,
+                self.attempts
+            ));
             std::thread::sleep(wait);
         }
     }
 
     /// GET with optional headers; the response for the caller to stream.
-    pub fn get(&self, url: &str, headers: &[(&str, &str)]) -> Result<ureq::http::Response<ureq::Body>, ureq::Error> {
+    pub fn get(
+        &self,
+        url: &str,
+        headers: &[(&str, &str)],
+    ) -> Result<ureq::http::Response<ureq::Body>, ureq::Error> {
         let mut request = self.agent.get(url);
         for (k, v) in headers {
             request = request.header(*k, *v);

@@ -45,7 +45,9 @@ pub fn get_config(protocol: &str) -> String {
 
 pub fn get_authorization_cookie(client_id: &str, dns_name: &str, target_groups: &[&str]) -> String {
     let mut w = Writer::default();
-    w.open_ns("GetAuthorizationCookie", SIMPLE_AUTH_NS).text("clientId", client_id).text("dnsName", dns_name);
+    w.open_ns("GetAuthorizationCookie", SIMPLE_AUTH_NS)
+        .text("clientId", client_id)
+        .text("dnsName", dns_name);
     if !target_groups.is_empty() {
         // Client-side targeting sends the group names as one `;`-separated string.
         w.text("targetGroupName", &target_groups.join(";"));
@@ -54,9 +56,18 @@ pub fn get_authorization_cookie(client_id: &str, dns_name: &str, target_groups: 
     envelope(&w.out)
 }
 
-pub fn get_cookie(auth_cookie: &[u8], old_cookie_expiration: &str, last_change: &str, now: &str, protocol: &str) -> String {
+pub fn get_cookie(
+    auth_cookie: &[u8],
+    old_cookie_expiration: &str,
+    last_change: &str,
+    now: &str,
+    protocol: &str,
+) -> String {
     let mut w = Writer::default();
-    w.open_ns("GetCookie", CLIENT_NS).open("authCookies").open("AuthorizationCookie").raw("PlugInId", "SimpleTargeting");
+    w.open_ns("GetCookie", CLIENT_NS)
+        .open("authCookies")
+        .open("AuthorizationCookie")
+        .raw("PlugInId", "SimpleTargeting");
     w.raw("CookieData", &B64.encode(auth_cookie)).close("AuthorizationCookie").close("authCookies");
     w.open("oldCookie").raw("Expiration", old_cookie_expiration).close("oldCookie");
     w.text("lastChange", last_change).text("currentTime", now).text("protocolVersion", protocol);
@@ -78,13 +89,29 @@ pub fn register_computer(cookie: &WireCookie, info: &ComputerInfo<'_>) -> String
     let mut w = Writer::default();
     w.open_ns("RegisterComputer", CLIENT_NS);
     write_cookie(&mut w, "cookie", cookie);
-    w.open("computerInfo").text("DnsName", info.dns_name).raw("OSMajorVersion", "10").raw("OSMinorVersion", "0");
-    w.int("OSBuildNumber", info.os_build as i64).raw("OSServicePackMajorNumber", "0").raw("OSServicePackMinorNumber", "0");
-    w.raw("OSLocale", "en-US").text("ComputerManufacturer", info.manufacturer).text("ComputerModel", info.model);
-    w.raw("BiosVersion", "1.0").raw("BiosName", "ferry loadgen").raw("BiosReleaseDate", "2024-01-01T00:00:00Z");
-    w.raw("ProcessorArchitecture", "AMD64").raw("SuiteMask", "256").raw("OldProductType", "1").raw("NewProductType", "48");
-    w.raw("SystemMetrics", "0").raw("ClientVersionMajorNumber", "1507").raw("ClientVersionMinorNumber", "2601");
-    w.raw("ClientVersionBuildNumber", "30012").raw("ClientVersionQfeNumber", "0").text("OSDescription", info.os_description);
+    w.open("computerInfo")
+        .text("DnsName", info.dns_name)
+        .raw("OSMajorVersion", "10")
+        .raw("OSMinorVersion", "0");
+    w.int("OSBuildNumber", info.os_build as i64)
+        .raw("OSServicePackMajorNumber", "0")
+        .raw("OSServicePackMinorNumber", "0");
+    w.raw("OSLocale", "en-US")
+        .text("ComputerManufacturer", info.manufacturer)
+        .text("ComputerModel", info.model);
+    w.raw("BiosVersion", "1.0")
+        .raw("BiosName", "ferry loadgen")
+        .raw("BiosReleaseDate", "2024-01-01T00:00:00Z");
+    w.raw("ProcessorArchitecture", "AMD64")
+        .raw("SuiteMask", "256")
+        .raw("OldProductType", "1")
+        .raw("NewProductType", "48");
+    w.raw("SystemMetrics", "0")
+        .raw("ClientVersionMajorNumber", "1507")
+        .raw("ClientVersionMinorNumber", "2601");
+    w.raw("ClientVersionBuildNumber", "30012")
+        .raw("ClientVersionQfeNumber", "0")
+        .text("OSDescription", info.os_description);
     w.close("computerInfo").close("RegisterComputer");
     envelope(&w.out)
 }
@@ -101,7 +128,8 @@ pub struct SyncRequest<'a> {
 }
 
 pub fn sync_updates(cookie: &WireCookie, r: &SyncRequest<'_>) -> String {
-    let mut w = Writer::with_capacity(1024 + (r.installed_non_leaf.len() + r.other_cached.len()) * 16);
+    let mut w =
+        Writer::with_capacity(1024 + (r.installed_non_leaf.len() + r.other_cached.len()) * 16);
     w.open_ns("SyncUpdates", CLIENT_NS);
     write_cookie(&mut w, "cookie", cookie);
     w.open("parameters").bool("ExpressQuery", false);
@@ -114,7 +142,12 @@ pub fn sync_updates(cookie: &WireCookie, r: &SyncRequest<'_>) -> String {
     if r.skip_software_sync {
         w.open("SystemSpec");
         for d in r.devices {
-            w.open("Device").open("HardwareIDs").text("string", d).close("HardwareIDs").raw("DeviceFlags", "1").close("Device");
+            w.open("Device")
+                .open("HardwareIDs")
+                .text("string", d)
+                .close("HardwareIDs")
+                .raw("DeviceFlags", "1")
+                .close("Device");
         }
         w.close("SystemSpec");
     }
@@ -126,23 +159,34 @@ pub fn sync_updates(cookie: &WireCookie, r: &SyncRequest<'_>) -> String {
         }
         w.close("FilterCategoryIds");
     }
-    w.bool("NeedTwoGroupOutOfScopeUpdates", true).bool("AlsoPerformRegularSync", true).empty("ComputerSpec");
+    w.bool("NeedTwoGroupOutOfScopeUpdates", true)
+        .bool("AlsoPerformRegularSync", true)
+        .empty("ComputerSpec");
     w.open("ProductsParameters").bool("SyncCurrentVersionOnly", false);
     w.text(
         "DeviceAttributes",
         "App=WU_OS;AppVer=1507.2601.30012.0;DeviceFamily=Windows.Desktop;InstallationType=Client;OSArchitecture=AMD64;OSSkuId=48;",
     );
-    w.text("CallerAttributes", "Interactive=0;Id=ferry loadgen;").empty("Products").close("ProductsParameters");
+    w.text("CallerAttributes", "Interactive=0;Id=ferry loadgen;")
+        .empty("Products")
+        .close("ProductsParameters");
     w.close("parameters").close("SyncUpdates");
     envelope(&w.out)
 }
 
-pub fn get_extended_update_info(cookie: &WireCookie, revision_ids: &[i32], locales: &[&str]) -> String {
+pub fn get_extended_update_info(
+    cookie: &WireCookie,
+    revision_ids: &[i32],
+    locales: &[&str],
+) -> String {
     let mut w = Writer::default();
     w.open_ns("GetExtendedUpdateInfo", CLIENT_NS);
     write_cookie(&mut w, "cookie", cookie);
     write_ints(&mut w, "revisionIDs", revision_ids);
-    w.open("infoTypes").raw("XmlUpdateFragmentType", "Extended").raw("XmlUpdateFragmentType", "LocalizedProperties").close("infoTypes");
+    w.open("infoTypes")
+        .raw("XmlUpdateFragmentType", "Extended")
+        .raw("XmlUpdateFragmentType", "LocalizedProperties")
+        .close("infoTypes");
     w.open("locales");
     for l in locales {
         w.text("string", l);
@@ -164,21 +208,37 @@ pub struct Event<'a> {
     pub misc: Vec<String>,
 }
 
-pub fn report_event_batch(cookie: &WireCookie, client_id: &str, now: &str, events: &[Event<'_>]) -> String {
+pub fn report_event_batch(
+    cookie: &WireCookie,
+    client_id: &str,
+    now: &str,
+    events: &[Event<'_>],
+) -> String {
     let mut w = Writer::with_capacity(512 + events.len() * 700);
     w.open_ns("ReportEventBatch", REPORTING_NS);
     write_cookie(&mut w, "cookie", cookie);
     w.text("clientTime", now).open("eventBatch");
     for e in events {
-        w.open("ReportingEvent").open("BasicData").open("TargetID").text("Sid", client_id).close("TargetID");
+        w.open("ReportingEvent")
+            .open("BasicData")
+            .open("TargetID")
+            .text("Sid", client_id)
+            .close("TargetID");
         w.raw("SequenceNumber", "0")
             .text("TimeAtTarget", e.time)
             .raw("EventInstanceID", &e.instance_id.to_string())
             .raw("NamespaceID", "1");
         w.int("EventID", e.event_id as i64).raw("SourceID", "1");
-        w.open("UpdateID").raw("UpdateID", &e.update_id.to_string()).int("RevisionNumber", e.revision_number as i64).close("UpdateID");
+        w.open("UpdateID")
+            .raw("UpdateID", &e.update_id.to_string())
+            .int("RevisionNumber", e.revision_number as i64)
+            .close("UpdateID");
         w.int("Win32HResult", e.hresult).raw("AppName", "ferry loadgen").close("BasicData");
-        w.open("ExtendedData").open("ReplacementStrings").close("ReplacementStrings").open("MiscData").raw("string", "Q=1");
+        w.open("ExtendedData")
+            .open("ReplacementStrings")
+            .close("ReplacementStrings")
+            .open("MiscData")
+            .raw("string", "Q=1");
         for m in &e.misc {
             w.text("string", m);
         }
@@ -187,8 +247,16 @@ pub fn report_event_batch(cookie: &WireCookie, client_id: &str, now: &str, event
             .raw("ComputerModel", "Desk")
             .raw("BiosRevision", "1.0")
             .raw("ProcessorArchitecture", "Amd64Compatible");
-        w.open("OSVersion").raw("Major", "10").raw("Minor", "0").raw("Build", "26200").raw("Revision", "0");
-        w.raw("ServicePackMajor", "0").raw("ServicePackMinor", "0").close("OSVersion").raw("OSLocaleID", "1033").close("ExtendedData");
+        w.open("OSVersion")
+            .raw("Major", "10")
+            .raw("Minor", "0")
+            .raw("Build", "26200")
+            .raw("Revision", "0");
+        w.raw("ServicePackMajor", "0")
+            .raw("ServicePackMinor", "0")
+            .close("OSVersion")
+            .raw("OSLocaleID", "1033")
+            .close("ExtendedData");
         w.empty("PrivateData").close("ReportingEvent");
     }
     w.close("eventBatch").close("ReportEventBatch");
@@ -265,7 +333,10 @@ fn update_infos(parent: Option<&Element>) -> Vec<UpdateInfo> {
             let xml = u.child("Xml").map(|x| x.text.clone());
             UpdateInfo {
                 revision_id: u.child_text("ID").and_then(|v| v.parse().ok()).unwrap_or(-1),
-                deployment_id: d.and_then(|d| d.child_text("ID")).and_then(|v| v.parse().ok()).unwrap_or(-1),
+                deployment_id: d
+                    .and_then(|d| d.child_text("ID"))
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(-1),
                 action: d.and_then(|d| d.child_text("Action")).unwrap_or_default().to_string(),
                 deadline: d.and_then(|d| d.child_text("Deadline")).map(str::to_string),
                 is_leaf: u.child_text("IsLeaf") == Some("true"),
@@ -285,7 +356,13 @@ pub fn read_sync(xml: &[u8]) -> Result<SyncAnswer, AnswerError> {
         changed_updates: update_infos(r.child("ChangedUpdates")),
         out_of_scope: r
             .child("OutOfScopeRevisionIDs")
-            .map(|o| o.ints.iter().map(|&v| v as i32).chain(o.items().filter_map(|i| i.text.trim().parse().ok())).collect())
+            .map(|o| {
+                o.ints
+                    .iter()
+                    .map(|&v| v as i32)
+                    .chain(o.items().filter_map(|i| i.text.trim().parse().ok()))
+                    .collect()
+            })
             .unwrap_or_default(),
         truncated: r.child_text("Truncated") == Some("true"),
         new_cookie: r.child("NewCookie").and_then(read_cookie),
@@ -332,13 +409,21 @@ fn summary_infos(section: Option<&str>) -> Vec<UpdateInfo> {
             let xml = between(u, "<Xml>", "</Xml>");
             UpdateInfo {
                 revision_id: between(u, "<ID>", "</ID>").and_then(|v| v.parse().ok()).unwrap_or(-1),
-                deployment_id: between(deployment, "<ID>", "</ID>").and_then(|v| v.parse().ok()).unwrap_or(-1),
-                action: between(deployment, "<Action>", "</Action>").unwrap_or_default().to_string(),
+                deployment_id: between(deployment, "<ID>", "</ID>")
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(-1),
+                action: between(deployment, "<Action>", "</Action>")
+                    .unwrap_or_default()
+                    .to_string(),
                 deadline: between(deployment, "<Deadline>", "</Deadline>").map(str::to_string),
                 is_leaf: between(u, "<IsLeaf>", "</IsLeaf>") == Some("true"),
                 xml: None,
-                update_id: xml.and_then(|x| escaped_attribute(x, UPDATE_ID_ATTRIBUTE)).and_then(|g| Guid::parse(g).ok()),
-                update_type: xml.and_then(|x| escaped_attribute(x, UPDATE_TYPE_ATTRIBUTE)).map(str::to_string),
+                update_id: xml
+                    .and_then(|x| escaped_attribute(x, UPDATE_ID_ATTRIBUTE))
+                    .and_then(|g| Guid::parse(g).ok()),
+                update_type: xml
+                    .and_then(|x| escaped_attribute(x, UPDATE_TYPE_ATTRIBUTE))
+                    .map(str::to_string),
             }
         })
         .collect()
@@ -349,7 +434,9 @@ fn summary_infos(section: Option<&str>) -> Vec<UpdateInfo> {
 /// Anything unexpected (a fault, another writer's spelling) falls back to `read_sync`.
 pub fn read_sync_summary(xml: &[u8]) -> Result<SyncAnswer, AnswerError> {
     let Ok(text) = std::str::from_utf8(xml) else { return read_sync(xml) };
-    let Some(result) = between(text, "<SyncUpdatesResult>", "</SyncUpdatesResult>") else { return read_sync(xml) };
+    let Some(result) = between(text, "<SyncUpdatesResult>", "</SyncUpdatesResult>") else {
+        return read_sync(xml);
+    };
     let cookie = between(result, "<NewCookie>", "</NewCookie>");
     Ok(SyncAnswer {
         new_updates: summary_infos(between(result, "<NewUpdates>", "</NewUpdates>")),
@@ -360,9 +447,11 @@ pub fn read_sync_summary(xml: &[u8]) -> Result<SyncAnswer, AnswerError> {
         truncated: between(result, "<Truncated>", "</Truncated>") == Some("true"),
         new_cookie: cookie.map(|c| WireCookie {
             expiration: between(c, "<Expiration>", "</Expiration>").unwrap_or_default().to_string(),
-            data: between(c, "<EncryptedData>", "</EncryptedData>").and_then(|d| B64.decode(d).ok()),
+            data: between(c, "<EncryptedData>", "</EncryptedData>")
+                .and_then(|d| B64.decode(d).ok()),
         }),
-        driver_sync_not_needed: between(result, "<DriverSyncNotNeeded>", "</DriverSyncNotNeeded>").map(|v| v == "true"),
+        driver_sync_not_needed: between(result, "<DriverSyncNotNeeded>", "</DriverSyncNotNeeded>")
+            .map(|v| v == "true"),
     })
 }
 
@@ -371,7 +460,14 @@ pub fn read_file_locations(result: &Element) -> Vec<(Vec<u8>, String)> {
     result
         .child("FileLocations")
         .map(|f| {
-            f.items().filter_map(|l| Some((B64.decode(l.child_text("FileDigest")?).ok()?, l.child_text("Url")?.to_string()))).collect()
+            f.items()
+                .filter_map(|l| {
+                    Some((
+                        B64.decode(l.child_text("FileDigest")?).ok()?,
+                        l.child_text("Url")?.to_string(),
+                    ))
+                })
+                .collect()
         })
         .unwrap_or_default()
 }
@@ -395,11 +491,20 @@ mod tests {
 
     #[test]
     fn requests_parse_back_with_the_server_readers() {
-        let cookie = WireCookie { expiration: "2026-10-04T16:03:35.9967236Z".into(), data: Some(vec![1, 2, 3]) };
-        let body = sync_updates(&cookie, &SyncRequest { installed_non_leaf: &[1, 2], other_cached: &[3], ..Default::default() });
+        let cookie = WireCookie {
+            expiration: "2026-10-04T16:03:35.9967236Z".into(),
+            data: Some(vec![1, 2, 3]),
+        };
+        let body = sync_updates(
+            &cookie,
+            &SyncRequest { installed_non_leaf: &[1, 2], other_cached: &[3], ..Default::default() },
+        );
         let r = super::super::soap::parse_request(body.as_bytes()).unwrap();
         let p = super::super::client::sync_parameters(&r.operation).unwrap();
-        assert_eq!((p.installed_non_leaf, p.other_cached, p.skip_software_sync), (vec![1, 2], vec![3], false));
+        assert_eq!(
+            (p.installed_non_leaf, p.other_cached, p.skip_software_sync),
+            (vec![1, 2], vec![3], false)
+        );
         assert_eq!(super::super::client::cookie(&r.operation, "cookie").unwrap().unwrap(), cookie);
 
         let body = get_authorization_cookie("c1", "pc.example", &["Servers", "Ring 1"]);
@@ -433,7 +538,10 @@ mod tests {
     #[test]
     fn core_fragments_name_their_update() {
         let core = r#"<UpdateIdentity UpdateID="56309036-4c77-4dd9-951a-99ee9c246a94" RevisionNumber="101" /><Properties UpdateType="Category" />"#;
-        assert_eq!(core_update_id(core).unwrap().to_string(), "56309036-4c77-4dd9-951a-99ee9c246a94");
+        assert_eq!(
+            core_update_id(core).unwrap().to_string(),
+            "56309036-4c77-4dd9-951a-99ee9c246a94"
+        );
         assert_eq!(core_update_type(core), Some("Category"));
     }
 }

@@ -18,19 +18,29 @@ pub enum BlobError {
 
 /// The update document inside a compressed blob.
 pub fn blob_document(cab: &[u8]) -> Result<String, BlobError> {
-    let mut cabinet = cab::Cabinet::new(Cursor::new(cab)).map_err(|e| BlobError::Cabinet(e.to_string()))?;
+    let mut cabinet =
+        cab::Cabinet::new(Cursor::new(cab)).map_err(|e| BlobError::Cabinet(e.to_string()))?;
     // The member is `blob`; any single member is taken (the name carries no meaning).
     let name = cabinet
         .folder_entries()
         .flat_map(|f| f.file_entries())
         .map(|f| f.name().to_string())
         .find(|n| n.eq_ignore_ascii_case("blob"))
-        .or_else(|| cabinet.folder_entries().flat_map(|f| f.file_entries()).map(|f| f.name().to_string()).next())
+        .or_else(|| {
+            cabinet
+                .folder_entries()
+                .flat_map(|f| f.file_entries())
+                .map(|f| f.name().to_string())
+                .next()
+        })
         .ok_or(BlobError::Empty)?;
     let reader = cabinet.read_file(&name).map_err(|e| BlobError::Cabinet(e.to_string()))?;
     let mut bytes = Vec::new();
     // A decompression bomb stops at the limit.
-    reader.take(MAX_DOCUMENT_BYTES as u64 * 2 + 1).read_to_end(&mut bytes).map_err(|e| BlobError::Cabinet(e.to_string()))?;
+    reader
+        .take(MAX_DOCUMENT_BYTES as u64 * 2 + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| BlobError::Cabinet(e.to_string()))?;
     if bytes.len() > MAX_DOCUMENT_BYTES * 2 {
         return Err(BlobError::TooLarge);
     }
@@ -42,7 +52,8 @@ fn utf16le(bytes: &[u8]) -> Result<String, BlobError> {
         return Err(BlobError::NotUtf16);
     }
     let units = bytes.chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]]));
-    let text: String = char::decode_utf16(units).collect::<Result<_, _>>().map_err(|_| BlobError::NotUtf16)?;
+    let text: String =
+        char::decode_utf16(units).collect::<Result<_, _>>().map_err(|_| BlobError::NotUtf16)?;
     Ok(text.strip_prefix('\u{feff}').map(str::to_string).unwrap_or(text))
 }
 

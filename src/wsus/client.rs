@@ -11,7 +11,8 @@ use base64::engine::general_purpose::STANDARD as B64;
 use std::sync::Arc;
 
 pub const CLIENT_NS: &str = "http://www.microsoft.com/SoftwareDistribution/Server/ClientWebService";
-pub const SIMPLE_AUTH_NS: &str = "http://www.microsoft.com/SoftwareDistribution/Server/SimpleAuthWebService";
+pub const SIMPLE_AUTH_NS: &str =
+    "http://www.microsoft.com/SoftwareDistribution/Server/SimpleAuthWebService";
 pub const REPORTING_NS: &str = "http://www.microsoft.com/SoftwareDistribution";
 
 // ---------------------------------------------------------------- request helpers
@@ -50,7 +51,11 @@ fn int_array(parent: &Element, name: &str, parameter: &str) -> Result<Vec<i32>, 
 }
 
 fn string_array(parent: &Element, name: &str) -> Vec<String> {
-    parent.child(name).filter(|a| !a.is_nil()).map(|a| a.items().map(|i| i.text.trim().to_string()).collect()).unwrap_or_default()
+    parent
+        .child(name)
+        .filter(|a| !a.is_nil())
+        .map(|a| a.items().map(|i| i.text.trim().to_string()).collect())
+        .unwrap_or_default()
 }
 
 // ---------------------------------------------------------------- cookies
@@ -68,7 +73,10 @@ pub fn cookie(parent: &Element, name: &str) -> Result<Option<WireCookie>, Fault>
         Some(t) if !t.is_empty() => Some(base64(t, &format!("{name}.EncryptedData"))?),
         _ => None,
     };
-    Ok(Some(WireCookie { expiration: c.child_text("Expiration").unwrap_or_default().to_string(), data }))
+    Ok(Some(WireCookie {
+        expiration: c.child_text("Expiration").unwrap_or_default().to_string(),
+        data,
+    }))
 }
 
 pub fn write_cookie(w: &mut Writer, name: &str, expiration: &str, data: &[u8]) {
@@ -82,7 +90,11 @@ pub struct ConfigProperty<'a> {
     pub value: String,
 }
 
-pub fn get_config_response(last_change: &str, registration_required: bool, properties: &[ConfigProperty<'_>]) -> String {
+pub fn get_config_response(
+    last_change: &str,
+    registration_required: bool,
+    properties: &[ConfigProperty<'_>],
+) -> String {
     let mut w = Writer::with_capacity(1024);
     w.open_ns("GetConfigResponse", CLIENT_NS).open("GetConfigResult");
     w.raw("LastChange", last_change).bool("IsRegistrationRequired", registration_required);
@@ -94,7 +106,10 @@ pub fn get_config_response(last_change: &str, registration_required: bool, prope
     w.close("AuthPlugInInfo").close("AuthInfo");
     w.open("Properties");
     for p in properties {
-        w.open("ConfigurationProperty").text("Name", p.name).text("Value", &p.value).close("ConfigurationProperty");
+        w.open("ConfigurationProperty")
+            .text("Name", p.name)
+            .text("Value", &p.value)
+            .close("ConfigurationProperty");
     }
     w.close("Properties").close("GetConfigResult").close("GetConfigResponse");
     w.out
@@ -116,7 +131,9 @@ pub const MAX_NAME_CHARS: usize = 256;
 
 fn client_name(op: &Element, parameter: &str) -> Result<String, Fault> {
     op.child_text(parameter)
-        .filter(|s| !s.is_empty() && s.chars().count() <= MAX_NAME_CHARS && !s.chars().any(char::is_control))
+        .filter(|s| {
+            !s.is_empty() && s.chars().count() <= MAX_NAME_CHARS && !s.chars().any(char::is_control)
+        })
         .map(str::to_string)
         .ok_or_else(|| Fault::invalid(parameter))
 }
@@ -126,7 +143,9 @@ pub fn authorization_request(op: &Element) -> Result<AuthorizationRequest, Fault
     let dns_name = client_name(op, "dnsName")?;
     let target_groups = op
         .child_text("targetGroupName")
-        .map(|t| t.split(';').map(str::trim).filter(|s| !s.is_empty()).map(str::to_string).collect())
+        .map(|t| {
+            t.split(';').map(str::trim).filter(|s| !s.is_empty()).map(str::to_string).collect()
+        })
         .unwrap_or_default();
     Ok(AuthorizationRequest { client_id, target_groups, dns_name })
 }
@@ -183,9 +202,16 @@ pub fn get_cookie_response(namespace: &str, expiration: &str, data: &[u8]) -> St
 /// What a client says about itself in RegisterComputer: about 20 short fields in real requests.
 /// Stored per computer, so it is bounded: at most 64 fields of at most 1,024 characters.
 pub fn computer_info(op: &Element) -> Result<Vec<(String, String)>, Fault> {
-    let info = op.child("computerInfo").filter(|c| !c.is_nil()).ok_or_else(|| Fault::invalid("computerInfo"))?;
-    let fields: Vec<(String, String)> =
-        info.children.iter().filter(|c| !c.is_nil()).map(|c| (c.name.to_string(), c.text.trim().to_string())).collect();
+    let info = op
+        .child("computerInfo")
+        .filter(|c| !c.is_nil())
+        .ok_or_else(|| Fault::invalid("computerInfo"))?;
+    let fields: Vec<(String, String)> = info
+        .children
+        .iter()
+        .filter(|c| !c.is_nil())
+        .map(|c| (c.name.to_string(), c.text.trim().to_string()))
+        .collect();
     if fields.len() > 64 || fields.iter().any(|(k, v)| k.len() > 256 || v.chars().count() > 1024) {
         return Err(Fault::invalid("computerInfo"));
     }
@@ -201,7 +227,9 @@ pub fn register_computer_response() -> String {
 // ---------------------------------------------------------------- StartCategoryScan
 
 pub fn start_category_scan_request(op: &Element) -> Result<Vec<(i64, Guid)>, Fault> {
-    let Some(list) = op.child("requestedCategories").filter(|l| !l.is_nil()) else { return Ok(Vec::new()) };
+    let Some(list) = op.child("requestedCategories").filter(|l| !l.is_nil()) else {
+        return Ok(Vec::new());
+    };
     list.items()
         .map(|c| {
             let index = int(c.child_text("IndexOfAndGroup").unwrap_or("0"), "requestedCategories")?;
@@ -214,7 +242,9 @@ pub fn start_category_scan_request(op: &Element) -> Result<Vec<(i64, Guid)>, Fau
 pub fn start_category_scan_response(preferred: &[Guid], in_error: &[Guid]) -> String {
     let mut w = Writer::with_capacity(512);
     w.open_ns("StartCategoryScanResponse", CLIENT_NS);
-    for (name, list) in [("preferredCategoryIds", preferred), ("requestedCategoryIdsInError", in_error)] {
+    for (name, list) in
+        [("preferredCategoryIds", preferred), ("requestedCategoryIdsInError", in_error)]
+    {
         if !list.is_empty() {
             w.open(name);
             for g in list {
@@ -247,20 +277,31 @@ pub struct SyncParameters {
 }
 
 pub fn sync_parameters(op: &Element) -> Result<SyncParameters, Fault> {
-    let p = op.child("parameters").filter(|p| !p.is_nil()).ok_or_else(|| Fault::invalid("parameters"))?;
+    let p = op
+        .child("parameters")
+        .filter(|p| !p.is_nil())
+        .ok_or_else(|| Fault::invalid("parameters"))?;
     let system_spec = p.child("SystemSpec").filter(|s| !s.is_nil()).map(|spec| {
         spec.items()
-            .map(|d| Device { hardware_ids: string_array(d, "HardwareIDs"), compatible_ids: string_array(d, "CompatibleIDs") })
+            .map(|d| Device {
+                hardware_ids: string_array(d, "HardwareIDs"),
+                compatible_ids: string_array(d, "CompatibleIDs"),
+            })
             .collect()
     });
     let filter_categories = match p.child("FilterCategoryIds").filter(|f| !f.is_nil()) {
-        Some(f) => {
-            f.items().map(|c| guid(c.child_text("Id").unwrap_or(&c.text), "parameters.FilterCategoryIds")).collect::<Result<_, _>>()?
-        }
+        Some(f) => f
+            .items()
+            .map(|c| guid(c.child_text("Id").unwrap_or(&c.text), "parameters.FilterCategoryIds"))
+            .collect::<Result<_, _>>()?,
         None => Vec::new(),
     };
     Ok(SyncParameters {
-        installed_non_leaf: int_array(p, "InstalledNonLeafUpdateIDs", "parameters.InstalledNonLeafUpdateIDs")?,
+        installed_non_leaf: int_array(
+            p,
+            "InstalledNonLeafUpdateIDs",
+            "parameters.InstalledNonLeafUpdateIDs",
+        )?,
         other_cached: int_array(p, "OtherCachedUpdateIDs", "parameters.OtherCachedUpdateIDs")?,
         system_spec,
         cached_driver_ids: int_array(p, "CachedDriverIDs", "parameters.CachedDriverIDs")?,
@@ -407,7 +448,10 @@ pub fn refresh_cache_response(entries: &[RefreshEntry<'_>]) -> String {
     w.open_ns("RefreshCacheResponse", CLIENT_NS).open("RefreshCacheResult");
     for e in entries {
         w.open("RefreshCacheResult").int("RevisionID", e.revision_id as i64);
-        w.open("GlobalID").raw("UpdateID", e.update_id).int("RevisionNumber", e.revision_number as i64).close("GlobalID");
+        w.open("GlobalID")
+            .raw("UpdateID", e.update_id)
+            .int("RevisionNumber", e.revision_number as i64)
+            .close("GlobalID");
         w.bool("IsLeaf", e.is_leaf);
         write_deployment(&mut w, &e.deployment);
         w.close("RefreshCacheResult");
@@ -441,14 +485,23 @@ pub struct FileLocation {
 fn write_file_locations(w: &mut Writer, locations: &[FileLocation]) {
     w.open("FileLocations");
     for l in locations {
-        w.open("FileLocation").raw("FileDigest", &B64.encode(&l.digest)).text("Url", &l.url).close("FileLocation");
+        w.open("FileLocation")
+            .raw("FileDigest", &B64.encode(&l.digest))
+            .text("Url", &l.url)
+            .close("FileLocation");
     }
     w.close("FileLocations");
 }
 
 /// `updates` are `(revision id, escaped fragment)`, in the order WSUS sends them.
-pub fn extended_info_response(updates: &[(i32, String)], files: &[FileLocation], out_of_scope: &[i32]) -> String {
-    let mut w = Writer::with_capacity(512 + updates.iter().map(|(_, x)| x.len() + 40).sum::<usize>() + files.len() * 160);
+pub fn extended_info_response(
+    updates: &[(i32, String)],
+    files: &[FileLocation],
+    out_of_scope: &[i32],
+) -> String {
+    let mut w = Writer::with_capacity(
+        512 + updates.iter().map(|(_, x)| x.len() + 40).sum::<usize>() + files.len() * 160,
+    );
     w.open_ns("GetExtendedUpdateInfoResponse", CLIENT_NS).open("GetExtendedUpdateInfoResult");
     if !updates.is_empty() {
         w.open("Updates");
@@ -483,7 +536,11 @@ pub fn file_locations_request(op: &Element) -> Result<Vec<Vec<u8>>, Fault> {
         .collect()
 }
 
-pub fn file_locations_response(files: &[FileLocation], expiration: &str, cookie_data: &[u8]) -> String {
+pub fn file_locations_response(
+    files: &[FileLocation],
+    expiration: &str,
+    cookie_data: &[u8],
+) -> String {
     let mut w = Writer::with_capacity(512 + files.len() * 160);
     w.open_ns("GetFileLocationsResponse", CLIENT_NS).open("GetFileLocationsResult");
     write_file_locations(&mut w, files);
@@ -523,17 +580,32 @@ pub fn report_event_batch_request(op: &Element) -> Result<Vec<ReportedEvent>, Fa
         let update = basic.child("UpdateID");
         let extended = e.child("ExtendedData");
         out.push(ReportedEvent {
-            computer_id: basic.child("TargetID").and_then(|t| t.child_text("Sid")).unwrap_or_default().to_ascii_lowercase(),
+            computer_id: basic
+                .child("TargetID")
+                .and_then(|t| t.child_text("Sid"))
+                .unwrap_or_default()
+                .to_ascii_lowercase(),
             time_at_target: basic.child_text("TimeAtTarget").unwrap_or_default().to_string(),
-            event_instance_id: basic.child_text("EventInstanceID").unwrap_or_default().to_ascii_lowercase(),
+            event_instance_id: basic
+                .child_text("EventInstanceID")
+                .unwrap_or_default()
+                .to_ascii_lowercase(),
             event_id: int(basic.child_text("EventID").unwrap_or("0"), "eventBatch")? as i32,
             source_id: int(basic.child_text("SourceID").unwrap_or("0"), "eventBatch")? as i32,
-            update_id: update.and_then(|u| u.child_text("UpdateID")).unwrap_or("00000000-0000-0000-0000-000000000000").to_ascii_lowercase(),
-            revision_number: update.and_then(|u| u.child_text("RevisionNumber")).map(|r| int(r, "eventBatch")).transpose()?.unwrap_or(0)
-                as i32,
+            update_id: update
+                .and_then(|u| u.child_text("UpdateID"))
+                .unwrap_or("00000000-0000-0000-0000-000000000000")
+                .to_ascii_lowercase(),
+            revision_number: update
+                .and_then(|u| u.child_text("RevisionNumber"))
+                .map(|r| int(r, "eventBatch"))
+                .transpose()?
+                .unwrap_or(0) as i32,
             win32_hresult: int(basic.child_text("Win32HResult").unwrap_or("0"), "eventBatch")?,
             app_name: basic.child_text("AppName").map(str::to_string),
-            replacement_strings: extended.map(|x| string_array(x, "ReplacementStrings")).unwrap_or_default(),
+            replacement_strings: extended
+                .map(|x| string_array(x, "ReplacementStrings"))
+                .unwrap_or_default(),
             misc_data: extended.map(|x| string_array(x, "MiscData")).unwrap_or_default(),
         });
     }
@@ -542,6 +614,8 @@ pub fn report_event_batch_request(op: &Element) -> Result<Vec<ReportedEvent>, Fa
 
 pub fn report_event_batch_response(accepted: bool) -> String {
     let mut w = Writer::default();
-    w.open_ns("ReportEventBatchResponse", REPORTING_NS).bool("ReportEventBatchResult", accepted).close("ReportEventBatchResponse");
+    w.open_ns("ReportEventBatchResponse", REPORTING_NS)
+        .bool("ReportEventBatchResult", accepted)
+        .close("ReportEventBatchResponse");
     w.out
 }

@@ -44,14 +44,19 @@ pub fn get_auth_config() -> String {
 
 pub fn get_authorization_cookie(account_name: &str, account_guid: &Guid) -> String {
     let mut w = Writer::default();
-    w.open_ns("GetAuthorizationCookie", DSS_AUTH_NS).text("accountName", account_name).raw("accountGuid", &account_guid.to_string());
+    w.open_ns("GetAuthorizationCookie", DSS_AUTH_NS)
+        .text("accountName", account_name)
+        .raw("accountGuid", &account_guid.to_string());
     w.close("GetAuthorizationCookie");
     envelope(&w.out)
 }
 
 pub fn get_cookie(auth_cookie: &[u8], old_cookie: Option<&WireCookie>) -> String {
     let mut w = Writer::default();
-    w.open_ns("GetCookie", SERVER_SYNC_NS).open("authCookies").open("AuthorizationCookie").raw("PlugInId", "DssTargeting");
+    w.open_ns("GetCookie", SERVER_SYNC_NS)
+        .open("authCookies")
+        .open("AuthorizationCookie")
+        .raw("PlugInId", "DssTargeting");
     w.raw("CookieData", &B64.encode(auth_cookie)).close("AuthorizationCookie").close("authCookies");
     if let Some(old) = old_cookie {
         w.open("oldCookie").raw("Expiration", &old.expiration);
@@ -102,14 +107,20 @@ pub fn get_revision_id_list(cookie: &WireCookie, f: &Filter<'_>) -> String {
         }
         w.open(name);
         for (id, delta) in list {
-            w.open("IdAndDelta").raw("Id", &id.to_string()).bool("Delta", *delta).close("IdAndDelta");
+            w.open("IdAndDelta")
+                .raw("Id", &id.to_string())
+                .bool("Delta", *delta)
+                .close("IdAndDelta");
         }
         w.close(name);
     }
     if !f.languages.is_empty() {
         w.open("Languages");
         for (id, delta) in f.languages {
-            w.open("LanguageAndDelta").int("Id", *id as i64).bool("Delta", *delta).close("LanguageAndDelta");
+            w.open("LanguageAndDelta")
+                .int("Id", *id as i64)
+                .bool("Delta", *delta)
+                .close("LanguageAndDelta");
         }
         w.close("Languages");
     }
@@ -123,7 +134,10 @@ pub fn get_update_data(cookie: &WireCookie, ids: &[(Guid, i32)]) -> String {
     write_cookie(&mut w, cookie);
     w.open("updateIds");
     for (id, rev) in ids {
-        w.open("UpdateIdentity").raw("UpdateID", &id.to_string()).int("RevisionNumber", *rev as i64).close("UpdateIdentity");
+        w.open("UpdateIdentity")
+            .raw("UpdateID", &id.to_string())
+            .int("RevisionNumber", *rev as i64)
+            .close("UpdateIdentity");
     }
     w.close("updateIds").close("GetUpdateData");
     envelope(&w.out)
@@ -174,23 +188,30 @@ fn text<'a>(e: &'a Element, name: &str) -> Result<&'a str, AnswerError> {
 pub fn read_auth_config(xml: &[u8]) -> Result<String, AnswerError> {
     let root = tree::parse(xml)?;
     let r = result_of(&root, "GetAuthConfig")?;
-    let info = r
-        .child("AuthInfo")
-        .and_then(|a| a.items().find(|p| p.child_text("PlugInID").is_some_and(|id| id.eq_ignore_ascii_case("DssTargeting"))));
-    let url = info.and_then(|i| i.child_text("ServiceUrl")).ok_or_else(|| AnswerError::Missing("a DssTargeting AuthPlugInInfo".into()))?;
+    let info = r.child("AuthInfo").and_then(|a| {
+        a.items().find(|p| {
+            p.child_text("PlugInID").is_some_and(|id| id.eq_ignore_ascii_case("DssTargeting"))
+        })
+    });
+    let url = info
+        .and_then(|i| i.child_text("ServiceUrl"))
+        .ok_or_else(|| AnswerError::Missing("a DssTargeting AuthPlugInInfo".into()))?;
     Ok(url.to_string())
 }
 
 pub fn read_authorization_cookie(xml: &[u8]) -> Result<Vec<u8>, AnswerError> {
     let root = tree::parse(xml)?;
     let r = result_of(&root, "GetAuthorizationCookie")?;
-    B64.decode(text(r, "CookieData")?).map_err(|_| AnswerError::Invalid("CookieData is not base64".into()))
+    B64.decode(text(r, "CookieData")?)
+        .map_err(|_| AnswerError::Invalid("CookieData is not base64".into()))
 }
 
 pub fn read_cookie(xml: &[u8]) -> Result<WireCookie, AnswerError> {
     let root = tree::parse(xml)?;
     let r = result_of(&root, "GetCookie")?;
-    let data = B64.decode(text(r, "EncryptedData")?).map_err(|_| AnswerError::Invalid("EncryptedData is not base64".into()))?;
+    let data = B64
+        .decode(text(r, "EncryptedData")?)
+        .map_err(|_| AnswerError::Invalid("EncryptedData is not base64".into()))?;
     Ok(WireCookie { expiration: text(r, "Expiration")?.to_string(), data: Some(data) })
 }
 
@@ -198,7 +219,9 @@ pub fn read_config_data(xml: &[u8]) -> Result<ConfigData, AnswerError> {
     let root = tree::parse(xml)?;
     let r = result_of(&root, "GetConfigData")?;
     let flag = |name: &str| r.child_text(name).is_some_and(|v| v == "true" || v == "1");
-    let int = |name: &str, default: i32| r.child_text(name).and_then(|v| v.parse().ok()).unwrap_or(default);
+    let int = |name: &str, default: i32| {
+        r.child_text(name).and_then(|v| v.parse().ok()).unwrap_or(default)
+    };
     let languages = r
         .child("LanguageUpdateList")
         .map(|l| {
@@ -236,39 +259,59 @@ pub fn read_revision_id_list(xml: &[u8]) -> Result<(String, Vec<(Guid, i32)>), A
     let mut saw_result = false;
     let mut current = String::new();
     loop {
-        match reader.read_event().map_err(|e| AnswerError::Xml(format!("at byte {}: {e}", reader.error_position())))? {
+        match reader
+            .read_event()
+            .map_err(|e| AnswerError::Xml(format!("at byte {}: {e}", reader.error_position())))?
+        {
             Event::Start(e) => {
                 let name = e.local_name().as_ref().to_vec();
                 if name == b"Fault" {
                     // Faults are small: read them with the tree reader.
                     let root = tree::parse(xml)?;
-                    return Err(result_of(&root, "GetRevisionIdList").err().unwrap_or(AnswerError::Missing("the result".into())));
+                    return Err(result_of(&root, "GetRevisionIdList")
+                        .err()
+                        .unwrap_or(AnswerError::Missing("the result".into())));
                 }
                 saw_result |= name == b"GetRevisionIdListResult";
                 path.push(name);
                 current.clear();
             }
             Event::Empty(e) => saw_result |= e.local_name().as_ref() == b"GetRevisionIdListResult",
-            Event::Text(t) => current.push_str(std::str::from_utf8(&t).map_err(|_| AnswerError::Xml("not UTF-8".into()))?),
+            Event::Text(t) => current.push_str(
+                std::str::from_utf8(&t).map_err(|_| AnswerError::Xml("not UTF-8".into()))?,
+            ),
             Event::GeneralRef(r) => {
-                let name = std::str::from_utf8(&r).map_err(|_| AnswerError::Xml("not UTF-8".into()))?;
-                current.push(crate::catalog::xml::resolve_reference(name).map_err(|e| AnswerError::Xml(e.to_string()))?);
+                let name =
+                    std::str::from_utf8(&r).map_err(|_| AnswerError::Xml("not UTF-8".into()))?;
+                current.push(
+                    crate::catalog::xml::resolve_reference(name)
+                        .map_err(|e| AnswerError::Xml(e.to_string()))?,
+                );
             }
             Event::End(_) => {
                 let name = path.pop().unwrap_or_default();
                 let parent = path.last().map(Vec::as_slice);
                 match (name.as_slice(), parent) {
-                    (b"Anchor", Some(b"GetRevisionIdListResult")) => anchor = Some(current.trim().to_string()),
+                    (b"Anchor", Some(b"GetRevisionIdListResult")) => {
+                        anchor = Some(current.trim().to_string())
+                    }
                     (b"UpdateID", Some(b"UpdateIdentity")) => {
-                        id = Some(Guid::parse(current.trim()).map_err(|_| AnswerError::Invalid(format!("UpdateID {:?}", current.trim())))?)
+                        id = Some(Guid::parse(current.trim()).map_err(|_| {
+                            AnswerError::Invalid(format!("UpdateID {:?}", current.trim()))
+                        })?)
                     }
                     (b"RevisionNumber", Some(b"UpdateIdentity")) => {
-                        rev =
-                            Some(current.trim().parse().map_err(|_| AnswerError::Invalid(format!("RevisionNumber {:?}", current.trim())))?)
+                        rev = Some(current.trim().parse().map_err(|_| {
+                            AnswerError::Invalid(format!("RevisionNumber {:?}", current.trim()))
+                        })?)
                     }
                     (b"UpdateIdentity", _) => match (id.take(), rev.take()) {
                         (Some(i), Some(r)) => ids.push((i, r)),
-                        _ => return Err(AnswerError::Invalid("an UpdateIdentity without UpdateID or RevisionNumber".into())),
+                        _ => {
+                            return Err(AnswerError::Invalid(
+                                "an UpdateIdentity without UpdateID or RevisionNumber".into(),
+                            ));
+                        }
                     },
                     _ => {}
                 }
@@ -335,30 +378,48 @@ pub fn read_update_data(xml: &[u8]) -> Result<(Vec<UpdateData>, Vec<FileUrl>), A
     let items = r.child("updates").map(|u| u.items().collect::<Vec<_>>()).unwrap_or_default();
     for (index, u) in items.into_iter().enumerate() {
         let id = u.child("Id").ok_or_else(|| AnswerError::Missing("Id".into()))?;
-        let guid = Guid::parse(text(id, "UpdateID")?).map_err(|_| AnswerError::Invalid("UpdateID".into()))?;
-        let revision: i32 = text(id, "RevisionNumber")?.parse().map_err(|_| AnswerError::Invalid("RevisionNumber".into()))?;
+        let guid = Guid::parse(text(id, "UpdateID")?)
+            .map_err(|_| AnswerError::Invalid("UpdateID".into()))?;
+        let revision: i32 = text(id, "RevisionNumber")?
+            .parse()
+            .map_err(|_| AnswerError::Invalid("RevisionNumber".into()))?;
         let plain = plain_documents.get_mut(index).map(std::mem::take).unwrap_or_default();
         let document = match (plain, u.child_text("XmlUpdateBlobCompressed")) {
             (plain, _) if !plain.is_empty() => plain,
             (_, Some(compressed)) => {
                 let cab = B64
                     .decode(compressed.split_ascii_whitespace().collect::<String>())
-                    .map_err(|_| AnswerError::Invalid(format!("update {guid}/{revision}: XmlUpdateBlobCompressed is not base64")))?;
-                super::cab::blob_document(&cab).map_err(|e| AnswerError::Invalid(format!("update {guid}/{revision}: {e}")))?
+                    .map_err(|_| {
+                        AnswerError::Invalid(format!(
+                            "update {guid}/{revision}: XmlUpdateBlobCompressed is not base64"
+                        ))
+                    })?;
+                super::cab::blob_document(&cab)
+                    .map_err(|e| AnswerError::Invalid(format!("update {guid}/{revision}: {e}")))?
             }
-            _ => return Err(AnswerError::Missing(format!("the document of update {guid}/{revision}"))),
+            _ => {
+                return Err(AnswerError::Missing(format!(
+                    "the document of update {guid}/{revision}"
+                )));
+            }
         };
         let file_digests = u
             .child("FileDigestList")
             .map(|l| l.items().map(|d| B64.decode(d.text.trim())).collect::<Result<Vec<_>, _>>())
             .transpose()
-            .map_err(|_| AnswerError::Invalid(format!("update {guid}/{revision}: a FileDigest is not base64")))?
+            .map_err(|_| {
+                AnswerError::Invalid(format!(
+                    "update {guid}/{revision}: a FileDigest is not base64"
+                ))
+            })?
             .unwrap_or_default();
         updates.push(UpdateData { id: guid, revision, document, file_digests });
     }
     let mut files = Vec::new();
     for f in r.child("fileUrls").map(|u| u.items().collect::<Vec<_>>()).unwrap_or_default() {
-        let digest = B64.decode(text(f, "FileDigest")?).map_err(|_| AnswerError::Invalid("FileDigest is not base64".into()))?;
+        let digest = B64
+            .decode(text(f, "FileDigest")?)
+            .map_err(|_| AnswerError::Invalid("FileDigest is not base64".into()))?;
         let url = |name: &str| f.child_text(name).filter(|u| !u.is_empty()).map(str::to_string);
         files.push(FileUrl { digest, mu_url: url("MUUrl"), uss_url: url("UssUrl") });
     }
@@ -371,7 +432,8 @@ mod tests {
 
     #[test]
     fn requests_read_back_with_the_upstream_readers() {
-        let cookie = WireCookie { expiration: "2026-10-04T20:33:26.65455Z".into(), data: Some(vec![1, 2]) };
+        let cookie =
+            WireCookie { expiration: "2026-10-04T20:33:26.65455Z".into(), data: Some(vec![1, 2]) };
         let products = [(Guid::from_bytes([1; 16]), true)];
         let classes = [(Guid::from_bytes([2; 16]), false)];
         let body = get_revision_id_list(
@@ -387,12 +449,25 @@ mod tests {
         let r = crate::wsus::soap::parse_request(body.as_bytes()).unwrap();
         let f = super::super::server_sync::revision_id_list_request(&r.operation).unwrap();
         assert_eq!(
-            (f.anchor.as_deref(), f.categories.unwrap(), f.classifications.unwrap(), f.languages.unwrap()),
-            (Some("1,2026-10-04 16:09:27.371"), products.to_vec(), classes.to_vec(), vec![1033, 1031])
+            (
+                f.anchor.as_deref(),
+                f.categories.unwrap(),
+                f.classifications.unwrap(),
+                f.languages.unwrap()
+            ),
+            (
+                Some("1,2026-10-04 16:09:27.371"),
+                products.to_vec(),
+                classes.to_vec(),
+                vec![1033, 1031]
+            )
         );
         let body = get_update_data(&cookie, &[(Guid::from_bytes([3; 16]), 200)]);
         let r = crate::wsus::soap::parse_request(body.as_bytes()).unwrap();
-        assert_eq!(super::super::server_sync::update_data_request(&r.operation, 100).unwrap(), vec![(Guid::from_bytes([3; 16]), 200)]);
+        assert_eq!(
+            super::super::server_sync::update_data_request(&r.operation, 100).unwrap(),
+            vec![(Guid::from_bytes([3; 16]), 200)]
+        );
     }
 
     #[test]
@@ -401,7 +476,11 @@ mod tests {
             "5,2026-01-01 00:00:00.000",
             &[(Guid::from_bytes([9; 16]), 100), (Guid::from_bytes([8; 16]), 200)],
         );
-        let body = crate::wsus::soap::envelope(crate::wsus::soap::SoapVersion::V11, crate::wsus::soap::EnvelopeStyle::Asmx, &list);
+        let body = crate::wsus::soap::envelope(
+            crate::wsus::soap::SoapVersion::V11,
+            crate::wsus::soap::EnvelopeStyle::Asmx,
+            &list,
+        );
         let (anchor, ids) = read_revision_id_list(body.as_bytes()).unwrap();
         assert_eq!((anchor.as_str(), ids.len(), ids[1].1), ("5,2026-01-01 00:00:00.000", 2, 200));
         let fault = crate::wsus::soap::Fault::invalid("filter").render(
@@ -411,6 +490,9 @@ mod tests {
             None,
             None,
         );
-        assert_eq!(read_revision_id_list(fault.as_bytes()).unwrap_err().fault_code(), Some("InvalidParameters"));
+        assert_eq!(
+            read_revision_id_list(fault.as_bytes()).unwrap_err().fault_code(),
+            Some("InvalidParameters")
+        );
     }
 }

@@ -10,7 +10,8 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 
 pub const SERVER_SYNC_NS: &str = "http://www.microsoft.com/SoftwareDistribution";
-pub const DSS_AUTH_NS: &str = "http://www.microsoft.com/SoftwareDistribution/Server/DssAuthWebService";
+pub const DSS_AUTH_NS: &str =
+    "http://www.microsoft.com/SoftwareDistribution/Server/DssAuthWebService";
 /// The protocol version WSUS 10 and later speak.
 pub const PROTOCOL_VERSION: &str = "1.20";
 
@@ -28,20 +29,32 @@ fn boolean(e: Option<&str>, parameter: &str) -> Result<bool, Fault> {
 }
 
 /// `UpdateIdentity` items of an array.
-pub fn update_identities(array: Option<&Element>, parameter: &str) -> Result<Vec<(Guid, i32)>, Fault> {
+pub fn update_identities(
+    array: Option<&Element>,
+    parameter: &str,
+) -> Result<Vec<(Guid, i32)>, Fault> {
     let Some(array) = array.filter(|a| !a.is_nil()) else { return Ok(Vec::new()) };
     array
         .items()
         .map(|u| {
-            let id = guid(u.child_text("UpdateID").ok_or_else(|| Fault::invalid(parameter))?, parameter)?;
-            let rev = u.child_text("RevisionNumber").and_then(|r| r.parse::<i32>().ok()).ok_or_else(|| Fault::invalid(parameter))?;
+            let id = guid(
+                u.child_text("UpdateID").ok_or_else(|| Fault::invalid(parameter))?,
+                parameter,
+            )?;
+            let rev = u
+                .child_text("RevisionNumber")
+                .and_then(|r| r.parse::<i32>().ok())
+                .ok_or_else(|| Fault::invalid(parameter))?;
             Ok((id, rev))
         })
         .collect()
 }
 
 fn write_identity(w: &mut Writer, name: &str, id: &Guid, revision: i32) {
-    w.open(name).raw("UpdateID", &id.to_string()).int("RevisionNumber", revision as i64).close(name);
+    w.open(name)
+        .raw("UpdateID", &id.to_string())
+        .int("RevisionNumber", revision as i64)
+        .close(name);
 }
 
 // ---------------------------------------------------------------- authorization
@@ -49,8 +62,13 @@ fn write_identity(w: &mut Writer, name: &str, id: &Guid, revision: i32) {
 /// GetAuthConfig: where the downstream authenticates (relative to the server root).
 pub fn auth_config_response(last_change: &str) -> String {
     let mut w = Writer::default();
-    w.open_ns("GetAuthConfigResponse", SERVER_SYNC_NS).open("GetAuthConfigResult").raw("LastChange", last_change);
-    w.open("AuthInfo").open("AuthPlugInInfo").raw("PlugInID", "DssTargeting").raw("ServiceUrl", "DssAuthWebService/DssAuthWebService.asmx");
+    w.open_ns("GetAuthConfigResponse", SERVER_SYNC_NS)
+        .open("GetAuthConfigResult")
+        .raw("LastChange", last_change);
+    w.open("AuthInfo")
+        .open("AuthPlugInInfo")
+        .raw("PlugInID", "DssTargeting")
+        .raw("ServiceUrl", "DssAuthWebService/DssAuthWebService.asmx");
     w.push_raw("<Parameter />").close("AuthPlugInInfo").close("AuthInfo");
     w.close("GetAuthConfigResult").close("GetAuthConfigResponse");
     w.out
@@ -65,8 +83,14 @@ pub struct DssAuthRequest {
 /// DssAuth GetAuthorizationCookie. Some clients swap the two fields (a GUID as the name): the
 /// GUID is taken from whichever holds one.
 pub fn dss_auth_request(op: &Element) -> Result<DssAuthRequest, Fault> {
-    let name = op.child_text("accountName").filter(|s| !s.is_empty()).ok_or_else(|| Fault::invalid("accountName"))?;
-    let id = op.child_text("accountGuid").filter(|s| !s.is_empty()).ok_or_else(|| Fault::invalid("accountGuid"))?;
+    let name = op
+        .child_text("accountName")
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| Fault::invalid("accountName"))?;
+    let id = op
+        .child_text("accountGuid")
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| Fault::invalid("accountGuid"))?;
     let (name, id) = match (Guid::parse(id), Guid::parse(name)) {
         (Ok(g), _) => (name, g),
         (Err(_), Ok(g)) => (id, g),
@@ -108,7 +132,9 @@ pub fn config_data_request(op: &Element) -> Option<String> {
 pub fn config_data_response(c: &ConfigData) -> String {
     let mut w = Writer::with_capacity(4096);
     w.open_ns("GetConfigDataResponse", SERVER_SYNC_NS).open("GetConfigDataResult");
-    w.bool("CatalogOnlySync", c.catalog_only_sync).bool("LazySync", c.lazy_sync).bool("ServerHostsPsfFiles", c.hosts_psf_files);
+    w.bool("CatalogOnlySync", c.catalog_only_sync)
+        .bool("LazySync", c.lazy_sync)
+        .bool("ServerHostsPsfFiles", c.hosts_psf_files);
     // Driver sets are a Microsoft Update feature: WSUS advertises 0.
     w.raw("MaxNumberOfComputerIdsInRequest", "0")
         .raw("MaxNumberOfDriverSetsPerRequest", "0")
@@ -121,7 +147,10 @@ pub fn config_data_response(c: &ConfigData) -> String {
     } else {
         w.open("LanguageUpdateList");
         for l in &c.languages {
-            w.open("ServerSyncLanguageData").int("LanguageID", l.id as i64).text("ShortLanguage", &l.short).text("LongLanguage", &l.long);
+            w.open("ServerSyncLanguageData")
+                .int("LanguageID", l.id as i64)
+                .text("ShortLanguage", &l.short)
+                .text("LongLanguage", &l.long);
             w.bool("Enabled", l.enabled).close("ServerSyncLanguageData");
         }
         w.close("LanguageUpdateList");
@@ -151,7 +180,11 @@ fn language_ids(e: Option<&Element>) -> Result<Option<Vec<i32>>, Fault> {
     let Some(list) = e.filter(|l| !l.is_nil()) else { return Ok(None) };
     let ids = list
         .items()
-        .map(|i| i.child_text("Id").and_then(|v| v.trim().parse::<i32>().ok()).ok_or_else(|| Fault::invalid("filter")))
+        .map(|i| {
+            i.child_text("Id")
+                .and_then(|v| v.trim().parse::<i32>().ok())
+                .ok_or_else(|| Fault::invalid("filter"))
+        })
         .collect::<Result<Vec<i32>, Fault>>()?;
     if ids.len() > 256 {
         return Err(Fault::invalid("filter"));
@@ -163,7 +196,10 @@ fn ids_and_deltas(e: Option<&Element>) -> Result<Option<Vec<(Guid, bool)>>, Faul
     let Some(list) = e.filter(|l| !l.is_nil()) else { return Ok(None) };
     list.items()
         .map(|i| {
-            Ok((guid(i.child_text("Id").ok_or_else(|| Fault::invalid("filter"))?, "filter")?, boolean(i.child_text("Delta"), "filter")?))
+            Ok((
+                guid(i.child_text("Id").ok_or_else(|| Fault::invalid("filter"))?, "filter")?,
+                boolean(i.child_text("Delta"), "filter")?,
+            ))
         })
         .collect::<Result<Vec<_>, Fault>>()
         .map(Some)
@@ -182,7 +218,9 @@ pub fn revision_id_list_request(op: &Element) -> Result<RevisionFilter, Fault> {
 
 pub fn revision_id_list_response(anchor: &str, revisions: &[(Guid, i32)]) -> String {
     let mut w = Writer::with_capacity(512 + revisions.len() * 128);
-    w.open_ns("GetRevisionIdListResponse", SERVER_SYNC_NS).open("GetRevisionIdListResult").text("Anchor", anchor);
+    w.open_ns("GetRevisionIdListResponse", SERVER_SYNC_NS)
+        .open("GetRevisionIdListResult")
+        .text("Anchor", anchor);
     if revisions.is_empty() {
         w.push_raw("<NewRevisions />");
     } else {
@@ -264,8 +302,11 @@ pub fn update_data_response(updates: &[UpdateDataOut<'_>], files: &[FileUrlOut<'
 /// GetUpdateDecryptionData: ferry serves no encrypted files.
 pub fn update_decryption_data_response() -> String {
     let mut w = Writer::default();
-    w.open_ns("GetUpdateDecryptionDataResponse", SERVER_SYNC_NS).open("GetUpdateDecryptionDataResult");
-    w.push_raw("<UpdateFileDecryptionData />").close("GetUpdateDecryptionDataResult").close("GetUpdateDecryptionDataResponse");
+    w.open_ns("GetUpdateDecryptionDataResponse", SERVER_SYNC_NS)
+        .open("GetUpdateDecryptionDataResult");
+    w.push_raw("<UpdateFileDecryptionData />")
+        .close("GetUpdateDecryptionDataResult")
+        .close("GetUpdateDecryptionDataResponse");
     w.out
 }
 
@@ -279,7 +320,10 @@ pub struct DeploymentsRequest {
 
 pub fn deployments_request(op: &Element) -> DeploymentsRequest {
     DeploymentsRequest {
-        deployment_anchor: op.child_text("deploymentAnchor").filter(|a| !a.is_empty()).map(str::to_string),
+        deployment_anchor: op
+            .child_text("deploymentAnchor")
+            .filter(|a| !a.is_empty())
+            .map(str::to_string),
         sync_anchor: op.child_text("syncAnchor").filter(|a| !a.is_empty()).map(str::to_string),
     }
 }
@@ -327,18 +371,32 @@ fn guid_array(w: &mut Writer, name: &str, ids: &[String]) {
 
 pub fn deployments_response(d: &DeploymentsOut<'_>) -> String {
     let mut w = Writer::with_capacity(1024 + d.deployments.len() * 600);
-    w.open_ns("GetDeploymentsResponse", SERVER_SYNC_NS).open("GetDeploymentsResult").text("Anchor", d.anchor);
+    w.open_ns("GetDeploymentsResponse", SERVER_SYNC_NS)
+        .open("GetDeploymentsResult")
+        .text("Anchor", d.anchor);
     w.open("Groups");
     for g in d.groups {
-        w.open("ServerSyncTargetGroup").raw("TargetGroupID", g.id).raw("ParentGroupId", g.parent).text("Name", g.name);
+        w.open("ServerSyncTargetGroup")
+            .raw("TargetGroupID", g.id)
+            .raw("ParentGroupId", g.parent)
+            .text("Name", g.name);
         w.bool("IsBuiltin", g.builtin).close("ServerSyncTargetGroup");
     }
     w.close("Groups");
     w.open("Deployments");
     for x in d.deployments {
-        w.open("ServerSyncDeployment").raw("UpdateId", x.update_id).int("RevisionNumber", x.revision as i64).int("Action", x.action as i64);
-        w.text("AdminName", x.admin).raw("Deadline", x.deadline).bool("IsAssigned", true).raw("GoLiveTime", x.go_live);
-        w.raw("DeploymentGuid", x.guid).raw("TargetGroupId", x.group).raw("DownloadPriority", "1").close("ServerSyncDeployment");
+        w.open("ServerSyncDeployment")
+            .raw("UpdateId", x.update_id)
+            .int("RevisionNumber", x.revision as i64)
+            .int("Action", x.action as i64);
+        w.text("AdminName", x.admin)
+            .raw("Deadline", x.deadline)
+            .bool("IsAssigned", true)
+            .raw("GoLiveTime", x.go_live);
+        w.raw("DeploymentGuid", x.guid)
+            .raw("TargetGroupId", x.group)
+            .raw("DownloadPriority", "1")
+            .close("ServerSyncDeployment");
     }
     w.close("Deployments");
     guid_array(&mut w, "DeadDeployments", d.dead);
@@ -351,8 +409,12 @@ pub fn deployments_response(d: &DeploymentsOut<'_>) -> String {
 // ---------------------------------------------------------------- DownloadFiles
 
 pub fn download_files_request(op: &Element) -> Result<Vec<Vec<u8>>, Fault> {
-    let list = op.child("fileDigestList").filter(|l| !l.is_nil()).ok_or_else(|| Fault::invalid("fileDigestList"))?;
-    let digests: Vec<Vec<u8>> = list.items().map(|d| base64(&d.text, "fileDigestList")).collect::<Result<_, _>>()?;
+    let list = op
+        .child("fileDigestList")
+        .filter(|l| !l.is_nil())
+        .ok_or_else(|| Fault::invalid("fileDigestList"))?;
+    let digests: Vec<Vec<u8>> =
+        list.items().map(|d| base64(&d.text, "fileDigestList")).collect::<Result<_, _>>()?;
     if digests.is_empty() || digests.len() > 100 {
         return Err(Fault::invalid("fileDigestList"));
     }
@@ -367,11 +429,13 @@ pub fn empty_response(operation: &str) -> String {
 
 pub fn rollup_configuration_response(server_id: &str, reset: &str) -> String {
     let mut w = Writer::default();
-    w.open_ns("GetRollupConfigurationResponse", SERVER_SYNC_NS).open("GetRollupConfigurationResult");
+    w.open_ns("GetRollupConfigurationResponse", SERVER_SYNC_NS)
+        .open("GetRollupConfigurationResult");
     // Summaries only: ferry keeps no per-computer rollup of downstream servers.
     w.bool("DoDetailedRollup", false).raw("RollupResetGuid", reset).raw("ServerId", server_id);
     w.raw("RollupDownstreamServersMaxBatchSize", "5000").raw("RollupComputersMaxBatchSize", "1500");
-    w.raw("GetOutOfSyncComputersMaxBatchSize", "20000").raw("RollupComputerStatusMaxBatchSize", "500");
+    w.raw("GetOutOfSyncComputersMaxBatchSize", "20000")
+        .raw("RollupComputerStatusMaxBatchSize", "500");
     w.close("GetRollupConfigurationResult").close("GetRollupConfigurationResponse");
     w.out
 }
@@ -411,15 +475,26 @@ mod tests {
         .unwrap();
         assert_eq!(f.anchor.as_deref(), Some("9438,2026-10-04 16:09:27.371"));
         assert!(!f.get_config);
-        assert_eq!(f.categories.unwrap()[0], (Guid::parse("8c3fcc84-7410-4a95-8b89-a166a0190486").unwrap(), true));
+        assert_eq!(
+            f.categories.unwrap()[0],
+            (Guid::parse("8c3fcc84-7410-4a95-8b89-a166a0190486").unwrap(), true)
+        );
         assert!(!f.classifications.unwrap()[0].1);
-        assert!(revision_id_list_request(&op(&format!("<GetRevisionIdList xmlns=\"{SERVER_SYNC_NS}\"/>"))).is_err());
+        assert!(
+            revision_id_list_request(&op(&format!(
+                "<GetRevisionIdList xmlns=\"{SERVER_SYNC_NS}\"/>"
+            )))
+            .is_err()
+        );
     }
 
     #[test]
     fn dss_accounts_take_the_guid_from_either_field() {
         let a = dss_auth_request(&op(&format!("<GetAuthorizationCookie xmlns=\"{DSS_AUTH_NS}\"><accountName>6f1c2f6e-3f0b-4d3a-9b1e-0d2f6a1c5e12</accountName><accountGuid>dss.example</accountGuid></GetAuthorizationCookie>"))).unwrap();
-        assert_eq!((a.account_name.as_str(), a.account_guid.to_string().as_str()), ("dss.example", "6f1c2f6e-3f0b-4d3a-9b1e-0d2f6a1c5e12"));
+        assert_eq!(
+            (a.account_name.as_str(), a.account_guid.to_string().as_str()),
+            ("dss.example", "6f1c2f6e-3f0b-4d3a-9b1e-0d2f6a1c5e12")
+        );
         assert!(dss_auth_request(&op(&format!("<GetAuthorizationCookie xmlns=\"{DSS_AUTH_NS}\"><accountName>a</accountName><accountGuid>b</accountGuid></GetAuthorizationCookie>"))).is_err());
     }
 
@@ -435,7 +510,12 @@ mod tests {
             }],
             &[FileUrlOut { digest: d, mu_url: "http://download.windowsupdate.com/x_07.exe" }],
         );
-        assert!(out.contains("<XmlUpdateBlob>&lt;upd:Update a=\"1\"&gt;&amp;&lt;/upd:Update&gt;</XmlUpdateBlob>"), "{out}");
+        assert!(
+            out.contains(
+                "<XmlUpdateBlob>&lt;upd:Update a=\"1\"&gt;&amp;&lt;/upd:Update&gt;</XmlUpdateBlob>"
+            ),
+            "{out}"
+        );
         assert!(out.contains("<fileUrls><ServerSyncUrlData><FileDigest>BwcHBwcHBwcHBwcHBwcHBwcHBwc=</FileDigest><MUUrl>http://download.windowsupdate.com/x_07.exe</MUUrl><UssUrl /></ServerSyncUrlData></fileUrls>"), "{out}");
     }
 }

@@ -78,7 +78,14 @@ impl Fault {
     /// The fault document. `id` is a fresh GUID per fault; `action` the request's SOAPAction;
     /// `actor` the service URL, which ASMX services (SimpleAuth, Reporting, ServerSync, DssAuth)
     /// name in `faultactor`.
-    pub fn render(&self, version: SoapVersion, style: EnvelopeStyle, id: &str, action: Option<&str>, actor: Option<&str>) -> String {
+    pub fn render(
+        &self,
+        version: SoapVersion,
+        style: EnvelopeStyle,
+        id: &str,
+        action: Option<&str>,
+        actor: Option<&str>,
+    ) -> String {
         let server = self.code == ErrorCode::InternalServerError;
         let mut detail = String::new();
         detail.push_str("<ErrorCode>");
@@ -138,10 +145,22 @@ pub fn parse_request(body: &[u8]) -> Result<Request, Fault> {
     let version = match (&*root.name, &*root.ns) {
         ("Envelope", SOAP11) => SoapVersion::V11,
         ("Envelope", SOAP12) => SoapVersion::V12,
-        (name, ns) => return Err(Fault::invalid(format!("request: expected a SOAP Envelope, found {{{ns}}}{name}"))),
+        (name, ns) => {
+            return Err(Fault::invalid(format!(
+                "request: expected a SOAP Envelope, found {{{ns}}}{name}"
+            )));
+        }
     };
-    let body = root.children.into_iter().find(|c| &*c.name == "Body").ok_or_else(|| Fault::invalid("request: the envelope has no Body"))?;
-    let operation = body.children.into_iter().next().ok_or_else(|| Fault::invalid("request: the Body is empty"))?;
+    let body = root
+        .children
+        .into_iter()
+        .find(|c| &*c.name == "Body")
+        .ok_or_else(|| Fault::invalid("request: the envelope has no Body"))?;
+    let operation = body
+        .children
+        .into_iter()
+        .next()
+        .ok_or_else(|| Fault::invalid("request: the Body is empty"))?;
     Ok(Request { version, operation })
 }
 
@@ -176,7 +195,9 @@ pub fn envelope(version: SoapVersion, style: EnvelopeStyle, content: &str) -> St
     const XSI_XSD: &str = "xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\" xmlns:xsd=\"http://www.w3.org/2001/XMLSchema\"";
     match (version, style) {
         (SoapVersion::V11, EnvelopeStyle::Client) => {
-            format!("<s:Envelope xmlns:s=\"{SOAP11}\"><s:Body {XSI_XSD}>{content}</s:Body></s:Envelope>")
+            format!(
+                "<s:Envelope xmlns:s=\"{SOAP11}\"><s:Body {XSI_XSD}>{content}</s:Body></s:Envelope>"
+            )
         }
         (SoapVersion::V11, EnvelopeStyle::Asmx) => {
             format!(
@@ -356,7 +377,14 @@ mod tests {
     fn shared_pieces_keep_their_place() {
         let mut w = Writer::default();
         w.open("a").shared(Arc::from("<big/>")).close("a");
-        assert_eq!(w.into_pieces(), vec![Piece::Text("<a>".into()), Piece::Shared(Arc::from("<big/>")), Piece::Text("</a>".into())]);
+        assert_eq!(
+            w.into_pieces(),
+            vec![
+                Piece::Text("<a>".into()),
+                Piece::Shared(Arc::from("<big/>")),
+                Piece::Text("</a>".into())
+            ]
+        );
     }
 
     #[test]
@@ -364,6 +392,11 @@ mod tests {
         let r = parse_request(b"<soap12:Envelope xmlns:soap12=\"http://www.w3.org/2003/05/soap-envelope\"><soap12:Body><GetAuthConfig xmlns=\"http://www.microsoft.com/SoftwareDistribution\"/></soap12:Body></soap12:Envelope>").unwrap();
         assert_eq!((r.version, r.name()), (SoapVersion::V12, "GetAuthConfig"));
         assert!(parse_request(b"<x/>").is_err());
-        assert_eq!(action_operation("\"http://www.microsoft.com/SoftwareDistribution/Server/ClientWebService/GetConfig\""), "GetConfig");
+        assert_eq!(
+            action_operation(
+                "\"http://www.microsoft.com/SoftwareDistribution/Server/ClientWebService/GetConfig\""
+            ),
+            "GetConfig"
+        );
     }
 }

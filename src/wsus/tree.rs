@@ -48,7 +48,11 @@ impl Element {
         let own = std::mem::size_of::<Element>()
             + self.text.capacity()
             + self.ints.capacity() * 8
-            + self.attributes.iter().map(|(a, b, c)| 72 + a.len() + b.len() + c.len()).sum::<usize>();
+            + self
+                .attributes
+                .iter()
+                .map(|(a, b, c)| 72 + a.len() + b.len() + c.len())
+                .sum::<usize>();
         own + self.children.iter().map(Element::approximate_bytes).sum::<usize>()
     }
 
@@ -73,7 +77,9 @@ impl Element {
     }
 
     pub fn is_nil(&self) -> bool {
-        self.attributes.iter().any(|(ns, n, v)| ns == XSI && n == "nil" && (v == "true" || v == "1"))
+        self.attributes
+            .iter()
+            .any(|(ns, n, v)| ns == XSI && n == "nil" && (v == "true" || v == "1"))
     }
 
     /// Items of an array element (literal `<int>..</int>` items or SOAP-encoded ones).
@@ -146,7 +152,8 @@ fn int_item(rest: &[u8], qname: &[u8]) -> Option<(i64, usize)> {
 }
 
 pub fn parse(bytes: &[u8]) -> Result<Element, XmlError> {
-    let text = std::str::from_utf8(bytes).map_err(|e| XmlError { offset: e.valid_up_to() as u64, message: "not UTF-8".into() })?;
+    let text = std::str::from_utf8(bytes)
+        .map_err(|e| XmlError { offset: e.valid_up_to() as u64, message: "not UTF-8".into() })?;
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut reader = Reader::from_str(text);
     // End tags are checked here, against the open elements' names.
@@ -163,15 +170,24 @@ pub fn parse(bytes: &[u8]) -> Result<Element, XmlError> {
     let no_ns: Arc<str> = Arc::from("");
     // Inside an `<int>` item read the ordinary way: its text so far.
     let mut int_text: Option<String> = None;
-    let err = |reader: &Reader<&[u8]>, message: String| XmlError { offset: reader.buffer_position(), message };
+    let err = |reader: &Reader<&[u8]>, message: String| XmlError {
+        offset: reader.buffer_position(),
+        message,
+    };
     loop {
-        let event = reader.read_event().map_err(|e| XmlError { offset: reader.error_position(), message: e.to_string() })?;
+        let event = reader
+            .read_event()
+            .map_err(|e| XmlError { offset: reader.error_position(), message: e.to_string() })?;
         match event {
             Event::Start(ref e) | Event::Empty(ref e) if int_text.is_some() => {
                 let _ = e;
                 return Err(err(&reader, "an <int> item holds markup".into()));
             }
-            Event::Start(ref e) if e.local_name().as_ref() == b"int" && e.attributes().next().is_none() && !stack.is_empty() => {
+            Event::Start(ref e)
+                if e.local_name().as_ref() == b"int"
+                    && e.attributes().next().is_none()
+                    && !stack.is_empty() =>
+            {
                 count += 1;
                 if count > MAX_ELEMENTS {
                     return Err(err(&reader, format!("more than {MAX_ELEMENTS} elements")));
@@ -185,13 +201,20 @@ pub fn parse(bytes: &[u8]) -> Result<Element, XmlError> {
                         ints.push(value);
                         rest = &rest[consumed..];
                         // The items that follow, `<int>N</int>` after `<int>N</int>`, in one go.
-                        while let Some(after_open) =
-                            rest.strip_prefix(b"<").and_then(|r| r.strip_prefix(qname)).and_then(|r| r.strip_prefix(b">"))
+                        while let Some(after_open) = rest
+                            .strip_prefix(b"<")
+                            .and_then(|r| r.strip_prefix(qname))
+                            .and_then(|r| r.strip_prefix(b">"))
                         {
-                            let Some((value, consumed)) = int_item(after_open, qname) else { break };
+                            let Some((value, consumed)) = int_item(after_open, qname) else {
+                                break;
+                            };
                             count += 1;
                             if count > MAX_ELEMENTS {
-                                return Err(err(&reader, format!("more than {MAX_ELEMENTS} elements")));
+                                return Err(err(
+                                    &reader,
+                                    format!("more than {MAX_ELEMENTS} elements"),
+                                ));
                             }
                             ints.push(value);
                             rest = &after_open[consumed..];
@@ -211,8 +234,9 @@ pub fn parse(bytes: &[u8]) -> Result<Element, XmlError> {
                     return Err(err(&reader, "mismatched end tag".into()));
                 }
                 let text = int_text.take().unwrap_or_default();
-                let value =
-                    text.trim().parse::<i64>().map_err(|_| err(&reader, format!("an <int> item holds {text:?}, not an integer")))?;
+                let value = text.trim().parse::<i64>().map_err(|_| {
+                    err(&reader, format!("an <int> item holds {text:?}, not an integer"))
+                })?;
                 stack.last_mut().expect("inside an element").ints.push(value);
             }
             Event::Text(ref t) if int_text.is_some() => {
@@ -237,18 +261,31 @@ pub fn parse(bytes: &[u8]) -> Result<Element, XmlError> {
                 let mut attributes = Vec::new();
                 for (i, a) in e.attributes().enumerate() {
                     if i >= MAX_ATTRIBUTES {
-                        return Err(err(&reader, format!("more than {MAX_ATTRIBUTES} attributes on one element")));
+                        return Err(err(
+                            &reader,
+                            format!("more than {MAX_ATTRIBUTES} attributes on one element"),
+                        ));
                     }
                     if scopes.bindings.len() > MAX_BINDINGS_IN_SCOPE {
-                        return Err(err(&reader, format!("more than {MAX_BINDINGS_IN_SCOPE} namespace declarations in scope")));
+                        return Err(err(
+                            &reader,
+                            format!(
+                                "more than {MAX_BINDINGS_IN_SCOPE} namespace declarations in scope"
+                            ),
+                        ));
                     }
                     let a = a.map_err(|e| err(&reader, e.to_string()))?;
                     let key = a.key.as_ref();
-                    let value = decode_attribute(&a.value).map_err(|e| err(&reader, e.to_string()))?;
+                    let value =
+                        decode_attribute(&a.value).map_err(|e| err(&reader, e.to_string()))?;
                     if key == b"xmlns" {
                         scopes.bindings.push((Vec::new(), namespaces.get(value.as_bytes()), depth));
                     } else if let Some(prefix) = key.strip_prefix(b"xmlns:") {
-                        scopes.bindings.push((prefix.to_vec(), namespaces.get(value.as_bytes()), depth));
+                        scopes.bindings.push((
+                            prefix.to_vec(),
+                            namespaces.get(value.as_bytes()),
+                            depth,
+                        ));
                     } else {
                         attributes.push((key.to_vec(), value.into_owned()));
                     }
@@ -258,7 +295,9 @@ pub fn parse(bytes: &[u8]) -> Result<Element, XmlError> {
                 let ns = match prefix {
                     b"" => scopes.resolve(b"").unwrap_or_else(|| no_ns.clone()),
                     b"xml" => xml_ns.clone(),
-                    p => scopes.resolve(p).ok_or_else(|| err(&reader, format!("undeclared prefix {:?}", String::from_utf8_lossy(p))))?,
+                    p => scopes.resolve(p).ok_or_else(|| {
+                        err(&reader, format!("undeclared prefix {:?}", String::from_utf8_lossy(p)))
+                    })?,
                 };
                 let mut element = Element { ns, name: names.get(local), ..Default::default() };
                 for (key, value) in attributes {
@@ -266,11 +305,18 @@ pub fn parse(bytes: &[u8]) -> Result<Element, XmlError> {
                     let ans = match prefix {
                         b"" => no_ns.clone(),
                         b"xml" => xml_ns.clone(),
-                        p => {
-                            scopes.resolve(p).ok_or_else(|| err(&reader, format!("undeclared prefix {:?}", String::from_utf8_lossy(p))))?
-                        }
+                        p => scopes.resolve(p).ok_or_else(|| {
+                            err(
+                                &reader,
+                                format!("undeclared prefix {:?}", String::from_utf8_lossy(p)),
+                            )
+                        })?,
                     };
-                    element.attributes.push((ans.to_string(), String::from_utf8_lossy(local).into_owned(), value));
+                    element.attributes.push((
+                        ans.to_string(),
+                        String::from_utf8_lossy(local).into_owned(),
+                        value,
+                    ));
                 }
                 if matches!(event, Event::Empty(_)) {
                     scopes.leave(depth - 1);
@@ -282,9 +328,16 @@ pub fn parse(bytes: &[u8]) -> Result<Element, XmlError> {
             }
             Event::End(ref e) => {
                 if open_names.pop().as_deref() != Some(e.name().as_ref()) {
-                    return Err(err(&reader, format!("unexpected end tag </{}>", String::from_utf8_lossy(e.name().as_ref()))));
+                    return Err(err(
+                        &reader,
+                        format!(
+                            "unexpected end tag </{}>",
+                            String::from_utf8_lossy(e.name().as_ref())
+                        ),
+                    ));
                 }
-                let element = stack.pop().ok_or_else(|| err(&reader, "unbalanced end tag".into()))?;
+                let element =
+                    stack.pop().ok_or_else(|| err(&reader, "unbalanced end tag".into()))?;
                 scopes.leave(stack.len());
                 attach(&mut stack, &mut root, element);
             }
@@ -306,16 +359,23 @@ pub fn parse(bytes: &[u8]) -> Result<Element, XmlError> {
                 let c = resolve_reference(name).map_err(|e| err(&reader, e.to_string()))?;
                 match stack.last_mut() {
                     Some(top) => top.text.push(c),
-                    None => return Err(err(&reader, "a reference outside the root element".into())),
+                    None => {
+                        return Err(err(&reader, "a reference outside the root element".into()));
+                    }
                 }
             }
-            Event::DocType(_) => return Err(err(&reader, "document type declarations are not accepted".into())),
+            Event::DocType(_) => {
+                return Err(err(&reader, "document type declarations are not accepted".into()));
+            }
             Event::Decl(_) | Event::Comment(_) | Event::PI(_) => {}
             Event::Eof => break,
         }
     }
     if !stack.is_empty() || int_text.is_some() {
-        return Err(XmlError { offset: text.len() as u64, message: "truncated: elements are not closed".into() });
+        return Err(XmlError {
+            offset: text.len() as u64,
+            message: "truncated: elements are not closed".into(),
+        });
     }
     root.ok_or(XmlError { offset: 0, message: "empty document".into() })
 }
@@ -360,7 +420,10 @@ mod tests {
             .unwrap();
         let b = t.child("b").unwrap();
         assert_eq!(&*b.children[0].ns, "urn:p");
-        assert_eq!(b.children[0].attributes, vec![("urn:p".to_string(), "x".to_string(), "1".to_string())]);
+        assert_eq!(
+            b.children[0].attributes,
+            vec![("urn:p".to_string(), "x".to_string(), "1".to_string())]
+        );
         assert_eq!(&*t.child("d").unwrap().ns, "");
         assert_eq!(t.ints, vec![5]);
         assert_eq!(&*t.children.last().unwrap().ns, "urn:z");
@@ -379,17 +442,31 @@ mod tests {
         let many_attributes: String = (0..80_000).map(|i| format!(" a{i}=\"\"")).collect();
         let e = parse(format!("<x{many_attributes}/>").as_bytes()).unwrap_err();
         assert!(e.message.contains("attributes on one element"), "{e}");
-        let many_bindings: String = (0..100_000).map(|i| format!(" xmlns:p{i}=\"urn:{i}\"")).collect();
+        let many_bindings: String =
+            (0..100_000).map(|i| format!(" xmlns:p{i}=\"urn:{i}\"")).collect();
         let e = parse(format!("<x{many_bindings}><p1:y/></x>").as_bytes()).unwrap_err();
-        assert!(e.message.contains("attributes on one element"), "declarations are attributes: {e}");
+        assert!(
+            e.message.contains("attributes on one element"),
+            "declarations are attributes: {e}"
+        );
         // Nested declarations add up too, while their elements are open.
-        let nested: String = (0..60).map(|i| format!("<e{i} xmlns:a{i}=\"urn:a\" xmlns:b{i}=\"urn:b\">")).collect();
-        assert!(parse(format!("{nested}</x>").as_bytes()).unwrap_err().message.contains("namespace declarations"));
+        let nested: String =
+            (0..60).map(|i| format!("<e{i} xmlns:a{i}=\"urn:a\" xmlns:b{i}=\"urn:b\">")).collect();
+        assert!(
+            parse(format!("{nested}</x>").as_bytes())
+                .unwrap_err()
+                .message
+                .contains("namespace declarations")
+        );
         // Declarations that go out of scope do not count.
-        let siblings: String = (0..1000).map(|i| format!("<p:e xmlns:p=\"urn:{i}\" a=\"1\"/>")).collect();
+        let siblings: String =
+            (0..1000).map(|i| format!("<p:e xmlns:p=\"urn:{i}\" a=\"1\"/>")).collect();
         assert_eq!(parse(format!("<x>{siblings}</x>").as_bytes()).unwrap().children.len(), 1000);
         let fine: String = (0..MAX_ATTRIBUTES).map(|i| format!(" a{i}=\"\"")).collect();
-        assert_eq!(parse(format!("<x{fine}/>").as_bytes()).unwrap().attributes.len(), MAX_ATTRIBUTES);
+        assert_eq!(
+            parse(format!("<x{fine}/>").as_bytes()).unwrap().attributes.len(),
+            MAX_ATTRIBUTES
+        );
     }
 
     #[test]

@@ -485,7 +485,11 @@ mod tests {
             assert_eq!(stored.len(), len + 8 * len.div_ceil(MAX_BLOCK), "{len}");
             let mut joined = frame(&input);
             joined.extend_from_slice(&stored);
-            assert_eq!(unframe(&joined, 2 * len).unwrap(), [&input[..], &input[..]].concat(), "{len}");
+            assert_eq!(
+                unframe(&joined, 2 * len).unwrap(),
+                [&input[..], &input[..]].concat(),
+                "{len}"
+            );
         }
     }
 
@@ -504,7 +508,8 @@ mod tests {
     #[test]
     fn the_specifications_abc_example() {
         let input = b"abc".repeat(100);
-        let expected = [0xff, 0xff, 0xff, 0x1f, 0x61, 0x62, 0x63, 0x17, 0x00, 0x0f, 0xff, 0x26, 0x01];
+        let expected =
+            [0xff, 0xff, 0xff, 0x1f, 0x61, 0x62, 0x63, 0x17, 0x00, 0x0f, 0xff, 0x26, 0x01];
         assert_eq!(plain(&input), expected);
         assert_eq!(unplain(&expected, 300).unwrap(), input);
     }
@@ -513,7 +518,9 @@ mod tests {
     fn every_length_encoding_and_the_shared_half_byte_round_trip() {
         // Lengths on each side of each encoding's edge: 3 bits, half byte, byte, 16 bits.
         let mut input = Vec::new();
-        for (i, len) in [3usize, 9, 10, 24, 25, 279, 280, 281, 9000, 4, 11, 26, 300].into_iter().enumerate() {
+        for (i, len) in
+            [3usize, 9, 10, 24, 25, 279, 280, 281, 9000, 4, 11, 26, 300].into_iter().enumerate()
+        {
             input.extend(std::iter::repeat_n(b'a' + i as u8, 1));
             input.extend(std::iter::repeat_n(b'A' + i as u8, len + 1));
         }
@@ -534,7 +541,9 @@ mod tests {
     #[test]
     fn framing_splits_at_65535_and_stores_what_does_not_compress_raw() {
         assert!(frame(b"").is_empty());
-        let text = b"<UpdateInfo><ID>1</ID><Deployment><Action>Install</Action></Deployment></UpdateInfo>".repeat(2000);
+        let text =
+            b"<UpdateInfo><ID>1</ID><Deployment><Action>Install</Action></Deployment></UpdateInfo>"
+                .repeat(2000);
         let framed = frame(&text);
         assert_eq!(u32::from_le_bytes(framed[..4].try_into().unwrap()), 65_535);
         assert!(framed.len() < text.len() / 10);
@@ -584,19 +593,50 @@ mod tests {
             v
         };
         assert_eq!(unframe(&block(0, 0, &[]), 100), Err(XpressError::BlockSize(0)));
-        assert_eq!(unframe(&block(65_536, 4, &[0; 4]), 1 << 20), Err(XpressError::BlockSize(65_536)));
-        assert_eq!(unframe(&block(u32::MAX, 4, &[0; 4]), usize::MAX), Err(XpressError::BlockSize(u32::MAX)));
-        assert_eq!(unframe(&block(10, 70_000, &[0; 4]), 1 << 20), Err(XpressError::BlockSize(70_000)));
+        assert_eq!(
+            unframe(&block(65_536, 4, &[0; 4]), 1 << 20),
+            Err(XpressError::BlockSize(65_536))
+        );
+        assert_eq!(
+            unframe(&block(u32::MAX, 4, &[0; 4]), usize::MAX),
+            Err(XpressError::BlockSize(u32::MAX))
+        );
+        assert_eq!(
+            unframe(&block(10, 70_000, &[0; 4]), 1 << 20),
+            Err(XpressError::BlockSize(70_000))
+        );
         // A match before anything was written.
-        assert_eq!(unframe(&block(10, 6, &[0, 0, 0, 0x80, 0x00, 0x00]), 100), Err(XpressError::Offset));
+        assert_eq!(
+            unframe(&block(10, 6, &[0, 0, 0, 0x80, 0x00, 0x00]), 100),
+            Err(XpressError::Offset)
+        );
         // A literal, then a match past the declared size.
-        assert_eq!(unframe(&block(5, 7, &[0, 0, 0, 0x40, b'a', 0x06, 0x00]), 100), Err(XpressError::Overrun));
+        assert_eq!(
+            unframe(&block(5, 7, &[0, 0, 0, 0x40, b'a', 0x06, 0x00]), 100),
+            Err(XpressError::Overrun)
+        );
         // The 16-bit length below its minimum.
-        assert_eq!(unframe(&block(200, 10, &[0, 0, 0, 0x40, b'a', 0x07, 0x00, 0x0f, 0xff, 0x01]), 1000), Err(XpressError::Truncated));
-        assert_eq!(unframe(&block(200, 11, &[0, 0, 0, 0x40, b'a', 0x07, 0x00, 0x0f, 0xff, 0x01, 0x00]), 1000), Err(XpressError::Length));
+        assert_eq!(
+            unframe(&block(200, 10, &[0, 0, 0, 0x40, b'a', 0x07, 0x00, 0x0f, 0xff, 0x01]), 1000),
+            Err(XpressError::Truncated)
+        );
+        assert_eq!(
+            unframe(
+                &block(200, 11, &[0, 0, 0, 0x40, b'a', 0x07, 0x00, 0x0f, 0xff, 0x01, 0x00]),
+                1000
+            ),
+            Err(XpressError::Length)
+        );
         // The 32-bit length far past the block.
         assert_eq!(
-            unframe(&block(200, 15, &[0, 0, 0, 0x40, b'a', 0x07, 0x00, 0x0f, 0xff, 0, 0, 0xff, 0xff, 0xff, 0xff]), 1000),
+            unframe(
+                &block(
+                    200,
+                    15,
+                    &[0, 0, 0, 0x40, b'a', 0x07, 0x00, 0x0f, 0xff, 0, 0, 0xff, 0xff, 0xff, 0xff]
+                ),
+                1000
+            ),
             Err(XpressError::Overrun)
         );
         // The end marker before the declared size.
@@ -605,7 +645,16 @@ mod tests {
 
     #[test]
     fn accept_encoding_is_read_as_http_says() {
-        let yes = ["xpress", "XPRESS", "gzip, xpress", "xpress, gzip", " xpress ;q=0.5", "xpress;q=1", "xpress;q=1.000", "xpress;q=0.001"];
+        let yes = [
+            "xpress",
+            "XPRESS",
+            "gzip, xpress",
+            "xpress, gzip",
+            " xpress ;q=0.5",
+            "xpress;q=1",
+            "xpress;q=1.000",
+            "xpress;q=0.001",
+        ];
         for v in yes {
             assert!(accepts_xpress([v]), "{v:?}");
         }

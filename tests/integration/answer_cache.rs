@@ -10,7 +10,10 @@ use ferry::wsus::agent::{self as wire, SyncRequest};
 
 fn metric(server: &Served, name: &str) -> u64 {
     let text = server.http().request("GET", "/metrics", &[], b"").text();
-    let line = text.lines().find(|l| l.starts_with(&format!("{name} "))).unwrap_or_else(|| panic!("{name} in /metrics:\n{text}"));
+    let line = text
+        .lines()
+        .find(|l| l.starts_with(&format!("{name} ")))
+        .unwrap_or_else(|| panic!("{name} in /metrics:\n{text}"));
     line.rsplit(' ').next().unwrap().parse().unwrap()
 }
 
@@ -30,37 +33,68 @@ fn clients_in_the_same_state_share_answers_and_clients_of_other_groups_never_do(
     for group in ["Lab", "Kiosks"] {
         stdout_of(ferry(&data).args(["groups", "add", group]));
     }
-    let ids = stdout_of(ferry(&data).args(["updates", "list", "--classification", "security", "--ids"]));
+    let ids =
+        stdout_of(ferry(&data).args(["updates", "list", "--classification", "security", "--ids"]));
     let approved = ids.lines().next().expect("a security update").to_string();
     stdout_of(ferry(&data).args(["updates", "approve", &approved, "--group", "Lab"]));
     let server = Served::start(&data, &[]);
     let mut agents: Vec<Agent> = Vec::new();
-    for (name, group) in [("lab1.example", "Lab"), ("lab2.example", "Lab"), ("kiosk1.example", "Kiosks"), ("lab3.example", "Lab")] {
+    for (name, group) in [
+        ("lab1.example", "Lab"),
+        ("lab2.example", "Lab"),
+        ("kiosk1.example", "Kiosks"),
+        ("lab3.example", "Lab"),
+    ] {
         let mut agent = Agent::new(&server);
         agent.handshake_as(name, &[group]);
         agents.push(agent);
     }
     wait_until("the computers are in their groups", || {
         let computers = json_of(ferry(&data).args(["computers", "list"]));
-        computers.as_array().unwrap().iter().filter(|c| c["groups"].as_array().is_some_and(|g| !g.is_empty())).count() == 4
+        computers
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c["groups"].as_array().is_some_and(|g| !g.is_empty()))
+            .count()
+            == 4
     });
-    let (hits, misses) = (metric(&server, "ferry_answer_cache_hits_total"), metric(&server, "ferry_answer_cache_misses_total"));
+    let (hits, misses) = (
+        metric(&server, "ferry_answer_cache_hits_total"),
+        metric(&server, "ferry_answer_cache_misses_total"),
+    );
 
     // Whole first scans: the computers of Lab ask exactly the same. An answer is kept the
     // second time it is asked for (lab2's), and served from then on (lab3's).
     let pages: Vec<usize> = agents.iter_mut().map(|a| a.scan().len()).collect();
-    assert_eq!(metric(&server, "ferry_answer_cache_hits_total") - hits, pages[3] as u64, "every page of lab3 came from the cache");
+    assert_eq!(
+        metric(&server, "ferry_answer_cache_hits_total") - hits,
+        pages[3] as u64,
+        "every page of lab3 came from the cache"
+    );
     let rendered = (pages[0] + pages[1] + pages[2]) as u64;
-    assert_eq!(metric(&server, "ferry_answer_cache_misses_total") - misses, rendered, "lab1, lab2 and the kiosk rendered theirs");
+    assert_eq!(
+        metric(&server, "ferry_answer_cache_misses_total") - misses,
+        rendered,
+        "lab1, lab2 and the kiosk rendered theirs"
+    );
     let action = |a: &Agent| a.by_update().get(&approved).map(|u| u.action.clone());
     assert_eq!(action(&agents[0]).as_deref(), Some("Install"));
     assert_eq!(action(&agents[1]).as_deref(), Some("Install"));
-    assert_ne!(action(&agents[2]).as_deref(), Some("Install"), "Lab's approval never reaches a kiosk");
+    assert_ne!(
+        action(&agents[2]).as_deref(),
+        Some("Install"),
+        "Lab's approval never reaches a kiosk"
+    );
 
     // One request, byte for byte, but for the cookie: each gets its own groups' answer and its
     // own cookie, never the other's.
     let (installed, cached) = (agents[0].installed.clone(), agents[0].cached.clone());
-    let request = SyncRequest { installed_non_leaf: &installed, other_cached: &cached[..cached.len() / 2], ..Default::default() };
+    let request = SyncRequest {
+        installed_non_leaf: &installed,
+        other_cached: &cached[..cached.len() / 2],
+        ..Default::default()
+    };
     let mut replies = Vec::new();
     for agent in [0, 2, 1, 3] {
         let a = &mut agents[agent];
@@ -75,10 +109,16 @@ fn clients_in_the_same_state_share_answers_and_clients_of_other_groups_never_do(
     assert_eq!(lab1.0, lab2.0, "the same answer for the same state");
     assert_eq!(lab1.0, lab3.0);
     assert_ne!(lab1.0, kiosk.0, "another group's answer");
-    assert!(lab1.0.contains("<Action>Install</Action>") && !kiosk.0.contains("<Action>Install</Action>"));
+    assert!(
+        lab1.0.contains("<Action>Install</Action>")
+            && !kiosk.0.contains("<Action>Install</Action>")
+    );
     // Nothing changed since their scans: each gets back the very cookie it sent, its own.
     for (_, cookie, sent) in &replies {
-        assert!(cookie.contains(&format!("<EncryptedData>{sent}</EncryptedData>")), "{cookie} carries {sent}");
+        assert!(
+            cookie.contains(&format!("<EncryptedData>{sent}</EncryptedData>")),
+            "{cookie} carries {sent}"
+        );
     }
     let cookies: std::collections::HashSet<&String> = replies.iter().map(|r| &r.1).collect();
     assert_eq!(cookies.len(), 4, "four clients, four cookies");
@@ -86,14 +126,21 @@ fn clients_in_the_same_state_share_answers_and_clients_of_other_groups_never_do(
     // With xpress the shared answer decodes to the same bytes.
     let body = wire::sync_updates(&agents[1].cookie, &request);
     let action = format!("\"{CLIENT_NS}/SyncUpdates\"");
-    let headers = [("Content-Type", "text/xml; charset=utf-8"), ("SOAPAction", action.as_str()), ("Accept-Encoding", "xpress")];
+    let headers = [
+        ("Content-Type", "text/xml; charset=utf-8"),
+        ("SOAPAction", action.as_str()),
+        ("Accept-Encoding", "xpress"),
+    ];
     for _ in 0..2 {
         let r = agents[1].http.request("POST", CLIENT, &headers, body.as_bytes());
         assert_eq!(r.header("content-encoding"), Some("xpress"));
         let plain = ferry::wsus::xpress::unframe(&r.body, 64 << 20).unwrap();
         assert_eq!(split_cookie(&plain).0, lab1.0);
     }
-    assert!(metric(&server, "ferry_answer_cache_bytes") <= metric(&server, "ferry_answer_cache_limit_bytes"));
+    assert!(
+        metric(&server, "ferry_answer_cache_bytes")
+            <= metric(&server, "ferry_answer_cache_limit_bytes")
+    );
     assert!(metric(&server, "ferry_answer_cache_entries") > 0);
 
     // After an approval, the next answer carries a new cookie (what the client has seen moved).
@@ -127,8 +174,15 @@ fn sync_times_are_written_within_a_second_and_when_the_server_stops() {
     let mut late = Agent::new(&server);
     late.handshake_as("late.example", &[]);
     late.sync(&SyncRequest::default());
-    let status = std::process::Command::new("kill").args(["-TERM", &server.pid().to_string()]).status().unwrap();
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &server.pid().to_string()])
+        .status()
+        .unwrap();
     assert!(status.success());
     wait_until("the server stops", || !server.alive());
-    assert!(last_sync("late").is_some(), "the last sync before the stop was written:\n{}", server.log());
+    assert!(
+        last_sync("late").is_some(),
+        "the last sync before the stop was written:\n{}",
+        server.log()
+    );
 }

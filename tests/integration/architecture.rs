@@ -46,7 +46,11 @@ fn pure_modules_import_no_io() {
     for module in ["catalog", "wsus", "compliance.rs"] {
         let at = root.join(module);
         assert!(at.exists(), "{} is gone: update this test", at.display());
-        let files = if at.is_dir() { sources(&at) } else { vec![(at.display().to_string(), std::fs::read_to_string(&at).unwrap())] };
+        let files = if at.is_dir() {
+            sources(&at)
+        } else {
+            vec![(at.display().to_string(), std::fs::read_to_string(&at).unwrap())]
+        };
         for (path, text) in files {
             for (n, line) in text.lines().enumerate() {
                 let code = line.split("//").next().unwrap_or("");
@@ -71,7 +75,8 @@ fn library_never_prints() {
             continue;
         }
         for (n, line) in text.lines().enumerate() {
-            if (line.contains("println!") || line.contains("eprintln!") || line.contains("print!(")) && !line.trim_start().starts_with("//")
+            if (line.contains("println!") || line.contains("eprintln!") || line.contains("print!("))
+                && !line.trim_start().starts_with("//")
             {
                 violations.push(format!("{path}:{}", n + 1));
             }
@@ -102,7 +107,8 @@ fn occurrences(needles: &[&str], allowed: &[&str]) -> Vec<String> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
     let mut found = Vec::new();
     for (path, text) in sources(&root) {
-        let relative = path.strip_prefix(&format!("{}/", root.display())).unwrap_or(&path).to_string();
+        let relative =
+            path.strip_prefix(&format!("{}/", root.display())).unwrap_or(&path).to_string();
         if allowed.iter().any(|a| relative.starts_with(a)) {
             continue;
         }
@@ -122,7 +128,10 @@ fn occurrences(needles: &[&str], allowed: &[&str]) -> Vec<String> {
 /// the type is defined and by the wire formats (`wsus/`, and `loadgen/`, which plays the client).
 #[test]
 fn approval_actions_are_values_not_strings() {
-    let found = occurrences(&["\"Install\"", "\"Uninstall\"", "\"Block\""], &["admin/types.rs", "wsus/", "loadgen/"]);
+    let found = occurrences(
+        &["\"Install\"", "\"Uninstall\"", "\"Block\""],
+        &["admin/types.rs", "wsus/", "loadgen/"],
+    );
     assert!(found.is_empty(), "compare admin::Action, not its name:\n{}", found.join("\n"));
 }
 
@@ -130,18 +139,54 @@ fn approval_actions_are_values_not_strings() {
 /// along) live in `admin/`; front ends and the store only call them.
 #[test]
 fn approval_rules_live_in_admin() {
-    let rules = ["Refusal::Declined", "Refusal::Expired", "unapproved_prerequisites(", "tx.is_declined(", "tx.is_expired("];
+    let rules = [
+        "Refusal::Declined",
+        "Refusal::Expired",
+        "unapproved_prerequisites(",
+        "tx.is_declined(",
+        "tx.is_expired(",
+    ];
     let found = occurrences(&rules, &["admin/", "store/rules.rs", "store/deployments.rs"]);
     assert!(found.is_empty(), "approval rules belong in admin/:\n{}", found.join("\n"));
-    let writes = occurrences(&["put_approval(", ".administer("], &["admin/", "store/deployments.rs", "store/cleanup.rs"]);
-    assert!(writes.is_empty(), "approvals change only through AdminService:\n{}", writes.join("\n"));
+    let writes = occurrences(
+        &["put_approval(", ".administer("],
+        &["admin/", "store/deployments.rs", "store/cleanup.rs"],
+    );
+    assert!(
+        writes.is_empty(),
+        "approvals change only through AdminService:\n{}",
+        writes.join("\n")
+    );
 }
 
 /// Invariant: one zstd decompressor, with a size limit (`store/ingest.rs`
 /// `decompress_at_most`): nothing else decompresses, so no path forgets the limit.
 #[test]
 fn one_decompressor_with_a_limit() {
-    let decoders = ["zstd::stream::decode_all", "zstd::decode_all", "bulk::decompress", "Decoder::", "Decompressor"];
+    let decoders = [
+        "zstd::stream::decode_all",
+        "zstd::decode_all",
+        "bulk::decompress",
+        "Decoder::",
+        "Decompressor",
+    ];
     let found = occurrences(&decoders, &["store/ingest.rs"]);
-    assert!(found.is_empty(), "decompress through store::ingest::decompress_at_most:\n{}", found.join("\n"));
+    assert!(
+        found.is_empty(),
+        "decompress through store::ingest::decompress_at_most:\n{}",
+        found.join("\n")
+    );
+}
+
+/// Invariant: the console calls `AdminService` itself; it never goes through the API's
+/// routes or JSON.
+#[test]
+fn the_console_does_not_go_through_the_api() {
+    let console = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("src/server/console.rs"),
+    )
+    .unwrap();
+    let through_api: Vec<&str> =
+        console.lines().filter(|l| l.contains("admin_api") || l.contains("/api/v1")).collect();
+    assert!(through_api.is_empty(), "console.rs reaches the API:\n{}", through_api.join("\n"));
 }

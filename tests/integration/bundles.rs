@@ -45,7 +45,14 @@ impl Fixture {
             _dir: dir,
         };
         std::fs::write(&f.profile, PROFILE).unwrap();
-        stdout_of(ferry(&f.cache).args(["dev", "synth", "--updates", &updates.to_string(), "--payload-bytes", payload]));
+        stdout_of(ferry(&f.cache).args([
+            "dev",
+            "synth",
+            "--updates",
+            &updates.to_string(),
+            "--payload-bytes",
+            payload,
+        ]));
         stdout_of(ferry(&f.cache).args(["keygen", "--out"]).arg(f.root.join("k")));
         f
     }
@@ -89,7 +96,8 @@ impl Fixture {
     /// not even hold (a bundle id with `../`, a sequence beyond 2^63).
     pub fn resign_json(&self, bundle: &Path, change: impl FnOnce(&mut serde_json::Value)) {
         let path = bundle.join("manifest.json");
-        let mut m: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        let mut m: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
         change(&mut m);
         let json = serde_json::to_vec_pretty(&m).unwrap();
         let comment = format!(
@@ -100,7 +108,8 @@ impl Fixture {
         );
         let key = SecretKey::parse(&std::fs::read_to_string(&self.key).unwrap(), None).unwrap();
         std::fs::write(&path, &json).unwrap();
-        std::fs::write(bundle.join("manifest.json.minisig"), key.sign(&json, &comment, "test")).unwrap();
+        std::fs::write(bundle.join("manifest.json.minisig"), key.sign(&json, &comment, "test"))
+            .unwrap();
     }
 
     /// Rewrites the manifest and signs it again with the exporter's key (a trusted signer that
@@ -112,7 +121,11 @@ impl Fixture {
         let json = serde_json::to_vec_pretty(&m).unwrap();
         let key = SecretKey::parse(&std::fs::read_to_string(&self.key).unwrap(), None).unwrap();
         std::fs::write(&path, &json).unwrap();
-        std::fs::write(bundle.join("manifest.json.minisig"), key.sign(&json, &m.trusted_comment(), "test")).unwrap();
+        std::fs::write(
+            bundle.join("manifest.json.minisig"),
+            key.sign(&json, &m.trusted_comment(), "test"),
+        )
+        .unwrap();
     }
 }
 
@@ -137,7 +150,13 @@ pub fn refresh_volume(f: &Fixture, bundle: &Path, volume: &str) {
 }
 
 /// Appends one raw tar entry to a volume (before its end-of-archive blocks).
-pub fn append_tar_entry(volume: &Path, name: &[u8], kind: tar::EntryType, data: &[u8], link: Option<&[u8]>) {
+pub fn append_tar_entry(
+    volume: &Path,
+    name: &[u8],
+    kind: tar::EntryType,
+    data: &[u8],
+    link: Option<&[u8]>,
+) {
     let mut bytes = std::fs::read(volume).unwrap();
     bytes.truncate(bytes.len() - 1024);
     let mut header = tar::Header::new_gnu();
@@ -166,13 +185,25 @@ pub fn assert_refused(f: &Fixture, store: &Path, bundle: &Path, code: i32, needl
     let before = snapshot(store);
     let out = f.import(store, bundle);
     let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(code), "{}: expected exit {code}; stderr: {err}", bundle.display());
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "{}: expected exit {code}; stderr: {err}",
+        bundle.display()
+    );
     assert!(err.contains(needle), "{}: expected {needle:?} in: {err}", bundle.display());
     assert_eq!(before, snapshot(store), "{}: the store changed", bundle.display());
     // verify agrees, except on sequence rules (they need the store's history).
     if code != 12 {
-        let v = ferry(store).arg("verify").arg(bundle).arg("--trust").arg(&f.public).output().unwrap();
-        assert_eq!(v.status.code(), Some(code), "verify of {}: {}", bundle.display(), String::from_utf8_lossy(&v.stdout));
+        let v =
+            ferry(store).arg("verify").arg(bundle).arg("--trust").arg(&f.public).output().unwrap();
+        assert_eq!(
+            v.status.code(),
+            Some(code),
+            "verify of {}: {}",
+            bundle.display(),
+            String::from_utf8_lossy(&v.stdout)
+        );
     }
 }
 
@@ -186,9 +217,16 @@ fn export_verify_import_round_trip_with_volumes_and_chunks() {
     assert!(m.members.iter().any(|x| !x.chunks.is_empty()), "some member is chunked");
     assert!(m.volumes.iter().all(|v| v.size <= 1 << 20), "every volume under --volume-size");
     for v in &m.volumes {
-        assert_eq!(sha256_hex(&bundle.join(&v.name)), (v.size, v.sha256.clone()), "{} matches the manifest (sha256sum)", v.name);
+        assert_eq!(
+            sha256_hex(&bundle.join(&v.name)),
+            (v.size, v.sha256.clone()),
+            "{} matches the manifest (sha256sum)",
+            v.name
+        );
     }
-    let verified = json_of(ferry(&f.root.join("unused")).arg("verify").arg(&bundle).arg("--trust").arg(&f.public));
+    let verified = json_of(
+        ferry(&f.root.join("unused")).arg("verify").arg(&bundle).arg("--trust").arg(&f.public),
+    );
     assert_eq!(verified["problems"].as_array().unwrap().len(), 0);
 
     let iso = f.root.join("iso");
@@ -208,7 +246,9 @@ fn export_verify_import_round_trip_with_volumes_and_chunks() {
     assert_eq!(inspected["manifest"]["sequence"], 1);
     let page = std::fs::read_to_string(&html).unwrap();
     assert!(
-        page.contains("test-channel") && page.contains(&m.bundle_id.to_string()) && !page.contains("<script"),
+        page.contains("test-channel")
+            && page.contains(&m.bundle_id.to_string())
+            && !page.contains("<script"),
         "a self-contained report"
     );
 }
@@ -226,7 +266,14 @@ fn zip_volumes_round_trip() {
 fn deltas_carry_only_what_changed_and_import_only_on_their_base() {
     let f = Fixture::new(500, "8KiB");
     let full = f.export(&[]);
-    stdout_of(ferry(&f.cache).args(["dev", "synth", "--updates", "900", "--payload-bytes", "8KiB"]));
+    stdout_of(ferry(&f.cache).args([
+        "dev",
+        "synth",
+        "--updates",
+        "900",
+        "--payload-bytes",
+        "8KiB",
+    ]));
     let delta = f.export(&[]);
     let (mf, md) = (manifest(&full), manifest(&delta));
     assert_eq!((md.sequence.get(), md.base_sequence.map(|s| s.get())), (2, Some(1)));
@@ -280,7 +327,12 @@ fn bad_bundles_are_refused_with_their_exit_code_and_change_nothing() {
     let store = f.root.join("iso");
     stdout_of(ferry(&store).args(["trust", "add"]).arg(&f.public));
     let last_volume = m.volumes.last().unwrap().name.clone();
-    let payload = m.members.iter().find(|x| x.path.as_str().starts_with("content/") && x.chunks.is_empty()).unwrap().clone();
+    let payload = m
+        .members
+        .iter()
+        .find(|x| x.path.as_str().starts_with("content/") && x.chunks.is_empty())
+        .unwrap()
+        .clone();
 
     // 10: signatures and trust.
     let b = f.copy(&good, "unsigned");
@@ -289,13 +341,19 @@ fn bad_bundles_are_refused_with_their_exit_code_and_change_nothing() {
 
     let b = f.copy(&good, "untrusted");
     stdout_of(ferry(&store).args(["keygen", "--out"]).arg(f.root.join("other")));
-    let other = SecretKey::parse(&std::fs::read_to_string(f.root.join("other.key")).unwrap(), None).unwrap();
+    let other = SecretKey::parse(&std::fs::read_to_string(f.root.join("other.key")).unwrap(), None)
+        .unwrap();
     let json = std::fs::read(b.join("manifest.json")).unwrap();
-    std::fs::write(b.join("manifest.json.minisig"), other.sign(&json, &m.trusted_comment(), "x")).unwrap();
+    std::fs::write(b.join("manifest.json.minisig"), other.sign(&json, &m.trusted_comment(), "x"))
+        .unwrap();
     assert_refused(&f, &store, &b, 10, "not trusted");
 
     let b = f.copy(&good, "edited-manifest");
-    let text = std::fs::read_to_string(b.join("manifest.json")).unwrap().replacen(&m.created, "2020-01-01T00:00:00Z", 1);
+    let text = std::fs::read_to_string(b.join("manifest.json")).unwrap().replacen(
+        &m.created,
+        "2020-01-01T00:00:00Z",
+        1,
+    );
     std::fs::write(b.join("manifest.json"), text).unwrap();
     assert_refused(&f, &store, &b, 10, "changed after it was signed");
 
@@ -328,11 +386,23 @@ fn bad_bundles_are_refused_with_their_exit_code_and_change_nothing() {
 
     let b = f.copy(&good, "extra-volume");
     std::fs::copy(b.join("vol-0001.tar"), b.join("vol-0099.tar")).unwrap();
-    assert_refused(&f, &store, &b, 11, "vol-0099.tar is in the bundle directory but not in the manifest");
+    assert_refused(
+        &f,
+        &store,
+        &b,
+        11,
+        "vol-0099.tar is in the bundle directory but not in the manifest",
+    );
 
     // 13: unsafe entries, behind a valid signature (a compromised or buggy exporter).
     let b = f.copy(&good, "unlisted");
-    append_tar_entry(&b.join(&last_volume), b"content/00/EXTRA.cab", tar::EntryType::Regular, b"x", None);
+    append_tar_entry(
+        &b.join(&last_volume),
+        b"content/00/EXTRA.cab",
+        tar::EntryType::Regular,
+        b"x",
+        None,
+    );
     refresh_volume(&f, &b, &last_volume);
     assert_refused(&f, &store, &b, 13, "not listed in the manifest");
 
@@ -355,7 +425,13 @@ fn bad_bundles_are_refused_with_their_exit_code_and_change_nothing() {
     ];
     for (name, path, kind, link) in hostile {
         let b = f.copy(&good, name);
-        append_tar_entry(&b.join(&last_volume), path, kind, if kind == tar::EntryType::Regular { b"x" } else { b"" }, link);
+        append_tar_entry(
+            &b.join(&last_volume),
+            path,
+            kind,
+            if kind == tar::EntryType::Regular { b"x" } else { b"" },
+            link,
+        );
         refresh_volume(&f, &b, &last_volume);
         assert_refused(&f, &store, &b, 13, "");
         assert!(!f.root.join("escape.cab").exists() && !Path::new("/etc/ferry-escape").exists());
@@ -371,7 +447,13 @@ fn bad_bundles_are_refused_with_their_exit_code_and_change_nothing() {
     let frame = zstd::bulk::compress(&vec![0u8; 64 << 20], 19).unwrap();
     let mut record = Vec::new();
     ferry::bundle::metadata::write_record(&mut record, &frame, 100).unwrap();
-    append_tar_entry(&b.join(&last_volume), b"metadata/revisions-0099.bin", tar::EntryType::Regular, &record, None);
+    append_tar_entry(
+        &b.join(&last_volume),
+        b"metadata/revisions-0099.bin",
+        tar::EntryType::Regular,
+        &record,
+        None,
+    );
     let (size, sha256) = (record.len() as u64, {
         use sha2::Digest;
         hex::encode(sha2::Sha256::digest(&record))
@@ -411,15 +493,33 @@ fn import_killed_at_any_point_finishes_on_rerun() {
     let m = manifest(&bundle);
     for point in ["import.first-payload-staged", "import.before-commit", "import.after-commit"] {
         let store = f.root.join(format!("iso-{point}"));
-        let crashed = ferry(&store).env("FERRY_CRASH_AT", point).arg("import").arg(&bundle).arg("--trust").arg(&f.public).output().unwrap();
+        let crashed = ferry(&store)
+            .env("FERRY_CRASH_AT", point)
+            .arg("import")
+            .arg(&bundle)
+            .arg("--trust")
+            .arg(&f.public)
+            .output()
+            .unwrap();
         assert!(!crashed.status.success(), "{point}: the process should have died");
         let rerun = f.import(&store, &bundle);
         assert!(rerun.status.success(), "{point}: {}", String::from_utf8_lossy(&rerun.stderr));
         let status = json_of(ferry(&store).arg("status"));
-        assert_eq!(status["catalog"]["revisions"].as_u64().unwrap(), m.summary.revisions, "{point}");
-        assert_eq!(status["catalog"]["files_present"].as_u64().unwrap(), m.summary.payload_files, "{point}");
+        assert_eq!(
+            status["catalog"]["revisions"].as_u64().unwrap(),
+            m.summary.revisions,
+            "{point}"
+        );
+        assert_eq!(
+            status["catalog"]["files_present"].as_u64().unwrap(),
+            m.summary.payload_files,
+            "{point}"
+        );
         assert!(stdout_of(ferry(&store).args(["check", "--deep"])).starts_with("clean"), "{point}");
-        assert!(!store.join("tmp").join(format!("import-{}", m.bundle_id)).exists(), "{point}: staging cleaned up");
+        assert!(
+            !store.join("tmp").join(format!("import-{}", m.bundle_id)).exists(),
+            "{point}: staging cleaned up"
+        );
     }
 }
 
@@ -427,16 +527,29 @@ fn import_killed_at_any_point_finishes_on_rerun() {
 #[test]
 fn stock_minisign_verifies_the_manifest() {
     let Ok(found) = std::process::Command::new("minisign").arg("-v").output() else {
-        assert!(std::env::var_os("FERRY_REQUIRE_TOOLS").is_none(), "minisign is required (FERRY_REQUIRE_TOOLS is set)");
+        assert!(
+            std::env::var_os("FERRY_REQUIRE_TOOLS").is_none(),
+            "minisign is required (FERRY_REQUIRE_TOOLS is set)"
+        );
         eprintln!("skipped: minisign is not installed");
         return;
     };
     let _ = found;
     let f = Fixture::new(200, "4KiB");
     let bundle = f.export(&[]);
-    let out =
-        std::process::Command::new("minisign").arg("-Vm").arg(bundle.join("manifest.json")).arg("-p").arg(&f.public).output().unwrap();
-    assert!(out.status.success(), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let out = std::process::Command::new("minisign")
+        .arg("-Vm")
+        .arg(bundle.join("manifest.json"))
+        .arg("-p")
+        .arg(&f.public)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains(&format!("bundle_id:{}", manifest(&bundle).bundle_id)), "{text}");
     // And sha256sum of each volume matches the manifest.
@@ -446,13 +559,25 @@ fn stock_minisign_verifies_the_manifest() {
         .output()
         .unwrap();
     for v in manifest(&bundle).volumes {
-        assert!(String::from_utf8_lossy(&sums.stdout).contains(&format!("{}  {}", v.sha256, v.name)));
+        assert!(
+            String::from_utf8_lossy(&sums.stdout).contains(&format!("{}  {}", v.sha256, v.name))
+        );
     }
     // An edited manifest fails minisign too.
     let copy = f.copy(&bundle, "edited");
-    let text = std::fs::read_to_string(copy.join("manifest.json")).unwrap().replacen("\"sequence\": 1", "\"sequence\": 7", 1);
+    let text = std::fs::read_to_string(copy.join("manifest.json")).unwrap().replacen(
+        "\"sequence\": 1",
+        "\"sequence\": 7",
+        1,
+    );
     std::fs::write(copy.join("manifest.json"), text).unwrap();
-    let out = std::process::Command::new("minisign").arg("-Vm").arg(copy.join("manifest.json")).arg("-p").arg(&f.public).output().unwrap();
+    let out = std::process::Command::new("minisign")
+        .arg("-Vm")
+        .arg(copy.join("manifest.json"))
+        .arg("-p")
+        .arg(&f.public)
+        .output()
+        .unwrap();
     assert!(!out.status.success());
 }
 
@@ -462,15 +587,17 @@ fn stock_minisign_verifies_the_manifest() {
 #[test]
 fn damaged_cache_payload_stops_the_export() {
     let f = Fixture::new(300, "8KiB");
-    let all = json_of(ferry(&f.cache).args(["updates", "list", "--all", "--product", "windows 11"]));
+    let all =
+        json_of(ferry(&f.cache).args(["updates", "list", "--all", "--product", "windows 11"]));
     let file = all
         .as_array()
         .unwrap()
         .iter()
         .find_map(|u| {
-            json_of(ferry(&f.cache).args(["updates", "show", u["update_id"].as_str().unwrap()]))["files"]
-                .as_array()
-                .and_then(|x| x.first().cloned())
+            json_of(ferry(&f.cache).args(["updates", "show", u["update_id"].as_str().unwrap()]))
+                    ["files"]
+                    .as_array()
+                    .and_then(|x| x.first().cloned())
         })
         .expect("a Windows 11 update with a file");
     let path = f.cache.join("content").join(file["content_path"].as_str().unwrap());
@@ -478,20 +605,32 @@ fn damaged_cache_payload_stops_the_export() {
     let out = f.export_command(&f.profile).output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
-    assert!(err.contains(file["file_name"].as_str().unwrap()) && err.contains("does not match its metadata"), "{err}");
-    assert_eq!(std::fs::read_dir(&f.out).map(|d| d.count()).unwrap_or(0), 0, "no bundle or partial directory is left");
+    assert!(
+        err.contains(file["file_name"].as_str().unwrap())
+            && err.contains("does not match its metadata"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read_dir(&f.out).map(|d| d.count()).unwrap_or(0),
+        0,
+        "no bundle or partial directory is left"
+    );
     assert!(!path.exists(), "the damaged file left the cache");
     // Marked missing: the next export without a sync says what is missing instead of packaging.
     let again = f.export_command(&f.profile).output().unwrap();
     let err = String::from_utf8_lossy(&again.stderr);
     assert_eq!(again.status.code(), Some(1), "{err}");
-    assert!(err.contains("not in the cache") && err.contains(file["file_name"].as_str().unwrap()), "{err}");
+    assert!(
+        err.contains("not in the cache") && err.contains(file["file_name"].as_str().unwrap()),
+        "{err}"
+    );
 }
 
 #[test]
 fn profile_with_an_unknown_key_is_refused_naming_it() {
     let f = Fixture::new(60, "1KiB");
-    std::fs::write(&f.profile, format!("{PROFILE}\nclasifications = [\"Security Updates\"]\n")).unwrap();
+    std::fs::write(&f.profile, format!("{PROFILE}\nclasifications = [\"Security Updates\"]\n"))
+        .unwrap();
     let out = f.export_command(&f.profile).output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1));
@@ -503,7 +642,8 @@ fn profile_with_an_unknown_key_is_refused_naming_it() {
 fn shipped_profiles_are_valid() {
     let f = Fixture::new(1200, "1KiB");
     for name in ["windows11-security", "defender-definitions", "office-security"] {
-        let profile = Path::new(env!("CARGO_MANIFEST_DIR")).join("manifests").join(format!("{name}.toml"));
+        let profile =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("manifests").join(format!("{name}.toml"));
         let mut c = f.export_command(&profile);
         let bundle = PathBuf::from(stdout_of(&mut c).trim());
         assert_eq!(manifest(&bundle).channel.as_str(), name);
@@ -521,9 +661,16 @@ fn import_checks_members_and_verify_also_whole_volumes() {
     let vol = b.join("vol-0001.tar");
     let len = std::fs::metadata(&vol).unwrap().len();
     flip_byte(&vol, len - 10);
-    let out = ferry(&f.root.join("verify")).args(["verify"]).arg(&b).arg("--trust").arg(&f.public).output().unwrap();
+    let out = ferry(&f.root.join("verify"))
+        .args(["verify"])
+        .arg(&b)
+        .arg("--trust")
+        .arg(&f.public)
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(11), "{}", String::from_utf8_lossy(&out.stderr));
-    let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let said =
+        format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(said.contains("does not match its hash"), "{said}");
     let store = f.root.join("isolated");
     stdout_of(ferry(&store).args(["import"]).arg(&b).arg("--trust").arg(&f.public));

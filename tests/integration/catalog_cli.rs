@@ -7,7 +7,16 @@ use crate::util::{ferry, json_of, snapshot, stdout_of};
 #[test]
 fn synth_then_deep_check_is_clean() {
     let dir = tempfile::tempdir().unwrap();
-    let out = stdout_of(ferry(dir.path()).args(["dev", "synth", "--updates", "600", "--languages", "en,de", "--payload-bytes", "4KiB"]));
+    let out = stdout_of(ferry(dir.path()).args([
+        "dev",
+        "synth",
+        "--updates",
+        "600",
+        "--languages",
+        "en,de",
+        "--payload-bytes",
+        "4KiB",
+    ]));
     assert!(out.contains("600 added"), "{out}");
     let check = stdout_of(ferry(dir.path()).args(["check", "--deep"]));
     assert!(check.starts_with("clean:"), "{check}");
@@ -21,7 +30,8 @@ fn synth_grows_a_catalog_the_way_an_upstream_grows() {
     let grown = tempfile::tempdir().unwrap();
     let direct = tempfile::tempdir().unwrap();
     stdout_of(ferry(grown.path()).args(["dev", "synth", "--updates", "250", "--seed", "9"]));
-    let second = json_of(ferry(grown.path()).args(["dev", "synth", "--updates", "700", "--seed", "9"]));
+    let second =
+        json_of(ferry(grown.path()).args(["dev", "synth", "--updates", "700", "--seed", "9"]));
     assert_eq!(second["revisions_added"], 450);
     stdout_of(ferry(direct.path()).args(["dev", "synth", "--updates", "700", "--seed", "9"]));
     let list = |d: &std::path::Path| json_of(ferry(d).args(["updates", "list", "--all"]));
@@ -43,10 +53,16 @@ fn synth_grows_a_catalog_the_way_an_upstream_grows() {
         ids
     };
     assert_eq!(ids(&a), ids(&b), "growing 250 → 700 must give the catalog a direct 700 gives");
-    let again = json_of(ferry(direct.path()).args(["dev", "synth", "--updates", "700", "--seed", "9"]));
+    let again =
+        json_of(ferry(direct.path()).args(["dev", "synth", "--updates", "700", "--seed", "9"]));
     assert_eq!(again["revisions_added"], 0, "the same run twice adds nothing");
     // Growth includes newer revisions of existing updates.
-    let revised = a.as_array().unwrap().iter().filter(|u| u["revision_number"].as_i64().unwrap() > 200).count();
+    let revised = a
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|u| u["revision_number"].as_i64().unwrap() > 200)
+        .count();
     assert!(revised > 0, "some updates got a newer revision");
 }
 
@@ -54,7 +70,8 @@ fn synth_grows_a_catalog_the_way_an_upstream_grows() {
 fn real_documents_ingest_and_serve_their_real_fragments() {
     let conf = conformance_or_skip!();
     let dir = tempfile::tempdir().unwrap();
-    let docs: Vec<_> = std::fs::read_dir(conf.join("wsusss/docs")).unwrap().map(|e| e.unwrap().path()).collect();
+    let docs: Vec<_> =
+        std::fs::read_dir(conf.join("wsusss/docs")).unwrap().map(|e| e.unwrap().path()).collect();
     let mut cmd = ferry(dir.path());
     cmd.args(["dev", "ingest"]).args(&docs);
     assert!(stdout_of(&mut cmd).contains(&format!("{} added", docs.len())));
@@ -74,7 +91,13 @@ fn real_documents_ingest_and_serve_their_real_fragments() {
         if kind.starts_with("localized") {
             continue; // LinkId values are redacted in these references (fragments.rs masks them)
         }
-        let fragment = stdout_of(ferry(dir.path()).args(["updates", "show", &format!("{guid}/{rev}"), "--fragment", kind]));
+        let fragment = stdout_of(ferry(dir.path()).args([
+            "updates",
+            "show",
+            &format!("{guid}/{rev}"),
+            "--fragment",
+            kind,
+        ]));
         assert_eq!(fragment.as_bytes(), read(&reference.join(&name)), "{name}");
         compared += 1;
     }
@@ -104,7 +127,11 @@ fn bad_documents_roll_back_the_batch_and_name_the_problem() {
     let cases: Vec<(&str, Vec<u8>, &str)> = vec![
         ("truncated.xml", truncated.as_bytes()[..truncated.len() - 30].to_vec(), "truncated"),
         ("entity.xml", format!("<!DOCTYPE u [<!ENTITY x \"y\">]>{fresh}").into_bytes(), "DTD"),
-        ("namespace.xml", fresh.replace("2002/12/Update\"", "2099/01/Other\"").into_bytes(), "not an update document"),
+        (
+            "namespace.xml",
+            fresh.replace("2002/12/Update\"", "2099/01/Other\"").into_bytes(),
+            "not an update document",
+        ),
         (
             "conflict.xml",
             minimal("11111111-2222-3333-4444-555555555555", "changed title").into_bytes(),
@@ -133,16 +160,28 @@ fn bad_documents_roll_back_the_batch_and_name_the_problem() {
     std::fs::File::create(&huge).unwrap().set_len(2 << 30).unwrap();
     let out = ferry(&data).args(["dev", "ingest"]).arg(&huge).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("larger than"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("larger than"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
 fn check_names_damaged_content() {
     let dir = tempfile::tempdir().unwrap();
-    stdout_of(ferry(dir.path()).args(["dev", "synth", "--updates", "200", "--payload-bytes", "2KiB"]));
+    stdout_of(ferry(dir.path()).args([
+        "dev",
+        "synth",
+        "--updates",
+        "200",
+        "--payload-bytes",
+        "2KiB",
+    ]));
     let files = json_of(ferry(dir.path()).args(["updates", "list"]));
     let with_file = files.as_array().unwrap().iter().find_map(|u| {
-        let d = json_of(ferry(dir.path()).args(["updates", "show", u["update_id"].as_str().unwrap()]));
+        let d =
+            json_of(ferry(dir.path()).args(["updates", "show", u["update_id"].as_str().unwrap()]));
         d["files"].as_array().and_then(|f| f.first().cloned())
     });
     let file = match with_file {
@@ -154,7 +193,11 @@ fn check_names_damaged_content() {
                 .unwrap()
                 .iter()
                 .find_map(|u| {
-                    json_of(ferry(dir.path()).args(["updates", "show", u["update_id"].as_str().unwrap()]))["files"]
+                    json_of(ferry(dir.path()).args([
+                        "updates",
+                        "show",
+                        u["update_id"].as_str().unwrap(),
+                    ]))["files"]
                         .as_array()
                         .and_then(|f| f.first().cloned())
                 })
@@ -168,7 +211,11 @@ fn check_names_damaged_content() {
     let out = ferry(dir.path()).args(["check", "--deep"]).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("SHA-1") && text.contains(file["content_path"].as_str().unwrap().split('/').nth(1).unwrap()), "{text}");
+    assert!(
+        text.contains("SHA-1")
+            && text.contains(file["content_path"].as_str().unwrap().split('/').nth(1).unwrap()),
+        "{text}"
+    );
     // The shallow check only looks at sizes, so it stays clean.
     assert!(ferry(dir.path()).arg("check").output().unwrap().status.success());
 }

@@ -81,8 +81,13 @@ fn the_server_stays_up_and_responsive_under_load_and_abuse() {
     let addr: SocketAddr = server.addr.parse().unwrap();
     let pid = server.pid();
     let startup = memory(pid).expect("the server's /proc/<pid>/status");
-    let big: Vec<(String, u64)> = store.payloads.iter().filter(|p| p.1 >= 2 * PART_BYTES).take(5).cloned().collect();
-    assert!(!big.is_empty(), "the store has payloads of at least {} bytes for the multi-range requests", 2 * PART_BYTES);
+    let big: Vec<(String, u64)> =
+        store.payloads.iter().filter(|p| p.1 >= 2 * PART_BYTES).take(5).cloned().collect();
+    assert!(
+        !big.is_empty(),
+        "the store has payloads of at least {} bytes for the multi-range requests",
+        2 * PART_BYTES
+    );
     let mut report = vec![format!(
         "store: {} payload files, {:.0} MiB, largest {:.1} MB; server startup: VmRSS {}, RssAnon {}, RssFile {}",
         store.payloads.len(),
@@ -124,7 +129,13 @@ fn the_server_stays_up_and_responsive_under_load_and_abuse() {
         thread::spawn(move || sample_memory(pid, started, &stop))
     };
     let aborts = {
-        let payloads: Vec<String> = store.payloads.iter().filter(|p| p.1 >= 2 << 20).take(30).map(|p| p.0.clone()).collect();
+        let payloads: Vec<String> = store
+            .payloads
+            .iter()
+            .filter(|p| p.1 >= 2 << 20)
+            .take(30)
+            .map(|p| p.0.clone())
+            .collect();
         thread::spawn(move || abort_downloads(addr, &payloads, deadline))
     };
     let garbage: Vec<_> = (0..senders)
@@ -199,14 +210,27 @@ fn the_server_stays_up_and_responsive_under_load_and_abuse() {
         let answers: Vec<String> = not_ok
             .iter()
             .take(10)
-            .map(|p| format!("{:.2} s: {}", p.at, p.status.map_or("no answer".to_string(), |s| s.to_string())))
+            .map(|p| {
+                format!(
+                    "{:.2} s: {}",
+                    p.at,
+                    p.status.map_or("no answer".to_string(), |s| s.to_string())
+                )
+            })
             .collect();
-        failures.push(format!("{} of {} /healthz probes did not get 200: {}", not_ok.len(), health.len(), answers.join(", ")));
+        failures.push(format!(
+            "{} of {} /healthz probes did not get 200: {}",
+            not_ok.len(),
+            health.len(),
+            answers.join(", ")
+        ));
     }
 
     // Memory: anonymous memory within the allowance; all of it within the allowance plus the
     // content tree (the file pages a server mapping payloads may have resident).
-    let peak = |f: fn(&Memory) -> u64| rss.iter().max_by_key(|s| f(&s.1)).map(|s| (s.0, f(&s.1))).unwrap_or((0.0, 0));
+    let peak = |f: fn(&Memory) -> u64| {
+        rss.iter().max_by_key(|s| f(&s.1)).map(|s| (s.0, f(&s.1))).unwrap_or((0.0, 0))
+    };
     let (anon_at, anon) = peak(|m| m.anon);
     let (rss_at, peak_rss) = peak(|m| m.rss);
     let (file_at, file) = peak(|m| m.file);
@@ -227,7 +251,12 @@ fn the_server_stays_up_and_responsive_under_load_and_abuse() {
         failures.push("no memory samples of the server".to_string());
     }
     if anon > anon_bound {
-        failures.push(format!("peak RssAnon {} at {anon_at:.1} s is over startup's {} + {}", mib(anon), mib(startup.anon), mib(allowance)));
+        failures.push(format!(
+            "peak RssAnon {} at {anon_at:.1} s is over startup's {} + {}",
+            mib(anon),
+            mib(startup.anon),
+            mib(allowance)
+        ));
     }
     if peak_rss > rss_bound {
         failures.push(format!(
@@ -242,7 +271,8 @@ fn the_server_stays_up_and_responsive_under_load_and_abuse() {
     // /metrics after the flood of distinct operation names.
     match &operations.metrics {
         Ok((200, body)) => {
-            let series = String::from_utf8_lossy(body).matches("ferry_requests_total{operation=").count();
+            let series =
+                String::from_utf8_lossy(body).matches("ferry_requests_total{operation=").count();
             let line = format!(
                 "/metrics after the flood ({:.1} s): {} bytes, {series} operation series (limit {METRICS_LIMIT} bytes)",
                 operations.at,
@@ -253,8 +283,12 @@ fn the_server_stays_up_and_responsive_under_load_and_abuse() {
                 failures.push(line);
             }
         }
-        Ok((status, _)) => failures.push(format!("/metrics answered {status} after the flood ({:.1} s)", operations.at)),
-        Err(e) => failures.push(format!("/metrics got no answer within 10 s after the flood ({:.1} s): {e}", operations.at)),
+        Ok((status, _)) => failures
+            .push(format!("/metrics answered {status} after the flood ({:.1} s)", operations.at)),
+        Err(e) => failures.push(format!(
+            "/metrics got no answer within 10 s after the flood ({:.1} s): {e}",
+            operations.at
+        )),
     }
 
     // The simulated agents: done in time, no errors, and they did scan.
@@ -332,8 +366,11 @@ fn store() -> Store {
     stdout_of(ferry(&data).args(["dev", "synth", "--updates", "200", "--payload-bytes", "3MiB"]));
     // The approvable updates approved (expired ones are not listed), so the agents download
     // what their machine profiles need, in 1 MiB ranges.
-    let ids = stdout_of(ferry(&data).args(["updates", "list", "--approval", "unapproved", "--ids"]));
-    stdout_of(ferry(&data).args(["updates", "approve", "--group", "All Computers", "-"]).write_stdin(ids));
+    let ids =
+        stdout_of(ferry(&data).args(["updates", "list", "--approval", "unapproved", "--ids"]));
+    stdout_of(
+        ferry(&data).args(["updates", "approve", "--group", "All Computers", "-"]).write_stdin(ids),
+    );
     let payloads = crate::served::payloads(&data);
     let content_bytes = payloads.iter().map(|p| p.1).sum();
     Store { _dir: dir, data, payloads, content_bytes }
@@ -366,12 +403,19 @@ impl Conn {
         if self.stream.read_line(&mut line)? == 0 {
             return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "closed without an answer"));
         }
-        let status = line.split_whitespace().nth(1).and_then(|s| s.parse().ok()).ok_or_else(|| bad("no status line"))?;
+        let status = line
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| bad("no status line"))?;
         let mut length = 0usize;
         loop {
             line.clear();
             if self.stream.read_line(&mut line)? == 0 {
-                return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "closed inside the headers"));
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "closed inside the headers",
+                ));
             }
             let l = line.trim_end();
             if l.is_empty() {
@@ -435,7 +479,9 @@ fn post(path: &str, action: &str, body: &[u8]) -> Vec<u8> {
 }
 
 fn envelope(inner: &str) -> String {
-    format!("<s:Envelope xmlns:s=\"http://schemas.xmlsoap.org/soap/envelope/\"><s:Body>{inner}</s:Body></s:Envelope>")
+    format!(
+        "<s:Envelope xmlns:s=\"http://schemas.xmlsoap.org/soap/envelope/\"><s:Body>{inner}</s:Body></s:Envelope>"
+    )
 }
 
 /// xorshift64*: the same garbage on every run.
@@ -573,7 +619,9 @@ fn garbage_cases() -> Vec<Case> {
     let case = |name, bytes| Case { name, bytes, half_close: false, heavy: false };
     let cut = |name, bytes| Case { name, bytes, half_close: true, heavy: false };
     let heavy = |name, bytes| Case { name, bytes, half_close: false, heavy: true };
-    let get_config = format!("<GetConfig xmlns=\"{CLIENT_NS}\"><protocolVersion>2.90</protocolVersion></GetConfig>");
+    let get_config = format!(
+        "<GetConfig xmlns=\"{CLIENT_NS}\"><protocolVersion>2.90</protocolVersion></GetConfig>"
+    );
     let mut after_request_line = format!("POST {CLIENT} HTTP/1.1\r\n").into_bytes();
     after_request_line.extend(rng.bytes(4096));
     let mut attributes = String::with_capacity(1 << 20);
@@ -691,13 +739,21 @@ impl Garbage {
                 )
             })
             .collect();
-        format!("garbage ({senders} senders, each case on a fresh connection):\n{}", lines.join("\n"))
+        format!(
+            "garbage ({senders} senders, each case on a fresh connection):\n{}",
+            lines.join("\n")
+        )
     }
 }
 
 /// Sends each garbage case on a fresh connection, waiting for the answer (or the close) before
 /// the next, one round every GARBAGE_ROUND; the heavy cases from HEAVY_FROM on.
-fn send_garbage(addr: SocketAddr, cases: &[Case], started: Instant, deadline: Instant) -> Vec<Sent> {
+fn send_garbage(
+    addr: SocketAddr,
+    cases: &[Case],
+    started: Instant,
+    deadline: Instant,
+) -> Vec<Sent> {
     let heavy_from = started + ABUSE.mul_f64(HEAVY_FROM);
     let mut events = Vec::new();
     let mut round = started;
@@ -722,11 +778,18 @@ fn send_garbage(addr: SocketAddr, cases: &[Case], started: Instant, deadline: In
                     match (sent, c.answer(wait)) {
                         (_, Ok((status, _))) => status.to_string(),
                         (Ok(()), Err(e)) => describe(&e),
-                        (Err(w), Err(e)) => format!("{:?} while sending, then {}", w.kind(), describe(&e)),
+                        (Err(w), Err(e)) => {
+                            format!("{:?} while sending, then {}", w.kind(), describe(&e))
+                        }
                     }
                 }
             };
-            events.push(Sent { at: (now - started).as_secs_f64(), case: case.name, outcome, seconds: now.elapsed().as_secs_f64() });
+            events.push(Sent {
+                at: (now - started).as_secs_f64(),
+                case: case.name,
+                outcome,
+                seconds: now.elapsed().as_secs_f64(),
+            });
             thread::sleep(Duration::from_millis(20));
         }
         round += GARBAGE_ROUND;
@@ -763,7 +826,11 @@ fn flood_operations(addr: SocketAddr, started: Instant, deadline: Instant) -> Fl
         }
         let name = format!("ChaosOperation{i}");
         let ns = if i % 2 == 0 { CLIENT_NS.to_string() } else { format!("urn:chaos:{i}") };
-        let request = post(CLIENT, &format!("{ns}/{name}"), envelope(&format!("<{name} xmlns=\"{ns}\"/>")).as_bytes());
+        let request = post(
+            CLIENT,
+            &format!("{ns}/{name}"),
+            envelope(&format!("<{name} xmlns=\"{ns}\"/>")).as_bytes(),
+        );
         if conn.is_none() {
             conn = Conn::open(addr).ok();
         }
@@ -827,7 +894,10 @@ fn hold_unread_multirange(addr: SocketAddr, big: &[(String, u64)], deadline: Ins
     let mut held = Vec::new();
     for i in 0..UNREAD_MULTIRANGE {
         let (path, size) = &big[i % big.len()];
-        let request = format!("GET {path} HTTP/1.1\r\nHost: chaos.example\r\nRange: bytes={}\r\n\r\n", sixteen_parts(*size));
+        let request = format!(
+            "GET {path} HTTP/1.1\r\nHost: chaos.example\r\nRange: bytes={}\r\n\r\n",
+            sixteen_parts(*size)
+        );
         if let Ok(mut c) = Conn::open(addr)
             && c.send(request.as_bytes()).is_ok()
         {
@@ -874,8 +944,13 @@ fn mib(bytes: u64) -> String {
 }
 
 fn probes(p: &[&Probe]) -> String {
-    let shown: Vec<String> = p.iter().take(20).map(|p| format!("{:.2}: {:.0}", p.at, ms(p.latency))).collect();
-    format!("{}{}", shown.join(", "), if p.len() > 20 { format!(", ... ({} more)", p.len() - 20) } else { String::new() })
+    let shown: Vec<String> =
+        p.iter().take(20).map(|p| format!("{:.2}: {:.0}", p.at, ms(p.latency))).collect();
+    format!(
+        "{}{}",
+        shown.join(", "),
+        if p.len() > 20 { format!(", ... ({} more)", p.len() - 20) } else { String::new() }
+    )
 }
 
 fn tail(s: &str, n: usize) -> &str {

@@ -23,7 +23,13 @@ impl Request {
 
     /// The SOAP operation (last segment of SOAPAction).
     pub fn operation(&self) -> String {
-        self.header("soapaction").unwrap_or_default().trim_matches('"').rsplit('/').next().unwrap_or_default().to_string()
+        self.header("soapaction")
+            .unwrap_or_default()
+            .trim_matches('"')
+            .rsplit('/')
+            .next()
+            .unwrap_or_default()
+            .to_string()
     }
 
     pub fn text(&self) -> String {
@@ -56,7 +62,11 @@ pub enum Reply {
 
 impl Reply {
     pub fn xml(status: u16, body: impl Into<Vec<u8>>) -> Reply {
-        Reply::Full { status, headers: vec![("Content-Type".into(), "text/xml; charset=utf-8".into())], body: body.into() }
+        Reply::Full {
+            status,
+            headers: vec![("Content-Type".into(), "text/xml; charset=utf-8".into())],
+            body: body.into(),
+        }
     }
 }
 
@@ -98,7 +108,12 @@ impl FakeServer {
 
     /// Requests so far for an operation (SOAPAction) or path.
     pub fn count(&self, what: &str) -> usize {
-        self.requests.lock().unwrap().iter().filter(|r| r.operation() == what || r.path == what).count()
+        self.requests
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|r| r.operation() == what || r.path == what)
+            .count()
     }
 }
 
@@ -117,7 +132,10 @@ fn serve(stream: TcpStream, handler: &Handler, requests: &Mutex<Vec<Request>>) {
             return;
         }
         let mut parts = line.split_whitespace();
-        let (method, path) = (parts.next().unwrap_or_default().to_string(), parts.next().unwrap_or_default().to_string());
+        let (method, path) = (
+            parts.next().unwrap_or_default().to_string(),
+            parts.next().unwrap_or_default().to_string(),
+        );
         let mut headers = HashMap::new();
         loop {
             let mut h = String::new();
@@ -166,7 +184,8 @@ fn serve(stream: TcpStream, handler: &Handler, requests: &Mutex<Vec<Request>>) {
                 return;
             }
             Reply::Announce { status, declared, body } => {
-                let mut out = format!("HTTP/1.1 {status} X\r\nContent-Length: {declared}\r\n\r\n").into_bytes();
+                let mut out = format!("HTTP/1.1 {status} X\r\nContent-Length: {declared}\r\n\r\n")
+                    .into_bytes();
                 out.extend_from_slice(&body);
                 let _ = writer.write_all(&out);
                 return;

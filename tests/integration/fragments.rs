@@ -24,7 +24,11 @@ fn sample_cases(dir: &Path) -> Vec<(std::path::PathBuf, String, std::path::PathB
     for entry in std::fs::read_dir(wsusss.join("wusp-reference")).unwrap() {
         let name = entry.unwrap().file_name().into_string().unwrap();
         let (stem, kind) = name.strip_suffix(".xml").unwrap().rsplit_once('.').unwrap();
-        cases.push((wsusss.join("docs").join(format!("{stem}.xml")), kind.to_string(), wsusss.join("wusp-reference").join(&name)));
+        cases.push((
+            wsusss.join("docs").join(format!("{stem}.xml")),
+            kind.to_string(),
+            wsusss.join("wusp-reference").join(&name),
+        ));
     }
     cases.sort();
     cases
@@ -49,7 +53,11 @@ fn mask_link_ids(s: &str) -> String {
 fn fragments_match_real_wsus_byte_for_byte() {
     let dir = conformance_or_skip!();
     let cases = sample_cases(&dir);
-    assert!(cases.len() >= 20 + 8, "expected the samples and the 20 wsusss references, found {}", cases.len());
+    assert!(
+        cases.len() >= 20 + 8,
+        "expected the samples and the 20 wsusss references, found {}",
+        cases.len()
+    );
     let mut failures = Vec::new();
     for (doc, kind, reference) in &cases {
         let parsed = parse_update(&read(doc)).unwrap_or_else(|e| panic!("{}: {e}", doc.display()));
@@ -63,9 +71,14 @@ fn fragments_match_real_wsus_byte_for_byte() {
         };
         let expected = String::from_utf8(read(reference)).unwrap();
         let redacted = reference.to_string_lossy().contains("wusp-reference");
-        let (a, b) = if redacted { (mask_link_ids(&derived), mask_link_ids(&expected)) } else { (derived, expected) };
+        let (a, b) = if redacted {
+            (mask_link_ids(&derived), mask_link_ids(&expected))
+        } else {
+            (derived, expected)
+        };
         if a != b {
-            let at = a.bytes().zip(b.bytes()).position(|(x, y)| x != y).unwrap_or(a.len().min(b.len()));
+            let at =
+                a.bytes().zip(b.bytes()).position(|(x, y)| x != y).unwrap_or(a.len().min(b.len()));
             failures.push(format!(
                 "{} ({kind}) differs from {} at byte {at}:\n  ours: {:?}\n  real: {:?}",
                 doc.display(),
@@ -75,5 +88,11 @@ fn fragments_match_real_wsus_byte_for_byte() {
             ));
         }
     }
-    assert!(failures.is_empty(), "{} of {} fragments differ:\n{}", failures.len(), cases.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {} fragments differ:\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n")
+    );
 }

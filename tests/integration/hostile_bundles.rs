@@ -41,7 +41,12 @@ fn refused(f: &Fixture, store: &Path, bundle: &Path, code: i32) -> String {
     let before = snapshot(store);
     let out: Output = f.import(store, bundle);
     let err = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert_eq!(out.status.code(), Some(code), "{}: expected exit {code}; stderr: {err}", bundle.display());
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "{}: expected exit {code}; stderr: {err}",
+        bundle.display()
+    );
     assert_eq!(before, snapshot(store), "{}: the store changed", bundle.display());
     err
 }
@@ -76,7 +81,12 @@ fn a_payload_that_contradicts_its_metadata_leaves_the_content_tree_untouched() {
     let m = manifest(&good);
     let store = empty_store(&f, "iso");
     // The last payload: every other one is staged (and was moved into content/) before it.
-    let last = m.members.iter().rev().find(|x| x.kind == ferry::bundle::manifest::MemberKind::Payload && x.chunks.is_empty()).unwrap();
+    let last = m
+        .members
+        .iter()
+        .rev()
+        .find(|x| x.kind == ferry::bundle::manifest::MemberKind::Payload && x.chunks.is_empty())
+        .unwrap();
     let b = f.copy(&good, "contradicting-payload");
     let volume = format!("vol-{:04}.tar", last.volume.unwrap());
     let mut entries = tar_entries(&b.join(&volume));
@@ -107,7 +117,11 @@ fn a_payload_stored_under_another_extension_is_refused() {
     let good = f.export(&[]);
     let m = manifest(&good);
     let store = empty_store(&f, "iso");
-    let payload = m.members.iter().find(|x| x.kind == ferry::bundle::manifest::MemberKind::Payload && x.chunks.is_empty()).unwrap();
+    let payload = m
+        .members
+        .iter()
+        .find(|x| x.kind == ferry::bundle::manifest::MemberKind::Payload && x.chunks.is_empty())
+        .unwrap();
     let (stem, extension) = payload.path.as_str().rsplit_once('.').unwrap();
     let other = format!("{stem}.{}", if extension == "bin" { "dat" } else { "bin" });
     let b = f.copy(&good, "other-extension");
@@ -118,7 +132,8 @@ fn a_payload_stored_under_another_extension_is_refused() {
     refresh_volume(&f, &b, &volume);
     let path = payload.path.clone();
     f.resign(&b, |m| {
-        m.members.iter_mut().find(|x| x.path == path).unwrap().path = ferry::bundle::safe_path::SafePath::new(&other).unwrap()
+        m.members.iter_mut().find(|x| x.path == path).unwrap().path =
+            ferry::bundle::safe_path::SafePath::new(&other).unwrap()
     });
     let err = refused(&f, &store, &b, 13);
     assert!(err.contains("is stored as .") && err.contains(&other), "{err}");
@@ -235,7 +250,9 @@ fn zip_volumes_with_two_entries_of_one_name_are_refused_whichever_copy_is_bad() 
     let target = entries.iter().position(|(n, _)| n.starts_with("content/")).expect("a payload");
     let mut bad = entries[target].clone();
     bad.1[0] ^= 0x5a;
-    for (case, first, second) in [("bad-first", &bad, &entries[target]), ("bad-last", &entries[target], &bad)] {
+    for (case, first, second) in
+        [("bad-first", &bad, &entries[target]), ("bad-last", &entries[target], &bad)]
+    {
         let b = f.copy(&good, case);
         let mut twice = entries.clone();
         twice[target] = first.clone();
@@ -245,7 +262,12 @@ fn zip_volumes_with_two_entries_of_one_name_are_refused_whichever_copy_is_bad() 
         let err = refused(&f, &store, &b, 13);
         assert!(err.contains("twice"), "{case}: {err}");
         let v = ferry(&store).arg("verify").arg(&b).arg("--trust").arg(&f.public).output().unwrap();
-        assert_eq!(v.status.code(), Some(13), "verify, {case}: {}", String::from_utf8_lossy(&v.stdout));
+        assert_eq!(
+            v.status.code(),
+            Some(13),
+            "verify, {case}: {}",
+            String::from_utf8_lossy(&v.stdout)
+        );
     }
     // The hand-written zip is a valid volume: the same entries once each import.
     let b = f.copy(&good, "rewritten");
@@ -259,7 +281,8 @@ fn zip_volumes_with_two_entries_of_one_name_are_refused_whichever_copy_is_bad() 
 fn an_export_killed_around_its_final_rename_is_settled_by_the_next_export() {
     let f = Fixture::new(200, "4KiB");
     // Killed after the rename, before the channel state knew: the bundle is out there and counts.
-    let crashed = f.export_command(&f.profile).env("FERRY_CRASH_AT", "export.renamed").output().unwrap();
+    let crashed =
+        f.export_command(&f.profile).env("FERRY_CRASH_AT", "export.renamed").output().unwrap();
     assert!(!crashed.status.success(), "the export should have died");
     let first = f.out.join("test-channel-000001");
     assert!(first.join("manifest.json").exists());
@@ -273,7 +296,8 @@ fn an_export_killed_around_its_final_rename_is_settled_by_the_next_export() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 
     // Killed after recording, before the rename: the bundle never got out and is written again.
-    let crashed = f.export_command(&f.profile).env("FERRY_CRASH_AT", "export.recorded").output().unwrap();
+    let crashed =
+        f.export_command(&f.profile).env("FERRY_CRASH_AT", "export.recorded").output().unwrap();
     assert!(!crashed.status.success(), "the export should have died");
     assert!(!f.out.join("test-channel-000003").exists());
     let third = f.export(&[]);
@@ -284,8 +308,16 @@ fn an_export_killed_around_its_final_rename_is_settled_by_the_next_export() {
 
     // Killed after the rename, and the bundle carried away before the next export: only the
     // operator knows whether it got out, so the export asks instead of guessing.
-    stdout_of(ferry(&f.cache).args(["dev", "synth", "--updates", "300", "--payload-bytes", "4KiB"]));
-    let crashed = f.export_command(&f.profile).env("FERRY_CRASH_AT", "export.renamed").output().unwrap();
+    stdout_of(ferry(&f.cache).args([
+        "dev",
+        "synth",
+        "--updates",
+        "300",
+        "--payload-bytes",
+        "4KiB",
+    ]));
+    let crashed =
+        f.export_command(&f.profile).env("FERRY_CRASH_AT", "export.renamed").output().unwrap();
     assert!(!crashed.status.success(), "the export should have died");
     let fourth = f.out.join("test-channel-000004");
     let carried = f.root.join("courier").join("test-channel-000004");
@@ -295,7 +327,8 @@ fn an_export_killed_around_its_final_rename_is_settled_by_the_next_export() {
     let err = String::from_utf8_lossy(&asked.stderr);
     assert_eq!(asked.status.code(), Some(1), "{err}");
     assert!(err.contains("--confirm-pending") && err.contains("--forget-pending"), "{err}");
-    let fifth = PathBuf::from(stdout_of(f.export_command(&f.profile).arg("--confirm-pending")).trim());
+    let fifth =
+        PathBuf::from(stdout_of(f.export_command(&f.profile).arg("--confirm-pending")).trim());
     assert_eq!(fifth, f.out.join("test-channel-000005"));
     assert_eq!(manifest(&fifth).base_sequence.map(|s| s.get()), Some(4));
     for bundle in [&carried, &fifth] {
@@ -305,7 +338,12 @@ fn an_export_killed_around_its_final_rename_is_settled_by_the_next_export() {
 }
 
 /// One metadata member of `records` appended to the last volume of a copy of `good`.
-fn with_metadata_member(f: &Fixture, good: &Path, name: &str, records: &[(Vec<u8>, u64)]) -> PathBuf {
+fn with_metadata_member(
+    f: &Fixture,
+    good: &Path,
+    name: &str,
+    records: &[(Vec<u8>, u64)],
+) -> PathBuf {
     let m = manifest(good);
     let b = f.copy(good, name);
     let mut member = Vec::new();
@@ -313,7 +351,13 @@ fn with_metadata_member(f: &Fixture, good: &Path, name: &str, records: &[(Vec<u8
         ferry::bundle::metadata::write_record(&mut member, frame, *size).unwrap();
     }
     let last = m.volumes.last().unwrap().name.clone();
-    crate::bundles::append_tar_entry(&b.join(&last), b"metadata/revisions-0099.bin", tar::EntryType::Regular, &member, None);
+    crate::bundles::append_tar_entry(
+        &b.join(&last),
+        b"metadata/revisions-0099.bin",
+        tar::EntryType::Regular,
+        &member,
+        None,
+    );
     refresh_volume(f, &b, &last);
     let (size, sha256) = {
         use sha2::Digest;
@@ -325,7 +369,8 @@ fn with_metadata_member(f: &Fixture, good: &Path, name: &str, records: &[(Vec<u8
         m.members.insert(
             0,
             ferry::bundle::manifest::MemberEntry {
-                path: ferry::bundle::safe_path::SafePath::new("metadata/revisions-0099.bin").unwrap(),
+                path: ferry::bundle::safe_path::SafePath::new("metadata/revisions-0099.bin")
+                    .unwrap(),
                 kind: ferry::bundle::manifest::MemberKind::Metadata,
                 size,
                 sha256,
@@ -353,15 +398,24 @@ fn bad_documents_end_an_import_with_their_problem_and_code_not_a_stopped_ingest(
     records.extend(std::iter::repeat_n((small, 100u64), 20_000));
     let b = with_metadata_member(&f, &good, "bomb-then-many", &records);
     let err = refused(&f, &store, &b, 13);
-    assert!(err.contains("metadata/revisions-0099.bin document 1") && err.contains("declared"), "{err}");
+    assert!(
+        err.contains("metadata/revisions-0099.bin document 1") && err.contains("declared"),
+        "{err}"
+    );
     assert!(!err.contains("ingest stopped"), "{err}");
 
-    let text = b"<upd:Update xmlns:upd=\"http://schemas.microsoft.com/msus/2002/12/Update\"><unclosed>".to_vec();
+    let text =
+        b"<upd:Update xmlns:upd=\"http://schemas.microsoft.com/msus/2002/12/Update\"><unclosed>"
+            .to_vec();
     let frame = zstd::bulk::compress(&text, 3).unwrap();
     let b = with_metadata_member(&f, &good, "unparsable", &[(frame, text.len() as u64)]);
     let err = refused(&f, &store, &b, 13);
     assert!(err.contains("metadata/revisions-0099.bin document 1"), "{err}");
-    assert_eq!(err.matches("metadata/revisions-0099.bin document 1").count(), 1, "said once: {err}");
+    assert_eq!(
+        err.matches("metadata/revisions-0099.bin document 1").count(),
+        1,
+        "said once: {err}"
+    );
 }
 
 #[test]
@@ -372,7 +426,10 @@ fn a_refused_import_into_a_new_data_directory_leaves_nothing_behind() {
     let b = f.copy(&good, "damaged");
     let payload = m.members.iter().find(|x| x.path.as_str().starts_with("content/")).unwrap();
     let volume = b.join(format!("vol-{:04}.tar", payload.volume.unwrap()));
-    crate::bundles::flip_byte(&volume, entry_data_offset(&volume, payload.path.as_str()).unwrap() + 1);
+    crate::bundles::flip_byte(
+        &volume,
+        entry_data_offset(&volume, payload.path.as_str()).unwrap() + 1,
+    );
     let fresh = f.root.join("never-existed");
     let out = f.import(&fresh, &b);
     assert_eq!(out.status.code(), Some(11), "{}", String::from_utf8_lossy(&out.stderr));
@@ -385,7 +442,10 @@ fn a_refused_import_into_a_new_data_directory_leaves_nothing_behind() {
     std::fs::create_dir_all(&existing).unwrap();
     std::fs::write(existing.join("notes.txt"), b"mine").unwrap();
     assert_eq!(f.import(&existing, &b).status.code(), Some(11));
-    let left: Vec<String> = std::fs::read_dir(&existing).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    let left: Vec<String> = std::fs::read_dir(&existing)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
     assert_eq!(left, vec!["notes.txt".to_string()]);
 }
 
@@ -414,12 +474,22 @@ fn verify_reports_every_missing_member_of_a_large_manifest() {
             });
         }
     });
-    let out = ferry(&f.root.join("unused")).args(["verify", "--json"]).arg(&b).arg("--trust").arg(&f.public).output().unwrap();
+    let out = ferry(&f.root.join("unused"))
+        .args(["verify", "--json"])
+        .arg(&b)
+        .arg("--trust")
+        .arg(&f.public)
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(11));
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let problems = report["problems"].as_array().unwrap();
     assert_eq!(problems.len(), missing, "one problem per missing member");
-    assert!(problems.iter().all(|p| p["message"].as_str().unwrap().contains("is missing from volume 1")));
+    assert!(
+        problems
+            .iter()
+            .all(|p| p["message"].as_str().unwrap().contains("is missing from volume 1"))
+    );
 }
 
 /// Two exports of one channel from one cache would take the same sequence number and write the
@@ -430,7 +500,12 @@ fn a_second_export_of_a_channel_is_refused_while_one_runs() {
     let f = Fixture::new(60, "4KiB");
     let lock_path = f.cache.join("tmp").join("export-test-channel.lock");
     std::fs::create_dir_all(lock_path.parent().unwrap()).unwrap();
-    let held = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&lock_path).unwrap();
+    let held = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .unwrap();
     // SAFETY: flock on a descriptor this test keeps open: an export in progress.
     assert_eq!(unsafe { libc::flock(held.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) }, 0);
     let out = f.export_command(&f.profile).output().unwrap();
@@ -454,7 +529,13 @@ fn a_long_name_entry_is_refused_without_reading_it_into_memory() {
     let last = manifest(&good).volumes.last().unwrap().name.clone();
     let b = f.copy(&good, "long-name");
     let name = vec![b'n'; 8 << 20];
-    crate::bundles::append_tar_entry(&b.join(&last), b"././@LongLink", tar::EntryType::GNULongName, &name, None);
+    crate::bundles::append_tar_entry(
+        &b.join(&last),
+        b"././@LongLink",
+        tar::EntryType::GNULongName,
+        &name,
+        None,
+    );
     refresh_volume(&f, &b, &last);
     let err = refused(&f, &store, &b, 13);
     assert!(err.len() < 4096, "the message holds {} bytes", err.len());
@@ -491,10 +572,21 @@ fn a_manifest_that_is_not_a_regular_file_is_refused() {
     std::os::unix::fs::symlink("/dev/zero", b.join("manifest.json")).unwrap();
     let err = refused(&f, &store, &b, 13);
     assert!(err.contains("not a regular file"), "{err}");
-    let verify = ferry(&store).arg("verify").arg(&b).arg("--trust").arg(&f.public).output().unwrap();
-    assert_eq!(verify.status.code(), Some(13), "verify: {}", String::from_utf8_lossy(&verify.stdout));
+    let verify =
+        ferry(&store).arg("verify").arg(&b).arg("--trust").arg(&f.public).output().unwrap();
+    assert_eq!(
+        verify.status.code(),
+        Some(13),
+        "verify: {}",
+        String::from_utf8_lossy(&verify.stdout)
+    );
     let inspect = ferry(&store).arg("inspect").arg(&b).output().unwrap();
-    assert_eq!(inspect.status.code(), Some(13), "inspect: {}", String::from_utf8_lossy(&inspect.stderr));
+    assert_eq!(
+        inspect.status.code(),
+        Some(13),
+        "inspect: {}",
+        String::from_utf8_lossy(&inspect.stderr)
+    );
 }
 
 /// Found by attack: the staging name of `content/A5/X.psf` was `content_A5_X.psf`, which a
@@ -506,7 +598,11 @@ fn members_outside_their_kinds_folder_are_refused() {
     let good = f.export(&[]);
     let store = empty_store(&f, "iso");
     let m = manifest(&good);
-    let meta = m.members.iter().position(|x| x.kind == ferry::bundle::manifest::MemberKind::Metadata).unwrap();
+    let meta = m
+        .members
+        .iter()
+        .position(|x| x.kind == ferry::bundle::manifest::MemberKind::Metadata)
+        .unwrap();
     let b = f.copy(&good, "metadata-elsewhere");
     f.resign_json(&b, |m| m["members"][meta]["path"] = "content_A5_X.psf".into());
     let err = refused(&f, &store, &b, 13);
@@ -519,7 +615,11 @@ fn chunk_sizes_that_overflow_are_refused() {
     let f = Fixture::new(700, "300KiB");
     let good = f.export(&["--volume-size", "1MiB"]);
     let store = empty_store(&f, "iso");
-    let k = manifest(&good).members.iter().position(|x| x.chunks.len() >= 2).expect("a member in two chunks or more");
+    let k = manifest(&good)
+        .members
+        .iter()
+        .position(|x| x.chunks.len() >= 2)
+        .expect("a member in two chunks or more");
     let b = f.copy(&good, "overflowing-chunks");
     f.resign_json(&b, |m| {
         let size = m["members"][k]["size"].as_u64().unwrap();
@@ -540,7 +640,10 @@ fn approval_policies_with_unprintable_names_or_too_many_rules_are_refused() {
     let rule = |name: &str| serde_json::json!({ "name": name, "group": "Pilot" });
     let cases = [
         ("escape", serde_json::json!([rule("\u{1b}[2J\u{7}")])),
-        ("right-to-left override", serde_json::json!([serde_json::json!({ "group": "Lab\u{202e}exe.txt" })])),
+        (
+            "right-to-left override",
+            serde_json::json!([serde_json::json!({ "group": "Lab\u{202e}exe.txt" })]),
+        ),
         ("long", serde_json::json!([rule(&"r".repeat(200_000))])),
         ("many", serde_json::Value::Array((0..3000).map(|i| rule(&format!("r{i}"))).collect())),
     ];
@@ -563,8 +666,13 @@ fn a_payload_whose_name_is_not_its_sha1_is_refused() {
     let good = f.export(&[]);
     let store = empty_store(&f, "iso");
     let m = manifest(&good);
-    let payload = m.members.iter().find(|x| x.kind == MemberKind::Payload && x.chunks.is_empty() && x.volume == Some(1)).unwrap();
-    let meta = m.members.iter().find(|x| x.kind == MemberKind::Metadata && x.volume == Some(1)).unwrap();
+    let payload = m
+        .members
+        .iter()
+        .find(|x| x.kind == MemberKind::Payload && x.chunks.is_empty() && x.volume == Some(1))
+        .unwrap();
+    let meta =
+        m.members.iter().find(|x| x.kind == MemberKind::Metadata && x.volume == Some(1)).unwrap();
     let old = hex::decode(payload.sha1.as_deref().unwrap()).unwrap();
     let mut new = old.clone();
     new[0] ^= 1;
@@ -579,7 +687,8 @@ fn a_payload_whose_name_is_not_its_sha1_is_refused() {
     let mut input = &records[..];
     let (mut rewritten, mut total, mut changed) = (Vec::new(), 0u64, 0);
     while let Some((frame, size)) = ferry::bundle::metadata::read_record(&mut input).unwrap() {
-        let mut doc = String::from_utf8(zstd::bulk::decompress(&frame, size as usize).unwrap()).unwrap();
+        let mut doc =
+            String::from_utf8(zstd::bulk::decompress(&frame, size as usize).unwrap()).unwrap();
         if doc.contains(&old_b64) {
             doc = doc.replace(&old_b64, &new_b64);
             changed += 1;

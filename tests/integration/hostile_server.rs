@@ -2,7 +2,9 @@
 //! pathological XML, floods of names, answers nobody reads. Each test is named after the hole it
 //! guards; the server must stay up and its memory must not follow the attacker.
 
-use crate::served::{Agent, CLIENT, CLIENT_NS, Http, REPORTING, REPORTING_NS, Reply, Served, result};
+use crate::served::{
+    Agent, CLIENT, CLIENT_NS, Http, REPORTING, REPORTING_NS, Reply, Served, result,
+};
 use crate::util::{ferry, json_of, stdout_of, wait_until};
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -78,18 +80,30 @@ fn pathological_xml_is_answered_with_a_fault() {
     let mut server = Served::start(&data, &[]);
     let attributes: String = (0..80_000).map(|i| format!(" a{i}=\"x\"")).collect();
     let bindings: String = (0..100_000).map(|i| format!(" xmlns:p{i}=\"urn:p{i}\"")).collect();
-    let nested: String = (0..60).map(|i| format!("<q{i}:e xmlns:q{i}=\"urn:q\" xmlns:r{i}=\"urn:r\">")).collect();
+    let nested: String =
+        (0..60).map(|i| format!("<q{i}:e xmlns:q{i}=\"urn:q\" xmlns:r{i}=\"urn:r\">")).collect();
     let cases = [
-        ("attributes", soap_envelope("GetConfig", &format!("<protocolVersion{attributes}>2.90</protocolVersion>")), "attributes"),
+        (
+            "attributes",
+            soap_envelope(
+                "GetConfig",
+                &format!("<protocolVersion{attributes}>2.90</protocolVersion>"),
+            ),
+            "attributes",
+        ),
         (
             "bindings",
-            soap_envelope("GetConfig", &format!("<p1:protocolVersion{bindings}>2.90</p1:protocolVersion>")),
+            soap_envelope(
+                "GetConfig",
+                &format!("<p1:protocolVersion{bindings}>2.90</p1:protocolVersion>"),
+            ),
             "namespace declarations",
         ),
         ("nested bindings", soap_envelope("GetConfig", &nested), "namespace declarations"),
     ];
     for (what, body, said) in cases {
-        let r: Reply = Http::new(&server.addr).soap(CLIENT, &format!("{CLIENT_NS}/GetConfig"), &body);
+        let r: Reply =
+            Http::new(&server.addr).soap(CLIENT, &format!("{CLIENT_NS}/GetConfig"), &body);
         assert_eq!(r.status, 500, "{what}: {}", r.text());
         assert_eq!(r.fault_code().as_deref(), Some("InvalidParameters"), "{what}");
         assert!(r.text().contains(said), "{what}: {}", r.text());
@@ -114,7 +128,11 @@ fn unknown_operation_names_do_not_grow_metrics() {
     let metrics = http.request("GET", "/metrics", &[], b"");
     assert_eq!(metrics.status, 200);
     assert!(metrics.body.len() < 64 << 10, "/metrics is {} bytes", metrics.body.len());
-    assert!(metrics.text().contains("ferry_requests_total{operation=\"(other)\"} 2000"), "{}", metrics.text());
+    assert!(
+        metrics.text().contains("ferry_requests_total{operation=\"(other)\"} 2000"),
+        "{}",
+        metrics.text()
+    );
 }
 
 /// Regression: client-side targeting created a group for every name a client sent, unchecked:
@@ -142,8 +160,15 @@ fn clients_create_groups_only_with_valid_names_and_within_the_limit() {
         .iter()
         .map(|g| g["name"].as_str().unwrap().to_string())
         .collect();
-    assert_eq!(groups() - built_in, 5, "at most --max-client-groups groups from clients: {names:?}");
-    assert!(names.iter().all(|n| n.chars().count() <= 256 && !n.chars().any(char::is_control)), "{names:?}");
+    assert_eq!(
+        groups() - built_in,
+        5,
+        "at most --max-client-groups groups from clients: {names:?}"
+    );
+    assert!(
+        names.iter().all(|n| n.chars().count() <= 256 && !n.chars().any(char::is_control)),
+        "{names:?}"
+    );
     assert!(!names.iter().any(|n| n == "Lab"), "the limit was reached before pc02 asked");
     // Beyond the limit a computer waits in Unassigned Computers.
     let pc02 = json_of(ferry(&data).args(["computers", "list", "--name", "pc02"]))[0].clone();
@@ -170,7 +195,11 @@ fn an_answer_nobody_reads_is_dropped_after_the_client_timeout() {
     assert!(parts >= 8, "payload of {size} bytes");
     let ranges: Vec<String> = (0..parts).map(|_| format!("0-{}", size - 1)).collect();
     let mut s = TcpStream::connect(&server.addr).unwrap();
-    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nRange: bytes={}\r\n\r\n", ranges.join(",")).as_bytes()).unwrap();
+    s.write_all(
+        format!("GET {path} HTTP/1.1\r\nHost: x\r\nRange: bytes={}\r\n\r\n", ranges.join(","))
+            .as_bytes(),
+    )
+    .unwrap();
     std::thread::sleep(Duration::from_secs(5));
     let mut received = Vec::new();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
@@ -178,7 +207,12 @@ fn an_answer_nobody_reads_is_dropped_after_the_client_timeout() {
     assert!(ended, "the server closed the connection");
     let head = String::from_utf8_lossy(&received[..received.len().min(400)]).to_string();
     assert!(head.starts_with("HTTP/1.1 206"), "{head}");
-    assert!((received.len() as u64) < parts * size / 2, "{} of {} bytes arrived before the cut", received.len(), parts * size);
+    assert!(
+        (received.len() as u64) < parts * size / 2,
+        "{} of {} bytes arrived before the cut",
+        received.len(),
+        parts * size
+    );
     assert_eq!(Http::new(&server.addr).request("GET", "/healthz", &[], b"").status, 200);
 }
 
@@ -211,7 +245,11 @@ fn get_update_data_answers_each_revision_once_however_often_it_is_named() {
     let update = json_of(ferry(&data).args(["updates", "list"]))[0].clone();
     let id = ferry::catalog::Guid::parse(update["update_id"].as_str().unwrap()).unwrap();
     let revision = update["revision_number"].as_i64().unwrap() as i32;
-    let r = server.soap(SERVER_SYNC, &ds::action("GetUpdateData"), &ds::get_update_data(&cookie, &vec![(id, revision); 100]));
+    let r = server.soap(
+        SERVER_SYNC,
+        &ds::action("GetUpdateData"),
+        &ds::get_update_data(&cookie, &vec![(id, revision); 100]),
+    );
     assert_eq!(r.status, 200, "{}", r.text());
     let (updates, _) = ds::read_update_data(&r.body).unwrap();
     assert_eq!(updates.len(), 1, "one answer per revision");
@@ -238,10 +276,20 @@ fn reported_events_are_bounded_per_batch() {
                 misc: Vec::new(),
             })
             .collect();
-        ferry::wsus::agent::report_event_batch(&agent.cookie, &agent.id, "2026-12-01T00:00:00", &events)
+        ferry::wsus::agent::report_event_batch(
+            &agent.cookie,
+            &agent.id,
+            "2026-12-01T00:00:00",
+            &events,
+        )
     };
     let r = server.soap(REPORTING, &format!("{REPORTING_NS}/ReportEventBatch"), &batch(1001));
-    assert_eq!((r.status, r.fault_code().as_deref()), (500, Some("InvalidParameters")), "{}", r.text());
+    assert_eq!(
+        (r.status, r.fault_code().as_deref()),
+        (500, Some("InvalidParameters")),
+        "{}",
+        r.text()
+    );
     let r = server.soap(REPORTING, &format!("{REPORTING_NS}/ReportEventBatch"), &batch(1000));
     assert_eq!(r.status, 200, "{}", r.text());
 }
@@ -260,6 +308,8 @@ fn clients_are_answered_and_recorded_while_another_process_holds_the_write_lock(
     std::thread::sleep(Duration::from_secs(1));
     db.execute_batch("COMMIT").unwrap();
     wait_until("the computer is recorded after the lock is released", || {
-        json_of(ferry(&data).args(["computers", "list", "--name", "during-import"])).as_array().is_some_and(|a| a.len() == 1)
+        json_of(ferry(&data).args(["computers", "list", "--name", "during-import"]))
+            .as_array()
+            .is_some_and(|a| a.len() == 1)
     });
 }

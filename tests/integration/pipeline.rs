@@ -30,7 +30,14 @@ impl Connected {
     fn new(updates: u32) -> Connected {
         let dir = tempfile::tempdir().unwrap();
         let (upstream_store, cache) = (dir.path().join("upstream"), dir.path().join("cache"));
-        stdout_of(ferry(&upstream_store).args(["dev", "synth", "--updates", &updates.to_string(), "--payload-bytes", "4000"]));
+        stdout_of(ferry(&upstream_store).args([
+            "dev",
+            "synth",
+            "--updates",
+            &updates.to_string(),
+            "--payload-bytes",
+            "4000",
+        ]));
         let upstream = Served::start(&upstream_store, &[]);
         let profile = dir.path().join("profile.toml");
         std::fs::write(&profile, PROFILE).unwrap();
@@ -65,7 +72,15 @@ fn export_syncs_from_a_ferry_upstream_and_clients_see_exactly_the_approved_updat
     stdout_of(ferry(&isolated).args(["import", &first, "--trust"]).arg(key.with_extension("pub")));
 
     // Approve the security updates, as an administrator would.
-    let ids = stdout_of(ferry(&isolated).args(["updates", "list", "--approval", "unapproved", "--classification", "security", "--ids"]));
+    let ids = stdout_of(ferry(&isolated).args([
+        "updates",
+        "list",
+        "--approval",
+        "unapproved",
+        "--classification",
+        "security",
+        "--ids",
+    ]));
     let approved: HashSet<String> = ids.lines().map(str::to_string).collect();
     assert!(!approved.is_empty(), "the bundle carries security updates");
     stdout_of(ferry(&isolated).args(["updates", "approve", "-"]).write_stdin(ids));
@@ -74,16 +89,26 @@ fn export_syncs_from_a_ferry_upstream_and_clients_see_exactly_the_approved_updat
     let mut agent = Agent::new(&server);
     agent.handshake();
     agent.scan();
-    let offered: HashSet<String> =
-        agent.seen.values().filter(|u| u.action == "Install").map(|u| u.update_id.unwrap().to_string()).collect();
+    let offered: HashSet<String> = agent
+        .seen
+        .values()
+        .filter(|u| u.action == "Install")
+        .map(|u| u.update_id.unwrap().to_string())
+        .collect();
     assert_eq!(offered, approved, "exactly the approved updates are offered for install");
 
     // Their files download from the isolated server and match their digests.
-    let install: Vec<i32> = agent.seen.values().filter(|u| u.action == "Install" || u.action == "Bundle").map(|u| u.revision_id).collect();
+    let install: Vec<i32> = agent
+        .seen
+        .values()
+        .filter(|u| u.action == "Install" || u.action == "Bundle")
+        .map(|u| u.revision_id)
+        .collect();
     let files = agent.file_locations(&install);
     assert!(!files.is_empty());
     for (digest, url) in &files {
-        let path = url.split_once("://").and_then(|(_, rest)| rest.find('/').map(|i| &rest[i..])).unwrap();
+        let path =
+            url.split_once("://").and_then(|(_, rest)| rest.find('/').map(|i| &rest[i..])).unwrap();
         let r = server.http().request("GET", path, &[], b"");
         assert_eq!(r.status, 200, "{url}");
         assert_eq!(sha1::Sha1::digest(&r.body).to_vec(), *digest, "{url}");
@@ -91,22 +116,40 @@ fn export_syncs_from_a_ferry_upstream_and_clients_see_exactly_the_approved_updat
 
     // The upstream grows (while serving); the next export is a delta that imports on top.
     let before = json_of(ferry(&isolated).arg("status"));
-    stdout_of(ferry(&c.upstream_store).args(["dev", "synth", "--updates", "1500", "--payload-bytes", "4000"]));
+    stdout_of(ferry(&c.upstream_store).args([
+        "dev",
+        "synth",
+        "--updates",
+        "1500",
+        "--payload-bytes",
+        "4000",
+    ]));
     let deadline = Instant::now() + Duration::from_secs(10);
     let second = loop {
         let path = export(&[]);
-        let manifest: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(std::path::Path::new(&path).join("manifest.json")).unwrap()).unwrap();
+        let manifest: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(std::path::Path::new(&path).join("manifest.json")).unwrap(),
+        )
+        .unwrap();
         if manifest["summary"]["revisions"].as_u64().unwrap_or(0) > 0 || Instant::now() > deadline {
-            assert_eq!(manifest["base_sequence"].as_u64(), manifest["sequence"].as_u64().map(|s| s - 1), "a delta on the previous bundle");
+            assert_eq!(
+                manifest["base_sequence"].as_u64(),
+                manifest["sequence"].as_u64().map(|s| s - 1),
+                "a delta on the previous bundle"
+            );
             break path;
         }
         // The upstream had not reloaded its catalog yet: that empty delta imports too.
-        stdout_of(ferry(&isolated).args(["import", &path, "--trust"]).arg(key.with_extension("pub")));
+        stdout_of(
+            ferry(&isolated).args(["import", &path, "--trust"]).arg(key.with_extension("pub")),
+        );
     };
     stdout_of(ferry(&isolated).args(["import", &second, "--trust"]).arg(key.with_extension("pub")));
     let after = json_of(ferry(&isolated).arg("status"));
-    assert!(after["catalog"]["revisions"].as_u64() > before["catalog"]["revisions"].as_u64(), "{before} -> {after}");
+    assert!(
+        after["catalog"]["revisions"].as_u64() > before["catalog"]["revisions"].as_u64(),
+        "{before} -> {after}"
+    );
 }
 
 /// Guards README's first command: the demo runs the whole pipeline and serves.
@@ -114,7 +157,15 @@ fn export_syncs_from_a_ferry_upstream_and_clients_see_exactly_the_approved_updat
 fn the_demo_runs_the_whole_pipeline_and_serves() {
     let dir = tempfile::tempdir().unwrap();
     let out = ferry(dir.path())
-        .args(["demo", "--updates", "1200", "--listen", "127.0.0.1:0", "--exit-after-setup", "--dir"])
+        .args([
+            "demo",
+            "--updates",
+            "1200",
+            "--listen",
+            "127.0.0.1:0",
+            "--exit-after-setup",
+            "--dir",
+        ])
         .arg(dir.path().join("demo"))
         .output()
         .unwrap();
@@ -146,7 +197,8 @@ fn a_damaged_cache_payload_is_downloaded_again_by_the_next_export() {
     let c = Connected::new(400);
     let export = || c.export(&["--full"]).output().unwrap();
     assert!(export().status.success());
-    let damaged = walk_files(&c.cache.join("content")).into_iter().next().expect("payloads were downloaded");
+    let damaged =
+        walk_files(&c.cache.join("content")).into_iter().next().expect("payloads were downloaded");
     let mut bytes = std::fs::read(&damaged).unwrap();
     let original = bytes.clone();
     bytes.truncate(bytes.len() / 2);

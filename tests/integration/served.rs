@@ -56,7 +56,8 @@ impl Served {
                 break;
             }
         }
-        let addr = addr.unwrap_or_else(|| panic!("ferry serve did not start:\n{}", log.lock().unwrap()));
+        let addr =
+            addr.unwrap_or_else(|| panic!("ferry serve did not start:\n{}", log.lock().unwrap()));
         Served { child, addr, https_addr, log }
     }
 
@@ -135,12 +136,22 @@ impl Http {
     /// Writes bytes; a server that answered early and closed (413) is not an error here.
     pub fn raw(&mut self, bytes: &[u8]) {
         match self.stream.get_mut().write_all(bytes) {
-            Err(e) if matches!(e.kind(), std::io::ErrorKind::BrokenPipe | std::io::ErrorKind::ConnectionReset) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::BrokenPipe | std::io::ErrorKind::ConnectionReset
+                ) => {}
             other => other.unwrap(),
         }
     }
 
-    pub fn request(&mut self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Reply {
+    pub fn request(
+        &mut self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Reply {
         let mut head = format!("{method} {path} HTTP/1.1\r\nHost: test.example\r\n");
         for (k, v) in headers {
             head.push_str(&format!("{k}: {v}\r\n"));
@@ -158,7 +169,12 @@ impl Http {
     pub fn read_reply(&mut self, head_only: bool) -> Reply {
         let mut line = String::new();
         self.stream.read_line(&mut line).unwrap();
-        let status: u16 = line.split_whitespace().nth(1).unwrap_or_else(|| panic!("no status line: {line:?}")).parse().unwrap();
+        let status: u16 = line
+            .split_whitespace()
+            .nth(1)
+            .unwrap_or_else(|| panic!("no status line: {line:?}"))
+            .parse()
+            .unwrap();
         let mut headers = HashMap::new();
         loop {
             line.clear();
@@ -170,8 +186,15 @@ impl Http {
             let (k, v) = l.split_once(':').unwrap();
             headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
         }
-        assert!(!headers.contains_key("transfer-encoding"), "answers are never chunked: {headers:?}");
-        let length: usize = headers.get("content-length").expect("every answer has a Content-Length").parse().unwrap();
+        assert!(
+            !headers.contains_key("transfer-encoding"),
+            "answers are never chunked: {headers:?}"
+        );
+        let length: usize = headers
+            .get("content-length")
+            .expect("every answer has a Content-Length")
+            .parse()
+            .unwrap();
         let mut body = vec![0; if head_only { 0 } else { length }];
         self.stream.read_exact(&mut body).unwrap();
         Reply { status, headers, body }
@@ -179,14 +202,20 @@ impl Http {
 
     pub fn soap(&mut self, path: &str, action: &str, body: &str) -> Reply {
         let quoted = format!("\"{action}\"");
-        self.request("POST", path, &[("Content-Type", "text/xml; charset=utf-8"), ("SOAPAction", &quoted)], body.as_bytes())
+        self.request(
+            "POST",
+            path,
+            &[("Content-Type", "text/xml; charset=utf-8"), ("SOAPAction", &quoted)],
+            body.as_bytes(),
+        )
     }
 }
 
 pub const CLIENT: &str = "/ClientWebService/client.asmx";
 pub const CLIENT_NS: &str = "http://www.microsoft.com/SoftwareDistribution/Server/ClientWebService";
 pub const SIMPLE_AUTH: &str = "/SimpleAuthWebService/SimpleAuth.asmx";
-pub const SIMPLE_AUTH_NS: &str = "http://www.microsoft.com/SoftwareDistribution/Server/SimpleAuthWebService";
+pub const SIMPLE_AUTH_NS: &str =
+    "http://www.microsoft.com/SoftwareDistribution/Server/SimpleAuthWebService";
 pub const REPORTING: &str = "/ReportingWebService/ReportingWebService.asmx";
 pub const REPORTING_NS: &str = "http://www.microsoft.com/SoftwareDistribution";
 
@@ -195,7 +224,14 @@ pub const REPORTING_NS: &str = "http://www.microsoft.com/SoftwareDistribution";
 pub fn require(tools: &[&str]) -> Option<()> {
     let missing: Vec<&&str> = tools
         .iter()
-        .filter(|t| Command::new("sh").arg("-c").arg(format!("command -v {t}")).output().map(|o| !o.status.success()).unwrap_or(true))
+        .filter(|t| {
+            Command::new("sh")
+                .arg("-c")
+                .arg(format!("command -v {t}"))
+                .output()
+                .map(|o| !o.status.success())
+                .unwrap_or(true)
+        })
         .collect();
     if missing.is_empty() {
         return Some(());
@@ -250,13 +286,32 @@ impl Agent {
     pub fn handshake_as(&mut self, dns_name: &str, groups: &[&str]) {
         let root = self.call(CLIENT, CLIENT_NS, "GetConfig", wire::get_config("2.90"));
         let last_change = result(&root, "GetConfig").child_text("LastChange").unwrap().to_string();
-        let root =
-            self.call(SIMPLE_AUTH, SIMPLE_AUTH_NS, "GetAuthorizationCookie", wire::get_authorization_cookie(&self.id, dns_name, groups));
-        let auth = ferry::wsus::client::base64(result(&root, "GetAuthorizationCookie").child_text("CookieData").unwrap(), "x").unwrap();
+        let root = self.call(
+            SIMPLE_AUTH,
+            SIMPLE_AUTH_NS,
+            "GetAuthorizationCookie",
+            wire::get_authorization_cookie(&self.id, dns_name, groups),
+        );
+        let auth = ferry::wsus::client::base64(
+            result(&root, "GetAuthorizationCookie").child_text("CookieData").unwrap(),
+            "x",
+        )
+        .unwrap();
         let now = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string();
-        let root = self.call(CLIENT, CLIENT_NS, "GetCookie", wire::get_cookie(&auth, &now, &last_change, &now, "2.90"));
+        let root = self.call(
+            CLIENT,
+            CLIENT_NS,
+            "GetCookie",
+            wire::get_cookie(&auth, &now, &last_change, &now, "2.90"),
+        );
         self.cookie = wire::read_cookie(result(&root, "GetCookie")).unwrap();
-        let info = wire::ComputerInfo { dns_name, os_build: 26100, manufacturer: "Contoso", model: "Desk", os_description: "Windows 11" };
+        let info = wire::ComputerInfo {
+            dns_name,
+            os_build: 26100,
+            manufacturer: "Contoso",
+            model: "Desk",
+            os_description: "Windows 11",
+        };
         let body = wire::register_computer(&self.cookie, &info);
         self.call(CLIENT, CLIENT_NS, "RegisterComputer", body);
     }
@@ -277,12 +332,19 @@ impl Agent {
         let mut answers = Vec::new();
         for _ in 0..200 {
             let (installed, cached) = (self.installed.clone(), self.cached.clone());
-            let answer = self.sync(&SyncRequest { installed_non_leaf: &installed, other_cached: &cached, ..Default::default() });
+            let answer = self.sync(&SyncRequest {
+                installed_non_leaf: &installed,
+                other_cached: &cached,
+                ..Default::default()
+            });
             assert!(answer.new_updates.len() <= 30, "pages hold at most 30 updates");
             self.installed.retain(|i| !answer.out_of_scope.contains(i));
             self.cached.retain(|i| !answer.out_of_scope.contains(i));
             let mut non_leaf = false;
-            assert!(self.installed.len() <= 400, "the test catalog is small enough for WSUS's limit of 400 installed non-leaf ids");
+            assert!(
+                self.installed.len() <= 400,
+                "the test catalog is small enough for WSUS's limit of 400 installed non-leaf ids"
+            );
             for u in &answer.new_updates {
                 assert!(u.xml.is_some(), "NewUpdates carry their Core fragment");
                 if u.is_leaf {

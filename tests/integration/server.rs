@@ -2,7 +2,10 @@
 //! semantics, content, cookies, HTTPS, bad input. The server runs as a process; requests go
 //! over TCP.
 
-use crate::served::{self, Agent, CLIENT, CLIENT_NS, Http, REPORTING, REPORTING_NS, Reply, SIMPLE_AUTH, SIMPLE_AUTH_NS, Served, result};
+use crate::served::{
+    self, Agent, CLIENT, CLIENT_NS, Http, REPORTING, REPORTING_NS, Reply, SIMPLE_AUTH,
+    SIMPLE_AUTH_NS, Served, result,
+};
 use crate::util::{ferry, json_of, stdout_of, wait_until};
 use ferry::wsus::agent::{self as wire, SyncRequest, UpdateInfo};
 use ferry::wsus::tree::{self, Element};
@@ -23,13 +26,28 @@ struct Catalog {
 fn catalog(updates: u64) -> Catalog {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("store");
-    stdout_of(ferry(&data).args(["dev", "synth", "--updates", &updates.to_string(), "--payload-bytes", "3000"]));
+    stdout_of(ferry(&data).args([
+        "dev",
+        "synth",
+        "--updates",
+        &updates.to_string(),
+        "--payload-bytes",
+        "3000",
+    ]));
     let list = json_of(ferry(&data).args(["updates", "list"]));
-    let software: Vec<&serde_json::Value> =
-        list.as_array().unwrap().iter().filter(|u| u["update_type"] == "Software" && u["publication_state"] != "Expired").collect();
+    let software: Vec<&serde_json::Value> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|u| u["update_type"] == "Software" && u["publication_state"] != "Expired")
+        .collect();
     // Standalone updates carry their files themselves (bundles carry them in their members).
-    let approved: Vec<String> =
-        software.iter().filter(|u| u["is_bundle"] == false).take(4).map(|u| u["update_id"].as_str().unwrap().to_string()).collect();
+    let approved: Vec<String> = software
+        .iter()
+        .filter(|u| u["is_bundle"] == false)
+        .take(4)
+        .map(|u| u["update_id"].as_str().unwrap().to_string())
+        .collect();
     let declined: Vec<String> = software
         .iter()
         .filter(|u| !approved.iter().any(|a| a == u["update_id"].as_str().unwrap()))
@@ -51,14 +69,23 @@ fn a_scan_offers_approved_updates_for_install_the_rest_for_checking_and_no_decli
     let c = catalog(1200);
     // An approved driver too: drivers go only to the driver pass, approved or not.
     let list = json_of(ferry(&c.data).args(["updates", "list"]));
-    let driver = list.as_array().unwrap().iter().find(|u| u["update_type"] == "Driver").expect("a driver in the catalog");
+    let driver = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["update_type"] == "Driver")
+        .expect("a driver in the catalog");
     stdout_of(ferry(&c.data).args(["updates", "approve", driver["update_id"].as_str().unwrap()]));
     let server = Served::start(&c.data, &[]);
     let mut agent = Agent::new(&server);
     agent.handshake();
     let pages = agent.scan();
     assert!(pages.len() > 2, "categories and detectoids come in layers over several pages");
-    assert!(pages[..pages.len() - 1].iter().all(|p| p.truncated || p.new_updates.iter().any(|u| !u.is_leaf)));
+    assert!(
+        pages[..pages.len() - 1]
+            .iter()
+            .all(|p| p.truncated || p.new_updates.iter().any(|u| !u.is_leaf))
+    );
 
     let all = json_of(ferry(&c.data).args(["updates", "list", "--all"]));
     let seen = agent.by_update();
@@ -66,7 +93,9 @@ fn a_scan_offers_approved_updates_for_install_the_rest_for_checking_and_no_decli
         let id = u["update_id"].as_str().unwrap();
         match u["update_type"].as_str().unwrap() {
             "Category" | "Detectoid" => {
-                let got = seen.get(id).unwrap_or_else(|| panic!("{} {id} was not offered", u["update_type"]));
+                let got = seen
+                    .get(id)
+                    .unwrap_or_else(|| panic!("{} {id} was not offered", u["update_type"]));
                 assert_eq!(got.action, "Evaluate", "{id}");
             }
             "Driver" => assert!(!seen.contains_key(id), "drivers come only in the driver pass"),
@@ -81,18 +110,33 @@ fn a_scan_offers_approved_updates_for_install_the_rest_for_checking_and_no_decli
         assert!(!seen.contains_key(id.as_str()), "declined {id} was offered");
     }
     for id in &c.others {
-        assert_eq!(seen.get(id.as_str()).map(|u| u.action.as_str()), Some("PreDeploymentCheck"), "{id}");
+        assert_eq!(
+            seen.get(id.as_str()).map(|u| u.action.as_str()),
+            Some("PreDeploymentCheck"),
+            "{id}"
+        );
     }
     // Bundle members come with their bundles.
     assert!(seen.values().any(|u| u.action == "Bundle"));
     // Revision ids are stable: the store's ids.
-    let ids: HashSet<i32> = all.as_array().unwrap().iter().map(|u| u["revision_id"].as_i64().unwrap() as i32).collect();
-    assert!(seen.values().filter(|u| u.update_type.as_deref() != Some("Software")).all(|u| ids.contains(&u.revision_id)));
+    let ids: HashSet<i32> =
+        all.as_array().unwrap().iter().map(|u| u["revision_id"].as_i64().unwrap() as i32).collect();
+    assert!(
+        seen.values()
+            .filter(|u| u.update_type.as_deref() != Some("Software"))
+            .all(|u| ids.contains(&u.revision_id))
+    );
 
     // The same scan again, with everything cached: nothing new.
     let again = agent.scan();
     assert_eq!(again.len(), 1);
-    assert!(again[0].new_updates.is_empty() && again[0].changed_updates.is_empty() && again[0].out_of_scope.is_empty(), "{:?}", again[0]);
+    assert!(
+        again[0].new_updates.is_empty()
+            && again[0].changed_updates.is_empty()
+            && again[0].out_of_scope.is_empty(),
+        "{:?}",
+        again[0]
+    );
 
     // Approving one more while the server runs: the next scan carries the change.
     let next = &c.others[0];
@@ -109,13 +153,18 @@ fn a_scan_offers_approved_updates_for_install_the_rest_for_checking_and_no_decli
         changed.is_some()
     });
     let changed = changed.unwrap();
-    assert_eq!((changed.action.as_str(), changed.deadline.as_deref()), ("Install", Some("2030-01-01T00:00:00Z")));
+    assert_eq!(
+        (changed.action.as_str(), changed.deadline.as_deref()),
+        ("Install", Some("2030-01-01T00:00:00Z"))
+    );
 
     // Declining a cached update puts it out of scope.
     let victim = &c.others[1];
     let revision = agent.by_update()[victim.as_str()].revision_id;
     stdout_of(ferry(&c.data).args(["updates", "decline", victim]));
-    wait_until("the decline to reach the server", || agent.scan()[0].out_of_scope.contains(&revision));
+    wait_until("the decline to reach the server", || {
+        agent.scan()[0].out_of_scope.contains(&revision)
+    });
 }
 
 #[test]
@@ -138,7 +187,8 @@ fn the_driver_pass_refresh_cache_and_the_400_id_limit_answer_as_wsus_does() {
     // RefreshCache: the client names updates by identity and gets this server's revision ids
     // and deployments back (bundle members left out, as WSUS does).
     let approved = agent.by_update()[c.approved[0].as_str()].clone();
-    let category = agent.seen.values().find(|u| u.update_type.as_deref() == Some("Category")).unwrap().clone();
+    let category =
+        agent.seen.values().find(|u| u.update_type.as_deref() == Some("Category")).unwrap().clone();
     let identity = |u: &UpdateInfo| {
         format!(
             "<UpdateIdentity><UpdateID>{}</UpdateID><RevisionNumber>{}</RevisionNumber></UpdateIdentity>",
@@ -162,20 +212,35 @@ fn the_driver_pass_refresh_cache_and_the_400_id_limit_answer_as_wsus_does() {
     assert_eq!(r.status, 200, "{}", r.text());
     let text = r.text();
     // The array and its two items share a name (ArrayOfRefreshCacheResult).
-    assert_eq!(text.matches("<RefreshCacheResult>").count(), 3, "unknown identities are left out: {text}");
+    assert_eq!(
+        text.matches("<RefreshCacheResult>").count(),
+        3,
+        "unknown identities are left out: {text}"
+    );
     assert!(
-        text.contains(&format!("<RevisionID>{}</RevisionID>", approved.revision_id)) && text.contains("<Action>Install</Action>"),
+        text.contains(&format!("<RevisionID>{}</RevisionID>", approved.revision_id))
+            && text.contains("<Action>Install</Action>"),
         "{text}"
     );
 
     // WSUS's limit: 400 installed non-leaf ids pass, 401 is InvalidParameters.
     let ids: Vec<i32> = (1..=401).collect();
-    let ok = wire::sync_updates(&agent.cookie, &SyncRequest { installed_non_leaf: &ids[..400], ..Default::default() });
+    let ok = wire::sync_updates(
+        &agent.cookie,
+        &SyncRequest { installed_non_leaf: &ids[..400], ..Default::default() },
+    );
     assert_eq!(server.soap(CLIENT, &format!("{CLIENT_NS}/SyncUpdates"), &ok).status, 200);
-    let over = wire::sync_updates(&agent.cookie, &SyncRequest { installed_non_leaf: &ids, ..Default::default() });
+    let over = wire::sync_updates(
+        &agent.cookie,
+        &SyncRequest { installed_non_leaf: &ids, ..Default::default() },
+    );
     let r = server.soap(CLIENT, &format!("{CLIENT_NS}/SyncUpdates"), &over);
     assert_eq!(r.fault_code().as_deref(), Some("InvalidParameters"));
-    assert!(r.text().contains("<Message>parameters.InstalledNonLeafUpdateIDs</Message>"), "{}", r.text());
+    assert!(
+        r.text().contains("<Message>parameters.InstalledNonLeafUpdateIDs</Message>"),
+        "{}",
+        r.text()
+    );
 }
 
 /// The shape of an XML document: element names and namespaces in order, repeated siblings of
@@ -231,10 +296,24 @@ fn compare(real: &Shape, ours: &Shape, path: &str, problems: &mut Vec<String>) {
                 i += 1;
                 j += 1;
             }
-            (Some(r), _) if DATA_DEPENDENT.contains(&local(r).as_str()) && !ours.children[j..].iter().any(|o| o.name == r.name) => i += 1,
-            (_, Some(o)) if DATA_DEPENDENT.contains(&local(o).as_str()) && !real.children[i..].iter().any(|r| r.name == o.name) => j += 1,
+            (Some(r), _)
+                if DATA_DEPENDENT.contains(&local(r).as_str())
+                    && !ours.children[j..].iter().any(|o| o.name == r.name) =>
+            {
+                i += 1
+            }
+            (_, Some(o))
+                if DATA_DEPENDENT.contains(&local(o).as_str())
+                    && !real.children[i..].iter().any(|r| r.name == o.name) =>
+            {
+                j += 1
+            }
             (r, o) => {
-                problems.push(format!("{path}: real has {:?}, ours has {:?}", r.map(|r| &r.name), o.map(|o| &o.name)));
+                problems.push(format!(
+                    "{path}: real has {:?}, ours has {:?}",
+                    r.map(|r| &r.name),
+                    o.map(|o| &o.name)
+                ));
                 return;
             }
         }
@@ -263,30 +342,53 @@ fn native_client_requests_get_answers_shaped_like_real_wsus() {
     let mut http = server.http();
     let native = conformance.join("wua-native");
     let (mut last_change, mut auth, mut cookie) = (None::<String>, None::<String>, None::<String>);
-    let (mut installed, mut leafs, mut approved_leafs): (Vec<i32>, Vec<i32>, Vec<i32>) = Default::default();
+    let (mut installed, mut leafs, mut approved_leafs): (Vec<i32>, Vec<i32>, Vec<i32>) =
+        Default::default();
     let mut problems = Vec::new();
     let mut exchanges = 0;
     for group in ["scan", "flow"] {
-        let mut dirs: Vec<_> = std::fs::read_dir(native.join(group)).unwrap().map(|e| e.unwrap().path()).filter(|p| p.is_dir()).collect();
+        let mut dirs: Vec<_> = std::fs::read_dir(native.join(group))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.is_dir())
+            .collect();
         dirs.sort();
         for dir in dirs {
-            let headers = String::from_utf8(crate::conformance::read(&dir.join("request.headers"))).unwrap();
-            let path = headers.lines().next().unwrap().split_whitespace().nth(1).unwrap().to_string();
-            let action = headers.lines().find_map(|l| l.strip_prefix("SOAPAction: ")).unwrap().trim().trim_matches('"').to_string();
+            let headers =
+                String::from_utf8(crate::conformance::read(&dir.join("request.headers"))).unwrap();
+            let path =
+                headers.lines().next().unwrap().split_whitespace().nth(1).unwrap().to_string();
+            let action = headers
+                .lines()
+                .find_map(|l| l.strip_prefix("SOAPAction: "))
+                .unwrap()
+                .trim()
+                .trim_matches('"')
+                .to_string();
             let op = action.rsplit('/').next().unwrap().to_string();
-            let mut body = String::from_utf8(crate::conformance::read(&dir.join("request.body"))).unwrap();
+            let mut body =
+                String::from_utf8(crate::conformance::read(&dir.join("request.body"))).unwrap();
             // Live values in place of the captured ones: our config time and cookies, and
             // revision ids this server sent (the client caches ids of its own server).
             if let Some(l) = &last_change {
-                body = body.replace(between(&body, "<lastChange>", "</lastChange>").unwrap_or("\u{0}"), l);
+                body = body
+                    .replace(between(&body, "<lastChange>", "</lastChange>").unwrap_or("\u{0}"), l);
             }
-            if let (Some(a), Some(old)) = (&auth, between(&body, "<CookieData>", "</CookieData>").map(str::to_string)) {
+            if let (Some(a), Some(old)) =
+                (&auth, between(&body, "<CookieData>", "</CookieData>").map(str::to_string))
+            {
                 body = body.replace(&old, a);
             }
-            if let (Some(ck), Some(old)) = (&cookie, between(&body, "<cookie>", "</cookie>").map(str::to_string)) {
+            if let (Some(ck), Some(old)) =
+                (&cookie, between(&body, "<cookie>", "</cookie>").map(str::to_string))
+            {
                 body = body.replace(&old, ck);
             }
-            body = replace_ints(&body, "InstalledNonLeafUpdateIDs", &installed[..installed.len().min(400)]);
+            body = replace_ints(
+                &body,
+                "InstalledNonLeafUpdateIDs",
+                &installed[..installed.len().min(400)],
+            );
             body = replace_ints(&body, "OtherCachedUpdateIDs", &leafs);
             if op == "GetExtendedUpdateInfo" {
                 let ids: Vec<i32> = approved_leafs.iter().chain(&leafs).take(50).copied().collect();
@@ -297,9 +399,17 @@ fn native_client_requests_get_answers_shaped_like_real_wsus() {
             assert_eq!(r.status, 200, "{}: {op}: {}", dir.display(), r.text());
             let text = r.text();
             match op.as_str() {
-                "GetConfig" => last_change = between(&text, "<LastChange>", "</LastChange>").map(str::to_string),
-                "GetAuthorizationCookie" => auth = between(&text, "<CookieData>", "</CookieData>").map(str::to_string),
-                "GetCookie" => cookie = between(&text, "<GetCookieResult>", "</GetCookieResult>").map(str::to_string),
+                "GetConfig" => {
+                    last_change =
+                        between(&text, "<LastChange>", "</LastChange>").map(str::to_string)
+                }
+                "GetAuthorizationCookie" => {
+                    auth = between(&text, "<CookieData>", "</CookieData>").map(str::to_string)
+                }
+                "GetCookie" => {
+                    cookie = between(&text, "<GetCookieResult>", "</GetCookieResult>")
+                        .map(str::to_string)
+                }
                 "SyncUpdates" => {
                     let answer = wire::read_sync(&r.body).unwrap();
                     for u in answer.new_updates {
@@ -310,36 +420,64 @@ fn native_client_requests_get_answers_shaped_like_real_wsus() {
                         }
                     }
                     if let Some(c) = answer.new_cookie {
-                        let data =
-                            c.data.map(|d| base64::Engine::encode(&base64::engine::general_purpose::STANDARD, d)).unwrap_or_default();
-                        cookie = Some(format!("<Expiration>{}</Expiration><EncryptedData>{data}</EncryptedData>", c.expiration));
+                        let data = c
+                            .data
+                            .map(|d| {
+                                base64::Engine::encode(
+                                    &base64::engine::general_purpose::STANDARD,
+                                    d,
+                                )
+                            })
+                            .unwrap_or_default();
+                        cookie = Some(format!(
+                            "<Expiration>{}</Expiration><EncryptedData>{data}</EncryptedData>",
+                            c.expiration
+                        ));
                     }
                 }
                 _ => {}
             }
             let real = tree::parse(&crate::conformance::read(&dir.join("response.body"))).unwrap();
-            let ours = tree::parse(&r.body).unwrap_or_else(|e| panic!("{}: our answer is not XML: {e}", dir.display()));
+            let ours = tree::parse(&r.body)
+                .unwrap_or_else(|e| panic!("{}: our answer is not XML: {e}", dir.display()));
             let before = problems.len();
-            compare(&shape(&real), &shape(&ours), &format!("{} {op}", dir.display()), &mut problems);
+            compare(
+                &shape(&real),
+                &shape(&ours),
+                &format!("{} {op}", dir.display()),
+                &mut problems,
+            );
             if problems.len() > before {
                 problems.push(format!("ours: {}", &text[..text.len().min(600)]));
             }
         }
     }
     assert!(exchanges >= 19, "every native exchange was replayed ({exchanges})");
-    assert!(problems.is_empty(), "answers differ in shape from real WSUS:\n{}", problems.join("\n"));
+    assert!(
+        problems.is_empty(),
+        "answers differ in shape from real WSUS:\n{}",
+        problems.join("\n")
+    );
 }
 
 /// Runs a conformance tool against a server; returns its output.
 fn python_tool(conformance: &Path, tool: &str, args: &[&str]) -> String {
-    let out = std::process::Command::new("python3").arg(conformance.join("tools").join(tool)).args(args).output().expect("python3 runs");
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let out = std::process::Command::new("python3")
+        .arg(conformance.join("tools").join(tool))
+        .args(args)
+        .output()
+        .expect("python3 runs");
+    let text =
+        format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success(), "{tool} {args:?} failed:\n{text}");
     text
 }
 
 fn zeep_available() -> bool {
-    let ok = std::process::Command::new("python3").args(["-c", "import zeep"]).output().is_ok_and(|o| o.status.success());
+    let ok = std::process::Command::new("python3")
+        .args(["-c", "import zeep"])
+        .output()
+        .is_ok_and(|o| o.status.success());
     if !ok {
         assert!(
             std::env::var_os("FERRY_REQUIRE_TOOLS").is_none(),
@@ -373,9 +511,19 @@ fn the_wsdl_generated_clients_of_both_protocols_and_the_native_replay_pass_over_
             .arg(&url)
             .output()
             .expect("python3 runs");
-        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-        assert!(out.status.success() && text.contains("\n0 failed\n"), "replay with xpress:\n{text}");
-        assert!(text.contains("xpress: decoded 7 answers"), "every client and SimpleAuth answer came compressed:\n{text}");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            out.status.success() && text.contains("\n0 failed\n"),
+            "replay with xpress:\n{text}"
+        );
+        assert!(
+            text.contains("xpress: decoded 7 answers"),
+            "every client and SimpleAuth answer came compressed:\n{text}"
+        );
     }
     for service in ["--wusp", "--wsusss"] {
         for extra in [&[][..], &["--soap12"][..]] {
@@ -414,11 +562,20 @@ fn bad_requests_get_faults_or_4xx_the_server_stays_up_and_nothing_stored_changes
     let cases: Vec<(&str, String, &str)> = vec![
         (
             "truncated XML",
-            "<s:Envelope xmlns:s=\"http://schemas.xmlsoap.org/soap/envelope/\"><s:Body><GetConfig".into(),
+            "<s:Envelope xmlns:s=\"http://schemas.xmlsoap.org/soap/envelope/\"><s:Body><GetConfig"
+                .into(),
             "InvalidParameters",
         ),
-        ("wrong envelope namespace", "<s:Envelope xmlns:s=\"urn:wrong\"><s:Body/></s:Envelope>".into(), "InvalidParameters"),
-        ("wrong operation namespace", envelope("GetConfig", "urn:wrong", "<protocolVersion>2.90</protocolVersion>"), "InvalidParameters"),
+        (
+            "wrong envelope namespace",
+            "<s:Envelope xmlns:s=\"urn:wrong\"><s:Body/></s:Envelope>".into(),
+            "InvalidParameters",
+        ),
+        (
+            "wrong operation namespace",
+            envelope("GetConfig", "urn:wrong", "<protocolVersion>2.90</protocolVersion>"),
+            "InvalidParameters",
+        ),
         (
             "entity declarations",
             format!(
@@ -431,7 +588,11 @@ fn bad_requests_get_faults_or_4xx_the_server_stays_up_and_nothing_stored_changes
         ("unknown operation", envelope("GetTimestamps", CLIENT_NS, ""), "InvalidParameters"),
         (
             "missing cookie",
-            envelope("SyncUpdates", CLIENT_NS, "<parameters><SkipSoftwareSync>false</SkipSoftwareSync></parameters>"),
+            envelope(
+                "SyncUpdates",
+                CLIENT_NS,
+                "<parameters><SkipSoftwareSync>false</SkipSoftwareSync></parameters>",
+            ),
             "InvalidCookie",
         ),
         (
@@ -466,7 +627,11 @@ fn bad_requests_get_faults_or_4xx_the_server_stays_up_and_nothing_stored_changes
             ),
             "InvalidParameters",
         ),
-        ("bad protocol version", envelope("GetConfig", CLIENT_NS, "<protocolVersion>two</protocolVersion>"), "InvalidParameters"),
+        (
+            "bad protocol version",
+            envelope("GetConfig", CLIENT_NS, "<protocolVersion>two</protocolVersion>"),
+            "InvalidParameters",
+        ),
     ];
     let mut http = server.http();
     for (what, body, code) in &cases {
@@ -475,12 +640,23 @@ fn bad_requests_get_faults_or_4xx_the_server_stays_up_and_nothing_stored_changes
         fault(&r, code, what);
     }
     // Not UTF-8.
-    let mut latin1 = envelope("GetConfig", CLIENT_NS, "<protocolVersion>2.90</protocolVersion>").into_bytes();
+    let mut latin1 =
+        envelope("GetConfig", CLIENT_NS, "<protocolVersion>2.90</protocolVersion>").into_bytes();
     latin1.insert(60, 0xe9);
-    let r = http.request("POST", CLIENT, &[("Content-Type", "text/xml"), ("SOAPAction", "\"x\"")], &latin1);
+    let r = http.request(
+        "POST",
+        CLIENT,
+        &[("Content-Type", "text/xml"), ("SOAPAction", "\"x\"")],
+        &latin1,
+    );
     fault(&r, "InvalidParameters", "not UTF-8");
     // SOAP 1.2 faults come in SOAP 1.2.
-    let r = http.request("POST", CLIENT, &[("Content-Type", "application/soap+xml; charset=utf-8")], b"<x/>");
+    let r = http.request(
+        "POST",
+        CLIENT,
+        &[("Content-Type", "application/soap+xml; charset=utf-8")],
+        b"<x/>",
+    );
     assert_eq!(r.status, 500);
     assert!(r.text().contains("http://www.w3.org/2003/05/soap-envelope"), "{}", r.text());
     // Too large a body: 413 before it is read.
@@ -491,7 +667,11 @@ fn bad_requests_get_faults_or_4xx_the_server_stays_up_and_nothing_stored_changes
     assert_eq!(Http::new(&server.addr).request("PUT", CLIENT, &[], b"x").status, 405);
     assert_eq!(Http::new(&server.addr).request("GET", "/nothing/here", &[], b"").status, 404);
     // Reporting and SimpleAuth refuse what they do not offer.
-    let r = server.soap(REPORTING, &format!("{REPORTING_NS}/ReportInventory"), &envelope("ReportInventory", REPORTING_NS, ""));
+    let r = server.soap(
+        REPORTING,
+        &format!("{REPORTING_NS}/ReportInventory"),
+        &envelope("ReportInventory", REPORTING_NS, ""),
+    );
     fault(&r, "InvalidParameters", "ReportInventory");
     let r = server.soap(
         SIMPLE_AUTH,
@@ -530,7 +710,11 @@ fn slow_clients_are_cut_off_and_the_server_carries_on() {
     let mut buf = [0u8; 256];
     idle.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     let n = idle.read(&mut buf).unwrap_or(0);
-    assert!(n == 0 || String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 408"), "{:?}", String::from_utf8_lossy(&buf[..n]));
+    assert!(
+        n == 0 || String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 408"),
+        "{:?}",
+        String::from_utf8_lossy(&buf[..n])
+    );
     assert!(started.elapsed() < Duration::from_secs(8));
     // A body that never finishes: 408.
     let mut slow = Http::new(&server.addr);
@@ -558,25 +742,50 @@ fn cookies_survive_a_restart_and_foreign_ones_are_refused() {
     assert_eq!(r.fault_code().as_deref(), Some("InvalidCookie"), "another server's cookie");
     // An unregistered client with a valid cookie must register first.
     let mut fresh = Agent::new(&stranger);
-    let root =
-        fresh.call(SIMPLE_AUTH, SIMPLE_AUTH_NS, "GetAuthorizationCookie", wire::get_authorization_cookie(&fresh.id.clone(), "pc", &[]));
-    let auth = ferry::wsus::client::base64(result(&root, "GetAuthorizationCookie").child_text("CookieData").unwrap(), "x").unwrap();
+    let root = fresh.call(
+        SIMPLE_AUTH,
+        SIMPLE_AUTH_NS,
+        "GetAuthorizationCookie",
+        wire::get_authorization_cookie(&fresh.id.clone(), "pc", &[]),
+    );
+    let auth = ferry::wsus::client::base64(
+        result(&root, "GetAuthorizationCookie").child_text("CookieData").unwrap(),
+        "x",
+    )
+    .unwrap();
     let root = fresh.call(CLIENT, CLIENT_NS, "GetConfig", wire::get_config("2.90"));
     let last = result(&root, "GetConfig").child_text("LastChange").unwrap().to_string();
-    let root = fresh.call(CLIENT, CLIENT_NS, "GetCookie", wire::get_cookie(&auth, &last, &last, &last, "2.90"));
+    let root = fresh.call(
+        CLIENT,
+        CLIENT_NS,
+        "GetCookie",
+        wire::get_cookie(&auth, &last, &last, &last, "2.90"),
+    );
     let cookie = wire::read_cookie(result(&root, "GetCookie")).unwrap();
-    let r = stranger.soap(CLIENT, &format!("{CLIENT_NS}/SyncUpdates"), &wire::sync_updates(&cookie, &SyncRequest::default()));
+    let r = stranger.soap(
+        CLIENT,
+        &format!("{CLIENT_NS}/SyncUpdates"),
+        &wire::sync_updates(&cookie, &SyncRequest::default()),
+    );
     assert_eq!(r.fault_code().as_deref(), Some("RegistrationRequired"));
     // A stale configuration time: ConfigChanged, so the client calls GetConfig again.
-    let r =
-        stranger.soap(CLIENT, &format!("{CLIENT_NS}/GetCookie"), &wire::get_cookie(&auth, &last, "2020-01-01T00:00:00Z", &last, "2.90"));
+    let r = stranger.soap(
+        CLIENT,
+        &format!("{CLIENT_NS}/GetCookie"),
+        &wire::get_cookie(&auth, &last, "2020-01-01T00:00:00Z", &last, "2.90"),
+    );
     assert_eq!(r.fault_code().as_deref(), Some("ConfigChanged"));
 }
 
 /// The first present payload file of a store, as (URL path, bytes).
 fn some_payload(data: &Path, min_size: usize) -> (String, Vec<u8>) {
-    let (path, _) = served::payloads(data).into_iter().rev().find(|(_, size)| *size >= min_size as u64).expect("a payload that large");
-    let bytes = std::fs::read(data.join("content").join(path.trim_start_matches("/Content/"))).unwrap();
+    let (path, _) = served::payloads(data)
+        .into_iter()
+        .rev()
+        .find(|(_, size)| *size >= min_size as u64)
+        .expect("a payload that large");
+    let bytes =
+        std::fs::read(data.join("content").join(path.trim_start_matches("/Content/"))).unwrap();
     (path, bytes)
 }
 
@@ -630,7 +839,11 @@ fn content_is_served_with_ranges_as_iis_serves_it() {
     assert_eq!(http.request("GET", stem, &[], b"").status, 403);
     let wrong_folder = format!("/Content/ZZ/{}", path.rsplit('/').next().unwrap());
     assert_eq!(http.request("GET", &wrong_folder, &[], b"").status, 404);
-    assert_eq!(http.request("GET", "/Content/00/0000000000000000000000000000000000000000.cab", &[], b"").status, 404);
+    assert_eq!(
+        http.request("GET", "/Content/00/0000000000000000000000000000000000000000.cab", &[], b"")
+            .status,
+        404
+    );
     assert_eq!(http.request("POST", &path, &[], b"x").status, 405);
 }
 
@@ -644,9 +857,17 @@ fn selfupdate_files_health_and_metrics_are_served() {
     let mut http = server.http();
     let r = http.request("GET", "/selfupdate/wuident.cab", &[], b"");
     assert_eq!((r.status, r.body.as_slice()), (200, &b"MSCF signed by Microsoft"[..]));
-    assert_eq!(http.request("GET", "/SelfUpdate/X64/WUSETUP.EXE", &[], b"").status, 200, "any case, as IIS");
+    assert_eq!(
+        http.request("GET", "/SelfUpdate/X64/WUSETUP.EXE", &[], b"").status,
+        200,
+        "any case, as IIS"
+    );
     assert_eq!(http.request("GET", "/selfupdate/missing.cab", &[], b"").status, 404);
-    assert_eq!(http.request("GET", "/selfupdate/../ferry.db", &[], b"").status, 404, "no way out of the folder");
+    assert_eq!(
+        http.request("GET", "/selfupdate/../ferry.db", &[], b"").status,
+        404,
+        "no way out of the folder"
+    );
     assert_eq!(http.request("GET", "/selfupdate/%2e%2e/ferry.db", &[], b"").status, 404);
     let r = http.request("GET", "/healthz", &[], b"");
     assert_eq!((r.status, r.text().as_str()), (200, "ok\n"));
@@ -667,7 +888,18 @@ fn https_serves_the_same_endpoints_beside_http() {
     let dir = tempfile::tempdir().unwrap();
     let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
     let ok = std::process::Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost", "-keyout"])
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+            "-keyout",
+        ])
         .arg(&key)
         .arg("-out")
         .arg(&cert)
@@ -676,7 +908,14 @@ fn https_serves_the_same_endpoints_beside_http() {
     assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
     let server = Served::start(
         &c.data,
-        &["--https-listen", "127.0.0.1:0", "--tls-cert", cert.to_str().unwrap(), "--tls-key", key.to_str().unwrap()],
+        &[
+            "--https-listen",
+            "127.0.0.1:0",
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+        ],
     );
     let https = server.https_addr.clone().expect("an HTTPS address");
     let out = std::process::Command::new("curl")
@@ -711,20 +950,39 @@ fn https_serves_the_same_endpoints_beside_http() {
         .output()
         .unwrap();
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("key.pem"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("key.pem"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
 fn loadgen_runs_full_scans_against_the_server() {
     let c = catalog(400);
-    let ids = stdout_of(ferry(&c.data).args(["updates", "list", "--approval", "unapproved", "--ids"]));
+    let ids =
+        stdout_of(ferry(&c.data).args(["updates", "list", "--approval", "unapproved", "--ids"]));
     stdout_of(ferry(&c.data).args(["updates", "approve", "-"]).write_stdin(ids));
     let server = Served::start(&c.data, &[]);
-    let report = json_of(ferry(&c.data).args(["dev", "loadgen", "--url", &server.url(), "--clients", "4", "--duration", "2"]));
+    let report = json_of(ferry(&c.data).args([
+        "dev",
+        "loadgen",
+        "--url",
+        &server.url(),
+        "--clients",
+        "4",
+        "--duration",
+        "2",
+    ]));
     assert!(report["scans"].as_u64().unwrap() > 0, "{report}");
     assert_eq!(report["errors"].as_u64(), Some(0), "{report}");
     assert_eq!(report["failed_scans"].as_u64(), Some(0), "{report}");
-    let ops: Vec<&str> = report["operations"].as_array().unwrap().iter().map(|o| o["operation"].as_str().unwrap()).collect();
+    let ops: Vec<&str> = report["operations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["operation"].as_str().unwrap())
+        .collect();
     for op in [
         "GetConfig",
         "GetAuthorizationCookie",
@@ -743,7 +1001,10 @@ fn loadgen_runs_full_scans_against_the_server() {
         let compliance = json_of(ferry(&c.data).args(["report"]));
         let computers = compliance["computers"].as_array().unwrap();
         if !computers.is_empty() && computers.iter().all(|c| c["counts"]["unknown"] == 0) {
-            assert!(computers.iter().any(|c| c["counts"]["needed"].as_u64() > Some(0)), "{compliance}");
+            assert!(
+                computers.iter().any(|c| c["counts"]["needed"].as_u64() > Some(0)),
+                "{compliance}"
+            );
             break;
         }
         assert!(std::time::Instant::now() < deadline, "no status reports arrived: {compliance}");

@@ -45,33 +45,62 @@ fn real_server_server_answers_parse_and_their_documents_ingest_with_the_real_fra
         wire::read_auth_config(&sample("wsusss-realwsus-01-GetAuthConfig.response.xml")).unwrap(),
         "DssAuthWebService/DssAuthWebService.asmx"
     );
-    assert!(wire::read_cookie(&sample("wsusss-realwsus-03-GetCookie.response.xml")).unwrap().expiration.starts_with("2026-"));
-    let wsus = wire::read_config_data(&sample("wsusss-realwsus-05-GetConfigData.response.xml")).unwrap();
-    let mu = wire::read_config_data(&sample("wsusss-microsoftupstream-GetConfigData.response.xml")).unwrap();
+    assert!(
+        wire::read_cookie(&sample("wsusss-realwsus-03-GetCookie.response.xml"))
+            .unwrap()
+            .expiration
+            .starts_with("2026-")
+    );
+    let wsus =
+        wire::read_config_data(&sample("wsusss-realwsus-05-GetConfigData.response.xml")).unwrap();
+    let mu = wire::read_config_data(&sample("wsusss-microsoftupstream-GetConfigData.response.xml"))
+        .unwrap();
     // The same fields in different orders: read by name.
-    assert_eq!((wsus.max_updates_per_request, wsus.catalog_only_sync, wsus.protocol_version.as_str()), (100, false, "1.20"));
-    assert!(mu.catalog_only_sync && mu.protocol_version == "1.21" && mu.max_updates_per_request > 0, "{mu:?}");
+    assert_eq!(
+        (wsus.max_updates_per_request, wsus.catalog_only_sync, wsus.protocol_version.as_str()),
+        (100, false, "1.20")
+    );
+    assert!(
+        mu.catalog_only_sync && mu.protocol_version == "1.21" && mu.max_updates_per_request > 0,
+        "{mu:?}"
+    );
     assert!(wsus.languages.iter().any(|l| l.short == "en" && l.enabled) && mu.languages.len() > 30);
-    let (anchor, ids) = wire::read_revision_id_list(&sample("wsusss-realwsus-06-GetRevisionIdList-GetConfig.response.xml")).unwrap();
+    let (anchor, ids) = wire::read_revision_id_list(&sample(
+        "wsusss-realwsus-06-GetRevisionIdList-GetConfig.response.xml",
+    ))
+    .unwrap();
     assert_eq!((anchor.as_str(), ids.len()), ("9438,2026-10-04 16:33:26.671", 30));
 
     // GetUpdateData, compressed (CAB with LZX) and plain: the documents are the real ones.
-    let docs: HashMap<(String, i32), String> = real_documents(&conformance).into_iter().map(|(i, r, d)| ((i, r), d)).collect();
+    let docs: HashMap<(String, i32), String> =
+        real_documents(&conformance).into_iter().map(|(i, r, d)| ((i, r), d)).collect();
     let dir = tempfile::tempdir().unwrap();
     let mut store = Store::open_or_create(dir.path()).unwrap();
     let mut seen = 0;
-    for name in ["wsusss-realwsus-14-GetUpdateData-compressed.response.xml", "wsusss-realwsus-15-GetUpdateData-uncompressed.response.xml"] {
+    for name in [
+        "wsusss-realwsus-14-GetUpdateData-compressed.response.xml",
+        "wsusss-realwsus-15-GetUpdateData-uncompressed.response.xml",
+    ] {
         let (updates, _) = wire::read_update_data(&sample(name)).unwrap();
         for u in updates {
             let id = u.id.to_string();
-            assert_eq!(docs[&(id.clone(), u.revision)].trim_end(), u.document.trim_end(), "{name}: {id}");
+            assert_eq!(
+                docs[&(id.clone(), u.revision)].trim_end(),
+                u.document.trim_end(),
+                "{name}: {id}"
+            );
             let mut batch = store.begin_ingest().unwrap();
             batch.add_document(name, u.document.as_bytes()).unwrap();
             batch.commit().unwrap();
             let (revision_id, _) = store.stored_revision(&id, u.revision).unwrap().unwrap();
-            let reference = conformance.join(format!("wsusss/wusp-reference/{id}-r{}.core.xml", u.revision));
+            let reference =
+                conformance.join(format!("wsusss/wusp-reference/{id}-r{}.core.xml", u.revision));
             if reference.exists() {
-                assert_eq!(store.fragment(revision_id, &FragmentKind::Core).unwrap().unwrap(), read(&reference).trim_end(), "{id}");
+                assert_eq!(
+                    store.fragment(revision_id, &FragmentKind::Core).unwrap().unwrap(),
+                    read(&reference).trim_end(),
+                    "{id}"
+                );
                 seen += 1;
             }
         }
@@ -98,17 +127,26 @@ fn real_server_server_answers_parse_and_their_documents_ingest_with_the_real_fra
         let body = crate::conformance::read(&dir.join("response.body"));
         let result: Result<(), String> = match op.as_str() {
             "getauthconfig" => wire::read_auth_config(&body).map(drop).map_err(|e| e.to_string()),
-            "getauthorizationcookie" => wire::read_authorization_cookie(&body).map(drop).map_err(|e| e.to_string()),
+            "getauthorizationcookie" => {
+                wire::read_authorization_cookie(&body).map(drop).map_err(|e| e.to_string())
+            }
             "getcookie" => wire::read_cookie(&body).map(drop).map_err(|e| e.to_string()),
             "getconfigdata" => wire::read_config_data(&body).map(drop).map_err(|e| e.to_string()),
-            "getrevisionidlist" => wire::read_revision_id_list(&body).map(drop).map_err(|e| e.to_string()),
+            "getrevisionidlist" => {
+                wire::read_revision_id_list(&body).map(drop).map_err(|e| e.to_string())
+            }
             "getupdatedata" => wire::read_update_data(&body).map(drop).map_err(|e| e.to_string()),
             other => panic!("{}: unexpected operation {other}", dir.display()),
         };
         let is_fault = String::from_utf8_lossy(&body).contains("<soap:Fault>");
         assert_eq!(result.is_err(), is_fault, "{}: {result:?}", dir.display());
         if let Err(e) = result {
-            assert!(e.contains("InternalServerError") || e.contains("InvalidParameters") || e.contains("InvalidCookie"), "{e}");
+            assert!(
+                e.contains("InternalServerError")
+                    || e.contains("InvalidParameters")
+                    || e.contains("InvalidCookie"),
+                "{e}"
+            );
         }
     }
 }
@@ -138,10 +176,14 @@ fn recorded_upstream(conformance: &Path, injected: Arc<Injected>) -> FakeServer 
     let body = |n: &str| read(&ex.join(n).join("response.body"));
     let docs = real_documents(conformance);
     let identity = |(id, rev, _): &(String, i32, String)| {
-        format!("<UpdateIdentity><UpdateID>{id}</UpdateID><RevisionNumber>{rev}</RevisionNumber></UpdateIdentity>")
+        format!(
+            "<UpdateIdentity><UpdateID>{id}</UpdateID><RevisionNumber>{rev}</RevisionNumber></UpdateIdentity>"
+        )
     };
-    let categories: String = docs.iter().filter(|d| d.2.contains("UpdateType=\"Category\"")).map(identity).collect();
-    let software: String = docs.iter().filter(|d| !d.2.contains("UpdateType=\"Category\"")).map(identity).collect();
+    let categories: String =
+        docs.iter().filter(|d| d.2.contains("UpdateType=\"Category\"")).map(identity).collect();
+    let software: String =
+        docs.iter().filter(|d| !d.2.contains("UpdateType=\"Category\"")).map(identity).collect();
     let with_list = |recorded: String, list: &str| {
         let inner = between(&recorded, "<NewRevisions>", "</NewRevisions>").unwrap().to_string();
         recorded.replace(&inner, list)
@@ -191,7 +233,14 @@ fn recorded_upstream(conformance: &Path, injected: Arc<Injected>) -> FakeServer 
             if injected.list_calls.fetch_add(1, Ordering::SeqCst) == 0 {
                 return Reply::Stall(Duration::from_secs(3));
             }
-            Reply::xml(200, if r.text().contains("<GetConfig>true</GetConfig>") { config_list.clone() } else { update_list.clone() })
+            Reply::xml(
+                200,
+                if r.text().contains("<GetConfig>true</GetConfig>") {
+                    config_list.clone()
+                } else {
+                    update_list.clone()
+                },
+            )
         }
         "GetUpdateData" => {
             if injected.update_data_calls.fetch_add(1, Ordering::SeqCst) == 0 {
@@ -208,7 +257,11 @@ fn recorded_upstream(conformance: &Path, injected: Arc<Injected>) -> FakeServer 
                 urls.push_str(u);
                 rest = &rest[rest.find("</UpdateID>").unwrap() + 11..];
             }
-            let urls = if urls.is_empty() { "<fileUrls />".to_string() } else { format!("<fileUrls>{urls}</fileUrls>") };
+            let urls = if urls.is_empty() {
+                "<fileUrls />".to_string()
+            } else {
+                format!("<fileUrls>{urls}</fileUrls>")
+            };
             Reply::xml(200, format!("{before}<updates>{updates}</updates>{urls}{after}"))
         }
         other => Reply::xml(500, format!("unexpected {other}")),
@@ -223,7 +276,11 @@ fn profile() -> Profile {
 fn options(url: &str) -> SyncOptions {
     SyncOptions {
         upstream: url.to_string(),
-        transport: TransportOptions { timeout: Some(Duration::from_secs(1)), attempts: Some(4), ..Default::default() },
+        transport: TransportOptions {
+            timeout: Some(Duration::from_secs(1)),
+            attempts: Some(4),
+            ..Default::default()
+        },
         parallel: 2,
     }
 }
@@ -235,7 +292,9 @@ fn a_sync_from_recorded_answers_survives_an_expired_cookie_a_server_error_and_a_
     let upstream = recorded_upstream(&conformance, injected.clone());
     let dir = tempfile::tempdir().unwrap();
     let mut cache = Store::open_or_create(dir.path()).unwrap();
-    let report = ferry::upstream::sync(&mut cache, &profile(), &options(&upstream.url()), &mut |_| {}).unwrap();
+    let report =
+        ferry::upstream::sync(&mut cache, &profile(), &options(&upstream.url()), &mut |_| {})
+            .unwrap();
     let docs = real_documents(&conformance);
     assert_eq!(report.revisions_fetched, docs.len(), "{report:?}");
     let stored = cache.stored_identities().unwrap();
@@ -251,18 +310,29 @@ fn a_sync_from_recorded_answers_survives_an_expired_cookie_a_server_error_and_a_
     );
     // The update listing asks for the profile's languages (English, as WSUS numbers it), the
     // configuration pass for everything.
-    let lists: Vec<String> =
-        upstream.requests.lock().unwrap().iter().filter(|r| r.operation() == "GetRevisionIdList").map(|r| r.text()).collect();
-    let (config, updates): (Vec<&String>, Vec<&String>) = lists.iter().partition(|t| t.contains("<GetConfig>true</GetConfig>"));
+    let lists: Vec<String> = upstream
+        .requests
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|r| r.operation() == "GetRevisionIdList")
+        .map(|r| r.text())
+        .collect();
+    let (config, updates): (Vec<&String>, Vec<&String>) =
+        lists.iter().partition(|t| t.contains("<GetConfig>true</GetConfig>"));
     assert!(config.iter().all(|t| !t.contains("<Languages>")), "{config:?}");
     let filter = "<Languages><LanguageAndDelta><Id>1033</Id><Delta>false</Delta></LanguageAndDelta></Languages>";
     assert!(!updates.is_empty() && updates.iter().all(|t| t.contains(filter)), "{updates:?}");
     // The file URL the upstream gave (Microsoft Update's) is kept for the download step.
-    assert!(cache.file_sources().unwrap().values().any(|u| u.contains("download.windowsupdate.com")));
+    assert!(
+        cache.file_sources().unwrap().values().any(|u| u.contains("download.windowsupdate.com"))
+    );
 
     // A second sync fetches nothing: everything listed is stored.
     let before = upstream.count("GetUpdateData");
-    let again = ferry::upstream::sync(&mut cache, &profile(), &options(&upstream.url()), &mut |_| {}).unwrap();
+    let again =
+        ferry::upstream::sync(&mut cache, &profile(), &options(&upstream.url()), &mut |_| {})
+            .unwrap();
     assert_eq!((again.revisions_fetched, upstream.count("GetUpdateData")), (0, before));
 }
 
@@ -288,7 +358,9 @@ fn broken_upstreams_give_clear_errors_and_leave_the_cache_consistent() {
         (
             "malformed XML",
             Box::new(|r| {
-                (r.operation() == "GetRevisionIdList").then(|| Reply::xml(200, "<soap:Envelope><soap:Body><GetRevisionIdListResponse"))
+                (r.operation() == "GetRevisionIdList").then(|| {
+                    Reply::xml(200, "<soap:Envelope><soap:Body><GetRevisionIdListResponse")
+                })
             }),
             "GetRevisionIdList",
         ),
@@ -296,7 +368,12 @@ fn broken_upstreams_give_clear_errors_and_leave_the_cache_consistent() {
             "a corrupt cabinet",
             Box::new(move |r| {
                 (r.operation() == "GetUpdateData").then(|| {
-                    let blob = between(&compressed, "<XmlUpdateBlobCompressed>", "</XmlUpdateBlobCompressed>").unwrap();
+                    let blob = between(
+                        &compressed,
+                        "<XmlUpdateBlobCompressed>",
+                        "</XmlUpdateBlobCompressed>",
+                    )
+                    .unwrap();
                     let mut bad = blob.to_string();
                     bad.replace_range(200..260, &"A".repeat(60));
                     Reply::xml(200, compressed.replace(blob, &bad))
@@ -307,7 +384,11 @@ fn broken_upstreams_give_clear_errors_and_leave_the_cache_consistent() {
         (
             "an answer far larger than any",
             Box::new(|r| {
-                (r.operation() == "GetUpdateData").then(|| Reply::Announce { status: 200, declared: 40 << 30, body: b"<".to_vec() })
+                (r.operation() == "GetUpdateData").then(|| Reply::Announce {
+                    status: 200,
+                    declared: 40 << 30,
+                    body: b"<".to_vec(),
+                })
             }),
             "larger than",
         ),
@@ -353,7 +434,10 @@ fn broken_upstreams_give_clear_errors_and_leave_the_cache_consistent() {
         });
         let before = consistent(&cache_dir);
         let mut cache = Store::open(&cache_dir).unwrap();
-        let err = ferry::upstream::sync(&mut cache, &profile(), &options(&proxy.url()), &mut |_| {}).expect_err(what).to_string();
+        let err =
+            ferry::upstream::sync(&mut cache, &profile(), &options(&proxy.url()), &mut |_| {})
+                .expect_err(what)
+                .to_string();
         assert!(err.contains(needle), "{what}: {err}");
         drop(cache);
         assert!(consistent(&cache_dir) >= before, "{what}: nothing stored was lost");
@@ -361,7 +445,11 @@ fn broken_upstreams_give_clear_errors_and_leave_the_cache_consistent() {
     // A re-run against a healthy upstream completes what the broken ones left.
     let healthy = recorded_upstream(
         &conformance,
-        Arc::new(Injected { config_calls: AtomicUsize::new(1), list_calls: AtomicUsize::new(1), update_data_calls: AtomicUsize::new(1) }),
+        Arc::new(Injected {
+            config_calls: AtomicUsize::new(1),
+            list_calls: AtomicUsize::new(1),
+            update_data_calls: AtomicUsize::new(1),
+        }),
     );
     let mut cache = Store::open(&cache_dir).unwrap();
     ferry::upstream::sync(&mut cache, &profile(), &options(&healthy.url()), &mut |_| {}).unwrap();
@@ -376,7 +464,10 @@ fn payload(size: usize) -> (Vec<u8>, Sha1Digest, Sha256Digest) {
 }
 
 /// Serves `bytes` at any path with ranges and an ETag; `misbehave` decides per request.
-fn content_server(bytes: Vec<u8>, misbehave: impl Fn(usize, &Request) -> Option<Reply> + Send + Sync + 'static) -> FakeServer {
+fn content_server(
+    bytes: Vec<u8>,
+    misbehave: impl Fn(usize, &Request) -> Option<Reply> + Send + Sync + 'static,
+) -> FakeServer {
     let calls = AtomicUsize::new(0);
     FakeServer::start(move |r: &Request| {
         let n = calls.fetch_add(1, Ordering::SeqCst);
@@ -392,7 +483,13 @@ fn content_server(bytes: Vec<u8>, misbehave: impl Fn(usize, &Request) -> Option<
         {
             Some(from) if r.header("if-range") == Some("\"v1\"") => Reply::Full {
                 status: 206,
-                headers: vec![etag, ("Content-Range".into(), format!("bytes {from}-{}/{}", bytes.len() - 1, bytes.len()))],
+                headers: vec![
+                    etag,
+                    (
+                        "Content-Range".into(),
+                        format!("bytes {from}-{}/{}", bytes.len() - 1, bytes.len()),
+                    ),
+                ],
                 body: bytes[from..].to_vec(),
             },
             _ => Reply::Full { status: 200, headers: vec![etag], body: bytes.clone() },
@@ -412,7 +509,12 @@ fn wanted(server: &FakeServer, sha1: Sha1Digest, sha256: Sha256Digest, size: usi
 }
 
 fn transport(attempts: u32) -> Transport {
-    Transport::new(&TransportOptions { timeout: Some(Duration::from_secs(2)), attempts: Some(attempts), ..Default::default() }).unwrap()
+    Transport::new(&TransportOptions {
+        timeout: Some(Duration::from_secs(2)),
+        attempts: Some(attempts),
+        ..Default::default()
+    })
+    .unwrap()
 }
 
 #[test]
@@ -425,7 +527,12 @@ fn downloads_resume_where_they_stopped_and_land_only_when_both_digests_match() {
     // The first response stops after 1 MiB; the retry continues from there with Range + If-Range.
     let cut = bytes.clone();
     let server = content_server(bytes.clone(), move |n, _| {
-        (n == 0).then(|| Reply::Cut { status: 200, headers: vec![("ETag".into(), "\"v1\"".into())], body: cut.clone(), send: 1 << 20 })
+        (n == 0).then(|| Reply::Cut {
+            status: 200,
+            headers: vec![("ETag".into(), "\"v1\"".into())],
+            body: cut.clone(),
+            send: 1 << 20,
+        })
     });
     let report = ferry::upstream::download(
         &mut store,
@@ -440,21 +547,43 @@ fn downloads_resume_where_they_stopped_and_land_only_when_both_digests_match() {
     assert_eq!(requests.len(), 2);
     assert!(requests.iter().all(|r| r.method == "GET"));
     assert_eq!(requests[1].header("range"), Some("bytes=1048576-"));
-    assert!(report.notes.iter().any(|n| n.contains("broke") || n.contains("stopped")), "{:?}", report.notes);
+    assert!(
+        report.notes.iter().any(|n| n.contains("broke") || n.contains("stopped")),
+        "{:?}",
+        report.notes
+    );
 
     // Across runs: a run gives up after 1 MiB; the next one resumes from the .part file.
     std::fs::remove_file(&target).unwrap();
     let cut = bytes.clone();
     let flaky = content_server(bytes.clone(), move |n, _| {
-        (n == 0).then(|| Reply::Cut { status: 200, headers: vec![("ETag".into(), "\"v1\"".into())], body: cut.clone(), send: 1 << 20 })
+        (n == 0).then(|| Reply::Cut {
+            status: 200,
+            headers: vec![("ETag".into(), "\"v1\"".into())],
+            body: cut.clone(),
+            send: 1 << 20,
+        })
     });
     let w = wanted(&flaky, sha1, sha256, bytes.len());
-    let err = ferry::upstream::download(&mut store, &transport(1), vec![w.clone()], &DownloadOptions { parallel: 1 }, &mut |_, _| {})
-        .unwrap_err()
-        .to_string();
+    let err = ferry::upstream::download(
+        &mut store,
+        &transport(1),
+        vec![w.clone()],
+        &DownloadOptions { parallel: 1 },
+        &mut |_, _| {},
+    )
+    .unwrap_err()
+    .to_string();
     assert!(err.contains("Test Update KB1") && err.contains("run again"), "{err}");
     assert!(!target.exists());
-    let report = ferry::upstream::download(&mut store, &transport(1), vec![w], &DownloadOptions { parallel: 1 }, &mut |_, _| {}).unwrap();
+    let report = ferry::upstream::download(
+        &mut store,
+        &transport(1),
+        vec![w],
+        &DownloadOptions { parallel: 1 },
+        &mut |_, _| {},
+    )
+    .unwrap();
     assert_eq!(report.resumed_bytes, 1 << 20);
     assert_eq!(std::fs::read(&target).unwrap(), bytes);
 
@@ -472,10 +601,17 @@ fn downloads_resume_where_they_stopped_and_land_only_when_both_digests_match() {
     )
     .unwrap_err()
     .to_string();
-    assert!(err.contains("does not match") && err.contains("Test Update KB1") && err.contains("SHA-1"), "{err}");
+    assert!(
+        err.contains("does not match") && err.contains("Test Update KB1") && err.contains("SHA-1"),
+        "{err}"
+    );
     assert!(!target.exists());
     let staging = store.content().staging_dir().join("downloads");
-    assert_eq!(std::fs::read_dir(&staging).map(|d| d.count()).unwrap_or(0), 0, "no partial file is left");
+    assert_eq!(
+        std::fs::read_dir(&staging).map(|d| d.count()).unwrap_or(0),
+        0,
+        "no partial file is left"
+    );
 
     // A server that sends more than the metadata says.
     let long = content_server([bytes.clone(), vec![0; 10]].concat(), |_, _| None);

@@ -12,7 +12,12 @@ pub fn ferry(data: &Path) -> Command {
 
 pub fn stdout_of(c: &mut Command) -> String {
     let out = c.output().expect("ferry runs");
-    assert!(out.status.success(), "ferry failed: {}\n{}", String::from_utf8_lossy(&out.stderr), String::from_utf8_lossy(&out.stdout));
+    assert!(
+        out.status.success(),
+        "ferry failed: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
+    );
     String::from_utf8(out.stdout).expect("utf-8 output")
 }
 
@@ -55,7 +60,8 @@ pub fn synthetic_documents(n: u64) -> Vec<(ferry::synth::Planned, String)> {
     (0..n)
         .map(|_| {
             let p = planner.next_item();
-            let files: Vec<ferry::synth::RenderedFile> = p.files.iter().map(ferry::synth::RenderedFile::stand_in).collect();
+            let files: Vec<ferry::synth::RenderedFile> =
+                p.files.iter().map(ferry::synth::RenderedFile::stand_in).collect();
             let doc = ferry::synth::render(&p, &files, &["en".to_string(), "de".to_string()]);
             (p, doc)
         })

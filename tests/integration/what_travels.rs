@@ -57,15 +57,25 @@ fn facts(cache: &Path) -> CacheFacts {
     let catalog = store.catalog_revisions().unwrap();
     CacheFacts {
         languages: catalog.iter().map(|r| (r.update_id.clone(), r.languages.clone())).collect(),
-        express: catalog.iter().flat_map(|r| r.files.iter()).map(|f| (f.sha1.to_hex_lower(), f.is_express())).collect(),
-        file_languages: catalog.iter().flat_map(|r| r.files.iter().map(|f| (f.sha1.to_hex_lower(), r.languages.clone()))).collect(),
+        express: catalog
+            .iter()
+            .flat_map(|r| r.files.iter())
+            .map(|f| (f.sha1.to_hex_lower(), f.is_express()))
+            .collect(),
+        file_languages: catalog
+            .iter()
+            .flat_map(|r| r.files.iter().map(|f| (f.sha1.to_hex_lower(), r.languages.clone())))
+            .collect(),
     }
 }
 
 /// Payload members of updates for languages other than English.
 fn foreign_members(m: &Manifest, facts: &CacheFacts) -> usize {
     let foreign = |l: &Vec<String>| !l.is_empty() && l.iter().all(|l| l != "en" && l != "all");
-    m.members.iter().filter(|e| e.sha1.as_ref().is_some_and(|s| foreign(&facts.file_languages[s]))).count()
+    m.members
+        .iter()
+        .filter(|e| e.sha1.as_ref().is_some_and(|s| foreign(&facts.file_languages[s])))
+        .count()
 }
 
 fn express_members(m: &Manifest, facts: &CacheFacts) -> usize {
@@ -81,15 +91,25 @@ fn each_setting_changes_what_travels_and_the_dry_run_equals_the_export() {
         ("en", "languages = [\"en\"]"),
         ("all-languages", "languages = [\"all\"]"),
         ("express", "languages = [\"en\"]\nexpress = true"),
-        ("superseded", "languages = [\"en\"]\ninclude_superseded = true\npayloads = \"not-superseded\""),
+        (
+            "superseded",
+            "languages = [\"en\"]\ninclude_superseded = true\npayloads = \"not-superseded\"",
+        ),
         ("approved", "languages = [\"en\"]\npayloads = \"approved\""),
     ] {
         let (dry, m) = dry_run_then_export(&f, &profile(&f, channel, extra));
         assert_dry_run_equals(&dry, &m, channel);
-        sizes.push((channel, m.summary.total_bytes, foreign_members(&m, &facts), express_members(&m, &facts), dry["left_behind"].clone()));
+        sizes.push((
+            channel,
+            m.summary.total_bytes,
+            foreign_members(&m, &facts),
+            express_members(&m, &facts),
+            dry["left_behind"].clone(),
+        ));
     }
     let by = |c: &str| sizes.iter().find(|s| s.0 == c).unwrap().clone();
-    let (en, all, express, approved) = (by("en"), by("all-languages"), by("express"), by("approved"));
+    let (en, all, express, approved) =
+        (by("en"), by("all-languages"), by("express"), by("approved"));
     // Languages: only "all" carries updates for other languages, and it is larger.
     assert_eq!(en.2, 0, "languages = [en] carried updates for other languages");
     assert!(all.2 > 0 && all.1 > en.1, "all languages: {all:?} against {en:?}");
@@ -99,7 +119,10 @@ fn each_setting_changes_what_travels_and_the_dry_run_equals_the_export() {
     assert!(express.3 > 0 && express.1 > en.1, "{express:?}");
     assert!(en.4["express"]["bytes"].as_u64().unwrap() > 0);
     // Nothing is approved in the cache: approved-only carries metadata alone.
-    assert!(approved.1 < en.1 && approved.4["payloads"]["files"].as_u64().unwrap() > 0, "{approved:?}");
+    assert!(
+        approved.1 < en.1 && approved.4["payloads"]["files"].as_u64().unwrap() > 0,
+        "{approved:?}"
+    );
 }
 
 #[test]
@@ -108,7 +131,8 @@ fn approving_on_the_connected_side_makes_the_next_delta_carry_the_files() {
     let profile = profile(&f, "approved", "payloads = \"approved\"");
     let (_, first) = dry_run_then_export(&f, &profile);
     assert_eq!(first.summary.payload_files, 0);
-    let approvable = first.updates.iter().find(|u| u.payload_bytes > 0).expect("an update with files");
+    let approvable =
+        first.updates.iter().find(|u| u.payload_bytes > 0).expect("an update with files");
     stdout_of(ferry(&f.cache).args(["updates", "approve", &approvable.update_id.to_string()]));
     let (dry, second) = dry_run_then_export(&f, &profile);
     assert_dry_run_equals(&dry, &second, "after approving");
@@ -121,31 +145,59 @@ fn a_delta_after_the_languages_changed_carries_what_the_new_setting_adds_and_imp
     let f = Fixture::new(1500, "4KiB");
     let data = f.root.join("isolated");
     let path = profile(&f, "office", "languages = [\"en\"]");
-    let first = PathBuf::from(stdout_of(f.export_command(&path).arg("--volume-size").arg("64MiB")).trim());
+    let first =
+        PathBuf::from(stdout_of(f.export_command(&path).arg("--volume-size").arg("64MiB")).trim());
     assert!(f.import(&data, &first).status.success());
     let held = ferry::bundle::held::held(&Store::open(&data).unwrap()).unwrap();
-    assert_eq!(held.languages.map(|l| l.into_iter().collect::<Vec<_>>()), Some(vec!["en".to_string()]));
+    assert_eq!(
+        held.languages.map(|l| l.into_iter().collect::<Vec<_>>()),
+        Some(vec!["en".to_string()])
+    );
     assert!(!held.express);
 
-    std::fs::write(&path, std::fs::read_to_string(&path).unwrap().replace("[\"en\"]", "[\"en\", \"de\"]")).unwrap();
+    std::fs::write(
+        &path,
+        std::fs::read_to_string(&path).unwrap().replace("[\"en\"]", "[\"en\", \"de\"]"),
+    )
+    .unwrap();
     let mut dry = f.export_command(&path);
     let dry = json_of(dry.arg("--dry-run"));
-    assert_eq!((dry["kind"].as_str(), dry["revisions"].as_u64().map(|n| n > 0)), (Some("delta"), Some(true)), "{dry}");
+    assert_eq!(
+        (dry["kind"].as_str(), dry["revisions"].as_u64().map(|n| n > 0)),
+        (Some("delta"), Some(true)),
+        "{dry}"
+    );
     let second = PathBuf::from(stdout_of(&mut f.export_command(&path)).trim());
     let m = manifest(&second);
     let facts = facts(&f.cache);
-    assert!(m.updates.iter().all(|u| facts.languages[&u.update_id.to_string()].iter().all(|l| l == "de")), "only German updates are new");
+    assert!(
+        m.updates
+            .iter()
+            .all(|u| facts.languages[&u.update_id.to_string()].iter().all(|l| l == "de")),
+        "only German updates are new"
+    );
     let german = |s: &String| facts.file_languages[s] == ["de"];
-    assert!(m.members.iter().filter_map(|e| e.sha1.as_ref()).all(german), "only German files are new");
+    assert!(
+        m.members.iter().filter_map(|e| e.sha1.as_ref()).all(german),
+        "only German files are new"
+    );
     let out = f.import(&data, &second);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success() && stderr.contains("now carries languages de"), "{stderr}");
 
     // Dropping a language withdraws its updates, in so many words.
-    std::fs::write(&path, std::fs::read_to_string(&path).unwrap().replace("[\"en\", \"de\"]", "[\"en\"]")).unwrap();
+    std::fs::write(
+        &path,
+        std::fs::read_to_string(&path).unwrap().replace("[\"en\", \"de\"]", "[\"en\"]"),
+    )
+    .unwrap();
     let third = PathBuf::from(stdout_of(&mut f.export_command(&path)).trim());
     let m = manifest(&third);
-    assert!(!m.removed.is_empty() && m.removed.iter().all(|r| r.reason.contains("other languages")), "{:?}", m.removed);
+    assert!(
+        !m.removed.is_empty() && m.removed.iter().all(|r| r.reason.contains("other languages")),
+        "{:?}",
+        m.removed
+    );
     let out = f.import(&data, &third);
     assert!(String::from_utf8_lossy(&out.stderr).contains("no longer carries languages de"));
 }
@@ -172,25 +224,47 @@ fn bad_profile_values_name_the_key_and_the_choices() {
 #[test]
 fn localized_properties_of_other_languages_stay_behind_and_a_later_full_bundle_adds_them() {
     let f = Fixture::new(10, "1KiB");
-    stdout_of(ferry(&f.cache).args(["dev", "synth", "--updates", "600", "--languages", "en,de,fr", "--payload-bytes", "1KiB"]));
+    stdout_of(ferry(&f.cache).args([
+        "dev",
+        "synth",
+        "--updates",
+        "600",
+        "--languages",
+        "en,de,fr",
+        "--payload-bytes",
+        "1KiB",
+    ]));
     let data = f.root.join("isolated");
     let path = profile(&f, "titles", "languages = [\"en\"]\npayloads = \"none\"");
-    let mut all = f.export_command(&profile(&f, "titles-all", "languages = [\"all\"]\npayloads = \"none\""));
+    let mut all =
+        f.export_command(&profile(&f, "titles-all", "languages = [\"all\"]\npayloads = \"none\""));
     let all = json_of(all.arg("--dry-run"));
     let (dry, m) = dry_run_then_export(&f, &path);
     assert_dry_run_equals(&dry, &m, "english titles");
-    assert!(m.summary.metadata_bytes < all["metadata_bytes"].as_u64().unwrap(), "{:?} against {all}", m.summary);
+    assert!(
+        m.summary.metadata_bytes < all["metadata_bytes"].as_u64().unwrap(),
+        "{:?} against {all}",
+        m.summary
+    );
     let first = f.out.join("titles-000001");
     assert!(f.import(&data, &first).status.success());
     let held = |data: &Path| Store::open(data).unwrap().languages().unwrap();
     assert!(held(&data).iter().all(|l| l == "en" || l == "all"), "{:?}", held(&data));
 
     // German joins: a full bundle brings German titles for what the store already has.
-    std::fs::write(&path, std::fs::read_to_string(&path).unwrap().replace("[\"en\"]", "[\"en\", \"de\"]")).unwrap();
+    std::fs::write(
+        &path,
+        std::fs::read_to_string(&path).unwrap().replace("[\"en\"]", "[\"en\", \"de\"]"),
+    )
+    .unwrap();
     let second = PathBuf::from(stdout_of(f.export_command(&path).arg("--full")).trim());
     let out = f.import(&data, &second);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(held(&data).contains(&"de".to_string()) && !held(&data).contains(&"fr".to_string()), "{:?}", held(&data));
+    assert!(
+        held(&data).contains(&"de".to_string()) && !held(&data).contains(&"fr".to_string()),
+        "{:?}",
+        held(&data)
+    );
     let check = ferry(&data).args(["check", "--deep"]).output().unwrap();
     assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stdout));
 }
@@ -209,24 +283,38 @@ fn the_isolated_server_offers_full_files_and_the_languages_it_holds() {
     assert!(f.import(&data, &bundle).status.success());
 
     let isolated = Store::open(&data).unwrap().catalog_revisions().unwrap();
-    let with_express: Vec<i32> =
-        isolated.iter().filter(|r| r.is_latest && r.files.iter().any(|x| x.is_express())).map(|r| r.revision_id).collect();
+    let with_express: Vec<i32> = isolated
+        .iter()
+        .filter(|r| r.is_latest && r.files.iter().any(|x| x.is_express()))
+        .map(|r| r.revision_id)
+        .collect();
     assert!(!with_express.is_empty(), "the bundle carried no update with express files");
-    let express: Vec<Vec<u8>> =
-        isolated.iter().flat_map(|r| r.files.iter()).filter(|x| x.is_express()).map(|x| x.sha1.0.to_vec()).collect();
+    let express: Vec<Vec<u8>> = isolated
+        .iter()
+        .flat_map(|r| r.files.iter())
+        .filter(|x| x.is_express())
+        .map(|x| x.sha1.0.to_vec())
+        .collect();
 
     let server = Served::start(&data, &[]);
     let mut agent = Agent::new(&server);
     agent.handshake();
     let locations = agent.file_locations(&with_express);
     assert!(!locations.is_empty(), "the full files of {with_express:?} have locations");
-    assert!(locations.iter().all(|(digest, _)| !express.contains(digest)), "an express file the store lacks has a location");
+    assert!(
+        locations.iter().all(|(digest, _)| !express.contains(digest)),
+        "an express file the store lacks has a location"
+    );
 
     let cookie = crate::hostile_server::server_cookie(&server);
-    let r =
-        server.soap("/ServerSyncWebService/ServerSyncWebService.asmx", &ds::action("GetConfigData"), &ds::get_config_data(&cookie, None));
+    let r = server.soap(
+        "/ServerSyncWebService/ServerSyncWebService.asmx",
+        &ds::action("GetConfigData"),
+        &ds::get_config_data(&cookie, None),
+    );
     let config = ds::read_config_data(&r.body).unwrap();
     assert!(!config.hosts_psf_files, "{}", r.text());
-    let enabled: Vec<&str> = config.languages.iter().filter(|l| l.enabled).map(|l| l.short.as_str()).collect();
+    let enabled: Vec<&str> =
+        config.languages.iter().filter(|l| l.enabled).map(|l| l.short.as_str()).collect();
     assert_eq!(enabled, ["de", "en"], "{}", r.text());
 }

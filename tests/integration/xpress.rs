@@ -21,7 +21,10 @@ pub fn dissect_available() -> bool {
         .output()
         .is_ok_and(|o| o.status.success());
     if !ok {
-        assert!(std::env::var_os("FERRY_REQUIRE_TOOLS").is_none(), "python3 with dissect.util is required (pip install dissect.util)");
+        assert!(
+            std::env::var_os("FERRY_REQUIRE_TOOLS").is_none(),
+            "python3 with dissect.util is required (pip install dissect.util)"
+        );
         eprintln!("skipped: python3 with dissect.util is not installed");
     }
     ok
@@ -39,21 +42,44 @@ fn decode_independently(streams: &[&[u8]]) -> Vec<Vec<u8>> {
             f
         })
         .collect();
-    let out = std::process::Command::new("python3").arg(xpress_tool()).arg("decode").args(&files).output().expect("python3 runs");
-    assert!(out.status.success(), "xpress_tool.py decode: {}", String::from_utf8_lossy(&out.stderr));
+    let out = std::process::Command::new("python3")
+        .arg(xpress_tool())
+        .arg("decode")
+        .args(&files)
+        .output()
+        .expect("python3 runs");
+    assert!(
+        out.status.success(),
+        "xpress_tool.py decode: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     files.iter().map(|f| std::fs::read(f.with_extension("xpress.plain")).unwrap()).collect()
 }
 
 fn store(updates: u64) -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("store");
-    stdout_of(ferry(&data).args(["dev", "synth", "--updates", &updates.to_string(), "--payload-bytes", "3000"]));
+    stdout_of(ferry(&data).args([
+        "dev",
+        "synth",
+        "--updates",
+        &updates.to_string(),
+        "--payload-bytes",
+        "3000",
+    ]));
     (dir, data)
 }
 
-fn post(server: &Served, path: &str, action: &str, body: &str, accept_encoding: Option<&str>) -> Reply {
+fn post(
+    server: &Served,
+    path: &str,
+    action: &str,
+    body: &str,
+    accept_encoding: Option<&str>,
+) -> Reply {
     let quoted = format!("\"{action}\"");
-    let mut headers = vec![("Content-Type", "text/xml; charset=utf-8"), ("SOAPAction", quoted.as_str())];
+    let mut headers =
+        vec![("Content-Type", "text/xml; charset=utf-8"), ("SOAPAction", quoted.as_str())];
     if let Some(v) = accept_encoding {
         headers.push(("Accept-Encoding", v));
     }
@@ -63,7 +89,11 @@ fn post(server: &Served, path: &str, action: &str, body: &str, accept_encoding: 
 /// The text with what differs from call to call (fresh cookies) blanked out.
 fn without_cookies(body: &[u8]) -> String {
     let mut text = String::from_utf8(body.to_vec()).expect("UTF-8 answer");
-    for (open, close) in [("<EncryptedData>", "</EncryptedData>"), ("<Expiration>", "</Expiration>"), ("<CookieData>", "</CookieData>")] {
+    for (open, close) in [
+        ("<EncryptedData>", "</EncryptedData>"),
+        ("<Expiration>", "</Expiration>"),
+        ("<CookieData>", "</CookieData>"),
+    ] {
         let mut from = 0;
         while let Some(start) = text[from..].find(open).map(|i| i + from + open.len()) {
             let end = text[start..].find(close).expect("closed") + start;
@@ -94,12 +124,24 @@ fn xpress_answers_decode_with_an_independent_decoder_to_the_plain_answers_byte_f
             format!("{SIMPLE_AUTH_NS}/GetAuthorizationCookie"),
             wire::get_authorization_cookie(&agent.id, "test-pc.example", &[]),
         ),
-        (CLIENT, format!("{CLIENT_NS}/SyncUpdates"), wire::sync_updates(&agent.cookie, &SyncRequest::default())),
-        (CLIENT, format!("{CLIENT_NS}/GetExtendedUpdateInfo"), wire::get_extended_update_info(&agent.cookie, &ids, &["en"])),
+        (
+            CLIENT,
+            format!("{CLIENT_NS}/SyncUpdates"),
+            wire::sync_updates(&agent.cookie, &SyncRequest::default()),
+        ),
+        (
+            CLIENT,
+            format!("{CLIENT_NS}/GetExtendedUpdateInfo"),
+            wire::get_extended_update_info(&agent.cookie, &ids, &["en"]),
+        ),
     ];
     // Every revision's Extended and Localized fragments, in batches of 50 (WSUS's limit).
     for batch in all.chunks(50) {
-        calls.push((CLIENT, format!("{CLIENT_NS}/GetExtendedUpdateInfo"), wire::get_extended_update_info(&agent.cookie, batch, &["en"])));
+        calls.push((
+            CLIENT,
+            format!("{CLIENT_NS}/GetExtendedUpdateInfo"),
+            wire::get_extended_update_info(&agent.cookie, batch, &["en"]),
+        ));
     }
     let (mut plain, mut packed) = (Vec::new(), Vec::new());
     for (path, action, body) in &calls {
@@ -113,18 +155,36 @@ fn xpress_answers_decode_with_an_independent_decoder_to_the_plain_answers_byte_f
             assert_eq!(r.header("content-type"), Some("text/xml; charset=utf-8"), "{action}");
         }
         if p.body.len() > 2000 {
-            assert!(x.body.len() * 2 < p.body.len(), "{action}: {} bytes compressed to {}", p.body.len(), x.body.len());
+            assert!(
+                x.body.len() * 2 < p.body.len(),
+                "{action}: {} bytes compressed to {}",
+                p.body.len(),
+                x.body.len()
+            );
         }
         plain.push(p.body);
         packed.push(x.body);
     }
     // Answers over 32 KiB are compressed on the blocking pool (`COMPRESS_IN_PLACE`), the rest inline.
     let sizes: Vec<usize> = plain.iter().map(Vec::len).collect();
-    assert!(sizes.iter().any(|&n| n > 32 << 10) && sizes.iter().any(|&n| n < 32 << 10), "both ways are tested: {sizes:?}");
+    assert!(
+        sizes.iter().any(|&n| n > 32 << 10) && sizes.iter().any(|&n| n < 32 << 10),
+        "both ways are tested: {sizes:?}"
+    );
     let decoded = decode_independently(&packed.iter().map(Vec::as_slice).collect::<Vec<_>>());
     for (i, ((p, x), d)) in plain.iter().zip(&packed).zip(&decoded).enumerate() {
-        assert_eq!(&xpress::unframe(x, 64 << 20).unwrap(), d, "{}: ferry's decoder and dissect.util agree", calls[i].1);
-        assert_eq!(without_cookies(d), without_cookies(p), "{}: the decoded answer is the plain one", calls[i].1);
+        assert_eq!(
+            &xpress::unframe(x, 64 << 20).unwrap(),
+            d,
+            "{}: ferry's decoder and dissect.util agree",
+            calls[i].1
+        );
+        assert_eq!(
+            without_cookies(d),
+            without_cookies(p),
+            "{}: the decoded answer is the plain one",
+            calls[i].1
+        );
     }
     // Answers without cookies are the same bytes exactly.
     assert_eq!(decoded[0], plain[0], "GetConfig");
@@ -132,8 +192,15 @@ fn xpress_answers_decode_with_an_independent_decoder_to_the_plain_answers_byte_f
     let metrics = server.http().request("GET", "/metrics", &[], b"").text();
     let sent: u64 = packed.iter().map(|b| b.len() as u64).sum();
     let original: u64 = plain.iter().map(|b| b.len() as u64).sum();
-    eprintln!("xpress: {} answers, {original} bytes sent as {sent} ({:.3})", packed.len(), sent as f64 / original as f64);
-    assert!(metrics.contains(&format!("ferry_xpress_sent_bytes_total {sent}")), "{sent}:\n{metrics}");
+    eprintln!(
+        "xpress: {} answers, {original} bytes sent as {sent} ({:.3})",
+        packed.len(),
+        sent as f64 / original as f64
+    );
+    assert!(
+        metrics.contains(&format!("ferry_xpress_sent_bytes_total {sent}")),
+        "{sent}:\n{metrics}"
+    );
     assert!(metrics.contains(&format!("ferry_xpress_answers_total {}", calls.len())), "{metrics}");
 }
 
@@ -187,11 +254,28 @@ fn only_what_accept_encoding_accepts_and_only_the_client_and_simpleauth_services
         ),
         Some("xpress"),
     );
-    assert_eq!((r.status, r.header("content-encoding")), (200, None), "server-server: {}", r.text());
-    let r = post(&server, "/ReportingWebService/ReportingWebService.asmx", "x", "<not-soap/>", Some("xpress"));
+    assert_eq!(
+        (r.status, r.header("content-encoding")),
+        (200, None),
+        "server-server: {}",
+        r.text()
+    );
+    let r = post(
+        &server,
+        "/ReportingWebService/ReportingWebService.asmx",
+        "x",
+        "<not-soap/>",
+        Some("xpress"),
+    );
     assert_eq!(r.header("content-encoding"), None, "reporting");
-    let r = post(&server, CLIENT, &format!("{CLIENT_NS}/SyncUpdates"), "<truncated", Some("xpress"));
-    assert_eq!((r.status, r.header("content-encoding")), (500, None), "faults are sent plain: {}", r.text());
+    let r =
+        post(&server, CLIENT, &format!("{CLIENT_NS}/SyncUpdates"), "<truncated", Some("xpress"));
+    assert_eq!(
+        (r.status, r.header("content-encoding")),
+        (500, None),
+        "faults are sent plain: {}",
+        r.text()
+    );
     let r = server.http().request("GET", CLIENT, &[("Accept-Encoding", "xpress")], b"");
     assert_eq!((r.status, r.header("content-encoding")), (200, None), "the endpoint's page");
 }
