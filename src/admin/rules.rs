@@ -94,14 +94,12 @@ pub struct NewRuleRequest<'a> {
     pub classifications: &'a [String],
     pub products: &'a [String],
     pub group: &'a str,
-    /// `install` (default) or `uninstall`.
-    pub action: Option<&'a str>,
+    pub action: super::Action,
     pub deadline_days: Option<u32>,
 }
 
 impl AdminService<'_> {
     pub fn add_rule(&mut self, request: &NewRuleRequest<'_>) -> AdminResult<ApprovalRule> {
-        let action = super::Action::approvable(request.action)?;
         let name = request.name.map(str::to_string).unwrap_or_else(|| {
             NewRule::default_name(request.classifications, request.products, request.group)
         });
@@ -110,7 +108,7 @@ impl AdminService<'_> {
             classifications: request.classifications,
             products: request.products,
             group: request.group,
-            action,
+            action: request.action,
             deadline_days: request.deadline_days,
         })?)
     }

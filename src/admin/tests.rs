@@ -270,7 +270,7 @@ fn computers_and_targeting_are_named_or_refused() {
             classifications: &[],
             products: &[],
             group: "Lab",
-            action: Some("block"),
+            action: Action::Block,
             deadline_days: None,
         })
         .unwrap_err();

@@ -45,10 +45,7 @@ pub fn run(data: &Path, a: Args) -> anyhow::Result<()> {
         );
     }
     let mut store = Store::open(data)?;
-    let plan = store.plan_cleanup(&options, chrono::Utc::now())?;
-    if !a.dry_run {
-        store.run_cleanup(&plan)?;
-    }
+    let plan = ferry::admin::AdminService::new(&mut store).cleanup(&options, !a.dry_run)?;
     if a.json {
         return output::json(&serde_json::json!({ "dry_run": a.dry_run, "plan": plan }));
     }

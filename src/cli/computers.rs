@@ -3,6 +3,7 @@
 
 use super::output;
 use anyhow::Context;
+use ferry::admin::AdminService;
 use ferry::store::{Store, TargetingMode};
 use std::path::Path;
 
@@ -54,9 +55,9 @@ pub fn run(data: &Path, cmd: Command) -> anyhow::Result<()> {
     match cmd {
         Command::List(a) => list(&store, a),
         Command::Move { computers, group, keep } => {
-            let ids = resolve(&store, &computers)?;
-            let g = store.assign_computers(&ids, &group, keep)?;
-            println!("{} computer(s) now in {}", ids.len(), g.name);
+            let names = names(&computers)?;
+            let (g, moved) = AdminService::new(&mut store).move_computers(&names, &group, keep)?;
+            println!("{moved} computer(s) now in {}", g.name);
             if store.targeting()?.mode == TargetingMode::Client {
                 eprintln!(
                     "note: targeting is client-side: a computer that sends group names moves back at its next contact \
@@ -66,33 +67,16 @@ pub fn run(data: &Path, cmd: Command) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Remove { computers } => {
-            let ids = resolve(&store, &computers)?;
-            let n = store.remove_computers(&ids)?;
+            let n = AdminService::new(&mut store).remove_computers(&names(&computers)?)?;
             println!("removed {n} computer(s)");
             Ok(())
         }
     }
 }
 
-/// Every name resolves to exactly one computer, or nothing changes.
-fn resolve(store: &Store, names: &[String]) -> anyhow::Result<Vec<String>> {
-    let names = super::input::args_or_stdin(names).context("reading computer names")?;
-    let mut ids = Vec::new();
-    for name in &names {
-        let found = store.find_computers(name)?;
-        match found.as_slice() {
-            [c] => ids.push(c.computer_id.clone()),
-            [] => anyhow::bail!(
-                "no computer {name:?} (see `ferry computers list`; nothing was changed)"
-            ),
-            many => anyhow::bail!(
-                "{name:?} matches {} computers ({}): name one by SusClientId (nothing was changed)",
-                many.len(),
-                many.iter().map(|c| c.computer_id.as_str()).collect::<Vec<_>>().join(", ")
-            ),
-        }
-    }
-    Ok(ids)
+/// Computer names or ids as typed: the arguments, or standard input when the only one is `-`.
+fn names(args: &[String]) -> anyhow::Result<Vec<String>> {
+    super::input::args_or_stdin(args).context("reading computer names")
 }
 
 fn list(store: &Store, a: ListArgs) -> anyhow::Result<()> {

@@ -3,7 +3,8 @@
 //! groups.
 
 use super::output;
-use ferry::store::{GroupInTree, Store, Targeting, TargetingMode};
+use ferry::admin::{AdminService, TargetingChange};
+use ferry::store::{GroupInTree, Store, TargetingMode};
 use std::collections::HashMap;
 use std::path::Path;
 
@@ -65,17 +66,17 @@ pub fn run(data: &Path, cmd: Command) -> anyhow::Result<()> {
     match cmd {
         Command::List { json } => list(&store, json),
         Command::Add { name, parent } => {
-            let g = store.create_group(&name, parent.as_deref())?;
+            let g = AdminService::new(&mut store).create_group(&name, parent.as_deref())?;
             println!("created group {} ({})", g.name, g.group_id);
             Ok(())
         }
         Command::Move { name, parent } => {
-            let g = store.move_group(&name, &parent)?;
+            let g = AdminService::new(&mut store).move_group(&name, &parent)?;
             println!("moved {} under {parent}", g.name);
             Ok(())
         }
         Command::Remove { name } => {
-            let r = store.remove_group(&name)?;
+            let r = AdminService::new(&mut store).remove_group(&name)?;
             println!(
                 "removed group {}: {} approval(s) and {} rule(s) removed, {} computer(s) now in Unassigned Computers",
                 r.group, r.approvals_removed, r.rules_removed, r.computers_unassigned
@@ -83,19 +84,18 @@ pub fn run(data: &Path, cmd: Command) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Targeting { mode, create_missing_groups, max_client_groups, json } => {
-            let mut t = store.targeting()?;
-            if mode.is_some() || create_missing_groups.is_some() || max_client_groups.is_some() {
-                t = Targeting {
-                    mode: match mode {
-                        Some(ModeArg::Client) => TargetingMode::Client,
-                        Some(ModeArg::Server) => TargetingMode::Server,
-                        None => t.mode,
-                    },
-                    create_missing_groups: create_missing_groups.unwrap_or(t.create_missing_groups),
-                    max_client_groups: max_client_groups.unwrap_or(t.max_client_groups),
-                };
-                store.set_targeting(t)?;
-            }
+            let mode = mode.map(|m| match m {
+                ModeArg::Client => "client",
+                ModeArg::Server => "server",
+            });
+            let change = TargetingChange { mode, create_missing_groups, max_client_groups };
+            let asked =
+                mode.is_some() || create_missing_groups.is_some() || max_client_groups.is_some();
+            let t = if asked {
+                AdminService::new(&mut store).set_targeting(&change)?
+            } else {
+                store.targeting()?
+            };
             if json {
                 return output::json(&t);
             }

@@ -2,8 +2,8 @@
 //! every import (WSUS's Options > Automatic Approvals).
 
 use super::output;
-use ferry::admin::{Action, AdminService};
-use ferry::store::{NewRule, Store};
+use ferry::admin::{Action, AdminService, NewRuleRequest};
+use ferry::store::Store;
 use std::path::Path;
 
 #[derive(clap::Subcommand, Debug)]
@@ -58,14 +58,12 @@ pub fn run(data: &Path, cmd: Command) -> anyhow::Result<()> {
     let mut store = Store::open_or_create(data)?;
     match cmd {
         Command::Add { classification, product, group, action, deadline_days, name, no_apply } => {
-            let name =
-                name.unwrap_or_else(|| NewRule::default_name(&classification, &product, &group));
             let action = match action {
                 ActionArg::Install => Action::Install,
                 ActionArg::Uninstall => Action::Uninstall,
             };
-            let rule = store.add_approval_rule(&NewRule {
-                name: &name,
+            let rule = AdminService::new(&mut store).add_rule(&NewRuleRequest {
+                name: name.as_deref(),
                 classifications: &classification,
                 products: &product,
                 group: &group,
@@ -117,17 +115,17 @@ pub fn run(data: &Path, cmd: Command) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Remove { rule } => {
-            let r = store.remove_approval_rule(&rule)?;
+            let r = AdminService::new(&mut store).remove_rule(&rule)?;
             println!("removed rule {:?} (the approvals it made stay)", r.name);
             Ok(())
         }
         Command::Enable { rule } => {
-            let r = store.set_approval_rule_enabled(&rule, true)?;
+            let r = AdminService::new(&mut store).set_rule_enabled(&rule, true)?;
             println!("rule {:?} is on", r.name);
             Ok(())
         }
         Command::Disable { rule } => {
-            let r = store.set_approval_rule_enabled(&rule, false)?;
+            let r = AdminService::new(&mut store).set_rule_enabled(&rule, false)?;
             println!("rule {:?} is off", r.name);
             Ok(())
         }

@@ -463,7 +463,7 @@ pub fn dispatch(
                 classifications: &request.classifications,
                 products: &request.products,
                 group: &request.group,
-                action: request.action.as_deref(),
+                action: Action::approvable(request.action.as_deref()).map_err(AdminError::from)?,
                 deadline_days: request.deadline_days,
             })?;
             Ok((StatusCode::CREATED, to_json(&rule)))

@@ -363,16 +363,20 @@ fn render(
             let message = match field("action").as_deref() {
                 Some("add") => {
                     let (classifications, products) = (list("classifications"), list("products"));
-                    let (group, action) = (field("group").unwrap_or_default(), field("approval"));
-                    let request = NewRuleRequest {
-                        name: None,
-                        classifications: &classifications,
-                        products: &products,
-                        group: &group,
-                        action: action.as_deref(),
-                        deadline_days: field("deadline_days").and_then(|d| d.parse::<u32>().ok()),
+                    let group = field("group").unwrap_or_default();
+                    let add = |admin: &mut AdminService<'_>| {
+                        let action = Action::approvable(field("approval").as_deref())?;
+                        admin.add_rule(&NewRuleRequest {
+                            name: None,
+                            classifications: &classifications,
+                            products: &products,
+                            group: &group,
+                            action,
+                            deadline_days: field("deadline_days")
+                                .and_then(|d| d.parse::<u32>().ok()),
+                        })
                     };
-                    outcome(admin.add_rule(&request), done)
+                    outcome(add(&mut admin), done)
                 }
                 Some(verb @ ("enable" | "disable")) => {
                     outcome(admin.set_rule_enabled(&rule, verb == "enable"), done)
