@@ -70,6 +70,9 @@ impl AdminError {
 
 pub type AdminResult<T> = Result<T, AdminError>;
 
+/// Groups a "no such group" refusal names.
+const KNOWN_GROUPS_NAMED: usize = 20;
+
 /// An approval as an administrator asks for it.
 #[derive(Debug, Clone)]
 pub struct Approve<'a> {
@@ -113,10 +116,19 @@ impl<'s> AdminService<'s> {
     pub fn group(&self, name_or_id: &str) -> AdminResult<TargetGroup> {
         match self.store.group(name_or_id)? {
             Some(g) => Ok(g),
-            None => Err(AdminError::NoSuchGroup {
-                name: name_or_id.to_string(),
-                known: self.store.groups()?.into_iter().map(|g| g.name).collect(),
-            }),
+            None => {
+                // The first few: the words go into API answers and the console's redirects.
+                let groups = self.store.groups()?;
+                let mut known: Vec<String> =
+                    groups.iter().take(KNOWN_GROUPS_NAMED).map(|g| g.name.clone()).collect();
+                if groups.len() > KNOWN_GROUPS_NAMED {
+                    known.push(format!(
+                        "and {} more (`ferry groups list`)",
+                        groups.len() - KNOWN_GROUPS_NAMED
+                    ));
+                }
+                Err(AdminError::NoSuchGroup { name: name_or_id.to_string(), known })
+            }
         }
     }
 
@@ -131,6 +143,10 @@ impl<'s> AdminService<'s> {
     /// Approves updates for a group, all or none: declined updates are refused, and expired ones
     /// for install; prerequisites come along when asked.
     pub fn approve(&mut self, request: &Approve<'_>) -> AdminResult<Approved> {
+        // What needs no store first, then the group, then the updates (as the CLI always did).
+        if request.updates.is_empty() {
+            return Err(Refusal::NoUpdatesNamed.into());
+        }
         let group = self.group(request.group)?;
         let deadline = request
             .deadline
@@ -188,6 +204,9 @@ impl<'s> AdminService<'s> {
         updates: &[String],
         group: &str,
     ) -> AdminResult<(TargetGroup, usize)> {
+        if updates.is_empty() {
+            return Err(Refusal::NoUpdatesNamed.into());
+        }
         let group = self.group(group)?;
         let ids = self.updates(updates)?;
         let removed = self.store.administer(

@@ -234,19 +234,23 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         ..Default::default()
     };
     let ids: Vec<String> = store.list_updates(&filter)?.into_iter().map(|u| u.update_id).collect();
-    let approved = AdminService::new(&mut store).approve(&Approve {
-        updates: &ids,
-        group: ALL_COMPUTERS,
-        action: Action::Install,
-        deadline: None,
-        admin: Some("ferry demo"),
-        with_prerequisites: true,
-    })?;
-    println!(
-        "   {} updates approved (and {} prerequisites they need); the rest are offered to clients for checking only, as on WSUS",
-        approved.requested.len(),
-        approved.prerequisites.len()
-    );
+    if ids.is_empty() {
+        println!("   the generated catalog holds no security update: nothing approved");
+    } else {
+        let approved = AdminService::new(&mut store).approve(&Approve {
+            updates: &ids,
+            group: ALL_COMPUTERS,
+            action: Action::Install,
+            deadline: None,
+            admin: Some("ferry demo"),
+            with_prerequisites: true,
+        })?;
+        println!(
+            "   {} updates approved (and {} prerequisites they need); the rest are offered to clients for checking only, as on WSUS",
+            approved.requested.len(),
+            approved.prerequisites.len()
+        );
+    }
     let token = store.new_admin_token()?;
     drop(store);
 

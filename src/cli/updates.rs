@@ -124,14 +124,15 @@ pub fn run(data: &Path, cmd: Command) -> anyhow::Result<()> {
         Command::Show(a) => show(&store, a),
         Command::Approve(a) => approve(&mut store, a),
         Command::Unapprove(a) => {
-            let (group, n) =
-                AdminService::new(&mut store).unapprove(&typed_ids(&a.ids)?, &a.group)?;
+            let Some(ids) = typed_ids(&a.ids)? else { return Ok(()) };
+            let (group, n) = AdminService::new(&mut store).unapprove(&ids, &a.group)?;
             eprintln!("removed {n} approval(s) for {}", group.name);
             Ok(())
         }
         Command::Decline(a) => {
+            let Some(typed) = typed_ids(&a)? else { return Ok(()) };
             let mut admin = AdminService::new(&mut store);
-            let ids = admin.updates(&typed_ids(&a)?)?;
+            let ids = admin.updates(&typed)?;
             let n = admin.decline_ids(&ids, None)?;
             eprintln!(
                 "declined {n} update(s){}",
@@ -144,16 +145,24 @@ pub fn run(data: &Path, cmd: Command) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Undecline(a) => {
-            let n = AdminService::new(&mut store).undecline(&typed_ids(&a)?)?;
+            let Some(ids) = typed_ids(&a)? else { return Ok(()) };
+            let n = AdminService::new(&mut store).undecline(&ids)?;
             eprintln!("{n} update(s) are approvable again");
             Ok(())
         }
     }
 }
 
-/// The update ids as typed: the arguments, or standard input when the only one is `-`.
-fn typed_ids(args: &IdsArgs) -> anyhow::Result<Vec<String>> {
-    super::input::args_or_stdin(&args.ids).context("reading update ids")
+/// The update ids as typed: the arguments, or standard input when the only one is `-`. None
+/// (said on stderr) when standard input named none: an empty list piped in changes nothing and
+/// is no failure, so `ferry updates list --ids ... | ferry updates approve -` works in scripts.
+fn typed_ids(args: &IdsArgs) -> anyhow::Result<Option<Vec<String>>> {
+    let ids = super::input::args_or_stdin(&args.ids).context("reading update ids")?;
+    if ids.is_empty() {
+        eprintln!("no update ids were given: nothing changed");
+        return Ok(None);
+    }
+    Ok(Some(ids))
 }
 
 fn approve(store: &mut Store, a: ApproveArgs) -> anyhow::Result<()> {
@@ -161,7 +170,7 @@ fn approve(store: &mut Store, a: ApproveArgs) -> anyhow::Result<()> {
         ApproveAction::Install => Action::Install,
         ApproveAction::Uninstall => Action::Uninstall,
     };
-    let updates = typed_ids(&a.ids)?;
+    let Some(updates) = typed_ids(&a.ids)? else { return Ok(()) };
     let approved = AdminService::new(store).approve(&Approve {
         updates: &updates,
         group: &a.group,

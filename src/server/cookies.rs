@@ -115,8 +115,10 @@ pub struct CookieJar {
     opened: std::sync::Mutex<std::collections::HashMap<(Kind, Vec<u8>), CookieData>>,
 }
 
-/// Opened cookies kept (about 400 bytes each).
+/// Opened cookies kept: at most 8,192 of at most 512 sealed bytes (what a client cookie is,
+/// about 100, with room), so a few MiB.
 const OPENED_LIMIT: usize = 8192;
+const OPENED_MAX_SEALED: usize = 512;
 
 impl CookieJar {
     pub fn new(key: &[u8; 32], server_id: &str) -> CookieJar {
@@ -147,6 +149,12 @@ impl CookieJar {
 
     /// Decrypts and checks expiry against `now` (Unix seconds).
     pub fn open(&self, kind: Kind, sealed: &[u8], now: i64) -> Result<CookieData, CookieProblem> {
+        // Authorization cookies are opened once each, and carry what a client chose (names and
+        // groups, up to 18 KB): only the small cookies a scan repeats are kept.
+        if !matches!(kind, Kind::Client | Kind::Server) || sealed.len() > OPENED_MAX_SEALED {
+            let data = self.decrypt(kind, sealed)?;
+            return if data.expires <= now { Err(CookieProblem::Expired) } else { Ok(data) };
+        }
         let key = (kind, sealed.to_vec());
         let known = self.opened.lock().unwrap_or_else(|e| e.into_inner()).get(&key).cloned();
         let data = match known {
@@ -245,6 +253,18 @@ mod tests {
         forged[20] ^= 1;
         assert_eq!(jar.open(Kind::Client, &forged, 1000), Err(CookieProblem::Invalid));
         assert_eq!(jar.opened.lock().unwrap().len(), 1, "only the cookie that opened is kept");
+        // Found by review: authorization cookies carry up to 18 KB a client chose; not kept.
+        let big = CookieData {
+            id: "c".repeat(256),
+            groups: vec!["g".repeat(256); 16],
+            expires: 2000,
+            ..Default::default()
+        };
+        let sealed_auth = jar.seal(Kind::ClientAuthorization, &big);
+        assert_eq!(jar.open(Kind::ClientAuthorization, &sealed_auth, 1000).unwrap(), big);
+        let sealed_big = jar.seal(Kind::Client, &big);
+        assert_eq!(jar.open(Kind::Client, &sealed_big, 1000).unwrap(), big);
+        assert_eq!(jar.opened.lock().unwrap().len(), 1, "neither is kept");
         for _ in 0..OPENED_LIMIT + 10 {
             jar.open(Kind::Client, &jar.seal(Kind::Client, &data), 1000).unwrap();
         }

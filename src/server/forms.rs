@@ -1,5 +1,4 @@
-//! Form bodies, query strings and path segments as browsers and HTTP clients encode them, for
-//! the admin API and the console.
+//! Form bodies and query strings as browsers encode them, for the console.
 
 /// `a=1&b=x%20y` → pairs, percent- and plus-decoded.
 pub fn url_decode_pairs(query: &str) -> impl Iterator<Item = (String, String)> + '_ {
@@ -9,23 +8,14 @@ pub fn url_decode_pairs(query: &str) -> impl Iterator<Item = (String, String)> +
     })
 }
 
-/// A path segment: `%XX` escapes only (`+` is a plus sign in paths).
-pub fn path_decode(text: &str) -> String {
-    decode(text, false)
-}
-
 /// A query or form value: `%XX` escapes and `+` for space.
 pub fn url_decode(text: &str) -> String {
-    decode(text, true)
-}
-
-fn decode(text: &str, plus_is_space: bool) -> String {
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
         match bytes[i] {
-            b'+' if plus_is_space => out.push(b' '),
+            b'+' => out.push(b' '),
             b'%' if i + 2 < bytes.len()
                 && bytes[i + 1].is_ascii_hexdigit()
                 && bytes[i + 2].is_ascii_hexdigit() =>
@@ -46,17 +36,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn paths_and_forms_decode_as_browsers_encode_them() {
-        for (text, path, form) in [
-            ("All%20Computers", "All Computers", "All Computers"),
-            ("a+b", "a+b", "a b"),
-            ("100%", "100%", "100%"),
-            ("%+A", "%+A", "% A"),
-            ("%e2%9c%93", "\u{2713}", "\u{2713}"),
-            ("%4", "%4", "%4"),
+    fn forms_decode_as_browsers_encode_them() {
+        for (text, form) in [
+            ("All%20Computers", "All Computers"),
+            ("a+b", "a b"),
+            ("100%", "100%"),
+            ("%+A", "% A"),
+            ("%e2%9c%93", "\u{2713}"),
+            ("%4", "%4"),
+            ("%41%", "A%"),
         ] {
-            assert_eq!(path_decode(text), path, "{text}");
             assert_eq!(url_decode(text), form, "{text}");
         }
+        let pairs: Vec<_> = url_decode_pairs("a=1&&b=x+y&c").collect();
+        assert_eq!(
+            pairs,
+            [("a".into(), "1".into()), ("b".into(), "x y".into()), ("c".into(), String::new())]
+        );
     }
 }

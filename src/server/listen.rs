@@ -435,13 +435,32 @@ impl EventLoops {
         Ok(EventLoops { loops })
     }
 
-    fn hand_over(&self, connection: Accepted) {
+    fn hand_over(&self, mut connection: Accepted) {
         use std::sync::atomic::Ordering::Relaxed;
-        let Some(target) = self.loops.iter().min_by_key(|l| l.open.load(Relaxed)) else { return };
-        target.open.fetch_add(1, Relaxed);
-        if target.incoming.send(connection).is_err() {
-            target.open.fetch_sub(1, Relaxed);
+        // A loop whose thread ended (it cannot, short of a bug) takes nothing more: marked with
+        // a count no live loop reaches, and the connection goes to the next.
+        const GONE: usize = usize::MAX / 2;
+        for _ in 0..self.loops.len() {
+            let Some(target) = self.loops.iter().min_by_key(|l| l.open.load(Relaxed)) else {
+                return;
+            };
+            if target.open.load(Relaxed) >= GONE {
+                break;
+            }
+            target.open.fetch_add(1, Relaxed);
+            match target.incoming.send(connection) {
+                Ok(()) => return,
+                Err(returned) => {
+                    target.open.store(GONE, Relaxed);
+                    tracing::error!("an event loop has stopped; its connections go to the others");
+                    connection = returned.0;
+                }
+            }
         }
+        tracing::error!(
+            "no event loop is running: the connection from {} is dropped",
+            connection.peer
+        );
     }
 
     /// Ends every connection and waits for the loops' threads.

@@ -7,8 +7,8 @@
 //! Invariant: a request never changes the catalog, approvals or groups; the only writes are
 //! client activity (contacts, registrations, sync times, reported events).
 
-mod admin_api;
 mod answers;
+mod api;
 mod body;
 mod budget;
 mod client_service;

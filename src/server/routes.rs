@@ -82,11 +82,12 @@ impl Service {
 /// The whole HTTP surface. `scheme` is that of the listener (`http` or `https`), for content URLs.
 /// `body_timeout`: a client that has not sent its whole body by then gets 408.
 pub fn app(state: Arc<AppState>, scheme: &'static str, body_timeout: Duration) -> Router {
+    let api = super::api::router(state.clone(), body_timeout);
     Router::new().fallback(move |request: Request| {
-        let state = state.clone();
+        let (state, api) = (state.clone(), api.clone());
         async move {
             // A bug in one handler answers 500 and leaves the server and the connection up.
-            match std::panic::AssertUnwindSafe(route(state, scheme, body_timeout, request))
+            match std::panic::AssertUnwindSafe(route(state, api, scheme, body_timeout, request))
                 .catch_unwind()
                 .await
             {
@@ -108,6 +109,7 @@ fn plain(code: StatusCode, text: &str) -> Response<Body> {
 
 async fn route(
     state: Arc<AppState>,
+    api: Router,
     scheme: &'static str,
     body_timeout: Duration,
     request: Request,
@@ -124,7 +126,8 @@ async fn route(
         return super::console::handle(state, scheme, request, body_timeout).await;
     }
     if path == "/api" || path.starts_with("/api/") {
-        return super::admin_api::handle(state, request, body_timeout).await;
+        use tower::ServiceExt;
+        return api.oneshot(request).await.unwrap_or_else(|never| match never {});
     }
     if path.starts_with("/selfupdate/") {
         let (parts, _) = request.into_parts();

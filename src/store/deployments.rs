@@ -9,7 +9,7 @@
 use super::clients::{APPROVAL_COLUMNS, Approval, approval_from_row, next_stamp, set_stamp};
 use super::{Store, StoreError, StoreResult, now_rfc3339};
 use crate::admin::Action;
-use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSql, ToSqlOutput, ValueRef};
+use rusqlite::types::{FromSql, FromSqlResult, ToSql, ToSqlOutput, ValueRef};
 use rusqlite::{OptionalExtension, params};
 use std::path::Path;
 
@@ -19,11 +19,15 @@ impl ToSql for Action {
     }
 }
 
+/// An action the store holds that this ferry does not know (written by hand, or by a newer
+/// ferry) offers nothing: read as Block, as it always was, never as a failure to serve.
 impl FromSql for Action {
     fn column_result(value: ValueRef<'_>) -> FromSqlResult<Action> {
         let name = value.as_str()?;
-        Action::from_name(name)
-            .ok_or_else(|| FromSqlError::Other(format!("unknown approval action {name:?}").into()))
+        Ok(Action::from_name(name).unwrap_or_else(|| {
+            tracing::warn!("approval action {name:?} is unknown: read as Block");
+            Action::Block
+        }))
     }
 }
 
@@ -186,7 +190,9 @@ impl Store {
     ) -> Result<T, E> {
         let db = self.db_path();
         let fail = |e| StoreError::sqlite(&db, what, e);
-        let tx = self.conn.transaction().map_err(fail)?;
+        // IMMEDIATE: the rule's reads and the write it allows see one state of the store.
+        let immediate = rusqlite::TransactionBehavior::Immediate;
+        let tx = self.conn.transaction_with_behavior(immediate).map_err(fail)?;
         let stamp = next_stamp(&tx).map_err(fail)?;
         let value = change(&DeploymentTx { tx: &tx, stamp, now: now_rfc3339(), db: &db })?;
         if changed(&value) {
@@ -215,5 +221,29 @@ impl Store {
             tx.commit().map_err(fail)?;
         }
         Ok(value)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Found by review: an approval action the store holds that this ferry does not know made
+    /// every read of approvals fail (and `serve` with it); it offers nothing instead.
+    #[test]
+    fn an_unknown_stored_action_reads_as_block() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open_or_create(dir.path()).unwrap();
+        let group = super::super::ALL_COMPUTERS;
+        store
+            .administer(
+                "test",
+                |tx| tx.put_approval("update-a", group, Action::Install, None, None),
+                |_| true,
+            )
+            .unwrap();
+        store.conn.execute("UPDATE approvals SET action = 'PreDeploymentCheck'", []).unwrap();
+        let approvals = store.approvals().unwrap();
+        assert_eq!(approvals.iter().map(|a| a.action).collect::<Vec<_>>(), [Action::Block]);
     }
 }

@@ -190,3 +190,16 @@ fn the_console_does_not_go_through_the_api() {
         console.lines().filter(|l| l.contains("admin_api") || l.contains("/api/v1")).collect();
     assert!(through_api.is_empty(), "console.rs reaches the API:\n{}", through_api.join("\n"));
 }
+
+/// Invariant: the API's JSON shapes are written in `server/api/dto.rs` alone; handlers answer
+/// with those types, never with ad-hoc JSON.
+#[test]
+fn the_api_writes_json_only_through_its_dtos() {
+    let handlers = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("src/server/api/handlers.rs"),
+    )
+    .unwrap();
+    let adhoc: Vec<&str> =
+        handlers.lines().filter(|l| l.contains("json!") || l.contains("serde_json")).collect();
+    assert!(adhoc.is_empty(), "handlers.rs writes JSON itself:\n{}", adhoc.join("\n"));
+}

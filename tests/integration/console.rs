@@ -44,6 +44,9 @@ fn the_admin_api_needs_the_token_and_refuses_bad_changes() {
         br#"{"ids":["KB1"]}"#,
     );
     assert_eq!(r.status, 403);
+    // The token is checked before a body is read: a stranger's broken body gets 401, not 400.
+    let r = http.request("POST", "/api/v1/updates/approve", &[], b"{not json");
+    assert_eq!(r.status, 401);
 
     let id = stdout_of(ferry(&data).args([
         "updates",
@@ -82,6 +85,11 @@ fn the_admin_api_needs_the_token_and_refuses_bad_changes() {
         ),
         ("DELETE", "/api/v1/groups/Nowhere", String::new(), 404),
         ("GET", "/api/v1/nothing-here", String::new(), 404),
+        ("PATCH", "/api/v1/groups", String::new(), 405),
+        ("POST", "/api/v1/updates?approval=sideways", String::new(), 405),
+        ("GET", "/api/v1/updates?approval=sideways", String::new(), 422),
+        ("DELETE", "/api/v1/computers/nobody", String::new(), 404),
+        ("PUT", "/api/v1/targeting", r#"{"mode":7}"#.to_string(), 422),
     ] {
         let (got, json) = call(&mut http, method, path, &body);
         assert_eq!(got, status, "{method} {path} {body}: {json}");
