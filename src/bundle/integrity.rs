@@ -2,7 +2,9 @@
 //! place. `verify` collects every problem; `import` stops at the first and stages what it read.
 
 use super::error::{BundleError, Problem};
-use super::manifest::{FORMAT, MANIFEST_FILE, Manifest, MemberEntry, MemberKind, SIGNATURE_FILE};
+use super::manifest::{
+    FORMAT, MANIFEST_FILE, Manifest, MemberEntry, MemberKind, SIGNATURE_FILE, VolumeEntry,
+};
 use super::minisign::{KeyId, PublicKey, Signature, SignatureError};
 use super::reader::{self, Entry, EntryKind, Visit, WalkError};
 use super::safe_path::SafePath;
@@ -263,6 +265,7 @@ impl MemberSink for NullSink {
 }
 
 /// Where an archive entry belongs according to the manifest.
+#[derive(Clone)]
 struct Expected {
     member: usize,
     chunk: Option<usize>,
@@ -399,300 +402,368 @@ pub fn walk_bundle(
     mode: WalkMode,
     progress: &mut dyn FnMut(u64),
 ) -> Result<Vec<Problem>, BundleError> {
-    let WalkMode { stop_at_first, payload_sha1, volume_hashes } = mode;
-    let manifest = &bundle.manifest;
-    let mut problems = Vec::new();
-    let expected = match plan(manifest, bundle.format) {
+    let expected = match plan(&bundle.manifest, bundle.format) {
         Ok(e) => e,
         Err(p) => return Ok(vec![p]),
     };
-    let n = manifest.volumes.len();
+    let mut walk = Walk {
+        bundle,
+        expected,
+        mode,
+        problems: Vec::new(),
+        pending: Vec::new(),
+        seen: HashSet::new(),
+        partial: HashMap::new(),
+        bytes_read: 0,
+        unreadable: HashSet::new(),
+    };
+    walk.stray_files();
+    if walk.stopped() {
+        return Ok(walk.problems);
+    }
+    for (vi, volume) in bundle.manifest.volumes.iter().enumerate() {
+        walk.volume(vi as u32 + 1, volume, sink, progress)?;
+        if walk.stopped() {
+            return Ok(walk.problems);
+        }
+    }
+    walk.missing_members();
+    Ok(walk.problems)
+}
 
-    // Files in the bundle directory the manifest does not list.
-    let listed: HashSet<&str> = manifest
-        .volumes
-        .iter()
-        .map(|v| v.name.as_str())
-        .chain([MANIFEST_FILE, SIGNATURE_FILE])
-        .collect();
-    if let Ok(entries) = std::fs::read_dir(&bundle.dir) {
+/// One walk over a bundle's volumes: what it expects, what it has seen and what it found wrong.
+struct Walk<'b> {
+    bundle: &'b OpenedBundle,
+    /// Every entry the manifest declares, by path.
+    expected: HashMap<String, Expected>,
+    mode: WalkMode,
+    problems: Vec<Problem>,
+    /// Problems of the volume being read, reported after it.
+    pending: Vec<Problem>,
+    /// Entries read so far.
+    seen: HashSet<String>,
+    /// Members read in part (chunked): their hasher and the next chunk expected.
+    partial: HashMap<usize, (FileHasher, usize)>,
+    bytes_read: u64,
+    /// Volumes with a problem of their own: their missing members are not listed one by one.
+    unreadable: HashSet<u32>,
+}
+
+/// Where an entry's bytes go while they are read: the member's hash, the chunk's hash (chunked
+/// members), the sink's writer (staging), if any.
+struct Destinations<'a> {
+    member: &'a mut FileHasher,
+    chunk: Option<&'a mut Sha256>,
+    writer: Option<&'a mut dyn Write>,
+}
+
+impl Walk<'_> {
+    /// Import stops at the first problem; verify collects them all.
+    fn stopped(&self) -> bool {
+        self.mode.stop_at_first && !self.problems.is_empty()
+    }
+
+    fn volume_count(&self) -> usize {
+        self.bundle.manifest.volumes.len()
+    }
+
+    /// Files in the bundle directory the manifest does not list.
+    fn stray_files(&mut self) {
+        let manifest = &self.bundle.manifest;
+        let listed: HashSet<&str> = manifest
+            .volumes
+            .iter()
+            .map(|v| v.name.as_str())
+            .chain([MANIFEST_FILE, SIGNATURE_FILE])
+            .collect();
+        let Ok(entries) = std::fs::read_dir(&self.bundle.dir) else { return };
         for e in entries.flatten() {
             let name = e.file_name().to_string_lossy().to_string();
             if !listed.contains(name.as_str()) {
-                problems.push(Problem::integrity(format!(
+                self.problems.push(Problem::integrity(format!(
                     "{name} is in the bundle directory but not in the manifest: remove it, or get the bundle again if a volume was renamed"
                 )));
             }
         }
     }
-    if stop_at_first && !problems.is_empty() {
-        return Ok(problems);
-    }
 
-    let mut seen: HashSet<String> = HashSet::new();
-    // Members read so far: hasher and next expected chunk.
-    let mut partial: HashMap<usize, (FileHasher, usize)> = HashMap::new();
-    let mut bytes_read = 0u64;
-    // Volumes with a problem of their own: their missing members are not listed one by one.
-    let mut unreadable: HashSet<u32> = HashSet::new();
-    for (vi, volume) in manifest.volumes.iter().enumerate() {
-        let number = vi as u32 + 1;
-        let problems_before = problems.len();
+    /// Reads volume `number`: every entry checked against the manifest and handed to `sink`,
+    /// then (with `volume_hashes`) the whole volume's hash.
+    fn volume(
+        &mut self,
+        number: u32,
+        volume: &VolumeEntry,
+        sink: &mut dyn MemberSink,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<(), BundleError> {
+        let bundle = self.bundle;
         let path = bundle.dir.join(&volume.name);
-        let what = format!("volume {number} of {n} ({})", volume.name);
-        let meta = match std::fs::metadata(&path) {
-            Ok(m) => m,
-            Err(_) => {
-                problems.push(Problem::integrity(format!(
-                    "{what} is missing: copy it from the export host"
-                )));
-                unreadable.insert(number);
-                if stop_at_first {
-                    return Ok(problems);
-                }
-                continue;
-            }
-        };
-        if !meta.is_file() {
-            problems.push(Problem::unsafe_entry(format!(
-                "{what} is not a regular file (a device, a FIFO or a link to one)"
-            )));
-            unreadable.insert(number);
-            if stop_at_first {
-                return Ok(problems);
-            }
-            continue;
+        let what = format!("volume {number} of {} ({})", self.volume_count(), volume.name);
+        if let Some(p) = volume_file_problem(&path, volume, &what) {
+            self.problems.push(p);
+            self.unreadable.insert(number);
+            return Ok(());
         }
-        if meta.len() != volume.size {
-            problems.push(Problem::integrity(format!(
-                "{what} is {} bytes, the manifest says {}: it is truncated or incompletely copied; copy it again from the export host",
-                meta.len(),
-                volume.size
-            )));
-            unreadable.insert(number);
-            if stop_at_first {
-                return Ok(problems);
-            }
-            continue;
-        }
-        let mut volume_problems: Vec<Problem> = Vec::new();
-        let mut visit = |entry: Entry<'_>| -> Result<Visit, BundleError> {
-            // For messages only, and never longer than a line.
-            let name: String =
-                String::from_utf8_lossy(&entry.raw_path[..entry.raw_path.len().min(200)])
-                    .into_owned();
-            let fail = |p: Problem, list: &mut Vec<Problem>| {
-                list.push(p);
-                Ok(if stop_at_first { Visit::Stop } else { Visit::Continue })
-            };
-            let path = match SafePath::from_bytes(&entry.raw_path) {
-                Ok(p) => p,
-                Err(u) => {
-                    return fail(
-                        Problem::unsafe_entry(format!(
-                            "{what}: entry {name:?} is unsafe ({}): never extract this bundle",
-                            u.reason
-                        )),
-                        &mut volume_problems,
-                    );
-                }
-            };
-            if entry.kind != EntryKind::File {
-                return fail(
-                    Problem::unsafe_entry(format!(
-                        "{what}: entry {path} is a {}; bundles hold regular files only",
-                        entry.kind.describe()
-                    )),
-                    &mut volume_problems,
-                );
-            }
-            let Some(exp) = expected.get(path.as_str()) else {
-                return fail(
-                    Problem::unsafe_entry(format!(
-                        "{what}: entry {path} is not listed in the manifest"
-                    )),
-                    &mut volume_problems,
-                );
-            };
-            if !seen.insert(path.to_string()) {
-                return fail(
-                    Problem::unsafe_entry(format!("{what}: entry {path} appears twice")),
-                    &mut volume_problems,
-                );
-            }
-            if exp.volume != number {
-                return fail(
-                    Problem::integrity(format!(
-                        "{what}: entry {path} belongs in volume {}",
-                        exp.volume
-                    )),
-                    &mut volume_problems,
-                );
-            }
-            if entry.size > exp.size {
-                return fail(
-                    Problem::unsafe_entry(format!(
-                        "{what}: entry {path} is {} bytes, more than the {} its declaration allows",
-                        entry.size, exp.size
-                    )),
-                    &mut volume_problems,
-                );
-            }
-            if entry.size < exp.size {
-                return fail(
-                    Problem::integrity(format!(
-                        "{what}: entry {path} is {} bytes, the manifest says {}: copy the volume again",
-                        entry.size, exp.size
-                    )),
-                    &mut volume_problems,
-                );
-            }
-            let member = &manifest.members[exp.member];
-            let chunk = exp.chunk.unwrap_or(0);
-            let fresh = || {
-                if payload_sha1 && member.kind == MemberKind::Payload {
-                    FileHasher::default()
-                } else {
-                    FileHasher::sha256_only()
-                }
-            };
-            let (mut hasher, next_chunk) =
-                partial.remove(&exp.member).unwrap_or_else(|| (fresh(), 0));
-            if chunk != next_chunk {
-                sink.abandon(member);
-                return fail(
-                    Problem::integrity(format!("{what}: chunk {path} comes out of order")),
-                    &mut volume_problems,
-                );
-            }
-            let mut chunk_hash = exp.chunk.map(|_| Sha256::new());
-            let mut writer = sink.begin(member, chunk)?;
-            let mut buf = vec![0u8; 1 << 20];
-            let mut left = entry.size;
-            while left > 0 {
-                let want = (left as usize).min(buf.len());
-                let got = match entry.data.read(&mut buf[..want]) {
-                    Ok(0) => {
-                        sink.abandon(member);
-                        return fail(
-                            Problem::integrity(format!(
-                                "{what}: entry {path} ends early: the volume is damaged; copy it again"
-                            )),
-                            &mut volume_problems,
-                        );
-                    }
-                    Ok(g) => g,
-                    Err(e) => {
-                        sink.abandon(member);
-                        return fail(
-                            Problem::integrity(format!(
-                                "{what}: reading {path}: {e}: copy the volume again"
-                            )),
-                            &mut volume_problems,
-                        );
-                    }
-                };
-                hasher.update(&buf[..got]);
-                if let Some(h) = chunk_hash.as_mut() {
-                    h.update(&buf[..got]);
-                }
-                if let Some(w) = writer.as_mut() {
-                    w.write_all(&buf[..got])
-                        .map_err(|e| BundleError::Invalid(format!("staging {path}: {e}")))?;
-                }
-                left -= got as u64;
-                bytes_read += got as u64;
-                progress(bytes_read);
-            }
-            if let Some(h) = chunk_hash {
-                if hex::encode(h.finalize()) != exp.sha256 {
-                    sink.abandon(member);
-                    return fail(
-                        Problem::integrity(format!(
-                            "{what}: chunk {path} does not match its hash: copy volume {number} again from the export host"
-                        )),
-                        &mut volume_problems,
-                    );
-                }
-                if chunk + 1 < member.chunks.len() {
-                    partial.insert(exp.member, (hasher, chunk + 1));
-                    return Ok(Visit::Continue);
-                }
-            }
-            let digests = hasher.finish();
-            let sha1_ok = !(payload_sha1 && member.kind == MemberKind::Payload)
-                || member
-                    .sha1
-                    .as_ref()
-                    .is_none_or(|h| h.eq_ignore_ascii_case(&digests.sha1.to_hex_lower()));
-            if digests.sha256.to_hex_lower() != member.sha256 || !sha1_ok {
-                sink.abandon(member);
-                return fail(
-                    Problem::integrity(format!(
-                        "{what}: member {} does not match its hash: copy volume {number} again from the export host",
-                        member.path
-                    )),
-                    &mut volume_problems,
-                );
-            }
-            if let Err(e) = sink.complete(member, &digests) {
-                return match e {
-                    BundleError::Problem(p) => fail(p, &mut volume_problems),
-                    other => Err(other),
-                };
-            }
-            Ok(Visit::Continue)
-        };
+        let problems_before = self.problems.len();
+        let volume_hashes = self.mode.volume_hashes;
+        let mut visit = |entry: Entry<'_>| self.entry(entry, number, &what, sink, progress);
         let digest = reader::walk(&path, bundle.format, volume_hashes, &mut visit);
+        self.problems.append(&mut self.pending);
         match digest {
             Ok(d) => {
-                problems.append(&mut volume_problems);
                 if volume_hashes
-                    && (problems.is_empty() || !stop_at_first)
+                    && (self.problems.is_empty() || !self.mode.stop_at_first)
                     && d.sha256 != volume.sha256
                 {
-                    problems.push(Problem::integrity(format!(
+                    self.problems.push(Problem::integrity(format!(
                         "{what} does not match its hash: copy it again from the export host"
                     )));
                 }
             }
             Err(WalkError::Visitor(e)) => return Err(e),
             Err(WalkError::Duplicate(name)) => {
-                problems.append(&mut volume_problems);
                 let name = String::from_utf8_lossy(&name[..name.len().min(200)]);
-                problems.push(Problem::unsafe_entry(format!(
+                self.problems.push(Problem::unsafe_entry(format!(
                     "{what}: entry {name:?} appears twice: never extract this bundle"
                 )));
             }
             Err(WalkError::Archive(e)) => {
-                problems.append(&mut volume_problems);
-                problems.push(Problem::integrity(format!(
+                self.problems.push(Problem::integrity(format!(
                     "{what} is damaged ({e}): copy it again from the export host"
                 )));
             }
         }
-        if problems.len() > problems_before {
-            unreadable.insert(number);
+        if self.problems.len() > problems_before {
+            self.unreadable.insert(number);
         }
-        if stop_at_first && !problems.is_empty() {
-            return Ok(problems);
+        Ok(())
+    }
+
+    /// One entry of a volume: admitted (the manifest declares it, here, once, at its size),
+    /// then read into its member. A problem is noted and the walk goes on (verify) or stops
+    /// (import).
+    fn entry(
+        &mut self,
+        entry: Entry<'_>,
+        number: u32,
+        what: &str,
+        sink: &mut dyn MemberSink,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<Visit, BundleError> {
+        let verdict = match self.admit(&entry, number, what) {
+            Ok((path, expected)) => self.take(entry, &path, &expected, what, sink, progress)?,
+            Err(p) => Err(p),
+        };
+        match verdict {
+            Ok(()) => Ok(Visit::Continue),
+            Err(p) => {
+                self.pending.push(p);
+                Ok(if self.mode.stop_at_first { Visit::Stop } else { Visit::Continue })
+            }
         }
     }
-    let mut missing: Vec<(&String, &Expected)> =
-        expected.iter().filter(|(p, _)| !seen.contains(*p)).collect();
-    missing.sort_unstable_by_key(|(p, e)| (e.volume, *p));
-    for (path, e) in missing {
-        // A volume that could not be read at all was already reported.
-        if unreadable.contains(&e.volume) {
-            continue;
+
+    /// Whether an entry may be read: a safe path of a regular file that the manifest declares
+    /// in this volume, not seen before, of the declared size.
+    fn admit(
+        &mut self,
+        entry: &Entry<'_>,
+        number: u32,
+        what: &str,
+    ) -> Result<(SafePath, Expected), Problem> {
+        // For messages only, and never longer than a line.
+        let name = String::from_utf8_lossy(&entry.raw_path[..entry.raw_path.len().min(200)]);
+        let path = SafePath::from_bytes(&entry.raw_path).map_err(|u| {
+            Problem::unsafe_entry(format!(
+                "{what}: entry {name:?} is unsafe ({}): never extract this bundle",
+                u.reason
+            ))
+        })?;
+        if entry.kind != EntryKind::File {
+            return Err(Problem::unsafe_entry(format!(
+                "{what}: entry {path} is a {}; bundles hold regular files only",
+                entry.kind.describe()
+            )));
         }
-        problems.push(Problem::integrity(format!(
-            "member {path} is missing from volume {} of {n}: copy that volume again from the export host",
-            e.volume
+        let Some(exp) = self.expected.get(path.as_str()) else {
+            return Err(Problem::unsafe_entry(format!(
+                "{what}: entry {path} is not listed in the manifest"
+            )));
+        };
+        if !self.seen.insert(path.to_string()) {
+            return Err(Problem::unsafe_entry(format!("{what}: entry {path} appears twice")));
+        }
+        if exp.volume != number {
+            return Err(Problem::integrity(format!(
+                "{what}: entry {path} belongs in volume {}",
+                exp.volume
+            )));
+        }
+        if entry.size > exp.size {
+            return Err(Problem::unsafe_entry(format!(
+                "{what}: entry {path} is {} bytes, more than the {} its declaration allows",
+                entry.size, exp.size
+            )));
+        }
+        if entry.size < exp.size {
+            return Err(Problem::integrity(format!(
+                "{what}: entry {path} is {} bytes, the manifest says {}: copy the volume again",
+                entry.size, exp.size
+            )));
+        }
+        Ok((path, exp.clone()))
+    }
+
+    /// Reads an admitted entry into its member (a whole member, or one chunk of it) and, at the
+    /// member's end, checks its hashes and completes it in `sink`. `Ok(Err(_))`: the member is
+    /// bad and abandoned.
+    fn take(
+        &mut self,
+        entry: Entry<'_>,
+        path: &SafePath,
+        exp: &Expected,
+        what: &str,
+        sink: &mut dyn MemberSink,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<Result<(), Problem>, BundleError> {
+        let bundle = self.bundle;
+        let member = &bundle.manifest.members[exp.member];
+        let chunk = exp.chunk.unwrap_or(0);
+        let with_sha1 = self.mode.payload_sha1 && member.kind == MemberKind::Payload;
+        let fresh = || if with_sha1 { FileHasher::default() } else { FileHasher::sha256_only() };
+        let (mut hasher, next_chunk) =
+            self.partial.remove(&exp.member).unwrap_or_else(|| (fresh(), 0));
+        if chunk != next_chunk {
+            sink.abandon(member);
+            return Ok(Err(Problem::integrity(format!("{what}: chunk {path} comes out of order"))));
+        }
+        let mut chunk_hash = exp.chunk.map(|_| Sha256::new());
+        let writer = sink.begin(member, chunk)?;
+        let into = Destinations { member: &mut hasher, chunk: chunk_hash.as_mut(), writer };
+        if let Err(p) = self.copy(entry, path, what, into, progress)? {
+            sink.abandon(member);
+            return Ok(Err(p));
+        }
+        let number = exp.volume;
+        if let Some(h) = chunk_hash {
+            if hex::encode(h.finalize()) != exp.sha256 {
+                sink.abandon(member);
+                return Ok(Err(Problem::integrity(format!(
+                    "{what}: chunk {path} does not match its hash: copy volume {number} again from the export host"
+                ))));
+            }
+            if chunk + 1 < member.chunks.len() {
+                self.partial.insert(exp.member, (hasher, chunk + 1));
+                return Ok(Ok(()));
+            }
+        }
+        let digests = hasher.finish();
+        let sha1_ok = !with_sha1
+            || member
+                .sha1
+                .as_ref()
+                .is_none_or(|h| h.eq_ignore_ascii_case(&digests.sha1.to_hex_lower()));
+        if digests.sha256.to_hex_lower() != member.sha256 || !sha1_ok {
+            sink.abandon(member);
+            return Ok(Err(Problem::integrity(format!(
+                "{what}: member {} does not match its hash: copy volume {number} again from the export host",
+                member.path
+            ))));
+        }
+        match sink.complete(member, &digests) {
+            Ok(()) => Ok(Ok(())),
+            Err(BundleError::Problem(p)) => Ok(Err(p)),
+            Err(other) => Err(other),
+        }
+    }
+
+    /// Copies an entry's declared bytes to where they go. `Ok(Err(_))`: the volume ended early
+    /// or could not be read.
+    fn copy(
+        &mut self,
+        entry: Entry<'_>,
+        path: &SafePath,
+        what: &str,
+        into: Destinations<'_>,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<Result<(), Problem>, BundleError> {
+        let Destinations { member, mut chunk, mut writer } = into;
+        let mut buf = vec![0u8; 1 << 20];
+        let mut left = entry.size;
+        while left > 0 {
+            let want = (left as usize).min(buf.len());
+            let got = match entry.data.read(&mut buf[..want]) {
+                Ok(0) => {
+                    return Ok(Err(Problem::integrity(format!(
+                        "{what}: entry {path} ends early: the volume is damaged; copy it again"
+                    ))));
+                }
+                Ok(g) => g,
+                Err(e) => {
+                    return Ok(Err(Problem::integrity(format!(
+                        "{what}: reading {path}: {e}: copy the volume again"
+                    ))));
+                }
+            };
+            member.update(&buf[..got]);
+            if let Some(h) = chunk.as_mut() {
+                h.update(&buf[..got]);
+            }
+            if let Some(w) = writer.as_mut() {
+                w.write_all(&buf[..got])
+                    .map_err(|e| BundleError::Invalid(format!("staging {path}: {e}")))?;
+            }
+            left -= got as u64;
+            self.bytes_read += got as u64;
+            progress(self.bytes_read);
+        }
+        Ok(Ok(()))
+    }
+
+    /// Members the manifest declares that no volume held (volumes that could not be read at all
+    /// were reported already).
+    fn missing_members(&mut self) {
+        let n = self.volume_count();
+        let mut missing: Vec<(&String, &Expected)> =
+            self.expected.iter().filter(|(p, _)| !self.seen.contains(*p)).collect();
+        missing.sort_unstable_by_key(|(p, e)| (e.volume, *p));
+        for (path, e) in missing {
+            if self.unreadable.contains(&e.volume) {
+                continue;
+            }
+            self.problems.push(Problem::integrity(format!(
+                "member {path} is missing from volume {} of {n}: copy that volume again from the export host",
+                e.volume
+            )));
+            if self.mode.stop_at_first {
+                break;
+            }
+        }
+    }
+}
+
+/// What is wrong with a volume's file before it is opened: missing, not a regular file, or not
+/// the size the manifest says.
+fn volume_file_problem(
+    path: &std::path::Path,
+    volume: &VolumeEntry,
+    what: &str,
+) -> Option<Problem> {
+    let Ok(meta) = std::fs::metadata(path) else {
+        return Some(Problem::integrity(format!(
+            "{what} is missing: copy it from the export host"
         )));
-        if stop_at_first {
-            break;
-        }
+    };
+    if !meta.is_file() {
+        return Some(Problem::unsafe_entry(format!(
+            "{what} is not a regular file (a device, a FIFO or a link to one)"
+        )));
     }
-    Ok(problems)
+    (meta.len() != volume.size).then(|| {
+        Problem::integrity(format!(
+            "{what} is {} bytes, the manifest says {}: it is truncated or incompletely copied; copy it again from the export host",
+            meta.len(),
+            volume.size
+        ))
+    })
 }
