@@ -132,172 +132,24 @@ impl Snapshot {
         stamp: i64,
         all: Vec<CatalogRevision>,
         removed: &HashSet<String>,
-        mut cores: HashMap<i32, Arc<str>>,
+        cores: HashMap<i32, Arc<str>>,
         files: HashMap<[u8; 20], FileEntry>,
     ) -> Snapshot {
-        // Visible revisions: the newest of each update, plus the exact revisions bundles name.
         let by_identity_all: HashMap<(String, i32), usize> = all
             .iter()
             .enumerate()
             .map(|(i, r)| ((r.update_id.clone(), r.revision_number), i))
             .collect();
-        let mut wanted: Vec<bool> = all.iter().map(|r| r.is_latest).collect();
-        for r in all.iter().filter(|r| r.is_latest) {
-            for (u, n) in &r.bundle_members {
-                if let Some(&i) = by_identity_all.get(&(u.clone(), *n)) {
-                    wanted[i] = true;
-                }
-            }
-        }
-        let mut index_of: HashMap<usize, u32> = HashMap::new();
-        let mut revs: Vec<Rev> = Vec::new();
-        for (i, r) in all.iter().enumerate() {
-            if !wanted[i] {
-                continue;
-            }
-            let Ok(update_id) = Guid::parse(&r.update_id) else { continue };
-            let kind = match r.update_type.as_str() {
-                "Category" => Kind::Category,
-                "Detectoid" => Kind::Detectoid,
-                "Driver" => Kind::Driver,
-                _ => Kind::Software,
-            };
-            index_of.insert(i, revs.len() as u32);
-            revs.push(Rev {
-                revision_id: r.revision_id,
-                update_id,
-                update_id_text: r.update_id.clone(),
-                revision_number: r.revision_number,
-                kind,
-                is_latest: r.is_latest,
-                offerable: !r.expired && !removed.contains(&r.update_id),
-                top_level: false,
-                is_leaf: true,
-                clauses: Vec::new(),
-                children: Vec::new(),
-                parents: Vec::new(),
-                categories: Vec::new(),
-                files: r.files.iter().map(|f| f.sha1.0).collect(),
-                date: r.ingested_at.get(..10).unwrap_or("1970-01-01").to_string(),
-                core: cores.remove(&r.revision_id),
-                core_size: r.core_size,
-                category_kind: r.category_kind.clone(),
-            });
-        }
+        let (mut revs, index_of) = served_revisions(&all, &by_identity_all, removed, cores);
         let latest_by_update: HashMap<Guid, u32> = revs
             .iter()
             .enumerate()
             .filter(|(_, r)| r.is_latest)
             .map(|(i, r)| (r.update_id, i as u32))
             .collect();
-        let mut named_as_prerequisite: HashSet<u32> = HashSet::new();
-        for (&i, &idx) in &index_of {
-            let r = &all[i];
-            let clauses: Vec<Vec<u32>> = r
-                .prerequisite_clauses
-                .iter()
-                .map(|clause| {
-                    clause
-                        .iter()
-                        .map(|u| {
-                            Guid::parse(u)
-                                .ok()
-                                .and_then(|g| latest_by_update.get(&g).copied())
-                                .unwrap_or(MISSING)
-                        })
-                        .collect()
-                })
-                .collect();
-            for &m in clauses.iter().flatten().filter(|&&m| m != MISSING) {
-                named_as_prerequisite.insert(m);
-            }
-            let categories: Vec<u32> = clauses
-                .iter()
-                .flatten()
-                .copied()
-                .filter(|&m| m != MISSING && revs[m as usize].kind == Kind::Category)
-                .collect();
-            let children: Vec<u32> = r
-                .bundle_members
-                .iter()
-                .filter_map(|(u, n)| by_identity_all.get(&(u.clone(), *n)))
-                .filter_map(|j| index_of.get(j).copied())
-                .collect();
-            let rev = &mut revs[idx as usize];
-            rev.clauses = clauses;
-            rev.categories = categories;
-            rev.children = children;
-        }
-        for i in 0..revs.len() {
-            let children = revs[i].children.clone();
-            for c in children {
-                revs[c as usize].parents.push(i as u32);
-            }
-        }
-        for (i, r) in revs.iter_mut().enumerate() {
-            r.is_leaf = !named_as_prerequisite.contains(&(i as u32));
-            r.top_level = matches!(r.kind, Kind::Software | Kind::Driver)
-                && r.is_latest
-                && r.parents.is_empty();
-        }
-        let phase = |r: &Rev| {
-            if !r.is_leaf {
-                0
-            } else if !r.parents.is_empty() {
-                1
-            } else {
-                2
-            }
-        };
-        let mut signatures = Signatures::default();
-        // A revision's gate is its first prerequisite clause (a category clause when it has
-        // one: the product), which rules out most revisions for most machines at once.
-        let mut gates = Signatures::default();
-        let mut gate_of: Vec<u32> = Vec::with_capacity(revs.len());
-        let signature_of: Vec<u32> = revs
-            .iter()
-            .map(|r| {
-                let mut clauses: Vec<(bool, Vec<i32>)> =
-                    r.clauses
-                        .iter()
-                        .map(|c| {
-                            let categories = c
-                                .iter()
-                                .all(|&m| m != MISSING && revs[m as usize].kind == Kind::Category);
-                            (
-                                categories,
-                                c.iter()
-                                    .map(|&m| {
-                                        if m == MISSING { -1 } else { revs[m as usize].revision_id }
-                                    })
-                                    .collect(),
-                            )
-                        })
-                        .collect();
-                clauses.sort_by_key(|(categories, _)| !categories);
-                let clauses: Vec<Vec<i32>> = clauses.into_iter().map(|(_, c)| c).collect();
-                gate_of.push(gates.intern(clauses.first().cloned().into_iter().collect()));
-                signatures.intern(clauses)
-            })
-            .collect();
-        signatures.freeze();
-        gates.freeze();
-        // The software pass walks this order; drivers go only to the driver pass (§3.6).
-        let software_pass = |r: &Rev| r.offerable && r.kind != Kind::Driver;
-        let mut page_order: Vec<u32> =
-            (0..revs.len() as u32).filter(|&i| software_pass(&revs[i as usize])).collect();
-        page_order.sort_by_key(|&i| {
-            (phase(&revs[i as usize]), gate_of[i as usize], revs[i as usize].revision_id)
-        });
-        let page_order_ids = page_order.iter().map(|&i| revs[i as usize].revision_id).collect();
-        let mut runs: Vec<Run> = Vec::new();
-        for (pos, &i) in page_order.iter().enumerate() {
-            let gate = gate_of[i as usize];
-            match runs.last_mut() {
-                Some(run) if run.gate == gate && run.end as usize == pos => run.end += 1,
-                _ => runs.push(Run { start: pos as u32, end: pos as u32 + 1, gate }),
-            }
-        }
+        link(&mut revs, &all, &index_of, &by_identity_all, &latest_by_update);
+        let (signatures, gates, signature_of, gate_of) = signatures_and_gates(&revs);
+        let (page_order, runs) = page_order(&revs, &gate_of);
         let max_revision_id = revs.iter().map(|r| r.revision_id).max().unwrap_or(0);
         let mut revision_index = vec![u32::MAX; max_revision_id.max(0) as usize + 1];
         for (i, r) in revs.iter().enumerate() {
@@ -306,7 +158,7 @@ impl Snapshot {
             }
         }
         Snapshot {
-            page_order_ids,
+            page_order_ids: page_order.iter().map(|&i| revs[i as usize].revision_id).collect(),
             page_order_signatures: page_order.iter().map(|&i| signature_of[i as usize]).collect(),
             runs,
             gates,
@@ -326,6 +178,181 @@ impl Snapshot {
             page_order,
         }
     }
+}
+
+/// The revisions served: the newest of each update, plus the exact revisions bundles name;
+/// with the index each got, by position in `all`. Links between them are made by [`link`].
+fn served_revisions(
+    all: &[CatalogRevision],
+    by_identity_all: &HashMap<(String, i32), usize>,
+    removed: &HashSet<String>,
+    mut cores: HashMap<i32, Arc<str>>,
+) -> (Vec<Rev>, HashMap<usize, u32>) {
+    let mut wanted: Vec<bool> = all.iter().map(|r| r.is_latest).collect();
+    for r in all.iter().filter(|r| r.is_latest) {
+        for (u, n) in &r.bundle_members {
+            if let Some(&i) = by_identity_all.get(&(u.clone(), *n)) {
+                wanted[i] = true;
+            }
+        }
+    }
+    let mut index_of: HashMap<usize, u32> = HashMap::new();
+    let mut revs: Vec<Rev> = Vec::new();
+    for (i, r) in all.iter().enumerate() {
+        if !wanted[i] {
+            continue;
+        }
+        let Ok(update_id) = Guid::parse(&r.update_id) else { continue };
+        let kind = match r.update_type.as_str() {
+            "Category" => Kind::Category,
+            "Detectoid" => Kind::Detectoid,
+            "Driver" => Kind::Driver,
+            _ => Kind::Software,
+        };
+        index_of.insert(i, revs.len() as u32);
+        revs.push(Rev {
+            revision_id: r.revision_id,
+            update_id,
+            update_id_text: r.update_id.clone(),
+            revision_number: r.revision_number,
+            kind,
+            is_latest: r.is_latest,
+            offerable: !r.expired && !removed.contains(&r.update_id),
+            top_level: false,
+            is_leaf: true,
+            clauses: Vec::new(),
+            children: Vec::new(),
+            parents: Vec::new(),
+            categories: Vec::new(),
+            files: r.files.iter().map(|f| f.sha1.0).collect(),
+            date: r.ingested_at.get(..10).unwrap_or("1970-01-01").to_string(),
+            core: cores.remove(&r.revision_id),
+            core_size: r.core_size,
+            category_kind: r.category_kind.clone(),
+        });
+    }
+    (revs, index_of)
+}
+
+/// The graph between served revisions: prerequisite clauses (as indexes, `MISSING` for an
+/// update not served), categories, bundle children and parents, leaf-ness (no one's
+/// prerequisite) and top level (software or a driver, newest, in no bundle).
+fn link(
+    revs: &mut [Rev],
+    all: &[CatalogRevision],
+    index_of: &HashMap<usize, u32>,
+    by_identity_all: &HashMap<(String, i32), usize>,
+    latest_by_update: &HashMap<Guid, u32>,
+) {
+    let mut named_as_prerequisite: HashSet<u32> = HashSet::new();
+    for (&i, &idx) in index_of {
+        let r = &all[i];
+        let clauses: Vec<Vec<u32>> = r
+            .prerequisite_clauses
+            .iter()
+            .map(|clause| {
+                clause
+                    .iter()
+                    .map(|u| {
+                        Guid::parse(u)
+                            .ok()
+                            .and_then(|g| latest_by_update.get(&g).copied())
+                            .unwrap_or(MISSING)
+                    })
+                    .collect()
+            })
+            .collect();
+        for &m in clauses.iter().flatten().filter(|&&m| m != MISSING) {
+            named_as_prerequisite.insert(m);
+        }
+        let categories: Vec<u32> = clauses
+            .iter()
+            .flatten()
+            .copied()
+            .filter(|&m| m != MISSING && revs[m as usize].kind == Kind::Category)
+            .collect();
+        let children: Vec<u32> = r
+            .bundle_members
+            .iter()
+            .filter_map(|(u, n)| by_identity_all.get(&(u.clone(), *n)))
+            .filter_map(|j| index_of.get(j).copied())
+            .collect();
+        let rev = &mut revs[idx as usize];
+        rev.clauses = clauses;
+        rev.categories = categories;
+        rev.children = children;
+    }
+    for i in 0..revs.len() {
+        let children = revs[i].children.clone();
+        for c in children {
+            revs[c as usize].parents.push(i as u32);
+        }
+    }
+    for (i, r) in revs.iter_mut().enumerate() {
+        r.is_leaf = !named_as_prerequisite.contains(&(i as u32));
+        r.top_level =
+            matches!(r.kind, Kind::Software | Kind::Driver) && r.is_latest && r.parents.is_empty();
+    }
+}
+
+/// Each revision's prerequisite signature (its clauses by revision id, category clauses first)
+/// and its gate: the first clause (a category clause when it has one: the product), which rules
+/// out most revisions for most machines at once.
+fn signatures_and_gates(revs: &[Rev]) -> (Signatures, Signatures, Vec<u32>, Vec<u32>) {
+    let mut signatures = Signatures::default();
+    let mut gates = Signatures::default();
+    let mut gate_of: Vec<u32> = Vec::with_capacity(revs.len());
+    let served_id = |m: u32| if m == MISSING { -1 } else { revs[m as usize].revision_id };
+    let is_category = |m: u32| m != MISSING && revs[m as usize].kind == Kind::Category;
+    let signature_of: Vec<u32> = revs
+        .iter()
+        .map(|r| {
+            let mut clauses: Vec<(bool, Vec<i32>)> = r
+                .clauses
+                .iter()
+                .map(|c| {
+                    (c.iter().all(|&m| is_category(m)), c.iter().map(|&m| served_id(m)).collect())
+                })
+                .collect();
+            clauses.sort_by_key(|(categories, _)| !categories);
+            let clauses: Vec<Vec<i32>> = clauses.into_iter().map(|(_, c)| c).collect();
+            gate_of.push(gates.intern(clauses.first().cloned().into_iter().collect()));
+            signatures.intern(clauses)
+        })
+        .collect();
+    signatures.freeze();
+    gates.freeze();
+    (signatures, gates, signature_of, gate_of)
+}
+
+/// The order pages walk (the software pass: offerable revisions but drivers, §3.6): non-leaves
+/// first, then bundle members, then the rest, each by gate then revision id; and the runs of
+/// one gate in it.
+fn page_order(revs: &[Rev], gate_of: &[u32]) -> (Vec<u32>, Vec<Run>) {
+    let phase = |r: &Rev| {
+        if !r.is_leaf {
+            0
+        } else if !r.parents.is_empty() {
+            1
+        } else {
+            2
+        }
+    };
+    let software_pass = |r: &Rev| r.offerable && r.kind != Kind::Driver;
+    let mut page_order: Vec<u32> =
+        (0..revs.len() as u32).filter(|&i| software_pass(&revs[i as usize])).collect();
+    page_order.sort_by_key(|&i| {
+        (phase(&revs[i as usize]), gate_of[i as usize], revs[i as usize].revision_id)
+    });
+    let mut runs: Vec<Run> = Vec::new();
+    for (pos, &i) in page_order.iter().enumerate() {
+        let gate = gate_of[i as usize];
+        match runs.last_mut() {
+            Some(run) if run.gate == gate && run.end as usize == pos => run.end += 1,
+            _ => runs.push(Run { start: pos as u32, end: pos as u32 + 1, gate }),
+        }
+    }
+    (page_order, runs)
 }
 
 /// One approval as the server applies it.
