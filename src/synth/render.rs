@@ -364,261 +364,274 @@ fn render_rules(x: &mut Xml, p: &Planned) {
     let start = x.0.len();
     x.open("upd:ApplicabilityRules", &[]);
     match p.handler {
-        Handler::Category => {
-            x.open("upd:IsInstalled", &[]);
-            x.empty("lar:True", &[("xmlns:lar", LAR)]);
-            x.close("upd:IsInstalled");
-        }
-        Handler::Detectoid => {
-            x.open("upd:IsInstalled", &[]);
-            match rng.below(3) {
-                0 => bar(
-                    x,
-                    "WindowsVersion",
-                    &[
-                        ("Comparison", "GreaterThanOrEqualTo"),
-                        ("MajorVersion", "10"),
-                        ("MinorVersion", "0"),
-                        ("ProductType", "1"),
-                    ],
-                ),
-                1 => bar(
-                    x,
-                    "Processor",
-                    &[("Architecture", ["0", "9", "12"][rng.below(3) as usize])],
-                ),
-                _ => bar(
-                    x,
-                    "RegDword",
-                    &[
-                        ("Key", "HKEY_LOCAL_MACHINE"),
-                        ("Subkey", "SOFTWARE\\Microsoft\\Windows NT\\CurrentVersion"),
-                        ("Value", "UBR"),
-                        ("Comparison", "GreaterThanOrEqualTo"),
-                        ("Data", &(rng.below(5000)).to_string()),
-                    ],
-                ),
-            }
-            x.close("upd:IsInstalled");
-        }
-        Handler::Cbs => {
-            x.open("upd:IsInstalled", &[]);
-            x.open("lar:And", &[("xmlns:lar", LAR)]);
-            x.empty("cbsar:CbsPackageInstalled", &[("xmlns:cbsar", CBSAR)]);
-            x.open("lar:Not", &[]);
-            bar(
-                x,
-                "RegDword",
-                &[
-                    ("Key", "HKEY_LOCAL_MACHINE"),
-                    (
-                        "Subkey",
-                        "SOFTWARE\\Microsoft\\Windows\\CurrentVersion\\Component Based Servicing",
-                    ),
-                    ("Value", "LCUReoffer"),
-                    ("Comparison", "EqualTo"),
-                    ("Data", "1"),
-                ],
-            );
-            x.close("lar:Not");
-            x.close("lar:And");
-            x.close("upd:IsInstalled");
-            x.open("upd:IsInstallable", &[]);
-            x.empty("cbsar:CbsPackageInstallable", &[("xmlns:cbsar", CBSAR)]);
-            x.close("upd:IsInstallable");
-            x.open("upd:Metadata", &[]);
-            x.open("cbsar:CbsPackageApplicabilityMetadata", &[("xmlns:cbsar", CBSAR)]);
-            let kb = format!("KB{}", p.kb.unwrap_or(5_000_000));
-            x.open(
-                "assembly",
-                &[
-                    ("xmlns", "urn:schemas-microsoft-com:asm.v3"),
-                    ("manifestVersion", "1.0"),
-                    ("description", &format!("Fix for {kb}")),
-                    ("displayName", "default"),
-                    ("company", "Microsoft Corporation"),
-                    ("copyright", "Microsoft Corporation"),
-                    ("supportInformation", "https://support.microsoft.com/help"),
-                    ("creationTimeStamp", &timestamp(p.created, None)),
-                    ("lastUpdateTimeStamp", &timestamp(p.created, None)),
-                ],
-            );
-            let version = format!("26100.{}.1.{}", p.index % 7000, p.index % 13);
-            x.empty(
-                "assemblyIdentity",
-                &[
-                    ("name", "Package_for_RollupFix"),
-                    ("version", &version),
-                    ("processorArchitecture", "amd64"),
-                    ("language", "neutral"),
-                    ("publicKeyToken", "31bf3856ad364e35"),
-                ],
-            );
-            x.open(
-                "package",
-                &[("identifier", &kb), ("releaseType", "Security Update"), ("restart", "possible")],
-            );
-            // The component list is what makes real CBS manifests large.
-            let mut n = 0u64;
-            while x.0.len() - start < p.core_target {
-                n += 1;
-                let name =
-                    format!("Microsoft-Windows-Component-{:05}-{:08x}", n, rng.next_u64() as u32);
-                x.empty(
-                    "assemblyIdentity",
-                    &[
-                        ("name", &name),
-                        ("version", &version),
-                        ("processorArchitecture", "amd64"),
-                        ("language", "neutral"),
-                        ("publicKeyToken", "31bf3856ad364e35"),
-                    ],
-                );
-            }
-            x.close("package");
-            x.close("assembly");
-            x.close("cbsar:CbsPackageApplicabilityMetadata");
-            x.close("upd:Metadata");
-        }
-        Handler::OsInstaller => {
-            let osi = "http://schemas.microsoft.com/msus/2016/01/UpdateHandlers/OSInstaller";
-            x.open("upd:IsInstalled", &[]);
-            x.empty(
-                "osi:ProductReleaseInstalled",
-                &[
-                    ("Name", "Client.OS.RS2.AMD64"),
-                    ("Version", &format!("10.0.26100.{}", p.index % 9000)),
-                    ("xmlns:osi", osi),
-                ],
-            );
-            x.close("upd:IsInstalled");
-            x.open("upd:IsInstallable", &[]);
-            x.open("lar:And", &[("xmlns:lar", LAR)]);
-            for sku in ["4", "27", "48", "121"] {
-                x.open("lar:Not", &[]);
-                x.empty(
-                    "osi:DeviceAttribute",
-                    &[
-                        ("Name", "OSSkuId"),
-                        ("Type", "String"),
-                        ("Comparison", "EqualTo"),
-                        ("Value", sku),
-                        ("xmlns:osi", osi),
-                    ],
-                );
-                x.close("lar:Not");
-            }
-            x.empty(
-                "osi:DeviceAttribute",
-                &[
-                    ("Name", "OSVersion"),
-                    ("Type", "Version"),
-                    ("Comparison", "GreaterThanOrEqualTo"),
-                    ("Value", "10.0.26100.1"),
-                    ("xmlns:osi", osi),
-                ],
-            );
-            x.close("lar:And");
-            x.close("upd:IsInstallable");
-        }
-        Handler::WindowsInstaller => {
-            x.open("upd:IsInstalled", &[]);
-            x.empty("mar:MsiPatchInstalled", &[("xmlns:mar", MAR)]);
-            x.close("upd:IsInstalled");
-            x.open("upd:IsInstallable", &[]);
-            x.empty("mar:MsiPatchInstallable", &[("xmlns:mar", MAR)]);
-            x.close("upd:IsInstallable");
-            x.open("upd:Metadata", &[]);
-            x.open("mar:MsiPatchMetadata", &[("xmlns:mar", MAR)]);
-            while x.0.len() - start < p.core_target {
-                let code = format!(
-                    "{{{}}}",
-                    crate::catalog::Guid::from_bytes(
-                        rng.next_u64().to_le_bytes().repeat(2).try_into().expect("16 bytes")
-                    )
-                    .to_string()
-                    .to_uppercase()
-                );
-                x.empty("mar:MsiProductInstalled", &[("ProductCode", &code)]);
-            }
-            x.close("mar:MsiPatchMetadata");
-            x.close("upd:Metadata");
-        }
-        Handler::Driver => {
-            x.open("upd:Metadata", &[]);
-            let drv = "http://schemas.microsoft.com/msus/2002/12/UpdateHandlers/WindowsDriver";
-            x.empty(
-                "drv:WindowsDriverMetaData",
-                &[
-                    ("HardwareID", &format!("PCI\\VEN_8086&DEV_{:04X}", p.index % 65536)),
-                    ("WhqlDriverID", &p.index.to_string()),
-                    ("Manufacturer", "Contoso Ltd."),
-                    ("Company", "Contoso Ltd."),
-                    ("Provider", "Contoso Ltd."),
-                    ("DriverVerDate", "2025-06-01"),
-                    ("DriverVerVersion", &format!("10.{}.{}.0", p.index % 100, p.index % 1000)),
-                    ("Class", "System"),
-                    ("Model", "Contoso System Device"),
-                    ("xmlns:drv", drv),
-                ],
-            );
-            x.close("upd:Metadata");
-        }
-        Handler::CommandLine | Handler::Bundle => {
-            // Registry and file-version checks, as the Defender definitions carry them.
-            x.open("upd:IsInstalled", &[]);
-            x.open("lar:And", &[("xmlns:lar", LAR)]);
-            let subkey = "SOFTWARE\\Microsoft\\Windows Defender\\Signature Updates";
-            let mut n = 0u64;
-            loop {
-                n += 1;
-                let version = format!("1.{}.{}.0", 400 + n % 100, p.index % 1000);
-                bar(
-                    x,
-                    "FileVersionPrependRegSz",
-                    &[
-                        ("Path", "mpasdlta.vdm"),
-                        ("Comparison", "GreaterThanOrEqualTo"),
-                        ("Version", &version),
-                        ("Key", "HKEY_LOCAL_MACHINE"),
-                        ("Subkey", subkey),
-                        ("Value", "SignatureLocation"),
-                    ],
-                );
-                if x.0.len() - start >= p.core_target || n > 100_000 {
-                    break;
-                }
-                x.open("lar:Not", &[]);
-                bar(
-                    x,
-                    "RegDword",
-                    &[
-                        ("Key", "HKEY_LOCAL_MACHINE"),
-                        ("Subkey", subkey),
-                        ("Value", "SignatureType"),
-                        ("Comparison", "EqualTo"),
-                        ("Data", &(n % 3).to_string()),
-                    ],
-                );
-                x.close("lar:Not");
-            }
-            x.close("lar:And");
-            x.close("upd:IsInstalled");
-            x.open("upd:IsInstallable", &[]);
-            bar(
-                x,
-                "RegValueExists",
-                &[
-                    ("Key", "HKEY_LOCAL_MACHINE"),
-                    ("Subkey", "SOFTWARE\\Microsoft\\Windows Defender"),
-                    ("Value", "InstallLocation"),
-                    ("Type", "REG_SZ"),
-                ],
-            );
-            x.close("upd:IsInstallable");
-        }
+        Handler::Category => rules_category(x),
+        Handler::Detectoid => rules_detectoid(x, &mut rng),
+        Handler::Cbs => rules_cbs(x, p, &mut rng, start),
+        Handler::OsInstaller => rules_os_installer(x, p),
+        Handler::WindowsInstaller => rules_windows_installer(x, p, &mut rng, start),
+        Handler::Driver => rules_driver(x, p),
+        Handler::CommandLine | Handler::Bundle => rules_command_line(x, p, start),
     }
     x.close("upd:ApplicabilityRules");
+}
+
+/// A category is always installed.
+fn rules_category(x: &mut Xml) {
+    x.open("upd:IsInstalled", &[]);
+    x.empty("lar:True", &[("xmlns:lar", LAR)]);
+    x.close("upd:IsInstalled");
+}
+
+/// A detectoid: one Windows version, processor or registry check.
+fn rules_detectoid(x: &mut Xml, rng: &mut Rng) {
+    x.open("upd:IsInstalled", &[]);
+    match rng.below(3) {
+        0 => bar(
+            x,
+            "WindowsVersion",
+            &[
+                ("Comparison", "GreaterThanOrEqualTo"),
+                ("MajorVersion", "10"),
+                ("MinorVersion", "0"),
+                ("ProductType", "1"),
+            ],
+        ),
+        1 => bar(x, "Processor", &[("Architecture", ["0", "9", "12"][rng.below(3) as usize])]),
+        _ => bar(
+            x,
+            "RegDword",
+            &[
+                ("Key", "HKEY_LOCAL_MACHINE"),
+                ("Subkey", "SOFTWARE\\Microsoft\\Windows NT\\CurrentVersion"),
+                ("Value", "UBR"),
+                ("Comparison", "GreaterThanOrEqualTo"),
+                ("Data", &(rng.below(5000)).to_string()),
+            ],
+        ),
+    }
+    x.close("upd:IsInstalled");
+}
+
+/// A CBS package (cumulative updates and the like).
+fn rules_cbs(x: &mut Xml, p: &Planned, rng: &mut Rng, start: usize) {
+    x.open("upd:IsInstalled", &[]);
+    x.open("lar:And", &[("xmlns:lar", LAR)]);
+    x.empty("cbsar:CbsPackageInstalled", &[("xmlns:cbsar", CBSAR)]);
+    x.open("lar:Not", &[]);
+    bar(
+        x,
+        "RegDword",
+        &[
+            ("Key", "HKEY_LOCAL_MACHINE"),
+            ("Subkey", "SOFTWARE\\Microsoft\\Windows\\CurrentVersion\\Component Based Servicing"),
+            ("Value", "LCUReoffer"),
+            ("Comparison", "EqualTo"),
+            ("Data", "1"),
+        ],
+    );
+    x.close("lar:Not");
+    x.close("lar:And");
+    x.close("upd:IsInstalled");
+    x.open("upd:IsInstallable", &[]);
+    x.empty("cbsar:CbsPackageInstallable", &[("xmlns:cbsar", CBSAR)]);
+    x.close("upd:IsInstallable");
+    x.open("upd:Metadata", &[]);
+    x.open("cbsar:CbsPackageApplicabilityMetadata", &[("xmlns:cbsar", CBSAR)]);
+    let kb = format!("KB{}", p.kb.unwrap_or(5_000_000));
+    x.open(
+        "assembly",
+        &[
+            ("xmlns", "urn:schemas-microsoft-com:asm.v3"),
+            ("manifestVersion", "1.0"),
+            ("description", &format!("Fix for {kb}")),
+            ("displayName", "default"),
+            ("company", "Microsoft Corporation"),
+            ("copyright", "Microsoft Corporation"),
+            ("supportInformation", "https://support.microsoft.com/help"),
+            ("creationTimeStamp", &timestamp(p.created, None)),
+            ("lastUpdateTimeStamp", &timestamp(p.created, None)),
+        ],
+    );
+    let version = format!("26100.{}.1.{}", p.index % 7000, p.index % 13);
+    x.empty(
+        "assemblyIdentity",
+        &[
+            ("name", "Package_for_RollupFix"),
+            ("version", &version),
+            ("processorArchitecture", "amd64"),
+            ("language", "neutral"),
+            ("publicKeyToken", "31bf3856ad364e35"),
+        ],
+    );
+    x.open(
+        "package",
+        &[("identifier", &kb), ("releaseType", "Security Update"), ("restart", "possible")],
+    );
+    // The component list is what makes real CBS manifests large.
+    let mut n = 0u64;
+    while x.0.len() - start < p.core_target {
+        n += 1;
+        let name = format!("Microsoft-Windows-Component-{:05}-{:08x}", n, rng.next_u64() as u32);
+        x.empty(
+            "assemblyIdentity",
+            &[
+                ("name", &name),
+                ("version", &version),
+                ("processorArchitecture", "amd64"),
+                ("language", "neutral"),
+                ("publicKeyToken", "31bf3856ad364e35"),
+            ],
+        );
+    }
+    x.close("package");
+    x.close("assembly");
+    x.close("cbsar:CbsPackageApplicabilityMetadata");
+    x.close("upd:Metadata");
+}
+
+/// A feature update (the OS installer).
+fn rules_os_installer(x: &mut Xml, p: &Planned) {
+    let osi = "http://schemas.microsoft.com/msus/2016/01/UpdateHandlers/OSInstaller";
+    x.open("upd:IsInstalled", &[]);
+    x.empty(
+        "osi:ProductReleaseInstalled",
+        &[
+            ("Name", "Client.OS.RS2.AMD64"),
+            ("Version", &format!("10.0.26100.{}", p.index % 9000)),
+            ("xmlns:osi", osi),
+        ],
+    );
+    x.close("upd:IsInstalled");
+    x.open("upd:IsInstallable", &[]);
+    x.open("lar:And", &[("xmlns:lar", LAR)]);
+    for sku in ["4", "27", "48", "121"] {
+        x.open("lar:Not", &[]);
+        x.empty(
+            "osi:DeviceAttribute",
+            &[
+                ("Name", "OSSkuId"),
+                ("Type", "String"),
+                ("Comparison", "EqualTo"),
+                ("Value", sku),
+                ("xmlns:osi", osi),
+            ],
+        );
+        x.close("lar:Not");
+    }
+    x.empty(
+        "osi:DeviceAttribute",
+        &[
+            ("Name", "OSVersion"),
+            ("Type", "Version"),
+            ("Comparison", "GreaterThanOrEqualTo"),
+            ("Value", "10.0.26100.1"),
+            ("xmlns:osi", osi),
+        ],
+    );
+    x.close("lar:And");
+    x.close("upd:IsInstallable");
+}
+
+/// An MSI product.
+fn rules_windows_installer(x: &mut Xml, p: &Planned, rng: &mut Rng, start: usize) {
+    x.open("upd:IsInstalled", &[]);
+    x.empty("mar:MsiPatchInstalled", &[("xmlns:mar", MAR)]);
+    x.close("upd:IsInstalled");
+    x.open("upd:IsInstallable", &[]);
+    x.empty("mar:MsiPatchInstallable", &[("xmlns:mar", MAR)]);
+    x.close("upd:IsInstallable");
+    x.open("upd:Metadata", &[]);
+    x.open("mar:MsiPatchMetadata", &[("xmlns:mar", MAR)]);
+    while x.0.len() - start < p.core_target {
+        let code = format!(
+            "{{{}}}",
+            crate::catalog::Guid::from_bytes(
+                rng.next_u64().to_le_bytes().repeat(2).try_into().expect("16 bytes")
+            )
+            .to_string()
+            .to_uppercase()
+        );
+        x.empty("mar:MsiProductInstalled", &[("ProductCode", &code)]);
+    }
+    x.close("mar:MsiPatchMetadata");
+    x.close("upd:Metadata");
+}
+
+/// A driver: WindowsDriver rules.
+fn rules_driver(x: &mut Xml, p: &Planned) {
+    x.open("upd:Metadata", &[]);
+    let drv = "http://schemas.microsoft.com/msus/2002/12/UpdateHandlers/WindowsDriver";
+    x.empty(
+        "drv:WindowsDriverMetaData",
+        &[
+            ("HardwareID", &format!("PCI\\VEN_8086&DEV_{:04X}", p.index % 65536)),
+            ("WhqlDriverID", &p.index.to_string()),
+            ("Manufacturer", "Contoso Ltd."),
+            ("Company", "Contoso Ltd."),
+            ("Provider", "Contoso Ltd."),
+            ("DriverVerDate", "2025-06-01"),
+            ("DriverVerVersion", &format!("10.{}.{}.0", p.index % 100, p.index % 1000)),
+            ("Class", "System"),
+            ("Model", "Contoso System Device"),
+            ("xmlns:drv", drv),
+        ],
+    );
+    x.close("upd:Metadata");
+}
+
+/// Command-line installers and bundles.
+fn rules_command_line(x: &mut Xml, p: &Planned, start: usize) {
+    // Registry and file-version checks, as the Defender definitions carry them.
+    x.open("upd:IsInstalled", &[]);
+    x.open("lar:And", &[("xmlns:lar", LAR)]);
+    let subkey = "SOFTWARE\\Microsoft\\Windows Defender\\Signature Updates";
+    let mut n = 0u64;
+    loop {
+        n += 1;
+        let version = format!("1.{}.{}.0", 400 + n % 100, p.index % 1000);
+        bar(
+            x,
+            "FileVersionPrependRegSz",
+            &[
+                ("Path", "mpasdlta.vdm"),
+                ("Comparison", "GreaterThanOrEqualTo"),
+                ("Version", &version),
+                ("Key", "HKEY_LOCAL_MACHINE"),
+                ("Subkey", subkey),
+                ("Value", "SignatureLocation"),
+            ],
+        );
+        if x.0.len() - start >= p.core_target || n > 100_000 {
+            break;
+        }
+        x.open("lar:Not", &[]);
+        bar(
+            x,
+            "RegDword",
+            &[
+                ("Key", "HKEY_LOCAL_MACHINE"),
+                ("Subkey", subkey),
+                ("Value", "SignatureType"),
+                ("Comparison", "EqualTo"),
+                ("Data", &(n % 3).to_string()),
+            ],
+        );
+        x.close("lar:Not");
+    }
+    x.close("lar:And");
+    x.close("upd:IsInstalled");
+    x.open("upd:IsInstallable", &[]);
+    bar(
+        x,
+        "RegValueExists",
+        &[
+            ("Key", "HKEY_LOCAL_MACHINE"),
+            ("Subkey", "SOFTWARE\\Microsoft\\Windows Defender"),
+            ("Value", "InstallLocation"),
+            ("Type", "REG_SZ"),
+        ],
+    );
+    x.close("upd:IsInstallable");
 }
 
 #[cfg(test)]
