@@ -235,8 +235,9 @@ impl<'s> AdminService<'s> {
         self.store.administer("undeclining", |tx| count(&ids, |id| tx.undecline(id)), |n| *n > 0)
     }
 
-    /// The store underneath, for what is not an administration rule (reading, listing).
-    pub fn store(&mut self) -> &mut Store {
+    /// The store underneath, for tests to look at what a rule did.
+    #[cfg(test)]
+    pub(crate) fn store(&mut self) -> &mut Store {
         self.store
     }
 }

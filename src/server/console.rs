@@ -433,6 +433,16 @@ fn render(
     }
 }
 
+/// The group tree as `<option>`s, indented by depth.
+fn group_options(tree: &[crate::store::GroupInTree]) -> String {
+    tree.iter()
+        .map(|g| {
+            let name = esc(&g.group.name);
+            format!("<option value=\"{name}\">{}{name}</option>", "&nbsp;&nbsp;".repeat(g.depth))
+        })
+        .collect()
+}
+
 /// What a change that needs no more words says when it worked.
 fn done<T>(_: T) -> String {
     "done".to_string()
@@ -687,17 +697,7 @@ fn computers(
             counts_cells(&c.counts)
         );
     }
-    let options: String = tree
-        .iter()
-        .map(|g| {
-            format!(
-                "<option value=\"{}\">{}{}</option>",
-                esc(&g.group.name),
-                "&nbsp;&nbsp;".repeat(g.depth),
-                esc(&g.group.name)
-            )
-        })
-        .collect();
+    let options = group_options(&tree);
     let _ = write!(
         b,
         "</table><h2>Move a computer</h2><form method=\"post\" action=\"/admin/computers\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
@@ -789,17 +789,7 @@ fn rules(
             button("remove", "Remove")
         );
     }
-    let options: String = tree
-        .iter()
-        .map(|g| {
-            format!(
-                "<option value=\"{}\">{}{}</option>",
-                esc(&g.group.name),
-                "&nbsp;&nbsp;".repeat(g.depth),
-                esc(&g.group.name)
-            )
-        })
-        .collect();
+    let options = group_options(&tree);
     let _ = write!(
         b,
         "</table><h2>New rule</h2><form method=\"post\" action=\"/admin/rules\"><input type=\"hidden\" name=\"csrf\" value=\"{c}\">\

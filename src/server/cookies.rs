@@ -151,25 +151,25 @@ impl CookieJar {
     pub fn open(&self, kind: Kind, sealed: &[u8], now: i64) -> Result<CookieData, CookieProblem> {
         // Authorization cookies are opened once each, and carry what a client chose (names and
         // groups, up to 18 KB): only the small cookies a scan repeats are kept.
-        if !matches!(kind, Kind::Client | Kind::Server) || sealed.len() > OPENED_MAX_SEALED {
-            let data = self.decrypt(kind, sealed)?;
-            return if data.expires <= now { Err(CookieProblem::Expired) } else { Ok(data) };
-        }
-        let key = (kind, sealed.to_vec());
-        let known = self.opened.lock().unwrap_or_else(|e| e.into_inner()).get(&key).cloned();
-        let data = match known {
-            Some(data) => data,
-            None => {
-                let data = self.decrypt(kind, sealed)?;
-                let mut opened = self.opened.lock().unwrap_or_else(|e| e.into_inner());
-                if opened.len() >= OPENED_LIMIT {
-                    opened.clear();
-                }
-                opened.insert(key, data.clone());
-                data
-            }
-        };
+        let kept = matches!(kind, Kind::Client | Kind::Server) && sealed.len() <= OPENED_MAX_SEALED;
+        let data =
+            if kept { self.opened_before(kind, sealed)? } else { self.decrypt(kind, sealed)? };
         if data.expires <= now { Err(CookieProblem::Expired) } else { Ok(data) }
+    }
+
+    /// A cookie as opened before, or opened now and kept.
+    fn opened_before(&self, kind: Kind, sealed: &[u8]) -> Result<CookieData, CookieProblem> {
+        let key = (kind, sealed.to_vec());
+        if let Some(data) = self.opened.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
+            return Ok(data.clone());
+        }
+        let data = self.decrypt(kind, sealed)?;
+        let mut opened = self.opened.lock().unwrap_or_else(|e| e.into_inner());
+        if opened.len() >= OPENED_LIMIT {
+            opened.clear();
+        }
+        opened.insert(key, data.clone());
+        Ok(data)
     }
 
     fn decrypt(&self, kind: Kind, sealed: &[u8]) -> Result<CookieData, CookieProblem> {

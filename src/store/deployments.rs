@@ -202,9 +202,8 @@ impl Store {
         Ok(value)
     }
 
-    /// Runs `change` in one transaction under the next deployment stamp (passed to it for the
-    /// change log). `Ok(Err(_))` from `change` is a refusal: rolled back, nothing changed. The
-    /// stamp advances and the transaction commits only when `changed` says something did.
+    /// [`Store::administer`] for the store's own rules (the group tree), written in SQL over the
+    /// transaction and its stamp. `Ok(Err(_))` from `change` is a refusal: rolled back.
     pub(super) fn deployment_change<T>(
         &mut self,
         what: &str,
@@ -212,15 +211,10 @@ impl Store {
         changed: impl FnOnce(&T) -> bool,
     ) -> StoreResult<T> {
         let db = self.db_path();
-        let fail = |e| StoreError::sqlite(&db, what, e);
-        let tx = self.conn.transaction().map_err(fail)?;
-        let stamp = next_stamp(&tx).map_err(fail)?;
-        let value = change(&tx, stamp).map_err(fail)??;
-        if changed(&value) {
-            set_stamp(&tx, stamp).map_err(fail)?;
-            tx.commit().map_err(fail)?;
-        }
-        Ok(value)
+        let sql = |tx: &DeploymentTx<'_>| {
+            change(tx.tx, tx.stamp).map_err(|e| StoreError::sqlite(&db, what, e))?
+        };
+        self.administer(what, sql, changed)
     }
 }
 
