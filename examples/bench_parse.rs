@@ -1,12 +1,17 @@
 //! How fast SOAP requests parse: a SyncUpdates call with the cached ids of a client mid-scan.
-//! `cargo run --release --example bench_parse [IDS]`
+//! `cargo run --release --example bench_parse [IDS | REQUEST-FILE]` (a file: a recorded request,
+//! for example one of `ferry dev loadgen --record`'s).
 
 use ferry::wsus::agent::{SyncRequest, sync_updates};
 use ferry::wsus::client::WireCookie;
 use std::time::Instant;
 
 fn main() {
-    let ids: usize = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(1500);
+    let arg = std::env::args().nth(1);
+    if let Some(body) = arg.as_deref().and_then(|a| std::fs::read(a).ok()) {
+        return time_parse(&body);
+    }
+    let ids: usize = arg.and_then(|a| a.parse().ok()).unwrap_or(1500);
     let installed: Vec<i32> = (1..=300).collect();
     let cached: Vec<i32> = (1000..1000 + ids as i32).collect();
     let cookie =
@@ -36,4 +41,15 @@ fn main() {
         per.as_nanos() as f64 / (ids + 300) as f64,
         body.len() as f64 / per.as_secs_f64() / 1e6
     );
+}
+
+/// Parses a recorded request over and over.
+fn time_parse(body: &[u8]) {
+    let rounds = 20_000;
+    let started = Instant::now();
+    for _ in 0..rounds {
+        std::hint::black_box(ferry::wsus::soap::parse_request(body).unwrap());
+    }
+    let per = started.elapsed() / rounds;
+    println!("{} bytes: {per:?} per request", body.len());
 }

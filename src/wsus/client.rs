@@ -18,8 +18,18 @@ pub const REPORTING_NS: &str = "http://www.microsoft.com/SoftwareDistribution";
 // ---------------------------------------------------------------- request helpers
 
 pub fn base64(text: &str, parameter: &str) -> Result<Vec<u8>, Fault> {
-    let compact: String = text.chars().filter(|c| !c.is_ascii_whitespace()).collect();
-    B64.decode(compact).map_err(|_| Fault::invalid(parameter))
+    base64_or(text, || Fault::invalid(parameter))
+}
+
+/// Base64 that may be wrapped over lines; `fault` says which parameter was wrong.
+fn base64_or(text: &str, fault: impl FnOnce() -> Fault) -> Result<Vec<u8>, Fault> {
+    let decoded = if text.bytes().any(|b| b.is_ascii_whitespace()) {
+        let compact: String = text.chars().filter(|c| !c.is_ascii_whitespace()).collect();
+        B64.decode(compact)
+    } else {
+        B64.decode(text)
+    };
+    decoded.map_err(|_| fault())
 }
 
 fn int(text: &str, parameter: &str) -> Result<i64, Fault> {
@@ -70,7 +80,9 @@ pub struct WireCookie {
 pub fn cookie(parent: &Element, name: &str) -> Result<Option<WireCookie>, Fault> {
     let Some(c) = parent.child(name).filter(|c| !c.is_nil()) else { return Ok(None) };
     let data = match c.child_text("EncryptedData") {
-        Some(t) if !t.is_empty() => Some(base64(t, &format!("{name}.EncryptedData"))?),
+        Some(t) if !t.is_empty() => {
+            Some(base64_or(t, || Fault::invalid(format!("{name}.EncryptedData")))?)
+        }
         _ => None,
     };
     Ok(Some(WireCookie {

@@ -342,7 +342,10 @@ impl Encoder {
 /// `pieces` as an xpress stream of stored (uncompressed) blocks: for a few hundred bytes of
 /// random-looking text (a cookie), where compressing gains nothing and costs the tables' reset.
 pub fn frame_stored<'a>(pieces: impl IntoIterator<Item = &'a [u8]>) -> Vec<u8> {
-    let input: Vec<u8> = pieces.into_iter().flatten().copied().collect();
+    let mut input = Vec::new();
+    for piece in pieces {
+        input.extend_from_slice(piece);
+    }
     let mut out = Vec::with_capacity(framed_bound(input.len()));
     for block in input.chunks(MAX_BLOCK) {
         let len = (block.len() as u32).to_le_bytes();
