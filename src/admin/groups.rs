@@ -5,6 +5,10 @@
 use super::{AdminError, AdminResult, AdminService, Refusal};
 use crate::store::{GroupRemoval, TargetGroup, Targeting, TargetingMode};
 
+/// The most groups clients may create (`--max-client-groups`): far above any site's real
+/// groups, and a bound on what unauthenticated clients can add.
+pub const MOST_CLIENT_GROUPS: u32 = 1000;
+
 /// A change of the targeting settings; what is not given stays.
 #[derive(Debug, Clone, Default)]
 pub struct TargetingChange<'a> {
@@ -63,6 +67,8 @@ impl AdminService<'_> {
         Ok(self.store.remove_computers(&ids)?)
     }
 
+    /// Client-side targeting with group creation on: groups are rows that any client can add by
+    /// naming them, so their number has a ceiling far above a site's real groups.
     pub fn set_targeting(&mut self, change: &TargetingChange<'_>) -> AdminResult<Targeting> {
         let now = self.store.targeting()?;
         let mode = match change.mode {
@@ -73,12 +79,17 @@ impl AdminService<'_> {
                 return Err(Refusal::NotATargetingMode { given: other.to_string() }.into());
             }
         };
+        let max_client_groups = change.max_client_groups.unwrap_or(now.max_client_groups);
+        if max_client_groups > MOST_CLIENT_GROUPS {
+            let given = max_client_groups;
+            return Err(Refusal::TooManyClientGroups { given, most: MOST_CLIENT_GROUPS }.into());
+        }
         let targeting = Targeting {
             mode,
             create_missing_groups: change
                 .create_missing_groups
                 .unwrap_or(now.create_missing_groups),
-            max_client_groups: change.max_client_groups.unwrap_or(now.max_client_groups),
+            max_client_groups,
         };
         self.store.set_targeting(targeting)?;
         Ok(targeting)

@@ -253,6 +253,16 @@ fn computers_and_targeting_are_named_or_refused() {
         (ErrorKind::Refused, "targeting mode \"both\": use client or server".into())
     );
     assert_eq!(admin.store().targeting().unwrap(), before);
+    for (asked, refused) in [(1000, false), (1001, true), (u32::MAX, true)] {
+        let change = TargetingChange { max_client_groups: Some(asked), ..Default::default() };
+        let result = admin.set_targeting(&change);
+        assert_eq!(result.is_err(), refused, "{asked}: {result:?}");
+        if let Err(err) = result {
+            assert_eq!(err.kind(), ErrorKind::Refused);
+            assert!(err.to_string().starts_with("at most 1000 groups"), "{err}");
+            assert_eq!(admin.store().targeting().unwrap().max_client_groups, 1000);
+        }
+    }
     let server = admin
         .set_targeting(&TargetingChange {
             mode: Some("Server"),

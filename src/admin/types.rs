@@ -72,6 +72,10 @@ pub enum Refusal {
     AmbiguousComputer { name: String, ids: Vec<String> },
     #[error("targeting mode {given:?}: use client or server")]
     NotATargetingMode { given: String },
+    #[error(
+        "at most {most} groups may be created by clients (asked for {given}): every one is a row any client can add by naming it (nothing was changed)"
+    )]
+    TooManyClientGroups { given: u32, most: u32 },
 }
 
 #[cfg(test)]

@@ -2,11 +2,11 @@
 //! the blocking pool, answer a shape from `dto.rs`.
 
 use super::dto;
-use super::{ApiError, ApiState, JsonBody, Params, Reply, with_store};
+use super::{ApiError, ApiState, JsonBody, Params, Reply, Segment, with_store};
 use crate::admin::{self, Action, AdminError, AdminService, Approve};
 use crate::store::{ALL_COMPUTERS, ApprovalState, CleanupOptions, UpdateFilter};
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::routing::{delete, get, post};
 
 type Answer = Result<Reply, ApiError>;
@@ -89,7 +89,7 @@ async fn updates(State(s): State<ApiState>, Params(q): Params<dto::UpdatesQuery>
     with_store(&s, move |store| Reply::ok(&store.list_updates(&filter)?)).await
 }
 
-async fn update(State(s): State<ApiState>, Path(id): Path<String>) -> Answer {
+async fn update(State(s): State<ApiState>, Segment(id): Segment) -> Answer {
     with_store(&s, move |store| {
         let revisions = store.resolve_update(&id)?;
         Reply::ok(&store.update_detail(revisions[0])?)
@@ -156,14 +156,14 @@ async fn create_group(State(s): State<ApiState>, JsonBody(r): JsonBody<dto::NewG
 
 async fn move_group(
     State(s): State<ApiState>,
-    Path(name): Path<String>,
+    Segment(name): Segment,
     JsonBody(r): JsonBody<dto::MoveGroup>,
 ) -> Answer {
     with_store(&s, move |store| Reply::ok(&AdminService::new(store).move_group(&name, &r.parent)?))
         .await
 }
 
-async fn remove_group(State(s): State<ApiState>, Path(name): Path<String>) -> Answer {
+async fn remove_group(State(s): State<ApiState>, Segment(name): Segment) -> Answer {
     with_store(&s, move |store| Reply::ok(&AdminService::new(store).remove_group(&name)?)).await
 }
 
@@ -192,7 +192,7 @@ async fn move_computers(
     .await
 }
 
-async fn remove_computer(State(s): State<ApiState>, Path(name): Path<String>) -> Answer {
+async fn remove_computer(State(s): State<ApiState>, Segment(name): Segment) -> Answer {
     with_store(&s, move |store| {
         let removed = AdminService::new(store).remove_computers(&[name])?;
         Reply::ok(&dto::Removed { removed })
@@ -259,12 +259,12 @@ async fn add_rule(State(s): State<ApiState>, JsonBody(r): JsonBody<dto::NewRule>
     .await
 }
 
-async fn enable_rule(State(s): State<ApiState>, Path(rule): Path<String>, on: bool) -> Answer {
+async fn enable_rule(State(s): State<ApiState>, Segment(rule): Segment, on: bool) -> Answer {
     with_store(&s, move |store| Reply::ok(&AdminService::new(store).set_rule_enabled(&rule, on)?))
         .await
 }
 
-async fn remove_rule(State(s): State<ApiState>, Path(rule): Path<String>) -> Answer {
+async fn remove_rule(State(s): State<ApiState>, Segment(rule): Segment) -> Answer {
     with_store(&s, move |store| Reply::ok(&AdminService::new(store).remove_rule(&rule)?)).await
 }
 

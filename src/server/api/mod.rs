@@ -259,6 +259,34 @@ impl<T: DeserializeOwned> FromRequest<ApiState> for JsonBody<T> {
     }
 }
 
+/// The longest path segment a route takes: longer than any group, computer, rule or update name.
+const MAX_SEGMENT: usize = 256;
+
+/// The one named segment of a route (`/groups/{name}`), percent-decoded. Bytes that do not
+/// decode to UTF-8 are 400; a segment longer than any name is 404 without repeating it.
+pub struct Segment(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for Segment {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let axum::extract::Path(segment) =
+            axum::extract::Path::<String>::from_request_parts(parts, state)
+                .await
+                .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("the path: {e}")))?;
+        if segment.len() > MAX_SEGMENT {
+            return Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                format!(
+                    "nothing has a name of {} bytes (names are at most {MAX_SEGMENT})",
+                    segment.len()
+                ),
+            ));
+        }
+        Ok(Segment(segment))
+    }
+}
+
 /// A query string (percent- and plus-decoded); a value that does not fit is 422.
 pub struct Params<T>(pub T);
 
