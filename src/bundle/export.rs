@@ -15,7 +15,7 @@ use super::select::{LeftBehind, Selected, select};
 use super::volumes::{VolumeFormat, VolumeWriter};
 use crate::catalog::Guid;
 use crate::faults::crash_point;
-use crate::store::{CatalogRevision, ContentStore, ExportRecord, FileSummary, Store};
+use crate::store::{CatalogRevision, ExportRecord, FileSummary, Store};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::{BufWriter, Write};
@@ -622,11 +622,8 @@ fn pack_payloads(
     let mut payload_done = 0u64;
     for (f, owner) in &plan.payloads {
         let source = cache.content().path(&f.sha1, &f.extension);
-        let path = SafePath::new(&format!(
-            "content/{}",
-            ContentStore::relative_path(&f.sha1, &f.extension)
-        ))
-        .map_err(|e| BundleError::Invalid(e.to_string()))?;
+        let path =
+            MemberEntry::payload_path(&f.sha1, &f.extension).map_err(BundleError::Invalid)?;
         if volumes.is_dry_run() {
             let written = volumes
                 .add_member(&path, MemberKind::Payload, f.size, &mut std::io::empty())

@@ -180,14 +180,7 @@ fn remove_new_store(data: &Path, created_dir: bool) {
         let _ = std::fs::remove_dir_all(data);
         return;
     }
-    let db = crate::store::DATABASE_FILE;
-    for file in [db.to_string(), format!("{db}-wal"), format!("{db}-shm")] {
-        let _ = std::fs::remove_file(data.join(file));
-    }
-    // Only when empty: anything else in them was not ours.
-    for dir in ["tmp", "content"] {
-        let _ = std::fs::remove_dir(data.join(dir));
-    }
+    Store::remove_files(data);
 }
 
 /// Verifies and imports the bundle at `path`. `progress(stage, done, total)`.

@@ -154,12 +154,21 @@ pub struct ChunkEntry {
     pub volume: u32,
 }
 
+/// The folder of a bundle's payload members (`content/XX/<SHA1>.<ext>`, as in WsusContent).
+const PAYLOAD_FOLDER: &str = "content/";
+
 impl MemberEntry {
+    /// The member path of a payload: the inverse of [`MemberEntry::payload_name`].
+    pub fn payload_path(sha1: &Sha1Digest, extension: &str) -> Result<SafePath, String> {
+        let relative = crate::store::ContentStore::relative_path(sha1, extension);
+        SafePath::new(&format!("{PAYLOAD_FOLDER}{relative}")).map_err(|e| e.to_string())
+    }
+
     /// A payload's SHA-1 and extension, read from its path `content/XX/<SHA1>.<ext>` (the
     /// WsusContent name); `None` for a path of any other shape, a folder that is not the SHA-1's,
     /// or a SHA-1 that differs from the one the entry states.
     pub fn payload_name(&self) -> Option<(Sha1Digest, &str)> {
-        let (folder, file) = self.path.as_str().strip_prefix("content/")?.split_once('/')?;
+        let (folder, file) = self.path.as_str().strip_prefix(PAYLOAD_FOLDER)?.split_once('/')?;
         let (hex, extension) = file.split_once('.').unwrap_or((file, ""));
         let sha1 = Sha1Digest::from_hex(hex).ok()?;
         let canonical = folder == sha1.content_folder() && hex == sha1.to_hex_upper();
@@ -190,4 +199,44 @@ impl Manifest {
 
 pub fn directory_name(channel: &ChannelName, sequence: Sequence) -> String {
     format!("{channel}-{sequence:06}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(path: &str, sha1: &Sha1Digest) -> MemberEntry {
+        MemberEntry {
+            path: SafePath::new(path).unwrap(),
+            kind: MemberKind::Payload,
+            size: 1,
+            sha256: String::new(),
+            volume: Some(1),
+            sha1: Some(sha1.to_hex_lower()),
+            uncompressed_size: None,
+            documents: None,
+            chunks: Vec::new(),
+        }
+    }
+
+    /// A payload's member path names its SHA-1 and extension, and only the canonical shape does.
+    #[test]
+    fn payload_paths_read_back_and_other_shapes_do_not() {
+        let sha1 = Sha1Digest([0xcd; 20]);
+        for extension in ["exe", "cab", ""] {
+            let path = MemberEntry::payload_path(&sha1, extension).unwrap();
+            assert_eq!(entry(path.as_str(), &sha1).payload_name(), Some((sha1, extension)));
+        }
+        let hex = sha1.to_hex_upper();
+        for wrong in [
+            format!("content/AB/{hex}.exe"),
+            format!("payloads/CD/{hex}.exe"),
+            format!("content/CD/{}.exe", hex.to_lowercase()),
+        ] {
+            assert_eq!(entry(&wrong, &sha1).payload_name(), None, "{wrong}");
+        }
+        let other = Sha1Digest([0xab; 20]);
+        let path = MemberEntry::payload_path(&other, "exe").unwrap();
+        assert_eq!(entry(path.as_str(), &sha1).payload_name(), None, "another SHA-1 stated");
+    }
 }

@@ -175,8 +175,7 @@ pub async fn serve(
             _ => return status(StatusCode::NOT_FOUND),
         },
     };
-    let path =
-        crate::store::ContentStore::new(state.dir.join("content")).path(&sha1, &extension_on_disk);
+    let path = state.content.path(&sha1, &extension_on_disk);
     let tag = sha1.to_hex_lower()[..16].to_string();
     serve_file(&state, method, headers, &path, &tag, mime(extension)).await
 }

@@ -80,6 +80,7 @@ pub fn open_state(dir: &Path, public_url: Option<&str>) -> Result<Arc<AppState>,
     let writer = writer::ClientWriter::start(dir, computers.clone())?;
     Ok(Arc::new(AppState {
         dir: dir.to_path_buf(),
+        content: crate::store::ContentStore::in_data_dir(dir),
         pool: pool::Pool::new(dir.to_path_buf()),
         catalog: RwLock::new(Arc::new(catalog)),
         deployments: RwLock::new(Arc::new(deployments)),

@@ -90,6 +90,8 @@ impl CoreCache {
 
 pub struct AppState {
     pub dir: PathBuf,
+    /// The store's content tree, which `/Content/` serves.
+    pub content: crate::store::ContentStore,
     pub pool: Pool,
     pub catalog: RwLock<Arc<Snapshot>>,
     pub deployments: RwLock<Arc<Deployments>>,

@@ -156,9 +156,25 @@ pub struct ContentStore {
     root: PathBuf,
 }
 
+/// The content tree's folder in a data directory, and its staging folder beside it.
+const CONTENT_DIR: &str = "content";
+const STAGING_DIR: &str = "tmp";
+
 impl ContentStore {
     pub fn new(root: PathBuf) -> Self {
         ContentStore { root }
+    }
+
+    /// The content tree of the store in `data`: the one place that names its folders.
+    pub fn in_data_dir(data: &Path) -> Self {
+        ContentStore::new(data.join(CONTENT_DIR))
+    }
+
+    /// Removes the tree's folders if they are empty (a store that was created and then given
+    /// up); anything in them stays.
+    pub fn remove_if_empty(&self) {
+        let _ = std::fs::remove_dir(self.staging_dir());
+        let _ = std::fs::remove_dir(&self.root);
     }
 
     pub fn root(&self) -> &Path {
@@ -180,7 +196,7 @@ impl ContentStore {
 
     /// Scratch space inside the store (same file system, so renames are atomic).
     pub fn staging_dir(&self) -> PathBuf {
-        self.root.with_file_name("tmp")
+        self.root.with_file_name(STAGING_DIR)
     }
 
     fn io(path: &Path) -> impl FnOnce(io::Error) -> ContentError + '_ {
@@ -319,7 +335,7 @@ mod tests {
     #[test]
     fn verified_file_lands_under_its_wsus_name() {
         let dir = tempfile::tempdir().unwrap();
-        let store = ContentStore::new(dir.path().join("content"));
+        let store = ContentStore::in_data_dir(dir.path());
         let e = expected_for(b"payload");
         store.store_from_reader(&e, &b"payload"[..]).unwrap();
         let path = store.path(&e.sha1, "cab");
@@ -335,7 +351,7 @@ mod tests {
     #[test]
     fn mismatching_bytes_never_reach_the_tree() {
         let dir = tempfile::tempdir().unwrap();
-        let store = ContentStore::new(dir.path().join("content"));
+        let store = ContentStore::in_data_dir(dir.path());
         let e = expected_for(b"payload");
         let err = store.store_from_reader(&e, &b"paylaod"[..]).unwrap_err();
         assert!(matches!(err, ContentError::Mismatch { what: "SHA-1", .. }), "{err}");

@@ -84,6 +84,19 @@ impl Store {
 }
 
 impl Store {
+    /// Removes a store that `open_or_create` made in `data` and nothing else: the database
+    /// files, and the content folders if they are empty (anything in them was not ours).
+    pub fn remove_files(data: &Path) {
+        for file in [
+            DATABASE_FILE.to_string(),
+            format!("{DATABASE_FILE}-wal"),
+            format!("{DATABASE_FILE}-shm"),
+        ] {
+            let _ = std::fs::remove_file(data.join(file));
+        }
+        ContentStore::in_data_dir(data).remove_if_empty();
+    }
+
     /// Opens the store in `dir`, creating it (and its schema) when it does not exist yet.
     pub fn open_or_create(dir: &Path) -> StoreResult<Store> {
         std::fs::create_dir_all(dir).map_err(|e| StoreError::io(dir, e))?;
@@ -103,7 +116,7 @@ impl Store {
         let conn = Connection::open(&db_path)
             .map_err(|e| StoreError::sqlite(&db_path, "opening the database", e))?;
         let mut store =
-            Store { dir: dir.to_path_buf(), conn, content: ContentStore::new(dir.join("content")) };
+            Store { dir: dir.to_path_buf(), conn, content: ContentStore::in_data_dir(dir) };
         store.configure()?;
         store.migrate()?;
         Ok(store)

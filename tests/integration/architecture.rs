@@ -178,6 +178,15 @@ fn one_decompressor_with_a_limit() {
     );
 }
 
+/// Invariant: the content tree's layout (its folder, the staging folder beside it) is named in
+/// `store/content.rs` alone; everything else reaches files through `ContentStore`.
+#[test]
+fn the_content_layout_is_named_once() {
+    let joins = [r#"join("content")"#, r#"join("tmp")"#, r#"["tmp", "content"]"#];
+    let found = occurrences(&joins, &["store/content.rs"]);
+    assert!(found.is_empty(), "go through store::ContentStore:\n{}", found.join("\n"));
+}
+
 /// Invariant: the console calls `AdminService` itself; it never goes through the API's
 /// routes or JSON.
 #[test]
