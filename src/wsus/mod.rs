@@ -8,6 +8,7 @@ pub mod agent;
 pub mod cab;
 pub mod client;
 pub mod downstream;
+pub mod names;
 pub mod server_sync;
 pub mod soap;
 pub mod tree;

@@ -2,6 +2,7 @@
 //! only the five predefined entities, limits on depth and element count. Requests are at most a
 //! few MB (a client with 5,000 cached revision ids sends ~100 KB), so a tree is the simple choice.
 
+use super::names;
 use crate::catalog::xml::{decode_attribute, normalize_newlines, resolve_reference};
 use quick_xml::events::Event;
 use quick_xml::reader::Reader;
@@ -24,8 +25,8 @@ pub const XSI: &str = "http://www.w3.org/2001/XMLSchema-instance";
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Element {
     /// Shared between elements: a request with 5,000 `<int>` items holds one copy of each.
-    pub ns: Arc<str>,
-    pub name: Arc<str>,
+    pub ns: Name,
+    pub name: Name,
     /// (namespace, local name, value)
     pub attributes: Vec<(String, String, String)>,
     pub text: String,
@@ -88,16 +89,66 @@ impl Element {
     }
 }
 
-/// Reuses the previous `Arc<str>` when the same bytes come again (array items, one namespace).
+/// An element's name or namespace: one of the protocols' own ([`names::KNOWN`], static: no
+/// allocation, no reference count shared between threads) or any other, shared within its
+/// document. Compares, hashes and prints as the text it holds.
+#[derive(Clone)]
+pub enum Name {
+    Known(&'static str),
+    Other(Arc<str>),
+}
+
+impl std::ops::Deref for Name {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        match self {
+            Name::Known(s) => s,
+            Name::Other(s) => s,
+        }
+    }
+}
+
+impl Default for Name {
+    fn default() -> Self {
+        Name::Known("")
+    }
+}
+
+impl PartialEq for Name {
+    fn eq(&self, other: &Name) -> bool {
+        **self == **other
+    }
+}
+
+impl Eq for Name {}
+
+impl std::fmt::Debug for Name {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(&**self, f)
+    }
+}
+
+impl std::fmt::Display for Name {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self)
+    }
+}
+
+/// Names that are not [`names::KNOWN`]: the previous copy again when the same bytes come
+/// again (array items, one namespace).
 #[derive(Default)]
 struct Interner {
     recent: Vec<Arc<str>>,
 }
 
 impl Interner {
-    fn get(&mut self, bytes: &[u8]) -> Arc<str> {
+    fn get(&mut self, bytes: &[u8]) -> Name {
+        if let Some(known) = names::known(bytes) {
+            return Name::Known(known);
+        }
         if let Some(a) = self.recent.iter().rev().find(|a| a.as_bytes() == bytes) {
-            return a.clone();
+            return Name::Other(a.clone());
         }
         let a: Arc<str> = match std::str::from_utf8(bytes) {
             Ok(text) => Arc::from(text),
@@ -107,7 +158,7 @@ impl Interner {
             self.recent.remove(0);
         }
         self.recent.push(a.clone());
-        a
+        Name::Other(a)
     }
 }
 
@@ -116,11 +167,11 @@ const XML_NS: &str = "http://www.w3.org/XML/1998/namespace";
 /// Namespace bindings in scope: (prefix, namespace, depth of the element that declared it).
 #[derive(Default)]
 struct Scopes {
-    bindings: Vec<(Vec<u8>, Arc<str>, usize)>,
+    bindings: Vec<(Vec<u8>, Name, usize)>,
 }
 
 impl Scopes {
-    fn resolve(&self, prefix: &[u8]) -> Option<Arc<str>> {
+    fn resolve(&self, prefix: &[u8]) -> Option<Name> {
         self.bindings.iter().rev().find(|(p, _, _)| p == prefix).map(|(_, ns, _)| ns.clone())
     }
 
@@ -211,8 +262,8 @@ pub fn parse(bytes: &[u8]) -> Result<Element, XmlError> {
     let mut count = 0usize;
     let mut names = Interner::default();
     let mut namespaces = Interner::default();
-    let xml_ns: Arc<str> = Arc::from(XML_NS);
-    let no_ns: Arc<str> = Arc::from("");
+    let xml_ns = Name::Known(XML_NS);
+    let no_ns = Name::Known("");
     // Inside an `<int>` item read the ordinary way: its text so far.
     let mut int_text: Option<String> = None;
     let err = |reader: &Reader<&[u8]>, message: String| XmlError {
@@ -347,16 +398,7 @@ pub fn parse(bytes: &[u8]) -> Result<Element, XmlError> {
                         err(&reader, format!("undeclared prefix {:?}", String::from_utf8_lossy(p)))
                     })?,
                 };
-                // Every field written out: `..Default::default()` would make and drop two empty
-                // `Arc<str>`s for every element.
-                let mut element = Element {
-                    ns,
-                    name: names.get(local),
-                    attributes: Vec::new(),
-                    text: String::new(),
-                    children: Vec::new(),
-                    ints: Vec::new(),
-                };
+                let mut element = Element { ns, name: names.get(local), ..Default::default() };
                 for (key, value) in attributes {
                     let (prefix, local) = split_qname(&key);
                     let ans = match prefix {

@@ -334,6 +334,39 @@ fn between<'t>(text: &'t str, open: &str, close: &str) -> Option<&'t str> {
     Some(&text[a..b])
 }
 
+/// Every element name and namespace in the real requests (Windows clients, a WSUS server) is
+/// one of `wsus::names::KNOWN`, so the requests of a scan parse without allocating names.
+#[test]
+fn real_requests_name_only_known_elements() {
+    fn unknown(e: &Element, out: &mut Vec<String>) {
+        for n in [&e.name, &e.ns] {
+            if !matches!(n, tree::Name::Known(_)) {
+                out.push(format!("{{{}}}{}", e.ns, e.name));
+            }
+        }
+        e.children.iter().for_each(|c| unknown(c, out));
+    }
+    let conformance = crate::conformance_or_skip!();
+    let mut bodies = Vec::new();
+    for group in ["wua-native/scan", "wua-native/flow", "wsus-lab", "wsusss/exchanges"] {
+        for entry in std::fs::read_dir(conformance.join(group)).unwrap() {
+            let body = entry.unwrap().path().join("request.body");
+            if body.is_file() {
+                bodies.push(body);
+            }
+        }
+    }
+    assert!(bodies.len() >= 40, "the real requests: {}", bodies.len());
+    let mut missing = Vec::new();
+    for body in &bodies {
+        let root = tree::parse(&std::fs::read(body).unwrap()).unwrap();
+        unknown(&root, &mut missing);
+    }
+    missing.sort();
+    missing.dedup();
+    assert!(missing.is_empty(), "add to wsus/names.rs KNOWN: {missing:?}");
+}
+
 #[test]
 fn native_client_requests_get_answers_shaped_like_real_wsus() {
     let conformance = crate::conformance_or_skip!();
