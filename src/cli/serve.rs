@@ -26,16 +26,18 @@ pub struct Args {
     /// requests on a kept-alive connection.
     #[arg(long, default_value_t = 45, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
     client_timeout: u64,
+    /// Event loops serving connections (each a thread, with blocking threads of its own);
+    /// by default one per core.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
+    event_loops: Option<u16>,
 }
 
 pub fn run(data: &Path, args: Args) -> anyhow::Result<()> {
-    // Blocking work is scans (CPU) and file reads: more threads than a few per core only add
-    // memory (each may hold its own allocator arena).
-    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    // This runtime only starts the server, refreshes its snapshot and waits for the signal to
+    // stop: connections are served by the server's own event loops, one per core.
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .thread_name("ferry-serve")
-        .max_blocking_threads(cores * 8)
         .build()
         .context("starting the async runtime")?;
     runtime.block_on(serve(data, args))
@@ -52,6 +54,11 @@ async fn serve(data: &Path, args: Args) -> anyhow::Result<()> {
         https_listen: args.https_listen,
         tls,
         client_timeout: std::time::Duration::from_secs(args.client_timeout),
+        ..ServeOptions::default()
+    };
+    let options = match args.event_loops {
+        Some(n) => ServeOptions { event_loops: n.into(), ..options },
+        None => options,
     };
     let listeners = Listeners::bind(&options).await?;
     let catalog = state.catalog();

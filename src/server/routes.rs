@@ -274,16 +274,31 @@ const PARSE_IN_PLACE: usize = 64 << 10;
 /// Parses a SOAP body. Parsing is CPU work that grows with the body: larger bodies go to the
 /// blocking pool, never holding up the threads that answer everyone else, and one at a time per
 /// core, so parsing never takes every blocking thread from the store work.
-async fn parse(state: &AppState, bytes: bytes::Bytes) -> Result<soap::Request, Fault> {
-    if bytes.len() <= PARSE_IN_PLACE {
-        return soap::parse_request(&bytes);
+/// With the approximate size of the tree (walking a large one is work too).
+async fn parse(state: &AppState, bytes: bytes::Bytes) -> (Result<soap::Request, Fault>, usize) {
+    fn parsed(bytes: &[u8]) -> (Result<soap::Request, Fault>, usize) {
+        let request = soap::parse_request(bytes);
+        let tree_bytes = request.as_ref().map_or(0, |r| r.operation.approximate_bytes());
+        (request, tree_bytes)
     }
+    if bytes.len() <= PARSE_IN_PLACE {
+        return parsed(&bytes);
+    }
+    let failed = || (Err(Fault::new(ErrorCode::InternalServerError, "")), 0);
     let Ok(_parser) = state.parsers.acquire().await else {
-        return Err(Fault::new(ErrorCode::InternalServerError, ""));
+        return failed();
     };
-    tokio::task::spawn_blocking(move || soap::parse_request(&bytes))
-        .await
-        .unwrap_or_else(|_| Err(Fault::new(ErrorCode::InternalServerError, "")))
+    tokio::task::spawn_blocking(move || parsed(&bytes)).await.unwrap_or_else(|_| failed())
+}
+
+/// Trees larger than this are freed on the blocking pool: freeing 100,000 elements takes long
+/// enough to hold up the other connections of the event loop that would do it.
+const DROP_IN_PLACE: usize = 1 << 20;
+
+fn drop_off_the_loop(request: soap::Request, tree_bytes: usize) {
+    if tree_bytes > DROP_IN_PLACE {
+        tokio::task::spawn_blocking(move || drop(request));
+    }
 }
 
 /// Answers up to this size are compressed where they are built: at the compressor's 350-500
@@ -435,10 +450,9 @@ async fn soap_endpoint(
     let action = action_of(&parts.headers);
     let xpress = service.may_compress() && accepts_xpress(&parts.headers);
     let started = Instant::now();
-    let parsed = parse(&state, bytes).await;
     // The tree is larger than its body (an empty element is 4 bytes of XML and about 160 in the
     // tree), and lives while the request is handled: counted too.
-    let tree_bytes = parsed.as_ref().map_or(0, |r| r.operation.approximate_bytes());
+    let (parsed, tree_bytes) = parse(&state, bytes).await;
     let Ok(_tree_held) = state.budget.hold(tree_bytes, peer).await else {
         return busy(&state, service, version_from_headers(&parts.headers));
     };
@@ -451,7 +465,9 @@ async fn soap_endpoint(
                 request.name(),
                 service.name()
             ));
-            (metrics::Label::soap(request.name()), Err(fault), request.version)
+            let outcome = (metrics::Label::soap(request.name()), Err(fault), request.version);
+            drop_off_the_loop(request, tree_bytes);
+            outcome
         }
         Ok(request) => {
             let host = parts
@@ -478,7 +494,9 @@ async fn soap_endpoint(
                     super::server_sync_service::dss_auth(&state, &request).await.map(text)
                 }
             };
-            (metrics::Label::soap(request.name()), result, request.version)
+            let outcome = (metrics::Label::soap(request.name()), result, request.version);
+            drop_off_the_loop(request, tree_bytes);
+            outcome
         }
     };
     let op_name = label;
