@@ -9,7 +9,7 @@ set -euo pipefail
 EXAMPLES=$(cd "$(dirname "$0")" && pwd)
 FERRY=${FERRY:-$EXAMPLES/../target/release/ferry}
 WORK=${1:-/tmp/ferry-bench-answers}
-DURATION=${DURATION:-15}
+DURATION=${DURATION:-10}
 UPDATES=${UPDATES:-10000}
 FERRY_PORT=18640
 NGINX_PORT=18641
@@ -58,11 +58,16 @@ run() { # label, then wrk's arguments
   wrk -t2 -c32 -d"${DURATION}s" "$@" | awk '/Requests\/sec/ {r=$2} /Transfer\/sec/ {t=$2} /^ +Latency/ {l=$2} END {printf "%10s req/s %10s/s  latency avg %s\n", r, t, l}'
 }
 export REQUEST="$WORK/$median.request" ACTION="$action"
-run "ferry serve, plain" -s post.lua "http://127.0.0.1:$FERRY_PORT/ClientWebService/client.asmx"
-run "nginx, POST, the same bytes" -s post.lua "http://127.0.0.1:$NGINX_PORT/answers/page.xml"
-run "nginx, GET, the same bytes" "http://127.0.0.1:$NGINX_PORT/answers/page.xml"
-XPRESS=1 run "ferry serve, xpress" -s post.lua "http://127.0.0.1:$FERRY_PORT/ClientWebService/client.asmx"
-run "nginx, POST, the same xpress bytes" -s post.lua "http://127.0.0.1:$NGINX_PORT/answers/page.xpress"
-run "nginx, GET, the same xpress bytes" "http://127.0.0.1:$NGINX_PORT/answers/page.xpress"
+# Rounds, each all six runs: on two cores shared with wrk, nginx's rate moves with how its
+# workers happen to split the connections (86k to 126k answers/s seen), so each round is shown.
+for round in $(seq "${ROUNDS:-3}"); do
+  echo "round $round"
+  run "ferry serve, plain" -s post.lua "http://127.0.0.1:$FERRY_PORT/ClientWebService/client.asmx"
+  run "nginx, POST, the same bytes" -s post.lua "http://127.0.0.1:$NGINX_PORT/answers/page.xml"
+  run "nginx, GET, the same bytes" "http://127.0.0.1:$NGINX_PORT/answers/page.xml"
+  XPRESS=1 run "ferry serve, xpress" -s post.lua "http://127.0.0.1:$FERRY_PORT/ClientWebService/client.asmx"
+  run "nginx, POST, the same xpress bytes" -s post.lua "http://127.0.0.1:$NGINX_PORT/answers/page.xpress"
+  run "nginx, GET, the same xpress bytes" "http://127.0.0.1:$NGINX_PORT/answers/page.xpress"
+done
 curl -s "http://127.0.0.1:$FERRY_PORT/metrics" | grep -E "^ferry_answer_cache_(hits|misses)_total|^ferry_answer_cache_bytes"
 echo "ferry serve peak RSS: $(peak_rss "${pids[-1]}")"
