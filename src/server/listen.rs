@@ -392,60 +392,41 @@ struct Accepted {
 const BLOCKING_THREADS_PER_LOOP: usize = 8;
 
 /// Event loops, one per core as nginx runs its workers: each a single-threaded runtime on its own
-/// thread that serves the connections handed to it, to their end. Measured under `wrk` on cached
+/// thread that serves the connections it takes, to their end. Measured under `wrk` on cached
 /// answers, this served half as much again as one work-stealing runtime, whose wake-ups of idle
-/// workers (futexes, rescheduling interrupts) cost more than the answers. Connections go to the
-/// loop serving the fewest; work that takes long (scans, renders, compressing large answers,
-/// file reads) goes to the loop's blocking threads, so a loop never stalls its other
-/// connections on it.
+/// workers (futexes, rescheduling interrupts) cost more than the answers. Work that takes long
+/// (scans, renders, large parses and compressions, file reads, freeing large trees) goes to the
+/// loop's blocking threads.
+///
+/// Accepted connections wait in one queue, and every loop is told of each: the first loop free
+/// to look takes it. A loop that is busy or not scheduled (the machine's other work can keep a
+/// thread off its core for a tenth of a second) takes nothing meanwhile, so a new connection,
+/// a load balancer's health probe among them, never waits behind one loop while another is free.
 struct EventLoops {
-    loops: Vec<EventLoop>,
+    handoff: Arc<Handoff>,
+    threads: Vec<std::thread::JoinHandle<()>>,
 }
 
-struct EventLoop {
-    incoming: tokio::sync::mpsc::UnboundedSender<Accepted>,
-    /// Connections handed to this loop and not yet ended.
-    open: Arc<std::sync::atomic::AtomicUsize>,
-    /// When the loop last ran its heartbeat task ([`Heartbeat`]).
-    heartbeat: Arc<Heartbeat>,
-    thread: std::thread::JoinHandle<()>,
+/// Connections on their way from the acceptor to a loop.
+#[derive(Default)]
+struct Handoff {
+    pending: std::sync::Mutex<std::collections::VecDeque<Accepted>>,
+    /// One per loop.
+    wake: Vec<tokio::sync::Notify>,
+    closed: std::sync::atomic::AtomicBool,
 }
 
-/// How often a loop shows that it is running.
-const HEARTBEAT_EVERY: Duration = Duration::from_millis(10);
-/// A loop whose heartbeat is older than this is busy with something (a page fault on a mapped
-/// file, a large tree dropped): new connections go to the others while it is.
-const STALLED_AFTER: Duration = Duration::from_millis(40);
-
-/// Milliseconds since `started` at the loop's last heartbeat.
-struct Heartbeat {
-    started: std::time::Instant,
-    last: std::sync::atomic::AtomicU64,
-}
-
-impl Heartbeat {
-    fn new() -> Heartbeat {
-        Heartbeat { started: std::time::Instant::now(), last: Default::default() }
+impl Handoff {
+    fn take(&self) -> Option<Accepted> {
+        self.pending.lock().unwrap_or_else(|e| e.into_inner()).pop_front()
     }
 
-    fn beat(&self) {
-        let now = self.started.elapsed().as_millis() as u64;
-        self.last.store(now, std::sync::atomic::Ordering::Relaxed);
+    fn is_closed(&self) -> bool {
+        self.closed.load(std::sync::atomic::Ordering::Acquire)
     }
 
-    fn stalled(&self) -> bool {
-        let last = Duration::from_millis(self.last.load(std::sync::atomic::Ordering::Relaxed));
-        self.started.elapsed().saturating_sub(last) > STALLED_AFTER
-    }
-
-    /// Beats every [`HEARTBEAT_EVERY`] for as long as the loop runs.
-    async fn run(self: Arc<Self>) {
-        let mut every = tokio::time::interval(HEARTBEAT_EVERY);
-        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            every.tick().await;
-            self.beat();
-        }
+    fn wake_all(&self) {
+        self.wake.iter().for_each(tokio::sync::Notify::notify_one);
     }
 }
 
@@ -469,93 +450,64 @@ impl EventLoops {
             }),
             timeout,
         };
-        let loops = (0..listeners.event_loops)
-            .map(|i| EventLoop::start(i, apps()))
+        let handoff = Arc::new(Handoff {
+            wake: (0..listeners.event_loops).map(|_| tokio::sync::Notify::new()).collect(),
+            ..Handoff::default()
+        });
+        let threads = (0..listeners.event_loops)
+            .map(|i| start_loop(i, apps(), handoff.clone()))
             .collect::<Result<_, _>>()?;
-        Ok(EventLoops { loops })
+        Ok(EventLoops { handoff, threads })
     }
 
-    fn hand_over(&self, mut connection: Accepted) {
-        use std::sync::atomic::Ordering::Relaxed;
-        // A loop whose thread ended (it cannot, short of a bug) takes nothing more: marked with
-        // a count no live loop reaches, and the connection goes to the next.
-        const GONE: usize = usize::MAX / 2;
-        for _ in 0..self.loops.len() {
-            // A stalled loop last: a connection there waits until it is running again.
-            let load = |l: &&EventLoop| (l.heartbeat.stalled(), l.open.load(Relaxed));
-            let Some(target) = self.loops.iter().min_by_key(load) else {
-                return;
-            };
-            if target.open.load(Relaxed) >= GONE {
-                break;
-            }
-            target.open.fetch_add(1, Relaxed);
-            match target.incoming.send(connection) {
-                Ok(()) => return,
-                Err(returned) => {
-                    target.open.store(GONE, Relaxed);
-                    tracing::error!("an event loop has stopped; its connections go to the others");
-                    connection = returned.0;
-                }
-            }
-        }
-        tracing::error!(
-            "no event loop is running: the connection from {} is dropped",
-            connection.peer
-        );
+    fn hand_over(&self, connection: Accepted) {
+        self.handoff.pending.lock().unwrap_or_else(|e| e.into_inner()).push_back(connection);
+        self.handoff.wake_all();
     }
 
     /// Ends every connection and waits for the loops' threads.
     async fn stop(self) {
-        let threads: Vec<_> = self.loops.into_iter().map(|l| l.thread).collect();
+        self.handoff.closed.store(true, std::sync::atomic::Ordering::Release);
+        self.handoff.wake_all();
+        let threads = self.threads;
         let _ =
             tokio::task::spawn_blocking(move || threads.into_iter().for_each(|t| drop(t.join())))
                 .await;
     }
 }
 
-impl EventLoop {
-    fn start(i: usize, apps: Apps) -> Result<EventLoop, ServerError> {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .max_blocking_threads(BLOCKING_THREADS_PER_LOOP)
-            .thread_name(format!("ferry-blocking-{i}"))
-            .build()?;
-        let (incoming, mut arrivals) = tokio::sync::mpsc::unbounded_channel::<Accepted>();
-        let open = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let counter = open.clone();
-        let heartbeat = Arc::new(Heartbeat::new());
-        let beats = heartbeat.clone();
-        let thread =
-            std::thread::Builder::new().name(format!("ferry-loop-{i}")).spawn(move || {
-                runtime.block_on(async move {
-                    tokio::spawn(beats.run());
-                    while let Some(connection) = arrivals.recv().await {
-                        tokio::spawn(serve_one(
-                            connection,
-                            apps.clone(),
-                            OpenConnection(counter.clone()),
-                        ));
-                    }
-                });
-                // The acceptor is gone: connections still open end here, blocking work under way
-                // gets a moment to finish.
-                runtime.shutdown_timeout(Duration::from_secs(5));
-            })?;
-        Ok(EventLoop { incoming, open, heartbeat, thread })
-    }
+/// Loop `i`: takes connections from `handoff` until it closes.
+fn start_loop(
+    i: usize,
+    apps: Apps,
+    handoff: Arc<Handoff>,
+) -> Result<std::thread::JoinHandle<()>, ServerError> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .max_blocking_threads(BLOCKING_THREADS_PER_LOOP)
+        .thread_name(format!("ferry-blocking-{i}"))
+        .build()?;
+    let thread = std::thread::Builder::new().name(format!("ferry-loop-{i}")).spawn(move || {
+        runtime.block_on(async move {
+            while !handoff.is_closed() {
+                handoff.wake[i].notified().await;
+                // One connection per look, then a turn for the others: in a burst the loops
+                // take turns instead of the first one awake taking them all.
+                if let Some(connection) = handoff.take() {
+                    tokio::spawn(serve_one(connection, apps.clone()));
+                    handoff.wake[i].notify_one();
+                    tokio::task::yield_now().await;
+                }
+            }
+        });
+        // The acceptor is gone: connections still open end here, blocking work under way gets a
+        // moment to finish.
+        runtime.shutdown_timeout(Duration::from_secs(5));
+    })?;
+    Ok(thread)
 }
 
-/// Counts a connection as open on its loop until dropped.
-struct OpenConnection(Arc<std::sync::atomic::AtomicUsize>);
-
-impl Drop for OpenConnection {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
-    }
-}
-
-async fn serve_one(connection: Accepted, apps: Apps, _open: OpenConnection) {
+async fn serve_one(connection: Accepted, apps: Apps) {
     let Accepted { stream, peer, scheme } = connection;
     let stream = match tokio::net::TcpStream::from_std(stream) {
         Ok(s) => s,
@@ -574,14 +526,6 @@ async fn serve_one(connection: Accepted, apps: Apps, _open: OpenConnection) {
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_loop_without_a_recent_heartbeat_is_stalled() {
-        let long_ago = std::time::Instant::now() - STALLED_AFTER * 3;
-        let heartbeat = Heartbeat { started: long_ago, last: Default::default() };
-        assert!(heartbeat.stalled(), "no beat since it started");
-        heartbeat.beat();
-        assert!(!heartbeat.stalled(), "just beat");
-    }
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     /// Writes 256 KiB through a pipe of 4 KiB whose reader takes `chunk` bytes, then waits `pause`.
