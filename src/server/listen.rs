@@ -35,19 +35,19 @@ pub struct ServeOptions {
     pub https_listen: Option<String>,
     pub tls: Option<TlsFiles>,
     pub client_timeout: Duration,
-    /// Event loops serving connections; by default one per core.
+    /// Event loops serving connections, each on a thread of its own ([`EventLoops`]); 0 (the
+    /// default): the caller's runtime serves them.
     pub event_loops: usize,
 }
 
 impl Default for ServeOptions {
     fn default() -> ServeOptions {
-        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         ServeOptions {
             listen: None,
             https_listen: None,
             tls: None,
             client_timeout: DEFAULT_CLIENT_TIMEOUT,
-            event_loops: cores,
+            event_loops: 0,
         }
     }
 }
@@ -129,7 +129,7 @@ impl Listeners {
             http,
             https,
             client_timeout: options.client_timeout,
-            event_loops: options.event_loops.max(1),
+            event_loops: options.event_loops,
         })
     }
 
@@ -337,8 +337,8 @@ async fn serve_https(
     }
 }
 
-/// Serves until `shutdown` completes: connections accepted on the caller's runtime and served by
-/// [`EventLoops`], the snapshot refresh on the caller's runtime.
+/// Serves until `shutdown` completes: connections accepted on the caller's runtime and served
+/// there or by [`EventLoops`], the snapshot refresh on the caller's runtime.
 pub async fn serve(
     state: Arc<AppState>,
     listeners: Listeners,
@@ -370,7 +370,7 @@ enum Scheme {
     Https,
 }
 
-/// Accepts connections and hands each to the event loop serving the fewest.
+/// Accepts connections and hands each over to be served.
 async fn accept(listener: TcpListener, scheme: Scheme, loops: Arc<EventLoops>) {
     loop {
         let (stream, peer) = next_connection(&listener).await;
@@ -402,9 +402,15 @@ const BLOCKING_THREADS_PER_LOOP: usize = 8;
 /// to look takes it. A loop that is busy or not scheduled (the machine's other work can keep a
 /// thread off its core for a tenth of a second) takes nothing meanwhile, so a new connection,
 /// a load balancer's health probe among them, never waits behind one loop while another is free.
+///
+/// With no loops asked for, the caller's runtime serves every connection (`direct`). That is
+/// the default: tokio's work stealing keeps every connection moving when the host's other work
+/// takes a core away, which a loop cannot do for the connections it holds (seen in CI's parallel
+/// test run: a health probe waited 96 ms on a loop kept off its core, against 5 ms otherwise).
 struct EventLoops {
     handoff: Arc<Handoff>,
     threads: Vec<std::thread::JoinHandle<()>>,
+    direct: Option<Apps>,
 }
 
 /// Connections on their way from the acceptor to a loop.
@@ -457,10 +463,15 @@ impl EventLoops {
         let threads = (0..listeners.event_loops)
             .map(|i| start_loop(i, apps(), handoff.clone()))
             .collect::<Result<_, _>>()?;
-        Ok(EventLoops { handoff, threads })
+        let direct = (listeners.event_loops == 0).then(apps);
+        Ok(EventLoops { handoff, threads, direct })
     }
 
     fn hand_over(&self, connection: Accepted) {
+        if let Some(apps) = &self.direct {
+            tokio::spawn(serve_one(connection, apps.clone()));
+            return;
+        }
         self.handoff.pending.lock().unwrap_or_else(|e| e.into_inner()).push_back(connection);
         self.handoff.wake_all();
     }

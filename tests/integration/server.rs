@@ -990,6 +990,29 @@ fn https_serves_the_same_endpoints_beside_http() {
     );
 }
 
+/// `--event-loops`: the same scans, served by loops that take connections from one queue.
+#[test]
+fn event_loops_serve_full_scans() {
+    let c = catalog(300);
+    let ids =
+        stdout_of(ferry(&c.data).args(["updates", "list", "--approval", "unapproved", "--ids"]));
+    stdout_of(ferry(&c.data).args(["updates", "approve", "-"]).write_stdin(ids));
+    let server = Served::start(&c.data, &["--event-loops", "2"]);
+    let url = server.url();
+    let args = ["dev", "loadgen", "--url", &url, "--clients", "6", "--duration", "2"];
+    let report = json_of(ferry(&c.data).args(args));
+    assert!(report["scans"].as_u64().unwrap() > 6, "{report}");
+    assert_eq!(report["errors"].as_u64(), Some(0), "{report}");
+    assert_eq!(report["failed_scans"].as_u64(), Some(0), "{report}");
+    // Two loops, each a thread of its own.
+    let tasks = std::fs::read_dir(format!("/proc/{}/task", server.pid())).unwrap();
+    let loops = tasks
+        .filter_map(|t| std::fs::read_to_string(t.unwrap().path().join("comm")).ok())
+        .filter(|name| name.starts_with("ferry-loop-"))
+        .count();
+    assert_eq!(loops, 2);
+}
+
 #[test]
 fn loadgen_runs_full_scans_against_the_server() {
     let c = catalog(400);
