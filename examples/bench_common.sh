@@ -6,8 +6,9 @@ stop_servers() {
   [ -f nginx/nginx.pid ] && kill "$(cat nginx/nginx.pid)" 2>/dev/null || true
 }
 trap stop_servers EXIT
-serve() { # data port: `ferry serve` (or $SERVER) on loopback, returning once /healthz answers
-  "${SERVER:-$FERRY}" --data "$1" serve --listen "127.0.0.1:$2" 2>"serve-$2.log" &
+serve() { # data port: `ferry serve` (or $SERVER, with $SERVE_ARGS) on loopback, returning once /healthz answers
+  # shellcheck disable=SC2086 # SERVE_ARGS is a list of arguments
+  "${SERVER:-$FERRY}" --data "$1" serve --listen "127.0.0.1:$2" ${SERVE_ARGS:-} 2>"serve-$2.log" &
   pids+=($!)
   for _ in $(seq 100); do curl -sf "http://127.0.0.1:$2/healthz" >/dev/null && return; sleep 0.2; done
   cat "serve-$2.log"; exit 1
