@@ -374,10 +374,7 @@ enum Scheme {
 async fn accept(listener: TcpListener, scheme: Scheme, loops: Arc<EventLoops>) {
     loop {
         let (stream, peer) = next_connection(&listener).await;
-        match stream.into_std() {
-            Ok(stream) => loops.hand_over(Accepted { stream, peer, scheme }),
-            Err(e) => tracing::warn!("cannot hand over a connection from {peer}: {e}"),
-        }
+        loops.hand_over(stream, peer, scheme);
     }
 }
 
@@ -406,7 +403,7 @@ const BLOCKING_THREADS_PER_LOOP: usize = 8;
 /// With no loops asked for, the caller's runtime serves every connection (`direct`). That is
 /// the default: tokio's work stealing keeps every connection moving when the host's other work
 /// takes a core away, which a loop cannot do for the connections it holds (seen in CI's parallel
-/// test run: a health probe waited 96 ms on a loop kept off its core, against 5 ms otherwise).
+/// test run: a health probe waited 96 ms on a loop kept off its core).
 struct EventLoops {
     handoff: Arc<Handoff>,
     threads: Vec<std::thread::JoinHandle<()>>,
@@ -467,11 +464,18 @@ impl EventLoops {
         Ok(EventLoops { handoff, threads, direct })
     }
 
-    fn hand_over(&self, connection: Accepted) {
+    /// Serves the connection here (no loops), or queues it for the loops: a socket moves
+    /// between runtimes as a std socket.
+    fn hand_over(&self, stream: tokio::net::TcpStream, peer: SocketAddr, scheme: Scheme) {
         if let Some(apps) = &self.direct {
-            tokio::spawn(serve_one(connection, apps.clone()));
+            tokio::spawn(serve_one(stream, peer, scheme, apps.clone()));
             return;
         }
+        let stream = match stream.into_std() {
+            Ok(stream) => stream,
+            Err(e) => return tracing::warn!("cannot hand over a connection from {peer}: {e}"),
+        };
+        let connection = Accepted { stream, peer, scheme };
         self.handoff.pending.lock().unwrap_or_else(|e| e.into_inner()).push_back(connection);
         self.handoff.wake_all();
     }
@@ -504,8 +508,13 @@ fn start_loop(
                 handoff.wake[i].notified().await;
                 // One connection per look, then a turn for the others: in a burst the loops
                 // take turns instead of the first one awake taking them all.
-                if let Some(connection) = handoff.take() {
-                    tokio::spawn(serve_one(connection, apps.clone()));
+                if let Some(Accepted { stream, peer, scheme }) = handoff.take() {
+                    match tokio::net::TcpStream::from_std(stream) {
+                        Ok(stream) => {
+                            tokio::spawn(serve_one(stream, peer, scheme, apps.clone()));
+                        }
+                        Err(e) => tracing::warn!("cannot serve a connection from {peer}: {e}"),
+                    }
                     handoff.wake[i].notify_one();
                     tokio::task::yield_now().await;
                 }
@@ -518,12 +527,7 @@ fn start_loop(
     Ok(thread)
 }
 
-async fn serve_one(connection: Accepted, apps: Apps) {
-    let Accepted { stream, peer, scheme } = connection;
-    let stream = match tokio::net::TcpStream::from_std(stream) {
-        Ok(s) => s,
-        Err(e) => return tracing::warn!("cannot serve a connection from {peer}: {e}"),
-    };
+async fn serve_one(stream: tokio::net::TcpStream, peer: SocketAddr, scheme: Scheme, apps: Apps) {
     match (scheme, apps.https) {
         (Scheme::Http, _) => serve_http(stream, &apps.http, peer, apps.timeout).await,
         (Scheme::Https, Some((app, acceptor))) => {

@@ -292,7 +292,7 @@ async fn parse(state: &AppState, bytes: bytes::Bytes) -> (Result<soap::Request, 
 }
 
 /// Trees larger than this are freed on the blocking pool: freeing 100,000 elements takes long
-/// enough to hold up the other connections of the event loop that would do it.
+/// enough to hold up the other connections of the thread that would do it.
 const DROP_IN_PLACE: usize = 1 << 20;
 
 fn drop_off_the_loop(request: soap::Request, tree_bytes: usize) {

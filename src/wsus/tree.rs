@@ -91,7 +91,7 @@ impl Element {
 
 /// An element's name or namespace: one of the protocols' own ([`names::KNOWN`], static: no
 /// allocation, no reference count shared between threads) or any other, shared within its
-/// document. Compares, hashes and prints as the text it holds.
+/// document. Compares and prints as the text it holds.
 #[derive(Clone)]
 pub enum Name {
     Known(&'static str),

@@ -990,13 +990,19 @@ fn https_serves_the_same_endpoints_beside_http() {
     );
 }
 
-/// `--event-loops`: the same scans, served by loops that take connections from one queue.
-#[test]
-fn event_loops_serve_full_scans() {
-    let c = catalog(300);
+/// A catalog with every approvable update approved for all computers.
+fn approved_catalog(updates: u64) -> Catalog {
+    let c = catalog(updates);
     let ids =
         stdout_of(ferry(&c.data).args(["updates", "list", "--approval", "unapproved", "--ids"]));
     stdout_of(ferry(&c.data).args(["updates", "approve", "-"]).write_stdin(ids));
+    c
+}
+
+/// `--event-loops`: the same scans, served by loops that take connections from one queue.
+#[test]
+fn event_loops_serve_full_scans() {
+    let c = approved_catalog(300);
     let server = Served::start(&c.data, &["--event-loops", "2"]);
     let url = server.url();
     let args = ["dev", "loadgen", "--url", &url, "--clients", "6", "--duration", "2"];
@@ -1015,10 +1021,7 @@ fn event_loops_serve_full_scans() {
 
 #[test]
 fn loadgen_runs_full_scans_against_the_server() {
-    let c = catalog(400);
-    let ids =
-        stdout_of(ferry(&c.data).args(["updates", "list", "--approval", "unapproved", "--ids"]));
-    stdout_of(ferry(&c.data).args(["updates", "approve", "-"]).write_stdin(ids));
+    let c = approved_catalog(400);
     let server = Served::start(&c.data, &[]);
     let report = json_of(ferry(&c.data).args([
         "dev",
