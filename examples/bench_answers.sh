@@ -69,5 +69,5 @@ for round in $(seq "${ROUNDS:-3}"); do
   run "nginx, POST, the same xpress bytes" -s post.lua "http://127.0.0.1:$NGINX_PORT/answers/page.xpress"
   run "nginx, GET, the same xpress bytes" "http://127.0.0.1:$NGINX_PORT/answers/page.xpress"
 done
-curl -s "http://127.0.0.1:$FERRY_PORT/metrics" | grep -E "^ferry_answer_cache_(hits|misses)_total|^ferry_answer_cache_bytes"
+curl -s "http://127.0.0.1:$FERRY_PORT/metrics" | grep -E "^ferry_answer_cache_(hits|misses)_total|^ferry_answer_cache_bytes|^ferry_request_shape_(hits|misses)_total"
 echo "ferry serve peak RSS: $(peak_rss "${pids[-1]}")"

@@ -13,7 +13,7 @@ use crate::catalog::Guid;
 use crate::store::{
     ClientWrite, ContentStore, EventRecord, FragmentKind, GroupName, MAX_GROUPS_PER_CLIENT,
 };
-use crate::wsus::client::{self as wire, ConfigProperty, FileLocation};
+use crate::wsus::client::{self as wire, ConfigProperty, FileLocation, WireCookie};
 use crate::wsus::soap::{ErrorCode, Fault, Piece, Request, Writer};
 use std::sync::Arc;
 
@@ -26,6 +26,8 @@ pub struct Context {
     pub peer: Option<std::net::IpAddr>,
     /// The request accepts an xpress-compressed answer and the service may send one.
     pub xpress: bool,
+    /// The client cookie the request carries (read where the request was parsed).
+    pub cookie: Result<Option<WireCookie>, Fault>,
 }
 
 impl Context {
@@ -48,20 +50,20 @@ pub(super) fn blocking_fault(e: impl std::fmt::Display) -> Fault {
 /// InvalidCookie (the client then starts over), as WSUS clients expect.
 pub fn client_cookie(
     state: &AppState,
-    op: &crate::wsus::tree::Element,
+    ctx: &Context,
     allow_expired: bool,
 ) -> Result<CookieData, Fault> {
-    client_cookie_sealed(state, op, allow_expired).map(|(data, _)| data)
+    client_cookie_sealed(state, ctx, allow_expired).map(|(data, _)| data)
 }
 
 /// The client a cookie belongs to, with the cookie's sealed bytes as the client sent them.
 fn client_cookie_sealed(
     state: &AppState,
-    op: &crate::wsus::tree::Element,
+    ctx: &Context,
     allow_expired: bool,
 ) -> Result<(CookieData, Vec<u8>), Fault> {
-    let cookie = wire::cookie(op, "cookie")?
-        .ok_or_else(|| Fault::new(ErrorCode::InvalidCookie, "cookie"))?;
+    let cookie =
+        ctx.cookie.clone()?.ok_or_else(|| Fault::new(ErrorCode::InvalidCookie, "cookie"))?;
     let sealed = cookie.data.ok_or_else(|| Fault::new(ErrorCode::InvalidCookie, "cookie"))?;
     let at = if allow_expired { i64::MIN } else { now() };
     let data = state.cookies.open(CookieKind::Client, &sealed, at).map_err(|p| match p {
@@ -125,7 +127,7 @@ async fn client_text_operation(
         }
         "GetCookie" => get_cookie(state, op),
         "RegisterComputer" => {
-            let cookie = client_cookie(state, op, false)?;
+            let cookie = client_cookie(state, ctx, false)?;
             let info = wire::computer_info(op)?;
             let os_description =
                 info.iter().find(|(k, _)| k == "OSDescription").map(|(_, v)| v.clone());
@@ -148,7 +150,7 @@ async fn client_text_operation(
         "StartCategoryScan" => start_category_scan(state, op),
         "SyncPrinterCatalog" => {
             // The Add Printer wizard's driver search: this server serves no printer drivers.
-            let cookie = client_cookie(state, op, false)?;
+            let cookie = client_cookie(state, ctx, false)?;
             let sealed = state.cookies.seal(CookieKind::Client, &cookie);
             let mut w = Writer::default();
             w.open_ns("SyncPrinterCatalogResponse", wire::CLIENT_NS)
@@ -162,13 +164,14 @@ async fn client_text_operation(
         }
         "RefreshCache" => {
             // The first request of a group set computes its offers for the whole catalog.
+            let cookie = client_cookie(state, ctx, false)?;
             let (state, op) = (Arc::clone(state), op.clone());
-            tokio::task::spawn_blocking(move || refresh_cache(&state, &op))
+            tokio::task::spawn_blocking(move || refresh_cache(&state, &cookie, &op))
                 .await
                 .map_err(blocking_fault)?
         }
         "GetFileLocations" => {
-            let cookie = client_cookie(state, op, false)?;
+            let cookie = client_cookie(state, ctx, false)?;
             let digests = wire::file_locations_request(op)?;
             let catalog = state.catalog();
             let files: Vec<FileLocation> = digests
@@ -342,7 +345,7 @@ async fn sync_updates(
     request: &Request,
 ) -> Result<Answer, Fault> {
     let op = &request.operation;
-    let (cookie, sealed) = client_cookie_sealed(state, op, false)?;
+    let (cookie, sealed) = client_cookie_sealed(state, ctx, false)?;
     let params = wire::sync_parameters(op)?;
     if params.installed_non_leaf.len() > 400 {
         return Err(Fault::invalid("parameters.InstalledNonLeafUpdateIDs"));
@@ -447,8 +450,11 @@ fn driver_hardware_ids(state: &AppState, catalog: &Snapshot, idx: u32) -> Vec<St
     out
 }
 
-fn refresh_cache(state: &AppState, op: &crate::wsus::tree::Element) -> Result<String, Fault> {
-    let cookie = client_cookie(state, op, false)?;
+fn refresh_cache(
+    state: &AppState,
+    cookie: &CookieData,
+    op: &crate::wsus::tree::Element,
+) -> Result<String, Fault> {
     let ids = wire::refresh_cache_request(op)?;
     let groups = groups_of(state, &cookie.id)?;
     let catalog = state.catalog();
@@ -513,7 +519,7 @@ async fn extended_update_info(
     request: &Request,
 ) -> Result<Answer, Fault> {
     let op = &request.operation;
-    let cookie = client_cookie(state, op, false)?;
+    let cookie = client_cookie(state, ctx, false)?;
     let req = wire::extended_info_request(op)?;
     if req.revision_ids.len() > 50 {
         return Err(Fault::invalid("revisionIDs"));
@@ -652,7 +658,7 @@ pub async fn reporting(
     match request.name() {
         "ReportEventBatch" => {
             // Reports may arrive after the cookie expired: who sent them still counts.
-            let cookie = client_cookie(state, &request.operation, true)?;
+            let cookie = client_cookie(state, ctx, true)?;
             let events = wire::report_event_batch_request(&request.operation)?;
             let records: Vec<EventRecord> = events
                 .into_iter()

@@ -26,6 +26,7 @@ mod prerequisites;
 mod refresh;
 mod routes;
 mod server_sync_service;
+mod shapes;
 mod snapshot;
 mod state;
 mod sync;
@@ -92,6 +93,7 @@ pub fn open_state(dir: &Path, public_url: Option<&str>) -> Result<Arc<AppState>,
         big_cores: Mutex::new(state::CoreCache::default()),
         offers: offers::OffersCache::default(),
         answers: answers::AnswerCache::new(answers::DEFAULT_ANSWER_CACHE_BYTES),
+        shapes: shapes::Shapes::new(shapes::DEFAULT_SHAPES_BYTES),
         mapped: mapped::MappedFiles::default(),
         metrics: metrics::Metrics::default(),
         budget: budget::MemoryBudget::new(budget::DEFAULT_BUDGET_BYTES),

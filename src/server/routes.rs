@@ -6,6 +6,8 @@ use super::budget::{BodyRefusal, Held};
 use super::client_service::{self, Answer, Context};
 use super::metrics;
 use super::state::AppState;
+use crate::wsus::client::WireCookie;
+use crate::wsus::shape::{self, Cut};
 use crate::wsus::soap::{self, EnvelopeStyle, ErrorCode, Fault, Piece, SoapVersion};
 use crate::wsus::xpress;
 use axum::Router;
@@ -214,6 +216,21 @@ async fn metrics(state: &Arc<AppState>) -> Response<Body> {
             state.answers.limit() as u64,
         ),
         ("ferry_answer_cache_entries", "Answers in the cache now.", state.answers.entries() as u64),
+        (
+            "ferry_request_shape_hits_total",
+            "Client requests whose parse was found by their shape (the request without its cookie).",
+            state.shapes.hits.load(Relaxed),
+        ),
+        (
+            "ferry_request_shape_misses_total",
+            "Client requests whose shape was looked for and not found (then parsed).",
+            state.shapes.misses.load(Relaxed),
+        ),
+        (
+            "ferry_request_shape_bytes",
+            "Bytes the kept parses of request shapes hold now.",
+            state.shapes.bytes() as u64,
+        ),
     ]);
     Response::builder()
         .header(header::CONTENT_TYPE, "text/plain; version=0.0.4")
@@ -275,7 +292,10 @@ const PARSE_IN_PLACE: usize = 64 << 10;
 /// blocking pool, never holding up the threads that answer everyone else, and one at a time per
 /// core, so parsing never takes every blocking thread from the store work.
 /// With the approximate size of the tree (walking a large one is work too).
-async fn parse(state: &AppState, bytes: bytes::Bytes) -> (Result<soap::Request, Fault>, usize) {
+async fn parse_bytes(
+    state: &AppState,
+    bytes: bytes::Bytes,
+) -> (Result<soap::Request, Fault>, usize) {
     fn parsed(bytes: &[u8]) -> (Result<soap::Request, Fault>, usize) {
         let request = soap::parse_request(bytes);
         let tree_bytes = request.as_ref().map_or(0, |r| r.operation.approximate_bytes());
@@ -291,11 +311,48 @@ async fn parse(state: &AppState, bytes: bytes::Bytes) -> (Result<soap::Request, 
     tokio::task::spawn_blocking(move || parsed(&bytes)).await.unwrap_or_else(|_| failed())
 }
 
+/// A parsed request with the client cookie it carries (the client and reporting services read
+/// the cookie from here, never from the tree: a shape's tree holds markers in its place).
+struct Incoming {
+    request: Arc<soap::Request>,
+    cookie: Result<Option<WireCookie>, Fault>,
+}
+
+/// Parses a SOAP body, with the size of its tree (to hold in the budget; 0 when the tree is
+/// kept by its shape). A client-service request whose shape was parsed before is not parsed
+/// again (`shapes.rs`); one whose shape is new is parsed as its shape, and kept.
+async fn parse(
+    state: &AppState,
+    service: Service,
+    bytes: bytes::Bytes,
+) -> (Result<Incoming, Fault>, usize) {
+    if service == Service::Client
+        && let Some(cut) = Cut::of(&bytes)
+    {
+        if let Some(request) = state.shapes.get(&cut) {
+            return (Ok(Incoming { request, cookie: cut.cookie().map(Some) }), 0);
+        }
+        if let (Ok(request), tree_bytes) = parse_bytes(state, cut.marked().into()).await
+            && shape::marks_hold(&request)
+        {
+            let request = Arc::new(request);
+            state.shapes.keep(&cut, &request, tree_bytes);
+            return (Ok(Incoming { request, cookie: cut.cookie().map(Some) }), tree_bytes);
+        }
+    }
+    let (parsed, tree_bytes) = parse_bytes(state, bytes).await;
+    let incoming = parsed.map(|request| Incoming {
+        cookie: crate::wsus::client::cookie(&request.operation, "cookie"),
+        request: Arc::new(request),
+    });
+    (incoming, tree_bytes)
+}
+
 /// Trees larger than this are freed on the blocking pool: freeing 100,000 elements takes long
 /// enough to hold up the other connections of the thread that would do it.
 const DROP_IN_PLACE: usize = 1 << 20;
 
-fn drop_off_the_loop(request: soap::Request, tree_bytes: usize) {
+fn drop_off_the_loop(request: Arc<soap::Request>, tree_bytes: usize) {
     if tree_bytes > DROP_IN_PLACE {
         tokio::task::spawn_blocking(move || drop(request));
     }
@@ -452,13 +509,13 @@ async fn soap_endpoint(
     let started = Instant::now();
     // The tree is larger than its body (an empty element is 4 bytes of XML and about 160 in the
     // tree), and lives while the request is handled: counted too.
-    let (parsed, tree_bytes) = parse(&state, bytes).await;
+    let (parsed, tree_bytes) = parse(&state, service, bytes).await;
     let Ok(_tree_held) = state.budget.hold(tree_bytes, peer).await else {
         return busy(&state, service, version_from_headers(&parts.headers));
     };
     let (label, result, version) = match parsed {
         Err(fault) => (metrics::Label::UNPARSED, Err(fault), version_from_headers(&parts.headers)),
-        Ok(request) if &*request.operation.ns != service.namespace() => {
+        Ok(Incoming { request, .. }) if &*request.operation.ns != service.namespace() => {
             let fault = Fault::invalid(format!(
                 "request: {{{}}}{} is not an operation of {}",
                 request.operation.ns,
@@ -469,7 +526,7 @@ async fn soap_endpoint(
             drop_off_the_loop(request, tree_bytes);
             outcome
         }
-        Ok(request) => {
+        Ok(Incoming { request, cookie }) => {
             let host = parts
                 .headers
                 .get(header::HOST)
@@ -477,7 +534,7 @@ async fn soap_endpoint(
                 .unwrap_or("localhost")
                 .to_string();
             let base_url = base_url_of(&state, scheme, &parts.headers);
-            let ctx = Context { base_url, host, peer, xpress };
+            let ctx = Context { base_url, host, peer, xpress, cookie };
             let text = |t: String| Answer::Fresh(vec![Piece::Text(t)]);
             let result = match service {
                 Service::Client => client_service::client_web_service(&state, &ctx, &request).await,

@@ -105,6 +105,8 @@ pub struct AppState {
     pub offers: super::offers::OffersCache,
     /// Rendered answers shared by clients in the same state (`answers.rs`).
     pub answers: super::answers::AnswerCache,
+    /// Parsed client requests kept by their shape (`shapes.rs`).
+    pub shapes: super::shapes::Shapes,
     pub mapped: super::mapped::MappedFiles,
     pub metrics: super::metrics::Metrics,
     /// The bytes held for clients: request bodies and unsent answers (`budget.rs`).

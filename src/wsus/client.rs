@@ -77,18 +77,25 @@ pub struct WireCookie {
     pub data: Option<Vec<u8>>,
 }
 
+impl WireCookie {
+    /// The cookie `name` made of its two texts (`EncryptedData` in base64; empty: no data).
+    pub fn from_texts(name: &str, expiration: &str, data: &str) -> Result<WireCookie, Fault> {
+        let data = match data {
+            "" => None,
+            t => Some(base64_or(t, || Fault::invalid(format!("{name}.EncryptedData")))?),
+        };
+        Ok(WireCookie { expiration: expiration.to_string(), data })
+    }
+}
+
 pub fn cookie(parent: &Element, name: &str) -> Result<Option<WireCookie>, Fault> {
     let Some(c) = parent.child(name).filter(|c| !c.is_nil()) else { return Ok(None) };
-    let data = match c.child_text("EncryptedData") {
-        Some(t) if !t.is_empty() => {
-            Some(base64_or(t, || Fault::invalid(format!("{name}.EncryptedData")))?)
-        }
-        _ => None,
-    };
-    Ok(Some(WireCookie {
-        expiration: c.child_text("Expiration").unwrap_or_default().to_string(),
-        data,
-    }))
+    WireCookie::from_texts(
+        name,
+        c.child_text("Expiration").unwrap_or_default(),
+        c.child_text("EncryptedData").unwrap_or_default(),
+    )
+    .map(Some)
 }
 
 pub fn write_cookie(w: &mut Writer, name: &str, expiration: &str, data: &[u8]) {

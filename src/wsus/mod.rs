@@ -10,6 +10,7 @@ pub mod client;
 pub mod downstream;
 pub mod names;
 pub mod server_sync;
+pub mod shape;
 pub mod soap;
 pub mod tree;
 pub mod xpress;

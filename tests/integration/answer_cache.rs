@@ -1,6 +1,6 @@
-//! The cache of rendered answers (`server/answers.rs`): clients in the same state share one
-//! answer, clients of other groups never get it, and nothing of one client (its cookie) reaches
-//! another.
+//! The cache of rendered answers (`server/answers.rs`) and of parsed request shapes
+//! (`server/shapes.rs`): clients in the same state share one answer, clients of other groups
+//! never get it, and nothing of one client (its cookie) reaches another.
 
 use crate::served::{Agent, CLIENT, CLIENT_NS, Served};
 use crate::util::{ferry, json_of, stdout_of, wait_until};
@@ -95,6 +95,7 @@ fn clients_in_the_same_state_share_answers_and_clients_of_other_groups_never_do(
         other_cached: &cached[..cached.len() / 2],
         ..Default::default()
     };
+    let shape_hits = metric(&server, "ferry_request_shape_hits_total");
     let mut replies = Vec::new();
     for agent in [0, 2, 1, 3] {
         let a = &mut agents[agent];
@@ -105,6 +106,9 @@ fn clients_in_the_same_state_share_answers_and_clients_of_other_groups_never_do(
         let sent = B64.encode(a.cookie.data.as_ref().unwrap());
         replies.push((answer, cookie, sent));
     }
+    // The request was parsed at most once (`server/shapes.rs`); the others only had their
+    // cookie read.
+    assert!(metric(&server, "ferry_request_shape_hits_total") - shape_hits >= 3);
     let [lab1, kiosk, lab2, lab3] = &replies[..] else { unreachable!() };
     assert_eq!(lab1.0, lab2.0, "the same answer for the same state");
     assert_eq!(lab1.0, lab3.0);

@@ -347,6 +347,18 @@ fn real_requests_name_only_known_elements() {
         e.children.iter().for_each(|c| unknown(c, out));
     }
     let conformance = crate::conformance_or_skip!();
+    let mut missing = Vec::new();
+    for body in &real_request_bodies(&conformance) {
+        let root = tree::parse(&std::fs::read(body).unwrap()).unwrap();
+        unknown(&root, &mut missing);
+    }
+    missing.sort();
+    missing.dedup();
+    assert!(missing.is_empty(), "add to wsus/names.rs KNOWN: {missing:?}");
+}
+
+/// The request bodies of the real captures: Windows clients and a WSUS server.
+fn real_request_bodies(conformance: &Path) -> Vec<std::path::PathBuf> {
     let mut bodies = Vec::new();
     for group in ["wua-native/scan", "wua-native/flow", "wsus-lab", "wsusss/exchanges"] {
         for entry in std::fs::read_dir(conformance.join(group)).unwrap() {
@@ -357,14 +369,61 @@ fn real_requests_name_only_known_elements() {
         }
     }
     assert!(bodies.len() >= 40, "the real requests: {}", bodies.len());
-    let mut missing = Vec::new();
-    for body in &bodies {
-        let root = tree::parse(&std::fs::read(body).unwrap()).unwrap();
-        unknown(&root, &mut missing);
+    bodies
+}
+
+/// `wsus/shape.rs`'s invariant on real requests: every real request with a cookie is cut, its
+/// shape's parse holds the markers, and with any other cookie texts the whole request parses to
+/// the shape's tree with those texts in the markers' place, and to the cut's cookie.
+#[test]
+fn shaped_requests_parse_as_themselves() {
+    use ferry::wsus::client::cookie;
+    use ferry::wsus::shape::{Cut, marks_hold};
+    use ferry::wsus::soap::parse_request;
+    fn set_cookie_texts(request: &mut ferry::wsus::soap::Request, expiration: &str, data: &str) {
+        let c = request.operation.children.iter_mut().find(|c| &*c.name == "cookie").unwrap();
+        for child in &mut c.children {
+            match &*child.name {
+                "Expiration" => child.text = expiration.to_string(),
+                "EncryptedData" => child.text = data.to_string(),
+                _ => {}
+            }
+        }
     }
-    missing.sort();
-    missing.dedup();
-    assert!(missing.is_empty(), "add to wsus/names.rs KNOWN: {missing:?}");
+    let conformance = crate::conformance_or_skip!();
+    let texts = [
+        ("2026-12-04T21:06:34.0000000Z", "AAAA"),
+        ("9999-01-01T00:00:00Z", "DEx7LyL9ACHo+/UkSQ=="),
+        ("x", "not-base64:.="),
+    ];
+    let mut shaped = 0;
+    for path in real_request_bodies(&conformance) {
+        let body = String::from_utf8(std::fs::read(&path).unwrap()).unwrap();
+        let Some(cut) = Cut::of(body.as_bytes()) else {
+            // Driver scans escape `&` in hardware ids: those are parsed whole.
+            let why = !body.contains("<cookie><Expiration>") || body.contains('&');
+            assert!(why, "{} is not cut", path.display());
+            continue;
+        };
+        let marked = parse_request(&cut.marked()).unwrap();
+        assert!(marks_hold(&marked), "{}", path.display());
+        shaped += 1;
+        for (expiration, data) in texts {
+            let [before, between, after] = cut.segments.map(|s| std::str::from_utf8(s).unwrap());
+            let other = format!("{before}{expiration}{between}{data}{after}");
+            let other_cut = Cut::of(other.as_bytes()).unwrap();
+            let mut whole = parse_request(other.as_bytes()).unwrap();
+            assert_eq!(
+                other_cut.cookie().map(Some),
+                cookie(&whole.operation, "cookie"),
+                "{}",
+                path.display()
+            );
+            set_cookie_texts(&mut whole, "~", "~~");
+            assert_eq!(whole.operation, marked.operation, "{}", path.display());
+        }
+    }
+    assert!(shaped >= 20, "real requests cut at their cookie: {shaped}");
 }
 
 #[test]
@@ -636,6 +695,15 @@ fn bad_requests_get_faults_or_4xx_the_server_stays_up_and_nothing_stored_changes
                 "<cookie><Expiration>2030-01-01T00:00:00Z</Expiration><EncryptedData>AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA</EncryptedData></cookie><parameters/>",
             ),
             "InvalidCookie",
+        ),
+        (
+            "cookie data that is not base64 (read from the request's shape)",
+            envelope(
+                "SyncUpdates",
+                CLIENT_NS,
+                "<cookie><Expiration>2030-01-01T00:00:00Z</Expiration><EncryptedData>AAA:</EncryptedData></cookie><parameters/>",
+            ),
+            "InvalidParameters",
         ),
         (
             "10,000 installed non-leaf ids",
