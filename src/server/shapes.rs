@@ -18,9 +18,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use xxhash_rust::xxh3::Xxh3;
 
-/// What the kept parses may take: about 2,000 shapes of a typical scan page request (2 KB of
+/// What the kept parses may take: about 1,000 shapes of a typical scan page request (2 KB of
 /// XML, 6 KB of tree).
-pub const DEFAULT_SHAPES_BYTES: usize = 16 << 20;
+pub const DEFAULT_SHAPES_BYTES: usize = 8 << 20;
 
 /// Requests with a larger shape are not kept (a client that sends tens of thousands of ids is
 /// alone in its state).
