@@ -180,7 +180,7 @@ fn remove_new_store(data: &Path, created_dir: bool) {
         let _ = std::fs::remove_dir_all(data);
         return;
     }
-    Store::remove_files(data);
+    crate::store::remove_files(data);
 }
 
 /// Verifies and imports the bundle at `path`. `progress(stage, done, total)`.

@@ -11,8 +11,8 @@ pub enum StoreError {
     #[error("{}: {source}", path.display())]
     Io { path: PathBuf, source: std::io::Error },
 
-    #[error("database {}: {context}: {source}", path.display())]
-    Sqlite { path: PathBuf, context: String, source: rusqlite::Error },
+    #[error("database {database}: {context}: {source}")]
+    Database { database: String, context: String, source: DatabaseError },
 
     #[error("database {} has schema version {found}, newer than this ferry knows ({known}): use a newer ferry", path.display())]
     TooNew { path: PathBuf, found: usize, known: usize },
@@ -57,17 +57,21 @@ impl StoreError {
     /// Another connection holds the write lock (an import, a cleanup) past the busy timeout:
     /// the same work succeeds later.
     pub fn is_locked(&self) -> bool {
-        matches!(self, StoreError::Sqlite { source: rusqlite::Error::SqliteFailure(f, _), .. }
-            if matches!(f.code, rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked))
+        matches!(self, StoreError::Database { source: DatabaseError { busy: true, .. }, .. })
     }
 
     pub fn io(path: &Path, source: std::io::Error) -> StoreError {
         StoreError::Io { path: path.to_path_buf(), source }
     }
+}
 
-    pub fn sqlite(path: &Path, context: impl Into<String>, source: rusqlite::Error) -> StoreError {
-        StoreError::Sqlite { path: path.to_path_buf(), context: context.into(), source }
-    }
+/// A failure the database engine reported, in its words (no engine's type leaves the store).
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct DatabaseError {
+    pub message: String,
+    /// Another connection held the write lock past the busy timeout.
+    pub busy: bool,
 }
 
 /// The same SHA-1 announced with another size or SHA-256 than the one stored.

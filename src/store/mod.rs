@@ -5,195 +5,59 @@
 //! DIR/content/<XX>/<SHA1 upper hex>.<ext>       payloads, the WsusContent layout
 //! ```
 //!
+//! `sqlite/` is the database backend: all SQL and every type of the SQLite driver are there. This module
+//! holds what is not the engine's: the errors (no engine type in them), the content tree, and
+//! the re-exported row types.
+//!
 //! Invariant: every other module reaches the database through this module's types; no SQL
-//! lives elsewhere, so a second backend (PostgreSQL) can be added behind the same API.
+//! lives elsewhere, so a second backend (PostgreSQL) can be added behind the same API
+//! (`sqlite_stays_in_its_backend`).
 //! Invariant: a revision id, once assigned, never changes and is never reused.
 
-mod admin;
-mod bundles;
-mod checkpointer;
-mod cleanup;
-mod clients;
-mod compliance_report;
-mod consistency;
 mod content;
-mod deployments;
 mod error;
-mod groups;
-mod ingest;
-mod query;
-mod rules;
-mod schema;
-mod server_sync;
+mod sqlite;
 
-pub use bundles::{CatalogRevision, ExportRecord, ImportRecord, TrustedKey, decompress_document};
-pub use cleanup::{CleanupOptions, CleanupPlan, PlannedComputer, PlannedDecline, PlannedFile};
-pub use clients::*;
-pub use compliance_report::{ComplianceReport, ComputerCompliance, UpdateCompliance};
-pub use consistency::{CheckProblem, CheckReport};
 pub use content::{
     ContentError, ContentStore, ExpectedFile, FileHasher, HashingWriter, VerifiedFile, hash_reader,
 };
-pub use deployments::DeploymentTx;
-pub use error::{StoreError, StoreResult};
-pub use groups::{
+pub use error::{DatabaseError, StoreError, StoreResult};
+pub use sqlite::Store;
+pub use sqlite::bundles::{
+    CatalogRevision, ExportRecord, ImportRecord, TrustedKey, decompress_document,
+};
+pub use sqlite::cleanup::{
+    CleanupOptions, CleanupPlan, PlannedComputer, PlannedDecline, PlannedFile,
+};
+pub use sqlite::clients::*;
+pub use sqlite::compliance_report::{ComplianceReport, ComputerCompliance, UpdateCompliance};
+pub use sqlite::consistency::{CheckProblem, CheckReport};
+pub use sqlite::deployments::DeploymentTx;
+pub use sqlite::groups::{
     DEFAULT_MAX_CLIENT_GROUPS, GroupInTree, GroupName, GroupRemoval, MAX_GROUPS_PER_CLIENT,
     Targeting, TargetingMode, display_name,
 };
-pub use ingest::{
+pub use sqlite::ingest::{
     AddOutcome, DescribedFile, IngestBatch, IngestItem, IngestOptions, IngestReport,
     PreparedRevision, prepare_revision,
 };
-pub use query::*;
-pub use rules::{ApprovalRule, NewRule};
-pub use server_sync::{DownstreamDeployment, DownstreamFilter};
+pub use sqlite::query::*;
+pub use sqlite::rules::{ApprovalRule, NewRule};
+pub use sqlite::server_sync::{DownstreamDeployment, DownstreamFilter};
 
-use rusqlite::{Connection, OptionalExtension};
-use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::path::Path;
 
 pub const DATABASE_FILE: &str = "ferry.db";
 
-/// One open store: a connection and the content tree. Cheap to open; open one per thread.
-pub struct Store {
-    dir: PathBuf,
-    conn: Connection,
-    content: ContentStore,
-}
-
-#[cfg(test)]
-impl Store {
-    /// Test setup only: marks an update's newest revision as Microsoft withdrawing it.
-    pub(crate) fn expire_for_test(&self, update_id: &str) {
-        self.conn
-            .execute("UPDATE revisions SET publication_state = 'Expired' WHERE update_id = ?1 AND is_latest = 1", [update_id])
-            .unwrap();
+/// Removes a store that `Store::open_or_create` made in `data` and nothing else: the database
+/// files, and the content folders if they are empty (anything in them was not ours).
+pub fn remove_files(data: &Path) {
+    for file in
+        [DATABASE_FILE.to_string(), format!("{DATABASE_FILE}-wal"), format!("{DATABASE_FILE}-shm")]
+    {
+        let _ = std::fs::remove_file(data.join(file));
     }
-
-    /// Test setup only: `update_id`'s newest revision needs `needed` installed first (a clause
-    /// of its own).
-    pub(crate) fn require_for_test(&self, update_id: &str, needed: &str) {
-        self.conn
-            .execute(
-                "INSERT INTO prerequisites (revision_id, clause, update_id, is_category)
-                 SELECT revision_id, 1000, ?2, 0 FROM revisions WHERE update_id = ?1 AND is_latest = 1",
-                [update_id, needed],
-            )
-            .unwrap();
-    }
-}
-
-impl Store {
-    /// Removes a store that `open_or_create` made in `data` and nothing else: the database
-    /// files, and the content folders if they are empty (anything in them was not ours).
-    pub fn remove_files(data: &Path) {
-        for file in [
-            DATABASE_FILE.to_string(),
-            format!("{DATABASE_FILE}-wal"),
-            format!("{DATABASE_FILE}-shm"),
-        ] {
-            let _ = std::fs::remove_file(data.join(file));
-        }
-        ContentStore::in_data_dir(data).remove_if_empty();
-    }
-
-    /// Opens the store in `dir`, creating it (and its schema) when it does not exist yet.
-    pub fn open_or_create(dir: &Path) -> StoreResult<Store> {
-        std::fs::create_dir_all(dir).map_err(|e| StoreError::io(dir, e))?;
-        Self::open_at(dir)
-    }
-
-    /// Opens an existing store; a missing one is an error that says how to create it.
-    pub fn open(dir: &Path) -> StoreResult<Store> {
-        if !dir.join(DATABASE_FILE).is_file() {
-            return Err(StoreError::Missing(dir.to_path_buf()));
-        }
-        Self::open_at(dir)
-    }
-
-    fn open_at(dir: &Path) -> StoreResult<Store> {
-        let db_path = dir.join(DATABASE_FILE);
-        let conn = Connection::open(&db_path)
-            .map_err(|e| StoreError::sqlite(&db_path, "opening the database", e))?;
-        let mut store =
-            Store { dir: dir.to_path_buf(), conn, content: ContentStore::in_data_dir(dir) };
-        store.configure()?;
-        store.migrate()?;
-        Ok(store)
-    }
-
-    fn configure(&mut self) -> StoreResult<()> {
-        self.conn
-            .busy_timeout(Duration::from_secs(30))
-            .map_err(|e| self.err("setting the busy timeout", e))?;
-        self.conn
-            .execute_batch("PRAGMA page_size = 16384; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA cache_size = -65536; PRAGMA temp_store = MEMORY;")
-            .map_err(|e| self.err("configuring the database", e))
-    }
-
-    fn migrate(&mut self) -> StoreResult<()> {
-        let version: usize = self
-            .conn
-            .query_row("PRAGMA user_version", [], |r| r.get(0))
-            .map_err(|e| self.err("reading the schema version", e))?;
-        if version > schema::MIGRATIONS.len() {
-            return Err(StoreError::TooNew {
-                path: self.db_path(),
-                found: version,
-                known: schema::MIGRATIONS.len(),
-            });
-        }
-        for (i, sql) in schema::MIGRATIONS.iter().enumerate().skip(version) {
-            let db = self.db_path();
-            let tx = self
-                .conn
-                .transaction()
-                .map_err(|e| StoreError::sqlite(&db, "starting a migration", e))?;
-            tx.execute_batch(sql).map_err(|e| {
-                StoreError::sqlite(&db, format!("applying schema migration {}", i + 1), e)
-            })?;
-            if i + 1 == schema::LANGUAGES_MIGRATION {
-                ingest::backfill_languages(&tx, &db)?;
-            }
-            tx.pragma_update(None, "user_version", i + 1)
-                .map_err(|e| StoreError::sqlite(&db, "recording the schema version", e))?;
-            tx.commit().map_err(|e| StoreError::sqlite(&db, "committing a migration", e))?;
-        }
-        Ok(())
-    }
-
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
-    pub fn db_path(&self) -> PathBuf {
-        self.dir.join(DATABASE_FILE)
-    }
-
-    pub fn content(&self) -> &ContentStore {
-        &self.content
-    }
-
-    pub(crate) fn err(&self, context: impl Into<String>, e: rusqlite::Error) -> StoreError {
-        StoreError::sqlite(&self.db_path(), context, e)
-    }
-
-    pub fn setting(&self, key: &str) -> StoreResult<Option<String>> {
-        self.conn
-            .query_row("SELECT value FROM settings WHERE key = ?1", [key], |r| r.get(0))
-            .optional()
-            .map_err(|e| self.err(format!("reading setting {key}"), e))
-    }
-
-    pub fn set_setting(&self, key: &str, value: &str) -> StoreResult<()> {
-        self.conn
-            .execute(
-                "INSERT INTO settings (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                [key, value],
-            )
-            .map(|_| ())
-            .map_err(|e| self.err(format!("writing setting {key}"), e))
-    }
+    ContentStore::in_data_dir(data).remove_if_empty();
 }
 
 pub(crate) fn now_rfc3339() -> String {

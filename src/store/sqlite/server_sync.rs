@@ -2,7 +2,7 @@
 //! lists by anchor and filter, documents, files, deployments), and what a downstream keeps of
 //! its upstream (anchors, where files come from).
 
-use super::{Store, StoreError, StoreResult};
+use crate::store::{Store, StoreError, StoreResult};
 use rusqlite::{OptionalExtension, params};
 use std::collections::{HashMap, HashSet};
 

@@ -1,8 +1,8 @@
 //! Read-side queries of the catalog: listings, one update in detail, fragments, the summary.
 
-use super::content::ExpectedFile;
-use super::{Store, StoreError, StoreResult};
 use crate::catalog::{Guid, Sha1Digest, Sha256Digest};
+use crate::store::content::ExpectedFile;
+use crate::store::{Store, StoreError, StoreResult};
 use rusqlite::{OptionalExtension, Row, params};
 use serde::Serialize;
 use std::collections::HashMap;
@@ -696,7 +696,7 @@ fn file_from_row(r: &Row<'_>) -> rusqlite::Result<FileSummary> {
     Ok(FileSummary {
         file_name: r.get(0)?,
         size: r.get::<_, i64>(1)? as u64,
-        content_path: super::ContentStore::relative_path(&sha1, &extension),
+        content_path: crate::store::ContentStore::relative_path(&sha1, &extension),
         sha1,
         sha256: sha256.as_deref().and_then(Sha256Digest::from_slice),
         extension,

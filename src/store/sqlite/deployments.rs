@@ -7,8 +7,8 @@
 //! stamp of its transaction, and the stamp advances only when something changed.
 
 use super::clients::{APPROVAL_COLUMNS, Approval, approval_from_row, next_stamp, set_stamp};
-use super::{Store, StoreError, StoreResult, now_rfc3339};
 use crate::admin::Action;
+use crate::store::{Store, StoreError, StoreResult, now_rfc3339};
 use rusqlite::types::{FromSql, FromSqlResult, ToSql, ToSqlOutput, ValueRef};
 use rusqlite::{OptionalExtension, params};
 use std::path::Path;
@@ -228,7 +228,7 @@ mod tests {
     fn an_unknown_stored_action_reads_as_block() {
         let dir = tempfile::tempdir().unwrap();
         let mut store = Store::open_or_create(dir.path()).unwrap();
-        let group = super::super::ALL_COMPUTERS;
+        let group = crate::store::ALL_COMPUTERS;
         store
             .administer(
                 "test",

@@ -7,7 +7,7 @@
 //! under itself or one of its descendants.
 
 use super::clients::{ALL_COMPUTERS, ComputerRecord, TargetGroup, UNASSIGNED_COMPUTERS};
-use super::{Store, StoreError, StoreResult, now_rfc3339};
+use crate::store::{Store, StoreError, StoreResult, now_rfc3339};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 

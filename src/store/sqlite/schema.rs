@@ -336,8 +336,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open_or_create(dir.path()).unwrap();
         for sql in [
-            crate::store::ingest::RETIRE_OLDER_REVISIONS,
-            crate::store::rules::PREREQUISITE_OPTIONS,
+            super::super::ingest::RETIRE_OLDER_REVISIONS,
+            super::super::rules::PREREQUISITE_OPTIONS,
             "SELECT revision_id FROM revisions WHERE update_id = ?1 AND is_latest = 1",
         ] {
             let plan = plan(&store, sql);

@@ -1,7 +1,7 @@
 //! Loading update documents into the catalog, one transaction per batch.
 
-use super::{Store, StoreError, StoreResult, now_rfc3339};
 use crate::catalog::{ParsedUpdate, Update, UpdateIdentity, parse_update};
+use crate::store::{Store, StoreError, StoreResult, now_rfc3339};
 use rayon::prelude::*;
 use rusqlite::{OptionalExtension, Transaction, params};
 use std::path::{Path, PathBuf};
@@ -434,15 +434,17 @@ impl IngestBatch<'_> {
                 matches!((&stored_sha256, &file.sha256), (Some(a), Some(b)) if a[..] != b.0[..]);
             if sha_differs || stored_size as u64 != file.size {
                 let hex = |v: Option<&[u8]>| v.map(hex::encode).unwrap_or_else(|| "(none)".into());
-                return Err(StoreError::ConflictingFile(Box::new(super::error::FileConflict {
-                    document: source.to_string(),
-                    sha1: file.sha1.to_hex_upper(),
-                    file_name: file.file_name.clone(),
-                    stored_size: stored_size as u64,
-                    stored_sha256: hex(stored_sha256.as_deref()),
-                    size: file.size,
-                    sha256: hex(file.sha256.as_ref().map(|d| &d.0[..])),
-                })));
+                return Err(StoreError::ConflictingFile(Box::new(
+                    crate::store::error::FileConflict {
+                        document: source.to_string(),
+                        sha1: file.sha1.to_hex_upper(),
+                        file_name: file.file_name.clone(),
+                        stored_size: stored_size as u64,
+                        stored_sha256: hex(stored_sha256.as_deref()),
+                        size: file.size,
+                        sha256: hex(file.sha256.as_ref().map(|d| &d.0[..])),
+                    },
+                )));
             }
             if stored_sha256.is_none() && file.sha256.is_some() {
                 self.tx

@@ -1,7 +1,7 @@
 //! Store side of the server: target groups, computers, approvals, declines, reported events.
 
-use super::{Store, StoreError, StoreResult, now_rfc3339};
 use crate::admin::Action;
+use crate::store::{Store, StoreError, StoreResult, now_rfc3339};
 use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
 
@@ -91,7 +91,7 @@ pub enum ClientWrite {
     Contact {
         computer_id: String,
         dns_name: String,
-        requested_groups: Vec<super::GroupName>,
+        requested_groups: Vec<crate::store::GroupName>,
     },
     /// RegisterComputer: what the client says about itself (JSON object).
     Register {
@@ -365,7 +365,7 @@ impl Store {
             match w {
                 ClientWrite::Contact { computer_id, dns_name, requested_groups } => {
                     let names: Vec<&str> =
-                        requested_groups.iter().map(super::GroupName::as_str).collect();
+                        requested_groups.iter().map(crate::store::GroupName::as_str).collect();
                     let requested = (!names.is_empty()).then(|| names.join(";"));
                     tx.prepare_cached(
                         "INSERT INTO computers (computer_id, dns_name, requested_groups, first_seen_at, last_contact_at) VALUES (?1, ?2, ?3, ?4, ?4)
@@ -377,7 +377,7 @@ impl Store {
                     // Client-side targeting: the groups the client names (created on first use
                     // if so configured); without any, the computer waits in Unassigned Computers.
                     // Server-side targeting keeps what administrators chose.
-                    let requested = if targeting.mode == super::TargetingMode::Client {
+                    let requested = if targeting.mode == crate::store::TargetingMode::Client {
                         names.as_slice()
                     } else {
                         &[]

@@ -3,7 +3,7 @@
 
 use super::ingest::IngestBatch;
 use super::query::FileSummary;
-use super::{Store, StoreError, StoreResult, now_rfc3339};
+use crate::store::{Store, StoreError, StoreResult, now_rfc3339};
 use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
 use std::collections::{HashMap, HashSet};

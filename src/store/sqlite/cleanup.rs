@@ -5,9 +5,9 @@
 //! so cleanup never holds the database long and runs while the server serves. A plan is computed
 //! first; `--dry-run` prints the plan and changes nothing.
 
-use super::{ApprovalState, ContentStore, Store, StoreResult, UpdateFilter};
 use crate::catalog::Sha1Digest;
 use crate::compliance::UpdateState;
+use crate::store::{ApprovalState, ContentStore, Store, StoreResult, UpdateFilter};
 use serde::Serialize;
 use std::collections::{HashMap, HashSet};
 
@@ -156,7 +156,7 @@ impl Store {
         }
         if let Some(days) = options.obsolete_computers_days {
             if !(1..=36_500).contains(&days) {
-                return Err(super::StoreError::Refused(format!(
+                return Err(crate::store::StoreError::Refused(format!(
                     "obsolete computers: {days} days; use 1 to 36500 (WSUS uses 30)"
                 )));
             }
@@ -180,9 +180,11 @@ impl Store {
     pub fn run_cleanup(&mut self, plan: &CleanupPlan) -> StoreResult<()> {
         let ids: Vec<String> = plan.declines.iter().map(|d| d.update_id.clone()).collect();
         for batch in ids.chunks(DECLINE_BATCH) {
-            let decline = |tx: &super::DeploymentTx<'_>| {
+            let decline = |tx: &crate::store::DeploymentTx<'_>| {
                 batch.iter().try_fold(0, |n, id| {
-                    Ok::<_, super::StoreError>(n + usize::from(tx.decline(id, Some("cleanup"))?))
+                    Ok::<_, crate::store::StoreError>(
+                        n + usize::from(tx.decline(id, Some("cleanup"))?),
+                    )
                 })
             };
             self.administer("declining", decline, |n| *n > 0)?;
@@ -217,7 +219,7 @@ impl Store {
             match std::fs::remove_file(&path) {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(super::StoreError::Io { path, source: e }),
+                Err(e) => return Err(crate::store::StoreError::Io { path, source: e }),
             }
         }
         let computers: Vec<String> = plan.computers.iter().map(|c| c.computer_id.clone()).collect();

@@ -6,8 +6,8 @@
 //! administrator's decision wins), and records itself as the approval's author.
 
 use super::clients::TargetGroup;
-use super::{Store, StoreError, StoreResult, now_rfc3339};
 use crate::admin::Action;
+use crate::store::{Store, StoreError, StoreResult, now_rfc3339};
 use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
 use std::collections::HashSet;

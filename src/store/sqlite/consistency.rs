@@ -1,8 +1,8 @@
 //! `ferry check`: is the store consistent, and (deep) does every stored byte still match.
 
 use super::ingest::fragments_digest;
-use super::{Store, StoreResult};
 use crate::catalog::parse_update;
+use crate::store::{Store, StoreResult};
 use serde::Serialize;
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]

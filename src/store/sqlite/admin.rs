@@ -3,7 +3,7 @@
 //! Invariant: the store keeps only the token's SHA-256; the token itself is shown once, when it
 //! is made, and compared in constant time.
 
-use super::{Store, StoreResult};
+use crate::store::{Store, StoreResult};
 use sha2::{Digest, Sha256};
 
 const TOKEN_KEY: &str = "admin.token_sha256";

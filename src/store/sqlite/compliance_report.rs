@@ -1,8 +1,8 @@
 //! The compliance report: each computer's update states (from its events, `crate::compliance`)
 //! over the updates an administrator manages, per computer and per update.
 
-use super::{ApprovalState, ComputerRecord, Store, StoreResult, UpdateFilter};
 use crate::compliance::{ComputerStatus, StateCounts, StatusEvent, UpdateState, computer_status};
+use crate::store::{ApprovalState, ComputerRecord, Store, StoreResult, UpdateFilter};
 use serde::Serialize;
 use std::collections::HashMap;
 
@@ -166,6 +166,11 @@ impl Store {
                 counts,
             })
             .collect();
-        Ok(ComplianceReport { generated_at: super::now_rfc3339(), group, computers: out, updates })
+        Ok(ComplianceReport {
+            generated_at: crate::store::now_rfc3339(),
+            group,
+            computers: out,
+            updates,
+        })
     }
 }
