@@ -148,10 +148,8 @@ impl<'s> AdminService<'s> {
             return Err(Refusal::NoUpdatesNamed.into());
         }
         let group = self.group(request.group)?;
-        let deadline = request
-            .deadline
-            .map(|d| crate::store::parse_new_deadline(d, chrono::Utc::now()))
-            .transpose()?;
+        let deadline =
+            request.deadline.map(|d| parse_new_deadline(d, chrono::Utc::now())).transpose()?;
         let requested = self.updates(request.updates)?;
         let prerequisites = if request.action == Action::Install && request.with_prerequisites {
             self.store.unapproved_prerequisites(&requested, &group.group_id)?
@@ -256,3 +254,34 @@ fn count(
 
 #[cfg(test)]
 mod tests;
+
+/// An installation deadline as administrators write it (`2026-12-01`, `2026-12-01T18:00` in UTC,
+/// or RFC 3339) → `2026-12-01T18:00:00Z`; it must lie after `now`.
+pub fn parse_new_deadline(
+    text: &str,
+    now: chrono::DateTime<chrono::Utc>,
+) -> crate::store::StoreResult<String> {
+    use chrono::{NaiveDate, NaiveDateTime, TimeZone, Utc};
+    let t = text.trim();
+    let at = if let Ok(d) = chrono::DateTime::parse_from_rfc3339(t) {
+        d.with_timezone(&Utc)
+    } else if let Ok(d) = NaiveDateTime::parse_from_str(t, "%Y-%m-%dT%H:%M:%S")
+        .or_else(|_| NaiveDateTime::parse_from_str(t, "%Y-%m-%dT%H:%M"))
+    {
+        Utc.from_utc_datetime(&d)
+    } else if let Ok(d) = NaiveDate::parse_from_str(t, "%Y-%m-%d") {
+        Utc.from_utc_datetime(&d.and_hms_opt(0, 0, 0).expect("midnight exists"))
+    } else {
+        return Err(crate::store::StoreError::Refused(format!(
+            "deadline {text:?}: use 2026-12-01, 2026-12-01T18:00 (UTC) or an RFC 3339 time"
+        )));
+    };
+    if at <= now {
+        return Err(crate::store::StoreError::Refused(format!(
+            "the deadline {} is in the past (now {}); nothing was changed",
+            at.format("%Y-%m-%dT%H:%M:%SZ"),
+            now.format("%Y-%m-%dT%H:%M:%SZ")
+        )));
+    }
+    Ok(at.format("%Y-%m-%dT%H:%M:%SZ").to_string())
+}

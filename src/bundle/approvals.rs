@@ -253,7 +253,7 @@ pub fn apply(
                 continue;
             }
         };
-        let deadline = match a.deadline.as_deref().map(|d| crate::store::parse_new_deadline(d, now))
+        let deadline = match a.deadline.as_deref().map(|d| crate::admin::parse_new_deadline(d, now))
         {
             None => None,
             Some(Ok(d)) => Some(d),

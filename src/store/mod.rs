@@ -14,36 +14,43 @@
 //! (`sqlite_stays_in_its_backend`).
 //! Invariant: a revision id, once assigned, never changes and is never reused.
 
+mod bundles;
+mod cleanup;
+mod clients;
+mod compliance_report;
+mod consistency;
 mod content;
 mod error;
+mod groups;
+mod ingest;
+mod query;
+mod rules;
+mod server_sync;
 mod sqlite;
 
+pub use bundles::{CatalogRevision, ExportRecord, ImportRecord, TrustedKey};
+pub use cleanup::{CleanupOptions, CleanupPlan, PlannedComputer, PlannedDecline, PlannedFile};
+pub use clients::*;
+pub use compliance_report::{ComplianceReport, ComputerCompliance, UpdateCompliance};
+pub use consistency::{CheckProblem, CheckReport};
 pub use content::{
     ContentError, ContentStore, ExpectedFile, FileHasher, HashingWriter, VerifiedFile, hash_reader,
 };
 pub use error::{DatabaseError, StoreError, StoreResult};
-pub use sqlite::Store;
-pub use sqlite::bundles::{
-    CatalogRevision, ExportRecord, ImportRecord, TrustedKey, decompress_document,
-};
-pub use sqlite::cleanup::{
-    CleanupOptions, CleanupPlan, PlannedComputer, PlannedDecline, PlannedFile,
-};
-pub use sqlite::clients::*;
-pub use sqlite::compliance_report::{ComplianceReport, ComputerCompliance, UpdateCompliance};
-pub use sqlite::consistency::{CheckProblem, CheckReport};
-pub use sqlite::deployments::DeploymentTx;
-pub use sqlite::groups::{
+pub use groups::{
     DEFAULT_MAX_CLIENT_GROUPS, GroupInTree, GroupName, GroupRemoval, MAX_GROUPS_PER_CLIENT,
     Targeting, TargetingMode, display_name,
 };
+pub use ingest::{AddOutcome, DescribedFile, IngestReport};
+pub use query::*;
+pub use rules::{ApprovalRule, NewRule};
+pub use server_sync::{DownstreamDeployment, DownstreamFilter};
+pub use sqlite::Store;
+pub use sqlite::bundles::decompress_document;
+pub use sqlite::deployments::DeploymentTx;
 pub use sqlite::ingest::{
-    AddOutcome, DescribedFile, IngestBatch, IngestItem, IngestOptions, IngestReport,
-    PreparedRevision, prepare_revision,
+    IngestBatch, IngestItem, IngestOptions, PreparedRevision, prepare_revision,
 };
-pub use sqlite::query::*;
-pub use sqlite::rules::{ApprovalRule, NewRule};
-pub use sqlite::server_sync::{DownstreamDeployment, DownstreamFilter};
 
 use std::path::Path;
 

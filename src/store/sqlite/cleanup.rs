@@ -7,50 +7,9 @@
 
 use crate::catalog::Sha1Digest;
 use crate::compliance::UpdateState;
+use crate::store::cleanup::*;
 use crate::store::{ApprovalState, ContentStore, Store, StoreResult, UpdateFilter};
-use serde::Serialize;
 use std::collections::{HashMap, HashSet};
-
-#[derive(Debug, Clone, Default)]
-pub struct CleanupOptions {
-    pub decline_superseded: bool,
-    pub decline_expired: bool,
-    pub unneeded_content: bool,
-    /// Computers without contact for this many days.
-    pub obsolete_computers_days: Option<u32>,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct PlannedDecline {
-    pub update_id: String,
-    pub title: Option<String>,
-    pub reason: String,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct PlannedFile {
-    /// Relative to the content tree.
-    pub path: String,
-    pub size: u64,
-    /// Listed in the store (`false`: a stray file nothing names).
-    pub known: bool,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct PlannedComputer {
-    pub computer_id: String,
-    pub name: String,
-    pub last_contact_at: String,
-}
-
-/// What cleanup would do (or did).
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct CleanupPlan {
-    pub declines: Vec<PlannedDecline>,
-    pub files: Vec<PlannedFile>,
-    pub bytes_freed: u64,
-    pub computers: Vec<PlannedComputer>,
-}
 
 /// WSUS's waiting time: a superseded update approved in the last 30 days stays.
 const SUPERSEDED_GRACE_DAYS: i64 = 30;

@@ -2,45 +2,12 @@
 //! over the updates an administrator manages, per computer and per update.
 
 use crate::compliance::{ComputerStatus, StateCounts, StatusEvent, UpdateState, computer_status};
+use crate::store::compliance_report::*;
 use crate::store::{ApprovalState, ComputerRecord, Store, StoreResult, UpdateFilter};
-use serde::Serialize;
 use std::collections::HashMap;
 
 /// Events that move update states (WSUS-PROTOCOL.md §3.5).
 const STATUS_EVENTS: &str = "156, 182, 183, 184, 190, 191, 195, 201, 202, 203, 204, 222";
-
-#[derive(Debug, Clone, Serialize)]
-pub struct ComputerCompliance {
-    pub computer_id: String,
-    pub name: String,
-    pub groups: Vec<String>,
-    pub last_contact_at: String,
-    pub last_sync_at: Option<String>,
-    pub last_report_at: Option<String>,
-    pub counts: StateCounts,
-    /// UpdateIDs needing attention: failed or needed (for `--status` filters and drill-down).
-    pub failed: Vec<String>,
-    pub needed: Vec<String>,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct UpdateCompliance {
-    pub update_id: String,
-    pub kb_article: Option<String>,
-    pub title: Option<String>,
-    pub classification: Option<String>,
-    pub approval: &'static str,
-    pub counts: StateCounts,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct ComplianceReport {
-    pub generated_at: String,
-    pub group: Option<String>,
-    pub computers: Vec<ComputerCompliance>,
-    /// Updates that are approved, or that some computer in scope needs, failed or has.
-    pub updates: Vec<UpdateCompliance>,
-}
 
 impl Store {
     /// Every computer's status from its events, one computer at a time (memory holds one

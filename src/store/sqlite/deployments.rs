@@ -6,8 +6,9 @@
 //! Invariant: every change of approvals or declines is logged in `approval_changes` under the
 //! stamp of its transaction, and the stamp advances only when something changed.
 
-use super::clients::{APPROVAL_COLUMNS, Approval, approval_from_row, next_stamp, set_stamp};
+use super::clients::{APPROVAL_COLUMNS, approval_from_row, next_stamp, set_stamp};
 use crate::admin::Action;
+use crate::store::Approval;
 use crate::store::{Store, StoreError, StoreResult, now_rfc3339};
 use rusqlite::types::{FromSql, FromSqlResult, ToSql, ToSqlOutput, ValueRef};
 use rusqlite::{OptionalExtension, params};

@@ -1,28 +1,11 @@
 //! Loading update documents into the catalog, one transaction per batch.
 
 use crate::catalog::{ParsedUpdate, Update, UpdateIdentity, parse_update};
+use crate::store::ingest::*;
 use crate::store::{Store, StoreError, StoreResult, now_rfc3339};
 use rayon::prelude::*;
 use rusqlite::{OptionalExtension, Transaction, params};
 use std::path::{Path, PathBuf};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AddOutcome {
-    Added {
-        revision_id: i32,
-    },
-    /// The same revision with the same fragments was already stored: nothing changed.
-    Unchanged {
-        revision_id: i32,
-    },
-}
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
-pub struct IngestReport {
-    pub added: u64,
-    pub unchanged: u64,
-    pub document_bytes: u64,
-}
 
 /// An open ingest transaction. Dropping it without [`IngestBatch::commit`] rolls everything back.
 pub struct IngestBatch<'s> {
@@ -108,6 +91,50 @@ pub(crate) fn decompress_at_most(
         return Err(invalid(format!("{what}: decompresses to more than {limit} bytes")));
     }
     Ok(out)
+}
+
+/// One document to ingest, and the payloads verified in the content tree along with it.
+pub struct IngestItem {
+    /// Names the document in errors (a file, a bundle member, a generated item).
+    pub source: String,
+    pub document: Vec<u8>,
+    /// `Some(size)`: `document` is a zstd frame of a `size`-byte document (decompressed by the
+    /// preparing workers, never beyond `size`).
+    pub compressed_size: Option<u64>,
+    /// Files whose verified content is in place: marked present in the same transaction.
+    pub present_files: Vec<crate::catalog::Sha1Digest>,
+}
+
+impl IngestItem {
+    pub fn new(source: impl Into<String>, document: Vec<u8>) -> Self {
+        IngestItem {
+            source: source.into(),
+            document,
+            compressed_size: None,
+            present_files: Vec::new(),
+        }
+    }
+
+    pub fn compressed(source: impl Into<String>, frame: Vec<u8>, size: u64) -> Self {
+        IngestItem {
+            source: source.into(),
+            document: frame,
+            compressed_size: Some(size),
+            present_files: Vec::new(),
+        }
+    }
+
+    fn prepare(self) -> StoreResult<(PreparedRevision, Vec<crate::catalog::Sha1Digest>)> {
+        let document = match self.compressed_size {
+            None => self.document,
+            Some(size) => super::bundles::decompress_document(&self.document, size, &self.source)
+                .map_err(|e| StoreError::Oversized {
+                document: self.source.clone(),
+                message: e.to_string(),
+            })?,
+        };
+        Ok((prepare_revision(&self.source, &document)?, self.present_files))
+    }
 }
 
 /// A document parsed, its fragments derived and compressed: everything but the database work,
@@ -563,58 +590,6 @@ const BATCHES_IN_FLIGHT: usize = 8;
 /// slow to prepare, a run of small updates with many relationships slow to write).
 const PREPARED_BATCHES_AHEAD: usize = 64;
 
-/// One document to ingest, and the payloads verified in the content tree along with it.
-pub struct IngestItem {
-    /// Names the document in errors (a file, a bundle member, a generated item).
-    pub source: String,
-    pub document: Vec<u8>,
-    /// `Some(size)`: `document` is a zstd frame of a `size`-byte document (decompressed by the
-    /// preparing workers, never beyond `size`).
-    pub compressed_size: Option<u64>,
-    /// Files whose verified content is in place: marked present in the same transaction.
-    pub present_files: Vec<crate::catalog::Sha1Digest>,
-}
-
-impl IngestItem {
-    pub fn new(source: impl Into<String>, document: Vec<u8>) -> Self {
-        IngestItem {
-            source: source.into(),
-            document,
-            compressed_size: None,
-            present_files: Vec::new(),
-        }
-    }
-
-    pub fn compressed(source: impl Into<String>, frame: Vec<u8>, size: u64) -> Self {
-        IngestItem {
-            source: source.into(),
-            document: frame,
-            compressed_size: Some(size),
-            present_files: Vec::new(),
-        }
-    }
-
-    fn prepare(self) -> StoreResult<(PreparedRevision, Vec<crate::catalog::Sha1Digest>)> {
-        let document = match self.compressed_size {
-            None => self.document,
-            Some(size) => super::bundles::decompress_document(&self.document, size, &self.source)
-                .map_err(|e| StoreError::Oversized {
-                document: self.source.clone(),
-                message: e.to_string(),
-            })?,
-        };
-        Ok((prepare_revision(&self.source, &document)?, self.present_files))
-    }
-}
-
-/// What update metadata says about a payload file.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DescribedFile {
-    pub sha256: Option<crate::catalog::Sha256Digest>,
-    pub size: u64,
-    pub extension: String,
-}
-
 /// How [`Store::ingest_stream`] commits and reports.
 #[derive(Default)]
 pub struct IngestOptions<'a> {
@@ -751,14 +726,6 @@ impl Store {
                 .map_err(|e| self.err("tuning checkpoints", e))?;
             Ok(total)
         })
-    }
-}
-
-impl IngestReport {
-    fn add(&mut self, other: IngestReport) {
-        self.added += other.added;
-        self.unchanged += other.unchanged;
-        self.document_bytes += other.document_bytes;
     }
 }
 

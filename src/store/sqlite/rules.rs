@@ -5,27 +5,12 @@
 //! update, never touches an update that already has an approval for its group (an
 //! administrator's decision wins), and records itself as the approval's author.
 
-use super::clients::TargetGroup;
 use crate::admin::Action;
+use crate::store::TargetGroup;
+use crate::store::rules::*;
 use crate::store::{Store, StoreError, StoreResult, now_rfc3339};
 use rusqlite::{OptionalExtension, params};
-use serde::Serialize;
 use std::collections::HashSet;
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct ApprovalRule {
-    pub rule_id: i64,
-    pub name: String,
-    pub enabled: bool,
-    /// Classification titles (as `updates list --classification` takes them) or GUIDs; empty: any.
-    pub classifications: Vec<String>,
-    /// Product titles (substring) or GUIDs; empty: any.
-    pub products: Vec<String>,
-    pub group_id: String,
-    pub group_name: String,
-    pub action: Action,
-    pub deadline_days: Option<u32>,
-}
 
 /// One option of a prerequisite clause: an update, with its newest revision's type and date
 /// (none when the store does not hold it).
@@ -34,25 +19,6 @@ struct PrerequisiteOption {
     update_type: Option<String>,
     created: Option<String>,
     expired: bool,
-}
-
-/// A new rule, as an administrator states it.
-#[derive(Debug, Clone)]
-pub struct NewRule<'a> {
-    pub name: &'a str,
-    pub classifications: &'a [String],
-    pub products: &'a [String],
-    pub group: &'a str,
-    pub action: Action,
-    pub deadline_days: Option<u32>,
-}
-
-impl NewRule<'_> {
-    /// The name a rule gets when its author gives none: `Security Updates / Windows 11 -> Pilot`.
-    pub fn default_name(classifications: &[String], products: &[String], group: &str) -> String {
-        let part = |v: &[String]| if v.is_empty() { "any".to_string() } else { v.join("+") };
-        format!("{} / {} -> {group}", part(classifications), part(products))
-    }
 }
 
 /// The prerequisite clauses of an update that name updates, each option with its newest
@@ -100,7 +66,7 @@ impl Store {
     /// Adds a rule. Titles that match no category the store holds are refused (a typo would
     /// make a rule that never fires), unless the store holds no categories yet.
     pub fn add_approval_rule(&mut self, rule: &NewRule<'_>) -> StoreResult<ApprovalRule> {
-        let name = super::groups::display_name(rule.name, "rule name")?;
+        let name = crate::store::display_name(rule.name, "rule name")?;
         if rule.action == Action::Block {
             return Err(StoreError::Refused(format!(
                 "a rule's action is Install or Uninstall, not {}",

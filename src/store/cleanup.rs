@@ -1,0 +1,45 @@
+//! What a cleanup would do, planned before anything changes. (The SQL that reads and writes them is
+//! in `sqlite/cleanup.rs`.)
+
+use serde::Serialize;
+
+#[derive(Debug, Clone, Default)]
+pub struct CleanupOptions {
+    pub decline_superseded: bool,
+    pub decline_expired: bool,
+    pub unneeded_content: bool,
+    /// Computers without contact for this many days.
+    pub obsolete_computers_days: Option<u32>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PlannedDecline {
+    pub update_id: String,
+    pub title: Option<String>,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PlannedFile {
+    /// Relative to the content tree.
+    pub path: String,
+    pub size: u64,
+    /// Listed in the store (`false`: a stray file nothing names).
+    pub known: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PlannedComputer {
+    pub computer_id: String,
+    pub name: String,
+    pub last_contact_at: String,
+}
+
+/// What cleanup would do (or did).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct CleanupPlan {
+    pub declines: Vec<PlannedDecline>,
+    pub files: Vec<PlannedFile>,
+    pub bytes_freed: u64,
+    pub computers: Vec<PlannedComputer>,
+}

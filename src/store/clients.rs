@@ -1,0 +1,127 @@
+//! The rows of the server side: target groups, computers, approvals, declines, reported events, and
+//! what the server writes as clients talk to it. (The SQL that reads and writes them is in
+//! `sqlite/clients.rs`.)
+
+use crate::admin::Action;
+use serde::Serialize;
+
+pub const ALL_COMPUTERS: &str = "a0a08746-4dbe-4a37-9adf-9e7652c0b421";
+
+pub const UNASSIGNED_COMPUTERS: &str = "b73ca6ed-5727-47f3-84de-015e03f6a88a";
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TargetGroup {
+    pub group_id: String,
+    pub name: String,
+    pub parent_id: Option<String>,
+    pub is_builtin: bool,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ComputerRecord {
+    pub computer_id: String,
+    pub dns_name: String,
+    pub requested_groups: Option<String>,
+    pub os_description: Option<String>,
+    pub registered: bool,
+    pub groups: Vec<String>,
+    pub first_seen_at: String,
+    pub last_contact_at: String,
+    pub last_sync_at: Option<String>,
+    pub last_report_at: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Approval {
+    pub approval_id: i32,
+    pub deployment_guid: String,
+    pub update_id: String,
+    pub group_id: String,
+    pub action: Action,
+    pub deadline: Option<String>,
+    pub admin: Option<String>,
+    pub changed_at: String,
+    pub changed_stamp: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Decline {
+    pub update_id: String,
+    pub declined_at: String,
+    pub changed_stamp: i64,
+}
+
+/// One event a client reported.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct EventRecord {
+    pub event_instance_id: String,
+    pub computer_id: String,
+    pub event_id: i32,
+    pub source_id: i32,
+    pub update_id: String,
+    pub revision_number: i32,
+    pub win32_hresult: i64,
+    pub time_at_target: String,
+    pub app_name: Option<String>,
+    pub replacement_strings: Vec<String>,
+    pub misc_data: Vec<String>,
+}
+
+impl EventRecord {
+    /// About what the record holds in memory, for the server's memory budget.
+    pub fn approximate_bytes(&self) -> usize {
+        let strings = self
+            .replacement_strings
+            .iter()
+            .chain(&self.misc_data)
+            .map(|s| s.len() + 24)
+            .sum::<usize>();
+        256 + self.event_instance_id.len()
+            + self.computer_id.len()
+            + self.update_id.len()
+            + self.time_at_target.len()
+            + self.app_name.as_ref().map_or(0, String::len)
+            + strings
+    }
+}
+
+/// What the server writes as clients talk to it (batched on one writer thread).
+#[derive(Debug, Clone)]
+pub enum ClientWrite {
+    /// GetAuthorizationCookie: the computer exists, with its name and requested groups.
+    Contact {
+        computer_id: String,
+        dns_name: String,
+        requested_groups: Vec<crate::store::GroupName>,
+    },
+    /// RegisterComputer: what the client says about itself (JSON object).
+    Register {
+        computer_id: String,
+        info_json: String,
+        os_description: Option<String>,
+    },
+    Synced {
+        computer_id: String,
+    },
+    /// DssAuth: a downstream server presented itself.
+    Downstream {
+        server_id: String,
+        name: String,
+    },
+    Events {
+        computer_id: String,
+        events: Vec<EventRecord>,
+    },
+}
+
+/// Events kept per computer (the newest). Years of a real client's reports; compliance reads the
+/// newest status report and what followed it.
+pub const MAX_EVENTS_PER_COMPUTER: usize = 10_000;
+
+#[derive(Debug, Clone)]
+pub struct ServerIdentity {
+    pub server_id: String,
+    pub cookie_key: [u8; 32],
+    /// RFC 3339; clients echo it back in GetCookie.
+    pub config_last_change: String,
+}

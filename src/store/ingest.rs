@@ -1,0 +1,36 @@
+//! What an ingest stores and reports. (The SQL that reads and writes them is in
+//! `sqlite/ingest.rs`.)
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AddOutcome {
+    Added {
+        revision_id: i32,
+    },
+    /// The same revision with the same fragments was already stored: nothing changed.
+    Unchanged {
+        revision_id: i32,
+    },
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct IngestReport {
+    pub added: u64,
+    pub unchanged: u64,
+    pub document_bytes: u64,
+}
+
+/// What update metadata says about a payload file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DescribedFile {
+    pub sha256: Option<crate::catalog::Sha256Digest>,
+    pub size: u64,
+    pub extension: String,
+}
+
+impl IngestReport {
+    pub(crate) fn add(&mut self, other: IngestReport) {
+        self.added += other.added;
+        self.unchanged += other.unchanged;
+        self.document_bytes += other.document_bytes;
+    }
+}

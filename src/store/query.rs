@@ -1,0 +1,167 @@
+//! What catalog queries answer: updates, files, fragments, categories, the catalog status. (The SQL
+//! that reads and writes them is in `sqlite/query.rs`.)
+
+use crate::catalog::{Guid, Sha1Digest, Sha256Digest};
+use crate::store::ExpectedFile;
+use serde::Serialize;
+use std::collections::HashMap;
+
+/// One revision as listings show it.
+#[derive(Debug, Clone, Serialize)]
+pub struct UpdateSummary {
+    pub revision_id: i32,
+    pub update_id: String,
+    pub revision_number: i32,
+    pub update_type: String,
+    pub category_kind: Option<String>,
+    pub title: Option<String>,
+    pub kb_article: Option<String>,
+    pub msrc_severity: Option<String>,
+    pub publication_state: Option<String>,
+    pub is_bundle: bool,
+    pub creation_date: Option<String>,
+    pub classification: Option<String>,
+    pub products: Vec<String>,
+    /// `Approved`, `NotApproved` or `Declined` (WSUS's approval states).
+    pub approval: &'static str,
+    /// A newer update in the store supersedes it (listings only).
+    pub superseded: bool,
+}
+
+/// Get-WsusUpdate's `-Approval`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApprovalState {
+    Approved,
+    Unapproved,
+    Declined,
+    AnyExceptDeclined,
+}
+
+/// What to list. Defaults: the newest revision of every software and driver update an
+/// administrator would approve (not categories, detectoids or bundle members).
+#[derive(Debug, Clone, Default)]
+pub struct UpdateFilter {
+    /// Also categories, detectoids and bundle members.
+    pub all: bool,
+    /// Case-insensitive substring of the title, or a KB number.
+    pub text: Option<String>,
+    /// Classification title (case-insensitive, prefix match: "security" finds "Security Updates") or GUID.
+    pub classification: Option<String>,
+    /// Product title (case-insensitive substring) or GUID.
+    pub product: Option<String>,
+    pub approval: Option<ApprovalState>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct FileSummary {
+    pub file_name: String,
+    pub size: u64,
+    pub sha1: Sha1Digest,
+    pub sha256: Option<Sha256Digest>,
+    pub extension: String,
+    pub patching_type: Option<String>,
+    pub present: bool,
+    /// `XX/SHA1.ext` under the content root and `/Content/`.
+    pub content_path: String,
+}
+
+impl FileSummary {
+    /// An express installation file (`PatchingType="Express"`: `.psf` and its delta manifests),
+    /// which clients fetch in ranges instead of the full file.
+    pub fn is_express(&self) -> bool {
+        self.patching_type.as_deref().is_some_and(|p| p.eq_ignore_ascii_case("Express"))
+    }
+
+    pub fn expected(&self) -> ExpectedFile {
+        ExpectedFile {
+            sha1: self.sha1,
+            sha256: self.sha256,
+            size: self.size,
+            extension: self.extension.clone(),
+            file_name: self.file_name.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PrerequisiteGroup {
+    pub is_category: bool,
+    pub update_ids: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct UpdateDetail {
+    #[serde(flatten)]
+    pub summary: UpdateSummary,
+    pub description: Option<String>,
+    pub security_bulletin: Option<String>,
+    pub handler: Option<String>,
+    pub languages: Vec<String>,
+    pub prerequisites: Vec<PrerequisiteGroup>,
+    pub bundled_updates: Vec<String>,
+    pub bundled_in: Vec<String>,
+    pub supersedes: Vec<String>,
+    pub superseded_by: Vec<String>,
+    pub files: Vec<FileSummary>,
+    pub core_size: u64,
+    pub document_size: u64,
+    pub other_revisions: Vec<i32>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct CatalogStatus {
+    pub revisions: u64,
+    pub updates: u64,
+    pub by_type: Vec<(String, u64)>,
+    pub categories_by_kind: Vec<(String, u64)>,
+    pub bundles: u64,
+    pub expired: u64,
+    pub files: u64,
+    pub file_bytes: u64,
+    pub files_present: u64,
+    pub present_bytes: u64,
+    pub document_bytes: u64,
+    pub catalog_stamp: i64,
+}
+
+/// The fragment kinds a client can be served.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FragmentKind {
+    Core,
+    Extended,
+    Localized(String),
+}
+
+/// Titles and kinds of the newest revision of every category.
+#[derive(Debug, Clone, Default)]
+pub struct CategoryIndex {
+    pub by_id: HashMap<String, (String, Option<String>)>,
+}
+
+impl CategoryIndex {
+    pub fn kind(&self, update_id: &str) -> Option<&str> {
+        self.by_id.get(update_id).map(|(k, _)| k.as_str())
+    }
+
+    pub fn title(&self, update_id: &str) -> Option<&str> {
+        self.by_id.get(update_id).and_then(|(_, t)| t.as_deref())
+    }
+
+    /// Resolves a classification or product given by GUID or by (part of its) title.
+    pub fn matching(&self, kind: &str, wanted: &str) -> Vec<String> {
+        if let Ok(g) = Guid::parse(wanted) {
+            return vec![g.to_string()];
+        }
+        let w = wanted.to_lowercase();
+        let mut ids: Vec<String> = self
+            .by_id
+            .iter()
+            .filter(|(_, (k, t))| {
+                k == kind && t.as_ref().is_some_and(|t| t.to_lowercase().contains(&w))
+            })
+            .map(|(id, _)| id.clone())
+            .collect();
+        ids.sort();
+        ids
+    }
+}
