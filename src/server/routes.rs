@@ -223,7 +223,7 @@ async fn metrics(state: &Arc<AppState>) -> Response<Body> {
         ),
         (
             "ferry_request_shape_misses_total",
-            "Client requests whose shape was looked for and not found (then parsed).",
+            "Client requests of a shared operation whose shape was not kept yet (parsed, then kept).",
             state.shapes.misses.load(Relaxed),
         ),
         (
@@ -316,36 +316,55 @@ async fn parse_bytes(
 struct Incoming {
     request: Arc<soap::Request>,
     cookie: Result<Option<WireCookie>, Fault>,
+    /// Parsed as a shape not kept yet: kept once the request is answered (its cookie accepted),
+    /// so requests with a forged cookie cannot push out what a fleet shares.
+    new_shape: bool,
 }
 
 /// Parses a SOAP body, with the size of its tree (to hold in the budget; 0 when the tree is
 /// kept by its shape). A client-service request whose shape was parsed before is not parsed
-/// again (`shapes.rs`); one whose shape is new is parsed as its shape, and kept.
+/// again (`shapes.rs`); one whose shape is new is parsed as its shape (see [`keep_shape`]).
 async fn parse(
     state: &AppState,
     service: Service,
     bytes: bytes::Bytes,
 ) -> (Result<Incoming, Fault>, usize) {
     if service == Service::Client
+        && bytes.len() <= LARGEST_CUT
         && let Some(cut) = Cut::of(&bytes)
     {
+        let cookie = cut.cookie().map(Some);
         if let Some(request) = state.shapes.get(&cut) {
-            return (Ok(Incoming { request, cookie: cut.cookie().map(Some) }), 0);
+            return (Ok(Incoming { request, cookie, new_shape: false }), 0);
         }
-        if let (Ok(request), tree_bytes) = parse_bytes(state, cut.marked().into()).await
-            && shape::marks_hold(&request)
-        {
-            let request = Arc::new(request);
-            state.shapes.keep(&cut, &request, tree_bytes);
-            return (Ok(Incoming { request, cookie: cut.cookie().map(Some) }), tree_bytes);
+        match parse_bytes(state, cut.marked().into()).await {
+            (Ok(request), tree_bytes) if shape::marks_hold(&request) => {
+                let request = Arc::new(request);
+                return (Ok(Incoming { request, cookie, new_shape: true }), tree_bytes);
+            }
+            // The cut landed outside the cookie (or the body does not parse): parsed whole.
+            (Ok(request), tree_bytes) => drop_off_the_loop(Arc::new(request), tree_bytes),
+            (Err(_), _) => {}
         }
     }
     let (parsed, tree_bytes) = parse_bytes(state, bytes).await;
     let incoming = parsed.map(|request| Incoming {
         cookie: crate::wsus::client::cookie(&request.operation, "cookie"),
         request: Arc::new(request),
+        new_shape: false,
     });
     (incoming, tree_bytes)
+}
+
+/// Bodies larger than this are not cut: their shapes would be too large to keep
+/// (`shapes::LARGEST_SHAPE`, with room for the cookie's texts).
+const LARGEST_CUT: usize = super::shapes::LARGEST_SHAPE + 8192;
+
+/// Keeps the parse of an answered request whose shape was new.
+fn keep_shape(state: &AppState, body: &[u8], request: &Arc<soap::Request>, tree_bytes: usize) {
+    if let Some(cut) = Cut::of(body) {
+        state.shapes.keep(&cut, request, tree_bytes);
+    }
 }
 
 /// Trees larger than this are freed on the blocking pool: freeing 100,000 elements takes long
@@ -509,7 +528,7 @@ async fn soap_endpoint(
     let started = Instant::now();
     // The tree is larger than its body (an empty element is 4 bytes of XML and about 160 in the
     // tree), and lives while the request is handled: counted too.
-    let (parsed, tree_bytes) = parse(&state, service, bytes).await;
+    let (parsed, tree_bytes) = parse(&state, service, bytes.clone()).await;
     let Ok(_tree_held) = state.budget.hold(tree_bytes, peer).await else {
         return busy(&state, service, version_from_headers(&parts.headers));
     };
@@ -526,7 +545,7 @@ async fn soap_endpoint(
             drop_off_the_loop(request, tree_bytes);
             outcome
         }
-        Ok(Incoming { request, cookie }) => {
+        Ok(Incoming { request, cookie, new_shape }) => {
             let host = parts
                 .headers
                 .get(header::HOST)
@@ -551,6 +570,9 @@ async fn soap_endpoint(
                     super::server_sync_service::dss_auth(&state, &request).await.map(text)
                 }
             };
+            if new_shape && result.is_ok() {
+                keep_shape(&state, &bytes, &request, tree_bytes);
+            }
             let outcome = (metrics::Label::soap(request.name()), result, request.version);
             drop_off_the_loop(request, tree_bytes);
             outcome

@@ -24,7 +24,10 @@ pub const DEFAULT_SHAPES_BYTES: usize = 8 << 20;
 
 /// Requests with a larger shape are not kept (a client that sends tens of thousands of ids is
 /// alone in its state).
-const LARGEST_SHAPE: usize = 256 << 10;
+pub const LARGEST_SHAPE: usize = 256 << 10;
+
+/// The most one entry may take of a generation: one request cannot push out the others.
+const LARGEST_SHARE: usize = 16;
 
 /// Bookkeeping per entry beyond its shape and tree (map slot, `Arc`s, the entry itself).
 const ENTRY_OVERHEAD: usize = 128;
@@ -37,6 +40,7 @@ pub struct Shapes {
     /// Each generation holds up to half of the limit.
     generation_limit: usize,
     pub hits: AtomicU64,
+    /// Shapes parsed and kept: requests of a shared operation whose shape was not kept yet.
     pub misses: AtomicU64,
 }
 
@@ -109,8 +113,9 @@ impl Shapes {
             },
         };
         drop(g);
-        let counter = if found.is_some() { &self.hits } else { &self.misses };
-        counter.fetch_add(1, Ordering::Relaxed);
+        if found.is_some() {
+            self.hits.fetch_add(1, Ordering::Relaxed);
+        }
         found
     }
 
@@ -121,10 +126,11 @@ impl Shapes {
         let bytes = shape_len + tree_bytes + ENTRY_OVERHEAD;
         if !SHARED_OPERATIONS.contains(&request.name())
             || shape_len > LARGEST_SHAPE
-            || bytes > self.generation_limit
+            || bytes > self.generation_limit / LARGEST_SHARE
         {
             return;
         }
+        self.misses.fetch_add(1, Ordering::Relaxed);
         let [s0, s1, s2] = cut.segments;
         let entry = Entry {
             shape: [s0, s1, s2].concat().into_boxed_slice(),

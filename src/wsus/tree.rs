@@ -46,15 +46,20 @@ pub struct XmlError {
 impl Element {
     /// About the memory the element and everything under it take.
     pub fn approximate_bytes(&self) -> usize {
-        let own = std::mem::size_of::<Element>()
-            + self.text.capacity()
+        std::mem::size_of::<Element>() + self.heap_bytes()
+    }
+
+    /// What the element holds on the heap, vectors counted by their capacity (a vector of one
+    /// child has room for four).
+    fn heap_bytes(&self) -> usize {
+        let attributes = self.attributes.capacity()
+            * std::mem::size_of::<(String, String, String)>()
+            + self.attributes.iter().map(|(a, b, c)| a.len() + b.len() + c.len()).sum::<usize>();
+        self.text.capacity()
             + self.ints.capacity() * 8
-            + self
-                .attributes
-                .iter()
-                .map(|(a, b, c)| 72 + a.len() + b.len() + c.len())
-                .sum::<usize>();
-        own + self.children.iter().map(Element::approximate_bytes).sum::<usize>()
+            + attributes
+            + self.children.capacity() * std::mem::size_of::<Element>()
+            + self.children.iter().map(Element::heap_bytes).sum::<usize>()
     }
 
     /// The first child with this local name (any namespace).

@@ -109,6 +109,22 @@ fn clients_in_the_same_state_share_answers_and_clients_of_other_groups_never_do(
     // The request was parsed at most once (`server/shapes.rs`); the others only had their
     // cookie read.
     assert!(metric(&server, "ferry_request_shape_hits_total") - shape_hits >= 3);
+    // A request with a forged cookie is refused and its shape is not kept: forged requests
+    // cannot push out what the fleet shares.
+    let (kept, shape_bytes) = (
+        metric(&server, "ferry_request_shape_misses_total"),
+        metric(&server, "ferry_request_shape_bytes"),
+    );
+    let mut forged = agents[0].cookie.clone();
+    forged.data = Some(vec![7; 64]);
+    let other = SyncRequest { installed_non_leaf: &installed, ..Default::default() };
+    for _ in 0..2 {
+        let body = wire::sync_updates(&forged, &other);
+        let r = agents[0].http.soap(CLIENT, &format!("{CLIENT_NS}/SyncUpdates"), &body);
+        assert_eq!(r.fault_code().as_deref(), Some("InvalidCookie"), "{}", r.text());
+    }
+    assert_eq!(metric(&server, "ferry_request_shape_misses_total"), kept);
+    assert_eq!(metric(&server, "ferry_request_shape_bytes"), shape_bytes);
     let [lab1, kiosk, lab2, lab3] = &replies[..] else { unreachable!() };
     assert_eq!(lab1.0, lab2.0, "the same answer for the same state");
     assert_eq!(lab1.0, lab3.0);
