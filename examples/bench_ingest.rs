@@ -6,6 +6,7 @@
 
 use ferry::catalog::parse_update;
 use ferry::store::Store;
+use ferry::store::prelude::*;
 use ferry::synth::{Planner, RenderedFile, render};
 use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};

@@ -16,6 +16,7 @@ pub use groups::TargetingChange;
 pub use rules::{NewRuleRequest, RuleOutcome};
 pub use types::{Action, Refusal};
 
+use crate::store::prelude::*;
 use crate::store::{Approval, Store, StoreError, TargetGroup};
 
 #[derive(Debug, thiserror::Error)]

@@ -9,6 +9,7 @@
 //! with a warning, never half-applied.
 
 use crate::admin::{Action, AdminService, ErrorKind};
+use crate::store::prelude::*;
 use crate::store::{NewRule, Store, StoreError};
 use serde::{Deserialize, Serialize};
 

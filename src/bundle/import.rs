@@ -15,6 +15,7 @@ use super::minisign::PublicKey;
 use super::pipe::BackgroundFileWriter;
 use crate::catalog::{Sha1Digest, Sha256Digest};
 use crate::faults::crash_point;
+use crate::store::prelude::*;
 use crate::store::{
     ContentStore, ImportRecord, IngestBatch, IngestItem, IngestOptions, IngestReport, Store,
     StoreError, StoreResult, VerifiedFile,

@@ -4,6 +4,7 @@
 use super::output;
 use anyhow::Context;
 use ferry::admin::AdminService;
+use ferry::store::prelude::*;
 use ferry::store::{Store, TargetingMode};
 use std::path::Path;
 

@@ -2,6 +2,7 @@
 
 use super::output;
 use anyhow::Context;
+use ferry::store::prelude::*;
 use ferry::store::{IngestItem, IngestOptions, Store};
 use ferry::synth::{SynthOptions, synthesize};
 use ferry::units::{format_size, parse_size};

@@ -4,6 +4,7 @@
 
 use super::output;
 use ferry::admin::{AdminService, TargetingChange};
+use ferry::store::prelude::*;
 use ferry::store::{GroupInTree, Store, TargetingMode};
 use std::collections::HashMap;
 use std::path::Path;

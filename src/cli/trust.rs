@@ -4,6 +4,7 @@ use super::output;
 use anyhow::Context;
 use ferry::bundle::minisign::PublicKey;
 use ferry::store::Store;
+use ferry::store::prelude::*;
 use std::path::{Path, PathBuf};
 
 #[derive(clap::Subcommand, Debug)]

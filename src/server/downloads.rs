@@ -4,6 +4,7 @@
 use super::mapped::MappedFile;
 use super::state::AppState;
 use crate::bundle::safe_path::SafePath;
+use crate::store::prelude::*;
 use axum::body::Body;
 use axum::http::{HeaderMap, HeaderValue, Method, Response, StatusCode, header};
 use std::sync::Arc;

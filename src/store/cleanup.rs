@@ -1,6 +1,7 @@
 //! What a cleanup would do, planned before anything changes. (The SQL that reads and writes them is
 //! in `sqlite/cleanup.rs`.)
 
+use super::*;
 use serde::Serialize;
 
 #[derive(Debug, Clone, Default)]
@@ -42,4 +43,17 @@ pub struct CleanupPlan {
     pub files: Vec<PlannedFile>,
     pub bytes_freed: u64,
     pub computers: Vec<PlannedComputer>,
+}
+
+/// Cleanup: a plan, then small transactions.
+pub trait CleanupStorage {
+    /// Decides what to clean, changing nothing.
+    fn plan_cleanup(
+        &self,
+        options: &CleanupOptions,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> StoreResult<CleanupPlan>;
+
+    /// Carries out a plan from `plan_cleanup`, in small steps.
+    fn run_cleanup(&mut self, plan: &CleanupPlan) -> StoreResult<()>;
 }

@@ -2,6 +2,7 @@
 //! what the server writes as clients talk to it. (The SQL that reads and writes them is in
 //! `sqlite/clients.rs`.)
 
+use super::*;
 use crate::admin::Action;
 use serde::Serialize;
 
@@ -124,4 +125,47 @@ pub struct ServerIdentity {
     pub cookie_key: [u8; 32],
     /// RFC 3339; clients echo it back in GetCookie.
     pub config_last_change: String,
+}
+
+/// The server side: groups, computers, stamps, approvals, declines, the server identity, client activity.
+pub trait ClientStorage {
+    /// Resolves what administrators type (UpdateIDs, KB numbers, `UpdateID/revision`) to the
+    /// UpdateIDs of updates they approve: software and drivers that are not bundle members. All
+    /// or nothing, so a typo changes nothing.
+    fn approvable_update_ids(&self, ids: &[String]) -> StoreResult<Vec<String>>;
+
+    fn groups(&self) -> StoreResult<Vec<TargetGroup>>;
+
+    /// A group by name (case-insensitive) or GUID.
+    fn group(&self, name_or_id: &str) -> StoreResult<Option<TargetGroup>>;
+
+    fn computers(&self) -> StoreResult<Vec<ComputerRecord>>;
+
+    /// One computer, with its groups.
+    fn computer(&self, computer_id: &str) -> StoreResult<Option<ComputerRecord>>;
+
+    /// The counter every approval or decline change advances (clients and the server's
+    /// caches compare it).
+    fn deployment_stamp(&self) -> StoreResult<i64>;
+
+    fn catalog_stamp(&self) -> StoreResult<i64>;
+
+    fn approvals(&self) -> StoreResult<Vec<Approval>>;
+
+    fn declines(&self) -> StoreResult<Vec<Decline>>;
+
+    /// Every approval change (approved, removed, declined) with its stamp.
+    fn approval_change_log(&self) -> StoreResult<Vec<(i64, String)>>;
+
+    /// The server's identity, cookie key and configuration time, created on first use and
+    /// kept: a restart must not invalidate the cookies clients hold.
+    fn server_identity(&self) -> StoreResult<ServerIdentity>;
+
+    /// Applies what the server recorded about clients, in one transaction. The transaction takes
+    /// the write lock first (IMMEDIATE): one that read first and then found an import holding the
+    /// lock would fail at once instead of waiting out the busy timeout.
+    fn apply_client_writes(&mut self, writes: &[ClientWrite]) -> StoreResult<()>;
+
+    /// Events a computer reported, newest first.
+    fn events(&self, computer_id: Option<&str>) -> StoreResult<Vec<EventRecord>>;
 }

@@ -1,8 +1,10 @@
 //! The compliance report: per computer and per update. (The SQL that reads and writes them is in
 //! `sqlite/compliance_report.rs`.)
 
-use crate::compliance::StateCounts;
+use super::*;
+use crate::compliance::{ComputerStatus, StateCounts};
 use serde::Serialize;
+use std::collections::HashMap;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct ComputerCompliance {
@@ -35,4 +37,21 @@ pub struct ComplianceReport {
     pub computers: Vec<ComputerCompliance>,
     /// Updates that are approved, or that some computer in scope needs, failed or has.
     pub updates: Vec<UpdateCompliance>,
+}
+
+/// What compliance is computed from.
+pub trait ComplianceStorage {
+    /// Every computer's status from its events, one computer at a time (memory holds one
+    /// computer's events, not the table's).
+    fn computer_statuses(&self) -> StoreResult<HashMap<String, ComputerStatus>>;
+
+    /// When each update's newest revision reached the store (server time).
+    fn arrival_times(&self) -> StoreResult<HashMap<String, String>>;
+
+    /// The report over `computers` (all, or those of a group the caller chose).
+    fn compliance_report(
+        &self,
+        computers: Vec<ComputerRecord>,
+        group: Option<String>,
+    ) -> StoreResult<ComplianceReport>;
 }

@@ -1,5 +1,6 @@
 //! What `ferry check` found. (The SQL that reads and writes them is in `sqlite/consistency.rs`.)
 
+use super::*;
 use serde::Serialize;
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -26,4 +27,12 @@ impl CheckReport {
     pub(crate) fn problem(&mut self, subject: impl Into<String>, problem: impl Into<String>) {
         self.problems.push(CheckProblem { subject: subject.into(), problem: problem.into() });
     }
+}
+
+/// `ferry check`.
+pub trait CheckStorage {
+    /// Checks database integrity and catalog invariants; with `deep`, also re-parses every
+    /// document against its stored fragments and re-hashes every content file against both
+    /// digests. `progress` is called with (bytes done, bytes total) while hashing.
+    fn check(&self, deep: bool, progress: &mut dyn FnMut(u64, u64)) -> StoreResult<CheckReport>;
 }

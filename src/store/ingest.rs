@@ -1,6 +1,7 @@
 //! What an ingest stores and reports. (The SQL that reads and writes them is in
 //! `sqlite/ingest.rs`.)
 
+use super::*;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AddOutcome {
     Added {
@@ -33,4 +34,20 @@ impl IngestReport {
         self.unchanged += other.unchanged;
         self.document_bytes += other.document_bytes;
     }
+}
+
+/// Ingesting update documents.
+pub trait IngestStorage {
+    fn begin_ingest(&mut self) -> StoreResult<IngestBatch<'_>>;
+
+    /// Ingests a stream of documents: a reader thread, one preparing worker per core (parse,
+    /// derive, compress), and this thread writing them in their original order (so revision ids
+    /// follow the stream).
+    fn ingest_stream<I>(
+        &mut self,
+        documents: I,
+        options: IngestOptions<'_>,
+    ) -> StoreResult<IngestReport>
+    where
+        I: Iterator<Item = StoreResult<IngestItem>> + Send;
 }

@@ -14,12 +14,14 @@
 //! (`sqlite_stays_in_its_backend`).
 //! Invariant: a revision id, once assigned, never changes and is never reused.
 
+mod admin;
 mod bundles;
 mod cleanup;
 mod clients;
 mod compliance_report;
 mod consistency;
 mod content;
+mod deployments;
 mod error;
 mod groups;
 mod ingest;
@@ -28,22 +30,34 @@ mod rules;
 mod server_sync;
 mod sqlite;
 
+pub use admin::TokenStorage;
+pub use bundles::ChannelStorage;
 pub use bundles::{CatalogRevision, ExportRecord, ImportRecord, TrustedKey};
+pub use cleanup::CleanupStorage;
 pub use cleanup::{CleanupOptions, CleanupPlan, PlannedComputer, PlannedDecline, PlannedFile};
+pub use clients::ClientStorage;
 pub use clients::*;
+pub use compliance_report::ComplianceStorage;
 pub use compliance_report::{ComplianceReport, ComputerCompliance, UpdateCompliance};
+pub use consistency::CheckStorage;
 pub use consistency::{CheckProblem, CheckReport};
 pub use content::{
     ContentError, ContentStore, ExpectedFile, FileHasher, HashingWriter, VerifiedFile, hash_reader,
 };
+pub use deployments::DeploymentStorage;
 pub use error::{DatabaseError, StoreError, StoreResult};
+pub use groups::GroupStorage;
 pub use groups::{
     DEFAULT_MAX_CLIENT_GROUPS, GroupInTree, GroupName, GroupRemoval, MAX_GROUPS_PER_CLIENT,
     Targeting, TargetingMode, display_name,
 };
+pub use ingest::IngestStorage;
 pub use ingest::{AddOutcome, DescribedFile, IngestReport};
+pub use query::CatalogStorage;
 pub use query::*;
+pub use rules::RuleStorage;
 pub use rules::{ApprovalRule, NewRule};
+pub use server_sync::ServerSyncStorage;
 pub use server_sync::{DownstreamDeployment, DownstreamFilter};
 pub use sqlite::Store;
 pub use sqlite::bundles::decompress_document;
@@ -69,4 +83,48 @@ pub fn remove_files(data: &Path) {
 
 pub(crate) fn now_rfc3339() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// What the program needs from storage, cut by what it is for. `Store` (SQLite) implements
+/// every part; a second backend implements the same.
+pub trait Storage:
+    TokenStorage
+    + ChannelStorage
+    + CleanupStorage
+    + ClientStorage
+    + ComplianceStorage
+    + CheckStorage
+    + DeploymentStorage
+    + GroupStorage
+    + IngestStorage
+    + CatalogStorage
+    + RuleStorage
+    + ServerSyncStorage
+{
+}
+
+impl<T> Storage for T where
+    T: TokenStorage
+        + ChannelStorage
+        + CleanupStorage
+        + ClientStorage
+        + ComplianceStorage
+        + CheckStorage
+        + DeploymentStorage
+        + GroupStorage
+        + IngestStorage
+        + CatalogStorage
+        + RuleStorage
+        + ServerSyncStorage
+{
+}
+
+/// The storage traits by name, so that `use crate::store::prelude::*` puts a backend's methods
+/// in scope.
+pub mod prelude {
+    pub use super::{
+        CatalogStorage, ChannelStorage, CheckStorage, CleanupStorage, ClientStorage,
+        ComplianceStorage, DeploymentStorage, GroupStorage, IngestStorage, RuleStorage,
+        ServerSyncStorage, Storage, TokenStorage,
+    };
 }

@@ -1,8 +1,8 @@
 //! What catalog queries answer: updates, files, fragments, categories, the catalog status. (The SQL
 //! that reads and writes them is in `sqlite/query.rs`.)
 
+use super::*;
 use crate::catalog::{Guid, Sha1Digest, Sha256Digest};
-use crate::store::ExpectedFile;
 use serde::Serialize;
 use std::collections::HashMap;
 
@@ -164,4 +164,45 @@ impl CategoryIndex {
         ids.sort();
         ids
     }
+}
+
+/// Reading the catalog.
+pub trait CatalogStorage {
+    fn category_index(&self) -> StoreResult<CategoryIndex>;
+
+    /// Lists the newest revisions matching `filter`, ordered by creation date (newest first).
+    fn list_updates(&self, filter: &UpdateFilter) -> StoreResult<Vec<UpdateSummary>>;
+
+    /// Resolves `UpdateID`, `UpdateID/revision`, a KB number (`5026368` or `KB5026368`) or a
+    /// revision id prefixed with `#` to revision ids (newest revisions unless a revision is named).
+    fn resolve_update(&self, id: &str) -> StoreResult<Vec<i32>>;
+
+    fn update_summary(&self, revision_id: i32) -> StoreResult<UpdateSummary>;
+
+    fn update_detail(&self, revision_id: i32) -> StoreResult<UpdateDetail>;
+
+    fn revision_files(&self, revision_id: i32) -> StoreResult<Vec<FileSummary>>;
+
+    /// Every file record, for content checks and packaging.
+    fn all_files(&self) -> StoreResult<Vec<FileSummary>>;
+
+    /// A fragment exactly as clients get it; `None` when the revision has none of that kind
+    /// (e.g. no localized properties in that language).
+    fn fragment(&self, revision_id: i32, kind: &FragmentKind) -> StoreResult<Option<String>>;
+
+    /// The languages of a revision's localized properties, and its default language.
+    fn revision_languages(&self, revision_id: i32) -> StoreResult<(Vec<String>, Option<String>)>;
+
+    /// The full update document as it was received.
+    fn document(&self, revision_id: i32) -> StoreResult<Vec<u8>>;
+
+    fn catalog_status(&self) -> StoreResult<CatalogStatus>;
+
+    /// How many revisions a computer may be offered in the software pass of a scan: the newest
+    /// revision of every category, detectoid and software update that is neither expired,
+    /// declined nor removed (the server's offers, less the group-specific blocks).
+    fn offerable_revisions(&self) -> StoreResult<u64>;
+
+    /// Records that verified content for `sha1` is in the tree.
+    fn mark_file_present(&self, sha1: &Sha1Digest, present: bool) -> StoreResult<()>;
 }

@@ -1,7 +1,9 @@
 //! Automatic approval rules. (The SQL that reads and writes them is in `sqlite/rules.rs`.)
 
+use super::*;
 use crate::admin::Action;
 use serde::Serialize;
+use std::collections::HashSet;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ApprovalRule {
@@ -35,4 +37,35 @@ impl NewRule<'_> {
         let part = |v: &[String]| if v.is_empty() { "any".to_string() } else { v.join("+") };
         format!("{} / {} -> {group}", part(classifications), part(products))
     }
+}
+
+/// Automatic approval rules, and the prerequisites an update needs.
+pub trait RuleStorage {
+    fn approval_rules(&self) -> StoreResult<Vec<ApprovalRule>>;
+
+    /// Adds a rule. Titles that match no category the store holds are refused (a typo would
+    /// make a rule that never fires), unless the store holds no categories yet.
+    fn add_approval_rule(&mut self, rule: &NewRule<'_>) -> StoreResult<ApprovalRule>;
+
+    /// Removes a rule by name or id; approvals it made stay.
+    fn remove_approval_rule(&mut self, name_or_id: &str) -> StoreResult<ApprovalRule>;
+
+    fn set_approval_rule_enabled(
+        &mut self,
+        name_or_id: &str,
+        enabled: bool,
+    ) -> StoreResult<ApprovalRule>;
+
+    /// The software updates that `update_ids` need installed first (prerequisite clauses that
+    /// name updates rather than categories) and that no approval for install in `group_id`
+    /// covers: for each unmet clause its newest approvable option, recursively. Clauses a client
+    /// settles itself (detectoids, updates the store lacks) need nothing.
+    fn unapproved_prerequisites(
+        &self,
+        update_ids: &[String],
+        group_id: &str,
+    ) -> StoreResult<Vec<String>>;
+
+    /// UpdateIDs that a newest revision in the catalog supersedes.
+    fn superseded_update_ids(&self) -> StoreResult<HashSet<String>>;
 }

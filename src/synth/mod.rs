@@ -15,6 +15,7 @@ pub use categories::{REAL_CATEGORIES, RealCategory};
 pub use plan::{GIANT_CORE_BYTES, GIANT_FROM_INDEX, Handler, Planned, Planner};
 pub use render::{RenderedFile, render};
 
+use crate::store::prelude::*;
 use crate::store::{IngestItem, IngestOptions, Store, StoreError};
 use rng::Rng;
 use std::io::Read;

@@ -11,6 +11,7 @@ use super::transport::{Transport, TransportOptions};
 use crate::bundle::profile::Profile;
 use crate::bundle::select::resolve_filter;
 use crate::catalog::{Guid, Language};
+use crate::store::prelude::*;
 use crate::store::{IngestItem, IngestOptions, Store};
 use crate::wsus::downstream::{FileUrl, Filter};
 use serde::Serialize;

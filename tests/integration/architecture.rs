@@ -103,6 +103,34 @@ fn sqlite_stays_in_its_backend() {
     assert!(violations.is_empty(), "rusqlite used outside store/sqlite/: {violations:?}");
 }
 
+/// Invariant: what the program asks of storage is the storage traits (`store::Storage` and its
+/// parts): the SQLite backend's public methods are trait methods, apart from opening a store.
+#[test]
+fn the_backend_is_reached_through_the_storage_traits() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/store/sqlite");
+    let mut inherent = Vec::new();
+    for (path, text) in sources(&root) {
+        if path.ends_with("/mod.rs") {
+            continue;
+        }
+        let mut in_store = false;
+        for (n, line) in text.lines().enumerate() {
+            if line.starts_with("impl Store {") {
+                in_store = true;
+            } else if line.starts_with('}') {
+                in_store = false;
+            } else if in_store && line.starts_with("    pub fn ") {
+                inherent.push(format!("{path}:{}: {}", n + 1, line.trim()));
+            }
+        }
+    }
+    assert!(
+        inherent.is_empty(),
+        "declare these in a storage trait (store/<topic>.rs):\n{}",
+        inherent.join("\n")
+    );
+}
+
 /// Where each line of `sources` under `src/` contains one of `needles`, outside `allowed`
 /// paths (relative to `src/`) and outside comments.
 fn occurrences(needles: &[&str], allowed: &[&str]) -> Vec<String> {
@@ -148,8 +176,10 @@ fn approval_rules_live_in_admin() {
         "tx.is_declined(",
         "tx.is_expired(",
     ];
-    let found =
-        occurrences(&rules, &["admin/", "store/sqlite/rules.rs", "store/sqlite/deployments.rs"]);
+    let found = occurrences(
+        &rules,
+        &["admin/", "store/rules.rs", "store/sqlite/rules.rs", "store/sqlite/deployments.rs"],
+    );
     assert!(found.is_empty(), "approval rules belong in admin/:\n{}", found.join("\n"));
     let writes = occurrences(
         &["put_approval(", ".administer("],

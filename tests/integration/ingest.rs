@@ -1,6 +1,7 @@
 //! Bulk loads through `Store::ingest_stream`: what they leave on disk.
 
 use crate::util::synthetic_documents;
+use ferry::store::prelude::*;
 use ferry::store::{IngestItem, IngestOptions, Store};
 
 /// Regression: a load that commits as it goes grew the write-ahead log by the size of the whole

@@ -3,6 +3,7 @@
 //! Invariant: the store keeps only the token's SHA-256; the token itself is shown once, when it
 //! is made, and compared in constant time.
 
+use crate::store::TokenStorage;
 use crate::store::{Store, StoreResult};
 use sha2::{Digest, Sha256};
 
@@ -12,20 +13,18 @@ fn digest_hex(token: &str) -> String {
     hex::encode(Sha256::digest(token.trim().as_bytes()))
 }
 
-impl Store {
-    /// Makes a new token (the previous one stops working) and returns it.
-    pub fn new_admin_token(&mut self) -> StoreResult<String> {
+impl TokenStorage for Store {
+    fn new_admin_token(&mut self) -> StoreResult<String> {
         let token = format!("ferry_{}", hex::encode(crate::random::bytes::<32>()));
         self.set_setting(TOKEN_KEY, &digest_hex(&token))?;
         Ok(token)
     }
 
-    pub fn has_admin_token(&self) -> StoreResult<bool> {
+    fn has_admin_token(&self) -> StoreResult<bool> {
         Ok(self.setting(TOKEN_KEY)?.is_some())
     }
 
-    /// Whether `presented` is the current token. Without a token nothing matches.
-    pub fn admin_token_matches(&self, presented: &str) -> StoreResult<bool> {
+    fn admin_token_matches(&self, presented: &str) -> StoreResult<bool> {
         let Some(stored) = self.setting(TOKEN_KEY)? else { return Ok(false) };
         let given = digest_hex(presented);
         // Both are 64 hex digits; compare every byte.

@@ -4,6 +4,7 @@
 use super::ingest::IngestBatch;
 use crate::store::FileSummary;
 use crate::store::bundles::*;
+use crate::store::prelude::*;
 use crate::store::{Store, StoreError, StoreResult, now_rfc3339};
 use rusqlite::{OptionalExtension, params};
 use std::collections::{HashMap, HashSet};
@@ -26,9 +27,83 @@ fn import_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ImportRecord> {
 }
 
 impl Store {
-    // ---- trust ----
+    fn export_records(&self, sql: &str, channel: &str) -> StoreResult<Vec<ExportRecord>> {
+        let mut stmt = self.conn.prepare(sql).map_err(|e| self.err("reading channel state", e))?;
+        stmt.query_map([channel], |r| {
+            Ok(ExportRecord {
+                channel: r.get(0)?,
+                sequence: r.get::<_, i64>(1)? as u64,
+                bundle_id: r.get(2)?,
+                base_sequence: r.get::<_, Option<i64>>(3)?.map(|v| v as u64),
+                created: r.get(4)?,
+                path: r.get(5)?,
+            })
+        })
+        .and_then(|rows| rows.collect())
+        .map_err(|e| self.err("reading channel state", e))
+    }
+}
 
-    pub fn add_trusted_key(
+/// Checks a compressed document decompresses to exactly `size` bytes (no more: bombs stop at
+/// the declared size).
+pub fn decompress_document(compressed: &[u8], size: u64, what: &str) -> std::io::Result<Vec<u8>> {
+    if size > crate::catalog::MAX_DOCUMENT_BYTES as u64 {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("{what}: declares {size} bytes, above the document limit"),
+        ));
+    }
+    let out = super::ingest::decompress_at_most(compressed, size as usize, size as usize, what)
+        .map_err(|e| std::io::Error::new(e.kind(), format!("{e} (declared {size} bytes)")))?;
+    if out.len() as u64 != size {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("{what}: decompresses to {} bytes, declared {size}", out.len()),
+        ));
+    }
+    Ok(out)
+}
+
+impl IngestBatch<'_> {
+    /// Records a completed import (same transaction as its metadata).
+    pub fn record_import(&mut self, record: &ImportRecord, manifest_json: &str) -> StoreResult<()> {
+        self.execute(
+            &format!("INSERT INTO imports ({IMPORT_COLUMNS}, manifest) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"),
+            params![
+                record.bundle_id,
+                record.channel,
+                record.sequence as i64,
+                record.base_sequence.map(|v| v as i64),
+                record.signer_key_id,
+                record.created,
+                record.imported_at,
+                record.revisions_added as i64,
+                record.files_added as i64,
+                record.bytes as i64,
+                manifest_json
+            ],
+            "recording the import",
+        )
+    }
+
+    /// Withdraws an update (expired upstream or no longer carried): clients are not offered it.
+    pub fn record_removal(
+        &mut self,
+        update_id: &str,
+        reason: &str,
+        bundle_id: &str,
+    ) -> StoreResult<()> {
+        self.execute(
+            "INSERT INTO removed_updates (update_id, reason, bundle_id, removed_at) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (update_id) DO UPDATE SET reason = excluded.reason, bundle_id = excluded.bundle_id, removed_at = excluded.removed_at",
+            params![update_id, reason, bundle_id, now_rfc3339()],
+            "recording a removed update",
+        )
+    }
+}
+
+impl ChannelStorage for Store {
+    fn add_trusted_key(
         &self,
         key_id: &str,
         public_key: &str,
@@ -44,7 +119,7 @@ impl Store {
         Ok(n == 1)
     }
 
-    pub fn trusted_keys(&self) -> StoreResult<Vec<TrustedKey>> {
+    fn trusted_keys(&self) -> StoreResult<Vec<TrustedKey>> {
         let mut stmt = self
             .conn
             .prepare("SELECT key_id, public_key, comment, added_at FROM trusted_keys ORDER BY added_at, key_id")
@@ -61,7 +136,7 @@ impl Store {
         .map_err(|e| self.err("listing trusted keys", e))
     }
 
-    pub fn remove_trusted_key(&self, key_id: &str) -> StoreResult<bool> {
+    fn remove_trusted_key(&self, key_id: &str) -> StoreResult<bool> {
         let n = self
             .conn
             .execute("DELETE FROM trusted_keys WHERE key_id = ?1 COLLATE NOCASE", [key_id])
@@ -69,9 +144,7 @@ impl Store {
         Ok(n > 0)
     }
 
-    // ---- imports ----
-
-    pub fn import_by_id(&self, bundle_id: &str) -> StoreResult<Option<ImportRecord>> {
+    fn import_by_id(&self, bundle_id: &str) -> StoreResult<Option<ImportRecord>> {
         self.conn
             .query_row(
                 &format!("SELECT {IMPORT_COLUMNS} FROM imports WHERE bundle_id = ?1"),
@@ -82,8 +155,7 @@ impl Store {
             .map_err(|e| self.err("reading imports", e))
     }
 
-    /// The newest import of `channel` (highest sequence).
-    pub fn last_import(&self, channel: &str) -> StoreResult<Option<ImportRecord>> {
+    fn last_import(&self, channel: &str) -> StoreResult<Option<ImportRecord>> {
         self.conn
             .query_row(
                 &format!("SELECT {IMPORT_COLUMNS} FROM imports WHERE channel = ?1 ORDER BY sequence DESC LIMIT 1"),
@@ -94,7 +166,7 @@ impl Store {
             .map_err(|e| self.err("reading imports", e))
     }
 
-    pub fn imports(&self) -> StoreResult<Vec<ImportRecord>> {
+    fn imports(&self) -> StoreResult<Vec<ImportRecord>> {
         let mut stmt = self
             .conn
             .prepare(&format!(
@@ -106,7 +178,7 @@ impl Store {
             .map_err(|e| self.err("listing imports", e))
     }
 
-    pub fn import_manifest(&self, bundle_id: &str) -> StoreResult<Option<String>> {
+    fn import_manifest(&self, bundle_id: &str) -> StoreResult<Option<String>> {
         self.conn
             .query_row("SELECT manifest FROM imports WHERE bundle_id = ?1", [bundle_id], |r| {
                 r.get(0)
@@ -115,7 +187,7 @@ impl Store {
             .map_err(|e| self.err("reading an import", e))
     }
 
-    pub fn removed_update_ids(&self) -> StoreResult<HashSet<String>> {
+    fn removed_update_ids(&self) -> StoreResult<HashSet<String>> {
         let mut stmt = self
             .conn
             .prepare("SELECT update_id FROM removed_updates")
@@ -125,10 +197,7 @@ impl Store {
             .map_err(|e| self.err("reading removals", e))
     }
 
-    // ---- connected side: channels ----
-
-    /// Bundles of `channel` from its newest full bundle on, oldest first (what a delta builds on).
-    pub fn export_chain(&self, channel: &str) -> StoreResult<Vec<ExportRecord>> {
+    fn export_chain(&self, channel: &str) -> StoreResult<Vec<ExportRecord>> {
         self.export_records(
             "SELECT channel, sequence, bundle_id, base_sequence, created, path FROM export_bundles WHERE channel = ?1 AND pending = 0
              AND sequence >= COALESCE((SELECT MAX(sequence) FROM export_bundles WHERE channel = ?1 AND pending = 0 AND base_sequence IS NULL), 0)
@@ -137,9 +206,7 @@ impl Store {
         )
     }
 
-    /// Bundles of `channel` recorded but not confirmed: an export stopped between recording its
-    /// bundle and giving the directory its final name, or just after.
-    pub fn pending_exports(&self, channel: &str) -> StoreResult<Vec<ExportRecord>> {
+    fn pending_exports(&self, channel: &str) -> StoreResult<Vec<ExportRecord>> {
         self.export_records(
             "SELECT channel, sequence, bundle_id, base_sequence, created, path FROM export_bundles WHERE channel = ?1 AND pending = 1
              ORDER BY sequence",
@@ -147,24 +214,7 @@ impl Store {
         )
     }
 
-    fn export_records(&self, sql: &str, channel: &str) -> StoreResult<Vec<ExportRecord>> {
-        let mut stmt = self.conn.prepare(sql).map_err(|e| self.err("reading channel state", e))?;
-        stmt.query_map([channel], |r| {
-            Ok(ExportRecord {
-                channel: r.get(0)?,
-                sequence: r.get::<_, i64>(1)? as u64,
-                bundle_id: r.get(2)?,
-                base_sequence: r.get::<_, Option<i64>>(3)?.map(|v| v as u64),
-                created: r.get(4)?,
-                path: r.get(5)?,
-            })
-        })
-        .and_then(|rows| rows.collect())
-        .map_err(|e| self.err("reading channel state", e))
-    }
-
-    /// The highest sequence `channel` confirmed (0: none yet).
-    pub fn last_export_sequence(&self, channel: &str) -> StoreResult<u64> {
+    fn last_export_sequence(&self, channel: &str) -> StoreResult<u64> {
         self.conn
             .query_row("SELECT COALESCE(MAX(sequence), 0) FROM export_bundles WHERE channel = ?1 AND pending = 0", [channel], |r| {
                 r.get::<_, i64>(0)
@@ -173,8 +223,7 @@ impl Store {
             .map_err(|e| self.err("reading channel state", e))
     }
 
-    /// Items of `kind` carried by the confirmed bundles of `channel` with sequence ≥ `from_sequence`.
-    pub fn carried(
+    fn carried(
         &self,
         channel: &str,
         kind: &str,
@@ -192,9 +241,7 @@ impl Store {
             .map_err(|e| self.err("reading channel state", e))
     }
 
-    /// Records a written bundle and what it carried, in one transaction, as pending: the export
-    /// confirms it once the bundle directory has its final name.
-    pub fn record_pending_export(
+    fn record_pending_export(
         &mut self,
         record: &ExportRecord,
         carried: &[(&str, Vec<String>)],
@@ -232,8 +279,7 @@ impl Store {
         tx.commit().map_err(|e| StoreError::sqlite(&db, "committing an export record", e))
     }
 
-    /// The bundle is out under its final name: it counts for the channel from now on.
-    pub fn confirm_export(&self, channel: &str, sequence: u64) -> StoreResult<()> {
+    fn confirm_export(&self, channel: &str, sequence: u64) -> StoreResult<()> {
         self.conn
             .execute(
                 "UPDATE export_bundles SET pending = 0 WHERE channel = ?1 AND sequence = ?2",
@@ -245,8 +291,7 @@ impl Store {
         Ok(())
     }
 
-    /// Forgets a pending bundle that never got its final name, and what it carried.
-    pub fn discard_pending_export(&mut self, channel: &str, sequence: u64) -> StoreResult<()> {
+    fn discard_pending_export(&mut self, channel: &str, sequence: u64) -> StoreResult<()> {
         let db = self.db_path();
         let context = format!("forgetting unfinished bundle {sequence} of channel {channel}");
         let tx =
@@ -261,8 +306,7 @@ impl Store {
         tx.commit().map_err(|e| StoreError::sqlite(&db, context, e))
     }
 
-    /// Every stored revision with its relationships and files, for export selection.
-    pub fn catalog_revisions(&self) -> StoreResult<Vec<CatalogRevision>> {
+    fn catalog_revisions(&self) -> StoreResult<Vec<CatalogRevision>> {
         let ctx = "reading the catalog";
         let mut prerequisites: HashMap<i32, Vec<(i64, String)>> = HashMap::new();
         let mut bundles: HashMap<i32, Vec<(String, i32)>> = HashMap::new();
@@ -381,9 +425,7 @@ impl Store {
         Ok(out)
     }
 
-    /// Core fragments of every revision whose fragment is at most `max_size` bytes, for serving
-    /// from memory.
-    pub fn for_each_small_core(
+    fn for_each_small_core(
         &self,
         max_size: u64,
         visit: &mut dyn FnMut(i32, String),
@@ -407,8 +449,7 @@ impl Store {
         Ok(())
     }
 
-    /// The stored (zstd) document of a revision and its uncompressed size, as bundles carry it.
-    pub fn compressed_document(&self, revision_id: i32) -> StoreResult<(Vec<u8>, u64)> {
+    fn compressed_document(&self, revision_id: i32) -> StoreResult<(Vec<u8>, u64)> {
         self.conn
             .query_row(
                 "SELECT d.document, r.document_size FROM revision_documents d JOIN revisions r USING (revision_id) WHERE revision_id = ?1",
@@ -420,9 +461,7 @@ impl Store {
             .ok_or_else(|| StoreError::NotFound(format!("no document for revision #{revision_id}")))
     }
 
-    /// A stored document as it travels to a site that keeps `languages`: without the localized
-    /// properties and EULAs of other languages (`catalog::language::strip_languages`), compressed.
-    pub fn document_in_languages(
+    fn document_in_languages(
         &self,
         revision_id: i32,
         languages: &[crate::catalog::Language],
@@ -440,63 +479,5 @@ impl Store {
             Some(stripped) => Ok((super::ingest::compress(&stripped), stripped.len() as u64)),
             None => Ok((compressed, size)),
         }
-    }
-}
-
-/// Checks a compressed document decompresses to exactly `size` bytes (no more: bombs stop at
-/// the declared size).
-pub fn decompress_document(compressed: &[u8], size: u64, what: &str) -> std::io::Result<Vec<u8>> {
-    if size > crate::catalog::MAX_DOCUMENT_BYTES as u64 {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
-            format!("{what}: declares {size} bytes, above the document limit"),
-        ));
-    }
-    let out = super::ingest::decompress_at_most(compressed, size as usize, size as usize, what)
-        .map_err(|e| std::io::Error::new(e.kind(), format!("{e} (declared {size} bytes)")))?;
-    if out.len() as u64 != size {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
-            format!("{what}: decompresses to {} bytes, declared {size}", out.len()),
-        ));
-    }
-    Ok(out)
-}
-
-impl IngestBatch<'_> {
-    /// Records a completed import (same transaction as its metadata).
-    pub fn record_import(&mut self, record: &ImportRecord, manifest_json: &str) -> StoreResult<()> {
-        self.execute(
-            &format!("INSERT INTO imports ({IMPORT_COLUMNS}, manifest) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"),
-            params![
-                record.bundle_id,
-                record.channel,
-                record.sequence as i64,
-                record.base_sequence.map(|v| v as i64),
-                record.signer_key_id,
-                record.created,
-                record.imported_at,
-                record.revisions_added as i64,
-                record.files_added as i64,
-                record.bytes as i64,
-                manifest_json
-            ],
-            "recording the import",
-        )
-    }
-
-    /// Withdraws an update (expired upstream or no longer carried): clients are not offered it.
-    pub fn record_removal(
-        &mut self,
-        update_id: &str,
-        reason: &str,
-        bundle_id: &str,
-    ) -> StoreResult<()> {
-        self.execute(
-            "INSERT INTO removed_updates (update_id, reason, bundle_id, removed_at) VALUES (?1, ?2, ?3, ?4)
-             ON CONFLICT (update_id) DO UPDATE SET reason = excluded.reason, bundle_id = excluded.bundle_id, removed_at = excluded.removed_at",
-            params![update_id, reason, bundle_id, now_rfc3339()],
-            "recording a removed update",
-        )
     }
 }

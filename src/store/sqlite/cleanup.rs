@@ -8,6 +8,7 @@
 use crate::catalog::Sha1Digest;
 use crate::compliance::UpdateState;
 use crate::store::cleanup::*;
+use crate::store::prelude::*;
 use crate::store::{ApprovalState, ContentStore, Store, StoreResult, UpdateFilter};
 use std::collections::{HashMap, HashSet};
 
@@ -16,178 +17,6 @@ const SUPERSEDED_GRACE_DAYS: i64 = 30;
 const DECLINE_BATCH: usize = 200;
 
 impl Store {
-    /// Decides what to clean, changing nothing.
-    pub fn plan_cleanup(
-        &self,
-        options: &CleanupOptions,
-        now: chrono::DateTime<chrono::Utc>,
-    ) -> StoreResult<CleanupPlan> {
-        let mut plan = CleanupPlan::default();
-        let updates = self.list_updates(&UpdateFilter {
-            approval: Some(ApprovalState::AnyExceptDeclined),
-            ..Default::default()
-        })?;
-        let approvals = self.approvals()?;
-        if options.decline_superseded || options.decline_expired {
-            let approved: HashMap<&str, &str> = approvals
-                .iter()
-                .filter(|a| a.action == crate::admin::Action::Install)
-                .map(|a| (a.update_id.as_str(), a.changed_at.as_str()))
-                .fold(HashMap::new(), |mut m, (u, at)| {
-                    let e = m.entry(u).or_insert(at);
-                    if at > *e {
-                        *e = at;
-                    }
-                    m
-                });
-            let superseders = self.superseding_updates()?;
-            let statuses = self.computer_statuses()?;
-            let grace = (now - chrono::Duration::days(SUPERSEDED_GRACE_DAYS))
-                .format("%Y-%m-%dT%H:%M:%SZ")
-                .to_string();
-            for u in &updates {
-                let expired = u.publication_state.as_deref() == Some("Expired");
-                if options.decline_expired
-                    && expired
-                    && !approved.contains_key(u.update_id.as_str())
-                {
-                    plan.declines.push(PlannedDecline {
-                        update_id: u.update_id.clone(),
-                        title: u.title.clone(),
-                        reason: "expired and not approved".into(),
-                    });
-                    continue;
-                }
-                if !options.decline_superseded {
-                    continue;
-                }
-                // WSUS's rule: superseded by an approved update, not approved in the last 30
-                // days, and no computer reports that it needs it.
-                let Some(by) = superseders.get(&u.update_id) else { continue };
-                let Some(approved_superseder) =
-                    by.iter().find(|s| approved.contains_key(s.as_str()))
-                else {
-                    continue;
-                };
-                if approved.get(u.update_id.as_str()).is_some_and(|at| *at > grace.as_str()) {
-                    continue;
-                }
-                let needed = statuses.values().any(|s| {
-                    matches!(
-                        s.state_of(&u.update_id, ""),
-                        UpdateState::Needed | UpdateState::Failed
-                    )
-                });
-                if needed {
-                    continue;
-                }
-                plan.declines.push(PlannedDecline {
-                    update_id: u.update_id.clone(),
-                    title: u.title.clone(),
-                    reason: format!("superseded by approved update {approved_superseder}"),
-                });
-            }
-        }
-        if options.unneeded_content {
-            let declining: HashSet<&str> =
-                plan.declines.iter().map(|d| d.update_id.as_str()).collect();
-            let needed = self.needed_files(&declining)?;
-            let known = self.known_files()?;
-            let content = self.content().clone();
-            for (sha1, (extension, size)) in &known {
-                if needed.contains(sha1) {
-                    continue;
-                }
-                let digest = Sha1Digest(*sha1);
-                if content.path(&digest, extension).exists() {
-                    plan.files.push(PlannedFile {
-                        path: ContentStore::relative_path(&digest, extension),
-                        size: *size,
-                        known: true,
-                    });
-                }
-            }
-            for (path, size) in stray_files(&content, &known, now) {
-                plan.files.push(PlannedFile { path, size, known: false });
-            }
-            plan.files.sort_by(|a, b| a.path.cmp(&b.path));
-            plan.bytes_freed = plan.files.iter().map(|f| f.size).sum();
-        }
-        if let Some(days) = options.obsolete_computers_days {
-            if !(1..=36_500).contains(&days) {
-                return Err(crate::store::StoreError::Refused(format!(
-                    "obsolete computers: {days} days; use 1 to 36500 (WSUS uses 30)"
-                )));
-            }
-            let cutoff = (now - chrono::Duration::days(days.into()))
-                .format("%Y-%m-%dT%H:%M:%SZ")
-                .to_string();
-            for c in self.computers()? {
-                if c.last_contact_at < cutoff {
-                    plan.computers.push(PlannedComputer {
-                        computer_id: c.computer_id,
-                        name: c.dns_name,
-                        last_contact_at: c.last_contact_at,
-                    });
-                }
-            }
-        }
-        Ok(plan)
-    }
-
-    /// Carries out a plan from `plan_cleanup`, in small steps.
-    pub fn run_cleanup(&mut self, plan: &CleanupPlan) -> StoreResult<()> {
-        let ids: Vec<String> = plan.declines.iter().map(|d| d.update_id.clone()).collect();
-        for batch in ids.chunks(DECLINE_BATCH) {
-            let decline = |tx: &crate::store::DeploymentTx<'_>| {
-                batch.iter().try_fold(0, |n, id| {
-                    Ok::<_, crate::store::StoreError>(
-                        n + usize::from(tx.decline(id, Some("cleanup"))?),
-                    )
-                })
-            };
-            self.administer("declining", decline, |n| *n > 0)?;
-        }
-        let content = self.content().clone();
-        // What an import committed since the plan was made stays.
-        let needed_now = if plan.files.is_empty() {
-            HashSet::new()
-        } else {
-            self.needed_files(&HashSet::new())?
-        };
-        let known_now = if plan.files.is_empty() { HashMap::new() } else { self.known_files()? };
-        for f in &plan.files {
-            let path = content.root().join(&f.path);
-            let sha1 = f
-                .path
-                .rsplit('/')
-                .next()
-                .and_then(|n| n.split('.').next())
-                .and_then(|h| Sha1Digest::from_hex(h).ok());
-            if sha1.is_some_and(|d| {
-                needed_now.contains(&d.0) || (!f.known && known_now.contains_key(&d.0))
-            }) {
-                continue;
-            }
-            if f.known
-                && let Some(sha1) = sha1
-            {
-                // Marked missing before the bytes go: the store never claims a file it lacks.
-                self.mark_file_present(&sha1, false)?;
-            }
-            match std::fs::remove_file(&path) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(crate::store::StoreError::Io { path, source: e }),
-            }
-        }
-        let computers: Vec<String> = plan.computers.iter().map(|c| c.computer_id.clone()).collect();
-        if !computers.is_empty() {
-            self.remove_computers(&computers)?;
-        }
-        Ok(())
-    }
-
     /// UpdateID → the UpdateIDs of newest revisions that supersede it.
     fn superseding_updates(&self) -> StoreResult<HashMap<String, Vec<String>>> {
         let mut stmt = self
@@ -306,4 +135,176 @@ fn stray_files(
         }
     }
     out
+}
+
+impl CleanupStorage for Store {
+    fn plan_cleanup(
+        &self,
+        options: &CleanupOptions,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> StoreResult<CleanupPlan> {
+        let mut plan = CleanupPlan::default();
+        let updates = self.list_updates(&UpdateFilter {
+            approval: Some(ApprovalState::AnyExceptDeclined),
+            ..Default::default()
+        })?;
+        let approvals = self.approvals()?;
+        if options.decline_superseded || options.decline_expired {
+            let approved: HashMap<&str, &str> = approvals
+                .iter()
+                .filter(|a| a.action == crate::admin::Action::Install)
+                .map(|a| (a.update_id.as_str(), a.changed_at.as_str()))
+                .fold(HashMap::new(), |mut m, (u, at)| {
+                    let e = m.entry(u).or_insert(at);
+                    if at > *e {
+                        *e = at;
+                    }
+                    m
+                });
+            let superseders = self.superseding_updates()?;
+            let statuses = self.computer_statuses()?;
+            let grace = (now - chrono::Duration::days(SUPERSEDED_GRACE_DAYS))
+                .format("%Y-%m-%dT%H:%M:%SZ")
+                .to_string();
+            for u in &updates {
+                let expired = u.publication_state.as_deref() == Some("Expired");
+                if options.decline_expired
+                    && expired
+                    && !approved.contains_key(u.update_id.as_str())
+                {
+                    plan.declines.push(PlannedDecline {
+                        update_id: u.update_id.clone(),
+                        title: u.title.clone(),
+                        reason: "expired and not approved".into(),
+                    });
+                    continue;
+                }
+                if !options.decline_superseded {
+                    continue;
+                }
+                // WSUS's rule: superseded by an approved update, not approved in the last 30
+                // days, and no computer reports that it needs it.
+                let Some(by) = superseders.get(&u.update_id) else { continue };
+                let Some(approved_superseder) =
+                    by.iter().find(|s| approved.contains_key(s.as_str()))
+                else {
+                    continue;
+                };
+                if approved.get(u.update_id.as_str()).is_some_and(|at| *at > grace.as_str()) {
+                    continue;
+                }
+                let needed = statuses.values().any(|s| {
+                    matches!(
+                        s.state_of(&u.update_id, ""),
+                        UpdateState::Needed | UpdateState::Failed
+                    )
+                });
+                if needed {
+                    continue;
+                }
+                plan.declines.push(PlannedDecline {
+                    update_id: u.update_id.clone(),
+                    title: u.title.clone(),
+                    reason: format!("superseded by approved update {approved_superseder}"),
+                });
+            }
+        }
+        if options.unneeded_content {
+            let declining: HashSet<&str> =
+                plan.declines.iter().map(|d| d.update_id.as_str()).collect();
+            let needed = self.needed_files(&declining)?;
+            let known = self.known_files()?;
+            let content = self.content().clone();
+            for (sha1, (extension, size)) in &known {
+                if needed.contains(sha1) {
+                    continue;
+                }
+                let digest = Sha1Digest(*sha1);
+                if content.path(&digest, extension).exists() {
+                    plan.files.push(PlannedFile {
+                        path: ContentStore::relative_path(&digest, extension),
+                        size: *size,
+                        known: true,
+                    });
+                }
+            }
+            for (path, size) in stray_files(&content, &known, now) {
+                plan.files.push(PlannedFile { path, size, known: false });
+            }
+            plan.files.sort_by(|a, b| a.path.cmp(&b.path));
+            plan.bytes_freed = plan.files.iter().map(|f| f.size).sum();
+        }
+        if let Some(days) = options.obsolete_computers_days {
+            if !(1..=36_500).contains(&days) {
+                return Err(crate::store::StoreError::Refused(format!(
+                    "obsolete computers: {days} days; use 1 to 36500 (WSUS uses 30)"
+                )));
+            }
+            let cutoff = (now - chrono::Duration::days(days.into()))
+                .format("%Y-%m-%dT%H:%M:%SZ")
+                .to_string();
+            for c in self.computers()? {
+                if c.last_contact_at < cutoff {
+                    plan.computers.push(PlannedComputer {
+                        computer_id: c.computer_id,
+                        name: c.dns_name,
+                        last_contact_at: c.last_contact_at,
+                    });
+                }
+            }
+        }
+        Ok(plan)
+    }
+
+    fn run_cleanup(&mut self, plan: &CleanupPlan) -> StoreResult<()> {
+        let ids: Vec<String> = plan.declines.iter().map(|d| d.update_id.clone()).collect();
+        for batch in ids.chunks(DECLINE_BATCH) {
+            let decline = |tx: &crate::store::DeploymentTx<'_>| {
+                batch.iter().try_fold(0, |n, id| {
+                    Ok::<_, crate::store::StoreError>(
+                        n + usize::from(tx.decline(id, Some("cleanup"))?),
+                    )
+                })
+            };
+            self.administer("declining", decline, |n| *n > 0)?;
+        }
+        let content = self.content().clone();
+        // What an import committed since the plan was made stays.
+        let needed_now = if plan.files.is_empty() {
+            HashSet::new()
+        } else {
+            self.needed_files(&HashSet::new())?
+        };
+        let known_now = if plan.files.is_empty() { HashMap::new() } else { self.known_files()? };
+        for f in &plan.files {
+            let path = content.root().join(&f.path);
+            let sha1 = f
+                .path
+                .rsplit('/')
+                .next()
+                .and_then(|n| n.split('.').next())
+                .and_then(|h| Sha1Digest::from_hex(h).ok());
+            if sha1.is_some_and(|d| {
+                needed_now.contains(&d.0) || (!f.known && known_now.contains_key(&d.0))
+            }) {
+                continue;
+            }
+            if f.known
+                && let Some(sha1) = sha1
+            {
+                // Marked missing before the bytes go: the store never claims a file it lacks.
+                self.mark_file_present(&sha1, false)?;
+            }
+            match std::fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(crate::store::StoreError::Io { path, source: e }),
+            }
+        }
+        let computers: Vec<String> = plan.computers.iter().map(|c| c.computer_id.clone()).collect();
+        if !computers.is_empty() {
+            self.remove_computers(&computers)?;
+        }
+        Ok(())
+    }
 }

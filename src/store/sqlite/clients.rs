@@ -1,6 +1,7 @@
 //! Store side of the server: target groups, computers, approvals, declines, reported events.
 
 use crate::store::clients::*;
+use crate::store::prelude::*;
 use crate::store::{Store, StoreError, StoreResult, now_rfc3339};
 use rusqlite::{OptionalExtension, params};
 
@@ -20,11 +21,20 @@ pub(super) fn approval_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Appro
     })
 }
 
-impl Store {
-    /// Resolves what administrators type (UpdateIDs, KB numbers, `UpdateID/revision`) to the
-    /// UpdateIDs of updates they approve: software and drivers that are not bundle members. All
-    /// or nothing, so a typo changes nothing.
-    pub fn approvable_update_ids(&self, ids: &[String]) -> StoreResult<Vec<String>> {
+pub(super) fn next_stamp(tx: &rusqlite::Transaction<'_>) -> rusqlite::Result<i64> {
+    tx.query_row("SELECT COALESCE((SELECT CAST(value AS INTEGER) FROM settings WHERE key = 'deployment_stamp'), 0) + 1", [], |r| r.get(0))
+}
+
+pub(super) fn set_stamp(tx: &rusqlite::Transaction<'_>, stamp: i64) -> rusqlite::Result<()> {
+    tx.execute(
+        "INSERT INTO settings (key, value) VALUES ('deployment_stamp', ?1) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        [stamp.to_string()],
+    )
+    .map(|_| ())
+}
+
+impl ClientStorage for Store {
+    fn approvable_update_ids(&self, ids: &[String]) -> StoreResult<Vec<String>> {
         let mut out: Vec<String> = Vec::new();
         for id in ids {
             let revisions = self.resolve_update(id)?;
@@ -48,7 +58,7 @@ impl Store {
         Ok(out)
     }
 
-    pub fn groups(&self) -> StoreResult<Vec<TargetGroup>> {
+    fn groups(&self) -> StoreResult<Vec<TargetGroup>> {
         let mut stmt = self
             .conn
             .prepare("SELECT group_id, name, parent_id, is_builtin FROM target_groups ORDER BY is_builtin DESC, name")
@@ -65,12 +75,11 @@ impl Store {
         .map_err(|e| self.err("listing groups", e))
     }
 
-    /// A group by name (case-insensitive) or GUID.
-    pub fn group(&self, name_or_id: &str) -> StoreResult<Option<TargetGroup>> {
+    fn group(&self, name_or_id: &str) -> StoreResult<Option<TargetGroup>> {
         super::groups::group_in(&self.conn, name_or_id).map_err(|e| self.err("reading a group", e))
     }
 
-    pub fn computers(&self) -> StoreResult<Vec<ComputerRecord>> {
+    fn computers(&self) -> StoreResult<Vec<ComputerRecord>> {
         let mut groups: std::collections::HashMap<String, Vec<String>> =
             std::collections::HashMap::new();
         {
@@ -118,8 +127,7 @@ impl Store {
         Ok(out)
     }
 
-    /// One computer, with its groups.
-    pub fn computer(&self, computer_id: &str) -> StoreResult<Option<ComputerRecord>> {
+    fn computer(&self, computer_id: &str) -> StoreResult<Option<ComputerRecord>> {
         let groups: Vec<String> = {
             let mut stmt = self
                 .conn
@@ -153,17 +161,15 @@ impl Store {
             .map_err(|e| self.err("reading a computer", e))
     }
 
-    /// The counter every approval or decline change advances (clients and the server's
-    /// caches compare it).
-    pub fn deployment_stamp(&self) -> StoreResult<i64> {
+    fn deployment_stamp(&self) -> StoreResult<i64> {
         Ok(self.setting("deployment_stamp")?.and_then(|v| v.parse().ok()).unwrap_or(0))
     }
 
-    pub fn catalog_stamp(&self) -> StoreResult<i64> {
+    fn catalog_stamp(&self) -> StoreResult<i64> {
         Ok(self.setting("catalog_stamp")?.and_then(|v| v.parse().ok()).unwrap_or(0))
     }
 
-    pub fn approvals(&self) -> StoreResult<Vec<Approval>> {
+    fn approvals(&self) -> StoreResult<Vec<Approval>> {
         let mut stmt = self
             .conn
             .prepare(&format!("SELECT {APPROVAL_COLUMNS} FROM approvals ORDER BY approval_id"))
@@ -173,7 +179,7 @@ impl Store {
             .map_err(|e| self.err("listing approvals", e))
     }
 
-    pub fn declines(&self) -> StoreResult<Vec<Decline>> {
+    fn declines(&self) -> StoreResult<Vec<Decline>> {
         let mut stmt = self
             .conn
             .prepare("SELECT update_id, declined_at, changed_stamp FROM declined_updates")
@@ -185,8 +191,7 @@ impl Store {
         .map_err(|e| self.err("listing declines", e))
     }
 
-    /// Every approval change (approved, removed, declined) with its stamp.
-    pub fn approval_change_log(&self) -> StoreResult<Vec<(i64, String)>> {
+    fn approval_change_log(&self) -> StoreResult<Vec<(i64, String)>> {
         let mut stmt = self
             .conn
             .prepare("SELECT changed_stamp, update_id FROM approval_changes")
@@ -196,9 +201,7 @@ impl Store {
             .map_err(|e| self.err("reading approval changes", e))
     }
 
-    /// The server's identity, cookie key and configuration time, created on first use and
-    /// kept: a restart must not invalidate the cookies clients hold.
-    pub fn server_identity(&self) -> StoreResult<ServerIdentity> {
+    fn server_identity(&self) -> StoreResult<ServerIdentity> {
         let server_id = match self.setting("server_id")? {
             Some(v) => v,
             None => {
@@ -230,10 +233,7 @@ impl Store {
         Ok(ServerIdentity { server_id, cookie_key, config_last_change })
     }
 
-    /// Applies what the server recorded about clients, in one transaction. The transaction takes
-    /// the write lock first (IMMEDIATE): one that read first and then found an import holding the
-    /// lock would fail at once instead of waiting out the busy timeout.
-    pub fn apply_client_writes(&mut self, writes: &[ClientWrite]) -> StoreResult<()> {
+    fn apply_client_writes(&mut self, writes: &[ClientWrite]) -> StoreResult<()> {
         let db = self.db_path();
         let now = now_rfc3339();
         let tx = self
@@ -394,8 +394,7 @@ impl Store {
         tx.commit().map_err(fail)
     }
 
-    /// Events a computer reported, newest first.
-    pub fn events(&self, computer_id: Option<&str>) -> StoreResult<Vec<EventRecord>> {
+    fn events(&self, computer_id: Option<&str>) -> StoreResult<Vec<EventRecord>> {
         let sql = "SELECT event_instance_id, computer_id, event_id, source_id, update_id, revision_number, win32_hresult, time_at_target, app_name,
                           replacement_strings, misc_data FROM events WHERE (?1 IS NULL OR computer_id = ?1) ORDER BY time_at_target DESC, rowid DESC";
         let mut stmt = self.conn.prepare(sql).map_err(|e| self.err("reading events", e))?;
@@ -419,16 +418,4 @@ impl Store {
         .and_then(|rows| rows.collect())
         .map_err(|e| self.err("reading events", e))
     }
-}
-
-pub(super) fn next_stamp(tx: &rusqlite::Transaction<'_>) -> rusqlite::Result<i64> {
-    tx.query_row("SELECT COALESCE((SELECT CAST(value AS INTEGER) FROM settings WHERE key = 'deployment_stamp'), 0) + 1", [], |r| r.get(0))
-}
-
-pub(super) fn set_stamp(tx: &rusqlite::Transaction<'_>, stamp: i64) -> rusqlite::Result<()> {
-    tx.execute(
-        "INSERT INTO settings (key, value) VALUES ('deployment_stamp', ?1) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-        [stamp.to_string()],
-    )
-    .map(|_| ())
 }

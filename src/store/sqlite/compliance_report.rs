@@ -3,16 +3,15 @@
 
 use crate::compliance::{ComputerStatus, StateCounts, StatusEvent, UpdateState, computer_status};
 use crate::store::compliance_report::*;
+use crate::store::prelude::*;
 use crate::store::{ApprovalState, ComputerRecord, Store, StoreResult, UpdateFilter};
 use std::collections::HashMap;
 
 /// Events that move update states (WSUS-PROTOCOL.md §3.5).
 const STATUS_EVENTS: &str = "156, 182, 183, 184, 190, 191, 195, 201, 202, 203, 204, 222";
 
-impl Store {
-    /// Every computer's status from its events, one computer at a time (memory holds one
-    /// computer's events, not the table's).
-    pub fn computer_statuses(&self) -> StoreResult<HashMap<String, ComputerStatus>> {
+impl ComplianceStorage for Store {
+    fn computer_statuses(&self) -> StoreResult<HashMap<String, ComputerStatus>> {
         let sql = format!(
             "SELECT computer_id, event_id, COALESCE(time_at_target, received_at), update_id, misc_data, received_at FROM events
              WHERE event_id IN ({STATUS_EVENTS}) ORDER BY computer_id, rowid"
@@ -58,8 +57,7 @@ impl Store {
         Ok(out)
     }
 
-    /// When each update's newest revision reached the store (server time).
-    pub fn arrival_times(&self) -> StoreResult<HashMap<String, String>> {
+    fn arrival_times(&self) -> StoreResult<HashMap<String, String>> {
         let mut stmt = self
             .conn
             .prepare("SELECT update_id, ingested_at FROM revisions WHERE is_latest = 1")
@@ -69,8 +67,7 @@ impl Store {
             .map_err(|e| self.err("reading arrival times", e))
     }
 
-    /// The report over `computers` (all, or those of a group the caller chose).
-    pub fn compliance_report(
+    fn compliance_report(
         &self,
         computers: Vec<ComputerRecord>,
         group: Option<String>,

@@ -3,17 +3,11 @@
 use super::ingest::fragments_digest;
 use crate::catalog::parse_update;
 use crate::store::consistency::*;
+use crate::store::prelude::*;
 use crate::store::{Store, StoreResult};
 
-impl Store {
-    /// Checks database integrity and catalog invariants; with `deep`, also re-parses every
-    /// document against its stored fragments and re-hashes every content file against both
-    /// digests. `progress` is called with (bytes done, bytes total) while hashing.
-    pub fn check(
-        &self,
-        deep: bool,
-        progress: &mut dyn FnMut(u64, u64),
-    ) -> StoreResult<CheckReport> {
+impl CheckStorage for Store {
+    fn check(&self, deep: bool, progress: &mut dyn FnMut(u64, u64)) -> StoreResult<CheckReport> {
         let mut report = CheckReport::default();
         let db = self.db_path().display().to_string();
 

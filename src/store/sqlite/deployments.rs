@@ -9,6 +9,7 @@
 use super::clients::{APPROVAL_COLUMNS, approval_from_row, next_stamp, set_stamp};
 use crate::admin::Action;
 use crate::store::Approval;
+use crate::store::DeploymentStorage;
 use crate::store::{Store, StoreError, StoreResult, now_rfc3339};
 use rusqlite::types::{FromSql, FromSqlResult, ToSql, ToSqlOutput, ValueRef};
 use rusqlite::{OptionalExtension, params};
@@ -179,11 +180,24 @@ impl DeploymentTx<'_> {
 }
 
 impl Store {
-    /// Runs an administration change in one transaction under the next deployment stamp. An
-    /// error from `change` (a refusal) rolls everything back. The stamp advances and the
-    /// transaction commits only when `changed` says something did, so the running server
-    /// reloads only then.
-    pub fn administer<T, E: From<StoreError>>(
+    /// [`Store::administer`] for the store's own rules (the group tree), written in SQL over the
+    /// transaction and its stamp. `Ok(Err(_))` from `change` is a refusal: rolled back.
+    pub(super) fn deployment_change<T>(
+        &mut self,
+        what: &str,
+        change: impl FnOnce(&rusqlite::Transaction<'_>, i64) -> rusqlite::Result<Result<T, StoreError>>,
+        changed: impl FnOnce(&T) -> bool,
+    ) -> StoreResult<T> {
+        let db = self.db_path();
+        let sql = |tx: &DeploymentTx<'_>| {
+            change(tx.tx, tx.stamp).map_err(|e| StoreError::sqlite(&db, what, e))?
+        };
+        self.administer(what, sql, changed)
+    }
+}
+
+impl DeploymentStorage for Store {
+    fn administer<T, E: From<StoreError>>(
         &mut self,
         what: &str,
         change: impl FnOnce(&DeploymentTx<'_>) -> Result<T, E>,
@@ -202,26 +216,12 @@ impl Store {
         }
         Ok(value)
     }
-
-    /// [`Store::administer`] for the store's own rules (the group tree), written in SQL over the
-    /// transaction and its stamp. `Ok(Err(_))` from `change` is a refusal: rolled back.
-    pub(super) fn deployment_change<T>(
-        &mut self,
-        what: &str,
-        change: impl FnOnce(&rusqlite::Transaction<'_>, i64) -> rusqlite::Result<Result<T, StoreError>>,
-        changed: impl FnOnce(&T) -> bool,
-    ) -> StoreResult<T> {
-        let db = self.db_path();
-        let sql = |tx: &DeploymentTx<'_>| {
-            change(tx.tx, tx.stamp).map_err(|e| StoreError::sqlite(&db, what, e))?
-        };
-        self.administer(what, sql, changed)
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::prelude::*;
 
     /// Found by review: an approval action the store holds that this ferry does not know made
     /// every read of approvals fail (and `serve` with it); it offers nothing instead.

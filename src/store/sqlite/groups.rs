@@ -7,6 +7,7 @@
 //! under itself or one of its descendants.
 
 use crate::store::groups::*;
+use crate::store::prelude::*;
 use crate::store::{ALL_COMPUTERS, ComputerRecord, TargetGroup, UNASSIGNED_COMPUTERS};
 use crate::store::{Store, StoreError, StoreResult, now_rfc3339};
 use rusqlite::{Connection, OptionalExtension, params};
@@ -53,9 +54,8 @@ pub(super) fn group_in(
     .optional()
 }
 
-impl Store {
-    /// Groups in tree order: parents before children, built-in groups first, then by name.
-    pub fn group_tree(&self) -> StoreResult<Vec<GroupInTree>> {
+impl GroupStorage for Store {
+    fn group_tree(&self) -> StoreResult<Vec<GroupInTree>> {
         let groups = self.groups()?;
         let mut children: std::collections::HashMap<Option<&str>, Vec<&TargetGroup>> =
             std::collections::HashMap::new();
@@ -81,8 +81,7 @@ impl Store {
         Ok(out)
     }
 
-    /// The computers in a group or any group under it.
-    pub fn computers_in_group(&self, group: &str) -> StoreResult<Vec<ComputerRecord>> {
+    fn computers_in_group(&self, group: &str) -> StoreResult<Vec<ComputerRecord>> {
         let g = self.group(group)?.ok_or_else(|| {
             StoreError::NotFound(format!("no computer group {group:?} (see `ferry groups list`)"))
         })?;
@@ -112,11 +111,11 @@ impl Store {
         Ok(computers.into_iter().filter(|c| c.groups.iter().any(inside)).collect())
     }
 
-    pub fn targeting(&self) -> StoreResult<Targeting> {
+    fn targeting(&self) -> StoreResult<Targeting> {
         targeting_in(&self.conn).map_err(|e| self.err("reading the targeting settings", e))
     }
 
-    pub fn set_targeting(&mut self, targeting: Targeting) -> StoreResult<()> {
+    fn set_targeting(&mut self, targeting: Targeting) -> StoreResult<()> {
         self.set_setting(
             MODE_KEY,
             if targeting.mode == TargetingMode::Server { "server" } else { "client" },
@@ -128,8 +127,7 @@ impl Store {
         self.set_setting(MAX_CLIENT_GROUPS_KEY, &targeting.max_client_groups.to_string())
     }
 
-    /// A group under `parent` (default All Computers).
-    pub fn create_group(&mut self, name: &str, parent: Option<&str>) -> StoreResult<TargetGroup> {
+    fn create_group(&mut self, name: &str, parent: Option<&str>) -> StoreResult<TargetGroup> {
         let name = GroupName::parse(name)?;
         let name = name.as_str();
         self.deployment_change(
@@ -159,8 +157,7 @@ impl Store {
         )
     }
 
-    /// Moves a group (with its subgroups) under another one.
-    pub fn move_group(&mut self, name_or_id: &str, new_parent: &str) -> StoreResult<TargetGroup> {
+    fn move_group(&mut self, name_or_id: &str, new_parent: &str) -> StoreResult<TargetGroup> {
         self.deployment_change(
             "moving a group",
             |tx, _| {
@@ -213,9 +210,7 @@ impl Store {
         )
     }
 
-    /// Removes an empty-of-subgroups group: its approvals go, and computers that were only in it
-    /// wait in Unassigned Computers.
-    pub fn remove_group(&mut self, name_or_id: &str) -> StoreResult<GroupRemoval> {
+    fn remove_group(&mut self, name_or_id: &str) -> StoreResult<GroupRemoval> {
         self.deployment_change(
             "removing a group",
             |tx, stamp| {
@@ -254,9 +249,7 @@ impl Store {
         )
     }
 
-    /// Computers by SusClientId, exact DNS name or DNS name prefix (`pc01` finds
-    /// `pc01.plant.example`), case-insensitive.
-    pub fn find_computers(&self, name_or_id: &str) -> StoreResult<Vec<ComputerRecord>> {
+    fn find_computers(&self, name_or_id: &str) -> StoreResult<Vec<ComputerRecord>> {
         let wanted = name_or_id.trim().to_ascii_lowercase();
         Ok(self
             .computers()?
@@ -270,9 +263,7 @@ impl Store {
             .collect())
     }
 
-    /// Server-side targeting: puts computers in `group`, replacing their groups (`keep`: adding
-    /// it to them). All or none.
-    pub fn assign_computers(
+    fn assign_computers(
         &mut self,
         computer_ids: &[String],
         group: &str,
@@ -309,9 +300,7 @@ impl Store {
         )
     }
 
-    /// Forgets computers with their group memberships and reported events (Remove-WsusComputer).
-    /// A computer that contacts the server again comes back as new.
-    pub fn remove_computers(&mut self, computer_ids: &[String]) -> StoreResult<usize> {
+    fn remove_computers(&mut self, computer_ids: &[String]) -> StoreResult<usize> {
         self.deployment_change(
             "removing computers",
             |tx, _| {

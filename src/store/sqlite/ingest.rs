@@ -16,27 +16,6 @@ pub struct IngestBatch<'s> {
     report: IngestReport,
 }
 
-impl Store {
-    pub fn begin_ingest(&mut self) -> StoreResult<IngestBatch<'_>> {
-        let db = self.db_path();
-        let tx = self
-            .conn
-            .transaction()
-            .map_err(|e| StoreError::sqlite(&db, "starting an ingest transaction", e))?;
-        let stamp: i64 = tx
-            .query_row(
-                "SELECT CAST(value AS INTEGER) FROM settings WHERE key = 'catalog_stamp'",
-                [],
-                |r| r.get(0),
-            )
-            .optional()
-            .map_err(|e| StoreError::sqlite(&db, "reading the catalog stamp", e))?
-            .unwrap_or(0)
-            + 1;
-        Ok(IngestBatch { tx, db, stamp, now: now_rfc3339(), report: IngestReport::default() })
-    }
-}
-
 /// A newer revision arrived: its update's older revisions stop being what clients see.
 pub(crate) const RETIRE_OLDER_REVISIONS: &str =
     "UPDATE revisions SET is_latest = 0 WHERE update_id = ?1 AND is_latest = 1";
@@ -606,11 +585,57 @@ pub struct IngestOptions<'a> {
 /// See [`IngestOptions::before_commit`].
 pub type BeforeCommit<'a> = dyn FnMut(&mut IngestBatch<'_>, u64) -> StoreResult<()> + 'a;
 
-impl Store {
-    /// Ingests a stream of documents: a reader thread, one preparing worker per core (parse,
-    /// derive, compress), and this thread writing them in their original order (so revision ids
-    /// follow the stream).
-    pub fn ingest_stream<I>(
+/// Fills `revisions.languages` for the software and driver revisions a store held before schema
+/// version 9, from their stored documents (through the one parser, so the rule is the same as at
+/// ingest). Runs once, inside the migration's transaction; a document that no longer parses
+/// stays language-neutral (`ferry check --deep` reports it).
+pub(crate) fn backfill_languages(tx: &Transaction<'_>, db: &std::path::Path) -> StoreResult<()> {
+    let err = |what: &str, e: rusqlite::Error| {
+        StoreError::sqlite(db, format!("filling in update languages: {what}"), e)
+    };
+    let mut read = tx
+        .prepare(
+            "SELECT r.revision_id, d.document FROM revisions r JOIN revision_documents d USING (revision_id)
+             WHERE r.update_type IN ('Software', 'Driver')",
+        )
+        .map_err(|e| err("reading documents", e))?;
+    let mut write = tx
+        .prepare("UPDATE revisions SET languages = ?2 WHERE revision_id = ?1")
+        .map_err(|e| err("storing", e))?;
+    let mut rows = read.query([]).map_err(|e| err("reading documents", e))?;
+    while let Some(row) = rows.next().map_err(|e| err("reading documents", e))? {
+        let revision_id: i32 = row.get(0).map_err(|e| err("reading documents", e))?;
+        let compressed: Vec<u8> = row.get(1).map_err(|e| err("reading documents", e))?;
+        let Ok(document) = decompress(&compressed, "a stored document") else { continue };
+        let Ok(parsed) = parse_update(&document) else { continue };
+        if let Some(languages) = stored_languages(&parsed.update.languages) {
+            write.execute(params![revision_id, languages]).map_err(|e| err("storing", e))?;
+        }
+    }
+    Ok(())
+}
+
+impl IngestStorage for Store {
+    fn begin_ingest(&mut self) -> StoreResult<IngestBatch<'_>> {
+        let db = self.db_path();
+        let tx = self
+            .conn
+            .transaction()
+            .map_err(|e| StoreError::sqlite(&db, "starting an ingest transaction", e))?;
+        let stamp: i64 = tx
+            .query_row(
+                "SELECT CAST(value AS INTEGER) FROM settings WHERE key = 'catalog_stamp'",
+                [],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| StoreError::sqlite(&db, "reading the catalog stamp", e))?
+            .unwrap_or(0)
+            + 1;
+        Ok(IngestBatch { tx, db, stamp, now: now_rfc3339(), report: IngestReport::default() })
+    }
+
+    fn ingest_stream<I>(
         &mut self,
         documents: I,
         options: IngestOptions<'_>,
@@ -727,36 +752,6 @@ impl Store {
             Ok(total)
         })
     }
-}
-
-/// Fills `revisions.languages` for the software and driver revisions a store held before schema
-/// version 9, from their stored documents (through the one parser, so the rule is the same as at
-/// ingest). Runs once, inside the migration's transaction; a document that no longer parses
-/// stays language-neutral (`ferry check --deep` reports it).
-pub(crate) fn backfill_languages(tx: &Transaction<'_>, db: &std::path::Path) -> StoreResult<()> {
-    let err = |what: &str, e: rusqlite::Error| {
-        StoreError::sqlite(db, format!("filling in update languages: {what}"), e)
-    };
-    let mut read = tx
-        .prepare(
-            "SELECT r.revision_id, d.document FROM revisions r JOIN revision_documents d USING (revision_id)
-             WHERE r.update_type IN ('Software', 'Driver')",
-        )
-        .map_err(|e| err("reading documents", e))?;
-    let mut write = tx
-        .prepare("UPDATE revisions SET languages = ?2 WHERE revision_id = ?1")
-        .map_err(|e| err("storing", e))?;
-    let mut rows = read.query([]).map_err(|e| err("reading documents", e))?;
-    while let Some(row) = rows.next().map_err(|e| err("reading documents", e))? {
-        let revision_id: i32 = row.get(0).map_err(|e| err("reading documents", e))?;
-        let compressed: Vec<u8> = row.get(1).map_err(|e| err("reading documents", e))?;
-        let Ok(document) = decompress(&compressed, "a stored document") else { continue };
-        let Ok(parsed) = parse_update(&document) else { continue };
-        if let Some(languages) = stored_languages(&parsed.update.languages) {
-            write.execute(params![revision_id, languages]).map_err(|e| err("storing", e))?;
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! Read-side queries of the catalog: listings, one update in detail, fragments, the summary.
 
 use crate::catalog::{Guid, Sha1Digest, Sha256Digest};
+use crate::store::prelude::*;
 use crate::store::query::*;
 use crate::store::{Store, StoreError, StoreResult};
 use rusqlite::{OptionalExtension, Row, params};
@@ -29,25 +30,6 @@ fn summary_from_row(r: &Row<'_>) -> rusqlite::Result<UpdateSummary> {
 }
 
 impl Store {
-    pub fn category_index(&self) -> StoreResult<CategoryIndex> {
-        let mut stmt = self
-            .conn
-            .prepare_cached(
-                "SELECT update_id, COALESCE(category_kind, ''), title FROM revisions WHERE update_type = 'Category' AND is_latest = 1",
-            )
-            .map_err(|e| self.err("listing categories", e))?;
-        let rows = stmt
-            .query_map([], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    (r.get::<_, String>(1)?, r.get::<_, Option<String>>(2)?),
-                ))
-            })
-            .and_then(|rows| rows.collect::<rusqlite::Result<HashMap<_, _>>>())
-            .map_err(|e| self.err("listing categories", e))?;
-        Ok(CategoryIndex { by_id: rows })
-    }
-
     /// Category memberships (product and classification ids) of revisions: every prerequisite
     /// naming a category, and for bundle members those of their bundles.
     fn memberships(&self, categories: &CategoryIndex) -> StoreResult<HashMap<i32, Vec<String>>> {
@@ -109,8 +91,71 @@ impl Store {
         }
     }
 
-    /// Lists the newest revisions matching `filter`, ordered by creation date (newest first).
-    pub fn list_updates(&self, filter: &UpdateFilter) -> StoreResult<Vec<UpdateSummary>> {
+    fn revision_categories(
+        &self,
+        revision_id: i32,
+        categories: &CategoryIndex,
+    ) -> StoreResult<Vec<String>> {
+        let mut ids = self.strings(
+            "SELECT update_id FROM prerequisites WHERE revision_id = ?1
+             UNION SELECT p.update_id FROM bundle_members b
+               JOIN revisions m ON m.update_id = b.member_update_id AND m.revision_number = b.member_revision_number
+               JOIN prerequisites p ON p.revision_id = b.revision_id
+             WHERE m.revision_id = ?1",
+            revision_id,
+        )?;
+        ids.retain(|id| categories.by_id.contains_key(id));
+        Ok(ids)
+    }
+
+    fn strings(&self, sql: &str, revision_id: i32) -> StoreResult<Vec<String>> {
+        let mut stmt =
+            self.conn.prepare_cached(sql).map_err(|e| self.err("reading relationships", e))?;
+        stmt.query_map([revision_id], |r| r.get(0))
+            .and_then(|rows| rows.collect())
+            .map_err(|e| self.err("reading relationships", e))
+    }
+}
+
+fn file_from_row(r: &Row<'_>) -> rusqlite::Result<FileSummary> {
+    let sha1: Vec<u8> = r.get(2)?;
+    let sha256: Option<Vec<u8>> = r.get(3)?;
+    let sha1 = Sha1Digest::from_slice(&sha1)
+        .ok_or_else(|| rusqlite::Error::IntegralValueOutOfRange(2, sha1.len() as i64))?;
+    let extension: String = r.get(4)?;
+    Ok(FileSummary {
+        file_name: r.get(0)?,
+        size: r.get::<_, i64>(1)? as u64,
+        content_path: crate::store::ContentStore::relative_path(&sha1, &extension),
+        sha1,
+        sha256: sha256.as_deref().and_then(Sha256Digest::from_slice),
+        extension,
+        patching_type: r.get(5)?,
+        present: r.get(6)?,
+    })
+}
+
+impl CatalogStorage for Store {
+    fn category_index(&self) -> StoreResult<CategoryIndex> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT update_id, COALESCE(category_kind, ''), title FROM revisions WHERE update_type = 'Category' AND is_latest = 1",
+            )
+            .map_err(|e| self.err("listing categories", e))?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    (r.get::<_, String>(1)?, r.get::<_, Option<String>>(2)?),
+                ))
+            })
+            .and_then(|rows| rows.collect::<rusqlite::Result<HashMap<_, _>>>())
+            .map_err(|e| self.err("listing categories", e))?;
+        Ok(CategoryIndex { by_id: rows })
+    }
+
+    fn list_updates(&self, filter: &UpdateFilter) -> StoreResult<Vec<UpdateSummary>> {
         let categories = self.category_index()?;
         let memberships = self.memberships(&categories)?;
         let sql = if filter.all {
@@ -191,9 +236,7 @@ impl Store {
         Ok(list)
     }
 
-    /// Resolves `UpdateID`, `UpdateID/revision`, a KB number (`5026368` or `KB5026368`) or a
-    /// revision id prefixed with `#` to revision ids (newest revisions unless a revision is named).
-    pub fn resolve_update(&self, id: &str) -> StoreResult<Vec<i32>> {
+    fn resolve_update(&self, id: &str) -> StoreResult<Vec<i32>> {
         let id = id.trim();
         let query = |sql: &str, p: &[&dyn rusqlite::ToSql]| -> StoreResult<Vec<i32>> {
             let mut stmt = self
@@ -245,7 +288,7 @@ impl Store {
         Ok(found)
     }
 
-    pub fn update_summary(&self, revision_id: i32) -> StoreResult<UpdateSummary> {
+    fn update_summary(&self, revision_id: i32) -> StoreResult<UpdateSummary> {
         let categories = self.category_index()?;
         let mut s = self
             .conn
@@ -263,32 +306,7 @@ impl Store {
         Ok(s)
     }
 
-    fn revision_categories(
-        &self,
-        revision_id: i32,
-        categories: &CategoryIndex,
-    ) -> StoreResult<Vec<String>> {
-        let mut ids = self.strings(
-            "SELECT update_id FROM prerequisites WHERE revision_id = ?1
-             UNION SELECT p.update_id FROM bundle_members b
-               JOIN revisions m ON m.update_id = b.member_update_id AND m.revision_number = b.member_revision_number
-               JOIN prerequisites p ON p.revision_id = b.revision_id
-             WHERE m.revision_id = ?1",
-            revision_id,
-        )?;
-        ids.retain(|id| categories.by_id.contains_key(id));
-        Ok(ids)
-    }
-
-    fn strings(&self, sql: &str, revision_id: i32) -> StoreResult<Vec<String>> {
-        let mut stmt =
-            self.conn.prepare_cached(sql).map_err(|e| self.err("reading relationships", e))?;
-        stmt.query_map([revision_id], |r| r.get(0))
-            .and_then(|rows| rows.collect())
-            .map_err(|e| self.err("reading relationships", e))
-    }
-
-    pub fn update_detail(&self, revision_id: i32) -> StoreResult<UpdateDetail> {
+    fn update_detail(&self, revision_id: i32) -> StoreResult<UpdateDetail> {
         let summary = self.update_summary(revision_id)?;
         let (description, security_bulletin, handler, core_size, document_size): (Option<String>, Option<String>, Option<String>, i64, i64) = self
             .conn
@@ -370,7 +388,7 @@ impl Store {
         })
     }
 
-    pub fn revision_files(&self, revision_id: i32) -> StoreResult<Vec<FileSummary>> {
+    fn revision_files(&self, revision_id: i32) -> StoreResult<Vec<FileSummary>> {
         let mut stmt = self
             .conn
             .prepare_cached(
@@ -384,8 +402,7 @@ impl Store {
         rows.collect::<rusqlite::Result<Vec<_>>>().map_err(|e| self.err("listing files", e))
     }
 
-    /// Every file record, for content checks and packaging.
-    pub fn all_files(&self) -> StoreResult<Vec<FileSummary>> {
+    fn all_files(&self) -> StoreResult<Vec<FileSummary>> {
         let mut stmt = self
             .conn
             .prepare_cached("SELECT file_name, size, sha1, sha256, extension, patching_type, present FROM files ORDER BY sha1")
@@ -394,9 +411,7 @@ impl Store {
         rows.collect::<rusqlite::Result<Vec<_>>>().map_err(|e| self.err("listing files", e))
     }
 
-    /// A fragment exactly as clients get it; `None` when the revision has none of that kind
-    /// (e.g. no localized properties in that language).
-    pub fn fragment(&self, revision_id: i32, kind: &FragmentKind) -> StoreResult<Option<String>> {
+    fn fragment(&self, revision_id: i32, kind: &FragmentKind) -> StoreResult<Option<String>> {
         let bytes: Option<Vec<u8>> = match kind {
             FragmentKind::Core => {
                 self.conn.query_row("SELECT core FROM revision_documents WHERE revision_id = ?1", [revision_id], |r| r.get(0)).optional()
@@ -428,11 +443,7 @@ impl Store {
         }))
     }
 
-    /// The languages of a revision's localized properties, and its default language.
-    pub fn revision_languages(
-        &self,
-        revision_id: i32,
-    ) -> StoreResult<(Vec<String>, Option<String>)> {
+    fn revision_languages(&self, revision_id: i32) -> StoreResult<(Vec<String>, Option<String>)> {
         let languages = self.strings(
             "SELECT language FROM localized_properties WHERE revision_id = ?1 ORDER BY language",
             revision_id,
@@ -446,8 +457,7 @@ impl Store {
         Ok((languages, default))
     }
 
-    /// The full update document as it was received.
-    pub fn document(&self, revision_id: i32) -> StoreResult<Vec<u8>> {
+    fn document(&self, revision_id: i32) -> StoreResult<Vec<u8>> {
         self.conn
             .query_row(
                 "SELECT document FROM revision_documents WHERE revision_id = ?1",
@@ -463,7 +473,7 @@ impl Store {
             })
     }
 
-    pub fn catalog_status(&self) -> StoreResult<CatalogStatus> {
+    fn catalog_status(&self) -> StoreResult<CatalogStatus> {
         let one = |sql: &str| -> StoreResult<i64> {
             self.conn
                 .query_row(sql, [], |r| r.get(0))
@@ -500,10 +510,7 @@ impl Store {
         })
     }
 
-    /// How many revisions a computer may be offered in the software pass of a scan: the newest
-    /// revision of every category, detectoid and software update that is neither expired,
-    /// declined nor removed (the server's offers, less the group-specific blocks).
-    pub fn offerable_revisions(&self) -> StoreResult<u64> {
+    fn offerable_revisions(&self) -> StoreResult<u64> {
         self.conn
             .query_row(
                 "SELECT COUNT(*) FROM revisions WHERE is_latest = 1 AND update_type != 'Driver'
@@ -517,29 +524,10 @@ impl Store {
             .map_err(|e| self.err("counting the revisions clients may be offered", e))
     }
 
-    /// Records that verified content for `sha1` is in the tree.
-    pub fn mark_file_present(&self, sha1: &Sha1Digest, present: bool) -> StoreResult<()> {
+    fn mark_file_present(&self, sha1: &Sha1Digest, present: bool) -> StoreResult<()> {
         self.conn
             .execute("UPDATE files SET present = ?2 WHERE sha1 = ?1", params![&sha1.0[..], present])
             .map(|_| ())
             .map_err(|e| self.err(format!("marking file {sha1}"), e))
     }
-}
-
-fn file_from_row(r: &Row<'_>) -> rusqlite::Result<FileSummary> {
-    let sha1: Vec<u8> = r.get(2)?;
-    let sha256: Option<Vec<u8>> = r.get(3)?;
-    let sha1 = Sha1Digest::from_slice(&sha1)
-        .ok_or_else(|| rusqlite::Error::IntegralValueOutOfRange(2, sha1.len() as i64))?;
-    let extension: String = r.get(4)?;
-    Ok(FileSummary {
-        file_name: r.get(0)?,
-        size: r.get::<_, i64>(1)? as u64,
-        content_path: crate::store::ContentStore::relative_path(&sha1, &extension),
-        sha1,
-        sha256: sha256.as_deref().and_then(Sha256Digest::from_slice),
-        extension,
-        patching_type: r.get(5)?,
-        present: r.get(6)?,
-    })
 }

@@ -7,6 +7,7 @@
 
 use crate::admin::Action;
 use crate::store::TargetGroup;
+use crate::store::prelude::*;
 use crate::store::rules::*;
 use crate::store::{Store, StoreError, StoreResult, now_rfc3339};
 use rusqlite::{OptionalExtension, params};
@@ -32,7 +33,23 @@ pub(crate) const PREREQUISITE_OPTIONS: &str =
      WHERE r.update_id = ?1 AND r.is_latest = 1 AND +p.is_category = 0 ORDER BY p.clause";
 
 impl Store {
-    pub fn approval_rules(&self) -> StoreResult<Vec<ApprovalRule>> {
+    /// A rule by name (case-insensitive) or id.
+    fn approval_rule(&self, name_or_id: &str) -> StoreResult<ApprovalRule> {
+        self.approval_rules()?
+            .into_iter()
+            .find(|r| {
+                r.name.eq_ignore_ascii_case(name_or_id) || r.rule_id.to_string() == name_or_id
+            })
+            .ok_or_else(|| {
+                StoreError::NotFound(format!(
+                    "no approval rule {name_or_id:?} (see `ferry rules list`)"
+                ))
+            })
+    }
+}
+
+impl RuleStorage for Store {
+    fn approval_rules(&self) -> StoreResult<Vec<ApprovalRule>> {
         let mut stmt = self
             .conn
             .prepare(
@@ -63,9 +80,7 @@ impl Store {
         Ok(rows)
     }
 
-    /// Adds a rule. Titles that match no category the store holds are refused (a typo would
-    /// make a rule that never fires), unless the store holds no categories yet.
-    pub fn add_approval_rule(&mut self, rule: &NewRule<'_>) -> StoreResult<ApprovalRule> {
+    fn add_approval_rule(&mut self, rule: &NewRule<'_>) -> StoreResult<ApprovalRule> {
         let name = crate::store::display_name(rule.name, "rule name")?;
         if rule.action == Action::Block {
             return Err(StoreError::Refused(format!(
@@ -136,22 +151,7 @@ impl Store {
             .expect("the rule was just added"))
     }
 
-    /// A rule by name (case-insensitive) or id.
-    fn approval_rule(&self, name_or_id: &str) -> StoreResult<ApprovalRule> {
-        self.approval_rules()?
-            .into_iter()
-            .find(|r| {
-                r.name.eq_ignore_ascii_case(name_or_id) || r.rule_id.to_string() == name_or_id
-            })
-            .ok_or_else(|| {
-                StoreError::NotFound(format!(
-                    "no approval rule {name_or_id:?} (see `ferry rules list`)"
-                ))
-            })
-    }
-
-    /// Removes a rule by name or id; approvals it made stay.
-    pub fn remove_approval_rule(&mut self, name_or_id: &str) -> StoreResult<ApprovalRule> {
+    fn remove_approval_rule(&mut self, name_or_id: &str) -> StoreResult<ApprovalRule> {
         let rule = self.approval_rule(name_or_id)?;
         self.conn
             .execute("DELETE FROM approval_rules WHERE rule_id = ?1", [rule.rule_id])
@@ -159,7 +159,7 @@ impl Store {
         Ok(rule)
     }
 
-    pub fn set_approval_rule_enabled(
+    fn set_approval_rule_enabled(
         &mut self,
         name_or_id: &str,
         enabled: bool,
@@ -174,11 +174,7 @@ impl Store {
         Ok(ApprovalRule { enabled, ..rule })
     }
 
-    /// The software updates that `update_ids` need installed first (prerequisite clauses that
-    /// name updates rather than categories) and that no approval for install in `group_id`
-    /// covers: for each unmet clause its newest approvable option, recursively. Clauses a client
-    /// settles itself (detectoids, updates the store lacks) need nothing.
-    pub fn unapproved_prerequisites(
+    fn unapproved_prerequisites(
         &self,
         update_ids: &[String],
         group_id: &str,
@@ -241,8 +237,7 @@ impl Store {
         Ok(out)
     }
 
-    /// UpdateIDs that a newest revision in the catalog supersedes.
-    pub fn superseded_update_ids(&self) -> StoreResult<HashSet<String>> {
+    fn superseded_update_ids(&self) -> StoreResult<HashSet<String>> {
         let mut stmt = self
             .conn
             .prepare(

@@ -11,12 +11,29 @@ use std::collections::{HashMap, HashSet};
 type Candidate = (i32, String, i32, i64, bool, Option<String>);
 
 impl Store {
-    /// Revisions a downstream should fetch (WSUS-PROTOCOL.md §4.7): newest revisions, plus the
-    /// exact revisions that selected bundles name.
-    pub fn revisions_for_downstream(
-        &self,
-        f: &DownstreamFilter,
-    ) -> StoreResult<Vec<(String, i32)>> {
+    /// The category update ids each software or driver revision belongs to (its product and
+    /// classification prerequisites).
+    fn category_memberships(&self) -> StoreResult<HashMap<i32, Vec<String>>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT revision_id, update_id FROM prerequisites WHERE is_category = 1",
+            )
+            .map_err(|e| self.err("reading category memberships", e))?;
+        let mut map: HashMap<i32, Vec<String>> = HashMap::new();
+        let rows = stmt
+            .query_map([], |r| Ok((r.get::<_, i32>(0)?, r.get::<_, String>(1)?)))
+            .map_err(|e| self.err("reading category memberships", e))?;
+        for row in rows {
+            let (id, cat) = row.map_err(|e| self.err("reading category memberships", e))?;
+            map.entry(id).or_default().push(cat);
+        }
+        Ok(map)
+    }
+}
+
+impl ServerSyncStorage for Store {
+    fn revisions_for_downstream(&self, f: &DownstreamFilter) -> StoreResult<Vec<(String, i32)>> {
         let since = f.since.unwrap_or(-1);
         let rows = |sql: &str, p: &[&dyn rusqlite::ToSql]| -> StoreResult<Vec<Candidate>> {
             let mut stmt = self
@@ -117,29 +134,7 @@ impl Store {
         Ok(out)
     }
 
-    /// The category update ids each software or driver revision belongs to (its product and
-    /// classification prerequisites).
-    fn category_memberships(&self) -> StoreResult<HashMap<i32, Vec<String>>> {
-        let mut stmt = self
-            .conn
-            .prepare_cached(
-                "SELECT revision_id, update_id FROM prerequisites WHERE is_category = 1",
-            )
-            .map_err(|e| self.err("reading category memberships", e))?;
-        let mut map: HashMap<i32, Vec<String>> = HashMap::new();
-        let rows = stmt
-            .query_map([], |r| Ok((r.get::<_, i32>(0)?, r.get::<_, String>(1)?)))
-            .map_err(|e| self.err("reading category memberships", e))?;
-        for row in rows {
-            let (id, cat) = row.map_err(|e| self.err("reading category memberships", e))?;
-            map.entry(id).or_default().push(cat);
-        }
-        Ok(map)
-    }
-
-    /// The revision id of an update revision, if stored.
-    /// A stored revision's id and the size of its full document.
-    pub fn stored_revision(
+    fn stored_revision(
         &self,
         update_id: &str,
         revision_number: i32,
@@ -150,8 +145,7 @@ impl Store {
             .map_err(|e| self.err(format!("looking up {update_id}/{revision_number}"), e))
     }
 
-    /// Every (UpdateID, RevisionNumber) stored.
-    pub fn stored_identities(&self) -> StoreResult<HashSet<(String, i32)>> {
+    fn stored_identities(&self) -> StoreResult<HashSet<(String, i32)>> {
         let mut stmt = self
             .conn
             .prepare_cached("SELECT update_id, revision_number FROM revisions")
@@ -161,8 +155,7 @@ impl Store {
             .map_err(|e| self.err("listing revisions", e))
     }
 
-    /// The files of a revision: SHA-1 and where the upstream said it can be fetched.
-    pub fn revision_file_sources(
+    fn revision_file_sources(
         &self,
         revision_id: i32,
     ) -> StoreResult<Vec<([u8; 20], Option<String>)>> {
@@ -180,9 +173,7 @@ impl Store {
             .collect())
     }
 
-    /// Records where files come from (the URLs an upstream's GetUpdateData gave), for files the
-    /// store knows.
-    pub fn set_file_sources(&mut self, sources: &[([u8; 20], String)]) -> StoreResult<()> {
+    fn set_file_sources(&mut self, sources: &[([u8; 20], String)]) -> StoreResult<()> {
         let db = self.db_path();
         let tx = self
             .conn
@@ -200,8 +191,7 @@ impl Store {
         tx.commit().map_err(|e| StoreError::sqlite(&db, "recording file sources", e))
     }
 
-    /// The extension of a file whose verified content is in the tree.
-    pub fn present_file_extension(
+    fn present_file_extension(
         &self,
         sha1: &crate::catalog::Sha1Digest,
     ) -> StoreResult<Option<String>> {
@@ -211,8 +201,7 @@ impl Store {
             .map_err(|e| self.err("looking up a file", e))
     }
 
-    /// Where each file with a known source can be fetched.
-    pub fn file_sources(&self) -> StoreResult<HashMap<[u8; 20], String>> {
+    fn file_sources(&self) -> StoreResult<HashMap<[u8; 20], String>> {
         let mut stmt = self
             .conn
             .prepare_cached("SELECT sha1, source_url FROM files WHERE source_url IS NOT NULL")
@@ -227,8 +216,7 @@ impl Store {
             .collect())
     }
 
-    /// Marks files present after their content was verified and moved into place.
-    pub fn mark_files_present(&mut self, sha1s: &[[u8; 20]]) -> StoreResult<()> {
+    fn mark_files_present(&mut self, sha1s: &[[u8; 20]]) -> StoreResult<()> {
         let db = self.db_path();
         let tx = self
             .conn
@@ -246,8 +234,7 @@ impl Store {
         tx.commit().map_err(|e| StoreError::sqlite(&db, "marking files present", e))
     }
 
-    /// Approvals changed after `since` (a deployment stamp), and the deployment GUIDs removed.
-    pub fn deployments_since(
+    fn deployments_since(
         &self,
         since: i64,
     ) -> StoreResult<(Vec<DownstreamDeployment>, Vec<String>)> {
@@ -288,8 +275,7 @@ impl Store {
         Ok((deployments, dead))
     }
 
-    /// Languages of the localized properties the store holds.
-    pub fn languages(&self) -> StoreResult<Vec<String>> {
+    fn languages(&self) -> StoreResult<Vec<String>> {
         let mut stmt = self
             .conn
             .prepare_cached("SELECT DISTINCT language FROM localized_properties ORDER BY language")
@@ -299,8 +285,7 @@ impl Store {
             .map_err(|e| self.err("listing languages", e))
     }
 
-    /// Downstream servers: (server id, name, last seen).
-    pub fn downstream_servers(&self) -> StoreResult<Vec<(String, String, String)>> {
+    fn downstream_servers(&self) -> StoreResult<Vec<(String, String, String)>> {
         let mut stmt = self
             .conn
             .prepare_cached(
