@@ -1,6 +1,6 @@
 //! Administration: the one place its rules live. The CLI, the API, the console, `ferry demo`
 //! and a bundle's approval policy all change approvals through [`AdminService`]; the store keeps
-//! the rows (`store::DeploymentTx`), and each rule's check runs in the transaction of the write
+//! the rows (`store::DeploymentRows`), and each rule's check runs in the transaction of the write
 //! it allows.
 //!
 //! Invariant: a refused change changes nothing (one transaction per request, rolled back on

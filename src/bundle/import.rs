@@ -17,7 +17,7 @@ use crate::catalog::{Sha1Digest, Sha256Digest};
 use crate::faults::crash_point;
 use crate::store::prelude::*;
 use crate::store::{
-    ContentStore, ImportRecord, IngestBatch, IngestItem, IngestOptions, IngestReport, Store,
+    ContentStore, ImportRecord, IngestItem, IngestOptions, IngestReport, IngestRows, Store,
     StoreError, StoreResult, VerifiedFile,
 };
 use serde::Serialize;
@@ -500,7 +500,7 @@ fn walk_and_ingest(
             drop(sink);
         });
 
-        let mut before_commit = |batch: &mut IngestBatch<'_>, _done: u64| -> StoreResult<()> {
+        let mut before_commit = |batch: &mut dyn IngestRows, _done: u64| -> StoreResult<()> {
             let guard = walked.lock().expect("no panic holds the walk outcome");
             let Some(Walked::Done(walk)) = guard.as_ref() else {
                 return Err(StoreError::Aborted("the volumes did not check out".into()));
@@ -604,7 +604,7 @@ impl From<StoreError> for Stop {
 /// extension it is served under. Returns each one's place in the
 /// content tree.
 fn check_payloads(
-    batch: &mut IngestBatch<'_>,
+    batch: &mut dyn IngestRows,
     content: &ContentStore,
     staged: &[StagedPayload],
 ) -> Result<Vec<PathBuf>, Stop> {
@@ -640,7 +640,7 @@ fn check_payloads(
 /// Moves checked payloads into the content tree and marks them present (same transaction).
 /// `moved` collects the files that were not there before, for removal if the commit fails.
 fn move_payloads(
-    batch: &mut IngestBatch<'_>,
+    batch: &mut dyn IngestRows,
     staged: &[StagedPayload],
     targets: &[PathBuf],
     moved: &mut Vec<PathBuf>,
@@ -660,7 +660,7 @@ fn move_payloads(
 
 /// The import record and the bundle's removals, in the committing transaction.
 fn record_import(
-    batch: &mut IngestBatch<'_>,
+    batch: &mut dyn IngestRows,
     bundle: &OpenedBundle,
     walk: &WalkOutcome,
 ) -> StoreResult<()> {

@@ -145,3 +145,13 @@ pub trait ChannelStorage {
         languages: &[crate::catalog::Language],
     ) -> StoreResult<(Vec<u8>, u64)>;
 }
+
+/// What an import records inside its ingest transaction.
+pub trait ChannelRows {
+    /// Records a completed import (same transaction as its metadata).
+    fn record_import(&mut self, record: &ImportRecord, manifest_json: &str) -> StoreResult<()>;
+
+    /// Withdraws an update (expired upstream or no longer carried): clients are not offered it.
+    fn record_removal(&mut self, update_id: &str, reason: &str, bundle_id: &str)
+    -> StoreResult<()>;
+}

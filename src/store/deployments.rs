@@ -2,6 +2,7 @@
 //! `sqlite/deployments.rs`.)
 
 use super::*;
+use crate::admin::Action;
 
 /// Administration changes: one transaction under the next deployment stamp.
 pub trait DeploymentStorage {
@@ -12,7 +13,35 @@ pub trait DeploymentStorage {
     fn administer<T, E: From<StoreError>>(
         &mut self,
         what: &str,
-        change: impl FnOnce(&DeploymentTx<'_>) -> Result<T, E>,
+        change: impl FnOnce(&dyn DeploymentRows) -> Result<T, E>,
         changed: impl FnOnce(&T) -> bool,
     ) -> Result<T, E>;
+}
+
+/// The rows an administration change reads and writes, inside its transaction (see
+/// [`DeploymentStorage::administer`]).
+pub trait DeploymentRows {
+    fn is_declined(&self, update_id: &str) -> StoreResult<bool>;
+
+    /// Whether the update's newest revision is expired (withdrawn by Microsoft).
+    fn is_expired(&self, update_id: &str) -> StoreResult<bool>;
+
+    /// Approves an update for a group, replacing the group's approval of it if there is one.
+    fn put_approval(
+        &self,
+        update_id: &str,
+        group_id: &str,
+        action: Action,
+        deadline: Option<&str>,
+        admin: Option<&str>,
+    ) -> StoreResult<Approval>;
+
+    /// Removes a group's approval of an update; false when there was none.
+    fn remove_approval(&self, update_id: &str, group_id: &str) -> StoreResult<bool>;
+
+    /// Declines an update: offered to no one, its approvals removed. False when it already was.
+    fn decline(&self, update_id: &str, admin: Option<&str>) -> StoreResult<bool>;
+
+    /// Makes a declined update approvable again; false when it was not declined.
+    fn undecline(&self, update_id: &str) -> StoreResult<bool>;
 }

@@ -2,6 +2,7 @@
 //! `sqlite/ingest.rs`.)
 
 use super::*;
+use crate::catalog::ParsedUpdate;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AddOutcome {
     Added {
@@ -36,9 +37,25 @@ impl IngestReport {
     }
 }
 
+/// How [`IngestStorage::ingest_stream`] commits and reports.
+#[derive(Default)]
+pub struct IngestOptions<'a> {
+    /// A transaction per that many documents (what was committed stays when a later document
+    /// fails); `None`: one transaction for everything (all or nothing).
+    pub commit_every: Option<usize>,
+    /// (documents done, bytes done), after each document.
+    pub progress: Option<&'a mut dyn FnMut(u64, u64)>,
+    /// Runs inside each transaction just before it commits, with the number of documents done
+    /// (for progress markers that must agree with the data).
+    pub before_commit: Option<&'a mut BeforeCommit<'a>>,
+}
+
+/// See [`IngestOptions::before_commit`].
+pub type BeforeCommit<'a> = dyn FnMut(&mut dyn IngestRows, u64) -> StoreResult<()> + 'a;
+
 /// Ingesting update documents.
 pub trait IngestStorage {
-    fn begin_ingest(&mut self) -> StoreResult<IngestBatch<'_>>;
+    fn begin_ingest(&mut self) -> StoreResult<Box<dyn IngestRows + '_>>;
 
     /// Ingests a stream of documents: a reader thread, one preparing worker per core (parse,
     /// derive, compress), and this thread writing them in their original order (so revision ids
@@ -50,4 +67,46 @@ pub trait IngestStorage {
     ) -> StoreResult<IngestReport>
     where
         I: Iterator<Item = StoreResult<IngestItem>> + Send;
+}
+
+/// One ingest under way: documents and files added inside one transaction, committed together
+/// (dropped without `commit`: rolled back). See [`IngestStorage::begin_ingest`].
+pub trait IngestRows: ChannelRows {
+    /// The catalog stamp this batch gives the revisions it adds.
+    fn stamp(&self) -> i64;
+
+    /// Parses and stores one document; `source` names it in errors (a file, a bundle member...).
+    fn add_document(&mut self, source: &str, document: &[u8]) -> StoreResult<AddOutcome>;
+
+    /// Stores many documents in order, parsing and compressing them on all cores. Stops at the
+    /// first bad document (the caller drops the batch, which rolls it back).
+    fn add_documents(&mut self, documents: &[(String, Vec<u8>)]) -> StoreResult<Vec<AddOutcome>>;
+
+    /// Stores a document parsed by the caller.
+    fn add_parsed(
+        &mut self,
+        source: &str,
+        document: &[u8],
+        parsed: ParsedUpdate,
+    ) -> StoreResult<AddOutcome>;
+
+    fn add_prepared(&mut self, prepared: &PreparedRevision) -> StoreResult<AddOutcome>;
+
+    /// What the metadata says a file is (SHA-256, size, extension), if any revision names it.
+    fn described_file(
+        &mut self,
+        sha1: &crate::catalog::Sha1Digest,
+    ) -> StoreResult<Option<DescribedFile>>;
+
+    /// Records that a payload is verified in the content tree (same transaction as the metadata).
+    fn mark_present(&mut self, sha1: &crate::catalog::Sha1Digest) -> StoreResult<()>;
+
+    /// Writes a setting in the same transaction (progress markers that must agree with the data).
+    fn set_setting(&mut self, key: &str, value: &str) -> StoreResult<()>;
+
+    fn setting(&self, key: &str) -> StoreResult<Option<String>>;
+
+    fn report(&self) -> IngestReport;
+
+    fn commit(self: Box<Self>) -> StoreResult<IngestReport>;
 }

@@ -32,7 +32,7 @@ mod sqlite;
 
 pub use admin::TokenStorage;
 pub use bundles::ChannelStorage;
-pub use bundles::{CatalogRevision, ExportRecord, ImportRecord, TrustedKey};
+pub use bundles::{CatalogRevision, ChannelRows, ExportRecord, ImportRecord, TrustedKey};
 pub use cleanup::CleanupStorage;
 pub use cleanup::{CleanupOptions, CleanupPlan, PlannedComputer, PlannedDecline, PlannedFile};
 pub use clients::ClientStorage;
@@ -44,7 +44,7 @@ pub use consistency::{CheckProblem, CheckReport};
 pub use content::{
     ContentError, ContentStore, ExpectedFile, FileHasher, HashingWriter, VerifiedFile, hash_reader,
 };
-pub use deployments::DeploymentStorage;
+pub use deployments::{DeploymentRows, DeploymentStorage};
 pub use error::{DatabaseError, StoreError, StoreResult};
 pub use groups::GroupStorage;
 pub use groups::{
@@ -52,7 +52,9 @@ pub use groups::{
     Targeting, TargetingMode, display_name,
 };
 pub use ingest::IngestStorage;
-pub use ingest::{AddOutcome, DescribedFile, IngestReport};
+pub use ingest::{
+    AddOutcome, BeforeCommit, DescribedFile, IngestOptions, IngestReport, IngestRows,
+};
 pub use query::CatalogStorage;
 pub use query::*;
 pub use rules::RuleStorage;
@@ -61,10 +63,7 @@ pub use server_sync::ServerSyncStorage;
 pub use server_sync::{DownstreamDeployment, DownstreamFilter};
 pub use sqlite::Store;
 pub use sqlite::bundles::decompress_document;
-pub use sqlite::deployments::DeploymentTx;
-pub use sqlite::ingest::{
-    IngestBatch, IngestItem, IngestOptions, PreparedRevision, prepare_revision,
-};
+pub use sqlite::ingest::{IngestItem, PreparedRevision, prepare_revision};
 
 use std::path::Path;
 
@@ -123,8 +122,8 @@ impl<T> Storage for T where
 /// in scope.
 pub mod prelude {
     pub use super::{
-        CatalogStorage, ChannelStorage, CheckStorage, CleanupStorage, ClientStorage,
-        ComplianceStorage, DeploymentStorage, GroupStorage, IngestStorage, RuleStorage,
-        ServerSyncStorage, Storage, TokenStorage,
+        CatalogStorage, ChannelRows, ChannelStorage, CheckStorage, CleanupStorage, ClientStorage,
+        ComplianceStorage, DeploymentRows, DeploymentStorage, GroupStorage, IngestRows,
+        IngestStorage, RuleStorage, ServerSyncStorage, Storage, TokenStorage,
     };
 }

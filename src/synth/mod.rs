@@ -119,7 +119,7 @@ pub fn synthesize(
         item.present_files = files.iter().map(|f| f.sha1).collect();
         Ok(item)
     });
-    let mut before_commit = |batch: &mut crate::store::IngestBatch<'_>, in_run: u64| {
+    let mut before_commit = |batch: &mut dyn crate::store::IngestRows, in_run: u64| {
         batch.set_setting(&key, &(done + in_run).to_string())
     };
     let mut on_progress = |n: u64, _bytes: u64| progress(done + n, options.updates);

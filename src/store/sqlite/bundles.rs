@@ -64,9 +64,8 @@ pub fn decompress_document(compressed: &[u8], size: u64, what: &str) -> std::io:
     Ok(out)
 }
 
-impl IngestBatch<'_> {
-    /// Records a completed import (same transaction as its metadata).
-    pub fn record_import(&mut self, record: &ImportRecord, manifest_json: &str) -> StoreResult<()> {
+impl ChannelRows for IngestBatch<'_> {
+    fn record_import(&mut self, record: &ImportRecord, manifest_json: &str) -> StoreResult<()> {
         self.execute(
             &format!("INSERT INTO imports ({IMPORT_COLUMNS}, manifest) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"),
             params![
@@ -86,8 +85,7 @@ impl IngestBatch<'_> {
         )
     }
 
-    /// Withdraws an update (expired upstream or no longer carried): clients are not offered it.
-    pub fn record_removal(
+    fn record_removal(
         &mut self,
         update_id: &str,
         reason: &str,

@@ -259,7 +259,7 @@ impl CleanupStorage for Store {
     fn run_cleanup(&mut self, plan: &CleanupPlan) -> StoreResult<()> {
         let ids: Vec<String> = plan.declines.iter().map(|d| d.update_id.clone()).collect();
         for batch in ids.chunks(DECLINE_BATCH) {
-            let decline = |tx: &crate::store::DeploymentTx<'_>| {
+            let decline = |tx: &dyn crate::store::DeploymentRows| {
                 batch.iter().try_fold(0, |n, id| {
                     Ok::<_, crate::store::StoreError>(
                         n + usize::from(tx.decline(id, Some("cleanup"))?),

@@ -9,7 +9,7 @@
 use super::clients::{APPROVAL_COLUMNS, approval_from_row, next_stamp, set_stamp};
 use crate::admin::Action;
 use crate::store::Approval;
-use crate::store::DeploymentStorage;
+use crate::store::{DeploymentRows, DeploymentStorage};
 use crate::store::{Store, StoreError, StoreResult, now_rfc3339};
 use rusqlite::types::{FromSql, FromSqlResult, ToSql, ToSqlOutput, ValueRef};
 use rusqlite::{OptionalExtension, params};
@@ -33,7 +33,7 @@ impl FromSql for Action {
     }
 }
 
-/// An administration change under way: the rows a rule reads and writes, inside one transaction.
+/// An administration change under way in SQLite: [`DeploymentRows`] inside one transaction.
 pub struct DeploymentTx<'t> {
     tx: &'t rusqlite::Transaction<'t>,
     stamp: i64,
@@ -46,7 +46,22 @@ impl DeploymentTx<'_> {
         move |e| StoreError::sqlite(self.db, what, e)
     }
 
-    pub fn is_declined(&self, update_id: &str) -> StoreResult<bool> {
+    fn log(
+        &self,
+        deployment_guid: &str,
+        update_id: &str,
+        group_id: &str,
+        change: &str,
+    ) -> rusqlite::Result<usize> {
+        self.tx.execute(
+            "INSERT INTO approval_changes (changed_stamp, deployment_guid, update_id, group_id, change) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![self.stamp, deployment_guid, update_id, group_id, change],
+        )
+    }
+}
+
+impl DeploymentRows for DeploymentTx<'_> {
+    fn is_declined(&self, update_id: &str) -> StoreResult<bool> {
         let found = self
             .tx
             .query_row("SELECT 1 FROM declined_updates WHERE update_id = ?1", [update_id], |_| {
@@ -56,8 +71,7 @@ impl DeploymentTx<'_> {
         Ok(found.map_err(self.fail(format!("reading whether {update_id} is declined")))?.is_some())
     }
 
-    /// Whether the update's newest revision is expired (withdrawn by Microsoft).
-    pub fn is_expired(&self, update_id: &str) -> StoreResult<bool> {
+    fn is_expired(&self, update_id: &str) -> StoreResult<bool> {
         let found = self
             .tx
             .query_row(
@@ -69,8 +83,7 @@ impl DeploymentTx<'_> {
         Ok(found.map_err(self.fail(format!("reading whether {update_id} is expired")))?.is_some())
     }
 
-    /// Approves an update for a group, replacing the group's approval of it if there is one.
-    pub fn put_approval(
+    fn put_approval(
         &self,
         update_id: &str,
         group_id: &str,
@@ -100,8 +113,7 @@ impl DeploymentTx<'_> {
         Ok(approval)
     }
 
-    /// Removes a group's approval of an update; false when there was none.
-    pub fn remove_approval(&self, update_id: &str, group_id: &str) -> StoreResult<bool> {
+    fn remove_approval(&self, update_id: &str, group_id: &str) -> StoreResult<bool> {
         let fail = || self.fail(format!("removing the approval of {update_id}"));
         let guid: Option<String> = self
             .tx
@@ -123,8 +135,7 @@ impl DeploymentTx<'_> {
         Ok(true)
     }
 
-    /// Declines an update: offered to no one, its approvals removed. False when it already was.
-    pub fn decline(&self, update_id: &str, admin: Option<&str>) -> StoreResult<bool> {
+    fn decline(&self, update_id: &str, admin: Option<&str>) -> StoreResult<bool> {
         let fail = || self.fail(format!("declining {update_id}"));
         let added = self
             .tx
@@ -150,8 +161,7 @@ impl DeploymentTx<'_> {
         Ok(true)
     }
 
-    /// Makes a declined update approvable again; false when it was not declined.
-    pub fn undecline(&self, update_id: &str) -> StoreResult<bool> {
+    fn undecline(&self, update_id: &str) -> StoreResult<bool> {
         let fail = || self.fail(format!("undeclining {update_id}"));
         if self
             .tx
@@ -164,23 +174,10 @@ impl DeploymentTx<'_> {
         self.log("", update_id, "", "undeclined").map_err(fail())?;
         Ok(true)
     }
-
-    fn log(
-        &self,
-        deployment_guid: &str,
-        update_id: &str,
-        group_id: &str,
-        change: &str,
-    ) -> rusqlite::Result<usize> {
-        self.tx.execute(
-            "INSERT INTO approval_changes (changed_stamp, deployment_guid, update_id, group_id, change) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![self.stamp, deployment_guid, update_id, group_id, change],
-        )
-    }
 }
 
 impl Store {
-    /// [`Store::administer`] for the store's own rules (the group tree), written in SQL over the
+    /// [`DeploymentStorage::administer`] for the store's own rules (the group tree), written in SQL over the
     /// transaction and its stamp. `Ok(Err(_))` from `change` is a refusal: rolled back.
     pub(super) fn deployment_change<T>(
         &mut self,
@@ -192,12 +189,11 @@ impl Store {
         let sql = |tx: &DeploymentTx<'_>| {
             change(tx.tx, tx.stamp).map_err(|e| StoreError::sqlite(&db, what, e))?
         };
-        self.administer(what, sql, changed)
+        self.transact(what, sql, changed)
     }
-}
 
-impl DeploymentStorage for Store {
-    fn administer<T, E: From<StoreError>>(
+    /// One transaction under the next deployment stamp, over the SQLite rows themselves.
+    fn transact<T, E: From<StoreError>>(
         &mut self,
         what: &str,
         change: impl FnOnce(&DeploymentTx<'_>) -> Result<T, E>,
@@ -215,6 +211,17 @@ impl DeploymentStorage for Store {
             tx.commit().map_err(fail)?;
         }
         Ok(value)
+    }
+}
+
+impl DeploymentStorage for Store {
+    fn administer<T, E: From<StoreError>>(
+        &mut self,
+        what: &str,
+        change: impl FnOnce(&dyn DeploymentRows) -> Result<T, E>,
+        changed: impl FnOnce(&T) -> bool,
+    ) -> Result<T, E> {
+        self.transact(what, |tx| change(tx), changed)
     }
 }
 

@@ -248,30 +248,101 @@ impl IngestBatch<'_> {
         move |e| StoreError::sqlite(&self.db, context(), e)
     }
 
-    /// The catalog stamp this batch gives the revisions it adds.
-    pub fn stamp(&self) -> i64 {
+    fn add_file(
+        &mut self,
+        source: &str,
+        revision_id: i32,
+        file: &crate::catalog::UpdateFile,
+    ) -> StoreResult<()> {
+        let inserted = self
+            .tx
+            .prepare_cached(
+                "INSERT OR IGNORE INTO files (sha1, sha256, size, file_name, extension, modified, patching_type) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    &file.sha1.0[..],
+                    file.sha256.map(|d| d.0.to_vec()),
+                    file.size as i64,
+                    file.file_name,
+                    file.extension(),
+                    file.modified,
+                    file.patching_type,
+                ])
+            })
+            .map_err(self.err(|| format!("storing file {}", file.sha1)))?;
+        if inserted == 0 {
+            // Known already: the metadata must agree on what the file is.
+            let (stored_sha256, stored_size): (Option<Vec<u8>>, i64) = self
+                .tx
+                .prepare_cached("SELECT sha256, size FROM files WHERE sha1 = ?1")
+                .and_then(|mut s| s.query_row([&file.sha1.0[..]], |r| Ok((r.get(0)?, r.get(1)?))))
+                .map_err(self.err(|| format!("looking up file {}", file.sha1)))?;
+            let sha_differs =
+                matches!((&stored_sha256, &file.sha256), (Some(a), Some(b)) if a[..] != b.0[..]);
+            if sha_differs || stored_size as u64 != file.size {
+                let hex = |v: Option<&[u8]>| v.map(hex::encode).unwrap_or_else(|| "(none)".into());
+                return Err(StoreError::ConflictingFile(Box::new(
+                    crate::store::error::FileConflict {
+                        document: source.to_string(),
+                        sha1: file.sha1.to_hex_upper(),
+                        file_name: file.file_name.clone(),
+                        stored_size: stored_size as u64,
+                        stored_sha256: hex(stored_sha256.as_deref()),
+                        size: file.size,
+                        sha256: hex(file.sha256.as_ref().map(|d| &d.0[..])),
+                    },
+                )));
+            }
+            if stored_sha256.is_none() && file.sha256.is_some() {
+                self.tx
+                    .execute(
+                        "UPDATE files SET sha256 = ?2 WHERE sha1 = ?1",
+                        params![&file.sha1.0[..], file.sha256.map(|d| d.0.to_vec())],
+                    )
+                    .map_err(self.err(|| format!("recording the SHA-256 of file {}", file.sha1)))?;
+            }
+        }
+        self.tx
+            .prepare_cached(
+                "INSERT OR IGNORE INTO revision_files (revision_id, sha1) VALUES (?1, ?2)",
+            )
+            .and_then(|mut s| s.execute(params![revision_id, &file.sha1.0[..]]))
+            .map_err(self.err(|| format!("linking file {}", file.sha1)))?;
+        Ok(())
+    }
+
+    pub(crate) fn execute(
+        &mut self,
+        sql: &str,
+        params: impl rusqlite::Params,
+        context: &str,
+    ) -> StoreResult<()> {
+        self.tx
+            .prepare_cached(sql)
+            .and_then(|mut s| s.execute(params))
+            .map(|_| ())
+            .map_err(self.err(|| context.to_string()))
+    }
+}
+
+impl IngestRows for IngestBatch<'_> {
+    fn stamp(&self) -> i64 {
         self.stamp
     }
 
-    /// Parses and stores one document; `source` names it in errors (a file, a bundle member...).
-    pub fn add_document(&mut self, source: &str, document: &[u8]) -> StoreResult<AddOutcome> {
+    fn add_document(&mut self, source: &str, document: &[u8]) -> StoreResult<AddOutcome> {
         let prepared = prepare_revision(source, document)?;
         self.add_prepared(&prepared)
     }
 
-    /// Stores many documents in order, parsing and compressing them on all cores. Stops at the
-    /// first bad document (the caller drops the batch, which rolls it back).
-    pub fn add_documents(
-        &mut self,
-        documents: &[(String, Vec<u8>)],
-    ) -> StoreResult<Vec<AddOutcome>> {
+    fn add_documents(&mut self, documents: &[(String, Vec<u8>)]) -> StoreResult<Vec<AddOutcome>> {
         let prepared: Vec<StoreResult<PreparedRevision>> =
             documents.par_iter().map(|(source, doc)| prepare_revision(source, doc)).collect();
         prepared.into_iter().map(|p| p.and_then(|p| self.add_prepared(&p))).collect()
     }
 
-    /// Stores a document parsed by the caller.
-    pub fn add_parsed(
+    fn add_parsed(
         &mut self,
         source: &str,
         document: &[u8],
@@ -280,7 +351,7 @@ impl IngestBatch<'_> {
         self.add_prepared(&prepare_parsed(source, document, parsed))
     }
 
-    pub fn add_prepared(&mut self, prepared: &PreparedRevision) -> StoreResult<AddOutcome> {
+    fn add_prepared(&mut self, prepared: &PreparedRevision) -> StoreResult<AddOutcome> {
         let source = prepared.source.as_str();
         let u = &prepared.update;
         let id = u.identity;
@@ -406,72 +477,7 @@ impl IngestBatch<'_> {
         Ok(AddOutcome::Added { revision_id })
     }
 
-    fn add_file(
-        &mut self,
-        source: &str,
-        revision_id: i32,
-        file: &crate::catalog::UpdateFile,
-    ) -> StoreResult<()> {
-        let inserted = self
-            .tx
-            .prepare_cached(
-                "INSERT OR IGNORE INTO files (sha1, sha256, size, file_name, extension, modified, patching_type) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            )
-            .and_then(|mut s| {
-                s.execute(params![
-                    &file.sha1.0[..],
-                    file.sha256.map(|d| d.0.to_vec()),
-                    file.size as i64,
-                    file.file_name,
-                    file.extension(),
-                    file.modified,
-                    file.patching_type,
-                ])
-            })
-            .map_err(self.err(|| format!("storing file {}", file.sha1)))?;
-        if inserted == 0 {
-            // Known already: the metadata must agree on what the file is.
-            let (stored_sha256, stored_size): (Option<Vec<u8>>, i64) = self
-                .tx
-                .prepare_cached("SELECT sha256, size FROM files WHERE sha1 = ?1")
-                .and_then(|mut s| s.query_row([&file.sha1.0[..]], |r| Ok((r.get(0)?, r.get(1)?))))
-                .map_err(self.err(|| format!("looking up file {}", file.sha1)))?;
-            let sha_differs =
-                matches!((&stored_sha256, &file.sha256), (Some(a), Some(b)) if a[..] != b.0[..]);
-            if sha_differs || stored_size as u64 != file.size {
-                let hex = |v: Option<&[u8]>| v.map(hex::encode).unwrap_or_else(|| "(none)".into());
-                return Err(StoreError::ConflictingFile(Box::new(
-                    crate::store::error::FileConflict {
-                        document: source.to_string(),
-                        sha1: file.sha1.to_hex_upper(),
-                        file_name: file.file_name.clone(),
-                        stored_size: stored_size as u64,
-                        stored_sha256: hex(stored_sha256.as_deref()),
-                        size: file.size,
-                        sha256: hex(file.sha256.as_ref().map(|d| &d.0[..])),
-                    },
-                )));
-            }
-            if stored_sha256.is_none() && file.sha256.is_some() {
-                self.tx
-                    .execute(
-                        "UPDATE files SET sha256 = ?2 WHERE sha1 = ?1",
-                        params![&file.sha1.0[..], file.sha256.map(|d| d.0.to_vec())],
-                    )
-                    .map_err(self.err(|| format!("recording the SHA-256 of file {}", file.sha1)))?;
-            }
-        }
-        self.tx
-            .prepare_cached(
-                "INSERT OR IGNORE INTO revision_files (revision_id, sha1) VALUES (?1, ?2)",
-            )
-            .and_then(|mut s| s.execute(params![revision_id, &file.sha1.0[..]]))
-            .map_err(self.err(|| format!("linking file {}", file.sha1)))?;
-        Ok(())
-    }
-
-    /// What the metadata says a file is (SHA-256, size, extension), if any revision names it.
-    pub fn described_file(
+    fn described_file(
         &mut self,
         sha1: &crate::catalog::Sha1Digest,
     ) -> StoreResult<Option<DescribedFile>> {
@@ -493,8 +499,7 @@ impl IngestBatch<'_> {
             .map_err(self.err(|| format!("reading file {sha1}")))
     }
 
-    /// Records that a payload is verified in the content tree (same transaction as the metadata).
-    pub fn mark_present(&mut self, sha1: &crate::catalog::Sha1Digest) -> StoreResult<()> {
+    fn mark_present(&mut self, sha1: &crate::catalog::Sha1Digest) -> StoreResult<()> {
         self.tx
             .prepare_cached("UPDATE files SET present = 1 WHERE sha1 = ?1")
             .and_then(|mut s| s.execute([&sha1.0[..]]))
@@ -502,8 +507,7 @@ impl IngestBatch<'_> {
         Ok(())
     }
 
-    /// Writes a setting in the same transaction (progress markers that must agree with the data).
-    pub fn set_setting(&mut self, key: &str, value: &str) -> StoreResult<()> {
+    fn set_setting(&mut self, key: &str, value: &str) -> StoreResult<()> {
         self.tx
             .execute(
                 "INSERT INTO settings (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
@@ -513,31 +517,18 @@ impl IngestBatch<'_> {
         Ok(())
     }
 
-    pub fn setting(&self, key: &str) -> StoreResult<Option<String>> {
+    fn setting(&self, key: &str) -> StoreResult<Option<String>> {
         self.tx
             .query_row("SELECT value FROM settings WHERE key = ?1", [key], |r| r.get(0))
             .optional()
             .map_err(self.err(|| format!("reading setting {key}")))
     }
 
-    pub(crate) fn execute(
-        &mut self,
-        sql: &str,
-        params: impl rusqlite::Params,
-        context: &str,
-    ) -> StoreResult<()> {
-        self.tx
-            .prepare_cached(sql)
-            .and_then(|mut s| s.execute(params))
-            .map(|_| ())
-            .map_err(self.err(|| context.to_string()))
-    }
-
-    pub fn report(&self) -> IngestReport {
+    fn report(&self) -> IngestReport {
         self.report
     }
 
-    pub fn commit(self) -> StoreResult<IngestReport> {
+    fn commit(self: Box<Self>) -> StoreResult<IngestReport> {
         let db = self.db.clone();
         if self.report.added > 0 {
             self.tx
@@ -568,22 +559,6 @@ const BATCHES_IN_FLIGHT: usize = 8;
 /// lets the writer and the workers absorb each other's slow stretches (a run of CBS manifests is
 /// slow to prepare, a run of small updates with many relationships slow to write).
 const PREPARED_BATCHES_AHEAD: usize = 64;
-
-/// How [`Store::ingest_stream`] commits and reports.
-#[derive(Default)]
-pub struct IngestOptions<'a> {
-    /// A transaction per that many documents (what was committed stays when a later document
-    /// fails); `None`: one transaction for everything (all or nothing).
-    pub commit_every: Option<usize>,
-    /// (documents done, bytes done), after each document.
-    pub progress: Option<&'a mut dyn FnMut(u64, u64)>,
-    /// Runs inside each transaction just before it commits, with the number of documents done
-    /// (for progress markers that must agree with the data).
-    pub before_commit: Option<&'a mut BeforeCommit<'a>>,
-}
-
-/// See [`IngestOptions::before_commit`].
-pub type BeforeCommit<'a> = dyn FnMut(&mut IngestBatch<'_>, u64) -> StoreResult<()> + 'a;
 
 /// Fills `revisions.languages` for the software and driver revisions a store held before schema
 /// version 9, from their stored documents (through the one parser, so the rule is the same as at
@@ -616,7 +591,7 @@ pub(crate) fn backfill_languages(tx: &Transaction<'_>, db: &std::path::Path) -> 
 }
 
 impl IngestStorage for Store {
-    fn begin_ingest(&mut self) -> StoreResult<IngestBatch<'_>> {
+    fn begin_ingest(&mut self) -> StoreResult<Box<dyn IngestRows + '_>> {
         let db = self.db_path();
         let tx = self
             .conn
@@ -632,7 +607,13 @@ impl IngestStorage for Store {
             .map_err(|e| StoreError::sqlite(&db, "reading the catalog stamp", e))?
             .unwrap_or(0)
             + 1;
-        Ok(IngestBatch { tx, db, stamp, now: now_rfc3339(), report: IngestReport::default() })
+        Ok(Box::new(IngestBatch {
+            tx,
+            db,
+            stamp,
+            now: now_rfc3339(),
+            report: IngestReport::default(),
+        }))
     }
 
     fn ingest_stream<I>(
@@ -647,7 +628,7 @@ impl IngestStorage for Store {
         type Prepared = StoreResult<(PreparedRevision, Vec<crate::catalog::Sha1Digest>)>;
         let IngestOptions { commit_every, mut progress, mut before_commit } = options;
         let mut before_commit =
-            move |batch: &mut IngestBatch<'_>, done: u64| match before_commit.as_mut() {
+            move |batch: &mut dyn IngestRows, done: u64| match before_commit.as_mut() {
                 Some(f) => f(batch, done),
                 None => Ok(()),
             };
@@ -725,7 +706,7 @@ impl IngestStorage for Store {
                         }
                         in_batch += 1;
                         if commit_every.is_some_and(|n| in_batch >= n) {
-                            before_commit(&mut batch, next_seq)?;
+                            before_commit(&mut *batch, next_seq)?;
                             total.add(batch.commit()?);
                             commits += 1;
                             match &checkpoints {
@@ -741,10 +722,10 @@ impl IngestStorage for Store {
                     }
                 }
                 if let Some(p) = progress.as_mut() {
-                    p(next_seq, total.document_bytes + batch.report.document_bytes);
+                    p(next_seq, total.document_bytes + batch.report().document_bytes);
                 }
             }
-            before_commit(&mut batch, next_seq)?;
+            before_commit(&mut *batch, next_seq)?;
             total.add(batch.commit()?);
             self.conn
                 .pragma_update(None, "wal_autocheckpoint", 1000)
