@@ -481,7 +481,33 @@ async fn soap_endpoint(
 ) -> Response<Body> {
     let peer = peer_of(&request);
     let (parts, body) = request.into_parts();
-    if parts.method == Method::GET || parts.method == Method::HEAD {
+    if let Some(refused) = not_a_post(service, &parts.method) {
+        return refused;
+    }
+    let (bytes, _body_held) =
+        match read_request_body(&state, service, &parts, body, body_timeout, peer).await {
+            Ok(read) => read,
+            Err(refused) => return refused,
+        };
+    let started = Instant::now();
+    // The tree is larger than its body (an empty element is 4 bytes of XML and about 160 in the
+    // tree), and lives while the request is handled: counted too.
+    let (parsed, tree_bytes) = parse(&state, service, bytes.clone()).await;
+    let Ok(_tree_held) = state.budget.hold(tree_bytes, peer).await else {
+        return busy(&state, service, version_from_headers(&parts.headers));
+    };
+    let call = Call { state: &state, scheme, service, parts: &parts, peer };
+    let (label, result, version) = match parsed {
+        Err(fault) => (metrics::Label::UNPARSED, Err(fault), version_from_headers(&parts.headers)),
+        Ok(incoming) => call.handle(incoming, &bytes, tree_bytes).await,
+    };
+    state.metrics.observe(label, started.elapsed(), result.is_err());
+    call.respond(label, result, version).await
+}
+
+/// What a browser (GET, HEAD) or another method gets from a SOAP endpoint; `None` for a POST.
+fn not_a_post(service: Service, method: &Method) -> Option<Response<Body>> {
+    if method == Method::GET || method == Method::HEAD {
         // What IIS shows a browser: the service exists and takes SOAP posts.
         let page = format!(
             "<html><body><h1>{}</h1><p>This is a SOAP endpoint of a WSUS-compatible server (ferry). POST SOAP requests to it.</p></body></html>\n",
@@ -490,141 +516,173 @@ async fn soap_endpoint(
         let mut r = plain(StatusCode::OK, &page);
         r.headers_mut()
             .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
-        if parts.method == Method::HEAD {
+        if method == Method::HEAD {
             *r.body_mut() = Body::empty();
         }
-        return r;
+        return Some(r);
     }
-    if parts.method != Method::POST {
+    if method != Method::POST {
         let mut r = plain(StatusCode::METHOD_NOT_ALLOWED, "only POST is accepted here\n");
         r.headers_mut().insert(header::ALLOW, HeaderValue::from_static("GET, HEAD, POST"));
-        return r;
+        return Some(r);
     }
+    None
+}
+
+/// The whole request body, held in the memory budget; or the answer that refuses it.
+async fn read_request_body(
+    state: &AppState,
+    service: Service,
+    parts: &axum::http::request::Parts,
+    body: Body,
+    body_timeout: Duration,
+    peer: Option<std::net::IpAddr>,
+) -> Result<(bytes::Bytes, Held), Response<Body>> {
     let declared = parts
         .headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > MAX_REQUEST_BYTES as u64) {
-        return plain(StatusCode::PAYLOAD_TOO_LARGE, "request body too large\n");
+        return Err(plain(StatusCode::PAYLOAD_TOO_LARGE, "request body too large\n"));
     }
-    let (bytes, _body_held) =
-        match state.budget.read_body(body, MAX_REQUEST_BYTES, body_timeout, peer).await {
-            Ok(read) => read,
-            Err(BodyRefusal::TooLarge) => {
-                return plain(StatusCode::PAYLOAD_TOO_LARGE, "request body too large\n");
+    state.budget.read_body(body, MAX_REQUEST_BYTES, body_timeout, peer).await.map_err(|refusal| {
+        match refusal {
+            BodyRefusal::TooLarge => {
+                plain(StatusCode::PAYLOAD_TOO_LARGE, "request body too large\n")
             }
-            Err(BodyRefusal::TimedOut) => {
-                return plain(StatusCode::REQUEST_TIMEOUT, "request body not received in time\n");
+            BodyRefusal::TimedOut => {
+                plain(StatusCode::REQUEST_TIMEOUT, "request body not received in time\n")
             }
-            Err(BodyRefusal::Busy) => {
-                return busy(&state, service, version_from_headers(&parts.headers));
+            BodyRefusal::Busy => busy(state, service, version_from_headers(&parts.headers)),
+            BodyRefusal::Broken => {
+                plain(StatusCode::BAD_REQUEST, "could not read the request body\n")
             }
-            Err(BodyRefusal::Broken) => {
-                return plain(StatusCode::BAD_REQUEST, "could not read the request body\n");
-            }
-        };
-    let action = action_of(&parts.headers);
-    let xpress = service.may_compress() && accepts_xpress(&parts.headers);
-    let started = Instant::now();
-    // The tree is larger than its body (an empty element is 4 bytes of XML and about 160 in the
-    // tree), and lives while the request is handled: counted too.
-    let (parsed, tree_bytes) = parse(&state, service, bytes.clone()).await;
-    let Ok(_tree_held) = state.budget.hold(tree_bytes, peer).await else {
-        return busy(&state, service, version_from_headers(&parts.headers));
-    };
-    let (label, result, version) = match parsed {
-        Err(fault) => (metrics::Label::UNPARSED, Err(fault), version_from_headers(&parts.headers)),
-        Ok(Incoming { request, .. }) if &*request.operation.ns != service.namespace() => {
-            let fault = Fault::invalid(format!(
+        }
+    })
+}
+
+/// One SOAP call being answered: where it came in and from whom.
+struct Call<'a> {
+    state: &'a Arc<AppState>,
+    scheme: &'static str,
+    service: Service,
+    parts: &'a axum::http::request::Parts,
+    peer: Option<std::net::IpAddr>,
+}
+
+impl Call<'_> {
+    /// Runs the operation a parsed request names, with the metrics label and SOAP version of
+    /// its answer.
+    async fn handle(
+        &self,
+        incoming: Incoming,
+        body: &[u8],
+        tree_bytes: usize,
+    ) -> (metrics::Label, Result<Answer, Fault>, SoapVersion) {
+        let (state, service) = (self.state, self.service);
+        let Incoming { request, cookie, new_shape } = incoming;
+        let result = if &*request.operation.ns != service.namespace() {
+            Err(Fault::invalid(format!(
                 "request: {{{}}}{} is not an operation of {}",
                 request.operation.ns,
                 request.name(),
                 service.name()
-            ));
-            let outcome = (metrics::Label::soap(request.name()), Err(fault), request.version);
-            drop_off_the_loop(request, tree_bytes);
-            outcome
-        }
-        Ok(Incoming { request, cookie, new_shape }) => {
-            let host = parts
-                .headers
-                .get(header::HOST)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("localhost")
-                .to_string();
-            let base_url = base_url_of(&state, scheme, &parts.headers);
-            let ctx = Context { base_url, host, peer, xpress, cookie };
-            let text = |t: String| Answer::Fresh(vec![Piece::Text(t)]);
-            let result = match service {
-                Service::Client => client_service::client_web_service(&state, &ctx, &request).await,
-                Service::SimpleAuth => {
-                    client_service::simple_auth(&state, &request).await.map(text)
-                }
-                Service::Reporting => {
-                    client_service::reporting(&state, &ctx, &request).await.map(text)
-                }
-                Service::ServerSync => {
-                    super::server_sync_service::server_sync(&state, &ctx, &request).await.map(text)
-                }
-                Service::DssAuth => {
-                    super::server_sync_service::dss_auth(&state, &request).await.map(text)
-                }
+            )))
+        } else {
+            let headers = &self.parts.headers;
+            let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
+            let ctx = Context {
+                base_url: base_url_of(state, self.scheme, headers),
+                host: host.unwrap_or("localhost").to_string(),
+                peer: self.peer,
+                xpress: service.may_compress() && accepts_xpress(headers),
+                cookie,
             };
+            let result = self.operation(&ctx, &request).await;
             if new_shape && result.is_ok() {
-                keep_shape(&state, &bytes, &request, tree_bytes);
+                keep_shape(state, body, &request, tree_bytes);
             }
-            let outcome = (metrics::Label::soap(request.name()), result, request.version);
-            drop_off_the_loop(request, tree_bytes);
-            outcome
-        }
-    };
-    let op_name = label;
-    let fault = result.is_err();
-    state.metrics.observe(op_name, started.elapsed(), fault);
-    match result {
-        Ok(Answer::Shared { rendered, client_part }) => {
-            let (body, plain_len) = rendered.body(&client_part);
-            // The whole answer is held, as any other: an answer dropped from the cache lives on
-            // until this client has read it.
-            let Ok(held) = state.budget.hold(body.content_length() as usize, peer).await else {
-                return busy(&state, service, version);
-            };
-            if rendered.xpress() {
-                state.metrics.count_xpress(plain_len, body.content_length());
+            result
+        };
+        let outcome = (metrics::Label::soap(request.name()), result, request.version);
+        drop_off_the_loop(request, tree_bytes);
+        outcome
+    }
+
+    async fn operation(&self, ctx: &Context, request: &soap::Request) -> Result<Answer, Fault> {
+        let state = self.state;
+        let text = |t: String| Answer::Fresh(vec![Piece::Text(t)]);
+        match self.service {
+            Service::Client => client_service::client_web_service(state, ctx, request).await,
+            Service::SimpleAuth => client_service::simple_auth(state, request).await.map(text),
+            Service::Reporting => client_service::reporting(state, ctx, request).await.map(text),
+            Service::ServerSync => {
+                super::server_sync_service::server_sync(state, ctx, request).await.map(text)
             }
-            answer_response(version, service, rendered.xpress(), body.holding(held))
+            Service::DssAuth => {
+                super::server_sync_service::dss_auth(state, request).await.map(text)
+            }
         }
-        Ok(Answer::Fresh(content)) => {
-            let (before, after) = soap::envelope_parts(version, service.style());
-            let pieces = std::iter::once(Piece::Text(before))
-                .chain(content)
-                .chain(std::iter::once(Piece::Text(after.to_string())));
-            let body = PiecesBody::new(pieces);
-            // Held until the client has read it all (or gone): unread answers cannot pile up.
-            let Ok(held) = state.budget.hold(body.owned_bytes(), peer).await else {
-                return busy(&state, service, version);
-            };
-            if xpress {
-                let Some(framed) = compress(&state, body, held, peer).await else {
-                    return busy(&state, service, version);
+    }
+
+    /// The HTTP answer: a shared or fresh answer (compressed when asked), or the fault.
+    async fn respond(
+        &self,
+        label: metrics::Label,
+        result: Result<Answer, Fault>,
+        version: SoapVersion,
+    ) -> Response<Body> {
+        let (state, service, peer) = (self.state, self.service, self.peer);
+        let xpress = service.may_compress() && accepts_xpress(&self.parts.headers);
+        match result {
+            Ok(Answer::Shared { rendered, client_part }) => {
+                let (body, plain_len) = rendered.body(&client_part);
+                // The whole answer is held, as any other: an answer dropped from the cache lives
+                // on until this client has read it.
+                let Ok(held) = state.budget.hold(body.content_length() as usize, peer).await else {
+                    return busy(state, service, version);
                 };
-                answer_response(version, service, true, framed)
-            } else {
-                answer_response(version, service, false, body.holding(held))
+                if rendered.xpress() {
+                    state.metrics.count_xpress(plain_len, body.content_length());
+                }
+                answer_response(version, service, rendered.xpress(), body.holding(held))
             }
-        }
-        Err(f) => {
-            if f.code == ErrorCode::InternalServerError {
-                tracing::error!(operation = %op_name, "internal error answered as a fault");
-            } else {
-                tracing::debug!(operation = %op_name, "fault: {f}");
+            Ok(Answer::Fresh(content)) => {
+                let (before, after) = soap::envelope_parts(version, service.style());
+                let pieces = std::iter::once(Piece::Text(before))
+                    .chain(content)
+                    .chain(std::iter::once(Piece::Text(after.to_string())));
+                let body = PiecesBody::new(pieces);
+                // Held until the client has read it all (or gone): unread answers cannot pile up.
+                let Ok(held) = state.budget.hold(body.owned_bytes(), peer).await else {
+                    return busy(state, service, version);
+                };
+                if !xpress {
+                    return answer_response(version, service, false, body.holding(held));
+                }
+                match compress(state, body, held, peer).await {
+                    Some(framed) => answer_response(version, service, true, framed),
+                    None => busy(state, service, version),
+                }
             }
-            let method = action.or_else(|| Some(format!("{}/{op_name}", service.namespace())));
-            let actor = (service.style() == EnvelopeStyle::Asmx).then(|| {
-                format!("{}{}", base_url_of(&state, scheme, &parts.headers), parts.uri.path())
-            });
-            fault_response(&f, version, service.style(), method.as_deref(), actor.as_deref())
+            Err(f) => self.fault(label, &f, version),
         }
+    }
+
+    fn fault(&self, label: metrics::Label, f: &Fault, version: SoapVersion) -> Response<Body> {
+        if f.code == ErrorCode::InternalServerError {
+            tracing::error!(operation = %label, "internal error answered as a fault");
+        } else {
+            tracing::debug!(operation = %label, "fault: {f}");
+        }
+        let service = self.service;
+        let method = action_of(&self.parts.headers)
+            .unwrap_or_else(|| format!("{}/{label}", service.namespace()));
+        let actor = (service.style() == EnvelopeStyle::Asmx).then(|| {
+            let base = base_url_of(self.state, self.scheme, &self.parts.headers);
+            format!("{base}{}", self.parts.uri.path())
+        });
+        fault_response(f, version, service.style(), Some(&method), actor.as_deref())
     }
 }
