@@ -31,7 +31,7 @@ pub fn channel_selections(store: &Store) -> Result<BTreeMap<String, Selection>, 
     for (channel, (_, bundle_id)) in newest {
         // Manifests were checked when imported; one that no longer reads says nothing.
         if let Some(json) = store.import_manifest(&bundle_id)?
-            && let Ok(m) = serde_json::from_str::<Manifest>(&json)
+            && let Ok(m) = Manifest::from_stored(&json)
         {
             out.insert(channel, m.selection);
         }

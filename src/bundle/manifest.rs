@@ -178,6 +178,11 @@ impl MemberEntry {
 }
 
 impl Manifest {
+    /// A manifest as the store keeps it: the JSON recorded when its bundle was imported.
+    pub fn from_stored(json: &str) -> Result<Manifest, String> {
+        serde_json::from_str(json).map_err(|e| format!("the stored manifest: {e}"))
+    }
+
     /// The trusted comment signed with the manifest: names the bundle, so a signature cannot be
     /// moved to another bundle's manifest unnoticed (and `minisign -V` shows it).
     pub fn trusted_comment(&self) -> String {

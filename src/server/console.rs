@@ -11,11 +11,10 @@ use crate::admin::{Action, AdminResult, AdminService, Approve, NewRuleRequest, T
 use crate::compliance::StateCounts;
 use crate::html::escape as esc;
 use crate::store::prelude::*;
-use crate::store::{CleanupOptions, Store};
+use crate::store::{CleanupOptions, CleanupPlan, Store};
 use axum::body::Body;
 use axum::extract::Request;
 use axum::http::{HeaderMap, Method, Response, StatusCode, header};
-use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::sync::{Arc, Mutex};
@@ -405,9 +404,7 @@ fn render(
                 obsolete_computers_days: days,
             };
             match AdminService::new(store).cleanup(&options, run) {
-                Ok(plan) => {
-                    Ok(cleanup_page(csrf, Some(&json!({ "dry_run": !run, "plan": plan })), query))
-                }
+                Ok(plan) => Ok(cleanup_page(csrf, Some((&plan, run)), query)),
                 Err(err) => Ok(Rendered::Redirect(format!(
                     "/admin/cleanup?message={}",
                     url_encode(&format!("error: {err}"))
@@ -420,8 +417,7 @@ fn render(
             let Some(manifest) = store.import_manifest(id).map_err(e)? else {
                 return Ok(Rendered::NotFound);
             };
-            let manifest: crate::bundle::manifest::Manifest =
-                serde_json::from_str(&manifest).map_err(|e| e.to_string())?;
+            let manifest = crate::bundle::manifest::Manifest::from_stored(&manifest)?;
             let signer = manifest.signer_key_id.clone();
             let inspection = crate::bundle::inspect::inspection_of(
                 std::path::PathBuf::from(format!("imported bundle {id}")),
@@ -806,7 +802,12 @@ fn rules(
 }
 
 /// The cleanup form, and what a preview or a run did.
-fn cleanup_page(csrf: &str, result: Option<&Value>, query: &HashMap<String, String>) -> Rendered {
+/// `result`: the plan, and whether it was carried out (or only previewed).
+fn cleanup_page(
+    csrf: &str,
+    result: Option<(&CleanupPlan, bool)>,
+    query: &HashMap<String, String>,
+) -> Rendered {
     let mut b = format!(
         "<h1>Server cleanup</h1>{}<form method=\"post\" action=\"/admin/cleanup\"><input type=\"hidden\" name=\"csrf\" value=\"{}\">\
          <p><label><input type=\"checkbox\" name=\"decline_superseded\" checked> Decline superseded updates (superseded by an approved update, \
@@ -817,25 +818,23 @@ fn cleanup_page(csrf: &str, result: Option<&Value>, query: &HashMap<String, Stri
         message(query),
         esc(csrf)
     );
-    if let Some(v) = result {
-        let plan = &v["plan"];
-        let count = |k: &str| plan[k].as_array().map_or(0, Vec::len);
+    if let Some((plan, ran)) = result {
         let _ = write!(
             b,
             "<p class=\"msg\" role=\"status\">{}: {} update(s) declined, {} file(s) deleted ({}), {} computer(s) removed</p><table><tr><th>Update</th><th>Title</th><th>Reason</th></tr>",
-            if v["dry_run"].as_bool() == Some(true) { "preview (nothing changed)" } else { "done" },
-            count("declines"),
-            count("files"),
-            crate::units::format_size(plan["bytes_freed"].as_u64().unwrap_or(0)),
-            count("computers")
+            if ran { "done" } else { "preview (nothing changed)" },
+            plan.declines.len(),
+            plan.files.len(),
+            crate::units::format_size(plan.bytes_freed),
+            plan.computers.len()
         );
-        for d in plan["declines"].as_array().into_iter().flatten().take(500) {
+        for d in plan.declines.iter().take(500) {
             let _ = write!(
                 b,
                 "<tr><td><code>{}</code></td><td>{}</td><td>{}</td></tr>",
-                esc(d["update_id"].as_str().unwrap_or("")),
-                esc(d["title"].as_str().unwrap_or("")),
-                esc(d["reason"].as_str().unwrap_or(""))
+                esc(&d.update_id),
+                esc(d.title.as_deref().unwrap_or("")),
+                esc(&d.reason)
             );
         }
         b.push_str("</table>");

@@ -131,6 +131,24 @@ fn the_backend_is_reached_through_the_storage_traits() {
     );
 }
 
+/// Invariant: the console renders the administration service's own values: it reads no JSON
+/// and calls nothing of the API (the API's JSON shapes live in `server/api/dto.rs`).
+#[test]
+fn the_console_uses_the_service_not_the_api() {
+    let console = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/server/console.rs");
+    let text = std::fs::read_to_string(&console).unwrap();
+    let found: Vec<String> = text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim_start().starts_with("//"))
+        .filter(|(_, l)| {
+            ["serde_json", "json!", "api::", "dispatch("].iter().any(|n| l.contains(n))
+        })
+        .map(|(n, l)| format!("console.rs:{}: {}", n + 1, l.trim()))
+        .collect();
+    assert!(found.is_empty(), "the console calls AdminService directly:\n{}", found.join("\n"));
+}
+
 /// Where each line of `sources` under `src/` contains one of `needles`, outside `allowed`
 /// paths (relative to `src/`) and outside comments.
 fn occurrences(needles: &[&str], allowed: &[&str]) -> Vec<String> {
