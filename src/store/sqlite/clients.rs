@@ -242,95 +242,22 @@ impl ClientStorage for Store {
             .map_err(|e| StoreError::sqlite(&db, "recording client activity", e))?;
         let fail = |e: rusqlite::Error| StoreError::sqlite(&db, "recording client activity", e);
         // Read once per batch: the batch is one transaction, so it cannot change in between.
-        let targeting = super::groups::targeting_in(&tx).map_err(fail)?;
-        let mut client_groups: u32 = tx
-            .query_row("SELECT COUNT(*) FROM target_groups WHERE created_by_client = 1", [], |r| {
-                r.get(0)
-            })
-            .map_err(fail)?;
+        let mut contacts = Contacts {
+            tx: &tx,
+            now: &now,
+            targeting: super::groups::targeting_in(&tx).map_err(fail)?,
+            client_groups: tx
+                .query_row(
+                    "SELECT COUNT(*) FROM target_groups WHERE created_by_client = 1",
+                    [],
+                    |r| r.get(0),
+                )
+                .map_err(fail)?,
+        };
         for w in writes {
             match w {
                 ClientWrite::Contact { computer_id, dns_name, requested_groups } => {
-                    let names: Vec<&str> =
-                        requested_groups.iter().map(crate::store::GroupName::as_str).collect();
-                    let requested = (!names.is_empty()).then(|| names.join(";"));
-                    tx.prepare_cached(
-                        "INSERT INTO computers (computer_id, dns_name, requested_groups, first_seen_at, last_contact_at) VALUES (?1, ?2, ?3, ?4, ?4)
-                         ON CONFLICT (computer_id) DO UPDATE SET dns_name = excluded.dns_name, requested_groups = excluded.requested_groups,
-                             last_contact_at = excluded.last_contact_at",
-                    )
-                    .and_then(|mut s| s.execute(params![computer_id, dns_name, requested, now]))
-                    .map_err(fail)?;
-                    // Client-side targeting: the groups the client names (created on first use
-                    // if so configured); without any, the computer waits in Unassigned Computers.
-                    // Server-side targeting keeps what administrators chose.
-                    let requested = if targeting.mode == crate::store::TargetingMode::Client {
-                        names.as_slice()
-                    } else {
-                        &[]
-                    };
-                    let mut group_ids = Vec::new();
-                    for name in requested {
-                        let existing: Option<String> = tx
-                            .query_row(
-                                "SELECT group_id FROM target_groups WHERE name = ?1 COLLATE NOCASE",
-                                [name],
-                                |r| r.get(0),
-                            )
-                            .optional()
-                            .map_err(fail)?;
-                        let id = match existing {
-                            Some(id) => id,
-                            None if !targeting.create_missing_groups => {
-                                tracing::info!(
-                                    "{computer_id} asks for group {name:?}, which does not exist"
-                                );
-                                continue;
-                            }
-                            None if client_groups >= targeting.max_client_groups => {
-                                tracing::warn!(
-                                    "{computer_id} asks for group {name:?}, which does not exist; clients have created {client_groups} groups, \
-                                     the most allowed (`ferry groups targeting --max-client-groups`), so it is not created"
-                                );
-                                continue;
-                            }
-                            None => {
-                                let id = crate::random::guid().to_string();
-                                tx.execute(
-                                    "INSERT INTO target_groups (group_id, name, parent_id, is_builtin, created_at, created_by_client) VALUES (?1, ?2, ?3, 0, ?4, 1)",
-                                    params![id, name, ALL_COMPUTERS, now],
-                                )
-                                .map_err(fail)?;
-                                client_groups += 1;
-                                id
-                            }
-                        };
-                        group_ids.push(id);
-                    }
-                    let has_groups: bool = tx
-                        .query_row(
-                            "SELECT EXISTS (SELECT 1 FROM computer_groups WHERE computer_id = ?1)",
-                            [computer_id],
-                            |r| r.get(0),
-                        )
-                        .map_err(fail)?;
-                    if !group_ids.is_empty() {
-                        tx.execute(
-                            "DELETE FROM computer_groups WHERE computer_id = ?1",
-                            [computer_id],
-                        )
-                        .map_err(fail)?;
-                        for g in &group_ids {
-                            tx.execute("INSERT OR IGNORE INTO computer_groups (computer_id, group_id) VALUES (?1, ?2)", [computer_id, g])
-                                .map_err(fail)?;
-                        }
-                    } else if !has_groups {
-                        tx.execute(
-                            "INSERT OR IGNORE INTO computer_groups (computer_id, group_id) VALUES (?1, ?2)",
-                            [computer_id.as_str(), UNASSIGNED_COMPUTERS],
-                        )
-                        .map_err(fail)?;
-                    }
+                    contacts.record(computer_id, dns_name, requested_groups).map_err(fail)?;
                 }
                 ClientWrite::Register { computer_id, info_json, os_description } => {
                     tx.prepare_cached(
@@ -353,41 +280,7 @@ impl ClientStorage for Store {
                     .map_err(fail)?;
                 }
                 ClientWrite::Events { computer_id, events } => {
-                    for e in events {
-                        tx.prepare_cached(
-                            "INSERT OR IGNORE INTO events (event_instance_id, computer_id, event_id, source_id, update_id, revision_number, win32_hresult,
-                                 time_at_target, received_at, app_name, replacement_strings, misc_data)
-                             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-                        )
-                        .and_then(|mut s| {
-                            s.execute(params![
-                                e.event_instance_id,
-                                e.computer_id,
-                                e.event_id,
-                                e.source_id,
-                                e.update_id,
-                                e.revision_number,
-                                e.win32_hresult,
-                                e.time_at_target,
-                                now,
-                                e.app_name,
-                                serde_json::to_string(&e.replacement_strings).unwrap_or_default(),
-                                serde_json::to_string(&e.misc_data).unwrap_or_default(),
-                            ])
-                        })
-                        .map_err(fail)?;
-                    }
-                    tx.prepare_cached("UPDATE computers SET last_report_at = ?2, last_contact_at = ?2 WHERE computer_id = ?1")
-                        .and_then(|mut s| s.execute(params![computer_id, now]))
-                        .map_err(fail)?;
-                    // Each computer keeps its newest events only: a client reports a few a day,
-                    // and one that sends a flood of made-up events cannot grow the store for ever.
-                    tx.prepare_cached(
-                        "DELETE FROM events WHERE rowid IN
-                             (SELECT rowid FROM events WHERE computer_id = ?1 ORDER BY rowid DESC LIMIT -1 OFFSET ?2)",
-                    )
-                    .and_then(|mut s| s.execute(params![computer_id, MAX_EVENTS_PER_COMPUTER as i64]))
-                    .map_err(fail)?;
+                    record_events(&tx, &now, computer_id, events).map_err(fail)?;
                 }
             }
         }
@@ -418,4 +311,143 @@ impl ClientStorage for Store {
         .and_then(|rows| rows.collect())
         .map_err(|e| self.err("reading events", e))
     }
+}
+
+/// The computers' contacts of one batch of client writes, in its transaction: the computer row
+/// and, with client-side targeting, the groups it names.
+struct Contacts<'t> {
+    tx: &'t rusqlite::Transaction<'t>,
+    now: &'t str,
+    targeting: crate::store::Targeting,
+    /// Groups clients have created so far (bounded by `targeting.max_client_groups`).
+    client_groups: u32,
+}
+
+impl Contacts<'_> {
+    /// A computer made contact: its row, and its groups under client-side targeting (a
+    /// computer without any waits in Unassigned Computers).
+    fn record(
+        &mut self,
+        computer_id: &str,
+        dns_name: &str,
+        requested_groups: &[crate::store::GroupName],
+    ) -> rusqlite::Result<()> {
+        let names: Vec<&str> =
+            requested_groups.iter().map(crate::store::GroupName::as_str).collect();
+        let requested = (!names.is_empty()).then(|| names.join(";"));
+        self.tx.prepare_cached(
+            "INSERT INTO computers (computer_id, dns_name, requested_groups, first_seen_at, last_contact_at) VALUES (?1, ?2, ?3, ?4, ?4)
+             ON CONFLICT (computer_id) DO UPDATE SET dns_name = excluded.dns_name, requested_groups = excluded.requested_groups,
+                 last_contact_at = excluded.last_contact_at",
+        )
+        .and_then(|mut s| s.execute(params![computer_id, dns_name, requested, self.now]))?;
+        // Client-side targeting: the groups the client names (created on first use
+        // if so configured); without any, the computer waits in Unassigned Computers.
+        // Server-side targeting keeps what administrators chose.
+        let requested = if self.targeting.mode == crate::store::TargetingMode::Client {
+            names.as_slice()
+        } else {
+            &[]
+        };
+        let mut group_ids = Vec::new();
+        for name in requested {
+            let existing: Option<String> = self
+                .tx
+                .query_row(
+                    "SELECT group_id FROM target_groups WHERE name = ?1 COLLATE NOCASE",
+                    [name],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            let id = match existing {
+                Some(id) => id,
+                None if !self.targeting.create_missing_groups => {
+                    tracing::info!("{computer_id} asks for group {name:?}, which does not exist");
+                    continue;
+                }
+                None if self.client_groups >= self.targeting.max_client_groups => {
+                    tracing::warn!(
+                        "{computer_id} asks for group {name:?}, which does not exist; clients have created {} groups, \
+                         the most allowed (`ferry groups targeting --max-client-groups`), so it is not created",
+                        self.client_groups
+                    );
+                    continue;
+                }
+                None => {
+                    let id = crate::random::guid().to_string();
+                    self.tx.execute(
+                        "INSERT INTO target_groups (group_id, name, parent_id, is_builtin, created_at, created_by_client) VALUES (?1, ?2, ?3, 0, ?4, 1)",
+                        params![id, name, ALL_COMPUTERS, self.now],
+                    )?;
+                    self.client_groups += 1;
+                    id
+                }
+            };
+            group_ids.push(id);
+        }
+        let has_groups: bool = self.tx.query_row(
+            "SELECT EXISTS (SELECT 1 FROM computer_groups WHERE computer_id = ?1)",
+            [computer_id],
+            |r| r.get(0),
+        )?;
+        if !group_ids.is_empty() {
+            self.tx.execute("DELETE FROM computer_groups WHERE computer_id = ?1", [computer_id])?;
+            for g in &group_ids {
+                self.tx.execute(
+                    "INSERT OR IGNORE INTO computer_groups (computer_id, group_id) VALUES (?1, ?2)",
+                    [computer_id, g],
+                )?;
+            }
+        } else if !has_groups {
+            self.tx.execute(
+                "INSERT OR IGNORE INTO computer_groups (computer_id, group_id) VALUES (?1, ?2)",
+                [computer_id, UNASSIGNED_COMPUTERS],
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// Events a client reported, and its newest report time; each computer keeps its newest events.
+fn record_events(
+    tx: &rusqlite::Transaction<'_>,
+    now: &str,
+    computer_id: &str,
+    events: &[EventRecord],
+) -> rusqlite::Result<()> {
+    for e in events {
+        tx.prepare_cached(
+            "INSERT OR IGNORE INTO events (event_instance_id, computer_id, event_id, source_id, update_id, revision_number, win32_hresult,
+                 time_at_target, received_at, app_name, replacement_strings, misc_data)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+        )
+        .and_then(|mut s| {
+            s.execute(params![
+                e.event_instance_id,
+                e.computer_id,
+                e.event_id,
+                e.source_id,
+                e.update_id,
+                e.revision_number,
+                e.win32_hresult,
+                e.time_at_target,
+                now,
+                e.app_name,
+                serde_json::to_string(&e.replacement_strings).unwrap_or_default(),
+                serde_json::to_string(&e.misc_data).unwrap_or_default(),
+            ])
+        })?;
+    }
+    tx.prepare_cached(
+        "UPDATE computers SET last_report_at = ?2, last_contact_at = ?2 WHERE computer_id = ?1",
+    )
+    .and_then(|mut s| s.execute(params![computer_id, now]))?;
+    // Each computer keeps its newest events only: a client reports a few a day,
+    // and one that sends a flood of made-up events cannot grow the store for ever.
+    tx.prepare_cached(
+        "DELETE FROM events WHERE rowid IN
+             (SELECT rowid FROM events WHERE computer_id = ?1 ORDER BY rowid DESC LIMIT -1 OFFSET ?2)",
+    )
+    .and_then(|mut s| s.execute(params![computer_id, MAX_EVENTS_PER_COMPUTER as i64]))?;
+    Ok(())
 }
