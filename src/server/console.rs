@@ -834,7 +834,7 @@ fn cleanup_page(
                 "<tr><td><code>{}</code></td><td>{}</td><td>{}</td></tr>",
                 esc(&d.update_id),
                 esc(d.title.as_deref().unwrap_or("")),
-                esc(&d.reason)
+                esc(&d.reason.to_string())
             );
         }
         b.push_str("</table>");

@@ -17,7 +17,33 @@ pub struct CleanupOptions {
 pub struct PlannedDecline {
     pub update_id: String,
     pub title: Option<String>,
-    pub reason: String,
+    pub reason: DeclineReason,
+}
+
+/// Why cleanup declines an update. Written (text and JSON) as a sentence.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeclineReason {
+    /// Microsoft withdrew it and no one approved it.
+    Expired,
+    /// An approved update supersedes it (and no computer needs it).
+    SupersededBy { update_id: String },
+}
+
+impl std::fmt::Display for DeclineReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DeclineReason::Expired => f.write_str("expired and not approved"),
+            DeclineReason::SupersededBy { update_id } => {
+                write!(f, "superseded by approved update {update_id}")
+            }
+        }
+    }
+}
+
+impl Serialize for DeclineReason {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]

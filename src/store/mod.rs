@@ -34,7 +34,9 @@ pub use admin::TokenStorage;
 pub use bundles::ChannelStorage;
 pub use bundles::{CatalogRevision, ChannelRows, ExportRecord, ImportRecord, TrustedKey};
 pub use cleanup::CleanupStorage;
-pub use cleanup::{CleanupOptions, CleanupPlan, PlannedComputer, PlannedDecline, PlannedFile};
+pub use cleanup::{
+    CleanupOptions, CleanupPlan, DeclineReason, PlannedComputer, PlannedDecline, PlannedFile,
+};
 pub use clients::ClientStorage;
 pub use clients::*;
 pub use compliance_report::ComplianceStorage;

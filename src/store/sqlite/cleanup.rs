@@ -175,7 +175,7 @@ impl CleanupStorage for Store {
                     plan.declines.push(PlannedDecline {
                         update_id: u.update_id.clone(),
                         title: u.title.clone(),
-                        reason: "expired and not approved".into(),
+                        reason: DeclineReason::Expired,
                     });
                     continue;
                 }
@@ -205,7 +205,9 @@ impl CleanupStorage for Store {
                 plan.declines.push(PlannedDecline {
                     update_id: u.update_id.clone(),
                     title: u.title.clone(),
-                    reason: format!("superseded by approved update {approved_superseder}"),
+                    reason: DeclineReason::SupersededBy {
+                        update_id: approved_superseder.to_string(),
+                    },
                 });
             }
         }
