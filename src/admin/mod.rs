@@ -9,10 +9,12 @@
 
 mod cleanup;
 mod groups;
+mod policy;
 mod rules;
 pub mod types;
 
 pub use groups::TargetingChange;
+pub use policy::PolicyOutcome;
 pub use rules::{NewRuleRequest, RuleOutcome};
 pub use types::{Action, Refusal};
 

@@ -8,9 +8,9 @@
 //! update the store does not hold, a declined one, a deadline that passed on the way) is skipped
 //! with a warning, never half-applied.
 
-use crate::admin::{Action, AdminService, ErrorKind};
+use crate::admin::Action;
 use crate::store::prelude::*;
-use crate::store::{NewRule, Store, StoreError};
+use crate::store::{Store, StoreError};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -162,143 +162,6 @@ pub fn approved_for_payloads(
             .filter(|r| installs(r.action.as_deref()))
             .map(|r| (r.classifications.clone(), r.products.clone()))
             .collect();
-    }
-    Ok(out)
-}
-
-/// What applying a policy did.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct PolicyOutcome {
-    pub groups_created: Vec<String>,
-    pub rules_added: Vec<String>,
-    pub approved: usize,
-    pub declined: usize,
-    pub warnings: Vec<String>,
-}
-
-/// The id of a group the policy names, made under All Computers when the store lacks it.
-fn ensure_group(
-    store: &mut Store,
-    name: &str,
-    out: &mut PolicyOutcome,
-) -> Result<String, StoreError> {
-    let name = name.trim();
-    if let Some(g) = store.group(name)? {
-        return Ok(g.group_id);
-    }
-    let g = store.create_group(name, None)?;
-    out.groups_created.push(g.name.clone());
-    Ok(g.group_id)
-}
-
-/// Applies a bundle's policy to the store (after its import committed).
-pub fn apply(
-    store: &mut Store,
-    policy: &ApprovalPolicy,
-    channel: &str,
-) -> Result<PolicyOutcome, StoreError> {
-    let mut out = PolicyOutcome::default();
-    let existing: std::collections::HashSet<String> =
-        store.approval_rules()?.into_iter().map(|r| r.name.to_lowercase()).collect();
-    for rule in &policy.rules {
-        let name = format!(
-            "{channel}: {}",
-            rule.name.clone().unwrap_or_else(|| NewRule::default_name(
-                &rule.classifications,
-                &rule.products,
-                &rule.group
-            ))
-        );
-        if existing.contains(&name.to_lowercase()) {
-            continue;
-        }
-        let action = match Action::approvable(rule.action.as_deref()) {
-            Ok(a) => a,
-            Err(e) => {
-                out.warnings.push(format!("rule {name:?}: {e}; skipped"));
-                continue;
-            }
-        };
-        if let Err(e) = ensure_group(store, &rule.group, &mut out) {
-            out.warnings.push(format!("rule {name:?}: group {:?}: {e}; skipped", rule.group));
-            continue;
-        }
-        match store.add_approval_rule(&NewRule {
-            name: &name,
-            classifications: &rule.classifications,
-            products: &rule.products,
-            group: rule.group.trim(),
-            action,
-            deadline_days: rule.deadline_days,
-        }) {
-            Ok(r) => out.rules_added.push(r.name),
-            Err(e @ (StoreError::Refused(_) | StoreError::NotFound(_))) => {
-                out.warnings.push(format!("rule {name:?}: {e}; skipped"))
-            }
-            Err(e) => return Err(e),
-        }
-    }
-    let now = chrono::Utc::now();
-    for a in &policy.approve {
-        let Ok(ids) = store.approvable_update_ids(std::slice::from_ref(&a.update)) else {
-            out.warnings.push(format!(
-                "approval of {}: this store does not hold that update; skipped",
-                a.update
-            ));
-            continue;
-        };
-        let action = match Action::approvable(a.action.as_deref()) {
-            Ok(x) => x,
-            Err(e) => {
-                out.warnings.push(format!("approval of {}: {e}; skipped", a.update));
-                continue;
-            }
-        };
-        let deadline = match a.deadline.as_deref().map(|d| crate::admin::parse_new_deadline(d, now))
-        {
-            None => None,
-            Some(Ok(d)) => Some(d),
-            Some(Err(e)) => {
-                out.warnings
-                    .push(format!("approval of {}: {e}; approved without a deadline", a.update));
-                None
-            }
-        };
-        let group = match ensure_group(store, &a.group, &mut out) {
-            Ok(g) => g,
-            Err(e) => {
-                out.warnings
-                    .push(format!("approval of {}: group {:?}: {e}; skipped", a.update, a.group));
-                continue;
-            }
-        };
-        match AdminService::new(store).approve_ids(
-            &ids,
-            &group,
-            action,
-            deadline.as_deref(),
-            Some(&format!("bundle {channel}")),
-        ) {
-            Ok(done) => out.approved += done.len(),
-            Err(e) if e.kind() == ErrorKind::Refused => {
-                out.warnings.push(format!("approval of {}: {e}; skipped", a.update))
-            }
-            Err(e) => return Err(e.into_store_error()),
-        }
-    }
-    let mut declines = Vec::new();
-    for id in &policy.decline {
-        match store.approvable_update_ids(std::slice::from_ref(id)) {
-            Ok(ids) => declines.extend(ids),
-            Err(_) => out
-                .warnings
-                .push(format!("decline of {id}: this store does not hold that update; skipped")),
-        }
-    }
-    if !declines.is_empty() {
-        out.declined = AdminService::new(store)
-            .decline_ids(&declines, Some(&format!("bundle {channel}")))
-            .map_err(|e| e.into_store_error())?;
     }
     Ok(out)
 }

@@ -61,7 +61,7 @@ pub struct ImportReport {
     /// What the automatic approval rules approved after the import.
     pub rules: Vec<crate::admin::RuleOutcome>,
     /// What the bundle's approval policy did (only with `apply_approvals`).
-    pub approval_policy: Option<super::approvals::PolicyOutcome>,
+    pub approval_policy: Option<crate::admin::PolicyOutcome>,
 }
 
 impl ImportReport {
@@ -704,7 +704,7 @@ fn apply_policy(
         ));
         return;
     }
-    match super::approvals::apply(store, policy, manifest.channel.as_str()) {
+    match crate::admin::AdminService::new(store).apply_policy(policy, manifest.channel.as_str()) {
         Ok(outcome) => {
             report.warnings.extend(outcome.warnings.iter().cloned());
             report.approval_policy = Some(outcome);
