@@ -8,7 +8,7 @@
 use super::output;
 use anyhow::Context;
 use ferry::admin::{Action, AdminService, Approve};
-use ferry::bundle::export::{ExportOptions, export};
+use ferry::bundle::export::{ExportOptions, ExportReport, export};
 use ferry::bundle::import::{ImportOptions, import};
 use ferry::bundle::minisign;
 use ferry::bundle::profile::Profile;
@@ -90,32 +90,42 @@ impl Drop for Running {
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     let dir = match args.dir {
-        Some(d) => d,
+        Some(ref d) => d.clone(),
         None => tempfile::Builder::new().prefix("ferry-demo-").tempdir()?.keep(),
     };
     std::fs::create_dir_all(&dir)?;
-    let upstream_dir = dir.join("upstream/store");
-    let cache_dir = dir.join("connected/cache");
-    let media = dir.join("media");
     let isolated = dir.join("isolated/store");
     println!("ferry demo in {}\n", dir.display());
+    let upstream = start_upstream(&dir.join("upstream/store"), args.updates)?;
+    let pair = signing_key(&dir.join("connected/keys"))?;
+    let exported =
+        export_bundle(&dir.join("connected/cache"), &dir.join("media"), upstream, &pair)?;
+    verify_bundle(&exported, &pair)?;
+    let mut store = import_bundle(&isolated, &exported, &pair)?;
+    approve_security_updates(&mut store)?;
+    let token = store.new_admin_token()?;
+    drop(store);
+    serve(&args, &isolated, &exported, &token)
+}
 
+/// Step 1: an upstream standing in for Microsoft Update, serving a generated catalog.
+fn start_upstream(upstream_dir: &std::path::Path, updates: u64) -> anyhow::Result<Running> {
     println!(
         "1. An upstream standing in for Microsoft Update: a generated catalog ({} revisions, real category GUIDs, payload files)",
-        args.updates
+        updates
     );
-    let mut upstream_store = Store::open_or_create(&upstream_dir)?;
+    let mut upstream_store = Store::open_or_create(upstream_dir)?;
     let options = SynthOptions {
-        updates: args.updates,
+        updates,
         seed: 1,
         languages: vec!["en".into(), "de".into()],
         payload_bytes: 64 << 10,
     };
-    let bar = output::progress(args.updates, "generating", false);
+    let bar = output::progress(updates, "generating", false);
     let report = synthesize(&mut upstream_store, &options, &mut |done, _| bar.set_position(done))?;
     bar.finish_and_clear();
     drop(upstream_store);
-    let upstream = Running::start(&upstream_dir, "127.0.0.1:0")?;
+    let upstream = Running::start(upstream_dir, "127.0.0.1:0")?;
     println!(
         "   {} revisions, {} payload files ({}), served over the WSUS server-server protocol at {}/ServerSyncWebService/ServerSyncWebService.asmx",
         report.revisions_added + report.revisions_already_present,
@@ -124,9 +134,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         upstream.url
     );
 
+    Ok(upstream)
+}
+
+/// Step 2: the export host's signing key.
+fn signing_key(keys: &std::path::Path) -> anyhow::Result<minisign::KeyPair> {
     println!("2. A signing key (Ed25519, minisign format) for the export host");
-    let keys = dir.join("connected/keys");
-    std::fs::create_dir_all(&keys)?;
+    std::fs::create_dir_all(keys)?;
     let pair = minisign::generate();
     std::fs::write(keys.join("ferry.key"), pair.secret.to_file_text(None)?)?;
     std::fs::write(keys.join("ferry.pub"), pair.public.to_file_text())?;
@@ -137,11 +151,21 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         keys.join("ferry.pub").display()
     );
 
+    Ok(pair)
+}
+
+/// Step 3: sync the channel from the upstream into the cache, download, export a bundle.
+fn export_bundle(
+    cache_dir: &std::path::Path,
+    media: &std::path::Path,
+    upstream: Running,
+    pair: &minisign::KeyPair,
+) -> anyhow::Result<ExportReport> {
     println!(
         "3. Export, connected side: sync the channel windows11-security (Windows 11 security and critical updates) from the upstream into the cache"
     );
     let profile = Profile::parse(PROFILE, "manifests/windows11-security.toml")?;
-    let mut cache = Store::open_or_create(&cache_dir)?;
+    let mut cache = Store::open_or_create(cache_dir)?;
     let sync_options = SyncOptions {
         upstream: upstream.url.clone(),
         transport: TransportOptions::default(),
@@ -175,7 +199,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         &mut cache,
         &profile,
         &pair.secret,
-        &media,
+        media,
         &ExportOptions {
             volume_size: 4 << 20,
             upstream_url: Some(ferry::upstream::server_sync_url(&upstream.url)),
@@ -196,6 +220,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         m.volumes.len()
     );
 
+    Ok(exported)
+}
+
+/// Step 4: the isolated side verifies the bundle before loading anything.
+fn verify_bundle(exported: &ExportReport, pair: &minisign::KeyPair) -> anyhow::Result<()> {
     println!(
         "4. Isolated side, before anything is loaded: verify the signature, the trust, the expiry and every byte"
     );
@@ -211,11 +240,20 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         pair.public.key_id, checked.volumes, checked.members
     );
 
+    Ok(())
+}
+
+/// Step 5: import into the isolated store, trusting the export host's key.
+fn import_bundle(
+    isolated: &std::path::Path,
+    exported: &ExportReport,
+    pair: &minisign::KeyPair,
+) -> anyhow::Result<Store> {
     println!(
         "5. Import into the isolated store {} (one transaction: nothing is visible until everything checked out)",
         isolated.display()
     );
-    let mut store = Store::open_or_create(&isolated)?;
+    let mut store = Store::open_or_create(isolated)?;
     store.add_trusted_key(
         &pair.public.key_id.to_string(),
         &pair.public.to_base64(),
@@ -228,6 +266,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         imported.revisions_added, imported.files_added
     );
 
+    Ok(store)
+}
+
+/// Step 6: approve the security updates for All Computers, with their prerequisites.
+fn approve_security_updates(store: &mut Store) -> anyhow::Result<()> {
     println!("6. Approve the security updates for All Computers (as Approve-WsusUpdate would)");
     let filter = UpdateFilter {
         classification: Some("security".into()),
@@ -238,7 +281,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if ids.is_empty() {
         println!("   the generated catalog holds no security update: nothing approved");
     } else {
-        let approved = AdminService::new(&mut store).approve(&Approve {
+        let approved = AdminService::new(store).approve(&Approve {
             updates: &ids,
             group: ALL_COMPUTERS,
             action: Action::Install,
@@ -252,11 +295,19 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             approved.prerequisites.len()
         );
     }
-    let token = store.new_admin_token()?;
-    drop(store);
+    Ok(())
+}
 
+/// Step 7: serve the isolated store, scan it with a simulated client, say how to point Windows
+/// machines at it.
+fn serve(
+    args: &Args,
+    isolated: &std::path::Path,
+    exported: &ExportReport,
+    token: &str,
+) -> anyhow::Result<()> {
     println!("7. Serve Windows Update clients from the isolated store");
-    let server = Running::start(&isolated, &args.listen).with_context(|| {
+    let server = Running::start(isolated, &args.listen).with_context(|| {
         format!("starting the server on {} (choose another address with --listen)", args.listen)
     })?;
     println!("   listening on {}", server.url);
