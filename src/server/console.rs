@@ -277,157 +277,170 @@ fn render(
     match (method.as_str(), path) {
         ("GET", "/admin") => dashboard(store).map_err(e),
         ("GET", "/admin/updates") => updates(store, query, csrf).map_err(e),
-        ("POST", "/admin/updates") => {
-            let ids: Vec<String> =
-                form.iter().filter(|(k, _)| k == "id").map(|(_, v)| v.clone()).collect();
-            let field = |k: &str| {
-                form.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()).filter(|v| !v.is_empty())
-            };
-            let verb = field("action").unwrap_or_else(|| "approve".into());
-            let group = field("group").unwrap_or_else(|| "All Computers".into());
-            let mut admin = AdminService::new(store);
-            let message = match verb.as_str() {
-                "approve" => outcome(
-                    admin.approve(&Approve {
-                        updates: &ids,
-                        group: &group,
-                        action: Action::Install,
-                        deadline: field("deadline").as_deref(),
-                        admin: Some("console"),
-                        with_prerequisites: true,
-                    }),
-                    |a| format!("approved {} update(s) for {}", a.requested.len(), a.group.name),
-                ),
-                "unapprove" => outcome(admin.unapprove(&ids, &group), |(_, n)| {
-                    format!("removed {n} approval(s)")
-                }),
-                "decline" => outcome(admin.decline(&ids, Some("console")), |n| {
-                    format!("declined {n} update(s)")
-                }),
-                _ => outcome(admin.undecline(&ids), |n| format!("{n} update(s) approvable again")),
-            };
-            let back = field("back")
-                .filter(|b| {
-                    b.starts_with("/admin/updates") && b.bytes().all(|c| c.is_ascii_graphic())
-                })
-                .unwrap_or_else(|| "/admin/updates".into());
-            let sep = if back.contains('?') { '&' } else { '?' };
-            Ok(Rendered::Redirect(format!("{back}{sep}message={}", url_encode(&message))))
-        }
+        ("POST", "/admin/updates") => post_updates(store, form),
         ("GET", "/admin/computers") => computers(store, query, csrf).map_err(e),
-        ("POST", "/admin/computers") => {
-            let field = |k: &str| {
-                form.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()).unwrap_or_default()
-            };
-            let mut admin = AdminService::new(store);
-            let message = match field("action").as_str() {
-                "add-group" => {
-                    let parent = Some(field("parent")).filter(|p| !p.is_empty());
-                    outcome(admin.create_group(&field("name"), parent.as_deref()), done)
-                }
-                "targeting" => {
-                    let mode = field("mode");
-                    let change = TargetingChange { mode: Some(&mode), ..Default::default() };
-                    outcome(admin.set_targeting(&change), done)
-                }
-                _ => outcome(
-                    admin.move_computers(&[field("computer")], &field("group"), false),
-                    done,
-                ),
-            };
-            Ok(Rendered::Redirect(format!("/admin/computers?message={}", url_encode(&message))))
-        }
+        ("POST", "/admin/computers") => post_computers(store, form),
         ("GET", p) if p.starts_with("/admin/computers/") => {
             computer(store, &p["/admin/computers/".len()..]).map_err(e)
         }
         ("GET", "/admin/rules") => rules(store, query, csrf).map_err(e),
-        ("POST", "/admin/rules") => {
-            let field = |k: &str| {
-                form.iter()
-                    .find(|(n, _)| n == k)
-                    .map(|(_, v)| v.trim().to_string())
-                    .filter(|v| !v.is_empty())
-            };
-            let list = |k: &str| {
-                field(k)
-                    .map(|v| {
-                        v.split(',')
-                            .map(|x| x.trim().to_string())
-                            .filter(|x| !x.is_empty())
-                            .collect::<Vec<_>>()
-                    })
-                    .unwrap_or_default()
-            };
-            let rule = field("rule").unwrap_or_default();
-            let mut admin = AdminService::new(store);
-            let message = match field("action").as_deref() {
-                Some("add") => {
-                    let (classifications, products) = (list("classifications"), list("products"));
-                    let group = field("group").unwrap_or_default();
-                    let add = |admin: &mut AdminService<'_>| {
-                        let action = Action::approvable(field("approval").as_deref())?;
-                        admin.add_rule(&NewRuleRequest {
-                            name: None,
-                            classifications: &classifications,
-                            products: &products,
-                            group: &group,
-                            action,
-                            deadline_days: field("deadline_days")
-                                .and_then(|d| d.parse::<u32>().ok()),
-                        })
-                    };
-                    outcome(add(&mut admin), done)
-                }
-                Some(verb @ ("enable" | "disable")) => {
-                    outcome(admin.set_rule_enabled(&rule, verb == "enable"), done)
-                }
-                Some("remove") => outcome(admin.remove_rule(&rule), done),
-                _ => outcome(admin.apply_approval_rules(), |outcomes| {
-                    let approved: usize = outcomes.iter().map(|o| o.approved.len()).sum();
-                    format!("the rules approved {approved} update(s)")
-                }),
-            };
-            Ok(Rendered::Redirect(format!("/admin/rules?message={}", url_encode(&message))))
-        }
+        ("POST", "/admin/rules") => post_rules(store, form),
         ("GET", "/admin/cleanup") => Ok(cleanup_page(csrf, None, query)),
-        ("POST", "/admin/cleanup") => {
-            let on = |k: &str| form.iter().any(|(n, v)| n == k && v == "on");
-            let days = form
-                .iter()
-                .find(|(n, _)| n == "obsolete_computers")
-                .and_then(|(_, v)| v.trim().parse::<u32>().ok());
-            let run = form.iter().any(|(n, v)| n == "run" && v == "yes");
-            let options = CleanupOptions {
-                decline_superseded: on("decline_superseded"),
-                decline_expired: on("decline_expired"),
-                unneeded_content: on("unneeded_content"),
-                obsolete_computers_days: days,
-            };
-            match AdminService::new(store).cleanup(&options, run) {
-                Ok(plan) => Ok(cleanup_page(csrf, Some((&plan, run)), query)),
-                Err(err) => Ok(Rendered::Redirect(format!(
-                    "/admin/cleanup?message={}",
-                    url_encode(&format!("error: {err}"))
-                ))),
-            }
-        }
+        ("POST", "/admin/cleanup") => post_cleanup(store, form, csrf, query),
         ("GET", "/admin/imports") => imports(store).map_err(e),
         ("GET", p) if p.starts_with("/admin/imports/") => {
-            let id = &p["/admin/imports/".len()..];
-            let Some(manifest) = store.import_manifest(id).map_err(e)? else {
-                return Ok(Rendered::NotFound);
-            };
-            let manifest = crate::bundle::manifest::Manifest::from_stored(&manifest)?;
-            let signer = manifest.signer_key_id.clone();
-            let inspection = crate::bundle::inspect::inspection_of(
-                std::path::PathBuf::from(format!("imported bundle {id}")),
-                Some(signer),
-                manifest,
-            );
-            Ok(Rendered::Raw(crate::bundle::inspect::html(&inspection)))
+            imported_bundle(store, &p["/admin/imports/".len()..])
         }
         _ => Ok(Rendered::NotFound),
     }
+}
+
+/// Approve, unapprove, decline or undecline the updates ticked on the updates page.
+fn post_updates(store: &mut Store, form: &[(String, String)]) -> Result<Rendered, String> {
+    let ids: Vec<String> = form.iter().filter(|(k, _)| k == "id").map(|(_, v)| v.clone()).collect();
+    let field = |k: &str| {
+        form.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()).filter(|v| !v.is_empty())
+    };
+    let verb = field("action").unwrap_or_else(|| "approve".into());
+    let group = field("group").unwrap_or_else(|| "All Computers".into());
+    let mut admin = AdminService::new(store);
+    let message = match verb.as_str() {
+        "approve" => outcome(
+            admin.approve(&Approve {
+                updates: &ids,
+                group: &group,
+                action: Action::Install,
+                deadline: field("deadline").as_deref(),
+                admin: Some("console"),
+                with_prerequisites: true,
+            }),
+            |a| format!("approved {} update(s) for {}", a.requested.len(), a.group.name),
+        ),
+        "unapprove" => {
+            outcome(admin.unapprove(&ids, &group), |(_, n)| format!("removed {n} approval(s)"))
+        }
+        "decline" => {
+            outcome(admin.decline(&ids, Some("console")), |n| format!("declined {n} update(s)"))
+        }
+        _ => outcome(admin.undecline(&ids), |n| format!("{n} update(s) approvable again")),
+    };
+    let back = field("back")
+        .filter(|b| b.starts_with("/admin/updates") && b.bytes().all(|c| c.is_ascii_graphic()))
+        .unwrap_or_else(|| "/admin/updates".into());
+    let sep = if back.contains('?') { '&' } else { '?' };
+    Ok(Rendered::Redirect(format!("{back}{sep}message={}", url_encode(&message))))
+}
+
+/// Add a group, change targeting or move a computer (the computers page).
+fn post_computers(store: &mut Store, form: &[(String, String)]) -> Result<Rendered, String> {
+    let field =
+        |k: &str| form.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()).unwrap_or_default();
+    let mut admin = AdminService::new(store);
+    let message = match field("action").as_str() {
+        "add-group" => {
+            let parent = Some(field("parent")).filter(|p| !p.is_empty());
+            outcome(admin.create_group(&field("name"), parent.as_deref()), done)
+        }
+        "targeting" => {
+            let mode = field("mode");
+            let change = TargetingChange { mode: Some(&mode), ..Default::default() };
+            outcome(admin.set_targeting(&change), done)
+        }
+        _ => outcome(admin.move_computers(&[field("computer")], &field("group"), false), done),
+    };
+    Ok(Rendered::Redirect(format!("/admin/computers?message={}", url_encode(&message))))
+}
+
+/// Add, enable, disable, remove or run the automatic approval rules.
+fn post_rules(store: &mut Store, form: &[(String, String)]) -> Result<Rendered, String> {
+    let field = |k: &str| {
+        form.iter()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.trim().to_string())
+            .filter(|v| !v.is_empty())
+    };
+    let list = |k: &str| {
+        field(k)
+            .map(|v| {
+                v.split(',')
+                    .map(|x| x.trim().to_string())
+                    .filter(|x| !x.is_empty())
+                    .collect::<Vec<_>>()
+            })
+            .unwrap_or_default()
+    };
+    let rule = field("rule").unwrap_or_default();
+    let mut admin = AdminService::new(store);
+    let message = match field("action").as_deref() {
+        Some("add") => {
+            let (classifications, products) = (list("classifications"), list("products"));
+            let group = field("group").unwrap_or_default();
+            let add = |admin: &mut AdminService<'_>| {
+                let action = Action::approvable(field("approval").as_deref())?;
+                admin.add_rule(&NewRuleRequest {
+                    name: None,
+                    classifications: &classifications,
+                    products: &products,
+                    group: &group,
+                    action,
+                    deadline_days: field("deadline_days").and_then(|d| d.parse::<u32>().ok()),
+                })
+            };
+            outcome(add(&mut admin), done)
+        }
+        Some(verb @ ("enable" | "disable")) => {
+            outcome(admin.set_rule_enabled(&rule, verb == "enable"), done)
+        }
+        Some("remove") => outcome(admin.remove_rule(&rule), done),
+        _ => outcome(admin.apply_approval_rules(), |outcomes| {
+            let approved: usize = outcomes.iter().map(|o| o.approved.len()).sum();
+            format!("the rules approved {approved} update(s)")
+        }),
+    };
+    Ok(Rendered::Redirect(format!("/admin/rules?message={}", url_encode(&message))))
+}
+
+/// Preview or run a cleanup.
+fn post_cleanup(
+    store: &mut Store,
+    form: &[(String, String)],
+    csrf: &str,
+    query: &HashMap<String, String>,
+) -> Result<Rendered, String> {
+    let on = |k: &str| form.iter().any(|(n, v)| n == k && v == "on");
+    let days = form
+        .iter()
+        .find(|(n, _)| n == "obsolete_computers")
+        .and_then(|(_, v)| v.trim().parse::<u32>().ok());
+    let run = form.iter().any(|(n, v)| n == "run" && v == "yes");
+    let options = CleanupOptions {
+        decline_superseded: on("decline_superseded"),
+        decline_expired: on("decline_expired"),
+        unneeded_content: on("unneeded_content"),
+        obsolete_computers_days: days,
+    };
+    match AdminService::new(store).cleanup(&options, run) {
+        Ok(plan) => Ok(cleanup_page(csrf, Some((&plan, run)), query)),
+        Err(err) => Ok(Rendered::Redirect(format!(
+            "/admin/cleanup?message={}",
+            url_encode(&format!("error: {err}"))
+        ))),
+    }
+}
+
+/// An imported bundle, shown as `ferry inspect` shows it, from the manifest kept at import.
+fn imported_bundle(store: &Store, id: &str) -> Result<Rendered, String> {
+    let Some(manifest) = store.import_manifest(id).map_err(|e| e.to_string())? else {
+        return Ok(Rendered::NotFound);
+    };
+    let manifest = crate::bundle::manifest::Manifest::from_stored(&manifest)?;
+    let signer = manifest.signer_key_id.clone();
+    let inspection = crate::bundle::inspect::inspection_of(
+        std::path::PathBuf::from(format!("imported bundle {id}")),
+        Some(signer),
+        manifest,
+    );
+    Ok(Rendered::Raw(crate::bundle::inspect::html(&inspection)))
 }
 
 /// The group tree as `<option>`s, indented by depth.
