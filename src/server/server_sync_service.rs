@@ -82,100 +82,15 @@ pub async fn server_sync(
         "GetCookie" => get_cookie(state, op),
         "GetConfigData" => {
             server_cookie(state, op)?;
-            let theirs = wire::config_data_request(op);
-            let stamp = state.catalog().stamp;
-            let current =
-                theirs.as_deref().and_then(|a| read_anchor(a).ok().flatten()) == Some(stamp);
-            // What bundles brought (languages, express files); a store without imports offers
-            // the languages of the localized properties it holds.
-            let (held, have) = with_store(state, |s| {
-                Ok((held(s).map_err(blocking_fault)?, s.languages().map_err(blocking_fault)?))
-            })
-            .await?;
-            let enabled = |short: &str| match (&held.languages, held.channels) {
-                (_, 0) => have.iter().any(|h| h.eq_ignore_ascii_case(short)),
-                (None, _) => true,
-                (Some(set), _) => set.contains(short),
-            };
-            let languages = if current {
-                Vec::new()
-            } else {
-                LANGUAGES
-                    .iter()
-                    .map(|(id, short, long)| Language {
-                        id: *id,
-                        short: short.to_string(),
-                        long: long.to_string(),
-                        enabled: enabled(short),
-                    })
-                    .collect()
-            };
-            Ok(wire::config_data_response(&ConfigData {
-                catalog_only_sync: false,
-                // Everything this store holds is present or listed: downstreams fetch what they approve.
-                lazy_sync: true,
-                // Express files are here only when every channel's bundles carried them.
-                hosts_psf_files: held.channels == 0 || held.express,
-                max_updates_per_request: MAX_UPDATES_PER_REQUEST as i32,
-                new_anchor: anchor(stamp),
-                protocol_version: wire::PROTOCOL_VERSION.to_string(),
-                languages,
-                max_decryption_per_request: 100,
-            }))
+            config_data(state, op).await
         }
         "GetRevisionIdList" => {
             server_cookie(state, op)?;
-            let filter = wire::revision_id_list_request(op)?;
-            let stamp = state.catalog().stamp;
-            let since = match filter.anchor.as_deref().map(read_anchor) {
-                None => None,
-                // A counter beyond ours is another server's (or a rebuilt store's): everything.
-                Some(Ok(s)) => s.filter(|&s| s <= stamp),
-                Some(Err(())) => return Err(Fault::invalid("filter")),
-            };
-            // The anchor is taken before the query, so nothing stored meanwhile is missed.
-            let new_anchor = anchor(stamp);
-            let lists = |l: Option<Vec<(Guid, bool)>>| {
-                l.map(|v| v.into_iter().map(|(g, d)| (g.to_string(), d)).collect())
-            };
-            let f = DownstreamFilter {
-                since,
-                get_config: filter.get_config,
-                categories: lists(filter.categories),
-                classifications: lists(filter.classifications),
-                // LCIDs as WSUS numbers them; 0 ("all") or none known: every language.
-                languages: filter.languages.filter(|ids| !ids.contains(&0)).map(|ids| {
-                    LANGUAGES
-                        .iter()
-                        .filter(|(id, ..)| ids.contains(id))
-                        .filter_map(|(_, short, _)| crate::catalog::Language::new(short).ok())
-                        .collect()
-                }),
-            };
-            let revisions =
-                with_store(state, move |s| s.revisions_for_downstream(&f).map_err(blocking_fault))
-                    .await?;
-            let ids: Vec<(Guid, i32)> = revisions
-                .iter()
-                .filter_map(|(u, n)| Guid::parse(u).ok().map(|g| (g, *n)))
-                .collect();
-            Ok(wire::revision_id_list_response(&new_anchor, &ids))
+            revision_id_list(state, op).await
         }
         "GetUpdateData" => {
             server_cookie(state, op)?;
-            let mut ids = wire::update_data_request(op, MAX_UPDATES_PER_REQUEST)?;
-            let mut seen = std::collections::HashSet::new();
-            ids.retain(|id| seen.insert(*id));
-            let found = with_store(state, move |s| stored_revisions(s, &ids)).await?;
-            // The documents and the answer (escaped, about as large again) are built in memory:
-            // counted in the budget before they are.
-            let bytes = found.iter().map(|r| r.2).sum::<u64>().saturating_mul(2);
-            let _held = state
-                .budget
-                .hold(usize::try_from(bytes).unwrap_or(usize::MAX), ctx.peer)
-                .await
-                .map_err(|_| busy())?;
-            with_store(state, move |s| update_data(s, &found)).await
+            update_data_answer(state, ctx, op).await
         }
         "GetUpdateDecryptionData" => {
             server_cookie(state, op)?;
@@ -215,6 +130,112 @@ pub async fn server_sync(
             Err(Fault::invalid(format!("{other}: this operation is not offered by this upstream")))
         }
     }
+}
+
+/// What a downstream syncs first: languages, the anchor, the limits.
+async fn config_data(
+    state: &Arc<AppState>,
+    op: &crate::wsus::tree::Element,
+) -> Result<String, Fault> {
+    let theirs = wire::config_data_request(op);
+    let stamp = state.catalog().stamp;
+    let current = theirs.as_deref().and_then(|a| read_anchor(a).ok().flatten()) == Some(stamp);
+    // What bundles brought (languages, express files); a store without imports offers
+    // the languages of the localized properties it holds.
+    let (held, have) = with_store(state, |s| {
+        Ok((held(s).map_err(blocking_fault)?, s.languages().map_err(blocking_fault)?))
+    })
+    .await?;
+    let enabled = |short: &str| match (&held.languages, held.channels) {
+        (_, 0) => have.iter().any(|h| h.eq_ignore_ascii_case(short)),
+        (None, _) => true,
+        (Some(set), _) => set.contains(short),
+    };
+    let languages = if current {
+        Vec::new()
+    } else {
+        LANGUAGES
+            .iter()
+            .map(|(id, short, long)| Language {
+                id: *id,
+                short: short.to_string(),
+                long: long.to_string(),
+                enabled: enabled(short),
+            })
+            .collect()
+    };
+    Ok(wire::config_data_response(&ConfigData {
+        catalog_only_sync: false,
+        // Everything this store holds is present or listed: downstreams fetch what they approve.
+        lazy_sync: true,
+        // Express files are here only when every channel's bundles carried them.
+        hosts_psf_files: held.channels == 0 || held.express,
+        max_updates_per_request: MAX_UPDATES_PER_REQUEST as i32,
+        new_anchor: anchor(stamp),
+        protocol_version: wire::PROTOCOL_VERSION.to_string(),
+        languages,
+        max_decryption_per_request: 100,
+    }))
+}
+
+/// The revisions a downstream's filter selects, changed since its anchor.
+async fn revision_id_list(
+    state: &Arc<AppState>,
+    op: &crate::wsus::tree::Element,
+) -> Result<String, Fault> {
+    let filter = wire::revision_id_list_request(op)?;
+    let stamp = state.catalog().stamp;
+    let since = match filter.anchor.as_deref().map(read_anchor) {
+        None => None,
+        // A counter beyond ours is another server's (or a rebuilt store's): everything.
+        Some(Ok(s)) => s.filter(|&s| s <= stamp),
+        Some(Err(())) => return Err(Fault::invalid("filter")),
+    };
+    // The anchor is taken before the query, so nothing stored meanwhile is missed.
+    let new_anchor = anchor(stamp);
+    let lists = |l: Option<Vec<(Guid, bool)>>| {
+        l.map(|v| v.into_iter().map(|(g, d)| (g.to_string(), d)).collect())
+    };
+    let f = DownstreamFilter {
+        since,
+        get_config: filter.get_config,
+        categories: lists(filter.categories),
+        classifications: lists(filter.classifications),
+        // LCIDs as WSUS numbers them; 0 ("all") or none known: every language.
+        languages: filter.languages.filter(|ids| !ids.contains(&0)).map(|ids| {
+            LANGUAGES
+                .iter()
+                .filter(|(id, ..)| ids.contains(id))
+                .filter_map(|(_, short, _)| crate::catalog::Language::new(short).ok())
+                .collect()
+        }),
+    };
+    let revisions =
+        with_store(state, move |s| s.revisions_for_downstream(&f).map_err(blocking_fault)).await?;
+    let ids: Vec<(Guid, i32)> =
+        revisions.iter().filter_map(|(u, n)| Guid::parse(u).ok().map(|g| (g, *n))).collect();
+    Ok(wire::revision_id_list_response(&new_anchor, &ids))
+}
+
+/// The documents of the revisions a downstream asks for (at most `MAX_UPDATES_PER_REQUEST`), counted in the budget.
+async fn update_data_answer(
+    state: &Arc<AppState>,
+    ctx: &super::client_service::Context,
+    op: &crate::wsus::tree::Element,
+) -> Result<String, Fault> {
+    let mut ids = wire::update_data_request(op, MAX_UPDATES_PER_REQUEST)?;
+    let mut seen = std::collections::HashSet::new();
+    ids.retain(|id| seen.insert(*id));
+    let found = with_store(state, move |s| stored_revisions(s, &ids)).await?;
+    // The documents and the answer (escaped, about as large again) are built in memory:
+    // counted in the budget before they are.
+    let bytes = found.iter().map(|r| r.2).sum::<u64>().saturating_mul(2);
+    let _held = state
+        .budget
+        .hold(usize::try_from(bytes).unwrap_or(usize::MAX), ctx.peer)
+        .await
+        .map_err(|_| busy())?;
+    with_store(state, move |s| update_data(s, &found)).await
 }
 
 fn get_cookie(state: &AppState, op: &crate::wsus::tree::Element) -> Result<String, Fault> {
