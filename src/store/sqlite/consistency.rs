@@ -9,8 +9,24 @@ use crate::store::{Store, StoreResult};
 impl CheckStorage for Store {
     fn check(&self, deep: bool, progress: &mut dyn FnMut(u64, u64)) -> StoreResult<CheckReport> {
         let mut report = CheckReport::default();
-        let db = self.db_path().display().to_string();
+        self.check_engine(deep, &mut report)?;
+        self.check_catalog_rules(&mut report)?;
+        report.revisions_checked = self
+            .conn
+            .query_row("SELECT COUNT(*) FROM revisions", [], |r| r.get::<_, i64>(0))
+            .map_err(|e| self.err("counting", e))? as u64;
+        if deep {
+            self.reparse_documents(&mut report)?;
+        }
+        self.check_files(deep, &mut report, progress)?;
+        Ok(report)
+    }
+}
 
+impl Store {
+    /// SQLite's own checks: integrity (quick unless `deep`) and foreign keys.
+    fn check_engine(&self, deep: bool, report: &mut CheckReport) -> StoreResult<()> {
+        let db = self.db_path().display().to_string();
         let integrity: Vec<String> = {
             let mut stmt = self
                 .conn
@@ -35,7 +51,11 @@ impl CheckStorage for Store {
         for (table, rowid) in fk {
             report.problem(&db, format!("table {table}, row {rowid}: refers to a missing row"));
         }
+        Ok(())
+    }
 
+    /// The catalog's invariants, each a query that lists what breaks it.
+    fn check_catalog_rules(&self, report: &mut CheckReport) -> StoreResult<()> {
         let invariants: [(&str, &str); 5] = [
             (
                 "SELECT update_id || ': ' || SUM(is_latest) || ' revisions marked newest' FROM revisions GROUP BY update_id HAVING SUM(is_latest) != 1",
@@ -70,50 +90,56 @@ impl CheckStorage for Store {
                 report.problem(format!("catalog ({rule})"), b);
             }
         }
-        report.revisions_checked = self
-            .conn
-            .query_row("SELECT COUNT(*) FROM revisions", [], |r| r.get::<_, i64>(0))
-            .map_err(|e| self.err("counting", e))? as u64;
+        Ok(())
+    }
 
-        if deep {
-            let mut stmt = self
-                .conn
-                .prepare("SELECT r.revision_id, r.update_id, r.revision_number, r.fragments_digest, d.document FROM revisions r JOIN revision_documents d USING (revision_id)")
+    /// Every stored document parses again and yields the fragments stored with it.
+    fn reparse_documents(&self, report: &mut CheckReport) -> StoreResult<()> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT r.revision_id, r.update_id, r.revision_number, r.fragments_digest, d.document FROM revisions r JOIN revision_documents d USING (revision_id)")
+            .map_err(|e| self.err("re-reading documents", e))?;
+        let mut rows = stmt.query([]).map_err(|e| self.err("re-reading documents", e))?;
+        while let Some(row) = rows.next().map_err(|e| self.err("re-reading documents", e))? {
+            let (update_id, rev): (String, i32) = (
+                row.get(1).map_err(|e| self.err("re-reading documents", e))?,
+                row.get(2).map_err(|e| self.err("re-reading documents", e))?,
+            );
+            let stored: Vec<u8> = row.get(3).map_err(|e| self.err("re-reading documents", e))?;
+            let document = row
+                .get_ref(4)
+                .and_then(|v| v.as_blob().map_err(Into::into))
                 .map_err(|e| self.err("re-reading documents", e))?;
-            let mut rows = stmt.query([]).map_err(|e| self.err("re-reading documents", e))?;
-            while let Some(row) = rows.next().map_err(|e| self.err("re-reading documents", e))? {
-                let (update_id, rev): (String, i32) = (
-                    row.get(1).map_err(|e| self.err("re-reading documents", e))?,
-                    row.get(2).map_err(|e| self.err("re-reading documents", e))?,
-                );
-                let stored: Vec<u8> =
-                    row.get(3).map_err(|e| self.err("re-reading documents", e))?;
-                let document = row
-                    .get_ref(4)
-                    .and_then(|v| v.as_blob().map_err(Into::into))
-                    .map_err(|e| self.err("re-reading documents", e))?;
-                report.documents_reparsed += 1;
-                let document = match super::ingest::decompress(document, "document") {
-                    Ok(d) => d,
-                    Err(e) => {
-                        report.problem(format!("revision {update_id}/{rev}"), e.to_string());
-                        continue;
-                    }
-                };
-                match parse_update(&document) {
-                    Ok(parsed) if fragments_digest(&parsed)[..] == stored[..] => {}
-                    Ok(_) => report.problem(
-                        format!("revision {update_id}/{rev}"),
-                        "stored fragments differ from the ones its document yields",
-                    ),
-                    Err(e) => report.problem(
-                        format!("revision {update_id}/{rev}"),
-                        format!("stored document no longer parses: {e}"),
-                    ),
+            report.documents_reparsed += 1;
+            let document = match super::ingest::decompress(document, "document") {
+                Ok(d) => d,
+                Err(e) => {
+                    report.problem(format!("revision {update_id}/{rev}"), e.to_string());
+                    continue;
                 }
+            };
+            match parse_update(&document) {
+                Ok(parsed) if fragments_digest(&parsed)[..] == stored[..] => {}
+                Ok(_) => report.problem(
+                    format!("revision {update_id}/{rev}"),
+                    "stored fragments differ from the ones its document yields",
+                ),
+                Err(e) => report.problem(
+                    format!("revision {update_id}/{rev}"),
+                    format!("stored document no longer parses: {e}"),
+                ),
             }
         }
+        Ok(())
+    }
 
+    /// Every file marked present is in the content tree (hashed again when `deep`).
+    fn check_files(
+        &self,
+        deep: bool,
+        report: &mut CheckReport,
+        progress: &mut dyn FnMut(u64, u64),
+    ) -> StoreResult<()> {
         let files = self.all_files()?;
         let total: u64 = files.iter().filter(|f| f.present).map(|f| f.size).sum();
         for f in files.iter().filter(|f| f.present) {
@@ -134,6 +160,6 @@ impl CheckStorage for Store {
             }
             report.files_checked += 1;
         }
-        Ok(report)
+        Ok(())
     }
 }
