@@ -149,6 +149,77 @@ fn the_console_uses_the_service_not_the_api() {
     assert!(found.is_empty(), "the console calls AdminService directly:\n{}", found.join("\n"));
 }
 
+/// Invariant: a function reads at once: at most 100 lines. The functions still longer are
+/// listed here with their length; the list only shrinks (a listed function that grows, or a new
+/// long one, fails), and a function split below the limit must leave it.
+#[test]
+fn functions_stay_short() {
+    const LONGEST: usize = 100;
+    let still_long: &[(&str, &str, usize)] = &[
+        ("bundle/import.rs", "walk_and_ingest", 102),
+        ("bundle/inspect.rs", "html", 114),
+        ("catalog/parse.rs", "start", 129),
+        ("catalog/parse.rs", "model_start", 113),
+        ("catalog/parse.rs", "finish", 102),
+        ("cli/export.rs", "run", 101),
+        ("cli/updates.rs", "show", 116),
+        ("server/console.rs", "handle", 119),
+        ("store/sqlite/bundles.rs", "catalog_revisions", 118),
+        ("store/sqlite/cleanup.rs", "plan_cleanup", 119),
+        ("store/sqlite/ingest.rs", "add_prepared", 125),
+        ("store/sqlite/ingest.rs", "ingest_stream", 117),
+        ("synth/plan.rs", "files_for", 131),
+        // The document templates: data more than code.
+        ("synth/render.rs", "render", 242),
+        ("upstream/download.rs", "fetch_once", 139),
+        ("wsus/tree.rs", "parse", 231),
+    ];
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut problems = Vec::new();
+    let mut seen = Vec::new();
+    for (path, text) in sources(&root) {
+        let relative = path.strip_prefix(&format!("{}/", root.display())).unwrap_or(&path);
+        let lines: Vec<&str> = text.lines().collect();
+        for (i, line) in lines.iter().enumerate() {
+            let Some((indent, name)) = function_start(line) else { continue };
+            let close = format!("{indent}}}");
+            let end = lines[i..].iter().position(|l| *l == close).map_or(lines.len(), |n| i + n);
+            let length = end - i + 1;
+            if length <= LONGEST {
+                continue;
+            }
+            match still_long.iter().find(|(p, n, _)| *p == relative && *n == name) {
+                Some((_, _, listed)) if length <= *listed => {
+                    seen.push((relative.to_string(), name))
+                }
+                Some((_, _, listed)) => problems
+                    .push(format!("{relative}: {name} grew from {listed} to {length} lines")),
+                None => problems.push(format!("{relative}: {name} is {length} lines")),
+            }
+        }
+    }
+    for (path, name, _) in still_long {
+        if !seen.iter().any(|(p, n)| p == path && n == name) {
+            problems.push(format!("{path}: {name} is no longer long: take it off the list"));
+        }
+    }
+    assert!(problems.is_empty(), "functions over {LONGEST} lines:\n{}", problems.join("\n"));
+}
+
+/// `(indentation, name)` when `line` opens a function with a body.
+fn function_start(line: &str) -> Option<(&str, String)> {
+    let code = line.trim_start();
+    let indent = &line[..line.len() - code.len()];
+    let rest = ["pub(crate) ", "pub(super) ", "pub "]
+        .iter()
+        .find_map(|p| code.strip_prefix(p))
+        .unwrap_or(code);
+    let rest = rest.strip_prefix("async ").unwrap_or(rest);
+    let name = rest.strip_prefix("fn ")?;
+    let name: String = name.chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
+    (!name.is_empty() && !line.trim_end().ends_with(';')).then_some((indent, name))
+}
+
 /// Where each line of `sources` under `src/` contains one of `needles`, outside `allowed`
 /// paths (relative to `src/`) and outside comments.
 fn occurrences(needles: &[&str], allowed: &[&str]) -> Vec<String> {
