@@ -1,15 +1,44 @@
 //! SOAP request bodies as `ferry serve` reads them: the envelope, then every request decoder of
 //! both protocols (MS-WUSP client requests, MS-WSUSSS server-sync requests) on the operation
 //! element, whatever its name. None of them may panic, and a refused request must still render
-//! as a fault.
+//! as a fault. A body read through its shape (`wsus/shape.rs`) must read as the whole body.
 
 #![no_main]
 
+use ferry::wsus::shape::{self, Cut};
 use ferry::wsus::soap::{self, EnvelopeStyle, SoapVersion};
+use ferry::wsus::tree::Element;
 use ferry::wsus::{client, server_sync};
 use libfuzzer_sys::fuzz_target;
 
+/// `wsus/shape.rs`'s invariant: when a body's shape holds its markers, the whole body parses,
+/// to the shape's tree with the cookie's texts in the markers' place, and to the cut's cookie.
+fn shape_reads_as_the_body(data: &[u8]) {
+    let Some(cut) = Cut::of(data) else { return };
+    let Ok(marked) = soap::parse_request(&cut.marked()) else { return };
+    if !shape::marks_hold(&marked) {
+        return;
+    }
+    let mut whole = soap::parse_request(data).expect("a body whose shape holds parses whole");
+    assert_eq!(cut.cookie().map(Some), client::cookie(&whole.operation, "cookie"));
+    let cookie = first_child(&mut whole.operation, "cookie");
+    first_child(cookie, "Expiration").text = "~".into();
+    first_child(cookie, "EncryptedData").text = "~~".into();
+    assert_eq!(whole.operation, marked.operation, "the shape's tree is the body's");
+}
+
+/// The first child of that name that is not `xsi:nil` (as `Element::child` with the nil filter).
+fn first_child<'e>(parent: &'e mut Element, name: &str) -> &'e mut Element {
+    parent
+        .children
+        .iter_mut()
+        .find(|c| &*c.name == name)
+        .filter(|c| !c.is_nil())
+        .expect("the marks hold, so the element is there")
+}
+
 fuzz_target!(|data: &[u8]| {
+    shape_reads_as_the_body(data);
     let request = match soap::parse_request(data) {
         Ok(r) => r,
         Err(fault) => {
