@@ -496,7 +496,8 @@ async fn soap_endpoint(
     let Ok(_tree_held) = state.budget.hold(tree_bytes, peer).await else {
         return busy(&state, service, version_from_headers(&parts.headers));
     };
-    let call = Call { state: &state, scheme, service, parts: &parts, peer };
+    let xpress = service.may_compress() && accepts_xpress(&parts.headers);
+    let call = Call { state: &state, scheme, service, parts: &parts, peer, xpress };
     let (label, result, version) = match parsed {
         Err(fault) => (metrics::Label::UNPARSED, Err(fault), version_from_headers(&parts.headers)),
         Ok(incoming) => call.handle(incoming, &bytes, tree_bytes).await,
@@ -569,6 +570,8 @@ struct Call<'a> {
     service: Service,
     parts: &'a axum::http::request::Parts,
     peer: Option<std::net::IpAddr>,
+    /// The request accepts an xpress-compressed answer and the service may send one.
+    xpress: bool,
 }
 
 impl Call<'_> {
@@ -596,7 +599,7 @@ impl Call<'_> {
                 base_url: base_url_of(state, self.scheme, headers),
                 host: host.unwrap_or("localhost").to_string(),
                 peer: self.peer,
-                xpress: service.may_compress() && accepts_xpress(headers),
+                xpress: self.xpress,
                 cookie,
             };
             let result = self.operation(&ctx, &request).await;
@@ -634,7 +637,6 @@ impl Call<'_> {
         version: SoapVersion,
     ) -> Response<Body> {
         let (state, service, peer) = (self.state, self.service, self.peer);
-        let xpress = service.may_compress() && accepts_xpress(&self.parts.headers);
         match result {
             Ok(Answer::Shared { rendered, client_part }) => {
                 let (body, plain_len) = rendered.body(&client_part);
@@ -658,7 +660,7 @@ impl Call<'_> {
                 let Ok(held) = state.budget.hold(body.owned_bytes(), peer).await else {
                     return busy(state, service, version);
                 };
-                if !xpress {
+                if !self.xpress {
                     return answer_response(version, service, false, body.holding(held));
                 }
                 match compress(state, body, held, peer).await {
