@@ -6,7 +6,6 @@
 
 use ferry::catalog::parse_update;
 use ferry::store::Store;
-use ferry::store::prelude::*;
 use ferry::synth::{Planner, RenderedFile, render};
 use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
@@ -100,7 +99,9 @@ fn phase(name: &str, docs: &Path, dir: &Path) {
                 ferry::store::IngestOptions { commit_every: Some(1000), ..Default::default() };
             let report = store
                 .ingest_stream(
-                    documents(docs).map(|d| Ok(ferry::store::IngestItem::new("bench", d))),
+                    Box::new(
+                        documents(docs).map(|d| Ok(ferry::store::IngestItem::new("bench", d))),
+                    ),
                     options,
                 )
                 .unwrap();

@@ -2,7 +2,6 @@
 //! it out in small transactions.
 
 use super::{AdminResult, AdminService};
-use crate::store::prelude::*;
 use crate::store::{CleanupOptions, CleanupPlan};
 
 impl AdminService<'_> {

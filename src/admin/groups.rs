@@ -3,7 +3,6 @@
 //! kept by the store's transactions (`store/groups.rs`).
 
 use super::{AdminError, AdminResult, AdminService, Refusal};
-use crate::store::prelude::*;
 use crate::store::{GroupRemoval, TargetGroup, Targeting, TargetingMode};
 
 /// The most groups clients may create (`--max-client-groups`): far above any site's real

@@ -5,7 +5,6 @@
 
 use super::{Action, AdminResult, AdminService, ErrorKind};
 use crate::bundle::approvals::ApprovalPolicy;
-use crate::store::prelude::*;
 use crate::store::{NewRule, Store, StoreError, StoreResult};
 use serde::Serialize;
 

@@ -7,7 +7,6 @@
 //! administrator's decision wins), and records itself as the approval's author.
 
 use super::{AdminResult, AdminService};
-use crate::store::prelude::*;
 use crate::store::{ApprovalRule, ApprovalState, NewRule, UpdateFilter};
 use serde::Serialize;
 use std::collections::{BTreeSet, HashSet};

@@ -9,7 +9,6 @@
 //! with a warning, never half-applied.
 
 use crate::admin::Action;
-use crate::store::prelude::*;
 use crate::store::{Store, StoreError};
 use serde::{Deserialize, Serialize};
 

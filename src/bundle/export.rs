@@ -15,7 +15,6 @@ use super::select::{LeftBehind, Selected, select};
 use super::volumes::{VolumeFormat, VolumeWriter};
 use crate::catalog::Guid;
 use crate::faults::crash_point;
-use crate::store::prelude::*;
 use crate::store::{CatalogRevision, ExportRecord, FileSummary, Store};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap, HashSet};

@@ -4,7 +4,6 @@
 
 use super::manifest::{Manifest, Selection};
 use crate::catalog::Language;
-use crate::store::prelude::*;
 use crate::store::{Store, StoreError};
 use std::collections::{BTreeMap, BTreeSet};
 

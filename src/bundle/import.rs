@@ -15,7 +15,6 @@ use super::minisign::PublicKey;
 use super::pipe::BackgroundFileWriter;
 use crate::catalog::{Sha1Digest, Sha256Digest};
 use crate::faults::crash_point;
-use crate::store::prelude::*;
 use crate::store::{
     ContentStore, ImportRecord, IngestItem, IngestOptions, IngestReport, IngestRows, Store,
     StoreError, StoreResult, VerifiedFile,
@@ -530,7 +529,7 @@ fn walk_and_ingest(
             Ok(())
         };
         store.ingest_stream(
-            rx.into_iter(),
+            Box::new(rx.into_iter()),
             IngestOptions {
                 commit_every: None,
                 progress: None,

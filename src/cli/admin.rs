@@ -1,7 +1,6 @@
 //! `ferry admin token`: the bearer token of the admin API and the web console.
 
 use ferry::store::Store;
-use ferry::store::prelude::*;
 use std::path::Path;
 
 #[derive(clap::Subcommand, Debug)]

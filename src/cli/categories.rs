@@ -5,7 +5,6 @@
 
 use super::output;
 use ferry::store::Store;
-use ferry::store::prelude::*;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 

@@ -2,7 +2,6 @@
 
 use super::{Exit, output};
 use ferry::store::Store;
-use ferry::store::prelude::*;
 use ferry::units::format_size;
 use std::path::Path;
 

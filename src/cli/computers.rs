@@ -4,7 +4,6 @@
 use super::output;
 use anyhow::Context;
 use ferry::admin::AdminService;
-use ferry::store::prelude::*;
 use ferry::store::{Store, TargetingMode};
 use std::path::Path;
 

@@ -14,7 +14,6 @@ use ferry::bundle::minisign;
 use ferry::bundle::profile::Profile;
 use ferry::bundle::verify::verify;
 use ferry::server::{Listeners, ServeOptions};
-use ferry::store::prelude::*;
 use ferry::store::{ALL_COMPUTERS, ApprovalState, Store, UpdateFilter};
 use ferry::synth::{SynthOptions, synthesize};
 use ferry::units::format_size;

@@ -2,7 +2,6 @@
 
 use super::output;
 use anyhow::Context;
-use ferry::store::prelude::*;
 use ferry::store::{IngestItem, IngestOptions, Store};
 use ferry::synth::{SynthOptions, synthesize};
 use ferry::units::{format_size, parse_size};
@@ -111,7 +110,7 @@ fn ingest(data: &Path, a: IngestArgs) -> anyhow::Result<()> {
     // One transaction: a bad document leaves the store exactly as it was.
     let report = store
         .ingest_stream(
-            items,
+            Box::new(items),
             IngestOptions { progress: Some(&mut on_progress), ..Default::default() },
         )
         .context("nothing was stored (the batch was rolled back)")?;

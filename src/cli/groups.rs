@@ -4,7 +4,6 @@
 
 use super::output;
 use ferry::admin::{AdminService, TargetingChange};
-use ferry::store::prelude::*;
 use ferry::store::{GroupInTree, Store, TargetingMode};
 use std::collections::HashMap;
 use std::path::Path;

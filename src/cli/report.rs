@@ -4,7 +4,6 @@
 use super::output;
 use ferry::compliance::UpdateState;
 use ferry::html::escape;
-use ferry::store::prelude::*;
 use ferry::store::{ComplianceReport, Store};
 use std::fmt::Write as _;
 use std::path::Path;

@@ -4,7 +4,6 @@
 use super::output;
 use ferry::admin::{Action, AdminService, NewRuleRequest};
 use ferry::store::Store;
-use ferry::store::prelude::*;
 use std::path::Path;
 
 #[derive(clap::Subcommand, Debug)]

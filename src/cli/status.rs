@@ -3,7 +3,6 @@
 use super::output;
 use ferry::server::ScanOutlook;
 use ferry::store::Store;
-use ferry::store::prelude::*;
 use ferry::units::format_size;
 use std::path::Path;
 

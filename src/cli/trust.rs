@@ -4,7 +4,6 @@ use super::output;
 use anyhow::Context;
 use ferry::bundle::minisign::PublicKey;
 use ferry::store::Store;
-use ferry::store::prelude::*;
 use std::path::{Path, PathBuf};
 
 #[derive(clap::Subcommand, Debug)]

@@ -4,7 +4,6 @@
 use super::output;
 use anyhow::Context;
 use ferry::admin::{Action, AdminService, Approve};
-use ferry::store::prelude::*;
 use ferry::store::{ApprovalState, FragmentKind, Store, UpdateFilter};
 use ferry::units::format_size;
 use std::path::Path;

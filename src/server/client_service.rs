@@ -10,7 +10,6 @@ use super::snapshot::{Kind, Snapshot};
 use super::state::AppState;
 use super::sync::{self, Client};
 use crate::catalog::Guid;
-use crate::store::prelude::*;
 use crate::store::{
     ClientWrite, ContentStore, EventRecord, FragmentKind, GroupName, MAX_GROUPS_PER_CLIENT,
 };

@@ -10,7 +10,6 @@ use super::state::AppState;
 use crate::admin::{Action, AdminResult, AdminService, Approve, NewRuleRequest, TargetingChange};
 use crate::compliance::StateCounts;
 use crate::html::escape as esc;
-use crate::store::prelude::*;
 use crate::store::{CleanupOptions, CleanupPlan, Store};
 use axum::body::Body;
 use axum::extract::Request;

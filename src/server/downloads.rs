@@ -4,7 +4,6 @@
 use super::mapped::MappedFile;
 use super::state::AppState;
 use crate::bundle::safe_path::SafePath;
-use crate::store::prelude::*;
 use axum::body::Body;
 use axum::http::{HeaderMap, HeaderValue, Method, Response, StatusCode, header};
 use std::sync::Arc;

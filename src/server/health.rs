@@ -5,7 +5,6 @@
 //! Invariant: `/healthz` never waits for the blocking pool or the store.
 
 use crate::store::Store;
-use crate::store::prelude::*;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};

@@ -40,7 +40,6 @@ pub use snapshot::{Deployments, Snapshot};
 pub use state::AppState;
 pub use sync::{MAX_PAGE_UPDATES, PAGE_BYTES, PagePolicy, ScanOutlook, WSUS_PAGE_UPDATES};
 
-use crate::store::prelude::*;
 use crate::store::{Store, StoreError};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};

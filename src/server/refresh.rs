@@ -3,7 +3,6 @@
 
 use super::snapshot::{Deployments, Snapshot};
 use super::state::AppState;
-use crate::store::prelude::*;
 use std::sync::Arc;
 use std::time::Duration;
 

@@ -6,7 +6,6 @@ use super::budget::{BodyRefusal, Held};
 use super::client_service::{self, Answer, Context};
 use super::metrics;
 use super::state::AppState;
-use crate::store::prelude::*;
 use crate::wsus::client::WireCookie;
 use crate::wsus::shape::{self, Cut};
 use crate::wsus::soap::{self, EnvelopeStyle, ErrorCode, Fault, Piece, SoapVersion};

@@ -10,7 +10,6 @@ use crate::admin::Action;
 use crate::bundle::held::held;
 use crate::catalog::Guid;
 use crate::catalog::language::WSUS_LANGUAGES as LANGUAGES;
-use crate::store::prelude::*;
 use crate::store::{ALL_COMPUTERS, ClientWrite, DownstreamFilter, Store};
 use crate::wsus::client::{self as client_wire};
 use crate::wsus::server_sync::{

@@ -5,7 +5,6 @@
 use super::prerequisites::Signatures;
 use crate::admin::Action;
 use crate::catalog::Guid;
-use crate::store::prelude::*;
 use crate::store::{CatalogRevision, Store, StoreResult};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;

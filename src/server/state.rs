@@ -5,7 +5,6 @@ use super::pool::Pool;
 use super::snapshot::{Deployments, Snapshot};
 use super::writer::ClientWriter;
 use crate::catalog::Guid;
-use crate::store::prelude::*;
 use crate::store::{ComputerRecord, ServerIdentity, StoreResult};
 use std::collections::HashMap;
 use std::path::PathBuf;

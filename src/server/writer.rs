@@ -3,7 +3,6 @@
 
 use super::budget::Held;
 use super::state::ComputerCache;
-use crate::store::prelude::*;
 use crate::store::{ClientWrite, Store, StoreError};
 use std::collections::HashSet;
 use std::path::Path;

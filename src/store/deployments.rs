@@ -4,8 +4,20 @@
 use super::*;
 use crate::admin::Action;
 
-/// Administration changes: one transaction under the next deployment stamp.
+/// Administration changes: one transaction under the next deployment stamp. Callers use
+/// [`Administer::administer`]; this is the form a backend implements.
 pub trait DeploymentStorage {
+    /// Runs `change` once in one transaction under the next deployment stamp. The stamp
+    /// advances and the transaction commits only when `change` returns `Ok(true)`; otherwise
+    /// (nothing changed, a refusal, an error) everything is rolled back.
+    fn administer_rows(&mut self, what: &str, change: &mut RowsChange<'_>) -> StoreResult<()>;
+}
+
+/// An administration change over the rows: `Ok(true)` commits it.
+pub type RowsChange<'a> = dyn FnMut(&dyn DeploymentRows) -> StoreResult<bool> + 'a;
+
+/// [`DeploymentStorage`] with the change's own value and error.
+pub trait Administer {
     /// Runs an administration change in one transaction under the next deployment stamp. An
     /// error from `change` (a refusal) rolls everything back. The stamp advances and the
     /// transaction commits only when `changed` says something did, so the running server
@@ -16,6 +28,26 @@ pub trait DeploymentStorage {
         change: impl FnOnce(&dyn DeploymentRows) -> Result<T, E>,
         changed: impl FnOnce(&T) -> bool,
     ) -> Result<T, E>;
+}
+
+impl<S: DeploymentStorage + ?Sized> Administer for S {
+    fn administer<T, E: From<StoreError>>(
+        &mut self,
+        what: &str,
+        change: impl FnOnce(&dyn DeploymentRows) -> Result<T, E>,
+        changed: impl FnOnce(&T) -> bool,
+    ) -> Result<T, E> {
+        let (mut change, mut changed) = (Some(change), Some(changed));
+        let mut outcome = None;
+        self.administer_rows(what, &mut |rows| {
+            let (change, changed) = (change.take(), changed.take());
+            let result = change.expect("a change runs once")(rows);
+            let commit = result.as_ref().is_ok_and(changed.expect("a change runs once"));
+            outcome = Some(result);
+            Ok(commit)
+        })?;
+        outcome.expect("administer_rows ran the change")
+    }
 }
 
 /// The rows an administration change reads and writes, inside its transaction (see

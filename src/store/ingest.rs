@@ -53,6 +53,9 @@ pub struct IngestOptions<'a> {
 /// See [`IngestOptions::before_commit`].
 pub type BeforeCommit<'a> = dyn FnMut(&mut dyn IngestRows, u64) -> StoreResult<()> + 'a;
 
+/// The documents of an ingest, in order (read on a thread of their own).
+pub type Documents<'a> = Box<dyn Iterator<Item = StoreResult<IngestItem>> + Send + 'a>;
+
 /// Ingesting update documents.
 pub trait IngestStorage {
     fn begin_ingest(&mut self) -> StoreResult<Box<dyn IngestRows + '_>>;
@@ -60,13 +63,11 @@ pub trait IngestStorage {
     /// Ingests a stream of documents: a reader thread, one preparing worker per core (parse,
     /// derive, compress), and this thread writing them in their original order (so revision ids
     /// follow the stream).
-    fn ingest_stream<I>(
+    fn ingest_stream(
         &mut self,
-        documents: I,
+        documents: Documents<'_>,
         options: IngestOptions<'_>,
-    ) -> StoreResult<IngestReport>
-    where
-        I: Iterator<Item = StoreResult<IngestItem>> + Send;
+    ) -> StoreResult<IngestReport>;
 }
 
 /// One ingest under way: documents and files added inside one transaction, committed together

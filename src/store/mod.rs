@@ -22,12 +22,14 @@ mod compliance_report;
 mod consistency;
 mod content;
 mod deployments;
+mod documents;
 mod error;
 mod groups;
 mod ingest;
 mod query;
 mod rules;
 mod server_sync;
+mod settings;
 mod sqlite;
 
 pub use admin::TokenStorage;
@@ -46,7 +48,8 @@ pub use consistency::{CheckProblem, CheckReport};
 pub use content::{
     ContentError, ContentStore, ExpectedFile, FileHasher, HashingWriter, VerifiedFile, hash_reader,
 };
-pub use deployments::{DeploymentRows, DeploymentStorage};
+pub use deployments::{Administer, DeploymentRows, DeploymentStorage, RowsChange};
+pub use documents::{IngestItem, PreparedRevision, decompress_document, prepare_revision};
 pub use error::{DatabaseError, StoreError, StoreResult};
 pub use groups::GroupStorage;
 pub use groups::{
@@ -55,7 +58,7 @@ pub use groups::{
 };
 pub use ingest::IngestStorage;
 pub use ingest::{
-    AddOutcome, BeforeCommit, DescribedFile, IngestOptions, IngestReport, IngestRows,
+    AddOutcome, BeforeCommit, DescribedFile, Documents, IngestOptions, IngestReport, IngestRows,
 };
 pub use query::CatalogStorage;
 pub use query::*;
@@ -63,10 +66,9 @@ pub use rules::RuleStorage;
 pub use rules::{ApprovalRule, NewRule};
 pub use server_sync::ServerSyncStorage;
 pub use server_sync::{DownstreamDeployment, DownstreamFilter};
-pub use sqlite::Store;
-pub use sqlite::bundles::decompress_document;
-pub use sqlite::ingest::{IngestItem, PreparedRevision, prepare_revision};
+pub use settings::SettingStorage;
 
+use sqlite::SqliteStore;
 use std::path::Path;
 
 pub const DATABASE_FILE: &str = "ferry.db";
@@ -86,8 +88,8 @@ pub(crate) fn now_rfc3339() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
-/// What the program needs from storage, cut by what it is for. `Store` (SQLite) implements
-/// every part; a second backend implements the same.
+/// What the program needs from storage, cut by what it is for. Each backend implements every
+/// part; the rest of the program holds a [`Store`] and calls these through it.
 pub trait Storage:
     TokenStorage
     + ChannelStorage
@@ -101,6 +103,8 @@ pub trait Storage:
     + CatalogStorage
     + RuleStorage
     + ServerSyncStorage
+    + SettingStorage
+    + Send
 {
 }
 
@@ -117,15 +121,83 @@ impl<T> Storage for T where
         + CatalogStorage
         + RuleStorage
         + ServerSyncStorage
+        + SettingStorage
+        + Send
 {
 }
 
-/// The storage traits by name, so that `use crate::store::prelude::*` puts a backend's methods
-/// in scope.
+/// The storage traits by name. Through a [`Store`] their methods need no import (they are the
+/// methods of `dyn Storage`); a backend's own code and [`Administer`] need them in scope.
 pub mod prelude {
     pub use super::{
-        CatalogStorage, ChannelRows, ChannelStorage, CheckStorage, CleanupStorage, ClientStorage,
-        ComplianceStorage, DeploymentRows, DeploymentStorage, GroupStorage, IngestRows,
-        IngestStorage, RuleStorage, ServerSyncStorage, Storage, TokenStorage,
+        Administer, CatalogStorage, ChannelRows, ChannelStorage, CheckStorage, CleanupStorage,
+        ClientStorage, ComplianceStorage, DeploymentRows, DeploymentStorage, GroupStorage,
+        IngestRows, IngestStorage, RuleStorage, ServerSyncStorage, SettingStorage, Storage,
+        TokenStorage,
     };
+}
+
+/// One open store: its backend's connection and the content tree. Cheap to open; open one per
+/// thread. Every storage call goes through the [`Storage`] traits it dereferences to.
+pub struct Store {
+    backend: Backend,
+}
+
+/// The engines a store can live in.
+enum Backend {
+    Sqlite(SqliteStore),
+}
+
+impl Store {
+    /// Opens the store in `dir`, creating it (and its schema) when it does not exist yet.
+    pub fn open_or_create(dir: &Path) -> StoreResult<Store> {
+        Ok(Store { backend: Backend::Sqlite(SqliteStore::open_or_create(dir)?) })
+    }
+
+    /// Opens an existing store; a missing one is an error that says how to create it.
+    pub fn open(dir: &Path) -> StoreResult<Store> {
+        Ok(Store { backend: Backend::Sqlite(SqliteStore::open(dir)?) })
+    }
+
+    /// The content tree (payloads and staging) beside the database.
+    pub fn content(&self) -> &ContentStore {
+        match &self.backend {
+            Backend::Sqlite(s) => s.content(),
+        }
+    }
+}
+
+impl std::ops::Deref for Store {
+    type Target = dyn Storage;
+
+    fn deref(&self) -> &Self::Target {
+        match &self.backend {
+            Backend::Sqlite(s) => s,
+        }
+    }
+}
+
+impl std::ops::DerefMut for Store {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        match &mut self.backend {
+            Backend::Sqlite(s) => s,
+        }
+    }
+}
+
+#[cfg(test)]
+impl Store {
+    /// Test setup only: marks an update's newest revision as Microsoft withdrawing it.
+    pub(crate) fn expire_for_test(&self, update_id: &str) {
+        match &self.backend {
+            Backend::Sqlite(s) => s.expire_for_test(update_id),
+        }
+    }
+
+    /// Test setup only: `update_id`'s newest revision needs `needed` installed first.
+    pub(crate) fn require_for_test(&self, update_id: &str, needed: &str) {
+        match &self.backend {
+            Backend::Sqlite(s) => s.require_for_test(update_id, needed),
+        }
+    }
 }

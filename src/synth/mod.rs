@@ -15,7 +15,6 @@ pub use categories::{REAL_CATEGORIES, RealCategory};
 pub use plan::{GIANT_CORE_BYTES, GIANT_FROM_INDEX, Handler, Planned, Planner};
 pub use render::{RenderedFile, render};
 
-use crate::store::prelude::*;
 use crate::store::{IngestItem, IngestOptions, Store, StoreError};
 use rng::Rng;
 use std::io::Read;
@@ -124,7 +123,7 @@ pub fn synthesize(
     };
     let mut on_progress = |n: u64, _bytes: u64| progress(done + n, options.updates);
     let ingested = store.ingest_stream(
-        items,
+        Box::new(items),
         IngestOptions {
             commit_every: Some(BATCH_DOCUMENTS),
             progress: Some(&mut on_progress),

@@ -10,7 +10,6 @@
 use super::UpstreamError;
 use super::transport::{Transport, backoff};
 use crate::catalog::{Sha1Digest, Sha256Digest};
-use crate::store::prelude::*;
 use crate::store::{ContentStore, FileHasher, Store};
 use serde::Serialize;
 use std::collections::VecDeque;

@@ -18,7 +18,6 @@ pub use transport::{Transport, TransportOptions, backoff};
 use crate::bundle::profile::Profile;
 use crate::bundle::select::select;
 use crate::catalog::Guid;
-use crate::store::prelude::*;
 use crate::store::{ContentStore, Store, StoreError};
 pub use download::Wanted;
 

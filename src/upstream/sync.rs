@@ -11,7 +11,6 @@ use super::transport::{Transport, TransportOptions};
 use crate::bundle::profile::Profile;
 use crate::bundle::select::resolve_filter;
 use crate::catalog::{Guid, Language};
-use crate::store::prelude::*;
 use crate::store::{IngestItem, IngestOptions, Store};
 use crate::wsus::downstream::{FileUrl, Filter};
 use serde::Serialize;
@@ -286,7 +285,7 @@ fn fetch_and_store(
     });
     let mut done_progress = |done: u64, _: u64| progress(SyncProgress::Fetching(done, total));
     let ingested = cache.ingest_stream(
-        items,
+        Box::new(items),
         IngestOptions {
             commit_every: Some(500),
             progress: Some(&mut done_progress),

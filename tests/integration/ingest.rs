@@ -1,7 +1,6 @@
 //! Bulk loads through `Store::ingest_stream`: what they leave on disk.
 
 use crate::util::synthetic_documents;
-use ferry::store::prelude::*;
 use ferry::store::{IngestItem, IngestOptions, Store};
 
 /// Regression: a load that commits as it goes grew the write-ahead log by the size of the whole
@@ -15,7 +14,10 @@ fn a_batched_ingest_keeps_the_write_ahead_log_small() {
         Ok(IngestItem::new(format!("generated document {i}"), doc.into_bytes()))
     });
     let report = store
-        .ingest_stream(items, IngestOptions { commit_every: Some(10), ..Default::default() })
+        .ingest_stream(
+            Box::new(items),
+            IngestOptions { commit_every: Some(10), ..Default::default() },
+        )
         .unwrap();
     assert_eq!(report.added, 1000);
 

@@ -6,7 +6,6 @@ use crate::conformance::read;
 use crate::conformance_or_skip;
 use crate::util::synthetic_documents as generate;
 use ferry::catalog::parse_update;
-use ferry::store::prelude::*;
 use ferry::synth::{Planner, render};
 use quick_xml::events::Event;
 use std::collections::{BTreeMap, BTreeSet};

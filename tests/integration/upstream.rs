@@ -6,7 +6,6 @@
 use crate::fake_http::{FakeServer, Reply, Request};
 use ferry::bundle::profile::Profile;
 use ferry::catalog::{Sha1Digest, Sha256Digest};
-use ferry::store::prelude::*;
 use ferry::store::{FragmentKind, Store};
 use ferry::upstream::{DownloadOptions, SyncOptions, Transport, TransportOptions, Wanted};
 use ferry::wsus::downstream as wire;

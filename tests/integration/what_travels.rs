@@ -5,7 +5,6 @@ use crate::bundles::{Fixture, manifest};
 use crate::util::{ferry, json_of, stdout_of};
 use ferry::bundle::manifest::Manifest;
 use ferry::store::Store;
-use ferry::store::prelude::*;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 

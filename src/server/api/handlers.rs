@@ -4,7 +4,6 @@
 use super::dto;
 use super::{ApiError, ApiState, JsonBody, Params, Reply, Segment, with_store};
 use crate::admin::{self, Action, AdminError, AdminService, Approve};
-use crate::store::prelude::*;
 use crate::store::{ALL_COMPUTERS, ApprovalState, CleanupOptions, UpdateFilter};
 use axum::Router;
 use axum::extract::State;

@@ -14,7 +14,6 @@ mod handlers;
 
 use super::state::AppState;
 use crate::admin::{AdminError, ErrorKind};
-use crate::store::prelude::*;
 use crate::store::{Store, StoreError};
 use axum::Router;
 use axum::body::Body;

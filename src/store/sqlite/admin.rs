@@ -4,7 +4,7 @@
 //! is made, and compared in constant time.
 
 use crate::store::TokenStorage;
-use crate::store::{Store, StoreResult};
+use crate::store::{SettingStorage, SqliteStore, StoreResult};
 use sha2::{Digest, Sha256};
 
 const TOKEN_KEY: &str = "admin.token_sha256";
@@ -13,7 +13,7 @@ fn digest_hex(token: &str) -> String {
     hex::encode(Sha256::digest(token.trim().as_bytes()))
 }
 
-impl TokenStorage for Store {
+impl TokenStorage for SqliteStore {
     fn new_admin_token(&mut self) -> StoreResult<String> {
         let token = format!("ferry_{}", hex::encode(crate::random::bytes::<32>()));
         self.set_setting(TOKEN_KEY, &digest_hex(&token))?;

@@ -1,11 +1,11 @@
-//! Store side of bundles: trusted keys and imports (isolated side), channel state and the
+//! The SQLite side of bundles: trusted keys and imports (isolated side), channel state and the
 //! catalog view an export selects from (connected side).
 
 use super::ingest::IngestBatch;
 use crate::store::FileSummary;
 use crate::store::bundles::*;
 use crate::store::prelude::*;
-use crate::store::{Store, StoreError, StoreResult, now_rfc3339};
+use crate::store::{SqliteStore, StoreError, StoreResult, now_rfc3339};
 use rusqlite::{OptionalExtension, params};
 use std::collections::{HashMap, HashSet};
 
@@ -26,7 +26,7 @@ fn import_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ImportRecord> {
     })
 }
 
-impl Store {
+impl SqliteStore {
     fn export_records(&self, sql: &str, channel: &str) -> StoreResult<Vec<ExportRecord>> {
         let mut stmt = self.conn.prepare(sql).map_err(|e| self.err("reading channel state", e))?;
         stmt.query_map([channel], |r| {
@@ -42,26 +42,6 @@ impl Store {
         .and_then(|rows| rows.collect())
         .map_err(|e| self.err("reading channel state", e))
     }
-}
-
-/// Checks a compressed document decompresses to exactly `size` bytes (no more: bombs stop at
-/// the declared size).
-pub fn decompress_document(compressed: &[u8], size: u64, what: &str) -> std::io::Result<Vec<u8>> {
-    if size > crate::catalog::MAX_DOCUMENT_BYTES as u64 {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
-            format!("{what}: declares {size} bytes, above the document limit"),
-        ));
-    }
-    let out = super::ingest::decompress_at_most(compressed, size as usize, size as usize, what)
-        .map_err(|e| std::io::Error::new(e.kind(), format!("{e} (declared {size} bytes)")))?;
-    if out.len() as u64 != size {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
-            format!("{what}: decompresses to {} bytes, declared {size}", out.len()),
-        ));
-    }
-    Ok(out)
 }
 
 impl ChannelRows for IngestBatch<'_> {
@@ -100,7 +80,7 @@ impl ChannelRows for IngestBatch<'_> {
     }
 }
 
-impl ChannelStorage for Store {
+impl ChannelStorage for SqliteStore {
     fn add_trusted_key(
         &self,
         key_id: &str,
@@ -440,7 +420,7 @@ impl ChannelStorage for Store {
                 .get_ref(1)
                 .and_then(|v| v.as_blob().map_err(Into::into))
                 .map_err(|e| self.err(ctx, e))?;
-            let bytes = super::ingest::decompress(blob, "core fragment")
+            let bytes = crate::store::documents::decompress(blob, "core fragment")
                 .map_err(|e| StoreError::io(&self.db_path(), e))?;
             visit(id, String::from_utf8(bytes).unwrap_or_default());
         }
@@ -469,12 +449,14 @@ impl ChannelStorage for Store {
             return Ok((compressed, size));
         }
         let what = format!("the stored document of revision #{revision_id}");
-        let document = decompress_document(&compressed, size, &what)
+        let document = crate::store::documents::decompress_document(&compressed, size, &what)
             .map_err(|e| StoreError::io(&self.db_path(), e))?;
         let parsed = crate::catalog::parse_update(&document)
             .map_err(|e| StoreError::Document { document: what, source: e })?;
         match crate::catalog::language::strip_languages(&document, &parsed.update, languages) {
-            Some(stripped) => Ok((super::ingest::compress(&stripped), stripped.len() as u64)),
+            Some(stripped) => {
+                Ok((crate::store::documents::compress(&stripped), stripped.len() as u64))
+            }
             None => Ok((compressed, size)),
         }
     }

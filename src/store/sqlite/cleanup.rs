@@ -9,14 +9,14 @@ use crate::catalog::Sha1Digest;
 use crate::compliance::UpdateState;
 use crate::store::cleanup::*;
 use crate::store::prelude::*;
-use crate::store::{ApprovalState, ContentStore, Store, StoreResult, UpdateFilter};
+use crate::store::{ApprovalState, ContentStore, SqliteStore, StoreResult, UpdateFilter};
 use std::collections::{HashMap, HashSet};
 
 /// WSUS's waiting time: a superseded update approved in the last 30 days stays.
 const SUPERSEDED_GRACE_DAYS: i64 = 30;
 const DECLINE_BATCH: usize = 200;
 
-impl Store {
+impl SqliteStore {
     /// UpdateID → the UpdateIDs of newest revisions that supersede it.
     fn superseding_updates(&self) -> StoreResult<HashMap<String, Vec<String>>> {
         let mut stmt = self
@@ -137,7 +137,7 @@ fn stray_files(
     out
 }
 
-impl CleanupStorage for Store {
+impl CleanupStorage for SqliteStore {
     fn plan_cleanup(
         &self,
         options: &CleanupOptions,

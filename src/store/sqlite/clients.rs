@@ -1,8 +1,8 @@
-//! Store side of the server: target groups, computers, approvals, declines, reported events.
+//! The SQLite side of the server: target groups, computers, approvals, declines, reported events.
 
 use crate::store::clients::*;
 use crate::store::prelude::*;
-use crate::store::{Store, StoreError, StoreResult, now_rfc3339};
+use crate::store::{SqliteStore, StoreError, StoreResult, now_rfc3339};
 use rusqlite::{OptionalExtension, params};
 
 pub(super) const APPROVAL_COLUMNS: &str = "approval_id, deployment_guid, update_id, group_id, action, deadline, admin, changed_at, changed_stamp";
@@ -33,7 +33,7 @@ pub(super) fn set_stamp(tx: &rusqlite::Transaction<'_>, stamp: i64) -> rusqlite:
     .map(|_| ())
 }
 
-impl ClientStorage for Store {
+impl ClientStorage for SqliteStore {
     fn approvable_update_ids(&self, ids: &[String]) -> StoreResult<Vec<String>> {
         let mut out: Vec<String> = Vec::new();
         for id in ids {

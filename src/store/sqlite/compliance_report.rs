@@ -4,13 +4,13 @@
 use crate::compliance::{ComputerStatus, StateCounts, StatusEvent, UpdateState, computer_status};
 use crate::store::compliance_report::*;
 use crate::store::prelude::*;
-use crate::store::{ApprovalState, ComputerRecord, Store, StoreResult, UpdateFilter};
+use crate::store::{ApprovalState, ComputerRecord, SqliteStore, StoreResult, UpdateFilter};
 use std::collections::HashMap;
 
 /// Events that move update states (WSUS-PROTOCOL.md §3.5).
 const STATUS_EVENTS: &str = "156, 182, 183, 184, 190, 191, 195, 201, 202, 203, 204, 222";
 
-impl ComplianceStorage for Store {
+impl ComplianceStorage for SqliteStore {
     fn computer_statuses(&self) -> StoreResult<HashMap<String, ComputerStatus>> {
         let sql = format!(
             "SELECT computer_id, event_id, COALESCE(time_at_target, received_at), update_id, misc_data, received_at FROM events

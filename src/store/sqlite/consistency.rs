@@ -1,12 +1,12 @@
 //! `ferry check`: is the store consistent, and (deep) does every stored byte still match.
 
-use super::ingest::fragments_digest;
 use crate::catalog::parse_update;
 use crate::store::consistency::*;
+use crate::store::documents::fragments_digest;
 use crate::store::prelude::*;
-use crate::store::{Store, StoreResult};
+use crate::store::{SqliteStore, StoreResult};
 
-impl CheckStorage for Store {
+impl CheckStorage for SqliteStore {
     fn check(&self, deep: bool, progress: &mut dyn FnMut(u64, u64)) -> StoreResult<CheckReport> {
         let mut report = CheckReport::default();
         self.check_engine(deep, &mut report)?;
@@ -23,7 +23,7 @@ impl CheckStorage for Store {
     }
 }
 
-impl Store {
+impl SqliteStore {
     /// SQLite's own checks: integrity (quick unless `deep`) and foreign keys.
     fn check_engine(&self, deep: bool, report: &mut CheckReport) -> StoreResult<()> {
         let db = self.db_path().display().to_string();
@@ -111,7 +111,7 @@ impl Store {
                 .and_then(|v| v.as_blob().map_err(Into::into))
                 .map_err(|e| self.err("re-reading documents", e))?;
             report.documents_reparsed += 1;
-            let document = match super::ingest::decompress(document, "document") {
+            let document = match crate::store::documents::decompress(document, "document") {
                 Ok(d) => d,
                 Err(e) => {
                     report.problem(format!("revision {update_id}/{rev}"), e.to_string());

@@ -1,6 +1,6 @@
 //! The storage side of administration changes: one transaction under the next deployment stamp,
 //! and the rows it may read and write. The rules that decide what may change live in `admin/`;
-//! they run inside [`Store::administer`], so a rule's check and the write it allows are one
+//! they run inside [`SqliteStore::administer`], so a rule's check and the write it allows are one
 //! transaction.
 //!
 //! Invariant: every change of approvals or declines is logged in `approval_changes` under the
@@ -9,8 +9,8 @@
 use super::clients::{APPROVAL_COLUMNS, approval_from_row, next_stamp, set_stamp};
 use crate::admin::Action;
 use crate::store::Approval;
-use crate::store::{DeploymentRows, DeploymentStorage};
-use crate::store::{Store, StoreError, StoreResult, now_rfc3339};
+use crate::store::{DeploymentRows, DeploymentStorage, RowsChange};
+use crate::store::{SqliteStore, StoreError, StoreResult, now_rfc3339};
 use rusqlite::types::{FromSql, FromSqlResult, ToSql, ToSqlOutput, ValueRef};
 use rusqlite::{OptionalExtension, params};
 use std::path::Path;
@@ -176,7 +176,7 @@ impl DeploymentRows for DeploymentTx<'_> {
     }
 }
 
-impl Store {
+impl SqliteStore {
     /// [`DeploymentStorage::administer`] for the store's own rules (the group tree), written in SQL over the
     /// transaction and its stamp. `Ok(Err(_))` from `change` is a refusal: rolled back.
     pub(super) fn deployment_change<T>(
@@ -214,14 +214,9 @@ impl Store {
     }
 }
 
-impl DeploymentStorage for Store {
-    fn administer<T, E: From<StoreError>>(
-        &mut self,
-        what: &str,
-        change: impl FnOnce(&dyn DeploymentRows) -> Result<T, E>,
-        changed: impl FnOnce(&T) -> bool,
-    ) -> Result<T, E> {
-        self.transact(what, |tx| change(tx), changed)
+impl DeploymentStorage for SqliteStore {
+    fn administer_rows(&mut self, what: &str, change: &mut RowsChange<'_>) -> StoreResult<()> {
+        self.transact(what, |tx| change(tx), |commit| *commit).map(|_| ())
     }
 }
 
@@ -235,7 +230,7 @@ mod tests {
     #[test]
     fn an_unknown_stored_action_reads_as_block() {
         let dir = tempfile::tempdir().unwrap();
-        let mut store = Store::open_or_create(dir.path()).unwrap();
+        let mut store = SqliteStore::open_or_create(dir.path()).unwrap();
         let group = crate::store::ALL_COMPUTERS;
         store
             .administer(

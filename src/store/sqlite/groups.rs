@@ -9,7 +9,7 @@
 use crate::store::groups::*;
 use crate::store::prelude::*;
 use crate::store::{ALL_COMPUTERS, ComputerRecord, TargetGroup, UNASSIGNED_COMPUTERS};
-use crate::store::{Store, StoreError, StoreResult, now_rfc3339};
+use crate::store::{SqliteStore, StoreError, StoreResult, now_rfc3339};
 use rusqlite::{Connection, OptionalExtension, params};
 
 const MODE_KEY: &str = "targeting.mode";
@@ -54,7 +54,7 @@ pub(super) fn group_in(
     .optional()
 }
 
-impl GroupStorage for Store {
+impl GroupStorage for SqliteStore {
     fn group_tree(&self) -> StoreResult<Vec<GroupInTree>> {
         let groups = self.groups()?;
         let mut children: std::collections::HashMap<Option<&str>, Vec<&TargetGroup>> =

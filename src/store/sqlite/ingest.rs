@@ -1,8 +1,11 @@
 //! Loading update documents into the catalog, one transaction per batch.
 
-use crate::catalog::{ParsedUpdate, Update, UpdateIdentity, parse_update};
+use crate::catalog::{ParsedUpdate, parse_update};
+use crate::store::documents::{
+    PreparedRevision, decompress, prepare_in_order, prepare_parsed, prepare_revision,
+};
 use crate::store::ingest::*;
-use crate::store::{Store, StoreError, StoreResult, now_rfc3339};
+use crate::store::{SqliteStore, StoreError, StoreResult, now_rfc3339};
 use rayon::prelude::*;
 use rusqlite::{OptionalExtension, Transaction, params};
 use std::path::{Path, PathBuf};
@@ -20,165 +23,10 @@ pub struct IngestBatch<'s> {
 pub(crate) const RETIRE_OLDER_REVISIONS: &str =
     "UPDATE revisions SET is_latest = 0 WHERE update_id = ?1 AND is_latest = 1";
 
-/// zstd level for stored documents and fragments: fast enough to stay behind parsing.
-const COMPRESSION_LEVEL: i32 = 1;
-
-pub(crate) fn compress(bytes: &[u8]) -> Vec<u8> {
-    thread_local! {
-        // A compression context is costly to build; each thread keeps one.
-        static COMPRESSOR: std::cell::RefCell<zstd::bulk::Compressor<'static>> =
-            std::cell::RefCell::new(zstd::bulk::Compressor::new(COMPRESSION_LEVEL).expect("a zstd context"));
-    }
-    COMPRESSOR.with(|c| c.borrow_mut().compress(bytes).expect("compressing to memory cannot fail"))
-}
-
 /// `Properties/Language` as the `revisions.languages` column keeps it: space-separated, NULL
 /// for a language-neutral update.
 pub(crate) fn stored_languages(languages: &[String]) -> Option<String> {
     (!languages.is_empty()).then(|| languages.join(" "))
-}
-
-/// Decompresses what the store keeps (documents, fragments): never more than a document may be.
-pub(crate) fn decompress(bytes: &[u8], what: &str) -> std::io::Result<Vec<u8>> {
-    decompress_at_most(
-        bytes,
-        crate::catalog::MAX_DOCUMENT_BYTES,
-        bytes.len().saturating_mul(4),
-        what,
-    )
-}
-
-/// The one zstd decompressor: at most `limit` bytes come out, and more is an error (a
-/// decompression bomb, or damage), found after `limit + 1` bytes at the most. `expected`:
-/// the room to start with.
-pub(crate) fn decompress_at_most(
-    bytes: &[u8],
-    limit: usize,
-    expected: usize,
-    what: &str,
-) -> std::io::Result<Vec<u8>> {
-    use std::io::Read;
-    let invalid = |message: String| std::io::Error::new(std::io::ErrorKind::InvalidData, message);
-    let mut out = Vec::with_capacity(expected.min(limit));
-    let decoder = zstd::stream::read::Decoder::with_buffer(bytes)
-        .map_err(|e| invalid(format!("{what}: {e}")))?;
-    decoder
-        .take(limit as u64 + 1)
-        .read_to_end(&mut out)
-        .map_err(|e| invalid(format!("{what}: does not decompress: {e}")))?;
-    if out.len() > limit {
-        return Err(invalid(format!("{what}: decompresses to more than {limit} bytes")));
-    }
-    Ok(out)
-}
-
-/// One document to ingest, and the payloads verified in the content tree along with it.
-pub struct IngestItem {
-    /// Names the document in errors (a file, a bundle member, a generated item).
-    pub source: String,
-    pub document: Vec<u8>,
-    /// `Some(size)`: `document` is a zstd frame of a `size`-byte document (decompressed by the
-    /// preparing workers, never beyond `size`).
-    pub compressed_size: Option<u64>,
-    /// Files whose verified content is in place: marked present in the same transaction.
-    pub present_files: Vec<crate::catalog::Sha1Digest>,
-}
-
-impl IngestItem {
-    pub fn new(source: impl Into<String>, document: Vec<u8>) -> Self {
-        IngestItem {
-            source: source.into(),
-            document,
-            compressed_size: None,
-            present_files: Vec::new(),
-        }
-    }
-
-    pub fn compressed(source: impl Into<String>, frame: Vec<u8>, size: u64) -> Self {
-        IngestItem {
-            source: source.into(),
-            document: frame,
-            compressed_size: Some(size),
-            present_files: Vec::new(),
-        }
-    }
-
-    fn prepare(self) -> StoreResult<(PreparedRevision, Vec<crate::catalog::Sha1Digest>)> {
-        let document = match self.compressed_size {
-            None => self.document,
-            Some(size) => super::bundles::decompress_document(&self.document, size, &self.source)
-                .map_err(|e| StoreError::Oversized {
-                document: self.source.clone(),
-                message: e.to_string(),
-            })?,
-        };
-        Ok((prepare_revision(&self.source, &document)?, self.present_files))
-    }
-}
-
-/// A document parsed, its fragments derived and compressed: everything but the database work,
-/// so it can run on any thread.
-pub struct PreparedRevision {
-    source: String,
-    update: Update,
-    localized: Vec<(String, String)>,
-    digest: [u8; 16],
-    document_len: usize,
-    core_len: usize,
-    document: Vec<u8>,
-    core: Vec<u8>,
-    extended: Vec<u8>,
-}
-
-impl PreparedRevision {
-    pub fn identity(&self) -> UpdateIdentity {
-        self.update.identity
-    }
-
-    pub fn update(&self) -> &Update {
-        &self.update
-    }
-}
-
-/// Parses and compresses one document; `source` names it in errors (a file, a bundle member...).
-pub fn prepare_revision(source: &str, document: &[u8]) -> StoreResult<PreparedRevision> {
-    let parsed = parse_update(document)
-        .map_err(|e| StoreError::Document { document: source.to_string(), source: e })?;
-    Ok(prepare_parsed(source, document, parsed))
-}
-
-fn prepare_parsed(source: &str, document: &[u8], parsed: ParsedUpdate) -> PreparedRevision {
-    let digest = fragments_digest(&parsed);
-    let ParsedUpdate { update, fragments } = parsed;
-    PreparedRevision {
-        source: source.to_string(),
-        update,
-        digest,
-        document_len: document.len(),
-        core_len: fragments.core.len(),
-        document: compress(document),
-        core: compress(fragments.core.as_bytes()),
-        extended: compress(fragments.extended.as_bytes()),
-        localized: fragments.localized,
-    }
-}
-
-/// A digest of everything a client sees of a revision; two copies of a revision must agree on it.
-/// (XXH3-128: this tells honest copies apart, it is not a security boundary; signatures are.)
-pub fn fragments_digest(parsed: &ParsedUpdate) -> [u8; 16] {
-    let mut h = xxhash_rust::xxh3::Xxh3::new();
-    let f = &parsed.fragments;
-    for part in [&f.core, &f.extended] {
-        h.update(&(part.len() as u64).to_le_bytes());
-        h.update(part.as_bytes());
-    }
-    for (lang, frag) in &f.localized {
-        h.update(&(lang.len() as u64).to_le_bytes());
-        h.update(lang.as_bytes());
-        h.update(&(frag.len() as u64).to_le_bytes());
-        h.update(frag.as_bytes());
-    }
-    h.digest128().to_le_bytes()
 }
 
 impl IngestBatch<'_> {
@@ -548,18 +396,6 @@ impl IngestRows for IngestBatch<'_> {
 /// starts over instead of growing by the size of the load (see `checkpointer`).
 const CATCH_UP_EVERY_COMMITS: u64 = 4;
 
-/// Documents travel between the threads in batches of about this many bytes (or
-/// [`BATCH_DOCUMENTS`]), so the median document, a few kilobytes, does not pay a channel hand-off
-/// and a thread wake-up of its own.
-const BATCH_BYTES: usize = 1 << 20;
-const BATCH_DOCUMENTS: usize = 64;
-/// Raw batches queued for the preparing workers (bounds memory: documents are big).
-const BATCHES_IN_FLIGHT: usize = 8;
-/// Prepared (compressed, about a tenth of the size) batches queued for the writer: a deep queue
-/// lets the writer and the workers absorb each other's slow stretches (a run of CBS manifests is
-/// slow to prepare, a run of small updates with many relationships slow to write).
-const PREPARED_BATCHES_AHEAD: usize = 64;
-
 /// Fills `revisions.languages` for the software and driver revisions a store held before schema
 /// version 9, from their stored documents (through the one parser, so the rule is the same as at
 /// ingest). Runs once, inside the migration's transaction; a document that no longer parses
@@ -590,7 +426,7 @@ pub(crate) fn backfill_languages(tx: &Transaction<'_>, db: &std::path::Path) -> 
     Ok(())
 }
 
-impl IngestStorage for Store {
+impl IngestStorage for SqliteStore {
     fn begin_ingest(&mut self) -> StoreResult<Box<dyn IngestRows + '_>> {
         let db = self.db_path();
         let tx = self
@@ -616,148 +452,65 @@ impl IngestStorage for Store {
         }))
     }
 
-    fn ingest_stream<I>(
+    fn ingest_stream(
         &mut self,
-        documents: I,
+        documents: Documents<'_>,
         options: IngestOptions<'_>,
-    ) -> StoreResult<IngestReport>
-    where
-        I: Iterator<Item = StoreResult<IngestItem>> + Send,
-    {
-        use std::sync::{Arc, Mutex, mpsc};
-        type Prepared = StoreResult<(PreparedRevision, Vec<crate::catalog::Sha1Digest>)>;
+    ) -> StoreResult<IngestReport> {
         let IngestOptions { commit_every, mut progress, mut before_commit } = options;
         let mut before_commit =
             move |batch: &mut dyn IngestRows, done: u64| match before_commit.as_mut() {
                 Some(f) => f(batch, done),
                 None => Ok(()),
             };
-        let workers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
-        std::thread::scope(|scope| {
-            // Batch n carries documents first..first + len of the stream.
-            let (work_tx, work_rx) =
-                mpsc::sync_channel::<(u64, Vec<StoreResult<IngestItem>>)>(BATCHES_IN_FLIGHT);
-            let (done_tx, done_rx) =
-                mpsc::sync_channel::<(u64, Vec<Prepared>)>(PREPARED_BATCHES_AHEAD);
-            scope.spawn(move || {
-                let (mut batch, mut batch_bytes, mut first) = (Vec::new(), 0usize, 0u64);
-                for item in documents {
-                    let failed = item.is_err();
-                    batch_bytes += item.as_ref().map_or(0, |i| i.document.len());
-                    batch.push(item);
-                    if failed || batch_bytes >= BATCH_BYTES || batch.len() >= BATCH_DOCUMENTS {
-                        let len = batch.len() as u64;
-                        if work_tx.send((first, std::mem::take(&mut batch))).is_err() || failed {
-                            return;
-                        }
-                        (first, batch_bytes) = (first + len, 0);
-                    }
-                }
-                if !batch.is_empty() {
-                    let _ = work_tx.send((first, batch));
-                }
-            });
-            let work_rx = Arc::new(Mutex::new(work_rx));
-            for _ in 0..workers {
-                let (work_rx, done_tx) = (Arc::clone(&work_rx), done_tx.clone());
-                scope.spawn(move || {
-                    loop {
-                        let next = work_rx
-                            .lock()
-                            .expect("no worker panics while holding the queue")
-                            .recv();
-                        let Ok((first, items)) = next else { return };
-                        let prepared = items
-                            .into_iter()
-                            .map(|item| item.and_then(IngestItem::prepare))
-                            .collect();
-                        if done_tx.send((first, prepared)).is_err() {
-                            return;
-                        }
-                    }
-                });
-            }
-            drop(done_tx);
-
+        let db = self.db_path();
+        // The writer itself checkpoints rarely during a bulk load: each checkpoint waits for the disk.
+        self.conn
+            .pragma_update(None, "wal_autocheckpoint", 16384)
+            .map_err(|e| self.err("tuning checkpoints", e))?;
+        let total = std::thread::scope(|scope| {
             // Batches that commit as they go are checkpointed beside the load, not after it.
             let checkpoints = commit_every
-                .and_then(|_| super::checkpointer::background_checkpointer(&self.db_path()))
+                .and_then(|_| super::checkpointer::background_checkpointer(&db))
                 .map(|(signal, checkpoint_on_request)| {
                     scope.spawn(checkpoint_on_request);
                     signal
                 });
-            // The writer itself checkpoints rarely during a bulk load: each checkpoint waits for the disk.
-            self.conn
-                .pragma_update(None, "wal_autocheckpoint", 16384)
-                .map_err(|e| self.err("tuning checkpoints", e))?;
             let mut total = IngestReport::default();
             let mut batch = self.begin_ingest()?;
-            let (mut in_batch, mut next_seq, mut commits) = (0usize, 0u64, 0u64);
-            let mut waiting: std::collections::BTreeMap<u64, Vec<Prepared>> = Default::default();
-            for (first, prepared) in done_rx.iter() {
-                waiting.insert(first, prepared);
-                while let Some(prepared) = waiting.remove(&next_seq) {
-                    for prepared in prepared {
-                        next_seq += 1;
-                        let (prepared, present) = prepared?;
-                        batch.add_prepared(&prepared)?;
-                        for sha1 in &present {
-                            batch.mark_present(sha1)?;
-                        }
-                        in_batch += 1;
-                        if commit_every.is_some_and(|n| in_batch >= n) {
-                            before_commit(&mut *batch, next_seq)?;
-                            total.add(batch.commit()?);
-                            commits += 1;
-                            match &checkpoints {
-                                Some(signal) if commits % CATCH_UP_EVERY_COMMITS == 0 => {
-                                    signal.committed_and_caught_up()
-                                }
-                                Some(signal) => signal.committed(),
-                                None => {}
-                            }
-                            batch = self.begin_ingest()?;
-                            in_batch = 0;
-                        }
-                    }
+            let (mut in_batch, mut done, mut commits) = (0usize, 0u64, 0u64);
+            for (prepared, end_of_batch) in prepare_in_order(scope, documents) {
+                let (prepared, present) = prepared?;
+                batch.add_prepared(&prepared)?;
+                for sha1 in &present {
+                    batch.mark_present(sha1)?;
                 }
-                if let Some(p) = progress.as_mut() {
-                    p(next_seq, total.document_bytes + batch.report().document_bytes);
+                (in_batch, done) = (in_batch + 1, done + 1);
+                if commit_every.is_some_and(|n| in_batch >= n) {
+                    before_commit(&mut *batch, done)?;
+                    total.add(batch.commit()?);
+                    commits += 1;
+                    match &checkpoints {
+                        Some(signal) if commits % CATCH_UP_EVERY_COMMITS == 0 => {
+                            signal.committed_and_caught_up()
+                        }
+                        Some(signal) => signal.committed(),
+                        None => {}
+                    }
+                    batch = self.begin_ingest()?;
+                    in_batch = 0;
+                }
+                if let Some(p) = progress.as_mut().filter(|_| end_of_batch) {
+                    p(done, total.document_bytes + batch.report().document_bytes);
                 }
             }
-            before_commit(&mut *batch, next_seq)?;
+            before_commit(&mut *batch, done)?;
             total.add(batch.commit()?);
-            self.conn
-                .pragma_update(None, "wal_autocheckpoint", 1000)
-                .map_err(|e| self.err("tuning checkpoints", e))?;
-            Ok(total)
-        })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_decompressor_stops_at_its_limit() {
-        let limit = 1 << 20;
-        let exactly = zstd::encode_all(&vec![0u8; limit][..], 3).unwrap();
-        assert_eq!(decompress_at_most(&exactly, limit, 0, "exact").unwrap().len(), limit);
-        let bomb = zstd::encode_all(&vec![0u8; 64 * limit][..], 19).unwrap();
-        let err = decompress_at_most(&bomb, limit, 0, "a bomb").unwrap_err().to_string();
-        assert!(err.contains("a bomb") && err.contains("more than 1048576 bytes"), "{err}");
-        let mut two_frames = zstd::encode_all(&b"one "[..], 3).unwrap();
-        two_frames.extend(zstd::encode_all(&b"two"[..], 3).unwrap());
-        assert_eq!(decompress_at_most(&two_frames, limit, 0, "frames").unwrap(), b"one two");
-        let mut damaged = exactly.clone();
-        damaged.truncate(damaged.len() / 2);
-        assert!(
-            decompress_at_most(&damaged, limit, 0, "damaged")
-                .unwrap_err()
-                .to_string()
-                .contains("damaged")
-        );
-        assert!(decompress_at_most(b"not zstd", limit, 0, "garbage").is_err());
+            StoreResult::Ok(total)
+        })?;
+        self.conn
+            .pragma_update(None, "wal_autocheckpoint", 1000)
+            .map_err(|e| self.err("tuning checkpoints", e))?;
+        Ok(total)
     }
 }

@@ -22,14 +22,14 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// One open store: a connection and the content tree. Cheap to open; open one per thread.
-pub struct Store {
+pub struct SqliteStore {
     dir: PathBuf,
     conn: Connection,
     content: ContentStore,
 }
 
 #[cfg(test)]
-impl Store {
+impl SqliteStore {
     /// Test setup only: marks an update's newest revision as Microsoft withdrawing it.
     pub(crate) fn expire_for_test(&self, update_id: &str) {
         self.conn
@@ -50,27 +50,27 @@ impl Store {
     }
 }
 
-impl Store {
+impl SqliteStore {
     /// Opens the store in `dir`, creating it (and its schema) when it does not exist yet.
-    pub fn open_or_create(dir: &Path) -> StoreResult<Store> {
+    pub(in crate::store) fn open_or_create(dir: &Path) -> StoreResult<SqliteStore> {
         std::fs::create_dir_all(dir).map_err(|e| StoreError::io(dir, e))?;
         Self::open_at(dir)
     }
 
     /// Opens an existing store; a missing one is an error that says how to create it.
-    pub fn open(dir: &Path) -> StoreResult<Store> {
+    pub(in crate::store) fn open(dir: &Path) -> StoreResult<SqliteStore> {
         if !dir.join(DATABASE_FILE).is_file() {
             return Err(StoreError::Missing(dir.to_path_buf()));
         }
         Self::open_at(dir)
     }
 
-    fn open_at(dir: &Path) -> StoreResult<Store> {
+    fn open_at(dir: &Path) -> StoreResult<SqliteStore> {
         let db_path = dir.join(DATABASE_FILE);
         let conn = Connection::open(&db_path)
             .map_err(|e| StoreError::sqlite(&db_path, "opening the database", e))?;
         let mut store =
-            Store { dir: dir.to_path_buf(), conn, content: ContentStore::in_data_dir(dir) };
+            SqliteStore { dir: dir.to_path_buf(), conn, content: ContentStore::in_data_dir(dir) };
         store.configure()?;
         store.migrate()?;
         Ok(store)
@@ -116,30 +116,28 @@ impl Store {
         Ok(())
     }
 
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
-    pub fn db_path(&self) -> PathBuf {
+    pub(in crate::store) fn db_path(&self) -> PathBuf {
         self.dir.join(DATABASE_FILE)
     }
 
-    pub fn content(&self) -> &ContentStore {
+    pub(in crate::store) fn content(&self) -> &ContentStore {
         &self.content
     }
 
     pub(crate) fn err(&self, context: impl Into<String>, e: rusqlite::Error) -> StoreError {
         StoreError::sqlite(&self.db_path(), context, e)
     }
+}
 
-    pub fn setting(&self, key: &str) -> StoreResult<Option<String>> {
+impl super::SettingStorage for SqliteStore {
+    fn setting(&self, key: &str) -> StoreResult<Option<String>> {
         self.conn
             .query_row("SELECT value FROM settings WHERE key = ?1", [key], |r| r.get(0))
             .optional()
             .map_err(|e| self.err(format!("reading setting {key}"), e))
     }
 
-    pub fn set_setting(&self, key: &str, value: &str) -> StoreResult<()> {
+    fn set_setting(&self, key: &str, value: &str) -> StoreResult<()> {
         self.conn
             .execute(
                 "INSERT INTO settings (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",

@@ -3,7 +3,7 @@
 use crate::catalog::{Guid, Sha1Digest, Sha256Digest};
 use crate::store::prelude::*;
 use crate::store::query::*;
-use crate::store::{Store, StoreError, StoreResult};
+use crate::store::{SqliteStore, StoreError, StoreResult};
 use rusqlite::{OptionalExtension, Row, params};
 use std::collections::HashMap;
 
@@ -29,7 +29,7 @@ fn summary_from_row(r: &Row<'_>) -> rusqlite::Result<UpdateSummary> {
     })
 }
 
-impl Store {
+impl SqliteStore {
     /// Category memberships (product and classification ids) of revisions: every prerequisite
     /// naming a category, and for bundle members those of their bundles.
     fn memberships(&self, categories: &CategoryIndex) -> StoreResult<HashMap<i32, Vec<String>>> {
@@ -135,7 +135,7 @@ fn file_from_row(r: &Row<'_>) -> rusqlite::Result<FileSummary> {
     })
 }
 
-impl CatalogStorage for Store {
+impl CatalogStorage for SqliteStore {
     fn category_index(&self) -> StoreResult<CategoryIndex> {
         let mut stmt = self
             .conn
@@ -432,8 +432,11 @@ impl CatalogStorage for Store {
         .map_err(|e| self.err(format!("reading a fragment of revision #{revision_id}"), e))?;
         let bytes = match (bytes, kind) {
             (Some(b), FragmentKind::Core | FragmentKind::Extended) => Some(
-                super::ingest::decompress(&b, &format!("fragment of revision #{revision_id}"))
-                    .map_err(|e| StoreError::io(&self.db_path(), e))?,
+                crate::store::documents::decompress(
+                    &b,
+                    &format!("fragment of revision #{revision_id}"),
+                )
+                .map_err(|e| StoreError::io(&self.db_path(), e))?,
             ),
             (b, _) => b,
         };
@@ -468,8 +471,11 @@ impl CatalogStorage for Store {
             .map_err(|e| self.err(format!("reading the document of revision #{revision_id}"), e))?
             .ok_or_else(|| StoreError::NotFound(format!("no document for revision #{revision_id}")))
             .and_then(|b: Vec<u8>| {
-                super::ingest::decompress(&b, &format!("document of revision #{revision_id}"))
-                    .map_err(|e| StoreError::io(&self.db_path(), e))
+                crate::store::documents::decompress(
+                    &b,
+                    &format!("document of revision #{revision_id}"),
+                )
+                .map_err(|e| StoreError::io(&self.db_path(), e))
             })
     }
 

@@ -9,7 +9,7 @@ use crate::admin::Action;
 use crate::store::TargetGroup;
 use crate::store::prelude::*;
 use crate::store::rules::*;
-use crate::store::{Store, StoreError, StoreResult, now_rfc3339};
+use crate::store::{SqliteStore, StoreError, StoreResult, now_rfc3339};
 use rusqlite::{OptionalExtension, params};
 use std::collections::HashSet;
 
@@ -32,7 +32,7 @@ pub(crate) const PREREQUISITE_OPTIONS: &str =
      LEFT JOIN revisions o ON o.update_id = p.update_id AND o.is_latest = 1
      WHERE r.update_id = ?1 AND r.is_latest = 1 AND +p.is_category = 0 ORDER BY p.clause";
 
-impl Store {
+impl SqliteStore {
     /// A rule by name (case-insensitive) or id.
     fn approval_rule(&self, name_or_id: &str) -> StoreResult<ApprovalRule> {
         self.approval_rules()?
@@ -48,7 +48,7 @@ impl Store {
     }
 }
 
-impl RuleStorage for Store {
+impl RuleStorage for SqliteStore {
     fn approval_rules(&self) -> StoreResult<Vec<ApprovalRule>> {
         let mut stmt = self
             .conn

@@ -307,7 +307,7 @@ ALTER TABLE target_groups ADD COLUMN created_by_client INTEGER NOT NULL DEFAULT 
 
 /// Version 9: the languages a language-specific update is for (`Properties/Language`,
 /// space-separated; NULL for language-neutral updates). Filled from the stored documents by
-/// `Store::migrate` (`backfill_languages`) in the same transaction.
+/// `SqliteStore::migrate` (`backfill_languages`) in the same transaction.
 const V9_LANGUAGES: &str = r#"
 ALTER TABLE revisions ADD COLUMN languages TEXT;
 "#;
@@ -317,9 +317,9 @@ pub const LANGUAGES_MIGRATION: usize = 9;
 
 #[cfg(test)]
 mod tests {
-    use crate::store::Store;
+    use crate::store::SqliteStore;
 
-    fn plan(store: &Store, sql: &str) -> Vec<String> {
+    fn plan(store: &SqliteStore, sql: &str) -> Vec<String> {
         let mut stmt = store.conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
         // Plans do not depend on the values bound; NULL fills every parameter.
         let nulls = vec![rusqlite::types::Null; stmt.parameter_count()];
@@ -334,7 +334,7 @@ mod tests {
     #[test]
     fn lookups_of_one_update_search_by_update_id() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open_or_create(dir.path()).unwrap();
+        let store = SqliteStore::open_or_create(dir.path()).unwrap();
         for sql in [
             super::super::ingest::RETIRE_OLDER_REVISIONS,
             super::super::rules::PREREQUISITE_OPTIONS,
@@ -356,7 +356,7 @@ mod tests {
     #[test]
     fn listing_latest_updates_by_type_uses_the_latest_index() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open_or_create(dir.path()).unwrap();
+        let store = SqliteStore::open_or_create(dir.path()).unwrap();
         let plan = plan(
             &store,
             "SELECT update_id FROM revisions WHERE is_latest = 1 AND update_type IN ('Software', 'Driver')",

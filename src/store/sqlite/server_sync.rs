@@ -1,16 +1,16 @@
-//! Store side of server-server sync: what an upstream tells its downstream servers (revision
+//! The SQLite side of server-server sync: what an upstream tells its downstream servers (revision
 //! lists by anchor and filter, documents, files, deployments), and what a downstream keeps of
 //! its upstream (anchors, where files come from).
 
 use crate::store::server_sync::*;
-use crate::store::{Store, StoreError, StoreResult};
+use crate::store::{SqliteStore, StoreError, StoreResult};
 use rusqlite::{OptionalExtension, params};
 use std::collections::{HashMap, HashSet};
 
 /// (revision id, UpdateID, revision number, changed stamp, is a bundle).
 type Candidate = (i32, String, i32, i64, bool, Option<String>);
 
-impl Store {
+impl SqliteStore {
     /// The category update ids each software or driver revision belongs to (its product and
     /// classification prerequisites).
     fn category_memberships(&self) -> StoreResult<HashMap<i32, Vec<String>>> {
@@ -32,7 +32,7 @@ impl Store {
     }
 }
 
-impl ServerSyncStorage for Store {
+impl ServerSyncStorage for SqliteStore {
     fn revisions_for_downstream(&self, f: &DownstreamFilter) -> StoreResult<Vec<(String, i32)>> {
         let since = f.since.unwrap_or(-1);
         let rows = |sql: &str, p: &[&dyn rusqlite::ToSql]| -> StoreResult<Vec<Candidate>> {
