@@ -76,6 +76,12 @@ pub enum Refusal {
         "at most {most} groups may be created by clients (asked for {given}): every one is a row any client can add by naming it (nothing was changed)"
     )]
     TooManyClientGroups { given: u32, most: u32 },
+    #[error(
+        "obsolete computers: {given} days; use {} to {} (WSUS uses 30)",
+        super::cleanup::OBSOLETE_DAYS.start(),
+        super::cleanup::OBSOLETE_DAYS.end()
+    )]
+    ObsoleteComputerDays { given: u32 },
 }
 
 #[cfg(test)]

@@ -1,8 +1,10 @@
-//! What a cleanup would do, planned before anything changes. (The SQL that reads and writes them is
-//! in `sqlite/cleanup.rs`.)
+//! What a cleanup would do, planned before anything changes, and what it reads to plan. (The
+//! rules are in `admin/cleanup.rs`, the SQL in `sqlite/cleanup.rs`.)
 
 use super::*;
+use crate::catalog::Sha1Digest;
 use serde::Serialize;
+use std::collections::HashMap;
 
 #[derive(Debug, Clone, Default)]
 pub struct CleanupOptions {
@@ -71,15 +73,17 @@ pub struct CleanupPlan {
     pub computers: Vec<PlannedComputer>,
 }
 
-/// Cleanup: a plan, then small transactions.
+/// What cleanup reads to make its plan (the rules are `admin/cleanup.rs`).
 pub trait CleanupStorage {
-    /// Decides what to clean, changing nothing.
-    fn plan_cleanup(
-        &self,
-        options: &CleanupOptions,
-        now: chrono::DateTime<chrono::Utc>,
-    ) -> StoreResult<CleanupPlan>;
+    /// (superseded UpdateID, superseding UpdateID) for every newest revision that supersedes.
+    fn supersedences(&self) -> StoreResult<Vec<(String, String)>>;
 
-    /// Carries out a plan from `plan_cleanup`, in small steps.
-    fn run_cleanup(&mut self, plan: &CleanupPlan) -> StoreResult<()>;
+    /// (member UpdateID, bundle UpdateID) for every newest revision that bundles others.
+    fn bundle_memberships(&self) -> StoreResult<Vec<(String, String)>>;
+
+    /// (file, UpdateID) for every file of a newest revision.
+    fn files_of_newest_revisions(&self) -> StoreResult<Vec<(Sha1Digest, String)>>;
+
+    /// Every file the store lists: SHA-1 → (extension, size).
+    fn known_files(&self) -> StoreResult<HashMap<Sha1Digest, (String, u64)>>;
 }

@@ -39,6 +39,14 @@ pub struct ExpectedFile {
     pub file_name: String,
 }
 
+/// A file found in the content tree under a content name (see [`ContentStore::payload_files`]).
+pub struct PayloadOnDisk {
+    pub sha1: Sha1Digest,
+    /// `XX/<name>`, relative to the content root.
+    pub relative: String,
+    pub metadata: std::fs::Metadata,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct VerifiedFile {
     pub sha1: Sha1Digest,
@@ -194,6 +202,30 @@ impl ContentStore {
         self.root.join(Self::relative_path(sha1, extension))
     }
 
+    /// Every file in the tree named as content (`XX/<SHA1>.<ext>`), found by walking its two
+    /// levels; other names and symbolic links are passed over.
+    pub fn payload_files(&self) -> impl Iterator<Item = PayloadOnDisk> + use<> {
+        let content_folder = |name: &std::ffi::OsStr| {
+            name.len() == 2 && name.as_encoded_bytes().iter().all(u8::is_ascii_hexdigit)
+        };
+        // (Not `min_depth`: the entries it skips never reach `filter_entry`.)
+        walkdir::WalkDir::new(&self.root)
+            .max_depth(2)
+            .follow_links(false)
+            .into_iter()
+            .filter_entry(move |e| e.depth() != 1 || content_folder(e.file_name()))
+            .filter_map(Result::ok)
+            .filter(|e| e.depth() == 2 && e.file_type().is_file())
+            .filter_map(|e| {
+                let folder = e.path().parent()?.file_name()?.to_str()?.to_string();
+                let name = e.file_name().to_str()?.to_string();
+                let hex = name.split('.').next().filter(|h| h.len() == 40)?;
+                let sha1 = Sha1Digest::from_hex(hex).ok()?;
+                let metadata = e.metadata().ok()?;
+                Some(PayloadOnDisk { sha1, relative: format!("{folder}/{name}"), metadata })
+            })
+    }
+
     /// Scratch space inside the store (same file system, so renames are atomic).
     pub fn staging_dir(&self) -> PathBuf {
         self.root.with_file_name(STAGING_DIR)
@@ -320,6 +352,46 @@ pub fn hash_reader(reader: &mut impl Read) -> io::Result<VerifiedFile> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Only `XX/<40 hex>[.ext]` regular files are content; the walk does not follow links
+    /// out of the tree nor descend below the folders.
+    #[test]
+    fn payload_files_are_the_files_named_as_content() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ContentStore::in_data_dir(dir.path());
+        let hex = "0123456789ABCDEF0123456789ABCDEF012345AB";
+        let outside = dir.path().join("outside");
+        std::fs::create_dir_all(outside.join("AB")).unwrap();
+        std::fs::write(outside.join(format!("AB/{hex}.cab")), b"x").unwrap();
+        let files = [
+            (format!("AB/{hex}.cab"), true),
+            (format!("AB/{hex}"), true),
+            (format!("ab/{hex}.exe"), true),
+            ("AB/not-a-digest.cab".to_string(), false),
+            (format!("ABC/{hex}.cab"), false),
+            (format!("zz/{hex}.cab"), false),
+            (format!("AB/deeper/{hex}.cab"), false),
+            (format!("{hex}.cab"), false),
+        ];
+        for (path, _) in &files {
+            let path = store.root().join(path);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, b"payload").unwrap();
+        }
+        std::os::unix::fs::symlink(outside.join("AB"), store.root().join("CD")).unwrap();
+        std::os::unix::fs::symlink(
+            outside.join(format!("AB/{hex}.cab")),
+            store.root().join(format!("AB/{}.cab", hex.replace('0', "F"))),
+        )
+        .unwrap();
+        let mut found: Vec<String> = store.payload_files().map(|f| f.relative).collect();
+        found.sort();
+        let mut expected: Vec<String> =
+            files.iter().filter(|(_, content)| *content).map(|(p, _)| p.clone()).collect();
+        expected.sort();
+        assert_eq!(found, expected);
+        assert!(store.payload_files().all(|f| f.metadata.len() == 7));
+    }
 
     fn expected_for(bytes: &[u8]) -> ExpectedFile {
         let v = hash_reader(&mut &bytes[..]).unwrap();

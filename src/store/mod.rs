@@ -46,7 +46,8 @@ pub use compliance_report::{ComplianceReport, ComputerCompliance, UpdateComplian
 pub use consistency::CheckStorage;
 pub use consistency::{CheckProblem, CheckReport};
 pub use content::{
-    ContentError, ContentStore, ExpectedFile, FileHasher, HashingWriter, VerifiedFile, hash_reader,
+    ContentError, ContentStore, ExpectedFile, FileHasher, HashingWriter, PayloadOnDisk,
+    VerifiedFile, hash_reader,
 };
 pub use deployments::{Administer, DeploymentRows, DeploymentStorage, RowsChange};
 pub use documents::{IngestItem, PreparedRevision, decompress_document, prepare_revision};

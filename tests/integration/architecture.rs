@@ -163,7 +163,6 @@ fn functions_stay_short() {
         ("cli/updates.rs", "show", 116),
         ("server/console.rs", "handle", 119),
         ("store/sqlite/bundles.rs", "catalog_revisions", 118),
-        ("store/sqlite/cleanup.rs", "plan_cleanup", 119),
         ("store/sqlite/ingest.rs", "add_prepared", 125),
         ("synth/plan.rs", "files_for", 131),
         // The document templates: data more than code.
