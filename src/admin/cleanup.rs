@@ -255,7 +255,7 @@ fn carry_out(store: &mut Store, plan: &CleanupPlan) -> AdminResult<()> {
     }
     let computers: Vec<String> = plan.computers.iter().map(|c| c.computer_id.clone()).collect();
     if !computers.is_empty() {
-        store.remove_computers(&computers)?;
+        super::groups::forget_computers(store, &computers)?;
     }
     Ok(())
 }

@@ -1,9 +1,17 @@
 //! Groups, the computers in them and how computers get their groups (targeting), as every
-//! front end asks for them. The tree's own invariants (no cycles, built-in groups stay) are
-//! kept by the store's transactions (`store/groups.rs`).
+//! front end asks for them.
+//!
+//! Invariant: the tree stays a tree: built-in groups never move or go, Unassigned Computers has
+//! no subgroups, and a group never moves under itself or one of its descendants. Each rule's
+//! check and the change it allows are one transaction under the next deployment stamp, so the
+//! running server reloads group parents and memberships with the approvals.
 
 use super::{AdminError, AdminResult, AdminService, Refusal};
-use crate::store::{GroupRemoval, TargetGroup, Targeting, TargetingMode};
+use crate::store::prelude::*;
+use crate::store::{
+    ALL_COMPUTERS, GroupName, GroupRemoval, Store, TargetGroup, Targeting, TargetingMode,
+    UNASSIGNED_COMPUTERS,
+};
 
 /// The most groups clients may create (`--max-client-groups`): far above any site's real
 /// groups, and a bound on what unauthenticated clients can add.
@@ -19,16 +27,61 @@ pub struct TargetingChange<'a> {
 }
 
 impl AdminService<'_> {
+    /// A group under `parent` (default All Computers).
     pub fn create_group(&mut self, name: &str, parent: Option<&str>) -> AdminResult<TargetGroup> {
-        Ok(self.store.create_group(name, parent)?)
+        let name = GroupName::parse(name)?;
+        create_group(self.store, &name, parent).map_err(|e| self.name_known_groups(e))
     }
 
+    /// Moves a group (with its subgroups) under another one.
     pub fn move_group(&mut self, name_or_id: &str, new_parent: &str) -> AdminResult<TargetGroup> {
-        Ok(self.store.move_group(name_or_id, new_parent)?)
+        let moved = self.store.administer(
+            "moving a group",
+            |rows| {
+                let group = group_in(rows, name_or_id)?;
+                let parent = group_in(rows, new_parent)?;
+                if group.is_builtin {
+                    return Err(Refusal::BuiltInStays { group: group.name }.into());
+                }
+                if parent.group_id == UNASSIGNED_COMPUTERS {
+                    return Err(Refusal::NoSubgroupsOfUnassigned.into());
+                }
+                // Walk up from the new parent: meeting the group itself means a cycle.
+                let mut cursor = Some(parent.group_id.clone());
+                while let Some(id) = cursor {
+                    if id == group.group_id {
+                        let (group, parent) = (group.name, parent.name);
+                        return Err(Refusal::GroupInsideItself { group, parent }.into());
+                    }
+                    cursor = rows.parent_of(&id)?;
+                }
+                rows.set_parent(&group.group_id, &parent.group_id)?;
+                Ok(TargetGroup { parent_id: Some(parent.group_id), ..group })
+            },
+            |_| true,
+        );
+        moved.map_err(|e| self.name_known_groups(e))
     }
 
+    /// Removes a group that has no subgroups: its approvals and rules go, and computers that
+    /// were only in it wait in Unassigned Computers.
     pub fn remove_group(&mut self, name_or_id: &str) -> AdminResult<GroupRemoval> {
-        Ok(self.store.remove_group(name_or_id)?)
+        let removed = self.store.administer(
+            "removing a group",
+            |rows| {
+                let group = group_in(rows, name_or_id)?;
+                if group.is_builtin {
+                    return Err(Refusal::BuiltInCannotBeRemoved { group: group.name }.into());
+                }
+                let count = rows.subgroup_count(&group.group_id)?;
+                if count > 0 {
+                    return Err(Refusal::HasSubgroups { group: group.name, count }.into());
+                }
+                Ok(rows.delete_group(&group)?)
+            },
+            |_| true,
+        );
+        removed.map_err(|e| self.name_known_groups(e))
     }
 
     /// The SusClientIds of computers named by DNS name or id: each name exactly one computer,
@@ -57,14 +110,30 @@ impl AdminService<'_> {
         keep: bool,
     ) -> AdminResult<(TargetGroup, usize)> {
         let ids = self.computer_ids(names)?;
-        let group = self.store.assign_computers(&ids, group, keep)?;
-        Ok((group, ids.len()))
+        let placed = self.store.administer(
+            "placing computers",
+            |rows| {
+                let group = group_in(rows, group)?;
+                if group.group_id == ALL_COMPUTERS {
+                    return Err(Refusal::AllComputersHoldsEveryone.into());
+                }
+                for id in &ids {
+                    if !rows.computer_exists(id)? {
+                        return Err(AdminError::NoSuchComputer { name: id.clone() });
+                    }
+                    rows.place_computer(id, &group.group_id, keep)?;
+                }
+                Ok(group)
+            },
+            |_| true,
+        );
+        Ok((placed.map_err(|e| self.name_known_groups(e))?, ids.len()))
     }
 
-    /// Forgets computers; returns how many there were.
+    /// Forgets computers (Remove-WsusComputer); returns how many there were.
     pub fn remove_computers(&mut self, names: &[String]) -> AdminResult<usize> {
         let ids = self.computer_ids(names)?;
-        Ok(self.store.remove_computers(&ids)?)
+        forget_computers(self.store, &ids)
     }
 
     /// Client-side targeting with group creation on: groups are rows that any client can add by
@@ -94,4 +163,51 @@ impl AdminService<'_> {
         self.store.set_targeting(targeting)?;
         Ok(targeting)
     }
+}
+
+/// The rule for every path that creates a group (administrators, a bundle's policy).
+pub(super) fn create_group(
+    store: &mut Store,
+    name: &GroupName,
+    parent: Option<&str>,
+) -> AdminResult<TargetGroup> {
+    let name = name.as_str();
+    store.administer(
+        "creating a group",
+        |rows| {
+            if rows.group(name)?.is_some() {
+                return Err(Refusal::GroupExists { name: name.to_string() }.into());
+            }
+            let parent = group_in(rows, parent.unwrap_or(ALL_COMPUTERS))?;
+            if parent.group_id == UNASSIGNED_COMPUTERS {
+                return Err(Refusal::NoSubgroupsOfUnassigned.into());
+            }
+            let group = TargetGroup {
+                group_id: crate::random::guid().to_string(),
+                name: name.to_string(),
+                parent_id: Some(parent.group_id),
+                is_builtin: false,
+            };
+            rows.insert_group(&group)?;
+            Ok(group)
+        },
+        |_| true,
+    )
+}
+
+/// Forgets computers by SusClientId, with their memberships and reported events, in one
+/// transaction. A computer that contacts the server again comes back as new.
+pub(super) fn forget_computers(store: &mut Store, ids: &[String]) -> AdminResult<usize> {
+    store.administer(
+        "removing computers",
+        |rows| ids.iter().try_fold(0, |n, id| Ok(n + usize::from(rows.forget_computer(id)?))),
+        |_| true,
+    )
+}
+
+/// A group inside a change; a missing one is [`AdminError::NoSuchGroup`], its list of groups
+/// filled in by [`AdminService::name_known_groups`] once the transaction is over.
+fn group_in(rows: &dyn DeploymentRows, name_or_id: &str) -> AdminResult<TargetGroup> {
+    rows.group(name_or_id)?
+        .ok_or_else(|| AdminError::NoSuchGroup { name: name_or_id.to_string(), known: Vec::new() })
 }

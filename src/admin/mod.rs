@@ -117,22 +117,32 @@ impl<'s> AdminService<'s> {
 
     /// A group by name (case-insensitive) or id; a missing one is named with the groups there are.
     pub fn group(&self, name_or_id: &str) -> AdminResult<TargetGroup> {
-        match self.store.group(name_or_id)? {
-            Some(g) => Ok(g),
-            None => {
-                // The first few: the words go into API answers and the console's redirects.
-                let groups = self.store.groups()?;
-                let mut known: Vec<String> =
-                    groups.iter().take(KNOWN_GROUPS_NAMED).map(|g| g.name.clone()).collect();
-                if groups.len() > KNOWN_GROUPS_NAMED {
-                    known.push(format!(
-                        "and {} more (`ferry groups list`)",
-                        groups.len() - KNOWN_GROUPS_NAMED
-                    ));
-                }
-                Err(AdminError::NoSuchGroup { name: name_or_id.to_string(), known })
-            }
+        let missing =
+            || AdminError::NoSuchGroup { name: name_or_id.to_string(), known: Vec::new() };
+        let group = self.store.group(name_or_id)?.ok_or_else(missing);
+        group.map_err(|e| self.name_known_groups(e))
+    }
+
+    /// Fills in the groups there are when `e` is a missing group without them.
+    fn name_known_groups(&self, e: AdminError) -> AdminError {
+        let AdminError::NoSuchGroup { name, known } = e else { return e };
+        if !known.is_empty() {
+            return AdminError::NoSuchGroup { name, known };
         }
+        // The first few: the words go into API answers and the console's redirects.
+        let groups = match self.store.groups() {
+            Ok(groups) => groups,
+            Err(e) => return e.into(),
+        };
+        let mut known: Vec<String> =
+            groups.iter().take(KNOWN_GROUPS_NAMED).map(|g| g.name.clone()).collect();
+        if groups.len() > KNOWN_GROUPS_NAMED {
+            known.push(format!(
+                "and {} more (`ferry groups list`)",
+                groups.len() - KNOWN_GROUPS_NAMED
+            ));
+        }
+        AdminError::NoSuchGroup { name, known }
     }
 
     /// The UpdateIDs that `typed` names (all or nothing); at least one.
@@ -140,7 +150,7 @@ impl<'s> AdminService<'s> {
         if typed.is_empty() {
             return Err(Refusal::NoUpdatesNamed.into());
         }
-        Ok(self.store.approvable_update_ids(typed)?)
+        approvable_update_ids(self.store, typed)
     }
 
     /// Approves updates for a group, all or none: declined updates are refused, and expired ones
@@ -257,6 +267,29 @@ fn count(
 
 #[cfg(test)]
 mod tests;
+
+/// The UpdateIDs that `typed` names, in order and each once (all or nothing): each text names
+/// one update (by UpdateID, `UpdateID/revision`, KB number or `#revision`), and only software and
+/// driver updates are approved (categories, classifications and products are not).
+pub fn approvable_update_ids(store: &Store, typed: &[String]) -> AdminResult<Vec<String>> {
+    let mut out: Vec<String> = Vec::new();
+    for given in typed {
+        let revisions = store.resolve_update(given)?;
+        let [revision] = revisions[..] else {
+            let matches = revisions.len();
+            return Err(Refusal::AmbiguousUpdate { given: given.clone(), matches }.into());
+        };
+        let s = store.update_summary(revision)?;
+        if !matches!(s.update_type.as_str(), "Software" | "Driver") {
+            let kind = s.category_kind.unwrap_or(s.update_type);
+            return Err(Refusal::NotApprovable { given: given.clone(), kind }.into());
+        }
+        if !out.contains(&s.update_id) {
+            out.push(s.update_id);
+        }
+    }
+    Ok(out)
+}
 
 /// An installation deadline as administrators write it (`2026-12-01`, `2026-12-01T18:00` in UTC,
 /// or RFC 3339) → `2026-12-01T18:00:00Z`; it must lie after `now`.

@@ -24,7 +24,8 @@ fn ensure_group(store: &mut Store, name: &str, out: &mut PolicyOutcome) -> Store
     if let Some(g) = store.group(name)? {
         return Ok(g.group_id);
     }
-    let g = store.create_group(name, None)?;
+    let name = crate::store::GroupName::parse(name)?;
+    let g = super::groups::create_group(store, &name, None).map_err(|e| e.into_store_error())?;
     out.groups_created.push(g.name.clone());
     Ok(g.group_id)
 }
@@ -102,7 +103,8 @@ impl AdminService<'_> {
     ) -> AdminResult<()> {
         let now = chrono::Utc::now();
         for a in &policy.approve {
-            let Ok(ids) = self.store.approvable_update_ids(std::slice::from_ref(&a.update)) else {
+            let Ok(ids) = super::approvable_update_ids(self.store, std::slice::from_ref(&a.update))
+            else {
                 out.warnings.push(format!(
                     "approval of {}: this store does not hold that update; skipped",
                     a.update
@@ -163,7 +165,7 @@ impl AdminService<'_> {
     ) -> AdminResult<()> {
         let mut declines = Vec::new();
         for id in &policy.decline {
-            match self.store.approvable_update_ids(std::slice::from_ref(id)) {
+            match super::approvable_update_ids(self.store, std::slice::from_ref(id)) {
                 Ok(ids) => declines.extend(ids),
                 Err(_) => out.warnings.push(format!(
                     "decline of {id}: this store does not hold that update; skipped"

@@ -106,7 +106,7 @@ fn approvals_replace_the_groups_earlier_one_and_advance_the_stamp_once() {
     let mut site = site();
     let ids = site.software[..3].to_vec();
     let mut admin = AdminService::new(&mut site.store);
-    let lab = admin.store().create_group("Lab", None).unwrap();
+    let lab = admin.create_group("Lab", None).unwrap();
     let stamp = admin.store().deployment_stamp().unwrap();
     let approved = admin.approve(&install(&ids, "lab")).unwrap();
     assert_eq!(
@@ -285,4 +285,58 @@ fn computers_and_targeting_are_named_or_refused() {
         })
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Refused, "{err}");
+}
+
+/// The group tree's rules, in order over one store: each step, and what it must say. A refused
+/// step changes nothing (the stamp and the tree stay).
+#[test]
+fn the_group_tree_stays_a_tree() {
+    let mut site = site();
+    let mut admin = AdminService::new(&mut site.store);
+    enum Step {
+        Create(&'static str, Option<&'static str>),
+        Move(&'static str, &'static str),
+        Remove(&'static str),
+    }
+    use Step::*;
+    let steps: [(Step, Result<(), &str>); 14] = [
+        (Create("Plant", None), Ok(())),
+        (Create("Line 1", Some("Plant")), Ok(())),
+        (Create("Cell A", Some("line 1")), Ok(())),
+        (Create("plant", None), Err("a group named \"plant\" exists already")),
+        (Create("Lab", Some("Nowhere")), Err("no computer group \"Nowhere\"; the groups are: ")),
+        (Create("Lab", Some("Unassigned Computers")), Err("cannot have subgroups")),
+        (Move("Plant", "Cell A"), Err("Plant cannot move under Cell A: Cell A is inside Plant")),
+        (Move("Plant", "Plant"), Err("Plant cannot move under Plant")),
+        (Move("All Computers", "Plant"), Err("All Computers is built in and stays")),
+        (Move("Cell A", "Unassigned Computers"), Err("cannot have subgroups")),
+        (Move("Cell A", "Plant"), Ok(())),
+        (Remove("Plant"), Err("Plant has 2 subgroup(s)")),
+        (Remove("Unassigned Computers"), Err("built in and cannot be removed")),
+        (Remove("Cell A"), Ok(())),
+    ];
+    for (step, expected) in steps {
+        let before = (state(admin.store()).2, admin.store().group_tree().unwrap().len());
+        let (what, result) = match step {
+            Create(name, parent) => {
+                (format!("create {name}"), admin.create_group(name, parent).map(|_| ()))
+            }
+            Move(name, parent) => {
+                (format!("move {name} under {parent}"), admin.move_group(name, parent).map(|_| ()))
+            }
+            Remove(name) => (format!("remove {name}"), admin.remove_group(name).map(|_| ())),
+        };
+        let after = (state(admin.store()).2, admin.store().group_tree().unwrap().len());
+        match (result, expected) {
+            (Ok(()), Ok(())) => assert_eq!(after.0, before.0 + 1, "{what}: one stamp"),
+            (Err(e), Err(words)) => {
+                assert!(e.to_string().contains(words), "{what}: {e}");
+                assert_eq!(after, before, "{what}: refused, nothing changed");
+            }
+            (got, expected) => panic!("{what}: {got:?}, expected {expected:?}"),
+        }
+    }
+    let tree = admin.store().group_tree().unwrap();
+    let line = tree.iter().find(|g| g.group.name == "Line 1").unwrap();
+    assert_eq!(line.depth, 2, "Line 1 stays under Plant under All Computers");
 }

@@ -76,6 +76,26 @@ pub enum Refusal {
         "at most {most} groups may be created by clients (asked for {given}): every one is a row any client can add by naming it (nothing was changed)"
     )]
     TooManyClientGroups { given: u32, most: u32 },
+    #[error("{given} matches {matches} updates; name each by UpdateID (nothing was changed)")]
+    AmbiguousUpdate { given: String, matches: usize },
+    #[error(
+        "{given} is a {kind}: only software and driver updates are approved (nothing was changed)"
+    )]
+    NotApprovable { given: String, kind: String },
+    #[error("a group named {name:?} exists already")]
+    GroupExists { name: String },
+    #[error("Unassigned Computers cannot have subgroups (as on WSUS)")]
+    NoSubgroupsOfUnassigned,
+    #[error("{group} is built in and stays where it is")]
+    BuiltInStays { group: String },
+    #[error("{group} is built in and cannot be removed")]
+    BuiltInCannotBeRemoved { group: String },
+    #[error("{group} cannot move under {parent}: {parent} is inside {group} (nothing was changed)")]
+    GroupInsideItself { group: String, parent: String },
+    #[error("{group} has {count} subgroup(s): move or remove them first (nothing was changed)")]
+    HasSubgroups { group: String, count: u64 },
+    #[error("every computer is in All Computers already; name a group under it")]
+    AllComputersHoldsEveryone,
     #[error(
         "obsolete computers: {given} days; use {} to {} (WSUS uses 30)",
         super::cleanup::OBSOLETE_DAYS.start(),

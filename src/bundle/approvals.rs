@@ -98,16 +98,19 @@ impl ApprovalPolicy {
     pub fn for_bundle(&self, cache: &Store) -> Result<ApprovalPolicy, StoreError> {
         let mut out = ApprovalPolicy { rules: self.rules.clone(), ..Default::default() };
         let refused = |e: crate::admin::Refusal| StoreError::Refused(e.to_string());
+        let approvable = |typed: &[String]| {
+            crate::admin::approvable_update_ids(cache, typed).map_err(|e| e.into_store_error())
+        };
         for r in &self.rules {
             Action::approvable(r.action.as_deref()).map_err(refused)?;
         }
         for a in &self.approve {
             Action::approvable(a.action.as_deref()).map_err(refused)?;
-            for id in cache.approvable_update_ids(std::slice::from_ref(&a.update))? {
+            for id in approvable(std::slice::from_ref(&a.update))? {
                 out.approve.push(PolicyApproval { update: id, ..a.clone() });
             }
         }
-        out.decline = cache.approvable_update_ids(&self.decline)?;
+        out.decline = approvable(&self.decline)?;
         if self.from_cache {
             let names: std::collections::HashMap<String, String> =
                 cache.groups()?.into_iter().map(|g| (g.group_id, g.name)).collect();

@@ -129,11 +129,6 @@ pub struct ServerIdentity {
 
 /// The server side: groups, computers, stamps, approvals, declines, the server identity, client activity.
 pub trait ClientStorage {
-    /// Resolves what administrators type (UpdateIDs, KB numbers, `UpdateID/revision`) to the
-    /// UpdateIDs of updates they approve: software and drivers that are not bundle members. All
-    /// or nothing, so a typo changes nothing.
-    fn approvable_update_ids(&self, ids: &[String]) -> StoreResult<Vec<String>>;
-
     fn groups(&self) -> StoreResult<Vec<TargetGroup>>;
 
     /// A group by name (case-insensitive) or GUID.

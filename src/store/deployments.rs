@@ -76,4 +76,29 @@ pub trait DeploymentRows {
 
     /// Makes a declined update approvable again; false when it was not declined.
     fn undecline(&self, update_id: &str) -> StoreResult<bool>;
+
+    /// A group by name (case-insensitive) or GUID.
+    fn group(&self, name_or_id: &str) -> StoreResult<Option<TargetGroup>>;
+
+    /// The group a group is under (`None`: a root, or no such group).
+    fn parent_of(&self, group_id: &str) -> StoreResult<Option<String>>;
+
+    fn subgroup_count(&self, group_id: &str) -> StoreResult<u64>;
+
+    fn insert_group(&self, group: &TargetGroup) -> StoreResult<()>;
+
+    fn set_parent(&self, group_id: &str, parent_id: &str) -> StoreResult<()>;
+
+    /// Deletes a group with its approvals (logged as removed) and its rules; computers that
+    /// were only in it go to Unassigned Computers.
+    fn delete_group(&self, group: &TargetGroup) -> StoreResult<GroupRemoval>;
+
+    fn computer_exists(&self, computer_id: &str) -> StoreResult<bool>;
+
+    /// Puts a computer in a group, replacing its groups (`keep`: leaving only Unassigned
+    /// Computers).
+    fn place_computer(&self, computer_id: &str, group_id: &str, keep: bool) -> StoreResult<()>;
+
+    /// Forgets a computer with its memberships and events; false when there was none.
+    fn forget_computer(&self, computer_id: &str) -> StoreResult<bool>;
 }

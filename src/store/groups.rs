@@ -110,30 +110,7 @@ pub trait GroupStorage {
 
     fn set_targeting(&mut self, targeting: Targeting) -> StoreResult<()>;
 
-    /// A group under `parent` (default All Computers).
-    fn create_group(&mut self, name: &str, parent: Option<&str>) -> StoreResult<TargetGroup>;
-
-    /// Moves a group (with its subgroups) under another one.
-    fn move_group(&mut self, name_or_id: &str, new_parent: &str) -> StoreResult<TargetGroup>;
-
-    /// Removes an empty-of-subgroups group: its approvals go, and computers that were only in it
-    /// wait in Unassigned Computers.
-    fn remove_group(&mut self, name_or_id: &str) -> StoreResult<GroupRemoval>;
-
     /// Computers by SusClientId, exact DNS name or DNS name prefix (`pc01` finds
     /// `pc01.plant.example`), case-insensitive.
     fn find_computers(&self, name_or_id: &str) -> StoreResult<Vec<ComputerRecord>>;
-
-    /// Server-side targeting: puts computers in `group`, replacing their groups (`keep`: adding
-    /// it to them). All or none.
-    fn assign_computers(
-        &mut self,
-        computer_ids: &[String],
-        group: &str,
-        keep: bool,
-    ) -> StoreResult<TargetGroup>;
-
-    /// Forgets computers with their group memberships and reported events (Remove-WsusComputer).
-    /// A computer that contacts the server again comes back as new.
-    fn remove_computers(&mut self, computer_ids: &[String]) -> StoreResult<usize>;
 }

@@ -34,30 +34,6 @@ pub(super) fn set_stamp(tx: &rusqlite::Transaction<'_>, stamp: i64) -> rusqlite:
 }
 
 impl ClientStorage for SqliteStore {
-    fn approvable_update_ids(&self, ids: &[String]) -> StoreResult<Vec<String>> {
-        let mut out: Vec<String> = Vec::new();
-        for id in ids {
-            let revisions = self.resolve_update(id)?;
-            if revisions.len() > 1 {
-                return Err(StoreError::Refused(format!(
-                    "{id} matches {} updates; name each by UpdateID (nothing was changed)",
-                    revisions.len()
-                )));
-            }
-            let s = self.update_summary(revisions[0])?;
-            if !matches!(s.update_type.as_str(), "Software" | "Driver") {
-                return Err(StoreError::Refused(format!(
-                    "{id} is a {}: only software and driver updates are approved (nothing was changed)",
-                    s.category_kind.as_deref().unwrap_or(&s.update_type)
-                )));
-            }
-            if !out.contains(&s.update_id) {
-                out.push(s.update_id);
-            }
-        }
-        Ok(out)
-    }
-
     fn groups(&self) -> StoreResult<Vec<TargetGroup>> {
         let mut stmt = self
             .conn

@@ -7,8 +7,9 @@
 //! stamp of its transaction, and the stamp advances only when something changed.
 
 use super::clients::{APPROVAL_COLUMNS, approval_from_row, next_stamp, set_stamp};
+use super::groups::group_in;
 use crate::admin::Action;
-use crate::store::Approval;
+use crate::store::{Approval, GroupRemoval, TargetGroup, UNASSIGNED_COMPUTERS};
 use crate::store::{DeploymentRows, DeploymentStorage, RowsChange};
 use crate::store::{SqliteStore, StoreError, StoreResult, now_rfc3339};
 use rusqlite::types::{FromSql, FromSqlResult, ToSql, ToSqlOutput, ValueRef};
@@ -174,24 +175,132 @@ impl DeploymentRows for DeploymentTx<'_> {
         self.log("", update_id, "", "undeclined").map_err(fail())?;
         Ok(true)
     }
+
+    fn group(&self, name_or_id: &str) -> StoreResult<Option<TargetGroup>> {
+        group_in(self.tx, name_or_id).map_err(self.fail(format!("reading group {name_or_id:?}")))
+    }
+
+    fn parent_of(&self, group_id: &str) -> StoreResult<Option<String>> {
+        let parent = self
+            .tx
+            .query_row("SELECT parent_id FROM target_groups WHERE group_id = ?1", [group_id], |r| {
+                r.get(0)
+            })
+            .optional();
+        Ok(parent.map_err(self.fail(format!("reading the parent of group {group_id}")))?.flatten())
+    }
+
+    fn subgroup_count(&self, group_id: &str) -> StoreResult<u64> {
+        let count: i64 = self
+            .tx
+            .query_row("SELECT count(*) FROM target_groups WHERE parent_id = ?1", [group_id], |r| {
+                r.get(0)
+            })
+            .map_err(self.fail(format!("counting the subgroups of {group_id}")))?;
+        Ok(count as u64)
+    }
+
+    fn insert_group(&self, group: &TargetGroup) -> StoreResult<()> {
+        self.tx
+            .execute(
+                "INSERT INTO target_groups (group_id, name, parent_id, is_builtin, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![group.group_id, group.name, group.parent_id, group.is_builtin, self.now],
+            )
+            .map_err(self.fail(format!("creating group {:?}", group.name)))?;
+        Ok(())
+    }
+
+    fn set_parent(&self, group_id: &str, parent_id: &str) -> StoreResult<()> {
+        self.tx
+            .execute(
+                "UPDATE target_groups SET parent_id = ?2 WHERE group_id = ?1",
+                [group_id, parent_id],
+            )
+            .map_err(self.fail(format!("moving group {group_id}")))?;
+        Ok(())
+    }
+
+    fn delete_group(&self, group: &TargetGroup) -> StoreResult<GroupRemoval> {
+        let (id, tx) = (&group.group_id, self.tx);
+        let fail = || self.fail(format!("removing group {:?}", group.name));
+        let approvals_removed = tx
+            .execute(
+                "INSERT INTO approval_changes (changed_stamp, deployment_guid, update_id, group_id, change)
+                 SELECT ?2, deployment_guid, update_id, group_id, 'removed' FROM approvals WHERE group_id = ?1",
+                params![id, self.stamp],
+            )
+            .map_err(fail())?;
+        tx.execute("DELETE FROM approvals WHERE group_id = ?1", [id]).map_err(fail())?;
+        let rules_removed =
+            tx.execute("DELETE FROM approval_rules WHERE group_id = ?1", [id]).map_err(fail())?;
+        let computers_unassigned = tx
+            .execute(
+                "INSERT OR IGNORE INTO computer_groups (computer_id, group_id)
+                 SELECT computer_id, ?2 FROM computer_groups cg WHERE group_id = ?1
+                   AND NOT EXISTS (SELECT 1 FROM computer_groups o WHERE o.computer_id = cg.computer_id AND o.group_id <> ?1)",
+                params![id, UNASSIGNED_COMPUTERS],
+            )
+            .map_err(fail())?;
+        tx.execute("DELETE FROM computer_groups WHERE group_id = ?1", [id]).map_err(fail())?;
+        tx.execute("DELETE FROM target_groups WHERE group_id = ?1", [id]).map_err(fail())?;
+        Ok(GroupRemoval {
+            group: group.name.clone(),
+            computers_unassigned,
+            approvals_removed,
+            rules_removed,
+        })
+    }
+
+    fn computer_exists(&self, computer_id: &str) -> StoreResult<bool> {
+        self.tx
+            .query_row(
+                "SELECT EXISTS (SELECT 1 FROM computers WHERE computer_id = ?1)",
+                [computer_id],
+                |r| r.get(0),
+            )
+            .map_err(self.fail(format!("reading computer {computer_id}")))
+    }
+
+    fn place_computer(&self, computer_id: &str, group_id: &str, keep: bool) -> StoreResult<()> {
+        let fail = || self.fail(format!("placing computer {computer_id}"));
+        if keep {
+            self.tx
+                .execute(
+                    "DELETE FROM computer_groups WHERE computer_id = ?1 AND group_id = ?2",
+                    [computer_id, UNASSIGNED_COMPUTERS],
+                )
+                .map_err(fail())?;
+        } else {
+            self.tx
+                .execute("DELETE FROM computer_groups WHERE computer_id = ?1", [computer_id])
+                .map_err(fail())?;
+        }
+        self.tx
+            .execute(
+                "INSERT OR IGNORE INTO computer_groups (computer_id, group_id) VALUES (?1, ?2)",
+                [computer_id, group_id],
+            )
+            .map_err(fail())?;
+        Ok(())
+    }
+
+    fn forget_computer(&self, computer_id: &str) -> StoreResult<bool> {
+        let fail = || self.fail(format!("removing computer {computer_id}"));
+        for sql in [
+            "DELETE FROM computer_groups WHERE computer_id = ?1",
+            "DELETE FROM events WHERE computer_id = ?1",
+        ] {
+            self.tx.execute(sql, [computer_id]).map_err(fail())?;
+        }
+        let removed = self
+            .tx
+            .execute("DELETE FROM computers WHERE computer_id = ?1", [computer_id])
+            .map_err(fail())?;
+        Ok(removed > 0)
+    }
 }
 
 impl SqliteStore {
-    /// [`DeploymentStorage::administer`] for the store's own rules (the group tree), written in SQL over the
-    /// transaction and its stamp. `Ok(Err(_))` from `change` is a refusal: rolled back.
-    pub(super) fn deployment_change<T>(
-        &mut self,
-        what: &str,
-        change: impl FnOnce(&rusqlite::Transaction<'_>, i64) -> rusqlite::Result<Result<T, StoreError>>,
-        changed: impl FnOnce(&T) -> bool,
-    ) -> StoreResult<T> {
-        let db = self.db_path();
-        let sql = |tx: &DeploymentTx<'_>| {
-            change(tx.tx, tx.stamp).map_err(|e| StoreError::sqlite(&db, what, e))?
-        };
-        self.transact(what, sql, changed)
-    }
-
     /// One transaction under the next deployment stamp, over the SQLite rows themselves.
     fn transact<T, E: From<StoreError>>(
         &mut self,
