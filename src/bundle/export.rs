@@ -534,8 +534,7 @@ fn write_bundle(
         members,
         approval_policy,
     };
-    let json =
-        serde_json::to_vec_pretty(&manifest).map_err(|e| BundleError::Invalid(e.to_string()))?;
+    let json = manifest.to_json();
     let signature = key.sign(
         &json,
         &manifest.trusted_comment(),

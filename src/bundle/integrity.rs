@@ -3,7 +3,8 @@
 
 use super::error::{BundleError, Problem};
 use super::manifest::{
-    FORMAT, MANIFEST_FILE, Manifest, MemberEntry, MemberKind, SIGNATURE_FILE, VolumeEntry,
+    MANIFEST_FILE, Manifest, ManifestJsonError, MemberEntry, MemberKind, SIGNATURE_FILE,
+    VolumeEntry,
 };
 use super::minisign::{KeyId, PublicKey, Signature, SignatureError};
 use super::reader::{self, Entry, EntryKind, Visit, WalkError};
@@ -93,7 +94,7 @@ fn read_manifest_bytes(path: &Path) -> Result<(PathBuf, Vec<u8>), BundleError> {
 /// Reads `manifest.json` without checking anything (for `inspect`).
 pub fn read_manifest(path: &Path) -> Result<(PathBuf, Manifest, Vec<u8>), BundleError> {
     let (dir, bytes) = read_manifest_bytes(path)?;
-    let manifest: Manifest = serde_json::from_slice(&bytes).map_err(|e| {
+    let manifest = Manifest::from_json_unchecked(&bytes).map_err(|e| {
         Problem::integrity(format!(
             "{}: not a bundle manifest: {e}",
             dir.join(MANIFEST_FILE).display()
@@ -176,29 +177,17 @@ pub fn authenticate(path: &Path, trusted: &[PublicKey]) -> Result<OpenedBundle, 
 /// shape its type allows (`names.rs`, `SafePath`): a signed manifest that breaks one of those
 /// rules is refused as unsafe, whoever signed it.
 fn parse_signed_manifest(bytes: &[u8], path: &Path) -> Result<Manifest, Problem> {
-    #[derive(serde::Deserialize)]
-    struct Format {
-        format: String,
-    }
-    let format: Format = serde_json::from_slice(bytes).map_err(|e| {
-        Problem::integrity(format!(
-            "{}: signed, but not a manifest this ferry can read: {e}",
-            path.display()
-        ))
-    })?;
-    if format.format != FORMAT {
-        return Err(Problem::integrity(format!(
-            "{}: bundle format {:?}; this ferry reads {FORMAT}: use a newer ferry",
-            path.display(),
-            format.format
-        )));
-    }
-    let manifest: Manifest = serde_json::from_slice(bytes).map_err(|e| match e.classify() {
-        serde_json::error::Category::Data => Problem::unsafe_entry(format!(
-            "{}: signed by a trusted key, but it holds a value no ferry writes ({e}): never import this bundle; tell whoever holds the key",
+    let manifest = Manifest::from_json(bytes).map_err(|e| match e {
+        ManifestJsonError::Impossible(_) => Problem::unsafe_entry(format!(
+            "{}: signed by a trusted key, but {e}: never import this bundle; tell whoever holds the key",
             path.display()
         )),
-        _ => Problem::integrity(format!("{}: signed, but not a manifest this ferry can read: {e}", path.display())),
+        ManifestJsonError::OtherFormat { .. } => {
+            Problem::integrity(format!("{}: {e}", path.display()))
+        }
+        ManifestJsonError::Unreadable(_) => {
+            Problem::integrity(format!("{}: signed, but {e}", path.display()))
+        }
     })?;
     if let Some(policy) = &manifest.approval_policy {
         policy.check().map_err(|e| {

@@ -177,7 +177,48 @@ impl MemberEntry {
     }
 }
 
+/// Why manifest bytes are not a manifest this ferry reads.
+#[derive(Debug, thiserror::Error)]
+pub enum ManifestJsonError {
+    /// Not JSON, or not shaped as a manifest.
+    #[error("not a manifest this ferry can read: {0}")]
+    Unreadable(String),
+    /// A manifest of another format version.
+    #[error("bundle format {found:?}; this ferry reads {FORMAT}: use a newer ferry")]
+    OtherFormat { found: String },
+    /// Shaped as a manifest, but a value is one no ferry writes (out of range, unsafe).
+    #[error("it holds a value no ferry writes ({0})")]
+    Impossible(String),
+}
+
 impl Manifest {
+    /// The manifest's bytes as they are written and signed (pretty JSON).
+    pub fn to_json(&self) -> Vec<u8> {
+        serde_json::to_vec_pretty(self).expect("a manifest serializes")
+    }
+
+    /// Reads manifest bytes: first the format version, then the whole manifest.
+    pub fn from_json(bytes: &[u8]) -> Result<Manifest, ManifestJsonError> {
+        #[derive(Deserialize)]
+        struct Format {
+            format: String,
+        }
+        let unreadable = |e: serde_json::Error| ManifestJsonError::Unreadable(e.to_string());
+        let format: Format = serde_json::from_slice(bytes).map_err(unreadable)?;
+        if format.format != FORMAT {
+            return Err(ManifestJsonError::OtherFormat { found: format.format });
+        }
+        serde_json::from_slice(bytes).map_err(|e| match e.classify() {
+            serde_json::error::Category::Data => ManifestJsonError::Impossible(e.to_string()),
+            _ => unreadable(e),
+        })
+    }
+
+    /// Reads manifest bytes whatever their format version says (for `inspect`).
+    pub fn from_json_unchecked(bytes: &[u8]) -> Result<Manifest, String> {
+        serde_json::from_slice(bytes).map_err(|e| e.to_string())
+    }
+
     /// A manifest as the store keeps it: the JSON recorded when its bundle was imported.
     pub fn from_stored(json: &str) -> Result<Manifest, String> {
         serde_json::from_str(json).map_err(|e| format!("the stored manifest: {e}"))

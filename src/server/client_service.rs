@@ -131,15 +131,11 @@ async fn client_text_operation(
             let info = wire::computer_info(op)?;
             let os_description =
                 info.iter().find(|(k, _)| k == "OSDescription").map(|(_, v)| v.clone());
-            let json = serde_json::Value::Object(
-                info.into_iter().map(|(k, v)| (k, serde_json::Value::String(v))).collect(),
-            )
-            .to_string();
             state
                 .writer
                 .write(ClientWrite::Register {
                     computer_id: cookie.id.clone(),
-                    info_json: json,
+                    info,
                     os_description,
                 })
                 .await

@@ -95,10 +95,11 @@ pub enum ClientWrite {
         dns_name: String,
         requested_groups: Vec<crate::store::GroupName>,
     },
-    /// RegisterComputer: what the client says about itself (JSON object).
+    /// RegisterComputer: what the client says about itself (name → text; a name given twice
+    /// keeps its last text).
     Register {
         computer_id: String,
-        info_json: String,
+        info: Vec<(String, String)>,
         os_description: Option<String>,
     },
     Synced {

@@ -335,3 +335,28 @@ fn the_api_writes_json_only_through_its_dtos() {
         handlers.lines().filter(|l| l.contains("json!") || l.contains("serde_json")).collect();
     assert!(adhoc.is_empty(), "handlers.rs writes JSON itself:\n{}", adhoc.join("\n"));
 }
+
+/// Invariant: JSON is written and read at the edges only: the API's DTOs (`server/api/`), the
+/// CLI's output (`cli/`), the bundle manifest (`bundle/manifest.rs`), and the SQLite backend's
+/// encoding of lists in a column (`store/sqlite/`, a backend's own choice). Everything between
+/// them holds typed values. (Unit tests may use it to check what they serialize.)
+#[test]
+fn json_stays_at_the_edges() {
+    let allowed = ["server/api/", "cli/", "bundle/manifest.rs", "store/sqlite/"];
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut found = Vec::new();
+    for (path, text) in sources(&root) {
+        let relative = path.strip_prefix(&format!("{}/", root.display())).unwrap_or(&path);
+        if allowed.iter().any(|a| relative.starts_with(a)) {
+            continue;
+        }
+        let code = text.split("#[cfg(test)]\nmod tests").next().unwrap_or("");
+        for (n, line) in code.lines().enumerate() {
+            let code = line.split("//").next().unwrap_or("");
+            if code.contains("serde_json") || code.contains("json!(") {
+                found.push(format!("src/{relative}:{}: {}", n + 1, line.trim()));
+            }
+        }
+    }
+    assert!(found.is_empty(), "JSON outside the edges:\n{}", found.join("\n"));
+}
