@@ -464,39 +464,12 @@ fn walk_and_ingest(
         let (tx, rx) = std::sync::mpsc::sync_channel::<StoreResult<IngestItem>>(256);
         let (walked_ref, progress_ref) = (&walked, &progress);
         scope.spawn(move || {
-            let mut sink = ImportSink {
-                staging: staging.to_path_buf(),
-                documents: tx,
-                writer: BackgroundFileWriter::new(),
-                open: None,
-                staged: Vec::new(),
-                ingest_stopped: false,
-                written: std::collections::HashMap::new(),
-            };
-            let mut bytes = 0u64;
             let mut report = |done| {
-                bytes = done;
                 if let Ok(mut p) = progress_ref.lock() {
                     (*p)("reading volumes", done, total_bytes);
                 }
             };
-            let result =
-                walk_bundle(bundle, &mut sink, super::integrity::WalkMode::IMPORT, &mut report);
-            let result = result.and_then(|problems| sink.finish_writes().map(|()| problems));
-            let outcome = match result {
-                Ok(problems) => {
-                    let mut staged = std::mem::take(&mut sink.staged);
-                    for p in &mut staged {
-                        p.written_sha1 = sink.written.get(&p.path).copied();
-                    }
-                    Walked::Done(WalkOutcome { problems, staged, bytes })
-                }
-                Err(_) if sink.ingest_stopped => Walked::IngestStopped,
-                Err(e) => Walked::Failed(e),
-            };
-            *walked_ref.lock().expect("no panic holds the walk outcome") = Some(outcome);
-            // Dropping the sink closes the document stream: the ingest then finishes.
-            drop(sink);
+            walk_volumes(bundle, staging, tx, &mut report, walked_ref);
         });
 
         let mut before_commit = |batch: &mut dyn IngestRows, _done: u64| -> StoreResult<()> {
@@ -548,6 +521,47 @@ fn walk_and_ingest(
         }
     }
     result
+}
+
+/// Walks the volumes (on its own thread): documents go to the ingest through `documents`,
+/// payloads to `staging`, and the outcome to `walked`. Only then does the document stream
+/// close (the sink drops as this returns), so the ingest's commit always finds the outcome.
+fn walk_volumes(
+    bundle: &OpenedBundle,
+    staging: &Path,
+    documents: std::sync::mpsc::SyncSender<StoreResult<IngestItem>>,
+    progress: &mut dyn FnMut(u64),
+    walked: &Mutex<Option<Walked>>,
+) {
+    let mut sink = ImportSink {
+        staging: staging.to_path_buf(),
+        documents,
+        writer: BackgroundFileWriter::new(),
+        open: None,
+        staged: Vec::new(),
+        ingest_stopped: false,
+        written: std::collections::HashMap::new(),
+    };
+    let mut bytes = 0u64;
+    let mut report = |done| {
+        bytes = done;
+        progress(done);
+    };
+    let result = walk_bundle(bundle, &mut sink, super::integrity::WalkMode::IMPORT, &mut report);
+    let result = result.and_then(|problems| sink.finish_writes().map(|()| problems));
+    let outcome = match result {
+        Ok(problems) => {
+            let mut staged = std::mem::take(&mut sink.staged);
+            for p in &mut staged {
+                p.written_sha1 = sink.written.get(&p.path).copied();
+            }
+            Walked::Done(WalkOutcome { problems, staged, bytes })
+        }
+        Err(_) if sink.ingest_stopped => Walked::IngestStopped,
+        Err(e) => Walked::Failed(e),
+    };
+    *walked.lock().expect("no panic holds the walk outcome") = Some(outcome);
+    drop(sink);
 }
 
 /// One result from the ingest's and the walk's: the walk's problems first (they say which

@@ -3,7 +3,7 @@
 use super::keygen::read_password;
 use super::output;
 use anyhow::Context;
-use ferry::bundle::export::{DryRun, ExportOptions, PendingChoice, export};
+use ferry::bundle::export::{DryRun, ExportOptions, ExportReport, PendingChoice, export};
 use ferry::bundle::minisign::SecretKey;
 use ferry::bundle::profile::Profile;
 use ferry::bundle::volumes::VolumeFormat;
@@ -101,32 +101,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         (Some(path), false) => Some(load_secret_key(path, args.password_file.as_deref())?),
         _ => None,
     };
-    let mut upstream_anchor = None;
     let upstream = args.upstream.clone().or_else(|| profile.upstream.clone());
-    let mut cache = if args.no_sync {
-        Store::open(&args.cache)
-            .with_context(|| format!("the cache store {} (pass --cache)", args.cache.display()))?
-    } else {
-        let upstream = upstream.clone().with_context(|| {
-            format!(
-                "no upstream: set `upstream` in {} or pass --upstream URL (or --no-sync)",
-                args.profile.display()
-            )
-        })?;
-        let mut cache = Store::open_or_create(&args.cache)?;
-        let transport = TransportOptions {
-            ca_cert: args.ca_cert.clone(),
-            proxy: args.proxy.clone(),
-            ..Default::default()
-        };
-        let report =
-            sync_from(&mut cache, &profile, &upstream, &transport, args.parallel as usize)?;
-        upstream_anchor = Some(report.anchor.clone());
-        if !args.no_download && !args.dry_run {
-            download_payloads(&mut cache, &profile, &upstream, &transport, args.parallel as usize)?;
-        }
-        cache
-    };
+    let (mut cache, upstream_anchor) = open_and_sync(&args, &profile, upstream.as_deref())?;
     // Without a sync, the languages are checked against what the last upstream offered (a sync
     // checked them against what the upstream offers now).
     if args.no_sync {
@@ -173,8 +149,43 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     for note in &report.notes {
         eprintln!("note: {note}");
     }
+    print_report(&report, args.json)
+}
+
+/// The cache store, synced from the upstream (and its payloads downloaded) unless `--no-sync`;
+/// with the anchor the sync reached.
+fn open_and_sync(
+    args: &Args,
+    profile: &Profile,
+    upstream: Option<&str>,
+) -> anyhow::Result<(Store, Option<String>)> {
+    if args.no_sync {
+        let cache = Store::open(&args.cache)
+            .with_context(|| format!("the cache store {} (pass --cache)", args.cache.display()))?;
+        return Ok((cache, None));
+    }
+    let upstream = upstream.with_context(|| {
+        format!(
+            "no upstream: set `upstream` in {} or pass --upstream URL (or --no-sync)",
+            args.profile.display()
+        )
+    })?;
+    let mut cache = Store::open_or_create(&args.cache)?;
+    let transport = TransportOptions {
+        ca_cert: args.ca_cert.clone(),
+        proxy: args.proxy.clone(),
+        ..Default::default()
+    };
+    let report = sync_from(&mut cache, profile, upstream, &transport, args.parallel as usize)?;
+    if !args.no_download && !args.dry_run {
+        download_payloads(&mut cache, profile, upstream, &transport, args.parallel as usize)?;
+    }
+    Ok((cache, Some(report.anchor)))
+}
+
+fn print_report(report: &ExportReport, json: bool) -> anyhow::Result<()> {
     let m = &report.manifest;
-    if args.json {
+    if json {
         return output::json(
             &serde_json::json!({ "bundle": report.dir, "manifest": m, "notes": report.notes }),
         );

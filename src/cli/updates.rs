@@ -277,33 +277,49 @@ fn show(store: &Store, a: ShowArgs) -> anyhow::Result<()> {
         );
     }
     let revision_id = ids[0];
-    if let Some(kind) = a.fragment {
-        let kind = match kind.as_str() {
-            "core" => FragmentKind::Core,
-            "extended" => FragmentKind::Extended,
-            k => match k.strip_prefix("localized:") {
-                Some(lang) if !lang.is_empty() => FragmentKind::Localized(lang.to_string()),
-                _ => anyhow::bail!(
-                    "--fragment {k}: use core, extended or localized:LANG (e.g. localized:en)"
-                ),
-            },
-        };
-        let fragment = store.fragment(revision_id, &kind)?.with_context(|| match &kind {
-            FragmentKind::Localized(l) => format!("{} has no localized properties in {l:?}", a.id),
-            _ => format!("{} has no such fragment", a.id),
-        })?;
-        if a.json {
-            return output::json(
-                &serde_json::json!({ "revision_id": revision_id, "fragment": fragment }),
-            );
-        }
-        print!("{fragment}");
-        return Ok(());
+    if let Some(kind) = &a.fragment {
+        return show_fragment(store, revision_id, &a.id, kind, a.json);
     }
     let d = store.update_detail(revision_id)?;
     if a.json {
         return output::json(&d);
     }
+    print_detail(&d);
+    Ok(())
+}
+
+/// `--fragment`: one of the revision's fragments as clients receive it.
+fn show_fragment(
+    store: &Store,
+    revision_id: i32,
+    id: &str,
+    kind: &str,
+    json: bool,
+) -> anyhow::Result<()> {
+    let kind = match kind {
+        "core" => FragmentKind::Core,
+        "extended" => FragmentKind::Extended,
+        k => match k.strip_prefix("localized:") {
+            Some(lang) if !lang.is_empty() => FragmentKind::Localized(lang.to_string()),
+            _ => anyhow::bail!(
+                "--fragment {k}: use core, extended or localized:LANG (e.g. localized:en)"
+            ),
+        },
+    };
+    let fragment = store.fragment(revision_id, &kind)?.with_context(|| match &kind {
+        FragmentKind::Localized(l) => format!("{id} has no localized properties in {l:?}"),
+        _ => format!("{id} has no such fragment"),
+    })?;
+    if json {
+        return output::json(
+            &serde_json::json!({ "revision_id": revision_id, "fragment": fragment }),
+        );
+    }
+    print!("{fragment}");
+    Ok(())
+}
+
+fn print_detail(d: &ferry::store::UpdateDetail) {
     let s = &d.summary;
     println!("{}", s.title.as_deref().unwrap_or("(no title)"));
     println!(
@@ -372,5 +388,4 @@ fn show(store: &Store, a: ShowArgs) -> anyhow::Result<()> {
     if let Some(desc) = &d.description {
         println!("\n{desc}");
     }
-    Ok(())
 }

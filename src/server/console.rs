@@ -132,24 +132,9 @@ pub async fn handle(
 ) -> Response<Body> {
     let peer = super::routes::peer_of(&request);
     let (parts, body) = request.into_parts();
-    let form: Vec<(String, String)> = if parts.method == Method::POST {
-        match state.budget.read_body(body, MAX_FORM, body_timeout, peer).await {
-            Ok((b, _held)) => url_decode_pairs(&String::from_utf8_lossy(&b)).collect(),
-            Err(super::budget::BodyRefusal::TooLarge) => {
-                return html_response(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    page("Too large", None, "<p>The form is too large.</p>"),
-                );
-            }
-            Err(_) => {
-                return html_response(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    page("Try again", None, "<p>The form did not arrive; send it again.</p>"),
-                );
-            }
-        }
-    } else {
-        Vec::new()
+    let form = match read_form(&state, &parts.method, body, body_timeout, peer).await {
+        Ok(form) => form,
+        Err(refused) => return refused,
     };
     let path = parts.uri.path().trim_end_matches('/').to_string();
     let query: HashMap<String, String> =
@@ -158,34 +143,7 @@ pub async fn handle(
 
     if path == "/admin/login" {
         return match parts.method {
-            Method::POST => {
-                let token = form
-                    .iter()
-                    .find(|(k, _)| k == "token")
-                    .map(|(_, v)| v.clone())
-                    .unwrap_or_default();
-                let s = state.clone();
-                let valid = tokio::task::spawn_blocking(move || {
-                    s.pool.with(|store| store.admin_token_matches(&token))
-                })
-                .await
-                .ok()
-                .and_then(Result::ok)
-                .unwrap_or(false);
-                if !valid {
-                    return html_response(
-                        StatusCode::FORBIDDEN,
-                        login_page(Some("That is not the admin token.")),
-                    );
-                }
-                let id = state.console.create();
-                let cookie = format!(
-                    "{COOKIE}={id}; Path=/admin; HttpOnly; SameSite=Strict; Max-Age={}{}",
-                    SESSION_LIFETIME.as_secs(),
-                    if secure { "; Secure" } else { "" }
-                );
-                redirect("/admin", Some(cookie))
-            }
+            Method::POST => log_in(&state, &form, secure).await,
             _ => html_response(StatusCode::OK, login_page(None)),
         };
     }
@@ -223,19 +181,77 @@ pub async fn handle(
             .map_err(|e| e.to_string())?
     })
     .await;
+    answer(result, &session.csrf)
+}
+
+/// A POST's form fields (none for other methods); a form too large or that did not arrive is
+/// answered right away.
+async fn read_form(
+    state: &AppState,
+    method: &Method,
+    body: Body,
+    body_timeout: std::time::Duration,
+    peer: Option<std::net::IpAddr>,
+) -> Result<Vec<(String, String)>, Response<Body>> {
+    if method != Method::POST {
+        return Ok(Vec::new());
+    }
+    match state.budget.read_body(body, MAX_FORM, body_timeout, peer).await {
+        Ok((b, _held)) => Ok(url_decode_pairs(&String::from_utf8_lossy(&b)).collect()),
+        Err(super::budget::BodyRefusal::TooLarge) => Err(html_response(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            page("Too large", None, "<p>The form is too large.</p>"),
+        )),
+        Err(_) => Err(html_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            page("Try again", None, "<p>The form did not arrive; send it again.</p>"),
+        )),
+    }
+}
+
+/// Checks the admin token a login form carries; a session cookie when it matches.
+async fn log_in(state: &Arc<AppState>, form: &[(String, String)], secure: bool) -> Response<Body> {
+    let token = form.iter().find(|(k, _)| k == "token").map(|(_, v)| v.clone()).unwrap_or_default();
+    let s = state.clone();
+    let valid =
+        tokio::task::spawn_blocking(move || s.pool.with(|store| store.admin_token_matches(&token)))
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .unwrap_or(false);
+    if !valid {
+        return html_response(
+            StatusCode::FORBIDDEN,
+            login_page(Some("That is not the admin token.")),
+        );
+    }
+    let id = state.console.create();
+    let cookie = format!(
+        "{COOKIE}={id}; Path=/admin; HttpOnly; SameSite=Strict; Max-Age={}{}",
+        SESSION_LIFETIME.as_secs(),
+        if secure { "; Secure" } else { "" }
+    );
+    redirect("/admin", Some(cookie))
+}
+
+/// The page for what `render` made of a request.
+fn answer(
+    result: Result<Result<Rendered, String>, tokio::task::JoinError>,
+    csrf: &str,
+) -> Response<Body> {
     match result {
         Ok(Ok(Rendered::Page(title, body))) => {
-            html_response(StatusCode::OK, page(&title, Some(&session.csrf), &body))
+            html_response(StatusCode::OK, page(&title, Some(csrf), &body))
         }
         Ok(Ok(Rendered::Raw(html))) => html_response(StatusCode::OK, html),
         Ok(Ok(Rendered::Redirect(to))) => redirect(&to, None),
         Ok(Ok(Rendered::NotFound)) => html_response(
             StatusCode::NOT_FOUND,
-            page("Not found", Some(&session.csrf), "<p>No such page.</p>"),
+            page("Not found", Some(csrf), "<p>No such page.</p>"),
         ),
         Ok(Err(e)) => html_response(
             StatusCode::INTERNAL_SERVER_ERROR,
-            page("Error", Some(&session.csrf), &format!("<p class=\"err\">{}</p>", esc(&e))),
+            page("Error", Some(csrf), &format!("<p class=\"err\">{}</p>", esc(&e))),
         ),
         Err(e) => html_response(
             StatusCode::INTERNAL_SERVER_ERROR,

@@ -30,6 +30,126 @@ pub(crate) fn stored_languages(languages: &[String]) -> Option<String> {
 }
 
 impl IngestBatch<'_> {
+    /// `Some` when the revision is stored already: unchanged (perhaps with languages added), or
+    /// in conflict with what is stored.
+    fn stored_already(
+        &mut self,
+        prepared: &PreparedRevision,
+        update_id: &str,
+    ) -> StoreResult<Option<AddOutcome>> {
+        let (id, digest) = (prepared.update.identity, prepared.digest);
+        let existing: Option<(i32, Vec<u8>)> = self
+            .tx
+            .prepare_cached("SELECT revision_id, fragments_digest FROM revisions WHERE update_id = ?1 AND revision_number = ?2")
+            .and_then(|mut s| s.query_row(params![update_id, id.revision_number], |r| Ok((r.get(0)?, r.get(1)?))).optional())
+            .map_err(self.err(|| format!("looking up revision {id}")))?;
+        if let Some((revision_id, stored_digest)) = existing {
+            if stored_digest[..] == digest[..] {
+                self.report.unchanged += 1;
+                return Ok(Some(AddOutcome::Unchanged { revision_id }));
+            }
+            // The same revision with the localized properties of other languages (bundles carry
+            // only the languages a site keeps): what clients see of it otherwise is the same, so
+            // the languages it did not have yet are added; the stored document stays.
+            if self.same_but_languages(revision_id, prepared)? {
+                self.store_localized(revision_id, prepared)?;
+                self.report.unchanged += 1;
+                return Ok(Some(AddOutcome::Unchanged { revision_id }));
+            }
+            return Err(StoreError::ConflictingRevision {
+                document: prepared.source.clone(),
+                identity: id,
+            });
+        }
+        Ok(None)
+    }
+
+    /// The revision's row and its document; its revision id.
+    fn insert_revision(
+        &mut self,
+        prepared: &PreparedRevision,
+        update_id: &str,
+        is_latest: bool,
+    ) -> StoreResult<i32> {
+        let (u, id, digest) = (&prepared.update, prepared.update.identity, prepared.digest);
+        let english = u.localized_in("en");
+        let title = english.and_then(|l| l.title.clone());
+        self.tx
+            .prepare_cached(
+                "INSERT INTO revisions (update_id, revision_number, update_type, category_kind, is_bundle, explicitly_deployable,
+                    publication_state, title, kb_article, security_bulletin, msrc_severity, creation_date, handler, default_language,
+                    core_size, document_size, fragments_digest, changed_stamp, ingested_at, is_latest, languages)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21)",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    update_id,
+                    id.revision_number,
+                    u.update_type.as_str(),
+                    u.category_kind.as_ref().map(|k| k.as_str()),
+                    u.is_bundle(),
+                    u.explicitly_deployable,
+                    u.publication_state,
+                    title,
+                    u.kb_article_ids.first(),
+                    u.security_bulletin_ids.first(),
+                    u.msrc_severity,
+                    u.creation_date,
+                    u.handler,
+                    u.default_language,
+                    prepared.core_len as i64,
+                    prepared.document_len as i64,
+                    &digest[..],
+                    self.stamp,
+                    self.now,
+                    is_latest,
+                    stored_languages(&u.languages),
+                ])
+            })
+            .map_err(self.err(|| format!("storing revision {id}")))?;
+        let rowid = self.tx.last_insert_rowid();
+        let revision_id = i32::try_from(rowid).map_err(|_| StoreError::RevisionIdsExhausted)?;
+        self.tx
+            .prepare_cached("INSERT INTO revision_documents (revision_id, document, core, extended) VALUES (?1, ?2, ?3, ?4)")
+            .and_then(|mut s| s.execute(params![revision_id, prepared.document, prepared.core, prepared.extended]))
+            .map_err(self.err(|| format!("storing the document of {id}")))?;
+        Ok(revision_id)
+    }
+
+    /// Prerequisites, bundled updates and superseded updates of a new revision.
+    fn store_relationships(
+        &mut self,
+        revision_id: i32,
+        prepared: &PreparedRevision,
+    ) -> StoreResult<()> {
+        let (u, id) = (&prepared.update, prepared.update.identity);
+        for (clause, group) in u.prerequisites.iter().enumerate() {
+            for member in &group.update_ids {
+                self.tx
+                    .prepare_cached(
+                        "INSERT OR IGNORE INTO prerequisites (revision_id, clause, update_id, is_category) VALUES (?1, ?2, ?3, ?4)",
+                    )
+                    .and_then(|mut s| s.execute(params![revision_id, clause as i64, member.to_string(), group.is_category]))
+                    .map_err(self.err(|| format!("storing prerequisites of {id}")))?;
+            }
+        }
+        for (clause, group) in u.bundled_updates.iter().enumerate() {
+            for member in &group.members {
+                self.tx
+                    .prepare_cached("INSERT OR IGNORE INTO bundle_members (revision_id, clause, member_update_id, member_revision_number) VALUES (?1, ?2, ?3, ?4)")
+                    .and_then(|mut s| s.execute(params![revision_id, clause as i64, member.update_id.to_string(), member.revision_number]))
+                    .map_err(self.err(|| format!("storing bundled updates of {id}")))?;
+            }
+        }
+        for superseded in &u.superseded_update_ids {
+            self.tx
+                .prepare_cached("INSERT OR IGNORE INTO supersedences (revision_id, superseded_update_id) VALUES (?1, ?2)")
+                .and_then(|mut s| s.execute(params![revision_id, superseded.to_string()]))
+                .map_err(self.err(|| format!("storing superseded updates of {id}")))?;
+        }
+        Ok(())
+    }
+
     /// Localized properties of a revision, in the languages it does not have yet.
     fn store_localized(
         &mut self,
@@ -200,35 +320,11 @@ impl IngestRows for IngestBatch<'_> {
     }
 
     fn add_prepared(&mut self, prepared: &PreparedRevision) -> StoreResult<AddOutcome> {
-        let source = prepared.source.as_str();
-        let u = &prepared.update;
-        let id = u.identity;
+        let (u, id) = (&prepared.update, prepared.update.identity);
         let update_id = id.update_id.to_string();
-        let digest = prepared.digest;
         self.report.document_bytes += prepared.document_len as u64;
-
-        let existing: Option<(i32, Vec<u8>)> = self
-            .tx
-            .prepare_cached("SELECT revision_id, fragments_digest FROM revisions WHERE update_id = ?1 AND revision_number = ?2")
-            .and_then(|mut s| s.query_row(params![update_id, id.revision_number], |r| Ok((r.get(0)?, r.get(1)?))).optional())
-            .map_err(self.err(|| format!("looking up revision {id}")))?;
-        if let Some((revision_id, stored_digest)) = existing {
-            if stored_digest[..] == digest[..] {
-                self.report.unchanged += 1;
-                return Ok(AddOutcome::Unchanged { revision_id });
-            }
-            // The same revision with the localized properties of other languages (bundles carry
-            // only the languages a site keeps): what clients see of it otherwise is the same, so
-            // the languages it did not have yet are added; the stored document stays.
-            if self.same_but_languages(revision_id, prepared)? {
-                self.store_localized(revision_id, prepared)?;
-                self.report.unchanged += 1;
-                return Ok(AddOutcome::Unchanged { revision_id });
-            }
-            return Err(StoreError::ConflictingRevision {
-                document: source.to_string(),
-                identity: id,
-            });
+        if let Some(outcome) = self.stored_already(prepared, &update_id)? {
+            return Ok(outcome);
         }
         // Is this the newest revision of its update? (An index-only lookup.)
         let newest_stored: Option<i32> = self
@@ -244,77 +340,11 @@ impl IngestRows for IngestBatch<'_> {
                 .map_err(self.err(|| format!("marking older revisions of {}", id.update_id)))?;
         }
 
-        let english = u.localized_in("en");
-        let title = english.and_then(|l| l.title.clone());
-        self.tx
-            .prepare_cached(
-                "INSERT INTO revisions (update_id, revision_number, update_type, category_kind, is_bundle, explicitly_deployable,
-                    publication_state, title, kb_article, security_bulletin, msrc_severity, creation_date, handler, default_language,
-                    core_size, document_size, fragments_digest, changed_stamp, ingested_at, is_latest, languages)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21)",
-            )
-            .and_then(|mut s| {
-                s.execute(params![
-                    update_id,
-                    id.revision_number,
-                    u.update_type.as_str(),
-                    u.category_kind.as_ref().map(|k| k.as_str()),
-                    u.is_bundle(),
-                    u.explicitly_deployable,
-                    u.publication_state,
-                    title,
-                    u.kb_article_ids.first(),
-                    u.security_bulletin_ids.first(),
-                    u.msrc_severity,
-                    u.creation_date,
-                    u.handler,
-                    u.default_language,
-                    prepared.core_len as i64,
-                    prepared.document_len as i64,
-                    &digest[..],
-                    self.stamp,
-                    self.now,
-                    is_latest,
-                    stored_languages(&u.languages),
-                ])
-            })
-            .map_err(self.err(|| format!("storing revision {id}")))?;
-        let rowid = self.tx.last_insert_rowid();
-        let revision_id = i32::try_from(rowid).map_err(|_| StoreError::RevisionIdsExhausted)?;
-
-        self.tx
-            .prepare_cached("INSERT INTO revision_documents (revision_id, document, core, extended) VALUES (?1, ?2, ?3, ?4)")
-            .and_then(|mut s| s.execute(params![revision_id, prepared.document, prepared.core, prepared.extended]))
-            .map_err(self.err(|| format!("storing the document of {id}")))?;
-
+        let revision_id = self.insert_revision(prepared, &update_id, is_latest)?;
         self.store_localized(revision_id, prepared)?;
-
-        for (clause, group) in u.prerequisites.iter().enumerate() {
-            for member in &group.update_ids {
-                self.tx
-                    .prepare_cached(
-                        "INSERT OR IGNORE INTO prerequisites (revision_id, clause, update_id, is_category) VALUES (?1, ?2, ?3, ?4)",
-                    )
-                    .and_then(|mut s| s.execute(params![revision_id, clause as i64, member.to_string(), group.is_category]))
-                    .map_err(self.err(|| format!("storing prerequisites of {id}")))?;
-            }
-        }
-        for (clause, group) in u.bundled_updates.iter().enumerate() {
-            for member in &group.members {
-                self.tx
-                    .prepare_cached("INSERT OR IGNORE INTO bundle_members (revision_id, clause, member_update_id, member_revision_number) VALUES (?1, ?2, ?3, ?4)")
-                    .and_then(|mut s| s.execute(params![revision_id, clause as i64, member.update_id.to_string(), member.revision_number]))
-                    .map_err(self.err(|| format!("storing bundled updates of {id}")))?;
-            }
-        }
-        for superseded in &u.superseded_update_ids {
-            self.tx
-                .prepare_cached("INSERT OR IGNORE INTO supersedences (revision_id, superseded_update_id) VALUES (?1, ?2)")
-                .and_then(|mut s| s.execute(params![revision_id, superseded.to_string()]))
-                .map_err(self.err(|| format!("storing superseded updates of {id}")))?;
-        }
+        self.store_relationships(revision_id, prepared)?;
         for file in &u.files {
-            self.add_file(source, revision_id, file)?;
+            self.add_file(&prepared.source, revision_id, file)?;
         }
         // A newer revision of a withdrawn update brings it back.
         self.tx
