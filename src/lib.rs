@@ -8,6 +8,7 @@ pub mod catalog;
 pub mod compliance;
 pub mod faults;
 pub mod html;
+pub mod ids;
 pub mod loadgen;
 pub mod random;
 pub mod server;

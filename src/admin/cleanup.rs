@@ -9,6 +9,7 @@
 use super::{AdminResult, AdminService, Refusal};
 use crate::catalog::Sha1Digest;
 use crate::compliance::{ComputerStatus, UpdateState};
+use crate::ids::UpdateId;
 use crate::store::prelude::*;
 use crate::store::{
     Approval, ApprovalState, CleanupOptions, CleanupPlan, ContentStore, DeclineReason,
@@ -75,7 +76,7 @@ struct DeclineFacts<'a> {
     /// UpdateID → when it was last approved for install.
     approved: HashMap<&'a str, &'a str>,
     /// UpdateID → the UpdateIDs of newest revisions that supersede it.
-    superseders: HashMap<String, Vec<String>>,
+    superseders: HashMap<UpdateId, Vec<UpdateId>>,
     statuses: HashMap<String, ComputerStatus>,
     /// Approved after this (an RFC 3339 text): too recent to decline.
     grace: String,
@@ -91,7 +92,7 @@ fn plan_declines(
         ..Default::default()
     })?;
     let approvals = store.approvals()?;
-    let mut superseders: HashMap<String, Vec<String>> = HashMap::new();
+    let mut superseders: HashMap<UpdateId, Vec<UpdateId>> = HashMap::new();
     for (old, new) in store.supersedences()? {
         superseders.entry(old).or_default().push(new);
     }
@@ -135,7 +136,7 @@ impl DeclineFacts<'_> {
         }
         // WSUS's rule: superseded by an approved update, not approved in the last 30 days, and
         // no computer reports that it needs it.
-        let by = self.superseders.get(&u.update_id)?;
+        let by = self.superseders.get(u.update_id.as_str())?;
         let approved_superseder = by.iter().find(|s| self.approved.contains_key(s.as_str()))?;
         if approved.is_some_and(|at| *at > self.grace.as_str()) {
             return None;
@@ -177,9 +178,9 @@ fn plan_files(
 /// Files some client may still download: those of newest revisions of updates that are not
 /// declined (nor about to be), bundle members through their bundles.
 fn needed_files(store: &Store, declining: &HashSet<&str>) -> AdminResult<HashSet<Sha1Digest>> {
-    let declined: HashSet<String> = store.declines()?.into_iter().map(|d| d.update_id).collect();
+    let declined: HashSet<UpdateId> = store.declines()?.into_iter().map(|d| d.update_id).collect();
     let gone = |u: &str| declined.contains(u) || declining.contains(u);
-    let mut bundles_of: HashMap<String, Vec<String>> = HashMap::new();
+    let mut bundles_of: HashMap<UpdateId, Vec<UpdateId>> = HashMap::new();
     for (member, bundle) in store.bundle_memberships()? {
         bundles_of.entry(member).or_default().push(bundle);
     }
@@ -215,7 +216,7 @@ fn stray_files(
 
 /// Carries out a plan, in small steps. What an import committed since the plan was made stays.
 fn carry_out(store: &mut Store, plan: &CleanupPlan) -> AdminResult<()> {
-    let ids: Vec<&str> = plan.declines.iter().map(|d| d.update_id.as_str()).collect();
+    let ids: Vec<&UpdateId> = plan.declines.iter().map(|d| &d.update_id).collect();
     for batch in ids.chunks(DECLINE_BATCH) {
         let decline = |tx: &dyn DeploymentRows| {
             batch.iter().try_fold(0, |n, id| {
@@ -264,10 +265,16 @@ fn carry_out(store: &mut Store, plan: &CleanupPlan) -> AdminResult<()> {
 mod tests {
     use super::*;
 
-    fn update(id: &str, expired: bool) -> UpdateSummary {
+    /// The two updates of the table: `old`, and `new`, which supersedes it.
+    fn id(name: &str) -> UpdateId {
+        let last = if name == "old" { '1' } else { '2' };
+        UpdateId::parse(&format!("00000000-0000-0000-0000-00000000000{last}")).unwrap()
+    }
+
+    fn update(id: &UpdateId, expired: bool) -> UpdateSummary {
         UpdateSummary {
             revision_id: 1,
-            update_id: id.to_string(),
+            update_id: id.clone(),
             revision_number: 200,
             update_type: "Software".into(),
             category_kind: None,
@@ -292,7 +299,8 @@ mod tests {
         type Case = (&'static str, bool, Option<&'static str>, bool, Option<UpdateState>);
         let (old, recent) = ("2026-01-01T00:00:00Z", "2026-11-30T00:00:00Z");
         let expired = Some(DeclineReason::Expired);
-        let superseded = Some(DeclineReason::SupersededBy { update_id: "new".into() });
+        let (old_id, new_id) = (id("old"), id("new"));
+        let superseded = Some(DeclineReason::SupersededBy { update_id: new_id.clone() });
         let cases: [(Case, Option<DeclineReason>); 10] = [
             (("expired, not approved", true, None, false, None), expired.clone()),
             (("expired, approved", true, Some(old), false, None), None),
@@ -312,35 +320,35 @@ mod tests {
             ..Default::default()
         };
         for ((what, is_expired, approved_at, superseder_approved, state), expected) in cases {
-            let mut approved = HashMap::from([("new", old)]);
+            let mut approved = HashMap::from([(new_id.as_str(), old)]);
             if !superseder_approved {
                 approved.clear();
             }
             if let Some(at) = approved_at {
-                approved.insert("old", at);
+                approved.insert(old_id.as_str(), at);
             }
             let statuses = state.map(|s| ComputerStatus {
                 last_status_received: None,
-                states: HashMap::from([("old".to_string(), s)]),
+                states: HashMap::from([(old_id.to_string(), s)]),
             });
             let facts = DeclineFacts {
                 options: &options,
                 approved,
-                superseders: HashMap::from([("old".to_string(), vec!["new".to_string()])]),
+                superseders: HashMap::from([(old_id.clone(), vec![new_id.clone()])]),
                 statuses: statuses.into_iter().map(|s| ("pc".to_string(), s)).collect(),
                 grace: timestamp(now - Duration::days(SUPERSEDED_GRACE_DAYS)),
             };
-            assert_eq!(facts.decline_reason(&update("old", is_expired)), expected, "{what}");
+            assert_eq!(facts.decline_reason(&update(&old_id, is_expired)), expected, "{what}");
         }
         let only_expired = CleanupOptions { decline_expired: true, ..Default::default() };
         let facts = DeclineFacts {
             options: &only_expired,
-            approved: HashMap::from([("new", old)]),
-            superseders: HashMap::from([("old".to_string(), vec!["new".to_string()])]),
+            approved: HashMap::from([(new_id.as_str(), old)]),
+            superseders: HashMap::from([(old_id.clone(), vec![new_id.clone()])]),
             statuses: HashMap::new(),
             grace: timestamp(now),
         };
-        assert_eq!(facts.decline_reason(&update("old", false)), None, "superseding is not asked");
+        assert_eq!(facts.decline_reason(&update(&old_id, false)), None, "superseding is not asked");
     }
 
     #[test]

@@ -183,7 +183,7 @@ pub(super) fn create_group(
                 return Err(Refusal::NoSubgroupsOfUnassigned.into());
             }
             let group = TargetGroup {
-                group_id: crate::random::guid().to_string(),
+                group_id: crate::ids::GroupId::new_random(),
                 name: name.to_string(),
                 parent_id: Some(parent.group_id),
                 is_builtin: false,

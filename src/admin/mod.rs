@@ -18,8 +18,11 @@ pub use policy::PolicyOutcome;
 pub use rules::{NewRuleRequest, RuleOutcome};
 pub use types::{Action, Refusal};
 
+use crate::ids::{GroupId, UpdateId};
+use crate::store::PrerequisiteOption;
 use crate::store::prelude::*;
 use crate::store::{Approval, Store, StoreError, TargetGroup};
+use std::collections::{BTreeMap, HashSet};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AdminError {
@@ -97,9 +100,9 @@ pub struct Approve<'a> {
 pub struct Approved {
     pub group: TargetGroup,
     /// The updates asked for, resolved to UpdateIDs.
-    pub requested: Vec<String>,
+    pub requested: Vec<UpdateId>,
     /// Prerequisites approved along with them.
-    pub prerequisites: Vec<String>,
+    pub prerequisites: Vec<UpdateId>,
     /// The deadline as stored.
     pub deadline: Option<String>,
     pub approvals: Vec<Approval>,
@@ -146,7 +149,7 @@ impl<'s> AdminService<'s> {
     }
 
     /// The UpdateIDs that `typed` names (all or nothing); at least one.
-    pub fn updates(&self, typed: &[String]) -> AdminResult<Vec<String>> {
+    pub fn updates(&self, typed: &[String]) -> AdminResult<Vec<UpdateId>> {
         if typed.is_empty() {
             return Err(Refusal::NoUpdatesNamed.into());
         }
@@ -165,11 +168,11 @@ impl<'s> AdminService<'s> {
             request.deadline.map(|d| parse_new_deadline(d, chrono::Utc::now())).transpose()?;
         let requested = self.updates(request.updates)?;
         let prerequisites = if request.action == Action::Install && request.with_prerequisites {
-            self.store.unapproved_prerequisites(&requested, &group.group_id)?
+            unapproved_prerequisites(self.store, &requested, &group.group_id)?
         } else {
             Vec::new()
         };
-        let all: Vec<String> = requested.iter().chain(&prerequisites).cloned().collect();
+        let all: Vec<UpdateId> = requested.iter().chain(&prerequisites).cloned().collect();
         let approvals = self.approve_ids(
             &all,
             &group.group_id,
@@ -184,8 +187,8 @@ impl<'s> AdminService<'s> {
     /// that approves: administrators, automatic rules, a bundle's policy).
     pub fn approve_ids(
         &mut self,
-        ids: &[String],
-        group_id: &str,
+        ids: &[UpdateId],
+        group_id: &GroupId,
         action: Action,
         deadline: Option<&str>,
         admin: Option<&str>,
@@ -236,7 +239,7 @@ impl<'s> AdminService<'s> {
     }
 
     /// Declines resolved UpdateIDs in one transaction.
-    pub fn decline_ids(&mut self, ids: &[String], admin: Option<&str>) -> AdminResult<usize> {
+    pub fn decline_ids(&mut self, ids: &[UpdateId], admin: Option<&str>) -> AdminResult<usize> {
         self.store.administer("declining", |tx| count(ids, |id| tx.decline(id, admin)), |n| *n > 0)
     }
 
@@ -255,8 +258,8 @@ impl<'s> AdminService<'s> {
 
 /// How many of `ids` `change` changed.
 fn count(
-    ids: &[String],
-    mut change: impl FnMut(&str) -> Result<bool, StoreError>,
+    ids: &[UpdateId],
+    mut change: impl FnMut(&UpdateId) -> Result<bool, StoreError>,
 ) -> AdminResult<usize> {
     let mut n = 0;
     for id in ids {
@@ -271,8 +274,8 @@ mod tests;
 /// The UpdateIDs that `typed` names, in order and each once (all or nothing): each text names
 /// one update (by UpdateID, `UpdateID/revision`, KB number or `#revision`), and only software and
 /// driver updates are approved (categories, classifications and products are not).
-pub fn approvable_update_ids(store: &Store, typed: &[String]) -> AdminResult<Vec<String>> {
-    let mut out: Vec<String> = Vec::new();
+pub fn approvable_update_ids(store: &Store, typed: &[String]) -> AdminResult<Vec<UpdateId>> {
+    let mut out: Vec<UpdateId> = Vec::new();
     for given in typed {
         let revisions = store.resolve_update(given)?;
         let [revision] = revisions[..] else {
@@ -286,6 +289,54 @@ pub fn approvable_update_ids(store: &Store, typed: &[String]) -> AdminResult<Vec
         }
         if !out.contains(&s.update_id) {
             out.push(s.update_id);
+        }
+    }
+    Ok(out)
+}
+
+/// The software updates that `update_ids` need installed first (prerequisite clauses that name
+/// updates rather than categories) and that no approval for install in `group_id` covers: for
+/// each unmet clause its newest approvable option, recursively. Clauses a client settles itself
+/// (detectoids, updates the store lacks) need nothing.
+pub fn unapproved_prerequisites(
+    store: &Store,
+    update_ids: &[UpdateId],
+    group_id: &str,
+) -> AdminResult<Vec<UpdateId>> {
+    let approved: HashSet<UpdateId> = store
+        .approvals()?
+        .into_iter()
+        .filter(|a| a.group_id == group_id && a.action == Action::Install)
+        .map(|a| a.update_id)
+        .collect();
+    let declined: HashSet<UpdateId> = store.declines()?.into_iter().map(|d| d.update_id).collect();
+    let mut covered: HashSet<UpdateId> = update_ids.iter().cloned().collect();
+    let mut queue: Vec<UpdateId> = update_ids.to_vec();
+    let mut out = Vec::new();
+    while let Some(id) = queue.pop() {
+        let mut clauses: BTreeMap<i64, Vec<PrerequisiteOption>> = BTreeMap::new();
+        for option in store.prerequisite_options(&id)? {
+            clauses.entry(option.clause).or_default().push(option);
+        }
+        for options in clauses.values() {
+            let settled_by_client = options
+                .iter()
+                .any(|o| !matches!(o.update_type.as_deref(), Some("Software" | "Driver")));
+            let met = options.iter().any(|o| {
+                approved.contains(o.update_id.as_str()) || covered.contains(o.update_id.as_str())
+            });
+            if settled_by_client || met {
+                continue;
+            }
+            let newest = options
+                .iter()
+                .filter(|o| !declined.contains(o.update_id.as_str()) && !o.expired)
+                .max_by(|a, b| a.created.cmp(&b.created));
+            if let Some(option) = newest {
+                covered.insert(option.update_id.clone());
+                out.push(option.update_id.clone());
+                queue.push(option.update_id.clone());
+            }
         }
     }
     Ok(out)

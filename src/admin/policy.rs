@@ -19,7 +19,11 @@ pub struct PolicyOutcome {
 }
 
 /// The id of a group the policy names, made under All Computers when the store lacks it.
-fn ensure_group(store: &mut Store, name: &str, out: &mut PolicyOutcome) -> StoreResult<String> {
+fn ensure_group(
+    store: &mut Store,
+    name: &str,
+    out: &mut PolicyOutcome,
+) -> StoreResult<crate::ids::GroupId> {
     let name = name.trim();
     if let Some(g) = store.group(name)? {
         return Ok(g.group_id);

@@ -7,6 +7,7 @@
 //! administrator's decision wins), and records itself as the approval's author.
 
 use super::{AdminResult, AdminService};
+use crate::ids::UpdateId;
 use crate::store::{ApprovalRule, ApprovalState, NewRule, UpdateFilter};
 use serde::Serialize;
 use std::collections::{BTreeSet, HashSet};
@@ -16,7 +17,7 @@ use std::collections::{BTreeSet, HashSet};
 pub struct RuleOutcome {
     pub rule: String,
     pub group: String,
-    pub approved: Vec<String>,
+    pub approved: Vec<UpdateId>,
 }
 
 impl AdminService<'_> {
@@ -53,8 +54,8 @@ impl AdminService<'_> {
 
     /// The updates a rule approves now: in its classifications and products, not declined,
     /// expired or superseded, and without an approval for its group.
-    fn wanted_by(&self, rule: &ApprovalRule) -> AdminResult<Vec<String>> {
-        let already: HashSet<String> = self
+    fn wanted_by(&self, rule: &ApprovalRule) -> AdminResult<Vec<UpdateId>> {
+        let already: HashSet<UpdateId> = self
             .store
             .approvals()?
             .into_iter()
@@ -76,7 +77,7 @@ impl AdminService<'_> {
                 };
                 for u in self.store.list_updates(&filter)? {
                     let expired = u.publication_state.as_deref() == Some("Expired");
-                    if !expired && !u.superseded && !already.contains(&u.update_id) {
+                    if !expired && !u.superseded && !already.contains(u.update_id.as_str()) {
                         wanted.insert(u.update_id);
                     }
                 }

@@ -25,10 +25,14 @@ fn site() -> Site {
         .filter(|u| {
             u.update_type == "Software" && u.publication_state.as_deref() != Some("Expired")
         })
-        .map(|u| u.update_id)
-        .collect::<Vec<_>>();
+        .map(|u| u.update_id.into())
+        .collect::<Vec<String>>();
     assert!(software.len() >= 5, "the generated catalog has software updates");
     Site { _dir: dir, store, software }
+}
+
+fn ids(texts: &[String]) -> Vec<UpdateId> {
+    texts.iter().map(|t| UpdateId::parse(t).unwrap()).collect()
 }
 
 fn install<'a>(updates: &'a [String], group: &'a str) -> Approve<'a> {
@@ -43,7 +47,7 @@ fn install<'a>(updates: &'a [String], group: &'a str) -> Approve<'a> {
 }
 
 /// What an administrator can observe: approvals, declines and the deployment stamp.
-fn state(store: &Store) -> (Vec<(String, String, Action)>, Vec<String>, i64) {
+fn state(store: &Store) -> (Vec<(UpdateId, crate::ids::GroupId, Action)>, Vec<UpdateId>, i64) {
     let mut approvals: Vec<_> = store
         .approvals()
         .unwrap()
@@ -181,7 +185,7 @@ fn prerequisites_come_along_only_for_install_when_asked() {
     assert_eq!(came_along, expected, "what it needs, and what that needs");
     assert_eq!(with.approvals.len(), 3);
     assert!(
-        admin.store().unapproved_prerequisites(one, ALL_COMPUTERS).unwrap().is_empty(),
+        unapproved_prerequisites(admin.store(), &ids(one), ALL_COMPUTERS).unwrap().is_empty(),
         "nothing it needs is left unapproved"
     );
 }
@@ -211,7 +215,7 @@ fn rules_only_add_approvals_and_leave_an_administrators_decision_alone() {
     assert_eq!(outcomes.len(), 1);
     let approved = &outcomes[0].approved;
     assert!(!approved.is_empty());
-    assert!(!approved.contains(&mine) && !approved.contains(&declined));
+    assert!(!approved.iter().any(|a| *a == mine || *a == declined));
     let approvals = admin.store().approvals().unwrap();
     let by_rule =
         approvals.iter().filter(|a| a.admin.as_deref() == Some("rule: everything")).count();

@@ -59,11 +59,11 @@ impl fmt::Display for Action {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Refusal {
     #[error("update {update} is declined: undecline it before approving it (nothing was changed)")]
-    Declined { update: String },
+    Declined { update: crate::ids::UpdateId },
     #[error(
         "update {update} is expired: Microsoft withdrew it, so it cannot be approved for install (nothing was changed)"
     )]
-    Expired { update: String },
+    Expired { update: crate::ids::UpdateId },
     #[error("action {given:?}: use install or uninstall")]
     NotAnApprovalAction { given: String },
     #[error("no updates named: give at least one update id or KB number")]

@@ -107,25 +107,25 @@ impl ApprovalPolicy {
         for a in &self.approve {
             Action::approvable(a.action.as_deref()).map_err(refused)?;
             for id in approvable(std::slice::from_ref(&a.update))? {
-                out.approve.push(PolicyApproval { update: id, ..a.clone() });
+                out.approve.push(PolicyApproval { update: id.into(), ..a.clone() });
             }
         }
-        out.decline = approvable(&self.decline)?;
+        out.decline = approvable(&self.decline)?.into_iter().map(String::from).collect();
         if self.from_cache {
-            let names: std::collections::HashMap<String, String> =
+            let names: std::collections::HashMap<crate::ids::GroupId, String> =
                 cache.groups()?.into_iter().map(|g| (g.group_id, g.name)).collect();
             for a in cache.approvals()? {
                 if a.action == Action::Block {
                     continue;
                 }
                 out.approve.push(PolicyApproval {
-                    update: a.update_id,
+                    update: a.update_id.into(),
                     group: names.get(&a.group_id).cloned().unwrap_or_else(all_computers),
                     action: Some(a.action.policy_name()),
                     deadline: a.deadline,
                 });
             }
-            out.decline.extend(cache.declines()?.into_iter().map(|d| d.update_id));
+            out.decline.extend(cache.declines()?.into_iter().map(|d| d.update_id.into()));
         }
         out.decline.sort();
         out.decline.dedup();
@@ -146,7 +146,11 @@ pub fn approved_for_payloads(
         return Ok(out);
     }
     out.update_ids.extend(
-        cache.approvals()?.into_iter().filter(|a| a.action == Action::Install).map(|a| a.update_id),
+        cache
+            .approvals()?
+            .into_iter()
+            .filter(|a| a.action == Action::Install)
+            .map(|a| a.update_id.into()),
     );
     if let Some(policy) = &profile.approvals {
         let installs = |action: Option<&str>| Action::approvable(action) == Ok(Action::Install);

@@ -447,15 +447,15 @@ fn removals(
             carried_updates.contains(r.update_id.as_str())
                 && !selected_updates.contains(r.update_id.as_str())
         })
-        .filter(|r| !removed_before.contains(&r.update_id))
-        .filter(|r| r.expired || !selected.superseded.contains(&r.update_id))
+        .filter(|r| !removed_before.contains(r.update_id.as_str()))
+        .filter(|r| r.expired || !selected.superseded.contains(r.update_id.as_str()))
         .filter_map(|r| {
             Some(Removal {
                 update_id: Guid::parse(&r.update_id).ok()?,
                 title: r.title.clone().unwrap_or_default(),
                 reason: if r.expired {
                     "expired".into()
-                } else if selected.other_languages.contains(&r.update_id) {
+                } else if selected.other_languages.contains(r.update_id.as_str()) {
                     format!("for other languages ({}) than the profile's", r.languages.join(", "))
                 } else {
                     "no longer selected".into()

@@ -201,8 +201,8 @@ pub fn select(
 
     let approved_top = |i: usize| {
         let r = &catalog[i];
-        approved.update_ids.contains(&r.update_id)
-            || (!superseded.contains(&r.update_id)
+        approved.update_ids.contains(r.update_id.as_str())
+            || (!superseded.contains(r.update_id.as_str())
                 && rules.iter().any(|(c, p)| {
                     let has = |set: &Option<HashSet<String>>| {
                         set.as_ref().is_none_or(|s| r.prerequisites.iter().any(|x| s.contains(x)))

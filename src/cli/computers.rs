@@ -106,7 +106,7 @@ fn list(store: &Store, a: ListArgs) -> anyhow::Result<()> {
         }
         return Ok(());
     }
-    let names: std::collections::HashMap<String, String> =
+    let names: std::collections::HashMap<ferry::ids::GroupId, String> =
         store.groups()?.into_iter().map(|g| (g.group_id, g.name)).collect();
     let rows: Vec<Vec<String>> = computers
         .iter()
@@ -115,7 +115,7 @@ fn list(store: &Store, a: ListArgs) -> anyhow::Result<()> {
                 c.dns_name.clone(),
                 c.groups
                     .iter()
-                    .map(|g| names.get(g).cloned().unwrap_or_else(|| g.clone()))
+                    .map(|g| names.get(g).cloned().unwrap_or_else(|| g.to_string()))
                     .collect::<Vec<_>>()
                     .join(", "),
                 c.last_contact_at.clone(),

@@ -276,7 +276,8 @@ fn approve_security_updates(store: &mut Store) -> anyhow::Result<()> {
         approval: Some(ApprovalState::Unapproved),
         ..Default::default()
     };
-    let ids: Vec<String> = store.list_updates(&filter)?.into_iter().map(|u| u.update_id).collect();
+    let ids: Vec<String> =
+        store.list_updates(&filter)?.into_iter().map(|u| u.update_id.into()).collect();
     if ids.is_empty() {
         println!("   the generated catalog holds no security update: nothing approved");
     } else {

@@ -119,7 +119,7 @@ pub fn run(data: &Path, cmd: Command) -> anyhow::Result<()> {
 }
 
 fn list(store: &Store, json: bool) -> anyhow::Result<()> {
-    let mut members: HashMap<String, usize> = HashMap::new();
+    let mut members: HashMap<ferry::ids::GroupId, usize> = HashMap::new();
     for c in store.computers()? {
         for g in c.groups {
             *members.entry(g).or_default() += 1;
@@ -142,7 +142,7 @@ fn list(store: &Store, json: bool) -> anyhow::Result<()> {
             vec![
                 format!("{}{}", "  ".repeat(r.group.depth), r.group.group.name),
                 r.computers.to_string(),
-                r.group.group.group_id.clone(),
+                r.group.group.group_id.to_string(),
             ]
         })
         .collect();

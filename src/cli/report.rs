@@ -116,7 +116,7 @@ fn rows(report: &ComplianceReport, by: By) -> (Vec<&'static str>, Vec<Vec<String
                 .iter()
                 .map(|u| {
                     let mut row = vec![
-                        u.update_id.clone(),
+                        u.update_id.to_string(),
                         u.kb_article.as_ref().map(|k| format!("KB{k}")).unwrap_or_default(),
                         u.approval.to_string(),
                     ];

@@ -218,7 +218,7 @@ fn list(store: &Store, a: ListArgs) -> anyhow::Result<()> {
         let arrived = store.arrival_times()?;
         let empty = ferry::compliance::ComputerStatus::default();
         updates.retain(|u| {
-            let arrived = arrived.get(&u.update_id).map_or("", String::as_str);
+            let arrived = arrived.get(u.update_id.as_str()).map_or("", String::as_str);
             computers.iter().any(|c| {
                 statuses.get(&c.computer_id).unwrap_or(&empty).state_of(&u.update_id, arrived)
                     == state
@@ -238,7 +238,7 @@ fn list(store: &Store, a: ListArgs) -> anyhow::Result<()> {
         .iter()
         .map(|u| {
             vec![
-                u.update_id.clone(),
+                u.update_id.to_string(),
                 u.revision_number.to_string(),
                 u.kb_article.as_ref().map(|k| format!("KB{k}")).unwrap_or_default(),
                 u.classification.clone().unwrap_or_else(|| {

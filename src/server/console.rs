@@ -548,7 +548,7 @@ fn dashboard(store: &Store) -> crate::store::StoreResult<Rendered> {
         .iter()
         .filter_map(|g| g.group.parent_id.as_deref().map(|p| (g.group.group_id.as_str(), p)))
         .collect();
-    let groups_of: HashMap<&str, &Vec<String>> =
+    let groups_of: HashMap<&str, &Vec<crate::ids::GroupId>> =
         computers.iter().map(|c| (c.computer_id.as_str(), &c.groups)).collect();
     let mut totals: HashMap<&str, (usize, StateCounts)> = HashMap::new();
     for c in &report.computers {

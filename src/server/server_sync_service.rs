@@ -333,7 +333,7 @@ fn deployments(store: &mut Store, since: i64, stamp: i64) -> Result<String, Faul
     let groups = store.groups().map_err(blocking_fault)?;
     let (changed, dead) = store.deployments_since(since).map_err(blocking_fault)?;
     let hidden: Vec<String> =
-        store.declines().map_err(blocking_fault)?.into_iter().map(|d| d.update_id).collect();
+        store.declines().map_err(blocking_fault)?.into_iter().map(|d| d.update_id.into()).collect();
     const ROOT: &str = "00000000-0000-0000-0000-000000000000";
     let group_out: Vec<GroupOut<'_>> = groups
         .iter()

@@ -217,7 +217,7 @@ fn served_revisions(
             revision_number: r.revision_number,
             kind,
             is_latest: r.is_latest,
-            offerable: !r.expired && !removed.contains(&r.update_id),
+            offerable: !r.expired && !removed.contains(r.update_id.as_str()),
             top_level: false,
             is_leaf: true,
             clauses: Vec::new(),

@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::catalog::Sha1Digest;
+use crate::ids::UpdateId;
 use serde::Serialize;
 use std::collections::HashMap;
 
@@ -17,7 +18,7 @@ pub struct CleanupOptions {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct PlannedDecline {
-    pub update_id: String,
+    pub update_id: crate::ids::UpdateId,
     pub title: Option<String>,
     pub reason: DeclineReason,
 }
@@ -28,7 +29,7 @@ pub enum DeclineReason {
     /// Microsoft withdrew it and no one approved it.
     Expired,
     /// An approved update supersedes it (and no computer needs it).
-    SupersededBy { update_id: String },
+    SupersededBy { update_id: crate::ids::UpdateId },
 }
 
 impl std::fmt::Display for DeclineReason {
@@ -76,13 +77,13 @@ pub struct CleanupPlan {
 /// What cleanup reads to make its plan (the rules are `admin/cleanup.rs`).
 pub trait CleanupStorage {
     /// (superseded UpdateID, superseding UpdateID) for every newest revision that supersedes.
-    fn supersedences(&self) -> StoreResult<Vec<(String, String)>>;
+    fn supersedences(&self) -> StoreResult<Vec<(UpdateId, UpdateId)>>;
 
     /// (member UpdateID, bundle UpdateID) for every newest revision that bundles others.
-    fn bundle_memberships(&self) -> StoreResult<Vec<(String, String)>>;
+    fn bundle_memberships(&self) -> StoreResult<Vec<(UpdateId, UpdateId)>>;
 
     /// (file, UpdateID) for every file of a newest revision.
-    fn files_of_newest_revisions(&self) -> StoreResult<Vec<(Sha1Digest, String)>>;
+    fn files_of_newest_revisions(&self) -> StoreResult<Vec<(Sha1Digest, UpdateId)>>;
 
     /// Every file the store lists: SHA-1 → (extension, size).
     fn known_files(&self) -> StoreResult<HashMap<Sha1Digest, (String, u64)>>;

@@ -4,6 +4,7 @@
 
 use super::*;
 use crate::admin::Action;
+use crate::ids::{GroupId, UpdateId};
 use serde::Serialize;
 
 pub const ALL_COMPUTERS: &str = "a0a08746-4dbe-4a37-9adf-9e7652c0b421";
@@ -12,9 +13,9 @@ pub const UNASSIGNED_COMPUTERS: &str = "b73ca6ed-5727-47f3-84de-015e03f6a88a";
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct TargetGroup {
-    pub group_id: String,
+    pub group_id: GroupId,
     pub name: String,
-    pub parent_id: Option<String>,
+    pub parent_id: Option<GroupId>,
     pub is_builtin: bool,
 }
 
@@ -25,7 +26,7 @@ pub struct ComputerRecord {
     pub requested_groups: Option<String>,
     pub os_description: Option<String>,
     pub registered: bool,
-    pub groups: Vec<String>,
+    pub groups: Vec<GroupId>,
     pub first_seen_at: String,
     pub last_contact_at: String,
     pub last_sync_at: Option<String>,
@@ -36,8 +37,8 @@ pub struct ComputerRecord {
 pub struct Approval {
     pub approval_id: i32,
     pub deployment_guid: String,
-    pub update_id: String,
-    pub group_id: String,
+    pub update_id: UpdateId,
+    pub group_id: GroupId,
     pub action: Action,
     pub deadline: Option<String>,
     pub admin: Option<String>,
@@ -47,7 +48,7 @@ pub struct Approval {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Decline {
-    pub update_id: String,
+    pub update_id: UpdateId,
     pub declined_at: String,
     pub changed_stamp: i64,
 }

@@ -16,13 +16,13 @@ pub struct ComputerCompliance {
     pub last_report_at: Option<String>,
     pub counts: StateCounts,
     /// UpdateIDs needing attention: failed or needed (for `--status` filters and drill-down).
-    pub failed: Vec<String>,
-    pub needed: Vec<String>,
+    pub failed: Vec<crate::ids::UpdateId>,
+    pub needed: Vec<crate::ids::UpdateId>,
 }
 
 #[derive(Debug, Clone, Serialize)]
 pub struct UpdateCompliance {
-    pub update_id: String,
+    pub update_id: crate::ids::UpdateId,
     pub kb_article: Option<String>,
     pub title: Option<String>,
     pub classification: Option<String>,

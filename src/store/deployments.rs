@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::admin::Action;
+use crate::ids::{GroupId, UpdateId};
 
 /// Administration changes: one transaction under the next deployment stamp. Callers use
 /// [`Administer::administer`]; this is the form a backend implements.
@@ -53,35 +54,35 @@ impl<S: DeploymentStorage + ?Sized> Administer for S {
 /// The rows an administration change reads and writes, inside its transaction (see
 /// [`DeploymentStorage::administer`]).
 pub trait DeploymentRows {
-    fn is_declined(&self, update_id: &str) -> StoreResult<bool>;
+    fn is_declined(&self, update_id: &UpdateId) -> StoreResult<bool>;
 
     /// Whether the update's newest revision is expired (withdrawn by Microsoft).
-    fn is_expired(&self, update_id: &str) -> StoreResult<bool>;
+    fn is_expired(&self, update_id: &UpdateId) -> StoreResult<bool>;
 
     /// Approves an update for a group, replacing the group's approval of it if there is one.
     fn put_approval(
         &self,
-        update_id: &str,
-        group_id: &str,
+        update_id: &UpdateId,
+        group_id: &GroupId,
         action: Action,
         deadline: Option<&str>,
         admin: Option<&str>,
     ) -> StoreResult<Approval>;
 
     /// Removes a group's approval of an update; false when there was none.
-    fn remove_approval(&self, update_id: &str, group_id: &str) -> StoreResult<bool>;
+    fn remove_approval(&self, update_id: &UpdateId, group_id: &GroupId) -> StoreResult<bool>;
 
     /// Declines an update: offered to no one, its approvals removed. False when it already was.
-    fn decline(&self, update_id: &str, admin: Option<&str>) -> StoreResult<bool>;
+    fn decline(&self, update_id: &UpdateId, admin: Option<&str>) -> StoreResult<bool>;
 
     /// Makes a declined update approvable again; false when it was not declined.
-    fn undecline(&self, update_id: &str) -> StoreResult<bool>;
+    fn undecline(&self, update_id: &UpdateId) -> StoreResult<bool>;
 
     /// A group by name (case-insensitive) or GUID.
     fn group(&self, name_or_id: &str) -> StoreResult<Option<TargetGroup>>;
 
     /// The group a group is under (`None`: a root, or no such group).
-    fn parent_of(&self, group_id: &str) -> StoreResult<Option<String>>;
+    fn parent_of(&self, group_id: &str) -> StoreResult<Option<crate::ids::GroupId>>;
 
     fn subgroup_count(&self, group_id: &str) -> StoreResult<u64>;
 

@@ -64,7 +64,7 @@ pub use ingest::{
 pub use query::CatalogStorage;
 pub use query::*;
 pub use rules::RuleStorage;
-pub use rules::{ApprovalRule, NewRule};
+pub use rules::{ApprovalRule, NewRule, PrerequisiteOption};
 pub use server_sync::ServerSyncStorage;
 pub use server_sync::{DownstreamDeployment, DownstreamFilter};
 pub use settings::SettingStorage;

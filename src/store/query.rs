@@ -10,7 +10,7 @@ use std::collections::HashMap;
 #[derive(Debug, Clone, Serialize)]
 pub struct UpdateSummary {
     pub revision_id: i32,
-    pub update_id: String,
+    pub update_id: crate::ids::UpdateId,
     pub revision_number: i32,
     pub update_type: String,
     pub category_kind: Option<String>,

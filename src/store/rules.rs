@@ -14,10 +14,21 @@ pub struct ApprovalRule {
     pub classifications: Vec<String>,
     /// Product titles (substring) or GUIDs; empty: any.
     pub products: Vec<String>,
-    pub group_id: String,
+    pub group_id: crate::ids::GroupId,
     pub group_name: String,
     pub action: Action,
     pub deadline_days: Option<u32>,
+}
+
+/// One option of a prerequisite clause: an update, with its newest revision's type, date and
+/// state (none when the store does not hold it).
+#[derive(Debug, Clone)]
+pub struct PrerequisiteOption {
+    pub clause: i64,
+    pub update_id: crate::ids::UpdateId,
+    pub update_type: Option<String>,
+    pub created: Option<String>,
+    pub expired: bool,
 }
 
 /// A new rule, as an administrator states it.
@@ -56,15 +67,12 @@ pub trait RuleStorage {
         enabled: bool,
     ) -> StoreResult<ApprovalRule>;
 
-    /// The software updates that `update_ids` need installed first (prerequisite clauses that
-    /// name updates rather than categories) and that no approval for install in `group_id`
-    /// covers: for each unmet clause its newest approvable option, recursively. Clauses a client
-    /// settles itself (detectoids, updates the store lacks) need nothing.
-    fn unapproved_prerequisites(
+    /// The options of an update's prerequisite clauses that name updates (not categories),
+    /// each with its newest revision, in clause order.
+    fn prerequisite_options(
         &self,
-        update_ids: &[String],
-        group_id: &str,
-    ) -> StoreResult<Vec<String>>;
+        update_id: &crate::ids::UpdateId,
+    ) -> StoreResult<Vec<PrerequisiteOption>>;
 
     /// UpdateIDs that a newest revision in the catalog supersedes.
     fn superseded_update_ids(&self) -> StoreResult<HashSet<String>>;

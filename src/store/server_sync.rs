@@ -28,7 +28,7 @@ pub struct DownstreamDeployment {
     pub admin: Option<String>,
     pub changed_at: String,
     pub deployment_guid: String,
-    pub group_id: String,
+    pub group_id: crate::ids::GroupId,
 }
 
 /// What an upstream serves to downstream servers, and what a sync from one stores.

@@ -135,7 +135,7 @@ pub struct Approved {
     /// Updates asked for.
     pub approved: usize,
     /// UpdateIDs approved along with them because they need them first.
-    pub prerequisites: Vec<String>,
+    pub prerequisites: Vec<crate::ids::UpdateId>,
     pub group: String,
     pub approvals: Vec<Approval>,
 }

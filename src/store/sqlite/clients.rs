@@ -1,5 +1,6 @@
 //! The SQLite side of the server: target groups, computers, approvals, declines, reported events.
 
+use crate::ids::GroupId;
 use crate::store::clients::*;
 use crate::store::prelude::*;
 use crate::store::{SqliteStore, StoreError, StoreResult, now_rfc3339};
@@ -56,7 +57,7 @@ impl ClientStorage for SqliteStore {
     }
 
     fn computers(&self) -> StoreResult<Vec<ComputerRecord>> {
-        let mut groups: std::collections::HashMap<String, Vec<String>> =
+        let mut groups: std::collections::HashMap<String, Vec<GroupId>> =
             std::collections::HashMap::new();
         {
             let mut stmt = self
@@ -64,7 +65,7 @@ impl ClientStorage for SqliteStore {
                 .prepare("SELECT computer_id, group_id FROM computer_groups")
                 .map_err(|e| self.err("listing computers", e))?;
             let rows = stmt
-                .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+                .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, GroupId>(1)?)))
                 .map_err(|e| self.err("listing computers", e))?;
             for row in rows {
                 let (c, g) = row.map_err(|e| self.err("listing computers", e))?;
@@ -104,7 +105,7 @@ impl ClientStorage for SqliteStore {
     }
 
     fn computer(&self, computer_id: &str) -> StoreResult<Option<ComputerRecord>> {
-        let groups: Vec<String> = {
+        let groups: Vec<GroupId> = {
             let mut stmt = self
                 .conn
                 .prepare_cached("SELECT group_id FROM computer_groups WHERE computer_id = ?1")

@@ -78,7 +78,7 @@ impl ComplianceStorage for SqliteStore {
             approval: Some(ApprovalState::AnyExceptDeclined),
             ..Default::default()
         })?;
-        let group_names: HashMap<String, String> =
+        let group_names: HashMap<crate::ids::GroupId, String> =
             self.groups()?.into_iter().map(|g| (g.group_id, g.name)).collect();
         let empty = ComputerStatus::default();
         let mut per_update: Vec<StateCounts> = vec![StateCounts::default(); updates.len()];
@@ -88,8 +88,10 @@ impl ComplianceStorage for SqliteStore {
             let mut counts = StateCounts::default();
             let (mut failed, mut needed) = (Vec::new(), Vec::new());
             for (i, u) in updates.iter().enumerate() {
-                let state = status
-                    .state_of(&u.update_id, arrived.get(&u.update_id).map_or("", String::as_str));
+                let state = status.state_of(
+                    &u.update_id,
+                    arrived.get(u.update_id.as_str()).map_or("", String::as_str),
+                );
                 counts.add(state);
                 per_update[i].add(state);
                 match state {
@@ -103,7 +105,7 @@ impl ComplianceStorage for SqliteStore {
                 groups: c
                     .groups
                     .iter()
-                    .map(|g| group_names.get(g).cloned().unwrap_or_else(|| g.clone()))
+                    .map(|g| group_names.get(g).cloned().unwrap_or_else(|| g.to_string()))
                     .collect(),
                 computer_id: c.computer_id,
                 last_contact_at: c.last_contact_at,

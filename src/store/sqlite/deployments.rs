@@ -9,6 +9,7 @@
 use super::clients::{APPROVAL_COLUMNS, approval_from_row, next_stamp, set_stamp};
 use super::groups::group_in;
 use crate::admin::Action;
+use crate::ids::{GroupId, UpdateId};
 use crate::store::{Approval, GroupRemoval, TargetGroup, UNASSIGNED_COMPUTERS};
 use crate::store::{DeploymentRows, DeploymentStorage, RowsChange};
 use crate::store::{SqliteStore, StoreError, StoreResult, now_rfc3339};
@@ -62,7 +63,7 @@ impl DeploymentTx<'_> {
 }
 
 impl DeploymentRows for DeploymentTx<'_> {
-    fn is_declined(&self, update_id: &str) -> StoreResult<bool> {
+    fn is_declined(&self, update_id: &UpdateId) -> StoreResult<bool> {
         let found = self
             .tx
             .query_row("SELECT 1 FROM declined_updates WHERE update_id = ?1", [update_id], |_| {
@@ -72,7 +73,7 @@ impl DeploymentRows for DeploymentTx<'_> {
         Ok(found.map_err(self.fail(format!("reading whether {update_id} is declined")))?.is_some())
     }
 
-    fn is_expired(&self, update_id: &str) -> StoreResult<bool> {
+    fn is_expired(&self, update_id: &UpdateId) -> StoreResult<bool> {
         let found = self
             .tx
             .query_row(
@@ -86,8 +87,8 @@ impl DeploymentRows for DeploymentTx<'_> {
 
     fn put_approval(
         &self,
-        update_id: &str,
-        group_id: &str,
+        update_id: &UpdateId,
+        group_id: &GroupId,
         action: Action,
         deadline: Option<&str>,
         admin: Option<&str>,
@@ -106,7 +107,7 @@ impl DeploymentRows for DeploymentTx<'_> {
             .tx
             .query_row(
                 &format!("SELECT {APPROVAL_COLUMNS} FROM approvals WHERE update_id = ?1 AND group_id = ?2"),
-                [update_id, group_id],
+                params![update_id, group_id],
                 approval_from_row,
             )
             .map_err(fail())?;
@@ -114,13 +115,13 @@ impl DeploymentRows for DeploymentTx<'_> {
         Ok(approval)
     }
 
-    fn remove_approval(&self, update_id: &str, group_id: &str) -> StoreResult<bool> {
+    fn remove_approval(&self, update_id: &UpdateId, group_id: &GroupId) -> StoreResult<bool> {
         let fail = || self.fail(format!("removing the approval of {update_id}"));
         let guid: Option<String> = self
             .tx
             .query_row(
                 "SELECT deployment_guid FROM approvals WHERE update_id = ?1 AND group_id = ?2",
-                [update_id, group_id],
+                params![update_id, group_id],
                 |r| r.get(0),
             )
             .optional()
@@ -129,14 +130,14 @@ impl DeploymentRows for DeploymentTx<'_> {
         self.tx
             .execute(
                 "DELETE FROM approvals WHERE update_id = ?1 AND group_id = ?2",
-                [update_id, group_id],
+                params![update_id, group_id],
             )
             .map_err(fail())?;
         self.log(&guid, update_id, group_id, "removed").map_err(fail())?;
         Ok(true)
     }
 
-    fn decline(&self, update_id: &str, admin: Option<&str>) -> StoreResult<bool> {
+    fn decline(&self, update_id: &UpdateId, admin: Option<&str>) -> StoreResult<bool> {
         let fail = || self.fail(format!("declining {update_id}"));
         let added = self
             .tx
@@ -162,7 +163,7 @@ impl DeploymentRows for DeploymentTx<'_> {
         Ok(true)
     }
 
-    fn undecline(&self, update_id: &str) -> StoreResult<bool> {
+    fn undecline(&self, update_id: &UpdateId) -> StoreResult<bool> {
         let fail = || self.fail(format!("undeclining {update_id}"));
         if self
             .tx
@@ -180,7 +181,7 @@ impl DeploymentRows for DeploymentTx<'_> {
         group_in(self.tx, name_or_id).map_err(self.fail(format!("reading group {name_or_id:?}")))
     }
 
-    fn parent_of(&self, group_id: &str) -> StoreResult<Option<String>> {
+    fn parent_of(&self, group_id: &str) -> StoreResult<Option<crate::ids::GroupId>> {
         let parent = self
             .tx
             .query_row("SELECT parent_id FROM target_groups WHERE group_id = ?1", [group_id], |r| {
@@ -340,11 +341,14 @@ mod tests {
     fn an_unknown_stored_action_reads_as_block() {
         let dir = tempfile::tempdir().unwrap();
         let mut store = SqliteStore::open_or_create(dir.path()).unwrap();
-        let group = crate::store::ALL_COMPUTERS;
+        let (update, group) = (
+            UpdateId::parse("0b1b2b3b-0000-4000-8000-000000000001").unwrap(),
+            GroupId::all_computers(),
+        );
         store
             .administer(
                 "test",
-                |tx| tx.put_approval("update-a", group, Action::Install, None, None),
+                |tx| tx.put_approval(&update, &group, Action::Install, None, None),
                 |_| true,
             )
             .unwrap();

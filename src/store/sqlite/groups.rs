@@ -2,6 +2,7 @@
 //! settings. (Changes to the tree go through `DeploymentRows`, `deployments.rs`, under the rules
 //! of `admin/groups.rs`.)
 
+use crate::ids::GroupId;
 use crate::store::groups::*;
 use crate::store::prelude::*;
 use crate::store::{ALL_COMPUTERS, ComputerRecord, TargetGroup};
@@ -81,13 +82,13 @@ impl GroupStorage for SqliteStore {
         if g.group_id == ALL_COMPUTERS {
             return Ok(computers);
         }
-        let parents: std::collections::HashMap<String, String> = self
+        let parents: std::collections::HashMap<GroupId, GroupId> = self
             .groups()?
             .into_iter()
             .filter_map(|t| t.parent_id.map(|p| (t.group_id, p)))
             .collect();
         // Walk up from each of a computer's groups: the group asked for, or one above it.
-        let inside = |start: &String| {
+        let inside = |start: &GroupId| {
             let mut id = start;
             for _ in 0..=parents.len() {
                 if *id == g.group_id {

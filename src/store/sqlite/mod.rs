@@ -164,3 +164,27 @@ impl StoreError {
         }
     }
 }
+
+/// Ids are stored as their canonical text; a row whose text is not one reads as an error that
+/// names the column's value (written by hand, or damaged), never as a wrong id.
+macro_rules! id_column {
+    ($id:ty) => {
+        impl rusqlite::ToSql for $id {
+            fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+                Ok(rusqlite::types::ToSqlOutput::from(self.as_str()))
+            }
+        }
+
+        impl rusqlite::types::FromSql for $id {
+            fn column_result(
+                value: rusqlite::types::ValueRef<'_>,
+            ) -> rusqlite::types::FromSqlResult<$id> {
+                <$id>::parse(value.as_str()?)
+                    .map_err(|e| rusqlite::types::FromSqlError::Other(Box::new(e)))
+            }
+        }
+    };
+}
+
+id_column!(crate::ids::GroupId);
+id_column!(crate::ids::UpdateId);

@@ -175,20 +175,20 @@ impl CatalogStorage for SqliteStore {
             .and_then(|rows| rows.collect())
             .map_err(|e| self.err("listing updates", e))?;
         self.decorate(&mut list, &categories, &memberships);
-        let approved: std::collections::HashSet<String> = self
+        let approved: std::collections::HashSet<crate::ids::UpdateId> = self
             .approvals()?
             .into_iter()
             .filter(|a| a.action != crate::admin::Action::Block)
             .map(|a| a.update_id)
             .collect();
-        let declined: std::collections::HashSet<String> =
+        let declined: std::collections::HashSet<crate::ids::UpdateId> =
             self.declines()?.into_iter().map(|d| d.update_id).collect();
         let superseded = self.superseded_update_ids()?;
         for s in &mut list {
-            s.superseded = superseded.contains(&s.update_id);
-            s.approval = if declined.contains(&s.update_id) {
+            s.superseded = superseded.contains(s.update_id.as_str());
+            s.approval = if declined.contains(s.update_id.as_str()) {
                 "Declined"
-            } else if approved.contains(&s.update_id) {
+            } else if approved.contains(s.update_id.as_str()) {
                 "Approved"
             } else {
                 "NotApproved"

@@ -6,21 +6,13 @@
 //! administrator's decision wins), and records itself as the approval's author.
 
 use crate::admin::Action;
+use crate::ids::UpdateId;
 use crate::store::TargetGroup;
 use crate::store::prelude::*;
 use crate::store::rules::*;
 use crate::store::{SqliteStore, StoreError, StoreResult, now_rfc3339};
 use rusqlite::{OptionalExtension, params};
 use std::collections::HashSet;
-
-/// One option of a prerequisite clause: an update, with its newest revision's type and date
-/// (none when the store does not hold it).
-struct PrerequisiteOption {
-    update_id: String,
-    update_type: Option<String>,
-    created: Option<String>,
-    expired: bool,
-}
 
 /// The prerequisite clauses of an update that name updates, each option with its newest
 /// revision. (`+p.is_category` keeps SQLite from starting at `prerequisites_categories`, which
@@ -174,67 +166,21 @@ impl RuleStorage for SqliteStore {
         Ok(ApprovalRule { enabled, ..rule })
     }
 
-    fn unapproved_prerequisites(
-        &self,
-        update_ids: &[String],
-        group_id: &str,
-    ) -> StoreResult<Vec<String>> {
-        let approved: HashSet<String> = self
-            .approvals()?
-            .into_iter()
-            .filter(|a| a.group_id == group_id && a.action == Action::Install)
-            .map(|a| a.update_id)
-            .collect();
-        let declined: HashSet<String> = self.declines()?.into_iter().map(|d| d.update_id).collect();
-        let mut stmt = self
-            .conn
-            .prepare_cached(PREREQUISITE_OPTIONS)
-            .map_err(|e| self.err("reading prerequisites", e))?;
-        let mut covered: HashSet<String> = update_ids.iter().cloned().collect();
-        let mut queue: Vec<String> = update_ids.to_vec();
-        let mut out = Vec::new();
-        while let Some(id) = queue.pop() {
-            let rows: Vec<(i64, PrerequisiteOption)> = stmt
-                .query_map([&id], |r| {
-                    Ok((
-                        r.get(0)?,
-                        PrerequisiteOption {
-                            update_id: r.get(1)?,
-                            update_type: r.get(2)?,
-                            created: r.get(3)?,
-                            expired: r.get::<_, Option<bool>>(4)?.unwrap_or(false),
-                        },
-                    ))
-                })
-                .and_then(|rows| rows.collect())
-                .map_err(|e| self.err("reading prerequisites", e))?;
-            let mut clauses: std::collections::BTreeMap<i64, Vec<PrerequisiteOption>> =
-                Default::default();
-            for (clause, option) in rows {
-                clauses.entry(clause).or_default().push(option);
-            }
-            for options in clauses.values() {
-                let settled_by_client = options
-                    .iter()
-                    .any(|o| !matches!(o.update_type.as_deref(), Some("Software" | "Driver")));
-                let met = options
-                    .iter()
-                    .any(|o| approved.contains(&o.update_id) || covered.contains(&o.update_id));
-                if settled_by_client || met {
-                    continue;
-                }
-                let newest = options
-                    .iter()
-                    .filter(|o| !declined.contains(&o.update_id) && !o.expired)
-                    .max_by(|a, b| a.created.cmp(&b.created));
-                if let Some(option) = newest {
-                    covered.insert(option.update_id.clone());
-                    out.push(option.update_id.clone());
-                    queue.push(option.update_id.clone());
-                }
-            }
-        }
-        Ok(out)
+    fn prerequisite_options(&self, update_id: &UpdateId) -> StoreResult<Vec<PrerequisiteOption>> {
+        let what = || format!("reading the prerequisites of {update_id}");
+        let mut stmt =
+            self.conn.prepare_cached(PREREQUISITE_OPTIONS).map_err(|e| self.err(what(), e))?;
+        stmt.query_map([update_id], |r| {
+            Ok(PrerequisiteOption {
+                clause: r.get(0)?,
+                update_id: r.get(1)?,
+                update_type: r.get(2)?,
+                created: r.get(3)?,
+                expired: r.get::<_, Option<bool>>(4)?.unwrap_or(false),
+            })
+        })
+        .and_then(|rows| rows.collect())
+        .map_err(|e| self.err(what(), e))
     }
 
     fn superseded_update_ids(&self) -> StoreResult<HashSet<String>> {
