@@ -64,36 +64,8 @@ pub fn html(i: &Inspection) -> String {
          .mono{font-family:ui-monospace,monospace;font-size:.9em}.warn{color:#a40}</style></head><body>",
     );
     h.push_str(&format!("<h1>Bundle {} · sequence {}</h1>", esc(m.channel.as_str()), m.sequence));
-    let kind = match m.base_sequence {
-        Some(b) => format!("delta on sequence {b}"),
-        None => "full".to_string(),
-    };
     h.push_str("<table>");
-    for (k, v) in [
-        ("Bundle id", m.bundle_id.to_string()),
-        ("Kind", kind),
-        ("Created", m.created.clone()),
-        ("Expires", m.expires.clone().unwrap_or_else(|| "never".into())),
-        ("Signer key id (manifest)", m.signer_key_id.clone()),
-        ("Signature key id", i.signature_key_id.clone().unwrap_or_else(|| "UNSIGNED".into())),
-        ("Exporter", m.exporter.clone()),
-        ("Upstream", m.upstream.url.clone().unwrap_or_default()),
-        ("Products", m.selection.products.join(", ")),
-        ("Classifications", m.selection.classifications.join(", ")),
-        (
-            "Languages",
-            m.selection.languages.iter().map(|l| l.as_str()).collect::<Vec<_>>().join(", "),
-        ),
-        ("Express files", if m.selection.express { "carried" } else { "left behind" }.to_string()),
-        ("Payloads", m.selection.payloads.clone()),
-        ("Revisions", m.summary.revisions.to_string()),
-        ("Software updates", m.summary.software_updates.to_string()),
-        (
-            "Payload files",
-            format!("{} ({})", m.summary.payload_files, format_size(m.summary.payload_bytes)),
-        ),
-        ("Total size", format_size(m.summary.total_bytes)),
-    ] {
+    for (k, v) in summary_rows(i) {
         h.push_str(&format!("<tr><th>{}</th><td class=\"mono\">{}</td></tr>", esc(k), esc(&v)));
     }
     h.push_str("</table>");
@@ -123,6 +95,59 @@ pub fn html(i: &Inspection) -> String {
         ));
     }
     h.push_str("</table>");
+    push_withdrawn_and_policy(&mut h, m);
+    h.push_str("<h2>Volumes</h2><table><tr><th>Volume</th><th>Size</th><th>SHA-256</th></tr>");
+    for v in &m.volumes {
+        h.push_str(&format!(
+            "<tr><td>{}</td><td>{}</td><td class=\"mono\">{}</td></tr>",
+            esc(&v.name),
+            esc(&format_size(v.size)),
+            esc(&v.sha256)
+        ));
+    }
+    h.push_str(&format!(
+        "</table><p>Files of this bundle: <code>{MANIFEST_FILE}</code>, <code>{SIGNATURE_FILE}</code> and the volumes above; \
+         <code>sha256sum</code> of each volume must match.</p></body></html>\n"
+    ));
+    h
+}
+
+/// The manifest's facts, as the page's first table shows them.
+fn summary_rows(i: &Inspection) -> Vec<(&'static str, String)> {
+    let m = &i.manifest;
+    let kind = match m.base_sequence {
+        Some(b) => format!("delta on sequence {b}"),
+        None => "full".to_string(),
+    };
+    vec![
+        ("Bundle id", m.bundle_id.to_string()),
+        ("Kind", kind),
+        ("Created", m.created.clone()),
+        ("Expires", m.expires.clone().unwrap_or_else(|| "never".into())),
+        ("Signer key id (manifest)", m.signer_key_id.clone()),
+        ("Signature key id", i.signature_key_id.clone().unwrap_or_else(|| "UNSIGNED".into())),
+        ("Exporter", m.exporter.clone()),
+        ("Upstream", m.upstream.url.clone().unwrap_or_default()),
+        ("Products", m.selection.products.join(", ")),
+        ("Classifications", m.selection.classifications.join(", ")),
+        (
+            "Languages",
+            m.selection.languages.iter().map(|l| l.as_str()).collect::<Vec<_>>().join(", "),
+        ),
+        ("Express files", if m.selection.express { "carried" } else { "left behind" }.to_string()),
+        ("Payloads", m.selection.payloads.clone()),
+        ("Revisions", m.summary.revisions.to_string()),
+        ("Software updates", m.summary.software_updates.to_string()),
+        (
+            "Payload files",
+            format!("{} ({})", m.summary.payload_files, format_size(m.summary.payload_bytes)),
+        ),
+        ("Total size", format_size(m.summary.total_bytes)),
+    ]
+}
+
+/// The updates a bundle withdraws and its approval policy, when it has them.
+fn push_withdrawn_and_policy(h: &mut String, m: &Manifest) {
     if !m.removed.is_empty() {
         h.push_str(&format!(
             "<h2>Updates withdrawn ({})</h2><table><tr><th>Update</th><th>Title</th><th>Reason</th></tr>",
@@ -152,20 +177,6 @@ pub fn html(i: &Inspection) -> String {
         }
         h.push_str("</table>");
     }
-    h.push_str("<h2>Volumes</h2><table><tr><th>Volume</th><th>Size</th><th>SHA-256</th></tr>");
-    for v in &m.volumes {
-        h.push_str(&format!(
-            "<tr><td>{}</td><td>{}</td><td class=\"mono\">{}</td></tr>",
-            esc(&v.name),
-            esc(&format_size(v.size)),
-            esc(&v.sha256)
-        ));
-    }
-    h.push_str(&format!(
-        "</table><p>Files of this bundle: <code>{MANIFEST_FILE}</code>, <code>{SIGNATURE_FILE}</code> and the volumes above; \
-         <code>sha256sum</code> of each volume must match.</p></body></html>\n"
-    ));
-    h
 }
 
 /// The approval policy as rows: kind, what, group, action, deadline.

@@ -80,6 +80,25 @@ impl ChannelRows for IngestBatch<'_> {
     }
 }
 
+impl SqliteStore {
+    /// Rows of `sql`, whose first column is a revision id, grouped by it in the order read.
+    fn by_revision<T>(
+        &self,
+        sql: &str,
+        read: impl Fn(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    ) -> StoreResult<HashMap<i32, Vec<T>>> {
+        let ctx = "reading the catalog";
+        let mut out: HashMap<i32, Vec<T>> = HashMap::new();
+        let mut stmt = self.conn.prepare(sql).map_err(|e| self.err(ctx, e))?;
+        let mut rows = stmt.query([]).map_err(|e| self.err(ctx, e))?;
+        while let Some(r) = rows.next().map_err(|e| self.err(ctx, e))? {
+            let revision_id: i32 = r.get(0).map_err(|e| self.err(ctx, e))?;
+            out.entry(revision_id).or_default().push(read(r).map_err(|e| self.err(ctx, e))?);
+        }
+        Ok(out)
+    }
+}
+
 impl ChannelStorage for SqliteStore {
     fn add_trusted_key(
         &self,
@@ -286,61 +305,24 @@ impl ChannelStorage for SqliteStore {
 
     fn catalog_revisions(&self) -> StoreResult<Vec<CatalogRevision>> {
         let ctx = "reading the catalog";
-        let mut prerequisites: HashMap<i32, Vec<(i64, String)>> = HashMap::new();
-        let mut bundles: HashMap<i32, Vec<(String, i32)>> = HashMap::new();
-        let mut superseded: HashMap<i32, Vec<String>> = HashMap::new();
-        let mut files_of: HashMap<i32, Vec<FileSummary>> = HashMap::new();
-        {
-            let mut stmt = self
-                .conn
-                .prepare("SELECT revision_id, clause, update_id FROM prerequisites ORDER BY revision_id, clause")
-                .map_err(|e| self.err(ctx, e))?;
-            let mut rows = stmt.query([]).map_err(|e| self.err(ctx, e))?;
-            while let Some(r) = rows.next().map_err(|e| self.err(ctx, e))? {
-                prerequisites.entry(r.get(0).map_err(|e| self.err(ctx, e))?).or_default().push((
-                    r.get(1).map_err(|e| self.err(ctx, e))?,
-                    r.get(2).map_err(|e| self.err(ctx, e))?,
-                ));
-            }
-            let mut stmt = self
-                .conn
-                .prepare("SELECT revision_id, member_update_id, member_revision_number FROM bundle_members")
-                .map_err(|e| self.err(ctx, e))?;
-            let mut rows = stmt.query([]).map_err(|e| self.err(ctx, e))?;
-            while let Some(r) = rows.next().map_err(|e| self.err(ctx, e))? {
-                bundles.entry(r.get(0).map_err(|e| self.err(ctx, e))?).or_default().push((
-                    r.get(1).map_err(|e| self.err(ctx, e))?,
-                    r.get(2).map_err(|e| self.err(ctx, e))?,
-                ));
-            }
-            let mut stmt = self
-                .conn
-                .prepare("SELECT revision_id, superseded_update_id FROM supersedences")
-                .map_err(|e| self.err(ctx, e))?;
-            let mut rows = stmt.query([]).map_err(|e| self.err(ctx, e))?;
-            while let Some(r) = rows.next().map_err(|e| self.err(ctx, e))? {
-                superseded
-                    .entry(r.get(0).map_err(|e| self.err(ctx, e))?)
-                    .or_default()
-                    .push(r.get(1).map_err(|e| self.err(ctx, e))?);
-            }
-            let all_files: HashMap<Vec<u8>, FileSummary> =
-                self.all_files()?.into_iter().map(|f| (f.sha1.0.to_vec(), f)).collect();
-            let mut stmt = self
-                .conn
-                .prepare("SELECT revision_id, sha1 FROM revision_files")
-                .map_err(|e| self.err(ctx, e))?;
-            let mut rows = stmt.query([]).map_err(|e| self.err(ctx, e))?;
-            while let Some(r) = rows.next().map_err(|e| self.err(ctx, e))? {
-                let sha1: Vec<u8> = r.get(1).map_err(|e| self.err(ctx, e))?;
-                if let Some(f) = all_files.get(&sha1) {
-                    files_of
-                        .entry(r.get(0).map_err(|e| self.err(ctx, e))?)
-                        .or_default()
-                        .push(f.clone());
-                }
-            }
-        }
+        let mut prerequisites = self.by_revision(
+            "SELECT revision_id, clause, update_id FROM prerequisites ORDER BY revision_id, clause",
+            |r| Ok((r.get::<_, i64>(1)?, r.get::<_, String>(2)?)),
+        )?;
+        let mut bundles = self.by_revision(
+            "SELECT revision_id, member_update_id, member_revision_number FROM bundle_members",
+            |r| Ok((r.get::<_, String>(1)?, r.get::<_, i32>(2)?)),
+        )?;
+        let mut superseded = self
+            .by_revision("SELECT revision_id, superseded_update_id FROM supersedences", |r| {
+                r.get::<_, String>(1)
+            })?;
+        let all_files: HashMap<Vec<u8>, FileSummary> =
+            self.all_files()?.into_iter().map(|f| (f.sha1.0.to_vec(), f)).collect();
+        let mut files_of = self
+            .by_revision("SELECT revision_id, sha1 FROM revision_files", |r| {
+                Ok(all_files.get(&r.get::<_, Vec<u8>>(1)?).cloned())
+            })?;
         let mut stmt = self
             .conn
             .prepare(
@@ -397,7 +379,8 @@ impl ChannelStorage for SqliteStore {
             r.prerequisite_clauses = grouped;
             r.bundle_members = bundles.remove(&r.revision_id).unwrap_or_default();
             r.superseded = superseded.remove(&r.revision_id).unwrap_or_default();
-            r.files = files_of.remove(&r.revision_id).unwrap_or_default();
+            r.files =
+                files_of.remove(&r.revision_id).unwrap_or_default().into_iter().flatten().collect();
             out.push(r);
         }
         Ok(out)
