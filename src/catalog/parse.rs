@@ -1069,6 +1069,12 @@ impl<'a> Parser<'a> {
             unknown_elements: std::mem::take(&mut self.unknown_elements),
         };
 
+        let fragments = self.take_fragments();
+        Ok(ParsedUpdate { update, fragments })
+    }
+
+    /// The three fragment kinds, from the sections written while parsing.
+    fn take_fragments(&mut self) -> Fragments {
         let take = |s: &mut Option<String>| s.take().unwrap_or_default();
         let rules = take(&mut self.sections[Target::CoreRules as usize]);
         let core = match self.core_seed {
@@ -1087,14 +1093,7 @@ impl<'a> Parser<'a> {
         let mut extended = take(&mut self.sections[Target::ExtendedProperties as usize]);
         extended.push_str(&take(&mut self.sections[Target::ExtendedFiles as usize]));
         extended.push_str(&take(&mut self.sections[Target::ExtendedHandler as usize]));
-        Ok(ParsedUpdate {
-            update,
-            fragments: Fragments {
-                core,
-                extended,
-                localized: std::mem::take(&mut self.localized_fragments),
-            },
-        })
+        Fragments { core, extended, localized: std::mem::take(&mut self.localized_fragments) }
     }
 }
 
