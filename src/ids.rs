@@ -7,38 +7,20 @@ use std::fmt;
 
 /// Text that is not the identity it was meant to be.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("not {what}: {text:?} (expected a GUID, 8-4-4-4-12 hex digits)")]
+#[error("not {what}: {text:?} (expected {expected})")]
 pub struct IdError {
     pub what: &'static str,
     pub text: String,
+    pub expected: &'static str,
 }
 
-macro_rules! guid_id {
-    ($(#[$doc:meta])* $name:ident, $what:literal) => {
-        $(#[$doc])*
-        #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
-        #[serde(transparent)]
-        pub struct $name(String);
-
+/// What every identity is besides its rule: its text, compared, hashed, shown and serialized as
+/// that text, and deserialized through `parse`.
+macro_rules! id_text {
+    ($name:ident) => {
         impl $name {
-            /// Any GUID form (braces, upper case); kept in canonical lower case.
-            pub fn parse(text: &str) -> Result<$name, IdError> {
-                Guid::parse(text).map($name::from_guid).map_err(|_| IdError {
-                    what: $what,
-                    text: text.chars().take(80).collect(),
-                })
-            }
-
-            pub fn from_guid(guid: Guid) -> $name {
-                $name(guid.to_string())
-            }
-
             pub fn as_str(&self) -> &str {
                 &self.0
-            }
-
-            pub fn guid(&self) -> Guid {
-                Guid::parse(&self.0).expect("checked when it was made")
             }
         }
 
@@ -127,6 +109,37 @@ macro_rules! guid_id {
     };
 }
 
+/// An identity that is a GUID, kept as its canonical lower-case text.
+macro_rules! guid_id {
+    ($(#[$doc:meta])* $name:ident, $what:literal) => {
+        $(#[$doc])*
+        #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+        #[serde(transparent)]
+        pub struct $name(String);
+
+        impl $name {
+            /// Any GUID form (braces, upper case); kept in canonical lower case.
+            pub fn parse(text: &str) -> Result<$name, IdError> {
+                Guid::parse(text).map($name::from_guid).map_err(|_| IdError {
+                    what: $what,
+                    text: text.chars().take(80).collect(),
+                    expected: "a GUID, 8-4-4-4-12 hex digits",
+                })
+            }
+
+            pub fn from_guid(guid: Guid) -> $name {
+                $name(guid.to_string())
+            }
+
+            pub fn guid(&self) -> Guid {
+                Guid::parse(&self.0).expect("checked when it was made")
+            }
+        }
+
+        id_text!($name);
+    };
+}
+
 guid_id!(
     /// A computer group's id (`TargetGroupID`); the built-in groups have fixed ones.
     GroupId,
@@ -138,6 +151,39 @@ guid_id!(
     UpdateId,
     "an update id"
 );
+
+/// A computer's id as its Windows Update Agent names itself (`SusClientId`, in practice a GUID,
+/// but the protocol carries any text): 1 to 256 characters, none of them a control character.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(transparent)]
+pub struct ComputerId(String);
+
+/// The most characters a client's id or name may have.
+pub const MAX_NAME_CHARS: usize = 256;
+
+impl ComputerId {
+    pub fn parse(text: &str) -> Result<ComputerId, IdError> {
+        let fits = !text.is_empty() && text.chars().count() <= MAX_NAME_CHARS;
+        if fits && !text.chars().any(char::is_control) {
+            return Ok(ComputerId(text.to_string()));
+        }
+        Err(IdError {
+            what: "a computer id",
+            text: text.chars().take(80).collect(),
+            expected: "1 to 256 characters, no control characters",
+        })
+    }
+}
+
+id_text!(ComputerId);
+
+impl ComputerId {
+    /// The id with ASCII letters in lower case, as the store keeps ids (agents vary the case of
+    /// one GUID).
+    pub fn lowercased(&self) -> ComputerId {
+        ComputerId(self.0.to_ascii_lowercase())
+    }
+}
 
 impl GroupId {
     /// All Computers: every computer is in it.
@@ -185,5 +231,10 @@ mod tests {
         );
         assert!(serde_json::from_str::<UpdateId>("\"nope\"").is_err());
         assert_eq!(id, crate::store::ALL_COMPUTERS);
+        let long = "x".repeat(MAX_NAME_CHARS);
+        for (text, ok) in [("pc01", true), ("", false), ("a\u{7}b", false), (long.as_str(), true)] {
+            assert_eq!(ComputerId::parse(text).is_ok(), ok, "{text:?}");
+        }
+        assert!(ComputerId::parse(&format!("{long}x")).is_err());
     }
 }

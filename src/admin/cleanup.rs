@@ -9,7 +9,7 @@
 use super::{AdminResult, AdminService, Refusal};
 use crate::catalog::Sha1Digest;
 use crate::compliance::{ComputerStatus, UpdateState};
-use crate::ids::UpdateId;
+use crate::ids::{ComputerId, UpdateId};
 use crate::store::prelude::*;
 use crate::store::{
     Approval, ApprovalState, CleanupOptions, CleanupPlan, ContentStore, DeclineReason,
@@ -254,7 +254,7 @@ fn carry_out(store: &mut Store, plan: &CleanupPlan) -> AdminResult<()> {
             }
         }
     }
-    let computers: Vec<String> = plan.computers.iter().map(|c| c.computer_id.clone()).collect();
+    let computers: Vec<ComputerId> = plan.computers.iter().map(|c| c.computer_id.clone()).collect();
     if !computers.is_empty() {
         super::groups::forget_computers(store, &computers)?;
     }

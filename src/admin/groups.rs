@@ -7,6 +7,7 @@
 //! running server reloads group parents and memberships with the approvals.
 
 use super::{AdminError, AdminResult, AdminService, Refusal};
+use crate::ids::ComputerId;
 use crate::store::prelude::*;
 use crate::store::{
     ALL_COMPUTERS, GroupName, GroupRemoval, Store, TargetGroup, Targeting, TargetingMode,
@@ -86,14 +87,14 @@ impl AdminService<'_> {
 
     /// The SusClientIds of computers named by DNS name or id: each name exactly one computer,
     /// or nothing changes.
-    pub fn computer_ids(&self, names: &[String]) -> AdminResult<Vec<String>> {
+    pub fn computer_ids(&self, names: &[String]) -> AdminResult<Vec<ComputerId>> {
         let mut ids = Vec::with_capacity(names.len());
         for name in names {
             match self.store.find_computers(name)?.as_slice() {
                 [c] => ids.push(c.computer_id.clone()),
                 [] => return Err(AdminError::NoSuchComputer { name: name.clone() }),
                 many => {
-                    let ids = many.iter().map(|c| c.computer_id.clone()).collect();
+                    let ids = many.iter().map(|c| c.computer_id.to_string()).collect();
                     return Err(Refusal::AmbiguousComputer { name: name.clone(), ids }.into());
                 }
             }
@@ -119,7 +120,7 @@ impl AdminService<'_> {
                 }
                 for id in &ids {
                     if !rows.computer_exists(id)? {
-                        return Err(AdminError::NoSuchComputer { name: id.clone() });
+                        return Err(AdminError::NoSuchComputer { name: id.to_string() });
                     }
                     rows.place_computer(id, &group.group_id, keep)?;
                 }
@@ -197,7 +198,7 @@ pub(super) fn create_group(
 
 /// Forgets computers by SusClientId, with their memberships and reported events, in one
 /// transaction. A computer that contacts the server again comes back as new.
-pub(super) fn forget_computers(store: &mut Store, ids: &[String]) -> AdminResult<usize> {
+pub(super) fn forget_computers(store: &mut Store, ids: &[ComputerId]) -> AdminResult<usize> {
     store.administer(
         "removing computers",
         |rows| ids.iter().try_fold(0, |n, id| Ok(n + usize::from(rows.forget_computer(id)?))),

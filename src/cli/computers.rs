@@ -89,7 +89,7 @@ fn list(store: &Store, a: ListArgs) -> anyhow::Result<()> {
     if let Some(status) = &a.status {
         let state = super::input::update_state(status)?;
         let report = store.compliance_report(computers.clone(), None)?;
-        let matching: std::collections::HashSet<String> = report
+        let matching: std::collections::HashSet<ferry::ids::ComputerId> = report
             .computers
             .into_iter()
             .filter(|c| c.counts.get(state) > 0)

@@ -220,7 +220,10 @@ fn list(store: &Store, a: ListArgs) -> anyhow::Result<()> {
         updates.retain(|u| {
             let arrived = arrived.get(u.update_id.as_str()).map_or("", String::as_str);
             computers.iter().any(|c| {
-                statuses.get(&c.computer_id).unwrap_or(&empty).state_of(&u.update_id, arrived)
+                statuses
+                    .get(c.computer_id.as_str())
+                    .unwrap_or(&empty)
+                    .state_of(&u.update_id, arrived)
                     == state
             })
         });

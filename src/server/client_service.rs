@@ -10,6 +10,7 @@ use super::snapshot::{Kind, Snapshot};
 use super::state::AppState;
 use super::sync::{self, Client};
 use crate::catalog::Guid;
+use crate::ids::ComputerId;
 use crate::store::{
     ClientWrite, ContentStore, EventRecord, FragmentKind, GroupName, MAX_GROUPS_PER_CLIENT,
 };
@@ -54,6 +55,12 @@ pub fn client_cookie(
     allow_expired: bool,
 ) -> Result<CookieData, Fault> {
     client_cookie_sealed(state, ctx, allow_expired).map(|(data, _)| data)
+}
+
+/// The computer a client cookie names (sealed by this server from a checked id, so a failure
+/// means a cookie of another kind).
+fn computer_of(cookie: &CookieData) -> Result<ComputerId, Fault> {
+    ComputerId::parse(&cookie.id).map_err(|_| Fault::new(ErrorCode::InvalidCookie, "cookie"))
 }
 
 /// The client a cookie belongs to, with the cookie's sealed bytes as the client sent them.
@@ -134,7 +141,7 @@ async fn client_text_operation(
             state
                 .writer
                 .write(ClientWrite::Register {
-                    computer_id: cookie.id.clone(),
+                    computer_id: computer_of(&cookie)?,
                     info,
                     os_description,
                 })
@@ -368,7 +375,7 @@ async fn sync_updates(
         render_sync_page(&state2, &catalog, &deployments, &groups, &params, cookie.seen_stamp)
     };
     let answer = shared_answer(state, (stamps, key, form), client_part, render).await?;
-    state.writer.synced(&cookie.id);
+    state.writer.synced(&computer_of(&cookie)?);
     Ok(answer)
 }
 
@@ -598,7 +605,7 @@ pub async fn simple_auth(state: &Arc<AppState>, request: &Request) -> Result<Str
         )));
     }
     let req = wire::authorization_request(&request.operation)?;
-    let client_id = req.client_id.to_ascii_lowercase();
+    let client_id = req.client_id.lowercased();
     let groups = requested_groups(&client_id, &req.target_groups);
     state
         .writer
@@ -611,7 +618,7 @@ pub async fn simple_auth(state: &Arc<AppState>, request: &Request) -> Result<Str
         .map_err(blocking_fault)?;
     let now = now();
     let cookie = CookieData {
-        id: client_id,
+        id: client_id.into(),
         name: req.dns_name,
         groups: groups.iter().map(|g| g.to_string()).collect(),
         issued: now,
@@ -656,11 +663,12 @@ pub async fn reporting(
             // Reports may arrive after the cookie expired: who sent them still counts.
             let cookie = client_cookie(state, ctx, true)?;
             let events = wire::report_event_batch_request(&request.operation)?;
+            let computer_id = computer_of(&cookie)?;
             let records: Vec<EventRecord> = events
                 .into_iter()
                 .map(|e| EventRecord {
                     event_instance_id: e.event_instance_id,
-                    computer_id: cookie.id.clone(),
+                    computer_id: computer_id.clone(),
                     event_id: e.event_id,
                     source_id: e.source_id,
                     update_id: e.update_id,
@@ -682,10 +690,7 @@ pub async fn reporting(
                 .map_err(|_| Fault::new(ErrorCode::ServerBusy, "reports"))?;
             state
                 .writer
-                .write_counted(
-                    ClientWrite::Events { computer_id: cookie.id, events: records },
-                    held,
-                )
+                .write_counted(ClientWrite::Events { computer_id, events: records }, held)
                 .await
                 .map_err(|_| Fault::new(ErrorCode::ServerBusy, "reports"))?;
             Ok(wire::report_event_batch_response(true))

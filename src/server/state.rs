@@ -24,7 +24,7 @@ pub struct ComputerCache {
 
 impl ComputerCache {
     pub fn insert(&mut self, c: ComputerRecord) {
-        let groups = c.groups.iter().filter_map(|g| Guid::parse(g).ok()).collect();
+        let groups = c.groups.iter().map(|g| g.guid()).collect();
         self.map.insert(
             c.computer_id.to_ascii_lowercase(),
             ComputerState { registered: c.registered, groups },
@@ -38,7 +38,7 @@ impl ComputerCache {
         for c in records {
             let id = c.computer_id.to_ascii_lowercase();
             let registered = c.registered || self.map.get(&id).is_some_and(|old| old.registered);
-            let groups = c.groups.iter().filter_map(|g| Guid::parse(g).ok()).collect();
+            let groups = c.groups.iter().map(|g| g.guid()).collect();
             map.insert(id, ComputerState { registered, groups });
         }
         self.map = map;

@@ -35,7 +35,7 @@ pub struct ClientWriter {
 /// Computers that finished a SyncUpdates call since the last batch. A fleet's scans make tens of
 /// thousands of calls a second; each computer's sync time is written once per batch, and the
 /// writer is woken for them at most once every `SYNC_TIMES_EVERY`.
-type SyncTimes = HashSet<String>;
+type SyncTimes = HashSet<crate::ids::ComputerId>;
 
 /// How late a sync time may be written.
 const SYNC_TIMES_EVERY: Duration = Duration::from_secs(1);
@@ -102,10 +102,10 @@ impl ClientWriter {
     }
 
     /// Records that a computer synced (written within `SYNC_TIMES_EVERY`).
-    pub fn synced(&self, computer_id: &str) {
+    pub fn synced(&self, computer_id: &crate::ids::ComputerId) {
         let mut times = self.synced.lock().expect("sync times lock");
         if !times.contains(computer_id) {
-            times.insert(computer_id.to_string());
+            times.insert(computer_id.clone());
         }
     }
 }

@@ -60,7 +60,7 @@ pub struct PlannedFile {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct PlannedComputer {
-    pub computer_id: String,
+    pub computer_id: crate::ids::ComputerId,
     pub name: String,
     pub last_contact_at: String,
 }

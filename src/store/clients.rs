@@ -4,7 +4,7 @@
 
 use super::*;
 use crate::admin::Action;
-use crate::ids::{GroupId, UpdateId};
+use crate::ids::{ComputerId, GroupId, UpdateId};
 use serde::Serialize;
 
 pub const ALL_COMPUTERS: &str = "a0a08746-4dbe-4a37-9adf-9e7652c0b421";
@@ -19,9 +19,9 @@ pub struct TargetGroup {
     pub is_builtin: bool,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ComputerRecord {
-    pub computer_id: String,
+    pub computer_id: ComputerId,
     pub dns_name: String,
     pub requested_groups: Option<String>,
     pub os_description: Option<String>,
@@ -54,10 +54,10 @@ pub struct Decline {
 }
 
 /// One event a client reported.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct EventRecord {
     pub event_instance_id: String,
-    pub computer_id: String,
+    pub computer_id: ComputerId,
     pub event_id: i32,
     pub source_id: i32,
     pub update_id: String,
@@ -92,19 +92,19 @@ impl EventRecord {
 pub enum ClientWrite {
     /// GetAuthorizationCookie: the computer exists, with its name and requested groups.
     Contact {
-        computer_id: String,
+        computer_id: ComputerId,
         dns_name: String,
         requested_groups: Vec<crate::store::GroupName>,
     },
     /// RegisterComputer: what the client says about itself (name → text; a name given twice
     /// keeps its last text).
     Register {
-        computer_id: String,
+        computer_id: ComputerId,
         info: Vec<(String, String)>,
         os_description: Option<String>,
     },
     Synced {
-        computer_id: String,
+        computer_id: ComputerId,
     },
     /// DssAuth: a downstream server presented itself.
     Downstream {
@@ -112,7 +112,7 @@ pub enum ClientWrite {
         name: String,
     },
     Events {
-        computer_id: String,
+        computer_id: ComputerId,
         events: Vec<EventRecord>,
     },
 }

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct ComputerCompliance {
-    pub computer_id: String,
+    pub computer_id: crate::ids::ComputerId,
     pub name: String,
     pub groups: Vec<String>,
     pub last_contact_at: String,

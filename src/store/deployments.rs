@@ -3,7 +3,7 @@
 
 use super::*;
 use crate::admin::Action;
-use crate::ids::{GroupId, UpdateId};
+use crate::ids::{ComputerId, GroupId, UpdateId};
 
 /// Administration changes: one transaction under the next deployment stamp. Callers use
 /// [`Administer::administer`]; this is the form a backend implements.
@@ -94,12 +94,17 @@ pub trait DeploymentRows {
     /// were only in it go to Unassigned Computers.
     fn delete_group(&self, group: &TargetGroup) -> StoreResult<GroupRemoval>;
 
-    fn computer_exists(&self, computer_id: &str) -> StoreResult<bool>;
+    fn computer_exists(&self, computer_id: &ComputerId) -> StoreResult<bool>;
 
     /// Puts a computer in a group, replacing its groups (`keep`: leaving only Unassigned
     /// Computers).
-    fn place_computer(&self, computer_id: &str, group_id: &str, keep: bool) -> StoreResult<()>;
+    fn place_computer(
+        &self,
+        computer_id: &ComputerId,
+        group_id: &GroupId,
+        keep: bool,
+    ) -> StoreResult<()>;
 
     /// Forgets a computer with its memberships and events; false when there was none.
-    fn forget_computer(&self, computer_id: &str) -> StoreResult<bool>;
+    fn forget_computer(&self, computer_id: &ComputerId) -> StoreResult<bool>;
 }

@@ -6,6 +6,7 @@ use super::soap::{Fault, Piece, Writer};
 use super::tree::Element;
 use crate::catalog::Guid;
 use crate::catalog::xml::push_escaped_text;
+use crate::ids::ComputerId;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use std::sync::Arc;
@@ -138,7 +139,7 @@ pub fn get_config_response(
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuthorizationRequest {
-    pub client_id: String,
+    pub client_id: ComputerId,
     /// Client-side targeting: group names (the policy may list several, `;`-separated).
     pub target_groups: Vec<String>,
     pub dns_name: String,
@@ -146,7 +147,7 @@ pub struct AuthorizationRequest {
 
 /// Identifiers and names a client sends about itself: WSUS keeps them in columns of at most 256
 /// characters; anything longer, or with control characters, is not a client's.
-pub const MAX_NAME_CHARS: usize = 256;
+pub use crate::ids::MAX_NAME_CHARS;
 
 fn client_name(op: &Element, parameter: &str) -> Result<String, Fault> {
     op.child_text(parameter)
@@ -158,7 +159,10 @@ fn client_name(op: &Element, parameter: &str) -> Result<String, Fault> {
 }
 
 pub fn authorization_request(op: &Element) -> Result<AuthorizationRequest, Fault> {
-    let client_id = client_name(op, "clientId")?;
+    let client_id = op
+        .child_text("clientId")
+        .and_then(|t| ComputerId::parse(t).ok())
+        .ok_or_else(|| Fault::invalid("clientId"))?;
     let dns_name = client_name(op, "dnsName")?;
     let target_groups = op
         .child_text("targetGroupName")

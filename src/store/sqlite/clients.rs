@@ -98,7 +98,7 @@ impl ClientStorage for SqliteStore {
         let mut out = Vec::new();
         for row in rows {
             let mut c = row.map_err(|e| self.err("listing computers", e))?;
-            c.groups = groups.remove(&c.computer_id).unwrap_or_default();
+            c.groups = groups.remove(c.computer_id.as_str()).unwrap_or_default();
             out.push(c);
         }
         Ok(out)

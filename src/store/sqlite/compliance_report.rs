@@ -84,7 +84,7 @@ impl ComplianceStorage for SqliteStore {
         let mut per_update: Vec<StateCounts> = vec![StateCounts::default(); updates.len()];
         let mut out = Vec::with_capacity(computers.len());
         for c in computers {
-            let status = statuses.get(&c.computer_id).unwrap_or(&empty);
+            let status = statuses.get(c.computer_id.as_str()).unwrap_or(&empty);
             let mut counts = StateCounts::default();
             let (mut failed, mut needed) = (Vec::new(), Vec::new());
             for (i, u) in updates.iter().enumerate() {

@@ -9,7 +9,7 @@
 use super::clients::{APPROVAL_COLUMNS, approval_from_row, next_stamp, set_stamp};
 use super::groups::group_in;
 use crate::admin::Action;
-use crate::ids::{GroupId, UpdateId};
+use crate::ids::{ComputerId, GroupId, UpdateId};
 use crate::store::{Approval, GroupRemoval, TargetGroup, UNASSIGNED_COMPUTERS};
 use crate::store::{DeploymentRows, DeploymentStorage, RowsChange};
 use crate::store::{SqliteStore, StoreError, StoreResult, now_rfc3339};
@@ -252,7 +252,7 @@ impl DeploymentRows for DeploymentTx<'_> {
         })
     }
 
-    fn computer_exists(&self, computer_id: &str) -> StoreResult<bool> {
+    fn computer_exists(&self, computer_id: &ComputerId) -> StoreResult<bool> {
         self.tx
             .query_row(
                 "SELECT EXISTS (SELECT 1 FROM computers WHERE computer_id = ?1)",
@@ -262,7 +262,12 @@ impl DeploymentRows for DeploymentTx<'_> {
             .map_err(self.fail(format!("reading computer {computer_id}")))
     }
 
-    fn place_computer(&self, computer_id: &str, group_id: &str, keep: bool) -> StoreResult<()> {
+    fn place_computer(
+        &self,
+        computer_id: &ComputerId,
+        group_id: &GroupId,
+        keep: bool,
+    ) -> StoreResult<()> {
         let fail = || self.fail(format!("placing computer {computer_id}"));
         if keep {
             self.tx
@@ -279,13 +284,13 @@ impl DeploymentRows for DeploymentTx<'_> {
         self.tx
             .execute(
                 "INSERT OR IGNORE INTO computer_groups (computer_id, group_id) VALUES (?1, ?2)",
-                [computer_id, group_id],
+                params![computer_id, group_id],
             )
             .map_err(fail())?;
         Ok(())
     }
 
-    fn forget_computer(&self, computer_id: &str) -> StoreResult<bool> {
+    fn forget_computer(&self, computer_id: &ComputerId) -> StoreResult<bool> {
         let fail = || self.fail(format!("removing computer {computer_id}"));
         for sql in [
             "DELETE FROM computer_groups WHERE computer_id = ?1",

@@ -188,3 +188,4 @@ macro_rules! id_column {
 
 id_column!(crate::ids::GroupId);
 id_column!(crate::ids::UpdateId);
+id_column!(crate::ids::ComputerId);
