@@ -286,7 +286,7 @@ mod tests {
             creation_date: None,
             classification: None,
             products: Vec::new(),
-            approval: "NotApproved",
+            approval: crate::store::ApprovalStatus::NotApproved,
             superseded: false,
         }
     }

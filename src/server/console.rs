@@ -881,7 +881,7 @@ fn computer(store: &Store, id: &str) -> crate::store::StoreResult<Rendered> {
     let titles: HashMap<&str, (&Option<String>, &Option<String>, &str)> = report
         .updates
         .iter()
-        .map(|u| (u.update_id.as_str(), (&u.kb_article, &u.title, u.approval)))
+        .map(|u| (u.update_id.as_str(), (&u.kb_article, &u.title, u.approval.as_str())))
         .collect();
     let mut b = format!(
         "<h1>{}</h1><table><tr><th>SusClientId</th><td><code>{}</code></td></tr><tr><th>Groups</th><td>{}</td></tr>\

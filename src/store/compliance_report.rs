@@ -26,7 +26,7 @@ pub struct UpdateCompliance {
     pub kb_article: Option<String>,
     pub title: Option<String>,
     pub classification: Option<String>,
-    pub approval: &'static str,
+    pub approval: ApprovalStatus,
     pub counts: StateCounts,
 }
 

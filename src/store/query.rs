@@ -22,8 +22,7 @@ pub struct UpdateSummary {
     pub creation_date: Option<String>,
     pub classification: Option<String>,
     pub products: Vec<String>,
-    /// `Approved`, `NotApproved` or `Declined` (WSUS's approval states).
-    pub approval: &'static str,
+    pub approval: ApprovalStatus,
     /// A newer update in the store supersedes it (listings only).
     pub superseded: bool,
 }
@@ -35,6 +34,45 @@ pub enum ApprovalState {
     Unapproved,
     Declined,
     AnyExceptDeclined,
+}
+
+/// Where an update stands, as WSUS shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum ApprovalStatus {
+    /// Approved (to install or uninstall) for some group.
+    Approved,
+    NotApproved,
+    Declined,
+}
+
+impl ApprovalStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ApprovalStatus::Approved => "Approved",
+            ApprovalStatus::NotApproved => "NotApproved",
+            ApprovalStatus::Declined => "Declined",
+        }
+    }
+}
+
+impl std::fmt::Display for ApprovalStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl ApprovalState {
+    /// Whether an update in this state is listed under `-Approval`. Expired updates cannot be
+    /// approved for install: they are not in the list to approve from.
+    pub fn admits(self, u: &UpdateSummary) -> bool {
+        let expired = u.publication_state.as_deref() == Some("Expired");
+        match self {
+            ApprovalState::Approved => u.approval == ApprovalStatus::Approved,
+            ApprovalState::Unapproved => u.approval == ApprovalStatus::NotApproved && !expired,
+            ApprovalState::Declined => u.approval == ApprovalStatus::Declined,
+            ApprovalState::AnyExceptDeclined => u.approval != ApprovalStatus::Declined,
+        }
+    }
 }
 
 /// What to list. Defaults: the newest revision of every software and driver update an

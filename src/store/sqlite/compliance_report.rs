@@ -120,7 +120,7 @@ impl ComplianceStorage for SqliteStore {
             .into_iter()
             .zip(per_update)
             .filter(|(u, n)| {
-                u.approval == "Approved"
+                u.approval == crate::store::ApprovalStatus::Approved
                     || n.needed + n.failed + n.installed + n.installed_pending_reboot > 0
             })
             .map(|(u, counts)| UpdateCompliance {

@@ -24,7 +24,7 @@ fn summary_from_row(r: &Row<'_>) -> rusqlite::Result<UpdateSummary> {
         creation_date: r.get(10)?,
         classification: None,
         products: Vec::new(),
-        approval: "NotApproved",
+        approval: ApprovalStatus::NotApproved,
         superseded: false,
     })
 }
@@ -187,11 +187,11 @@ impl CatalogStorage for SqliteStore {
         for s in &mut list {
             s.superseded = superseded.contains(s.update_id.as_str());
             s.approval = if declined.contains(s.update_id.as_str()) {
-                "Declined"
+                ApprovalStatus::Declined
             } else if approved.contains(s.update_id.as_str()) {
-                "Approved"
+                ApprovalStatus::Approved
             } else {
-                "NotApproved"
+                ApprovalStatus::NotApproved
             };
         }
 
@@ -213,17 +213,7 @@ impl CatalogStorage for SqliteStore {
             let cats = memberships.get(&s.revision_id);
             let in_any =
                 |ids: &Vec<String>| cats.is_some_and(|c| c.iter().any(|x| ids.contains(x)));
-            let approval_ok = match filter.approval {
-                None => true,
-                Some(ApprovalState::Approved) => s.approval == "Approved",
-                // Expired updates cannot be approved for install: not in the list to approve from.
-                Some(ApprovalState::Unapproved) => {
-                    s.approval == "NotApproved" && s.publication_state.as_deref() != Some("Expired")
-                }
-                Some(ApprovalState::Declined) => s.approval == "Declined",
-                Some(ApprovalState::AnyExceptDeclined) => s.approval != "Declined",
-            };
-            approval_ok
+            filter.approval.is_none_or(|a| a.admits(s))
                 && classification_ids.as_ref().is_none_or(in_any)
                 && product_ids.as_ref().is_none_or(in_any)
                 && text.as_ref().is_none_or(|t| {
