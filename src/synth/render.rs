@@ -132,7 +132,18 @@ pub fn render(p: &Planned, files: &[RenderedFile], languages: &[String]) -> Stri
     let rev = p.identity.revision_number.to_string();
     x.empty("upd:UpdateIdentity", &[("UpdateID", &id), ("RevisionNumber", &rev)]);
 
-    // Properties, in the attribute order real documents use.
+    render_properties(&mut x, p, files);
+    render_localized(&mut x, p, languages);
+    render_relationships(&mut x, p);
+    render_rules(&mut x, p);
+    render_files(&mut x, p, files);
+    render_handler_data(&mut x, p, files);
+    x.close("upd:Update");
+    x.0
+}
+
+/// `upd:Properties`, in the attribute order real documents use.
+fn render_properties(x: &mut Xml, p: &Planned, files: &[RenderedFile]) {
     let max_download: u64 = files.iter().map(|f| f.size).sum();
     let max_download = max_download.to_string();
     let created = timestamp(p.created, Some((p.index % 1000) as u32));
@@ -186,7 +197,9 @@ pub fn render(p: &Planned, files: &[RenderedFile], languages: &[String]) -> Stri
         x.text_element("upd:Language", language);
     }
     x.close("upd:Properties");
+}
 
+fn render_localized(x: &mut Xml, p: &Planned, languages: &[String]) {
     x.open("upd:LocalizedPropertiesCollection", &[]);
     for lang in localized_languages(p, languages) {
         x.open("upd:LocalizedProperties", &[]);
@@ -205,7 +218,9 @@ pub fn render(p: &Planned, files: &[RenderedFile], languages: &[String]) -> Stri
         x.close("upd:LocalizedProperties");
     }
     x.close("upd:LocalizedPropertiesCollection");
+}
 
+fn render_relationships(x: &mut Xml, p: &Planned) {
     if !p.superseded.is_empty() || !p.prerequisites.is_empty() || !p.bundled.is_empty() {
         x.open("upd:Relationships", &[]);
         if !p.superseded.is_empty() {
@@ -255,9 +270,9 @@ pub fn render(p: &Planned, files: &[RenderedFile], languages: &[String]) -> Stri
         }
         x.close("upd:Relationships");
     }
+}
 
-    render_rules(&mut x, p);
-
+fn render_files(x: &mut Xml, p: &Planned, files: &[RenderedFile]) {
     if !files.is_empty() {
         x.open("upd:Files", &[]);
         for f in files {
@@ -285,13 +300,15 @@ pub fn render(p: &Planned, files: &[RenderedFile], languages: &[String]) -> Stri
         }
         x.close("upd:Files");
     }
+}
 
+fn render_handler_data(x: &mut Xml, p: &Planned, files: &[RenderedFile]) {
     let hsd = |x: &mut Xml, ty: &str| {
         x.open("upd:HandlerSpecificData", &[("xsi:type", ty), ("xmlns:xsi", XSI)])
     };
     match p.handler {
         Handler::Category => {
-            hsd(&mut x, "cat:Category");
+            hsd(x, "cat:Category");
             let order = (p.index + 1).to_string();
             x.empty(
                 "cat:CategoryInformation",
@@ -305,7 +322,7 @@ pub fn render(p: &Planned, files: &[RenderedFile], languages: &[String]) -> Stri
             x.close("upd:HandlerSpecificData");
         }
         Handler::CommandLine => {
-            hsd(&mut x, "cmd:CommandLineInstallation");
+            hsd(x, "cmd:CommandLineInstallation");
             let program = files.first().map(|f| f.file_name.as_str()).unwrap_or("setup.exe");
             x.open("cmd:InstallCommand", &[("Program", program), ("Arguments", "/q /norestart")]);
             x.empty("cmd:ReturnCode", &[("Code", "0"), ("Result", "Succeeded")]);
@@ -313,7 +330,7 @@ pub fn render(p: &Planned, files: &[RenderedFile], languages: &[String]) -> Stri
             x.close("upd:HandlerSpecificData");
         }
         Handler::Cbs => {
-            hsd(&mut x, "cbs:Cbs");
+            hsd(x, "cbs:Cbs");
             x.empty(
                 "cbs:CbsData",
                 &[
@@ -324,7 +341,7 @@ pub fn render(p: &Planned, files: &[RenderedFile], languages: &[String]) -> Stri
             x.close("upd:HandlerSpecificData");
         }
         Handler::OsInstaller => {
-            hsd(&mut x, "OSInstallerMetadata");
+            hsd(x, "OSInstallerMetadata");
             x.empty(
                 "OSInstallData",
                 &[
@@ -338,17 +355,15 @@ pub fn render(p: &Planned, files: &[RenderedFile], languages: &[String]) -> Stri
             x.close("upd:HandlerSpecificData");
         }
         Handler::WindowsInstaller => {
-            hsd(&mut x, "msp:WindowsInstaller");
+            hsd(x, "msp:WindowsInstaller");
             x.close("upd:HandlerSpecificData");
         }
         Handler::Driver => {
-            hsd(&mut x, "drv:WindowsDriver");
+            hsd(x, "drv:WindowsDriver");
             x.close("upd:HandlerSpecificData");
         }
         Handler::Detectoid | Handler::Bundle => {}
     }
-    x.close("upd:Update");
-    x.0
 }
 
 fn bar(x: &mut Xml, name: &str, attrs: &[(&str, &str)]) {

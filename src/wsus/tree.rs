@@ -4,7 +4,7 @@
 
 use super::names;
 use crate::catalog::xml::{decode_attribute, normalize_newlines, resolve_reference};
-use quick_xml::events::Event;
+use quick_xml::events::{BytesStart, Event};
 use quick_xml::reader::Reader;
 use std::sync::Arc;
 
@@ -260,228 +260,264 @@ pub fn parse(bytes: &[u8]) -> Result<Element, XmlError> {
     // End tags are checked here, against the open elements' names.
     reader.config_mut().trim_text(false);
     reader.config_mut().check_end_names = false;
-    let mut stack: Vec<Element> = Vec::with_capacity(16);
-    let mut open_names = OpenNames::default();
-    let mut scopes = Scopes::default();
-    let mut root: Option<Element> = None;
-    let mut count = 0usize;
-    let mut names = Interner::default();
-    let mut namespaces = Interner::default();
-    let xml_ns = Name::Known(XML_NS);
-    let no_ns = Name::Known("");
-    // Inside an `<int>` item read the ordinary way: its text so far.
-    let mut int_text: Option<String> = None;
-    let err = |reader: &Reader<&[u8]>, message: String| XmlError {
-        offset: reader.buffer_position(),
-        message,
-    };
+    let mut tree = TreeBuilder::default();
     loop {
         let event = reader
             .read_event()
             .map_err(|e| XmlError { offset: reader.error_position(), message: e.to_string() })?;
+        let inside_int = tree.int_text.is_some();
         match event {
-            Event::Start(ref e) | Event::Empty(ref e) if int_text.is_some() => {
-                let _ = e;
-                return Err(err(&reader, "an <int> item holds markup".into()));
+            Event::Start(_) | Event::Empty(_) if inside_int => {
+                return Err(err(&reader, "an <int> item holds markup"));
             }
             Event::Start(ref e)
                 if e.local_name().as_ref() == b"int"
                     && e.attributes().next().is_none()
-                    && !stack.is_empty() =>
+                    && !tree.stack.is_empty() =>
             {
-                count += 1;
-                if count > MAX_ELEMENTS {
-                    return Err(err(&reader, format!("more than {MAX_ELEMENTS} elements")));
-                }
-                let qname = e.name();
-                let qname = qname.as_ref();
-                let mut rest: &[u8] = reader.get_ref();
-                match int_item(rest, qname) {
-                    Some((value, consumed)) => {
-                        let ints = &mut stack.last_mut().expect("inside an element").ints;
-                        // Arrays come by the dozen or thousand: skip the smallest steps of
-                        // growth.
-                        ints.reserve(64);
-                        ints.push(value);
-                        rest = &rest[consumed..];
-                        // The items that follow, `<int>N</int>` after `<int>N</int>`, in one go.
-                        while let Some(after_open) = rest
-                            .strip_prefix(b"<")
-                            .and_then(|r| strip_name(r, qname))
-                            .and_then(|r| r.strip_prefix(b">"))
-                        {
-                            let Some((value, consumed)) = int_item(after_open, qname) else {
-                                break;
-                            };
-                            count += 1;
-                            if count > MAX_ELEMENTS {
-                                return Err(err(
-                                    &reader,
-                                    format!("more than {MAX_ELEMENTS} elements"),
-                                ));
-                            }
-                            ints.push(value);
-                            rest = &after_open[consumed..];
-                        }
-                        // The slice reader reads on from wherever its input now starts: past
-                        // the items, where it expects text, as after any end tag.
-                        *reader.get_mut() = rest;
-                    }
-                    None => {
-                        int_text = Some(String::new());
-                        open_names.open(qname);
-                    }
-                }
+                tree.int_items(&mut reader, e.name().as_ref())?
             }
-            Event::End(ref e) if int_text.is_some() => {
-                if !open_names.close(e.name().as_ref()) {
-                    return Err(err(&reader, "mismatched end tag".into()));
-                }
-                let text = int_text.take().unwrap_or_default();
-                let value = text.trim().parse::<i64>().map_err(|_| {
-                    err(&reader, format!("an <int> item holds {text:?}, not an integer"))
-                })?;
-                stack.last_mut().expect("inside an element").ints.push(value);
+            Event::End(ref e) if inside_int => tree.end_int(&reader, e.name().as_ref())?,
+            Event::Text(ref t) if inside_int => {
+                let raw = std::str::from_utf8(t).map_err(|_| err(&reader, "not UTF-8"))?;
+                tree.int_text.as_mut().expect("inside an int").push_str(raw);
             }
-            Event::Text(ref t) if int_text.is_some() => {
-                let raw = std::str::from_utf8(t).map_err(|_| err(&reader, "not UTF-8".into()))?;
-                int_text.as_mut().expect("inside an int").push_str(raw);
+            Event::GeneralRef(_) | Event::CData(_) if inside_int => {
+                return Err(err(&reader, "an <int> item holds a reference"));
             }
-            Event::GeneralRef(_) | Event::CData(_) if int_text.is_some() => {
-                return Err(err(&reader, "an <int> item holds a reference".into()));
-            }
-            Event::Start(ref e) | Event::Empty(ref e) => {
-                count += 1;
-                if count > MAX_ELEMENTS {
-                    return Err(err(&reader, format!("more than {MAX_ELEMENTS} elements")));
-                }
-                if stack.len() >= MAX_DEPTH {
-                    return Err(err(&reader, format!("nested deeper than {MAX_DEPTH}")));
-                }
-                if root.is_some() {
-                    return Err(err(&reader, "content after the root element".into()));
-                }
-                let depth = stack.len() + 1;
-                let mut attributes = Vec::new();
-                for (i, a) in e.attributes().enumerate() {
-                    if i >= MAX_ATTRIBUTES {
-                        return Err(err(
-                            &reader,
-                            format!("more than {MAX_ATTRIBUTES} attributes on one element"),
-                        ));
-                    }
-                    if scopes.bindings.len() > MAX_BINDINGS_IN_SCOPE {
-                        return Err(err(
-                            &reader,
-                            format!(
-                                "more than {MAX_BINDINGS_IN_SCOPE} namespace declarations in scope"
-                            ),
-                        ));
-                    }
-                    let a = a.map_err(|e| err(&reader, e.to_string()))?;
-                    let key = a.key.as_ref();
-                    let value =
-                        decode_attribute(&a.value).map_err(|e| err(&reader, e.to_string()))?;
-                    if key == b"xmlns" {
-                        scopes.bindings.push((Vec::new(), namespaces.get(value.as_bytes()), depth));
-                    } else if let Some(prefix) = key.strip_prefix(b"xmlns:") {
-                        scopes.bindings.push((
-                            prefix.to_vec(),
-                            namespaces.get(value.as_bytes()),
-                            depth,
-                        ));
-                    } else {
-                        attributes.push((key.to_vec(), value.into_owned()));
-                    }
-                }
-                let qname = e.name();
-                let (prefix, local) = split_qname(qname.as_ref());
-                let ns = match prefix {
-                    b"" => scopes.resolve(b"").unwrap_or_else(|| no_ns.clone()),
-                    b"xml" => xml_ns.clone(),
-                    p => scopes.resolve(p).ok_or_else(|| {
-                        err(&reader, format!("undeclared prefix {:?}", String::from_utf8_lossy(p)))
-                    })?,
-                };
-                let mut element = Element { ns, name: names.get(local), ..Default::default() };
-                for (key, value) in attributes {
-                    let (prefix, local) = split_qname(&key);
-                    let ans = match prefix {
-                        b"" => no_ns.clone(),
-                        b"xml" => xml_ns.clone(),
-                        p => scopes.resolve(p).ok_or_else(|| {
-                            err(
-                                &reader,
-                                format!("undeclared prefix {:?}", String::from_utf8_lossy(p)),
-                            )
-                        })?,
-                    };
-                    element.attributes.push((
-                        ans.to_string(),
-                        String::from_utf8_lossy(local).into_owned(),
-                        value,
-                    ));
-                }
-                if matches!(event, Event::Empty(_)) {
-                    scopes.leave(depth - 1);
-                    attach(&mut stack, &mut root, element);
-                } else {
-                    open_names.open(qname.as_ref());
-                    stack.push(element);
-                }
-            }
-            Event::End(ref e) => {
-                if !open_names.close(e.name().as_ref()) {
-                    return Err(err(
-                        &reader,
-                        format!(
-                            "unexpected end tag </{}>",
-                            String::from_utf8_lossy(e.name().as_ref())
-                        ),
-                    ));
-                }
-                let element =
-                    stack.pop().ok_or_else(|| err(&reader, "unbalanced end tag".into()))?;
-                scopes.leave(stack.len());
-                attach(&mut stack, &mut root, element);
-            }
+            Event::Start(ref e) => tree.start(&reader, e, false)?,
+            Event::Empty(ref e) => tree.start(&reader, e, true)?,
+            Event::End(ref e) => tree.end(&reader, e.name().as_ref())?,
             Event::Text(t) => {
-                let raw = std::str::from_utf8(&t).map_err(|_| err(&reader, "not UTF-8".into()))?;
-                match stack.last_mut() {
+                let raw = std::str::from_utf8(&t).map_err(|_| err(&reader, "not UTF-8"))?;
+                match tree.stack.last_mut() {
                     Some(top) => top.text.push_str(&normalize_newlines(raw)),
                     None if raw.trim().is_empty() => {}
-                    None => return Err(err(&reader, "text outside the root element".into())),
+                    None => return Err(err(&reader, "text outside the root element")),
                 }
             }
             Event::CData(c) => {
-                if let Some(top) = stack.last_mut() {
+                if let Some(top) = tree.stack.last_mut() {
                     top.text.push_str(&String::from_utf8_lossy(&c));
                 }
             }
             Event::GeneralRef(r) => {
-                let name = std::str::from_utf8(&r).map_err(|_| err(&reader, "not UTF-8".into()))?;
+                let name = std::str::from_utf8(&r).map_err(|_| err(&reader, "not UTF-8"))?;
                 let c = resolve_reference(name).map_err(|e| err(&reader, e.to_string()))?;
-                match stack.last_mut() {
+                match tree.stack.last_mut() {
                     Some(top) => top.text.push(c),
-                    None => {
-                        return Err(err(&reader, "a reference outside the root element".into()));
-                    }
+                    None => return Err(err(&reader, "a reference outside the root element")),
                 }
             }
             Event::DocType(_) => {
-                return Err(err(&reader, "document type declarations are not accepted".into()));
+                return Err(err(&reader, "document type declarations are not accepted"));
             }
             Event::Decl(_) | Event::Comment(_) | Event::PI(_) => {}
             Event::Eof => break,
         }
     }
-    if !stack.is_empty() || int_text.is_some() {
+    if !tree.stack.is_empty() || tree.int_text.is_some() {
         return Err(XmlError {
             offset: text.len() as u64,
             message: "truncated: elements are not closed".into(),
         });
     }
-    root.ok_or(XmlError { offset: 0, message: "empty document".into() })
+    tree.root.ok_or(XmlError { offset: 0, message: "empty document".into() })
+}
+
+fn err(reader: &Reader<&[u8]>, message: impl Into<String>) -> XmlError {
+    XmlError { offset: reader.buffer_position(), message: message.into() }
+}
+
+/// The tree as it is read: the open elements, the names and namespaces in scope, and the
+/// counts the limits are checked against.
+struct TreeBuilder {
+    stack: Vec<Element>,
+    open_names: OpenNames,
+    scopes: Scopes,
+    root: Option<Element>,
+    count: usize,
+    names: Interner,
+    namespaces: Interner,
+    /// Inside an `<int>` item read the ordinary way: its text so far.
+    int_text: Option<String>,
+}
+
+impl Default for TreeBuilder {
+    fn default() -> Self {
+        TreeBuilder {
+            stack: Vec::with_capacity(16),
+            open_names: OpenNames::default(),
+            scopes: Scopes::default(),
+            root: None,
+            count: 0,
+            names: Interner::default(),
+            namespaces: Interner::default(),
+            int_text: None,
+        }
+    }
+}
+
+impl TreeBuilder {
+    fn count_element(&mut self, reader: &Reader<&[u8]>) -> Result<(), XmlError> {
+        self.count += 1;
+        if self.count > MAX_ELEMENTS {
+            return Err(err(reader, format!("more than {MAX_ELEMENTS} elements")));
+        }
+        Ok(())
+    }
+
+    /// An `<int>` start tag: the item and the plain items that follow it are read straight from
+    /// the input; an item that is not plain is read the ordinary way, into `int_text`.
+    fn int_items(&mut self, reader: &mut Reader<&[u8]>, qname: &[u8]) -> Result<(), XmlError> {
+        self.count_element(reader)?;
+        let mut rest: &[u8] = reader.get_ref();
+        let Some((value, consumed)) = int_item(rest, qname) else {
+            self.int_text = Some(String::new());
+            self.open_names.open(qname);
+            return Ok(());
+        };
+        let ints = &mut self.stack.last_mut().expect("inside an element").ints;
+        // Arrays come by the dozen or thousand: skip the smallest steps of growth.
+        ints.reserve(64);
+        ints.push(value);
+        rest = &rest[consumed..];
+        // The items that follow, `<int>N</int>` after `<int>N</int>`, in one go.
+        while let Some(after_open) = rest
+            .strip_prefix(b"<")
+            .and_then(|r| strip_name(r, qname))
+            .and_then(|r| r.strip_prefix(b">"))
+        {
+            let Some((value, consumed)) = int_item(after_open, qname) else { break };
+            self.count += 1;
+            if self.count > MAX_ELEMENTS {
+                return Err(err(reader, format!("more than {MAX_ELEMENTS} elements")));
+            }
+            ints.push(value);
+            rest = &after_open[consumed..];
+        }
+        // The slice reader reads on from wherever its input now starts: past the items, where
+        // it expects text, as after any end tag.
+        *reader.get_mut() = rest;
+        Ok(())
+    }
+
+    fn end_int(&mut self, reader: &Reader<&[u8]>, qname: &[u8]) -> Result<(), XmlError> {
+        if !self.open_names.close(qname) {
+            return Err(err(reader, "mismatched end tag"));
+        }
+        let text = self.int_text.take().unwrap_or_default();
+        let value = text
+            .trim()
+            .parse::<i64>()
+            .map_err(|_| err(reader, format!("an <int> item holds {text:?}, not an integer")))?;
+        self.stack.last_mut().expect("inside an element").ints.push(value);
+        Ok(())
+    }
+
+    fn start(
+        &mut self,
+        reader: &Reader<&[u8]>,
+        e: &BytesStart<'_>,
+        empty: bool,
+    ) -> Result<(), XmlError> {
+        self.count_element(reader)?;
+        if self.stack.len() >= MAX_DEPTH {
+            return Err(err(reader, format!("nested deeper than {MAX_DEPTH}")));
+        }
+        if self.root.is_some() {
+            return Err(err(reader, "content after the root element"));
+        }
+        let depth = self.stack.len() + 1;
+        let attributes = self.attributes(reader, e, depth)?;
+        let qname = e.name();
+        let (prefix, local) = split_qname(qname.as_ref());
+        let ns = match prefix {
+            b"" => self.scopes.resolve(b"").unwrap_or_default(),
+            p => self.namespace_of(reader, p)?,
+        };
+        let mut element = Element { ns, name: self.names.get(local), ..Default::default() };
+        for (key, value) in attributes {
+            let (prefix, local) = split_qname(&key);
+            let ns = match prefix {
+                b"" => Name::default(),
+                p => self.namespace_of(reader, p)?,
+            };
+            element.attributes.push((
+                ns.to_string(),
+                String::from_utf8_lossy(local).into_owned(),
+                value,
+            ));
+        }
+        if empty {
+            self.scopes.leave(depth - 1);
+            attach(&mut self.stack, &mut self.root, element);
+        } else {
+            self.open_names.open(qname.as_ref());
+            self.stack.push(element);
+        }
+        Ok(())
+    }
+
+    /// The element's attributes other than namespace declarations, which go into scope.
+    fn attributes(
+        &mut self,
+        reader: &Reader<&[u8]>,
+        e: &BytesStart<'_>,
+        depth: usize,
+    ) -> Result<Vec<(Vec<u8>, String)>, XmlError> {
+        let mut attributes = Vec::new();
+        for (i, a) in e.attributes().enumerate() {
+            if i >= MAX_ATTRIBUTES {
+                return Err(err(
+                    reader,
+                    format!("more than {MAX_ATTRIBUTES} attributes on one element"),
+                ));
+            }
+            if self.scopes.bindings.len() > MAX_BINDINGS_IN_SCOPE {
+                return Err(err(
+                    reader,
+                    format!("more than {MAX_BINDINGS_IN_SCOPE} namespace declarations in scope"),
+                ));
+            }
+            let a = a.map_err(|e| err(reader, e.to_string()))?;
+            let key = a.key.as_ref();
+            let value = decode_attribute(&a.value).map_err(|e| err(reader, e.to_string()))?;
+            if key == b"xmlns" {
+                let ns = self.namespaces.get(value.as_bytes());
+                self.scopes.bindings.push((Vec::new(), ns, depth));
+            } else if let Some(prefix) = key.strip_prefix(b"xmlns:") {
+                let ns = self.namespaces.get(value.as_bytes());
+                self.scopes.bindings.push((prefix.to_vec(), ns, depth));
+            } else {
+                attributes.push((key.to_vec(), value.into_owned()));
+            }
+        }
+        Ok(attributes)
+    }
+
+    /// The namespace a (non-empty) prefix stands for.
+    fn namespace_of(&self, reader: &Reader<&[u8]>, prefix: &[u8]) -> Result<Name, XmlError> {
+        if prefix == b"xml" {
+            return Ok(Name::Known(XML_NS));
+        }
+        self.scopes.resolve(prefix).ok_or_else(|| {
+            err(reader, format!("undeclared prefix {:?}", String::from_utf8_lossy(prefix)))
+        })
+    }
+
+    fn end(&mut self, reader: &Reader<&[u8]>, qname: &[u8]) -> Result<(), XmlError> {
+        if !self.open_names.close(qname) {
+            return Err(err(
+                reader,
+                format!("unexpected end tag </{}>", String::from_utf8_lossy(qname)),
+            ));
+        }
+        let element = self.stack.pop().ok_or_else(|| err(reader, "unbalanced end tag"))?;
+        self.scopes.leave(self.stack.len());
+        attach(&mut self.stack, &mut self.root, element);
+        Ok(())
+    }
 }
 
 fn attach(stack: &mut [Element], root: &mut Option<Element>, element: Element) {
