@@ -430,50 +430,15 @@ impl Planner {
         arch: &str,
         variant: Variant<'_>,
     ) -> Vec<PlannedFile> {
-        let size = |rng: &mut Rng, scale: f64| {
-            ((self.payload_bytes as f64 * scale * (0.5 + rng.unit())) as u64).max(1)
-        };
-        let mut key = 0u64;
-        let mut file = |rng: &mut Rng,
-                        name: String,
-                        scale: f64,
-                        patching: Option<&'static str>,
-                        preferred: Option<&'static str>| {
-            key += 1;
-            PlannedFile {
-                content_key: index << 8 | key,
-                file_name: name,
-                size: size(rng, scale),
-                patching_type: patching,
-                preferred,
-            }
-        };
+        let mut out = Payloads { index, payload_bytes: self.payload_bytes, files: Vec::new() };
         match handler {
             Handler::Cbs => {
-                let mut v = vec![file(
-                    rng,
-                    format!("Windows11.0-KB{kb}-{arch}.cab"),
-                    1.0,
-                    Some("SelfContained"),
-                    None,
-                )];
+                let name = format!("Windows11.0-KB{kb}-{arch}");
+                out.add(rng, format!("{name}.cab"), 1.0, SELF_CONTAINED, None);
                 if variant == Variant::Cumulative {
-                    v.push(file(
-                        rng,
-                        format!("Windows11.0-KB{kb}-{arch}.psf"),
-                        EXPRESS_PSF_SCALE,
-                        Some("Express"),
-                        None,
-                    ));
-                    v.push(file(
-                        rng,
-                        format!("Windows11.0-KB{kb}-{arch}-express.cab"),
-                        EXPRESS_CAB_SCALE,
-                        Some("Express"),
-                        None,
-                    ));
+                    out.add(rng, format!("{name}.psf"), EXPRESS_PSF_SCALE, EXPRESS, None);
+                    out.add(rng, format!("{name}-express.cab"), EXPRESS_CAB_SCALE, EXPRESS, None);
                 }
-                v
             }
             Handler::CommandLine => {
                 let name = if rng.chance(0.5) {
@@ -481,76 +446,22 @@ impl Planner {
                 } else {
                     format!("windows-kb{kb}-{arch}.exe")
                 };
-                vec![file(rng, name, 1.0, None, None)]
+                out.add(rng, name, 1.0, None, None);
             }
             // Office names its language-neutral payloads `glb` and the others by culture.
-            Handler::WindowsInstaller => match variant {
-                Variant::Culture(c) => vec![file(
-                    rng,
-                    format!("office2016-kb{kb}-fullfile-{arch}-{c}.cab"),
-                    0.4,
-                    None,
-                    None,
-                )],
-                _ => vec![file(
-                    rng,
-                    format!("office2016-kb{kb}-fullfile-{arch}-glb.cab"),
-                    1.0,
-                    None,
-                    None,
-                )],
-            },
-            Handler::Driver => {
-                vec![file(rng, format!("driver-{index}-{arch}.cab"), 0.5, None, None)]
+            Handler::WindowsInstaller => {
+                let (culture, scale) = match variant {
+                    Variant::Culture(c) => (c, 0.4),
+                    _ => ("glb", 1.0),
+                };
+                let name = format!("office2016-kb{kb}-fullfile-{arch}-{culture}.cab");
+                out.add(rng, name, scale, None, None);
             }
-            Handler::OsInstaller => {
-                let hex = format!("{:040X}", rng.next_u64() as u128 * 0x1_0000_0001);
-                let mut v = vec![
-                    file(
-                        rng,
-                        format!("{hex}_Wsus.AggregatedMetadata.cab"),
-                        0.2,
-                        None,
-                        Some("Metadata"),
-                    ),
-                    file(rng, "DesktopDeployment.cab".into(), 0.3, None, Some("ServicingStack")),
-                    file(
-                        rng,
-                        format!("SSU-{}-{arch}.cab", 22000 + index % 5000),
-                        0.5,
-                        Some("SelfContained"),
-                        None,
-                    ),
-                    file(
-                        rng,
-                        format!("Windows11.0-KB{kb}-{arch}.psf"),
-                        2.0,
-                        Some("SelfContained"),
-                        None,
-                    ),
-                ];
-                if rng.chance(0.6) {
-                    v.push(file(
-                        rng,
-                        format!("{hex}_LanguagePackClient.wim"),
-                        3.0,
-                        Some("SelfContained"),
-                        None,
-                    ));
-                }
-                if rng.chance(0.4) {
-                    v.push(file(
-                        rng,
-                        format!("Windows11.0-KB{kb}-{arch}.msu"),
-                        1.0,
-                        Some("SelfContained"),
-                        None,
-                    ));
-                }
-                v
-            }
-            Handler::Category | Handler::Detectoid | Handler::Bundle => Vec::new(),
+            Handler::Driver => out.add(rng, format!("driver-{index}-{arch}.cab"), 0.5, None, None),
+            Handler::OsInstaller => os_installer_files(&mut out, rng, kb, arch, index),
+            Handler::Category | Handler::Detectoid | Handler::Bundle => {}
         }
+        out.files
     }
 
     fn title(
@@ -845,30 +756,66 @@ impl Planner {
         p.explicitly_deployable = true;
         p.prerequisites = self.software_prerequisites(rng, product, Some(cat::UPDATES), false);
         let package_arch = if arch == "x64" { "amd64" } else { arch };
-        let size = |rng: &mut Rng, scale: f64| {
-            ((self.payload_bytes as f64 * scale * (0.5 + rng.unit())) as u64).max(1)
-        };
-        p.files = vec![
-            PlannedFile {
-                content_key: index << 8 | 1,
-                file_name: format!("Microsoft-Windows-Client-Language-Pack_{arch}_{culture}.cab"),
-                size: size(rng, 0.8),
-                patching_type: Some("SelfContained"),
-                preferred: None,
-            },
-            PlannedFile {
-                content_key: index << 8 | 2,
-                file_name: format!(
-                    "Microsoft-Windows-LanguageFeatures-Basic-{culture}-Package~31bf3856ad364e35~{package_arch}~~.cab"
-                ),
-                size: size(rng, 0.2),
-                patching_type: Some("SelfContained"),
-                preferred: None,
-            },
-        ];
+        let mut out = Payloads { index, payload_bytes: self.payload_bytes, files: Vec::new() };
+        let name = format!("Microsoft-Windows-Client-Language-Pack_{arch}_{culture}.cab");
+        out.add(rng, name, 0.8, SELF_CONTAINED, None);
+        let name = format!(
+            "Microsoft-Windows-LanguageFeatures-Basic-{culture}-Package~31bf3856ad364e35~{package_arch}~~.cab"
+        );
+        out.add(rng, name, 0.2, SELF_CONTAINED, None);
+        p.files = out.files;
         p.core_target = Self::core_target(rng, Handler::Cbs);
         self.bumpable.push(p.clone());
         p
+    }
+}
+
+const SELF_CONTAINED: Option<&str> = Some("SelfContained");
+const EXPRESS: Option<&str> = Some("Express");
+
+/// An update's payload files as they are planned: numbered (`content_key`) in order and sized
+/// around the planner's payload size.
+struct Payloads {
+    index: u64,
+    payload_bytes: u64,
+    files: Vec<PlannedFile>,
+}
+
+impl Payloads {
+    fn add(
+        &mut self,
+        rng: &mut Rng,
+        file_name: String,
+        scale: f64,
+        patching_type: Option<&'static str>,
+        preferred: Option<&'static str>,
+    ) {
+        let size = ((self.payload_bytes as f64 * scale * (0.5 + rng.unit())) as u64).max(1);
+        let key = self.files.len() as u64 + 1;
+        self.files.push(PlannedFile {
+            content_key: self.index << 8 | key,
+            file_name,
+            size,
+            patching_type,
+            preferred,
+        });
+    }
+}
+
+/// A feature update's files: metadata, the servicing stack, the `.psf`, and sometimes a
+/// language pack image and an `.msu`.
+fn os_installer_files(out: &mut Payloads, rng: &mut Rng, kb: u32, arch: &str, index: u64) {
+    let hex = format!("{:040X}", rng.next_u64() as u128 * 0x1_0000_0001);
+    out.add(rng, format!("{hex}_Wsus.AggregatedMetadata.cab"), 0.2, None, Some("Metadata"));
+    out.add(rng, "DesktopDeployment.cab".into(), 0.3, None, Some("ServicingStack"));
+    let ssu = format!("SSU-{}-{arch}.cab", 22000 + index % 5000);
+    out.add(rng, ssu, 0.5, SELF_CONTAINED, None);
+    out.add(rng, format!("Windows11.0-KB{kb}-{arch}.psf"), 2.0, SELF_CONTAINED, None);
+    if rng.chance(0.6) {
+        out.add(rng, format!("{hex}_LanguagePackClient.wim"), 3.0, SELF_CONTAINED, None);
+    }
+    if rng.chance(0.4) {
+        out.add(rng, format!("Windows11.0-KB{kb}-{arch}.msu"), 1.0, SELF_CONTAINED, None);
     }
 }
 
