@@ -561,7 +561,20 @@ impl<'a> Parser<'a> {
 
         self.model_start(role, at)?;
 
-        // Fragment captures: a new top-level section, or a LocalizedProperties anywhere.
+        self.open_captures(role, &name, is_localized_properties, at);
+        self.push_frame(role, foreign_ns, name, at, empty)
+    }
+
+    /// Fragment captures: a new top-level section, or a LocalizedProperties anywhere. Every
+    /// open capture copies the start tag.
+    fn open_captures(
+        &mut self,
+        role: Role,
+        name: &Range<usize>,
+        is_localized_properties: bool,
+        at: usize,
+    ) {
+        let depth = self.stack.len();
         let target = match role {
             Role::Identity => Some(Target::CoreIdentity),
             Role::Properties => Some(Target::ExtendedProperties),
@@ -607,8 +620,6 @@ impl<'a> Parser<'a> {
             capture.start(element_name, self.attributes.iter());
             self.captures.push((Target::Localized, capture));
         }
-
-        self.push_frame(role, foreign_ns, name, at, empty)
     }
 
     fn push_frame(
@@ -843,47 +854,7 @@ impl<'a> Parser<'a> {
                 let (id, _) = self.identity_attribute(at, false)?;
                 self.superseded.push(id);
             }
-            Role::File => {
-                let name = self
-                    .attributes
-                    .get("FileName")
-                    .ok_or_else(|| self.error(at, "File without FileName"))?
-                    .to_string();
-                let algorithm = self.attributes.get("DigestAlgorithm").unwrap_or("SHA1");
-                if !algorithm.eq_ignore_ascii_case("SHA1") {
-                    return Err(self.error(
-                        at,
-                        format!("file {name}: digest algorithm {algorithm:?} is not SHA1"),
-                    ));
-                }
-                let digest = self
-                    .attributes
-                    .get("Digest")
-                    .ok_or_else(|| self.error(at, format!("file {name} has no Digest")))?;
-                let sha1 = Sha1Digest::from_base64(digest)
-                    .map_err(|e| self.error(at, format!("file {name}: {e}")))?;
-                let size_text = self
-                    .attributes
-                    .get("Size")
-                    .ok_or_else(|| self.error(at, format!("file {name} has no Size")))?;
-                let size = size_text.trim().parse::<u64>().map_err(|_| {
-                    self.error(at, format!("file {name}: Size {size_text:?} is not a number"))
-                })?;
-                if size > MAX_FILE_SIZE {
-                    return Err(self.error(
-                        at,
-                        format!("file {name}: Size {size} is above the {MAX_FILE_SIZE}-byte limit"),
-                    ));
-                }
-                self.current_file = Some(UpdateFile {
-                    file_name: name,
-                    size,
-                    sha1,
-                    sha256: None,
-                    modified: self.attributes.get("Modified").map(str::to_string),
-                    patching_type: self.attributes.get("PatchingType").map(str::to_string),
-                });
-            }
+            Role::File => self.current_file = Some(self.file_start(at)?),
             Role::AdditionalDigest => {
                 self.pending_sha256 = self.attributes.get("Algorithm").map(str::to_string);
             }
@@ -903,6 +874,48 @@ impl<'a> Parser<'a> {
             _ => {}
         }
         Ok(())
+    }
+
+    /// A `<upd:File>`: its name, SHA-1 digest and size, checked.
+    fn file_start(&self, at: usize) -> Result<UpdateFile, DocumentError> {
+        let name = self
+            .attributes
+            .get("FileName")
+            .ok_or_else(|| self.error(at, "File without FileName"))?
+            .to_string();
+        let algorithm = self.attributes.get("DigestAlgorithm").unwrap_or("SHA1");
+        if !algorithm.eq_ignore_ascii_case("SHA1") {
+            return Err(
+                self.error(at, format!("file {name}: digest algorithm {algorithm:?} is not SHA1"))
+            );
+        }
+        let digest = self
+            .attributes
+            .get("Digest")
+            .ok_or_else(|| self.error(at, format!("file {name} has no Digest")))?;
+        let sha1 = Sha1Digest::from_base64(digest)
+            .map_err(|e| self.error(at, format!("file {name}: {e}")))?;
+        let size_text = self
+            .attributes
+            .get("Size")
+            .ok_or_else(|| self.error(at, format!("file {name} has no Size")))?;
+        let size = size_text.trim().parse::<u64>().map_err(|_| {
+            self.error(at, format!("file {name}: Size {size_text:?} is not a number"))
+        })?;
+        if size > MAX_FILE_SIZE {
+            return Err(self.error(
+                at,
+                format!("file {name}: Size {size} is above the {MAX_FILE_SIZE}-byte limit"),
+            ));
+        }
+        Ok(UpdateFile {
+            file_name: name,
+            size,
+            sha1,
+            sha256: None,
+            modified: self.attributes.get("Modified").map(str::to_string),
+            patching_type: self.attributes.get("PatchingType").map(str::to_string),
+        })
     }
 
     fn model_end(&mut self, role: Role, span: Span) -> Result<(), DocumentError> {
