@@ -250,7 +250,6 @@ fn fetch_once(
     validator_path: &Path,
     state: &mut State,
 ) -> Result<Done, Failure> {
-    let io = |e: std::io::Error| Failure::Fatal(format!("{}: {e}", part.display()));
     let validator = std::fs::read_to_string(validator_path).ok().filter(|v| !v.is_empty());
     let mut have = state.hasher.len();
     if have > 0 && validator.is_none() {
@@ -273,37 +272,11 @@ fn fetch_once(
         }
         Err(e) => return Err(Failure::Transient(e.to_string())),
     };
-    let status = response.status().as_u16();
-    let start = match status {
-        206 if have > 0 => {
-            let from = response
-                .headers()
-                .get("content-range")
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.strip_prefix("bytes "))
-                .and_then(|v| v.split('-').next())
-                .and_then(|v| v.parse::<u64>().ok());
-            if from != Some(have) {
-                return Err(Failure::Fatal(format!(
-                    "asked for bytes from {have}, got Content-Range {from:?}"
-                )));
-            }
-            have
-        }
-        200 => 0,
-        416 if have > 0 => {
-            // The partial file belongs to another version: start over.
-            let _ = std::fs::remove_file(part);
-            state.hasher = FileHasher::default();
-            return Ok(Done::Retry("the server refused the range; starting over".into()));
-        }
-        500..=599 | 408 | 429 => return Err(Failure::Transient(format!("HTTP {status}"))),
-        404 => {
-            return Err(Failure::Fatal(
-                "HTTP 404: the upstream does not have this file (on a WSUS upstream, approve the update there so it downloads it)".into(),
-            ));
-        }
-        other => return Err(Failure::Fatal(format!("HTTP {other}"))),
+    let Some(start) = start_offset(&response, have)? else {
+        // The partial file belongs to another version: start over.
+        let _ = std::fs::remove_file(part);
+        state.hasher = FileHasher::default();
+        return Ok(Done::Retry("the server refused the range; starting over".into()));
     };
     let headers = response.headers();
     let new_validator = headers
@@ -323,17 +296,7 @@ fn fetch_once(
             w.size
         )));
     }
-    let mut file = if start == 0 {
-        state.hasher = FileHasher::default();
-        let f = File::create(part).map_err(io)?;
-        std::fs::write(validator_path, new_validator.unwrap_or_default()).map_err(io)?;
-        f
-    } else {
-        let mut f = OpenOptions::new().write(true).open(part).map_err(io)?;
-        f.set_len(start).map_err(io)?;
-        f.seek(SeekFrom::Start(start)).map_err(io)?;
-        f
-    };
+    let file = open_part(part, validator_path, start, new_validator, state)?;
     // Progress: bytes an earlier run left count once; a restart from zero takes back what it counted.
     if start > state.counted {
         shared.resumed.fetch_add(start - state.counted, Ordering::Relaxed);
@@ -342,7 +305,74 @@ fn fetch_once(
         shared.done_bytes.fetch_sub(state.counted - start, Ordering::Relaxed);
     }
     state.counted = start;
-    let mut body = response.body_mut().as_reader();
+    copy_body(shared, w, &mut response.body_mut().as_reader(), file, part, state)
+}
+
+/// Where the response's body starts in the file, from its status: `None` when the server
+/// refused the range (the partial file is of another version).
+fn start_offset(
+    response: &ureq::http::Response<ureq::Body>,
+    have: u64,
+) -> Result<Option<u64>, Failure> {
+    let status = response.status().as_u16();
+    match status {
+        206 if have > 0 => {
+            let from = response
+                .headers()
+                .get("content-range")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("bytes "))
+                .and_then(|v| v.split('-').next())
+                .and_then(|v| v.parse::<u64>().ok());
+            if from != Some(have) {
+                return Err(Failure::Fatal(format!(
+                    "asked for bytes from {have}, got Content-Range {from:?}"
+                )));
+            }
+            Ok(Some(have))
+        }
+        200 => Ok(Some(0)),
+        416 if have > 0 => Ok(None),
+        500..=599 | 408 | 429 => Err(Failure::Transient(format!("HTTP {status}"))),
+        404 => Err(Failure::Fatal(
+            "HTTP 404: the upstream does not have this file (on a WSUS upstream, approve the update there so it downloads it)".into(),
+        )),
+        other => Err(Failure::Fatal(format!("HTTP {other}"))),
+    }
+}
+
+/// The `.part` file, positioned at `start`: new (with the response's validator beside it) from
+/// zero, else cut to `start`.
+fn open_part(
+    part: &Path,
+    validator_path: &Path,
+    start: u64,
+    new_validator: Option<String>,
+    state: &mut State,
+) -> Result<File, Failure> {
+    let io = |e: std::io::Error| Failure::Fatal(format!("{}: {e}", part.display()));
+    if start == 0 {
+        state.hasher = FileHasher::default();
+        let f = File::create(part).map_err(io)?;
+        std::fs::write(validator_path, new_validator.unwrap_or_default()).map_err(io)?;
+        return Ok(f);
+    }
+    let mut f = OpenOptions::new().write(true).open(part).map_err(io)?;
+    f.set_len(start).map_err(io)?;
+    f.seek(SeekFrom::Start(start)).map_err(io)?;
+    Ok(f)
+}
+
+/// The body into the `.part` file and the hasher, never past the size the metadata gives.
+fn copy_body(
+    shared: &Shared<'_>,
+    w: &Wanted,
+    body: &mut impl Read,
+    mut file: File,
+    part: &Path,
+    state: &mut State,
+) -> Result<Done, Failure> {
+    let io = |e: std::io::Error| Failure::Fatal(format!("{}: {e}", part.display()));
     let mut buf = vec![0u8; BUFFER];
     loop {
         if shared.stop.load(Ordering::Relaxed) {
