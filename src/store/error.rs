@@ -14,8 +14,15 @@ pub enum StoreError {
     #[error("database {database}: {context}: {source}")]
     Database { database: String, context: String, source: DatabaseError },
 
-    #[error("database {} has schema version {found}, newer than this ferry knows ({known}): use a newer ferry", path.display())]
-    TooNew { path: PathBuf, found: usize, known: usize },
+    #[error(
+        "database {database} has schema version {found}, newer than this ferry knows ({known}): use a newer ferry"
+    )]
+    TooNew { database: String, found: usize, known: usize },
+
+    #[error(
+        "cannot reach the database {database}: {message}; check that the server runs and accepts connections, and the URL (--database or FERRY_DATABASE_URL)"
+    )]
+    Unreachable { database: String, message: String },
 
     #[error("{document}: {source}")]
     Document { document: String, source: DocumentError },

@@ -85,22 +85,29 @@ fn library_never_prints() {
     assert!(violations.is_empty(), "only cli/ prints:\n{}", violations.join("\n"));
 }
 
-/// Invariant: SQLite lives in `store/sqlite/` only: the rest of the store (its types, errors
-/// and the content tree) and the whole program know no database engine, so a second backend
-/// (PostgreSQL) goes beside it behind the same types.
+/// Invariant: each database engine lives in its backend only: `rusqlite` in `store/sqlite/`,
+/// `postgres` and its pool in `store/postgres/`. The rest of the store (its types, errors and
+/// the content tree) and the whole program know no engine, so both backends stand behind the
+/// same types.
 #[test]
-fn sqlite_stays_in_its_backend() {
+fn engines_stay_in_their_backends() {
+    let engines =
+        [("/store/sqlite/", &["rusqlite"][..]), ("/store/postgres/", &["postgres::", "r2d2"][..])];
+    // A crate's path, not a module's: `store::postgres::` is the backend module itself.
+    let uses = |text: &str, name: &str| {
+        text.match_indices(name).any(|(at, _)| !text[..at].ends_with("::"))
+    };
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
     let mut violations = Vec::new();
     for (path, text) in sources(&root) {
-        if path.contains("/store/sqlite/") {
-            continue;
-        }
-        if text.contains("rusqlite") {
-            violations.push(path);
+        for (home, names) in engines {
+            let used = names.iter().find(|n| uses(&text, n));
+            if let Some(name) = used.filter(|_| !path.contains(home)) {
+                violations.push(format!("{path} uses {name}, which belongs in {home}"));
+            }
         }
     }
-    assert!(violations.is_empty(), "rusqlite used outside store/sqlite/: {violations:?}");
+    assert!(violations.is_empty(), "engines outside their backends:\n{}", violations.join("\n"));
 }
 
 /// Invariant: what the program asks of storage is the storage traits (`store::Storage` and its

@@ -15,6 +15,7 @@ mod hostile_bundles;
 mod hostile_server;
 mod ingest;
 mod pipeline;
+mod postgres;
 mod round_trips;
 mod served;
 mod server;

@@ -92,7 +92,7 @@ impl SqliteStore {
             .map_err(|e| self.err("reading the schema version", e))?;
         if version > schema::MIGRATIONS.len() {
             return Err(StoreError::TooNew {
-                path: self.db_path(),
+                database: self.db_path().display().to_string(),
                 found: version,
                 known: schema::MIGRATIONS.len(),
             });

@@ -1,0 +1,246 @@
+//! The PostgreSQL backend, for several front ends on one database (under way: connecting, the
+//! URL that names the database, and the schema's migrations and version check are here; the
+//! storage traits are not implemented yet, so no command opens a store on PostgreSQL).
+//!
+//! Calls block: the `postgres` client runs each call on a runtime of its own, so it is used, and
+//! dropped, on blocking threads only (as every store call is), never on an async worker.
+
+mod schema;
+
+use super::error::DatabaseError;
+use super::{StoreError, StoreResult};
+use postgres::NoTls;
+use postgres::config::Host;
+use r2d2_postgres::PostgresConnectionManager;
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+/// How long connecting may take when the URL does not say (`connect_timeout=`).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Connections one front end keeps at most.
+const POOL_SIZE: u32 = 16;
+/// Held while migrating, so that front ends started together migrate one after the other.
+const MIGRATION_LOCK: i64 = 0x6665_7272_7953_6368; // "ferrySch"
+
+/// A PostgreSQL connection URL (`postgres://user:password@host:port/database`), checked: it
+/// names a database and a host. Shown (in messages, logs, `Debug`) without its password.
+#[derive(Clone)]
+pub struct DatabaseUrl {
+    config: postgres::Config,
+    shown: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DatabaseUrlError {
+    #[error(
+        "the database URL is not a PostgreSQL URL (its scheme is {0}): write postgres://user@host/database"
+    )]
+    NotPostgres(String),
+    #[error("the database URL {shown} is not valid: {message}")]
+    Invalid { shown: String, message: String },
+}
+
+impl FromStr for DatabaseUrl {
+    type Err = DatabaseUrlError;
+
+    fn from_str(text: &str) -> Result<DatabaseUrl, DatabaseUrlError> {
+        let scheme_ends = ["postgres://", "postgresql://"].iter().find(|s| text.starts_with(**s));
+        if scheme_ends.is_none() {
+            // Only the scheme: the rest may hold a password.
+            let scheme = text.split_once("://").map_or("missing".into(), |(s, _)| format!("{s}:"));
+            return Err(DatabaseUrlError::NotPostgres(scheme));
+        }
+        let invalid =
+            |message: String| DatabaseUrlError::Invalid { shown: "postgres://…".into(), message };
+        let mut config = postgres::Config::from_str(text).map_err(|e| invalid(e.to_string()))?;
+        if config.get_hosts().is_empty() {
+            return Err(invalid("it names no host".into()));
+        }
+        if config.get_dbname().is_none_or(str::is_empty) {
+            return Err(invalid("it names no database (…/database at its end)".into()));
+        }
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(CONNECT_TIMEOUT);
+        }
+        let shown = shown(&config);
+        Ok(DatabaseUrl { config, shown })
+    }
+}
+
+/// `postgres://user@host:port,host2/database`: what identifies the database, no secret.
+fn shown(config: &postgres::Config) -> String {
+    let ports = config.get_ports();
+    let hosts: Vec<String> = config
+        .get_hosts()
+        .iter()
+        .enumerate()
+        .map(|(i, host)| {
+            let name = match host {
+                Host::Tcp(name) => name.clone(),
+                Host::Unix(path) => path.display().to_string(),
+            };
+            match ports.get(i).or(ports.first()) {
+                Some(port) => format!("{name}:{port}"),
+                None => name,
+            }
+        })
+        .collect();
+    let user = config.get_user().map(|u| format!("{u}@")).unwrap_or_default();
+    format!("postgres://{user}{}/{}", hosts.join(","), config.get_dbname().unwrap_or_default())
+}
+
+impl fmt::Display for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.shown)
+    }
+}
+
+impl fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "DatabaseUrl({})", self.shown)
+    }
+}
+
+type Pool = r2d2::Pool<PostgresConnectionManager<NoTls>>;
+
+/// A store's database on PostgreSQL: a pool of connections to a database whose schema is
+/// current.
+pub struct PostgresStore {
+    url: DatabaseUrl,
+    #[allow(dead_code)] // The storage traits' queries use it (issue 15, under way).
+    pool: Pool,
+    schema_version: usize,
+}
+
+impl PostgresStore {
+    /// Connects, then brings the schema up to date (one migrating front end at a time); a
+    /// database whose schema is newer than this ferry knows is refused.
+    pub fn connect(url: &DatabaseUrl) -> StoreResult<PostgresStore> {
+        // One direct connection first: r2d2 would say only that it timed out, this says why.
+        let mut client = url.config.connect(NoTls).map_err(|e| StoreError::Unreachable {
+            database: url.to_string(),
+            message: error_chain(&e),
+        })?;
+        let schema_version = migrate(&mut client, url)?;
+        drop(client);
+        let manager = PostgresConnectionManager::new(url.config.clone(), NoTls);
+        let pool = r2d2::Pool::builder()
+            .max_size(POOL_SIZE)
+            .min_idle(Some(1))
+            .connection_timeout(
+                url.config.get_connect_timeout().copied().unwrap_or(CONNECT_TIMEOUT),
+            )
+            .build_unchecked(manager);
+        Ok(PostgresStore { url: url.clone(), pool, schema_version })
+    }
+
+    /// The schema version the database has (the number of migrations applied).
+    pub fn schema_version(&self) -> usize {
+        self.schema_version
+    }
+
+    /// The schema version this ferry writes.
+    pub fn known_schema_version() -> usize {
+        schema::MIGRATIONS.len()
+    }
+
+    pub fn url(&self) -> &DatabaseUrl {
+        &self.url
+    }
+}
+
+/// Applies the migrations the database lacks, in one transaction under `MIGRATION_LOCK`;
+/// returns the version the schema has afterwards.
+fn migrate(client: &mut postgres::Client, url: &DatabaseUrl) -> StoreResult<usize> {
+    let fail = |context: &str| {
+        let database = url.to_string();
+        let context = context.to_string();
+        move |e: postgres::Error| database_error(&database, &context, &e)
+    };
+    let known = schema::MIGRATIONS.len();
+    let mut tx = client.transaction().map_err(fail("starting the migration"))?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+        .map_err(fail("waiting for another front end's migration"))?;
+    tx.batch_execute("CREATE TABLE IF NOT EXISTS schema_version (version integer NOT NULL)")
+        .map_err(fail("reading the schema version"))?;
+    let found: Option<i32> = tx
+        .query_opt("SELECT max(version) FROM schema_version", &[])
+        .map_err(fail("reading the schema version"))?
+        .and_then(|row| row.get(0));
+    let found = usize::try_from(found.unwrap_or(0)).unwrap_or(0);
+    if found > known {
+        return Err(StoreError::TooNew { database: url.to_string(), found, known });
+    }
+    for (i, sql) in schema::MIGRATIONS.iter().enumerate().skip(found) {
+        tx.batch_execute(sql).map_err(fail(&format!("applying schema migration {}", i + 1)))?;
+    }
+    if found < known {
+        let version = i32::try_from(known).expect("a few migrations");
+        tx.execute("DELETE FROM schema_version", &[]).map_err(fail("recording the version"))?;
+        tx.execute("INSERT INTO schema_version (version) VALUES ($1)", &[&version])
+            .map_err(fail("recording the schema version"))?;
+    }
+    tx.commit().map_err(fail("committing the migration"))?;
+    Ok(known)
+}
+
+/// The error and its causes in one line: the `postgres` error alone says only "db error" or
+/// "error connecting to server".
+fn error_chain(e: &postgres::Error) -> String {
+    let mut message = e.to_string();
+    if let Some(db) = e.as_db_error() {
+        message = format!("{} ({})", db.message(), db.code().code());
+    } else {
+        let mut source = std::error::Error::source(e);
+        while let Some(s) = source {
+            message.push_str(&format!(": {s}"));
+            source = s.source();
+        }
+    }
+    message
+}
+
+fn database_error(database: &str, context: &str, e: &postgres::Error) -> StoreError {
+    StoreError::Database {
+        database: database.to_string(),
+        context: context.to_string(),
+        source: DatabaseError { message: error_chain(e), busy: false },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_are_checked_and_shown_without_their_password() {
+        let cases: &[(&str, Result<&str, &str>)] = &[
+            ("postgres://ferry:pw@db1:5433/wsus", Ok("postgres://ferry@db1:5433/wsus")),
+            ("postgresql://db1/wsus", Ok("postgres://db1:5432/wsus")),
+            (
+                "postgres://ferry:pw@db1:5433,db2:5434/wsus",
+                Ok("postgres://ferry@db1:5433,db2:5434/wsus"),
+            ),
+            ("mysql://ferry:pw@db1/wsus", Err("not a PostgreSQL URL (its scheme is mysql:)")),
+            ("db1/wsus", Err("not a PostgreSQL URL (its scheme is missing)")),
+            ("postgres://ferry:pw@db1:5433", Err("names no database")),
+            ("postgres://ferry:pw@db1/wsus?sslmode=sometimes", Err("is not valid")),
+        ];
+        for (text, expected) in cases {
+            let parsed = text.parse::<DatabaseUrl>();
+            match (parsed, expected) {
+                (Ok(url), Ok(shown)) => {
+                    assert_eq!(url.to_string(), *shown, "{text}");
+                    assert!(!format!("{url:?}").contains("pw"), "{text}");
+                }
+                (Err(e), Err(words)) => {
+                    let message = e.to_string();
+                    assert!(message.contains(words), "{text}: {message}");
+                    assert!(!message.contains("pw@"), "{text}: {message}");
+                }
+                (got, _) => panic!("{text}: got {got:?}, expected {expected:?}"),
+            }
+        }
+    }
+}
