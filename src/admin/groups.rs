@@ -8,11 +8,13 @@
 
 use super::{AdminError, AdminResult, AdminService, Refusal};
 use crate::ids::ComputerId;
+use crate::ids::GroupId;
 use crate::store::prelude::*;
 use crate::store::{
-    ALL_COMPUTERS, GroupName, GroupRemoval, Store, TargetGroup, Targeting, TargetingMode,
-    UNASSIGNED_COMPUTERS,
+    ALL_COMPUTERS, ComputerRecord, GroupInTree, GroupName, GroupRemoval, Store, StoreError,
+    StoreResult, TargetGroup, Targeting, TargetingMode, UNASSIGNED_COMPUTERS,
 };
+use std::collections::HashMap;
 
 /// The most groups clients may create (`--max-client-groups`): far above any site's real
 /// groups, and a bound on what unauthenticated clients can add.
@@ -90,7 +92,7 @@ impl AdminService<'_> {
     pub fn computer_ids(&self, names: &[String]) -> AdminResult<Vec<ComputerId>> {
         let mut ids = Vec::with_capacity(names.len());
         for name in names {
-            match self.store.find_computers(name)?.as_slice() {
+            match find_computers(self.store, name)?.as_slice() {
                 [c] => ids.push(c.computer_id.clone()),
                 [] => return Err(AdminError::NoSuchComputer { name: name.clone() }),
                 many => {
@@ -211,4 +213,75 @@ pub(super) fn forget_computers(store: &mut Store, ids: &[ComputerId]) -> AdminRe
 fn group_in(rows: &dyn DeploymentRows, name_or_id: &str) -> AdminResult<TargetGroup> {
     rows.group(name_or_id)?
         .ok_or_else(|| AdminError::NoSuchGroup { name: name_or_id.to_string(), known: Vec::new() })
+}
+
+/// Groups in tree order: parents before children, built-in groups first, then by name; each
+/// with its path from All Computers and its depth.
+pub fn group_tree(store: &Store) -> StoreResult<Vec<GroupInTree>> {
+    let groups = store.groups()?;
+    let mut children: HashMap<Option<&str>, Vec<&TargetGroup>> = HashMap::new();
+    for g in &groups {
+        children.entry(g.parent_id.as_deref()).or_default().push(g);
+    }
+    for list in children.values_mut() {
+        list.sort_by_key(|g| (!g.is_builtin, g.name.to_lowercase()));
+    }
+    let mut out = Vec::with_capacity(groups.len());
+    let mut stack: Vec<(&TargetGroup, String, usize)> = children
+        .get(&None)
+        .map(|r| r.iter().rev().map(|g| (*g, g.name.clone(), 0)).collect())
+        .unwrap_or_default();
+    while let Some((g, path, depth)) = stack.pop() {
+        if let Some(kids) = children.get(&Some(g.group_id.as_str())) {
+            for k in kids.iter().rev() {
+                stack.push((k, format!("{path}/{}", k.name), depth + 1));
+            }
+        }
+        out.push(GroupInTree { group: g.clone(), path, depth });
+    }
+    Ok(out)
+}
+
+/// The computers in a group (by name or GUID) or in any group under it.
+pub fn computers_in_group(store: &Store, group: &str) -> StoreResult<Vec<ComputerRecord>> {
+    let g = store.group(group)?.ok_or_else(|| {
+        StoreError::NotFound(format!("no computer group {group:?} (see `ferry groups list`)"))
+    })?;
+    let computers = store.computers()?;
+    if g.group_id == ALL_COMPUTERS {
+        return Ok(computers);
+    }
+    let parents: HashMap<GroupId, GroupId> =
+        store.groups()?.into_iter().filter_map(|t| t.parent_id.map(|p| (t.group_id, p))).collect();
+    // Walk up from each of a computer's groups: the group asked for, or one above it.
+    let inside = |start: &GroupId| {
+        let mut id = start;
+        for _ in 0..=parents.len() {
+            if *id == g.group_id {
+                return true;
+            }
+            match parents.get(id) {
+                Some(p) => id = p,
+                None => return false,
+            }
+        }
+        false
+    };
+    Ok(computers.into_iter().filter(|c| c.groups.iter().any(inside)).collect())
+}
+
+/// Computers by SusClientId, exact DNS name or DNS name prefix (`pc01` finds
+/// `pc01.plant.example`), case-insensitive.
+pub fn find_computers(store: &Store, name_or_id: &str) -> StoreResult<Vec<ComputerRecord>> {
+    let wanted = name_or_id.trim().to_ascii_lowercase();
+    Ok(store
+        .computers()?
+        .into_iter()
+        .filter(|c| {
+            let dns = c.dns_name.to_ascii_lowercase();
+            c.computer_id == wanted
+                || dns == wanted
+                || dns.split('.').next() == Some(wanted.as_str())
+        })
+        .collect())
 }

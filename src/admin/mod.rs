@@ -8,12 +8,14 @@
 //! words in every front end.
 
 mod cleanup;
+mod compliance;
 mod groups;
 mod policy;
 mod rules;
 pub mod types;
 
-pub use groups::TargetingChange;
+pub use compliance::compliance_report;
+pub use groups::{TargetingChange, computers_in_group, find_computers, group_tree};
 pub use policy::PolicyOutcome;
 pub use rules::{NewRuleRequest, RuleOutcome};
 pub use types::{Action, Refusal};

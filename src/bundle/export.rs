@@ -578,8 +578,11 @@ fn pack_metadata(
         };
         let (mut size, mut uncompressed) = (0u64, 0u64);
         for &i in chunk {
-            let (compressed, doc_size) =
-                cache.document_in_languages(catalog[i].revision_id, &plan.languages)?;
+            let (compressed, doc_size) = crate::store::document_in_languages(
+                cache,
+                catalog[i].revision_id,
+                &plan.languages,
+            )?;
             size += metadata::write_record(&mut sink, &compressed, doc_size)
                 .map_err(|e| BundleError::io(&temp, e))?;
             uncompressed += doc_size;

@@ -80,15 +80,17 @@ fn names(args: &[String]) -> anyhow::Result<Vec<String>> {
 }
 
 fn list(store: &Store, a: ListArgs) -> anyhow::Result<()> {
-    let mut computers =
-        store.computers_in_group(a.group.as_deref().unwrap_or(ferry::store::ALL_COMPUTERS))?;
+    let mut computers = ferry::admin::computers_in_group(
+        store,
+        a.group.as_deref().unwrap_or(ferry::store::ALL_COMPUTERS),
+    )?;
     if let Some(name) = &a.name {
         let name = name.to_lowercase();
         computers.retain(|c| c.dns_name.to_lowercase().contains(&name));
     }
     if let Some(status) = &a.status {
         let state = super::input::update_state(status)?;
-        let report = store.compliance_report(computers.clone(), None)?;
+        let report = ferry::admin::compliance_report(store, computers.clone(), None)?;
         let matching: std::collections::HashSet<ferry::ids::ComputerId> = report
             .computers
             .into_iter()

@@ -125,8 +125,7 @@ fn list(store: &Store, json: bool) -> anyhow::Result<()> {
             *members.entry(g).or_default() += 1;
         }
     }
-    let rows: Vec<GroupRow> = store
-        .group_tree()?
+    let rows: Vec<GroupRow> = ferry::admin::group_tree(store)?
         .into_iter()
         .map(|group| {
             let computers = members.get(&group.group.group_id).copied().unwrap_or_default();

@@ -50,9 +50,11 @@ const COUNT_HEADERS: [&str; 6] =
 pub fn run(data: &Path, a: Args) -> anyhow::Result<()> {
     let store = Store::open(data)?;
     let status = a.status.as_deref().map(super::input::update_state).transpose()?;
-    let computers =
-        store.computers_in_group(a.group.as_deref().unwrap_or(ferry::store::ALL_COMPUTERS))?;
-    let mut report = store.compliance_report(computers, a.group.clone())?;
+    let computers = ferry::admin::computers_in_group(
+        &store,
+        a.group.as_deref().unwrap_or(ferry::store::ALL_COMPUTERS),
+    )?;
+    let mut report = ferry::admin::compliance_report(&store, computers, a.group.clone())?;
     if let Some(s) = status {
         report.computers.retain(|c| c.counts.get(s) > 0);
         report.updates.retain(|u| u.counts.get(s) > 0);

@@ -212,8 +212,10 @@ fn list(store: &Store, a: ListArgs) -> anyhow::Result<()> {
     let mut updates = store.list_updates(&filter)?;
     if let Some(status) = &a.status {
         let state = super::input::update_state(status)?;
-        let computers =
-            store.computers_in_group(a.group.as_deref().unwrap_or(ferry::store::ALL_COMPUTERS))?;
+        let computers = ferry::admin::computers_in_group(
+            store,
+            a.group.as_deref().unwrap_or(ferry::store::ALL_COMPUTERS),
+        )?;
         let statuses = store.computer_statuses()?;
         let arrived = store.arrival_times()?;
         let empty = ferry::compliance::ComputerStatus::default();

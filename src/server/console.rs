@@ -526,8 +526,8 @@ fn dashboard(store: &Store) -> crate::store::StoreResult<Rendered> {
     })?;
     let status = store.catalog_status()?;
     let computers = store.computers()?;
-    let report = store.compliance_report(computers.clone(), None)?;
-    let tree = store.group_tree()?;
+    let report = crate::admin::compliance_report(store, computers.clone(), None)?;
+    let tree = crate::admin::group_tree(store)?;
     let mut b = String::from("<h1>Dashboard</h1><div class=\"cards\">");
     let _ = write!(
         b,
@@ -625,7 +625,7 @@ fn updates(
         ..Default::default()
     })?;
     let shown = &list[..list.len().min(500)];
-    let groups = store.group_tree()?;
+    let groups = crate::admin::group_tree(store)?;
     let back = format!(
         "/admin/updates?approval={}&classification={}&product={}&search={}",
         url_encode(&q("approval").unwrap_or_default()),
@@ -702,8 +702,8 @@ fn computers(
     query: &HashMap<String, String>,
     csrf: &str,
 ) -> crate::store::StoreResult<Rendered> {
-    let report = store.compliance_report(store.computers()?, None)?;
-    let tree = store.group_tree()?;
+    let report = crate::admin::compliance_report(store, store.computers()?, None)?;
+    let tree = crate::admin::group_tree(store)?;
     let mut b = format!(
         "<h1>Computers</h1>{}<table><tr><th>Computer</th><th>Groups</th><th>Last contact</th><th>Last report</th>",
         message(query)
@@ -783,7 +783,7 @@ fn rules(
     query: &HashMap<String, String>,
     csrf: &str,
 ) -> crate::store::StoreResult<Rendered> {
-    let tree = store.group_tree()?;
+    let tree = crate::admin::group_tree(store)?;
     let mut b = format!(
         "<h1>Automatic approval rules</h1>{}<p>Applied after every import; a rule never touches a declined, expired or superseded \
          update, nor one already approved for its group.</p><table><tr><th>Rule</th><th>Classifications</th><th>Products</th><th>Group</th>\
@@ -876,7 +876,7 @@ fn computer(store: &Store, id: &str) -> crate::store::StoreResult<Rendered> {
         return Ok(Rendered::NotFound);
     };
     let name = record.dns_name.clone();
-    let report = store.compliance_report(vec![record], None)?;
+    let report = crate::admin::compliance_report(store, vec![record], None)?;
     let Some(c) = report.computers.first() else { return Ok(Rendered::NotFound) };
     let titles: HashMap<&str, (&Option<String>, &Option<String>, &str)> = report
         .updates

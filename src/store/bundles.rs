@@ -136,14 +136,6 @@ pub trait ChannelStorage {
 
     /// The stored (zstd) document of a revision and its uncompressed size, as bundles carry it.
     fn compressed_document(&self, revision_id: i32) -> StoreResult<(Vec<u8>, u64)>;
-
-    /// A stored document as it travels to a site that keeps `languages`: without the localized
-    /// properties and EULAs of other languages (`catalog::language::strip_languages`), compressed.
-    fn document_in_languages(
-        &self,
-        revision_id: i32,
-        languages: &[crate::catalog::Language],
-    ) -> StoreResult<(Vec<u8>, u64)>;
 }
 
 /// What an import records inside its ingest transaction.

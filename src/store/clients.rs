@@ -154,10 +154,6 @@ pub trait ClientStorage {
     /// Every approval change (approved, removed, declined) with its stamp.
     fn approval_change_log(&self) -> StoreResult<Vec<(i64, String)>>;
 
-    /// The server's identity, cookie key and configuration time, created on first use and
-    /// kept: a restart must not invalidate the cookies clients hold.
-    fn server_identity(&self) -> StoreResult<ServerIdentity>;
-
     /// Applies what the server recorded about clients, in one transaction. The transaction takes
     /// the write lock first (IMMEDIATE): one that read first and then found an import holding the
     /// lock would fail at once instead of waiting out the busy timeout.

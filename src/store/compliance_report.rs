@@ -47,11 +47,4 @@ pub trait ComplianceStorage {
 
     /// When each update's newest revision reached the store (server time).
     fn arrival_times(&self) -> StoreResult<HashMap<String, String>>;
-
-    /// The report over `computers` (all, or those of a group the caller chose).
-    fn compliance_report(
-        &self,
-        computers: Vec<ComputerRecord>,
-        group: Option<String>,
-    ) -> StoreResult<ComplianceReport>;
 }

@@ -4,7 +4,7 @@
 
 use crate::catalog::Sha1Digest;
 use crate::catalog::{ParsedUpdate, Update, UpdateIdentity, parse_update};
-use crate::store::{Documents, StoreError, StoreResult};
+use crate::store::{Documents, Store, StoreError, StoreResult};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, mpsc};
 
@@ -52,6 +52,29 @@ pub(crate) fn decompress_at_most(
         return Err(invalid(format!("{what}: decompresses to more than {limit} bytes")));
     }
     Ok(out)
+}
+
+/// A stored document as it travels to a site that keeps `languages`: without the localized
+/// properties and EULAs of other languages (`catalog::language::strip_languages`), compressed,
+/// with its uncompressed size.
+pub fn document_in_languages(
+    store: &Store,
+    revision_id: i32,
+    languages: &[crate::catalog::Language],
+) -> StoreResult<(Vec<u8>, u64)> {
+    let (compressed, size) = store.compressed_document(revision_id)?;
+    if languages.iter().any(crate::catalog::Language::is_all) {
+        return Ok((compressed, size));
+    }
+    let what = format!("the stored document of revision #{revision_id}");
+    let document = decompress_document(&compressed, size, &what)
+        .map_err(|e| StoreError::Oversized { document: what.clone(), message: e.to_string() })?;
+    let parsed = crate::catalog::parse_update(&document)
+        .map_err(|e| StoreError::Document { document: what, source: e })?;
+    match crate::catalog::language::strip_languages(&document, &parsed.update, languages) {
+        Some(stripped) => Ok((compress(&stripped), stripped.len() as u64)),
+        None => Ok((compressed, size)),
+    }
 }
 
 /// Checks a compressed document decompresses to exactly `size` bytes (no more: bombs stop at

@@ -98,19 +98,46 @@ pub struct GroupInTree {
     pub depth: usize,
 }
 
-/// The group tree, targeting and membership.
-pub trait GroupStorage {
-    /// Groups in tree order: parents before children, built-in groups first, then by name.
-    fn group_tree(&self) -> StoreResult<Vec<GroupInTree>>;
+const MODE_KEY: &str = "targeting.mode";
+const CREATE_KEY: &str = "targeting.create_missing_groups";
+const MAX_CLIENT_GROUPS_KEY: &str = "targeting.max_client_groups";
 
-    /// The computers in a group or any group under it.
-    fn computers_in_group(&self, group: &str) -> StoreResult<Vec<ComputerRecord>>;
+impl Targeting {
+    /// The targeting settings from the store's settings (`get` reads one by key; a backend may
+    /// read them inside a transaction); what is not set has WSUS's default.
+    pub fn from_settings<E>(get: impl Fn(&str) -> Result<Option<String>, E>) -> Result<Self, E> {
+        Ok(Targeting {
+            mode: if get(MODE_KEY)?.as_deref() == Some("server") {
+                TargetingMode::Server
+            } else {
+                TargetingMode::Client
+            },
+            create_missing_groups: get(CREATE_KEY)?.as_deref() != Some("false"),
+            max_client_groups: get(MAX_CLIENT_GROUPS_KEY)?
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(DEFAULT_MAX_CLIENT_GROUPS),
+        })
+    }
+}
 
+/// How computers get their groups, kept as settings: every backend has it through its
+/// settings.
+pub trait TargetingStorage {
     fn targeting(&self) -> StoreResult<Targeting>;
 
     fn set_targeting(&mut self, targeting: Targeting) -> StoreResult<()>;
+}
 
-    /// Computers by SusClientId, exact DNS name or DNS name prefix (`pc01` finds
-    /// `pc01.plant.example`), case-insensitive.
-    fn find_computers(&self, name_or_id: &str) -> StoreResult<Vec<ComputerRecord>>;
+impl<S: SettingStorage + ?Sized> TargetingStorage for S {
+    fn targeting(&self) -> StoreResult<Targeting> {
+        Targeting::from_settings(|key| self.setting(key))
+    }
+
+    fn set_targeting(&mut self, targeting: Targeting) -> StoreResult<()> {
+        let mode = if targeting.mode == TargetingMode::Server { "server" } else { "client" };
+        self.set_setting(MODE_KEY, mode)?;
+        let create = if targeting.create_missing_groups { "true" } else { "false" };
+        self.set_setting(CREATE_KEY, create)?;
+        self.set_setting(MAX_CLIENT_GROUPS_KEY, &targeting.max_client_groups.to_string())
+    }
 }

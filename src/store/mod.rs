@@ -51,9 +51,11 @@ pub use content::{
     VerifiedFile, hash_reader,
 };
 pub use deployments::{Administer, DeploymentRows, DeploymentStorage, RowsChange};
-pub use documents::{IngestItem, PreparedRevision, decompress_document, prepare_revision};
+pub use documents::{
+    IngestItem, PreparedRevision, decompress_document, document_in_languages, prepare_revision,
+};
 pub use error::{DatabaseError, StoreError, StoreResult};
-pub use groups::GroupStorage;
+pub use groups::TargetingStorage;
 pub use groups::{
     DEFAULT_MAX_CLIENT_GROUPS, GroupInTree, GroupName, GroupRemoval, MAX_GROUPS_PER_CLIENT,
     Targeting, TargetingMode, display_name,
@@ -68,7 +70,7 @@ pub use rules::RuleStorage;
 pub use rules::{ApprovalRule, NewRule, PrerequisiteOption};
 pub use server_sync::ServerSyncStorage;
 pub use server_sync::{DownstreamDeployment, DownstreamFilter};
-pub use settings::SettingStorage;
+pub use settings::{IdentityStorage, SettingStorage};
 
 use sqlite::SqliteStore;
 use std::path::Path;
@@ -100,12 +102,13 @@ pub trait Storage:
     + ComplianceStorage
     + CheckStorage
     + DeploymentStorage
-    + GroupStorage
+    + TargetingStorage
     + IngestStorage
     + CatalogStorage
     + RuleStorage
     + ServerSyncStorage
     + SettingStorage
+    + IdentityStorage
     + Send
 {
 }
@@ -118,12 +121,13 @@ impl<T> Storage for T where
         + ComplianceStorage
         + CheckStorage
         + DeploymentStorage
-        + GroupStorage
+        + TargetingStorage
         + IngestStorage
         + CatalogStorage
         + RuleStorage
         + ServerSyncStorage
         + SettingStorage
+        + IdentityStorage
         + Send
 {
 }
@@ -133,9 +137,9 @@ impl<T> Storage for T where
 pub mod prelude {
     pub use super::{
         Administer, CatalogStorage, ChannelRows, ChannelStorage, CheckStorage, CleanupStorage,
-        ClientStorage, ComplianceStorage, DeploymentRows, DeploymentStorage, GroupStorage,
+        ClientStorage, ComplianceStorage, DeploymentRows, DeploymentStorage, IdentityStorage,
         IngestRows, IngestStorage, RuleStorage, ServerSyncStorage, SettingStorage, Storage,
-        TokenStorage,
+        TargetingStorage, TokenStorage,
     };
 }
 

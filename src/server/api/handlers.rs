@@ -144,7 +144,7 @@ async fn undecline(State(s): State<ApiState>, JsonBody(r): JsonBody<dto::UpdateC
 }
 
 async fn groups(State(s): State<ApiState>) -> Answer {
-    with_store(&s, |store| Reply::ok(&store.group_tree()?)).await
+    with_store(&s, |store| Reply::ok(&crate::admin::group_tree(store)?)).await
 }
 
 async fn create_group(State(s): State<ApiState>, JsonBody(r): JsonBody<dto::NewGroup>) -> Answer {
@@ -170,7 +170,8 @@ async fn remove_group(State(s): State<ApiState>, Segment(name): Segment) -> Answ
 async fn computers(State(s): State<ApiState>, Params(q): Params<dto::GroupQuery>) -> Answer {
     with_store(&s, move |store| {
         let group = given(q.group);
-        let mut computers = store.computers_in_group(group.as_deref().unwrap_or(ALL_COMPUTERS))?;
+        let mut computers =
+            crate::admin::computers_in_group(store, group.as_deref().unwrap_or(ALL_COMPUTERS))?;
         if let Some(name) = given(q.name) {
             let name = name.to_lowercase();
             computers.retain(|c| c.dns_name.to_lowercase().contains(&name));
@@ -279,8 +280,9 @@ async fn apply_rules(State(s): State<ApiState>) -> Answer {
 async fn report(State(s): State<ApiState>, Params(q): Params<dto::GroupQuery>) -> Answer {
     with_store(&s, move |store| {
         let group = given(q.group);
-        let computers = store.computers_in_group(group.as_deref().unwrap_or(ALL_COMPUTERS))?;
-        Reply::ok(&store.compliance_report(computers, group)?)
+        let computers =
+            crate::admin::computers_in_group(store, group.as_deref().unwrap_or(ALL_COMPUTERS))?;
+        Reply::ok(&crate::admin::compliance_report(store, computers, group)?)
     })
     .await
 }

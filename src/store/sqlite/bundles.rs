@@ -421,26 +421,4 @@ impl ChannelStorage for SqliteStore {
             .map_err(|e| self.err(format!("reading the document of revision #{revision_id}"), e))?
             .ok_or_else(|| StoreError::NotFound(format!("no document for revision #{revision_id}")))
     }
-
-    fn document_in_languages(
-        &self,
-        revision_id: i32,
-        languages: &[crate::catalog::Language],
-    ) -> StoreResult<(Vec<u8>, u64)> {
-        let (compressed, size) = self.compressed_document(revision_id)?;
-        if languages.iter().any(crate::catalog::Language::is_all) {
-            return Ok((compressed, size));
-        }
-        let what = format!("the stored document of revision #{revision_id}");
-        let document = crate::store::documents::decompress_document(&compressed, size, &what)
-            .map_err(|e| StoreError::io(&self.db_path(), e))?;
-        let parsed = crate::catalog::parse_update(&document)
-            .map_err(|e| StoreError::Document { document: what, source: e })?;
-        match crate::catalog::language::strip_languages(&document, &parsed.update, languages) {
-            Some(stripped) => {
-                Ok((crate::store::documents::compress(&stripped), stripped.len() as u64))
-            }
-            None => Ok((compressed, size)),
-        }
-    }
 }

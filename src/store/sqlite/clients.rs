@@ -178,38 +178,6 @@ impl ClientStorage for SqliteStore {
             .map_err(|e| self.err("reading approval changes", e))
     }
 
-    fn server_identity(&self) -> StoreResult<ServerIdentity> {
-        let server_id = match self.setting("server_id")? {
-            Some(v) => v,
-            None => {
-                let id = crate::random::guid().to_string();
-                self.set_setting("server_id", &id)?;
-                id
-            }
-        };
-        let cookie_key = match self.setting("cookie_key")? {
-            Some(v) => hex::decode(&v).ok().and_then(|b| <[u8; 32]>::try_from(b).ok()),
-            None => None,
-        };
-        let cookie_key = match cookie_key {
-            Some(k) => k,
-            None => {
-                let k = crate::random::bytes::<32>();
-                self.set_setting("cookie_key", &hex::encode(k))?;
-                k
-            }
-        };
-        let config_last_change = match self.setting("config_last_change")? {
-            Some(v) => v,
-            None => {
-                let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-                self.set_setting("config_last_change", &now)?;
-                now
-            }
-        };
-        Ok(ServerIdentity { server_id, cookie_key, config_last_change })
-    }
-
     fn apply_client_writes(&mut self, writes: &[ClientWrite]) -> StoreResult<()> {
         let db = self.db_path();
         let now = now_rfc3339();

@@ -1,10 +1,9 @@
 //! The compliance report: each computer's update states (from its events, `crate::compliance`)
 //! over the updates an administrator manages, per computer and per update.
 
-use crate::compliance::{ComputerStatus, StateCounts, StatusEvent, UpdateState, computer_status};
+use crate::compliance::{ComputerStatus, StatusEvent, computer_status};
 use crate::store::compliance_report::*;
-use crate::store::prelude::*;
-use crate::store::{ApprovalState, ComputerRecord, SqliteStore, StoreResult, UpdateFilter};
+use crate::store::{SqliteStore, StoreResult};
 use std::collections::HashMap;
 
 /// Events that move update states (WSUS-PROTOCOL.md §3.5).
@@ -65,78 +64,5 @@ impl ComplianceStorage for SqliteStore {
         stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
             .and_then(|rows| rows.collect())
             .map_err(|e| self.err("reading arrival times", e))
-    }
-
-    fn compliance_report(
-        &self,
-        computers: Vec<ComputerRecord>,
-        group: Option<String>,
-    ) -> StoreResult<ComplianceReport> {
-        let statuses = self.computer_statuses()?;
-        let arrived = self.arrival_times()?;
-        let updates = self.list_updates(&UpdateFilter {
-            approval: Some(ApprovalState::AnyExceptDeclined),
-            ..Default::default()
-        })?;
-        let group_names: HashMap<crate::ids::GroupId, String> =
-            self.groups()?.into_iter().map(|g| (g.group_id, g.name)).collect();
-        let empty = ComputerStatus::default();
-        let mut per_update: Vec<StateCounts> = vec![StateCounts::default(); updates.len()];
-        let mut out = Vec::with_capacity(computers.len());
-        for c in computers {
-            let status = statuses.get(c.computer_id.as_str()).unwrap_or(&empty);
-            let mut counts = StateCounts::default();
-            let (mut failed, mut needed) = (Vec::new(), Vec::new());
-            for (i, u) in updates.iter().enumerate() {
-                let state = status.state_of(
-                    &u.update_id,
-                    arrived.get(u.update_id.as_str()).map_or("", String::as_str),
-                );
-                counts.add(state);
-                per_update[i].add(state);
-                match state {
-                    UpdateState::Failed => failed.push(u.update_id.clone()),
-                    UpdateState::Needed => needed.push(u.update_id.clone()),
-                    _ => {}
-                }
-            }
-            out.push(ComputerCompliance {
-                name: c.dns_name,
-                groups: c
-                    .groups
-                    .iter()
-                    .map(|g| group_names.get(g).cloned().unwrap_or_else(|| g.to_string()))
-                    .collect(),
-                computer_id: c.computer_id,
-                last_contact_at: c.last_contact_at,
-                last_sync_at: c.last_sync_at,
-                last_report_at: c.last_report_at,
-                counts,
-                failed,
-                needed,
-            });
-        }
-        let updates = updates
-            .into_iter()
-            .zip(per_update)
-            .filter(|(u, n)| {
-                u.approval == crate::store::ApprovalStatus::Approved
-                    || n.needed + n.failed + n.installed + n.installed_pending_reboot > 0
-            })
-            .map(|(u, counts)| UpdateCompliance {
-                update_id: u.update_id,
-                kb_article: u.kb_article,
-                title: u.title,
-                classification: u.classification,
-                approval: u.approval,
-                counts,
-            })
-            .collect();
-        Ok(ComplianceReport {
-            generated_at: crate::store::now_rfc3339(),
-            group,
-            computers: out,
-            updates,
-        })
     }
 }

@@ -1,7 +1,6 @@
 //! The SQLite backend of the store: `ferry.db` (WAL) beside the content tree. Everything here
 //! is SQL and rusqlite; the values it reads and writes are the store's own types.
 
-pub(crate) mod admin;
 pub(crate) mod bundles;
 pub(crate) mod checkpointer;
 pub(crate) mod cleanup;
@@ -145,6 +144,16 @@ impl super::SettingStorage for SqliteStore {
             )
             .map(|_| ())
             .map_err(|e| self.err(format!("writing setting {key}"), e))
+    }
+
+    fn setting_or_insert(&self, key: &str, candidate: &str) -> StoreResult<String> {
+        self.conn
+            .query_row(
+                "INSERT INTO settings (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = value RETURNING value",
+                [key, candidate],
+                |r| r.get(0),
+            )
+            .map_err(|e| self.err(format!("reading or creating setting {key}"), e))
     }
 }
 
