@@ -3,8 +3,8 @@
 //! tests that need a server say so and pass, unless `FERRY_REQUIRE_TOOLS` is set (as in CI).
 //! Each test works in a database of its own, dropped at the end.
 
-use ferry::store::StoreError;
 use ferry::store::postgres::{DatabaseUrl, PostgresStore};
+use ferry::store::{IdentityStorage, SettingStorage, Store, StoreError};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// A fresh database on the test cluster, dropped with the value.
@@ -118,4 +118,51 @@ fn an_unreachable_database_is_named_without_its_password() {
     assert!(message.contains("/plant"), "{message}");
     assert!(message.contains("refused"), "says why: {message}");
     assert!(!message.contains("s3cret"), "{message}");
+}
+
+/// What every backend's settings do, checked on the one given.
+fn settings_contract(store: &dyn SettingStorage) {
+    assert_eq!(store.setting("test.absent").unwrap(), None);
+    store.set_setting("test.key", "one").unwrap();
+    store.set_setting("test.key", "two").unwrap();
+    assert_eq!(store.setting("test.key").unwrap().as_deref(), Some("two"));
+    assert_eq!(store.setting_or_insert("test.key", "three").unwrap(), "two", "kept");
+    assert_eq!(store.setting_or_insert("test.new", "first").unwrap(), "first", "inserted");
+    assert_eq!(store.setting("test.new").unwrap().as_deref(), Some("first"));
+    let text = "ünïcode, 'quotes'; DROP TABLE settings; --";
+    store.set_setting("test.text", text).unwrap();
+    assert_eq!(store.setting("test.text").unwrap().as_deref(), Some(text));
+}
+
+#[test]
+fn settings_behave_alike_on_both_backends() {
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite = Store::open_or_create(dir.path()).unwrap();
+    settings_contract(&*sqlite);
+    let Some(db) = TestDatabase::new() else { return };
+    settings_contract(&PostgresStore::connect(&db.url).unwrap());
+}
+
+/// Front ends started together on one database get one identity and one cookie key, so a
+/// cookie one of them issued is valid on the others.
+#[test]
+fn front_ends_share_the_server_identity() {
+    let Some(db) = TestDatabase::new() else { return };
+    PostgresStore::connect(&db.url).unwrap();
+    let barrier = std::sync::Arc::new(std::sync::Barrier::new(6));
+    let identities: Vec<_> = (0..6)
+        .map(|_| {
+            let (url, barrier) = (db.url.clone(), barrier.clone());
+            std::thread::spawn(move || {
+                let store = PostgresStore::connect(&url).unwrap();
+                barrier.wait();
+                let identity = store.server_identity().unwrap();
+                (identity.server_id, identity.cookie_key, identity.config_last_change)
+            })
+        })
+        .collect::<Vec<_>>()
+        .into_iter()
+        .map(|t| t.join().unwrap())
+        .collect();
+    assert!(identities.windows(2).all(|w| w[0] == w[1]), "{identities:?}");
 }

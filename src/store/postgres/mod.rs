@@ -5,7 +5,9 @@
 //! Calls block: the `postgres` client runs each call on a runtime of its own, so it is used, and
 //! dropped, on blocking threads only (as every store call is), never on an async worker.
 
+mod columns;
 mod schema;
+mod settings;
 
 use super::error::DatabaseError;
 use super::{StoreError, StoreResult};
@@ -103,12 +105,12 @@ impl fmt::Debug for DatabaseUrl {
 }
 
 type Pool = r2d2::Pool<PostgresConnectionManager<NoTls>>;
+type Connection = r2d2::PooledConnection<PostgresConnectionManager<NoTls>>;
 
 /// A store's database on PostgreSQL: a pool of connections to a database whose schema is
 /// current.
 pub struct PostgresStore {
     url: DatabaseUrl,
-    #[allow(dead_code)] // The storage traits' queries use it (issue 15, under way).
     pool: Pool,
     schema_version: usize,
 }
@@ -147,6 +149,20 @@ impl PostgresStore {
 
     pub fn url(&self) -> &DatabaseUrl {
         &self.url
+    }
+
+    /// A connection from the pool; waits up to the connect timeout for one.
+    fn connection(&self) -> StoreResult<Connection> {
+        self.pool.get().map_err(|e| StoreError::Unreachable {
+            database: self.url.to_string(),
+            message: e.to_string(),
+        })
+    }
+
+    /// Turns a `postgres` error into the store's, saying what was being done.
+    fn fail(&self, context: impl Into<String>) -> impl FnOnce(postgres::Error) -> StoreError {
+        let context = context.into();
+        move |e| database_error(&self.url.to_string(), &context, &e)
     }
 }
 
