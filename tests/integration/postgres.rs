@@ -7,15 +7,16 @@ use ferry::store::postgres::{DatabaseUrl, PostgresStore};
 use ferry::store::{IdentityStorage, SettingStorage, Store, StoreError};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-/// A fresh database on the test cluster, dropped with the value.
-struct TestDatabase {
+/// A fresh database on the test cluster, dropped with the value. `None` (the test says it was
+/// skipped) without a cluster, unless CI requires one.
+pub struct TestDatabase {
     admin: String,
-    name: String,
-    url: DatabaseUrl,
+    pub name: String,
+    pub url: DatabaseUrl,
 }
 
 impl TestDatabase {
-    fn new() -> Option<TestDatabase> {
+    pub fn new() -> Option<TestDatabase> {
         let Ok(admin) = std::env::var("FERRY_TEST_POSTGRES_URL") else {
             assert!(
                 std::env::var_os("FERRY_REQUIRE_TOOLS").is_none(),
@@ -34,7 +35,8 @@ impl TestDatabase {
         Some(TestDatabase { admin, name, url })
     }
 
-    fn client(&self) -> postgres::Client {
+    /// A plain client on the database, to look at or damage rows behind the store's back.
+    pub fn client(&self) -> postgres::Client {
         let (base, _) = self.admin.rsplit_once('/').unwrap();
         postgres::Client::connect(&format!("{base}/{}", self.name), postgres::NoTls).unwrap()
     }
@@ -121,7 +123,7 @@ fn an_unreachable_database_is_named_without_its_password() {
 }
 
 /// What every backend's settings do, checked on the one given.
-fn settings_contract(store: &dyn SettingStorage) {
+pub fn settings_contract(store: &dyn SettingStorage) {
     assert_eq!(store.setting("test.absent").unwrap(), None);
     store.set_setting("test.key", "one").unwrap();
     store.set_setting("test.key", "two").unwrap();
