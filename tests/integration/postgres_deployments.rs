@@ -220,7 +220,7 @@ fn decline_and_remove(store: &mut dyn DeploymentStorage, look: &dyn Look, all: &
             format!("2 0001 {a11} approved"),
             format!("3 0003 {a11} approved"),
             format!("4 0002 {a11} removed"),
-            format!("5 0001  declined"),
+            "5 0001  declined".to_string(),
             format!("5 0001 {a11} removed"),
             "6 0001  undeclined".to_string(),
         ]
