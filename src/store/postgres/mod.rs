@@ -1,11 +1,14 @@
 //! The PostgreSQL backend, for several front ends on one database (under way: connecting, the
-//! URL that names the database, and the schema's migrations and version check are here; the
-//! storage traits are not implemented yet, so no command opens a store on PostgreSQL).
+//! URL that names the database, the schema's migrations and version check, settings,
+//! administration changes (`deployments.rs`) and approval rules (`rules.rs`) are here; the
+//! other storage traits are not implemented yet, so no command opens a store on PostgreSQL).
 //!
 //! Calls block: the `postgres` client runs each call on a runtime of its own, so it is used, and
 //! dropped, on blocking threads only (as every store call is), never on an async worker.
 
 mod columns;
+mod deployments;
+mod rules;
 mod schema;
 mod settings;
 
