@@ -5,7 +5,10 @@
 //! Calls block: the `postgres` client runs each call on a runtime of its own, so it is used, and
 //! dropped, on blocking threads only (as every store call is), never on an async worker.
 
+mod cleanup;
+mod clients;
 mod columns;
+mod compliance_report;
 mod schema;
 mod settings;
 
