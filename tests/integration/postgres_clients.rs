@@ -554,3 +554,51 @@ fn front_ends_writing_at_once_store_each_event_and_group_once() {
     assert_eq!(count(&mut client, "SELECT count(*) FROM computers"), 4);
     assert_eq!(first.events(None).unwrap().len(), 20 * 50);
 }
+
+/// Eight front ends each record a computer at once that asks for a group all of them name (in
+/// their own case) and one of its own: the shared name becomes one group every computer is in,
+/// and clients create no more groups than allowed in all.
+#[test]
+fn front_ends_creating_groups_at_once_keep_one_group_per_name_and_the_limit() {
+    let Some(db) = TestDatabase::new() else { return };
+    let mut first = PostgresStore::connect(&db.url).unwrap();
+    let limit = Targeting {
+        mode: TargetingMode::Client,
+        create_missing_groups: true,
+        max_client_groups: 4,
+    };
+    first.set_targeting(limit).unwrap();
+    let barrier = std::sync::Arc::new(std::sync::Barrier::new(8));
+    let writers: Vec<_> = (0..8)
+        .map(|t| {
+            let (url, barrier) = (db.url.clone(), barrier.clone());
+            std::thread::spawn(move || {
+                let mut store = PostgresStore::connect(&url).unwrap();
+                let computer = format!("c-{t}");
+                let shared = if t % 2 == 0 { "Shared" } else { "SHARED" };
+                let own = format!("Team-{t}");
+                // Events after the contact keep the transaction open a while.
+                let reported = (0..300)
+                    .map(|k| {
+                        event(&format!("e-{t}-{k}"), &computer, 1, "upd", "2026-01-01T00:00:00Z")
+                    })
+                    .collect();
+                let batch =
+                    [contact(&computer, "host", &[shared, &own]), events(&computer, reported)];
+                barrier.wait();
+                store.apply_client_writes(&batch).unwrap();
+            })
+        })
+        .collect();
+    for w in writers {
+        w.join().unwrap();
+    }
+    let groups: Vec<TargetGroup> =
+        first.groups().unwrap().into_iter().filter(|g| !g.is_builtin).collect();
+    assert_eq!(groups.len(), 4, "the limit holds across front ends: {groups:?}");
+    let shared = first.group("shared").unwrap().expect("created once");
+    for computer in first.computers().unwrap() {
+        assert!(computer.groups.contains(&shared.group_id), "{computer:?}");
+    }
+    assert_eq!(first.events(None).unwrap().len(), 8 * 300);
+}
