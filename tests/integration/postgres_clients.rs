@@ -361,7 +361,18 @@ fn compliance_contract(b: &mut dyn Backend) {
             ),
         ])
         .unwrap();
+    // More than the backends read at once (PostgreSQL: 1000 rows), another computer after them.
+    let many: Vec<EventRecord> = (0..2500)
+        .map(|i| {
+            event(&format!("m-{i}"), "c-many", 183, &format!("upd-m{i}"), "2026-01-01T00:00:00Z")
+        })
+        .collect();
+    let last = vec![event("z-1", "c-z", 182, "upd-1", "2026-01-01T00:00:00Z")];
+    b.clients().apply_client_writes(&[events("c-many", many), events("c-z", last)]).unwrap();
     let statuses = b.compliance().computer_statuses().unwrap();
+    assert_eq!(statuses["c-many"].states.len(), 2500, "{name}");
+    assert!(statuses["c-many"].states.values().all(|s| *s == UpdateState::Installed), "{name}");
+    assert_eq!(statuses["c-z"].states["upd-1"], UpdateState::Failed, "{name}");
     let states = |c: &str| -> BTreeMap<String, UpdateState> {
         statuses[c].states.iter().map(|(k, v)| (k.clone(), *v)).collect()
     };
@@ -377,7 +388,7 @@ fn compliance_contract(b: &mut dyn Backend) {
     let expected_b =
         [("upd-1", UpdateState::Installed), ("upd-4", UpdateState::InstalledPendingReboot)];
     assert_eq!(states("c-b"), owned(&expected_b), "{name}");
-    assert_eq!(statuses.len(), 2, "{name}");
+    assert_eq!(statuses.len(), 4, "{name}");
     assert!(statuses["c-a"].last_status_received.is_some(), "{name}");
 }
 
@@ -601,4 +612,55 @@ fn front_ends_creating_groups_at_once_keep_one_group_per_name_and_the_limit() {
         assert!(computer.groups.contains(&shared.group_id), "{computer:?}");
     }
     assert_eq!(first.events(None).unwrap().len(), 8 * 300);
+}
+
+fn approvals_contract(b: &mut dyn Backend) {
+    let name = b.name();
+    let (all, unassigned) = (GroupId::all_computers(), GroupId::unassigned_computers());
+    b.seed(&format!(
+        "INSERT INTO settings (key, value) VALUES ('deployment_stamp', '7'), ('catalog_stamp', '3');
+         INSERT INTO approvals (deployment_guid, update_id, group_id, action, deadline, admin, changed_at, changed_stamp) VALUES
+             ('d-2', '{U2}', '{all}', 'Install', NULL, 'ann', '2026-01-01T00:00:00Z', 5),
+             ('d-1', '{U1}', '{unassigned}', 'Uninstall', '2026-02-01T00:00:00Z', NULL, '2026-01-02T00:00:00Z', 6),
+             ('d-3', '{U3}', '{all}', 'Reinstall', NULL, NULL, '2026-01-03T00:00:00Z', 7);
+         INSERT INTO declined_updates (update_id, declined_at, admin, changed_stamp) VALUES
+             ('{U2}', '2026-01-04T00:00:00Z', NULL, 6), ('{U1}', '2026-01-05T00:00:00Z', 'ann', 7);
+         INSERT INTO approval_changes (changed_stamp, deployment_guid, update_id, group_id, change) VALUES
+             (5, 'd-2', '{U2}', '{all}', 'approved'), (6, 'd-0', '{U3}', '{all}', 'removed'), (7, '', '{U1}', '', 'declined');"
+    ));
+    let s = b.clients();
+    assert_eq!((s.deployment_stamp().unwrap(), s.catalog_stamp().unwrap()), (7, 3), "{name}");
+    let approvals = s.approvals().unwrap();
+    let seen: Vec<_> = approvals
+        .iter()
+        .map(|a| (a.approval_id, a.deployment_guid.as_str(), a.update_id.as_str(), a.action))
+        .collect();
+    let expected = [
+        (1, "d-2", U2, ferry::admin::Action::Install),
+        (2, "d-1", U1, ferry::admin::Action::Uninstall),
+        (3, "d-3", U3, ferry::admin::Action::Block),
+    ];
+    assert_eq!(seen, expected, "{name}: by id; an unknown action reads as Block");
+    assert_eq!(approvals[1].group_id, unassigned, "{name}");
+    assert_eq!(approvals[1].deadline.as_deref(), Some("2026-02-01T00:00:00Z"), "{name}");
+    assert_eq!((approvals[0].admin.as_deref(), approvals[0].changed_stamp), (Some("ann"), 5));
+    let declines: Vec<_> = s
+        .declines()
+        .unwrap()
+        .into_iter()
+        .map(|d| (d.update_id.as_str().to_string(), d.declined_at, d.changed_stamp))
+        .collect();
+    let expected = [
+        (U2.to_string(), "2026-01-04T00:00:00Z".to_string(), 6),
+        (U1.to_string(), "2026-01-05T00:00:00Z".to_string(), 7),
+    ];
+    assert_eq!(declines, expected, "{name}");
+    let log = s.approval_change_log().unwrap();
+    let expected = [(5, U2.to_string()), (6, U3.to_string()), (7, U1.to_string())];
+    assert_eq!(log, expected, "{name}");
+}
+
+#[test]
+fn approval_reads_behave_alike_on_both_backends() {
+    on_both_backends(approvals_contract);
 }
