@@ -664,3 +664,52 @@ fn approvals_contract(b: &mut dyn Backend) {
 fn approval_reads_behave_alike_on_both_backends() {
     on_both_backends(approvals_contract);
 }
+
+/// A batch that PostgreSQL gives up to break a deadlock is written again: the store's batch
+/// takes event e-1, then waits for e-2, which another session holds; that session then waits
+/// for e-1, and PostgreSQL aborts the store's transaction (the other session waits longer before
+/// it checks). The batch still succeeds, every event once.
+#[test]
+fn a_batch_given_up_for_a_deadlock_is_written_again() {
+    let Some(db) = TestDatabase::new() else { return };
+    let mut store = PostgresStore::connect(&db.url).unwrap();
+    let insert = |id: &str| {
+        format!(
+            "INSERT INTO events (event_instance_id, computer_id, event_id, source_id, update_id, revision_number, win32_hresult, received_at)
+             VALUES ('{id}', 'c-other', 1, 1, 'upd', 1, 0, '2026-01-01T00:00:00Z')"
+        )
+    };
+    let mut other = db.client();
+    other.batch_execute("SET deadlock_timeout = '20s'").unwrap();
+    let mut held = other.transaction().unwrap();
+    held.execute(&insert("e-2"), &[]).unwrap();
+    let writer = std::thread::spawn(move || {
+        let reported = vec![
+            event("e-1", "c-a", 1, "upd", "2026-01-01T00:00:00Z"),
+            event("e-2", "c-a", 1, "upd", "2026-01-01T00:00:00Z"),
+        ];
+        store.apply_client_writes(&[contact("c-a", "a", &[]), events("c-a", reported)])
+    });
+    let mut watcher = db.client();
+    crate::util::wait_until("the store's batch waits for e-2", || {
+        let waiting: i64 = watcher
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
+                &[],
+            )
+            .unwrap()
+            .get(0);
+        waiting == 1
+    });
+    // Returns once PostgreSQL has aborted the store's transaction, which held e-1.
+    assert_eq!(held.execute(&insert("e-1"), &[]).unwrap(), 1);
+    held.commit().unwrap();
+    writer.join().unwrap().expect("written again after the deadlock");
+    let count: i64 = watcher.query_one("SELECT count(*) FROM events", &[]).unwrap().get(0);
+    assert_eq!(count, 2, "each event once");
+    let reported: Option<String> = watcher
+        .query_one("SELECT last_report_at FROM computers WHERE computer_id = 'c-a'", &[])
+        .unwrap()
+        .get(0);
+    assert!(reported.is_some(), "the whole batch was written");
+}
