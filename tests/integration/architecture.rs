@@ -299,7 +299,8 @@ fn the_api_writes_json_only_through_its_dtos() {
 /// Invariant: JSON is written and read at the edges only: the API's DTOs (`server/api/`), the
 /// CLI's output (`cli/`), the bundle manifest (`bundle/manifest.rs`), and the backends' encoding
 /// of lists in a column (`store/sqlite/`, `store/postgres/`: the same JSON text in both, so the
-/// rows mean the same on either engine). Everything between
+/// rows mean the same on either engine: a computer's info, an event's strings, a rule's lists).
+/// Everything between
 /// them holds typed values. (Unit tests may use it to check what they serialize.)
 #[test]
 fn json_stays_at_the_edges() {

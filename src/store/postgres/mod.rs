@@ -1,12 +1,16 @@
-//! The PostgreSQL backend, for several front ends on one database (under way: connecting, the
+//! The PostgreSQL backend, for several front ends on one database. Under way: connecting, the
 //! URL that names the database, the schema's migrations and version check, settings,
-//! administration changes (`deployments.rs`) and approval rules (`rules.rs`) are here; the
-//! other storage traits are not implemented yet, so no command opens a store on PostgreSQL).
+//! administration changes (`deployments.rs`), approval rules (`rules.rs`), client activity
+//! (`clients.rs`), compliance reads and cleanup reads are here; the catalog, ingest, channels,
+//! server sync and the consistency check are not yet, so no command opens a store on PostgreSQL.
 //!
 //! Calls block: the `postgres` client runs each call on a runtime of its own, so it is used, and
 //! dropped, on blocking threads only (as every store call is), never on an async worker.
 
+mod cleanup;
+mod clients;
 mod columns;
+mod compliance_report;
 mod deployments;
 mod rules;
 mod schema;

@@ -228,9 +228,12 @@ CREATE TABLE events (
     received_at         text    NOT NULL,
     app_name            text,
     replacement_strings text,
-    misc_data           text
+    misc_data           text,
+    -- The order events arrived in (SQLite's rowid): the newest are kept, compliance folds in it.
+    seq                 bigint GENERATED ALWAYS AS IDENTITY
 );
 CREATE INDEX events_by_computer ON events (computer_id, event_id);
+CREATE INDEX events_by_computer_seq ON events (computer_id, seq);
 CREATE INDEX events_by_update ON events (update_id);
 
 CREATE TABLE downstream_servers (
