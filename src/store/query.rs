@@ -244,3 +244,110 @@ pub trait CatalogStorage {
     /// Records that verified content for `sha1` is in the tree.
     fn mark_file_present(&self, sha1: &Sha1Digest, present: bool) -> StoreResult<()>;
 }
+
+/// Adds to each bundle member the categories of the bundles that hold it: `edges` are
+/// (member revision id, bundle revision id).
+pub(crate) fn inherit_bundle_memberships(
+    map: &mut HashMap<i32, Vec<String>>,
+    edges: &[(i32, i32)],
+) {
+    for (member, bundle) in edges {
+        if let Some(cats) = map.get(bundle).cloned() {
+            let entry = map.entry(*member).or_default();
+            for c in cats {
+                if !entry.contains(&c) {
+                    entry.push(c);
+                }
+            }
+        }
+    }
+}
+
+/// Fills in each summary's classification (its first) and products from its category
+/// memberships.
+pub(crate) fn decorate(
+    list: &mut [UpdateSummary],
+    categories: &CategoryIndex,
+    memberships: &HashMap<i32, Vec<String>>,
+) {
+    for s in list {
+        let Some(cats) = memberships.get(&s.revision_id) else { continue };
+        for c in cats {
+            match categories.kind(c) {
+                Some("UpdateClassification") if s.classification.is_none() => {
+                    s.classification = categories.title(c).map(str::to_string)
+                }
+                Some("Product") => s.products.extend(categories.title(c).map(str::to_string)),
+                _ => {}
+            }
+        }
+    }
+}
+
+/// Marks each listed update's approval and supersedence, then keeps those `filter` admits.
+/// `state` is every approval, every decline and the superseded UpdateIDs.
+pub(crate) fn mark_and_filter(
+    list: &mut Vec<UpdateSummary>,
+    filter: &UpdateFilter,
+    categories: &CategoryIndex,
+    memberships: &HashMap<i32, Vec<String>>,
+    state: (&[Approval], &[Decline], &std::collections::HashSet<String>),
+) {
+    let (approvals, declines, superseded) = state;
+    let approved: std::collections::HashSet<&str> = approvals
+        .iter()
+        .filter(|a| a.action != crate::admin::Action::Block)
+        .map(|a| a.update_id.as_str())
+        .collect();
+    let declined: std::collections::HashSet<&str> =
+        declines.iter().map(|d| d.update_id.as_str()).collect();
+    for s in list.iter_mut() {
+        s.superseded = superseded.contains(s.update_id.as_str());
+        s.approval = if declined.contains(s.update_id.as_str()) {
+            ApprovalStatus::Declined
+        } else if approved.contains(s.update_id.as_str()) {
+            ApprovalStatus::Approved
+        } else {
+            ApprovalStatus::NotApproved
+        };
+    }
+    let classification_ids = filter.classification.as_deref().map(|c| {
+        let mut ids = categories.matching("UpdateClassification", c);
+        // "security" should find "Security Updates" but not match inside other words only.
+        ids.retain(|id| {
+            categories.title(id).is_none_or(|t| t.to_lowercase().starts_with(&c.to_lowercase()))
+                || Guid::parse(c).is_ok()
+        });
+        ids
+    });
+    let product_ids = filter.product.as_deref().map(|p| categories.matching("Product", p));
+    let text = filter
+        .text
+        .as_deref()
+        .map(|t| t.trim_start_matches("KB").trim_start_matches("kb").to_lowercase());
+    list.retain(|s| {
+        let cats = memberships.get(&s.revision_id);
+        let in_any = |ids: &Vec<String>| cats.is_some_and(|c| c.iter().any(|x| ids.contains(x)));
+        filter.approval.is_none_or(|a| a.admits(s))
+            && classification_ids.as_ref().is_none_or(in_any)
+            && product_ids.as_ref().is_none_or(in_any)
+            && text.as_ref().is_none_or(|t| {
+                s.kb_article.as_deref() == Some(t.as_str())
+                    || s.title
+                        .as_ref()
+                        .is_some_and(|title| title.to_lowercase().contains(t.as_str()))
+            })
+    });
+}
+
+/// A KB number (`5026368` or `KB5026368`) without its `KB`; anything else is the error
+/// `resolve_update` gives for an identifier it cannot read.
+pub(crate) fn kb_number(id: &str) -> Result<&str, StoreError> {
+    let kb = id.strip_prefix("KB").or_else(|| id.strip_prefix("kb")).unwrap_or(id);
+    if kb.is_empty() || !kb.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(StoreError::NotFound(format!(
+            "{id:?} is neither an UpdateID, UpdateID/revision, #revision-id nor a KB number"
+        )));
+    }
+    Ok(kb)
+}

@@ -82,3 +82,65 @@ pub trait ServerSyncStorage {
     /// Downstream servers: (server id, name, last seen).
     fn downstream_servers(&self) -> StoreResult<Vec<(String, String, String)>>;
 }
+
+/// A newest software or driver revision a downstream may get: (revision id, UpdateID, revision
+/// number, changed stamp, is a bundle, languages).
+pub(crate) type Candidate = (i32, String, i32, i64, bool, Option<String>);
+
+impl DownstreamFilter {
+    /// Whether a revision in `languages` (space-separated short names; none: neutral) is wanted.
+    pub(crate) fn wants_languages(&self, languages: &Option<String>) -> bool {
+        match (&self.languages, languages) {
+            (Some(wanted), Some(l)) => crate::catalog::language::wanted_by(
+                &l.split(' ').map(str::to_string).collect::<Vec<_>>(),
+                wanted,
+            ),
+            _ => true,
+        }
+    }
+
+    /// The candidates (already of wanted languages) the filter selects: (revision id, UpdateID,
+    /// revision number, is a bundle). `memberships` gives each revision's category
+    /// prerequisites, read only when both category lists are given.
+    pub(crate) fn select(
+        &self,
+        candidates: Vec<Candidate>,
+        memberships: impl FnOnce() -> StoreResult<HashMap<i32, Vec<String>>>,
+    ) -> StoreResult<Vec<(i32, String, i32, bool)>> {
+        let since = self.since.unwrap_or(-1);
+        Ok(match (&self.categories, &self.classifications) {
+            (None, None) => candidates
+                .into_iter()
+                .filter(|c| c.3 > since)
+                .map(|(id, u, n, _, b, _)| (id, u, n, b))
+                .collect(),
+            (Some(products), Some(classes)) if !products.is_empty() && !classes.is_empty() => {
+                let memberships = memberships()?;
+                let product_delta: HashMap<&str, bool> =
+                    products.iter().map(|(g, d)| (g.as_str(), *d)).collect();
+                let class_delta: HashMap<&str, bool> =
+                    classes.iter().map(|(g, d)| (g.as_str(), *d)).collect();
+                let delta = |cats: &[String], deltas: &HashMap<&str, bool>| {
+                    cats.iter()
+                        .filter_map(|c| deltas.get(c.as_str()))
+                        .copied()
+                        .reduce(|a, b| a && b)
+                };
+                candidates
+                    .into_iter()
+                    .filter(|(id, _, _, stamp, ..)| {
+                        let Some(cats) = memberships.get(id) else { return false };
+                        match (delta(cats, &product_delta), delta(cats, &class_delta)) {
+                            // Delta false on either side: newly in the filter, so everything.
+                            (Some(p), Some(c)) => !(p && c) || *stamp > since,
+                            _ => false,
+                        }
+                    })
+                    .map(|(id, u, n, _, b, _)| (id, u, n, b))
+                    .collect()
+            }
+            // One list alone, or an empty one, matches nothing (as on WSUS).
+            _ => Vec::new(),
+        })
+    }
+}

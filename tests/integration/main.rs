@@ -16,6 +16,7 @@ mod hostile_server;
 mod ingest;
 mod pipeline;
 mod postgres;
+mod postgres_catalog;
 mod postgres_clients;
 mod postgres_deployments;
 mod round_trips;

@@ -99,7 +99,7 @@ pub(super) fn group_in(
 
 impl PostgresStore {
     /// Rows of `sql` mapped by `read`; `what` says what was being done.
-    fn rows<T>(
+    pub(super) fn rows<T>(
         &self,
         what: &str,
         sql: &str,

@@ -11,13 +11,16 @@ mod cleanup;
 mod clients;
 mod columns;
 mod compliance_report;
+mod consistency;
 mod deployments;
+mod query;
 mod rules;
 mod schema;
+mod server_sync;
 mod settings;
 
 use super::error::DatabaseError;
-use super::{StoreError, StoreResult};
+use super::{ContentStore, StoreError, StoreResult};
 use postgres::NoTls;
 use postgres::config::Host;
 use r2d2_postgres::PostgresConnectionManager;
@@ -120,6 +123,8 @@ pub struct PostgresStore {
     url: DatabaseUrl,
     pool: Pool,
     schema_version: usize,
+    /// The content tree (`--data DIR` holds only it on PostgreSQL); none until given.
+    content: Option<ContentStore>,
 }
 
 impl PostgresStore {
@@ -141,7 +146,19 @@ impl PostgresStore {
                 url.config.get_connect_timeout().copied().unwrap_or(CONNECT_TIMEOUT),
             )
             .build_unchecked(manager);
-        Ok(PostgresStore { url: url.clone(), pool, schema_version })
+        Ok(PostgresStore { url: url.clone(), pool, schema_version, content: None })
+    }
+
+    /// The same store with its content tree in `data` (`DIR/content/...`, as beside a SQLite
+    /// database).
+    pub fn with_content_in(mut self, data: &std::path::Path) -> PostgresStore {
+        self.content = Some(ContentStore::in_data_dir(data));
+        self
+    }
+
+    /// The content tree, if one was given.
+    pub fn content(&self) -> Option<&ContentStore> {
+        self.content.as_ref()
     }
 
     /// The schema version the database has (the number of migrations applied).

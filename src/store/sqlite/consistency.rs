@@ -84,7 +84,11 @@ impl SqliteStore {
                 .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
                 .map_err(|e| self.err(format!("checking that {rule}"), e))?
                 .into_iter()
-                .map(|v| format!("{v:?}"))
+                .map(|v| match v {
+                    rusqlite::types::Value::Text(t) => t,
+                    rusqlite::types::Value::Integer(n) => n.to_string(),
+                    other => format!("{other:?}"),
+                })
                 .collect();
             for b in bad {
                 report.problem(format!("catalog ({rule})"), b);

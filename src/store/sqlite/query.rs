@@ -58,37 +58,8 @@ impl SqliteStore {
             .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
             .and_then(|rows| rows.collect())
             .map_err(|e| self.err("reading bundle members", e))?;
-        for (member, bundle) in edges {
-            if let Some(cats) = map.get(&bundle).cloned() {
-                let entry = map.entry(member).or_default();
-                for c in cats {
-                    if !entry.contains(&c) {
-                        entry.push(c);
-                    }
-                }
-            }
-        }
+        inherit_bundle_memberships(&mut map, &edges);
         Ok(map)
-    }
-
-    fn decorate(
-        &self,
-        list: &mut [UpdateSummary],
-        categories: &CategoryIndex,
-        memberships: &HashMap<i32, Vec<String>>,
-    ) {
-        for s in list {
-            let Some(cats) = memberships.get(&s.revision_id) else { continue };
-            for c in cats {
-                match categories.kind(c) {
-                    Some("UpdateClassification") if s.classification.is_none() => {
-                        s.classification = categories.title(c).map(str::to_string)
-                    }
-                    Some("Product") => s.products.extend(categories.title(c).map(str::to_string)),
-                    _ => {}
-                }
-            }
-        }
     }
 
     fn revision_categories(
@@ -174,55 +145,17 @@ impl CatalogStorage for SqliteStore {
             .query_map([], summary_from_row)
             .and_then(|rows| rows.collect())
             .map_err(|e| self.err("listing updates", e))?;
-        self.decorate(&mut list, &categories, &memberships);
-        let approved: std::collections::HashSet<crate::ids::UpdateId> = self
-            .approvals()?
-            .into_iter()
-            .filter(|a| a.action != crate::admin::Action::Block)
-            .map(|a| a.update_id)
-            .collect();
-        let declined: std::collections::HashSet<crate::ids::UpdateId> =
-            self.declines()?.into_iter().map(|d| d.update_id).collect();
+        decorate(&mut list, &categories, &memberships);
+        let approved = self.approvals()?;
+        let declined = self.declines()?;
         let superseded = self.superseded_update_ids()?;
-        for s in &mut list {
-            s.superseded = superseded.contains(s.update_id.as_str());
-            s.approval = if declined.contains(s.update_id.as_str()) {
-                ApprovalStatus::Declined
-            } else if approved.contains(s.update_id.as_str()) {
-                ApprovalStatus::Approved
-            } else {
-                ApprovalStatus::NotApproved
-            };
-        }
-
-        let classification_ids = filter.classification.as_deref().map(|c| {
-            let mut ids = categories.matching("UpdateClassification", c);
-            // "security" should find "Security Updates" but not match inside other words only.
-            ids.retain(|id| {
-                categories.title(id).is_none_or(|t| t.to_lowercase().starts_with(&c.to_lowercase()))
-                    || Guid::parse(c).is_ok()
-            });
-            ids
-        });
-        let product_ids = filter.product.as_deref().map(|p| categories.matching("Product", p));
-        let text = filter
-            .text
-            .as_deref()
-            .map(|t| t.trim_start_matches("KB").trim_start_matches("kb").to_lowercase());
-        list.retain(|s| {
-            let cats = memberships.get(&s.revision_id);
-            let in_any =
-                |ids: &Vec<String>| cats.is_some_and(|c| c.iter().any(|x| ids.contains(x)));
-            filter.approval.is_none_or(|a| a.admits(s))
-                && classification_ids.as_ref().is_none_or(in_any)
-                && product_ids.as_ref().is_none_or(in_any)
-                && text.as_ref().is_none_or(|t| {
-                    s.kb_article.as_deref() == Some(t.as_str())
-                        || s.title
-                            .as_ref()
-                            .is_some_and(|title| title.to_lowercase().contains(t.as_str()))
-                })
-        });
+        mark_and_filter(
+            &mut list,
+            filter,
+            &categories,
+            &memberships,
+            (&approved, &declined, &superseded),
+        );
         Ok(list)
     }
 
@@ -259,12 +192,7 @@ impl CatalogStorage for SqliteStore {
             })?;
             query("SELECT revision_id FROM revisions WHERE revision_id = ?1", &[&rid])?
         } else {
-            let kb = id.strip_prefix("KB").or_else(|| id.strip_prefix("kb")).unwrap_or(id);
-            if kb.is_empty() || !kb.bytes().all(|b| b.is_ascii_digit()) {
-                return Err(StoreError::NotFound(format!(
-                    "{id:?} is neither an UpdateID, UpdateID/revision, #revision-id nor a KB number"
-                )));
-            }
+            let kb = kb_number(id)?;
             query(
                 "SELECT revision_id FROM revisions WHERE kb_article = ?1 AND is_latest = 1 ORDER BY revision_id",
                 &[&kb],
@@ -292,7 +220,7 @@ impl CatalogStorage for SqliteStore {
             .ok_or_else(|| StoreError::NotFound(format!("no revision #{revision_id}")))?;
         let cats = self.revision_categories(revision_id, &categories)?;
         let memberships = HashMap::from([(revision_id, cats)]);
-        self.decorate(std::slice::from_mut(&mut s), &categories, &memberships);
+        decorate(std::slice::from_mut(&mut s), &categories, &memberships);
         Ok(s)
     }
 

@@ -7,9 +7,6 @@ use crate::store::{SqliteStore, StoreError, StoreResult};
 use rusqlite::{OptionalExtension, params};
 use std::collections::{HashMap, HashSet};
 
-/// (revision id, UpdateID, revision number, changed stamp, is a bundle).
-type Candidate = (i32, String, i32, i64, bool, Option<String>);
-
 impl SqliteStore {
     /// The category update ids each software or driver revision belongs to (its product and
     /// classification prerequisites).
@@ -48,13 +45,7 @@ impl ServerSyncStorage for SqliteStore {
         };
         const COLUMNS: &str =
             "revision_id, update_id, revision_number, changed_stamp, is_bundle, languages";
-        let for_us = |languages: &Option<String>| match (&f.languages, languages) {
-            (Some(wanted), Some(l)) => crate::catalog::language::wanted_by(
-                &l.split(' ').map(str::to_string).collect::<Vec<_>>(),
-                wanted,
-            ),
-            _ => true,
-        };
+        let for_us = |languages: &Option<String>| f.wants_languages(languages);
         if f.get_config {
             let sql = format!(
                 "SELECT {COLUMNS} FROM revisions WHERE is_latest = 1 AND update_type IN ('Category', 'Detectoid') AND changed_stamp > ?1 ORDER BY revision_id"
@@ -66,44 +57,7 @@ impl ServerSyncStorage for SqliteStore {
         );
         let mut candidates = rows(&sql, &[])?;
         candidates.retain(|c| for_us(&c.5));
-        let selected: Vec<(i32, String, i32, bool)> = match (&f.categories, &f.classifications) {
-            (None, None) => candidates
-                .into_iter()
-                .filter(|c| c.3 > since)
-                .map(|(id, u, n, _, b, _)| (id, u, n, b))
-                .collect(),
-            (Some(products), Some(classes)) if !products.is_empty() && !classes.is_empty() => {
-                let memberships = self.category_memberships()?;
-                let product_delta: HashMap<&str, bool> =
-                    products.iter().map(|(g, d)| (g.as_str(), *d)).collect();
-                let class_delta: HashMap<&str, bool> =
-                    classes.iter().map(|(g, d)| (g.as_str(), *d)).collect();
-                candidates
-                    .into_iter()
-                    .filter(|(id, _, _, stamp, ..)| {
-                        let Some(cats) = memberships.get(id) else { return false };
-                        let product = cats
-                            .iter()
-                            .filter_map(|c| product_delta.get(c.as_str()))
-                            .copied()
-                            .reduce(|a, b| a && b);
-                        let class = cats
-                            .iter()
-                            .filter_map(|c| class_delta.get(c.as_str()))
-                            .copied()
-                            .reduce(|a, b| a && b);
-                        match (product, class) {
-                            // Delta false on either side: newly in the filter, so everything.
-                            (Some(p), Some(c)) => !(p && c) || *stamp > since,
-                            _ => false,
-                        }
-                    })
-                    .map(|(id, u, n, _, b, _)| (id, u, n, b))
-                    .collect()
-            }
-            // One list alone, or an empty one, matches nothing (as on WSUS).
-            _ => Vec::new(),
-        };
+        let selected = f.select(candidates, || self.category_memberships())?;
         let mut out: Vec<(String, i32)> = Vec::with_capacity(selected.len());
         let mut seen: HashSet<(String, i32)> = HashSet::new();
         let mut members = self
