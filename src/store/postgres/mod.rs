@@ -1,8 +1,10 @@
 //! The PostgreSQL backend, for several front ends on one database. Under way: connecting, the
 //! URL that names the database, the schema's migrations and version check, settings,
 //! administration changes (`deployments.rs`), approval rules (`rules.rs`), client activity
-//! (`clients.rs`), compliance reads and cleanup reads are here; the catalog, ingest, channels,
-//! server sync and the consistency check are not yet, so no command opens a store on PostgreSQL.
+//! (`clients.rs`), compliance reads, cleanup reads, catalog reads (`query.rs`), server sync and
+//! the consistency check are here; ingest and channels are not yet, so no command opens a store
+//! on PostgreSQL. With a `postgres://` URL, `--data DIR` holds only the content tree
+//! ([`PostgresStore::with_content_in`]).
 //!
 //! Calls block: the `postgres` client runs each call on a runtime of its own, so it is used, and
 //! dropped, on blocking threads only (as every store call is), never on an async worker.

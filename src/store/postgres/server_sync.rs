@@ -11,6 +11,9 @@ use std::collections::{HashMap, HashSet};
 const CANDIDATE_COLUMNS: &str =
     "revision_id, update_id, revision_number, changed_stamp, is_bundle, languages";
 
+/// A bundle member: UpdateID, revision number, and its languages if it is stored.
+type Member = (String, i32, Option<String>);
+
 fn candidate_from_row(r: &Row) -> Result<Candidate, postgres::Error> {
     Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?, r.try_get(4)?, r.try_get(5)?))
 }
@@ -38,7 +41,7 @@ impl PostgresStore {
     }
 
     /// Every bundle's members: bundle revision id to (UpdateID, revision number, languages).
-    fn members_of_bundles(&self) -> StoreResult<HashMap<i32, Vec<(String, i32, Option<String>)>>> {
+    fn members_of_bundles(&self) -> StoreResult<HashMap<i32, Vec<Member>>> {
         let rows = self.rows(
             "listing bundle members",
             r#"SELECT m.revision_id, m.member_update_id, m.member_revision_number, r.languages FROM bundle_members m
