@@ -1,17 +1,21 @@
 //! The PostgreSQL backend, for several front ends on one database. Under way: connecting, the
 //! URL that names the database, the schema's migrations and version check, settings,
 //! administration changes (`deployments.rs`), approval rules (`rules.rs`), client activity
-//! (`clients.rs`), compliance reads and cleanup reads are here; the catalog, ingest, channels,
-//! server sync and the consistency check are not yet, so no command opens a store on PostgreSQL.
+//! (`clients.rs`), compliance reads, cleanup reads, ingest (`ingest.rs`: a batch on a pooled
+//! connection of its own, ingests serialized across front ends by an advisory lock) and channel
+//! state (`bundles.rs`: trusted keys, imports, exports) are here; the catalog, server sync and
+//! the consistency check are not yet, so no command opens a store on PostgreSQL.
 //!
 //! Calls block: the `postgres` client runs each call on a runtime of its own, so it is used, and
 //! dropped, on blocking threads only (as every store call is), never on an async worker.
 
+mod bundles;
 mod cleanup;
 mod clients;
 mod columns;
 mod compliance_report;
 mod deployments;
+mod ingest;
 mod rules;
 mod schema;
 mod settings;
