@@ -18,6 +18,7 @@ mod pipeline;
 mod postgres;
 mod postgres_clients;
 mod postgres_deployments;
+mod postgres_ingest;
 mod round_trips;
 mod served;
 mod server;
