@@ -119,32 +119,36 @@ fn ids(outcomes: &[AddOutcome]) -> Vec<(bool, i32)> {
         .collect()
 }
 
-/// Ingests 60 documents (a batch, then a stream), then all again; returns what it saw.
+/// Enough generated documents that some are newer revisions of earlier ones.
+const N: usize = 400;
+
+/// Ingests `N` documents (a batch, then a stream), then all again; returns what it saw.
 fn ingest_contract<B: Backend + ?Sized>(store: &mut B, look: &dyn Look) -> Vec<String> {
-    let docs = documents(60);
+    let docs = documents(N);
     let mut batch = store.begin_ingest().unwrap();
     assert_eq!(batch.stamp(), 1);
-    let first = batch.add_documents(&docs[..25]).unwrap();
+    let first = batch.add_documents(&docs[..N / 2]).unwrap();
     assert!(first.iter().all(|o| matches!(o, AddOutcome::Added { .. })), "{first:?}");
     let report = batch.commit().unwrap();
-    assert_eq!((report.added, report.unchanged), (25, 0));
-    let rest = store.ingest_stream(stream(&docs[25..]), IngestOptions::default()).unwrap();
-    assert_eq!((rest.added, rest.unchanged), (35, 0));
+    assert_eq!((report.added, report.unchanged), (N as u64 / 2, 0));
+    let rest = store.ingest_stream(stream(&docs[N / 2..]), IngestOptions::default()).unwrap();
+    assert_eq!((rest.added, rest.unchanged), ((N - N / 2) as u64, 0));
     assert_eq!(look.catalog_stamp().as_deref(), Some("2"));
     let counts = look.counts();
     let revisions = look.revisions();
-    assert_eq!(revisions.len(), 60);
+    assert_eq!(revisions.len(), N);
+    assert!(revisions.iter().any(|r| r.ends_with(" -")), "newer revisions retire older ones");
 
     // Again: every revision is unchanged, under its id; nothing changes, the stamp stays.
     let mut batch = store.begin_ingest().unwrap();
     assert_eq!(batch.stamp(), 3);
     let again = batch.add_documents(&docs).unwrap();
     let report = batch.commit().unwrap();
-    assert_eq!((report.added, report.unchanged), (0, 60));
+    assert_eq!((report.added, report.unchanged), (0, N as u64));
     let again = ids(&again);
     assert!(again.iter().all(|(added, _)| !added), "{again:?}");
     let again_ids: Vec<i32> = again.iter().map(|(_, id)| *id).collect();
-    assert_eq!(again_ids, (1..=60).collect::<Vec<_>>(), "ids follow the stream");
+    assert_eq!(again_ids, (1..=N as i32).collect::<Vec<_>>(), "ids follow the stream");
     assert_eq!(look.counts(), counts);
     assert_eq!(look.catalog_stamp().as_deref(), Some("2"), "an ingest that added nothing");
 
@@ -183,7 +187,7 @@ fn ingest_contract<B: Backend + ?Sized>(store: &mut B, look: &dyn Look) -> Vec<S
     let mut cores = Vec::new();
     store.for_each_small_core(1 << 40, &mut |id, core| cores.push((id, core.len()))).unwrap();
     cores.sort();
-    assert_eq!(cores.len(), 60);
+    assert_eq!(cores.len(), N);
     let mut seen = vec![format!("{counts:?}")];
     seen.extend(revisions);
     seen.extend(catalog);
