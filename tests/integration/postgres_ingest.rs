@@ -448,3 +448,23 @@ fn exhausted_revision_ids_are_refused() {
     assert!(matches!(err, StoreError::RevisionIdsExhausted), "{err}");
     assert_eq!(PgLook(&db).count("revisions"), 0);
 }
+
+/// After a statement failed, PostgreSQL would answer `COMMIT` with a silent rollback: the
+/// batch's commit says it was not committed instead of reporting success.
+#[test]
+fn a_batch_whose_statement_failed_does_not_report_a_commit() {
+    let Some(db) = TestDatabase::new() else { return };
+    let mut store = PostgresStore::connect(&db.url).unwrap();
+    let mut batch = store.begin_ingest().unwrap();
+    batch.add_documents(&documents(3)).unwrap();
+    // Text with a NUL byte is not valid in PostgreSQL text.
+    let err = batch.record_removal("nul\0update", "expired", "bundle-1").unwrap_err();
+    assert!(err.to_string().contains("recording a removed update"), "{err}");
+    let err = batch.commit().unwrap_err();
+    assert!(matches!(err, StoreError::Aborted(_)), "{err}");
+    assert!(err.to_string().contains("was not committed"), "{err}");
+    assert_eq!(PgLook(&db).count("revisions"), 0);
+    // The connection went back to the pool usable.
+    let report = store.ingest_stream(stream(&documents(3)), IngestOptions::default()).unwrap();
+    assert_eq!(report.added, 3);
+}
