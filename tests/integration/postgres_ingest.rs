@@ -76,12 +76,18 @@ impl Look for PgLook<'_> {
 
 /// `n` generated update documents (categories, software, bundles, files), the same every time.
 fn documents(n: usize) -> Vec<(String, Vec<u8>)> {
+    documents_in(n, &["en", "de"])
+}
+
+/// The same documents, with localized properties in `languages` only.
+fn documents_in(n: usize, languages: &[&str]) -> Vec<(String, Vec<u8>)> {
+    let languages: Vec<String> = languages.iter().map(|l| l.to_string()).collect();
     let mut planner = Planner::new(7, 4 << 10);
     (0..n)
         .map(|i| {
             let p = planner.next_item();
             let files: Vec<RenderedFile> = p.files.iter().map(RenderedFile::stand_in).collect();
-            let doc = render(&p, &files, &["en".to_string(), "de".to_string()]);
+            let doc = render(&p, &files, &languages);
             (format!("doc{i}.xml"), doc.into_bytes())
         })
         .collect()
@@ -467,4 +473,57 @@ fn a_batch_whose_statement_failed_does_not_report_a_commit() {
     // The connection went back to the pool usable.
     let report = store.ingest_stream(stream(&documents(3)), IngestOptions::default()).unwrap();
     assert_eq!(report.added, 3);
+}
+
+/// A revision arriving again with more languages stays unchanged and gains them; files are
+/// described by the metadata and marked present in the batch.
+fn languages_and_files_contract<B: Backend + ?Sized>(
+    store: &mut B,
+    look: &dyn Look,
+) -> Vec<String> {
+    let english = documents_in(80, &["en"]);
+    store.ingest_stream(stream(&english), IngestOptions::default()).unwrap();
+    let before = look.count("localized_properties");
+    let mut batch = store.begin_ingest().unwrap();
+    let outcomes = batch.add_documents(&documents(80)).unwrap();
+    let report = batch.commit().unwrap();
+    assert_eq!((report.added, report.unchanged), (0, 80), "{outcomes:?}");
+    let after = look.count("localized_properties");
+    assert!(after > before, "German added: {before} -> {after}");
+
+    let file = store.catalog_revisions().unwrap().into_iter().flat_map(|r| r.files).next();
+    let file = file.expect("generated updates have files");
+    assert!(!file.present);
+    let mut batch = store.begin_ingest().unwrap();
+    let described = batch.described_file(&file.sha1).unwrap().expect("described");
+    assert_eq!(
+        (described.size, described.sha256, &described.extension),
+        (file.size, file.sha256, &file.extension)
+    );
+    let unknown = ferry::catalog::Sha1Digest::from_slice(&[0u8; 20]).unwrap();
+    assert!(batch.described_file(&unknown).unwrap().is_none());
+    batch.mark_present(&file.sha1).unwrap();
+    batch.commit().unwrap();
+    let present: Vec<_> = store
+        .catalog_revisions()
+        .unwrap()
+        .into_iter()
+        .flat_map(|r| r.files)
+        .filter(|f| f.present)
+        .map(|f| f.sha1.to_string())
+        .collect();
+    assert!(present.iter().all(|p| *p == file.sha1.to_string()) && !present.is_empty());
+    vec![format!("{before} {after} {:?}", look.counts()), file.sha1.to_string()]
+}
+
+#[test]
+fn languages_and_files_behave_alike_on_both_backends() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut sqlite = Store::open_or_create(dir.path()).unwrap();
+    let look = SqliteLook(dir.path().join("ferry.db"));
+    let on_sqlite = languages_and_files_contract(&mut *sqlite, &look);
+    let Some(db) = TestDatabase::new() else { return };
+    let mut postgres = PostgresStore::connect(&db.url).unwrap();
+    let on_postgres = languages_and_files_contract(&mut postgres, &PgLook(&db));
+    assert_eq!(on_sqlite, on_postgres);
 }
