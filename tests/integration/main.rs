@@ -19,6 +19,7 @@ mod postgres;
 mod postgres_catalog;
 mod postgres_clients;
 mod postgres_deployments;
+mod postgres_ingest;
 mod round_trips;
 mod served;
 mod server;

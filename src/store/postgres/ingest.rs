@@ -21,7 +21,7 @@ use crate::store::{StoreError, StoreResult, now_rfc3339};
 use postgres::Statement;
 use postgres::types::ToSql;
 use rayon::prelude::*;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::path::Path;
 
 /// Held by every ingest batch until it ends ("ferryIng").
@@ -92,6 +92,9 @@ pub struct PgIngestBatch {
     report: IngestReport,
     /// Until committed: `Drop` rolls back.
     open: bool,
+    /// A statement failed: PostgreSQL aborted the transaction, and would answer `COMMIT` with a
+    /// silent rollback, so `commit` refuses instead.
+    failed: Cell<bool>,
 }
 
 impl Drop for PgIngestBatch {
@@ -108,8 +111,10 @@ impl PgIngestBatch {
         &self,
         context: impl FnOnce() -> C,
     ) -> impl FnOnce(postgres::Error) -> StoreError {
-        let database = self.database.clone();
-        move |e| database_error(&database, &context().into(), &e)
+        move |e| {
+            self.failed.set(true);
+            database_error(&self.database, &context().into(), &e)
+        }
     }
 
     fn execute(&self, statement: &Statement, params: &Params<'_>) -> Result<u64, postgres::Error> {
@@ -480,6 +485,12 @@ impl IngestRows for PgIngestBatch {
     }
 
     fn commit(mut self: Box<Self>) -> StoreResult<IngestReport> {
+        if self.failed.get() {
+            return Err(StoreError::Aborted(format!(
+                "database {}: the ingest batch was not committed: a statement in it failed, so it was rolled back",
+                self.database
+            )));
+        }
         if self.report.added > 0 {
             self.run(
                 "INSERT INTO settings (key, value) VALUES ('catalog_stamp', $1) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
@@ -512,6 +523,7 @@ impl PostgresStore {
             now: now_rfc3339(),
             report: IngestReport::default(),
             open: true,
+            failed: Cell::new(false),
         };
         let conn = batch.conn.get_mut();
         conn.execute("SELECT pg_advisory_xact_lock($1)", &[&INGEST_LOCK])
