@@ -152,6 +152,8 @@ pub struct Store {
 /// The engines a store can live in.
 enum Backend {
     Sqlite(SqliteStore),
+    /// Always with its content tree (made only by [`Store::on_postgres`]).
+    Postgres(postgres::PostgresStore),
 }
 
 impl Store {
@@ -165,10 +167,20 @@ impl Store {
         Ok(Store { backend: Backend::Sqlite(SqliteStore::open(dir)?) })
     }
 
+    /// A store on PostgreSQL (the schema brought up to date, a newer one refused), its content
+    /// tree in `data` (`data/content/...`, as beside a SQLite database).
+    pub fn on_postgres(url: &postgres::DatabaseUrl, data: &Path) -> StoreResult<Store> {
+        let store = postgres::PostgresStore::connect(url)?.with_content_in(data);
+        Ok(Store { backend: Backend::Postgres(store) })
+    }
+
     /// The content tree (payloads and staging) beside the database.
     pub fn content(&self) -> &ContentStore {
         match &self.backend {
             Backend::Sqlite(s) => s.content(),
+            Backend::Postgres(s) => {
+                s.content().expect("made by on_postgres, with its content tree")
+            }
         }
     }
 }
@@ -179,6 +191,7 @@ impl std::ops::Deref for Store {
     fn deref(&self) -> &Self::Target {
         match &self.backend {
             Backend::Sqlite(s) => s,
+            Backend::Postgres(s) => s,
         }
     }
 }
@@ -187,6 +200,7 @@ impl std::ops::DerefMut for Store {
     fn deref_mut(&mut self) -> &mut Self::Target {
         match &mut self.backend {
             Backend::Sqlite(s) => s,
+            Backend::Postgres(s) => s,
         }
     }
 }
@@ -197,6 +211,7 @@ impl Store {
     pub(crate) fn expire_for_test(&self, update_id: &str) {
         match &self.backend {
             Backend::Sqlite(s) => s.expire_for_test(update_id),
+            Backend::Postgres(_) => unreachable!("unit tests make SQLite stores"),
         }
     }
 
@@ -204,6 +219,7 @@ impl Store {
     pub(crate) fn require_for_test(&self, update_id: &str, needed: &str) {
         match &self.backend {
             Backend::Sqlite(s) => s.require_for_test(update_id, needed),
+            Backend::Postgres(_) => unreachable!("unit tests make SQLite stores"),
         }
     }
 }

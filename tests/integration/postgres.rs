@@ -4,7 +4,9 @@
 //! Each test works in a database of its own, dropped at the end.
 
 use ferry::store::postgres::{DatabaseUrl, PostgresStore};
-use ferry::store::{IdentityStorage, SettingStorage, Store, StoreError};
+use ferry::store::{
+    IdentityStorage, IngestItem, IngestOptions, SettingStorage, Store, StoreError, UpdateFilter,
+};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// A fresh database on the test cluster, dropped with the value. `None` (the test says it was
@@ -167,4 +169,78 @@ fn front_ends_share_the_server_identity() {
         .map(|t| t.join().unwrap())
         .collect();
     assert!(identities.windows(2).all(|w| w[0] == w[1]), "{identities:?}");
+}
+
+/// The administration rules over a whole store: a catalog ingested, a group made, updates
+/// approved (with their prerequisites) and declined, a refusal, the tree, the report. What each
+/// step answered, as text, to compare between the backends.
+fn administration_transcript(store: &mut Store) -> Vec<String> {
+    use ferry::admin::{Action, AdminService, Approve};
+    let documents = crate::postgres_catalog::documents(300);
+    let items = documents.into_iter().map(|d| Ok(IngestItem::new("synth", d)));
+    store.ingest_stream(Box::new(items), IngestOptions::default()).unwrap();
+    let software: Vec<String> = store
+        .list_updates(&UpdateFilter::default())
+        .unwrap()
+        .into_iter()
+        .filter(|u| u.update_type == "Software" && !u.is_bundle)
+        .map(|u| u.update_id.to_string())
+        .take(4)
+        .collect();
+    assert_eq!(software.len(), 4, "the catalog holds software updates");
+    fn approve(updates: &[String]) -> Approve<'_> {
+        Approve {
+            updates,
+            group: "plant servers",
+            action: Action::Install,
+            deadline: None,
+            admin: Some("test"),
+            with_prerequisites: true,
+        }
+    }
+    let mut out = Vec::new();
+    let mut admin = AdminService::new(store);
+    let group = admin.create_group("Plant Servers", None).unwrap();
+    out.push(format!("group {}", group.name));
+    let approved = admin.approve(&approve(&software[..2])).unwrap();
+    out.push(format!("approved {:?} + {:?}", approved.requested, approved.prerequisites));
+    out.push(format!("declined {}", admin.decline(&software[2..3], Some("test")).unwrap()));
+    let refused = admin.approve(&approve(&software[2..3])).err().expect("a declined update");
+    out.push(format!("refused: {refused}"));
+    out.push(format!("again: {:?}", admin.create_group("PLANT SERVERS", None).err()));
+    let tree: Vec<String> =
+        ferry::admin::group_tree(store).unwrap().into_iter().map(|g| g.path).collect();
+    out.push(format!("tree {tree:?}"));
+    let mut approvals: Vec<String> = store
+        .approvals()
+        .unwrap()
+        .into_iter()
+        .map(|a| {
+            let group = if a.group_id == group.group_id { "Plant Servers" } else { "other" };
+            format!("{} {group} {:?}", a.update_id, a.action)
+        })
+        .collect();
+    approvals.sort();
+    out.push(format!("approvals {approvals:?}"));
+    out.push(format!("stamp {}", store.deployment_stamp().unwrap()));
+    let report = ferry::admin::compliance_report(store, Vec::new(), None).unwrap();
+    out.push(format!("report updates {}", report.updates.len()));
+    out
+}
+
+/// Invariant: the administration rules (`admin/`) run alike whichever engine keeps the store:
+/// the same answers, refusals and stamps on SQLite and on PostgreSQL through `Store`.
+#[test]
+fn the_administration_rules_run_alike_on_both_backends() {
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite = administration_transcript(&mut Store::open_or_create(dir.path()).unwrap());
+    assert!(
+        sqlite.iter().any(|l| l.starts_with("refused: ") && l.contains("declined")),
+        "{sqlite:?}"
+    );
+    let Some(db) = TestDatabase::new() else { return };
+    let content = tempfile::tempdir().unwrap();
+    let postgres =
+        administration_transcript(&mut Store::on_postgres(&db.url, content.path()).unwrap());
+    assert_eq!(sqlite, postgres);
 }

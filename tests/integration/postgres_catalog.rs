@@ -61,7 +61,7 @@ impl Backend for Postgres {
 }
 
 /// Synthetic documents: every real category, detectoids, software, bundles and their members.
-fn documents(count: usize) -> Vec<Vec<u8>> {
+pub fn documents(count: usize) -> Vec<Vec<u8>> {
     let mut planner = ferry::synth::Planner::new(7, 4 << 10);
     let languages = ["en".to_string(), "de".to_string()];
     (0..count)

@@ -1,12 +1,8 @@
-//! The PostgreSQL backend, for several front ends on one database. Under way: connecting, the
-//! URL that names the database, the schema's migrations and version check, settings,
-//! administration changes (`deployments.rs`), approval rules (`rules.rs`), client activity
-//! (`clients.rs`), compliance reads, cleanup reads, ingest (`ingest.rs`: a batch on a pooled
-//! connection of its own, ingests serialized across front ends by an advisory lock), channel
-//! state (`bundles.rs`: trusted keys, imports, exports), catalog reads (`query.rs`), server sync
-//! and the consistency check are here; it is not yet a `Backend` variant, so no command opens a
-//! store on PostgreSQL. With a `postgres://` URL, `--data DIR` holds only the content tree
-//! ([`PostgresStore::with_content_in`]).
+//! The PostgreSQL backend, for several front ends on one database: connecting, the URL that
+//! names the database, the schema's migrations and version check, and every storage trait, one
+//! file per topic. `Store::on_postgres` opens a store on it; the commands do not take
+//! `--database` yet (issue 15). With a `postgres://` URL, `--data DIR` holds only the content
+//! tree ([`PostgresStore::with_content_in`]).
 //!
 //! Calls block: the `postgres` client runs each call on a runtime of its own, so it is used, and
 //! dropped, on blocking threads only (as every store call is), never on an async worker.
