@@ -205,7 +205,7 @@ fn administration_transcript(store: &mut Store) -> Vec<String> {
     let approved = admin.approve(&approve(&software[..2])).unwrap();
     out.push(format!("approved {:?} + {:?}", approved.requested, approved.prerequisites));
     out.push(format!("declined {}", admin.decline(&software[2..3], Some("test")).unwrap()));
-    let refused = admin.approve(&approve(&software[2..3])).err().expect("a declined update");
+    let refused = admin.approve(&approve(&software[2..3])).expect_err("a declined update");
     out.push(format!("refused: {refused}"));
     out.push(format!("again: {:?}", admin.create_group("PLANT SERVERS", None).err()));
     let tree: Vec<String> =
