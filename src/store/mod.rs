@@ -72,6 +72,7 @@ pub use server_sync::ServerSyncStorage;
 pub use server_sync::{DownstreamDeployment, DownstreamFilter};
 pub use settings::{IdentityStorage, SettingStorage};
 
+use self::postgres::{DatabaseUrl, PostgresStore};
 use sqlite::SqliteStore;
 use std::path::Path;
 
@@ -153,7 +154,7 @@ pub struct Store {
 enum Backend {
     Sqlite(SqliteStore),
     /// Always with its content tree (made only by [`Store::on_postgres`]).
-    Postgres(postgres::PostgresStore),
+    Postgres(PostgresStore),
 }
 
 impl Store {
@@ -169,8 +170,8 @@ impl Store {
 
     /// A store on PostgreSQL (the schema brought up to date, a newer one refused), its content
     /// tree in `data` (`data/content/...`, as beside a SQLite database).
-    pub fn on_postgres(url: &postgres::DatabaseUrl, data: &Path) -> StoreResult<Store> {
-        let store = postgres::PostgresStore::connect(url)?.with_content_in(data);
+    pub fn on_postgres(url: &DatabaseUrl, data: &Path) -> StoreResult<Store> {
+        let store = PostgresStore::connect(url)?.with_content_in(data);
         Ok(Store { backend: Backend::Postgres(store) })
     }
 
