@@ -77,11 +77,21 @@ pub trait IngestRows: ChannelRows {
     fn stamp(&self) -> i64;
 
     /// Parses and stores one document; `source` names it in errors (a file, a bundle member...).
-    fn add_document(&mut self, source: &str, document: &[u8]) -> StoreResult<AddOutcome>;
+    fn add_document(&mut self, source: &str, document: &[u8]) -> StoreResult<AddOutcome> {
+        let prepared = super::documents::prepare_revision(source, document)?;
+        self.add_prepared(&prepared)
+    }
 
     /// Stores many documents in order, parsing and compressing them on all cores. Stops at the
     /// first bad document (the caller drops the batch, which rolls it back).
-    fn add_documents(&mut self, documents: &[(String, Vec<u8>)]) -> StoreResult<Vec<AddOutcome>>;
+    fn add_documents(&mut self, documents: &[(String, Vec<u8>)]) -> StoreResult<Vec<AddOutcome>> {
+        use rayon::prelude::*;
+        let prepared: Vec<StoreResult<PreparedRevision>> = documents
+            .par_iter()
+            .map(|(source, doc)| super::documents::prepare_revision(source, doc))
+            .collect();
+        prepared.into_iter().map(|p| p.and_then(|p| self.add_prepared(&p))).collect()
+    }
 
     /// Stores a document parsed by the caller.
     fn add_parsed(
@@ -89,7 +99,9 @@ pub trait IngestRows: ChannelRows {
         source: &str,
         document: &[u8],
         parsed: ParsedUpdate,
-    ) -> StoreResult<AddOutcome>;
+    ) -> StoreResult<AddOutcome> {
+        self.add_prepared(&super::documents::prepare_parsed(source, document, parsed))
+    }
 
     fn add_prepared(&mut self, prepared: &PreparedRevision) -> StoreResult<AddOutcome>;
 

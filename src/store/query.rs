@@ -339,6 +339,51 @@ pub(crate) fn mark_and_filter(
             })
     });
 }
+/// How an administrator names an update (`resolve_update`): the rule for reading it, the same
+/// whichever engine looks it up.
+pub(crate) enum UpdateRef<'a> {
+    /// `UpdateID/revision`.
+    Revision(String, i32),
+    /// `UpdateID`: its newest revision.
+    Latest(String),
+    /// `#revision-id`.
+    RevisionId(i32),
+    /// `5026368` or `KB5026368`: the newest revisions with that KB number.
+    Kb(&'a str),
+}
+
+impl<'a> UpdateRef<'a> {
+    pub(crate) fn parse(id: &'a str) -> StoreResult<UpdateRef<'a>> {
+        if let Some((guid, rev)) = id.split_once('/') {
+            let guid = Guid::parse(guid).map_err(|e| StoreError::NotFound(e.to_string()))?;
+            let rev: i32 = rev.parse().map_err(|_| {
+                StoreError::NotFound(format!(
+                    "{id}: the revision number after '/' must be an integer"
+                ))
+            })?;
+            Ok(UpdateRef::Revision(guid.to_string(), rev))
+        } else if let Ok(guid) = Guid::parse(id) {
+            Ok(UpdateRef::Latest(guid.to_string()))
+        } else if let Some(rid) = id.strip_prefix('#') {
+            let rid: i32 = rid.parse().map_err(|_| {
+                StoreError::NotFound(format!("{id}: a revision id after '#' must be an integer"))
+            })?;
+            Ok(UpdateRef::RevisionId(rid))
+        } else {
+            Ok(UpdateRef::Kb(kb_number(id)?))
+        }
+    }
+}
+
+/// What `resolve_update` found for `id`: an error that says so when nothing.
+pub(crate) fn found_updates(id: &str, found: Vec<i32>) -> StoreResult<Vec<i32>> {
+    if found.is_empty() {
+        return Err(StoreError::NotFound(format!(
+            "no update {id} in the store (see `ferry updates list`)"
+        )));
+    }
+    Ok(found)
+}
 
 /// A KB number (`5026368` or `KB5026368`) without its `KB`; anything else is the error
 /// `resolve_update` gives for an identifier it cannot read.

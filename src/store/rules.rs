@@ -77,3 +77,15 @@ pub trait RuleStorage {
     /// UpdateIDs that a newest revision in the catalog supersedes.
     fn superseded_update_ids(&self) -> StoreResult<HashSet<String>>;
 }
+
+/// A rule by name (case-insensitive) or id, among `rules`.
+pub(crate) fn find_rule(rules: Vec<ApprovalRule>, name_or_id: &str) -> StoreResult<ApprovalRule> {
+    rules
+        .into_iter()
+        .find(|r| r.name.eq_ignore_ascii_case(name_or_id) || r.rule_id.to_string() == name_or_id)
+        .ok_or_else(|| {
+            StoreError::NotFound(format!(
+                "no approval rule {name_or_id:?} (see `ferry rules list`)"
+            ))
+        })
+}

@@ -5,6 +5,7 @@
 //! and events in the order they arrived (`seq`, SQLite's rowid).
 
 use super::PostgresStore;
+use super::deployments::{APPROVAL_COLUMNS, approval_from_row};
 use crate::ids::{ComputerId, GroupId};
 use crate::store::clients::*;
 use crate::store::prelude::*;
@@ -18,8 +19,6 @@ use std::time::Duration;
 const GROUP_COLUMNS: &str = "group_id, name, parent_id, is_builtin";
 
 const COMPUTER_COLUMNS: &str = "computer_id, dns_name, requested_groups, os_description, registered_at IS NOT NULL, first_seen_at, last_contact_at, last_sync_at, last_report_at";
-
-const APPROVAL_COLUMNS: &str = "approval_id, deployment_guid, update_id, group_id, action, deadline, admin, changed_at, changed_stamp";
 
 const EVENT_COLUMNS: &str = "event_instance_id, computer_id, event_id, source_id, update_id, revision_number, win32_hresult, time_at_target, app_name, replacement_strings, misc_data";
 
@@ -45,20 +44,6 @@ fn computer_from_row(r: &Row, groups: Vec<GroupId>) -> Result<ComputerRecord, po
         last_contact_at: r.try_get(6)?,
         last_sync_at: r.try_get(7)?,
         last_report_at: r.try_get(8)?,
-    })
-}
-
-fn approval_from_row(r: &Row) -> Result<Approval, postgres::Error> {
-    Ok(Approval {
-        approval_id: r.try_get(0)?,
-        deployment_guid: r.try_get(1)?,
-        update_id: r.try_get(2)?,
-        group_id: r.try_get(3)?,
-        action: r.try_get(4)?,
-        deadline: r.try_get(5)?,
-        admin: r.try_get(6)?,
-        changed_at: r.try_get(7)?,
-        changed_stamp: r.try_get(8)?,
     })
 }
 

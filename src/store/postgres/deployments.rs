@@ -20,9 +20,9 @@ use std::cell::RefCell;
 /// The settings key of the deployment stamp (`ClientStorage::deployment_stamp` reads it).
 const STAMP_KEY: &str = "deployment_stamp";
 
-const APPROVAL_COLUMNS: &str = "approval_id, deployment_guid, update_id, group_id, action, deadline, admin, changed_at, changed_stamp";
+pub(super) const APPROVAL_COLUMNS: &str = "approval_id, deployment_guid, update_id, group_id, action, deadline, admin, changed_at, changed_stamp";
 
-fn approval_from_row(r: &Row) -> Result<Approval, postgres::Error> {
+pub(super) fn approval_from_row(r: &Row) -> Result<Approval, postgres::Error> {
     Ok(Approval {
         approval_id: r.try_get(0)?,
         deployment_guid: r.try_get(1)?,

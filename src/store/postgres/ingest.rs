@@ -12,15 +12,12 @@
 //! an import recorded by another front end meanwhile is seen (`record_import` refuses it).
 
 use super::{Connection, PostgresStore, database_error};
-use crate::catalog::ParsedUpdate;
-use crate::store::documents::{
-    PreparedRevision, decompress, prepare_in_order, prepare_parsed, prepare_revision,
-};
+
+use crate::store::documents::{PreparedRevision, decompress, prepare_in_order};
 use crate::store::ingest::*;
 use crate::store::{StoreError, StoreResult, now_rfc3339};
 use postgres::Statement;
 use postgres::types::ToSql;
-use rayon::prelude::*;
 use std::cell::{Cell, RefCell};
 use std::path::Path;
 
@@ -382,26 +379,6 @@ impl PgIngestBatch {
 impl IngestRows for PgIngestBatch {
     fn stamp(&self) -> i64 {
         self.stamp
-    }
-
-    fn add_document(&mut self, source: &str, document: &[u8]) -> StoreResult<AddOutcome> {
-        let prepared = prepare_revision(source, document)?;
-        self.add_prepared(&prepared)
-    }
-
-    fn add_documents(&mut self, documents: &[(String, Vec<u8>)]) -> StoreResult<Vec<AddOutcome>> {
-        let prepared: Vec<StoreResult<PreparedRevision>> =
-            documents.par_iter().map(|(source, doc)| prepare_revision(source, doc)).collect();
-        prepared.into_iter().map(|p| p.and_then(|p| self.add_prepared(&p))).collect()
-    }
-
-    fn add_parsed(
-        &mut self,
-        source: &str,
-        document: &[u8],
-        parsed: ParsedUpdate,
-    ) -> StoreResult<AddOutcome> {
-        self.add_prepared(&prepare_parsed(source, document, parsed))
     }
 
     fn add_prepared(&mut self, prepared: &PreparedRevision) -> StoreResult<AddOutcome> {

@@ -3,7 +3,7 @@
 //! ascending, last descending), and lists SQLite reads by primary key in that key's order.
 
 use super::PostgresStore;
-use crate::catalog::{Guid, Sha1Digest, Sha256Digest};
+use crate::catalog::{Sha1Digest, Sha256Digest};
 use crate::store::prelude::*;
 use crate::store::query::*;
 use crate::store::{StoreError, StoreResult};
@@ -204,40 +204,24 @@ impl CatalogStorage for PostgresStore {
         let id = id.trim();
         let what = format!("resolving {id}");
         let query = |sql: &str, p: &Params<'_>| self.rows(&what, sql, p, |r| r.try_get(0));
-        let found = if let Some((guid, rev)) = id.split_once('/') {
-            let guid = Guid::parse(guid).map_err(|e| StoreError::NotFound(e.to_string()))?;
-            let rev: i32 = rev.parse().map_err(|_| {
-                StoreError::NotFound(format!(
-                    "{id}: the revision number after '/' must be an integer"
-                ))
-            })?;
-            query(
+        let found = match UpdateRef::parse(id)? {
+            UpdateRef::Revision(guid, rev) => query(
                 "SELECT revision_id FROM revisions WHERE update_id = $1 AND revision_number = $2",
-                &[&guid.to_string(), &rev],
-            )?
-        } else if let Ok(guid) = Guid::parse(id) {
-            query(
+                &[&guid, &rev],
+            )?,
+            UpdateRef::Latest(guid) => query(
                 "SELECT revision_id FROM revisions WHERE update_id = $1 AND is_latest",
-                &[&guid.to_string()],
-            )?
-        } else if let Some(rid) = id.strip_prefix('#') {
-            let rid: i32 = rid.parse().map_err(|_| {
-                StoreError::NotFound(format!("{id}: a revision id after '#' must be an integer"))
-            })?;
-            query("SELECT revision_id FROM revisions WHERE revision_id = $1", &[&rid])?
-        } else {
-            let kb = kb_number(id)?;
-            query(
+                &[&guid],
+            )?,
+            UpdateRef::RevisionId(rid) => {
+                query("SELECT revision_id FROM revisions WHERE revision_id = $1", &[&rid])?
+            }
+            UpdateRef::Kb(kb) => query(
                 "SELECT revision_id FROM revisions WHERE kb_article = $1 AND is_latest ORDER BY revision_id",
                 &[&kb],
-            )?
+            )?,
         };
-        if found.is_empty() {
-            return Err(StoreError::NotFound(format!(
-                "no update {id} in the store (see `ferry updates list`)"
-            )));
-        }
-        Ok(found)
+        found_updates(id, found)
     }
 
     fn update_summary(&self, revision_id: i32) -> StoreResult<UpdateSummary> {

@@ -52,16 +52,7 @@ fn category_index_in(client: &mut impl GenericClient) -> Result<CategoryIndex, p
 impl PostgresStore {
     /// A rule by name (case-insensitive) or id.
     fn approval_rule(&self, name_or_id: &str) -> StoreResult<ApprovalRule> {
-        self.approval_rules()?
-            .into_iter()
-            .find(|r| {
-                r.name.eq_ignore_ascii_case(name_or_id) || r.rule_id.to_string() == name_or_id
-            })
-            .ok_or_else(|| {
-                StoreError::NotFound(format!(
-                    "no approval rule {name_or_id:?} (see `ferry rules list`)"
-                ))
-            })
+        crate::store::rules::find_rule(self.approval_rules()?, name_or_id)
     }
 
     /// Refuses titles that match no category the store holds, unless it holds none yet.

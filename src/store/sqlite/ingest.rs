@@ -1,12 +1,9 @@
 //! Loading update documents into the catalog, one transaction per batch.
 
-use crate::catalog::{ParsedUpdate, parse_update};
-use crate::store::documents::{
-    PreparedRevision, decompress, prepare_in_order, prepare_parsed, prepare_revision,
-};
+use crate::catalog::parse_update;
+use crate::store::documents::{PreparedRevision, decompress, prepare_in_order};
 use crate::store::ingest::*;
 use crate::store::{SqliteStore, StoreError, StoreResult, now_rfc3339};
-use rayon::prelude::*;
 use rusqlite::{OptionalExtension, Transaction, params};
 use std::path::{Path, PathBuf};
 
@@ -297,26 +294,6 @@ impl IngestBatch<'_> {
 impl IngestRows for IngestBatch<'_> {
     fn stamp(&self) -> i64 {
         self.stamp
-    }
-
-    fn add_document(&mut self, source: &str, document: &[u8]) -> StoreResult<AddOutcome> {
-        let prepared = prepare_revision(source, document)?;
-        self.add_prepared(&prepared)
-    }
-
-    fn add_documents(&mut self, documents: &[(String, Vec<u8>)]) -> StoreResult<Vec<AddOutcome>> {
-        let prepared: Vec<StoreResult<PreparedRevision>> =
-            documents.par_iter().map(|(source, doc)| prepare_revision(source, doc)).collect();
-        prepared.into_iter().map(|p| p.and_then(|p| self.add_prepared(&p))).collect()
-    }
-
-    fn add_parsed(
-        &mut self,
-        source: &str,
-        document: &[u8],
-        parsed: ParsedUpdate,
-    ) -> StoreResult<AddOutcome> {
-        self.add_prepared(&prepare_parsed(source, document, parsed))
     }
 
     fn add_prepared(&mut self, prepared: &PreparedRevision) -> StoreResult<AddOutcome> {
