@@ -288,11 +288,11 @@ fn fetch_once(
         .get("content-length")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok())
-        && start + length > w.size
+        && start.checked_add(length).is_none_or(|end| end > w.size)
     {
         return Err(Failure::Fatal(format!(
             "the server sends {} bytes, the metadata says the file has {}",
-            start + length,
+            start.saturating_add(length),
             w.size
         )));
     }

@@ -290,6 +290,7 @@ pub fn parse(bytes: &[u8]) -> Result<Element, XmlError> {
             Event::End(ref e) => tree.end(&reader, e.name().as_ref())?,
             Event::Text(t) => {
                 let raw = std::str::from_utf8(&t).map_err(|_| err(&reader, "not UTF-8"))?;
+                xml_characters(&reader, raw)?;
                 match tree.stack.last_mut() {
                     Some(top) => top.text.push_str(&normalize_newlines(raw)),
                     None if raw.trim().is_empty() => {}
@@ -297,8 +298,10 @@ pub fn parse(bytes: &[u8]) -> Result<Element, XmlError> {
                 }
             }
             Event::CData(c) => {
+                let text = String::from_utf8_lossy(&c);
+                xml_characters(&reader, &text)?;
                 if let Some(top) = tree.stack.last_mut() {
-                    top.text.push_str(&String::from_utf8_lossy(&c));
+                    top.text.push_str(&text);
                 }
             }
             Event::GeneralRef(r) => {
@@ -323,6 +326,17 @@ pub fn parse(bytes: &[u8]) -> Result<Element, XmlError> {
         });
     }
     tree.root.ok_or(XmlError { offset: 0, message: "empty document".into() })
+}
+
+/// Refuses NUL, which no XML document holds (`&#0;` is refused too) and quick-xml passes
+/// through: in a computer's description or an event it would reach the store, where PostgreSQL
+/// refuses it and with it the whole batch of client writes. (Other control characters are each
+/// field's own check, as group names do.)
+fn xml_characters(reader: &Reader<&[u8]>, text: &str) -> Result<(), XmlError> {
+    match memchr::memchr(0, text.as_bytes()) {
+        None => Ok(()),
+        Some(_) => Err(err(reader, "character U+0000 is not allowed in XML")),
+    }
 }
 
 fn err(reader: &Reader<&[u8]>, message: impl Into<String>) -> XmlError {
@@ -483,6 +497,7 @@ impl TreeBuilder {
             let a = a.map_err(|e| err(reader, e.to_string()))?;
             let key = a.key.as_ref();
             let value = decode_attribute(&a.value).map_err(|e| err(reader, e.to_string()))?;
+            xml_characters(reader, &value)?;
             if key == b"xmlns" {
                 let ns = self.namespaces.get(value.as_bytes());
                 self.scopes.bindings.push((Vec::new(), ns, depth));
@@ -530,6 +545,18 @@ fn attach(stack: &mut [Element], root: &mut Option<Element>, element: Element) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Found by attack: a NUL in a client's text reached the store, where PostgreSQL refuses it
+    /// and with it every other client's writes in the batch.
+    #[test]
+    fn nul_is_refused() {
+        for bad in ["<a>x\u{0}y</a>", "<a b=\"x\u{0}\"/>", "<a><![CDATA[\u{0}]]></a>"] {
+            let e = parse(bad.as_bytes()).expect_err(bad);
+            assert!(e.message.contains("not allowed in XML"), "{bad:?}: {e}");
+        }
+        let ok = parse(b"<a b=\"t\tx\">line\r\nnext\ttab</a>").unwrap();
+        assert_eq!(ok.text, "line\nnext\ttab");
+    }
 
     #[test]
     fn parses_namespaces_and_nil() {
