@@ -17,7 +17,7 @@ use crate::catalog::{Sha1Digest, Sha256Digest};
 use crate::faults::crash_point;
 use crate::store::{
     ContentStore, ImportRecord, IngestItem, IngestOptions, IngestReport, IngestRows, Store,
-    StoreError, StoreResult, VerifiedFile,
+    StoreError, StoreLocation, StoreResult, VerifiedFile,
 };
 use serde::Serialize;
 use std::fs::File;
@@ -142,18 +142,18 @@ pub fn check_sequence(store: &Store, bundle: &OpenedBundle) -> Result<(), Bundle
     }
 }
 
-/// Imports into the store at `data`, creating it when there is none. A store this call created
-/// is removed again when the import is refused, so a refused bundle leaves nothing behind.
+/// Imports into the store at `location`, creating it when there is none. A SQLite store this
+/// call created is removed again when the import is refused, so a refused bundle leaves nothing
+/// behind (on PostgreSQL the import's one transaction is rolled back).
 pub fn import_into(
-    data: &Path,
+    location: &StoreLocation,
     path: &Path,
     extra_trusted: &[PublicKey],
     options: &ImportOptions,
     progress: &mut (dyn FnMut(&str, u64, u64) + Send),
 ) -> Result<ImportReport, BundleError> {
-    let database = data.join(crate::store::DATABASE_FILE);
-    if database.exists() {
-        return import(&mut Store::open(data)?, path, extra_trusted, options, progress);
+    if location.may_exist() {
+        return import(&mut Store::open_at(location)?, path, extra_trusted, options, progress);
     }
     // The checks that need no store come first: most refusals never create one.
     if extra_trusted.is_empty() {
@@ -164,8 +164,9 @@ pub fn import_into(
     if let Some(e) = needs_base(&bundle.manifest) {
         return Err(e);
     }
+    let data = location.data();
     let created_dir = !data.exists();
-    let result = Store::open_or_create(data)
+    let result = Store::open_or_create_at(location)
         .map_err(BundleError::from)
         .and_then(|mut store| import(&mut store, path, extra_trusted, options, progress));
     if result.is_err() {

@@ -1,7 +1,7 @@
 //! `ferry admin token`: the bearer token of the admin API and the web console.
 
 use ferry::store::Store;
-use std::path::Path;
+use ferry::store::StoreLocation;
 
 #[derive(clap::Subcommand, Debug)]
 pub enum Command {
@@ -13,8 +13,8 @@ pub enum Command {
     },
 }
 
-pub fn run(data: &Path, cmd: Command) -> anyhow::Result<()> {
-    let mut store = Store::open_or_create(data)?;
+pub fn run(at: &StoreLocation, cmd: Command) -> anyhow::Result<()> {
+    let mut store = Store::open_or_create_at(at)?;
     match cmd {
         Command::Token { rotate } => {
             if store.has_admin_token()? && !rotate {

@@ -5,8 +5,9 @@
 
 use super::output;
 use ferry::store::Store;
+use ferry::store::StoreLocation;
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 #[derive(clap::Subcommand, Debug)]
 pub enum Command {
@@ -30,9 +31,9 @@ struct Row {
 }
 
 /// `kind`: `UpdateClassification` or `Product`.
-pub fn run(data: &Path, kind: &str, cmd: Command) -> anyhow::Result<()> {
+pub fn run(at: &StoreLocation, kind: &str, cmd: Command) -> anyhow::Result<()> {
     let Command::List { profile, json } = cmd;
-    let store = Store::open(data)?;
+    let store = Store::open_at(at)?;
     let index = store.category_index()?;
     let mut counts: HashMap<String, usize> = HashMap::new();
     for u in store.list_updates(&Default::default())? {

@@ -2,8 +2,8 @@
 
 use super::{Exit, output};
 use ferry::store::Store;
+use ferry::store::StoreLocation;
 use ferry::units::format_size;
-use std::path::Path;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -16,8 +16,8 @@ pub struct Args {
     json: bool,
 }
 
-pub fn run(data: &Path, args: Args) -> anyhow::Result<()> {
-    let store = Store::open(data)?;
+pub fn run(at: &StoreLocation, args: Args) -> anyhow::Result<()> {
+    let store = Store::open_at(at)?;
     let bar = if args.json {
         indicatif::ProgressBar::hidden()
     } else {

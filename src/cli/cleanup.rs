@@ -1,9 +1,9 @@
 //! `ferry cleanup`: Invoke-WsusServerCleanup's switches, with a dry run that lists what would go.
 
 use super::output;
+use ferry::store::StoreLocation;
 use ferry::store::{CleanupOptions, Store};
 use ferry::units::format_size;
-use std::path::Path;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -27,7 +27,7 @@ pub struct Args {
     json: bool,
 }
 
-pub fn run(data: &Path, a: Args) -> anyhow::Result<()> {
+pub fn run(at: &StoreLocation, a: Args) -> anyhow::Result<()> {
     let options = CleanupOptions {
         decline_superseded: a.decline_superseded,
         decline_expired: a.decline_expired,
@@ -44,7 +44,7 @@ pub fn run(data: &Path, a: Args) -> anyhow::Result<()> {
              (with --dry-run to see it first)"
         );
     }
-    let mut store = Store::open(data)?;
+    let mut store = Store::open_at(at)?;
     let plan = ferry::admin::AdminService::new(&mut store).cleanup(&options, !a.dry_run)?;
     if a.json {
         return output::json(&serde_json::json!({ "dry_run": a.dry_run, "plan": plan }));

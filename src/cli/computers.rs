@@ -4,8 +4,8 @@
 use super::output;
 use anyhow::Context;
 use ferry::admin::AdminService;
+use ferry::store::StoreLocation;
 use ferry::store::{Store, TargetingMode};
-use std::path::Path;
 
 #[derive(clap::Subcommand, Debug)]
 pub enum Command {
@@ -50,8 +50,8 @@ pub struct ListArgs {
     json: bool,
 }
 
-pub fn run(data: &Path, cmd: Command) -> anyhow::Result<()> {
-    let mut store = Store::open_or_create(data)?;
+pub fn run(at: &StoreLocation, cmd: Command) -> anyhow::Result<()> {
+    let mut store = Store::open_or_create_at(at)?;
     match cmd {
         Command::List(a) => list(&store, a),
         Command::Move { computers, group, keep } => {

@@ -53,7 +53,7 @@ impl Running {
             .enable_all()
             .thread_name("ferry-demo")
             .build()?;
-        let state = ferry::server::open_state(data, None)?;
+        let state = ferry::server::open_state(&ferry::store::StoreLocation::sqlite(data), None)?;
         let listeners = runtime.block_on(Listeners::bind(&ServeOptions {
             listen: Some(listen.to_string()),
             ..Default::default()

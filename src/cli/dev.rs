@@ -2,10 +2,11 @@
 
 use super::output;
 use anyhow::Context;
+use ferry::store::StoreLocation;
 use ferry::store::{IngestItem, IngestOptions, Store};
 use ferry::synth::{SynthOptions, synthesize};
 use ferry::units::{format_size, parse_size};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 #[derive(clap::Subcommand, Debug)]
 pub enum Command {
@@ -46,19 +47,19 @@ pub struct IngestArgs {
     json: bool,
 }
 
-pub fn run(data: &Path, cmd: Command) -> anyhow::Result<()> {
+pub fn run(at: &StoreLocation, cmd: Command) -> anyhow::Result<()> {
     match cmd {
-        Command::Synth(a) => synth(data, a),
-        Command::Ingest(a) => ingest(data, a),
+        Command::Synth(a) => synth(at, a),
+        Command::Ingest(a) => ingest(at, a),
         Command::Loadgen(a) => super::loadgen::run(a),
     }
 }
 
-fn synth(data: &Path, a: SynthArgs) -> anyhow::Result<()> {
+fn synth(at: &StoreLocation, a: SynthArgs) -> anyhow::Result<()> {
     if a.languages.is_empty() || a.languages.iter().any(|l| l.is_empty()) {
         anyhow::bail!("--languages needs at least one language code, e.g. en,de");
     }
-    let mut store = Store::open_or_create(data)?;
+    let mut store = Store::open_or_create_at(at)?;
     let options = SynthOptions {
         updates: a.updates,
         seed: a.seed,
@@ -75,7 +76,7 @@ fn synth(data: &Path, a: SynthArgs) -> anyhow::Result<()> {
     println!(
         "{} revisions in {}: {} added, {} already there; {} payload files written ({}), {} of metadata, in {:.1}s",
         report.revisions_in_plan,
-        data.display(),
+        at,
         report.revisions_added,
         report.revisions_already_present,
         report.files_written,
@@ -86,7 +87,7 @@ fn synth(data: &Path, a: SynthArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn ingest(data: &Path, a: IngestArgs) -> anyhow::Result<()> {
+fn ingest(at: &StoreLocation, a: IngestArgs) -> anyhow::Result<()> {
     // Refuse oversized files before reading anything (a 2 GB document would not fit in memory
     // comfortably and cannot be a real update document).
     for path in &a.files {
@@ -100,7 +101,7 @@ fn ingest(data: &Path, a: IngestArgs) -> anyhow::Result<()> {
             );
         }
     }
-    let mut store = Store::open_or_create(data)?;
+    let mut store = Store::open_or_create_at(at)?;
     let items = a.files.iter().map(|path| {
         let document = std::fs::read(path).map_err(|e| ferry::store::StoreError::io(path, e))?;
         Ok(IngestItem::new(path.display().to_string(), document))

@@ -4,9 +4,9 @@
 
 use super::output;
 use ferry::admin::{AdminService, TargetingChange};
+use ferry::store::StoreLocation;
 use ferry::store::{GroupInTree, Store, TargetingMode};
 use std::collections::HashMap;
-use std::path::Path;
 
 #[derive(clap::Subcommand, Debug)]
 pub enum Command {
@@ -61,8 +61,8 @@ struct GroupRow {
     computers: usize,
 }
 
-pub fn run(data: &Path, cmd: Command) -> anyhow::Result<()> {
-    let mut store = Store::open_or_create(data)?;
+pub fn run(at: &StoreLocation, cmd: Command) -> anyhow::Result<()> {
+    let mut store = Store::open_or_create_at(at)?;
     match cmd {
         Command::List { json } => list(&store, json),
         Command::Add { name, parent } => {

@@ -2,8 +2,9 @@
 
 use super::output;
 use ferry::bundle::import::{ImportOptions, ImportOutcome, import_into};
+use ferry::store::StoreLocation;
 use ferry::units::format_size;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -23,7 +24,7 @@ pub struct Args {
     json: bool,
 }
 
-pub fn run(data: &Path, args: Args) -> anyhow::Result<()> {
+pub fn run(at: &StoreLocation, args: Args) -> anyhow::Result<()> {
     let extra: Vec<_> = args
         .trust
         .iter()
@@ -32,7 +33,7 @@ pub fn run(data: &Path, args: Args) -> anyhow::Result<()> {
     let options =
         ImportOptions { allow_expired: args.allow_expired, apply_approvals: args.apply_approvals };
     let bar = output::progress(0, "importing", true);
-    let report = import_into(data, &args.bundle, &extra, &options, &mut |_, done, total| {
+    let report = import_into(at, &args.bundle, &extra, &options, &mut |_, done, total| {
         bar.set_length(total);
         bar.set_position(done);
     })?;

@@ -24,6 +24,8 @@ mod updates;
 mod verify;
 
 use clap::{Parser, Subcommand};
+use ferry::store::StoreLocation;
+use ferry::store::postgres::DatabaseUrl;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -32,7 +34,7 @@ use std::process::ExitCode;
 #[derive(Parser, Debug)]
 #[command(name = "ferry", version, propagate_version = true, max_term_width = 110)]
 pub struct Cli {
-    /// Store directory (database and content).
+    /// Store directory: the content tree, and the SQLite database unless --database names one.
     #[arg(
         long,
         global = true,
@@ -41,6 +43,17 @@ pub struct Cli {
         value_name = "DIR"
     )]
     pub data: PathBuf,
+
+    /// A PostgreSQL database for the store (postgres://user:password@host:port/database), for
+    /// several servers on one state; --data then holds only the content tree.
+    #[arg(
+        long,
+        global = true,
+        env = "FERRY_DATABASE_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    pub database: Option<DatabaseUrl>,
 
     #[command(subcommand)]
     pub command: Command,
@@ -161,26 +174,27 @@ pub fn main() -> ExitCode {
         }
     }
     init_tracing();
+    let at = StoreLocation::new(cli.data, cli.database);
     let result = match cli.command {
         Command::Keygen(args) => keygen::run(args),
         Command::Export(args) => export::run(args),
-        Command::Verify(args) => verify::run(&cli.data, args),
+        Command::Verify(args) => verify::run(&at, args),
         Command::Inspect(args) => inspect::run(args),
-        Command::Import(args) => import::run(&cli.data, args),
-        Command::Trust(cmd) => trust::run(&cli.data, cmd),
-        Command::Serve(args) => serve::run(&cli.data, args),
-        Command::Status(args) => status::run(&cli.data, args),
-        Command::Updates(cmd) => updates::run(&cli.data, cmd),
-        Command::Report(args) => report::run(&cli.data, args),
-        Command::Rules(cmd) => rules::run(&cli.data, cmd),
-        Command::Classifications(cmd) => categories::run(&cli.data, "UpdateClassification", cmd),
-        Command::Products(cmd) => categories::run(&cli.data, "Product", cmd),
-        Command::Groups(cmd) => groups::run(&cli.data, cmd),
-        Command::Computers(cmd) => computers::run(&cli.data, cmd),
-        Command::Cleanup(args) => cleanup::run(&cli.data, args),
-        Command::Admin(cmd) => admin::run(&cli.data, cmd),
-        Command::Check(args) => check::run(&cli.data, args),
-        Command::Dev(cmd) => dev::run(&cli.data, cmd),
+        Command::Import(args) => import::run(&at, args),
+        Command::Trust(cmd) => trust::run(&at, cmd),
+        Command::Serve(args) => serve::run(&at, args),
+        Command::Status(args) => status::run(&at, args),
+        Command::Updates(cmd) => updates::run(&at, cmd),
+        Command::Report(args) => report::run(&at, args),
+        Command::Rules(cmd) => rules::run(&at, cmd),
+        Command::Classifications(cmd) => categories::run(&at, "UpdateClassification", cmd),
+        Command::Products(cmd) => categories::run(&at, "Product", cmd),
+        Command::Groups(cmd) => groups::run(&at, cmd),
+        Command::Computers(cmd) => computers::run(&at, cmd),
+        Command::Cleanup(args) => cleanup::run(&at, args),
+        Command::Admin(cmd) => admin::run(&at, cmd),
+        Command::Check(args) => check::run(&at, args),
+        Command::Dev(cmd) => dev::run(&at, cmd),
         Command::Demo(args) => demo::run(args),
     };
     match result {

@@ -4,9 +4,9 @@
 use super::output;
 use ferry::compliance::UpdateState;
 use ferry::html::escape;
+use ferry::store::StoreLocation;
 use ferry::store::{ComplianceReport, Store};
 use std::fmt::Write as _;
-use std::path::Path;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -47,8 +47,8 @@ enum Format {
 const COUNT_HEADERS: [&str; 6] =
     ["INSTALLED", "PENDING REBOOT", "NEEDED", "FAILED", "NOT APPLICABLE", "UNKNOWN"];
 
-pub fn run(data: &Path, a: Args) -> anyhow::Result<()> {
-    let store = Store::open(data)?;
+pub fn run(at: &StoreLocation, a: Args) -> anyhow::Result<()> {
+    let store = Store::open_at(at)?;
     let status = a.status.as_deref().map(super::input::update_state).transpose()?;
     let computers = ferry::admin::computers_in_group(
         &store,

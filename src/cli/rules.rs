@@ -4,7 +4,7 @@
 use super::output;
 use ferry::admin::{Action, AdminService, NewRuleRequest};
 use ferry::store::Store;
-use std::path::Path;
+use ferry::store::StoreLocation;
 
 #[derive(clap::Subcommand, Debug)]
 pub enum Command {
@@ -54,8 +54,8 @@ pub enum ActionArg {
     Uninstall,
 }
 
-pub fn run(data: &Path, cmd: Command) -> anyhow::Result<()> {
-    let mut store = Store::open_or_create(data)?;
+pub fn run(at: &StoreLocation, cmd: Command) -> anyhow::Result<()> {
+    let mut store = Store::open_or_create_at(at)?;
     match cmd {
         Command::Add { classification, product, group, action, deadline_days, name, no_apply } => {
             let action = match action {

@@ -2,7 +2,8 @@
 
 use anyhow::Context;
 use ferry::server::{Listeners, ServeOptions, TlsFiles};
-use std::path::{Path, PathBuf};
+use ferry::store::StoreLocation;
+use std::path::PathBuf;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -34,7 +35,7 @@ pub struct Args {
     event_loops: Option<u16>,
 }
 
-pub fn run(data: &Path, args: Args) -> anyhow::Result<()> {
+pub fn run(at: &StoreLocation, args: Args) -> anyhow::Result<()> {
     let runtime = match args.event_loops {
         // This runtime only accepts, refreshes the snapshot and waits for the signal to stop:
         // the loops serve.
@@ -53,11 +54,16 @@ pub fn run(data: &Path, args: Args) -> anyhow::Result<()> {
                 .build()
         }
     };
-    runtime.context("starting the async runtime")?.block_on(serve(data, args))
+    runtime.context("starting the async runtime")?.block_on(serve(at, args))
 }
 
-async fn serve(data: &Path, args: Args) -> anyhow::Result<()> {
-    let state = ferry::server::open_state(data, args.public_url.as_deref())?;
+async fn serve(at: &StoreLocation, args: Args) -> anyhow::Result<()> {
+    // Opening reads the whole store, and a PostgreSQL client blocks: off the async threads.
+    let (location, public_url) = (at.clone(), args.public_url.clone());
+    let state = tokio::task::spawn_blocking(move || {
+        ferry::server::open_state(&location, public_url.as_deref())
+    })
+    .await??;
     let tls = match (args.tls_cert, args.tls_key) {
         (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
         _ => None,
@@ -84,7 +90,7 @@ async fn serve(data: &Path, args: Args) -> anyhow::Result<()> {
     if let Some(a) = listeners.https_addr() {
         eprintln!("ferry serve: https://{a}/");
     }
-    eprintln!("ferry serve: {offered} revisions, {files} content files, store {}", data.display());
+    eprintln!("ferry serve: {offered} revisions, {files} content files, store {at}");
     ferry::server::serve(state, listeners, shutdown_signal()).await?;
     eprintln!("ferry serve: stopped");
     Ok(())

@@ -3,8 +3,8 @@
 use super::output;
 use ferry::server::ScanOutlook;
 use ferry::store::Store;
+use ferry::store::StoreLocation;
 use ferry::units::format_size;
-use std::path::Path;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -13,14 +13,16 @@ pub struct Args {
     json: bool,
 }
 
-pub fn run(data: &Path, args: Args) -> anyhow::Result<()> {
-    let store = Store::open(data)?;
+pub fn run(at: &StoreLocation, args: Args) -> anyhow::Result<()> {
+    let store = Store::open_at(at)?;
     let s = store.catalog_status()?;
     let scan = ScanOutlook::for_offerable(store.offerable_revisions()?);
     if args.json {
-        return output::json(&serde_json::json!({ "store": data, "catalog": s, "scan": scan }));
+        return output::json(
+            &serde_json::json!({ "store": at.to_string(), "catalog": s, "scan": scan }),
+        );
     }
-    println!("store     {}", data.display());
+    println!("store     {at}");
     println!("updates   {} (revisions stored: {})", s.updates, s.revisions);
     for (kind, n) in &s.by_type {
         println!("  {kind:<10} {n}");

@@ -4,6 +4,7 @@ use super::output;
 use anyhow::Context;
 use ferry::bundle::minisign::PublicKey;
 use ferry::store::Store;
+use ferry::store::StoreLocation;
 use std::path::{Path, PathBuf};
 
 #[derive(clap::Subcommand, Debug)]
@@ -30,11 +31,11 @@ pub fn load_public_key(path: &Path) -> anyhow::Result<PublicKey> {
     PublicKey::parse(&text).with_context(|| path.display().to_string())
 }
 
-pub fn run(data: &Path, cmd: Command) -> anyhow::Result<()> {
+pub fn run(at: &StoreLocation, cmd: Command) -> anyhow::Result<()> {
     match cmd {
         Command::Add { key, comment } => {
             let public = load_public_key(&key)?;
-            let store = Store::open_or_create(data)?;
+            let store = Store::open_or_create_at(at)?;
             let added = store.add_trusted_key(
                 &public.key_id.to_string(),
                 &public.to_base64(),
@@ -47,7 +48,7 @@ pub fn run(data: &Path, cmd: Command) -> anyhow::Result<()> {
             }
         }
         Command::List { json } => {
-            let store = Store::open(data)?;
+            let store = Store::open_at(at)?;
             let keys = store.trusted_keys()?;
             if json {
                 return output::json(&keys);
@@ -65,7 +66,7 @@ pub fn run(data: &Path, cmd: Command) -> anyhow::Result<()> {
             output::table(&["KEY ID", "ADDED", "COMMENT"], &rows);
         }
         Command::Remove { key_id } => {
-            let store = Store::open(data)?;
+            let store = Store::open_at(at)?;
             anyhow::ensure!(
                 store.remove_trusted_key(&key_id)?,
                 "key {key_id} is not trusted here (see `ferry trust list`)"

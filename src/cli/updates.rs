@@ -4,9 +4,9 @@
 use super::output;
 use anyhow::Context;
 use ferry::admin::{Action, AdminService, Approve};
+use ferry::store::StoreLocation;
 use ferry::store::{ApprovalState, FragmentKind, Store, UpdateFilter};
 use ferry::units::format_size;
-use std::path::Path;
 
 #[derive(clap::Subcommand, Debug)]
 pub enum Command {
@@ -117,8 +117,8 @@ pub struct ShowArgs {
     json: bool,
 }
 
-pub fn run(data: &Path, cmd: Command) -> anyhow::Result<()> {
-    let mut store = Store::open(data)?;
+pub fn run(at: &StoreLocation, cmd: Command) -> anyhow::Result<()> {
+    let mut store = Store::open_at(at)?;
     match cmd {
         Command::List(a) => list(&store, a),
         Command::Show(a) => show(&store, a),

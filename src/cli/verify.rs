@@ -4,8 +4,9 @@ use super::{Exit, output};
 use ferry::bundle::minisign::PublicKey;
 use ferry::bundle::verify::verify;
 use ferry::store::Store;
+use ferry::store::StoreLocation;
 use ferry::units::format_size;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -18,17 +19,17 @@ pub struct Args {
     json: bool,
 }
 
-pub fn trusted(data: &Path, extra: &[PathBuf]) -> anyhow::Result<Vec<PublicKey>> {
+pub fn trusted(at: &StoreLocation, extra: &[PathBuf]) -> anyhow::Result<Vec<PublicKey>> {
     let mut keys: Vec<PublicKey> =
         extra.iter().map(|p| super::trust::load_public_key(p)).collect::<anyhow::Result<_>>()?;
-    if let Ok(store) = Store::open(data) {
+    if let Ok(store) = Store::open_at(at) {
         keys = ferry::bundle::import::trusted_keys(&store, &keys)?;
     }
     Ok(keys)
 }
 
-pub fn run(data: &Path, args: Args) -> anyhow::Result<()> {
-    let keys = trusted(data, &args.trust)?;
+pub fn run(at: &StoreLocation, args: Args) -> anyhow::Result<()> {
+    let keys = trusted(at, &args.trust)?;
     let bar = output::progress(0, "verifying", true);
     let report = verify(&args.bundle, &keys, &mut |done, total| {
         bar.set_length(total);

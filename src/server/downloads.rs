@@ -208,7 +208,7 @@ pub async fn serve_selfupdate(
     else {
         return status(StatusCode::NOT_FOUND);
     };
-    let root = state.dir.join("selfupdate");
+    let root = state.location.data().join("selfupdate");
     // IIS matches case-insensitively; try the path as sent, then in lower case.
     let exact = safe.under(&root);
     let file = if exact.is_file() { exact } else { lower.under(&root) };

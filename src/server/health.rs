@@ -4,8 +4,7 @@
 //!
 //! Invariant: `/healthz` never waits for the blocking pool or the store.
 
-use crate::store::Store;
-use std::path::Path;
+use crate::store::{Store, StoreLocation};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -24,16 +23,18 @@ pub enum Verdict {
 
 impl Health {
     /// Starts the probing thread; it ends when the server drops its `Health`.
-    pub fn start(dir: &Path) -> Arc<Health> {
+    pub fn start(location: &StoreLocation) -> Arc<Health> {
         let health = Arc::new(Health { last: Mutex::new((Instant::now(), Ok(()))) });
         let probe = Arc::downgrade(&health);
-        let dir = dir.to_path_buf();
+        let location = location.clone();
         let _ = std::thread::Builder::new().name("ferry-health".into()).spawn(move || {
             let mut store: Option<Store> = None;
             while let Some(health) = probe.upgrade() {
                 let result = match store.as_mut() {
                     Some(s) => s.catalog_stamp().map(|_| ()).map_err(|e| e.to_string()),
-                    None => Store::open(&dir).map(|s| store = Some(s)).map_err(|e| e.to_string()),
+                    None => Store::open_at(&location)
+                        .map(|s| store = Some(s))
+                        .map_err(|e| e.to_string()),
                 };
                 if result.is_err() {
                     store = None;

@@ -40,8 +40,8 @@ pub use snapshot::{Deployments, Snapshot};
 pub use state::AppState;
 pub use sync::{MAX_PAGE_UPDATES, PAGE_BYTES, PagePolicy, ScanOutlook, WSUS_PAGE_UPDATES};
 
-use crate::store::{Store, StoreError};
-use std::path::{Path, PathBuf};
+use crate::store::{Store, StoreError, StoreLocation};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
 
 #[derive(Debug, thiserror::Error)]
@@ -65,9 +65,12 @@ pub enum ServerError {
 }
 
 /// Opens the store (creating an empty one if needed) and loads what the server serves.
-pub fn open_state(dir: &Path, public_url: Option<&str>) -> Result<Arc<AppState>, ServerError> {
+pub fn open_state(
+    location: &StoreLocation,
+    public_url: Option<&str>,
+) -> Result<Arc<AppState>, ServerError> {
     let public_url = public_url.map(normalize_public_url).transpose()?;
-    let store = Store::open_or_create(dir)?;
+    let store = Store::open_or_create_at(location)?;
     let identity = store.server_identity()?;
     let catalog = Snapshot::load(&store)?;
     let deployments = Deployments::load(&store)?;
@@ -78,11 +81,11 @@ pub fn open_state(dir: &Path, public_url: Option<&str>) -> Result<Arc<AppState>,
     drop(store);
     release_freed_memory();
     let computers = Arc::new(RwLock::new(computers));
-    let writer = writer::ClientWriter::start(dir, computers.clone())?;
+    let writer = writer::ClientWriter::start(location, computers.clone())?;
     Ok(Arc::new(AppState {
-        dir: dir.to_path_buf(),
-        content: crate::store::ContentStore::in_data_dir(dir),
-        pool: pool::Pool::new(dir.to_path_buf()),
+        location: location.clone(),
+        content: crate::store::ContentStore::in_data_dir(location.data()),
+        pool: pool::Pool::new(location.clone()),
         catalog: RwLock::new(Arc::new(catalog)),
         deployments: RwLock::new(Arc::new(deployments)),
         computers,
@@ -97,7 +100,7 @@ pub fn open_state(dir: &Path, public_url: Option<&str>) -> Result<Arc<AppState>,
         mapped: mapped::MappedFiles::default(),
         metrics: metrics::Metrics::default(),
         budget: budget::MemoryBudget::new(budget::DEFAULT_BUDGET_BYTES),
-        health: health::Health::start(dir),
+        health: health::Health::start(location),
         parsers: tokio::sync::Semaphore::new(
             std::thread::available_parallelism().map_or(2, |n| n.get()),
         ),

@@ -1,17 +1,16 @@
 //! Store connections for request handlers: one per blocking task, reused.
 
-use crate::store::{Store, StoreResult};
-use std::path::PathBuf;
+use crate::store::{Store, StoreLocation, StoreResult};
 use std::sync::Mutex;
 
 pub struct Pool {
-    dir: PathBuf,
+    location: StoreLocation,
     idle: Mutex<Vec<Store>>,
 }
 
 impl Pool {
-    pub fn new(dir: PathBuf) -> Pool {
-        Pool { dir, idle: Mutex::new(Vec::new()) }
+    pub fn new(location: StoreLocation) -> Pool {
+        Pool { location, idle: Mutex::new(Vec::new()) }
     }
 
     /// Runs `f` with a connection (call from a blocking context).
@@ -19,7 +18,7 @@ impl Pool {
         let taken = self.idle.lock().expect("pool lock").pop();
         let mut store = match taken {
             Some(s) => s,
-            None => Store::open(&self.dir)?,
+            None => Store::open_at(&self.location)?,
         };
         let result = f(&mut store);
         let mut idle = self.idle.lock().expect("pool lock");

@@ -7,7 +7,6 @@ use super::writer::ClientWriter;
 use crate::catalog::Guid;
 use crate::store::{ComputerRecord, ServerIdentity, StoreResult};
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
 
 #[derive(Debug, Clone, Default)]
@@ -89,7 +88,8 @@ impl CoreCache {
 }
 
 pub struct AppState {
-    pub dir: PathBuf,
+    /// Where the store is: its database and the data directory (content, self-update files).
+    pub location: crate::store::StoreLocation,
     /// The store's content tree, which `/Content/` serves.
     pub content: crate::store::ContentStore,
     pub pool: Pool,

@@ -3,9 +3,9 @@
 
 use super::budget::Held;
 use super::state::ComputerCache;
+use crate::store::StoreLocation;
 use crate::store::{ClientWrite, Store, StoreError};
 use std::collections::HashSet;
-use std::path::Path;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 use tokio::sync::mpsc::{Receiver, Sender, WeakSender, channel};
@@ -42,22 +42,22 @@ const SYNC_TIMES_EVERY: Duration = Duration::from_secs(1);
 
 impl ClientWriter {
     pub fn start(
-        dir: &Path,
+        location: &StoreLocation,
         computers: Arc<RwLock<ComputerCache>>,
     ) -> Result<ClientWriter, StoreError> {
-        let store = Store::open(dir)?;
+        let store = Store::open_at(location)?;
         let (tx, rx) = channel(QUEUE);
         let synced = Arc::new(Mutex::new(SyncTimes::default()));
         let writer_synced = synced.clone();
         std::thread::Builder::new()
             .name("ferry-client-writer".into())
             .spawn(move || run(store, rx, &writer_synced, computers))
-            .map_err(|e| StoreError::io(dir, e))?;
+            .map_err(|e| StoreError::io(location.data(), e))?;
         let (weak, waker_synced) = (tx.downgrade(), synced.clone());
         std::thread::Builder::new()
             .name("ferry-sync-times".into())
             .spawn(move || wake_for_sync_times(&weak, &waker_synced))
-            .map_err(|e| StoreError::io(dir, e))?;
+            .map_err(|e| StoreError::io(location.data(), e))?;
         Ok(ClientWriter { tx, synced })
     }
 

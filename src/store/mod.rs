@@ -74,7 +74,7 @@ pub use settings::{IdentityStorage, SettingStorage};
 
 use self::postgres::{DatabaseUrl, PostgresStore};
 use sqlite::SqliteStore;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 pub const DATABASE_FILE: &str = "ferry.db";
 
@@ -157,19 +157,89 @@ enum Backend {
     Postgres(PostgresStore),
 }
 
+/// Where a store lives: `--data DIR` and, with `--database URL`, a PostgreSQL database. Without
+/// a database the SQLite database is `DIR/ferry.db`; either way the content tree is
+/// `DIR/content/`.
+#[derive(Clone, Debug)]
+pub struct StoreLocation {
+    data: PathBuf,
+    database: Option<DatabaseUrl>,
+}
+
+impl StoreLocation {
+    pub fn new(data: PathBuf, database: Option<DatabaseUrl>) -> StoreLocation {
+        StoreLocation { data, database }
+    }
+
+    /// The SQLite store in `data`.
+    pub fn sqlite(data: &Path) -> StoreLocation {
+        StoreLocation { data: data.to_path_buf(), database: None }
+    }
+
+    /// The data directory: the content tree, and the SQLite database when there is no URL.
+    pub fn data(&self) -> &Path {
+        &self.data
+    }
+
+    /// The PostgreSQL database, when the store is on one.
+    pub fn database(&self) -> Option<&DatabaseUrl> {
+        self.database.as_ref()
+    }
+
+    /// Whether a store may already be there: a SQLite database file exists; a PostgreSQL
+    /// database always may (its administrator created it).
+    pub fn may_exist(&self) -> bool {
+        self.database.is_some() || self.data.join(DATABASE_FILE).exists()
+    }
+}
+
+impl std::fmt::Display for StoreLocation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.database {
+            None => write!(f, "{}", self.data.display()),
+            Some(url) => write!(f, "{url} (content in {})", self.data.display()),
+        }
+    }
+}
+
 impl Store {
-    /// Opens the store in `dir`, creating it (and its schema) when it does not exist yet.
+    /// Opens the store at `location`, creating it (and its schema) when it does not exist yet.
+    /// On PostgreSQL, every store of one database in this process shares one connection pool.
+    pub fn open_or_create_at(location: &StoreLocation) -> StoreResult<Store> {
+        match &location.database {
+            None => Store::open_or_create(&location.data),
+            Some(url) => Store::on_shared_postgres(url, &location.data),
+        }
+    }
+
+    /// Opens an existing store at `location`; a missing SQLite store is an error that says how
+    /// to create it. A PostgreSQL database gets its schema when it has none.
+    pub fn open_at(location: &StoreLocation) -> StoreResult<Store> {
+        match &location.database {
+            None => Store::open(&location.data),
+            Some(url) => Store::on_shared_postgres(url, &location.data),
+        }
+    }
+
+    fn on_shared_postgres(url: &DatabaseUrl, data: &Path) -> StoreResult<Store> {
+        let store = PostgresStore::shared(url)?.with_content_in(data);
+        Ok(Store { backend: Backend::Postgres(store) })
+    }
+
+    /// Opens the SQLite store in `dir`, creating it (and its schema) when it does not exist yet.
     pub fn open_or_create(dir: &Path) -> StoreResult<Store> {
         Ok(Store { backend: Backend::Sqlite(SqliteStore::open_or_create(dir)?) })
     }
 
-    /// Opens an existing store; a missing one is an error that says how to create it.
+    /// Opens the existing SQLite store in `dir`; a missing one is an error that says how to
+    /// create it.
     pub fn open(dir: &Path) -> StoreResult<Store> {
         Ok(Store { backend: Backend::Sqlite(SqliteStore::open(dir)?) })
     }
 
-    /// A store on PostgreSQL (the schema brought up to date, a newer one refused), its content
-    /// tree in `data` (`data/content/...`, as beside a SQLite database).
+    /// A store on PostgreSQL on a connection pool of its own (the schema brought up to date, a
+    /// newer one refused), its content tree in `data` (`data/content/...`, as beside a SQLite
+    /// database).
     pub fn on_postgres(url: &DatabaseUrl, data: &Path) -> StoreResult<Store> {
         let store = PostgresStore::connect(url)?.with_content_in(data);
         Ok(Store { backend: Backend::Postgres(store) })

@@ -1,8 +1,9 @@
 //! The PostgreSQL backend, for several front ends on one database: connecting, the URL that
 //! names the database, the schema's migrations and version check, and every storage trait, one
-//! file per topic. `Store::on_postgres` opens a store on it; the commands do not take
-//! `--database` yet (issue 15). With a `postgres://` URL, `--data DIR` holds only the content
-//! tree ([`PostgresStore::with_content_in`]).
+//! file per topic. Every command that opens a store takes `--database URL`
+//! (`FERRY_DATABASE_URL`); with it, `--data DIR` holds only the content tree
+//! ([`PostgresStore::with_content_in`]). Stores opened in one process on one database share one
+//! connection pool ([`PostgresStore::shared`]).
 //!
 //! Calls block: the `postgres` client runs each call on a runtime of its own, so it is used, and
 //! dropped, on blocking threads only (as every store call is), never on an async worker.
@@ -26,8 +27,10 @@ use super::{ContentStore, StoreError, StoreResult};
 use postgres::NoTls;
 use postgres::config::Host;
 use r2d2_postgres::PostgresConnectionManager;
+use std::collections::HashMap;
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Mutex;
 use std::time::Duration;
 
 /// How long connecting may take when the URL does not say (`connect_timeout=`).
@@ -43,6 +46,8 @@ const MIGRATION_LOCK: i64 = 0x6665_7272_7953_6368; // "ferrySch"
 pub struct DatabaseUrl {
     config: postgres::Config,
     shown: String,
+    /// The URL as given, password included: only the key of the process's shared pools.
+    text: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -78,7 +83,7 @@ impl FromStr for DatabaseUrl {
             config.connect_timeout(CONNECT_TIMEOUT);
         }
         let shown = shown(&config);
-        Ok(DatabaseUrl { config, shown })
+        Ok(DatabaseUrl { config, shown, text: text.to_string() })
     }
 }
 
@@ -149,6 +154,29 @@ impl PostgresStore {
             )
             .build_unchecked(manager);
         Ok(PostgresStore { url: url.clone(), pool, schema_version, content: None })
+    }
+
+    /// A store on the pool this process keeps for `url`, connecting (and migrating) the first
+    /// time only: the server opens a store per thread, and each must not cost a pool.
+    pub fn shared(url: &DatabaseUrl) -> StoreResult<PostgresStore> {
+        static SHARED: std::sync::LazyLock<Mutex<HashMap<String, PostgresStore>>> =
+            std::sync::LazyLock::new(Mutex::default);
+        let mut shared = SHARED.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(store) = shared.get(&url.text) {
+            return Ok(store.clone_without_content());
+        }
+        let store = PostgresStore::connect(url)?;
+        shared.insert(url.text.clone(), store.clone_without_content());
+        Ok(store)
+    }
+
+    fn clone_without_content(&self) -> PostgresStore {
+        PostgresStore {
+            url: self.url.clone(),
+            pool: self.pool.clone(),
+            schema_version: self.schema_version,
+            content: None,
+        }
     }
 
     /// The same store with its content tree in `data` (`DIR/content/...`, as beside a SQLite
