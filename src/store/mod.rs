@@ -154,7 +154,7 @@ pub struct Store {
 enum Backend {
     Sqlite(SqliteStore),
     /// Always with its content tree (made only by [`Store::on_postgres`]).
-    Postgres(PostgresStore),
+    Postgres(Box<PostgresStore>),
 }
 
 /// Where a store lives: `--data DIR` and, with `--database URL`, a PostgreSQL database. Without
@@ -223,7 +223,7 @@ impl Store {
 
     fn on_shared_postgres(url: &DatabaseUrl, data: &Path) -> StoreResult<Store> {
         let store = PostgresStore::shared(url)?.with_content_in(data);
-        Ok(Store { backend: Backend::Postgres(store) })
+        Ok(Store { backend: Backend::Postgres(Box::new(store)) })
     }
 
     /// Opens the SQLite store in `dir`, creating it (and its schema) when it does not exist yet.
@@ -242,7 +242,7 @@ impl Store {
     /// database).
     pub fn on_postgres(url: &DatabaseUrl, data: &Path) -> StoreResult<Store> {
         let store = PostgresStore::connect(url)?.with_content_in(data);
-        Ok(Store { backend: Backend::Postgres(store) })
+        Ok(Store { backend: Backend::Postgres(Box::new(store)) })
     }
 
     /// The content tree (payloads and staging) beside the database.
@@ -262,7 +262,7 @@ impl std::ops::Deref for Store {
     fn deref(&self) -> &Self::Target {
         match &self.backend {
             Backend::Sqlite(s) => s,
-            Backend::Postgres(s) => s,
+            Backend::Postgres(s) => &**s,
         }
     }
 }
@@ -271,7 +271,7 @@ impl std::ops::DerefMut for Store {
     fn deref_mut(&mut self) -> &mut Self::Target {
         match &mut self.backend {
             Backend::Sqlite(s) => s,
-            Backend::Postgres(s) => s,
+            Backend::Postgres(s) => &mut **s,
         }
     }
 }
