@@ -33,6 +33,12 @@ pub struct Args {
     /// takes a core away; use loops on a host that serves and does little else.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
     event_loops: Option<u16>,
+    /// Behind a load balancer: every connection starts with a PROXY protocol header (v1 or v2:
+    /// HAProxy's send-proxy-v2, nginx's proxy_protocol) naming the client, whose address the
+    /// per-client limits then use. Connections without one are refused, so let only the
+    /// balancer reach this port.
+    #[arg(long)]
+    proxy_protocol: bool,
 }
 
 pub fn run(at: &StoreLocation, args: Args) -> anyhow::Result<()> {
@@ -73,6 +79,7 @@ async fn serve(at: &StoreLocation, args: Args) -> anyhow::Result<()> {
         https_listen: args.https_listen,
         tls,
         client_timeout: std::time::Duration::from_secs(args.client_timeout),
+        proxy_protocol: args.proxy_protocol,
         ..ServeOptions::default()
     };
     let options = match args.event_loops {

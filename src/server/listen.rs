@@ -38,6 +38,9 @@ pub struct ServeOptions {
     /// Event loops serving connections, each on a thread of its own ([`EventLoops`]); 0 (the
     /// default): the caller's runtime serves them.
     pub event_loops: usize,
+    /// Every connection starts with a PROXY protocol header from a load balancer, which names
+    /// the client (`proxy_protocol.rs`).
+    pub proxy_protocol: bool,
 }
 
 impl Default for ServeOptions {
@@ -48,6 +51,7 @@ impl Default for ServeOptions {
             tls: None,
             client_timeout: DEFAULT_CLIENT_TIMEOUT,
             event_loops: 0,
+            proxy_protocol: false,
         }
     }
 }
@@ -58,6 +62,7 @@ pub struct Listeners {
     https: Option<(TcpListener, TlsAcceptor)>,
     client_timeout: Duration,
     event_loops: usize,
+    proxy_protocol: bool,
 }
 
 async fn bind(addr: &str) -> Result<TcpListener, ServerError> {
@@ -130,6 +135,7 @@ impl Listeners {
             https,
             client_timeout: options.client_timeout,
             event_loops: options.event_loops,
+            proxy_protocol: options.proxy_protocol,
         })
     }
 
@@ -439,6 +445,7 @@ struct Apps {
     http: axum::Router,
     https: Option<(axum::Router, TlsAcceptor)>,
     timeout: Duration,
+    proxy_protocol: bool,
 }
 
 impl EventLoops {
@@ -452,6 +459,7 @@ impl EventLoops {
                 (super::routes::app(state.clone(), "https", timeout), acceptor.clone())
             }),
             timeout,
+            proxy_protocol: listeners.proxy_protocol,
         };
         let handoff = Arc::new(Handoff {
             wake: (0..listeners.event_loops).map(|_| tokio::sync::Notify::new()).collect(),
@@ -527,7 +535,18 @@ fn start_loop(
     Ok(thread)
 }
 
-async fn serve_one(stream: tokio::net::TcpStream, peer: SocketAddr, scheme: Scheme, apps: Apps) {
+async fn serve_one(
+    mut stream: tokio::net::TcpStream,
+    mut peer: SocketAddr,
+    scheme: Scheme,
+    apps: Apps,
+) {
+    if apps.proxy_protocol {
+        match super::proxy_protocol::read_header(&mut stream, apps.timeout).await {
+            Ok(source) => peer = source.unwrap_or(peer),
+            Err(e) => return tracing::warn!("connection from {peer} refused: {e}"),
+        }
+    }
     match (scheme, apps.https) {
         (Scheme::Http, _) => serve_http(stream, &apps.http, peer, apps.timeout).await,
         (Scheme::Https, Some((app, acceptor))) => {

@@ -23,6 +23,7 @@ mod metrics;
 mod offers;
 mod pool;
 mod prerequisites;
+mod proxy_protocol;
 mod refresh;
 mod routes;
 mod server_sync_service;

@@ -14,6 +14,7 @@ mod fragments;
 mod hostile_bundles;
 mod hostile_server;
 mod ingest;
+mod load_balancer;
 mod pipeline;
 mod postgres;
 mod postgres_catalog;

@@ -79,6 +79,12 @@ impl Served {
         self.child.try_wait().unwrap().is_none()
     }
 
+    /// Stops the server now, as a crash or a pulled cable would.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     pub fn http(&self) -> Http {
         Http::new(&self.addr)
     }
