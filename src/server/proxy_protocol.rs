@@ -229,14 +229,17 @@ mod tests {
         let request = b"POST /ClientWebService/client.asmx HTTP/1.1\r\n";
         let ipv4 = [192, 0, 2, 7, 198, 51, 100, 1, 0xc3, 0xcb, 0x21, 0x52];
         let (head, body) = v2(1, 0x11, &ipv4);
-        let mut v2_bytes = [head.as_slice(), &body, request].concat();
-        let v1_bytes =
-            [b"PROXY TCP4 192.0.2.7 198.51.100.1 50123 8530\r\n".as_slice(), request].concat();
-        let unknown = [b"PROXY UNKNOWN\r\n".as_slice(), request].concat();
-        for bytes in [&mut v2_bytes[..], &v1_bytes.clone()[..], &unknown.clone()[..]] {
-            let mut reader = &bytes[..];
+        let client: Source = Some("192.0.2.7:50123".parse().unwrap());
+        let cases: [(Vec<u8>, Source); 3] = [
+            ([head.as_slice(), &body].concat(), client),
+            (b"PROXY TCP4 192.0.2.7 198.51.100.1 50123 8530\r\n".to_vec(), client),
+            (b"PROXY UNKNOWN\r\n".to_vec(), None),
+        ];
+        for (header, expected) in cases {
+            let bytes = [header.as_slice(), request].concat();
+            let mut reader = bytes.as_slice();
             let source = read_header(&mut reader, Duration::from_secs(1)).await.unwrap();
-            assert!(source.is_none() || source == Some("192.0.2.7:50123".parse().unwrap()));
+            assert_eq!(source, expected);
             assert_eq!(reader, request, "the request after the header is untouched");
         }
         let mut plain = &request[..];
