@@ -2,6 +2,7 @@
 # A throwaway PostgreSQL cluster for the tests, from Debian's packages (postgresql).
 #   .ci/postgres.sh start      prints "DIR URL": the cluster's folder and a superuser URL
 #   .ci/postgres.sh stop DIR   stops it and removes the folder
+# fsync is off (a test cluster loses nothing worth keeping); PG_FSYNC=on for benchmarks.
 # PostgreSQL will not run as root: as root, the cluster belongs to the `postgres` user.
 set -euo pipefail
 
@@ -19,7 +20,7 @@ start)
   port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
   as_owner "$bin/initdb" -D "$dir/data" -U postgres --auth=trust -E UTF8 --no-sync >"$dir/initdb.log"
   as_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w \
-    -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200" start >/dev/null
+    -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=${PG_FSYNC:-off} -c max_connections=200" start >/dev/null
   echo "$dir postgres://postgres@127.0.0.1:$port/postgres"
   ;;
 stop)
