@@ -66,12 +66,17 @@ impl FromStr for DatabaseUrl {
     fn from_str(text: &str) -> Result<DatabaseUrl, DatabaseUrlError> {
         let scheme_ends = ["postgres://", "postgresql://"].iter().find(|s| text.starts_with(**s));
         if scheme_ends.is_none() {
-            // Only the scheme: the rest may hold a password.
-            let scheme = text.split_once("://").map_or("missing".into(), |(s, _)| format!("{s}:"));
-            return Err(DatabaseUrlError::NotPostgres(scheme));
+            return Err(DatabaseUrlError::NotPostgres(scheme_of(text)));
         }
         let invalid =
             |message: String| DatabaseUrlError::Invalid { shown: "postgres://…".into(), message };
+        // A second '@' before the host: a password with a literal '@', which would otherwise
+        // be read as part of the host and shown.
+        let authority = text.split_once("://").map_or("", |(_, rest)| rest);
+        let authority = authority.split(['/', '?']).next().unwrap_or_default();
+        if authority.matches('@').count() > 1 {
+            return Err(invalid("write an '@' in the user name or password as %40".into()));
+        }
         let mut config = postgres::Config::from_str(text).map_err(|e| invalid(e.to_string()))?;
         if config.get_hosts().is_empty() {
             return Err(invalid("it names no host".into()));
@@ -84,6 +89,22 @@ impl FromStr for DatabaseUrl {
         }
         let shown = shown(&config);
         Ok(DatabaseUrl { config, shown, text: text.to_string() })
+    }
+}
+
+/// A URL's scheme for a message (`mysql:`), or "missing": only what a scheme may hold, never
+/// the rest, which may be a password or a key=value connection string.
+fn scheme_of(text: &str) -> String {
+    match text.split_once("://") {
+        Some((scheme, _))
+            if !scheme.is_empty()
+                && scheme.len() <= 32
+                && scheme.bytes().all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b)) =>
+        {
+            format!("{scheme}:")
+        }
+        Some(_) => "not a URL scheme".into(),
+        None => "missing".into(),
     }
 }
 
@@ -296,6 +317,9 @@ mod tests {
             ("db1/wsus", Err("not a PostgreSQL URL (its scheme is missing)")),
             ("postgres://ferry:pw@db1:5433", Err("names no database")),
             ("postgres://ferry:pw@db1/wsus?sslmode=sometimes", Err("is not valid")),
+            ("postgres://ferry:p@w@db1/wsus", Err("as %40")),
+            ("postgres://ferry:p%40w@db1/wsus", Ok("postgres://ferry@db1:5432/wsus")),
+            ("host=db1 password=pw@x dbname=a://b", Err("its scheme is not a URL scheme")),
         ];
         for (text, expected) in cases {
             let parsed = text.parse::<DatabaseUrl>();
@@ -307,7 +331,7 @@ mod tests {
                 (Err(e), Err(words)) => {
                     let message = e.to_string();
                     assert!(message.contains(words), "{text}: {message}");
-                    assert!(!message.contains("pw@"), "{text}: {message}");
+                    assert!(!message.contains("pw"), "{text}: {message}");
                 }
                 (got, _) => panic!("{text}: got {got:?}, expected {expected:?}"),
             }
