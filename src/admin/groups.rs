@@ -49,12 +49,20 @@ impl AdminService<'_> {
                 if parent.group_id == UNASSIGNED_COMPUTERS {
                     return Err(Refusal::NoSubgroupsOfUnassigned.into());
                 }
-                // Walk up from the new parent: meeting the group itself means a cycle.
+                // Walk up from the new parent: meeting the group itself means a cycle. A group
+                // met twice is a cycle already stored (written by hand): refused, not followed.
                 let mut cursor = Some(parent.group_id.clone());
+                let mut seen = std::collections::HashSet::new();
                 while let Some(id) = cursor {
                     if id == group.group_id {
                         let (group, parent) = (group.name, parent.name);
                         return Err(Refusal::GroupInsideItself { group, parent }.into());
+                    }
+                    if !seen.insert(id.clone()) {
+                        return Err(StoreError::Refused(format!(
+                            "the stored group tree has a cycle through {id}; nothing was moved (run ferry check)"
+                        ))
+                        .into());
                     }
                     cursor = rows.parent_of(&id)?;
                 }

@@ -346,3 +346,18 @@ fn the_group_tree_stays_a_tree() {
     let line = tree.iter().find(|g| g.group.name == "Line 1").unwrap();
     assert_eq!(line.depth, 2, "Line 1 stays under Plant under All Computers");
 }
+
+/// A cycle written into the store by hand (the rules never make one) is refused when met, not
+/// followed forever.
+#[test]
+fn a_stored_cycle_is_refused_not_followed() {
+    let mut site = site();
+    let mut admin = AdminService::new(&mut site.store);
+    let a = admin.create_group("A", None).unwrap().group_id;
+    let b = admin.create_group("B", Some("A")).unwrap().group_id;
+    admin.create_group("C", None).unwrap();
+    site.store.administer("a hand-made cycle", |rows| rows.set_parent(&a, &b), |_| true).unwrap();
+    let mut admin = AdminService::new(&mut site.store);
+    let refused = admin.move_group("C", "B").unwrap_err().to_string();
+    assert!(refused.contains("has a cycle through"), "{refused}");
+}
