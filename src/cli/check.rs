@@ -18,6 +18,12 @@ pub struct Args {
 
 pub fn run(at: &StoreLocation, args: Args) -> anyhow::Result<()> {
     let store = Store::open_at(at)?;
+    check(&store, args.deep, args.json)
+}
+
+/// Checks `store` and prints what was found; exit 1 when it is not clean.
+pub(super) fn check(store: &Store, deep: bool, json: bool) -> anyhow::Result<()> {
+    let args = Args { deep, json };
     let bar = if args.json {
         indicatif::ProgressBar::hidden()
     } else {

@@ -19,11 +19,13 @@ mod report;
 mod rules;
 mod serve;
 mod status;
+mod store;
 mod trust;
 mod updates;
 mod verify;
 
-use clap::{Parser, Subcommand};
+use clap::parser::ValueSource;
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use ferry::store::StoreLocation;
 use ferry::store::postgres::DatabaseUrl;
 use std::path::PathBuf;
@@ -106,6 +108,9 @@ pub enum Command {
     Admin(admin::Command),
     /// Store integrity: database consistency and, with --deep, every content file re-hashed.
     Check(check::Args),
+    /// The store itself: move a SQLite store into PostgreSQL.
+    #[command(subcommand)]
+    Store(store::Command),
     /// The whole pipeline on a generated catalog, explained step by step.
     Demo(demo::Args),
     /// Tools for development, tests and benchmarks.
@@ -135,6 +140,8 @@ impl Command {
     fn ends_with_its_reader(&self) -> bool {
         match self {
             Command::Serve(_) | Command::Demo(_) | Command::Export(_) => false,
+            // Its database connection is a socket: a server closing it must be an error.
+            Command::Store(_) => false,
             Command::Dev(dev::Command::Loadgen(_)) => false,
             Command::Dev(dev::Command::Synth(_) | dev::Command::Ingest(_)) => true,
             Command::Keygen(_)
@@ -158,8 +165,15 @@ impl Command {
 }
 
 pub fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
-        Ok(cli) => cli,
+    let parsed = Cli::command().try_get_matches().and_then(|matches| {
+        // Whether --data was given (or FERRY_DATA set), not defaulted: `store migrate` then
+        // checks the content tree there rather than beside the SQLite store.
+        let data_given =
+            matches.value_source("data").is_some_and(|s| s != ValueSource::DefaultValue);
+        Cli::from_arg_matches(&matches).map(|cli| (cli, data_given))
+    });
+    let (cli, data_given) = match parsed {
+        Ok(parsed) => parsed,
         Err(e) => {
             let _ = e.print();
             return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
@@ -196,7 +210,12 @@ pub fn main() -> ExitCode {
         Command::Check(args) => check::run(&at, args),
         Command::Dev(cmd) => dev::run(&at, cmd),
         Command::Demo(args) => demo::run(args),
+        Command::Store(cmd) => store::run(data_given.then_some(at.data()), at.database(), cmd),
     };
+    exit_code(result)
+}
+
+fn exit_code(result: anyhow::Result<()>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -24,6 +24,27 @@ pub enum StoreError {
     )]
     Unreachable { database: String, message: String },
 
+    #[error(
+        "no SQLite store at {}: --from names the data directory of the store to move (the one that holds {})",
+        .0.display(), super::DATABASE_FILE
+    )]
+    NoSourceStore(PathBuf),
+
+    #[error(
+        "database {database} has schema version {found}, older than this ferry writes ({known}): run this ferry on it once \
+         (any command that opens the store brings it up to date, e.g. `ferry --data DIR status`), then migrate"
+    )]
+    Outdated { database: String, found: usize, known: usize },
+
+    #[error(
+        "database {database} is not empty ({tables} hold rows): a store moves only into an empty database, \
+         so that nothing there is overwritten or mixed; nothing was changed"
+    )]
+    NotEmpty { database: String, tables: String },
+
+    #[error("{table}, row {row}, column {column}: {problem}; nothing was copied")]
+    DoesNotFit { table: String, row: String, column: String, problem: String },
+
     #[error("{document}: {source}")]
     Document { document: String, source: DocumentError },
 

@@ -26,6 +26,7 @@ mod documents;
 mod error;
 mod groups;
 mod ingest;
+pub mod migrate;
 pub mod postgres;
 mod query;
 mod rules;

@@ -24,6 +24,7 @@ mod postgres_ingest;
 mod round_trips;
 mod served;
 mod server;
+mod store_migrate;
 mod synth_realism;
 mod upstream;
 mod util;

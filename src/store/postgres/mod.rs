@@ -16,6 +16,7 @@ mod compliance_report;
 mod consistency;
 mod deployments;
 mod ingest;
+mod migrate;
 mod query;
 mod rules;
 mod schema;

@@ -10,6 +10,7 @@ pub(crate) mod consistency;
 pub(crate) mod deployments;
 pub(crate) mod groups;
 pub(crate) mod ingest;
+pub(crate) mod migrate;
 pub(crate) mod query;
 pub(crate) mod rules;
 pub(crate) mod schema;
