@@ -33,6 +33,18 @@ pub struct Args {
     /// takes a core away; use loops on a host that serves and does little else.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
     event_loops: Option<u16>,
+    /// This server's name in /metrics (the front_end label of every series), to tell apart the
+    /// servers on one database (--database); by default hostname:port.
+    #[arg(long, value_name = "NAME", value_parser = front_end_name)]
+    name: Option<String>,
+}
+
+/// At most 128 printable characters.
+fn front_end_name(name: &str) -> Result<String, String> {
+    if name.is_empty() || name.chars().count() > 128 || name.chars().any(char::is_control) {
+        return Err("a name is 1 to 128 printable characters".into());
+    }
+    Ok(name.to_string())
 }
 
 pub fn run(at: &StoreLocation, args: Args) -> anyhow::Result<()> {
@@ -64,6 +76,9 @@ async fn serve(at: &StoreLocation, args: Args) -> anyhow::Result<()> {
         ferry::server::open_state(&location, public_url.as_deref())
     })
     .await??;
+    if let Some(name) = &args.name {
+        state.name_front_end(name);
+    }
     let tls = match (args.tls_cert, args.tls_key) {
         (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
         _ => None,
