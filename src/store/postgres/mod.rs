@@ -40,6 +40,9 @@ pub use changes::PgChangeFeed;
 
 /// How long connecting may take when the URL does not say (`connect_timeout=`).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long what was sent to the database may stay unacknowledged before the connection is
+/// given up (`tcp_user_timeout=` in the URL says otherwise).
+const UNACKNOWLEDGED_TIMEOUT: Duration = Duration::from_secs(30);
 /// Connections one front end keeps at most.
 const POOL_SIZE: u32 = 16;
 /// How long a caller waits for a connection while the database is known to be unreachable
@@ -89,6 +92,12 @@ impl FromStr for DatabaseUrl {
         }
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(CONNECT_TIMEOUT);
+        }
+        // A database gone without a word (a host down, a network cut) would keep a statement
+        // (or a pool's check of a connection) waiting for as long as the kernel retransmits:
+        // a quarter of an hour.
+        if config.get_tcp_user_timeout().is_none() {
+            config.tcp_user_timeout(UNACKNOWLEDGED_TIMEOUT);
         }
         let shown = shown(&config);
         Ok(DatabaseUrl { config, shown, text: text.to_string() })
