@@ -92,7 +92,8 @@ impl ClientWriter {
     }
 
     /// Queues a write; returns once it is committed, or after `COMMIT_WAIT` with the write still
-    /// queued (it commits when the store's write lock is free again).
+    /// queued (it commits when the store's write lock is free again, or the database back).
+    /// Refused at once while the writer finds the database unreachable.
     pub async fn write(&self, w: ClientWrite) -> Result<(), WriteError> {
         self.reachable()?;
         let (done, wait) = oneshot::channel();
@@ -113,7 +114,7 @@ impl ClientWriter {
 
     /// Queues a write without waiting for it to commit, its bytes counted in the memory budget
     /// until it is written (reported events). `Err` when the queue has had no room for
-    /// `COMMIT_WAIT`: the client reports again later.
+    /// `COMMIT_WAIT`, or while the database is unreachable: the client reports again later.
     pub async fn write_counted(&self, w: ClientWrite, held: Held) -> Result<(), WriteError> {
         self.reachable()?;
         match tokio::time::timeout(COMMIT_WAIT, self.tx.send((w, None, Some(held)))).await {
