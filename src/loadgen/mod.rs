@@ -177,7 +177,9 @@ impl Client<'_> {
     /// Scans until the deadline; returns what it measured and its first few errors.
     async fn run(&self, mut agent: Agent<'_>) -> (stats::Stats, Vec<String>) {
         let mut errors: Vec<String> = Vec::new();
-        let mut warm = false;
+        // Warm: the last scan succeeded, so the next is a repeat scan. Measured: the first warm
+        // up is behind (later ones, after a failure, are measured like the rest).
+        let (mut warm, mut measured) = (false, false);
         let mut turn = self.number;
         while Instant::now() < self.deadline {
             let (authority, prefix) = &self.servers[turn % self.servers.len()];
@@ -189,14 +191,15 @@ impl Client<'_> {
             };
             match result {
                 Ok(()) => {
-                    if self.mode == Mode::Repeat && !warm {
+                    if self.mode == Mode::Repeat && !measured {
                         // The first scan warms the cache; it is not what is measured (but the
                         // events it reported were reported).
-                        warm = true;
+                        measured = true;
                         let events_reported = agent.stats.events_reported;
                         agent.stats = stats::Stats::default();
                         agent.stats.events_reported = events_reported;
                     }
+                    warm = true;
                 }
                 Err(e) => {
                     agent.stats.failed_scans += 1;
