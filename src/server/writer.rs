@@ -175,7 +175,8 @@ impl Writer {
     /// lost. (Writing a batch again is harmless: rows are upserted, events kept once by their
     /// instance id, should a lost connection have hidden that a commit went through.)
     fn apply(&self, store: &mut Store, writes: &[ClientWrite]) -> Result<(), WriteError> {
-        let (mut locked, mut unreachable_for) = (false, Duration::ZERO);
+        let (mut locked, mut unreachable_since) = (false, None::<std::time::Instant>);
+        let mut wait = RETRY_AFTER;
         loop {
             match store.apply_client_writes(writes) {
                 Err(e) if e.is_locked() => {
@@ -188,23 +189,23 @@ impl Writer {
                     std::thread::sleep(RETRY_AFTER);
                 }
                 Err(e) if e.is_unavailable() => {
-                    if unreachable_for.is_zero() {
+                    if unreachable_since.is_none() {
                         tracing::error!(
                             "client activity waits ({} writes, new ones refused meanwhile): {e}",
                             writes.len()
                         );
                         self.unreachable.store(true, Ordering::Relaxed);
+                        unreachable_since = Some(std::time::Instant::now());
                     }
-                    let wait = (RETRY_AFTER + unreachable_for).min(RETRY_AT_MOST);
                     std::thread::sleep(wait);
-                    unreachable_for += wait;
+                    wait = (wait * 2).min(RETRY_AT_MOST);
                 }
                 other => {
-                    if !unreachable_for.is_zero() {
+                    if let Some(since) = unreachable_since {
                         self.unreachable.store(false, Ordering::Relaxed);
                         tracing::warn!(
-                            "the database is back after {} s: client activity is written again",
-                            unreachable_for.as_secs()
+                            "the database is back after {:.1} s: client activity is written again",
+                            since.elapsed().as_secs_f64()
                         );
                     }
                     return other.map_err(|e| WriteError::Failed(e.to_string()));
