@@ -15,9 +15,10 @@ enum ModeArg {
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// Server base URL.
+    /// Server base URL. Give it again for each front end of one server (several `ferry serve`
+    /// on one database): client i starts on the i-th and each scan moves on to the next.
     #[arg(long, default_value = "http://127.0.0.1:8530")]
-    url: String,
+    url: Vec<String>,
     /// Concurrent simulated clients.
     #[arg(long, default_value_t = 50)]
     clients: usize,
@@ -60,19 +61,19 @@ pub struct Args {
 
 pub fn run(a: Args) -> anyhow::Result<()> {
     if let Some(dir) = &a.record {
-        let n = ferry::loadgen::record(&a.url, a.profiles as usize, dir)?;
+        let n = ferry::loadgen::record(first_url(&a)?, a.profiles as usize, dir)?;
         eprintln!("recorded {n} answers into {}", dir.join("answers").display());
         return Ok(());
     }
     if a.once {
-        let scan = ferry::loadgen::scan_once_within(&a.url, a.max_sync_calls as usize)?;
+        let scan = ferry::loadgen::scan_once_within(first_url(&a)?, a.max_sync_calls as usize)?;
         if a.json {
             return output::json(&scan);
         }
         println!(
             "a {} scanned {}: {} SyncUpdates calls (WUA gives up after {MAX_SYNC_CALLS}) brought {} updates; largest page {} updates, largest answer {} bytes, {} bytes in all; {} offered for install",
             scan.profile,
-            a.url,
+            a.url[0],
             scan.sync_calls,
             scan.new_updates,
             scan.largest_page,
@@ -86,7 +87,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         anyhow::bail!("--duration must be a positive number of seconds");
     }
     let options = LoadOptions {
-        url: a.url,
+        urls: a.url,
         clients: a.clients.max(1),
         duration: Duration::from_secs_f64(a.duration),
         mode: match a.mode {
@@ -107,9 +108,17 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The one server `--record` and `--once` talk to.
+fn first_url(a: &Args) -> anyhow::Result<&str> {
+    match a.url.as_slice() {
+        [url] => Ok(url),
+        _ => anyhow::bail!("--record and --once talk to one server: give one --url"),
+    }
+}
+
 fn print_report(r: &LoadReport) {
     println!(
-        "{} clients, {:?} scans, {:.1} s: {} scans ({:.1}/s), {} failed; {} requests ({:.0}/s), {} errors; {:.1} SyncUpdates per scan; answers {:.0} KiB per scan on the wire ({:.0} KiB decoded); content {:.1} MiB/s",
+        "{} clients, {:?} scans, {:.1} s: {} scans ({:.1}/s), {} failed; {} requests ({:.0}/s), {} errors; {} events reported; {:.1} SyncUpdates per scan; answers {:.0} KiB per scan on the wire ({:.0} KiB decoded); content {:.1} MiB/s",
         r.clients,
         r.mode,
         r.seconds,
@@ -119,6 +128,7 @@ fn print_report(r: &LoadReport) {
         r.requests,
         r.requests_per_second,
         r.errors,
+        r.events_reported,
         r.sync_pages_per_scan,
         r.answer_wire_bytes_per_scan / 1024.0,
         r.answer_bytes_per_scan / 1024.0,

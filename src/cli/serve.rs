@@ -39,6 +39,18 @@ pub struct Args {
     /// balancer reach this port.
     #[arg(long)]
     proxy_protocol: bool,
+    /// This server's name in /metrics (the front_end label of every series), to tell apart the
+    /// servers on one database (--database); by default hostname:port.
+    #[arg(long, value_name = "NAME", value_parser = front_end_name)]
+    name: Option<String>,
+}
+
+/// At most 128 printable characters.
+fn front_end_name(name: &str) -> Result<String, String> {
+    if name.is_empty() || name.chars().count() > 128 || name.chars().any(char::is_control) {
+        return Err("a name is 1 to 128 printable characters".into());
+    }
+    Ok(name.to_string())
 }
 
 pub fn run(at: &StoreLocation, args: Args) -> anyhow::Result<()> {
@@ -70,6 +82,9 @@ async fn serve(at: &StoreLocation, args: Args) -> anyhow::Result<()> {
         ferry::server::open_state(&location, public_url.as_deref())
     })
     .await??;
+    if let Some(name) = &args.name {
+        state.name_front_end(name);
+    }
     let tls = match (args.tls_cert, args.tls_key) {
         (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
         _ => None,

@@ -48,6 +48,11 @@ impl HttpClient {
         HttpClient { authority: authority.to_string(), conn: None }
     }
 
+    /// The `host:port` it connects to.
+    pub fn authority(&self) -> &str {
+        &self.authority
+    }
+
     /// Sends a request; `keep_body` false reads the body and throws it away (content downloads).
     pub async fn request(
         &mut self,

@@ -28,8 +28,10 @@ pub enum Mode {
 
 #[derive(Debug, Clone)]
 pub struct LoadOptions {
-    /// `http://host:port[/prefix]`.
-    pub url: String,
+    /// `http://host:port[/prefix]`: one server, or several front ends of one (on one
+    /// database). With several, client *i* starts on the *i*-th and each scan moves on to the
+    /// next, as behind a load balancer without affinity.
+    pub urls: Vec<String>,
     pub clients: usize,
     pub duration: Duration,
     pub mode: Mode,
@@ -57,6 +59,7 @@ pub enum LoadError {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct LoadReport {
+    /// The servers' URLs, comma-separated.
     pub url: String,
     pub mode: Mode,
     pub clients: usize,
@@ -74,6 +77,8 @@ pub struct LoadReport {
     /// decoded.
     pub answer_wire_bytes_per_scan: f64,
     pub answer_bytes_per_scan: f64,
+    /// Events in the ReportEventBatch calls the servers accepted: what they must have kept.
+    pub events_reported: u64,
     pub operations: Vec<OperationReport>,
     /// The first few distinct scan errors, to say what went wrong.
     pub error_samples: Vec<String>,
@@ -89,7 +94,15 @@ fn runtime(threads: usize) -> Result<tokio::runtime::Runtime, LoadError> {
 
 /// Runs the load for the given duration.
 pub fn run(options: &LoadOptions) -> Result<LoadReport, LoadError> {
-    let (authority, prefix) = http::split_url(&options.url).map_err(LoadError::Url)?;
+    let servers: Vec<(String, String)> = options
+        .urls
+        .iter()
+        .map(|u| http::split_url(u))
+        .collect::<Result<_, _>>()
+        .map_err(LoadError::Url)?;
+    if servers.is_empty() {
+        return Err(LoadError::Url("no server URL given".into()));
+    }
     let profiles = Profile::first(options.profiles);
     let rt = runtime(options.threads)?;
     let target = if options.static_answers {
@@ -100,42 +113,15 @@ pub fn run(options: &LoadOptions) -> Result<LoadReport, LoadError> {
     let (stats, seconds, samples) = rt.block_on(async {
         let started = Instant::now();
         let deadline = started + options.duration;
-        let profiles = std::sync::Arc::new(profiles);
+        let (profiles, servers) = (std::sync::Arc::new(profiles), std::sync::Arc::new(servers));
         let mut tasks = tokio::task::JoinSet::new();
         for client in 0..options.clients.max(1) {
-            let (authority, prefix, target, profiles) =
-                (authority.clone(), prefix.clone(), target.clone(), profiles.clone());
+            let (target, profiles, servers) = (target.clone(), profiles.clone(), servers.clone());
             let (mode, download) = (options.mode, options.download);
             tasks.spawn(async move {
                 let profile = &profiles[client % profiles.len()];
-                let mut agent = Agent::new(&authority, &prefix, target, None, download, profile);
-                let mut errors: Vec<String> = Vec::new();
-                let mut warm = false;
-                while Instant::now() < deadline {
-                    let result = match (mode, warm) {
-                        (Mode::Repeat, true) => agent.repeat_scan().await,
-                        _ => agent.first_scan().await,
-                    };
-                    match result {
-                        Ok(()) => {
-                            if mode == Mode::Repeat && !warm {
-                                // The first scan warms the cache; it is not what is measured.
-                                warm = true;
-                                agent.stats = Default::default();
-                            }
-                        }
-                        Err(e) => {
-                            agent.stats.failed_scans += 1;
-                            warm = false;
-                            if errors.len() < 3 {
-                                errors.push(e.to_string());
-                            }
-                            // Do not spin on a server that refuses everything.
-                            tokio::time::sleep(Duration::from_millis(10)).await;
-                        }
-                    }
-                }
-                (agent.stats, errors)
+                let client = Client { number: client, servers: &servers, mode, deadline };
+                client.run(Agent::new("", "", target, None, download, profile)).await
             });
         }
         let mut all = stats::Stats::default();
@@ -158,7 +144,7 @@ pub fn run(options: &LoadOptions) -> Result<LoadReport, LoadError> {
         if stats.scans > 0 { n as f64 / (stats.scans + stats.failed_scans) as f64 } else { 0.0 }
     };
     Ok(LoadReport {
-        url: options.url.clone(),
+        url: options.urls.join(","),
         mode: options.mode,
         clients: options.clients,
         profiles: Profile::first(options.profiles).iter().map(|p| p.name.to_string()).collect(),
@@ -173,9 +159,61 @@ pub fn run(options: &LoadOptions) -> Result<LoadReport, LoadError> {
         content_mib_per_second: stats.content_bytes as f64 / (1 << 20) as f64 / seconds,
         answer_wire_bytes_per_scan: per_scan(stats.answer_wire_bytes),
         answer_bytes_per_scan: per_scan(stats.answer_bytes),
+        events_reported: stats.events_reported,
         operations,
         error_samples: samples,
     })
+}
+
+/// One simulated client's loop: scans until the deadline, each on the next server.
+struct Client<'a> {
+    number: usize,
+    servers: &'a [(String, String)],
+    mode: Mode,
+    deadline: Instant,
+}
+
+impl Client<'_> {
+    /// Scans until the deadline; returns what it measured and its first few errors.
+    async fn run(&self, mut agent: Agent<'_>) -> (stats::Stats, Vec<String>) {
+        let mut errors: Vec<String> = Vec::new();
+        // Warm: the last scan succeeded, so the next is a repeat scan. Measured: the first warm
+        // up is behind (later ones, after a failure, are measured like the rest).
+        let (mut warm, mut measured) = (false, false);
+        let mut turn = self.number;
+        while Instant::now() < self.deadline {
+            let (authority, prefix) = &self.servers[turn % self.servers.len()];
+            agent.move_to(authority, prefix);
+            turn += 1;
+            let result = match (self.mode, warm) {
+                (Mode::Repeat, true) => agent.repeat_scan().await,
+                _ => agent.first_scan().await,
+            };
+            match result {
+                Ok(()) => {
+                    if self.mode == Mode::Repeat && !measured {
+                        // The first scan warms the cache; it is not what is measured (but the
+                        // events it reported were reported).
+                        measured = true;
+                        let events_reported = agent.stats.events_reported;
+                        agent.stats = stats::Stats::default();
+                        agent.stats.events_reported = events_reported;
+                    }
+                    warm = true;
+                }
+                Err(e) => {
+                    agent.stats.failed_scans += 1;
+                    warm = false;
+                    if errors.len() < 3 {
+                        errors.push(e.to_string());
+                    }
+                    // Do not spin on a server that refuses everything.
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            }
+        }
+        (agent.stats, errors)
+    }
 }
 
 /// Plays one first scan and one repeat scan per profile against the server and writes every

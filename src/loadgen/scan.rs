@@ -107,6 +107,15 @@ impl<'a> Agent<'a> {
         }
     }
 
+    /// Makes the next calls to another server (`http://host:port` and path prefix), as a
+    /// client behind a load balancer without affinity: its cookie and registration go along.
+    pub fn move_to(&mut self, authority: &str, prefix: &str) {
+        if self.http.authority() != authority || self.prefix != prefix {
+            self.http = HttpClient::new(authority);
+            self.prefix = prefix.to_string();
+        }
+    }
+
     /// Updates the server offered for install in the last first scan.
     pub fn offered_for_install(&self) -> usize {
         self.install_offered
@@ -430,6 +439,7 @@ impl<'a> Agent<'a> {
         let body = wire::report_event_batch(&self.cookie, &self.client_id, &now, &events);
         let action = format!("\"{}/ReportEventBatch\"", crate::wsus::client::REPORTING_NS);
         self.call("ReportEventBatch", REPORTING_PATH, &action, body).await?;
+        self.stats.events_reported += events.len() as u64;
         Ok(())
     }
 

@@ -27,6 +27,8 @@ pub struct Stats {
     /// SOAP answers: bytes as they came (compressed or not), and decoded.
     pub answer_wire_bytes: u64,
     pub answer_bytes: u64,
+    /// Events in ReportEventBatch calls the server accepted (answered 200): what it must keep.
+    pub events_reported: u64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -78,6 +80,7 @@ impl Stats {
         self.content_bytes += other.content_bytes;
         self.answer_wire_bytes += other.answer_wire_bytes;
         self.answer_bytes += other.answer_bytes;
+        self.events_reported += other.events_reported;
     }
 
     pub fn requests(&self) -> u64 {

@@ -47,6 +47,27 @@ pub(super) fn blocking_fault(e: impl std::fmt::Display) -> Fault {
     Fault::new(ErrorCode::InternalServerError, "")
 }
 
+/// A store that cannot be reached is `ServerBusy` (the client tries again later, as WSUS
+/// clients do when their server is overloaded); any other failure an internal error.
+fn store_fault(e: crate::store::StoreError) -> Fault {
+    if e.is_unavailable() {
+        tracing::debug!("answered ServerBusy: {e}");
+        return Fault::new(ErrorCode::ServerBusy, "");
+    }
+    blocking_fault(e)
+}
+
+/// A client write the writer refused or failed: as `store_fault`.
+fn write_fault(e: super::writer::WriteError) -> Fault {
+    match e {
+        super::writer::WriteError::Unreachable => {
+            tracing::debug!("answered ServerBusy: {e}");
+            Fault::new(ErrorCode::ServerBusy, "")
+        }
+        super::writer::WriteError::Failed(e) => blocking_fault(e),
+    }
+}
+
 /// The client a cookie belongs to. Expired cookies get CookieExpired, anything unreadable
 /// InvalidCookie (the client then starts over), as WSUS clients expect.
 pub fn client_cookie(
@@ -146,7 +167,7 @@ async fn client_text_operation(
                     os_description,
                 })
                 .await
-                .map_err(blocking_fault)?;
+                .map_err(write_fault)?;
             state.computers.write().expect("computer cache lock").set_registered(&cookie.id);
             Ok(wire::register_computer_response())
         }
@@ -280,10 +301,37 @@ fn start_category_scan(state: &AppState, op: &crate::wsus::tree::Element) -> Res
     Ok(wire::start_category_scan_response(&preferred, &in_error))
 }
 
-fn groups_of(state: &AppState, client_id: &str) -> Result<Vec<Guid>, Fault> {
+/// The groups of a registered computer: from the cache, else from the store.
+async fn groups_of(state: &Arc<AppState>, client_id: &str) -> Result<Vec<Guid>, Fault> {
+    if let Some(groups) = cached_groups(state, client_id) {
+        return Ok(groups);
+    }
+    let (state, client_id) = (Arc::clone(state), client_id.to_string());
+    tokio::task::spawn_blocking(move || stored_groups(&state, &client_id))
+        .await
+        .map_err(blocking_fault)?
+}
+
+/// The groups of a computer the cache knows as registered.
+fn cached_groups(state: &AppState, client_id: &str) -> Option<Vec<Guid>> {
     let cache = state.computers.read().expect("computer cache lock");
-    match cache.get(client_id) {
-        Some(c) if c.registered => Ok(c.groups.clone()),
+    cache.get(client_id).filter(|c| c.registered).map(|c| c.groups.clone())
+}
+
+/// A computer the cache does not know as registered, read from the store (on a blocking
+/// thread) and kept: it may have registered through another front end on the same database.
+/// Not registered there either, it gets RegistrationRequired and registers, as with WSUS.
+fn stored_groups(state: &AppState, client_id: &str) -> Result<Vec<Guid>, Fault> {
+    if let Some(groups) = cached_groups(state, client_id) {
+        return Ok(groups);
+    }
+    let record = state.pool.with(|s| s.computer(client_id)).map_err(store_fault)?;
+    match record {
+        Some(c) if c.registered => {
+            let groups = c.groups.iter().map(|g| g.guid()).collect();
+            state.computers.write().expect("computer cache lock").insert(c);
+            Ok(groups)
+        }
         _ => Err(Fault::new(ErrorCode::RegistrationRequired, "")),
     }
 }
@@ -356,7 +404,7 @@ async fn sync_updates(
     if params.system_spec.is_some() && !params.skip_software_sync {
         return Err(Fault::invalid("parameters.SystemSpec"));
     }
-    let groups = groups_of(state, &cookie.id)?;
+    let groups = groups_of(state, &cookie.id).await?;
     let (catalog, deployments, stamps) = snapshots(state);
     let form = ctx.form(request.version);
     let key = AnswerKey::of(&(
@@ -459,7 +507,7 @@ fn refresh_cache(
     op: &crate::wsus::tree::Element,
 ) -> Result<String, Fault> {
     let ids = wire::refresh_cache_request(op)?;
-    let groups = groups_of(state, &cookie.id)?;
+    let groups = stored_groups(state, &cookie.id)?;
     let catalog = state.catalog();
     let deployments = state.deployments();
     let offers = state.offers.get(&catalog, &deployments, &groups);
@@ -527,7 +575,7 @@ async fn extended_update_info(
     if req.revision_ids.len() > 50 {
         return Err(Fault::invalid("revisionIDs"));
     }
-    let groups = groups_of(state, &cookie.id)?;
+    let groups = groups_of(state, &cookie.id).await?;
     let (catalog, deployments, stamps) = snapshots(state);
     let form = ctx.form(request.version);
     let what = AnswerOf::ExtendedInfo { groups: &groups, request: &req, base_url: &ctx.base_url };
@@ -615,7 +663,7 @@ pub async fn simple_auth(state: &Arc<AppState>, request: &Request) -> Result<Str
             requested_groups: groups.clone(),
         })
         .await
-        .map_err(blocking_fault)?;
+        .map_err(write_fault)?;
     let now = now();
     let cookie = CookieData {
         id: client_id.into(),
@@ -692,7 +740,10 @@ pub async fn reporting(
                 .writer
                 .write_counted(ClientWrite::Events { computer_id, events: records }, held)
                 .await
-                .map_err(|_| Fault::new(ErrorCode::ServerBusy, "reports"))?;
+                .map_err(|e| {
+                    tracing::debug!("reported events refused: {e}");
+                    Fault::new(ErrorCode::ServerBusy, "reports")
+                })?;
             Ok(wire::report_event_batch_response(true))
         }
         other => Err(Fault::invalid(format!(

@@ -350,6 +350,9 @@ pub async fn serve(
     listeners: Listeners,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), ServerError> {
+    if let Some(port) = listeners.http_addr().or(listeners.https_addr()).map(|a| a.port()) {
+        state.name_front_end(&super::metrics::default_front_end(port));
+    }
     let mut tasks = tokio::task::JoinSet::new();
     tasks.spawn(super::refresh::watch(state.clone()));
     let loops = Arc::new(EventLoops::start(&state, &listeners)?);

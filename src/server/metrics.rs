@@ -1,9 +1,11 @@
 //! Counters for `/metrics` (Prometheus text format): requests and latency per operation,
-//! faults, content bytes.
+//! faults, content bytes. Every series carries the `front_end` label (`--name`, else
+//! `hostname:port`), so that the series of front ends on one database stay apart however they
+//! are gathered.
 
 use std::collections::BTreeMap;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 const BUCKETS: [f64; 10] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0];
@@ -89,6 +91,24 @@ pub struct Metrics {
     pub xpress_answers: AtomicU64,
     pub xpress_original_bytes: AtomicU64,
     pub xpress_sent_bytes: AtomicU64,
+    /// The `front_end` label's value, once named.
+    front_end: OnceLock<String>,
+}
+
+/// `hostname:port`: the name of a front end not given one.
+pub fn default_front_end(port: u16) -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".to_string());
+    format!("{host}:{port}")
+}
+
+/// A Prometheus label value: backslash, quote and newline escaped.
+fn escape_label(value: &str) -> String {
+    value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
 }
 
 impl Metrics {
@@ -97,6 +117,21 @@ impl Metrics {
         self.xpress_answers.fetch_add(1, Ordering::Relaxed);
         self.xpress_original_bytes.fetch_add(plain as u64, Ordering::Relaxed);
         self.xpress_sent_bytes.fetch_add(sent, Ordering::Relaxed);
+    }
+
+    /// Names the front end in every series (the first name given stays).
+    pub fn name_front_end(&self, name: &str) {
+        let _ = self.front_end.set(escape_label(name));
+    }
+
+    /// The labels of a series: the front end's, then `more` (`name="value"` pairs).
+    fn labels(&self, more: &str) -> String {
+        match (self.front_end.get(), more) {
+            (None, "") => String::new(),
+            (None, more) => format!("{{{more}}}"),
+            (Some(f), "") => format!("{{front_end=\"{f}\"}}"),
+            (Some(f), more) => format!("{{front_end=\"{f}\",{more}}}"),
+        }
     }
 
     pub fn observe(&self, label: Label, elapsed: Duration, fault: bool) {
@@ -115,36 +150,7 @@ impl Metrics {
 
     pub fn render(&self, extra: &[(&str, &str, u64)]) -> String {
         let mut out = String::new();
-        out.push_str("# HELP ferry_requests_total SOAP requests by operation.\n# TYPE ferry_requests_total counter\n");
-        let ops = self.operations.lock().expect("metrics lock").clone();
-        for (name, o) in &ops {
-            out.push_str(&format!("ferry_requests_total{{operation=\"{name}\"}} {}\n", o.count));
-        }
-        out.push_str("# HELP ferry_faults_total SOAP faults by operation.\n# TYPE ferry_faults_total counter\n");
-        for (name, o) in &ops {
-            out.push_str(&format!("ferry_faults_total{{operation=\"{name}\"}} {}\n", o.faults));
-        }
-        out.push_str("# HELP ferry_request_seconds Latency of SOAP requests.\n# TYPE ferry_request_seconds histogram\n");
-        for (name, o) in &ops {
-            for (i, b) in BUCKETS.iter().enumerate() {
-                out.push_str(&format!(
-                    "ferry_request_seconds_bucket{{operation=\"{name}\",le=\"{b}\"}} {}\n",
-                    o.buckets[i]
-                ));
-            }
-            out.push_str(&format!(
-                "ferry_request_seconds_bucket{{operation=\"{name}\",le=\"+Inf\"}} {}\n",
-                o.count
-            ));
-            out.push_str(&format!(
-                "ferry_request_seconds_sum{{operation=\"{name}\"}} {}\n",
-                o.seconds
-            ));
-            out.push_str(&format!(
-                "ferry_request_seconds_count{{operation=\"{name}\"}} {}\n",
-                o.count
-            ));
-        }
+        self.render_operations(&mut out);
         let counters = [
             (
                 "ferry_content_bytes_total",
@@ -182,16 +188,65 @@ impl Metrics {
                 self.xpress_sent_bytes.load(Ordering::Relaxed),
             ),
         ];
+        let labels = self.labels("");
         for (name, help, value) in counters.iter().copied().chain(extra.iter().copied()) {
-            out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}\n"));
+            out.push_str(&format!(
+                "# HELP {name} {help}\n# TYPE {name} gauge\n{name}{labels} {value}\n"
+            ));
         }
         out
+    }
+
+    /// Requests, faults and latency per operation.
+    fn render_operations(&self, out: &mut String) {
+        out.push_str("# HELP ferry_requests_total SOAP requests by operation.\n# TYPE ferry_requests_total counter\n");
+        let ops = self.operations.lock().expect("metrics lock").clone();
+        let labels: Vec<(String, &Operation)> = ops
+            .iter()
+            .map(|(name, o)| (self.labels(&format!("operation=\"{name}\"")), o))
+            .collect();
+        for (l, o) in &labels {
+            out.push_str(&format!("ferry_requests_total{l} {}\n", o.count));
+        }
+        out.push_str("# HELP ferry_faults_total SOAP faults by operation.\n# TYPE ferry_faults_total counter\n");
+        for (l, o) in &labels {
+            out.push_str(&format!("ferry_faults_total{l} {}\n", o.faults));
+        }
+        out.push_str("# HELP ferry_request_seconds Latency of SOAP requests.\n# TYPE ferry_request_seconds histogram\n");
+        for (name, o) in &ops {
+            let op = format!("operation=\"{name}\"");
+            for (i, b) in BUCKETS.iter().enumerate() {
+                let l = self.labels(&format!("{op},le=\"{b}\""));
+                out.push_str(&format!("ferry_request_seconds_bucket{l} {}\n", o.buckets[i]));
+            }
+            let l = self.labels(&format!("{op},le=\"+Inf\""));
+            out.push_str(&format!("ferry_request_seconds_bucket{l} {}\n", o.count));
+            let l = self.labels(&op);
+            out.push_str(&format!("ferry_request_seconds_sum{l} {}\n", o.seconds));
+            out.push_str(&format!("ferry_request_seconds_count{l} {}\n", o.count));
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_series_carries_the_front_end() {
+        let m = Metrics::default();
+        m.observe(Label::soap("SyncUpdates"), Duration::from_millis(1), false);
+        m.name_front_end("wsus \"1\"\\a");
+        m.name_front_end("ignored: the first name stays");
+        let text = m.render(&[("ferry_x", "A gauge.", 7)]);
+        let label = r#"front_end="wsus \"1\"\\a""#;
+        let series: Vec<&str> = text.lines().filter(|l| !l.starts_with('#')).collect();
+        assert!(series.iter().all(|l| l.contains(label)), "{text}");
+        assert!(
+            text.contains(&format!("ferry_requests_total{{{label},operation=\"SyncUpdates\"}} 1"))
+        );
+        assert!(text.contains(&format!("ferry_x{{{label}}} 7")), "{text}");
+    }
 
     /// Regression: every distinct operation name a request sent became a label kept forever
     /// (2,000 requests made /metrics 1.5 GB).

@@ -79,6 +79,7 @@ pub fn open_state(
     for c in store.computers()? {
         computers.insert(c);
     }
+    let changes = refresh::Changes::start(store.change_feed());
     drop(store);
     release_freed_memory();
     let computers = Arc::new(RwLock::new(computers));
@@ -102,6 +103,7 @@ pub fn open_state(
         metrics: metrics::Metrics::default(),
         budget: budget::MemoryBudget::new(budget::DEFAULT_BUDGET_BYTES),
         health: health::Health::start(location),
+        changes,
         parsers: tokio::sync::Semaphore::new(
             std::thread::available_parallelism().map_or(2, |n| n.get()),
         ),

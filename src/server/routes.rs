@@ -158,29 +158,48 @@ async fn health(state: &Arc<AppState>) -> Response<Body> {
 }
 
 async fn metrics(state: &Arc<AppState>) -> Response<Body> {
-    let catalog = state.catalog();
-    let computers = state.computers.read().expect("computer cache lock").len() as u64;
-    let revisions = catalog.revs.len() as u64;
     let s = state.clone();
-    // Import results and approvals live in the store (imports run as separate commands).
-    let (imports, last_import, approvals) = tokio::task::spawn_blocking(move || {
-        s.pool.with(|store| {
-            let imports = store.imports()?;
-            let last = imports
-                .iter()
-                .filter_map(|i| chrono::DateTime::parse_from_rfc3339(&i.imported_at).ok())
-                .map(|t| t.timestamp().max(0) as u64)
-                .max()
-                .unwrap_or(0);
-            Ok((imports.len() as u64, last, store.approvals()?.len() as u64))
-        })
+    // Import results and approvals live in the store (imports run as separate commands); the
+    // pool's figures are the process's own, there even when the database is not.
+    let (stored, pool) = tokio::task::spawn_blocking(move || {
+        let pool = s.pool.with(|store| Ok(store.pool_figures())).ok().flatten();
+        let stored = s
+            .pool
+            .with(|store| {
+                let imports = store.imports()?;
+                let last = imports
+                    .iter()
+                    .filter_map(|i| chrono::DateTime::parse_from_rfc3339(&i.imported_at).ok())
+                    .map(|t| t.timestamp().max(0) as u64)
+                    .max()
+                    .unwrap_or(0);
+                Ok((imports.len() as u64, last, store.approvals()?.len() as u64))
+            })
+            .unwrap_or_default();
+        (stored, pool)
     })
     .await
-    .ok()
-    .and_then(Result::ok)
     .unwrap_or_default();
+    let mut gauges = served_gauges(state, stored);
+    gauges.extend(database_gauges(state, pool));
+    let body = state.metrics.render(&gauges);
+    Response::builder()
+        .header(header::CONTENT_TYPE, "text/plain; version=0.0.4")
+        .header(header::CONTENT_LENGTH, body.len())
+        .body(Body::from(body))
+        .expect("static response")
+}
+
+type Gauge = (&'static str, &'static str, u64);
+
+/// What the server holds and serves: the catalog, the store's imports and approvals (`stored`),
+/// the caches.
+fn served_gauges(state: &AppState, stored: (u64, u64, u64)) -> Vec<Gauge> {
+    let (imports, last_import, approvals) = stored;
+    let revisions = state.catalog().revs.len() as u64;
+    let computers = state.computers.read().expect("computer cache lock").len() as u64;
     use std::sync::atomic::Ordering::Relaxed;
-    let body = state.metrics.render(&[
+    vec![
         ("ferry_catalog_revisions", "Revisions the server offers.", revisions),
         ("ferry_computers", "Computers known to the server.", computers),
         ("ferry_imports", "Bundles imported into the store.", imports),
@@ -231,12 +250,57 @@ async fn metrics(state: &Arc<AppState>) -> Response<Body> {
             "Bytes the kept parses of request shapes hold now.",
             state.shapes.bytes() as u64,
         ),
-    ]);
-    Response::builder()
-        .header(header::CONTENT_TYPE, "text/plain; version=0.0.4")
-        .header(header::CONTENT_LENGTH, body.len())
-        .body(Body::from(body))
-        .expect("static response")
+    ]
+}
+
+/// The database pool's figures and the change listener's, where the store has them (on
+/// PostgreSQL).
+fn database_gauges(state: &AppState, pool: Option<crate::store::PoolFigures>) -> Vec<Gauge> {
+    use std::sync::atomic::Ordering::Relaxed;
+    let mut gauges = Vec::new();
+    if let Some(p) = pool {
+        gauges.extend([
+            ("ferry_database_connections_max", "The most connections the pool keeps.", p.max),
+            ("ferry_database_connections_in_use", "Pooled connections in use now.", p.in_use()),
+            ("ferry_database_connections_idle", "Pooled connections idle now.", p.idle),
+            (
+                "ferry_database_connection_waits_total",
+                "Times a caller found no idle pooled connection and waited for one.",
+                p.waits,
+            ),
+            (
+                "ferry_database_connection_timeouts_total",
+                "Times a caller got no connection (the database unreachable, or every connection busy).",
+                p.timeouts,
+            ),
+            (
+                "ferry_database_connection_errors_total",
+                "Connections that could not be made or were found broken.",
+                p.errors,
+            ),
+        ]);
+    }
+    let changes = &state.changes;
+    if changes.announced() {
+        gauges.extend([
+            (
+                "ferry_change_notifications_total",
+                "Changes announced to this front end (LISTEN/NOTIFY), its own among them.",
+                changes.notifications.load(Relaxed),
+            ),
+            (
+                "ferry_change_listener_connects_total",
+                "Times the change listener connected (the first time, then after losing its connection).",
+                changes.connects.load(Relaxed),
+            ),
+            (
+                "ferry_change_listener_up",
+                "1 while the change listener is connected.",
+                u64::from(changes.listening()),
+            ),
+        ]);
+    }
+    gauges
 }
 
 /// `http://host:port` of this server as the client reached it (or as configured).

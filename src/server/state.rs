@@ -113,6 +113,8 @@ pub struct AppState {
     pub budget: super::budget::MemoryBudget,
     /// What `/healthz` answers (`health.rs`).
     pub health: Arc<super::health::Health>,
+    /// What wakes the snapshot refresh: the store's announcements of changes (`refresh.rs`).
+    pub changes: Arc<super::refresh::Changes>,
     /// CPU work on the blocking pool, one per core at a time: parsing large SOAP bodies and
     /// compressing large answers (`routes.rs`).
     pub parsers: tokio::sync::Semaphore,
@@ -120,6 +122,12 @@ pub struct AppState {
 }
 
 impl AppState {
+    /// Names this front end in its `/metrics` series (`ferry serve --name`); unnamed, it is
+    /// `hostname:port` once it listens.
+    pub fn name_front_end(&self, name: &str) {
+        self.metrics.name_front_end(name);
+    }
+
     pub fn catalog(&self) -> Arc<Snapshot> {
         self.catalog.read().expect("catalog lock").clone()
     }

@@ -88,6 +88,12 @@ impl StoreError {
         matches!(self, StoreError::Database { source: DatabaseError { busy: true, .. }, .. })
     }
 
+    /// The database could not be reached, or the connection was lost on the way: the same
+    /// work succeeds once it is back.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, StoreError::Unreachable { .. })
+    }
+
     pub fn io(path: &Path, source: std::io::Error) -> StoreError {
         StoreError::Io { path: path.to_path_buf(), source }
     }

@@ -23,6 +23,7 @@ mod consistency;
 mod content;
 mod deployments;
 mod documents;
+mod engine;
 mod error;
 mod groups;
 mod ingest;
@@ -55,6 +56,7 @@ pub use deployments::{Administer, DeploymentRows, DeploymentStorage, RowsChange}
 pub use documents::{
     IngestItem, PreparedRevision, decompress_document, document_in_languages, prepare_revision,
 };
+pub use engine::{ChangeFeed, FeedEvent, PoolFigures};
 pub use error::{DatabaseError, StoreError, StoreResult};
 pub use groups::TargetingStorage;
 pub use groups::{
@@ -244,6 +246,23 @@ impl Store {
     pub fn on_postgres(url: &DatabaseUrl, data: &Path) -> StoreResult<Store> {
         let store = PostgresStore::connect(url)?.with_content_in(data);
         Ok(Store { backend: Backend::Postgres(Box::new(store)) })
+    }
+
+    /// A listener for the changes the store announces, when its engine announces them
+    /// (PostgreSQL); `None` where changes are found by polling the stamps (SQLite).
+    pub fn change_feed(&self) -> Option<Box<dyn ChangeFeed>> {
+        match &self.backend {
+            Backend::Sqlite(_) => None,
+            Backend::Postgres(s) => Some(Box::new(s.change_feed())),
+        }
+    }
+
+    /// The figures of the connection pool the store is on, when it is on one (PostgreSQL).
+    pub fn pool_figures(&self) -> Option<PoolFigures> {
+        match &self.backend {
+            Backend::Sqlite(_) => None,
+            Backend::Postgres(s) => Some(s.pool_figures()),
+        }
     }
 
     /// The content tree (payloads and staging) beside the database.

@@ -9,7 +9,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 use ferry::wsus::agent::{self as wire, SyncRequest};
 
 fn metric(server: &Served, name: &str) -> u64 {
-    let text = server.http().request("GET", "/metrics", &[], b"").text();
+    let text = server.metrics();
     let line = text
         .lines()
         .find(|l| l.starts_with(&format!("{name} ")))

@@ -140,7 +140,8 @@ fn the_admin_api_needs_the_token_and_refuses_bad_changes() {
     assert_eq!((status, dry["dry_run"].as_bool()), (200, Some(true)), "{dry}");
 
     // /metrics counts admin requests and their errors, and what the store holds.
-    let metrics = http.request("GET", "/metrics", &[], b"").text();
+    let metrics =
+        crate::served::without_front_end(&http.request("GET", "/metrics", &[], b"").text());
     assert!(metrics.contains("ferry_faults_total{operation=\"admin POST updates\"}"), "{metrics}");
     assert!(
         metrics.contains("ferry_approvals ") && metrics.contains("ferry_imports 0"),

@@ -11,6 +11,7 @@ mod conformance;
 mod console;
 mod fake_http;
 mod fragments;
+mod front_ends;
 mod hostile_bundles;
 mod hostile_server;
 mod ingest;

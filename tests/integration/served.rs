@@ -89,10 +89,34 @@ impl Served {
         Http::new(&self.addr)
     }
 
+    /// `/metrics` with the `front_end` label (on every series) left out, so that a series
+    /// reads `name{operation="X"} 1` and `name 1` whatever the front end is called.
+    pub fn metrics(&self) -> String {
+        let r = self.http().request("GET", "/metrics", &[], b"");
+        assert_eq!(r.status, 200, "{}", r.text());
+        without_front_end(&r.text())
+    }
+
     /// One SOAP call on a fresh connection.
     pub fn soap(&self, path: &str, action: &str, body: &str) -> Reply {
         self.http().soap(path, action, body)
     }
+}
+
+/// Metrics text without its `front_end` labels.
+pub fn without_front_end(text: &str) -> String {
+    text.lines()
+        .map(|line| {
+            let Some(start) = line.find("{front_end=\"") else { return line.to_string() };
+            let value = start + "{front_end=\"".len();
+            let end = value + line[value..].find('"').expect("a closed label");
+            match &line[end + 1..] {
+                rest if rest.starts_with(',') => format!("{}{{{}", &line[..start], &rest[1..]),
+                rest => format!("{}{}", &line[..start], rest.trim_start_matches('}')),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 impl Drop for Served {

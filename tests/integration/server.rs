@@ -974,10 +974,9 @@ fn selfupdate_files_health_and_metrics_are_served() {
     assert_eq!((r.status, r.text().as_str()), (200, "ok\n"));
     let mut agent = Agent::new(&server);
     agent.handshake();
-    let r = http.request("GET", "/metrics", &[], b"");
-    assert_eq!(r.status, 200);
-    assert!(r.text().contains("ferry_requests_total{operation=\"GetConfig\"} 1"), "{}", r.text());
-    assert!(r.text().contains("ferry_computers 1"), "{}", r.text());
+    let text = server.metrics();
+    assert!(text.contains("ferry_requests_total{operation=\"GetConfig\"} 1"), "{text}");
+    assert!(text.contains("ferry_computers 1"), "{text}");
 }
 
 #[test]

@@ -189,7 +189,7 @@ fn xpress_answers_decode_with_an_independent_decoder_to_the_plain_answers_byte_f
     // Answers without cookies are the same bytes exactly.
     assert_eq!(decoded[0], plain[0], "GetConfig");
     assert_eq!(decoded[3], plain[3], "GetExtendedUpdateInfo");
-    let metrics = server.http().request("GET", "/metrics", &[], b"").text();
+    let metrics = server.metrics();
     let sent: u64 = packed.iter().map(|b| b.len() as u64).sum();
     let original: u64 = plain.iter().map(|b| b.len() as u64).sum();
     eprintln!(

@@ -69,6 +69,10 @@ impl From<AdminError> for ApiError {
         let status = match e.kind() {
             ErrorKind::NotFound => StatusCode::NOT_FOUND,
             ErrorKind::Refused => StatusCode::UNPROCESSABLE_ENTITY,
+            // The database cannot be reached: try again later.
+            ErrorKind::Failed if matches!(&e, AdminError::Store(s) if s.is_unavailable()) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ErrorKind::Failed => StatusCode::INTERNAL_SERVER_ERROR,
         };
         ApiError::new(status, e.to_string())

@@ -370,6 +370,8 @@ impl DeploymentStorage for PostgresStore {
             &[&STAMP_KEY, &stamp.to_string()],
         )
         .map_err(self.fail(format!("{what}: advancing the deployment stamp to {stamp}")))?;
+        super::changes::announce(&mut tx, super::changes::Change::Deployments)
+            .map_err(self.fail(format!("{what}: announcing the change")))?;
         tx.commit().map_err(self.fail(format!("{what}: committing")))
     }
 }

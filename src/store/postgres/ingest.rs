@@ -474,6 +474,8 @@ impl IngestRows for PgIngestBatch {
                 &[&self.stamp.to_string()],
                 "advancing the catalog stamp",
             )?;
+            super::changes::announce(&mut **self.conn.get_mut(), super::changes::Change::Catalog)
+                .map_err(self.fail(|| "announcing the new catalog"))?;
         }
         self.conn
             .get_mut()

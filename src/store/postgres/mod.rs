@@ -9,6 +9,7 @@
 //! dropped, on blocking threads only (as every store call is), never on an async worker.
 
 mod bundles;
+mod changes;
 mod cleanup;
 mod clients;
 mod columns;
@@ -23,6 +24,7 @@ mod schema;
 mod server_sync;
 mod settings;
 
+use super::engine::PoolFigures;
 use super::error::DatabaseError;
 use super::{ContentStore, StoreError, StoreResult};
 use postgres::NoTls;
@@ -31,13 +33,22 @@ use r2d2_postgres::PostgresConnectionManager;
 use std::collections::HashMap;
 use std::fmt;
 use std::str::FromStr;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+pub use changes::PgChangeFeed;
 
 /// How long connecting may take when the URL does not say (`connect_timeout=`).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long what was sent to the database may stay unacknowledged before the connection is
+/// given up (`tcp_user_timeout=` in the URL says otherwise).
+const UNACKNOWLEDGED_TIMEOUT: Duration = Duration::from_secs(30);
 /// Connections one front end keeps at most.
 const POOL_SIZE: u32 = 16;
+/// How long a caller waits for a connection while the database is known to be unreachable
+/// (the last attempt failed): answers fail fast instead of each waiting out the connect timeout.
+const WHILE_DOWN_TIMEOUT: Duration = Duration::from_millis(500);
 /// Held while migrating, so that front ends started together migrate one after the other.
 const MIGRATION_LOCK: i64 = 0x6665_7272_7953_6368; // "ferrySch"
 
@@ -87,6 +98,12 @@ impl FromStr for DatabaseUrl {
         }
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(CONNECT_TIMEOUT);
+        }
+        // A database gone without a word (a host down, a network cut) would keep a statement
+        // (or a pool's check of a connection) waiting for as long as the kernel retransmits:
+        // a quarter of an hour.
+        if config.get_tcp_user_timeout().is_none() {
+            config.tcp_user_timeout(UNACKNOWLEDGED_TIMEOUT);
         }
         let shown = shown(&config);
         Ok(DatabaseUrl { config, shown, text: text.to_string() })
@@ -146,11 +163,40 @@ impl fmt::Debug for DatabaseUrl {
 type Pool = r2d2::Pool<PostgresConnectionManager<NoTls>>;
 type Connection = r2d2::PooledConnection<PostgresConnectionManager<NoTls>>;
 
+/// What a pool went through, shared by every store on it (for `/metrics`), and whether the
+/// database was unreachable at the last attempt.
+#[derive(Debug, Default)]
+struct PoolCounters {
+    waits: AtomicU64,
+    timeouts: AtomicU64,
+    errors: AtomicU64,
+    down: AtomicBool,
+    /// The last failure, with its causes (r2d2 keeps only the outermost words).
+    last_error: Mutex<Option<String>>,
+}
+
+/// r2d2 hands it every failure to connect or to find a pooled connection alive: counted (r2d2
+/// would log each one, many times a second while the database is down), and the database marked
+/// unreachable until a connection is handed out again.
+#[derive(Debug)]
+struct CountErrors(Arc<PoolCounters>);
+
+impl r2d2::HandleError<postgres::Error> for CountErrors {
+    fn handle_error(&self, error: postgres::Error) {
+        self.0.errors.fetch_add(1, Ordering::Relaxed);
+        self.0.down.store(true, Ordering::Relaxed);
+        let error = error_chain(&error);
+        tracing::debug!("database connection failed: {error}");
+        *self.0.last_error.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(error);
+    }
+}
+
 /// A store's database on PostgreSQL: a pool of connections to a database whose schema is
 /// current.
 pub struct PostgresStore {
     url: DatabaseUrl,
     pool: Pool,
+    counters: Arc<PoolCounters>,
     schema_version: usize,
     /// The content tree (`--data DIR` holds only it on PostgreSQL); none until given.
     content: Option<ContentStore>,
@@ -168,14 +214,16 @@ impl PostgresStore {
         let schema_version = migrate(&mut client, url)?;
         drop(client);
         let manager = PostgresConnectionManager::new(url.config.clone(), NoTls);
+        let counters = Arc::new(PoolCounters::default());
         let pool = r2d2::Pool::builder()
             .max_size(POOL_SIZE)
             .min_idle(Some(1))
             .connection_timeout(
                 url.config.get_connect_timeout().copied().unwrap_or(CONNECT_TIMEOUT),
             )
+            .error_handler(Box::new(CountErrors(counters.clone())))
             .build_unchecked(manager);
-        Ok(PostgresStore { url: url.clone(), pool, schema_version, content: None })
+        Ok(PostgresStore { url: url.clone(), pool, counters, schema_version, content: None })
     }
 
     /// A store on the pool this process keeps for `url`, connecting (and migrating) the first
@@ -196,6 +244,7 @@ impl PostgresStore {
         PostgresStore {
             url: self.url.clone(),
             pool: self.pool.clone(),
+            counters: self.counters.clone(),
             schema_version: self.schema_version,
             content: None,
         }
@@ -227,12 +276,56 @@ impl PostgresStore {
         &self.url
     }
 
-    /// A connection from the pool; waits up to the connect timeout for one.
+    /// A connection from the pool; waits up to the connect timeout for one, or only
+    /// `WHILE_DOWN_TIMEOUT` while the database is unreachable (r2d2 keeps trying to connect
+    /// behind the scenes, so the first call after it came back gets a connection).
     fn connection(&self) -> StoreResult<Connection> {
-        self.pool.get().map_err(|e| StoreError::Unreachable {
-            database: self.url.to_string(),
-            message: e.to_string(),
-        })
+        let counters = &self.counters;
+        let taken = match self.pool.try_get() {
+            Some(c) => Ok(c),
+            None => {
+                counters.waits.fetch_add(1, Ordering::Relaxed);
+                match counters.down.load(Ordering::Relaxed) {
+                    true => self.pool.get_timeout(WHILE_DOWN_TIMEOUT),
+                    false => self.pool.get(),
+                }
+            }
+        };
+        match taken {
+            Ok(c) => {
+                counters.down.store(false, Ordering::Relaxed);
+                Ok(c)
+            }
+            Err(e) => {
+                counters.timeouts.fetch_add(1, Ordering::Relaxed);
+                let last = counters.last_error.lock().unwrap_or_else(|p| p.into_inner()).clone();
+                let message = match last {
+                    Some(cause) => format!("no connection became free or could be made: {cause}"),
+                    None => e.to_string(),
+                };
+                Err(StoreError::Unreachable { database: self.url.to_string(), message })
+            }
+        }
+    }
+
+    /// The pool's connections and what it went through.
+    pub fn pool_figures(&self) -> PoolFigures {
+        let state = self.pool.state();
+        let c = &self.counters;
+        PoolFigures {
+            max: u64::from(self.pool.max_size()),
+            open: u64::from(state.connections),
+            idle: u64::from(state.idle_connections),
+            waits: c.waits.load(Ordering::Relaxed),
+            timeouts: c.timeouts.load(Ordering::Relaxed),
+            errors: c.errors.load(Ordering::Relaxed),
+        }
+    }
+
+    /// A listener for the changes front ends announce (`changes.rs`), on a connection of its
+    /// own.
+    pub fn change_feed(&self) -> PgChangeFeed {
+        PgChangeFeed::new(self.url.clone())
     }
 
     /// Turns a `postgres` error into the store's, saying what was being done.
@@ -293,7 +386,27 @@ fn error_chain(e: &postgres::Error) -> String {
     message
 }
 
+/// Whether `e` says the connection is gone (closed, broken, the server shutting down) rather
+/// than that the statement failed: the same work succeeds once the database is back.
+fn connection_lost(e: &postgres::Error) -> bool {
+    use postgres::error::SqlState;
+    let shutting_down =
+        [SqlState::ADMIN_SHUTDOWN, SqlState::CRASH_SHUTDOWN, SqlState::CANNOT_CONNECT_NOW];
+    let io = std::error::Error::source(e).is_some_and(|s| s.is::<std::io::Error>());
+    e.is_closed()
+        || io
+        || e.code().is_some_and(|c| c.code().starts_with("08") || shutting_down.contains(c))
+}
+
+/// The store's error for a failed statement: `Unreachable` when the connection was lost (so the
+/// caller may try again later), else the engine's words with the context.
 fn database_error(database: &str, context: &str, e: &postgres::Error) -> StoreError {
+    if connection_lost(e) {
+        return StoreError::Unreachable {
+            database: database.to_string(),
+            message: format!("{context}: {}", error_chain(e)),
+        };
+    }
     StoreError::Database {
         database: database.to_string(),
         context: context.to_string(),
