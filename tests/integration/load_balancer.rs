@@ -4,7 +4,7 @@
 //! The front ends keep stores of their own here; what they share on PostgreSQL is tested in the
 //! PostgreSQL tests.
 
-use crate::served::{CLIENT, CLIENT_NS, Http, Served, require};
+use crate::served::{CLIENT, CLIENT_NS, Http, Served, require, without_front_end};
 use crate::util::wait_until;
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -96,7 +96,7 @@ fn get_config(addr: &str) -> u16 {
 fn get_configs_served(front_end: &str) -> u64 {
     let mut http = Http::new(front_end);
     http.raw(b"PROXY TCP4 192.0.2.9 127.0.0.1 40000 8530\r\n");
-    let text = http.request("GET", "/metrics", &[], b"").text();
+    let text = without_front_end(&http.request("GET", "/metrics", &[], b"").text());
     text.lines()
         .find_map(|l| l.strip_prefix("ferry_requests_total{operation=\"GetConfig\"} "))
         .map_or(0, |n| n.parse().unwrap())
