@@ -318,6 +318,8 @@ fn clients_are_answered_and_recorded_while_another_process_holds_the_write_lock(
     let mut agent = Agent::new(&server);
     agent.handshake_as("during-import.example", &[]);
     std::thread::sleep(Duration::from_secs(1));
+    let listed = json_of(ferry(&data).args(["computers", "list", "--name", "during-import"]));
+    assert_eq!(listed.as_array().map(Vec::len), Some(0), "the write waits for the lock");
     release();
     wait_until("the computer is recorded after the lock is released", || {
         json_of(ferry(&data).args(["computers", "list", "--name", "during-import"]))
