@@ -144,7 +144,8 @@ pub fn check_sequence(store: &Store, bundle: &OpenedBundle) -> Result<(), Bundle
 
 /// Imports into the store at `location`, creating it when there is none. A SQLite store this
 /// call created is removed again when the import is refused, so a refused bundle leaves nothing
-/// behind (on PostgreSQL the import's one transaction is rolled back).
+/// behind (on PostgreSQL the import's one transaction is rolled back, and a data directory the
+/// import made for the content tree goes again).
 pub fn import_into(
     location: &StoreLocation,
     path: &Path,
@@ -153,7 +154,14 @@ pub fn import_into(
     progress: &mut (dyn FnMut(&str, u64, u64) + Send),
 ) -> Result<ImportReport, BundleError> {
     if location.may_exist() {
-        return import(&mut Store::open_at(location)?, path, extra_trusted, options, progress);
+        let made = MadeFolders::before(location.data());
+        let result = Store::open_at(location)
+            .map_err(BundleError::from)
+            .and_then(|mut store| import(&mut store, path, extra_trusted, options, progress));
+        if result.is_err() {
+            made.remove_if_empty();
+        }
+        return result;
     }
     // The checks that need no store come first: most refusals never create one.
     if extra_trusted.is_empty() {
@@ -173,6 +181,26 @@ pub fn import_into(
         remove_new_store(data, created_dir);
     }
     result
+}
+
+/// The folders of a store's content tree that did not exist before an import: on PostgreSQL,
+/// where the data directory holds only them, a refused import removes those it made.
+struct MadeFolders(Vec<PathBuf>);
+
+impl MadeFolders {
+    fn before(data: &Path) -> MadeFolders {
+        let content = ContentStore::in_data_dir(data);
+        let folders = [content.staging_dir(), content.root().to_path_buf(), data.to_path_buf()];
+        MadeFolders(folders.into_iter().filter(|f| !f.exists()).collect())
+    }
+
+    /// Only the empty ones, innermost first: another front end on the database may have put
+    /// content there meanwhile.
+    fn remove_if_empty(&self) {
+        for folder in &self.0 {
+            let _ = std::fs::remove_dir(folder);
+        }
+    }
 }
 
 /// Removes what `Store::open_or_create` made in `data` (everything, when it made `data` too).

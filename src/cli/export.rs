@@ -7,7 +7,8 @@ use ferry::bundle::export::{DryRun, ExportOptions, ExportReport, PendingChoice, 
 use ferry::bundle::minisign::SecretKey;
 use ferry::bundle::profile::Profile;
 use ferry::bundle::volumes::VolumeFormat;
-use ferry::store::Store;
+use ferry::store::postgres::DatabaseUrl;
+use ferry::store::{Store, StoreLocation};
 use ferry::units::{format_size, parse_duration_secs, parse_size};
 use ferry::upstream::{
     DownloadOptions, SyncOptions, SyncProgress, SyncReport, Transport, TransportOptions,
@@ -28,7 +29,8 @@ pub struct Args {
     /// Where the bundle directory is written.
     #[arg(long, required_unless_present = "dry_run")]
     out: Option<PathBuf>,
-    /// The connected side's cache store.
+    /// The connected side's cache store (with --database, its database is that one and this
+    /// directory holds only its content tree).
     #[arg(long, default_value = "ferry-cache")]
     cache: PathBuf,
     /// Upstream to sync from (overrides the profile's).
@@ -94,7 +96,8 @@ pub fn load_secret_key(
     SecretKey::parse(&text, password.as_deref()).with_context(|| path.display().to_string())
 }
 
-pub fn run(args: Args) -> anyhow::Result<()> {
+/// Exports from the cache store in `--cache`, on `database` when one is given.
+pub fn run(database: Option<DatabaseUrl>, args: Args) -> anyhow::Result<()> {
     let profile = Profile::load(&args.profile)?;
     // Read before syncing: a wrong key or password stops the export before any network work.
     let key = match (&args.key, args.dry_run) {
@@ -102,7 +105,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         _ => None,
     };
     let upstream = args.upstream.clone().or_else(|| profile.upstream.clone());
-    let (mut cache, upstream_anchor) = open_and_sync(&args, &profile, upstream.as_deref())?;
+    let cache_at = StoreLocation::new(args.cache.clone(), database);
+    let (mut cache, upstream_anchor) =
+        open_and_sync(&cache_at, &args, &profile, upstream.as_deref())?;
     // Without a sync, the languages are checked against what the last upstream offered (a sync
     // checked them against what the upstream offers now).
     if args.no_sync {
@@ -155,13 +160,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 /// The cache store, synced from the upstream (and its payloads downloaded) unless `--no-sync`;
 /// with the anchor the sync reached.
 fn open_and_sync(
+    cache_at: &StoreLocation,
     args: &Args,
     profile: &Profile,
     upstream: Option<&str>,
 ) -> anyhow::Result<(Store, Option<String>)> {
     if args.no_sync {
-        let cache = Store::open(&args.cache)
-            .with_context(|| format!("the cache store {} (pass --cache)", args.cache.display()))?;
+        let cache = Store::open_at(cache_at)
+            .with_context(|| format!("the cache store {cache_at} (pass --cache)"))?;
         return Ok((cache, None));
     }
     let upstream = upstream.with_context(|| {
@@ -170,7 +176,7 @@ fn open_and_sync(
             args.profile.display()
         )
     })?;
-    let mut cache = Store::open_or_create(&args.cache)?;
+    let mut cache = Store::open_or_create_at(cache_at)?;
     let transport = TransportOptions {
         ca_cert: args.ca_cert.clone(),
         proxy: args.proxy.clone(),

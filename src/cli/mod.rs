@@ -191,7 +191,7 @@ pub fn main() -> ExitCode {
     let at = StoreLocation::new(cli.data, cli.database);
     let result = match cli.command {
         Command::Keygen(args) => keygen::run(args),
-        Command::Export(args) => export::run(args),
+        Command::Export(args) => export::run(at.database().cloned(), args),
         Command::Verify(args) => verify::run(&at, args),
         Command::Inspect(args) => inspect::run(args),
         Command::Import(args) => import::run(&at, args),

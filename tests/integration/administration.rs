@@ -365,7 +365,7 @@ fn cleanup_declines_superseded_updates_and_deletes_unneeded_content_after_a_dry_
     let young = data.join("content/AC/0123456789ABCDEF0123456789ABCDEF012345AC.cab");
     std::fs::create_dir_all(young.parent().unwrap()).unwrap();
     std::fs::write(&young, b"an import in progress").unwrap();
-    let count_files = || crate::util::snapshot(&data.join("content")).len();
+    let count_files = || crate::util::file_snapshot(&data.join("content")).len();
     let err = fails(ferry(&data).args(["cleanup", "--obsolete-computers", "0"]));
     assert!(err.contains("1 to 36500"), "{err}");
     let files_before = count_files();

@@ -2,7 +2,7 @@
 
 use crate::conformance::read;
 use crate::conformance_or_skip;
-use crate::util::{ferry, json_of, snapshot, stdout_of};
+use crate::util::{ferry, file_snapshot, json_of, snapshot, stdout_of};
 
 #[test]
 fn synth_then_deep_check_is_clean() {
@@ -76,11 +76,11 @@ fn real_documents_ingest_and_serve_their_real_fragments() {
     cmd.args(["dev", "ingest"]).args(&docs);
     assert!(stdout_of(&mut cmd).contains(&format!("{} added", docs.len())));
     // Ingesting the same documents again changes nothing.
-    let before = snapshot(&dir.path().join("content"));
+    let before = file_snapshot(&dir.path().join("content"));
     let mut again = ferry(dir.path());
     again.args(["dev", "ingest"]).args(&docs);
     assert!(stdout_of(&mut again).contains(&format!("0 added, {} already stored", docs.len())));
-    assert_eq!(before, snapshot(&dir.path().join("content")));
+    assert_eq!(before, file_snapshot(&dir.path().join("content")));
 
     let reference = conf.join("wsusss/wusp-reference");
     let mut compared = 0;

@@ -11,7 +11,7 @@ use crate::util::{ferry, stdout_of};
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
@@ -107,10 +107,7 @@ fn the_server_stays_up_and_responsive_under_load_and_abuse() {
     let deadline = started + ABUSE;
     let stop = Arc::new(AtomicBool::new(false));
 
-    let mut loadgen = Command::new(assert_cmd::cargo::cargo_bin("ferry"))
-        .env_remove("FERRY_DATA")
-        .arg("--data")
-        .arg(&store.data)
+    let mut loadgen = crate::util::ferry_process(&store.data)
         .args(["dev", "loadgen", "--url", &server.url(), "--clients", &AGENTS.to_string()])
         .args(["--duration", &ABUSE.as_secs().to_string(), "--json"])
         .stdout(Stdio::piped())

@@ -32,3 +32,26 @@ fn a_batched_ingest_keeps_the_write_ahead_log_small() {
     drop(store);
     assert_eq!(Store::open(dir.path()).unwrap().catalog_status().unwrap().updates, updates);
 }
+
+/// Regression: an ingest batch read the catalog stamp in a deferred transaction, so a client
+/// write the server committed before the batch's first write failed the import at once with
+/// "database is locked" (SQLite cannot move a read snapshot up to a write, and does not wait).
+/// The batch holds the write lock from its start now; the other writer waits for it (on
+/// PostgreSQL neither waits).
+#[test]
+fn a_write_between_an_ingest_batch_start_and_its_first_row_waits_instead_of_failing_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let at = crate::util::location(dir.path());
+    let mut store = Store::open_or_create_at(&at).unwrap();
+    let other = Store::open_at(&at).unwrap();
+    let (_, document) = synthetic_documents(1).pop().unwrap();
+    let mut rows = store.begin_ingest().unwrap();
+    let writer = std::thread::spawn(move || other.set_setting("test.meanwhile", "written"));
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    rows.add_document("generated document", document.as_bytes()).unwrap();
+    rows.commit().unwrap();
+    writer.join().unwrap().unwrap();
+    let reopened = Store::open_at(&at).unwrap();
+    assert_eq!(reopened.setting("test.meanwhile").unwrap().as_deref(), Some("written"));
+    assert_eq!(reopened.catalog_status().unwrap().revisions, 1);
+}

@@ -21,11 +21,8 @@ pub struct Served {
 
 impl Served {
     pub fn start(data: &Path, extra: &[&str]) -> Served {
-        let mut child = Command::new(assert_cmd::cargo::cargo_bin("ferry"))
-            .env_remove("FERRY_DATA")
+        let mut child = crate::util::ferry_process(data)
             .env("FERRY_LOG", "warn")
-            .arg("--data")
-            .arg(data)
             .args(["serve", "--listen", "127.0.0.1:0"])
             .args(extra)
             .stdout(Stdio::null())

@@ -4,6 +4,7 @@
 
 use crate::conformance::read;
 use crate::conformance_or_skip;
+use crate::util::location;
 use crate::util::synthetic_documents as generate;
 use ferry::catalog::parse_update;
 use ferry::synth::{Planner, render};
@@ -311,7 +312,7 @@ fn generated_catalog_has_language_specific_and_language_neutral_updates() {
 #[test]
 fn cumulative_updates_carry_express_files_whose_payloads_match_their_digests() {
     let dir = tempfile::tempdir().unwrap();
-    let mut store = ferry::store::Store::open_or_create(dir.path()).unwrap();
+    let mut store = ferry::store::Store::open_or_create_at(&location(dir.path())).unwrap();
     let options = ferry::synth::SynthOptions {
         updates: 700,
         seed: 5,

@@ -4,6 +4,7 @@
 //! and refuse bytes that do not match.
 
 use crate::fake_http::{FakeServer, Reply, Request};
+use crate::util::location;
 use ferry::bundle::profile::Profile;
 use ferry::catalog::{Sha1Digest, Sha256Digest};
 use ferry::store::{FragmentKind, Store};
@@ -75,7 +76,7 @@ fn real_server_server_answers_parse_and_their_documents_ingest_with_the_real_fra
     let docs: HashMap<(String, i32), String> =
         real_documents(&conformance).into_iter().map(|(i, r, d)| ((i, r), d)).collect();
     let dir = tempfile::tempdir().unwrap();
-    let mut store = Store::open_or_create(dir.path()).unwrap();
+    let mut store = Store::open_or_create_at(&location(dir.path())).unwrap();
     let mut seen = 0;
     for name in [
         "wsusss-realwsus-14-GetUpdateData-compressed.response.xml",
@@ -291,7 +292,7 @@ fn a_sync_from_recorded_answers_survives_an_expired_cookie_a_server_error_and_a_
     let injected = Arc::new(Injected::default());
     let upstream = recorded_upstream(&conformance, injected.clone());
     let dir = tempfile::tempdir().unwrap();
-    let mut cache = Store::open_or_create(dir.path()).unwrap();
+    let mut cache = Store::open_or_create_at(&location(dir.path())).unwrap();
     let report =
         ferry::upstream::sync(&mut cache, &profile(), &options(&upstream.url()), &mut |_| {})
             .unwrap();
@@ -340,7 +341,7 @@ fn a_sync_from_recorded_answers_survives_an_expired_cookie_a_server_error_and_a_
 fn consistent(dir: &Path) -> usize {
     let out = crate::util::ferry(dir).arg("check").output().unwrap();
     assert!(out.status.success(), "ferry check: {}", String::from_utf8_lossy(&out.stderr));
-    Store::open(dir).unwrap().stored_identities().unwrap().len()
+    Store::open_at(&location(dir)).unwrap().stored_identities().unwrap().len()
 }
 
 #[test]
@@ -350,7 +351,7 @@ fn broken_upstreams_give_clear_errors_and_leave_the_cache_consistent() {
     let body = |n: &str| read(&ex.join(n).join("response.body"));
     let dir = tempfile::tempdir().unwrap();
     let cache_dir = dir.path().join("cache");
-    drop(Store::open_or_create(&cache_dir).unwrap());
+    drop(Store::open_or_create_at(&location(&cache_dir)).unwrap());
 
     type Breaker = Box<dyn Fn(&Request) -> Option<Reply> + Send + Sync>;
     let compressed = body("000014");
@@ -433,7 +434,7 @@ fn broken_upstreams_give_clear_errors_and_leave_the_cache_consistent() {
             Reply::xml(resp.status().as_u16(), resp.body_mut().read_to_vec().unwrap())
         });
         let before = consistent(&cache_dir);
-        let mut cache = Store::open(&cache_dir).unwrap();
+        let mut cache = Store::open_at(&location(&cache_dir)).unwrap();
         let err =
             ferry::upstream::sync(&mut cache, &profile(), &options(&proxy.url()), &mut |_| {})
                 .expect_err(what)
@@ -451,7 +452,7 @@ fn broken_upstreams_give_clear_errors_and_leave_the_cache_consistent() {
             update_data_calls: AtomicUsize::new(1),
         }),
     );
-    let mut cache = Store::open(&cache_dir).unwrap();
+    let mut cache = Store::open_at(&location(&cache_dir)).unwrap();
     ferry::upstream::sync(&mut cache, &profile(), &options(&healthy.url()), &mut |_| {}).unwrap();
     assert_eq!(cache.stored_identities().unwrap().len(), real_documents(&conformance).len());
 }
@@ -521,7 +522,7 @@ fn transport(attempts: u32) -> Transport {
 fn downloads_resume_where_they_stopped_and_land_only_when_both_digests_match() {
     let (bytes, sha1, sha256) = payload(3 << 20);
     let dir = tempfile::tempdir().unwrap();
-    let mut store = Store::open_or_create(dir.path()).unwrap();
+    let mut store = Store::open_or_create_at(&location(dir.path())).unwrap();
     let target: PathBuf = store.content().path(&sha1, "cab");
 
     // The first response stops after 1 MiB; the retry continues from there with Range + If-Range.

@@ -2,7 +2,7 @@
 //! carries; `ferry export --dry-run` says it to the byte before anything is written.
 
 use crate::bundles::{Fixture, manifest};
-use crate::util::{ferry, json_of, stdout_of};
+use crate::util::{ferry, json_of, location, stdout_of};
 use ferry::bundle::manifest::Manifest;
 use ferry::store::Store;
 use std::collections::HashMap;
@@ -53,7 +53,7 @@ struct CacheFacts {
 }
 
 fn facts(cache: &Path) -> CacheFacts {
-    let store = Store::open(cache).unwrap();
+    let store = Store::open_at(&location(cache)).unwrap();
     let catalog = store.catalog_revisions().unwrap();
     CacheFacts {
         languages: catalog.iter().map(|r| (r.update_id.clone(), r.languages.clone())).collect(),
@@ -148,7 +148,7 @@ fn a_delta_after_the_languages_changed_carries_what_the_new_setting_adds_and_imp
     let first =
         PathBuf::from(stdout_of(f.export_command(&path).arg("--volume-size").arg("64MiB")).trim());
     assert!(f.import(&data, &first).status.success());
-    let held = ferry::bundle::held::held(&Store::open(&data).unwrap()).unwrap();
+    let held = ferry::bundle::held::held(&Store::open_at(&location(&data)).unwrap()).unwrap();
     assert_eq!(
         held.languages.map(|l| l.into_iter().collect::<Vec<_>>()),
         Some(vec!["en".to_string()])
@@ -248,7 +248,7 @@ fn localized_properties_of_other_languages_stay_behind_and_a_later_full_bundle_a
     );
     let first = f.out.join("titles-000001");
     assert!(f.import(&data, &first).status.success());
-    let held = |data: &Path| Store::open(data).unwrap().languages().unwrap();
+    let held = |data: &Path| Store::open_at(&location(data)).unwrap().languages().unwrap();
     assert!(held(&data).iter().all(|l| l == "en" || l == "all"), "{:?}", held(&data));
 
     // German joins: a full bundle brings German titles for what the store already has.
@@ -282,7 +282,7 @@ fn the_isolated_server_offers_full_files_and_the_languages_it_holds() {
     let bundle = PathBuf::from(stdout_of(&mut f.export_command(&path)).trim());
     assert!(f.import(&data, &bundle).status.success());
 
-    let isolated = Store::open(&data).unwrap().catalog_revisions().unwrap();
+    let isolated = Store::open_at(&location(&data)).unwrap().catalog_revisions().unwrap();
     let with_express: Vec<i32> = isolated
         .iter()
         .filter(|r| r.is_latest && r.files.iter().any(|x| x.is_express()))

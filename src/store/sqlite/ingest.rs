@@ -436,9 +436,12 @@ pub(crate) fn backfill_languages(tx: &Transaction<'_>, db: &std::path::Path) -> 
 impl IngestStorage for SqliteStore {
     fn begin_ingest(&mut self) -> StoreResult<Box<dyn IngestRows + '_>> {
         let db = self.db_path();
+        // IMMEDIATE: the batch reads the catalog stamp before it writes, and a deferred
+        // transaction whose snapshot another writer (the server's client writes) moved past
+        // fails at its first write with "database is locked", without waiting.
         let tx = self
             .conn
-            .transaction()
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .map_err(|e| StoreError::sqlite(&db, "starting an ingest transaction", e))?;
         let stamp: i64 = tx
             .query_row(
