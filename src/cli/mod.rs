@@ -209,6 +209,10 @@ pub fn main() -> ExitCode {
         Command::Admin(cmd) => admin::run(&at, cmd),
         Command::Check(args) => check::run(&at, args),
         Command::Dev(cmd) => dev::run(&at, cmd),
+        Command::Demo(_) if at.database().is_some() => Err(anyhow::anyhow!(
+            "ferry demo makes stores of its own (SQLite, in --dir) and does not use --database or FERRY_DATABASE_URL ({}); run it without",
+            at.database().expect("checked")
+        )),
         Command::Demo(args) => demo::run(args),
         Command::Store(cmd) => store::run(data_given.then_some(at.data()), at.database(), cmd),
     };

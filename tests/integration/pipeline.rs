@@ -237,3 +237,22 @@ fn walk_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     files.sort();
     files
 }
+
+/// The demo makes SQLite stores of its own: a database given to it is refused, not ignored,
+/// and nothing is made.
+#[test]
+fn the_demo_refuses_a_database_it_would_not_use() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = assert_cmd::Command::cargo_bin("ferry")
+        .unwrap()
+        .env_remove("FERRY_DATABASE_URL")
+        .args(["--database", "postgres://ferry:secret@db.example/wsus", "demo", "--dir"])
+        .arg(dir.path().join("demo"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("does not use --database"), "{stderr}");
+    assert!(!stderr.contains("secret"), "{stderr}");
+    assert!(!dir.path().join("demo").exists(), "nothing made");
+}
