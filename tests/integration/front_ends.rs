@@ -58,14 +58,14 @@ impl Site {
 
     /// `ferry --data DATA --database URL`.
     fn ferry(&self) -> assert_cmd::Command {
-        let mut c = crate::util::ferry(&self.data);
+        let mut c = crate::util::ferry_without_backend(&self.data);
         c.env_remove("FERRY_DATABASE_URL").arg("--database").arg(&self.url);
         c
     }
 
     /// A front end on the store, named `name` in its metrics.
     fn serve(&self, name: &str) -> Served {
-        Served::start(&self.data, &["--database", &self.url, "--name", name])
+        Served::start_without_backend(&self.data, &["--database", &self.url, "--name", name])
     }
 
     fn client(&self) -> postgres::Client {
@@ -174,7 +174,7 @@ fn load_spread_over_two_front_ends_loses_no_reported_event() {
     let Some(site) = Site::with_catalog(300) else { return };
     let (a, b) = (site.serve("front-a"), site.serve("front-b"));
     let clients = 6;
-    let report = json_of(crate::util::ferry(&site.data).args([
+    let report = json_of(site.ferry().args([
         "dev",
         "loadgen",
         "--url",

@@ -21,7 +21,17 @@ pub struct Served {
 
 impl Served {
     pub fn start(data: &Path, extra: &[&str]) -> Served {
-        let mut child = crate::util::ferry_process(data)
+        Served::spawn(crate::util::ferry_process(data), extra)
+    }
+
+    /// A server on `data` with exactly the store options in `extra` (`--database`), not the
+    /// test backend's: see [`crate::util::ferry_without_backend`].
+    pub fn start_without_backend(data: &Path, extra: &[&str]) -> Served {
+        Served::spawn(crate::util::ferry_process_without_backend(data), extra)
+    }
+
+    fn spawn(mut ferry: Command, extra: &[&str]) -> Served {
+        let mut child = ferry
             .env("FERRY_LOG", "warn")
             .args(["serve", "--listen", "127.0.0.1:0"])
             .args(extra)

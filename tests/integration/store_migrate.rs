@@ -9,7 +9,8 @@
 use crate::bundles::Fixture;
 use crate::postgres::TestDatabase;
 use crate::served::{Agent, Served};
-use crate::util::{ferry, json_of, stdout_of, wait_until};
+use crate::util::ferry_without_backend as ferry;
+use crate::util::{json_of, stdout_of, wait_until};
 use ferry::store::migrate::TABLES;
 use ferry::store::{ClientWrite, Store};
 use std::path::Path;
@@ -91,7 +92,7 @@ fn administer(data: &Path) -> (String, Agent, Served) {
     stdout_of(ferry(data).args(["updates", "unapprove", ids[1], "--group", "Domain Controllers"]));
     stdout_of(ferry(data).args(["updates", "decline", ids[2]]));
 
-    let server = Served::start(data, &[]);
+    let server = Served::start_without_backend(data, &[]);
     let mut agent = Agent::new(&server);
     agent.handshake_as("pc01.plant.example", &["Lab"]);
     agent.scan();
@@ -179,6 +180,12 @@ fn assert_same_answers(sqlite: &[(String, String)], postgres: &[(String, String)
 
 #[test]
 fn a_store_moves_into_postgres_whole() {
+    if crate::util::on_postgres() {
+        // Its source is a SQLite store that the bundle fixture builds on the tests' backend;
+        // the run on SQLite (which CI makes too) moves it into PostgreSQL all the same.
+        eprintln!("skipped: the source must be a SQLite store; covered by the SQLite run");
+        return;
+    }
     let Some(db) = TestDatabase::new() else { return };
     let url = url_text(&db);
     let f = Fixture::new(300, "1KiB");
@@ -285,7 +292,7 @@ fn cookies_stay_valid_and_ids_go_on(db: &TestDatabase, url: &str, data: &Path, a
     let old_approval = highest("SELECT max(approval_id)::bigint FROM approvals");
     assert!(handed_out > old_approval, "a deleted approval's id, to keep unused");
 
-    let server = Served::start(data, &["--database", url]);
+    let server = Served::start_without_backend(data, &["--database", url]);
     agent.http = server.http();
     // A SOAP fault (an unknown cookie) would fail the call.
     agent.sync(&Default::default());

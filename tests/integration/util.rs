@@ -28,11 +28,23 @@ pub fn ferry(data: &Path) -> Command {
 
 /// [`ferry`] as a plain process, for tests that keep it running (`ferry serve`).
 pub fn ferry_process(data: &Path) -> std::process::Command {
-    let mut c = std::process::Command::new(assert_cmd::cargo::cargo_bin("ferry"));
-    c.env_remove("FERRY_DATA").env_remove("FERRY_DATABASE_URL").arg("--data").arg(data);
+    let mut c = ferry_process_without_backend(data);
     if let Some(url) = database_url(data) {
         c.arg("--database").arg(url);
     }
+    c
+}
+
+/// `ferry --data data` and no database, whatever backend the tests run on: for the tests that
+/// name their databases themselves (PostgreSQL front ends, `store migrate` from SQLite).
+pub fn ferry_without_backend(data: &Path) -> Command {
+    Command::from_std(ferry_process_without_backend(data))
+}
+
+/// [`ferry_without_backend`] as a plain process.
+pub fn ferry_process_without_backend(data: &Path) -> std::process::Command {
+    let mut c = std::process::Command::new(assert_cmd::cargo::cargo_bin("ferry"));
+    c.env_remove("FERRY_DATA").env_remove("FERRY_DATABASE_URL").arg("--data").arg(data);
     c
 }
 
