@@ -307,7 +307,7 @@ impl PostgresStore {
         let top = if column.kind == Kind::Int4 { i64::from(i32::MAX) } else { i64::MAX };
         if highest >= top {
             return Err(StoreError::Refused(format!(
-                "{}.{}: the source handed out id {highest}, the highest the column holds: no id is left for new rows; nothing was copied",
+                "{}.{}: the source handed out id {highest}, and the column holds no id above {top}: none is left for new rows; nothing was copied",
                 table.name, column.name
             )));
         }
