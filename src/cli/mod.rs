@@ -53,12 +53,37 @@ pub struct Cli {
         global = true,
         env = "FERRY_DATABASE_URL",
         value_name = "URL",
-        hide_env_values = true
+        hide_env_values = true,
+        value_parser = DatabaseUrlParser
     )]
     pub database: Option<DatabaseUrl>,
 
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// Parses `--database`/`--to`: clap's own error for a bad value quotes the value, and with it
+/// the password; this one says only what `DatabaseUrl` says, which never shows it.
+#[derive(Clone)]
+pub struct DatabaseUrlParser;
+
+impl clap::builder::TypedValueParser for DatabaseUrlParser {
+    type Value = DatabaseUrl;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<DatabaseUrl, clap::Error> {
+        let name = arg.map_or_else(|| "the database URL".into(), ToString::to_string);
+        let message = match value.to_str().map(str::parse::<DatabaseUrl>) {
+            Some(Ok(url)) => return Ok(url),
+            Some(Err(e)) => format!("invalid value for '{name}': {e}\n"),
+            None => format!("invalid value for '{name}': the database URL is not UTF-8\n"),
+        };
+        Err(clap::Error::raw(clap::error::ErrorKind::ValueValidation, message).with_cmd(cmd))
+    }
 }
 
 #[derive(Subcommand, Debug)]

@@ -32,7 +32,7 @@ pub struct MigrateArgs {
     from: PathBuf,
     /// The PostgreSQL database to copy into (postgres://user:password@host:port/database); it
     /// must hold no rows (an empty schema, as a ferry that connected to it made, is fine).
-    #[arg(long, value_name = "URL")]
+    #[arg(long, value_name = "URL", value_parser = super::DatabaseUrlParser)]
     to: DatabaseUrl,
     /// Check deeply afterwards: re-parse every document and re-hash every content file.
     #[arg(long)]

@@ -547,7 +547,7 @@ async fn serve_one(
     if apps.proxy_protocol {
         match super::proxy_protocol::read_header(&mut stream, apps.timeout).await {
             Ok(source) => peer = source.unwrap_or(peer),
-            Err(e) => return tracing::warn!("connection from {peer} refused: {e}"),
+            Err(e) => return REFUSALS.note(peer, &e),
         }
     }
     match (scheme, apps.https) {
@@ -559,9 +559,70 @@ async fn serve_one(
     }
 }
 
+/// Connections refused for their PROXY protocol header, warned of at most once a minute (with
+/// how many were refused since), each one at debug: anyone who reaches the port can open
+/// connections without a header, and a warning each would let them fill the log.
+struct Refusals {
+    /// When the last warning was written, and the refusals since.
+    last: std::sync::Mutex<Option<(std::time::Instant, u64)>>,
+}
+
+static REFUSALS: Refusals = Refusals { last: std::sync::Mutex::new(None) };
+
+/// How often a refused connection is warned of.
+const REFUSAL_WARNING_EVERY: Duration = Duration::from_secs(60);
+
+impl Refusals {
+    fn note(&self, peer: SocketAddr, e: &super::proxy_protocol::ProxyHeaderError) {
+        tracing::debug!("connection from {peer} refused: {e}");
+        if let Some(more) = self.count(std::time::Instant::now()) {
+            let since = match more {
+                0 => String::new(),
+                n => format!(" ({n} more refused since the last warning)"),
+            };
+            tracing::warn!("connection from {peer} refused: {e}{since}");
+        }
+    }
+
+    /// Counts a refusal at `now`: `Some(refused since the last warning)` when it is to be
+    /// warned of.
+    fn count(&self, now: std::time::Instant) -> Option<u64> {
+        let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+        match &mut *last {
+            Some((at, since)) if now.duration_since(*at) < REFUSAL_WARNING_EVERY => {
+                *since += 1;
+                None
+            }
+            Some((at, since)) => {
+                let more = std::mem::take(since);
+                *at = now;
+                Some(more)
+            }
+            None => {
+                *last = Some((now, 0));
+                Some(0)
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Found by attack: every connection refused for its PROXY protocol header wrote a warning,
+    /// so a flood of connections without one (1500 in a second here) wrote as many lines.
+    #[test]
+    fn refusals_are_warned_of_once_a_minute() {
+        let refusals = Refusals { last: std::sync::Mutex::new(None) };
+        let start = std::time::Instant::now();
+        assert_eq!(refusals.count(start), Some(0), "the first is warned of");
+        for i in 1..1500 {
+            assert_eq!(refusals.count(start + Duration::from_millis(i)), None);
+        }
+        assert_eq!(refusals.count(start + REFUSAL_WARNING_EVERY), Some(1499));
+        assert_eq!(refusals.count(start + REFUSAL_WARNING_EVERY), None);
+    }
 
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 

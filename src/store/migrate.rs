@@ -187,8 +187,13 @@ fn check_source_tables(source: &dyn TableSource) -> StoreResult<()> {
     )))
 }
 
+/// Names as messages show them: a hostile source's table names may hold control characters
+/// (a terminal's escape sequences), shown escaped.
 fn list_or_none(names: &[&str]) -> String {
-    if names.is_empty() { "none".into() } else { names.join(", ") }
+    if names.is_empty() {
+        return "none".into();
+    }
+    names.iter().map(|n| n.escape_debug().to_string()).collect::<Vec<_>>().join(", ")
 }
 
 #[cfg(test)]

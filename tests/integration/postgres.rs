@@ -124,6 +124,28 @@ fn an_unreachable_database_is_named_without_its_password() {
     assert!(!message.contains("s3cret"), "{message}");
 }
 
+/// Found by attack: clap's error for a bad `--database`, `--to` or `FERRY_DATABASE_URL` quoted
+/// the whole value, password included, on stderr (and so in a service's journal).
+#[test]
+fn a_bad_database_url_is_refused_without_its_password() {
+    let data = tempfile::tempdir().unwrap();
+    let bad = "postgres://ferry:s3cret-pw@db1/wsus?sslmode=sometimes";
+    let runs = [
+        crate::util::ferry(data.path()).args(["--database", bad, "status"]).output(),
+        crate::util::ferry(data.path()).env("FERRY_DATABASE_URL", bad).arg("status").output(),
+        crate::util::ferry(data.path())
+            .args(["store", "migrate", "--from", "x", "--to", "postgres://f:s3cret-pw@db1"])
+            .output(),
+    ];
+    for out in runs {
+        let out = out.unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{stderr}");
+        assert!(stderr.contains("is not valid"), "says why: {stderr}");
+        assert!(!stderr.contains("s3cret"), "{stderr}");
+    }
+}
+
 /// What every backend's settings do, checked on the one given.
 pub fn settings_contract(store: &dyn SettingStorage) {
     assert_eq!(store.setting("test.absent").unwrap(), None);

@@ -482,3 +482,35 @@ fn a_value_that_does_not_fit_leaves_the_target_empty() {
         .get(0);
     assert_eq!(groups, 0, "the built-in groups only, as the schema made them");
 }
+
+/// Found by attack: a source whose events had reached the highest rowid (SQLite then picks an
+/// unused one) was copied, and on PostgreSQL every event reported afterwards failed: the
+/// identity had no id left. Refused instead, naming the column; a table name with a terminal's
+/// escape sequence in it is shown escaped.
+#[test]
+fn an_identity_with_no_id_left_is_refused_and_names_are_shown_escaped() {
+    let Some(db) = TestDatabase::new() else { return };
+    let url = url_text(&db);
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("store");
+    stdout_of(ferry(&data).args(["groups", "add", "Servers"]));
+    let conn = rusqlite::Connection::open(data.join("ferry.db")).unwrap();
+    conn.execute_batch(
+        "INSERT INTO computers (computer_id, dns_name, first_seen_at, last_contact_at)
+             VALUES ('c1', 'pc', 'x', 'x');
+         INSERT INTO events (rowid, event_instance_id, computer_id, event_id, source_id,
+             update_id, revision_number, win32_hresult, received_at)
+             VALUES (9223372036854775807, 'e1', 'c1', 1, 1, 'u', 1, 0, 't');",
+    )
+    .unwrap();
+    let out = migrate(&data, &url);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("events.seq: the source handed out id 9223372036854775807"), "{err}");
+    assert!(rows_per_table(&db).iter().all(|(t, n)| *n == 0 || t == "target_groups"));
+    conn.execute_batch("CREATE TABLE \"x\x1b[31m\" (y)").unwrap();
+    let out = migrate(&data, &url);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("unknown: x\\u{1b}[31m;"), "{err}");
+    assert!(!err.contains('\x1b'), "{err}");
+}

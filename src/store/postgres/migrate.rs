@@ -288,20 +288,30 @@ impl PostgresStore {
         progress(Progress::Rows { done });
         if let Some(i) = identity {
             let highest = highest.max(source.highest_id(table)?);
-            self.continue_identity(tx, table, &columns[i].name, highest)?;
+            self.continue_identity(tx, table, &columns[i], highest)?;
         }
         Ok(written)
     }
 
-    /// The identity of `table.column` hands out ids after `highest` from now on.
+    /// The identity of `table.column` hands out ids after `highest` from now on; refused when
+    /// no id is left after it (SQLite picks an unused rowid then, PostgreSQL's identity fails
+    /// every insert).
     fn continue_identity(
         &self,
         tx: &mut Transaction<'_>,
         table: &Table,
-        column: &str,
+        column: &Column,
         highest: Option<i64>,
     ) -> StoreResult<()> {
         let Some(highest) = highest.filter(|h| *h >= 1) else { return Ok(()) };
+        let top = if column.kind == Kind::Int4 { i64::from(i32::MAX) } else { i64::MAX };
+        if highest >= top {
+            return Err(StoreError::Refused(format!(
+                "{}.{}: the source handed out id {highest}, and the column holds no id above {top}: none is left for new rows; nothing was copied",
+                table.name, column.name
+            )));
+        }
+        let column = column.name.as_str();
         tx.query_one(
             "SELECT setval(pg_get_serial_sequence($1, $2), $3)",
             &[&table.name, &column, &highest],

@@ -89,7 +89,7 @@ impl FromStr for DatabaseUrl {
         if authority.matches('@').count() > 1 {
             return Err(invalid("write an '@' in the user name or password as %40".into()));
         }
-        let mut config = postgres::Config::from_str(text).map_err(|e| invalid(e.to_string()))?;
+        let mut config = postgres::Config::from_str(text).map_err(|e| invalid(error_chain(&e)))?;
         if config.get_hosts().is_empty() {
             return Err(invalid("it names no host".into()));
         }
@@ -430,7 +430,7 @@ mod tests {
             ("mysql://ferry:pw@db1/wsus", Err("not a PostgreSQL URL (its scheme is mysql:)")),
             ("db1/wsus", Err("not a PostgreSQL URL (its scheme is missing)")),
             ("postgres://ferry:pw@db1:5433", Err("names no database")),
-            ("postgres://ferry:pw@db1/wsus?sslmode=sometimes", Err("is not valid")),
+            ("postgres://ferry:pw@db1/wsus?sslmode=sometimes", Err("option `sslmode`")),
             ("postgres://ferry:p@w@db1/wsus", Err("as %40")),
             ("postgres://ferry:p%40w@db1/wsus", Ok("postgres://ferry@db1:5432/wsus")),
             ("host=db1 password=pw@x dbname=a://b", Err("its scheme is not a URL scheme")),

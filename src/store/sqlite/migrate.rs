@@ -76,7 +76,10 @@ impl SqliteSource {
             ))
         };
         if let Some(lost) = have.iter().find(|c| !columns.contains(c)) {
-            return Err(refuse(format!("column {lost} has no place in the target")));
+            return Err(refuse(format!(
+                "column {} has no place in the target",
+                lost.escape_debug()
+            )));
         }
         let mut selected = Vec::with_capacity(columns.len());
         for column in columns {
