@@ -527,3 +527,61 @@ fn languages_and_files_behave_alike_on_both_backends() {
     let on_postgres = languages_and_files_contract(&mut postgres, &PgLook(&db));
     assert_eq!(on_sqlite, on_postgres);
 }
+
+/// Longer than a PostgreSQL batch keeps its rows before sending them (1,024 revisions).
+const LONG: usize = 1500;
+
+/// One batch longer than what the PostgreSQL backend keeps pending: its rows go in rounds, and
+/// newer revisions of updates sent in an earlier round retire them, documents met again in the
+/// batch are unchanged under their ids, and the files of every round are described before the
+/// commit. The same stream again is unchanged document for document.
+fn long_batch_contract<B: Backend + ?Sized>(store: &mut B, look: &dyn Look) -> Vec<String> {
+    let mut docs = documents(LONG);
+    docs.extend_from_within(..40);
+    docs.extend_from_within(LONG - 20..LONG);
+    let files: Vec<ferry::catalog::Sha1Digest> = docs
+        .iter()
+        .flat_map(|(_, d)| ferry::catalog::parse_update(d).unwrap().update.files)
+        .map(|f| f.sha1)
+        .collect();
+    assert!(files.len() > LONG / 4, "{}", files.len());
+    let mut described = Vec::new();
+    let mut before_commit = |rows: &mut dyn IngestRows, done: u64| {
+        assert_eq!(done, docs.len() as u64);
+        for sha1 in &files {
+            let d = rows.described_file(sha1)?.expect("described by the batch's documents");
+            described.push(format!("{sha1} {} {:?} {}", d.size, d.sha256, d.extension));
+        }
+        rows.mark_present(&files[0])
+    };
+    let options = IngestOptions { before_commit: Some(&mut before_commit), ..Default::default() };
+    let report = store.ingest_stream(stream(&docs), options).unwrap();
+    assert_eq!((report.added, report.unchanged), (LONG as u64, 60));
+    let counts = look.counts();
+    let revisions = look.revisions();
+    assert_eq!(revisions.len(), LONG);
+    let ids: Vec<i32> =
+        revisions.iter().map(|r| r.split(' ').next().unwrap().parse().unwrap()).collect();
+    assert_eq!(ids, (1..=LONG as i32).collect::<Vec<_>>(), "ids follow the stream");
+
+    let again = store.ingest_stream(stream(&docs), IngestOptions::default()).unwrap();
+    assert_eq!((again.added, again.unchanged), (0, docs.len() as u64));
+    assert_eq!(look.counts(), counts);
+    assert_eq!(look.revisions(), revisions);
+    let present = look.texts("SELECT count(*) || '' FROM files WHERE present");
+    let mut seen = vec![format!("{counts:?} {present:?}")];
+    seen.extend(revisions);
+    seen.extend(described);
+    seen
+}
+
+#[test]
+fn a_long_batch_behaves_alike_on_both_backends() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut sqlite = Store::open_or_create(dir.path()).unwrap();
+    let on_sqlite = long_batch_contract(&mut *sqlite, &SqliteLook(dir.path().join("ferry.db")));
+    let Some(db) = TestDatabase::new() else { return };
+    let mut postgres = PostgresStore::connect(&db.url).unwrap();
+    let on_postgres = long_batch_contract(&mut postgres, &PgLook(&db));
+    assert_eq!(on_sqlite, on_postgres);
+}
