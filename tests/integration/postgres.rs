@@ -131,9 +131,14 @@ fn a_bad_database_url_is_refused_without_its_password() {
     let data = tempfile::tempdir().unwrap();
     let bad = "postgres://ferry:s3cret-pw@db1/wsus?sslmode=sometimes";
     let runs = [
-        crate::util::ferry(data.path()).args(["--database", bad, "status"]).output(),
-        crate::util::ferry(data.path()).env("FERRY_DATABASE_URL", bad).arg("status").output(),
-        crate::util::ferry(data.path())
+        crate::util::ferry_without_backend(data.path())
+            .args(["--database", bad, "status"])
+            .output(),
+        crate::util::ferry_without_backend(data.path())
+            .env("FERRY_DATABASE_URL", bad)
+            .arg("status")
+            .output(),
+        crate::util::ferry_without_backend(data.path())
             .args(["store", "migrate", "--from", "x", "--to", "postgres://f:s3cret-pw@db1"])
             .output(),
     ];
