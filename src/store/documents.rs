@@ -156,6 +156,23 @@ pub struct PreparedRevision {
 }
 
 impl PreparedRevision {
+    /// Whether stored Core and Extended fragments read the same as this revision's: equal
+    /// bytes, or equal once decompressed (another zstd build may compress differently).
+    pub(in crate::store) fn fragments_match(
+        &self,
+        core: &[u8],
+        extended: &[u8],
+    ) -> StoreResult<bool> {
+        let what = format!("the fragments of {}", self.update.identity);
+        let same = |stored: &[u8], prepared: &[u8]| -> StoreResult<bool> {
+            let io = |e| StoreError::io(std::path::Path::new(&what), e);
+            Ok(stored == prepared
+                || decompress(stored, &what).map_err(io)?
+                    == decompress(prepared, &what).map_err(io)?)
+        };
+        Ok(same(core, &self.core)? && same(extended, &self.extended)?)
+    }
+
     pub fn identity(&self) -> UpdateIdentity {
         self.update.identity
     }

@@ -22,7 +22,7 @@ mod pending;
 use super::{Connection, PostgresStore, database_error};
 
 use crate::catalog::Sha1Digest;
-use crate::store::documents::{PreparedRevision, decompress, prepare_in_order};
+use crate::store::documents::{PreparedRevision, prepare_in_order};
 use crate::store::ingest::*;
 use crate::store::{StoreError, StoreResult, now_rfc3339};
 use pending::{FileRow, Known, KnownFile, LocalizedRow, Pending, RevisionRow};
@@ -30,7 +30,6 @@ use postgres::Statement;
 use postgres::types::{ToSql, Type};
 use std::cell::{Cell, RefCell};
 use std::collections::{HashSet, VecDeque};
-use std::path::Path;
 
 /// Held by every ingest batch until it ends ("ferryIng").
 const INGEST_LOCK: i64 = 0x6665_7272_7949_6e67;
@@ -324,19 +323,14 @@ impl PgIngestBatch {
         prepared: &PreparedRevision,
     ) -> StoreResult<bool> {
         let id = prepared.update.identity;
-        let stored: (Vec<u8>, Vec<u8>) = self
+        let stored: Option<(Vec<u8>, Vec<u8>)> = self
             .query_opt(&self.statements.stored_fragments, &[&revision_id])
-            .and_then(|row| {
-                let r = row.expect("a revision has its document (a foreign key)");
-                Ok((r.try_get(0)?, r.try_get(1)?))
-            })
+            .and_then(|row| row.map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).transpose())
             .map_err(self.fail(|| format!("reading the fragments of {id}")))?;
-        let same = |a: &[u8], b: &[u8]| -> StoreResult<bool> {
-            let what = format!("the fragments of {id}");
-            let io = |e| StoreError::io(Path::new(&what), e);
-            Ok(a == b || decompress(a, &what).map_err(io)? == decompress(b, &what).map_err(io)?)
-        };
-        if !(same(&stored.0, &prepared.core)? && same(&stored.1, &prepared.extended)?) {
+        let stored = stored.ok_or_else(|| {
+            StoreError::NotFound(format!("revision #{revision_id} ({id}) has no stored document"))
+        })?;
+        if !prepared.fragments_match(&stored.0, &stored.1)? {
             return Ok(false);
         }
         for (language, fragment) in &prepared.localized {

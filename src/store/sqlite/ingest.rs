@@ -5,7 +5,7 @@ use crate::store::documents::{PreparedRevision, decompress, prepare_in_order};
 use crate::store::ingest::*;
 use crate::store::{SqliteStore, StoreError, StoreResult, now_rfc3339};
 use rusqlite::{OptionalExtension, Transaction, params};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// An open ingest transaction. Dropping it without [`IngestBatch::commit`] rolls everything back.
 pub struct IngestBatch<'s> {
@@ -180,12 +180,7 @@ impl IngestBatch<'_> {
             .prepare_cached("SELECT core, extended FROM revision_documents WHERE revision_id = ?1")
             .and_then(|mut s| s.query_row([revision_id], |r| Ok((r.get(0)?, r.get(1)?))))
             .map_err(self.err(|| format!("reading the fragments of {id}")))?;
-        let same = |a: &[u8], b: &[u8]| -> StoreResult<bool> {
-            let what = format!("the fragments of {id}");
-            let io = |e| StoreError::io(Path::new(&what), e);
-            Ok(a == b || decompress(a, &what).map_err(io)? == decompress(b, &what).map_err(io)?)
-        };
-        if !(same(&stored.0, &prepared.core)? && same(&stored.1, &prepared.extended)?) {
+        if !prepared.fragments_match(&stored.0, &stored.1)? {
             return Ok(false);
         }
         // A language both have must read the same: only languages may come or go.
