@@ -117,6 +117,52 @@ pub enum ClientWrite {
     },
 }
 
+/// A batch of client writes as an engine writes it: the writes that create or describe a row
+/// one at a time, in the order given, then what every contact and report of the batch adds, each
+/// as one set (a front end under load writes hundreds of reports per batch, and one statement
+/// for all of them costs the database a fraction of one statement each).
+///
+/// The order between the two parts does not matter: sync and report times are the batch's one
+/// time, events are not tied to a computer row, and the newest events a computer keeps are the
+/// same whether it is trimmed after each report or once after all of them.
+#[derive(Debug, Default)]
+pub struct WritePlan<'w> {
+    /// Contacts, registrations and downstream servers, in the order given: a registration
+    /// follows the contact that created its computer.
+    pub in_order: Vec<&'w ClientWrite>,
+    /// Computers that finished a sync, each once, sorted.
+    pub synced: Vec<&'w ComputerId>,
+    /// Computers that reported, each once, sorted.
+    pub reported: Vec<&'w ComputerId>,
+    /// Every reported event, in the order reported (the order they are numbered in).
+    pub events: Vec<&'w EventRecord>,
+    /// Computers whose events were added, each once, sorted: each keeps its newest
+    /// `MAX_EVENTS_PER_COMPUTER`.
+    pub trimmed: Vec<&'w ComputerId>,
+}
+
+impl<'w> WritePlan<'w> {
+    pub fn new(writes: &'w [ClientWrite]) -> WritePlan<'w> {
+        let mut plan = WritePlan::default();
+        for write in writes {
+            match write {
+                ClientWrite::Synced { computer_id } => plan.synced.push(computer_id),
+                ClientWrite::Events { computer_id, events } => {
+                    plan.reported.push(computer_id);
+                    plan.events.extend(events);
+                    plan.trimmed.extend(events.iter().map(|e| &e.computer_id));
+                }
+                _ => plan.in_order.push(write),
+            }
+        }
+        for ids in [&mut plan.synced, &mut plan.reported, &mut plan.trimmed] {
+            ids.sort_unstable();
+            ids.dedup();
+        }
+        plan
+    }
+}
+
 /// Events kept per computer (the newest). Years of a real client's reports; compliance reads the
 /// newest status report and what followed it.
 pub const MAX_EVENTS_PER_COMPUTER: usize = 10_000;
@@ -161,4 +207,79 @@ pub trait ClientStorage {
 
     /// Events a computer reported, newest first.
     fn events(&self, computer_id: Option<&str>) -> StoreResult<Vec<EventRecord>>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(text: &str) -> ComputerId {
+        ComputerId::parse(text).unwrap()
+    }
+
+    fn report(computer: &str, instances: &[&str]) -> ClientWrite {
+        let event = |instance: &&str| EventRecord {
+            event_instance_id: instance.to_string(),
+            computer_id: id(computer),
+            event_id: 1,
+            source_id: 1,
+            update_id: "u".into(),
+            revision_number: 1,
+            win32_hresult: 0,
+            time_at_target: String::new(),
+            app_name: None,
+            replacement_strings: Vec::new(),
+            misc_data: Vec::new(),
+        };
+        ClientWrite::Events {
+            computer_id: id(computer),
+            events: instances.iter().map(event).collect(),
+        }
+    }
+
+    #[test]
+    fn a_plan_keeps_row_writes_in_order_and_gathers_syncs_and_reports() {
+        let writes = [
+            ClientWrite::Synced { computer_id: id("b") },
+            report("b", &["b-1", "b-2"]),
+            ClientWrite::Contact {
+                computer_id: id("b"),
+                dns_name: "b".into(),
+                requested_groups: vec![],
+            },
+            ClientWrite::Synced { computer_id: id("a") },
+            ClientWrite::Register { computer_id: id("b"), info: vec![], os_description: None },
+            report("a", &["a-1"]),
+            ClientWrite::Synced { computer_id: id("b") },
+            report("b", &["b-3"]),
+            ClientWrite::Downstream { server_id: "s".into(), name: "n".into() },
+        ];
+        let plan = WritePlan::new(&writes);
+        let kinds: Vec<&str> = plan
+            .in_order
+            .iter()
+            .map(|w| match w {
+                ClientWrite::Contact { .. } => "contact",
+                ClientWrite::Register { .. } => "register",
+                ClientWrite::Downstream { .. } => "downstream",
+                _ => "other",
+            })
+            .collect();
+        assert_eq!(kinds, ["contact", "register", "downstream"]);
+        let ids =
+            |ids: &[&ComputerId]| ids.iter().map(|c| c.as_str().to_owned()).collect::<Vec<_>>();
+        assert_eq!(ids(&plan.synced), ["a", "b"]);
+        assert_eq!(ids(&plan.reported), ["a", "b"]);
+        assert_eq!(ids(&plan.trimmed), ["a", "b"]);
+        let events: Vec<&str> = plan.events.iter().map(|e| e.event_instance_id.as_str()).collect();
+        assert_eq!(events, ["b-1", "b-2", "a-1", "b-3"], "in the order reported");
+    }
+
+    #[test]
+    fn a_report_without_events_still_counts_as_a_report() {
+        let writes = [report("a", &[])];
+        let plan = WritePlan::new(&writes);
+        assert_eq!(plan.reported.len(), 1);
+        assert!(plan.events.is_empty() && plan.trimmed.is_empty());
+    }
 }

@@ -262,6 +262,44 @@ fn each_computer_keeps_its_newest_events_on_both_backends() {
     on_both_backends(event_limit_contract);
 }
 
+/// A batch holding many reports of one computer, one event reported twice, and a new computer's
+/// sync and report queued ahead of its contact: stored as if written one by one, except that
+/// the new computer's sync and report times are not lost.
+fn batch_of_reports_contract(b: &mut dyn Backend) {
+    let name = b.name();
+    let s = b.clients();
+    let at = |i: usize| format!("2026-01-01T00:00:00.{i:05}Z");
+    let reports: Vec<ClientWrite> = (0..MAX_EVENTS_PER_COMPUTER + 10)
+        .collect::<Vec<_>>()
+        .chunks(1000)
+        .map(|chunk| {
+            events(
+                "c-a",
+                chunk.iter().map(|i| event(&format!("a-{i:05}"), "c-a", 1, "u", &at(*i))).collect(),
+            )
+        })
+        .collect();
+    let mut batch = vec![contact("c-a", "a.example", &[])];
+    batch.extend(reports);
+    batch.push(events("c-a", vec![event("a-00000", "c-a", 1, "u", &at(0))]));
+    batch.push(ClientWrite::Synced { computer_id: computer_id("c-new") });
+    batch.push(events("c-new", vec![event("n-1", "c-new", 1, "u", &at(1))]));
+    batch.push(contact("c-new", "new.example", &[]));
+    s.apply_client_writes(&batch).unwrap();
+    let kept = s.events(Some("c-a")).unwrap();
+    assert_eq!(kept.len(), MAX_EVENTS_PER_COMPUTER, "{name}: the newest, each once");
+    assert_eq!(kept[0].event_instance_id, format!("a-{:05}", MAX_EVENTS_PER_COMPUTER + 9));
+    assert_eq!(kept.last().unwrap().event_instance_id, "a-00010", "{name}: the oldest went");
+    let new = s.computer("c-new").unwrap().expect("c-new");
+    assert!(new.last_sync_at.is_some() && new.last_report_at.is_some(), "{name}: {new:?}");
+    assert_eq!(s.events(Some("c-new")).unwrap().len(), 1, "{name}");
+}
+
+#[test]
+fn a_batch_of_many_reports_is_stored_as_if_written_one_by_one_on_both_backends() {
+    on_both_backends(batch_of_reports_contract);
+}
+
 fn group_ids(s: &dyn ClientStorage, names: &[&str]) -> Vec<GroupId> {
     let mut ids: Vec<GroupId> =
         names.iter().map(|n| s.group(n).unwrap().expect(n).group_id).collect();

@@ -212,8 +212,7 @@ const UPSERT_COMPUTER: &str = "INSERT INTO computers (computer_id, dns_name, req
 const REGISTER: &str = "UPDATE computers SET info = $2, os_description = $3, registered_at = COALESCE(registered_at, $4), last_contact_at = $4
      WHERE computer_id = $1";
 
-const SYNCED: &str =
-    "UPDATE computers SET last_sync_at = $2, last_contact_at = $2 WHERE computer_id = $1";
+const SYNCED: &str = "UPDATE computers SET last_sync_at = $2, last_contact_at = $2 WHERE computer_id = ANY($1::text[])";
 
 const DOWNSTREAM: &str = "INSERT INTO downstream_servers (server_id, name, first_seen_at, last_seen_at) VALUES ($1, $2, $3, $3)
      ON CONFLICT (server_id) DO UPDATE SET name = excluded.name, last_seen_at = excluded.last_seen_at";
@@ -227,12 +226,13 @@ const INSERT_EVENTS: &str = "INSERT INTO events (event_instance_id, computer_id,
      ORDER BY n
      ON CONFLICT (event_instance_id) DO NOTHING";
 
-const REPORTED: &str =
-    "UPDATE computers SET last_report_at = $2, last_contact_at = $2 WHERE computer_id = $1";
+const REPORTED: &str = "UPDATE computers SET last_report_at = $2, last_contact_at = $2 WHERE computer_id = ANY($1::text[])";
 
-/// Deletes a computer's events older than its newest `$2`.
-const TRIM_EVENTS: &str = "DELETE FROM events WHERE computer_id = $1 AND seq <=
-     (SELECT seq FROM events WHERE computer_id = $1 ORDER BY seq DESC OFFSET $2 LIMIT 1)";
+/// Deletes the events of each computer in `$1` older than its newest `$2`.
+const TRIM_EVENTS: &str = "DELETE FROM events e
+     USING (SELECT c, (SELECT seq FROM events WHERE computer_id = c ORDER BY seq DESC OFFSET $2 LIMIT 1) AS newest_dropped
+            FROM unnest($1::text[]) AS given (c)) AS cut
+     WHERE e.computer_id = cut.c AND e.seq <= cut.newest_dropped";
 
 const HAS_GROUPS: &str = "SELECT EXISTS (SELECT 1 FROM computer_groups WHERE computer_id = $1)";
 
@@ -283,9 +283,11 @@ fn apply_batch(
     let targeting = targeting_in(&mut tx)?;
     let mut batch =
         Batch { tx, now, targeting, statements: HashMap::new(), creating_groups: false };
-    for write in writes {
+    let plan = WritePlan::new(writes);
+    for write in &plan.in_order {
         batch.apply(write)?;
     }
+    batch.activity(&plan)?;
     batch.tx.commit()
 }
 
@@ -341,13 +343,12 @@ impl Batch<'_, '_> {
                 .to_string();
                 self.execute(REGISTER, &[computer_id, &info_json, os_description, &now])?;
             }
-            ClientWrite::Synced { computer_id } => {
-                self.execute(SYNCED, &[computer_id, &now])?;
-            }
             ClientWrite::Downstream { server_id, name } => {
                 self.execute(DOWNSTREAM, &[server_id, name, &now])?;
             }
-            ClientWrite::Events { computer_id, events } => self.events(computer_id, events)?,
+            ClientWrite::Synced { .. } | ClientWrite::Events { .. } => {
+                self.activity(&WritePlan::new(std::slice::from_ref(write)))?;
+            }
         }
         Ok(())
     }
@@ -437,15 +438,32 @@ impl Batch<'_, '_> {
         }
     }
 
-    /// Events a client reported, and its newest report time; each computer keeps its newest
-    /// events.
-    fn events(
-        &mut self,
-        computer_id: &ComputerId,
-        events: &[EventRecord],
-    ) -> Result<(), postgres::Error> {
-        let column = |f: fn(&EventRecord) -> &str| events.iter().map(f).collect::<Vec<&str>>();
-        let number = |f: fn(&EventRecord) -> i32| events.iter().map(f).collect::<Vec<i32>>();
+    /// What the batch's syncs and reports add, one statement each: sync and report times, the
+    /// events, and each reporting computer's newest events kept.
+    fn activity(&mut self, plan: &WritePlan<'_>) -> Result<(), postgres::Error> {
+        let now = self.now;
+        if !plan.synced.is_empty() {
+            self.execute(SYNCED, &[&plan.synced, &now])?;
+        }
+        if !plan.events.is_empty() {
+            self.insert_events(&plan.events)?;
+        }
+        if !plan.reported.is_empty() {
+            self.execute(REPORTED, &[&plan.reported, &now])?;
+        }
+        if !plan.trimmed.is_empty() {
+            // A client reports a few events a day; one that sends a flood of made-up events
+            // cannot grow the store for ever.
+            self.execute(TRIM_EVENTS, &[&plan.trimmed, &(MAX_EVENTS_PER_COMPUTER as i64)])?;
+        }
+        Ok(())
+    }
+
+    /// Events, column by column, in the order given.
+    fn insert_events(&mut self, events: &[&EventRecord]) -> Result<u64, postgres::Error> {
+        let column =
+            |f: fn(&EventRecord) -> &str| events.iter().map(|e| f(e)).collect::<Vec<&str>>();
+        let number = |f: fn(&EventRecord) -> i32| events.iter().map(|e| f(e)).collect::<Vec<i32>>();
         let list = |f: fn(&EventRecord) -> &Vec<String>| {
             events.iter().map(|e| serde_json::to_string(f(e)).unwrap_or_default()).collect()
         };
@@ -470,11 +488,6 @@ impl Batch<'_, '_> {
                 &replacements,
                 &misc,
             ],
-        )?;
-        self.execute(REPORTED, &[computer_id, &now])?;
-        // Each computer keeps its newest events only: a client reports a few a day, and one
-        // that sends a flood of made-up events cannot grow the store for ever.
-        self.execute(TRIM_EVENTS, &[computer_id, &(MAX_EVENTS_PER_COMPUTER as i64)])?;
-        Ok(())
+        )
     }
 }

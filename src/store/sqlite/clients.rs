@@ -199,7 +199,8 @@ impl ClientStorage for SqliteStore {
                 )
                 .map_err(fail)?,
         };
-        for w in writes {
+        let plan = WritePlan::new(writes);
+        for w in &plan.in_order {
             match w {
                 ClientWrite::Contact { computer_id, dns_name, requested_groups } => {
                     contacts.record(computer_id, dns_name, requested_groups).map_err(fail)?;
@@ -216,11 +217,6 @@ impl ClientStorage for SqliteStore {
                     .and_then(|mut s| s.execute(params![computer_id, info_json, os_description, now]))
                     .map_err(fail)?;
                 }
-                ClientWrite::Synced { computer_id } => {
-                    tx.prepare_cached("UPDATE computers SET last_sync_at = ?2, last_contact_at = ?2 WHERE computer_id = ?1")
-                        .and_then(|mut s| s.execute(params![computer_id, now]))
-                        .map_err(fail)?;
-                }
                 ClientWrite::Downstream { server_id, name } => {
                     tx.prepare_cached(
                         "INSERT INTO downstream_servers (server_id, name, first_seen_at, last_seen_at) VALUES (?1, ?2, ?3, ?3)
@@ -229,11 +225,13 @@ impl ClientStorage for SqliteStore {
                     .and_then(|mut s| s.execute(params![server_id, name, now]))
                     .map_err(fail)?;
                 }
-                ClientWrite::Events { computer_id, events } => {
-                    record_events(&tx, &now, computer_id, events).map_err(fail)?;
+                ClientWrite::Synced { .. } | ClientWrite::Events { .. } => {
+                    let single = WritePlan::new(std::slice::from_ref(*w));
+                    record_activity(&tx, &now, &single).map_err(fail)?;
                 }
             }
         }
+        record_activity(&tx, &now, &plan).map_err(fail)?;
         tx.commit().map_err(fail)
     }
 
@@ -358,14 +356,20 @@ impl Contacts<'_> {
     }
 }
 
-/// Events a client reported, and its newest report time; each computer keeps its newest events.
-fn record_events(
+/// What a batch's syncs and reports add: sync and report times, the events, and each
+/// reporting computer's newest events kept.
+fn record_activity(
     tx: &rusqlite::Transaction<'_>,
     now: &str,
-    computer_id: &str,
-    events: &[EventRecord],
+    plan: &WritePlan<'_>,
 ) -> rusqlite::Result<()> {
-    for e in events {
+    for computer_id in &plan.synced {
+        tx.prepare_cached(
+            "UPDATE computers SET last_sync_at = ?2, last_contact_at = ?2 WHERE computer_id = ?1",
+        )
+        .and_then(|mut s| s.execute(params![computer_id, now]))?;
+    }
+    for e in &plan.events {
         tx.prepare_cached(
             "INSERT OR IGNORE INTO events (event_instance_id, computer_id, event_id, source_id, update_id, revision_number, win32_hresult,
                  time_at_target, received_at, app_name, replacement_strings, misc_data)
@@ -388,16 +392,20 @@ fn record_events(
             ])
         })?;
     }
-    tx.prepare_cached(
-        "UPDATE computers SET last_report_at = ?2, last_contact_at = ?2 WHERE computer_id = ?1",
-    )
-    .and_then(|mut s| s.execute(params![computer_id, now]))?;
-    // Each computer keeps its newest events only: a client reports a few a day,
-    // and one that sends a flood of made-up events cannot grow the store for ever.
-    tx.prepare_cached(
-        "DELETE FROM events WHERE rowid IN
-             (SELECT rowid FROM events WHERE computer_id = ?1 ORDER BY rowid DESC LIMIT -1 OFFSET ?2)",
-    )
-    .and_then(|mut s| s.execute(params![computer_id, MAX_EVENTS_PER_COMPUTER as i64]))?;
+    for computer_id in &plan.reported {
+        tx.prepare_cached(
+            "UPDATE computers SET last_report_at = ?2, last_contact_at = ?2 WHERE computer_id = ?1",
+        )
+        .and_then(|mut s| s.execute(params![computer_id, now]))?;
+    }
+    // A client reports a few events a day; one that sends a flood of made-up events cannot
+    // grow the store for ever.
+    for computer_id in &plan.trimmed {
+        tx.prepare_cached(
+            "DELETE FROM events WHERE rowid IN
+                 (SELECT rowid FROM events WHERE computer_id = ?1 ORDER BY rowid DESC LIMIT -1 OFFSET ?2)",
+        )
+        .and_then(|mut s| s.execute(params![computer_id, MAX_EVENTS_PER_COMPUTER as i64]))?;
+    }
     Ok(())
 }
