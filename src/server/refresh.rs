@@ -6,13 +6,14 @@
 //! announced (`store::ChangeFeed`, LISTEN/NOTIFY): a listener thread wakes the refresh when one
 //! arrives, and when it (re)connects, since changes made meanwhile were not announced to it. A
 //! slow poll remains for what a listener between connections misses; while it cannot listen,
-//! the stamps are polled twice a second again.
+//! the stamps are polled twice a second again. Announcements also name computers whose group
+//! memberships another front end changed (client-side targeting): those are read again.
 
 use super::snapshot::{Deployments, Snapshot};
 use super::state::AppState;
-use crate::store::{ChangeFeed, FeedEvent};
+use crate::store::{Announced, ChangeFeed, FeedEvent};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 /// How often the stamps are read without an announcement: where there is none (SQLite) or
@@ -31,6 +32,8 @@ pub struct Changes {
     /// Announcements received, and times the listener (re)connected.
     pub notifications: AtomicU64,
     pub connects: AtomicU64,
+    /// Computers to read again before the next answer uses their groups.
+    regrouped: Mutex<Announced>,
 }
 
 impl Changes {
@@ -60,6 +63,18 @@ impl Changes {
         self.listening.load(Ordering::Relaxed)
     }
 
+    /// Computers named since the last refresh took them.
+    fn take_regrouped(&self) -> Announced {
+        std::mem::take(&mut *self.regrouped.lock().expect("regrouped lock"))
+    }
+
+    /// Computers to read again: named by an announcement, or not read after all.
+    fn regrouped(&self, named: Announced) {
+        let mut pending = self.regrouped.lock().expect("regrouped lock");
+        pending.every_computer |= named.every_computer;
+        pending.add_regrouped(named.regrouped);
+    }
+
     /// How long the refresh waits for an announcement before reading the stamps anyway.
     fn poll_every(&self) -> Duration {
         if self.announced && self.listening() { FALLBACK_POLL } else { POLL }
@@ -73,8 +88,9 @@ fn listen(mut feed: Box<dyn ChangeFeed>, changes: &Weak<Changes>) {
         let event = feed.next(FALLBACK_POLL);
         let Some(changes) = changes.upgrade() else { return };
         match event {
-            FeedEvent::Changed(n) => {
-                changes.notifications.fetch_add(n, Ordering::Relaxed);
+            FeedEvent::Changed(announced) => {
+                changes.notifications.fetch_add(announced.count, Ordering::Relaxed);
+                changes.regrouped(announced);
                 changes.wake.notify_one();
             }
             FeedEvent::Quiet => {}
@@ -85,6 +101,8 @@ fn listen(mut feed: Box<dyn ChangeFeed>, changes: &Weak<Changes>) {
                 }
                 changes.connects.fetch_add(1, Ordering::Relaxed);
                 changes.listening.store(true, Ordering::Relaxed);
+                // Memberships changed meanwhile were not announced to it.
+                changes.regrouped(Announced { every_computer: true, ..Announced::default() });
                 changes.wake.notify_one();
             }
             FeedEvent::Lost { error, retry_in } => {
@@ -105,6 +123,16 @@ fn listen(mut feed: Box<dyn ChangeFeed>, changes: &Weak<Changes>) {
 
 /// Reloads what changed since the last look. Returns whether anything was swapped.
 pub fn refresh_once(state: &AppState) -> Result<bool, crate::store::StoreError> {
+    // Taken first: one named while the store is read is read at the next refresh.
+    let regrouped = state.changes.take_regrouped();
+    let read = read_changes(state, &regrouped);
+    if read.is_err() {
+        state.changes.regrouped(regrouped);
+    }
+    read
+}
+
+fn read_changes(state: &AppState, regrouped: &Announced) -> Result<bool, crate::store::StoreError> {
     let (catalog_stamp, deployment_stamp) =
         state.pool.with(|s| Ok((s.catalog_stamp()?, s.deployment_stamp()?)))?;
     let mut changed = false;
@@ -122,6 +150,19 @@ pub fn refresh_once(state: &AppState) -> Result<bool, crate::store::StoreError> 
         // Group moves and removals advance the same stamp.
         state.computers.write().expect("computer cache lock").reload(computers);
         changed = true;
+    } else if regrouped.every_computer {
+        let computers = state.pool.with(|s| s.computers())?;
+        state.computers.write().expect("computer cache lock").reload(computers);
+    } else if !regrouped.regrouped.is_empty() {
+        let mut ids: Vec<&str> = regrouped.regrouped.iter().map(|c| c.as_str()).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let records: Vec<Option<_>> =
+            state.pool.with(|s| ids.iter().map(|id| s.computer(id)).collect())?;
+        let mut cache = state.computers.write().expect("computer cache lock");
+        for record in records.into_iter().flatten() {
+            cache.insert(record);
+        }
     }
     Ok(changed)
 }

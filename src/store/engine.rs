@@ -3,6 +3,7 @@
 //! database follow each other's changes without polling), and how its connection pool fares
 //! ([`PoolFigures`], for `/metrics`).
 
+use crate::ids::ComputerId;
 use std::time::Duration;
 
 /// Announcements that the catalog or the deployments changed, from a connection of the feed's
@@ -16,8 +17,8 @@ pub trait ChangeFeed: Send {
 /// What a [`ChangeFeed`] saw.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FeedEvent {
-    /// This many announcements of a change arrived.
-    Changed(u64),
+    /// Announcements of a change arrived.
+    Changed(Announced),
     /// Nothing happened within the timeout; the connection is alive.
     Quiet,
     /// The feed (re)connected and listens: changes made while it did not were not announced to
@@ -25,6 +26,37 @@ pub enum FeedEvent {
     Listening,
     /// The connection was lost or could not be made; the feed tries again after `retry_in`.
     Lost { error: String, retry_in: Duration },
+}
+
+/// What announcements that arrived together said.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Announced {
+    /// How many arrived.
+    pub count: u64,
+    /// Computers whose group memberships changed (client-side targeting on another front end),
+    /// in the order named; a computer may be named more than once. At most
+    /// [`Announced::MAX_REGROUPED`]: past that, `every_computer` says so instead.
+    pub regrouped: Vec<ComputerId>,
+    /// More computers changed than are worth naming: whoever follows reads every computer.
+    pub every_computer: bool,
+}
+
+impl Announced {
+    /// Computers named at most: reading each again costs a query, reading them all one.
+    pub const MAX_REGROUPED: usize = 4096;
+
+    /// Adds computers named in one announcement, up to the most named.
+    pub fn add_regrouped(&mut self, computers: impl IntoIterator<Item = ComputerId>) {
+        for id in computers {
+            if self.regrouped.len() >= Announced::MAX_REGROUPED {
+                self.every_computer = true;
+                self.regrouped.clear();
+            }
+            if !self.every_computer {
+                self.regrouped.push(id);
+            }
+        }
+    }
 }
 
 /// A snapshot of a connection pool's figures: connections now, and counters since the process

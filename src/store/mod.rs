@@ -56,7 +56,7 @@ pub use deployments::{Administer, DeploymentRows, DeploymentStorage, RowsChange}
 pub use documents::{
     IngestItem, PreparedRevision, decompress_document, document_in_languages, prepare_revision,
 };
-pub use engine::{ChangeFeed, FeedEvent, PoolFigures};
+pub use engine::{Announced, ChangeFeed, FeedEvent, PoolFigures};
 pub use error::{DatabaseError, StoreError, StoreResult};
 pub use groups::TargetingStorage;
 pub use groups::{

@@ -167,6 +167,43 @@ fn an_approval_on_one_front_end_reaches_the_others_clients_within_a_second() {
     assert!(b.metrics().contains("ferry_database_connections_in_use "), "{raw}");
 }
 
+/// Invariant: a computer that names its groups to one front end (client-side targeting) is
+/// offered those groups' approvals by every other within a second: the batch that changed its
+/// memberships names it to every listener, which reads it again.
+#[test]
+fn groups_a_client_names_on_one_front_end_hold_on_the_others_within_a_second() {
+    let Some(site) = Site::with_catalog(300) else { return };
+    stdout_of(site.ferry().args(["groups", "add", "Lab"]));
+    let (a, b) = (site.serve("front-a"), site.serve("front-b"));
+    let mut agent = Agent::new(&a);
+    agent.handshake_as("pc01.lab.example", &[]);
+    agent.http = b.http();
+    agent.scan();
+    let (update_id, revision_id) = unapproved_leaf(&agent);
+    let notified = metric(&b, "ferry_change_notifications_total");
+    stdout_of(site.ferry().args(["updates", "approve", &update_id, "--group", "Lab"]));
+    let (installed, cached) = (agent.installed.clone(), agent.cached.clone());
+    let request =
+        SyncRequest { installed_non_leaf: &installed, other_cached: &cached, ..Default::default() };
+    let offered = |agent: &mut Agent| {
+        let answer = agent.sync(&request);
+        let offered = answer.changed_updates.iter().chain(&answer.new_updates);
+        offered.filter(|u| u.revision_id == revision_id).map(|u| u.action.clone()).last()
+    };
+    wait_for("B hears of the approval", Duration::from_secs(5), || {
+        metric(&b, "ferry_change_notifications_total") > notified
+    });
+    assert_ne!(offered(&mut agent).as_deref(), Some("Install"), "pc01 is not in Lab yet");
+
+    agent.http = a.http();
+    agent.handshake_as("pc01.lab.example", &["Lab"]);
+    agent.http = b.http();
+    let took = wait_for("B offers Lab's approval to pc01", Duration::from_secs(1), || {
+        offered(&mut agent).as_deref() == Some("Install")
+    });
+    eprintln!("pc01 named Lab on A, offered Lab's approval on B after {} ms", took.as_millis());
+}
+
 /// Invariant: client activity written by several front ends at once is all kept: every event
 /// a front end accepted (answered) is in the database once, and every client registered once.
 #[test]

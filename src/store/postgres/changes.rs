@@ -7,9 +7,12 @@
 //! Invariant: a transaction that advances a stamp notifies in the same transaction
 //! (`deployments.rs`, `ingest.rs`), so no committed change goes unannounced to a listener that
 //! was connected; one that was not reads the store again when it connects (`FeedEvent::Listening`).
+//! So does a batch of client writes that changes computers' group memberships (client-side
+//! targeting, `clients.rs`): it names the computers, which every front end reads again.
 
 use super::{DatabaseUrl, error_chain};
-use crate::store::engine::{ChangeFeed, FeedEvent};
+use crate::ids::ComputerId;
+use crate::store::engine::{Announced, ChangeFeed, FeedEvent};
 use postgres::fallible_iterator::FallibleIterator;
 use postgres::{Client, GenericClient, NoTls};
 use std::time::{Duration, Instant};
@@ -30,6 +33,51 @@ impl Change {
             Change::Catalog => "catalog",
             Change::Deployments => "deployments",
         }
+    }
+}
+
+/// What starts the payload that names computers whose memberships changed, one per line.
+const REGROUPED: &str = "computers";
+
+/// Notifications read into one [`FeedEvent::Changed`] at most.
+const MAX_AT_ONCE: u64 = 10_000;
+
+/// PostgreSQL refuses a payload of 8000 bytes or more.
+const PAYLOAD_BYTES: usize = 7999;
+
+/// Announces, when the transaction `client` is in commits, that these computers' group
+/// memberships changed: as few notifications as their names fit in.
+pub(super) fn announce_regrouped(
+    client: &mut impl GenericClient,
+    computers: &[ComputerId],
+) -> Result<(), postgres::Error> {
+    for payload in regrouped_payloads(computers) {
+        client.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &payload])?;
+    }
+    Ok(())
+}
+
+fn regrouped_payloads(computers: &[ComputerId]) -> Vec<String> {
+    let mut payloads: Vec<String> = Vec::new();
+    for id in computers {
+        match payloads.last_mut() {
+            Some(p) if p.len() + 1 + id.as_str().len() <= PAYLOAD_BYTES => {}
+            _ => payloads.push(REGROUPED.to_owned()),
+        }
+        let payload = payloads.last_mut().expect("one was pushed");
+        payload.push('\n');
+        payload.push_str(id.as_str());
+    }
+    payloads
+}
+
+/// Adds what one notification's payload says to `announced`. Anyone who can connect can
+/// notify: a name that is not a computer id is passed over.
+fn read_payload(payload: &str, announced: &mut Announced) {
+    announced.count += 1;
+    let mut lines = payload.split('\n');
+    if lines.next() == Some(REGROUPED) {
+        announced.add_regrouped(lines.filter_map(|l| ComputerId::parse(l).ok()));
     }
 }
 
@@ -104,20 +152,23 @@ impl ChangeFeed for PgChangeFeed {
             let mut notifications = client.notifications();
             let first = notifications.timeout_iter(timeout).next();
             match first {
-                Ok(Some(_)) => {
+                Ok(Some(n)) => {
                     // Take every one already here: one change or several, one reading.
-                    let mut more = 0;
-                    while let Ok(Some(_)) = notifications.iter().next() {
-                        more += 1;
+                    let mut announced = Announced::default();
+                    read_payload(n.payload(), &mut announced);
+                    // A flood of them is read in turns, not in one unending drain.
+                    while announced.count < MAX_AT_ONCE {
+                        let Ok(Some(n)) = notifications.iter().next() else { break };
+                        read_payload(n.payload(), &mut announced);
                     }
-                    Ok(Some(1 + more))
+                    Ok(Some(announced))
                 }
                 Ok(None) => Ok(None),
                 Err(e) => Err(error_chain(&e)),
             }
         };
         match waited {
-            Ok(Some(n)) => FeedEvent::Changed(n),
+            Ok(Some(announced)) => FeedEvent::Changed(announced),
             // A connection the server closed ends the wait at once, without an error.
             Ok(None) if client.is_closed() => self.lost("the server closed the connection".into()),
             // Quiet: make sure the connection still carries something (a peer gone without a
@@ -128,5 +179,49 @@ impl ChangeFeed for PgChangeFeed {
             },
             Err(e) => self.lost(e),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ids(n: usize) -> Vec<ComputerId> {
+        (0..n).map(|i| ComputerId::parse(&format!("{i:0>200}")).unwrap()).collect()
+    }
+
+    #[test]
+    fn regrouped_computers_travel_in_payloads_postgresql_takes_and_come_back_whole() {
+        let computers = ids(100);
+        let payloads = regrouped_payloads(&computers);
+        assert!(payloads.len() > 1 && payloads.iter().all(|p| p.len() <= PAYLOAD_BYTES));
+        let mut announced = Announced::default();
+        for p in &payloads {
+            read_payload(p, &mut announced);
+        }
+        assert_eq!(announced.count, payloads.len() as u64);
+        assert_eq!(announced.regrouped, computers);
+        assert!(regrouped_payloads(&[]).is_empty(), "nothing changed, nothing announced");
+    }
+
+    #[test]
+    fn a_payload_from_anyone_names_only_valid_computers() {
+        let mut announced = Announced::default();
+        for payload in ["deployments", "catalog", "computers\n\u{7}\n\nok-pc", "computersx\npc"] {
+            read_payload(payload, &mut announced);
+        }
+        assert_eq!(announced.count, 4);
+        assert_eq!(announced.regrouped, [ComputerId::parse("ok-pc").unwrap()]);
+    }
+
+    #[test]
+    fn too_many_computers_named_read_as_every_computer() {
+        let mut announced = Announced::default();
+        for p in regrouped_payloads(&ids(Announced::MAX_REGROUPED + 1)) {
+            read_payload(&p, &mut announced);
+        }
+        assert!(announced.every_computer && announced.regrouped.is_empty());
+        read_payload("computers\npc", &mut announced);
+        assert!(announced.regrouped.is_empty(), "still every computer");
     }
 }

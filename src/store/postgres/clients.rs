@@ -234,7 +234,7 @@ const TRIM_EVENTS: &str = "DELETE FROM events e
             FROM unnest($1::text[]) AS given (c)) AS cut
      WHERE e.computer_id = cut.c AND e.seq <= cut.newest_dropped";
 
-const HAS_GROUPS: &str = "SELECT EXISTS (SELECT 1 FROM computer_groups WHERE computer_id = $1)";
+const MEMBERSHIPS: &str = "SELECT group_id FROM computer_groups WHERE computer_id = $1";
 
 const CLEAR_GROUPS: &str = "DELETE FROM computer_groups WHERE computer_id = $1";
 
@@ -281,13 +281,20 @@ fn apply_batch(
     let mut tx = conn.transaction()?;
     // Read once per batch, as in SQLite.
     let targeting = targeting_in(&mut tx)?;
-    let mut batch =
-        Batch { tx, now, targeting, statements: HashMap::new(), creating_groups: false };
+    let mut batch = Batch {
+        tx,
+        now,
+        targeting,
+        statements: HashMap::new(),
+        creating_groups: false,
+        regrouped: Vec::new(),
+    };
     let plan = WritePlan::new(writes);
     for write in &plan.in_order {
         batch.apply(write)?;
     }
     batch.activity(&plan)?;
+    super::changes::announce_regrouped(&mut batch.tx, &batch.regrouped)?;
     batch.tx.commit()
 }
 
@@ -310,6 +317,8 @@ struct Batch<'c, 'n> {
     statements: HashMap<&'static str, Statement>,
     /// `CLIENT_GROUPS_LOCK` is held.
     creating_groups: bool,
+    /// Computers whose group memberships the batch changed.
+    regrouped: Vec<ComputerId>,
 }
 
 type Params<'p> = [&'p (dyn ToSql + Sync)];
@@ -374,16 +383,26 @@ impl Batch<'_, '_> {
                 group_ids.push(id);
             }
         }
-        let has_groups = self.statement(HAS_GROUPS)?;
-        let has_groups: bool = self.tx.query_one(&has_groups, &[computer_id])?.try_get(0)?;
-        if !group_ids.is_empty() {
+        group_ids.sort_unstable();
+        group_ids.dedup();
+        let memberships = self.statement(MEMBERSHIPS)?;
+        let mut current: Vec<String> = (self.tx.query(&memberships, &[computer_id])?.iter())
+            .map(|r| r.try_get(0))
+            .collect::<Result<_, _>>()?;
+        current.sort_unstable();
+        let joined = if !group_ids.is_empty() && group_ids != current {
             self.execute(CLEAR_GROUPS, &[computer_id])?;
-            for g in &group_ids {
-                self.execute(JOIN_GROUP, &[computer_id, g])?;
-            }
-        } else if !has_groups {
-            self.execute(JOIN_GROUP, &[computer_id, &UNASSIGNED_COMPUTERS])?;
+            group_ids
+        } else if current.is_empty() {
+            vec![UNASSIGNED_COMPUTERS.to_owned()]
+        } else {
+            return Ok(());
+        };
+        for g in &joined {
+            self.execute(JOIN_GROUP, &[computer_id, g])?;
         }
+        // Other front ends cache memberships: they are told which computers to read again.
+        self.regrouped.push(computer_id.clone());
         Ok(())
     }
 
