@@ -188,7 +188,7 @@ fn groups_a_client_names_on_one_front_end_hold_on_the_others_within_a_second() {
     let offered = |agent: &mut Agent| {
         let answer = agent.sync(&request);
         let offered = answer.changed_updates.iter().chain(&answer.new_updates);
-        offered.filter(|u| u.revision_id == revision_id).map(|u| u.action.clone()).last()
+        offered.filter(|u| u.revision_id == revision_id).map(|u| u.action.clone()).next_back()
     };
     wait_for("B hears of the approval", Duration::from_secs(5), || {
         metric(&b, "ferry_change_notifications_total") > notified
