@@ -163,6 +163,13 @@ impl<'w> WritePlan<'w> {
     }
 }
 
+/// Whether a computer's events are to be trimmed to its newest [`MAX_EVENTS_PER_COMPUTER`], given
+/// how many it has at most after a report (`None`: the store keeps no count for it, as for a
+/// computer removed while its reports were on their way).
+pub fn over_the_event_limit(events_at_most: Option<i64>) -> bool {
+    events_at_most.is_none_or(|n| n > MAX_EVENTS_PER_COMPUTER as i64)
+}
+
 /// Events kept per computer (the newest). Years of a real client's reports; compliance reads the
 /// newest status report and what followed it.
 pub const MAX_EVENTS_PER_COMPUTER: usize = 10_000;

@@ -14,6 +14,7 @@ trait Backend {
     fn compliance(&self) -> &dyn ComplianceStorage;
     fn cleanup(&self) -> &dyn CleanupStorage;
     fn targeting(&mut self) -> &mut dyn TargetingStorage;
+    fn check(&self) -> &dyn CheckStorage;
     /// Runs SQL statements on the database behind the store's back.
     fn seed(&mut self, sql: &str);
     /// A literal of the engine's binary type.
@@ -38,6 +39,9 @@ impl Backend for Sqlite {
     }
     fn targeting(&mut self) -> &mut dyn TargetingStorage {
         &mut *self.store
+    }
+    fn check(&self) -> &dyn CheckStorage {
+        &*self.store
     }
     fn seed(&mut self, sql: &str) {
         let db = rusqlite::Connection::open(self.dir.path().join(DATABASE_FILE)).unwrap();
@@ -68,6 +72,9 @@ impl Backend for Postgres {
     }
     fn targeting(&mut self) -> &mut dyn TargetingStorage {
         &mut self.store
+    }
+    fn check(&self) -> &dyn CheckStorage {
+        &self.store
     }
     fn seed(&mut self, sql: &str) {
         self.db.client().batch_execute(sql).unwrap();
@@ -293,6 +300,18 @@ fn batch_of_reports_contract(b: &mut dyn Backend) {
     let new = s.computer("c-new").unwrap().expect("c-new");
     assert!(new.last_sync_at.is_some() && new.last_report_at.is_some(), "{name}: {new:?}");
     assert_eq!(s.events(Some("c-new")).unwrap().len(), 1, "{name}");
+
+    // Reports count what they store, so that a report need not count a computer's events:
+    // `ferry check` holds the count to the events, and a count behind them is found.
+    let problems = |b: &dyn Backend| b.check().check(false, &mut |_, _| {}).unwrap().problems;
+    assert!(problems(b).is_empty(), "{name}: {:?}", problems(b));
+    b.seed("UPDATE computers SET events_at_most = 0 WHERE computer_id = 'c-new'");
+    let found = problems(b);
+    assert_eq!(found.len(), 1, "{name}: {found:?}");
+    assert!(
+        found[0].problem.contains("c-new: 1 events, counted as at most 0"),
+        "{name}: {found:?}"
+    );
 }
 
 #[test]

@@ -217,14 +217,22 @@ const SYNCED: &str = "UPDATE computers SET last_sync_at = $2, last_contact_at = 
 const DOWNSTREAM: &str = "INSERT INTO downstream_servers (server_id, name, first_seen_at, last_seen_at) VALUES ($1, $2, $3, $3)
      ON CONFLICT (server_id) DO UPDATE SET name = excluded.name, last_seen_at = excluded.last_seen_at";
 
-/// Events in the order given (their `seq`), each instance once whoever stored it first.
-const INSERT_EVENTS: &str = "INSERT INTO events (event_instance_id, computer_id, event_id, source_id, update_id, revision_number, win32_hresult,
-         time_at_target, received_at, app_name, replacement_strings, misc_data)
-     SELECT i, c, e, s, u, r, h, t, $9::text, a, rs, md
-     FROM unnest($1::text[], $2::text[], $3::int4[], $4::int4[], $5::text[], $6::int4[], $7::int8[], $8::text[], $10::text[], $11::text[], $12::text[])
-         WITH ORDINALITY AS given (i, c, e, s, u, r, h, t, a, rs, md, n)
-     ORDER BY n
-     ON CONFLICT (event_instance_id) DO NOTHING";
+/// Events in the order given (their `seq`), each instance once whoever stored it first; each
+/// computer's count goes up by what was stored. Returns the computers that have a row and their
+/// counts.
+const INSERT_EVENTS: &str = "WITH inserted AS (
+         INSERT INTO events (event_instance_id, computer_id, event_id, source_id, update_id, revision_number, win32_hresult,
+             time_at_target, received_at, app_name, replacement_strings, misc_data)
+         SELECT i, c, e, s, u, r, h, t, $9::text, a, rs, md
+         FROM unnest($1::text[], $2::text[], $3::int4[], $4::int4[], $5::text[], $6::int4[], $7::int8[], $8::text[], $10::text[], $11::text[], $12::text[])
+             WITH ORDINALITY AS given (i, c, e, s, u, r, h, t, a, rs, md, n)
+         ORDER BY n
+         ON CONFLICT (event_instance_id) DO NOTHING
+         RETURNING computer_id),
+     added AS (SELECT computer_id, count(*) AS n FROM inserted GROUP BY computer_id)
+     UPDATE computers SET events_at_most = events_at_most + added.n
+     FROM added WHERE computers.computer_id = added.computer_id
+     RETURNING computers.computer_id, computers.events_at_most";
 
 const REPORTED: &str = "UPDATE computers SET last_report_at = $2, last_contact_at = $2 WHERE computer_id = ANY($1::text[])";
 
@@ -233,6 +241,10 @@ const TRIM_EVENTS: &str = "DELETE FROM events e
      USING (SELECT c, (SELECT seq FROM events WHERE computer_id = c ORDER BY seq DESC OFFSET $2 LIMIT 1) AS newest_dropped
             FROM unnest($1::text[]) AS given (c)) AS cut
      WHERE e.computer_id = cut.c AND e.seq <= cut.newest_dropped";
+
+const RECOUNT_EVENTS: &str = "UPDATE computers SET events_at_most =
+         (SELECT count(*) FROM events WHERE events.computer_id = computers.computer_id)
+     WHERE computer_id = ANY($1::text[])";
 
 const MEMBERSHIPS: &str = "SELECT group_id FROM computer_groups WHERE computer_id = $1";
 
@@ -464,22 +476,29 @@ impl Batch<'_, '_> {
         if !plan.synced.is_empty() {
             self.execute(SYNCED, &[&plan.synced, &now])?;
         }
-        if !plan.events.is_empty() {
-            self.insert_events(&plan.events)?;
-        }
         if !plan.reported.is_empty() {
             self.execute(REPORTED, &[&plan.reported, &now])?;
         }
-        if !plan.trimmed.is_empty() {
+        if plan.events.is_empty() {
+            return Ok(());
+        }
+        let counts: HashMap<String, i64> = (self.insert_events(&plan.events)?.iter())
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .collect::<Result<_, postgres::Error>>()?;
+        let over: Vec<&ComputerId> = (plan.trimmed.iter().copied())
+            .filter(|c| over_the_event_limit(counts.get(c.as_str()).copied()))
+            .collect();
+        if !over.is_empty() {
             // A client reports a few events a day; one that sends a flood of made-up events
             // cannot grow the store for ever.
-            self.execute(TRIM_EVENTS, &[&plan.trimmed, &(MAX_EVENTS_PER_COMPUTER as i64)])?;
+            self.execute(TRIM_EVENTS, &[&over, &(MAX_EVENTS_PER_COMPUTER as i64)])?;
+            self.execute(RECOUNT_EVENTS, &[&over])?;
         }
         Ok(())
     }
 
     /// Events, column by column, in the order given.
-    fn insert_events(&mut self, events: &[&EventRecord]) -> Result<u64, postgres::Error> {
+    fn insert_events(&mut self, events: &[&EventRecord]) -> Result<Vec<Row>, postgres::Error> {
         let column =
             |f: fn(&EventRecord) -> &str| events.iter().map(|e| f(e)).collect::<Vec<&str>>();
         let number = |f: fn(&EventRecord) -> i32| events.iter().map(|e| f(e)).collect::<Vec<i32>>();
@@ -491,8 +510,9 @@ impl Batch<'_, '_> {
         let (replacements, misc): (Vec<String>, Vec<String>) =
             (list(|e| &e.replacement_strings), list(|e| &e.misc_data));
         let now = self.now;
-        self.execute(
-            INSERT_EVENTS,
+        let prepared = self.statement(INSERT_EVENTS)?;
+        self.tx.query(
+            &prepared,
             &[
                 &column(|e| &e.event_instance_id),
                 &column(|e| e.computer_id.as_str()),

@@ -14,7 +14,7 @@ use crate::store::prelude::*;
 const DOCUMENTS_AT_ONCE: i32 = 64;
 
 /// The catalog's invariants: a query listing what breaks each, as text, in a stable order.
-const INVARIANTS: [(&str, &str); 5] = [
+const INVARIANTS: [(&str, &str); 6] = [
     (
         r#"SELECT update_id || ': ' || count(*) FILTER (WHERE is_latest) || ' revisions marked newest' FROM revisions
            GROUP BY update_id HAVING count(*) FILTER (WHERE is_latest) <> 1 ORDER BY update_id COLLATE "C""#,
@@ -39,6 +39,12 @@ const INVARIANTS: [(&str, &str); 5] = [
     (
         "SELECT revision_id::text FROM revisions WHERE revision_id < 1 ORDER BY revision_id",
         "revision ids fit in 31 bits",
+    ),
+    (
+        r#"SELECT c.computer_id || ': ' || count(*) || ' events, counted as at most ' || c.events_at_most
+           FROM computers c JOIN events e ON e.computer_id = c.computer_id
+           GROUP BY c.computer_id HAVING count(*) > c.events_at_most ORDER BY c.computer_id COLLATE "C""#,
+        "no computer has more events than counted",
     ),
 ];
 

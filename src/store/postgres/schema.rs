@@ -7,7 +7,7 @@
 //! Invariant: a migration, once released, never changes; new needs get a new migration.
 
 /// Migrations in order; `MIGRATIONS[i]` brings the schema from version `i` to `i + 1`.
-pub const MIGRATIONS: &[&str] = &[V1_STORE];
+pub const MIGRATIONS: &[&str] = &[V1_STORE, V2_EVENTS_AT_MOST];
 
 /// Version 1: everything the SQLite schema's nine migrations built, at once.
 const V1_STORE: &str = r#"
@@ -255,4 +255,14 @@ CREATE TABLE approval_rules (
     created_at      text    NOT NULL
 );
 CREATE UNIQUE INDEX approval_rules_name ON approval_rules (lower(name));
+"#;
+
+/// Version 2: how many events a computer has at most, so that a report need not count them
+/// (SQLite's version 10).
+const V2_EVENTS_AT_MOST: &str = r#"
+-- At least the computer's events: reports add what they stored; when it passes the limit the
+-- oldest events go and they are counted again.
+ALTER TABLE computers ADD COLUMN events_at_most bigint NOT NULL DEFAULT 0;
+UPDATE computers SET events_at_most =
+    (SELECT count(*) FROM events WHERE events.computer_id = computers.computer_id);
 "#;

@@ -5,6 +5,7 @@ use crate::store::clients::*;
 use crate::store::prelude::*;
 use crate::store::{SqliteStore, StoreError, StoreResult, now_rfc3339};
 use rusqlite::{OptionalExtension, params};
+use std::collections::HashMap;
 
 pub(super) const APPROVAL_COLUMNS: &str = "approval_id, deployment_guid, update_id, group_id, action, deadline, admin, changed_at, changed_stamp";
 
@@ -369,28 +370,31 @@ fn record_activity(
         )
         .and_then(|mut s| s.execute(params![computer_id, now]))?;
     }
+    let mut added: HashMap<&str, i64> = HashMap::new();
     for e in &plan.events {
-        tx.prepare_cached(
-            "INSERT OR IGNORE INTO events (event_instance_id, computer_id, event_id, source_id, update_id, revision_number, win32_hresult,
-                 time_at_target, received_at, app_name, replacement_strings, misc_data)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-        )
-        .and_then(|mut s| {
-            s.execute(params![
-                e.event_instance_id,
-                e.computer_id,
-                e.event_id,
-                e.source_id,
-                e.update_id,
-                e.revision_number,
-                e.win32_hresult,
-                e.time_at_target,
-                now,
-                e.app_name,
-                serde_json::to_string(&e.replacement_strings).unwrap_or_default(),
-                serde_json::to_string(&e.misc_data).unwrap_or_default(),
-            ])
-        })?;
+        let stored = tx
+            .prepare_cached(
+                "INSERT OR IGNORE INTO events (event_instance_id, computer_id, event_id, source_id, update_id, revision_number, win32_hresult,
+                     time_at_target, received_at, app_name, replacement_strings, misc_data)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    e.event_instance_id,
+                    e.computer_id,
+                    e.event_id,
+                    e.source_id,
+                    e.update_id,
+                    e.revision_number,
+                    e.win32_hresult,
+                    e.time_at_target,
+                    now,
+                    e.app_name,
+                    serde_json::to_string(&e.replacement_strings).unwrap_or_default(),
+                    serde_json::to_string(&e.misc_data).unwrap_or_default(),
+                ])
+            })?;
+        *added.entry(e.computer_id.as_str()).or_default() += stored as i64;
     }
     for computer_id in &plan.reported {
         tx.prepare_cached(
@@ -398,14 +402,33 @@ fn record_activity(
         )
         .and_then(|mut s| s.execute(params![computer_id, now]))?;
     }
-    // A client reports a few events a day; one that sends a flood of made-up events cannot
-    // grow the store for ever.
     for computer_id in &plan.trimmed {
-        tx.prepare_cached(
-            "DELETE FROM events WHERE rowid IN
-                 (SELECT rowid FROM events WHERE computer_id = ?1 ORDER BY rowid DESC LIMIT -1 OFFSET ?2)",
-        )
-        .and_then(|mut s| s.execute(params![computer_id, MAX_EVENTS_PER_COMPUTER as i64]))?;
+        let added = added.get(computer_id.as_str()).copied().unwrap_or(0);
+        let at_most: Option<i64> = tx
+            .prepare_cached(
+                "UPDATE computers SET events_at_most = events_at_most + ?2 WHERE computer_id = ?1
+                 RETURNING events_at_most",
+            )
+            .and_then(|mut s| s.query_row(params![computer_id, added], |r| r.get(0)).optional())?;
+        if over_the_event_limit(at_most) {
+            trim_events(tx, computer_id)?;
+        }
     }
+    Ok(())
+}
+
+/// Keeps a computer's newest events and counts them again. A client reports a few events a day;
+/// one that sends a flood of made-up events cannot grow the store for ever.
+fn trim_events(tx: &rusqlite::Transaction<'_>, computer_id: &str) -> rusqlite::Result<()> {
+    tx.prepare_cached(
+        "DELETE FROM events WHERE rowid IN
+             (SELECT rowid FROM events WHERE computer_id = ?1 ORDER BY rowid DESC LIMIT -1 OFFSET ?2)",
+    )
+    .and_then(|mut s| s.execute(params![computer_id, MAX_EVENTS_PER_COMPUTER as i64]))?;
+    tx.prepare_cached(
+        "UPDATE computers SET events_at_most = (SELECT COUNT(*) FROM events WHERE computer_id = ?1)
+         WHERE computer_id = ?1",
+    )
+    .and_then(|mut s| s.execute(params![computer_id]))?;
     Ok(())
 }

@@ -56,7 +56,7 @@ impl SqliteStore {
 
     /// The catalog's invariants, each a query that lists what breaks it.
     fn check_catalog_rules(&self, report: &mut CheckReport) -> StoreResult<()> {
-        let invariants: [(&str, &str); 5] = [
+        let invariants: [(&str, &str); 6] = [
             (
                 "SELECT update_id || ': ' || SUM(is_latest) || ' revisions marked newest' FROM revisions GROUP BY update_id HAVING SUM(is_latest) != 1",
                 "every update has exactly one newest revision",
@@ -75,6 +75,12 @@ impl SqliteStore {
                 "every file a revision names has a file record",
             ),
             ("SELECT revision_id FROM revisions WHERE revision_id > 2147483647 OR revision_id < 1", "revision ids fit in 31 bits"),
+            (
+                "SELECT c.computer_id || ': ' || COUNT(*) || ' events, counted as at most ' || c.events_at_most
+                 FROM computers c JOIN events e ON e.computer_id = c.computer_id
+                 GROUP BY c.computer_id HAVING COUNT(*) > c.events_at_most ORDER BY c.computer_id",
+                "no computer has more events than counted",
+            ),
         ];
         for (sql, rule) in invariants {
             let mut stmt =

@@ -13,6 +13,7 @@ pub const MIGRATIONS: &[&str] = &[
     V7_EXPORT_JOURNAL,
     V8_CLIENT_GROUPS,
     V9_LANGUAGES,
+    V10_EVENTS_AT_MOST,
 ];
 
 /// Version 1: the catalog (revisions, fragments, relationships, files) and settings.
@@ -310,6 +311,15 @@ ALTER TABLE target_groups ADD COLUMN created_by_client INTEGER NOT NULL DEFAULT 
 /// `SqliteStore::migrate` (`backfill_languages`) in the same transaction.
 const V9_LANGUAGES: &str = r#"
 ALTER TABLE revisions ADD COLUMN languages TEXT;
+"#;
+
+/// Version 10: how many events a computer has at most, so that a report need not count them.
+const V10_EVENTS_AT_MOST: &str = r#"
+-- At least the computer's events: reports add what they stored; when it passes the limit the
+-- oldest events go and they are counted again.
+ALTER TABLE computers ADD COLUMN events_at_most INTEGER NOT NULL DEFAULT 0;
+UPDATE computers SET events_at_most =
+    (SELECT COUNT(*) FROM events WHERE events.computer_id = computers.computer_id);
 "#;
 
 /// The migration after which `backfill_languages` runs.
