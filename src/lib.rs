@@ -10,6 +10,7 @@ pub mod faults;
 pub mod html;
 pub mod ids;
 pub mod loadgen;
+pub mod publish;
 pub mod random;
 pub mod server;
 pub mod store;

@@ -1,0 +1,17 @@
+//! Local publishing (`ferry publish`): third-party and in-house installers (MSI, MSP, EXE) made
+//! into update documents that go through the same parser, fragments, store and serving as every
+//! Microsoft update, their payload a CAB signed with the site's publishing certificate
+//! (Authenticode), as the Windows Update Agent requires of locally published content.
+//!
+//! - `signing.rs`: the publishing certificate and key (made by `ferry publish cert new`, or the
+//!   site's own as PEM or PFX), checked before use.
+//! - `cab.rs`: the CAB that carries an installer, written as a stream, and its Authenticode
+//!   signature.
+//! - `msi.rs`: what an MSI or MSP says about itself (product code, version, language, ...).
+//! - `document.rs`: the `<upd:Update>` documents of a published update and of its vendor and
+//!   product categories. Pure: no I/O.
+
+pub mod cab;
+pub mod document;
+pub mod msi;
+pub mod signing;

@@ -1,0 +1,1 @@
+//! See `publish/mod.rs`.
