@@ -114,6 +114,10 @@ pub trait IngestRows: ChannelRows {
     /// Records that a payload is verified in the content tree (same transaction as the metadata).
     fn mark_present(&mut self, sha1: &crate::catalog::Sha1Digest) -> StoreResult<()>;
 
+    /// Records an update published here (`ferry publish`), in the same transaction as its
+    /// documents; publishing it again (a revision) keeps when it was first published.
+    fn record_published(&mut self, record: &super::PublishedRecord) -> StoreResult<()>;
+
     /// Writes a setting in the same transaction (progress markers that must agree with the data).
     fn set_setting(&mut self, key: &str, value: &str) -> StoreResult<()>;
 

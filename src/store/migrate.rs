@@ -53,6 +53,7 @@ pub const TABLES: &[Table] = &[
     Table { name: "events", rowid_as: Some("seq") },
     table("downstream_servers"),
     table("approval_rules"),
+    table("published_updates"),
 ];
 
 /// One stored value, as the source holds it: SQLite's storage classes. Text is the bytes

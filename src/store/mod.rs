@@ -29,6 +29,7 @@ mod groups;
 mod ingest;
 pub mod migrate;
 pub mod postgres;
+mod published;
 mod query;
 mod rules;
 mod server_sync;
@@ -67,6 +68,7 @@ pub use ingest::IngestStorage;
 pub use ingest::{
     AddOutcome, BeforeCommit, DescribedFile, Documents, IngestOptions, IngestReport, IngestRows,
 };
+pub use published::{InstallerKind, PublishedRecord, PublishedStorage};
 pub use query::CatalogStorage;
 pub use query::*;
 pub use rules::RuleStorage;
@@ -113,6 +115,7 @@ pub trait Storage:
     + ServerSyncStorage
     + SettingStorage
     + IdentityStorage
+    + PublishedStorage
     + Send
 {
 }
@@ -132,6 +135,7 @@ impl<T> Storage for T where
         + ServerSyncStorage
         + SettingStorage
         + IdentityStorage
+        + PublishedStorage
         + Send
 {
 }

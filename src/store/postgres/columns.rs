@@ -39,6 +39,10 @@ macro_rules! text_column {
 text_column!(crate::ids::GroupId, |t| Ok(crate::ids::GroupId::parse(t)?));
 text_column!(crate::ids::UpdateId, |t| Ok(crate::ids::UpdateId::parse(t)?));
 text_column!(crate::ids::ComputerId, |t| Ok(crate::ids::ComputerId::parse(t)?));
+text_column!(crate::store::InstallerKind, |t| {
+    crate::store::InstallerKind::parse(t)
+        .ok_or_else(|| format!("{t:?} is not an installer kind (msi, msp, exe)").into())
+});
 // An action this ferry does not know (written by hand, or by a newer ferry) offers nothing:
 // read as Block, as in the SQLite backend.
 text_column!(Action, |name| {

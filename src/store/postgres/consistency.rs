@@ -14,7 +14,7 @@ use crate::store::prelude::*;
 const DOCUMENTS_AT_ONCE: i32 = 64;
 
 /// The catalog's invariants: a query listing what breaks each, as text, in a stable order.
-const INVARIANTS: [(&str, &str); 6] = [
+const INVARIANTS: [(&str, &str); 7] = [
     (
         r#"SELECT update_id || ': ' || count(*) FILTER (WHERE is_latest) || ' revisions marked newest' FROM revisions
            GROUP BY update_id HAVING count(*) FILTER (WHERE is_latest) <> 1 ORDER BY update_id COLLATE "C""#,
@@ -45,6 +45,11 @@ const INVARIANTS: [(&str, &str); 6] = [
            FROM computers c JOIN events e ON e.computer_id = c.computer_id
            GROUP BY c.computer_id HAVING count(*) > c.events_at_most ORDER BY c.computer_id COLLATE "C""#,
         "no computer has more events than counted",
+    ),
+    (
+        r#"SELECT p.update_id FROM published_updates p LEFT JOIN revisions r ON r.update_id = p.update_id
+           WHERE r.revision_id IS NULL ORDER BY p.update_id COLLATE "C""#,
+        "every published update has its revisions",
     ),
 ];
 

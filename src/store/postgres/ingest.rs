@@ -655,6 +655,13 @@ impl IngestRows for PgIngestBatch {
         Ok(())
     }
 
+    fn record_published(&mut self, record: &crate::store::PublishedRecord) -> StoreResult<()> {
+        use super::published::{RECORD_PUBLISHED, record_params};
+        let context = format!("recording published update {}", record.update_id);
+        self.run(RECORD_PUBLISHED, &record_params(record), &context)?;
+        Ok(())
+    }
+
     fn set_setting(&mut self, key: &str, value: &str) -> StoreResult<()> {
         self.run(
             "INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",

@@ -18,6 +18,7 @@ mod consistency;
 mod deployments;
 mod ingest;
 mod migrate;
+mod published;
 mod query;
 mod rules;
 mod schema;

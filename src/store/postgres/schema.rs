@@ -7,7 +7,7 @@
 //! Invariant: a migration, once released, never changes; new needs get a new migration.
 
 /// Migrations in order; `MIGRATIONS[i]` brings the schema from version `i` to `i + 1`.
-pub const MIGRATIONS: &[&str] = &[V1_STORE, V2_EVENTS_AT_MOST];
+pub const MIGRATIONS: &[&str] = &[V1_STORE, V2_EVENTS_AT_MOST, V3_PUBLISHED];
 
 /// Version 1: everything the SQLite schema's nine migrations built, at once.
 const V1_STORE: &str = r#"
@@ -265,4 +265,17 @@ const V2_EVENTS_AT_MOST: &str = r#"
 ALTER TABLE computers ADD COLUMN events_at_most bigint NOT NULL DEFAULT 0;
 UPDATE computers SET events_at_most =
     (SELECT count(*) FROM events WHERE events.computer_id = computers.computer_id);
+"#;
+
+/// Version 3: updates published here (`ferry publish`; SQLite's version 11).
+const V3_PUBLISHED: &str = r#"
+CREATE TABLE published_updates (
+    update_id      text PRIMARY KEY,
+    vendor         text NOT NULL,
+    product        text NOT NULL,
+    installer      text NOT NULL,
+    installer_name text NOT NULL,
+    version        text,
+    published_at   text NOT NULL
+);
 "#;

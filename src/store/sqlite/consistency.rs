@@ -56,7 +56,7 @@ impl SqliteStore {
 
     /// The catalog's invariants, each a query that lists what breaks it.
     fn check_catalog_rules(&self, report: &mut CheckReport) -> StoreResult<()> {
-        let invariants: [(&str, &str); 6] = [
+        let invariants: [(&str, &str); 7] = [
             (
                 "SELECT update_id || ': ' || SUM(is_latest) || ' revisions marked newest' FROM revisions GROUP BY update_id HAVING SUM(is_latest) != 1",
                 "every update has exactly one newest revision",
@@ -80,6 +80,11 @@ impl SqliteStore {
                  FROM computers c JOIN events e ON e.computer_id = c.computer_id
                  GROUP BY c.computer_id HAVING COUNT(*) > c.events_at_most ORDER BY c.computer_id",
                 "no computer has more events than counted",
+            ),
+            (
+                "SELECT p.update_id FROM published_updates p LEFT JOIN revisions r ON r.update_id = p.update_id
+                 WHERE r.revision_id IS NULL ORDER BY p.update_id",
+                "every published update has its revisions",
             ),
         ];
         for (sql, rule) in invariants {

@@ -357,6 +357,15 @@ impl IngestRows for IngestBatch<'_> {
         Ok(())
     }
 
+    fn record_published(&mut self, record: &crate::store::PublishedRecord) -> StoreResult<()> {
+        use super::published::{RECORD_PUBLISHED, record_params};
+        self.tx
+            .prepare_cached(RECORD_PUBLISHED)
+            .and_then(|mut s| s.execute(&record_params(record)[..]))
+            .map_err(self.err(|| format!("recording published update {}", record.update_id)))?;
+        Ok(())
+    }
+
     fn set_setting(&mut self, key: &str, value: &str) -> StoreResult<()> {
         self.tx
             .execute(

@@ -11,6 +11,7 @@ pub(crate) mod deployments;
 pub(crate) mod groups;
 pub(crate) mod ingest;
 pub(crate) mod migrate;
+pub(crate) mod published;
 pub(crate) mod query;
 pub(crate) mod rules;
 pub(crate) mod schema;

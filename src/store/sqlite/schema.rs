@@ -14,6 +14,7 @@ pub const MIGRATIONS: &[&str] = &[
     V8_CLIENT_GROUPS,
     V9_LANGUAGES,
     V10_EVENTS_AT_MOST,
+    V11_PUBLISHED,
 ];
 
 /// Version 1: the catalog (revisions, fragments, relationships, files) and settings.
@@ -377,3 +378,16 @@ mod tests {
         );
     }
 }
+
+/// Version 11: updates published here (`ferry publish`).
+const V11_PUBLISHED: &str = r#"
+CREATE TABLE published_updates (
+    update_id      TEXT PRIMARY KEY,      -- lower-case GUID; its revisions are in revisions
+    vendor         TEXT NOT NULL,
+    product        TEXT NOT NULL,
+    installer      TEXT NOT NULL,         -- msi | msp | exe
+    installer_name TEXT NOT NULL,
+    version        TEXT,
+    published_at   TEXT NOT NULL
+);
+"#;
