@@ -546,8 +546,7 @@ impl MsiProductRule {
         language: Option<Lcid>,
     ) -> Result<MsiProductRule, InvalidUpdate> {
         if let (Some(min), Some(max)) = (min_version, max_version)
-            && min.parts() > max.parts()
-            && min.four_part() != max.four_part()
+            && min.padded() > max.padded()
         {
             return Err(InvalidUpdate::VersionRange { min, max });
         }

@@ -83,6 +83,11 @@ impl Version {
         &self.parts[..self.len as usize]
     }
 
+    /// The parts padded with zeros to four: `1.2` and `1.2.0.0` compare equal this way.
+    pub fn padded(&self) -> [u16; 4] {
+        self.parts
+    }
+
     /// The four-part form (`1.2` is `1.2.0.0`), as file-version rules write versions.
     pub fn four_part(&self) -> String {
         let [a, b, c, d] = self.parts;
