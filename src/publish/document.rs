@@ -766,6 +766,11 @@ impl PublishedUpdate {
         Ok(PublishedUpdate { update })
     }
 
+    /// Everything the update was built from, as checked (titles trimmed, supersedence sorted).
+    pub fn fields(&self) -> &NewUpdate {
+        &self.update
+    }
+
     pub fn id(&self) -> Guid {
         self.update.id
     }
