@@ -49,7 +49,7 @@ pub(super) fn blocking_fault(e: impl std::fmt::Display) -> Fault {
 
 /// A store that cannot be reached is `ServerBusy` (the client tries again later, as WSUS
 /// clients do when their server is overloaded); any other failure an internal error.
-fn store_fault(e: crate::store::StoreError) -> Fault {
+pub(super) fn store_fault(e: crate::store::StoreError) -> Fault {
     if e.is_unavailable() {
         tracing::debug!("answered ServerBusy: {e}");
         return Fault::new(ErrorCode::ServerBusy, "");
@@ -58,7 +58,7 @@ fn store_fault(e: crate::store::StoreError) -> Fault {
 }
 
 /// A client write the writer refused or failed: as `store_fault`.
-fn write_fault(e: super::writer::WriteError) -> Fault {
+pub(super) fn write_fault(e: super::writer::WriteError) -> Fault {
     match e {
         super::writer::WriteError::Unreachable => {
             tracing::debug!("answered ServerBusy: {e}");
@@ -448,7 +448,7 @@ fn render_sync_page(
     let mut new_updates = Vec::with_capacity(page.new_updates.len());
     for (i, d) in &page.new_updates {
         let rev = &catalog.revs[*i as usize];
-        let core = state.core(catalog, *i).map_err(blocking_fault)?;
+        let core = state.core(catalog, *i).map_err(store_fault)?;
         new_updates.push(wire::UpdateInfoOut {
             revision_id: rev.revision_id,
             deployment: d,
@@ -641,7 +641,7 @@ fn render_extended_info(
             }
             Ok(())
         })
-        .map_err(blocking_fault)?;
+        .map_err(store_fault)?;
     Ok(wire::extended_info_response(&updates, &files, &out_of_scope))
 }
 

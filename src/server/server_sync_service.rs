@@ -1,7 +1,7 @@
 //! The upstream's web services of MS-WSUSSS: ServerSync and DssAuth, so that WSUS servers (and
 //! other ferry caches) on the isolated network sync from this store (WSUS-PROTOCOL.md §4).
 
-use super::client_service::{blocking_fault, now};
+use super::client_service::{blocking_fault, now, store_fault, write_fault};
 use super::cookies::{
     CookieData, CookieProblem, Kind as CookieKind, SERVER_COOKIE_SECONDS, wire_time,
 };
@@ -63,11 +63,9 @@ async fn with_store<T: Send + 'static>(
     f: impl FnOnce(&mut Store) -> Result<T, Fault> + Send + 'static,
 ) -> Result<T, Fault> {
     let s = state.clone();
-    tokio::task::spawn_blocking(move || {
-        s.pool.with(|store| Ok(f(store))).map_err(blocking_fault)?
-    })
-    .await
-    .map_err(blocking_fault)?
+    tokio::task::spawn_blocking(move || s.pool.with(|store| Ok(f(store))).map_err(store_fault)?)
+        .await
+        .map_err(blocking_fault)?
 }
 
 pub async fn server_sync(
@@ -142,7 +140,7 @@ async fn config_data(
     // What bundles brought (languages, express files); a store without imports offers
     // the languages of the localized properties it holds.
     let (held, have) = with_store(state, |s| {
-        Ok((held(s).map_err(blocking_fault)?, s.languages().map_err(blocking_fault)?))
+        Ok((held(s).map_err(store_fault)?, s.languages().map_err(store_fault)?))
     })
     .await?;
     let enabled = |short: &str| match (&held.languages, held.channels) {
@@ -210,7 +208,7 @@ async fn revision_id_list(
         }),
     };
     let revisions =
-        with_store(state, move |s| s.revisions_for_downstream(&f).map_err(blocking_fault)).await?;
+        with_store(state, move |s| s.revisions_for_downstream(&f).map_err(store_fault)).await?;
     let ids: Vec<(Guid, i32)> =
         revisions.iter().filter_map(|(u, n)| Guid::parse(u).ok().map(|g| (g, *n))).collect();
     Ok(wire::revision_id_list_response(&new_anchor, &ids))
@@ -283,7 +281,7 @@ type Found = ((Guid, i32), i32, u64);
 fn stored_revisions(store: &mut Store, ids: &[(Guid, i32)]) -> Result<Vec<Found>, Fault> {
     let mut found = Vec::with_capacity(ids.len());
     for &(id, rev) in ids {
-        match store.stored_revision(&id.to_string(), rev).map_err(blocking_fault)? {
+        match store.stored_revision(&id.to_string(), rev).map_err(store_fault)? {
             Some((revision_id, size)) => found.push(((id, rev), revision_id, size)),
             None => {
                 tracing::info!("a downstream asked for {id}/{rev}, which this store does not hold")
@@ -298,11 +296,11 @@ fn update_data(store: &mut Store, found: &[Found]) -> Result<String, Fault> {
     let mut sources: HashMap<[u8; 20], String> = HashMap::new();
     for &((id, rev), revision_id, _) in found {
         let key = id.to_string();
-        let (frame, size) = store.compressed_document(revision_id).map_err(blocking_fault)?;
+        let (frame, size) = store.compressed_document(revision_id).map_err(store_fault)?;
         let document = crate::store::decompress_document(&frame, size, &format!("{key}/{rev}"))
             .map_err(blocking_fault)?;
         let document = String::from_utf8(document).map_err(blocking_fault)?;
-        let files = store.revision_file_sources(revision_id).map_err(blocking_fault)?;
+        let files = store.revision_file_sources(revision_id).map_err(store_fault)?;
         for (sha1, url) in &files {
             if let Some(u) =
                 url.as_ref().filter(|u| u.starts_with("http://") || u.starts_with("https://"))
@@ -330,10 +328,10 @@ fn update_data(store: &mut Store, found: &[Found]) -> Result<String, Fault> {
 }
 
 fn deployments(store: &mut Store, since: i64, stamp: i64) -> Result<String, Fault> {
-    let groups = store.groups().map_err(blocking_fault)?;
-    let (changed, dead) = store.deployments_since(since).map_err(blocking_fault)?;
+    let groups = store.groups().map_err(store_fault)?;
+    let (changed, dead) = store.deployments_since(since).map_err(store_fault)?;
     let hidden: Vec<String> =
-        store.declines().map_err(blocking_fault)?.into_iter().map(|d| d.update_id.into()).collect();
+        store.declines().map_err(store_fault)?.into_iter().map(|d| d.update_id.into()).collect();
     const ROOT: &str = "00000000-0000-0000-0000-000000000000";
     let group_out: Vec<GroupOut<'_>> = groups
         .iter()
@@ -388,7 +386,7 @@ pub async fn dss_auth(state: &Arc<AppState>, request: &Request) -> Result<String
             name: req.account_name.clone(),
         })
         .await
-        .map_err(blocking_fault)?;
+        .map_err(write_fault)?;
     let now = now();
     let cookie = CookieData {
         id: server_id,

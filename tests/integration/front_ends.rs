@@ -479,16 +479,18 @@ fn recovered(site: &Site, a: &Served, b: &Served, agent: &Agent, reports: Vec<(S
 /// and whether each was taken.
 fn outage_calls(a: &Served, b: &Served, agent: &mut Agent, token: &str) -> Vec<(String, bool)> {
     let started = Instant::now();
-    // A scan is answered from memory by the front end that knows the computer; the other
-    // would have to read the store for it.
+    // A scan is answered from memory by the front end that knows the computer. The other
+    // answers from memory too if it has read the computer since (a front end reads every
+    // computer when its listener connects, and those a notification names), else it would
+    // have to read the store: ServerBusy, never an internal error.
     let installed = agent.installed.clone();
     agent.sync(&SyncRequest { installed_non_leaf: &installed, ..Default::default() });
     let body = wire::sync_updates(
         &agent.cookie,
         &SyncRequest { installed_non_leaf: &installed, ..Default::default() },
     );
-    let answer = answered(b, CLIENT, CLIENT_NS, "SyncUpdates", &body);
-    assert_eq!(answer, (500, Some("ServerBusy".to_string())));
+    let (status, fault) = answered(b, CLIENT, CLIENT_NS, "SyncUpdates", &body);
+    assert!(status == 200 || fault.as_deref() == Some("ServerBusy"), "{status} {fault:?}");
     let mut reports = Vec::new();
     for server in [a, b, a, b] {
         reports.push(report(server, agent));
