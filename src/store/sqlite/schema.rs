@@ -326,6 +326,19 @@ UPDATE computers SET events_at_most =
 /// The migration after which `backfill_languages` runs.
 pub const LANGUAGES_MIGRATION: usize = 9;
 
+/// Version 11: updates published here (`ferry publish`).
+const V11_PUBLISHED: &str = r#"
+CREATE TABLE published_updates (
+    update_id      TEXT PRIMARY KEY,      -- lower-case GUID; its revisions are in revisions
+    vendor         TEXT NOT NULL,
+    product        TEXT NOT NULL,
+    installer      TEXT NOT NULL,         -- msi | msp | exe
+    installer_name TEXT NOT NULL,
+    version        TEXT,
+    published_at   TEXT NOT NULL
+);
+"#;
+
 #[cfg(test)]
 mod tests {
     use crate::store::SqliteStore;
@@ -378,16 +391,3 @@ mod tests {
         );
     }
 }
-
-/// Version 11: updates published here (`ferry publish`).
-const V11_PUBLISHED: &str = r#"
-CREATE TABLE published_updates (
-    update_id      TEXT PRIMARY KEY,      -- lower-case GUID; its revisions are in revisions
-    vendor         TEXT NOT NULL,
-    product        TEXT NOT NULL,
-    installer      TEXT NOT NULL,         -- msi | msp | exe
-    installer_name TEXT NOT NULL,
-    version        TEXT,
-    published_at   TEXT NOT NULL
-);
-"#;
