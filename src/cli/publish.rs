@@ -62,7 +62,8 @@ fn cert_new(args: NewArgs) -> anyhow::Result<()> {
     let request = NewCertificate { subject: args.subject, years: args.years, bits: args.bits };
     let created = signing::new_self_signed(&args.out, &request)
         .context("making the publishing certificate")?;
-    let (from, until) = (signing::show_time(created.not_before), signing::show_time(created.not_after));
+    let (from, until) =
+        (signing::show_time(created.not_before), signing::show_time(created.not_after));
     if args.json {
         return output::json(&serde_json::json!({
             "certificate": created.certificate,
@@ -89,20 +90,43 @@ fn cert_new(args: NewArgs) -> anyhow::Result<()> {
 
 /// How Windows clients come to trust what the certificate signs.
 fn print_deployment(certificate: &Path) {
-    let file = certificate.file_name().map_or_else(|| certificate.display().to_string(), |n| n.to_string_lossy().into_owned());
-    println!("Windows clients install published updates only when they trust this certificate. Deploy it by");
-    println!("Group Policy, in a GPO linked to the clients (Computer Configuration > Policies):");
-    println!("  1. Windows Settings > Security Settings > Public Key Policies > Trusted Root Certification");
-    println!("     Authorities: Import {file} (it is self-signed, so it is its own root).");
-    println!("  2. Windows Settings > Security Settings > Public Key Policies > Trusted Publishers: Import {file}.");
-    println!("  3. Administrative Templates > Windows Components > Windows Update (on Windows 11: > Manage updates");
-    println!("     offered from Windows Server Update Service): \"Allow signed updates from an intranet Microsoft");
-    println!("     update service location\" = Enabled (AcceptTrustedPublisherCerts = 1 under");
-    println!("     HKLM\\Software\\Policies\\Microsoft\\Windows\\WindowsUpdate).");
+    let file = certificate
+        .file_name()
+        .map_or_else(|| certificate.display().to_string(), |n| n.to_string_lossy().into_owned());
+    println!("Windows clients install published updates only when they trust this certificate.");
+    println!(
+        "Deploy it by Group Policy, in a GPO linked to the clients (Computer Configuration > Policies):"
+    );
+    println!(
+        "  1. Trusted Root Certification Authorities: import {file} (it is self-signed: its own root)."
+    );
+    println!(
+        "     Windows Settings > Security Settings > Public Key Policies > Trusted Root Certification Authorities"
+    );
+    println!("  2. Trusted Publishers: import {file}.");
+    println!(
+        "     Windows Settings > Security Settings > Public Key Policies > Trusted Publishers"
+    );
+    println!(
+        "  3. \"Allow signed updates from an intranet Microsoft update service location\": Enabled"
+    );
+    println!(
+        "     (AcceptTrustedPublisherCerts = 1 in HKLM\\Software\\Policies\\Microsoft\\Windows\\WindowsUpdate)."
+    );
+    println!(
+        "     Administrative Templates > Windows Components > Windows Update (on Windows 11, under"
+    );
+    println!("     Manage updates offered from Windows Server Update Service)");
     println!("Then gpupdate /force on a client. To try one client by hand, as administrator:");
     println!("  certutil -addstore Root {file}");
     println!("  certutil -addstore TrustedPublisher {file}");
-    println!("  reg add HKLM\\Software\\Policies\\Microsoft\\Windows\\WindowsUpdate /v AcceptTrustedPublisherCerts /t REG_DWORD /d 1 /f");
-    println!("Nothing published is timestamped: once the certificate expires, clients refuse what it signed and");
-    println!("not yet installed. Make the next certificate, deploy it and publish again before then.");
+    println!(
+        "  reg add HKLM\\Software\\Policies\\Microsoft\\Windows\\WindowsUpdate /v AcceptTrustedPublisherCerts /t REG_DWORD /d 1 /f"
+    );
+    println!(
+        "Nothing published is timestamped: once the certificate expires, clients refuse what it signed and"
+    );
+    println!(
+        "not yet installed. Make the next certificate, deploy it and publish again before then."
+    );
 }

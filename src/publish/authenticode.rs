@@ -55,11 +55,16 @@ struct DigestInfo {
 
 /// The DER of the Authenticode signature of a CAB whose digest (see `cab::AUTHENTICODE_RANGES`)
 /// is `cab_digest`.
-pub(crate) fn sign(identity: &PublishingIdentity, cab_digest: &[u8; 32]) -> Result<Vec<u8>, SigningError> {
-    let der_error = |e: der::Error| SigningError::Sign { subject: identity.subject(), reason: e.to_string() };
+pub(crate) fn sign(
+    identity: &PublishingIdentity,
+    cab_digest: &[u8; 32],
+) -> Result<Vec<u8>, SigningError> {
+    let der_error =
+        |e: der::Error| SigningError::Sign { subject: identity.subject(), reason: e.to_string() };
     let content = indirect_data(cab_digest).map_err(der_error)?;
     // messageDigest covers the content's value octets, without its tag and length.
-    let attributes = signed_attributes(&Sha256::digest(content.value()).into()).map_err(der_error)?;
+    let attributes =
+        signed_attributes(&Sha256::digest(content.value()).into()).map_err(der_error)?;
     let signature = identity.sign_sha256(&attributes.to_der().map_err(der_error)?)?;
     assemble(identity, content, attributes, signature).map_err(der_error)
 }
@@ -68,7 +73,8 @@ pub(crate) fn sign(identity: &PublishingIdentity, cab_digest: &[u8; 32]) -> Resu
 /// length (the digests are 32 bytes, the signature as long as the key's modulus), so a CAB's
 /// header, which holds the signature's length, is written before its content is hashed.
 pub(crate) fn signed_len(identity: &PublishingIdentity) -> Result<usize, SigningError> {
-    let der_error = |e: der::Error| SigningError::Sign { subject: identity.subject(), reason: e.to_string() };
+    let der_error =
+        |e: der::Error| SigningError::Sign { subject: identity.subject(), reason: e.to_string() };
     let content = indirect_data(&[0; 32]).map_err(der_error)?;
     let attributes = signed_attributes(&[0; 32]).map_err(der_error)?;
     let placeholder = vec![0; identity.signature_len()];
@@ -84,7 +90,8 @@ fn algorithm(oid: ObjectIdentifier) -> AlgorithmIdentifierOwned {
 fn indirect_data(cab_digest: &[u8; 32]) -> der::Result<Any> {
     let obsolete: Vec<u8> = "<<<Obsolete>>>".encode_utf16().flat_map(u16::to_be_bytes).collect();
     // SpcString.unicode [0] IMPLICIT BMPString, inside SpcLink.file [2] EXPLICIT.
-    let unicode = Any::new(Tag::ContextSpecific { constructed: false, number: TagNumber::N0 }, obsolete)?;
+    let unicode =
+        Any::new(Tag::ContextSpecific { constructed: false, number: TagNumber::N0 }, obsolete)?;
     let link = Any::new(
         Tag::ContextSpecific { constructed: true, number: TagNumber::N2 },
         unicode.to_der()?,
@@ -164,7 +171,9 @@ mod tests {
         let mut expected = String::from("3061"); // SpcIndirectDataContent, 97 bytes
         expected += "302c060a2b060104018237020119"; // SPC_CAB_DATA_OBJID
         expected += "a21e801c"; // SpcLink.file [2] { SpcString.unicode [0] (28 bytes) }
-        expected += &hex::encode("<<<Obsolete>>>".encode_utf16().flat_map(u16::to_be_bytes).collect::<Vec<u8>>());
+        expected += &hex::encode(
+            "<<<Obsolete>>>".encode_utf16().flat_map(u16::to_be_bytes).collect::<Vec<u8>>(),
+        );
         expected += "3031300d060960864801650304020105000420"; // DigestInfo: sha256, NULL, 32 bytes
         expected += &hex::encode(digest);
         assert_eq!(hex::encode(der), expected);

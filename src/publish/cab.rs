@@ -102,7 +102,11 @@ pub(crate) struct Layout {
 }
 
 impl Layout {
-    pub(crate) fn new(member_bytes: u64, name: &str, signature_bytes: u64) -> Result<Self, LayoutError> {
+    pub(crate) fn new(
+        member_bytes: u64,
+        name: &str,
+        signature_bytes: u64,
+    ) -> Result<Self, LayoutError> {
         check_name(name).map_err(LayoutError::Name)?;
         if member_bytes == 0 {
             return Err(LayoutError::Empty);
@@ -216,7 +220,10 @@ fn check_name(name: &str) -> Result<(), String> {
         return Err("it is empty".into());
     }
     if name.len() > MAX_NAME_BYTES {
-        return Err(format!("it is {} bytes long; a CAB holds names of at most {MAX_NAME_BYTES}", name.len()));
+        return Err(format!(
+            "it is {} bytes long; a CAB holds names of at most {MAX_NAME_BYTES}",
+            name.len()
+        ));
     }
     if let Some(c) = name.chars().find(|c| matches!(c, '\0' | '/' | '\\') || c.is_control()) {
         return Err(format!("it contains {c:?}"));
@@ -279,7 +286,10 @@ pub fn write_signed_cab(
     let mut source = File::open(installer).map_err(read_error)?;
     let metadata = source.metadata().map_err(read_error)?;
     if !metadata.is_file() {
-        return Err(CabError::NotAFile { path: installer.to_path_buf(), reason: "not a regular file".into() });
+        return Err(CabError::NotAFile {
+            path: installer.to_path_buf(),
+            reason: "not a regular file".into(),
+        });
     }
     let file_name = destination
         .file_name()
@@ -290,11 +300,19 @@ pub fn write_signed_cab(
         })?
         .to_string();
     let signature_bytes = authenticode::signed_len(identity)?.next_multiple_of(8) as u64;
-    let layout = Layout::new(metadata.len(), member_name, signature_bytes).map_err(|e| match e {
-        LayoutError::TooLarge { max } => CabError::TooLarge { path: installer.to_path_buf(), size: metadata.len(), max },
-        LayoutError::Empty => CabError::NotAFile { path: installer.to_path_buf(), reason: "the installer is empty".into() },
-        LayoutError::Name(reason) => CabError::Name { path: installer.to_path_buf(), name: member_name.into(), reason },
-    })?;
+    let layout =
+        Layout::new(metadata.len(), member_name, signature_bytes).map_err(|e| match e {
+            LayoutError::TooLarge { max } => {
+                CabError::TooLarge { path: installer.to_path_buf(), size: metadata.len(), max }
+            }
+            LayoutError::Empty => CabError::NotAFile {
+                path: installer.to_path_buf(),
+                reason: "the installer is empty".into(),
+            },
+            LayoutError::Name(reason) => {
+                CabError::Name { path: installer.to_path_buf(), name: member_name.into(), reason }
+            }
+        })?;
     let (date, time) = dos_date_time(metadata.modified().unwrap_or(SystemTime::UNIX_EPOCH));
     let directory = match destination.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
@@ -306,7 +324,8 @@ pub fn write_signed_cab(
         .tempfile_in(directory)
         .map_err(write_error)?;
     let mut out = Hashing::new(BufWriter::with_capacity(1 << 20, partial.as_file_mut()));
-    let digest = write_cabinet(&layout, (date, time), (&mut source, installer), destination, &mut out)?;
+    let digest =
+        write_cabinet(&layout, (date, time), (&mut source, installer), destination, &mut out)?;
     let signature = authenticode::sign(identity, &digest)?;
     let padded = signature.len().next_multiple_of(8);
     if padded as u64 != signature_bytes {
@@ -318,8 +337,19 @@ pub fn write_signed_cab(
     out.write_all(&signature).map_err(write_error)?;
     out.write_all(&vec![0; padded - signature.len()]).map_err(write_error)?;
     let (writer, size, sha1, sha256) = out.finish();
-    writer.into_inner().map_err(|e| write_error(e.into_error()))?.sync_all().map_err(write_error)?;
+    writer
+        .into_inner()
+        .map_err(|e| write_error(e.into_error()))?
+        .sync_all()
+        .map_err(write_error)?;
     debug_assert_eq!(size, layout.file_bytes());
+    // A temporary file is private (0600); a CAB is for every client to read.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let readable = std::fs::Permissions::from_mode(0o644);
+        partial.as_file().set_permissions(readable).map_err(write_error)?;
+    }
     partial.persist(destination).map_err(|e| write_error(e.error))?;
     Ok(SignedCab { path: destination.to_path_buf(), file_name, size, sha1, sha256 })
 }
@@ -334,7 +364,8 @@ fn write_cabinet<W: Write>(
     out: &mut Hashing<W>,
 ) -> Result<[u8; 32], CabError> {
     let write_error = |source| CabError::Write { path: destination.to_path_buf(), source };
-    let changed = |reason: &str| CabError::Changed { path: installer.to_path_buf(), reason: reason.into() };
+    let changed =
+        |reason: &str| CabError::Changed { path: installer.to_path_buf(), reason: reason.into() };
     let head = layout.head(date, time);
     let mut authenticode = Sha256::new();
     for range in AUTHENTICODE_HEADER_RANGES {
@@ -450,15 +481,42 @@ mod tests {
     fn the_head_is_laid_out_as_signed_cabs_are() {
         let layout = Layout::new(5, "a.msi", 1024).unwrap();
         let expected = concat!(
-            "4d534346", "00000000", "67000000", "00000000", "44000000", "00000000", // sizes
-            "0301", "0100", "0100", "0400", "0000", "0000", // version, 1 folder, 1 file, reserve
-            "1400", "00", "00", // 20 bytes of cabinet reserve, none per folder or block
-            "0000", "1000", "67000000", "00040000", "0000000000000000", // signature at 103, 1024
-            "5a000000", "0100", "0000", // CFFOLDER: data at 90, one block, stored
-            "05000000", "00000000", "0000", "855d", "d541", "2000", "612e6d736900", // CFFILE
+            "4d534346",
+            "00000000",
+            "67000000",
+            "00000000",
+            "44000000",
+            "00000000", // sizes
+            "0301",
+            "0100",
+            "0100",
+            "0400",
+            "0000",
+            "0000", // version, 1 folder, 1 file, reserve
+            "1400",
+            "00",
+            "00", // 20 bytes of cabinet reserve, none per folder or block
+            "0000",
+            "1000",
+            "67000000",
+            "00040000",
+            "0000000000000000", // signature at 103, 1024
+            "5a000000",
+            "0100",
+            "0000", // CFFOLDER: data at 90, one block, stored
+            "05000000",
+            "00000000",
+            "0000",
+            "855d",
+            "d541",
+            "2000",
+            "612e6d736900", // CFFILE
         );
         assert_eq!(hex::encode(layout.head(0x5d85, 0x41d5)), expected);
-        assert_eq!((layout.data_offset(), layout.cabinet_bytes(), layout.file_bytes()), (90, 103, 1127));
+        assert_eq!(
+            (layout.data_offset(), layout.cabinet_bytes(), layout.file_bytes()),
+            (90, 103, 1127)
+        );
     }
 
     #[test]
@@ -472,7 +530,10 @@ mod tests {
     fn blocks_are_32_kib_but_the_last() {
         let layout = Layout::new(2 * BLOCK_BYTES as u64 + 3, "x", 8).unwrap();
         assert_eq!(layout.blocks, 3);
-        assert_eq!((layout.block_len(0), layout.block_len(1), layout.block_len(2)), (BLOCK_BYTES, BLOCK_BYTES, 3));
+        assert_eq!(
+            (layout.block_len(0), layout.block_len(1), layout.block_len(2)),
+            (BLOCK_BYTES, BLOCK_BYTES, 3)
+        );
     }
 
     #[test]
@@ -496,10 +557,28 @@ mod tests {
         // SHA-256 of bytes 0..4, 8..34, 56..60 and 60..100.
         let expected = "a7d0a69994b3654c961f395fe2b3b29b6e9f6c60e7352f6346f2b709e3de7569";
         assert_eq!(hex::encode(authenticode_digest(&bytes)), expected);
-        for (offset, covered) in [(0, true), (4, false), (7, false), (8, true), (33, true), (34, false), (35, false), (36, false), (55, false), (56, true), (59, true), (60, true), (99, true)] {
+        for (offset, covered) in [
+            (0, true),
+            (4, false),
+            (7, false),
+            (8, true),
+            (33, true),
+            (34, false),
+            (35, false),
+            (36, false),
+            (55, false),
+            (56, true),
+            (59, true),
+            (60, true),
+            (99, true),
+        ] {
             let mut changed = bytes.clone();
             changed[offset] ^= 1;
-            assert_eq!(authenticode_digest(&changed) != authenticode_digest(&bytes), covered, "byte {offset}");
+            assert_eq!(
+                authenticode_digest(&changed) != authenticode_digest(&bytes),
+                covered,
+                "byte {offset}"
+            );
         }
     }
 

@@ -337,7 +337,8 @@ fn rsa_key(path: &Path, key: &KeyDer) -> Result<RsaPrivateKey, SigningError> {
             algorithm: algorithm_name(info.algorithm.oid),
         });
     }
-    RsaPrivateKey::from_pkcs8_der(der).map_err(|e| malformed(format!("not an RSA private key: {e}")))
+    RsaPrivateKey::from_pkcs8_der(der)
+        .map_err(|e| malformed(format!("not an RSA private key: {e}")))
 }
 
 fn algorithm_name(oid: ObjectIdentifier) -> String {
@@ -386,7 +387,12 @@ fn parse_pfx(
                 "holds no private key with its certificate (export both: `openssl pkcs12 -export -inkey KEY -in CRT`)".into(),
             ));
         }
-        many => return Err(malformed(format!("holds {} keys; export the one to sign with", many.len()))),
+        many => {
+            return Err(malformed(format!(
+                "holds {} keys; export the one to sign with",
+                many.len()
+            )));
+        }
     };
     let key = rsa_key(path, &KeyDer::Pkcs8(chain.key().to_vec()))?;
     let mut certificates = chain
@@ -401,7 +407,10 @@ fn parse_pfx(
     Ok(PublishingIdentity { certificate, chain: certificates, key })
 }
 
-fn certificate_rsa_key(certificate: &Certificate, path: &Path) -> Result<RsaPublicKey, SigningError> {
+fn certificate_rsa_key(
+    certificate: &Certificate,
+    path: &Path,
+) -> Result<RsaPublicKey, SigningError> {
     let spki = &certificate.tbs_certificate.subject_public_key_info;
     if spki.algorithm.oid != RSA_ENCRYPTION {
         return Err(SigningError::NotRsa {
@@ -445,7 +454,11 @@ pub(crate) fn not_code_signing(certificate: &Certificate) -> Option<String> {
     None
 }
 
-fn check_validity(certificate: &Certificate, path: &Path, now: SystemTime) -> Result<(), SigningError> {
+fn check_validity(
+    certificate: &Certificate,
+    path: &Path,
+    now: SystemTime,
+) -> Result<(), SigningError> {
     let validity = &certificate.tbs_certificate.validity;
     let (from, until) = (validity.not_before.to_system_time(), validity.not_after.to_system_time());
     let subject = certificate.tbs_certificate.subject.to_string();
@@ -502,7 +515,10 @@ pub struct CreatedCertificate {
 /// usage code signing, key usage digitalSignature, basicConstraints CA:FALSE, a random 128-bit
 /// serial, no CRL or AIA location, which an offline client could not reach) and writes it as
 /// `PREFIX.crt` and its key as `PREFIX.key` (mode 0600), replacing neither.
-pub fn new_self_signed(prefix: &Path, request: &NewCertificate) -> Result<CreatedCertificate, SigningError> {
+pub fn new_self_signed(
+    prefix: &Path,
+    request: &NewCertificate,
+) -> Result<CreatedCertificate, SigningError> {
     let (crt, key_file) = (with_suffix(prefix, "crt"), with_suffix(prefix, "key"));
     for path in [&crt, &key_file] {
         if path.exists() {
@@ -583,7 +599,8 @@ fn build_self_signed(
     years: u32,
     now: SystemTime,
 ) -> Result<Certificate, SigningError> {
-    let failed = |e: &dyn fmt::Display| SigningError::Invalid(format!("making the certificate: {e}"));
+    let failed =
+        |e: &dyn fmt::Display| SigningError::Invalid(format!("making the certificate: {e}"));
     let since_epoch = now.duration_since(SystemTime::UNIX_EPOCH).map_err(|e| failed(&e))?;
     let start_secs = since_epoch.as_secs().saturating_sub(86_400);
     let start = chrono::DateTime::<chrono::Utc>::from(

@@ -22,6 +22,7 @@ mod postgres_catalog;
 mod postgres_clients;
 mod postgres_deployments;
 mod postgres_ingest;
+mod publish_signing;
 mod round_trips;
 mod served;
 mod server;
