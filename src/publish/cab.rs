@@ -269,6 +269,16 @@ pub(crate) fn dos_date_time(time: SystemTime) -> (u16, u16) {
     }
 }
 
+/// The largest installer a CAB signed by `identity` holds as `member_name` (a little under
+/// 2 GiB), for callers that refuse an installer before they do anything else.
+pub fn max_installer_bytes(
+    member_name: &str,
+    identity: &PublishingIdentity,
+) -> Result<u64, CabError> {
+    let signature_bytes = authenticode::signed_len(identity)?.next_multiple_of(8) as u64;
+    Ok(max_member_bytes(member_name.len(), signature_bytes))
+}
+
 /// Writes `installer` as the one member of a CAB named `member_name`, signed by `identity`, to
 /// `destination` (written beside it under a temporary name and renamed into place, replacing a
 /// file of that name). The member's date is the installer's modification time.

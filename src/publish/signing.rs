@@ -684,3 +684,88 @@ fn write_new(path: &Path, contents: &[u8], mode: u32) -> Result<(), SigningError
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key() -> RsaPrivateKey {
+        RsaPrivateKey::new(&mut rsa::rand_core::OsRng, 2048).unwrap()
+    }
+
+    #[test]
+    fn subjects_are_names_or_distinguished_names() {
+        let cases = [
+            ("Ferry local publishing", "CN=Ferry local publishing"),
+            ("  Contoso, Plant 7  ", "CN=Contoso\\, Plant 7"),
+            ("CN=Contoso Publishing,O=Contoso", "CN=Contoso Publishing,O=Contoso"),
+        ];
+        for (typed, expected) in cases {
+            assert_eq!(subject_name(typed).unwrap().to_string(), expected, "{typed:?}");
+        }
+        for bad in ["", "   ", "=oops"] {
+            assert!(subject_name(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn files_are_named_from_the_prefix() {
+        assert_eq!(with_suffix(Path::new("keys/site"), "crt"), PathBuf::from("keys/site.crt"));
+        assert_eq!(with_suffix(Path::new("site.v2"), "key"), PathBuf::from("site.v2.key"));
+    }
+
+    #[test]
+    fn a_new_certificate_is_for_code_signing_from_yesterday_for_its_years() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_796_458_482); // 2026-12-05 08:14:42
+        let subject = subject_name("Test").unwrap();
+        let certificate = build_self_signed(&key(), subject, 5, now).unwrap();
+        assert_eq!(not_code_signing(&certificate), None);
+        let validity = &certificate.tbs_certificate.validity;
+        assert_eq!(show_time(validity.not_before.to_system_time()), "2026-12-04 08:14:42 UTC");
+        assert_eq!(show_time(validity.not_after.to_system_time()), "2031-12-04 08:14:42 UTC");
+        let serial = certificate.tbs_certificate.serial_number.as_bytes();
+        assert_eq!(serial.len(), 16);
+        assert_eq!(serial[0] & 0xc0, 0x40, "positive, no leading zero");
+        assert_eq!(certificate.tbs_certificate.issuer, certificate.tbs_certificate.subject);
+        let extensions = certificate.tbs_certificate.extensions.as_deref().unwrap();
+        let critical = |oid: &str| {
+            let oid = ObjectIdentifier::new_unwrap(oid);
+            extensions.iter().find(|e| e.extn_id == oid).map(|e| e.critical)
+        };
+        assert_eq!(critical("2.5.29.19"), Some(true), "basicConstraints CA:FALSE, critical");
+        assert_eq!(critical("2.5.29.15"), Some(true), "key usage, critical");
+        assert_eq!(critical("2.5.29.37"), Some(false), "code signing, not critical");
+        assert_eq!(critical("2.5.29.31"), None, "no CRL location a client cannot reach");
+        let just_after = validity.not_after.to_system_time() + Duration::from_secs(1);
+        let path = Path::new("site.crt");
+        assert!(check_validity(&certificate, path, now).is_ok());
+        assert!(matches!(
+            check_validity(&certificate, path, just_after),
+            Err(SigningError::Expired { .. })
+        ));
+        let before = validity.not_before.to_system_time() - Duration::from_secs(1);
+        assert!(matches!(
+            check_validity(&certificate, path, before),
+            Err(SigningError::NotYetValid { .. })
+        ));
+    }
+
+    #[test]
+    fn the_identity_checks_its_key_against_its_certificate() {
+        let (mine, other) = (key(), key());
+        let now = SystemTime::now();
+        let certificate = build_self_signed(&mine, subject_name("Test").unwrap(), 1, now).unwrap();
+        let files = || Files { certificate: Path::new("c.crt"), key: Path::new("k.key") };
+        let good =
+            PublishingIdentity { certificate: certificate.clone(), chain: vec![], key: mine };
+        good.check_at(files(), now).unwrap();
+        assert_eq!(good.signature_len(), 256);
+        assert_eq!(good.sign_sha256(b"x").unwrap().len(), 256);
+        let shown = format!("{good:?}");
+        let secret = rsa::traits::PrivateKeyParts::d(&good.key).to_string();
+        assert!(shown.contains("(private)") && !shown.contains(&secret), "Debug hides the key");
+        let bad = PublishingIdentity { certificate, chain: vec![], key: other };
+        let e = bad.check_at(files(), now).unwrap_err();
+        assert!(matches!(e, SigningError::KeyMismatch { .. }), "{e}");
+    }
+}

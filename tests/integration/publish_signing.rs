@@ -369,6 +369,11 @@ fn publish_signing_pfx_files_sign_alike_and_a_wrong_password_is_refused() {
     let reference =
         PublishingIdentity::from_pem_files(&d.join("site.crt"), &d.join("site.key")).unwrap();
     let expected = sign(d, &reference, "pem.cab");
+    // A PFX without a password (an empty one, as `-passout pass:` writes it) needs no file.
+    let args = ["pkcs12", "-export", "-inkey", "site.key", "-in", "site.crt", "-passout", "pass:"];
+    succeed(d, "openssl", &[&args[..], &["-out", "open.pfx"]].concat());
+    let open = PublishingIdentity::from_pfx_file(&d.join("open.pfx"), None).unwrap();
+    assert_eq!(open.thumbprint().unwrap(), reference.thumbprint().unwrap());
     for kind in kinds {
         let identity = PublishingIdentity::from_pfx_file(&d.join(kind), Some(&d.join("pw.txt")))
             .unwrap_or_else(|e| panic!("{kind}: {e}"));
@@ -556,4 +561,44 @@ fn publish_signing_an_installer_a_cab_cannot_hold_is_refused_before_anything_is_
         cab::write_signed_cab(&empty, "empty.msi", &out.join("empty.cab"), &identity).unwrap_err();
     assert!(e.to_string().contains("empty"), "{e}");
     assert_eq!(std::fs::read_dir(&out).unwrap().count(), 0, "nothing written");
+}
+
+/// The largest installer a CAB holds, signed and verified, and one byte more refused. It
+/// writes a 2 GiB CAB, so it runs by hand:
+/// `cargo test --release --test integration -- --ignored publish_signing_the_largest`.
+#[test]
+#[ignore = "writes a 2 GiB CAB"]
+fn publish_signing_the_largest_installer_a_cab_holds_is_signed_and_verifies() {
+    let Some(()) = require(TOOLS) else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    cert_new(d, "site", &[]).success();
+    let identity =
+        PublishingIdentity::from_pem_files(&d.join("site.crt"), &d.join("site.key")).unwrap();
+    let max = cab::max_installer_bytes("big.exe", &identity).unwrap();
+    assert!(max > 2_146_000_000 && max < 1 << 31, "{max}");
+    let big = d.join("big.exe");
+    let file = std::fs::File::create(&big).unwrap();
+    file.set_len(max + 1).unwrap();
+    let e = cab::write_signed_cab(&big, "big.exe", &d.join("big.cab"), &identity).unwrap_err();
+    assert!(matches!(e, CabError::TooLarge { .. }), "{e}");
+    file.set_len(max).unwrap();
+    let signed = cab::write_signed_cab(&big, "big.exe", &d.join("big.cab"), &identity).unwrap();
+    // Streamed: this process's peak memory stays far below the 2 GiB it wrote.
+    #[cfg(target_os = "linux")]
+    {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap();
+        let peak_kib: u64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches(" kB").parse().ok())
+            .unwrap();
+        assert!(peak_kib < 256 * 1024, "peak resident memory {peak_kib} KiB");
+        eprintln!("peak resident memory while writing 2 GiB: {peak_kib} KiB");
+    }
+    assert!(signed.size <= cab::MAX_CABINET_BYTES);
+    assert!(signed.size > max);
+    assert!(verifies(d, &d.join("site.crt"), &signed.path));
+    let listed = succeed(d, "gcab", &["-l", path(&signed.path)]);
+    assert!(listed.starts_with(&format!("big.exe {max} ")), "{listed}");
 }
