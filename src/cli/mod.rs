@@ -15,6 +15,7 @@ mod inspect;
 mod keygen;
 mod loadgen;
 mod output;
+mod publish;
 mod report;
 mod rules;
 mod serve;
@@ -101,6 +102,9 @@ pub enum Command {
     /// The public keys whose bundles this store imports.
     #[command(subcommand)]
     Trust(trust::Command),
+    /// Local publishing: your own and third-party installers as updates, signed with the site's
+    /// publishing certificate.
+    Publish(publish::Args),
     /// The WSUS-compatible server: Windows Update Agents scan, download and report against it.
     Serve(serve::Args),
     /// Store summary: updates, files, content.
@@ -174,6 +178,7 @@ impl Command {
             | Command::Inspect(_)
             | Command::Import(_)
             | Command::Trust(_)
+            | Command::Publish(_)
             | Command::Status(_)
             | Command::Updates(_)
             | Command::Report(_)
@@ -221,6 +226,7 @@ pub fn main() -> ExitCode {
         Command::Inspect(args) => inspect::run(args),
         Command::Import(args) => import::run(&at, args),
         Command::Trust(cmd) => trust::run(&at, cmd),
+        Command::Publish(args) => publish::run(args),
         Command::Serve(args) => serve::run(&at, args),
         Command::Status(args) => status::run(&at, args),
         Command::Updates(cmd) => updates::run(&at, cmd),

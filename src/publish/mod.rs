@@ -5,12 +5,18 @@
 //!
 //! - `signing.rs`: the publishing certificate and key (made by `ferry publish cert new`, or the
 //!   site's own as PEM or PFX), checked before use.
-//! - `cab.rs`: the CAB that carries an installer, written as a stream, and its Authenticode
-//!   signature.
+//! - `cab.rs`: the CAB that carries an installer: one uncompressed member, the reserve
+//!   Authenticode needs, written in one pass (the installer read in blocks, never held in
+//!   memory; every digest computed on the way) to a temporary file renamed into place, the
+//!   signature appended; returns its size, SHA-1 and SHA-256.
+//! - `authenticode.rs`: that signature: PKCS#7 SignedData over `SpcIndirectDataContent` for CAB
+//!   data (SHA-256), as signtool and osslsigncode make it, without timestamp; its length is
+//!   known before the CAB is hashed.
 //! - `msi.rs`: what an MSI or MSP says about itself (product code, version, language, ...).
 //! - `document.rs`: the `<upd:Update>` documents of a published update and of its vendor and
 //!   product categories. Pure: no I/O.
 
+mod authenticode;
 pub mod cab;
 pub mod document;
 pub mod msi;

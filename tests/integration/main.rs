@@ -23,6 +23,7 @@ mod postgres_clients;
 mod postgres_deployments;
 mod postgres_ingest;
 mod publish_documents;
+mod publish_signing;
 mod round_trips;
 mod served;
 mod server;
