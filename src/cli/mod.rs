@@ -226,7 +226,7 @@ pub fn main() -> ExitCode {
         Command::Inspect(args) => inspect::run(args),
         Command::Import(args) => import::run(&at, args),
         Command::Trust(cmd) => trust::run(&at, cmd),
-        Command::Publish(args) => publish::run(args),
+        Command::Publish(args) => publish::run(&at, args),
         Command::Serve(args) => serve::run(&at, args),
         Command::Status(args) => status::run(&at, args),
         Command::Updates(cmd) => updates::run(&at, cmd),

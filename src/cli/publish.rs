@@ -1,18 +1,29 @@
-//! `ferry publish`: local publishing. `ferry publish cert new --out PREFIX` makes the site's
+//! `ferry publish`: local publishing. `ferry publish --msi FILE ...` (or `--msp`, `--exe`)
+//! publishes an installer into the store, signed with the site's certificate; `ferry publish
+//! list` shows what was published; `ferry publish cert new --out PREFIX` makes the site's
 //! publishing certificate (a self-signed code-signing certificate and its key).
 
 use super::output;
 use anyhow::Context;
-use ferry::publish::signing::{self, NewCertificate};
+use ferry::catalog::Guid;
+use ferry::publish::detect::parse_detect;
+use ferry::publish::document::{
+    Classification, DetectRule, KbArticle, MsrcSeverity, PrerequisiteGroup, ReturnCode,
+};
+use ferry::publish::publisher::{self, InstallerSource, PublishRequest};
+use ferry::publish::signing::{self, NewCertificate, PublishingIdentity};
+use ferry::store::{Store, StoreLocation};
 use std::path::{Path, PathBuf};
 
 /// `ferry publish`: its subcommands (publishing an installer itself will take its flags here,
 /// beside them: hence `args_conflicts_with_subcommands`).
 #[derive(clap::Args, Debug)]
-#[command(args_conflicts_with_subcommands = true, subcommand_required = true)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct Args {
     #[command(subcommand)]
     command: Option<Command>,
+    #[command(flatten)]
+    publish: PublishArgs,
 }
 
 #[derive(clap::Subcommand, Debug)]
@@ -20,6 +31,123 @@ pub enum Command {
     /// The publishing certificate, which signs every published CAB.
     #[command(subcommand)]
     Cert(CertCommand),
+    /// The updates published here, oldest first.
+    List(ListArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ListArgs {
+    /// Print one JSON document.
+    #[arg(long)]
+    json: bool,
+}
+
+/// `ferry publish --msi FILE | --msp FILE | --exe FILE ...`.
+#[derive(clap::Args, Debug)]
+pub struct PublishArgs {
+    /// An MSI: product code, version, language, vendor and product are read from it.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["msp", "exe"])]
+    msi: Option<PathBuf>,
+    /// An MSP: patch code and target products are read from it (--vendor, --product and
+    /// --title are needed).
+    #[arg(long, value_name = "FILE", conflicts_with = "exe")]
+    msp: Option<PathBuf>,
+    /// An EXE: --install-args, --return-code and at least one --detect rule say how to run it
+    /// and how to tell it is installed (--vendor, --product and --title are needed).
+    #[arg(long, value_name = "FILE")]
+    exe: Option<PathBuf>,
+    /// The EXE's command-line arguments for a silent install.
+    #[arg(long, value_name = "ARGS", requires = "exe")]
+    install_args: Option<String>,
+    /// What an EXE's exit code means: CODE=success, CODE=reboot (success, restart needed) or
+    /// CODE=failure; repeatable. Default: 0 success, 3010 and 1641 reboot.
+    #[arg(long, value_name = "CODE=MEANING", requires = "exe", value_parser = parse_return_code)]
+    return_code: Vec<ReturnCode>,
+    /// How to tell the EXE's software is installed, repeatable (all must hold): file:PATH,
+    /// file:PATH>=VERSION, registry:HKLM\KEY, registry:HKLM\KEY@VALUE,
+    /// registry:HKLM\KEY@VALUE>=VERSION (registry32: for the 32-bit view), msi:{PRODUCT-CODE}
+    /// [>=MIN][<=MAX]. PATH may start with %ProgramFiles%, %ProgramFilesX86%, %Windows%,
+    /// %System%, %CommonProgramFiles%.
+    #[arg(long, value_name = "RULE", requires = "exe", value_parser = detect_rule)]
+    detect: Vec<DetectRule>,
+    /// Properties for msiexec (an MSI), e.g. "ALLUSERS=1 REBOOT=ReallySuppress".
+    #[arg(long, value_name = "TEXT", requires = "msi")]
+    msi_properties: Option<String>,
+    /// The update's title (default for an MSI: its product name and version).
+    #[arg(long)]
+    title: Option<String>,
+    /// The vendor (default for an MSI: its Manufacturer).
+    #[arg(long)]
+    vendor: Option<String>,
+    /// The product (default for an MSI: its ProductName).
+    #[arg(long)]
+    product: Option<String>,
+    /// The classification, by title (Security Updates, Critical Updates, Definition Updates,
+    /// Updates, Update Rollups, Service Packs, Feature Packs, Tools, Applications; "security"
+    /// and the like will do) or GUID.
+    #[arg(long, default_value = "updates")]
+    classification: Classification,
+    #[arg(long, value_name = "KB")]
+    kb: Option<KbArticle>,
+    /// The update's id (default: a new GUID); an id already in the store is refused.
+    #[arg(long, value_name = "GUID")]
+    id: Option<Guid>,
+    /// Critical, Important, Moderate or Low.
+    #[arg(long)]
+    severity: Option<MsrcSeverity>,
+    #[arg(long)]
+    description: Option<String>,
+    #[arg(long, value_name = "URL")]
+    more_info_url: Option<String>,
+    /// Updates the client must have first, repeatable; each value is one GUID or several
+    /// separated by commas (any of them), e.g. the Windows product's category.
+    #[arg(long, value_name = "GUID[,GUID...]", value_parser = prerequisite)]
+    prerequisite: Vec<PrerequisiteGroup>,
+    /// Earlier published updates this one replaces, repeatable. Default: the same product's
+    /// published updates of a lower version that nothing replaces yet.
+    #[arg(long, value_name = "GUID", conflicts_with = "supersedes_nothing")]
+    supersedes: Vec<Guid>,
+    /// Replace no earlier update.
+    #[arg(long)]
+    supersedes_nothing: bool,
+    /// The publishing certificate (PEM), with --key.
+    #[arg(long, value_name = "CRT", requires = "key", conflicts_with = "pfx")]
+    cert: Option<PathBuf>,
+    /// Its private key (PEM, PKCS#8 or PKCS#1, unencrypted).
+    #[arg(long, value_name = "KEY", requires = "cert")]
+    key: Option<PathBuf>,
+    /// The publishing certificate and key as PKCS#12.
+    #[arg(long, value_name = "FILE")]
+    pfx: Option<PathBuf>,
+    /// A file holding the PFX's password.
+    #[arg(long, value_name = "FILE", requires = "pfx")]
+    password_file: Option<PathBuf>,
+    /// Print one JSON document.
+    #[arg(long)]
+    json: bool,
+}
+
+fn parse_return_code(text: &str) -> Result<ReturnCode, String> {
+    let (code, meaning) = text.split_once('=').ok_or("write CODE=success|reboot|failure")?;
+    let code: i32 = code.trim().parse().map_err(|_| format!("{code:?} is not an exit code"))?;
+    match meaning.trim() {
+        "success" => Ok(ReturnCode::success(code)),
+        "reboot" => Ok(ReturnCode::success_with_reboot(code)),
+        "failure" => Ok(ReturnCode::failure(code)),
+        other => Err(format!("{other:?}: the meaning is success, reboot or failure")),
+    }
+}
+
+fn detect_rule(text: &str) -> Result<DetectRule, String> {
+    parse_detect(text).map_err(|e| e.to_string())
+}
+
+fn prerequisite(text: &str) -> Result<PrerequisiteGroup, String> {
+    let ids = text
+        .split(',')
+        .map(|g| Guid::parse(g.trim()).map_err(|_| format!("{g:?} is not a GUID")))
+        .collect::<Result<Vec<_>, _>>()?;
+    PrerequisiteGroup::any_of(ids).map_err(|e| e.to_string())
 }
 
 #[derive(clap::Subcommand, Debug)]
@@ -51,11 +179,97 @@ pub struct NewArgs {
     json: bool,
 }
 
-pub fn run(args: Args) -> anyhow::Result<()> {
+pub fn run(at: &StoreLocation, args: Args) -> anyhow::Result<()> {
     match args.command {
         Some(Command::Cert(CertCommand::New(args))) => cert_new(args),
-        None => anyhow::bail!("ferry publish: name a subcommand (see ferry publish --help)"),
+        Some(Command::List(list_args)) => list(at, list_args),
+        None => publish(at, args.publish),
     }
+}
+
+fn publish(at: &StoreLocation, a: PublishArgs) -> anyhow::Result<()> {
+    let installer = match (a.msi, a.msp, a.exe) {
+        (Some(path), _, _) => InstallerSource::Msi { path, properties: a.msi_properties },
+        (_, Some(path), _) => InstallerSource::Msp { path },
+        (_, _, Some(path)) => InstallerSource::Exe {
+            path,
+            arguments: a.install_args,
+            return_codes: a.return_code,
+            detect: a.detect,
+        },
+        _ => anyhow::bail!(
+            "ferry publish: name an installer (--msi, --msp or --exe) or a subcommand (see ferry publish --help)"
+        ),
+    };
+    let identity = match (&a.cert, &a.key, &a.pfx) {
+        (Some(cert), Some(key), _) => PublishingIdentity::from_pem_files(cert, key)?,
+        (_, _, Some(pfx)) => PublishingIdentity::from_pfx_file(pfx, a.password_file.as_deref())?,
+        _ => anyhow::bail!(
+            "ferry publish: the publishing certificate signs what is published: give --cert CRT --key KEY or --pfx FILE (make one with `ferry publish cert new`)"
+        ),
+    };
+    let supersedes = match (a.supersedes_nothing, a.supersedes.is_empty()) {
+        (true, _) => Some(Vec::new()),
+        (false, false) => Some(a.supersedes),
+        (false, true) => None,
+    };
+    let request = PublishRequest {
+        installer,
+        title: a.title,
+        vendor: a.vendor,
+        product: a.product,
+        classification: a.classification,
+        kb_article: a.kb,
+        id: a.id,
+        severity: a.severity,
+        description: a.description,
+        more_info_url: a.more_info_url,
+        supersedes,
+        prerequisites: a.prerequisite,
+    };
+    let mut store = Store::open_or_create_at(at)?;
+    let published = publisher::publish(&mut store, &request, &identity, chrono::Utc::now())
+        .context("nothing was published")?;
+    if a.json {
+        return output::json(&published);
+    }
+    println!(
+        "published {} revision {}: {} ({} / {})",
+        published.update_id,
+        published.revision_number,
+        published.title,
+        published.vendor,
+        published.product
+    );
+    println!("  content {} ({} bytes, SHA-1 {})", published.cab, published.size, published.sha1);
+    if !published.supersedes.is_empty() {
+        println!("  supersedes {}", published.supersedes.join(", "));
+    }
+    for rule in &published.approved_by_rules {
+        println!("  approved by rule {rule}");
+    }
+    Ok(())
+}
+
+fn list(at: &StoreLocation, a: ListArgs) -> anyhow::Result<()> {
+    let store = Store::open_at(at)?;
+    let listed = publisher::list(&store)?;
+    if a.json {
+        return output::json(&listed);
+    }
+    for p in &listed {
+        println!(
+            "{}  rev {}  {}  {} / {}  {}{}",
+            p.update_id,
+            p.revision_number,
+            p.title,
+            p.vendor,
+            p.product,
+            p.version.as_deref().unwrap_or("-"),
+            if p.state == "Published" { String::new() } else { format!("  ({})", p.state) }
+        );
+    }
+    Ok(())
 }
 
 fn cert_new(args: NewArgs) -> anyhow::Result<()> {

@@ -412,6 +412,10 @@ impl Payload {
     pub fn size(&self) -> u64 {
         self.size
     }
+
+    pub fn sha1(&self) -> &Sha1Digest {
+        &self.sha1
+    }
 }
 
 /// A comparison in a detection rule (`bt:ScalarComparison`).

@@ -18,6 +18,8 @@
 
 mod authenticode;
 pub mod cab;
+pub mod detect;
 pub mod document;
 pub mod msi;
+pub mod publisher;
 pub mod signing;

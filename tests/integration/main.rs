@@ -22,6 +22,7 @@ mod postgres_catalog;
 mod postgres_clients;
 mod postgres_deployments;
 mod postgres_ingest;
+mod publish;
 mod publish_documents;
 mod publish_signing;
 mod round_trips;

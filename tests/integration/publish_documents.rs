@@ -22,14 +22,14 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// An MSI the test builds: what its Property table must say.
-struct MsiCase {
-    file: &'static str,
-    product_code: &'static str,
-    name: &'static str,
-    version: &'static str,
-    language: u16,
-    manufacturer: &'static str,
-    upgrade_code: Option<&'static str>,
+pub(crate) struct MsiCase {
+    pub file: &'static str,
+    pub product_code: &'static str,
+    pub name: &'static str,
+    pub version: &'static str,
+    pub language: u16,
+    pub manufacturer: &'static str,
+    pub upgrade_code: Option<&'static str>,
 }
 
 const MSI_CASES: &[MsiCase] = &[
@@ -107,7 +107,7 @@ fn run(command: &mut Command) -> String {
     String::from_utf8(out.stdout).expect("UTF-8 output")
 }
 
-fn build_msi(dir: &Path, case: &MsiCase) -> PathBuf {
+pub(crate) fn build_msi(dir: &Path, case: &MsiCase) -> PathBuf {
     std::fs::write(dir.join("readme.txt"), "hello from ferry\n").unwrap();
     let source = dir.join(format!("{}.wxs", case.file));
     std::fs::write(&source, wxs(case)).unwrap();

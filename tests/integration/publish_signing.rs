@@ -43,7 +43,13 @@ fn cert_new(dir: &Path, prefix: &str, extra: &[&str]) -> assert_cmd::assert::Ass
 }
 
 /// An installer of three CAB blocks and a bit, not compressible.
+/// The installer of `dir`, written once: its modification time is the CAB member's date, so
+/// writing it again before each signature would let signatures of "the same" file differ.
 fn installer(dir: &Path) -> PathBuf {
+    let path = dir.join("setup.msi");
+    if path.exists() {
+        return path;
+    }
     let mut state = 0x2545_f491_u32;
     let bytes: Vec<u8> = (0..100_000)
         .map(|_| {
@@ -53,7 +59,6 @@ fn installer(dir: &Path) -> PathBuf {
             state as u8
         })
         .collect();
-    let path = dir.join("setup.msi");
     std::fs::write(&path, bytes).unwrap();
     path
 }

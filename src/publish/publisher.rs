@@ -1,0 +1,505 @@
+//! Publishing into a store: an installer becomes a signed CAB in the content tree and the update,
+//! vendor and product documents in the catalog, in one ingest transaction with the record of
+//! what was published. A refused or failed publish leaves the store as it was: the CAB is
+//! written beside the tree and moved in only once everything was checked, and removed again if
+//! the transaction does not commit.
+
+use super::cab::{self, CabError, SignedCab};
+use super::document::{
+    CategoryName, CategoryRevision, Classification, DetectRule, ExeInstaller, Installer,
+    InvalidUpdate, KbArticle, MsiInstaller, MspInstaller, MsrcSeverity, NewUpdate, Payload,
+    PrerequisiteGroup, Product, PublishedUpdate, ReturnCode, Vendor, product_document,
+    vendor_document,
+};
+use super::msi::{MsiError, MsiProduct, MspPatch, Version};
+use super::signing::PublishingIdentity;
+use crate::catalog::{Guid, Sha1Digest, Sha256Digest};
+use crate::ids::UpdateId;
+use crate::store::{InstallerKind, PublishedRecord, Store, StoreError};
+use chrono::{DateTime, Utc};
+use std::path::{Path, PathBuf};
+
+/// The revision number of a newly published update (WSUS starts local revisions here too).
+const FIRST_REVISION: u32 = 100;
+
+/// The installer to publish and what only the publisher can say about it.
+#[derive(Debug, Clone)]
+pub enum InstallerSource {
+    /// Product code, version and language come from the MSI itself.
+    Msi { path: PathBuf, properties: Option<String> },
+    /// Patch code and target products come from the MSP itself.
+    Msp { path: PathBuf },
+    /// An EXE says nothing about itself: how to run it and how to tell it is installed are given.
+    Exe {
+        path: PathBuf,
+        arguments: Option<String>,
+        return_codes: Vec<ReturnCode>,
+        detect: Vec<DetectRule>,
+    },
+}
+
+/// What to publish, as the operator states it.
+#[derive(Debug, Clone)]
+pub struct PublishRequest {
+    pub installer: InstallerSource,
+    /// Default: an MSI's ProductName and version.
+    pub title: Option<String>,
+    /// Default: an MSI's Manufacturer. Required for MSP and EXE.
+    pub vendor: Option<String>,
+    /// Default: an MSI's ProductName. Required for MSP and EXE.
+    pub product: Option<String>,
+    pub classification: Classification,
+    pub kb_article: Option<KbArticle>,
+    pub id: Option<Guid>,
+    pub severity: Option<MsrcSeverity>,
+    pub description: Option<String>,
+    pub more_info_url: Option<String>,
+    /// Earlier published updates this one replaces. Default: the published updates of the same
+    /// product with a lower version (or none stated) that nothing replaces yet.
+    pub supersedes: Option<Vec<Guid>>,
+    pub prerequisites: Vec<PrerequisiteGroup>,
+}
+
+/// What a publish did.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Published {
+    pub update_id: UpdateId,
+    pub revision_number: u32,
+    pub title: String,
+    pub vendor: String,
+    pub product: String,
+    pub version: Option<String>,
+    pub supersedes: Vec<String>,
+    /// The signed CAB: its name in the document, size and digests (hex).
+    pub cab: String,
+    pub size: u64,
+    pub sha1: String,
+    pub sha256: String,
+    /// The automatic approval rules that approved it.
+    pub approved_by_rules: Vec<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    #[error(transparent)]
+    Installer(#[from] MsiError),
+    #[error("{0}")]
+    Invalid(#[from] InvalidUpdate),
+    #[error(transparent)]
+    Cab(#[from] CabError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Refused before anything was written; says why and what to do.
+    #[error("{0}")]
+    Refused(String),
+}
+
+/// An installer read and named: what the documents need from it.
+struct Described {
+    classification: Classification,
+    installer: Installer,
+    kind: InstallerKind,
+    vendor: String,
+    product: String,
+    title: String,
+    version: Option<Version>,
+}
+
+/// Publishes `request` into `store`, signed by `identity`, as of `now`.
+pub fn publish(
+    store: &mut Store,
+    request: &PublishRequest,
+    identity: &PublishingIdentity,
+    now: DateTime<Utc>,
+) -> Result<Published, PublishError> {
+    let described = describe(request)?;
+    let product = product_of(store, &described)?;
+    let id = request.id.unwrap_or_else(crate::random::guid);
+    if newest_revision(store, &id.to_string())?.is_some() {
+        return Err(PublishError::Refused(format!(
+            "update {id} is already in the store; publish a new version under a new id, or revise it with `ferry publish revise {id}`"
+        )));
+    }
+    let supersedes = superseded_by(store, request, &described)?;
+    let content = store.content().clone();
+    let staging = content.staging_dir();
+    std::fs::create_dir_all(&staging).map_err(|e| StoreError::io(&staging, e))?;
+    let cab_name = format!("{id}_1.cab");
+    let signed = cab::write_signed_cab(
+        installer_path(&request.installer),
+        described.installer.file_name().as_str(),
+        &staging.join(format!("{cab_name}.{}.publish", std::process::id())),
+        identity,
+    )?;
+    let result = (|| {
+        let update = build_update(
+            request,
+            &described,
+            product.clone(),
+            id,
+            supersedes,
+            &signed,
+            store,
+            now,
+        )?;
+        let target = content.path(&Sha1Digest(signed.sha1), "cab");
+        let existed = target.exists();
+        move_into_place(&signed.path, &target)?;
+        let committed = commit(store, &update, &described, now);
+        if committed.is_err() && !existed {
+            let _ = std::fs::remove_file(&target);
+        }
+        committed.map(|()| update)
+    })();
+    let _ = std::fs::remove_file(&signed.path);
+    let update = result?;
+    let approved_by_rules = apply_rules(store);
+    Ok(published(&update, &described, &signed, approved_by_rules))
+}
+
+/// The newest revision of an update, if the store holds it.
+fn newest_revision(store: &Store, update_id: &str) -> Result<Option<i32>, StoreError> {
+    match store.resolve_update(update_id) {
+        Ok(ids) => Ok(ids.first().copied()),
+        Err(StoreError::NotFound(_)) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+fn installer_path(source: &InstallerSource) -> &Path {
+    match source {
+        InstallerSource::Msi { path, .. }
+        | InstallerSource::Msp { path }
+        | InstallerSource::Exe { path, .. } => path,
+    }
+}
+
+/// The installer's file name as the document and the CAB carry it.
+fn file_name(path: &Path) -> Result<String, PublishError> {
+    path.file_name().and_then(|n| n.to_str()).map(str::to_owned).ok_or_else(|| {
+        PublishError::Refused(format!(
+            "{}: the installer's file name is not UTF-8 text",
+            path.display()
+        ))
+    })
+}
+
+/// Reads the installer and settles its vendor, product and title.
+fn describe(request: &PublishRequest) -> Result<Described, PublishError> {
+    let named = |what: &str, given: &Option<String>, path: &Path| {
+        given.clone().ok_or_else(|| {
+            PublishError::Refused(format!(
+                "{}: an {what} must be given (--{what}): the installer does not say it",
+                path.display()
+            ))
+        })
+    };
+    match &request.installer {
+        InstallerSource::Msi { path, properties } => {
+            let msi = MsiProduct::read_file(path)?;
+            let vendor = request.vendor.clone().unwrap_or_else(|| msi.manufacturer.clone());
+            let product = request.product.clone().unwrap_or_else(|| msi.name.clone());
+            let title =
+                request.title.clone().unwrap_or_else(|| format!("{} {}", msi.name, msi.version));
+            let version = Some(msi.version);
+            let installer =
+                Installer::Msi(MsiInstaller::new(&file_name(path)?, msi, properties.as_deref())?);
+            Ok(Described {
+                classification: request.classification,
+                installer,
+                kind: InstallerKind::Msi,
+                vendor,
+                product,
+                title,
+                version,
+            })
+        }
+        InstallerSource::Msp { path } => {
+            let patch = MspPatch::read_file(path)?;
+            let (vendor, product) = (
+                named("vendor", &request.vendor, path)?,
+                named("product", &request.product, path)?,
+            );
+            let title = named("title", &request.title, path)?;
+            let installer = Installer::Msp(MspInstaller::new(&file_name(path)?, patch)?);
+            Ok(Described {
+                classification: request.classification,
+                installer,
+                kind: InstallerKind::Msp,
+                vendor,
+                product,
+                title,
+                version: None,
+            })
+        }
+        InstallerSource::Exe { path, arguments, return_codes, detect } => {
+            let (vendor, product) = (
+                named("vendor", &request.vendor, path)?,
+                named("product", &request.product, path)?,
+            );
+            let title = named("title", &request.title, path)?;
+            let installer = Installer::Exe(ExeInstaller::new(
+                &file_name(path)?,
+                arguments.as_deref(),
+                return_codes.clone(),
+                detect.clone(),
+            )?);
+            Ok(Described {
+                classification: request.classification,
+                installer,
+                kind: InstallerKind::Exe,
+                vendor,
+                product,
+                title,
+                version: None,
+            })
+        }
+    }
+}
+
+/// The product category, refused when its name is another vendor's product (Microsoft's
+/// "Windows 11", or a product published under another vendor).
+fn product_of(store: &Store, described: &Described) -> Result<Product, PublishError> {
+    let vendor = Vendor::new(CategoryName::new(&described.vendor)?);
+    let product = Product::new(vendor, CategoryName::new(&described.product)?);
+    let index = store.category_index()?;
+    let classification = described.classification;
+    if index.kind(&classification.id().to_string()).is_none() {
+        return Err(PublishError::Refused(format!(
+            "the store does not hold the classification {:?} ({}): clients could not evaluate an update in it; import the catalog from Microsoft Update (a bundle) first",
+            classification.name(),
+            classification.id()
+        )));
+    }
+    let wanted = product.id().to_string();
+    let clash = index.by_id.iter().find(|(id, (kind, title))| {
+        kind == "Product"
+            && **id != wanted
+            && title.as_deref().is_some_and(|t| t.eq_ignore_ascii_case(&described.product))
+    });
+    if let Some((id, _)) = clash {
+        return Err(PublishError::Refused(format!(
+            "product {:?} is already another vendor's product in the catalog (category {id}), not {:?}'s; name the product so that it is this vendor's own (--product)",
+            described.product, described.vendor
+        )));
+    }
+    Ok(product)
+}
+
+/// The published updates this one supersedes: those named, each of which must be a published
+/// update; or by default the same product's earlier versions that are neither expired nor
+/// superseded already.
+fn superseded_by(
+    store: &Store,
+    request: &PublishRequest,
+    described: &Described,
+) -> Result<Vec<Guid>, PublishError> {
+    let published = store.published()?;
+    if let Some(named) = &request.supersedes {
+        for id in named {
+            if !published.iter().any(|p| p.update_id.guid() == *id) {
+                return Err(PublishError::Refused(format!(
+                    "--supersedes {id}: not an update published here (`ferry publish list` shows them)"
+                )));
+            }
+        }
+        return Ok(named.clone());
+    }
+    let mut earlier = Vec::new();
+    for p in published.iter().filter(|p| same_product(p, described)) {
+        let older = match (&described.version, p.version.as_deref().map(str::parse::<Version>)) {
+            (Some(new), Some(Ok(old))) => old.padded() < new.padded(),
+            _ => true,
+        };
+        if older && offered(store, &p.update_id)? {
+            earlier.push(p.update_id.guid());
+        }
+    }
+    Ok(earlier)
+}
+
+fn same_product(p: &PublishedRecord, d: &Described) -> bool {
+    p.vendor.eq_ignore_ascii_case(&d.vendor) && p.product.eq_ignore_ascii_case(&d.product)
+}
+
+/// Whether an update's newest revision is still offered: not expired, and nothing supersedes it.
+fn offered(store: &Store, id: &UpdateId) -> Result<bool, PublishError> {
+    let Some(newest) = newest_revision(store, id.as_str())? else { return Ok(false) };
+    let summary = store.update_summary(newest)?;
+    Ok(summary.publication_state.as_deref() != Some("Expired") && !summary.superseded)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn build_update(
+    request: &PublishRequest,
+    described: &Described,
+    product: Product,
+    id: Guid,
+    supersedes: Vec<Guid>,
+    signed: &SignedCab,
+    store: &Store,
+    now: DateTime<Utc>,
+) -> Result<PublishedUpdate, PublishError> {
+    let payload = Payload::new(
+        &format!("{id}_1.cab"),
+        signed.size,
+        Sha1Digest(signed.sha1),
+        Sha256Digest(signed.sha256),
+        now,
+    )?;
+    Ok(PublishedUpdate::new(NewUpdate {
+        id,
+        revision: FIRST_REVISION,
+        title: described.title.clone(),
+        description: request.description.clone(),
+        more_info_url: request.more_info_url.clone(),
+        kb_article: request.kb_article.clone(),
+        severity: request.severity,
+        classification: request.classification,
+        product,
+        installer: described.installer.clone(),
+        payload,
+        supersedes,
+        prerequisites: request.prerequisites.clone(),
+        created: now,
+        publisher_id: publisher_id(store)?,
+    })?)
+}
+
+/// The publishing site: the store's server id.
+fn publisher_id(store: &Store) -> Result<Guid, PublishError> {
+    let identity = store.server_identity()?;
+    Guid::parse(&identity.server_id).map_err(|_| {
+        PublishError::Refused(format!(
+            "the store's server id {:?} is not a GUID",
+            identity.server_id
+        ))
+    })
+}
+
+fn move_into_place(from: &Path, to: &Path) -> Result<(), PublishError> {
+    let folder = to.parent().expect("content paths have a folder");
+    std::fs::create_dir_all(folder).map_err(|e| StoreError::io(folder, e))?;
+    std::fs::rename(from, to).map_err(|e| StoreError::io(to, e))?;
+    Ok(())
+}
+
+/// The vendor and product documents (those the store does not hold yet), the update's, the
+/// payload marked present and the record, in one transaction.
+fn commit(
+    store: &mut Store,
+    update: &PublishedUpdate,
+    described: &Described,
+    now: DateTime<Utc>,
+) -> Result<(), PublishError> {
+    let product = update.product();
+    let at = CategoryRevision {
+        revision: FIRST_REVISION,
+        created: now,
+        publisher_id: update.fields().publisher_id,
+    };
+    let mut documents = Vec::new();
+    for (id, document) in [
+        (product.vendor().id(), vendor_document(product.vendor(), &at)),
+        (product.id(), product_document(product, &at)),
+    ] {
+        if newest_revision(store, &id.to_string())?.is_none() {
+            documents.push((format!("category {id}"), document.into_bytes()));
+        }
+    }
+    documents.push((format!("published update {}", update.id()), update.document().into_bytes()));
+    let record = PublishedRecord {
+        update_id: UpdateId::from_guid(update.id()),
+        vendor: described.vendor.clone(),
+        product: described.product.clone(),
+        installer: described.kind,
+        installer_name: described.installer.file_name().as_str().to_owned(),
+        version: described.version.as_ref().map(ToString::to_string),
+        published_at: now.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+    };
+    let mut batch = store.begin_ingest()?;
+    batch.add_documents(&documents)?;
+    batch.mark_present(update.payload().sha1())?;
+    batch.record_published(&record)?;
+    batch.commit()?;
+    Ok(())
+}
+
+/// Runs the automatic approval rules over what was published, as an import does; a failure is
+/// reported, not fatal (the update is published).
+fn apply_rules(store: &mut Store) -> Vec<String> {
+    match crate::admin::AdminService::new(store).apply_approval_rules() {
+        Ok(outcomes) => {
+            outcomes.into_iter().filter(|o| !o.approved.is_empty()).map(|o| o.rule).collect()
+        }
+        Err(e) => {
+            tracing::warn!(
+                "the automatic approval rules did not run ({e}); run `ferry rules apply`"
+            );
+            Vec::new()
+        }
+    }
+}
+
+fn published(
+    update: &PublishedUpdate,
+    described: &Described,
+    signed: &SignedCab,
+    approved_by_rules: Vec<String>,
+) -> Published {
+    Published {
+        update_id: UpdateId::from_guid(update.id()),
+        revision_number: update.revision(),
+        title: update.title().to_owned(),
+        vendor: described.vendor.clone(),
+        product: described.product.clone(),
+        version: described.version.as_ref().map(ToString::to_string),
+        supersedes: update.supersedes().iter().map(ToString::to_string).collect(),
+        cab: update.payload().file_name().as_str().to_owned(),
+        size: signed.size,
+        sha1: hex::encode_upper(signed.sha1),
+        sha256: hex::encode(signed.sha256),
+        approved_by_rules,
+    }
+}
+
+/// A published update as `ferry publish list` shows it: the record and its newest revision.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Listed {
+    pub update_id: UpdateId,
+    pub revision_number: i32,
+    pub title: String,
+    pub vendor: String,
+    pub product: String,
+    pub installer: InstallerKind,
+    pub installer_name: String,
+    pub version: Option<String>,
+    /// Published or Expired.
+    pub state: String,
+    /// A newer update in the store supersedes it.
+    pub superseded: bool,
+    pub published_at: String,
+}
+
+/// Every update published here, oldest first, with its newest revision.
+pub fn list(store: &Store) -> Result<Vec<Listed>, StoreError> {
+    let mut listed = Vec::new();
+    for p in store.published()? {
+        let Some(newest) = newest_revision(store, p.update_id.as_str())? else { continue };
+        let s = store.update_summary(newest)?;
+        listed.push(Listed {
+            revision_number: s.revision_number,
+            title: s.title.unwrap_or_default(),
+            state: s.publication_state.unwrap_or_else(|| "Published".into()),
+            superseded: s.superseded,
+            update_id: p.update_id,
+            vendor: p.vendor,
+            product: p.product,
+            installer: p.installer,
+            installer_name: p.installer_name,
+            version: p.version,
+            published_at: p.published_at,
+        });
+    }
+    Ok(listed)
+}

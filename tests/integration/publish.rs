@@ -1,0 +1,260 @@
+//! `ferry publish` end to end: real MSIs (`wixl`), the site's publishing certificate, the
+//! signed CAB in the content tree (`osslsigncode verify`, `gcab`), and a served scan with the
+//! real client request shapes: the published update is offered for checking, for install once
+//! approved, its file location is given and its bytes match the metadata's SHA-1 and SHA-256,
+//! and the product's next version supersedes it. Refused publishes change nothing.
+
+use crate::publish_documents::{MsiCase, build_msi};
+use crate::served::{Agent, Served, require};
+use crate::util::{ferry, json_of, stdout_of};
+use sha1::Digest as _;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const WIDGET_1: MsiCase = MsiCase {
+    file: "widget-1.0.msi",
+    product_code: "6F1D3A52-5B0E-4C39-9B8A-0D7E5A2C1B01",
+    name: "Contoso Widget",
+    version: "1.0.0",
+    language: 1033,
+    manufacturer: "Contoso",
+    upgrade_code: Some("6F1D3A52-5B0E-4C39-9B8A-0D7E5A2C1BFF"),
+};
+
+const WIDGET_2: MsiCase = MsiCase {
+    file: "widget-2.0.msi",
+    product_code: "6F1D3A52-5B0E-4C39-9B8A-0D7E5A2C1B02",
+    version: "2.0.0",
+    ..WIDGET_1
+};
+
+/// A store with Microsoft's classifications (a generated catalog), the site's certificate, and
+/// MSIs to publish.
+struct Site {
+    dir: tempfile::TempDir,
+    data: PathBuf,
+}
+
+impl Site {
+    fn new() -> Site {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        stdout_of(ferry(&data).args(["dev", "synth", "--updates", "200"]));
+        let prefix = dir.path().join("site");
+        let mut cert = ferry(&data);
+        cert.args(["publish", "cert", "new", "--bits", "2048", "--out"]).arg(&prefix);
+        stdout_of(&mut cert);
+        Site { dir, data }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn msi(&self, case: &MsiCase) -> PathBuf {
+        build_msi(self.dir.path(), case)
+    }
+
+    /// `ferry publish ... --cert --key --json` with `args` before the certificate.
+    fn publish(&self, args: &[&str]) -> assert_cmd::Command {
+        let mut c = ferry(&self.data);
+        c.arg("publish").args(args);
+        c.arg("--cert").arg(self.path("site.crt")).arg("--key").arg(self.path("site.key"));
+        c
+    }
+
+    fn publish_msi(&self, case: &MsiCase) -> serde_json::Value {
+        let msi = self.msi(case);
+        json_of(&mut self.publish(&["--msi", msi.to_str().unwrap()]))
+    }
+
+    /// What may not change when a publish is refused: every file of the store (and its
+    /// database's rows on PostgreSQL).
+    fn snapshot(&self) -> Vec<(String, String)> {
+        crate::util::snapshot(&self.data)
+    }
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(sha2::Sha256::digest(bytes))
+}
+
+fn cab_path(data: &Path, sha1_hex: &str) -> PathBuf {
+    data.join("content").join(&sha1_hex[38..]).join(format!("{sha1_hex}.cab"))
+}
+
+fn tool(command: &mut Command) -> (bool, String) {
+    let out = command.output().unwrap_or_else(|e| panic!("{command:?}: {e}"));
+    let text =
+        format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    (out.status.success(), text)
+}
+
+/// Invariant: a published MSI reaches clients as any update does (offered for checking,
+/// installed once approved, its signed CAB downloadable and matching its metadata), and the
+/// product's next version supersedes it.
+#[test]
+fn a_published_msi_is_offered_downloaded_and_superseded_by_its_next_version() {
+    if require(&["wixl", "osslsigncode", "gcab"]).is_none() {
+        return;
+    }
+    let site = Site::new();
+    let first = site.publish_msi(&WIDGET_1);
+    let (id, sha1) = (first["update_id"].as_str().unwrap(), first["sha1"].as_str().unwrap());
+    assert_eq!(first["title"], "Contoso Widget 1.0.0");
+    assert_eq!(
+        (first["vendor"].as_str(), first["product"].as_str()),
+        (Some("Contoso"), Some("Contoso Widget"))
+    );
+
+    // The CAB in the content tree: signed by the site's certificate, holding the MSI.
+    let cab = cab_path(&site.data, sha1);
+    let (ok, said) = tool(
+        Command::new("osslsigncode")
+            .args(["verify", "-CAfile"])
+            .arg(site.path("site.crt"))
+            .arg("-in")
+            .arg(&cab),
+    );
+    assert!(ok, "{said}");
+    let (ok, listed) = tool(Command::new("gcab").arg("-l").arg(&cab));
+    assert!(ok && listed.contains("widget-1.0.msi"), "{listed}");
+
+    let server = Served::start(&site.data, &[]);
+    let mut agent = Agent::new(&server);
+    agent.handshake();
+    agent.scan();
+    let offered = agent.by_update().get(id).map(|u| (u.action.clone(), u.revision_id));
+    let (action, revision_id) = offered.expect("the published update is offered");
+    assert_eq!(action, "PreDeploymentCheck", "not approved yet");
+
+    stdout_of(ferry(&site.data).args(["updates", "approve", id]));
+    crate::util::wait_until("the approval reaches the server", || {
+        let mut scan = Agent::new(&server);
+        scan.handshake();
+        scan.scan();
+        scan.by_update().get(id).is_some_and(|u| u.action == "Install")
+    });
+
+    // GetExtendedUpdateInfo names the file; the bytes served are the ones the metadata says.
+    let locations = agent.file_locations(&[revision_id]);
+    let (digest, url) = locations.first().expect("a file location").clone();
+    assert_eq!(hex::encode_upper(&digest), sha1);
+    let path = url.split_once("/Content/").map(|(_, p)| format!("/Content/{p}")).expect(&url);
+    let body = server.http().request("GET", &path, &[], b"").body;
+    assert_eq!(hex::encode_upper(sha1::Sha1::digest(&body)), sha1);
+    assert_eq!(sha256_hex(&body), first["sha256"].as_str().unwrap());
+
+    // The next version supersedes it, in the next scan's metadata.
+    let second = site.publish_msi(&WIDGET_2);
+    assert_eq!(second["supersedes"], serde_json::json!([id]));
+    let second_id = second["update_id"].as_str().unwrap().to_string();
+    crate::util::wait_until("the next version is offered and names what it supersedes", || {
+        let mut scan = Agent::new(&server);
+        scan.handshake();
+        scan.scan();
+        let core = scan.by_update().get(&second_id).and_then(|u| u.xml.clone());
+        core.is_some_and(|xml| {
+            xml.contains(&format!("<SupersededUpdates><UpdateIdentity UpdateID=\"{id}\""))
+        })
+    });
+    let listed = json_of(ferry(&site.data).args(["publish", "list"]));
+    let versions: Vec<&str> =
+        listed.as_array().unwrap().iter().map(|p| p["version"].as_str().unwrap()).collect();
+    assert_eq!(versions, ["1.0.0", "2.0.0"]);
+    let check = stdout_of(ferry(&site.data).args(["check", "--deep"]));
+    assert!(check.starts_with("clean"), "{check}");
+}
+
+/// Invariant: a refused publish names its problem, exits 1 and changes nothing: not an MSI, an
+/// id already taken, another vendor's product, an EXE without detection rules, a wrong PFX
+/// password, an installer too large for a CAB (never read into memory).
+#[test]
+fn refused_publishes_say_why_and_change_nothing() {
+    if require(&["wixl", "openssl"]).is_none() {
+        return;
+    }
+    let site = Site::new();
+    let first = site.publish_msi(&WIDGET_1);
+    let id = first["update_id"].as_str().unwrap().to_string();
+    let before = site.snapshot();
+    let msi = site.msi(&WIDGET_2);
+    let msi = msi.to_str().unwrap();
+    let text = site.path("notes.txt");
+    std::fs::write(&text, "not an installer").unwrap();
+    let huge = site.path("huge.exe");
+    std::fs::File::create(&huge).unwrap().set_len(4 << 30).unwrap();
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (vec!["--msi", text.to_str().unwrap()], "not an MSI"),
+        (vec!["--msi", msi, "--id", &id], "already in the store"),
+        (vec!["--msi", msi, "--vendor", "Fabrikam"], "another vendor's product"),
+        (
+            vec![
+                "--exe",
+                text.to_str().unwrap(),
+                "--vendor",
+                "Contoso",
+                "--product",
+                "Tools",
+                "--title",
+                "Tools 1",
+            ],
+            "detection rule",
+        ),
+        (
+            vec![
+                "--exe",
+                huge.to_str().unwrap(),
+                "--vendor",
+                "Contoso",
+                "--product",
+                "Big",
+                "--title",
+                "Big 1",
+                "--detect",
+                "file:C:\\big.exe",
+            ],
+            "4294967296",
+        ),
+        (
+            vec![
+                "--msi",
+                msi,
+                "--classification",
+                "tools",
+                "--supersedes",
+                "00000000-0000-0000-0000-000000000001",
+            ],
+            "not an update published here",
+        ),
+    ];
+    for (args, said) in cases {
+        let out = site.publish(&args).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        assert!(err.contains(said), "{args:?}: {err}");
+        assert_eq!(site.snapshot(), before, "{args:?} changed the store");
+    }
+
+    // A PFX with the wrong password.
+    let pfx = site.path("site.pfx");
+    let (ok, said) = tool(
+        Command::new("openssl")
+            .args(["pkcs12", "-export", "-passout", "pass:right", "-inkey"])
+            .arg(site.path("site.key"))
+            .arg("-in")
+            .arg(site.path("site.crt"))
+            .arg("-out")
+            .arg(&pfx),
+    );
+    assert!(ok, "{said}");
+    let wrong = site.path("wrong.txt");
+    std::fs::write(&wrong, "wrong\n").unwrap();
+    let mut c = ferry(&site.data);
+    c.args(["publish", "--msi", msi, "--pfx"]).arg(&pfx).arg("--password-file").arg(&wrong);
+    let out = c.output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("password"), "{err}");
+    assert_eq!(site.snapshot(), before);
+}
