@@ -33,6 +33,18 @@ pub enum Command {
     Cert(CertCommand),
     /// The updates published here, oldest first.
     List(ListArgs),
+    /// Expire an update published here: clients are no longer offered it (a new revision,
+    /// Expired; it stays in the catalog).
+    Expire(ExpireArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ExpireArgs {
+    /// The published update's id.
+    id: ferry::ids::UpdateId,
+    /// Print one JSON document.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(clap::Args, Debug)]
@@ -183,6 +195,7 @@ pub fn run(at: &StoreLocation, args: Args) -> anyhow::Result<()> {
     match args.command {
         Some(Command::Cert(CertCommand::New(args))) => cert_new(args),
         Some(Command::List(list_args)) => list(at, list_args),
+        Some(Command::Expire(expire_args)) => expire(at, expire_args),
         None => publish(at, args.publish),
     }
 }
@@ -248,6 +261,19 @@ fn publish(at: &StoreLocation, a: PublishArgs) -> anyhow::Result<()> {
     for rule in &published.approved_by_rules {
         println!("  approved by rule {rule}");
     }
+    Ok(())
+}
+
+fn expire(at: &StoreLocation, a: ExpireArgs) -> anyhow::Result<()> {
+    let mut store = Store::open_at(at)?;
+    let expired = publisher::expire(&mut store, &a.id).context("nothing was changed")?;
+    if a.json {
+        return output::json(&expired);
+    }
+    println!(
+        "expired {} ({}): revision {} is Expired; clients are no longer offered it",
+        expired.update_id, expired.title, expired.revision_number
+    );
     Ok(())
 }
 

@@ -41,6 +41,9 @@ const MAX_ATTRIBUTE: usize = 1024;
 /// Why the description of an update was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum InvalidUpdate {
+    /// A stored document this module did not write (or one changed since).
+    #[error("the stored document of {0} is not one ferry publish wrote: {1}")]
+    NotPublishedHere(Guid, &'static str),
     #[error("{field} is empty")]
     Empty { field: &'static str },
     #[error("{field} is {len} characters long; at most {max} are allowed")]
@@ -947,6 +950,36 @@ fn write_category(
     x.out
 }
 
+/// The next revision of a published update's document, expired: what WSUS does when a
+/// published update is expired (clients stop being offered it; it stays in the catalog).
+/// `document` is the update's newest document as [`PublishedUpdate::document`] wrote it; its
+/// revision number goes up by one and its publication state becomes `Expired`.
+pub fn expired_revision(id: Guid, document: &str) -> Result<(String, u32), InvalidUpdate> {
+    let wrong = |why| InvalidUpdate::NotPublishedHere(id, why);
+    let identity_at = document.find("<upd:UpdateIdentity ").ok_or(wrong("no update identity"))?;
+    let own = format!("<upd:UpdateIdentity UpdateID=\"{id}\" RevisionNumber=\"");
+    if !document[identity_at..].starts_with(&own) {
+        return Err(wrong("its first identity is not the update's"));
+    }
+    let number_at = identity_at + own.len();
+    let number_len = document[number_at..].find('"').ok_or(wrong("an unterminated revision"))?;
+    let revision: u32 = document[number_at..number_at + number_len]
+        .parse()
+        .map_err(|_| wrong("a revision that is not a number"))?;
+    let next = revision
+        .checked_add(1)
+        .filter(|n| *n <= i32::MAX as u32)
+        .ok_or(wrong("no revision number left"))?;
+    let published = "PublicationState=\"Published\"";
+    if document.matches(published).count() != 1 {
+        return Err(wrong("not exactly one published state"));
+    }
+    let expired =
+        format!("{}{next}{}", &document[..number_at], &document[number_at + number_len..])
+            .replacen(published, "PublicationState=\"Expired\"", 1);
+    Ok((expired, next))
+}
+
 fn identity(x: &mut Xml, id: Guid, revision: u32) {
     let (id, revision) = (id.to_string(), revision.to_string());
     x.empty("upd:UpdateIdentity", &[("UpdateID", &id), ("RevisionNumber", &revision)]);
@@ -1347,6 +1380,28 @@ mod rules {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_expired_revision_is_the_next_revision_expired_and_only_of_our_own_documents() {
+        let id = Guid::parse("6f1d3a52-5b0e-4c39-9b8a-0d7e5a2c1b01").unwrap();
+        let ours = format!(
+            "<upd:Update><upd:UpdateIdentity UpdateID=\"{id}\" RevisionNumber=\"100\" /><upd:Properties PublicationState=\"Published\" /></upd:Update>"
+        );
+        let (expired, next) = expired_revision(id, &ours).unwrap();
+        assert_eq!(next, 101);
+        assert_eq!(expired, ours.replace("\"100\"", "\"101\"").replace("Published", "Expired"));
+        let other = Guid::parse("00000000-0000-0000-0000-000000000001").unwrap();
+        let cases = [
+            (ours.replace(&id.to_string(), &other.to_string()), "first identity"),
+            (ours.replace("\"100\"", "\"x\""), "not a number"),
+            (ours.replace("\"100\"", "\"2147483647\""), "no revision number left"),
+            (ours.replace("Published", "Expired"), "published state"),
+        ];
+        for (document, said) in cases {
+            let e = expired_revision(id, &document).unwrap_err().to_string();
+            assert!(e.contains(said) && e.contains("not one ferry publish wrote"), "{e}");
+        }
+    }
 
     #[test]
     fn category_ids_are_those_wsus_derives_from_the_names() {

@@ -503,3 +503,44 @@ pub fn list(store: &Store) -> Result<Vec<Listed>, StoreError> {
     }
     Ok(listed)
 }
+
+/// What `ferry publish expire` did.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Expired {
+    pub update_id: UpdateId,
+    pub revision_number: u32,
+    pub title: String,
+}
+
+/// Expires an update published here: a new revision whose publication state is Expired, so
+/// clients are no longer offered it (WSUS's "expire"). It stays in the catalog and in bundles.
+pub fn expire(store: &mut Store, update_id: &UpdateId) -> Result<Expired, PublishError> {
+    if !store.published()?.iter().any(|p| p.update_id == *update_id) {
+        return Err(PublishError::Refused(format!(
+            "{update_id} is not an update published here (`ferry publish list` shows them)"
+        )));
+    }
+    let newest = newest_revision(store, update_id.as_str())?.ok_or_else(|| {
+        PublishError::Refused(format!("{update_id}: the store holds no revision of it"))
+    })?;
+    let summary = store.update_summary(newest)?;
+    if summary.publication_state.as_deref() == Some("Expired") {
+        return Err(PublishError::Refused(format!(
+            "{update_id} ({}) is expired already",
+            summary.title.unwrap_or_default()
+        )));
+    }
+    let document = String::from_utf8(store.document(newest)?).map_err(|_| {
+        PublishError::Refused(format!("{update_id}: its stored document is not UTF-8"))
+    })?;
+    let (expired, revision_number) =
+        super::document::expired_revision(update_id.guid(), &document)?;
+    let mut batch = store.begin_ingest()?;
+    batch.add_document(&format!("expired revision of {update_id}"), expired.as_bytes())?;
+    batch.commit()?;
+    Ok(Expired {
+        update_id: update_id.clone(),
+        revision_number,
+        title: summary.title.unwrap_or_default(),
+    })
+}

@@ -162,6 +162,24 @@ fn a_published_msi_is_offered_downloaded_and_superseded_by_its_next_version() {
     let versions: Vec<&str> =
         listed.as_array().unwrap().iter().map(|p| p["version"].as_str().unwrap()).collect();
     assert_eq!(versions, ["1.0.0", "2.0.0"]);
+    // Expired: no longer offered; the list says so; expiring it again is refused.
+    let expired = json_of(ferry(&site.data).args(["publish", "expire", id]));
+    assert_eq!(expired["revision_number"], 101);
+    crate::util::wait_until("the expired update is no longer offered", || {
+        let mut scan = Agent::new(&server);
+        scan.handshake();
+        scan.scan();
+        !scan.by_update().contains_key(id) && scan.by_update().contains_key(&second_id)
+    });
+    let listed = json_of(ferry(&site.data).args(["publish", "list"]));
+    assert_eq!(listed[0]["state"], "Expired");
+    assert_eq!(
+        (listed[1]["state"].as_str(), listed[0]["revision_number"].as_i64()),
+        (Some("Published"), Some(101))
+    );
+    let out = ferry(&site.data).args(["publish", "expire", id]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.code() == Some(1) && err.contains("expired already"), "{err}");
     let check = stdout_of(ferry(&site.data).args(["check", "--deep"]));
     assert!(check.starts_with("clean"), "{check}");
 }
