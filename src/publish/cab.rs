@@ -293,7 +293,13 @@ pub fn write_signed_cab(
 ) -> Result<SignedCab, CabError> {
     let read_error = |source| CabError::Read { path: installer.to_path_buf(), source };
     let write_error = |source| CabError::Write { path: destination.to_path_buf(), source };
-    let mut source = File::open(installer).map_err(read_error)?;
+    let mut source = match super::open_installer(installer) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::InvalidInput => {
+            return Err(CabError::NotAFile { path: installer.to_path_buf(), reason: e.to_string() });
+        }
+        Err(e) => return Err(read_error(e)),
+    };
     let metadata = source.metadata().map_err(read_error)?;
     if !metadata.is_file() {
         return Err(CabError::NotAFile {

@@ -23,3 +23,17 @@ pub mod document;
 pub mod msi;
 pub mod publisher;
 pub mod signing;
+
+/// Opens an installer for reading, refusing anything but a regular file without waiting on it:
+/// a FIFO or a device named as an installer would otherwise block the open or read for ever.
+pub(crate) fn open_installer(path: &std::path::Path) -> std::io::Result<std::fs::File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::custom_flags(&mut options, libc::O_NONBLOCK);
+    let file = options.open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a regular file"));
+    }
+    Ok(file)
+}

@@ -7,7 +7,6 @@
 
 use crate::catalog::Guid;
 use std::fmt;
-use std::fs::File;
 use std::io::{BufReader, Read, Seek};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -178,7 +177,7 @@ pub enum MsiError {
 impl MsiProduct {
     /// Reads the MSI at `path`.
     pub fn read_file(path: &Path) -> Result<MsiProduct, MsiError> {
-        let file = File::open(path).map_err(|source| MsiError::Io { path: path.into(), source })?;
+        let file = super::open_installer(path).map_err(|source| MsiError::Io { path: path.into(), source })?;
         MsiProduct::read(BufReader::new(file), path)
     }
 
@@ -281,7 +280,7 @@ impl ProductProperties<'_> {
 impl MspPatch {
     /// Reads the MSP at `path`.
     pub fn read_file(path: &Path) -> Result<MspPatch, MsiError> {
-        let file = File::open(path).map_err(|source| MsiError::Io { path: path.into(), source })?;
+        let file = super::open_installer(path).map_err(|source| MsiError::Io { path: path.into(), source })?;
         MspPatch::read(BufReader::new(file), path)
     }
 

@@ -200,10 +200,14 @@ fn refused_publishes_say_why_and_change_nothing() {
     let msi = msi.to_str().unwrap();
     let text = site.path("notes.txt");
     std::fs::write(&text, "not an installer").unwrap();
+    // A FIFO named as an installer: refused at once, never waited on.
+    let fifo = site.path("fifo.msi");
+    assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
     let huge = site.path("huge.exe");
     std::fs::File::create(&huge).unwrap().set_len(4 << 30).unwrap();
     let cases: Vec<(Vec<&str>, &str)> = vec![
         (vec!["--msi", text.to_str().unwrap()], "not an MSI"),
+        (vec!["--msi", fifo.to_str().unwrap()], "not a regular file"),
         (vec!["--msi", msi, "--id", &id], "already in the store"),
         (vec!["--msi", msi, "--vendor", "Fabrikam"], "another vendor's product"),
         (
