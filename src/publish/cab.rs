@@ -296,7 +296,10 @@ pub fn write_signed_cab(
     let mut source = match super::open_installer(installer) {
         Ok(file) => file,
         Err(e) if e.kind() == std::io::ErrorKind::InvalidInput => {
-            return Err(CabError::NotAFile { path: installer.to_path_buf(), reason: e.to_string() });
+            return Err(CabError::NotAFile {
+                path: installer.to_path_buf(),
+                reason: e.to_string(),
+            });
         }
         Err(e) => return Err(read_error(e)),
     };

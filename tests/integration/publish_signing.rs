@@ -63,6 +63,14 @@ fn installer(dir: &Path) -> PathBuf {
     path
 }
 
+/// `ferry publish cert new --out DIR/site`, and the identity its files make.
+fn site_identity(dir: &Path) -> (PathBuf, PublishingIdentity) {
+    cert_new(dir, "site", &[]).success();
+    let crt = dir.join("site.crt");
+    let identity = PublishingIdentity::from_pem_files(&crt, &dir.join("site.key")).unwrap();
+    (crt, identity)
+}
+
 fn sign(dir: &Path, identity: &PublishingIdentity, name: &str) -> SignedCab {
     cab::write_signed_cab(&installer(dir), "setup.msi", &dir.join(name), identity).unwrap()
 }
@@ -157,9 +165,7 @@ fn publish_signing_an_existing_certificate_is_never_replaced() {
 fn publish_signing_a_signed_cab_verifies_lists_and_extracts() {
     let Some(()) = require(TOOLS) else { return };
     let dir = tempfile::tempdir().unwrap();
-    cert_new(dir.path(), "site", &[]).success();
-    let crt = dir.path().join("site.crt");
-    let identity = PublishingIdentity::from_pem_files(&crt, &dir.path().join("site.key")).unwrap();
+    let (crt, identity) = site_identity(dir.path());
     let signed = sign(dir.path(), &identity, "0a1b2c3d-0000-4000-8000-000000000001_1.cab");
     let bytes = std::fs::read(&signed.path).unwrap();
     assert_eq!(signed.file_name, "0a1b2c3d-0000-4000-8000-000000000001_1.cab");
@@ -213,9 +219,7 @@ fn publish_signing_a_signed_cab_verifies_lists_and_extracts() {
 fn publish_signing_one_changed_byte_fails_verification() {
     let Some(()) = require(TOOLS) else { return };
     let dir = tempfile::tempdir().unwrap();
-    cert_new(dir.path(), "site", &[]).success();
-    let crt = dir.path().join("site.crt");
-    let identity = PublishingIdentity::from_pem_files(&crt, &dir.path().join("site.key")).unwrap();
+    let (crt, identity) = site_identity(dir.path());
     let signed = sign(dir.path(), &identity, "good.cab");
     let bytes = std::fs::read(&signed.path).unwrap();
     let signature_at = u32::from_le_bytes(bytes[44..48].try_into().unwrap()) as usize;
