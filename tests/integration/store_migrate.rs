@@ -214,6 +214,15 @@ fn a_store_moves_into_postgres_whole() {
             [],
         )
         .unwrap();
+    // What `ferry publish` records beside an update's documents.
+    rusqlite::Connection::open(data.join("ferry.db"))
+        .unwrap()
+        .execute(
+            "INSERT INTO published_updates SELECT update_id, 'Contoso', 'Contoso Widget', 'msi', 'widget.msi', '1.0.0', '2026-01-01T00:00:00.000000Z'
+             FROM revisions WHERE update_type = 'Software' LIMIT 1",
+            [],
+        )
+        .unwrap();
     let before = sqlite_rows(&data);
     let empty: Vec<&str> =
         before.iter().filter(|(_, n)| *n == 0).map(|(t, _)| t.as_str()).collect();
