@@ -162,8 +162,7 @@ fn published_entries(
     to_carry: &[usize],
     records: &[PublishedRecord],
 ) -> Result<Vec<PublishedEntry>, BundleError> {
-    let carried: HashSet<&str> =
-        to_carry.iter().map(|&i| catalog[i].update_id.as_str()).collect();
+    let carried: HashSet<&str> = to_carry.iter().map(|&i| catalog[i].update_id.as_str()).collect();
     records
         .iter()
         .filter(|r| carried.contains(r.update_id.as_str()))

@@ -514,9 +514,7 @@ fn walk_and_ingest(
             let carried = carried.lock().expect("no panic holds the carried updates");
             if let Err(p) = check_published(&bundle.manifest, &carried) {
                 *refusal.lock().expect("no panic holds the refusal") = Some(p);
-                return Err(StoreError::Aborted(
-                    "a published update is not in the bundle".into(),
-                ));
+                return Err(StoreError::Aborted("a published update is not in the bundle".into()));
             }
             let targets = match check_payloads(batch, &content, &walk.staged) {
                 Ok(targets) => targets,

@@ -552,9 +552,14 @@ mod tests {
             update_ids: HashSet::new(),
             rules: vec![(vec!["security updates".into()], vec![])],
         };
-        assert_eq!(files(&select(&c, &p, &rule, &HashSet::new()).unwrap()), ["cu-full", "office-en.cab"]);
+        assert_eq!(
+            files(&select(&c, &p, &rule, &HashSet::new()).unwrap()),
+            ["cu-full", "office-en.cab"]
+        );
         let unknown =
             Approved { update_ids: HashSet::new(), rules: vec![(vec!["Nonsense".into()], vec![])] };
-        assert!(select(&c, &p, &unknown, &HashSet::new()).unwrap_err().0.contains("approval policy"));
+        assert!(
+            select(&c, &p, &unknown, &HashSet::new()).unwrap_err().0.contains("approval policy")
+        );
     }
 }

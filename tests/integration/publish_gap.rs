@@ -1,0 +1,149 @@
+//! Published updates across the gap: a channel whose profile says `published = true` carries
+//! the updates published in its cache store (their documents, categories and signed CABs),
+//! whatever its products and classifications select; the signed manifest lists them, inspect
+//! shows them, and the import records them, so the isolated side lists, checks and serves them
+//! as its own. A channel without it carries none, a delta carries one again only when revised,
+//! and a manifest naming a published update its bundle does not carry is refused.
+
+use crate::bundles::{Fixture, manifest};
+use crate::publish_documents::{MsiCase, build_msi};
+use crate::served::{Agent, Served, require};
+use crate::util::{ferry, json_of, snapshot, stdout_of};
+use std::path::{Path, PathBuf};
+
+const GADGET: MsiCase = MsiCase {
+    file: "gadget-3.1.msi",
+    product_code: "0B7C2E1A-3D4F-4A5B-8C6D-7E8F9A0B1C31",
+    name: "Fabrikam Gadget",
+    version: "3.1.0",
+    language: 1033,
+    manufacturer: "Fabrikam",
+    upgrade_code: Some("0B7C2E1A-3D4F-4A5B-8C6D-7E8F9A0B1CFF"),
+};
+
+/// A profile of `channel` that selects Windows 11 security updates (nothing of Fabrikam's).
+fn profile(f: &Fixture, channel: &str, published: Option<bool>) -> PathBuf {
+    let path = f.root.join(format!("{channel}.toml"));
+    let mut text = format!(
+        "channel = \"{channel}\"\nproducts = [\"Windows 11\"]\nclassifications = [\"Security Updates\"]\n"
+    );
+    if let Some(p) = published {
+        text.push_str(&format!("published = {p}\n"));
+    }
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn export(f: &Fixture, profile: &Path) -> PathBuf {
+    PathBuf::from(stdout_of(&mut f.export_command(profile)).trim())
+}
+
+/// Publishes the MSI into the fixture's cache store; its update id.
+fn publish(f: &Fixture) -> String {
+    let prefix = f.root.join("site");
+    let mut cert = ferry(&f.cache);
+    cert.args(["publish", "cert", "new", "--bits", "2048", "--out"]).arg(&prefix);
+    stdout_of(&mut cert);
+    let msi = build_msi(&f.root, &GADGET);
+    let mut c = ferry(&f.cache);
+    c.arg("publish").arg("--msi").arg(&msi);
+    c.arg("--cert").arg(f.root.join("site.crt")).arg("--key").arg(f.root.join("site.key"));
+    json_of(&mut c)["update_id"].as_str().unwrap().to_string()
+}
+
+/// Invariant: with `published = true` a published update travels (document, categories, CAB),
+/// is listed by the manifest and inspect, and arrives at the isolated side as published there:
+/// listed, consistent and offered to clients.
+#[test]
+fn published_updates_travel_when_the_profile_says_so() {
+    if require(&["wixl"]).is_none() {
+        return;
+    }
+    let f = Fixture::new(200, "1KiB");
+    let id = publish(&f);
+    let bundle = export(&f, &profile(&f, "gap", Some(true)));
+    let m = manifest(&bundle);
+    let listed: Vec<(&str, &str, &str)> = m
+        .published
+        .iter()
+        .map(|p| (p.update_id.as_str(), p.vendor.as_str(), p.product.as_str()))
+        .collect();
+    assert_eq!(listed, [(id.as_str(), "Fabrikam", "Fabrikam Gadget")]);
+    assert!(m.updates.iter().any(|u| u.update_id.to_string() == id), "carried as an update");
+    assert!(m.summary.payload_files >= 1);
+    let mut verify = ferry(&f.cache);
+    verify.arg("verify").arg(&bundle).arg("--trust").arg(&f.public);
+    stdout_of(&mut verify);
+
+    let inspected = json_of(ferry(&f.cache).arg("inspect").arg(&bundle));
+    let entry = &inspected["manifest"]["published"][0];
+    assert_eq!(entry["update_id"], id.as_str());
+    assert_eq!(
+        (entry["installer"].as_str(), entry["version"].as_str()),
+        (Some("msi"), Some("3.1.0"))
+    );
+    assert_eq!(entry["installer_name"], "gadget-3.1.msi");
+    let text = stdout_of(ferry(&f.cache).arg("inspect").arg(&bundle));
+    assert!(text.contains(&id) && text.contains("Fabrikam Gadget 3.1.0"), "{text}");
+
+    let isolated = f.root.join("isolated");
+    let out = f.import(&isolated, &bundle);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let there = json_of(ferry(&isolated).args(["publish", "list"]));
+    let row = there.as_array().unwrap().iter().find(|p| p["update_id"] == id.as_str());
+    let row = row.unwrap_or_else(|| panic!("not listed on the isolated side: {there}"));
+    assert_eq!(
+        (row["vendor"].as_str(), row["product"].as_str(), row["version"].as_str()),
+        (Some("Fabrikam"), Some("Fabrikam Gadget"), Some("3.1.0"))
+    );
+    let check = stdout_of(ferry(&isolated).args(["check", "--deep"]));
+    assert!(check.starts_with("clean"), "{check}");
+
+    // The next bundle of the channel carries it again only when it is revised.
+    let next = manifest(&export(&f, &profile(&f, "gap", Some(true))));
+    assert!(next.published.is_empty() && next.base_sequence.is_some(), "{:?}", next.published);
+
+    let server = Served::start(&isolated, &[]);
+    let mut agent = Agent::new(&server);
+    agent.handshake();
+    agent.scan();
+    assert!(agent.by_update().contains_key(&id), "the isolated server offers it");
+}
+
+/// Invariant: without `published = true` (the default, or said false) published updates stay
+/// behind; a manifest that lists one its bundle does not carry is refused (11) and the store
+/// does not change.
+#[test]
+fn published_updates_stay_behind_by_default_and_a_forged_listing_is_refused() {
+    if require(&["wixl"]).is_none() {
+        return;
+    }
+    let f = Fixture::new(200, "1KiB");
+    let id = publish(&f);
+    for (channel, setting) in [("plain", None), ("unpublished", Some(false))] {
+        let m = manifest(&export(&f, &profile(&f, channel, setting)));
+        assert!(m.published.is_empty(), "{channel}");
+        assert!(!m.updates.iter().any(|u| u.update_id.to_string() == id), "{channel}");
+        let raw = std::fs::read_to_string(export_dir(&f, channel).join("manifest.json")).unwrap();
+        assert!(!raw.contains("\"published\""), "{channel}: absent when none travel");
+    }
+    let carrying = manifest(&export(&f, &profile(&f, "gap", Some(true))));
+    let isolated = f.root.join("isolated");
+    let out = f.import(&isolated, &export_dir(&f, "gap"));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    // The plain bundle, re-signed by its (trusted) key with the published listing added.
+    let forged = f.copy(&export_dir(&f, "plain"), "forged");
+    f.resign(&forged, |m| m.published = carrying.published.clone());
+    let before = snapshot(&isolated);
+    let out = f.import(&isolated, &forged);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(11), "{err}");
+    assert!(err.contains(&id) && err.contains("does not carry"), "{err}");
+    assert_eq!(before, snapshot(&isolated), "the refused import changed the store");
+}
+
+/// The first bundle of `channel` in the fixture's output directory.
+fn export_dir(f: &Fixture, channel: &str) -> PathBuf {
+    f.out.join(format!("{channel}-000001"))
+}
