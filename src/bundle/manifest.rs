@@ -395,4 +395,39 @@ mod tests {
         let path = MemberEntry::payload_path(&other, "exe").unwrap();
         assert_eq!(entry(path.as_str(), &sha1).payload_name(), None, "another SHA-1 stated");
     }
+
+    /// A published entry holds only bounded names without control characters, a GUID, a known
+    /// installer kind and an RFC 3339 time: anything else in a manifest is refused when read.
+    #[test]
+    fn published_entries_refuse_what_no_ferry_writes() {
+        let good = serde_json::json!({
+            "update_id": "76D6BAA1-4C7A-4262-8B3E-1EE8951C27B0",
+            "vendor": "Fabrikam",
+            "product": "Fabrikam Gadget",
+            "installer": "msi",
+            "installer_name": "gadget-3.1.msi",
+            "version": "3.1.0",
+            "published_at": "2026-12-05T08:39:51.000000Z"
+        });
+        let entry: PublishedEntry = serde_json::from_value(good.clone()).unwrap();
+        assert_eq!(entry.update_id.as_str(), "76d6baa1-4c7a-4262-8b3e-1ee8951c27b0");
+        assert_eq!(entry.record().installer, InstallerKind::Msi);
+        assert_eq!(PublishedEntry::from_record(&entry.record()), Some(entry));
+        let long = "x".repeat(MAX_NAME + 1);
+        let cases: [(&str, serde_json::Value); 8] = [
+            ("update_id", "../etc".into()),
+            ("vendor", long.into()),
+            ("product", "Gadget\u{1b}[2J".into()),
+            ("installer_name", " ".into()),
+            ("installer", "bat".into()),
+            ("version", "9".repeat(MAX_VERSION + 1).into()),
+            ("published_at", "yesterday".into()),
+            ("extra", "field".into()),
+        ];
+        for (key, value) in cases {
+            let mut bad = good.clone();
+            bad[key] = value;
+            assert!(serde_json::from_value::<PublishedEntry>(bad).is_err(), "{key}");
+        }
+    }
 }

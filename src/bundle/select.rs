@@ -562,4 +562,32 @@ mod tests {
             select(&c, &p, &unknown, &HashSet::new()).unwrap_err().0.contains("approval policy")
         );
     }
+
+    /// A published update outside the products travels with its files (whatever the payload
+    /// policy) only when the profile says `published = true`, even when another supersedes it.
+    #[test]
+    fn published_updates_travel_only_when_the_profile_says_so() {
+        let mut c = catalog();
+        let vendor_product = "00000000-0000-0000-0000-0000000000aa";
+        c.push(category(9, vendor_product, "Product", "Fabrikam Gadget"));
+        let mut gadget = update(10, "gadget", &[], vec![file("gadget.cab", 400, false)]);
+        gadget.prerequisites = vec![vendor_product.into(), CLASS.into()];
+        c.push(gadget);
+        let mut next = update(11, "gadget-next", &[], vec![file("gadget-next.cab", 400, false)]);
+        next.prerequisites = vec![vendor_product.into(), CLASS.into()];
+        next.superseded = vec!["gadget".into()];
+        c.push(next);
+        let published: HashSet<String> = ["gadget".to_string(), "gadget-next".to_string()].into();
+        let off =
+            select(&c, &profile("payloads = \"none\""), &Approved::default(), &published).unwrap();
+        assert!(!ids(&c, &off).iter().any(|u| u.starts_with("gadget")));
+        let on = profile("payloads = \"none\"\npublished = true");
+        let s = select(&c, &on, &Approved::default(), &published).unwrap();
+        let carried = ids(&c, &s);
+        assert!(
+            carried.contains(&"gadget".to_string()) && carried.contains(&"gadget-next".to_string()),
+            "{carried:?}"
+        );
+        assert_eq!(files(&s), ["gadget-next.cab", "gadget.cab"]);
+    }
 }

@@ -147,3 +147,37 @@ fn published_updates_stay_behind_by_default_and_a_forged_listing_is_refused() {
 fn export_dir(f: &Fixture, channel: &str) -> PathBuf {
     f.out.join(format!("{channel}-000001"))
 }
+
+/// Invariant: a published listing holding a value no ferry writes (an id that is no GUID, an
+/// unknown installer kind, a name beyond its bound, control characters) is refused as unsafe
+/// (13) before anything is read, and the import leaves no store behind.
+#[test]
+fn a_hostile_published_listing_is_refused_as_unsafe() {
+    let f = Fixture::new(60, "1KiB");
+    let bundle = export(&f, &profile(&f, "plain", None));
+    let good = serde_json::json!({
+        "update_id": "76d6baa1-4c7a-4262-8b3e-1ee8951c27b0",
+        "vendor": "Fabrikam",
+        "product": "Fabrikam Gadget",
+        "installer": "msi",
+        "installer_name": "gadget-3.1.msi",
+        "published_at": "2026-12-05T08:39:51Z"
+    });
+    let cases: [(&str, serde_json::Value); 4] = [
+        ("update_id", "../../etc/passwd".into()),
+        ("installer", "bat".into()),
+        ("vendor", "V".repeat(10_000).into()),
+        ("installer_name", "gadget\u{1b}]0;owned\u{7}.msi".into()),
+    ];
+    for (key, value) in cases {
+        let hostile = f.copy(&bundle, key);
+        let mut entry = good.clone();
+        entry[key] = value;
+        f.resign_json(&hostile, |m| m["published"] = serde_json::json!([entry]));
+        let isolated = f.root.join(format!("isolated-{key}"));
+        let out = f.import(&isolated, &hostile);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(13), "{key}: {err}");
+        assert!(!isolated.exists(), "{key}: a refused import left a store");
+    }
+}
