@@ -38,13 +38,22 @@ fn export(f: &Fixture, profile: &Path) -> PathBuf {
     PathBuf::from(stdout_of(&mut f.export_command(profile)).trim())
 }
 
-/// Publishes the MSI into the fixture's cache store; its update id.
-fn publish(f: &Fixture) -> String {
-    let prefix = f.root.join("site");
-    let mut cert = ferry(&f.cache);
-    cert.args(["publish", "cert", "new", "--bits", "2048", "--out"]).arg(&prefix);
-    stdout_of(&mut cert);
-    let msi = build_msi(&f.root, &GADGET);
+const GADGET_NEXT: MsiCase = MsiCase {
+    file: "gadget-3.2.msi",
+    product_code: "0B7C2E1A-3D4F-4A5B-8C6D-7E8F9A0B1C32",
+    version: "3.2.0",
+    ..GADGET
+};
+
+/// Publishes an MSI into the fixture's cache store (making the site's certificate first); its
+/// update id.
+fn publish(f: &Fixture, case: &MsiCase) -> String {
+    if !f.root.join("site.crt").exists() {
+        let mut cert = ferry(&f.cache);
+        cert.args(["publish", "cert", "new", "--bits", "2048", "--out"]).arg(f.root.join("site"));
+        stdout_of(&mut cert);
+    }
+    let msi = build_msi(&f.root, case);
     let mut c = ferry(&f.cache);
     c.arg("publish").arg("--msi").arg(&msi);
     c.arg("--cert").arg(f.root.join("site.crt")).arg("--key").arg(f.root.join("site.key"));
@@ -60,7 +69,7 @@ fn published_updates_travel_when_the_profile_says_so() {
         return;
     }
     let f = Fixture::new(200, "1KiB");
-    let id = publish(&f);
+    let id = publish(&f, &GADGET);
     let bundle = export(&f, &profile(&f, "gap", Some(true)));
     let m = manifest(&bundle);
     let listed: Vec<(&str, &str, &str)> = m
@@ -100,8 +109,23 @@ fn published_updates_travel_when_the_profile_says_so() {
     assert!(check.starts_with("clean"), "{check}");
 
     // The next bundle of the channel carries it again only when it is revised.
-    let next = manifest(&export(&f, &profile(&f, "gap", Some(true))));
+    let unchanged = export(&f, &profile(&f, "gap", Some(true)));
+    let next = manifest(&unchanged);
     assert!(next.published.is_empty() && next.base_sequence.is_some(), "{:?}", next.published);
+    // A new one travels in the next delta, alone.
+    let newer = publish(&f, &GADGET_NEXT);
+    let delta_bundle = export(&f, &profile(&f, "gap", Some(true)));
+    let delta = manifest(&delta_bundle);
+    let listed: Vec<&str> = delta.published.iter().map(|p| p.update_id.as_str()).collect();
+    assert_eq!(listed, [newer.as_str()]);
+    for b in [&unchanged, &delta_bundle] {
+        let out = f.import(&isolated, b);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    let there = json_of(ferry(&isolated).args(["publish", "list"]));
+    let versions: Vec<&str> =
+        there.as_array().unwrap().iter().filter_map(|p| p["version"].as_str()).collect();
+    assert_eq!(versions, ["3.1.0", "3.2.0"]);
 
     let server = Served::start(&isolated, &[]);
     let mut agent = Agent::new(&server);
@@ -119,7 +143,7 @@ fn published_updates_stay_behind_by_default_and_a_forged_listing_is_refused() {
         return;
     }
     let f = Fixture::new(200, "1KiB");
-    let id = publish(&f);
+    let id = publish(&f, &GADGET);
     for (channel, setting) in [("plain", None), ("unpublished", Some(false))] {
         let m = manifest(&export(&f, &profile(&f, channel, setting)));
         assert!(m.published.is_empty(), "{channel}");
