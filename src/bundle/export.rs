@@ -203,6 +203,8 @@ pub struct DryRun {
     pub volume_bytes: Vec<u64>,
     pub volume_size: u64,
     pub removed: u64,
+    /// Updates published in the cache that travel (`published = true`; counted in `updates`).
+    pub published: u64,
     /// What each setting of the profile left behind.
     pub left_behind: LeftBehind,
     pub notes: Vec<String>,
@@ -260,6 +262,7 @@ pub fn dry_run(
         volume_bytes: volume_list.iter().map(|v| v.size).collect(),
         volume_size: options.volume_size,
         removed: plan.removed.len() as u64,
+        published: plan.published.len() as u64,
         left_behind: plan.selected.left_behind,
         notes,
     })

@@ -114,6 +114,9 @@ fn published_updates_travel_when_the_profile_says_so() {
     assert!(next.published.is_empty() && next.base_sequence.is_some(), "{:?}", next.published);
     // A new one travels in the next delta, alone.
     let newer = publish(&f, &GADGET_NEXT);
+    let gap = profile(&f, "gap", Some(true));
+    let planned = json_of(f.export_command(&gap).arg("--dry-run"));
+    assert_eq!(planned["published"], 1, "{planned}");
     let delta_bundle = export(&f, &profile(&f, "gap", Some(true)));
     let delta = manifest(&delta_bundle);
     let listed: Vec<&str> = delta.published.iter().map(|p| p.update_id.as_str()).collect();
