@@ -92,8 +92,11 @@ fn published_updates_travel_when_the_profile_says_so() {
         (Some("msi"), Some("3.1.0"))
     );
     assert_eq!(entry["installer_name"], "gadget-3.1.msi");
-    let text = stdout_of(ferry(&f.cache).arg("inspect").arg(&bundle));
+    let page = f.root.join("inspect.html");
+    let text = stdout_of(ferry(&f.cache).arg("inspect").arg(&bundle).arg("--html").arg(&page));
     assert!(text.contains(&id) && text.contains("Fabrikam Gadget 3.1.0"), "{text}");
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert!(html.contains("Published updates (1)") && html.contains(&id), "{html}");
 
     let isolated = f.root.join("isolated");
     let out = f.import(&isolated, &bundle);
