@@ -15,7 +15,7 @@ use super::select::{LeftBehind, Selected, select};
 use super::volumes::{VolumeFormat, VolumeWriter};
 use crate::catalog::Guid;
 use crate::faults::crash_point;
-use crate::store::{CatalogRevision, ExportRecord, FileSummary, Store};
+use crate::store::{CatalogRevision, ExportRecord, FileSummary, PublishedRecord, Store};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::{BufWriter, Write};
@@ -89,6 +89,8 @@ pub struct Plan {
     pub removed: Vec<Removal>,
     /// Localized properties and EULAs travel in these languages only.
     pub languages: Vec<crate::catalog::Language>,
+    /// The published updates among the revisions to carry (`published = true`).
+    pub published: Vec<PublishedEntry>,
 }
 
 fn key_of(r: &CatalogRevision) -> String {
@@ -104,7 +106,10 @@ pub fn plan(
     let catalog = cache.catalog_revisions()?;
     let approved = super::approvals::approved_for_payloads(cache, profile)
         .map_err(|e| BundleError::Invalid(format!("{}: {e}", profile.channel)))?;
-    let selected = select(&catalog, profile, &approved).map_err(|e| BundleError::Invalid(e.0))?;
+    let records = if profile.published { cache.published()? } else { Vec::new() };
+    let published_ids = records.iter().map(|r| r.update_id.to_string()).collect();
+    let selected = select(&catalog, profile, &approved, &published_ids)
+        .map_err(|e| BundleError::Invalid(e.0))?;
     let channel = &profile.channel;
 
     // Channel state: a delta carries what the chain since the last full bundle has not.
@@ -136,6 +141,7 @@ pub fn plan(
         .cloned()
         .collect();
     let removed = removals(&catalog, &selected, &carried_revisions, &removed_before);
+    let published = published_entries(&catalog, &to_carry, &records)?;
     Ok(Plan {
         catalog,
         selected,
@@ -145,7 +151,30 @@ pub fn plan(
         payloads,
         removed,
         languages: profile.languages.clone(),
+        published,
     })
+}
+
+/// The published updates whose revisions the bundle carries (a delta carries one again only
+/// with a new revision), as the manifest lists them.
+fn published_entries(
+    catalog: &[CatalogRevision],
+    to_carry: &[usize],
+    records: &[PublishedRecord],
+) -> Result<Vec<PublishedEntry>, BundleError> {
+    let carried: HashSet<&str> = to_carry.iter().map(|&i| catalog[i].update_id.as_str()).collect();
+    records
+        .iter()
+        .filter(|r| carried.contains(r.update_id.as_str()))
+        .map(|r| {
+            PublishedEntry::from_record(r).ok_or_else(|| {
+                BundleError::Invalid(format!(
+                    "published update {}: its vendor, product, installer name, version or date is not one a manifest can hold",
+                    r.update_id
+                ))
+            })
+        })
+        .collect()
 }
 
 /// What the next bundle would hold, from `ferry export --dry-run`: the same plan and the same
@@ -174,6 +203,8 @@ pub struct DryRun {
     pub volume_bytes: Vec<u64>,
     pub volume_size: u64,
     pub removed: u64,
+    /// Updates published in the cache that travel (`published = true`; counted in `updates`).
+    pub published: u64,
     /// What each setting of the profile left behind.
     pub left_behind: LeftBehind,
     pub notes: Vec<String>,
@@ -231,6 +262,7 @@ pub fn dry_run(
         volume_bytes: volume_list.iter().map(|v| v.size).collect(),
         volume_size: options.volume_size,
         removed: plan.removed.len() as u64,
+        published: plan.published.len() as u64,
         left_behind: plan.selected.left_behind,
         notes,
     })
@@ -533,6 +565,7 @@ fn write_bundle(
         volumes: volume_list,
         members,
         approval_policy,
+        published: plan.published.clone(),
     };
     let json = manifest.to_json();
     let signature = key.sign(

@@ -13,13 +13,14 @@ use super::manifest::{Manifest, MemberEntry, MemberKind};
 use super::metadata;
 use super::minisign::PublicKey;
 use super::pipe::BackgroundFileWriter;
-use crate::catalog::{Sha1Digest, Sha256Digest};
+use crate::catalog::{Guid, Sha1Digest, Sha256Digest};
 use crate::faults::crash_point;
 use crate::store::{
     ContentStore, ImportRecord, IngestItem, IngestOptions, IngestReport, IngestRows, Store,
     StoreError, StoreLocation, StoreResult, VerifiedFile,
 };
 use serde::Serialize;
+use std::collections::HashSet;
 use std::fs::File;
 use std::io::{BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -487,6 +488,7 @@ fn walk_and_ingest(
     let walked: Mutex<Option<Walked>> = Mutex::new(None);
     let refusal: Mutex<Option<Problem>> = Mutex::new(None);
     let moved: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+    let carried: Mutex<HashSet<Guid>> = Mutex::new(HashSet::new());
     let content = store.content().clone();
     let progress = Mutex::new(progress);
     let ingested = std::thread::scope(|scope| {
@@ -508,6 +510,11 @@ fn walk_and_ingest(
             };
             if !walk.problems.is_empty() {
                 return Err(StoreError::Aborted("the volumes did not check out".into()));
+            }
+            let carried = carried.lock().expect("no panic holds the carried updates");
+            if let Err(p) = check_published(&bundle.manifest, &carried) {
+                *refusal.lock().expect("no panic holds the refusal") = Some(p);
+                return Err(StoreError::Aborted("a published update is not in the bundle".into()));
             }
             let targets = match check_payloads(batch, &content, &walk.staged) {
                 Ok(targets) => targets,
@@ -536,6 +543,10 @@ fn walk_and_ingest(
                 commit_every: None,
                 progress: None,
                 before_commit: Some(&mut before_commit),
+                on_document: Some(&mut |identity: &crate::catalog::UpdateIdentity| {
+                    let mut carried = carried.lock().expect("no panic holds the carried updates");
+                    carried.insert(identity.update_id);
+                }),
             },
         )
     });
@@ -700,7 +711,22 @@ fn move_payloads(
     Ok(())
 }
 
-/// The import record and the bundle's removals, in the committing transaction.
+/// Refuses a manifest listing a published update whose document the bundle does not carry:
+/// the signed manifest and the volumes disagree (11), and nothing is recorded.
+fn check_published(manifest: &Manifest, carried: &HashSet<Guid>) -> Result<(), Problem> {
+    match manifest.published.iter().find(|p| !carried.contains(&p.update_id.guid())) {
+        Some(p) => Err(Problem::integrity(format!(
+            "the manifest lists published update {} ({} / {}), but the bundle does not carry its document: the bundle is damaged or forged and is refused; ask the exporter for a new bundle",
+            p.update_id,
+            p.vendor.as_str(),
+            p.product.as_str()
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// The import record, the bundle's removals and its published updates, in the committing
+/// transaction.
 fn record_import(
     batch: &mut dyn IngestRows,
     bundle: &OpenedBundle,
@@ -710,6 +736,9 @@ fn record_import(
     let bundle_id = m.bundle_id.to_string();
     for r in &m.removed {
         batch.record_removal(&r.update_id.to_string(), &r.reason, &bundle_id)?;
+    }
+    for p in &m.published {
+        batch.record_published(&p.record())?;
     }
     let record = ImportRecord {
         bundle_id,

@@ -95,6 +95,7 @@ pub fn html(i: &Inspection) -> String {
         ));
     }
     h.push_str("</table>");
+    push_published(&mut h, m);
     push_withdrawn_and_policy(&mut h, m);
     h.push_str("<h2>Volumes</h2><table><tr><th>Volume</th><th>Size</th><th>SHA-256</th></tr>");
     for v in &m.volumes {
@@ -144,6 +145,30 @@ fn summary_rows(i: &Inspection) -> Vec<(&'static str, String)> {
         ),
         ("Total size", format_size(m.summary.total_bytes)),
     ]
+}
+
+/// The updates published on the connected side, when the bundle carries any.
+fn push_published(h: &mut String, m: &Manifest) {
+    if m.published.is_empty() {
+        return;
+    }
+    h.push_str(&format!(
+        "<h2>Published updates ({})</h2><table><tr><th>Update</th><th>Vendor</th><th>Product</th><th>Version</th><th>Installer</th><th>Published</th></tr>",
+        m.published.len()
+    ));
+    for p in &m.published {
+        h.push_str(&format!(
+            "<tr><td class=\"mono\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{} ({})</td><td>{}</td></tr>",
+            esc(p.update_id.as_str()),
+            esc(p.vendor.as_str()),
+            esc(p.product.as_str()),
+            esc(p.version.as_ref().map_or("", |v| v.as_str())),
+            esc(p.installer_name.as_str()),
+            esc(p.installer.as_str()),
+            esc(p.published_at.as_str())
+        ));
+    }
+    h.push_str("</table>");
 }
 
 /// The updates a bundle withdraws and its approval policy, when it has them.

@@ -4,6 +4,8 @@
 use super::names::{BundleId, ChannelName, Sequence};
 use super::safe_path::SafePath;
 use crate::catalog::{Guid, Sha1Digest};
+use crate::ids::UpdateId;
+use crate::store::{InstallerKind, PublishedRecord};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -41,6 +43,114 @@ pub struct Manifest {
     /// Approvals decided on the connected side, applied on import only with --apply-approvals.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub approval_policy: Option<super::approvals::ApprovalPolicy>,
+    /// Updates published on the connected side (`ferry publish`) whose documents the bundle
+    /// carries, with what their documents do not say (absent in older manifests: none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub published: Vec<PublishedEntry>,
+}
+
+/// An update published on the connected side, as the import records it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PublishedEntry {
+    pub update_id: UpdateId,
+    pub vendor: ManifestText<MAX_NAME>,
+    pub product: ManifestText<MAX_NAME>,
+    pub installer: InstallerKind,
+    pub installer_name: ManifestText<MAX_NAME>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<ManifestText<MAX_VERSION>>,
+    pub published_at: Rfc3339,
+}
+
+/// The longest vendor, product or installer name a manifest may state (characters).
+pub const MAX_NAME: usize = 256;
+/// The longest version a manifest may state (characters).
+pub const MAX_VERSION: usize = 64;
+
+impl PublishedEntry {
+    /// The entry for a record of the cache store; `None` for one no manifest can hold (a
+    /// name beyond the bounds, which `ferry publish` never writes).
+    pub fn from_record(r: &PublishedRecord) -> Option<PublishedEntry> {
+        Some(PublishedEntry {
+            update_id: r.update_id.clone(),
+            vendor: ManifestText::new(&r.vendor).ok()?,
+            product: ManifestText::new(&r.product).ok()?,
+            installer: r.installer,
+            installer_name: ManifestText::new(&r.installer_name).ok()?,
+            version: r.version.as_deref().map(ManifestText::new).transpose().ok()?,
+            published_at: Rfc3339::new(&r.published_at).ok()?,
+        })
+    }
+
+    /// The record an import stores.
+    pub fn record(&self) -> PublishedRecord {
+        PublishedRecord {
+            update_id: self.update_id.clone(),
+            vendor: self.vendor.as_str().to_owned(),
+            product: self.product.as_str().to_owned(),
+            installer: self.installer,
+            installer_name: self.installer_name.as_str().to_owned(),
+            version: self.version.as_ref().map(|v| v.as_str().to_owned()),
+            published_at: self.published_at.as_str().to_owned(),
+        }
+    }
+}
+
+/// Text a manifest states that becomes a row: not empty, at most `MAX` characters, no control
+/// characters. A manifest holding another is refused when read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct ManifestText<const MAX: usize>(String);
+
+impl<const MAX: usize> ManifestText<MAX> {
+    pub fn new(text: &str) -> Result<Self, String> {
+        let count = text.chars().count();
+        if text.trim().is_empty() || count > MAX {
+            return Err(format!("a text of {count} characters; 1 to {MAX} are allowed"));
+        }
+        if text.chars().any(char::is_control) {
+            return Err("a text holding control characters".into());
+        }
+        Ok(ManifestText(text.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl<'de, const MAX: usize> Deserialize<'de> for ManifestText<MAX> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        ManifestText::new(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+/// A time a manifest states: RFC 3339, at most 40 characters.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct Rfc3339(String);
+
+impl Rfc3339 {
+    pub fn new(text: &str) -> Result<Rfc3339, String> {
+        if text.len() > 40 || chrono::DateTime::parse_from_rfc3339(text).is_err() {
+            let shown: String = text.chars().take(40).collect();
+            return Err(format!("{shown:?} is not an RFC 3339 time"));
+        }
+        Ok(Rfc3339(text.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl<'de> Deserialize<'de> for Rfc3339 {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        Rfc3339::new(&text).map_err(serde::de::Error::custom)
+    }
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -284,5 +394,40 @@ mod tests {
         let other = Sha1Digest([0xab; 20]);
         let path = MemberEntry::payload_path(&other, "exe").unwrap();
         assert_eq!(entry(path.as_str(), &sha1).payload_name(), None, "another SHA-1 stated");
+    }
+
+    /// A published entry holds only bounded names without control characters, a GUID, a known
+    /// installer kind and an RFC 3339 time: anything else in a manifest is refused when read.
+    #[test]
+    fn published_entries_refuse_what_no_ferry_writes() {
+        let good = serde_json::json!({
+            "update_id": "76D6BAA1-4C7A-4262-8B3E-1EE8951C27B0",
+            "vendor": "Fabrikam",
+            "product": "Fabrikam Gadget",
+            "installer": "msi",
+            "installer_name": "gadget-3.1.msi",
+            "version": "3.1.0",
+            "published_at": "2026-12-05T08:39:51.000000Z"
+        });
+        let entry: PublishedEntry = serde_json::from_value(good.clone()).unwrap();
+        assert_eq!(entry.update_id.as_str(), "76d6baa1-4c7a-4262-8b3e-1ee8951c27b0");
+        assert_eq!(entry.record().installer, InstallerKind::Msi);
+        assert_eq!(PublishedEntry::from_record(&entry.record()), Some(entry));
+        let long = "x".repeat(MAX_NAME + 1);
+        let cases: [(&str, serde_json::Value); 8] = [
+            ("update_id", "../etc".into()),
+            ("vendor", long.into()),
+            ("product", "Gadget\u{1b}[2J".into()),
+            ("installer_name", " ".into()),
+            ("installer", "bat".into()),
+            ("version", "9".repeat(MAX_VERSION + 1).into()),
+            ("published_at", "yesterday".into()),
+            ("extra", "field".into()),
+        ];
+        for (key, value) in cases {
+            let mut bad = good.clone();
+            bad[key] = value;
+            assert!(serde_json::from_value::<PublishedEntry>(bad).is_err(), "{key}");
+        }
     }
 }

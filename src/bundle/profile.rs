@@ -60,6 +60,11 @@ pub struct Profile {
     pub include_superseded: bool,
     #[serde(default)]
     pub payloads: PayloadPolicy,
+    /// Also carry every update published in the cache store (`ferry publish`), whatever the
+    /// products and classifications select: its newest revision, the vendor and product
+    /// categories it names and its signed CAB.
+    #[serde(default)]
+    pub published: bool,
     /// How long a bundle stays importable (`180d`); absent: it never expires.
     #[serde(default)]
     pub expires: Option<String>,
@@ -185,6 +190,9 @@ mod tests {
         assert_eq!(p.languages, vec![Language::new("en").unwrap()]);
         assert!(!p.express);
         assert!(!p.include_superseded);
+        assert!(!p.published);
+        let with = Profile::parse("channel = \"w11\"\nproducts = [\"Windows 11\"]\nclassifications = [\"Security Updates\"]\npublished = true\n", "p").unwrap();
+        assert!(with.published);
         assert!(
             Profile::parse(
                 "channel = \"Bad Name\"\nproducts = [\"x\"]\nclassifications = [\"y\"]\n",

@@ -152,11 +152,18 @@ fn rule_sets(catalog: &[CatalogRevision], approved: &Approved) -> Result<RuleSet
         .collect()
 }
 
+/// Selects what the profile carries from `catalog`. `published`: the UpdateIDs published in the
+/// store the catalog is from (`ferry publish`); with `published = true` in the profile, their
+/// newest revisions travel whatever the products, classifications, languages and supersedence
+/// say, with their files whatever the payload policy says (they exist nowhere else).
 pub fn select(
     catalog: &[CatalogRevision],
     profile: &Profile,
     approved: &Approved,
+    published: &HashSet<String>,
 ) -> Result<Selected, SelectionError> {
+    let none = HashSet::new();
+    let published = if profile.published { published } else { &none };
     let (products, classifications) = resolve_filter(catalog, profile)?;
     let product_ids: HashSet<&str> = products.iter().map(|(id, _)| id.as_str()).collect();
     let class_ids: HashSet<&str> = classifications.iter().map(|(id, _)| id.as_str()).collect();
@@ -183,6 +190,7 @@ pub fn select(
         }
         match r.update_type.as_str() {
             "Category" | "Detectoid" => chosen.push(i),
+            "Software" | "Driver" if published.contains(&r.update_id) => chosen.push(i),
             "Software" | "Driver" if in_any(r, &product_ids) && in_any(r, &class_ids) => {
                 if for_us(i) { chosen.push(i) } else { other_language.push(i) }
             }
@@ -194,7 +202,8 @@ pub fn select(
     let is_update = |i: usize| matches!(catalog[i].update_type.as_str(), "Software" | "Driver");
     let (top_level, superseded_out): (Vec<usize>, Vec<usize>) =
         chosen.iter().copied().filter(|&i| is_update(i)).partition(|&i| {
-            profile.include_superseded || !superseded.contains(&catalog[i].update_id)
+            let id = &catalog[i].update_id;
+            profile.include_superseded || published.contains(id) || !superseded.contains(id)
         });
     let top_level: HashSet<usize> = top_level.into_iter().collect();
     chosen.retain(|&i| !is_update(i) || top_level.contains(&i));
@@ -211,6 +220,7 @@ pub fn select(
                 }))
     };
     let wants_files = |i: usize| match profile.payloads {
+        _ if published.contains(&catalog[i].update_id) => true,
         PayloadPolicy::All => true,
         PayloadPolicy::None => false,
         PayloadPolicy::NotSuperseded => !superseded.contains(&catalog[i].update_id),
@@ -509,7 +519,7 @@ mod tests {
             ),
         ];
         for (lines, updates, carried, [languages, express, superseded, payloads]) in cases {
-            let s = select(&c, &profile(lines), &Approved::default()).unwrap();
+            let s = select(&c, &profile(lines), &Approved::default(), &HashSet::new()).unwrap();
             assert_eq!(ids(&c, &s), *updates, "{lines}");
             assert_eq!(files(&s), *carried, "{lines}");
             assert_eq!(
@@ -529,22 +539,55 @@ mod tests {
     fn approved_payloads_follow_approvals_rules_and_what_they_bring_along() {
         let c = catalog();
         let p = profile("payloads = \"approved\"");
-        let none = select(&c, &p, &Approved::default()).unwrap();
+        let none = select(&c, &p, &Approved::default(), &HashSet::new()).unwrap();
         assert!(none.payloads.is_empty());
         assert_eq!(none.left_behind.payloads, Left { updates: 0, files: 3, bytes: 6200 });
 
         // Approving the bundle brings its members' files.
         let office = Approved { update_ids: ["office".to_string()].into(), rules: Vec::new() };
-        assert_eq!(files(&select(&c, &p, &office).unwrap()), ["office-en.cab"]);
+        assert_eq!(files(&select(&c, &p, &office, &HashSet::new()).unwrap()), ["office-en.cab"]);
 
         // A rule by classification title approves what it matches (not what is superseded).
         let rule = Approved {
             update_ids: HashSet::new(),
             rules: vec![(vec!["security updates".into()], vec![])],
         };
-        assert_eq!(files(&select(&c, &p, &rule).unwrap()), ["cu-full", "office-en.cab"]);
+        assert_eq!(
+            files(&select(&c, &p, &rule, &HashSet::new()).unwrap()),
+            ["cu-full", "office-en.cab"]
+        );
         let unknown =
             Approved { update_ids: HashSet::new(), rules: vec![(vec!["Nonsense".into()], vec![])] };
-        assert!(select(&c, &p, &unknown).unwrap_err().0.contains("approval policy"));
+        assert!(
+            select(&c, &p, &unknown, &HashSet::new()).unwrap_err().0.contains("approval policy")
+        );
+    }
+
+    /// A published update outside the products travels with its files (whatever the payload
+    /// policy) only when the profile says `published = true`, even when another supersedes it.
+    #[test]
+    fn published_updates_travel_only_when_the_profile_says_so() {
+        let mut c = catalog();
+        let vendor_product = "00000000-0000-0000-0000-0000000000aa";
+        c.push(category(9, vendor_product, "Product", "Fabrikam Gadget"));
+        let mut gadget = update(10, "gadget", &[], vec![file("gadget.cab", 400, false)]);
+        gadget.prerequisites = vec![vendor_product.into(), CLASS.into()];
+        c.push(gadget);
+        let mut next = update(11, "gadget-next", &[], vec![file("gadget-next.cab", 400, false)]);
+        next.prerequisites = vec![vendor_product.into(), CLASS.into()];
+        next.superseded = vec!["gadget".into()];
+        c.push(next);
+        let published: HashSet<String> = ["gadget".to_string(), "gadget-next".to_string()].into();
+        let off =
+            select(&c, &profile("payloads = \"none\""), &Approved::default(), &published).unwrap();
+        assert!(!ids(&c, &off).iter().any(|u| u.starts_with("gadget")));
+        let on = profile("payloads = \"none\"\npublished = true");
+        let s = select(&c, &on, &Approved::default(), &published).unwrap();
+        let carried = ids(&c, &s);
+        assert!(
+            carried.contains(&"gadget".to_string()) && carried.contains(&"gadget-next".to_string()),
+            "{carried:?}"
+        );
+        assert_eq!(files(&s), ["gadget-next.cab", "gadget.cab"]);
     }
 }

@@ -246,6 +246,9 @@ fn print_dry_run(plan: &DryRun, profile: &Profile, json: bool) -> anyhow::Result
         sizes.join(", ")
     );
     println!("  removed        {} update(s)", plan.removed);
+    if profile.published {
+        println!("  published      {} update(s) published here", plan.published);
+    }
     let languages: Vec<String> = profile.languages.iter().map(ToString::to_string).collect();
     let left = &plan.left_behind;
     println!("  left behind");

@@ -85,6 +85,21 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     for r in &m.removed {
         say!("  removed  {} {} ({})", r.update_id, r.title, r.reason);
     }
+    if !m.published.is_empty() {
+        say!("published   {} update(s) published on the connected side:", m.published.len());
+    }
+    for p in &m.published {
+        say!(
+            "  {} {} / {} {} ({} {}) published {}",
+            p.update_id,
+            p.vendor.as_str(),
+            p.product.as_str(),
+            p.version.as_ref().map_or("-", |v| v.as_str()),
+            p.installer.as_str(),
+            p.installer_name.as_str(),
+            p.published_at.as_str()
+        );
+    }
     if let Some(p) = &m.approval_policy {
         say!(
             "approvals   a policy travels with this bundle (applied on import only with --apply-approvals):"

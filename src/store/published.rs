@@ -5,10 +5,10 @@
 
 use super::*;
 use crate::ids::UpdateId;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// What kind of installer an update was published from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum InstallerKind {
     Msi,

@@ -128,6 +128,7 @@ pub fn synthesize(
             commit_every: Some(BATCH_DOCUMENTS),
             progress: Some(&mut on_progress),
             before_commit: Some(&mut before_commit),
+            on_document: None,
         },
     )?;
     report.revisions_added = ingested.added;

@@ -290,6 +290,7 @@ fn fetch_and_store(
             commit_every: Some(500),
             progress: Some(&mut done_progress),
             before_commit: None,
+            on_document: None,
         },
     );
     // Stop the fetchers (they end when the channel closes) before reporting anything.

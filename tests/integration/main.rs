@@ -24,6 +24,7 @@ mod postgres_deployments;
 mod postgres_ingest;
 mod publish;
 mod publish_documents;
+mod publish_gap;
 mod publish_signing;
 mod round_trips;
 mod served;

@@ -251,6 +251,7 @@ fn failure_contract<B: Backend + ?Sized>(store: &mut B, look: &dyn Look) -> Vec<
         commit_every: Some(2),
         progress: Some(&mut on_progress),
         before_commit: Some(&mut before_commit),
+        on_document: None,
     };
     let err = store.ingest_stream(stream(&bad), options).unwrap_err();
     assert!(matches!(err, StoreError::ConflictingRevision { .. }), "{err}");

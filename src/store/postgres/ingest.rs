@@ -792,7 +792,7 @@ impl IngestStorage for PostgresStore {
         documents: Documents<'_>,
         options: IngestOptions<'_>,
     ) -> StoreResult<IngestReport> {
-        let IngestOptions { commit_every, mut progress, before_commit } = options;
+        let IngestOptions { commit_every, mut progress, before_commit, mut on_document } = options;
         let mut nothing = |_: &mut dyn IngestRows, _: u64| Ok(());
         let before_commit: &mut BeforeCommit<'_> = match before_commit {
             Some(f) => f,
@@ -811,7 +811,12 @@ impl IngestStorage for PostgresStore {
             let mut run = Run::new();
             for (prepared, end_of_batch) in prepare_in_order(scope, documents) {
                 match prepared {
-                    Ok(prepared) => run.push(prepared),
+                    Ok(prepared) => {
+                        if let Some(seen) = on_document.as_mut() {
+                            seen(&prepared.0.update.identity);
+                        }
+                        run.push(prepared)
+                    }
                     Err(e) => {
                         // The documents before it first, as one at a time would have.
                         writer.write(self, &mut run)?;

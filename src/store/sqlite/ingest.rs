@@ -471,7 +471,8 @@ impl IngestStorage for SqliteStore {
         documents: Documents<'_>,
         options: IngestOptions<'_>,
     ) -> StoreResult<IngestReport> {
-        let IngestOptions { commit_every, mut progress, mut before_commit } = options;
+        let IngestOptions { commit_every, mut progress, mut before_commit, mut on_document } =
+            options;
         let mut before_commit =
             move |batch: &mut dyn IngestRows, done: u64| match before_commit.as_mut() {
                 Some(f) => f(batch, done),
@@ -495,6 +496,9 @@ impl IngestStorage for SqliteStore {
             let (mut in_batch, mut done, mut commits) = (0usize, 0u64, 0u64);
             for (prepared, end_of_batch) in prepare_in_order(scope, documents) {
                 let (prepared, present) = prepared?;
+                if let Some(seen) = on_document.as_mut() {
+                    seen(&prepared.update.identity);
+                }
                 batch.add_prepared(&prepared)?;
                 for sha1 in &present {
                     batch.mark_present(sha1)?;
