@@ -5,8 +5,8 @@
 use crate::compliance::{ComputerStatus, StateCounts, UpdateState};
 use crate::ids::GroupId;
 use crate::store::{
-    ApprovalState, ApprovalStatus, ComplianceReport, ComputerCompliance, ComputerRecord, Store,
-    StoreResult, UpdateCompliance, UpdateFilter, now_rfc3339,
+    ApprovalState, ApprovalStatus, ComplianceReport, ComputerCompliance, ComputerRecord,
+    PublishedBy, Store, StoreResult, UpdateCompliance, UpdateFilter, now_rfc3339,
 };
 use std::collections::HashMap;
 
@@ -22,6 +22,11 @@ pub fn compliance_report(
         approval: Some(ApprovalState::AnyExceptDeclined),
         ..Default::default()
     })?;
+    let mut published: HashMap<String, PublishedBy> = store
+        .published()?
+        .into_iter()
+        .map(|p| (p.update_id.to_string(), PublishedBy { vendor: p.vendor, product: p.product }))
+        .collect();
     let group_names: HashMap<GroupId, String> =
         store.groups()?.into_iter().map(|g| (g.group_id, g.name)).collect();
     let empty = ComputerStatus::default();
@@ -68,6 +73,7 @@ pub fn compliance_report(
                 || n.needed + n.failed + n.installed + n.installed_pending_reboot > 0
         })
         .map(|(u, counts)| UpdateCompliance {
+            published: published.remove(u.update_id.as_str()),
             update_id: u.update_id,
             kb_article: u.kb_article,
             title: u.title,

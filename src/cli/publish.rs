@@ -116,7 +116,7 @@ pub struct PublishArgs {
     #[arg(long, value_name = "GUID[,GUID...]", value_parser = prerequisite)]
     prerequisite: Vec<PrerequisiteGroup>,
     /// Earlier published updates this one replaces, repeatable. Default: the same product's
-    /// published updates of a lower version that nothing replaces yet.
+    /// published updates of a lower version that are not expired.
     #[arg(long, value_name = "GUID", conflicts_with = "supersedes_nothing")]
     supersedes: Vec<Guid>,
     /// Replace no earlier update.

@@ -123,7 +123,7 @@ fn rows(report: &ComplianceReport, by: By) -> (Vec<&'static str>, Vec<Vec<String
                         u.approval.to_string(),
                     ];
                     row.extend(counts(&u.counts));
-                    row.push(u.title.clone().unwrap_or_default());
+                    row.push(u.shown_title());
                     row
                 })
                 .collect();

@@ -55,7 +55,7 @@ pub struct PublishRequest {
     pub description: Option<String>,
     pub more_info_url: Option<String>,
     /// Earlier published updates this one replaces. Default: the published updates of the same
-    /// product with a lower version (or none stated) that nothing replaces yet.
+    /// product with a lower version (or none stated) that are not expired.
     pub supersedes: Option<Vec<Guid>>,
     pub prerequisites: Vec<PrerequisiteGroup>,
 }
@@ -287,8 +287,8 @@ fn product_of(store: &Store, described: &Described) -> Result<Product, PublishEr
 }
 
 /// The published updates this one supersedes: those named, each of which must be a published
-/// update; or by default the same product's earlier versions that are neither expired nor
-/// superseded already.
+/// update; or by default the same product's earlier versions that are not expired (a chain of
+/// versions: the newest names every earlier one still offered).
 fn superseded_by(
     store: &Store,
     request: &PublishRequest,
@@ -322,11 +322,11 @@ fn same_product(p: &PublishedRecord, d: &Described) -> bool {
     p.vendor.eq_ignore_ascii_case(&d.vendor) && p.product.eq_ignore_ascii_case(&d.product)
 }
 
-/// Whether an update's newest revision is still offered: not expired, and nothing supersedes it.
+/// Whether an update's newest revision is still offered: not expired.
 fn offered(store: &Store, id: &UpdateId) -> Result<bool, PublishError> {
     let Some(newest) = newest_revision(store, id.as_str())? else { return Ok(false) };
     let summary = store.update_summary(newest)?;
-    Ok(summary.publication_state.as_deref() != Some("Expired") && !summary.superseded)
+    Ok(summary.publication_state.as_deref() != Some("Expired"))
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -476,8 +476,6 @@ pub struct Listed {
     pub version: Option<String>,
     /// Published or Expired.
     pub state: String,
-    /// A newer update in the store supersedes it.
-    pub superseded: bool,
     pub published_at: String,
 }
 
@@ -491,7 +489,6 @@ pub fn list(store: &Store) -> Result<Vec<Listed>, StoreError> {
             revision_number: s.revision_number,
             title: s.title.unwrap_or_default(),
             state: s.publication_state.unwrap_or_else(|| "Published".into()),
-            superseded: s.superseded,
             update_id: p.update_id,
             vendor: p.vendor,
             product: p.product,

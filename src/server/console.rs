@@ -878,10 +878,10 @@ fn computer(store: &Store, id: &str) -> crate::store::StoreResult<Rendered> {
     let name = record.dns_name.clone();
     let report = crate::admin::compliance_report(store, vec![record], None)?;
     let Some(c) = report.computers.first() else { return Ok(Rendered::NotFound) };
-    let titles: HashMap<&str, (&Option<String>, &Option<String>, &str)> = report
+    let titles: HashMap<&str, (&Option<String>, String, &str)> = report
         .updates
         .iter()
-        .map(|u| (u.update_id.as_str(), (&u.kb_article, &u.title, u.approval.as_str())))
+        .map(|u| (u.update_id.as_str(), (&u.kb_article, u.shown_title(), u.approval.as_str())))
         .collect();
     let mut b = format!(
         "<h1>{}</h1><table><tr><th>SusClientId</th><td><code>{}</code></td></tr><tr><th>Groups</th><td>{}</td></tr>\
@@ -903,12 +903,12 @@ fn computer(store: &Store, id: &str) -> crate::store::StoreResult<Rendered> {
         );
         for id in ids.iter().take(500) {
             let (kb, title, approval) =
-                titles.get(id.as_str()).copied().unwrap_or((&None, &None, ""));
+                titles.get(id.as_str()).cloned().unwrap_or((&None, String::new(), ""));
             let _ = write!(
                 b,
                 "<tr><td>{}</td><td>{}</td><td>{}</td><td><code>{}</code></td></tr>",
                 kb.as_ref().map(|k| format!("KB{}", esc(k))).unwrap_or_default(),
-                esc(title.as_deref().unwrap_or("")),
+                esc(&title),
                 approval,
                 esc(id)
             );

@@ -28,6 +28,26 @@ pub struct UpdateCompliance {
     pub classification: Option<String>,
     pub approval: ApprovalStatus,
     pub counts: StateCounts,
+    /// The vendor and product of an update published here (`ferry publish`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub published: Option<PublishedBy>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PublishedBy {
+    pub vendor: String,
+    pub product: String,
+}
+
+impl UpdateCompliance {
+    /// The title as reports show it: with vendor and product for an update published here.
+    pub fn shown_title(&self) -> String {
+        let title = self.title.clone().unwrap_or_default();
+        match &self.published {
+            Some(p) => format!("{title} ({} / {})", p.vendor, p.product),
+            None => title,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -46,7 +46,7 @@ pub use cleanup::{
 pub use clients::ClientStorage;
 pub use clients::*;
 pub use compliance_report::ComplianceStorage;
-pub use compliance_report::{ComplianceReport, ComputerCompliance, UpdateCompliance};
+pub use compliance_report::{ComplianceReport, ComputerCompliance, PublishedBy, UpdateCompliance};
 pub use consistency::CheckStorage;
 pub use consistency::{CheckProblem, CheckReport};
 pub use content::{

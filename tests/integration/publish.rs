@@ -136,6 +136,10 @@ fn a_published_msi_is_offered_downloaded_and_superseded_by_its_next_version() {
         scan.by_update().get(id).is_some_and(|u| u.action == "Install")
     });
 
+    // The compliance report names its vendor and product.
+    let report = stdout_of(ferry(&site.data).args(["report", "--by", "update"]));
+    assert!(report.contains("Contoso Widget 1.0.0 (Contoso / Contoso Widget)"), "{report}");
+
     // GetExtendedUpdateInfo names the file; the bytes served are the ones the metadata says.
     let locations = agent.file_locations(&[revision_id]);
     let (digest, url) = locations.first().expect("a file location").clone();
