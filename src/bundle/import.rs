@@ -529,6 +529,7 @@ fn walk_and_ingest(
             sync_file_system(staging).map_err(|e| StoreError::io(staging, e))?;
             move_payloads(
                 batch,
+                &content,
                 &walk.staged,
                 &targets,
                 &mut moved.lock().expect("no panic holds the moved list"),
@@ -694,15 +695,13 @@ fn check_payloads(
 /// `moved` collects the files that were not there before, for removal if the commit fails.
 fn move_payloads(
     batch: &mut dyn IngestRows,
+    content: &ContentStore,
     staged: &[StagedPayload],
     targets: &[PathBuf],
     moved: &mut Vec<PathBuf>,
 ) -> StoreResult<()> {
     for (p, target) in staged.iter().zip(targets) {
-        let folder = target.parent().expect("content paths have a folder");
-        std::fs::create_dir_all(folder).map_err(|e| StoreError::io(folder, e))?;
-        let existed = target.exists();
-        std::fs::rename(&p.path, target).map_err(|e| StoreError::io(target, e))?;
+        let existed = content.place(&p.path, target)?;
         if !existed {
             moved.push(target.clone());
         }

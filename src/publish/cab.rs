@@ -13,6 +13,7 @@
 
 use super::authenticode;
 use super::signing::{PublishingIdentity, SigningError};
+use crate::units::format_size;
 use sha1::Sha1;
 use sha2::{Digest, Sha256};
 use std::fs::File;
@@ -57,7 +58,7 @@ pub enum CabError {
     Write { path: PathBuf, source: std::io::Error },
     #[error(
         "{}: {size} bytes ({}) is more than a signed CAB can carry: at most {max} bytes ({}) with this name and certificate (a CAB folder holds 65535 blocks of 32 KiB and a cabinet at most 2 GiB); Windows Update cannot deliver it as one update file",
-        path.display(), human(*size), human(*max)
+        path.display(), format_size(*size), format_size(*max)
     )]
     TooLarge { path: PathBuf, size: u64, max: u64 },
     #[error("{}: {reason}", path.display())]
@@ -446,21 +447,6 @@ impl<W: Write> Write for Hashing<W> {
     }
 }
 
-/// A size as `4.0 GiB` (binary units).
-fn human(bytes: u64) -> String {
-    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
-    if bytes < 1024 {
-        return format!("{bytes} bytes");
-    }
-    let mut value = bytes as f64 / 1024.0;
-    let mut unit = 0;
-    while value >= 1024.0 && unit < UNITS.len() - 1 {
-        value /= 1024.0;
-        unit += 1;
-    }
-    format!("{value:.1} {}", UNITS[unit])
-}
-
 /// The Authenticode digest of an unsigned cabinet held in memory (`write_signed_cab` computes
 /// the same while it writes): SHA-256 over `AUTHENTICODE_HEADER_RANGES`, then everything after
 /// the header.
@@ -627,12 +613,5 @@ mod tests {
         let mut back = Vec::new();
         cabinet.read_file("setup.msi").unwrap().read_to_end(&mut back).unwrap();
         assert_eq!(back, member, "and every block's checksum held");
-    }
-
-    #[test]
-    fn sizes_read_as_people_do() {
-        assert_eq!(human(4 << 30), "4.0 GiB");
-        assert_eq!(human(1536), "1.5 KiB");
-        assert_eq!(human(12), "12 bytes");
     }
 }

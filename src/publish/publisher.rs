@@ -96,13 +96,21 @@ pub enum PublishError {
 
 /// An installer read and named: what the documents need from it.
 struct Described {
-    classification: Classification,
     installer: Installer,
-    kind: InstallerKind,
     vendor: String,
     product: String,
     title: String,
     version: Option<Version>,
+}
+
+impl Described {
+    fn kind(&self) -> InstallerKind {
+        match self.installer {
+            Installer::Msi(_) => InstallerKind::Msi,
+            Installer::Msp(_) => InstallerKind::Msp,
+            Installer::Exe(_) => InstallerKind::Exe,
+        }
+    }
 }
 
 /// Publishes `request` into `store`, signed by `identity`, as of `now`.
@@ -113,38 +121,28 @@ pub fn publish(
     now: DateTime<Utc>,
 ) -> Result<Published, PublishError> {
     let described = describe(request)?;
-    let product = product_of(store, &described)?;
+    let product = product_of(store, request.classification, &described)?;
     let id = request.id.unwrap_or_else(crate::random::guid);
     if newest_revision(store, &id.to_string())?.is_some() {
         return Err(PublishError::Refused(format!(
-            "update {id} is already in the store; publish a new version under a new id, or revise it with `ferry publish revise {id}`"
+            "update {id} is already in the store; publish a new version under a new id (leave out --id for one)"
         )));
     }
     let supersedes = superseded_by(store, request, &described)?;
     let content = store.content().clone();
     let staging = content.staging_dir();
     std::fs::create_dir_all(&staging).map_err(|e| StoreError::io(&staging, e))?;
-    let cab_name = format!("{id}_1.cab");
     let signed = cab::write_signed_cab(
         installer_path(&request.installer),
         described.installer.file_name().as_str(),
-        &staging.join(format!("{cab_name}.{}.publish", std::process::id())),
+        &staging.join(format!("{}.{}.publish", cab_name(id), std::process::id())),
         identity,
     )?;
     let result = (|| {
-        let update = build_update(
-            request,
-            &described,
-            product.clone(),
-            id,
-            supersedes,
-            &signed,
-            store,
-            now,
-        )?;
+        let update =
+            build_update(request, &described, product, id, supersedes, &signed, store, now)?;
         let target = content.path(&Sha1Digest(signed.sha1), "cab");
-        let existed = target.exists();
-        move_into_place(&signed.path, &target)?;
+        let existed = content.place(&signed.path, &target).map_err(StoreError::from)?;
         let committed = commit(store, &update, &described, now);
         if committed.is_err() && !existed {
             let _ = std::fs::remove_file(&target);
@@ -184,86 +182,71 @@ fn file_name(path: &Path) -> Result<String, PublishError> {
     })
 }
 
+/// The CAB's name in the update's document (as WSUS names a published update's content).
+fn cab_name(id: Guid) -> String {
+    format!("{id}_1.cab")
+}
+
 /// Reads the installer and settles its vendor, product and title.
 fn describe(request: &PublishRequest) -> Result<Described, PublishError> {
-    let named = |what: &str, given: &Option<String>, path: &Path| {
-        given.clone().ok_or_else(|| {
-            PublishError::Refused(format!(
-                "{}: an {what} must be given (--{what}): the installer does not say it",
-                path.display()
-            ))
-        })
+    // What an MSP or EXE does not say about itself.
+    let given = |path: &Path| -> Result<(String, String, String), PublishError> {
+        let named = |what: &str, given: &Option<String>| {
+            given.clone().ok_or_else(|| {
+                PublishError::Refused(format!(
+                    "{}: the {what} must be given (--{what}): the installer does not say it",
+                    path.display()
+                ))
+            })
+        };
+        Ok((
+            named("vendor", &request.vendor)?,
+            named("product", &request.product)?,
+            named("title", &request.title)?,
+        ))
     };
-    match &request.installer {
+    let (installer, (vendor, product, title), version) = match &request.installer {
         InstallerSource::Msi { path, properties } => {
             let msi = MsiProduct::read_file(path)?;
-            let vendor = request.vendor.clone().unwrap_or_else(|| msi.manufacturer.clone());
-            let product = request.product.clone().unwrap_or_else(|| msi.name.clone());
-            let title =
-                request.title.clone().unwrap_or_else(|| format!("{} {}", msi.name, msi.version));
+            let names = (
+                request.vendor.clone().unwrap_or_else(|| msi.manufacturer.clone()),
+                request.product.clone().unwrap_or_else(|| msi.name.clone()),
+                request.title.clone().unwrap_or_else(|| format!("{} {}", msi.name, msi.version)),
+            );
             let version = Some(msi.version);
-            let installer =
-                Installer::Msi(MsiInstaller::new(&file_name(path)?, msi, properties.as_deref())?);
-            Ok(Described {
-                classification: request.classification,
-                installer,
-                kind: InstallerKind::Msi,
-                vendor,
-                product,
-                title,
-                version,
-            })
+            let msi = MsiInstaller::new(&file_name(path)?, msi, properties.as_deref())?;
+            (Installer::Msi(msi), names, version)
         }
         InstallerSource::Msp { path } => {
             let patch = MspPatch::read_file(path)?;
-            let (vendor, product) = (
-                named("vendor", &request.vendor, path)?,
-                named("product", &request.product, path)?,
-            );
-            let title = named("title", &request.title, path)?;
-            let installer = Installer::Msp(MspInstaller::new(&file_name(path)?, patch)?);
-            Ok(Described {
-                classification: request.classification,
-                installer,
-                kind: InstallerKind::Msp,
-                vendor,
-                product,
-                title,
-                version: None,
-            })
+            let names = given(path)?;
+            (Installer::Msp(MspInstaller::new(&file_name(path)?, patch)?), names, None)
         }
         InstallerSource::Exe { path, arguments, return_codes, detect } => {
-            let (vendor, product) = (
-                named("vendor", &request.vendor, path)?,
-                named("product", &request.product, path)?,
-            );
-            let title = named("title", &request.title, path)?;
-            let installer = Installer::Exe(ExeInstaller::new(
+            let names = given(path)?;
+            let exe = ExeInstaller::new(
                 &file_name(path)?,
                 arguments.as_deref(),
                 return_codes.clone(),
                 detect.clone(),
-            )?);
-            Ok(Described {
-                classification: request.classification,
-                installer,
-                kind: InstallerKind::Exe,
-                vendor,
-                product,
-                title,
-                version: None,
-            })
+            )?;
+            (Installer::Exe(exe), names, None)
         }
-    }
+    };
+    Ok(Described { installer, vendor, product, title, version })
 }
 
 /// The product category, refused when its name is another vendor's product (Microsoft's
-/// "Windows 11", or a product published under another vendor).
-fn product_of(store: &Store, described: &Described) -> Result<Product, PublishError> {
+/// "Windows 11", or a product published under another vendor), or when the store lacks the
+/// classification's category.
+fn product_of(
+    store: &Store,
+    classification: Classification,
+    described: &Described,
+) -> Result<Product, PublishError> {
     let vendor = Vendor::new(CategoryName::new(&described.vendor)?);
     let product = Product::new(vendor, CategoryName::new(&described.product)?);
     let index = store.category_index()?;
-    let classification = described.classification;
     if index.kind(&classification.id().to_string()).is_none() {
         return Err(PublishError::Refused(format!(
             "the store does not hold the classification {:?} ({}): clients could not evaluate an update in it; import the catalog from Microsoft Update (a bundle) first",
@@ -341,7 +324,7 @@ fn build_update(
     now: DateTime<Utc>,
 ) -> Result<PublishedUpdate, PublishError> {
     let payload = Payload::new(
-        &format!("{id}_1.cab"),
+        &cab_name(id),
         signed.size,
         Sha1Digest(signed.sha1),
         Sha256Digest(signed.sha256),
@@ -377,13 +360,6 @@ fn publisher_id(store: &Store) -> Result<Guid, PublishError> {
     })
 }
 
-fn move_into_place(from: &Path, to: &Path) -> Result<(), PublishError> {
-    let folder = to.parent().expect("content paths have a folder");
-    std::fs::create_dir_all(folder).map_err(|e| StoreError::io(folder, e))?;
-    std::fs::rename(from, to).map_err(|e| StoreError::io(to, e))?;
-    Ok(())
-}
-
 /// The vendor and product documents (those the store does not hold yet), the update's, the
 /// payload marked present and the record, in one transaction.
 fn commit(
@@ -412,7 +388,7 @@ fn commit(
         update_id: UpdateId::from_guid(update.id()),
         vendor: described.vendor.clone(),
         product: described.product.clone(),
-        installer: described.kind,
+        installer: described.kind(),
         installer_name: described.installer.file_name().as_str().to_owned(),
         version: described.version.as_ref().map(ToString::to_string),
         published_at: now.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),

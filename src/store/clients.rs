@@ -129,7 +129,7 @@ pub enum ClientWrite {
 pub struct WritePlan<'w> {
     /// Contacts, registrations and downstream servers, in the order given: a registration
     /// follows the contact that created its computer.
-    pub in_order: Vec<&'w ClientWrite>,
+    pub in_order: Vec<RowWrite<'w>>,
     /// Computers that finished a sync, each once, sorted.
     pub synced: Vec<&'w ComputerId>,
     /// Computers that reported, each once, sorted.
@@ -139,6 +139,26 @@ pub struct WritePlan<'w> {
     /// Computers whose events were added, each once, sorted: each keeps its newest
     /// `MAX_EVENTS_PER_COMPUTER`.
     pub trimmed: Vec<&'w ComputerId>,
+}
+
+/// A write of a plan that creates or describes a row, one at a time.
+#[derive(Debug)]
+pub enum RowWrite<'w> {
+    Contact {
+        computer_id: &'w ComputerId,
+        dns_name: &'w str,
+        requested_groups: &'w [GroupName],
+    },
+    /// `info` as stored: a JSON object, names sorted (a name given twice keeps its last text).
+    Register {
+        computer_id: &'w ComputerId,
+        info: String,
+        os_description: Option<&'w str>,
+    },
+    Downstream {
+        server_id: &'w str,
+        name: &'w str,
+    },
 }
 
 impl<'w> WritePlan<'w> {
@@ -152,7 +172,20 @@ impl<'w> WritePlan<'w> {
                     plan.events.extend(events);
                     plan.trimmed.extend(events.iter().map(|e| &e.computer_id));
                 }
-                _ => plan.in_order.push(write),
+                ClientWrite::Contact { computer_id, dns_name, requested_groups } => plan
+                    .in_order
+                    .push(RowWrite::Contact { computer_id, dns_name, requested_groups }),
+                ClientWrite::Register { computer_id, info, os_description } => {
+                    let info = serde_json::Value::Object(
+                        info.iter().map(|(k, v)| (k.clone(), v.clone().into())).collect(),
+                    )
+                    .to_string();
+                    let os_description = os_description.as_deref();
+                    plan.in_order.push(RowWrite::Register { computer_id, info, os_description })
+                }
+                ClientWrite::Downstream { server_id, name } => {
+                    plan.in_order.push(RowWrite::Downstream { server_id, name })
+                }
             }
         }
         for ids in [&mut plan.synced, &mut plan.reported, &mut plan.trimmed] {
@@ -266,10 +299,9 @@ mod tests {
             .in_order
             .iter()
             .map(|w| match w {
-                ClientWrite::Contact { .. } => "contact",
-                ClientWrite::Register { .. } => "register",
-                ClientWrite::Downstream { .. } => "downstream",
-                _ => "other",
+                RowWrite::Contact { .. } => "contact",
+                RowWrite::Register { .. } => "register",
+                RowWrite::Downstream { .. } => "downstream",
             })
             .collect();
         assert_eq!(kinds, ["contact", "register", "downstream"]);

@@ -235,6 +235,17 @@ impl ContentStore {
         move |source| ContentError::Io { path: path.to_path_buf(), source }
     }
 
+    /// Renames a file staged in this store (same file system, so the rename is atomic) to
+    /// `target` in the tree, making its folder; says whether a file was there already (the
+    /// rename replaced it).
+    pub fn place(&self, staged: &Path, target: &Path) -> Result<bool, ContentError> {
+        let folder = target.parent().expect("content paths have a folder");
+        std::fs::create_dir_all(folder).map_err(Self::io(folder))?;
+        let existed = target.exists();
+        std::fs::rename(staged, target).map_err(Self::io(target))?;
+        Ok(existed)
+    }
+
     /// Copies `source` into the tree while hashing it; the file gets its final name only if it
     /// matches `expected`. An existing verified file is replaced atomically.
     pub fn store_from_reader(
@@ -268,10 +279,7 @@ impl ContentStore {
                 .map_err(|e| ContentError::Io { path: temp.clone(), source: e.into_error() })?;
             verified.check(expected, &temp)?;
             file.sync_data().map_err(Self::io(&temp))?;
-            let target = self.path(&expected.sha1, &expected.extension);
-            let folder = target.parent().expect("content paths have a folder");
-            std::fs::create_dir_all(folder).map_err(Self::io(folder))?;
-            std::fs::rename(&temp, &target).map_err(Self::io(&target))?;
+            self.place(&temp, &self.path(&expected.sha1, &expected.extension))?;
             Ok(verified)
         })();
         if result.is_err() {
@@ -300,10 +308,7 @@ impl ContentStore {
             let (file, verified) = writer.finish();
             file.into_inner()
                 .map_err(|e| ContentError::Io { path: temp.clone(), source: e.into_error() })?;
-            let target = self.path(&verified.sha1, extension);
-            let folder = target.parent().expect("content paths have a folder");
-            std::fs::create_dir_all(folder).map_err(Self::io(folder))?;
-            std::fs::rename(&temp, &target).map_err(Self::io(&target))?;
+            self.place(&temp, &self.path(&verified.sha1, extension))?;
             Ok(verified)
         })();
         if result.is_err() {

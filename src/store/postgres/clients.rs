@@ -350,25 +350,17 @@ impl Batch<'_, '_> {
         self.tx.execute(&prepared, params)
     }
 
-    fn apply(&mut self, write: &ClientWrite) -> Result<(), postgres::Error> {
+    fn apply(&mut self, write: &RowWrite<'_>) -> Result<(), postgres::Error> {
         let now = self.now;
         match write {
-            ClientWrite::Contact { computer_id, dns_name, requested_groups } => {
+            RowWrite::Contact { computer_id, dns_name, requested_groups } => {
                 self.contact(computer_id, dns_name, requested_groups)?;
             }
-            ClientWrite::Register { computer_id, info, os_description } => {
-                // Kept as a JSON object (names sorted).
-                let info_json = serde_json::Value::Object(
-                    info.iter().map(|(k, v)| (k.clone(), v.clone().into())).collect(),
-                )
-                .to_string();
-                self.execute(REGISTER, &[computer_id, &info_json, os_description, &now])?;
+            RowWrite::Register { computer_id, info, os_description } => {
+                self.execute(REGISTER, &[computer_id, info, os_description, &now])?;
             }
-            ClientWrite::Downstream { server_id, name } => {
+            RowWrite::Downstream { server_id, name } => {
                 self.execute(DOWNSTREAM, &[server_id, name, &now])?;
-            }
-            ClientWrite::Synced { .. } | ClientWrite::Events { .. } => {
-                self.activity(&WritePlan::new(std::slice::from_ref(write)))?;
             }
         }
         Ok(())

@@ -203,32 +203,23 @@ impl ClientStorage for SqliteStore {
         let plan = WritePlan::new(writes);
         for w in &plan.in_order {
             match w {
-                ClientWrite::Contact { computer_id, dns_name, requested_groups } => {
+                RowWrite::Contact { computer_id, dns_name, requested_groups } => {
                     contacts.record(computer_id, dns_name, requested_groups).map_err(fail)?;
                 }
-                ClientWrite::Register { computer_id, info, os_description } => {
-                    // Kept as a JSON object (names sorted).
-                    let info_json = serde_json::Value::Object(
-                        info.iter().map(|(k, v)| (k.clone(), v.clone().into())).collect(),
-                    )
-                    .to_string();
+                RowWrite::Register { computer_id, info, os_description } => {
                     tx.prepare_cached(
                         "UPDATE computers SET info = ?2, os_description = ?3, registered_at = COALESCE(registered_at, ?4), last_contact_at = ?4 WHERE computer_id = ?1",
                     )
-                    .and_then(|mut s| s.execute(params![computer_id, info_json, os_description, now]))
+                    .and_then(|mut s| s.execute(params![computer_id, info, os_description, now]))
                     .map_err(fail)?;
                 }
-                ClientWrite::Downstream { server_id, name } => {
+                RowWrite::Downstream { server_id, name } => {
                     tx.prepare_cached(
                         "INSERT INTO downstream_servers (server_id, name, first_seen_at, last_seen_at) VALUES (?1, ?2, ?3, ?3)
                          ON CONFLICT (server_id) DO UPDATE SET name = excluded.name, last_seen_at = excluded.last_seen_at",
                     )
                     .and_then(|mut s| s.execute(params![server_id, name, now]))
                     .map_err(fail)?;
-                }
-                ClientWrite::Synced { .. } | ClientWrite::Events { .. } => {
-                    let single = WritePlan::new(std::slice::from_ref(*w));
-                    record_activity(&tx, &now, &single).map_err(fail)?;
                 }
             }
         }
