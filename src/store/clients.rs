@@ -149,10 +149,10 @@ pub enum RowWrite<'w> {
         dns_name: &'w str,
         requested_groups: &'w [GroupName],
     },
-    /// `info` as stored: a JSON object, names sorted (a name given twice keeps its last text).
+    /// What the client says about itself (name → text; a name given twice keeps its last text).
     Register {
         computer_id: &'w ComputerId,
-        info: String,
+        info: &'w [(String, String)],
         os_description: Option<&'w str>,
     },
     Downstream {
@@ -176,10 +176,6 @@ impl<'w> WritePlan<'w> {
                     .in_order
                     .push(RowWrite::Contact { computer_id, dns_name, requested_groups }),
                 ClientWrite::Register { computer_id, info, os_description } => {
-                    let info = serde_json::Value::Object(
-                        info.iter().map(|(k, v)| (k.clone(), v.clone().into())).collect(),
-                    )
-                    .to_string();
                     let os_description = os_description.as_deref();
                     plan.in_order.push(RowWrite::Register { computer_id, info, os_description })
                 }

@@ -357,7 +357,12 @@ impl Batch<'_, '_> {
                 self.contact(computer_id, dns_name, requested_groups)?;
             }
             RowWrite::Register { computer_id, info, os_description } => {
-                self.execute(REGISTER, &[computer_id, info, os_description, &now])?;
+                // Kept as a JSON object (names sorted).
+                let info = serde_json::Value::Object(
+                    info.iter().map(|(k, v)| (k.clone(), v.clone().into())).collect(),
+                )
+                .to_string();
+                self.execute(REGISTER, &[computer_id, &info, os_description, &now])?;
             }
             RowWrite::Downstream { server_id, name } => {
                 self.execute(DOWNSTREAM, &[server_id, name, &now])?;

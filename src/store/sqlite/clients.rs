@@ -207,6 +207,11 @@ impl ClientStorage for SqliteStore {
                     contacts.record(computer_id, dns_name, requested_groups).map_err(fail)?;
                 }
                 RowWrite::Register { computer_id, info, os_description } => {
+                    // Kept as a JSON object (names sorted).
+                    let info = serde_json::Value::Object(
+                        info.iter().map(|(k, v)| (k.clone(), v.clone().into())).collect(),
+                    )
+                    .to_string();
                     tx.prepare_cached(
                         "UPDATE computers SET info = ?2, os_description = ?3, registered_at = COALESCE(registered_at, ?4), last_contact_at = ?4 WHERE computer_id = ?1",
                     )
