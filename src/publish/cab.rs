@@ -294,7 +294,7 @@ pub fn write_signed_cab(
 ) -> Result<SignedCab, CabError> {
     let read_error = |source| CabError::Read { path: installer.to_path_buf(), source };
     let write_error = |source| CabError::Write { path: destination.to_path_buf(), source };
-    let mut source = match super::open_installer(installer) {
+    let mut source = match super::open_regular(installer) {
         Ok(file) => file,
         Err(e) if e.kind() == std::io::ErrorKind::InvalidInput => {
             return Err(CabError::NotAFile {

@@ -85,8 +85,8 @@ fn split_comparison(text: &str) -> Result<(&str, Compared), String> {
 
 fn file_path(path: &str) -> Result<FilePath, InvalidUpdate> {
     for (prefix, folder) in FOLDERS {
-        if path.len() >= prefix.len() && path[..prefix.len()].eq_ignore_ascii_case(prefix) {
-            return FilePath::new(Some(folder), &path[prefix.len()..]);
+        if let Some(rest) = strip_prefix_ignoring_case(path, prefix) {
+            return FilePath::new(Some(folder), rest);
         }
     }
     FilePath::new(None, path)
@@ -95,10 +95,7 @@ fn file_path(path: &str) -> Result<FilePath, InvalidUpdate> {
 fn registry(rest: &str, view32: bool) -> Result<DetectRule, String> {
     let key = ["HKLM\\", "HKEY_LOCAL_MACHINE\\"]
         .iter()
-        .find_map(|hive| {
-            (rest.len() >= hive.len() && rest[..hive.len()].eq_ignore_ascii_case(hive))
-                .then(|| &rest[hive.len()..])
-        })
+        .find_map(|hive| strip_prefix_ignoring_case(rest, hive))
         .ok_or("rules read HKEY_LOCAL_MACHINE only: begin the key with HKLM\\")?;
     let Some((key, value)) = key.split_once('@') else {
         return Ok(DetectRule::RegistryKeyExists(RegistryKey::new(key, view32).map_err(text)?));
@@ -134,6 +131,12 @@ fn msi(rest: &str) -> Result<DetectRule, String> {
         bounds = &bounds[next..];
     }
     MsiProductRule::new(code, min, max, None).map(DetectRule::MsiProductInstalled).map_err(text)
+}
+
+/// `text` without `prefix` (ASCII, any case), if it starts with it.
+fn strip_prefix_ignoring_case<'t>(text: &'t str, prefix: &str) -> Option<&'t str> {
+    let head = text.get(..prefix.len())?;
+    head.eq_ignore_ascii_case(prefix).then(|| &text[prefix.len()..])
 }
 
 fn text(e: InvalidUpdate) -> String {
@@ -199,6 +202,9 @@ mod tests {
         for (text, expected) in cases {
             assert_eq!(parse_detect(text), Ok(expected), "{text}");
         }
+        // A multi-byte character where a known folder's name would end is a plain path.
+        let plain = DetectRule::FileExists(FilePath::new(None, "%Systemé%\\x").unwrap());
+        assert_eq!(parse_detect("file:%Systemé%\\x"), Ok(plain));
     }
 
     #[test]
@@ -210,6 +216,7 @@ mod tests {
             ("msi:not-a-guid", "is not a product code"),
             ("msi:{11111111-2222-3333-4444-555555555555}>2.0", "only >=MIN and <=MAX"),
             ("msi:{11111111-2222-3333-4444-555555555555}>=3.0<=2.0", "3.0"),
+            ("registry:HKLMé\\x", "HKEY_LOCAL_MACHINE only"),
         ];
         for (text, said) in cases {
             let e = parse_detect(text).unwrap_err().to_string();

@@ -24,9 +24,10 @@ pub mod msi;
 pub mod publisher;
 pub mod signing;
 
-/// Opens an installer for reading, refusing anything but a regular file without waiting on it:
-/// a FIFO or a device named as an installer would otherwise block the open or read for ever.
-pub(crate) fn open_installer(path: &std::path::Path) -> std::io::Result<std::fs::File> {
+/// Opens a file the operator names (an installer, a certificate, a key, a password file) for
+/// reading, refusing anything but a regular file without waiting on it: a FIFO or a device
+/// would otherwise block the open or be read for ever.
+pub(crate) fn open_regular(path: &std::path::Path) -> std::io::Result<std::fs::File> {
     let mut options = std::fs::OpenOptions::new();
     options.read(true);
     #[cfg(unix)]

@@ -177,7 +177,7 @@ pub enum MsiError {
 impl MsiProduct {
     /// Reads the MSI at `path`.
     pub fn read_file(path: &Path) -> Result<MsiProduct, MsiError> {
-        let file = super::open_installer(path)
+        let file = super::open_regular(path)
             .map_err(|source| MsiError::Io { path: path.into(), source })?;
         MsiProduct::read(BufReader::new(file), path)
     }
@@ -281,7 +281,7 @@ impl ProductProperties<'_> {
 impl MspPatch {
     /// Reads the MSP at `path`.
     pub fn read_file(path: &Path) -> Result<MspPatch, MsiError> {
-        let file = super::open_installer(path)
+        let file = super::open_regular(path)
             .map_err(|source| MsiError::Io { path: path.into(), source })?;
         MspPatch::read(BufReader::new(file), path)
     }

@@ -120,9 +120,13 @@ pub fn publish(
     identity: &PublishingIdentity,
     now: DateTime<Utc>,
 ) -> Result<Published, PublishError> {
-    let described = describe(request)?;
+    let mut described = describe(request)?;
     let product = product_of(store, request.classification, &described)?;
+    // As the category documents name them (trimmed).
+    described.vendor = product.vendor().name().as_str().to_owned();
+    described.product = product.name().as_str().to_owned();
     let id = request.id.unwrap_or_else(crate::random::guid);
+    check_prerequisites(store, id, &request.prerequisites)?;
     if newest_revision(store, &id.to_string())?.is_some() {
         return Err(PublishError::Refused(format!(
             "update {id} is already in the store; publish a new version under a new id (leave out --id for one)"
@@ -254,19 +258,59 @@ fn product_of(
             classification.id()
         )));
     }
-    let wanted = product.id().to_string();
-    let clash = index.by_id.iter().find(|(id, (kind, title))| {
-        kind == "Product"
-            && **id != wanted
-            && title.as_deref().is_some_and(|t| t.eq_ignore_ascii_case(&described.product))
-    });
-    if let Some((id, _)) = clash {
+    let (vendor, name) = (product.vendor(), product.name().as_str());
+    let taken = |kind: &str, wanted: Guid, title: &str| {
+        let wanted = wanted.to_string();
+        index.by_id.iter().find_map(|(id, (k, t))| {
+            let same = t.as_deref().is_some_and(|t| t.trim().eq_ignore_ascii_case(title));
+            (k == kind && *id != wanted && same).then_some(id.clone())
+        })
+    };
+    if let Some(id) = taken("Company", vendor.id(), vendor.name().as_str()) {
         return Err(PublishError::Refused(format!(
-            "product {:?} is already another vendor's product in the catalog (category {id}), not {:?}'s; name the product so that it is this vendor's own (--product)",
-            described.product, described.vendor
+            "vendor {:?} is already another company in the catalog (category {id}); publish under a vendor name of your own (--vendor)",
+            vendor.name().as_str()
+        )));
+    }
+    if let Some(id) = taken("Product", product.id(), name) {
+        return Err(PublishError::Refused(format!(
+            "product {name:?} is already another vendor's product in the catalog (category {id}), not {:?}'s; name the product so that it is this vendor's own (--product)",
+            vendor.name().as_str()
         )));
     }
     Ok(product)
+}
+
+/// The most update ids `--prerequisite` may name, all groups together.
+const MAX_PREREQUISITES: usize = 64;
+
+/// Refuses prerequisites a client could never satisfy: the update itself, updates the store
+/// does not hold, more than `MAX_PREREQUISITES`.
+fn check_prerequisites(
+    store: &Store,
+    id: Guid,
+    groups: &[PrerequisiteGroup],
+) -> Result<(), PublishError> {
+    let ids: Vec<Guid> = groups.iter().flat_map(|g| g.ids().iter().copied()).collect();
+    if ids.len() > MAX_PREREQUISITES {
+        return Err(PublishError::Refused(format!(
+            "{} prerequisites are named; at most {MAX_PREREQUISITES} are allowed",
+            ids.len()
+        )));
+    }
+    for prerequisite in ids {
+        if prerequisite == id {
+            return Err(PublishError::Refused(format!(
+                "--prerequisite {id}: an update cannot need itself"
+            )));
+        }
+        if newest_revision(store, &prerequisite.to_string())?.is_none() {
+            return Err(PublishError::Refused(format!(
+                "--prerequisite {prerequisite}: the store holds no such update or category (`ferry products list` shows products)"
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// The published updates this one supersedes: those named, each of which must be a published

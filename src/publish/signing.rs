@@ -227,15 +227,24 @@ impl PublishingIdentity {
 }
 
 fn read_limited(path: &Path) -> Result<Vec<u8>, SigningError> {
+    use std::io::Read;
     let read_error = |source| SigningError::Read { path: path.to_path_buf(), source };
-    let len = std::fs::metadata(path).map_err(read_error)?.len();
+    let file = super::open_regular(path).map_err(read_error)?;
+    let len = file.metadata().map_err(read_error)?.len();
+    let too_large = |len: u64| SigningError::Malformed {
+        path: path.to_path_buf(),
+        reason: format!("{len} bytes is too large for a certificate or key file"),
+    };
     if len > MAX_FILE_BYTES {
-        return Err(SigningError::Malformed {
-            path: path.to_path_buf(),
-            reason: format!("{len} bytes is too large for a certificate or key file"),
-        });
+        return Err(too_large(len));
     }
-    std::fs::read(path).map_err(read_error)
+    // Read no more than the limit, whatever the file grew to meanwhile.
+    let mut bytes = Vec::new();
+    file.take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes).map_err(read_error)?;
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        return Err(too_large(bytes.len() as u64));
+    }
+    Ok(bytes)
 }
 
 /// The password on the first line of a file (a trailing CR or LF is not part of it).

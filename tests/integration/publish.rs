@@ -215,6 +215,29 @@ fn refused_publishes_say_why_and_change_nothing() {
         (vec!["--msi", msi, "--id", &id], "already in the store"),
         (vec!["--msi", msi, "--vendor", "Fabrikam"], "another vendor's product"),
         (
+            vec!["--msi", msi, "--vendor", "Fabrikam", "--product", "Contoso Widget\t"],
+            "another vendor's product",
+        ),
+        (
+            vec!["--msi", msi, "--vendor", "Microsoft", "--product", "Tools"],
+            "already another company",
+        ),
+        (
+            vec!["--msi", msi, "--prerequisite", "00000000-0000-4000-8000-0000000000ab"],
+            "the store holds no such update",
+        ),
+        (
+            vec![
+                "--msi",
+                msi,
+                "--id",
+                "6f1d3a52-0000-4000-8000-000000000009",
+                "--prerequisite",
+                "6f1d3a52-0000-4000-8000-000000000009",
+            ],
+            "cannot need itself",
+        ),
+        (
             vec![
                 "--exe",
                 text.to_str().unwrap(),
@@ -282,5 +305,19 @@ fn refused_publishes_say_why_and_change_nothing() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("password"), "{err}");
+    assert_eq!(site.snapshot(), before);
+
+    // A FIFO or a device as the key: refused at once, never waited on or read without end.
+    for key in [fifo.as_path(), Path::new("/dev/zero")] {
+        let mut c = ferry(&site.data);
+        c.args(["publish", "--msi", msi, "--cert"])
+            .arg(site.path("site.crt"))
+            .arg("--key")
+            .arg(key);
+        let out = c.timeout(std::time::Duration::from_secs(60)).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{key:?}: {err}");
+        assert!(err.contains("not a regular file"), "{key:?}: {err}");
+    }
     assert_eq!(site.snapshot(), before);
 }
