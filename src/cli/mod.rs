@@ -104,7 +104,7 @@ pub enum Command {
     Trust(trust::Command),
     /// Local publishing: your own and third-party installers as updates, signed with the site's
     /// publishing certificate.
-    Publish(publish::Args),
+    Publish(Box<publish::Args>),
     /// The WSUS-compatible server: Windows Update Agents scan, download and report against it.
     Serve(serve::Args),
     /// Store summary: updates, files, content.
@@ -226,7 +226,7 @@ pub fn main() -> ExitCode {
         Command::Inspect(args) => inspect::run(args),
         Command::Import(args) => import::run(&at, args),
         Command::Trust(cmd) => trust::run(&at, cmd),
-        Command::Publish(args) => publish::run(&at, args),
+        Command::Publish(args) => publish::run(&at, *args),
         Command::Serve(args) => serve::run(&at, args),
         Command::Status(args) => status::run(&at, args),
         Command::Updates(cmd) => updates::run(&at, cmd),

@@ -1,6 +1,6 @@
 //! `ferry publish`: local publishing. `ferry publish --msi FILE ...` (or `--msp`, `--exe`)
 //! publishes an installer into the store, signed with the site's certificate; `ferry publish
-//! list` shows what was published; `ferry publish cert new --out PREFIX` makes the site's
+//! list` shows what was published, `revise` and `expire` write its next revision; `ferry publish cert new --out PREFIX` makes the site's
 //! publishing certificate (a self-signed code-signing certificate and its key).
 
 use super::output;
@@ -10,7 +10,9 @@ use ferry::publish::detect::parse_detect;
 use ferry::publish::document::{
     Classification, DetectRule, KbArticle, MsrcSeverity, PrerequisiteGroup, ReturnCode,
 };
-use ferry::publish::publisher::{self, InstallerSource, PublishRequest};
+use ferry::publish::publisher::{
+    self, Clearable, InstallerSource, PublishRequest, RevisionRequest,
+};
 use ferry::publish::signing::{self, NewCertificate, PublishingIdentity};
 use ferry::store::{Store, StoreLocation};
 use std::path::{Path, PathBuf};
@@ -33,9 +35,54 @@ pub enum Command {
     Cert(CertCommand),
     /// The updates published here, oldest first.
     List(ListArgs),
+    /// Write the next revision of an update published here: its title, description,
+    /// classification, supersedence, prerequisites or (an EXE's) detection rules. The installer
+    /// stays: a new installer is a new update (publish it; it supersedes this one).
+    Revise(ReviseArgs),
     /// Expire an update published here: clients are no longer offered it (a new revision,
     /// Expired; it stays in the catalog).
     Expire(ExpireArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ReviseArgs {
+    /// The published update's id.
+    id: ferry::ids::UpdateId,
+    #[arg(long)]
+    title: Option<String>,
+    #[arg(long)]
+    description: Option<String>,
+    #[arg(long, value_name = "URL")]
+    more_info_url: Option<String>,
+    #[arg(long, value_name = "KB")]
+    kb: Option<KbArticle>,
+    /// Critical, Important, Moderate or Low.
+    #[arg(long)]
+    severity: Option<MsrcSeverity>,
+    #[arg(long)]
+    classification: Option<Classification>,
+    /// Remove a field, repeatable: description, more-info-url, kb or severity.
+    #[arg(long, value_name = "FIELD")]
+    clear: Vec<Clearable>,
+    /// The EXE's detection rules, replacing the earlier ones (syntax as for publishing),
+    /// repeatable.
+    #[arg(long, value_name = "RULE", value_parser = detect_rule)]
+    detect: Vec<DetectRule>,
+    /// Replaces the prerequisites, repeatable (GUID[,GUID...] each).
+    #[arg(long, value_name = "GUID[,GUID...]", value_parser = prerequisite, conflicts_with = "no_prerequisites")]
+    prerequisite: Vec<PrerequisiteGroup>,
+    /// Remove every prerequisite.
+    #[arg(long)]
+    no_prerequisites: bool,
+    /// Replaces the updates this one supersedes, repeatable.
+    #[arg(long, value_name = "GUID", conflicts_with = "supersedes_nothing")]
+    supersedes: Vec<Guid>,
+    /// Supersede no update.
+    #[arg(long)]
+    supersedes_nothing: bool,
+    /// Print one JSON document.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(clap::Args, Debug)]
@@ -195,6 +242,7 @@ pub fn run(at: &StoreLocation, args: Args) -> anyhow::Result<()> {
     match args.command {
         Some(Command::Cert(CertCommand::New(args))) => cert_new(args),
         Some(Command::List(list_args)) => list(at, list_args),
+        Some(Command::Revise(revise_args)) => revise(at, revise_args),
         Some(Command::Expire(expire_args)) => expire(at, expire_args),
         None => publish(at, args.publish),
     }
@@ -221,11 +269,7 @@ fn publish(at: &StoreLocation, a: PublishArgs) -> anyhow::Result<()> {
             "ferry publish: the publishing certificate signs what is published: give --cert CRT --key KEY or --pfx FILE (make one with `ferry publish cert new`)"
         ),
     };
-    let supersedes = match (a.supersedes_nothing, a.supersedes.is_empty()) {
-        (true, _) => Some(Vec::new()),
-        (false, false) => Some(a.supersedes),
-        (false, true) => None,
-    };
+    let supersedes = replaced(a.supersedes, a.supersedes_nothing);
     let request = PublishRequest {
         installer,
         title: a.title,
@@ -259,6 +303,47 @@ fn publish(at: &StoreLocation, a: PublishArgs) -> anyhow::Result<()> {
         println!("  supersedes {}", published.supersedes.join(", "));
     }
     for rule in &published.approved_by_rules {
+        println!("  approved by rule {rule}");
+    }
+    Ok(())
+}
+
+/// A list an option replaces: the values given, or empty when told "nothing", or as it was.
+fn replaced<T>(given: Vec<T>, nothing: bool) -> Option<Vec<T>> {
+    match (nothing, given.is_empty()) {
+        (true, _) => Some(Vec::new()),
+        (false, false) => Some(given),
+        (false, true) => None,
+    }
+}
+
+fn revise(at: &StoreLocation, a: ReviseArgs) -> anyhow::Result<()> {
+    let request = RevisionRequest {
+        title: a.title,
+        description: a.description,
+        more_info_url: a.more_info_url,
+        kb_article: a.kb,
+        severity: a.severity,
+        classification: a.classification,
+        supersedes: replaced(a.supersedes, a.supersedes_nothing),
+        prerequisites: replaced(a.prerequisite, a.no_prerequisites),
+        detect: (!a.detect.is_empty()).then_some(a.detect),
+        clear: a.clear,
+    };
+    let mut store = Store::open_at(at)?;
+    let revised = publisher::revise(&mut store, &a.id, &request, chrono::Utc::now())
+        .context("nothing was changed")?;
+    if a.json {
+        return output::json(&revised);
+    }
+    println!(
+        "revised {} ({}): revision {}; clients read it at their next scan",
+        revised.update_id, revised.title, revised.revision_number
+    );
+    if !revised.supersedes.is_empty() {
+        println!("  supersedes {}", revised.supersedes.join(", "));
+    }
+    for rule in &revised.approved_by_rules {
         println!("  approved by rule {rule}");
     }
     Ok(())

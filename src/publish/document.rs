@@ -16,6 +16,9 @@ use sha2::{Digest, Sha256};
 use std::fmt;
 use std::str::FromStr;
 
+mod stored;
+pub use stored::StoredUpdate;
+
 /// Namespaces of the documents.
 pub mod ns {
     pub const UPDATE: &str = "http://schemas.microsoft.com/msus/2002/12/Update";
@@ -80,15 +83,29 @@ pub enum InvalidUpdate {
     PayloadTooLarge(u64),
     #[error("the patch names no target product")]
     NoTargetProduct,
+    #[error(
+        "{0} is expired: clients are no longer offered it, so it is not revised; publish a new update instead"
+    )]
+    Expired(Guid),
+    #[error(
+        "{0} is installed by Windows Installer, whose package says when it is installed: only an EXE's detection rules can be revised"
+    )]
+    DetectionOfInstaller(Guid),
     #[error("the minimum version {min} is above the maximum version {max}")]
     VersionRange { min: Version, max: Version },
 }
 
-/// Text of an element (title, description): trimmed, not empty, no control characters other
-/// than tab and line breaks.
+/// Text of an element (a description): trimmed, not empty, no control characters other than
+/// tab and line breaks; line breaks become LF, as an XML parser reads them back.
 fn element_text(field: &'static str, text: &str, max: usize) -> Result<String, InvalidUpdate> {
-    let text = text.trim();
-    check_text(field, text, max, |c| c.is_control() && !matches!(c, '\t' | '\n' | '\r'))
+    let text = text.trim().replace("\r\n", "\n").replace('\r', "\n");
+    check_text(field, &text, max, |c| c.is_control() && !matches!(c, '\t' | '\n'))
+}
+
+/// One line of text (a title): trimmed, not empty, no control characters at all, so that
+/// listings show one update per line.
+fn line_text(field: &'static str, text: &str, max: usize) -> Result<String, InvalidUpdate> {
+    check_text(field, text.trim(), max, char::is_control)
 }
 
 /// Text of an attribute (paths, names, arguments): no control characters at all, since
@@ -745,70 +762,149 @@ pub struct NewUpdate {
     pub publisher_id: Guid,
 }
 
-/// An update ready to be written: every value checked.
-#[derive(Debug, Clone)]
-pub struct PublishedUpdate {
-    update: NewUpdate,
+/// Whether clients are offered an update (`PublicationState`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PublicationState {
+    Published,
+    Expired,
 }
 
-impl PublishedUpdate {
-    pub fn new(mut update: NewUpdate) -> Result<PublishedUpdate, InvalidUpdate> {
-        if update.revision == 0 || update.revision > i32::MAX as u32 {
-            return Err(InvalidUpdate::Revision(update.revision));
+impl PublicationState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PublicationState::Published => "Published",
+            PublicationState::Expired => "Expired",
         }
-        update.title = element_text("title", &update.title, MAX_TITLE)?;
-        update.description = match update.description.as_deref().map(str::trim) {
-            Some(d) if !d.is_empty() => Some(element_text("description", d, MAX_DESCRIPTION)?),
+    }
+}
+
+/// What the operator says of an update, and may change in a revision.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Details {
+    pub title: String,
+    pub description: Option<String>,
+    pub more_info_url: Option<String>,
+    pub kb_article: Option<KbArticle>,
+    pub severity: Option<MsrcSeverity>,
+    pub classification: Classification,
+    pub supersedes: Vec<Guid>,
+    pub prerequisites: Vec<PrerequisiteGroup>,
+}
+
+/// Everything an update's document says apart from its installer and payload: which revision
+/// of which update, written when and by whom, and the [`Details`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpdateFields {
+    pub id: Guid,
+    pub revision: u32,
+    pub state: PublicationState,
+    pub created: DateTime<Utc>,
+    pub publisher_id: Guid,
+    /// The product's category (the vendor's is the product's parent).
+    pub product_id: Guid,
+    pub details: Details,
+}
+
+impl UpdateFields {
+    /// Checks every value (titles trimmed, one line; supersedence sorted, not itself).
+    fn checked(mut self) -> Result<UpdateFields, InvalidUpdate> {
+        if self.revision == 0 || self.revision > i32::MAX as u32 {
+            return Err(InvalidUpdate::Revision(self.revision));
+        }
+        let d = &mut self.details;
+        d.title = line_text("title", &d.title, MAX_TITLE)?;
+        d.description = match d.description.as_deref().map(str::trim) {
+            Some(t) if !t.is_empty() => Some(element_text("description", t, MAX_DESCRIPTION)?),
             _ => None,
         };
-        update.more_info_url = match update.more_info_url.as_deref().map(str::trim) {
+        d.more_info_url = match d.more_info_url.as_deref().map(str::trim) {
             Some(u) if !u.is_empty() => Some(more_info_url(u)?),
             _ => None,
         };
-        if update.supersedes.contains(&update.id) {
-            return Err(InvalidUpdate::SupersedesItself(update.id));
+        if d.supersedes.contains(&self.id) {
+            return Err(InvalidUpdate::SupersedesItself(self.id));
         }
-        update.supersedes.sort();
-        update.supersedes.dedup();
-        Ok(PublishedUpdate { update })
+        d.supersedes.sort();
+        d.supersedes.dedup();
+        Ok(self)
+    }
+}
+
+/// An update ready to be written: every value checked.
+#[derive(Debug, Clone)]
+pub struct PublishedUpdate {
+    fields: UpdateFields,
+    product: Product,
+    installer: Installer,
+    payload: Payload,
+}
+
+impl PublishedUpdate {
+    pub fn new(u: NewUpdate) -> Result<PublishedUpdate, InvalidUpdate> {
+        let details = Details {
+            title: u.title,
+            description: u.description,
+            more_info_url: u.more_info_url,
+            kb_article: u.kb_article,
+            severity: u.severity,
+            classification: u.classification,
+            supersedes: u.supersedes,
+            prerequisites: u.prerequisites,
+        };
+        let fields = UpdateFields {
+            id: u.id,
+            revision: u.revision,
+            state: PublicationState::Published,
+            created: u.created,
+            publisher_id: u.publisher_id,
+            product_id: u.product.id,
+            details,
+        }
+        .checked()?;
+        Ok(PublishedUpdate {
+            fields,
+            product: u.product,
+            installer: u.installer,
+            payload: u.payload,
+        })
     }
 
     /// Everything the update was built from, as checked (titles trimmed, supersedence sorted).
-    pub fn fields(&self) -> &NewUpdate {
-        &self.update
+    pub fn fields(&self) -> &UpdateFields {
+        &self.fields
     }
 
     pub fn id(&self) -> Guid {
-        self.update.id
+        self.fields.id
     }
 
     pub fn revision(&self) -> u32 {
-        self.update.revision
+        self.fields.revision
     }
 
     pub fn title(&self) -> &str {
-        &self.update.title
+        &self.fields.details.title
     }
 
     pub fn product(&self) -> &Product {
-        &self.update.product
+        &self.product
     }
 
     pub fn installer(&self) -> &Installer {
-        &self.update.installer
+        &self.installer
     }
 
     pub fn payload(&self) -> &Payload {
-        &self.update.payload
+        &self.payload
     }
 
     pub fn supersedes(&self) -> &[Guid] {
-        &self.update.supersedes
+        &self.fields.details.supersedes
     }
 
     /// The update's `<upd:Update>` document.
     pub fn document(&self) -> String {
-        write_update(&self.update)
+        write_update(&self.fields, &InstallerParts::of(&self.installer, &self.payload))
     }
 }
 
@@ -950,36 +1046,6 @@ fn write_category(
     x.out
 }
 
-/// The next revision of a published update's document, expired: what WSUS does when a
-/// published update is expired (clients stop being offered it; it stays in the catalog).
-/// `document` is the update's newest document as [`PublishedUpdate::document`] wrote it; its
-/// revision number goes up by one and its publication state becomes `Expired`.
-pub fn expired_revision(id: Guid, document: &str) -> Result<(String, u32), InvalidUpdate> {
-    let wrong = |why| InvalidUpdate::NotPublishedHere(id, why);
-    let identity_at = document.find("<upd:UpdateIdentity ").ok_or(wrong("no update identity"))?;
-    let own = format!("<upd:UpdateIdentity UpdateID=\"{id}\" RevisionNumber=\"");
-    if !document[identity_at..].starts_with(&own) {
-        return Err(wrong("its first identity is not the update's"));
-    }
-    let number_at = identity_at + own.len();
-    let number_len = document[number_at..].find('"').ok_or(wrong("an unterminated revision"))?;
-    let revision: u32 = document[number_at..number_at + number_len]
-        .parse()
-        .map_err(|_| wrong("a revision that is not a number"))?;
-    let next = revision
-        .checked_add(1)
-        .filter(|n| *n <= i32::MAX as u32)
-        .ok_or(wrong("no revision number left"))?;
-    let published = "PublicationState=\"Published\"";
-    if document.matches(published).count() != 1 {
-        return Err(wrong("not exactly one published state"));
-    }
-    let expired =
-        format!("{}{next}{}", &document[..number_at], &document[number_at + number_len..])
-            .replacen(published, "PublicationState=\"Expired\"", 1);
-    Ok((expired, next))
-}
-
 fn identity(x: &mut Xml, id: Guid, revision: u32) {
     let (id, revision) = (id.to_string(), revision.to_string());
     x.empty("upd:UpdateIdentity", &[("UpdateID", &id), ("RevisionNumber", &revision)]);
@@ -1006,24 +1072,86 @@ fn localized(x: &mut Xml, title: &str, description: Option<&str>, more_info: Opt
     x.close("upd:LocalizedPropertiesCollection");
 }
 
-/// The update document: the parts in the order Microsoft's documents have them.
-fn write_update(u: &NewUpdate) -> String {
+/// Which handler installs the update: the command-line handler (an EXE) or Windows Installer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Handler {
+    CommandLine,
+    WindowsInstaller,
+}
+
+impl Handler {
+    fn of(installer: &Installer) -> Handler {
+        match installer {
+            Installer::Exe(_) => Handler::CommandLine,
+            Installer::Msi(_) | Installer::Msp(_) => Handler::WindowsInstaller,
+        }
+    }
+
+    fn namespace(self) -> &'static str {
+        match self {
+            Handler::CommandLine => ns::COMMAND_LINE,
+            Handler::WindowsInstaller => ns::WINDOWS_INSTALLER,
+        }
+    }
+
+    /// The prefix the root element declares for the handler's namespace.
+    fn declaration(self) -> &'static str {
+        match self {
+            Handler::CommandLine => "xmlns:cmd",
+            Handler::WindowsInstaller => "xmlns:msp",
+        }
+    }
+}
+
+/// What an update's document says of its installer and payload, as written: fixed when the
+/// update is first published (its signed CAB never changes) and carried as it is into every
+/// revision; only an EXE's detection rules may be written anew.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct InstallerParts {
+    handler: Handler,
+    /// The payload's size (`MinDownloadSize`, `MaxDownloadSize`).
+    size: u64,
+    /// `InstallationBehavior` (and `UninstallationBehavior`) elements.
+    behavior: String,
+    /// The `ApplicabilityRules`, `Files` and `HandlerSpecificData` elements.
+    rules: String,
+    files: String,
+    handler_data: String,
+}
+
+impl InstallerParts {
+    fn of(installer: &Installer, payload: &Payload) -> InstallerParts {
+        InstallerParts {
+            handler: Handler::of(installer),
+            size: payload.size,
+            behavior: written(|x| behavior(x, installer)),
+            rules: written(|x| rules::write(x, installer)),
+            files: written(|x| files(x, installer, payload)),
+            handler_data: written(|x| handler_data(x, installer)),
+        }
+    }
+}
+
+/// What `write` writes, as a string.
+fn written(write: impl FnOnce(&mut Xml)) -> String {
     let mut x = Xml::new();
-    let (handler_prefix, handler_ns) = match u.installer {
-        Installer::Exe(_) => ("xmlns:cmd", ns::COMMAND_LINE),
-        Installer::Msi(_) | Installer::Msp(_) => ("xmlns:msp", ns::WINDOWS_INSTALLER),
-    };
-    x.open(
-        "upd:Update",
-        &[("xmlns:pub", ns::PUBLISHING), (handler_prefix, handler_ns), ("xmlns:upd", ns::UPDATE)],
-    );
-    identity(&mut x, u.id, u.revision);
-    properties(&mut x, u);
-    localized(&mut x, &u.title, u.description.as_deref(), u.more_info_url.as_deref());
-    relationships(&mut x, u);
-    rules::write(&mut x, &u.installer);
-    files(&mut x, u);
-    handler_data(&mut x, &u.installer);
+    write(&mut x);
+    x.out
+}
+
+/// The update document: the parts in the order Microsoft's documents have them.
+fn write_update(f: &UpdateFields, parts: &InstallerParts) -> String {
+    let mut x = Xml::new();
+    let handler = (parts.handler.declaration(), parts.handler.namespace());
+    x.open("upd:Update", &[("xmlns:pub", ns::PUBLISHING), handler, ("xmlns:upd", ns::UPDATE)]);
+    identity(&mut x, f.id, f.revision);
+    properties(&mut x, f, parts);
+    let d = &f.details;
+    localized(&mut x, &d.title, d.description.as_deref(), d.more_info_url.as_deref());
+    relationships(&mut x, f);
+    x.out.push_str(&parts.rules);
+    x.out.push_str(&parts.files);
+    x.out.push_str(&parts.handler_data);
     x.close("upd:Update");
     x.out
 }
@@ -1031,14 +1159,10 @@ fn write_update(u: &NewUpdate) -> String {
 /// `Properties` in the attribute order of WSUS local publishing (a real WSUS's Extended
 /// fragment of a published MSI keeps exactly this order once the publishing attributes are
 /// dropped).
-fn properties(x: &mut Xml, u: &NewUpdate) {
-    let created = timestamp(&u.created);
-    let publisher = u.publisher_id.to_string();
-    let size = u.payload.size.to_string();
-    let handler = match u.installer {
-        Installer::Exe(_) => ns::COMMAND_LINE,
-        Installer::Msi(_) | Installer::Msp(_) => ns::WINDOWS_INSTALLER,
-    };
+fn properties(x: &mut Xml, f: &UpdateFields, parts: &InstallerParts) {
+    let created = timestamp(&f.created);
+    let publisher = f.publisher_id.to_string();
+    let size = parts.size.to_string();
     let mut attributes = vec![
         ("DefaultPropertiesLanguage", "en"),
         ("CreationDate", created.as_str()),
@@ -1046,17 +1170,26 @@ fn properties(x: &mut Xml, u: &NewUpdate) {
         ("IsLocallyPublished", "true"),
         ("UpdateType", "Software"),
         ("ExplicitlyDeployable", "true"),
-        ("PublicationState", "Published"),
+        ("PublicationState", f.state.as_str()),
         ("MinDownloadSize", size.as_str()),
         ("MaxDownloadSize", size.as_str()),
-        ("Handler", handler),
+        ("Handler", parts.handler.namespace()),
     ];
-    if let Some(s) = u.severity {
+    if let Some(s) = f.details.severity {
         attributes.push(("MsrcSeverity", s.as_str()));
     }
     attributes.push(("CanSourceBeRequired", "false"));
     x.open("upd:Properties", &attributes);
-    let reboot = match &u.installer {
+    x.out.push_str(&parts.behavior);
+    if let Some(kb) = &f.details.kb_article {
+        x.text_element("upd:KBArticleID", kb.as_str());
+    }
+    x.close("upd:Properties");
+}
+
+/// How the installer behaves: whether it may ask for a restart; an EXE cannot be uninstalled.
+fn behavior(x: &mut Xml, installer: &Installer) {
+    let reboot = match installer {
         Installer::Exe(e)
             if !e.return_codes.iter().any(|r| r.outcome == Outcome::SuccessRebootRequired) =>
         {
@@ -1071,30 +1204,27 @@ fn properties(x: &mut Xml, u: &NewUpdate) {
         ("RebootBehavior", reboot),
     ];
     x.empty("upd:InstallationBehavior", &behavior);
-    if !matches!(u.installer, Installer::Exe(_)) {
+    if !matches!(installer, Installer::Exe(_)) {
         x.empty("upd:UninstallationBehavior", &behavior);
     }
-    if let Some(kb) = &u.kb_article {
-        x.text_element("upd:KBArticleID", kb.as_str());
-    }
-    x.close("upd:Properties");
 }
 
 /// Supersedence, then the product and classification (category clauses), then the operator's
 /// prerequisites.
-fn relationships(x: &mut Xml, u: &NewUpdate) {
+fn relationships(x: &mut Xml, f: &UpdateFields) {
+    let d = &f.details;
     x.open("upd:Relationships", &[]);
-    if !u.supersedes.is_empty() {
+    if !d.supersedes.is_empty() {
         x.open("upd:SupersededUpdates", &[]);
-        for id in &u.supersedes {
+        for id in &d.supersedes {
             x.empty("upd:UpdateIdentity", &[("UpdateID", &id.to_string())]);
         }
         x.close("upd:SupersededUpdates");
     }
     x.open("upd:Prerequisites", &[]);
-    category_clause(x, u.product.id);
-    category_clause(x, u.classification.id());
-    for group in &u.prerequisites {
+    category_clause(x, f.product_id);
+    category_clause(x, d.classification.id());
+    for group in &d.prerequisites {
         x.open("upd:AtLeastOne", &[]);
         for id in group.ids() {
             x.empty("upd:UpdateIdentity", &[("UpdateID", &id.to_string())]);
@@ -1105,8 +1235,7 @@ fn relationships(x: &mut Xml, u: &NewUpdate) {
     x.close("upd:Relationships");
 }
 
-fn files(x: &mut Xml, u: &NewUpdate) {
-    let p = &u.payload;
+fn files(x: &mut Xml, installer: &Installer, p: &Payload) {
     let (digest, size, modified) = (p.sha1.to_base64(), p.size.to_string(), timestamp(&p.modified));
     let mut attributes = vec![
         ("Digest", digest.as_str()),
@@ -1115,7 +1244,7 @@ fn files(x: &mut Xml, u: &NewUpdate) {
         ("Modified", modified.as_str()),
         ("DigestAlgorithm", "SHA1"),
     ];
-    if matches!(u.installer, Installer::Msp(_)) {
+    if matches!(installer, Installer::Msp(_)) {
         attributes.push(("PatchingType", "SelfContained"));
     }
     x.open("upd:Files", &[]);
@@ -1216,12 +1345,22 @@ mod rules {
             Installer::Msp(m) => msp(&m.patch),
             Installer::Exe(e) => exe(&e.detection),
         };
+        write_rules(x, &installed, &installable);
+    }
+
+    /// An EXE's `ApplicabilityRules` from its detection rules.
+    pub(super) fn write_detection(x: &mut Xml, detection: &[DetectRule]) {
+        let (installed, installable) = exe(detection);
+        write_rules(x, &installed, &installable);
+    }
+
+    fn write_rules(x: &mut Xml, installed: &Rule, installable: &Rule) {
         x.open("upd:ApplicabilityRules", &[]);
         x.open("upd:IsInstalled", &[]);
-        write_rule(x, &installed, "");
+        write_rule(x, installed, "");
         x.close("upd:IsInstalled");
         x.open("upd:IsInstallable", &[]);
-        write_rule(x, &installable, "");
+        write_rule(x, installable, "");
         x.close("upd:IsInstallable");
         x.close("upd:ApplicabilityRules");
     }
@@ -1380,28 +1519,6 @@ mod rules {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn an_expired_revision_is_the_next_revision_expired_and_only_of_our_own_documents() {
-        let id = Guid::parse("6f1d3a52-5b0e-4c39-9b8a-0d7e5a2c1b01").unwrap();
-        let ours = format!(
-            "<upd:Update><upd:UpdateIdentity UpdateID=\"{id}\" RevisionNumber=\"100\" /><upd:Properties PublicationState=\"Published\" /></upd:Update>"
-        );
-        let (expired, next) = expired_revision(id, &ours).unwrap();
-        assert_eq!(next, 101);
-        assert_eq!(expired, ours.replace("\"100\"", "\"101\"").replace("Published", "Expired"));
-        let other = Guid::parse("00000000-0000-0000-0000-000000000001").unwrap();
-        let cases = [
-            (ours.replace(&id.to_string(), &other.to_string()), "first identity"),
-            (ours.replace("\"100\"", "\"x\""), "not a number"),
-            (ours.replace("\"100\"", "\"2147483647\""), "no revision number left"),
-            (ours.replace("Published", "Expired"), "published state"),
-        ];
-        for (document, said) in cases {
-            let e = expired_revision(id, &document).unwrap_err().to_string();
-            assert!(e.contains(said) && e.contains("not one ferry publish wrote"), "{e}");
-        }
-    }
 
     #[test]
     fn category_ids_are_those_wsus_derives_from_the_names() {

@@ -6,10 +6,10 @@
 
 use super::cab::{self, CabError, SignedCab};
 use super::document::{
-    CategoryName, CategoryRevision, Classification, DetectRule, ExeInstaller, Installer,
+    CategoryName, CategoryRevision, Classification, Details, DetectRule, ExeInstaller, Installer,
     InvalidUpdate, KbArticle, MsiInstaller, MspInstaller, MsrcSeverity, NewUpdate, Payload,
-    PrerequisiteGroup, Product, PublishedUpdate, ReturnCode, Vendor, product_document,
-    vendor_document,
+    PrerequisiteGroup, Product, PublicationState, PublishedUpdate, ReturnCode, StoredUpdate,
+    Vendor, product_document, vendor_document,
 };
 use super::msi::{MsiError, MsiProduct, MspPatch, Version};
 use super::signing::PublishingIdentity;
@@ -250,14 +250,8 @@ fn product_of(
 ) -> Result<Product, PublishError> {
     let vendor = Vendor::new(CategoryName::new(&described.vendor)?);
     let product = Product::new(vendor, CategoryName::new(&described.product)?);
+    check_classification(store, classification)?;
     let index = store.category_index()?;
-    if index.kind(&classification.id().to_string()).is_none() {
-        return Err(PublishError::Refused(format!(
-            "the store does not hold the classification {:?} ({}): clients could not evaluate an update in it; import the catalog from Microsoft Update (a bundle) first",
-            classification.name(),
-            classification.id()
-        )));
-    }
     let (vendor, name) = (product.vendor(), product.name().as_str());
     let taken = |kind: &str, wanted: Guid, title: &str| {
         let wanted = wanted.to_string();
@@ -279,6 +273,32 @@ fn product_of(
         )));
     }
     Ok(product)
+}
+
+/// Refuses a classification whose category the store lacks: clients could not evaluate an
+/// update in it.
+fn check_classification(store: &Store, classification: Classification) -> Result<(), PublishError> {
+    if store.category_index()?.kind(&classification.id().to_string()).is_none() {
+        return Err(PublishError::Refused(format!(
+            "the store does not hold the classification {:?} ({}): clients could not evaluate an update in it; import the catalog from Microsoft Update (a bundle) first",
+            classification.name(),
+            classification.id()
+        )));
+    }
+    Ok(())
+}
+
+/// Refuses `--supersedes` of an update not published here.
+fn check_published(store: &Store, named: &[Guid]) -> Result<(), PublishError> {
+    let published = store.published()?;
+    for id in named {
+        if !published.iter().any(|p| p.update_id.guid() == *id) {
+            return Err(PublishError::Refused(format!(
+                "--supersedes {id}: not an update published here (`ferry publish list` shows them)"
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// The most update ids `--prerequisite` may name, all groups together.
@@ -321,17 +341,11 @@ fn superseded_by(
     request: &PublishRequest,
     described: &Described,
 ) -> Result<Vec<Guid>, PublishError> {
-    let published = store.published()?;
     if let Some(named) = &request.supersedes {
-        for id in named {
-            if !published.iter().any(|p| p.update_id.guid() == *id) {
-                return Err(PublishError::Refused(format!(
-                    "--supersedes {id}: not an update published here (`ferry publish list` shows them)"
-                )));
-            }
-        }
+        check_published(store, named)?;
         return Ok(named.clone());
     }
+    let published = store.published()?;
     let mut earlier = Vec::new();
     for p in published.iter().filter(|p| same_product(p, described)) {
         let older = match (&described.version, p.version.as_deref().map(str::parse::<Version>)) {
@@ -532,6 +546,25 @@ pub struct Expired {
 /// Expires an update published here: a new revision whose publication state is Expired, so
 /// clients are no longer offered it (WSUS's "expire"). It stays in the catalog and in bundles.
 pub fn expire(store: &mut Store, update_id: &UpdateId) -> Result<Expired, PublishError> {
+    let stored = own_update(store, update_id)?;
+    if stored.fields().state == PublicationState::Expired {
+        return Err(PublishError::Refused(format!(
+            "{update_id} ({}) is expired already",
+            stored.fields().details.title
+        )));
+    }
+    let expired = stored.expired()?;
+    add_revision(store, &expired, "expired")?;
+    Ok(Expired {
+        update_id: update_id.clone(),
+        revision_number: expired.fields().revision,
+        title: expired.fields().details.title.clone(),
+    })
+}
+
+/// The newest document of an update this store published, read back; refused for an update
+/// published elsewhere (another site's revisions would clash with this one's).
+fn own_update(store: &Store, update_id: &UpdateId) -> Result<StoredUpdate, PublishError> {
     if !store.published()?.iter().any(|p| p.update_id == *update_id) {
         return Err(PublishError::Refused(format!(
             "{update_id} is not an update published here (`ferry publish list` shows them)"
@@ -540,24 +573,158 @@ pub fn expire(store: &mut Store, update_id: &UpdateId) -> Result<Expired, Publis
     let newest = newest_revision(store, update_id.as_str())?.ok_or_else(|| {
         PublishError::Refused(format!("{update_id}: the store holds no revision of it"))
     })?;
-    let summary = store.update_summary(newest)?;
-    if summary.publication_state.as_deref() == Some("Expired") {
-        return Err(PublishError::Refused(format!(
-            "{update_id} ({}) is expired already",
-            summary.title.unwrap_or_default()
-        )));
-    }
     let document = String::from_utf8(store.document(newest)?).map_err(|_| {
         PublishError::Refused(format!("{update_id}: its stored document is not UTF-8"))
     })?;
-    let (expired, revision_number) =
-        super::document::expired_revision(update_id.guid(), &document)?;
+    let stored = StoredUpdate::read(update_id.guid(), &document)?;
+    let here = publisher_id(store)?;
+    if stored.fields().publisher_id != here {
+        return Err(PublishError::Refused(format!(
+            "{update_id} was published by another site (publisher {}), not by this store ({here}): revise or expire it there and carry the revision across; here, decline it to stop offering it",
+            stored.fields().publisher_id
+        )));
+    }
+    Ok(stored)
+}
+
+/// Stores a new revision of a published update, in one transaction.
+fn add_revision(
+    store: &mut Store,
+    revision: &StoredUpdate,
+    what: &str,
+) -> Result<(), PublishError> {
+    let f = revision.fields();
     let mut batch = store.begin_ingest()?;
-    batch.add_document(&format!("expired revision of {update_id}"), expired.as_bytes())?;
+    batch.add_document(
+        &format!("{what} revision {} of {}", f.revision, f.id),
+        revision.document().as_bytes(),
+    )?;
     batch.commit()?;
-    Ok(Expired {
+    Ok(())
+}
+
+/// What `ferry publish revise` changes; what it does not name stays as it was. The installer
+/// and its signed CAB never change: a new installer is a new update (publish it; it supersedes
+/// this one).
+#[derive(Debug, Clone, Default)]
+pub struct RevisionRequest {
+    pub title: Option<String>,
+    pub description: Option<String>,
+    pub more_info_url: Option<String>,
+    pub kb_article: Option<KbArticle>,
+    pub severity: Option<MsrcSeverity>,
+    pub classification: Option<Classification>,
+    /// Replaces the list (empty: supersedes nothing).
+    pub supersedes: Option<Vec<Guid>>,
+    /// Replaces the list (empty: no prerequisites).
+    pub prerequisites: Option<Vec<PrerequisiteGroup>>,
+    /// An EXE's detection rules, replacing the earlier ones.
+    pub detect: Option<Vec<DetectRule>>,
+    /// Fields to remove.
+    pub clear: Vec<Clearable>,
+}
+
+/// What a revision can remove.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Clearable {
+    Description,
+    MoreInfoUrl,
+    Kb,
+    Severity,
+}
+
+impl Clearable {
+    pub const NAMES: [&'static str; 4] = ["description", "more-info-url", "kb", "severity"];
+}
+
+/// `description`, `more-info-url`, `kb` or `severity`.
+impl std::str::FromStr for Clearable {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let all =
+            [Clearable::Description, Clearable::MoreInfoUrl, Clearable::Kb, Clearable::Severity];
+        Clearable::NAMES
+            .iter()
+            .position(|n| n.eq_ignore_ascii_case(text.trim()))
+            .map(|i| all[i])
+            .ok_or_else(|| format!("{text:?}: one of {}", Clearable::NAMES.join(", ")))
+    }
+}
+
+/// What `ferry publish revise` did.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Revised {
+    pub update_id: UpdateId,
+    pub revision_number: u32,
+    pub title: String,
+    pub supersedes: Vec<String>,
+    /// The automatic approval rules that approved it.
+    pub approved_by_rules: Vec<String>,
+}
+
+/// Writes the next revision of an update published here, with the changes `request` names,
+/// checked as a publish checks them. Refused when it changes nothing.
+pub fn revise(
+    store: &mut Store,
+    update_id: &UpdateId,
+    request: &RevisionRequest,
+    now: DateTime<Utc>,
+) -> Result<Revised, PublishError> {
+    let stored = own_update(store, update_id)?;
+    let details = revised_details(stored.fields().details.clone(), request);
+    if details.classification != stored.fields().details.classification {
+        check_classification(store, details.classification)?;
+    }
+    if let Some(named) = &request.supersedes {
+        check_published(store, named)?;
+    }
+    check_prerequisites(store, update_id.guid(), &details.prerequisites)?;
+    let revision = stored.revised(details, request.detect.as_deref(), now)?;
+    if !revision.changes(&stored) {
+        return Err(PublishError::Refused(format!(
+            "{update_id}: the revision would change nothing; name what to change (--title, --description, --detect, ...)"
+        )));
+    }
+    add_revision(store, &revision, "revised")?;
+    let approved_by_rules = apply_rules(store);
+    let f = revision.fields();
+    Ok(Revised {
         update_id: update_id.clone(),
-        revision_number,
-        title: summary.title.unwrap_or_default(),
+        revision_number: f.revision,
+        title: f.details.title.clone(),
+        supersedes: f.details.supersedes.iter().map(ToString::to_string).collect(),
+        approved_by_rules,
     })
+}
+
+/// The details with the request's changes.
+fn revised_details(mut d: Details, request: &RevisionRequest) -> Details {
+    let set = |field: &mut Option<String>, value: &Option<String>| {
+        if let Some(v) = value {
+            *field = Some(v.clone());
+        }
+    };
+    if let Some(title) = &request.title {
+        d.title = title.clone();
+    }
+    set(&mut d.description, &request.description);
+    set(&mut d.more_info_url, &request.more_info_url);
+    d.kb_article = request.kb_article.clone().or(d.kb_article);
+    d.severity = request.severity.or(d.severity);
+    d.classification = request.classification.unwrap_or(d.classification);
+    if let Some(supersedes) = &request.supersedes {
+        d.supersedes = supersedes.clone();
+    }
+    if let Some(prerequisites) = &request.prerequisites {
+        d.prerequisites = prerequisites.clone();
+    }
+    for field in &request.clear {
+        match field {
+            Clearable::Description => d.description = None,
+            Clearable::MoreInfoUrl => d.more_info_url = None,
+            Clearable::Kb => d.kb_article = None,
+            Clearable::Severity => d.severity = None,
+        }
+    }
+    d
 }

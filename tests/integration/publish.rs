@@ -321,3 +321,102 @@ fn refused_publishes_say_why_and_change_nothing() {
     }
     assert_eq!(site.snapshot(), before);
 }
+
+/// Invariant: a revision of a published update is its next revision number with the new
+/// details (and an EXE's new detection rules), read by clients at their next scan; the
+/// installer and its CAB stay. A revision that would be wrong, or change nothing, is refused
+/// and changes nothing.
+#[test]
+fn a_published_exe_is_revised_and_clients_read_the_revision() {
+    if require(&["openssl"]).is_none() {
+        return;
+    }
+    let site = Site::new();
+    let exe = site.path("tool-setup.exe");
+    std::fs::write(&exe, b"MZ the tool's installer").unwrap();
+    let published = json_of(&mut site.publish(&[
+        "--exe",
+        exe.to_str().unwrap(),
+        "--vendor",
+        "Contoso",
+        "--product",
+        "Contoso Tool",
+        "--title",
+        "Contoso Tool 1",
+        "--detect",
+        "file:%ProgramFiles%\\Contoso\\tool.exe",
+    ]));
+    let id = published["update_id"].as_str().unwrap().to_string();
+    let server = Served::start(&site.data, &[]);
+    let core_of = |id: &str| {
+        let mut scan = Agent::new(&server);
+        scan.handshake();
+        scan.scan();
+        scan.by_update().get(id).map(|u| (u.revision_id, u.xml.clone().unwrap_or_default()))
+    };
+    let (first_revision, core) = core_of(&id).expect("the published EXE is offered");
+    assert!(core.contains("tool.exe"), "{core}");
+
+    let revised = json_of(ferry(&site.data).args([
+        "publish",
+        "revise",
+        &id,
+        "--title",
+        "Contoso Tool 1 (fixed detection)",
+        "--detect",
+        "file:%ProgramFiles%\\Contoso\\tool2.exe",
+        "--severity",
+        "critical",
+    ]));
+    assert_eq!(revised["revision_number"], 101);
+    crate::util::wait_until("clients read the revised detection rules", || {
+        core_of(&id).is_some_and(|(revision, core)| {
+            revision != first_revision && core.contains("tool2.exe") && !core.contains("tool.exe")
+        })
+    });
+    let listed = json_of(ferry(&site.data).args(["publish", "list"]));
+    assert_eq!(
+        (listed[0]["title"].as_str(), listed[0]["revision_number"].as_i64()),
+        (Some("Contoso Tool 1 (fixed detection)"), Some(101))
+    );
+    let cab = cab_path(&site.data, published["sha1"].as_str().unwrap());
+    assert!(cab.is_file(), "the same signed CAB serves the revision");
+
+    let msi = site.publish_msi(&WIDGET_1);
+    let msi_id = msi["update_id"].as_str().unwrap();
+    let before = site.snapshot();
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (vec![&id], "change nothing"),
+        (vec![&id, "--title", "Contoso Tool 1 (fixed detection)"], "change nothing"),
+        (vec![&id, "--title", "two\nlines"], "control character"),
+        (vec![&id, "--supersedes", &id], "cannot supersede itself"),
+        (
+            vec![&id, "--supersedes", "00000000-0000-4000-8000-000000000001"],
+            "not an update published here",
+        ),
+        (vec![&id, "--prerequisite", "00000000-0000-4000-8000-0000000000ab"], "no such update"),
+        (vec![msi_id, "--detect", "file:C:\\x.exe"], "only an EXE's detection rules"),
+        (
+            vec!["00000000-0000-4000-8000-000000000002", "--title", "x"],
+            "not an update published here",
+        ),
+        (vec![&id, "--clear", "title"], "one of description"),
+    ];
+    for (args, said) in cases {
+        let out = ferry(&site.data).args(["publish", "revise"]).args(&args).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(matches!(out.status.code(), Some(1 | 2)), "{args:?}: {err}");
+        assert!(err.contains(said), "{args:?}: {err}");
+        assert_eq!(site.snapshot(), before, "{args:?} changed the store");
+    }
+    // Cleared fields go; an expired update is not revised.
+    let cleared =
+        json_of(ferry(&site.data).args(["publish", "revise", &id, "--clear", "severity"]));
+    assert_eq!(cleared["revision_number"], 102);
+    stdout_of(ferry(&site.data).args(["publish", "expire", &id]));
+    let out = ferry(&site.data).args(["publish", "revise", &id, "--title", "x"]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.code() == Some(1) && err.contains("is expired"), "{err}");
+    let check = stdout_of(ferry(&site.data).args(["check", "--deep"]));
+    assert!(check.starts_with("clean"), "{check}");
+}

@@ -133,6 +133,27 @@ fn published_updates_travel_when_the_profile_says_so() {
         there.as_array().unwrap().iter().filter_map(|p| p["version"].as_str()).collect();
     assert_eq!(versions, ["3.1.0", "3.2.0"]);
 
+    // A revision travels in the next delta; the isolated side does not revise what another
+    // site published (the revisions would clash).
+    let mut revise = ferry(&f.cache);
+    revise.args(["publish", "revise", &id, "--title", "Fabrikam Gadget 3.1.0 (fixed)"]);
+    stdout_of(&mut revise);
+    let revision_bundle = export(&f, &profile(&f, "gap", Some(true)));
+    let carried = manifest(&revision_bundle);
+    let listed: Vec<&str> = carried.published.iter().map(|p| p.update_id.as_str()).collect();
+    assert_eq!(listed, [id.as_str()]);
+    let out = f.import(&isolated, &revision_bundle);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let there = json_of(ferry(&isolated).args(["publish", "list"]));
+    assert_eq!(
+        (there[0]["title"].as_str(), there[0]["revision_number"].as_i64()),
+        (Some("Fabrikam Gadget 3.1.0 (fixed)"), Some(101))
+    );
+    let out =
+        ferry(&isolated).args(["publish", "revise", &id, "--title", "mine"]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.code() == Some(1) && err.contains("another site"), "{err}");
+
     let server = Served::start(&isolated, &[]);
     let mut agent = Agent::new(&server);
     agent.handshake();
