@@ -10,6 +10,15 @@ use crate::store::{
 };
 use std::collections::HashMap;
 
+/// The vendor and product of each update published here (`ferry publish`), by update id.
+pub fn published_by(store: &Store) -> StoreResult<HashMap<String, PublishedBy>> {
+    Ok(store
+        .published()?
+        .into_iter()
+        .map(|p| (p.update_id.to_string(), PublishedBy { vendor: p.vendor, product: p.product }))
+        .collect())
+}
+
 /// The report over `computers` (a group's, or one), `group` naming the group it is for.
 pub fn compliance_report(
     store: &Store,
@@ -22,11 +31,7 @@ pub fn compliance_report(
         approval: Some(ApprovalState::AnyExceptDeclined),
         ..Default::default()
     })?;
-    let mut published: HashMap<String, PublishedBy> = store
-        .published()?
-        .into_iter()
-        .map(|p| (p.update_id.to_string(), PublishedBy { vendor: p.vendor, product: p.product }))
-        .collect();
+    let mut published = published_by(store)?;
     let group_names: HashMap<GroupId, String> =
         store.groups()?.into_iter().map(|g| (g.group_id, g.name)).collect();
     let empty = ComputerStatus::default();

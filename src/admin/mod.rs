@@ -14,7 +14,7 @@ mod policy;
 mod rules;
 pub mod types;
 
-pub use compliance::compliance_report;
+pub use compliance::{compliance_report, published_by};
 pub use groups::{TargetingChange, computers_in_group, find_computers, group_tree};
 pub use policy::PolicyOutcome;
 pub use rules::{NewRuleRequest, RuleOutcome};

@@ -625,6 +625,7 @@ fn updates(
         ..Default::default()
     })?;
     let shown = &list[..list.len().min(500)];
+    let published = crate::admin::published_by(store)?;
     let groups = crate::admin::group_tree(store)?;
     let back = format!(
         "/admin/updates?approval={}&classification={}&product={}&search={}",
@@ -673,7 +674,7 @@ fn updates(
     let _ = write!(
         b,
         "</select> deadline <input name=\"deadline\" placeholder=\"2026-12-31\" size=\"11\"> <button id=\"apply\">Apply to selected</button></p>\
-         <p>{} update(s){}</p><table><tr><th></th><th>KB</th><th>Title</th><th>Classification</th><th>Approval</th><th>Update ID</th></tr>",
+         <p>{} update(s){}</p><table><tr><th></th><th>KB</th><th>Title</th><th>Product</th><th>Classification</th><th>Approval</th><th>Update ID</th></tr>",
         list.len(),
         if list.len() > shown.len() {
             format!(", the first {} shown: narrow the filter", shown.len())
@@ -682,12 +683,17 @@ fn updates(
         }
     );
     for u in shown {
+        // An update published here by its vendor and product; any other by its products.
+        let product = published
+            .get(u.update_id.as_str())
+            .map_or_else(|| u.products.join(", "), crate::store::PublishedBy::label);
         let _ = write!(
             b,
-            "<tr><td><input type=\"checkbox\" name=\"id\" value=\"{}\"></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td><code>{}</code></td></tr>",
+            "<tr><td><input type=\"checkbox\" name=\"id\" value=\"{}\"></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td><code>{}</code></td></tr>",
             esc(&u.update_id),
             u.kb_article.as_ref().map(|k| format!("KB{}", esc(k))).unwrap_or_default(),
             esc(u.title.as_deref().unwrap_or("")),
+            esc(&product),
             esc(u.classification.as_deref().unwrap_or("")),
             u.approval,
             esc(&u.update_id)

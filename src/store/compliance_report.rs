@@ -39,12 +39,19 @@ pub struct PublishedBy {
     pub product: String,
 }
 
+impl PublishedBy {
+    /// "Vendor / Product", as reports and the console show it.
+    pub fn label(&self) -> String {
+        format!("{} / {}", self.vendor, self.product)
+    }
+}
+
 impl UpdateCompliance {
     /// The title as reports show it: with vendor and product for an update published here.
     pub fn shown_title(&self) -> String {
         let title = self.title.clone().unwrap_or_default();
         match &self.published {
-            Some(p) => format!("{title} ({} / {})", p.vendor, p.product),
+            Some(p) => format!("{title} ({})", p.label()),
             None => title,
         }
     }

@@ -136,9 +136,18 @@ fn a_published_msi_is_offered_downloaded_and_superseded_by_its_next_version() {
         scan.by_update().get(id).is_some_and(|u| u.action == "Install")
     });
 
-    // The compliance report names its vendor and product.
+    // The compliance report names its vendor and product, as does the console's update list.
     let report = stdout_of(ferry(&site.data).args(["report", "--by", "update"]));
     assert!(report.contains("Contoso Widget 1.0.0 (Contoso / Contoso Widget)"), "{report}");
+    let token = stdout_of(ferry(&site.data).args(["admin", "token"])).trim().to_string();
+    let mut http = server.http();
+    let form = [("Content-Type", "application/x-www-form-urlencoded")];
+    let login = http.request("POST", "/admin/login", &form, format!("token={token}").as_bytes());
+    let cookie = login.header("set-cookie").unwrap().split(';').next().unwrap().to_string();
+    let cookie = [("Cookie", cookie.as_str())];
+    let page = http.request("GET", "/admin/updates?approval=approved", &cookie, b"").text();
+    let row = page.split("<tr>").find(|r| r.contains(id)).unwrap_or_else(|| panic!("{page}"));
+    assert!(row.contains("<td>Contoso / Contoso Widget</td>"), "{row}");
 
     // GetExtendedUpdateInfo names the file; the bytes served are the ones the metadata says.
     let locations = agent.file_locations(&[revision_id]);
