@@ -106,7 +106,11 @@ pub fn plan(
     let catalog = cache.catalog_revisions()?;
     let approved = super::approvals::approved_for_payloads(cache, profile)
         .map_err(|e| BundleError::Invalid(format!("{}: {e}", profile.channel)))?;
-    let records = if profile.published { cache.published()? } else { Vec::new() };
+    let records: Vec<_> = cache
+        .published()?
+        .into_iter()
+        .filter(|r| profile.published.carries(&r.vendor, &r.product))
+        .collect();
     let published_ids = records.iter().map(|r| r.update_id.to_string()).collect();
     let selected = select(&catalog, profile, &approved, &published_ids)
         .map_err(|e| BundleError::Invalid(e.0))?;

@@ -33,6 +33,92 @@ impl PayloadPolicy {
     }
 }
 
+/// Which updates published in the cache store (`ferry publish`) travel: none (the default),
+/// every one (`published = true`), or those of the vendors and products a `[published]` table
+/// names (names as `ferry publish list` shows them, any case).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum PublishedSelection {
+    #[default]
+    None,
+    All,
+    Of {
+        vendors: Vec<String>,
+        products: Vec<String>,
+    },
+}
+
+/// The most names a `[published]` table may hold, and the longest name (a category name's).
+const MAX_PUBLISHED_NAMES: usize = 1000;
+const MAX_PUBLISHED_NAME: usize = 200;
+
+impl PublishedSelection {
+    /// Whether any published update can travel.
+    pub fn any(&self) -> bool {
+        *self != PublishedSelection::None
+    }
+
+    /// Whether the update a vendor published for a product travels.
+    pub fn carries(&self, vendor: &str, product: &str) -> bool {
+        let named = |names: &[String], name: &str| {
+            names.iter().any(|n| n.trim().eq_ignore_ascii_case(name.trim()))
+        };
+        match self {
+            PublishedSelection::None => false,
+            PublishedSelection::All => true,
+            PublishedSelection::Of { vendors, products } => {
+                named(vendors, vendor) || named(products, product)
+            }
+        }
+    }
+
+    fn check(&self) -> Result<(), String> {
+        let PublishedSelection::Of { vendors, products } = self else { return Ok(()) };
+        if vendors.is_empty() && products.is_empty() {
+            return Err("published: the table names no vendor and no product (write published = true for every published update)".into());
+        }
+        if vendors.len() + products.len() > MAX_PUBLISHED_NAMES {
+            return Err(format!("published: at most {MAX_PUBLISHED_NAMES} names"));
+        }
+        for name in vendors.iter().chain(products) {
+            let len = name.trim().chars().count();
+            if len == 0 || len > MAX_PUBLISHED_NAME || name.chars().any(char::is_control) {
+                return Err(format!(
+                    "published: {:?} is not a vendor or product name (1 to {MAX_PUBLISHED_NAME} characters, one line)",
+                    name.chars().take(40).collect::<String>()
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `published = true|false`, or a `[published]` table with `vendors` and `products`.
+impl<'de> Deserialize<'de> for PublishedSelection {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Table {
+            #[serde(default)]
+            vendors: Vec<String>,
+            #[serde(default)]
+            products: Vec<String>,
+        }
+        #[derive(Deserialize)]
+        #[serde(untagged, expecting = "true, false, or a table of vendors and products")]
+        enum Setting {
+            Flag(bool),
+            Table(Table),
+        }
+        Ok(match Setting::deserialize(d)? {
+            Setting::Flag(false) => PublishedSelection::None,
+            Setting::Flag(true) => PublishedSelection::All,
+            Setting::Table(t) => {
+                PublishedSelection::Of { vendors: t.vendors, products: t.products }
+            }
+        })
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Profile {
@@ -60,11 +146,11 @@ pub struct Profile {
     pub include_superseded: bool,
     #[serde(default)]
     pub payloads: PayloadPolicy,
-    /// Also carry every update published in the cache store (`ferry publish`), whatever the
-    /// products and classifications select: its newest revision, the vendor and product
+    /// Also carry updates published in the cache store (`ferry publish`), whatever the
+    /// products and classifications select: each one's newest revision, the vendor and product
     /// categories it names and its signed CAB.
     #[serde(default)]
-    pub published: bool,
+    pub published: PublishedSelection,
     /// How long a bundle stays importable (`180d`); absent: it never expires.
     #[serde(default)]
     pub expires: Option<String>,
@@ -102,6 +188,7 @@ impl Profile {
         if profile.languages.is_empty() {
             return Err(invalid("languages must name at least one language (or \"all\")".into()));
         }
+        profile.published.check().map_err(invalid)?;
         if let Some(e) = &profile.expires {
             parse_duration_secs(e).map_err(|m| invalid(format!("expires: {m}")))?;
         }
@@ -141,6 +228,36 @@ impl Profile {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn published_is_a_flag_or_a_selection_of_vendors_and_products() {
+        let base = "channel = \"a\"\nproducts = [\"Windows 11\"]\nclassifications = [\"Security Updates\"]\n";
+        let parse = |tail: &str| Profile::parse(&format!("{base}{tail}\n"), "p.toml");
+        let p = parse("[published]\nvendors = [\"Contoso\"]\nproducts = [\" Fabrikam Gadget \"]")
+            .unwrap();
+        let s = &p.published;
+        assert!(
+            s.any() && s.carries("contoso", "Anything") && s.carries("Fabrikam", "fabrikam gadget")
+        );
+        assert!(!s.carries("Fabrikam", "Fabrikam Widget"));
+        assert!(
+            PublishedSelection::All.carries("x", "y")
+                && !PublishedSelection::None.carries("x", "y")
+        );
+        let long = "x".repeat(201);
+        for (tail, said) in [
+            ("[published]", "names no vendor"),
+            ("[published]\nvendors = []", "names no vendor"),
+            ("[published]\nvendor = [\"Contoso\"]", "vendor"),
+            ("[published]\nvendors = [\"  \"]", "not a vendor or product name"),
+            (&format!("[published]\nproducts = [\"{long}\"]"), "not a vendor or product name"),
+            ("[published]\nproducts = [\"a\\nb\"]", "not a vendor or product name"),
+            ("published = \"yes\"", "true, false, or a table"),
+        ] {
+            let e = parse(tail).unwrap_err().to_string();
+            assert!(e.contains(said) && e.contains("p.toml"), "{tail}: {e}");
+        }
+    }
 
     #[test]
     fn unknown_keys_are_errors_naming_the_key() {
@@ -190,9 +307,9 @@ mod tests {
         assert_eq!(p.languages, vec![Language::new("en").unwrap()]);
         assert!(!p.express);
         assert!(!p.include_superseded);
-        assert!(!p.published);
+        assert_eq!(p.published, PublishedSelection::None);
         let with = Profile::parse("channel = \"w11\"\nproducts = [\"Windows 11\"]\nclassifications = [\"Security Updates\"]\npublished = true\n", "p").unwrap();
-        assert!(with.published);
+        assert_eq!(with.published, PublishedSelection::All);
         assert!(
             Profile::parse(
                 "channel = \"Bad Name\"\nproducts = [\"x\"]\nclassifications = [\"y\"]\n",

@@ -153,7 +153,7 @@ fn rule_sets(catalog: &[CatalogRevision], approved: &Approved) -> Result<RuleSet
 }
 
 /// Selects what the profile carries from `catalog`. `published`: the UpdateIDs published in the
-/// store the catalog is from (`ferry publish`); with `published = true` in the profile, their
+/// store the catalog is from (`ferry publish`) that the profile's `published` selects; their
 /// newest revisions travel whatever the products, classifications, languages and supersedence
 /// say, with their files whatever the payload policy says (they exist nowhere else).
 pub fn select(
@@ -163,7 +163,7 @@ pub fn select(
     published: &HashSet<String>,
 ) -> Result<Selected, SelectionError> {
     let none = HashSet::new();
-    let published = if profile.published { published } else { &none };
+    let published = if profile.published.any() { published } else { &none };
     let (products, classifications) = resolve_filter(catalog, profile)?;
     let product_ids: HashSet<&str> = products.iter().map(|(id, _)| id.as_str()).collect();
     let class_ids: HashSet<&str> = classifications.iter().map(|(id, _)| id.as_str()).collect();

@@ -246,7 +246,7 @@ fn print_dry_run(plan: &DryRun, profile: &Profile, json: bool) -> anyhow::Result
         sizes.join(", ")
     );
     println!("  removed        {} update(s)", plan.removed);
-    if profile.published {
+    if profile.published.any() {
         println!("  published      {} update(s) published here", plan.published);
     }
     let languages: Vec<String> = profile.languages.iter().map(ToString::to_string).collect();

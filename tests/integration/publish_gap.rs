@@ -23,13 +23,15 @@ const GADGET: MsiCase = MsiCase {
 
 /// A profile of `channel` that selects Windows 11 security updates (nothing of Fabrikam's).
 fn profile(f: &Fixture, channel: &str, published: Option<bool>) -> PathBuf {
+    profile_with(f, channel, &published.map(|p| format!("published = {p}")).unwrap_or_default())
+}
+
+/// The same profile with `tail` (TOML) at its end.
+fn profile_with(f: &Fixture, channel: &str, tail: &str) -> PathBuf {
     let path = f.root.join(format!("{channel}.toml"));
-    let mut text = format!(
-        "channel = \"{channel}\"\nproducts = [\"Windows 11\"]\nclassifications = [\"Security Updates\"]\n"
+    let text = format!(
+        "channel = \"{channel}\"\nproducts = [\"Windows 11\"]\nclassifications = [\"Security Updates\"]\n{tail}\n"
     );
-    if let Some(p) = published {
-        text.push_str(&format!("published = {p}\n"));
-    }
     std::fs::write(&path, text).unwrap();
     path
 }
@@ -162,7 +164,7 @@ fn published_updates_travel_when_the_profile_says_so() {
 }
 
 /// Invariant: without `published = true` (the default, or said false) published updates stay
-/// behind; a manifest that lists one its bundle does not carry is refused (11) and the store
+/// behind, and a `[published]` selection carries only what it names; a manifest that lists one its bundle does not carry is refused (11) and the store
 /// does not change.
 #[test]
 fn published_updates_stay_behind_by_default_and_a_forged_listing_is_refused() {
@@ -178,6 +180,13 @@ fn published_updates_stay_behind_by_default_and_a_forged_listing_is_refused() {
         let raw = std::fs::read_to_string(export_dir(&f, channel).join("manifest.json")).unwrap();
         assert!(!raw.contains("\"published\""), "{channel}: absent when none travel");
     }
+    // A [published] selection carries the vendors and products it names, and no other.
+    let others = profile_with(&f, "others", "[published]\nvendors = [\"Contoso\"]");
+    assert!(manifest(&export(&f, &others)).published.is_empty());
+    let named = profile_with(&f, "named", "[published]\nproducts = [\"fabrikam gadget\"]");
+    let listed: Vec<String> =
+        manifest(&export(&f, &named)).published.iter().map(|p| p.update_id.to_string()).collect();
+    assert_eq!(listed, [id.clone()]);
     let carrying = manifest(&export(&f, &profile(&f, "gap", Some(true))));
     let isolated = f.root.join("isolated");
     let out = f.import(&isolated, &export_dir(&f, "gap"));
