@@ -184,9 +184,9 @@ fn published_updates_stay_behind_by_default_and_a_forged_listing_is_refused() {
     let others = profile_with(&f, "others", "[published]\nvendors = [\"Contoso\"]");
     assert!(manifest(&export(&f, &others)).published.is_empty());
     let named = profile_with(&f, "named", "[published]\nproducts = [\"fabrikam gadget\"]");
-    let listed: Vec<String> =
-        manifest(&export(&f, &named)).published.iter().map(|p| p.update_id.to_string()).collect();
-    assert_eq!(listed, [id.clone()]);
+    let carried = manifest(&export(&f, &named));
+    let listed: Vec<&str> = carried.published.iter().map(|p| p.update_id.as_str()).collect();
+    assert_eq!(listed, [id.as_str()]);
     let carrying = manifest(&export(&f, &profile(&f, "gap", Some(true))));
     let isolated = f.root.join("isolated");
     let out = f.import(&isolated, &export_dir(&f, "gap"));
