@@ -106,11 +106,7 @@ pub fn plan(
     let catalog = cache.catalog_revisions()?;
     let approved = super::approvals::approved_for_payloads(cache, profile)
         .map_err(|e| BundleError::Invalid(format!("{}: {e}", profile.channel)))?;
-    let records: Vec<_> = cache
-        .published()?
-        .into_iter()
-        .filter(|r| profile.published.carries(&r.vendor, &r.product))
-        .collect();
+    let records = published_records(cache, profile)?;
     let published_ids = records.iter().map(|r| r.update_id.to_string()).collect();
     let selected = select(&catalog, profile, &approved, &published_ids)
         .map_err(|e| BundleError::Invalid(e.0))?;
@@ -157,6 +153,24 @@ pub fn plan(
         languages: profile.languages.clone(),
         published,
     })
+}
+
+/// The cache's published updates that the profile's `published` selects; a name of a
+/// `[published]` table that matches none is warned about (a typo carries nothing).
+fn published_records(
+    cache: &Store,
+    profile: &Profile,
+) -> Result<Vec<PublishedRecord>, BundleError> {
+    let all = cache.published()?;
+    let names: Vec<(&str, &str)> =
+        all.iter().map(|r| (r.vendor.as_str(), r.product.as_str())).collect();
+    for name in profile.published.unmatched(&names) {
+        tracing::warn!(
+            "profile of channel {}: [published] names {name:?}, which is no vendor or product published here (`ferry publish list`)",
+            profile.channel
+        );
+    }
+    Ok(all.into_iter().filter(|r| profile.published.carries(&r.vendor, &r.product)).collect())
 }
 
 /// The published updates whose revisions the bundle carries (a delta carries one again only

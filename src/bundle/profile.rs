@@ -71,6 +71,20 @@ impl PublishedSelection {
         }
     }
 
+    /// The names of a `[published]` table that no published update (`vendor`, `product`) has.
+    pub fn unmatched<'a>(&self, published: &[(&'a str, &'a str)]) -> Vec<String> {
+        let PublishedSelection::Of { vendors, products } = self else { return Vec::new() };
+        let has = |name: &str, product: bool| {
+            published.iter().any(|&(v, p)| {
+                let of = if product { p } else { v };
+                of.trim().eq_ignore_ascii_case(name.trim())
+            })
+        };
+        let vendors = vendors.iter().filter(|v| !has(v, false));
+        let products = products.iter().filter(|n| !has(n, true));
+        vendors.chain(products).cloned().collect()
+    }
+
     fn check(&self) -> Result<(), String> {
         let PublishedSelection::Of { vendors, products } = self else { return Ok(()) };
         if vendors.is_empty() && products.is_empty() {
@@ -92,29 +106,48 @@ impl PublishedSelection {
     }
 }
 
-/// `published = true|false`, or a `[published]` table with `vendors` and `products`.
+/// `published = true|false`, or a `[published]` table with `vendors` and `products`; a wrong
+/// key or value is named.
 impl<'de> Deserialize<'de> for PublishedSelection {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(deny_unknown_fields)]
-        struct Table {
-            #[serde(default)]
-            vendors: Vec<String>,
-            #[serde(default)]
-            products: Vec<String>,
-        }
-        #[derive(Deserialize)]
-        #[serde(untagged, expecting = "true, false, or a table of vendors and products")]
-        enum Setting {
-            Flag(bool),
-            Table(Table),
-        }
-        Ok(match Setting::deserialize(d)? {
-            Setting::Flag(false) => PublishedSelection::None,
-            Setting::Flag(true) => PublishedSelection::All,
-            Setting::Table(t) => {
-                PublishedSelection::Of { vendors: t.vendors, products: t.products }
+        d.deserialize_any(SelectionVisitor)
+    }
+}
+
+struct SelectionVisitor;
+
+impl<'de> serde::de::Visitor<'de> for SelectionVisitor {
+    type Value = PublishedSelection;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("true, false, or a table of vendors and products")
+    }
+
+    fn visit_bool<E>(self, all: bool) -> Result<PublishedSelection, E> {
+        Ok(if all { PublishedSelection::All } else { PublishedSelection::None })
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(
+        self,
+        mut map: A,
+    ) -> Result<PublishedSelection, A::Error> {
+        use serde::de::Error;
+        const KEYS: &[&str] = &["vendors", "products"];
+        let (mut vendors, mut products) = (None, None);
+        while let Some(key) = map.next_key::<String>()? {
+            let (slot, name) = match key.as_str() {
+                "vendors" => (&mut vendors, KEYS[0]),
+                "products" => (&mut products, KEYS[1]),
+                other => return Err(A::Error::unknown_field(other, KEYS)),
+            };
+            if slot.is_some() {
+                return Err(A::Error::duplicate_field(name));
             }
+            *slot = Some(map.next_value::<Vec<String>>()?);
+        }
+        Ok(PublishedSelection::Of {
+            vendors: vendors.unwrap_or_default(),
+            products: products.unwrap_or_default(),
         })
     }
 }
@@ -253,6 +286,9 @@ mod tests {
             (&format!("[published]\nproducts = [\"{long}\"]"), "not a vendor or product name"),
             ("[published]\nproducts = [\"a\\nb\"]", "not a vendor or product name"),
             ("published = \"yes\"", "true, false, or a table"),
+            ("[published]\nvendors = \"Contoso\"", "sequence"),
+            ("[published]\nvendors = [1]", "string"),
+            ("[published.extra]\nvendors = [\"x\"]", "extra"),
         ] {
             let e = parse(tail).unwrap_err().to_string();
             assert!(e.contains(said) && e.contains("p.toml"), "{tail}: {e}");

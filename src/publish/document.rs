@@ -102,10 +102,11 @@ fn element_text(field: &'static str, text: &str, max: usize) -> Result<String, I
     check_text(field, &text, max, |c| c.is_control() && !matches!(c, '\t' | '\n'))
 }
 
-/// One line of text (a title): trimmed, not empty, no control characters at all, so that
-/// listings show one update per line.
+/// One line of text (a title): trimmed, not empty, no control characters or line separators,
+/// so that listings show one update per line.
 fn line_text(field: &'static str, text: &str, max: usize) -> Result<String, InvalidUpdate> {
-    check_text(field, text.trim(), max, char::is_control)
+    let breaks = |c: char| c.is_control() || matches!(c, '\u{2028}' | '\u{2029}');
+    check_text(field, text.trim(), max, breaks)
 }
 
 /// Text of an attribute (paths, names, arguments): no control characters at all, since
@@ -746,17 +747,10 @@ impl PrerequisiteGroup {
 pub struct NewUpdate {
     pub id: Guid,
     pub revision: u32,
-    pub title: String,
-    pub description: Option<String>,
-    pub more_info_url: Option<String>,
-    pub kb_article: Option<KbArticle>,
-    pub severity: Option<MsrcSeverity>,
-    pub classification: Classification,
+    pub details: Details,
     pub product: Product,
     pub installer: Installer,
     pub payload: Payload,
-    pub supersedes: Vec<Guid>,
-    pub prerequisites: Vec<PrerequisiteGroup>,
     pub created: DateTime<Utc>,
     /// The publishing site's id (`PublisherID`).
     pub publisher_id: Guid,
@@ -805,27 +799,35 @@ pub struct UpdateFields {
     pub details: Details,
 }
 
+impl Details {
+    /// Checks every value of update `id`'s details: titles trimmed and one line, supersedence
+    /// sorted and not the update itself.
+    pub fn checked(mut self, id: Guid) -> Result<Details, InvalidUpdate> {
+        self.title = line_text("title", &self.title, MAX_TITLE)?;
+        self.description = match self.description.as_deref().map(str::trim) {
+            Some(t) if !t.is_empty() => Some(element_text("description", t, MAX_DESCRIPTION)?),
+            _ => None,
+        };
+        self.more_info_url = match self.more_info_url.as_deref().map(str::trim) {
+            Some(u) if !u.is_empty() => Some(more_info_url(u)?),
+            _ => None,
+        };
+        if self.supersedes.contains(&id) {
+            return Err(InvalidUpdate::SupersedesItself(id));
+        }
+        self.supersedes.sort();
+        self.supersedes.dedup();
+        Ok(self)
+    }
+}
+
 impl UpdateFields {
-    /// Checks every value (titles trimmed, one line; supersedence sorted, not itself).
+    /// Checks every value: the revision's range and the [`Details`].
     fn checked(mut self) -> Result<UpdateFields, InvalidUpdate> {
         if self.revision == 0 || self.revision > i32::MAX as u32 {
             return Err(InvalidUpdate::Revision(self.revision));
         }
-        let d = &mut self.details;
-        d.title = line_text("title", &d.title, MAX_TITLE)?;
-        d.description = match d.description.as_deref().map(str::trim) {
-            Some(t) if !t.is_empty() => Some(element_text("description", t, MAX_DESCRIPTION)?),
-            _ => None,
-        };
-        d.more_info_url = match d.more_info_url.as_deref().map(str::trim) {
-            Some(u) if !u.is_empty() => Some(more_info_url(u)?),
-            _ => None,
-        };
-        if d.supersedes.contains(&self.id) {
-            return Err(InvalidUpdate::SupersedesItself(self.id));
-        }
-        d.supersedes.sort();
-        d.supersedes.dedup();
+        self.details = self.details.checked(self.id)?;
         Ok(self)
     }
 }
@@ -841,16 +843,6 @@ pub struct PublishedUpdate {
 
 impl PublishedUpdate {
     pub fn new(u: NewUpdate) -> Result<PublishedUpdate, InvalidUpdate> {
-        let details = Details {
-            title: u.title,
-            description: u.description,
-            more_info_url: u.more_info_url,
-            kb_article: u.kb_article,
-            severity: u.severity,
-            classification: u.classification,
-            supersedes: u.supersedes,
-            prerequisites: u.prerequisites,
-        };
         let fields = UpdateFields {
             id: u.id,
             revision: u.revision,
@@ -858,7 +850,7 @@ impl PublishedUpdate {
             created: u.created,
             publisher_id: u.publisher_id,
             product_id: u.product.id,
-            details,
+            details: u.details,
         }
         .checked()?;
         Ok(PublishedUpdate {

@@ -247,7 +247,8 @@ impl ProductProperties<'_> {
         MsiError::BadProperty {
             path: self.path.into(),
             property,
-            value: value.to_string(),
+            // A property can be any length: an error shows its start.
+            value: value.chars().take(80).collect(),
             reason: reason.to_string(),
         }
     }

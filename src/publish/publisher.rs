@@ -15,7 +15,7 @@ use super::msi::{MsiError, MsiProduct, MspPatch, Version};
 use super::signing::PublishingIdentity;
 use crate::catalog::{Guid, Sha1Digest, Sha256Digest};
 use crate::ids::UpdateId;
-use crate::store::{InstallerKind, PublishedRecord, Store, StoreError};
+use crate::store::{AddOutcome, InstallerKind, PublishedRecord, Store, StoreError};
 use chrono::{DateTime, Utc};
 use std::path::{Path, PathBuf};
 
@@ -132,7 +132,18 @@ pub fn publish(
             "update {id} is already in the store; publish a new version under a new id (leave out --id for one)"
         )));
     }
-    let supersedes = superseded_by(store, request, &described)?;
+    let details = Details {
+        title: described.title.clone(),
+        description: request.description.clone(),
+        more_info_url: request.more_info_url.clone(),
+        kb_article: request.kb_article.clone(),
+        severity: request.severity,
+        classification: request.classification,
+        supersedes: superseded_by(store, request, &described)?,
+        prerequisites: request.prerequisites.clone(),
+    }
+    .checked(id)?;
+    let publisher = publisher_id(store)?;
     let content = store.content().clone();
     let staging = content.staging_dir();
     std::fs::create_dir_all(&staging).map_err(|e| StoreError::io(&staging, e))?;
@@ -143,8 +154,17 @@ pub fn publish(
         identity,
     )?;
     let result = (|| {
-        let update =
-            build_update(request, &described, product, id, supersedes, &signed, store, now)?;
+        let payload = payload(id, &signed, now)?;
+        let update = PublishedUpdate::new(NewUpdate {
+            id,
+            revision: FIRST_REVISION,
+            details,
+            product,
+            installer: described.installer.clone(),
+            payload,
+            created: now,
+            publisher_id: publisher,
+        })?;
         let target = content.path(&Sha1Digest(signed.sha1), "cab");
         let existed = content.place(&signed.path, &target).map_err(StoreError::from)?;
         let committed = commit(store, &update, &described, now);
@@ -329,8 +349,59 @@ fn check_prerequisites(
                 "--prerequisite {prerequisite}: the store holds no such update or category (`ferry products list` shows products)"
             )));
         }
+        if !offered(store, &UpdateId::from_guid(prerequisite))? {
+            return Err(PublishError::Refused(format!(
+                "--prerequisite {prerequisite}: it is expired, so clients are no longer offered it and this update could never be installed"
+            )));
+        }
     }
     Ok(())
+}
+
+/// Refuses a revision whose prerequisites or supersedence would make a loop through updates
+/// published here: two updates that each need the other could never be installed, and
+/// supersedence that comes back to itself has no newest update.
+fn check_loops(store: &Store, id: Guid, details: &Details) -> Result<(), PublishError> {
+    let needs = |d: &Details| d.prerequisites.iter().flat_map(|g| g.ids().to_vec()).collect();
+    let named: Vec<Guid> = needs(details);
+    if let Some(start) = leads_back(store, id, &named, needs)? {
+        return Err(PublishError::Refused(format!(
+            "--prerequisite {start}: it needs {id} itself (directly or through other updates), so neither could ever be installed"
+        )));
+    }
+    let replaces = |d: &Details| d.supersedes.clone();
+    if let Some(start) = leads_back(store, id, &details.supersedes, replaces)? {
+        return Err(PublishError::Refused(format!(
+            "--supersedes {start}: it supersedes {id} itself (directly or through other updates); supersedence cannot go round"
+        )));
+    }
+    Ok(())
+}
+
+/// Which of `starts` leads back to `id`, following `next` through the documents of the
+/// updates published here (each read at most once).
+fn leads_back(
+    store: &Store,
+    id: Guid,
+    starts: &[Guid],
+    next: impl Fn(&Details) -> Vec<Guid>,
+) -> Result<Option<Guid>, PublishError> {
+    let published: std::collections::HashSet<Guid> =
+        store.published()?.iter().map(|p| p.update_id.guid()).collect();
+    for &start in starts {
+        let (mut seen, mut todo) = (std::collections::HashSet::new(), vec![start]);
+        while let Some(at) = todo.pop() {
+            if at == id {
+                return Ok(Some(start));
+            }
+            if seen.insert(at) && published.contains(&at) {
+                todo.extend(next(
+                    &stored_update(store, &UpdateId::from_guid(at))?.fields().details,
+                ));
+            }
+        }
+    }
+    Ok(None)
 }
 
 /// The published updates this one supersedes: those named, each of which must be a published
@@ -370,41 +441,10 @@ fn offered(store: &Store, id: &UpdateId) -> Result<bool, PublishError> {
     Ok(summary.publication_state.as_deref() != Some("Expired"))
 }
 
-#[allow(clippy::too_many_arguments)]
-fn build_update(
-    request: &PublishRequest,
-    described: &Described,
-    product: Product,
-    id: Guid,
-    supersedes: Vec<Guid>,
-    signed: &SignedCab,
-    store: &Store,
-    now: DateTime<Utc>,
-) -> Result<PublishedUpdate, PublishError> {
-    let payload = Payload::new(
-        &cab_name(id),
-        signed.size,
-        Sha1Digest(signed.sha1),
-        Sha256Digest(signed.sha256),
-        now,
-    )?;
-    Ok(PublishedUpdate::new(NewUpdate {
-        id,
-        revision: FIRST_REVISION,
-        title: described.title.clone(),
-        description: request.description.clone(),
-        more_info_url: request.more_info_url.clone(),
-        kb_article: request.kb_article.clone(),
-        severity: request.severity,
-        classification: request.classification,
-        product,
-        installer: described.installer.clone(),
-        payload,
-        supersedes,
-        prerequisites: request.prerequisites.clone(),
-        created: now,
-        publisher_id: publisher_id(store)?,
-    })?)
+/// The signed CAB as the update's document names it.
+fn payload(id: Guid, signed: &SignedCab, now: DateTime<Utc>) -> Result<Payload, PublishError> {
+    let (sha1, sha256) = (Sha1Digest(signed.sha1), Sha256Digest(signed.sha256));
+    Ok(Payload::new(&cab_name(id), signed.size, sha1, sha256, now)?)
 }
 
 /// The publishing site: the store's server id.
@@ -570,13 +610,7 @@ fn own_update(store: &Store, update_id: &UpdateId) -> Result<StoredUpdate, Publi
             "{update_id} is not an update published here (`ferry publish list` shows them)"
         )));
     }
-    let newest = newest_revision(store, update_id.as_str())?.ok_or_else(|| {
-        PublishError::Refused(format!("{update_id}: the store holds no revision of it"))
-    })?;
-    let document = String::from_utf8(store.document(newest)?).map_err(|_| {
-        PublishError::Refused(format!("{update_id}: its stored document is not UTF-8"))
-    })?;
-    let stored = StoredUpdate::read(update_id.guid(), &document)?;
+    let stored = stored_update(store, update_id)?;
     let here = publisher_id(store)?;
     if stored.fields().publisher_id != here {
         return Err(PublishError::Refused(format!(
@@ -587,18 +621,40 @@ fn own_update(store: &Store, update_id: &UpdateId) -> Result<StoredUpdate, Publi
     Ok(stored)
 }
 
-/// Stores a new revision of a published update, in one transaction.
+/// The newest document of a published update, read back.
+fn stored_update(store: &Store, update_id: &UpdateId) -> Result<StoredUpdate, PublishError> {
+    let newest = newest_revision(store, update_id.as_str())?.ok_or_else(|| {
+        PublishError::Refused(format!("{update_id}: the store holds no revision of it"))
+    })?;
+    let document = String::from_utf8(store.document(newest)?).map_err(|_| {
+        PublishError::Refused(format!("{update_id}: its stored document is not UTF-8"))
+    })?;
+    Ok(StoredUpdate::read(update_id.guid(), &document)?)
+}
+
+/// Stores a new revision of a published update, in one transaction. Another revise or expire
+/// of the same update that stored its revision first wins; this one is refused.
 fn add_revision(
     store: &mut Store,
     revision: &StoredUpdate,
     what: &str,
 ) -> Result<(), PublishError> {
     let f = revision.fields();
+    let raced = || {
+        PublishError::Refused(format!(
+            "{}: another revise or expire stored revision {} meanwhile; look at `ferry publish list` and run it again if still needed",
+            f.id, f.revision
+        ))
+    };
     let mut batch = store.begin_ingest()?;
-    batch.add_document(
-        &format!("{what} revision {} of {}", f.revision, f.id),
-        revision.document().as_bytes(),
-    )?;
+    let source = format!("{what} revision {} of {}", f.revision, f.id);
+    match batch.add_document(&source, revision.document().as_bytes()) {
+        Ok(AddOutcome::Added { .. }) => {}
+        Ok(AddOutcome::Unchanged { .. }) | Err(StoreError::ConflictingRevision { .. }) => {
+            return Err(raced());
+        }
+        Err(e) => return Err(e.into()),
+    }
     batch.commit()?;
     Ok(())
 }
@@ -634,19 +690,23 @@ pub enum Clearable {
 }
 
 impl Clearable {
+    const ALL: [Clearable; 4] =
+        [Clearable::Description, Clearable::MoreInfoUrl, Clearable::Kb, Clearable::Severity];
     pub const NAMES: [&'static str; 4] = ["description", "more-info-url", "kb", "severity"];
+
+    pub fn name(self) -> &'static str {
+        Clearable::NAMES[Clearable::ALL.iter().position(|c| *c == self).expect("in ALL")]
+    }
 }
 
 /// `description`, `more-info-url`, `kb` or `severity`.
 impl std::str::FromStr for Clearable {
     type Err = String;
     fn from_str(text: &str) -> Result<Self, Self::Err> {
-        let all =
-            [Clearable::Description, Clearable::MoreInfoUrl, Clearable::Kb, Clearable::Severity];
         Clearable::NAMES
             .iter()
             .position(|n| n.eq_ignore_ascii_case(text.trim()))
-            .map(|i| all[i])
+            .map(|i| Clearable::ALL[i])
             .ok_or_else(|| format!("{text:?}: one of {}", Clearable::NAMES.join(", ")))
     }
 }
@@ -671,7 +731,7 @@ pub fn revise(
     now: DateTime<Utc>,
 ) -> Result<Revised, PublishError> {
     let stored = own_update(store, update_id)?;
-    let details = revised_details(stored.fields().details.clone(), request);
+    let details = revised_details(stored.fields().details.clone(), request)?;
     if details.classification != stored.fields().details.classification {
         check_classification(store, details.classification)?;
     }
@@ -680,6 +740,7 @@ pub fn revise(
     }
     check_prerequisites(store, update_id.guid(), &details.prerequisites)?;
     let revision = stored.revised(details, request.detect.as_deref(), now)?;
+    check_loops(store, update_id.guid(), &revision.fields().details)?;
     if !revision.changes(&stored) {
         return Err(PublishError::Refused(format!(
             "{update_id}: the revision would change nothing; name what to change (--title, --description, --detect, ...)"
@@ -697,8 +758,22 @@ pub fn revise(
     })
 }
 
-/// The details with the request's changes.
-fn revised_details(mut d: Details, request: &RevisionRequest) -> Details {
+/// The details with the request's changes; refused when a field is both given and cleared.
+fn revised_details(mut d: Details, request: &RevisionRequest) -> Result<Details, PublishError> {
+    for field in &request.clear {
+        let given = match field {
+            Clearable::Description => request.description.is_some(),
+            Clearable::MoreInfoUrl => request.more_info_url.is_some(),
+            Clearable::Kb => request.kb_article.is_some(),
+            Clearable::Severity => request.severity.is_some(),
+        };
+        if given {
+            return Err(PublishError::Refused(format!(
+                "--clear {}: that field is also given a value; say one or the other",
+                field.name()
+            )));
+        }
+    }
     let set = |field: &mut Option<String>, value: &Option<String>| {
         if let Some(v) = value {
             *field = Some(v.clone());
@@ -726,5 +801,5 @@ fn revised_details(mut d: Details, request: &RevisionRequest) -> Details {
             Clearable::Severity => d.severity = None,
         }
     }
-    d
+    Ok(d)
 }

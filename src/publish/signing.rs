@@ -133,6 +133,7 @@ impl PublishingIdentity {
         let mut certificates = read_certificates(certificate)?;
         let leaf = certificates.remove(0);
         let key_file = key;
+        warn_if_others_can_read(key_file);
         let key = rsa_key(key_file, &read_private_key(key_file)?)?;
         let identity = Self { certificate: leaf, chain: certificates, key };
         identity.check_at(Files { certificate, key: key_file }, SystemTime::now())?;
@@ -149,6 +150,9 @@ impl PublishingIdentity {
             None => String::new(),
         };
         let data = read_limited(pfx)?;
+        if password.is_empty() {
+            warn_if_others_can_read(pfx);
+        }
         let identity = parse_pfx(pfx, &data, &password, password_file)?;
         identity.check_at(Files { certificate: pfx, key: pfx }, SystemTime::now())?;
         Ok(identity)
@@ -223,6 +227,21 @@ impl PublishingIdentity {
             });
         }
         check_validity(&self.certificate, files.certificate, now)
+    }
+}
+
+/// Warns when a private key's file can be read by users other than its owner (a key made by
+/// `ferry publish cert new` is 0600).
+fn warn_if_others_can_read(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    if let Ok(meta) = std::fs::metadata(path) {
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            tracing::warn!(
+                "{}: the private key can be read by other users (mode {mode:o}); anyone who reads it can sign updates your clients install: chmod 600 it",
+                path.display()
+            );
+        }
     }
 }
 
@@ -584,11 +603,21 @@ fn with_suffix(prefix: &Path, suffix: &str) -> PathBuf {
 /// name.
 fn subject_name(text: &str) -> Result<Name, SigningError> {
     let text = text.trim();
-    let invalid = |why: String| SigningError::Invalid(format!("the subject \"{text}\": {why}"));
+    let shown: String = text.chars().take(80).collect();
+    let invalid = |why: String| SigningError::Invalid(format!("the subject \"{shown}\": {why}"));
     if text.is_empty() {
         return Err(invalid("it is empty".into()));
     }
-    if text.contains('=') {
+    if text.chars().any(char::is_control) {
+        return Err(invalid("it contains a control character".into()));
+    }
+    // RFC 5280's upper bound for a common name; a whole name gets room for a few more parts.
+    let (len, dn) = (text.chars().count(), text.contains('='));
+    if (!dn && len > 64) || len > 512 {
+        let max = if dn { "512 characters" } else { "64 characters (a common name's limit)" };
+        return Err(invalid(format!("it is {len} characters long; at most {max}")));
+    }
+    if dn {
         return Name::from_str(text).map_err(|e| invalid(format!("not a distinguished name: {e}")));
     }
     let escaped: String = text
@@ -712,9 +741,12 @@ mod tests {
         for (typed, expected) in cases {
             assert_eq!(subject_name(typed).unwrap().to_string(), expected, "{typed:?}");
         }
-        for bad in ["", "   ", "=oops"] {
-            assert!(subject_name(bad).is_err(), "{bad:?}");
+        let (long_name, long_dn) = ("x".repeat(65), format!("CN={}", "x".repeat(510)));
+        for bad in ["", "   ", "=oops", "a\nb", &long_name, &long_dn] {
+            let e = subject_name(bad).unwrap_err().to_string();
+            assert!(e.chars().count() < 300, "the error shows the subject's start: {e}");
         }
+        assert!(subject_name(&"x".repeat(64)).is_ok());
     }
 
     #[test]

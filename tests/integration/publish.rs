@@ -222,6 +222,7 @@ fn refused_publishes_say_why_and_change_nothing() {
         (vec!["--msi", text.to_str().unwrap()], "not an MSI"),
         (vec!["--msi", fifo.to_str().unwrap()], "not a regular file"),
         (vec!["--msi", msi, "--id", &id], "already in the store"),
+        (vec!["--msi", msi, "--title", "two\nlines"], "title contains a control character"),
         (vec!["--msi", msi, "--vendor", "Fabrikam"], "another vendor's product"),
         (
             vec!["--msi", msi, "--vendor", "Fabrikam", "--product", "Contoso Widget\t"],
@@ -343,18 +344,28 @@ fn a_published_exe_is_revised_and_clients_read_the_revision() {
     let site = Site::new();
     let exe = site.path("tool-setup.exe");
     std::fs::write(&exe, b"MZ the tool's installer").unwrap();
-    let published = json_of(&mut site.publish(&[
-        "--exe",
-        exe.to_str().unwrap(),
-        "--vendor",
-        "Contoso",
-        "--product",
-        "Contoso Tool",
-        "--title",
-        "Contoso Tool 1",
-        "--detect",
-        "file:%ProgramFiles%\\Contoso\\tool.exe",
-    ]));
+    // A key others can read still signs, with a warning.
+    let key = site.path("site.key");
+    std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    let out = site
+        .publish(&[
+            "--exe",
+            exe.to_str().unwrap(),
+            "--vendor",
+            "Contoso",
+            "--product",
+            "Contoso Tool",
+            "--title",
+            "Contoso Tool 1",
+            "--detect",
+            "file:%ProgramFiles%\\Contoso\\tool.exe",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && err.contains("can be read by other users"), "{err}");
+    let published: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let id = published["update_id"].as_str().unwrap().to_string();
     let server = Served::start(&site.data, &[]);
     let core_of = |id: &str| {
@@ -410,6 +421,8 @@ fn a_published_exe_is_revised_and_clients_read_the_revision() {
             "not an update published here",
         ),
         (vec![&id, "--clear", "title"], "one of description"),
+        (vec![&id, "--description", "x", "--clear", "description"], "also given a value"),
+        (vec![&id, "--title", "one\u{2028}line"], "control character"),
     ];
     for (args, said) in cases {
         let out = ferry(&site.data).args(["publish", "revise"]).args(&args).output().unwrap();
@@ -418,14 +431,28 @@ fn a_published_exe_is_revised_and_clients_read_the_revision() {
         assert!(err.contains(said), "{args:?}: {err}");
         assert_eq!(site.snapshot(), before, "{args:?} changed the store");
     }
-    // Cleared fields go; an expired update is not revised.
+    // Cleared fields go.
     let cleared =
         json_of(ferry(&site.data).args(["publish", "revise", &id, "--clear", "severity"]));
     assert_eq!(cleared["revision_number"], 102);
+    let revise = |args: &[&str]| {
+        let out = ferry(&site.data).args(["publish", "revise"]).args(args).output().unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    // No loop of prerequisites or supersedence: such updates could never be installed.
+    assert_eq!(revise(&[msi_id, "--prerequisite", &id]).0, Some(0));
+    let (code, err) = revise(&[&id, "--prerequisite", msi_id]);
+    assert!(code == Some(1) && err.contains("neither could ever be installed"), "{err}");
+    assert_eq!(revise(&[&id, "--supersedes", msi_id]).0, Some(0));
+    let (code, err) = revise(&[msi_id, "--supersedes", &id]);
+    assert!(code == Some(1) && err.contains("cannot go round"), "{err}");
+    // An expired update is not revised, nor needed by another.
     stdout_of(ferry(&site.data).args(["publish", "expire", &id]));
-    let out = ferry(&site.data).args(["publish", "revise", &id, "--title", "x"]).output().unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.code() == Some(1) && err.contains("is expired"), "{err}");
+    let (code, err) = revise(&[&id, "--title", "x"]);
+    assert!(code == Some(1) && err.contains("is expired"), "{err}");
+    let (code, err) = revise(&[msi_id, "--title", "Widget, needing an expired update"]);
+    assert!(code == Some(1) && err.contains("it is expired"), "{err}");
+    assert_eq!(revise(&[msi_id, "--no-prerequisites"]).0, Some(0));
     let check = stdout_of(ferry(&site.data).args(["check", "--deep"]));
     assert!(check.starts_with("clean"), "{check}");
 }

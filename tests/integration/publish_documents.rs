@@ -9,8 +9,8 @@ use chrono::{DateTime, TimeZone, Utc};
 use ferry::catalog::{CategoryKind, Guid, ParsedUpdate, Sha1Digest, Sha256Digest, UpdateType};
 use ferry::catalog::{parse::span_text, parse_update};
 use ferry::publish::document::{
-    CategoryName, CategoryRevision, Classification, Comparison, DetectRule, ExeInstaller, FilePath,
-    Installer, InvalidUpdate, KnownFolder, MsiInstaller, MsiProductRule, MspInstaller,
+    CategoryName, CategoryRevision, Classification, Comparison, Details, DetectRule, ExeInstaller,
+    FilePath, Installer, InvalidUpdate, KnownFolder, MsiInstaller, MsiProductRule, MspInstaller,
     MsrcSeverity, NewUpdate, Payload, PrerequisiteGroup, Product, PublishedUpdate, RegistryKey,
     ReturnCode, Vendor, product_document, vendor_document,
 };
@@ -308,20 +308,23 @@ fn payload(content: &[u8]) -> Payload {
 }
 
 fn new_update(installer: Installer) -> NewUpdate {
-    NewUpdate {
-        id: guid(UPDATE_ID),
-        revision: 100,
+    let details = Details {
         title: "Contoso Notes 1.2.3".into(),
         description: Some("Notes for the plant floor.\nSecond line & more.".into()),
         more_info_url: Some("https://contoso.example/notes?v=1.2.3&lang=en".into()),
         kb_article: Some("KB900123".parse().unwrap()),
         severity: Some(MsrcSeverity::Important),
         classification: Classification::Updates,
+        supersedes: vec![guid("5d1a0f3e-7b44-4c1e-9e0a-3c2b1a000000")],
+        prerequisites: vec![],
+    };
+    NewUpdate {
+        id: guid(UPDATE_ID),
+        revision: 100,
+        details,
         product: contoso(),
         installer,
         payload: payload(b"the signed cab's bytes"),
-        supersedes: vec![guid("5d1a0f3e-7b44-4c1e-9e0a-3c2b1a000000")],
-        prerequisites: vec![],
         created: at(5),
         publisher_id: guid(PUBLISHER),
     }
@@ -661,7 +664,7 @@ fn exe_detection_rules_become_the_rule_elements_clients_evaluate() {
     }
     let all: Vec<DetectRule> = detection_cases().into_iter().map(|(r, _)| r).collect();
     let mut new = new_update(exe(all));
-    new.prerequisites = vec![
+    new.details.prerequisites = vec![
         PrerequisiteGroup::any_of(vec![
             guid("72e7624a-5b00-45d2-b92f-e561c0a6a160"),
             guid("a3c2375d-0c8a-42f9-bce0-28333e198407"),
@@ -784,18 +787,32 @@ fn bad_update_descriptions_are_refused() {
         change(&mut new);
         PublishedUpdate::new(new).unwrap_err()
     };
-    assert_eq!(refused(&|u| u.title = "   ".into()), InvalidUpdate::Empty { field: "title" });
-    assert!(matches!(refused(&|u| u.title = "x".repeat(201)), InvalidUpdate::TooLong { .. }));
+    assert_eq!(
+        refused(&|u| u.details.title = "   ".into()),
+        InvalidUpdate::Empty { field: "title" }
+    );
     assert!(matches!(
-        refused(&|u| u.title = "a\u{1}b".into()),
+        refused(&|u| u.details.title = "x".repeat(201)),
+        InvalidUpdate::TooLong { .. }
+    ));
+    assert!(matches!(
+        refused(&|u| u.details.title = "a\u{1}b".into()),
+        InvalidUpdate::ControlCharacter { .. }
+    ));
+    // A title is one line: listings show one update per line.
+    assert!(matches!(
+        refused(&|u| u.details.title = "one\ntwo".into()),
         InvalidUpdate::ControlCharacter { .. }
     ));
     assert!(matches!(
-        refused(&|u| u.more_info_url = Some("javascript:alert(1)".into())),
+        refused(&|u| u.details.more_info_url = Some("javascript:alert(1)".into())),
         InvalidUpdate::MoreInfoUrl(_)
     ));
     assert_eq!(refused(&|u| u.revision = 0), InvalidUpdate::Revision(0));
-    assert!(matches!(refused(&|u| u.supersedes.push(u.id)), InvalidUpdate::SupersedesItself(_)));
+    assert!(matches!(
+        refused(&|u| u.details.supersedes.push(u.id)),
+        InvalidUpdate::SupersedesItself(_)
+    ));
     assert!(MsiInstaller::new("../notes.msi", notes_product(), None).is_err());
     assert!(MsiInstaller::new("notes.msi", notes_product(), Some("A=1\nB=2")).is_err());
     assert!(PrerequisiteGroup::any_of(vec![]).is_err());

@@ -339,21 +339,24 @@ mod tests {
 
     fn published(installer: Installer) -> PublishedUpdate {
         let vendor = Vendor::new(CategoryName::new("Contoso").unwrap());
-        PublishedUpdate::new(NewUpdate {
-            id: guid(1),
-            revision: 100,
+        let details = Details {
             title: "Notes <1.2.3> & more".into(),
             description: Some("Line one\r\nline \"two\" & 'three'".into()),
             more_info_url: Some("https://contoso.example/?a=1&b=2".into()),
             kb_article: Some("KB900123".parse().unwrap()),
             severity: Some(MsrcSeverity::Important),
             classification: Classification::Updates,
+            supersedes: vec![guid(3), guid(2)],
+            prerequisites: vec![PrerequisiteGroup::any_of(vec![guid(4), guid(5)]).unwrap()],
+        };
+        PublishedUpdate::new(NewUpdate {
+            id: guid(1),
+            revision: 100,
+            details,
             product: Product::new(vendor, CategoryName::new("Notes").unwrap()),
             installer,
             payload: Payload::new("x_1.cab", 99, Sha1Digest([1; 20]), Sha256Digest([2; 32]), at(1))
                 .unwrap(),
-            supersedes: vec![guid(3), guid(2)],
-            prerequisites: vec![PrerequisiteGroup::any_of(vec![guid(4), guid(5)]).unwrap()],
             created: at(2),
             publisher_id: guid(9),
         })
