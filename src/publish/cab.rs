@@ -17,7 +17,7 @@ use crate::units::format_size;
 use sha1::Sha1;
 use sha2::{Digest, Sha256};
 use std::fs::File;
-use std::io::{BufWriter, Read, Write};
+use std::io::{BufWriter, Read, Seek, Write};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
@@ -292,9 +292,16 @@ pub fn write_signed_cab(
     destination: &Path,
     identity: &PublishingIdentity,
 ) -> Result<SignedCab, CabError> {
+    let source = open_installer(installer)?;
+    write_signed_cab_from(&source, installer, member_name, destination, identity)
+}
+
+/// Opens an installer to sign: a regular file (a FIFO or device is refused at once, never
+/// waited on). Reading what it says and signing it from this one handle signs what was read,
+/// even if the path is replaced meanwhile.
+pub fn open_installer(installer: &Path) -> Result<File, CabError> {
     let read_error = |source| CabError::Read { path: installer.to_path_buf(), source };
-    let write_error = |source| CabError::Write { path: destination.to_path_buf(), source };
-    let mut source = match super::open_regular(installer) {
+    let source = match super::open_regular(installer) {
         Ok(file) => file,
         Err(e) if e.kind() == std::io::ErrorKind::InvalidInput => {
             return Err(CabError::NotAFile {
@@ -304,13 +311,28 @@ pub fn write_signed_cab(
         }
         Err(e) => return Err(read_error(e)),
     };
-    let metadata = source.metadata().map_err(read_error)?;
-    if !metadata.is_file() {
+    if !source.metadata().map_err(read_error)?.is_file() {
         return Err(CabError::NotAFile {
             path: installer.to_path_buf(),
             reason: "not a regular file".into(),
         });
     }
+    Ok(source)
+}
+
+/// [`write_signed_cab`] from an installer opened by [`open_installer`] (`installer` names it),
+/// read from its start.
+pub fn write_signed_cab_from(
+    mut source: &File,
+    installer: &Path,
+    member_name: &str,
+    destination: &Path,
+    identity: &PublishingIdentity,
+) -> Result<SignedCab, CabError> {
+    let read_error = |source| CabError::Read { path: installer.to_path_buf(), source };
+    let write_error = |source| CabError::Write { path: destination.to_path_buf(), source };
+    source.seek(std::io::SeekFrom::Start(0)).map_err(read_error)?;
+    let metadata = source.metadata().map_err(read_error)?;
     let file_name = destination
         .file_name()
         .and_then(|n| n.to_str())
@@ -344,8 +366,7 @@ pub fn write_signed_cab(
         .tempfile_in(directory)
         .map_err(write_error)?;
     let mut out = Hashing::new(BufWriter::with_capacity(1 << 20, partial.as_file_mut()));
-    let digest =
-        write_cabinet(&layout, (date, time), (&mut source, installer), destination, &mut out)?;
+    let digest = write_cabinet(&layout, (date, time), (source, installer), destination, &mut out)?;
     let signature = authenticode::sign(identity, &digest)?;
     let padded = signature.len().next_multiple_of(8);
     if padded as u64 != signature_bytes {
@@ -379,7 +400,7 @@ pub fn write_signed_cab(
 fn write_cabinet<W: Write>(
     layout: &Layout,
     (date, time): (u16, u16),
-    (source, installer): (&mut File, &Path),
+    (mut source, installer): (&File, &Path),
     destination: &Path,
     out: &mut Hashing<W>,
 ) -> Result<[u8; 32], CabError> {

@@ -120,7 +120,9 @@ pub fn publish(
     identity: &PublishingIdentity,
     now: DateTime<Utc>,
 ) -> Result<Published, PublishError> {
-    let mut described = describe(request)?;
+    let installer = installer_path(&request.installer);
+    let source = cab::open_installer(installer)?;
+    let mut described = describe(request, &source)?;
     let product = product_of(store, request.classification, &described)?;
     // As the category documents name them (trimmed).
     described.vendor = product.vendor().name().as_str().to_owned();
@@ -147,8 +149,9 @@ pub fn publish(
     let content = store.content().clone();
     let staging = content.staging_dir();
     std::fs::create_dir_all(&staging).map_err(|e| StoreError::io(&staging, e))?;
-    let signed = cab::write_signed_cab(
-        installer_path(&request.installer),
+    let signed = cab::write_signed_cab_from(
+        &source,
+        installer,
         described.installer.file_name().as_str(),
         &staging.join(format!("{}.{}.publish", cab_name(id), std::process::id())),
         identity,
@@ -211,8 +214,9 @@ fn cab_name(id: Guid) -> String {
     format!("{id}_1.cab")
 }
 
-/// Reads the installer and settles its vendor, product and title.
-fn describe(request: &PublishRequest) -> Result<Described, PublishError> {
+/// Reads the installer (`source`, opened from the request's path) and settles its vendor,
+/// product and title.
+fn describe(request: &PublishRequest, source: &std::fs::File) -> Result<Described, PublishError> {
     // What an MSP or EXE does not say about itself.
     let given = |path: &Path| -> Result<(String, String, String), PublishError> {
         let named = |what: &str, given: &Option<String>| {
@@ -231,7 +235,7 @@ fn describe(request: &PublishRequest) -> Result<Described, PublishError> {
     };
     let (installer, (vendor, product, title), version) = match &request.installer {
         InstallerSource::Msi { path, properties } => {
-            let msi = MsiProduct::read_file(path)?;
+            let msi = MsiProduct::read(std::io::BufReader::new(source), path)?;
             let names = (
                 request.vendor.clone().unwrap_or_else(|| msi.manufacturer.clone()),
                 request.product.clone().unwrap_or_else(|| msi.name.clone()),
@@ -242,7 +246,7 @@ fn describe(request: &PublishRequest) -> Result<Described, PublishError> {
             (Installer::Msi(msi), names, version)
         }
         InstallerSource::Msp { path } => {
-            let patch = MspPatch::read_file(path)?;
+            let patch = MspPatch::read(std::io::BufReader::new(source), path)?;
             let names = given(path)?;
             (Installer::Msp(MspInstaller::new(&file_name(path)?, patch)?), names, None)
         }

@@ -611,3 +611,28 @@ fn publish_signing_the_largest_installer_a_cab_holds_is_signed_and_verifies() {
     let listed = succeed(d, "gcab", &["-l", path(&signed.path)]);
     assert!(listed.starts_with(&format!("big.exe {max} ")), "{listed}");
 }
+
+/// Invariant: what is signed is the installer that was opened (and read for its description),
+/// even if another file is renamed over its path before signing.
+#[test]
+fn publish_signing_signs_the_installer_opened_even_if_its_path_is_replaced() {
+    let Some(()) = require(TOOLS) else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let (_, identity) = site_identity(dir.path());
+    let original = installer(dir.path());
+    let opened = cab::open_installer(&original).unwrap();
+    let swapped = dir.path().join("swapped.msi");
+    let mut other = std::fs::read(&original).unwrap();
+    other[0] ^= 0xff;
+    std::fs::write(&swapped, &other).unwrap();
+    std::fs::rename(&swapped, &original).unwrap();
+    let cab = dir.path().join("opened.cab");
+    let signed =
+        cab::write_signed_cab_from(&opened, &original, "setup.msi", &cab, &identity).unwrap();
+    let out = dir.path().join("out");
+    std::fs::create_dir(&out).unwrap();
+    succeed(dir.path(), "gcab", &["-x", "-C", path(&out), path(&signed.path)]);
+    let member = std::fs::read(out.join("setup.msi")).unwrap();
+    assert_eq!(member[0], other[0] ^ 0xff, "the opened file's bytes, not the new one's");
+    assert_eq!(&member[1..], &other[1..]);
+}
