@@ -236,10 +236,23 @@ fn describe(request: &PublishRequest, source: &std::fs::File) -> Result<Describe
     let (installer, (vendor, product, title), version) = match &request.installer {
         InstallerSource::Msi { path, properties } => {
             let msi = MsiProduct::read(std::io::BufReader::new(source), path)?;
+            // A name the MSI's code page could not decode is no default (wixl writes
+            // Windows-1252 text under the neutral code page, read as UTF-8).
+            let readable = |given: &Option<String>, what: &str, flag: &str, value: String| {
+                match given {
+                    Some(given) => Ok(given.clone()),
+                    None if value.contains('\u{fffd}') => Err(PublishError::Refused(format!(
+                        "{}: the MSI's {what} {value:?} is not readable text in its database's code page; give --{flag}",
+                        path.display()
+                    ))),
+                    None => Ok(value),
+                }
+            };
+            let title = format!("{} {}", msi.name, msi.version);
             let names = (
-                request.vendor.clone().unwrap_or_else(|| msi.manufacturer.clone()),
-                request.product.clone().unwrap_or_else(|| msi.name.clone()),
-                request.title.clone().unwrap_or_else(|| format!("{} {}", msi.name, msi.version)),
+                readable(&request.vendor, "Manufacturer", "vendor", msi.manufacturer.clone())?,
+                readable(&request.product, "ProductName", "product", msi.name.clone())?,
+                readable(&request.title, "ProductName", "title", title)?,
             );
             let version = Some(msi.version);
             let msi = MsiInstaller::new(&file_name(path)?, msi, properties.as_deref())?;

@@ -21,6 +21,17 @@ const WIDGET_1: MsiCase = MsiCase {
     upgrade_code: Some("6F1D3A52-5B0E-4C39-9B8A-0D7E5A2C1BFF"),
 };
 
+/// wixl writes non-ASCII names as Windows-1252 under the neutral code page, which reads them
+/// as UTF-8: not text.
+const ZAEHLER: MsiCase = MsiCase {
+    file: "zaehler-1.0.msi",
+    product_code: "6F1D3A52-5B0E-4C39-9B8A-0D7E5A2C1B03",
+    name: "Zähler Pro",
+    manufacturer: "Müller GmbH",
+    upgrade_code: None,
+    ..WIDGET_1
+};
+
 const WIDGET_2: MsiCase = MsiCase {
     file: "widget-2.0.msi",
     product_code: "6F1D3A52-5B0E-4C39-9B8A-0D7E5A2C1B02",
@@ -211,6 +222,8 @@ fn refused_publishes_say_why_and_change_nothing() {
     let before = site.snapshot();
     let msi = site.msi(&WIDGET_2);
     let msi = msi.to_str().unwrap();
+    let zaehler = site.msi(&ZAEHLER);
+    let zaehler = zaehler.to_str().unwrap();
     let text = site.path("notes.txt");
     std::fs::write(&text, "not an installer").unwrap();
     // A FIFO named as an installer: refused at once, never waited on.
@@ -223,6 +236,8 @@ fn refused_publishes_say_why_and_change_nothing() {
         (vec!["--msi", fifo.to_str().unwrap()], "not a regular file"),
         (vec!["--msi", msi, "--id", &id], "already in the store"),
         (vec!["--msi", msi, "--title", "two\nlines"], "title contains a control character"),
+        (vec!["--msi", zaehler, "--vendor", "Mueller"], "ProductName"),
+        (vec!["--msi", zaehler, "--product", "Zaehler", "--title", "Z 1"], "give --vendor"),
         (vec!["--msi", msi, "--vendor", "Fabrikam"], "another vendor's product"),
         (
             vec!["--msi", msi, "--vendor", "Fabrikam", "--product", "Contoso Widget\t"],
@@ -330,6 +345,21 @@ fn refused_publishes_say_why_and_change_nothing() {
         assert!(err.contains("not a regular file"), "{key:?}: {err}");
     }
     assert_eq!(site.snapshot(), before);
+    // Named by the operator, the same MSI publishes with its names as given.
+    let named = json_of(&mut site.publish(&[
+        "--msi",
+        zaehler,
+        "--vendor",
+        "Müller GmbH",
+        "--product",
+        "Zähler Pro",
+        "--title",
+        "Zähler Pro 1.0",
+    ]));
+    assert_eq!(
+        (named["vendor"].as_str(), named["title"].as_str()),
+        (Some("Müller GmbH"), Some("Zähler Pro 1.0"))
+    );
 }
 
 /// Invariant: a revision of a published update is its next revision number with the new
