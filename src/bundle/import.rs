@@ -712,7 +712,7 @@ fn move_payloads(
 
 /// Refuses a manifest listing a published update whose document the bundle does not carry:
 /// the signed manifest and the volumes disagree (11), and nothing is recorded.
-fn check_published(manifest: &Manifest, carried: &HashSet<Guid>) -> Result<(), Problem> {
+pub(super) fn check_published(manifest: &Manifest, carried: &HashSet<Guid>) -> Result<(), Problem> {
     match manifest.published.iter().find(|p| !carried.contains(&p.update_id.guid())) {
         Some(p) => Err(Problem::integrity(format!(
             "the manifest lists published update {} ({} / {}), but the bundle does not carry its document: the bundle is damaged or forged and is refused; ask the exporter for a new bundle",

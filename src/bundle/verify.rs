@@ -4,8 +4,10 @@ use super::error::{BundleError, Problem};
 use super::integrity::{MemberSink, WalkMode, authenticate, check_expiry, walk_bundle};
 use super::manifest::{MemberEntry, MemberKind};
 use super::minisign::PublicKey;
+use crate::catalog::Guid;
 use crate::store::VerifiedFile;
 use serde::Serialize;
+use std::collections::HashSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -44,6 +46,8 @@ struct MetadataChecker {
     documents: u64,
     declared: u64,
     error: Option<String>,
+    /// The updates whose documents were read.
+    carried: HashSet<Guid>,
 }
 
 impl MetadataChecker {
@@ -67,12 +71,13 @@ impl MetadataChecker {
                     self.declared
                 ));
             }
-            if let Err(e) = crate::store::decompress_document(
+            match crate::store::decompress_document(
                 &rest[RECORD_HEADER..RECORD_HEADER + clen],
                 size,
                 "a document",
             ) {
-                return self.error = Some(e.to_string());
+                Ok(document) => self.carried.extend(crate::catalog::peek_update_id(&document)),
+                Err(e) => return self.error = Some(e.to_string()),
             }
             self.checked += RECORD_HEADER + clen;
         }
@@ -98,6 +103,8 @@ impl Write for MetadataChecker {
 struct VerifySink {
     metadata: Option<MetadataChecker>,
     members: usize,
+    /// The updates whose documents the bundle carries.
+    carried: HashSet<Guid>,
 }
 
 impl MemberSink for VerifySink {
@@ -120,7 +127,8 @@ impl MemberSink for VerifySink {
 
     fn complete(&mut self, member: &MemberEntry, _: &VerifiedFile) -> Result<(), BundleError> {
         self.members += 1;
-        if let Some(checker) = self.metadata.take() {
+        if let Some(mut checker) = self.metadata.take() {
+            self.carried.extend(std::mem::take(&mut checker.carried));
             if let Some(e) = checker.error {
                 return Err(Problem::unsafe_entry(format!("metadata {}: {e}", member.path)).into());
             }
@@ -197,7 +205,12 @@ pub fn verify(
         read = done;
         progress(done, total);
     })?;
+    let complete = problems.is_empty();
     report.problems.extend(problems);
+    // As import refuses it: a signed listing of a published update the volumes do not carry.
+    if let (true, Err(p)) = (complete, super::import::check_published(m, &sink.carried)) {
+        report.problems.push(p);
+    }
     report.members = sink.members;
     report.bytes_read = read;
     Ok(report)

@@ -49,6 +49,25 @@ pub struct ParsedUpdate {
     pub fragments: Fragments,
 }
 
+/// The UpdateID of a document's own identity (its first `UpdateIdentity` element), read
+/// without parsing the rest: enough for bundle verification to know which updates a bundle
+/// carries. `None` for what is not such a document (the full parse says why).
+pub fn peek_update_id(document: &[u8]) -> Option<Guid> {
+    let mut reader = Reader::from_reader(document);
+    // The identity is the root's first child; a few events reach it.
+    for _ in 0..16 {
+        match reader.read_event().ok()? {
+            Event::Start(e) | Event::Empty(e) if e.local_name().as_ref() == b"UpdateIdentity" => {
+                let id = e.try_get_attribute("UpdateID").ok()??;
+                return Guid::parse(std::str::from_utf8(&id.value).ok()?).ok();
+            }
+            Event::Eof => return None,
+            _ => {}
+        }
+    }
+    None
+}
+
 /// Parses a full update document.
 pub fn parse_update(document: &[u8]) -> Result<ParsedUpdate, DocumentError> {
     if document.len() > MAX_DOCUMENT_BYTES {
@@ -1178,6 +1197,23 @@ pub fn span_text<'d>(document: &'d [u8], span: &Span) -> Cow<'d, str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_update_id_is_peeked_from_the_identity_alone() {
+        let id = "6f1d3a52-5b0e-4c39-9b8a-0d7e5a2c1b01";
+        let doc = format!(
+            "<upd:Update xmlns:upd=\"u\"><upd:UpdateIdentity UpdateID=\"{id}\" RevisionNumber=\"1\" /><upd:Properties /></upd:Update>"
+        );
+        assert_eq!(peek_update_id(doc.as_bytes()).map(|g| g.to_string()).as_deref(), Some(id));
+        for bad in [
+            "",
+            "not xml <",
+            "<a><b UpdateID=\"x\"/></a>",
+            "<a><UpdateIdentity UpdateID=\"x\"/></a>",
+        ] {
+            assert_eq!(peek_update_id(bad.as_bytes()), None, "{bad}");
+        }
+    }
 
     const MINIMAL: &str = r#"<upd:Update xmlns:upd="http://schemas.microsoft.com/msus/2002/12/Update"><upd:UpdateIdentity UpdateID="ccb78947-6453-4ecc-9de8-bc0305c98f2d" RevisionNumber="200" /><upd:Properties UpdateType="Software" /></upd:Update>"#;
 

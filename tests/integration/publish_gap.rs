@@ -195,6 +195,12 @@ fn published_updates_stay_behind_by_default_and_a_forged_listing_is_refused() {
     // The plain bundle, re-signed by its (trusted) key with the published listing added.
     let forged = f.copy(&export_dir(&f, "plain"), "forged");
     f.resign(&forged, |m| m.published = carrying.published.clone());
+    // verify finds it as import does.
+    let mut verify = ferry(&f.cache);
+    let out = verify.arg("verify").arg(&forged).arg("--trust").arg(&f.public).output().unwrap();
+    let said = String::from_utf8_lossy(&out.stdout) + String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(11), "{said}");
+    assert!(said.contains(&id) && said.contains("does not carry"), "{said}");
     let before = snapshot(&isolated);
     let out = f.import(&isolated, &forged);
     let err = String::from_utf8_lossy(&out.stderr);
