@@ -54,18 +54,23 @@ pub struct ParsedUpdate {
 /// carries. `None` for what is not such a document (the full parse says why).
 pub fn peek_update_id(document: &[u8]) -> Option<Guid> {
     let mut reader = Reader::from_reader(document);
-    // The identity is the root's first child; a few events reach it.
-    for _ in 0..16 {
+    let mut in_root = false;
+    // Each event consumes input: the loop ends within the document.
+    loop {
         match reader.read_event().ok()? {
-            Event::Start(e) | Event::Empty(e) if e.local_name().as_ref() == b"UpdateIdentity" => {
+            Event::Start(_) if !in_root => in_root = true,
+            Event::Start(e) | Event::Empty(e) if in_root => {
+                if e.local_name().as_ref() != b"UpdateIdentity" {
+                    return None;
+                }
                 let id = e.try_get_attribute("UpdateID").ok()??;
                 return Guid::parse(std::str::from_utf8(&id.value).ok()?).ok();
             }
-            Event::Eof => return None,
+            Event::Empty(_) | Event::End(_) | Event::Eof => return None,
+            // The declaration, comments, processing instructions, white space.
             _ => {}
         }
     }
-    None
 }
 
 /// Parses a full update document.
@@ -1205,6 +1210,11 @@ mod tests {
             "<upd:Update xmlns:upd=\"u\"><upd:UpdateIdentity UpdateID=\"{id}\" RevisionNumber=\"1\" /><upd:Properties /></upd:Update>"
         );
         assert_eq!(peek_update_id(doc.as_bytes()).map(|g| g.to_string()).as_deref(), Some(id));
+        let commented = format!(
+            "<?xml version=\"1.0\"?>\n<!-- a -->\n{}",
+            doc.replace("<upd:UpdateIdentity", "<!-- b -->\n  <upd:UpdateIdentity")
+        );
+        assert!(peek_update_id(commented.as_bytes()).is_some(), "{commented}");
         for bad in [
             "",
             "not xml <",

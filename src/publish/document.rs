@@ -45,7 +45,9 @@ const MAX_ATTRIBUTE: usize = 1024;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum InvalidUpdate {
     /// A stored document this module did not write (or one changed since).
-    #[error("the stored document of {0} is not one ferry publish wrote: {1}")]
+    #[error(
+        "the stored document of {0} is not one ferry publish wrote: {1}; to change what clients are offered, publish a new update that supersedes it"
+    )]
     NotPublishedHere(Guid, &'static str),
     #[error("{field} is empty")]
     Empty { field: &'static str },
@@ -84,9 +86,9 @@ pub enum InvalidUpdate {
     #[error("the patch names no target product")]
     NoTargetProduct,
     #[error(
-        "{0} is expired: clients are no longer offered it, so it is not revised; publish a new update instead"
+        "{0} ({1}) is expired: clients are no longer offered it, and it is not revised or expired again; publish a new update instead"
     )]
-    Expired(Guid),
+    Expired(Guid, String),
     #[error(
         "{0} is installed by Windows Installer, whose package says when it is installed: only an EXE's detection rules can be revised"
     )]
@@ -324,6 +326,11 @@ impl Classification {
 
     pub fn id(self) -> Guid {
         Guid::parse(Classification::IDS[self.index()]).expect("the table holds GUIDs")
+    }
+
+    /// The classification whose category id is `id`.
+    pub fn from_id(id: Guid) -> Option<Classification> {
+        Classification::ALL.into_iter().find(|c| c.id() == id)
     }
 }
 
@@ -684,9 +691,7 @@ impl ExeInstaller {
         detection: Vec<DetectRule>,
     ) -> Result<ExeInstaller, InvalidUpdate> {
         let file = FileName::new("installer file name", file)?;
-        if detection.is_empty() {
-            return Err(InvalidUpdate::NoDetection);
-        }
+        check_detection(&detection)?;
         let return_codes =
             if return_codes.is_empty() { ReturnCode::defaults() } else { return_codes };
         for (i, r) in return_codes.iter().enumerate() {
@@ -703,6 +708,14 @@ impl ExeInstaller {
         };
         Ok(ExeInstaller { file, arguments, return_codes, detection })
     }
+}
+
+/// An EXE without detection rules would be offered, and installed, again and again.
+fn check_detection(detection: &[DetectRule]) -> Result<(), InvalidUpdate> {
+    if detection.is_empty() {
+        return Err(InvalidUpdate::NoDetection);
+    }
+    Ok(())
 }
 
 /// What is installed, and how.

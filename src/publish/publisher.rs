@@ -8,8 +8,8 @@ use super::cab::{self, CabError, SignedCab};
 use super::document::{
     CategoryName, CategoryRevision, Classification, Details, DetectRule, ExeInstaller, Installer,
     InvalidUpdate, KbArticle, MsiInstaller, MspInstaller, MsrcSeverity, NewUpdate, Payload,
-    PrerequisiteGroup, Product, PublicationState, PublishedUpdate, ReturnCode, StoredUpdate,
-    Vendor, product_document, vendor_document,
+    PrerequisiteGroup, Product, PublishedUpdate, ReturnCode, StoredUpdate, Vendor,
+    product_document, vendor_document,
 };
 use super::msi::{MsiError, MsiProduct, MspPatch, Version};
 use super::signing::PublishingIdentity;
@@ -17,6 +17,7 @@ use crate::catalog::{Guid, Sha1Digest, Sha256Digest};
 use crate::ids::UpdateId;
 use crate::store::{AddOutcome, InstallerKind, PublishedRecord, Store, StoreError};
 use chrono::{DateTime, Utc};
+use std::collections::hash_map::Entry;
 use std::path::{Path, PathBuf};
 
 /// The revision number of a newly published update (WSUS starts local revisions here too).
@@ -368,7 +369,7 @@ fn check_prerequisites(
         }
         if !offered(store, &UpdateId::from_guid(prerequisite))? {
             return Err(PublishError::Refused(format!(
-                "--prerequisite {prerequisite}: it is expired, so clients are no longer offered it and this update could never be installed"
+                "prerequisite {prerequisite} is expired: clients are no longer offered it, so this update could never be installed; leave it out (revise: --no-prerequisites, or --prerequisite to name the others)"
             )));
         }
     }
@@ -379,15 +380,14 @@ fn check_prerequisites(
 /// published here: two updates that each need the other could never be installed, and
 /// supersedence that comes back to itself has no newest update.
 fn check_loops(store: &Store, id: Guid, details: &Details) -> Result<(), PublishError> {
-    let needs = |d: &Details| d.prerequisites.iter().flat_map(|g| g.ids().to_vec()).collect();
-    let named: Vec<Guid> = needs(details);
-    if let Some(start) = leads_back(store, id, &named, needs)? {
+    let mut graph = LinkGraph::new(store)?;
+    let needs: Vec<Guid> = details.prerequisites.iter().flat_map(|g| g.ids().to_vec()).collect();
+    if let Some(start) = graph.leads_back(store, id, &needs, |l| &l.needs)? {
         return Err(PublishError::Refused(format!(
             "--prerequisite {start}: it needs {id} itself (directly or through other updates), so neither could ever be installed"
         )));
     }
-    let replaces = |d: &Details| d.supersedes.clone();
-    if let Some(start) = leads_back(store, id, &details.supersedes, replaces)? {
+    if let Some(start) = graph.leads_back(store, id, &details.supersedes, |l| &l.supersedes)? {
         return Err(PublishError::Refused(format!(
             "--supersedes {start}: it supersedes {id} itself (directly or through other updates); supersedence cannot go round"
         )));
@@ -395,30 +395,79 @@ fn check_loops(store: &Store, id: Guid, details: &Details) -> Result<(), Publish
     Ok(())
 }
 
-/// Which of `starts` leads back to `id`, following `next` through the documents of the
-/// updates published here (each read at most once).
-fn leads_back(
-    store: &Store,
-    id: Guid,
-    starts: &[Guid],
-    next: impl Fn(&Details) -> Vec<Guid>,
-) -> Result<Option<Guid>, PublishError> {
-    let published: std::collections::HashSet<Guid> =
-        store.published()?.iter().map(|p| p.update_id.guid()).collect();
-    for &start in starts {
-        let (mut seen, mut todo) = (std::collections::HashSet::new(), vec![start]);
-        while let Some(at) = todo.pop() {
-            if at == id {
-                return Ok(Some(start));
-            }
-            if seen.insert(at) && published.contains(&at) {
-                todo.extend(next(
-                    &stored_update(store, &UpdateId::from_guid(at))?.fields().details,
-                ));
+/// What a published update's newest document links to: the updates it needs (its
+/// prerequisites other than its product and classification) and those it supersedes.
+#[derive(Default)]
+struct Links {
+    needs: Vec<Guid>,
+    supersedes: Vec<Guid>,
+}
+
+/// The links of the updates published here, each document read at most once.
+struct LinkGraph {
+    published: std::collections::HashSet<Guid>,
+    read: std::collections::HashMap<Guid, Links>,
+}
+
+impl Links {
+    /// Read with the catalog's parser, so another site's document will do; one that does not
+    /// parse links to nothing (and is warned about).
+    fn read(store: &Store, id: Guid) -> Result<Links, PublishError> {
+        let Some(newest) = newest_revision(store, &id.to_string())? else {
+            return Ok(Links::default());
+        };
+        match crate::catalog::parse_update(&store.document(newest)?) {
+            Ok(parsed) => Ok(Links {
+                needs: (parsed.update.prerequisites.iter())
+                    .filter(|c| !c.is_category)
+                    .flat_map(|c| c.update_ids.iter().copied())
+                    .collect(),
+                supersedes: parsed.update.superseded_update_ids,
+            }),
+            Err(e) => {
+                tracing::warn!(
+                    "published update {id}: its document does not parse ({e}); its prerequisites and supersedence are not followed"
+                );
+                Ok(Links::default())
             }
         }
     }
-    Ok(None)
+}
+
+impl LinkGraph {
+    fn new(store: &Store) -> Result<LinkGraph, PublishError> {
+        let published = store.published()?.iter().map(|p| p.update_id.guid()).collect();
+        Ok(LinkGraph { published, read: Default::default() })
+    }
+
+    /// Which of `starts` leads back to `id` through the links `follow` picks. Whether an
+    /// update leads back does not depend on where the walk began, so one walk serves all.
+    fn leads_back(
+        &mut self,
+        store: &Store,
+        id: Guid,
+        starts: &[Guid],
+        follow: fn(&Links) -> &Vec<Guid>,
+    ) -> Result<Option<Guid>, PublishError> {
+        let mut seen = std::collections::HashSet::new();
+        for &start in starts {
+            let mut todo = vec![start];
+            while let Some(at) = todo.pop() {
+                if at == id {
+                    return Ok(Some(start));
+                }
+                if !seen.insert(at) || !self.published.contains(&at) {
+                    continue;
+                }
+                let links = match self.read.entry(at) {
+                    Entry::Occupied(known) => known.into_mut(),
+                    Entry::Vacant(unread) => unread.insert(Links::read(store, at)?),
+                };
+                todo.extend(follow(links).iter().copied());
+            }
+        }
+        Ok(None)
+    }
 }
 
 /// The published updates this one supersedes: those named, each of which must be a published
@@ -603,14 +652,7 @@ pub struct Expired {
 /// Expires an update published here: a new revision whose publication state is Expired, so
 /// clients are no longer offered it (WSUS's "expire"). It stays in the catalog and in bundles.
 pub fn expire(store: &mut Store, update_id: &UpdateId) -> Result<Expired, PublishError> {
-    let stored = own_update(store, update_id)?;
-    if stored.fields().state == PublicationState::Expired {
-        return Err(PublishError::Refused(format!(
-            "{update_id} ({}) is expired already",
-            stored.fields().details.title
-        )));
-    }
-    let expired = stored.expired()?;
+    let expired = own_update(store, update_id)?.expired()?;
     add_revision(store, &expired, "expired")?;
     Ok(Expired {
         update_id: update_id.clone(),
@@ -714,6 +756,25 @@ impl Clearable {
     pub fn name(self) -> &'static str {
         Clearable::NAMES[Clearable::ALL.iter().position(|c| *c == self).expect("in ALL")]
     }
+
+    /// Whether `request` also gives this field a value.
+    fn given(self, request: &RevisionRequest) -> bool {
+        match self {
+            Clearable::Description => request.description.is_some(),
+            Clearable::MoreInfoUrl => request.more_info_url.is_some(),
+            Clearable::Kb => request.kb_article.is_some(),
+            Clearable::Severity => request.severity.is_some(),
+        }
+    }
+
+    fn clear(self, d: &mut Details) {
+        match self {
+            Clearable::Description => d.description = None,
+            Clearable::MoreInfoUrl => d.more_info_url = None,
+            Clearable::Kb => d.kb_article = None,
+            Clearable::Severity => d.severity = None,
+        }
+    }
 }
 
 /// `description`, `more-info-url`, `kb` or `severity`.
@@ -756,7 +817,15 @@ pub fn revise(
         check_published(store, named)?;
     }
     check_prerequisites(store, update_id.guid(), &details.prerequisites)?;
-    let revision = stored.revised(details, request.detect.as_deref(), now)?;
+    let revision = stored.revised(details, request.detect.as_deref(), now).map_err(|e| match e {
+        // A title stored before titles were one line: say how to replace it.
+        InvalidUpdate::ControlCharacter { field: "title" } if request.title.is_none() => {
+            PublishError::Refused(format!(
+                "{update_id}: its title has a line break or control character; give a new one with --title"
+            ))
+        }
+        e => e.into(),
+    })?;
     check_loops(store, update_id.guid(), &revision.fields().details)?;
     if !revision.changes(&stored) {
         return Err(PublishError::Refused(format!(
@@ -778,13 +847,7 @@ pub fn revise(
 /// The details with the request's changes; refused when a field is both given and cleared.
 fn revised_details(mut d: Details, request: &RevisionRequest) -> Result<Details, PublishError> {
     for field in &request.clear {
-        let given = match field {
-            Clearable::Description => request.description.is_some(),
-            Clearable::MoreInfoUrl => request.more_info_url.is_some(),
-            Clearable::Kb => request.kb_article.is_some(),
-            Clearable::Severity => request.severity.is_some(),
-        };
-        if given {
+        if field.given(request) {
             return Err(PublishError::Refused(format!(
                 "--clear {}: that field is also given a value; say one or the other",
                 field.name()
@@ -811,12 +874,7 @@ fn revised_details(mut d: Details, request: &RevisionRequest) -> Result<Details,
         d.prerequisites = prerequisites.clone();
     }
     for field in &request.clear {
-        match field {
-            Clearable::Description => d.description = None,
-            Clearable::MoreInfoUrl => d.more_info_url = None,
-            Clearable::Kb => d.kb_article = None,
-            Clearable::Severity => d.severity = None,
-        }
+        field.clear(&mut d);
     }
     Ok(d)
 }

@@ -232,6 +232,7 @@ impl PublishingIdentity {
 
 /// Warns when a private key's file can be read by users other than its owner (a key made by
 /// `ferry publish cert new` is 0600).
+#[cfg(unix)]
 fn warn_if_others_can_read(path: &Path) {
     use std::os::unix::fs::PermissionsExt;
     if let Ok(meta) = std::fs::metadata(path) {
@@ -244,6 +245,9 @@ fn warn_if_others_can_read(path: &Path) {
         }
     }
 }
+
+#[cfg(not(unix))]
+fn warn_if_others_can_read(_: &Path) {}
 
 fn read_limited(path: &Path) -> Result<Vec<u8>, SigningError> {
     use std::io::Read;

@@ -203,7 +203,7 @@ fn a_published_msi_is_offered_downloaded_and_superseded_by_its_next_version() {
     );
     let out = ferry(&site.data).args(["publish", "expire", id]).output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.code() == Some(1) && err.contains("expired already"), "{err}");
+    assert!(out.status.code() == Some(1) && err.contains("is expired"), "{err}");
     let check = stdout_of(ferry(&site.data).args(["check", "--deep"]));
     assert!(check.starts_with("clean"), "{check}");
 }
@@ -476,13 +476,81 @@ fn a_published_exe_is_revised_and_clients_read_the_revision() {
     assert_eq!(revise(&[&id, "--supersedes", msi_id]).0, Some(0));
     let (code, err) = revise(&[msi_id, "--supersedes", &id]);
     assert!(code == Some(1) && err.contains("cannot go round"), "{err}");
+    // Through a third update too: it needs the widget, which needs the tool, which needs it.
+    let third = site.path("third-setup.exe");
+    std::fs::write(&third, b"MZ a third installer").unwrap();
+    let third = json_of(&mut site.publish(&[
+        "--exe",
+        third.to_str().unwrap(),
+        "--vendor",
+        "Contoso",
+        "--product",
+        "Contoso Third",
+        "--title",
+        "Third 1",
+        "--detect",
+        "file:C:\\third.exe",
+    ]));
+    let third = third["update_id"].as_str().unwrap();
+    assert_eq!(revise(&[&id, "--prerequisite", third]).0, Some(0));
+    let (code, err) = revise(&[third, "--prerequisite", msi_id]);
+    assert!(code == Some(1) && err.contains("neither could ever be installed"), "{err}");
+    assert_eq!(revise(&[&id, "--no-prerequisites"]).0, Some(0));
     // An expired update is not revised, nor needed by another.
     stdout_of(ferry(&site.data).args(["publish", "expire", &id]));
     let (code, err) = revise(&[&id, "--title", "x"]);
     assert!(code == Some(1) && err.contains("is expired"), "{err}");
     let (code, err) = revise(&[msi_id, "--title", "Widget, needing an expired update"]);
-    assert!(code == Some(1) && err.contains("it is expired"), "{err}");
+    assert!(code == Some(1) && err.contains("could never be installed"), "{err}");
     assert_eq!(revise(&[msi_id, "--no-prerequisites"]).0, Some(0));
+    let check = stdout_of(ferry(&site.data).args(["check", "--deep"]));
+    assert!(check.starts_with("clean"), "{check}");
+}
+
+/// Invariant: revisions racing for one update each get their own revision number or are
+/// refused saying another came first; none is lost or stored twice.
+#[test]
+fn revisions_racing_for_one_update_are_numbered_or_refused() {
+    if require(&["openssl"]).is_none() {
+        return;
+    }
+    let site = Site::new();
+    let exe = site.path("tool-setup.exe");
+    std::fs::write(&exe, b"MZ the tool's installer").unwrap();
+    let published = json_of(&mut site.publish(&[
+        "--exe",
+        exe.to_str().unwrap(),
+        "--vendor",
+        "Contoso",
+        "--product",
+        "Contoso Tool",
+        "--title",
+        "Tool 1",
+        "--detect",
+        "file:C:\\tool.exe",
+    ]));
+    let id = published["update_id"].as_str().unwrap().to_string();
+    let racers: Vec<_> = (0..6)
+        .map(|i| {
+            let mut c = crate::util::ferry_process(&site.data);
+            c.args(["publish", "revise", &id, "--title"]);
+            c.arg(format!("Tool 1, take {i}"));
+            c.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::piped());
+            c.spawn().unwrap()
+        })
+        .collect();
+    let mut stored = 0;
+    for racer in racers {
+        let out = racer.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        match out.status.code() {
+            Some(0) => stored += 1,
+            Some(1) => assert!(err.contains("meanwhile"), "{err}"),
+            other => panic!("{other:?}: {err}"),
+        }
+    }
+    let listed = json_of(ferry(&site.data).args(["publish", "list"]));
+    assert_eq!(listed[0]["revision_number"].as_i64(), Some(100 + stored), "{listed}");
     let check = stdout_of(ferry(&site.data).args(["check", "--deep"]));
     assert!(check.starts_with("clean"), "{check}");
 }

@@ -51,17 +51,13 @@ impl StoredUpdate {
         detection: Option<&[DetectRule]>,
         created: DateTime<Utc>,
     ) -> Result<StoredUpdate, InvalidUpdate> {
-        if self.fields.state == PublicationState::Expired {
-            return Err(InvalidUpdate::Expired(self.fields.id));
-        }
+        self.not_expired()?;
         let mut parts = self.parts.clone();
         if let Some(detection) = detection {
             if !self.is_exe() {
                 return Err(InvalidUpdate::DetectionOfInstaller(self.fields.id));
             }
-            if detection.is_empty() {
-                return Err(InvalidUpdate::NoDetection);
-            }
+            check_detection(detection)?;
             parts.rules = written(|x| rules::write_detection(x, detection));
         }
         let fields = UpdateFields { details, created, ..self.next_fields()? }.checked()?;
@@ -71,9 +67,7 @@ impl StoredUpdate {
     /// The next revision, expired: what WSUS does when a published update is expired (clients
     /// stop being offered it; it stays in the catalog).
     pub fn expired(&self) -> Result<StoredUpdate, InvalidUpdate> {
-        if self.fields.state == PublicationState::Expired {
-            return Err(InvalidUpdate::Expired(self.fields.id));
-        }
+        self.not_expired()?;
         let fields = UpdateFields { state: PublicationState::Expired, ..self.next_fields()? };
         Ok(StoredUpdate { fields, parts: self.parts.clone() })
     }
@@ -82,6 +76,15 @@ impl StoredUpdate {
     pub fn changes(&self, earlier: &StoredUpdate) -> bool {
         let (now, then) = (&self.fields, &earlier.fields);
         now.details != then.details || now.state != then.state || self.parts != earlier.parts
+    }
+
+    fn not_expired(&self) -> Result<(), InvalidUpdate> {
+        match self.fields.state {
+            PublicationState::Published => Ok(()),
+            PublicationState::Expired => {
+                Err(InvalidUpdate::Expired(self.fields.id, self.fields.details.title.clone()))
+            }
+        }
     }
 
     fn next_fields(&self) -> Result<UpdateFields, InvalidUpdate> {
@@ -193,7 +196,6 @@ impl Walk {
     }
 
     fn into_stored(mut self) -> Result<StoredUpdate, &'static str> {
-        let guid = |text: &str| Guid::parse(text).map_err(|_| "an update id is not a GUID");
         let (id, revision) = self.identity.take().ok_or("no update identity")?;
         let property = |name: &str| self.properties.get(name).map(String::as_str);
         let handler = match property("Handler") {
@@ -217,7 +219,7 @@ impl Walk {
             .map_err(|_| "it does not name exactly a product and a classification")?;
         let one = |ids: Vec<String>| match ids.as_slice() {
             [id] => guid(id),
-            _ => Err("a category clause names more than one category"),
+            _ => Err("a category clause does not name exactly one category"),
         };
         let details = self.details(one(classification)?, groups)?;
         let fields = UpdateFields {
@@ -238,11 +240,10 @@ impl Walk {
         classification: Guid,
         groups: Vec<(bool, Vec<String>)>,
     ) -> Result<Details, &'static str> {
-        let guid = |text: &String| Guid::parse(text).map_err(|_| "an update id is not a GUID");
         let prerequisites = groups
             .into_iter()
             .map(|(_, ids)| {
-                let ids = ids.iter().map(guid).collect::<Result<Vec<_>, _>>()?;
+                let ids = ids.iter().map(|id| guid(id)).collect::<Result<Vec<_>, _>>()?;
                 PrerequisiteGroup::any_of(ids).map_err(|_| "an empty prerequisite clause")
             })
             .collect::<Result<Vec<_>, _>>()?;
@@ -259,11 +260,9 @@ impl Walk {
                 .get("MsrcSeverity")
                 .map(|s| s.parse().map_err(|_| "its severity is not an MSRC severity"))
                 .transpose()?,
-            classification: classification
-                .to_string()
-                .parse()
-                .map_err(|_| "its classification is not one of Microsoft's")?,
-            supersedes: self.supersedes.iter().map(guid).collect::<Result<_, _>>()?,
+            classification: Classification::from_id(classification)
+                .ok_or("its classification is not one of Microsoft's")?,
+            supersedes: self.supersedes.iter().map(|id| guid(id)).collect::<Result<_, _>>()?,
             prerequisites,
         })
     }
@@ -283,6 +282,10 @@ impl Walk {
             handler_data: kept("upd:HandlerSpecificData")?,
         })
     }
+}
+
+fn guid(text: &str) -> Result<Guid, &'static str> {
+    Guid::parse(text).map_err(|_| "an update id is not a GUID")
 }
 
 fn element_name(e: &BytesStart) -> Result<String, &'static str> {
@@ -306,7 +309,7 @@ mod tests {
     use super::*;
     use crate::catalog::{Sha1Digest, Sha256Digest};
 
-    fn guid(n: u8) -> Guid {
+    fn id(n: u8) -> Guid {
         Guid::parse(&format!("6f1d3a52-5b0e-4c39-9b8a-0d7e5a2c1b{n:02x}")).unwrap()
     }
 
@@ -337,6 +340,16 @@ mod tests {
         Installer::Msi(MsiInstaller::new("notes.msi", product, Some("ALLUSERS=1")).unwrap())
     }
 
+    fn msp() -> Installer {
+        let code = |n: u8| format!("{{6F1D3A52-5B0E-4C39-9B8A-0D7E5A2C1C{n:02X}}}");
+        let patch = MspPatch {
+            patch_code: code(1).parse().unwrap(),
+            obsoletes: vec![code(2).parse().unwrap()],
+            target_products: vec![code(3).parse().unwrap(), code(4).parse().unwrap()],
+        };
+        Installer::Msp(MspInstaller::new("notes.msp", patch).unwrap())
+    }
+
     fn published(installer: Installer) -> PublishedUpdate {
         let vendor = Vendor::new(CategoryName::new("Contoso").unwrap());
         let details = Details {
@@ -346,11 +359,11 @@ mod tests {
             kb_article: Some("KB900123".parse().unwrap()),
             severity: Some(MsrcSeverity::Important),
             classification: Classification::Updates,
-            supersedes: vec![guid(3), guid(2)],
-            prerequisites: vec![PrerequisiteGroup::any_of(vec![guid(4), guid(5)]).unwrap()],
+            supersedes: vec![id(3), id(2)],
+            prerequisites: vec![PrerequisiteGroup::any_of(vec![id(4), id(5)]).unwrap()],
         };
         PublishedUpdate::new(NewUpdate {
-            id: guid(1),
+            id: id(1),
             revision: 100,
             details,
             product: Product::new(vendor, CategoryName::new("Notes").unwrap()),
@@ -358,17 +371,17 @@ mod tests {
             payload: Payload::new("x_1.cab", 99, Sha1Digest([1; 20]), Sha256Digest([2; 32]), at(1))
                 .unwrap(),
             created: at(2),
-            publisher_id: guid(9),
+            publisher_id: id(9),
         })
         .unwrap()
     }
 
     #[test]
     fn what_ferry_publish_wrote_reads_back_to_the_same_fields_and_bytes() {
-        for installer in [exe(), msi()] {
+        for installer in [exe(), msi(), msp()] {
             let update = published(installer);
             let document = update.document();
-            let stored = StoredUpdate::read(guid(1), &document).unwrap();
+            let stored = StoredUpdate::read(id(1), &document).unwrap();
             assert_eq!(stored.fields(), update.fields());
             assert_eq!(
                 stored.fields().details.description.as_deref(),
@@ -409,16 +422,16 @@ mod tests {
             (document[..document.len() - 3].to_string(), "not well-formed"),
         ];
         for (bad, said) in cases {
-            let e = StoredUpdate::read(guid(1), &bad).unwrap_err().to_string();
+            let e = StoredUpdate::read(id(1), &bad).unwrap_err().to_string();
             assert!(e.contains(said) && e.contains("not one ferry publish wrote"), "{said}: {e}");
         }
-        let e = StoredUpdate::read(guid(7), &document).unwrap_err().to_string();
+        let e = StoredUpdate::read(id(7), &document).unwrap_err().to_string();
         assert!(e.contains("not the update's"), "{e}");
     }
 
     #[test]
     fn a_revision_is_the_next_number_with_new_details_and_the_same_installer() {
-        let stored = StoredUpdate::read(guid(1), &published(exe()).document()).unwrap();
+        let stored = StoredUpdate::read(id(1), &published(exe()).document()).unwrap();
         let mut details = stored.fields().details.clone();
         details.title = "  Notes 1.2.3, fixed  ".into();
         details.supersedes = vec![];
@@ -436,18 +449,18 @@ mod tests {
         let parsed = crate::catalog::parse::parse_update(document.as_bytes()).unwrap();
         assert_eq!(parsed.update.identity.revision_number, 101);
         // Read back, the revision is the next one's starting point.
-        assert_eq!(&StoredUpdate::read(guid(1), &document).unwrap(), &revised);
+        assert_eq!(&StoredUpdate::read(id(1), &document).unwrap(), &revised);
         let same = stored.revised(stored.fields().details.clone(), None, at(40)).unwrap();
         assert!(!same.changes(&stored), "a new date alone is no change");
     }
 
     #[test]
     fn revisions_are_refused_where_they_would_be_wrong() {
-        let exe = StoredUpdate::read(guid(1), &published(exe()).document()).unwrap();
+        let exe = StoredUpdate::read(id(1), &published(exe()).document()).unwrap();
         let details = || exe.fields().details.clone();
         let mut itself = details();
-        itself.supersedes.push(guid(1));
-        assert_eq!(exe.revised(itself, None, at(3)), Err(InvalidUpdate::SupersedesItself(guid(1))));
+        itself.supersedes.push(id(1));
+        assert_eq!(exe.revised(itself, None, at(3)), Err(InvalidUpdate::SupersedesItself(id(1))));
         let mut two_lines = details();
         two_lines.title = "one\ntwo".into();
         assert!(matches!(
@@ -455,11 +468,11 @@ mod tests {
             Err(InvalidUpdate::ControlCharacter { .. })
         ));
         assert_eq!(exe.revised(details(), Some(&[]), at(3)), Err(InvalidUpdate::NoDetection));
-        let msi = StoredUpdate::read(guid(1), &published(msi()).document()).unwrap();
+        let msi = StoredUpdate::read(id(1), &published(msi()).document()).unwrap();
         let rules = [file_rule("x.exe")];
         assert_eq!(
             msi.revised(msi.fields().details.clone(), Some(&rules), at(3)),
-            Err(InvalidUpdate::DetectionOfInstaller(guid(1)))
+            Err(InvalidUpdate::DetectionOfInstaller(id(1)))
         );
         let expired = exe.expired().unwrap();
         assert_eq!(
@@ -467,10 +480,14 @@ mod tests {
             (101, PublicationState::Expired)
         );
         assert!(expired.document().contains("PublicationState=\"Expired\""));
-        assert_eq!(expired.expired(), Err(InvalidUpdate::Expired(guid(1))));
-        assert_eq!(expired.revised(details(), None, at(3)), Err(InvalidUpdate::Expired(guid(1))));
+        let title = exe.fields().details.title.clone();
+        assert_eq!(expired.expired(), Err(InvalidUpdate::Expired(id(1), title.clone())));
+        assert_eq!(
+            expired.revised(details(), None, at(3)),
+            Err(InvalidUpdate::Expired(id(1), title))
+        );
         let last = StoredUpdate::read(
-            guid(1),
+            id(1),
             &exe.document().replacen("RevisionNumber=\"100\"", "RevisionNumber=\"2147483647\"", 1),
         )
         .unwrap();
