@@ -74,6 +74,23 @@ impl Site {
         c
     }
 
+    /// `ferry publish --exe` of a new installer of Contoso's `product` (named `NAME.exe`,
+    /// detected by `%ProgramFiles%\Contoso\NAME.exe`).
+    fn exe_publish(&self, name: &str, product: &str, title: &str) -> assert_cmd::Command {
+        let exe = self.path(&format!("{name}-setup.exe"));
+        std::fs::write(&exe, format!("MZ the installer of {product}")).unwrap();
+        let detect = format!("file:%ProgramFiles%\\Contoso\\{name}.exe");
+        let (exe, detect) = (exe.to_str().unwrap(), detect.as_str());
+        let args = ["--exe", exe, "--vendor", "Contoso", "--product", product, "--title", title];
+        self.publish(&[&args[..], &["--detect", detect]].concat())
+    }
+
+    /// [`Site::exe_publish`], run; the update's id.
+    fn publish_exe(&self, name: &str, product: &str, title: &str) -> String {
+        let published = json_of(&mut self.exe_publish(name, product, title));
+        published["update_id"].as_str().unwrap().to_string()
+    }
+
     fn publish_msi(&self, case: &MsiCase) -> serde_json::Value {
         let msi = self.msi(case);
         json_of(&mut self.publish(&["--msi", msi.to_str().unwrap()]))
@@ -372,27 +389,11 @@ fn a_published_exe_is_revised_and_clients_read_the_revision() {
         return;
     }
     let site = Site::new();
-    let exe = site.path("tool-setup.exe");
-    std::fs::write(&exe, b"MZ the tool's installer").unwrap();
     // A key others can read still signs, with a warning.
     let key = site.path("site.key");
     std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
-    let out = site
-        .publish(&[
-            "--exe",
-            exe.to_str().unwrap(),
-            "--vendor",
-            "Contoso",
-            "--product",
-            "Contoso Tool",
-            "--title",
-            "Contoso Tool 1",
-            "--detect",
-            "file:%ProgramFiles%\\Contoso\\tool.exe",
-            "--json",
-        ])
-        .output()
-        .unwrap();
+    let out =
+        site.exe_publish("tool", "Contoso Tool", "Contoso Tool 1").arg("--json").output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success() && err.contains("can be read by other users"), "{err}");
     let published: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -477,21 +478,8 @@ fn a_published_exe_is_revised_and_clients_read_the_revision() {
     let (code, err) = revise(&[msi_id, "--supersedes", &id]);
     assert!(code == Some(1) && err.contains("cannot go round"), "{err}");
     // Through a third update too: it needs the widget, which needs the tool, which needs it.
-    let third = site.path("third-setup.exe");
-    std::fs::write(&third, b"MZ a third installer").unwrap();
-    let third = json_of(&mut site.publish(&[
-        "--exe",
-        third.to_str().unwrap(),
-        "--vendor",
-        "Contoso",
-        "--product",
-        "Contoso Third",
-        "--title",
-        "Third 1",
-        "--detect",
-        "file:C:\\third.exe",
-    ]));
-    let third = third["update_id"].as_str().unwrap();
+    let third = site.publish_exe("third", "Contoso Third", "Third 1");
+    let third = third.as_str();
     assert_eq!(revise(&[&id, "--prerequisite", third]).0, Some(0));
     let (code, err) = revise(&[third, "--prerequisite", msi_id]);
     assert!(code == Some(1) && err.contains("neither could ever be installed"), "{err}");
@@ -515,21 +503,7 @@ fn revisions_racing_for_one_update_are_numbered_or_refused() {
         return;
     }
     let site = Site::new();
-    let exe = site.path("tool-setup.exe");
-    std::fs::write(&exe, b"MZ the tool's installer").unwrap();
-    let published = json_of(&mut site.publish(&[
-        "--exe",
-        exe.to_str().unwrap(),
-        "--vendor",
-        "Contoso",
-        "--product",
-        "Contoso Tool",
-        "--title",
-        "Tool 1",
-        "--detect",
-        "file:C:\\tool.exe",
-    ]));
-    let id = published["update_id"].as_str().unwrap().to_string();
+    let id = site.publish_exe("tool", "Contoso Tool", "Tool 1");
     let racers: Vec<_> = (0..6)
         .map(|i| {
             let mut c = crate::util::ferry_process(&site.data);
