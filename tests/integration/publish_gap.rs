@@ -72,7 +72,9 @@ fn published_updates_travel_when_the_profile_says_so() {
     }
     let f = Fixture::new(200, "1KiB");
     let id = publish(&f, &GADGET);
-    let bundle = export(&f, &profile(&f, "gap", Some(true)));
+    // The profile's approval policy names its product, as for any update.
+    let rule = "[approvals]\nrules = [{ products = [\"Fabrikam Gadget\"], classifications = [\"Updates\"], group = \"Plant\" }]";
+    let bundle = export(&f, &profile_with(&f, "gap", &format!("published = true\n{rule}")));
     let m = manifest(&bundle);
     let listed: Vec<(&str, &str, &str)> = m
         .published
@@ -101,8 +103,12 @@ fn published_updates_travel_when_the_profile_says_so() {
     assert!(html.contains("Published updates (1)") && html.contains(&id), "{html}");
 
     let isolated = f.root.join("isolated");
-    let out = f.import(&isolated, &bundle);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let mut import = ferry(&isolated);
+    import.arg("import").arg(&bundle).arg("--trust").arg(&f.public).arg("--apply-approvals");
+    stdout_of(&mut import);
+    let approved = json_of(ferry(&isolated).args(["updates", "list", "--approval", "approved"]));
+    let approved = approved.as_array().unwrap();
+    assert!(approved.iter().any(|u| u["update_id"] == id.as_str()), "{approved:?}");
     let there = json_of(ferry(&isolated).args(["publish", "list"]));
     let row = there.as_array().unwrap().iter().find(|p| p["update_id"] == id.as_str());
     let row = row.unwrap_or_else(|| panic!("not listed on the isolated side: {there}"));
