@@ -15,7 +15,9 @@ use super::select::{LeftBehind, Selected, select};
 use super::volumes::{VolumeFormat, VolumeWriter};
 use crate::catalog::Guid;
 use crate::faults::crash_point;
-use crate::store::{CatalogRevision, ExportRecord, FileSummary, PublishedRecord, Store};
+use crate::store::{
+    CatalogRevision, ExportRecord, FileSummary, PublishedRecord, Store, StoreError,
+};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::{BufWriter, Write};
@@ -367,27 +369,12 @@ pub fn export(
 /// One export of a channel at a time: two would take the same sequence number and write the same
 /// directory. The lock is the open file; it goes when the export ends, however it ends.
 fn lock_channel(cache: &Store, channel: &ChannelName) -> Result<std::fs::File, BundleError> {
-    let dir = cache.content().staging_dir();
-    std::fs::create_dir_all(&dir).map_err(|e| BundleError::io(&dir, e))?;
-    let path = dir.join(format!("export-{channel}.lock"));
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(|e| BundleError::io(&path, e))?;
-    #[cfg(unix)]
-    {
-        use std::os::fd::AsRawFd;
-        // SAFETY: flock on a descriptor this function keeps open.
-        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
-            return Err(BundleError::Invalid(format!(
-                "another export of channel {channel} is running from this cache ({} is locked): wait for it to finish",
-                path.display()
-            )));
-        }
-    }
-    Ok(file)
+    let lock = format!("export-{channel}");
+    cache.content().lock(&lock, false).map_err(StoreError::from)?.ok_or_else(|| {
+        BundleError::Invalid(format!(
+            "another export of channel {channel} is running from this cache ({lock}.lock is locked): wait for it to finish"
+        ))
+    })
 }
 
 /// A sequence number read from the channel state, or the channel's next one.

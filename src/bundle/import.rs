@@ -544,9 +544,12 @@ fn walk_and_ingest(
                 commit_every: None,
                 progress: None,
                 before_commit: Some(&mut before_commit),
-                on_document: Some(&mut |identity: &crate::catalog::UpdateIdentity| {
-                    let mut carried = carried.lock().expect("no panic holds the carried updates");
-                    carried.insert(identity.update_id);
+                on_document: Some(&mut |update: &crate::catalog::Update| {
+                    if update.is_locally_published() {
+                        let mut carried =
+                            carried.lock().expect("no panic holds the carried updates");
+                        carried.insert(update.identity.update_id);
+                    }
                 }),
             },
         )
@@ -710,12 +713,13 @@ fn move_payloads(
     Ok(())
 }
 
-/// Refuses a manifest listing a published update whose document the bundle does not carry:
-/// the signed manifest and the volumes disagree (11), and nothing is recorded.
+/// Refuses a manifest listing a published update whose document the bundle does not carry as
+/// a locally published update (`carried`: the ids of those it does): the signed manifest and
+/// the volumes disagree (11), and nothing is recorded.
 pub(super) fn check_published(manifest: &Manifest, carried: &HashSet<Guid>) -> Result<(), Problem> {
     match manifest.published.iter().find(|p| !carried.contains(&p.update_id.guid())) {
         Some(p) => Err(Problem::integrity(format!(
-            "the manifest lists published update {} ({} / {}), but the bundle does not carry its document: the bundle is damaged or forged and is refused; ask the exporter for a new bundle",
+            "the manifest lists published update {} ({} / {}), but the bundle does not carry its document as a locally published update: the bundle is damaged or forged and is refused; ask the exporter for a new bundle",
             p.update_id,
             p.vendor.as_str(),
             p.product.as_str()

@@ -46,7 +46,9 @@ struct MetadataChecker {
     documents: u64,
     declared: u64,
     error: Option<String>,
-    /// The updates whose documents were read.
+    /// Whether to parse each document, for `carried`.
+    identify: bool,
+    /// The locally published updates whose documents were read (when `identify`).
     carried: HashSet<Guid>,
 }
 
@@ -76,13 +78,28 @@ impl MetadataChecker {
                 size,
                 "a document",
             ) {
-                Ok(document) => self.carried.extend(crate::catalog::peek_update_id(&document)),
+                Ok(document) => self.identify_published(&document),
                 Err(e) => return self.error = Some(e.to_string()),
             }
             self.checked += RECORD_HEADER + clen;
         }
         self.buffer.drain(..self.checked);
         self.checked = 0;
+    }
+}
+
+impl MetadataChecker {
+    /// Notes the document's update if it is locally published, read as import reads it (the
+    /// whole parse: one rule for both); one that does not parse is import's to refuse.
+    fn identify_published(&mut self, document: &[u8]) {
+        if !self.identify {
+            return;
+        }
+        if let Ok(parsed) = crate::catalog::parse_update(document) {
+            if parsed.update.is_locally_published() {
+                self.carried.insert(parsed.update.identity.update_id);
+            }
+        }
     }
 }
 
@@ -103,7 +120,9 @@ impl Write for MetadataChecker {
 struct VerifySink {
     metadata: Option<MetadataChecker>,
     members: usize,
-    /// The updates whose documents the bundle carries.
+    /// The manifest lists published updates: each document is parsed to find them.
+    identify: bool,
+    /// The locally published updates whose documents the bundle carries.
     carried: HashSet<Guid>,
 }
 
@@ -119,6 +138,7 @@ impl MemberSink for VerifySink {
         if chunk == 0 {
             self.metadata = Some(MetadataChecker {
                 declared: member.uncompressed_size.unwrap_or(0),
+                identify: self.identify,
                 ..Default::default()
             });
         }
@@ -199,7 +219,7 @@ pub fn verify(
         report.problems.push(p);
     }
     let total = m.volumes.iter().fold(0u64, |sum, v| sum.saturating_add(v.size));
-    let mut sink = VerifySink::default();
+    let mut sink = VerifySink { identify: !m.published.is_empty(), ..Default::default() };
     let mut read = 0;
     let problems = walk_bundle(&bundle, &mut sink, WalkMode::VERIFY, &mut |done| {
         read = done;
@@ -207,7 +227,8 @@ pub fn verify(
     })?;
     let complete = problems.is_empty();
     report.problems.extend(problems);
-    // As import refuses it: a signed listing of a published update the volumes do not carry.
+    // As import refuses it: a signed listing of a published update the volumes do not carry
+    // (as a locally published update).
     if let (true, Err(p)) = (complete, super::import::check_published(m, &sink.carried)) {
         report.problems.push(p);
     }

@@ -17,4 +17,4 @@ pub use fragments::Fragments;
 pub use guid::Guid;
 pub use language::Language;
 pub use model::*;
-pub use parse::{DocumentError, MAX_DOCUMENT_BYTES, ParsedUpdate, parse_update, peek_update_id};
+pub use parse::{DocumentError, MAX_DOCUMENT_BYTES, ParsedUpdate, parse_update};

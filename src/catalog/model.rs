@@ -201,6 +201,12 @@ pub struct Update {
 }
 
 impl Update {
+    /// Published by a site of its own (WSUS local publishing, `ferry publish`): its
+    /// Properties say `IsLocallyPublished="true"`.
+    pub fn is_locally_published(&self) -> bool {
+        self.other_property_attributes.iter().any(|(n, v)| n == "IsLocallyPublished" && v == "true")
+    }
+
     pub fn is_bundle(&self) -> bool {
         !self.bundled_updates.is_empty()
     }

@@ -49,30 +49,6 @@ pub struct ParsedUpdate {
     pub fragments: Fragments,
 }
 
-/// The UpdateID of a document's own identity (its first `UpdateIdentity` element), read
-/// without parsing the rest: enough for bundle verification to know which updates a bundle
-/// carries. `None` for what is not such a document (the full parse says why).
-pub fn peek_update_id(document: &[u8]) -> Option<Guid> {
-    let mut reader = Reader::from_reader(document);
-    let mut in_root = false;
-    // Each event consumes input: the loop ends within the document.
-    loop {
-        match reader.read_event().ok()? {
-            Event::Start(_) if !in_root => in_root = true,
-            Event::Start(e) | Event::Empty(e) if in_root => {
-                if e.local_name().as_ref() != b"UpdateIdentity" {
-                    return None;
-                }
-                let id = e.try_get_attribute("UpdateID").ok()??;
-                return Guid::parse(std::str::from_utf8(&id.value).ok()?).ok();
-            }
-            Event::Empty(_) | Event::End(_) | Event::Eof => return None,
-            // The declaration, comments, processing instructions, white space.
-            _ => {}
-        }
-    }
-}
-
 /// Parses a full update document.
 pub fn parse_update(document: &[u8]) -> Result<ParsedUpdate, DocumentError> {
     if document.len() > MAX_DOCUMENT_BYTES {
@@ -1203,36 +1179,6 @@ pub fn span_text<'d>(document: &'d [u8], span: &Span) -> Cow<'d, str> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn the_update_id_is_peeked_from_the_identity_alone() {
-        let id = "6f1d3a52-5b0e-4c39-9b8a-0d7e5a2c1b01";
-        let doc = format!(
-            "<upd:Update xmlns:upd=\"u\"><upd:UpdateIdentity UpdateID=\"{id}\" RevisionNumber=\"1\" /><upd:Properties /></upd:Update>"
-        );
-        assert_eq!(peek_update_id(doc.as_bytes()).map(|g| g.to_string()).as_deref(), Some(id));
-        let commented = format!(
-            "<?xml version=\"1.0\"?>\n<!-- a -->\n{}",
-            doc.replace("<upd:UpdateIdentity", "<!-- b -->\n  <upd:UpdateIdentity")
-        );
-        assert!(peek_update_id(commented.as_bytes()).is_some(), "{commented}");
-        for bad in [
-            "",
-            "not xml <",
-            "<a><b UpdateID=\"x\"/></a>",
-            "<a><UpdateIdentity UpdateID=\"x\"/></a>",
-        ] {
-            assert_eq!(peek_update_id(bad.as_bytes()), None, "{bad}");
-        }
-    }
-
-    const MINIMAL: &str = r#"<upd:Update xmlns:upd="http://schemas.microsoft.com/msus/2002/12/Update"><upd:UpdateIdentity UpdateID="ccb78947-6453-4ecc-9de8-bc0305c98f2d" RevisionNumber="200" /><upd:Properties UpdateType="Software" /></upd:Update>"#;
-
-    fn err(doc: &str) -> DocumentError {
-        parse_update(doc.as_bytes()).expect_err("document should be refused")
-    }
-
-    /// Core is identity, properties, relationships, rules, whatever the document's order; the
-    /// rules buffer starts with what came before it, so a later section must not be lost.
     #[test]
     fn core_keeps_its_order_when_relationships_follow_the_rules() {
         let identity = r#"<upd:UpdateIdentity UpdateID="ccb78947-6453-4ecc-9de8-bc0305c98f2d" RevisionNumber="200" />"#;

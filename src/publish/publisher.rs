@@ -121,6 +121,7 @@ pub fn publish(
     identity: &PublishingIdentity,
     now: DateTime<Utc>,
 ) -> Result<Published, PublishError> {
+    let _publishing = lock_publishing(store)?;
     let installer = installer_path(&request.installer);
     let source = cab::open_installer(installer)?;
     let mut described = describe(request, &source)?;
@@ -181,6 +182,19 @@ pub fn publish(
     let update = result?;
     let approved_by_rules = apply_rules(store);
     Ok(published(&update, &described, &signed, approved_by_rules))
+}
+
+/// One publish, revise or expire at a time in a store: each checks what is stored (ids taken,
+/// loops, the newest revision) and then writes, and two at once could each pass the other's
+/// checks. Held until the returned file is dropped.
+fn lock_publishing(store: &Store) -> Result<std::fs::File, PublishError> {
+    const LOCK: &str = "publish";
+    if let Some(held) = store.content().lock(LOCK, false).map_err(StoreError::from)? {
+        return Ok(held);
+    }
+    tracing::warn!("another publish, revise or expire is running on this store; waiting for it");
+    let held = store.content().lock(LOCK, true).map_err(StoreError::from)?;
+    Ok(held.expect("a waiting lock is taken or fails"))
 }
 
 /// The newest revision of an update, if the store holds it.
@@ -395,6 +409,23 @@ fn check_loops(store: &Store, id: Guid, details: &Details) -> Result<(), Publish
     Ok(())
 }
 
+/// Refuses to expire an update that another published update still offered needs: that one
+/// could never be installed any more.
+fn check_not_needed(store: &Store, id: Guid) -> Result<(), PublishError> {
+    let mut graph = LinkGraph::new(store)?;
+    for other in graph.published.clone() {
+        if other != id && graph.links(store, other)?.needs.contains(&id) {
+            let other = UpdateId::from_guid(other);
+            if offered(store, &other)? {
+                return Err(PublishError::Refused(format!(
+                    "published update {other} needs {id}: expired, it could never be installed; revise {other} first (--no-prerequisites, or --prerequisite to name others), or expire it too"
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// What a published update's newest document links to: the updates it needs (its
 /// prerequisites other than its product and classification) and those it supersedes.
 #[derive(Default)]
@@ -440,6 +471,14 @@ impl LinkGraph {
         Ok(LinkGraph { published, read: Default::default() })
     }
 
+    /// The links of published update `id`, read once.
+    fn links(&mut self, store: &Store, id: Guid) -> Result<&Links, PublishError> {
+        Ok(match self.read.entry(id) {
+            Entry::Occupied(known) => known.into_mut(),
+            Entry::Vacant(unread) => unread.insert(Links::read(store, id)?),
+        })
+    }
+
     /// Which of `starts` leads back to `id` through the links `follow` picks. Whether an
     /// update leads back does not depend on where the walk began, so one walk serves all.
     fn leads_back(
@@ -459,11 +498,7 @@ impl LinkGraph {
                 if !seen.insert(at) || !self.published.contains(&at) {
                     continue;
                 }
-                let links = match self.read.entry(at) {
-                    Entry::Occupied(known) => known.into_mut(),
-                    Entry::Vacant(unread) => unread.insert(Links::read(store, at)?),
-                };
-                todo.extend(follow(links).iter().copied());
+                todo.extend(follow(self.links(store, at)?).iter().copied());
             }
         }
         Ok(None)
@@ -652,7 +687,9 @@ pub struct Expired {
 /// Expires an update published here: a new revision whose publication state is Expired, so
 /// clients are no longer offered it (WSUS's "expire"). It stays in the catalog and in bundles.
 pub fn expire(store: &mut Store, update_id: &UpdateId) -> Result<Expired, PublishError> {
+    let _publishing = lock_publishing(store)?;
     let expired = own_update(store, update_id)?.expired()?;
+    check_not_needed(store, update_id.guid())?;
     add_revision(store, &expired, "expired")?;
     Ok(Expired {
         update_id: update_id.clone(),
@@ -808,6 +845,7 @@ pub fn revise(
     request: &RevisionRequest,
     now: DateTime<Utc>,
 ) -> Result<Revised, PublishError> {
+    let _publishing = lock_publishing(store)?;
     let stored = own_update(store, update_id)?;
     let details = revised_details(stored.fields().details.clone(), request)?;
     if details.classification != stored.fields().details.classification {
@@ -827,6 +865,7 @@ pub fn revise(
         e => e.into(),
     })?;
     check_loops(store, update_id.guid(), &revision.fields().details)?;
+    crate::faults::pause_point("publish.revise.checked");
     if !revision.changes(&stored) {
         return Err(PublishError::Refused(format!(
             "{update_id}: the revision would change nothing; name what to change (--title, --description, --detect, ...)"

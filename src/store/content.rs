@@ -231,6 +231,35 @@ impl ContentStore {
         self.root.with_file_name(STAGING_DIR)
     }
 
+    /// Takes the lock `name` of this store, shared by every process that uses this content
+    /// tree (an exclusive `flock` on `name.lock` in the staging directory), held until the
+    /// returned file is dropped. Without `wait`, `None` when another process holds it.
+    pub fn lock(&self, name: &str, wait: bool) -> Result<Option<File>, ContentError> {
+        let dir = self.staging_dir();
+        std::fs::create_dir_all(&dir).map_err(Self::io(&dir))?;
+        let path = dir.join(format!("{name}.lock"));
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(Self::io(&path))?;
+        #[cfg(unix)]
+        {
+            use std::os::fd::AsRawFd;
+            let how = if wait { libc::LOCK_EX } else { libc::LOCK_EX | libc::LOCK_NB };
+            // SAFETY: flock on a descriptor this function owns and returns.
+            if unsafe { libc::flock(file.as_raw_fd(), how) } != 0 {
+                let e = io::Error::last_os_error();
+                if e.kind() == io::ErrorKind::WouldBlock {
+                    return Ok(None);
+                }
+                return Err(ContentError::Io { path, source: e });
+            }
+        }
+        Ok(Some(file))
+    }
+
     fn io(path: &Path) -> impl FnOnce(io::Error) -> ContentError + '_ {
         move |source| ContentError::Io { path: path.to_path_buf(), source }
     }

@@ -48,9 +48,9 @@ pub struct IngestOptions<'a> {
     /// Runs inside each transaction just before it commits, with the number of documents done
     /// (for progress markers that must agree with the data).
     pub before_commit: Option<&'a mut BeforeCommit<'a>>,
-    /// Called with each document's identity as the writer takes it (before `before_commit`
-    /// of its transaction): which updates the stream brought.
-    pub on_document: Option<&'a mut dyn FnMut(&crate::catalog::UpdateIdentity)>,
+    /// Called with each document's update as the writer takes it (before `before_commit` of
+    /// its transaction): which updates the stream brought.
+    pub on_document: Option<&'a mut dyn FnMut(&crate::catalog::Update)>,
 }
 
 /// See [`IngestOptions::before_commit`].

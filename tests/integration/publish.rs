@@ -484,19 +484,23 @@ fn a_published_exe_is_revised_and_clients_read_the_revision() {
     let (code, err) = revise(&[third, "--prerequisite", msi_id]);
     assert!(code == Some(1) && err.contains("neither could ever be installed"), "{err}");
     assert_eq!(revise(&[&id, "--no-prerequisites"]).0, Some(0));
-    // An expired update is not revised, nor needed by another.
+    // An update another needs is not expired; an expired one is not revised, nor needed.
+    let out = ferry(&site.data).args(["publish", "expire", &id]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.code() == Some(1) && err.contains(&format!("{msi_id} needs")), "{err}");
+    assert_eq!(revise(&[msi_id, "--no-prerequisites"]).0, Some(0));
     stdout_of(ferry(&site.data).args(["publish", "expire", &id]));
     let (code, err) = revise(&[&id, "--title", "x"]);
     assert!(code == Some(1) && err.contains("is expired"), "{err}");
-    let (code, err) = revise(&[msi_id, "--title", "Widget, needing an expired update"]);
+    let (code, err) = revise(&[msi_id, "--prerequisite", &id]);
     assert!(code == Some(1) && err.contains("could never be installed"), "{err}");
-    assert_eq!(revise(&[msi_id, "--no-prerequisites"]).0, Some(0));
     let check = stdout_of(ferry(&site.data).args(["check", "--deep"]));
     assert!(check.starts_with("clean"), "{check}");
 }
 
 /// Invariant: revisions racing for one update each get their own revision number or are
-/// refused saying another came first; none is lost or stored twice.
+/// refused saying another came first; none is lost or stored twice. Racing revisions never
+/// make a loop between them.
 #[test]
 fn revisions_racing_for_one_update_are_numbered_or_refused() {
     if require(&["openssl"]).is_none() {
@@ -525,6 +529,30 @@ fn revisions_racing_for_one_update_are_numbered_or_refused() {
     }
     let listed = json_of(ferry(&site.data).args(["publish", "list"]));
     assert_eq!(listed[0]["revision_number"].as_i64(), Some(100 + stored), "{listed}");
+    // Two updates made to need each other at the same moment: one of the two is refused.
+    let other = site.publish_exe("other", "Contoso Other", "Other 1");
+    for round in 0..2 {
+        let revise = |id: &str, needs: &str| {
+            let mut c = crate::util::ferry_process(&site.data);
+            // Each waits between its checks and its write: without the store's publish lock,
+            // both would pass their checks.
+            c.env("FERRY_PAUSE_AT", "publish.revise.checked").env("FERRY_PAUSE_MS", "400");
+            c.args(["publish", "revise", id, "--prerequisite", needs]);
+            c.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::piped());
+            c.spawn().unwrap()
+        };
+        let racers = [revise(&id, &other), revise(&other, &id)];
+        let codes: Vec<_> =
+            racers.map(|r| r.wait_with_output().unwrap().status.code()).into_iter().collect();
+        assert!(codes.contains(&Some(1)), "round {round}: both made the loop: {codes:?}");
+        for update in [&id, &other] {
+            let out = ferry(&site.data)
+                .args(["publish", "revise", update, "--no-prerequisites"])
+                .output()
+                .unwrap();
+            assert!(matches!(out.status.code(), Some(0 | 1)), "{out:?}");
+        }
+    }
     let check = stdout_of(ferry(&site.data).args(["check", "--deep"]));
     assert!(check.starts_with("clean"), "{check}");
 }

@@ -170,8 +170,9 @@ fn published_updates_travel_when_the_profile_says_so() {
 }
 
 /// Invariant: without `published = true` (the default, or said false) published updates stay
-/// behind, and a `[published]` selection carries only what it names; a manifest that lists one its bundle does not carry is refused (11) and the store
-/// does not change.
+/// behind, and a `[published]` selection carries only what it names; a manifest that lists one
+/// its bundle does not carry, or lists an update that is not locally published, is refused
+/// (11) by verify and import, and the store does not change.
 #[test]
 fn published_updates_stay_behind_by_default_and_a_forged_listing_is_refused() {
     if require(&["wixl"]).is_none() {
@@ -198,21 +199,32 @@ fn published_updates_stay_behind_by_default_and_a_forged_listing_is_refused() {
     let out = f.import(&isolated, &export_dir(&f, "gap"));
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 
-    // The plain bundle, re-signed by its (trusted) key with the published listing added.
-    let forged = f.copy(&export_dir(&f, "plain"), "forged");
-    f.resign(&forged, |m| m.published = carrying.published.clone());
-    // verify finds it as import does.
-    let mut verify = ferry(&f.cache);
-    let out = verify.arg("verify").arg(&forged).arg("--trust").arg(&f.public).output().unwrap();
-    let said = String::from_utf8_lossy(&out.stdout) + String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(11), "{said}");
-    assert!(said.contains(&id) && said.contains("does not carry"), "{said}");
-    let before = snapshot(&isolated);
-    let out = f.import(&isolated, &forged);
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(11), "{err}");
-    assert!(err.contains(&id) && err.contains("does not carry"), "{err}");
-    assert_eq!(before, snapshot(&isolated), "the refused import changed the store");
+    // The plain bundle, re-signed by its (trusted) key with a published listing added: of the
+    // published update it does not carry, or of a Microsoft update it does carry.
+    let plain = manifest(&export_dir(&f, "plain"));
+    let microsoft = plain.updates.first().expect("the plain bundle carries updates").update_id;
+    let mut claimed = carrying.published[0].clone();
+    claimed.update_id = ferry::ids::UpdateId::from_guid(microsoft);
+    for (name, listing, named) in [
+        ("forged", carrying.published.clone(), id.clone()),
+        ("claimed", vec![claimed], microsoft.to_string()),
+    ] {
+        let forged = f.copy(&export_dir(&f, "plain"), name);
+        f.resign(&forged, |m| m.published = listing);
+        // verify finds it as import does.
+        let mut verify = ferry(&f.cache);
+        verify.arg("verify").arg(&forged).arg("--trust").arg(&f.public);
+        let out = verify.output().unwrap();
+        let said = String::from_utf8_lossy(&out.stdout) + String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(11), "{name}: {said}");
+        assert!(said.contains(&named) && said.contains("does not carry"), "{name}: {said}");
+        let before = snapshot(&isolated);
+        let out = f.import(&isolated, &forged);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(11), "{name}: {err}");
+        assert!(err.contains(&named) && err.contains("does not carry"), "{name}: {err}");
+        assert_eq!(before, snapshot(&isolated), "{name}: the refused import changed the store");
+    }
 }
 
 /// The first bundle of `channel` in the fixture's output directory.

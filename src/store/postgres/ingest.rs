@@ -813,7 +813,7 @@ impl IngestStorage for PostgresStore {
                 match prepared {
                     Ok(prepared) => {
                         if let Some(seen) = on_document.as_mut() {
-                            seen(&prepared.0.update.identity);
+                            seen(&prepared.0.update);
                         }
                         run.push(prepared)
                     }

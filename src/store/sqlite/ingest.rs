@@ -497,7 +497,7 @@ impl IngestStorage for SqliteStore {
             for (prepared, end_of_batch) in prepare_in_order(scope, documents) {
                 let (prepared, present) = prepared?;
                 if let Some(seen) = on_document.as_mut() {
-                    seen(&prepared.update.identity);
+                    seen(&prepared.update);
                 }
                 batch.add_prepared(&prepared)?;
                 for sha1 in &present {
