@@ -1179,6 +1179,14 @@ pub fn span_text<'d>(document: &'d [u8], span: &Span) -> Cow<'d, str> {
 mod tests {
     use super::*;
 
+    const MINIMAL: &str = r#"<upd:Update xmlns:upd="http://schemas.microsoft.com/msus/2002/12/Update"><upd:UpdateIdentity UpdateID="ccb78947-6453-4ecc-9de8-bc0305c98f2d" RevisionNumber="200" /><upd:Properties UpdateType="Software" /></upd:Update>"#;
+
+    fn err(doc: &str) -> DocumentError {
+        parse_update(doc.as_bytes()).expect_err("document should be refused")
+    }
+
+    /// Core is identity, properties, relationships, rules, whatever the document's order; the
+    /// rules buffer starts with what came before it, so a later section must not be lost.
     #[test]
     fn core_keeps_its_order_when_relationships_follow_the_rules() {
         let identity = r#"<upd:UpdateIdentity UpdateID="ccb78947-6453-4ecc-9de8-bc0305c98f2d" RevisionNumber="200" />"#;
