@@ -92,7 +92,9 @@ impl MetadataChecker {
     /// Notes the document's update if it is locally published, read as import reads it (the
     /// whole parse: one rule for both); one that does not parse is import's to refuse.
     fn identify_published(&mut self, document: &[u8]) {
-        if !self.identify {
+        // An attribute's name is never escaped: a document without this one is not locally
+        // published, and need not be parsed (the same answer, most documents skipped).
+        if !self.identify || memchr::memmem::find(document, b"IsLocallyPublished").is_none() {
             return;
         }
         if let Ok(parsed) = crate::catalog::parse_update(document) {
