@@ -48,17 +48,22 @@ pub enum Command {
 pub struct ReviseArgs {
     /// The published update's id.
     id: ferry::ids::UpdateId,
+    /// A new title (one line).
     #[arg(long)]
     title: Option<String>,
+    /// A new description.
     #[arg(long)]
     description: Option<String>,
+    /// A new more-info URL (http or https).
     #[arg(long, value_name = "URL")]
     more_info_url: Option<String>,
+    /// A new KB article number.
     #[arg(long, value_name = "KB")]
     kb: Option<KbArticle>,
-    /// Critical, Important, Moderate or Low.
+    /// A new MSRC severity: Critical, Important, Moderate or Low.
     #[arg(long)]
     severity: Option<MsrcSeverity>,
+    /// A new classification, by title or GUID (as for publishing).
     #[arg(long)]
     classification: Option<Classification>,
     /// Remove a field, repeatable: description, more-info-url, kb or severity.
