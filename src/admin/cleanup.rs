@@ -127,7 +127,7 @@ impl DeclineFacts<'_> {
     /// Why cleanup declines `u`, if it does.
     fn decline_reason(&self, u: &UpdateSummary) -> Option<DeclineReason> {
         let approved = self.approved.get(u.update_id.as_str());
-        let expired = u.publication_state.as_deref() == Some("Expired");
+        let expired = u.is_expired();
         if self.options.decline_expired && expired && approved.is_none() {
             return Some(DeclineReason::Expired);
         }

@@ -76,7 +76,7 @@ impl AdminService<'_> {
                     ..Default::default()
                 };
                 for u in self.store.list_updates(&filter)? {
-                    let expired = u.publication_state.as_deref() == Some("Expired");
+                    let expired = u.is_expired();
                     if !expired && !u.superseded && !already.contains(u.update_id.as_str()) {
                         wanted.insert(u.update_id);
                     }

@@ -22,9 +22,7 @@ fn site() -> Site {
         .list_updates(&filter)
         .unwrap()
         .into_iter()
-        .filter(|u| {
-            u.update_type == "Software" && u.publication_state.as_deref() != Some("Expired")
-        })
+        .filter(|u| u.update_type == "Software" && !u.is_expired())
         .map(|u| u.update_id.into())
         .collect::<Vec<String>>();
     assert!(software.len() >= 5, "the generated catalog has software updates");

@@ -11,7 +11,7 @@ use super::minisign::SecretKey;
 use super::names::{BundleId, ChannelName, Sequence};
 use super::profile::Profile;
 use super::safe_path::SafePath;
-use super::select::{LeftBehind, Selected, select};
+use super::select::{LeftBehind, PublishedName, Selected, select};
 use super::volumes::{VolumeFormat, VolumeWriter};
 use crate::catalog::Guid;
 use crate::faults::crash_point;
@@ -109,9 +109,15 @@ pub fn plan(
     let approved = super::approvals::approved_for_payloads(cache, profile)
         .map_err(|e| BundleError::Invalid(format!("{}: {e}", profile.channel)))?;
     let records = published_records(cache, profile)?;
-    let published_ids = records.iter().map(|r| r.update_id.to_string()).collect();
-    let selected = select(&catalog, profile, &approved, &published_ids)
-        .map_err(|e| BundleError::Invalid(e.0))?;
+    let names: Vec<PublishedName> = (records.iter())
+        .map(|r| PublishedName {
+            update_id: r.update_id.as_str(),
+            vendor: &r.vendor,
+            product: &r.product,
+        })
+        .collect();
+    let selected =
+        select(&catalog, profile, &approved, &names).map_err(|e| BundleError::Invalid(e.0))?;
     let channel = &profile.channel;
 
     // Channel state: a delta carries what the chain since the last full bundle has not.
@@ -143,7 +149,7 @@ pub fn plan(
         .cloned()
         .collect();
     let removed = removals(&catalog, &selected, &carried_revisions, &removed_before);
-    let published = published_entries(&catalog, &to_carry, &records)?;
+    let published = published_entries(&catalog, &to_carry, &records, &selected.published)?;
     Ok(Plan {
         catalog,
         selected,
@@ -157,8 +163,8 @@ pub fn plan(
     })
 }
 
-/// The cache's published updates that the profile's `published` selects; a name of a
-/// `[published]` table that matches none is warned about (a typo carries nothing).
+/// The cache's published updates; a name of the profile's `[published]` table that matches
+/// none is warned about (a typo carries nothing).
 fn published_records(
     cache: &Store,
     profile: &Profile,
@@ -172,20 +178,21 @@ fn published_records(
             profile.channel
         );
     }
-    Ok(all.into_iter().filter(|r| profile.published.carries(&r.vendor, &r.product)).collect())
+    Ok(all)
 }
 
-/// The published updates whose revisions the bundle carries (a delta carries one again only
-/// with a new revision), as the manifest lists them.
+/// The published updates the profile carries (`selected`) whose revisions the bundle carries
+/// (a delta carries one again only with a new revision), as the manifest lists them.
 fn published_entries(
     catalog: &[CatalogRevision],
     to_carry: &[usize],
     records: &[PublishedRecord],
+    selected: &HashSet<String>,
 ) -> Result<Vec<PublishedEntry>, BundleError> {
     let carried: HashSet<&str> = to_carry.iter().map(|&i| catalog[i].update_id.as_str()).collect();
     records
         .iter()
-        .filter(|r| carried.contains(r.update_id.as_str()))
+        .filter(|r| carried.contains(r.update_id.as_str()) && selected.contains(r.update_id.as_str()))
         .map(|r| {
             PublishedEntry::from_record(r).ok_or_else(|| {
                 BundleError::Invalid(format!(

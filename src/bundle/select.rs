@@ -49,6 +49,8 @@ pub struct LeftBehind {
 
 #[derive(Debug, Default)]
 pub struct Selected {
+    /// The UpdateIDs of the published updates the profile carries.
+    pub published: HashSet<String>,
     /// Indices into the catalog of every revision the channel carries now.
     pub revisions: Vec<usize>,
     /// The software and driver updates the filter chose (not bundle members or prerequisites).
@@ -152,18 +154,36 @@ fn rule_sets(catalog: &[CatalogRevision], approved: &Approved) -> Result<RuleSet
         .collect()
 }
 
-/// Selects what the profile carries from `catalog`. `published`: the UpdateIDs published in the
-/// store the catalog is from (`ferry publish`) that the profile's `published` selects; their
+/// An update published in the store the catalog is from (`ferry publish`), by the names a
+/// profile's `published` selects it by.
+#[derive(Debug, Clone, Copy)]
+pub struct PublishedName<'a> {
+    pub update_id: &'a str,
+    pub vendor: &'a str,
+    pub product: &'a str,
+}
+
+/// The UpdateIDs of the published updates the profile carries (`Profile::published`): the one
+/// place that decides it.
+fn published_by_profile(profile: &Profile, published: &[PublishedName<'_>]) -> HashSet<String> {
+    published
+        .iter()
+        .filter(|p| profile.published.carries(p.vendor, p.product))
+        .map(|p| p.update_id.to_string())
+        .collect()
+}
+
+/// Selects what the profile carries from `catalog`. `published`: the updates published in the
+/// store the catalog is from (`ferry publish`); those the profile's `published` selects have their
 /// newest revisions travel whatever the products, classifications, languages and supersedence
 /// say, with their files whatever the payload policy says (they exist nowhere else).
 pub fn select(
     catalog: &[CatalogRevision],
     profile: &Profile,
     approved: &Approved,
-    published: &HashSet<String>,
+    published: &[PublishedName<'_>],
 ) -> Result<Selected, SelectionError> {
-    let none = HashSet::new();
-    let published = if profile.published.any() { published } else { &none };
+    let published = published_by_profile(profile, published);
     let (products, classifications) = resolve_filter(catalog, profile)?;
     let product_ids: HashSet<&str> = products.iter().map(|(id, _)| id.as_str()).collect();
     let class_ids: HashSet<&str> = classifications.iter().map(|(id, _)| id.as_str()).collect();
@@ -244,6 +264,7 @@ pub fn select(
         payloads: left_files.policy,
     };
     Ok(Selected {
+        published,
         revisions,
         top_level,
         superseded,
@@ -519,7 +540,7 @@ mod tests {
             ),
         ];
         for (lines, updates, carried, [languages, express, superseded, payloads]) in cases {
-            let s = select(&c, &profile(lines), &Approved::default(), &HashSet::new()).unwrap();
+            let s = select(&c, &profile(lines), &Approved::default(), &[]).unwrap();
             assert_eq!(ids(&c, &s), *updates, "{lines}");
             assert_eq!(files(&s), *carried, "{lines}");
             assert_eq!(
@@ -539,28 +560,23 @@ mod tests {
     fn approved_payloads_follow_approvals_rules_and_what_they_bring_along() {
         let c = catalog();
         let p = profile("payloads = \"approved\"");
-        let none = select(&c, &p, &Approved::default(), &HashSet::new()).unwrap();
+        let none = select(&c, &p, &Approved::default(), &[]).unwrap();
         assert!(none.payloads.is_empty());
         assert_eq!(none.left_behind.payloads, Left { updates: 0, files: 3, bytes: 6200 });
 
         // Approving the bundle brings its members' files.
         let office = Approved { update_ids: ["office".to_string()].into(), rules: Vec::new() };
-        assert_eq!(files(&select(&c, &p, &office, &HashSet::new()).unwrap()), ["office-en.cab"]);
+        assert_eq!(files(&select(&c, &p, &office, &[]).unwrap()), ["office-en.cab"]);
 
         // A rule by classification title approves what it matches (not what is superseded).
         let rule = Approved {
             update_ids: HashSet::new(),
             rules: vec![(vec!["security updates".into()], vec![])],
         };
-        assert_eq!(
-            files(&select(&c, &p, &rule, &HashSet::new()).unwrap()),
-            ["cu-full", "office-en.cab"]
-        );
+        assert_eq!(files(&select(&c, &p, &rule, &[]).unwrap()), ["cu-full", "office-en.cab"]);
         let unknown =
             Approved { update_ids: HashSet::new(), rules: vec![(vec!["Nonsense".into()], vec![])] };
-        assert!(
-            select(&c, &p, &unknown, &HashSet::new()).unwrap_err().0.contains("approval policy")
-        );
+        assert!(select(&c, &p, &unknown, &[]).unwrap_err().0.contains("approval policy"));
     }
 
     /// A published update outside the products travels with its files (whatever the payload
@@ -577,7 +593,11 @@ mod tests {
         next.prerequisites = vec![vendor_product.into(), CLASS.into()];
         next.superseded = vec!["gadget".into()];
         c.push(next);
-        let published: HashSet<String> = ["gadget".to_string(), "gadget-next".to_string()].into();
+        let published = ["gadget", "gadget-next"].map(|update_id| PublishedName {
+            update_id,
+            vendor: "Fabrikam",
+            product: "Fabrikam Gadget",
+        });
         let off =
             select(&c, &profile("payloads = \"none\""), &Approved::default(), &published).unwrap();
         assert!(!ids(&c, &off).iter().any(|u| u.starts_with("gadget")));

@@ -15,7 +15,7 @@ use super::msi::{MsiError, MsiProduct, MspPatch, Version};
 use super::signing::PublishingIdentity;
 use crate::catalog::{Guid, Sha1Digest, Sha256Digest};
 use crate::ids::UpdateId;
-use crate::store::{AddOutcome, InstallerKind, PublishedRecord, Store, StoreError};
+use crate::store::{AddOutcome, CategoryIndex, InstallerKind, PublishedRecord, Store, StoreError};
 use chrono::{DateTime, Utc};
 use std::collections::hash_map::Entry;
 use std::path::{Path, PathBuf};
@@ -302,8 +302,8 @@ fn product_of(
 ) -> Result<Product, PublishError> {
     let vendor = Vendor::new(CategoryName::new(&described.vendor)?);
     let product = Product::new(vendor, CategoryName::new(&described.product)?);
-    check_classification(store, classification)?;
     let index = store.category_index()?;
+    check_classification(&index, classification)?;
     let (vendor, name) = (product.vendor(), product.name().as_str());
     let taken = |kind: &str, wanted: Guid, title: &str| {
         let wanted = wanted.to_string();
@@ -329,8 +329,11 @@ fn product_of(
 
 /// Refuses a classification whose category the store lacks: clients could not evaluate an
 /// update in it.
-fn check_classification(store: &Store, classification: Classification) -> Result<(), PublishError> {
-    if store.category_index()?.kind(&classification.id().to_string()).is_none() {
+fn check_classification(
+    index: &CategoryIndex,
+    classification: Classification,
+) -> Result<(), PublishError> {
+    if index.kind(&classification.id().to_string()).is_none() {
         return Err(PublishError::Refused(format!(
             "the store does not hold the classification {:?} ({}): clients could not evaluate an update in it; import the catalog from Microsoft Update (a bundle) first",
             classification.name(),
@@ -538,8 +541,7 @@ fn same_product(p: &PublishedRecord, d: &Described) -> bool {
 /// Whether an update's newest revision is still offered: not expired.
 fn offered(store: &Store, id: &UpdateId) -> Result<bool, PublishError> {
     let Some(newest) = newest_revision(store, id.as_str())? else { return Ok(false) };
-    let summary = store.update_summary(newest)?;
-    Ok(summary.publication_state.as_deref() != Some("Expired"))
+    Ok(!store.update_summary(newest)?.is_expired())
 }
 
 /// The signed CAB as the update's document names it.
@@ -849,7 +851,7 @@ pub fn revise(
     let stored = own_update(store, update_id)?;
     let details = revised_details(stored.fields().details.clone(), request)?;
     if details.classification != stored.fields().details.classification {
-        check_classification(store, details.classification)?;
+        check_classification(&store.category_index()?, details.classification)?;
     }
     if let Some(named) = &request.supersedes {
         check_published(store, named)?;

@@ -61,11 +61,18 @@ impl std::fmt::Display for ApprovalStatus {
     }
 }
 
+impl UpdateSummary {
+    /// Whether its newest revision is expired: clients are no longer offered it.
+    pub fn is_expired(&self) -> bool {
+        self.publication_state.as_deref() == Some("Expired")
+    }
+}
+
 impl ApprovalState {
     /// Whether an update in this state is listed under `-Approval`. Expired updates cannot be
     /// approved for install: they are not in the list to approve from.
     pub fn admits(self, u: &UpdateSummary) -> bool {
-        let expired = u.publication_state.as_deref() == Some("Expired");
+        let expired = u.is_expired();
         match self {
             ApprovalState::Approved => u.approval == ApprovalStatus::Approved,
             ApprovalState::Unapproved => u.approval == ApprovalStatus::NotApproved && !expired,

@@ -69,9 +69,8 @@ pub fn payloads_to_download(
     let catalog = cache.catalog_revisions()?;
     let approved = crate::bundle::approvals::approved_for_payloads(cache, profile)?;
     // Updates published here have their files here: none of them is the upstream's to give.
-    let published = std::collections::HashSet::new();
     let selected =
-        select(&catalog, profile, &approved, &published).map_err(|e| UpstreamError::Config(e.0))?;
+        select(&catalog, profile, &approved, &[]).map_err(|e| UpstreamError::Config(e.0))?;
     let catalog_only =
         cache.setting(&format!("upstream.{url}.catalog_only_sync"))?.as_deref() == Some("true");
     let sources = cache.file_sources()?;

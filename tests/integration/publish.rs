@@ -6,7 +6,7 @@
 
 use crate::publish_documents::{MsiCase, build_msi};
 use crate::served::{Agent, Served, require};
-use crate::util::{ferry, json_of, stdout_of};
+use crate::util::{ferry, json_of, stdout_of, tool};
 use sha1::Digest as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -109,13 +109,6 @@ fn sha256_hex(bytes: &[u8]) -> String {
 
 fn cab_path(data: &Path, sha1_hex: &str) -> PathBuf {
     data.join("content").join(&sha1_hex[38..]).join(format!("{sha1_hex}.cab"))
-}
-
-fn tool(command: &mut Command) -> (bool, String) {
-    let out = command.output().unwrap_or_else(|e| panic!("{command:?}: {e}"));
-    let text =
-        format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    (out.status.success(), text)
 }
 
 /// Invariant: a published MSI reaches clients as any update does (offered for checking,

@@ -96,29 +96,21 @@ fn wxs(case: &MsiCase) -> String {
     )
 }
 
-fn run(command: &mut Command) -> String {
-    let out = command.output().unwrap_or_else(|e| panic!("{command:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{command:?} failed: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).expect("UTF-8 output")
-}
-
 pub(crate) fn build_msi(dir: &Path, case: &MsiCase) -> PathBuf {
     std::fs::write(dir.join("readme.txt"), "hello from ferry\n").unwrap();
     let source = dir.join(format!("{}.wxs", case.file));
     std::fs::write(&source, wxs(case)).unwrap();
     let msi = dir.join(case.file);
-    run(Command::new("wixl").current_dir(dir).arg("-o").arg(&msi).arg(&source));
+    crate::util::tool_stdout(
+        Command::new("wixl").current_dir(dir).arg("-o").arg(&msi).arg(&source),
+    );
     msi
 }
 
 /// `msiinfo export FILE Property`: the Property table as the Windows Installer library reads it.
 fn msiinfo_properties(msi: &Path) -> HashMap<String, String> {
-    let text = run(Command::new("msiinfo").arg("export").arg(msi).arg("Property"));
+    let text =
+        crate::util::tool_stdout(Command::new("msiinfo").arg("export").arg(msi).arg("Property"));
     text.lines()
         .skip(3) // column names, column types, table name
         .filter_map(|l| l.split_once('\t'))
@@ -183,7 +175,7 @@ fn an_msi_without_a_required_property_is_refused_naming_the_property() {
     for property in ["Manufacturer", "ProductVersion", "ProductCode"] {
         let path = build_msi(dir.path(), &MSI_CASES[0]);
         let delete = format!("DELETE FROM `Property` WHERE `Property` = '{property}'");
-        run(Command::new("msibuild").arg(&path).arg("-q").arg(&delete));
+        crate::util::tool_stdout(Command::new("msibuild").arg(&path).arg("-q").arg(&delete));
         assert!(!msiinfo_properties(&path).contains_key(property));
         let err = MsiProduct::read_file(&path).unwrap_err();
         assert!(

@@ -22,14 +22,7 @@ fn run(dir: &Path, program: &str, args: &[&str]) -> Output {
 }
 
 fn succeed(dir: &Path, program: &str, args: &[&str]) -> String {
-    let out = run(dir, program, args);
-    assert!(
-        out.status.success(),
-        "{program} {args:?} failed:\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    crate::util::tool_stdout(Command::new(program).args(args).current_dir(dir))
 }
 
 /// `ferry publish cert new --out DIR/PREFIX --bits 2048` (2048 keeps the test quick; the

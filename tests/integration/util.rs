@@ -168,6 +168,28 @@ pub fn stdout_of(c: &mut Command) -> String {
     String::from_utf8(out.stdout).expect("utf-8 output")
 }
 
+/// A stock tool's run (wixl, osslsigncode, gcab, ...): whether it succeeded, and what it
+/// printed (standard output, then standard error).
+pub fn tool(command: &mut std::process::Command) -> (bool, String) {
+    let out = command.output().unwrap_or_else(|e| panic!("{command:?}: {e}"));
+    let text =
+        format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    (out.status.success(), text)
+}
+
+/// A stock tool's standard output; the test fails, showing all it printed, if it did not
+/// succeed.
+pub fn tool_stdout(command: &mut std::process::Command) -> String {
+    let out = command.output().unwrap_or_else(|e| panic!("{command:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{command:?} failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("UTF-8 output")
+}
+
 pub fn json_of(c: &mut Command) -> serde_json::Value {
     serde_json::from_str(&stdout_of(c.arg("--json"))).expect("one JSON document on stdout")
 }
