@@ -713,10 +713,17 @@ fn move_payloads(
     Ok(())
 }
 
-/// Refuses a manifest listing a published update whose document the bundle does not carry as
-/// a locally published update (`carried`: the ids of those it does): the signed manifest and
-/// the volumes disagree (11), and nothing is recorded.
+/// Refuses a manifest listing a published update twice, or one whose document the bundle does
+/// not carry as a locally published update (`carried`: the ids of those it does): no ferry
+/// writes such a manifest (11), and nothing is recorded.
 pub(super) fn check_published(manifest: &Manifest, carried: &HashSet<Guid>) -> Result<(), Problem> {
+    let mut listed = HashSet::new();
+    if let Some(p) = manifest.published.iter().find(|p| !listed.insert(p.update_id.guid())) {
+        return Err(Problem::integrity(format!(
+            "the manifest lists published update {} twice: the bundle is damaged or forged and is refused; ask the exporter for a new bundle",
+            p.update_id
+        )));
+    }
     match manifest.published.iter().find(|p| !carried.contains(&p.update_id.guid())) {
         Some(p) => Err(Problem::integrity(format!(
             "the manifest lists published update {} ({} / {}), but the bundle does not carry its document as a locally published update: the bundle is damaged or forged and is refused; ask the exporter for a new bundle",

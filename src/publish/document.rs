@@ -53,7 +53,9 @@ pub enum InvalidUpdate {
     Empty { field: &'static str },
     #[error("{field} is {len} characters long; at most {max} are allowed")]
     TooLong { field: &'static str, len: usize, max: usize },
-    #[error("{field} contains a control character")]
+    #[error(
+        "{field} contains a control character (or, in a name or title, a line separator or an invisible formatting character)"
+    )]
     ControlCharacter { field: &'static str },
     #[error(
         "an EXE needs at least one detection rule: without one it would be offered, and installed, again and again"
@@ -104,11 +106,18 @@ fn element_text(field: &'static str, text: &str, max: usize) -> Result<String, I
     check_text(field, &text, max, |c| c.is_control() && !matches!(c, '\t' | '\n'))
 }
 
-/// One line of text (a title): trimmed, not empty, no control characters or line separators,
-/// so that listings show one update per line.
+/// One line of text that people read (a title, a vendor or product name): trimmed, not empty,
+/// no control characters, line separators, or invisible characters that reorder or hide text
+/// (bidirectional controls, zero-width characters), so that listings show one update per line
+/// and a name reads as what it is.
 fn line_text(field: &'static str, text: &str, max: usize) -> Result<String, InvalidUpdate> {
-    let breaks = |c: char| c.is_control() || matches!(c, '\u{2028}' | '\u{2029}');
-    check_text(field, text.trim(), max, breaks)
+    let bad = |c: char| {
+        c.is_control()
+            || matches!(c, '\u{2028}' | '\u{2029}' | '\u{feff}')
+            || matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}')
+            || matches!(c, '\u{2060}'..='\u{2069}')
+    };
+    check_text(field, text.trim(), max, bad)
 }
 
 /// Text of an attribute (paths, names, arguments): no control characters at all, since
@@ -172,7 +181,7 @@ pub struct CategoryName(String);
 
 impl CategoryName {
     pub fn new(name: &str) -> Result<CategoryName, InvalidUpdate> {
-        attribute_text("category name", name.trim(), MAX_TITLE).map(CategoryName)
+        line_text("category name", name, MAX_TITLE).map(CategoryName)
     }
 
     pub fn as_str(&self) -> &str {

@@ -15,7 +15,9 @@ use super::msi::{MsiError, MsiProduct, MspPatch, Version};
 use super::signing::PublishingIdentity;
 use crate::catalog::{Guid, Sha1Digest, Sha256Digest};
 use crate::ids::UpdateId;
-use crate::store::{AddOutcome, CategoryIndex, InstallerKind, PublishedRecord, Store, StoreError};
+use crate::store::{
+    AddOutcome, CategoryIndex, ContentStore, InstallerKind, PublishedRecord, Store, StoreError,
+};
 use chrono::{DateTime, Utc};
 use std::collections::hash_map::Entry;
 use std::path::{Path, PathBuf};
@@ -149,13 +151,12 @@ pub fn publish(
     .checked(id)?;
     let publisher = publisher_id(store)?;
     let content = store.content().clone();
-    let staging = content.staging_dir();
-    std::fs::create_dir_all(&staging).map_err(|e| StoreError::io(&staging, e))?;
+    let staging = publishing_staging(&content)?;
     let signed = cab::write_signed_cab_from(
         &source,
         installer,
         described.installer.file_name().as_str(),
-        &staging.join(format!("{}.{}.publish", cab_name(id), std::process::id())),
+        &staging.join(format!("{}.publish", cab_name(id))),
         identity,
     )?;
     let result = (|| {
@@ -195,6 +196,18 @@ fn lock_publishing(store: &Store) -> Result<std::fs::File, PublishError> {
     tracing::warn!("another publish, revise or expire is running on this store; waiting for it");
     let held = store.content().lock(LOCK, true).map_err(StoreError::from)?;
     Ok(held.expect("a waiting lock is taken or fails"))
+}
+
+/// Where a publish writes its CAB before moving it into the content tree, emptied first: only
+/// the holder of the publish lock writes there, so anything found is what a killed publish
+/// left (a partial CAB of up to 2 GiB).
+fn publishing_staging(content: &ContentStore) -> Result<PathBuf, PublishError> {
+    let staging = content.staging_dir().join("publish");
+    if staging.exists() {
+        std::fs::remove_dir_all(&staging).map_err(|e| StoreError::io(&staging, e))?;
+    }
+    std::fs::create_dir_all(&staging).map_err(|e| StoreError::io(&staging, e))?;
+    Ok(staging)
 }
 
 /// The newest revision of an update, if the store holds it.
@@ -252,15 +265,25 @@ fn describe(request: &PublishRequest, source: &std::fs::File) -> Result<Describe
         InstallerSource::Msi { path, properties } => {
             let msi = MsiProduct::read(std::io::BufReader::new(source), path)?;
             // A name the MSI's code page could not decode is no default (wixl writes
-            // Windows-1252 text under the neutral code page, read as UTF-8).
+            // Windows-1252 text under the neutral code page, read as UTF-8), nor one that is no
+            // usable name (too long, a control character).
             let readable = |given: &Option<String>, what: &str, flag: &str, value: String| {
+                let shown: String = value.chars().take(80).collect();
+                let refused = |why: String| {
+                    Err(PublishError::Refused(format!(
+                        "{}: the MSI's {what} {shown:?} {why}; give --{flag}",
+                        path.display()
+                    )))
+                };
                 match given {
                     Some(given) => Ok(given.clone()),
-                    None if value.contains('\u{fffd}') => Err(PublishError::Refused(format!(
-                        "{}: the MSI's {what} {value:?} is not readable text in its database's code page; give --{flag}",
-                        path.display()
-                    ))),
-                    None => Ok(value),
+                    None if value.contains('\u{fffd}') => {
+                        refused("is not readable text in its database's code page".into())
+                    }
+                    None => match CategoryName::new(&value) {
+                        Err(e) => refused(format!("is no usable name ({e})")),
+                        Ok(_) => Ok(value),
+                    },
                 }
             };
             let title = format!("{} {}", msi.name, msi.version);

@@ -551,6 +551,16 @@ pub fn new_self_signed(
     prefix: &Path,
     request: &NewCertificate,
 ) -> Result<CreatedCertificate, SigningError> {
+    let text = prefix.as_os_str().to_string_lossy();
+    let named = matches!(prefix.file_name(), Some(n) if n != "." && n != "..");
+    if !named || text.ends_with(std::path::MAIN_SEPARATOR) {
+        return Err(SigningError::Invalid(format!(
+            "--out {text:?}: that is a folder; name the files' prefix (e.g. {}): PREFIX.crt and PREFIX.key are written",
+            Path::new(text.trim_end_matches(std::path::MAIN_SEPARATOR))
+                .join("publishing")
+                .display()
+        )));
+    }
     let (crt, key_file) = (with_suffix(prefix, "crt"), with_suffix(prefix, "key"));
     for path in [&crt, &key_file] {
         if path.exists() {
@@ -757,6 +767,14 @@ mod tests {
     fn files_are_named_from_the_prefix() {
         assert_eq!(with_suffix(Path::new("keys/site"), "crt"), PathBuf::from("keys/site.crt"));
         assert_eq!(with_suffix(Path::new("site.v2"), "key"), PathBuf::from("site.v2.key"));
+        // A folder is no prefix: it would make hidden `.crt` and `.key` files in it.
+        let dir = tempfile::tempdir().unwrap();
+        for folder in [format!("{}/", dir.path().display()), format!("{}/..", dir.path().display())]
+        {
+            let e = new_self_signed(Path::new(&folder), &NewCertificate::default()).unwrap_err();
+            assert!(e.to_string().contains("that is a folder"), "{e}");
+        }
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
     }
 
     #[test]

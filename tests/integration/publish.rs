@@ -247,6 +247,8 @@ fn refused_publishes_say_why_and_change_nothing() {
         (vec!["--msi", msi, "--id", &id], "already in the store"),
         (vec!["--msi", msi, "--title", "two\nlines"], "title contains a control character"),
         (vec!["--msi", zaehler, "--vendor", "Mueller"], "ProductName"),
+        (vec!["--msi", msi, "--vendor", "Con\u{202e}toso"], "invisible formatting character"),
+        (vec!["--msi", msi, "--product", "\u{200b}"], "category name"),
         (vec!["--msi", zaehler, "--product", "Zaehler", "--title", "Z 1"], "give --vendor"),
         (vec!["--msi", msi, "--vendor", "Fabrikam"], "another vendor's product"),
         (
@@ -382,6 +384,10 @@ fn a_published_exe_is_revised_and_clients_read_the_revision() {
         return;
     }
     let site = Site::new();
+    // What a killed publish left behind goes with the next publish.
+    let leftover = site.data.join("tmp/publish/.ferry-cab-killed.partial");
+    std::fs::create_dir_all(leftover.parent().unwrap()).unwrap();
+    std::fs::write(&leftover, b"half a CAB").unwrap();
     // A key others can read still signs, with a warning.
     let key = site.path("site.key");
     std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
@@ -390,6 +396,7 @@ fn a_published_exe_is_revised_and_clients_read_the_revision() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success() && err.contains("can be read by other users"), "{err}");
     let published: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(!leftover.exists(), "the killed publish's partial CAB is gone");
     let id = published["update_id"].as_str().unwrap().to_string();
     let server = Served::start(&site.data, &[]);
     let core_of = |id: &str| {

@@ -205,11 +205,13 @@ fn published_updates_stay_behind_by_default_and_a_forged_listing_is_refused() {
     let microsoft = plain.updates.first().expect("the plain bundle carries updates").update_id;
     let mut claimed = carrying.published[0].clone();
     claimed.update_id = ferry::ids::UpdateId::from_guid(microsoft);
-    for (name, listing, named) in [
-        ("forged", carrying.published.clone(), id.clone()),
-        ("claimed", vec![claimed], microsoft.to_string()),
+    let twice = [carrying.published.clone(), carrying.published.clone()].concat();
+    for (name, listing, named, from, why) in [
+        ("forged", carrying.published.clone(), id.clone(), "plain", "does not carry"),
+        ("claimed", vec![claimed], microsoft.to_string(), "plain", "does not carry"),
+        ("twice", twice, id.clone(), "gap", "twice"),
     ] {
-        let forged = f.copy(&export_dir(&f, "plain"), name);
+        let forged = f.copy(&export_dir(&f, from), name);
         f.resign(&forged, |m| m.published = listing);
         // verify finds it as import does.
         let mut verify = ferry(&f.cache);
@@ -217,13 +219,15 @@ fn published_updates_stay_behind_by_default_and_a_forged_listing_is_refused() {
         let out = verify.output().unwrap();
         let said = String::from_utf8_lossy(&out.stdout) + String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(11), "{name}: {said}");
-        assert!(said.contains(&named) && said.contains("does not carry"), "{name}: {said}");
-        let before = snapshot(&isolated);
-        let out = f.import(&isolated, &forged);
+        assert!(said.contains(&named) && said.contains(why), "{name}: {said}");
+        // The gap bundle itself was imported already (again, it would be a no-op): a new store.
+        let into = if from == "gap" { f.root.join("isolated-new") } else { isolated.clone() };
+        let before = snapshot(&into);
+        let out = f.import(&into, &forged);
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(11), "{name}: {err}");
-        assert!(err.contains(&named) && err.contains("does not carry"), "{name}: {err}");
-        assert_eq!(before, snapshot(&isolated), "{name}: the refused import changed the store");
+        assert!(err.contains(&named) && err.contains(why), "{name}: {err}");
+        assert_eq!(before, snapshot(&into), "{name}: the refused import changed the store");
     }
 }
 
